@@ -1,0 +1,157 @@
+"""Issue an achievement to a learner exactly once, as a signed OpenBadgeCredential."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from badge_engine import ob3
+from badge_engine.data_integrity import sign_eddsa_rdfc_2022
+from badge_engine.db import utcnow
+from badge_engine.issuers import (
+    active_signing_key,
+    issuer_profile,
+    load_private_key,
+    verification_method_id,
+)
+from badge_engine.models import (
+    Achievement,
+    Credential,
+    Learner,
+    Provider,
+    new_public_id,
+)
+from badge_engine.urls import achievement_url, credential_url
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    credential: Credential
+    created: bool
+
+
+def _live_key(achievement: Achievement, learner: Learner) -> str:
+    return f"{achievement.id}:{learner.id}"
+
+
+def find_live_credential(
+    session: Session, achievement: Achievement, learner: Learner
+) -> Credential | None:
+    return session.scalar(
+        select(Credential).where(
+            Credential.provider_id == achievement.provider_id,
+            Credential.live_key == _live_key(achievement, learner),
+        )
+    )
+
+
+def _recipient_identifiers(base_url: str, learner: Learner) -> list[ob3.IdentityObject]:
+    salt = secrets.token_hex(16)
+    if learner.email:
+        return [ob3.email_identity(learner.email, salt)]
+    # Without an email the learner is identified by the LMS account, hashed the same way.
+    return [
+        ob3.system_identity(
+            f"{base_url}/lms/{learner.lms_connection_id}/{learner.lms_user_id}", salt
+        )
+    ]
+
+
+def build_signed_document(
+    session: Session,
+    *,
+    vault,
+    base_url: str,
+    provider: Provider,
+    achievement: Achievement,
+    learner: Learner,
+    credential_public_id: str,
+    awarded_at: datetime,
+) -> dict:
+    key = active_signing_key(session, vault, provider)
+    unsigned = ob3.build_open_badge_credential(
+        credential_id=credential_url(base_url, credential_public_id),
+        issuer=issuer_profile(base_url, provider),
+        achievement=ob3.AchievementData(
+            id=achievement_url(base_url, achievement.public_id),
+            name=achievement.name,
+            description=achievement.description,
+            criteria_narrative=achievement.criteria_narrative,
+            image=achievement.image_url,
+        ),
+        recipient_identifiers=_recipient_identifiers(base_url, learner),
+        valid_from=awarded_at,
+        awarded_date=awarded_at,
+        name=achievement.name,
+    )
+    return sign_eddsa_rdfc_2022(
+        unsigned,
+        load_private_key(vault, key),
+        verification_method_id(base_url, provider, key),
+        created=utcnow(),
+    )
+
+
+def issue_credential(
+    session: Session,
+    *,
+    vault,
+    base_url: str,
+    achievement: Achievement,
+    learner: Learner,
+    awarded_at: datetime,
+    source_fact_id: int | None = None,
+) -> IssueResult:
+    """Issue the achievement to the learner unless a live credential already exists.
+
+    Runs in the caller's transaction. The unique `live_key` makes this safe when two
+    workers race: the loser's insert fails, and it returns the winner's credential.
+    """
+    if achievement.provider_id != learner.provider_id:
+        raise ValueError(
+            f"achievement {achievement.id} belongs to provider {achievement.provider_id} "
+            f"but learner {learner.id} to provider {learner.provider_id}"
+        )
+    existing = find_live_credential(session, achievement, learner)
+    if existing is not None:
+        return IssueResult(existing, created=False)
+
+    provider = session.get(Provider, achievement.provider_id)
+    public_id = new_public_id()
+    document = build_signed_document(
+        session,
+        vault=vault,
+        base_url=base_url,
+        provider=provider,
+        achievement=achievement,
+        learner=learner,
+        credential_public_id=public_id,
+        awarded_at=awarded_at,
+    )
+    credential = Credential(
+        provider_id=provider.id,
+        public_id=public_id,
+        achievement_id=achievement.id,
+        learner_id=learner.id,
+        live_key=_live_key(achievement, learner),
+        awarded_at=awarded_at,
+        source_fact_id=source_fact_id,
+        document=document,
+    )
+    try:
+        with session.begin_nested():
+            session.add(credential)
+            session.flush()
+    except IntegrityError:
+        winner = find_live_credential(session, achievement, learner)
+        if winner is None:
+            raise
+        return IssueResult(winner, created=False)
+
+    provider.slug_frozen = True
+    return IssueResult(credential, created=True)

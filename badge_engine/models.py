@@ -1,0 +1,180 @@
+"""Tables of the badge engine: providers, their keys, achievements, learners, facts and
+credentials. Every row carries the provider it belongs to, and every query filters on it.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from badge_engine.db import Base, utcnow
+
+
+def new_public_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Provider(Base):
+    """A learning provider: one tenant of the bridge and one Open Badges issuer."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(500))
+    email: Mapped[str | None] = mapped_column(String(320))
+    # The slug appears in every credential id and DID; it may not change afterwards.
+    slug_frozen: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SigningKey(Base):
+    """An issuer key pair. The private half is encrypted with the bridge's vault key."""
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    algorithm: Mapped[str] = mapped_column(String(20), default="Ed25519")
+    # Fragment of the verification method in the provider's DID document, e.g. key-1.
+    key_name: Mapped[str] = mapped_column(String(40))
+    public_key_multibase: Mapped[str] = mapped_column(String(200))
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("provider_id", "key_name"),)
+
+
+class Achievement(Base):
+    """A badge a course awards (BadgeClass in Open Badges 2.0) with its award rule."""
+
+    __tablename__ = "achievements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    public_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=new_public_id
+    )
+    lms_connection_id: Mapped[int] = mapped_column(ForeignKey("lms_connections.id"))
+    lms_course_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    criteria_narrative: Mapped[str] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    award_rule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    provider: Mapped[Provider] = relationship()
+
+    __table_args__ = (
+        Index(
+            "ix_achievements_course",
+            "provider_id",
+            "lms_connection_id",
+            "lms_course_id",
+        ),
+    )
+
+
+class Learner(Base):
+    """A person as one provider's LMS knows them; the same person elsewhere is another row."""
+
+    __tablename__ = "learners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    lms_connection_id: Mapped[int] = mapped_column(ForeignKey("lms_connections.id"))
+    lms_user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("provider_id", "lms_connection_id", "lms_user_id"),
+    )
+
+
+class FactOutcome(str, enum.Enum):
+    PENDING = "pending"
+    AWARDED = "awarded"
+    ALREADY_AWARDED = "already_awarded"
+    NOT_CONFIRMED = "not_confirmed"
+    NO_RULE_MET = "no_rule_met"
+    REVERSAL = "reversal"
+
+
+class CompletionFactRecord(Base):
+    """A stored `CompletionFact` with its raw payload (secrets stripped) and outcome."""
+
+    __tablename__ = "completion_facts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    lms_connection_id: Mapped[int] = mapped_column(ForeignKey("lms_connections.id"))
+    lms_course_id: Mapped[str] = mapped_column(String(64))
+    lms_user_id: Mapped[str] = mapped_column(String(64))
+    activity_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(10))
+    source_event_id: Mapped[str | None] = mapped_column(String(200))
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    raw_payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(20), default=FactOutcome.PENDING.value)
+    outcome_detail: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("provider_id", "dedupe_key"),)
+
+
+class CredentialStatus(str, enum.Enum):
+    LIVE = "live"
+    REVOKED = "revoked"
+
+
+class Credential(Base):
+    """An issued, signed OpenBadgeCredential for one learner and one achievement.
+
+    `live_key` is "<achievement id>:<learner id>" while the credential is live and NULL
+    once revoked; its unique constraint makes a second live credential impossible on
+    every database, even when two workers race.
+    """
+
+    __tablename__ = "credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    public_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=new_public_id
+    )
+    achievement_id: Mapped[int] = mapped_column(
+        ForeignKey("achievements.id"), index=True
+    )
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
+    live_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default=CredentialStatus.LIVE.value)
+    awarded_at: Mapped[datetime]
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source_fact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("completion_facts.id")
+    )
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    achievement: Mapped[Achievement] = relationship()
+    learner: Mapped[Learner] = relationship()

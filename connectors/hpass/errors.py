@@ -1,0 +1,35 @@
+"""Errors from delivering to a portfolio.
+
+    DeliveryError                 base; carries the portfolio URL and credential id
+    ├── DeliveryRetryable         5xx, 429, timeouts, connection errors: try again later
+    └── DeliveryRejected          4xx other than 429: the portfolio refused; a person acts
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class DeliveryError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        portfolio_url: str,
+        credential_id: str,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.portfolio_url = portfolio_url
+        self.credential_id = credential_id
+        self.http_status = http_status
+
+
+class DeliveryRetryable(DeliveryError):
+    def __init__(self, *args, retry_after: timedelta | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class DeliveryRejected(DeliveryError):
+    pass

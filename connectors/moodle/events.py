@@ -1,0 +1,278 @@
+"""Parser for Moodle events that an outbound webhook plugin posts to the bridge.
+
+A body is the event's `get_data()` array plus the plugin's `host` and `token` fields.
+The webhook endpoint checks `token` with `secret_matches` before it parses a body.
+The learner is `relateduserid`. The bridge never uses `userid`, the user who caused
+the event, which for course_completed is often the cron user. Integer fields may
+arrive as decimal strings, because Moodle fills some events from database records,
+and PHP's database layer returns integer columns as strings.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from badge_engine.facts import CompletionFact, CompletionState, FactSource
+from connectors.moodle.conversions import COMPLETION_STATES
+from connectors.moodle.errors import MoodleEventInvalid
+
+COURSE_COMPLETED = "\\core\\event\\course_completed"
+COURSE_MODULE_COMPLETION_UPDATED = "\\core\\event\\course_module_completion_updated"
+SUPPORTED_EVENTS = (COURSE_COMPLETED, COURSE_MODULE_COMPLETION_UPDATED)
+
+# Top-level body fields that carry a secret and are removed before a body is stored.
+SECRET_FIELDS = frozenset({"token"})
+
+# A Moodle event class name: a backslash, the component in Moodle's lower-case
+# plugin naming (core, mod_quiz, ...), then \event\ and the event's name.
+_EVENT_NAME_PATTERN = re.compile(r"\\[a-z][a-z0-9_]*\\event\\[a-z][a-z0-9_]*")
+# At most 18 digits, which is within a signed 64-bit database id.
+_DECIMAL_PATTERN = re.compile(r"[0-9]{1,18}")
+
+# Moodle's context level of a course module (CONTEXT_MODULE).
+_CONTEXT_MODULE = 70
+
+# 2000-01-01T00:00:00Z, earlier than any Moodle release, so an earlier timecreated
+# is not a real event time.
+_EARLIEST_EVENT_TIME = 946_684_800
+# How far in the future timecreated may be, to allow for clock drift between the
+# Moodle server and the bridge.
+_MAX_CLOCK_SKEW_SECONDS = 24 * 60 * 60
+
+
+def parse_webhook_event(
+    body: Any, *, provider_id: int, lms_connection_id: int
+) -> CompletionFact | None:
+    """Turn a Moodle webhook body into a completion fact.
+
+    Returns a fact for course_completed (activity None, state COMPLETE) and for
+    course_module_completion_updated (activity is the course module id, state from
+    `other.completionstate`, which drops back to INCOMPLETE when a teacher reverses
+    a completion). Returns None for any other Moodle event, such as user_graded or
+    badge_awarded: the body is accepted, and there is nothing to do. The fact's
+    `raw_payload` is the body without its secret fields.
+
+    Raises:
+        MoodleEventInvalid: the body is not a Moodle event (no valid eventname), or
+            a supported event lacks a field or carries a wrong one. The error names
+            the field and the value received.
+    """
+    if not isinstance(body, dict):
+        raise MoodleEventInvalid(
+            f"Webhook body must be a JSON object with a Moodle event, "
+            f"got {type(body).__name__}.",
+            field="body",
+            received=type(body).__name__,
+        )
+
+    eventname = _event_name(body)
+    if eventname not in SUPPORTED_EVENTS:
+        return None
+
+    other = _other_data(body)
+    learner_id = _learner_id(body, other)
+    course_id = _positive_integer(body.get("courseid"), "courseid")
+    object_id = _positive_integer(body.get("objectid"), "objectid")
+    timecreated, occurred_at = _event_time(body.get("timecreated"))
+
+    if eventname == COURSE_COMPLETED:
+        activity_id = None
+        state = CompletionState.COMPLETE
+    else:
+        activity_id = str(_course_module_id(body))
+        state = _completion_state(other.get("completionstate"))
+
+    # NOTE: two changes of one completion within the same second (a teacher
+    # toggling twice) get the same id, because the state is not part of it.
+    source_event_id = f"{eventname}|{object_id}|{learner_id}|{timecreated}"
+
+    return CompletionFact(
+        provider_id=provider_id,
+        lms_connection_id=lms_connection_id,
+        lms_course_id=str(course_id),
+        lms_user_id=str(learner_id),
+        activity_id=activity_id,
+        state=state,
+        occurred_at=occurred_at,
+        source=FactSource.EVENT,
+        source_event_id=source_event_id,
+        raw_payload=strip_secrets(body),
+    )
+
+
+def strip_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a deep copy of a webhook body without its secret fields (`token`)."""
+    return {
+        key: copy.deepcopy(value)
+        for key, value in body.items()
+        if key not in SECRET_FIELDS
+    }
+
+
+def secret_matches(expected: str, presented: str | None) -> bool:
+    """Compare a webhook secret in constant time.
+
+    Returns False when either value is None, empty or not a string, so a connection
+    without a configured secret never accepts a body.
+    """
+    if not isinstance(expected, str) or not isinstance(presented, str):
+        return False
+    if not expected or not presented:
+        return False
+
+    return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
+
+
+def _event_name(body: dict[str, Any]) -> str:
+    if "eventname" not in body:
+        raise MoodleEventInvalid(
+            "Webhook body is missing eventname, so it is not a Moodle event. "
+            "Configure the Moodle webhook plugin to post the event data.",
+            field="eventname",
+        )
+
+    eventname = body["eventname"]
+    if not isinstance(eventname, str) or not _EVENT_NAME_PATTERN.fullmatch(eventname):
+        supported = ", ".join(SUPPORTED_EVENTS)
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid eventname {eventname!r}, which is not a "
+            f"Moodle event class name such as {COURSE_COMPLETED!r}. The bridge "
+            f"acts on {supported}.",
+            field="eventname",
+            received=eventname,
+        )
+
+    return eventname
+
+
+def _other_data(body: dict[str, Any]) -> dict[str, Any]:
+    other = body.get("other")
+    # PHP encodes an empty array as [], so an event without other data may send it.
+    if other is None or other == []:
+        return {}
+    if not isinstance(other, dict):
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid other {other!r}, expected a JSON object.",
+            field="other",
+            received=other,
+        )
+    return other
+
+
+def _learner_id(body: dict[str, Any], other: dict[str, Any]) -> int:
+    top_level = body.get("relateduserid")
+    nested = other.get("relateduserid")
+    if top_level is None and nested is None:
+        raise MoodleEventInvalid(
+            "Webhook body is missing relateduserid and other.relateduserid, so the "
+            "learner is unknown. The bridge never uses userid, the user who caused "
+            "the event.",
+            field="relateduserid",
+        )
+
+    if top_level is None:
+        return _positive_integer(nested, "other.relateduserid")
+
+    learner_id = _positive_integer(top_level, "relateduserid")
+    if nested is None:
+        return learner_id
+
+    if _positive_integer(nested, "other.relateduserid") != learner_id:
+        raise MoodleEventInvalid(
+            f"Webhook body has relateduserid {top_level!r} but other.relateduserid "
+            f"{nested!r}, so the learner is ambiguous. Send one learner id.",
+            field="other.relateduserid",
+            received=nested,
+        )
+    return learner_id
+
+
+def _course_module_id(body: dict[str, Any]) -> int:
+    contextlevel = body.get("contextlevel")
+    if _integer(contextlevel) != _CONTEXT_MODULE:
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid contextlevel {contextlevel!r}, expected "
+            f"{_CONTEXT_MODULE} (a course module), because contextinstanceid must "
+            f"be a course module id.",
+            field="contextlevel",
+            received=contextlevel,
+        )
+    return _positive_integer(body.get("contextinstanceid"), "contextinstanceid")
+
+
+def _completion_state(value: Any) -> CompletionState:
+    # NOTE: some third-party plugins (mod_pulse, mod_reengagement) fire this event
+    # without other.completionstate. Such a body is rejected here, and the
+    # scheduled poll picks up the change.
+    if value is None:
+        raise MoodleEventInvalid(
+            "Webhook body is missing other.completionstate, so the new completion "
+            "state is unknown.",
+            field="other.completionstate",
+        )
+
+    state = _integer(value)
+    if state not in COMPLETION_STATES:
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid other.completionstate {value!r}, expected 0 "
+            f"(incomplete), 1 (complete), 2 (complete, pass) or 3 (complete, fail).",
+            field="other.completionstate",
+            received=value,
+        )
+    return COMPLETION_STATES[state]
+
+
+def _event_time(value: Any) -> tuple[int, datetime]:
+    if value is None:
+        raise MoodleEventInvalid(
+            "Webhook body is missing timecreated, so the time of the change is "
+            "unknown.",
+            field="timecreated",
+        )
+
+    seconds = _integer(value)
+    latest = time.time() + _MAX_CLOCK_SKEW_SECONDS
+    if seconds is None or not _EARLIEST_EVENT_TIME <= seconds <= latest:
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid timecreated {value!r}, expected Unix seconds "
+            f"between 2000-01-01 and one day from now. A value in milliseconds is "
+            f"1000 times too large.",
+            field="timecreated",
+            received=value,
+        )
+    return seconds, datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _positive_integer(value: Any, field: str) -> int:
+    if value is None:
+        raise MoodleEventInvalid(
+            f"Webhook body is missing {field}, expected a positive integer id.",
+            field=field,
+        )
+
+    number = _integer(value)
+    if number is None or number <= 0:
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid {field} {value!r}, expected a positive "
+            f"integer id.",
+            field=field,
+            received=value,
+        )
+    return number
+
+
+def _integer(value: Any) -> int | None:
+    """Return value as an int if it is an int or a decimal string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _DECIMAL_PATTERN.fullmatch(value):
+        return int(value)
+    return None

@@ -1,0 +1,3 @@
+from lti_tool.cli import main
+
+main()

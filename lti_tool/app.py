@@ -1,0 +1,63 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from lti_tool import __version__
+from lti_tool.bridge import Bridge, close_db_session
+from lti_tool.config import Settings, ensure_secret_files, load_settings
+from lti_tool.errors import register_error_handlers
+from lti_tool.logs import configure_logging
+
+
+def create_app(
+    settings: Settings | None = None, *, overrides: dict | None = None
+) -> Flask:
+    """Build the app from environment settings, or from `settings` given by a caller.
+
+    The secret key and the at-rest encryption key are created in the instance folder on
+    first start, readable by their owner only.
+    """
+    if settings is None:
+        settings = load_settings(overrides=overrides)
+    if not settings.secret_key or not settings.encryption_keys:
+        ensure_secret_files(settings)
+    configure_logging(settings.log_format, settings.log_level)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        HPASS_VERSION=__version__,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SESSION_COOKIE_NAME="hpass_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        # Launches arrive as cross-site POSTs from the LMS inside an iframe, so the
+        # session cookie must be SameSite=None, which browsers accept only with Secure.
+        # Over plain HTTP on loopback (development mode) Lax works instead, because
+        # ports do not make two loopback origins different sites.
+        SESSION_COOKIE_SAMESITE="Lax" if settings.loopback_dev else "None",
+        SESSION_COOKIE_SECURE=not settings.loopback_dev,
+    )
+    app.extensions["hpass"] = Bridge.from_settings(settings)
+    app.teardown_appcontext(close_db_session)
+    register_error_handlers(app)
+    _register_blueprints(app, settings)
+
+    return app
+
+
+def _register_blueprints(app: Flask, settings: Settings) -> None:
+    from lti_tool.views.health import bp as health_bp
+    from lti_tool.views.lti import bp as lti_bp
+    from lti_tool.views.pages import bp as pages_bp
+    from lti_tool.views.public import bp as public_bp
+    from lti_tool.views.webhooks import bp as webhooks_bp
+
+    for blueprint in (health_bp, lti_bp, pages_bp, public_bp, webhooks_bp):
+        app.register_blueprint(blueprint)
+
+    if settings.demo:
+        from lti_tool.demo.views import bp as demo_bp
+
+        app.register_blueprint(demo_bp)

@@ -1,0 +1,67 @@
+"""The Celery application the worker and scheduler commands load.
+
+Tasks run inside the Flask app context, take only ids, and are safe to run twice: the
+outbox row they act on is claimed atomically, so a duplicate delivery of a task message
+finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+from lti_tool.embedded_broker import register as register_embedded_broker
+
+
+def _broker_url(url: str) -> str:
+    # The embedded default is spelled sqla+sqlite in configuration (kombu's own name);
+    # it runs on the tuned transport in lti_tool.embedded_broker.
+    if url.startswith("sqla+sqlite"):
+        return "hpass-sqlite+" + url[len("sqla+") :]
+    return url
+
+
+def make_celery(app: Flask) -> Celery:
+    register_embedded_broker()
+    settings = app.extensions["hpass"].settings
+
+    class AppContextTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.import_name, task_cls=AppContextTask)
+    transport_options = {}
+    if settings.uses_embedded_broker:
+        transport_options["polling_interval"] = 0.1
+    celery.conf.update(
+        broker_url=_broker_url(settings.broker_url),
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule={
+            "sweep-outbox": {
+                "task": "lti_tool.tasks.sweep_outbox",
+                "schedule": settings.outbox_sweep_seconds,
+            },
+        },
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    import lti_tool.tasks  # noqa: F401 - registers the tasks on this app
+
+    return celery
+
+
+def celery_for(app: Flask) -> Celery:
+    celery = app.extensions.get("celery")
+    if celery is None:
+        celery = make_celery(app)
+    return celery

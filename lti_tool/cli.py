@@ -1,0 +1,132 @@
+"""The `hpass-bridge` command line.
+
+Conventions for every command: `--help` explains it; `--json` prints one JSON document
+on stdout; an error prints one line on stderr naming the value and the fix (and, with
+`--json`, a JSON error object on stdout); exit code 0 is success, 1 failure, 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from lti_tool.config import ConfigError, load_settings
+
+EXIT_FAILURE = 1
+
+
+class CommandFailed(click.ClickException):
+    exit_code = EXIT_FAILURE
+
+
+def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    else:
+        click.echo(text)
+
+
+def fail(message: str, as_json: bool, code: str = "failed") -> NoReturn:
+    if as_json:
+        click.echo(json.dumps({"error": code, "message": message}))
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def json_option(function):
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+    )(function)
+
+
+def _settings_or_fail(as_json: bool = False, **overrides):
+    try:
+        return load_settings(overrides=overrides or None)
+    except ConfigError as error:
+        fail(str(error), as_json, code="invalid_configuration")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hpass-bridge")
+def main() -> None:
+    """Award Open Badges from Moodle and Canvas into HPass portfolios."""
+
+
+@main.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@json_option
+def db_upgrade(as_json: bool) -> None:
+    """Upgrade the database schema to the newest version (safe to run again)."""
+    from lti_tool.schema import current_revision, upgrade
+
+    settings = _settings_or_fail(as_json)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.database_url)
+    except Exception as error:  # noqa: BLE001 - reported to the operator
+        fail(
+            f"schema upgrade of {_redact(settings.database_url)} failed: {error}",
+            as_json,
+        )
+    revision = current_revision(settings.database_url)
+    emit(
+        {"status": "ok", "revision": revision},
+        as_json,
+        f"database is at revision {revision}",
+    )
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its parts
+        return "(the configured database URL)"
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True, help="Worker log level.")
+def worker(loglevel: str) -> None:
+    """Run a Celery worker that executes outbox messages."""
+    from lti_tool.app import create_app
+    from lti_tool.celery_app import make_celery
+
+    settings = _settings_or_fail()
+    celery = make_celery(create_app(settings))
+    celery.worker_main(
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--concurrency={settings.worker_concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname=hpass@%h",
+        ]
+    )
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True, help="Scheduler log level.")
+def scheduler(loglevel: str) -> None:
+    """Run the periodic scheduler (Celery beat) that sweeps the outbox."""
+    from lti_tool.app import create_app
+    from lti_tool.celery_app import make_celery
+
+    settings = _settings_or_fail()
+    celery = make_celery(create_app(settings))
+    schedule = settings.instance_path / "celerybeat-schedule"
+    celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
+
+
+from lti_tool.cli_run import demo, run  # noqa: E402
+
+main.add_command(run)
+main.add_command(demo)

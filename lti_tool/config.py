@@ -1,0 +1,238 @@
+"""Configuration read from environment variables.
+
+Every variable is documented in docs/configuration.md. The defaults run the whole bridge
+on one machine with no servers: SQLite in the instance folder and Celery on an embedded
+broker kept in its own SQLite file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+
+ENV_PREFIX = "HPASS_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Return True for localhost and for addresses in 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _env_bool(environ: dict[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(
+        f"{ENV_PREFIX}{name} must be true or false, got {raw!r}; "
+        "use 1/true/yes/on or 0/false/no/off"
+    )
+
+
+def _env_number(environ: dict[str, str], name: str, default: float) -> float:
+    raw = environ.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_PREFIX}{name} must be a number, got {raw!r}"
+        ) from None
+    if value <= 0:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+@dataclass
+class Settings:
+    """The bridge's settings, resolved from the environment and the instance folder."""
+
+    instance_path: Path
+    public_base_url: str
+    database_url: str
+    broker_url: str
+    loopback_dev: bool = False
+    log_format: str = "console"
+    log_level: str = "INFO"
+    outbox_sweep_seconds: float = 5.0
+    outbox_lease_seconds: float = 120.0
+    outbox_max_attempts: int = 12
+    http_timeout_seconds: float = 10.0
+    worker_concurrency: int = 2
+    demo: bool = False
+    secret_key: bytes = field(default=b"", repr=False)
+    encryption_keys: list[bytes] = field(default_factory=list, repr=False)
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("sqla+sqlite")
+
+    def validate(self) -> None:
+        """Raise ConfigError when settings contradict each other."""
+        parts = urlsplit(self.public_base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"HPASS_PUBLIC_BASE_URL must be an absolute http(s) URL, "
+                f"got {self.public_base_url!r}"
+            )
+        if parts.query or parts.fragment:
+            raise ConfigError(
+                "HPASS_PUBLIC_BASE_URL must not contain a query or fragment, "
+                f"got {self.public_base_url!r}"
+            )
+        loopback = is_loopback_host(parts.hostname)
+        if self.loopback_dev and not loopback:
+            raise ConfigError(
+                "HPASS_LOOPBACK_DEV is on but HPASS_PUBLIC_BASE_URL "
+                f"{self.public_base_url!r} is not a loopback address; loopback "
+                "development mode allows plain HTTP and loopback peers, so it only "
+                "runs on 127.0.0.1, ::1 or localhost. Turn it off for this host."
+            )
+        if parts.scheme != "https" and not self.loopback_dev:
+            raise ConfigError(
+                f"HPASS_PUBLIC_BASE_URL {self.public_base_url!r} uses plain HTTP; "
+                "use https, or set HPASS_LOOPBACK_DEV=1 for a loopback-only demo"
+            )
+        if self.log_format not in ("json", "console"):
+            raise ConfigError(
+                f"HPASS_LOG_FORMAT must be json or console, got {self.log_format!r}"
+            )
+
+
+def load_settings(
+    environ: dict[str, str] | None = None, overrides: dict | None = None
+) -> Settings:
+    """Build Settings from environment variables, then apply explicit overrides.
+
+    Secret files are created in the instance folder on first use (see
+    `ensure_secret_files`); this function only reads and validates.
+    """
+    env = dict(os.environ if environ is None else environ)
+    overrides = dict(overrides or {})
+
+    instance = Path(
+        overrides.pop("instance_path", None)
+        or env.get(ENV_PREFIX + "INSTANCE_PATH")
+        or Path.cwd() / "instance"
+    ).resolve()
+    base_url = (
+        overrides.pop("public_base_url", None)
+        or env.get(ENV_PREFIX + "PUBLIC_BASE_URL")
+        or "http://127.0.0.1:5000"
+    ).rstrip("/")
+    database_url = (
+        overrides.pop("database_url", None)
+        or env.get(ENV_PREFIX + "DATABASE_URL")
+        or f"sqlite:///{instance / 'hpass.db'}"
+    )
+    broker_url = (
+        overrides.pop("broker_url", None)
+        or env.get(ENV_PREFIX + "BROKER_URL")
+        or f"sqla+sqlite:///{instance / 'broker.db'}"
+    )
+    default_loopback = is_loopback_host(urlsplit(base_url).hostname) and not env.get(
+        ENV_PREFIX + "PUBLIC_BASE_URL"
+    )
+    settings = Settings(
+        instance_path=instance,
+        public_base_url=base_url,
+        database_url=database_url,
+        broker_url=broker_url,
+        loopback_dev=_env_bool(env, "LOOPBACK_DEV", default_loopback),
+        log_format=env.get(ENV_PREFIX + "LOG_FORMAT", "console"),
+        log_level=env.get(ENV_PREFIX + "LOG_LEVEL", "INFO").upper(),
+        outbox_sweep_seconds=_env_number(env, "OUTBOX_SWEEP_SECONDS", 5.0),
+        outbox_lease_seconds=_env_number(env, "OUTBOX_LEASE_SECONDS", 120.0),
+        outbox_max_attempts=int(_env_number(env, "OUTBOX_MAX_ATTEMPTS", 12)),
+        http_timeout_seconds=_env_number(env, "HTTP_TIMEOUT_SECONDS", 10.0),
+        worker_concurrency=int(_env_number(env, "WORKER_CONCURRENCY", 2)),
+        demo=_env_bool(env, "DEMO", False),
+    )
+    for key, value in overrides.items():
+        if not hasattr(settings, key):
+            raise ConfigError(f"unknown setting {key!r}")
+        setattr(settings, key, value)
+    settings.validate()
+
+    return settings
+
+
+def _write_private_file(path: Path, content: bytes) -> None:
+    """Create `path` readable and writable by its owner only, failing if it exists."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+
+
+def _read_or_create(path: Path, make: callable) -> bytes:
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    try:
+        _write_private_file(path, make())
+    except FileExistsError:
+        # Another process (the worker started beside the web server) won the race.
+        pass
+
+    return path.read_bytes().strip()
+
+
+def ensure_secret_files(settings: Settings, environ: dict[str, str] | None = None) -> None:
+    """Load the session secret and the at-rest encryption keys, creating them once.
+
+    `HPASS_ENCRYPTION_KEYS` (comma-separated Fernet keys, newest first) overrides the
+    file, which is how a key is rotated: put the new key first and keep the old one
+    until every secret has been re-encrypted.
+    """
+    env = os.environ if environ is None else environ
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+
+    secret = env.get(ENV_PREFIX + "SECRET_KEY")
+    if secret:
+        settings.secret_key = secret.encode()
+    else:
+        settings.secret_key = _read_or_create(
+            settings.instance_path / "secret_key",
+            lambda: secrets.token_urlsafe(48).encode(),
+        )
+
+    keys = env.get(ENV_PREFIX + "ENCRYPTION_KEYS")
+    if keys:
+        settings.encryption_keys = [k.strip().encode() for k in keys.split(",") if k]
+    else:
+        settings.encryption_keys = [
+            _read_or_create(settings.instance_path / "encryption_key", Fernet.generate_key)
+        ]
+    for index, key in enumerate(settings.encryption_keys):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                f"encryption key number {index + 1} is not a valid Fernet key "
+                "(32 url-safe base64-encoded bytes); generate one with "
+                "`hpass-bridge keys new-encryption-key`"
+            ) from None

@@ -1,0 +1,518 @@
+"""A Moodle stand-in: the web service calls the bridge makes, and outbound events.
+
+`POST` or `GET /webservice/rest/server.php` with `wstoken`, `wsfunction` and
+`moodlewsrestformat=json` answers the functions in `moodle_ws.SERVED_FUNCTIONS` from
+in-memory state. Errors come back as Moodle sends them: HTTP 200 with `exception`,
+`errorcode` and `message`.
+
+The control page at `/` marks the demo course complete for the demo learner. When a
+webhook URL is configured, that posts a `course_completed` event the way a Moodle
+outbound webhook plugin does, with the connection's shared secret in `token`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import typing as t
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+from flask import (
+    Flask,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+)
+
+from lti_tool.demo.peers import moodle_ws
+from lti_tool.demo.peers.moodle_ws import (
+    COMPLETE_STATES,
+    COMPLETION_COMPLETE,
+    DEMO_COURSE_ID,
+    DEMO_INSTRUCTOR_ID,
+    DEMO_LEARNER_ID,
+    MoodleCourse,
+    MoodleError,
+)
+from lti_tool.demo.peers.serving import (
+    RunningServer,
+    require_loopback_url,
+    serve_in_thread,
+)
+
+logger = logging.getLogger(__name__)
+
+WS_PATH = "/webservice/rest/server.php"
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """The outcome of posting one event to the bridge's webhook URL."""
+
+    eventname: str
+    status_code: int | None
+    error: str | None
+
+
+class MoodleStandIn:
+    """In-memory Moodle with web service token `token` and one demo course.
+
+    `webhook_url` and `webhook_secret` configure outbound events: the secret goes
+    in each event's `token` field. `site_url` is this stand-in's own base URL, used
+    in site info and in the events' `host`; `start()` sets it when unset.
+    """
+
+    def __init__(
+        self,
+        token: str = "demo-moodle-token",
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        site_url: str | None = None,
+        webhook_timeout_seconds: float = 5.0,
+    ) -> None:
+        if webhook_url is not None:
+            require_loopback_url(webhook_url, "webhook_url")
+            if not webhook_secret:
+                raise ValueError(
+                    "webhook_secret is required with webhook_url; use the shared "
+                    "secret of the bridge's Moodle connection"
+                )
+
+        self.token = token
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.site_url = site_url.rstrip("/") if site_url else None
+        self.webhook_timeout_seconds = webhook_timeout_seconds
+        self.users: dict[int, str] = {
+            DEMO_LEARNER_ID: "Learner One",
+            DEMO_INSTRUCTOR_ID: "Ines Instructor",
+        }
+        self.courses: dict[int, MoodleCourse] = {}
+        self.deliveries: list[WebhookDelivery] = []
+
+        self._lock = threading.Lock()
+        self._course_completions: dict[tuple[int, int], int] = {}
+        self._activity_states: dict[tuple[int, int, int], tuple[int, int]] = {}
+        self._row_ids: dict[tuple[str, int, int], int] = {}
+        self._next_row_ids = {
+            "course_completions": 90001,
+            "course_modules_completion": 70001,
+        }
+
+        self.add_course(moodle_ws.demo_course())
+
+    def add_course(self, course: MoodleCourse) -> None:
+        """Add or replace a course."""
+        with self._lock:
+            self.courses[course.course_id] = course
+
+    def set_course_completed(
+        self, course_id: int, user_id: int, completed: bool, time: int
+    ) -> None:
+        """Set or clear the course completion; `time` is the Unix completion time."""
+        self._require_course(course_id)
+        with self._lock:
+            if completed:
+                self._course_completions[(course_id, user_id)] = time
+            else:
+                self._course_completions.pop((course_id, user_id), None)
+
+    def set_activity_state(
+        self, course_id: int, user_id: int, cmid: int, state: int, time: int = 0
+    ) -> None:
+        """Set one activity's completion state (0-3) and Unix completion time."""
+        if state not in (0, 1, 2, 3):
+            raise ValueError(f"completion state must be 0, 1, 2 or 3, got {state!r}")
+        course = self._require_course(course_id)
+        if course.find_activity(cmid) is None:
+            raise ValueError(f"course {course_id} has no course module {cmid}")
+
+        with self._lock:
+            self._activity_states[(course_id, user_id, cmid)] = (state, time)
+
+    def course_completion_time(self, course_id: int, user_id: int) -> int | None:
+        """Return the Unix time the user completed the course, or None."""
+        with self._lock:
+            return self._course_completions.get((course_id, user_id))
+
+    def activity_states(self, course_id: int, user_id: int) -> dict[int, tuple[int, int]]:
+        """Return {cmid: (state, timecompleted)} for the course's activities."""
+        course = self._require_course(course_id)
+        with self._lock:
+            return {
+                activity.cmid: self._activity_states.get(
+                    (course_id, user_id, activity.cmid), (0, 0)
+                )
+                for activity in course.activities
+            }
+
+    def reset_progress(self, course_id: int, user_id: int) -> None:
+        """Set the course and its activities back to not completed for a user."""
+        course = self._require_course(course_id)
+        with self._lock:
+            self._course_completions.pop((course_id, user_id), None)
+            for activity in course.activities:
+                self._activity_states.pop((course_id, user_id, activity.cmid), None)
+
+    def complete_course(
+        self, course_id: int, user_id: int, time: int | None = None
+    ) -> dict[str, t.Any] | None:
+        """Complete every activity and the course, then send `course_completed`.
+
+        Returns the event, or None when the course was already complete, because
+        Moodle sends the event once. The event is posted only when a webhook URL is
+        configured; the outcome is appended to `deliveries` and never raised.
+        """
+        if time is None:
+            time = _unix_now()
+        if self.course_completion_time(course_id, user_id) is not None:
+            return None
+
+        for cmid, (state, _) in self.activity_states(course_id, user_id).items():
+            if state not in COMPLETE_STATES:
+                self.set_activity_state(
+                    course_id, user_id, cmid, COMPLETION_COMPLETE, time
+                )
+        self.set_course_completed(course_id, user_id, True, time)
+        logger.info("course %s completed for user %s", course_id, user_id)
+
+        event = self.build_course_completed_event(course_id, user_id, time)
+        if self.webhook_url is not None:
+            self._deliver(event)
+
+        return event
+
+    def build_course_completed_event(
+        self,
+        course_id: int,
+        user_id: int,
+        time: int,
+        *,
+        actor_id: int = DEMO_INSTRUCTOR_ID,
+    ) -> dict[str, t.Any]:
+        """Build a `\\core\\event\\course_completed` event as the webhook sends it.
+
+        `time` becomes `timecreated`. `actor_id` is the event's `userid`, the user
+        whose action or cron run completed the course; `relateduserid` is the
+        learner.
+        """
+        course = self._require_course(course_id)
+
+        return {
+            "eventname": "\\core\\event\\course_completed",
+            "component": "core",
+            "action": "completed",
+            "target": "course",
+            "objecttable": "course_completions",
+            "objectid": self._row_id("course_completions", course_id, user_id),
+            "crud": "u",
+            "edulevel": 2,
+            "contextid": course.context_id,
+            "contextlevel": 50,
+            "contextinstanceid": course_id,
+            "userid": actor_id,
+            "courseid": course_id,
+            "relateduserid": user_id,
+            "anonymous": 0,
+            "other": {"relateduserid": user_id},
+            "timecreated": time,
+            "host": self._event_host(),
+            "token": self.webhook_secret or "",
+            "extra": "",
+        }
+
+    def build_module_completion_event(
+        self,
+        course_id: int,
+        user_id: int,
+        cmid: int,
+        completionstate: int,
+        time: int,
+        *,
+        actor_id: int | None = None,
+        overrideby: int | None = None,
+    ) -> dict[str, t.Any]:
+        """Build a `\\core\\event\\course_module_completion_updated` event.
+
+        `actor_id` defaults to the learner, who completes most activities
+        themselves; `overrideby` is the teacher who overrode the state, if any.
+        """
+        course = self._require_course(course_id)
+        activity = course.find_activity(cmid)
+        if activity is None:
+            raise ValueError(f"course {course_id} has no course module {cmid}")
+
+        return {
+            "eventname": "\\core\\event\\course_module_completion_updated",
+            "component": "core",
+            "action": "updated",
+            "target": "course_module_completion",
+            "objecttable": "course_modules_completion",
+            "objectid": self._row_id("course_modules_completion", cmid, user_id),
+            "crud": "u",
+            "edulevel": 2,
+            "contextid": activity.context_id,
+            "contextlevel": 70,
+            "contextinstanceid": cmid,
+            "userid": user_id if actor_id is None else actor_id,
+            "courseid": course_id,
+            "relateduserid": user_id,
+            "anonymous": 0,
+            "other": {
+                "relateduserid": user_id,
+                "overrideby": overrideby,
+                "completionstate": completionstate,
+            },
+            "timecreated": time,
+            "host": self._event_host(),
+            "token": self.webhook_secret or "",
+            "extra": "",
+        }
+
+    def post_event(self, event: dict[str, t.Any]) -> int:
+        """POST one event as JSON to the webhook URL and return the HTTP status.
+
+        Raises RuntimeError when no webhook URL is configured and
+        requests.RequestException when the bridge cannot be reached.
+        """
+        if self.webhook_url is None:
+            raise RuntimeError(
+                "no webhook_url configured; pass webhook_url and webhook_secret "
+                "to MoodleStandIn"
+            )
+
+        response = requests.post(
+            self.webhook_url, json=event, timeout=self.webhook_timeout_seconds
+        )
+
+        return response.status_code
+
+    def call(self, wsfunction: str, params: t.Mapping[str, t.Any]) -> t.Any:
+        """Answer one web service function, or raise MoodleError.
+
+        The caller checks the token first. Outside a request, site info needs
+        `site_url` to be set.
+        """
+        if wsfunction == "core_webservice_get_site_info":
+            site_url = self.site_url
+            if site_url is None and has_request_context():
+                site_url = request.url_root.rstrip("/")
+            if site_url is None:
+                raise ValueError("site_url is not set; call start() or pass site_url")
+
+            return moodle_ws.site_info(site_url)
+
+        if wsfunction == "core_completion_get_course_completion_status":
+            course, user_id = self._tracked_course_and_user(params)
+            completed = self.course_completion_time(course.course_id, user_id)
+            return moodle_ws.course_completion_status(
+                course,
+                completed is not None,
+                self.activity_states(course.course_id, user_id),
+            )
+
+        if wsfunction == "core_completion_get_activities_completion_status":
+            course, user_id = self._tracked_course_and_user(params)
+            return moodle_ws.activities_completion_status(
+                course, self.activity_states(course.course_id, user_id)
+            )
+
+        raise moodle_ws.access_error()
+
+    def create_app(self) -> Flask:
+        """Build the stand-in's Flask app; it reads this object's state per request."""
+        app = Flask(__name__)
+        app.add_url_rule(
+            WS_PATH, "webservice", self._webservice_view, methods=["GET", "POST"]
+        )
+        app.add_url_rule("/", "index", self._index_view)
+        app.add_url_rule("/complete", "complete", self._complete_view, methods=["POST"])
+        app.add_url_rule("/reset", "reset", self._reset_view, methods=["POST"])
+
+        return app
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+        """Serve the stand-in in a background thread; sets `site_url` if unset."""
+        server = serve_in_thread(self.create_app(), host=host, port=port)
+        if self.site_url is None:
+            self.site_url = server.url
+
+        return server
+
+    def _webservice_view(self):
+        # Moodle's optional_param() reads the POST body first, then the query string.
+        def param(name: str) -> str | None:
+            return request.form.get(name, request.args.get(name))
+
+        restformat = param("moodlewsrestformat")
+        if restformat != "json":
+            # NOTE: real Moodle answers XML when moodlewsrestformat is absent; the
+            # stand-in only speaks JSON and says so.
+            message = (
+                "moodlewsrestformat must be 'json' on this Moodle stand-in, "
+                f"got {restformat!r}"
+            )
+            return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
+
+        wsfunction = param("wsfunction") or ""
+        params = {name: param(name) for name in ("courseid", "userid")}
+        try:
+            if param("wstoken") != self.token:
+                raise moodle_ws.invalid_token_error()
+            result = self.call(wsfunction, params)
+        except MoodleError as error:
+            logger.info(
+                "web service call %r failed: %s", wsfunction, error.body["errorcode"]
+            )
+            result = error.body
+
+        return jsonify(result)
+
+    def _tracked_course_and_user(
+        self, params: t.Mapping[str, t.Any]
+    ) -> tuple[MoodleCourse, int]:
+        course_id = moodle_ws.int_param(params, "courseid")
+        user_id = moodle_ws.int_param(params, "userid")
+
+        course = self.courses.get(course_id)
+        if course is None:
+            raise moodle_ws.missing_record_error("course")
+        if user_id not in self.users:
+            raise moodle_ws.missing_record_error("user")
+        if user_id not in course.tracked_user_ids:
+            raise moodle_ws.not_tracked_error()
+
+        return course, user_id
+
+    def _index_view(self) -> str:
+        course = self.courses[DEMO_COURSE_ID]
+        states = self.activity_states(DEMO_COURSE_ID, DEMO_LEARNER_ID)
+        activities = [
+            (activity, *states[activity.cmid]) for activity in course.activities
+        ]
+
+        return render_template_string(
+            INDEX_TEMPLATE,
+            course=course,
+            learner_name=self.users[DEMO_LEARNER_ID],
+            learner_id=DEMO_LEARNER_ID,
+            completed_at=self.course_completion_time(DEMO_COURSE_ID, DEMO_LEARNER_ID),
+            activities=activities,
+            webhook_url=self.webhook_url,
+            deliveries=list(reversed(self.deliveries[-5:])),
+        )
+
+    def _complete_view(self):
+        self.complete_course(DEMO_COURSE_ID, DEMO_LEARNER_ID)
+
+        return redirect("/", code=303)
+
+    def _reset_view(self):
+        self.reset_progress(DEMO_COURSE_ID, DEMO_LEARNER_ID)
+
+        return redirect("/", code=303)
+
+    def _deliver(self, event: dict[str, t.Any]) -> None:
+        eventname = event["eventname"]
+        try:
+            status = self.post_event(event)
+        except requests.RequestException as error:
+            logger.warning(
+                "webhook delivery of %s for user %s failed: %s",
+                eventname,
+                event["relateduserid"],
+                error,
+            )
+            delivery = WebhookDelivery(eventname, None, str(error))
+        else:
+            logger.info(
+                "webhook delivered %s for user %s: HTTP %s",
+                eventname,
+                event["relateduserid"],
+                status,
+            )
+            delivery = WebhookDelivery(eventname, status, None)
+
+        with self._lock:
+            self.deliveries.append(delivery)
+
+    def _require_course(self, course_id: int) -> MoodleCourse:
+        course = self.courses.get(course_id)
+        if course is None:
+            raise ValueError(
+                f"unknown course {course_id}; known courses: {sorted(self.courses)}"
+            )
+
+        return course
+
+    def _row_id(self, table: str, record_id: int, user_id: int) -> int:
+        # Moodle keeps one completion row per (course or module, user), so the
+        # objectid stays the same in every event about that row.
+        key = (table, record_id, user_id)
+        with self._lock:
+            if key not in self._row_ids:
+                self._row_ids[key] = self._next_row_ids[table]
+                self._next_row_ids[table] += 1
+
+            return self._row_ids[key]
+
+    def _event_host(self) -> str:
+        if self.site_url is None:
+            raise ValueError(
+                "site_url is not set; call start() or pass site_url to MoodleStandIn"
+            )
+
+        return urlsplit(self.site_url).netloc
+
+
+def _unix_now() -> int:
+    # A helper, because complete_course's `time` parameter hides the module.
+    return int(time.time())
+
+
+INDEX_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Demo Moodle</title></head>
+<body>
+<h1>Demo Moodle: {{ course.fullname }}</h1>
+<p>Course id {{ course.course_id }}.
+   Learner: {{ learner_name }} (user id {{ learner_id }}).</p>
+<h2>Completion</h2>
+<p>Course:
+{% if completed_at %}completed at {{ completed_at }} (Unix time)
+{% else %}not completed{% endif %}</p>
+<ul>
+{% for activity, state, timecompleted in activities %}
+  <li>{{ activity.name }} ({{ activity.modname }}, course module {{ activity.cmid }}):
+      state {{ state }}
+      {% if timecompleted %}, completed at {{ timecompleted }}{% endif %}</li>
+{% endfor %}
+</ul>
+<form method="post" action="/complete">
+  <button type="submit">Mark the course complete for {{ learner_name }}</button>
+</form>
+<form method="post" action="/reset">
+  <button type="submit">Reset {{ learner_name }}'s progress</button>
+</form>
+<h2>Webhook</h2>
+{% if webhook_url %}
+<p>Events are posted to {{ webhook_url }}.</p>
+<ul>
+{% for delivery in deliveries %}
+  <li>{{ delivery.eventname }}:
+  {% if delivery.error %}failed: {{ delivery.error }}
+  {% else %}HTTP {{ delivery.status_code }}{% endif %}</li>
+{% endfor %}
+</ul>
+{% else %}
+<p>No webhook URL is configured, so completing the course sends no event.</p>
+{% endif %}
+</body>
+</html>
+"""

@@ -1,0 +1,530 @@
+"""A demo LTI 1.3 platform that launches the bridge as one of two demo users.
+
+It plays the LMS side of a resource link launch: third-party login initiation at the
+tool, the OpenID Connect authentication endpoint (`/auth`) and the platform's key set
+(`/jwks`). The launch itself is built by `lti1p3platform` through the adapter in
+`lti1p3platform_flask`; this module adds the demo course, people and resource link
+and the hints that tie a login initiation to its authentication request.
+
+Start it with `PlatformPeer().start()`, register the tool with `register_tool(...)`,
+then open `/launch/learner` in a browser or call `launch_with_session(...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+import typing as t
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import quote, urljoin
+
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask, jsonify, render_template_string
+
+from lti_tool.demo.peers.lti1p3platform_flask import (
+    AuthRequestError,
+    FlaskMessageLaunch,
+    FlaskOIDCLogin,
+    FlaskPlatformRequest,
+    PlatformConfig,
+    PlatformRegistration,
+)
+from lti_tool.demo.peers.serving import (
+    RunningServer,
+    require_loopback_url,
+    serve_in_thread,
+)
+
+logger = logging.getLogger(__name__)
+
+# LIS role vocabulary as LTI 1.3 uses it in the roles claim.
+ROLE_LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+ROLE_INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
+ROLE_STUDENT = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Student"
+ROLE_FACULTY = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Faculty"
+CONTEXT_TYPE_COURSE_OFFERING = (
+    "http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"
+)
+TOOL_PLATFORM_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/tool_platform"
+
+DEFAULT_CLIENT_ID = "hpass-bridge-demo"
+DEFAULT_DEPLOYMENT_ID = "1"
+
+# Custom claim key carrying the Moodle course id. Moodle sends custom parameters
+# as strings, so the value is the decimal course id.
+MOODLE_COURSE_ID_CUSTOM_KEY = "moodle_course_id"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """A person the demo platform can launch as."""
+
+    key: str
+    user_id: str
+    given_name: str
+    family_name: str
+    email: str
+    roles: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+
+@dataclass(frozen=True)
+class DemoCourse:
+    """The LTI context of the demo launches: one Moodle course."""
+
+    context_id: str
+    label: str
+    title: str
+    moodle_course_id: int
+
+
+@dataclass(frozen=True)
+class DemoResourceLink:
+    """The placement of the tool inside the demo course."""
+
+    resource_link_id: str
+    title: str
+    description: str
+
+
+# User ids and the course id match the Moodle fixtures and the Moodle stand-in:
+# relateduserid 3001 is the learner, user 2 the instructor, course 101.
+DEMO_LEARNER = DemoUser(
+    key="learner",
+    user_id="3001",
+    given_name="Learner",
+    family_name="One",
+    email="learner1@example.invalid",
+    roles=(ROLE_LEARNER, ROLE_STUDENT),
+)
+DEMO_INSTRUCTOR = DemoUser(
+    key="instructor",
+    user_id="2",
+    given_name="Ines",
+    family_name="Instructor",
+    email="instructor@example.invalid",
+    roles=(ROLE_INSTRUCTOR, ROLE_FACULTY),
+)
+DEMO_COURSE = DemoCourse(
+    context_id="101",
+    label="HUM101",
+    title="Introduction to Humanitarian Action",
+    moodle_course_id=101,
+)
+DEMO_RESOURCE_LINK = DemoResourceLink(
+    resource_link_id="rl-101-badges",
+    title="Course badges",
+    description="Badges you can earn in this course and where they went",
+)
+
+
+@dataclass(frozen=True)
+class ToolRegistration:
+    """What the platform knows about the tool.
+
+    `redirect_uris` defaults to the launch URL alone. `jwks_url` is the tool's
+    public key set, which a platform needs to verify Deep Linking responses.
+    """
+
+    login_url: str
+    launch_url: str
+    redirect_uris: tuple[str, ...] = ()
+    jwks_url: str | None = None
+
+    def registered_redirect_uris(self) -> tuple[str, ...]:
+        return self.redirect_uris or (self.launch_url,)
+
+
+@dataclass(frozen=True)
+class _PendingLaunch:
+    user: DemoUser
+    issued_at: float
+
+
+class LaunchFlowError(RuntimeError):
+    """A step of `PlatformPeer.launch_with_session` did not get the expected answer."""
+
+
+class PlatformPeer:
+    """A demo LTI 1.3 platform with a learner, an instructor and one course.
+
+    The RSA signing key is generated in memory at construction and never written
+    anywhere. `issuer` is the platform's own base URL; `start()` sets it to the
+    server's URL when it was not given.
+    """
+
+    def __init__(
+        self,
+        issuer: str | None = None,
+        tool: ToolRegistration | None = None,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        deployment_id: str = DEFAULT_DEPLOYMENT_ID,
+        users: Sequence[DemoUser] = (DEMO_LEARNER, DEMO_INSTRUCTOR),
+        course: DemoCourse = DEMO_COURSE,
+        resource_link: DemoResourceLink = DEMO_RESOURCE_LINK,
+        hint_lifetime_seconds: float = 300.0,
+    ) -> None:
+        self.client_id = client_id
+        self.deployment_id = deployment_id
+        self.users = {user.key: user for user in users}
+        self.course = course
+        self.resource_link = resource_link
+        self.hint_lifetime_seconds = hint_lifetime_seconds
+
+        self._registration = PlatformRegistration(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        )
+        self._registration.set_client_id(client_id)
+        self._registration.set_deployment_id(deployment_id)
+        self._config = PlatformConfig(registration=self._registration)
+
+        self._lock = threading.Lock()
+        self._pending: dict[str, _PendingLaunch] = {}
+        self._issuer: str | None = None
+        self._tool: ToolRegistration | None = None
+
+        if issuer is not None:
+            self.issuer = issuer
+        if tool is not None:
+            self.register_tool(tool)
+
+    @property
+    def issuer(self) -> str | None:
+        return self._issuer
+
+    @issuer.setter
+    def issuer(self, value: str) -> None:
+        issuer = require_loopback_url(value, "issuer").rstrip("/")
+        self._issuer = issuer
+        self._registration.set_iss(issuer)
+
+    @property
+    def tool(self) -> ToolRegistration | None:
+        return self._tool
+
+    def register_tool(self, tool: ToolRegistration) -> None:
+        """Register (or replace) the one tool this platform launches."""
+        require_loopback_url(tool.login_url, "tool login_url")
+        require_loopback_url(tool.launch_url, "tool launch_url")
+        for uri in tool.registered_redirect_uris():
+            require_loopback_url(uri, "tool redirect URI")
+
+        self._tool = tool
+        self._registration.set_oidc_login_url(tool.login_url)
+        self._registration.set_launch_url(tool.launch_url)
+        self._registration.set_redirect_uris(tool.registered_redirect_uris())
+        if tool.jwks_url is not None:
+            require_loopback_url(tool.jwks_url, "tool jwks_url")
+            self._registration.set_tool_key_set_url(tool.jwks_url)
+
+    def jwks(self) -> dict[str, list[dict[str, t.Any]]]:
+        """Return the platform's public key set, as served at `/jwks`."""
+        return {"keys": self._registration.get_jwks()}
+
+    def find_user(self, reference: str) -> DemoUser | None:
+        """Find a demo user by key ("learner") or by LMS user id ("3001")."""
+        if reference in self.users:
+            return self.users[reference]
+
+        for user in self.users.values():
+            if user.user_id == reference:
+                return user
+
+        return None
+
+    def create_app(self) -> Flask:
+        """Build the platform's Flask app; it reads this peer's state per request."""
+        app = Flask(__name__)
+        app.add_url_rule("/", "index", self._index_view)
+        app.add_url_rule("/jwks", "jwks", self._jwks_view)
+        app.add_url_rule("/launch/<user_ref>", "launch", self._launch_view)
+        app.add_url_rule("/auth", "auth", self._auth_view, methods=["GET", "POST"])
+
+        return app
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+        """Serve the platform in a background thread; sets `issuer` if unset."""
+        server = serve_in_thread(self.create_app(), host=host, port=port)
+        if self._issuer is None:
+            self.issuer = server.url
+
+        return server
+
+    def launch_with_session(
+        self,
+        session: requests.Session,
+        user: str | DemoUser,
+        *,
+        timeout: float = 10.0,
+    ) -> requests.Response:
+        """Run a whole launch over HTTP and return the tool's final response.
+
+        The steps are the browser's: `/launch/<user>` redirects to the tool's login
+        initiation, which redirects to `/auth`, which returns a form that is posted
+        to the tool's redirect URI. Cookies the tool sets stay in `session`.
+        Raises LaunchFlowError when a step before the final post fails, and
+        ValueError when a redirect leaves this machine.
+        """
+        demo_user = user if isinstance(user, DemoUser) else self.find_user(user)
+        if demo_user is None:
+            raise LookupError(f"unknown demo user {user!r}; use one of {list(self.users)}")
+        if self._issuer is None:
+            raise LaunchFlowError("the platform has no issuer yet; call start() first")
+
+        hooks = {"response": _reject_offhost_redirect}
+        start_url = f"{self._issuer}/launch/{quote(demo_user.key)}"
+        auth_page = session.get(start_url, timeout=timeout, hooks=hooks)
+
+        auth_url = f"{self._issuer}/auth"
+        if not auth_page.url.startswith(auth_url) or auth_page.status_code != 200:
+            raise LaunchFlowError(
+                f"expected the launch form from {auth_url}, got HTTP "
+                f"{auth_page.status_code} from {auth_page.url}: "
+                f"{auth_page.text[:500]}"
+            )
+
+        form = _LaunchFormParser.parse(auth_page.text)
+        if not form.action or "id_token" not in form.fields:
+            raise LaunchFlowError(
+                f"the page from {auth_page.url} has no launch form with an id_token"
+            )
+
+        action = require_loopback_url(urljoin(auth_page.url, form.action), "form action")
+
+        return session.post(action, data=form.fields, timeout=timeout, hooks=hooks)
+
+    def _issue_message_hint(self, user: DemoUser) -> str:
+        hint = secrets.token_urlsafe(24)
+        now = time.monotonic()
+        with self._lock:
+            expired = [
+                key
+                for key, pending in self._pending.items()
+                if now - pending.issued_at > self.hint_lifetime_seconds
+            ]
+            for key in expired:
+                del self._pending[key]
+            self._pending[hint] = _PendingLaunch(user=user, issued_at=now)
+
+        return hint
+
+    def _consume_message_hint(self, lti_message_hint: str, login_hint: str) -> DemoUser:
+        """Return the user a hint was issued for and forget the hint.
+
+        A hint is used once: a replayed authentication request is rejected.
+        """
+        with self._lock:
+            pending = self._pending.get(lti_message_hint)
+            fresh = (
+                pending is not None
+                and time.monotonic() - pending.issued_at <= self.hint_lifetime_seconds
+            )
+            if pending is not None and fresh and pending.user.user_id == login_hint:
+                del self._pending[lti_message_hint]
+
+                return pending.user
+
+        if pending is None or not fresh:
+            raise AuthRequestError(
+                "login_required",
+                "lti_message_hint is unknown, expired or already used; start a new "
+                "launch from the platform at /launch/<user>",
+            )
+
+        raise AuthRequestError(
+            "login_required",
+            f"login_hint {login_hint!r} does not match the user this launch was "
+            "started for; send the login_hint from the login initiation unchanged",
+        )
+
+    def _index_view(self) -> str:
+        return render_template_string(
+            INDEX_TEMPLATE,
+            peer=self,
+            jwks_url=f"{self._issuer}/jwks",
+            auth_url=f"{self._issuer}/auth",
+        )
+
+    def _jwks_view(self):
+        return jsonify(self.jwks())
+
+    def _launch_view(self, user_ref: str):
+        user = self.find_user(user_ref)
+        if user is None:
+            message = f"unknown demo user {user_ref!r}; use one of {list(self.users)}"
+            return _error_response(404, "not_found", message)
+        if self._tool is None or self._issuer is None:
+            message = (
+                "the platform has no registered tool or no issuer yet; call "
+                "register_tool() and start() before launching"
+            )
+            return _error_response(409, "not_configured", message)
+
+        login = FlaskOIDCLogin(FlaskPlatformRequest(), self._config)
+        login.set_lti_message_hint(lti_message_hint=self._issue_message_hint(user))
+        logger.info("launch started for demo user %s", user.user_id)
+
+        return login.initiate_login(user.user_id)
+
+    def _auth_view(self):
+        if self._tool is None:
+            message = "the platform has no registered tool; call register_tool() first"
+            return _error_response(409, "not_configured", message)
+
+        launch = _DemoMessageLaunch(FlaskPlatformRequest(), self._config, peer=self)
+        try:
+            return launch.lti_launch()
+        except AuthRequestError as error:
+            logger.warning("authentication request rejected: %s", error)
+            return _error_response(400, error.error, str(error))
+
+
+class _DemoMessageLaunch(FlaskMessageLaunch):
+    """Fills the launch with the demo user, course and resource link."""
+
+    def __init__(self, request: FlaskPlatformRequest, config, *, peer: PlatformPeer):
+        super().__init__(request, config)
+        self._peer = peer
+
+    def prepare_launch(self, preflight_response: dict[str, t.Any]) -> None:
+        peer = self._peer
+        user = peer._consume_message_hint(
+            preflight_response.get("lti_message_hint", ""),
+            preflight_response["login_hint"],
+        )
+
+        self.set_user_data(
+            user.user_id,
+            list(user.roles),
+            full_name=user.name,
+            email_address=user.email,
+        )
+        self.set_launch_context_claim(
+            peer.course.context_id,
+            context_types=[CONTEXT_TYPE_COURSE_OFFERING],
+            context_title=peer.course.title,
+            context_label=peer.course.label,
+        )
+        self.set_resource_link_claim(
+            peer.resource_link.resource_link_id,
+            description=peer.resource_link.description,
+            title=peer.resource_link.title,
+        )
+        self.set_custom_parameters_claim(
+            {MOODLE_COURSE_ID_CUSTOM_KEY: str(peer.course.moodle_course_id)}
+        )
+        self.set_launch_presentation_claim(
+            document_target="iframe", return_url=f"{peer.issuer}/"
+        )
+
+        # lti1p3platform 0.1.8 has no setters for these claims.
+        self.set_extra_claims(
+            {
+                "given_name": user.given_name,
+                "family_name": user.family_name,
+                TOOL_PLATFORM_CLAIM: {
+                    "guid": peer.issuer,
+                    "name": "HPass demo platform",
+                    "product_family_code": "hpass-demo-platform",
+                },
+            }
+        )
+        logger.info(
+            "id_token issued for demo user %s in context %s",
+            user.user_id,
+            peer.course.context_id,
+        )
+
+
+def _error_response(status: int, error: str, message: str):
+    response = jsonify({"error": error, "error_description": message})
+    response.status_code = status
+
+    return response
+
+
+def _reject_offhost_redirect(response: requests.Response, *args, **kwargs) -> None:
+    # A requests response hook runs for every hop, so a redirect to another host
+    # is stopped before it is followed.
+    if response.is_redirect:
+        target = urljoin(response.url, response.headers["Location"])
+        require_loopback_url(target, "redirect target")
+
+
+@dataclass
+class _LaunchForm:
+    action: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _LaunchFormParser(HTMLParser):
+    """Reads the action and hidden inputs of the first form on a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.form = _LaunchForm()
+        self._in_form = False
+        self._seen_form = False
+
+    @classmethod
+    def parse(cls, html: str) -> _LaunchForm:
+        parser = cls()
+        parser.feed(html)
+        parser.close()
+
+        return parser.form
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form" and not self._seen_form:
+            self._in_form = self._seen_form = True
+            self.form.action = attributes.get("action", "")
+        elif tag == "input" and self._in_form and attributes.get("name"):
+            self.form.fields[attributes["name"]] = attributes.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+
+
+INDEX_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Demo LTI platform</title></head>
+<body>
+<h1>Demo LTI platform</h1>
+<p>Course: {{ peer.course.title }} ({{ peer.course.label }},
+   context id {{ peer.course.context_id }})</p>
+<ul>
+{% for user in peer.users.values() %}
+  <li><a href="/launch/{{ user.key }}">Launch as {{ user.name }}</a>
+      ({{ user.key }}, user id {{ user.user_id }})</li>
+{% endfor %}
+</ul>
+<h2>Registration details for the tool</h2>
+<dl>
+  <dt>Issuer</dt><dd>{{ peer.issuer }}</dd>
+  <dt>Client id</dt><dd>{{ peer.client_id }}</dd>
+  <dt>Deployment id</dt><dd>{{ peer.deployment_id }}</dd>
+  <dt>Authentication endpoint</dt><dd>{{ auth_url }}</dd>
+  <dt>Key set (JWKS) URL</dt><dd>{{ jwks_url }}</dd>
+{% if peer.tool %}
+  <dt>Tool login initiation URL</dt><dd>{{ peer.tool.login_url }}</dd>
+  <dt>Tool launch URL</dt><dd>{{ peer.tool.launch_url }}</dd>
+  <dt>Tool redirect URIs</dt>
+  <dd>{{ peer.tool.registered_redirect_uris() | join(", ") }}</dd>
+{% else %}
+  <dt>Tool</dt><dd>not registered yet</dd>
+{% endif %}
+</dl>
+</body>
+</html>
+"""

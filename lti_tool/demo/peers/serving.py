@@ -1,0 +1,141 @@
+"""Serve a WSGI app on a loopback address from a background thread.
+
+The demo peers and the tests run several small servers inside one process. Each runs
+waitress on its own socket map, so stopping one server closes only its own sockets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+logger = logging.getLogger(__name__)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Return True for localhost and for addresses in 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_loopback_url(url: str, name: str) -> str:
+    """Return `url` unchanged, or raise ValueError when it leaves this machine.
+
+    The demo peers exist for loopback development only, so every URL they call or
+    redirect to must point at 127.0.0.1, ::1 or localhost.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not is_loopback_host(parts.hostname):
+        raise ValueError(
+            f"{name} must be an http(s) URL on 127.0.0.1, ::1 or localhost, "
+            f"got {url!r}; the demo peers only talk to this machine"
+        )
+
+    return url
+
+
+@dataclass
+class RunningServer:
+    """A waitress server running in a daemon thread; `stop()` shuts it down."""
+
+    url: str
+    host: str
+    port: int
+    _server: Any = field(repr=False)
+    _socket_map: dict = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the listening socket and every open connection, then join the thread.
+
+        Idempotent. A request handler that is still running (a deliberately slow
+        one, for example) is not interrupted; its daemon worker thread ends on its
+        own and its answer is discarded.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+
+        # waitress's loop runs while its socket map holds channels, and keep-alive
+        # connections from a requests.Session stay in the map until their idle
+        # timeout. Closing everything from inside the loop thread (through the
+        # trigger) empties the map at once, so the loop returns without racing it.
+        self._server.trigger.pull_trigger(
+            lambda: wasyncore.close_all(self._socket_map, ignore_all=True)
+        )
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.warning(
+                "demo server %s did not stop within %.1f s", self.url, timeout
+            )
+
+        self._server.task_dispatcher.shutdown(timeout=min(timeout, 1.0))
+        logger.info("demo server stopped: %s", self.url)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Start `app` on `host`:`port` in a daemon thread and return once it listens.
+
+    Port 0 picks a free port; the chosen one is in the returned `url`. Only
+    loopback hosts are accepted, because these servers have no authentication
+    worth the name.
+    """
+    if not is_loopback_host(host):
+        raise ValueError(
+            f"host must be a loopback address such as 127.0.0.1 or ::1, got {host!r}"
+        )
+
+    socket_map: dict = {}
+    server = create_server(
+        app,
+        map=socket_map,
+        host=host,
+        port=port,
+        threads=8,
+        ident="hpass-demo-peer",
+        # A slow handler (see the portfolio's delay_next) must not hold the
+        # connection open for waitress's default of two minutes after stop().
+        channel_timeout=30,
+    )
+    bound_host = str(server.effective_host)
+    bound_port = int(server.effective_port)
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{url_host}:{bound_port}"
+
+    thread = threading.Thread(
+        target=server.run, name=f"demo-server-{bound_port}", daemon=True
+    )
+    thread.start()
+    logger.info("demo server started: %s", url)
+
+    return RunningServer(
+        url=url,
+        host=bound_host,
+        port=bound_port,
+        _server=server,
+        _socket_map=socket_map,
+        _thread=thread,
+    )

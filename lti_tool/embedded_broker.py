@@ -1,0 +1,88 @@
+"""The embedded Celery broker: kombu's SQLAlchemy transport tuned for one SQLite file.
+
+kombu passes every transport option to `create_engine`, so the polling interval must be
+taken out first. SQLite also needs WAL and a busy timeout, or a publish from the web
+server and a poll from the worker collide with "database is locked". Stock kombu keeps
+every consumed message as an invisible row; this transport deletes it instead, so the
+file does not grow forever. A message lost in between (a worker killed after taking it)
+is not a problem: the outbox sweep sends its id again.
+"""
+
+from __future__ import annotations
+
+from json import loads
+from queue import Empty
+
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Channel as SqlaChannel
+from kombu.transport.sqlalchemy import Transport as SqlaTransport
+from kombu.utils.encoding import bytes_to_str
+from sqlalchemy import create_engine, event, text
+
+ALIAS = "hpass-sqlite"
+ENGINE_OPTION_BLOCKLIST = (
+    "queue_tablename",
+    "message_tablename",
+    "callback",
+    "errback",
+    "max_retries",
+    "interval_start",
+    "interval_step",
+    "interval_max",
+    "retry_errors",
+    "polling_interval",
+    "visibility_timeout",
+)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Channel(SqlaChannel):
+    def _engine_from_config(self):
+        conninfo = self.connection.client
+        options = {
+            key: value
+            for key, value in conninfo.transport_options.items()
+            if key not in ENGINE_OPTION_BLOCKLIST
+        }
+        options.setdefault("connect_args", {"timeout": 30})
+        engine = create_engine(conninfo.hostname, **options)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def _get(self, queue):
+        queue_row = self._get_or_create(queue)
+        session = self.session
+        if session.bind.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+        try:
+            message = (
+                session.query(self.message_cls)
+                .filter(self.message_cls.queue_id == queue_row.id)
+                .filter(self.message_cls.visible.is_(True))
+                .order_by(self.message_cls.sent_at, self.message_cls.id)
+                .limit(1)
+                .first()
+            )
+            if message is None:
+                raise Empty()
+            payload = loads(bytes_to_str(message.payload))
+            session.delete(message)
+            return payload
+        finally:
+            session.commit()
+
+
+class Transport(SqlaTransport):
+    Channel = Channel
+
+
+def register() -> None:
+    """Make `hpass-sqlite+sqlite:///path` broker URLs resolve to this transport."""
+    TRANSPORT_ALIASES[ALIAS] = f"{__name__}:Transport"

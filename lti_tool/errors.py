@@ -1,0 +1,113 @@
+"""Errors a request can end with, and how they are shown.
+
+    BridgeRequestError        4xx with a message that says what was wrong and what to do
+    ├── BadRequest            400: malformed input
+    ├── Unauthorized          401: missing or wrong credentials (webhook secret, token)
+    ├── Forbidden             403: the caller may not do this
+    ├── NotFound              404
+    └── LaunchRejected        400: an LTI launch failed validation; carries the LTI ids
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Flask, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from lti_tool.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class BridgeRequestError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, **ids: object) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.ids = {key: value for key, value in ids.items() if value is not None}
+
+
+class BadRequest(BridgeRequestError):
+    status = 400
+
+
+class Unauthorized(BridgeRequestError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(BridgeRequestError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(BridgeRequestError):
+    status = 404
+    code = "not_found"
+
+
+class LaunchRejected(BridgeRequestError):
+    status = 400
+    code = "launch_rejected"
+
+
+def _wants_json() -> bool:
+    if request.path.startswith(("/webhooks/", "/api/", "/health")):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _render(status: int, code: str, message: str):
+    body = {"error": code, "message": message, "request_id": g.get("request_id")}
+    if _wants_json():
+        return jsonify(body), status
+    return render_template("error.html", status=status, **body), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.before_request
+    def bind_request_id() -> None:
+        import structlog
+
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming[:64] if incoming.isprintable() and incoming else None
+        g.request_id = g.request_id or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.after_request
+    def add_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+    @app.errorhandler(BridgeRequestError)
+    def handle_bridge_error(error: BridgeRequestError):
+        log.warning(
+            "request_rejected",
+            status=error.status,
+            code=error.code,
+            reason=error.message,
+            path=request.path,
+            **error.ids,
+        )
+        return _render(error.status, error.code, error.message)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException):
+        return _render(error.code or 500, error.name.lower().replace(" ", "_"), error.description)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        log.exception("request_failed", path=request.path)
+        return _render(
+            500,
+            "internal_error",
+            "The bridge failed to handle this request. Nothing was saved; try again, "
+            "and if it keeps failing give the request id to your HPass contact.",
+        )

@@ -1,0 +1,64 @@
+"""Structured logging: JSON lines in production, readable lines in a terminal.
+
+The standard library's loggers all flow through structlog's formatter, so a log line
+from pylti1p3 or Celery carries the same bound ids (request, task, provider) as ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
+    global _configured
+
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_hpass", False):
+            root.removeHandler(old)
+    handler._hpass = True
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+    if not _configured:
+        structlog.configure(
+            processors=[
+                *shared,
+                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=True,
+        )
+    _configured = True
+
+
+def get_logger(name: str):
+    return structlog.get_logger(name)

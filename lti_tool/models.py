@@ -1,0 +1,79 @@
+"""LTI 1.3 tables: platform registrations, deployments and course links."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from badge_engine.db import Base, utcnow
+
+
+class Registration(Base):
+    """A tool registration on one platform, keyed by (issuer, client_id).
+
+    Canvas uses one issuer for every customer, so the issuer alone identifies nothing.
+    The tool's RSA private key for this registration is encrypted with the vault key.
+    """
+
+    __tablename__ = "lti_registrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    public_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=lambda: str(uuid.uuid4())
+    )
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(200))
+    auth_login_url: Mapped[str] = mapped_column(String(500))
+    auth_token_url: Mapped[str | None] = mapped_column(String(500))
+    key_set_url: Mapped[str] = mapped_column(String(500))
+    tool_key_id: Mapped[str] = mapped_column(String(64))
+    tool_private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    tool_public_key_pem: Mapped[str] = mapped_column(String(2000))
+    # Links launches to the LMS connection whose API and webhooks serve the same site.
+    lms_connection_id: Mapped[int | None] = mapped_column(ForeignKey("lms_connections.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    deployments: Mapped[list["Deployment"]] = relationship(back_populates="registration")
+
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+
+class DeploymentStatus(str, enum.Enum):
+    ACTIVE = "active"
+    HELD = "held"
+
+
+class Deployment(Base):
+    __tablename__ = "lti_deployments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registrations.id"))
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(10), default=DeploymentStatus.ACTIVE.value)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    registration: Mapped[Registration] = relationship(back_populates="deployments")
+
+    __table_args__ = (UniqueConstraint("registration_id", "deployment_id"),)
+
+
+class LtiCourse(Base):
+    """A platform course (the LTI context) and the LMS course it corresponds to."""
+
+    __tablename__ = "lti_courses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registrations.id"))
+    lti_context_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(String(500))
+    lms_course_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("registration_id", "lti_context_id"),)

@@ -1,0 +1,283 @@
+"""The award pipeline's outbox handlers: evaluate a completion fact, deliver a credential.
+
+Each handler runs in the transaction that also marks its outbox message done, so its
+database effects and the message's completion commit together. Calls to other systems
+happen before any write, and the outside effects are idempotent (a re-read is a read; a
+portfolio upsert of the same credential id replaces it), so a handler cut short by a
+crash can simply run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badge_engine.db import utcnow
+from badge_engine.facts import CompletionState
+from badge_engine.issuing import issue_credential
+from badge_engine.models import (
+    Achievement,
+    CompletionFactRecord,
+    FactOutcome,
+    Learner,
+)
+from badge_engine.outbox import OutboxMessage, enqueue
+from badge_engine.rules import LearnerProgress, evaluate_award_rule
+from connectors.hpass.errors import DeliveryRejected, DeliveryRetryable
+from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
+from connectors.hpass.ob3_api import Ob3ApiClient
+from connectors.models import ConnectionState, LmsConnection
+from connectors.moodle.client import MoodleClient
+from connectors.moodle.errors import MoodleNoCompletionCriteria, MoodleTokenInvalid
+from lti_tool.bridge import Bridge
+from lti_tool.logs import get_logger
+
+log = get_logger(__name__)
+
+EVALUATE_FACT = "fact.evaluate"
+DELIVER_CREDENTIAL = "credential.deliver"
+
+
+class RetryLater(Exception):
+    """The handler could not finish now; the outbox schedules another attempt."""
+
+    def __init__(self, message: str, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GiveUp(Exception):
+    """Retrying cannot help; the message goes to the dead-letter list for a person."""
+
+
+@dataclass
+class HandlerContext:
+    bridge: Bridge
+    session: Session
+    message: OutboxMessage
+
+
+def moodle_client_for(bridge: Bridge, connection: LmsConnection) -> MoodleClient:
+    token = bridge.vault.decrypt(
+        connection.api_token_encrypted, what=f"API token of LMS connection {connection.id}"
+    ).decode()
+    timeout = bridge.settings.http_timeout_seconds
+    return MoodleClient(connection.base_url, token, timeout=(3.05, timeout))
+
+
+def _read_progress(bridge: Bridge, connection: LmsConnection, fact) -> LearnerProgress:
+    """Re-read the learner's course completion from Moodle: the event is only a trigger."""
+    client = moodle_client_for(bridge, connection)
+    status = client.get_course_completion_status(fact.lms_course_id, fact.lms_user_id)
+    return LearnerProgress(
+        course_completed=status.completed, course_completed_at=status.time_completed
+    )
+
+
+def _learner_for(session: Session, fact: CompletionFactRecord) -> Learner:
+    learner = session.scalar(
+        select(Learner).where(
+            Learner.provider_id == fact.provider_id,
+            Learner.lms_connection_id == fact.lms_connection_id,
+            Learner.lms_user_id == fact.lms_user_id,
+        )
+    )
+    if learner is None:
+        learner = Learner(
+            provider_id=fact.provider_id,
+            lms_connection_id=fact.lms_connection_id,
+            lms_user_id=fact.lms_user_id,
+        )
+        session.add(learner)
+        session.flush()
+    return learner
+
+
+def _finish_fact(fact: CompletionFactRecord, outcome: FactOutcome, detail: str) -> None:
+    fact.outcome = outcome.value
+    fact.outcome_detail = detail
+    fact.processed_at = utcnow()
+
+
+def evaluate_fact(context: HandlerContext) -> None:
+    session, bridge, message = context.session, context.bridge, context.message
+    fact = session.scalar(
+        select(CompletionFactRecord).where(
+            CompletionFactRecord.id == message.payload["fact_id"],
+            CompletionFactRecord.provider_id == message.provider_id,
+        )
+    )
+    if fact is None:
+        raise GiveUp(
+            f"completion fact {message.payload.get('fact_id')} of provider "
+            f"{message.provider_id} does not exist"
+        )
+    log_ids = dict(fact_id=fact.id, provider_id=fact.provider_id, lms_user_id=fact.lms_user_id)
+
+    if not CompletionState(fact.state).counts_as_complete:
+        # A teacher set something back to incomplete: record it, never award on it.
+        _finish_fact(fact, FactOutcome.REVERSAL, f"state {fact.state} awards nothing")
+        log.info("fact_reversal_recorded", **log_ids)
+        return
+
+    connection = session.scalar(
+        select(LmsConnection).where(
+            LmsConnection.id == fact.lms_connection_id,
+            LmsConnection.provider_id == fact.provider_id,
+        )
+    )
+    if connection.state == ConnectionState.BROKEN.value:
+        raise RetryLater(
+            f"LMS connection {connection.id} is marked broken; fix its token first",
+            retry_after=timedelta(hours=1),
+        )
+
+    achievements = session.scalars(
+        select(Achievement).where(
+            Achievement.provider_id == fact.provider_id,
+            Achievement.lms_connection_id == fact.lms_connection_id,
+            Achievement.lms_course_id == fact.lms_course_id,
+        )
+    ).all()
+    if not achievements:
+        _finish_fact(fact, FactOutcome.NO_RULE_MET, "the course awards no achievement")
+        return
+
+    try:
+        progress = _read_progress(bridge, connection, fact)
+    except MoodleTokenInvalid as error:
+        connection.state = ConnectionState.BROKEN.value
+        connection.state_detail = str(error)
+        log.error("lms_token_invalid", connection_id=connection.id, **log_ids)
+        session.commit()
+        raise RetryLater(str(error), retry_after=timedelta(hours=1)) from None
+    except MoodleNoCompletionCriteria as error:
+        _finish_fact(fact, FactOutcome.NOT_CONFIRMED, str(error))
+        return
+
+    learner = _learner_for(session, fact)
+    awarded = []
+    for achievement in achievements:
+        outcome = evaluate_award_rule(achievement.award_rule, progress)
+        if not outcome.met:
+            continue
+        # The award date is the LMS's completion time, never the time the event came.
+        awarded_at = outcome.met_at or fact.occurred_at
+        result = issue_credential(
+            session,
+            vault=bridge.vault,
+            base_url=bridge.settings.public_base_url,
+            achievement=achievement,
+            learner=learner,
+            awarded_at=awarded_at,
+            source_fact_id=fact.id,
+        )
+        if result.created:
+            queue_deliveries(session, result.credential)
+            awarded.append(result.credential.public_id)
+            log.info(
+                "credential_issued",
+                credential_id=result.credential.public_id,
+                achievement_id=achievement.id,
+                **log_ids,
+            )
+
+    if awarded:
+        _finish_fact(fact, FactOutcome.AWARDED, ", ".join(awarded))
+    elif progress.course_completed:
+        _finish_fact(fact, FactOutcome.ALREADY_AWARDED, "every met rule was awarded before")
+    else:
+        _finish_fact(
+            fact,
+            FactOutcome.NOT_CONFIRMED,
+            "the LMS does not report the course as completed on re-read",
+        )
+        log.info("fact_not_confirmed", **log_ids)
+
+
+def queue_deliveries(session: Session, credential) -> None:
+    """Queue delivery of a new credential to each portfolio its learner linked."""
+    accounts = session.scalars(
+        select(PortfolioAccount).where(
+            PortfolioAccount.provider_id == credential.provider_id,
+            PortfolioAccount.learner_id == credential.learner_id,
+        )
+    ).all()
+    for account in accounts:
+        delivery = Delivery(
+            provider_id=credential.provider_id,
+            credential_id=credential.id,
+            route="ob3_api",
+            portfolio_account_id=account.id,
+        )
+        session.add(delivery)
+        session.flush()
+        enqueue(
+            session,
+            provider_id=credential.provider_id,
+            kind=DELIVER_CREDENTIAL,
+            payload={"delivery_id": delivery.id},
+            idempotency_key=f"deliver:{delivery.id}",
+        )
+
+
+def deliver_credential(context: HandlerContext) -> None:
+    session, bridge, message = context.session, context.bridge, context.message
+    delivery = session.scalar(
+        select(Delivery).where(
+            Delivery.id == message.payload["delivery_id"],
+            Delivery.provider_id == message.provider_id,
+        )
+    )
+    if delivery is None:
+        raise GiveUp(f"delivery {message.payload.get('delivery_id')} does not exist")
+    account = session.get(PortfolioAccount, delivery.portfolio_account_id)
+    credential = delivery_credential(session, delivery)
+    token = bridge.vault.decrypt(account.access_token_encrypted, what="portfolio token")
+    client = Ob3ApiClient(account.api_base_url, token.decode())
+    delivery.attempts += 1
+    try:
+        result = client.upsert_credential(credential.document)
+    except DeliveryRetryable as error:
+        delivery.status = DeliveryStatus.RETRYING.value
+        delivery.last_error = str(error)
+        delivery.last_http_status = error.http_status
+        session.commit()
+        raise RetryLater(str(error), retry_after=error.retry_after) from None
+    except DeliveryRejected as error:
+        delivery.status = DeliveryStatus.FAILED.value
+        delivery.last_error = str(error)
+        delivery.last_http_status = error.http_status
+        session.commit()
+        raise GiveUp(str(error)) from None
+
+    delivery.status = DeliveryStatus.DELIVERED.value
+    delivery.delivered_at = utcnow()
+    delivery.last_http_status = result.http_status
+    delivery.last_error = None
+    log.info(
+        "credential_delivered",
+        credential_id=credential.public_id,
+        delivery_id=delivery.id,
+        http_status=result.http_status,
+    )
+
+
+def delivery_credential(session: Session, delivery: Delivery):
+    from badge_engine.models import Credential
+
+    return session.scalars(
+        select(Credential).where(
+            Credential.id == delivery.credential_id,
+            Credential.provider_id == delivery.provider_id,
+        )
+    ).one()
+
+
+HANDLERS = {
+    EVALUATE_FACT: evaluate_fact,
+    DELIVER_CREDENTIAL: deliver_credential,
+}

@@ -1,0 +1,119 @@
+"""Celery tasks: run one outbox message, and sweep the outbox for due messages."""
+
+from __future__ import annotations
+
+import structlog
+from celery import shared_task
+
+from badge_engine.outbox import (
+    OutboxMessage,
+    claim,
+    due_message_ids,
+    mark_dispatched,
+    mark_done,
+    mark_failed,
+)
+from lti_tool.bridge import Bridge, current_bridge
+from lti_tool.logs import get_logger
+from lti_tool.pipeline import HANDLERS, GiveUp, HandlerContext, RetryLater
+
+log = get_logger(__name__)
+
+
+@shared_task(name="lti_tool.tasks.run_outbox_message")
+def run_outbox_message(message_id: int) -> str:
+    """Claim the message and run its handler; a message someone else holds is skipped."""
+    bridge = current_bridge()
+    settings = bridge.settings
+    structlog.contextvars.bind_contextvars(outbox_message_id=message_id)
+
+    with bridge.session() as session:
+        message = claim(session, message_id, lease_seconds=settings.outbox_lease_seconds)
+        session.commit()
+    if message is None:
+        log.debug("outbox_message_not_claimable")
+        return "skipped"
+    structlog.contextvars.bind_contextvars(
+        provider_id=message.provider_id, kind=message.kind, attempt=message.attempts
+    )
+
+    handler = HANDLERS.get(message.kind)
+    with bridge.session() as session:
+        message = session.get(OutboxMessage, message_id)
+        try:
+            if handler is None:
+                raise GiveUp(f"no handler for outbox message kind {message.kind!r}")
+            handler(HandlerContext(bridge=bridge, session=session, message=message))
+            mark_done(message)
+            session.commit()
+        except (RetryLater, GiveUp, Exception) as error:  # noqa: BLE001
+            session.rollback()
+            _record_failure(bridge, message_id, error)
+            return "failed"
+
+    log.info("outbox_message_done")
+    return "done"
+
+
+def _record_failure(bridge: Bridge, message_id: int, error: Exception) -> None:
+    settings = bridge.settings
+    with bridge.session() as session:
+        message = session.get(OutboxMessage, message_id)
+        if isinstance(error, GiveUp):
+            mark_failed(message, str(error), max_attempts=0)
+            log.error("outbox_message_dead", error=str(error))
+        elif isinstance(error, RetryLater):
+            mark_failed(
+                message,
+                str(error),
+                max_attempts=settings.outbox_max_attempts,
+                retry_after=error.retry_after,
+            )
+            log.warning(
+                "outbox_message_retry",
+                error=str(error),
+                status=message.status,
+                next_attempt_at=message.next_attempt_at.isoformat(),
+            )
+        else:
+            mark_failed(
+                message,
+                f"{type(error).__name__}: {error}",
+                max_attempts=settings.outbox_max_attempts,
+            )
+            log.exception("outbox_message_failed", status=message.status)
+        session.commit()
+
+
+def dispatch(message_ids: list[int]) -> None:
+    """Hand messages to the broker after their transaction committed.
+
+    A broker that is down costs only speed: the sweep sends the ids again later.
+    """
+    if not message_ids:
+        return
+    try:
+        for message_id in message_ids:
+            run_outbox_message.delay(message_id)
+    except Exception as error:  # noqa: BLE001 - the sweep covers every failure
+        log.warning("outbox_dispatch_failed", error=str(error), message_ids=message_ids)
+        return
+
+    bridge = current_bridge()
+    with bridge.session() as session:
+        mark_dispatched(session, message_ids)
+        session.commit()
+
+
+@shared_task(name="lti_tool.tasks.sweep_outbox")
+def sweep_outbox() -> int:
+    """Send due messages and those whose worker died; return how many were sent."""
+    bridge = current_bridge()
+    redispatch_after = max(60.0, bridge.settings.outbox_sweep_seconds * 6)
+    with bridge.session() as session:
+        ids = due_message_ids(session, redispatch_after_seconds=redispatch_after)
+    if ids:
+        log.info("outbox_sweep_dispatching", count=len(ids))
+        dispatch(ids)
+
+    return len(ids)

@@ -1,0 +1,53 @@
+"""Shared fixtures: settings on a temporary instance folder, the app and its clients."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from lti_tool.app import create_app
+from lti_tool.config import load_settings
+from lti_tool.schema import upgrade
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Loopback settings on a fresh SQLite database and embedded broker."""
+    settings = load_settings(
+        environ={},
+        overrides={
+            "instance_path": tmp_path / "instance",
+            "public_base_url": "http://127.0.0.1:5999",
+        },
+    )
+    settings.loopback_dev = True
+    settings.secret_key = b"test-secret-key-generated-per-test"
+    settings.encryption_keys = [Fernet.generate_key()]
+    settings.instance_path.mkdir(parents=True)
+    return settings
+
+
+@pytest.fixture
+def app(settings):
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["hpass"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app):
+    """A database session outside any request, closed after the test."""
+    with app.extensions["hpass"].session() as session:
+        yield session

@@ -1,0 +1,22 @@
+from sqlalchemy import create_engine
+
+
+def test_health_reports_database_and_broker(client):
+    """GET /health answers 200 with the version and both dependencies ok."""
+    response = client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json["database"] == "ok"
+    assert response.json["broker"] == "ok"
+    assert response.json["version"]
+
+
+def test_health_degraded_when_database_unreachable(app, client):
+    """A database that fails its probe turns /health into 503 with database error."""
+    app.extensions["hpass"].engine = create_engine("sqlite:////nonexistent/dir/x.db")
+
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json["database"] == "error"
+    assert response.json["broker"] == "ok"
