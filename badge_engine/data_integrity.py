@@ -114,8 +114,8 @@ def sign_eddsa_rdfc_2022(
     credential_id = document.get("id") if isinstance(document.get("id"), str) else None
     if "proof" in document:
         raise SigningError(
-            "The document already has a proof. Sign the document without its proof; "
-            "proof sets and chains are not supported.",
+            "The document already has a proof, and proof sets and chains are not "
+            "supported. Sign the document without its proof.",
             credential_id=credential_id,
             verification_method=verification_method,
         )
@@ -152,14 +152,15 @@ def verify_eddsa_rdfc_2022(
 
     `resolve_public_key` receives each proof's `verificationMethod` and returns its key.
     It may raise any of RESOLVER_ERRORS, which the result reports. A proof that does
-    not verify is reported in the result and never raised. `now` (default: the current
+    not verify is reported in the result, not raised. Only a resolver error outside
+    RESOLVER_ERRORS propagates. `now` (default: the current
     time) is compared with a proof's `expires`. The document is verified only when it
     has at least one proof and every proof verifies.
     """
     proofs = document.get("proof")
     if proofs is None:
         return VerificationResult(
-            verified=False, errors=["proof: missing; the document is not signed."]
+            verified=False, errors=["proof: missing, so the document is not signed."]
         )
 
     if isinstance(proofs, dict):
@@ -326,8 +327,8 @@ def _format_created(
     if isinstance(created, datetime):
         if created.tzinfo is None:
             raise SigningError(
-                "created must be a timezone-aware datetime; a naive one would be read "
-                "in an unknown timezone. Pass datetime.now(UTC).",
+                "created must be a timezone-aware datetime, because a naive one has "
+                "an unknown timezone. Pass datetime.now(UTC).",
                 credential_id=credential_id,
                 verification_method=verification_method,
             )

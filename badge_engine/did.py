@@ -24,8 +24,8 @@ from badge_engine.multikey import public_key_from_multibase, public_key_to_multi
 DID_CONTEXT = "https://www.w3.org/ns/did/v1"
 MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
 
-# did:web method-specific id: idchar (ALPHA / DIGIT / "." / "-" / "_" / pct-encoded)
-# groups separated by ":" (W3C DID Core syntax, did:web method specification).
+# A did:web method-specific id is one or more groups of DID idchars (ALPHA, DIGIT,
+# ".", "-", "_" or a percent-encoded byte) separated by ":".
 _DID_WEB = re.compile(r"^did:web:([A-Za-z0-9._%-]+(?::[A-Za-z0-9._%-]+)*)$")
 _HOST_AND_PORT = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _ID_CHARS = frozenset(
@@ -48,7 +48,8 @@ def did_web(base_url: str, path_segments: list[str]) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
         raise InvalidDid(
-            f"Expected an https:// base URL with a host, received {base_url!r}."
+            "Expected an https:// base URL with a host (http:// only on loopback), "
+            f"received {base_url!r}."
         )
     if parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidDid(
@@ -57,8 +58,8 @@ def did_web(base_url: str, path_segments: list[str]) -> str:
         )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise InvalidDid(
-            "did:web documents are served over https; plain http is accepted only "
-            f"for a loopback host, received {base_url!r}."
+            "did:web documents are served over https, so plain http is accepted "
+            f"only for a loopback host, received {base_url!r}."
         )
 
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -127,7 +128,11 @@ def build_did_document(
     InvalidKey for a string that is not an Ed25519 Multikey.
     """
     if not did.startswith("did:") or "#" in did or "?" in did:
-        raise InvalidDid("Expected a DID without path query or fragment.", did=did)
+        raise InvalidDid(
+            "Expected a DID without query or fragment, such as "
+            "did:web:example.org:issuers:acme.",
+            did=did,
+        )
 
     if isinstance(public_keys, Mapping):
         keyed = list(public_keys.items())
@@ -275,8 +280,8 @@ def _public_key_from_method(method: dict[str, Any]) -> Ed25519PublicKey:
         return _public_key_from_jwk(method.get("publicKeyJwk"))
 
     raise InvalidDid(
-        f"Unsupported verification method type {method_type!r}; expected Multikey, "
-        "Ed25519VerificationKey2020, JsonWebKey2020 or JsonWebKey."
+        f"Unsupported verification method type {method_type!r}. Expected "
+        "Multikey, Ed25519VerificationKey2020, JsonWebKey2020 or JsonWebKey."
     )
 
 

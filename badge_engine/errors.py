@@ -1,7 +1,7 @@
 """Errors raised by the badge engine.
 
 Every error carries the identifiers a reader needs to find the object at fault, and its
-message says what failed and what to do next. A credential that fails verification is
+message states what failed and what to do next. A credential that fails verification is
 not an error: the verify functions return a `VerificationResult` naming the node at
 fault. They raise only when the caller passed something unusable.
 
@@ -67,7 +67,7 @@ class VerificationError(BadgeEngineError):
     """A verification key could not be resolved or is not authorised for the proof.
 
     The verify functions catch this error and report it in their result. Key resolvers
-    raise it so that the result can say which verification method failed and why.
+    raise it so that the result names the verification method and the reason.
     """
 
     def __init__(

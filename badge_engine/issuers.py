@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from badge_engine import did, multikey
+from badge_engine import did, multikey, ob3
 from badge_engine.models import Provider, SigningKey
 from badge_engine.urls import issuer_did, issuer_profile_url
 from badge_engine.vault import Vault
@@ -40,7 +40,7 @@ def active_signing_key(
         provider_id=provider.id,
         algorithm="Ed25519",
         key_name=f"key-{count + 1}",
-        public_key_multibase=multikey.encode_public_key(private_key.public_key()),
+        public_key_multibase=multikey.public_key_to_multibase(private_key.public_key()),
         private_key_encrypted=vault.encrypt(raw),
     )
     session.add(key)
@@ -59,28 +59,27 @@ def verification_method_id(base_url: str, provider: Provider, key: SigningKey) -
 
 
 def did_document(session: Session, base_url: str, provider: Provider) -> dict:
-    """Build the provider's DID document, listing every key, revoked ones excluded."""
+    """Build the provider's DID document, listing every key it ever signed with.
+
+    A key that is no longer active still verifies the credentials it signed, so it
+    stays listed; only the newest active key signs new credentials.
+    """
     keys = session.scalars(
         select(SigningKey)
-        .where(SigningKey.provider_id == provider.id, SigningKey.active.is_(True))
+        .where(SigningKey.provider_id == provider.id)
         .order_by(SigningKey.id)
     ).all()
-    subject = issuer_did(base_url, provider.slug)
     return did.build_did_document(
-        subject,
-        [key.public_key_multibase for key in keys],
-        key_ids=[f"{subject}#{key.key_name}" for key in keys],
+        issuer_did(base_url, provider.slug),
+        {key.key_name: key.public_key_multibase for key in keys},
     )
 
 
-def issuer_profile(base_url: str, provider: Provider) -> dict:
+def issuer_profile(base_url: str, provider: Provider) -> ob3.IssuerProfile:
     """Return the Open Badges 3.0 Profile of a provider as embedded in credentials."""
-    profile = {
-        "id": issuer_did(base_url, provider.slug),
-        "type": ["Profile"],
-        "name": provider.name,
-        "url": provider.url or issuer_profile_url(base_url, provider.slug),
-    }
-    if provider.email:
-        profile["email"] = provider.email
-    return profile
+    return ob3.IssuerProfile(
+        id=issuer_did(base_url, provider.slug),
+        name=provider.name,
+        url=provider.url or issuer_profile_url(base_url, provider.slug),
+        email=provider.email,
+    )

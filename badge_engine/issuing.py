@@ -50,16 +50,13 @@ def find_live_credential(
     )
 
 
-def _recipient_identifiers(base_url: str, learner: Learner) -> list[ob3.IdentityObject]:
+def _recipient_identifiers(base_url: str, learner: Learner) -> list[ob3.RecipientIdentity]:
     salt = secrets.token_hex(16)
     if learner.email:
-        return [ob3.email_identity(learner.email, salt)]
+        return [ob3.RecipientIdentity.from_email(learner.email, salt)]
     # Without an email the learner is identified by the LMS account, hashed the same way.
-    return [
-        ob3.system_identity(
-            f"{base_url}/lms/{learner.lms_connection_id}/{learner.lms_user_id}", salt
-        )
-    ]
+    account = f"{base_url}/lms/{learner.lms_connection_id}/users/{learner.lms_user_id}"
+    return [ob3.RecipientIdentity.from_system_id(account, salt)]
 
 
 def build_signed_document(

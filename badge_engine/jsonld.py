@@ -50,14 +50,14 @@ CONTEXT_FILES: dict[str, str] = {
 _parsed_contexts: dict[str, Any] = {}
 
 # The JSON-LD 1.1 API has no document base for an in-memory document, so a relative
-# IRI stays relative and the statement is dropped. pyld 3 instead resolves it against
+# IRI stays relative and the statement is dropped. pyld 3.3 instead resolves it against
 # http://example.org/base/, which would sign data other processors never see.
 # Resolving against a reserved .invalid host makes relative IRIs easy to find. When
 # none is found the output is what a processor without a base produces.
 _RELATIVE_IRI_BASE = "https://relative-iri.invalid/"
 _RELATIVE_IRI = re.compile(r"<https://relative-iri\.invalid/([^>]*)>")
 
-# pyld keeps resolved contexts in a module-level cachetools.LRUCache, which is not
+# pyld 3.3 keeps resolved contexts in a module-level cachetools.LRUCache, which is not
 # thread-safe. Canonicalisation is CPU-bound under the GIL anyway, so serialising it
 # costs little and keeps the shared cache consistent in threaded workers.
 _pyld_lock = threading.Lock()
@@ -97,9 +97,8 @@ def canonize(document: dict[str, Any]) -> str:
     Contexts come from `document_loader` only. JSON-LD to RDF silently drops a property
     that no context defines, and every statement whose @id or @type is a relative IRI
     (such as the type "1EdTechRevocationList" without the OB extensions context). The
-    signature would then not cover that content. Like the "safe mode" of other Data
-    Integrity libraries, this function raises InvalidCredential naming such a property
-    or IRI instead.
+    signature would then not cover that content, so this function raises
+    InvalidCredential naming such a property or IRI instead.
 
     Raises ContextNotAvailable when the document names a context with no local copy,
     and InvalidCredential when pyld rejects the document as JSON-LD.

@@ -39,13 +39,13 @@ def base58btc_encode(data: bytes) -> str:
 
 
 def base58btc_decode(text: str) -> bytes:
-    """Decode base58btc text to bytes; raises InvalidKey on a character outside it."""
+    """Decode base58btc text to bytes, raising InvalidKey on a foreign character."""
     number = 0
     for char in text:
         digit = _BASE58_INDEX.get(char)
         if digit is None:
             raise InvalidKey(
-                f"{char!r} is not a base58btc character; the text is not base58btc.",
+                f"Invalid base58btc text: {char!r} is not in the base58btc alphabet.",
                 value=text,
             )
         number = number * 58 + digit
@@ -61,7 +61,7 @@ def multibase_encode(data: bytes) -> str:
 
 
 def multibase_decode(value: str) -> bytes:
-    """Decode a base58btc multibase string; raises InvalidKey for any other base."""
+    """Decode a base58btc multibase string, raising InvalidKey for any other base."""
     if not value.startswith(BASE58BTC_MULTIBASE_PREFIX):
         raise InvalidKey(
             "Expected a base58btc multibase value starting with 'z', received "

@@ -34,7 +34,7 @@ _SHA256_IDENTITY_HASH = re.compile(r"^sha256\$[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class IssuerProfile:
-    """The issuer's OB 3.0 Profile; `image` is the URL or data URI of its logo."""
+    """The issuer's OB 3.0 Profile, where `image` is the URL or data URI of its logo."""
 
     id: str
     name: str
@@ -72,18 +72,27 @@ class RecipientIdentity:
 
     hashed_email: str
     salt: str | None
+    # OB 3.0 IdentifierTypeEnum value; "systemId" hashes an LMS account instead of
+    # an email address, for learners whose LMS did not share their email.
+    identity_type: str = "emailAddress"
 
     def __post_init__(self) -> None:
         if not _SHA256_IDENTITY_HASH.match(self.hashed_email):
             raise InvalidCredential(
-                "hashed_email must be 'sha256$' followed by 64 lowercase hex digits; "
-                "build it with hash_email(email, salt)."
+                "hashed_email must be 'sha256$' followed by 64 lowercase hex digits. "
+                "Build it with hash_email(email, salt)."
             )
 
     @classmethod
     def from_email(cls, email: str, salt: str) -> RecipientIdentity:
         """Hash `email` with `salt` and keep only the hash and the salt."""
         return cls(hashed_email=hash_email(email, salt), salt=salt)
+
+    @classmethod
+    def from_system_id(cls, system_id: str, salt: str) -> RecipientIdentity:
+        """Hash an LMS account id (kept case-sensitive) as a `systemId` identity."""
+        digest = hashlib.sha256((system_id + salt).encode("utf-8")).hexdigest()
+        return cls(hashed_email=f"sha256${digest}", salt=salt, identity_type="systemId")
 
 
 @dataclass(frozen=True)
@@ -226,7 +235,7 @@ def serialize_identity(identity: RecipientIdentity) -> dict[str, Any]:
     serialized: dict[str, Any] = {
         "type": "IdentityObject",
         "identityHash": identity.hashed_email,
-        "identityType": "emailAddress",
+        "identityType": identity.identity_type,
         "hashed": True,
     }
     _set_if_present(serialized, "salt", identity.salt)

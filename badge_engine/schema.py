@@ -49,12 +49,12 @@ def validate_open_badge_credential(document: Any) -> list[str]:
 
 
 def _describe(error: ValidationError) -> str:
-    # A failed oneOf or anyOf reports the whole value; the closest alternative's
-    # error says more about what to fix.
+    # A failed oneOf or anyOf reports the whole value, so the message of the closest
+    # alternative is more useful.
     if error.context:
         closest = _closest_alternative_error(error.context)
         return (
-            f"{error.json_path}: matches none of the allowed forms; the closest "
+            f"{error.json_path}: matches none of the allowed forms. The closest "
             f"failed at {closest.json_path}: {_short(closest.message)}"
         )
 

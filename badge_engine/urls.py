@@ -11,7 +11,7 @@ first credential and public ids are UUIDs that are never reused.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from badge_engine.did import did_web
 
 
 def issuer_profile_url(base_url: str, slug: str) -> str:
@@ -19,18 +19,8 @@ def issuer_profile_url(base_url: str, slug: str) -> str:
 
 
 def issuer_did(base_url: str, slug: str) -> str:
-    """Return the did:web of a provider, whose document is at /providers/{slug}/did.json.
-
-    did:web puts the host (with the port percent-encoded) first and turns each path
-    segment into a colon-separated part; a base URL with a path keeps that path.
-    """
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}%3A{parts.port}"
-    segments = [segment for segment in parts.path.split("/") if segment]
-    segments += ["providers", slug]
-    return "did:web:" + ":".join([host, *(quote(s, safe="") for s in segments)])
+    """Return the did:web of a provider, resolved at {base}/providers/{slug}/did.json."""
+    return did_web(base_url, ["providers", slug])
 
 
 def achievement_url(base_url: str, public_id: str) -> str:

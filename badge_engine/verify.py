@@ -1,10 +1,10 @@
 """Verification of signed Open Badges 3.0 credentials.
 
-A credential passes when it matches the OB 3.0 JSON schema, every eddsa-rdfc-2022
-proof verifies with a key that the issuer's DID authorises for assertionMethod, the
-current time is inside its validFrom/validUntil window, and the issuer is the DID
-that controls the signing key. did:key DIDs resolve locally. Every other DID goes to
-the caller's resolver, so nothing here touches the network.
+A credential passes four checks. It matches the OB 3.0 JSON schema. Every
+eddsa-rdfc-2022 proof verifies with a key that the issuer's DID authorises for
+assertionMethod. The current time is inside its validFrom/validUntil window. The
+issuer is the DID that controls the signing key. did:key DIDs resolve locally.
+Every other DID goes to the caller's resolver, so nothing here touches the network.
 
 NOTE: credentialStatus (revocation) is not checked here, because reading a status
 list needs a fetch. Callers that accept outside credentials must check it themselves.
@@ -84,8 +84,8 @@ def _resolve_key(
 
     if not verification_method.startswith("did:") or "#" not in verification_method:
         raise VerificationError(
-            "Expected a DID URL with a fragment, such as did:web:example.org#key-1; "
-            "only keys published in a DID document or a did:key can be verified.",
+            "Expected a DID URL with a fragment, such as did:web:example.org#key-1, "
+            "because only keys in a DID document or a did:key can be verified.",
             verification_method=verification_method,
         )
 

@@ -132,7 +132,7 @@ def test_did_web_round_trips_to_url():
 
 
 def test_build_did_document_shape(public_key):
-    """The document lists each key as Multikey under assertionMethod and authentication."""
+    """Each key is a Multikey listed under assertionMethod and authentication."""
     second = Ed25519PrivateKey.generate().public_key()
 
     document = did.build_did_document(

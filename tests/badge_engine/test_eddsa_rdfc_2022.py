@@ -187,7 +187,7 @@ def test_missing_proof_fails(signing_key):
     result = verify_eddsa_rdfc_2022(VECTOR["unsecuredCredential"], _only(signing_key))
 
     assert not result.verified
-    assert result.errors == ["proof: missing; the document is not signed."]
+    assert result.errors == ["proof: missing, so the document is not signed."]
 
 
 def test_single_proof_object_verifies(signed, signing_key):

@@ -1,1 +1,1 @@
-"""Checkers written apart from badge_engine, so tests can compare two implementations."""
+"""Checkers written apart from badge_engine, so tests compare two implementations."""

@@ -35,7 +35,7 @@ BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 class NotVerified(Exception):
-    """The proof does not verify; the message says why."""
+    """The proof does not verify, for the reason given in the message."""
 
 
 def load_context_offline(url, options=None):
