@@ -6,6 +6,7 @@ from flask import Flask
 
 from lti_tool import __version__
 from lti_tool.bridge import Bridge, close_db_session
+from lti_tool.celery_app import make_celery
 from lti_tool.config import Settings, ensure_secret_files, load_settings
 from lti_tool.errors import register_error_handlers
 from lti_tool.logs import configure_logging
@@ -42,6 +43,7 @@ def create_app(
     app.extensions["hpass"] = Bridge.from_settings(settings)
     app.teardown_appcontext(close_db_session)
     register_error_handlers(app)
+    make_celery(app)
     _register_blueprints(app, settings)
 
     return app

@@ -97,10 +97,9 @@ def _redact(url: str) -> str:
 def worker(loglevel: str) -> None:
     """Run a Celery worker that executes outbox messages."""
     from lti_tool.app import create_app
-    from lti_tool.celery_app import make_celery
 
     settings = _settings_or_fail()
-    celery = make_celery(create_app(settings))
+    celery = create_app(settings).extensions["celery"]
     celery.worker_main(
         [
             "worker",
@@ -118,10 +117,9 @@ def worker(loglevel: str) -> None:
 def scheduler(loglevel: str) -> None:
     """Run the periodic scheduler (Celery beat) that sweeps the outbox."""
     from lti_tool.app import create_app
-    from lti_tool.celery_app import make_celery
 
     settings = _settings_or_fail()
-    celery = make_celery(create_app(settings))
+    celery = create_app(settings).extensions["celery"]
     schedule = settings.instance_path / "celerybeat-schedule"
     celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
 

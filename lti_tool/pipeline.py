@@ -9,7 +9,7 @@ crash can simply run again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -58,6 +58,8 @@ class HandlerContext:
     bridge: Bridge
     session: Session
     message: OutboxMessage
+    # Outbox messages the handler added; they are sent once its transaction commits.
+    follow_up_ids: list[int] = field(default_factory=list)
 
 
 def moodle_client_for(bridge: Bridge, connection: LmsConnection) -> MoodleClient:
@@ -176,7 +178,7 @@ def evaluate_fact(context: HandlerContext) -> None:
             source_fact_id=fact.id,
         )
         if result.created:
-            queue_deliveries(session, result.credential)
+            context.follow_up_ids += queue_deliveries(session, result.credential)
             awarded.append(result.credential.public_id)
             log.info(
                 "credential_issued",
@@ -198,8 +200,12 @@ def evaluate_fact(context: HandlerContext) -> None:
         log.info("fact_not_confirmed", **log_ids)
 
 
-def queue_deliveries(session: Session, credential) -> None:
-    """Queue delivery of a new credential to each portfolio its learner linked."""
+def queue_deliveries(session: Session, credential) -> list[int]:
+    """Queue delivery of a new credential to each portfolio its learner linked.
+
+    Returns the ids of the outbox messages added, to send after the commit.
+    """
+    message_ids = []
     accounts = session.scalars(
         select(PortfolioAccount).where(
             PortfolioAccount.provider_id == credential.provider_id,
@@ -215,13 +221,15 @@ def queue_deliveries(session: Session, credential) -> None:
         )
         session.add(delivery)
         session.flush()
-        enqueue(
+        message = enqueue(
             session,
             provider_id=credential.provider_id,
             kind=DELIVER_CREDENTIAL,
             payload={"delivery_id": delivery.id},
             idempotency_key=f"deliver:{delivery.id}",
         )
+        message_ids.append(message.id)
+    return message_ids
 
 
 def deliver_credential(context: HandlerContext) -> None:

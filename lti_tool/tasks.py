@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 from celery import shared_task
+from flask import current_app
 
 from badge_engine.outbox import (
     OutboxMessage,
@@ -20,7 +21,10 @@ from lti_tool.pipeline import HANDLERS, GiveUp, HandlerContext, RetryLater
 log = get_logger(__name__)
 
 
-@shared_task(name="lti_tool.tasks.run_outbox_message")
+RUN_OUTBOX_MESSAGE = "lti_tool.tasks.run_outbox_message"
+
+
+@shared_task(name=RUN_OUTBOX_MESSAGE)
 def run_outbox_message(message_id: int) -> str:
     """Claim the message and run its handler; a message someone else holds is skipped."""
     bridge = current_bridge()
@@ -43,7 +47,8 @@ def run_outbox_message(message_id: int) -> str:
         try:
             if handler is None:
                 raise GiveUp(f"no handler for outbox message kind {message.kind!r}")
-            handler(HandlerContext(bridge=bridge, session=session, message=message))
+            context = HandlerContext(bridge=bridge, session=session, message=message)
+            handler(context)
             mark_done(message)
             session.commit()
         except (RetryLater, GiveUp, Exception) as error:  # noqa: BLE001
@@ -52,6 +57,7 @@ def run_outbox_message(message_id: int) -> str:
             return "failed"
 
     log.info("outbox_message_done")
+    dispatch(context.follow_up_ids)
     return "done"
 
 
@@ -92,9 +98,10 @@ def dispatch(message_ids: list[int]) -> None:
     """
     if not message_ids:
         return
+    celery = current_app.extensions["celery"]
     try:
         for message_id in message_ids:
-            run_outbox_message.delay(message_id)
+            celery.send_task(RUN_OUTBOX_MESSAGE, args=[message_id])
     except Exception as error:  # noqa: BLE001 - the sweep covers every failure
         log.warning("outbox_dispatch_failed", error=str(error), message_ids=message_ids)
         return

@@ -47,7 +47,7 @@ def _tool_conf(registration: Registration) -> RegistrationToolConf:
 
 
 def _flask_request() -> FlaskRequest:
-    return FlaskRequest(request=request, cookies=request.cookies, session=session)
+    return FlaskRequest()
 
 
 @bp.route("/<public_id>/login", methods=["GET", "POST"])

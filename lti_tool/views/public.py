@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, render_template, request
 from sqlalchemy import select
 
 from badge_engine.issuers import did_document, issuer_profile
+from badge_engine.ob3 import serialize_profile
 from badge_engine.models import Achievement, Credential, CredentialStatus, Provider
 from badge_engine.urls import achievement_url, issuer_did
 from badge_engine.verify import verify_open_badge_credential
@@ -50,7 +51,7 @@ def provider_profile(slug: str):
             "https://www.w3.org/ns/credentials/v2",
             "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
         ],
-        **issuer_profile(base_url(), provider),
+        **serialize_profile(issuer_profile(base_url(), provider)),
     }
     return jsonify(profile)
 

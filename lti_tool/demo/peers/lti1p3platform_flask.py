@@ -71,8 +71,8 @@ LAUNCH_FORM_TEMPLATE = """<!doctype html>
 class AuthRequestError(ValueError):
     """An OpenID Connect authentication request that the platform rejects.
 
-    `error` is the OAuth 2.0 error code (RFC 6749 error responses) and the message
-    says which parameter was wrong and what to do.
+    `error` is the OAuth 2.0 error code (RFC 6749 error responses), and the message
+    names the wrong parameter and what to do.
     """
 
     def __init__(self, error: str, message: str) -> None:
@@ -166,7 +166,7 @@ class FlaskPlatformRequest(Request):
 
 
 class FlaskOIDCLogin(OIDCLoginAbstract):
-    """Third-party login initiation (OpenID Connect, as LTI 1.3 uses it) as a redirect."""
+    """Third-party login initiation, sent as a redirect to the tool's login URL."""
 
     def set_lti_message_hint(self, **kwargs: t.Any) -> None:
         self._lti_message_hint = kwargs["lti_message_hint"]
@@ -229,7 +229,9 @@ class FlaskMessageLaunch(LTIAdvantageMessageLaunchAbstract):
         # record the redirect_uri as the form's target.
         super().validate_preflight_response(preflight_response)
 
-    def render_launch_form(self, launch_data: dict[str, t.Any], **kwargs: t.Any) -> Response:
+    def render_launch_form(
+        self, launch_data: dict[str, t.Any], **kwargs: t.Any
+    ) -> Response:
         html = render_template_string(
             LAUNCH_FORM_TEMPLATE,
             action=launch_data["launch_url"],

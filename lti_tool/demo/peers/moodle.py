@@ -1,7 +1,7 @@
 """A Moodle stand-in: the web service calls the bridge makes, and outbound events.
 
 `POST` or `GET /webservice/rest/server.php` with `wstoken`, `wsfunction` and
-`moodlewsrestformat=json` answers the functions in `moodle_ws.SERVED_FUNCTIONS` from
+`moodlewsrestformat=json` runs the functions in `moodle_ws.SERVED_FUNCTIONS` on
 in-memory state. Errors come back as Moodle sends them: HTTP 200 with `exception`,
 `errorcode` and `message`.
 
@@ -12,6 +12,7 @@ outbound webhook plugin does, with the connection's shared secret in `token`.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -141,7 +142,9 @@ class MoodleStandIn:
         with self._lock:
             return self._course_completions.get((course_id, user_id))
 
-    def activity_states(self, course_id: int, user_id: int) -> dict[int, tuple[int, int]]:
+    def activity_states(
+        self, course_id: int, user_id: int
+    ) -> dict[int, tuple[int, int]]:
         """Return {cmid: (state, timecompleted)} for the course's activities."""
         course = self._require_course(course_id)
         with self._lock:
@@ -167,7 +170,8 @@ class MoodleStandIn:
 
         Returns the event, or None when the course was already complete, because
         Moodle sends the event once. The event is posted only when a webhook URL is
-        configured; the outcome is appended to `deliveries` and never raised.
+        configured. The outcome goes to `deliveries`, and a failed delivery is
+        logged there instead of raised.
         """
         if time is None:
             time = _unix_now()
@@ -294,7 +298,7 @@ class MoodleStandIn:
         return response.status_code
 
     def call(self, wsfunction: str, params: t.Mapping[str, t.Any]) -> t.Any:
-        """Answer one web service function, or raise MoodleError.
+        """Run one web service function and return its result, or raise MoodleError.
 
         The caller checks the token first. Outside a request, site info needs
         `site_url` to be set.
@@ -352,18 +356,20 @@ class MoodleStandIn:
 
         restformat = param("moodlewsrestformat")
         if restformat != "json":
-            # NOTE: real Moodle answers XML when moodlewsrestformat is absent; the
-            # stand-in only speaks JSON and says so.
+            # NOTE: real Moodle returns XML when moodlewsrestformat is absent. The
+            # stand-in supports JSON only and rejects other formats.
             message = (
                 "moodlewsrestformat must be 'json' on this Moodle stand-in, "
                 f"got {restformat!r}"
             )
+            logger.info("web service request rejected: %s", message)
             return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
 
         wsfunction = param("wsfunction") or ""
         params = {name: param(name) for name in ("courseid", "userid")}
         try:
-            if param("wstoken") != self.token:
+            wstoken = (param("wstoken") or "").encode()
+            if not hmac.compare_digest(wstoken, self.token.encode()):
                 raise moodle_ws.invalid_token_error()
             result = self.call(wsfunction, params)
         except MoodleError as error:

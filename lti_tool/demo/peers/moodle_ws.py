@@ -1,13 +1,14 @@
-"""Moodle's course data and the web service answers the Moodle stand-in returns.
+"""Moodle's course data and the web service results the Moodle stand-in returns.
 
-The answers follow Moodle 4.5's JSON shapes for `core_webservice_get_site_info`,
+The results follow Moodle 4.5's JSON shapes for `core_webservice_get_site_info`,
 `core_completion_get_course_completion_status` and
 `core_completion_get_activities_completion_status`. Errors are `MoodleError`, whose
 `body` is the object Moodle returns with HTTP 200.
 
-NOTE: the invalidtoken, accessexception and nocriteriaset errors copy answers
-captured from Moodle; invalidparameter, invalidrecord and nottracked follow Moodle's
-exception classes and language strings but were not compared with a live site.
+NOTE: the tests check the invalidtoken, accessexception and nocriteriaset errors
+against example Moodle responses in tests/fixtures/moodle. The other errors
+(invalidparameter, invalidrecord, nottracked) follow Moodle's exception classes and
+language strings, but they were not compared with a live Moodle site.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ COMPLETE_STATES = (COMPLETION_COMPLETE, COMPLETION_COMPLETE_PASS)
 TRACKING_MANUAL = 1
 TRACKING_AUTOMATIC = 2
 
-# Course completion criteria type 4 is "activity completion"; aggregation 1 is "all".
+# Course completion criteria type 4 is "activity completion", and aggregation 1
+# means all criteria are required.
 CRITERIA_TYPE_ACTIVITY = 4
 AGGREGATION_ALL = 1
 
@@ -185,7 +187,7 @@ def demo_course() -> MoodleCourse:
 
 
 def site_info(site_url: str) -> dict[str, t.Any]:
-    """Build the `core_webservice_get_site_info` answer for the connector account."""
+    """Build the `core_webservice_get_site_info` result for the connector account."""
     return {
         "sitename": "HPass demo Moodle",
         "username": "badge_connector",
@@ -219,7 +221,7 @@ def site_info(site_url: str) -> dict[str, t.Any]:
 def course_completion_status(
     course: MoodleCourse, completed: bool, states: ActivityStates
 ) -> dict[str, t.Any]:
-    """Build the `core_completion_get_course_completion_status` answer.
+    """Build the `core_completion_get_course_completion_status` result.
 
     Each activity with completion tracking is one criterion of type 4. Raises
     the `nocriteriaset` error for a course without completion criteria.
@@ -265,7 +267,7 @@ def course_completion_status(
 def activities_completion_status(
     course: MoodleCourse, states: ActivityStates
 ) -> dict[str, t.Any]:
-    """Build the `core_completion_get_activities_completion_status` answer."""
+    """Build the `core_completion_get_activities_completion_status` result."""
     statuses = []
     for activity in course.activities:
         state, timecompleted = states.get(activity.cmid, (COMPLETION_INCOMPLETE, 0))

@@ -2,8 +2,8 @@
 
 It plays the LMS side of a resource link launch: third-party login initiation at the
 tool, the OpenID Connect authentication endpoint (`/auth`) and the platform's key set
-(`/jwks`). The launch itself is built by `lti1p3platform` through the adapter in
-`lti1p3platform_flask`; this module adds the demo course, people and resource link
+(`/jwks`). The package `lti1p3platform` builds the launch, through the adapter in
+`lti1p3platform_flask`. This module adds the demo course, people and resource link,
 and the hints that tie a login initiation to its authentication request.
 
 Start it with `PlatformPeer().start()`, register the tool with `register_tool(...)`,
@@ -95,8 +95,8 @@ class DemoResourceLink:
     description: str
 
 
-# User ids and the course id match the Moodle fixtures and the Moodle stand-in:
-# relateduserid 3001 is the learner, user 2 the instructor, course 101.
+# The Moodle stand-in uses the same ids: user 3001 is the learner, user 2 the
+# instructor, and the Moodle course id is 101.
 DEMO_LEARNER = DemoUser(
     key="learner",
     user_id="3001",
@@ -128,7 +128,7 @@ DEMO_RESOURCE_LINK = DemoResourceLink(
 
 @dataclass(frozen=True)
 class ToolRegistration:
-    """What the platform knows about the tool.
+    """Registration data the platform stores for the tool.
 
     `redirect_uris` defaults to the launch URL alone. `jwks_url` is the tool's
     public key set, which a platform needs to verify Deep Linking responses.
@@ -150,7 +150,7 @@ class _PendingLaunch:
 
 
 class LaunchFlowError(RuntimeError):
-    """A step of `PlatformPeer.launch_with_session` did not get the expected answer."""
+    """A step of `PlatformPeer.launch_with_session` got an unexpected response."""
 
 
 class PlatformPeer:
@@ -271,12 +271,14 @@ class PlatformPeer:
         The steps are the browser's: `/launch/<user>` redirects to the tool's login
         initiation, which redirects to `/auth`, which returns a form that is posted
         to the tool's redirect URI. Cookies the tool sets stay in `session`.
-        Raises LaunchFlowError when a step before the final post fails, and
-        ValueError when a redirect leaves this machine.
+        Raises LookupError for an unknown user, LaunchFlowError when a step before
+        the final post fails, and ValueError when a redirect leaves this machine.
         """
         demo_user = user if isinstance(user, DemoUser) else self.find_user(user)
         if demo_user is None:
-            raise LookupError(f"unknown demo user {user!r}; use one of {list(self.users)}")
+            raise LookupError(
+                f"unknown demo user {user!r}; use one of {list(self.users)}"
+            )
         if self._issuer is None:
             raise LaunchFlowError("the platform has no issuer yet; call start() first")
 
@@ -298,7 +300,8 @@ class PlatformPeer:
                 f"the page from {auth_page.url} has no launch form with an id_token"
             )
 
-        action = require_loopback_url(urljoin(auth_page.url, form.action), "form action")
+        action = urljoin(auth_page.url, form.action)
+        require_loopback_url(action, "launch form action")
 
         return session.post(action, data=form.fields, timeout=timeout, hooks=hooks)
 
@@ -361,12 +364,14 @@ class PlatformPeer:
         user = self.find_user(user_ref)
         if user is None:
             message = f"unknown demo user {user_ref!r}; use one of {list(self.users)}"
+            logger.warning("launch rejected: %s", message)
             return _error_response(404, "not_found", message)
         if self._tool is None or self._issuer is None:
             message = (
                 "the platform has no registered tool or no issuer yet; call "
                 "register_tool() and start() before launching"
             )
+            logger.warning("launch rejected: %s", message)
             return _error_response(409, "not_configured", message)
 
         login = FlaskOIDCLogin(FlaskPlatformRequest(), self._config)
@@ -378,6 +383,7 @@ class PlatformPeer:
     def _auth_view(self):
         if self._tool is None:
             message = "the platform has no registered tool; call register_tool() first"
+            logger.warning("authentication request rejected: %s", message)
             return _error_response(409, "not_configured", message)
 
         launch = _DemoMessageLaunch(FlaskPlatformRequest(), self._config, peer=self)

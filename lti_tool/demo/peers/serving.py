@@ -6,7 +6,6 @@ waitress on its own socket map, so stopping one server closes only its own socke
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -16,22 +15,9 @@ from urllib.parse import urlsplit
 from waitress import wasyncore
 from waitress.server import create_server
 
+from lti_tool.config import is_loopback_host
+
 logger = logging.getLogger(__name__)
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """Return True for localhost and for addresses in 127.0.0.0/8 or ::1."""
-    if not host:
-        return False
-
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def require_loopback_url(url: str, name: str) -> str:
@@ -65,18 +51,18 @@ class RunningServer:
     def stop(self, timeout: float = 5.0) -> None:
         """Close the listening socket and every open connection, then join the thread.
 
-        Idempotent. A request handler that is still running (a deliberately slow
-        one, for example) is not interrupted; its daemon worker thread ends on its
-        own and its answer is discarded.
+        Calling it again does nothing. A request handler that is still running
+        (a deliberately slow one, for example) is not interrupted. Its daemon
+        worker thread ends on its own, and its response is discarded.
         """
         if self._stopped:
             return
         self._stopped = True
 
-        # waitress's loop runs while its socket map holds channels, and keep-alive
-        # connections from a requests.Session stay in the map until their idle
-        # timeout. Closing everything from inside the loop thread (through the
-        # trigger) empties the map at once, so the loop returns without racing it.
+        # waitress's loop runs while its socket map contains channels, and
+        # keep-alive connections from a requests.Session stay in the map until
+        # their idle timeout. Closing everything from inside the loop thread
+        # (through the trigger) empties the map at once, so the loop returns.
         self._server.trigger.pull_trigger(
             lambda: wasyncore.close_all(self._socket_map, ignore_all=True)
         )
@@ -99,9 +85,9 @@ class RunningServer:
 def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Start `app` on `host`:`port` in a daemon thread and return once it listens.
 
-    Port 0 picks a free port; the chosen one is in the returned `url`. Only
-    loopback hosts are accepted, because these servers have no authentication
-    worth the name.
+    Port 0 picks a free port, and the returned `url` contains the chosen one.
+    Only loopback hosts are accepted, because the demo peers have no real
+    authentication.
     """
     if not is_loopback_host(host):
         raise ValueError(
@@ -116,9 +102,6 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Running
         port=port,
         threads=8,
         ident="hpass-demo-peer",
-        # A slow handler (see the portfolio's delay_next) must not hold the
-        # connection open for waitress's default of two minutes after stop().
-        channel_timeout=30,
     )
     bound_host = str(server.effective_host)
     bound_port = int(server.effective_port)

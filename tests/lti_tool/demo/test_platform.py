@@ -232,7 +232,7 @@ def test_launch_redirects_to_login(launch_setup):
 
 
 def test_launch_unknown_user_404(launch_setup):
-    """/launch/<user> answers 404 for a user the platform does not have."""
+    """/launch/<user> returns 404 for a user the platform does not have."""
     platform, _ = launch_setup
     client = platform.create_app().test_client()
 
@@ -243,13 +243,14 @@ def test_launch_unknown_user_404(launch_setup):
 
 
 def test_auth_rejects_unregistered_redirect(launch_setup):
-    """/auth answers 400 for a redirect_uri the tool did not register."""
+    """/auth returns 400 for a redirect_uri the tool did not register."""
     platform, _ = launch_setup
     client = platform.create_app().test_client()
     login = start_hint(client)
     evil = "http://127.0.0.1:9/steal"
+    params = auth_params(platform, login, redirect_uri=evil)
 
-    response = client.get("/auth", query_string=auth_params(platform, login, redirect_uri=evil))
+    response = client.get("/auth", query_string=params)
 
     assert response.status_code == 400
     assert response.json["error"] == "invalid_request"
@@ -300,12 +301,13 @@ def test_auth_rejects_reused_hint(launch_setup):
     ],
 )
 def test_auth_rejects_bad_parameter(launch_setup, overrides, error, named):
-    """/auth answers 400 naming the parameter that is missing or wrong."""
+    """/auth returns 400 naming the parameter that is missing or wrong."""
     platform, _ = launch_setup
     client = platform.create_app().test_client()
     login = start_hint(client)
+    params = auth_params(platform, login, **overrides)
 
-    response = client.get("/auth", query_string=auth_params(platform, login, **overrides))
+    response = client.get("/auth", query_string=params)
 
     assert response.status_code == 400
     assert response.json["error"] == error
@@ -371,9 +373,24 @@ def test_request_reads_form_fields(launch_setup):
     platform, _ = launch_setup
     fields = {"redirect_uri": platform.tool.launch_url, "nonce": "n"}
 
-    with platform.create_app().test_request_context("/auth", method="POST", data=fields):
+    app = platform.create_app()
+
+    with app.test_request_context("/auth", method="POST", data=fields):
         wrapped = FlaskPlatformRequest()
 
     assert wrapped.method == "POST"
     assert wrapped.form_data == fields
     assert wrapped.get_data == {}
+
+
+def test_index_lists_launch_links(launch_setup):
+    """The platform's home page links a launch for each demo user."""
+    platform, _ = launch_setup
+    client = platform.create_app().test_client()
+
+    page = client.get("/").get_data(as_text=True)
+
+    assert 'href="/launch/learner"' in page
+    assert 'href="/launch/instructor"' in page
+    assert platform.issuer in page
+    assert platform.client_id in page

@@ -1,0 +1,207 @@
+"""The demo provider and its peers, mounted beside the bridge on one loopback server.
+
+    {base}/demo             the demo page (a bridge blueprint)
+    {base}/demo/platform    an LTI 1.3 platform with a learner, an instructor, a course
+    {base}/demo/moodle      a Moodle web service stand-in that posts completion webhooks
+    {base}/demo/portfolio   a portfolio speaking the Open Badges 3.0 API
+
+The peers' secrets (Moodle token, webhook secret, portfolio token) are created once in
+the instance folder, so the demo data survives a restart of `hpass-bridge run --demo`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from badge_engine.models import Achievement, Learner, Provider
+from badge_engine.rules import COURSE_COMPLETED_RULE
+from connectors.hpass.models import PortfolioAccount
+from connectors.models import LmsConnection, LmsKind
+from lti_tool.bridge import Bridge
+from lti_tool.demo.peers.moodle import MoodleStandIn
+from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID, demo_course
+from lti_tool.demo.peers.platform import DEMO_LEARNER, PlatformPeer, ToolRegistration
+from lti_tool.demo.peers.portfolio import PortfolioPeer
+from lti_tool.lti.registrations import create_registration
+from lti_tool.models import Registration
+from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url, moodle_webhook_url
+from lti_tool.views.webhooks import secret_digest
+
+DEMO_SLUG = "demo-academy"
+PLATFORM_PATH = "/demo/platform"
+MOODLE_PATH = "/demo/moodle"
+PORTFOLIO_PATH = "/demo/portfolio"
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    moodle_token: str
+    webhook_secret: str
+    portfolio_token: str
+
+    @classmethod
+    def load_or_create(cls, instance_path: Path) -> "DemoSecrets":
+        path = instance_path / "demo-secrets.json"
+        if not path.exists():
+            values = {name: secrets.token_urlsafe(24) for name in cls.__annotations__}
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(values, handle)
+        return cls(**json.loads(path.read_text()))
+
+
+@dataclass
+class DemoIds:
+    provider_id: int
+    connection_public_id: str
+    registration_public_id: str
+    learner_id: int
+
+
+@dataclass
+class DemoPeers:
+    platform: PlatformPeer
+    moodle: MoodleStandIn
+    portfolio: PortfolioPeer
+    secrets: DemoSecrets
+    ids: DemoIds
+
+
+def seed_demo(bridge: Bridge, demo_secrets: DemoSecrets) -> DemoIds:
+    """Create the demo provider, its Moodle connection, LTI registration, badge and
+    learner portfolio link; a second call finds them and changes nothing."""
+    base = bridge.settings.public_base_url
+    with bridge.session() as session:
+        provider = session.scalar(select(Provider).where(Provider.slug == DEMO_SLUG))
+        if provider is None:
+            provider = _create_demo_rows(session, bridge, demo_secrets, base)
+            session.commit()
+        connection = session.scalar(
+            select(LmsConnection).where(LmsConnection.provider_id == provider.id)
+        )
+        registration = session.scalar(
+            select(Registration).where(Registration.provider_id == provider.id)
+        )
+        learner = session.scalar(
+            select(Learner).where(
+                Learner.provider_id == provider.id,
+                Learner.lms_user_id == str(DEMO_LEARNER_ID),
+            )
+        )
+        return DemoIds(
+            provider_id=provider.id,
+            connection_public_id=connection.public_id,
+            registration_public_id=registration.public_id,
+            learner_id=learner.id,
+        )
+
+
+def _create_demo_rows(session, bridge: Bridge, demo_secrets: DemoSecrets, base: str):
+    vault = bridge.vault
+    provider = Provider(
+        slug=DEMO_SLUG,
+        name="HPass Demo Academy",
+        url=f"{base}/demo",
+        email="badges@demo-academy.example.invalid",
+    )
+    session.add(provider)
+    session.flush()
+    connection = LmsConnection(
+        provider_id=provider.id,
+        kind=LmsKind.MOODLE.value,
+        name="Demo Moodle",
+        base_url=base + MOODLE_PATH,
+        api_token_encrypted=vault.encrypt(demo_secrets.moodle_token),
+        webhook_secret_sha256=secret_digest(demo_secrets.webhook_secret),
+    )
+    session.add(connection)
+    session.flush()
+    issuer = base + PLATFORM_PATH
+    create_registration(
+        session,
+        vault,
+        provider,
+        issuer=issuer,
+        client_id="hpass-bridge-demo",
+        auth_login_url=f"{issuer}/auth",
+        key_set_url=f"{issuer}/jwks",
+        deployment_ids=("1",),
+        lms_connection_id=connection.id,
+    )
+    session.add(
+        Achievement(
+            provider_id=provider.id,
+            lms_connection_id=connection.id,
+            lms_course_id=str(DEMO_COURSE_ID),
+            name="Humanitarian Action Essentials",
+            description="Completed the Introduction to Humanitarian Action course.",
+            criteria_narrative="Complete every required activity of the course "
+            "Introduction to Humanitarian Action.",
+            award_rule=COURSE_COMPLETED_RULE,
+        )
+    )
+    learner = Learner(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_user_id=str(DEMO_LEARNER_ID),
+        name=f"{DEMO_LEARNER.given_name} {DEMO_LEARNER.family_name}",
+        email=DEMO_LEARNER.email,
+    )
+    session.add(learner)
+    session.flush()
+    session.add(
+        PortfolioAccount(
+            provider_id=provider.id,
+            learner_id=learner.id,
+            api_base_url=base + PORTFOLIO_PATH,
+            access_token_encrypted=vault.encrypt(demo_secrets.portfolio_token),
+        )
+    )
+    return provider
+
+
+def build_peers(base: str, demo_secrets: DemoSecrets, ids: DemoIds) -> DemoPeers:
+    platform = PlatformPeer(
+        issuer=base + PLATFORM_PATH,
+        tool=ToolRegistration(
+            login_url=lti_login_url(base, ids.registration_public_id),
+            launch_url=lti_launch_url(base, ids.registration_public_id),
+            jwks_url=lti_jwks_url(base, ids.registration_public_id),
+        ),
+        client_id="hpass-bridge-demo",
+        deployment_id="1",
+    )
+    moodle = MoodleStandIn(
+        demo_secrets.moodle_token,
+        webhook_url=moodle_webhook_url(base, ids.connection_public_id),
+        webhook_secret=demo_secrets.webhook_secret,
+        site_url=base + MOODLE_PATH,
+    )
+    moodle.add_course(demo_course())
+    portfolio = PortfolioPeer(demo_secrets.portfolio_token)
+    return DemoPeers(platform, moodle, portfolio, demo_secrets, ids)
+
+
+def mount_demo(app: Flask) -> DispatcherMiddleware:
+    """Seed the demo data and serve the peers under /demo beside the bridge."""
+    bridge: Bridge = app.extensions["hpass"]
+    demo_secrets = DemoSecrets.load_or_create(bridge.settings.instance_path)
+    ids = seed_demo(bridge, demo_secrets)
+    peers = build_peers(bridge.settings.public_base_url, demo_secrets, ids)
+    app.extensions["hpass_demo"] = peers
+    return DispatcherMiddleware(
+        app,
+        {
+            PLATFORM_PATH: peers.platform.create_app(),
+            MOODLE_PATH: peers.moodle.create_app(),
+            PORTFOLIO_PATH: peers.portfolio.create_app(),
+        },
+    )
