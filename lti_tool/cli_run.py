@@ -62,6 +62,9 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     if demo:
         env["HPASS_DEMO"] = "1"
         env.setdefault("HPASS_PUBLIC_BASE_URL", f"http://{host}:{port}")
+        # The demo's peers are loopback servers over plain HTTP; the setting refuses
+        # to start when the public base URL is not on loopback.
+        env.setdefault("HPASS_LOOPBACK_DEV", "1")
     os.environ.update(env)
     try:
         settings = load_settings()
