@@ -19,26 +19,46 @@ def _child_command(name: str) -> list[str]:
     return [sys.executable, "-m", "lti_tool", name]
 
 
+def _stop_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this child when its parent dies, so a killed
+    `run` never leaves a worker or scheduler behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def start_background_processes(env: dict[str, str]) -> list[subprocess.Popen]:
-    """Start a worker and the scheduler as child processes sharing this environment."""
+    """Start a worker and the scheduler as child processes sharing this environment.
+
+    They stay in this process group, so Ctrl-C in a terminal reaches them directly
+    (Celery treats SIGINT as a warm shutdown) as well as through `stop_processes`.
+    """
     return [
-        subprocess.Popen(_child_command("worker"), env=env, start_new_session=True),
-        subprocess.Popen(_child_command("scheduler"), env=env, start_new_session=True),
+        subprocess.Popen(_child_command(name), env=env, preexec_fn=_stop_with_parent)
+        for name in ("worker", "scheduler")
     ]
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:
-    """Ask each child to stop (SIGTERM: Celery's warm shutdown), then kill stragglers."""
+    """Ask each child to stop (SIGTERM: Celery's warm shutdown), then kill stragglers.
+
+    Only the main process gets SIGTERM, so Celery stops its own pool in order; the
+    whole process group is killed only when it does not stop in time.
+    """
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for process in processes:
         remaining = max(0.1, deadline - time.monotonic())
         try:
             process.wait(timeout=remaining)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
 
 
@@ -84,15 +104,31 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     children = start_background_processes(env)
     start_page = f"{settings.public_base_url}/demo" if demo else settings.public_base_url
     click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Explicit handlers: a shell that starts this in the background ignores SIGINT,
+    # and SIGTERM (from a service manager) should stop everything the same way.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        server.run()
+        server.run()  # returns when waitress catches the KeyboardInterrupt
     except KeyboardInterrupt:
-        click.echo("stopping the web server, worker and scheduler ...")
+        pass
     finally:
+        _say("stopping the web server, worker and scheduler ...")
         server.close()
         stop_processes(children)
-    click.echo("stopped")
+    _say("stopped")
+
+
+def _say(line: str) -> None:
+    # The terminal or a pipe may already be gone when Ctrl-C arrives.
+    try:
+        click.echo(line)
+    except OSError:
+        pass
+
+
+def _raise_keyboard_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()
