@@ -29,9 +29,10 @@ from badge_engine.rules import LearnerProgress, evaluate_award_rule
 from connectors.hpass.errors import DeliveryRejected, DeliveryRetryable
 from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 from connectors.hpass.ob3_api import Ob3ApiClient
-from connectors.models import ConnectionState, LmsConnection
+from connectors.models import ConnectionState, LmsConnection, LmsKind
 from connectors.moodle.client import MoodleClient
 from connectors.moodle.errors import MoodleNoCompletionCriteria, MoodleTokenInvalid
+from connectors.moodle.progress import read_learner_progress as read_moodle_progress
 from lti_tool.bridge import Bridge
 from lti_tool.logs import get_logger
 
@@ -71,12 +72,12 @@ def moodle_client_for(bridge: Bridge, connection: LmsConnection) -> MoodleClient
 
 
 def _read_progress(bridge: Bridge, connection: LmsConnection, fact) -> LearnerProgress:
-    """Re-read the learner's course completion from Moodle: the event is only a trigger."""
-    client = moodle_client_for(bridge, connection)
-    status = client.get_course_completion_status(fact.lms_course_id, fact.lms_user_id)
-    return LearnerProgress(
-        course_completed=status.completed, course_completed_at=status.time_completed
-    )
+    """Re-read the learner's state from the LMS: the event is only a trigger."""
+    if connection.kind == LmsKind.MOODLE.value:
+        client = moodle_client_for(bridge, connection)
+        return read_moodle_progress(client, fact.lms_course_id, fact.lms_user_id)
+
+    raise GiveUp(f"LMS connection {connection.id} has unsupported kind {connection.kind!r}")
 
 
 def _learner_for(session: Session, fact: CompletionFactRecord) -> Learner:
