@@ -71,7 +71,11 @@ def login(public_id: str):
 
 
 def _launch_ids(message_launch) -> dict:
-    body = message_launch._get_jwt_body() or {}
+    try:
+        body = message_launch._get_jwt_body() or {}
+    except LtiException:
+        # The token was rejected before it was decoded; no ids are known yet.
+        body = {}
     return {
         "issuer": body.get("iss"),
         "client_id": body.get("aud") if isinstance(body.get("aud"), str) else None,
