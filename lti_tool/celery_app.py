@@ -7,7 +7,9 @@ finds nothing to do.
 
 from __future__ import annotations
 
+import structlog
 from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun
 from flask import Flask
 
 from lti_tool.embedded_broker import register as register_embedded_broker
@@ -19,6 +21,19 @@ def _broker_url(url: str) -> str:
     if url.startswith("sqla+sqlite"):
         return "hpass-sqlite+" + url[len("sqla+") :]
     return url
+
+
+def _bind_task_ids(task_id=None, task=None, **_kwargs) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task=task.name)
+
+
+def _unbind_task_ids(**_kwargs) -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+task_prerun.connect(_bind_task_ids, weak=False)
+task_postrun.connect(_unbind_task_ids, weak=False)
 
 
 def make_celery(app: Flask) -> Celery:
