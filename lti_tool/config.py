@@ -66,6 +66,20 @@ def _env_number(environ: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _env_networks(environ: dict[str, str], name: str) -> list[str]:
+    raw = environ.get(ENV_PREFIX + name) or ""
+    networks = [item.strip() for item in raw.split(",") if item.strip()]
+    for item in networks:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_PREFIX}{name} must list IP addresses or CIDR networks separated "
+                f"by commas, got {item!r}"
+            ) from None
+    return networks
+
+
 @dataclass
 class Settings:
     """The bridge's settings, resolved from the environment and the instance folder."""
@@ -83,6 +97,10 @@ class Settings:
     http_timeout_seconds: float = 10.0
     worker_concurrency: int = 2
     demo: bool = False
+    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-* headers are
+    # trusted; from any other client those headers are ignored.
+    trusted_proxies: list[str] = field(default_factory=list)
+    lti_clock_leeway_seconds: float = 30.0
     secret_key: bytes = field(default=b"", repr=False)
     encryption_keys: list[bytes] = field(default_factory=list, repr=False)
 
@@ -170,6 +188,8 @@ def load_settings(
         http_timeout_seconds=_env_number(env, "HTTP_TIMEOUT_SECONDS", 10.0),
         worker_concurrency=int(_env_number(env, "WORKER_CONCURRENCY", 2)),
         demo=_env_bool(env, "DEMO", False),
+        trusted_proxies=_env_networks(env, "TRUSTED_PROXIES"),
+        lti_clock_leeway_seconds=_env_number(env, "LTI_CLOCK_LEEWAY_SECONDS", 30.0),
     )
     for key, value in overrides.items():
         if not hasattr(settings, key):

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from badge_engine.db import Base, utcnow
@@ -37,6 +37,17 @@ class Registration(Base):
     # Links launches to the LMS connection whose API and webhooks serve the same site.
     lms_connection_id: Mapped[int | None] = mapped_column(ForeignKey("lms_connections.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What a launch from a deployment id never seen before does: "accept" adds it,
+    # "hold" records it as held until an admin approves it.
+    new_deployment_policy: Mapped[str] = mapped_column(
+        String(10), default="accept", server_default="accept"
+    )
+    # "moodle", "canvas" or "other": where platforms differ, the tool follows this.
+    platform_family: Mapped[str | None] = mapped_column(String(20))
+    # The key signed with before the last rotation stays in the JWKS, so a platform
+    # that cached the old key set still verifies messages signed just before it.
+    previous_tool_key_id: Mapped[str | None] = mapped_column(String(64))
+    previous_tool_public_key_pem: Mapped[str | None] = mapped_column(String(2000))
 
     deployments: Mapped[list["Deployment"]] = relationship(back_populates="registration")
 
@@ -77,3 +88,25 @@ class LtiCourse(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("registration_id", "lti_context_id"),)
+
+
+class LtiNonce(Base):
+    """A nonce and state issued at OIDC login initiation, deleted by the launch.
+
+    Deleting the row is what makes the nonce single-use: a second launch with the same
+    state finds nothing. `storage_binding_sha256` is set when the state was also put
+    in LTI Platform Storage, for browsers that drop the state cookie.
+    """
+
+    __tablename__ = "lti_nonces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
+    registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registrations.id"))
+    state: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    uses_platform_storage: Mapped[bool] = mapped_column(Boolean, default=False)
+    storage_binding_sha256: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_lti_nonces_expires_at", "expires_at"),)

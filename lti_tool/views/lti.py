@@ -1,18 +1,43 @@
-"""LTI 1.3 endpoints per registration: OIDC login initiation, launch and JWKS."""
+"""LTI 1.3 endpoints per registration: OIDC login, launch, deep linking and JWKS.
+
+Each registration has its own URLs, so the registration is known before the id_token
+is read. The validation itself is in `lti_tool.lti.launch`.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode, urlsplit
+
 import structlog
-from flask import Blueprint, jsonify, redirect, request, session, url_for
-from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
-from pylti1p3.exception import LtiException
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
 from badge_engine.models import Learner
 from lti_tool.bridge import current_bridge, db_session
-from lti_tool.errors import LaunchRejected, NotFound
-from lti_tool.lti.http import timeout_session
-from lti_tool.lti.tool_conf import RegistrationToolConf
+from lti_tool.errors import NotFound
+from lti_tool.lti import deep_linking, nonces, roles, tool_keys
+from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknown
+from lti_tool.lti.jwks import JwksCache
+from lti_tool.lti.launch import (
+    CLAIM,
+    DEEP_LINKING,
+    STATE_COOKIE_PREFIX,
+    LaunchRequest,
+    LaunchValidator,
+    NeedsPlatformStorage,
+    ValidatedLaunch,
+)
+from lti_tool.lti.proxy import TrustedProxyMiddleware
 from lti_tool.logs import get_logger
 from lti_tool.models import LtiCourse, Registration
 from lti_tool.urls_for import launch_url_of
@@ -20,13 +45,26 @@ from lti_tool.urls_for import launch_url_of
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 log = get_logger(__name__)
 
-CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
-INSTRUCTOR_ROLES = (
-    "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor",
-    "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor",
-    "http://purl.imsglobal.org/vocab/lis/v2/membership#ContentDeveloper",
-    "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
-)
+MAX_LOGIN_PARAMETER = 2048
+
+
+@bp.record_once
+def _install_proxy_middleware(state) -> None:
+    settings = state.app.extensions["hpass"].settings
+    if settings.trusted_proxies:
+        state.app.wsgi_app = TrustedProxyMiddleware(
+            state.app.wsgi_app, settings.trusted_proxies
+        )
+
+
+def _jwks_cache() -> JwksCache:
+    cache = current_app.extensions.get("hpass_lti_jwks")
+    if cache is None:
+        timeout = current_bridge().settings.http_timeout_seconds
+        cache = current_app.extensions.setdefault(
+            "hpass_lti_jwks", JwksCache(timeout=timeout)
+        )
+    return cache
 
 
 def _registration_or_404(public_id: str) -> Registration:
@@ -42,12 +80,13 @@ def _registration_or_404(public_id: str) -> Registration:
     return registration
 
 
-def _tool_conf(registration: Registration) -> RegistrationToolConf:
-    return RegistrationToolConf(db_session(), current_bridge().vault, registration)
-
-
-def _flask_request() -> FlaskRequest:
-    return FlaskRequest()
+def _cookie_flags() -> dict:
+    # Launches arrive as cross-site POSTs inside an iframe, so the state cookie must
+    # be SameSite=None, which browsers accept only with Secure. Loopback development
+    # mode runs on plain HTTP, where Lax works because ports do not make sites differ.
+    if current_bridge().settings.loopback_dev:
+        return {"samesite": "Lax", "secure": False}
+    return {"samesite": "None", "secure": True}
 
 
 @bp.route("/<public_id>/login", methods=["GET", "POST"])
@@ -55,77 +94,159 @@ def login(public_id: str):
     registration = _registration_or_404(public_id)
     params = request.values
     issuer, client_id = params.get("iss"), params.get("client_id")
-    ids = dict(registration=public_id, issuer=issuer, client_id=client_id)
+    ids = dict(
+        registration=public_id,
+        issuer=issuer,
+        client_id=client_id,
+        deployment_id=params.get("lti_deployment_id"),
+    )
     if issuer != registration.issuer or (client_id and client_id != registration.client_id):
-        raise LaunchRejected(
-            f"this login URL belongs to issuer {registration.issuer!r} and client "
+        raise RegistrationUnknown(
+            f"this login URL belongs to issuer {registration.issuer!r} and client_id "
             f"{registration.client_id!r}, but the platform sent issuer {issuer!r} and "
-            f"client {client_id!r}; use the login URL of the matching registration",
+            f"client_id {client_id!r}",
+            check="the platform's tool settings must use the login URL of the "
+            "matching registration",
             **ids,
         )
-    oidc_login = FlaskOIDCLogin(_flask_request(), _tool_conf(registration))
-    try:
-        return oidc_login.redirect(launch_url_of(registration))
-    except LtiException as error:
-        raise LaunchRejected(f"OIDC login initiation failed: {error}", **ids) from None
+    for name, value in params.items():
+        if len(value) > MAX_LOGIN_PARAMETER:
+            raise ClaimInvalid(
+                f"login parameter {name!r} is {len(value)} characters long, more than "
+                f"{MAX_LOGIN_PARAMETER}",
+                check="the platform must send standard login initiation parameters",
+                **ids,
+            )
+    login_hint = params.get("login_hint")
+    if not login_hint:
+        raise ClaimInvalid(
+            "the login initiation has no login_hint",
+            check="the platform must send login_hint with the login initiation",
+            **ids,
+        )
+    target = params.get("target_link_uri")
+    base = current_bridge().settings.public_base_url
+    if target and not _is_our_url(target, base):
+        raise ClaimInvalid(
+            f"the login's target_link_uri {target!r} is not a URL of this tool ({base})",
+            check="the tool placement's target link URI must be this registration's "
+            "launch URL",
+            **ids,
+        )
 
+    storage_target = params.get("lti_storage_target")
+    row, binding = nonces.issue(
+        db_session(), registration, platform_storage=bool(storage_target)
+    )
+    db_session().commit()
 
-def _launch_ids(message_launch) -> dict:
-    try:
-        body = message_launch._get_jwt_body() or {}
-    except LtiException:
-        # The token was rejected before it was decoded; no ids are known yet.
-        body = {}
-    return {
-        "issuer": body.get("iss"),
-        "client_id": body.get("aud") if isinstance(body.get("aud"), str) else None,
-        "deployment_id": body.get(CLAIM + "deployment_id"),
+    query = {
+        "scope": "openid",
+        "response_type": "id_token",
+        "response_mode": "form_post",
+        "prompt": "none",
+        "client_id": registration.client_id,
+        "redirect_uri": launch_url_of(registration),
+        "login_hint": login_hint,
+        "state": row.state,
+        "nonce": row.nonce,
     }
+    if params.get("lti_message_hint"):
+        query["lti_message_hint"] = params["lti_message_hint"]
+    separator = "&" if "?" in registration.auth_login_url else "?"
+    auth_url = registration.auth_login_url + separator + urlencode(query)
+
+    if storage_target:
+        response = make_response(
+            render_template(
+                "lti/storage_put.html",
+                auth_url=auth_url,
+                storage_target=storage_target,
+                platform_origin=_origin(registration.auth_login_url),
+                state=row.state,
+                binding=binding,
+            )
+        )
+    else:
+        response = redirect(auth_url)
+    response.set_cookie(
+        STATE_COOKIE_PREFIX + row.state,
+        row.state,
+        max_age=int(nonces.LIFETIME.total_seconds()),
+        path="/lti/",
+        httponly=True,
+        **_cookie_flags(),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/<public_id>/launch")
 def launch(public_id: str):
     registration = _registration_or_404(public_id)
-    message_launch = FlaskMessageLaunch(
-        _flask_request(),
-        _tool_conf(registration),
-        requests_session=timeout_session(current_bridge().settings.http_timeout_seconds),
+    settings = current_bridge().settings
+    state = request.form.get("state") or ""
+    launch_request = LaunchRequest(
+        id_token=request.form.get("id_token"),
+        state=state,
+        state_cookie=request.cookies.get(STATE_COOKIE_PREFIX + state),
+        storage_binding=request.form.get("lti_storage_binding"),
+        origin=request.headers.get("Origin"),
+    )
+    validator = LaunchValidator(
+        db_session(),
+        registration,
+        jwks_cache=_jwks_cache(),
+        tool_base_url=settings.public_base_url,
+        leeway_seconds=settings.lti_clock_leeway_seconds,
+        loopback_dev=settings.loopback_dev,
     )
     try:
-        data = message_launch.get_launch_data()
-    except LtiException as error:
-        raise LaunchRejected(
-            f"the LTI launch failed validation: {error}. Launch the tool again from "
-            "the course; if it keeps failing, the provider admin should check the "
-            "registration's issuer, client id, deployment id and key set URL.",
-            registration=public_id,
-            **_launch_ids(message_launch),
-        ) from None
-
-    if not message_launch.is_resource_launch():
-        raise LaunchRejected(
-            f"message type {data.get(CLAIM + 'message_type')!r} is not supported here; "
-            "add the tool as a resource link",
-            registration=public_id,
+        validated = validator.validate(launch_request)
+    except NeedsPlatformStorage:
+        return render_template(
+            "lti/storage_get.html",
+            action=launch_url_of(registration),
+            id_token=launch_request.id_token,
+            state=state,
+            platform_origin=_origin(registration.auth_login_url),
         )
-    return _start_course_session(registration, data)
+    except DeploymentHeld:
+        # The held deployment is what the admin approves, and the nonce stays used.
+        db_session().commit()
+        raise
+
+    if validated.message_type == DEEP_LINKING:
+        response = deep_linking.start(validated)
+    else:
+        response = _start_course_session(validated)
+    response.delete_cookie(STATE_COOKIE_PREFIX + state, path="/lti/", **_cookie_flags())
+    return response
 
 
-def _start_course_session(registration: Registration, data: dict):
+def _start_course_session(validated: ValidatedLaunch):
     db = db_session()
+    registration, data = validated.registration, validated.claims
     context = data.get(CLAIM + "context") or {}
     custom = data.get(CLAIM + "custom") or {}
-    roles = data.get(CLAIM + "roles") or []
-    if not context.get("id"):
-        raise LaunchRejected(
-            "the launch has no course (context claim); launch the tool from inside a course",
-            registration=registration.public_id,
+    if not isinstance(context, dict) or not context.get("id"):
+        raise ClaimInvalid(
+            "the launch has no course (context claim)",
+            check="place the tool inside a course, not on the site's front page",
+            **validated.ids,
         )
-    lms_course_id = str(custom.get("lms_course_id") or context["id"])
-    lms_user_id = str(custom.get("lms_user_id") or data["sub"])
+    custom = custom if isinstance(custom, dict) else {}
+    lms_course_id = str(
+        custom.get("lms_course_id") or custom.get("moodle_course_id")
+        or custom.get("canvas_course_id") or context["id"]
+    )
+    lms_user_id = str(
+        custom.get("lms_user_id") or custom.get("canvas_user_id") or data["sub"]
+    )
 
     course = db.scalar(
         select(LtiCourse).where(
+            LtiCourse.provider_id == registration.provider_id,
             LtiCourse.registration_id == registration.id,
             LtiCourse.lti_context_id == context["id"],
         )
@@ -140,11 +261,10 @@ def _start_course_session(registration: Registration, data: dict):
     course.title = context.get("title") or course.title
     course.lms_course_id = lms_course_id
 
-    is_instructor = any(role in INSTRUCTOR_ROLES for role in roles)
+    role = roles.map_roles(data.get(CLAIM + "roles") or [])
     learner_id = None
-    if not is_instructor and registration.lms_connection_id is not None:
-        learner = _upsert_learner(registration, lms_user_id, data)
-        learner_id = learner.id
+    if role == roles.LEARNER and registration.lms_connection_id is not None:
+        learner_id = _upsert_learner(registration, lms_user_id, data).id
     db.commit()
 
     session.clear()
@@ -154,13 +274,17 @@ def _start_course_session(registration: Registration, data: dict):
         course_id=course.id,
         lms_user_id=lms_user_id,
         learner_id=learner_id,
-        role="instructor" if is_instructor else "learner",
+        # The course pages know learners and instructors; an admin sees the
+        # instructor's page and keeps the admin role for admin pages.
+        role="learner" if role == roles.LEARNER else "instructor",
+        lti_role=role,
         name=data.get("name") or data.get("given_name") or "",
+        launch_locale=(data.get(CLAIM + "launch_presentation") or {}).get("locale"),
     )
     structlog.contextvars.bind_contextvars(
         provider_id=registration.provider_id, course_id=course.id
     )
-    log.info("lti_launch_accepted", role=session["role"], lms_user_id=lms_user_id)
+    log.info("lti_launch_accepted", role=role, lms_user_id=lms_user_id, **validated.ids)
     return redirect(url_for("pages.course", course_id=course.id))
 
 
@@ -190,4 +314,25 @@ def _upsert_learner(registration: Registration, lms_user_id: str, data: dict) ->
 @bp.get("/<public_id>/jwks")
 def jwks(public_id: str):
     registration = _registration_or_404(public_id)
-    return jsonify(_tool_conf(registration).get_jwks())
+    response = jsonify(tool_keys.jwks_of(registration))
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@bp.route("/<public_id>/deep-link", methods=["GET", "POST"])
+def deep_link(public_id: str):
+    registration = _registration_or_404(public_id)
+    if request.method == "POST":
+        return deep_linking.respond(registration)
+    return deep_linking.picker(registration)
+
+
+def _is_our_url(url: str, base: str) -> bool:
+    ours, theirs = urlsplit(base), urlsplit(url)
+    same_origin = (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
+    return same_origin and theirs.path.startswith(ours.path)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,460 @@
+"""Validation of an LTI 1.3 launch (the id_token posted to the launch URL).
+
+The checks run in a fixed order, cheapest and most telling first, so a broken launch
+is named by its first real fault:
+
+    1. request shape      id_token present, at most 16 KiB, three JWT segments
+    2. header             alg is an asymmetric algorithm (never none or HS*)
+    3. registration       iss and aud (and azp) name this registration
+    4. signature, times   key from the platform's JWKS, exp/iat/nbf with leeway
+    5. claims             LTI version, message type, deployment id, sub, roles,
+                          resource link, target_link_uri on this tool
+    6. state binding      state cookie, or LTI Platform Storage binding
+    7. nonce              single-use: the login's row is deleted
+    8. deployment         known, new (policy accept) or held for an admin
+
+pylti1p3 checks most of 2 to 5 too, but fetches the key set on every launch, accepts
+a nonce again until its cache forgets it, and reports every failure as one exception
+type; this chain carries the LTI ids in every error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import jwt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti_tool.lti import nonces
+from lti_tool.lti.errors import (
+    ClaimInvalid,
+    DeploymentHeld,
+    MalformedRequest,
+    MessageNotSupported,
+    PlatformUnreachable,
+    RegistrationUnknown,
+    StateInvalid,
+    TokenInvalid,
+    TokenTooLarge,
+)
+from lti_tool.lti.jwks import JwksCache, JwksUnavailable
+from lti_tool.models import Deployment, DeploymentStatus, LtiNonce, Registration
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+MAX_ID_TOKEN_BYTES = 16 * 1024
+LTI_VERSION = "1.3.0"
+
+RESOURCE_LINK = "LtiResourceLinkRequest"
+DEEP_LINKING = "LtiDeepLinkingRequest"
+SUPPORTED_MESSAGES = (RESOURCE_LINK, DEEP_LINKING)
+
+# Asymmetric algorithms only: HS* would let anyone holding the platform's public key
+# sign tokens, and "none" signs nothing.
+ALLOWED_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+)
+_KEY_FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
+
+STATE_COOKIE_PREFIX = "hpass_lti_state_"
+
+
+@dataclass
+class LaunchRequest:
+    """What the launch endpoint received, read from the form, cookies and headers."""
+
+    id_token: str | None
+    state: str | None
+    state_cookie: str | None
+    storage_binding: str | None = None
+    origin: str | None = None
+
+
+@dataclass
+class ValidatedLaunch:
+    registration: Registration
+    claims: dict
+    message_type: str
+    deployment: Deployment
+
+    @property
+    def ids(self) -> dict:
+        return {
+            "issuer": self.claims.get("iss"),
+            "client_id": self.registration.client_id,
+            "deployment_id": self.deployment.deployment_id,
+        }
+
+
+class NeedsPlatformStorage(Exception):
+    """The state cookie is missing but the login used LTI Platform Storage.
+
+    The view answers with a page that reads the binding from platform storage and
+    posts the launch again.
+    """
+
+    def __init__(self, storage_target: str) -> None:
+        super().__init__(storage_target)
+        self.storage_target = storage_target
+
+
+class LaunchValidator:
+    """Runs the ordered checks for one registration; `validate` returns the launch."""
+
+    def __init__(
+        self,
+        session: Session,
+        registration: Registration,
+        *,
+        jwks_cache: JwksCache,
+        tool_base_url: str,
+        leeway_seconds: float,
+        loopback_dev: bool,
+    ) -> None:
+        self.session = session
+        self.registration = registration
+        self.jwks_cache = jwks_cache
+        self.tool_base_url = tool_base_url.rstrip("/")
+        self.leeway = leeway_seconds
+        self.loopback_dev = loopback_dev
+        self.ids: dict = {"registration": registration.public_id}
+
+    def validate(self, request: LaunchRequest) -> ValidatedLaunch:
+        token = self._check_shape(request.id_token)
+        header, unverified = self._decode_unverified(token)
+        self._check_header(header)
+        self._check_registration(unverified)
+        claims = self._verify(token, header)
+        message_type = self._check_claims(claims)
+        row = self._check_state_binding(request)
+        nonces.consume(
+            self.session, self.registration, row.state, claims.get("nonce", ""),
+            **self.ids,
+        )
+        deployment = self._resolve_deployment(claims[CLAIM + "deployment_id"])
+
+        return ValidatedLaunch(self.registration, claims, message_type, deployment)
+
+    def _check_shape(self, id_token: str | None) -> str:
+        if not id_token:
+            raise MalformedRequest(
+                "the launch has no id_token",
+                check="the tool's redirect URI (launch URL) in the platform must be "
+                "the launch URL shown for this registration, and the platform must "
+                "post the launch form to it",
+                **self.ids,
+            )
+        if len(id_token) > MAX_ID_TOKEN_BYTES:
+            raise TokenTooLarge(
+                f"the id_token is {len(id_token)} bytes long, more than the "
+                f"{MAX_ID_TOKEN_BYTES} this tool accepts",
+                check="remove large custom parameters from the tool placement",
+                **self.ids,
+            )
+        if id_token.count(".") != 2:
+            raise MalformedRequest(
+                "the id_token is not a JWT (three dot-separated parts)",
+                check="the platform must post its signed id_token unchanged",
+                **self.ids,
+            )
+        return id_token
+
+    def _decode_unverified(self, token: str) -> tuple[dict, dict]:
+        try:
+            header_b64, payload_b64, _ = token.split(".")
+            header = json.loads(_b64decode(header_b64))
+            payload = json.loads(_b64decode(payload_b64))
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedRequest(
+                "the id_token's header or payload is not base64url-encoded JSON",
+                check="the platform must post its signed id_token unchanged",
+                **self.ids,
+            ) from None
+        if not isinstance(header, dict) or not isinstance(payload, dict):
+            raise MalformedRequest(
+                "the id_token's header and payload must be JSON objects",
+                check="the platform must post its signed id_token unchanged",
+                **self.ids,
+            )
+
+        self.ids["issuer"] = _text(payload.get("iss"))
+        aud = payload.get("aud")
+        self.ids["client_id"] = _text(aud) if isinstance(aud, str) else None
+        self.ids["deployment_id"] = _text(payload.get(CLAIM + "deployment_id"))
+        return header, payload
+
+    def _check_header(self, header: dict) -> None:
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise TokenInvalid(
+                f"the id_token is signed with algorithm {alg!r}, which this tool does "
+                f"not accept; allowed: {', '.join(ALLOWED_ALGORITHMS)}",
+                check="the platform's signing key must be an RSA or EC key; a forged "
+                "or tampered launch also ends here",
+                **self.ids,
+            )
+
+    def _check_registration(self, payload: dict) -> None:
+        registration = self.registration
+        issuer = payload.get("iss")
+        if issuer != registration.issuer:
+            raise RegistrationUnknown(
+                f"the id_token's issuer {_text(issuer)!r} is not the issuer "
+                f"{registration.issuer!r} of this registration",
+                check="the registration's issuer must equal the platform's issuer "
+                "exactly (scheme, host, no trailing slash); each platform uses its "
+                "own login and launch URLs",
+                **self.ids,
+            )
+
+        aud = payload.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or registration.client_id not in audiences:
+            raise RegistrationUnknown(
+                f"the id_token's audience {_text(aud)!r} does not include this "
+                f"registration's client_id {registration.client_id!r}",
+                check="the client_id registered in the bridge must be the one the "
+                "platform assigned to this tool",
+                **self.ids,
+            )
+        self.ids["client_id"] = registration.client_id
+
+        # OpenID Connect Core 3.1.3.7: with several audiences, azp names the client.
+        azp = payload.get("azp")
+        if (len(audiences) > 1 or azp is not None) and azp != registration.client_id:
+            raise RegistrationUnknown(
+                f"the id_token lists several audiences but its azp is {_text(azp)!r}, "
+                f"not this registration's client_id {registration.client_id!r}",
+                check="the platform must set azp to the client_id of this tool",
+                **self.ids,
+            )
+
+    def _verify(self, token: str, header: dict) -> dict:
+        key = self._platform_key(header)
+        try:
+            return jwt.decode(
+                token,
+                key=key.key,
+                algorithms=[header["alg"]],
+                audience=self.registration.client_id,
+                issuer=self.registration.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "nonce"]},
+            )
+        except jwt.ExpiredSignatureError:
+            problem = "the id_token has expired"
+            check = ("start the launch again; if every launch fails, the clocks of the "
+                     "platform and the bridge differ by more than the leeway")
+        except jwt.ImmatureSignatureError:
+            problem = "the id_token is issued in the future (iat or nbf), beyond the leeway"
+            check = "the platform's clock is ahead; the platform host must sync its clock"
+        except jwt.InvalidSignatureError:
+            problem = "the id_token's signature does not verify with the platform's key"
+            check = ("the registration's key set URL must be the platform's JWKS URL; "
+                     "a forged or tampered launch also ends here")
+        except jwt.MissingRequiredClaimError as error:
+            problem = f"the id_token has no {error.claim!r} claim"
+            check = "the platform must send every claim LTI 1.3 requires"
+        except jwt.InvalidTokenError as error:
+            problem = f"the id_token is invalid ({error})"
+            check = "the platform must send an id_token as LTI 1.3 defines it"
+        raise TokenInvalid(problem, check=check, **self.ids)
+
+    def _platform_key(self, header: dict) -> jwt.PyJWK:
+        kid = header.get("kid")
+        url = self.registration.key_set_url
+        try:
+            key = self.jwks_cache.key(url, kid, loopback_dev=self.loopback_dev)
+        except JwksUnavailable as error:
+            raise PlatformUnreachable(
+                f"the platform's key set could not be read to verify key id "
+                f"{_text(kid)!r}: {error}",
+                check=f"the registration's key set URL {url!r} must be reachable "
+                "from the bridge and return the platform's JWKS",
+                **self.ids,
+            ) from None
+
+        if key is None:
+            what = "has no key id (kid)" if kid is None else f"uses key id {_text(kid)!r}"
+            raise TokenInvalid(
+                f"the id_token {what}, and no such key is in the platform's key set",
+                check=f"the registration's key set URL {url!r} must be the JWKS of "
+                "the platform that signs these launches",
+                **self.ids,
+            )
+
+        family = _KEY_FAMILY[header["alg"][:2]]
+        declared = key._jwk_data.get("alg")
+        if key.key_type != family or (declared and declared != header["alg"]):
+            raise TokenInvalid(
+                f"the id_token's algorithm {header['alg']} does not fit the platform "
+                f"key {_text(kid)!r} (type {key.key_type}, alg {declared})",
+                check="a forged or tampered launch ends here; the platform signs "
+                "with the algorithm its key declares",
+                **self.ids,
+            )
+        return key
+
+    def _check_claims(self, claims: dict) -> str:
+        version = claims.get(CLAIM + "version")
+        if version != LTI_VERSION:
+            raise ClaimInvalid(
+                f"the launch declares LTI version {_text(version)!r}, but this tool "
+                f"supports {LTI_VERSION!r} only",
+                check="add the tool to the platform as an LTI 1.3 tool",
+                **self.ids,
+            )
+        if not claims.get(CLAIM + "deployment_id"):
+            raise ClaimInvalid(
+                "the launch has no deployment_id claim",
+                check="the platform must send the deployment id of the tool placement",
+                **self.ids,
+            )
+
+        message_type = claims.get(CLAIM + "message_type")
+        if message_type not in SUPPORTED_MESSAGES:
+            raise MessageNotSupported(
+                f"message type {_text(message_type)!r} is not supported by this tool; "
+                f"it handles {' and '.join(SUPPORTED_MESSAGES)}",
+                check="add the tool as a resource link or through the content "
+                "selection (Deep Linking) placement",
+                **self.ids,
+            )
+        if not isinstance(claims.get(CLAIM + "roles"), list):
+            raise ClaimInvalid(
+                "the launch has no roles claim (a list, possibly empty)",
+                check="the platform must send the user's roles",
+                **self.ids,
+            )
+
+        if message_type == RESOURCE_LINK:
+            link = claims.get(CLAIM + "resource_link")
+            if not isinstance(link, dict) or not link.get("id"):
+                raise ClaimInvalid(
+                    "the resource link launch has no resource_link id",
+                    check="the platform must send the resource link claim",
+                    **self.ids,
+                )
+            self._check_target_link_uri(claims.get(CLAIM + "target_link_uri"))
+        else:
+            settings = claims.get(DL_CLAIM + "deep_linking_settings")
+            if not isinstance(settings, dict) or not settings.get("deep_link_return_url"):
+                raise ClaimInvalid(
+                    "the deep linking launch has no deep_link_return_url",
+                    check="the platform must send deep_linking_settings",
+                    **self.ids,
+                )
+        return message_type
+
+    def _check_target_link_uri(self, target: object) -> None:
+        if not isinstance(target, str) or not target:
+            raise ClaimInvalid(
+                "the launch has no target_link_uri claim",
+                check="the tool placement's target link URI must be the launch URL",
+                **self.ids,
+            )
+        ours = urlsplit(self.tool_base_url)
+        theirs = urlsplit(target)
+        same_origin = (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
+        if not same_origin or not theirs.path.startswith(ours.path):
+            raise ClaimInvalid(
+                f"the launch's target_link_uri {target!r} is not a URL of this tool "
+                f"({self.tool_base_url})",
+                check="the tool placement's target link URI must be this "
+                "registration's launch URL",
+                **self.ids,
+            )
+
+    def _check_state_binding(self, request: LaunchRequest) -> LtiNonce:
+        state = request.state
+        if not state or len(state) > 64:
+            raise StateInvalid(
+                "the launch has no valid state parameter",
+                check="the platform must post the state it received at login back "
+                "with the id_token",
+                **self.ids,
+            )
+        row = nonces.find(self.session, self.registration, state)
+        if row is None:
+            raise nonces.state_unknown(**self.ids)
+
+        if request.state_cookie == state:
+            return row
+        if row.uses_platform_storage:
+            if request.storage_binding is None:
+                raise NeedsPlatformStorage(state)
+            if request.origin != _origin(self.tool_base_url) or not nonces.binding_matches(
+                row, request.storage_binding
+            ):
+                raise StateInvalid(
+                    "the state kept in the platform's storage does not match this "
+                    "launch",
+                    check="start the launch again from the course in the same browser",
+                    **self.ids,
+                )
+            return row
+
+        raise StateInvalid(
+            "the browser did not send the state cookie that this tool set at login, "
+            "or sent a different one",
+            check="start the launch again in the same browser; a browser that blocks "
+            "third-party cookies needs a platform with LTI Platform Storage, or the "
+            "tool opened in a new window",
+            **self.ids,
+        )
+
+    def _resolve_deployment(self, deployment_id: str) -> Deployment:
+        registration = self.registration
+        deployment = self.session.scalar(
+            select(Deployment).where(
+                Deployment.provider_id == registration.provider_id,
+                Deployment.registration_id == registration.id,
+                Deployment.deployment_id == deployment_id,
+            )
+        )
+        if deployment is None:
+            status = (
+                DeploymentStatus.HELD.value
+                if registration.new_deployment_policy == "hold"
+                else DeploymentStatus.ACTIVE.value
+            )
+            deployment = Deployment(
+                provider_id=registration.provider_id,
+                registration_id=registration.id,
+                deployment_id=deployment_id,
+                status=status,
+            )
+            self.session.add(deployment)
+            self.session.flush()
+
+        if deployment.status != DeploymentStatus.ACTIVE.value:
+            raise DeploymentHeld(
+                f"deployment {deployment_id!r} is waiting for a provider admin to "
+                "approve it",
+                check="a provider admin approves the deployment on the registration "
+                "page (or with `hpass-bridge platform approve`), then the launch "
+                "works",
+                **self.ids,
+            )
+        return deployment
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _text(value: object, limit: int = 200) -> str | None:
+    """Return a claim value as short text for messages and logs."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:limit]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

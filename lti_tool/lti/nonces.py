@@ -1,0 +1,133 @@
+"""Single-use state and nonce of each OIDC login, kept in the database.
+
+pylti1p3 keeps a used nonce in its cache and never deletes it, so a nonce stays valid
+for as long as the cache does. Here the login inserts one row and the launch deletes
+it: a second launch with the same state finds no row and is rejected. Rows expire
+after `LIFETIME`, and expired rows are swept now and then by the login endpoint.
+The table works the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from badge_engine.db import utcnow
+from lti_tool.lti.errors import StateInvalid
+from lti_tool.models import LtiNonce, Registration
+
+# Login to launch takes seconds; five minutes covers a slow platform page.
+LIFETIME = timedelta(minutes=5)
+SWEEP_INTERVAL_SECONDS = 60.0
+
+_last_sweep = 0.0
+_sweep_lock = threading.Lock()
+
+
+def issue(
+    session: Session, registration: Registration, *, platform_storage: bool = False
+) -> tuple[LtiNonce, str | None]:
+    """Add a state and nonce for one login; return the row and the storage binding.
+
+    The binding is a secret put in LTI Platform Storage beside the state; only its
+    hash is stored. The caller commits.
+    """
+    binding = secrets.token_urlsafe(32) if platform_storage else None
+    row = LtiNonce(
+        provider_id=registration.provider_id,
+        registration_id=registration.id,
+        state=secrets.token_urlsafe(32),
+        nonce=secrets.token_urlsafe(32),
+        uses_platform_storage=platform_storage,
+        storage_binding_sha256=_digest(binding) if binding else None,
+        expires_at=utcnow() + LIFETIME,
+    )
+    session.add(row)
+    _sweep_now_and_then(session)
+
+    return row, binding
+
+
+def find(session: Session, registration: Registration, state: str) -> LtiNonce | None:
+    """Return the unexpired row of `state` for this registration, without using it."""
+    row = session.scalar(
+        select(LtiNonce).where(
+            LtiNonce.provider_id == registration.provider_id,
+            LtiNonce.registration_id == registration.id,
+            LtiNonce.state == state,
+        )
+    )
+    if row is None or row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def consume(
+    session: Session, registration: Registration, state: str, nonce: str, /, **ids
+) -> None:
+    """Delete the row of `state` when its nonce matches; raise StateInvalid if not.
+
+    The delete is the single-use guarantee: of two launches racing with the same
+    state, only the one whose delete removed the row goes on. The caller commits.
+    """
+    row = find(session, registration, state)
+    if row is None:
+        raise state_unknown(**ids)
+    if not hmac.compare_digest(row.nonce, nonce):
+        raise StateInvalid(
+            "the id_token's nonce does not match the nonce this tool sent at login",
+            check="start the launch again from the course; a platform that reuses "
+            "old id_tokens must send the nonce from the authentication request",
+            **ids,
+        )
+
+    result = session.execute(
+        delete(LtiNonce).where(
+            LtiNonce.id == row.id, LtiNonce.provider_id == registration.provider_id
+        )
+    )
+    if result.rowcount != 1:
+        raise StateInvalid(
+            "the launch's state was used by another request at the same moment",
+            check="start the launch again from the course",
+            **ids,
+        )
+
+
+def state_unknown(**ids) -> StateInvalid:
+    return StateInvalid(
+        "the launch's state is unknown, expired or was already used (a replayed "
+        "or stale launch)",
+        check="start the launch again from the course; if it keeps failing, the "
+        "platform must post the launch within 5 minutes of the login",
+        **ids,
+    )
+
+
+def binding_matches(row: LtiNonce, binding: str) -> bool:
+    if not row.storage_binding_sha256 or not binding:
+        return False
+    return hmac.compare_digest(row.storage_binding_sha256, _digest(binding))
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _sweep_now_and_then(session: Session) -> None:
+    # Expired rows carry no provider data worth scoping, and a sweep per process per
+    # minute keeps the table small without a scheduled task.
+    global _last_sweep
+    now = time.monotonic()
+    with _sweep_lock:
+        if now - _last_sweep < SWEEP_INTERVAL_SECONDS:
+            return
+        _last_sweep = now
+    session.execute(delete(LtiNonce).where(LtiNonce.expires_at < utcnow()))

@@ -1,0 +1,36 @@
+"""Apply X-Forwarded-* headers only when the request comes from a trusted proxy.
+
+Behind a reverse proxy the tool sees the proxy's address and plain HTTP; the proxy's
+X-Forwarded-For, -Proto, -Host and -Port headers restore the browser's view, which
+the launch needs for Secure cookies and URL checks. A client that is not a configured
+proxy could send the same headers to pose as another host, so its headers are ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+class TrustedProxyMiddleware:
+    """WSGI middleware: ProxyFix (one hop) for listed proxies, nothing for others."""
+
+    def __init__(self, app, trusted: list[str]) -> None:
+        self.app = app
+        self.networks = [ipaddress.ip_network(item, strict=False) for item in trusted]
+        self._fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1)
+
+    def _is_trusted(self, address: str | None) -> bool:
+        if not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        if self._is_trusted(environ.get("REMOTE_ADDR")):
+            return self._fixed(environ, start_response)
+        return self.app(environ, start_response)
