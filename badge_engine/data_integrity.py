@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from badge_engine.errors import BadgeEngineError, SigningError
-from badge_engine.jsonld import canonize
+from badge_engine.canonical import canonize
 from badge_engine.multikey import multibase_decode, multibase_encode
 
 PROOF_TYPE = "DataIntegrityProof"

@@ -91,8 +91,39 @@ def document_loader(url: str, options: dict | None = None) -> dict[str, Any]:
     }
 
 
+def to_rdf_dataset(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Convert a JSON-LD document to pyld's RDF dataset form, with canonize's checks.
+
+    Returns pyld's dataset: graph name ("@default" for the default graph) mapped to
+    triples whose subject, predicate and object are dicts with "type" ("IRI", "blank
+    node" or "literal") and "value". Raises what `canonize` raises, for the same
+    reasons: a dropped property, a relative IRI, a context with no local copy, or
+    input that is not JSON-LD.
+    """
+    dropped: list[str] = []
+    processor = _processor(dropped)
+    try:
+        with _pyld_lock:
+            dataset = processor.to_rdf(document, _pyld_options())
+    except jsonld.JsonLdError as error:
+        _raise_from_pyld(error, document)
+
+    _check_dropped(dropped, document)
+    relative_iris = sorted(
+        iri[len(_RELATIVE_IRI_BASE) :]
+        for iri in _dataset_iris(dataset)
+        if iri.startswith(_RELATIVE_IRI_BASE)
+    )
+    _check_relative_iris(relative_iris, document)
+    return dataset
+
+
 def canonize(document: dict[str, Any]) -> str:
     """Canonicalise a JSON-LD document to N-Quads with RDFC-1.0 (URDNA2015 in pyld).
+
+    This is the reference path: pyld expands and canonicalises every document.
+    `badge_engine.canonical.canonize` gives the same output faster for documents of
+    a repeated shape, and falls back to this function for all others.
 
     Contexts come from `document_loader` only. JSON-LD to RDF silently drops a property
     that no context defines, and every statement whose @id or @type is a relative IRI
@@ -104,23 +135,46 @@ def canonize(document: dict[str, Any]) -> str:
     and InvalidCredential when pyld rejects the document as JSON-LD.
     """
     dropped: list[str] = []
-    processor = jsonld.JsonLdProcessor(
-        on_property_dropped=lambda expanded: dropped.append(
-            "(a term mapped to null)" if expanded is None else expanded
-        )
-    )
-    options = {
-        "algorithm": "URDNA2015",
-        "format": "application/n-quads",
-        "documentLoader": document_loader,
-        "base": _RELATIVE_IRI_BASE,
-    }
+    processor = _processor(dropped)
+    options = {**_pyld_options(), "algorithm": "URDNA2015"}
+    options["format"] = "application/n-quads"
     try:
         with _pyld_lock:
             nquads = processor.normalize(document, options)
     except jsonld.JsonLdError as error:
         _raise_from_pyld(error, document)
 
+    _check_dropped(dropped, document)
+    _check_relative_iris(sorted(set(_RELATIVE_IRI.findall(nquads))), document)
+    return nquads
+
+
+def _dataset_iris(dataset: dict[str, list[dict[str, Any]]]) -> set[str]:
+    iris = set(dataset)
+    for triples in dataset.values():
+        for triple in triples:
+            for component in triple.values():
+                if component["type"] == "IRI":
+                    iris.add(component["value"])
+                elif component["type"] == "literal":
+                    iris.add(component.get("datatype") or "")
+
+    return iris
+
+
+def _processor(dropped: list[str]) -> jsonld.JsonLdProcessor:
+    return jsonld.JsonLdProcessor(
+        on_property_dropped=lambda expanded: dropped.append(
+            "(a term mapped to null)" if expanded is None else expanded
+        )
+    )
+
+
+def _pyld_options() -> dict[str, Any]:
+    return {"documentLoader": document_loader, "base": _RELATIVE_IRI_BASE}
+
+
+def _check_dropped(dropped: list[str], document: dict[str, Any]) -> None:
     if dropped:
         raise InvalidCredential(
             f"JSON-LD expansion dropped the properties {sorted(set(dropped))} "
@@ -129,7 +183,8 @@ def canonize(document: dict[str, Any]) -> str:
             credential_id=_document_id(document),
         )
 
-    relative_iris = sorted(set(_RELATIVE_IRI.findall(nquads)))
+
+def _check_relative_iris(relative_iris: list[str], document: dict[str, Any]) -> None:
     if relative_iris:
         raise InvalidCredential(
             f"The document uses the relative IRIs {relative_iris} as @id or @type "
@@ -138,8 +193,6 @@ def canonize(document: dict[str, Any]) -> str:
             "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json).",
             credential_id=_document_id(document),
         )
-
-    return nquads
 
 
 def _raise_from_pyld(error: jsonld.JsonLdError, document: dict[str, Any]) -> None:
