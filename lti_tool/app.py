@@ -53,11 +53,13 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.views.health import bp as health_bp
     from lti_tool.views.lti import bp as lti_bp
     from lti_tool.views.pages import bp as pages_bp
+    from lti_tool.views.portfolio import bp as portfolio_bp
     from lti_tool.views.public import bp as public_bp
     from lti_tool.views.webhooks import bp as webhooks_bp
 
     for blueprint in (health_bp, lti_bp, pages_bp, public_bp, webhooks_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(portfolio_bp)
 
     if settings.demo:
         from lti_tool.demo.views import bp as demo_bp

@@ -26,9 +26,10 @@ from badge_engine.models import (
 )
 from badge_engine.outbox import OutboxMessage, enqueue
 from badge_engine.rules import LearnerProgress, evaluate_award_rule
-from connectors.hpass.errors import DeliveryRejected, DeliveryRetryable
+from connectors.hpass.deliveries import delivery_key, plan_deliveries, run_delivery
+from connectors.hpass.http import OutboundPolicy
 from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
-from connectors.hpass.ob3_api import Ob3ApiClient
+from connectors.hpass.routes import DeliveryJob
 from connectors.models import ConnectionState, LmsConnection, LmsKind
 from connectors.moodle.client import MoodleClient
 from connectors.moodle.errors import MoodleNoCompletionCriteria, MoodleTokenInvalid
@@ -202,38 +203,31 @@ def evaluate_fact(context: HandlerContext) -> None:
 
 
 def queue_deliveries(session: Session, credential) -> list[int]:
-    """Queue delivery of a new credential to each portfolio its learner linked.
+    """Queue delivery of a new credential by every route its learner and provider set up.
 
     Returns the ids of the outbox messages added, to send after the commit.
     """
     message_ids = []
-    accounts = session.scalars(
-        select(PortfolioAccount).where(
-            PortfolioAccount.provider_id == credential.provider_id,
-            PortfolioAccount.learner_id == credential.learner_id,
-        )
-    ).all()
-    for account in accounts:
-        delivery = Delivery(
-            provider_id=credential.provider_id,
-            credential_id=credential.id,
-            route="ob3_api",
-            portfolio_account_id=account.id,
-        )
-        session.add(delivery)
-        session.flush()
+    for delivery in plan_deliveries(session, credential):
         message = enqueue(
             session,
             provider_id=credential.provider_id,
             kind=DELIVER_CREDENTIAL,
             payload={"delivery_id": delivery.id},
-            idempotency_key=f"deliver:{delivery.id}",
+            idempotency_key=delivery_key(delivery.id),
         )
         message_ids.append(message.id)
     return message_ids
 
 
 def deliver_credential(context: HandlerContext) -> None:
+    """Run one delivery attempt by its route; retry transient failures, park the rest.
+
+    The delivery's new status is committed before RetryLater or GiveUp is raised,
+    because the task rolls the handler's transaction back on either. A delivery
+    that needs the learner's consent finishes its message: linking the portfolio
+    again requeues it, so a revoked token causes no retries.
+    """
     session, bridge, message = context.session, context.bridge, context.message
     delivery = session.scalar(
         select(Delivery).where(
@@ -243,36 +237,43 @@ def deliver_credential(context: HandlerContext) -> None:
     )
     if delivery is None:
         raise GiveUp(f"delivery {message.payload.get('delivery_id')} does not exist")
-    account = session.get(PortfolioAccount, delivery.portfolio_account_id)
+    account = None
+    if delivery.portfolio_account_id is not None:
+        account = session.scalar(
+            select(PortfolioAccount).where(
+                PortfolioAccount.id == delivery.portfolio_account_id,
+                PortfolioAccount.provider_id == delivery.provider_id,
+            )
+        )
     credential = delivery_credential(session, delivery)
-    token = bridge.vault.decrypt(account.access_token_encrypted, what="portfolio token")
-    client = Ob3ApiClient(account.api_base_url, token.decode())
-    delivery.attempts += 1
-    try:
-        result = client.upsert_credential(credential.document)
-    except DeliveryRetryable as error:
-        delivery.status = DeliveryStatus.RETRYING.value
-        delivery.last_error = str(error)
-        delivery.last_http_status = error.http_status
-        session.commit()
-        raise RetryLater(str(error), retry_after=error.retry_after) from None
-    except DeliveryRejected as error:
-        delivery.status = DeliveryStatus.FAILED.value
-        delivery.last_error = str(error)
-        delivery.last_http_status = error.http_status
-        session.commit()
-        raise GiveUp(str(error)) from None
-
-    delivery.status = DeliveryStatus.DELIVERED.value
-    delivery.delivered_at = utcnow()
-    delivery.last_http_status = result.http_status
-    delivery.last_error = None
-    log.info(
-        "credential_delivered",
+    job = DeliveryJob(
+        session=session,
+        vault=bridge.vault,
+        policy=OutboundPolicy.from_settings(bridge.settings),
+        delivery=delivery,
+        credential=credential,
+        account=account,
+        timeout_seconds=bridge.settings.http_timeout_seconds,
+    )
+    result = run_delivery(job)
+    log_ids = dict(
         credential_id=credential.public_id,
         delivery_id=delivery.id,
-        http_status=result.http_status,
+        route=delivery.route,
+        http_status=delivery.last_http_status,
     )
+    if result.status == DeliveryStatus.RETRYING:
+        session.commit()
+        log.warning("credential_delivery_retrying", error=result.message, **log_ids)
+        raise RetryLater(result.message, retry_after=result.retry_after)
+    if result.status == DeliveryStatus.FAILED:
+        session.commit()
+        raise GiveUp(result.message)
+    if result.status == DeliveryStatus.NEEDS_CONSENT:
+        log.warning("credential_delivery_needs_consent", error=result.message, **log_ids)
+        return
+
+    log.info("credential_" + result.status.value, **log_ids)
 
 
 def delivery_credential(session: Session, delivery: Delivery):

@@ -2,7 +2,11 @@
 
     DeliveryError                 base; carries the portfolio URL and credential id
     ├── DeliveryRetryable         5xx, 429, timeouts, connection errors: try again later
-    └── DeliveryRejected          4xx other than 429: the portfolio refused; a person acts
+    ├── DeliveryRejected          4xx other than 429, 3xx, bad answers: a person acts
+    │   └── TokenExpired          401: the caller refreshes once and tries again
+    └── DeliveryNeedsConsent      the learner's token is gone, expired or revoked and
+                                  could not be refreshed: the learner links again
+    PortfolioSetupError           a discovery document, manifest or URL is unusable
 """
 
 from __future__ import annotations
@@ -33,3 +37,25 @@ class DeliveryRetryable(DeliveryError):
 
 class DeliveryRejected(DeliveryError):
     pass
+
+
+class DeliveryNeedsConsent(DeliveryError):
+    pass
+
+
+class TokenExpired(DeliveryRejected):
+    """The portfolio answered 401 to an access token the bridge still holds.
+
+    A caller that cannot refresh treats it as the rejection it is.
+    """
+
+
+class PortfolioSetupError(ValueError):
+    """A portfolio URL, discovery document or registration answer is unusable.
+
+    Raised while linking or configuring, before anything is stored.
+    """
+
+    def __init__(self, message: str, *, portfolio_url: str) -> None:
+        super().__init__(message)
+        self.portfolio_url = portfolio_url

@@ -8,11 +8,16 @@ VC-JWT in compact JWS form as `text/plain`. A new credential id gets 201 and a k
 one 200 (replaced), both with the credential sent as the body. Errors use the
 document's Imsx_StatusInfo shape.
 
-The document secures the operation with OAuth 2.0. This peer accepts a single
-bearer token, configured at start, as the access token instead.
+The document secures the operation with OAuth 2.0, and the peer implements the
+parts a client meets (see `lti_tool.demo.peers.portfolio_oauth`): the Service
+Description Document at `{base}/ims/ob/v3p0/discovery`, dynamic client
+registration (RFC 7591), the authorization endpoint with a consent page that
+requires PKCE S256, and the token endpoint with refresh. Upserts accept the
+access tokens it issued and also one fixed bearer token configured at start.
 
-For tests it keeps a log of every upsert request and can fail or delay the next
-requests (`fail_next`, `delay_next`). `/` lists the received badges as HTML and
+For tests it keeps a log of every upsert request and can fail, rate-limit or
+delay the next requests (`fail_next`, `delay_next`) and revoke every token it
+issued (`revoke_tokens`). `/` lists the received badges as HTML and
 `GET /api/credentials` returns them as JSON.
 """
 
@@ -37,6 +42,7 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.flask import FlaskOpenAPIRequest
 from openapi_core.datatypes import RequestParameters
 
+from lti_tool.demo.peers.portfolio_oauth import OAuthServer
 from lti_tool.demo.peers.serving import RunningServer, serve_in_thread
 
 logger = logging.getLogger(__name__)
@@ -111,6 +117,7 @@ class StoredCredential:
 class _Faults:
     fail_remaining: int = 0
     fail_status: int = 500
+    retry_after: str | None = None
     delay_remaining: int = 0
     delay_seconds: float = 0.0
     wake: threading.Event = field(default_factory=threading.Event)
@@ -119,10 +126,13 @@ class _Faults:
 class UpsertError(Exception):
     """A rejected upsert, returned as Imsx_StatusInfo with HTTP `status`."""
 
-    def __init__(self, status: int, description: str) -> None:
+    def __init__(
+        self, status: int, description: str, retry_after: str | None = None
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -157,6 +167,7 @@ class PortfolioPeer:
         self._credentials: dict[str, StoredCredential] = {}
         self._log: list[ReceivedRequest] = []
         self._faults = _Faults()
+        self.oauth = OAuthServer(api_base_path=API_BASE_PATH, title=system_name)
 
     @property
     def received_count(self) -> int:
@@ -180,8 +191,17 @@ class PortfolioPeer:
         with self._lock:
             return self._credentials.get(credential_id)
 
-    def fail_next(self, n: int = 1, status: int = 500) -> None:
-        """Respond to the next `n` upserts with `status` and store nothing."""
+    def revoke_tokens(self) -> None:
+        """Revoke every access and refresh token issued so far, as a learner would."""
+        self.oauth.revoke_all()
+
+    def fail_next(
+        self, n: int = 1, status: int = 500, retry_after: str | None = None
+    ) -> None:
+        """Respond to the next `n` upserts with `status` and store nothing.
+
+        `retry_after` is sent as the Retry-After header (seconds or an HTTP date).
+        """
         if n < 0:
             raise ValueError(f"n must be 0 or more, got {n}")
         if not 400 <= status <= 599:
@@ -190,6 +210,7 @@ class PortfolioPeer:
         with self._lock:
             self._faults.fail_remaining = n
             self._faults.fail_status = status
+            self._faults.retry_after = retry_after
 
     def delay_next(self, n: int = 1, seconds: float = 5.0) -> None:
         """Hold each of the next `n` upserts for `seconds` before handling it.
@@ -214,6 +235,7 @@ class PortfolioPeer:
             self._faults = _Faults()
             self._credentials.clear()
             self._log.clear()
+        self.oauth.revoke_all()
 
     def create_app(self) -> Flask:
         """Build the portfolio's Flask app; it reads this object's state per request."""
@@ -221,6 +243,7 @@ class PortfolioPeer:
         app.add_url_rule(UPSERT_PATH, "upsert", self._upsert_view, methods=["POST"])
         app.add_url_rule("/", "index", self._index_view)
         app.add_url_rule("/api/credentials", "list_credentials", self._list_view)
+        self.oauth.add_routes(app)
         app.register_error_handler(404, self._http_error)
         app.register_error_handler(405, self._http_error)
 
@@ -253,13 +276,15 @@ class PortfolioPeer:
 
     def _upsert_view(self) -> Response:
         received_at = time.time()
-        fail_status = self._take_faults()
+        fail_status, retry_after = self._take_faults()
         credential_id = None
 
         try:
             if fail_status is not None:
                 raise UpsertError(
-                    fail_status, f"simulated failure (HTTP {fail_status}) for testing"
+                    fail_status,
+                    f"simulated failure (HTTP {fail_status}) for testing",
+                    retry_after,
                 )
             self._check_bearer_token()
             credential, compact_jws = self._read_credential()
@@ -269,7 +294,10 @@ class PortfolioPeer:
             self._record(error.status, credential_id, received_at)
             logger.info("upsert rejected with HTTP %s: %s", error.status, error)
 
-            return self._error_response(error.status, error.description)
+            response = self._error_response(error.status, error.description)
+            if error.retry_after is not None:
+                response.headers["Retry-After"] = error.retry_after
+            return response
 
         status = 201 if created else 200
         self._record(status, credential_id, received_at)
@@ -283,8 +311,8 @@ class PortfolioPeer:
             request.get_data(), status=status, mimetype="application/json"
         )
 
-    def _take_faults(self) -> int | None:
-        """Apply a pending delay, then return a pending failure status, if any."""
+    def _take_faults(self) -> tuple[int | None, str | None]:
+        """Apply a pending delay, then return a pending failure and its Retry-After."""
         with self._lock:
             faults = self._faults
             delay = 0.0
@@ -299,7 +327,7 @@ class PortfolioPeer:
         if delay:
             faults.wake.wait(delay)
 
-        return fail_status
+        return fail_status, faults.retry_after
 
     def _check_bearer_token(self) -> None:
         header = request.headers.get("Authorization", "")
@@ -309,10 +337,12 @@ class PortfolioPeer:
                 401,
                 "missing bearer token; send 'Authorization: Bearer <access token>'",
             )
-        if not hmac.compare_digest(token.strip().encode(), self.bearer_token.encode()):
-            raise UpsertError(
-                401, "invalid bearer token; this portfolio does not know that token"
-            )
+        token = token.strip()
+        if hmac.compare_digest(token.encode(), self.bearer_token.encode()):
+            return
+        problem = self.oauth.check_access_token(token)
+        if problem is not None:
+            raise UpsertError(401, problem)
 
     def _read_credential(self) -> tuple[dict[str, t.Any], str | None]:
         """Validate the request against the OpenAPI document; return the credential.

@@ -1,0 +1,296 @@
+"""Delivery bookkeeping: which routes a credential goes by, where each stands, retries.
+
+The pipeline calls `plan_deliveries` when a credential is issued and `run_delivery`
+for each outbox message; pages call the query functions. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badge_engine.db import utcnow
+from badge_engine.models import Achievement, Credential, CredentialStatus
+from badge_engine.outbox import OutboxMessage, OutboxStatus
+from connectors.hpass.errors import (
+    DeliveryNeedsConsent,
+    DeliveryRejected,
+    DeliveryRetryable,
+)
+from connectors.hpass.models import (
+    AccountState,
+    Delivery,
+    DeliveryStatus,
+    ObfConnection,
+    PortfolioAccount,
+    RouteName,
+)
+from connectors.hpass.routes import DeliveryJob, route_for
+
+# Waits before each retry of a transient failure, by the number of attempts made:
+# minutes at first, then hours, then a day at a time, about five days in all for
+# the twelve attempts the outbox allows by default. A longer Retry-After wins.
+RETRY_SCHEDULE = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(days=1),
+)
+
+ACTIVE_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value)
+
+
+def retry_delay(attempts: int, retry_after: timedelta | None = None) -> timedelta:
+    """Return the wait before the next attempt after `attempts` failed ones."""
+    index = min(max(attempts, 1), len(RETRY_SCHEDULE)) - 1
+    delay = RETRY_SCHEDULE[index]
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+
+    return delay
+
+
+def delivery_key(delivery_id: int) -> str:
+    """The outbox idempotency key of a delivery's message."""
+    return f"deliver:{delivery_id}"
+
+
+def plan_deliveries(session: Session, credential: Credential) -> list[Delivery]:
+    """Add a queued delivery per route the credential goes by; return the new ones.
+
+    Routes: every portfolio the learner linked (OB 3.0 API, Badge Connect), and
+    the provider's Open Badge Factory account when it has one. A route that
+    already has a delivery for this credential is skipped.
+    """
+    targets: list[tuple[str, int | None]] = []
+    accounts = session.scalars(
+        select(PortfolioAccount).where(
+            PortfolioAccount.provider_id == credential.provider_id,
+            PortfolioAccount.learner_id == credential.learner_id,
+            PortfolioAccount.state == AccountState.LINKED.value,
+        )
+    ).all()
+    targets += [(account.route, account.id) for account in accounts]
+    has_obf = session.scalar(
+        select(ObfConnection.id).where(
+            ObfConnection.provider_id == credential.provider_id
+        )
+    )
+    if has_obf is not None:
+        targets.append((RouteName.OBF.value, None))
+
+    existing = {
+        (delivery.route, delivery.portfolio_account_id)
+        for delivery in session.scalars(
+            select(Delivery).where(
+                Delivery.provider_id == credential.provider_id,
+                Delivery.credential_id == credential.id,
+            )
+        )
+    }
+    added = []
+    for route, account_id in targets:
+        if (route, account_id) in existing:
+            continue
+        delivery = Delivery(
+            provider_id=credential.provider_id,
+            credential_id=credential.id,
+            route=route,
+            portfolio_account_id=account_id,
+            status=DeliveryStatus.QUEUED.value,
+        )
+        session.add(delivery)
+        added.append(delivery)
+    session.flush()
+
+    return added
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What the pipeline does next: nothing, retry after `retry_after`, or give up."""
+
+    status: DeliveryStatus
+    message: str = ""
+    retry_after: timedelta | None = None
+
+
+def run_delivery(job: DeliveryJob) -> AttemptResult:
+    """Run one attempt of `job.delivery` by its route and record the outcome on it."""
+    delivery = job.delivery
+    route = route_for(delivery.route)
+    delivery.attempts += 1
+    revoking = job.credential.status == CredentialStatus.REVOKED.value
+    try:
+        if revoking:
+            route.revoke(job)
+        else:
+            outcome = route.deliver(job)
+    except DeliveryNeedsConsent as error:
+        return _fail(delivery, DeliveryStatus.NEEDS_CONSENT, error)
+    except DeliveryRetryable as error:
+        delay = retry_delay(delivery.attempts, error.retry_after)
+        return _fail(delivery, DeliveryStatus.RETRYING, error, retry_after=delay)
+    except DeliveryRejected as error:
+        return _fail(delivery, DeliveryStatus.FAILED, error)
+
+    delivery.last_error = None
+    delivery.first_failed_at = None
+    if revoking:
+        delivery.status = DeliveryStatus.REVOKED.value
+        return AttemptResult(DeliveryStatus.REVOKED)
+
+    delivery.status = DeliveryStatus.DELIVERED.value
+    delivery.delivered_at = utcnow()
+    delivery.last_http_status = outcome.http_status
+    delivery.remote_id = outcome.remote_id or delivery.remote_id
+    delivery.remote_url = outcome.remote_url or delivery.remote_url
+
+    return AttemptResult(DeliveryStatus.DELIVERED)
+
+
+def _fail(delivery: Delivery, status: DeliveryStatus, error, retry_after=None):
+    delivery.status = status.value
+    delivery.last_error = str(error)[:2000]
+    delivery.last_http_status = error.http_status
+    delivery.first_failed_at = delivery.first_failed_at or utcnow()
+
+    return AttemptResult(status, str(error), retry_after)
+
+
+def requeue(session: Session, delivery: Delivery, now: datetime | None = None) -> int:
+    """Put a delivery back in the queue and return its outbox message id to send.
+
+    The delivery's own outbox message is revived (dead, done or waiting), so the
+    delivery keeps one message and its idempotency key, and the route decides
+    again whether anything is left to send.
+    """
+    now = now or utcnow()
+    message = session.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.provider_id == delivery.provider_id,
+            OutboxMessage.idempotency_key == delivery_key(delivery.id),
+        )
+    )
+    if message is None:
+        raise LookupError(f"delivery {delivery.id} has no outbox message to retry")
+    if message.status != OutboxStatus.IN_PROGRESS.value:
+        message.status = OutboxStatus.PENDING.value
+        message.attempts = 0
+        message.next_attempt_at = now
+        message.dispatched_at = None
+        message.completed_at = None
+    if delivery.status != DeliveryStatus.DELIVERED.value:
+        delivery.status = DeliveryStatus.QUEUED.value
+
+    return message.id
+
+
+def requeue_waiting_for_consent(session: Session, account: PortfolioAccount) -> list[int]:
+    """Requeue the account's deliveries that waited for the learner to link again."""
+    waiting = session.scalars(
+        select(Delivery).where(
+            Delivery.provider_id == account.provider_id,
+            Delivery.portfolio_account_id == account.id,
+            Delivery.status == DeliveryStatus.NEEDS_CONSENT.value,
+        )
+    ).all()
+
+    return [requeue(session, delivery) for delivery in waiting]
+
+
+def requeue_for_revocation(session: Session, credential: Credential) -> list[int]:
+    """Requeue the credential's landed deliveries so each route passes the revocation on.
+
+    Call it in the transaction that revokes the credential; the route sees the
+    revoked status and revokes its copy (OBF) or does nothing (portfolios that
+    read the status list).
+    """
+    landed = session.scalars(
+        select(Delivery).where(
+            Delivery.provider_id == credential.provider_id,
+            Delivery.credential_id == credential.id,
+            Delivery.status == DeliveryStatus.DELIVERED.value,
+        )
+    ).all()
+    ids = []
+    for delivery in landed:
+        ids.append(requeue(session, delivery))
+        delivery.status = DeliveryStatus.QUEUED.value
+
+    return ids
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """One row of the delivery status that learners and admins see."""
+
+    delivery_id: int
+    credential_public_id: str
+    achievement_name: str
+    learner_id: int
+    route: str
+    status: str
+    reason: str | None
+    attempts: int
+    updated_at: datetime
+    delivered_at: datetime | None
+    remote_url: str | None
+
+
+def _views(session: Session, query) -> list[DeliveryView]:
+    rows = session.execute(
+        query.join(Credential, Credential.id == Delivery.credential_id)
+        .join(Achievement, Achievement.id == Credential.achievement_id)
+        .order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+    ).all()
+
+    return [
+        DeliveryView(
+            delivery_id=delivery.id,
+            credential_public_id=public_id,
+            achievement_name=name,
+            learner_id=learner_id,
+            route=delivery.route,
+            status=delivery.status,
+            reason=delivery.last_error if delivery.status != "delivered" else None,
+            attempts=delivery.attempts,
+            updated_at=delivery.updated_at,
+            delivered_at=delivery.delivered_at,
+            remote_url=delivery.remote_url,
+        )
+        for delivery, public_id, name, learner_id in rows
+    ]
+
+
+def _base_query(provider_id: int):
+    return select(
+        Delivery, Credential.public_id, Achievement.name, Credential.learner_id
+    ).where(Delivery.provider_id == provider_id, Credential.provider_id == provider_id)
+
+
+def learner_deliveries(
+    session: Session, provider_id: int, learner_id: int
+) -> list[DeliveryView]:
+    """Return the delivery status of every credential of one learner."""
+    return _views(
+        session, _base_query(provider_id).where(Credential.learner_id == learner_id)
+    )
+
+
+def provider_deliveries(
+    session: Session, provider_id: int, status: str | None = None
+) -> list[DeliveryView]:
+    """Return the provider's deliveries for admins, optionally only one status."""
+    query = _base_query(provider_id)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+
+    return _views(session, query)

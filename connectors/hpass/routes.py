@@ -1,0 +1,82 @@
+"""Delivery routes behind one interface, and the registry that picks one by name.
+
+A route pushes one credential to one destination and says what came of it. The
+pipeline owns the bookkeeping (delivery status, outbox retries); a route only
+talks to its destination and raises the errors of `connectors.hpass.errors`:
+
+    DeliveryRetryable     try again later (5xx, 429, timeouts)
+    DeliveryRejected      a person must act; the reason is shown
+    DeliveryNeedsConsent  the learner must link the portfolio again
+
+Every route is idempotent: delivering the same credential twice leaves one badge
+at the destination. Routes register themselves by importing this module and
+calling `register_route`; `route_for` loads the built-in ones on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from badge_engine.models import Credential
+from badge_engine.vault import Vault
+from connectors.hpass.http import OutboundPolicy
+from connectors.hpass.models import Delivery, PortfolioAccount
+
+
+@dataclass
+class DeliveryJob:
+    """Everything a route needs for one attempt; writes go to `session`, uncommitted."""
+
+    session: Session
+    vault: Vault
+    policy: OutboundPolicy
+    delivery: Delivery
+    credential: Credential
+    account: PortfolioAccount | None
+    timeout_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class RouteOutcome:
+    """What the destination made of the credential."""
+
+    http_status: int
+    remote_id: str | None = None
+    remote_url: str | None = None
+
+
+class DeliveryRoute(Protocol):
+    name: str
+
+    def deliver(self, job: DeliveryJob) -> RouteOutcome:
+        """Push the credential; raise a DeliveryError subclass when it did not land."""
+
+    def revoke(self, job: DeliveryJob) -> None:
+        """Pass a revocation on, where the destination keeps its own copy."""
+
+
+_ROUTES: dict[str, DeliveryRoute] = {}
+
+
+def register_route(route: DeliveryRoute) -> DeliveryRoute:
+    _ROUTES[route.name] = route
+    return route
+
+
+def _load_builtin_routes() -> None:
+    import connectors.hpass.obf  # noqa: F401
+    import connectors.hpass.ob3_api  # noqa: F401
+
+
+def route_for(name: str) -> DeliveryRoute:
+    """Return the route registered under `name`; raise LookupError for unknown names."""
+    if name not in _ROUTES:
+        _load_builtin_routes()
+    try:
+        return _ROUTES[name]
+    except KeyError:
+        known = ", ".join(sorted(_ROUTES))
+        raise LookupError(f"no delivery route {name!r}; known routes: {known}") from None

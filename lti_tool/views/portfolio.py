@@ -1,0 +1,407 @@
+"""Linking a learner's portfolio, and where each credential's delivery stands.
+
+    POST {base}/portfolio/link                      start linking (OAuth with PKCE)
+    GET  {base}/portfolio/callback                  the portfolio sends the learner back
+    POST {base}/portfolio/accounts/<id>/unlink      delete the tokens
+    GET  {base}/portfolio/deliveries                delivery status as JSON
+    POST {base}/portfolio/deliveries/<id>/retry     an admin sends a delivery again
+
+Learners act on their own accounts only, admins on their provider's deliveries;
+the LTI launch put both ids in the session.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, jsonify, redirect, render_template_string, request, session
+from flask import url_for
+from sqlalchemy import delete, select
+
+from badge_engine.db import utcnow
+from badge_engine.models import Credential, CredentialStatus, Provider
+from connectors.hpass.deliveries import (
+    ACTIVE_STATUSES,
+    learner_deliveries,
+    provider_deliveries,
+    requeue,
+    requeue_waiting_for_consent,
+)
+from connectors.hpass.errors import PortfolioSetupError
+from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+from connectors.hpass.models import (
+    AccountState,
+    Delivery,
+    DeliveryStatus,
+    PortfolioAccount,
+    PortfolioClient,
+    PortfolioLinkRequest,
+)
+from connectors.hpass.ob3_oauth import (
+    authorization_url,
+    delete_tokens,
+    exchange_code,
+    find_or_register_client,
+    make_pkce_pair,
+    store_tokens,
+)
+from lti_tool.bridge import current_bridge, db_session
+from lti_tool.errors import BadRequest, Forbidden, NotFound
+from lti_tool.logs import get_logger
+from lti_tool.pipeline import queue_deliveries
+from lti_tool.urls_for import base_url
+from lti_tool.views.pages import check_csrf
+
+log = get_logger(__name__)
+
+bp = Blueprint("portfolio", __name__, url_prefix="/portfolio")
+
+# An authorization the learner abandons is forgotten after this long.
+LINK_REQUEST_LIFETIME = timedelta(hours=1)
+URL_MAX = 500
+
+
+def _learner_ids() -> tuple[int, int]:
+    learner_id, provider_id = session.get("learner_id"), session.get("provider_id")
+    if session.get("role") != "learner" or learner_id is None or provider_id is None:
+        raise Forbidden(
+            "only a learner can link a portfolio; open the tool from your course "
+            "in the LMS as a learner"
+        )
+
+    return provider_id, learner_id
+
+
+def _admin_provider_id() -> int:
+    provider_id = session.get("provider_id")
+    if session.get("role") != "instructor" or provider_id is None:
+        raise Forbidden(
+            "only a provider admin or instructor can retry deliveries; open the tool "
+            "from a course you teach"
+        )
+
+    return provider_id
+
+
+def _http(url: str) -> PortfolioHttp:
+    bridge = current_bridge()
+    return PortfolioHttp(
+        OutboundPolicy.from_settings(bridge.settings),
+        portfolio_url=url,
+        timeout=(3.05, bridge.settings.http_timeout_seconds),
+    )
+
+
+def _callback_url() -> str:
+    return base_url() + url_for("portfolio.callback")
+
+
+def _portfolio_url_from_form() -> str:
+    url = request.form.get("portfolio_url", "").strip().rstrip("/")
+    if not url:
+        raise BadRequest(
+            "portfolio_url is missing; enter the address of your portfolio, "
+            "for example https://portfolio.example.org"
+        )
+    if len(url) > URL_MAX or urlsplit(url).scheme not in ("http", "https"):
+        raise BadRequest(
+            f"portfolio_url {url[:80]!r} is not an http(s) address of at most "
+            f"{URL_MAX} characters; enter the portfolio's https:// address"
+        )
+    try:
+        OutboundPolicy.from_settings(current_bridge().settings).check_url(url)
+    except PortfolioSetupError as error:
+        raise BadRequest(str(error), code="portfolio_url_rejected") from None
+
+    return url
+
+
+@bp.post("/link")
+def link():
+    """Register with the portfolio if needed, then send the learner to its consent page."""
+    check_csrf()
+    provider_id, learner_id = _learner_ids()
+    portfolio_url = _portfolio_url_from_form()
+    db, bridge = db_session(), current_bridge()
+    provider = db.scalar(select(Provider).where(Provider.id == provider_id))
+    db.execute(
+        delete(PortfolioLinkRequest).where(
+            PortfolioLinkRequest.provider_id == provider_id,
+            PortfolioLinkRequest.created_at < utcnow() - LINK_REQUEST_LIFETIME,
+        )
+    )
+    try:
+        client = find_or_register_client(
+            db,
+            bridge.vault,
+            _http(portfolio_url),
+            provider_id=provider_id,
+            provider_name=provider.name,
+            client_uri=provider.url,
+            redirect_uri=_callback_url(),
+        )
+    except PortfolioSetupError as error:
+        db.rollback()
+        log.warning("portfolio_link_setup_failed", error=str(error), learner_id=learner_id)
+        raise BadRequest(
+            f"the portfolio cannot be linked: {error}", code="portfolio_setup_failed"
+        ) from None
+
+    verifier, challenge = make_pkce_pair()
+    state = secrets.token_urlsafe(32)
+    db.add(
+        PortfolioLinkRequest(
+            provider_id=provider_id,
+            learner_id=learner_id,
+            client_id=client.id,
+            state=state,
+            code_verifier_encrypted=bridge.vault.encrypt(verifier),
+            return_course_id=session.get("course_id"),
+        )
+    )
+    db.commit()
+    log.info("portfolio_link_started", learner_id=learner_id, client_id=client.id)
+
+    return redirect(
+        authorization_url(
+            client, state=state, code_challenge=challenge, redirect_uri=_callback_url()
+        )
+    )
+
+
+def _finish_page(message: str, course_id: int | None, status: int = 200):
+    back = url_for("pages.course", course_id=course_id) if course_id else None
+    return render_template_string(FINISH_TEMPLATE, message=message, back=back), status
+
+
+@bp.get("/callback")
+def callback():
+    """Take the portfolio's answer: tokens on approval, a visible reason otherwise."""
+    db, bridge = db_session(), current_bridge()
+    state = request.args.get("state", "")
+    pending = None
+    if state:
+        pending = db.scalar(
+            select(PortfolioLinkRequest).where(PortfolioLinkRequest.state == state)
+        )
+    if pending is None:
+        raise BadRequest(
+            "this portfolio answer matches no link request of this bridge, or it "
+            "expired; start linking again from your course",
+            code="portfolio_state_unknown",
+        )
+    if session.get("learner_id") not in (None, pending.learner_id):
+        raise Forbidden("this portfolio answer belongs to another learner's request")
+
+    db.delete(pending)
+    client = db.scalar(
+        select(PortfolioClient).where(
+            PortfolioClient.id == pending.client_id,
+            PortfolioClient.provider_id == pending.provider_id,
+        )
+    )
+    error = request.args.get("error")
+    if error:
+        db.commit()
+        reason = request.args.get("error_description", "")[:200] or error
+        log.info("portfolio_link_declined", learner_id=pending.learner_id, error=error)
+        message = (
+            "You did not allow the bridge to add badges to your portfolio "
+            f"({reason}). Your badges stay here; link the portfolio again any time."
+        )
+        return _finish_page(message, pending.return_course_id)
+
+    code = request.args.get("code", "")
+    if not code:
+        db.commit()
+        raise BadRequest(
+            "the portfolio sent neither a code nor an error; start linking again",
+            code="portfolio_code_missing",
+        )
+    verifier = bridge.vault.decrypt(
+        pending.code_verifier_encrypted, what="PKCE code verifier"
+    ).decode()
+    try:
+        tokens = exchange_code(
+            _http(client.portfolio_url),
+            client,
+            bridge.vault,
+            code=code,
+            code_verifier=verifier,
+            redirect_uri=_callback_url(),
+        )
+    except PortfolioSetupError as problem:
+        db.commit()
+        log.warning("portfolio_code_exchange_failed", error=str(problem))
+        return _finish_page(
+            f"Linking failed: {problem}. Try again later.", pending.return_course_id, 502
+        )
+
+    account = _save_account(db, pending, client, tokens)
+    message_ids = _queue_for_account(db, account)
+    db.commit()
+    _dispatch(message_ids)
+    log.info("portfolio_linked", learner_id=account.learner_id, account_id=account.id)
+
+    return _finish_page(
+        f"Your portfolio {client.name} is linked. Your badges are on their way.",
+        pending.return_course_id,
+    )
+
+
+def _save_account(db, pending, client, tokens) -> PortfolioAccount:
+    account = db.scalar(
+        select(PortfolioAccount).where(
+            PortfolioAccount.provider_id == pending.provider_id,
+            PortfolioAccount.learner_id == pending.learner_id,
+            PortfolioAccount.api_base_url == client.api_base_url,
+        )
+    )
+    if account is None:
+        account = PortfolioAccount(
+            provider_id=pending.provider_id,
+            learner_id=pending.learner_id,
+            api_base_url=client.api_base_url,
+        )
+        db.add(account)
+    account.route = client.route
+    account.client_id = client.id
+    store_tokens(account, current_bridge().vault, tokens, utcnow())
+    db.flush()
+
+    return account
+
+
+def _queue_for_account(db, account: PortfolioAccount) -> list[int]:
+    """Send the learner's live credentials to the newly linked portfolio."""
+    message_ids = requeue_waiting_for_consent(db, account)
+    credentials = db.scalars(
+        select(Credential).where(
+            Credential.provider_id == account.provider_id,
+            Credential.learner_id == account.learner_id,
+            Credential.status == CredentialStatus.LIVE.value,
+        )
+    ).all()
+    for credential in credentials:
+        message_ids += queue_deliveries(db, credential)
+
+    return message_ids
+
+
+def _dispatch(message_ids: list[int]) -> None:
+    from lti_tool.tasks import dispatch
+
+    dispatch(message_ids)
+
+
+@bp.post("/accounts/<int:account_id>/unlink")
+def unlink(account_id: int):
+    """Delete the account's tokens; deliveries still waiting stop and say why."""
+    check_csrf()
+    provider_id, learner_id = _learner_ids()
+    db = db_session()
+    account = db.scalar(
+        select(PortfolioAccount).where(
+            PortfolioAccount.id == account_id,
+            PortfolioAccount.provider_id == provider_id,
+            PortfolioAccount.learner_id == learner_id,
+        )
+    )
+    if account is None:
+        raise NotFound(f"you have no linked portfolio {account_id}")
+
+    delete_tokens(account, "the learner unlinked the portfolio", AccountState.UNLINKED)
+    waiting = db.scalars(
+        select(Delivery).where(
+            Delivery.provider_id == provider_id,
+            Delivery.portfolio_account_id == account.id,
+            Delivery.status.in_(ACTIVE_STATUSES),
+        )
+    ).all()
+    for delivery in waiting:
+        delivery.status = DeliveryStatus.NEEDS_CONSENT.value
+        delivery.last_error = "the learner unlinked the portfolio"
+    db.commit()
+    log.info("portfolio_unlinked", learner_id=learner_id, account_id=account.id)
+
+    course_id = session.get("course_id")
+    if course_id:
+        return redirect(url_for("pages.course", course_id=course_id))
+    return jsonify({"account_id": account.id, "state": account.state})
+
+
+@bp.get("/deliveries")
+def deliveries():
+    """Return delivery status: a learner's own, or the provider's for admins."""
+    db = db_session()
+    if session.get("role") == "instructor":
+        provider_id = _admin_provider_id()
+        status = request.args.get("status")
+        if status is not None and status not in {item.value for item in DeliveryStatus}:
+            raise BadRequest(
+                f"status {status[:40]!r} is unknown; use one of "
+                + ", ".join(item.value for item in DeliveryStatus)
+            )
+        views = provider_deliveries(db, provider_id, status)
+    else:
+        provider_id, learner_id = _learner_ids()
+        views = learner_deliveries(db, provider_id, learner_id)
+
+    return jsonify(
+        {
+            "deliveries": [
+                {
+                    "id": view.delivery_id,
+                    "credential": view.credential_public_id,
+                    "achievement": view.achievement_name,
+                    "route": view.route,
+                    "status": view.status,
+                    "reason": view.reason,
+                    "attempts": view.attempts,
+                    "remote_url": view.remote_url,
+                    "updated_at": view.updated_at.isoformat(),
+                }
+                for view in views
+            ]
+        }
+    )
+
+
+@bp.post("/deliveries/<int:delivery_id>/retry")
+def retry(delivery_id: int):
+    """Send one delivery again now; the route keeps it from landing twice."""
+    check_csrf()
+    provider_id = _admin_provider_id()
+    db = db_session()
+    delivery = db.scalar(
+        select(Delivery).where(
+            Delivery.id == delivery_id, Delivery.provider_id == provider_id
+        )
+    )
+    if delivery is None:
+        raise NotFound(f"delivery {delivery_id} does not exist for this provider")
+    if delivery.status == DeliveryStatus.DELIVERED.value:
+        raise BadRequest(
+            f"delivery {delivery_id} already landed; there is nothing to retry",
+            code="delivery_already_delivered",
+        )
+    try:
+        message_id = requeue(db, delivery)
+    except LookupError as error:
+        raise NotFound(str(error)) from None
+    db.commit()
+    _dispatch([message_id])
+    log.info("delivery_retry_requested", delivery_id=delivery.id, route=delivery.route)
+
+    return jsonify({"id": delivery.id, "status": delivery.status})
+
+
+FINISH_TEMPLATE = """{% extends "base.html" %}
+{% block title %}Portfolio{% endblock %}
+{% block main %}
+<p class="portfolio-result">{{ message }}</p>
+{% if back %}<p><a href="{{ back }}">Back to your badges</a></p>{% endif %}
+{% endblock %}
+"""
