@@ -1,0 +1,508 @@
+"""Client for the Canvas REST API (`/api/v1`), at Canvas's own limits.
+
+Canvas pages list endpoints with a `Link` header (`rel="next"`), throttles each
+token with a leaky bucket whose level it reports in `X-Rate-Limit-Remaining`, and
+rejects a request over the limit with 403 "Rate Limit Exceeded" (newer releases:
+429 with `Retry-After`). The client follows `next` links only on the Canvas host,
+slows down when the bucket runs low, retries throttled requests with backoff,
+and refreshes an OAuth2 token once on a 401.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from connectors.canvas.errors import (
+    CanvasAccessDenied,
+    CanvasError,
+    CanvasNotFound,
+    CanvasNotModuleBased,
+    CanvasResponseInvalid,
+    CanvasScopeMissing,
+    CanvasTokenInvalid,
+    CanvasUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 100
+# Below this many units left in the token's bucket, wait before the next request.
+# Canvas's bucket holds 700 units by default and a request costs about 1 to 50.
+LOW_WATER_REMAINING = 100.0
+THROTTLE_MARKER = "rate limit exceeded"
+SCOPE_MARKER = "insufficient scopes"
+_BODY_EXCERPT_LENGTH = 120
+# One link of a Link header: <url>; param=value; ...
+_LINK_PATTERN = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+_PARAM_PATTERN = re.compile(r';\s*([A-Za-z]+)\s*=\s*"?([^";,]*)"?')
+
+
+class TokenSource(Protocol):
+    can_refresh: bool
+
+    def access_token(self) -> str: ...
+
+    def refresh(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list endpoint: its items and the URL of the next page, if any."""
+
+    items: list[Any]
+    next_url: str | None
+    url: str
+
+
+@dataclass
+class RequestStats:
+    """Counts of what the client did, for logs and tests."""
+
+    requests: int = 0
+    throttled: int = 0
+    refreshed: int = 0
+    slowed: int = 0
+    server_errors: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+def next_link(header: str | None) -> str | None:
+    """Return the `rel="next"` URL of a Link header, matching rel case-insensitively.
+
+    A link may carry several space-separated relation types (`rel="next last"`).
+    """
+    if not header:
+        return None
+
+    for match in _LINK_PATTERN.finditer(header):
+        url, params = match.group(1), match.group(2)
+        for name, value in _PARAM_PATTERN.findall(params):
+            if name.lower() == "rel" and "next" in value.lower().split():
+                return url.strip()
+    return None
+
+
+class CanvasClient:
+    """Client for one Canvas site's REST API.
+
+    `max_retries` applies to throttling, timeouts and 5xx answers. Throttled
+    requests wait `Retry-After` seconds when Canvas sends it, otherwise `backoff`,
+    2 x `backoff`, ... capped at `max_backoff`. `sleep` is injectable so tests can
+    record waits instead of spending them. Redirects are not followed, because
+    Canvas redirects an unauthenticated API call to its HTML login page.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: TokenSource,
+        *,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = (3.05, 20),
+        max_retries: int = 8,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        per_page: int = PER_PAGE,
+    ) -> None:
+        parts = urlsplit(base_url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"Canvas base URL must start with http:// or https:// and a host, "
+                f"got {base_url!r}"
+            )
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
+
+        self.base_url = base_url.rstrip("/")
+        self._origin = (parts.scheme, parts.netloc.lower())
+        self.token = token
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.per_page = per_page
+        self.stats = RequestStats()
+        self._sleep = sleep
+        self._session = session or requests.Session()
+
+    def __repr__(self) -> str:
+        return f"CanvasClient(base_url={self.base_url!r})"
+
+    # Course data -------------------------------------------------------------
+
+    def list_modules(self, course_id: str, student_id: str | None = None) -> list:
+        """Return the course's modules with their items and completion requirements.
+
+        With `student_id`, Canvas adds each requirement's `completed` for that student.
+        """
+        params: dict[str, Any] = {"include[]": ["items", "content_details"]}
+        if student_id is not None:
+            params["student_id"] = student_id
+        return list(self.iter_items(f"/api/v1/courses/{course_id}/modules", params))
+
+    def list_student_enrollments(self, course_id: str) -> list:
+        """Return active student enrollments; Canvas includes `grades` in each."""
+        params = {"type[]": ["StudentEnrollment"], "state[]": ["active", "completed"]}
+        return list(self.iter_items(f"/api/v1/courses/{course_id}/enrollments", params))
+
+    def get_user_progress(self, course_id: str, user_id: str) -> dict[str, Any]:
+        """Return `users/:id/progress`; a 400 answer raises CanvasNotModuleBased."""
+        return self.get_json(f"/api/v1/courses/{course_id}/users/{user_id}/progress")
+
+    def iter_bulk_user_progress(
+        self, course_id: str, start_url: str | None = None
+    ) -> Iterator[Page]:
+        """Page through `bulk_user_progress`, starting at `start_url` to resume."""
+        path = f"/api/v1/courses/{course_id}/bulk_user_progress"
+        return self.iter_pages(start_url or path)
+
+    # Transport ---------------------------------------------------------------
+
+    def get_json(self, path_or_url: str, params: dict | None = None) -> Any:
+        return self._get(path_or_url, params).json()
+
+    def iter_items(self, path: str, params: dict | None = None) -> Iterator[Any]:
+        for page in self.iter_pages(path, params):
+            yield from page.items
+
+    def iter_pages(
+        self, path_or_url: str, params: dict | None = None
+    ) -> Iterator[Page]:
+        """Yield each page of a list endpoint, following `rel="next"` links.
+
+        The first request adds `per_page`; later requests use the `next` URL as
+        Canvas built it, because Canvas encodes its own page bookmark in it.
+        """
+        url = path_or_url
+        request_params: dict | None = {**(params or {}), "per_page": self.per_page}
+        if self._is_absolute(path_or_url):
+            request_params = None
+
+        while url:
+            response = self._get(url, request_params)
+            items = response.json()
+            if not isinstance(items, list):
+                raise CanvasResponseInvalid(
+                    f"Canvas answered {url} with a JSON {type(items).__name__}, "
+                    f"expected a list; check the bridge's Canvas URL.",
+                    base_url=self.base_url,
+                    path=url,
+                    status_code=response.status_code,
+                )
+            next_url = next_link(response.headers.get("Link"))
+            if next_url is not None:
+                self._check_same_origin(next_url)
+            yield Page(items=items, next_url=next_url, url=response.url)
+            url, request_params = next_url, None
+
+    def _is_absolute(self, url: str) -> bool:
+        return url.startswith(("http://", "https://"))
+
+    def _check_same_origin(self, url: str) -> None:
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc.lower()) != self._origin:
+            raise CanvasResponseInvalid(
+                f"Canvas sent a next-page link to another host ({parts.netloc!r}); "
+                f"the bridge sends its token only to {self.base_url}.",
+                base_url=self.base_url,
+                path=url,
+            )
+
+    def _get(self, path_or_url: str, params: dict | None) -> requests.Response:
+        url = path_or_url
+        if not self._is_absolute(url):
+            url = self.base_url + path_or_url
+        path = urlsplit(url).path
+        refreshed = False
+        attempt = 0
+
+        while True:
+            attempt += 1
+            response = self._send(url, params, path, attempt)
+            if response is None:
+                continue
+
+            if response.status_code == 401:
+                self._raise_for_scope(response, path)
+                if refreshed or not self.token.can_refresh:
+                    raise self._token_invalid(path, refreshed)
+                self._refresh(path)
+                refreshed = True
+                continue
+
+            retry_after = self._throttle_delay(response, attempt)
+            if retry_after is not None:
+                self._wait_throttled(path, attempt, retry_after, response.status_code)
+                continue
+
+            if response.status_code >= 500:
+                self._wait_server_error(path, attempt, response.status_code)
+                continue
+
+            self._check_status(response, path)
+            self._slow_down_if_low(response, path)
+            return response
+
+    def _send(
+        self, url: str, params: dict | None, path: str, attempt: int
+    ) -> requests.Response | None:
+        """Send one GET; return None when a network failure is worth a retry."""
+        self.stats.requests += 1
+        headers = {
+            "Authorization": f"Bearer {self.token.access_token()}",
+            "Accept": "application/json",
+        }
+        try:
+            return self._session.get(
+                url,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            if attempt > self.max_retries:
+                raise CanvasUnavailable(
+                    f"Canvas at {self.base_url} could not be reached for {path} "
+                    f"after {attempt} attempts ({type(error).__name__}); retry later.",
+                    base_url=self.base_url,
+                    path=path,
+                ) from None
+            delay = self._backoff_delay(attempt)
+            logger.warning(
+                "Canvas request failed, retrying in %.2f s: base_url=%s path=%s "
+                "attempt=%d error=%s",
+                delay,
+                self.base_url,
+                path,
+                attempt,
+                type(error).__name__,
+            )
+            self._wait(delay)
+            return None
+
+    def _refresh(self, path: str) -> None:
+        logger.info(
+            "Canvas answered 401, refreshing the token once: base_url=%s path=%s",
+            self.base_url,
+            path,
+        )
+        self.stats.refreshed += 1
+        self.token.refresh()
+
+    def _token_invalid(self, path: str, refreshed: bool) -> CanvasTokenInvalid:
+        if refreshed:
+            detail = "even after a token refresh"
+        else:
+            detail = "and the admin access token cannot be refreshed"
+        return CanvasTokenInvalid(
+            f"Canvas at {self.base_url} rejected the token for {path} (HTTP 401) "
+            f"{detail}. Mark the connection broken and ask the provider admin to "
+            f"connect Canvas again with a new token or developer key.",
+            base_url=self.base_url,
+            path=path,
+            status_code=401,
+        )
+
+    def _raise_for_scope(self, response: requests.Response, path: str) -> None:
+        # Canvas answers a scope-enforcing developer key's token without the
+        # endpoint's scope with 401 and "Insufficient scopes on access token."; a
+        # refresh cannot add a scope, so this is not a token problem.
+        if SCOPE_MARKER not in response.text[:500].lower():
+            return
+
+        raise CanvasScopeMissing(
+            f"Canvas at {self.base_url} rejected {path} because the developer key "
+            f"does not grant its scope. Add the scope for GET {path} to the key "
+            f"under Admin > Developer Keys, then reconnect.",
+            base_url=self.base_url,
+            path=path,
+            status_code=401,
+        )
+
+    def _throttle_delay(
+        self, response: requests.Response, attempt: int
+    ) -> float | None:
+        """Return how long to wait before retrying a throttled answer, else None."""
+        throttled = response.status_code == 429 or (
+            response.status_code == 403
+            and THROTTLE_MARKER in response.text[:500].lower()
+        )
+        if not throttled:
+            return None
+
+        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is None:
+            retry_after = self._backoff_delay(attempt)
+        return min(retry_after, self.max_backoff)
+
+    def _wait_throttled(
+        self, path: str, attempt: int, delay: float, status_code: int
+    ) -> None:
+        self.stats.throttled += 1
+        if attempt > self.max_retries:
+            raise CanvasUnavailable(
+                f"Canvas at {self.base_url} kept throttling {path} (HTTP "
+                f"{status_code}) through {attempt} attempts; the bridge retries "
+                f"later. This is a rate limit, not a permission problem.",
+                base_url=self.base_url,
+                path=path,
+                status_code=status_code,
+                retry_after=delay,
+            )
+        logger.warning(
+            "Canvas throttled the request, retrying in %.2f s: base_url=%s path=%s "
+            "status=%d attempt=%d/%d",
+            delay,
+            self.base_url,
+            path,
+            status_code,
+            attempt,
+            self.max_retries + 1,
+        )
+        self._wait(delay)
+
+    def _wait_server_error(self, path: str, attempt: int, status_code: int) -> None:
+        self.stats.server_errors += 1
+        if attempt > self.max_retries:
+            raise CanvasUnavailable(
+                f"Canvas at {self.base_url} answered HTTP {status_code} for {path} "
+                f"through {attempt} attempts; retry later.",
+                base_url=self.base_url,
+                path=path,
+                status_code=status_code,
+            )
+        delay = self._backoff_delay(attempt)
+        logger.warning(
+            "Canvas answered HTTP %d, retrying in %.2f s: base_url=%s path=%s "
+            "attempt=%d",
+            status_code,
+            delay,
+            self.base_url,
+            path,
+            attempt,
+        )
+        self._wait(delay)
+
+    def _check_status(self, response: requests.Response, path: str) -> None:
+        ids = dict(base_url=self.base_url, path=path, status_code=response.status_code)
+        status = response.status_code
+        if 300 <= status < 400:
+            raise CanvasResponseInvalid(
+                f"Canvas redirected {path} to {response.headers.get('Location')!r} "
+                f"instead of answering; check that the connection's Canvas URL is "
+                f"the site's canonical https address.",
+                **ids,
+            )
+        if status == 403:
+            raise CanvasAccessDenied(
+                f"Canvas at {self.base_url} denied {path} (HTTP 403, "
+                f"{_excerpt(response)}). Give the token's user a role that can read "
+                f"the course's modules, enrollments and progress.",
+                **ids,
+            )
+        if status == 404:
+            raise CanvasNotFound(
+                f"Canvas at {self.base_url} has nothing at {path} (HTTP 404); check "
+                f"the course and user ids.",
+                **ids,
+            )
+        if status == 400 and path.endswith("/progress"):
+            raise _not_module_based(response, **ids)
+        if status != 200:
+            raise CanvasError(
+                f"Canvas at {self.base_url} answered HTTP {status} for {path} "
+                f"({_excerpt(response)}).",
+                **ids,
+            )
+
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type.lower():
+            raise CanvasResponseInvalid(
+                f"Canvas answered {path} with {content_type or 'no content type'} "
+                f"instead of JSON ({_excerpt(response)}); check that the connection's "
+                f"URL is the Canvas site and not a login or maintenance page.",
+                **ids,
+            )
+        try:
+            response.json()
+        except ValueError:
+            raise CanvasResponseInvalid(
+                f"Canvas answered {path} with a body that is not valid JSON "
+                f"({_excerpt(response)}).",
+                **ids,
+            ) from None
+
+    def _slow_down_if_low(self, response: requests.Response, path: str) -> None:
+        try:
+            remaining = float(response.headers.get("X-Rate-Limit-Remaining", ""))
+        except ValueError:
+            return
+        if remaining >= LOW_WATER_REMAINING:
+            return
+
+        # The bucket leaks about 10 units per second on Canvas's defaults, so wait
+        # long enough to refill the gap below the low-water mark.
+        delay = min((LOW_WATER_REMAINING - remaining) / 10.0, self.max_backoff)
+        self.stats.slowed += 1
+        logger.info(
+            "Canvas rate limit bucket is low, waiting %.2f s: base_url=%s path=%s "
+            "remaining=%.1f",
+            delay,
+            self.base_url,
+            path,
+            remaining,
+        )
+        self._wait(delay)
+
+    def _backoff_delay(self, attempt: int) -> float:
+        return min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+
+    def _wait(self, seconds: float) -> None:
+        self.stats.waits.append(seconds)
+        self._sleep(seconds)
+
+
+def _not_module_based(response: requests.Response, **ids: Any) -> CanvasNotModuleBased:
+    canvas_message = None
+    try:
+        error = response.json().get("error") or response.json().get("errors")
+        if isinstance(error, dict):
+            canvas_message = error.get("message")
+        elif isinstance(error, list) and error and isinstance(error[0], dict):
+            canvas_message = error[0].get("message")
+    except (ValueError, AttributeError):
+        pass
+    return CanvasNotModuleBased(
+        f"Canvas cannot report module progress for this course and learner (HTTP "
+        f"400, Canvas message {canvas_message!r}): the course has no module "
+        f"completion requirements, or the user is not a student in it. Ask the "
+        f"instructor to add completion requirements to the course's modules, or to "
+        f"use grade rules for this badge.",
+        canvas_message=canvas_message,
+        **ids,
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(seconds, 0.0)
+
+
+def _excerpt(response: requests.Response) -> str:
+    text = " ".join(response.text[:_BODY_EXCERPT_LENGTH].split())
+    return f"body starts {text!r}" if text else "empty body"

@@ -1,0 +1,234 @@
+"""The REST client against the Canvas stand-in over HTTP: paging, throttling, tokens."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from flask import Flask
+
+from connectors.canvas.client import CanvasClient, next_link
+from connectors.canvas.errors import (
+    CanvasAccessDenied,
+    CanvasResponseInvalid,
+    CanvasScopeMissing,
+    CanvasTokenInvalid,
+    CanvasUnavailable,
+)
+from connectors.canvas.tokens import OAuth2Token, OAuth2Tokens, StaticToken
+from lti_tool.demo.peers.serving import serve_in_thread
+from tests.connectors.canvas.conftest import COURSE_ID
+
+BULK = f"/api/v1/courses/{COURSE_ID}/bulk_user_progress"
+
+
+def _oauth_token(fake, canvas_url, *, expires_in=3600, **options):
+    refresh_token = fake.add_developer_key("10000000000042", "key-secret")
+    access_token = fake.issue_token(expires_in=expires_in)
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=expires_in)
+    return OAuth2Token(
+        canvas_url,
+        "10000000000042",
+        "key-secret",
+        OAuth2Tokens(access_token, refresh_token, expires_at),
+        **options,
+    ), refresh_token
+
+
+def test_pages_follow_link_next(fake, make_client):
+    """Every page is read by following rel=next, asking for 100 items a page."""
+    fake.add_students(COURSE_ID, range(1000, 1250))
+    client = make_client()
+
+    pages = list(client.iter_bulk_user_progress(str(COURSE_ID)))
+
+    assert len(pages) == 3
+    assert sum(len(page.items) for page in pages) == 252
+    assert "per_page=100" in pages[0].url
+    assert pages[-1].next_url is None
+
+
+def test_next_link_matches_rel_case_insensitively():
+    """A Link header's rel is matched whatever its case, and among several types."""
+    header = '<https://c.test/a?page=1>; rel="Current",<https://c.test/a?page=2>; rel="NEXT"'
+
+    assert next_link(header) == "https://c.test/a?page=2"
+    assert next_link('<https://c.test/b>; rel="next last"') == "https://c.test/b"
+    assert next_link('<https://c.test/a>; rel="last"') is None
+    assert next_link(None) is None
+
+
+def test_pages_with_upper_case_rel(fake, make_client):
+    """The stand-in sending rel="NEXT" still pages to the end."""
+    fake.rel_case = str.upper
+    fake.add_students(COURSE_ID, range(1000, 1150))
+
+    items = list(make_client().iter_items(BULK))
+
+    assert len(items) == 152
+
+
+def test_next_link_to_other_host_rejected(waits):
+    """A next link to another host raises instead of sending the token there."""
+    app = Flask(__name__)
+
+    @app.get("/api/v1/courses/1/modules")
+    def modules():
+        return [], 200, {"Link": '<http://127.0.0.2:9/steal>; rel="next"'}
+
+    with serve_in_thread(app) as server:
+        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append)
+        with pytest.raises(CanvasResponseInvalid, match="another host"):
+            client.list_modules("1")
+
+
+def test_throttle_403_retried_and_logged(fake, make_client, waits, caplog):
+    """403 Rate Limit Exceeded is retried with backoff and logged, not denied."""
+    fake.throttle_next("403", "403")
+    client = make_client(backoff=0.5)
+
+    with caplog.at_level(logging.WARNING, logger="connectors.canvas.client"):
+        progress = client.get_user_progress(str(COURSE_ID), "123")
+
+    assert progress["requirement_count"] == 6
+    assert waits == [0.5, 1.0]
+    assert client.stats.throttled == 2
+    assert sum("throttled" in record.getMessage() for record in caplog.records) == 2
+
+
+def test_throttle_429_waits_retry_after(fake, make_client, waits):
+    """429 is retried after the Retry-After seconds Canvas sent."""
+    fake.throttle_next("429")
+
+    make_client(backoff=5).get_user_progress(str(COURSE_ID), "123")
+
+    assert waits == [1.0]
+
+
+def test_throttle_beyond_retries_is_unavailable(fake, make_client):
+    """Throttling that outlasts the retries is CanvasUnavailable, never access denied."""
+    fake.throttle_next(*["403"] * 5)
+    client = make_client(max_retries=3)
+
+    with pytest.raises(CanvasUnavailable, match="not a permission problem") as caught:
+        client.get_user_progress(str(COURSE_ID), "123")
+
+    assert not isinstance(caught.value, CanvasAccessDenied)
+    assert caught.value.status_code == 403
+
+
+def test_forbidden_is_access_denied(fake, make_client):
+    """A 403 without the rate limit text is a permission error."""
+    fake.forbidden_courses.add(COURSE_ID)
+
+    with pytest.raises(CanvasAccessDenied, match="role"):
+        make_client().list_modules(str(COURSE_ID))
+
+
+def test_low_bucket_slows_down(fake, make_client, waits):
+    """A low X-Rate-Limit-Remaining makes the client wait before the next request."""
+    fake.bucket_capacity = 60.0
+
+    make_client().get_user_progress(str(COURSE_ID), "123")
+
+    assert len(waits) == 1
+    assert waits[0] > 0
+
+
+def test_expired_token_refreshed_once(fake, canvas_url, make_client):
+    """A 401 on an OAuth2 token refreshes it once, stores it, and the call succeeds."""
+    stored = []
+    token, _ = _oauth_token(fake, canvas_url, on_refresh=stored.append)
+    token_before = token.tokens.access_token
+    fake.expire_all_tokens()
+    client = make_client(token)
+
+    progress = client.get_user_progress(str(COURSE_ID), "123")
+
+    assert progress["requirement_count"] == 6
+    assert client.stats.refreshed == 1
+    assert len(stored) == 1
+    assert stored[0].access_token != token_before
+    assert [status for _, _, status in fake.requests] == [401, 200]
+
+
+def test_refresh_before_expiry(fake, canvas_url, make_client):
+    """A token within five minutes of expiry is refreshed before the request."""
+    token, _ = _oauth_token(fake, canvas_url, expires_in=60)
+
+    make_client(token).get_user_progress(str(COURSE_ID), "123")
+
+    assert [status for _, _, status in fake.requests] == [200]
+    assert token.tokens.expires_at > datetime.now(timezone.utc) + timedelta(minutes=50)
+
+
+def test_revoked_refresh_token_is_invalid(fake, canvas_url, make_client):
+    """A 401 whose refresh Canvas also rejects raises CanvasTokenInvalid."""
+    token, refresh_token = _oauth_token(fake, canvas_url)
+    fake.revoke_refresh_token(refresh_token)
+    fake.expire_all_tokens()
+
+    with pytest.raises(CanvasTokenInvalid, match="connect Canvas again"):
+        make_client(token).get_user_progress(str(COURSE_ID), "123")
+
+
+def test_401_after_refresh_is_invalid(fake, canvas_url, make_client, monkeypatch):
+    """A second 401 after one refresh raises instead of refreshing again."""
+    token, _ = _oauth_token(fake, canvas_url)
+    original = fake.issue_token
+    monkeypatch.setattr(
+        fake, "issue_token", lambda *a, **k: original(*a, **{**k, "expires_in": -1})
+    )
+    fake.expire_all_tokens()
+    client = make_client(token)
+
+    with pytest.raises(CanvasTokenInvalid, match="even after a token refresh"):
+        client.get_user_progress(str(COURSE_ID), "123")
+
+    assert client.stats.refreshed == 1
+
+
+def test_admin_token_401_is_invalid(fake, make_client):
+    """An admin access token cannot be refreshed, so its 401 raises at once."""
+    token = StaticToken(fake.issue_token())
+    fake.expire_all_tokens()
+
+    with pytest.raises(CanvasTokenInvalid, match="cannot be refreshed"):
+        make_client(token).get_user_progress(str(COURSE_ID), "123")
+
+
+def test_missing_scope_not_refreshed(fake, make_client):
+    """Insufficient scopes raises CanvasScopeMissing without a token refresh."""
+    token = StaticToken(fake.issue_token(scopes=frozenset()))
+
+    with pytest.raises(CanvasScopeMissing, match="Developer Keys"):
+        make_client(token).list_modules(str(COURSE_ID))
+
+
+def test_html_instead_of_json(waits):
+    """An HTML page where JSON belongs raises CanvasResponseInvalid."""
+    app = Flask(__name__)
+
+    @app.get("/api/v1/courses/1/users/2/progress")
+    def login_page():
+        return "<html><body>Log in to Canvas</body></html>"
+
+    with serve_in_thread(app) as server:
+        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append)
+        with pytest.raises(CanvasResponseInvalid, match="instead of JSON"):
+            client.get_user_progress("1", "2")
+
+
+def test_redirect_not_followed(waits):
+    """A redirect (Canvas's login page) raises instead of being followed."""
+    app = Flask(__name__)
+
+    @app.get("/api/v1/courses/1/modules")
+    def redirect_to_login():
+        return "", 302, {"Location": "/login"}
+
+    with serve_in_thread(app) as server:
+        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append)
+        with pytest.raises(CanvasResponseInvalid, match="redirected"):
+            client.list_modules("1")
