@@ -19,6 +19,7 @@ from badge_engine.issuers import (
     load_private_key,
     verification_method_id,
 )
+from badge_engine.locking import lock_award
 from badge_engine.models import (
     Achievement,
     Credential,
@@ -26,6 +27,7 @@ from badge_engine.models import (
     Provider,
     new_public_id,
 )
+from badge_engine.status import allocate_status_index, bitstring_status_entry
 from badge_engine.urls import achievement_url, credential_url
 
 
@@ -69,6 +71,7 @@ def build_signed_document(
     learner: Learner,
     credential_public_id: str,
     awarded_at: datetime,
+    credential_status: dict | None = None,
 ) -> dict:
     key = active_signing_key(session, vault, provider)
     unsigned = ob3.build_open_badge_credential(
@@ -85,6 +88,7 @@ def build_signed_document(
         valid_from=awarded_at,
         awarded_date=awarded_at,
         name=achievement.name,
+        credential_status=credential_status,
     )
     return sign_eddsa_rdfc_2022(
         unsigned,
@@ -114,12 +118,20 @@ def issue_credential(
             f"achievement {achievement.id} belongs to provider {achievement.provider_id} "
             f"but learner {learner.id} to provider {learner.provider_id}"
         )
+    # Wait for any other transaction issuing this pair, so it is seen before signing.
+    lock_award(
+        session,
+        provider_id=achievement.provider_id,
+        achievement_id=achievement.id,
+        learner_id=learner.id,
+    )
     existing = find_live_credential(session, achievement, learner)
     if existing is not None:
         return IssueResult(existing, created=False)
 
     provider = session.get(Provider, achievement.provider_id)
     public_id = new_public_id()
+    status_index = allocate_status_index(session, provider.id)
     document = build_signed_document(
         session,
         vault=vault,
@@ -129,6 +141,7 @@ def issue_credential(
         learner=learner,
         credential_public_id=public_id,
         awarded_at=awarded_at,
+        credential_status=bitstring_status_entry(base_url, provider.slug, status_index),
     )
     credential = Credential(
         provider_id=provider.id,
@@ -139,6 +152,7 @@ def issue_credential(
         awarded_at=awarded_at,
         source_fact_id=source_fact_id,
         document=document,
+        status_list_index=status_index,
     )
     try:
         with session.begin_nested():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from lti_tool import __version__
+from lti_tool import __version__, backfill, metrics
 from lti_tool.bridge import Bridge, close_db_session
 from lti_tool.celery_app import make_celery
 from lti_tool.config import Settings, ensure_secret_files, load_settings
@@ -45,6 +45,8 @@ def create_app(
     register_error_handlers(app)
     make_celery(app)
     _register_blueprints(app, settings)
+    metrics.register(app)
+    backfill.register(app)
 
     return app
 

@@ -1,0 +1,181 @@
+"""Backfill jobs run in-process against an in-memory LMS roster."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from badge_engine.models import Achievement, Credential
+from badge_engine.rules import COURSE_COMPLETED_RULE, LearnerProgress
+from connectors.moodle.roster import EnrolledLearner, RosterPage
+from lti_tool import backfill
+from lti_tool.backfill import (
+    BackfillError,
+    BackfillJob,
+    BackfillTrigger,
+    backfill_progress,
+    request_cancel,
+    run_job,
+    start_backfill,
+)
+from tests.support.seed import add_moodle_connection, add_provider
+
+COMPLETED = datetime(2025, 3, 1, tzinfo=timezone.utc)
+
+
+class MemoryRoster:
+    """An LMS roster kept in memory: learners in id order and who completed."""
+
+    def __init__(
+        self, learners: int, completed: set[str], failing: set[str] = frozenset()
+    ):
+        self.user_ids = [str(1000 + index) for index in range(learners)]
+        self.completed = completed
+        self.failing = failing
+        self.pages_read = 0
+
+    def enrolled_learners(self, lms_course_id, offset, limit) -> RosterPage:
+        self.pages_read += 1
+        page = self.user_ids[offset : offset + limit]
+        learners = [
+            EnrolledLearner(user_id, f"User {user_id}", None) for user_id in page
+        ]
+        return RosterPage(learners, users_read=len(page), is_last=len(page) < limit)
+
+    def read_progress(self, lms_course_id, lms_user_id) -> LearnerProgress:
+        if lms_user_id in self.failing:
+            raise ConnectionError("Moodle timed out")
+        done = lms_user_id in self.completed
+        return LearnerProgress(done, COMPLETED if done else None)
+
+
+@pytest.fixture
+def course(app, db):
+    bridge = app.extensions["hpass"]
+    provider = add_provider(db)
+    connection = add_moodle_connection(
+        db, bridge.vault, provider, "http://127.0.0.1:1", "t"
+    )
+    achievement = Achievement(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_course_id="101",
+        name="Safe travel",
+        description="Plans safe travel.",
+        criteria_narrative="Complete the course.",
+        award_rule=COURSE_COMPLETED_RULE,
+    )
+    db.add(achievement)
+    db.commit()
+    return bridge, provider, achievement
+
+
+def _use_roster(monkeypatch, roster) -> None:
+    monkeypatch.setitem(
+        backfill.ROSTER_FACTORIES, "moodle", lambda bridge, conn: roster
+    )
+
+
+def _credential_count(db) -> int:
+    return db.scalar(select(func.count(Credential.id)))
+
+
+def test_backfill_issues_to_completed_only(app, db, course, monkeypatch):
+    """A backfill issues once to each learner who completed, and counts the rest."""
+    bridge, provider, achievement = course
+    roster = MemoryRoster(25, completed={"1000", "1003", "1024"})
+    _use_roster(monkeypatch, roster)
+    job = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+
+    status = run_job(bridge, job.id, page_size=10)
+    db.expire_all()
+
+    assert status == "done"
+    assert _credential_count(db) == 3
+    progress = backfill_progress(db, provider_id=provider.id)[0]
+    assert progress.learners_seen == 25
+    assert progress.issued == 3
+    assert progress.not_met == 22
+    assert roster.pages_read == 3
+
+
+def test_backfill_rerun_issues_nothing_new(app, db, course, monkeypatch):
+    """A second backfill finds every credential already held."""
+    bridge, provider, achievement = course
+    _use_roster(monkeypatch, MemoryRoster(12, completed={"1001", "1002"}))
+    for _ in range(2):
+        job = start_backfill(
+            db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+        )
+        db.commit()
+        run_job(bridge, job.id, page_size=5)
+    db.expire_all()
+
+    latest = backfill_progress(db, provider_id=provider.id)[0]
+    assert _credential_count(db) == 2
+    assert latest.issued == 0
+    assert latest.already_held == 2
+
+
+def test_backfill_read_failure_counted(app, db, course, monkeypatch):
+    """A learner whose progress cannot be read is counted and named, the job goes on."""
+    bridge, provider, achievement = course
+    _use_roster(monkeypatch, MemoryRoster(5, completed={"1000"}, failing={"1002"}))
+    job = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+
+    run_job(bridge, job.id)
+    db.expire_all()
+
+    progress = backfill_progress(db, provider_id=provider.id)[0]
+    assert progress.status == "done"
+    assert progress.failed_reads == 1
+    assert "learner 1002: ConnectionError" in progress.last_error
+
+
+def test_cancel_pending_job_stops_at_once(app, db, course, monkeypatch):
+    """Cancelling a job that has not started ends it without reading the LMS."""
+    bridge, provider, achievement = course
+    roster = MemoryRoster(5, completed={"1000"})
+    _use_roster(monkeypatch, roster)
+    job = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+
+    request_cancel(db, provider_id=provider.id, job_public_id=job.public_id)
+    db.commit()
+
+    assert run_job(bridge, job.id) == "skipped"
+    db.expire_all()
+    assert roster.pages_read == 0
+    assert db.get(BackfillJob, job.id).status == "cancelled"
+
+
+def test_new_backfill_supersedes_active(app, db, course):
+    """A rule change's backfill asks the older active one to stop."""
+    _, _, achievement = course
+    older = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
+    newer = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.RULE_CHANGED
+    )
+
+    assert older.cancel_requested
+    assert not newer.cancel_requested
+
+
+def test_cancel_unknown_job_rejected(app, db, course):
+    """Cancelling a job of another provider or an unknown id raises a clear error."""
+    _, provider, _ = course
+
+    with pytest.raises(BackfillError, match="not found for provider"):
+        request_cancel(db, provider_id=provider.id, job_public_id="nope")
+
+
+def test_start_without_achievements_rejected(app, db):
+    """A backfill needs at least one achievement."""
+    with pytest.raises(BackfillError, match="no achievements given"):
+        start_backfill(db, achievements=[], trigger=BackfillTrigger.MANUAL)
