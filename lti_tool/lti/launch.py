@@ -84,6 +84,7 @@ class ValidatedLaunch:
     @property
     def ids(self) -> dict:
         return {
+            "registration": self.registration.public_id,
             "issuer": self.claims.get("iss"),
             "client_id": self.registration.client_id,
             "deployment_id": self.deployment.deployment_id,
@@ -337,6 +338,13 @@ class LaunchValidator:
                 raise ClaimInvalid(
                     "the resource link launch has no resource_link id",
                     check="the platform must send the resource link claim",
+                    **self.ids,
+                )
+            context = claims.get(CLAIM + "context")
+            if not isinstance(context, dict) or not context.get("id"):
+                raise ClaimInvalid(
+                    "the launch has no course (context claim)",
+                    check="place the tool inside a course, not on the site's front page",
                     **self.ids,
                 )
             self._check_target_link_uri(claims.get(CLAIM + "target_link_uri"))
