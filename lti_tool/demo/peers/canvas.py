@@ -329,7 +329,7 @@ class FakeCanvas:
             if failure is not None:
                 self.requests.append((request.method, request.path, failure[1]))
                 return failure
-            response = handler(token)
+            response = self.app.make_response(handler(token))
             response.headers["X-Rate-Limit-Remaining"] = (
                 f"{self._bucket(token_value, 1.0):.1f}"
             )

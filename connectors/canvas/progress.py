@@ -1,0 +1,169 @@
+"""Read a learner's progress in a Canvas course, for award rule evaluation.
+
+Canvas counts a course complete when the learner meets every module completion
+requirement (`must_view`, `must_submit`, `min_score`, `min_percentage`,
+`must_mark_done`, `must_contribute`); `users/:id/progress` then reports
+`requirement_completed_count == requirement_count` and a `completed_at`. That is
+the same `course_completed` award rule as Moodle's course completion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from badge_engine.rules import LearnerProgress
+from connectors.canvas.client import CanvasClient
+from connectors.canvas.errors import CanvasEventInvalid, CanvasResponseInvalid
+from connectors.canvas.events import parse_timestamp
+
+REQUIREMENT_TYPES = (
+    "must_view",
+    "must_submit",
+    "min_score",
+    "min_percentage",
+    "must_mark_done",
+    "must_contribute",
+)
+
+
+@dataclass(frozen=True)
+class CourseProgress:
+    """One learner's `course_progress` counts as Canvas reports them."""
+
+    requirement_count: int
+    requirement_completed_count: int
+    completed_at: datetime | None
+
+    @property
+    def completed(self) -> bool:
+        return (
+            self.completed_at is not None
+            and self.requirement_count > 0
+            and self.requirement_completed_count >= self.requirement_count
+        )
+
+
+@dataclass(frozen=True)
+class CompletionRequirement:
+    """One module item's completion requirement, for the rule builder.
+
+    `threshold` is `min_score` or `min_percentage` where the type has one.
+    """
+
+    module_id: str
+    module_name: str
+    item_id: str
+    item_title: str
+    item_type: str
+    requirement_type: str
+    threshold: float | None
+
+
+def parse_course_progress(body: Any, *, where: str) -> CourseProgress:
+    """Check a progress object's shape; an error object or a wrong count raises.
+
+    Raises:
+        CanvasResponseInvalid: `body` is not a progress object with counts.
+    """
+    if not isinstance(body, dict) or "error" in body or "errors" in body:
+        raise CanvasResponseInvalid(
+            f"Canvas answered {where} with {body!r:.200} instead of progress counts; "
+            f"check that the course has module completion requirements.",
+            path=where,
+        )
+    counts = []
+    for name in ("requirement_count", "requirement_completed_count"):
+        value = body.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CanvasResponseInvalid(
+                f"Canvas answered {where} with {name}={value!r}; expected a count.",
+                path=where,
+            )
+        counts.append(value)
+    try:
+        completed_at = parse_timestamp(
+            body.get("completed_at"), f"{where} completed_at"
+        )
+    except CanvasEventInvalid as error:
+        raise CanvasResponseInvalid(str(error), path=where) from None
+
+    return CourseProgress(counts[0], counts[1], completed_at)
+
+
+def read_learner_progress(
+    client: CanvasClient, lms_course_id: str, lms_user_id: str
+) -> LearnerProgress:
+    """Re-read course progress from Canvas: an event is a trigger, this is the truth.
+
+    Raises the client's typed errors: CanvasNotModuleBased when the course has no
+    module completion requirements (tell the instructor to add them or use grade
+    rules), CanvasTokenInvalid, CanvasUnavailable, CanvasResponseInvalid.
+    """
+    body = client.get_user_progress(lms_course_id, lms_user_id)
+    where = f"courses/{lms_course_id}/users/{lms_user_id}/progress"
+    progress = parse_course_progress(body, where=where)
+    return LearnerProgress(
+        course_completed=progress.completed,
+        course_completed_at=progress.completed_at if progress.completed else None,
+        activities={},
+    )
+
+
+def read_completion_requirements(
+    client: CanvasClient, lms_course_id: str
+) -> list[CompletionRequirement]:
+    """List every module item that carries a completion requirement, in course order.
+
+    An empty list means `users/:id/progress` will answer 400 for this course: the
+    rule builder should tell the instructor to add requirements or use grade rules.
+    Requirement types this bridge does not know are listed too, under their
+    Canvas name, so a new Canvas type shows up instead of vanishing.
+    """
+    requirements = []
+    for module in client.list_modules(lms_course_id):
+        for item in module.get("items") or []:
+            requirement = item.get("completion_requirement")
+            if not isinstance(requirement, dict) or "type" not in requirement:
+                continue
+            kind = requirement["type"]
+            threshold = requirement.get("min_score", requirement.get("min_percentage"))
+            requirements.append(
+                CompletionRequirement(
+                    module_id=str(module.get("id")),
+                    module_name=str(module.get("name", "")),
+                    item_id=str(item.get("id")),
+                    item_title=str(item.get("title", "")),
+                    item_type=str(item.get("type", "")),
+                    requirement_type=kind,
+                    threshold=float(threshold) if threshold is not None else None,
+                )
+            )
+    return requirements
+
+
+@dataclass(frozen=True)
+class EnrollmentGrades:
+    """A student's enrollment scores; None where Canvas has no score yet."""
+
+    lms_user_id: str
+    current_score: float | None
+    final_score: float | None
+
+
+def read_enrollment_grades(
+    client: CanvasClient, lms_course_id: str
+) -> list[EnrollmentGrades]:
+    """Read the course's student enrollments with their `grades` scores."""
+    result = []
+    for enrollment in client.list_student_enrollments(lms_course_id):
+        grades = enrollment.get("grades") or {}
+        result.append(
+            EnrollmentGrades(
+                lms_user_id=str(enrollment.get("user_id")),
+                current_score=grades.get("current_score"),
+                final_score=grades.get("final_score"),
+            )
+        )
+    return result
