@@ -27,6 +27,7 @@ from badge_engine.models import (
     Provider,
     new_public_id,
 )
+from badge_engine.status import allocate_status_index, bitstring_status_entry
 from badge_engine.urls import achievement_url, credential_url
 
 
@@ -70,6 +71,7 @@ def build_signed_document(
     learner: Learner,
     credential_public_id: str,
     awarded_at: datetime,
+    credential_status: dict | None = None,
 ) -> dict:
     key = active_signing_key(session, vault, provider)
     unsigned = ob3.build_open_badge_credential(
@@ -86,6 +88,7 @@ def build_signed_document(
         valid_from=awarded_at,
         awarded_date=awarded_at,
         name=achievement.name,
+        credential_status=credential_status,
     )
     return sign_eddsa_rdfc_2022(
         unsigned,
@@ -128,6 +131,7 @@ def issue_credential(
 
     provider = session.get(Provider, achievement.provider_id)
     public_id = new_public_id()
+    status_index = allocate_status_index(session, provider.id)
     document = build_signed_document(
         session,
         vault=vault,
@@ -137,6 +141,7 @@ def issue_credential(
         learner=learner,
         credential_public_id=public_id,
         awarded_at=awarded_at,
+        credential_status=bitstring_status_entry(base_url, provider.slug, status_index),
     )
     credential = Credential(
         provider_id=provider.id,
@@ -147,6 +152,7 @@ def issue_credential(
         awarded_at=awarded_at,
         source_fact_id=source_fact_id,
         document=document,
+        status_list_index=status_index,
     )
     try:
         with session.begin_nested():

@@ -169,6 +169,13 @@ class Credential(Base):
     learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), index=True)
     live_key: Mapped[str | None] = mapped_column(String(80), unique=True)
     status: Mapped[str] = mapped_column(String(10), default=CredentialStatus.LIVE.value)
+    # Revocation is final: revoked_at and revocation_reason are set once, together.
+    revoked_at: Mapped[datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    # This credential's bit in the provider's BitstringStatusList (NULL for
+    # credentials issued before status lists, which only the OB 2.0 revocation list
+    # and the 1EdTech revocation list report).
+    status_list_index: Mapped[int | None]
     awarded_at: Mapped[datetime]
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     source_fact_id: Mapped[int | None] = mapped_column(
@@ -178,3 +185,43 @@ class Credential(Base):
 
     achievement: Mapped[Achievement] = relationship()
     learner: Mapped[Learner] = relationship()
+
+
+class StatusListAllocation(Base):
+    """The next free BitstringStatusList index of one provider.
+
+    Issuing takes an index with one UPDATE of this row, which the database
+    serialises, so two workers never take the same index.
+    """
+
+    __tablename__ = "status_list_allocations"
+
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("providers.id"), primary_key=True
+    )
+    next_index: Mapped[int] = mapped_column(default=0)
+
+
+class EndorsementRecord(Base):
+    """A signed EndorsementCredential from the HPass network about a provider.
+
+    `subject_type` is "Profile" for the provider's issuer profile and "Achievement"
+    for one of its achievements (then `achievement_id` is set). An endorsement is
+    withdrawn by setting `revoked_at`, never deleted, because copies of it live in
+    credentials that embed it.
+    """
+
+    __tablename__ = "endorsements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    public_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=new_public_id
+    )
+    subject_type: Mapped[str] = mapped_column(String(20))
+    achievement_id: Mapped[int | None] = mapped_column(ForeignKey("achievements.id"))
+    endorser_name: Mapped[str] = mapped_column(String(200))
+    endorsement_comment: Mapped[str] = mapped_column(Text)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

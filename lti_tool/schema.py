@@ -14,6 +14,7 @@ def import_all_models() -> None:
     """Import every module that defines tables, so the metadata is complete."""
     import badge_engine.models  # noqa: F401
     import badge_engine.outbox  # noqa: F401
+    import connectors.canvas.models  # noqa: F401
     import connectors.hpass.models  # noqa: F401
     import connectors.models  # noqa: F401
     import lti_tool.models  # noqa: F401

@@ -1,0 +1,237 @@
+"""Connect a Canvas site once, build its REST client, and test its credentials.
+
+A connection is an `LmsConnection` of kind canvas plus a `CanvasCredential` row
+with the REST API credentials, encrypted with the vault. OAuth2 tokens that the
+client refreshes are written back at once, so the next worker starts with them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badge_engine.vault import Vault
+from connectors.canvas.client import CanvasClient
+from connectors.canvas.errors import (
+    CanvasAccessDenied,
+    CanvasError,
+    CanvasNotFound,
+    CanvasNotModuleBased,
+    CanvasScopeMissing,
+    CanvasTokenInvalid,
+    CanvasUnavailable,
+)
+from connectors.canvas.models import CanvasAuthKind, CanvasCredential
+from connectors.canvas.tokens import OAuth2Token, OAuth2Tokens, StaticToken
+from connectors.models import ConnectionState, LmsConnection, LmsKind
+
+logger = logging.getLogger(__name__)
+
+# The REST endpoints the bridge calls, by the Canvas scope a developer key with
+# enforced scopes must grant for each.
+REQUIRED_SCOPES = {
+    "url:GET|/api/v1/courses/:course_id/modules": "/api/v1/courses/{course}/modules",
+    "url:GET|/api/v1/courses/:course_id/enrollments": (
+        "/api/v1/courses/{course}/enrollments"
+    ),
+    "url:GET|/api/v1/courses/:course_id/users/:user_id/progress": (
+        "/api/v1/courses/{course}/users/self/progress"
+    ),
+    "url:GET|/api/v1/courses/:course_id/bulk_user_progress": (
+        "/api/v1/courses/{course}/bulk_user_progress"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ConnectionTestResult:
+    """The outcome of a connection test: `missing` lists the Canvas scopes lacking."""
+
+    ok: bool
+    missing: tuple[str, ...]
+    message: str
+    problems: tuple[str, ...] = field(default=())
+
+
+def connect_canvas(
+    session: Session,
+    vault: Vault,
+    *,
+    provider_id: int,
+    name: str,
+    base_url: str,
+    access_token: str,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    refresh_token: str | None = None,
+    expires_at: datetime | None = None,
+    jwks_url: str | None = None,
+    home_shard: int | None = None,
+) -> LmsConnection:
+    """Store a Canvas connection and its encrypted credentials; the caller commits.
+
+    With `client_id`, `client_secret` and `refresh_token` the credentials are an
+    API developer key's OAuth2 tokens; without them, `access_token` is an admin
+    access token.
+    """
+    oauth_parts = (client_id, client_secret, refresh_token)
+    if any(oauth_parts) and not all(oauth_parts):
+        raise ValueError(
+            "OAuth2 credentials need client_id, client_secret and refresh_token "
+            "together; for an admin access token give none of them"
+        )
+    if not access_token:
+        raise ValueError("Canvas access token must be a non-empty string")
+
+    connection = LmsConnection(
+        provider_id=provider_id,
+        kind=LmsKind.CANVAS.value,
+        name=name,
+        base_url=base_url.rstrip("/"),
+    )
+    session.add(connection)
+    session.flush()
+    credential = CanvasCredential(
+        provider_id=provider_id,
+        lms_connection_id=connection.id,
+        auth_kind=(
+            CanvasAuthKind.OAUTH2.value
+            if client_id
+            else CanvasAuthKind.ACCESS_TOKEN.value
+        ),
+        client_id=client_id,
+        client_secret_encrypted=vault.encrypt(client_secret) if client_secret else None,
+        access_token_encrypted=vault.encrypt(access_token),
+        refresh_token_encrypted=vault.encrypt(refresh_token) if refresh_token else None,
+        access_token_expires_at=expires_at,
+        jwks_url=jwks_url,
+        home_shard=home_shard,
+    )
+    session.add(credential)
+    session.flush()
+    return connection
+
+
+def credential_for(session: Session, connection: LmsConnection) -> CanvasCredential:
+    credential = session.scalar(
+        select(CanvasCredential).where(
+            CanvasCredential.provider_id == connection.provider_id,
+            CanvasCredential.lms_connection_id == connection.id,
+        )
+    )
+    if credential is None:
+        raise CanvasTokenInvalid(
+            f"Canvas connection {connection.id} has no REST API credentials; ask the "
+            f"provider admin to connect Canvas with a developer key or access token."
+        )
+    return credential
+
+
+def client_for_connection(
+    session: Session,
+    vault: Vault,
+    connection: LmsConnection,
+    *,
+    http: requests.Session | None = None,
+    **client_options,
+) -> CanvasClient:
+    """Build the connection's REST client from its decrypted credentials.
+
+    An OAuth2 refresh writes the new tokens, encrypted, to the credential row in
+    `session`; the caller's commit stores them.
+    """
+    credential = credential_for(session, connection)
+    access_token = vault.decrypt(
+        credential.access_token_encrypted,
+        what=f"Canvas access token of connection {connection.id}",
+    ).decode()
+
+    if credential.auth_kind == CanvasAuthKind.ACCESS_TOKEN.value:
+        token = StaticToken(access_token)
+    else:
+        secret = vault.decrypt(
+            credential.client_secret_encrypted,
+            what=f"Canvas developer key secret of connection {connection.id}",
+        ).decode()
+        refresh_token = vault.decrypt(
+            credential.refresh_token_encrypted,
+            what=f"Canvas refresh token of connection {connection.id}",
+        ).decode()
+
+        def store(tokens: OAuth2Tokens) -> None:
+            credential.access_token_encrypted = vault.encrypt(tokens.access_token)
+            credential.refresh_token_encrypted = vault.encrypt(tokens.refresh_token)
+            credential.access_token_expires_at = tokens.expires_at
+
+        token = OAuth2Token(
+            connection.base_url,
+            credential.client_id,
+            secret,
+            OAuth2Tokens(
+                access_token, refresh_token, credential.access_token_expires_at
+            ),
+            session=http,
+            on_refresh=store,
+        )
+    return CanvasClient(connection.base_url, token, session=http, **client_options)
+
+
+def mark_broken(connection: LmsConnection, error: CanvasError) -> None:
+    """Record that the connection's credentials stopped working; the caller commits."""
+    connection.state = ConnectionState.BROKEN.value
+    connection.state_detail = str(error)
+    logger.error(
+        "Canvas connection marked broken: connection_id=%s provider_id=%s status=%s",
+        connection.id,
+        connection.provider_id,
+        error.status_code,
+    )
+
+
+def test_connection(client: CanvasClient, course_id: str) -> ConnectionTestResult:
+    """Call each endpoint the bridge needs on `course_id` and name missing scopes.
+
+    A course the token's user can read is needed because Canvas checks scopes and
+    permissions per endpoint. The progress probe asks for the token's own user
+    (`self`), so a 400 there (no module requirements, or the user is no student)
+    proves the scope is granted. Throttling is retried by the client and never
+    reported as a missing scope or permission.
+    """
+    missing: list[str] = []
+    problems: list[str] = []
+    for scope, template in REQUIRED_SCOPES.items():
+        path = template.format(course=course_id)
+        try:
+            client.get_json(path, {"per_page": 1})
+        except CanvasScopeMissing:
+            missing.append(scope)
+        except CanvasNotModuleBased:
+            continue
+        except (CanvasTokenInvalid, CanvasUnavailable) as error:
+            return ConnectionTestResult(
+                False, tuple(missing), str(error), (str(error),)
+            )
+        except (CanvasAccessDenied, CanvasNotFound, CanvasError) as error:
+            problems.append(str(error))
+
+    if not missing and not problems:
+        return ConnectionTestResult(
+            True,
+            (),
+            f"Canvas at {client.base_url} grants every scope the bridge needs.",
+        )
+
+    parts = []
+    if missing:
+        parts.append(
+            "The developer key lacks these scopes: "
+            + ", ".join(missing)
+            + ". Add them under Admin > Developer Keys, then authorise the bridge again."
+        )
+    parts.extend(problems)
+    return ConnectionTestResult(False, tuple(missing), " ".join(parts), tuple(problems))

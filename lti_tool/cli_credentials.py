@@ -1,0 +1,72 @@
+"""`hpass-bridge credential`: operator commands on issued credentials."""
+
+from __future__ import annotations
+
+import click
+import structlog
+from sqlalchemy import select
+
+from badge_engine.errors import InvalidCredential
+from badge_engine.models import Credential
+from badge_engine.status import AlreadyRevoked, revoke_credential
+from lti_tool.cli import _settings_or_fail, emit, fail, json_option
+
+log = structlog.get_logger(__name__)
+
+
+@click.group("credential")
+def credential() -> None:
+    """Inspect and revoke issued credentials."""
+
+
+@credential.command("revoke")
+@click.argument("public_id")
+@click.option(
+    "--reason",
+    required=True,
+    help="Why the credential is revoked; verifiers show this text to anyone.",
+)
+@json_option
+def revoke(public_id: str, reason: str, as_json: bool) -> None:
+    """Revoke the credential PUBLIC_ID (the UUID in its URL), once and for good.
+
+    Its status lists, the OB 2.0 revocation list and its public page report the
+    revocation from the next request on.
+    """
+    from lti_tool.app import create_app
+
+    settings = _settings_or_fail(as_json)
+    bridge = create_app(settings).extensions["hpass"]
+    with bridge.session() as session:
+        found = session.scalar(
+            select(Credential).where(Credential.public_id == public_id)
+        )
+        if found is None:
+            fail(
+                f"no credential {public_id!r} exists; give the UUID at the end of "
+                "the credential's URL",
+                as_json,
+                code="not_found",
+            )
+        try:
+            event = revoke_credential(session, found, reason, actor="cli")
+        except (AlreadyRevoked, InvalidCredential) as error:
+            fail(str(error), as_json, code=type(error).__name__)
+        session.commit()
+
+    log.info(
+        "credential.revoked",
+        provider_id=event.provider_id,
+        credential=event.credential_public_id,
+        actor=event.actor,
+    )
+    emit(
+        {
+            "status": "revoked",
+            "public_id": event.credential_public_id,
+            "reason": event.reason,
+            "revoked_at": event.revoked_at.isoformat(),
+        },
+        as_json,
+        f"credential {event.credential_public_id} revoked: {event.reason}",
+    )

@@ -1,0 +1,91 @@
+"""`hpass-bridge verify`: check any Open Badge the way an outside verifier would."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import structlog
+
+from badge_engine.fetch import GuardedFetcher
+from badge_engine.verify import verify_target
+from badge_engine.verify_context import VerifyContext
+from badge_engine.verify_report import VerificationReport
+from lti_tool.config import ConfigError, load_settings
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+log = structlog.get_logger(__name__)
+
+
+@click.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option(
+    "--recipient",
+    metavar="EMAIL",
+    help="Also check that the credential was issued to this email address or id.",
+)
+@click.argument("target")
+def verify(as_json: bool, recipient: str | None, target: str) -> None:
+    """Verify an Open Badge: a JSON, JWT, baked PNG or SVG file, or a URL.
+
+    Checks context (local copies only), schema, proof, issuer key, status, dates
+    and recipient. Exits 0 when valid, 1 when invalid or unverifiable, 2 on a
+    usage error such as a missing file.
+    """
+    context = VerifyContext(
+        fetcher=GuardedFetcher(allow_loopback=_loopback_allowed()),
+        recipient=recipient,
+    )
+    try:
+        report = verify_target(target, context)
+    except OSError as error:
+        _usage_error(
+            f"cannot read {target!r}: {error.strerror or error}. Give the path of a "
+            "JSON, JWT, PNG or SVG file, or an http(s) URL.",
+            as_json,
+        )
+    except Exception as error:  # noqa: BLE001 - a verifier bug is still a result
+        log.exception("verify.failed", target=target)
+        report = VerificationReport()
+        report.error(
+            "verifier_failed",
+            f"The verifier failed on this input ({type(error).__name__}); the "
+            "credential could not be checked.",
+        )
+
+    _print(report, as_json)
+    sys.exit(EXIT_VALID if report.valid else EXIT_INVALID)
+
+
+def _loopback_allowed() -> bool:
+    # Loopback targets (the demo, tests) are reachable only in loopback development
+    # mode, the same setting that lets the bridge itself run on 127.0.0.1.
+    try:
+        return load_settings().loopback_dev
+    except ConfigError:
+        return False
+
+
+def _usage_error(message: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": "usage", "message": message}))
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _print(report: VerificationReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+
+    version = f"Open Badges {report.version}" if report.version else "unknown version"
+    verdict = "valid" if report.valid else "INVALID"
+    click.echo(f"{verdict}: {version}, format {report.format or 'unknown'}")
+    for problem in report.errors:
+        click.echo(f"  error {problem.code} at {problem.path}: {problem.message}")
+    for problem in report.warnings:
+        click.echo(f"  warning {problem.code} at {problem.path}: {problem.message}")

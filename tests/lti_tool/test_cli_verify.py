@@ -1,0 +1,537 @@
+"""`hpass-bridge verify` on every format the bridge issues, and on tampered copies.
+
+The bridge runs on a real loopback HTTP server, so the verifier resolves did:web
+documents, status lists and OB 2.0 documents over HTTP exactly as an outside
+verifier would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from werkzeug.serving import make_server
+
+from badge_engine import ob3
+from badge_engine.baking import bake_png, bake_svg, plain_png, plain_svg
+from badge_engine.data_integrity import sign_eddsa_rdfc_2022
+from badge_engine.endorsement import endorse
+from badge_engine.issuers import (
+    active_signing_key,
+    issuer_profile,
+    load_private_key,
+    verification_method_id,
+)
+from badge_engine.issuing import issue_credential
+from badge_engine.models import Achievement, Credential, Learner, Provider
+from badge_engine.rules import COURSE_COMPLETED_RULE
+from badge_engine.status import revocation_list_entry, revoke_credential
+from badge_engine.urls import achievement_url, credential_url
+from lti_tool.app import create_app
+from lti_tool.cli import main
+from lti_tool.config import load_settings
+from lti_tool.schema import upgrade
+from tests.support.seed import add_moodle_connection, add_provider
+
+EMAIL = "learner@example.org"
+AWARDED = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Live:
+    base: str
+    app: object
+    env: dict
+    folder: Path
+
+    @property
+    def bridge(self):
+        return self.app.extensions["hpass"]
+
+    def get(self, path: str, accept: str = "application/json"):
+        return self.app.test_client().get(path, headers={"Accept": accept})
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """The bridge on a loopback HTTP server with one provider, learner and badge."""
+    folder = tmp_path_factory.mktemp("verify")
+    holder = {}
+    server = make_server(
+        "127.0.0.1", 0, lambda environ, start: holder["app"](environ, start),
+        threaded=True,
+    )
+    base = f"http://127.0.0.1:{server.port}"
+    settings = load_settings(
+        environ={},
+        overrides={"instance_path": folder / "instance", "public_base_url": base},
+    )
+    settings.loopback_dev = True
+    settings.secret_key = b"verify-test-secret"
+    settings.encryption_keys = [Fernet.generate_key()]
+    settings.instance_path.mkdir(parents=True)
+    upgrade(settings.database_url)
+    holder["app"] = create_app(settings)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    env = {
+        "HPASS_LOOPBACK_DEV": "1",
+        "HPASS_PUBLIC_BASE_URL": base,
+        "HPASS_INSTANCE_PATH": str(folder / "cli-instance"),
+    }
+    yield Live(base, holder["app"], env, folder)
+
+    server.shutdown()
+    holder["app"].extensions["hpass"].engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def seeded(live):
+    """Ids of the provider, achievement and the first learner."""
+    bridge = live.bridge
+    with bridge.session() as session:
+        provider = add_provider(session)
+        connection = add_moodle_connection(
+            session, bridge.vault, provider, "http://127.0.0.1:1", "token"
+        )
+        achievement = Achievement(
+            provider_id=provider.id,
+            lms_connection_id=connection.id,
+            lms_course_id="101",
+            name="Safe travel",
+            description="Plans and checks safe travel in the field.",
+            criteria_narrative="Complete the Safe travel course.",
+            award_rule=COURSE_COMPLETED_RULE,
+        )
+        session.add(achievement)
+        session.commit()
+        return {
+            "provider": provider.id,
+            "achievement": achievement.id,
+            "connection": connection.id,
+        }
+
+
+def _issue(live, seeded, user_id: str) -> Credential:
+    bridge = live.bridge
+    with bridge.session() as session:
+        learner = Learner(
+            provider_id=seeded["provider"],
+            lms_connection_id=seeded["connection"],
+            lms_user_id=user_id,
+            email=EMAIL,
+        )
+        session.add(learner)
+        session.flush()
+        result = issue_credential(
+            session,
+            vault=bridge.vault,
+            base_url=live.base,
+            achievement=session.get(Achievement, seeded["achievement"]),
+            learner=learner,
+            awarded_at=AWARDED,
+        )
+        session.commit()
+        session.refresh(result.credential)
+        session.expunge(result.credential)
+        return result.credential
+
+
+def _write(live, name: str, content) -> str:
+    path = live.folder / name
+    if isinstance(content, dict):
+        path.write_text(json.dumps(content))
+    elif isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+    return str(path)
+
+
+def _verify(live, target: str, *extra: str):
+    result = CliRunner().invoke(
+        main, ["verify", "--json", *extra, target], env=live.env
+    )
+    report = json.loads(result.output.strip().splitlines()[-1])
+    return result.exit_code, report
+
+
+def _codes(report) -> list[str]:
+    return [error["code"] for error in report["errors"]]
+
+
+def _sign_as_provider(live, seeded, unsigned, private_key=None):
+    bridge = live.bridge
+    with bridge.session() as session:
+        provider = session.get(Provider, seeded["provider"])
+        key = active_signing_key(session, bridge.vault, provider)
+        return sign_eddsa_rdfc_2022(
+            unsigned,
+            private_key or load_private_key(bridge.vault, key),
+            verification_method_id(live.base, provider, key),
+            created=AWARDED,
+        )
+
+
+def _unsigned(live, seeded, **changes):
+    with live.bridge.session() as session:
+        provider = session.get(Provider, seeded["provider"])
+        achievement = session.get(Achievement, seeded["achievement"])
+        arguments = {
+            "credential_id": credential_url(live.base, "f0f0f0f0-0000-4000-8000-000000000001"),
+            "issuer": issuer_profile(live.base, provider),
+            "achievement": ob3.AchievementData(
+                id=achievement_url(live.base, achievement.public_id),
+                name=achievement.name,
+                description=achievement.description,
+                criteria_narrative=achievement.criteria_narrative,
+            ),
+            "recipient_identifiers": [ob3.RecipientIdentity.from_email(EMAIL, "salt1")],
+            "valid_from": AWARDED,
+        }
+        arguments.update(changes)
+        return ob3.build_open_badge_credential(**arguments)
+
+
+def test_verify_issued_credential(live, seeded):
+    """A credential as issued verifies: version 3.0, eddsa-rdfc-2022, exit 0."""
+    credential = _issue(live, seeded, "u-valid")
+
+    code, report = _verify(live, _write(live, "valid.json", credential.document))
+
+    assert code == 0, report
+    assert report["valid"] is True
+    assert report["version"] == "3.0"
+    assert report["format"] == "eddsa-rdfc-2022"
+    assert report["errors"] == []
+
+
+def test_verify_credential_url(live, seeded):
+    """A credential URL is fetched and verified like a file."""
+    credential = _issue(live, seeded, "u-url")
+
+    code, report = _verify(live, credential_url(live.base, credential.public_id))
+
+    assert code == 0, report
+    assert report["version"] == "3.0"
+
+
+def test_verify_changed_name(live, seeded):
+    """A copy whose name was changed fails its signature."""
+    document = copy.deepcopy(_issue(live, seeded, "u-name").document)
+    document["credentialSubject"]["achievement"]["name"] = "Advanced security"
+
+    code, report = _verify(live, _write(live, "name.json", document))
+
+    assert code == 1
+    assert report["valid"] is False
+    assert _codes(report) == ["invalid_signature"]
+
+
+def test_verify_changed_date(live, seeded):
+    """A copy whose validFrom was changed fails its signature."""
+    document = copy.deepcopy(_issue(live, seeded, "u-date").document)
+    document["validFrom"] = "2020-01-01T00:00:00Z"
+
+    code, report = _verify(live, _write(live, "date.json", document))
+
+    assert code == 1
+    assert _codes(report) == ["invalid_signature"]
+
+
+def test_verify_revoked_bitstring(live, seeded):
+    """A revoked credential fails through its BitstringStatusList bit."""
+    credential = _issue(live, seeded, "u-revoked")
+    with live.bridge.session() as session:
+        stored = session.get(Credential, credential.id)
+        revoke_credential(session, stored, "Issued in error", actor="test")
+        session.commit()
+
+    code, report = _verify(live, _write(live, "revoked.json", credential.document))
+
+    assert code == 1
+    assert _codes(report) == ["revoked"]
+    assert report["errors"][0]["path"] == "$.credentialStatus"
+
+
+def test_verify_live_status_checked(live, seeded):
+    """A live credential's status bit is read and reported as a passed check."""
+    credential = _issue(live, seeded, "u-status")
+
+    code, report = _verify(live, _write(live, "status.json", credential.document))
+
+    assert code == 0, report
+    assert any(check.startswith("status: bit") for check in report["checks"])
+
+
+def test_verify_revoked_1edtech_list(live, seeded):
+    """A credential listed in the 1EdTechRevocationList fails as revoked."""
+    credential = _issue(live, seeded, "u-1edtech")
+    with live.bridge.session() as session:
+        provider = session.get(Provider, seeded["provider"])
+        status = revocation_list_entry(live.base, provider.slug)
+        revoke_credential(
+            session, session.get(Credential, credential.id), "Duplicate", actor="test"
+        )
+        session.commit()
+    unsigned = _unsigned(
+        live,
+        seeded,
+        credential_id=credential.document["id"],
+        credential_status=status,
+    )
+    signed = _sign_as_provider(live, seeded, unsigned)
+
+    code, report = _verify(live, _write(live, "1edtech.json", signed))
+
+    assert code == 1
+    assert _codes(report) == ["revoked"]
+    assert "Duplicate" in report["errors"][0]["message"]
+
+
+def test_verify_expired(live, seeded):
+    """A credential past its validUntil fails as expired."""
+    unsigned = _unsigned(
+        live,
+        seeded,
+        valid_until=datetime.now(UTC) - timedelta(days=1),
+        valid_from=datetime.now(UTC) - timedelta(days=30),
+    )
+    signed = _sign_as_provider(live, seeded, unsigned)
+
+    code, report = _verify(live, _write(live, "expired.json", signed))
+
+    assert code == 1
+    assert _codes(report) == ["expired"]
+    assert report["errors"][0]["path"] == "$.validUntil"
+
+
+def test_verify_wrong_key(live, seeded):
+    """A credential signed with another key than its verificationMethod names fails."""
+    signed = _sign_as_provider(
+        live, seeded, _unsigned(live, seeded), Ed25519PrivateKey.generate()
+    )
+
+    code, report = _verify(live, _write(live, "wrong-key.json", signed))
+
+    assert code == 1
+    assert _codes(report) == ["invalid_signature"]
+
+
+def test_verify_recipient_match(live, seeded):
+    """--recipient accepts the learner's email address, in any letter case."""
+    credential = _issue(live, seeded, "u-recipient")
+    target = _write(live, "recipient.json", credential.document)
+
+    code, report = _verify(live, target, "--recipient", "Learner@Example.org")
+
+    assert code == 0, report
+    assert "recipient: matches the expected recipient." in report["checks"]
+
+
+def test_verify_recipient_mismatch(live, seeded):
+    """--recipient with another address fails as recipient_mismatch."""
+    credential = _issue(live, seeded, "u-other")
+    target = _write(live, "other.json", credential.document)
+
+    code, report = _verify(live, target, "--recipient", "someone@example.org")
+
+    assert code == 1
+    assert _codes(report) == ["recipient_mismatch"]
+
+
+@pytest.mark.parametrize("image", ["png", "svg"])
+def test_verify_baked_download(live, seeded, image):
+    """The baked PNG and SVG the credential page offers verify as OB 3.0."""
+    credential = _issue(live, seeded, f"u-baked-{image}")
+    response = live.get(f"/credentials/{credential.public_id}/badge.{image}")
+
+    code, report = _verify(live, _write(live, f"baked.{image}", response.data))
+
+    assert response.status_code == 200
+    assert code == 0, report
+    assert report["format"] == f"{image}:eddsa-rdfc-2022"
+
+
+def test_verify_baked_tampered(live, seeded):
+    """A baked PNG holding a changed credential fails its signature."""
+    document = copy.deepcopy(_issue(live, seeded, "u-baked-bad").document)
+    document["name"] = "Forged"
+    image = bake_png(plain_png(), json.dumps(document))
+
+    code, report = _verify(live, _write(live, "forged.png", image))
+
+    assert code == 1
+    assert report["format"] == "png:eddsa-rdfc-2022"
+    assert _codes(report) == ["invalid_signature"]
+
+
+def test_verify_ob2_hosted_url(live, seeded):
+    """The OB 2.0 hosted assertion URL verifies as version 2.0, ob2-hosted."""
+    credential = _issue(live, seeded, "u-ob2")
+
+    code, report = _verify(live, f"{live.base}/ob2/assertions/{credential.public_id}")
+
+    assert code == 0, report
+    assert report["version"] == "2.0"
+    assert report["format"] == "ob2-hosted"
+
+
+def test_verify_ob2_hosted_changed_date(live, seeded):
+    """A copy of a hosted assertion with another issuedOn differs from the host."""
+    credential = _issue(live, seeded, "u-ob2-date")
+    assertion = live.get(f"/ob2/assertions/{credential.public_id}").get_json()
+    assertion["issuedOn"] = "2019-01-01T00:00:00Z"
+
+    code, report = _verify(live, _write(live, "ob2-date.json", assertion))
+
+    assert code == 1
+    assert _codes(report) == ["hosted_mismatch"]
+    assert report["errors"][0]["path"] == "$.issuedOn"
+
+
+def test_verify_ob2_hosted_revoked(live, seeded):
+    """A revoked hosted assertion answers 410, which the verifier reports as revoked."""
+    credential = _issue(live, seeded, "u-ob2-revoked")
+    with live.bridge.session() as session:
+        revoke_credential(
+            session, session.get(Credential, credential.id), "Fraud", actor="test"
+        )
+        session.commit()
+
+    code, report = _verify(live, f"{live.base}/ob2/assertions/{credential.public_id}")
+
+    assert code == 1
+    assert _codes(report) == ["revoked"]
+
+
+def test_verify_ob2_signed(live, seeded):
+    """The signed OB 2.0 assertion (JWS) verifies against the issuer's key."""
+    credential = _issue(live, seeded, "u-jws")
+    token = live.get(f"/ob2/assertions/{credential.public_id}/signed").data.decode()
+
+    code, report = _verify(live, _write(live, "signed.jws", token))
+
+    assert code == 0, report
+    assert report["version"] == "2.0"
+    assert report["format"] == "ob2-signed"
+
+
+def test_verify_ob2_signed_tampered(live, seeded):
+    """A JWS whose payload was swapped for another fails its signature."""
+    first = _issue(live, seeded, "u-jws-a")
+    second = _issue(live, seeded, "u-jws-b")
+    token_a = live.get(f"/ob2/assertions/{first.public_id}/signed").data.decode()
+    token_b = live.get(f"/ob2/assertions/{second.public_id}/signed").data.decode()
+    header, _, signature = token_a.split(".")
+    forged = ".".join([header, token_b.split(".")[1], signature])
+
+    code, report = _verify(live, _write(live, "forged.jws", forged))
+
+    assert code == 1
+    assert _codes(report) == ["invalid_signature"]
+
+
+def test_verify_ob2_signed_baked_svg(live, seeded):
+    """A signed OB 2.0 assertion baked into an SVG verifies as svg:ob2-signed."""
+    credential = _issue(live, seeded, "u-jws-svg")
+    token = live.get(f"/ob2/assertions/{credential.public_id}/signed").data.decode()
+    image = bake_svg(plain_svg("Safe travel"), token, "2.0")
+
+    code, report = _verify(live, _write(live, "signed.svg", image))
+
+    assert code == 0, report
+    assert report["format"] == "svg:ob2-signed"
+
+
+def test_verify_ob2_signed_revoked(live, seeded):
+    """A revoked signed assertion fails through the issuer's RevocationList."""
+    credential = _issue(live, seeded, "u-jws-revoked")
+    token = live.get(f"/ob2/assertions/{credential.public_id}/signed").data.decode()
+    with live.bridge.session() as session:
+        revoke_credential(
+            session, session.get(Credential, credential.id), "Withdrawn", actor="test"
+        )
+        session.commit()
+
+    code, report = _verify(live, _write(live, "signed-revoked.jws", token))
+
+    assert code == 1
+    assert "revoked" in _codes(report)
+
+
+def test_verify_vc_jwt(live, seeded):
+    """An OB 3.0 credential issued as a VC-JWT verifies, and a tampered one fails."""
+    vc_jwt = pytest.importorskip("badge_engine.vc_jwt")
+    credential = _issue(live, seeded, "u-vcjwt")
+    unsigned = {k: v for k, v in credential.document.items() if k != "proof"}
+    with live.bridge.session() as session:
+        provider = session.get(Provider, seeded["provider"])
+        key = active_signing_key(session, live.bridge.vault, provider)
+        kid = verification_method_id(live.base, provider, key)
+        token = vc_jwt.sign_vc_jwt(
+            unsigned, load_private_key(live.bridge.vault, key), kid
+        )
+    forged_key = Ed25519PrivateKey.generate()
+    forged = vc_jwt.sign_vc_jwt(unsigned, forged_key, kid)
+
+    code, report = _verify(live, _write(live, "credential.jwt", token))
+    forged_code, forged_report = _verify(live, _write(live, "forged.jwt", forged))
+
+    assert code == 0, report
+    assert report["format"] == "vc-jwt"
+    assert forged_code == 1
+    assert _codes(forged_report) == ["invalid_signature"]
+
+
+def test_verify_endorsement(live, seeded):
+    """An HPass endorsement of the provider verifies like any credential."""
+    with live.bridge.session() as session:
+        hpass = add_provider(session, slug="hpass", name="HPass network")
+        record = endorse(
+            session,
+            vault=live.bridge.vault,
+            base_url=live.base,
+            endorser=hpass,
+            provider=session.get(Provider, seeded["provider"]),
+            comment="Quality-reviewed and certified by HPass.",
+        )
+        session.commit()
+        document = record.document
+
+    code, report = _verify(live, _write(live, "endorsement.json", document))
+
+    assert code == 0, report
+    assert report["version"] == "3.0"
+
+
+def test_verify_missing_file(live):
+    """A TARGET that is neither a file nor a URL is a usage error, exit 2."""
+    result = CliRunner().invoke(
+        main, ["verify", "--json", str(live.folder / "absent.json")], env=live.env
+    )
+
+    assert result.exit_code == 2
+    assert json.loads(result.output.splitlines()[0])["error"] == "usage"
+
+
+def test_verify_text_output(live, seeded):
+    """Without --json the verdict and each error are printed as lines."""
+    document = copy.deepcopy(_issue(live, seeded, "u-text").document)
+    document["name"] = "Changed"
+    target = _write(live, "text.json", document)
+
+    result = CliRunner().invoke(main, ["verify", target], env=live.env)
+
+    assert result.exit_code == 1
+    assert result.output.startswith("INVALID: Open Badges 3.0, format eddsa-rdfc-2022")
+    assert "error invalid_signature" in result.output
