@@ -56,6 +56,7 @@ class DemoStack:
         self.server: RunningServer | None = None
         self.worker: subprocess.Popen | None = None
         self.scheduler: subprocess.Popen | None = None
+        self.extra_workers: list[subprocess.Popen] = []
         self.app = None
         self.peers: DemoPeers | None = None
 
@@ -88,6 +89,13 @@ class DemoStack:
     def start_worker(self) -> None:
         self.worker = self._spawn("worker", "worker.log")
 
+    def start_extra_worker(self) -> subprocess.Popen:
+        """Start one more worker process, as another machine would run one."""
+        number = len(self.extra_workers) + 2
+        process = self._spawn("worker", f"worker-{number}.log")
+        self.extra_workers.append(process)
+        return process
+
     def start_scheduler(self) -> None:
         self.scheduler = self._spawn("scheduler", "scheduler.log")
 
@@ -105,7 +113,7 @@ class DemoStack:
         return self
 
     def stop(self) -> None:
-        for process in (self.worker, self.scheduler):
+        for process in (self.worker, self.scheduler, *self.extra_workers):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
@@ -126,7 +134,9 @@ class DemoStack:
 
     def logs(self) -> str:
         parts = []
-        for name in ("worker.log", "scheduler.log"):
+        names = ["worker.log", "scheduler.log"]
+        names += [f"worker-{number + 2}.log" for number in range(len(self.extra_workers))]
+        for name in names:
             path = self.instance_path / name
             if path.exists():
                 parts.append(f"--- {name} ---\n" + path.read_text(errors="replace")[-6000:])

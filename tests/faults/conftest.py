@@ -1,0 +1,162 @@
+"""A demo system on PostgreSQL and Redis with real workers, and checks of its final counts.
+
+Every fault test ends the same way: wait until no work is left in the outbox, then
+compare the counts of facts, credentials and deliveries with what the input implies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+
+from badge_engine.models import CompletionFactRecord, Credential, Learner
+from badge_engine.outbox import OutboxMessage
+from connectors.hpass.models import Delivery, PortfolioAccount
+from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
+from lti_tool.demo.setup import PORTFOLIO_PATH
+from lti_tool.demo.stack import DemoStack, wait_for
+from tests.support.databases import reset_postgres, reset_redis
+
+SETTLE_SECONDS = 120
+FIRST_EXTRA_LEARNER = 5001
+
+
+@pytest.fixture
+def pg_stack(tmp_path):
+    """Start a demo system on PostgreSQL and Redis: `workers` workers and the scheduler."""
+    stacks = []
+
+    def start(*, workers: int = 1, broker_url: str | None = None, **env) -> DemoStack:
+        extra_env = {
+            "HPASS_OUTBOX_LEASE_SECONDS": "3",
+            **{key.upper(): str(value) for key, value in env.items()},
+        }
+        stack = DemoStack(
+            tmp_path / f"instance-{len(stacks)}",
+            database_url=reset_postgres(),
+            broker_url=broker_url or reset_redis(),
+            extra_env=extra_env,
+        )
+        stacks.append(stack)
+        stack.start_web()
+        stack.start_worker()
+        for _ in range(workers - 1):
+            stack.start_extra_worker()
+        stack.start_scheduler()
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+
+
+def add_learners(stack: DemoStack, count: int, *, portfolio: bool = True) -> list[int]:
+    """Enrol `count` more learners in the demo course, each with a linked portfolio."""
+    moodle = stack.peers.moodle
+    user_ids = list(range(FIRST_EXTRA_LEARNER, FIRST_EXTRA_LEARNER + count))
+    course = moodle.courses[DEMO_COURSE_ID]
+    bridge = stack.bridge
+    with bridge.session() as session:
+        for user_id in user_ids:
+            moodle.users[user_id] = f"Learner {user_id}"
+            course.tracked_user_ids.add(user_id)
+            learner = Learner(
+                provider_id=stack.peers.ids.provider_id,
+                lms_connection_id=_connection_id(session, stack),
+                lms_user_id=str(user_id),
+                name=f"Learner {user_id}",
+                email=f"learner{user_id}@example.org",
+            )
+            session.add(learner)
+            session.flush()
+            if portfolio:
+                session.add(
+                    PortfolioAccount(
+                        provider_id=learner.provider_id,
+                        learner_id=learner.id,
+                        api_base_url=stack.base_url + PORTFOLIO_PATH,
+                        access_token_encrypted=bridge.vault.encrypt(
+                            stack.peers.secrets.portfolio_token
+                        ),
+                    )
+                )
+        session.commit()
+    return user_ids
+
+
+def _connection_id(session, stack: DemoStack) -> int:
+    demo_learner = session.get(Learner, stack.peers.ids.learner_id)
+    return demo_learner.lms_connection_id
+
+
+@dataclass
+class Counts:
+    facts: int
+    credentials: int
+    duplicate_live_pairs: int
+    deliveries: dict[str, int]
+    outbox: dict[str, int]
+    unexplained: list[str]
+
+
+def counts(stack: DemoStack) -> Counts:
+    with stack.bridge.session() as session:
+        facts = session.scalar(select(func.count(CompletionFactRecord.id)))
+        credentials = session.scalar(select(func.count(Credential.id)))
+        pairs = session.execute(
+            select(Credential.achievement_id, Credential.learner_id)
+            .group_by(Credential.achievement_id, Credential.learner_id)
+            .having(func.count() > 1)
+        ).all()
+        deliveries = dict(
+            session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)
+            ).all()
+        )
+        outbox = dict(
+            session.execute(
+                select(OutboxMessage.status, func.count()).group_by(
+                    OutboxMessage.status
+                )
+            ).all()
+        )
+        # Work that is not done must say why: a dead message without an error, or
+        # one that is pending after failures without an error, is stuck silently.
+        unexplained = [
+            f"outbox {message.id} {message.kind} {message.status}"
+            for message in session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.status == "dead", OutboxMessage.last_error.is_(None)
+                )
+            )
+        ]
+    return Counts(facts, credentials, len(pairs), deliveries, outbox, unexplained)
+
+
+def settle(stack: DemoStack, timeout: float = SETTLE_SECONDS) -> Counts:
+    """Wait until no outbox message is pending or in progress, and return the counts."""
+
+    def settled():
+        current = counts(stack)
+        busy = current.outbox.get("pending", 0) + current.outbox.get("in_progress", 0)
+        return current if busy == 0 else None
+
+    result = wait_for(settled, timeout, interval=0.5)
+    assert result is not None, f"outbox never settled: {counts(stack)}\n" + stack.logs()
+    return result
+
+
+def assert_exactly(
+    result: Counts, *, facts: int, credentials: int, delivered: int, stack: DemoStack
+) -> None:
+    context = f"{result}\n" + stack.logs()
+    assert result.facts == facts, context
+    assert result.credentials == credentials, context
+    assert result.duplicate_live_pairs == 0, context
+    assert result.deliveries.get("delivered", 0) == delivered, context
+    assert sum(result.deliveries.values()) == delivered, context
+    assert result.outbox.get("dead", 0) == 0, context
+    assert result.unexplained == [], context
+    assert len(stack.peers.portfolio.credentials()) == delivered, context
