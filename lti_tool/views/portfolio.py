@@ -52,7 +52,7 @@ from lti_tool.errors import BadRequest, Forbidden, NotFound
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.urls_for import base_url
-from lti_tool.views.pages import check_csrf
+from lti_tool.views import pages
 
 log = get_logger(__name__)
 
@@ -61,6 +61,25 @@ bp = Blueprint("portfolio", __name__, url_prefix="/portfolio")
 # An authorization the learner abandons is forgotten after this long.
 LINK_REQUEST_LIFETIME = timedelta(hours=1)
 URL_MAX = 500
+
+
+@bp.app_context_processor
+def inject_linked_portfolios():
+    """Give templates the session learner's portfolio accounts, tokens or not."""
+
+    def linked_portfolios() -> list[PortfolioAccount]:
+        learner_id, provider_id = session.get("learner_id"), session.get("provider_id")
+        if learner_id is None or provider_id is None:
+            return []
+        return db_session().scalars(
+            select(PortfolioAccount).where(
+                PortfolioAccount.provider_id == provider_id,
+                PortfolioAccount.learner_id == learner_id,
+                PortfolioAccount.state != AccountState.UNLINKED.value,
+            )
+        ).all()
+
+    return {"linked_portfolios": linked_portfolios}
 
 
 def _learner_ids() -> tuple[int, int]:
@@ -121,7 +140,7 @@ def _portfolio_url_from_form() -> str:
 @bp.post("/link")
 def link():
     """Register with the portfolio if needed, then send the learner to its consent page."""
-    check_csrf()
+    pages.check_csrf()
     provider_id, learner_id = _learner_ids()
     portfolio_url = _portfolio_url_from_form()
     db, bridge = db_session(), current_bridge()
@@ -299,7 +318,7 @@ def _dispatch(message_ids: list[int]) -> None:
 @bp.post("/accounts/<int:account_id>/unlink")
 def unlink(account_id: int):
     """Delete the account's tokens; deliveries still waiting stop and say why."""
-    check_csrf()
+    pages.check_csrf()
     provider_id, learner_id = _learner_ids()
     db = db_session()
     account = db.scalar(
@@ -372,7 +391,7 @@ def deliveries():
 @bp.post("/deliveries/<int:delivery_id>/retry")
 def retry(delivery_id: int):
     """Send one delivery again now; the route keeps it from landing twice."""
-    check_csrf()
+    pages.check_csrf()
     provider_id = _admin_provider_id()
     db = db_session()
     delivery = db.scalar(
