@@ -42,6 +42,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 XSD_DOUBLE = "http://www.w3.org/2001/XMLSchema#double"
 _LEAF_PREFIX = "urn:x-hpass-leaf:"
 _LEAF = re.compile(r"urn:x-hpass-leaf:(\d+)")
+_LINE = re.compile(r"[^\n]*\n")
 # pyld's own test for an absolute IRI, without the blank node prefix "_" and without
 # the comma that its character range lets into a scheme.
 _ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*")
@@ -87,22 +89,21 @@ class _Unsupported(Exception):
 
 @dataclass(frozen=True)
 class _Template:
-    """The RDF of one document shape, with slots for leaves and blank nodes.
+    """The N-Quads of one document shape, as `str.format` strings with slots.
 
-    Quads are `str.format` strings: field `{i}` is leaf i as an IRI and field
-    `{leaf_count + i}` is leaf i escaped as a literal. A quad with blank nodes is
-    split at them into `texts` and `nodes`, where `nodes[j]` is the index of the blank
-    node between `texts[j]` and `texts[j + 1]`.
+    With n leaves, field `{i}` is leaf i as an IRI, field `{n + i}` is leaf i escaped
+    as a literal, and field `{2n + b}` is the label of blank node b. Every quad is one
+    line ending in a newline, and no slot can add another newline.
     """
 
     leaf_count: int
     iri_leaves: tuple[int, ...]
     literal_leaves: tuple[int, ...]
-    ground_quads: tuple[str, ...]
-    blank_quads: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]
-    # For each blank node, the blank quads it occurs in, once per occurrence, as
-    # RDFC-1.0's blank node to quads map lists them.
-    quads_by_node: tuple[tuple[int, ...], ...]
+    # Every quad of the document, in no particular order.
+    quads: str
+    # For each blank node, its first-degree quads: those it occurs in, once per
+    # occurrence, with _:a for the node itself and _:z for other blank nodes.
+    first_degree_quads: tuple[str, ...]
 
 
 def canonize(document: dict[str, Any]) -> str:
@@ -178,6 +179,10 @@ def _walk(node: Any, tokens: list[Any], leaves: list[str]) -> None:
             tokens.append(key)
             if key in _SHAPE_KEYS or (key[:1] == "@" and key not in _LEAF_KEYWORDS):
                 tokens.append(_freeze(key, value))
+            elif type(value) is str:
+                # Most values are strings: skip a call for them.
+                tokens.append(_STRING)
+                leaves.append(value)
             else:
                 _walk(value, tokens, leaves)
         tokens.append(_CLOSE)
@@ -271,8 +276,8 @@ class _TemplateBuilder:
         self.iri_leaves: set[int] = set()
         self.literal_leaves: set[int] = set()
         self.node_indexes: dict[str, int] = {}
-        self.ground_quads: list[str] = []
-        self.blank_quads: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+        # Each quad as text pieces and blank node indexes, in serialisation order.
+        self.quads: list[list[str | int]] = []
 
     def add(self, triple: dict[str, Any], graph_name: str | None) -> None:
         # Serialise as pyld.nquads.serialize_nquad does, with slots for leaves and
@@ -289,18 +294,10 @@ class _TemplateBuilder:
             self._term({"type": kind, "value": graph_name}, pieces)
         pieces.append(" .\n")
 
-        texts: list[str] = [""]
-        nodes: list[int] = []
-        for piece in pieces:
-            if isinstance(piece, int):
-                nodes.append(piece)
-                texts.append("")
-            else:
-                texts[-1] += piece
-        if nodes:
-            self.blank_quads.append((tuple(texts), tuple(nodes)))
-        else:
-            self.ground_quads.append(texts[0])
+        text = "".join(piece for piece in pieces if isinstance(piece, str))
+        if text.count("\n") != 1:
+            raise _Unsupported("a term that contains a line break")
+        self.quads.append(pieces)
 
     def _term(self, term: dict[str, Any], pieces: list[str | int]) -> None:
         kind = term["type"]
@@ -352,65 +349,63 @@ class _TemplateBuilder:
         if unused:
             raise _Unsupported(f"leaves {sorted(unused)} with no place in the RDF")
 
-        quads_by_node: list[list[int]] = [[] for _ in self.node_indexes]
-        for position, (_, nodes) in enumerate(self.blank_quads):
-            for node in nodes:
-                quads_by_node[node].append(position)
+        label_field = 2 * self.leaf_count
+        quads = "".join(
+            self._render(pieces, lambda node: "{%d}" % (label_field + node))
+            for pieces in self.quads
+        )
+        first_degree = [[] for _ in self.node_indexes]
+        for pieces in self.quads:
+            for node in pieces:
+                if isinstance(node, int):
+                    first_degree[node].append(
+                        self._render(
+                            pieces,
+                            lambda other, node=node: "_:a" if other == node else "_:z",
+                        )
+                    )
 
         return _Template(
             leaf_count=self.leaf_count,
             iri_leaves=tuple(sorted(self.iri_leaves)),
             literal_leaves=tuple(sorted(self.literal_leaves)),
-            ground_quads=tuple(self.ground_quads),
-            blank_quads=tuple(self.blank_quads),
-            quads_by_node=tuple(tuple(positions) for positions in quads_by_node),
+            quads=quads,
+            first_degree_quads=tuple("".join(lines) for lines in first_degree),
+        )
+
+    @staticmethod
+    def _render(pieces: list[str | int], label: Callable[[int], str]) -> str:
+        return "".join(
+            label(piece) if isinstance(piece, int) else piece for piece in pieces
         )
 
 
 def _fill(template: _Template, leaves: list[str]) -> tuple[str | None, str]:
-    arguments = leaves + [""] * template.leaf_count
+    leaf_count = template.leaf_count
+    node_count = len(template.first_degree_quads)
+    arguments = leaves + [""] * (leaf_count + node_count)
     for index in template.literal_leaves:
-        arguments[template.leaf_count + index] = escape(leaves[index])
+        arguments[leaf_count + index] = escape(leaves[index])
 
-    lines = [quad.format(*arguments) for quad in template.ground_quads]
-    blank_quads = [
-        ([text.format(*arguments) for text in texts], nodes)
-        for texts, nodes in template.blank_quads
-    ]
-
-    # RDFC-1.0 Hash First Degree Quads: the reference node is _:a, any other _:z.
+    # RDFC-1.0 Hash First Degree Quads for every blank node.
     hashes = []
-    for node, positions in enumerate(template.quads_by_node):
-        first_degree = sorted(
-            _join(*blank_quads[position], lambda other: "_:a" if other == node else "_:z")
-            for position in positions
-        )
-        hashes.append(hashlib.sha256("".join(first_degree).encode()).hexdigest())
-    if len(set(hashes)) != len(hashes):
+    for quads in template.first_degree_quads:
+        lines = _LINE.findall(quads.format(*arguments))
+        lines.sort()
+        hashes.append(hashlib.sha256("".join(lines).encode()).hexdigest())
+    if len(set(hashes)) != node_count:
         return None, "two blank nodes have the same first-degree hash"
 
-    labels = [""] * len(hashes)
-    ranked = sorted(range(len(hashes)), key=hashes.__getitem__)
+    ranked = sorted(range(node_count), key=hashes.__getitem__)
     for rank, node in enumerate(ranked):
-        labels[node] = f"_:c14n{rank}"
+        arguments[2 * leaf_count + node] = f"_:c14n{rank}"
 
-    lines.extend(_join(texts, nodes, labels.__getitem__) for texts, nodes in blank_quads)
+    lines = _LINE.findall(template.quads.format(*arguments))
     if len(set(lines)) != len(lines):
         return None, "equal values that pyld merges into one quad"
 
     lines.sort()
     return "".join(lines), ""
-
-
-def _join(texts: list[str], nodes: tuple[int, ...], label: Any) -> str:
-    if len(nodes) == 1:
-        return texts[0] + label(nodes[0]) + texts[1]
-
-    parts = [texts[0]]
-    for position, node in enumerate(nodes):
-        parts.append(label(node))
-        parts.append(texts[position + 1])
-    return "".join(parts)
 
 
 def _format_text(text: str) -> str:

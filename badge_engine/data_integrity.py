@@ -136,7 +136,7 @@ def sign_eddsa_rdfc_2022(
     hashed = compute_hash_data(document, proof_options)
     signature = private_key.sign(hashed.hash_data)
 
-    signed = copy.deepcopy(document)
+    signed = _copy_json(document)
     signed["proof"] = [{**proof_options, "proofValue": multibase_encode(signature)}]
     return signed
 
@@ -319,6 +319,19 @@ def _apply_proof_context(
         return unsecured
 
     return {**unsecured, "@context": proof["@context"]}
+
+
+def _copy_json(value: Any) -> Any:
+    # A deep copy for JSON values, several times faster than copy.deepcopy on them.
+    value_type = type(value)
+    if value_type is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if value_type is list:
+        return [_copy_json(item) for item in value]
+    if value_type in (str, int, float, bool) or value is None:
+        return value
+
+    return copy.deepcopy(value)
 
 
 def _format_created(
