@@ -52,6 +52,7 @@ def create_app(
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
+    from lti_tool.views.canvas_webhooks import bp as canvas_webhooks_bp
     from lti_tool.views.health import bp as health_bp
     from lti_tool.views.lti import bp as lti_bp
     from lti_tool.views.pages import bp as pages_bp
@@ -62,6 +63,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     for blueprint in (health_bp, lti_bp, pages_bp, public_bp, webhooks_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(portfolio_bp)
+    app.register_blueprint(canvas_webhooks_bp)
 
     if settings.demo:
         from lti_tool.demo.views import bp as demo_bp

@@ -78,6 +78,11 @@ def _read_progress(bridge: Bridge, connection: LmsConnection, fact) -> LearnerPr
         client = moodle_client_for(bridge, connection)
         return read_moodle_progress(client, fact.lms_course_id, fact.lms_user_id)
 
+    if connection.kind == LmsKind.CANVAS.value:
+        from lti_tool.canvas_pipeline import read_canvas_progress
+
+        return read_canvas_progress(bridge, connection, fact)
+
     raise GiveUp(f"LMS connection {connection.id} has unsupported kind {connection.kind!r}")
 
 

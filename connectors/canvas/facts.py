@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from badge_engine.facts import CompletionFact
@@ -30,12 +31,7 @@ def store_completion_fact(session: Session, fact: CompletionFact) -> StoredFact:
     activity, state and LMS time), whether it came from an event or a poll. The
     caller commits, then dispatches `message_id`.
     """
-    existing = session.scalar(
-        select(CompletionFactRecord).where(
-            CompletionFactRecord.provider_id == fact.provider_id,
-            CompletionFactRecord.dedupe_key == fact.dedupe_key,
-        )
-    )
+    existing = _fact_by_dedupe_key(session, fact)
     if existing is not None:
         return StoredFact(existing, False, None)
 
@@ -52,8 +48,15 @@ def store_completion_fact(session: Session, fact: CompletionFact) -> StoredFact:
         dedupe_key=fact.dedupe_key,
         raw_payload=fact.raw_payload,
     )
-    session.add(record)
-    session.flush()
+    # A savepoint, because a poll and an event may store the same fact at the same
+    # moment; where the dedupe key is unique, the loser finds the winner's row.
+    try:
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:
+        return StoredFact(_fact_by_dedupe_key(session, fact), False, None)
+
     message = enqueue(
         session,
         provider_id=fact.provider_id,
@@ -62,3 +65,14 @@ def store_completion_fact(session: Session, fact: CompletionFact) -> StoredFact:
         idempotency_key=f"fact:{record.id}",
     )
     return StoredFact(record, True, message.id)
+
+
+def _fact_by_dedupe_key(
+    session: Session, fact: CompletionFact
+) -> CompletionFactRecord | None:
+    return session.scalar(
+        select(CompletionFactRecord).where(
+            CompletionFactRecord.provider_id == fact.provider_id,
+            CompletionFactRecord.dedupe_key == fact.dedupe_key,
+        )
+    )
