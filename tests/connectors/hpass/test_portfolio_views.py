@@ -1,0 +1,210 @@
+"""The portfolio blueprint's answers to bad and unexpected requests."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.hpass.models import (
+    PortfolioAccount,
+    PortfolioClient,
+    PortfolioLinkRequest,
+)
+from tests.connectors.hpass.conftest import issue_and_queue, link_by_oauth
+
+CSRF = "test-csrf-token"
+
+
+def _login(client, seeded, role="learner", learner_id=None):
+    with client.session_transaction() as session:
+        session.update(
+            provider_id=seeded.provider_id,
+            learner_id=learner_id if role == "learner" else None,
+            role=role,
+            csrf=CSRF,
+        )
+
+
+def _count(db, model) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(model))
+
+
+def test_link_needs_learner(client, seeded):
+    """Linking without a learner launch is forbidden and says how to launch."""
+    _login(client, seeded, role="instructor")
+
+    answer = client.post("/portfolio/link", data={"csrf": CSRF, "portfolio_url": "x"})
+
+    assert answer.status_code == 403
+    assert b"only a learner" in answer.data
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("", b"portfolio_url is missing"),
+        ("javascript:alert(1)", b"is not an http(s) address"),
+        ("http://10.0.0.7/wallet", b"private, loopback or link-local"),
+        ("https://" + "a" * 600 + ".org", b"at most 500 characters"),
+    ],
+)
+def test_link_rejects_bad_url(client, db, seeded, url, words):
+    """A missing, odd, private or overlong portfolio URL gets a 400 naming the problem."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    answer = client.post("/portfolio/link", data={"csrf": CSRF, "portfolio_url": url})
+
+    assert answer.status_code == 400
+    assert words in answer.data
+    assert _count(db, PortfolioClient) == 0
+
+
+def test_link_without_discovery_stores_nothing(client, db, seeded, portfolio):
+    """A URL with no discovery document gets a 400 and leaves nothing behind."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    answer = client.post(
+        "/portfolio/link",
+        data={"csrf": CSRF, "portfolio_url": portfolio.url + "/elsewhere"},
+    )
+
+    assert answer.status_code == 400
+    assert b"cannot be linked" in answer.data
+    assert _count(db, PortfolioClient) == 0
+    assert _count(db, PortfolioLinkRequest) == 0
+
+
+def test_link_without_csrf_rejected(client, seeded):
+    """A link form without its CSRF token is rejected."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    answer = client.post("/portfolio/link", data={"portfolio_url": "http://127.0.0.1:9"})
+
+    assert answer.status_code == 400
+
+
+def test_link_redirects_with_pkce(client, db, seeded, portfolio):
+    """Starting a link registers once and redirects with an S256 code challenge."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    answer = client.post(
+        "/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url}
+    )
+
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith(portfolio.url + "/oauth/authorize?")
+    assert "code_challenge_method=S256" in location
+    assert _count(db, PortfolioLinkRequest) == 1
+    assert len(portfolio.oauth.clients) == 1
+
+
+def test_callback_unknown_state(client, seeded):
+    """A callback whose state matches no request gets a 400 saying to start again."""
+    answer = client.get("/portfolio/callback?code=abc&state=forged")
+
+    assert answer.status_code == 400
+    assert b"start linking again" in answer.data
+
+
+def test_callback_denied_consent(client, db, seeded, portfolio):
+    """A denied consent shows the reason, links nothing and forgets the request."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+    start = client.post(
+        "/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url}
+    )
+    state = start.headers["Location"].split("state=")[1].split("&")[0]
+
+    answer = client.get(
+        f"/portfolio/callback?error=access_denied&error_description=no&state={state}"
+    )
+
+    assert answer.status_code == 200
+    assert b"did not allow" in answer.data
+    assert _count(db, PortfolioAccount) == 0
+    assert _count(db, PortfolioLinkRequest) == 0
+
+
+def test_callback_bad_code(client, db, seeded, portfolio):
+    """A code the portfolio refuses ends in a visible failure and no account."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+    start = client.post(
+        "/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url}
+    )
+    state = start.headers["Location"].split("state=")[1].split("&")[0]
+
+    answer = client.get(f"/portfolio/callback?code=made-up&state={state}")
+
+    assert answer.status_code == 502
+    assert b"Linking failed" in answer.data
+    assert b"invalid_grant" in answer.data or b"unknown, used or expired" in answer.data
+    assert _count(db, PortfolioAccount) == 0
+
+
+def test_unlink_other_learner_not_found(app, client, db, seeded, portfolio):
+    """A learner cannot unlink another learner's portfolio."""
+    account = link_by_oauth(app, db, seeded, portfolio.url)
+    _login(client, seeded, learner_id=seeded.learner_id + 1000)
+
+    answer = client.post(f"/portfolio/accounts/{account.id}/unlink", data={"csrf": CSRF})
+
+    assert answer.status_code == 404
+    db.expire_all()
+    assert db.get(PortfolioAccount, account.id).access_token_encrypted is not None
+
+
+def test_unlink_deletes_tokens(app, client, db, seeded, portfolio):
+    """Unlinking deletes the access and refresh tokens."""
+    account = link_by_oauth(app, db, seeded, portfolio.url)
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    answer = client.post(f"/portfolio/accounts/{account.id}/unlink", data={"csrf": CSRF})
+
+    assert answer.status_code == 200
+    db.expire_all()
+    stored = db.get(PortfolioAccount, account.id)
+    assert stored.access_token_encrypted is None
+    assert stored.refresh_token_encrypted is None
+    assert stored.state == "unlinked"
+
+
+def test_retry_needs_admin(client, seeded):
+    """A learner cannot retry deliveries."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    answer = client.post("/portfolio/deliveries/1/retry", data={"csrf": CSRF})
+
+    assert answer.status_code == 403
+
+
+def test_retry_unknown_delivery(client, seeded):
+    """Retrying a delivery that does not exist for the provider is a 404."""
+    _login(client, seeded, role="instructor")
+
+    answer = client.post("/portfolio/deliveries/999/retry", data={"csrf": CSRF})
+
+    assert answer.status_code == 404
+
+
+def test_deliveries_listed_for_learner(app, client, db, seeded, portfolio):
+    """A learner sees the status of each of their deliveries."""
+    link_by_oauth(app, db, seeded, portfolio.url)
+    credential, _ids = issue_and_queue(app, db, seeded)
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    listed = client.get("/portfolio/deliveries").get_json()["deliveries"]
+
+    assert [item["credential"] for item in listed] == [credential.public_id]
+    assert listed[0]["status"] == "queued"
+    assert listed[0]["route"] == "ob3_api"
+
+
+def test_deliveries_unknown_status(client, seeded):
+    """An admin filter on an unknown status gets a 400 listing the known ones."""
+    _login(client, seeded, role="instructor")
+
+    answer = client.get("/portfolio/deliveries?status=lost")
+
+    assert answer.status_code == 400
+    assert b"needs_consent" in answer.data
