@@ -1,0 +1,145 @@
+"""The broker stopping mid-run, and a worker killed in the middle of a bulk backfill."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from badge_engine.models import Achievement
+from lti_tool.backfill import (
+    BackfillJob,
+    BackfillTrigger,
+    send_backfill,
+    start_backfill,
+)
+from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
+from lti_tool.demo.stack import free_port, wait_for
+from tests.faults.conftest import add_learners, assert_exactly, settle
+from tests.support.databases import require_service
+
+pytestmark = pytest.mark.slow
+
+COMPLETED_AT = 1735689600
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            require_service("redis-server", FileNotFoundError("not on PATH"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        assert wait_for(lambda: self._ping(client), 10), "redis-server did not start"
+
+    @staticmethod
+    def _ping(client) -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_broker_stops_and_starts(pg_stack, own_redis):
+    """Events accepted while the broker is down are awarded once after it returns."""
+    stack = pg_stack(broker_url=own_redis.url)
+    moodle = stack.peers.moodle
+    user_ids = add_learners(stack, 6)
+
+    for user_id in user_ids[:2]:
+        moodle.complete_course(DEMO_COURSE_ID, user_id, COMPLETED_AT)
+    own_redis.stop()
+    for user_id in user_ids[2:4]:
+        moodle.complete_course(DEMO_COURSE_ID, user_id, COMPLETED_AT)
+    time.sleep(3)
+    own_redis.start()
+    for user_id in user_ids[4:]:
+        moodle.complete_course(DEMO_COURSE_ID, user_id, COMPLETED_AT)
+
+    failed_posts = [d for d in moodle.deliveries if d.error]
+    assert failed_posts == []
+    result = settle(stack, timeout=180)
+    assert_exactly(result, facts=6, credentials=6, delivered=6, stack=stack)
+
+
+def _job(stack, job_id: int) -> BackfillJob:
+    with stack.bridge.session() as session:
+        return session.get(BackfillJob, job_id)
+
+
+def test_worker_killed_mid_backfill(pg_stack):
+    """A worker killed during a bulk backfill resumes it; each earned badge exists once."""
+    stack = pg_stack(hpass_outbox_lease_seconds=5)
+    moodle = stack.peers.moodle
+    user_ids = add_learners(stack, 400, portfolio=False)
+    completed = user_ids[::2]
+    for user_id in completed:
+        for cmid in (4001, 4002):
+            moodle.set_activity_state(DEMO_COURSE_ID, user_id, cmid, 1, COMPLETED_AT)
+        moodle.set_course_completed(DEMO_COURSE_ID, user_id, True, COMPLETED_AT)
+
+    with stack.bridge.session() as session:
+        achievement = session.scalars(select(Achievement)).one()
+        job = start_backfill(
+            session, achievements=[achievement], trigger=BackfillTrigger.RULE_CHANGED
+        )
+        session.commit()
+        job_id = job.id
+    with stack.app.app_context():
+        send_backfill(job_id)
+
+    started = wait_for(lambda: _job(stack, job_id).issued > 0, 90)
+    assert started, "the backfill never issued\n" + stack.logs()
+    stack.kill_worker()
+    assert _job(stack, job_id).status == "running"
+    assert _job(stack, job_id).issued < len(completed)
+
+    stack.start_worker()
+    finished = wait_for(lambda: _job(stack, job_id).status == "done", 180)
+    assert finished, f"backfill did not finish: {_job(stack, job_id)}\n" + stack.logs()
+
+    job = _job(stack, job_id)
+    assert job.issued == len(completed)
+    assert job.already_held == 0
+    assert job.not_met == len(user_ids) - len(completed) + 1
+    result = settle(stack)
+    assert_exactly(
+        result, facts=0, credentials=len(completed), delivered=0, stack=stack
+    )
