@@ -161,7 +161,7 @@ def _verify(live, target: str, *extra: str):
     result = CliRunner().invoke(
         main, ["verify", "--json", *extra, target], env=live.env
     )
-    report = json.loads(result.output.strip().splitlines()[-1])
+    report = json.loads(result.stdout)
     return result.exit_code, report
 
 
@@ -521,7 +521,7 @@ def test_verify_missing_file(live):
     )
 
     assert result.exit_code == 2
-    assert json.loads(result.output.splitlines()[0])["error"] == "usage"
+    assert json.loads(result.stdout)["error"] == "usage"
 
 
 def test_verify_text_output(live, seeded):

@@ -1,0 +1,274 @@
+"""Public badge documents: OB 2.0 hosting, status lists, credential page, revoke CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from badge_engine.data_integrity import verify_eddsa_rdfc_2022
+from badge_engine.did import public_key_from_did_document
+from badge_engine.endorsement import endorse
+from badge_engine.issuing import issue_credential
+from badge_engine.models import Achievement, Credential, Learner
+from badge_engine.rules import COURSE_COMPLETED_RULE
+from badge_engine.status import revoke_credential, status_bit
+from lti_tool.cli import main
+from tests.support.seed import add_moodle_connection, add_provider
+
+BASE = "http://127.0.0.1:5999"
+HTML = {"Accept": "text/html"}
+JSON_LD = {"Accept": "application/ld+json"}
+
+
+@pytest.fixture
+def issued(app, db):
+    """A provider with one issued credential, committed."""
+    vault = app.extensions["hpass"].vault
+    provider = add_provider(db)
+    connection = add_moodle_connection(db, vault, provider, "http://127.0.0.1:1", "t")
+    achievement = Achievement(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_course_id="101",
+        name="Safe travel",
+        description="Plans and checks safe travel in the field.",
+        criteria_narrative="Complete the Safe travel course.",
+        award_rule=COURSE_COMPLETED_RULE,
+    )
+    learner = Learner(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_user_id="3001",
+        email="learner@example.org",
+    )
+    db.add_all([achievement, learner])
+    db.flush()
+    credential = issue_credential(
+        db,
+        vault=vault,
+        base_url=BASE,
+        achievement=achievement,
+        learner=learner,
+        awarded_at=datetime(2025, 1, 1, tzinfo=UTC),
+    ).credential
+    db.commit()
+    return credential
+
+
+def _revoke(db, credential, reason="Issued in error"):
+    revoke_credential(db, credential, reason, actor="test")
+    db.commit()
+
+
+def test_ob2_assertion_json(client, issued):
+    """The hosted OB 2.0 assertion carries the OB 3.0 recipient hash and salt."""
+    response = client.get(f"/ob2/assertions/{issued.public_id}", headers=JSON_LD)
+    assertion = response.get_json(force=True)
+    identity = issued.document["credentialSubject"]["identifier"][0]
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/ld+json"
+    assert assertion["@context"] == "https://w3id.org/openbadges/v2"
+    assert assertion["type"] == "Assertion"
+    assert assertion["verification"] == {"type": "hosted"}
+    assert assertion["recipient"]["identity"] == identity["identityHash"]
+    assert assertion["recipient"]["salt"] == identity["salt"]
+    assert assertion["issuedOn"] == "2025-01-01T00:00:00Z"
+
+
+def test_ob2_assertion_html(client, issued):
+    """A browser asking for the assertion gets the credential page."""
+    response = client.get(f"/ob2/assertions/{issued.public_id}", headers=HTML)
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert b"Safe travel" in response.data
+
+
+def test_ob2_revoked_gone(client, db, issued):
+    """A revoked OB 2.0 assertion answers 410 with its reason."""
+    _revoke(db, issued, "Fraud")
+
+    response = client.get(f"/ob2/assertions/{issued.public_id}", headers=JSON_LD)
+
+    assert response.status_code == 410
+    assert response.get_json(force=True)["revocationReason"] == "Fraud"
+
+
+def test_ob2_badge_class_and_issuer(client, issued):
+    """The BadgeClass links to an Issuer that lists its key and revocation list."""
+    badge_url = client.get(
+        f"/ob2/assertions/{issued.public_id}", headers=JSON_LD
+    ).get_json(force=True)["badge"]
+    badge = client.get(badge_url.removeprefix(BASE)).get_json(force=True)
+    issuer = client.get(badge["issuer"].removeprefix(BASE)).get_json(force=True)
+    key = client.get(issuer["publicKey"][0].removeprefix(BASE)).get_json(force=True)
+
+    assert badge["type"] == "BadgeClass"
+    assert badge["criteria"]["narrative"] == "Complete the Safe travel course."
+    assert issuer["type"] == "Issuer"
+    assert issuer["revocationList"].endswith("/ob2/issuers/academy/revocations")
+    assert key["owner"] == issuer["id"]
+    assert key["publicKeyPem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_ob2_revocation_list(client, db, issued):
+    """The OB 2.0 RevocationList names revoked assertions with their reasons."""
+    _revoke(db, issued)
+
+    document = client.get("/ob2/issuers/academy/revocations").get_json(force=True)
+
+    assert document["type"] == "RevocationList"
+    assert document["revokedAssertions"] == [
+        {
+            "id": f"{BASE}/ob2/assertions/{issued.public_id}",
+            "revocationReason": "Issued in error",
+        }
+    ]
+
+
+def test_status_list_signed(client, db, issued):
+    """The status list is signed by the issuer's key and sets the revoked bit."""
+    _revoke(db, issued)
+
+    status_list = client.get("/providers/academy/status/0").get_json(force=True)
+    did_document = client.get("/providers/academy/did.json").get_json(force=True)
+    result = verify_eddsa_rdfc_2022(
+        status_list,
+        lambda method: public_key_from_did_document(did_document, method),
+    )
+    index = int(issued.document["credentialStatus"]["statusListIndex"])
+
+    assert result.verified, result.errors
+    assert status_list["issuer"] == issued.document["issuer"]["id"]
+    assert status_bit(status_list["credentialSubject"]["encodedList"], index)
+
+
+def test_1edtech_revocation_list(client, db, issued):
+    """The 1EdTechRevocationList names the revoked credential by its id."""
+    _revoke(db, issued, "Duplicate")
+
+    document = client.get("/providers/academy/revocations").get_json(force=True)
+
+    assert document["revokedCredentials"] == [
+        {"id": issued.document["id"], "revocationReason": "Duplicate"}
+    ]
+
+
+def test_credential_page_valid(client, issued):
+    """The page names what, when, by whom and says the badge is valid."""
+    page = client.get(f"/credentials/{issued.public_id}", headers=HTML).data.decode()
+
+    assert "Safe travel" in page
+    assert "2025-01-01" in page
+    assert "Academy" in page
+    assert "Valid:" in page
+    assert "No endorsements." in page
+
+
+def test_credential_page_revoked(client, db, issued):
+    """A revoked badge's page says so and shows the reason."""
+    _revoke(db, issued, "Issued in error")
+
+    page = client.get(f"/credentials/{issued.public_id}", headers=HTML).data.decode()
+
+    assert "Revoked by its issuer" in page
+    assert "Issued in error" in page
+
+
+def test_credential_page_recipient_check(client, issued):
+    """The page confirms or denies an email address without publishing it."""
+    url = f"/credentials/{issued.public_id}"
+
+    yes = client.get(url, query_string={"recipient": "learner@example.org"}, headers=HTML)
+    no = client.get(url, query_string={"recipient": "x@example.org"}, headers=HTML)
+
+    assert b"Yes, this badge was issued to" in yes.data
+    assert b"No, this badge was not issued to" in no.data
+
+
+def test_credential_page_endorsed(app, client, db, issued):
+    """An HPass endorsement of the provider appears on the page."""
+    hpass = add_provider(db, slug="hpass", name="HPass network")
+    record = endorse(
+        db,
+        vault=app.extensions["hpass"].vault,
+        base_url=BASE,
+        endorser=hpass,
+        provider=issued.achievement.provider,
+        comment="Certified after quality review.",
+    )
+    db.commit()
+
+    page = client.get(f"/credentials/{issued.public_id}", headers=HTML).data.decode()
+    endorsement = client.get(f"/endorsements/{record.public_id}").get_json(force=True)
+
+    assert "HPass network" in page
+    assert "Certified after quality review." in page
+    assert endorsement["type"] == ["VerifiableCredential", "EndorsementCredential"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ob2/assertions/nope",
+        "/ob2/badges/nope",
+        "/ob2/issuers/nope",
+        "/ob2/issuers/academy/keys/key-99",
+        "/providers/nope/status/0",
+        "/providers/nope/revocations",
+        "/endorsements/nope",
+        "/credentials/nope/badge.png",
+    ],
+)
+def test_unknown_ids_not_found(client, issued, path):
+    """Unknown ids answer 404 with a message, never a server error."""
+    response = client.get(path, headers=JSON_LD)
+
+    assert response.status_code == 404
+
+
+@pytest.fixture
+def cli(settings):
+    """Run `hpass-bridge` against the test database."""
+    env = {
+        "HPASS_DATABASE_URL": settings.database_url,
+        "HPASS_INSTANCE_PATH": str(settings.instance_path),
+        "HPASS_PUBLIC_BASE_URL": settings.public_base_url,
+        "HPASS_ENCRYPTION_KEYS": settings.encryption_keys[0].decode(),
+        "HPASS_SECRET_KEY": settings.secret_key.decode(),
+        "HPASS_LOOPBACK_DEV": "1",
+    }
+    return lambda *args: CliRunner().invoke(main, list(args), env=env)
+
+
+def test_cli_revoke(cli, db, issued):
+    """`credential revoke` revokes once with a reason and reports it as JSON."""
+    result = cli("credential", "revoke", issued.public_id, "--reason", "Fraud", "--json")
+    again = cli("credential", "revoke", issued.public_id, "--reason", "Other", "--json")
+    db.expire_all()
+    stored = db.get(Credential, issued.id)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "revoked"
+    assert again.exit_code == 1
+    assert json.loads(again.stdout)["error"] == "AlreadyRevoked"
+    assert stored.revocation_reason == "Fraud"
+
+
+def test_cli_revoke_unknown(cli, issued):
+    """Revoking an unknown id fails with not_found."""
+    result = cli("credential", "revoke", "nope", "--reason", "x", "--json")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == "not_found"
+
+
+def test_cli_revoke_needs_reason(cli, issued):
+    """A revoke without --reason is a usage error."""
+    result = cli("credential", "revoke", issued.public_id)
+
+    assert result.exit_code == 2
