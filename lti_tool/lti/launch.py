@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import jwt
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_tool.lti import nonces
@@ -42,7 +42,7 @@ from lti_tool.lti.errors import (
     TokenTooLarge,
 )
 from lti_tool.lti.jwks import JwksCache, JwksUnavailable
-from lti_tool.models import Deployment, DeploymentStatus, LtiNonce, Registration
+from lti_tool.models import Deployment, DeploymentStatus, Registration
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
@@ -61,6 +61,12 @@ ALLOWED_ALGORITHMS = (
 _KEY_FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 STATE_COOKIE_PREFIX = "hpass_lti_state_"
+
+_DEPLOYMENT = select(Deployment).where(
+    Deployment.provider_id == bindparam("provider_id"),
+    Deployment.registration_id == bindparam("registration_id"),
+    Deployment.deployment_id == bindparam("deployment_id"),
+)
 
 
 @dataclass
@@ -125,15 +131,32 @@ class LaunchValidator:
         self.ids: dict = {"registration": registration.public_id}
 
     def validate(self, request: LaunchRequest) -> ValidatedLaunch:
+        """Run every check; see `verify` and `accept` for the two halves."""
+        claims, message_type = self.verify(request)
+        return self.accept(request, claims, message_type)
+
+    def verify(self, request: LaunchRequest) -> tuple[dict, str]:
+        """Run checks 1 to 6, which read but never write the database.
+
+        This half may fetch the platform's key set, so callers run it outside any
+        database write lock.
+        """
         token = self._check_shape(request.id_token)
         header, unverified = self._decode_unverified(token)
         self._check_header(header)
         self._check_registration(unverified)
         claims = self._verify(token, header)
         message_type = self._check_claims(claims)
-        row = self._check_state_binding(request)
+        self._check_state_binding(request)
+
+        return claims, message_type
+
+    def accept(
+        self, request: LaunchRequest, claims: dict, message_type: str
+    ) -> ValidatedLaunch:
+        """Run checks 7 and 8: use the nonce and resolve the deployment."""
         nonces.consume(
-            self.session, self.registration, row.state, claims.get("nonce", ""),
+            self.session, self.registration, request.state, claims.get("nonce", ""),
             **self.ids,
         )
         deployment = self._resolve_deployment(claims[CLAIM + "deployment_id"])
@@ -377,7 +400,7 @@ class LaunchValidator:
                 **self.ids,
             )
 
-    def _check_state_binding(self, request: LaunchRequest) -> LtiNonce:
+    def _check_state_binding(self, request: LaunchRequest) -> None:
         state = request.state
         if not state or len(state) > 64:
             raise StateInvalid(
@@ -386,12 +409,13 @@ class LaunchValidator:
                 "with the id_token",
                 **self.ids,
             )
+        # With the cookie present, `nonces.consume` checks that the state exists.
+        if request.state_cookie == state:
+            return
+
         row = nonces.find(self.session, self.registration, state)
         if row is None:
             raise nonces.state_unknown(**self.ids)
-
-        if request.state_cookie == state:
-            return row
         if row.uses_platform_storage:
             if request.storage_binding is None:
                 raise NeedsPlatformStorage(state)
@@ -404,7 +428,7 @@ class LaunchValidator:
                     check="start the launch again from the course in the same browser",
                     **self.ids,
                 )
-            return row
+            return
 
         raise StateInvalid(
             "the browser did not send the state cookie that this tool set at login, "
@@ -418,11 +442,12 @@ class LaunchValidator:
     def _resolve_deployment(self, deployment_id: str) -> Deployment:
         registration = self.registration
         deployment = self.session.scalar(
-            select(Deployment).where(
-                Deployment.provider_id == registration.provider_id,
-                Deployment.registration_id == registration.id,
-                Deployment.deployment_id == deployment_id,
-            )
+            _DEPLOYMENT,
+            {
+                "provider_id": registration.provider_id,
+                "registration_id": registration.id,
+                "deployment_id": deployment_id,
+            },
         )
         if deployment is None:
             status = (

@@ -16,7 +16,7 @@ import threading
 import time
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
@@ -29,6 +29,24 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 _last_sweep = 0.0
 _sweep_lock = threading.Lock()
+
+# Built once: constructing a statement costs more than running it on a launch.
+_FIND = select(LtiNonce).where(
+    LtiNonce.provider_id == bindparam("provider_id"),
+    LtiNonce.registration_id == bindparam("registration_id"),
+    LtiNonce.state == bindparam("state"),
+)
+_TAKE = (
+    delete(LtiNonce)
+    .where(
+        LtiNonce.provider_id == bindparam("provider_id"),
+        LtiNonce.registration_id == bindparam("registration_id"),
+        LtiNonce.state == bindparam("state"),
+        LtiNonce.expires_at > bindparam("now"),
+    )
+    .returning(LtiNonce.nonce)
+)
+_INSERT = insert(LtiNonce)
 
 
 def issue(
@@ -49,7 +67,19 @@ def issue(
         storage_binding_sha256=_digest(binding) if binding else None,
         expires_at=utcnow() + LIFETIME,
     )
-    session.add(row)
+    # A Core insert: the row object is only returned to the caller, never tracked.
+    session.execute(
+        _INSERT,
+        {
+            "provider_id": row.provider_id,
+            "registration_id": row.registration_id,
+            "state": row.state,
+            "nonce": row.nonce,
+            "uses_platform_storage": row.uses_platform_storage,
+            "storage_binding_sha256": row.storage_binding_sha256,
+            "expires_at": row.expires_at,
+        },
+    )
     _sweep_now_and_then(session)
 
     return row, binding
@@ -58,11 +88,12 @@ def issue(
 def find(session: Session, registration: Registration, state: str) -> LtiNonce | None:
     """Return the unexpired row of `state` for this registration, without using it."""
     row = session.scalar(
-        select(LtiNonce).where(
-            LtiNonce.provider_id == registration.provider_id,
-            LtiNonce.registration_id == registration.id,
-            LtiNonce.state == state,
-        )
+        _FIND,
+        {
+            "provider_id": registration.provider_id,
+            "registration_id": registration.id,
+            "state": state,
+        },
     )
     if row is None or row.expires_at <= utcnow():
         return None
@@ -75,28 +106,25 @@ def consume(
     """Delete the row of `state` when its nonce matches; raise StateInvalid if not.
 
     The delete is the single-use guarantee: of two launches racing with the same
-    state, only the one whose delete removed the row goes on. The caller commits.
+    state, only the one whose delete returned the row goes on. On a nonce mismatch
+    the caller's rollback restores the row. The caller commits.
     """
-    row = find(session, registration, state)
-    if row is None:
+    stored = session.execute(
+        _TAKE,
+        {
+            "provider_id": registration.provider_id,
+            "registration_id": registration.id,
+            "state": state,
+            "now": utcnow(),
+        },
+    ).scalar()
+    if stored is None:
         raise state_unknown(**ids)
-    if not hmac.compare_digest(row.nonce, nonce):
+    if not hmac.compare_digest(stored, nonce):
         raise StateInvalid(
             "the id_token's nonce does not match the nonce this tool sent at login",
             check="start the launch again from the course; a platform that reuses "
             "old id_tokens must send the nonce from the authentication request",
-            **ids,
-        )
-
-    result = session.execute(
-        delete(LtiNonce).where(
-            LtiNonce.id == row.id, LtiNonce.provider_id == registration.provider_id
-        )
-    )
-    if result.rowcount != 1:
-        raise StateInvalid(
-            "the launch's state was used by another request at the same moment",
-            check="start the launch again from the course",
             **ids,
         )
 

@@ -20,7 +20,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from badge_engine.models import Learner
 from lti_tool.bridge import current_bridge, db_session
@@ -38,6 +38,7 @@ from lti_tool.lti.launch import (
     ValidatedLaunch,
 )
 from lti_tool.lti.proxy import TrustedProxyMiddleware
+from lti_tool.lti.serialize import database_writes
 from lti_tool.logs import get_logger
 from lti_tool.models import LtiCourse, Registration
 from lti_tool.urls_for import launch_url_of
@@ -46,6 +47,21 @@ bp = Blueprint("lti", __name__, url_prefix="/lti")
 log = get_logger(__name__)
 
 MAX_LOGIN_PARAMETER = 2048
+
+# Built once: constructing a statement costs more than running it on a launch.
+_REGISTRATION = select(Registration).where(
+    Registration.public_id == bindparam("public_id")
+)
+_COURSE = select(LtiCourse).where(
+    LtiCourse.provider_id == bindparam("provider_id"),
+    LtiCourse.registration_id == bindparam("registration_id"),
+    LtiCourse.lti_context_id == bindparam("context_id"),
+)
+_LEARNER = select(Learner).where(
+    Learner.provider_id == bindparam("provider_id"),
+    Learner.lms_connection_id == bindparam("lms_connection_id"),
+    Learner.lms_user_id == bindparam("lms_user_id"),
+)
 
 
 @bp.record_once
@@ -68,9 +84,7 @@ def _jwks_cache() -> JwksCache:
 
 
 def _registration_or_404(public_id: str) -> Registration:
-    registration = db_session().scalar(
-        select(Registration).where(Registration.public_id == public_id)
-    )
+    registration = db_session().scalar(_REGISTRATION, {"public_id": public_id})
     if registration is None:
         raise NotFound(
             f"no LTI registration {public_id!r} exists on this bridge; check the tool "
@@ -135,10 +149,11 @@ def login(public_id: str):
         )
 
     storage_target = params.get("lti_storage_target")
-    row, binding = nonces.issue(
-        db_session(), registration, platform_storage=bool(storage_target)
-    )
-    db_session().commit()
+    with database_writes(current_bridge().engine):
+        row, binding = nonces.issue(
+            db_session(), registration, platform_storage=bool(storage_target)
+        )
+        db_session().commit()
 
     query = {
         "scope": "openid",
@@ -202,7 +217,7 @@ def launch(public_id: str):
         loopback_dev=settings.loopback_dev,
     )
     try:
-        validated = validator.validate(launch_request)
+        claims, message_type = validator.verify(launch_request)
     except NeedsPlatformStorage:
         return render_template(
             "lti/storage_get.html",
@@ -211,16 +226,30 @@ def launch(public_id: str):
             state=state,
             platform_origin=_origin(registration.auth_login_url),
         )
+
+    with database_writes(current_bridge().engine):
+        return _accept(validator, launch_request, claims, message_type)
+
+
+def _accept(validator, launch_request: LaunchRequest, claims: dict, message_type: str):
+    try:
+        validated = validator.accept(launch_request, claims, message_type)
     except DeploymentHeld:
         # The held deployment is what the admin approves, and the nonce stays used.
         db_session().commit()
+        raise
+    except Exception:
+        # Release SQLite's write lock before the error page renders.
+        db_session().rollback()
         raise
 
     if validated.message_type == DEEP_LINKING:
         response = deep_linking.start(validated)
     else:
         response = _start_course_session(validated)
-    response.delete_cookie(STATE_COOKIE_PREFIX + state, path="/lti/", **_cookie_flags())
+    response.delete_cookie(
+        STATE_COOKIE_PREFIX + launch_request.state, path="/lti/", **_cookie_flags()
+    )
     return response
 
 
@@ -240,11 +269,12 @@ def _start_course_session(validated: ValidatedLaunch):
     )
 
     course = db.scalar(
-        select(LtiCourse).where(
-            LtiCourse.provider_id == registration.provider_id,
-            LtiCourse.registration_id == registration.id,
-            LtiCourse.lti_context_id == context["id"],
-        )
+        _COURSE,
+        {
+            "provider_id": registration.provider_id,
+            "registration_id": registration.id,
+            "context_id": context["id"],
+        },
     )
     if course is None:
         course = LtiCourse(
@@ -286,11 +316,12 @@ def _start_course_session(validated: ValidatedLaunch):
 def _upsert_learner(registration: Registration, lms_user_id: str, data: dict) -> Learner:
     db = db_session()
     learner = db.scalar(
-        select(Learner).where(
-            Learner.provider_id == registration.provider_id,
-            Learner.lms_connection_id == registration.lms_connection_id,
-            Learner.lms_user_id == lms_user_id,
-        )
+        _LEARNER,
+        {
+            "provider_id": registration.provider_id,
+            "lms_connection_id": registration.lms_connection_id,
+            "lms_user_id": lms_user_id,
+        },
     )
     if learner is None:
         learner = Learner(
@@ -301,7 +332,8 @@ def _upsert_learner(registration: Registration, lms_user_id: str, data: dict) ->
         db.add(learner)
     learner.name = data.get("name") or learner.name
     learner.email = data.get("email") or learner.email
-    db.flush()
+    if learner.id is None:
+        db.flush()
 
     return learner
 

@@ -1,0 +1,335 @@
+"""Measure complete LTI 1.3 launches (OIDC login plus launch) per second.
+
+Two tools run in the same invocation, each in its own process under waitress with the
+same thread count, against the same load:
+
+- bridge:   this tool (`lti_tool`), SQLite database, one registration with an LMS
+            connection, so each launch writes its nonce, course and learner rows.
+- pylti1p3: a minimal Flask tool built on pylti1p3 with default settings (nonce and
+            state in the Flask session, no key set cache).
+
+A stand-in platform process serves the JWKS. Several client processes run launches
+back to back: GET the login URL, sign an id_token with the nonce from the redirect,
+POST it to the launch URL. The script prints launches per second, p50 and p99 latency
+of a complete launch, the tool process's CPU time per launch, and the ratios of the
+bridge to the baseline.
+
+    python bench/lti_launch.py [--clients 8] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+CLIENT_ID = "bench-client"
+DEPLOYMENT_ID = "bench-deployment"
+KID = "bench-platform-key"
+WAITRESS_THREADS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 30.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start within {timeout:.0f} s")
+
+
+def _quiet() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+
+
+def run_platform(port: int, private_pem: bytes) -> None:
+    """Serve the platform's JWKS (the only platform endpoint a launch calls)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from flask import Flask, jsonify
+    from waitress import serve
+
+    _quiet()
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid=KID, alg="RS256", use="sig")
+    app = Flask("bench_platform")
+    app.add_url_rule("/jwks", "jwks", lambda: jsonify({"keys": [jwk]}))
+    serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
+
+
+def run_bridge(port: int, platform_url: str, folder: str) -> None:
+    """Serve this tool with one provider, LMS connection and registration."""
+    from cryptography.fernet import Fernet
+    from waitress import serve
+
+    from badge_engine.models import Provider
+    from connectors.models import LmsConnection
+    from lti_tool.app import create_app
+    from lti_tool.config import load_settings
+    from lti_tool.lti.registrations import create_registration
+    from lti_tool.schema import upgrade
+
+    _quiet()
+    settings = load_settings(
+        environ={"HPASS_LOG_FORMAT": "json"},
+        overrides={
+            "instance_path": Path(folder) / "instance",
+            "public_base_url": f"http://127.0.0.1:{port}",
+        },
+    )
+    settings.loopback_dev = True
+    settings.secret_key = b"bench-secret-key"
+    settings.encryption_keys = [Fernet.generate_key()]
+    settings.instance_path.mkdir(parents=True)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    bridge = app.extensions["hpass"]
+    with bridge.session() as session:
+        provider = Provider(slug="bench", name="Bench", url="https://bench.example.invalid")
+        session.add(provider)
+        session.flush()
+        connection = LmsConnection(
+            provider_id=provider.id, kind="moodle", name="Bench Moodle",
+            base_url="http://127.0.0.1:9",
+        )
+        session.add(connection)
+        session.flush()
+        registration = create_registration(
+            session, bridge.vault, provider,
+            issuer=platform_url, client_id=CLIENT_ID,
+            auth_login_url=f"{platform_url}/auth", key_set_url=f"{platform_url}/jwks",
+            deployment_ids=(DEPLOYMENT_ID,), lms_connection_id=connection.id,
+        )
+        session.commit()
+        public_id = registration.public_id
+    (Path(folder) / "bridge_registration").write_text(public_id)
+    serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
+
+
+def run_baseline(port: int, platform_url: str) -> None:
+    """Serve a minimal pylti1p3 tool with default settings."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from flask import Flask
+    from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
+    from pylti1p3.tool_config import ToolConfDict
+    from waitress import serve
+
+    _quiet()
+    tool_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tool_conf = ToolConfDict({
+        platform_url: [{
+            "default": True,
+            "client_id": CLIENT_ID,
+            "auth_login_url": f"{platform_url}/auth",
+            "auth_token_url": f"{platform_url}/token",
+            "key_set_url": f"{platform_url}/jwks",
+            "deployment_ids": [DEPLOYMENT_ID],
+        }]
+    })
+    tool_conf.set_private_key(platform_url, tool_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode(), client_id=CLIENT_ID)
+
+    app = Flask("baseline_tool")
+    app.secret_key = "bench-secret-key"
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login():
+        return FlaskOIDCLogin(FlaskRequest(), tool_conf).redirect(
+            f"http://127.0.0.1:{port}/launch"
+        )
+
+    @app.post("/launch")
+    def launch():
+        data = FlaskMessageLaunch(FlaskRequest(), tool_conf).get_launch_data()
+        return f"launched {data['sub']}"
+
+    serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
+
+
+def client_loop(
+    login_url: str, launch_url: str, target: str, issuer: str, private_pem: bytes,
+    start_at: float, stop_at: float, results: mp.Queue,
+) -> None:
+    """Run launches back to back between start_at and stop_at; report latencies."""
+    import jwt
+    import requests
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    latencies: list[float] = []
+    errors = 0
+    http = requests.Session()
+    while time.time() < stop_at:
+        http.cookies.clear()
+        began = time.perf_counter()
+        response = http.get(login_url, params={
+            "iss": issuer, "login_hint": "3001", "target_link_uri": target,
+            "client_id": CLIENT_ID,
+        }, allow_redirects=False, timeout=30)
+        query = parse_qs(urlsplit(response.headers.get("Location", "")).query)
+        if response.status_code != 302 or "nonce" not in query:
+            errors += 1
+            continue
+        now = int(time.time())
+        token = jwt.encode({
+            "iss": issuer, "aud": CLIENT_ID, "sub": "3001", "iat": now, "exp": now + 60,
+            "nonce": query["nonce"][0], "name": "Bench Learner",
+            CLAIM + "version": "1.3.0",
+            CLAIM + "message_type": "LtiResourceLinkRequest",
+            CLAIM + "deployment_id": DEPLOYMENT_ID,
+            CLAIM + "target_link_uri": target,
+            CLAIM + "resource_link": {"id": "bench-link"},
+            CLAIM + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+            CLAIM + "context": {"id": "bench-course", "title": "Bench course"},
+        }, key, algorithm="RS256", headers={"kid": KID})
+        response = http.post(launch_url, data={
+            "id_token": token, "state": query["state"][0],
+        }, allow_redirects=False, timeout=30)
+        elapsed = time.perf_counter() - began
+        if response.status_code not in (200, 302):
+            errors += 1
+            continue
+        if time.time() >= start_at:
+            latencies.append(elapsed)
+    results.put((latencies, errors))
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(name, pid, login_url, launch_url, target, issuer, private_pem, clients,
+            seconds, warmup):
+    results: mp.Queue = mp.Queue()
+    start_at = time.time() + warmup
+    stop_at = start_at + seconds
+    workers = [
+        mp.Process(target=client_loop, args=(
+            login_url, launch_url, target, issuer, private_pem, start_at, stop_at, results,
+        ))
+        for _ in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu_before = cpu_seconds(pid)
+    time.sleep(max(0.0, stop_at - time.time()))
+    cpu_after = cpu_seconds(pid)
+    latencies: list[float] = []
+    errors = 0
+    for _ in workers:
+        batch, batch_errors = results.get(timeout=120)
+        latencies.extend(batch)
+        errors += batch_errors
+    for worker in workers:
+        worker.join()
+
+    latencies.sort()
+    count = len(latencies)
+    if count == 0:
+        raise SystemExit(f"{name}: no launch succeeded ({errors} errors)")
+    return {
+        "tool": name,
+        "launches": count,
+        "errors": errors,
+        "launches_per_second": count / seconds,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000,
+        "cpu_ms_per_launch": (cpu_after - cpu_before) / count * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8,
+                        help="client processes running launches (default 8)")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="measured seconds per tool (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds of load before measuring (default 2)")
+    args = parser.parse_args()
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = platform_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    platform_port, bridge_port, baseline_port = free_port(), free_port(), free_port()
+    issuer = f"http://127.0.0.1:{platform_port}"
+    folder = tempfile.mkdtemp(prefix="lti-bench-")
+
+    servers = [
+        mp.Process(target=run_platform, args=(platform_port, private_pem), daemon=True),
+        mp.Process(target=run_bridge, args=(bridge_port, issuer, folder), daemon=True),
+        mp.Process(target=run_baseline, args=(baseline_port, issuer), daemon=True),
+    ]
+    for server in servers:
+        server.start()
+    try:
+        wait_for(f"{issuer}/jwks")
+        wait_for(f"http://127.0.0.1:{bridge_port}/health")
+        wait_for(f"http://127.0.0.1:{baseline_port}/login")
+        public_id = (Path(folder) / "bridge_registration").read_text()
+
+        bridge_base = f"http://127.0.0.1:{bridge_port}/lti/{public_id}"
+        baseline_base = f"http://127.0.0.1:{baseline_port}"
+        rows = [
+            measure("pylti1p3", servers[2].pid, f"{baseline_base}/login",
+                    f"{baseline_base}/launch", f"{baseline_base}/launch", issuer,
+                    private_pem, args.clients, args.seconds, args.warmup),
+            measure("bridge", servers[1].pid, f"{bridge_base}/login",
+                    f"{bridge_base}/launch", f"{bridge_base}/launch", issuer,
+                    private_pem, args.clients, args.seconds, args.warmup),
+        ]
+    finally:
+        for server in servers:
+            server.terminate()
+
+    print(f"{args.clients} client processes, {args.seconds:.0f} s measured per tool, "
+          f"waitress with {WAITRESS_THREADS} threads, {os.cpu_count()} CPUs")
+    print(f"{'tool':<10}{'launches/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'CPU ms/launch':>15}{'errors':>8}")
+    for row in rows:
+        print(f"{row['tool']:<10}{row['launches_per_second']:>12.1f}"
+              f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}"
+              f"{row['cpu_ms_per_launch']:>15.2f}{row['errors']:>8}")
+    baseline, bridge = rows
+    print(f"throughput ratio bridge/pylti1p3: "
+          f"{bridge['launches_per_second'] / baseline['launches_per_second']:.2f}")
+    print(f"CPU per launch ratio bridge/pylti1p3: "
+          f"{bridge['cpu_ms_per_launch'] / baseline['cpu_ms_per_launch']:.2f}")
+    print(f"p99 ratio bridge/pylti1p3: {bridge['p99_ms'] / baseline['p99_ms']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
