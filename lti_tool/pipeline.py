@@ -259,6 +259,7 @@ def deliver_credential(context: HandlerContext) -> None:
         credential=credential,
         account=account,
         timeout_seconds=bridge.settings.http_timeout_seconds,
+        base_url=bridge.settings.public_base_url,
     )
     result = run_delivery(job)
     log_ids = dict(

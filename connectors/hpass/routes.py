@@ -37,6 +37,8 @@ class DeliveryJob:
     credential: Credential
     account: PortfolioAccount | None
     timeout_seconds: float = 15.0
+    # The bridge's public base URL, for routes that send links to its documents.
+    base_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ def register_route(route: DeliveryRoute) -> DeliveryRoute:
 
 
 def _load_builtin_routes() -> None:
+    import connectors.hpass.badge_connect  # noqa: F401
     import connectors.hpass.obf  # noqa: F401
     import connectors.hpass.ob3_api  # noqa: F401
 

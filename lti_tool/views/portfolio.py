@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 
 from badge_engine.db import utcnow
 from badge_engine.models import Credential, CredentialStatus, Provider
+from connectors.hpass.badge_connect import discover_badge_connect
 from connectors.hpass.deliveries import (
     ACTIVE_STATUSES,
     learner_deliveries,
@@ -38,10 +39,12 @@ from connectors.hpass.models import (
     PortfolioAccount,
     PortfolioClient,
     PortfolioLinkRequest,
+    RouteName,
 )
 from connectors.hpass.ob3_oauth import (
     authorization_url,
     delete_tokens,
+    discover_ob3,
     exchange_code,
     find_or_register_client,
     make_pkce_pair,
@@ -152,15 +155,7 @@ def link():
         )
     )
     try:
-        client = find_or_register_client(
-            db,
-            bridge.vault,
-            _http(portfolio_url),
-            provider_id=provider_id,
-            provider_name=provider.name,
-            client_uri=provider.url,
-            redirect_uri=_callback_url(),
-        )
+        client = _find_or_register_any(db, portfolio_url, provider)
     except PortfolioSetupError as error:
         db.rollback()
         log.warning("portfolio_link_setup_failed", error=str(error), learner_id=learner_id)
@@ -187,6 +182,36 @@ def link():
         authorization_url(
             client, state=state, code_challenge=challenge, redirect_uri=_callback_url()
         )
+    )
+
+
+def _find_or_register_any(db, portfolio_url: str, provider: Provider) -> PortfolioClient:
+    """Register by the OB 3.0 API when the portfolio offers it, else by Badge Connect."""
+    problems = []
+    for route, discover in (
+        (RouteName.OB3_API, discover_ob3),
+        (RouteName.BADGE_CONNECT, discover_badge_connect),
+    ):
+        try:
+            return find_or_register_client(
+                db,
+                current_bridge().vault,
+                _http(portfolio_url),
+                provider_id=provider.id,
+                provider_name=provider.name,
+                client_uri=provider.url,
+                redirect_uri=_callback_url(),
+                route=route.value,
+                discover=discover,
+            )
+        except PortfolioSetupError as error:
+            problems.append(f"{route.value}: {error}")
+
+    raise PortfolioSetupError(
+        "it offers neither the Open Badges 3.0 API nor Badge Connect ("
+        + "; ".join(problems)
+        + ")",
+        portfolio_url=portfolio_url,
     )
 
 

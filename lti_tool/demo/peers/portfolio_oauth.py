@@ -66,6 +66,9 @@ class OAuthServer:
     api_base_path: str
     title: str
     access_token_seconds: int = 3600
+    # The scope an access token needs for the peer's write operation.
+    required_scope: str = SCOPE_UPSERT
+    serve_discovery: bool = True
     # Replaces fields of the discovery document, to test clients against bad ones.
     discovery_overrides: dict[str, t.Any] = field(default_factory=dict)
     clients: dict[str, RegisteredClient] = field(default_factory=dict)
@@ -76,7 +79,10 @@ class OAuthServer:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_routes(self, app: Flask) -> None:
-        app.add_url_rule(f"{self.api_base_path}/discovery", "discovery", self._discovery)
+        if self.serve_discovery:
+            app.add_url_rule(
+                f"{self.api_base_path}/discovery", "discovery", self._discovery
+            )
         app.add_url_rule("/oauth/register", "register", self._register, methods=["POST"])
         app.add_url_rule(
             "/oauth/authorize", "authorize", self._authorize, methods=["GET", "POST"]
@@ -84,7 +90,7 @@ class OAuthServer:
         app.add_url_rule("/oauth/token", "token", self._token, methods=["POST"])
 
     def check_access_token(self, token: str) -> str | None:
-        """Return None for a live access token with the upsert scope, else the problem."""
+        """Return None for a live access token with the required scope, else the problem."""
         with self._lock:
             issued = self.access_tokens.get(token)
         if issued is None:
@@ -93,8 +99,8 @@ class OAuthServer:
             return "the access token was revoked; ask the learner for consent again"
         if issued.expires_at is not None and issued.expires_at <= time.time():
             return "the access token expired; refresh it"
-        if SCOPE_UPSERT not in issued.scope.split():
-            return f"the access token lacks the scope {SCOPE_UPSERT}"
+        if self.required_scope not in issued.scope.split():
+            return f"the access token lacks the scope {self.required_scope}"
 
         return None
 

@@ -86,8 +86,13 @@ def seeded(app, db):
     return Seeded(provider.id, achievement.id, learner.id)
 
 
-def link_by_oauth(app, db, seeded: Seeded, portfolio_url: str) -> PortfolioAccount:
-    """Link the learner's portfolio by discovery, registration, consent and PKCE."""
+def link_by_oauth(
+    app, db, seeded: Seeded, portfolio_url: str, **client_options
+) -> PortfolioAccount:
+    """Link the learner's portfolio by discovery, registration, consent and PKCE.
+
+    `client_options` pick another route and its discovery, as for Badge Connect.
+    """
     vault = app.extensions["hpass"].vault
     http = PortfolioHttp(OutboundPolicy(loopback_dev=True), portfolio_url=portfolio_url)
     client = find_or_register_client(
@@ -98,6 +103,7 @@ def link_by_oauth(app, db, seeded: Seeded, portfolio_url: str) -> PortfolioAccou
         provider_name="Academy",
         client_uri="https://academy.example.invalid",
         redirect_uri=REDIRECT_URI,
+        **client_options,
     )
     verifier, challenge = make_pkce_pair()
     consent_url = authorization_url(
