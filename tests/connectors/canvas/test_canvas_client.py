@@ -232,3 +232,20 @@ def test_redirect_not_followed(waits):
         client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append)
         with pytest.raises(CanvasResponseInvalid, match="redirected"):
             client.list_modules("1")
+
+
+def test_server_error_retried(waits):
+    """A 503 is retried with backoff; the next answer is returned."""
+    app = Flask(__name__)
+    answers = iter([("busy", 503), ({"requirement_count": 1}, 200)])
+
+    @app.get("/api/v1/courses/1/users/2/progress")
+    def progress():
+        return next(answers)
+
+    with serve_in_thread(app) as server:
+        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append, backoff=0.25)
+        assert client.get_user_progress("1", "2") == {"requirement_count": 1}
+
+    assert waits == [0.25]
+    assert client.stats.server_errors == 1
