@@ -1,26 +1,57 @@
-"""Pages inside the LMS: the course's badges for learners and instructors."""
+"""Pages inside the LMS: the course's badges for learners and instructors.
+
+Both arrive through an LTI launch, which puts the course, the role and the provider in
+the session; every query below is scoped by that provider. The pages are plain HTML
+forms that work without JavaScript; `static/bridge.js` only adds the copy button.
+"""
 
 from __future__ import annotations
 
+import csv
 import hmac
+import io
 import secrets
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from badge_engine.models import Achievement, Credential, CredentialStatus
-from badge_engine.rules import COURSE_COMPLETED_RULE
+from badge_engine.rules import InvalidAwardRule, validate_award_rule
 from badge_engine.urls import credential_url
 from connectors.hpass.models import Delivery
+from lti_tool import i18n
+from lti_tool.accounts import record_audit
 from lti_tool.bridge import db_session
 from lti_tool.errors import BadRequest, Forbidden
+from lti_tool.i18n import gettext as _
+from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
 from lti_tool.urls_for import base_url
+from lti_tool.views.headers import allow_framing_by, platform_origins
 
 bp = Blueprint("pages", __name__)
 
 NAME_MAX = 200
 TEXT_MAX = 4000
+# Award rule kinds the form offers, in the order shown. Each kind must be one that
+# badge_engine/rules.py accepts; a new kind there gets a line here and a template block.
+RULE_KINDS = ("course_completed",)
+
+
+@bp.record_once
+def _install_languages(state) -> None:
+    i18n.init_app(state.app)
 
 
 def csrf_token() -> str:
@@ -29,12 +60,14 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
-def _check_csrf() -> None:
+def check_csrf() -> None:
     sent = request.form.get("csrf", "")
     if not hmac.compare_digest(sent, session.get("csrf", "")):
         raise BadRequest(
-            "the form expired or was not sent from this page; reload the page and "
-            "submit it again",
+            _(
+                "The form expired or was not sent from this page. Reload the page "
+                "and submit it again."
+            ),
             code="csrf_failed",
         )
 
@@ -44,11 +77,29 @@ def inject_csrf():
     return {"csrf_token": csrf_token}
 
 
+@bp.after_request
+def _frame_inside_platform(response: Response) -> Response:
+    if request.endpoint == "pages.achievement_image":
+        return response
+    registration_id = session.get("registration_id")
+    registration = None
+    if registration_id is not None and session.get("provider_id") is not None:
+        registration = db_session().scalar(
+            select(Registration).where(
+                Registration.id == registration_id,
+                Registration.provider_id == session["provider_id"],
+            )
+        )
+    return allow_framing_by(response, platform_origins(registration))
+
+
 def _course_in_session(course_id: int) -> LtiCourse:
     if session.get("course_id") != course_id:
         raise Forbidden(
-            "this page belongs to a course you did not launch; open the tool from "
-            "the course in your LMS",
+            _(
+                "This page belongs to a course you did not launch. Open the tool "
+                "from the course in your LMS."
+            ),
             course_id=course_id,
         )
     course = db_session().scalar(
@@ -58,6 +109,15 @@ def _course_in_session(course_id: int) -> LtiCourse:
     )
     if course is None:
         abort(404)
+    return course
+
+
+def _instructor_course(course_id: int) -> LtiCourse:
+    course = _course_in_session(course_id)
+    if session.get("role") != "instructor":
+        raise Forbidden(
+            _("Only instructors can change this course's badges."), course_id=course_id
+        )
     return course
 
 
@@ -76,46 +136,73 @@ def _course_achievements(course: LtiCourse) -> list[Achievement]:
     )
 
 
+def _course_achievement(course: LtiCourse, public_id: str) -> Achievement:
+    for achievement in _course_achievements(course):
+        if achievement.public_id == public_id:
+            return achievement
+    abort(404)
+
+
+def missing_steps(award_rule: dict) -> list[str]:
+    """Name what a learner still has to do under an award rule, in the page language."""
+    kind = (award_rule.get("rule") or {}).get("kind")
+    if kind == "course_completed":
+        return [_("Complete the course")]
+    return [_("Meet the badge's criteria")]
+
+
+def _live_credential(course: LtiCourse, achievement: Achievement, learner_id: int):
+    return db_session().scalar(
+        select(Credential).where(
+            Credential.provider_id == course.provider_id,
+            Credential.achievement_id == achievement.id,
+            Credential.learner_id == learner_id,
+            Credential.status == CredentialStatus.LIVE.value,
+        )
+    )
+
+
+def _deliveries(provider_id: int, credential_ids: list[int]) -> dict[int, list]:
+    if not credential_ids:
+        return {}
+    found: dict[int, list] = {}
+    for delivery in db_session().scalars(
+        select(Delivery).where(
+            Delivery.provider_id == provider_id,
+            Delivery.credential_id.in_(credential_ids),
+        )
+    ):
+        found.setdefault(delivery.credential_id, []).append(delivery)
+    return found
+
+
 def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
-    db = db_session()
     rows = []
     for achievement in _course_achievements(course):
         credential = None
-        deliveries = []
         if learner_id is not None:
-            credential = db.scalar(
-                select(Credential).where(
-                    Credential.provider_id == course.provider_id,
-                    Credential.achievement_id == achievement.id,
-                    Credential.learner_id == learner_id,
-                    Credential.status == CredentialStatus.LIVE.value,
-                )
-            )
-        if credential is not None:
-            deliveries = db.scalars(
-                select(Delivery).where(
-                    Delivery.provider_id == course.provider_id,
-                    Delivery.credential_id == credential.id,
-                )
-            ).all()
+            credential = _live_credential(course, achievement, learner_id)
         rows.append(
             {
                 "achievement": achievement,
                 "credential": credential,
                 "credential_url": credential
                 and credential_url(base_url(), credential.public_id),
-                "deliveries": deliveries,
-                "missing": [] if credential else ["Complete the course"],
+                "missing": [] if credential else missing_steps(achievement.award_rule),
             }
         )
+    credential_ids = [row["credential"].id for row in rows if row["credential"]]
+    deliveries = _deliveries(course.provider_id, credential_ids)
+    for row in rows:
+        row["deliveries"] = row["credential"] and deliveries.get(row["credential"].id, [])
     return rows
 
 
-def _award_rows(course: LtiCourse) -> list[Credential]:
+def _award_rows(course: LtiCourse) -> list[dict]:
     ids = [achievement.id for achievement in _course_achievements(course)]
     if not ids:
         return []
-    return list(
+    credentials = list(
         db_session().scalars(
             select(Credential)
             .where(
@@ -125,18 +212,51 @@ def _award_rows(course: LtiCourse) -> list[Credential]:
             .order_by(Credential.issued_at.desc())
         )
     )
+    deliveries = _deliveries(course.provider_id, [c.id for c in credentials])
+    return [
+        {"credential": credential, "deliveries": deliveries.get(credential.id, [])}
+        for credential in credentials
+    ]
+
+
+def delivery_status_text(status: str) -> str:
+    labels = {
+        "queued": _("Waiting to be sent"),
+        "delivered": _("Delivered"),
+        "retrying": _("Sending failed, retrying"),
+        "failed": _("Sending failed"),
+        "no_portfolio": _("No portfolio linked"),
+    }
+    return labels.get(status, status)
+
+
+@bp.app_template_global()
+def delivery_status(status: str) -> str:
+    return delivery_status_text(status)
+
+
+def _render_instructor(course: LtiCourse, *, form=None, errors=None, editing=None):
+    status = 400 if errors else 200
+    return (
+        render_template(
+            "instructor.html",
+            course=course,
+            achievements=_course_achievements(course),
+            awards=_award_rows(course),
+            form=form or {},
+            errors=errors or {},
+            editing=editing,
+            rule_kinds=RULE_KINDS,
+        ),
+        status,
+    )
 
 
 @bp.get("/course/<int:course_id>")
 def course(course_id: int):
     found = _course_in_session(course_id)
     if session.get("role") == "instructor":
-        return render_template(
-            "instructor.html",
-            course=found,
-            achievements=_course_achievements(found),
-            awards=_award_rows(found),
-        )
+        return _render_instructor(found)
     return render_template(
         "learner.html",
         course=found,
@@ -144,45 +264,245 @@ def course(course_id: int):
     )
 
 
-def _form_text(name: str, label: str, limit: int) -> str:
+@bp.get("/course/<int:course_id>/achievements/<public_id>/edit")
+def edit_achievement(course_id: int, public_id: str):
+    found = _instructor_course(course_id)
+    achievement = _course_achievement(found, public_id)
+    form = {
+        "name": achievement.name,
+        "description": achievement.description,
+        "criteria": achievement.criteria_narrative,
+        "rule_kind": (achievement.award_rule.get("rule") or {}).get("kind"),
+    }
+    return _render_instructor(found, form=form, editing=achievement)
+
+
+def _read_text(form: dict, errors: dict, name: str, label: str, limit: int) -> str:
     value = (request.form.get(name) or "").strip()
+    form[name] = value
     if not value:
-        raise BadRequest(f"{label} is required; fill it in and save again")
-    if len(value) > limit:
-        raise BadRequest(
-            f"{label} is {len(value)} characters long; shorten it to {limit} or fewer"
+        errors[name] = _("%(label)s is required. Fill it in and save again.", label=label)
+    elif len(value) > limit:
+        errors[name] = _(
+            "%(label)s is %(length)s characters long. Shorten it to %(limit)s or fewer.",
+            label=label,
+            length=len(value),
+            limit=limit,
         )
     return value
 
 
+def _read_rule(form: dict, errors: dict) -> dict | None:
+    kind = request.form.get("rule_kind", "")
+    form["rule_kind"] = kind
+    if kind not in RULE_KINDS:
+        errors["rule_kind"] = _("Choose when the badge is awarded.")
+        return None
+    document = {"version": 1, "rule": {"kind": kind}}
+    try:
+        validate_award_rule(document)
+    except InvalidAwardRule as error:
+        errors["rule_kind"] = str(error)
+        return None
+    return document
+
+
+def _read_image(errors: dict, provider_id: int) -> AchievementImage | None:
+    upload = request.files.get("image")
+    if upload is None or not upload.filename:
+        return None
+    content = upload.read()
+    try:
+        checked = check_image(content)
+    except ImageRejected as error:
+        errors["image"] = _("The image was not accepted: %(reason)s.", reason=str(error))
+        return None
+    return AchievementImage(
+        provider_id=provider_id,
+        media_type=checked.media_type,
+        content=content,
+        width=checked.width,
+        height=checked.height,
+    )
+
+
+def _read_achievement_form(course: LtiCourse):
+    """Read and check the badge form; return (values, errors, rule, image)."""
+    form: dict = {}
+    errors: dict = {}
+    try:
+        check_csrf()
+        _read_text(form, errors, "name", _("Badge name"), NAME_MAX)
+        _read_text(form, errors, "description", _("Description"), TEXT_MAX)
+        _read_text(form, errors, "criteria", _("Criteria"), TEXT_MAX)
+        rule = _read_rule(form, errors)
+        image = _read_image(errors, course.provider_id)
+    except RequestEntityTooLarge:
+        # The whole request is over the app's limit, so no field can be read back.
+        errors["image"] = _(
+            "The upload is too large. Use an image of at most 512 KB."
+        )
+        return form, errors, None, None
+    return form, errors, rule, image
+
+
+def _save_image(achievement: Achievement, image: AchievementImage | None) -> None:
+    if image is None:
+        return
+    db_session().add(image)
+    db_session().flush()
+    achievement.image_url = base_url() + url_for(
+        "pages.achievement_image", public_id=image.public_id
+    )
+
+
+def _instructor_actor() -> str:
+    return f"lti:{session.get('lms_user_id')}"
+
+
 @bp.post("/course/<int:course_id>/achievements")
 def create_achievement(course_id: int):
-    found = _course_in_session(course_id)
-    if session.get("role") != "instructor":
-        raise Forbidden("only instructors can create badges", course_id=course_id)
-    _check_csrf()
-    name = _form_text("name", "Badge name", NAME_MAX)
-    description = _form_text("description", "Description", TEXT_MAX)
-    criteria = _form_text("criteria", "Criteria", TEXT_MAX)
+    found = _instructor_course(course_id)
+    form, errors, rule, image = _read_achievement_form(found)
+    if errors:
+        return _render_instructor(found, form=form, errors=errors)
 
     registration = db_session().get(Registration, found.registration_id)
     if registration.lms_connection_id is None:
         raise BadRequest(
-            "this course's LMS has no API connection yet, so completions cannot be "
-            "read; ask the provider admin to connect the LMS first"
+            _(
+                "This course's LMS has no API connection yet, so completions cannot "
+                "be read. Ask the provider admin to connect the LMS first."
+            )
         )
     db = db_session()
-    db.add(
-        Achievement(
-            provider_id=found.provider_id,
-            lms_connection_id=registration.lms_connection_id,
-            lms_course_id=found.lms_course_id,
-            name=name,
-            description=description,
-            criteria_narrative=criteria,
-            award_rule=COURSE_COMPLETED_RULE,
-        )
+    achievement = Achievement(
+        provider_id=found.provider_id,
+        lms_connection_id=registration.lms_connection_id,
+        lms_course_id=found.lms_course_id,
+        name=form["name"],
+        description=form["description"],
+        criteria_narrative=form["criteria"],
+        award_rule=rule,
+    )
+    db.add(achievement)
+    db.flush()
+    _save_image(achievement, image)
+    record_audit(
+        db,
+        provider_id=found.provider_id,
+        actor=_instructor_actor(),
+        action="achievement.created",
+        target=f"achievement:{achievement.public_id}",
+        detail={"course_id": found.id, "rule": rule["rule"]["kind"]},
     )
     db.commit()
 
     return redirect(url_for("pages.course", course_id=course_id), code=303)
+
+
+@bp.post("/course/<int:course_id>/achievements/<public_id>")
+def update_achievement(course_id: int, public_id: str):
+    found = _instructor_course(course_id)
+    achievement = _course_achievement(found, public_id)
+    form, errors, rule, image = _read_achievement_form(found)
+    if errors:
+        return _render_instructor(found, form=form, errors=errors, editing=achievement)
+
+    db = db_session()
+    achievement.name = form["name"]
+    achievement.description = form["description"]
+    achievement.criteria_narrative = form["criteria"]
+    achievement.award_rule = rule
+    _save_image(achievement, image)
+    record_audit(
+        db,
+        provider_id=found.provider_id,
+        actor=_instructor_actor(),
+        action="achievement.updated",
+        target=f"achievement:{achievement.public_id}",
+        detail={"course_id": found.id, "rule": rule["rule"]["kind"]},
+    )
+    db.commit()
+
+    return redirect(url_for("pages.course", course_id=course_id), code=303)
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # Spreadsheets run a cell that starts with one of these as a formula.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+@bp.get("/course/<int:course_id>/awards.csv")
+def export_awards(course_id: int):
+    found = _instructor_course(course_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["learner", "lms_user_id", "badge", "awarded_at", "status", "delivery", "url"]
+    )
+    for row in _award_rows(found):
+        credential = row["credential"]
+        writer.writerow(
+            [
+                _csv_cell(credential.learner.name),
+                _csv_cell(credential.learner.lms_user_id),
+                _csv_cell(credential.achievement.name),
+                credential.awarded_at.isoformat(),
+                credential.status,
+                ";".join(delivery.status for delivery in row["deliveries"]),
+                credential_url(base_url(), credential.public_id),
+            ]
+        )
+    return Response(
+        buffer.getvalue(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="awards-course-{found.id}.csv"'
+        },
+    )
+
+
+@bp.get("/course/<int:course_id>/credentials/<public_id>/download")
+def download_credential(course_id: int, public_id: str):
+    """Send the learner's own signed credential as a JSON file.
+
+    NOTE: only the JSON credential is offered; a baked PNG or SVG needs the engine's
+    baking, which this page does not call yet.
+    """
+    found = _course_in_session(course_id)
+    credential = db_session().scalar(
+        select(Credential).where(
+            Credential.provider_id == found.provider_id,
+            Credential.public_id == public_id,
+            Credential.learner_id == session.get("learner_id"),
+        )
+    )
+    if credential is None:
+        abort(404)
+    response = jsonify(credential.document)
+    response.mimetype = "application/vc+ld+json"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="badge-{credential.public_id}.json"'
+    )
+    return response
+
+
+@bp.get("/images/<public_id>")
+def achievement_image(public_id: str):
+    """Serve an uploaded badge image; public, like the achievement that shows it."""
+    image = db_session().scalar(
+        select(AchievementImage).where(AchievementImage.public_id == public_id)
+    )
+    if image is None:
+        abort(404)
+    response = Response(image.content, mimetype=image.media_type)
+    # An SVG opened on its own must not run anything, even if a check missed a trick.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'"
+    )
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response

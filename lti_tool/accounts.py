@@ -1,0 +1,284 @@
+"""Accounts for provider admins and HPass operators, their one-time links, and the
+audit log of who changed what.
+
+Learners and instructors never have an account: they arrive through LTI launches.
+Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second
+recommended profile); an account locks for `LOCKOUT_MINUTES` after
+`MAX_FAILED_SIGN_INS` wrong passwords in a row. Invitation and password-reset links
+carry a random token of which only the SHA-256 digest is stored, and work once.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import JSON, ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from badge_engine.db import Base, utcnow
+
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT_MINUTES = 15
+INVITATION_DAYS = 7
+RESET_HOURS = 1
+PASSWORD_MIN = 12
+PASSWORD_MAX = 256
+
+_hasher = PasswordHasher()
+
+
+class AccountRole(str, enum.Enum):
+    OPERATOR = "operator"
+    PROVIDER_ADMIN = "provider_admin"
+
+
+class TokenPurpose(str, enum.Enum):
+    INVITATION = "invitation"
+    PASSWORD_RESET = "password_reset"
+
+
+class Account(Base):
+    """A person who signs in with email and password; operators have no provider."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_sign_in_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == AccountRole.OPERATOR.value
+
+
+class AccountToken(Base):
+    """A one-time link: an invitation to create an account, or a password reset."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # For invitations: the account to create. For resets: the account to change.
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
+    role: Mapped[str | None] = mapped_column(String(20))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One change a person made: who, in which provider, what, to which object."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id"), index=True
+    )
+    # "account:<id>" for signed-in admins, "lti:<lms user id>" for instructors.
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PasswordRejected(ValueError):
+    """A new password breaks a password rule, which the message names."""
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_new_password(password: str, email: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise PasswordRejected(
+            f"the password has {len(password)} characters; use at least {PASSWORD_MIN}"
+        )
+    if len(password) > PASSWORD_MAX:
+        raise PasswordRejected(
+            f"the password has {len(password)} characters; use at most {PASSWORD_MAX}"
+        )
+    if password.strip().lower() == normalize_email(email):
+        raise PasswordRejected("the password must not be the email address")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def create_account(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    role: AccountRole,
+    provider_id: int | None,
+) -> Account:
+    """Add an account after checking the password rules; the caller commits."""
+    check_new_password(password, email)
+    if role is AccountRole.PROVIDER_ADMIN and provider_id is None:
+        raise ValueError("a provider admin account needs a provider")
+    account = Account(
+        email=normalize_email(email),
+        role=role.value,
+        provider_id=None if role is AccountRole.OPERATOR else provider_id,
+        password_hash=hash_password(password),
+    )
+    session.add(account)
+    session.flush()
+
+    return account
+
+
+def find_account(session: Session, email: str) -> Account | None:
+    return session.scalar(
+        select(Account).where(Account.email == normalize_email(email))
+    )
+
+
+def is_locked(account: Account, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return account.locked_until is not None and account.locked_until > now
+
+
+def authenticate(
+    session: Session, email: str, password: str, now: datetime | None = None
+) -> tuple[Account | None, str]:
+    """Check a sign-in; return the account (or None) and an outcome code.
+
+    Outcomes: "ok", "unknown", "locked", "wrong_password". The caller commits, because
+    a failure changes the counter. An unknown email still costs one hash, so the
+    response time does not tell which emails have accounts.
+    """
+    now = now or utcnow()
+    account = find_account(session, email)
+    if account is None:
+        _hasher.hash(password)
+        return None, "unknown"
+    if is_locked(account, now):
+        return account, "locked"
+    try:
+        _hasher.verify(account.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        account.failed_sign_ins += 1
+        if account.failed_sign_ins >= MAX_FAILED_SIGN_INS:
+            account.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
+            account.failed_sign_ins = 0
+            return account, "locked"
+        return account, "wrong_password"
+
+    account.failed_sign_ins = 0
+    account.locked_until = None
+    account.last_sign_in_at = now
+    if _hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+    return account, "ok"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session,
+    purpose: TokenPurpose,
+    *,
+    email: str,
+    provider_id: int | None = None,
+    role: AccountRole | None = None,
+    account_id: int | None = None,
+    created_by_account_id: int | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Store a one-time link's digest and return the token to put in the link."""
+    now = now or utcnow()
+    lifetime = (
+        timedelta(days=INVITATION_DAYS)
+        if purpose is TokenPurpose.INVITATION
+        else timedelta(hours=RESET_HOURS)
+    )
+    token = secrets.token_urlsafe(32)
+    session.add(
+        AccountToken(
+            purpose=purpose.value,
+            token_sha256=_digest(token),
+            email=normalize_email(email),
+            provider_id=provider_id,
+            role=role.value if role else None,
+            account_id=account_id,
+            created_by_account_id=created_by_account_id,
+            expires_at=now + lifetime,
+        )
+    )
+    session.flush()
+
+    return token
+
+
+def find_usable_token(
+    session: Session, token: str, purpose: TokenPurpose, now: datetime | None = None
+) -> AccountToken | None:
+    """Return the unused, unexpired token row for `token`, or None."""
+    now = now or utcnow()
+    row = session.scalar(
+        select(AccountToken).where(
+            AccountToken.token_sha256 == _digest(token),
+            AccountToken.purpose == purpose.value,
+        )
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        return None
+
+    return row
+
+
+def record_audit(
+    session: Session,
+    *,
+    provider_id: int | None,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add an audit event in the caller's transaction, so it commits with the change."""
+    event = AuditEvent(
+        provider_id=provider_id,
+        actor=actor,
+        action=action,
+        target=target,
+        detail=detail,
+    )
+    session.add(event)
+
+    return event
+
+
+def audit_text(detail: Any) -> str:
+    """Render an audit detail for the log page, without secrets (none are stored)."""
+    if not detail:
+        return ""
+    if isinstance(detail, dict):
+        return ", ".join(f"{key}: {value}" for key, value in sorted(detail.items()))
+    return str(detail)
+

@@ -1,0 +1,72 @@
+"""`hpass-bridge operator`: accounts of HPass operators, created from the command line.
+
+The first operator account cannot be invited by anyone, so it is created here; later
+operators and provider admins arrive by invitation links.
+"""
+
+from __future__ import annotations
+
+import click
+
+from lti_tool.cli import emit, fail, json_option
+
+
+@click.group()
+def operator() -> None:
+    """Manage HPass operator accounts."""
+
+
+@operator.command("create")
+@click.option("--email", required=True, help="The operator's email address (sign-in name).")
+@click.password_option(
+    "--password",
+    help="The password (at least 12 characters); asked for twice when omitted.",
+)
+@json_option
+def create_operator(email: str, password: str, as_json: bool) -> None:
+    """Create an HPass operator account that signs in with email and password."""
+    from lti_tool.accounts import (
+        AccountRole,
+        PasswordRejected,
+        create_account,
+        find_account,
+        record_audit,
+    )
+    from lti_tool.app import create_app
+    from lti_tool.cli import _settings_or_fail
+
+    if "@" not in email or len(email) > 320:
+        fail(f"{email!r} is not an email address; pass --email name@example.org", as_json)
+    bridge = create_app(_settings_or_fail(as_json)).extensions["hpass"]
+    with bridge.session() as session:
+        if find_account(session, email) is not None:
+            fail(
+                f"an account for {email} already exists; reset its password from the "
+                "sign-in page instead",
+                as_json,
+                code="account_exists",
+            )
+        try:
+            account = create_account(
+                session,
+                email=email,
+                password=password,
+                role=AccountRole.OPERATOR,
+                provider_id=None,
+            )
+        except PasswordRejected as error:
+            fail(f"{error}; run the command again", as_json, code="invalid_password")
+        record_audit(
+            session,
+            provider_id=None,
+            actor="cli",
+            action="account.created",
+            target=f"account:{account.id}",
+            detail={"role": account.role},
+        )
+        session.commit()
+        emit(
+            {"status": "ok", "account_id": account.id, "email": account.email},
+            as_json,
+            f"operator account {account.email} created; sign in at /account/sign-in",
+        )

@@ -1,0 +1,140 @@
+"""Page languages: English, French, Spanish and Arabic, with gettext catalogues.
+
+The catalogues are the `.po` files in `lti_tool/translations/`. They are compiled in
+memory when the app starts, so a fresh clone installed with `pip install -e .` needs no
+build step and a `.po` edit can never run against a stale `.mo` file.
+
+A page's language is, in order: the language the person picked with the switcher, the
+locale claim of their LTI launch (`launch_presentation.locale`), the browser's
+Accept-Language header, then English.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import NullTranslations, Translations
+from flask import Flask, g, request, session
+
+TRANSLATIONS = Path(__file__).parent / "translations"
+DEFAULT_LOCALE = "en"
+# Languages in the order the switcher lists them, each named in its own language.
+LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية"}
+RTL_LANGUAGES = frozenset({"ar"})
+
+
+def supported_locale(value: str | None) -> str | None:
+    """Return the supported language for a BCP 47 tag such as `fr-CA`, or None."""
+    if not value:
+        return None
+    try:
+        language = Locale.parse(value.strip().replace("-", "_")).language
+    except (ValueError, UnknownLocaleError):
+        return None
+
+    return language if language in LANGUAGES else None
+
+
+def select_locale() -> str:
+    for candidate in (session.get("locale_choice"), session.get("launch_locale")):
+        chosen = supported_locale(candidate)
+        if chosen:
+            return chosen
+    for tag, _quality in request.accept_languages:
+        chosen = supported_locale(tag)
+        if chosen:
+            return chosen
+
+    return DEFAULT_LOCALE
+
+
+@lru_cache(maxsize=None)
+def translations_for(locale: str) -> NullTranslations:
+    """Compile the locale's `.po` catalogue into gettext translations, once per process."""
+    po_path = TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
+    if locale == DEFAULT_LOCALE or not po_path.exists():
+        return NullTranslations()
+    with po_path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+
+    return Translations(buffer)
+
+
+def current_locale() -> str:
+    if "locale" not in g:
+        g.locale = select_locale()
+    return g.locale
+
+
+def gettext(message: str, **variables) -> str:
+    text = translations_for(current_locale()).ugettext(message)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, count: int, **variables) -> str:
+    text = translations_for(current_locale()).ungettext(singular, plural, count)
+    return text % {"num": count, **variables}
+
+
+def text_direction() -> str:
+    return "rtl" if current_locale() in RTL_LANGUAGES else "ltr"
+
+
+def localized_date(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return format_date(value, format="long", locale=current_locale())
+
+
+def localized_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return format_datetime(value, format="medium", locale=current_locale())
+
+
+def localized_number(value: float | int) -> str:
+    return format_decimal(value, locale=current_locale())
+
+
+def _apply_language_choice() -> None:
+    """Store a `?lang=` choice from the switcher for the rest of the session."""
+    chosen = supported_locale(request.args.get("lang"))
+    if chosen:
+        session["locale_choice"] = chosen
+
+
+def init_app(app: Flask) -> None:
+    """Install the gettext callables and locale filters into the app's templates."""
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    # Jinja's newstyle gettext substitutes the %(name)s variables itself, after
+    # escaping them, so the callables installed here only translate.
+    app.jinja_env.install_gettext_callables(
+        lambda message: translations_for(current_locale()).ugettext(message),
+        lambda singular, plural, count: translations_for(
+            current_locale()
+        ).ungettext(singular, plural, count),
+        newstyle=True,
+    )
+    app.jinja_env.filters["date"] = localized_date
+    app.jinja_env.filters["datetime"] = localized_datetime
+    app.jinja_env.filters["number"] = localized_number
+    app.before_request(_apply_language_choice)
+
+    @app.context_processor
+    def language_context():
+        return {
+            "locale": current_locale(),
+            "text_direction": text_direction(),
+            "languages": LANGUAGES,
+        }

@@ -1,0 +1,148 @@
+"""Badge images uploaded by instructors: checked, stored, and served from the bridge.
+
+Only PNG and SVG are accepted, the two formats Open Badges bakes. A PNG is checked by
+its signature and IHDR chunk; an SVG is parsed as XML and rejected when it contains
+scripts, event handlers, external references or entity declarations, because the
+image is served from the bridge's own origin.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from xml.etree import ElementTree
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from badge_engine.db import Base, utcnow
+
+MAX_IMAGE_BYTES = 512 * 1024
+MIN_SIDE = 90
+MAX_SIDE = 2048
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SVG_NAMESPACE = "{http://www.w3.org/2000/svg}"
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+_FORBIDDEN_SVG_TAGS = {"script", "foreignObject", "iframe", "embed", "object"}
+_LENGTH = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(px)?\s*$")
+
+
+class AchievementImage(Base):
+    """An uploaded badge image; `Achievement.image_url` points at its public URL."""
+
+    __tablename__ = "achievement_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    public_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=lambda: str(uuid.uuid4())
+    )
+    media_type: Mapped[str] = mapped_column(String(40))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int]
+    height: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImageRejected(ValueError):
+    """An uploaded image is not acceptable; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    media_type: str
+    width: int
+    height: int
+
+
+def check_image(content: bytes) -> CheckedImage:
+    """Return the image's type and size in pixels, or raise ImageRejected."""
+    if len(content) > MAX_IMAGE_BYTES:
+        raise ImageRejected(
+            f"the image is {len(content) // 1024} KB; use a file of at most "
+            f"{MAX_IMAGE_BYTES // 1024} KB"
+        )
+    if content.startswith(PNG_SIGNATURE):
+        checked = _check_png(content)
+    elif content.lstrip().startswith((b"<?xml", b"<svg", b"<!--")):
+        checked = _check_svg(content)
+    else:
+        raise ImageRejected("the file is not a PNG or SVG image; upload a PNG or SVG")
+    for side in (checked.width, checked.height):
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise ImageRejected(
+                f"the image is {checked.width}×{checked.height} pixels; each side must "
+                f"be between {MIN_SIDE} and {MAX_SIDE} pixels"
+            )
+
+    return checked
+
+
+def _check_png(content: bytes) -> CheckedImage:
+    # The IHDR chunk must come first: 4-byte length, b"IHDR", width, height.
+    if len(content) < 24 or content[12:16] != b"IHDR":
+        raise ImageRejected("the PNG file is damaged (no IHDR header); export it again")
+    width, height = struct.unpack(">II", content[16:24])
+
+    return CheckedImage("image/png", width, height)
+
+
+def _check_svg(content: bytes) -> CheckedImage:
+    if b"<!DOCTYPE" in content or b"<!ENTITY" in content:
+        raise ImageRejected(
+            "the SVG declares a DOCTYPE or entities, which are not allowed; "
+            "save it as plain SVG"
+        )
+    try:
+        root = ElementTree.fromstring(content)
+    except ElementTree.ParseError as error:
+        raise ImageRejected(f"the SVG is not valid XML ({error}); export it again")
+    if root.tag not in (SVG_NAMESPACE + "svg", "svg"):
+        raise ImageRejected("the file's root element is not <svg>; upload an SVG image")
+    for element in root.iter():
+        _check_svg_element(element)
+
+    return CheckedImage("image/svg+xml", *_svg_size(root))
+
+
+def _check_svg_element(element: ElementTree.Element) -> None:
+    local_name = element.tag.rsplit("}", 1)[-1]
+    if local_name in _FORBIDDEN_SVG_TAGS:
+        raise ImageRejected(
+            f"the SVG contains a <{local_name}> element, which could run code; "
+            "remove it and upload again"
+        )
+    for attribute, value in element.attrib.items():
+        name = attribute.rsplit("}", 1)[-1].lower()
+        if name.startswith("on"):
+            raise ImageRejected(
+                f"the SVG has an event handler attribute {name!r}, which could run "
+                "code; remove it and upload again"
+            )
+        is_link = attribute in (XLINK_HREF, "href")
+        if is_link and not value.strip().startswith("#"):
+            raise ImageRejected(
+                "the SVG refers to an outside resource; embed everything in the file"
+            )
+
+
+def _svg_size(root: ElementTree.Element) -> tuple[int, int]:
+    width, height = root.get("width"), root.get("height")
+    if width and height and _LENGTH.match(width) and _LENGTH.match(height):
+        return (
+            round(float(_LENGTH.match(width).group(1))),
+            round(float(_LENGTH.match(height).group(1))),
+        )
+    view_box = (root.get("viewBox") or "").replace(",", " ").split()
+    if len(view_box) == 4:
+        try:
+            return round(float(view_box[2])), round(float(view_box[3]))
+        except ValueError:
+            pass
+    raise ImageRejected(
+        "the SVG has no pixel width and height or viewBox; set width and height "
+        "in pixels"
+    )

@@ -1,0 +1,454 @@
+"""Pages for provider admins and HPass operators, behind an account sign-in.
+
+A provider admin works on their own provider. An operator first picks a provider on
+the dashboard and then sees the same pages for it. Every query is scoped by
+`current_provider_id()`, so an id that belongs to another provider is a 404.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import func, select
+
+from badge_engine.db import utcnow
+from badge_engine.models import Provider
+from badge_engine.outbox import OutboxMessage, OutboxStatus
+from connectors.models import LmsConnection, LmsKind
+from lti_tool.accounts import (
+    Account,
+    AccountRole,
+    AuditEvent,
+    TokenPurpose,
+    audit_text,
+    find_account,
+    issue_token,
+    record_audit,
+)
+from lti_tool.bridge import current_bridge, db_session
+from lti_tool.i18n import gettext as _
+from lti_tool.logs import get_logger
+from lti_tool.lti.registrations import create_registration
+from lti_tool.models import Registration
+from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
+from lti_tool.views.auth import invitation_link, signed_in_account
+from lti_tool.views.headers import forbid_framing
+from lti_tool.views.pages import check_csrf
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+log = get_logger(__name__)
+
+PAGE_SIZE = 50
+URL_MAX = 500
+NAME_MAX = 200
+
+
+@bp.after_request
+def _no_framing(response: Response) -> Response:
+    return forbid_framing(response)
+
+
+@bp.app_template_global()
+def audit_detail(detail) -> str:
+    return audit_text(detail)
+
+
+def account_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        account = signed_in_account()
+        if account is None:
+            expired = "1" if g.get("session_expired") else None
+            return redirect(url_for("auth.sign_in_form", expired=expired), code=303)
+        return view(account, *args, **kwargs)
+
+    return wrapper
+
+
+def current_provider_id(account: Account) -> int | None:
+    if account.is_operator:
+        return session.get("acting_provider_id")
+    return account.provider_id
+
+
+def _provider_or_pick(account: Account) -> Provider:
+    provider_id = current_provider_id(account)
+    if provider_id is None:
+        abort(redirect(url_for("admin.dashboard"), code=303))
+    provider = db_session().get(Provider, provider_id)
+    if provider is None:
+        abort(404)
+    return provider
+
+
+def _actor(account: Account) -> str:
+    return f"account:{account.id}"
+
+
+@bp.get("/")
+@account_required
+def dashboard(account: Account):
+    db = db_session()
+    provider_id = current_provider_id(account)
+    providers = []
+    if account.is_operator:
+        providers = list(db.scalars(select(Provider).order_by(Provider.name)))
+    provider = db.get(Provider, provider_id) if provider_id is not None else None
+    summary = {}
+    if provider is not None:
+        summary = {
+            "connections": db.scalar(
+                select(func.count(LmsConnection.id)).where(
+                    LmsConnection.provider_id == provider.id
+                )
+            ),
+            "registrations": db.scalar(
+                select(func.count(Registration.id)).where(
+                    Registration.provider_id == provider.id
+                )
+            ),
+            "dead": db.scalar(
+                select(func.count(OutboxMessage.id)).where(
+                    OutboxMessage.provider_id == provider.id,
+                    OutboxMessage.status == OutboxStatus.DEAD.value,
+                )
+            ),
+        }
+    return render_template(
+        "admin/dashboard.html",
+        account=account,
+        provider=provider,
+        providers=providers,
+        summary=summary,
+    )
+
+
+@bp.post("/provider")
+@account_required
+def pick_provider(account: Account):
+    check_csrf()
+    if not account.is_operator:
+        abort(404)
+    provider_id = request.form.get("provider_id", type=int)
+    if provider_id is None or db_session().get(Provider, provider_id) is None:
+        abort(404)
+    session["acting_provider_id"] = provider_id
+    return redirect(url_for("admin.dashboard"), code=303)
+
+
+def _connections_page(account, provider, form=None, errors=None, created=None, status=200):
+    db = db_session()
+    connections = db.scalars(
+        select(LmsConnection)
+        .where(LmsConnection.provider_id == provider.id)
+        .order_by(LmsConnection.id)
+    ).all()
+    registrations = db.scalars(
+        select(Registration)
+        .where(Registration.provider_id == provider.id)
+        .order_by(Registration.id)
+    ).all()
+    return (
+        render_template(
+            "admin/connect.html",
+            account=account,
+            provider=provider,
+            connections=connections,
+            registrations=registrations,
+            form=form or {},
+            errors=errors or {},
+            created=created,
+            tool_urls=lambda registration: {
+                "login": lti_login_url(base_url(), registration.public_id),
+                "launch": launch_url_of(registration),
+                "jwks": lti_jwks_url(base_url(), registration.public_id),
+            },
+        ),
+        status,
+    )
+
+
+@bp.get("/connect")
+@account_required
+def connect_form(account: Account):
+    return _connections_page(account, _provider_or_pick(account))
+
+
+def _read_url(form: dict, errors: dict, name: str) -> str:
+    value = (request.form.get(name) or "").strip()
+    form[name] = value
+    parts = urlsplit(value)
+    if not value:
+        errors[name] = _("Enter the address, starting with https://.")
+    elif len(value) > URL_MAX or parts.scheme not in ("http", "https") or not parts.netloc:
+        errors[name] = _(
+            "This is not a web address. Enter a full address such as "
+            "https://moodle.example.org."
+        )
+    elif parts.scheme == "http" and not current_bridge().settings.loopback_dev:
+        errors[name] = _("Use an https:// address; plain http is not accepted.")
+    return value.rstrip("/")
+
+
+def _read_required(form: dict, errors: dict, name: str, limit: int = NAME_MAX) -> str:
+    value = (request.form.get(name) or "").strip()
+    form[name] = value
+    if not value:
+        errors[name] = _("This field is required.")
+    elif len(value) > limit:
+        errors[name] = _(
+            "This is %(length)s characters long. Shorten it to %(limit)s or fewer.",
+            length=len(value),
+            limit=limit,
+        )
+    return value
+
+
+@bp.post("/connect/lms")
+@account_required
+def connect_lms(account: Account):
+    from lti_tool.views.webhooks import secret_digest
+
+    check_csrf()
+    provider = _provider_or_pick(account)
+    form: dict = {}
+    errors: dict = {}
+    name = _read_required(form, errors, "lms_name")
+    url = _read_url(form, errors, "lms_url")
+    token = _read_required(form, errors, "lms_token", limit=500)
+    form.pop("lms_token", None)
+    if errors:
+        return _connections_page(account, provider, form, errors, status=400)
+
+    db = db_session()
+    webhook_secret = secrets.token_urlsafe(32)
+    connection = LmsConnection(
+        provider_id=provider.id,
+        kind=LmsKind.MOODLE.value,
+        name=name,
+        base_url=url,
+        api_token_encrypted=current_bridge().vault.encrypt(token),
+        webhook_secret_sha256=secret_digest(webhook_secret),
+    )
+    db.add(connection)
+    db.flush()
+    record_audit(
+        db,
+        provider_id=provider.id,
+        actor=_actor(account),
+        action="lms_connection.created",
+        target=f"lms_connection:{connection.public_id}",
+        detail={"base_url": url},
+    )
+    db.commit()
+    log.info("lms_connection_created", provider_id=provider.id, connection=connection.id)
+    # The webhook secret is shown this once; only its digest is stored.
+    created = {"connection": connection, "webhook_secret": webhook_secret}
+    return _connections_page(account, provider, created=created)
+
+
+@bp.post("/connect/lti")
+@account_required
+def connect_lti(account: Account):
+    check_csrf()
+    provider = _provider_or_pick(account)
+    form: dict = {}
+    errors: dict = {}
+    issuer = _read_url(form, errors, "issuer")
+    client_id = _read_required(form, errors, "client_id")
+    login_url = _read_url(form, errors, "auth_login_url")
+    key_set_url = _read_url(form, errors, "key_set_url")
+    deployment_id = _read_required(form, errors, "deployment_id")
+    connection_id = request.form.get("lms_connection_id", type=int)
+    db = db_session()
+    connection = None
+    if connection_id is not None:
+        connection = db.scalar(
+            select(LmsConnection).where(
+                LmsConnection.id == connection_id,
+                LmsConnection.provider_id == provider.id,
+            )
+        )
+        if connection is None:
+            errors["lms_connection_id"] = _("Choose one of this provider's LMS sites.")
+    duplicate = db.scalar(
+        select(Registration).where(
+            Registration.issuer == issuer, Registration.client_id == client_id
+        )
+    )
+    if duplicate is not None:
+        errors["client_id"] = _(
+            "This issuer and client id are already registered on the bridge."
+        )
+    if errors:
+        return _connections_page(account, provider, form, errors, status=400)
+
+    registration = create_registration(
+        db,
+        current_bridge().vault,
+        provider,
+        issuer=issuer,
+        client_id=client_id,
+        auth_login_url=login_url,
+        key_set_url=key_set_url,
+        deployment_ids=(deployment_id,),
+        lms_connection_id=connection.id if connection else None,
+    )
+    record_audit(
+        db,
+        provider_id=provider.id,
+        actor=_actor(account),
+        action="lti_registration.created",
+        target=f"lti_registration:{registration.public_id}",
+        detail={"issuer": issuer, "client_id": client_id},
+    )
+    db.commit()
+    return redirect(url_for("admin.connect_form"), code=303)
+
+
+@bp.get("/dead-letters")
+@account_required
+def dead_letters(account: Account):
+    provider = _provider_or_pick(account)
+    messages = db_session().scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.provider_id == provider.id,
+            OutboxMessage.status == OutboxStatus.DEAD.value,
+        )
+        .order_by(OutboxMessage.id.desc())
+        .limit(PAGE_SIZE)
+    ).all()
+    return render_template(
+        "admin/dead_letters.html",
+        account=account,
+        provider=provider,
+        messages=messages,
+        retried=request.args.get("retried", type=int),
+    )
+
+
+@bp.post("/dead-letters/<int:message_id>/retry")
+@account_required
+def retry_dead_letter(account: Account, message_id: int):
+    check_csrf()
+    provider = _provider_or_pick(account)
+    db = db_session()
+    message = db.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.provider_id == provider.id,
+            OutboxMessage.status == OutboxStatus.DEAD.value,
+        )
+    )
+    if message is None:
+        abort(404)
+    # Back to pending with a fresh attempt budget; the sweep picks it up.
+    message.status = OutboxStatus.PENDING.value
+    message.attempts = 0
+    message.next_attempt_at = utcnow()
+    message.locked_until = None
+    record_audit(
+        db,
+        provider_id=provider.id,
+        actor=_actor(account),
+        action="outbox.retried",
+        target=f"outbox:{message.id}",
+        detail={"kind": message.kind, "last_error": (message.last_error or "")[:200]},
+    )
+    db.commit()
+    log.info("dead_letter_retried", provider_id=provider.id, outbox_id=message.id)
+    return redirect(url_for("admin.dead_letters", retried=message.id), code=303)
+
+
+@bp.get("/audit")
+@account_required
+def audit_log(account: Account):
+    provider = _provider_or_pick(account)
+    events = db_session().scalars(
+        select(AuditEvent)
+        .where(AuditEvent.provider_id == provider.id)
+        .order_by(AuditEvent.id.desc())
+        .limit(PAGE_SIZE)
+    ).all()
+    return render_template(
+        "admin/audit.html", account=account, provider=provider, events=events
+    )
+
+
+@bp.get("/invitations")
+@account_required
+def invitation_form(account: Account):
+    provider = _provider_or_pick(account)
+    return render_template(
+        "admin/invite.html",
+        account=account,
+        provider=provider,
+        form={},
+        errors={},
+        link=None,
+    )
+
+
+@bp.post("/invitations")
+@account_required
+def invite(account: Account):
+    check_csrf()
+    provider = _provider_or_pick(account)
+    email = (request.form.get("email") or "").strip()
+    errors = {}
+    db = db_session()
+    if not email or "@" not in email or len(email) > 320:
+        errors["email"] = _("Enter the email address of the person to invite.")
+    elif find_account(db, email) is not None:
+        errors["email"] = _("This email already has an account.")
+    if errors:
+        return (
+            render_template(
+                "admin/invite.html",
+                account=account,
+                provider=provider,
+                form={"email": email},
+                errors=errors,
+                link=None,
+            ),
+            400,
+        )
+    token = issue_token(
+        db,
+        TokenPurpose.INVITATION,
+        email=email,
+        provider_id=provider.id,
+        role=AccountRole.PROVIDER_ADMIN,
+        created_by_account_id=account.id,
+    )
+    record_audit(
+        db,
+        provider_id=provider.id,
+        actor=_actor(account),
+        action="account.invited",
+        target=f"email:{email.lower()}",
+    )
+    db.commit()
+    # The link is shown once to the person who invites, who passes it on.
+    return render_template(
+        "admin/invite.html",
+        account=account,
+        provider=provider,
+        form={},
+        errors={},
+        link=invitation_link(token),
+    )

@@ -1,0 +1,338 @@
+"""Sign-in for provider admins and HPass operators: password, invitations, resets.
+
+A signed-in session ends after `IDLE_MINUTES` without a request or `MAX_HOURS` after
+sign-in, whichever comes first. These pages may never be framed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from email.message import EmailMessage
+
+from flask import (
+    Blueprint,
+    Response,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from badge_engine.db import utcnow
+from lti_tool.accounts import (
+    LOCKOUT_MINUTES,
+    Account,
+    AccountRole,
+    PasswordRejected,
+    TokenPurpose,
+    authenticate,
+    check_new_password,
+    create_account,
+    find_account,
+    find_usable_token,
+    hash_password,
+    issue_token,
+    normalize_email,
+    record_audit,
+)
+from lti_tool.bridge import current_bridge, db_session
+from lti_tool.i18n import gettext as _
+from lti_tool.logs import get_logger
+from lti_tool.urls_for import base_url
+from lti_tool.views.headers import forbid_framing
+from lti_tool.views.pages import check_csrf
+
+bp = Blueprint("auth", __name__, url_prefix="/account")
+log = get_logger(__name__)
+
+IDLE_MINUTES = 30
+MAX_HOURS = 12
+EMAIL_MAX = 320
+
+
+@bp.after_request
+def _no_framing(response: Response) -> Response:
+    return forbid_framing(response)
+
+
+def _timestamp(now: datetime) -> float:
+    return now.timestamp()
+
+
+def start_account_session(account: Account) -> None:
+    now = utcnow()
+    session.clear()
+    session.update(
+        account_id=account.id,
+        account_started=_timestamp(now),
+        account_seen=_timestamp(now),
+    )
+
+
+def signed_in_account() -> Account | None:
+    """Return the session's account, or None when absent or expired.
+
+    An expired session is cleared, so the next page asks for the password again.
+    """
+    if "account" in g:
+        return g.account
+    account = None
+    account_id = session.get("account_id")
+    if account_id is not None:
+        now = _timestamp(utcnow())
+        started = session.get("account_started", 0)
+        seen = session.get("account_seen", 0)
+        expired = now - seen > IDLE_MINUTES * 60 or now - started > MAX_HOURS * 3600
+        if expired:
+            session.clear()
+            g.session_expired = True
+        else:
+            account = db_session().get(Account, account_id)
+            session["account_seen"] = now
+    g.account = account
+    return account
+
+
+def _sign_in_page(form: dict, errors: dict, status: int = 200, message: str = ""):
+    return (
+        render_template("auth/sign_in.html", form=form, errors=errors, message=message),
+        status,
+    )
+
+
+@bp.get("/sign-in")
+def sign_in_form():
+    message = ""
+    if request.args.get("expired"):
+        message = _("Your session ended. Sign in again to continue.")
+    return _sign_in_page({}, {}, message=message)
+
+
+@bp.post("/sign-in")
+def sign_in():
+    check_csrf()
+    email = (request.form.get("email") or "").strip()
+    password = request.form.get("password") or ""
+    form = {"email": email}
+    errors = {}
+    if not email:
+        errors["email"] = _("Enter your email address.")
+    if not password:
+        errors["password"] = _("Enter your password.")
+    if errors:
+        return _sign_in_page(form, errors, 400)
+
+    db = db_session()
+    account, outcome = authenticate(db, email[:EMAIL_MAX], password[:1024])
+    db.commit()
+    if outcome == "locked":
+        log.warning("sign_in_locked", account_id=account.id)
+        errors["password"] = _(
+            "Too many wrong passwords. The account is locked for %(minutes)s minutes; "
+            "try again later or reset your password.",
+            minutes=LOCKOUT_MINUTES,
+        )
+        return _sign_in_page(form, errors, 429)
+    if outcome != "ok":
+        log.info("sign_in_failed", account_id=account and account.id)
+        # One message for unknown emails and wrong passwords, so the form does not
+        # reveal which emails have accounts.
+        errors["password"] = _(
+            "The email or password is wrong. Check both and try again."
+        )
+        return _sign_in_page(form, errors, 401)
+
+    start_account_session(account)
+    log.info("sign_in_succeeded", account_id=account.id)
+    return redirect(url_for("admin.dashboard"), code=303)
+
+
+@bp.post("/sign-out")
+def sign_out():
+    check_csrf()
+    session.clear()
+    return redirect(url_for("auth.sign_in_form"), code=303)
+
+
+def _password_errors(email: str) -> tuple[str, dict]:
+    password = request.form.get("password") or ""
+    repeated = request.form.get("password_repeat") or ""
+    errors = {}
+    try:
+        check_new_password(password, email)
+    except PasswordRejected as error:
+        errors["password"] = _(
+            "The password was not accepted: %(reason)s.", reason=str(error)
+        )
+    if not errors and password != repeated:
+        errors["password_repeat"] = _("The two passwords differ. Type the same twice.")
+    return password, errors
+
+
+def _set_password_page(token_row, errors: dict, status: int, purpose: TokenPurpose):
+    return (
+        render_template(
+            "auth/set_password.html",
+            email=token_row.email,
+            errors=errors,
+            invitation=purpose is TokenPurpose.INVITATION,
+        ),
+        status,
+    )
+
+
+def _link_expired_page():
+    return (
+        render_template("auth/link_expired.html"),
+        404,
+    )
+
+
+@bp.get("/invitation/<token>")
+def invitation_form(token: str):
+    row = find_usable_token(db_session(), token, TokenPurpose.INVITATION)
+    if row is None:
+        return _link_expired_page()
+    return _set_password_page(row, {}, 200, TokenPurpose.INVITATION)
+
+
+@bp.post("/invitation/<token>")
+def accept_invitation(token: str):
+    check_csrf()
+    db = db_session()
+    row = find_usable_token(db, token, TokenPurpose.INVITATION)
+    if row is None:
+        return _link_expired_page()
+    password, errors = _password_errors(row.email)
+    if find_account(db, row.email) is not None:
+        errors["password"] = _(
+            "An account with this email already exists. Sign in, or reset its password."
+        )
+    if errors:
+        return _set_password_page(row, errors, 400, TokenPurpose.INVITATION)
+
+    account = create_account(
+        db,
+        email=row.email,
+        password=password,
+        role=AccountRole(row.role),
+        provider_id=row.provider_id,
+    )
+    row.used_at = utcnow()
+    record_audit(
+        db,
+        provider_id=row.provider_id,
+        actor=f"account:{account.id}",
+        action="account.created",
+        target=f"account:{account.id}",
+        detail={"role": account.role, "invited_by": row.created_by_account_id},
+    )
+    db.commit()
+    start_account_session(account)
+
+    return redirect(url_for("admin.dashboard"), code=303)
+
+
+def send_account_email(to: str, subject: str, body: str) -> None:
+    """Write an email to the instance folder's `mail/` directory.
+
+    TODO: send through the outbox and SMTP once the email channel exists; until then
+    an operator reads the files, so no link leaves this machine.
+    """
+    message = EmailMessage()
+    message["To"] = to
+    message["From"] = "HPass badges <no-reply@localhost>"
+    message["Subject"] = subject
+    message.set_content(body)
+    folder = current_bridge().settings.instance_path / "mail"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    (folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml").write_bytes(bytes(message))
+
+
+@bp.get("/reset")
+def reset_request_form():
+    return render_template("auth/reset_request.html", form={}, errors={}, sent=False)
+
+
+@bp.post("/reset")
+def request_reset():
+    check_csrf()
+    email = (request.form.get("email") or "").strip()
+    if not email or "@" not in email or len(email) > EMAIL_MAX:
+        errors = {"email": _("Enter the email address of your account.")}
+        return (
+            render_template(
+                "auth/reset_request.html", form={"email": email}, errors=errors, sent=False
+            ),
+            400,
+        )
+    db = db_session()
+    account = find_account(db, email)
+    if account is not None:
+        token = issue_token(
+            db,
+            TokenPurpose.PASSWORD_RESET,
+            email=account.email,
+            provider_id=account.provider_id,
+            account_id=account.id,
+        )
+        db.commit()
+        link = base_url() + url_for("auth.reset_form", token=token)
+        send_account_email(
+            account.email,
+            "Reset your HPass badges password",
+            f"Open this link within an hour to choose a new password:\n\n{link}\n\n"
+            "If you did not ask for it, ignore this email.",
+        )
+        log.info("password_reset_sent", account_id=account.id)
+    # The same page either way, so the form does not reveal which emails exist.
+    return render_template(
+        "auth/reset_request.html", form={"email": normalize_email(email)}, errors={},
+        sent=True,
+    )
+
+
+@bp.get("/reset/<token>")
+def reset_form(token: str):
+    row = find_usable_token(db_session(), token, TokenPurpose.PASSWORD_RESET)
+    if row is None:
+        return _link_expired_page()
+    return _set_password_page(row, {}, 200, TokenPurpose.PASSWORD_RESET)
+
+
+@bp.post("/reset/<token>")
+def reset_password(token: str):
+    check_csrf()
+    db = db_session()
+    row = find_usable_token(db, token, TokenPurpose.PASSWORD_RESET)
+    if row is None:
+        return _link_expired_page()
+    account = db.get(Account, row.account_id)
+    password, errors = _password_errors(row.email)
+    if errors:
+        return _set_password_page(row, errors, 400, TokenPurpose.PASSWORD_RESET)
+
+    account.password_hash = hash_password(password)
+    account.failed_sign_ins = 0
+    account.locked_until = None
+    row.used_at = utcnow()
+    record_audit(
+        db,
+        provider_id=account.provider_id,
+        actor=f"account:{account.id}",
+        action="account.password_reset",
+        target=f"account:{account.id}",
+    )
+    db.commit()
+    start_account_session(account)
+
+    return redirect(url_for("admin.dashboard"), code=303)
+
+
+def invitation_link(token: str) -> str:
+    return base_url() + url_for("auth.invitation_form", token=token)
+
