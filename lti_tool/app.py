@@ -53,6 +53,8 @@ def create_app(
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.views.canvas_webhooks import bp as canvas_webhooks_bp
+    from lti_tool.views.admin import bp as admin_bp
+    from lti_tool.views.auth import bp as auth_bp
     from lti_tool.views.health import bp as health_bp
     from lti_tool.views.lti import bp as lti_bp
     from lti_tool.views.pages import bp as pages_bp
@@ -60,7 +62,9 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.views.public import bp as public_bp
     from lti_tool.views.webhooks import bp as webhooks_bp
 
-    for blueprint in (health_bp, lti_bp, pages_bp, public_bp, webhooks_bp):
+    for blueprint in (
+        health_bp, lti_bp, pages_bp, public_bp, webhooks_bp, admin_bp, auth_bp
+    ):
         app.register_blueprint(blueprint)
     app.register_blueprint(portfolio_bp)
     app.register_blueprint(canvas_webhooks_bp)
