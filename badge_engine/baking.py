@@ -101,11 +101,13 @@ def extract_png(image: bytes) -> BakedPayload:
     chunks = _read_png_chunks(image)
     for version in ("3.0", "2.0"):
         keyword = _keyword(version)
-        found = [data for kind, data in chunks if _is_badge_chunk((kind, data), keyword)]
+        found = [
+            data for kind, data in chunks if _is_badge_chunk((kind, data), keyword)
+        ]
         if len(found) > 1:
             raise BakingError(
-                f"The PNG contains {len(found)} iTXt chunks with the keyword {keyword!r}; "
-                "a baked badge contains exactly one.",
+                f"The PNG contains {len(found)} iTXt chunks with the keyword "
+                f"{keyword!r}, but a baked badge contains exactly one.",
                 code="duplicate_baked_credential",
             )
         if found:
@@ -162,8 +164,8 @@ def extract_svg(image: bytes) -> BakedPayload:
         found = root.findall(f".//{{{namespace}}}{name}")
         if len(found) > 1:
             raise BakingError(
-                f"The SVG contains {len(found)} openbadges:{name} elements; a baked badge "
-                "holds exactly one.",
+                f"The SVG contains {len(found)} openbadges:{name} elements, but a "
+                "baked badge contains exactly one.",
                 code="duplicate_baked_credential",
             )
         if found:
@@ -190,9 +192,7 @@ def extract(image: bytes) -> BakedPayload:
     if looks_like_svg(image):
         return extract_svg(image)
 
-    raise BakingError(
-        "Expected a PNG or SVG image.", code="unsupported_image_format"
-    )
+    raise BakingError("Expected a PNG or SVG image.", code="unsupported_image_format")
 
 
 def plain_png(size: int = 64, rgb: tuple[int, int, int] = (0, 94, 184)) -> bytes:
@@ -221,7 +221,9 @@ def plain_svg(title: str) -> bytes:
 
 def _keyword(version: str) -> str:
     if version not in _KEYWORDS:
-        raise ValueError(f"Expected Open Badges version '2.0' or '3.0', got {version!r}")
+        raise ValueError(
+            f"Expected Open Badges version '2.0' or '3.0', got {version!r}"
+        )
     return _KEYWORDS[version]
 
 

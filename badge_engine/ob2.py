@@ -194,7 +194,9 @@ def public_key_from_pem(pem: Any) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as error:
-        raise InvalidCredential(f"publicKeyPem: not a PEM public key: {error}") from error
+        raise InvalidCredential(
+            f"publicKeyPem: not a PEM public key: {error}"
+        ) from error
     if not isinstance(key, Ed25519PublicKey):
         raise InvalidCredential(
             f"publicKeyPem: expected an Ed25519 key, found {type(key).__name__}; "

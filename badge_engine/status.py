@@ -7,7 +7,7 @@ it in three ways, all built from the same rows:
   credential owns one bit of a provider's list. The list is a signed
   `BitstringStatusListCredential` whose `encodedList` is the GZIP-compressed
   bitstring in base64url with the multibase prefix "u". Bit 0 is the most
-  significant bit of the first byte. Each list holds 131,072 bits, the minimum that
+  significant bit of the first byte. Each list contains 131,072 bits, the minimum that
   specification sets so that one bit says little about one person.
 - OB 3.0 `1EdTechRevocationList`: a JSON document listing the ids of revoked
   credentials with their reasons.
@@ -44,8 +44,8 @@ BITSTRING_ENTRY_TYPE = "BitstringStatusListEntry"
 BITSTRING_CREDENTIAL_TYPE = "BitstringStatusListCredential"
 REVOCATION_LIST_TYPE = "1EdTechRevocationList"
 MAX_REASON_LENGTH = 1000
-# An encoded list inflates to STATUS_LIST_BITS / 8 bytes for our lists; larger lists
-# from other issuers are accepted up to this many bytes and rejected above it.
+# Our encoded lists inflate to STATUS_LIST_BITS / 8 bytes. Larger lists from other
+# issuers are accepted up to this many bytes and rejected above it.
 MAX_DECODED_LIST_BYTES = 16 * 1024 * 1024
 
 

@@ -8,9 +8,9 @@ Every other DID goes to the caller's resolver, so nothing here touches the netwo
 
 `verify_open_badge_credential` checks no credentialStatus, because reading a status
 list needs a fetch. `verify_target` and `verify_bytes` check every format the bridge
-issues (OB 3.0 with eddsa-rdfc-2022 or as a VC-JWT, OB 2.0 hosted or signed, any of
-them baked into a PNG or SVG) including status, dates and recipient, fetching only
-through the guarded client in the `VerifyContext`.
+issues: OB 3.0 with eddsa-rdfc-2022 or as a VC-JWT, and OB 2.0 hosted or signed, each
+also baked into a PNG or SVG. They check status, dates and recipient too, and fetch
+only through the guarded client in the `VerifyContext`.
 """
 
 from __future__ import annotations
@@ -255,7 +255,9 @@ def verify_target(target: str, context: VerifyContext) -> VerificationReport:
         except FetchError as error:
             if error.code == "http_410":
                 report.version, report.format = "2.0", "ob2-hosted"
-                report.error("revoked", f"The issuer revoked the credential at {target}.")
+                report.error(
+                    "revoked", f"The issuer revoked the credential at {target}."
+                )
             else:
                 report.error("fetch_failed", str(error))
             return report
@@ -273,7 +275,8 @@ def verify_bytes(data: bytes, context: VerifyContext) -> VerificationReport:
     if len(data) > MAX_INPUT_BYTES:
         report.error(
             "too_large",
-            f"The input is larger than {MAX_INPUT_BYTES} bytes, which no credential is.",
+            f"The input is larger than {MAX_INPUT_BYTES} bytes, which no credential "
+            "is.",
         )
         return report
 
@@ -300,9 +303,7 @@ def verify_bytes(data: bytes, context: VerifyContext) -> VerificationReport:
     return report
 
 
-def verify_text(
-    text: str, context: VerifyContext, report: VerificationReport
-) -> None:
+def verify_text(text: str, context: VerifyContext, report: VerificationReport) -> None:
     """Verify JSON, a compact JWS/JWT, or an OB 2.0 assertion URL, into `report`."""
     text = text.strip()
     if text.startswith(("{", "[")):
@@ -347,7 +348,11 @@ def verify_ob3_document(
 
     proofs = document.get("proof")
     if proofs is None:
-        report.error("missing_proof", "The credential has no proof, so it is not signed.", "$.proof")
+        report.error(
+            "missing_proof",
+            "The credential has no proof, so it is not signed.",
+            "$.proof",
+        )
         return
     for number, proof in enumerate(proofs if isinstance(proofs, list) else [proofs]):
         if isinstance(proof, dict) and (
@@ -465,7 +470,11 @@ def check_ob3_recipient(
     """Report a credential that names nobody, or not the expected recipient."""
     subject = document.get("credentialSubject")
     if not isinstance(subject, dict):
-        report.error("missing_recipient", "Expected a credentialSubject object.", "$.credentialSubject")
+        report.error(
+            "missing_recipient",
+            "Expected a credentialSubject object.",
+            "$.credentialSubject",
+        )
         return
     if "EndorsementSubject" in (subject.get("type") or []):
         return
@@ -504,7 +513,11 @@ def check_ob3_recipient(
 def _check_ob3_shape(document: dict[str, Any], report: VerificationReport) -> bool:
     contexts = document.get("@context")
     if not isinstance(contexts, list) or not contexts:
-        report.error("invalid_type", "Expected @context to be a non-empty array.", "$['@context']")
+        report.error(
+            "invalid_type",
+            "Expected @context to be a non-empty array.",
+            "$['@context']",
+        )
         return False
     for number, item in enumerate(contexts):
         if isinstance(item, str) and item not in CONTEXT_FILES:
@@ -529,7 +542,9 @@ def _check_ob3_shape(document: dict[str, Any], report: VerificationReport) -> bo
             path, text = _split_message(message)
             report.error("schema_invalid", text, path if path.startswith("$") else "$")
         if not report.errors:
-            report.checks.append("schema: matches the OB 3.0 AchievementCredential schema.")
+            report.checks.append(
+                "schema: matches the OB 3.0 AchievementCredential schema."
+            )
 
     return not report.errors
 
@@ -550,7 +565,9 @@ def _proof_problem(message: str) -> Problem:
         code = "unknown_context"
     else:
         code = "invalid_proof"
-    return Problem(code, text, "$." + path if path and not path.startswith("$") else path or "$")
+    return Problem(
+        code, text, "$." + path if path and not path.startswith("$") else path or "$"
+    )
 
 
 def _split_message(message: str) -> tuple[str, str]:

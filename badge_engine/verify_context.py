@@ -1,4 +1,4 @@
-"""What every verification step shares: the clock, the guarded fetcher, DID resolution
+"""Shared state of one verification: the clock, the guarded fetcher, DID resolution
 and the expected recipient.
 """
 
@@ -104,9 +104,7 @@ class VerifyContext:
             )
 
         did = verification_method.partition("#")[0]
-        return public_key_from_did_document(
-            self.did_document(did), verification_method
-        )
+        return public_key_from_did_document(self.did_document(did), verification_method)
 
     def recipient_matches(self, identity: str, hashed: bool, salt: Any) -> bool:
         """Check whether the expected recipient has this (maybe hashed) identity."""

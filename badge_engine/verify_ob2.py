@@ -73,9 +73,11 @@ def verify_signed_assertion(
     report.version, report.format = "2.0", _with_container(report, "ob2-signed")
     try:
         header = jwt.get_unverified_header(token)
-        assertion = parse_json_object(jwt.api_jws.decode_complete(
-            token, options={"verify_signature": False}
-        )["payload"])
+        assertion = parse_json_object(
+            jwt.api_jws.decode_complete(token, options={"verify_signature": False})[
+                "payload"
+            ]
+        )
     except (jwt.InvalidTokenError, UnreadableDocument) as error:
         report.error("invalid_proof", f"The JWS cannot be decoded: {error}")
         return
@@ -263,7 +265,8 @@ def _check_dates(
             report.error("invalid_date", "expires is not a date-time.", "$.expires")
         elif expires <= context.now:
             report.error(
-                "expired", f"The assertion expired at {assertion['expires']}.",
+                "expired",
+                f"The assertion expired at {assertion['expires']}.",
                 "$.expires",
             )
 
@@ -271,7 +274,9 @@ def _check_dates(
 def _check_recipient(
     recipient: Any, context: VerifyContext, report: VerificationReport
 ) -> None:
-    if not isinstance(recipient, dict) or not isinstance(recipient.get("identity"), str):
+    if not isinstance(recipient, dict) or not isinstance(
+        recipient.get("identity"), str
+    ):
         report.error(
             "missing_recipient",
             "The assertion needs a recipient with an identity.",

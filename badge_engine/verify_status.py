@@ -38,7 +38,9 @@ def check_credential_status(
 
     entries = status if isinstance(status, list) else [status]
     for number, entry in enumerate(entries):
-        path = "$.credentialStatus" + (f"[{number}]" if isinstance(status, list) else "")
+        path = "$.credentialStatus" + (
+            f"[{number}]" if isinstance(status, list) else ""
+        )
         if not isinstance(entry, dict):
             report.error("invalid_type", "Expected a status object.", path)
         elif entry.get("type") == BITSTRING_ENTRY_TYPE:
@@ -184,7 +186,9 @@ def _check_revocation_list(
     for item in revoked:
         if isinstance(item, dict) and item.get("id") == credential.get("id"):
             reason = item.get("revocationReason") or "no reason given"
-            report.error("revoked", f"The issuer revoked this credential: {reason}", path)
+            report.error(
+                "revoked", f"The issuer revoked this credential: {reason}", path
+            )
             return
 
     report.checks.append(f"status: not listed in the revocation list {list_url}.")

@@ -22,7 +22,9 @@ log = structlog.get_logger(__name__)
 
 
 @click.command("verify")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+)
 @click.option(
     "--recipient",
     metavar="EMAIL",

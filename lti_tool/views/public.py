@@ -134,8 +134,8 @@ def _credential_page(found: Credential):
     recipient_check = None
     email = request.args.get("recipient", "").strip()
     if email:
-        # The recipient is only a salted hash, so the page confirms an address the
-        # visitor already knows rather than showing one.
+        # The recipient is only a salted hash, so the page checks an address the
+        # visitor enters rather than showing one.
         report = VerificationReport()
         check_ob3_recipient(found.document, VerifyContext(recipient=email), report)
         recipient_check = not report.errors

@@ -21,7 +21,12 @@ JWS = "eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2lnbmF0dXJl"
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data))
+    )
 
 
 def _png_with(*chunks: bytes) -> bytes:
@@ -59,7 +64,7 @@ def test_png_itxt_keyword_ob3():
 
 
 def test_svg_namespace_ob3():
-    """OB 3.0 credentials go into an openbadges:credential element of the 3.0 namespace."""
+    """OB 3.0 credentials go into openbadges:credential of the 3.0 namespace."""
     image = bake_svg(plain_svg("x"), JWS, "3.0").decode()
 
     assert 'xmlns:openbadges="https://purl.imsglobal.org/ob/v3p0"' in image

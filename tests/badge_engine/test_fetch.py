@@ -84,7 +84,7 @@ def test_fetch_loopback_blocked(server_url):
     ],
 )
 def test_fetch_private_addresses_blocked(url):
-    """Private, link-local, metadata, unspecified and multicast addresses are blocked."""
+    """Private, link-local, metadata, unspecified and multicast hosts are blocked."""
     fetcher = GuardedFetcher(allow_loopback=True)
 
     assert _code(fetcher, url) == "blocked_address"
@@ -113,7 +113,9 @@ def test_fetch_redirect_limit(server_url):
 
 def test_fetch_http_error(server_url):
     """A non-2xx status is an error carrying the status code."""
-    assert _code(GuardedFetcher(allow_loopback=True), f"{server_url}/nope") == "http_404"
+    assert (
+        _code(GuardedFetcher(allow_loopback=True), f"{server_url}/nope") == "http_404"
+    )
 
 
 def test_fetch_timeout(server_url):
@@ -121,4 +123,3 @@ def test_fetch_timeout(server_url):
     fetcher = GuardedFetcher(allow_loopback=True, timeout_seconds=0.2)
 
     assert _code(fetcher, f"{server_url}/slow") == "timeout"
-

@@ -22,7 +22,9 @@ from badge_engine.verify_context import VerifyContext
 EMAIL = "learner@example.org"
 
 
-def _signed(issuer_id: str | None = None, key=None, method: str | None = None, **changes):
+def _signed(
+    issuer_id: str | None = None, key=None, method: str | None = None, **changes
+):
     """A credential signed by a did:key issuer, which verifies with no network."""
     key = key or Ed25519PrivateKey.generate()
     did = did_key(key.public_key())
@@ -152,9 +154,7 @@ def test_missing_proof():
 
 def test_unknown_did_method():
     """A key under a DID method the verifier cannot resolve is named as such."""
-    document = _signed(
-        issuer_id="did:example:123", method="did:example:123#key-1"
-    )
+    document = _signed(issuer_id="did:example:123", method="did:example:123#key-1")
 
     report = _verify(document)
 
@@ -225,7 +225,9 @@ def test_png_decompression_bomb():
     )
     chunks = [(b"IHDR", header), (b"iTXt", bomb), (b"IEND", b"")]
     image = PNG_SIGNATURE + b"".join(
-        struct.pack(">I", len(data)) + kind + data
+        struct.pack(">I", len(data))
+        + kind
+        + data
         + struct.pack(">I", zlib.crc32(kind + data))
         for kind, data in chunks
     )
@@ -292,7 +294,9 @@ def test_ob2_json_unreachable_host():
 
 def test_ob2_assertion_without_id():
     """An OB 2.0 assertion without its URL cannot be checked and says so."""
-    report = _verify({"@context": "https://w3id.org/openbadges/v2", "type": "Assertion"})
+    report = _verify(
+        {"@context": "https://w3id.org/openbadges/v2", "type": "Assertion"}
+    )
 
     assert _codes(report) == ["invalid_type"]
 

@@ -66,7 +66,9 @@ def live(tmp_path_factory):
     folder = tmp_path_factory.mktemp("verify")
     holder = {}
     server = make_server(
-        "127.0.0.1", 0, lambda environ, start: holder["app"](environ, start),
+        "127.0.0.1",
+        0,
+        lambda environ, start: holder["app"](environ, start),
         threaded=True,
     )
     base = f"http://127.0.0.1:{server.port}"
@@ -187,7 +189,9 @@ def _unsigned(live, seeded, **changes):
         provider = session.get(Provider, seeded["provider"])
         achievement = session.get(Achievement, seeded["achievement"])
         arguments = {
-            "credential_id": credential_url(live.base, "f0f0f0f0-0000-4000-8000-000000000001"),
+            "credential_id": credential_url(
+                live.base, "f0f0f0f0-0000-4000-8000-000000000001"
+            ),
             "issuer": issuer_profile(live.base, provider),
             "achievement": ob3.AchievementData(
                 id=achievement_url(live.base, achievement.public_id),

@@ -183,7 +183,9 @@ def test_credential_page_recipient_check(client, issued):
     """The page confirms or denies an email address without publishing it."""
     url = f"/credentials/{issued.public_id}"
 
-    yes = client.get(url, query_string={"recipient": "learner@example.org"}, headers=HTML)
+    yes = client.get(
+        url, query_string={"recipient": "learner@example.org"}, headers=HTML
+    )
     no = client.get(url, query_string={"recipient": "x@example.org"}, headers=HTML)
 
     assert b"Yes, this badge was issued to" in yes.data
@@ -247,7 +249,9 @@ def cli(settings):
 
 def test_cli_revoke(cli, db, issued):
     """`credential revoke` revokes once with a reason and reports it as JSON."""
-    result = cli("credential", "revoke", issued.public_id, "--reason", "Fraud", "--json")
+    result = cli(
+        "credential", "revoke", issued.public_id, "--reason", "Fraud", "--json"
+    )
     again = cli("credential", "revoke", issued.public_id, "--reason", "Other", "--json")
     db.expire_all()
     stored = db.get(Credential, issued.id)
