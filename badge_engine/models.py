@@ -182,6 +182,14 @@ class Credential(Base):
         ForeignKey("completion_facts.id")
     )
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set when the LMS reported, after the award, that the completion behind it was
+    # reversed (a teacher set it back to incomplete). The credential stays live
+    # until an instructor revokes it; the bridge never revokes it by itself.
+    completion_reversed_at: Mapped[datetime | None]
+    completion_reversal_detail: Mapped[str | None] = mapped_column(Text)
+    completion_reversal_fact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("completion_facts.id")
+    )
 
     achievement: Mapped[Achievement] = relationship()
     learner: Mapped[Learner] = relationship()

@@ -14,6 +14,9 @@ from flask import Flask
 
 from lti_tool.embedded_broker import register as register_embedded_broker
 
+# How often each Moodle connection is polled for completions that no event reported.
+MOODLE_POLL_SECONDS = 15 * 60
+
 
 def _broker_url(url: str) -> str:
     # The embedded default is spelled sqla+sqlite in configuration (kombu's own name);
@@ -65,6 +68,10 @@ def make_celery(app: Flask) -> Celery:
             "sweep-outbox": {
                 "task": "lti_tool.tasks.sweep_outbox",
                 "schedule": settings.outbox_sweep_seconds,
+            },
+            "poll-moodle-connections": {
+                "task": "lti_tool.tasks.poll_moodle_connections",
+                "schedule": MOODLE_POLL_SECONDS,
             },
         },
     )

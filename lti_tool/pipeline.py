@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
-from badge_engine.facts import CompletionState
+from badge_engine.facts import CompletionFact, CompletionState
 from badge_engine.issuing import issue_credential
 from badge_engine.models import (
     Achievement,
     CompletionFactRecord,
+    Credential,
+    CredentialStatus,
     FactOutcome,
     Learner,
 )
@@ -32,7 +35,12 @@ from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 from connectors.hpass.routes import DeliveryJob
 from connectors.models import ConnectionState, LmsConnection, LmsKind
 from connectors.moodle.client import MoodleClient
-from connectors.moodle.errors import MoodleNoCompletionCriteria, MoodleTokenInvalid
+from connectors.moodle.errors import (
+    MoodleError,
+    MoodleNoCompletionCriteria,
+    MoodleTokenInvalid,
+    MoodleUnavailable,
+)
 from connectors.moodle.progress import read_learner_progress as read_moodle_progress
 from lti_tool.bridge import Bridge
 from lti_tool.logs import get_logger
@@ -41,6 +49,7 @@ log = get_logger(__name__)
 
 EVALUATE_FACT = "fact.evaluate"
 DELIVER_CREDENTIAL = "credential.deliver"
+REREAD_MOODLE_LEARNER = "moodle.reread_learner"
 
 
 class RetryLater(Exception):
@@ -64,12 +73,83 @@ class HandlerContext:
     follow_up_ids: list[int] = field(default_factory=list)
 
 
+def record_fact(
+    session: Session, fact: CompletionFact
+) -> tuple[CompletionFactRecord, OutboxMessage | None]:
+    """Add a fact and its evaluation message to the session; a repeat is a no-op.
+
+    Returns the stored record and the new outbox message, or the earlier record
+    and None when a fact with the same dedupe key exists. Events, polls and
+    re-reads all store facts here, so dedupe holds across sources. The caller
+    commits, then dispatches the message.
+    """
+    existing = _fact_by_dedupe_key(session, fact)
+    if existing is not None:
+        return existing, None
+
+    record = CompletionFactRecord(
+        provider_id=fact.provider_id,
+        lms_connection_id=fact.lms_connection_id,
+        lms_course_id=fact.lms_course_id,
+        lms_user_id=fact.lms_user_id,
+        activity_id=fact.activity_id,
+        state=fact.state.value,
+        occurred_at=fact.occurred_at,
+        source=fact.source.value,
+        source_event_id=fact.source_event_id,
+        dedupe_key=fact.dedupe_key,
+        raw_payload=fact.raw_payload,
+    )
+    # A savepoint, because another worker or request may store the same fact at
+    # the same moment; the unique dedupe key makes the loser find the winner's row.
+    try:
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:
+        return _fact_by_dedupe_key(session, fact), None
+
+    message = enqueue(
+        session,
+        provider_id=fact.provider_id,
+        kind=EVALUATE_FACT,
+        payload={"fact_id": record.id},
+        idempotency_key=f"fact:{record.id}",
+    )
+    return record, message
+
+
+def _fact_by_dedupe_key(
+    session: Session, fact: CompletionFact
+) -> CompletionFactRecord | None:
+    return session.scalar(
+        select(CompletionFactRecord).where(
+            CompletionFactRecord.provider_id == fact.provider_id,
+            CompletionFactRecord.dedupe_key == fact.dedupe_key,
+        )
+    )
+
+
 def moodle_client_for(bridge: Bridge, connection: LmsConnection) -> MoodleClient:
     token = bridge.vault.decrypt(
         connection.api_token_encrypted, what=f"API token of LMS connection {connection.id}"
     ).decode()
     timeout = bridge.settings.http_timeout_seconds
     return MoodleClient(connection.base_url, token, timeout=(3.05, timeout))
+
+
+def mark_connection_broken(
+    session: Session, connection: LmsConnection, error: Exception
+) -> None:
+    """Mark a connection broken after Moodle rejected its token, which stops its
+    polls and re-reads. The state detail tells the admin what to do."""
+    connection.state = ConnectionState.BROKEN.value
+    connection.state_detail = str(error)
+    log.error(
+        "lms_token_invalid",
+        connection_id=connection.id,
+        provider_id=connection.provider_id,
+    )
 
 
 def _read_progress(bridge: Bridge, connection: LmsConnection, fact) -> LearnerProgress:
@@ -126,7 +206,8 @@ def evaluate_fact(context: HandlerContext) -> None:
         )
     log_ids = dict(fact_id=fact.id, provider_id=fact.provider_id, lms_user_id=fact.lms_user_id)
 
-    if not CompletionState(fact.state).counts_as_complete:
+    is_reversal = not CompletionState(fact.state).counts_as_complete
+    if is_reversal and not _live_credentials(session, fact):
         # A teacher set something back to incomplete: record it, never award on it.
         _finish_fact(fact, FactOutcome.REVERSAL, f"state {fact.state} awards nothing")
         log.info("fact_reversal_recorded", **log_ids)
@@ -169,9 +250,15 @@ def evaluate_fact(context: HandlerContext) -> None:
 
     learner = _learner_for(session, fact)
     awarded = []
+    flagged = []
     for achievement in achievements:
         outcome = evaluate_award_rule(achievement.award_rule, progress)
         if not outcome.met:
+            flagged += _flag_reversed_credentials(session, fact, achievement, learner)
+            continue
+        if is_reversal:
+            # The re-read shows the rule still met, so the reversal changed nothing
+            # this achievement depends on.
             continue
         # The award date is the LMS's completion time, never the time the event came.
         awarded_at = outcome.met_at or fact.occurred_at
@@ -194,7 +281,13 @@ def evaluate_fact(context: HandlerContext) -> None:
                 **log_ids,
             )
 
-    if awarded:
+    if is_reversal:
+        detail = f"state {fact.state} awards nothing"
+        if flagged:
+            detail += "; flagged for the instructor: " + ", ".join(flagged)
+        _finish_fact(fact, FactOutcome.REVERSAL, detail)
+        log.info("fact_reversal_recorded", flagged=flagged, **log_ids)
+    elif awarded:
         _finish_fact(fact, FactOutcome.AWARDED, ", ".join(awarded))
     elif progress.course_completed:
         _finish_fact(fact, FactOutcome.ALREADY_AWARDED, "every met rule was awarded before")
@@ -205,6 +298,67 @@ def evaluate_fact(context: HandlerContext) -> None:
             "the LMS does not report the course as completed on re-read",
         )
         log.info("fact_not_confirmed", **log_ids)
+
+
+def _live_credentials(
+    session: Session, fact: CompletionFactRecord
+) -> list[Credential]:
+    """Return the learner's live credentials from the achievements of the fact's course."""
+    return session.scalars(
+        select(Credential)
+        .join(Achievement, Achievement.id == Credential.achievement_id)
+        .join(Learner, Learner.id == Credential.learner_id)
+        .where(
+            Credential.provider_id == fact.provider_id,
+            Credential.status == CredentialStatus.LIVE.value,
+            Achievement.provider_id == fact.provider_id,
+            Achievement.lms_connection_id == fact.lms_connection_id,
+            Achievement.lms_course_id == fact.lms_course_id,
+            Learner.provider_id == fact.provider_id,
+            Learner.lms_user_id == fact.lms_user_id,
+        )
+    ).all()
+
+
+def _flag_reversed_credentials(
+    session: Session,
+    fact: CompletionFactRecord,
+    achievement: Achievement,
+    learner: Learner,
+) -> list[str]:
+    """Flag the learner's live credential for an achievement whose rule is no longer
+    met, so an instructor decides on revocation. Never revokes; flags once.
+
+    Returns the public ids of the credentials flagged now.
+    """
+    credential = session.scalar(
+        select(Credential).where(
+            Credential.provider_id == fact.provider_id,
+            Credential.achievement_id == achievement.id,
+            Credential.learner_id == learner.id,
+            Credential.status == CredentialStatus.LIVE.value,
+        )
+    )
+    if credential is None or credential.completion_reversed_at is not None:
+        return []
+
+    credential.completion_reversed_at = fact.occurred_at
+    credential.completion_reversal_fact_id = fact.id
+    credential.completion_reversal_detail = (
+        f"The LMS no longer reports this award's rule as met when re-read for "
+        f"fact {fact.id} ({fact.source}: "
+        f"{'course module ' + fact.activity_id if fact.activity_id else 'course'} "
+        f"{fact.state} at {fact.occurred_at.isoformat()}). Revoke with a reason if "
+        f"the learner no longer earns the badge."
+    )
+    log.warning(
+        "credential_completion_reversed",
+        credential_id=credential.public_id,
+        fact_id=fact.id,
+        provider_id=fact.provider_id,
+        lms_user_id=fact.lms_user_id,
+    )
+    return [credential.public_id]
 
 
 def queue_deliveries(session: Session, credential) -> list[int]:
@@ -293,7 +447,51 @@ def delivery_credential(session: Session, delivery: Delivery):
     ).one()
 
 
+def reread_moodle_learner(context: HandlerContext) -> None:
+    """Re-read one learner's Moodle completion after a trigger (user_graded, an xAPI
+    statement) and store what it finds as poll facts."""
+    from connectors.moodle.poller import facts_for_learner
+
+    session, bridge, message = context.session, context.bridge, context.message
+    payload = message.payload
+    connection = session.scalar(
+        select(LmsConnection).where(
+            LmsConnection.id == payload["connection_id"],
+            LmsConnection.provider_id == message.provider_id,
+        )
+    )
+    if connection is None:
+        raise GiveUp(f"LMS connection {payload.get('connection_id')} does not exist")
+    if connection.state == ConnectionState.BROKEN.value:
+        raise RetryLater(
+            f"LMS connection {connection.id} is marked broken; fix its token first",
+            retry_after=timedelta(hours=1),
+        )
+
+    client = moodle_client_for(bridge, connection)
+    try:
+        facts = facts_for_learner(
+            client, connection, payload["course_id"], payload["user_id"]
+        )
+    except MoodleTokenInvalid as error:
+        mark_connection_broken(session, connection, error)
+        session.commit()
+        raise RetryLater(str(error), retry_after=timedelta(hours=1)) from None
+    except MoodleUnavailable as error:
+        raise RetryLater(str(error)) from None
+    except MoodleError as error:
+        raise GiveUp(str(error)) from None
+    finally:
+        client.close()
+
+    for fact in facts:
+        _, follow_up = record_fact(session, fact)
+        if follow_up is not None:
+            context.follow_up_ids.append(follow_up.id)
+
+
 HANDLERS = {
     EVALUATE_FACT: evaluate_fact,
     DELIVER_CREDENTIAL: deliver_credential,
+    REREAD_MOODLE_LEARNER: reread_moodle_learner,
 }

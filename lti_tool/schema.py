@@ -17,6 +17,7 @@ def import_all_models() -> None:
     import connectors.canvas.models  # noqa: F401
     import connectors.hpass.models  # noqa: F401
     import connectors.models  # noqa: F401
+    import connectors.moodle.models  # noqa: F401
     import lti_tool.models  # noqa: F401
 
 

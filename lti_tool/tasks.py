@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 from celery import shared_task
 from flask import current_app
+from sqlalchemy import select
 
 from badge_engine.outbox import (
     OutboxMessage,
@@ -124,3 +125,92 @@ def sweep_outbox() -> int:
         dispatch(ids)
 
     return len(ids)
+
+
+POLL_MOODLE_CONNECTION = "lti_tool.tasks.poll_moodle_connection"
+
+
+@shared_task(name="lti_tool.tasks.poll_moodle_connections")
+def poll_moodle_connections() -> int:
+    """Start one reconciliation poll per Moodle connection that is not broken."""
+    from connectors.models import ConnectionState, LmsConnection, LmsKind
+
+    bridge = current_bridge()
+    with bridge.session() as session:
+        connection_ids = session.scalars(
+            select(LmsConnection.id).where(
+                LmsConnection.kind == LmsKind.MOODLE.value,
+                LmsConnection.state == ConnectionState.OK.value,
+            )
+        ).all()
+
+    celery = current_app.extensions["celery"]
+    for connection_id in connection_ids:
+        celery.send_task(POLL_MOODLE_CONNECTION, args=[connection_id])
+    return len(connection_ids)
+
+
+@shared_task(name=POLL_MOODLE_CONNECTION)
+def poll_moodle_connection(connection_id: int) -> str:
+    """Poll one Moodle connection's courses for completions that no event reported.
+
+    Safe to run twice: facts are deduplicated, and the cursor only moves forward.
+    A rejected token marks the connection broken, which stops its polls until the
+    provider admin saves a new token.
+    """
+    from connectors.moodle.errors import MoodleError, MoodleTokenInvalid
+    from connectors.moodle.poller import poll_connection
+    from lti_tool.pipeline import mark_connection_broken, moodle_client_for, record_fact
+
+    bridge = current_bridge()
+    structlog.contextvars.bind_contextvars(connection_id=connection_id)
+
+    def store(session, fact):
+        _, message = record_fact(session, fact)
+        return message.id if message is not None else None
+
+    with bridge.session() as session:
+        connection = _moodle_connection(session, connection_id)
+        if connection is None:
+            log.warning("moodle_poll_skipped", reason="not a polled Moodle connection")
+            return "skipped"
+        structlog.contextvars.bind_contextvars(provider_id=connection.provider_id)
+
+        client = moodle_client_for(bridge, connection)
+        try:
+            result = poll_connection(session, client, connection, store)
+        except MoodleTokenInvalid as error:
+            session.rollback()
+            mark_connection_broken(session, connection, error)
+            session.commit()
+            return "broken"
+        except MoodleError as error:
+            # Facts stored before the failure were committed page by page.
+            session.rollback()
+            log.warning("moodle_poll_failed", error=str(error), errorcode=error.errorcode)
+            return "failed"
+        finally:
+            client.close()
+        session.commit()
+
+    log.info(
+        "moodle_poll_done",
+        courses=result.courses,
+        users_read=result.users_read,
+        facts_new=result.facts_new,
+        users_skipped=result.users_skipped,
+        passes_completed=result.passes_completed,
+    )
+    dispatch(result.message_ids)
+    return "done"
+
+
+def _moodle_connection(session, connection_id: int):
+    from connectors.models import ConnectionState, LmsConnection, LmsKind
+
+    connection = session.get(LmsConnection, connection_id)
+    if connection is None or connection.kind != LmsKind.MOODLE.value:
+        return None
+    if connection.state != ConnectionState.OK.value:
+        return None
+    return connection

@@ -36,13 +36,21 @@ logger = logging.getLogger(__name__)
 
 REST_PATH = "/webservice/rest/server.php"
 
-# The web service functions this connector calls. The external service that the
-# token belongs to must list all of them.
-REQUIRED_FUNCTIONS = (
-    "core_webservice_get_site_info",
-    "core_completion_get_course_completion_status",
-    "core_completion_get_activities_completion_status",
-)
+# The web service functions this connector calls, each with what the bridge uses it
+# for. The external service that the token belongs to must list all of them.
+REQUIRED_FUNCTIONS: dict[str, str] = {
+    "core_webservice_get_site_info": "test the connection and list the token's "
+    "functions",
+    "core_course_get_contents": "list a course's activities for the award rule "
+    "builder",
+    "core_enrol_get_enrolled_users": "list a course's learners for reconciliation "
+    "polls",
+    "core_completion_get_course_completion_status": "re-read a learner's course "
+    "completion before an award",
+    "core_completion_get_activities_completion_status": "re-read a learner's "
+    "activity completion and teacher overrides",
+    "gradereport_user_get_grade_items": "read a learner's grades",
+}
 
 _WSFUNCTION_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 _BODY_EXCERPT_LENGTH = 120
@@ -70,7 +78,10 @@ class CourseCompletionStatus:
 class ActivityCompletion:
     """One course module's completion for one learner.
 
-    `cmid` is the course module id. `time_completed` is None when Moodle stores 0.
+    `cmid` is the course module id. `time_completed` is None when Moodle stores 0;
+    Moodle fills it from the completion row's `timemodified`, so for a state set
+    back to incomplete it is the time of that change. `overridden_by` is the user
+    id of the teacher who last overrode the state, or None.
     """
 
     cmid: int
@@ -78,7 +89,45 @@ class ActivityCompletion:
     state: CompletionState
     time_completed: datetime | None
     tracking: CompletionTracking
+    overridden_by: int | None
     raw: dict[str, Any] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CourseModule:
+    """One activity of a course as `core_course_get_contents` lists it.
+
+    `completion` is the module's completion tracking mode.
+    """
+
+    cmid: int
+    name: str
+    modname: str
+    section_name: str
+    visible: bool
+    completion: CompletionTracking
+
+
+@dataclass(frozen=True)
+class EnrolledUser:
+    """A user enrolled in a course; `email` is None when the token may not see it."""
+
+    user_id: int
+    fullname: str
+    email: str | None
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GradeItem:
+    """One grade item of a learner's user report; `cmid` is None for non-activities."""
+
+    item_id: int
+    item_type: str
+    cmid: int | None
+    grade_raw: float | None
+    grade_max: float | None
+    time_graded: datetime | None
 
 
 def encode_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -319,6 +368,140 @@ class MoodleClient:
             activities.append(self._parse_activity(status, wsfunction, path))
         return activities
 
+    def get_course_contents(self, course_id: int) -> list[CourseModule]:
+        """Read a course's sections and list every course module with its tracking."""
+        wsfunction = "core_course_get_contents"
+        result = self.call(wsfunction, courseid=course_id)
+        if not isinstance(result, list):
+            raise self._shape_error(wsfunction, "the top level", result, "a list")
+
+        modules = []
+        for index, section in enumerate(result):
+            path = f"[{index}]"
+            section = self._require_dict(section, wsfunction, path)
+            section_name = str(section.get("name") or "")
+            for module_index, module in enumerate(section.get("modules") or []):
+                module_path = f"{path}.modules[{module_index}]"
+                module = self._require_dict(module, wsfunction, module_path)
+                modules.append(
+                    self._parse_course_module(
+                        module, section_name, wsfunction, module_path
+                    )
+                )
+        return modules
+
+    def get_enrolled_users(
+        self, course_id: int, *, offset: int = 0, limit: int = 100
+    ) -> list[EnrolledUser]:
+        """Read one page of a course's enrolled users, `limit` users from `offset`.
+
+        Moodle's `limitfrom` and `limitnumber` options page the list, so an empty
+        or short page means the end of the list.
+        """
+        if offset < 0 or limit <= 0:
+            raise ValueError(
+                f"offset must be 0 or more and limit positive, got {offset}, {limit}"
+            )
+
+        wsfunction = "core_enrol_get_enrolled_users"
+        options = [
+            {"name": "userfields", "value": "id,fullname,email,roles"},
+            {"name": "limitfrom", "value": offset},
+            {"name": "limitnumber", "value": limit},
+        ]
+        result = self.call(wsfunction, courseid=course_id, options=options)
+        if not isinstance(result, list):
+            raise self._shape_error(wsfunction, "the top level", result, "a list")
+
+        users = []
+        for index, user in enumerate(result):
+            path = f"[{index}]"
+            user = self._require_dict(user, wsfunction, path)
+            user_id = user.get("id")
+            if not _is_int(user_id) or user_id <= 0:
+                raise self._shape_error(
+                    wsfunction, f"{path}.id", user_id, "a positive integer"
+                )
+            roles = tuple(
+                str(role.get("shortname"))
+                for role in user.get("roles") or []
+                if isinstance(role, dict)
+            )
+            email = user.get("email")
+            users.append(
+                EnrolledUser(
+                    user_id=user_id,
+                    fullname=str(user.get("fullname") or ""),
+                    email=email if isinstance(email, str) and email else None,
+                    roles=roles,
+                )
+            )
+        return users
+
+    def get_grade_items(self, course_id: int, user_id: int) -> list[GradeItem]:
+        """Read one learner's grade items in a course from the user grade report."""
+        wsfunction = "gradereport_user_get_grade_items"
+        result = self.call(wsfunction, courseid=course_id, userid=user_id)
+        result = self._require_dict(result, wsfunction, "the top level")
+        self._log_warnings(result, wsfunction)
+
+        usergrades = result.get("usergrades")
+        if not isinstance(usergrades, list):
+            raise self._shape_error(wsfunction, "usergrades", usergrades, "a list")
+
+        items = []
+        for index, usergrade in enumerate(usergrades):
+            path = f"usergrades[{index}]"
+            usergrade = self._require_dict(usergrade, wsfunction, path)
+            for item_index, item in enumerate(usergrade.get("gradeitems") or []):
+                item_path = f"{path}.gradeitems[{item_index}]"
+                item = self._require_dict(item, wsfunction, item_path)
+                items.append(self._parse_grade_item(item, wsfunction, item_path))
+        return items
+
+    def _parse_course_module(
+        self, module: dict[str, Any], section_name: str, wsfunction: str, path: str
+    ) -> CourseModule:
+        cmid = module.get("id")
+        if not _is_int(cmid) or cmid <= 0:
+            raise self._shape_error(
+                wsfunction, f"{path}.id", cmid, "a positive integer"
+            )
+
+        # A module without a `completion` field is read as one without tracking.
+        completion = module.get("completion", 0)
+        if not _is_int(completion) or completion not in _TRACKING_VALUES:
+            raise self._shape_error(
+                wsfunction, f"{path}.completion", completion, "an integer from 0 to 2"
+            )
+
+        return CourseModule(
+            cmid=cmid,
+            name=str(module.get("name") or ""),
+            modname=str(module.get("modname") or ""),
+            section_name=section_name,
+            visible=bool(module.get("visible", 1)),
+            completion=CompletionTracking(completion),
+        )
+
+    def _parse_grade_item(
+        self, item: dict[str, Any], wsfunction: str, path: str
+    ) -> GradeItem:
+        item_id = item.get("id")
+        if not _is_int(item_id):
+            raise self._shape_error(wsfunction, f"{path}.id", item_id, "an integer")
+
+        cmid = item.get("cmid")
+        graded = item.get("gradedategraded")
+        return GradeItem(
+            item_id=item_id,
+            item_type=str(item.get("itemtype") or ""),
+            cmid=cmid if _is_int(cmid) else None,
+            grade_raw=_number_or_none(item.get("graderaw")),
+            grade_max=_number_or_none(item.get("grademax")),
+            time_graded=datetime_from_unix(graded) if _is_int(graded) else None,
+        )
+
     def _parse_activity(
         self, status: dict[str, Any], wsfunction: str, path: str
     ) -> ActivityCompletion:
@@ -352,12 +535,14 @@ class MoodleClient:
                 wsfunction, f"{path}.tracking", tracking, "an integer from 0 to 2"
             )
 
+        overrideby = status.get("overrideby")
         return ActivityCompletion(
             cmid=cmid,
             modname=modname,
             state=COMPLETION_STATES[state],
             time_completed=datetime_from_unix(seconds),
             tracking=CompletionTracking(tracking),
+            overridden_by=overrideby if _is_int(overrideby) else None,
             raw=status,
         )
 
@@ -559,6 +744,12 @@ class MoodleClient:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 def _retry_after_seconds(response: requests.Response) -> float | None:

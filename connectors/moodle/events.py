@@ -15,6 +15,7 @@ import hmac
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,7 +25,14 @@ from connectors.moodle.errors import MoodleEventInvalid
 
 COURSE_COMPLETED = "\\core\\event\\course_completed"
 COURSE_MODULE_COMPLETION_UPDATED = "\\core\\event\\course_module_completion_updated"
+USER_GRADED = "\\core\\event\\user_graded"
 SUPPORTED_EVENTS = (COURSE_COMPLETED, COURSE_MODULE_COMPLETION_UPDATED)
+# Events that carry no completion but may change it (a grade can complete an
+# activity), so they trigger a re-read of the learner.
+REREAD_EVENTS = (USER_GRADED,)
+
+XAPI_COMPLETED_VERB = "http://adlnet.gov/expapi/verbs/completed"
+_COURSE_URL_PATTERN = re.compile(r"/course/view\.php\?id=([0-9]{1,18})$")
 
 # Top-level body fields that carry a secret and are removed before a body is stored.
 SECRET_FIELDS = frozenset({"token"})
@@ -104,6 +112,121 @@ def parse_webhook_event(
         source_event_id=source_event_id,
         raw_payload=strip_secrets(body),
     )
+
+
+@dataclass(frozen=True)
+class RereadTrigger:
+    """A learner whose completion in a course should be re-read from Moodle.
+
+    `occurred_at` is Unix seconds of the triggering event or statement.
+    """
+
+    lms_course_id: str
+    lms_user_id: str
+    occurred_at: int
+    reason: str
+
+
+def parse_reread_trigger(body: Any) -> RereadTrigger | None:
+    """Return the re-read that a webhook body asks for, or None for other events.
+
+    Raises MoodleEventInvalid when a re-read event lacks its course, learner or
+    time, like `parse_webhook_event`.
+    """
+    if not isinstance(body, dict) or body.get("eventname") not in REREAD_EVENTS:
+        return None
+
+    other = _other_data(body)
+    learner_id = _learner_id(body, other)
+    course_id = _positive_integer(body.get("courseid"), "courseid")
+    timecreated, _ = _event_time(body.get("timecreated"))
+    return RereadTrigger(
+        lms_course_id=str(course_id),
+        lms_user_id=str(learner_id),
+        occurred_at=timecreated,
+        reason=str(body["eventname"]),
+    )
+
+
+def parse_xapi_hints(body: Any) -> tuple[list[RereadTrigger], int]:
+    """Turn xAPI statements from Moodle's logstore_xapi into re-read triggers.
+
+    A statement is only a hint, because it is a log entry: it never becomes a
+    fact by itself. A hint is made from each "completed" statement whose actor is a
+    Moodle account (the account name is the Moodle user id) and whose object or
+    grouping activity is a course page (`/course/view.php?id=N`). Returns the
+    triggers and the number of statements ignored.
+
+    Raises MoodleEventInvalid when the body is not a statement or a list of them.
+    """
+    statements = body if isinstance(body, list) else [body]
+    if not statements or not all(isinstance(item, dict) for item in statements):
+        raise MoodleEventInvalid(
+            "xAPI body must be a statement object or a non-empty list of them.",
+            field="body",
+            received=type(body).__name__,
+        )
+
+    triggers = []
+    ignored = 0
+    for statement in statements:
+        trigger = _xapi_trigger(statement)
+        if trigger is None:
+            ignored += 1
+        else:
+            triggers.append(trigger)
+    return triggers, ignored
+
+
+def _xapi_trigger(statement: dict[str, Any]) -> RereadTrigger | None:
+    verb = statement.get("verb")
+    if not isinstance(verb, dict) or verb.get("id") != XAPI_COMPLETED_VERB:
+        return None
+
+    actor = statement.get("actor")
+    account = actor.get("account") if isinstance(actor, dict) else None
+    user_id = _integer(account.get("name")) if isinstance(account, dict) else None
+    if user_id is None or user_id <= 0:
+        return None
+
+    course_id = _xapi_course_id(statement)
+    if course_id is None:
+        return None
+
+    occurred_at = int(time.time())
+    timestamp = statement.get("timestamp")
+    if isinstance(timestamp, str):
+        try:
+            occurred_at = int(datetime.fromisoformat(timestamp).timestamp())
+        except ValueError:
+            pass
+    return RereadTrigger(
+        lms_course_id=str(course_id),
+        lms_user_id=str(user_id),
+        occurred_at=occurred_at,
+        reason="xapi",
+    )
+
+
+def _xapi_course_id(statement: dict[str, Any]) -> int | None:
+    candidates = []
+    target = statement.get("object")
+    if isinstance(target, dict):
+        candidates.append(target.get("id"))
+    context = statement.get("context")
+    if isinstance(context, dict):
+        activities = context.get("contextActivities")
+        if isinstance(activities, dict):
+            for entry in activities.get("grouping") or []:
+                if isinstance(entry, dict):
+                    candidates.append(entry.get("id"))
+
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            match = _COURSE_URL_PATTERN.search(candidate)
+            if match:
+                return int(match.group(1))
+    return None
 
 
 def strip_secrets(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,11 +14,16 @@ from badge_engine.models import CompletionFactRecord
 from badge_engine.outbox import enqueue
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.errors import MoodleEventInvalid
-from connectors.moodle.events import parse_webhook_event
+from connectors.moodle.events import (
+    RereadTrigger,
+    parse_reread_trigger,
+    parse_webhook_event,
+    parse_xapi_hints,
+)
 from lti_tool.bridge import db_session
 from lti_tool.errors import BadRequest, NotFound, Unauthorized
 from lti_tool.logs import get_logger
-from lti_tool.pipeline import EVALUATE_FACT
+from lti_tool.pipeline import REREAD_MOODLE_LEARNER, record_fact
 from lti_tool.tasks import dispatch
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -71,41 +76,37 @@ def _json_body() -> dict:
 def store_fact(fact: CompletionFact) -> tuple[CompletionFactRecord, bool]:
     """Store a fact and its evaluation message in one transaction; repeats are no-ops."""
     db = db_session()
-    existing = db.scalar(
-        select(CompletionFactRecord).where(
-            CompletionFactRecord.provider_id == fact.provider_id,
-            CompletionFactRecord.dedupe_key == fact.dedupe_key,
-        )
-    )
-    if existing is not None:
-        return existing, False
+    record, message = record_fact(db, fact)
+    if message is None:
+        return record, False
 
-    record = CompletionFactRecord(
-        provider_id=fact.provider_id,
-        lms_connection_id=fact.lms_connection_id,
-        lms_course_id=fact.lms_course_id,
-        lms_user_id=fact.lms_user_id,
-        activity_id=fact.activity_id,
-        state=fact.state.value,
-        occurred_at=fact.occurred_at,
-        source=fact.source.value,
-        source_event_id=fact.source_event_id,
-        dedupe_key=fact.dedupe_key,
-        raw_payload=fact.raw_payload,
+    db.commit()
+    dispatch([message.id])
+    return record, True
+
+
+def store_reread(connection: LmsConnection, trigger: RereadTrigger) -> int:
+    """Store a request to re-read one learner from Moodle; a repeat is a no-op."""
+    db = db_session()
+    key = (
+        f"moodle-reread:{connection.provider_id}:{connection.id}:"
+        f"{trigger.lms_course_id}:{trigger.lms_user_id}:{trigger.occurred_at}"
     )
-    db.add(record)
-    db.flush()
     message = enqueue(
         db,
-        provider_id=fact.provider_id,
-        kind=EVALUATE_FACT,
-        payload={"fact_id": record.id},
-        idempotency_key=f"fact:{record.id}",
+        provider_id=connection.provider_id,
+        kind=REREAD_MOODLE_LEARNER,
+        payload={
+            "connection_id": connection.id,
+            "course_id": trigger.lms_course_id,
+            "user_id": trigger.lms_user_id,
+            "reason": trigger.reason,
+        },
+        idempotency_key=key,
     )
     db.commit()
     dispatch([message.id])
-
-    return record, True
+    return message.id
 
 
 @bp.post("/moodle/<public_id>")
@@ -124,8 +125,7 @@ def moodle_event(public_id: str):
     except MoodleEventInvalid as error:
         raise BadRequest(str(error), code="invalid_event") from None
     if fact is None:
-        log.info("moodle_event_ignored", eventname=body.get("eventname"))
-        return jsonify({"status": "ignored", "eventname": body.get("eventname")}), 202
+        return _moodle_trigger_or_ignore(connection, body)
 
     record, created = store_fact(fact)
     log.info(
@@ -137,3 +137,50 @@ def moodle_event(public_id: str):
     )
     status = "accepted" if created else "duplicate"
     return jsonify({"status": status, "fact_id": record.id}), 202 if created else 200
+
+
+def _moodle_trigger_or_ignore(connection: LmsConnection, body: dict):
+    eventname = body.get("eventname")
+    try:
+        trigger = parse_reread_trigger(body)
+    except MoodleEventInvalid as error:
+        raise BadRequest(str(error), code="invalid_event") from None
+    if trigger is None:
+        log.info("moodle_event_ignored", eventname=eventname)
+        return jsonify({"status": "ignored", "eventname": eventname}), 202
+
+    message_id = store_reread(connection, trigger)
+    log.info(
+        "moodle_reread_queued",
+        eventname=eventname,
+        outbox_message_id=message_id,
+        lms_user_id=trigger.lms_user_id,
+        lms_course_id=trigger.lms_course_id,
+    )
+    return jsonify({"status": "reread_queued", "eventname": eventname}), 202
+
+
+@bp.post("/moodle/<public_id>/xapi/statements")
+def moodle_xapi_statements(public_id: str):
+    """Accept xAPI statements from Moodle's logstore_xapi as hints to re-read.
+
+    The plugin authenticates like an LRS client, with HTTP Basic auth; the password
+    is the connection's webhook secret and the username is not checked.
+    """
+    connection = _connection_or_404(public_id, LmsKind.MOODLE)
+    structlog.contextvars.bind_contextvars(
+        provider_id=connection.provider_id, connection_id=connection.id
+    )
+    authorization = request.authorization
+    _check_secret(connection, authorization.password if authorization else None)
+    body = request.get_json(silent=True, force=True)
+    try:
+        triggers, ignored = parse_xapi_hints(body)
+    except MoodleEventInvalid as error:
+        raise BadRequest(str(error), code="invalid_statement") from None
+
+    for trigger in triggers:
+        store_reread(connection, trigger)
+    log.info("moodle_xapi_hints", hints=len(triggers), ignored=ignored)
+    result = {"status": "accepted_as_hints", "hints": len(triggers), "ignored": ignored}
+    return jsonify(result), 200

@@ -2,8 +2,10 @@
 
 `POST` or `GET /webservice/rest/server.php` with `wstoken`, `wsfunction` and
 `moodlewsrestformat=json` runs the functions in `moodle_ws.SERVED_FUNCTIONS` on
-in-memory state. Errors come back as Moodle sends them: HTTP 200 with `exception`,
-`errorcode` and `message`.
+in-memory state. Each token has its own list of functions (its external service),
+so a token can lack some; calling one of those raises `accessexception`, and site
+info lists only the token's functions. Errors come back as Moodle sends them: HTTP
+200 with `exception`, `errorcode` and `message`.
 
 The control page at `/` marks the demo course complete for the demo learner. When a
 webhook URL is configured, that posts a `course_completed` event the way a Moodle
@@ -96,10 +98,19 @@ class MoodleStandIn:
         }
         self.courses: dict[int, MoodleCourse] = {}
         self.deliveries: list[WebhookDelivery] = []
+        # The functions of each token's external service.
+        self.token_functions: dict[str, tuple[str, ...]] = {
+            token: moodle_ws.SERVED_FUNCTIONS
+        }
+        # Web service calls made, as (wsfunction, params), for tests to inspect.
+        self.calls: list[tuple[str, dict[str, t.Any]]] = []
 
         self._lock = threading.Lock()
         self._course_completions: dict[tuple[int, int], int] = {}
         self._activity_states: dict[tuple[int, int, int], tuple[int, int]] = {}
+        self._overrides: dict[tuple[int, int, int], int] = {}
+        self._grades: dict[tuple[int, int, int], tuple[float, int]] = {}
+        self._instructors: set[int] = {DEMO_INSTRUCTOR_ID}
         self._row_ids: dict[tuple[str, int, int], int] = {}
         self._next_row_ids = {
             "course_completions": 90001,
@@ -107,6 +118,73 @@ class MoodleStandIn:
         }
 
         self.add_course(moodle_ws.demo_course())
+
+    def add_token(self, token: str, functions: t.Iterable[str]) -> None:
+        """Add a token whose external service lists only `functions`."""
+        with self._lock:
+            self.token_functions[token] = tuple(functions)
+
+    def revoke_token(self, token: str) -> None:
+        """Delete a token, so its next call fails with `invalidtoken`."""
+        with self._lock:
+            self.token_functions.pop(token, None)
+
+    def enrol_learner(self, course_id: int, user_id: int, fullname: str) -> None:
+        """Enrol a learner whose completion the course tracks."""
+        course = self._require_course(course_id)
+        with self._lock:
+            self.users[user_id] = fullname
+            course.tracked_user_ids.add(user_id)
+
+    def enrolled_user_ids(self, course_id: int) -> list[int]:
+        """Return the course's enrolled users in Moodle's order (by user id).
+
+        The instructor is enrolled in every course but not tracked by completion.
+        """
+        course = self._require_course(course_id)
+        with self._lock:
+            return sorted(course.tracked_user_ids | self._instructors)
+
+    def set_grade(
+        self, course_id: int, user_id: int, cmid: int, grade: float, time: int
+    ) -> None:
+        """Set a learner's raw grade (out of 100) in one activity."""
+        with self._lock:
+            self._grades[(course_id, user_id, cmid)] = (grade, time)
+
+    def override_activity_state(
+        self,
+        course_id: int,
+        user_id: int,
+        cmid: int,
+        state: int,
+        time: int,
+        *,
+        teacher_id: int = DEMO_INSTRUCTOR_ID,
+        send_event: bool = True,
+    ) -> dict[str, t.Any]:
+        """Override an activity's completion as a teacher, and send the event.
+
+        Like Moodle, the course completion already recorded stays as it is. Returns
+        the `course_module_completion_updated` event, which is posted when a
+        webhook URL is configured and `send_event` is True.
+        """
+        self.set_activity_state(course_id, user_id, cmid, state, time)
+        with self._lock:
+            self._overrides[(course_id, user_id, cmid)] = teacher_id
+
+        event = self.build_module_completion_event(
+            course_id,
+            user_id,
+            cmid,
+            state,
+            time,
+            actor_id=teacher_id,
+            overrideby=teacher_id,
+        )
+        if send_event and self.webhook_url is not None:
+            self._deliver(event)
+        return event
 
     def add_course(self, course: MoodleCourse) -> None:
         """Add or replace a course."""
@@ -136,6 +214,7 @@ class MoodleStandIn:
 
         with self._lock:
             self._activity_states[(course_id, user_id, cmid)] = (state, time)
+            self._overrides.pop((course_id, user_id, cmid), None)
 
     def course_completion_time(self, course_id: int, user_id: int) -> int | None:
         """Return the Unix time the user completed the course, or None."""
@@ -155,6 +234,16 @@ class MoodleStandIn:
                 for activity in course.activities
             }
 
+    def _ws_activity_states(
+        self, course_id: int, user_id: int
+    ) -> dict[int, tuple[int, int, int | None]]:
+        states = self.activity_states(course_id, user_id)
+        with self._lock:
+            return {
+                cmid: (state, time, self._overrides.get((course_id, user_id, cmid)))
+                for cmid, (state, time) in states.items()
+            }
+
     def reset_progress(self, course_id: int, user_id: int) -> None:
         """Set the course and its activities back to not completed for a user."""
         course = self._require_course(course_id)
@@ -164,14 +253,20 @@ class MoodleStandIn:
                 self._activity_states.pop((course_id, user_id, activity.cmid), None)
 
     def complete_course(
-        self, course_id: int, user_id: int, time: int | None = None
+        self,
+        course_id: int,
+        user_id: int,
+        time: int | None = None,
+        *,
+        send_event: bool = True,
     ) -> dict[str, t.Any] | None:
         """Complete every activity and the course, then send `course_completed`.
 
         Returns the event, or None when the course was already complete, because
         Moodle sends the event once. The event is posted only when a webhook URL is
-        configured. The outcome goes to `deliveries`, and a failed delivery is
-        logged there instead of raised.
+        configured and `send_event` is True; False stands for a completion whose
+        event Moodle skipped or the webhook lost. The outcome goes to
+        `deliveries`, and a failed delivery is logged there instead of raised.
         """
         if time is None:
             time = _unix_now()
@@ -187,7 +282,7 @@ class MoodleStandIn:
         logger.info("course %s completed for user %s", course_id, user_id)
 
         event = self.build_course_completed_event(course_id, user_id, time)
-        if self.webhook_url is not None:
+        if send_event and self.webhook_url is not None:
             self._deliver(event)
 
         return event
@@ -297,20 +392,52 @@ class MoodleStandIn:
 
         return response.status_code
 
-    def call(self, wsfunction: str, params: t.Mapping[str, t.Any]) -> t.Any:
+    def call(
+        self,
+        wsfunction: str,
+        params: t.Mapping[str, t.Any],
+        functions: t.Sequence[str] = moodle_ws.SERVED_FUNCTIONS,
+    ) -> t.Any:
         """Run one web service function and return its result, or raise MoodleError.
 
-        The caller checks the token first. Outside a request, site info needs
-        `site_url` to be set.
+        The caller checks the token first; `functions` are the token's functions.
+        Outside a request, site info needs `site_url` to be set.
         """
-        if wsfunction == "core_webservice_get_site_info":
-            site_url = self.site_url
-            if site_url is None and has_request_context():
-                site_url = request.url_root.rstrip("/")
-            if site_url is None:
-                raise ValueError("site_url is not set; call start() or pass site_url")
+        if wsfunction not in functions:
+            raise moodle_ws.access_error()
 
-            return moodle_ws.site_info(site_url)
+        if wsfunction == "core_webservice_get_site_info":
+            return moodle_ws.site_info(self._site_url(), functions)
+
+        if wsfunction == "core_course_get_contents":
+            course = self._course_param(params)
+            return moodle_ws.course_contents(course, self._site_url())
+
+        if wsfunction == "core_enrol_get_enrolled_users":
+            course = self._course_param(params)
+            offset, limit = moodle_ws.enrolment_options(params)
+            user_ids = self.enrolled_user_ids(course.course_id)
+            page = user_ids[offset : offset + limit] if limit else user_ids[offset:]
+            return [
+                moodle_ws.enrolled_user(
+                    user_id,
+                    self.users.get(user_id, f"User {user_id}"),
+                    "editingteacher" if user_id in self._instructors else "student",
+                )
+                for user_id in page
+            ]
+
+        if wsfunction == "gradereport_user_get_grade_items":
+            course, user_id = self._tracked_course_and_user(params)
+            with self._lock:
+                grades = {
+                    cmid: grade
+                    for (course_id, user, cmid), grade in self._grades.items()
+                    if course_id == course.course_id and user == user_id
+                }
+            return moodle_ws.grade_items(
+                course, user_id, self.users[user_id], grades
+            )
 
         if wsfunction == "core_completion_get_course_completion_status":
             course, user_id = self._tracked_course_and_user(params)
@@ -318,16 +445,30 @@ class MoodleStandIn:
             return moodle_ws.course_completion_status(
                 course,
                 completed is not None,
-                self.activity_states(course.course_id, user_id),
+                self._ws_activity_states(course.course_id, user_id),
             )
 
         if wsfunction == "core_completion_get_activities_completion_status":
             course, user_id = self._tracked_course_and_user(params)
             return moodle_ws.activities_completion_status(
-                course, self.activity_states(course.course_id, user_id)
+                course, self._ws_activity_states(course.course_id, user_id)
             )
 
         raise moodle_ws.access_error()
+
+    def _site_url(self) -> str:
+        site_url = self.site_url
+        if site_url is None and has_request_context():
+            site_url = request.url_root.rstrip("/")
+        if site_url is None:
+            raise ValueError("site_url is not set; call start() or pass site_url")
+        return site_url
+
+    def _course_param(self, params: t.Mapping[str, t.Any]) -> MoodleCourse:
+        course = self.courses.get(moodle_ws.int_param(params, "courseid"))
+        if course is None:
+            raise moodle_ws.missing_record_error("course")
+        return course
 
     def create_app(self) -> Flask:
         """Build the stand-in's Flask app; it reads this object's state per request."""
@@ -366,12 +507,16 @@ class MoodleStandIn:
             return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
 
         wsfunction = param("wsfunction") or ""
-        params = {name: param(name) for name in ("courseid", "userid")}
+        params = {
+            name: value
+            for name, value in {**request.args, **request.form}.items()
+            if name not in ("wstoken", "wsfunction", "moodlewsrestformat")
+        }
+        with self._lock:
+            self.calls.append((wsfunction, dict(params)))
         try:
-            wstoken = (param("wstoken") or "").encode()
-            if not hmac.compare_digest(wstoken, self.token.encode()):
-                raise moodle_ws.invalid_token_error()
-            result = self.call(wsfunction, params)
+            functions = self._functions_of(param("wstoken") or "")
+            result = self.call(wsfunction, params, functions)
         except MoodleError as error:
             logger.info(
                 "web service call %r failed: %s", wsfunction, error.body["errorcode"]
@@ -379,6 +524,18 @@ class MoodleStandIn:
             result = error.body
 
         return jsonify(result)
+
+    def _functions_of(self, wstoken: str) -> tuple[str, ...]:
+        # Compare with every token in constant time, so timing reveals no token.
+        found = None
+        with self._lock:
+            tokens = list(self.token_functions.items())
+        for token, functions in tokens:
+            if hmac.compare_digest(wstoken.encode(), token.encode()):
+                found = functions
+        if found is None:
+            raise moodle_ws.invalid_token_error()
+        return found
 
     def _tracked_course_and_user(
         self, params: t.Mapping[str, t.Any]

@@ -1,9 +1,7 @@
 """Moodle's course data and the web service results the Moodle stand-in returns.
 
-The results follow Moodle 4.5's JSON shapes for `core_webservice_get_site_info`,
-`core_completion_get_course_completion_status` and
-`core_completion_get_activities_completion_status`. Errors are `MoodleError`, whose
-`body` is the object Moodle returns with HTTP 200.
+The results follow Moodle 4.5's JSON shapes for the functions in `SERVED_FUNCTIONS`.
+Errors are `MoodleError`, whose `body` is the object Moodle returns with HTTP 200.
 
 NOTE: the tests check the invalidtoken, accessexception and nocriteriaset errors
 against example Moodle responses in tests/fixtures/moodle. The other errors
@@ -22,8 +20,11 @@ MOODLE_RELEASE = "4.5 (Build: 00000000)"
 
 SERVED_FUNCTIONS = (
     "core_webservice_get_site_info",
+    "core_course_get_contents",
+    "core_enrol_get_enrolled_users",
     "core_completion_get_course_completion_status",
     "core_completion_get_activities_completion_status",
+    "gradereport_user_get_grade_items",
 )
 
 # Activity completion states (Moodle's COMPLETION_* constants).
@@ -46,8 +47,9 @@ DEMO_LEARNER_ID = 3001
 DEMO_INSTRUCTOR_ID = 2
 DEMO_COURSE_ID = 101
 
-# (state, timecompleted) of one activity for one user, keyed by course module id.
-ActivityStates = Mapping[int, tuple[int, int]]
+# (state, timecompleted, overrideby) of one activity for one user, keyed by course
+# module id. overrideby is the teacher who overrode the state, or None.
+ActivityStates = Mapping[int, tuple[int, int, int | None]]
 
 
 @dataclass(frozen=True)
@@ -186,8 +188,13 @@ def demo_course() -> MoodleCourse:
     )
 
 
-def site_info(site_url: str) -> dict[str, t.Any]:
-    """Build the `core_webservice_get_site_info` result for the connector account."""
+def site_info(
+    site_url: str, functions: t.Sequence[str] = SERVED_FUNCTIONS
+) -> dict[str, t.Any]:
+    """Build the `core_webservice_get_site_info` result for the connector account.
+
+    `functions` are those of the token's external service.
+    """
     return {
         "sitename": "HPass demo Moodle",
         "username": "badge_connector",
@@ -199,7 +206,7 @@ def site_info(site_url: str) -> dict[str, t.Any]:
         "siteurl": site_url,
         "userpictureurl": f"{site_url}/theme/image.php/boost/core/1/u/f1",
         "functions": [
-            {"name": name, "version": MOODLE_VERSION} for name in SERVED_FUNCTIONS
+            {"name": name, "version": MOODLE_VERSION} for name in functions
         ],
         "downloadfiles": 0,
         "uploadfiles": 0,
@@ -235,7 +242,9 @@ def course_completion_status(
 
     completions = []
     for activity in course.activities:
-        state, timecompleted = states.get(activity.cmid, (COMPLETION_INCOMPLETE, 0))
+        state, timecompleted, _ = states.get(
+            activity.cmid, (COMPLETION_INCOMPLETE, 0, None)
+        )
         complete = state in COMPLETE_STATES
         details = {
             "type": "Activity completion",
@@ -270,8 +279,10 @@ def activities_completion_status(
     """Build the `core_completion_get_activities_completion_status` result."""
     statuses = []
     for activity in course.activities:
-        state, timecompleted = states.get(activity.cmid, (COMPLETION_INCOMPLETE, 0))
-        statuses.append(_activity_status(activity, state, timecompleted))
+        state, timecompleted, overrideby = states.get(
+            activity.cmid, (COMPLETION_INCOMPLETE, 0, None)
+        )
+        statuses.append(_activity_status(activity, state, timecompleted, overrideby))
 
     return {"statuses": statuses, "warnings": []}
 
@@ -284,7 +295,7 @@ def _requirement_text(activity: MoodleActivity) -> str:
 
 
 def _activity_status(
-    activity: MoodleActivity, state: int, timecompleted: int
+    activity: MoodleActivity, state: int, timecompleted: int, overrideby: int | None
 ) -> dict[str, t.Any]:
     details = []
     for rulename, description in activity.rules:
@@ -308,7 +319,7 @@ def _activity_status(
         "state": state,
         "timecompleted": timecompleted,
         "tracking": activity.tracking,
-        "overrideby": None,
+        "overrideby": overrideby,
         "valueused": False,
         "hascompletion": True,
         "isautomatic": activity.tracking == TRACKING_AUTOMATIC,
@@ -316,4 +327,125 @@ def _activity_status(
         "uservisible": True,
         "details": details,
         "isoverallcomplete": state in COMPLETE_STATES,
+    }
+
+
+def course_contents(course: MoodleCourse, site_url: str) -> list[dict[str, t.Any]]:
+    """Build the `core_course_get_contents` result: one section with every activity."""
+    modules = []
+    for activity in course.activities:
+        modules.append(
+            {
+                "id": activity.cmid,
+                "url": f"{site_url}/mod/{activity.modname}/view.php?id={activity.cmid}",
+                "name": activity.name,
+                "instance": activity.instance,
+                "contextid": activity.context_id,
+                "visible": 1,
+                "uservisible": True,
+                "visibleoncoursepage": 1,
+                "modname": activity.modname,
+                "modplural": activity.modname.capitalize() + "s",
+                "indent": 0,
+                "noviewlink": False,
+                "completion": activity.tracking,
+            }
+        )
+    return [
+        {
+            "id": course.context_id + 2000,
+            "name": "Topic 1",
+            "visible": 1,
+            "summary": "",
+            "summaryformat": 1,
+            "section": 1,
+            "hiddenbynumsections": 0,
+            "uservisible": True,
+            "modules": modules,
+        }
+    ]
+
+
+def enrolled_user(
+    user_id: int, fullname: str, role: str, email_visible: bool = True
+) -> dict[str, t.Any]:
+    """Build one user of the `core_enrol_get_enrolled_users` result."""
+    first, _, last = fullname.partition(" ")
+    user: dict[str, t.Any] = {
+        "id": user_id,
+        "username": f"user{user_id}",
+        "firstname": first,
+        "lastname": last,
+        "fullname": fullname,
+        "groups": [],
+        "roles": [{"roleid": 5, "name": "", "shortname": role, "sortorder": 0}],
+    }
+    if email_visible:
+        user["email"] = f"user{user_id}@example.invalid"
+    return user
+
+
+def enrolment_options(params: Mapping[str, t.Any]) -> tuple[int, int]:
+    """Read `limitfrom` and `limitnumber` from the `options` name/value list.
+
+    Returns (offset, limit), where a limit of 0 means all users, as in Moodle.
+    """
+    options = {}
+    for index in range(20):
+        name = params.get(f"options[{index}][name]")
+        if name is None:
+            break
+        options[name] = params.get(f"options[{index}][value]")
+
+    try:
+        return int(options.get("limitfrom", 0)), int(options.get("limitnumber", 0))
+    except ValueError:
+        raise MoodleError(
+            "invalid_parameter_exception",
+            "invalidparameter",
+            "Invalid parameter value detected",
+            "options => limitfrom and limitnumber must be integers",
+        ) from None
+
+
+def grade_items(
+    course: MoodleCourse,
+    user_id: int,
+    fullname: str,
+    grades: Mapping[int, tuple[float, int]],
+) -> dict[str, t.Any]:
+    """Build the `gradereport_user_get_grade_items` result.
+
+    `grades` maps a course module id to (raw grade out of 100, Unix time graded).
+    """
+    items = []
+    for index, activity in enumerate(course.activities):
+        grade, graded = grades.get(activity.cmid, (None, None))
+        items.append(
+            {
+                "id": 500 + index + 1,
+                "itemname": activity.name,
+                "itemtype": "mod",
+                "itemmodule": activity.modname,
+                "iteminstance": activity.instance,
+                "itemnumber": 0,
+                "cmid": activity.cmid,
+                "graderaw": grade,
+                "gradedategraded": graded,
+                "grademin": 0.0,
+                "grademax": 100.0,
+                "gradeisoverridden": False,
+            }
+        )
+    return {
+        "usergrades": [
+            {
+                "courseid": course.course_id,
+                "userid": user_id,
+                "userfullname": fullname,
+                "maxdepth": 2,
+                "gradeitems": items,
+            }
+        ],
+        "warnings": [],
     }

@@ -1,0 +1,247 @@
+"""`hpass-bridge connection`: connect a provider's LMS and test the connection."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badge_engine.models import Provider
+from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.moodle.client import MoodleClient
+from connectors.moodle.connection import ConnectionTestResult, test_connection
+from lti_tool.bridge import Bridge
+from lti_tool.cli import EXIT_FAILURE, _settings_or_fail, emit, fail, json_option
+from lti_tool.config import ensure_secret_files, is_loopback_host
+
+# A test is a request an admin waits for, so it gets a short timeout and one retry.
+TEST_TIMEOUT = (3.05, 10.0)
+
+
+@click.group()
+def connection() -> None:
+    """Connect a provider's LMS and test the connection."""
+
+
+@connection.command("add-moodle")
+@click.option("--provider", "provider_slug", required=True, help="Provider slug.")
+@click.option("--url", "site_url", required=True, help="Moodle site root URL.")
+@click.option(
+    "--token-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File that contains the Moodle web service token (kept out of the shell "
+    "history and the process list).",
+)
+@click.option("--name", default="Moodle", show_default=True, help="Display name.")
+@json_option
+def add_moodle(
+    provider_slug: str, site_url: str, token_file: Path, name: str, as_json: bool
+) -> None:
+    """Connect a Moodle site, print its webhook URL and show the webhook secret once."""
+    token = _read_token(token_file, as_json)
+    bridge = _bridge(as_json)
+    site_url = _checked_site_url(bridge, site_url.strip(), as_json)
+    webhook_secret = secrets.token_urlsafe(32)
+
+    from lti_tool.urls_for import moodle_webhook_url
+    from lti_tool.views.webhooks import secret_digest
+
+    with bridge.session() as session:
+        provider = _provider_or_fail(session, provider_slug, as_json)
+        lms_connection = LmsConnection(
+            provider_id=provider.id,
+            kind=LmsKind.MOODLE.value,
+            name=name,
+            base_url=site_url,
+            api_token_encrypted=bridge.vault.encrypt(token),
+            webhook_secret_sha256=secret_digest(webhook_secret),
+            state=ConnectionState.OK.value,
+        )
+        session.add(lms_connection)
+        session.commit()
+        public_id = lms_connection.public_id
+
+    webhook_url = moodle_webhook_url(bridge.settings.public_base_url, public_id)
+    result = {
+        "status": "created",
+        "connection_id": public_id,
+        "provider": provider_slug,
+        "site_url": site_url,
+        "webhook_url": webhook_url,
+        "xapi_statements_url": f"{webhook_url}/xapi/statements",
+        "webhook_secret": webhook_secret,
+    }
+    emit(
+        result,
+        as_json,
+        f"Moodle connection {public_id} created for provider {provider_slug}.\n"
+        f"Webhook URL: {webhook_url}\n"
+        f"Webhook secret (shown once, paste it into the webhook plugin's token "
+        f"field now): {webhook_secret}\n"
+        f"Next: hpass-bridge connection test {public_id}",
+    )
+
+
+@connection.command("set-token")
+@click.argument("connection_id")
+@click.option(
+    "--token-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File that contains the new Moodle web service token.",
+)
+@json_option
+def set_token(connection_id: str, token_file: Path, as_json: bool) -> None:
+    """Save a new token, test it, and resume polling if Moodle accepts it."""
+    token = _read_token(token_file, as_json)
+    bridge = _bridge(as_json)
+    with bridge.session() as session:
+        lms_connection = _connection_or_fail(session, connection_id, as_json)
+        lms_connection.api_token_encrypted = bridge.vault.encrypt(token)
+        result = run_connection_test(bridge, session, lms_connection)
+        session.commit()
+    _report_test(result, as_json)
+
+
+@connection.command("test")
+@click.argument("connection_id")
+@json_option
+def test(connection_id: str, as_json: bool) -> None:
+    """Call core_webservice_get_site_info and name each missing web service function."""
+    bridge = _bridge(as_json)
+    with bridge.session() as session:
+        lms_connection = _connection_or_fail(session, connection_id, as_json)
+        result = run_connection_test(bridge, session, lms_connection)
+        session.commit()
+    _report_test(result, as_json)
+
+
+def run_connection_test(
+    bridge: Bridge, session: Session, lms_connection: LmsConnection
+) -> ConnectionTestResult:
+    """Test a Moodle connection and record the outcome on it.
+
+    A rejected token marks the connection broken, which stops its polls. A token
+    that Moodle accepts marks a broken connection OK again. The caller commits.
+    """
+    token = bridge.vault.decrypt(
+        lms_connection.api_token_encrypted,
+        what=f"API token of LMS connection {lms_connection.id}",
+    ).decode()
+    with MoodleClient(
+        lms_connection.base_url, token, timeout=TEST_TIMEOUT, max_retries=1
+    ) as client:
+        result = test_connection(client)
+
+    if result.token_invalid:
+        lms_connection.state = ConnectionState.BROKEN.value
+        lms_connection.state_detail = result.error
+    elif result.error is None:
+        lms_connection.state = ConnectionState.OK.value
+        lms_connection.state_detail = None
+    return result
+
+
+def _report_test(result: ConnectionTestResult, as_json: bool) -> None:
+    lines = [f"Moodle at {result.site_url}:"]
+    if result.error:
+        lines.append(f"  connection failed: {result.error}")
+    else:
+        lines.append(f"  reached {result.site_name!r}, Moodle {result.release}")
+    for missing in result.missing_functions:
+        lines.append(f"  missing function {missing.fix}")
+    lines.extend(f"  {advice}" for advice in result.advice)
+    if result.ok:
+        lines.append("  every required web service function is enabled")
+
+    emit(result.as_dict(), as_json, "\n".join(lines))
+    if not result.ok:
+        sys.exit(EXIT_FAILURE)
+
+
+def _bridge(as_json: bool) -> Bridge:
+    settings = _settings_or_fail(as_json)
+    if not settings.encryption_keys:
+        ensure_secret_files(settings)
+    return Bridge.from_settings(settings)
+
+
+def _read_token(path: Path, as_json: bool) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        fail(
+            f"cannot read the token file {str(path)!r}: {error.strerror}; write the "
+            f"Moodle web service token into a file readable by this user",
+            as_json,
+            code="invalid_token_file",
+        )
+    if not token or any(character.isspace() for character in token):
+        fail(
+            f"the token file {str(path)!r} must contain one Moodle web service token "
+            f"without spaces; copy it from Site administration > Server > Web "
+            f"services > Manage tokens",
+            as_json,
+            code="invalid_token_file",
+        )
+    return token
+
+
+def _checked_site_url(bridge: Bridge, site_url: str, as_json: bool) -> str:
+    parts = urlsplit(site_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(
+            f"--url must be the Moodle site's root URL such as "
+            f"https://moodle.example.org, got {site_url!r}",
+            as_json,
+            code="invalid_url",
+        )
+    if parts.query or parts.fragment:
+        fail(
+            f"--url must not contain a query or fragment, got {site_url!r}",
+            as_json,
+            code="invalid_url",
+        )
+    loopback = is_loopback_host(parts.hostname)
+    if not bridge.settings.loopback_dev and (parts.scheme != "https" or loopback):
+        fail(
+            f"--url must be an https:// address of a Moodle site reachable from the "
+            f"bridge, got {site_url!r}",
+            as_json,
+            code="invalid_url",
+        )
+    return site_url.rstrip("/")
+
+
+def _provider_or_fail(session: Session, slug: str, as_json: bool) -> Provider:
+    provider = session.scalar(select(Provider).where(Provider.slug == slug))
+    if provider is None:
+        fail(
+            f"no provider with slug {slug!r} exists; check the slug on the provider's "
+            f"admin page",
+            as_json,
+            code="provider_not_found",
+        )
+    return provider
+
+
+def _connection_or_fail(
+    session: Session, connection_id: str, as_json: bool
+) -> LmsConnection:
+    lms_connection = session.scalar(
+        select(LmsConnection).where(LmsConnection.public_id == connection_id)
+    )
+    if lms_connection is None or lms_connection.kind != LmsKind.MOODLE.value:
+        fail(
+            f"no Moodle connection {connection_id!r} exists; use the connection id "
+            f"that hpass-bridge connection add-moodle printed",
+            as_json,
+            code="connection_not_found",
+        )
+    return lms_connection
