@@ -149,10 +149,23 @@ class CanvasClient:
             params["student_id"] = student_id
         return list(self.iter_items(f"/api/v1/courses/{course_id}/modules", params))
 
-    def list_student_enrollments(self, course_id: str) -> list:
-        """Return active student enrollments; Canvas includes `grades` in each."""
-        params = {"type[]": ["StudentEnrollment"], "state[]": ["active", "completed"]}
+    def list_student_enrollments(
+        self, course_id: str, user_id: str | None = None
+    ) -> list:
+        """Return student enrollments, of one user if given, each with `grades`."""
+        params: dict[str, Any] = {
+            "type[]": ["StudentEnrollment"],
+            "state[]": ["active", "completed"],
+        }
+        if user_id is not None:
+            params["user_id"] = user_id
         return list(self.iter_items(f"/api/v1/courses/{course_id}/enrollments", params))
+
+    def list_student_submissions(self, course_id: str, user_id: str) -> list:
+        """Return one student's submissions, each with its assignment's points."""
+        params = {"student_ids[]": [user_id], "include[]": ["assignment"]}
+        path = f"/api/v1/courses/{course_id}/students/submissions"
+        return list(self.iter_items(path, params))
 
     def get_user_progress(self, course_id: str, user_id: str) -> dict[str, Any]:
         """Return `users/:id/progress`; a 400 answer raises CanvasNotModuleBased."""

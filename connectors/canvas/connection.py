@@ -45,6 +45,9 @@ REQUIRED_SCOPES = {
     "url:GET|/api/v1/courses/:course_id/bulk_user_progress": (
         "/api/v1/courses/{course}/bulk_user_progress"
     ),
+    "url:GET|/api/v1/courses/:course_id/students/submissions": (
+        "/api/v1/courses/{course}/students/submissions"
+    ),
 }
 
 

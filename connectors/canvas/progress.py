@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from badge_engine.rules import LearnerProgress
+from badge_engine.facts import CompletionState
+from badge_engine.rules import ActivityProgress, GradeProgress, LearnerProgress
 from connectors.canvas.client import CanvasClient
 from connectors.canvas.errors import CanvasEventInvalid, CanvasResponseInvalid
 from connectors.canvas.events import parse_timestamp
@@ -95,20 +96,109 @@ def parse_course_progress(body: Any, *, where: str) -> CourseProgress:
 def read_learner_progress(
     client: CanvasClient, lms_course_id: str, lms_user_id: str
 ) -> LearnerProgress:
-    """Re-read course progress from Canvas: an event is a trigger, this is the truth.
+    """Re-read progress from Canvas, because an event is only a trigger.
+
+    Reads course progress, each module item's requirement state, the enrollment's
+    course score and the learner's submission scores (four requests, each paged).
+    Activities and grades are keyed by module item id, the id award rules name.
 
     Raises the client's typed errors: CanvasNotModuleBased when the course has no
     module completion requirements (tell the instructor to add them or use grade
     rules), CanvasTokenInvalid, CanvasUnavailable, CanvasResponseInvalid.
     """
-    body = client.get_user_progress(lms_course_id, lms_user_id)
     where = f"courses/{lms_course_id}/users/{lms_user_id}/progress"
+    body = client.get_user_progress(lms_course_id, lms_user_id)
     progress = parse_course_progress(body, where=where)
+    modules = client.list_modules(lms_course_id, student_id=lms_user_id)
+    enrollments = client.list_student_enrollments(lms_course_id, user_id=lms_user_id)
+    submissions = client.list_student_submissions(lms_course_id, lms_user_id)
+
     return LearnerProgress(
         course_completed=progress.completed,
         course_completed_at=progress.completed_at if progress.completed else None,
-        activities={},
+        activities=activity_progress(modules),
+        course_grade=course_grade(enrollments),
+        grades=item_grades(modules, submissions),
     )
+
+
+def activity_progress(modules: list) -> dict[str, ActivityProgress]:
+    """Map each module item with a requirement to complete or incomplete.
+
+    NOTE: Canvas reports no completion time per module item (only per module), so
+    an activity rule's award date falls back to the triggering fact's time.
+    """
+    activities = {}
+    for item in _items(modules):
+        requirement = item.get("completion_requirement")
+        if not isinstance(requirement, dict):
+            continue
+        state = (
+            CompletionState.COMPLETE
+            if requirement.get("completed") is True
+            else CompletionState.INCOMPLETE
+        )
+        activities[str(item.get("id"))] = ActivityProgress(state=state)
+    return activities
+
+
+def course_grade(enrollments: list) -> GradeProgress | None:
+    """Return the enrollment's `current_score`, a percentage that skips ungraded work.
+
+    `current_score` matches Moodle's course total with empty grades excluded (the
+    Moodle default); `final_score` would count ungraded work as zero. Canvas gives
+    no grading time for it, so `graded_at` is None.
+    """
+    for enrollment in enrollments:
+        grades = enrollment.get("grades") if isinstance(enrollment, dict) else None
+        if isinstance(grades, dict):
+            score = grades.get("current_score")
+            percent = float(score) if isinstance(score, (int, float)) else None
+            return GradeProgress(percent=percent)
+    return None
+
+
+def item_grades(modules: list, submissions: list) -> dict[str, GradeProgress]:
+    """Map each graded module item to its score as a percentage of points possible.
+
+    A module item of type Assignment or Quiz points at its assignment by
+    `content_id`; a submission names its `assignment_id`.
+    """
+    by_assignment = {}
+    for submission in submissions:
+        if isinstance(submission, dict) and submission.get("assignment_id") is not None:
+            by_assignment[str(submission["assignment_id"])] = submission
+
+    grades = {}
+    for item in _items(modules):
+        submission = by_assignment.get(str(item.get("content_id")))
+        if submission is None:
+            continue
+        points = (submission.get("assignment") or {}).get("points_possible")
+        score = submission.get("score")
+        percent = None
+        if (
+            isinstance(score, (int, float))
+            and isinstance(points, (int, float))
+            and points > 0
+        ):
+            percent = 100.0 * score / points
+        try:
+            graded_at = parse_timestamp(submission.get("graded_at"), "graded_at")
+        except CanvasEventInvalid:
+            graded_at = None
+        grades[str(item.get("id"))] = GradeProgress(
+            percent=percent, graded_at=graded_at
+        )
+    return grades
+
+
+def _items(modules: list):
+    for module in modules:
+        if isinstance(module, dict):
+            yield from (
+                item for item in module.get("items") or [] if isinstance(item, dict)
+            )
 
 
 def read_completion_requirements(

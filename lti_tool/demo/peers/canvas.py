@@ -56,17 +56,29 @@ ALL_SCOPES = frozenset(
         "url:GET|/api/v1/courses/:course_id/enrollments",
         "url:GET|/api/v1/courses/:course_id/users/:user_id/progress",
         "url:GET|/api/v1/courses/:course_id/bulk_user_progress",
+        "url:GET|/api/v1/courses/:course_id/students/submissions",
     }
 )
 
 
+POINTS_POSSIBLE = 10.0
+
+
 @dataclass
 class Student:
+    """A student's state: met requirements by module item id, and assignment scores."""
+
     id: int
     name: str
-    completed_count: int = 0
+    completed_items: set[int] = field(default_factory=set)
     completed_at: datetime | None = None
     current_score: float | None = None
+    # assignment id -> (score out of POINTS_POSSIBLE, graded_at)
+    scores: dict[int, tuple[float, datetime]] = field(default_factory=dict)
+
+    @property
+    def completed_count(self) -> int:
+        return len(self.completed_items)
 
 
 @dataclass
@@ -78,6 +90,15 @@ class Course:
     @property
     def requirement_count(self) -> int:
         return len(self.requirement_types)
+
+    def item_id(self, position: int) -> int:
+        return self.id * 1000 + position
+
+    def assignment_id(self, position: int) -> int:
+        return self.id * 100 + position
+
+    def item_ids(self) -> list[int]:
+        return [self.item_id(p) for p in range(1, self.requirement_count + 1)]
 
 
 @dataclass
@@ -155,9 +176,25 @@ class FakeCanvas:
 
     def complete(self, course_id: int, user_id: int, completed_at: datetime) -> None:
         """Mark every requirement done; Canvas keeps the first `completed_at`."""
-        student = self.courses[course_id].students[user_id]
-        student.completed_count = self.courses[course_id].requirement_count
+        course = self.courses[course_id]
+        student = course.students[user_id]
+        student.completed_items = set(course.item_ids())
         student.completed_at = student.completed_at or completed_at
+
+    def complete_item(self, course_id: int, user_id: int, position: int) -> int:
+        """Meet one requirement (1-based position); return the module item id."""
+        course = self.courses[course_id]
+        item_id = course.item_id(position)
+        course.students[user_id].completed_items.add(item_id)
+        return item_id
+
+    def grade(
+        self, course_id: int, user_id: int, position: int, score: float, at: datetime
+    ) -> int:
+        """Grade the assignment behind one module item; return the item id."""
+        course = self.courses[course_id]
+        course.students[user_id].scores[course.assignment_id(position)] = (score, at)
+        return course.item_id(position)
 
     def issue_token(
         self,
@@ -277,6 +314,13 @@ class FakeCanvas:
             return fake._api(
                 "url:GET|/api/v1/courses/:course_id/modules",
                 lambda token: fake._modules(course_id),
+            )
+
+        @app.get("/api/v1/courses/<int:course_id>/students/submissions")
+        def submissions(course_id):
+            return fake._api(
+                "url:GET|/api/v1/courses/:course_id/students/submissions",
+                lambda token: fake._submissions(course_id),
             )
 
         @app.get("/api/v1/courses/<int:course_id>/enrollments")
@@ -404,7 +448,9 @@ class FakeCanvas:
 
     def _forbidden(self):
         message = "user not authorized to perform that action"
-        return jsonify({"status": "unauthorized", "errors": [{"message": message}]}), 403
+        return jsonify(
+            {"status": "unauthorized", "errors": [{"message": message}]}
+        ), 403
 
     def _course_or_404(self, course_id: int) -> Course | None:
         return self.courses.get(course_id)
@@ -418,26 +464,15 @@ class FakeCanvas:
         course = self._course_or_404(course_id)
         if course is None:
             return self._not_found()
-        items = []
-        for position, kind in enumerate(course.requirement_types, start=1):
-            requirement = {"type": kind}
-            if kind == "min_score":
-                requirement["min_score"] = 7
-            if kind == "min_percentage":
-                requirement["min_percentage"] = 70
-            items.append(
-                {
-                    "id": course_id * 1000 + position,
-                    "module_id": course_id * 10,
-                    "position": position,
-                    "title": f"Item {position} ({kind})",
-                    "type": "Assignment"
-                    if "score" in kind or kind == "must_submit"
-                    else "Page",
-                    "completion_requirement": requirement,
-                    "published": True,
-                }
-            )
+        student = None
+        if request.args.get("student_id"):
+            student = course.students.get(_int_or_none(request.args["student_id"]))
+            if student is None:
+                return self._not_found()
+        items = [
+            self._module_item(course, position, kind, student)
+            for position, kind in enumerate(course.requirement_types, start=1)
+        ]
         module = {
             "id": course_id * 10,
             "name": "Module 1",
@@ -448,7 +483,63 @@ class FakeCanvas:
             "items": items,
             "published": True,
         }
+        if student is not None:
+            done = student.completed_count >= course.requirement_count
+            module["state"] = "completed" if done else "started"
+            module["completed_at"] = _iso(student.completed_at) if done else None
         return self._page([module])
+
+    def _module_item(
+        self, course: Course, position: int, kind: str, student: Student | None
+    ) -> dict:
+        requirement: dict = {"type": kind}
+        if kind == "min_score":
+            requirement["min_score"] = 7
+        if kind == "min_percentage":
+            requirement["min_percentage"] = 70
+        item_id = course.item_id(position)
+        if student is not None:
+            requirement["completed"] = item_id in student.completed_items
+        item = {
+            "id": item_id,
+            "module_id": course.id * 10,
+            "position": position,
+            "title": f"Item {position} ({kind})",
+            "type": "Page",
+            "completion_requirement": requirement,
+            "published": True,
+        }
+        if "score" in kind or "percentage" in kind or kind == "must_submit":
+            item["type"] = "Assignment"
+            item["content_id"] = course.assignment_id(position)
+        return item
+
+    def _submissions(self, course_id: int):
+        course = self._course_or_404(course_id)
+        if course is None:
+            return self._not_found()
+        wanted = {
+            _int_or_none(value) for value in request.args.getlist("student_ids[]")
+        }
+        submissions = []
+        for student in sorted(course.students.values(), key=lambda s: s.id):
+            if student.id not in wanted:
+                continue
+            for assignment_id, (score, graded_at) in sorted(student.scores.items()):
+                submissions.append(
+                    {
+                        "assignment_id": assignment_id,
+                        "user_id": student.id,
+                        "score": score,
+                        "graded_at": _iso(graded_at),
+                        "workflow_state": "graded",
+                        "assignment": {
+                            "id": assignment_id,
+                            "points_possible": POINTS_POSSIBLE,
+                        },
+                    }
+                )
+        return self._page(submissions)
 
     def _enrollments(self, course_id: int):
         course = self._course_or_404(course_id)
@@ -471,6 +562,8 @@ class FakeCanvas:
                 "user": {"id": student.id, "name": student.name},
             }
             for student in sorted(course.students.values(), key=lambda s: s.id)
+            if not request.args.get("user_id")
+            or student.id == _int_or_none(request.args["user_id"])
         ]
         return self._page(enrollments)
 
@@ -585,6 +678,10 @@ class FakeCanvas:
         }
         self.subscriptions.append(stored)
         return jsonify(stored), 201
+
+
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
 
 
 _job_ids = itertools.count(1020020528469291)

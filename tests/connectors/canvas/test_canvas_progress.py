@@ -6,6 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from badge_engine.facts import CompletionState
+from badge_engine.rules import evaluate_award_rule
+
 from connectors.canvas.errors import CanvasNotModuleBased, CanvasResponseInvalid
 from connectors.canvas.progress import (
     REQUIREMENT_TYPES,
@@ -87,3 +90,40 @@ def test_error_object_in_200_rejected():
     """A count that is not a number raises CanvasResponseInvalid naming it."""
     with pytest.raises(CanvasResponseInvalid, match="requirement_count"):
         parse_course_progress({"requirement_count": None}, where="x")
+
+
+def test_activities_by_module_item(fake, make_client):
+    """Each requirement's state is keyed by its module item id."""
+    done_item = fake.complete_item(COURSE_ID, 124, 1)
+
+    progress = read_learner_progress(make_client(), str(COURSE_ID), "124")
+
+    assert len(progress.activities) == len(REQUIREMENT_TYPES)
+    assert progress.activities[str(done_item)].state is CompletionState.COMPLETE
+    incomplete = [a for a in progress.activities.values() if a.state is CompletionState.INCOMPLETE]
+    assert len(incomplete) == len(REQUIREMENT_TYPES) - 1
+
+
+def test_grades_as_percent(fake, make_client):
+    """Item scores become percentages of points possible; the course score is current_score."""
+    graded_at = datetime(2025, 1, 2, 8, tzinfo=timezone.utc)
+    item_id = fake.grade(COURSE_ID, 124, 3, 8.0, graded_at)
+    fake.courses[COURSE_ID].students[124].current_score = 75.5
+
+    progress = read_learner_progress(make_client(), str(COURSE_ID), "124")
+
+    assert progress.grades[str(item_id)].percent == 80.0
+    assert progress.grades[str(item_id)].graded_at == graded_at
+    assert progress.course_grade.percent == 75.5
+
+
+def test_activity_rule_on_canvas_item(fake, make_client):
+    """An activity_completed rule naming a Canvas module item id is met once it is done."""
+    item_id = fake.complete_item(COURSE_ID, 124, 2)
+    rule = {"version": 1, "rule": {"kind": "activity_completed", "activity_id": str(item_id)}}
+    other = {"version": 1, "rule": {"kind": "activity_completed", "activity_id": str(item_id + 1)}}
+
+    progress = read_learner_progress(make_client(), str(COURSE_ID), "124")
+
+    assert evaluate_award_rule(rule, progress).met is True
+    assert evaluate_award_rule(other, progress).met is False
