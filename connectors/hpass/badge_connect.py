@@ -7,7 +7,7 @@ Badge Connect (1EdTech, OB 2.1) works like the OB 3.0 API one version earlier:
   `authorizationUrl`, `tokenUrl` and `scopesOffered`;
 - the client registers dynamically and gets consent by authorization code with
   PKCE, exactly as in `connectors.hpass.ob3_oauth`;
-- `POST {apiBase}/assertions` sends an OB 2.0 Assertion; the backpack answers
+- `POST {apiBase}/assertions` sends an OB 2.0 Assertion; the backpack responds
   201 for a new assertion and 200 for one it already holds, so a repeat is safe.
 
 The bridge sends the hosted OB 2.0 Assertion of the credential, whose id is the
@@ -114,7 +114,7 @@ class BadgeConnectRoute:
 
     def revoke(self, job: DeliveryJob) -> None:
         # Badge Connect has no revoke call; backpacks re-read the hosted assertion,
-        # which says `revoked` once the credential is revoked.
+        # which contains `revoked` once the credential is revoked.
         return None
 
 

@@ -1,4 +1,4 @@
-"""Delivery bookkeeping: which routes a credential goes by, where each stands, retries.
+"""Delivery bookkeeping: the routes of each credential, their status, and retries.
 
 The pipeline calls `plan_deliveries` when a credential is issued and `run_delivery`
 for each outbox message; pages call the query functions. Nothing here commits.
@@ -58,7 +58,7 @@ def retry_delay(attempts: int, retry_after: timedelta | None = None) -> timedelt
 
 
 def delivery_key(delivery_id: int) -> str:
-    """The outbox idempotency key of a delivery's message."""
+    """Build the outbox idempotency key of a delivery's message."""
     return f"deliver:{delivery_id}"
 
 
@@ -115,7 +115,7 @@ def plan_deliveries(session: Session, credential: Credential) -> list[Delivery]:
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """What the pipeline does next: nothing, retry after `retry_after`, or give up."""
+    """The outcome of one attempt, which tells the pipeline to finish, retry or give up."""
 
     status: DeliveryStatus
     message: str = ""
@@ -209,7 +209,7 @@ def requeue_waiting_for_consent(session: Session, account: PortfolioAccount) -> 
 def requeue_for_revocation(session: Session, credential: Credential) -> list[int]:
     """Requeue the credential's landed deliveries so each route passes the revocation on.
 
-    Call it in the transaction that revokes the credential; the route sees the
+    Call it in the transaction that revokes the credential. The route reads the
     revoked status and revokes its copy (OBF) or does nothing (portfolios that
     read the status list).
     """

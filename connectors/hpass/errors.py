@@ -2,7 +2,7 @@
 
     DeliveryError                 base; carries the portfolio URL and credential id
     ├── DeliveryRetryable         5xx, 429, timeouts, connection errors: try again later
-    ├── DeliveryRejected          4xx other than 429, 3xx, bad answers: a person acts
+    ├── DeliveryRejected          4xx other than 429, 3xx, bad responses: a person acts
     │   └── TokenExpired          401: the caller refreshes once and tries again
     └── DeliveryNeedsConsent      the learner's token is gone, expired or revoked and
                                   could not be refreshed: the learner links again
@@ -44,14 +44,14 @@ class DeliveryNeedsConsent(DeliveryError):
 
 
 class TokenExpired(DeliveryRejected):
-    """The portfolio answered 401 to an access token the bridge still holds.
+    """The portfolio rejected a stored access token with 401.
 
     A caller that cannot refresh treats it as the rejection it is.
     """
 
 
 class PortfolioSetupError(ValueError):
-    """A portfolio URL, discovery document or registration answer is unusable.
+    """A portfolio URL, discovery document or registration response is unusable.
 
     Raised while linking or configuring, before anything is stored.
     """

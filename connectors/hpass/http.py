@@ -1,7 +1,7 @@
 """Outgoing HTTP for every delivery route: address policy, limits and error mapping.
 
 Every request a route sends goes through `PortfolioHttp.request`, so all routes
-share one answer to slow, malformed, oversized or redirecting portfolios:
+handle the same way slow, malformed, oversized or redirecting portfolios:
 
 - The URL must be HTTPS, unless loopback development mode is on, and its host
   must not resolve to a private, link-local, loopback or reserved address, unless
@@ -41,16 +41,16 @@ LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 @dataclass(frozen=True)
 class OutboundPolicy:
-    """Which URLs the bridge may call on a portfolio's behalf."""
+    """The rules for the URLs the bridge may call on a portfolio's behalf."""
 
     loopback_dev: bool = False
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Any) -> "OutboundPolicy":
-        # NOTE: `portfolio_allowed_networks` is read when the settings carry it;
-        # the configuration module does not define it yet, so private networks
-        # are reachable only in loopback development mode.
+        # NOTE: the configuration module does not define
+        # `portfolio_allowed_networks` yet. Until it does, no private network is
+        # allowed outside the tests.
         networks = getattr(settings, "portfolio_allowed_networks", ()) or ()
         return cls(
             loopback_dev=bool(settings.loopback_dev),
@@ -181,7 +181,7 @@ class PortfolioHttp:
                 body = _read_limited(response)
         except requests.Timeout:
             raise DeliveryRetryable(
-                f"{url} did not answer within {self.timeout[1]} s; retrying later",
+                f"{url} timed out after {self.timeout[1]} s; retrying later",
                 **ids,
             ) from None
         except requests.RequestException as error:
@@ -214,7 +214,7 @@ class PortfolioHttp:
             )
         if status == 429 or status >= 500:
             raise DeliveryRetryable(
-                f"{url} answered {status}: {detail}; retrying later",
+                f"{url} responded {status}: {detail}; retrying later",
                 retry_after=retry_after(response),
                 http_status=status,
                 **ids,
@@ -256,7 +256,7 @@ def describe_body(result: HttpResult) -> str:
     except ValueError:
         text = result.body.decode("utf-8", "replace").strip()
         if text.lstrip().lower().startswith(("<!doctype", "<html")):
-            return "an HTML page instead of an API answer"
+            return "an HTML page instead of an API response"
         return text[:300] or "no details given"
     if isinstance(body, dict):
         for key in ("imsx_description", "error_description", "error", "message"):

@@ -30,7 +30,7 @@ class PortfolioClient(Base):
     """The bridge's OAuth client registration at one portfolio, for one provider.
 
     Each provider registers separately, so the portfolio's consent page names the
-    provider the learner knows. The URLs come from the portfolio's discovery
+    learner's provider. The URLs come from the portfolio's discovery
     document (OB 3.0) or manifest (Badge Connect) and were checked to be on the
     portfolio's own host.
     """
@@ -85,7 +85,7 @@ class PortfolioAccount(Base):
 
 
 class PortfolioLinkRequest(Base):
-    """An authorization request sent to a portfolio and not yet answered.
+    """An authorization request sent to a portfolio, awaiting its callback.
 
     `state` is the OAuth state parameter; the PKCE code verifier is encrypted. The
     row is deleted when the callback arrives, whatever its outcome.
@@ -142,7 +142,7 @@ class DeliveryStatus(str, enum.Enum):
 
 
 class Delivery(Base):
-    """Where one credential stands on one route to one portfolio.
+    """The delivery status of one credential on one route to one portfolio.
 
     `remote_id` and `remote_url` record what the portfolio made of it: for OBF the
     event id and the URL of OBF's own assertion.

@@ -1,7 +1,7 @@
 """The Open Badges 3.0 API route: `upsertCredential` to a learner's portfolio.
 
 `POST {base}/ims/ob/v3p0/credentials` with the credential as JSON and a bearer
-token. The portfolio answers 200 when it replaced a credential with the same id
+token. The portfolio responds 200 when it replaced a credential with the same id
 and 201 when it created one, so a repeat of the same credential is harmless,
 which makes redelivery after a worker crash safe.
 """

@@ -1,6 +1,6 @@
 """OAuth 2.0 for portfolios that speak the Open Badges 3.0 API.
 
-The OB 3.0 API (1EdTech) asks a client to:
+The OB 3.0 API (1EdTech) requires a client to:
 
 1. read the portfolio's Service Description Document at
    `{portfolio}/ims/ob/v3p0/discovery` (the `getServiceDescription` operation);
@@ -174,7 +174,7 @@ def register_client(
     client_id = answer.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise _setup_error(
-            http.portfolio_url, "the client registration answer has no client_id"
+            http.portfolio_url, "the client registration response has no client_id"
         )
 
     return client_id, answer.get("client_secret")
@@ -270,7 +270,7 @@ def _token_request(
         form = {**form, "client_id": client.client_id}
     result = http.request("POST", client.token_url, data=form, auth=auth)
     try:
-        body = result.json("the token endpoint's answer")
+        body = result.json("the token endpoint's response")
     except ValueError as error:
         raise DeliveryRejected(
             str(error), portfolio_url=http.portfolio_url, credential_id=""
@@ -278,7 +278,7 @@ def _token_request(
     access_token = body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(access_token, str) or not access_token:
         raise DeliveryRejected(
-            "the token endpoint's answer has no access_token",
+            "the token endpoint's response has no access_token",
             portfolio_url=http.portfolio_url,
             credential_id="",
         )
@@ -364,7 +364,11 @@ class AccountTokens:
             credential_id=self.http.credential_id,
         )
 
-    def current(self) -> str:
+    def current(self) -> tuple[str, bool]:
+        """Return the access token, refreshed first when it is about to expire.
+
+        The flag is True when this call refreshed the token.
+        """
         account = self.account
         if account.access_token_encrypted is None:
             raise DeliveryNeedsConsent(
@@ -375,11 +379,13 @@ class AccountTokens:
             )
         expires_at = account.access_token_expires_at
         if expires_at is not None and expires_at - EXPIRY_MARGIN <= utcnow():
-            return self.refresh()
+            return self.refresh(), True
 
-        return self.vault.decrypt(
+        token = self.vault.decrypt(
             account.access_token_encrypted, what="portfolio access token"
         ).decode()
+
+        return token, False
 
     def refresh(self) -> str:
         account = self.account
@@ -394,19 +400,21 @@ class AccountTokens:
             tokens = _token_request(self.http, client, self.vault, form)
         except (DeliveryRejected, TokenExpired) as error:
             raise self._needs_consent(
-                f"the portfolio refused to refresh the access token ({error})"
+                f"the portfolio rejected the token refresh ({error})"
             ) from None
         store_tokens(account, self.vault, tokens, utcnow())
 
         return tokens.access_token
 
     def call_with_token(self, call: Callable[[str], T]) -> T:
+        token, refreshed = self.current()
+        if not refreshed:
+            try:
+                return call(token)
+            except TokenExpired:
+                token = self.refresh()
         try:
-            return call(self.current())
-        except TokenExpired:
-            pass
-        try:
-            return call(self.refresh())
+            return call(token)
         except TokenExpired as error:
             raise self._needs_consent(
                 f"the portfolio rejected a freshly refreshed token ({error})"

@@ -38,7 +38,7 @@ EXPIRY_MARGIN = timedelta(seconds=60)
 
 
 def parse_json_lines(result: HttpResult, what: str) -> list[dict]:
-    """Parse OBF's list answers: one JSON object per line, blank lines skipped."""
+    """Parse an OBF list response: one JSON object per line, blank lines skipped."""
     items = []
     for line in result.body.decode("utf-8", "replace").splitlines():
         if not line.strip():
@@ -75,11 +75,11 @@ class ObfClient:
                 "client_secret": secret,
             },
         )
-        body = _json_or_reject(result, "the OBF token answer", self.http)
+        body = _json_or_reject(result, "the OBF token response", self.http)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise DeliveryRejected(
-                "the OBF token answer has no access_token; check the client id and "
+                "the OBF token response has no access_token; check the client id and "
                 "secret in the provider's OBF settings",
                 portfolio_url=self.base,
                 credential_id=self.http.credential_id,
@@ -165,7 +165,7 @@ class ObfClient:
         event_id = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
         if not location or not event_id:
             raise DeliveryRejected(
-                f"OBF answered {result.status} to the issue request without a "
+                f"OBF responded {result.status} to the issue request without a "
                 "Location header naming the new event",
                 portfolio_url=self.base,
                 credential_id=credential.public_id,

@@ -1,6 +1,6 @@
 """Delivery routes behind one interface, and the registry that picks one by name.
 
-A route pushes one credential to one destination and says what came of it. The
+A route pushes one credential to one destination and returns the outcome. The
 pipeline owns the bookkeeping (delivery status, outbox retries); a route only
 talks to its destination and raises the errors of `connectors.hpass.errors`:
 
@@ -43,7 +43,7 @@ class DeliveryJob:
 
 @dataclass(frozen=True)
 class RouteOutcome:
-    """What the destination made of the credential."""
+    """The destination's result for one credential: status and remote ids."""
 
     http_status: int
     remote_id: str | None = None

@@ -1,4 +1,4 @@
-"""Linking a learner's portfolio, and where each credential's delivery stands.
+"""Linking a learner's portfolio, and the delivery status of each credential.
 
     POST {base}/portfolio/link                      start linking (OAuth with PKCE)
     GET  {base}/portfolio/callback                  the portfolio sends the learner back
@@ -222,7 +222,7 @@ def _finish_page(message: str, course_id: int | None, status: int = 200):
 
 @bp.get("/callback")
 def callback():
-    """Take the portfolio's answer: tokens on approval, a visible reason otherwise."""
+    """Handle the portfolio's redirect: store tokens on approval, show the reason otherwise."""
     db, bridge = db_session(), current_bridge()
     state = request.args.get("state", "")
     pending = None
@@ -232,12 +232,12 @@ def callback():
         )
     if pending is None:
         raise BadRequest(
-            "this portfolio answer matches no link request of this bridge, or it "
+            "this portfolio response matches no link request of this bridge, or it "
             "expired; start linking again from your course",
             code="portfolio_state_unknown",
         )
     if session.get("learner_id") not in (None, pending.learner_id):
-        raise Forbidden("this portfolio answer belongs to another learner's request")
+        raise Forbidden("this portfolio response belongs to another learner's request")
 
     db.delete(pending)
     client = db.scalar(
@@ -342,7 +342,7 @@ def _dispatch(message_ids: list[int]) -> None:
 
 @bp.post("/accounts/<int:account_id>/unlink")
 def unlink(account_id: int):
-    """Delete the account's tokens; deliveries still waiting stop and say why."""
+    """Delete the account's tokens and mark its waiting deliveries as needing consent."""
     pages.check_csrf()
     provider_id, learner_id = _learner_ids()
     db = db_session()

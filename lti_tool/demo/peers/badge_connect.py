@@ -6,7 +6,7 @@
                                                 OAuth as in the demo portfolio
 
 An assertion is stored by its `id`: 201 for a new one, 200 for one already held.
-Answers carry Badge Connect's `status` object (`error`, `statusCode`,
+Responses carry Badge Connect's `status` object (`error`, `statusCode`,
 `statusText`). Like the other peers it can fail the next requests for tests.
 """
 

@@ -1,10 +1,10 @@
 """An in-memory Open Badge Factory, for tests and the demo.
 
 It follows the parts of the OBF REST API v1 the bridge calls, as OBF documents
-them: an OAuth 2.0 client credentials token endpoint, badges owned by one API
-client, issuing to email recipients (201 with a `Location` naming the new
-event), event and assertion lists as one JSON object per line, and revoking an
-event with DELETE. Errors are JSON objects with an `error` message. Every call
+them. Tokens come from an OAuth 2.0 client credentials endpoint, and badges
+belong to one API client. Issuing to email recipients returns 201 with a
+`Location` naming the new event. Event and assertion lists are one JSON object
+per line, and DELETE revokes an event. Errors are JSON objects with an `error` message. Every call
 other than the token call needs `Authorization: Bearer <token>` for the client
 id in its path.
 
@@ -62,7 +62,7 @@ class ObfPeer:
         return badge_id
 
     def fail_next(self, n: int = 1, status: int = 503, retry_after: str | None = None):
-        """Answer the next `n` API calls (token calls included) with `status`."""
+        """Fail the next `n` API calls (token calls included) with `status`."""
         with self._lock:
             self._fail = [(status, retry_after)] * n
 

@@ -9,10 +9,10 @@ one 200 (replaced), both with the credential sent as the body. Errors use the
 document's Imsx_StatusInfo shape.
 
 The document secures the operation with OAuth 2.0, and the peer implements the
-parts a client meets (see `lti_tool.demo.peers.portfolio_oauth`): the Service
-Description Document at `{base}/ims/ob/v3p0/discovery`, dynamic client
-registration (RFC 7591), the authorization endpoint with a consent page that
-requires PKCE S256, and the token endpoint with refresh. Upserts accept the
+parts a client uses (see `lti_tool.demo.peers.portfolio_oauth`). These are the
+Service Description Document at `{base}/ims/ob/v3p0/discovery`, dynamic client
+registration (RFC 7591), a consent page that requires PKCE S256, and the token
+endpoint with refresh. Upserts accept the
 access tokens it issued and also one fixed bearer token configured at start.
 
 For tests it keeps a log of every upsert request and can fail, rate-limit or

@@ -1,4 +1,4 @@
-"""The demo portfolio's OAuth 2.0 side, as the Open Badges 3.0 API asks of a host.
+"""The demo portfolio's OAuth 2.0 endpoints, as the Open Badges 3.0 API requires of a host.
 
     GET  {base}/ims/ob/v3p0/discovery  Service Description Document
     POST {base}/oauth/register         dynamic client registration (RFC 7591)

@@ -174,7 +174,7 @@ def issue_and_queue(app, db, seeded: Seeded) -> tuple[Credential, list[int]]:
 def run_message(app, message_id: int) -> str:
     """Run one outbox message now through the worker's task code, as if it were due.
 
-    Moving `next_attempt_at` to now stands in for the clock passing the backoff.
+    Moving `next_attempt_at` to now simulates the clock passing the backoff.
     """
     from lti_tool.tasks import run_outbox_message
 

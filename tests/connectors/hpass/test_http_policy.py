@@ -1,4 +1,4 @@
-"""Outgoing requests: which addresses are allowed, and how bad answers end."""
+"""Outgoing requests: which addresses are allowed, and how bad responses end."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def server():
     ],
 )
 def test_bad_answer_mapped(server, path, error, words):
-    """Each misbehaving answer maps to the error kind that decides retry or stop."""
+    """Each misbehaving response maps to the error kind that decides retry or stop."""
     http = PortfolioHttp(LOOPBACK, portfolio_url=server.url)
 
     with pytest.raises(error, match=words):
@@ -100,10 +100,10 @@ def test_bad_answer_mapped(server, path, error, words):
 
 
 def test_slow_answer_times_out(server):
-    """An answer slower than the read timeout is a retryable timeout."""
+    """A response slower than the read timeout is a retryable timeout."""
     http = PortfolioHttp(LOOPBACK, portfolio_url=server.url, timeout=(1, 0.3))
 
-    with pytest.raises(DeliveryRetryable, match="did not answer within"):
+    with pytest.raises(DeliveryRetryable, match="timed out after"):
         http.request("GET", server.url + "/slow")
 
 

@@ -155,3 +155,21 @@ def test_discovery_not_json_rejected(portfolio):
 
     with pytest.raises(PortfolioSetupError, match="discovery document failed"):
         discover_ob3(http)
+
+
+def test_token_near_expiry_refreshed_first(app, db, seeded, portfolio):
+    """A token that expires within a minute is refreshed once before the upsert."""
+    account = link_by_oauth(app, db, seeded, portfolio.url)
+    account.access_token_expires_at = datetime.now(timezone.utc) + timedelta(seconds=5)
+    db.commit()
+    credential, message_ids = issue_and_queue(app, db, seeded)
+
+    assert run_message(app, message_ids[0]) == "done"
+
+    assert portfolio.oauth.refresh_count() == 1
+    assert portfolio.received_count == 1
+    db.expire_all()
+    refreshed = db.get(PortfolioAccount, account.id)
+    assert refreshed.access_token_expires_at > datetime.now(timezone.utc) + timedelta(
+        minutes=30
+    )

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from badge_engine.models import Credential, CredentialStatus
 from badge_engine.outbox import OutboxStatus
+from badge_engine.status import revoke_credential
 from connectors.hpass.deliveries import requeue_for_revocation
 from connectors.hpass.models import Delivery, DeliveryStatus, ObfConnection
 from tests.connectors.hpass.conftest import (
@@ -51,12 +52,12 @@ def test_obf_token_encrypted_and_reused(app, db, seeded, obf):
 
 
 def test_obf_retry_finds_earlier_event(app, db, seeded, obf):
-    """A retry after OBF issued but the answer was lost reuses the event, no second badge."""
+    """A retry after a lost OBF response reuses the event: no second badge."""
     connect_obf(app, db, seeded, obf)
     credential, message_ids = issue_and_queue(app, db, seeded)
     run_message(app, message_ids[0])
     with app.extensions["hpass"].session() as session:
-        # The bridge forgets the outcome, as after a crash before its commit.
+        # Clear the recorded outcome, as a crash before the commit would.
         delivery = session.get(Delivery, deliveries_of(db, credential.id)[0].id)
         delivery.remote_id = None
         delivery.status = DeliveryStatus.QUEUED.value
@@ -96,7 +97,7 @@ def test_obf_revocation_passed_on(app, db, seeded, obf):
     run_message(app, message_ids[0])
     with app.extensions["hpass"].session() as session:
         stored = session.get(Credential, credential.id)
-        stored.status = CredentialStatus.REVOKED.value
+        revoke_credential(session, stored, "Issued in error", actor="test")
         ids = requeue_for_revocation(session, stored)
         session.commit()
 
@@ -121,7 +122,7 @@ def test_obf_wrong_secret_fails_with_reason(app, db, seeded, obf):
 
 
 def test_obf_unmapped_achievement_fails(app, db, seeded, obf):
-    """An achievement with no OBF badge fails and says an admin must map it."""
+    """An achievement with no OBF badge fails, asking an admin to map it."""
     connect_obf(app, db, seeded, obf)
     from connectors.hpass.models import ObfBadgeMapping
 

@@ -1,4 +1,4 @@
-"""The portfolio blueprint's answers to bad and unexpected requests."""
+"""The portfolio blueprint's responses to bad and unexpected requests."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _count(db, model) -> int:
 
 
 def test_link_needs_learner(client, seeded):
-    """Linking without a learner launch is forbidden and says how to launch."""
+    """Linking without a learner launch is forbidden, with how to launch."""
     _login(client, seeded, role="instructor")
 
     answer = client.post("/portfolio/link", data={"csrf": CSRF, "portfolio_url": "x"})
@@ -109,7 +109,7 @@ def test_callback_unknown_state(client, seeded):
 
 
 def test_callback_denied_consent(client, db, seeded, portfolio):
-    """A denied consent shows the reason, links nothing and forgets the request."""
+    """A denied consent shows the reason, links nothing and deletes the request."""
     _login(client, seeded, learner_id=seeded.learner_id)
     start = client.post(
         "/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url}
@@ -188,7 +188,7 @@ def test_retry_unknown_delivery(client, seeded):
 
 
 def test_deliveries_listed_for_learner(app, client, db, seeded, portfolio):
-    """A learner sees the status of each of their deliveries."""
+    """A learner gets the status of each of their deliveries."""
     link_by_oauth(app, db, seeded, portfolio.url)
     credential, _ids = issue_and_queue(app, db, seeded)
     _login(client, seeded, learner_id=seeded.learner_id)
