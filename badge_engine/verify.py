@@ -46,6 +46,7 @@ from badge_engine.fetch import FetchError
 from badge_engine.jsonld import CONTEXT_FILES
 from badge_engine.ob3 import format_timestamp
 from badge_engine.schema import validate_open_badge_credential
+from badge_engine.vc_jwt import credential_from_vc_jwt, verify_vc_jwt
 from badge_engine.verify_context import (
     RESOLUTION_ERRORS,
     UnreadableDocument,
@@ -405,19 +406,10 @@ def verify_vc_jwt_text(
     report.version = "3.0"
     report.format = _format_name(report, "vc-jwt")
     try:
-        from badge_engine.vc_jwt import verify_vc_jwt
-    except ImportError:
-        report.error(
-            "unsupported_format",
-            "VC-JWT verification is not available in this version of the bridge.",
-        )
+        credential = credential_from_vc_jwt(token)
+    except ValueError as error:
+        report.error("invalid_proof", str(error))
         return
-
-    payload = jws_payload(token)
-    if payload is None:
-        report.error("invalid_proof", "The JWT payload is not a JSON object.")
-        return
-    credential = payload.get("vc") if isinstance(payload.get("vc"), dict) else payload
     report.credential = credential
     if not _check_ob3_shape(credential, report):
         return
@@ -431,7 +423,7 @@ def verify_vc_jwt_text(
             resolution_problems.append(_resolution_problem(error))
             raise
 
-    jwt_result = verify_vc_jwt(token, resolve)
+    jwt_result = verify_vc_jwt(token, resolve, now=context.now)
     report.checks.extend(jwt_result.checks)
     report.errors.extend(resolution_problems)
     for message in jwt_result.errors:
@@ -559,6 +551,10 @@ def _proof_problem(message: str) -> Problem:
     path, text = _split_message(message)
     if "signature does not match" in text or "signature" in text and "verif" in text:
         code = "invalid_signature"
+    elif "expired" in text:
+        code = "expired"
+    elif "not valid before" in text:
+        code = "not_yet_valid"
     elif "could not be resolved" in text:
         code = "key_not_resolved"
     elif "has no local copy" in text:

@@ -539,3 +539,69 @@ def test_verify_text_output(live, seeded):
     assert result.exit_code == 1
     assert result.output.startswith("INVALID: Open Badges 3.0, format eddsa-rdfc-2022")
     assert "error invalid_signature" in result.output
+
+
+def _vc_jwt(live, seeded, unsigned, private_key=None):
+    from badge_engine.vc_jwt import sign_vc_jwt
+
+    with live.bridge.session() as session:
+        provider = session.get(Provider, seeded["provider"])
+        key = active_signing_key(session, live.bridge.vault, provider)
+        kid = verification_method_id(live.base, provider, key)
+        signing_key = private_key or load_private_key(live.bridge.vault, key)
+        return sign_vc_jwt(unsigned, signing_key, kid)
+
+
+def test_verify_vc_jwt_expired(live, seeded):
+    """A VC-JWT past its validUntil fails as expired."""
+    unsigned = _unsigned(
+        live,
+        seeded,
+        valid_until=datetime.now(UTC) - timedelta(days=1),
+        valid_from=datetime.now(UTC) - timedelta(days=30),
+    )
+
+    code, report = _verify(
+        live, _write(live, "expired.jwt", _vc_jwt(live, seeded, unsigned))
+    )
+
+    assert code == 1
+    assert _codes(report) == ["expired"]
+
+
+def test_verify_vc_jwt_changed_name(live, seeded):
+    """A VC-JWT whose payload was re-encoded with another name fails its signature."""
+    import base64
+
+    token = _vc_jwt(live, seeded, _unsigned(live, seeded))
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["name"] = "Forged"
+    forged_payload = (
+        base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    )
+    forged = ".".join([header, forged_payload, signature])
+
+    code, report = _verify(live, _write(live, "name.jwt", forged))
+
+    assert code == 1
+    assert _codes(report) == ["invalid_signature"]
+
+
+def test_verify_vc_jwt_revoked_baked(live, seeded):
+    """A revoked credential issued as a VC-JWT and baked into a PNG fails as revoked."""
+    credential = _issue(live, seeded, "u-vcjwt-revoked")
+    unsigned = {k: v for k, v in credential.document.items() if k != "proof"}
+    token = _vc_jwt(live, seeded, unsigned)
+    with live.bridge.session() as session:
+        revoke_credential(
+            session, session.get(Credential, credential.id), "Withdrawn", actor="test"
+        )
+        session.commit()
+
+    image = bake_png(plain_png(), token)
+    code, report = _verify(live, _write(live, "vcjwt-revoked.png", image))
+
+    assert code == 1
+    assert report["format"] == "png:vc-jwt"
+    assert _codes(report) == ["revoked"]
