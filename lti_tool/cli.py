@@ -126,6 +126,7 @@ def scheduler(loglevel: str) -> None:
 
 from lti_tool.cli_accounts import operator  # noqa: E402
 from lti_tool.cli_connections import connection  # noqa: E402
+from lti_tool.cli_platform import platform  # noqa: E402
 from lti_tool.cli_run import demo, run  # noqa: E402
 from lti_tool.cli_verify import verify  # noqa: E402
 from lti_tool.cli_credentials import credential  # noqa: E402
@@ -136,3 +137,4 @@ main.add_command(connection)
 main.add_command(operator)
 main.add_command(verify)
 main.add_command(credential)
+main.add_command(platform)

@@ -1,0 +1,266 @@
+"""`hpass-bridge platform`: register LTI 1.3 platforms by hand, list and remove them.
+
+For platforms without LTI Dynamic Registration, and for operators who script their
+setup. `add` prints the tool's login, launch and JWKS URLs to paste into the platform.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import click
+from sqlalchemy import delete, func, select
+
+from badge_engine.models import Provider
+from lti_tool.cli import emit, fail, json_option, _settings_or_fail
+from lti_tool.lti import tool_keys
+from lti_tool.lti.outbound import UnsafeUrl, check_outbound_url
+from lti_tool.lti.registrations import create_registration
+from lti_tool.models import (
+    Deployment,
+    DeploymentStatus,
+    LtiCourse,
+    LtiNonce,
+    Registration,
+)
+from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url
+
+
+@contextmanager
+def _bridge(as_json: bool):
+    from lti_tool.bridge import Bridge
+    from lti_tool.config import ensure_secret_files
+
+    settings = _settings_or_fail(as_json)
+    ensure_secret_files(settings)
+    bridge = Bridge.from_settings(settings)
+    try:
+        with bridge.session() as session:
+            yield bridge, session
+    finally:
+        bridge.engine.dispose()
+
+
+def _tool_urls(base: str, registration: Registration) -> dict:
+    return {
+        "login_url": lti_login_url(base, registration.public_id),
+        "launch_url": lti_launch_url(base, registration.public_id),
+        "jwks_url": lti_jwks_url(base, registration.public_id),
+    }
+
+
+def _find(session, issuer: str, client_id: str, as_json: bool) -> Registration:
+    registration = session.scalar(
+        select(Registration).where(
+            Registration.issuer == issuer.rstrip("/"),
+            Registration.client_id == client_id,
+        )
+    )
+    if registration is None:
+        fail(
+            f"no registration with issuer {issuer!r} and client id {client_id!r}; "
+            "see `hpass-bridge platform list`",
+            as_json,
+            code="not_found",
+        )
+    return registration
+
+
+@click.group()
+def platform() -> None:
+    """Register LTI 1.3 platforms (Moodle, Canvas) by hand, list and remove them."""
+
+
+@platform.command("add")
+@click.option("--provider", "provider_slug", required=True, help="Provider slug.")
+@click.option("--issuer", required=True, help="Platform issuer URL (iss claim).")
+@click.option("--client-id", required=True, help="Client id the platform assigned.")
+@click.option(
+    "--deployment-id",
+    "deployment_ids",
+    multiple=True,
+    help="Deployment id; repeat for several. Optional when the platform reveals it "
+    "at the first launch.",
+)
+@click.option("--jwks-url", required=True, help="Platform's public key set URL.")
+@click.option("--auth-url", required=True, help="Platform's OIDC authorization URL.")
+@click.option("--token-url", required=True, help="Platform's OAuth 2.0 token URL.")
+@click.option(
+    "--family",
+    type=click.Choice(["moodle", "canvas", "other"]),
+    default="other",
+    show_default=True,
+    help="Platform product, where the tool must follow its quirks.",
+)
+@click.option(
+    "--hold-new-deployments",
+    is_flag=True,
+    help="Hold deployment ids first seen at a launch until an admin approves them "
+    "(default: accept them).",
+)
+@json_option
+def add(
+    provider_slug, issuer, client_id, deployment_ids, jwks_url, auth_url, token_url,
+    family, hold_new_deployments, as_json,
+) -> None:
+    """Add a registration and print the tool URLs to paste into the platform."""
+    with _bridge(as_json) as (bridge, session):
+        loopback_dev = bridge.settings.loopback_dev
+        issuer = issuer.rstrip("/")
+        for name, url in (
+            ("--issuer", issuer), ("--jwks-url", jwks_url),
+            ("--auth-url", auth_url), ("--token-url", token_url),
+        ):
+            try:
+                check_outbound_url(url, loopback_dev=loopback_dev, name=name)
+            except UnsafeUrl as error:
+                fail(f"{error}; give the platform's public https URL", as_json,
+                     code="invalid_url")
+
+        provider = session.scalar(select(Provider).where(Provider.slug == provider_slug))
+        if provider is None:
+            fail(f"no provider with slug {provider_slug!r}", as_json, code="not_found")
+        exists = session.scalar(
+            select(Registration.id).where(
+                Registration.issuer == issuer, Registration.client_id == client_id
+            )
+        )
+        if exists is not None:
+            fail(
+                f"issuer {issuer!r} with client id {client_id!r} is already registered; "
+                "remove it first or use another client id",
+                as_json,
+                code="already_registered",
+            )
+
+        registration = create_registration(
+            session, bridge.vault, provider,
+            issuer=issuer, client_id=client_id, auth_login_url=auth_url,
+            key_set_url=jwks_url, auth_token_url=token_url,
+            deployment_ids=tuple(dict.fromkeys(deployment_ids)),
+        )
+        registration.platform_family = family
+        registration.new_deployment_policy = "hold" if hold_new_deployments else "accept"
+        session.commit()
+
+        urls = _tool_urls(bridge.settings.public_base_url, registration)
+        emit(
+            {"status": "ok", "registration": registration.public_id, **urls},
+            as_json,
+            "registered; paste these into the platform's tool settings:\n"
+            f"  login URL (OpenID Connect initiation): {urls['login_url']}\n"
+            f"  launch URL (redirect URI, target link): {urls['launch_url']}\n"
+            f"  public keyset URL (JWKS): {urls['jwks_url']}",
+        )
+
+
+@platform.command("list")
+@click.option("--provider", "provider_slug", help="Only this provider's registrations.")
+@json_option
+def list_(provider_slug, as_json) -> None:
+    """List registrations with their deployments and tool URLs."""
+    with _bridge(as_json) as (bridge, session):
+        query = select(Registration, Provider.slug).join(
+            Provider, Provider.id == Registration.provider_id
+        )
+        if provider_slug:
+            query = query.where(Provider.slug == provider_slug)
+        rows = []
+        for registration, slug in session.execute(query.order_by(Registration.id)):
+            deployments = session.scalars(
+                select(Deployment).where(
+                    Deployment.provider_id == registration.provider_id,
+                    Deployment.registration_id == registration.id,
+                )
+            )
+            rows.append({
+                "provider": slug,
+                "issuer": registration.issuer,
+                "client_id": registration.client_id,
+                "family": registration.platform_family,
+                "new_deployment_policy": registration.new_deployment_policy,
+                "deployments": {d.deployment_id: d.status for d in deployments},
+                **_tool_urls(bridge.settings.public_base_url, registration),
+            })
+        lines = [
+            f"{row['provider']}  {row['issuer']}  {row['client_id']}  deployments: "
+            + (", ".join(f"{key} ({value})" for key, value in row["deployments"].items())
+               or "none yet")
+            for row in rows
+        ]
+        emit({"registrations": rows}, as_json, "\n".join(lines) or "no registrations")
+
+
+@platform.command("remove")
+@click.argument("issuer")
+@click.argument("client_id")
+@json_option
+def remove(issuer, client_id, as_json) -> None:
+    """Remove the registration of ISSUER and CLIENT_ID (only when it has no courses)."""
+    with _bridge(as_json) as (_, session):
+        registration = _find(session, issuer, client_id, as_json)
+        scope = dict(provider_id=registration.provider_id)
+        courses = session.scalar(
+            select(func.count()).select_from(LtiCourse).where(
+                LtiCourse.provider_id == registration.provider_id,
+                LtiCourse.registration_id == registration.id,
+            )
+        )
+        if courses:
+            fail(
+                f"registration {issuer!r} / {client_id!r} has {courses} course(s) with "
+                "badges set up; it cannot be removed without losing them",
+                as_json,
+                code="in_use",
+            )
+        for model in (LtiNonce, Deployment):
+            session.execute(
+                delete(model).where(
+                    model.provider_id == scope["provider_id"],
+                    model.registration_id == registration.id,
+                )
+            )
+        session.delete(registration)
+        session.commit()
+        emit({"status": "ok"}, as_json, f"removed {issuer} / {client_id}")
+
+
+@platform.command("approve")
+@click.argument("issuer")
+@click.argument("client_id")
+@click.argument("deployment_id")
+@json_option
+def approve(issuer, client_id, deployment_id, as_json) -> None:
+    """Approve a held DEPLOYMENT_ID so launches from it work."""
+    with _bridge(as_json) as (_, session):
+        registration = _find(session, issuer, client_id, as_json)
+        deployment = session.scalar(
+            select(Deployment).where(
+                Deployment.provider_id == registration.provider_id,
+                Deployment.registration_id == registration.id,
+                Deployment.deployment_id == deployment_id,
+            )
+        )
+        if deployment is None:
+            deployment = Deployment(
+                provider_id=registration.provider_id,
+                registration_id=registration.id,
+                deployment_id=deployment_id,
+            )
+            session.add(deployment)
+        deployment.status = DeploymentStatus.ACTIVE.value
+        session.commit()
+        emit({"status": "ok"}, as_json, f"deployment {deployment_id} is active")
+
+
+@platform.command("rotate-key")
+@click.argument("issuer")
+@click.argument("client_id")
+@json_option
+def rotate_key(issuer, client_id, as_json) -> None:
+    """Give the registration a new tool key; the old one stays in its JWKS."""
+    with _bridge(as_json) as (bridge, session):
+        registration = _find(session, issuer, client_id, as_json)
+        kid = tool_keys.rotate(registration, bridge.vault)
+        session.commit()
+        emit({"status": "ok", "kid": kid}, as_json, f"new tool key {kid} is active")

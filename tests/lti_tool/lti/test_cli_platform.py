@@ -1,0 +1,118 @@
+"""`hpass-bridge platform add|list|remove|approve|rotate-key` against a SQLite file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from cryptography.fernet import Fernet
+
+from lti_tool.bridge import Bridge
+from lti_tool.cli import main
+from lti_tool.config import ensure_secret_files, load_settings
+from lti_tool.schema import upgrade
+from tests.support.seed import add_provider
+
+ISSUER = "http://127.0.0.1:8100/moodle"
+
+
+@pytest.fixture
+def env(tmp_path):
+    env = {
+        "HPASS_INSTANCE_PATH": str(tmp_path / "instance"),
+        "HPASS_PUBLIC_BASE_URL": "",
+        "HPASS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "HPASS_SECRET_KEY": "cli-test-secret",
+    }
+    settings = load_settings(environ=env)
+    settings.instance_path.mkdir(parents=True)
+    ensure_secret_files(settings, env)
+    upgrade(settings.database_url)
+    bridge = Bridge.from_settings(settings)
+    with bridge.session() as session:
+        add_provider(session)
+        session.commit()
+    bridge.engine.dispose()
+    return env
+
+
+def _add(env, *extra):
+    arguments = [
+        "platform", "add", "--json", "--provider", "academy", "--issuer", ISSUER,
+        "--client-id", "abc", "--jwks-url", f"{ISSUER}/jwks",
+        "--auth-url", f"{ISSUER}/auth", "--token-url", f"{ISSUER}/token", *extra,
+    ]
+    return CliRunner().invoke(main, arguments, env=env)
+
+
+def test_platform_add_prints_urls(env):
+    """platform add prints the login, launch and JWKS URLs of the new registration."""
+    result = _add(env, "--deployment-id", "1", "--deployment-id", "2")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["login_url"].endswith("/login")
+    assert document["launch_url"].endswith("/launch")
+    assert document["jwks_url"].endswith("/jwks")
+
+
+def test_platform_add_twice_rejected(env):
+    """The same issuer and client id cannot be registered twice."""
+    _add(env)
+
+    result = _add(env)
+
+    assert result.exit_code == 1
+    assert "already registered" in result.stderr
+
+
+def test_platform_add_private_url_rejected(env):
+    """A JWKS URL on a private address is rejected, even in loopback mode."""
+    arguments = [
+        "platform", "add", "--provider", "academy", "--issuer", ISSUER,
+        "--client-id", "abc", "--jwks-url", "http://10.0.0.5/jwks",
+        "--auth-url", f"{ISSUER}/auth", "--token-url", f"{ISSUER}/token",
+    ]
+    result = CliRunner().invoke(main, arguments, env=env)
+
+    assert result.exit_code == 1
+    assert "10.0.0.5" in result.stderr
+
+
+def test_platform_list_and_remove(env):
+    """platform list shows the registration and its deployments; remove deletes it."""
+    _add(env, "--deployment-id", "7")
+    runner = CliRunner()
+
+    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    removed = runner.invoke(main, ["platform", "remove", ISSUER, "abc"], env=env)
+    after = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+
+    assert listed["registrations"][0]["deployments"] == {"7": "active"}
+    assert removed.exit_code == 0, removed.output
+    assert after["registrations"] == []
+
+
+def test_platform_remove_unknown(env):
+    """Removing an unknown registration fails naming it."""
+    result = CliRunner().invoke(main, ["platform", "remove", ISSUER, "nope"], env=env)
+
+    assert result.exit_code == 1
+    assert "no registration" in result.stderr
+
+
+def test_platform_approve_and_rotate(env):
+    """approve activates a deployment; rotate-key returns a new key id."""
+    _add(env, "--hold-new-deployments")
+    runner = CliRunner()
+
+    approved = runner.invoke(main, ["platform", "approve", ISSUER, "abc", "9"], env=env)
+    rotated = runner.invoke(
+        main, ["platform", "rotate-key", "--json", ISSUER, "abc"], env=env
+    )
+    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+
+    assert approved.exit_code == 0, approved.output
+    assert json.loads(rotated.stdout)["kid"]
+    assert listed["registrations"][0]["deployments"] == {"9": "active"}
