@@ -605,3 +605,36 @@ def test_verify_vc_jwt_revoked_baked(live, seeded):
     assert code == 1
     assert report["format"] == "png:vc-jwt"
     assert _codes(report) == ["revoked"]
+
+
+def test_verify_real_process(live, seeded):
+    """The installed command, run as a process, prints one JSON report per call."""
+    import os
+    import subprocess
+    import sys
+
+    document = _issue(live, seeded, "u-process").document
+    tampered = {**document, "name": "Changed"}
+    command = [sys.executable, "-m", "lti_tool", "verify", "--json"]
+    environment = {**os.environ, **live.env}
+
+    valid = subprocess.run(
+        [*command, _write(live, "process.json", document)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    invalid = subprocess.run(
+        [*command, _write(live, "process-bad.json", tampered)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+
+    assert valid.returncode == 0, valid.stderr
+    assert json.loads(valid.stdout)["valid"] is True
+    assert invalid.returncode == 1
+    assert _codes(json.loads(invalid.stdout)) == ["invalid_signature"]
+    assert "Traceback" not in invalid.stderr
