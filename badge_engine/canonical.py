@@ -73,8 +73,9 @@ _OPEN_ARRAY = object()
 _CLOSE = object()
 _STRING = object()
 
-# Shapes seen in practice number a few per provider. The cache is emptied when full
-# rather than kept in least-recently-used order, which would need a lock per lookup.
+# A provider's credentials take a few shapes: one per tag count and set of optional
+# members. The cache is emptied when full rather than kept in least-recently-used
+# order, which would need a lock per lookup.
 MAX_TEMPLATES = 1024
 
 _templates: dict[Any, _Template | None] = {}
@@ -109,9 +110,10 @@ class _Template:
 def canonize(document: dict[str, Any]) -> str:
     """Canonicalise a JSON-LD document to N-Quads with RDFC-1.0.
 
-    The output equals `jsonld.canonize(document)` (pyld's URDNA2015) for every
-    document, and this function raises what that function raises, because every
-    document outside the fast path goes to it.
+    The output is meant to equal `jsonld.canonize(document)` (pyld's URDNA2015) for
+    every document, and tests/badge_engine/test_canonical.py compares the two on
+    generated credentials. Errors are pyld's, because every document outside the
+    template path, including every invalid one, goes to `jsonld.canonize`.
     """
     nquads, reason = _canonize_from_template(document)
     if nquads is not None:
@@ -223,6 +225,10 @@ def _template_for(
         pass
 
     with _build_lock:
+        # Another thread may have built it while this one waited for the lock.
+        if key in _templates:
+            return _templates[key]
+
         template = _build_template(document, fixed)
         if len(_templates) >= MAX_TEMPLATES:
             _templates.clear()
@@ -230,7 +236,9 @@ def _template_for(
     return template
 
 
-def _build_template(document: dict[str, Any], fixed: dict[int, str]) -> _Template | None:
+def _build_template(
+    document: dict[str, Any], fixed: dict[int, str]
+) -> _Template | None:
     counter = itertools.count()
     placeholder_document = _with_placeholders(document, counter, fixed)
     leaf_count = next(counter)
@@ -251,7 +259,9 @@ def _build_template(document: dict[str, Any], fixed: dict[int, str]) -> _Templat
         return None
 
 
-def _with_placeholders(node: Any, counter: itertools.count, fixed: dict[int, str]) -> Any:
+def _with_placeholders(
+    node: Any, counter: itertools.count, fixed: dict[int, str]
+) -> Any:
     if type(node) is str:
         index = next(counter)
         return fixed.get(index, f"{_LEAF_PREFIX}{index}")
@@ -310,7 +320,7 @@ class _TemplateBuilder:
                 pieces.append("<" + _format_text(value) + ">")
             else:
                 self.iri_leaves.add(leaf)
-                pieces.append("<{%d}>" % leaf)
+                pieces.append(f"<{{{leaf}}}>")
         else:
             pieces.append(self._literal(term))
 
@@ -328,12 +338,14 @@ class _TemplateBuilder:
 
         leaf = self._leaf(term["value"])
         if leaf is None:
-            return '"' + _format_text(escape(term["value"])) + '"' + _format_text(suffix)
+            return (
+                '"' + _format_text(escape(term["value"])) + '"' + _format_text(suffix)
+            )
         if datatype == XSD_DOUBLE:
             raise _Unsupported("an xsd:double leaf, whose form pyld rewrites")
 
         self.literal_leaves.add(leaf)
-        return '"{%d}"' % (self.leaf_count + leaf) + _format_text(suffix)
+        return f'"{{{self.leaf_count + leaf}}}"' + _format_text(suffix)
 
     def _leaf(self, value: str) -> int | None:
         match = _LEAF.fullmatch(value)
@@ -351,7 +363,7 @@ class _TemplateBuilder:
 
         label_field = 2 * self.leaf_count
         quads = "".join(
-            self._render(pieces, lambda node: "{%d}" % (label_field + node))
+            self._render(pieces, lambda node: f"{{{label_field + node}}}")
             for pieces in self.quads
         )
         first_degree = [[] for _ in self.node_indexes]

@@ -53,7 +53,9 @@ def sign_vc_jwt(
     credential_id = credential.get("id") if isinstance(credential, dict) else None
     problem = _signing_problem(credential, private_key, kid, alg)
     if problem:
-        raise SigningError(problem, credential_id=credential_id, verification_method=kid)
+        raise SigningError(
+            problem, credential_id=credential_id, verification_method=kid
+        )
 
     payload = dict(credential)
     payload.update(_claims(credential))
@@ -85,7 +87,9 @@ def verify_vc_jwt(
     try:
         public_key = resolve_public_key(kid)
     except RESOLVER_ERRORS as error:
-        result.errors.append(f"header.kid: the key {kid!r} could not be resolved: {error}")
+        result.errors.append(
+            f"header.kid: the key {kid!r} could not be resolved: {error}"
+        )
         return result
 
     payload = _decode(token, header["alg"], kid, public_key, result)
@@ -290,7 +294,9 @@ def _credential_of(payload: Any) -> dict[str, Any]:
     if isinstance(payload.get("vc"), dict):
         return payload["vc"]
 
-    return {key: value for key, value in payload.items() if key not in REGISTERED_CLAIMS}
+    return {
+        key: value for key, value in payload.items() if key not in REGISTERED_CLAIMS
+    }
 
 
 def _id_of(value: Any) -> str | None:

@@ -116,7 +116,10 @@ def sign_with_pyld(
     """Sign with eddsa-rdfc-2022, canonicalising both parts with pyld."""
     options = _proof_options(method, created)
     signature = key.sign(_hash_data(document, options))
-    return {**document, "proof": [{**options, "proofValue": multibase_encode(signature)}]}
+    return {
+        **document,
+        "proof": [{**options, "proofValue": multibase_encode(signature)}],
+    }
 
 
 def verify_with_pyld(signed: dict[str, Any], public_key: Ed25519PublicKey) -> bool:

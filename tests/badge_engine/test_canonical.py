@@ -138,9 +138,7 @@ def _fast(document):
         return (type(error).__name__, str(error))
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(credentials())
 def test_credentials_match_pyld(credential):
     """Generated credentials canonicalise to exactly pyld's N-Quads via a template."""
@@ -167,7 +165,9 @@ def test_odd_achievements_match_pyld(fields):
 
 
 @settings(max_examples=100, deadline=None)
-@given(credentials(), moment, iri, st.sampled_from(["assertionMethod", "authentication"]))
+@given(
+    credentials(), moment, iri, st.sampled_from(["assertionMethod", "authentication"])
+)
 def test_proof_configs_match_pyld(credential, created, method, purpose):
     """Proof configurations under a credential's context match pyld."""
     proof_config = {
@@ -217,6 +217,17 @@ def test_issued_shape_uses_template(caplog):
     assert nquads == jsonld.canonize(second)
     assert canonical.fallback_count() == before
     assert caplog.records == []
+
+
+def test_many_tags_and_long_texts():
+    """Three hundred tags and texts of 100,000 characters match pyld."""
+    tags = [f"tag {index} {ODD_TEXT[index % len(ODD_TEXT)]}" for index in range(300)]
+    credential = _credential("Long " + '🎓\n"\\' * 25_000, tags)
+
+    nquads, reason = canonical._canonize_from_template(credential)
+
+    assert reason == ""
+    assert nquads == jsonld.canonize(credential)
 
 
 def test_repeated_tags_fall_back(caplog):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from badge_engine import canonical
 from badge_engine.data_integrity import (
     compute_hash_data,
     sign_eddsa_rdfc_2022,
@@ -91,6 +92,24 @@ def test_vector_proof_value(vector_key):
     assert proof["type"] == "DataIntegrityProof"
     assert proof["cryptosuite"] == "eddsa-rdfc-2022"
     assert proof["created"] == OPTIONS["created"]
+
+
+def test_vector_signed_without_pyld(vector_key):
+    """After a first signature, the vector is signed again on the template path."""
+    arguments = (
+        VECTOR["unsecuredCredential"],
+        vector_key,
+        OPTIONS["verificationMethod"],
+        OPTIONS["created"],
+        OPTIONS["proofPurpose"],
+    )
+    sign_eddsa_rdfc_2022(*arguments)
+    before = canonical.fallback_count()
+
+    signed = sign_eddsa_rdfc_2022(*arguments)
+
+    assert signed["proof"][0]["proofValue"] == EXPECTED["proofValue"]
+    assert canonical.fallback_count() == before
 
 
 def test_vector_verifies(vector_key):

@@ -52,7 +52,7 @@ def credential():
             id=f"{BASE}/achievements/42",
             name="Field Security Basics ✓",
             description="Recognises completion of the field security course.",
-            criteria_narrative="Complete every module.\nPass the \"final\" quiz.",
+            criteria_narrative='Complete every module.\nPass the "final" quiz.',
             image=f"{BASE}/achievements/42/image.png",
             tags=("security", "field", "sécurité"),
             language="en",

@@ -173,7 +173,9 @@ def test_not_yet_valid_fails(credential, ed_key):
     result = verify_vc_jwt(token, _only(ed_key), now=datetime(2024, 1, 1, tzinfo=UTC))
 
     assert not result.verified
-    assert result.errors[0].startswith("payload.nbf: the credential is not valid before")
+    assert result.errors[0].startswith(
+        "payload.nbf: the credential is not valid before"
+    )
 
 
 def test_unsigned_token_rejected(credential, ed_key):
@@ -233,9 +235,11 @@ def test_claim_mismatch_fails(credential, ed_key):
 
     assert not result.verified
     assert result.errors == [
-        "payload.jti: must equal the credential's id "
-        "('https://bridge.example.org/credentials/7'), received "
-        "'https://bridge.example.org/credentials/8'."
+        (
+            "payload.jti: must equal the credential's id "
+            "('https://bridge.example.org/credentials/7'), received "
+            "'https://bridge.example.org/credentials/8'."
+        )
     ]
 
 
