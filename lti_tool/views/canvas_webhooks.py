@@ -22,6 +22,7 @@ from connectors.canvas.facts import store_completion_fact
 from connectors.canvas.jwks import JwksCache, decode_signed_event
 from connectors.canvas.models import CanvasCredential
 from connectors.models import LmsConnection, LmsKind
+import lti_tool.canvas_tasks  # noqa: F401 - registers the poll tasks with Celery
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import BadRequest, NotFound, Unauthorized
 from lti_tool.logs import get_logger

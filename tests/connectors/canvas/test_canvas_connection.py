@@ -9,6 +9,7 @@ from connectors.canvas.connection import (
     client_for_connection,
     connect_canvas,
     credential_for,
+    test_canvas_connection,
     test_connection as run_connection_test,
 )
 from connectors.canvas.tokens import StaticToken
@@ -125,3 +126,35 @@ def test_connection_reports_permission(fake, make_client):
 def test_required_scopes_served_by_stand_in():
     """The stand-in knows every scope the bridge asks for."""
     assert set(REQUIRED_SCOPES) == ALL_SCOPES
+
+
+def test_stored_connection_test_records_state(app, db, fake, canvas_url):
+    """A stored connection whose refresh fails is marked broken; a good one is OK."""
+    connection, refresh_token = _connect_oauth(app, db, fake, canvas_url)
+    vault = app.extensions["hpass"].vault
+
+    passing = test_canvas_connection(
+        db, vault, connection, course_id=str(COURSE_ID), sleep=lambda s: None
+    )
+    fake.revoke_refresh_token(refresh_token)
+    fake.expire_all_tokens()
+    failing = test_canvas_connection(
+        db, vault, connection, course_id=str(COURSE_ID), sleep=lambda s: None
+    )
+
+    assert passing.ok is True
+    assert failing.ok is False
+    assert failing.token_invalid is True
+    assert connection.state == "broken"
+    assert failing.as_dict()["token_invalid"] is True
+
+
+def test_stored_connection_test_needs_course(app, db, fake, canvas_url):
+    """Without a course id or an achievement, the test says to pass --course."""
+    connection, _ = _connect_oauth(app, db, fake, canvas_url)
+    vault = app.extensions["hpass"].vault
+
+    result = test_canvas_connection(db, vault, connection)
+
+    assert result.ok is False
+    assert "--course" in result.message

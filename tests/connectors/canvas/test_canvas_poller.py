@@ -182,3 +182,58 @@ def test_bad_entries_skipped_and_counted(app, db, fake, connection, waits, monke
     assert report.skipped == 1
     assert report.new_facts == 1
     assert _fact_users(db, connection) == ["123"]
+
+
+def test_poll_task_reconciles_achievement_courses(app, db, fake, connection, course_of_1000):
+    """The poll task reconciles each course that has an achievement, and dispatches."""
+    from badge_engine.models import Achievement
+    from badge_engine.rules import COURSE_COMPLETED_RULE
+    from lti_tool.canvas_tasks import poll_canvas_connection
+
+    _, completed = course_of_1000
+    db.add(
+        Achievement(
+            provider_id=connection.provider_id,
+            lms_connection_id=connection.id,
+            lms_course_id="700",
+            name="Course 700",
+            description="Completed the course.",
+            criteria_narrative="Complete the course.",
+            award_rule=COURSE_COMPLETED_RULE,
+        )
+    )
+    db.commit()
+
+    with app.app_context():
+        outcome = poll_canvas_connection(connection.id)
+
+    assert outcome == "done"
+    assert sorted(_fact_users(db, connection)) == sorted(completed)
+
+
+def test_poll_task_marks_revoked_connection_broken(app, db, fake, connection, course_of_1000):
+    """A rejected admin token during the poll marks the connection broken."""
+    from badge_engine.models import Achievement
+    from badge_engine.rules import COURSE_COMPLETED_RULE
+    from lti_tool.canvas_tasks import poll_canvas_connection
+
+    db.add(
+        Achievement(
+            provider_id=connection.provider_id,
+            lms_connection_id=connection.id,
+            lms_course_id="700",
+            name="Course 700",
+            description="Completed the course.",
+            criteria_narrative="Complete the course.",
+            award_rule=COURSE_COMPLETED_RULE,
+        )
+    )
+    db.commit()
+    fake.expire_all_tokens()
+
+    with app.app_context():
+        outcome = poll_canvas_connection(connection.id)
+
+    db.expire_all()
+    assert outcome == "broken"
+    assert db.get(type(connection), connection.id).state == "broken"
