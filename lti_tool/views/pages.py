@@ -27,7 +27,9 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from badge_engine.models import Achievement, Credential, CredentialStatus
+from badge_engine.errors import InvalidCredential
 from badge_engine.rules import InvalidAwardRule, validate_award_rule
+from badge_engine.status import AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
 from connectors.hpass.models import Delivery
 from lti_tool import i18n
@@ -464,6 +466,43 @@ def export_awards(course_id: int):
             "Content-Disposition": f'attachment; filename="awards-course-{found.id}.csv"'
         },
     )
+
+
+@bp.post("/course/<int:course_id>/awards/<public_id>/revoke")
+def revoke_award(course_id: int, public_id: str):
+    found = _instructor_course(course_id)
+    check_csrf()
+    ids = [achievement.id for achievement in _course_achievements(found)]
+    db = db_session()
+    credential = db.scalar(
+        select(Credential).where(
+            Credential.provider_id == found.provider_id,
+            Credential.public_id == public_id,
+            Credential.achievement_id.in_(ids),
+        )
+    )
+    if credential is None:
+        abort(404)
+    reason = request.form.get("reason") or ""
+    try:
+        event = revoke_credential(db, credential, reason, actor=_instructor_actor())
+    except (AlreadyRevoked, InvalidCredential) as error:
+        raise BadRequest(
+            _("The badge was not revoked: %(reason)s", reason=str(error)),
+            code="revocation_rejected",
+            credential=public_id,
+        ) from None
+    record_audit(
+        db,
+        provider_id=found.provider_id,
+        actor=event.actor,
+        action="credential.revoked",
+        target=f"credential:{credential.public_id}",
+        detail={"reason": event.reason, "course_id": found.id},
+    )
+    db.commit()
+
+    return redirect(url_for("pages.course", course_id=course_id) + "#awards", code=303)
 
 
 @bp.get("/course/<int:course_id>/credentials/<public_id>/download")

@@ -1,0 +1,290 @@
+"""Sign-in, invitations, resets, and the provider admin pages."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import time
+
+from sqlalchemy import select
+
+from badge_engine.outbox import OutboxMessage
+from connectors.models import LmsConnection
+from lti_tool.accounts import Account, AccountRole, AuditEvent
+from lti_tool.views.auth import IDLE_MINUTES
+
+from .conftest import PASSWORD, add_account, sign_in
+
+
+def add_dead_message(db, provider_id: int, key: str) -> OutboxMessage:
+    message = OutboxMessage(
+        provider_id=provider_id,
+        kind="deliver_credential",
+        idempotency_key=key,
+        payload={},
+        status="dead",
+        attempts=12,
+        last_error="portfolio returned HTTP 500",
+    )
+    db.add(message)
+    db.commit()
+    return message
+
+
+def test_sign_in_opens_dashboard(client, tenants, db):
+    """A provider admin with the right password reaches the dashboard."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+
+    response = sign_in(client, "admin@alpha.org")
+    dashboard = client.get("/admin/")
+
+    assert response.status_code == 303
+    assert dashboard.status_code == 200
+    assert "admin@alpha.org" in dashboard.get_data(as_text=True)
+
+
+def test_wrong_password_same_message(client, tenants, db):
+    """Wrong passwords and unknown emails get the same message beside the field."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+
+    wrong = sign_in(client, "admin@alpha.org", "not the password")
+    unknown = sign_in(client, "nobody@alpha.org", "not the password")
+
+    assert wrong.status_code == 401
+    assert unknown.status_code == 401
+    assert 'id="password-error"' in wrong.get_data(as_text=True)
+    assert "The email or password is wrong" in unknown.get_data(as_text=True)
+
+
+def test_sign_in_locks_after_failures(client, tenants, db):
+    """The fifth wrong password locks the account with a 429."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+
+    statuses = [sign_in(client, "admin@alpha.org", "nope nope").status_code for _ in range(5)]
+    right = sign_in(client, "admin@alpha.org")
+
+    assert statuses == [401, 401, 401, 401, 429]
+    assert right.status_code == 429
+    assert "locked for 15 minutes" in right.get_data(as_text=True)
+
+
+def test_session_expires_when_idle(client, tenants, db):
+    """A session idle for longer than the limit is sent back to sign-in."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+    with client.session_transaction() as session:
+        session["account_seen"] = time.time() - IDLE_MINUTES * 60 - 1
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 303
+    assert "/account/sign-in?expired=1" in response.headers["Location"]
+
+
+def test_admin_pages_need_sign_in(client, tenants):
+    """Every admin page redirects to sign-in without an account session."""
+    for path in ("/admin/", "/admin/connect", "/admin/dead-letters", "/admin/audit"):
+        response = client.get(path)
+        assert response.status_code == 303, path
+        assert "/account/sign-in" in response.headers["Location"]
+
+
+def test_admin_pages_not_framable(client, tenants):
+    """Sign-in and admin pages refuse to be framed."""
+    response = client.get("/account/sign-in")
+
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_invitation_creates_admin_once(client, tenants, db):
+    """An invitation link creates the provider admin account and then stops working."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.post(
+        "/admin/invitations", data={"csrf": "test-csrf", "email": "new@alpha.org"}
+    ).get_data(as_text=True)
+    link = re.search(r"http://127\.0\.0\.1:5999(/account/invitation/[\w-]+)", page)
+    assert link is not None
+    form = {"csrf": "test-csrf", "password": PASSWORD, "password_repeat": PASSWORD}
+    accepted = client.post(link.group(1), data=form)
+    # Accepting signs the new admin in, which starts a new session and form token.
+    with client.session_transaction() as session:
+        session["csrf"] = "test-csrf"
+    again = client.post(link.group(1), data=form)
+
+    assert accepted.status_code == 303
+    created = db.scalar(select(Account).where(Account.email == "new@alpha.org"))
+    assert created.provider_id == alpha.provider_id
+    assert created.role == "provider_admin"
+    assert again.status_code == 404
+
+
+def test_invitation_password_mismatch(client, tenants, db):
+    """Two different passwords are refused beside the repeat field."""
+    from lti_tool.accounts import TokenPurpose, issue_token
+
+    alpha, _ = tenants
+    token = issue_token(
+        db, TokenPurpose.INVITATION, email="new@alpha.org",
+        provider_id=alpha.provider_id, role=AccountRole.PROVIDER_ADMIN,
+    )
+    db.commit()
+    with client.session_transaction() as session:
+        session["csrf"] = "test-csrf"
+
+    response = client.post(
+        f"/account/invitation/{token}",
+        data={"csrf": "test-csrf", "password": PASSWORD, "password_repeat": "other"},
+    )
+
+    assert response.status_code == 400
+    assert 'id="password_repeat-error"' in response.get_data(as_text=True)
+
+
+def test_password_reset_by_mail(client, settings, tenants, db):
+    """A reset request mails a one-time link that sets a new password."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    with client.session_transaction() as session:
+        session["csrf"] = "test-csrf"
+
+    sent = client.post("/account/reset", data={"csrf": "test-csrf", "email": "admin@alpha.org"})
+    unknown = client.post("/account/reset", data={"csrf": "test-csrf", "email": "x@alpha.org"})
+    mails = list((settings.instance_path / "mail").glob("*.eml"))
+    body = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
+    link = re.search(r"http://127\.0\.0\.1:5999(/account/reset/[\w-]+)", body.get_content())
+    new_password = "a brand new passphrase"
+    changed = client.post(
+        link.group(1),
+        data={"csrf": "test-csrf", "password": new_password, "password_repeat": new_password},
+    )
+
+    assert sent.status_code == 200
+    assert unknown.get_data(as_text=True) == sent.get_data(as_text=True).replace(
+        "admin@alpha.org", "x@alpha.org"
+    )
+    assert len(mails) == 1
+    assert changed.status_code == 303
+    assert sign_in(client, "admin@alpha.org", new_password).status_code == 303
+
+
+def test_dead_letters_scoped_and_retried(client, tenants, db):
+    """An admin sees and retries their own dead messages, and not another provider's."""
+    alpha, beta = tenants
+    own = add_dead_message(db, alpha.provider_id, "alpha-1")
+    foreign = add_dead_message(db, beta.provider_id, "beta-1")
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.get("/admin/dead-letters").get_data(as_text=True)
+    foreign_retry = client.post(
+        f"/admin/dead-letters/{foreign.id}/retry", data={"csrf": "test-csrf"}
+    )
+    own_retry = client.post(f"/admin/dead-letters/{own.id}/retry", data={"csrf": "test-csrf"})
+
+    assert f"/admin/dead-letters/{own.id}/retry" in page
+    assert f"/admin/dead-letters/{foreign.id}/retry" not in page
+    assert foreign_retry.status_code == 404
+    assert own_retry.status_code == 303
+    db.expire_all()
+    assert db.get(OutboxMessage, own.id).status == "pending"
+    assert db.get(OutboxMessage, own.id).attempts == 0
+    assert db.get(OutboxMessage, foreign.id).status == "dead"
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "outbox.retried"))
+    assert event.provider_id == alpha.provider_id
+
+
+def test_audit_log_scoped(client, tenants, db):
+    """The audit log lists the provider's own events only."""
+    from lti_tool.accounts import record_audit
+
+    alpha, beta = tenants
+    record_audit(db, provider_id=alpha.provider_id, actor="lti:1", action="alpha.did")
+    record_audit(db, provider_id=beta.provider_id, actor="lti:2", action="beta.did")
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.get("/admin/audit").get_data(as_text=True)
+
+    assert "alpha.did" in page
+    assert "beta.did" not in page
+
+
+def test_connect_lms_shows_secret_once(client, app, tenants, db):
+    """A connected Moodle site stores its token encrypted and shows the secret once."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.post(
+        "/admin/connect/lms",
+        data={
+            "csrf": "test-csrf",
+            "lms_name": "Second Moodle",
+            "lms_url": "https://moodle2.example.org/",
+            "lms_token": "ws-token-123",
+        },
+    ).get_data(as_text=True)
+    later = client.get("/admin/connect").get_data(as_text=True)
+
+    connection = db.scalar(select(LmsConnection).where(LmsConnection.name == "Second Moodle"))
+    assert connection.base_url == "https://moodle2.example.org"
+    assert app.extensions["hpass"].vault.decrypt(connection.api_token_encrypted) in (
+        b"ws-token-123",
+        "ws-token-123",
+    )
+    secret = re.search(r'<p class="secret" dir="ltr">([\w-]+)</p>', page).group(1)
+    assert secret not in later
+    assert "ws-token-123" not in page
+
+
+def test_connect_lms_bad_url(client, tenants, db):
+    """A site address that is not a URL is refused beside its field."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    response = client.post(
+        "/admin/connect/lms",
+        data={"csrf": "test-csrf", "lms_name": "M", "lms_url": "moodle", "lms_token": "t"},
+    )
+
+    assert response.status_code == 400
+    assert 'id="lms_url-error"' in response.get_data(as_text=True)
+
+
+def test_operator_picks_provider(client, tenants, db):
+    """An operator picks a provider and then sees that provider's pages."""
+    _, beta = tenants
+    add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    add_dead_message(db, beta.provider_id, "beta-1")
+    sign_in(client, "op@hpass.org")
+
+    before = client.get("/admin/dead-letters")
+    client.post("/admin/provider", data={"csrf": "test-csrf", "provider_id": beta.provider_id})
+    after = client.get("/admin/dead-letters").get_data(as_text=True)
+
+    assert before.status_code == 303
+    assert "portfolio returned HTTP 500" in after
+
+
+def test_provider_admin_cannot_pick_provider(client, tenants, db):
+    """A provider admin cannot switch to another provider."""
+    alpha, beta = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    response = client.post(
+        "/admin/provider", data={"csrf": "test-csrf", "provider_id": beta.provider_id}
+    )
+
+    assert response.status_code == 404

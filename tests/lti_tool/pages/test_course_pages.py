@@ -1,0 +1,393 @@
+"""Learner and instructor pages inside the LMS: content, framing, forms, tenancy."""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+import zlib
+
+from sqlalchemy import func, select
+
+from badge_engine.models import Achievement, Credential
+from connectors.hpass.models import Delivery
+from lti_tool.accounts import AuditEvent
+from lti_tool.images import AchievementImage
+
+from .conftest import add_credential, launch_as
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(header))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+def badge_form(**overrides) -> dict:
+    form = {
+        "csrf": "test-csrf",
+        "name": "First aid basics",
+        "description": "Knows first aid.",
+        "criteria": "Completed the first aid course.",
+        "rule_kind": "course_completed",
+    }
+    form.update(overrides)
+    return form
+
+
+def count_achievements(db) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count(Achievement.id)))
+
+
+def test_learner_page_names_missing_step(client, tenants):
+    """A badge not earned yet says so and names what is missing."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "Not earned yet" in page
+    assert "Complete the course" in page
+    assert "Badge of alpha" in page
+
+
+def test_learner_page_shows_earned_badge(client, tenants, db):
+    """An earned badge shows its date, delivery status, download and public link."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    db.add(
+        Delivery(
+            provider_id=alpha.provider_id,
+            credential_id=credential.id,
+            status="delivered",
+        )
+    )
+    db.commit()
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "Earned" in page
+    assert "March 14, 2026" in page
+    assert 'data-status="delivered"' in page
+    assert "HPass portfolio: Delivered" in page
+    assert f"/credentials/{credential.public_id}" in page
+    assert f"/credentials/{credential.public_id}/download" in page
+
+
+def test_learner_downloads_own_credential(client, tenants, db):
+    """The download link sends the signed credential as a JSON attachment."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    launch_as(client, alpha, "learner")
+
+    response = client.get(
+        f"/course/{alpha.course_id}/credentials/{credential.public_id}/download"
+    )
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/vc+ld+json"
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert response.get_json()["name"] == "signed document"
+
+
+def test_download_of_other_provider_credential(client, tenants, db):
+    """A credential of another provider is not found from this course."""
+    alpha, beta = tenants
+    foreign = add_credential(db, beta)
+    launch_as(client, alpha, "learner")
+
+    response = client.get(
+        f"/course/{alpha.course_id}/credentials/{foreign.public_id}/download"
+    )
+
+    assert response.status_code == 404
+
+
+def test_course_page_frame_ancestors(client, tenants):
+    """Course pages may be framed by the launching platform and by no one else."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner")
+
+    response = client.get(f"/course/{alpha.course_id}")
+    policy = response.headers["Content-Security-Policy"]
+
+    assert "frame-ancestors 'self' https://lms-alpha.example.org" in policy
+    assert "lms-beta" not in policy
+    assert "X-Frame-Options" not in response.headers
+
+
+def test_course_of_other_launch_forbidden(client, tenants):
+    """A course the session did not launch is refused with a 403."""
+    alpha, beta = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = client.get(f"/course/{beta.course_id}")
+
+    assert response.status_code == 403
+    assert "did not launch" in response.get_data(as_text=True)
+
+
+def test_instructor_creates_badge(client, tenants, db):
+    """A valid form creates the badge and records who did it."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data={**badge_form(), "image": (io.BytesIO(png_bytes(128, 128)), "b.png")},
+    )
+
+    assert response.status_code == 303
+    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    assert created is not None
+    assert created.award_rule == {"version": 1, "rule": {"kind": "course_completed"}}
+    assert created.image_url.startswith("http://127.0.0.1:5999/images/")
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "achievement.created"))
+    assert event.actor == "lti:9"
+    assert event.provider_id == alpha.provider_id
+    image = client.get(created.image_url.removeprefix("http://127.0.0.1:5999"))
+    assert image.status_code == 200
+    assert image.mimetype == "image/png"
+
+
+def test_instructor_form_missing_fields(client, tenants, db):
+    """Missing fields are refused beside each field and nothing is saved."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=badge_form(name="", criteria="  "),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="name-error"' in page
+    assert 'aria-describedby="name-error"' in page
+    assert 'aria-invalid="true"' in page
+    assert 'id="criteria-error"' in page
+    assert "Badge name is required" in page
+    assert count_achievements(db) == before
+
+
+def test_instructor_form_keeps_values(client, tenants):
+    """A refused form shows the values typed, so nothing has to be typed twice."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    page = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=badge_form(description=""),
+    ).get_data(as_text=True)
+
+    assert 'value="First aid basics"' in page
+    assert "Completed the first aid course." in page
+
+
+def test_instructor_form_overlong_name(client, tenants, db):
+    """A name over 200 characters is refused with its length and the limit."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements", data=badge_form(name="x" * 201)
+    )
+
+    assert response.status_code == 400
+    assert "201 characters long" in response.get_data(as_text=True)
+    assert count_achievements(db) == before
+
+
+def test_script_in_name_shown_as_text(client, tenants):
+    """A script typed into a badge name is stored and shown as plain text."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    hostile = "<script>alert(1)</script> badge"
+
+    client.post(f"/course/{alpha.course_id}/achievements", data=badge_form(name=hostile))
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; badge" in page
+
+
+def test_mixed_direction_name_isolated(client, tenants):
+    """An Arabic name mixed with Latin text is shown in a dir="auto" element."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    name = "شارة First Aid ١"
+
+    client.post(f"/course/{alpha.course_id}/achievements", data=badge_form(name=name))
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert f'<h3 dir="auto">{name}</h3>' in page
+
+
+def test_svg_with_script_refused(client, tenants, db):
+    """An SVG image containing a script is refused beside the image field."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+        b"<script>alert(1)</script></svg>"
+    )
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data={**badge_form(), "image": (io.BytesIO(svg), "b.svg")},
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="image-error"' in page
+    assert "&lt;script&gt; element" in page
+    assert count_achievements(db) == before
+    assert db.scalar(select(func.count(AchievementImage.id))) == 0
+
+
+def test_huge_upload_refused(client, tenants, db):
+    """A 50 MB upload is refused with a message beside the image field."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data={**badge_form(), "image": (io.BytesIO(b"\0" * 50 * 1024 * 1024), "b.png")},
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="image-error"' in page
+    assert "too large" in page
+    assert count_achievements(db) == before
+
+
+def test_wrong_csrf_token_refused(client, tenants, db):
+    """A form without the session's CSRF token is refused and nothing is saved."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements", data=badge_form(csrf="forged")
+    )
+
+    assert response.status_code == 400
+    assert "Reload the page" in response.get_data(as_text=True)
+    assert count_achievements(db) == before
+
+
+def test_learner_cannot_create_badge(client, tenants, db):
+    """A learner's session cannot post the instructor form."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner")
+    before = count_achievements(db)
+
+    response = client.post(f"/course/{alpha.course_id}/achievements", data=badge_form())
+
+    assert response.status_code == 403
+    assert count_achievements(db) == before
+
+
+def test_instructor_edits_badge(client, tenants, db):
+    """The edit form shows the badge's values and saves changes."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    url = f"/course/{alpha.course_id}/achievements/{alpha.achievement_public_id}"
+
+    form_page = client.get(url + "/edit").get_data(as_text=True)
+    response = client.post(url, data=badge_form(name="Renamed badge"))
+
+    assert 'value="Badge of alpha"' in form_page
+    assert response.status_code == 303
+    db.expire_all()
+    assert db.get(Achievement, alpha.achievement_id).name == "Renamed badge"
+
+
+def test_edit_of_other_provider_badge(client, tenants, db):
+    """Each resource id of provider beta is not found from provider alpha's course."""
+    alpha, beta = tenants
+    foreign = add_credential(db, beta)
+    launch_as(client, alpha, "instructor")
+    base = f"/course/{alpha.course_id}"
+
+    responses = [
+        client.get(f"{base}/achievements/{beta.achievement_public_id}/edit"),
+        client.post(f"{base}/achievements/{beta.achievement_public_id}", data=badge_form()),
+        client.post(
+            f"{base}/awards/{foreign.public_id}/revoke",
+            data={"csrf": "test-csrf", "reason": "Issued in error"},
+        ),
+    ]
+
+    assert [response.status_code for response in responses] == [404, 404, 404]
+    db.expire_all()
+    assert db.get(Achievement, beta.achievement_id).name == "Badge of beta"
+    assert db.get(Credential, foreign.id).status == "live"
+
+
+def test_instructor_revokes_award(client, tenants, db):
+    """Revoking with a reason marks the credential revoked and audits it."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/awards/{credential.public_id}/revoke",
+        data={"csrf": "test-csrf", "reason": "Issued in error"},
+    )
+
+    assert response.status_code == 303
+    db.expire_all()
+    revoked = db.get(Credential, credential.id)
+    assert revoked.status == "revoked"
+    assert revoked.revocation_reason == "Issued in error"
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "credential.revoked"))
+    assert event.detail["reason"] == "Issued in error"
+
+
+def test_revoke_without_reason_refused(client, tenants, db):
+    """A revocation without a reason is refused and the credential stays live."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/awards/{credential.public_id}/revoke",
+        data={"csrf": "test-csrf", "reason": "  "},
+    )
+
+    assert response.status_code == 400
+    assert "needs a reason" in response.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Credential, credential.id).status == "live"
+
+
+def test_awards_csv_export(client, tenants, db):
+    """The CSV lists each award and defuses cells that spreadsheets run."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    credential.learner.name = "=HYPERLINK(1)"
+    db.commit()
+    launch_as(client, alpha, "instructor")
+
+    response = client.get(f"/course/{alpha.course_id}/awards.csv")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+
+    assert response.mimetype == "text/csv"
+    assert rows[0][:3] == ["learner", "lms_user_id", "badge"]
+    assert rows[1][0] == "'=HYPERLINK(1)"
+    assert rows[1][2] == "Badge of alpha"
+    assert rows[1][6].endswith(credential.public_id)
+    assert len(rows) == 2

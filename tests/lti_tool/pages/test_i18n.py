@@ -1,0 +1,124 @@
+"""Languages of the pages: choice order, right-to-left, and complete catalogues."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from babel.messages.pofile import read_po
+
+from lti_tool.i18n import LANGUAGES, TRANSLATIONS, supported_locale
+
+from .conftest import launch_as
+
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("fr", "fr"),
+        ("fr-CA", "fr"),
+        ("es_MX", "es"),
+        ("ar-EG", "ar"),
+        ("de", None),
+        ("", None),
+        (None, None),
+        ("not a tag!", None),
+    ],
+)
+def test_supported_locale_tags(tag, expected):
+    """A BCP 47 tag maps to its supported language, or to None."""
+    assert supported_locale(tag) == expected
+
+
+@pytest.mark.parametrize("locale", ["fr", "es", "ar"])
+def test_catalogue_translates_every_message(locale):
+    """Every extracted message has a translation with the same placeholders."""
+    with (TRANSLATIONS / "messages.pot").open("rb") as handle:
+        template = read_po(handle)
+    with (TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale=locale)
+
+    for message in template:
+        if not message.id:
+            continue
+        translated = catalog.get(message.id)
+        assert translated is not None, f"{locale}: {message.id!r} is missing"
+        assert translated.string, f"{locale}: {message.id!r} is untranslated"
+        assert set(PLACEHOLDER.findall(translated.string)) == set(
+            PLACEHOLDER.findall(message.id)
+        ), f"{locale}: placeholders differ in {message.id!r}"
+
+
+def test_launch_locale_beats_accept_language(client, tenants):
+    """The LTI launch's locale claim wins over the browser's Accept-Language."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner", locale="es-ES")
+
+    page = client.get(
+        f"/course/{alpha.course_id}", headers={"Accept-Language": "fr"}
+    ).get_data(as_text=True)
+
+    assert '<html lang="es" dir="ltr">' in page
+    assert "Aún no obtenida" in page
+
+
+def test_accept_language_without_launch_locale(client, tenants):
+    """Without a launch locale the browser's preferred supported language is used."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner")
+
+    page = client.get(
+        f"/course/{alpha.course_id}", headers={"Accept-Language": "de, fr;q=0.8"}
+    ).get_data(as_text=True)
+
+    assert '<html lang="fr" dir="ltr">' in page
+    assert "Pas encore obtenu" in page
+
+
+def test_arabic_page_is_right_to_left(client, tenants):
+    """An Arabic page declares lang="ar" and dir="rtl"."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner", locale="ar")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert '<html lang="ar" dir="rtl">' in page
+    assert "لم تحصل عليها بعد" in page
+
+
+def test_switcher_choice_is_kept(client, tenants):
+    """A ?lang= choice overrides the launch locale for the rest of the session."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner", locale="ar")
+
+    client.get(f"/course/{alpha.course_id}?lang=fr")
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert '<html lang="fr" dir="ltr">' in page
+
+
+def test_switcher_lists_every_language(client, tenants):
+    """The switcher links each language, named in that language."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    for code, name in LANGUAGES.items():
+        assert f'lang="{code}" hreflang="{code}"' in page
+        assert name in page
+
+
+def test_dates_are_localised(client, tenants, db):
+    """The date earned is written the way the page's language writes dates."""
+    from .conftest import add_credential
+
+    alpha, _ = tenants
+    add_credential(db, alpha)
+    launch_as(client, alpha, "learner", locale="fr")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "14 mars 2026" in page

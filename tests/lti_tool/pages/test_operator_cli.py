@@ -1,0 +1,66 @@
+"""`hpass-bridge operator create`: the first operator account from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from lti_tool.accounts import Account
+from lti_tool.cli import main
+
+from .conftest import PASSWORD
+
+
+def cli_env(settings) -> dict:
+    return {
+        "HPASS_INSTANCE_PATH": str(settings.instance_path),
+        "HPASS_DATABASE_URL": settings.database_url,
+        "HPASS_PUBLIC_BASE_URL": "http://127.0.0.1:5999",
+        "HPASS_LOOPBACK_DEV": "1",
+    }
+
+
+def test_operator_create(app, settings, db):
+    """The command asks for the password twice and creates an operator."""
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "Op@HPass.org", "--json"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["email"] == "op@hpass.org"
+    account = db.scalar(select(Account).where(Account.email == "op@hpass.org"))
+    assert account.role == "operator"
+    assert account.provider_id is None
+
+
+def test_operator_create_twice(app, settings):
+    """A second account with the same email fails with a clear message."""
+    runner = app.test_cli_runner()
+    arguments = ["operator", "create", "--email", "op@hpass.org", "--password", PASSWORD]
+
+    runner.invoke(main, arguments, env=cli_env(settings))
+    again = runner.invoke(main, arguments, env=cli_env(settings))
+
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+
+
+def test_operator_short_password(app, settings, db):
+    """A short password is rejected and no account is created."""
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "op@hpass.org", "--password", "short"],
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 1
+    assert "at least 12" in result.output
+    assert db.scalar(select(Account)) is None
