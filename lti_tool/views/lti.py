@@ -22,11 +22,17 @@ from flask import (
 )
 from sqlalchemy import bindparam, select
 
-from badge_engine.models import Learner
+from badge_engine.models import Learner, Provider
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound
 from lti_tool.lti import deep_linking, nonces, roles, tool_keys
-from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknown
+from lti_tool.lti import dynamic_registration as dynamic
+from lti_tool.lti.errors import (
+    ClaimInvalid,
+    DeploymentHeld,
+    RegistrationFailed,
+    RegistrationUnknown,
+)
 from lti_tool.lti.jwks import JwksCache
 from lti_tool.lti.launch import (
     CLAIM,
@@ -41,7 +47,8 @@ from lti_tool.lti.proxy import TrustedProxyMiddleware
 from lti_tool.lti.serialize import database_writes
 from lti_tool.logs import get_logger
 from lti_tool.models import LtiCourse, Registration
-from lti_tool.urls_for import launch_url_of
+from lti_tool.lti.registrations import create_registration
+from lti_tool.urls_for import launch_url_of, lti_jwks_url, lti_launch_url, lti_login_url
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 log = get_logger(__name__)
@@ -363,3 +370,84 @@ def _is_our_url(url: str, base: str) -> bool:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+@bp.get("/register/<token>")
+def dynamic_registration(token: str):
+    """Run LTI Dynamic Registration for the provider signed into `token`."""
+    bridge = current_bridge()
+    settings = bridge.settings
+    provider_id = dynamic.provider_of(settings.secret_key, token)
+    db = db_session()
+    provider = db.get(Provider, provider_id)
+    if provider is None:
+        raise NotFound(
+            "the provider of this registration URL no longer exists; ask HPass for a "
+            "new registration URL",
+            provider_id=provider_id,
+        )
+
+    configuration_url = request.args.get("openid_configuration")
+    if not configuration_url:
+        raise RegistrationFailed(
+            "the request has no openid_configuration parameter",
+            check="paste this URL into the platform's tool registration field "
+            "(Moodle: Site administration > Plugins > Manage tools; Canvas: "
+            "Developer Keys > LTI Registration); opening it directly does nothing",
+            provider_id=provider_id,
+        )
+    exchange = dynamic.DynamicRegistration(
+        loopback_dev=settings.loopback_dev, timeout=settings.http_timeout_seconds
+    )
+    platform = exchange.fetch_configuration(
+        configuration_url, request.args.get("registration_token")
+    )
+    public_id = dynamic.new_public_id()
+    base = settings.public_base_url
+    configuration = exchange.tool_configuration(
+        platform,
+        base_url=base,
+        login_url=lti_login_url(base, public_id),
+        launch_url=lti_launch_url(base, public_id),
+        jwks_url=lti_jwks_url(base, public_id),
+    )
+    client = exchange.register(
+        platform, request.args.get("registration_token"), configuration
+    )
+    ids = dict(issuer=platform.issuer, client_id=client.client_id, provider_id=provider_id)
+
+    existing = db.scalar(
+        select(Registration.id).where(
+            Registration.issuer == platform.issuer,
+            Registration.client_id == client.client_id,
+        )
+    )
+    if existing is not None:
+        raise RegistrationFailed(
+            f"issuer {platform.issuer!r} with client_id {client.client_id!r} is already "
+            "registered on this bridge",
+            check="remove the old registration first, or use the one already there",
+            **ids,
+        )
+    registration = create_registration(
+        db,
+        bridge.vault,
+        provider,
+        issuer=platform.issuer,
+        client_id=client.client_id,
+        auth_login_url=platform.authorization_endpoint,
+        auth_token_url=platform.token_endpoint,
+        key_set_url=platform.jwks_uri,
+        deployment_ids=(client.deployment_id,) if client.deployment_id else (),
+    )
+    registration.public_id = public_id
+    registration.platform_family = platform.family
+    db.commit()
+    log.info("lti_dynamic_registration_done", family=platform.family, **ids)
+
+    return render_template(
+        "lti/registered.html",
+        platform=platform,
+        client=client,
+        provider=provider,
+    )

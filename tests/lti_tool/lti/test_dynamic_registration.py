@@ -1,0 +1,239 @@
+"""LTI Dynamic Registration over real HTTP with Moodle- and Canvas-shaped platforms."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from lti_tool.demo.peers.registration_platform import CANVAS_ISSUER, RegistrationPlatform
+from lti_tool.demo.peers.serving import serve_in_thread
+from lti_tool.lti.dynamic_registration import registration_token
+from lti_tool.models import Deployment, Registration
+from tests.lti_tool.lti.harness import stop_server
+from tests.support.seed import add_provider
+
+
+@pytest.fixture
+def provider(db):
+    provider = add_provider(db)
+    db.commit()
+    return provider
+
+
+@pytest.fixture
+def tool_url(app):
+    server = serve_in_thread(app)
+    yield server.url
+    stop_server(server)
+
+
+@pytest.fixture
+def register_url(app, provider, tool_url):
+    token = registration_token(app.config["SECRET_KEY"], provider.id)
+    return f"{tool_url}/lti/register/{token}"
+
+
+@pytest.fixture
+def platforms():
+    servers = []
+
+    def start(family, **options):
+        platform = RegistrationPlatform(family, **options)
+        servers.append(platform.start())
+        return platform
+
+    yield start
+    for server in servers:
+        stop_server(server)
+
+
+def _register(register_url, platform, token=None, configuration_url=None):
+    return requests.get(
+        register_url,
+        params={
+            "openid_configuration": configuration_url or platform.configuration_url,
+            "registration_token": token or platform.registration_token,
+        },
+        headers={"Accept": "text/html"},
+        timeout=10,
+    )
+
+
+def _registrations(db) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(Registration))
+
+
+def test_moodle_registration_stores_deployment(db, register_url, platforms):
+    """A Moodle exchange stores issuer, client_id and the returned deployment id."""
+    moodle = platforms("moodle")
+
+    response = _register(register_url, moodle)
+
+    assert response.status_code == 200, response.text
+    assert "org.imsglobal.lti.close" in response.text
+    registration = db.scalar(select(Registration))
+    assert registration.issuer == moodle.url
+    assert registration.client_id == moodle.registrations[0]["client_id"]
+    assert registration.platform_family == "moodle"
+    deployment = db.scalar(select(Deployment))
+    assert deployment.deployment_id == "1"
+
+
+def test_moodle_request_shape(register_url, platforms):
+    """The tool asks for supported scopes only and both message types."""
+    moodle = platforms("moodle")
+
+    _register(register_url, moodle)
+
+    sent = moodle.registrations[0]
+    tool = sent["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+    assert "contextmembership.readonly" in sent["scope"]
+    assert [m["type"] for m in tool["messages"]] == [
+        "LtiResourceLinkRequest",
+        "LtiDeepLinkingRequest",
+    ]
+    assert sent["initiate_login_uri"].endswith("/login")
+    assert sent["jwks_uri"].endswith("/jwks")
+
+
+def test_moodle_messages_as_strings(db, register_url, platforms):
+    """Message types listed as plain strings are read like objects."""
+    moodle = platforms("moodle", messages_as_strings=True)
+
+    response = _register(register_url, moodle)
+
+    assert response.status_code == 200, response.text
+    tool = moodle.registrations[0]["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+    assert len(tool["messages"]) == 2
+
+
+def test_canvas_registration_without_deployment(db, register_url, platforms):
+    """A Canvas exchange stores the shared issuer and no deployment yet."""
+    canvas = platforms("canvas")
+
+    response = _register(register_url, canvas)
+
+    assert response.status_code == 200, response.text
+    registration = db.scalar(select(Registration))
+    assert registration.issuer == CANVAS_ISSUER
+    assert registration.platform_family == "canvas"
+    assert db.scalar(select(func.count()).select_from(Deployment)) == 0
+
+
+def test_canvas_two_customers_share_issuer(db, register_url, platforms):
+    """Two Canvas customers register under one issuer with distinct client ids."""
+    first, second = platforms("canvas"), platforms("canvas")
+
+    _register(register_url, first)
+    response = _register(register_url, second)
+
+    assert response.status_code == 200, response.text
+    assert _registrations(db) == 2
+
+
+def test_canvas_custom_variables(register_url, platforms):
+    """Canvas gets Canvas variable substitutions for course and user ids."""
+    canvas = platforms("canvas")
+
+    _register(register_url, canvas)
+
+    tool = canvas.registrations[0]["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+    assert tool["custom_parameters"]["lms_course_id"] == "$Canvas.course.id"
+
+
+@pytest.mark.parametrize("family", ["moodle", "canvas"])
+def test_bad_registration_token(db, register_url, platforms, family):
+    """A rejected registration token gets 400 quoting the platform's error body."""
+    platform = platforms(family)
+
+    response = _register(register_url, platform, token="wrong-token")
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400
+    assert "HTTP 401" in page
+    assert "invalid or expired registration token" in page
+    assert _registrations(db) == 0
+
+
+def test_canvas_rejected_scope(db, register_url, platforms):
+    """Canvas's 422 for a scope it refuses is shown with its message."""
+    canvas = platforms(
+        "canvas",
+        extra_scopes=("https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",),
+    )
+
+    response = _register(register_url, canvas)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400
+    assert "HTTP 422" in page
+    assert "Invalid scope" in page
+    assert _registrations(db) == 0
+
+
+def test_issuer_not_prefix_rejected(db, register_url, platforms):
+    """A Moodle whose issuer is not a prefix of its configuration URL is rejected."""
+    moodle = platforms("moodle", issuer="https://moodle.example.org")
+
+    response = _register(register_url, moodle)
+
+    assert response.status_code == 400
+    assert "not a prefix" in html.unescape(response.text)
+    assert _registrations(db) == 0
+
+
+@pytest.mark.parametrize(
+    "configuration_url",
+    [
+        "http://10.0.0.8/.well-known/openid-configuration",
+        "http://169.254.169.254/latest/meta-data",
+        "https://192.168.1.10/.well-known/openid-configuration",
+        "file:///etc/passwd",
+    ],
+    ids=["private", "metadata", "private_https", "file"],
+)
+def test_private_configuration_url_rejected(db, register_url, platforms, configuration_url):
+    """A configuration URL on a private or metadata address is never fetched."""
+    moodle = platforms("moodle")
+
+    response = _register(register_url, moodle, configuration_url=configuration_url)
+
+    assert response.status_code == 400
+    assert "What to check" in html.unescape(response.text)
+    assert moodle.registrations == []
+    assert _registrations(db) == 0
+
+
+def test_invalid_registration_url(db, tool_url, platforms):
+    """A registration URL with a forged token gets 400."""
+    moodle = platforms("moodle")
+
+    response = _register(f"{tool_url}/lti/register/forged", moodle)
+
+    assert response.status_code == 400
+    assert "not valid" in html.unescape(response.text)
+
+
+def test_missing_openid_configuration(register_url):
+    """Opening the registration URL directly explains where to paste it."""
+    response = requests.get(register_url, headers={"Accept": "text/html"}, timeout=10)
+
+    assert response.status_code == 400
+    assert "openid_configuration" in html.unescape(response.text)
+
+
+def test_unreachable_platform(db, register_url):
+    """A configuration URL where nothing listens gets 400 naming it."""
+    response = requests.get(
+        register_url,
+        params={"openid_configuration": "http://127.0.0.1:9/.well-known/openid"},
+        headers={"Accept": "text/html"},
+        timeout=10,
+    )
+
+    assert response.status_code == 400
+    assert "could not be reached" in html.unescape(response.text)
