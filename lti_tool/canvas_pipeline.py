@@ -37,10 +37,10 @@ def read_canvas_progress(
 ) -> LearnerProgress:
     """Re-read the learner's course progress from Canvas.
 
-    The completion time is the earliest one Canvas ever reported for this learner
-    and course (a stored event or poll fact, or the re-read), because Canvas may
-    send course_completed again with a later `completed_at`, and the award date is
-    the first completion.
+    The completion time is the earliest one Canvas reported for this learner and
+    course, in a stored event or poll fact or in the re-read. Canvas may send
+    course_completed again with a later `completed_at`, and the award date is the
+    first completion. Stored facts come only from authenticated events and polls.
     """
     session = object_session(fact)
     timeout = bridge.settings.http_timeout_seconds

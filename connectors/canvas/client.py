@@ -34,8 +34,9 @@ from connectors.canvas.errors import (
 logger = logging.getLogger(__name__)
 
 PER_PAGE = 100
-# Below this many units left in the token's bucket, wait before the next request.
-# Canvas's bucket holds 700 units by default and a request costs about 1 to 50.
+# Below this many units left in the token's quota, wait before the next request.
+# NOTE: Canvas documents the X-Rate-Limit-Remaining header but not the quota size
+# or refill rate (both are per-site settings), so this margin is an estimate.
 LOW_WATER_REMAINING = 100.0
 THROTTLE_MARKER = "rate limit exceeded"
 SCOPE_MARKER = "insufficient scopes"
@@ -93,7 +94,7 @@ def next_link(header: str | None) -> str | None:
 class CanvasClient:
     """Client for one Canvas site's REST API.
 
-    `max_retries` applies to throttling, timeouts and 5xx answers. Throttled
+    `max_retries` applies to throttling, timeouts and 5xx responses. Throttled
     requests wait `Retry-After` seconds when Canvas sends it, otherwise `backoff`,
     2 x `backoff`, ... capped at `max_backoff`. `sleep` is injectable so tests can
     record waits instead of spending them. Redirects are not followed, because
@@ -168,7 +169,7 @@ class CanvasClient:
         return list(self.iter_items(path, params))
 
     def get_user_progress(self, course_id: str, user_id: str) -> dict[str, Any]:
-        """Return `users/:id/progress`; a 400 answer raises CanvasNotModuleBased."""
+        """Return `users/:id/progress`; a 400 response raises CanvasNotModuleBased."""
         return self.get_json(f"/api/v1/courses/{course_id}/users/{user_id}/progress")
 
     def iter_bulk_user_progress(
@@ -205,7 +206,7 @@ class CanvasClient:
             items = response.json()
             if not isinstance(items, list):
                 raise CanvasResponseInvalid(
-                    f"Canvas answered {url} with a JSON {type(items).__name__}, "
+                    f"Canvas returned a JSON {type(items).__name__} for {url}, "
                     f"expected a list; check the bridge's Canvas URL.",
                     base_url=self.base_url,
                     path=url,
@@ -305,7 +306,7 @@ class CanvasClient:
 
     def _refresh(self, path: str) -> None:
         logger.info(
-            "Canvas answered 401, refreshing the token once: base_url=%s path=%s",
+            "Canvas returned 401, refreshing the token once: base_url=%s path=%s",
             self.base_url,
             path,
         )
@@ -327,9 +328,9 @@ class CanvasClient:
         )
 
     def _raise_for_scope(self, response: requests.Response, path: str) -> None:
-        # Canvas answers a scope-enforcing developer key's token without the
-        # endpoint's scope with 401 and "Insufficient scopes on access token."; a
-        # refresh cannot add a scope, so this is not a token problem.
+        # Canvas rejects a token of a scope-enforcing developer key that lacks the
+        # endpoint's scope with 401 "Insufficient scopes on access token.". A refresh
+        # cannot add a scope, so this is not a token problem.
         if SCOPE_MARKER not in response.text[:500].lower():
             return
 
@@ -345,7 +346,7 @@ class CanvasClient:
     def _throttle_delay(
         self, response: requests.Response, attempt: int
     ) -> float | None:
-        """Return how long to wait before retrying a throttled answer, else None."""
+        """Return how long to wait before retrying a throttled response, else None."""
         throttled = response.status_code == 429 or (
             response.status_code == 403
             and THROTTLE_MARKER in response.text[:500].lower()
@@ -388,7 +389,7 @@ class CanvasClient:
         self.stats.server_errors += 1
         if attempt > self.max_retries:
             raise CanvasUnavailable(
-                f"Canvas at {self.base_url} answered HTTP {status_code} for {path} "
+                f"Canvas at {self.base_url} returned HTTP {status_code} for {path} "
                 f"through {attempt} attempts; retry later.",
                 base_url=self.base_url,
                 path=path,
@@ -396,7 +397,7 @@ class CanvasClient:
             )
         delay = self._backoff_delay(attempt)
         logger.warning(
-            "Canvas answered HTTP %d, retrying in %.2f s: base_url=%s path=%s "
+            "Canvas returned HTTP %d, retrying in %.2f s: base_url=%s path=%s "
             "attempt=%d",
             status_code,
             delay,
@@ -433,7 +434,7 @@ class CanvasClient:
             raise _not_module_based(response, **ids)
         if status != 200:
             raise CanvasError(
-                f"Canvas at {self.base_url} answered HTTP {status} for {path} "
+                f"Canvas at {self.base_url} returned HTTP {status} for {path} "
                 f"({_excerpt(response)}).",
                 **ids,
             )
@@ -441,7 +442,7 @@ class CanvasClient:
         content_type = response.headers.get("Content-Type", "")
         if "json" not in content_type.lower():
             raise CanvasResponseInvalid(
-                f"Canvas answered {path} with {content_type or 'no content type'} "
+                f"Canvas returned {content_type or 'no content type'} for {path} "
                 f"instead of JSON ({_excerpt(response)}); check that the connection's "
                 f"URL is the Canvas site and not a login or maintenance page.",
                 **ids,
@@ -450,7 +451,7 @@ class CanvasClient:
             response.json()
         except ValueError:
             raise CanvasResponseInvalid(
-                f"Canvas answered {path} with a body that is not valid JSON "
+                f"Canvas returned a body that is not valid JSON for {path} "
                 f"({_excerpt(response)}).",
                 **ids,
             ) from None
@@ -463,8 +464,8 @@ class CanvasClient:
         if remaining >= LOW_WATER_REMAINING:
             return
 
-        # The bucket leaks about 10 units per second on Canvas's defaults, so wait
-        # long enough to refill the gap below the low-water mark.
+        # NOTE: the refill rate of 10 units a second is an estimate, because Canvas
+        # does not document it. The wait is sized to refill the gap below the mark.
         delay = min((LOW_WATER_REMAINING - remaining) / 10.0, self.max_backoff)
         self.stats.slowed += 1
         logger.info(

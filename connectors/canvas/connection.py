@@ -215,9 +215,9 @@ def test_connection(client: CanvasClient, course_id: str) -> ConnectionTestResul
     """Call each endpoint the bridge needs on `course_id` and name missing scopes.
 
     A course the token's user can read is needed because Canvas checks scopes and
-    permissions per endpoint. The progress probe asks for the token's own user
+    permissions per endpoint. The progress probe requests the token's own user
     (`self`), so a 400 there (no module requirements, or the user is no student)
-    proves the scope is granted. Throttling is retried by the client and never
+    proves that the scope is granted. Throttling is retried by the client and never
     reported as a missing scope or permission.
     """
     missing: list[str] = []

@@ -74,7 +74,7 @@ def request_client_credentials_token(
         return response.json()["access_token"]
     except (ValueError, KeyError, TypeError):
         raise CanvasError(
-            f"Canvas token endpoint answered HTTP {response.status_code} without an "
+            f"Canvas token endpoint returned HTTP {response.status_code} without an "
             f"access_token; check that the LTI developer key {client_id} is on and "
             f"has the Data Services scope enabled.",
             base_url=base_url,
@@ -121,7 +121,7 @@ def create_subscription(
     http: requests.Session | None = None,
     timeout: float | tuple[float, float] = (3.05, 10),
 ) -> dict[str, Any]:
-    """Send a subscription request from `subscription_request`; return Canvas's answer."""
+    """Send a subscription request from `subscription_request`; return Canvas's response."""
     response = _post(
         http,
         request["url"],
@@ -131,7 +131,7 @@ def create_subscription(
     )
     if response.status_code not in (200, 201):
         raise CanvasError(
-            f"Canvas refused the Live Events subscription (HTTP "
+            f"Canvas rejected the Live Events subscription (HTTP "
             f"{response.status_code}, body starts {response.text[:120]!r}); check the "
             f"Data Services scope of the LTI developer key and the account id.",
             path=request["url"],

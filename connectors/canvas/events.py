@@ -28,7 +28,7 @@ _PERSONAL_USER_FIELDS = ("email", "name", "sortable_name", "short_name")
 
 @dataclass(frozen=True)
 class LiveEventResult:
-    """What one Live Event produced: a fact, or the reason it produced none."""
+    """The outcome of one Live Event: a fact, or the reason it produced none."""
 
     event_name: str | None
     fact: CompletionFact | None
@@ -46,9 +46,9 @@ def parse_live_event(
 
     `course_completed` gives a COMPLETE fact dated at `progress.completed_at`.
     `course_progress` gives the same fact when it reports every requirement done
-    with a `completed_at`, so it deduplicates with the course_completed fact, and
-    nothing otherwise: a partial count is no reversal, because Canvas may deliver
-    an older progress event after a newer one. Course and user ids become local
+    with a `completed_at`, so it deduplicates with the course_completed fact.
+    Otherwise it gives nothing. A partial count is no reversal, because Canvas may
+    deliver an older progress event after a newer one. Course and user ids become local
     ids. `home_shard` is the shard of the provider's root account, or None to take
     it from `metadata.root_account_id`.
 
@@ -130,7 +130,7 @@ def _progress(value: Any) -> dict[str, Any]:
     progress = _object({}, "body.progress", value)
     if "error" in progress or "errors" in progress:
         raise CanvasEventInvalid(
-            f"Live Event body.progress holds an error object instead of counts "
+            f"Live Event body.progress contains an error object instead of counts "
             f"({progress.get('error') or progress.get('errors')!r}); the course "
             f"probably has no module completion requirements.",
             field="body.progress",

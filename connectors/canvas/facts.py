@@ -1,4 +1,4 @@
-"""Store Canvas completion facts with their evaluation message, exactly once."""
+"""Store Canvas completion facts with their evaluation message, deduplicated."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def store_completion_fact(session: Session, fact: CompletionFact) -> StoredFact:
         raw_payload=fact.raw_payload,
     )
     # A savepoint, because a poll and an event may store the same fact at the same
-    # moment; where the dedupe key is unique, the loser finds the winner's row.
+    # moment. Where the dedupe key is unique, the loser finds the winner's row.
     try:
         with session.begin_nested():
             session.add(record)

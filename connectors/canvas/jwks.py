@@ -1,10 +1,10 @@
 """Verify JWT-signed Live Events against the keys of a JWKS URL.
 
 Canvas signs Live Events with keys it rotates, so the bridge caches the key set
-and fetches it again when an event names a `kid` it has not seen. A refetch for a
-given unknown `kid` happens at most once per `negative_ttl` seconds, and at most
-`max_refetches_per_minute` times a minute overall, so forged events with random
-key ids cannot turn the bridge into a load generator against the JWKS host.
+and fetches it again when an event names a `kid` it has not seen. An unknown `kid`
+triggers at most one refetch per `negative_ttl` seconds. All refetches together
+stay within `max_refetches_per_minute`, so forged events with random key ids
+cannot turn the bridge into a load generator against the JWKS host.
 """
 
 from __future__ import annotations

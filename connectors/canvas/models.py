@@ -44,7 +44,7 @@ class CanvasCredential(Base):
 
 
 class CanvasPollCursor(Base):
-    """Where the reconciliation of one course stands, so a throttled run resumes.
+    """The position of one course's reconciliation, so a stopped run resumes.
 
     `next_page_url` is the `bulk_user_progress` page to read next, or None when the
     last run finished. A run that stops half-way (throttling that outlasts the

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PollReport:
-    """What one reconciliation run did. `error` is set when it stopped early."""
+    """Counts of one reconciliation run; `error` is set when the run stopped early."""
 
     pages: int = 0
     learners: int = 0

@@ -2,9 +2,9 @@
 
 Canvas counts a course complete when the learner meets every module completion
 requirement (`must_view`, `must_submit`, `min_score`, `min_percentage`,
-`must_mark_done`, `must_contribute`); `users/:id/progress` then reports
-`requirement_completed_count == requirement_count` and a `completed_at`. That is
-the same `course_completed` award rule as Moodle's course completion.
+`must_mark_done`, `must_contribute`). Then `users/:id/progress` reports
+`requirement_completed_count == requirement_count` and a `completed_at`, which
+the `course_completed` award rule reads as it reads Moodle's course completion.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def parse_course_progress(body: Any, *, where: str) -> CourseProgress:
     """
     if not isinstance(body, dict) or "error" in body or "errors" in body:
         raise CanvasResponseInvalid(
-            f"Canvas answered {where} with {body!r:.200} instead of progress counts; "
+            f"Canvas returned {body!r:.200} for {where} instead of progress counts; "
             f"check that the course has module completion requirements.",
             path=where,
         )
@@ -79,7 +79,7 @@ def parse_course_progress(body: Any, *, where: str) -> CourseProgress:
         value = body.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise CanvasResponseInvalid(
-                f"Canvas answered {where} with {name}={value!r}; expected a count.",
+                f"Canvas returned {name}={value!r} for {where}; expected a count.",
                 path=where,
             )
         counts.append(value)
@@ -206,10 +206,10 @@ def read_completion_requirements(
 ) -> list[CompletionRequirement]:
     """List every module item that carries a completion requirement, in course order.
 
-    An empty list means `users/:id/progress` will answer 400 for this course: the
-    rule builder should tell the instructor to add requirements or use grade rules.
-    Requirement types this bridge does not know are listed too, under their
-    Canvas name, so a new Canvas type shows up instead of vanishing.
+    An empty list means that `users/:id/progress` returns 400 for this course, so
+    the rule builder should tell the instructor to add requirements or use grade
+    rules. Requirement types unknown to the bridge are listed under their Canvas
+    name, so a new Canvas type shows up instead of vanishing.
     """
     requirements = []
     for module in client.list_modules(lms_course_id):

@@ -2,7 +2,7 @@
 
 An LTI client-credentials token carries no REST scopes, so the REST API needs its
 own credentials. An API developer key gives OAuth2 access tokens that expire
-(Canvas issues them for one hour) and a refresh token that does not; an admin's
+(Canvas issues them for one hour) and a refresh token that does not. An admin's
 manual access token does not expire unless the admin sets a date.
 """
 
@@ -156,7 +156,7 @@ class OAuth2Token:
             )
         if response.status_code != 200:
             raise CanvasUnavailable(
-                f"Canvas token endpoint answered HTTP {response.status_code}; the "
+                f"Canvas token endpoint returned HTTP {response.status_code}; the "
                 f"refresh is retried later.",
                 path=TOKEN_PATH,
                 status_code=response.status_code,
@@ -167,7 +167,7 @@ class OAuth2Token:
             access_token = body["access_token"]
         except (ValueError, KeyError, TypeError):
             raise CanvasUnavailable(
-                "Canvas token endpoint answered without an access_token; the "
+                "Canvas token endpoint returned no access_token; the "
                 "refresh is retried later.",
                 path=TOKEN_PATH,
                 status_code=response.status_code,
@@ -177,6 +177,6 @@ class OAuth2Token:
         expires_at = None
         if isinstance(expires_in, (int, float)) and expires_in > 0:
             expires_at = self._clock() + timedelta(seconds=expires_in)
-        # Canvas keeps the same refresh token and leaves it out of the refresh answer.
+        # Canvas keeps the same refresh token and leaves it out of the refresh response.
         refresh_token = body.get("refresh_token") or self._tokens.refresh_token
         return OAuth2Tokens(access_token, refresh_token, expires_at)

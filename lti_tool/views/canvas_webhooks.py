@@ -16,13 +16,13 @@ import structlog
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
+import lti_tool.canvas_tasks  # noqa: F401 - registers the poll tasks with Celery
 from connectors.canvas.errors import CanvasEventInvalid, CanvasEventSignatureInvalid
 from connectors.canvas.events import parse_live_event
 from connectors.canvas.facts import store_completion_fact
 from connectors.canvas.jwks import JwksCache, decode_signed_event
 from connectors.canvas.models import CanvasCredential
 from connectors.models import LmsConnection, LmsKind
-import lti_tool.canvas_tasks  # noqa: F401 - registers the poll tasks with Celery
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import BadRequest, NotFound, Unauthorized
 from lti_tool.logs import get_logger
@@ -101,9 +101,9 @@ def _signed_event(raw: bytes, connection, credential) -> dict:
 def _json_event(raw: bytes, connection) -> dict:
     expected = connection.webhook_secret_sha256 or ""
     presented = request.args.get("token", "")
-    given = secret_digest(presented) if presented else ""
+    presented_digest = secret_digest(presented) if presented else ""
     # Compare digests in constant time so the response time reveals nothing.
-    if not expected or not hmac.compare_digest(expected, given):
+    if not expected or not hmac.compare_digest(expected, presented_digest):
         raise Unauthorized(
             "the Live Events URL lacks the right ?token= secret; copy the URL with "
             "its secret from the provider admin page into the Data Services "

@@ -6,11 +6,12 @@ the demo:
 - List endpoints page with `per_page` (default 10, at most 100) and a `Link`
   header with `current`, `next`, `first` and `last` relations.
 - Each token has a leaky bucket reported in `X-Rate-Limit-Remaining`. A scripted
-  throttle answers 403 "403 Forbidden (Rate Limit Exceeded)" or 429 with
-  `Retry-After`, as Canvas does when the bucket is empty.
+  throttle returns 403 "403 Forbidden (Rate Limit Exceeded)" or 429 with
+  `Retry-After`, as Canvas does when the quota is used up. The bucket's size and
+  refill rate are the stand-in's own, because Canvas does not document them.
 - An unknown or expired token gets 401 "Invalid access token."; a token without
   the endpoint's scope gets 401 "Insufficient scopes on access token.".
-- `users/:id/progress` answers 400 with an error object for a course without
+- `users/:id/progress` returns 400 with an error object for a course without
   module completion requirements or a user who is not a student in it.
 - `POST /login/oauth2/token` refreshes developer key tokens (one hour) and grants
   LTI client-credentials tokens; `POST /api/lti/accounts/:id/data_services`
@@ -149,7 +150,7 @@ class FakeCanvas:
         self.signing_keys: list[SigningKey] = []
         self.rel_case: Callable[[str], str] = str
         self.bucket_capacity = BUCKET_CAPACITY
-        # Courses whose API calls answer 403 "unauthorized" (a missing permission).
+        # Courses whose API calls return 403 "unauthorized" (a missing permission).
         self.forbidden_courses: set[int] = set()
         self._throttles: list[str] = []
         self._throttle_every: int | None = None
@@ -225,7 +226,7 @@ class FakeCanvas:
             token.expires_at = past
 
     def throttle_next(self, *kinds: str) -> None:
-        """Answer the next API requests with these throttles ("403" or "429")."""
+        """Throttle the next API requests with these statuses ("403" or "429")."""
         self._throttles.extend(kinds)
 
     def throttle_every(self, every: int | None, kind: str = "403") -> None:
@@ -518,12 +519,12 @@ class FakeCanvas:
         course = self._course_or_404(course_id)
         if course is None:
             return self._not_found()
-        wanted = {
+        requested_ids = {
             _int_or_none(value) for value in request.args.getlist("student_ids[]")
         }
         submissions = []
         for student in sorted(course.students.values(), key=lambda s: s.id):
-            if student.id not in wanted:
+            if student.id not in requested_ids:
                 continue
             for assignment_id, (score, graded_at) in sorted(student.scores.items()):
                 submissions.append(

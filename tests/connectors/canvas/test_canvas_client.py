@@ -51,7 +51,9 @@ def test_pages_follow_link_next(fake, make_client):
 
 def test_next_link_matches_rel_case_insensitively():
     """A Link header's rel is matched whatever its case, and among several types."""
-    header = '<https://c.test/a?page=1>; rel="Current",<https://c.test/a?page=2>; rel="NEXT"'
+    header = (
+        '<https://c.test/a?page=1>; rel="Current",<https://c.test/a?page=2>; rel="NEXT"'
+    )
 
     assert next_link(header) == "https://c.test/a?page=2"
     assert next_link('<https://c.test/b>; rel="next last"') == "https://c.test/b"
@@ -235,7 +237,7 @@ def test_redirect_not_followed(waits):
 
 
 def test_server_error_retried(waits):
-    """A 503 is retried with backoff; the next answer is returned."""
+    """A 503 is retried with backoff, and the next response is returned."""
     app = Flask(__name__)
     answers = iter([("busy", 503), ({"requirement_count": 1}, 200)])
 
@@ -244,7 +246,9 @@ def test_server_error_retried(waits):
         return next(answers)
 
     with serve_in_thread(app) as server:
-        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append, backoff=0.25)
+        client = CanvasClient(
+            server.url, StaticToken("t"), sleep=waits.append, backoff=0.25
+        )
         assert client.get_user_progress("1", "2") == {"requirement_count": 1}
 
     assert waits == [0.25]

@@ -10,6 +10,8 @@ from connectors.canvas.connection import (
     connect_canvas,
     credential_for,
     test_canvas_connection,
+)
+from connectors.canvas.connection import (
     test_connection as run_connection_test,
 )
 from connectors.canvas.tokens import StaticToken
@@ -124,7 +126,7 @@ def test_connection_reports_permission(fake, make_client):
 
 
 def test_required_scopes_served_by_stand_in():
-    """The stand-in knows every scope the bridge asks for."""
+    """The stand-in serves every scope the bridge requests."""
     assert set(REQUIRED_SCOPES) == ALL_SCOPES
 
 
@@ -150,7 +152,7 @@ def test_stored_connection_test_records_state(app, db, fake, canvas_url):
 
 
 def test_stored_connection_test_needs_course(app, db, fake, canvas_url):
-    """Without a course id or an achievement, the test says to pass --course."""
+    """Without a course id or an achievement, the message requests --course."""
     connection, _ = _connect_oauth(app, db, fake, canvas_url)
     vault = app.extensions["hpass"].vault
 

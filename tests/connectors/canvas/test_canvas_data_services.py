@@ -35,7 +35,11 @@ def test_token_form_matches_fixture(tool_key):
     fixture = load_fixture("oauth_client_credentials_request_lti.json")
 
     form = client_credentials_form(
-        "http://127.0.0.1:1", "10000000000042", tool_key, "tool-1", [DATA_SERVICES_CREATE_SCOPE]
+        "http://127.0.0.1:1",
+        "10000000000042",
+        tool_key,
+        "tool-1",
+        [DATA_SERVICES_CREATE_SCOPE],
     )
 
     assert set(form) == set(fixture["form"])
@@ -69,7 +73,9 @@ def test_subscription_body_matches_fixture():
 
 def test_subscribe_with_lti_token(fake, canvas_url, tool_key):
     """The LTI client-credentials token creates the subscription at the stand-in."""
-    token = request_client_credentials_token(canvas_url, "10000000000042", tool_key, "tool-1")
+    token = request_client_credentials_token(
+        canvas_url, "10000000000042", tool_key, "tool-1"
+    )
     request = subscription_request(
         canvas_url, ACCOUNT, context_id=ACCOUNT, webhook_url="http://127.0.0.1:2/x"
     )
@@ -81,7 +87,7 @@ def test_subscribe_with_lti_token(fake, canvas_url, tool_key):
 
 
 def test_subscribe_with_rest_token_refused(fake, canvas_url):
-    """A REST API token cannot create a subscription: the error says what to check."""
+    """A REST API token cannot create a subscription, and the error names the fix."""
     request = subscription_request(
         canvas_url, ACCOUNT, context_id=ACCOUNT, webhook_url="http://127.0.0.1:2/x"
     )

@@ -100,10 +100,22 @@ def test_unknown_shard_rejected():
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda e: e["body"].update(progress={"error": {"message": "x"}}), "body.progress"),
-        (lambda e: e["body"]["progress"].update(requirement_count="6"), "body.progress.requirement_count"),
-        (lambda e: e["body"]["progress"].update(completed_at=None), "body.progress.completed_at"),
-        (lambda e: e["body"]["progress"].update(completed_at="yesterday"), "body.progress.completed_at"),
+        (
+            lambda e: e["body"].update(progress={"error": {"message": "x"}}),
+            "body.progress",
+        ),
+        (
+            lambda e: e["body"]["progress"].update(requirement_count="6"),
+            "body.progress.requirement_count",
+        ),
+        (
+            lambda e: e["body"]["progress"].update(completed_at=None),
+            "body.progress.completed_at",
+        ),
+        (
+            lambda e: e["body"]["progress"].update(completed_at="yesterday"),
+            "body.progress.completed_at",
+        ),
         (lambda e: e["body"]["user"].update(id="abc"), "body.user.id"),
         (lambda e: e["body"].pop("course"), "body.course"),
         (lambda e: e["metadata"].pop("event_name"), "metadata.event_name"),
@@ -190,7 +202,12 @@ def test_expired_event_rejected(fake, jwks):
 
 def test_symmetric_algorithm_rejected(fake, jwks):
     """An HS256 JWT is rejected before any key lookup."""
-    token = jwt.encode({"a": 1}, "secret-key-of-32-bytes-or-more!!", algorithm="HS256", headers={"kid": "x"})
+    token = jwt.encode(
+        {"a": 1},
+        "secret-key-of-32-bytes-or-more!!",
+        algorithm="HS256",
+        headers={"kid": "x"},
+    )
 
     with pytest.raises(CanvasEventSignatureInvalid, match="algorithm"):
         decode_signed_event(token, jwks)

@@ -66,7 +66,9 @@ def _fact_users(db, connection) -> list[str]:
     )
 
 
-def test_reconcile_1000_under_throttling(app, db, fake, connection, course_of_1000, waits, caplog):
+def test_reconcile_1000_under_throttling(
+    app, db, fake, connection, course_of_1000, waits, caplog
+):
     """1,000 learners over 10 pages complete under throttling, retries logged, none missed."""
     _, completed = course_of_1000
     fake.throttle_every(4, "alternate")
@@ -89,7 +91,9 @@ def test_reconcile_1000_under_throttling(app, db, fake, connection, course_of_10
     assert len(retries) == client.stats.throttled
 
 
-def test_reconcile_resumes_from_cursor(app, db, fake, connection, course_of_1000, waits):
+def test_reconcile_resumes_from_cursor(
+    app, db, fake, connection, course_of_1000, waits
+):
     """Throttling that outlasts the retries stops the run; the next run resumes, once each."""
     _, completed = course_of_1000
     client = _client(app, db, connection, waits, max_retries=2)
@@ -104,7 +108,9 @@ def test_reconcile_resumes_from_cursor(app, db, fake, connection, course_of_1000
     def throttle_after_four_pages(token_value):
         calls["count"] += 1
         if 5 <= calls["count"] <= 7:
-            return fake.app.make_response(("403 Forbidden (Rate Limit Exceeded)", 403)), 403
+            return fake.app.make_response(
+                ("403 Forbidden (Rate Limit Exceeded)", 403)
+            ), 403
         return original(token_value)
 
     fake._throttle = throttle_after_four_pages
@@ -127,7 +133,9 @@ def test_reconcile_resumes_from_cursor(app, db, fake, connection, course_of_1000
     assert cursor.pages_read == 10
 
 
-def test_second_reconcile_adds_nothing(app, db, fake, connection, course_of_1000, waits):
+def test_second_reconcile_adds_nothing(
+    app, db, fake, connection, course_of_1000, waits
+):
     """A repeated run stores no fact twice and queues no new evaluation."""
     client = _client(app, db, connection, waits)
     reconcile_course(db, client, connection, "700")
@@ -140,7 +148,9 @@ def test_second_reconcile_adds_nothing(app, db, fake, connection, course_of_1000
     assert db.scalar(select(func.count()).select_from(OutboxMessage)) == messages_before
 
 
-def test_revoked_token_halfway_keeps_cursor(app, db, fake, connection, course_of_1000, waits):
+def test_revoked_token_halfway_keeps_cursor(
+    app, db, fake, connection, course_of_1000, waits
+):
     """A token revoked mid-run raises CanvasTokenInvalid with committed pages kept."""
     client = _client(app, db, connection, waits)
     original = fake._throttle
@@ -184,7 +194,9 @@ def test_bad_entries_skipped_and_counted(app, db, fake, connection, waits, monke
     assert _fact_users(db, connection) == ["123"]
 
 
-def test_poll_task_reconciles_achievement_courses(app, db, fake, connection, course_of_1000):
+def test_poll_task_reconciles_achievement_courses(
+    app, db, fake, connection, course_of_1000
+):
     """The poll task reconciles each course that has an achievement, and dispatches."""
     from badge_engine.models import Achievement
     from badge_engine.rules import COURSE_COMPLETED_RULE
@@ -211,7 +223,9 @@ def test_poll_task_reconciles_achievement_courses(app, db, fake, connection, cou
     assert sorted(_fact_users(db, connection)) == sorted(completed)
 
 
-def test_poll_task_marks_revoked_connection_broken(app, db, fake, connection, course_of_1000):
+def test_poll_task_marks_revoked_connection_broken(
+    app, db, fake, connection, course_of_1000
+):
     """A rejected admin token during the poll marks the connection broken."""
     from badge_engine.models import Achievement
     from badge_engine.rules import COURSE_COMPLETED_RULE

@@ -8,7 +8,6 @@ import pytest
 
 from badge_engine.facts import CompletionState
 from badge_engine.rules import evaluate_award_rule
-
 from connectors.canvas.errors import CanvasNotModuleBased, CanvasResponseInvalid
 from connectors.canvas.progress import (
     REQUIREMENT_TYPES,
@@ -41,7 +40,7 @@ def test_incomplete_learner_progress(fake, make_client):
 
 
 def test_course_without_requirements_explained(fake, make_client):
-    """The 400 for a course without requirements tells the instructor what to do."""
+    """The 400 for a course without requirements names the instructor's fix."""
     fake.add_course(900, requirement_types=())
     fake.add_students(900, [123])
 
@@ -69,7 +68,9 @@ def test_enrollments_with_grades(fake, make_client):
     """Student enrollments come with their current and final scores."""
     fake.courses[COURSE_ID].students[123].current_score = 90.0
 
-    grades = {g.lms_user_id: g for g in read_enrollment_grades(make_client(), str(COURSE_ID))}
+    grades = {
+        g.lms_user_id: g for g in read_enrollment_grades(make_client(), str(COURSE_ID))
+    }
 
     assert grades["123"].current_score == 90.0
     assert grades["124"].current_score is None
@@ -77,7 +78,9 @@ def test_enrollments_with_grades(fake, make_client):
 
 def test_fixture_progress_shapes():
     """The 200 fixture parses as complete; the 400 error object raises."""
-    progress = parse_course_progress(load_fixture("rest_user_progress_200.json"), where="x")
+    progress = parse_course_progress(
+        load_fixture("rest_user_progress_200.json"), where="x"
+    )
 
     assert progress.completed is True
     with pytest.raises(CanvasResponseInvalid, match="instead of progress counts"):
@@ -100,7 +103,9 @@ def test_activities_by_module_item(fake, make_client):
 
     assert len(progress.activities) == len(REQUIREMENT_TYPES)
     assert progress.activities[str(done_item)].state is CompletionState.COMPLETE
-    incomplete = [a for a in progress.activities.values() if a.state is CompletionState.INCOMPLETE]
+    incomplete = [
+        a for a in progress.activities.values() if a.state is CompletionState.INCOMPLETE
+    ]
     assert len(incomplete) == len(REQUIREMENT_TYPES) - 1
 
 
@@ -120,8 +125,14 @@ def test_grades_as_percent(fake, make_client):
 def test_activity_rule_on_canvas_item(fake, make_client):
     """An activity_completed rule naming a Canvas module item id is met once it is done."""
     item_id = fake.complete_item(COURSE_ID, 124, 2)
-    rule = {"version": 1, "rule": {"kind": "activity_completed", "activity_id": str(item_id)}}
-    other = {"version": 1, "rule": {"kind": "activity_completed", "activity_id": str(item_id + 1)}}
+    rule = {
+        "version": 1,
+        "rule": {"kind": "activity_completed", "activity_id": str(item_id)},
+    }
+    other = {
+        "version": 1,
+        "rule": {"kind": "activity_completed", "activity_id": str(item_id + 1)},
+    }
 
     progress = read_learner_progress(make_client(), str(COURSE_ID), "124")
 

@@ -61,10 +61,12 @@ def test_same_rule_same_outcome(fake, moodle, make_client, both_completed):
 
     for user_id, completes in LEARNERS:
         from_moodle = evaluate_award_rule(
-            COURSE_COMPLETED_RULE, read_moodle(moodle_client, str(DEMO_COURSE_ID), str(user_id))
+            COURSE_COMPLETED_RULE,
+            read_moodle(moodle_client, str(DEMO_COURSE_ID), str(user_id)),
         )
         from_canvas = evaluate_award_rule(
-            COURSE_COMPLETED_RULE, read_canvas(canvas_client, str(COURSE_ID), str(user_id))
+            COURSE_COMPLETED_RULE,
+            read_canvas(canvas_client, str(COURSE_ID), str(user_id)),
         )
 
         assert from_moodle.met is completes
@@ -103,7 +105,9 @@ def test_pipeline_awards_alike(app, db, fake, moodle, canvas_url, both_completed
     _, moodle_url = moodle
     vault = app.extensions["hpass"].vault
     provider = add_provider(db)
-    moodle_connection = add_moodle_connection(db, vault, provider, moodle_url, "moodle-token")
+    moodle_connection = add_moodle_connection(
+        db, vault, provider, moodle_url, "moodle-token"
+    )
     canvas_connection = connect_canvas(
         db,
         vault,
@@ -127,7 +131,9 @@ def test_pipeline_awards_alike(app, db, fake, moodle, canvas_url, both_completed
             (moodle_connection, DEMO_COURSE_ID),
             (canvas_connection, COURSE_ID),
         ):
-            stored = store_completion_fact(db, _fact(connection, course_id, user_id, moment))
+            stored = store_completion_fact(
+                db, _fact(connection, course_id, user_id, moment)
+            )
             message_ids.append(stored.message_id)
     db.commit()
 

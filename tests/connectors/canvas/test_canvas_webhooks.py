@@ -1,7 +1,7 @@
 """Live Events into the bridge over real HTTP, through the award pipeline.
 
-The bridge and the Canvas stand-in each run on a loopback port; the stand-in
-posts events to the bridge, and the test runs the outbox messages in-process.
+The bridge and the Canvas stand-in each run on a loopback port. The stand-in
+posts events to the bridge, and each test runs the outbox messages in-process.
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def test_completed_three_times_awards_once(app, db, fake, canvas, bridge_url):
     for minutes in (0, 5, 5):
         event = fake.live_event("course_completed", COURSE_ID, 123)
         completed_at = FIRST + timedelta(minutes=minutes)
-        event["body"]["progress"]["completed_at"] = completed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        event["body"]["progress"]["completed_at"] = completed_at.strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
         statuses.append(fake.send_live_event(url, event).status_code)
     # Canvas now reports the later time, as after a re-evaluation of the modules.
     fake.courses[COURSE_ID].students[123].completed_at = FIRST + timedelta(minutes=5)
@@ -127,7 +129,9 @@ def test_signed_rotated_key_accepted(app, db, fake, canvas, bridge_url):
     fake.rotate_signing_key()
 
     rotated = fake.send_live_event(
-        url, fake.live_event("course_completed", COURSE_ID, 124, global_ids=True), signed=True
+        url,
+        fake.live_event("course_completed", COURSE_ID, 124, global_ids=True),
+        signed=True,
     )
 
     assert first.status_code == 202
@@ -184,7 +188,9 @@ def test_bad_bodies_get_400(fake, canvas, bridge_url):
     broken = fake.live_event("course_completed", COURSE_ID, 123)
     broken["body"]["progress"] = {"error": {"message": "not module based"}}
 
-    html = requests.post(url, data="<html>hi</html>", headers={"Content-Type": "text/html"}, timeout=10)
+    html = requests.post(
+        url, data="<html>hi</html>", headers={"Content-Type": "text/html"}, timeout=10
+    )
     shard = fake.send_live_event(url, foreign)
     error_object = fake.send_live_event(url, broken)
 
@@ -224,7 +230,8 @@ def test_revoked_token_marks_connection_broken(app, db, fake, canvas, bridge_url
     connection, refresh_token = canvas
     fake.complete(COURSE_ID, 123, FIRST)
     fake.send_live_event(
-        _url(bridge_url, connection), fake.live_event("course_completed", COURSE_ID, 123)
+        _url(bridge_url, connection),
+        fake.live_event("course_completed", COURSE_ID, 123),
     )
     fake.revoke_refresh_token(refresh_token)
     fake.expire_all_tokens()
@@ -241,8 +248,10 @@ def test_revoked_token_marks_connection_broken(app, db, fake, canvas, bridge_url
     assert _credentials(db) == []
 
 
-def test_course_without_requirements_waits_for_person(app, db, fake, canvas, bridge_url):
-    """The 400 progress answer leaves the message for a person, with the instructions."""
+def test_course_without_requirements_waits_for_person(
+    app, db, fake, canvas, bridge_url
+):
+    """The 400 progress response leaves the message for a person, with the fix."""
     connection, _ = canvas
     fake.courses[COURSE_ID].requirement_types = ()
     fake.courses[COURSE_ID].students[123].completed_at = FIRST
