@@ -55,6 +55,16 @@ TOOL_PLATFORM_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/tool_platform"
 DEFAULT_CLIENT_ID = "hpass-bridge-demo"
 DEFAULT_DEPLOYMENT_ID = "1"
 
+# Claim sets the platform can send: its own, or shaped like Moodle's or Canvas's.
+CLAIM_SETS = ("demo", "moodle", "canvas")
+# Canvas signs every customer's launches with this one issuer.
+CANVAS_ISSUER = "https://canvas.instructure.com"
+ROLE_CANVAS_SYSTEM_USER = "http://purl.imsglobal.org/vocab/lis/v2/system/person#User"
+ROLE_INSTITUTION_INSTRUCTOR = (
+    "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"
+)
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+
 # Custom claim key carrying the Moodle course id. Moodle sends custom parameters
 # as strings, so the value is the decimal course id.
 MOODLE_COURSE_ID_CUSTOM_KEY = "moodle_course_id"
@@ -172,7 +182,11 @@ class PlatformPeer:
         course: DemoCourse = DEMO_COURSE,
         resource_link: DemoResourceLink = DEMO_RESOURCE_LINK,
         hint_lifetime_seconds: float = 300.0,
+        claim_set: str = "demo",
     ) -> None:
+        if claim_set not in CLAIM_SETS:
+            raise ValueError(f"claim_set must be one of {CLAIM_SETS}, got {claim_set!r}")
+        self.claim_set = claim_set
         self.client_id = client_id
         self.deployment_id = deployment_id
         self.users = {user.key: user for user in users}
@@ -205,7 +219,18 @@ class PlatformPeer:
     def issuer(self, value: str) -> None:
         issuer = require_loopback_url(value, "issuer").rstrip("/")
         self._issuer = issuer
-        self._registration.set_iss(issuer)
+        # The Canvas claim set signs as Canvas's shared issuer; the platform's own
+        # endpoints stay on this machine.
+        self._registration.set_iss(
+            CANVAS_ISSUER if self.claim_set == "canvas" else issuer
+        )
+
+    @property
+    def token_issuer(self) -> str | None:
+        """The `iss` of the id_tokens this platform signs."""
+        if self._issuer is None:
+            return None
+        return CANVAS_ISSUER if self.claim_set == "canvas" else self._issuer
 
     @property
     def tool(self) -> ToolRegistration | None:
@@ -444,11 +469,77 @@ class _DemoMessageLaunch(FlaskMessageLaunch):
                 },
             }
         )
+        if peer.claim_set == "moodle":
+            self.set_extra_claims(_moodle_claims(peer, user))
+        elif peer.claim_set == "canvas":
+            self.set_extra_claims(_canvas_claims(peer, user))
         logger.info(
             "id_token issued for demo user %s in context %s",
             user.user_id,
             peer.course.context_id,
         )
+
+
+def _moodle_claims(peer: PlatformPeer, user: DemoUser) -> dict[str, t.Any]:
+    """Return the claims that differ in a launch from Moodle 4.x.
+
+    Moodle names its platform family "moodle", uses the short context type name
+    "CourseSection", sends custom parameters as strings and adds its `lis` claim.
+    """
+    return {
+        TOOL_PLATFORM_CLAIM: {
+            "guid": "moodle.example.invalid",
+            "name": "Humanitarian Academy Moodle",
+            "product_family_code": "moodle",
+            "version": "2024042200",
+        },
+        CLAIM + "context": {
+            "id": peer.course.context_id,
+            "label": peer.course.label,
+            "title": peer.course.title,
+            "type": ["CourseSection"],
+        },
+        CLAIM + "lis": {
+            "person_sourcedid": "",
+            "course_section_sourcedid": "",
+        },
+        CLAIM + "custom": {
+            MOODLE_COURSE_ID_CUSTOM_KEY: str(peer.course.moodle_course_id),
+            "lms_user_id": user.user_id,
+        },
+        CLAIM + "ext": {"user_username": user.key, "lms": "moodle-2"},
+    }
+
+
+def _canvas_claims(peer: PlatformPeer, user: DemoUser) -> dict[str, t.Any]:
+    """Return the claims that differ in a launch from Canvas.
+
+    Canvas signs with its shared issuer, adds institution and system roles, fills
+    custom parameters from variable substitutions ($Canvas.course.id) and sends its
+    own claims under https://canvas.instructure.com and https://www.instructure.com.
+    """
+    instructor = ROLE_INSTRUCTOR in user.roles
+    roles = [
+        ROLE_INSTRUCTOR if instructor else ROLE_LEARNER,
+        ROLE_INSTITUTION_INSTRUCTOR if instructor else ROLE_STUDENT,
+        ROLE_CANVAS_SYSTEM_USER,
+    ]
+    return {
+        TOOL_PLATFORM_CLAIM: {
+            "guid": "Xy9rN2qR5sT8vW1zA4bC7dE0fG3hJ6kL:canvas-lms",
+            "name": "Humanitarian Academy Canvas",
+            "product_family_code": "canvas",
+            "version": "cloud",
+        },
+        CLAIM + "roles": roles,
+        CLAIM + "custom": {
+            "canvas_course_id": str(peer.course.moodle_course_id),
+            "canvas_user_id": user.user_id,
+        },
+        CLAIM + "lti11_legacy_user_id": f"legacy-{user.user_id}",
+        "https://www.instructure.com/placement": "course_navigation",
+        "https://canvas.instructure.com/lti/account_id": "1",
+    }
 
 
 def _error_response(status: int, error: str, message: str):
