@@ -33,6 +33,7 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
 
 
 def current_revision(database_url: str) -> str | None:
+    """Return the database's revision; several heads are joined with commas."""
     from alembic.runtime.migration import MigrationContext
 
     from badge_engine.db import make_engine
@@ -40,6 +41,7 @@ def current_revision(database_url: str) -> str | None:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            heads = MigrationContext.configure(connection).get_current_heads()
+            return ",".join(sorted(heads)) or None
     finally:
         engine.dispose()
