@@ -3,7 +3,7 @@
 Events are fast but incomplete, because Moodle may fire none for bulk grade changes
 and some course restores, and a webhook delivery can fail. The reconciliation poll reads
 each course's enrolled users page by page and, for each one, the course and
-activity completion that Moodle stores. Every completion it sees becomes a
+activity completion that Moodle stores. Every completion it reads becomes a
 `CompletionFact` with source POLL. Facts go through the same store as events, and
 a fact's dedupe key leaves the source out, so a completion that an event already
 reported is stored once.
@@ -47,7 +47,10 @@ StoreFact = Callable[[Session, CompletionFact], "int | None"]
 
 @dataclass
 class PollResult:
-    """What one poll run of one connection did; `message_ids` go out after commit."""
+    """Counts of one poll run of one connection, and the outbox messages it queued.
+
+    The caller dispatches `message_ids` after the final commit.
+    """
 
     courses: int = 0
     users_read: int = 0
