@@ -134,6 +134,13 @@ def _rewind_waiting_messages(demo: DemoStack) -> timedelta:
     return skipped
 
 
+def _all_pending(demo: DemoStack) -> bool:
+    messages = _delivery_messages(demo)
+    return len(messages) == 2 and all(
+        message.status == OutboxStatus.PENDING.value for message in messages
+    )
+
+
 def _attempts(demo: DemoStack) -> int:
     return sum(message.attempts for message in _delivery_messages(demo))
 
@@ -150,18 +157,14 @@ def test_down_for_a_day_delivers_once(demo, obf):
     )
     simulated = timedelta(0)
     while simulated < timedelta(days=1):
+        # The worker records the delivery before its message, so wait for both.
+        assert wait_for(lambda: _all_pending(demo), WAIT_SECONDS), demo.logs()
         attempts = _attempts(demo)
         simulated += _rewind_waiting_messages(demo)
         assert wait_for(lambda: _attempts(demo) >= attempts + 2, WAIT_SECONDS), (
             demo.logs()
         )
-        assert wait_for(
-            lambda: all(
-                message.status == OutboxStatus.PENDING.value
-                for message in _delivery_messages(demo)
-            ),
-            WAIT_SECONDS,
-        ), demo.logs()
+    assert wait_for(lambda: _all_pending(demo), WAIT_SECONDS), demo.logs()
     assert all(row.status == "retrying" for row in _deliveries(demo))
 
     demo.peers.portfolio.fail_next(0)
