@@ -264,3 +264,19 @@ def rotate_key(issuer, client_id, as_json) -> None:
         kid = tool_keys.rotate(registration, bridge.vault)
         session.commit()
         emit({"status": "ok", "kid": kid}, as_json, f"new tool key {kid} is active")
+
+
+@platform.command("registration-url")
+@click.option("--provider", "provider_slug", required=True, help="Provider slug.")
+@json_option
+def registration_url(provider_slug, as_json) -> None:
+    """Print the provider's Dynamic Registration URL (valid 7 days)."""
+    from lti_tool.lti.dynamic_registration import registration_token
+
+    with _bridge(as_json) as (bridge, session):
+        provider = session.scalar(select(Provider).where(Provider.slug == provider_slug))
+        if provider is None:
+            fail(f"no provider with slug {provider_slug!r}", as_json, code="not_found")
+        token = registration_token(bridge.settings.secret_key, provider.id)
+        url = f"{bridge.settings.public_base_url}/lti/register/{token}"
+        emit({"status": "ok", "url": url}, as_json, url)

@@ -116,3 +116,13 @@ def test_platform_approve_and_rotate(env):
     assert approved.exit_code == 0, approved.output
     assert json.loads(rotated.stdout)["kid"]
     assert listed["registrations"][0]["deployments"] == {"9": "active"}
+
+
+def test_platform_registration_url(env):
+    """registration-url prints a URL under /lti/register/."""
+    result = CliRunner().invoke(
+        main, ["platform", "registration-url", "--provider", "academy"], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "/lti/register/" in result.stdout
