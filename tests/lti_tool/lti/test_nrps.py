@@ -1,0 +1,89 @@
+"""NRPS client against a loopback membership service with paging and tokens."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask, jsonify, request
+
+from lti_tool.demo.peers.serving import serve_in_thread
+from lti_tool.lti.nrps import NrpsClient, NrpsError, next_page
+from lti_tool.lti.registrations import create_registration
+from tests.lti_tool.lti.harness import stop_server
+from tests.support.seed import add_provider
+
+
+@pytest.fixture
+def service():
+    """Two pages of members; the token endpoint counts its grants."""
+    state = {"tokens": 0}
+    app = Flask("nrps")
+
+    @app.post("/token")
+    def token():
+        if request.form.get("grant_type") != "client_credentials":
+            return jsonify({"error": "unsupported_grant_type"}), 400
+        state["tokens"] += 1
+        return jsonify({"access_token": f"t{state['tokens']}", "expires_in": 3600})
+
+    @app.get("/members")
+    def members():
+        if not request.headers.get("Authorization", "").startswith("Bearer t"):
+            return jsonify({"error": "invalid_token"}), 401
+        if request.args.get("page") == "2":
+            return jsonify({"members": [{"user_id": "3"}]})
+        response = jsonify({"members": [{"user_id": "1"}, {"user_id": "2"}]})
+        response.headers["Link"] = f'<{request.base_url}?page=2>; REL="Next"'
+        return response
+
+    server = serve_in_thread(app)
+    yield server.url, state
+    stop_server(server)
+
+
+@pytest.fixture
+def client(app, db, service):
+    url, _ = service
+    vault = app.extensions["hpass"].vault
+    registration = create_registration(
+        db, vault, add_provider(db), issuer=url, client_id="c",
+        auth_login_url=f"{url}/auth", key_set_url=f"{url}/jwks",
+        auth_token_url=f"{url}/token",
+    )
+    db.commit()
+    return NrpsClient(registration, vault, loopback_dev=True)
+
+
+def test_members_all_pages(client, service):
+    """Members from every page are returned, following an upper-case Link rel."""
+    url, _ = service
+
+    members = client.members(f"{url}/members")
+
+    assert [member["user_id"] for member in members] == ["1", "2", "3"]
+
+
+def test_token_cached(client, service):
+    """One token serves every page and later calls until it nears expiry."""
+    url, state = service
+
+    client.members(f"{url}/members")
+    client.members(f"{url}/members")
+
+    assert state["tokens"] == 1
+
+
+def test_membership_error(client, service):
+    """A failing membership URL raises NrpsError naming the status."""
+    url, _ = service
+
+    with pytest.raises(NrpsError, match="HTTP 404"):
+        client.members(f"{url}/nothing-here")
+
+
+def test_next_page_parsing():
+    """Link headers are parsed whatever the case and with several relations."""
+    header = '<https://a/p1>; rel="prev", <https://a/p3>; Rel=next'
+
+    assert next_page(header) == "https://a/p3"
+    assert next_page('<https://a/p1>; rel="prev"') is None
+    assert next_page("") is None
