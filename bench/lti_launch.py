@@ -108,20 +108,29 @@ def run_bridge(port: int, platform_url: str, folder: str) -> None:
     app = create_app(settings)
     bridge = app.extensions["hpass"]
     with bridge.session() as session:
-        provider = Provider(slug="bench", name="Bench", url="https://bench.example.invalid")
+        provider = Provider(
+            slug="bench", name="Bench", url="https://bench.example.invalid"
+        )
         session.add(provider)
         session.flush()
         connection = LmsConnection(
-            provider_id=provider.id, kind="moodle", name="Bench Moodle",
+            provider_id=provider.id,
+            kind="moodle",
+            name="Bench Moodle",
             base_url="http://127.0.0.1:9",
         )
         session.add(connection)
         session.flush()
         registration = create_registration(
-            session, bridge.vault, provider,
-            issuer=platform_url, client_id=CLIENT_ID,
-            auth_login_url=f"{platform_url}/auth", key_set_url=f"{platform_url}/jwks",
-            deployment_ids=(DEPLOYMENT_ID,), lms_connection_id=connection.id,
+            session,
+            bridge.vault,
+            provider,
+            issuer=platform_url,
+            client_id=CLIENT_ID,
+            auth_login_url=f"{platform_url}/auth",
+            key_set_url=f"{platform_url}/jwks",
+            deployment_ids=(DEPLOYMENT_ID,),
+            lms_connection_id=connection.id,
         )
         session.commit()
         public_id = registration.public_id
@@ -140,19 +149,29 @@ def run_baseline(port: int, platform_url: str) -> None:
 
     _quiet()
     tool_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    tool_conf = ToolConfDict({
-        platform_url: [{
-            "default": True,
-            "client_id": CLIENT_ID,
-            "auth_login_url": f"{platform_url}/auth",
-            "auth_token_url": f"{platform_url}/token",
-            "key_set_url": f"{platform_url}/jwks",
-            "deployment_ids": [DEPLOYMENT_ID],
-        }]
-    })
-    tool_conf.set_private_key(platform_url, tool_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode(), client_id=CLIENT_ID)
+    tool_conf = ToolConfDict(
+        {
+            platform_url: [
+                {
+                    "default": True,
+                    "client_id": CLIENT_ID,
+                    "auth_login_url": f"{platform_url}/auth",
+                    "auth_token_url": f"{platform_url}/token",
+                    "key_set_url": f"{platform_url}/jwks",
+                    "deployment_ids": [DEPLOYMENT_ID],
+                }
+            ]
+        }
+    )
+    tool_conf.set_private_key(
+        platform_url,
+        tool_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        client_id=CLIENT_ID,
+    )
 
     app = Flask("baseline_tool")
     app.secret_key = "bench-secret-key"
@@ -172,8 +191,14 @@ def run_baseline(port: int, platform_url: str) -> None:
 
 
 def client_loop(
-    login_url: str, launch_url: str, target: str, issuer: str, private_pem: bytes,
-    start_at: float, stop_at: float, results: mp.Queue,
+    login_url: str,
+    launch_url: str,
+    target: str,
+    issuer: str,
+    private_pem: bytes,
+    start_at: float,
+    stop_at: float,
+    results: mp.Queue,
 ) -> None:
     """Run launches back to back between start_at and stop_at; report latencies."""
     import jwt
@@ -187,29 +212,54 @@ def client_loop(
     while time.time() < stop_at:
         http.cookies.clear()
         began = time.perf_counter()
-        response = http.get(login_url, params={
-            "iss": issuer, "login_hint": "3001", "target_link_uri": target,
-            "client_id": CLIENT_ID,
-        }, allow_redirects=False, timeout=30)
+        response = http.get(
+            login_url,
+            params={
+                "iss": issuer,
+                "login_hint": "3001",
+                "target_link_uri": target,
+                "client_id": CLIENT_ID,
+            },
+            allow_redirects=False,
+            timeout=30,
+        )
         query = parse_qs(urlsplit(response.headers.get("Location", "")).query)
         if response.status_code != 302 or "nonce" not in query:
             errors += 1
             continue
         now = int(time.time())
-        token = jwt.encode({
-            "iss": issuer, "aud": CLIENT_ID, "sub": "3001", "iat": now, "exp": now + 60,
-            "nonce": query["nonce"][0], "name": "Bench Learner",
-            CLAIM + "version": "1.3.0",
-            CLAIM + "message_type": "LtiResourceLinkRequest",
-            CLAIM + "deployment_id": DEPLOYMENT_ID,
-            CLAIM + "target_link_uri": target,
-            CLAIM + "resource_link": {"id": "bench-link"},
-            CLAIM + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
-            CLAIM + "context": {"id": "bench-course", "title": "Bench course"},
-        }, key, algorithm="RS256", headers={"kid": KID})
-        response = http.post(launch_url, data={
-            "id_token": token, "state": query["state"][0],
-        }, allow_redirects=False, timeout=30)
+        token = jwt.encode(
+            {
+                "iss": issuer,
+                "aud": CLIENT_ID,
+                "sub": "3001",
+                "iat": now,
+                "exp": now + 60,
+                "nonce": query["nonce"][0],
+                "name": "Bench Learner",
+                CLAIM + "version": "1.3.0",
+                CLAIM + "message_type": "LtiResourceLinkRequest",
+                CLAIM + "deployment_id": DEPLOYMENT_ID,
+                CLAIM + "target_link_uri": target,
+                CLAIM + "resource_link": {"id": "bench-link"},
+                CLAIM + "roles": [
+                    "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+                ],
+                CLAIM + "context": {"id": "bench-course", "title": "Bench course"},
+            },
+            key,
+            algorithm="RS256",
+            headers={"kid": KID},
+        )
+        response = http.post(
+            launch_url,
+            data={
+                "id_token": token,
+                "state": query["state"][0],
+            },
+            allow_redirects=False,
+            timeout=30,
+        )
         elapsed = time.perf_counter() - began
         if response.status_code not in (200, 302):
             errors += 1
@@ -225,15 +275,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(name, pid, login_url, launch_url, target, issuer, private_pem, clients,
-            seconds, warmup):
+def measure(
+    name,
+    pid,
+    login_url,
+    launch_url,
+    target,
+    issuer,
+    private_pem,
+    clients,
+    seconds,
+    warmup,
+):
     results: mp.Queue = mp.Queue()
     start_at = time.time() + warmup
     stop_at = start_at + seconds
     workers = [
-        mp.Process(target=client_loop, args=(
-            login_url, launch_url, target, issuer, private_pem, start_at, stop_at, results,
-        ))
+        mp.Process(
+            target=client_loop,
+            args=(
+                login_url,
+                launch_url,
+                target,
+                issuer,
+                private_pem,
+                start_at,
+                stop_at,
+                results,
+            ),
+        )
         for _ in range(clients)
     ]
     for worker in workers:
@@ -268,12 +338,24 @@ def measure(name, pid, login_url, launch_url, target, issuer, private_pem, clien
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=8,
-                        help="client processes running launches (default 8)")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="measured seconds per tool (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0,
-                        help="seconds of load before measuring (default 2)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        help="client processes running launches (default 8)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="measured seconds per tool (default 10)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of load before measuring (default 2)",
+    )
     args = parser.parse_args()
 
     from cryptography.hazmat.primitives import serialization
@@ -281,7 +363,8 @@ def main() -> None:
 
     platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = platform_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     platform_port, bridge_port, baseline_port = free_port(), free_port(), free_port()
@@ -304,30 +387,58 @@ def main() -> None:
         bridge_base = f"http://127.0.0.1:{bridge_port}/lti/{public_id}"
         baseline_base = f"http://127.0.0.1:{baseline_port}"
         rows = [
-            measure("pylti1p3", servers[2].pid, f"{baseline_base}/login",
-                    f"{baseline_base}/launch", f"{baseline_base}/launch", issuer,
-                    private_pem, args.clients, args.seconds, args.warmup),
-            measure("bridge", servers[1].pid, f"{bridge_base}/login",
-                    f"{bridge_base}/launch", f"{bridge_base}/launch", issuer,
-                    private_pem, args.clients, args.seconds, args.warmup),
+            measure(
+                "pylti1p3",
+                servers[2].pid,
+                f"{baseline_base}/login",
+                f"{baseline_base}/launch",
+                f"{baseline_base}/launch",
+                issuer,
+                private_pem,
+                args.clients,
+                args.seconds,
+                args.warmup,
+            ),
+            measure(
+                "bridge",
+                servers[1].pid,
+                f"{bridge_base}/login",
+                f"{bridge_base}/launch",
+                f"{bridge_base}/launch",
+                issuer,
+                private_pem,
+                args.clients,
+                args.seconds,
+                args.warmup,
+            ),
         ]
     finally:
         for server in servers:
             server.terminate()
 
-    print(f"{args.clients} client processes, {args.seconds:.0f} s measured per tool, "
-          f"waitress with {WAITRESS_THREADS} threads, {os.cpu_count()} CPUs")
-    print(f"{'tool':<10}{'launches/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'CPU ms/launch':>15}{'errors':>8}")
+    print(
+        f"{args.clients} client processes, {args.seconds:.0f} s measured per tool, "
+        f"waitress with {WAITRESS_THREADS} threads, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'tool':<10}{'launches/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'CPU ms/launch':>15}{'errors':>8}"
+    )
     for row in rows:
-        print(f"{row['tool']:<10}{row['launches_per_second']:>12.1f}"
-              f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}"
-              f"{row['cpu_ms_per_launch']:>15.2f}{row['errors']:>8}")
+        print(
+            f"{row['tool']:<10}{row['launches_per_second']:>12.1f}"
+            f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}"
+            f"{row['cpu_ms_per_launch']:>15.2f}{row['errors']:>8}"
+        )
     baseline, bridge = rows
-    print(f"throughput ratio bridge/pylti1p3: "
-          f"{bridge['launches_per_second'] / baseline['launches_per_second']:.2f}")
-    print(f"CPU per launch ratio bridge/pylti1p3: "
-          f"{bridge['cpu_ms_per_launch'] / baseline['cpu_ms_per_launch']:.2f}")
+    print(
+        f"throughput ratio bridge/pylti1p3: "
+        f"{bridge['launches_per_second'] / baseline['launches_per_second']:.2f}"
+    )
+    print(
+        f"CPU per launch ratio bridge/pylti1p3: "
+        f"{bridge['cpu_ms_per_launch'] / baseline['cpu_ms_per_launch']:.2f}"
+    )
     print(f"p99 ratio bridge/pylti1p3: {bridge['p99_ms'] / baseline['p99_ms']:.2f}")
 
 
