@@ -293,7 +293,7 @@ def test_ob2_json_unreachable_host():
 
 
 def test_ob2_assertion_without_id():
-    """An OB 2.0 assertion without its URL cannot be checked and says so."""
+    """An OB 2.0 assertion without its URL is reported as uncheckable."""
     report = _verify(
         {"@context": "https://w3id.org/openbadges/v2", "type": "Assertion"}
     )

@@ -404,7 +404,7 @@ def test_verify_ob2_hosted_changed_date(live, seeded):
 
 
 def test_verify_ob2_hosted_revoked(live, seeded):
-    """A revoked hosted assertion answers 410, which the verifier reports as revoked."""
+    """A revoked hosted assertion returns 410, which the verifier reports as revoked."""
     credential = _issue(live, seeded, "u-ob2-revoked")
     with live.bridge.session() as session:
         revoke_credential(

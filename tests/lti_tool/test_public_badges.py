@@ -89,7 +89,7 @@ def test_ob2_assertion_html(client, issued):
 
 
 def test_ob2_revoked_gone(client, db, issued):
-    """A revoked OB 2.0 assertion answers 410 with its reason."""
+    """A revoked OB 2.0 assertion returns 410 with its reason."""
     _revoke(db, issued, "Fraud")
 
     response = client.get(f"/ob2/assertions/{issued.public_id}", headers=JSON_LD)
@@ -159,7 +159,7 @@ def test_1edtech_revocation_list(client, db, issued):
 
 
 def test_credential_page_valid(client, issued):
-    """The page names what, when, by whom and says the badge is valid."""
+    """The page shows the badge, date and issuer, and reports it valid."""
     page = client.get(f"/credentials/{issued.public_id}", headers=HTML).data.decode()
 
     assert "Safe travel" in page
@@ -170,7 +170,7 @@ def test_credential_page_valid(client, issued):
 
 
 def test_credential_page_revoked(client, db, issued):
-    """A revoked badge's page says so and shows the reason."""
+    """A revoked badge's page reports the revocation and its reason."""
     _revoke(db, issued, "Issued in error")
 
     page = client.get(f"/credentials/{issued.public_id}", headers=HTML).data.decode()
@@ -227,7 +227,7 @@ def test_credential_page_endorsed(app, client, db, issued):
     ],
 )
 def test_unknown_ids_not_found(client, issued, path):
-    """Unknown ids answer 404 with a message, never a server error."""
+    """Unknown ids return 404 with a message, never a server error."""
     response = client.get(path, headers=JSON_LD)
 
     assert response.status_code == 404
