@@ -30,6 +30,7 @@ from connectors.hpass.deliveries import (
     requeue,
     requeue_waiting_for_consent,
 )
+from connectors.hpass.download import download_links
 from connectors.hpass.errors import PortfolioSetupError
 from connectors.hpass.http import OutboundPolicy, PortfolioHttp
 from connectors.hpass.models import (
@@ -389,6 +390,7 @@ def deliveries():
                 + ", ".join(item.value for item in DeliveryStatus)
             )
         views = provider_deliveries(db, provider_id, status)
+        learner_id = None
     else:
         provider_id, learner_id = _learner_ids()
         views = learner_deliveries(db, provider_id, learner_id)
@@ -408,9 +410,32 @@ def deliveries():
                     "updated_at": view.updated_at.isoformat(),
                 }
                 for view in views
-            ]
+            ],
+            "downloads": _downloads(provider_id, learner_id),
         }
     )
+
+
+def _downloads(provider_id: int, learner_id: int | None) -> dict[str, dict[str, str]]:
+    """Return the download route's links for each of a learner's credentials."""
+    if learner_id is None:
+        return {}
+    public_ids = db_session().scalars(
+        select(Credential.public_id).where(
+            Credential.provider_id == provider_id,
+            Credential.learner_id == learner_id,
+        )
+    )
+    links = {}
+    for public_id in public_ids:
+        found = download_links(base_url(), public_id)
+        links[public_id] = {
+            "public_url": found.public_url,
+            "baked_png_url": found.baked_png_url,
+            "baked_svg_url": found.baked_svg_url,
+        }
+
+    return links
 
 
 @bp.post("/deliveries/<int:delivery_id>/retry")
