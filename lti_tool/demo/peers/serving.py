@@ -63,9 +63,14 @@ class RunningServer:
         # keep-alive connections from a requests.Session stay in the map until
         # their idle timeout. Closing everything from inside the loop thread
         # (through the trigger) empties the map at once, so the loop returns.
-        self._server.trigger.pull_trigger(
-            lambda: wasyncore.close_all(self._socket_map, ignore_all=True)
-        )
+        if self._thread.is_alive():
+            try:
+                self._server.trigger.pull_trigger(
+                    lambda: wasyncore.close_all(self._socket_map, ignore_all=True)
+                )
+            except OSError as error:
+                # The loop closed the trigger's pipe while ending on its own (EBADF).
+                logger.debug("demo server %s trigger already closed: %s", self.url, error)
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.warning(
