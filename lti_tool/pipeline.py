@@ -36,8 +36,10 @@ from connectors.hpass.routes import DeliveryJob
 from connectors.models import ConnectionState, LmsConnection, LmsKind
 from connectors.moodle.client import MoodleClient
 from connectors.moodle.errors import (
+    MoodleAccessDenied,
     MoodleError,
     MoodleNoCompletionCriteria,
+    MoodleResponseInvalid,
     MoodleTokenInvalid,
     MoodleUnavailable,
 )
@@ -246,6 +248,18 @@ def evaluate_fact(context: HandlerContext) -> None:
         raise RetryLater(str(error), retry_after=timedelta(hours=1)) from None
     except MoodleNoCompletionCriteria as error:
         _finish_fact(fact, FactOutcome.NOT_CONFIRMED, str(error))
+        return
+    except (MoodleUnavailable, MoodleAccessDenied, MoodleResponseInvalid) as error:
+        # These clear without a change to the fact: the site comes back, an admin
+        # adds the missing function or capability, or a proxy stops answering with
+        # HTML. The outbox retries until then and keeps the fact pending.
+        log.warning("lms_reread_failed", error=str(error), **log_ids)
+        raise RetryLater(str(error), retry_after=timedelta(minutes=15)) from None
+    except MoodleError as error:
+        # Moodle rejected the ids themselves (an unknown course or user, or a user
+        # it does not track), so a retry would fail the same way.
+        _finish_fact(fact, FactOutcome.NOT_CONFIRMED, str(error))
+        log.warning("lms_reread_rejected", errorcode=error.errorcode, **log_ids)
         return
 
     learner = _learner_for(session, fact)

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
 from badge_engine.facts import CompletionFact, CompletionState, FactSource
-from badge_engine.models import Achievement
+from badge_engine.models import Achievement, Learner
 from connectors.models import LmsConnection
-from connectors.moodle.client import MoodleClient
+from connectors.moodle.client import EnrolledUser, MoodleClient
 from connectors.moodle.errors import (
     MoodleAccessDenied,
     MoodleError,
@@ -171,6 +171,7 @@ def poll_course(
             int(course_id), offset=cursor.next_offset, limit=limit
         )
         for user in users:
+            _update_learner_identity(session, connection, user)
             _poll_learner(
                 session,
                 client,
@@ -232,6 +233,29 @@ def _poll_learner(
             result.facts_new += 1
             result.message_ids.append(message_id)
             cursor.facts_found += 1
+
+
+def _update_learner_identity(
+    session: Session, connection: LmsConnection, user: EnrolledUser
+) -> None:
+    """Fill in the name and email of a known learner from Moodle's enrolment list.
+
+    A launch or an earlier fact may have created the learner with the Moodle user
+    id only, so the email lets the same person be matched across launch and polls.
+    """
+    learner = session.scalar(
+        select(Learner).where(
+            Learner.provider_id == connection.provider_id,
+            Learner.lms_connection_id == connection.id,
+            Learner.lms_user_id == str(user.user_id),
+        )
+    )
+    if learner is None:
+        return
+    if learner.email is None and user.email:
+        learner.email = user.email
+    if learner.name is None and user.fullname:
+        learner.name = user.fullname
 
 
 def _cursor_for(

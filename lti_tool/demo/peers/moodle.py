@@ -52,6 +52,11 @@ logger = logging.getLogger(__name__)
 
 WS_PATH = "/webservice/rest/server.php"
 
+MAINTENANCE_HTML = (
+    "<!doctype html><html><head><title>Site maintenance</title></head>"
+    "<body><p>This site is undergoing maintenance.</p></body></html>"
+)
+
 
 @dataclass(frozen=True)
 class WebhookDelivery:
@@ -111,6 +116,9 @@ class MoodleStandIn:
         self._overrides: dict[tuple[int, int, int], int] = {}
         self._grades: dict[tuple[int, int, int], tuple[float, int]] = {}
         self._instructors: set[int] = {DEMO_INSTRUCTOR_ID}
+        # Answers that replace the next web service responses: (delay in seconds,
+        # HTML body or None).
+        self._scripted: list[tuple[float, str | None]] = []
         self._row_ids: dict[tuple[str, int, int], int] = {}
         self._next_row_ids = {
             "course_completions": 90001,
@@ -123,6 +131,17 @@ class MoodleStandIn:
         """Add a token whose external service lists only `functions`."""
         with self._lock:
             self.token_functions[token] = tuple(functions)
+
+    def slow_next(self, count: int, seconds: float) -> None:
+        """Delay the next `count` web service responses by `seconds`."""
+        with self._lock:
+            self._scripted += [(seconds, None)] * count
+
+    def html_next(self, count: int, html: str = MAINTENANCE_HTML) -> None:
+        """Answer the next `count` web service calls with an HTML page, as a site
+        behind a login or maintenance proxy does."""
+        with self._lock:
+            self._scripted += [(0.0, html)] * count
 
     def revoke_token(self, token: str) -> None:
         """Delete a token, so its next call fails with `invalidtoken`."""
@@ -505,6 +524,13 @@ class MoodleStandIn:
             )
             logger.info("web service request rejected: %s", message)
             return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
+
+        with self._lock:
+            delay, html = self._scripted.pop(0) if self._scripted else (0.0, None)
+        if delay:
+            time.sleep(delay)
+        if html is not None:
+            return html, 200, {"Content-Type": "text/html; charset=utf-8"}
 
         wsfunction = param("wsfunction") or ""
         params = {
