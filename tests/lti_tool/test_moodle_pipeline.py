@@ -178,3 +178,17 @@ def test_poll_fills_learner_email(app, db, moodle, connection_id):
     learner = db.scalars(select(Learner)).one()
     assert learner.email == f"user{DEMO_LEARNER_ID}@example.invalid"
     assert learner.name == "Learner One"
+
+
+def test_slow_site_retried_later(app, db, moodle, connection_id):
+    """A site slower than the timeout on every attempt leaves the fact pending."""
+    app.extensions["hpass"].settings.http_timeout_seconds = 0.3
+    moodle.slow_next(3, seconds=1.0)
+
+    with pytest.raises(RetryLater) as raised:
+        _evaluate(app, db, connection_id, DEMO_LEARNER_ID)
+
+    assert "timed out" in str(raised.value)
+    db.rollback()
+    fact = db.scalars(select(CompletionFactRecord)).one()
+    assert fact.outcome == FactOutcome.PENDING.value
