@@ -4,6 +4,11 @@
 # 127.0.0.1:6379; they are skipped when those servers are absent, unless CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser tests use Debian's chromium (Playwright's own browser download is not
+# used), so a fresh machine gets it here when the script may install packages.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'

@@ -1,0 +1,302 @@
+"""The course and admin pages in a real browser: Debian's chromium driven by Playwright.
+
+The pages run against the demo stack (the bridge, the LTI platform peer, the Moodle
+stand-in, the portfolio and a real Celery worker). axe-core, bundled with
+axe-playwright-python, checks each page in each language.
+
+Screenshots go to the test's tmp folder; set HPASS_SCREENSHOT_DIR to also keep the
+English and Arabic learner and instructor pages there (docs/screenshots/ is made so).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.hpass.models import Delivery, DeliveryStatus
+from lti_tool.accounts import AccountRole, create_account
+from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
+from lti_tool.demo.setup import PLATFORM_PATH
+from lti_tool.demo.stack import DemoStack, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LANGUAGES = ("en", "fr", "es", "ar")
+# axe-core impact levels that fail a page.
+BLOCKING_IMPACTS = {"serious", "critical"}
+DELIVERY_TIMEOUT_SECONDS = 90
+ADMIN_EMAIL = "admin@demo-academy.example"
+ADMIN_PASSWORD = "a long demo admin password"
+
+pytestmark = pytest.mark.slow
+
+
+def _require_browser():
+    """Return Playwright's sync API, or skip (outside CI) when chromium is missing."""
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "playwright is not installed; pip install -e '.[test]'"
+        sync_playwright = None
+    if problem is None and not CHROMIUM.exists():
+        problem = "chromium is missing; apt-get install -y chromium"
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests need a browser under CI: {problem}")
+        pytest.skip(problem)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The demo stack with a worker and one provider admin account."""
+    _require_browser()
+    stack = DemoStack(tmp_path_factory.mktemp("browser-stack"))
+    stack.start_web()
+    stack.start_worker()
+    with stack.bridge.session() as session:
+        create_account(
+            session,
+            email=ADMIN_EMAIL,
+            password=ADMIN_PASSWORD,
+            role=AccountRole.PROVIDER_ADMIN,
+            provider_id=_demo_provider_id(session),
+        )
+        session.commit()
+    yield stack
+    stack.stop()
+
+
+def _demo_provider_id(session) -> int:
+    from badge_engine.models import Provider
+    from lti_tool.demo.setup import DEMO_SLUG
+
+    return session.scalar(select(Provider.id).where(Provider.slug == DEMO_SLUG))
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    sync_playwright = _require_browser()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Save a screenshot into tmp_path and, when asked, into HPASS_SCREENSHOT_DIR."""
+    keep = os.environ.get("HPASS_SCREENSHOT_DIR")
+
+    def take(page, name: str, keep_copy: bool = False) -> Path:
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        if keep and keep_copy:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(keep) / path.name)
+        return path
+
+    return take
+
+
+def launch(browser, stack, who: str, *, locale: str = "en", width: int = 1024):
+    """Open a new browser context and launch the tool from the platform as `who`."""
+    context = browser.new_context(
+        locale=locale, viewport={"width": width, "height": 900}
+    )
+    page = context.new_page()
+    page.goto(f"{stack.base_url}{PLATFORM_PATH}/launch/{who}")
+    page.wait_for_url("**/course/*")
+    return page
+
+
+def blocking_violations(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{violation['id']} ({violation['impact']}): "
+        + "; ".join(node["target"][0] for node in violation["nodes"][:3])
+        for violation in results.response["violations"]
+        if violation["impact"] in BLOCKING_IMPACTS
+    ]
+
+
+def has_horizontal_scroll(page) -> bool:
+    return page.evaluate(
+        "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    )
+
+
+def _delivered(stack) -> Delivery | None:
+    with stack.bridge.session() as session:
+        return session.scalar(
+            select(Delivery).where(Delivery.status == DeliveryStatus.DELIVERED.value)
+        )
+
+
+def test_instructor_form_by_keyboard(browser, stack, shots):
+    """An instructor creates a badge with the keyboard alone, with a visible focus."""
+    page = launch(browser, stack, "instructor")
+    page.keyboard.press("Tab")
+    skip_link = page.evaluate("document.activeElement.textContent")
+    page.keyboard.press("Enter")
+
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "name":
+            break
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    page.keyboard.type("Field safety")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Knows the field safety rules.")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Completed the course.")
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.type") == "submit":
+            break
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+    assert skip_link == "Skip to content"
+    assert outline != "none"
+    assert page.get_by_role("heading", name="Field safety").count() == 1
+    shots(page, "instructor-keyboard")
+    page.context.close()
+
+
+def test_instructor_form_errors_by_field(browser, stack):
+    """An empty form is refused with each message tied to its field."""
+    page = launch(browser, stack, "instructor")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create badge").click()
+    name_field = page.locator("#name")
+
+    assert name_field.get_attribute("aria-invalid") == "true"
+    assert "name-error" in name_field.get_attribute("aria-describedby")
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    assert blocking_violations(page) == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_course_pages_accessible(browser, stack, shots, locale):
+    """Learner and instructor pages pass axe-core in each language."""
+    for who in ("learner", "instructor"):
+        page = launch(browser, stack, who, locale=locale)
+        html = page.locator("html")
+
+        assert html.get_attribute("lang") == locale
+        assert html.get_attribute("dir") == ("rtl" if locale == "ar" else "ltr")
+        assert blocking_violations(page) == [], f"{who} in {locale}"
+        keep = who == "instructor" and locale in ("en", "ar")
+        shots(page, f"{who}-{locale}", keep_copy=keep)
+        page.context.close()
+
+
+def test_arabic_layout_mirrored(browser, stack):
+    """In Arabic the header starts on the right: the brand sits right of the switcher."""
+    page = launch(browser, stack, "learner", locale="ar")
+
+    brand = page.locator(".brand").bounding_box()
+    switcher = page.locator("nav.languages").bounding_box()
+
+    assert brand["x"] > switcher["x"]
+    page.context.close()
+
+
+@pytest.mark.parametrize("who", ["learner", "instructor"])
+def test_phone_width_fits(browser, stack, shots, who):
+    """On a 360 px wide phone the course pages need no sideways scrolling."""
+    page = launch(browser, stack, who, width=360)
+
+    assert not has_horizontal_scroll(page)
+    shots(page, f"{who}-phone")
+    page.context.close()
+
+
+def test_page_inside_platform_frame(browser, stack):
+    """The course page loads inside an iframe on the platform's origin."""
+    context = browser.new_context()
+    page = context.new_page()
+    frame_page = f"{stack.base_url}{PLATFORM_PATH}/frame-test"
+    launch_url = f"{stack.base_url}{PLATFORM_PATH}/launch/learner"
+    page.route(
+        frame_page,
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<title>LMS</title><iframe title="Badges" src="{launch_url}" '
+            'width="800" height="600"></iframe>',
+        ),
+    )
+
+    page.goto(frame_page)
+    frame = page.frame_locator("iframe")
+
+    assert frame.get_by_text("Not earned yet").count() >= 1
+    context.close()
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_admin_pages_accessible(browser, stack, locale):
+    """Sign-in and admin pages pass axe-core in each language."""
+    context = browser.new_context(locale=locale)
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/account/sign-in")
+    assert blocking_violations(page) == [], f"sign-in in {locale}"
+
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    with page.expect_navigation():
+        page.locator("form button[type=submit]").last.click()
+    assert page.url.endswith("/admin/")
+
+    for path in ("/admin/", "/admin/connect", "/admin/dead-letters", "/admin/audit"):
+        page.goto(stack.base_url + path)
+        assert page.locator("html").get_attribute("lang") == locale
+        assert blocking_violations(page) == [], f"{path} in {locale}"
+    context.close()
+
+
+def test_learner_progress_then_badge(browser, stack, shots):
+    """A learner sees the badge missing, then earned after completion, in en and ar."""
+    page = launch(browser, stack, "learner")
+    card = page.locator(".card").filter(has_text="Humanitarian Action Essentials")
+    assert card.get_by_text("Not earned yet").count() == 1
+    assert card.get_by_text("Complete the course").count() == 1
+
+    stack.peers.moodle.complete_course(DEMO_COURSE_ID, DEMO_LEARNER_ID)
+    assert wait_for(lambda: _delivered(stack), DELIVERY_TIMEOUT_SECONDS), stack.logs()
+
+    def card_delivered() -> bool:
+        page.reload()
+        return card.locator('.delivery[data-status="delivered"]').count() == 1
+
+    assert wait_for(card_delivered, DELIVERY_TIMEOUT_SECONDS, interval=1.0)
+    assert card.get_by_text("Earned", exact=True).count() == 1
+    assert blocking_violations(page) == []
+    shots(page, "learner-en", keep_copy=True)
+
+    page.goto(page.url.split("?")[0] + "?lang=ar")
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    assert card.get_by_text("تم الحصول عليها", exact=True).count() == 1
+    assert blocking_violations(page) == []
+    shots(page, "learner-ar", keep_copy=True)
+    page.context.close()
