@@ -172,7 +172,10 @@ def poll_moodle_connection(connection_id: int) -> str:
     with bridge.session() as session:
         connection = _moodle_connection(session, connection_id)
         if connection is None:
-            log.warning("moodle_poll_skipped", reason="not a polled Moodle connection")
+            log.warning(
+                "moodle_poll_skipped",
+                reason="connection not found, not a Moodle connection, or broken",
+            )
             return "skipped"
         structlog.contextvars.bind_contextvars(provider_id=connection.provider_id)
 

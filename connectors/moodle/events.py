@@ -128,7 +128,7 @@ class RereadTrigger:
 
 
 def parse_reread_trigger(body: Any) -> RereadTrigger | None:
-    """Return the re-read that a webhook body asks for, or None for other events.
+    """Return the re-read that a webhook body requests, or None for other events.
 
     Raises MoodleEventInvalid when a re-read event lacks its course, learner or
     time, like `parse_webhook_event`.

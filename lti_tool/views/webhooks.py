@@ -164,8 +164,8 @@ def _moodle_trigger_or_ignore(connection: LmsConnection, body: dict):
 def moodle_xapi_statements(public_id: str):
     """Accept xAPI statements from Moodle's logstore_xapi as hints to re-read.
 
-    The plugin authenticates like an LRS client, with HTTP Basic auth; the password
-    is the connection's webhook secret and the username is not checked.
+    The plugin authenticates like an LRS client, with HTTP Basic auth. The password
+    is the connection's webhook secret, and the username is not checked.
     """
     connection = _connection_or_404(public_id, LmsKind.MOODLE)
     structlog.contextvars.bind_contextvars(

@@ -192,3 +192,18 @@ def test_slow_site_retried_later(app, db, moodle, connection_id):
     db.rollback()
     fact = db.scalars(select(CompletionFactRecord)).one()
     assert fact.outcome == FactOutcome.PENDING.value
+
+
+def test_beat_task_polls_ok_connections(app, db, moodle, connection_id):
+    """The periodic task starts a poll for each OK Moodle connection, none for broken."""
+    from lti_tool.tasks import poll_moodle_connections
+
+    with app.app_context():
+        started = poll_moodle_connections.run()
+    db.get(LmsConnection, connection_id).state = ConnectionState.BROKEN.value
+    db.commit()
+    with app.app_context():
+        started_when_broken = poll_moodle_connections.run()
+
+    assert started == 1
+    assert started_when_broken == 0
