@@ -31,9 +31,10 @@ from connectors.hpass.models import (
 from connectors.hpass.routes import DeliveryJob, route_for
 
 # Waits before each retry of a transient failure, by the number of attempts made:
-# minutes at first, then hours, then a day at a time, about five days in all for
-# the twelve attempts the outbox allows by default. A longer Retry-After wins.
+# seconds, then minutes, then hours, then a day at a time. The twelve attempts the
+# outbox allows by default span about four days. A longer Retry-After wins.
 RETRY_SCHEDULE = (
+    timedelta(seconds=10),
     timedelta(minutes=1),
     timedelta(minutes=5),
     timedelta(minutes=15),

@@ -24,6 +24,7 @@ from connectors.hpass.models import (
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
 from lti_tool.demo.peers.obf import ObfPeer
 from lti_tool.demo.stack import DemoStack, wait_for
+from tests.support.databases import reset_postgres, reset_redis
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +33,26 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
-def demo(tmp_path):
-    stack = DemoStack(tmp_path / "instance")
-    stack.start(scheduler=True)
-    yield stack
-    stack.stop()
+def start_demo(tmp_path):
+    """Start a stack on SQLite and the embedded broker, or on PostgreSQL and Redis."""
+    stacks = []
+
+    def start(backend: str = "sqlite") -> DemoStack:
+        options = {}
+        if backend == "postgres":
+            options = {"database_url": reset_postgres(), "broker_url": reset_redis()}
+        stack = DemoStack(tmp_path / f"instance-{backend}", **options)
+        stacks.append(stack)
+        return stack.start(scheduler=True)
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture
+def demo(start_demo):
+    return start_demo()
 
 
 @pytest.fixture
@@ -145,8 +161,10 @@ def _attempts(demo: DemoStack) -> int:
     return sum(message.attempts for message in _delivery_messages(demo))
 
 
-def test_down_for_a_day_delivers_once(demo, obf):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_down_for_a_day_delivers_once(start_demo, obf, backend):
     """A portfolio and OBF down for a simulated day each receive the badge once."""
+    demo = start_demo(backend)
     _connect_obf(demo, obf)
     demo.peers.portfolio.fail_next(10_000, status=503)
     obf.fail_next(10_000, status=503)

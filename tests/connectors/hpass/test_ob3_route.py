@@ -103,7 +103,7 @@ def test_server_error_retries_later(app, db, seeded, portfolio):
     assert delivery.last_http_status == 503
     message = outbox_message(app, message_ids[0])
     assert message.status == OutboxStatus.PENDING.value
-    assert message.next_attempt_at >= before + timedelta(seconds=60)
+    assert message.next_attempt_at >= before + timedelta(seconds=10)
     assert run_message(app, message_ids[0]) == "done"
     assert len(portfolio.credentials()) == 1
 
@@ -173,3 +173,35 @@ def test_token_near_expiry_refreshed_first(app, db, seeded, portfolio):
     assert refreshed.access_token_expires_at > datetime.now(timezone.utc) + timedelta(
         minutes=30
     )
+
+
+def test_fake_discovery_matches_openapi(portfolio):
+    """The fake portfolio's discovery response is valid under the OB 3.0 OpenAPI document."""
+    import requests
+    from openapi_core.contrib.requests import (
+        RequestsOpenAPIRequest,
+        RequestsOpenAPIResponse,
+    )
+
+    from lti_tool.demo.peers.portfolio import load_ob3_api
+
+    response = requests.get(portfolio.url + "/ims/ob/v3p0/discovery", timeout=10)
+
+    load_ob3_api().validate_response(
+        RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response)
+    )
+    assert response.json()["components"]["securitySchemes"]["OAuth2ACG"]["type"] == (
+        "oauth2"
+    )
+
+
+def test_retry_schedule_spans_days():
+    """The retries the outbox allows by default span more than three days."""
+    from connectors.hpass.deliveries import retry_delay
+
+    total = sum((retry_delay(attempt) for attempt in range(1, 12)), timedelta(0))
+
+    assert total > timedelta(days=3)
+    assert retry_delay(1) == timedelta(seconds=10)
+    assert retry_delay(30) == timedelta(days=1)
+    assert retry_delay(1, timedelta(hours=2)) == timedelta(hours=2)
