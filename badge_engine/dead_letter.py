@@ -1,6 +1,6 @@
 """The dead-letter list: outbox messages that kept failing, for an admin to decide on.
 
-A message is dead after `max_attempts` failures or when its handler said retrying
+A message is dead after `max_attempts` failures or when its handler raised that retrying
 cannot help; its `last_error` is the reason. An admin either retries it (it becomes
 due again with a fresh attempt count) or discards it with a reason of their own.
 Every decision is kept in `dead_letter_actions`, so the list shows who did what, why

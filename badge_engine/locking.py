@@ -36,8 +36,8 @@ class AwardLock(Base):
     locked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Advisory lock keys are two int4 values; ids beyond that range wrap, which may make
-# two pairs share a lock (a wait, never a wrong result).
+# Advisory lock keys are two int4 values. Ids beyond that range wrap, so two pairs
+# may share a lock, which costs a wait but never gives a wrong result.
 _INT4 = 2**31
 
 

@@ -7,8 +7,8 @@ achievements and issues in bulk.
 
 Exactly once under crashes: each page is one transaction that writes the credentials,
 their delivery messages and the job's cursor and counters together. A worker killed
-mid-page loses only that uncommitted page; the job's lease runs out, the resume sweep
-sends it again, and the next worker redoes the page. Credentials committed before the
+mid-page loses only that uncommitted page. Its lease then runs out, the resume sweep
+sends the job again, and the next worker redoes the page. Credentials committed before the
 crash are found by their unique `live_key` (and the award lock) and counted as already
 held. A job is claimed under a lease with an owner token, so two workers never run the
 same page at once.
@@ -71,8 +71,8 @@ class BackfillJob(Base):
 
     Counters count (learner, achievement) pairs: `issued` new credentials,
     `already_held` pairs with a live credential, `not_met` pairs whose rule is not
-    met. `failed_reads` counts learners whose progress could not be read; the job
-    goes on and `last_error` says why.
+    met. `failed_reads` counts learners whose progress could not be read. The job
+    goes on, and `last_error` contains the reason.
     """
 
     __tablename__ = "backfill_jobs"
@@ -108,7 +108,7 @@ class BackfillJob(Base):
 
 
 class CourseRoster(Protocol):
-    """What a backfill needs from an LMS: enrolled learners page by page, and progress."""
+    """The LMS reads a backfill needs: enrolled learners page by page, and progress."""
 
     def enrolled_learners(
         self, lms_course_id: str, offset: int, limit: int

@@ -1,7 +1,7 @@
 """`/metrics`: Prometheus counters, gauges and histograms of the award pipeline.
 
 The figures are read from the database at scrape time, not counted in one process, so
-one scrape of any web process sees the whole system however many web processes and
+one scrape of any web process reports the whole system however many web processes and
 workers on however many machines share the database. Counters are totals of rows
 that are never deleted (facts, credentials), so they only grow, as Prometheus
 counters must.

@@ -6,25 +6,91 @@ compare the counts of facts, credentials and deliveries with what the input impl
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import func, select
+import redis
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from badge_engine.models import CompletionFactRecord, Credential, Learner
 from badge_engine.outbox import OutboxMessage
 from connectors.hpass.models import Delivery, PortfolioAccount
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
 from lti_tool.demo.setup import PORTFOLIO_PATH
-from lti_tool.demo.stack import DemoStack, wait_for
-from tests.support.databases import reset_postgres, reset_redis
+from lti_tool.demo.stack import DemoStack, free_port, wait_for
+from tests.support.databases import POSTGRES_URL, require_service
 
 SETTLE_SECONDS = 120
 FIRST_EXTRA_LEARNER = 5001
 
 
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            require_service("redis-server", FileNotFoundError("not on PATH"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        assert wait_for(lambda: self._ping(client), 10), "redis-server did not start"
+        client.close()
+
+    @staticmethod
+    def _ping(client) -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
 @pytest.fixture
-def pg_stack(tmp_path):
+def own_redis():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_database():
+    """A PostgreSQL database of this test's own, so tests run beside others on one server."""
+    name = f"hpass_faults_{os.getpid()}_{free_port()}"
+    try:
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # noqa: BLE001 - any failure means the server is absent
+        require_service("PostgreSQL at " + POSTGRES_URL, error)
+    url = (
+        make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    )
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_stack(tmp_path, own_database, own_redis):
     """Start a demo system on PostgreSQL and Redis: `workers` workers and the scheduler."""
     stacks = []
 
@@ -35,8 +101,8 @@ def pg_stack(tmp_path):
         }
         stack = DemoStack(
             tmp_path / f"instance-{len(stacks)}",
-            database_url=reset_postgres(),
-            broker_url=broker_url or reset_redis(),
+            database_url=own_database,
+            broker_url=broker_url or own_redis.url,
             extra_env=extra_env,
         )
         stacks.append(stack)
@@ -122,8 +188,8 @@ def counts(stack: DemoStack) -> Counts:
                 )
             ).all()
         )
-        # Work that is not done must say why: a dead message without an error, or
-        # one that is pending after failures without an error, is stuck silently.
+        # Work that is not done must carry its reason. A dead message without an
+        # error is stuck silently.
         unexplained = [
             f"outbox {message.id} {message.kind} {message.status}"
             for message in session.scalars(

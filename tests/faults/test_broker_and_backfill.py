@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 
 import pytest
-import redis
 from sqlalchemy import select
 
 from badge_engine.models import Achievement
@@ -18,63 +15,12 @@ from lti_tool.backfill import (
     start_backfill,
 )
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
-from lti_tool.demo.stack import free_port, wait_for
+from lti_tool.demo.stack import wait_for
 from tests.faults.conftest import add_learners, assert_exactly, settle
-from tests.support.databases import require_service
 
 pytestmark = pytest.mark.slow
 
 COMPLETED_AT = 1735689600
-
-
-class RedisServer:
-    """A redis-server of the test's own on a free loopback port, without persistence."""
-
-    def __init__(self) -> None:
-        if shutil.which("redis-server") is None:
-            require_service("redis-server", FileNotFoundError("not on PATH"))
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        assert wait_for(lambda: self._ping(client), 10), "redis-server did not start"
-
-    @staticmethod
-    def _ping(client) -> bool:
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_broker_stops_and_starts(pg_stack, own_redis):

@@ -1,7 +1,7 @@
 """Property test: random interleavings of completions, reversals and duplicates.
 
 Whatever order the events arrive and are processed in, and however often each
-arrives, the final awards must equal a simple model: a learner holds exactly one
+arrives, the final awards must equal a simple model: a learner has exactly one
 credential when Moodle's final state shows the course completed (all activities
 complete), dated by that completion, and none otherwise. Facts must equal the
 distinct events sent.
@@ -13,7 +13,7 @@ outbox handler; Moodle is the demo stand-in served over HTTP on loopback.
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -195,7 +195,7 @@ def test_interleavings_match_model(app, moodle, histories, data):
         )
 
     model = {
-        user: datetime.fromtimestamp(completed_at, timezone.utc)
+        user: datetime.fromtimestamp(completed_at, UTC)
         for user, completed_at in expected.items()
         if completed_at is not None
     }

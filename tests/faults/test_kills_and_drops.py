@@ -8,7 +8,6 @@ from sqlalchemy import create_engine, text
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
 from lti_tool.demo.stack import wait_for
 from tests.faults.conftest import assert_exactly, settle
-from tests.support.databases import POSTGRES_URL
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +21,8 @@ class CredentialInsertBlocker:
     reads and signing and then waits inside its transaction, mid-award.
     """
 
-    def __init__(self) -> None:
-        self.engine = create_engine(POSTGRES_URL)
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
         self.connection = self.engine.connect()
         self.transaction = self.connection.begin()
         self.connection.execute(text("LOCK TABLE credentials IN EXCLUSIVE MODE"))
@@ -49,11 +48,11 @@ class CredentialInsertBlocker:
 
 
 @pytest.fixture
-def blocker():
+def blocker(own_database):
     made = []
 
     def start():
-        made.append(CredentialInsertBlocker())
+        made.append(CredentialInsertBlocker(own_database))
         return made[-1]
 
     yield start
@@ -98,13 +97,13 @@ def test_connection_dropped_mid_award(pg_stack, blocker):
     assert_exactly(result, facts=1, credentials=1, delivered=1, stack=stack)
 
 
-def test_connections_dropped_repeatedly(pg_stack):
+def test_connections_dropped_repeatedly(pg_stack, own_database):
     """Every bridge connection terminated while learners complete: each gets one badge."""
     from tests.faults.conftest import add_learners
 
     stack = pg_stack(workers=2)
     user_ids = add_learners(stack, 6)
-    engine = create_engine(POSTGRES_URL)
+    engine = create_engine(own_database)
 
     for user_id in user_ids:
         stack.peers.moodle.complete_course(DEMO_COURSE_ID, user_id)

@@ -154,7 +154,7 @@ def test_cancel_pending_job_stops_at_once(app, db, course, monkeypatch):
 
 
 def test_new_backfill_supersedes_active(app, db, course):
-    """A rule change's backfill asks the older active one to stop."""
+    """A rule change's backfill requests the older active one to stop."""
     _, _, achievement = course
     older = start_backfill(
         db, achievements=[achievement], trigger=BackfillTrigger.MANUAL

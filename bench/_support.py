@@ -1,0 +1,56 @@
+"""Helpers the benchmarks share: a scratch PostgreSQL database and a seeded provider."""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+POSTGRES_URL = os.environ.get(
+    "HPASS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def scratch_postgres(prefix: str):
+    """Create a database of this run's own on the PostgreSQL server and drop it after."""
+    name = f"{prefix}_{os.getpid()}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield (
+            make_url(POSTGRES_URL)
+            .set(database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_settings(instance: Path, database_url: str | None = None):
+    from lti_tool.config import load_settings
+
+    environ = {"HPASS_INSTANCE_PATH": str(instance)}
+    if database_url:
+        environ["HPASS_DATABASE_URL"] = database_url
+    settings = load_settings(environ=environ)
+    settings.loopback_dev = True
+    settings.secret_key = b"benchmark-secret-key"
+    settings.encryption_keys = [Fernet.generate_key()]
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    return settings

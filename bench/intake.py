@@ -1,0 +1,256 @@
+"""Benchmark: webhook event intake with wrk, the bridge beside a minimal receiver.
+
+Starts two servers on loopback with the same WSGI server (waitress, 8 threads):
+the bridge's production app, which authenticates each Moodle event, parses it,
+deduplicates it, stores the raw payload and the fact with its outbox message, and
+hands the message to the broker; and a minimal Flask receiver that only stores the
+body in SQLite. wrk posts distinct events to each in turn. No worker runs, so only
+intake is measured. Prints requests per second, p50 and p99 latency, and ratios.
+
+    /work/venv/bin/python bench/intake.py [--postgres] [--duration 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support import free_port, scratch_postgres
+
+WEBHOOK_SECRET = "bench-webhook-secret"
+LUA = r"""
+counter = 0
+local threads = {}
+function setup(thread)
+  thread:set("thread_id", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  template = args[1]
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local user = tostring(thread_id * 10000000 + counter)
+  local body = string.gsub(template, "424242", user)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def event_template() -> str:
+    """Build a Moodle course module completion event whose learner id wrk replaces."""
+    from lti_tool.demo.peers.moodle import MoodleStandIn
+
+    moodle = MoodleStandIn(
+        "t",
+        webhook_url="http://127.0.0.1:9/x",
+        webhook_secret=WEBHOOK_SECRET,
+        site_url="http://127.0.0.1:9",
+    )
+    event = moodle.build_module_completion_event(101, 424242, 4001, 1, 1735689600)
+    event["relateduserid"] = 424242
+    event["other"]["relateduserid"] = 424242
+    event["userid"] = 424242
+    return json.dumps(event)
+
+
+def seed_bridge(environ: dict[str, str]) -> str:
+    """Upgrade the schema and add a provider with a Moodle connection; return its id."""
+    from badge_engine.models import Provider
+    from connectors.models import LmsConnection, LmsKind
+    from lti_tool.app import create_app
+    from lti_tool.config import ensure_secret_files, load_settings
+    from lti_tool.schema import upgrade
+    from lti_tool.views.webhooks import secret_digest
+
+    settings = load_settings(environ=environ)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    ensure_secret_files(settings, environ)
+    upgrade(settings.database_url)
+    app = create_app(load_settings(environ=environ))
+    bridge = app.extensions["hpass"]
+    with bridge.session() as session:
+        provider = Provider(slug="bench", name="Bench", url="https://bench.invalid")
+        session.add(provider)
+        session.flush()
+        connection = LmsConnection(
+            provider_id=provider.id,
+            kind=LmsKind.MOODLE.value,
+            name="Bench Moodle",
+            base_url="http://127.0.0.1:9",
+            api_token_encrypted=bridge.vault.encrypt("unused"),
+            webhook_secret_sha256=secret_digest(WEBHOOK_SECRET),
+        )
+        session.add(connection)
+        session.commit()
+        public_id = connection.public_id
+    bridge.engine.dispose()
+    return public_id
+
+
+def start_server(
+    call: str, port: int, environ: dict[str, str], log: Path
+) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("waitress-serve")),
+            f"--listen=127.0.0.1:{port}",
+            "--threads=8",
+            "--call",
+            call,
+        ],
+        env=environ,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return process
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server {call} did not start:\n{log.read_text()[-2000:]}")
+
+
+def run_wrk(
+    url: str, script: Path, template: str, duration: int, connections: int
+) -> dict:
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+            "--",
+            template,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return parse_wrk(output)
+
+
+def _millis(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(output: str) -> dict:
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", output, re.MULTILINE))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_second": float(
+            re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)
+        ),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "p50_ms": _millis(percentiles["50"]),
+        "p99_ms": _millis(percentiles["99"]),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+    }
+
+
+def count_facts(environ: dict[str, str]) -> int:
+    from sqlalchemy import func, select
+
+    from badge_engine.db import make_engine
+    from badge_engine.models import CompletionFactRecord
+    from lti_tool.config import load_settings
+
+    engine = make_engine(load_settings(environ=environ).database_url)
+    with engine.connect() as connection:
+        count = connection.scalar(select(func.count(CompletionFactRecord.id)))
+    engine.dispose()
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", action="store_true", help="Bridge on PostgreSQL.")
+    parser.add_argument("--duration", type=int, default=15, help="Seconds per wrk run.")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
+    args = parser.parse_args()
+
+    with ExitStack() as cleanup, tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        bridge_port, minimal_port = free_port(), free_port()
+        environ = {
+            **os.environ,
+            "HPASS_INSTANCE_PATH": str(folder / "instance"),
+            "HPASS_PUBLIC_BASE_URL": f"http://127.0.0.1:{bridge_port}",
+            "HPASS_LOOPBACK_DEV": "1",
+            "HPASS_LOG_LEVEL": "WARNING",
+            "MINIMAL_RECEIVER_DB": str(folder / "minimal.db"),
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        }
+        if args.postgres:
+            environ["HPASS_DATABASE_URL"] = cleanup.enter_context(
+                scratch_postgres("hpass_bench_intake")
+            )
+            environ["HPASS_BROKER_URL"] = "redis://127.0.0.1:6379/14"
+        public_id = seed_bridge(environ)
+        script = folder / "events.lua"
+        script.write_text(LUA)
+        template = event_template()
+
+        results = {}
+        servers = [
+            ("minimal receiver", "bench.minimal_receiver:create_app", minimal_port),
+            ("bridge", "lti_tool.app:create_app", bridge_port),
+        ]
+        for name, call, port in servers:
+            server = start_server(call, port, environ, folder / f"{port}.log")
+            try:
+                url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
+                results[name] = run_wrk(
+                    url, script, template, args.duration, args.connections
+                )
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        facts = count_facts(environ)
+
+    backend = "PostgreSQL + Redis" if args.postgres else "SQLite + embedded broker"
+    print(
+        f"bridge backend: {backend}; waitress 8 threads; wrk 2 threads, "
+        f"{args.connections} connections, {args.duration} s"
+    )
+    for name, figures in results.items():
+        print(
+            f"{name}: {figures['requests_per_second']:,.0f} requests/s, "
+            f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+            f"{figures['requests']:,} requests, {figures['non_2xx']} non-2xx"
+        )
+    bridge, minimal = results["bridge"], results["minimal receiver"]
+    print(
+        f"throughput ratio bridge / minimal: "
+        f"{bridge['requests_per_second'] / minimal['requests_per_second']:.2f}"
+    )
+    print(
+        f"facts stored by the bridge: {facts:,} "
+        f"(requests answered 2xx: {bridge['requests'] - bridge['non_2xx']:,})"
+    )
+
+
+if __name__ == "__main__":
+    main()
