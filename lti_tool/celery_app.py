@@ -14,8 +14,9 @@ from flask import Flask
 
 from lti_tool.embedded_broker import register as register_embedded_broker
 
-# How often each Moodle connection is polled for completions that no event reported.
-MOODLE_POLL_SECONDS = 15 * 60
+# How often each Moodle and Canvas connection is polled for completions that no
+# event reported.
+LMS_POLL_SECONDS = 15 * 60
 
 
 def _broker_url(url: str) -> str:
@@ -71,13 +72,18 @@ def make_celery(app: Flask) -> Celery:
             },
             "poll-moodle-connections": {
                 "task": "lti_tool.tasks.poll_moodle_connections",
-                "schedule": MOODLE_POLL_SECONDS,
+                "schedule": LMS_POLL_SECONDS,
+            },
+            "poll-canvas-connections": {
+                "task": "lti_tool.canvas_tasks.poll_canvas_connections",
+                "schedule": LMS_POLL_SECONDS,
             },
         },
     )
     celery.set_default()
     app.extensions["celery"] = celery
-    import lti_tool.tasks  # noqa: F401 - registers the tasks on this app
+    import lti_tool.canvas_tasks  # noqa: F401 - registers the tasks on this app
+    import lti_tool.tasks  # noqa: F401
 
     return celery
 
