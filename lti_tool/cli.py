@@ -138,3 +138,26 @@ main.add_command(operator)
 main.add_command(verify)
 main.add_command(credential)
 main.add_command(platform)
+
+from lti_tool.cli_achievements import achievement  # noqa: E402
+from lti_tool.cli_awards import awards  # noqa: E402
+from lti_tool.cli_deliveries import deliveries, facts  # noqa: E402
+from lti_tool.cli_deployments import deployments  # noqa: E402
+from lti_tool.cli_export import export  # noqa: E402
+from lti_tool.cli_keys import keys  # noqa: E402
+from lti_tool.cli_learners import learner  # noqa: E402
+from lti_tool.cli_lms import lms  # noqa: E402
+from lti_tool.cli_providers import api_token, provider  # noqa: E402
+
+main.add_command(provider)
+main.add_command(api_token)
+main.add_command(lms)
+main.add_command(achievement)
+main.add_command(awards)
+main.add_command(deliveries)
+main.add_command(facts)
+main.add_command(deployments)
+main.add_command(export)
+main.add_command(keys)
+main.add_command(learner)
+operator.add_command(operator.commands["create"], "add")

@@ -1,0 +1,250 @@
+"""`hpass-bridge achievement`: define a course's badges and their award rules.
+
+The award rule is the JSON document described in docs/award-rules.md, the same one
+the instructor's page stores.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import click
+
+from lti_tool.cli_support import (
+    emit,
+    json_option,
+    operator_session,
+    provider_option,
+    table,
+)
+from lti_tool.operations import ActionError, InvalidInput, audit, provider_by_slug
+from lti_tool.operations.achievements import (
+    achievement_dict,
+    add_achievement,
+    edit_achievement,
+    find_achievement,
+    list_achievements,
+    preview,
+)
+
+POLL_SECONDS = 0.5
+
+
+def _rule_text(rule: str | None, rule_file) -> str | None:
+    if rule is not None and rule_file is not None:
+        raise InvalidInput("give the award rule with --rule or --rule-file, not both")
+    if rule_file is not None:
+        return rule_file.read()
+    return rule
+
+
+def _rule_options(function):
+    function = click.option(
+        "--rule-file", type=click.File("r"),
+        help="File with the award rule JSON ('-' reads stdin).",
+    )(function)
+    return click.option(
+        "--rule", help='Award rule JSON, e.g. {"version": 1, "rule": {"kind": '
+        '"course_completed"}}; see docs/award-rules.md.',
+    )(function)
+
+
+@click.group()
+def achievement() -> None:
+    """Add, list, show and edit badges; preview who earns one; backfill."""
+
+
+@achievement.command("add")
+@provider_option()
+@click.option("--connection", "connection_id", required=True,
+              help="LMS connection id (see `hpass-bridge lms list`).")
+@click.option("--course", "course_id", required=True, help="LMS course id.")
+@click.option("--name", required=True, help="Badge name (at most 200 characters).")
+@click.option("--description", required=True, help="What the badge stands for.")
+@click.option("--criteria", required=True, help="Criteria text shown with the badge.")
+@_rule_options
+@json_option
+def add(provider_slug, connection_id, course_id, name, description, criteria,
+        rule, rule_file, as_json):
+    """Add a badge to an LMS course with its award rule."""
+    rule = _rule_text(rule, rule_file)
+    with operator_session(as_json) as op:
+        if rule is None:
+            raise InvalidInput("give the award rule with --rule or --rule-file",
+                               code="rule_required")
+        found = provider_by_slug(op.session, provider_slug)
+        created = add_achievement(
+            op.session, op.actor, found, connection_id=connection_id,
+            course_id=course_id, name=name, description=description,
+            criteria=criteria, rule=rule,
+        )
+        op.session.commit()
+        result = achievement_dict(op.session, created)
+    emit({"status": "created", "achievement": result}, as_json,
+         f"achievement {result['id']} created. Next: hpass-bridge achievement "
+         f"backfill {result['id']}")
+
+
+@achievement.command("list")
+@provider_option()
+@click.option("--course", "course_id", help="Only this LMS course's badges.")
+@json_option
+def list_(provider_slug, course_id, as_json):
+    """List a provider's badges."""
+    with operator_session(as_json) as op:
+        found = provider_by_slug(op.session, provider_slug)
+        rows = [achievement_dict(op.session, item)
+                for item in list_achievements(op.session, found, course_id)]
+        audit(op.session, op.actor, "achievement.listed", provider_id=found.id)
+        op.session.commit()
+    emit({"achievements": rows}, as_json,
+         table(rows, ["id", "course_id", "name"], "no achievements"))
+
+
+@achievement.command("show")
+@click.argument("achievement_id")
+@json_option
+def show(achievement_id, as_json):
+    """Show one badge with its award rule."""
+    with operator_session(as_json) as op:
+        found = find_achievement(op.session, achievement_id)
+        result = achievement_dict(op.session, found)
+        audit(op.session, op.actor, "achievement.shown",
+              provider_id=found.provider_id, target=f"achievement:{achievement_id}")
+        op.session.commit()
+    emit(result, as_json, "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+@achievement.command("edit")
+@click.argument("achievement_id")
+@click.option("--name", help="New badge name.")
+@click.option("--description", help="New description.")
+@click.option("--criteria", help="New criteria text.")
+@_rule_options
+@json_option
+def edit(achievement_id, name, description, criteria, rule, rule_file, as_json):
+    """Change a badge's texts or award rule; only the options given change."""
+    rule = _rule_text(rule, rule_file)
+    with operator_session(as_json) as op:
+        found = find_achievement(op.session, achievement_id)
+        fields = edit_achievement(
+            op.session, op.actor, found, name=name, description=description,
+            criteria=criteria, rule=rule,
+        )
+        op.session.commit()
+        result = achievement_dict(op.session, found)
+    emit({"status": "updated", "fields": fields, "achievement": result}, as_json,
+         f"achievement {achievement_id} updated: {', '.join(fields)}")
+
+
+@achievement.command("preview")
+@click.argument("achievement_id")
+@json_option
+def preview_command(achievement_id, as_json):
+    """List the enrolled learners who would earn the badge now; issues nothing."""
+    with operator_session(as_json) as op:
+        found = find_achievement(op.session, achievement_id)
+        rows = [row.__dict__ for row in preview(op.session, op.bridge, found)]
+        audit(op.session, op.actor, "achievement.previewed",
+              provider_id=found.provider_id, target=f"achievement:{achievement_id}")
+        op.session.commit()
+    earning = [row for row in rows if row["met"]]
+    emit(
+        {"achievement": achievement_id, "would_earn": len(earning),
+         "learners": rows},
+        as_json,
+        f"{len(earning)} of {len(rows)} enrolled learners would earn it now\n"
+        + table(earning, ["lms_user_id", "name", "met_at"], "(none)"),
+    )
+
+
+@achievement.command("backfill")
+@click.argument("achievement_id")
+@click.option("--queue", is_flag=True,
+              help="Hand the job to the workers and return at once (default: run "
+              "it here and wait).")
+@json_option
+def backfill(achievement_id, queue, as_json):
+    """Issue the badge to every enrolled learner who already earned it.
+
+    Safe to run again: learners who hold the badge are counted, not issued twice.
+    On a terminal a progress line shows the learners read so far.
+    """
+    from lti_tool.backfill import BackfillTrigger, job_summary, start_backfill
+
+    with operator_session(as_json) as op:
+        found = find_achievement(op.session, achievement_id)
+        if not queue:
+            # Fails early, before a job row exists, when the LMS kind has none.
+            from lti_tool.operations.achievements import roster_for
+
+            roster_for(op.bridge, op.session, found)
+        job = start_backfill(op.session, achievements=[found],
+                             trigger=BackfillTrigger.MANUAL, requested_by=op.actor)
+        audit(op.session, op.actor, "backfill.started",
+              provider_id=found.provider_id, target=f"backfill:{job.public_id}",
+              detail={"achievement": achievement_id})
+        op.session.commit()
+        job_id, job_public_id = job.id, job.public_id
+        if queue:
+            _send(op.bridge, job_id)
+            emit({"status": "queued", "job": job_public_id}, as_json,
+                 f"backfill {job_public_id} queued for the workers")
+            return
+        status = _run_with_progress(op.bridge, job_id, show=not as_json)
+        op.session.expire_all()
+        from lti_tool.backfill import BackfillJob
+
+        job = op.session.get(BackfillJob, job_id)
+        summary = {"job": job_public_id, **job_summary(job),
+                   "last_error": job.last_error}
+    emit(summary, as_json,
+         f"backfill {job_public_id} {summary['status']}: {summary['learners_seen']} "
+         f"learners read, {summary['issued']} issued, {summary['already_held']} "
+         f"already held, {summary['not_met']} not met, "
+         f"{summary['failed_reads']} failed reads")
+    if status != "done":
+        sys.exit(1)
+
+
+def _send(bridge, job_id: int) -> None:
+    from lti_tool.app import create_app
+    from lti_tool.backfill import send_backfill
+
+    app = create_app(bridge.settings)
+    with app.app_context():
+        send_backfill(job_id)
+
+
+def _run_with_progress(bridge, job_id: int, show: bool) -> str:
+    """Run the job in a thread; on a terminal, redraw a progress line meanwhile."""
+    from lti_tool.backfill import BackfillJob, run_job
+
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["status"] = run_job(bridge, job_id)
+        except Exception as error:  # noqa: BLE001 - reported below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=work, name=f"backfill-{job_id}")
+    thread.start()
+    interactive = show and sys.stdout.isatty()
+    # Moodle's enrolment list has no total, so the bar pulses and counts learners.
+    with click.progressbar(iter(()), label="learners read", show_pos=True,
+                           hidden=not interactive) as bar:
+        seen = 0
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+            with bridge.session() as session:
+                job = session.get(BackfillJob, job_id)
+                bar.update(job.learners_seen - seen)
+                seen = job.learners_seen
+    if "error" in outcome:
+        raise ActionError(f"the backfill stopped: {outcome['error']}",
+                          code="backfill_failed")
+
+    return outcome["status"]

@@ -1,0 +1,15 @@
+"""`hpass-bridge deployments approve`: the issue's name for `platform approve`."""
+
+from __future__ import annotations
+
+import click
+
+from lti_tool.cli_platform import approve
+
+
+@click.group()
+def deployments() -> None:
+    """Approve LTI deployments held at their first launch."""
+
+
+deployments.add_command(approve, "approve")

@@ -1,0 +1,251 @@
+"""Achievement actions: add, list, show and edit badges, preview who earns one, backfill.
+
+An award rule is the same JSON document the instructor's page stores (see
+docs/award-rules.md) and passes the same validation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badge_engine.models import Achievement, Provider
+from badge_engine.rules import InvalidAwardRule, evaluate_award_rule, validate_award_rule
+from lti_tool.bridge import Bridge
+from lti_tool.operations import ActionError, InvalidInput, NotFound, audit, iso
+from lti_tool.operations.lms import find_connection
+
+NAME_MAX = 200
+TEXT_MAX = 4000
+COURSE_ID_MAX = 64
+PREVIEW_PAGE_SIZE = 100
+
+
+def parse_rule(rule: Any) -> dict[str, Any]:
+    """Return the award rule document from JSON text or a parsed value, checked."""
+    if isinstance(rule, str):
+        try:
+            rule = json.loads(rule)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(
+                f"--rule is not valid JSON ({error.msg} at character {error.pos}); "
+                'pass a document such as {"version": 1, "rule": {"kind": '
+                '"course_completed"}}',
+                code="invalid_rule",
+            ) from None
+    try:
+        validate_award_rule(rule)
+    except InvalidAwardRule as error:
+        raise InvalidInput(str(error), code="invalid_rule") from None
+
+    return rule
+
+
+def _text(value: str, option: str, limit: int) -> str:
+    value = value.strip()
+    if not value or len(value) > limit:
+        raise InvalidInput(
+            f"{option} must be 1 to {limit} characters, got {len(value)}",
+            code="invalid_text",
+        )
+
+    return value
+
+
+def achievement_dict(session: Session, achievement: Achievement) -> dict[str, Any]:
+    from connectors.models import LmsConnection
+
+    connection = session.get(LmsConnection, achievement.lms_connection_id)
+    return {
+        "id": achievement.public_id,
+        "lms_connection": connection.public_id if connection else None,
+        "course_id": achievement.lms_course_id,
+        "name": achievement.name,
+        "description": achievement.description,
+        "criteria": achievement.criteria_narrative,
+        "image_url": achievement.image_url,
+        "award_rule": achievement.award_rule,
+        "created_at": iso(achievement.created_at),
+    }
+
+
+def add_achievement(
+    session: Session,
+    actor: str,
+    provider: Provider,
+    *,
+    connection_id: str,
+    course_id: str,
+    name: str,
+    description: str,
+    criteria: str,
+    rule: Any,
+) -> Achievement:
+    connection = find_connection(session, connection_id, provider.id)
+    course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
+    achievement = Achievement(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_course_id=course_id,
+        name=_text(name, "--name", NAME_MAX),
+        description=_text(description, "--description", TEXT_MAX),
+        criteria_narrative=_text(criteria, "--criteria", TEXT_MAX),
+        award_rule=parse_rule(rule),
+    )
+    session.add(achievement)
+    session.flush()
+    audit(
+        session,
+        actor,
+        "achievement.created",
+        provider_id=provider.id,
+        target=f"achievement:{achievement.public_id}",
+        detail={"course_id": course_id, "rule": achievement.award_rule["rule"]["kind"]},
+    )
+
+    return achievement
+
+
+def edit_achievement(
+    session: Session,
+    actor: str,
+    achievement: Achievement,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    criteria: str | None = None,
+    rule: Any = None,
+) -> list[str]:
+    """Change the given fields and return their names; the rule is checked first."""
+    changes: dict[str, Any] = {}
+    if rule is not None:
+        changes["award_rule"] = parse_rule(rule)
+    if name is not None:
+        changes["name"] = _text(name, "--name", NAME_MAX)
+    if description is not None:
+        changes["description"] = _text(description, "--description", TEXT_MAX)
+    if criteria is not None:
+        changes["criteria_narrative"] = _text(criteria, "--criteria", TEXT_MAX)
+    if not changes:
+        raise InvalidInput(
+            "nothing to change; pass --name, --description, --criteria or --rule",
+            code="nothing_to_change",
+        )
+
+    for field, value in changes.items():
+        setattr(achievement, field, value)
+    audit(
+        session,
+        actor,
+        "achievement.updated",
+        provider_id=achievement.provider_id,
+        target=f"achievement:{achievement.public_id}",
+        detail={"fields": sorted(changes)},
+    )
+
+    return sorted(changes)
+
+
+def list_achievements(
+    session: Session, provider: Provider, course_id: str | None = None
+) -> list[Achievement]:
+    query = select(Achievement).where(Achievement.provider_id == provider.id)
+    if course_id is not None:
+        query = query.where(Achievement.lms_course_id == course_id)
+
+    return list(session.scalars(query.order_by(Achievement.id)))
+
+
+def find_achievement(
+    session: Session, public_id: str, provider_id: int | None = None
+) -> Achievement:
+    query = select(Achievement).where(Achievement.public_id == public_id)
+    if provider_id is not None:
+        query = query.where(Achievement.provider_id == provider_id)
+    achievement = session.scalar(query)
+    if achievement is None:
+        raise NotFound(
+            f"no achievement {public_id!r}; see `hpass-bridge achievement list`",
+            code="achievement_not_found",
+        )
+
+    return achievement
+
+
+def roster_for(bridge: Bridge, session: Session, achievement: Achievement):
+    """Return the LMS roster reader of the achievement's connection."""
+    from connectors.models import LmsConnection
+    from lti_tool.backfill import ROSTER_FACTORIES
+
+    connection = session.scalar(
+        select(LmsConnection).where(
+            LmsConnection.id == achievement.lms_connection_id,
+            LmsConnection.provider_id == achievement.provider_id,
+        )
+    )
+    factory = ROSTER_FACTORIES.get(connection.kind)
+    if factory is None:
+        # NOTE: only Moodle has a roster reader so far; Canvas courses cannot be
+        # previewed, explained or backfilled until one is registered.
+        raise ActionError(
+            f"LMS kind {connection.kind!r} has no roster reader yet, so the bridge "
+            "cannot read its learners' progress on request",
+            code="no_roster_reader",
+        )
+
+    return factory(bridge, connection)
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    lms_user_id: str
+    name: str | None
+    met: bool
+    met_at: str | None
+    missing: list[str]
+
+
+def preview(
+    session: Session, bridge: Bridge, achievement: Achievement
+) -> list[PreviewRow]:
+    """Read every enrolled learner's progress and evaluate the rule, issuing nothing."""
+    roster = roster_for(bridge, session, achievement)
+    rows: list[PreviewRow] = []
+    offset = 0
+    try:
+        while True:
+            page = roster.enrolled_learners(
+                achievement.lms_course_id, offset, PREVIEW_PAGE_SIZE
+            )
+            for learner in page.learners:
+                progress = roster.read_progress(
+                    achievement.lms_course_id, learner.lms_user_id
+                )
+                outcome = evaluate_award_rule(achievement.award_rule, progress)
+                rows.append(
+                    PreviewRow(
+                        learner.lms_user_id,
+                        learner.name,
+                        outcome.met,
+                        iso(outcome.met_at),
+                        list(outcome.missing),
+                    )
+                )
+            offset += page.users_read
+            if page.is_last:
+                break
+    except ActionError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported with the LMS named
+        from lti_tool.operations import LmsUnreachable
+
+        raise LmsUnreachable(
+            f"reading course {achievement.lms_course_id} from the LMS failed: "
+            f"{error}; run `hpass-bridge lms test` for the connection"
+        ) from None
+
+    return rows

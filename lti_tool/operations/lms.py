@@ -1,0 +1,302 @@
+"""LMS connection actions: connect Moodle or Canvas, list and test connections.
+
+Connecting tests the connection first and stores it only when the LMS answered and
+accepted the credentials, so an unreachable LMS leaves nothing behind. Missing
+Moodle functions or Canvas scopes are reported but do not stop the connection,
+because the admin fixes them in the LMS and runs the test again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badge_engine.models import Provider
+from connectors.canvas.connection import connect_canvas, test_canvas_connection
+from connectors.models import ConnectionState, LmsConnection, LmsKind
+from lti_tool.bridge import Bridge
+from lti_tool.config import is_loopback_host
+from lti_tool.operations import InvalidInput, LmsUnreachable, NotFound, audit, iso
+from lti_tool.urls_for import moodle_webhook_url
+
+NAME_MAX = 200
+TOKEN_MAX = 500
+CANVAS_TEST_TIMEOUT = (3.05, 10.0)
+
+
+@dataclass
+class Connected:
+    """A stored connection, its test outcome and the webhook secret, shown once."""
+
+    connection: LmsConnection
+    test: dict[str, Any]
+    webhook_url: str
+    webhook_secret: str
+
+
+def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(
+            f"{option} must be the LMS site's root http(s) URL such as "
+            f"https://moodle.example.org, got {url!r}",
+            code="invalid_url",
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput(
+            f"{option} must not contain a query or fragment, got {url!r}",
+            code="invalid_url",
+        )
+    loopback = is_loopback_host(parts.hostname)
+    if not bridge.settings.loopback_dev and (parts.scheme != "https" or loopback):
+        raise InvalidInput(
+            f"{option} must be an https:// address reachable from the bridge, "
+            f"got {url!r}",
+            code="invalid_url",
+        )
+
+    return url.rstrip("/")
+
+
+def check_secret_value(value: str, option: str) -> str:
+    value = value.strip()
+    if not value or len(value) > TOKEN_MAX or any(c.isspace() for c in value):
+        raise InvalidInput(
+            f"{option} must be one value without spaces, at most {TOKEN_MAX} "
+            "characters; copy it again from the LMS",
+            code="invalid_token",
+        )
+
+    return value
+
+
+def check_name(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > NAME_MAX:
+        raise InvalidInput(
+            f"--name must be 1 to {NAME_MAX} characters, got {len(value)}",
+            code="invalid_name",
+        )
+
+    return value
+
+
+def canvas_webhook_url(base: str, public_id: str, secret: str) -> str:
+    """Return the Live Events URL; JSON events carry the secret in `?token=`."""
+    return f"{base}/webhooks/canvas/{public_id}?token={secret}"
+
+
+def connection_dict(bridge: Bridge, connection: LmsConnection) -> dict[str, Any]:
+    base = bridge.settings.public_base_url
+    webhook = (
+        moodle_webhook_url(base, connection.public_id)
+        if connection.kind == LmsKind.MOODLE.value
+        else f"{base}/webhooks/canvas/{connection.public_id}"
+    )
+    return {
+        "id": connection.public_id,
+        "kind": connection.kind,
+        "name": connection.name,
+        "url": connection.base_url,
+        "state": connection.state,
+        "state_detail": connection.state_detail,
+        "webhook_url": webhook,
+        "created_at": iso(connection.created_at),
+    }
+
+
+def connect_moodle(
+    session: Session,
+    bridge: Bridge,
+    actor: str,
+    provider: Provider,
+    *,
+    url: str,
+    token: str,
+    name: str = "Moodle",
+) -> Connected:
+    from lti_tool.cli_connections import run_connection_test
+    from lti_tool.views.webhooks import secret_digest
+
+    url = check_lms_url(bridge, url.strip())
+    token = check_secret_value(token, "--token")
+    name = check_name(name)
+    webhook_secret = secrets.token_urlsafe(32)
+    connection = LmsConnection(
+        provider_id=provider.id,
+        kind=LmsKind.MOODLE.value,
+        name=name,
+        base_url=url,
+        api_token_encrypted=bridge.vault.encrypt(token),
+        webhook_secret_sha256=secret_digest(webhook_secret),
+        state=ConnectionState.OK.value,
+    )
+    session.add(connection)
+    session.flush()
+
+    result = run_connection_test(bridge, session, connection)
+    if result.error is not None:
+        raise LmsUnreachable(
+            f"Moodle at {url} failed the connection test: {result.error}; check "
+            "--url and --token, then run the command again (nothing was saved)"
+        )
+    audit(
+        session,
+        actor,
+        "lms_connection.created",
+        provider_id=provider.id,
+        target=f"lms_connection:{connection.public_id}",
+        detail={"kind": "moodle", "base_url": url},
+    )
+
+    return Connected(
+        connection,
+        result.as_dict(),
+        moodle_webhook_url(bridge.settings.public_base_url, connection.public_id),
+        webhook_secret,
+    )
+
+
+def connect_canvas_site(
+    session: Session,
+    bridge: Bridge,
+    actor: str,
+    provider: Provider,
+    *,
+    url: str,
+    token: str,
+    course_id: str,
+    name: str = "Canvas",
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    refresh_token: str | None = None,
+) -> Connected:
+    from lti_tool.views.webhooks import secret_digest
+
+    url = check_lms_url(bridge, url.strip())
+    token = check_secret_value(token, "--token")
+    name = check_name(name)
+    oauth = (client_id, client_secret, refresh_token)
+    if any(oauth) and not all(oauth):
+        raise InvalidInput(
+            "--client-id, --client-secret and --refresh-token go together; give all "
+            "three for a developer key, or none for an admin access token",
+            code="incomplete_oauth",
+        )
+    if not course_id.strip().isdigit():
+        raise InvalidInput(
+            f"--course must be a Canvas course id (digits), got {course_id!r}",
+            code="invalid_course",
+        )
+
+    connection = connect_canvas(
+        session,
+        bridge.vault,
+        provider_id=provider.id,
+        name=name,
+        base_url=url,
+        access_token=token,
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+    )
+    webhook_secret = secrets.token_urlsafe(32)
+    connection.webhook_secret_sha256 = secret_digest(webhook_secret)
+
+    result = test_canvas_connection(
+        session,
+        bridge.vault,
+        connection,
+        course_id=course_id.strip(),
+        timeout=CANVAS_TEST_TIMEOUT,
+        max_retries=1,
+    )
+    if not result.ok and (result.token_invalid or not result.missing):
+        raise LmsUnreachable(
+            f"Canvas at {url} failed the connection test: {result.message} "
+            "Check --url, --token and --course, then run the command again "
+            "(nothing was saved)."
+        )
+    audit(
+        session,
+        actor,
+        "lms_connection.created",
+        provider_id=provider.id,
+        target=f"lms_connection:{connection.public_id}",
+        detail={"kind": "canvas", "base_url": url},
+    )
+
+    return Connected(
+        connection,
+        result.as_dict(),
+        canvas_webhook_url(
+            bridge.settings.public_base_url, connection.public_id, webhook_secret
+        ),
+        webhook_secret,
+    )
+
+
+def list_connections(session: Session, provider: Provider | None) -> list[LmsConnection]:
+    query = select(LmsConnection).order_by(LmsConnection.id)
+    if provider is not None:
+        query = query.where(LmsConnection.provider_id == provider.id)
+
+    return list(session.scalars(query))
+
+
+def find_connection(
+    session: Session, public_id: str, provider_id: int | None = None
+) -> LmsConnection:
+    """Return a connection by id; with `provider_id`, only that provider's."""
+    query = select(LmsConnection).where(LmsConnection.public_id == public_id)
+    if provider_id is not None:
+        query = query.where(LmsConnection.provider_id == provider_id)
+    connection = session.scalar(query)
+    if connection is None:
+        raise NotFound(
+            f"no LMS connection {public_id!r}; see `hpass-bridge lms list`",
+            code="connection_not_found",
+        )
+
+    return connection
+
+
+def test_lms_connection(
+    session: Session,
+    bridge: Bridge,
+    actor: str,
+    connection: LmsConnection,
+    course_id: str | None = None,
+) -> dict[str, Any]:
+    """Test a stored connection, record the outcome on it and return the report."""
+    from lti_tool.cli_connections import run_connection_test
+
+    if connection.kind == LmsKind.MOODLE.value:
+        result = run_connection_test(bridge, session, connection).as_dict()
+    else:
+        result = test_canvas_connection(
+            session,
+            bridge.vault,
+            connection,
+            course_id=course_id,
+            timeout=CANVAS_TEST_TIMEOUT,
+            max_retries=1,
+        ).as_dict()
+    audit(
+        session,
+        actor,
+        "lms_connection.tested",
+        provider_id=connection.provider_id,
+        target=f"lms_connection:{connection.public_id}",
+        detail={"ok": result["ok"]},
+    )
+
+    return result
+
+
+test_lms_connection.__test__ = False
