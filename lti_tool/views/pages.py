@@ -16,6 +16,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -32,9 +33,17 @@ from badge_engine.rules import InvalidAwardRule, validate_award_rule
 from badge_engine.status import AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
 from connectors.hpass.models import Delivery
+from connectors.models import LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
-from lti_tool.bridge import db_session
+from lti_tool.bridge import current_bridge, db_session
+from lti_tool.course_activities import (
+    ActivitiesUnavailable,
+    Activity,
+    completed_activity_ids,
+    read_course_activities,
+    stored_activity_names,
+)
 from lti_tool.errors import BadRequest, Forbidden
 from lti_tool.i18n import gettext as _
 from lti_tool.images import AchievementImage, ImageRejected, check_image
@@ -48,7 +57,8 @@ NAME_MAX = 200
 TEXT_MAX = 4000
 # Award rule kinds the form offers, in the order shown. Each kind must be one that
 # badge_engine/rules.py accepts; a new kind there gets a line here and a template block.
-RULE_KINDS = ("course_completed",)
+RULE_KINDS = ("course_completed", "activities_completed")
+ACTIVITY_MATCHES = ("all", "any")
 
 
 @bp.record_once
@@ -145,12 +155,46 @@ def _course_achievement(course: LtiCourse, public_id: str) -> Achievement:
     abort(404)
 
 
-def missing_steps(award_rule: dict) -> list[str]:
-    """Name what a learner still has to do under an award rule, in the page language."""
-    kind = (award_rule.get("rule") or {}).get("kind")
-    if kind == "course_completed":
+def missing_steps(
+    award_rule: dict, names: dict[str, str], done: set[str] | None = None
+) -> list[str]:
+    """Name what a learner still has to do under an award rule, in the page language.
+
+    `names` maps activity ids to their names; `done` holds the activities the
+    learner has completed.
+    """
+    node = award_rule.get("rule") or {}
+    if node.get("kind") == "course_completed":
         return [_("Complete the course")]
+    if node.get("kind") == "activities_completed":
+        remaining = [
+            activity_id
+            for activity_id in node.get("activity_ids", [])
+            if activity_id not in (done or set())
+        ]
+        steps = [
+            _("Complete “%(activity)s”", activity=names.get(activity_id, activity_id))
+            for activity_id in remaining
+        ]
+        if node.get("match") == "any" and steps:
+            return [_("Complete one of these activities:")] + steps
+        return steps
     return [_("Meet the badge's criteria")]
+
+
+def describe_rule(award_rule: dict, names: dict[str, str]) -> str:
+    """Describe an award rule in a sentence for the instructor page."""
+    node = award_rule.get("rule") or {}
+    if node.get("kind") == "course_completed":
+        return _("the learner completes the course.")
+    if node.get("kind") == "activities_completed":
+        listed = ", ".join(
+            names.get(activity_id, activity_id) for activity_id in node["activity_ids"]
+        )
+        if node.get("match") == "any":
+            return _("the learner completes any of: %(activities)s.", activities=listed)
+        return _("the learner completes all of: %(activities)s.", activities=listed)
+    return node.get("kind", "")
 
 
 def _live_credential(course: LtiCourse, achievement: Achievement, learner_id: int):
@@ -178,19 +222,50 @@ def _deliveries(provider_id: int, credential_ids: list[int]) -> dict[int, list]:
     return found
 
 
+def _activity_names(course: LtiCourse) -> dict[str, str]:
+    registration = db_session().get(Registration, course.registration_id)
+    if registration.lms_connection_id is None:
+        return {}
+    return stored_activity_names(
+        db_session(),
+        course.provider_id,
+        registration.lms_connection_id,
+        course.lms_course_id or "",
+    )
+
+
+def _done_activities(course: LtiCourse, achievement: Achievement) -> set[str]:
+    activity_ids = (achievement.award_rule.get("rule") or {}).get("activity_ids")
+    if not activity_ids:
+        return set()
+    return completed_activity_ids(
+        db_session(),
+        provider_id=course.provider_id,
+        connection_id=achievement.lms_connection_id,
+        lms_course_id=achievement.lms_course_id,
+        lms_user_id=str(session.get("lms_user_id")),
+        activity_ids=activity_ids,
+    )
+
+
 def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
     rows = []
+    names = _activity_names(course)
     for achievement in _course_achievements(course):
         credential = None
         if learner_id is not None:
             credential = _live_credential(course, achievement, learner_id)
+        missing = []
+        if credential is None:
+            done = _done_activities(course, achievement)
+            missing = missing_steps(achievement.award_rule, names, done)
         rows.append(
             {
                 "achievement": achievement,
                 "credential": credential,
                 "credential_url": credential
                 and credential_url(base_url(), credential.public_id),
-                "missing": [] if credential else missing_steps(achievement.award_rule),
+                "missing": missing,
             }
         )
     credential_ids = [row["credential"].id for row in rows if row["credential"]]
@@ -237,8 +312,37 @@ def delivery_status(status: str) -> str:
     return delivery_status_text(status)
 
 
+def _activities_or_error(course: LtiCourse) -> tuple[list[Activity], str | None]:
+    """Read the course's activities for the rule builder, once per request."""
+    if "course_activities" in g:
+        return g.course_activities
+    registration = db_session().get(Registration, course.registration_id)
+    connection = None
+    if registration.lms_connection_id is not None:
+        connection = db_session().scalar(
+            select(LmsConnection).where(
+                LmsConnection.id == registration.lms_connection_id,
+                LmsConnection.provider_id == course.provider_id,
+            )
+        )
+    if connection is None:
+        g.course_activities = ([], _("The LMS has no API connection yet."))
+        return g.course_activities
+    try:
+        activities = read_course_activities(
+            current_bridge(), db_session(), connection, course.lms_course_id or ""
+        )
+        db_session().commit()
+        g.course_activities = (activities, None)
+    except ActivitiesUnavailable as error:
+        g.course_activities = ([], str(error))
+    return g.course_activities
+
+
 def _render_instructor(course: LtiCourse, *, form=None, errors=None, editing=None):
     status = 400 if errors else 200
+    activities, activities_error = _activities_or_error(course)
+    names = _activity_names(course)
     return (
         render_template(
             "instructor.html",
@@ -249,6 +353,9 @@ def _render_instructor(course: LtiCourse, *, form=None, errors=None, editing=Non
             errors=errors or {},
             editing=editing,
             rule_kinds=RULE_KINDS,
+            activities=activities,
+            activities_error=activities_error,
+            describe_rule=lambda rule: describe_rule(rule, names),
         ),
         status,
     )
@@ -275,6 +382,10 @@ def edit_achievement(course_id: int, public_id: str):
         "description": achievement.description,
         "criteria": achievement.criteria_narrative,
         "rule_kind": (achievement.award_rule.get("rule") or {}).get("kind"),
+        "activity_ids": (achievement.award_rule.get("rule") or {}).get(
+            "activity_ids", []
+        ),
+        "match": (achievement.award_rule.get("rule") or {}).get("match", "all"),
     }
     return _render_instructor(found, form=form, editing=achievement)
 
@@ -294,19 +405,55 @@ def _read_text(form: dict, errors: dict, name: str, label: str, limit: int) -> s
     return value
 
 
-def _read_rule(form: dict, errors: dict) -> dict | None:
+def _read_rule(form: dict, errors: dict, course: LtiCourse) -> dict | None:
     kind = request.form.get("rule_kind", "")
     form["rule_kind"] = kind
     if kind not in RULE_KINDS:
         errors["rule_kind"] = _("Choose when the badge is awarded.")
         return None
-    document = {"version": 1, "rule": {"kind": kind}}
+    node: dict = {"kind": kind}
+    if kind == "activities_completed":
+        node = _read_activities_node(form, errors, course)
+        if node is None:
+            return None
+    document = {"version": 1, "rule": node}
     try:
         validate_award_rule(document)
     except InvalidAwardRule as error:
         errors["rule_kind"] = str(error)
         return None
     return document
+
+
+def _read_activities_node(form: dict, errors: dict, course: LtiCourse) -> dict | None:
+    chosen = list(dict.fromkeys(request.form.getlist("activity_ids")))
+    match = request.form.get("match", "all")
+    form["activity_ids"] = chosen
+    form["match"] = match
+    if not chosen:
+        errors["activity_ids"] = _("Choose at least one activity.")
+        return None
+    if match not in ACTIVITY_MATCHES:
+        errors["activity_ids"] = _("Choose whether all or any of the activities count.")
+        return None
+    activities, activities_error = _activities_or_error(course)
+    if activities_error:
+        errors["activity_ids"] = _(
+            "The course's activities could not be read from the LMS: %(reason)s",
+            reason=activities_error,
+        )
+        return None
+    existing = {activity.activity_id for activity in activities}
+    unknown = [activity_id for activity_id in chosen if activity_id not in existing]
+    if unknown:
+        # A rule naming a deleted activity could never be met.
+        errors["activity_ids"] = _(
+            "These activities no longer exist in the course: %(ids)s. Choose from "
+            "the list again.",
+            ids=", ".join(unknown),
+        )
+        return None
+    return {"kind": "activities_completed", "activity_ids": chosen, "match": match}
 
 
 def _read_image(errors: dict, provider_id: int) -> AchievementImage | None:
@@ -337,7 +484,7 @@ def _read_achievement_form(course: LtiCourse):
         _read_text(form, errors, "name", _("Badge name"), NAME_MAX)
         _read_text(form, errors, "description", _("Description"), TEXT_MAX)
         _read_text(form, errors, "criteria", _("Criteria"), TEXT_MAX)
-        rule = _read_rule(form, errors)
+        rule = _read_rule(form, errors, course)
         image = _read_image(errors, course.provider_id)
     except RequestEntityTooLarge:
         # The whole request is over the app's limit, so no field can be read back.

@@ -1,4 +1,4 @@
-"""accounts, one-time links, audit events and badge images
+"""accounts, one-time links, audit events, badge images and activity names
 
 Revision ID: 0109
 Revises: 0001
@@ -111,8 +111,42 @@ def upgrade() -> None:
         op.f("ix_achievement_images_provider_id"), "achievement_images", ["provider_id"]
     )
 
+    op.create_table(
+        "course_activity_names",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("lms_connection_id", sa.Integer(), nullable=False),
+        sa.Column("lms_course_id", sa.String(length=64), nullable=False),
+        sa.Column("activity_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=500), nullable=False),
+        _timestamp("updated_at"),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["providers.id"],
+            name=op.f("fk_course_activity_names_provider_id_providers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["lms_connection_id"],
+            ["lms_connections.id"],
+            name=op.f("fk_course_activity_names_lms_connection_id_lms_connections"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_course_activity_names")),
+        sa.UniqueConstraint(
+            "lms_connection_id",
+            "lms_course_id",
+            "activity_id",
+            name="uq_course_activity_names_activity",
+        ),
+    )
+    op.create_index(
+        op.f("ix_course_activity_names_provider_id"),
+        "course_activity_names",
+        ["provider_id"],
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("course_activity_names")
     op.drop_table("achievement_images")
     op.drop_table("audit_events")
     op.drop_table("account_tokens")

@@ -16,6 +16,8 @@ from lti_tool.models import LtiCourse
 from tests.support.seed import add_moodle_connection, add_provider
 
 PASSWORD = "correct horse battery staple"
+MOODLE_TOKEN = "pages-test-token"
+MOODLE_COURSE_ID = "101"
 PLATFORM = "https://lms-{slug}.example.org"
 
 
@@ -30,11 +32,19 @@ class Tenant:
     connection_id: int
 
 
-def _add_tenant(session, vault, slug: str) -> Tenant:
+@pytest.fixture(scope="session")
+def moodle_url():
+    """A Moodle stand-in on loopback with course 101 and its two activities."""
+    from lti_tool.demo.peers.moodle import MoodleStandIn
+
+    server = MoodleStandIn(MOODLE_TOKEN).start()
+    yield server.url
+    server.stop()
+
+
+def _add_tenant(session, vault, slug: str, moodle_url: str) -> Tenant:
     provider = add_provider(session, slug=slug, name=slug.title())
-    connection = add_moodle_connection(
-        session, vault, provider, f"https://moodle-{slug}.example.org", "token"
-    )
+    connection = add_moodle_connection(session, vault, provider, moodle_url, MOODLE_TOKEN)
     registration = create_registration(
         session,
         vault,
@@ -51,7 +61,7 @@ def _add_tenant(session, vault, slug: str) -> Tenant:
         registration_id=registration.id,
         lti_context_id=f"context-{slug}",
         title=f"Course of {slug}",
-        lms_course_id="7",
+        lms_course_id=MOODLE_COURSE_ID,
     )
     learner = Learner(
         provider_id=provider.id,
@@ -62,7 +72,7 @@ def _add_tenant(session, vault, slug: str) -> Tenant:
     achievement = Achievement(
         provider_id=provider.id,
         lms_connection_id=connection.id,
-        lms_course_id="7",
+        lms_course_id=MOODLE_COURSE_ID,
         name=f"Badge of {slug}",
         description="Finished the course.",
         criteria_narrative="Complete the course.",
@@ -82,11 +92,11 @@ def _add_tenant(session, vault, slug: str) -> Tenant:
 
 
 @pytest.fixture
-def tenants(app, db):
-    """Providers "alpha" and "beta" with one course each."""
+def tenants(app, db, moodle_url):
+    """Providers "alpha" and "beta" with one course each, on one Moodle stand-in."""
     vault = app.extensions["hpass"].vault
-    alpha = _add_tenant(db, vault, "alpha")
-    beta = _add_tenant(db, vault, "beta")
+    alpha = _add_tenant(db, vault, "alpha", moodle_url)
+    beta = _add_tenant(db, vault, "beta", moodle_url)
     db.commit()
     return alpha, beta
 

@@ -1,0 +1,196 @@
+"""A course's activities for the rule builder, and their names for the learner page.
+
+The instructor page reads the activity list from the LMS while the instructor builds
+a rule, because the rule must name activities that exist now. The names are kept in
+`course_activity_names`, so the learner page can name what is still missing without
+calling the LMS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from badge_engine.db import Base, utcnow
+from badge_engine.facts import CompletionState
+from badge_engine.models import CompletionFactRecord
+from connectors.models import LmsConnection, LmsKind
+from connectors.moodle.conversions import CompletionTracking
+from connectors.moodle.errors import MoodleError
+from lti_tool.bridge import Bridge
+from lti_tool.logs import get_logger
+
+log = get_logger(__name__)
+
+DONE_STATES = (CompletionState.COMPLETE.value, CompletionState.PASSED.value)
+
+
+class CourseActivityName(Base):
+    """The last name the LMS reported for one activity of one course."""
+
+    __tablename__ = "course_activity_names"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    lms_connection_id: Mapped[int] = mapped_column(ForeignKey("lms_connections.id"))
+    lms_course_id: Mapped[str] = mapped_column(String(64))
+    activity_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        # Named by hand: the generated name is longer than PostgreSQL's 63 characters.
+        UniqueConstraint(
+            "lms_connection_id",
+            "lms_course_id",
+            "activity_id",
+            name="uq_course_activity_names_activity",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Activity:
+    activity_id: str
+    name: str
+    section: str
+    tracked: bool
+
+
+class ActivitiesUnavailable(Exception):
+    """The activity list could not be read; the message says why and what to do."""
+
+
+def read_course_activities(
+    bridge: Bridge, session: Session, connection: LmsConnection, lms_course_id: str
+) -> list[Activity]:
+    """Read the course's activities from the LMS and store their names.
+
+    Raises ActivitiesUnavailable when the LMS cannot be asked or does not answer.
+    The caller commits.
+    """
+    if connection.kind != LmsKind.MOODLE.value:
+        raise ActivitiesUnavailable(
+            "activity lists are read from Moodle only so far; use the course "
+            "completion rule"
+        )
+    if not lms_course_id or not lms_course_id.isdigit():
+        raise ActivitiesUnavailable(
+            f"the LMS course id {lms_course_id!r} is not a Moodle course id; "
+            "launch the tool from the Moodle course"
+        )
+    from lti_tool.pipeline import moodle_client_for
+
+    try:
+        with moodle_client_for(bridge, connection) as client:
+            modules = client.get_course_contents(int(lms_course_id))
+    except MoodleError as error:
+        log.warning(
+            "course_activities_unavailable",
+            provider_id=connection.provider_id,
+            lms_connection_id=connection.id,
+            lms_course_id=lms_course_id,
+            error=str(error),
+        )
+        raise ActivitiesUnavailable(str(error)) from None
+
+    activities = [
+        Activity(
+            activity_id=str(module.cmid),
+            name=module.name,
+            section=module.section_name,
+            tracked=module.completion != CompletionTracking.NONE,
+        )
+        for module in modules
+    ]
+    _store_names(session, connection, lms_course_id, activities)
+    return activities
+
+
+def _store_names(
+    session: Session,
+    connection: LmsConnection,
+    lms_course_id: str,
+    activities: list[Activity],
+) -> None:
+    known = {
+        row.activity_id: row
+        for row in session.scalars(
+            select(CourseActivityName).where(
+                CourseActivityName.provider_id == connection.provider_id,
+                CourseActivityName.lms_connection_id == connection.id,
+                CourseActivityName.lms_course_id == lms_course_id,
+            )
+        )
+    }
+    for activity in activities:
+        row = known.get(activity.activity_id)
+        if row is None:
+            session.add(
+                CourseActivityName(
+                    provider_id=connection.provider_id,
+                    lms_connection_id=connection.id,
+                    lms_course_id=lms_course_id,
+                    activity_id=activity.activity_id,
+                    name=activity.name[:500],
+                )
+            )
+        elif row.name != activity.name[:500]:
+            row.name = activity.name[:500]
+
+
+def stored_activity_names(
+    session: Session, provider_id: int, connection_id: int, lms_course_id: str
+) -> dict[str, str]:
+    return {
+        row.activity_id: row.name
+        for row in session.scalars(
+            select(CourseActivityName).where(
+                CourseActivityName.provider_id == provider_id,
+                CourseActivityName.lms_connection_id == connection_id,
+                CourseActivityName.lms_course_id == lms_course_id,
+            )
+        )
+    }
+
+
+def completed_activity_ids(
+    session: Session,
+    *,
+    provider_id: int,
+    connection_id: int,
+    lms_course_id: str,
+    lms_user_id: str,
+    activity_ids: list[str],
+) -> set[str]:
+    """Return the activities whose latest recorded completion fact is complete.
+
+    NOTE: this reads the facts the bridge has received, not the LMS, so it can lag
+    behind the LMS until the next event or poll arrives.
+    """
+    latest: dict[str, tuple[datetime, str]] = {}
+    facts = session.execute(
+        select(
+            CompletionFactRecord.activity_id,
+            CompletionFactRecord.occurred_at,
+            CompletionFactRecord.state,
+        ).where(
+            CompletionFactRecord.provider_id == provider_id,
+            CompletionFactRecord.lms_connection_id == connection_id,
+            CompletionFactRecord.lms_course_id == lms_course_id,
+            CompletionFactRecord.lms_user_id == lms_user_id,
+            CompletionFactRecord.activity_id.in_(activity_ids),
+        )
+    )
+    for activity_id, occurred_at, state in facts:
+        if activity_id not in latest or occurred_at >= latest[activity_id][0]:
+            latest[activity_id] = (occurred_at, state)
+
+    return {
+        activity_id
+        for activity_id, (_, state) in latest.items()
+        if state in DONE_STATES
+    }

@@ -1,0 +1,119 @@
+"""The rule builder's activity rule: choosing the course's real activities."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+
+from badge_engine.models import Achievement, CompletionFactRecord
+
+from .conftest import MOODLE_COURSE_ID, launch_as
+from .test_course_pages import badge_form
+
+QUIZ = "4001"
+PAGE = "4002"
+
+
+def activity_form(*activity_ids: str, match: str = "all") -> list[tuple[str, str]]:
+    fields = list(badge_form(rule_kind="activities_completed").items())
+    fields += [("activity_ids", activity_id) for activity_id in activity_ids]
+    fields.append(("match", match))
+    return fields
+
+
+def post_form(client, url: str, fields: list[tuple[str, str]]):
+    from werkzeug.datastructures import MultiDict
+
+    return client.post(url, data=MultiDict(fields))
+
+
+def test_builder_lists_course_activities(client, tenants):
+    """The instructor page lists the LMS course's activities as checkboxes."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert f'id="activity-{QUIZ}"' in page
+    assert "Final quiz" in page
+    assert "Code of conduct" in page
+
+
+def test_activity_rule_saved(client, tenants, db):
+    """Choosing activities stores an activities_completed rule with their ids."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client, f"/course/{alpha.course_id}/achievements", activity_form(QUIZ, PAGE)
+    )
+
+    assert response.status_code == 303
+    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    assert created.award_rule == {
+        "version": 1,
+        "rule": {
+            "kind": "activities_completed",
+            "activity_ids": [QUIZ, PAGE],
+            "match": "all",
+        },
+    }
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    assert "the learner completes all of: Final quiz, Code of conduct." in page
+
+
+def test_deleted_activity_refused(client, tenants, db):
+    """A rule naming an activity the course no longer has is refused beside the list."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = db.scalar(select(func.count(Achievement.id)))
+
+    response = post_form(
+        client, f"/course/{alpha.course_id}/achievements", activity_form(QUIZ, "9999")
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="activity_ids-error"' in page
+    assert "no longer exist in the course: 9999" in page
+    assert db.scalar(select(func.count(Achievement.id))) == before
+
+
+def test_no_activity_chosen_refused(client, tenants):
+    """An activity rule without any activity is refused."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(client, f"/course/{alpha.course_id}/achievements", activity_form())
+
+    assert response.status_code == 400
+    assert "Choose at least one activity." in response.get_data(as_text=True)
+
+
+def test_learner_sees_missing_activity(client, tenants, db):
+    """The learner page names the activities still missing, not the completed one."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    post_form(client, f"/course/{alpha.course_id}/achievements", activity_form(QUIZ, PAGE))
+    achievement = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    db.add(
+        CompletionFactRecord(
+            provider_id=alpha.provider_id,
+            lms_connection_id=achievement.lms_connection_id,
+            lms_course_id=MOODLE_COURSE_ID,
+            lms_user_id="42",
+            activity_id=PAGE,
+            state="complete",
+            occurred_at=datetime(2026, 3, 1, tzinfo=timezone.utc),
+            source="event",
+            dedupe_key="page-done",
+        )
+    )
+    db.commit()
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "Complete “Final quiz”" in page
+    assert "Complete “Code of conduct”" not in page
