@@ -165,7 +165,7 @@ def test_instructor_form_by_keyboard(browser, stack, shots):
     page.keyboard.type("Knows the field safety rules.")
     page.keyboard.press("Tab")
     page.keyboard.type("Completed the course.")
-    for _ in range(6):
+    for _ in range(12):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.type") == "submit":
             break
