@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from badge_engine import ob3
+from badge_engine import ob3, renewal
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.db import utcnow
 from badge_engine.issuers import (
@@ -72,6 +72,7 @@ def build_signed_document(
     credential_public_id: str,
     awarded_at: datetime,
     credential_status: dict | None = None,
+    valid_until: datetime | None = None,
 ) -> dict:
     key = active_signing_key(session, vault, provider)
     unsigned = ob3.build_open_badge_credential(
@@ -89,6 +90,7 @@ def build_signed_document(
         awarded_date=awarded_at,
         name=achievement.name,
         credential_status=credential_status,
+        valid_until=valid_until,
     )
     return sign_eddsa_rdfc_2022(
         unsigned,
@@ -126,12 +128,19 @@ def issue_credential(
         learner_id=learner.id,
     )
     existing = find_live_credential(session, achievement, learner)
+    previous = None
     if existing is not None:
-        return IssueResult(existing, created=False)
+        if not renewal.is_recompletion(existing, awarded_at):
+            return IssueResult(existing, created=False)
+        # The LMS shows the course completed again after a reset: the new
+        # credential replaces the live one and links back to it.
+        previous = existing
+        renewal.retire_for_renewal(session, existing)
 
     provider = session.get(Provider, achievement.provider_id)
     public_id = new_public_id()
     status_index = allocate_status_index(session, provider.id)
+    valid_until = renewal.valid_until_for(achievement, awarded_at)
     document = build_signed_document(
         session,
         vault=vault,
@@ -142,6 +151,7 @@ def issue_credential(
         credential_public_id=public_id,
         awarded_at=awarded_at,
         credential_status=bitstring_status_entry(base_url, provider.slug, status_index),
+        valid_until=valid_until,
     )
     credential = Credential(
         provider_id=provider.id,
@@ -153,6 +163,8 @@ def issue_credential(
         source_fact_id=source_fact_id,
         document=document,
         status_list_index=status_index,
+        valid_until=valid_until,
+        previous_credential_id=previous.id if previous else None,
     )
     try:
         with session.begin_nested():
@@ -164,5 +176,7 @@ def issue_credential(
             raise
         return IssueResult(winner, created=False)
 
+    if previous is not None:
+        previous.superseded_by_id = credential.id
     provider.slug_frozen = True
     return IssueResult(credential, created=True)

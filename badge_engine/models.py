@@ -77,6 +77,9 @@ class Achievement(Base):
     criteria_narrative: Mapped[str] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(String(500))
     award_rule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Days a credential stays valid after its award date (its validUntil); None
+    # means it never expires.
+    valid_for_days: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     provider: Mapped[Provider] = relationship()
@@ -146,6 +149,8 @@ class CompletionFactRecord(Base):
 class CredentialStatus(str, enum.Enum):
     LIVE = "live"
     REVOKED = "revoked"
+    # Replaced by a newer version (a correction or a renewal); still valid as issued.
+    SUPERSEDED = "superseded"
 
 
 class Credential(Base):
@@ -190,6 +195,16 @@ class Credential(Base):
     completion_reversal_fact_id: Mapped[int | None] = mapped_column(
         ForeignKey("completion_facts.id")
     )
+    # Versions (badge_engine/corrections.py and renewal.py): each new version
+    # points at the one it replaces, and the replaced one at its successor.
+    valid_until: Mapped[datetime | None]
+    previous_credential_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credentials.id")
+    )
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id"))
+    superseded_at: Mapped[datetime | None]
+    # "correction" or "renewal".
+    supersede_reason: Mapped[str | None] = mapped_column(String(20))
 
     achievement: Mapped[Achievement] = relationship()
     learner: Mapped[Learner] = relationship()

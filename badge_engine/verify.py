@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from badge_engine.archive import is_archive
 from badge_engine.baking import (
     MAX_IMAGE_BYTES,
     BakingError,
@@ -62,7 +63,9 @@ from badge_engine.verify_ob2 import (
     verify_signed_assertion,
 )
 from badge_engine.verify_report import Problem, VerificationReport
+from badge_engine.verify_archive import verify_archive
 from badge_engine.verify_status import check_credential_status
+from badge_engine.verify_versions import check_supersession
 
 
 def verify_open_badge_credential(
@@ -315,6 +318,8 @@ def verify_text(text: str, context: VerifyContext, report: VerificationReport) -
             return
         if is_ob2_assertion(document):
             verify_hosted_assertion(document, context, report)
+        elif is_archive(document):
+            verify_archive(document, context, report)
         else:
             verify_ob3_document(document, context, report)
         return
@@ -397,6 +402,7 @@ def verify_ob3_document(
     check_validity_dates(document, context.now, report)
     check_credential_status(document, context, report)
     check_ob3_recipient(document, context, report)
+    check_supersession(document, context, report)
 
 
 def verify_vc_jwt_text(

@@ -113,6 +113,8 @@ class VerifyContext:
             return identity.strip().lower() == self.recipient.strip().lower()
 
         algorithm, _, expected = identity.partition("$")
+        # Issuers differ in how they print hex digits, so compare without case.
+        algorithm, expected = algorithm.lower(), expected.lower()
         salt_text = salt if isinstance(salt, str) else ""
         candidates = {self.recipient, self.recipient.strip().lower()}
         for candidate in candidates:

@@ -12,6 +12,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def import_all_models() -> None:
     """Import every module that defines tables, so the metadata is complete."""
+    import badge_engine.identity  # noqa: F401
     import badge_engine.models  # noqa: F401
     import badge_engine.outbox  # noqa: F401
     import connectors.canvas.models  # noqa: F401
