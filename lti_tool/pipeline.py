@@ -46,6 +46,7 @@ from connectors.moodle.errors import (
 from connectors.moodle.progress import read_learner_progress as read_moodle_progress
 from lti_tool.bridge import Bridge
 from lti_tool.logs import get_logger
+from lti_tool.mail import SEND_EMAIL, send_email_message
 
 log = get_logger(__name__)
 
@@ -508,4 +509,5 @@ HANDLERS = {
     EVALUATE_FACT: evaluate_fact,
     DELIVER_CREDENTIAL: deliver_credential,
     REREAD_MOODLE_LEARNER: reread_moodle_learner,
+    SEND_EMAIL: send_email_message,
 }
