@@ -126,8 +126,12 @@ class AttemptResult:
 def run_delivery(job: DeliveryJob) -> AttemptResult:
     """Run one attempt of `job.delivery` by its route and record the outcome on it."""
     delivery = job.delivery
-    route = route_for(delivery.route)
     delivery.attempts += 1
+    try:
+        route = route_for(delivery.route)
+    except LookupError as error:
+        return _fail(delivery, DeliveryStatus.FAILED, error)
+
     revoking = job.credential.status == CredentialStatus.REVOKED.value
     try:
         if revoking:
@@ -160,7 +164,7 @@ def run_delivery(job: DeliveryJob) -> AttemptResult:
 def _fail(delivery: Delivery, status: DeliveryStatus, error, retry_after=None):
     delivery.status = status.value
     delivery.last_error = str(error)[:2000]
-    delivery.last_http_status = error.http_status
+    delivery.last_http_status = getattr(error, "http_status", None)
     delivery.first_failed_at = delivery.first_failed_at or utcnow()
 
     return AttemptResult(status, str(error), retry_after)

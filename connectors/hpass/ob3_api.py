@@ -42,7 +42,7 @@ class Ob3ApiClient:
         self.api_base_url = api_base_url.rstrip("/")
         self._access_token = access_token
         self.http = PortfolioHttp(
-            policy or OutboundPolicy(loopback_dev=True),
+            policy or OutboundPolicy(),
             portfolio_url=self.api_base_url,
             timeout=timeout,
             session=session or requests.Session(),

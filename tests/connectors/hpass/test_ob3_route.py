@@ -205,3 +205,21 @@ def test_retry_schedule_spans_days():
     assert retry_delay(1) == timedelta(seconds=10)
     assert retry_delay(30) == timedelta(days=1)
     assert retry_delay(1, timedelta(hours=2)) == timedelta(hours=2)
+
+
+def test_unknown_route_fails_with_reason(app, db, seeded, portfolio):
+    """A delivery on a route no plug-in serves fails and names the known routes."""
+    from connectors.hpass.models import Delivery
+
+    link_by_oauth(app, db, seeded, portfolio.url)
+    credential, message_ids = issue_and_queue(app, db, seeded)
+    delivery = db.get(Delivery, deliveries_of(db, credential.id)[0].id)
+    delivery.route = "carrier_pigeon"
+    db.commit()
+
+    run_message(app, message_ids[0])
+
+    [failed] = deliveries_of(db, credential.id)
+    assert failed.status == DeliveryStatus.FAILED.value
+    assert "no delivery route 'carrier_pigeon'" in failed.last_error
+    assert "ob3_api" in failed.last_error
