@@ -1,7 +1,7 @@
 """`hpass-bridge operator`: accounts of HPass operators, created from the command line.
 
-The first operator account cannot be invited by anyone, so it is created here; later
-operators and provider admins arrive by invitation links.
+The first operator account cannot be invited by anyone, so it is created here, and so
+are further operators. Provider admins arrive by invitation links.
 """
 
 from __future__ import annotations

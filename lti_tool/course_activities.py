@@ -61,7 +61,7 @@ class Activity:
 
 
 class ActivitiesUnavailable(Exception):
-    """The activity list could not be read; the message says why and what to do."""
+    """The activity list could not be read; the message names the cause and the fix."""
 
 
 def read_course_activities(
@@ -69,7 +69,8 @@ def read_course_activities(
 ) -> list[Activity]:
     """Read the course's activities from the LMS and store their names.
 
-    Raises ActivitiesUnavailable when the LMS cannot be asked or does not answer.
+    Raises ActivitiesUnavailable for a non-Moodle connection and when the Moodle call
+    fails or times out.
     The caller commits.
     """
     if connection.kind != LmsKind.MOODLE.value:

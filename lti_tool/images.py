@@ -1,7 +1,7 @@
 """Badge images uploaded by instructors: checked, stored, and served from the bridge.
 
 Only PNG and SVG are accepted, the two formats Open Badges bakes. A PNG is checked by
-its signature and IHDR chunk; an SVG is parsed as XML and rejected when it contains
+its signature and IHDR chunk. An SVG is parsed as XML and rejected when it contains
 scripts, event handlers, external references or entity declarations, because the
 image is served from the bridge's own origin.
 """
@@ -48,7 +48,7 @@ class AchievementImage(Base):
 
 
 class ImageRejected(ValueError):
-    """An uploaded image is not acceptable; the message says why and what to do."""
+    """An uploaded image is rejected; the message names the cause and the fix."""
 
 
 @dataclass(frozen=True)

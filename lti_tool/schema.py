@@ -19,6 +19,9 @@ def import_all_models() -> None:
     import connectors.hpass.models  # noqa: F401
     import connectors.models  # noqa: F401
     import connectors.moodle.models  # noqa: F401
+    import lti_tool.accounts  # noqa: F401
+    import lti_tool.course_activities  # noqa: F401
+    import lti_tool.images  # noqa: F401
     import lti_tool.models  # noqa: F401
 
 

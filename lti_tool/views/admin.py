@@ -411,6 +411,7 @@ def invite(account: Account):
     email = (request.form.get("email") or "").strip()
     errors = {}
     db = db_session()
+
     if not email or "@" not in email or len(email) > 320:
         errors["email"] = _("Enter the email address of the person to invite.")
     elif find_account(db, email) is not None:
@@ -427,6 +428,7 @@ def invite(account: Account):
             ),
             400,
         )
+
     token = issue_token(
         db,
         TokenPurpose.INVITATION,

@@ -14,7 +14,7 @@ from flask import Response
 from lti_tool.models import Registration
 
 # Pages load only their own stylesheet, script and images (uploaded badge images are
-# served by the bridge); `data:` covers inline SVG icons.
+# served by the bridge) and `data:` images.
 _BASE_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'"
