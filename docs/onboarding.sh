@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Onboard a learning provider end to end with hpass-bridge commands alone:
+# provider, LTI platform, Moodle connection, a course badge and its backfill.
+#
+# Usage: docs/onboarding.sh BRIDGE_URL MOODLE_URL MOODLE_TOKEN_FILE COURSE_ID [SLUG]
+#
+#   BRIDGE_URL         the bridge's public base URL (HPASS_PUBLIC_BASE_URL)
+#   MOODLE_URL         the Moodle site's root URL; the LTI platform URLs derive from it
+#   MOODLE_TOKEN_FILE  file with the Moodle web service token
+#   COURSE_ID          the Moodle course that awards the badge
+#   SLUG               the provider's slug (default: onboarded-academy)
+#
+# Run it on the bridge's host with the bridge's environment. It stops at the first
+# failing command (set -e) and prints what each step created as JSON lines on stdout.
+set -euo pipefail
+
+if [ "$#" -lt 4 ]; then
+    echo "usage: $0 BRIDGE_URL MOODLE_URL MOODLE_TOKEN_FILE COURSE_ID [SLUG]" >&2
+    exit 2
+fi
+bridge_url="${1%/}"
+moodle_url="${2%/}"
+token_file="$3"
+course_id="$4"
+slug="${5:-onboarded-academy}"
+export HPASS_PUBLIC_BASE_URL="$bridge_url"
+
+json_field() {
+    # Read one field of a JSON document on stdin: json_field connection.id
+    python3 -c 'import json, sys
+value = json.load(sys.stdin)
+for key in sys.argv[1].split("."):
+    value = value[key]
+print(value)' "$1"
+}
+
+hpass-bridge db upgrade --json
+
+hpass-bridge provider add --slug "$slug" --name "Onboarded Academy" \
+    --url "$moodle_url" --json
+
+hpass-bridge platform add --provider "$slug" --issuer "$moodle_url" \
+    --client-id "hpass-$slug" --deployment-id 1 --family moodle \
+    --jwks-url "$moodle_url/mod/lti/certs.php" \
+    --auth-url "$moodle_url/mod/lti/auth.php" \
+    --token-url "$moodle_url/mod/lti/token.php" --json
+
+connection=$(hpass-bridge lms connect moodle --provider "$slug" --url "$moodle_url" \
+    --token-file "$token_file" --json)
+echo "$connection"
+connection_id=$(echo "$connection" | json_field connection.id)
+
+achievement=$(hpass-bridge achievement add --provider "$slug" \
+    --connection "$connection_id" --course "$course_id" \
+    --name "Course completed" --description "Completed the whole course." \
+    --criteria "Complete every activity of the course." \
+    --rule '{"version": 1, "rule": {"kind": "course_completed"}}' --json)
+echo "$achievement"
+achievement_id=$(echo "$achievement" | json_field achievement.id)
+
+hpass-bridge achievement backfill "$achievement_id" --json
+hpass-bridge awards list --provider "$slug" --json

@@ -1,0 +1,311 @@
+"""Operator commands run through the console script against the LMS stand-ins."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
+from tests.lti_tool.cli.conftest import CANVAS_COURSE_ID, MOODLE_TOKEN, RULE
+
+LEARNER = str(DEMO_LEARNER_ID)
+
+
+def _one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+COMMANDS = [
+    ["provider", "add"], ["provider", "list"], ["provider", "show"],
+    ["provider", "remove"], ["api-token", "create"], ["api-token", "list"],
+    ["api-token", "revoke"], ["lms", "connect", "moodle"], ["lms", "connect", "canvas"],
+    ["lms", "list"], ["lms", "test"], ["achievement", "add"], ["achievement", "list"],
+    ["achievement", "show"], ["achievement", "edit"], ["achievement", "preview"],
+    ["achievement", "backfill"], ["awards", "list"], ["awards", "show"],
+    ["awards", "revoke"], ["awards", "explain"], ["deliveries", "list"],
+    ["deliveries", "retry"], ["deliveries", "discard"], ["facts", "list"],
+    ["export"], ["keys", "list"], ["keys", "rotate"], ["deployments", "approve"],
+    ["learner", "export"], ["learner", "forget"], ["operator", "add"],
+]
+
+
+def test_every_command_has_help_and_json(cli):
+    """Each command prints help and offers --json."""
+    for command in COMMANDS:
+        result = cli(*command, "--help")
+        assert result.code == 0, command
+        assert "--json" in result.stdout, command
+
+
+def test_provider_add_list_show_remove(cli):
+    """A provider is added, listed, shown and removed, in text and JSON."""
+    added = cli.ok("provider", "add", "--slug", "acme", "--name", "Acme",
+                   "--url", "https://acme.example.org", "--json")
+    assert added.document["provider"]["certification"] == "not_certified"
+
+    listed = cli.ok("provider", "list")
+    assert "acme" in listed.stdout
+    assert "not_certified" in listed.stdout
+    shown = cli.ok("provider", "show", "acme", "--json")
+    assert shown.document["slug"] == "acme"
+
+    removed = cli.ok("provider", "remove", "acme")
+    assert "removed" in removed.stdout
+    assert cli.ok("provider", "list", "--json").document["providers"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--slug", "Bad Slug", "--name", "x", "--url", "https://x.org"], "slug"),
+        (["--slug", "ok", "--name", "x", "--url", "ftp://x.org"], "http(s)"),
+    ],
+)
+def test_provider_add_bad_input(cli, args, word):
+    """A bad slug or URL exits 2 with one line naming it; nothing is added."""
+    result = cli("provider", "add", *args, "--json")
+
+    assert result.code == 2
+    assert word in _one_error_line(result)
+    assert json.loads(result.stdout)["error"]
+    assert cli.ok("provider", "list", "--json").document["providers"] == []
+
+
+def test_unknown_slug_is_usage_error(cli):
+    """An unknown provider slug exits 2 and names the slug."""
+    result = cli("achievement", "list", "--provider", "nobody")
+
+    assert result.code == 2
+    assert "'nobody'" in _one_error_line(result)
+
+
+def test_provider_remove_in_use(cli, moodle_connection):
+    """A provider with an LMS connection is not removed."""
+    result = cli("provider", "remove", "acme")
+
+    assert result.code == 1
+    assert "lms_connections" in _one_error_line(result)
+
+
+def test_lms_connect_moodle_prints_webhook(cli, provider, moodle):
+    """Connecting Moodle tests it and shows the webhook URL and secret once."""
+    result = cli.ok("lms", "connect", "moodle", "--provider", provider,
+                    "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+
+    assert "Webhook URL: http://127.0.0.1:5999/webhooks/moodle/" in result.stdout
+    assert "Webhook secret" in result.stdout
+    listed = cli.ok("lms", "list", "--provider", provider, "--json")
+    assert listed.document["connections"][0]["kind"] == "moodle"
+    assert "webhook_secret" not in listed.stdout
+
+
+def test_lms_connect_unreachable_saves_nothing(cli, provider):
+    """An unreachable Moodle exits 1 and leaves no connection."""
+    result = cli("lms", "connect", "moodle", "--provider", provider,
+                 "--url", "http://127.0.0.1:9", "--token", "x")
+
+    assert result.code == 1
+    assert "nothing was saved" in _one_error_line(result)
+    assert cli.ok("lms", "list", "--json").document["connections"] == []
+
+
+def test_lms_connect_rejected_token(cli, provider, moodle):
+    """A token Moodle rejects exits 1 and leaves no connection."""
+    result = cli("lms", "connect", "moodle", "--provider", provider,
+                 "--url", moodle.site_url, "--token", "wrong-token", "--json")
+
+    assert result.code == 1
+    assert result.document["error"] == "lms_unreachable"
+    assert cli.ok("lms", "list", "--json").document["connections"] == []
+
+
+def test_lms_connect_canvas_and_test(cli, provider, canvas):
+    """Connecting Canvas tests the scopes and prints the Live Events URL."""
+    token = canvas.issue_token()
+    result = cli.ok("lms", "connect", "canvas", "--provider", provider,
+                    "--url", canvas.url, "--token", token,
+                    "--course", str(CANVAS_COURSE_ID), "--json")
+
+    assert result.document["test"]["ok"] is True
+    assert "?token=" in result.document["webhook_url"]
+    connection = result.document["connection"]["id"]
+    tested = cli("lms", "test", connection, "--course", str(CANVAS_COURSE_ID))
+    assert tested.code == 0, tested.stderr
+    assert "ok" in tested.stdout
+
+
+def test_lms_test_moodle(cli, moodle_connection):
+    """lms test reports a working Moodle connection in text and JSON."""
+    assert "ok" in cli.ok("lms", "test", moodle_connection).stdout
+    assert cli.ok("lms", "test", moodle_connection, "--json").document["ok"] is True
+
+
+def test_achievement_add_show_edit(cli, provider, achievement):
+    """A badge is added, shown and edited, and appears in the list."""
+    shown = cli.ok("achievement", "show", achievement, "--json")
+    assert shown.document["award_rule"] == json.loads(RULE)
+    assert "Course finisher" in cli.ok("achievement", "list", "--provider",
+                                       provider).stdout
+
+    edited = cli.ok("achievement", "edit", achievement, "--name", "Finisher", "--json")
+    assert edited.document["fields"] == ["name"]
+    assert edited.document["achievement"]["name"] == "Finisher"
+
+
+@pytest.mark.parametrize(
+    "rule", ['{"version": 1', '{"version": 1, "rule": {"kind": "nope"}}']
+)
+def test_achievement_add_bad_rule(cli, provider, moodle_connection, rule):
+    """Malformed or invalid rule JSON exits 2 and adds nothing."""
+    result = cli("achievement", "add", "--provider", provider,
+                 "--connection", moodle_connection, "--course", "101",
+                 "--name", "n", "--description", "d", "--criteria", "c",
+                 "--rule", rule)
+
+    assert result.code == 2
+    assert "rule" in _one_error_line(result)
+    listed = cli.ok("achievement", "list", "--provider", provider, "--json")
+    assert listed.document["achievements"] == []
+
+
+def test_achievement_preview(cli, achievement):
+    """Preview names the learner who completed the course and issues nothing."""
+    result = cli.ok("achievement", "preview", achievement, "--json")
+
+    earning = [row["lms_user_id"] for row in result.document["learners"] if row["met"]]
+    assert earning == [LEARNER]
+    assert cli.ok("awards", "list", "--provider", "acme", "--json").document[
+        "awards"] == []
+    assert "would earn it now" in cli.ok("achievement", "preview", achievement).stdout
+
+
+def test_achievement_backfill_issues_once(cli, achievement):
+    """Backfill issues to the learner who completed; a second run issues nothing."""
+    first = cli.ok("achievement", "backfill", achievement, "--json")
+    assert first.document["status"] == "done"
+    assert first.document["issued"] == 1
+
+    second = cli.ok("achievement", "backfill", achievement)
+    assert "0 issued, 1 already held" in second.stdout
+
+
+def test_awards_list_show_explain(cli, award, achievement, moodle):
+    """Awards are listed by learner, shown with deliveries, and explained."""
+    listed = cli.ok("awards", "list", "--provider", "acme", "--learner", LEARNER,
+                    "--json")
+    assert [item["id"] for item in listed.document["awards"]] == [award]
+    assert "live" in cli.ok("awards", "list", "--provider", "acme").stdout
+
+    shown = cli.ok("awards", "show", award, "--json")
+    assert shown.document["status"] == "live"
+    assert "deliveries" in shown.document
+
+    explained = cli.ok("awards", "explain", "--achievement", achievement,
+                       "--learner", LEARNER, "--json")
+    assert explained.document["holds_award"] == award
+    moodle.enrol_learner(DEMO_COURSE_ID, 3002, "Learner Two")
+    not_earned = cli.ok("awards", "explain", "--achievement", achievement,
+                        "--learner", "3002")
+    assert "has not earned it" in not_earned.stdout
+
+
+def test_awards_revoke_needs_reason(cli, award):
+    """A revoke without a reason exits 2; with one it revokes once."""
+    missing = cli("awards", "revoke", award)
+    assert missing.code == 2
+    assert "--reason" in _one_error_line(missing)
+
+    revoked = cli.ok("awards", "revoke", award, "--reason", "Issued in error",
+                     "--json")
+    assert revoked.document["award"]["status"] == "revoked"
+    again = cli("awards", "revoke", award, "--reason", "again")
+    assert again.code == 1
+    assert "already revoked" in _one_error_line(again)
+
+
+def test_deliveries_and_facts_lists(cli, award):
+    """deliveries list and facts list answer in text and JSON."""
+    deliveries = cli.ok("deliveries", "list", "--provider", "acme", "--json")
+    assert "deliveries" in deliveries.document
+    facts = cli.ok("facts", "list", "--provider", "acme", "--json")
+    assert "facts" in facts.document
+    assert cli.ok("facts", "list", "--provider", "acme").stdout.strip()
+
+
+def test_deliveries_retry_unknown(cli, provider):
+    """Retrying an unknown delivery exits 2 naming it."""
+    result = cli("deliveries", "retry", "--provider", provider, "999")
+
+    assert result.code == 2
+    assert "999" in _one_error_line(result)
+
+
+def test_export_formats(cli, award, tmp_path):
+    """Export writes JSON, PNG and SVG badges that hpass-bridge verify reads."""
+    for file_format in ("json", "png", "svg"):
+        out = tmp_path / file_format
+        result = cli.ok("export", "--provider", "acme", "--out", str(out),
+                        "--format", file_format, "--json")
+        assert result.document["count"] == 1
+        assert (out / f"{award}.{file_format}").exists()
+
+
+def test_keys_list_and_rotate(cli, provider, award):
+    """Signing and encryption keys are listed and rotated."""
+    rotated = cli.ok("keys", "rotate", "--kind", "signing", "--provider", provider,
+                     "--json")
+    assert rotated.document["new_key"] == "key-2"
+    listed = cli.ok("keys", "list", "--kind", "signing", "--json")
+    assert [key["active"] for key in listed.document["keys"]] == [False, True]
+
+    encryption = cli.ok("keys", "rotate", "--kind", "encryption", "--json")
+    assert encryption.document["secrets_reencrypted"] >= 3
+    assert "encryption" in cli.ok("keys", "list").stdout
+    needs_provider = cli("keys", "rotate", "--kind", "lti")
+    assert needs_provider.code == 2
+
+
+def test_learner_export_and_forget(cli, award):
+    """A learner's data is exported, then the name is forgotten."""
+    exported = cli.ok("learner", "export", "--provider", "acme", LEARNER, "--json")
+    assert exported.document["learners"][0]["awards"][0]["id"] == award
+
+    cli.ok("learner", "forget", "--provider", "acme", LEARNER)
+    after = cli.ok("learner", "export", "--provider", "acme", LEARNER, "--json")
+    assert after.document["learners"][0]["name"] is None
+
+
+def test_api_token_create_list_revoke(cli, provider):
+    """A token is shown once at creation, listed without it, and revoked."""
+    created = cli.ok("api-token", "create", "--provider", provider, "--json")
+    token = created.document["token"]
+    listed = cli.ok("api-token", "list", "--provider", provider)
+    assert token not in listed.stdout
+    assert created.document["id"] in listed.stdout
+
+    cli.ok("api-token", "revoke", "--provider", provider, created.document["id"])
+    revoked = cli.ok("api-token", "list", "--provider", provider, "--json")
+    assert revoked.document["tokens"][0]["revoked_at"]
+
+
+def test_aliases_exist(cli):
+    """The older names stay: connection add-moodle, platform approve, operator create."""
+    for command in (["connection", "add-moodle"], ["platform", "approve"],
+                    ["operator", "create"], ["deployments", "approve"]):
+        assert cli(*command, "--help").code == 0
+
+
+def test_commands_are_audited_as_os_user(cli, provider, tmp_path):
+    """Operator commands record audit events with the operating-system user."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'instance' / 'hpass.db'}")
+    with engine.connect() as connection:
+        actors = connection.execute(
+            text("select actor, action from audit_events")).all()
+    engine.dispose()
+    assert ("provider.created" in {action for _, action in actors})
+    assert all(actor.startswith("os:") for actor, _ in actors)
