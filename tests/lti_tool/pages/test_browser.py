@@ -253,7 +253,7 @@ def test_page_inside_platform_frame(browser, stack):
 
 
 @pytest.mark.parametrize("locale", LANGUAGES)
-def test_admin_pages_accessible(browser, stack, locale):
+def test_admin_pages_accessible(browser, stack, shots, locale):
     """Sign-in and admin pages pass axe-core in each language."""
     context = browser.new_context(locale=locale)
     page = context.new_page()
@@ -270,6 +270,7 @@ def test_admin_pages_accessible(browser, stack, locale):
         page.goto(stack.base_url + path)
         assert page.locator("html").get_attribute("lang") == locale
         assert axe_violations(page) == [], f"{path} in {locale}"
+        shots(page, "admin" + path.replace("/admin", "").replace("/", "-") + locale)
     context.close()
 
 
