@@ -52,6 +52,7 @@ def create_app(
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
+    from lti_tool.api.views import bp as api_bp
     from lti_tool.views.canvas_webhooks import bp as canvas_webhooks_bp
     from lti_tool.views.explain import bp as explain_bp
     from lti_tool.views.admin import bp as admin_bp
@@ -69,6 +70,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(portfolio_bp)
     app.register_blueprint(canvas_webhooks_bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(explain_bp)
 
     if settings.demo:

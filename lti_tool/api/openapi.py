@@ -1,0 +1,347 @@
+"""The OpenAPI 3.1 document of /api/v1, written by hand beside the routes.
+
+A test compares its paths with the blueprint's routes, and schemathesis checks the
+served API against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lti_tool import __version__
+
+STRING = {"type": "string"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _list_of(key: str, ref: str) -> dict:
+    return _object({key: {"type": "array", "items": {"$ref": ref}}}, [key])
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+ERRORS = {
+    "400": _json(ERROR, "Invalid input; the message names the value and the fix."),
+    "401": _json(ERROR, "Missing, invalid or revoked API token."),
+    "404": _json(ERROR, "Not found for this token's provider."),
+}
+
+
+def _query(name: str, description: str, schema: dict | None = None) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or STRING,
+    }
+
+
+def _path(name: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema or STRING}
+
+
+LIMIT = _query(
+    "limit", "Most rows, newest first.", {"type": "integer", "minimum": 1, "maximum": 1000}
+)
+
+
+def _operation(summary: str, responses: dict, **extra) -> dict:
+    return {"summary": summary, "responses": {**responses, **ERRORS}, **extra}
+
+
+SCHEMAS = {
+    "Error": _object(
+        {"error": STRING, "message": STRING, "request_id": NULLABLE_STRING},
+        ["error", "message"],
+    ),
+    "Provider": _object(
+        {
+            "slug": STRING,
+            "name": STRING,
+            "url": STRING,
+            "email": NULLABLE_STRING,
+            "certification": {"enum": ["certified", "not_certified"]},
+            "slug_frozen": {"type": "boolean"},
+            "created_at": TIMESTAMP,
+        },
+        ["slug", "name", "certification"],
+    ),
+    "LmsConnection": _object(
+        {
+            "id": STRING,
+            "kind": {"enum": ["moodle", "canvas"]},
+            "name": STRING,
+            "url": STRING,
+            "state": STRING,
+            "state_detail": NULLABLE_STRING,
+            "webhook_url": STRING,
+            "created_at": TIMESTAMP,
+        },
+        ["id", "kind", "url", "state"],
+    ),
+    "AwardRule": {
+        "type": "object",
+        "description": "An award rule document, see docs/award-rules.md.",
+        "required": ["version", "rule"],
+        "properties": {"version": {"const": 1}, "rule": {"type": "object"}},
+    },
+    "Achievement": _object(
+        {
+            "id": STRING,
+            "lms_connection": NULLABLE_STRING,
+            "course_id": STRING,
+            "name": STRING,
+            "description": STRING,
+            "criteria": STRING,
+            "image_url": NULLABLE_STRING,
+            "award_rule": {"$ref": "#/components/schemas/AwardRule"},
+            "created_at": TIMESTAMP,
+        },
+        ["id", "course_id", "name", "award_rule"],
+    ),
+    "NewAchievement": _object(
+        {
+            "lms_connection": STRING,
+            "course_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "criteria": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "award_rule": {"$ref": "#/components/schemas/AwardRule"},
+        },
+        ["lms_connection", "course_id", "name", "description", "criteria", "award_rule"],
+    ),
+    "AchievementChange": _object(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "criteria": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "award_rule": {"$ref": "#/components/schemas/AwardRule"},
+        }
+    ),
+    "Delivery": _object(
+        {
+            "id": {"type": "integer"},
+            "award": STRING,
+            "achievement_name": STRING,
+            "route": STRING,
+            "status": STRING,
+            "reason": NULLABLE_STRING,
+            "last_error": NULLABLE_STRING,
+            "attempts": {"type": "integer"},
+            "updated_at": TIMESTAMP,
+            "delivered_at": TIMESTAMP,
+            "remote_url": NULLABLE_STRING,
+        },
+        ["id", "route", "status"],
+    ),
+    "Award": _object(
+        {
+            "id": STRING,
+            "url": STRING,
+            "achievement": STRING,
+            "achievement_name": STRING,
+            "course_id": STRING,
+            "learner": STRING,
+            "status": {"enum": ["live", "revoked"]},
+            "awarded_at": TIMESTAMP,
+            "issued_at": TIMESTAMP,
+            "revoked_at": TIMESTAMP,
+            "revocation_reason": NULLABLE_STRING,
+            "completion_reversed_at": TIMESTAMP,
+            "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
+        },
+        ["id", "achievement", "learner", "status"],
+    ),
+    "CompletionFact": _object(
+        {
+            "id": {"type": "integer"},
+            "course_id": STRING,
+            "learner": STRING,
+            "activity_id": NULLABLE_STRING,
+            "state": STRING,
+            "occurred_at": TIMESTAMP,
+            "source": STRING,
+            "source_event_id": NULLABLE_STRING,
+            "outcome": STRING,
+            "outcome_detail": NULLABLE_STRING,
+            "received_at": TIMESTAMP,
+        },
+        ["id", "course_id", "learner", "state", "source"],
+    ),
+}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(name: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+PATHS = {
+    "/api/v1/provider": {
+        "get": _operation(
+            "The token's provider", {"200": _json(_ref("Provider"), "The provider.")},
+            operationId="getProvider",
+        )
+    },
+    "/api/v1/lms-connections": {
+        "get": _operation(
+            "The provider's LMS connections",
+            {"200": _json(_list_of("connections", "#/components/schemas/LmsConnection"), "Connections.")},
+            operationId="listLmsConnections",
+        )
+    },
+    "/api/v1/achievements": {
+        "get": _operation(
+            "The provider's achievements",
+            {"200": _json(_list_of("achievements", "#/components/schemas/Achievement"), "Achievements.")},
+            operationId="listAchievements",
+            parameters=[_query("course_id", "Only this LMS course.")],
+        ),
+        "post": _operation(
+            "Add an achievement with its award rule",
+            {
+                "201": _json(_ref("Achievement"), "Created."),
+            },
+            operationId="addAchievement",
+            requestBody=_body("NewAchievement"),
+        ),
+    },
+    "/api/v1/achievements/{achievement_id}": {
+        "get": _operation(
+            "One achievement",
+            {"200": _json(_ref("Achievement"), "The achievement.")},
+            operationId="getAchievement",
+            parameters=[_path("achievement_id")],
+        ),
+        "patch": _operation(
+            "Change an achievement's texts or award rule",
+            {"200": _json(_ref("Achievement"), "Changed.")},
+            operationId="editAchievement",
+            parameters=[_path("achievement_id")],
+            requestBody=_body("AchievementChange"),
+        ),
+    },
+    "/api/v1/awards": {
+        "get": _operation(
+            "The provider's awards, newest first",
+            {"200": _json(_list_of("awards", "#/components/schemas/Award"), "Awards.")},
+            operationId="listAwards",
+            parameters=[
+                _query("course_id", "Only this LMS course."),
+                _query("learner", "Only this learner (LMS user id)."),
+                _query("achievement", "Only this achievement id."),
+                _query("status", "Only this status.", {"enum": ["live", "revoked"]}),
+                LIMIT,
+            ],
+        )
+    },
+    "/api/v1/awards/{award_id}": {
+        "get": _operation(
+            "One award with its deliveries",
+            {"200": _json(_ref("Award"), "The award.")},
+            operationId="getAward",
+            parameters=[_path("award_id")],
+        )
+    },
+    "/api/v1/awards/{award_id}/revoke": {
+        "post": _operation(
+            "Revoke an award, with a reason verifiers show",
+            {
+                "200": _json(_ref("Award"), "Revoked."),
+                "409": _json(ERROR, "Already revoked."),
+            },
+            operationId="revokeAward",
+            parameters=[_path("award_id")],
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": _object(
+                            {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}},
+                            ["reason"],
+                        )
+                    }
+                },
+            },
+        )
+    },
+    "/api/v1/deliveries": {
+        "get": _operation(
+            "The provider's deliveries to portfolios",
+            {"200": _json(_list_of("deliveries", "#/components/schemas/Delivery"), "Deliveries.")},
+            operationId="listDeliveries",
+            parameters=[
+                _query(
+                    "status",
+                    "Only this status.",
+                    {"enum": ["queued", "delivered", "retrying", "needs_consent",
+                              "failed", "no_portfolio", "revoked"]},
+                ),
+                LIMIT,
+            ],
+        )
+    },
+    "/api/v1/deliveries/{delivery_id}/retry": {
+        "post": _operation(
+            "Queue a delivery again",
+            {
+                "202": _json(
+                    _object({"status": STRING, "delivery": {"type": "integer"}}),
+                    "Queued.",
+                ),
+                "409": _json(ERROR, "Already delivered."),
+            },
+            operationId="retryDelivery",
+            parameters=[_path("delivery_id", {"type": "integer", "minimum": 0})],
+        )
+    },
+    "/api/v1/facts": {
+        "get": _operation(
+            "Completion facts the LMSs reported, newest first",
+            {"200": _json(_list_of("facts", "#/components/schemas/CompletionFact"), "Facts.")},
+            operationId="listFacts",
+            parameters=[
+                _query("course_id", "Only this LMS course."),
+                _query("learner", "Only this learner (LMS user id)."),
+                _query("source", "Only this source.", {"enum": ["event", "poll"]}),
+                LIMIT,
+            ],
+        )
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "HPass bridge provider API",
+            "version": __version__,
+            "description": (
+                "Each provider's own data, reached with that provider's API token "
+                "(`hpass-bridge api-token create`). Ids of another provider answer "
+                "404."
+            ),
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"token": []}],
+    }

@@ -1,0 +1,264 @@
+"""JSON API routes for providers' own automation.
+
+Every request but the OpenAPI document carries `Authorization: Bearer <token>`
+with one provider's API token, and every query filters on that provider, so a
+token never reads or changes another provider's data: an id that belongs to
+another provider is answered with 404, as if it did not exist. The routes call
+the same actions as the `hpass-bridge` commands, with the same checks and audit
+events (actor `api-token:<token id>`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from badge_engine.db import utcnow
+from badge_engine.models import Provider
+from lti_tool.api.openapi import openapi_document
+from lti_tool.api.tokens import find_active_token
+from lti_tool.bridge import current_bridge, db_session
+from lti_tool.errors import Unauthorized
+from lti_tool.logs import get_logger
+from lti_tool.operations import ActionError, InvalidInput, api_actor
+from lti_tool.operations import achievements as achievement_ops
+from lti_tool.operations import awards as award_ops
+from lti_tool.operations import deliveries as delivery_ops
+from lti_tool.operations.lms import connection_dict, list_connections
+from lti_tool.operations.providers import provider_dict
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = get_logger(__name__)
+
+PUBLIC_ENDPOINTS = ("api.openapi",)
+
+
+@bp.before_request
+def authenticate() -> None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "missing API token; send `Authorization: Bearer <token>` with a token "
+            "from `hpass-bridge api-token create`",
+            code="token_missing",
+        )
+    row = find_active_token(db_session(), token.strip())
+    if row is None:
+        raise Unauthorized(
+            "the API token is invalid or revoked; ask the operator for a new one",
+            code="token_invalid",
+        )
+    row.last_used_at = utcnow()
+    db_session().commit()
+    g.api_provider = db_session().get(Provider, row.provider_id)
+    g.api_actor = api_actor(row.public_id)
+
+
+@bp.errorhandler(ActionError)
+def handle_action_error(error: ActionError):
+    log.info(
+        "api_action_rejected",
+        code=error.code,
+        reason=error.message,
+        provider_id=getattr(g.get("api_provider"), "id", None),
+    )
+    db_session().rollback()
+    body = {"error": error.code, "message": error.message, "request_id": g.request_id}
+    return jsonify(body), error.http_status
+
+
+@bp.errorhandler(SQLAlchemyError)
+def handle_database_error(error: SQLAlchemyError):
+    log.error("api_database_error", error=type(error).__name__)
+    db_session().rollback()
+    body = {
+        "error": "database_error",
+        "message": "the database rejected the change; nothing was saved, try again",
+        "request_id": g.request_id,
+    }
+    return jsonify(body), 503
+
+
+def _provider() -> Provider:
+    return g.api_provider
+
+
+def _commit():
+    db_session().commit()
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            "the request body must be a JSON object; send Content-Type: "
+            "application/json",
+            code="invalid_body",
+        )
+    return body
+
+
+def _string(body: dict, name: str, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"field {name!r} must be a string", code="invalid_field")
+    return value
+
+
+def _limit() -> int:
+    raw = request.args.get("limit", "100")
+    if not raw.isdigit():
+        raise InvalidInput(
+            f"limit must be a whole number from 1 to 1000, got {raw!r}",
+            code="invalid_limit",
+        )
+    return int(raw)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@bp.get("/provider")
+def show_provider():
+    return jsonify(provider_dict(db_session(), _provider()))
+
+
+@bp.get("/lms-connections")
+def lms_connections():
+    rows = list_connections(db_session(), _provider())
+    return jsonify(
+        {"connections": [connection_dict(current_bridge(), row) for row in rows]}
+    )
+
+
+@bp.get("/achievements")
+def list_achievements():
+    rows = achievement_ops.list_achievements(
+        db_session(), _provider(), request.args.get("course_id")
+    )
+    return jsonify(
+        {"achievements": [achievement_ops.achievement_dict(db_session(), r) for r in rows]}
+    )
+
+
+@bp.post("/achievements")
+def add_achievement():
+    body = _body()
+    created = achievement_ops.add_achievement(
+        db_session(),
+        g.api_actor,
+        _provider(),
+        connection_id=_string(body, "lms_connection"),
+        course_id=_string(body, "course_id"),
+        name=_string(body, "name"),
+        description=_string(body, "description"),
+        criteria=_string(body, "criteria"),
+        rule=body.get("award_rule"),
+    )
+    _commit()
+    return jsonify(achievement_ops.achievement_dict(db_session(), created)), 201
+
+
+@bp.get("/achievements/<achievement_id>")
+def show_achievement(achievement_id: str):
+    found = achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
+    return jsonify(achievement_ops.achievement_dict(db_session(), found))
+
+
+@bp.patch("/achievements/<achievement_id>")
+def edit_achievement(achievement_id: str):
+    body = _body()
+    found = achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
+    achievement_ops.edit_achievement(
+        db_session(),
+        g.api_actor,
+        found,
+        name=_string(body, "name", required=False),
+        description=_string(body, "description", required=False),
+        criteria=_string(body, "criteria", required=False),
+        rule=body.get("award_rule"),
+    )
+    _commit()
+    return jsonify(achievement_ops.achievement_dict(db_session(), found))
+
+
+@bp.get("/awards")
+def list_awards():
+    rows = award_ops.list_awards(
+        db_session(),
+        _provider().id,
+        course_id=request.args.get("course_id"),
+        learner=request.args.get("learner"),
+        achievement_id=request.args.get("achievement"),
+        status=request.args.get("status"),
+        limit=_limit(),
+    )
+    return jsonify({"awards": [award_ops.award_dict(current_bridge(), r) for r in rows]})
+
+
+@bp.get("/awards/<award_id>")
+def show_award(award_id: str):
+    credential = award_ops.find_award(db_session(), award_id, _provider().id)
+    result = award_ops.award_dict(current_bridge(), credential)
+    result["deliveries"] = [
+        award_ops.delivery_dict(item)
+        for item in award_ops.award_deliveries(db_session(), credential)
+    ]
+    return jsonify(result)
+
+
+@bp.post("/awards/<award_id>/revoke")
+def revoke_award(award_id: str):
+    body = _body()
+    credential = award_ops.find_award(db_session(), award_id, _provider().id)
+    message_ids = award_ops.revoke_award(
+        db_session(), g.api_actor, credential, _string(body, "reason", required=False)
+    )
+    _commit()
+    _dispatch(message_ids)
+    return jsonify(award_ops.award_dict(current_bridge(), credential))
+
+
+@bp.get("/deliveries")
+def list_deliveries():
+    rows = delivery_ops.list_deliveries(
+        db_session(), _provider().id, request.args.get("status"), _limit()
+    )
+    return jsonify({"deliveries": rows})
+
+
+@bp.post("/deliveries/<int:delivery_id>/retry")
+def retry_delivery(delivery_id: int):
+    delivery = delivery_ops.find_delivery(db_session(), delivery_id, _provider().id)
+    message_id = delivery_ops.retry_delivery(db_session(), g.api_actor, delivery)
+    _commit()
+    _dispatch([message_id])
+    return jsonify({"status": "queued", "delivery": delivery_id}), 202
+
+
+@bp.get("/facts")
+def list_facts():
+    rows = delivery_ops.list_facts(
+        db_session(),
+        _provider().id,
+        course_id=request.args.get("course_id"),
+        learner=request.args.get("learner"),
+        source=request.args.get("source"),
+        limit=_limit(),
+    )
+    return jsonify({"facts": rows})
+
+
+def _dispatch(message_ids: list[int]) -> None:
+    from lti_tool.tasks import dispatch
+
+    dispatch(message_ids)
