@@ -299,3 +299,16 @@ def test_learner_progress_then_badge(browser, stack, shots):
     assert axe_violations(page) == []
     shots(page, "learner-ar", keep_copy=True)
     page.context.close()
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+def test_demo_page_accessible(browser, stack, locale):
+    """The demo page is translated and passes axe-core."""
+    context = browser.new_context(locale=locale)
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/demo/")
+
+    assert page.locator("html").get_attribute("lang") == locale
+    assert page.locator("ol.steps li").count() == 5
+    assert axe_violations(page) == []
+    context.close()
