@@ -337,3 +337,9 @@ def award_blockers_for(credential: Credential) -> list:
         enrolment_active=None,
         deliveries_waiting_for_consent=_consent_waits(credential),
     )
+
+
+@bp.app_template_global()
+def credential_versions(credential: Credential) -> dict:
+    """Return the credential's public version history, for `_versions.html`."""
+    return versions_document(db_session(), base_url(), credential)

@@ -330,6 +330,11 @@ def test_correction_supersedes_and_verifies(
     history = client.get(f"/credentials/{old.public_id}/versions").get_json()
     assert history["supersededBy"].endswith(new.public_id)
     assert [v["status"] for v in history["versions"]] == ["superseded", "live"]
+    page = client.get(
+        f"/credentials/{old.public_id}", headers={"Accept": "text/html"}
+    ).get_data(as_text=True)
+    assert "replaced by a newer one" in page
+    assert f'href="{history["current"]}"' in page
 
     port = urlsplit(app.extensions["hpass"].settings.public_base_url).port
     server = serve_in_thread(app, port=port)
@@ -501,6 +506,8 @@ def test_archive_verifies_offline(app, db, client, moodle, course, tmp_path, ver
         f"/course/{course['course'].id}/credentials/{credential.public_id}/archive"
     )
 
+    page = client.get(f"/course/{course['course'].id}").get_data(as_text=True)
+    assert f"/credentials/{credential.public_id}/archive" in page
     assert response.status_code == 200
     archive = response.get_json()
     assert archive["type"] == "HPassCredentialArchive"
