@@ -334,7 +334,7 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": (
                 "Each provider's own data, reached with that provider's API token "
-                "(`hpass-bridge api-token create`). Ids of another provider answer "
+                "(`hpass-bridge api-token create`). Ids of another provider return "
                 "404."
             ),
         },

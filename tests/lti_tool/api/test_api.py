@@ -41,7 +41,7 @@ def _auth(token: str) -> dict:
 
 
 def test_missing_token_is_401(client):
-    """A request without a token gets a JSON 401 that says how to send one."""
+    """A request without a token gets a JSON 401 explaining how to send one."""
     response = client.get("/api/v1/provider")
 
     assert response.status_code == 401
@@ -79,7 +79,7 @@ def test_token_reads_own_provider(client, tenants):
 
 
 def test_token_cannot_read_other_provider(client, tenants):
-    """Another provider's achievement answers 404 as if it did not exist."""
+    """Another provider's achievement returns 404 as if it did not exist."""
     alpha, beta = tenants
     response = client.get(
         f"/api/v1/achievements/{beta['achievement']}", headers=_auth(alpha["token"])
