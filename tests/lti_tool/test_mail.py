@@ -178,3 +178,57 @@ def test_bad_smtp_url_rejected(app, db, reminder, monkeypatch):
     assert outcome == "failed"
     assert _status(db, reminder) != OutboxStatus.DONE.value
     assert db.scalar(select(OutboxMessage.id).where(OutboxMessage.id == reminder))
+
+
+def test_scheduled_run_queues_once(app, db):
+    """The scheduled reminder run queues a reminder once across repeated runs."""
+    from lti_tool.renewal_tasks import queue_all_expiry_reminders
+
+    vault = app.extensions["hpass"].vault
+    provider = add_provider(db, slug="sched", name="Sched")
+    connection = add_moodle_connection(
+        db, vault, provider, "http://127.0.0.1:9", "unused-token"
+    )
+    learner = Learner(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_user_id="6",
+        email="soon@sched.example",
+    )
+    achievement = Achievement(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_course_id="101",
+        name="Water safety",
+        description="Water safety.",
+        criteria_narrative="Complete the course.",
+        award_rule={"version": 1, "rule": {"kind": "course_completed"}},
+        valid_for_days=30,
+    )
+    db.add_all([learner, achievement])
+    db.flush()
+    now = datetime.now(timezone.utc)
+    db.add(
+        Credential(
+            provider_id=provider.id,
+            achievement_id=achievement.id,
+            learner_id=learner.id,
+            live_key=f"{achievement.id}:{learner.id}",
+            awarded_at=now - timedelta(days=25),
+            valid_until=now + timedelta(days=5),
+            document={"type": ["VerifiableCredential"]},
+        )
+    )
+    db.commit()
+
+    with app.app_context():
+        first = queue_all_expiry_reminders.run()
+    with app.app_context():
+        queue_all_expiry_reminders.run()
+
+    messages = db.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == SEND_EMAIL)
+    ).all()
+    assert first == 1
+    assert len(messages) == 1
+    assert messages[0].idempotency_key.endswith(":7")
