@@ -27,7 +27,12 @@ from sqlalchemy import select
 
 from badge_engine.db import utcnow
 from badge_engine.models import Learner
-from connectors.hpass.errors import DeliveryRejected, TokenExpired
+from connectors.hpass.errors import (
+    DeliveryError,
+    DeliveryRejected,
+    PortfolioSetupError,
+    TokenExpired,
+)
 from connectors.hpass.http import HttpResult, PortfolioHttp
 from connectors.hpass.models import ObfBadgeMapping, ObfConnection, RouteName
 from connectors.hpass.routes import DeliveryJob, RouteOutcome, register_route
@@ -62,7 +67,7 @@ class ObfClient:
         self.vault = vault
         self.base = connection.api_base_url.rstrip("/")
 
-    def _fetch_token(self) -> str:
+    def fetch_token(self) -> str:
         secret = self.vault.decrypt(
             self.connection.client_secret_encrypted, what="OBF client secret"
         ).decode()
@@ -103,7 +108,7 @@ class ObfClient:
                 connection.access_token_encrypted, what="OBF access token"
             ).decode()
 
-        return self._fetch_token()
+        return self.fetch_token()
 
     def call(self, method: str, path: str, **kwargs) -> HttpResult:
         """Send one authorized request; a 401 fetches a new token once."""
@@ -113,7 +118,7 @@ class ObfClient:
         except TokenExpired:
             pass
         try:
-            return self._send(method, url, self._fetch_token(), **kwargs)
+            return self._send(method, url, self.fetch_token(), **kwargs)
         except TokenExpired as error:
             raise DeliveryRejected(
                 f"OBF rejected a new access token ({error}); check the provider's "
@@ -279,3 +284,97 @@ class ObfRoute:
 
 
 register_route(ObfRoute())
+
+
+class ObfSetupError(ValueError):
+    """The OBF settings an admin entered are invalid; the message names the fix."""
+
+
+def connect_obf(
+    session,
+    vault,
+    policy,
+    *,
+    provider_id: int,
+    api_base_url: str,
+    client_id: str,
+    client_secret: str,
+) -> ObfConnection:
+    """Store a provider's OBF client after checking it gets a token; the caller commits.
+
+    A second call replaces the provider's earlier client id and secret.
+    """
+    api_base_url = api_base_url.strip().rstrip("/")
+    client_id, client_secret = client_id.strip(), client_secret.strip()
+    if not client_id or not client_secret:
+        raise ObfSetupError("the OBF client id and client secret are both required")
+    try:
+        policy.check_url(api_base_url)
+    except PortfolioSetupError as error:
+        raise ObfSetupError(str(error)) from None
+
+    # Check the client on an unsaved row first, so a failure writes nothing.
+    candidate = ObfConnection(
+        provider_id=provider_id,
+        api_base_url=api_base_url,
+        client_id=client_id,
+        client_secret_encrypted=vault.encrypt(client_secret),
+    )
+    client = ObfClient(candidate, PortfolioHttp(policy, portfolio_url=api_base_url), vault)
+    try:
+        client.fetch_token()
+    except DeliveryError as error:
+        raise ObfSetupError(f"OBF did not accept the client: {error}") from None
+
+    connection = session.scalar(
+        select(ObfConnection).where(ObfConnection.provider_id == provider_id)
+    )
+    if connection is None:
+        connection = ObfConnection(provider_id=provider_id)
+        session.add(connection)
+    for name in (
+        "api_base_url",
+        "client_id",
+        "client_secret_encrypted",
+        "access_token_encrypted",
+        "access_token_expires_at",
+    ):
+        setattr(connection, name, getattr(candidate, name))
+    session.flush()
+
+    return connection
+
+
+def map_obf_badge(
+    session, vault, policy, *, provider_id: int, achievement_id: int, obf_badge_id: str
+) -> ObfBadgeMapping:
+    """Map an achievement to an OBF badge after checking OBF has that badge."""
+    connection = session.scalar(
+        select(ObfConnection).where(ObfConnection.provider_id == provider_id)
+    )
+    if connection is None:
+        raise ObfSetupError("connect the provider's OBF client before mapping badges")
+    obf_badge_id = obf_badge_id.strip()
+    client = ObfClient(
+        connection, PortfolioHttp(policy, portfolio_url=connection.api_base_url), vault
+    )
+    try:
+        client.call("GET", f"/v1/badge/{connection.client_id}/{obf_badge_id}")
+    except DeliveryError as error:
+        raise ObfSetupError(
+            f"OBF badge {obf_badge_id!r} could not be read: {error}"
+        ) from None
+
+    mapping = session.scalar(
+        select(ObfBadgeMapping).where(
+            ObfBadgeMapping.provider_id == provider_id,
+            ObfBadgeMapping.achievement_id == achievement_id,
+        )
+    )
+    if mapping is None:
+        mapping = ObfBadgeMapping(provider_id=provider_id, achievement_id=achievement_id)
+        session.add(mapping)
+    mapping.obf_badge_id = obf_badge_id
+    session.flush()
+
+    return mapping
