@@ -100,7 +100,11 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
 
         wsgi_app = mount_demo(app)
 
-    server = create_server(wsgi_app, host=host, port=port, threads=threads)
+    from lti_tool.lti.proxy import WAITRESS_OPTIONS
+
+    server = create_server(
+        wsgi_app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS
+    )
     children = start_background_processes(env)
     start_page = f"{settings.public_base_url}/demo" if demo else settings.public_base_url
     click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")

@@ -4,6 +4,10 @@ Behind a reverse proxy the tool sees the proxy's address and plain HTTP; the pro
 X-Forwarded-For, -Proto, -Host and -Port headers restore the browser's view, which
 the launch needs for Secure cookies and URL checks. A client that is not a configured
 proxy could send the same headers to pose as another host, so its headers are ignored.
+
+waitress drops X-Forwarded-* headers itself unless it is told which proxy to trust,
+and it knows one address only, not networks; `WAITRESS_OPTIONS` leaves the headers to
+this middleware, which every app with `trusted_proxies` set runs.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from __future__ import annotations
 import ipaddress
 
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+# For waitress.create_server: pass the headers on; TrustedProxyMiddleware decides.
+WAITRESS_OPTIONS = {"clear_untrusted_proxy_headers": False}
 
 
 class TrustedProxyMiddleware:
