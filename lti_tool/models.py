@@ -107,6 +107,8 @@ class LtiNonce(Base):
     nonce: Mapped[str] = mapped_column(String(64))
     uses_platform_storage: Mapped[bool] = mapped_column(Boolean, default=False)
     storage_binding_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The frame the login named in lti_storage_target; the launch page asks it again.
+    storage_target: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column()
 
     __table_args__ = (Index("ix_lti_nonces_expires_at", "expires_at"),)

@@ -418,7 +418,7 @@ class LaunchValidator:
             raise nonces.state_unknown(**self.ids)
         if row.uses_platform_storage:
             if request.storage_binding is None:
-                raise NeedsPlatformStorage(state)
+                raise NeedsPlatformStorage(row.storage_target or "_parent")
             if request.origin != _origin(self.tool_base_url) or not nonces.binding_matches(
                 row, request.storage_binding
             ):

@@ -50,13 +50,15 @@ _INSERT = insert(LtiNonce)
 
 
 def issue(
-    session: Session, registration: Registration, *, platform_storage: bool = False
+    session: Session, registration: Registration, *, storage_target: str | None = None
 ) -> tuple[LtiNonce, str | None]:
     """Add a state and nonce for one login; return the row and the storage binding.
 
-    The binding is a secret put in LTI Platform Storage beside the state; only its
-    hash is stored. The caller commits.
+    With a `storage_target` (the frame the platform named for LTI Platform Storage),
+    the binding is a secret put in that storage beside the state; only its hash is
+    stored. The caller commits.
     """
+    platform_storage = bool(storage_target)
     binding = secrets.token_urlsafe(32) if platform_storage else None
     row = LtiNonce(
         provider_id=registration.provider_id,
@@ -65,6 +67,7 @@ def issue(
         nonce=secrets.token_urlsafe(32),
         uses_platform_storage=platform_storage,
         storage_binding_sha256=_digest(binding) if binding else None,
+        storage_target=storage_target or None,
         expires_at=utcnow() + LIFETIME,
     )
     # A Core insert: the row object is only returned to the caller, never tracked.
@@ -77,6 +80,7 @@ def issue(
             "nonce": row.nonce,
             "uses_platform_storage": row.uses_platform_storage,
             "storage_binding_sha256": row.storage_binding_sha256,
+            "storage_target": row.storage_target,
             "expires_at": row.expires_at,
         },
     )

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select
 from badge_engine.models import Learner, Provider
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound
+from lti_tool.logs import get_logger
 from lti_tool.lti import deep_linking, nonces, roles, tool_keys
 from lti_tool.lti import dynamic_registration as dynamic
 from lti_tool.lti.errors import (
@@ -44,16 +45,16 @@ from lti_tool.lti.launch import (
     ValidatedLaunch,
 )
 from lti_tool.lti.proxy import TrustedProxyMiddleware
-from lti_tool.lti.serialize import database_writes
-from lti_tool.logs import get_logger
-from lti_tool.models import LtiCourse, Registration
 from lti_tool.lti.registrations import create_registration
+from lti_tool.lti.serialize import database_writes
+from lti_tool.models import LtiCourse, Registration
 from lti_tool.urls_for import launch_url_of, lti_jwks_url, lti_launch_url, lti_login_url
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 log = get_logger(__name__)
 
 MAX_LOGIN_PARAMETER = 2048
+MAX_STORAGE_TARGET = 128
 
 # Built once: constructing a statement costs more than running it on a launch.
 _REGISTRATION = select(Registration).where(
@@ -156,9 +157,17 @@ def login(public_id: str):
         )
 
     storage_target = params.get("lti_storage_target")
+    if storage_target and len(storage_target) > MAX_STORAGE_TARGET:
+        raise ClaimInvalid(
+            f"the login's lti_storage_target is {len(storage_target)} characters "
+            f"long, more than {MAX_STORAGE_TARGET}",
+            check="the platform must name its storage frame (such as _parent) in "
+            "lti_storage_target",
+            **ids,
+        )
     with database_writes(current_bridge().engine):
         row, binding = nonces.issue(
-            db_session(), registration, platform_storage=bool(storage_target)
+            db_session(), registration, storage_target=storage_target
         )
         db_session().commit()
 
@@ -225,10 +234,11 @@ def launch(public_id: str):
     )
     try:
         claims, message_type = validator.verify(launch_request)
-    except NeedsPlatformStorage:
+    except NeedsPlatformStorage as needs:
         return render_template(
             "lti/storage_get.html",
             action=launch_url_of(registration),
+            storage_target=needs.storage_target,
             id_token=launch_request.id_token,
             state=state,
             platform_origin=_origin(registration.auth_login_url),

@@ -8,6 +8,12 @@ and the hints that tie a login initiation to its authentication request.
 
 Start it with `PlatformPeer().start()`, register the tool with `register_tool(...)`,
 then open `/launch/learner` in a browser or call `launch_with_session(...)`.
+
+`/launch/<user>?message=deep_linking` sends an LtiDeepLinkingRequest instead; the
+tool's signed response comes back to `/deep-link/return`, which verifies it with the
+tool's key set and keeps its claims in `deep_link_returns`. `/frame/<user>` shows the
+tool in an iframe and answers LTI Platform Storage messages (`lti.put_data`,
+`lti.get_data`), as a platform does for browsers that block the tool's cookies.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ import secrets
 import threading
 import time
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
+import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Flask, jsonify, render_template_string
+from flask import Flask, jsonify, render_template_string, request
 
 from lti_tool.demo.peers.lti1p3platform_flask import (
     AuthRequestError,
@@ -64,6 +71,7 @@ ROLE_INSTITUTION_INSTRUCTOR = (
     "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"
 )
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 
 # Custom claim key carrying the Moodle course id. Moodle sends custom parameters
 # as strings, so the value is the decimal course id.
@@ -157,6 +165,7 @@ class ToolRegistration:
 class _PendingLaunch:
     user: DemoUser
     issued_at: float
+    deep_linking: bool = False
 
 
 class LaunchFlowError(RuntimeError):
@@ -205,6 +214,9 @@ class PlatformPeer:
         self._pending: dict[str, _PendingLaunch] = {}
         self._issuer: str | None = None
         self._tool: ToolRegistration | None = None
+        # Verified claims of each Deep Linking response, oldest first.
+        self.deep_link_returns: list[dict[str, t.Any]] = []
+        self._deep_link_data: set[str] = set()
 
         if issuer is not None:
             self.issuer = issuer
@@ -246,6 +258,7 @@ class PlatformPeer:
         self._tool = tool
         self._registration.set_oidc_login_url(tool.login_url)
         self._registration.set_launch_url(tool.launch_url)
+        self._registration.set_deeplink_launch_url(tool.launch_url)
         self._registration.set_redirect_uris(tool.registered_redirect_uris())
         if tool.jwks_url is not None:
             require_loopback_url(tool.jwks_url, "tool jwks_url")
@@ -273,6 +286,11 @@ class PlatformPeer:
         app.add_url_rule("/jwks", "jwks", self._jwks_view)
         app.add_url_rule("/launch/<user_ref>", "launch", self._launch_view)
         app.add_url_rule("/auth", "auth", self._auth_view, methods=["GET", "POST"])
+        app.add_url_rule("/frame/<user_ref>", "frame", self._frame_view)
+        app.add_url_rule(
+            "/deep-link/return", "deep_link_return", self._deep_link_return_view,
+            methods=["POST"],
+        )
 
         return app
 
@@ -330,7 +348,7 @@ class PlatformPeer:
 
         return session.post(action, data=form.fields, timeout=timeout, hooks=hooks)
 
-    def _issue_message_hint(self, user: DemoUser) -> str:
+    def _issue_message_hint(self, user: DemoUser, *, deep_linking: bool = False) -> str:
         hint = secrets.token_urlsafe(24)
         now = time.monotonic()
         with self._lock:
@@ -341,12 +359,16 @@ class PlatformPeer:
             ]
             for key in expired:
                 del self._pending[key]
-            self._pending[hint] = _PendingLaunch(user=user, issued_at=now)
+            self._pending[hint] = _PendingLaunch(
+                user=user, issued_at=now, deep_linking=deep_linking
+            )
 
         return hint
 
-    def _consume_message_hint(self, lti_message_hint: str, login_hint: str) -> DemoUser:
-        """Return the user a hint was issued for and forget the hint.
+    def _consume_message_hint(
+        self, lti_message_hint: str, login_hint: str
+    ) -> _PendingLaunch:
+        """Return the launch a hint was issued for and forget the hint.
 
         A hint is used once: a replayed authentication request is rejected.
         """
@@ -359,7 +381,7 @@ class PlatformPeer:
             if pending is not None and fresh and pending.user.user_id == login_hint:
                 del self._pending[lti_message_hint]
 
-                return pending.user
+                return pending
 
         if pending is None or not fresh:
             raise AuthRequestError(
@@ -399,11 +421,84 @@ class PlatformPeer:
             logger.warning("launch rejected: %s", message)
             return _error_response(409, "not_configured", message)
 
+        message = request.args.get("message", "resource_link")
+        if message not in ("resource_link", "deep_linking"):
+            return _error_response(
+                400, "invalid_request",
+                f"message must be resource_link or deep_linking, got {message!r}",
+            )
         login = FlaskOIDCLogin(FlaskPlatformRequest(), self._config)
-        login.set_lti_message_hint(lti_message_hint=self._issue_message_hint(user))
-        logger.info("launch started for demo user %s", user.user_id)
+        login.set_lti_message_hint(
+            lti_message_hint=self._issue_message_hint(
+                user, deep_linking=message == "deep_linking"
+            )
+        )
+        logger.info("%s launch started for demo user %s", message, user.user_id)
 
-        return login.initiate_login(user.user_id)
+        response = login.initiate_login(user.user_id)
+        storage_target = request.args.get("storage_target")
+        if storage_target:
+            # LTI Platform Storage: tell the tool which frame keeps its data.
+            response.headers["Location"] += "&" + urlencode(
+                {"lti_storage_target": storage_target}
+            )
+        return response
+
+    def _frame_view(self, user_ref: str):
+        if self.find_user(user_ref) is None or self._tool is None:
+            return _error_response(
+                404, "not_found", "unknown demo user, or no tool registered yet"
+            )
+        message = request.args.get("message", "resource_link")
+        src = f"/launch/{quote(user_ref)}?" + urlencode(
+            {"message": message, "storage_target": "_parent"}
+        )
+        return render_template_string(
+            FRAME_TEMPLATE, src=src, tool_origin=_origin_of(self._tool.login_url)
+        )
+
+    def _deep_link_return_view(self):
+        """Verify a Deep Linking response like a platform does, then keep its claims."""
+        token = request.form.get("JWT")
+        if not token or self._tool is None or not self._tool.jwks_url:
+            return _error_response(
+                400, "invalid_request",
+                "post the response as form field JWT; the tool needs a jwks_url",
+            )
+        try:
+            jwks = requests.get(self._tool.jwks_url, timeout=10).json()
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = next(
+                jwt.PyJWK(jwk) for jwk in jwks["keys"] if jwk.get("kid") == kid
+            )
+            claims = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=["RS256"],
+                audience=self.token_issuer,
+                issuer=self.client_id,
+                options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
+            )
+        except (StopIteration, ValueError, KeyError, requests.RequestException,
+                jwt.PyJWTError) as error:
+            logger.warning("deep linking response rejected: %s", error)
+            return _error_response(400, "invalid_request", f"bad response JWT: {error}")
+        message_type = claims.get(CLAIM + "message_type")
+        deployment_id = claims.get(CLAIM + "deployment_id")
+        data = claims.get(DL_CLAIM + "data")
+        with self._lock:
+            known_data = data in self._deep_link_data
+        if (message_type != "LtiDeepLinkingResponse"
+                or deployment_id != self.deployment_id or not known_data):
+            return _error_response(
+                400, "invalid_request",
+                f"message_type {message_type!r}, deployment_id {deployment_id!r} or "
+                "data does not match the request",
+            )
+        with self._lock:
+            self.deep_link_returns.append(claims)
+        items = claims.get(DL_CLAIM + "content_items") or []
+        return f"<p id='added'>Added {len(items)} item(s).</p>"
 
     def _auth_view(self):
         if self._tool is None:
@@ -428,10 +523,11 @@ class _DemoMessageLaunch(FlaskMessageLaunch):
 
     def prepare_launch(self, preflight_response: dict[str, t.Any]) -> None:
         peer = self._peer
-        user = peer._consume_message_hint(
+        pending = peer._consume_message_hint(
             preflight_response.get("lti_message_hint", ""),
             preflight_response["login_hint"],
         )
+        user = pending.user
 
         self.set_user_data(
             user.user_id,
@@ -445,11 +541,22 @@ class _DemoMessageLaunch(FlaskMessageLaunch):
             context_title=peer.course.title,
             context_label=peer.course.label,
         )
-        self.set_resource_link_claim(
-            peer.resource_link.resource_link_id,
-            description=peer.resource_link.description,
-            title=peer.resource_link.title,
-        )
+        if pending.deep_linking:
+            data = secrets.token_urlsafe(16)
+            with peer._lock:
+                peer._deep_link_data.add(data)
+            self.set_dl(
+                f"{peer.issuer}/deep-link/return",
+                title="Add a badge",
+                accept_types={"ltiResourceLink"},
+                extra_data=data,
+            )
+        else:
+            self.set_resource_link_claim(
+                peer.resource_link.resource_link_id,
+                description=peer.resource_link.description,
+                title=peer.resource_link.title,
+            )
         self.set_custom_parameters_claim(
             {MOODLE_COURSE_ID_CUSTOM_KEY: str(peer.course.moodle_course_id)}
         )
@@ -622,6 +729,54 @@ INDEX_TEMPLATE = """<!doctype html>
   <dt>Tool</dt><dd>not registered yet</dd>
 {% endif %}
 </dl>
+</body>
+</html>
+"""
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# The platform side of LTI Platform Storage: the tool's frame asks this window to keep
+# and return values, keyed per tool origin, answering only the tool's own origin.
+FRAME_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Demo course</title></head>
+<body>
+<h1>Demo course</h1>
+<iframe id="tool" title="Tool" src="{{ src }}" width="900" height="600"></iframe>
+<script>
+(function () {
+  var toolOrigin = {{ tool_origin|tojson }};
+  var store = {};
+  window.platformStorageLog = [];
+  window.addEventListener("message", function (event) {
+    var data = event.data || {};
+    var frame = document.getElementById("tool").contentWindow;
+    if (event.source !== frame || event.origin !== toolOrigin) { return; }
+    window.platformStorageLog.push(data.subject);
+    var reply = {message_id: data.message_id, key: data.key};
+    if (data.subject === "lti.put_data") {
+      store[event.origin + " " + data.key] = data.value;
+      reply.subject = "lti.put_data.response";
+      reply.value = data.value;
+    } else if (data.subject === "lti.get_data") {
+      reply.subject = "lti.get_data.response";
+      var found = store[event.origin + " " + data.key];
+      if (found === undefined) {
+        reply.error = {code: "bad_request", message: "no such key"};
+      } else {
+        reply.value = found;
+      }
+    } else {
+      return;
+    }
+    event.source.postMessage(reply, event.origin);
+  });
+})();
+</script>
 </body>
 </html>
 """

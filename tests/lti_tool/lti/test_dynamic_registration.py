@@ -8,7 +8,10 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from lti_tool.demo.peers.registration_platform import CANVAS_ISSUER, RegistrationPlatform
+from lti_tool.demo.peers.registration_platform import (
+    CANVAS_ISSUER,
+    RegistrationPlatform,
+)
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.dynamic_registration import registration_token
 from lti_tool.models import Deployment, Registration

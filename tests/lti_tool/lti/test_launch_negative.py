@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import logging
 import time
-
 from datetime import timedelta
 
 import jwt
@@ -22,55 +21,15 @@ from sqlalchemy import func, select, update
 
 from badge_engine.db import utcnow
 from badge_engine.models import Learner
-from lti_tool.demo.peers.serving import serve_in_thread
-from lti_tool.lti.registrations import create_registration
 from lti_tool.models import Deployment, DeploymentStatus, LtiCourse, LtiNonce
 from tests.lti_tool.lti.harness import (
-    CLAIM,
     CLIENT_ID,
     DEPLOYMENT_ID,
     REMOVE,
-    TokenPlatform,
     ToolClient,
     new_rsa_key,
     public_jwk,
-    stop_server,
 )
-from tests.support.seed import add_moodle_connection, add_provider
-
-
-@pytest.fixture
-def platform():
-    platform = TokenPlatform()
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
-def registration(app, db, platform):
-    vault = app.extensions["hpass"].vault
-    provider = add_provider(db)
-    connection = add_moodle_connection(db, vault, provider, "http://127.0.0.1:9", "t")
-    registration = create_registration(
-        db,
-        vault,
-        provider,
-        issuer=platform.issuer,
-        client_id=CLIENT_ID,
-        auth_login_url=f"{platform.issuer}/auth",
-        key_set_url=f"{platform.issuer}/jwks",
-        deployment_ids=(DEPLOYMENT_ID,),
-        lms_connection_id=connection.id,
-    )
-    db.commit()
-    return registration
-
-
-@pytest.fixture
-def tool(app, registration, platform):
-    server = serve_in_thread(app)
-    yield ToolClient(server.url, registration.public_id, platform.issuer)
-    stop_server(server)
 
 
 def _signed(platform, tool, login, **changes):
