@@ -9,9 +9,9 @@ An archive is one JSON document:
      "versions": {...the credential's version history as of createdAt...},
      "contexts": {url: JSON-LD context}}
 
-`verify_archive_offline` builds a VerifyContext that answers every lookup from the
-archive and fetches nothing, so a verification still works after the issuer's
-server is gone. What it cannot know is stated in the report: a revocation after
+`badge_engine.verify_archive.verify_archive` resolves every lookup from the archive
+and fetches nothing, so a verification still works after the issuer's server is
+gone. What it cannot know is stated in the report: a revocation after
 `createdAt`, and a key the issuer withdrew after issue.
 """
 
@@ -29,9 +29,12 @@ from badge_engine.corrections import versions_document
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.db import utcnow
 from badge_engine.fetch import FetchedDocument, FetchError
-from badge_engine.issuers import active_signing_key, load_private_key
-from badge_engine.issuers import verification_method_id
-from badge_engine.jsonld import CONTEXTS_DIR, CONTEXT_FILES
+from badge_engine.issuers import (
+    active_signing_key,
+    load_private_key,
+    verification_method_id,
+)
+from badge_engine.jsonld import CONTEXT_FILES, CONTEXTS_DIR
 from badge_engine.models import Credential, Provider, SigningKey
 from badge_engine.ob3 import format_timestamp
 from badge_engine.status import STATUS_LIST_BITS, build_status_list_credential
@@ -138,12 +141,12 @@ class ArchiveFetcher:
 
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     allow_loopback: bool = False
-    refused: list[str] = field(default_factory=list)
+    missing_urls: list[str] = field(default_factory=list)
 
     def get(self, url: str, accept: str = "application/json") -> FetchedDocument:
         document = self.documents.get(url)
         if document is None:
-            self.refused.append(url)
+            self.missing_urls.append(url)
             raise FetchError(
                 f"{url} is not in the archive, and archive verification fetches "
                 "nothing",

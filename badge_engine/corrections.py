@@ -65,7 +65,8 @@ def correct_achievement(
             f"{', '.join(CORRECTABLE_FIELDS)}"
         )
     changed = tuple(
-        field for field in CORRECTABLE_FIELDS
+        field
+        for field in CORRECTABLE_FIELDS
         if field in changes and changes[field] != getattr(achievement, field)
     )
     if not changed:
@@ -139,6 +140,7 @@ def _issue_new_version(
 
 def version_chain(session: Session, credential: Credential) -> list[Credential]:
     """Return every version of the credential, oldest first, scoped by provider."""
+
     def load(credential_id: int | None) -> Credential | None:
         if credential_id is None:
             return None
@@ -156,7 +158,9 @@ def version_chain(session: Session, credential: Credential) -> list[Credential]:
         first = previous
     chain = [first]
     walked = {first.id}
-    while (following := load(chain[-1].superseded_by_id)) and following.id not in walked:
+    while (
+        following := load(chain[-1].superseded_by_id)
+    ) and following.id not in walked:
         walked.add(following.id)
         chain.append(following)
     return chain
@@ -177,7 +181,8 @@ def versions_document(
         "id": credential_url(base_url, credential.public_id),
         "status": credential.status,
         "supersededBy": successor and credential_url(base_url, successor.public_id),
-        "supersededAt": credential.superseded_at and credential.superseded_at.isoformat(),
+        "supersededAt": credential.superseded_at
+        and credential.superseded_at.isoformat(),
         "supersedeReason": credential.supersede_reason,
         "current": credential_url(base_url, chain[-1].public_id),
         "versions": [

@@ -1,7 +1,7 @@
-""""Why not yet?": each award rule condition for one learner, and what blocks an award.
+""" "Why not yet?": each award rule condition for one learner, and what blocks an award.
 
 `explain_award` walks the award rule and evaluates every node on its own against the
-learner's progress, so the learner sees each condition with its state, the LMS data
+learner's progress, so the learner gets each condition with its state, the LMS data
 behind it and when that data was read, and what is still missing by activity name.
 `award_blockers` lists, for instructors, the reasons a learner cannot receive the
 badge at all, whatever their progress.
@@ -23,7 +23,7 @@ from badge_engine.rules import (
 
 @dataclass(frozen=True)
 class Condition:
-    """One node of the award rule: what it asks, whether it is met, and the data.
+    """One node of the award rule: its requirement, whether it is met, and the data.
 
     `lms_data` is what the LMS reported for it (a state, a completion time or a
     grade); `depth` is its nesting level for display.
@@ -47,7 +47,7 @@ class Blocker:
 class Explanation:
     met: bool
     conditions: list[Condition]
-    # What is still missing, with activity names where the LMS gave them.
+    # The requirements still unmet, with activity names where the LMS gave them.
     missing: list[str]
     read_at: datetime
     # "lms" for a fresh re-read, "stored_facts" when the LMS could not be reached.
@@ -175,7 +175,9 @@ def _lms_data(
             return ["no grade"]
         return [f"grade {grade.percent:g}% at {_time(grade.graded_at)}"]
 
-    ids = [node["activity_id"]] if "activity_id" in node else node.get("activity_ids", [])
+    ids = (
+        [node["activity_id"]] if "activity_id" in node else node.get("activity_ids", [])
+    )
     data = []
     for activity_id in ids:
         activity = progress.activities.get(activity_id)
@@ -204,7 +206,7 @@ def award_blockers(
 ) -> list[Blocker]:
     """List what keeps the learner from receiving (or holding) the badge.
 
-    `enrolment_active` is None when the LMS could not say.
+    `enrolment_active` is None when the LMS returned no enrolment state.
     """
     blockers = []
     if enrolment_active is False:
@@ -239,16 +241,20 @@ def award_blockers(
                 "names their LMS account and portfolios cannot match it by email.",
             )
         )
-    if credential is not None and credential.completion_reversed_at is not None:
-        if credential.status == CredentialStatus.LIVE.value:
-            blockers.append(
-                Blocker(
-                    "reversal_under_review",
-                    "The LMS reported the completion reversed on "
-                    f"{credential.completion_reversed_at.isoformat()}; an instructor "
-                    "decides whether to revoke the badge.",
-                )
+    under_review = (
+        credential is not None
+        and credential.completion_reversed_at is not None
+        and credential.status == CredentialStatus.LIVE.value
+    )
+    if under_review:
+        blockers.append(
+            Blocker(
+                "reversal_under_review",
+                "The LMS reported the completion reversed on "
+                f"{credential.completion_reversed_at.isoformat()}; an instructor "
+                "decides whether to revoke the badge.",
             )
+        )
     if deliveries_waiting_for_consent:
         blockers.append(
             Blocker(

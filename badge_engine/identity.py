@@ -1,7 +1,7 @@
 """A learner's identities: every verified email address and LMS account they hold.
 
-A learner record keeps its current `Learner.email`; this table keeps the others, so a
-learner who changes email keeps every badge issued to an earlier address, and a
+A learner record keeps its current `Learner.email`, and this table keeps the others.
+So a learner who changes email keeps every badge issued to an earlier address, and a
 search by any of their addresses finds them.
 
 Email matching ignores case where the address allows it. The domain is always
@@ -66,7 +66,7 @@ def add_identity(
 ) -> LearnerIdentity:
     """Record a verified identity of the learner; a repeat returns the stored row.
 
-    Raises IdentityConflict when another learner of the provider holds it.
+    Raises IdentityConflict when it belongs to another learner of the provider.
     """
     normalised = normalise_email(value) if kind == EMAIL else value.strip()
     existing = session.scalar(
@@ -100,7 +100,7 @@ def change_email(session: Session, learner: Learner, new_email: str) -> None:
     """Make `new_email` the learner's current address and keep the old one.
 
     Credentials belong to the learner row, not to an address, so every badge stays
-    with the learner; the old address stays an identity so that a badge issued to it
+    with the learner. The old address stays an identity, so a badge issued to it
     still matches this learner.
     """
     if learner.email:
@@ -112,7 +112,7 @@ def change_email(session: Session, learner: Learner, new_email: str) -> None:
 def find_learner_by_email(
     session: Session, provider_id: int, address: str
 ) -> Learner | None:
-    """Find the provider's learner who holds `address`, ignoring case as allowed."""
+    """Find the provider's learner with `address`, ignoring case where allowed."""
     normalised = normalise_email(address)
     by_identity = select(LearnerIdentity.learner_id).where(
         LearnerIdentity.provider_id == provider_id,
@@ -170,7 +170,12 @@ def identity_hash_matches(identity_hash: str, salt: str | None, value: str) -> b
     if algorithm not in ("sha256", "md5"):
         return False
 
-    for candidate in {value, value.strip(), normalise_email(value), value.strip().lower()}:
+    for candidate in {
+        value,
+        value.strip(),
+        normalise_email(value),
+        value.strip().lower(),
+    }:
         data = (candidate + (salt or "")).encode("utf-8")
         computed = hashlib.new(algorithm, data).hexdigest()
         if hmac.compare_digest(computed, digest.strip().lower()):

@@ -3,8 +3,8 @@
 An achievement with `valid_for_days` gives each credential a `validUntil` that many
 days after its award date. Before that day the learner and the provider receive
 reminders through the outbox. When the LMS reports the course completed again after a
-reset, the pipeline issues a new credential that links to the previous one; the
-previous one becomes superseded (still valid as issued, never revoked).
+reset, the pipeline issues a new credential that links to the previous one. The
+previous one becomes superseded: still valid as issued, and never revoked.
 
 A completion counts as new only when it is later than the live credential's award
 date and the bridge saw the completion reversed in between (a reset, or a teacher
@@ -115,7 +115,9 @@ def _reminder_recipients(session: Session, credential: Credential) -> list[str]:
     return recipients
 
 
-def _reminder_email(credential: Credential, recipients: list[str], base_url: str) -> dict:
+def _reminder_email(
+    credential: Credential, recipients: list[str], base_url: str
+) -> dict:
     achievement = credential.achievement
     until = credential.valid_until.date().isoformat()
     link = f"{base_url}/credentials/{credential.public_id}"

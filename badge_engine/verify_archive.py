@@ -1,7 +1,7 @@
 """Verify a credential archive (badge_engine/archive.py) without any network.
 
 The archive's DID documents and status lists stand in for the issuer's server.
-The report says what was checked from the archive and what could not be checked.
+The report lists what was checked from the archive and what could not be checked.
 """
 
 from __future__ import annotations

@@ -14,10 +14,9 @@ from lti_tool.tasks import dispatch
 
 log = get_logger(__name__)
 
+# The scheduler runs this hourly. Each reminder's outbox key makes a repeat a
+# no-op, so the interval only bounds how late a reminder can be.
 QUEUE_EXPIRY_REMINDERS = "lti_tool.renewal_tasks.queue_all_expiry_reminders"
-# Each reminder's outbox key makes a repeat a no-op, so an hourly run only bounds
-# how late a reminder can be.
-REMINDER_RUN_SECONDS = 3600
 
 
 @shared_task(name=QUEUE_EXPIRY_REMINDERS)

@@ -1,7 +1,7 @@
 """Routes for "why not yet?", badge corrections, version histories and archives.
 
 - GET  /course/<id>/achievements/<public_id>/explain: JSON explanation for the
-  launched learner, or for `?learner=<LMS user id>` when an instructor asks.
+  launched learner, or for `?learner=<LMS user id>` in an instructor's request.
 - POST /course/<id>/achievements/<public_id>/correct: an instructor corrects the
   badge's text or image; every holder receives a new version.
 - GET  /credentials/<public_id>/versions: the public version history (JSON).
@@ -94,15 +94,20 @@ def _learner_asked_about(provider_id: int, achievement: Achievement) -> Learner 
 
 
 def explain_learner(achievement: Achievement, learner: Learner | None) -> Explanation:
-    """Explain the achievement's rule for the learner, from the LMS when it answers.
+    """Explain the achievement's rule for the learner, from a fresh LMS read.
 
-    The LMS is read with the bridge's short timeouts; when it cannot answer, the
-    explanation uses the completion facts stored so far and says so in `source`.
+    The LMS is read with the bridge's short timeouts. When that read fails, the
+    explanation uses the completion facts stored so far and sets `source` to
+    "stored_facts".
     """
     enrolment_active = None
     names: dict[str, str] = {}
     if learner is None:
-        progress, read_at, source = LearnerProgress(course_completed=False), utcnow(), "none"
+        progress, read_at, source = (
+            LearnerProgress(course_completed=False),
+            utcnow(),
+            "none",
+        )
     else:
         progress, read_at, source, enrolment_active, names = _read_progress(
             achievement, learner
@@ -165,16 +170,20 @@ def _progress_from_facts(
     achievement: Achievement, learner: Learner
 ) -> tuple[LearnerProgress, datetime]:
     """Rebuild progress from the newest stored fact per activity (and the course)."""
-    facts = db_session().scalars(
-        select(CompletionFactRecord)
-        .where(
-            CompletionFactRecord.provider_id == achievement.provider_id,
-            CompletionFactRecord.lms_connection_id == achievement.lms_connection_id,
-            CompletionFactRecord.lms_course_id == achievement.lms_course_id,
-            CompletionFactRecord.lms_user_id == learner.lms_user_id,
+    facts = (
+        db_session()
+        .scalars(
+            select(CompletionFactRecord)
+            .where(
+                CompletionFactRecord.provider_id == achievement.provider_id,
+                CompletionFactRecord.lms_connection_id == achievement.lms_connection_id,
+                CompletionFactRecord.lms_course_id == achievement.lms_course_id,
+                CompletionFactRecord.lms_user_id == learner.lms_user_id,
+            )
+            .order_by(CompletionFactRecord.occurred_at)
         )
-        .order_by(CompletionFactRecord.occurred_at)
-    ).all()
+        .all()
+    )
     course_completed_at = None
     activities: dict[str, ActivityProgress] = {}
     read_at = None
@@ -318,7 +327,7 @@ def archive(course_id: int, public_id: str):
 
 @bp.app_template_global()
 def why_not_yet(achievement: Achievement) -> Explanation | None:
-    """Explain the achievement for the launched learner, or for nobody on other pages.
+    """Explain the achievement for the launched learner; return None for staff.
 
     Used by `_explain.html` on the course pages; reads the LMS like the JSON route.
     """

@@ -4,7 +4,7 @@ real SMTP server (aiosmtpd) on loopback in production mode."""
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -17,7 +17,7 @@ from badge_engine.renewal import SEND_EMAIL, queue_expiry_reminders
 from lti_tool.tasks import run_outbox_message
 from tests.support.seed import add_moodle_connection, add_provider
 
-AWARDED = datetime(2026, 1, 1, tzinfo=timezone.utc)
+AWARDED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Inbox:
@@ -207,7 +207,7 @@ def test_scheduled_run_queues_once(app, db):
     )
     db.add_all([learner, achievement])
     db.flush()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     db.add(
         Credential(
             provider_id=provider.id,

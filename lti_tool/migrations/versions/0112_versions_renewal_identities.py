@@ -17,7 +17,9 @@ depends_on = None
 
 
 def _timestamp(name: str, nullable: bool = True) -> sa.Column:
-    return sa.Column(name, badge_engine.db.UTCDateTime(timezone=True), nullable=nullable)
+    return sa.Column(
+        name, badge_engine.db.UTCDateTime(timezone=True), nullable=nullable
+    )
 
 
 def upgrade() -> None:
@@ -26,10 +28,14 @@ def upgrade() -> None:
 
     with op.batch_alter_table("credentials") as batch:
         batch.add_column(_timestamp("valid_until"))
-        batch.add_column(sa.Column("previous_credential_id", sa.Integer(), nullable=True))
+        batch.add_column(
+            sa.Column("previous_credential_id", sa.Integer(), nullable=True)
+        )
         batch.add_column(sa.Column("superseded_by_id", sa.Integer(), nullable=True))
         batch.add_column(_timestamp("superseded_at"))
-        batch.add_column(sa.Column("supersede_reason", sa.String(length=20), nullable=True))
+        batch.add_column(
+            sa.Column("supersede_reason", sa.String(length=20), nullable=True)
+        )
         batch.create_foreign_key(
             "fk_credentials_previous_credential_id_credentials",
             "credentials",
