@@ -28,6 +28,7 @@ from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import LtiCourse
 from lti_tool.pipeline import HandlerContext, evaluate_fact, record_fact
+from tests.support.databases import reset_postgres
 from tests.support.seed import add_moodle_connection, add_provider
 
 TOKEN = "explain-test-token"
@@ -43,10 +44,12 @@ TWO_ACTIVITIES = {
 }
 
 
-@pytest.fixture
-def settings(settings):
-    """The shared settings on a public base URL of a free loopback port, because
-    the correction test serves the bridge there."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, settings):
+    """The shared settings on SQLite and on PostgreSQL, with a public base URL on a
+    free loopback port, because the correction test serves the bridge there."""
+    if request.param == "postgresql":
+        settings.database_url = reset_postgres()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
