@@ -241,6 +241,15 @@ def callback():
         raise Forbidden("this portfolio response belongs to another learner's request")
 
     db.delete(pending)
+    if pending.created_at < utcnow() - LINK_REQUEST_LIFETIME:
+        db.commit()
+        log.info("portfolio_link_expired", learner_id=pending.learner_id)
+        return _finish_page(
+            "This consent took longer than an hour, so the bridge forgot the "
+            "request. Start linking again from your course.",
+            pending.return_course_id,
+            400,
+        )
     client = db.scalar(
         select(PortfolioClient).where(
             PortfolioClient.id == pending.client_id,

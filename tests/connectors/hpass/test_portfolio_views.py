@@ -208,3 +208,39 @@ def test_deliveries_unknown_status(client, seeded):
 
     assert answer.status_code == 400
     assert b"needs_consent" in answer.data
+
+
+def test_abandoned_consent_expires(client, db, seeded, portfolio):
+    """A consent answered after an hour is refused, and a new link clears old requests."""
+    from datetime import datetime, timedelta, timezone
+
+    _login(client, seeded, learner_id=seeded.learner_id)
+    start = client.post(
+        "/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url}
+    )
+    state = start.headers["Location"].split("state=")[1].split("&")[0]
+    stale = db.scalars(select(PortfolioLinkRequest)).one()
+    stale.created_at = datetime.now(timezone.utc) - timedelta(hours=2)
+    db.commit()
+
+    answer = client.get(f"/portfolio/callback?code=abc&state={state}")
+
+    assert answer.status_code == 400
+    assert b"longer than an hour" in answer.data
+    assert _count(db, PortfolioLinkRequest) == 0
+    assert _count(db, PortfolioAccount) == 0
+
+
+def test_new_link_deletes_abandoned_requests(client, db, seeded, portfolio):
+    """Starting a link deletes the provider's link requests older than an hour."""
+    from datetime import datetime, timedelta, timezone
+
+    _login(client, seeded, learner_id=seeded.learner_id)
+    client.post("/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url})
+    stale = db.scalars(select(PortfolioLinkRequest)).one()
+    stale.created_at = datetime.now(timezone.utc) - timedelta(hours=2)
+    db.commit()
+
+    client.post("/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url})
+
+    assert _count(db, PortfolioLinkRequest) == 1
