@@ -239,8 +239,9 @@ def accept_invitation(token: str):
 def send_account_email(to: str, subject: str, body: str) -> None:
     """Write an email to the instance folder's `mail/` directory.
 
-    TODO: send through the outbox and SMTP once the email channel exists; until then
-    an operator reads the files, so no link leaves this machine.
+    TODO: send through the outbox's `email.send` channel once its payloads can be
+    stored encrypted. Its payload is plain JSON in the database, where a reset link
+    would stay readable, so these emails reach only the files for now, not SMTP.
     """
     message = EmailMessage()
     message["To"] = to
