@@ -62,7 +62,7 @@ _KEY_FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 STATE_COOKIE_PREFIX = "hpass_lti_state_"
 
-_DEPLOYMENT = select(Deployment).where(
+_DEPLOYMENT = select(Deployment.__table__).where(
     Deployment.provider_id == bindparam("provider_id"),
     Deployment.registration_id == bindparam("registration_id"),
     Deployment.deployment_id == bindparam("deployment_id"),
@@ -441,14 +441,15 @@ class LaunchValidator:
 
     def _resolve_deployment(self, deployment_id: str) -> Deployment:
         registration = self.registration
-        deployment = self.session.scalar(
+        # A Core row: a known deployment is only read here.
+        deployment = self.session.connection().execute(
             _DEPLOYMENT,
             {
                 "provider_id": registration.provider_id,
                 "registration_id": registration.id,
                 "deployment_id": deployment_id,
             },
-        )
+        ).first()
         if deployment is None:
             status = (
                 DeploymentStatus.HELD.value

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, insert, select
@@ -30,28 +31,39 @@ SWEEP_INTERVAL_SECONDS = 60.0
 _last_sweep = 0.0
 _sweep_lock = threading.Lock()
 
-# Built once: constructing a statement costs more than running it on a launch.
+# Built once: constructing a statement costs more than running it on a launch. The
+# insert and delete are Core statements on the session's connection, which skips the
+# ORM's bulk and synchronize machinery.
+_TABLE = LtiNonce.__table__
 _FIND = select(LtiNonce).where(
     LtiNonce.provider_id == bindparam("provider_id"),
     LtiNonce.registration_id == bindparam("registration_id"),
     LtiNonce.state == bindparam("state"),
 )
 _TAKE = (
-    delete(LtiNonce)
+    delete(_TABLE)
     .where(
-        LtiNonce.provider_id == bindparam("provider_id"),
-        LtiNonce.registration_id == bindparam("registration_id"),
-        LtiNonce.state == bindparam("state"),
-        LtiNonce.expires_at > bindparam("now"),
+        _TABLE.c.provider_id == bindparam("provider_id"),
+        _TABLE.c.registration_id == bindparam("registration_id"),
+        _TABLE.c.state == bindparam("state"),
+        _TABLE.c.expires_at > bindparam("now"),
     )
-    .returning(LtiNonce.nonce)
+    .returning(_TABLE.c.nonce)
 )
-_INSERT = insert(LtiNonce)
+_INSERT = insert(_TABLE)
+
+
+@dataclass(frozen=True)
+class IssuedNonce:
+    """The state and nonce of one login, as sent to the platform."""
+
+    state: str
+    nonce: str
 
 
 def issue(
     session: Session, registration: Registration, *, storage_target: str | None = None
-) -> tuple[LtiNonce, str | None]:
+) -> tuple[IssuedNonce, str | None]:
     """Add a state and nonce for one login; return the row and the storage binding.
 
     With a `storage_target` (the frame the platform named for LTI Platform Storage),
@@ -60,33 +72,23 @@ def issue(
     """
     platform_storage = bool(storage_target)
     binding = secrets.token_urlsafe(32) if platform_storage else None
-    row = LtiNonce(
-        provider_id=registration.provider_id,
-        registration_id=registration.id,
-        state=secrets.token_urlsafe(32),
-        nonce=secrets.token_urlsafe(32),
-        uses_platform_storage=platform_storage,
-        storage_binding_sha256=_digest(binding) if binding else None,
-        storage_target=storage_target or None,
-        expires_at=utcnow() + LIFETIME,
-    )
-    # A Core insert: the row object is only returned to the caller, never tracked.
-    session.execute(
+    issued = IssuedNonce(state=secrets.token_urlsafe(32), nonce=secrets.token_urlsafe(32))
+    session.connection().execute(
         _INSERT,
         {
-            "provider_id": row.provider_id,
-            "registration_id": row.registration_id,
-            "state": row.state,
-            "nonce": row.nonce,
-            "uses_platform_storage": row.uses_platform_storage,
-            "storage_binding_sha256": row.storage_binding_sha256,
-            "storage_target": row.storage_target,
-            "expires_at": row.expires_at,
+            "provider_id": registration.provider_id,
+            "registration_id": registration.id,
+            "state": issued.state,
+            "nonce": issued.nonce,
+            "uses_platform_storage": platform_storage,
+            "storage_binding_sha256": _digest(binding) if binding else None,
+            "storage_target": storage_target or None,
+            "expires_at": utcnow() + LIFETIME,
         },
     )
     _sweep_now_and_then(session)
 
-    return row, binding
+    return issued, binding
 
 
 def find(session: Session, registration: Registration, state: str) -> LtiNonce | None:
@@ -113,7 +115,7 @@ def consume(
     state, only the one whose delete returned the row goes on. On a nonce mismatch
     the caller's rollback restores the row. The caller commits.
     """
-    stored = session.execute(
+    stored = session.connection().execute(
         _TAKE,
         {
             "provider_id": registration.provider_id,

@@ -22,11 +22,11 @@ from flask import (
 )
 from sqlalchemy import bindparam, select
 
-from badge_engine.models import Learner, Provider
+from badge_engine.models import Provider
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound
 from lti_tool.logs import get_logger
-from lti_tool.lti import deep_linking, nonces, roles, tool_keys
+from lti_tool.lti import deep_linking, nonces, roles, tool_keys, upserts
 from lti_tool.lti import dynamic_registration as dynamic
 from lti_tool.lti.errors import (
     ClaimInvalid,
@@ -47,7 +47,7 @@ from lti_tool.lti.launch import (
 from lti_tool.lti.proxy import TrustedProxyMiddleware
 from lti_tool.lti.registrations import create_registration
 from lti_tool.lti.serialize import database_writes
-from lti_tool.models import LtiCourse, Registration
+from lti_tool.models import Registration
 from lti_tool.urls_for import launch_url_of, lti_jwks_url, lti_launch_url, lti_login_url
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
@@ -56,19 +56,11 @@ log = get_logger(__name__)
 MAX_LOGIN_PARAMETER = 2048
 MAX_STORAGE_TARGET = 128
 
-# Built once: constructing a statement costs more than running it on a launch.
-_REGISTRATION = select(Registration).where(
+# Built once: constructing a statement costs more than running it on a launch. The
+# launch path runs Core statements on the session's connection: a registration row is
+# read-only here, and the ORM's identity map and unit of work cost more than the query.
+_REGISTRATION = select(Registration.__table__).where(
     Registration.public_id == bindparam("public_id")
-)
-_COURSE = select(LtiCourse).where(
-    LtiCourse.provider_id == bindparam("provider_id"),
-    LtiCourse.registration_id == bindparam("registration_id"),
-    LtiCourse.lti_context_id == bindparam("context_id"),
-)
-_LEARNER = select(Learner).where(
-    Learner.provider_id == bindparam("provider_id"),
-    Learner.lms_connection_id == bindparam("lms_connection_id"),
-    Learner.lms_user_id == bindparam("lms_user_id"),
 )
 
 
@@ -92,7 +84,10 @@ def _jwks_cache() -> JwksCache:
 
 
 def _registration_or_404(public_id: str) -> Registration:
-    registration = db_session().scalar(_REGISTRATION, {"public_id": public_id})
+    """Return the registration's row (read-only, with the model's attribute names)."""
+    registration = (
+        db_session().connection().execute(_REGISTRATION, {"public_id": public_id}).first()
+    )
     if registration is None:
         raise NotFound(
             f"no LTI registration {public_id!r} exists on this bridge; check the tool "
@@ -285,35 +280,34 @@ def _start_course_session(validated: ValidatedLaunch):
         custom.get("lms_user_id") or custom.get("canvas_user_id") or data["sub"]
     )
 
-    course = db.scalar(
-        _COURSE,
-        {
-            "provider_id": registration.provider_id,
-            "registration_id": registration.id,
-            "context_id": context["id"],
-        },
+    connection = db.connection()
+    course_id = upserts.course(
+        connection,
+        provider_id=registration.provider_id,
+        registration_id=registration.id,
+        context_id=context["id"],
+        title=context.get("title") or None,
+        lms_course_id=lms_course_id,
     )
-    if course is None:
-        course = LtiCourse(
-            provider_id=registration.provider_id,
-            registration_id=registration.id,
-            lti_context_id=context["id"],
-        )
-        db.add(course)
-    course.title = context.get("title") or course.title
-    course.lms_course_id = lms_course_id
 
     role = roles.map_roles(data.get(CLAIM + "roles") or [])
     learner_id = None
     if role == roles.LEARNER and registration.lms_connection_id is not None:
-        learner_id = _upsert_learner(registration, lms_user_id, data).id
+        learner_id = upserts.learner(
+            connection,
+            provider_id=registration.provider_id,
+            lms_connection_id=registration.lms_connection_id,
+            lms_user_id=lms_user_id,
+            name=data.get("name") or None,
+            email=data.get("email") or None,
+        )
     db.commit()
 
     session.clear()
     session.update(
         provider_id=registration.provider_id,
         registration_id=registration.id,
-        course_id=course.id,
+        course_id=course_id,
         lms_user_id=lms_user_id,
         learner_id=learner_id,
         # The course pages know learners and instructors; an admin sees the
@@ -324,35 +318,10 @@ def _start_course_session(validated: ValidatedLaunch):
         launch_locale=(data.get(CLAIM + "launch_presentation") or {}).get("locale"),
     )
     structlog.contextvars.bind_contextvars(
-        provider_id=registration.provider_id, course_id=course.id
+        provider_id=registration.provider_id, course_id=course_id
     )
     log.info("lti_launch_accepted", role=role, lms_user_id=lms_user_id, **validated.ids)
-    return redirect(url_for("pages.course", course_id=course.id))
-
-
-def _upsert_learner(registration: Registration, lms_user_id: str, data: dict) -> Learner:
-    db = db_session()
-    learner = db.scalar(
-        _LEARNER,
-        {
-            "provider_id": registration.provider_id,
-            "lms_connection_id": registration.lms_connection_id,
-            "lms_user_id": lms_user_id,
-        },
-    )
-    if learner is None:
-        learner = Learner(
-            provider_id=registration.provider_id,
-            lms_connection_id=registration.lms_connection_id,
-            lms_user_id=lms_user_id,
-        )
-        db.add(learner)
-    learner.name = data.get("name") or learner.name
-    learner.email = data.get("email") or learner.email
-    if learner.id is None:
-        db.flush()
-
-    return learner
+    return redirect(url_for("pages.course", course_id=course_id))
 
 
 @bp.get("/<public_id>/jwks")

@@ -98,7 +98,8 @@ def test_platform_remove_unknown(env):
     """Removing an unknown registration fails naming it."""
     result = CliRunner().invoke(main, ["platform", "remove", ISSUER, "nope"], env=env)
 
-    assert result.exit_code == 1
+    # An unknown registration is a value the operator must correct: exit 2.
+    assert result.exit_code == 2
     assert "no registration" in result.stderr
 
 
