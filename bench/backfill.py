@@ -149,7 +149,7 @@ def _worker(settings, learners: int, job_id: int, results) -> None:
     backfill.ROSTER_FACTORIES["moodle"] = lambda bridge, connection: roster
     bridge = app.extensions["hpass"]
     with app.app_context():
-        status = backfill.run_job(bridge, job_id, page_size=100)
+        status = backfill.run_job(bridge, job_id)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results.put((job_id, status, peak_mib))
 

@@ -46,7 +46,10 @@ log = get_logger(__name__)
 
 RUN_BACKFILL = "lti_tool.backfill.run_backfill"
 RESUME_BACKFILLS = "lti_tool.backfill.resume_backfills"
-PAGE_SIZE = 100
+# Learners per page, and so per transaction. The page transaction holds the provider's
+# status list allocation row from its first credential to its commit, which makes
+# every other issuer of the provider wait, so pages stay small.
+PAGE_SIZE = 25
 
 
 class BackfillStatus(str, enum.Enum):
@@ -394,6 +397,65 @@ def learner_for(
     return learner
 
 
+def ensure_learners(
+    bridge: Bridge, job: BackfillJob, enrolled: list[EnrolledLearner]
+) -> None:
+    """Create the page's missing learner rows in a short transaction of their own.
+
+    Inside the page's long transaction, an insert of a learner that another job or an
+    event inserts at the same time would wait for that whole transaction to end.
+    """
+    with bridge.session() as session:
+        existing = _page_learners(session, job, enrolled, create=False)
+        for learner in enrolled:
+            if learner.lms_user_id not in existing:
+                learner_for(session, job, learner)
+        session.commit()
+
+
+def _page_learners(
+    session: Session,
+    job: BackfillJob,
+    enrolled: list[EnrolledLearner],
+    *,
+    create: bool = True,
+) -> dict[str, Learner]:
+    user_ids = [learner.lms_user_id for learner in enrolled]
+    rows = session.scalars(
+        select(Learner).where(
+            Learner.provider_id == job.provider_id,
+            Learner.lms_connection_id == job.lms_connection_id,
+            Learner.lms_user_id.in_(user_ids),
+        )
+    )
+    learners = {row.lms_user_id: row for row in rows}
+    if create:
+        for learner in enrolled:
+            if learner.lms_user_id not in learners:
+                learners[learner.lms_user_id] = learner_for(session, job, learner)
+    return learners
+
+
+def _live_keys(session, job: BackfillJob, achievements, learners) -> set[str]:
+    """Return the live keys among the page's pairs, in one query."""
+    from badge_engine.models import Credential
+
+    keys = [
+        f"{achievement.id}:{learner.id}"
+        for achievement in achievements
+        for learner in learners
+    ]
+    if not keys:
+        return set()
+    return set(
+        session.scalars(
+            select(Credential.live_key).where(
+                Credential.provider_id == job.provider_id, Credential.live_key.in_(keys)
+            )
+        )
+    )
+
+
 def _write_page(
     session: Session,
     bridge: Bridge,
@@ -404,19 +466,26 @@ def _write_page(
     """Issue what the page earned and advance the cursor; return delivery message ids."""
     from lti_tool.pipeline import queue_deliveries
 
+    learners = _page_learners(session, job, read.page.learners)
+    held = _live_keys(session, job, achievements, learners.values())
     follow_ups: list[int] = []
     for enrolled in read.page.learners:
         progress = read.progress[enrolled.lms_user_id]
         if progress is None:
             job.failed_reads += 1
             continue
-        learner = None
+        learner = learners[enrolled.lms_user_id]
         for achievement in achievements:
             outcome = evaluate_award_rule(achievement.award_rule, progress)
             if not outcome.met:
                 job.not_met += 1
                 continue
-            learner = learner or learner_for(session, job, enrolled)
+            if f"{achievement.id}:{learner.id}" in held:
+                job.already_held += 1
+                continue
+            # TODO: issuing costs about a dozen queries per credential (lock, lookup,
+            # key, status index, insert, delivery plan); a bulk issuing function that
+            # does each once per page is what would make a backfill many times faster.
             result = issue_credential(
                 session,
                 vault=bridge.vault,
@@ -491,6 +560,7 @@ def run_job(
             log.warning("backfill_page_read_failed", error=str(error))
             return BackfillStatus.RUNNING.value
 
+        ensure_learners(bridge, job, read.page.learners)
         with bridge.session() as session:
             if not _renew_lease(session, job_id, owner, lease_seconds):
                 session.rollback()
