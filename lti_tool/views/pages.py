@@ -24,11 +24,12 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from badge_engine.models import Achievement, Credential, CredentialStatus
+from badge_engine.corrections import correct_achievement
 from badge_engine.errors import InvalidCredential
+from badge_engine.models import Achievement, Credential, CredentialStatus
 from badge_engine.rules import InvalidAwardRule, validate_award_rule
 from badge_engine.status import AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
@@ -48,6 +49,8 @@ from lti_tool.errors import BadRequest, Forbidden
 from lti_tool.i18n import gettext as _
 from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
+from lti_tool.pipeline import queue_deliveries
+from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
 from lti_tool.views.headers import allow_framing_by, platform_origins
 
@@ -271,7 +274,9 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
     credential_ids = [row["credential"].id for row in rows if row["credential"]]
     deliveries = _deliveries(course.provider_id, credential_ids)
     for row in rows:
-        row["deliveries"] = row["credential"] and deliveries.get(row["credential"].id, [])
+        row["deliveries"] = row["credential"] and deliveries.get(
+            row["credential"].id, []
+        )
     return rows
 
 
@@ -394,7 +399,9 @@ def _read_text(form: dict, errors: dict, name: str, label: str, limit: int) -> s
     value = (request.form.get(name) or "").strip()
     form[name] = value
     if not value:
-        errors[name] = _("%(label)s is required. Fill it in and save again.", label=label)
+        errors[name] = _(
+            "%(label)s is required. Fill it in and save again.", label=label
+        )
     elif len(value) > limit:
         errors[name] = _(
             "%(label)s is %(length)s characters long. Shorten it to %(limit)s or fewer.",
@@ -464,7 +471,9 @@ def _read_image(errors: dict, provider_id: int) -> AchievementImage | None:
     try:
         checked = check_image(content)
     except ImageRejected as error:
-        errors["image"] = _("The image was not accepted: %(reason)s.", reason=str(error))
+        errors["image"] = _(
+            "The image was not accepted: %(reason)s.", reason=str(error)
+        )
         return None
     return AchievementImage(
         provider_id=provider_id,
@@ -488,21 +497,18 @@ def _read_achievement_form(course: LtiCourse):
         image = _read_image(errors, course.provider_id)
     except RequestEntityTooLarge:
         # The whole request is over the app's limit, so no field can be read back.
-        errors["image"] = _(
-            "The upload is too large. Use an image of at most 512 KB."
-        )
+        errors["image"] = _("The upload is too large. Use an image of at most 512 KB.")
         return form, errors, None, None
     return form, errors, rule, image
 
 
-def _save_image(achievement: Achievement, image: AchievementImage | None) -> None:
+def _image_url(image: AchievementImage | None) -> str | None:
+    """Store an uploaded image and return its public URL; None without an upload."""
     if image is None:
-        return
+        return None
     db_session().add(image)
     db_session().flush()
-    achievement.image_url = base_url() + url_for(
-        "pages.achievement_image", public_id=image.public_id
-    )
+    return base_url() + url_for("pages.achievement_image", public_id=image.public_id)
 
 
 def _instructor_actor() -> str:
@@ -536,7 +542,7 @@ def create_achievement(course_id: int):
     )
     db.add(achievement)
     db.flush()
-    _save_image(achievement, image)
+    achievement.image_url = _image_url(image)
     record_audit(
         db,
         provider_id=found.provider_id,
@@ -550,8 +556,25 @@ def create_achievement(course_id: int):
     return redirect(url_for("pages.course", course_id=course_id), code=303)
 
 
+def _live_credential_count(achievement: Achievement) -> int:
+    return db_session().scalar(
+        select(func.count(Credential.id)).where(
+            Credential.provider_id == achievement.provider_id,
+            Credential.achievement_id == achievement.id,
+            Credential.status == CredentialStatus.LIVE.value,
+        )
+    )
+
+
 @bp.post("/course/<int:course_id>/achievements/<public_id>")
 def update_achievement(course_id: int, public_id: str):
+    """Save an edited badge; with holders, correct it so each gets a new version.
+
+    The award rule changes in place, because issued credentials do not contain it.
+    A change to the name, description, criteria or image of a badge that learners
+    already hold goes through `correct_achievement`: each holder receives a new
+    version and the earlier one is marked superseded, so both stay verifiable.
+    """
     found = _instructor_course(course_id)
     achievement = _course_achievement(found, public_id)
     form, errors, rule, image = _read_achievement_form(found)
@@ -559,20 +582,49 @@ def update_achievement(course_id: int, public_id: str):
         return _render_instructor(found, form=form, errors=errors, editing=achievement)
 
     db = db_session()
-    achievement.name = form["name"]
-    achievement.description = form["description"]
-    achievement.criteria_narrative = form["criteria"]
+    changes = {
+        "name": form["name"],
+        "description": form["description"],
+        "criteria_narrative": form["criteria"],
+        "image_url": _image_url(image) or achievement.image_url,
+    }
+    changed = [
+        field
+        for field, value in changes.items()
+        if value != getattr(achievement, field)
+    ]
     achievement.award_rule = rule
-    _save_image(achievement, image)
+    follow_ups: list[int] = []
+    new_versions: list[str] = []
+    if changed and _live_credential_count(achievement):
+        correction = correct_achievement(
+            db,
+            vault=current_bridge().vault,
+            base_url=base_url(),
+            achievement=achievement,
+            changes=changes,
+        )
+        for _old, new in correction.versions:
+            follow_ups += queue_deliveries(db, new)
+            new_versions.append(new.public_id)
+    else:
+        for field in changed:
+            setattr(achievement, field, changes[field])
     record_audit(
         db,
         provider_id=found.provider_id,
         actor=_instructor_actor(),
-        action="achievement.updated",
+        action="achievement.corrected" if new_versions else "achievement.updated",
         target=f"achievement:{achievement.public_id}",
-        detail={"course_id": found.id, "rule": rule["rule"]["kind"]},
+        detail={
+            "course_id": found.id,
+            "rule": rule["rule"]["kind"],
+            "changed": changed,
+            "new_versions": new_versions,
+        },
     )
     db.commit()
+    dispatch(follow_ups)
 
     return redirect(url_for("pages.course", course_id=course_id), code=303)
 
@@ -656,8 +708,8 @@ def revoke_award(course_id: int, public_id: str):
 def download_credential(course_id: int, public_id: str):
     """Send the learner's own signed credential as a JSON file.
 
-    NOTE: only the JSON credential is offered; a baked PNG or SVG needs the engine's
-    baking, which this page does not call yet.
+    The learner page links the baked PNG and SVG to the public routes
+    `/credentials/<id>/badge.png` and `.svg`, which serve any credential by its id.
     """
     found = _course_in_session(course_id)
     credential = db_session().scalar(
