@@ -51,6 +51,15 @@ from lti_tool.models import Registration
 from lti_tool.urls_for import launch_url_of, lti_jwks_url, lti_launch_url, lti_login_url
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
+
+
+def _nest_admin_pages() -> None:
+    from lti_tool.views.lti_admin import bp as admin_bp
+
+    bp.register_blueprint(admin_bp)
+
+
+_nest_admin_pages()
 log = get_logger(__name__)
 
 MAX_LOGIN_PARAMETER = 2048
