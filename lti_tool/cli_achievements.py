@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 
 import click
 
@@ -172,20 +171,12 @@ def backfill(achievement_id, queue, as_json):
     Safe to run again: learners who hold the badge are counted, not issued twice.
     On a terminal a progress line shows the learners read so far.
     """
-    from lti_tool.backfill import BackfillTrigger, job_summary, start_backfill
+    from lti_tool.backfill import job_summary
+    from lti_tool.operations.backfills import start_achievement_backfill
 
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
-        if not queue:
-            # Fails early, before a job row exists, when the LMS kind has none.
-            from lti_tool.operations.achievements import roster_for
-
-            roster_for(op.bridge, op.session, found)
-        job = start_backfill(op.session, achievements=[found],
-                             trigger=BackfillTrigger.MANUAL, requested_by=op.actor)
-        audit(op.session, op.actor, "backfill.started",
-              provider_id=found.provider_id, target=f"backfill:{job.public_id}",
-              detail={"achievement": achievement_id})
+        job = start_achievement_backfill(op.session, op.actor, found)
         op.session.commit()
         job_id, job_public_id = job.id, job.public_id
         if queue:

@@ -13,14 +13,13 @@ from sqlalchemy.orm import Session
 
 from badge_engine.models import Provider
 from connectors.models import ConnectionState, LmsConnection, LmsKind
-from connectors.moodle.client import MoodleClient
-from connectors.moodle.connection import ConnectionTestResult, test_connection
+from connectors.moodle.connection import ConnectionTestResult
 from lti_tool.bridge import Bridge
 from lti_tool.cli import EXIT_FAILURE, _settings_or_fail, emit, fail, json_option
+from lti_tool.cli_support import report_error
 from lti_tool.config import ensure_secret_files, is_loopback_host
-
-# A test is a request an admin waits for, so it gets a short timeout and one retry.
-TEST_TIMEOUT = (3.05, 10.0)
+from lti_tool.operations import NotFound
+from lti_tool.operations.lms import run_connection_test
 
 
 @click.group()
@@ -122,32 +121,6 @@ def test(connection_id: str, as_json: bool) -> None:
     _report_test(result, as_json)
 
 
-def run_connection_test(
-    bridge: Bridge, session: Session, lms_connection: LmsConnection
-) -> ConnectionTestResult:
-    """Test a Moodle connection and record the outcome on it.
-
-    A rejected token marks the connection broken, which stops its polls. A token
-    that Moodle accepts marks a broken connection OK again. The caller commits.
-    """
-    token = bridge.vault.decrypt(
-        lms_connection.api_token_encrypted,
-        what=f"API token of LMS connection {lms_connection.id}",
-    ).decode()
-    with MoodleClient(
-        lms_connection.base_url, token, timeout=TEST_TIMEOUT, max_retries=1
-    ) as client:
-        result = test_connection(client)
-
-    if result.token_invalid:
-        lms_connection.state = ConnectionState.BROKEN.value
-        lms_connection.state_detail = result.error
-    elif result.error is None:
-        lms_connection.state = ConnectionState.OK.value
-        lms_connection.state_detail = None
-    return result
-
-
 def _report_test(result: ConnectionTestResult, as_json: bool) -> None:
     lines = [f"Moodle at {result.site_url}:"]
     if result.error:
@@ -222,11 +195,13 @@ def _checked_site_url(bridge: Bridge, site_url: str, as_json: bool) -> str:
 def _provider_or_fail(session: Session, slug: str, as_json: bool) -> Provider:
     provider = session.scalar(select(Provider).where(Provider.slug == slug))
     if provider is None:
-        fail(
-            f"no provider with slug {slug!r} exists; check the slug on the provider's "
-            f"admin page",
+        report_error(
+            NotFound(
+                f"no provider with slug {slug!r} exists; check the slug on the "
+                "provider's admin page or run `hpass-bridge provider list`",
+                code="provider_not_found",
+            ),
             as_json,
-            code="provider_not_found",
         )
     return provider
 
@@ -238,10 +213,12 @@ def _connection_or_fail(
         select(LmsConnection).where(LmsConnection.public_id == connection_id)
     )
     if lms_connection is None or lms_connection.kind != LmsKind.MOODLE.value:
-        fail(
-            f"no Moodle connection {connection_id!r} exists; use the connection id "
-            f"that hpass-bridge connection add-moodle printed",
+        report_error(
+            NotFound(
+                f"no Moodle connection {connection_id!r} exists; use the connection "
+                "id that `hpass-bridge connection add-moodle` printed",
+                code="connection_not_found",
+            ),
             as_json,
-            code="connection_not_found",
         )
     return lms_connection

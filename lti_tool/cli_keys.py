@@ -11,38 +11,17 @@ re-encrypts every stored secret with the first key of HPASS_ENCRYPTION_KEYS.
 
 from __future__ import annotations
 
-import hashlib
-
 import click
 from cryptography.fernet import Fernet
-from sqlalchemy import select
 
-from badge_engine.issuers import active_signing_key
-from badge_engine.models import Provider, SigningKey
 from lti_tool.cli_support import emit, json_option, operator_session, table
-from lti_tool.lti import tool_keys
-from lti_tool.models import Registration
-from lti_tool.operations import InvalidInput, audit, iso, provider_by_slug
-
-KINDS = ("lti", "signing", "encryption")
-
-
-def _fingerprint(key: bytes) -> str:
-    # A digest identifies a key in listings without revealing it.
-    return hashlib.sha256(key).hexdigest()[:16]
-
-
-def _encrypted_columns():
-    """Yield (model, column name) for every secret encrypted at rest."""
-    from lti_tool.operations.tables import provider_tables
-
-    provider_tables()  # imports every model
-    from badge_engine.db import Base
-
-    for mapper in Base.registry.mappers:
-        for column in mapper.columns:
-            if column.key.endswith("_encrypted"):
-                yield mapper.class_, column.key
+from lti_tool.operations import InvalidInput, provider_by_slug
+from lti_tool.operations.keys import (
+    KINDS,
+    list_keys,
+    rotate_encryption_key,
+    rotate_provider_key,
+)
 
 
 @click.group()
@@ -56,39 +35,9 @@ def keys() -> None:
 @json_option
 def list_(kind, provider_slug, as_json):
     """List keys with their ids (never the private halves)."""
-    rows = []
     with operator_session(as_json) as op:
         found = provider_by_slug(op.session, provider_slug) if provider_slug else None
-        if kind in (None, "lti"):
-            query = select(Registration, Provider.slug).join(
-                Provider, Provider.id == Registration.provider_id)
-            if found:
-                query = query.where(Registration.provider_id == found.id)
-            for registration, slug in op.session.execute(query):
-                rows.append({"kind": "lti", "provider": slug,
-                             "id": registration.tool_key_id, "active": True,
-                             "owner": f"{registration.issuer} {registration.client_id}"})
-                if registration.previous_tool_key_id:
-                    rows.append({"kind": "lti", "provider": slug,
-                                 "id": registration.previous_tool_key_id,
-                                 "active": False, "owner": registration.issuer})
-        if kind in (None, "signing"):
-            query = select(SigningKey, Provider.slug).join(
-                Provider, Provider.id == SigningKey.provider_id)
-            if found:
-                query = query.where(SigningKey.provider_id == found.id)
-            for key, slug in op.session.execute(query.order_by(SigningKey.id)):
-                rows.append({"kind": "signing", "provider": slug, "id": key.key_name,
-                             "active": key.active, "owner": key.public_key_multibase,
-                             "created_at": iso(key.created_at)})
-        if kind in (None, "encryption"):
-            for index, key in enumerate(op.bridge.settings.encryption_keys):
-                rows.append({"kind": "encryption", "provider": None,
-                             "id": _fingerprint(key), "active": index == 0,
-                             "owner": "encrypts new secrets" if index == 0
-                             else "decrypts older secrets"})
-        audit(op.session, op.actor, "key.listed",
-              provider_id=found.id if found else None)
+        rows = list_keys(op.session, op.bridge, op.actor, kind=kind, provider=found)
         op.session.commit()
     emit({"keys": rows}, as_json,
          table(rows, ["kind", "provider", "id", "active", "owner"], "no keys"))
@@ -104,53 +53,16 @@ def rotate(kind, provider_slug, as_json):
     """Put a new key in use; old public keys stay published."""
     with operator_session(as_json) as op:
         if kind == "encryption":
-            result = _rotate_encryption(op)
+            result = rotate_encryption_key(op.session, op.bridge, op.actor)
         else:
             if not provider_slug:
                 raise InvalidInput(f"--kind {kind} needs --provider SLUG",
                                    code="provider_required")
             found = provider_by_slug(op.session, provider_slug)
-            result = (_rotate_lti(op, found) if kind == "lti"
-                      else _rotate_signing(op, found))
-        audit(op.session, op.actor, "key.rotated",
-              provider_id=result.get("provider_id"), detail={"kind": kind})
+            result = rotate_provider_key(op.session, op.bridge, op.actor, found, kind)
         op.session.commit()
-    result.pop("provider_id", None)
     emit({"status": "rotated", "kind": kind, **result}, as_json,
          f"{kind} key rotated: " + ", ".join(f"{k} {v}" for k, v in result.items()))
-
-
-def _rotate_lti(op, provider: Provider) -> dict:
-    registrations = op.session.scalars(
-        select(Registration).where(Registration.provider_id == provider.id))
-    new_ids = [tool_keys.rotate(item, op.bridge.vault) for item in registrations]
-    if not new_ids:
-        raise InvalidInput(f"provider {provider.slug!r} has no LTI registration; "
-                           "add one with `hpass-bridge platform add`",
-                           code="nothing_to_rotate")
-    return {"provider_id": provider.id, "new_keys": new_ids}
-
-
-def _rotate_signing(op, provider: Provider) -> dict:
-    for key in op.session.scalars(select(SigningKey).where(
-            SigningKey.provider_id == provider.id, SigningKey.active.is_(True))):
-        key.active = False
-    op.session.flush()
-    key = active_signing_key(op.session, op.bridge.vault, provider)
-    return {"provider_id": provider.id, "new_key": key.key_name}
-
-
-def _rotate_encryption(op) -> dict:
-    """Re-encrypt every stored secret with the newest configured key."""
-    count = 0
-    for model, column in _encrypted_columns():
-        for row in op.session.scalars(select(model)):
-            value = getattr(row, column)
-            if value is not None:
-                setattr(row, column, op.bridge.vault.rotate(value))
-                count += 1
-    newest = _fingerprint(op.bridge.settings.encryption_keys[0])
-    return {"provider_id": None, "secrets_reencrypted": count, "key": newest}
 
 
 @keys.command("new-encryption-key")

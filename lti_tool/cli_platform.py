@@ -12,17 +12,24 @@ import click
 from sqlalchemy import delete, func, select
 
 from badge_engine.models import Provider
-from lti_tool.cli import emit, fail, json_option, _settings_or_fail
+from lti_tool.cli import _settings_or_fail, emit, fail, json_option
+from lti_tool.cli_support import report_error
 from lti_tool.lti import tool_keys
 from lti_tool.lti.outbound import UnsafeUrl, check_outbound_url
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import (
     Deployment,
-    DeploymentStatus,
     LtiCourse,
     LtiNonce,
     Registration,
 )
+from lti_tool.operations import (
+    ActionError,
+    NotFound,
+    operating_system_actor,
+    provider_by_slug,
+)
+from lti_tool.operations.deployments import approve_deployment, find_registration
 from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url
 
 
@@ -50,20 +57,11 @@ def _tool_urls(base: str, registration: Registration) -> dict:
 
 
 def _find(session, issuer: str, client_id: str, as_json: bool) -> Registration:
-    registration = session.scalar(
-        select(Registration).where(
-            Registration.issuer == issuer.rstrip("/"),
-            Registration.client_id == client_id,
-        )
-    )
-    if registration is None:
-        fail(
-            f"no registration with issuer {issuer!r} and client id {client_id!r}; "
-            "see `hpass-bridge platform list`",
-            as_json,
-            code="not_found",
-        )
-    return registration
+    """Return the registration; an unknown one is a usage error (exit 2)."""
+    try:
+        return find_registration(session, issuer, client_id)
+    except ActionError as error:
+        report_error(error, as_json)
 
 
 @click.group()
@@ -117,9 +115,10 @@ def add(
                 fail(f"{error}; give the platform's public https URL", as_json,
                      code="invalid_url")
 
-        provider = session.scalar(select(Provider).where(Provider.slug == provider_slug))
-        if provider is None:
-            fail(f"no provider with slug {provider_slug!r}", as_json, code="not_found")
+        try:
+            provider = provider_by_slug(session, provider_slug)
+        except NotFound as error:
+            report_error(error, as_json)
         exists = session.scalar(
             select(Registration.id).where(
                 Registration.issuer == issuer, Registration.client_id == client_id
@@ -164,6 +163,10 @@ def list_(provider_slug, as_json) -> None:
             Provider, Provider.id == Registration.provider_id
         )
         if provider_slug:
+            try:
+                provider_by_slug(session, provider_slug)
+            except NotFound as error:
+                report_error(error, as_json)
             query = query.where(Provider.slug == provider_slug)
         rows = []
         for registration, slug in session.execute(query.order_by(Registration.id)):
@@ -234,21 +237,12 @@ def approve(issuer, client_id, deployment_id, as_json) -> None:
     """Approve a held DEPLOYMENT_ID so launches from it work."""
     with _bridge(as_json) as (_, session):
         registration = _find(session, issuer, client_id, as_json)
-        deployment = session.scalar(
-            select(Deployment).where(
-                Deployment.provider_id == registration.provider_id,
-                Deployment.registration_id == registration.id,
-                Deployment.deployment_id == deployment_id,
+        try:
+            approve_deployment(
+                session, operating_system_actor(), registration, deployment_id
             )
-        )
-        if deployment is None:
-            deployment = Deployment(
-                provider_id=registration.provider_id,
-                registration_id=registration.id,
-                deployment_id=deployment_id,
-            )
-            session.add(deployment)
-        deployment.status = DeploymentStatus.ACTIVE.value
+        except ActionError as error:
+            report_error(error, as_json)
         session.commit()
         emit({"status": "ok"}, as_json, f"deployment {deployment_id} is active")
 
@@ -274,9 +268,10 @@ def registration_url(provider_slug, as_json) -> None:
     from lti_tool.lti.dynamic_registration import registration_token
 
     with _bridge(as_json) as (bridge, session):
-        provider = session.scalar(select(Provider).where(Provider.slug == provider_slug))
-        if provider is None:
-            fail(f"no provider with slug {provider_slug!r}", as_json, code="not_found")
+        try:
+            provider = provider_by_slug(session, provider_slug)
+        except NotFound as error:
+            report_error(error, as_json)
         token = registration_token(bridge.settings.secret_key, provider.id)
         url = f"{bridge.settings.public_base_url}/lti/register/{token}"
         emit({"status": "ok", "url": url}, as_json, url)

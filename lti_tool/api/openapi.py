@@ -326,6 +326,315 @@ PATHS = {
 }
 
 
+LMS_ERROR = {
+    "409": _json(ERROR, "The connection's LMS kind cannot be read on request."),
+    "502": _json(
+        ERROR,
+        "The LMS did not answer in time or rejected the bridge's credentials; the "
+        "message says what to check.",
+    ),
+}
+ACHIEVEMENT_ID = _path("achievement_id")
+BACKFILL_ID = _path("backfill_id")
+
+
+def _string_field(max_length: int, min_length: int = 1) -> dict:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length}
+
+
+def _json_body(schema: dict, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+SCHEMAS.update(
+    {
+        "PreviewLearner": _object(
+            {
+                "lms_user_id": STRING,
+                "name": NULLABLE_STRING,
+                "met": {"type": "boolean"},
+                "met_at": TIMESTAMP,
+                "missing": {"type": "array", "items": STRING},
+            },
+            ["lms_user_id", "met", "missing"],
+        ),
+        "Preview": _object(
+            {
+                "achievement": STRING,
+                "would_earn": {"type": "integer"},
+                "complete": {
+                    "type": "boolean",
+                    "description": "False when the course has more learners than "
+                    "max_learners.",
+                },
+                "learners": {"type": "array", "items": _ref("PreviewLearner")},
+            },
+            ["achievement", "would_earn", "complete", "learners"],
+        ),
+        "Explanation": _object(
+            {
+                "achievement": STRING,
+                "learner": STRING,
+                "known_learner": {"type": "boolean"},
+                "holds_award": NULLABLE_STRING,
+                "rule_met": {"type": "boolean"},
+                "met_at": TIMESTAMP,
+                "missing": {"type": "array", "items": STRING},
+                "award_rule": _ref("AwardRule"),
+            },
+            ["achievement", "learner", "holds_award", "rule_met", "missing"],
+        ),
+        "Backfill": _object(
+            {
+                "id": STRING,
+                "course_id": STRING,
+                "achievements": {"type": "array", "items": STRING},
+                "trigger": STRING,
+                "status": {
+                    "enum": ["pending", "running", "done", "failed", "cancelled"]
+                },
+                "learners_seen": {"type": "integer"},
+                "issued": {"type": "integer"},
+                "already_held": {"type": "integer"},
+                "not_met": {"type": "integer"},
+                "failed_reads": {"type": "integer"},
+                "cancel_requested": {"type": "boolean"},
+                "last_error": NULLABLE_STRING,
+                "created_at": TIMESTAMP,
+                "finished_at": TIMESTAMP,
+            },
+            ["id", "status", "learners_seen", "issued"],
+        ),
+        "Connected": _object(
+            {
+                "connection": _ref("LmsConnection"),
+                "webhook_url": STRING,
+                "webhook_secret": {
+                    "type": "string",
+                    "description": "Shown once; configure it in the LMS.",
+                },
+                "test": {"type": "object"},
+            },
+            ["connection", "webhook_url", "webhook_secret", "test"],
+        ),
+        "ConnectionTest": {
+            "type": "object",
+            "required": ["ok"],
+            "properties": {"ok": {"type": "boolean"}},
+        },
+        "Key": _object(
+            {
+                "kind": {"enum": ["lti", "signing"]},
+                "provider": STRING,
+                "id": STRING,
+                "active": {"type": "boolean"},
+                "owner": STRING,
+                "created_at": TIMESTAMP,
+            },
+            ["kind", "id", "active"],
+        ),
+        "LearnerExport": _object(
+            {
+                "provider": STRING,
+                "learners": {"type": "array", "items": {"type": "object"}},
+            },
+            ["provider", "learners"],
+        ),
+    }
+)
+
+PATHS.update(
+    {
+        "/api/v1/achievements/{achievement_id}/preview": {
+            "get": _operation(
+                "List enrolled learners who would earn the badge now; issues nothing",
+                {"200": _json(_ref("Preview"), "Learners read."), **LMS_ERROR},
+                operationId="previewAchievement",
+                parameters=[
+                    ACHIEVEMENT_ID,
+                    _query(
+                        "max_learners",
+                        "Learners to read at most (default 100); each costs LMS "
+                        "requests while the caller waits.",
+                        {"type": "integer", "minimum": 1, "maximum": 500},
+                    ),
+                ],
+            )
+        },
+        "/api/v1/achievements/{achievement_id}/explain": {
+            "get": _operation(
+                "Explain why a learner has or has not earned the badge",
+                {"200": _json(_ref("Explanation"), "Explanation."), **LMS_ERROR},
+                operationId="explainAward",
+                parameters=[
+                    ACHIEVEMENT_ID,
+                    {
+                        **_query("learner", "The learner's LMS user id.",
+                                 _string_field(64)),
+                        "required": True,
+                    },
+                ],
+            )
+        },
+        "/api/v1/achievements/{achievement_id}/backfills": {
+            "post": _operation(
+                "Start a backfill: the workers issue the badge to every enrolled "
+                "learner who already earned it",
+                {"202": _json(_ref("Backfill"), "Queued for the workers.")},
+                operationId="startBackfill",
+                parameters=[ACHIEVEMENT_ID],
+            )
+        },
+        "/api/v1/backfills": {
+            "get": _operation(
+                "The provider's latest backfills, newest first",
+                {"200": _json(_list_of("backfills", "#/components/schemas/Backfill"),
+                              "Backfills.")},
+                operationId="listBackfills",
+                parameters=[
+                    _query("limit", "Rows to return at most (default 20).",
+                           {"type": "integer", "minimum": 1, "maximum": 100}),
+                ],
+            )
+        },
+        "/api/v1/backfills/{backfill_id}": {
+            "get": _operation(
+                "One backfill's progress",
+                {"200": _json(_ref("Backfill"), "The backfill.")},
+                operationId="getBackfill",
+                parameters=[BACKFILL_ID],
+            )
+        },
+        "/api/v1/backfills/{backfill_id}/cancel": {
+            "post": _operation(
+                "Stop a backfill after its current page; issued badges stay",
+                {"200": _json(_ref("Backfill"), "Cancel requested.")},
+                operationId="cancelBackfill",
+                parameters=[BACKFILL_ID],
+            )
+        },
+        "/api/v1/lms-connections/moodle": {
+            "post": _operation(
+                "Connect a Moodle site; saved only when the connection test passes",
+                {"201": _json(_ref("Connected"), "Connected."), **LMS_ERROR},
+                operationId="connectMoodle",
+                requestBody=_json_body(
+                    _object(
+                        {
+                            "url": _string_field(2000),
+                            "token": _string_field(500),
+                            "name": _string_field(200),
+                        },
+                        ["url", "token"],
+                    )
+                ),
+            )
+        },
+        "/api/v1/lms-connections/canvas": {
+            "post": _operation(
+                "Connect a Canvas site; saved only when the connection test passes",
+                {"201": _json(_ref("Connected"), "Connected."), **LMS_ERROR},
+                operationId="connectCanvas",
+                requestBody=_json_body(
+                    _object(
+                        {
+                            "url": _string_field(2000),
+                            "token": _string_field(500),
+                            "course_id": {"type": "string", "pattern": "^[0-9]+$"},
+                            "name": _string_field(200),
+                            "client_id": _string_field(500),
+                            "client_secret": _string_field(500),
+                            "refresh_token": _string_field(500),
+                        },
+                        ["url", "token", "course_id"],
+                    )
+                ),
+            )
+        },
+        "/api/v1/lms-connections/{connection_id}/test": {
+            "post": _operation(
+                "Test a stored connection and record the outcome on it",
+                {"200": _json(_ref("ConnectionTest"), "The test report.")},
+                operationId="testLmsConnection",
+                parameters=[_path("connection_id")],
+                requestBody=_json_body(
+                    _object({"course_id": {"type": "string", "pattern": "^[0-9]+$"}}),
+                    required=False,
+                ),
+            )
+        },
+        "/api/v1/deployments/approve": {
+            "post": _operation(
+                "Approve an LTI deployment held at its first launch",
+                {
+                    "200": _json(
+                        _object(
+                            {
+                                "status": STRING,
+                                "issuer": STRING,
+                                "client_id": STRING,
+                                "deployment_id": STRING,
+                            }
+                        ),
+                        "Approved.",
+                    )
+                },
+                operationId="approveDeployment",
+                requestBody=_json_body(
+                    _object(
+                        {
+                            "issuer": _string_field(2000),
+                            "client_id": _string_field(255),
+                            "deployment_id": _string_field(255),
+                        },
+                        ["issuer", "client_id", "deployment_id"],
+                    )
+                ),
+            )
+        },
+        "/api/v1/keys": {
+            "get": _operation(
+                "The provider's LTI tool keys and signing keys (public ids only)",
+                {"200": _json(_list_of("keys", "#/components/schemas/Key"), "Keys.")},
+                operationId="listKeys",
+                parameters=[
+                    _query("kind", "Only this kind.", {"enum": ["lti", "signing"]})
+                ],
+            )
+        },
+        "/api/v1/keys/rotate": {
+            "post": _operation(
+                "Put a new LTI tool key or signing key in use; old public keys stay "
+                "published",
+                {"200": _json(_object({"status": STRING, "kind": STRING}), "Rotated.")},
+                operationId="rotateKey",
+                requestBody=_json_body(
+                    _object({"kind": {"enum": ["lti", "signing"]}}, ["kind"])
+                ),
+            )
+        },
+        "/api/v1/learners/{lms_user_id}/export": {
+            "get": _operation(
+                "Everything the bridge stores about a learner",
+                {"200": _json(_ref("LearnerExport"), "The learner's data.")},
+                operationId="exportLearner",
+                parameters=[_path("lms_user_id")],
+            )
+        },
+        "/api/v1/learners/{lms_user_id}/forget": {
+            "post": _operation(
+                "Erase a learner's name, email, raw LMS payloads and portfolio "
+                "tokens; issued badges stay valid",
+                {"200": _json(_object({"status": STRING, "learner": STRING}),
+                              "Forgotten.")},
+                operationId="forgetLearner",
+                parameters=[_path("lms_user_id")],
+            )
+        },
+    }
+)
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",

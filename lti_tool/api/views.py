@@ -22,7 +22,7 @@ from lti_tool.api.tokens import find_active_token
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import Unauthorized
 from lti_tool.logs import get_logger
-from lti_tool.operations import ActionError, InvalidInput, api_actor
+from lti_tool.operations import ActionError, InvalidInput, api_actor, audit
 from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations import awards as award_ops
 from lti_tool.operations import deliveries as delivery_ops
@@ -57,6 +57,55 @@ def authenticate() -> None:
     db_session().commit()
     g.api_provider = db_session().get(Provider, row.provider_id)
     g.api_actor = api_actor(row.public_id)
+
+
+# Audit action of each read route, named as the matching command records it. The
+# key listing and the learner export record their own events in the operation.
+READ_ACTIONS = {
+    "api.show_provider": "provider.shown",
+    "api.lms_connections": "lms_connection.listed",
+    "api.list_achievements": "achievement.listed",
+    "api.show_achievement": "achievement.shown",
+    "api.preview_achievement": "achievement.previewed",
+    "api.explain_achievement": "award.explained",
+    "api.list_awards": "award.listed",
+    "api.show_award": "award.shown",
+    "api.list_deliveries": "delivery.listed",
+    "api.list_facts": "fact.listed",
+    "api.list_backfills": "backfill.listed",
+    "api.show_backfill": "backfill.shown",
+}
+
+
+@bp.after_request
+def audit_read(response):
+    """Record a successful read in the audit log, as the commands do."""
+    action = READ_ACTIONS.get(request.endpoint)
+    if action is None or response.status_code >= 400:
+        return response
+    session = db_session()
+    detail = {"query": request.args.to_dict()} if request.args else None
+    try:
+        audit(
+            session,
+            g.api_actor,
+            action,
+            provider_id=_provider().id,
+            target=request.path,
+            detail=detail,
+        )
+        session.commit()
+    except SQLAlchemyError as error:
+        # The response is already built, so the read still succeeds and the lost
+        # audit event is logged with its ids.
+        session.rollback()
+        log.error(
+            "api_read_audit_failed",
+            error=type(error).__name__,
+            action=action,
+            provider_id=_provider().id,
+        )
+    return response
 
 
 @bp.errorhandler(ActionError)
@@ -113,11 +162,18 @@ def _string(body: dict, name: str, required: bool = True) -> str | None:
 
 
 def _limit() -> int:
-    raw = request.args.get("limit", "100")
-    if not raw.isdigit():
+    return _int_arg("limit", 100, 1000)
+
+
+def _int_arg(name: str, default: int, maximum: int) -> int:
+    """Return a whole-number query parameter from 1 to `maximum`."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise InvalidInput(
-            f"limit must be a whole number from 1 to 1000, got {raw!r}",
-            code="invalid_limit",
+            f"{name} must be a whole number from 1 to {maximum}, got {raw!r}",
+            code=f"invalid_{name}",
         )
     return int(raw)
 
@@ -262,3 +318,7 @@ def _dispatch(message_ids: list[int]) -> None:
     from lti_tool.tasks import dispatch
 
     dispatch(message_ids)
+
+
+# The action routes register themselves on `bp`.
+from lti_tool.api import actions  # noqa: F401

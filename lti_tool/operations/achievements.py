@@ -14,10 +14,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Achievement, Provider
-from badge_engine.rules import InvalidAwardRule, evaluate_award_rule, validate_award_rule
+from badge_engine.rules import (
+    InvalidAwardRule,
+    evaluate_award_rule,
+    validate_award_rule,
+)
+from connectors.canvas.errors import CanvasError
 from lti_tool.bridge import Bridge
-from lti_tool.operations import ActionError, InvalidInput, NotFound, audit, iso
+from lti_tool.operations import (
+    ActionError,
+    InvalidInput,
+    LmsUnreachable,
+    NotFound,
+    audit,
+    iso,
+)
 from lti_tool.operations.lms import find_connection
+
+# Importing the rosters also registers the Canvas roster for backfill jobs.
+from lti_tool.operations.rosters import request_roster
 
 NAME_MAX = 200
 TEXT_MAX = 4000
@@ -177,9 +192,8 @@ def find_achievement(
 
 
 def roster_for(bridge: Bridge, session: Session, achievement: Achievement):
-    """Return the LMS roster reader of the achievement's connection."""
+    """Return a roster of the achievement's LMS course, with short timeouts."""
     from connectors.models import LmsConnection
-    from lti_tool.backfill import ROSTER_FACTORIES
 
     connection = session.scalar(
         select(LmsConnection).where(
@@ -187,17 +201,21 @@ def roster_for(bridge: Bridge, session: Session, achievement: Achievement):
             LmsConnection.provider_id == achievement.provider_id,
         )
     )
-    factory = ROSTER_FACTORIES.get(connection.kind)
-    if factory is None:
-        # NOTE: only Moodle has a roster reader so far; Canvas courses cannot be
-        # previewed, explained or backfilled until one is registered.
+    try:
+        roster = request_roster(bridge, session, connection)
+    except CanvasError as error:
+        raise LmsUnreachable(
+            f"the Canvas connection {connection.public_id} cannot be used: {error} "
+            "Run `hpass-bridge lms test` for the connection"
+        ) from None
+    if roster is None:
         raise ActionError(
-            f"LMS kind {connection.kind!r} has no roster reader yet, so the bridge "
+            f"LMS kind {connection.kind!r} has no roster reader, so the bridge "
             "cannot read its learners' progress on request",
             code="no_roster_reader",
         )
 
-    return factory(bridge, connection)
+    return roster
 
 
 @dataclass(frozen=True)
@@ -210,18 +228,27 @@ class PreviewRow:
 
 
 def preview(
-    session: Session, bridge: Bridge, achievement: Achievement
+    session: Session,
+    bridge: Bridge,
+    achievement: Achievement,
+    max_learners: int | None = None,
 ) -> list[PreviewRow]:
-    """Read every enrolled learner's progress and evaluate the rule, issuing nothing."""
+    """Read enrolled learners' progress and evaluate the rule, issuing nothing.
+
+    With `max_learners`, stop after that many learners; the caller reports that
+    the list may be incomplete.
+    """
     roster = roster_for(bridge, session, achievement)
     rows: list[PreviewRow] = []
     offset = 0
     try:
-        while True:
+        while max_learners is None or len(rows) < max_learners:
             page = roster.enrolled_learners(
                 achievement.lms_course_id, offset, PREVIEW_PAGE_SIZE
             )
             for learner in page.learners:
+                if max_learners is not None and len(rows) >= max_learners:
+                    break
                 progress = roster.read_progress(
                     achievement.lms_course_id, learner.lms_user_id
                 )
@@ -241,8 +268,6 @@ def preview(
     except ActionError:
         raise
     except Exception as error:  # noqa: BLE001 - reported with the LMS named
-        from lti_tool.operations import LmsUnreachable
-
         raise LmsUnreachable(
             f"reading course {achievement.lms_course_id} from the LMS failed: "
             f"{error}; run `hpass-bridge lms test` for the connection"

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from badge_engine.models import Provider
 from connectors.canvas.connection import connect_canvas, test_canvas_connection
 from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.moodle.client import MoodleClient
+from connectors.moodle.connection import ConnectionTestResult, test_connection
 from lti_tool.bridge import Bridge
 from lti_tool.config import is_loopback_host
 from lti_tool.operations import InvalidInput, LmsUnreachable, NotFound, audit, iso
@@ -26,6 +28,9 @@ from lti_tool.urls_for import moodle_webhook_url
 
 NAME_MAX = 200
 TOKEN_MAX = 500
+# A connection test is a request an admin waits for, so it gets short (connect,
+# read) timeouts in seconds and one retry.
+MOODLE_TEST_TIMEOUT = (3.05, 10.0)
 CANVAS_TEST_TIMEOUT = (3.05, 10.0)
 
 
@@ -120,7 +125,6 @@ def connect_moodle(
     token: str,
     name: str = "Moodle",
 ) -> Connected:
-    from lti_tool.cli_connections import run_connection_test
     from lti_tool.views.webhooks import secret_digest
 
     url = check_lms_url(bridge, url.strip())
@@ -241,6 +245,32 @@ def connect_canvas_site(
     )
 
 
+def run_connection_test(
+    bridge: Bridge, session: Session, lms_connection: LmsConnection
+) -> ConnectionTestResult:
+    """Test a Moodle connection and record the outcome on it.
+
+    A rejected token marks the connection broken, which stops its polls. A token
+    that Moodle accepts marks a broken connection OK again. The caller commits.
+    """
+    token = bridge.vault.decrypt(
+        lms_connection.api_token_encrypted,
+        what=f"API token of LMS connection {lms_connection.id}",
+    ).decode()
+    with MoodleClient(
+        lms_connection.base_url, token, timeout=MOODLE_TEST_TIMEOUT, max_retries=1
+    ) as client:
+        result = test_connection(client)
+
+    if result.token_invalid:
+        lms_connection.state = ConnectionState.BROKEN.value
+        lms_connection.state_detail = result.error
+    elif result.error is None:
+        lms_connection.state = ConnectionState.OK.value
+        lms_connection.state_detail = None
+    return result
+
+
 def list_connections(session: Session, provider: Provider | None) -> list[LmsConnection]:
     query = select(LmsConnection).order_by(LmsConnection.id)
     if provider is not None:
@@ -274,7 +304,6 @@ def test_lms_connection(
     course_id: str | None = None,
 ) -> dict[str, Any]:
     """Test a stored connection, record the outcome on it and return the report."""
-    from lti_tool.cli_connections import run_connection_test
 
     if connection.kind == LmsKind.MOODLE.value:
         result = run_connection_test(bridge, session, connection).as_dict()

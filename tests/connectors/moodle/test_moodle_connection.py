@@ -180,7 +180,7 @@ def _connection_state(cli_env) -> str:
 
 
 def test_cli_unknown_provider(cli_env, tmp_path, moodle):
-    """add-moodle with an unknown provider slug fails naming the slug."""
+    """add-moodle with an unknown provider slug is a usage error naming it."""
     token_file = tmp_path / "token.txt"
     token_file.write_text(FULL_TOKEN)
 
@@ -191,7 +191,7 @@ def test_cli_unknown_provider(cli_env, tmp_path, moodle):
         env=cli_env,
     )
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "'nope'" in result.stderr
 
 
@@ -212,8 +212,8 @@ def test_cli_empty_token_file(cli_env, tmp_path, moodle):
 
 
 def test_cli_unknown_connection(cli_env):
-    """connection test with an unknown id fails naming the id."""
+    """connection test with an unknown id is a usage error naming it."""
     result = CliRunner().invoke(main, ["connection", "test", "missing-id"], env=cli_env)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "'missing-id'" in result.stderr

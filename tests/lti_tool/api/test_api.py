@@ -159,19 +159,36 @@ def test_openapi_paths_match_routes(app, client):
     assert described == routes
 
 
+# Connecting an LMS makes the bridge call the URL in the request body, and generated
+# bodies name arbitrary hosts, so those two operations are tested with the stand-ins
+# in test_api_actions.py instead.
+OUTBOUND_TO_GIVEN_URL = {"connectMoodle", "connectCanvas"}
+
+
 def test_schemathesis_finds_no_server_error(app, tenants):
-    """Generated requests against the live API never get a 5xx."""
+    """Generated requests against the live API never get an unplanned 5xx.
+
+    The tenants' LMS listens nowhere (127.0.0.1:9), so the routes that read it
+    return their documented 502 `lms_unreachable`, which is not a server error.
+    """
     alpha, _ = tenants
     with serve_in_thread(app) as server:
         schema = schemathesis.openapi.from_url(f"{server.url}/api/v1/openapi.json")
-        for operation in schema.get_all_operations():
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if operation.definition.raw.get("operationId") in OUTBOUND_TO_GIVEN_URL:
+                continue
 
             @settings(max_examples=25, deadline=None,
                       suppress_health_check=list(HealthCheck))
-            @given(case=operation.ok().as_strategy())
+            @given(case=operation.as_strategy())
             def check(case):
                 response = case.call(base_url=server.url, headers=_auth(alpha["token"]))
-                assert response.status_code < 500, (
+                planned = (
+                    response.status_code == 502
+                    and response.json().get("error") == "lms_unreachable"
+                )
+                assert response.status_code < 500 or planned, (
                     case.method, case.formatted_path, response.text[:200])
 
             check()

@@ -1,0 +1,111 @@
+"""Course rosters for previews, explanations and backfills, for Moodle and Canvas.
+
+A roster lists a course's enrolled learners page by page and reads one learner's
+progress (see `lti_tool.backfill.CourseRoster`). A preview or explanation reads the
+LMS while an admin waits, so `request_roster` builds clients with short timeouts
+and at most one retry. Importing this module registers the Canvas roster for
+backfill jobs, which the workers run with the normal timeouts.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from badge_engine.rules import LearnerProgress
+from connectors.canvas.client import CanvasClient
+from connectors.canvas.connection import client_for_connection
+from connectors.canvas.progress import read_learner_progress as read_canvas_progress
+from connectors.models import LmsConnection, LmsKind
+from connectors.moodle.client import MoodleClient
+from connectors.moodle.roster import EnrolledLearner, MoodleRoster, RosterPage
+from lti_tool.backfill import register_roster
+from lti_tool.bridge import Bridge
+
+# Connect and read timeouts in seconds for LMS calls made while an admin waits.
+REQUEST_TIMEOUT = (3.05, 10.0)
+
+
+class CanvasRoster:
+    """A Canvas course's students (StudentEnrollment, active or completed).
+
+    Canvas pages enrollments with opaque bookmarks rather than offsets, so the
+    roster reads the whole enrollment list once and slices it. A student enrolled
+    in two sections has two enrollments and is listed once.
+    """
+
+    def __init__(self, client: CanvasClient, session: Session | None = None) -> None:
+        self.client = client
+        # The session that holds the connection's credential row. An OAuth2 token
+        # refresh writes the new tokens to it, and the roster commits them when it
+        # owns the session.
+        self.session = session
+        self._students: dict[str, list[EnrolledLearner]] = {}
+
+    def _course_students(self, lms_course_id: str) -> list[EnrolledLearner]:
+        if lms_course_id not in self._students:
+            seen: dict[str, EnrolledLearner] = {}
+            for enrollment in self.client.list_student_enrollments(lms_course_id):
+                user_id = str(enrollment.get("user_id") or "")
+                if not user_id or user_id in seen:
+                    continue
+                user = enrollment.get("user") or {}
+                seen[user_id] = EnrolledLearner(user_id, user.get("name") or None, None)
+            self._students[lms_course_id] = list(seen.values())
+            self._save_refreshed_tokens()
+
+        return self._students[lms_course_id]
+
+    def enrolled_learners(
+        self, lms_course_id: str, offset: int, limit: int
+    ) -> RosterPage:
+        students = self._course_students(lms_course_id)
+        page = students[offset : offset + limit]
+        return RosterPage(
+            page, users_read=len(page), is_last=offset + len(page) >= len(students)
+        )
+
+    def read_progress(self, lms_course_id: str, lms_user_id: str) -> LearnerProgress:
+        progress = read_canvas_progress(self.client, lms_course_id, lms_user_id)
+        self._save_refreshed_tokens()
+        return progress
+
+    def _save_refreshed_tokens(self) -> None:
+        if self.session is not None:
+            self.session.commit()
+
+
+def _canvas_job_roster(bridge: Bridge, connection: LmsConnection) -> CanvasRoster:
+    """Build the roster a backfill job uses, with its own session for token refreshes."""
+    session = bridge.session_factory()
+    stored = session.get(LmsConnection, connection.id)
+    timeout = bridge.settings.http_timeout_seconds
+    client = client_for_connection(
+        session, bridge.vault, stored, timeout=(3.05, timeout), max_retries=3
+    )
+    return CanvasRoster(client, session)
+
+
+register_roster(LmsKind.CANVAS.value, _canvas_job_roster)
+
+
+def request_roster(bridge: Bridge, session: Session, connection: LmsConnection):
+    """Return a roster for reads an admin waits for, or None for an unknown LMS kind.
+
+    For Canvas, a token refresh writes to `session`, which the caller commits.
+    """
+    if connection.kind == LmsKind.MOODLE.value:
+        token = bridge.vault.decrypt(
+            connection.api_token_encrypted,
+            what=f"API token of LMS connection {connection.id}",
+        ).decode()
+        client = MoodleClient(
+            connection.base_url, token, timeout=REQUEST_TIMEOUT, max_retries=1
+        )
+        return MoodleRoster(client)
+    if connection.kind == LmsKind.CANVAS.value:
+        client = client_for_connection(
+            session, bridge.vault, connection, timeout=REQUEST_TIMEOUT, max_retries=1
+        )
+        return CanvasRoster(client)
+
+    return None
