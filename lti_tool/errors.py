@@ -100,6 +100,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):
+        status = error.code or 500
+        if 400 <= status < 500:
+            # abort(404) and friends: log them like the bridge's own rejections, so a
+            # probe of another provider's ids leaves a trace.
+            log.warning(
+                "request_rejected", status=status, code=error.name, path=request.path
+            )
         return _render(error.code or 500, error.name.lower().replace(" ", "_"), error.description)
 
     @app.errorhandler(Exception)
