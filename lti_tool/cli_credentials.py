@@ -6,10 +6,10 @@ import click
 import structlog
 from sqlalchemy import select
 
-from badge_engine.errors import InvalidCredential
 from badge_engine.models import Credential
-from badge_engine.status import AlreadyRevoked, revoke_credential
 from lti_tool.cli import _settings_or_fail, emit, fail, json_option
+from lti_tool.operations.awards import revoke_award
+from lti_tool.operations import ActionError, InvalidInput
 
 log = structlog.get_logger(__name__)
 
@@ -49,24 +49,26 @@ def revoke(public_id: str, reason: str, as_json: bool) -> None:
                 code="not_found",
             )
         try:
-            event = revoke_credential(session, found, reason, actor="cli")
-        except (AlreadyRevoked, InvalidCredential) as error:
-            fail(str(error), as_json, code=type(error).__name__)
+            # The shared action also queues the revocation for every portfolio
+            # route the credential went to (the scheduler's sweep sends it).
+            revoke_award(session, "cli", found, reason)
+        except (ActionError, InvalidInput) as error:
+            fail(str(error), as_json, code=error.code)
         session.commit()
 
     log.info(
         "credential.revoked",
-        provider_id=event.provider_id,
-        credential=event.credential_public_id,
-        actor=event.actor,
+        provider_id=found.provider_id,
+        credential=found.public_id,
+        actor="cli",
     )
     emit(
         {
             "status": "revoked",
-            "public_id": event.credential_public_id,
-            "reason": event.reason,
-            "revoked_at": event.revoked_at.isoformat(),
+            "public_id": found.public_id,
+            "reason": found.revocation_reason,
+            "revoked_at": found.revoked_at.isoformat(),
         },
         as_json,
-        f"credential {event.credential_public_id} revoked: {event.reason}",
+        f"credential {found.public_id} revoked: {found.revocation_reason}",
     )

@@ -259,7 +259,7 @@ def test_cli_revoke(cli, db, issued):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "revoked"
     assert again.exit_code == 1
-    assert json.loads(again.stdout)["error"] == "AlreadyRevoked"
+    assert json.loads(again.stdout)["error"] == "already_revoked"
     assert stored.revocation_reason == "Fraud"
 
 
