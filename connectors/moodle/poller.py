@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
 from badge_engine.facts import CompletionFact, CompletionState, FactSource
+from badge_engine.identity import IdentityConflict, change_email
 from badge_engine.models import Achievement, Learner
 from connectors.models import LmsConnection
 from connectors.moodle.client import EnrolledUser, MoodleClient
@@ -238,7 +239,7 @@ def _poll_learner(
 def _update_learner_identity(
     session: Session, connection: LmsConnection, user: EnrolledUser
 ) -> None:
-    """Fill in the name and email of a known learner from Moodle's enrolment list.
+    """Fill in the name and update the email of a known learner from Moodle's list.
 
     A launch or an earlier fact may have created the learner with the Moodle user
     id only, so the email lets the same person be matched across launch and polls.
@@ -252,8 +253,12 @@ def _update_learner_identity(
     )
     if learner is None:
         return
-    if learner.email is None and user.email:
-        learner.email = user.email
+    if user.email and learner.email != user.email:
+        try:
+            # Keeps the earlier address as an identity, so its badges still match.
+            change_email(session, learner, user.email)
+        except IdentityConflict as error:
+            logger.warning("moodle poll kept learner %s's email: %s", learner.id, error)
     if learner.name is None and user.fullname:
         learner.name = user.fullname
 

@@ -48,11 +48,13 @@ def _learner_statement(dialect: str):
             _LEARNERS.c.lms_connection_id,
             _LEARNERS.c.lms_user_id,
         ],
+        # The stored email stays: the caller moves a changed address through
+        # badge_engine.identity.change_email, which keeps the old one as an identity.
         set_={
             "name": func.coalesce(statement.excluded.name, _LEARNERS.c.name),
-            "email": func.coalesce(statement.excluded.email, _LEARNERS.c.email),
+            "email": func.coalesce(_LEARNERS.c.email, statement.excluded.email),
         },
-    ).returning(_LEARNERS.c.id)
+    ).returning(_LEARNERS.c.id, _LEARNERS.c.email)
 
 
 def _statement(kind: str, connection: Connection):
@@ -95,8 +97,12 @@ def learner(
     lms_user_id: str,
     name: str | None,
     email: str | None,
-) -> int:
-    """Insert the learner or update the name and email a launch sent; return the id."""
+) -> tuple[int, str | None]:
+    """Insert the learner or update the name a launch sent; return (id, stored email).
+
+    A returning learner's stored email is kept, so the caller can compare it with
+    the launch's `email` and record a change.
+    """
     return connection.execute(
         _statement("learner", connection),
         {
@@ -107,4 +113,4 @@ def learner(
             "email": email,
             "created_at": utcnow(),
         },
-    ).scalar_one()
+    ).one()

@@ -22,7 +22,8 @@ from flask import (
 )
 from sqlalchemy import bindparam, select
 
-from badge_engine.models import Provider
+from badge_engine.identity import IdentityConflict, change_email
+from badge_engine.models import Learner, Provider
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound
 from lti_tool.logs import get_logger
@@ -302,7 +303,7 @@ def _start_course_session(validated: ValidatedLaunch):
     role = roles.map_roles(data.get(CLAIM + "roles") or [])
     learner_id = None
     if role == roles.LEARNER and registration.lms_connection_id is not None:
-        learner_id = upserts.learner(
+        learner_id, stored_email = upserts.learner(
             connection,
             provider_id=registration.provider_id,
             lms_connection_id=registration.lms_connection_id,
@@ -310,6 +311,8 @@ def _start_course_session(validated: ValidatedLaunch):
             name=data.get("name") or None,
             email=data.get("email") or None,
         )
+        if data.get("email") and data["email"] != stored_email:
+            _change_learner_email(db, learner_id, data["email"])
     db.commit()
 
     session.clear()
@@ -331,6 +334,15 @@ def _start_course_session(validated: ValidatedLaunch):
     )
     log.info("lti_launch_accepted", role=role, lms_user_id=lms_user_id, **validated.ids)
     return redirect(url_for("pages.course", course_id=course_id))
+
+
+def _change_learner_email(db, learner_id: int, email: str) -> None:
+    """Make the launch's email current; the old address stays, so its badges match."""
+    learner = db.get(Learner, learner_id, populate_existing=True)
+    try:
+        change_email(db, learner, email)
+    except IdentityConflict as error:
+        log.warning("lti_launch_email_kept", learner_id=learner_id, error=str(error))
 
 
 @bp.get("/<public_id>/jwks")
