@@ -8,6 +8,7 @@ broker kept in its own SQLite file.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ def _env_number(environ: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(
             f"{ENV_PREFIX}{name} must be a number, got {raw!r}"
         ) from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{ENV_PREFIX}{name} must be a finite number, got {raw!r}")
     if value <= 0:
         raise ConfigError(f"{ENV_PREFIX}{name} must be greater than 0, got {raw!r}")
     return value

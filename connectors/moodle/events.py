@@ -216,8 +216,9 @@ def _xapi_course_id(statement: dict[str, Any]) -> int | None:
     context = statement.get("context")
     if isinstance(context, dict):
         activities = context.get("contextActivities")
-        if isinstance(activities, dict):
-            for entry in activities.get("grouping") or []:
+        grouping = activities.get("grouping") if isinstance(activities, dict) else None
+        if isinstance(grouping, list):
+            for entry in grouping:
                 if isinstance(entry, dict):
                     candidates.append(entry.get("id"))
 
