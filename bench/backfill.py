@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue
 import resource
 import sys
 import tempfile
@@ -182,7 +183,16 @@ def run_bulk(settings, bridge, learners: int, achievement_ids: list[int], worker
     started = time.perf_counter()
     for process in processes:
         process.start()
-    outcomes = [results.get() for _ in processes]
+    outcomes = []
+    while len(outcomes) < len(processes):
+        try:
+            outcomes.append(results.get(timeout=5))
+        except queue.Empty:
+            dead = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(
+                    f"a worker process exited with codes {dead}"
+                ) from None
     for process in processes:
         process.join()
     elapsed = time.perf_counter() - started
