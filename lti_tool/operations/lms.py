@@ -32,6 +32,8 @@ TOKEN_MAX = 500
 # read) timeouts in seconds and one retry.
 MOODLE_TEST_TIMEOUT = (3.05, 10.0)
 CANVAS_TEST_TIMEOUT = (3.05, 10.0)
+# Longest wait in seconds before the one retry of a throttled Canvas request.
+CANVAS_TEST_MAX_BACKOFF = 5.0
 
 
 @dataclass
@@ -219,6 +221,7 @@ def connect_canvas_site(
         course_id=course_id.strip(),
         timeout=CANVAS_TEST_TIMEOUT,
         max_retries=1,
+        max_backoff=CANVAS_TEST_MAX_BACKOFF,
     )
     if not result.ok and (result.token_invalid or not result.missing):
         raise LmsUnreachable(
@@ -315,6 +318,7 @@ def test_lms_connection(
             course_id=course_id,
             timeout=CANVAS_TEST_TIMEOUT,
             max_retries=1,
+            max_backoff=CANVAS_TEST_MAX_BACKOFF,
         ).as_dict()
     audit(
         session,

@@ -23,6 +23,8 @@ from lti_tool.bridge import Bridge
 
 # Connect and read timeouts in seconds for LMS calls made while an admin waits.
 REQUEST_TIMEOUT = (3.05, 10.0)
+# Longest wait in seconds before the one retry of a throttled Canvas request.
+REQUEST_MAX_BACKOFF = 5.0
 
 
 class CanvasRoster:
@@ -104,7 +106,12 @@ def request_roster(bridge: Bridge, session: Session, connection: LmsConnection):
         return MoodleRoster(client)
     if connection.kind == LmsKind.CANVAS.value:
         client = client_for_connection(
-            session, bridge.vault, connection, timeout=REQUEST_TIMEOUT, max_retries=1
+            session,
+            bridge.vault,
+            connection,
+            timeout=REQUEST_TIMEOUT,
+            max_retries=1,
+            max_backoff=REQUEST_MAX_BACKOFF,
         )
         return CanvasRoster(client)
 

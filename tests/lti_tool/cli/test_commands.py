@@ -82,6 +82,37 @@ def test_unknown_slug_is_usage_error(cli):
     assert "'nobody'" in _one_error_line(result)
 
 
+@pytest.mark.parametrize(
+    "args, value",
+    [
+        (["platform", "list", "--provider", "nobody"], "'nobody'"),
+        (["platform", "registration-url", "--provider", "nobody"], "'nobody'"),
+        (["platform", "remove", "https://lms.example.invalid", "nope"], "'nope'"),
+        (["platform", "approve", "https://lms.example.invalid", "nope", "1"], "'nope'"),
+        (["platform", "rotate-key", "https://lms.example.invalid", "nope"], "'nope'"),
+        (["connection", "test", "missing-id"], "'missing-id'"),
+    ],
+)
+def test_older_commands_unknown_is_usage(cli, args, value):
+    """The platform and connection commands exit 2 for an unknown slug or id."""
+    result = cli(*args)
+
+    assert result.code == 2, result.stderr
+    assert value in _one_error_line(result)
+
+
+def test_connection_set_token_unknown(cli, tmp_path):
+    """connection set-token exits 2 for an unknown connection id."""
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(MOODLE_TOKEN)
+
+    result = cli("connection", "set-token", "missing-id",
+                 "--token-file", str(token_file))
+
+    assert result.code == 2, result.stderr
+    assert "'missing-id'" in _one_error_line(result)
+
+
 def test_provider_remove_in_use(cli, moodle_connection):
     """A provider with an LMS connection is not removed."""
     result = cli("provider", "remove", "acme")
@@ -190,6 +221,34 @@ def test_achievement_backfill_issues_once(cli, achievement):
 
     second = cli.ok("achievement", "backfill", achievement)
     assert "0 issued, 1 already held" in second.stdout
+
+
+def test_canvas_preview_explain_backfill(cli, provider, canvas):
+    """Preview, explain and backfill read a Canvas course's students."""
+    from datetime import datetime, timezone
+
+    canvas.complete(CANVAS_COURSE_ID, 123, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    connected = cli.ok("lms", "connect", "canvas", "--provider", provider,
+                       "--url", canvas.url, "--token", canvas.issue_token(),
+                       "--course", str(CANVAS_COURSE_ID), "--json")
+    badge = cli.ok("achievement", "add", "--provider", provider,
+                   "--connection", connected.document["connection"]["id"],
+                   "--course", str(CANVAS_COURSE_ID), "--name", "Canvas finisher",
+                   "--description", "Finished it.", "--criteria", "Complete it.",
+                   "--rule", RULE, "--json").document["achievement"]["id"]
+
+    preview = cli.ok("achievement", "preview", badge, "--json").document
+    explained = cli.ok("awards", "explain", "--achievement", badge,
+                       "--learner", "124", "--json").document
+    backfill = cli.ok("achievement", "backfill", badge, "--json").document
+
+    met = {row["lms_user_id"]: row["met"] for row in preview["learners"]}
+    assert met == {"123": True, "124": False}
+    assert explained["rule_met"] is False
+    assert explained["missing"]
+    assert backfill["status"] == "done"
+    assert backfill["issued"] == 1
+    assert backfill["not_met"] == 1
 
 
 def test_awards_list_show_explain(cli, award, achievement, moodle):
