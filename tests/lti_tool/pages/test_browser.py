@@ -312,3 +312,73 @@ def test_demo_page_accessible(browser, stack, locale):
     assert page.locator("ol.steps li").count() == 5
     assert axe_violations(page) == []
     context.close()
+
+
+# A slow mobile network, in the units of Chrome DevTools Protocol's
+# Network.emulateNetworkConditions: 400 ms added round trip and 400 kbit/s each way
+# (throughput in bytes per second).
+SLOW_MOBILE = {
+    "offline": False,
+    "latency": 400,
+    "downloadThroughput": 400_000 // 8,
+    "uploadThroughput": 400_000 // 8,
+    "connectionType": "cellular3g",
+}
+LEARNER_PAGE_MAX_BYTES = 100 * 1024
+
+
+def load_throttled(page, url: str) -> dict:
+    """Load `url` on the slow mobile network with the cache off and measure it.
+
+    Returns the bytes transferred (the sum of `encodedDataLength`, the total bytes
+    received, over every finished request), the request count and the page's load
+    time in milliseconds from Navigation Timing.
+    """
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    cdp.send("Network.emulateNetworkConditions", SLOW_MOBILE)
+    finished: list[float] = []
+    failed: list[str] = []
+    cdp.on(
+        "Network.loadingFinished",
+        lambda event: finished.append(event["encodedDataLength"]),
+    )
+    cdp.on(
+        "Network.loadingFailed", lambda event: failed.append(event.get("errorText", ""))
+    )
+
+    page.goto(url, wait_until="load")
+    load_ms = page.evaluate(
+        "(() => { const [n] = performance.getEntriesByType('navigation');"
+        " return Math.round(n.loadEventEnd - n.startTime); })()"
+    )
+    cdp.detach()
+    return {
+        "bytes": int(sum(finished)),
+        "requests": len(finished),
+        "failed": failed,
+        "load_ms": load_ms,
+    }
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+def test_learner_page_light(browser, stack, locale):
+    """The learner page with an earned badge transfers under 100 KB on a slow network."""
+    stack.peers.moodle.complete_course(DEMO_COURSE_ID, DEMO_LEARNER_ID)
+    assert wait_for(lambda: _delivered(stack), DELIVERY_TIMEOUT_SECONDS), stack.logs()
+    page = launch(browser, stack, "learner", locale=locale, width=360)
+
+    measured = load_throttled(page, page.url)
+
+    print(
+        f"learner page ({locale}, slow mobile): {measured['bytes']} bytes in "
+        f"{measured['requests']} requests, load event after {measured['load_ms']} ms"
+    )
+    assert measured["failed"] == []
+    assert measured["bytes"] < LEARNER_PAGE_MAX_BYTES
+    card = page.locator(".card").filter(has_text="Humanitarian Action Essentials")
+    assert card.locator('a[href$="/badge.png"]').count() == 1
+    assert card.locator('a[href$="/badge.svg"]').count() == 1
+    assert not has_horizontal_scroll(page)
+    page.context.close()
