@@ -307,7 +307,12 @@ PATHS = {
                 "409": _json(ERROR, "Already delivered."),
             },
             operationId="retryDelivery",
-            parameters=[_path("delivery_id", {"type": "integer", "minimum": 0})],
+            parameters=[
+                _path(
+                    "delivery_id",
+                    {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                )
+            ],
         )
     },
     "/api/v1/facts": {

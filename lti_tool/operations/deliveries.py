@@ -55,12 +55,18 @@ def _check_limit(limit: int) -> None:
         )
 
 
+# Largest signed 64-bit integer: no row id is larger, and SQLite cannot bind one.
+ROW_ID_MAX = 2**63 - 1
+
+
 def find_delivery(session: Session, delivery_id: int, provider_id: int) -> Delivery:
-    delivery = session.scalar(
-        select(Delivery).where(
-            Delivery.id == delivery_id, Delivery.provider_id == provider_id
+    delivery = None
+    if 0 <= delivery_id <= ROW_ID_MAX:
+        delivery = session.scalar(
+            select(Delivery).where(
+                Delivery.id == delivery_id, Delivery.provider_id == provider_id
+            )
         )
-    )
     if delivery is None:
         raise NotFound(
             f"no delivery {delivery_id} for this provider; see "

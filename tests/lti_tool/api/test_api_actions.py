@@ -542,3 +542,14 @@ def test_failed_read_not_audited(client, db, tenants):
 
     assert response.status_code == 404
     assert _audit_count(db) == before
+
+
+def test_retry_huge_delivery_id(client, tenants):
+    """A delivery id beyond 64 bits is an unknown delivery, not a server error."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/deliveries/9223372036854775808/retry", headers=_auth(alpha["token"])
+    )
+
+    assert response.status_code == 404
+    assert response.json["error"] == "delivery_not_found"
