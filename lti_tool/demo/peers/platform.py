@@ -9,9 +9,9 @@ and the hints that tie a login initiation to its authentication request.
 Start it with `PlatformPeer().start()`, register the tool with `register_tool(...)`,
 then open `/launch/learner` in a browser or call `launch_with_session(...)`.
 
-`/launch/<user>?message=deep_linking` sends an LtiDeepLinkingRequest instead; the
+`/launch/<user>?message=deep_linking` sends an LtiDeepLinkingRequest instead. The
 tool's signed response comes back to `/deep-link/return`, which verifies it with the
-tool's key set and keeps its claims in `deep_link_returns`. `/frame/<user>` shows the
+tool's key set and stores its claims in `deep_link_returns`. `/frame/<user>` shows the
 tool in an iframe and answers LTI Platform Storage messages (`lti.put_data`,
 `lti.get_data`), as a platform does for browsers that block the tool's cookies.
 """
@@ -483,6 +483,7 @@ class PlatformPeer:
                 jwt.PyJWTError) as error:
             logger.warning("deep linking response rejected: %s", error)
             return _error_response(400, "invalid_request", f"bad response JWT: {error}")
+
         message_type = claims.get(CLAIM + "message_type")
         deployment_id = claims.get(CLAIM + "deployment_id")
         data = claims.get(DL_CLAIM + "data")
@@ -739,8 +740,8 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-# The platform side of LTI Platform Storage: the tool's frame asks this window to keep
-# and return values, keyed per tool origin, answering only the tool's own origin.
+# The platform side of LTI Platform Storage: this window stores and returns values for
+# the tool's frame, keyed per tool origin, and replies only to the tool's own origin.
 FRAME_TEMPLATE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Demo course</title></head>

@@ -1,7 +1,7 @@
 """LTI Platform Storage, the fallback for browsers that drop the tool's state cookie.
 
-The server path runs over real HTTP with a stand-in platform; the postMessage pages
-run in Debian's chromium against the real platform peer, which hosts the tool in a
+The server path runs over real HTTP with a stand-in platform. The postMessage pages run
+in Debian's chromium against the real platform peer. The peer hosts the tool in a
 cross-site iframe, so the browser withholds the tool's cookies as it does in an LMS.
 """
 
@@ -73,7 +73,7 @@ def _courses(db) -> int:
 
 
 def test_launch_through_storage(tool, platform, db):
-    """Without the cookie the tool asks storage, and the binding completes the launch."""
+    """Without the cookie the tool requests the binding from storage and then accepts it."""
     state, nonce, binding = _storage_login(tool)
     id_token = _token(platform, tool, nonce)
 
@@ -103,7 +103,7 @@ def test_launch_through_storage(tool, platform, db):
 
 
 def test_named_frame_kept(tool, platform):
-    """A named storage frame (Canvas's) is the one the launch page asks again."""
+    """A named storage frame (Canvas's) is the frame the launch page sends get_data to."""
     state, nonce, _ = _storage_login(tool, target="post_message_forwarding")
 
     page = _launch(tool, {"id_token": _token(platform, tool, nonce), "state": state})
