@@ -1,7 +1,8 @@
 """`hpass-bridge awards`: find, inspect, revoke and explain issued badges.
 
-`awards explain` answers "where is my badge?": it re-reads the learner's progress
-from the LMS, evaluates the award rule and says what is still missing.
+`awards explain` is for support staff asked "where is my badge?": it re-reads the
+learner's progress from the LMS, evaluates the award rule and lists what is still
+missing.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def awards() -> None:
 @click.option("--achievement", "achievement_id", help="Only this achievement id.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100,
-              show_default=True, help="Most awards to list, newest first.")
+              show_default=True, help="Maximum number of awards to list, newest first.")
 @json_option
 def list_(provider_slug, course_id, learner, achievement_id, status, limit, as_json):
     """List a provider's awards, newest first."""

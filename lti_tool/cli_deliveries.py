@@ -25,7 +25,7 @@ from lti_tool.operations.deliveries import (
 
 _limit_option = click.option(
     "--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
-    help="Most rows to list, newest first.",
+    help="Maximum number of rows to list, newest first.",
 )
 
 

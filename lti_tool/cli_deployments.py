@@ -1,4 +1,4 @@
-"""`hpass-bridge deployments approve`: the issue's name for `platform approve`."""
+"""`hpass-bridge deployments approve`: an alias of `platform approve`."""
 
 from __future__ import annotations
 

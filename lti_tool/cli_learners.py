@@ -3,7 +3,7 @@
 `forget` removes what identifies the person in the bridge: name, email, raw LMS
 payloads of their completion facts and portfolio tokens. Issued credentials stay
 (their recipient is a salted hash), because the learner may still hold and show
-them; revoke them first with `awards revoke` when the learner asks for that too.
+them; revoke them first with `awards revoke` when the learner requests that too.
 """
 
 from __future__ import annotations

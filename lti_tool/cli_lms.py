@@ -102,7 +102,7 @@ def connect() -> None:
 @click.option("--name", default="Moodle", show_default=True, help="Display name.")
 @json_option
 def connect_moodle_command(provider_slug, url, token, token_file, name, as_json):
-    """Connect a Moodle site with a web service token; saved only if Moodle answers."""
+    """Connect a Moodle site with a web service token, saved only if Moodle accepts it."""
     with operator_session(as_json) as op:
         found = provider_by_slug(op.session, provider_slug)
         connected = connect_moodle(

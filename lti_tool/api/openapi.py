@@ -53,7 +53,7 @@ def _path(name: str, schema: dict | None = None) -> dict:
 
 
 LIMIT = _query(
-    "limit", "Most rows, newest first.", {"type": "integer", "minimum": 1, "maximum": 1000}
+    "limit", "Maximum number of rows to return, newest first.", {"type": "integer", "minimum": 1, "maximum": 1000}
 )
 
 
@@ -335,8 +335,8 @@ LMS_ERROR = {
     "409": _json(ERROR, "The connection's LMS kind cannot be read on request."),
     "502": _json(
         ERROR,
-        "The LMS did not answer in time or rejected the bridge's credentials; the "
-        "message says what to check.",
+        "The LMS did not respond in time or rejected the bridge's credentials. The "
+        "message names what to check.",
     ),
 }
 ACHIEVEMENT_ID = _path("achievement_id")

@@ -3,7 +3,7 @@
 Every request but the OpenAPI document carries `Authorization: Bearer <token>`
 with one provider's API token, and every query filters on that provider, so a
 token never reads or changes another provider's data: an id that belongs to
-another provider is answered with 404, as if it did not exist. The routes call
+another provider returns 404, as if it did not exist. The routes call
 the same actions as the `hpass-bridge` commands, with the same checks and audit
 events (actor `api-token:<token id>`).
 """

@@ -48,7 +48,7 @@ class NotFound(InvalidInput):
 
 
 class LmsUnreachable(ActionError):
-    """The LMS did not answer or rejected the bridge's credentials."""
+    """The LMS did not respond or rejected the bridge's credentials."""
 
     code = "lms_unreachable"
     http_status = 502

@@ -169,7 +169,7 @@ def explain(
     achievement: Achievement,
     lms_user_id: str,
 ) -> dict[str, Any]:
-    """Say whether a learner holds the badge and what the LMS shows about the rule."""
+    """Report whether a learner has the badge and what the LMS shows about the rule."""
     learner = session.scalar(
         select(Learner).where(
             Learner.provider_id == achievement.provider_id,

@@ -81,7 +81,8 @@ def retry_delivery(session: Session, actor: str, delivery: Delivery) -> int:
     """Queue a delivery again and return its outbox message id to send."""
     if delivery.status == DeliveryStatus.DELIVERED.value:
         raise ActionError(
-            f"delivery {delivery.id} already landed in the portfolio; nothing to retry",
+            f"delivery {delivery.id} was already delivered to the portfolio, so there "
+            "is nothing to retry",
             code="already_delivered",
         )
     try:

@@ -1,6 +1,6 @@
 """LMS connection actions: connect Moodle or Canvas, list and test connections.
 
-Connecting tests the connection first and stores it only when the LMS answered and
+Connecting tests the connection first and stores it only when the LMS responded and
 accepted the credentials, so an unreachable LMS leaves nothing behind. Missing
 Moodle functions or Canvas scopes are reported but do not stop the connection,
 because the admin fixes them in the LMS and runs the test again.
@@ -32,7 +32,7 @@ TOKEN_MAX = 500
 # read) timeouts in seconds and one retry.
 MOODLE_TEST_TIMEOUT = (3.05, 10.0)
 CANVAS_TEST_TIMEOUT = (3.05, 10.0)
-# Longest wait in seconds before the one retry of a throttled Canvas request.
+# Maximum wait in seconds before the one retry of a throttled Canvas request.
 CANVAS_TEST_MAX_BACKOFF = 5.0
 
 

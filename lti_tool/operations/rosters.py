@@ -23,7 +23,7 @@ from lti_tool.bridge import Bridge
 
 # Connect and read timeouts in seconds for LMS calls made while an admin waits.
 REQUEST_TIMEOUT = (3.05, 10.0)
-# Longest wait in seconds before the one retry of a throttled Canvas request.
+# Maximum wait in seconds before the one retry of a throttled Canvas request.
 REQUEST_MAX_BACKOFF = 5.0
 
 
@@ -37,7 +37,7 @@ class CanvasRoster:
 
     def __init__(self, client: CanvasClient, session: Session | None = None) -> None:
         self.client = client
-        # The session that holds the connection's credential row. An OAuth2 token
+        # The session that contains the connection's credential row. An OAuth2 token
         # refresh writes the new tokens to it, and the roster commits them when it
         # owns the session.
         self.session = session

@@ -534,7 +534,7 @@ def test_reads_are_audited(client, db, tenants, path, action):
 
 
 def test_failed_read_not_audited(client, db, tenants):
-    """A read answered with 404 records no read event."""
+    """A read that returns 404 records no read event."""
     alpha, _ = tenants
     before = _audit_count(db)
 
