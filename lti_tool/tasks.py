@@ -11,18 +11,17 @@ from badge_engine.outbox import (
     OutboxMessage,
     claim,
     due_message_ids,
-    mark_dispatched,
     mark_done,
     mark_failed,
 )
 from lti_tool.bridge import Bridge, current_bridge
+from lti_tool.dispatcher import RUN_OUTBOX_MESSAGE, dispatcher_for
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import HANDLERS, GiveUp, HandlerContext, RetryLater
 
 log = get_logger(__name__)
 
 
-RUN_OUTBOX_MESSAGE = "lti_tool.tasks.run_outbox_message"
 
 
 @shared_task(name=RUN_OUTBOX_MESSAGE)
@@ -95,22 +94,11 @@ def _record_failure(bridge: Bridge, message_id: int, error: Exception) -> None:
 def dispatch(message_ids: list[int]) -> None:
     """Hand messages to the broker after their transaction committed.
 
-    A broker that is down costs only speed: the sweep sends the ids again later.
+    The ids go to this process's background dispatcher, so the caller never waits on
+    the broker. A broker that is down costs only speed: the sweep sends them later.
     """
-    if not message_ids:
-        return
-    celery = current_app.extensions["celery"]
-    try:
-        for message_id in message_ids:
-            celery.send_task(RUN_OUTBOX_MESSAGE, args=[message_id])
-    except Exception as error:  # noqa: BLE001 - the sweep covers every failure
-        log.warning("outbox_dispatch_failed", error=str(error), message_ids=message_ids)
-        return
-
-    bridge = current_bridge()
-    with bridge.session() as session:
-        mark_dispatched(session, message_ids)
-        session.commit()
+    if message_ids:
+        dispatcher_for(current_app).submit(list(message_ids))
 
 
 @shared_task(name="lti_tool.tasks.sweep_outbox")
