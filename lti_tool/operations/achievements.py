@@ -32,7 +32,7 @@ from lti_tool.operations import (
 from lti_tool.operations.lms import find_connection
 
 # Importing the rosters also registers the Canvas roster for backfill jobs.
-from lti_tool.operations.rosters import request_roster
+from lti_tool.operations.rosters import check_canvas_id, request_roster
 
 NAME_MAX = 200
 TEXT_MAX = 4000
@@ -102,6 +102,8 @@ def add_achievement(
 ) -> Achievement:
     connection = find_connection(session, connection_id, provider.id)
     course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
+    if connection.kind == "canvas":
+        check_canvas_id(course_id, "course id")
     achievement = Achievement(
         provider_id=provider.id,
         lms_connection_id=connection.id,

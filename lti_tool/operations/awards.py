@@ -183,6 +183,8 @@ def explain(
     roster = roster_for(bridge, session, achievement)
     try:
         progress = roster.read_progress(achievement.lms_course_id, lms_user_id)
+    except ActionError:
+        raise
     except Exception as error:  # noqa: BLE001 - reported with the LMS named
         raise LmsUnreachable(
             f"reading learner {lms_user_id!r} in course {achievement.lms_course_id} "

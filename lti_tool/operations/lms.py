@@ -311,6 +311,11 @@ def test_lms_connection(
     if connection.kind == LmsKind.MOODLE.value:
         result = run_connection_test(bridge, session, connection).as_dict()
     else:
+        if course_id is not None and not (course_id.isascii() and course_id.isdigit()):
+            raise InvalidInput(
+                f"--course must be a Canvas course id (digits), got {course_id!r}",
+                code="invalid_course",
+            )
         result = test_canvas_connection(
             session,
             bridge.vault,

@@ -20,11 +20,22 @@ from connectors.moodle.client import MoodleClient
 from connectors.moodle.roster import EnrolledLearner, MoodleRoster, RosterPage
 from lti_tool.backfill import register_roster
 from lti_tool.bridge import Bridge
+from lti_tool.operations import InvalidInput
 
 # Connect and read timeouts in seconds for LMS calls made while an admin waits.
 REQUEST_TIMEOUT = (3.05, 10.0)
 # Maximum wait in seconds before the one retry of a throttled Canvas request.
 REQUEST_MAX_BACKOFF = 5.0
+
+
+def check_canvas_id(value: str, what: str) -> None:
+    """Reject an id that is not a Canvas numeric id, because it goes into URL paths."""
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidInput(
+            f"Canvas {what} must be digits, as Canvas shows it in its URLs, got "
+            f"{value[:40]!r}",
+            code="invalid_canvas_id",
+        )
 
 
 class CanvasRoster:
@@ -44,6 +55,7 @@ class CanvasRoster:
         self._students: dict[str, list[EnrolledLearner]] = {}
 
     def _course_students(self, lms_course_id: str) -> list[EnrolledLearner]:
+        check_canvas_id(lms_course_id, "course id")
         if lms_course_id not in self._students:
             seen: dict[str, EnrolledLearner] = {}
             for enrollment in self.client.list_student_enrollments(lms_course_id):
@@ -67,6 +79,8 @@ class CanvasRoster:
         )
 
     def read_progress(self, lms_course_id: str, lms_user_id: str) -> LearnerProgress:
+        check_canvas_id(lms_course_id, "course id")
+        check_canvas_id(lms_user_id, "user id")
         progress = read_canvas_progress(self.client, lms_course_id, lms_user_id)
         self._save_refreshed_tokens()
         return progress

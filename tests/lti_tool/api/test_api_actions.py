@@ -553,3 +553,29 @@ def test_retry_huge_delivery_id(client, tenants):
 
     assert response.status_code == 404
     assert response.json["error"] == "delivery_not_found"
+
+
+def test_canvas_ids_must_be_digits(client, tenants, canvas):
+    """Canvas ids that would go into a URL path must be digits, else 400."""
+    alpha, _ = tenants
+    connection = _connect_canvas(client, alpha["token"], canvas)["connection"]["id"]
+    badge = _add_badge(client, alpha["token"], connection, str(CANVAS_COURSE_ID))
+
+    explained = client.get(f"/api/v1/achievements/{badge}/explain?learner=../1",
+                           headers=_auth(alpha["token"]))
+    added = client.post(
+        "/api/v1/achievements",
+        json={"lms_connection": connection, "course_id": "565/../1", "name": "n",
+              "description": "d", "criteria": "c",
+              "award_rule": COURSE_COMPLETED_RULE},
+        headers=_auth(alpha["token"]),
+    )
+    tested = client.post(f"/api/v1/lms-connections/{connection}/test",
+                         json={"course_id": "1/2"}, headers=_auth(alpha["token"]))
+
+    assert explained.status_code == 400
+    assert explained.json["error"] == "invalid_canvas_id"
+    assert added.status_code == 400
+    assert added.json["error"] == "invalid_canvas_id"
+    assert tested.status_code == 400
+    assert tested.json["error"] == "invalid_course"
