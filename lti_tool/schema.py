@@ -12,7 +12,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def import_all_models() -> None:
     """Import every module that defines tables, so the metadata is complete."""
+    import badge_engine.dead_letter  # noqa: F401
     import badge_engine.identity  # noqa: F401
+    import badge_engine.locking  # noqa: F401
     import badge_engine.models  # noqa: F401
     import badge_engine.outbox  # noqa: F401
     import connectors.canvas.models  # noqa: F401
@@ -20,6 +22,8 @@ def import_all_models() -> None:
     import connectors.models  # noqa: F401
     import connectors.moodle.models  # noqa: F401
     import lti_tool.accounts  # noqa: F401
+    import lti_tool.api.tokens  # noqa: F401
+    import lti_tool.backfill  # noqa: F401
     import lti_tool.course_activities  # noqa: F401
     import lti_tool.images  # noqa: F401
     import lti_tool.models  # noqa: F401

@@ -1,7 +1,7 @@
 """LTI nonces, deployment policy, platform family and tool key rotation
 
 Revision ID: 0104
-Revises: 0001
+Revises: 0103
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import badge_engine.db
 
 
 revision = "0104"
-down_revision = "0001"
+down_revision = "0103"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Moodle poll cursors, and completion reversals flagged on credentials
 
 Revision ID: 0105
-Revises: 0001
+Revises: 0104
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import badge_engine.db
 
 
 revision = "0105"
-down_revision = "0001"
+down_revision = "0104"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Canvas connector: REST API credentials and reconciliation cursors
 
 Revision ID: 0106
-Revises: 0001
+Revises: 0105
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import badge_engine.db
 
 
 revision = "0106"
-down_revision = "0001"
+down_revision = "0105"
 branch_labels = None
 depends_on = None
 

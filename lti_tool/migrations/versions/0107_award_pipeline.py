@@ -1,7 +1,7 @@
 """Award locks, dead-letter actions and backfill jobs
 
 Revision ID: 0107
-Revises: 0001
+Revises: 0106
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import badge_engine.db
 
 revision = "0107"
-down_revision = "0001"
+down_revision = "0106"
 branch_labels = None
 depends_on = None
 

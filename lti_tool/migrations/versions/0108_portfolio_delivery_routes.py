@@ -1,7 +1,7 @@
 """portfolio delivery routes: OAuth clients, tokens, OBF, delivery results
 
 Revision ID: 0108
-Revises: 0001
+Revises: 0107
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import badge_engine.db
 
 
 revision = "0108"
-down_revision = "0001"
+down_revision = "0107"
 branch_labels = None
 depends_on = None
 

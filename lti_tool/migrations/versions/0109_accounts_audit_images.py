@@ -1,7 +1,7 @@
 """accounts, one-time links, audit events, badge images and activity names
 
 Revision ID: 0109
-Revises: 0001
+Revises: 0108
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import badge_engine.db
 
 revision = "0109"
-down_revision = "0001"
+down_revision = "0108"
 branch_labels = None
 depends_on = None
 

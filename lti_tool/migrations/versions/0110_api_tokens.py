@@ -1,7 +1,7 @@
 """per-provider API tokens
 
 Revision ID: 0110
-Revises: 0001
+Revises: 0109
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import badge_engine.db
 
 revision = "0110"
-down_revision = "0001"
+down_revision = "0109"
 branch_labels = None
 depends_on = None
 

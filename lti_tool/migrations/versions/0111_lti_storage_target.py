@@ -1,7 +1,7 @@
 """LTI Platform Storage target kept with the login's nonce
 
 Revision ID: 0111
-Revises: 0001
+Revises: 0110
 Create Date: 2026-12-04
 """
 
@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0111"
-down_revision = "0001"
+down_revision = "0110"
 branch_labels = None
 # The lti_nonces table comes from 0104, on another branch from 0001.
-depends_on = "0104"
+depends_on = None
 
 
 def upgrade() -> None:

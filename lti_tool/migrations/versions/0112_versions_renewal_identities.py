@@ -1,7 +1,7 @@
 """credential versions, validity periods and learner identities
 
 Revision ID: 0112
-Revises: 0001
+Revises: 0111
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import badge_engine.db
 
 revision = "0112"
-down_revision = "0001"
+down_revision = "0111"
 branch_labels = None
 depends_on = None
 
