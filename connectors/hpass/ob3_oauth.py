@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,6 +110,8 @@ def discover_ob3(http: PortfolioHttp) -> ServiceDescription:
     try:
         scheme = document["components"]["securitySchemes"]["OAuth2ACG"]
         flow = scheme["flows"]["authorizationCode"]
+        if not isinstance(scheme, dict) or not isinstance(flow, dict):
+            raise TypeError("the OAuth2ACG scheme and its flow must be JSON objects")
         servers = document.get("servers") or [{"url": portfolio_url + "/ims/ob/v3p0"}]
         api_url = servers[0]["url"]
         name = document["info"]["title"]
@@ -287,7 +290,11 @@ def _token_request(
     return TokenSet(
         access_token=access_token,
         refresh_token=body.get("refresh_token"),
-        expires_in=int(expires_in) if isinstance(expires_in, (int, float)) else None,
+        expires_in=(
+            int(expires_in)
+            if isinstance(expires_in, (int, float)) and math.isfinite(expires_in)
+            else None
+        ),
     )
 
 
