@@ -95,7 +95,8 @@ class Achievement(Base):
 
 
 class Learner(Base):
-    """A person as one provider's LMS knows them; the same person elsewhere is another row."""
+    """A person as one provider's LMS identifies them; at another provider the same
+    person is another row."""
 
     __tablename__ = "learners"
 

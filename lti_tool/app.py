@@ -53,10 +53,10 @@ def create_app(
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.api.views import bp as api_bp
-    from lti_tool.views.canvas_webhooks import bp as canvas_webhooks_bp
-    from lti_tool.views.explain import bp as explain_bp
     from lti_tool.views.admin import bp as admin_bp
     from lti_tool.views.auth import bp as auth_bp
+    from lti_tool.views.canvas_webhooks import bp as canvas_webhooks_bp
+    from lti_tool.views.explain import bp as explain_bp
     from lti_tool.views.health import bp as health_bp
     from lti_tool.views.lti import bp as lti_bp
     from lti_tool.views.pages import bp as pages_bp
@@ -70,8 +70,8 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(portfolio_bp)
     app.register_blueprint(canvas_webhooks_bp)
-    app.register_blueprint(api_bp)
     app.register_blueprint(explain_bp)
+    app.register_blueprint(api_bp)
 
     if settings.demo:
         from lti_tool.demo.views import bp as demo_bp

@@ -1,8 +1,9 @@
 """The `hpass-bridge` command line.
 
-Conventions for every command: `--help` explains it; `--json` prints one JSON document
-on stdout; an error prints one line on stderr naming the value and the fix (and, with
-`--json`, a JSON error object on stdout); exit code 0 is success, 1 failure, 2 usage.
+Every command explains itself with `--help`, and `--json` prints one JSON document on
+stdout. An error prints one line on stderr naming the value and the fix; with `--json`
+a JSON error object goes to stdout as well. Exit code 0 is success, 1 a failure and 2
+a usage error.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ def scheduler(loglevel: str) -> None:
     celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
 
 
-from lti_tool.cli_accounts import operator  # noqa: E402
 from lti_tool.cli_connections import connection  # noqa: E402
+from lti_tool.cli_accounts import operator  # noqa: E402
 from lti_tool.cli_platform import platform  # noqa: E402
 from lti_tool.cli_run import demo, run  # noqa: E402
 from lti_tool.cli_verify import verify  # noqa: E402
@@ -133,8 +134,8 @@ from lti_tool.cli_credentials import credential  # noqa: E402
 
 main.add_command(run)
 main.add_command(demo)
-main.add_command(connection)
 main.add_command(operator)
+main.add_command(connection)
 main.add_command(verify)
 main.add_command(credential)
 main.add_command(platform)

@@ -26,7 +26,7 @@ log = get_logger(__name__)
 
 @shared_task(name=RUN_OUTBOX_MESSAGE)
 def run_outbox_message(message_id: int) -> str:
-    """Claim the message and run its handler; a message someone else holds is skipped."""
+    """Claim the message and run its handler, or skip it when another worker claimed it."""
     bridge = current_bridge()
     settings = bridge.settings
     structlog.contextvars.bind_contextvars(outbox_message_id=message_id)

@@ -63,7 +63,7 @@ def _run_steps(stack: DemoStack, out_dir: Path | None, say) -> dict:
         )
     received = stack.peers.portfolio.credentials()
     if len(received) != 1:
-        raise DemoFailed(f"the portfolio holds {len(received)} credentials, expected 1")
+        raise DemoFailed(f"the portfolio contains {len(received)} credentials, expected 1")
     credential = received[0]
     say(f"portfolio received credential {credential['id']}")
 
