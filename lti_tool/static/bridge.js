@@ -1,4 +1,5 @@
-// Small enhancements over pages that work without JavaScript: the copy buttons.
+// Small enhancements over pages that work without JavaScript: the copy buttons and
+// the live backfill progress.
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button[data-copy]")) {
     if (!navigator.clipboard) continue;
@@ -16,4 +17,36 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   const summary = document.getElementById("error-summary");
   if (summary) summary.focus();
+  const backfills = document.querySelector("[data-progress-url]");
+  if (backfills) followBackfills(backfills);
 });
+
+// Poll the course's backfill progress every 3 s while a job is active.
+function followBackfills(section) {
+  const active = () => section.querySelector('[data-status="pending"], [data-status="running"]');
+  const update = async () => {
+    if (!active()) return;
+    try {
+      const response = await fetch(section.dataset.progressUrl, { credentials: "same-origin" });
+      if (response.ok) {
+        for (const job of (await response.json()).backfills) {
+          const item = section.querySelector(`[data-backfill="${job.id}"]`);
+          if (!item) continue;
+          item.dataset.status = job.status;
+          item.querySelector(".backfill-status").textContent = job.status_text;
+          item.querySelector(".backfill-counts").textContent = job.counts_text;
+          if (!job.active) {
+            const bar = item.querySelector("progress");
+            bar.max = 1;
+            bar.value = 1;
+            item.querySelector("form")?.remove();
+          }
+        }
+      }
+    } catch (error) {
+      // A failed poll leaves the page as it is; the next one tries again.
+    }
+    setTimeout(update, 3000);
+  };
+  setTimeout(update, 3000);
+}

@@ -2,7 +2,8 @@
 
 Both arrive through an LTI launch, which puts the course, the role and the provider in
 the session; every query below is scoped by that provider. The pages are plain HTML
-forms that work without JavaScript; `static/bridge.js` only adds the copy button.
+forms that work without JavaScript; `static/bridge.js` adds the copy button and
+follows backfill progress.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from connectors.hpass.models import Delivery
 from connectors.models import LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
+from lti_tool.backfill import ACTIVE as BACKFILL_ACTIVE
+from lti_tool.backfill import BackfillJob, job_summary, send_backfill
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.course_activities import (
     ActivitiesUnavailable,
@@ -49,6 +52,8 @@ from lti_tool.errors import BadRequest, Forbidden
 from lti_tool.i18n import gettext as _
 from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
+from lti_tool.operations import InvalidInput
+from lti_tool.operations.backfills import cancel_backfill, start_achievement_backfill
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
@@ -62,6 +67,7 @@ TEXT_MAX = 4000
 # badge_engine/rules.py accepts; a new kind there gets a line here and a template block.
 RULE_KINDS = ("course_completed", "activities_completed")
 ACTIVITY_MATCHES = ("all", "any")
+BACKFILLS_SHOWN = 10
 
 
 @bp.record_once
@@ -744,3 +750,116 @@ def achievement_image(public_id: str):
     )
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+# --- Backfills: award a badge to learners who already qualify ---------------------
+
+
+def _course_jobs(course: LtiCourse) -> list[BackfillJob]:
+    """Return the latest backfill jobs of the course's badges, newest first."""
+    ids = {achievement.id for achievement in _course_achievements(course)}
+    if not ids:
+        return []
+    registration = db_session().get(Registration, course.registration_id)
+    jobs = db_session().scalars(
+        select(BackfillJob)
+        .where(
+            BackfillJob.provider_id == course.provider_id,
+            BackfillJob.lms_connection_id == registration.lms_connection_id,
+            BackfillJob.lms_course_id == course.lms_course_id,
+        )
+        .order_by(BackfillJob.id.desc())
+        .limit(BACKFILLS_SHOWN)
+    )
+    return [job for job in jobs if set(job.achievement_ids) <= ids]
+
+
+def _job_row(job: BackfillJob, names: dict[int, str]) -> dict:
+    return {
+        "id": job.public_id,
+        "badges": [
+            names.get(achievement_id, "") for achievement_id in job.achievement_ids
+        ],
+        "active": job.status in BACKFILL_ACTIVE,
+        "cancel_requested": job.cancel_requested,
+        **job_summary(job),
+        "status_text": backfill_status_text(job.status, job.cancel_requested),
+        "counts_text": _(
+            "%(seen)s learners checked, %(issued)s badges awarded, %(held)s already "
+            "held, %(not_met)s not yet qualified, %(failed)s could not be read.",
+            seen=job.learners_seen,
+            issued=job.issued,
+            held=job.already_held,
+            not_met=job.not_met,
+            failed=job.failed_reads,
+        ),
+    }
+
+
+def backfill_status_text(status: str, cancel_requested: bool = False) -> str:
+    if status in BACKFILL_ACTIVE and cancel_requested:
+        return _("Stopping after the current page")
+    labels = {
+        "pending": _("Waiting for a worker"),
+        "running": _("Checking learners"),
+        "done": _("Finished"),
+        "cancelled": _("Cancelled"),
+        "failed": _("Failed"),
+    }
+    return labels.get(status, status)
+
+
+@bp.app_template_global()
+def course_backfills(course: LtiCourse) -> list[dict]:
+    names = {
+        achievement.id: achievement.name for achievement in _course_achievements(course)
+    }
+    return [_job_row(job, names) for job in _course_jobs(course)]
+
+
+@bp.post("/course/<int:course_id>/achievements/<public_id>/backfill")
+def start_course_backfill(course_id: int, public_id: str):
+    """Queue a backfill of one badge; a Celery worker reads the roster, not this request."""
+    found = _instructor_course(course_id)
+    achievement = _course_achievement(found, public_id)
+    check_csrf()
+    db = db_session()
+    try:
+        job = start_achievement_backfill(db, _instructor_actor(), achievement)
+    except InvalidInput as error:
+        raise BadRequest(
+            _("The backfill was not started: %(reason)s", reason=str(error)),
+            code="backfill_rejected",
+            achievement=public_id,
+        ) from None
+    db.commit()
+    send_backfill(job.id)
+    return redirect(
+        url_for("pages.course", course_id=course_id) + "#backfills", code=303
+    )
+
+
+def _course_job(course: LtiCourse, job_public_id: str) -> BackfillJob:
+    for job in _course_jobs(course):
+        if job.public_id == job_public_id:
+            return job
+    abort(404)
+
+
+@bp.post("/course/<int:course_id>/backfills/<job_public_id>/cancel")
+def cancel_course_backfill(course_id: int, job_public_id: str):
+    found = _instructor_course(course_id)
+    job = _course_job(found, job_public_id)
+    check_csrf()
+    cancel_backfill(db_session(), _instructor_actor(), job)
+    db_session().commit()
+    return redirect(
+        url_for("pages.course", course_id=course_id) + "#backfills", code=303
+    )
+
+
+@bp.get("/course/<int:course_id>/backfills.json")
+def course_backfills_json(course_id: int):
+    """Return the course's backfill progress for the page's progress script."""
+    found = _instructor_course(course_id)
+    return jsonify({"backfills": course_backfills(found)})

@@ -382,3 +382,24 @@ def test_learner_page_light(browser, stack, locale):
     assert card.locator('a[href$="/badge.svg"]').count() == 1
     assert not has_horizontal_scroll(page)
     page.context.close()
+
+
+def test_backfill_progress_live(browser, stack):
+    """An instructor starts a backfill; the worker runs it and the page follows it."""
+    page = launch(browser, stack, "instructor")
+    card = page.locator(".card").filter(has_text="Humanitarian Action Essentials")
+
+    card.get_by_role("button", name="Award to learners who already qualify").click()
+    page.wait_for_url("**/course/*#backfills")
+    job = page.locator(".backfill").first
+    assert job.locator("progress").count() == 1
+    assert axe_violations(page) == []
+
+    # bridge.js polls the progress endpoint, so the page updates without a reload.
+    page.locator('.backfill[data-status="done"]').wait_for(
+        timeout=DELIVERY_TIMEOUT_SECONDS * 1000
+    )
+    assert job.locator(".backfill-status").inner_text() == "Finished"
+    assert "learners checked" in job.locator(".backfill-counts").inner_text()
+    assert job.get_by_role("button", name="Cancel").count() == 0
+    page.context.close()
