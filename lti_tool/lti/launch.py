@@ -332,7 +332,20 @@ class LaunchValidator:
                 check="add the tool to the platform as an LTI 1.3 tool",
                 **self.ids,
             )
-        if not claims.get(CLAIM + "deployment_id"):
+        if not isinstance(claims.get("nonce"), str):
+            raise ClaimInvalid(
+                "the id_token's nonce claim is missing or not a string",
+                check="the platform must send the nonce from the login request",
+                **self.ids,
+            )
+        deployment_id = claims.get(CLAIM + "deployment_id")
+        if deployment_id is not None and not isinstance(deployment_id, str):
+            raise ClaimInvalid(
+                "the deployment_id claim is not a string",
+                check="the platform must send the deployment id as a string",
+                **self.ids,
+            )
+        if not deployment_id:
             raise ClaimInvalid(
                 "the launch has no deployment_id claim",
                 check="the platform must send the deployment id of the tool placement",
@@ -371,6 +384,7 @@ class LaunchValidator:
                     **self.ids,
                 )
             self._check_target_link_uri(claims.get(CLAIM + "target_link_uri"))
+            self._check_claim_types(claims, context, link)
         else:
             settings = claims.get(DL_CLAIM + "deep_linking_settings")
             if not isinstance(settings, dict) or not settings.get("deep_link_return_url"):
@@ -380,6 +394,37 @@ class LaunchValidator:
                     **self.ids,
                 )
         return message_type
+
+    def _check_claim_types(self, claims: dict, context: dict, link: dict) -> None:
+        """Reject claims the session and the database store that are not strings.
+
+        The signature proves who sent the token, not that each value has the type
+        the LTI specification gives it.
+        """
+        values = {
+            "sub": claims.get("sub"),
+            "name": claims.get("name"),
+            "given_name": claims.get("given_name"),
+            "email": claims.get("email"),
+            "context.id": context.get("id"),
+            "context.title": context.get("title"),
+            "resource_link.id": link.get("id"),
+        }
+        for name, value in values.items():
+            if value is not None and not isinstance(value, str):
+                raise ClaimInvalid(
+                    f"the {name} claim is a JSON {type(value).__name__}, not a string",
+                    check="the platform must send LTI 1.3 claims with their standard types",
+                    **self.ids,
+                )
+        for name in ("custom", "launch_presentation"):
+            value = claims.get(CLAIM + name)
+            if value is not None and not isinstance(value, dict):
+                raise ClaimInvalid(
+                    f"the {name} claim is a JSON {type(value).__name__}, not an object",
+                    check="the platform must send LTI 1.3 claims with their standard types",
+                    **self.ids,
+                )
 
     def _check_target_link_uri(self, target: object) -> None:
         if not isinstance(target, str) or not target:

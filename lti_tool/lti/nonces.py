@@ -126,7 +126,8 @@ def consume(
     ).scalar()
     if stored is None:
         raise state_unknown(**ids)
-    if not hmac.compare_digest(stored, nonce):
+    # Bytes, because compare_digest rejects str with non-ASCII characters.
+    if not hmac.compare_digest(stored.encode(), nonce.encode()):
         raise StateInvalid(
             "the id_token's nonce does not match the nonce this tool sent at login",
             check="start the launch again from the course; a platform that reuses "
