@@ -7,12 +7,14 @@ no-op whichever source reported it first.
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from badge_engine.db import utcnow
 from badge_engine.facts import CompletionFact
-from badge_engine.models import CompletionFactRecord
-from badge_engine.outbox import OutboxMessage, enqueue
+from badge_engine.models import CompletionFactRecord, FactOutcome
+from badge_engine.outbox import OutboxMessage, OutboxStatus
 
 # The outbox message kind under which the award pipeline evaluates a stored fact.
 EVALUATE_FACT = "fact.evaluate"
@@ -27,11 +29,10 @@ def record_fact(
     None when a fact with the same dedupe key exists. The caller commits, then
     dispatches the message.
     """
-    existing = _fact_by_dedupe_key(session, fact)
-    if existing is not None:
-        return existing, None
-
-    record = CompletionFactRecord(
+    # One INSERT ... ON CONFLICT DO NOTHING instead of a lookup and a savepoint:
+    # another worker or request may store the same fact at the same moment, and the
+    # unique dedupe key then makes this insert a no-op that returns no id.
+    values = dict(
         provider_id=fact.provider_id,
         lms_connection_id=fact.lms_connection_id,
         lms_course_id=fact.lms_course_id,
@@ -43,24 +44,42 @@ def record_fact(
         source_event_id=fact.source_event_id,
         dedupe_key=fact.dedupe_key,
         raw_payload=fact.raw_payload,
+        outcome=FactOutcome.PENDING.value,
+        received_at=utcnow(),
     )
-    # A savepoint, because another worker or request may store the same fact at the
-    # same moment. The unique dedupe key makes the loser find the winner's row.
-    try:
-        with session.begin_nested():
-            session.add(record)
-            session.flush()
-    except IntegrityError:
+    insert = _dialect_insert(session)(CompletionFactRecord).values(**values)
+    insert = insert.on_conflict_do_nothing(
+        index_elements=["provider_id", "dedupe_key"]
+    ).returning(CompletionFactRecord.id)
+    fact_id = session.execute(insert).scalar()
+    if fact_id is None:
         return _fact_by_dedupe_key(session, fact), None
 
-    message = enqueue(
-        session,
-        provider_id=fact.provider_id,
-        kind=EVALUATE_FACT,
-        payload={"fact_id": record.id},
-        idempotency_key=f"fact:{record.id}",
+    # The key names a row id that did not exist before, so no lookup is needed.
+    message_id = session.execute(
+        _dialect_insert(session)(OutboxMessage)
+        .values(
+            provider_id=fact.provider_id,
+            kind=EVALUATE_FACT,
+            payload={"fact_id": fact_id},
+            idempotency_key=f"fact:{fact_id}",
+            status=OutboxStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            created_at=utcnow(),
+        )
+        .returning(OutboxMessage.id)
+    ).scalar_one()
+    return (
+        session.get(CompletionFactRecord, fact_id),
+        session.get(OutboxMessage, message_id),
     )
-    return record, message
+
+
+def _dialect_insert(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert
+    return sqlite_insert
 
 
 def _fact_by_dedupe_key(

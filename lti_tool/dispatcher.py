@@ -15,6 +15,7 @@ import queue
 import threading
 
 from badge_engine.outbox import mark_dispatched
+from lti_tool.lti.serialize import database_writes
 from lti_tool.logs import get_logger
 
 log = get_logger(__name__)
@@ -85,7 +86,7 @@ class Dispatcher:
                 self._celery.send_task(
                     RUN_OUTBOX_MESSAGE, args=[message_id], producer=producer
                 )
-        with self._bridge.session() as session:
+        with database_writes(self._bridge.engine), self._bridge.session() as session:
             mark_dispatched(session, batch)
             session.commit()
 

@@ -20,7 +20,8 @@ from connectors.moodle.events import (
     parse_webhook_event,
     parse_xapi_hints,
 )
-from lti_tool.bridge import db_session
+from lti_tool.bridge import current_bridge, db_session
+from lti_tool.lti.serialize import database_writes
 from lti_tool.errors import BadRequest, NotFound, Unauthorized
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import REREAD_MOODLE_LEARNER, record_fact
@@ -76,11 +77,15 @@ def _json_body() -> dict:
 def store_fact(fact: CompletionFact) -> tuple[CompletionFactRecord, bool]:
     """Store a fact and its evaluation message in one transaction; repeats are no-ops."""
     db = db_session()
-    record, message = record_fact(db, fact)
-    if message is None:
-        return record, False
+    # On SQLite, writers in one process queue on a lock instead of colliding and
+    # sleeping in SQLite's busy handler.
+    with database_writes(current_bridge().engine):
+        record, message = record_fact(db, fact)
+        if message is None:
+            db.rollback()
+            return record, False
+        db.commit()
 
-    db.commit()
     dispatch([message.id])
     return record, True
 
