@@ -8,7 +8,9 @@ because the admin fixes them in the LMS and runs the test again.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,8 +68,36 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
             f"got {url!r}",
             code="invalid_url",
         )
+    # The bridge sends the LMS token to this URL and reports parts of the response,
+    # so an address inside the bridge's own network would be a way to read it.
+    for address in _resolved_addresses(parts.hostname):
+        if address.is_loopback and bridge.settings.loopback_dev:
+            continue
+        if not address.is_global or address.is_multicast:
+            raise InvalidInput(
+                f"{option} {url!r} resolves to the non-public address {address}; "
+                "enter the LMS site's public https:// address",
+                code="invalid_url",
+            )
 
     return url.rstrip("/")
+
+
+def _resolved_addresses(host: str) -> list:
+    """Return the addresses `host` resolves to, or none when it does not resolve.
+
+    NOTE: this runs when a connection is stored, not before each request, so a DNS
+    name that later points inside the network is not caught here.
+    """
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
 def check_secret_value(value: str, option: str) -> str:

@@ -43,6 +43,8 @@ from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import Registration
+from lti_tool.operations import InvalidInput
+from lti_tool.operations.lms import check_lms_url
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.auth import invitation_link, signed_in_account
 from lti_tool.views.headers import forbid_framing
@@ -228,6 +230,11 @@ def connect_lms(account: Account):
     errors: dict = {}
     name = _read_required(form, errors, "lms_name")
     url = _read_url(form, errors, "lms_url")
+    if "lms_url" not in errors:
+        try:
+            check_lms_url(current_bridge(), url, option="lms_url")
+        except InvalidInput as error:
+            errors["lms_url"] = error.message
     token = _read_required(form, errors, "lms_token", limit=500)
     form.pop("lms_token", None)
     if errors:
