@@ -82,7 +82,7 @@ class Script:
 
 @pytest.fixture(scope="module")
 def scripted():
-    """A loopback server that answers every path with the current script."""
+    """A loopback server that returns the current script on every path."""
     script = Script()
     app = Flask("scripted")
 
