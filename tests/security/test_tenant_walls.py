@@ -20,9 +20,11 @@ from connectors.hpass.models import Delivery, PortfolioAccount
 from connectors.models import LmsConnection
 from lti_tool.accounts import AccountRole
 from lti_tool.api.tokens import create_api_token
+from lti_tool.backfill import BackfillJob
 from lti_tool.lti.registrations import Registration
 from lti_tool.models import Deployment
 from tests.lti_tool.pages.conftest import (
+    MOODLE_COURSE_ID,
     add_account,
     add_credential,
     launch_as,
@@ -113,6 +115,16 @@ def walls(app, db, tenants):
     )
     message.status = OutboxStatus.DEAD.value
     connection = db.get(LmsConnection, beta.connection_id)
+    job = BackfillJob(
+        provider_id=beta.provider_id,
+        lms_connection_id=beta.connection_id,
+        lms_course_id=MOODLE_COURSE_ID,
+        achievement_ids=[beta.achievement_id],
+        trigger="manual",
+        requested_by="test",
+    )
+    db.add(job)
+    db.flush()
     _, token = create_api_token(
         db, provider_id=alpha.provider_id, name="alpha", created_by="test"
     )
@@ -125,7 +137,8 @@ def walls(app, db, tenants):
             "credential_public_id": credential.public_id,
             "achievement_id": beta.achievement_public_id,
             "award_id": credential.public_id,
-            "backfill_id": "beta-backfill",
+            "backfill_id": job.public_id,
+            "job_public_id": job.public_id,
             "connection_id": connection.public_id,
             "delivery_id": delivery.id,
             "message_id": message.id,
@@ -191,6 +204,7 @@ def test_walled_routes_take_ids(app):
         [
             "course_id", "achievement_id", "award_id", "backfill_id", "connection_id",
             "delivery_id", "message_id", "account_id", "lms_user_id", "deployment_key",
+            "job_public_id",
         ]
     )
     for rule in _walled_rules(app):
