@@ -30,6 +30,7 @@ from flask import (
     redirect,
     render_template_string,
     request,
+    url_for,
 )
 
 from lti_tool.demo.peers import moodle_ws
@@ -600,12 +601,12 @@ class MoodleStandIn:
     def _complete_view(self):
         self.complete_course(DEMO_COURSE_ID, DEMO_LEARNER_ID)
 
-        return redirect("/", code=303)
+        return redirect(url_for("index"), code=303)
 
     def _reset_view(self):
         self.reset_progress(DEMO_COURSE_ID, DEMO_LEARNER_ID)
 
-        return redirect("/", code=303)
+        return redirect(url_for("index"), code=303)
 
     def _deliver(self, event: dict[str, t.Any]) -> None:
         eventname = event["eventname"]
@@ -683,10 +684,10 @@ INDEX_TEMPLATE = """<!doctype html>
       {% if timecompleted %}, completed at {{ timecompleted }}{% endif %}</li>
 {% endfor %}
 </ul>
-<form method="post" action="/complete">
+<form method="post" action="{{ url_for('complete') }}">
   <button type="submit">Mark the course complete for {{ learner_name }}</button>
 </form>
-<form method="post" action="/reset">
+<form method="post" action="{{ url_for('reset') }}">
   <button type="submit">Reset {{ learner_name }}'s progress</button>
 </form>
 <h2>Webhook</h2>

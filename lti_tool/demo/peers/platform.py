@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Flask, jsonify, render_template_string, request
+from flask import Flask, jsonify, render_template_string, request, url_for
 
 from lti_tool.demo.peers.lti1p3platform_flask import (
     AuthRequestError,
@@ -450,7 +450,7 @@ class PlatformPeer:
                 404, "not_found", "unknown demo user, or no tool registered yet"
             )
         message = request.args.get("message", "resource_link")
-        src = f"/launch/{quote(user_ref)}?" + urlencode(
+        src = url_for("launch", user_ref=user_ref) + "?" + urlencode(
             {"message": message, "storage_target": "_parent"}
         )
         return render_template_string(
@@ -710,7 +710,7 @@ INDEX_TEMPLATE = """<!doctype html>
    context id {{ peer.course.context_id }})</p>
 <ul>
 {% for user in peer.users.values() %}
-  <li><a href="/launch/{{ user.key }}">Launch as {{ user.name }}</a>
+  <li><a href="{{ url_for('launch', user_ref=user.key) }}">Launch as {{ user.name }}</a>
       ({{ user.key }}, user id {{ user.user_id }})</li>
 {% endfor %}
 </ul>
