@@ -109,6 +109,18 @@ def register_error_handlers(app: Flask) -> None:
             )
         return _render(error.code or 500, error.name.lower().replace(" ", "_"), error.description)
 
+    @app.errorhandler(RecursionError)
+    def handle_too_deep(error: RecursionError):
+        # json.loads raises RecursionError, not ValueError, for a body nested tens of
+        # thousands of levels deep, so get_json(silent=True) lets it through.
+        log.warning("request_rejected", status=400, code="too_deep", path=request.path)
+        return _render(
+            400,
+            "too_deep",
+            "the request body is nested too deeply to read; send a JSON object of "
+            "ordinary depth",
+        )
+
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):
         log.exception("request_failed", path=request.path)

@@ -156,3 +156,18 @@ def test_unknown_connection_404(client, db):
 
     assert response.status_code == 404
     assert "provider admin page" in response.json["message"]
+
+
+def test_deeply_nested_json_rejected(client, db, connection):
+    """A body nested 100,000 levels deep gets 400, not a server error; nothing is stored."""
+    raw = "[" * 100_000 + "]" * 100_000
+
+    response = client.post(
+        f"/webhooks/moodle/{connection.public_id}",
+        data=raw,
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "too_deep"
+    assert _stored_counts(db) == (0, 0)
