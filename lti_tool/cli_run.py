@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import click
 
-from lti_tool.config import ConfigError, load_settings
+from lti_tool.config import ConfigError, is_loopback_host, load_settings
 
 STOP_GRACE_SECONDS = 15
 
@@ -64,7 +65,13 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to listen on.",
+)
 @click.option(
     "--demo/--no-demo",
     default=False,
@@ -81,9 +88,12 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     env = dict(os.environ)
     if demo:
         env["HPASS_DEMO"] = "1"
-        env.setdefault("HPASS_PUBLIC_BASE_URL", f"http://{host}:{port}")
-        # The demo's peers are loopback servers over plain HTTP; the setting refuses
-        # to start when the public base URL is not on loopback.
+    if not env.get("HPASS_PUBLIC_BASE_URL") and is_loopback_host(host):
+        # Without a configured public URL the bridge runs where it listens. The
+        # demo's peers are loopback servers over plain HTTP; loopback development
+        # mode refuses to start when the public base URL is not on loopback.
+        url_host = f"[{host}]" if ":" in host else host
+        env["HPASS_PUBLIC_BASE_URL"] = f"http://{url_host}:{port}"
         env.setdefault("HPASS_LOOPBACK_DEV", "1")
     os.environ.update(env)
     try:
@@ -102,9 +112,17 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
 
     from lti_tool.lti.proxy import WAITRESS_OPTIONS
 
-    server = create_server(
-        wsgi_app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS
-    )
+    try:
+        server = create_server(
+            wsgi_app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS
+        )
+    except OSError as error:
+        click.echo(
+            f"error: cannot listen on {host}:{port}: {error.strerror}; stop what uses "
+            "that port or choose another with --port",
+            err=True,
+        )
+        sys.exit(1)
     children = start_background_processes(env)
     start_page = f"{settings.public_base_url}/demo" if demo else settings.public_base_url
     click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")
@@ -148,5 +166,15 @@ def demo(out: str | None, as_json: bool) -> None:
     Exits 0 only when the credential reached the portfolio and verifies.
     """
     from lti_tool.demo.headless import run_headless_demo
+
+    if out is not None:
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as error:
+            message = f"cannot create the --out folder {out!r}: {error.strerror}"
+            if as_json:
+                click.echo(json.dumps({"error": "invalid_out", "message": message}))
+            click.echo(f"error: {message}; choose a folder you can write to", err=True)
+            sys.exit(2)
 
     sys.exit(run_headless_demo(out_dir=out, as_json=as_json))

@@ -82,3 +82,22 @@ def test_every_command_has_help():
         result = runner.invoke(main, [*command, "--help"])
         assert result.exit_code == 0, command
         assert "Usage:" in result.output
+
+
+def test_run_rejects_port_out_of_range():
+    """A port above 65535 is a usage error, not a silent random port."""
+    result = CliRunner().invoke(main, ["run", "--port", "99999"])
+
+    assert result.exit_code == 2
+    assert "65535" in result.output
+
+
+def test_demo_out_unwritable(tmp_path):
+    """An --out folder that cannot be created fails with one line naming it."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    result = CliRunner().invoke(main, ["demo", "--out", str(blocker / "sub")])
+
+    assert result.exit_code == 2
+    assert "--out folder" in result.stderr
