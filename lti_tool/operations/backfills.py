@@ -48,7 +48,10 @@ def backfill_dict(session: Session, job: BackfillJob) -> dict[str, Any]:
 
 
 def start_achievement_backfill(
-    session: Session, actor: str, achievement: Achievement
+    session: Session,
+    actor: str,
+    achievement: Achievement,
+    trigger: BackfillTrigger = BackfillTrigger.MANUAL,
 ) -> BackfillJob:
     """Add a job for one achievement; the caller commits, then sends it to workers."""
     kind = session.scalar(
@@ -68,7 +71,7 @@ def start_achievement_backfill(
         job = start_backfill(
             session,
             achievements=[achievement],
-            trigger=BackfillTrigger.MANUAL,
+            trigger=trigger,
             requested_by=actor,
         )
     except BackfillError as error:

@@ -39,7 +39,8 @@ from connectors.models import LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
 from lti_tool.backfill import ACTIVE as BACKFILL_ACTIVE
-from lti_tool.backfill import BackfillJob, job_summary, send_backfill
+from lti_tool.backfill import BackfillJob, BackfillTrigger, job_summary, send_backfill
+from lti_tool.logs import get_logger
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.course_activities import (
     ActivitiesUnavailable,
@@ -59,6 +60,7 @@ from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
 from lti_tool.views.headers import allow_framing_by, platform_origins
 
+log = get_logger(__name__)
 bp = Blueprint("pages", __name__)
 
 NAME_MAX = 200
@@ -557,7 +559,25 @@ def create_achievement(course_id: int):
         target=f"achievement:{achievement.public_id}",
         detail={"course_id": found.id, "rule": rule["rule"]["kind"]},
     )
+    # Learners who already meet the rule get the badge without waiting for another
+    # completion event: a worker reads the roster and awards them.
+    job = None
+    try:
+        job = start_achievement_backfill(
+            db,
+            _instructor_actor(),
+            achievement,
+            trigger=BackfillTrigger.ACHIEVEMENT_CREATED,
+        )
+    except InvalidInput as error:
+        log.info(
+            "backfill_not_started",
+            achievement=achievement.public_id,
+            reason=str(error),
+        )
     db.commit()
+    if job is not None:
+        send_backfill(job.id)
 
     return redirect(url_for("pages.course", course_id=course_id), code=303)
 
