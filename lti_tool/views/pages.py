@@ -404,7 +404,8 @@ def edit_achievement(course_id: int, public_id: str):
 
 
 def _read_text(form: dict, errors: dict, name: str, label: str, limit: int) -> str:
-    value = (request.form.get(name) or "").strip()
+    # NUL cannot be stored in PostgreSQL text and means nothing in a badge text.
+    value = (request.form.get(name) or "").replace("\x00", "").strip()
     form[name] = value
     if not value:
         errors[name] = _(

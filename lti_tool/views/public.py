@@ -51,6 +51,9 @@ def _provider_or_404(slug: str) -> Provider:
 
 
 def _wants_html() -> bool:
+    # ?format=json lets a plain link in a browser fetch the JSON document.
+    if request.args.get("format") == "json":
+        return False
     best = request.accept_mimetypes.best_match(
         ["application/ld+json", "application/json", "text/html"]
     )

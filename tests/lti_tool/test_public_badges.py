@@ -276,3 +276,15 @@ def test_cli_revoke_needs_reason(cli, issued):
     result = cli("credential", "revoke", issued.public_id)
 
     assert result.exit_code == 2
+
+
+def test_credential_json_link_in_browser(client, issued):
+    """?format=json returns the credential JSON even when the browser asks for HTML."""
+    response = client.get(
+        f"/credentials/{issued.public_id}?format=json",
+        headers={"Accept": "text/html,application/xhtml+xml"},
+    )
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/vc+ld+json"
+    assert response.json["id"].endswith(issued.public_id)
