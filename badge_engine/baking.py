@@ -93,7 +93,7 @@ def bake_png(image: bytes, payload: str, version: str = "3.0") -> bytes:
 def extract_png(image: bytes) -> BakedPayload:
     """Return the credential baked into a PNG, OB 3.0 first, then OB 2.0.
 
-    Raises BakingError when the image is not a PNG, is truncated or corrupt, holds
+    Raises BakingError when the image is not a PNG, is truncated or corrupt, contains
     no badge chunk or more than one with the same keyword, or its text inflates past
     MAX_PAYLOAD_BYTES.
     """

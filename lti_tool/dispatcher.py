@@ -2,7 +2,7 @@
 
 A request that stores an event should not wait for the broker: with the embedded
 broker each send is a SQLite commit of its own. The request puts the ids on an
-in-process queue and returns; one thread per process sends them in batches and marks
+in-process queue and returns. One thread per process sends them in batches and marks
 them dispatched in one transaction. Ids still queued when the process dies are not
 lost, because the outbox rows are committed and the scheduler's sweep sends every
 message that was never marked dispatched.

@@ -1,6 +1,6 @@
 """Errors a request can end with, and how they are shown.
 
-    BridgeRequestError        4xx with a message that says what was wrong and what to do
+    BridgeRequestError        4xx with a message naming what was wrong and what to do
     ├── BadRequest            400: malformed input
     ├── Unauthorized          401: missing or wrong credentials (webhook secret, token)
     ├── Forbidden             403: the caller may not do this

@@ -87,7 +87,7 @@ def mark_connection_broken(
     session: Session, connection: LmsConnection, error: Exception
 ) -> None:
     """Mark a connection broken after Moodle rejected its token, which stops its
-    polls and re-reads. The state detail tells the admin what to do."""
+    polls and re-reads. The state detail gives the admin the next step."""
     connection.state = ConnectionState.BROKEN.value
     connection.state_detail = str(error)
     log.error(
@@ -194,7 +194,7 @@ def evaluate_fact(context: HandlerContext) -> None:
         return
     except (MoodleUnavailable, MoodleAccessDenied, MoodleResponseInvalid) as error:
         # These clear without a change to the fact: the site comes back, an admin
-        # adds the missing function or capability, or a proxy stops answering with
+        # adds the missing function or capability, or a proxy stops returning
         # HTML. The outbox retries until then and keeps the fact pending.
         log.warning("lms_reread_failed", error=str(error), **log_ids)
         raise RetryLater(str(error), retry_after=timedelta(minutes=15)) from None

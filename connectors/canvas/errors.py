@@ -68,11 +68,11 @@ class CanvasScopeMissing(CanvasError):
 
 
 class CanvasAccessDenied(CanvasError):
-    """Canvas answered 403 for a reason other than throttling."""
+    """Canvas returned 403 for a reason other than throttling."""
 
 
 class CanvasNotFound(CanvasError):
-    """Canvas answered 404 for the requested course, user or module."""
+    """Canvas returned 404 for the requested course, user or module."""
 
 
 class CanvasNotModuleBased(CanvasError):

@@ -70,7 +70,7 @@ class ConnectionTestResult:
 def test_connection(client: MoodleClient) -> ConnectionTestResult:
     """Call `core_webservice_get_site_info` and list each required function missing.
 
-    Never raises a MoodleError: a failure is a result whose `error` says what to do.
+    Never raises a MoodleError: a failure is a result whose `error` names the next step.
     """
     try:
         info = client.get_site_info()

@@ -28,7 +28,7 @@ _MAX_AGE = re.compile(r"max-age=(\d+)", re.IGNORECASE)
 
 
 class JwksUnavailable(Exception):
-    """The key set could not be fetched or parsed; the message says why."""
+    """The key set could not be fetched or parsed; the message names the cause."""
 
 
 @dataclass

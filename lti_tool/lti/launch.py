@@ -14,7 +14,7 @@ is named by its first real fault:
     8. deployment         known, new (policy accept) or held for an admin
 
 pylti1p3 checks most of 2 to 5 too, but fetches the key set on every launch, accepts
-a nonce again until its cache forgets it, and reports every failure as one exception
+a used nonce again until its cache entry expires, and reports every failure as one exception
 type; this chain carries the LTI ids in every error.
 """
 
@@ -71,7 +71,7 @@ _DEPLOYMENT = select(Deployment.__table__).where(
 
 @dataclass
 class LaunchRequest:
-    """What the launch endpoint received, read from the form, cookies and headers."""
+    """Launch request data, read from the form, cookies and headers."""
 
     id_token: str | None
     state: str | None
@@ -100,7 +100,7 @@ class ValidatedLaunch:
 class NeedsPlatformStorage(Exception):
     """The state cookie is missing but the login used LTI Platform Storage.
 
-    The view answers with a page that reads the binding from platform storage and
+    The view returns a page that reads the binding from platform storage and
     posts the launch again.
     """
 

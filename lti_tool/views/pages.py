@@ -171,7 +171,7 @@ def missing_steps(
 ) -> list[str]:
     """Name what a learner still has to do under an award rule, in the page language.
 
-    `names` maps activity ids to their names; `done` holds the activities the
+    `names` maps activity ids to their names; `done` contains the activities the
     learner has completed.
     """
     node = award_rule.get("rule") or {}
