@@ -288,3 +288,25 @@ def test_credential_json_link_in_browser(client, issued):
     assert response.status_code == 200
     assert response.mimetype == "application/vc+ld+json"
     assert response.json["id"].endswith(issued.public_id)
+
+
+@pytest.mark.parametrize(
+    ("language", "direction", "valid_text"),
+    [
+        ("fr", "ltr", "Valide : la signature est vérifiée"),
+        ("ar", "rtl", "صالحة: يتحقق التوقيع"),
+    ],
+)
+def test_credential_page_translated(
+    client, issued, language, direction, valid_text
+):
+    """The verification page follows Accept-Language, right to left in Arabic."""
+    page = client.get(
+        f"/credentials/{issued.public_id}",
+        headers={**HTML, "Accept-Language": language},
+    ).data.decode()
+
+    assert f'lang="{language}"' in page
+    assert f'dir="{direction}"' in page
+    assert valid_text in page
+    assert "Safe travel" in page

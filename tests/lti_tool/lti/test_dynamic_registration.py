@@ -77,7 +77,7 @@ def test_moodle_registration_stores_deployment(db, register_url, platforms):
     response = _register(register_url, moodle)
 
     assert response.status_code == 200, response.text
-    assert "org.imsglobal.lti.close" in response.text
+    assert "registration-done.js" in response.text
     registration = db.scalar(select(Registration))
     assert registration.issuer == moodle.url
     assert registration.client_id == moodle.registrations[0]["client_id"]

@@ -8,7 +8,6 @@ cross-site iframe, so the browser withholds the tool's cookies as it does in an 
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 import re
@@ -36,17 +35,24 @@ CHROMIUM_ARGS = [
 ]
 
 
+def _storage_settings(page: str) -> dict[str, str]:
+    """Return the data attributes of the page's #lti-storage element."""
+    element = re.search(r'<div id="lti-storage"[^>]*>', page).group(0)
+    return {
+        name: html.unescape(value)
+        for name, value in re.findall(r'data-([a-z-]+)="([^"]*)"', element)
+    }
+
+
 def _storage_login(tool, target="_parent"):
     """Log in naming a storage target; return (state, nonce, binding) from the page."""
     response = tool.login(lti_storage_target=target)
     assert response.status_code == 200, response.text
-    page = response.text
-    assert "lti.put_data" in page
-    auth_url = json.loads(re.search(r"location\.replace\((\"[^\"]+\")\)", page).group(1))
-    query = parse_qs(urlsplit(auth_url).query)
-    binding = json.loads(re.search(r"value: (\"[^\"]+\")", page).group(1))
-    assert json.loads(re.search(r"var target = (\"[^\"]*\")", page).group(1)) == target
-    return query["state"][0], query["nonce"][0], binding
+    settings = _storage_settings(response.text)
+    assert settings["mode"] == "put"
+    query = parse_qs(urlsplit(settings["auth-url"]).query)
+    assert settings["target"] == target
+    return query["state"][0], query["nonce"][0], settings["binding"]
 
 
 def _token(platform, tool, nonce):
@@ -79,8 +85,8 @@ def test_launch_through_storage(tool, platform, db):
 
     page = _launch(tool, {"id_token": id_token, "state": state})
     assert page.status_code == 200
-    assert "lti.get_data" in page.text
-    assert re.search(r"var target = \"_parent\"", page.text)
+    settings = _storage_settings(page.text)
+    assert (settings["mode"], settings["target"]) == ("get", "_parent")
     assert f'name="state" value="{state}"' in page.text
     assert _courses(db) == 0
 
@@ -108,7 +114,7 @@ def test_named_frame_kept(tool, platform):
 
     page = _launch(tool, {"id_token": _token(platform, tool, nonce), "state": state})
     assert page.status_code == 200
-    assert 'var target = "post_message_forwarding"' in page.text
+    assert _storage_settings(page.text)["target"] == "post_message_forwarding"
 
 
 @pytest.mark.parametrize(
