@@ -28,7 +28,8 @@ from badge_engine import did
 from badge_engine.corrections import versions_document
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.db import utcnow
-from badge_engine.fetch import FetchedDocument, FetchError
+from badge_engine.outbound import OutboundBlocked
+from badge_engine.outbound.documents import FetchedDocument
 from badge_engine.issuers import (
     active_signing_key,
     load_private_key,
@@ -137,7 +138,7 @@ def is_archive(document: dict[str, Any]) -> bool:
 @dataclass
 class ArchiveFetcher:
     """A fetcher that serves the archive's status lists and version history and
-    reaches no network. It has the GuardedFetcher's `get` and `allow_loopback`."""
+    reaches no network. It has the DocumentFetcher's `get` and `allow_loopback`."""
 
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     allow_loopback: bool = False
@@ -147,10 +148,11 @@ class ArchiveFetcher:
         document = self.documents.get(url)
         if document is None:
             self.missing_urls.append(url)
-            raise FetchError(
-                f"{url} is not in the archive, and archive verification fetches "
-                "nothing",
+            raise OutboundBlocked(
+                "The document is not in the archive, and archive verification "
+                "fetches nothing",
                 url=url,
+                code="not_in_archive",
             )
         return FetchedDocument(
             url=url,

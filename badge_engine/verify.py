@@ -43,7 +43,7 @@ from badge_engine.did import (
     resolve_did_key,
 )
 from badge_engine.errors import InvalidDid, VerificationError
-from badge_engine.fetch import FetchError
+from badge_engine.outbound import OutboundError
 from badge_engine.jsonld import CONTEXT_FILES
 from badge_engine.ob3 import format_timestamp
 from badge_engine.schema import validate_open_badge_credential
@@ -256,7 +256,7 @@ def verify_target(target: str, context: VerifyContext) -> VerificationReport:
             fetched = context.fetcher.get(
                 target, accept="application/ld+json, application/json;q=0.9, */*;q=0.5"
             )
-        except FetchError as error:
+        except OutboundError as error:
             if error.code == "http_410":
                 report.version, report.format = "2.0", "ob2-hosted"
                 report.error(

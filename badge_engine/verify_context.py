@@ -19,7 +19,8 @@ from badge_engine.did import (
     resolve_did_key,
 )
 from badge_engine.errors import InvalidDid, VerificationError
-from badge_engine.fetch import FetchError, GuardedFetcher
+from badge_engine.outbound import OutboundError
+from badge_engine.outbound.documents import DocumentFetcher
 
 # Nesting deeper than this is no credential, and would hit Python's recursion limit.
 MAX_JSON_DEPTH = 64
@@ -46,7 +47,7 @@ class VerifyContext:
     credential must be issued to, or None to check only that it names someone.
     """
 
-    fetcher: GuardedFetcher = field(default_factory=GuardedFetcher)
+    fetcher: DocumentFetcher = field(default_factory=DocumentFetcher)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     recipient: str | None = None
     resolve_did_document: Callable[[str], dict[str, Any]] | None = None
@@ -55,7 +56,7 @@ class VerifyContext:
     def fetch_json(self, url: str, accept: str = "application/json") -> dict[str, Any]:
         """Fetch `url` through the guarded client and parse a JSON object.
 
-        Raises FetchError or UnreadableDocument.
+        Raises OutboundError or UnreadableDocument.
         """
         fetched = self.fetcher.get(url, accept=accept)
         return parse_json_object(fetched.body)
@@ -63,7 +64,7 @@ class VerifyContext:
     def did_document(self, did: str) -> dict[str, Any]:
         """Resolve a did:web DID to its document, once per verification.
 
-        Raises InvalidDid for another DID method, and FetchError or
+        Raises InvalidDid for another DID method, and OutboundError or
         UnreadableDocument when the document cannot be fetched or read.
         """
         if did in self.did_documents:
@@ -88,7 +89,7 @@ class VerifyContext:
     def public_key(self, verification_method: str) -> Ed25519PublicKey:
         """Return the Ed25519 key of a did:key or did:web verification method.
 
-        Raises InvalidDid, VerificationError, FetchError or UnreadableDocument.
+        Raises InvalidDid, VerificationError, OutboundError or UnreadableDocument.
         """
         if verification_method.startswith("did:key:"):
             return resolve_did_key(verification_method)
@@ -127,7 +128,12 @@ class VerifyContext:
         return False
 
 
-RESOLUTION_ERRORS = (InvalidDid, VerificationError, FetchError, UnreadableDocument)
+RESOLUTION_ERRORS = (
+    InvalidDid,
+    VerificationError,
+    OutboundError,
+    UnreadableDocument,
+)
 
 
 def parse_json_object(data: bytes | str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from badge_engine.errors import InvalidCredential
-from badge_engine.fetch import FetchError
+from badge_engine.outbound import OutboundError
 from badge_engine.ob2 import OB2_JWS_ALGORITHM, public_key_from_pem
 from badge_engine.verify_context import (
     RESOLUTION_ERRORS,
@@ -140,7 +140,7 @@ def _fetch_hosted(
 ) -> dict[str, Any] | None:
     try:
         return context.fetch_json(url, accept="application/ld+json")
-    except FetchError as error:
+    except OutboundError as error:
         if error.code == "http_410":
             report.error("revoked", f"The issuer revoked this assertion ({url}).")
         else:

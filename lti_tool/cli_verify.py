@@ -8,7 +8,8 @@ import sys
 import click
 import structlog
 
-from badge_engine.fetch import GuardedFetcher
+from badge_engine.outbound import OutboundPolicy
+from badge_engine.outbound.documents import DocumentFetcher
 from badge_engine.verify import verify_target
 from badge_engine.verify_context import VerifyContext
 from badge_engine.verify_report import VerificationReport
@@ -39,7 +40,7 @@ def verify(as_json: bool, recipient: str | None, target: str) -> None:
     usage error such as a missing file.
     """
     context = VerifyContext(
-        fetcher=GuardedFetcher(allow_loopback=_loopback_allowed()),
+        fetcher=DocumentFetcher(_outbound_policy()),
         recipient=recipient,
     )
     try:
@@ -63,13 +64,13 @@ def verify(as_json: bool, recipient: str | None, target: str) -> None:
     sys.exit(EXIT_VALID if report.valid else EXIT_INVALID)
 
 
-def _loopback_allowed() -> bool:
+def _outbound_policy() -> OutboundPolicy:
     # Loopback targets (the demo, tests) are reachable only in loopback development
     # mode, the same setting that lets the bridge itself run on 127.0.0.1.
     try:
-        return load_settings().loopback_dev
+        return OutboundPolicy.from_settings(load_settings())
     except ConfigError:
-        return False
+        return OutboundPolicy()
 
 
 def _usage_error(message: str, as_json: bool) -> None:

@@ -83,6 +83,39 @@ def _env_networks(environ: dict[str, str], name: str) -> list[str]:
     return networks
 
 
+def _outbound_networks(environ: dict[str, str]) -> list[str]:
+    name = "OUTBOUND_ALLOWED_NETWORKS"
+    networks = _env_networks(environ, name)
+    for item in networks:
+        network = ipaddress.ip_network(item, strict=False)
+        if _overlaps_any(network, _LOOPBACK):
+            raise ConfigError(
+                f"{ENV_PREFIX}{name} must not list loopback addresses, got {item!r}; "
+                "loopback peers are allowed only by HPASS_LOOPBACK_DEV"
+            )
+        if _overlaps_any(network, _LINK_LOCAL):
+            raise ConfigError(
+                f"{ENV_PREFIX}{name} must not list link-local addresses, got "
+                f"{item!r}; they hold cloud metadata services, never an LMS or a "
+                "portfolio"
+            )
+    return networks
+
+
+def _overlaps_any(network, others) -> bool:
+    return any(
+        network.version == other.version and network.overlaps(other)
+        for other in others
+    )
+
+
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_LINK_LOCAL = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+)
+
+
 @dataclass
 class Settings:
     """The bridge's settings, resolved from the environment and the instance folder."""
@@ -103,6 +136,9 @@ class Settings:
     # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-* headers are
     # trusted; from any other client those headers are ignored.
     trusted_proxies: list[str] = field(default_factory=list)
+    # Private networks (CIDR) the bridge may call, for an LMS or portfolio on the
+    # operator's own network; loopback is allowed only by loopback_dev.
+    outbound_allowed_networks: list[str] = field(default_factory=list)
     lti_clock_leeway_seconds: float = 30.0
     secret_key: bytes = field(default=b"", repr=False)
     encryption_keys: list[bytes] = field(default_factory=list, repr=False)
@@ -192,6 +228,7 @@ def load_settings(
         worker_concurrency=int(_env_number(env, "WORKER_CONCURRENCY", 2)),
         demo=_env_bool(env, "DEMO", False),
         trusted_proxies=_env_networks(env, "TRUSTED_PROXIES"),
+        outbound_allowed_networks=_outbound_networks(env),
         lti_clock_leeway_seconds=_env_number(env, "LTI_CLOCK_LEEWAY_SECONDS", 30.0),
     )
     for key, value in overrides.items():

@@ -15,7 +15,7 @@ from badge_engine import ob3
 from badge_engine.baking import PNG_SIGNATURE, bake_png, bake_svg, plain_png, plain_svg
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.did import did_key
-from badge_engine.fetch import GuardedFetcher
+from badge_engine.outbound.documents import DocumentFetcher
 from badge_engine.verify import MAX_INPUT_BYTES, verify_bytes
 from badge_engine.verify_context import VerifyContext
 
@@ -51,7 +51,7 @@ def _verify(data: bytes | str | dict, **context):
         data = json.dumps(data)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return verify_bytes(data, VerifyContext(fetcher=GuardedFetcher(), **context))
+    return verify_bytes(data, VerifyContext(fetcher=DocumentFetcher(), **context))
 
 
 def _codes(report) -> list[str]:

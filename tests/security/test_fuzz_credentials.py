@@ -27,17 +27,20 @@ from badge_engine.baking import (
 )
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.did import did_key
-from badge_engine.fetch import FetchError, GuardedFetcher
+from badge_engine.outbound import OutboundBlocked
+from badge_engine.outbound.documents import DocumentFetcher
 from badge_engine.verify import verify_bytes
 from badge_engine.verify_context import VerifyContext
 from tests.security.fuzzing import fuzz_settings, json_values, mutated
 
 
-class OfflineFetcher(GuardedFetcher):
+class OfflineFetcher(DocumentFetcher):
     """A fetcher that fails every request the way a blocked address does."""
 
     def get(self, url: str, accept: str = "application/json"):
-        raise FetchError("fetching is off in the fuzz tests", url=url, code="blocked")
+        raise OutboundBlocked(
+            "fetching is off in the fuzz tests", url=url, code="blocked"
+        )
 
 
 def _signed_credential() -> dict:

@@ -1,0 +1,69 @@
+"""Errors of the guarded HTTP client.
+
+Every message names the URL (with its query values and any user name removed), says
+what failed and what an administrator should check. The tree::
+
+    BadgeEngineError
+    └── OutboundError              url, code, hint
+        ├── OutboundBlocked        the policy forbids the URL, an address it resolves
+        │                          to, or a redirect; retrying will not help
+        ├── OutboundTooLarge       the response body is over the size limit
+        ├── OutboundStatusError    a document fetch got a status other than 2xx
+        ├── OutboundTimeout        (also requests.Timeout) a connect or read timeout,
+        │                          or the overall deadline passed
+        └── OutboundConnectionFailed
+                                   (also requests.ConnectionError) name resolution,
+                                   TCP, TLS or the response stream failed
+
+The last two also subclass the requests exceptions so that clients which already
+map `requests.Timeout` and `requests.ConnectionError` to their own retryable errors
+keep doing so.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from badge_engine.errors import BadgeEngineError
+
+
+class OutboundError(BadgeEngineError):
+    """A request through the guarded client was blocked or failed."""
+
+    def __init__(self, message: str, *, url: str, code: str, hint: str = "") -> None:
+        self.message = message
+        self.url = url
+        self.code = code
+        self.hint = hint
+        text = f"{message} (url={url!r})"
+        if hint:
+            text = f"{text}. {hint}"
+        super().__init__(text)
+
+    def with_url(self, url: str) -> OutboundError:
+        """Return the same error naming `url`, the request rather than the host."""
+        return type(self)(self.message, url=url, code=self.code, hint=self.hint)
+
+
+class OutboundBlocked(OutboundError):
+    """The outbound policy forbids this request."""
+
+
+class OutboundTooLarge(OutboundError):
+    """The response body is larger than the request's limit."""
+
+
+class OutboundStatusError(OutboundError):
+    """A document fetch got an HTTP status other than 2xx; `status` is that code."""
+
+    def __init__(self, message: str, *, url: str, status: int) -> None:
+        self.status = status
+        super().__init__(message, url=url, code=f"http_{status}")
+
+
+class OutboundTimeout(OutboundError, requests.Timeout):
+    """A connect or read timeout passed, or the request's overall deadline."""
+
+
+class OutboundConnectionFailed(OutboundError, requests.ConnectionError):
+    """The host could not be resolved or reached, or the response stream broke."""

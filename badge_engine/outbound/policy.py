@@ -1,0 +1,214 @@
+"""Which URLs and addresses the bridge may call, and the limits on each request.
+
+An address is allowed when it is public (`ipaddress` calls it global and it is not
+multicast), or it lies in a network the operator listed, or it is a loopback address
+and loopback development mode is on. Everything else is blocked: private ranges,
+link-local ones (which hold cloud metadata services such as 169.254.169.254),
+loopback, unspecified, reserved and multicast addresses. Plain http is allowed only
+to loopback addresses in loopback development mode.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Any, Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from badge_engine.outbound.errors import (
+    OutboundConnectionFailed,
+    OutboundBlocked,
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+REDACTED = "REDACTED"
+
+ADDRESS_HINT = (
+    "Check that the address is the service's public https:// address; a service on "
+    "a private network is reachable only when HPASS_OUTBOUND_ALLOWED_NETWORKS lists "
+    "its network"
+)
+
+
+@dataclass(frozen=True)
+class OutboundLimits:
+    """Timeouts (seconds), body size (bytes) and redirects for one kind of request.
+
+    `deadline_seconds` bounds the whole exchange: every redirect hop, the connects
+    and reading the body. `max_redirects=0` is for protocols that forbid redirects,
+    such as OAuth token endpoints: a 3xx response then raises OutboundBlocked.
+    """
+
+    connect_timeout_seconds: float = 3.05
+    read_timeout_seconds: float = 10.0
+    deadline_seconds: float = 30.0
+    max_bytes: int = 1024 * 1024
+    max_redirects: int = 3
+
+
+@dataclass(frozen=True)
+class OutboundPolicy:
+    """The addresses the bridge may call; build it with `from_settings`."""
+
+    allow_loopback: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OutboundPolicy:
+        """Build the policy from `loopback_dev` and `outbound_allowed_networks`."""
+        networks = settings.outbound_allowed_networks or ()
+        return cls(
+            allow_loopback=bool(settings.loopback_dev),
+            allowed_networks=tuple(
+                ipaddress.ip_network(item, strict=False) for item in networks
+            ),
+        )
+
+    def check_url(self, url: str) -> None:
+        """Raise OutboundBlocked for a URL this policy never sends, before any DNS.
+
+        The address check happens when the connection is opened, on the addresses
+        that connection then uses.
+        """
+        parts = urlsplit(url)
+        shown = redact_url(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OutboundBlocked(
+                "Expected an absolute https:// URL with a host",
+                url=shown,
+                code="invalid_url",
+                hint="Enter the service's full https:// address",
+            )
+        if parts.username or parts.password:
+            raise OutboundBlocked(
+                "The URL contains a user name or password",
+                url=shown,
+                code="invalid_url",
+                hint="Remove the credentials from the address and configure them "
+                "where the connection's secrets are kept",
+            )
+        if parts.scheme == "http" and not self.allow_loopback:
+            raise OutboundBlocked(
+                "Plain http is not allowed; the bridge calls other systems only over "
+                "https",
+                url=shown,
+                code="insecure_url",
+                hint="Use the service's https:// address",
+            )
+
+    def check_addresses(
+        self, addresses: Iterable[IPAddress], *, url: str, plain_http: bool
+    ) -> None:
+        """Raise OutboundBlocked unless every address may be called.
+
+        Every address must pass, not only the first: otherwise a host that
+        resolves to one public and one private address could still be steered to
+        the private one.
+        """
+        for address in addresses:
+            address = _unmapped(address)
+            if not self.address_allowed(address):
+                raise OutboundBlocked(
+                    f"The host resolves to the non-public address {address} "
+                    "(private, loopback, link-local or reserved), which the bridge "
+                    "does not call",
+                    url=url,
+                    code="blocked_address",
+                    hint=ADDRESS_HINT,
+                )
+            if plain_http and not address.is_loopback:
+                raise OutboundBlocked(
+                    f"Plain http is allowed only to loopback addresses, and the host "
+                    f"resolves to {address}",
+                    url=url,
+                    code="insecure_url",
+                    hint="Use the service's https:// address",
+                )
+
+    def address_allowed(self, address: IPAddress) -> bool:
+        """Return True when this policy lets the bridge connect to `address`."""
+        address = _unmapped(address)
+        if address.is_loopback:
+            return self.allow_loopback
+        if any(address in network for network in self.allowed_networks):
+            return True
+
+        return address.is_global and not address.is_multicast
+
+    def check_url_now(self, url: str) -> None:
+        """Check `url` and the addresses its host resolves to at this moment.
+
+        For forms that store a URL: the admin learns about a blocked address when
+        saving it. Requests are still checked again when they connect, because DNS
+        answers change.
+        """
+        self.check_url(url)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = resolve_host(parts.hostname, port, url=redact_url(url))
+        self.check_addresses(
+            addresses, url=redact_url(url), plain_http=parts.scheme == "http"
+        )
+
+
+def resolve_host(host: str, port: int, *, url: str) -> list[IPAddress]:
+    """Resolve `host` to its addresses in the order the system resolver returns.
+
+    Tests replace this function to point a DNS name at an address without touching
+    any hosts file.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except (OSError, UnicodeError) as error:
+        raise OutboundConnectionFailed(
+            f"The host {host!r} could not be resolved ({error})",
+            url=url,
+            code="unresolvable_host",
+            hint="Check the host name for typing errors and that the bridge's DNS "
+            "can resolve it",
+        ) from None
+
+    addresses: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address not in addresses:
+            addresses.append(address)
+
+    return addresses
+
+
+def redact_url(url: str) -> str:
+    """Return `url` without user name, password or query values, for logs and errors.
+
+    API keys and tokens travel in query strings on some services, so every value
+    is replaced; the parameter names stay to help a reader find the request.
+    """
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+    except ValueError:
+        return "<unparseable URL>"
+
+    query = urlencode(
+        [(name, REDACTED) for name, _ in parse_qsl(parts.query, keep_blank_values=True)],
+        safe=REDACTED,
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    # An IPv4-mapped IPv6 address (::ffff:10.0.0.1) reaches the IPv4 host, so it is
+    # judged as that IPv4 address.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+
+    return address
