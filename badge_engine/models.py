@@ -104,12 +104,16 @@ class Learner(Base):
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
     lms_connection_id: Mapped[int] = mapped_column(ForeignKey("lms_connections.id"))
     lms_user_id: Mapped[str] = mapped_column(String(64))
+    # The LTI 1.3 `sub` of the latest launch; AGS results name learners by it, and it
+    # differs from `lms_user_id` where the launch sends the LMS's own user id.
+    lti_sub: Mapped[str | None] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
         UniqueConstraint("provider_id", "lms_connection_id", "lms_user_id"),
+        Index("ix_learners_lti_sub", "provider_id", "lms_connection_id", "lti_sub"),
     )
 
 

@@ -6,7 +6,15 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from badge_engine.db import Base, utcnow
@@ -85,6 +93,11 @@ class LtiCourse(Base):
     lti_context_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str | None] = mapped_column(String(500))
     lms_course_id: Mapped[str | None] = mapped_column(String(64))
+    # The AGS endpoint claim of the latest launch that carried one; a launch without
+    # it keeps these. `ags_lineitem_url` is the launching resource link's own item.
+    ags_lineitems_url: Mapped[str | None] = mapped_column(Text)
+    ags_lineitem_url: Mapped[str | None] = mapped_column(Text)
+    ags_scopes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("registration_id", "lti_context_id"),)

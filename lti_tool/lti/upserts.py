@@ -7,16 +7,18 @@ row's id comes back without a second SELECT.
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from badge_engine.db import utcnow
 from badge_engine.models import Learner
+from lti_tool.lti.ags import AgsEndpoint
 from lti_tool.models import LtiCourse
 
 _COURSES = LtiCourse.__table__
 _LEARNERS = Learner.__table__
+_AGS_COLUMNS = ("ags_lineitems_url", "ags_lineitem_url", "ags_scopes")
 _statements: dict[tuple[str, str], object] = {}
 
 
@@ -32,10 +34,19 @@ def _course_statement(dialect: str):
     statement = _insert(dialect)(_COURSES)
     return statement.on_conflict_do_update(
         index_elements=[_COURSES.c.registration_id, _COURSES.c.lti_context_id],
-        # A launch without a title keeps the stored one.
+        # A launch without a title keeps the stored one. A launch without an AGS
+        # endpoint claim (its scopes NULL) keeps the stored endpoint, while one with
+        # a claim replaces all three members, absent ones included.
         set_={
             "title": func.coalesce(statement.excluded.title, _COURSES.c.title),
             "lms_course_id": statement.excluded.lms_course_id,
+            **{
+                name: case(
+                    (statement.excluded.ags_scopes.is_(None), _COURSES.c[name]),
+                    else_=statement.excluded[name],
+                )
+                for name in _AGS_COLUMNS
+            },
         },
     ).returning(_COURSES.c.id)
 
@@ -53,6 +64,7 @@ def _learner_statement(dialect: str):
         set_={
             "name": func.coalesce(statement.excluded.name, _LEARNERS.c.name),
             "email": func.coalesce(_LEARNERS.c.email, statement.excluded.email),
+            "lti_sub": statement.excluded.lti_sub,
         },
     ).returning(_LEARNERS.c.id, _LEARNERS.c.email)
 
@@ -74,8 +86,10 @@ def course(
     context_id: str,
     title: str | None,
     lms_course_id: str,
+    ags: AgsEndpoint | None = None,
 ) -> int:
-    """Insert the course of an LTI context or update its title and LMS id; return its id."""
+    """Insert the course of an LTI context or update its title, LMS id and AGS
+    endpoint; return its id."""
     return connection.execute(
         _statement("course", connection),
         {
@@ -84,9 +98,21 @@ def course(
             "lti_context_id": context_id,
             "title": title,
             "lms_course_id": lms_course_id,
+            **_ags_values(ags),
             "created_at": utcnow(),
         },
     ).scalar_one()
+
+
+def _ags_values(ags: AgsEndpoint | None) -> dict[str, str | None]:
+    if ags is None:
+        return dict.fromkeys(_AGS_COLUMNS)
+
+    return {
+        "ags_lineitems_url": ags.lineitems_url,
+        "ags_lineitem_url": ags.lineitem_url,
+        "ags_scopes": ags.scopes_text,
+    }
 
 
 def learner(
@@ -97,6 +123,7 @@ def learner(
     lms_user_id: str,
     name: str | None,
     email: str | None,
+    lti_sub: str | None = None,
 ) -> tuple[int, str | None]:
     """Insert the learner or update the name a launch sent; return (id, stored email).
 
@@ -111,6 +138,8 @@ def learner(
             "lms_user_id": lms_user_id,
             "name": name,
             "email": email,
+            # OpenID Connect caps `sub` at 255 characters; a longer one matches nothing.
+            "lti_sub": lti_sub if lti_sub and len(lti_sub) <= 255 else None,
             "created_at": utcnow(),
         },
     ).one()

@@ -27,7 +27,7 @@ from badge_engine.models import Learner, Provider
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound
 from lti_tool.logs import get_logger
-from lti_tool.lti import deep_linking, nonces, roles, tool_keys, upserts
+from lti_tool.lti import ags, deep_linking, nonces, roles, tool_keys, upserts
 from lti_tool.lti import dynamic_registration as dynamic
 from lti_tool.lti.errors import (
     ClaimInvalid,
@@ -298,6 +298,7 @@ def _start_course_session(validated: ValidatedLaunch):
         context_id=context["id"],
         title=context.get("title") or None,
         lms_course_id=lms_course_id,
+        ags=ags.endpoint_or_none(data, validated.ids),
     )
 
     role = roles.map_roles(data.get(CLAIM + "roles") or [])
@@ -310,6 +311,7 @@ def _start_course_session(validated: ValidatedLaunch):
             lms_user_id=lms_user_id,
             name=data.get("name") or None,
             email=data.get("email") or None,
+            lti_sub=data["sub"],
         )
         if data.get("email") and data["email"] != stored_email:
             _change_learner_email(db, learner_id, data["email"])
