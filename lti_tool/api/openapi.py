@@ -360,8 +360,9 @@ SCHEMAS.update(
                 "met": {"type": "boolean"},
                 "met_at": TIMESTAMP,
                 "missing": {"type": "array", "items": STRING},
+                "completed_activities": {"type": "array", "items": STRING},
             },
-            ["lms_user_id", "met", "missing"],
+            ["lms_user_id", "met", "missing", "completed_activities"],
         ),
         "Preview": _object(
             {

@@ -227,6 +227,8 @@ class PreviewRow:
     met: bool
     met_at: str | None
     missing: list[str]
+    # Activity ids the LMS reports as completed (or passed) for this learner.
+    completed_activities: list[str]
 
 
 def preview(
@@ -262,6 +264,11 @@ def preview(
                         outcome.met,
                         iso(outcome.met_at),
                         list(outcome.missing),
+                        sorted(
+                            activity_id
+                            for activity_id, state in progress.activities.items()
+                            if state.state.counts_as_complete
+                        ),
                     )
                 )
             offset += page.users_read

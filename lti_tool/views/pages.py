@@ -53,7 +53,8 @@ from lti_tool.errors import BadRequest, Forbidden
 from lti_tool.i18n import gettext as _
 from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
-from lti_tool.operations import InvalidInput
+from lti_tool.operations import ActionError, InvalidInput
+from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations.backfills import cancel_backfill, start_achievement_backfill
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
@@ -352,7 +353,9 @@ def _activities_or_error(course: LtiCourse) -> tuple[list[Activity], str | None]
     return g.course_activities
 
 
-def _render_instructor(course: LtiCourse, *, form=None, errors=None, editing=None):
+def _render_instructor(
+    course: LtiCourse, *, form=None, errors=None, editing=None, preview=None
+):
     status = 400 if errors else 200
     activities, activities_error = _activities_or_error(course)
     names = _activity_names(course)
@@ -369,6 +372,8 @@ def _render_instructor(course: LtiCourse, *, form=None, errors=None, editing=Non
             activities=activities,
             activities_error=activities_error,
             describe_rule=lambda rule: describe_rule(rule, names),
+            preview=preview,
+            activity_names=names,
         ),
         status,
     )
@@ -581,6 +586,76 @@ def create_achievement(course_id: int):
         send_backfill(job.id)
 
     return redirect(url_for("pages.course", course_id=course_id), code=303)
+
+
+# Learners a rule preview reads, because each one costs one to four LMS requests
+# while the instructor waits.
+PREVIEW_LEARNERS = 100
+
+
+def _rule_preview(course: LtiCourse, rule: dict) -> dict:
+    """Evaluate an award rule for the course's learners now, issuing nothing."""
+    registration = db_session().get(Registration, course.registration_id)
+    if registration.lms_connection_id is None:
+        return {"error": _("This course's LMS has no API connection yet.")}
+    # A transient badge with the form's rule: never added to the session.
+    draft = Achievement(
+        provider_id=course.provider_id,
+        lms_connection_id=registration.lms_connection_id,
+        lms_course_id=course.lms_course_id,
+        award_rule=rule,
+    )
+    try:
+        rows = achievement_ops.preview(
+            db_session(), current_bridge(), draft, max_learners=PREVIEW_LEARNERS + 1
+        )
+    except ActionError as error:
+        log.info("rule_preview_failed", course_id=course.id, reason=str(error))
+        return {"error": str(error)}
+    names = _activity_names(course)
+    listed = rows[:PREVIEW_LEARNERS]
+    return {
+        "complete": len(rows) <= PREVIEW_LEARNERS,
+        "would_earn": sum(1 for row in listed if row.met),
+        "rows": [
+            {
+                "name": row.name or row.lms_user_id,
+                "met": row.met,
+                "missing": []
+                if row.met
+                else missing_steps(rule, names, set(row.completed_activities)),
+            }
+            for row in listed
+        ],
+    }
+
+
+def _preview_form(course: LtiCourse, editing: Achievement | None):
+    """Render the badge form with its values kept and the rule's preview below it."""
+    check_csrf()
+    form: dict = {
+        name: request.form.get(name, "").strip()
+        for name in ("name", "description", "criteria")
+    }
+    errors: dict = {}
+    rule = _read_rule(form, errors, course)
+    if errors:
+        return _render_instructor(course, form=form, errors=errors, editing=editing)
+    preview = _rule_preview(course, rule)
+    # A Canvas token refresh during the reads updated the stored tokens.
+    db_session().commit()
+    return _render_instructor(course, form=form, editing=editing, preview=preview)
+
+
+@bp.post("/course/<int:course_id>/achievements/preview")
+def preview_new_achievement(course_id: int):
+    return _preview_form(_instructor_course(course_id), None)
+
+
+@bp.post("/course/<int:course_id>/achievements/<public_id>/preview")
+def preview_achievement(course_id: int, public_id: str):
+    found = _instructor_course(course_id)
+    return _preview_form(found, _course_achievement(found, public_id))
 
 
 def _live_credential_count(achievement: Achievement) -> int:

@@ -117,3 +117,69 @@ def test_learner_sees_missing_activity(client, tenants, db):
 
     assert "Complete “Final quiz”" in page
     assert "Complete “Code of conduct”" not in page
+
+
+def test_rule_preview_lists_learners(client, tenants, db):
+    """Previewing an unsaved rule lists each learner with what is missing, saving nothing."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = db.scalar(select(func.count(Achievement.id)))
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements/preview",
+        activity_form(QUIZ, match="any"),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert 'id="rule-preview"' in page
+    assert "0 learners would earn this badge now." in page
+    assert "Learner One" in page
+    assert "Complete “Final quiz”" in page
+    assert 'value="First aid basics"' in page
+    assert db.scalar(select(func.count(Achievement.id))) == before
+
+
+def test_rule_preview_of_saved_badge(client, tenants):
+    """Previewing from a badge's edit form keeps the form in edit mode."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements/{alpha.achievement_public_id}/preview",
+        list(badge_form().items()),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert "Complete the course" in page
+    assert f"/achievements/{alpha.achievement_public_id}/preview" in page
+    assert "Save changes" in page
+
+
+def test_rule_preview_needs_valid_rule(client, tenants):
+    """A preview of a rule with no activity chosen names the field, like saving does."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client, f"/course/{alpha.course_id}/achievements/preview", activity_form()
+    )
+
+    assert response.status_code == 400
+    assert "Choose at least one activity." in response.get_data(as_text=True)
+    assert 'id="rule-preview"' not in response.get_data(as_text=True)
+
+
+def test_rule_preview_other_course_refused(client, tenants):
+    """An instructor of one provider cannot preview rules in another's course."""
+    alpha, beta = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client, f"/course/{beta.course_id}/achievements/preview", activity_form(QUIZ)
+    )
+
+    assert response.status_code in (403, 404)

@@ -45,10 +45,19 @@ def test_catalogue_translates_every_message(locale):
             continue
         translated = catalog.get(message.id)
         assert translated is not None, f"{locale}: {message.id!r} is missing"
-        assert translated.string, f"{locale}: {message.id!r} is untranslated"
-        assert set(PLACEHOLDER.findall(translated.string)) == set(
-            PLACEHOLDER.findall(message.id)
-        ), f"{locale}: placeholders differ in {message.id!r}"
+        # A plural message has a tuple of ids and one string per plural form.
+        sources = message.id if isinstance(message.id, tuple) else (message.id,)
+        forms = (
+            translated.string
+            if isinstance(translated.string, tuple)
+            else (translated.string,)
+        )
+        expected = set(PLACEHOLDER.findall(sources[0]))
+        for form in forms:
+            assert form, f"{locale}: {message.id!r} is untranslated"
+            assert set(PLACEHOLDER.findall(form)) == expected, (
+                f"{locale}: placeholders differ in {message.id!r}"
+            )
 
 
 def test_launch_locale_beats_accept_language(client, tenants):
