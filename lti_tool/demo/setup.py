@@ -6,7 +6,9 @@
     {base}/demo/portfolio   a portfolio speaking the Open Badges 3.0 API
 
 The peers' secrets (Moodle token, webhook secret, portfolio token) are created once in
-the instance folder, so the demo data survives a restart of `hpass-bridge run --demo`.
+the instance folder, and the Moodle stand-in's progress and the portfolio's credentials
+are saved there after each change, so the demo survives a restart of
+`hpass-bridge run --demo` with the peers agreeing with the bridge's database.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import select
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -31,6 +34,7 @@ from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID, demo_
 from lti_tool.demo.peers.platform import DEMO_LEARNER, PlatformPeer, ToolRegistration
 from lti_tool.demo.peers.portfolio import PortfolioPeer
 from lti_tool.lti.registrations import create_registration
+from lti_tool.logs import get_logger
 from lti_tool.models import Registration
 from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url, moodle_webhook_url
 from lti_tool.views.webhooks import secret_digest
@@ -39,6 +43,8 @@ DEMO_SLUG = "demo-academy"
 PLATFORM_PATH = "/demo/platform"
 MOODLE_PATH = "/demo/moodle"
 PORTFOLIO_PATH = "/demo/portfolio"
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,37 @@ class DemoSecrets:
             with os.fdopen(descriptor, "w") as handle:
                 json.dump(values, handle)
         return cls(**json.loads(path.read_text()))
+
+
+class DemoStateFile:
+    """The peers' state in `demo-state.json` of the instance folder.
+
+    Written after each request that may change a peer (anything but GET), through a
+    temporary file and a rename, so a crash leaves the previous state readable.
+    """
+
+    def __init__(self, instance_path: Path) -> None:
+        self.path = instance_path / "demo-state.json"
+        self._lock = threading.Lock()
+
+    def load(self) -> dict:
+        if not self.path.exists():
+            return {}
+        try:
+            return json.loads(self.path.read_text())
+        except ValueError:
+            log.warning("demo_state_unreadable", path=str(self.path))
+            return {}
+
+    def save(self, peers: "DemoPeers") -> None:
+        state = {
+            "moodle": peers.moodle.snapshot(),
+            "portfolio": peers.portfolio.snapshot(),
+        }
+        with self._lock:
+            partial = self.path.with_suffix(".json.partial")
+            partial.write_text(json.dumps(state))
+            os.replace(partial, self.path)
 
 
 @dataclass
@@ -196,12 +233,27 @@ def mount_demo(app: Flask) -> DispatcherMiddleware:
     demo_secrets = DemoSecrets.load_or_create(bridge.settings.instance_path)
     ids = seed_demo(bridge, demo_secrets)
     peers = build_peers(bridge.settings.public_base_url, demo_secrets, ids)
+    state_file = DemoStateFile(bridge.settings.instance_path)
+    saved = state_file.load()
+    if saved:
+        peers.moodle.restore(saved["moodle"])
+        peers.portfolio.restore(saved["portfolio"])
     app.extensions["hpass_demo"] = peers
+
+    def save_after_change(response):
+        if request.method != "GET":
+            state_file.save(peers)
+        return response
+
+    moodle_app = peers.moodle.create_app()
+    portfolio_app = peers.portfolio.create_app()
+    moodle_app.after_request(save_after_change)
+    portfolio_app.after_request(save_after_change)
     return DispatcherMiddleware(
         app,
         {
             PLATFORM_PATH: peers.platform.create_app(),
-            MOODLE_PATH: peers.moodle.create_app(),
-            PORTFOLIO_PATH: peers.portfolio.create_app(),
+            MOODLE_PATH: moodle_app,
+            PORTFOLIO_PATH: portfolio_app,
         },
     )

@@ -490,6 +490,53 @@ class MoodleStandIn:
             raise moodle_ws.missing_record_error("course")
         return course
 
+    def snapshot(self) -> dict[str, t.Any]:
+        """Return the learners' progress as JSON-ready data, for `restore` later."""
+        with self._lock:
+            return {
+                "users": [[user_id, name] for user_id, name in self.users.items()],
+                "tracked": [
+                    [course_id, sorted(course.tracked_user_ids)]
+                    for course_id, course in self.courses.items()
+                ],
+                "course_completions": [
+                    [*key, time] for key, time in self._course_completions.items()
+                ],
+                "activity_states": [
+                    [*key, *value] for key, value in self._activity_states.items()
+                ],
+                "overrides": [
+                    [*key, teacher] for key, teacher in self._overrides.items()
+                ],
+                "grades": [[*key, *value] for key, value in self._grades.items()],
+                "row_ids": [[*key, row_id] for key, row_id in self._row_ids.items()],
+                "next_row_ids": dict(self._next_row_ids),
+            }
+
+    def restore(self, state: dict[str, t.Any]) -> None:
+        """Take back the progress a `snapshot` returned; unknown courses are skipped."""
+        with self._lock:
+            self.users.update({int(user_id): name for user_id, name in state["users"]})
+            for course_id, user_ids in state["tracked"]:
+                if course_id in self.courses:
+                    self.courses[course_id].tracked_user_ids.update(user_ids)
+            self._course_completions.update(
+                {(c, u): time for c, u, time in state["course_completions"]}
+            )
+            self._activity_states.update(
+                {(c, u, m): (st, time) for c, u, m, st, time in state["activity_states"]}
+            )
+            self._overrides.update(
+                {(c, u, m): teacher for c, u, m, teacher in state["overrides"]}
+            )
+            self._grades.update(
+                {(c, u, m): (grade, time) for c, u, m, grade, time in state["grades"]}
+            )
+            self._row_ids.update(
+                {(table, r, u): row_id for table, r, u, row_id in state["row_ids"]}
+            )
+            self._next_row_ids.update(state["next_row_ids"])
+
     def create_app(self) -> Flask:
         """Build the stand-in's Flask app; it reads this object's state per request."""
         app = Flask(__name__)

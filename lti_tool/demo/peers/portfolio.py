@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 import functools
 import hmac
 import json
@@ -236,6 +237,22 @@ class PortfolioPeer:
             self._credentials.clear()
             self._log.clear()
         self.oauth.revoke_all()
+
+    def snapshot(self) -> dict[str, t.Any]:
+        """Return the stored credentials as JSON-ready data, for `restore` later."""
+        with self._lock:
+            return {
+                "credentials": [
+                    dataclasses.asdict(item) for item in self._credentials.values()
+                ]
+            }
+
+    def restore(self, state: dict[str, t.Any]) -> None:
+        """Take back the credentials a `snapshot` returned."""
+        with self._lock:
+            for item in state["credentials"]:
+                stored = StoredCredential(**item)
+                self._credentials[stored.credential_id] = stored
 
     def create_app(self) -> Flask:
         """Build the portfolio's Flask app; it reads this object's state per request."""
