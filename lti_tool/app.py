@@ -10,6 +10,22 @@ from lti_tool.celery_app import make_celery
 from lti_tool.config import Settings, ensure_secret_files, load_settings
 from lti_tool.errors import register_error_handlers
 from lti_tool.logs import configure_logging
+from lti_tool.ratelimit import RateLimitMiddleware
+
+
+class BridgeFlask(Flask):
+    """Flask whose WSGI entry point applies the rate limits before `wsgi_app`.
+
+    Limiting here rather than by wrapping `wsgi_app` keeps the limiter outermost
+    even when a fast path or ProxyFix wraps `wsgi_app` after the app is built.
+    """
+
+    rate_limiter: RateLimitMiddleware | None = None
+
+    def __call__(self, environ, start_response):
+        if self.rate_limiter is None:
+            return self.wsgi_app(environ, start_response)
+        return self.rate_limiter(environ, start_response)
 
 
 def create_app(
@@ -26,7 +42,7 @@ def create_app(
         ensure_secret_files(settings)
     configure_logging(settings.log_format, settings.log_level)
 
-    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app = BridgeFlask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         HPASS_VERSION=__version__,
@@ -47,6 +63,12 @@ def create_app(
     _register_blueprints(app, settings)
     metrics.register(app)
     backfill.register(app)
+    if settings.rate_limits_enabled:
+        # The lambda reads `wsgi_app` per request, so later wrappers stay inside.
+        app.rate_limiter = RateLimitMiddleware(
+            lambda environ, start_response: app.wsgi_app(environ, start_response),
+            settings,
+        )
 
     return app
 

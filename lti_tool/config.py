@@ -116,6 +116,68 @@ _LINK_LOCAL = (
 )
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `burst` requests at once, refilled at `per_minute`."""
+
+    per_minute: float
+    burst: float
+
+
+# Sized so that a whole class launching at once behind one campus NAT, or an LMS
+# sending a burst of completion events, stays under them, while a password-guessing
+# script is stopped within its first twenty tries. Each key is one client address;
+# `sign_in_account` is keyed by the email address typed into the sign-in form.
+DEFAULT_RATE_LIMITS = {
+    "sign_in": RateLimit(per_minute=10, burst=20),
+    "sign_in_account": RateLimit(per_minute=2, burst=10),
+    "lti_launch": RateLimit(per_minute=1200, burst=1200),
+    "webhook": RateLimit(per_minute=3000, burst=3000),
+    "api": RateLimit(per_minute=300, burst=300),
+}
+
+
+def default_rate_limits() -> dict[str, RateLimit]:
+    return dict(DEFAULT_RATE_LIMITS)
+
+
+def _env_rate_limits(environ: dict[str, str]) -> dict[str, RateLimit]:
+    limits = {}
+    for name, default in DEFAULT_RATE_LIMITS.items():
+        variable = "RATE_LIMIT_" + name.upper()
+        limits[name] = RateLimit(
+            per_minute=_env_number(environ, variable + "_PER_MINUTE", default.per_minute),
+            burst=_env_number(environ, variable + "_BURST", default.burst),
+        )
+        if limits[name].burst < 1:
+            raise ConfigError(
+                f"{ENV_PREFIX}{variable}_BURST must be at least 1, got "
+                f"{limits[name].burst!r}; a smaller bucket rejects every request"
+            )
+    return limits
+
+
+def _rate_limit_store(environ: dict[str, str], broker_url: str) -> str:
+    """Return the Redis URL for rate-limit buckets, or "" for in-process buckets.
+
+    Unset, the buckets follow the broker: a deployment that runs Redis for Celery
+    shares them across web processes, any other keeps them in each process.
+    """
+    raw = (environ.get(ENV_PREFIX + "RATE_LIMIT_STORE") or "").strip()
+    if raw == "memory":
+        return ""
+    if raw.startswith(("redis://", "rediss://", "unix://")):
+        return raw
+    if raw:
+        raise ConfigError(
+            f"{ENV_PREFIX}RATE_LIMIT_STORE must be memory or a redis:// URL, got "
+            f"{raw!r}"
+        )
+    if broker_url.startswith(("redis://", "rediss://")):
+        return broker_url
+    return ""
+
+
 @dataclass
 class Settings:
     """The bridge's settings, resolved from the environment and the instance folder."""
@@ -140,6 +202,12 @@ class Settings:
     # operator's own network; loopback is allowed only by loopback_dev.
     outbound_allowed_networks: list[str] = field(default_factory=list)
     lti_clock_leeway_seconds: float = 30.0
+    # Token-bucket limits per request class (see lti_tool/ratelimit.py), keyed by
+    # class name; `rate_limits_enabled` off turns every limit off.
+    rate_limits_enabled: bool = True
+    rate_limits: dict[str, RateLimit] = field(default_factory=default_rate_limits)
+    # Redis URL shared by every web process; empty keeps the buckets in each process.
+    rate_limit_redis_url: str = field(default="", repr=False)
     secret_key: bytes = field(default=b"", repr=False)
     encryption_keys: list[bytes] = field(default_factory=list, repr=False)
 
@@ -230,6 +298,9 @@ def load_settings(
         trusted_proxies=_env_networks(env, "TRUSTED_PROXIES"),
         outbound_allowed_networks=_outbound_networks(env),
         lti_clock_leeway_seconds=_env_number(env, "LTI_CLOCK_LEEWAY_SECONDS", 30.0),
+        rate_limits_enabled=_env_bool(env, "RATE_LIMITS", True),
+        rate_limits=_env_rate_limits(env),
+        rate_limit_redis_url=_rate_limit_store(env, broker_url),
     )
     for key, value in overrides.items():
         if not hasattr(settings, key):

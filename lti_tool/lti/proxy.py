@@ -29,15 +29,35 @@ class TrustedProxyMiddleware:
         self._fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1)
 
     def _is_trusted(self, address: str | None) -> bool:
-        if not address:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.networks)
+        return is_trusted_proxy(address, self.networks)
 
     def __call__(self, environ, start_response):
         if self._is_trusted(environ.get("REMOTE_ADDR")):
             return self._fixed(environ, start_response)
         return self.app(environ, start_response)
+
+
+def is_trusted_proxy(address: str | None, networks: list) -> bool:
+    """Return True when `address` lies in one of the trusted proxy `networks`."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(environ: dict, networks: list) -> str:
+    """Return the browser's address as TrustedProxyMiddleware will set it.
+
+    Callers that run before that middleware (the rate limiter) use this, so that a
+    client outside the trusted proxies cannot choose its own key with a forged
+    X-Forwarded-For. Like ProxyFix with one hop, the last forwarded entry counts.
+    """
+    peer = environ.get("REMOTE_ADDR") or ""
+    if not is_trusted_proxy(peer, networks):
+        return peer
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+    last = forwarded.rsplit(",", 1)[-1].strip()
+    return last or peer

@@ -1,0 +1,311 @@
+"""Rate limits on password sign-in, LTI launches, webhooks and the JSON API.
+
+`RateLimitMiddleware` wraps the whole WSGI app, ahead of Flask and of any WSGI fast
+path installed inside it, so every request to a limited path is counted before any
+other work. It sorts a request into a class by its method and path, takes one token
+from a bucket per key (the client address; for sign-in forms also the email typed),
+and rejects the request with 429 and `Retry-After` when a bucket is empty.
+
+Buckets live in this process unless `Settings.rate_limit_redis_url` is set (it
+follows a Redis broker by default); then one Redis script call per request checks
+and takes from every bucket of the request, so all web processes share one budget.
+If Redis fails, the request is counted in this process's buckets instead and the
+failure is logged, so an outage of Redis weakens the limit but blocks no one.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import parse_qs
+
+from lti_tool.config import RateLimit, Settings
+from lti_tool.lti.proxy import client_address
+from lti_tool.logs import get_logger
+
+log = get_logger(__name__)
+
+# Paths under /account that take a password or send account mail when posted.
+_SIGN_IN_PATHS = ("/account/sign-in", "/account/reset", "/account/invitation/")
+# A sign-in form is a few hundred bytes; a larger body is not parsed for its email.
+_MAX_FORM_BYTES = 16 * 1024
+# In-process buckets kept before idle ones are dropped.
+MAX_BUCKETS = 100_000
+# A rejected key is logged once per this many seconds, with the count since.
+LOG_INTERVAL_SECONDS = 60.0
+
+_MESSAGES = {
+    "sign_in": "Too many sign-in attempts from your network or for this account.",
+    "lti_launch": "Too many course launches from your network at once.",
+    "webhook": "Too many events from this address.",
+    "api": "Too many API requests from this address.",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: float = 0.0
+
+
+def classify(method: str, path: str) -> str | None:
+    """Return the rate-limit class of a request, or None when it is not limited."""
+    if path.startswith("/webhooks/"):
+        return "webhook"
+    if path.startswith("/lti/") and path.endswith(("/login", "/launch")):
+        return "lti_launch"
+    if path.startswith("/api/"):
+        return "api"
+    if method == "POST" and path.startswith(_SIGN_IN_PATHS):
+        return "sign_in"
+    return None
+
+
+class MemoryBuckets:
+    """Token buckets in this process, safe to share between request threads."""
+
+    def __init__(self, clock=time.monotonic, max_buckets: int = MAX_BUCKETS) -> None:
+        self._clock = clock
+        self._max_buckets = max_buckets
+        self._lock = threading.Lock()
+        # key -> (tokens left, time of that count)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, keys: list[tuple[str, RateLimit]]) -> Verdict:
+        """Take one token from every bucket, or none when any of them is empty."""
+        now = self._clock()
+        with self._lock:
+            levels = [self._level(key, limit, now) for key, limit in keys]
+            wait = max(
+                (_wait(level, limit) for level, (_, limit) in zip(levels, keys)),
+                default=0.0,
+            )
+            if wait > 0:
+                return Verdict(False, wait)
+            if len(self._buckets) >= self._max_buckets:
+                self._drop_full(now, keys)
+            for level, (key, _) in zip(levels, keys):
+                self._buckets[key] = (level - 1, now)
+
+        return Verdict(True)
+
+    def _level(self, key: str, limit: RateLimit, now: float) -> float:
+        tokens, since = self._buckets.get(key, (limit.burst, now))
+        return min(limit.burst, tokens + (now - since) * limit.per_minute / 60)
+
+    def _drop_full(self, now: float, keys: list[tuple[str, RateLimit]]) -> None:
+        # A bucket idle long enough to have refilled holds nothing worth keeping. The
+        # longest refill of the limits in use is a safe bound for all of them.
+        longest = max(limit.burst / limit.per_minute * 60 for _, limit in keys)
+        idle = [key for key, (_, since) in self._buckets.items() if now - since > longest]
+        for key in idle:
+            del self._buckets[key]
+        if len(self._buckets) >= self._max_buckets:
+            log.warning("rate_limit_buckets_reset", buckets=len(self._buckets))
+            self._buckets.clear()
+
+
+def _wait(level: float, limit: RateLimit) -> float:
+    if level >= 1:
+        return 0.0
+    return (1 - level) * 60 / limit.per_minute
+
+
+# KEYS: bucket keys; ARGV: per key, burst then tokens per second. Takes a token from
+# every bucket only when each has one; returns {1, 0} or {0, seconds to wait}.
+_REDIS_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local levels = {}
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or burst
+  local at = tonumber(state[2]) or now
+  local level = math.min(burst, tokens + math.max(0, now - at) * rate)
+  levels[i] = level
+  if level < 1 then wait = math.max(wait, (1 - level) / rate) end
+end
+if wait > 0 then return {0, tostring(wait)} end
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  redis.call('HSET', key, 'tokens', levels[i] - 1, 'at', now)
+  redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+end
+return {1, '0'}
+"""
+
+
+class RedisBuckets:
+    """Token buckets in Redis, shared by every web process; one round trip each."""
+
+    def __init__(self, url: str, fallback: MemoryBuckets) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+        self._script = self._client.register_script(_REDIS_SCRIPT)
+        self._fallback = fallback
+        self._errors = _RepeatCounter()
+
+    def take(self, keys: list[tuple[str, RateLimit]]) -> Verdict:
+        arguments = []
+        for _, limit in keys:
+            arguments += [limit.burst, limit.per_minute / 60]
+        try:
+            allowed, wait = self._script(
+                keys=["hpass:rl:" + key for key, _ in keys], args=arguments
+            )
+        except Exception as error:  # noqa: BLE001 - any Redis failure falls back
+            count = self._errors.due("redis")
+            if count:
+                log.error("rate_limit_store_failed", error=repr(error), failures=count)
+            return self._fallback.take(keys)
+
+        return Verdict(bool(int(allowed)), float(wait))
+
+
+class _RepeatCounter:
+    """Counts events per key and says when one is due to be logged again."""
+
+    def __init__(self, interval: float = LOG_INTERVAL_SECONDS) -> None:
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def due(self, key: str) -> int:
+        """Count one event; return the count since the last log line, or 0 to skip."""
+        now = time.monotonic()
+        with self._lock:
+            count, logged_at = self._seen.get(key, (0, -math.inf))
+            count += 1
+            if now - logged_at < self._interval:
+                self._seen[key] = (count, logged_at)
+                return 0
+            if len(self._seen) >= MAX_BUCKETS:
+                self._seen.clear()
+            self._seen[key] = (0, now)
+
+        return count
+
+
+class RateLimitMiddleware:
+    """WSGI middleware that applies the configured limits before the app runs."""
+
+    def __init__(self, app, settings: Settings, buckets=None) -> None:
+        self.app = app
+        self.limits = settings.rate_limits
+        self.networks = [
+            ipaddress.ip_network(item, strict=False) for item in settings.trusted_proxies
+        ]
+        memory = MemoryBuckets()
+        if buckets is None and settings.rate_limit_redis_url:
+            buckets = RedisBuckets(settings.rate_limit_redis_url, fallback=memory)
+        self.buckets = buckets or memory
+        self._rejections = _RepeatCounter()
+
+    def __call__(self, environ, start_response):
+        limit_class = classify(
+            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        )
+        if limit_class is None:
+            return self.app(environ, start_response)
+
+        address = client_address(environ, self.networks)
+        keys = [(f"{limit_class}:{address}", self.limits[limit_class])]
+        if limit_class == "sign_in":
+            email = _form_email(environ)
+            if email:
+                keys.append((f"sign_in_account:{email}", self.limits["sign_in_account"]))
+        verdict = self.buckets.take(keys)
+        if verdict.allowed:
+            return self.app(environ, start_response)
+
+        return self._reject(environ, start_response, limit_class, address, verdict)
+
+    def _reject(self, environ, start_response, limit_class, address, verdict):
+        retry_after = max(1, math.ceil(verdict.retry_after))
+        count = self._rejections.due(f"{limit_class}:{address}")
+        if count:
+            log.warning(
+                "rate_limited",
+                limit_class=limit_class,
+                client_address=address,
+                path=environ.get("PATH_INFO", ""),
+                retry_after=retry_after,
+                rejected=count,
+            )
+        message = f"{_MESSAGES[limit_class]} Wait {retry_after} seconds and try again."
+        if limit_class in ("webhook", "api"):
+            body, headers = _json_body(limit_class, message, retry_after)
+        else:
+            body, headers = _html_body(limit_class, message)
+        headers += [
+            ("Retry-After", str(retry_after)),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        start_response("429 Too Many Requests", headers)
+
+        return [body]
+
+
+def _json_body(limit_class: str, message: str, retry_after: int):
+    document = {
+        "error": "rate_limited",
+        "message": message,
+        "limit_class": limit_class,
+        "retry_after": retry_after,
+    }
+    return json.dumps(document).encode(), [("Content-Type", "application/json")]
+
+
+def _html_body(limit_class: str, message: str):
+    # A launch's page shows inside the LMS frame, whose origin is not known here; the
+    # page has no form or link, so letting any site frame it exposes nothing.
+    ancestors = "" if limit_class == "lti_launch" else "; frame-ancestors 'none'"
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Too many requests</title></head><body><h1>Too many requests</h1>"
+        f"<p>{escape(message)}</p></body></html>"
+    )
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Security-Policy", "default-src 'none'" + ancestors),
+    ]
+    return page.encode(), headers
+
+
+def _form_email(environ) -> str:
+    """Return the normalised `email` field of a posted form, keeping the body readable.
+
+    The body is read here and put back as a new stream, so the app reads it as sent.
+    """
+    if not environ.get("CONTENT_TYPE", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        return ""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return ""
+    if length <= 0 or length > _MAX_FORM_BYTES:
+        return ""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    fields = parse_qs(body.decode("latin-1"), max_num_fields=20)
+    email = (fields.get("email") or [""])[0]
+
+    return email.strip().lower()[:320]

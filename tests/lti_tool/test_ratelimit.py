@@ -1,0 +1,406 @@
+"""Rate limits on sign-in, LTI launches, webhooks and the API, served by waitress.
+
+Each test runs the bridge on a loopback port, as `hpass-bridge run` does, so the
+limiter sees real sockets, real forwarded headers and real request bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+import pytest
+import requests
+from waitress import create_server
+
+from lti_tool.accounts import AccountRole, create_account
+from lti_tool.app import create_app
+from lti_tool.config import DEFAULT_RATE_LIMITS, ConfigError, RateLimit, load_settings
+from lti_tool.lti.proxy import WAITRESS_OPTIONS
+from lti_tool.ratelimit import MemoryBuckets, RateLimitMiddleware, classify
+from lti_tool.schema import upgrade
+from tests.support.databases import reset_redis
+
+PASSWORD = "correct horse battery staple"
+
+
+class Served:
+    def __init__(self, settings):
+        upgrade(settings.database_url)
+        self.app = create_app(settings)
+        self.server = create_server(
+            self.app, host="127.0.0.1", port=0, threads=4, **WAITRESS_OPTIONS
+        )
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.close()
+        self.app.extensions["hpass"].engine.dispose()
+
+
+@pytest.fixture
+def serve(settings):
+    started = []
+
+    def start(**changes):
+        for name, value in changes.items():
+            setattr(settings, name, value)
+        served = Served(settings)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.close()
+
+
+def _limits(**changes) -> dict[str, RateLimit]:
+    return dict(DEFAULT_RATE_LIMITS, **changes)
+
+
+def _sign_in(url: str, email: str, password: str = "wrong password!", **headers):
+    return requests.post(
+        f"{url}/account/sign-in",
+        data={"email": email, "password": password},
+        headers=headers,
+        timeout=10,
+        allow_redirects=False,
+    )
+
+
+def _is_rate_limited(response) -> bool:
+    return response.status_code == 429 and "Retry-After" in response.headers
+
+
+def test_sign_in_script_stopped(serve):
+    """A script trying many emails from one address is stopped after the burst."""
+    burst = 5
+    served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=burst)))
+
+    responses = [_sign_in(served.url, f"user{n}@example.org") for n in range(burst + 1)]
+
+    assert not any(_is_rate_limited(response) for response in responses[:burst])
+    last = responses[-1]
+    assert _is_rate_limited(last)
+    assert int(last.headers["Retry-After"]) >= 1
+    assert last.headers["Content-Type"].startswith("text/html")
+    assert "Too many sign-in attempts" in last.text
+    assert "frame-ancestors 'none'" in last.headers["Content-Security-Policy"]
+    assert last.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_sign_in_account_limit_across_addresses(serve):
+    """Guesses at one account from many proxied addresses hit the account limit."""
+    burst = 4
+    served = serve(
+        trusted_proxies=["127.0.0.1/32"],
+        rate_limits=_limits(sign_in_account=RateLimit(per_minute=0.01, burst=burst)),
+    )
+
+    responses = [
+        _sign_in(served.url, "Op@Example.org", **{"X-Forwarded-For": f"203.0.113.{n}"})
+        for n in range(burst + 1)
+    ]
+
+    assert not any(_is_rate_limited(response) for response in responses[:burst])
+    assert _is_rate_limited(responses[-1])
+    other = _sign_in(served.url, "other@example.org", **{"X-Forwarded-For": "203.0.113.99"})
+    assert not _is_rate_limited(other)
+
+
+def test_forged_forwarded_for_ignored(serve):
+    """Without a trusted proxy, a client cannot pick a fresh key per request."""
+    served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=2)))
+
+    responses = [
+        _sign_in(served.url, f"u{n}@example.org", **{"X-Forwarded-For": f"198.51.100.{n}"})
+        for n in range(3)
+    ]
+
+    assert [_is_rate_limited(response) for response in responses] == [False, False, True]
+
+
+def test_sign_in_body_reaches_app(serve, settings):
+    """The limiter reads the form's email yet the view still gets the whole form."""
+    served = serve()
+    with served.app.extensions["hpass"].session() as db:
+        create_account(
+            db, email="op@example.org", password=PASSWORD,
+            role=AccountRole.OPERATOR, provider_id=None,
+        )
+        db.commit()
+    browser = requests.Session()
+    form = browser.get(f"{served.url}/account/sign-in", timeout=10).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+
+    response = browser.post(
+        f"{served.url}/account/sign-in",
+        data={"csrf": csrf, "email": "op@example.org", "password": PASSWORD},
+        timeout=10,
+        allow_redirects=False,
+    )
+
+    assert response.status_code == 303
+
+
+def test_webhook_limit_answers_json(serve, caplog):
+    """Webhooks over the limit get a JSON 429 with Retry-After, and it is logged."""
+    served = serve(rate_limits=_limits(webhook=RateLimit(per_minute=1, burst=3)))
+    url = f"{served.url}/webhooks/moodle/unknown"
+
+    with caplog.at_level(logging.WARNING, logger="lti_tool.ratelimit"):
+        statuses = [requests.post(url, json={}, timeout=10).status_code for _ in range(3)]
+        rejected = requests.post(url, json={}, timeout=10)
+
+    assert 429 not in statuses
+    assert rejected.status_code == 429
+    retry_after = int(rejected.headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    body = rejected.json()
+    assert body["error"] == "rate_limited"
+    assert body["limit_class"] == "webhook"
+    assert body["retry_after"] == retry_after
+    assert f"Wait {retry_after} seconds" in body["message"]
+    logged = [record for record in caplog.records if "rate_limited" in record.getMessage()]
+    assert logged
+    assert "127.0.0.1" in logged[0].getMessage()
+
+
+def test_launch_limit_html(serve):
+    """LTI logins over the limit get an HTML page the LMS frame may show."""
+    served = serve(rate_limits=_limits(lti_launch=RateLimit(per_minute=6, burst=1)))
+    url = f"{served.url}/lti/unknown/login"
+
+    first = requests.get(url, timeout=10)
+    second = requests.post(f"{served.url}/lti/unknown/launch", timeout=10)
+
+    assert first.status_code != 429
+    assert _is_rate_limited(second)
+    assert 1 <= int(second.headers["Retry-After"]) <= 10
+    assert "frame-ancestors" not in second.headers["Content-Security-Policy"]
+    assert "Too many course launches" in second.text
+
+
+def test_other_paths_not_limited(serve):
+    """Pages outside the limited classes are never counted."""
+    served = serve(
+        rate_limits={name: RateLimit(per_minute=1, burst=1) for name in DEFAULT_RATE_LIMITS}
+    )
+
+    statuses = [requests.get(f"{served.url}/health", timeout=10).status_code for _ in range(5)]
+    forms = [
+        requests.get(f"{served.url}/account/sign-in", timeout=10).status_code
+        for _ in range(3)
+    ]
+
+    assert 429 not in statuses
+    assert 429 not in forms
+
+
+def test_limiter_outside_fast_path(serve):
+    """A WSGI fast path installed around `wsgi_app` later is still limited."""
+    served = serve(rate_limits=_limits(webhook=RateLimit(per_minute=1, burst=1)))
+    inner = served.app.wsgi_app
+
+    def fast_path(environ, start_response):
+        if environ["PATH_INFO"].startswith("/webhooks/"):
+            start_response("202 Accepted", [("Content-Length", "0")])
+            return [b""]
+        return inner(environ, start_response)
+
+    served.app.wsgi_app = fast_path
+    url = f"{served.url}/webhooks/canvas/any"
+
+    statuses = [requests.post(url, timeout=10).status_code for _ in range(2)]
+
+    assert statuses == [202, 429]
+
+
+def test_rate_limits_switch_off(serve):
+    """With rate limits off nothing is rejected."""
+    served = serve(
+        rate_limits_enabled=False,
+        rate_limits=_limits(webhook=RateLimit(per_minute=1, burst=1)),
+    )
+    url = f"{served.url}/webhooks/moodle/unknown"
+
+    statuses = [requests.post(url, json={}, timeout=10).status_code for _ in range(3)]
+
+    assert 429 not in statuses
+
+
+def test_redis_buckets_shared(serve):
+    """Two web processes on one Redis share one budget per address."""
+    url = reset_redis()
+    limits = _limits(webhook=RateLimit(per_minute=1, burst=2))
+    first = serve(rate_limits=limits, rate_limit_redis_url=url)
+    second = serve(rate_limits=limits, rate_limit_redis_url=url)
+
+    statuses = [
+        requests.post(f"{served.url}/webhooks/moodle/x", timeout=10).status_code
+        for served in (first, second, first)
+    ]
+
+    assert 429 not in statuses[:2]
+    assert statuses[2] == 429
+
+
+def test_redis_down_falls_back(serve, caplog):
+    """With Redis unreachable, requests are limited in the process and logged."""
+    served = serve(
+        rate_limits=_limits(webhook=RateLimit(per_minute=1, burst=1)),
+        rate_limit_redis_url="redis://127.0.0.1:1/0",
+    )
+    url = f"{served.url}/webhooks/moodle/x"
+
+    with caplog.at_level(logging.ERROR, logger="lti_tool.ratelimit"):
+        statuses = [requests.post(url, timeout=10).status_code for _ in range(2)]
+
+    assert statuses[1] == 429
+    assert any("rate_limit_store_failed" in r.getMessage() for r in caplog.records)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_defaults_admit_class_behind_nat():
+    """500 learners behind one NAT launching within a minute are all admitted."""
+    clock = _Clock()
+    buckets = MemoryBuckets(clock=clock)
+    limit = DEFAULT_RATE_LIMITS["lti_launch"]
+    verdicts = []
+
+    for learner in range(500):
+        clock.now = learner * 60 / 500
+        for _ in ("login", "launch"):
+            verdicts.append(buckets.take([("lti_launch:192.0.2.1", limit)]).allowed)
+
+    assert all(verdicts)
+
+
+def test_defaults_admit_event_burst():
+    """An LMS sending 2,000 completion events at once is not rejected."""
+    buckets = MemoryBuckets(clock=_Clock())
+    limit = DEFAULT_RATE_LIMITS["webhook"]
+
+    verdicts = [buckets.take([("webhook:192.0.2.2", limit)]).allowed for _ in range(2000)]
+
+    assert all(verdicts)
+
+
+def test_defaults_slow_password_script():
+    """A guessing script running for an hour gets at most about 620 tries."""
+    clock = _Clock()
+    buckets = MemoryBuckets(clock=clock)
+    limit = DEFAULT_RATE_LIMITS["sign_in"]
+    admitted = 0
+
+    for tick in range(3600 * 10):
+        clock.now = tick / 10
+        admitted += buckets.take([("sign_in:192.0.2.3", limit)]).allowed
+
+    assert admitted <= limit.burst + 60 * limit.per_minute
+
+
+def test_failed_request_takes_no_token():
+    """A request rejected by one bucket takes nothing from the others."""
+    buckets = MemoryBuckets(clock=_Clock())
+    empty = RateLimit(per_minute=1, burst=1)
+    roomy = RateLimit(per_minute=1, burst=2)
+    buckets.take([("a", empty)])
+
+    assert not buckets.take([("a", empty), ("b", roomy)]).allowed
+    assert buckets.take([("b", roomy)]).allowed
+    assert buckets.take([("b", roomy)]).allowed
+
+
+def test_idle_buckets_dropped():
+    """When the table is full, buckets idle long enough to be full are dropped."""
+    clock = _Clock()
+    buckets = MemoryBuckets(clock=clock, max_buckets=3)
+    limit = RateLimit(per_minute=60, burst=1)
+    for key in ("a", "b", "c"):
+        buckets.take([(key, limit)])
+
+    clock.now = 5
+    assert buckets.take([("d", limit)]).allowed
+    assert len(buckets._buckets) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/account/sign-in", "sign_in"),
+        ("POST", "/account/reset", "sign_in"),
+        ("POST", "/account/invitation/abc", "sign_in"),
+        ("GET", "/account/sign-in", None),
+        ("POST", "/account/sign-out", None),
+        ("GET", "/lti/reg1/login", "lti_launch"),
+        ("POST", "/lti/reg1/launch", "lti_launch"),
+        ("GET", "/lti/reg1/jwks", None),
+        ("POST", "/webhooks/moodle/abc", "webhook"),
+        ("POST", "/webhooks/canvas/abc", "webhook"),
+        ("GET", "/api/v1/awards", "api"),
+        ("GET", "/credentials/abc", None),
+    ],
+)
+def test_classify_paths(method, path, expected):
+    """Requests are sorted into limit classes by method and path."""
+    assert classify(method, path) == expected
+
+
+def test_settings_from_environment(tmp_path):
+    """Each class's limit and the bucket store are read from the environment."""
+    settings = load_settings(
+        environ={
+            "HPASS_INSTANCE_PATH": str(tmp_path),
+            "HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE": "120",
+            "HPASS_RATE_LIMIT_WEBHOOK_BURST": "40",
+            "HPASS_BROKER_URL": "redis://127.0.0.1:6379/3",
+        }
+    )
+
+    assert settings.rate_limits["webhook"] == RateLimit(per_minute=120, burst=40)
+    assert settings.rate_limits["sign_in"] == DEFAULT_RATE_LIMITS["sign_in"]
+    assert settings.rate_limit_redis_url == "redis://127.0.0.1:6379/3"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("HPASS_RATE_LIMIT_SIGN_IN_BURST", "0.5", "at least 1"),
+        ("HPASS_RATE_LIMIT_API_PER_MINUTE", "0", "greater than 0"),
+        ("HPASS_RATE_LIMIT_API_PER_MINUTE", "lots", "must be a number"),
+        ("HPASS_RATE_LIMIT_STORE", "memcached://x", "memory or a redis"),
+    ],
+)
+def test_bad_rate_limit_settings(tmp_path, variable, value, fragment):
+    """Invalid limit settings are rejected with the variable named."""
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={"HPASS_INSTANCE_PATH": str(tmp_path), variable: value})
+
+    assert variable in str(raised.value)
+    assert fragment in str(raised.value)
+
+
+def test_memory_store_forced(tmp_path):
+    """`HPASS_RATE_LIMIT_STORE=memory` keeps buckets in-process beside a Redis broker."""
+    settings = load_settings(
+        environ={
+            "HPASS_INSTANCE_PATH": str(tmp_path),
+            "HPASS_BROKER_URL": "redis://127.0.0.1:6379/3",
+            "HPASS_RATE_LIMIT_STORE": "memory",
+        }
+    )
+
+    assert settings.rate_limit_redis_url == ""
+    middleware = RateLimitMiddleware(lambda *args: [], settings)
+    assert isinstance(middleware.buckets, MemoryBuckets)
