@@ -12,6 +12,7 @@ import sys
 import structlog
 
 _configured = False
+ROUTINE_CELERY_LOGGERS = ("celery.beat", "celery.app.trace", "celery.worker.strategy")
 
 
 def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
@@ -46,6 +47,12 @@ def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Celery logs each task received and finished, and the scheduler each task it
+    # sends: several idle lines every few seconds. They show at DEBUG; a failing
+    # task is still logged as an error.
+    routine = logging.DEBUG if str(level).upper() == "DEBUG" else logging.WARNING
+    for name in ROUTINE_CELERY_LOGGERS:
+        logging.getLogger(name).setLevel(routine)
 
     if not _configured:
         structlog.configure(
