@@ -78,6 +78,15 @@ def provider_profile(slug: str):
         ],
         **serialize_profile(issuer_profile(base_url(), provider)),
     }
+    # The live endorsements of the provider, each a signed EndorsementCredential a
+    # verifier can check on its own.
+    endorsements = [
+        record.document
+        for record in endorsements_for(db_session(), provider)
+        if record.subject_type == "Profile"
+    ]
+    if endorsements:
+        profile["endorsement"] = endorsements
     return jsonify(profile)
 
 
@@ -98,6 +107,15 @@ def achievement(public_id: str):
         "criteria": {"narrative": found.criteria_narrative},
         "creator": {"id": issuer_did(base_url(), found.provider.slug), "type": ["Profile"]},
     }
+    if found.image_url:
+        document["image"] = {"id": found.image_url, "type": "Image"}
+    endorsements = [
+        record.document
+        for record in endorsements_for(db_session(), found.provider, found)
+        if record.achievement_id == found.id
+    ]
+    if endorsements:
+        document["endorsement"] = endorsements
     return jsonify(document)
 
 

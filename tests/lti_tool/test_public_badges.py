@@ -213,6 +213,39 @@ def test_credential_page_endorsed(app, client, db, issued):
     assert endorsement["type"] == ["VerifiableCredential", "EndorsementCredential"]
 
 
+def test_hosted_documents_embed_endorsements(app, client, db, issued):
+    """The hosted profile and achievement carry their endorsements, each verifiable."""
+    hpass = add_provider(db, slug="hpass", name="HPass network")
+    provider = issued.achievement.provider
+    for achievement in (None, issued.achievement):
+        endorse(
+            db,
+            vault=app.extensions["hpass"].vault,
+            base_url=BASE,
+            endorser=hpass,
+            provider=provider,
+            achievement=achievement,
+            comment="Certified after quality review.",
+        )
+    db.commit()
+
+    profile = client.get(f"/providers/{provider.slug}").get_json()
+    achievement = client.get(
+        f"/achievements/{issued.achievement.public_id}"
+    ).get_json()
+    endorser_did = client.get("/providers/hpass/did.json").get_json(force=True)
+
+    assert len(profile["endorsement"]) == 1
+    assert len(achievement["endorsement"]) == 1
+    for embedded in (profile["endorsement"][0], achievement["endorsement"][0]):
+        assert "EndorsementCredential" in embedded["type"]
+        result = verify_eddsa_rdfc_2022(
+            embedded,
+            lambda method: public_key_from_did_document(endorser_did, method),
+        )
+        assert result.verified, result.errors
+
+
 @pytest.mark.parametrize(
     "path",
     [
