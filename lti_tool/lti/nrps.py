@@ -1,23 +1,20 @@
 """Names and Role Provisioning Services 2.0: list a course's members.
 
-The tool gets an access token by the OAuth 2.0 client credentials grant with a signed
-JWT assertion (LTI Advantage security framework), keeps it until shortly before it
-expires, and follows every page of the membership container through `Link` headers,
-whose `rel="next"` is matched case-insensitively because platforms differ in case.
+The tool gets an access token from `service_token` (client credentials with a signed
+JWT assertion, cached until shortly before it expires) and follows every page of the
+membership container through `Link` headers, whose `rel="next"` is matched
+case-insensitively because platforms differ in case.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-import uuid
 
 import requests
 
 from badge_engine.vault import Vault
-from lti_tool.lti import tool_keys
 from lti_tool.lti.outbound import check_outbound_url
+from lti_tool.lti.service_token import ServiceTokenError, ServiceTokens
 from lti_tool.models import Registration
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
@@ -42,60 +39,24 @@ class NrpsClient:
         self.loopback_dev = loopback_dev
         self.timeout = timeout
         self.http = requests.Session()
-        self._token: tuple[str, float] | None = None
-        self._lock = threading.Lock()
+        self.tokens = ServiceTokens(
+            registration,
+            vault,
+            self.http,
+            scopes=(NRPS_SCOPE,),
+            service_name="Names and Role Provisioning",
+            check_url=lambda url: check_outbound_url(
+                url, loopback_dev=loopback_dev, name="token URL"
+            ),
+            timeout=timeout,
+        )
 
     def access_token(self) -> str:
         """Return a cached access token, requesting a new one 30 s before expiry."""
-        with self._lock:
-            if self._token is not None and time.time() < self._token[1] - 30:
-                return self._token[0]
-            self._token = self._request_token()
-            return self._token[0]
-
-    def _request_token(self) -> tuple[str, float]:
-        registration = self.registration
-        url = registration.auth_token_url
-        if not url:
-            raise NrpsError(
-                f"registration {registration.public_id} has no token URL; add the "
-                "platform's OAuth 2.0 token URL to use Names and Role Provisioning"
-            )
-        check_outbound_url(url, loopback_dev=self.loopback_dev, name="token URL")
-        now = int(time.time())
-        assertion = tool_keys.sign(
-            registration,
-            self.vault,
-            {
-                "iss": registration.client_id,
-                "sub": registration.client_id,
-                "aud": url,
-                "iat": now,
-                "exp": now + 300,
-                "jti": uuid.uuid4().hex,
-            },
-        )
-        response = self.http.post(
-            url,
-            data={
-                "grant_type": "client_credentials",
-                "client_assertion_type":
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": assertion,
-                "scope": NRPS_SCOPE,
-            },
-            timeout=(3.05, self.timeout),
-        )
-        if response.status_code != 200:
-            raise NrpsError(
-                f"token request to {url} failed with HTTP {response.status_code}: "
-                f"{response.text[:200]}"
-            )
-        body = response.json()
-        token = body.get("access_token")
-        if not isinstance(token, str):
-            raise NrpsError(f"token response from {url} has no access_token")
-        return token, time.time() + float(body.get("expires_in") or 3600)
+        try:
+            return self.tokens.access_token()
+        except ServiceTokenError as error:
+            raise NrpsError(str(error)) from None
 
     def members(self, memberships_url: str) -> list[dict]:
         """Return every member of the context, following all pages."""
