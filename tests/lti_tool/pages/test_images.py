@@ -66,3 +66,108 @@ def test_svg_internal_reference_allowed():
     body = '<defs><circle id="c" r="5"/></defs><use xlink:href="#c"/>'
 
     assert check_image(svg(body)).width == 120
+
+
+JS = "javascript:alert(document.domain)"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (f'<a href="#x"><animate attributeName="href" to="{JS}"/></a>', "<a> element"),
+        (f'<animate attributeName="href" values="{JS}"/>', "<animate> element"),
+        (f'<animate href="{JS}"/>', "<animate> element"),
+        (f'<set attributeName="href" to="{JS}"/>', "<set> element"),
+        (f'<set attributeName="xlink:href" to="{JS}"/>', "<set> element"),
+        ('<animateTransform attributeName="transform"/>', "<animateTransform> element"),
+        (f'<a xlink:href="{JS}"><rect/></a>', "<a> element"),
+        (f'<use xlink:href="{JS}"/>', "outside resource"),
+        (f'<use href="  {JS}"/>', "outside resource"),
+        ('<use href="https://evil.example/sprite.svg#x"/>', "outside resource"),
+        (
+            '<image href="data:image/svg+xml;base64,PHN2Zy8+"/>',
+            "outside resource",
+        ),
+        ('<feImage href="https://evil.example/x.png"/>', "<feImage> element"),
+        ('<rect onload="alert(1)"/>', "event handler"),
+        ('<rect ONCLICK="alert(1)"/>', "event handler"),
+        ('<svg onbegin="alert(1)"/>', "event handler"),
+        ('<rect fill="url(https://evil.example/p.svg#g)"/>', "outside resource"),
+        ("<rect fill=\"url( 'http://evil.example/p#g')\"/>", "outside resource"),
+        ('<rect style="fill: url(//evil.example/p#g)"/>', "outside resource"),
+        ('<rect style="background: image-set(\'x.png\' 1x)"/>', "outside resource"),
+        ('<rect style="fill: \\75 rl(http://evil.example/)"/>', "CSS escapes"),
+        ("<style>@import 'https://evil.example/x.css';</style>", "outside resource"),
+        ("<style>rect { fill: url(http://evil.example/x) }</style>", "outside resource"),
+        ("<style>@font-face { font-family: x }</style>", "outside resource"),
+        (f'<rect filter="{JS}"/>', "javascript: URL"),
+        ('<rect cursor="&#x9;javascript:alert(1)"/>', "javascript: URL"),
+        ('<rect mask="data:text/html,x"/>', "data: URL"),
+        (
+            '<html:iframe xmlns:html="http://www.w3.org/1999/xhtml" src="x"/>',
+            "HTML or MathML <iframe>",
+        ),
+        (
+            '<m:math xmlns:m="http://www.w3.org/1998/Math/MathML"/>',
+            "HTML or MathML <math>",
+        ),
+        ("<handler>alert(1)</handler>", "<handler> element"),
+        ("<iframe/>", "<iframe> element"),
+        ("<embed/>", "<embed> element"),
+    ],
+)
+def test_svg_trick_rejected(body, fragment):
+    """Each way to run code or load a resource from an SVG is rejected by name."""
+    with pytest.raises(ImageRejected) as raised:
+        check_image(svg(body))
+
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'<?xml version="1.0"?><?xml-stylesheet href="https://evil.example/x.css"?>'
+        + svg("<rect/>"),
+        svg('<?xml-stylesheet href="https://evil.example/x.css"?><rect/>'),
+    ],
+    ids=["before-root", "inside-root"],
+)
+def test_svg_stylesheet_instruction_rejected(content):
+    """An `<?xml-stylesheet?>` instruction, which loads CSS, is rejected."""
+    with pytest.raises(ImageRejected) as raised:
+        check_image(content)
+
+    assert "processing instruction" in str(raised.value)
+
+
+def test_svg_doctype_without_entities_rejected():
+    """A DOCTYPE is rejected even when it declares no entity."""
+    content = b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd">' + svg()
+
+    with pytest.raises(ImageRejected) as raised:
+        check_image(content)
+
+    assert "DOCTYPE" in str(raised.value)
+
+
+def test_svg_editor_export_accepted():
+    """An editor's export with gradients, styles, metadata and a PNG passes."""
+    body = (
+        '<sodipodi:namedview xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/'
+        'sodipodi-0.dtd" pagecolor="#ffffff"/>'
+        '<metadata><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>'
+        "</metadata>"
+        "<style>.ring { stroke: #123456; fill: url(#shine) }</style>"
+        '<defs><linearGradient id="shine"><stop offset="0" stop-color="#fff"/>'
+        '</linearGradient><filter id="f"><feGaussianBlur stdDeviation="2"/></filter>'
+        "</defs>"
+        '<circle class="ring" cx="60" cy="60" r="50" filter="url(#f)"/>'
+        '<image width="10" height="10" xlink:href="data:image/png;base64,iVBORw0KGgo="/>'
+        '<text x="10" y="60" style="font-family: sans-serif">Badge</text>'
+    )
+
+    checked = check_image(svg(body))
+
+    assert checked.media_type == "image/svg+xml"
+    assert checked.width == 120

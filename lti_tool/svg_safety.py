@@ -1,0 +1,177 @@
+"""Safety check of an uploaded SVG badge image, by allow-list.
+
+The image is served from the bridge's own origin and baked into credentials that
+other sites show, so it must not run code, load anything or navigate anywhere.
+Elements in the SVG namespace must be drawing elements from `SVG_ELEMENTS`. So
+animation is rejected, because `<animate>` and `<set>` can rewrite an `href` to a
+`javascript:` URL, and so are links, scripts and embedded HTML. Elements of other
+namespaces that browsers do not act on (Inkscape's and Illustrator's editor data)
+pass, while those of HTML and MathML do not. Every attribute value and stylesheet may refer only to
+fragments inside the file (`#id`). Event handler attributes, DOCTYPEs and processing
+instructions are rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from xml.etree import ElementTree
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+XLINK_NAMESPACE = "http://www.w3.org/1999/xlink"
+# Namespaces whose elements a browser renders or runs inside an SVG document.
+ACTIVE_NAMESPACES = {
+    "http://www.w3.org/1999/xhtml",
+    "http://www.w3.org/1998/Math/MathML",
+}
+# Drawing, text, paint-server, clipping and filter elements of SVG 1.1 and SVG 2.
+SVG_ELEMENTS = frozenset(
+    """
+    svg g defs symbol use title desc metadata switch style
+    path rect circle ellipse line polyline polygon
+    text tspan textPath
+    linearGradient radialGradient stop pattern clipPath mask marker image
+    filter feBlend feColorMatrix feComponentTransfer feComposite feConvolveMatrix
+    feDiffuseLighting feDisplacementMap feDistantLight feDropShadow feFlood feFuncA
+    feFuncB feFuncG feFuncR feGaussianBlur feMerge feMergeNode feMorphology feOffset
+    fePointLight feSpecularLighting feSpotLight feTile feTurbulence
+    """.split()
+)
+# Raster images embedded as data URLs in `<image>`; an embedded SVG could script.
+_EMBEDDED_IMAGE = re.compile(
+    r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*$", re.IGNORECASE
+)
+# `url(` with anything but a fragment inside, after optional quotes and spaces.
+_OUTSIDE_URL = re.compile(r"url\(\s*['\"]?\s*(?!#)", re.IGNORECASE)
+# Whitespace and control characters that browsers drop inside a URL scheme.
+_IGNORED_IN_SCHEME = re.compile(r"[\x00-\x20]")
+_CSS_LOADERS = ("@import", "@font-face", "image-set(", "image(", "src(", "expression(")
+
+
+class UnsafeSvg(ValueError):
+    """The SVG contains something that could run code or load a resource."""
+
+
+class _TreeWithInstructions(ElementTree.TreeBuilder):
+    """A tree builder that also records processing instructions outside the root."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.instructions: list[str] = []
+
+    def pi(self, target, text=None):
+        self.instructions.append(f"{target} {text or ''}".strip())
+        return super().pi(target, text)
+
+
+def parse_svg(content: bytes) -> ElementTree.Element:
+    """Parse the SVG with DTDs, entities and external references forbidden.
+
+    A processing instruction is rejected here, because an `<?xml-stylesheet?>` loads
+    a stylesheet from anywhere and the element tree does not keep those before the
+    root element.
+    """
+    target = _TreeWithInstructions()
+    parser = DefusedXMLParser(
+        target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True
+    )
+    try:
+        parser.feed(content)
+        root = parser.close()
+    except DefusedXmlException:
+        raise UnsafeSvg(
+            "the SVG declares a DOCTYPE or entities, which are not allowed; "
+            "save it as plain SVG"
+        ) from None
+    if target.instructions:
+        raise UnsafeSvg(
+            f"the SVG contains the processing instruction <?{target.instructions[0]}?>, "
+            "which could load a stylesheet; remove it and upload again"
+        )
+
+    return root
+
+
+def check_svg_tree(root: ElementTree.Element) -> None:
+    """Raise UnsafeSvg naming the first element or attribute that is not allowed."""
+    for element in root.iter():
+        namespace, name = _split(element.tag)
+        _check_element(namespace, name)
+        for attribute, value in element.attrib.items():
+            _check_attribute(name, attribute, value)
+        if name == "style" and namespace in (SVG_NAMESPACE, ""):
+            _check_css(element.text or "", "the <style> element")
+
+
+def _split(tag: str) -> tuple[str, str]:
+    if tag.startswith("{"):
+        namespace, _, name = tag[1:].partition("}")
+        return namespace, name
+    return "", tag
+
+
+def _check_element(namespace: str, name: str) -> None:
+    if namespace in ACTIVE_NAMESPACES:
+        raise UnsafeSvg(
+            f"the SVG contains an HTML or MathML <{name}> element, which is not "
+            "allowed in a badge image; remove it and upload again"
+        )
+    if namespace in (SVG_NAMESPACE, "") and name not in SVG_ELEMENTS:
+        raise UnsafeSvg(
+            f"the SVG contains a <{name}> element, which is not allowed in a badge "
+            "image because it could run code, animate or link elsewhere; remove it "
+            "and upload again"
+        )
+
+
+def _check_attribute(element_name: str, attribute: str, value: str) -> None:
+    namespace, name = _split(attribute)
+    if name.lower().startswith("on"):
+        raise UnsafeSvg(
+            f"the SVG has an event handler attribute {name!r}, which could run "
+            "code; remove it and upload again"
+        )
+    if name == "href" and namespace in ("", XLINK_NAMESPACE):
+        _check_reference(element_name, value)
+        return
+    scheme = _IGNORED_IN_SCHEME.sub("", value).lower()
+    if scheme.startswith(("javascript:", "vbscript:", "data:")):
+        raise UnsafeSvg(
+            f"the SVG's {name!r} attribute contains a {scheme.split(':')[0]}: URL; "
+            "remove it and upload again"
+        )
+    if name == "style" or "url(" in value.lower():
+        _check_css(value, f"the {name!r} attribute")
+
+
+def _check_reference(element_name: str, value: str) -> None:
+    target = value.strip()
+    if target.startswith("#"):
+        return
+    if element_name == "image" and _EMBEDDED_IMAGE.match(target):
+        return
+    raise UnsafeSvg(
+        "the SVG refers to an outside resource "
+        f"({target[:60]!r}); embed everything in the file"
+    )
+
+
+def _check_css(css: str, where: str) -> None:
+    lowered = css.lower()
+    if "\\" in css:
+        # CSS escapes can spell `url(` or `@import` past any text match.
+        raise UnsafeSvg(
+            f"{where} of the SVG uses CSS escapes (backslashes); write the styles "
+            "without them"
+        )
+    if _OUTSIDE_URL.search(css) or any(loader in lowered for loader in _CSS_LOADERS):
+        raise UnsafeSvg(
+            f"the SVG refers to an outside resource in {where}; embed everything "
+            "in the file"
+        )
+    if "javascript:" in _IGNORED_IN_SCHEME.sub("", lowered):
+        raise UnsafeSvg(
+            f"{where} of the SVG contains a javascript: URL; remove it and upload again"
+        )
