@@ -11,6 +11,7 @@ from lti_tool.config import Settings, ensure_secret_files, load_settings
 from lti_tool.errors import register_error_handlers
 from lti_tool.logs import configure_logging
 from lti_tool.ratelimit import RateLimitMiddleware
+from lti_tool.views import headers
 
 
 class BridgeFlask(Flask):
@@ -63,6 +64,7 @@ def create_app(
     _register_blueprints(app, settings)
     metrics.register(app)
     backfill.register(app)
+    headers.register(app)
     if settings.rate_limits_enabled:
         # The lambda reads `wsgi_app` per request, so later wrappers stay inside.
         app.rate_limiter = RateLimitMiddleware(

@@ -3,22 +3,43 @@
 Course pages run inside the LMS, so their `frame-ancestors` lists the origins of the
 launching platform's registration. Sign-in and admin pages may never be framed, which
 keeps a password form out of reach of clickjacking.
+
+A view may choose its policy with `allow_framing_by` or `forbid_framing`; every other
+HTML response gets one from `apply_default_headers`, which runs after all views. Every
+response gets `X-Content-Type-Options: nosniff`, and `Strict-Transport-Security` when
+the request came over HTTPS, directly or through a trusted proxy.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Response
+from flask import Flask, Response, request, session
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from lti_tool.bridge import current_bridge, db_session
+from lti_tool.logs import get_logger
 from lti_tool.models import Registration
 
+log = get_logger(__name__)
+
 # Pages load only their own stylesheet, script and images (uploaded badge images are
-# served by the bridge) and `data:` images.
+# served by the bridge) and `data:` images. No page has an inline script.
 _BASE_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'"
 )
+# One year. Subdomains are left out because the provider's other hosts under the
+# same domain are not this bridge's to decide.
+HSTS_VALUE = "max-age=31536000"
+# Sign-in and admin pages, including their error pages (a 405 has no blueprint whose
+# own hook could forbid framing), are never framed.
+NEVER_FRAMED_PREFIXES = ("/account/", "/admin/")
+
+
+def _base_policy(form_targets: list[str] | None = None) -> str:
+    return " ".join([_BASE_POLICY, *(form_targets or [])])
 
 
 def _origin(url: str | None) -> str | None:
@@ -38,10 +59,13 @@ def platform_origins(registration: Registration | None) -> list[str]:
     return sorted(origin for origin in origins if origin)
 
 
-def allow_framing_by(response: Response, origins: list[str]) -> Response:
+def allow_framing_by(
+    response: Response, origins: list[str], form_targets: list[str] | None = None
+) -> Response:
+    """Let the platform `origins` frame the page; forms may also post to `form_targets`."""
     ancestors = " ".join(["'self'", *origins])
     response.headers["Content-Security-Policy"] = (
-        f"{_BASE_POLICY}; frame-ancestors {ancestors}"
+        f"{_base_policy(form_targets)}; frame-ancestors {ancestors}"
     )
     response.headers.pop("X-Frame-Options", None)
     _add_common(response)
@@ -49,7 +73,9 @@ def allow_framing_by(response: Response, origins: list[str]) -> Response:
 
 
 def forbid_framing(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = f"{_BASE_POLICY}; frame-ancestors 'none'"
+    response.headers["Content-Security-Policy"] = (
+        f"{_base_policy()}; frame-ancestors 'none'"
+    )
     response.headers["X-Frame-Options"] = "DENY"
     _add_common(response)
     return response
@@ -59,3 +85,80 @@ def _add_common(response: Response) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers.setdefault("Cache-Control", "no-store")
+
+
+def session_registration() -> Registration | None:
+    """Return the registration of the LTI launch this session came from, if any."""
+    registration_id = session.get("registration_id")
+    provider_id = session.get("provider_id")
+    if registration_id is None or provider_id is None:
+        return None
+    return db_session().scalar(
+        select(Registration).where(
+            Registration.id == registration_id, Registration.provider_id == provider_id
+        )
+    )
+
+
+def _path_registration() -> Registration | None:
+    public_id = (request.view_args or {}).get("public_id")
+    if not isinstance(public_id, str):
+        return None
+    return db_session().scalar(
+        select(Registration).where(Registration.public_id == public_id)
+    )
+
+
+def _lti_page_policy(response: Response) -> Response:
+    """Frame an /lti/ page (launch error, storage or deep-linking page) in its platform.
+
+    These pages respond to a request from inside the platform's frame, often before a
+    session exists, so the platform comes from the URL's registration. A Dynamic
+    Registration page is framed by the platform named in `openid_configuration`. A
+    deep-linking page posts its result to a return URL on the platform, whose host may
+    differ from the registration's, so forms may post to any HTTPS address there.
+    """
+    if request.path.startswith("/lti/register/"):
+        origin = _origin(request.args.get("openid_configuration"))
+        origins = [origin] if origin else []
+    else:
+        registration = _path_registration() or session_registration()
+        origins = platform_origins(registration)
+    form_targets = ["https:"]
+    if current_bridge().settings.loopback_dev:
+        form_targets.append("http:")
+
+    return allow_framing_by(response, origins, form_targets)
+
+
+def apply_default_headers(response: Response) -> Response:
+    """Add nosniff and HSTS to every response and a policy to HTML pages without one.
+
+    An HTML page whose view chose no policy may be framed only by the platform of the
+    session's LTI launch, because it is a course page opened inside the LMS. Without a
+    launch, no one may frame it.
+    """
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
+    if response.mimetype != "text/html" or "Content-Security-Policy" in response.headers:
+        return response
+
+    if request.path.startswith(NEVER_FRAMED_PREFIXES):
+        return forbid_framing(response)
+    try:
+        if request.path.startswith("/lti/"):
+            return _lti_page_policy(response)
+        registration = session_registration()
+    except SQLAlchemyError as error:
+        # The error page of a failing database must still get a policy.
+        log.error("security_headers_lookup_failed", error=repr(error), path=request.path)
+        registration = None
+    if registration is not None:
+        return allow_framing_by(response, platform_origins(registration))
+
+    return forbid_framing(response)
+
+
+def register(app: Flask) -> None:
+    app.after_request(apply_default_headers)

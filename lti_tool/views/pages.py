@@ -59,7 +59,11 @@ from lti_tool.operations.backfills import cancel_backfill, start_achievement_bac
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
-from lti_tool.views.headers import allow_framing_by, platform_origins
+from lti_tool.views.headers import (
+    allow_framing_by,
+    platform_origins,
+    session_registration,
+)
 
 log = get_logger(__name__)
 bp = Blueprint("pages", __name__)
@@ -86,7 +90,10 @@ def csrf_token() -> str:
 
 def check_csrf() -> None:
     sent = request.form.get("csrf", "")
-    if not hmac.compare_digest(sent, session.get("csrf", "")):
+    expected = session.get("csrf", "")
+    # Without a token in the session (a first visit, or a post from another site
+    # without the cookie) an empty field would equal the empty expected value.
+    if not expected or not hmac.compare_digest(sent, expected):
         raise BadRequest(
             _(
                 "The form expired or was not sent from this page. Reload the page "
@@ -105,16 +112,7 @@ def inject_csrf():
 def _frame_inside_platform(response: Response) -> Response:
     if request.endpoint == "pages.achievement_image":
         return response
-    registration_id = session.get("registration_id")
-    registration = None
-    if registration_id is not None and session.get("provider_id") is not None:
-        registration = db_session().scalar(
-            select(Registration).where(
-                Registration.id == registration_id,
-                Registration.provider_id == session["provider_id"],
-            )
-        )
-    return allow_framing_by(response, platform_origins(registration))
+    return allow_framing_by(response, platform_origins(session_registration()))
 
 
 def _course_in_session(course_id: int) -> LtiCourse:
