@@ -6,9 +6,14 @@ no-op whichever source reported it first.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
@@ -32,7 +37,131 @@ def record_fact(
     # One INSERT ... ON CONFLICT DO NOTHING instead of a lookup and a savepoint:
     # another worker or request may store the same fact at the same moment, and the
     # unique dedupe key then makes this insert a no-op that returns no id.
-    values = dict(
+    values = _fact_row(fact, utcnow())
+    insert = _dialect_insert(session)(CompletionFactRecord).values(**values)
+    insert = insert.on_conflict_do_nothing(
+        index_elements=["provider_id", "dedupe_key"]
+    ).returning(CompletionFactRecord.id)
+    fact_id = session.execute(insert).scalar()
+    if fact_id is None:
+        return _fact_by_dedupe_key(session, fact), None
+
+    message_id = session.execute(
+        _dialect_insert(session)(OutboxMessage)
+        .values(**_evaluation_message_row(fact.provider_id, fact_id, utcnow()))
+        .returning(OutboxMessage.id)
+    ).scalar_one()
+    return (
+        session.get(CompletionFactRecord, fact_id),
+        session.get(OutboxMessage, message_id),
+    )
+
+
+@dataclass(frozen=True)
+class RecordedFact:
+    """Where `record_facts` stored one fact, or found it stored already."""
+
+    fact_id: int
+    created: bool
+    # The new fact's evaluation message; None for a repeat.
+    message_id: int | None
+
+
+class FactNotRecorded(RuntimeError):
+    """A fact was neither inserted nor found under its dedupe key afterwards."""
+
+
+def record_facts(
+    connection: Connection, facts: Sequence[CompletionFact]
+) -> list[RecordedFact]:
+    """Insert facts and one evaluation message per new fact in the caller's transaction.
+
+    The result lines up with `facts`. A fact whose dedupe key is stored already, or
+    repeats an earlier fact in `facts`, is not inserted again: its result names the
+    stored fact, with `created` False and no message. Whatever the number of facts,
+    this runs two multi-row INSERT statements, and one SELECT more when there are
+    repeats, so a batch costs little more than one fact. The caller commits, then
+    dispatches the messages.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database rejected a row; nothing of the
+            batch may be committed, so the caller rolls back.
+        FactNotRecorded: a conflicting fact vanished between the INSERT and the
+            SELECT (deleted by someone else); the caller rolls back.
+    """
+    if not facts:
+        return []
+
+    now = utcnow()
+    keys = [(fact.provider_id, fact.dedupe_key) for fact in facts]
+    rows: dict[tuple[int, str], dict] = {}
+    for key, fact in zip(keys, facts):
+        rows.setdefault(key, _fact_row(fact, now))
+
+    table = CompletionFactRecord.__table__
+    insert = (
+        _insert_for(connection.dialect.name)(table)
+        .on_conflict_do_nothing(index_elements=["provider_id", "dedupe_key"])
+        .returning(table.c.id, table.c.provider_id, table.c.dedupe_key)
+    )
+    inserted = {
+        (provider_id, dedupe_key): fact_id
+        for fact_id, provider_id, dedupe_key in connection.execute(
+            insert, list(rows.values())
+        )
+    }
+    stored = dict(inserted)
+    repeats = [key for key in rows if key not in inserted]
+    if repeats:
+        found = connection.execute(
+            select(table.c.id, table.c.provider_id, table.c.dedupe_key).where(
+                tuple_(table.c.provider_id, table.c.dedupe_key).in_(repeats)
+            )
+        )
+        stored.update(((row[1], row[2]), row[0]) for row in found)
+
+    message_ids = _insert_evaluation_messages(connection, inserted, now)
+    results = []
+    first_seen: set[tuple[int, str]] = set()
+    for key in keys:
+        if key not in stored:
+            raise FactNotRecorded(
+                f"fact {key[1]} of provider {key[0]} was neither inserted nor found; "
+                "it was deleted while being stored, so store it again"
+            )
+        created = key in inserted and key not in first_seen
+        first_seen.add(key)
+        message_id = message_ids[stored[key]] if created else None
+        results.append(RecordedFact(stored[key], created, message_id))
+    return results
+
+
+def _insert_evaluation_messages(
+    connection: Connection, inserted: dict[tuple[int, str], int], now: datetime
+) -> dict[int, int]:
+    """Insert one evaluation message per new fact; return message ids by fact id."""
+    if not inserted:
+        return {}
+
+    table = OutboxMessage.__table__
+    rows = [
+        _evaluation_message_row(provider_id, fact_id, now)
+        for (provider_id, _), fact_id in inserted.items()
+    ]
+    insert = (
+        _insert_for(connection.dialect.name)(table)
+        .returning(table.c.id, table.c.idempotency_key)
+    )
+    by_key = dict(
+        (key, message_id) for message_id, key in connection.execute(insert, rows)
+    )
+    return {
+        fact_id: by_key[f"fact:{fact_id}"] for fact_id in inserted.values()
+    }
+
+
+def _fact_row(fact: CompletionFact, now: datetime) -> dict:
+    return dict(
         provider_id=fact.provider_id,
         lms_connection_id=fact.lms_connection_id,
         lms_course_id=fact.lms_course_id,
@@ -45,41 +174,38 @@ def record_fact(
         dedupe_key=fact.dedupe_key,
         raw_payload=fact.raw_payload,
         outcome=FactOutcome.PENDING.value,
-        received_at=utcnow(),
+        outcome_detail=None,
+        received_at=now,
+        processed_at=None,
     )
-    insert = _dialect_insert(session)(CompletionFactRecord).values(**values)
-    insert = insert.on_conflict_do_nothing(
-        index_elements=["provider_id", "dedupe_key"]
-    ).returning(CompletionFactRecord.id)
-    fact_id = session.execute(insert).scalar()
-    if fact_id is None:
-        return _fact_by_dedupe_key(session, fact), None
 
-    # The key names a row id that did not exist before, so no lookup is needed.
-    message_id = session.execute(
-        _dialect_insert(session)(OutboxMessage)
-        .values(
-            provider_id=fact.provider_id,
-            kind=EVALUATE_FACT,
-            payload={"fact_id": fact_id},
-            idempotency_key=f"fact:{fact_id}",
-            status=OutboxStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=utcnow(),
-            created_at=utcnow(),
-        )
-        .returning(OutboxMessage.id)
-    ).scalar_one()
-    return (
-        session.get(CompletionFactRecord, fact_id),
-        session.get(OutboxMessage, message_id),
+
+def _evaluation_message_row(provider_id: int, fact_id: int, now: datetime) -> dict:
+    # The key names a fact id that did not exist before, so it cannot collide.
+    return dict(
+        provider_id=provider_id,
+        kind=EVALUATE_FACT,
+        payload={"fact_id": fact_id},
+        idempotency_key=f"fact:{fact_id}",
+        status=OutboxStatus.PENDING.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        locked_until=None,
+        dispatched_at=None,
+        last_error=None,
+        completed_at=None,
     )
+
+
+def _insert_for(dialect_name: str):
+    if dialect_name == "postgresql":
+        return postgresql_insert
+    return sqlite_insert
 
 
 def _dialect_insert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql_insert
-    return sqlite_insert
+    return _insert_for(session.get_bind().dialect.name)
 
 
 def _fact_by_dedupe_key(

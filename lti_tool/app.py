@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from lti_tool import __version__, backfill, metrics
+from lti_tool import __version__, backfill, intake, metrics
 from lti_tool.bridge import Bridge, close_db_session
 from lti_tool.celery_app import make_celery
 from lti_tool.config import Settings, ensure_secret_files, load_settings
@@ -61,6 +61,7 @@ def create_app(
     app.teardown_appcontext(close_db_session)
     register_error_handlers(app)
     make_celery(app)
+    intake.register(app)
     _register_blueprints(app, settings)
     metrics.register(app)
     backfill.register(app)

@@ -5,7 +5,8 @@
     ├── Unauthorized          401: missing or wrong credentials (webhook secret, token)
     ├── Forbidden             403: the caller may not do this
     ├── NotFound              404
-    └── LaunchRejected        400: an LTI launch failed validation; carries the LTI ids
+    ├── LaunchRejected        400: an LTI launch failed validation; carries the LTI ids
+    └── ServiceUnavailable    503: nothing was saved, the sender should try again
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class NotFound(BridgeRequestError):
 class LaunchRejected(BridgeRequestError):
     status = 400
     code = "launch_rejected"
+
+
+class ServiceUnavailable(BridgeRequestError):
+    status = 503
+    code = "unavailable"
 
 
 def _wants_json() -> bool:

@@ -14,20 +14,18 @@ import threading
 
 import structlog
 from flask import Blueprint, jsonify, request
-from sqlalchemy import select
 
 import lti_tool.canvas_tasks  # noqa: F401 - registers the poll tasks with Celery
 from connectors.canvas.errors import CanvasEventInvalid, CanvasEventSignatureInvalid
 from connectors.canvas.events import parse_live_event
-from connectors.canvas.facts import store_completion_fact
 from connectors.canvas.jwks import JwksCache, decode_signed_event
-from connectors.canvas.models import CanvasCredential
-from connectors.models import LmsConnection, LmsKind
-from lti_tool.bridge import current_bridge, db_session
+from connectors.models import LmsKind
+from lti_tool.bridge import current_bridge
 from lti_tool.errors import BadRequest, NotFound, Unauthorized
+from lti_tool.intake import store_event_fact, webhook_connection
 from lti_tool.logs import get_logger
-from lti_tool.tasks import dispatch
 from lti_tool.views.webhooks import secret_digest
+from lti_tool.webhook_connections import WebhookConnection
 
 bp = Blueprint("canvas_webhooks", __name__, url_prefix="/webhooks/canvas")
 log = get_logger(__name__)
@@ -47,13 +45,8 @@ def jwks_cache(url: str) -> JwksCache:
         return cache
 
 
-def _connection_or_404(public_id: str) -> LmsConnection:
-    connection = db_session().scalar(
-        select(LmsConnection).where(
-            LmsConnection.public_id == public_id,
-            LmsConnection.kind == LmsKind.CANVAS.value,
-        )
-    )
+def _connection_or_404(public_id: str) -> WebhookConnection:
+    connection = webhook_connection(public_id, LmsKind.CANVAS.value)
     if connection is None:
         raise NotFound(
             f"no canvas connection {public_id!r} exists; copy the Live Events URL "
@@ -63,22 +56,13 @@ def _connection_or_404(public_id: str) -> LmsConnection:
     return connection
 
 
-def _credential(connection: LmsConnection) -> CanvasCredential | None:
-    return db_session().scalar(
-        select(CanvasCredential).where(
-            CanvasCredential.provider_id == connection.provider_id,
-            CanvasCredential.lms_connection_id == connection.id,
-        )
-    )
-
-
 def _is_jwt(raw: bytes) -> bool:
     content_type = (request.mimetype or "").lower()
     return content_type == "application/jwt" or raw.lstrip()[:2] == b"ey"
 
 
-def _signed_event(raw: bytes, connection, credential) -> dict:
-    if credential is None or not credential.jwks_url:
+def _signed_event(raw: bytes, connection: WebhookConnection) -> dict:
+    if not connection.jwks_url:
         raise BadRequest(
             "this connection has no JWKS URL, so signed Live Events cannot be "
             "verified; set the Canvas JWKS URL in the connection settings",
@@ -87,7 +71,7 @@ def _signed_event(raw: bytes, connection, credential) -> dict:
         )
     try:
         return decode_signed_event(
-            raw.decode("ascii").strip(), jwks_cache(credential.jwks_url)
+            raw.decode("ascii").strip(), jwks_cache(connection.jwks_url)
         )
     except (CanvasEventSignatureInvalid, UnicodeDecodeError) as error:
         log.warning("canvas_event_signature_rejected", error=str(error))
@@ -98,7 +82,7 @@ def _signed_event(raw: bytes, connection, credential) -> dict:
         ) from None
 
 
-def _json_event(raw: bytes, connection) -> dict:
+def _json_event(raw: bytes, connection: WebhookConnection) -> dict:
     expected = connection.webhook_secret_sha256 or ""
     presented = request.args.get("token", "")
     presented_digest = secret_digest(presented) if presented else ""
@@ -127,10 +111,9 @@ def live_event(public_id: str):
     structlog.contextvars.bind_contextvars(
         provider_id=connection.provider_id, connection_id=connection.id
     )
-    credential = _credential(connection)
     raw = request.get_data(cache=False)
     if _is_jwt(raw):
-        event = _signed_event(raw, connection, credential)
+        event = _signed_event(raw, connection)
     else:
         event = _json_event(raw, connection)
 
@@ -139,7 +122,7 @@ def live_event(public_id: str):
             event,
             provider_id=connection.provider_id,
             lms_connection_id=connection.id,
-            home_shard=credential.home_shard if credential else None,
+            home_shard=connection.home_shard,
         )
     except CanvasEventInvalid as error:
         log.warning("canvas_event_rejected", field=error.field, error=str(error))
@@ -154,20 +137,16 @@ def live_event(public_id: str):
         body = {"status": "ignored", "event_name": result.event_name}
         return jsonify({**body, "reason": result.skip_reason}), 202
 
-    session = db_session()
-    stored = store_completion_fact(session, result.fact)
-    session.commit()
-    if stored.message_id is not None:
-        dispatch([stored.message_id])
+    stored = store_event_fact(result.fact)
     log.info(
         "canvas_event_accepted",
         event_name=result.event_name,
-        fact_id=stored.record.id,
+        fact_id=stored.fact_id,
         duplicate=not stored.created,
         lms_user_id=result.fact.lms_user_id,
         lms_course_id=result.fact.lms_course_id,
     )
     status = "accepted" if stored.created else "duplicate"
-    return jsonify({"status": status, "fact_id": stored.record.id}), (
+    return jsonify({"status": status, "fact_id": stored.fact_id}), (
         202 if stored.created else 200
     )

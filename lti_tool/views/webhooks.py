@@ -7,12 +7,9 @@ import hmac
 
 import structlog
 from flask import Blueprint, jsonify, request
-from sqlalchemy import select
 
-from badge_engine.facts import CompletionFact
-from badge_engine.models import CompletionFactRecord
 from badge_engine.outbox import enqueue
-from connectors.models import LmsConnection, LmsKind
+from connectors.models import LmsKind
 from connectors.moodle.errors import MoodleEventInvalid
 from connectors.moodle.events import (
     RereadTrigger,
@@ -20,23 +17,20 @@ from connectors.moodle.events import (
     parse_webhook_event,
     parse_xapi_hints,
 )
-from lti_tool.bridge import current_bridge, db_session
-from lti_tool.lti.serialize import database_writes
+from lti_tool.bridge import db_session
 from lti_tool.errors import BadRequest, NotFound, Unauthorized
+from lti_tool.intake import store_event_fact, webhook_connection
 from lti_tool.logs import get_logger
-from lti_tool.pipeline import REREAD_MOODLE_LEARNER, record_fact
+from lti_tool.pipeline import REREAD_MOODLE_LEARNER
 from lti_tool.tasks import dispatch
+from lti_tool.webhook_connections import WebhookConnection
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = get_logger(__name__)
 
 
-def _connection_or_404(public_id: str, kind: LmsKind) -> LmsConnection:
-    connection = db_session().scalar(
-        select(LmsConnection).where(
-            LmsConnection.public_id == public_id, LmsConnection.kind == kind.value
-        )
-    )
+def _connection_or_404(public_id: str, kind: LmsKind) -> WebhookConnection:
+    connection = webhook_connection(public_id, kind.value)
     if connection is None:
         raise NotFound(
             f"no {kind.value} connection {public_id!r} exists; copy the webhook URL "
@@ -50,7 +44,7 @@ def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _check_secret(connection: LmsConnection, presented: object) -> None:
+def _check_secret(connection: WebhookConnection, presented: object) -> None:
     # Compare digests in constant time so the response time reveals nothing.
     expected = connection.webhook_secret_sha256 or ""
     given = secret_digest(presented) if isinstance(presented, str) and presented else ""
@@ -74,23 +68,7 @@ def _json_body() -> dict:
     return body
 
 
-def store_fact(fact: CompletionFact) -> tuple[CompletionFactRecord, bool]:
-    """Store a fact and its evaluation message in one transaction; repeats are no-ops."""
-    db = db_session()
-    # On SQLite, writers in one process queue on a lock instead of colliding and
-    # sleeping in SQLite's busy handler.
-    with database_writes(current_bridge().engine):
-        record, message = record_fact(db, fact)
-        if message is None:
-            db.rollback()
-            return record, False
-        db.commit()
-
-    dispatch([message.id])
-    return record, True
-
-
-def store_reread(connection: LmsConnection, trigger: RereadTrigger) -> int:
+def store_reread(connection: WebhookConnection, trigger: RereadTrigger) -> int:
     """Store a request to re-read one learner from Moodle; a repeat is a no-op."""
     db = db_session()
     key = (
@@ -132,19 +110,20 @@ def moodle_event(public_id: str):
     if fact is None:
         return _moodle_trigger_or_ignore(connection, body)
 
-    record, created = store_fact(fact)
+    stored = store_event_fact(fact)
     log.info(
         "moodle_event_accepted",
-        fact_id=record.id,
-        duplicate=not created,
+        fact_id=stored.fact_id,
+        duplicate=not stored.created,
         lms_user_id=fact.lms_user_id,
         lms_course_id=fact.lms_course_id,
     )
-    status = "accepted" if created else "duplicate"
-    return jsonify({"status": status, "fact_id": record.id}), 202 if created else 200
+    status = "accepted" if stored.created else "duplicate"
+    body = {"status": status, "fact_id": stored.fact_id}
+    return jsonify(body), 202 if stored.created else 200
 
 
-def _moodle_trigger_or_ignore(connection: LmsConnection, body: dict):
+def _moodle_trigger_or_ignore(connection: WebhookConnection, body: dict):
     eventname = body.get("eventname")
     try:
         trigger = parse_reread_trigger(body)

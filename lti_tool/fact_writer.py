@@ -1,0 +1,181 @@
+"""Group commit for webhook events: one thread stores the facts of many requests at once.
+
+A request that stored its own fact paid for a transaction and a commit of its own, and
+on SQLite the requests of one process also queued on the write lock, each handing the
+GIL back and forth several times while holding it. Here a request parses its event,
+puts the fact on a queue and waits. One writer thread per process takes everything
+queued, stores it with `record_facts` in one transaction (two multi-row INSERTs), and
+wakes each waiting request after the commit, so eight concurrent requests share one
+commit.
+
+The guarantees of one transaction per request still hold:
+
+- A request returns a result only after the commit that stored its fact and the
+  fact's outbox message, so a 2xx is never answered for an event that is not stored.
+- When the batch fails, it is rolled back and each fact is stored again alone, so a
+  fact the database rejects fails only its own request.
+- When a fact cannot be stored (the database is down, the writer thread died), its
+  request gets `FactNotStored` and answers 5xx, and the LMS sends the event again.
+  Nothing is half-written, because every transaction holds whole facts with their
+  messages.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from badge_engine.fact_store import RecordedFact, record_facts
+from badge_engine.facts import CompletionFact
+from lti_tool.lti.serialize import database_writes
+from lti_tool.logs import get_logger
+
+log = get_logger(__name__)
+
+# Facts per transaction. A full batch takes a few milliseconds to insert, so waiting
+# requests are not held long, and it stays far below SQLite's parameter limit.
+MAX_BATCH = 200
+# How long a request waits for its commit before it answers 503. SQLite's busy
+# timeout is 30 s, so a writer stuck behind another process gives up about then.
+WAIT_SECONDS = 35.0
+
+
+class FactNotStored(RuntimeError):
+    """The fact was not committed; the request must answer 5xx so the LMS retries."""
+
+
+class _Pending:
+    """One request's fact, waiting for the commit that stores it."""
+
+    __slots__ = ("fact", "done", "result", "error")
+
+    def __init__(self, fact: CompletionFact) -> None:
+        self.fact = fact
+        self.done = threading.Event()
+        self.result: RecordedFact | None = None
+        self.error: BaseException | None = None
+
+    def resolve(self, result: RecordedFact) -> None:
+        self.result = result
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+
+class FactWriter:
+    """Store facts from many request threads in shared transactions.
+
+    `on_committed` receives the ids of the outbox messages of each commit, to hand them
+    to the broker; it runs on the writer thread and must not block.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_committed: Callable[[list[int]], None],
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._engine = engine
+        self._on_committed = on_committed
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def write(self, fact: CompletionFact, timeout: float = WAIT_SECONDS) -> RecordedFact:
+        """Store one fact with its evaluation message and return after the commit.
+
+        Raises:
+            FactNotStored: the fact was not committed within `timeout` seconds, or its
+                transaction failed. The fact may still be committed later, so a retry
+                of the event is then answered as a duplicate.
+        """
+        pending = _Pending(fact)
+        self._queue.put(pending)
+        self._ensure_thread()
+        if not pending.done.wait(timeout):
+            raise FactNotStored(
+                f"the fact was not stored within {timeout:.0f} s because the "
+                "database is slow or locked"
+            )
+        if pending.error is not None:
+            raise FactNotStored(str(pending.error)) from pending.error
+        return pending.result
+
+    def queued(self) -> int:
+        """Return how many facts wait for the writer (approximate, for tests)."""
+        return self._queue.qsize()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="fact-writer", daemon=True
+            )
+            self._thread.start()
+
+    def _next_batch(self) -> list[_Pending]:
+        batch = [self._queue.get()]
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            try:
+                self._store(batch)
+            except BaseException as error:
+                # Whatever ends this batch, no request may wait for it forever. A
+                # request queued after this point starts a new writer thread.
+                for pending in batch:
+                    if not pending.done.is_set():
+                        pending.fail(error)
+                log.exception("fact_writer_failed", batch_size=len(batch))
+                if not isinstance(error, Exception):
+                    raise
+
+    def _store(self, batch: list[_Pending]) -> None:
+        try:
+            results = self._commit([pending.fact for pending in batch])
+        except Exception as error:  # noqa: BLE001 - each fact is retried alone below
+            if len(batch) == 1:
+                log.warning(
+                    "fact_not_stored",
+                    error=str(error),
+                    provider_id=batch[0].fact.provider_id,
+                    connection_id=batch[0].fact.lms_connection_id,
+                    source_event_id=batch[0].fact.source_event_id,
+                )
+                batch[0].fail(error)
+                return
+            # One bad fact must not fail the others: store each alone, so only the
+            # transaction of the fact the database rejects is lost.
+            log.warning("fact_batch_failed", error=str(error), batch_size=len(batch))
+            for pending in batch:
+                self._store([pending])
+            return
+
+        for pending, result in zip(batch, results):
+            pending.resolve(result)
+        message_ids = [result.message_id for result in results if result.message_id]
+        if message_ids:
+            self._on_committed(message_ids)
+
+    def _commit(self, facts: list[CompletionFact]) -> list[RecordedFact]:
+        # On SQLite the other writers of this process (the dispatcher marking
+        # messages sent, admin pages) wait on the same lock instead of colliding.
+        with database_writes(self._engine), self._engine.begin() as connection:
+            return record_facts(connection, facts)
