@@ -72,7 +72,10 @@ class FactNotRecorded(RuntimeError):
 
 
 def record_facts(
-    connection: Connection, facts: Sequence[CompletionFact]
+    connection: Connection,
+    facts: Sequence[CompletionFact],
+    *,
+    dispatched_at: datetime | None = None,
 ) -> list[RecordedFact]:
     """Insert facts and one evaluation message per new fact in the caller's transaction.
 
@@ -81,7 +84,9 @@ def record_facts(
     stored fact, with `created` False and no message. Whatever the number of facts,
     this runs two multi-row INSERT statements, and one SELECT more when there are
     repeats, so a batch costs little more than one fact. The caller commits, then
-    dispatches the messages.
+    dispatches the messages. A caller that sends the messages to the broker right
+    after the commit passes `dispatched_at`, which spares it a second transaction to
+    mark them sent; the sweep resends them only once that time is long past.
 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database rejected a row; nothing of the
@@ -99,15 +104,11 @@ def record_facts(
         rows.setdefault(key, _fact_row(fact, now))
 
     table = CompletionFactRecord.__table__
-    insert = (
-        _insert_for(connection.dialect.name)(table)
-        .on_conflict_do_nothing(index_elements=["provider_id", "dedupe_key"])
-        .returning(table.c.id, table.c.provider_id, table.c.dedupe_key)
-    )
+    fact_insert, message_insert = _batch_statements(connection.dialect.name)
     inserted = {
         (provider_id, dedupe_key): fact_id
         for fact_id, provider_id, dedupe_key in connection.execute(
-            insert, list(rows.values())
+            fact_insert, list(rows.values())
         )
     }
     stored = dict(inserted)
@@ -120,7 +121,9 @@ def record_facts(
         )
         stored.update(((row[1], row[2]), row[0]) for row in found)
 
-    message_ids = _insert_evaluation_messages(connection, inserted, now)
+    message_ids = _insert_evaluation_messages(
+        connection, message_insert, inserted, now, dispatched_at
+    )
     results = []
     first_seen: set[tuple[int, str]] = set()
     for key in keys:
@@ -137,27 +140,50 @@ def record_facts(
 
 
 def _insert_evaluation_messages(
-    connection: Connection, inserted: dict[tuple[int, str], int], now: datetime
+    connection: Connection,
+    insert,
+    inserted: dict[tuple[int, str], int],
+    now: datetime,
+    dispatched_at: datetime | None,
 ) -> dict[int, int]:
     """Insert one evaluation message per new fact; return message ids by fact id."""
     if not inserted:
         return {}
 
-    table = OutboxMessage.__table__
-    rows = [
-        _evaluation_message_row(provider_id, fact_id, now)
-        for (provider_id, _), fact_id in inserted.items()
-    ]
-    insert = (
-        _insert_for(connection.dialect.name)(table)
-        .returning(table.c.id, table.c.idempotency_key)
-    )
+    rows = []
+    for (provider_id, _), fact_id in inserted.items():
+        row = _evaluation_message_row(provider_id, fact_id, now)
+        row["dispatched_at"] = dispatched_at
+        rows.append(row)
     by_key = dict(
         (key, message_id) for message_id, key in connection.execute(insert, rows)
     )
     return {
         fact_id: by_key[f"fact:{fact_id}"] for fact_id in inserted.values()
     }
+
+
+_BATCH_STATEMENTS: dict[str, tuple] = {}
+
+
+def _batch_statements(dialect_name: str) -> tuple:
+    """Return the fact and message INSERTs of `record_facts`, built once per dialect.
+
+    Building a statement and its cache key costs more than running it for a few rows.
+    """
+    statements = _BATCH_STATEMENTS.get(dialect_name)
+    if statements is None:
+        facts = CompletionFactRecord.__table__
+        messages = OutboxMessage.__table__
+        insert = _insert_for(dialect_name)
+        statements = (
+            insert(facts)
+            .on_conflict_do_nothing(index_elements=["provider_id", "dedupe_key"])
+            .returning(facts.c.id, facts.c.provider_id, facts.c.dedupe_key),
+            insert(messages).returning(messages.c.id, messages.c.idempotency_key),
+        )
+        _BATCH_STATEMENTS[dialect_name] = statements
+    return statements
 
 
 def _fact_row(fact: CompletionFact, now: datetime) -> dict:

@@ -213,3 +213,15 @@ def mark_dispatched(
         .values(dispatched_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def clear_dispatched(session: Session, message_ids: list[int]) -> None:
+    """Mark messages as never sent, after a send failed, so the next sweep sends them."""
+    if not message_ids:
+        return
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(message_ids))
+        .values(dispatched_at=None)
+        .execution_options(synchronize_session=False)
+    )

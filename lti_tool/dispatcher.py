@@ -3,7 +3,10 @@
 A request that stores an event should not wait for the broker: with the embedded
 broker each send is a SQLite commit of its own. The request puts the ids on an
 in-process queue and returns. One thread per process sends them in batches and marks
-them dispatched in one transaction. Ids still queued when the process dies are not
+them dispatched in one transaction. A single id goes as one `run_outbox_message`
+task. Under load, ids go in tasks of up to `IDS_PER_TASK` that a worker runs one
+after another, because building and publishing a Celery message cost as much CPU as
+storing the event did, and with the embedded broker each one was a commit. Ids still queued when the process dies are not
 lost, because the outbox rows are committed and the scheduler's sweep sends every
 message that was never marked dispatched.
 """
@@ -13,15 +16,23 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+import time
 
-from badge_engine.outbox import mark_dispatched
+from badge_engine.outbox import clear_dispatched, mark_dispatched
 from lti_tool.lti.serialize import database_writes
 from lti_tool.logs import get_logger
 
 log = get_logger(__name__)
 
 RUN_OUTBOX_MESSAGE = "lti_tool.tasks.run_outbox_message"
+RUN_OUTBOX_MESSAGES = "lti_tool.tasks.run_outbox_messages"
 MAX_BATCH = 500
+# Small enough that a burst still spreads over several workers.
+IDS_PER_TASK = 20
+# When more ids wait behind the first, the thread waits this long (seconds) for
+# others to gather, so a steady stream goes in full tasks, not one task per commit.
+# A lone id is sent at once.
+LINGER_SECONDS = 0.02
 FLUSH_SECONDS_AT_EXIT = 5.0
 
 
@@ -33,9 +44,15 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, message_ids: list[int]) -> None:
+    def submit(self, message_ids: list[int], *, marked: bool = False) -> None:
+        """Queue committed messages for the broker.
+
+        `marked` says the messages were stored as dispatched already (group commit
+        does this), so only a failed send needs a write: it clears the mark, and the
+        sweep sends them at its next run.
+        """
         for message_id in message_ids:
-            self._queue.put(message_id)
+            self._queue.put((message_id, marked))
         self._ensure_thread()
 
     def flush(self, timeout: float = FLUSH_SECONDS_AT_EXIT) -> bool:
@@ -58,8 +75,10 @@ class Dispatcher:
             )
             self._thread.start()
 
-    def _next_batch(self) -> list[int]:
+    def _next_batch(self) -> list[tuple[int, bool]]:
         batch = [self._queue.get()]
+        if not self._queue.empty():
+            time.sleep(LINGER_SECONDS)
         while len(batch) < MAX_BATCH:
             try:
                 batch.append(self._queue.get_nowait())
@@ -70,25 +89,47 @@ class Dispatcher:
     def _run(self) -> None:
         while True:
             batch = self._next_batch()
+            ids = [message_id for message_id, _ in batch]
             try:
-                self._send(batch)
+                self._send(ids)
+                self._mark([message_id for message_id, marked in batch if not marked])
             except Exception as error:  # noqa: BLE001 - the sweep covers every failure
                 log.warning(
-                    "outbox_dispatch_failed", error=str(error), message_ids=batch[:20]
+                    "outbox_dispatch_failed", error=str(error), message_ids=ids[:20]
                 )
+                self._unmark([message_id for message_id, marked in batch if marked])
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
     def _send(self, batch: list[int]) -> None:
         with self._celery.producer_or_acquire() as producer:
-            for message_id in batch:
-                self._celery.send_task(
-                    RUN_OUTBOX_MESSAGE, args=[message_id], producer=producer
-                )
+            for start in range(0, len(batch), IDS_PER_TASK):
+                ids = batch[start : start + IDS_PER_TASK]
+                if len(ids) == 1:
+                    name, args = RUN_OUTBOX_MESSAGE, [ids[0]]
+                else:
+                    name, args = RUN_OUTBOX_MESSAGES, [ids]
+                self._celery.send_task(name, args=args, producer=producer)
+
+    def _mark(self, message_ids: list[int]) -> None:
+        if not message_ids:
+            return
         with database_writes(self._bridge.engine), self._bridge.session() as session:
-            mark_dispatched(session, batch)
+            mark_dispatched(session, message_ids)
             session.commit()
+
+    def _unmark(self, message_ids: list[int]) -> None:
+        if not message_ids:
+            return
+        try:
+            with database_writes(self._bridge.engine), self._bridge.session() as session:
+                clear_dispatched(session, message_ids)
+                session.commit()
+        except Exception as error:  # noqa: BLE001 - the sweep resends them later
+            log.warning(
+                "outbox_unmark_failed", error=str(error), message_ids=message_ids[:20]
+            )
 
 
 def dispatcher_for(app) -> Dispatcher:

@@ -26,8 +26,9 @@ import queue
 import threading
 from collections.abc import Callable
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from badge_engine.db import utcnow
 from badge_engine.fact_store import RecordedFact, record_facts
 from badge_engine.facts import CompletionFact
 from lti_tool.lti.serialize import database_writes
@@ -71,7 +72,9 @@ class FactWriter:
     """Store facts from many request threads in shared transactions.
 
     `on_committed` receives the ids of the outbox messages of each commit, to hand them
-    to the broker; it runs on the writer thread and must not block.
+    to the broker; it runs on the writer thread and must not block. The messages are
+    stored as dispatched at commit time, so `on_committed` must send them or clear
+    their `dispatched_at` when the broker fails, for the sweep to send them soon.
     """
 
     def __init__(
@@ -87,6 +90,9 @@ class FactWriter:
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # The writer thread's own connection, kept between batches because taking one
+        # from the pool and resetting it on return costs more than a small batch.
+        self._connection: Connection | None = None
 
     def write(self, fact: CompletionFact, timeout: float = WAIT_SECONDS) -> RecordedFact:
         """Store one fact with its evaluation message and return after the commit.
@@ -177,5 +183,16 @@ class FactWriter:
     def _commit(self, facts: list[CompletionFact]) -> list[RecordedFact]:
         # On SQLite the other writers of this process (the dispatcher marking
         # messages sent, admin pages) wait on the same lock instead of colliding.
-        with database_writes(self._engine), self._engine.begin() as connection:
-            return record_facts(connection, facts)
+        with database_writes(self._engine):
+            if self._connection is None:
+                self._connection = self._engine.connect()
+            connection = self._connection
+            try:
+                with connection.begin():
+                    return record_facts(connection, facts, dispatched_at=utcnow())
+            except BaseException:
+                # The connection may be broken (a restarted server, a dropped
+                # socket); the next batch starts on a fresh one.
+                self._connection = None
+                connection.invalidate()
+                raise

@@ -23,7 +23,8 @@ def register(app: Flask) -> None:
     bridge = app.extensions["hpass"]
     app.extensions[CONNECTIONS] = WebhookConnections(bridge.session_factory)
     app.extensions[WRITER] = FactWriter(
-        bridge.engine, on_committed=lambda ids: dispatcher_for(app).submit(ids)
+        bridge.engine,
+        on_committed=lambda ids: dispatcher_for(app).submit(ids, marked=True),
     )
 
 

@@ -15,7 +15,7 @@ from badge_engine.outbox import (
     mark_failed,
 )
 from lti_tool.bridge import Bridge, current_bridge
-from lti_tool.dispatcher import RUN_OUTBOX_MESSAGE, dispatcher_for
+from lti_tool.dispatcher import RUN_OUTBOX_MESSAGE, RUN_OUTBOX_MESSAGES, dispatcher_for
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import HANDLERS, GiveUp, HandlerContext, RetryLater
 
@@ -59,6 +59,28 @@ def run_outbox_message(message_id: int) -> str:
     log.info("outbox_message_done")
     dispatch(context.follow_up_ids)
     return "done"
+
+
+@shared_task(name=RUN_OUTBOX_MESSAGES)
+def run_outbox_messages(message_ids: list[int]) -> dict[str, int]:
+    """Run messages the dispatcher sent together, one after another.
+
+    Each runs as `run_outbox_message` would alone, in its own transactions, so one
+    failure does not touch the others. Returns how many ended done, failed, skipped
+    or in an error that the sweep will retry.
+    """
+    outcomes: dict[str, int] = {}
+    task_ids = structlog.contextvars.get_contextvars()
+    for message_id in message_ids:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**task_ids)
+        try:
+            outcome = run_outbox_message.run(message_id)
+        except Exception:  # noqa: BLE001 - the sweep sends this id again later
+            log.exception("outbox_message_failed", outbox_message_id=message_id)
+            outcome = "error"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 def _record_failure(bridge: Bridge, message_id: int, error: Exception) -> None:
