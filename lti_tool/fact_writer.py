@@ -88,6 +88,7 @@ class FactWriter:
         self._on_committed = on_committed
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._waiting = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # The writer thread's own connection, kept between batches because taking one
@@ -103,9 +104,16 @@ class FactWriter:
                 of the event is then answered as a duplicate.
         """
         pending = _Pending(fact)
-        self._queue.put(pending)
-        self._ensure_thread()
-        if not pending.done.wait(timeout):
+        with self._lock:
+            self._waiting += 1
+        try:
+            self._queue.put(pending)
+            self._ensure_thread()
+            finished = pending.done.wait(timeout)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not finished:
             raise FactNotStored(
                 f"the fact was not stored within {timeout:.0f} s because the "
                 "database is slow or locked"
@@ -114,9 +122,9 @@ class FactWriter:
             raise FactNotStored(str(pending.error)) from pending.error
         return pending.result
 
-    def queued(self) -> int:
-        """Return how many facts wait for the writer (approximate, for tests)."""
-        return self._queue.qsize()
+    def waiting(self) -> int:
+        """Return how many `write` calls wait for their commit."""
+        return self._waiting
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -143,15 +151,15 @@ class FactWriter:
             batch = self._next_batch()
             try:
                 self._store(batch)
-            except BaseException as error:
-                # Whatever ends this batch, no request may wait for it forever. A
-                # request queued after this point starts a new writer thread.
+            except BaseException:  # noqa: BLE001 - the thread must outlive any batch
+                # Whatever ends this batch (a bug, a fault injected by a test), its
+                # transaction was rolled back and its requests answer 5xx; the
+                # thread goes on with the next batch.
+                log.exception("fact_writer_failed", batch_size=len(batch))
+                error = FactNotStored("the fact writer failed; see the log")
                 for pending in batch:
                     if not pending.done.is_set():
                         pending.fail(error)
-                log.exception("fact_writer_failed", batch_size=len(batch))
-                if not isinstance(error, Exception):
-                    raise
 
     def _store(self, batch: list[_Pending]) -> None:
         try:
