@@ -1,4 +1,4 @@
-"""What the webhook endpoints share: cached connection lookups and group commit.
+"""The webhook endpoints' shared parts: cached connection lookups and group commit.
 
 `register` gives each app one `WebhookConnections` cache and one `FactWriter`, whose
 commits hand their outbox messages to the app's dispatcher.
@@ -43,13 +43,18 @@ def store_event_fact(fact: CompletionFact) -> RecordedFact:
     try:
         return current_app.extensions[WRITER].write(fact)
     except FactNotStored:
-        # The writer logged the cause; the database's message may quote the
-        # payload, so it stays out of the response.
-        raise ServiceUnavailable(
-            "the event could not be stored just now and nothing of it was saved; "
-            "send it again (Moodle and Canvas retry failed deliveries)",
-            code="not_stored",
-            provider_id=fact.provider_id,
-            connection_id=fact.lms_connection_id,
-            source_event_id=fact.source_event_id,
-        ) from None
+        raise not_stored_error(fact) from None
+
+
+def not_stored_error(fact: CompletionFact) -> ServiceUnavailable:
+    """Return the 503 for an event whose fact was not committed."""
+    # The writer logged the cause. The database's message may quote the payload,
+    # so it stays out of the response.
+    return ServiceUnavailable(
+        "the event could not be stored just now and nothing of it was saved; "
+        "send it again (Moodle and Canvas retry failed deliveries)",
+        code="not_stored",
+        provider_id=fact.provider_id,
+        connection_id=fact.lms_connection_id,
+        source_event_id=fact.source_event_id,
+    )
