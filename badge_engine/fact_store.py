@@ -100,7 +100,9 @@ def record_facts(
     now = utcnow()
     keys = [(fact.provider_id, fact.dedupe_key) for fact in facts]
     rows: dict[tuple[int, str], dict] = {}
-    for key, fact in zip(keys, facts):
+    # Sorted by key, so two batches that share facts take the unique index's row
+    # locks in one order and cannot deadlock on PostgreSQL.
+    for key, fact in sorted(zip(keys, facts), key=lambda pair: pair[0]):
         rows.setdefault(key, _fact_row(fact, now))
 
     table = CompletionFactRecord.__table__

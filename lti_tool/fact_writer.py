@@ -26,7 +26,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from badge_engine.db import utcnow
 from badge_engine.fact_store import RecordedFact, record_facts
@@ -42,6 +42,10 @@ MAX_BATCH = 200
 # How long a request waits for its commit before it answers 503. SQLite's busy
 # timeout is 30 s, so a writer stuck behind another process gives up about then.
 WAIT_SECONDS = 35.0
+# Writer threads on a database server. While one waits for its commit to be flushed
+# to disk, the others store the next batches. SQLite takes one writer at a time,
+# so it gets one thread.
+SERVER_WRITER_THREADS = 4
 
 
 class FactNotStored(RuntimeError):
@@ -83,17 +87,21 @@ class FactWriter:
         on_committed: Callable[[list[int]], None],
         *,
         max_batch: int = MAX_BATCH,
+        threads: int | None = None,
     ) -> None:
         self._engine = engine
         self._on_committed = on_committed
         self._max_batch = max_batch
+        if threads is None:
+            threads = 1 if engine.dialect.name == "sqlite" else SERVER_WRITER_THREADS
+        self._thread_count = threads
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._waiting = 0
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        # The writer thread's own connection, kept between batches because taking one
-        # from the pool and resetting it on return costs more than a small batch.
-        self._connection: Connection | None = None
+        self._threads: list[threading.Thread] = []
+        # Each writer thread's own connection, kept between batches because taking
+        # one from the pool and resetting it on return costs more than a small batch.
+        self._local = threading.local()
 
     def write(self, fact: CompletionFact, timeout: float = WAIT_SECONDS) -> RecordedFact:
         """Store one fact with its evaluation message and return after the commit.
@@ -108,7 +116,7 @@ class FactWriter:
             self._waiting += 1
         try:
             self._queue.put(pending)
-            self._ensure_thread()
+            self._ensure_threads()
             finished = pending.done.wait(timeout)
         finally:
             with self._lock:
@@ -126,16 +134,16 @@ class FactWriter:
         """Return how many `write` calls wait for their commit."""
         return self._waiting
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+    def _ensure_threads(self) -> None:
+        if len(self._threads) == self._thread_count:
             return
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="fact-writer", daemon=True
-            )
-            self._thread.start()
+            while len(self._threads) < self._thread_count:
+                thread = threading.Thread(
+                    target=self._run, name="fact-writer", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def _next_batch(self) -> list[_Pending]:
         batch = [self._queue.get()]
@@ -192,15 +200,15 @@ class FactWriter:
         # On SQLite the other writers of this process (the dispatcher marking
         # messages sent, admin pages) wait on the same lock instead of colliding.
         with database_writes(self._engine):
-            if self._connection is None:
-                self._connection = self._engine.connect()
-            connection = self._connection
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = self._engine.connect()
             try:
                 with connection.begin():
                     return record_facts(connection, facts, dispatched_at=utcnow())
             except BaseException:
                 # The connection may be broken (a restarted server, a dropped
-                # socket); the next batch starts on a fresh one.
-                self._connection = None
+                # socket), so the next batch starts on a fresh one.
+                self._local.connection = None
                 connection.invalidate()
                 raise

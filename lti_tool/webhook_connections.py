@@ -61,6 +61,7 @@ class WebhookConnections:
         self._entries: dict[tuple[str, str], tuple[float, WebhookConnection]] = {}
         event.listen(session_factory, "after_flush", _note_changes)
         event.listen(session_factory, "after_commit", self._clear_if_changed)
+        event.listen(session_factory, "after_transaction_end", _forget_changes)
 
     def get(self, public_id: str, kind: str) -> WebhookConnection | None:
         """Return the connection of this kind with this public id, or None."""
@@ -109,14 +110,21 @@ class WebhookConnections:
         )
 
     def _clear_if_changed(self, session: Session) -> None:
-        if session.info.pop(_CHANGED, False):
+        # Read, not popped: every cache on this session factory must see the flag.
+        if session.info.get(_CHANGED):
             self.clear()
 
 
 def _note_changes(session: Session, _flush_context) -> None:
-    # In after_flush, new, dirty and deleted still list what this flush wrote. A
-    # flag left by a transaction that rolled back only costs one extra clear.
+    # In after_flush, new, dirty and deleted still list what this flush wrote.
     for instance in (*session.new, *session.dirty, *session.deleted):
         if isinstance(instance, (LmsConnection, CanvasCredential)):
             session.info[_CHANGED] = True
             return
+
+
+def _forget_changes(session: Session, transaction) -> None:
+    # Only the outermost transaction's end settles the changes, after its commit
+    # listeners ran. A savepoint ending inside it keeps the flag.
+    if transaction.parent is None:
+        session.info.pop(_CHANGED, None)
