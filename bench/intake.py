@@ -7,6 +7,11 @@ hands the message to the broker; and a minimal Flask receiver that only stores t
 body in SQLite. wrk posts distinct events to each in turn. No worker runs, so only
 intake is measured. Prints requests per second, p50 and p99 latency, and ratios.
 
+Every wrk connection comes from 127.0.0.1, so the bridge's webhook rate limit (one
+bucket per client address) would reject most of the run. The bench raises that limit
+through HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE and _BURST; the limiter still counts each
+request, as in production.
+
     /work/venv/bin/python bench/intake.py [--postgres] [--duration 15]
 """
 
@@ -189,8 +194,15 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="Bridge on PostgreSQL.")
     parser.add_argument("--duration", type=int, default=15, help="Seconds per wrk run.")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
+    parser.add_argument(
+        "--webhook-rate-limit",
+        type=int,
+        default=10_000_000,
+        help="Webhook requests per minute (and burst) allowed from one address.",
+    )
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     with ExitStack() as cleanup, tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         bridge_port, minimal_port = free_port(), free_port()
@@ -200,6 +212,8 @@ def main() -> None:
             "HPASS_PUBLIC_BASE_URL": f"http://127.0.0.1:{bridge_port}",
             "HPASS_LOOPBACK_DEV": "1",
             "HPASS_LOG_LEVEL": "WARNING",
+            "HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE": str(args.webhook_rate_limit),
+            "HPASS_RATE_LIMIT_WEBHOOK_BURST": str(args.webhook_rate_limit),
             "MINIMAL_RECEIVER_DB": str(folder / "minimal.db"),
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }
@@ -233,7 +247,9 @@ def main() -> None:
     backend = "PostgreSQL + Redis" if args.postgres else "SQLite + embedded broker"
     print(
         f"bridge backend: {backend}; waitress 8 threads; wrk 2 threads, "
-        f"{args.connections} connections, {args.duration} s"
+        f"{args.connections} connections, {args.duration} s; webhook rate limit "
+        f"{args.webhook_rate_limit:,} per minute; load average before "
+        f"{load_before:.2f}, after {os.getloadavg()[0]:.2f}"
     )
     for name, figures in results.items():
         print(
