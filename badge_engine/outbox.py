@@ -141,7 +141,8 @@ def mark_done(message: OutboxMessage, now: datetime | None = None) -> None:
 def backoff_delay(attempts: int) -> timedelta:
     """Exponential backoff with full jitter in its upper half, capped at six hours."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+    # The jitter only spreads retries, so it needs no cryptographic randomness.
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311
 
 
 def mark_failed(

@@ -40,7 +40,7 @@ class AccountRole(str, enum.Enum):
 
 class TokenPurpose(str, enum.Enum):
     INVITATION = "invitation"
-    PASSWORD_RESET = "password_reset"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose name, not a password
 
 
 class Account(Base):

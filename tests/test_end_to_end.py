@@ -15,7 +15,7 @@ from badge_engine.verify import verify_open_badge_credential
 from connectors.hpass.models import Delivery, DeliveryStatus
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
 from lti_tool.demo.stack import DemoStack, wait_for
-from tests.support.databases import POSTGRES_URL, REDIS_URL, reset_postgres, reset_redis
+from tests.support.databases import reset_postgres, reset_redis
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import requests
 
 from connectors.canvas.errors import CanvasError, CanvasUnavailable
 
-TOKEN_PATH = "/login/oauth2/token"
+TOKEN_PATH = "/login/oauth2/token"  # noqa: S105 - a URL path, not a secret
 DATA_SERVICES_CREATE_SCOPE = (
     "https://canvas.instructure.com/lti/data_services/scope/create"
 )

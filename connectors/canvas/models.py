@@ -13,7 +13,7 @@ from badge_engine.db import Base, utcnow
 
 class CanvasAuthKind(str, enum.Enum):
     OAUTH2 = "oauth2"
-    ACCESS_TOKEN = "access_token"
+    ACCESS_TOKEN = "access_token"  # noqa: S105 - the kind's name, not a token
 
 
 class CanvasCredential(Base):

@@ -20,7 +20,7 @@ from connectors.canvas.errors import CanvasTokenInvalid, CanvasUnavailable
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PATH = "/login/oauth2/token"
+TOKEN_PATH = "/login/oauth2/token"  # noqa: S105 - a URL path, not a secret
 # Refresh this long before the access token expires, so a request never carries a
 # token that expires while Canvas handles it.
 REFRESH_MARGIN = timedelta(minutes=5)

@@ -37,7 +37,7 @@ from connectors.hpass.http import HttpResult, PortfolioHttp
 from connectors.hpass.models import ObfBadgeMapping, ObfConnection, RouteName
 from connectors.hpass.routes import DeliveryJob, RouteOutcome, register_route
 
-TOKEN_PATH = "/v1/client/oauth2/token"
+TOKEN_PATH = "/v1/client/oauth2/token"  # noqa: S105 - a URL path, not a secret
 LOG_ENTRY_KEY = "hpass_credential_id"
 EXPIRY_MARGIN = timedelta(seconds=60)
 

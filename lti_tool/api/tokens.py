@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from badge_engine.db import Base, utcnow
 
-TOKEN_PREFIX = "hpb_"
+TOKEN_PREFIX = "hpb_"  # noqa: S105 - the public prefix of every token
 NAME_MAX = 200
 
 

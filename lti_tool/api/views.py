@@ -321,4 +321,4 @@ def _dispatch(message_ids: list[int]) -> None:
 
 
 # The action routes register themselves on `bp`.
-from lti_tool.api import actions  # noqa: F401
+from lti_tool.api import actions  # noqa: E402, F401

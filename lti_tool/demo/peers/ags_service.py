@@ -212,7 +212,7 @@ class AgsService:
             )
         return jsonify(
             access_token=token,
-            token_type="Bearer",
+            token_type="Bearer",  # noqa: S106 - the OAuth token type, not a token
             expires_in=self.token_lifetime,
             scope=" ".join(sorted(requested)),
         )

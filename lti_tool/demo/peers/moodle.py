@@ -78,7 +78,7 @@ class MoodleStandIn:
 
     def __init__(
         self,
-        token: str = "demo-moodle-token",
+        token: str = "demo-moodle-token",  # noqa: S107 - the demo's stand-in only
         *,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
