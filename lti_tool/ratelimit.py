@@ -226,7 +226,11 @@ class RateLimitMiddleware:
         if limit_class == "sign_in":
             email = _form_email(environ)
             if email:
-                keys.append((f"sign_in_account:{email}", self.limits["sign_in_account"]))
+                # One bucket per form and account, so a guesser who empties the
+                # sign-in bucket does not also keep the owner from a password reset.
+                form = environ.get("PATH_INFO", "")
+                account_key = f"sign_in_account:{form}:{email}"
+                keys.append((account_key, self.limits["sign_in_account"]))
         verdict = self.buckets.take(keys)
         if verdict.allowed:
             return self.app(environ, start_response)

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 
 import pytest
 import requests
-from waitress import create_server
 
 from lti_tool.accounts import AccountRole, create_account
 from lti_tool.app import create_app
 from lti_tool.config import DEFAULT_RATE_LIMITS, ConfigError, RateLimit, load_settings
+from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.proxy import WAITRESS_OPTIONS
 from lti_tool.ratelimit import MemoryBuckets, RateLimitMiddleware, classify
 from lti_tool.schema import upgrade
@@ -29,15 +28,11 @@ class Served:
     def __init__(self, settings):
         upgrade(settings.database_url)
         self.app = create_app(settings)
-        self.server = create_server(
-            self.app, host="127.0.0.1", port=0, threads=4, **WAITRESS_OPTIONS
-        )
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+        self.server = serve_in_thread(self.app, **WAITRESS_OPTIONS)
+        self.url = self.server.url
 
     def close(self):
-        self.server.close()
+        self.server.stop()
         self.app.extensions["hpass"].engine.dispose()
 
 
@@ -109,6 +104,23 @@ def test_sign_in_account_limit_across_addresses(serve):
     assert _is_rate_limited(responses[-1])
     other = _sign_in(served.url, "other@example.org", **{"X-Forwarded-For": "203.0.113.99"})
     assert not _is_rate_limited(other)
+
+
+def test_reset_not_blocked_by_guesses(serve):
+    """Guesses that empty an account's sign-in bucket leave its reset form usable."""
+    served = serve(
+        rate_limits=_limits(sign_in_account=RateLimit(per_minute=0.01, burst=1))
+    )
+
+    first = _sign_in(served.url, "op@example.org")
+    second = _sign_in(served.url, "op@example.org")
+    reset = requests.post(
+        f"{served.url}/account/reset", data={"email": "op@example.org"}, timeout=10
+    )
+
+    assert not _is_rate_limited(first)
+    assert _is_rate_limited(second)
+    assert not _is_rate_limited(reset)
 
 
 def test_forged_forwarded_for_ignored(serve):

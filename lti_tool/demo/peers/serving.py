@@ -87,8 +87,12 @@ class RunningServer:
         self.stop()
 
 
-def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> RunningServer:
     """Start `app` on `host`:`port` in a daemon thread and return once it listens.
+
+    `options` go to waitress.create_server, for example `WAITRESS_OPTIONS`.
 
     Port 0 picks a free port, and the returned `url` contains the chosen one.
     Only loopback hosts are accepted, because the demo peers have no real
@@ -107,6 +111,7 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Running
         port=port,
         threads=8,
         ident="hpass-demo-peer",
+        **options,
     )
     bound_host = str(server.effective_host)
     bound_port = int(server.effective_port)

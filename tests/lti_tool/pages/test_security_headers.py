@@ -8,14 +8,13 @@ learner, as an instructor and as a signed-in admin, and checks every HTML respon
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 import requests
-from waitress import create_server
 
 from lti_tool.accounts import AccountRole
 from lti_tool.app import create_app
+from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.proxy import WAITRESS_OPTIONS
 from lti_tool.schema import upgrade
 
@@ -222,16 +221,15 @@ def test_hsts_behind_proxy(settings, trusted, expected):
     settings.trusted_proxies = trusted
     upgrade(settings.database_url)
     app = create_app(settings)
-    server = create_server(app, host="127.0.0.1", port=0, threads=2, **WAITRESS_OPTIONS)
-    threading.Thread(target=server.run, daemon=True).start()
+    server = serve_in_thread(app, **WAITRESS_OPTIONS)
     try:
         response = requests.get(
-            f"http://127.0.0.1:{server.effective_port}/account/sign-in",
+            f"{server.url}/account/sign-in",
             headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"},
             timeout=10,
         )
     finally:
-        server.close()
+        server.stop()
         app.extensions["hpass"].engine.dispose()
 
     assert ("Strict-Transport-Security" in response.headers) is expected
