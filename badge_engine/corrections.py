@@ -1,8 +1,8 @@
 """Corrections of an issued badge: a new version for every holder, history kept.
 
-When an instructor fixes an achievement's name, description, criteria or image, every
-live credential of it is issued again with the corrected text, the same award date,
-validity and recipient. The earlier credential is marked superseded and points at its
+When an instructor fixes an achievement's name, description, criteria, image or
+alignments, every live credential of it is issued again with the corrected text, the
+same award date, validity and recipient. The earlier credential is marked superseded and points at its
 successor. It is not revoked: its status bit stays clear and its signature still
 verifies, because it was correct as issued. Verifiers learn of the successor from
 the version history served beside each credential (`versions_document`).
@@ -29,7 +29,13 @@ from badge_engine.models import (
 from badge_engine.status import allocate_status_index, bitstring_status_entry
 from badge_engine.urls import credential_url
 
-CORRECTABLE_FIELDS = ("name", "description", "criteria_narrative", "image_url")
+CORRECTABLE_FIELDS = (
+    "name",
+    "description",
+    "criteria_narrative",
+    "image_url",
+    "alignments",
+)
 
 
 class CorrectionRejected(BadgeEngineError):
@@ -72,7 +78,7 @@ def correct_achievement(
     if not changed:
         raise CorrectionRejected(
             f"the correction of achievement {achievement.public_id} changes nothing; "
-            "edit the name, description, criteria or image first"
+            "edit the name, description, criteria, image or alignments first"
         )
     for field in changed:
         setattr(achievement, field, changes[field])

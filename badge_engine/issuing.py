@@ -84,6 +84,7 @@ def build_signed_document(
             description=achievement.description,
             criteria_narrative=achievement.criteria_narrative,
             image=achievement.image_url,
+            alignments=achievement.alignments or (),
         ),
         recipient_identifiers=_recipient_identifiers(base_url, learner),
         valid_from=awarded_at,

@@ -76,6 +76,9 @@ class Achievement(Base):
     description: Mapped[str] = mapped_column(Text)
     criteria_narrative: Mapped[str] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(String(500))
+    # Skills and standards the badge points to, checked by
+    # badge_engine.alignments.validate_alignments; None and [] mean none.
+    alignments: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     award_rule: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Days a credential stays valid after its award date (its validUntil); None
     # means it never expires.

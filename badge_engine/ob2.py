@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from badge_engine.alignments import ob2_alignments
 from badge_engine.errors import InvalidCredential
 from badge_engine.models import Achievement, Credential, Provider, SigningKey
 from badge_engine.multikey import public_key_from_multibase
@@ -94,6 +95,8 @@ def build_badge_class(base_url: str, achievement: Achievement) -> dict[str, Any]
     }
     if achievement.image_url:
         badge_class["image"] = achievement.image_url
+    if achievement.alignments:
+        badge_class["alignment"] = ob2_alignments(achievement.alignments)
 
     return badge_class
 

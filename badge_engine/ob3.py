@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from badge_engine.alignments import ob3_alignments
 from badge_engine.errors import InvalidCredential
 
 VC2_CONTEXT = "https://www.w3.org/ns/credentials/v2"
@@ -60,6 +61,8 @@ class AchievementData:
     tags: Sequence[str] = ()
     achievement_type: str = "Badge"
     language: str | None = None
+    # Stored alignments (see badge_engine.alignments), written as `alignment`.
+    alignments: Sequence[dict[str, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,8 @@ def serialize_achievement(achievement: AchievementData) -> dict[str, Any]:
         serialized["image"] = _image(achievement.image)
     if achievement.tags:
         serialized["tag"] = list(achievement.tags)
+    if achievement.alignments:
+        serialized["alignment"] = ob3_alignments(list(achievement.alignments))
     _set_if_present(serialized, "inLanguage", achievement.language)
 
     return serialized

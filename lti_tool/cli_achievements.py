@@ -50,6 +50,14 @@ def _rule_options(function):
     )(function)
 
 
+def _alignments_option(function):
+    return click.option(
+        "--alignments", help='Skills as a JSON list, e.g. [{"targetName": "First '
+        'aid", "targetUrl": "https://...", "targetFramework": "..."}]; "[]" '
+        "removes them.",
+    )(function)
+
+
 @click.group()
 def achievement() -> None:
     """Add, list, show and edit badges; preview who earns one; backfill."""
@@ -63,10 +71,11 @@ def achievement() -> None:
 @click.option("--name", required=True, help="Badge name (at most 200 characters).")
 @click.option("--description", required=True, help="What the badge stands for.")
 @click.option("--criteria", required=True, help="Criteria text shown with the badge.")
+@_alignments_option
 @_rule_options
 @json_option
 def add(provider_slug, connection_id, course_id, name, description, criteria,
-        rule, rule_file, as_json):
+        alignments, rule, rule_file, as_json):
     """Add a badge to an LMS course with its award rule."""
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
@@ -77,7 +86,7 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
         created = add_achievement(
             op.session, op.actor, found, connection_id=connection_id,
             course_id=course_id, name=name, description=description,
-            criteria=criteria, rule=rule,
+            criteria=criteria, rule=rule, alignments=alignments,
         )
         op.session.commit()
         result = achievement_dict(op.session, created)
@@ -121,16 +130,18 @@ def show(achievement_id, as_json):
 @click.option("--name", help="New badge name.")
 @click.option("--description", help="New description.")
 @click.option("--criteria", help="New criteria text.")
+@_alignments_option
 @_rule_options
 @json_option
-def edit(achievement_id, name, description, criteria, rule, rule_file, as_json):
+def edit(achievement_id, name, description, criteria, alignments, rule, rule_file,
+         as_json):
     """Change a badge's texts or award rule; only the options given change."""
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
         fields = edit_achievement(
             op.session, op.actor, found, name=name, description=description,
-            criteria=criteria, rule=rule,
+            criteria=criteria, rule=rule, alignments=alignments,
         )
         op.session.commit()
         result = achievement_dict(op.session, found)

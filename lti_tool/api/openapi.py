@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from badge_engine.alignments import FIELD_LIMITS as ALIGNMENT_FIELD_LIMITS
+from badge_engine.alignments import MAX_ALIGNMENTS
 from lti_tool import __version__
 
 STRING = {"type": "string"}
@@ -97,6 +99,21 @@ SCHEMAS = {
         "required": ["version", "rule"],
         "properties": {"version": {"const": 1}, "rule": {"type": "object"}},
     },
+    "Alignments": {
+        "type": "array",
+        "description": "Skills or standards the badge points to, with the Open Badges "
+        "3.0 Alignment field names; targetName and an http(s) targetUrl are required.",
+        "maxItems": MAX_ALIGNMENTS,
+        "items": {
+            "type": "object",
+            "required": ["targetName", "targetUrl"],
+            "additionalProperties": False,
+            "properties": {
+                field: {"type": "string", "maxLength": limit}
+                for field, limit in ALIGNMENT_FIELD_LIMITS.items()
+            },
+        },
+    },
     "Achievement": _object(
         {
             "id": STRING,
@@ -106,6 +123,7 @@ SCHEMAS = {
             "description": STRING,
             "criteria": STRING,
             "image_url": NULLABLE_STRING,
+            "alignments": {"$ref": "#/components/schemas/Alignments"},
             "award_rule": {"$ref": "#/components/schemas/AwardRule"},
             "created_at": TIMESTAMP,
         },
@@ -118,6 +136,7 @@ SCHEMAS = {
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
             "description": {"type": "string", "minLength": 1, "maxLength": 4000},
             "criteria": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "alignments": {"$ref": "#/components/schemas/Alignments"},
             "award_rule": {"$ref": "#/components/schemas/AwardRule"},
         },
         ["lms_connection", "course_id", "name", "description", "criteria", "award_rule"],
@@ -127,6 +146,7 @@ SCHEMAS = {
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
             "description": {"type": "string", "minLength": 1, "maxLength": 4000},
             "criteria": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "alignments": {"$ref": "#/components/schemas/Alignments"},
             "award_rule": {"$ref": "#/components/schemas/AwardRule"},
         }
     ),

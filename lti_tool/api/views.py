@@ -206,6 +206,16 @@ def list_achievements():
     )
 
 
+def _alignments(body: dict) -> list | None:
+    """Return the body's alignments list; JSON text is not accepted here."""
+    value = body.get("alignments")
+    if value is not None and not isinstance(value, list):
+        raise InvalidInput(
+            "alignments must be a JSON array of objects", code="invalid_alignments"
+        )
+    return value
+
+
 @bp.post("/achievements")
 def add_achievement():
     body = _body()
@@ -219,6 +229,7 @@ def add_achievement():
         description=_string(body, "description"),
         criteria=_string(body, "criteria"),
         rule=body.get("award_rule"),
+        alignments=_alignments(body),
     )
     _commit()
     return jsonify(achievement_ops.achievement_dict(db_session(), created)), 201
@@ -242,6 +253,7 @@ def edit_achievement(achievement_id: str):
         description=_string(body, "description", required=False),
         criteria=_string(body, "criteria", required=False),
         rule=body.get("award_rule"),
+        alignments=_alignments(body),
     )
     _commit()
     return jsonify(achievement_ops.achievement_dict(db_session(), found))

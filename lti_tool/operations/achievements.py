@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from badge_engine.alignments import InvalidAlignment, validate_alignments
 from badge_engine.models import Achievement, Provider
 from badge_engine.rules import (
     InvalidAwardRule,
@@ -83,9 +84,27 @@ def achievement_dict(session: Session, achievement: Achievement) -> dict[str, An
         "description": achievement.description,
         "criteria": achievement.criteria_narrative,
         "image_url": achievement.image_url,
+        "alignments": achievement.alignments or [],
         "award_rule": achievement.award_rule,
         "created_at": iso(achievement.created_at),
     }
+
+
+def parse_alignments(value: Any) -> list[dict[str, str]] | None:
+    """Check alignments given as a list or as JSON text; None when there are none."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise InvalidInput(
+                f"--alignments is not valid JSON ({error}); give a list such as "
+                '[{"targetName": "First aid", "targetUrl": "https://..."}]',
+                code="invalid_alignments",
+            ) from None
+    try:
+        return validate_alignments(value) or None
+    except InvalidAlignment as error:
+        raise InvalidInput(str(error), code="invalid_alignments") from None
 
 
 def add_achievement(
@@ -99,6 +118,7 @@ def add_achievement(
     description: str,
     criteria: str,
     rule: Any,
+    alignments: Any = None,
 ) -> Achievement:
     connection = find_connection(session, connection_id, provider.id)
     course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
@@ -111,6 +131,7 @@ def add_achievement(
         name=_text(name, "--name", NAME_MAX),
         description=_text(description, "--description", TEXT_MAX),
         criteria_narrative=_text(criteria, "--criteria", TEXT_MAX),
+        alignments=parse_alignments(alignments),
         award_rule=parse_rule(rule),
     )
     session.add(achievement)
@@ -136,6 +157,7 @@ def edit_achievement(
     description: str | None = None,
     criteria: str | None = None,
     rule: Any = None,
+    alignments: Any = None,
 ) -> list[str]:
     """Change the given fields and return their names; the rule is checked first."""
     changes: dict[str, Any] = {}
@@ -147,9 +169,12 @@ def edit_achievement(
         changes["description"] = _text(description, "--description", TEXT_MAX)
     if criteria is not None:
         changes["criteria_narrative"] = _text(criteria, "--criteria", TEXT_MAX)
+    if alignments is not None:
+        changes["alignments"] = parse_alignments(alignments)
     if not changes:
         raise InvalidInput(
-            "nothing to change; pass --name, --description, --criteria or --rule",
+            "nothing to change; pass --name, --description, --criteria, --alignments "
+            "or --rule",
             code="nothing_to_change",
         )
 

@@ -12,6 +12,7 @@ import csv
 import hmac
 import io
 import secrets
+from itertools import zip_longest
 
 from flask import (
     Blueprint,
@@ -28,6 +29,11 @@ from flask import (
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from badge_engine.alignments import (
+    MAX_ALIGNMENTS,
+    InvalidAlignment,
+    validate_alignments,
+)
 from badge_engine.corrections import correct_achievement
 from badge_engine.errors import InvalidCredential
 from badge_engine.models import Achievement, Credential, CredentialStatus
@@ -372,6 +378,7 @@ def _render_instructor(
             describe_rule=lambda rule: describe_rule(rule, names),
             preview=preview,
             activity_names=names,
+            skill_rows=_padded_skill_rows((form or {}).get("skills", [])),
         ),
         status,
     )
@@ -402,6 +409,7 @@ def edit_achievement(course_id: int, public_id: str):
             "activity_ids", []
         ),
         "match": (achievement.award_rule.get("rule") or {}).get("match", "all"),
+        "skills": _skill_rows(achievement.alignments),
     }
     return _render_instructor(found, form=form, editing=achievement)
 
@@ -475,6 +483,70 @@ def _read_activities_node(form: dict, errors: dict, course: LtiCourse) -> dict |
     return {"kind": "activities_completed", "activity_ids": chosen, "match": match}
 
 
+def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> None:
+    """Read the skill rows into form["skills"] (as typed) and form["alignments"].
+
+    A row whose link matches one of `known` (the badge's saved alignments) keeps
+    that alignment's code and type, which the form does not show.
+    """
+    rows = [
+        {"name": name.strip(), "url": url.strip(), "framework": framework.strip()}
+        for name, url, framework in zip_longest(
+            request.form.getlist("skill_name"),
+            request.form.getlist("skill_url"),
+            request.form.getlist("skill_framework"),
+            fillvalue="",
+        )
+    ]
+    rows = [row for row in rows if any(row.values())]
+    form["skills"] = rows
+    form["alignments"] = []
+    saved = {item.get("targetUrl"): item for item in known or ()}
+    alignments = []
+    for number, row in enumerate(rows, start=1):
+        if not row["name"]:
+            errors["skills"] = _("Skill %(number)s needs a name.", number=number)
+            return
+        if not row["url"].startswith(("https://", "http://")):
+            errors["skills"] = _(
+                "Skill %(number)s needs a link to its description, starting with "
+                "https://.",
+                number=number,
+            )
+            return
+        alignment = {
+            **saved.get(row["url"], {}),
+            "targetName": row["name"],
+            "targetUrl": row["url"],
+        }
+        alignment.pop("targetFramework", None)
+        if row["framework"]:
+            alignment["targetFramework"] = row["framework"]
+        alignments.append(alignment)
+    try:
+        form["alignments"] = validate_alignments(alignments)
+    except InvalidAlignment as error:
+        errors["skills"] = str(error)
+
+
+def _padded_skill_rows(rows: list[dict]) -> list[dict]:
+    """Return the rows with empty ones added: at least three, one spare if room."""
+    wanted = min(MAX_ALIGNMENTS, max(3, len(rows) + 1))
+    empty = {"name": "", "url": "", "framework": ""}
+    return rows + [empty] * (wanted - len(rows))
+
+
+def _skill_rows(alignments: list[dict] | None) -> list[dict]:
+    return [
+        {
+            "name": item.get("targetName", ""),
+            "url": item.get("targetUrl", ""),
+            "framework": item.get("targetFramework", ""),
+        }
+        for item in alignments or ()
+    ]
+
+
 def _read_image(errors: dict, provider_id: int) -> AchievementImage | None:
     upload = request.files.get("image")
     if upload is None or not upload.filename:
@@ -496,7 +568,7 @@ def _read_image(errors: dict, provider_id: int) -> AchievementImage | None:
     )
 
 
-def _read_achievement_form(course: LtiCourse):
+def _read_achievement_form(course: LtiCourse, known_alignments: list | None = None):
     """Read and check the badge form; return (values, errors, rule, image)."""
     form: dict = {}
     errors: dict = {}
@@ -506,6 +578,7 @@ def _read_achievement_form(course: LtiCourse):
         _read_text(form, errors, "description", _("Description"), TEXT_MAX)
         _read_text(form, errors, "criteria", _("Criteria"), TEXT_MAX)
         rule = _read_rule(form, errors, course)
+        _read_skills(form, errors, known_alignments)
         image = _read_image(errors, course.provider_id)
     except RequestEntityTooLarge:
         # The whole request is over the app's limit, so no field can be read back.
@@ -550,6 +623,7 @@ def create_achievement(course_id: int):
         name=form["name"],
         description=form["description"],
         criteria_narrative=form["criteria"],
+        alignments=form["alignments"] or None,
         award_rule=rule,
     )
     db.add(achievement)
@@ -637,6 +711,8 @@ def _preview_form(course: LtiCourse, editing: Achievement | None):
     }
     errors: dict = {}
     rule = _read_rule(form, errors, course)
+    # The skills are kept for the form only; the preview does not depend on them.
+    _read_skills(form, {})
     if errors:
         return _render_instructor(course, form=form, errors=errors, editing=editing)
     preview = _rule_preview(course, rule)
@@ -677,7 +753,7 @@ def update_achievement(course_id: int, public_id: str):
     """
     found = _instructor_course(course_id)
     achievement = _course_achievement(found, public_id)
-    form, errors, rule, image = _read_achievement_form(found)
+    form, errors, rule, image = _read_achievement_form(found, achievement.alignments)
     if errors:
         return _render_instructor(found, form=form, errors=errors, editing=achievement)
 
@@ -687,11 +763,12 @@ def update_achievement(course_id: int, public_id: str):
         "description": form["description"],
         "criteria_narrative": form["criteria"],
         "image_url": _image_url(image) or achievement.image_url,
+        "alignments": form["alignments"] or None,
     }
     changed = [
         field
         for field, value in changes.items()
-        if value != getattr(achievement, field)
+        if value != (getattr(achievement, field) or None)
     ]
     achievement.award_rule = rule
     follow_ups: list[int] = []

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import select
 
 from badge_engine import ob2, status
+from badge_engine.alignments import ob3_alignments
 from badge_engine.baking import bake_png, bake_svg, plain_png, plain_svg
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.db import utcnow
@@ -109,6 +110,8 @@ def achievement(public_id: str):
     }
     if found.image_url:
         document["image"] = {"id": found.image_url, "type": "Image"}
+    if found.alignments:
+        document["alignment"] = ob3_alignments(found.alignments)
     endorsements = [
         record.document
         for record in endorsements_for(db_session(), found.provider, found)

@@ -125,6 +125,51 @@ def test_add_achievement_bad_rule(client, tenants):
     assert response.json["error"] == "invalid_rule"
 
 
+SKILL = {"targetName": "First aid", "targetUrl": "https://skills.example.org/fa"}
+
+
+def test_achievement_alignments_round_trip(client, tenants):
+    """Alignments sent when adding come back, and a PATCH with [] removes them."""
+    alpha, _ = tenants
+    created = client.post(
+        "/api/v1/achievements",
+        json={"lms_connection": alpha["connection"], "course_id": "7", "name": "n",
+              "description": "d", "criteria": "c", "alignments": [SKILL],
+              "award_rule": COURSE_COMPLETED_RULE},
+        headers=_auth(alpha["token"]),
+    )
+    cleared = client.patch(
+        f"/api/v1/achievements/{created.json['id']}",
+        json={"alignments": []},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert created.status_code == 201, created.json
+    assert created.json["alignments"] == [SKILL]
+    assert cleared.status_code == 200, cleared.json
+    assert cleared.json["alignments"] == []
+
+
+@pytest.mark.parametrize(
+    "alignments",
+    [{"targetName": "x"}, [{"targetName": "x", "targetUrl": "ftp://x.example.org"}]],
+    ids=["not-a-list", "bad-url"],
+)
+def test_add_achievement_bad_alignments(client, tenants, alignments):
+    """Malformed alignments get a 400 naming the problem; nothing is created."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/achievements",
+        json={"lms_connection": alpha["connection"], "course_id": "7", "name": "n",
+              "description": "d", "criteria": "c", "alignments": alignments,
+              "award_rule": COURSE_COMPLETED_RULE},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_alignments"
+
+
 def test_add_achievement_is_audited(client, db, tenants):
     """An API change is recorded in the audit log with the token as actor."""
     from lti_tool.accounts import AuditEvent

@@ -186,6 +186,20 @@ def test_achievement_add_show_edit(cli, provider, achievement):
     assert edited.document["achievement"]["name"] == "Finisher"
 
 
+def test_achievement_alignments_edit(cli, achievement):
+    """--alignments sets the badge's skills, and a bad list exits 2 naming the field."""
+    skills = '[{"targetName": "First aid", "targetUrl": "https://skills.example.org/fa"}]'
+
+    edited = cli.ok("achievement", "edit", achievement, "--alignments", skills, "--json")
+    bad = cli("achievement", "edit", achievement, "--alignments",
+              '[{"targetName": "First aid"}]')
+
+    assert edited.document["fields"] == ["alignments"]
+    assert edited.document["achievement"]["alignments"][0]["targetName"] == "First aid"
+    assert bad.code == 2
+    assert "targetUrl is missing" in _one_error_line(bad)
+
+
 @pytest.mark.parametrize(
     "rule", ['{"version": 1', '{"version": 1, "rule": {"kind": "nope"}}']
 )

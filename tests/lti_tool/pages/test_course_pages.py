@@ -7,7 +7,9 @@ import io
 import struct
 import zlib
 
+import pytest
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from badge_engine.models import Achievement, Credential
 from connectors.hpass.models import Delivery
@@ -391,3 +393,101 @@ def test_awards_csv_export(client, tenants, db):
     assert rows[1][2] == "Badge of alpha"
     assert rows[1][6].endswith(credential.public_id)
     assert len(rows) == 2
+
+
+def _skill_fields(*rows: tuple[str, str, str], **overrides) -> list[tuple[str, str]]:
+    fields = list(badge_form(**overrides).items())
+    for name, url, framework in rows:
+        fields += [("skill_name", name), ("skill_url", url), ("skill_framework", framework)]
+    return fields
+
+
+def test_badge_created_with_skills(client, tenants, db):
+    """Skills typed in the form are stored as alignments; empty rows are ignored."""
+
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=MultiDict(
+            _skill_fields(
+                ("First aid", "https://skills.example.org/first-aid", "CHCF"),
+                ("", "", ""),
+            )
+        ),
+    )
+
+    assert response.status_code == 303
+    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    assert created.alignments == [
+        {
+            "targetName": "First aid",
+            "targetUrl": "https://skills.example.org/first-aid",
+            "targetFramework": "CHCF",
+        }
+    ]
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    assert 'href="https://skills.example.org/first-aid"' in page
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (("", "https://skills.example.org/x", ""), "Skill 1 needs a name."),
+        (("First aid", "javascript:alert(1)", ""), "Skill 1 needs a link"),
+        (("First aid", "", ""), "Skill 1 needs a link"),
+    ],
+    ids=["no-name", "script-link", "no-link"],
+)
+def test_bad_skill_rejected(client, tenants, db, row, message):
+    """A skill row without a name or an http(s) link is refused beside the field."""
+
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements", data=MultiDict(_skill_fields(row))
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="skills-error"' in page
+    assert message in page
+    assert count_achievements(db) == before
+
+
+def test_skill_change_corrects_holders(client, tenants, db):
+    """Adding a skill to a badge learners hold gives each holder a new version."""
+
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements/{alpha.achievement_public_id}",
+        data=MultiDict(
+            _skill_fields(
+                ("Security", "https://skills.example.org/security", ""),
+                name="Badge of alpha",
+                description="Finished the course.",
+                criteria="Complete the course.",
+            )
+        ),
+    )
+
+    assert response.status_code == 303
+    audit = db.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()))
+    assert audit.detail["changed"] == ["alignments"]
+    db.expire_all()
+    old = db.get(Credential, credential.id)
+    assert old.status == "superseded"
+    newer = db.scalar(
+        select(Credential).where(
+            Credential.achievement_id == alpha.achievement_id,
+            Credential.status == "live",
+        )
+    )
+    alignment = newer.document["credentialSubject"]["achievement"]["alignment"]
+    assert alignment[0]["targetName"] == "Security"

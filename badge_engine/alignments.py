@@ -1,0 +1,126 @@
+"""Alignments: the skills or standards frameworks an achievement points to.
+
+HPass employers search portfolios by skill, so an achievement can name the skills it
+shows, each as a link into a framework (ESCO, the Core Humanitarian Competency
+Framework, a provider's own list). Stored with the Open Badges 3.0 field names; the
+OB 2.0 BadgeClass uses the same names without `targetType`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from badge_engine.errors import BadgeEngineError
+
+MAX_ALIGNMENTS = 10
+# Maximum length of each field, in characters.
+FIELD_LIMITS = {
+    "targetName": 200,
+    "targetUrl": 500,
+    "targetDescription": 1000,
+    "targetFramework": 200,
+    "targetCode": 100,
+    "targetType": 50,
+}
+REQUIRED_FIELDS = ("targetName", "targetUrl")
+# OB 3.0 AlignmentTargetType values; an extension starts with "ext:".
+TARGET_TYPES = frozenset(
+    {
+        "ceasn:Competency",
+        "ceterms:Credential",
+        "CFItem",
+        "CFRubric",
+        "CFRubricCriterion",
+        "CFRubricCriterionLevel",
+        "CTDL",
+    }
+)
+
+
+_EXTENSION_TYPE = re.compile(r"ext:[A-Za-z0-9._-]+")
+
+
+class InvalidAlignment(BadgeEngineError):
+    """An alignment with a missing, too long or malformed field."""
+
+
+def validate_alignments(items: Any) -> list[dict[str, str]]:
+    """Return the alignments cleaned (values stripped, empty fields dropped).
+
+    Raises InvalidAlignment naming the alignment (1-based) and the field at fault.
+    """
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise InvalidAlignment(
+            f"alignments must be a list of objects, got {type(items).__name__}"
+        )
+    if len(items) > MAX_ALIGNMENTS:
+        raise InvalidAlignment(
+            f"an achievement takes at most {MAX_ALIGNMENTS} alignments, got {len(items)}"
+        )
+
+    return [_clean(position, item) for position, item in enumerate(items, start=1)]
+
+
+def _clean(position: int, item: Any) -> dict[str, str]:
+    if not isinstance(item, dict):
+        raise InvalidAlignment(f"alignment {position} must be an object")
+    unknown = sorted(set(item) - set(FIELD_LIMITS))
+    if unknown:
+        raise InvalidAlignment(
+            f"alignment {position} has unknown fields {', '.join(unknown)}; the fields "
+            f"are {', '.join(FIELD_LIMITS)}"
+        )
+    cleaned: dict[str, str] = {}
+    for field, limit in FIELD_LIMITS.items():
+        value = item.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidAlignment(f"alignment {position}: {field} must be text")
+        value = value.strip()
+        if len(value) > limit:
+            raise InvalidAlignment(
+                f"alignment {position}: {field} is {len(value)} characters long; "
+                f"the limit is {limit}"
+            )
+        if value:
+            cleaned[field] = value
+    for field in REQUIRED_FIELDS:
+        if field not in cleaned:
+            raise InvalidAlignment(f"alignment {position}: {field} is missing")
+    parts = urlsplit(cleaned["targetUrl"])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidAlignment(
+            f"alignment {position}: targetUrl must be an absolute http or https URL, "
+            f"got {cleaned['targetUrl']!r}"
+        )
+    target_type = cleaned.get("targetType")
+    if (
+        target_type
+        and target_type not in TARGET_TYPES
+        and not _EXTENSION_TYPE.fullmatch(target_type)
+    ):
+        raise InvalidAlignment(
+            f"alignment {position}: targetType {target_type!r} is not an OB 3.0 "
+            "alignment target type; use one of "
+            f"{', '.join(sorted(TARGET_TYPES))} or an ext: value"
+        )
+
+    return cleaned
+
+
+def ob3_alignments(alignments: list[dict[str, str]] | None) -> list[dict[str, Any]]:
+    """Return stored alignments as OB 3.0 Alignment objects."""
+    return [{"type": ["Alignment"], **item} for item in alignments or ()]
+
+
+def ob2_alignments(alignments: list[dict[str, str]] | None) -> list[dict[str, str]]:
+    """Return stored alignments as OB 2.0 AlignmentObjects (no targetType there)."""
+    return [
+        {field: value for field, value in item.items() if field != "targetType"}
+        for item in alignments or ()
+    ]
