@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Supply-chain and static checks, run by scripts/test.sh before the tests:
-# ruff (pyflakes, syntax and bandit's security rules, as set in pyproject.toml) and
-# pip-audit over every package pinned in requirements/lock.txt.
+# Supply-chain and static checks, run by scripts/test.sh before the tests: that the
+# lock covers pyproject.toml's requirements, ruff (pyflakes, syntax and bandit's
+# security rules, as set in pyproject.toml), and pip-audit over every package pinned
+# in requirements/lock.txt.
 #
 # After changing dependencies in pyproject.toml, regenerate the lock with the command
 # written at its top (pip-compile, installed in .venv by the `checks` extra).
 #
-# pip-audit asks PyPI's JSON API for each pinned version. A package it cannot look
+# pip-audit looks each pinned version up in PyPI's JSON API. A package it cannot look
 # up fails the check (--strict), because an audit that skipped it proved nothing.
 # HPASS_AUDIT_UNREACHABLE=report turns that one case into a printed FAILED line that
 # does not stop the run; known vulnerabilities always stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=.venv/bin/python
+
+echo "lock check: requirements/lock.txt against pyproject.toml"
+"$python" scripts/check_lock.py
 
 echo "ruff: checking lti_tool, badge_engine, connectors, bench, scripts and tests"
 "$python" -m ruff check --quiet .

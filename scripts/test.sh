@@ -12,8 +12,8 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
 fi
 python3 -m venv .venv
 # Every third-party package comes from the lock, each checked against its hashes, so
-# what is audited below is what the tests run; the bridge itself is added without
-# resolving anything more.
+# what scripts/check.sh audits is what the tests run. The bridge itself is added
+# without resolving anything more.
 .venv/bin/python -m pip install --quiet --require-hashes -r requirements/lock.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
 bash scripts/check.sh
