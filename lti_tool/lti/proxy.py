@@ -39,7 +39,7 @@ class TrustedProxyMiddleware:
 
 def is_trusted_proxy(address: str | None, networks: list) -> bool:
     """Return True when `address` lies in one of the trusted proxy `networks`."""
-    if not address:
+    if not address or not networks:
         return False
     try:
         ip = ipaddress.ip_address(address)
