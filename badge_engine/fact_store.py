@@ -103,7 +103,8 @@ def record_facts(
     # Sorted by key, so two batches that share facts take the unique index's row
     # locks in one order and cannot deadlock on PostgreSQL.
     for key, fact in sorted(zip(keys, facts), key=lambda pair: pair[0]):
-        rows.setdefault(key, _fact_row(fact, now))
+        if key not in rows:
+            rows[key] = _fact_row(fact, now, dedupe_key=key[1])
 
     table = CompletionFactRecord.__table__
     fact_insert, message_insert = _batch_statements(connection.dialect.name)
@@ -188,7 +189,10 @@ def _batch_statements(dialect_name: str) -> tuple:
     return statements
 
 
-def _fact_row(fact: CompletionFact, now: datetime) -> dict:
+def _fact_row(
+    fact: CompletionFact, now: datetime, dedupe_key: str | None = None
+) -> dict:
+    # The dedupe key is a hash; a caller that has it already passes it in.
     return dict(
         provider_id=fact.provider_id,
         lms_connection_id=fact.lms_connection_id,
@@ -199,7 +203,7 @@ def _fact_row(fact: CompletionFact, now: datetime) -> dict:
         occurred_at=fact.occurred_at,
         source=fact.source.value,
         source_event_id=fact.source_event_id,
-        dedupe_key=fact.dedupe_key,
+        dedupe_key=dedupe_key or fact.dedupe_key,
         raw_payload=fact.raw_payload,
         outcome=FactOutcome.PENDING.value,
         outcome_detail=None,
