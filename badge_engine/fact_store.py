@@ -59,7 +59,7 @@ def record_fact(
 
 @dataclass(frozen=True)
 class RecordedFact:
-    """Where `record_facts` stored one fact, or found it stored already."""
+    """The outcome of `record_facts` for one fact: its id, and whether it is new."""
 
     fact_id: int
     created: bool
@@ -100,8 +100,8 @@ def record_facts(
     now = utcnow()
     keys = [(fact.provider_id, fact.dedupe_key) for fact in facts]
     rows: dict[tuple[int, str], dict] = {}
-    # Sorted by key, so two batches that share facts take the unique index's row
-    # locks in one order and cannot deadlock on PostgreSQL.
+    # Sorted by key, so two concurrent batches that share facts wait on the unique
+    # index's entries in the same order instead of each holding what the other needs.
     for key, fact in sorted(zip(keys, facts), key=lambda pair: pair[0]):
         if key not in rows:
             rows[key] = _fact_row(fact, now, dedupe_key=key[1])

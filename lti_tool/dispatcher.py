@@ -47,7 +47,7 @@ class Dispatcher:
     def submit(self, message_ids: list[int], *, marked: bool = False) -> None:
         """Queue committed messages for the broker.
 
-        `marked` says the messages were stored as dispatched already (group commit
+        `marked` means the messages were stored as dispatched already (group commit
         does this), so only a failed send needs a write: it clears the mark, and the
         sweep sends them at its next run.
         """

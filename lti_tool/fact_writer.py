@@ -1,21 +1,23 @@
-"""Group commit for webhook events: one thread stores the facts of many requests at once.
+"""Group commit for webhook events: a writer thread stores the facts of many requests.
 
 A request that stored its own fact paid for a transaction and a commit of its own, and
 on SQLite the requests of one process also queued on the write lock, each handing the
 GIL back and forth several times while holding it. Here a request parses its event,
-puts the fact on a queue and waits. One writer thread per process takes everything
-queued, stores it with `record_facts` in one transaction (two multi-row INSERTs), and
-wakes each waiting request after the commit, so eight concurrent requests share one
-commit.
+puts the fact on a queue and waits. A writer thread takes everything queued, stores it
+with `record_facts` in one transaction (two multi-row INSERTs), and wakes each waiting
+request after the commit, so concurrent requests share one commit. SQLite gets one
+writer thread per process; a database server gets `SERVER_WRITER_THREADS`, whose
+commits overlap.
 
 The guarantees of one transaction per request still hold:
 
 - A request returns a result only after the commit that stored its fact and the
-  fact's outbox message, so a 2xx is never answered for an event that is not stored.
+  fact's outbox message, so no event gets a 2xx before it is stored.
 - When the batch fails, it is rolled back and each fact is stored again alone, so a
   fact the database rejects fails only its own request.
-- When a fact cannot be stored (the database is down, the writer thread died), its
-  request gets `FactNotStored` and answers 5xx, and the LMS sends the event again.
+- When a fact cannot be stored (the database is down, the writer failed, the commit
+  took longer than `WAIT_SECONDS`), its request gets `FactNotStored` and returns
+  503, and the LMS sends the event again.
   Nothing is half-written, because every transaction holds whole facts with their
   messages.
 """
@@ -39,7 +41,7 @@ log = get_logger(__name__)
 # Facts per transaction. A full batch takes a few milliseconds to insert, so waiting
 # requests are not held long, and it stays far below SQLite's parameter limit.
 MAX_BATCH = 200
-# How long a request waits for its commit before it answers 503. SQLite's busy
+# How long a request waits for its commit before it returns 503. SQLite's busy
 # timeout is 30 s, so a writer stuck behind another process gives up about then.
 WAIT_SECONDS = 35.0
 # Writer threads on a database server. While one waits for its commit to be flushed
@@ -49,7 +51,7 @@ SERVER_WRITER_THREADS = 4
 
 
 class FactNotStored(RuntimeError):
-    """The fact was not committed; the request must answer 5xx so the LMS retries."""
+    """The fact was not committed; the request must return 5xx so the LMS retries."""
 
 
 class _Pending:
@@ -120,7 +122,7 @@ class FactWriter:
         Raises:
             FactNotStored: the fact was not committed within `timeout` seconds, or its
                 transaction failed. The fact may still be committed later, so a retry
-                of the event is then answered as a duplicate.
+                of the event is then stored as a duplicate.
         """
         pending = _Pending(fact)
         with self._lock:
@@ -172,7 +174,7 @@ class FactWriter:
                 self._store(batch)
             except BaseException:  # noqa: BLE001 - the thread must outlive any batch
                 # Whatever ends this batch (a bug, a fault injected by a test), its
-                # transaction was rolled back and its requests answer 5xx; the
+                # transaction was rolled back and its requests return 503. The
                 # thread goes on with the next batch.
                 log.exception("fact_writer_failed", batch_size=len(batch))
                 error = FactNotStored("the fact writer failed; see the log")
