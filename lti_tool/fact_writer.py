@@ -48,6 +48,9 @@ WAIT_SECONDS = 35.0
 # to disk, the others store the next batches. SQLite takes one writer at a time,
 # so it gets one thread.
 SERVER_WRITER_THREADS = 4
+# A writer idle this long (seconds) gives its connection back to the pool, so idle
+# apps (many in a test run) do not keep server connections open.
+IDLE_SECONDS = 2.0
 
 
 class FactNotStored(RuntimeError):
@@ -159,13 +162,24 @@ class FactWriter:
                 self._threads.append(thread)
 
     def _next_batch(self) -> list[_Pending]:
-        batch = [self._queue.get()]
+        try:
+            first = self._queue.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            self._release_connection()
+            first = self._queue.get()
+        batch = [first]
         while len(batch) < self._max_batch:
             try:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch
+
+    def _release_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
 
     def _run(self) -> None:
         while True:
