@@ -132,7 +132,7 @@ DEFAULT_RATE_LIMITS = {
     "sign_in": RateLimit(per_minute=10, burst=20),
     "sign_in_account": RateLimit(per_minute=2, burst=10),
     "lti_launch": RateLimit(per_minute=1200, burst=1200),
-    "webhook": RateLimit(per_minute=3000, burst=3000),
+    "webhook": RateLimit(per_minute=6000, burst=20000),
     "api": RateLimit(per_minute=300, burst=300),
 }
 
