@@ -77,3 +77,20 @@ def make_engine(url: str, **options) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def dialect_insert(dialect_name: str, table):
+    """Return an INSERT for `table` that supports ON CONFLICT on this database.
+
+    PostgreSQL and SQLite (3.24 and later) both have ON CONFLICT; SQLAlchemy spells
+    it through each dialect's own `insert()`.
+    """
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect_name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise ValueError(
+            f"database {dialect_name!r} is not supported; use PostgreSQL or SQLite"
+        )
+    return insert(table)

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,8 +38,13 @@ class IssueResult:
     created: bool
 
 
+def live_key_of(achievement_id: int, learner_id: int) -> str:
+    """Build the `live_key` a live credential of the pair holds."""
+    return f"{achievement_id}:{learner_id}"
+
+
 def _live_key(achievement: Achievement, learner: Learner) -> str:
-    return f"{achievement.id}:{learner.id}"
+    return live_key_of(achievement.id, learner.id)
 
 
 def find_live_credential(
@@ -61,6 +67,64 @@ def _recipient_identifiers(base_url: str, learner: Learner) -> list[ob3.Recipien
     return [ob3.RecipientIdentity.from_system_id(account, salt)]
 
 
+@dataclass(frozen=True)
+class CredentialSigner:
+    """What signing a provider's credentials needs, loaded once for many credentials."""
+
+    base_url: str
+    provider: Provider
+    issuer: ob3.IssuerProfile
+    private_key: Ed25519PrivateKey
+    verification_method: str
+
+    @classmethod
+    def load(
+        cls, session: Session, *, vault, base_url: str, provider: Provider
+    ) -> CredentialSigner:
+        """Load the provider's active key, creating the first one if needed."""
+        key = active_signing_key(session, vault, provider)
+        return cls(
+            base_url=base_url,
+            provider=provider,
+            issuer=issuer_profile(base_url, provider),
+            private_key=load_private_key(vault, key),
+            verification_method=verification_method_id(base_url, provider, key),
+        )
+
+    def sign(
+        self,
+        *,
+        achievement: Achievement,
+        learner: Learner,
+        credential_public_id: str,
+        awarded_at: datetime,
+        credential_status: dict | None = None,
+        valid_until: datetime | None = None,
+    ) -> dict:
+        """Build the OpenBadgeCredential of one award and sign it."""
+        unsigned = ob3.build_open_badge_credential(
+            credential_id=credential_url(self.base_url, credential_public_id),
+            issuer=self.issuer,
+            achievement=ob3.AchievementData(
+                id=achievement_url(self.base_url, achievement.public_id),
+                name=achievement.name,
+                description=achievement.description,
+                criteria_narrative=achievement.criteria_narrative,
+                image=achievement.image_url,
+                alignments=achievement.alignments or (),
+            ),
+            recipient_identifiers=_recipient_identifiers(self.base_url, learner),
+            valid_from=awarded_at,
+            awarded_date=awarded_at,
+            name=achievement.name,
+            credential_status=credential_status,
+            valid_until=valid_until,
+        )
+        return sign_eddsa_rdfc_2022(
+            unsigned, self.private_key, self.verification_method, created=utcnow()
+        )
+
+
 def build_signed_document(
     session: Session,
     *,
@@ -74,30 +138,16 @@ def build_signed_document(
     credential_status: dict | None = None,
     valid_until: datetime | None = None,
 ) -> dict:
-    key = active_signing_key(session, vault, provider)
-    unsigned = ob3.build_open_badge_credential(
-        credential_id=credential_url(base_url, credential_public_id),
-        issuer=issuer_profile(base_url, provider),
-        achievement=ob3.AchievementData(
-            id=achievement_url(base_url, achievement.public_id),
-            name=achievement.name,
-            description=achievement.description,
-            criteria_narrative=achievement.criteria_narrative,
-            image=achievement.image_url,
-            alignments=achievement.alignments or (),
-        ),
-        recipient_identifiers=_recipient_identifiers(base_url, learner),
-        valid_from=awarded_at,
-        awarded_date=awarded_at,
-        name=achievement.name,
+    signer = CredentialSigner.load(
+        session, vault=vault, base_url=base_url, provider=provider
+    )
+    return signer.sign(
+        achievement=achievement,
+        learner=learner,
+        credential_public_id=credential_public_id,
+        awarded_at=awarded_at,
         credential_status=credential_status,
         valid_until=valid_until,
-    )
-    return sign_eddsa_rdfc_2022(
-        unsigned,
-        load_private_key(vault, key),
-        verification_method_id(base_url, provider, key),
-        created=utcnow(),
     )
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from badge_engine.db import Base, utcnow
+from badge_engine.db import Base, dialect_insert, utcnow
 
 BACKOFF_BASE_SECONDS = 10
 BACKOFF_CAP_SECONDS = 6 * 3600
@@ -94,6 +94,52 @@ def enqueue(
         ).one()
 
     return message
+
+
+def enqueue_many(
+    session: Session, messages: list[dict[str, Any]]
+) -> list[int]:
+    """Add many messages with one multi-row INSERT; return the ids of all of them.
+
+    Each item has the keyword arguments of `enqueue`. A message whose idempotency
+    key exists already is not added again, and its existing id is returned in its
+    place, so the result lines up with `messages`. The caller commits.
+    """
+    if not messages:
+        return []
+
+    now = utcnow()
+    rows = [
+        {
+            "provider_id": message["provider_id"],
+            "kind": message["kind"],
+            "payload": message["payload"],
+            "idempotency_key": message["idempotency_key"],
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for message in messages
+    ]
+    table = OutboxMessage.__table__
+    statement = (
+        dialect_insert(session.get_bind().dialect.name, table)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(table.c.id, table.c.idempotency_key)
+    )
+    ids = {key: message_id for message_id, key in session.execute(statement, rows)}
+    missing = [row["idempotency_key"] for row in rows if row["idempotency_key"] not in ids]
+    if missing:
+        ids.update(
+            (key, message_id)
+            for message_id, key in session.execute(
+                select(OutboxMessage.id, OutboxMessage.idempotency_key).where(
+                    OutboxMessage.idempotency_key.in_(missing)
+                )
+            )
+        )
+    return [ids[row["idempotency_key"]] for row in rows]
 
 
 def claim(

@@ -25,10 +25,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from badge_engine.db import utcnow
+from badge_engine.db import dialect_insert, utcnow
 from badge_engine.errors import BadgeEngineError, InvalidCredential
 from badge_engine.models import (
     Credential,
@@ -155,6 +156,105 @@ def allocate_status_index(session: Session, provider_id: int) -> int:
         return allocate_status_index(session, provider_id)
 
     return 0
+
+
+def reserve_status_indexes(connection: Connection, provider_id: int, count: int) -> range:
+    """Reserve `count` consecutive status list indexes of a provider on `connection`.
+
+    One UPDATE moves the provider's `next_index` past the block, so the row is
+    locked only until `connection`'s transaction ends. Callers that reserve in a
+    transaction of its own (see `StatusIndexPool`) let other workers of the provider
+    reserve their blocks without waiting for a whole page of issuing.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+
+    bump = (
+        update(StatusListAllocation)
+        .where(StatusListAllocation.provider_id == provider_id)
+        .values(next_index=StatusListAllocation.next_index + count)
+        .returning(StatusListAllocation.next_index)
+    )
+    end = connection.execute(bump).scalar()
+    if end is None:
+        # The provider's first index: create its row, unless a concurrent
+        # transaction just did, then move past the block like every later call.
+        connection.execute(
+            dialect_insert(connection.dialect.name, StatusListAllocation)
+            .values(provider_id=provider_id, next_index=0)
+            .on_conflict_do_nothing(index_elements=["provider_id"])
+        )
+        end = connection.execute(bump).scalar_one()
+
+    return range(end - count, end)
+
+
+class StatusIndexPool:
+    """Status list indexes of one provider, reserved ahead in blocks.
+
+    A bulk issuer reserves a block in a short transaction of its own, before its
+    page transaction starts, and then takes indexes from the block while it signs.
+    Indexes stay unique across workers because each block comes from one UPDATE.
+    Indexes reserved but never used (a page that rolled back, a pair that turned
+    out to be held already, the rest of a block when the worker stops) stay unset
+    bits forever. Verifiers only read the bits of credentials that exist, so a gap
+    costs nothing but space in the list.
+    """
+
+    def __init__(self, provider_id: int, *, block_size: int = 1000) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be at least 1, got {block_size}")
+        self.provider_id = provider_id
+        self.block_size = block_size
+        self._free: list[range] = []
+
+    @property
+    def available(self) -> int:
+        return sum(len(block) for block in self._free)
+
+    def reserve(self, session: Session, count: int) -> None:
+        """Make at least `count` indexes available, committing any new block at once.
+
+        Call it outside a write transaction. On PostgreSQL the block is reserved on
+        a connection of its own. On SQLite, which lets one writer in at a time, it is
+        the same: call it before the session writes, or the new connection waits for
+        the session's own lock until the busy timeout.
+        """
+        shortfall = count - self.available
+        if shortfall <= 0:
+            return
+
+        size = max(shortfall, self.block_size)
+        with session.get_bind().connect() as connection:
+            block = reserve_status_indexes(connection, self.provider_id, size)
+            connection.commit()
+        self._free.append(block)
+
+    def take(self, session: Session, count: int) -> list[int]:
+        """Take `count` indexes, reserving the missing ones in the session's transaction.
+
+        The fallback holds the provider's allocation row until the session commits,
+        as `allocate_status_index` does, so callers that issue in bulk call
+        `reserve` first.
+        """
+        shortfall = count - self.available
+        if shortfall > 0:
+            connection = session.connection()
+            self._free.append(
+                reserve_status_indexes(connection, self.provider_id, shortfall)
+            )
+
+        taken: list[int] = []
+        while len(taken) < count:
+            block = self._free[0]
+            needed = count - len(taken)
+            taken.extend(block[:needed])
+            rest = block[needed:]
+            if rest:
+                self._free[0] = rest
+            else:
+                self._free.pop(0)
+        return taken
 
 
 def bitstring_status_entry(base_url: str, slug: str, index: int) -> dict[str, Any]:

@@ -9,9 +9,14 @@ Exactly once under crashes: each page is one transaction that writes the credent
 their delivery messages and the job's cursor and counters together. A worker killed
 mid-page loses only that uncommitted page. Its lease then runs out, the resume sweep
 sends the job again, and the next worker redoes the page. Credentials committed before the
-crash are found by their unique `live_key` (and the award lock) and counted as already
-held. A job is claimed under a lease with an owner token, so two workers never run the
-same page at once.
+crash are found by their unique `live_key` and counted as already held. A job is
+claimed under a lease with an owner token, so two workers never run the same page at
+once.
+
+A page issues in bulk (`badge_engine.bulk_issuing`): one lookup of held pairs, one
+signing key, status list indexes reserved in blocks before the page transaction
+opens, and multi-row inserts. Two jobs of one provider therefore run side by side
+on two workers without waiting for each other's pages.
 
 Progress and cancelling are stored on the job row for the instructor page:
 `backfill_progress()` and `request_cancel()`.
@@ -34,9 +39,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from badge_engine.db import Base, utcnow
-from badge_engine.issuing import issue_credential
-from badge_engine.models import Achievement, Learner
+from badge_engine.bulk_issuing import AwardRequest, issue_credentials_in_bulk
+from badge_engine.models import Achievement, Learner, Provider
 from badge_engine.rules import LearnerProgress, evaluate_award_rule
+from badge_engine.status import StatusIndexPool
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.roster import EnrolledLearner, MoodleRoster, RosterPage
 from lti_tool.bridge import Bridge, current_bridge
@@ -46,10 +52,6 @@ log = get_logger(__name__)
 
 RUN_BACKFILL = "lti_tool.backfill.run_backfill"
 RESUME_BACKFILLS = "lti_tool.backfill.resume_backfills"
-# Learners per page, and so per transaction. The page transaction holds the provider's
-# status list allocation row from its first credential to its commit, which makes
-# every other issuer of the provider wait, so pages stay small.
-PAGE_SIZE = 25
 
 
 class BackfillStatus(str, enum.Enum):
@@ -74,8 +76,9 @@ class BackfillJob(Base):
 
     Counters count (learner, achievement) pairs: `issued` new credentials,
     `already_held` pairs with a live credential, `not_met` pairs whose rule is not
-    met. `failed_reads` counts learners whose progress could not be read. The job
-    goes on, and `last_error` contains the reason.
+    met, `rejected` pairs that cannot be issued as they stand (a learner without an
+    email or LMS user id). `failed_reads` counts learners whose progress could not
+    be read. The job goes on past both, and `last_error` contains the reasons.
     """
 
     __tablename__ = "backfill_jobs"
@@ -99,6 +102,7 @@ class BackfillJob(Base):
     issued: Mapped[int] = mapped_column(default=0)
     already_held: Mapped[int] = mapped_column(default=0)
     not_met: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0, server_default="0")
     failed_reads: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(36))
@@ -240,6 +244,7 @@ class BackfillProgress:
     issued: int
     already_held: int
     not_met: int
+    rejected: int
     failed_reads: int
     cancel_requested: bool
     last_error: str | None
@@ -273,6 +278,7 @@ def backfill_progress(
             issued=job.issued,
             already_held=job.already_held,
             not_met=job.not_met,
+            rejected=job.rejected,
             failed_reads=job.failed_reads,
             cancel_requested=job.cancel_requested,
             last_error=job.last_error,
@@ -436,86 +442,85 @@ def _page_learners(
     return learners
 
 
-def _live_keys(session, job: BackfillJob, achievements, learners) -> set[str]:
-    """Return the live keys among the page's pairs, in one query."""
-    from badge_engine.models import Credential
-
-    keys = [
-        f"{achievement.id}:{learner.id}"
-        for achievement in achievements
-        for learner in learners
-    ]
-    if not keys:
-        return set()
-    return set(
-        session.scalars(
-            select(Credential.live_key).where(
-                Credential.provider_id == job.provider_id, Credential.live_key.in_(keys)
-            )
-        )
-    )
-
-
 def _write_page(
     session: Session,
     bridge: Bridge,
     job: BackfillJob,
     achievements: list[Achievement],
     read: _PageRead,
+    status_indexes: StatusIndexPool,
 ) -> list[int]:
     """Issue what the page earned and advance the cursor; return delivery message ids."""
-    from lti_tool.pipeline import queue_deliveries
+    from lti_tool.pipeline import queue_deliveries_in_bulk
 
     learners = _page_learners(session, job, read.page.learners)
-    held = _live_keys(session, job, achievements, learners.values())
-    follow_ups: list[int] = []
+    requests = []
     for enrolled in read.page.learners:
         progress = read.progress[enrolled.lms_user_id]
         if progress is None:
             job.failed_reads += 1
             continue
-        learner = learners[enrolled.lms_user_id]
         for achievement in achievements:
             outcome = evaluate_award_rule(achievement.award_rule, progress)
             if not outcome.met:
                 job.not_met += 1
                 continue
-            if f"{achievement.id}:{learner.id}" in held:
-                job.already_held += 1
-                continue
-            # TODO: issuing costs about a dozen queries per credential (lock, lookup,
-            # key, status index, insert, delivery plan); a bulk issuing function that
-            # does each once per page is what would make a backfill many times faster.
-            result = issue_credential(
-                session,
-                vault=bridge.vault,
-                base_url=bridge.settings.public_base_url,
-                achievement=achievement,
-                learner=learner,
-                # Without an LMS time the backfill can only date the award now.
-                awarded_at=outcome.met_at or utcnow(),
+            requests.append(
+                AwardRequest(
+                    achievement=achievement,
+                    learner=learners[enrolled.lms_user_id],
+                    # Without an LMS time the backfill can only date the award now.
+                    awarded_at=outcome.met_at or utcnow(),
+                )
             )
-            if result.created:
-                job.issued += 1
-                follow_ups += queue_deliveries(session, result.credential)
-            else:
-                job.already_held += 1
+
+    provider = session.get(Provider, job.provider_id)
+    result = issue_credentials_in_bulk(
+        session,
+        vault=bridge.vault,
+        base_url=bridge.settings.public_base_url,
+        provider=provider,
+        requests=requests,
+        status_indexes=status_indexes,
+    )
+    job.issued += len(result.issued)
+    job.already_held += len(result.already_held)
+    job.rejected += len(result.rejected)
+    errors = list(read.errors)
+    for rejected in result.rejected:
+        errors.append(f"achievement {rejected.request.achievement.id}: {rejected.reason}")
+        log.warning(
+            "backfill_award_rejected",
+            achievement_id=rejected.request.achievement.id,
+            learner_id=rejected.request.learner.id,
+            lms_user_id=rejected.request.learner.lms_user_id,
+            reason=rejected.reason,
+        )
+    follow_ups = queue_deliveries_in_bulk(session, job.provider_id, result.issued)
 
     job.learners_seen += len(read.page.learners)
     job.next_offset += read.page.users_read
-    if read.errors:
-        job.last_error = "; ".join(read.errors)[-2000:]
+    if errors:
+        job.last_error = "; ".join(errors)[-2000:]
     return follow_ups
 
 
+def _page_award_bound(read: _PageRead, job: BackfillJob) -> int:
+    """Return the most credentials the page can issue: readable learners x badges."""
+    readable = sum(1 for progress in read.progress.values() if progress is not None)
+    return readable * len(job.achievement_ids)
+
+
 def run_job(
-    bridge: Bridge, job_id: int, *, page_size: int = PAGE_SIZE, dispatch=None
+    bridge: Bridge, job_id: int, *, page_size: int | None = None, dispatch=None
 ) -> str:
     """Run a job page by page until it ends, is cancelled or is taken over.
 
+    `page_size` is the learners per page (None: the `backfill_page_size` setting).
     `dispatch` sends delivery message ids after each commit (None: leave them to
     the outbox sweep). Returns the job's status when this call stopped.
     """
+    page_size = page_size or bridge.settings.backfill_page_size
     owner = str(uuid.uuid4())
     lease_seconds = bridge.settings.outbox_lease_seconds
     with bridge.session() as session:
@@ -543,6 +548,7 @@ def run_job(
             )
         roster = factory(bridge, connection)
 
+    status_indexes = StatusIndexPool(job.provider_id)
     structlog.contextvars.bind_contextvars(
         backfill_job_id=job_id, provider_id=job.provider_id
     )
@@ -562,6 +568,10 @@ def run_job(
 
         ensure_learners(bridge, job, read.page.learners)
         with bridge.session() as session:
+            # Reserved and committed before the page transaction opens, so another
+            # worker of the provider never waits for this page to get its indexes.
+            status_indexes.reserve(session, _page_award_bound(read, job))
+        with bridge.session() as session:
             if not _renew_lease(session, job_id, owner, lease_seconds):
                 session.rollback()
                 log.warning("backfill_lease_lost")
@@ -575,7 +585,9 @@ def run_job(
                 log.info("backfill_cancelled", learners_seen=job.learners_seen)
                 return job.status
             achievements = _job_achievements(session, job)
-            follow_ups = _write_page(session, bridge, job, achievements, read)
+            follow_ups = _write_page(
+                session, bridge, job, achievements, read, status_indexes
+            )
             if read.page.is_last:
                 job.status = BackfillStatus.DONE.value
                 job.finished_at = utcnow()
@@ -668,6 +680,7 @@ def job_summary(job: BackfillJob) -> dict[str, Any]:
         "issued": job.issued,
         "already_held": job.already_held,
         "not_met": job.not_met,
+        "rejected": job.rejected,
         "failed_reads": job.failed_reads,
     }
 

@@ -194,6 +194,8 @@ class Settings:
     outbox_max_attempts: int = 12
     http_timeout_seconds: float = 10.0
     worker_concurrency: int = 2
+    # Learners per backfill page, and so per transaction.
+    backfill_page_size: int = 100
     demo: bool = False
     # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-* headers are
     # trusted; from any other client those headers are ignored.
@@ -294,6 +296,7 @@ def load_settings(
         outbox_max_attempts=int(_env_number(env, "OUTBOX_MAX_ATTEMPTS", 12)),
         http_timeout_seconds=_env_number(env, "HTTP_TIMEOUT_SECONDS", 10.0),
         worker_concurrency=int(_env_number(env, "WORKER_CONCURRENCY", 2)),
+        backfill_page_size=int(_env_number(env, "BACKFILL_PAGE_SIZE", 100)),
         demo=_env_bool(env, "DEMO", False),
         trusted_proxies=_env_networks(env, "TRUSTED_PROXIES"),
         outbound_allowed_networks=_outbound_networks(env),

@@ -27,9 +27,14 @@ from badge_engine.models import (
     FactOutcome,
     Learner,
 )
-from badge_engine.outbox import OutboxMessage, enqueue
+from badge_engine.outbox import OutboxMessage, enqueue, enqueue_many
 from badge_engine.rules import LearnerProgress, evaluate_award_rule
-from connectors.hpass.deliveries import delivery_key, plan_deliveries, run_delivery
+from connectors.hpass.deliveries import (
+    delivery_key,
+    plan_deliveries,
+    plan_deliveries_in_bulk,
+    run_delivery,
+)
 from connectors.hpass.http import OutboundPolicy
 from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 from connectors.hpass.routes import DeliveryJob
@@ -334,6 +339,27 @@ def queue_deliveries(session: Session, credential) -> list[int]:
         )
         message_ids.append(message.id)
     return message_ids
+
+
+def queue_deliveries_in_bulk(session: Session, provider_id: int, credentials) -> list[int]:
+    """Queue delivery of many new credentials, as `queue_deliveries` does for one.
+
+    `credentials` are `IssuedCredential`s from `issue_credentials_in_bulk` in this
+    transaction. Returns the ids of the outbox messages, to send after the commit.
+    """
+    delivery_ids = plan_deliveries_in_bulk(session, provider_id, credentials)
+    return enqueue_many(
+        session,
+        [
+            {
+                "provider_id": provider_id,
+                "kind": DELIVER_CREDENTIAL,
+                "payload": {"delivery_id": delivery_id},
+                "idempotency_key": delivery_key(delivery_id),
+            }
+            for delivery_id in delivery_ids
+        ],
+    )
 
 
 def deliver_credential(context: HandlerContext) -> None:

@@ -6,12 +6,14 @@ for each outbox message; pages call the query functions. Nothing here commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from badge_engine.bulk_issuing import IssuedCredential
 from badge_engine.db import utcnow
 from badge_engine.models import Achievement, Credential, CredentialStatus
 from badge_engine.outbox import OutboxMessage, OutboxStatus
@@ -112,6 +114,60 @@ def plan_deliveries(session: Session, credential: Credential) -> list[Delivery]:
     session.flush()
 
     return added
+
+
+def plan_deliveries_in_bulk(
+    session: Session, provider_id: int, credentials: Sequence[IssuedCredential]
+) -> list[int]:
+    """Add a queued delivery per route of each new credential; return their ids.
+
+    The routes are those of `plan_deliveries`, read with two queries for the whole
+    list. Only for credentials inserted in the caller's transaction, which cannot
+    have deliveries yet, so no existing ones are looked up.
+    """
+    if not credentials:
+        return []
+
+    learner_ids = sorted({credential.learner_id for credential in credentials})
+    routes_by_learner: dict[int, list[tuple[str, int]]] = {}
+    for account_id, learner_id, route in session.execute(
+        select(PortfolioAccount.id, PortfolioAccount.learner_id, PortfolioAccount.route)
+        .where(
+            PortfolioAccount.provider_id == provider_id,
+            PortfolioAccount.learner_id.in_(learner_ids),
+            PortfolioAccount.state == AccountState.LINKED.value,
+        )
+        .order_by(PortfolioAccount.id)
+    ):
+        routes_by_learner.setdefault(learner_id, []).append((route, account_id))
+    has_obf = session.scalar(
+        select(ObfConnection.id).where(ObfConnection.provider_id == provider_id)
+    )
+
+    now = utcnow()
+    rows = []
+    for credential in credentials:
+        targets = list(routes_by_learner.get(credential.learner_id, []))
+        if has_obf is not None:
+            targets.append((RouteName.OBF.value, None))
+        rows += [
+            {
+                "provider_id": provider_id,
+                "credential_id": credential.id,
+                "route": route,
+                "portfolio_account_id": account_id,
+                "status": DeliveryStatus.QUEUED.value,
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for route, account_id in targets
+        ]
+    if not rows:
+        return []
+
+    table = Delivery.__table__
+    returned = session.execute(insert(table).returning(table.c.id), rows)
+    return [delivery_id for (delivery_id,) in returned]
 
 
 @dataclass(frozen=True)
