@@ -9,7 +9,7 @@ savepoint. A backfill page of hundreds of awards does each step once here:
 3. status list indexes come from a `StatusIndexPool`, reserved in blocks by short
    transactions of their own, so two workers of one provider never wait for each
    other's pages;
-4. one multi-row INSERT ... ON CONFLICT (live_key) DO NOTHING writes the credentials.
+4. one batched INSERT ... ON CONFLICT (live_key) DO NOTHING writes the credentials.
 
 The unique `live_key` stays the final guard. An award that a concurrent transaction
 issued between the lookup and the insert is skipped by the database, found again by
@@ -257,20 +257,33 @@ def _credential_row(
 def _insert_credentials(session: Session, rows: list[dict]) -> dict[str, int]:
     """Insert the rows, skipping those whose live_key is taken; map public id to id.
 
-    SQLAlchemy sends the list as multi-row INSERT statements ("insertmanyvalues")
-    on both psycopg 3 and sqlite3, with RETURNING naming the rows that went in.
+    Without RETURNING, SQLAlchemy hands the rows to the driver's `executemany`,
+    which psycopg 3 runs as one prepared statement in pipeline mode. A multi-row
+    VALUES statement with RETURNING was slower, because psycopg parses each such
+    long statement afresh. One lookup by public id then finds the inserted rows.
     """
     if not rows:
         return {}
 
     table = Credential.__table__
-    statement = (
-        dialect_insert(session.get_bind().dialect.name, table)
-        .on_conflict_do_nothing(index_elements=["live_key"])
-        .returning(table.c.id, table.c.public_id)
-    )
-    returned = session.execute(statement, rows)
-    return {public_id: credential_id for credential_id, public_id in returned}
+    statement = dialect_insert(
+        session.get_bind().dialect.name, table
+    ).on_conflict_do_nothing(index_elements=["live_key"])
+    session.execute(statement, rows)
+
+    public_ids = [row["public_id"] for row in rows]
+    inserted: dict[str, int] = {}
+    for start in range(0, len(public_ids), LOOKUP_CHUNK):
+        chunk = public_ids[start : start + LOOKUP_CHUNK]
+        inserted.update(
+            (public_id, credential_id)
+            for credential_id, public_id in session.execute(
+                select(table.c.id, table.c.public_id).where(
+                    table.c.public_id.in_(chunk)
+                )
+            )
+        )
+    return inserted
 
 
 def _report_lost_races(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from badge_engine import did, multikey, ob3
@@ -16,12 +17,13 @@ from badge_engine.vault import Vault
 def active_signing_key(
     session: Session, vault: Vault, provider: Provider
 ) -> SigningKey:
-    """Return the provider's active Ed25519 key, creating the first one if needed."""
-    key = session.scalars(
-        select(SigningKey)
-        .where(SigningKey.provider_id == provider.id, SigningKey.active.is_(True))
-        .order_by(SigningKey.id.desc())
-    ).first()
+    """Return the provider's active Ed25519 key, creating the first one if needed.
+
+    Two workers issuing a provider's first credentials at once both try to create
+    the key. The unique key name lets one of them win, and the other signs with the
+    winner's key.
+    """
+    key = _newest_active_key(session, provider)
     if key is not None:
         return key
 
@@ -43,10 +45,25 @@ def active_signing_key(
         public_key_multibase=multikey.public_key_to_multibase(private_key.public_key()),
         private_key_encrypted=vault.encrypt(raw),
     )
-    session.add(key)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(key)
+            session.flush()
+    except IntegrityError:
+        winner = _newest_active_key(session, provider)
+        if winner is None:
+            raise
+        return winner
 
     return key
+
+
+def _newest_active_key(session: Session, provider: Provider) -> SigningKey | None:
+    return session.scalars(
+        select(SigningKey)
+        .where(SigningKey.provider_id == provider.id, SigningKey.active.is_(True))
+        .order_by(SigningKey.id.desc())
+    ).first()
 
 
 def load_private_key(vault: Vault, key: SigningKey) -> Ed25519PrivateKey:

@@ -99,7 +99,7 @@ def enqueue(
 def enqueue_many(
     session: Session, messages: list[dict[str, Any]]
 ) -> list[int]:
-    """Add many messages with one multi-row INSERT; return the ids of all of them.
+    """Add many messages in one batched INSERT; return the ids of all of them.
 
     Each item has the keyword arguments of `enqueue`. A message whose idempotency
     key exists already is not added again, and its existing id is returned in its
@@ -122,20 +122,21 @@ def enqueue_many(
         }
         for message in messages
     ]
-    table = OutboxMessage.__table__
-    statement = (
-        dialect_insert(session.get_bind().dialect.name, table)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(table.c.id, table.c.idempotency_key)
-    )
-    ids = {key: message_id for message_id, key in session.execute(statement, rows)}
-    missing = [row["idempotency_key"] for row in rows if row["idempotency_key"] not in ids]
-    if missing:
+    statement = dialect_insert(
+        session.get_bind().dialect.name, OutboxMessage.__table__
+    ).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    session.execute(statement, rows)
+
+    # Without RETURNING the driver's executemany sends the rows as one batch; a
+    # lookup by key then finds the new messages and those that existed before.
+    keys = [row["idempotency_key"] for row in rows]
+    ids: dict[str, int] = {}
+    for start in range(0, len(keys), 1000):
         ids.update(
             (key, message_id)
             for message_id, key in session.execute(
                 select(OutboxMessage.id, OutboxMessage.idempotency_key).where(
-                    OutboxMessage.idempotency_key.in_(missing)
+                    OutboxMessage.idempotency_key.in_(keys[start : start + 1000])
                 )
             )
         )

@@ -300,6 +300,17 @@ def evaluate_award_rule(
     events that arrive late, twice or out of order give the same result.
     """
     validate_award_rule(document)
+    return evaluate_validated_rule(document, progress)
+
+
+def evaluate_validated_rule(
+    document: dict[str, Any], progress: LearnerProgress
+) -> RuleOutcome:
+    """Evaluate a rule that `validate_award_rule` accepted, without checking it again.
+
+    For callers that evaluate one rule for many learners: the schema check costs
+    several times the evaluation.
+    """
     return _evaluate_node(document["rule"], progress)
 
 

@@ -38,10 +38,14 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from badge_engine.db import Base, utcnow
+from badge_engine.db import Base, dialect_insert, utcnow
 from badge_engine.bulk_issuing import AwardRequest, issue_credentials_in_bulk
 from badge_engine.models import Achievement, Learner, Provider
-from badge_engine.rules import LearnerProgress, evaluate_award_rule
+from badge_engine.rules import (
+    LearnerProgress,
+    evaluate_validated_rule,
+    validate_award_rule,
+)
 from badge_engine.status import StatusIndexPool
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.roster import EnrolledLearner, MoodleRoster, RosterPage
@@ -409,13 +413,36 @@ def ensure_learners(
     """Create the page's missing learner rows in a short transaction of their own.
 
     Inside the page's long transaction, an insert of a learner that another job or an
-    event inserts at the same time would wait for that whole transaction to end.
+    event inserts at the same time would wait for that whole transaction to end. One
+    multi-row INSERT that skips rows an event created first writes them all.
     """
     with bridge.session() as session:
         existing = _page_learners(session, job, enrolled, create=False)
-        for learner in enrolled:
-            if learner.lms_user_id not in existing:
-                learner_for(session, job, learner)
+        missing = {
+            learner.lms_user_id: learner
+            for learner in enrolled
+            if learner.lms_user_id not in existing
+        }
+        if not missing:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "provider_id": job.provider_id,
+                "lms_connection_id": job.lms_connection_id,
+                "lms_user_id": learner.lms_user_id,
+                "name": learner.name,
+                "email": learner.email,
+                "created_at": now,
+            }
+            for learner in missing.values()
+        ]
+        statement = dialect_insert(
+            session.get_bind().dialect.name, Learner.__table__
+        ).on_conflict_do_nothing(
+            index_elements=["provider_id", "lms_connection_id", "lms_user_id"]
+        )
+        session.execute(statement, rows)
         session.commit()
 
 
@@ -454,6 +481,8 @@ def _write_page(
     from lti_tool.pipeline import queue_deliveries_in_bulk
 
     learners = _page_learners(session, job, read.page.learners)
+    for achievement in achievements:
+        validate_award_rule(achievement.award_rule)
     requests = []
     for enrolled in read.page.learners:
         progress = read.progress[enrolled.lms_user_id]
@@ -461,7 +490,7 @@ def _write_page(
             job.failed_reads += 1
             continue
         for achievement in achievements:
-            outcome = evaluate_award_rule(achievement.award_rule, progress)
+            outcome = evaluate_validated_rule(achievement.award_rule, progress)
             if not outcome.met:
                 job.not_met += 1
                 continue

@@ -165,9 +165,21 @@ def plan_deliveries_in_bulk(
     if not rows:
         return []
 
-    table = Delivery.__table__
-    returned = session.execute(insert(table).returning(table.c.id), rows)
-    return [delivery_id for (delivery_id,) in returned]
+    # Without RETURNING the driver's executemany sends the rows as one batch, and
+    # the new credentials have no deliveries but these to read back.
+    session.execute(insert(Delivery.__table__), rows)
+    credential_ids = [credential.id for credential in credentials]
+    delivery_ids = []
+    for start in range(0, len(credential_ids), 1000):
+        delivery_ids += session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.provider_id == provider_id,
+                Delivery.credential_id.in_(credential_ids[start : start + 1000]),
+            )
+            .order_by(Delivery.id)
+        )
+    return delivery_ids
 
 
 @dataclass(frozen=True)
