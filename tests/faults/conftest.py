@@ -118,6 +118,28 @@ def pg_stack(tmp_path, own_database, own_redis):
         stack.stop()
 
 
+@pytest.fixture
+def sqlite_stack(tmp_path):
+    """Start a demo system on the embedded default (SQLite and the embedded broker)."""
+    stacks = []
+
+    def start(**env) -> DemoStack:
+        extra_env = {
+            "HPASS_OUTBOX_LEASE_SECONDS": "3",
+            **{key.upper(): str(value) for key, value in env.items()},
+        }
+        stack = DemoStack(tmp_path / f"instance-{len(stacks)}", extra_env=extra_env)
+        stacks.append(stack)
+        stack.start_web()
+        stack.start_worker()
+        stack.start_scheduler()
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+
+
 def add_learners(stack: DemoStack, count: int, *, portfolio: bool = True) -> list[int]:
     """Enrol `count` more learners in the demo course, each with a linked portfolio."""
     moodle = stack.peers.moodle

@@ -50,9 +50,13 @@ def _job(stack, job_id: int) -> BackfillJob:
         return session.get(BackfillJob, job_id)
 
 
-def test_worker_killed_mid_backfill(pg_stack):
+@pytest.mark.parametrize("stack_fixture", ["pg_stack", "sqlite_stack"])
+def test_worker_killed_mid_backfill(request, stack_fixture):
     """A worker killed during a bulk backfill resumes it; each earned badge exists once."""
-    stack = pg_stack(hpass_outbox_lease_seconds=5)
+    # Small pages keep the job running long enough to be killed between two commits.
+    stack = request.getfixturevalue(stack_fixture)(
+        hpass_outbox_lease_seconds=5, hpass_backfill_page_size=10
+    )
     moodle = stack.peers.moodle
     user_ids = add_learners(stack, 400, portfolio=False)
     completed = user_ids[::2]
