@@ -297,6 +297,10 @@ def run_bulk(app, workers, achievement_ids: list[int]):
         session.commit()
 
     peaks = [0] * len(workers)
+    # CPU used before the run (imports, start-up, the baseline's connections) is
+    # subtracted from the figures below.
+    worker_cpu_before = sum(_cpu_seconds(process.pid) for process, _, _ in workers)
+    database_cpu_before = _database_cpu(bridge)
     progress, progressed_at = -1, time.monotonic()
     started = time.perf_counter()
     with app.app_context():
@@ -328,7 +332,17 @@ def run_bulk(app, workers, achievement_ids: list[int]):
     for number, (process, _, _) in enumerate(workers):
         peaks[number] = max(peaks[number], _memory_kib(process.pid, "VmHWM"))
     worker_cpu = sum(_cpu_seconds(process.pid) for process, _, _ in workers)
-    return elapsed, statuses, errors, peaks, worker_cpu, _database_cpu(bridge)
+    database_cpu = _database_cpu(bridge)
+    return (
+        elapsed,
+        statuses,
+        errors,
+        peaks,
+        worker_cpu - worker_cpu_before,
+        {pid: cpu - database_cpu_before.get(pid, 0.0) for pid, cpu in database_cpu.items()}
+        if database_cpu is not None and database_cpu_before is not None
+        else None,
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -337,8 +351,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _database_cpu(bridge) -> float | None:
-    """Sum the CPU time of the PostgreSQL backends serving the benchmark database.
+def _database_cpu(bridge) -> dict[int, float] | None:
+    """Read the CPU time of each PostgreSQL backend serving the benchmark database.
 
     Returns None when the server runs elsewhere or its processes are not readable.
     """
@@ -351,7 +365,7 @@ def _database_cpu(bridge) -> float | None:
             )
         ).all()
     try:
-        return sum(_cpu_seconds(pid) for pid in pids)
+        return {pid: _cpu_seconds(pid) for pid in pids}
     except OSError:
         return None
 
@@ -413,9 +427,10 @@ def main() -> None:
             workers = start_workers(environment, Path(folder), learners, args.workers)
             load_start = os.getloadavg()
             try:
-                elapsed, statuses, errors, peaks, worker_cpu, database_cpu = run_bulk(
+                elapsed, statuses, errors, peaks, worker_cpu, backends = run_bulk(
                     app, workers, bulk_ids
                 )
+                database_cpu = sum(backends.values()) if backends else None
             except RuntimeError:
                 _print_worker_logs(Path(folder))
                 raise
