@@ -98,7 +98,7 @@ def issue_credentials_in_bulk(
     requests: Sequence[AwardRequest],
     status_indexes: StatusIndexPool,
 ) -> BulkIssueResult:
-    """Issue each requested award that holds no live credential yet, in one INSERT.
+    """Issue each requested award whose pair has no live credential yet.
 
     Runs in the caller's transaction and never commits. Call
     `status_indexes.reserve(session, len(requests))` before that transaction writes,
@@ -208,7 +208,7 @@ def _rejection_reason(provider: Provider, request: AwardRequest) -> str | None:
 
 
 def live_keys(session: Session, provider_id: int, keys: Sequence[str]) -> set[str]:
-    """Return which of `keys` a live credential of the provider holds."""
+    """Return the subset of `keys` that live credentials of the provider have."""
     found: set[str] = set()
     for start in range(0, len(keys), LOOKUP_CHUNK):
         chunk = keys[start : start + LOOKUP_CHUNK]
@@ -292,7 +292,7 @@ def _report_lost_races(
     lost: list[AwardRequest],
     result: BulkIssueResult,
 ) -> None:
-    """Sort awards whose insert was skipped: a concurrent award holds the pair."""
+    """Sort awards whose insert was skipped because a concurrent award took the pair."""
     if not lost:
         return
 

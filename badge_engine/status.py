@@ -215,10 +215,9 @@ class StatusIndexPool:
     def reserve(self, session: Session, count: int) -> None:
         """Make at least `count` indexes available, committing any new block at once.
 
-        Call it outside a write transaction. On PostgreSQL the block is reserved on
-        a connection of its own. On SQLite, which lets one writer in at a time, it is
-        the same: call it before the session writes, or the new connection waits for
-        the session's own lock until the busy timeout.
+        The block is reserved on a connection of its own, so call this before the
+        session writes: on SQLite, which admits one writer at a time, that
+        connection would otherwise wait for the session's own write lock.
         """
         shortfall = count - self.available
         if shortfall <= 0:
@@ -233,12 +232,14 @@ class StatusIndexPool:
     def take(self, session: Session, count: int) -> list[int]:
         """Take `count` indexes, reserving the missing ones in the session's transaction.
 
-        The fallback holds the provider's allocation row until the session commits,
+        The fallback locks the provider's allocation row until the session commits,
         as `allocate_status_index` does, so callers that issue in bulk call
         `reserve` first.
         """
         shortfall = count - self.available
         if shortfall > 0:
+            # Exactly the shortfall, so this call uses the whole block: a rollback
+            # that undoes the reservation leaves none of it in the pool.
             connection = session.connection()
             self._free.append(
                 reserve_status_indexes(connection, self.provider_id, shortfall)

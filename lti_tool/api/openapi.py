@@ -423,6 +423,7 @@ SCHEMAS.update(
                 "issued": {"type": "integer"},
                 "already_held": {"type": "integer"},
                 "not_met": {"type": "integer"},
+                "rejected": {"type": "integer"},
                 "failed_reads": {"type": "integer"},
                 "cancel_requested": {"type": "boolean"},
                 "last_error": NULLABLE_STRING,
