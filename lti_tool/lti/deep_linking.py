@@ -102,7 +102,13 @@ def picker(registration: Registration):
 
 def respond(registration: Registration):
     """Sign the LtiDeepLinkingResponse for the chosen items; return the post form."""
+    # Imported here because the views package imports this module.
+    from lti_tool.views.pages import check_csrf
+
     settings = _settings_for(registration)
+    # The session cookie is SameSite=None for launches, so another site could post
+    # this form in the instructor's browser without the token.
+    check_csrf()
     chosen = request.form.getlist("item")
     if not chosen:
         raise BadRequest(

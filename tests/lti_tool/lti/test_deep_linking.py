@@ -39,6 +39,12 @@ def _deep_link_launch(peer, user: str) -> tuple[requests.Session, requests.Respo
     return browser, response
 
 
+def _picker_csrf(browser: requests.Session, picker_url: str) -> str:
+    """Open the picker as the browser would and return its form's CSRF token."""
+    page = browser.get(picker_url, timeout=10).text
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
 def _return_form(page: str) -> tuple[str, str]:
     action = html.unescape(re.search(r'action="([^"]+)"', page).group(1))
     token = re.search(r'name="JWT" value="([^"]+)"', page).group(1)
@@ -56,8 +62,11 @@ def test_instructor_adds_course_page(setup):
     picker = browser.get(picker_url, timeout=10)
     assert picker.status_code == 200
     assert COURSE_PAGE in picker.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', picker.text).group(1)
 
-    reply = browser.post(picker_url, data={"item": COURSE_PAGE}, timeout=10)
+    reply = browser.post(
+        picker_url, data={"item": COURSE_PAGE, "csrf": csrf}, timeout=10
+    )
     assert reply.status_code == 200, reply.text
     action, token = _return_form(reply.text)
     assert action == f"{peer.issuer}/deep-link/return"
@@ -76,9 +85,10 @@ def test_response_used_once(setup):
     peer, base, public_id = setup
     browser, _ = _deep_link_launch(peer, "instructor")
     picker_url = f"{base}/lti/{public_id}/deep-link"
-    assert browser.post(picker_url, data={"item": COURSE_PAGE}, timeout=10).ok
+    form = {"item": COURSE_PAGE, "csrf": _picker_csrf(browser, picker_url)}
+    assert browser.post(picker_url, data=form, timeout=10).ok
 
-    again = browser.post(picker_url, data={"item": COURSE_PAGE}, timeout=10)
+    again = browser.post(picker_url, data=form, timeout=10)
     assert again.status_code == 403
     assert "no content selection is in progress" in html.unescape(again.text)
 
@@ -102,8 +112,10 @@ def test_bad_choice(setup, items, expected):
     """An empty or unknown choice gets a 400 saying what to pick."""
     peer, base, public_id = setup
     browser, _ = _deep_link_launch(peer, "instructor")
+    picker_url = f"{base}/lti/{public_id}/deep-link"
+    csrf = _picker_csrf(browser, picker_url)
     response = browser.post(
-        f"{base}/lti/{public_id}/deep-link", data={"item": items}, timeout=10
+        picker_url, data={"item": items, "csrf": csrf}, timeout=10
     )
     assert response.status_code == 400
     assert expected in html.unescape(response.text)
@@ -115,3 +127,17 @@ def test_picker_without_launch(setup):
     response = requests.get(f"{base}/lti/{public_id}/deep-link", timeout=10)
     assert response.status_code == 403
     assert "start it again" in html.unescape(response.text)
+
+
+def test_response_needs_csrf(setup):
+    """A post without the picker's CSRF token signs nothing."""
+    peer, base, public_id = setup
+    browser, _ = _deep_link_launch(peer, "instructor")
+
+    response = browser.post(
+        f"{base}/lti/{public_id}/deep-link", data={"item": COURSE_PAGE}, timeout=10
+    )
+
+    assert response.status_code == 400
+    assert "The form expired" in html.unescape(response.text)
+    assert 'name="JWT"' not in response.text
