@@ -200,6 +200,7 @@ def _fact_row(
         lms_user_id=fact.lms_user_id,
         activity_id=fact.activity_id,
         state=fact.state.value,
+        grade_percent=fact.grade_percent,
         occurred_at=fact.occurred_at,
         source=fact.source.value,
         source_event_id=fact.source_event_id,

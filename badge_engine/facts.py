@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -42,6 +43,8 @@ class CompletionFact:
 
     `activity_id` is None when the fact is about the whole course. `occurred_at` is the
     time the LMS says the change happened (never the arrival time), timezone-aware UTC.
+    A grade fact also carries `grade_percent`, the score as a percentage (0-100) of
+    its maximum.
     """
 
     provider_id: int
@@ -54,11 +57,16 @@ class CompletionFact:
     source: FactSource
     source_event_id: str | None = None
     raw_payload: dict[str, Any] | None = field(default=None, compare=False)
+    grade_percent: float | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
             raise ValueError(
                 f"occurred_at must be timezone-aware, got naive {self.occurred_at!r}"
+            )
+        if self.grade_percent is not None and not math.isfinite(self.grade_percent):
+            raise ValueError(
+                f"grade_percent must be a finite number, got {self.grade_percent!r}"
             )
 
     @property
@@ -68,8 +76,14 @@ class CompletionFact:
         Two facts with the same connection, course, learner, activity, state and LMS
         time describe the same change, whether they came from an event or a poll, so
         the source and event id are left out on purpose.
+
+        A grade fact is keyed by its percentage in place of its time, because a
+        grade source such as AGS results gives no grading time. Each poll reads the
+        same score again, and only a changed score is a new fact.
         """
         occurred = self.occurred_at.astimezone(timezone.utc).isoformat()
+        if self.grade_percent is not None:
+            occurred = f"grade:{self.grade_percent:.6f}"
         parts = [
             str(self.lms_connection_id),
             self.lms_course_id,

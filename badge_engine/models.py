@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -141,6 +142,8 @@ class CompletionFactRecord(Base):
     lms_user_id: Mapped[str] = mapped_column(String(64))
     activity_id: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(20))
+    # A grade fact's score as a percentage of its maximum; None for completions.
+    grade_percent: Mapped[float | None] = mapped_column(Float)
     occurred_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(10))
     source_event_id: Mapped[str | None] = mapped_column(String(200))

@@ -78,6 +78,10 @@ def make_celery(app: Flask) -> Celery:
                 "task": "lti_tool.canvas_tasks.poll_canvas_connections",
                 "schedule": LMS_POLL_SECONDS,
             },
+            "poll-ags-courses": {
+                "task": "lti_tool.ags_tasks.poll_ags_courses",
+                "schedule": LMS_POLL_SECONDS,
+            },
             "queue-expiry-reminders": {
                 "task": "lti_tool.renewal_tasks.queue_all_expiry_reminders",
                 "schedule": 3600,
@@ -86,7 +90,8 @@ def make_celery(app: Flask) -> Celery:
     )
     celery.set_default()
     app.extensions["celery"] = celery
-    import lti_tool.canvas_tasks  # noqa: F401 - registers the tasks on this app
+    import lti_tool.ags_tasks  # noqa: F401 - registers the tasks on this app
+    import lti_tool.canvas_tasks  # noqa: F401
     import lti_tool.renewal_tasks  # noqa: F401
     import lti_tool.tasks  # noqa: F401
 

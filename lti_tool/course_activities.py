@@ -22,9 +22,12 @@ from connectors.moodle.conversions import CompletionTracking
 from connectors.moodle.errors import MoodleError
 from lti_tool.bridge import Bridge
 from lti_tool.logs import get_logger
+from lti_tool.models import AgsLineItem
 
 log = get_logger(__name__)
 
+# The rule builder lists AGS line items under this section name.
+AGS_SECTION = "Grades read through LTI Assignment and Grade Services"
 DONE_STATES = (CompletionState.COMPLETE.value, CompletionState.PASSED.value)
 
 
@@ -69,10 +72,29 @@ def read_course_activities(
 ) -> list[Activity]:
     """Read the course's activities from the LMS and store their names.
 
-    Raises ActivitiesUnavailable for a non-Moodle connection and when the Moodle call
-    fails or times out.
+    The course's AGS line items, as the last AGS poll stored them, follow the LMS's
+    activities, and a rule on one of them reads its grades through AGS. A connection
+    without API credentials, or one that is not Moodle, offers those line items alone.
+    Raises ActivitiesUnavailable when there is nothing to offer and when the Moodle
+    call fails or times out.
     The caller commits.
     """
+    from lti_tool.ags_progress import lms_api_available
+
+    line_items = ags_line_item_activities(session, connection, lms_course_id)
+    has_api = lms_api_available(session, connection)
+    if not has_api or connection.kind != LmsKind.MOODLE.value:
+        if line_items:
+            _store_names(session, connection, lms_course_id, line_items)
+            return line_items
+
+    if not has_api:
+        raise ActivitiesUnavailable(
+            "this LMS connection has no API credentials, so only the course's AGS line "
+            "items can be offered, and none has been read yet; enable the tool's "
+            "grade services on the platform, launch the tool from the course, and "
+            "reload this page after the next AGS poll (every 15 minutes)"
+        )
     if connection.kind != LmsKind.MOODLE.value:
         raise ActivitiesUnavailable(
             "activity lists are read from Moodle only so far; use the course "
@@ -107,8 +129,33 @@ def read_course_activities(
         )
         for module in modules
     ]
+    activities += line_items
     _store_names(session, connection, lms_course_id, activities)
     return activities
+
+
+def ags_line_item_activities(
+    session: Session, connection: LmsConnection, lms_course_id: str
+) -> list[Activity]:
+    """Return the course's stored AGS line items as activities for the rule builder."""
+    rows = session.scalars(
+        select(AgsLineItem)
+        .where(
+            AgsLineItem.provider_id == connection.provider_id,
+            AgsLineItem.lms_connection_id == connection.id,
+            AgsLineItem.lms_course_id == lms_course_id,
+        )
+        .order_by(AgsLineItem.id)
+    )
+    return [
+        Activity(
+            activity_id=row.activity_id,
+            name=row.label,
+            section=AGS_SECTION,
+            tracked=True,
+        )
+        for row in rows
+    ]
 
 
 def _store_names(

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -101,6 +102,44 @@ class LtiCourse(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("registration_id", "lti_context_id"),)
+
+
+class AgsLineItem(Base):
+    """A line item of a course's AGS line item container, as the last poll read it.
+
+    Award rules name it by `activity_id` ("ags-" and this row's id), because its URL
+    is longer than an activity id column holds.
+    """
+
+    __tablename__ = "ags_line_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    lti_course_id: Mapped[int] = mapped_column(ForeignKey("lti_courses.id"))
+    lms_connection_id: Mapped[int] = mapped_column(ForeignKey("lms_connections.id"))
+    lms_course_id: Mapped[str] = mapped_column(String(64))
+    lineitem_url: Mapped[str] = mapped_column(Text)
+    lineitem_url_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(500))
+    score_maximum: Mapped[float] = mapped_column(Float)
+    resource_link_id: Mapped[str | None] = mapped_column(String(255))
+    tag: Mapped[str | None] = mapped_column(String(255))
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "lti_course_id", "lineitem_url_sha256", name="uq_ags_line_items_url"
+        ),
+        Index("ix_ags_line_items_course", "lms_connection_id", "lms_course_id"),
+    )
+
+    @property
+    def activity_id(self) -> str:
+        return f"{AGS_ACTIVITY_PREFIX}{self.id}"
+
+
+# Activity ids of AGS line items start with this; no Moodle or Canvas id does.
+AGS_ACTIVITY_PREFIX = "ags-"
 
 
 class LtiNonce(Base):

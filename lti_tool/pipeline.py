@@ -102,18 +102,46 @@ def mark_connection_broken(
     )
 
 
-def _read_progress(bridge: Bridge, connection: LmsConnection, fact) -> LearnerProgress:
-    """Re-read the learner's state from the LMS: the event is only a trigger."""
+def _read_progress(
+    bridge: Bridge, session: Session, connection: LmsConnection, fact
+) -> LearnerProgress:
+    """Re-read the learner's state from the LMS: the event is only a trigger.
+
+    Grades of AGS line items come from the latest AGS poll, which is itself a read
+    of the platform. A connection without API credentials (registered by LTI only)
+    has no other source, so its progress contains those grades alone.
+    """
+    from lti_tool.ags_progress import (
+        learner_progress_from_ags,
+        lms_api_available,
+        with_ags_grades,
+    )
+    from lti_tool.models import AGS_ACTIVITY_PREFIX
+
+    if not lms_api_available(session, connection):
+        return learner_progress_from_ags(session, fact)
+
     if connection.kind == LmsKind.MOODLE.value:
         client = moodle_client_for(bridge, connection)
-        return read_moodle_progress(client, fact.lms_course_id, fact.lms_user_id)
-
-    if connection.kind == LmsKind.CANVAS.value:
+        try:
+            progress = read_moodle_progress(
+                client, fact.lms_course_id, fact.lms_user_id
+            )
+        except MoodleNoCompletionCriteria:
+            # A course without completion tracking can still award on AGS grades.
+            if not (fact.activity_id or "").startswith(AGS_ACTIVITY_PREFIX):
+                raise
+            return learner_progress_from_ags(session, fact)
+    elif connection.kind == LmsKind.CANVAS.value:
         from lti_tool.canvas_pipeline import read_canvas_progress
 
-        return read_canvas_progress(bridge, connection, fact)
+        progress = read_canvas_progress(bridge, connection, fact)
+    else:
+        raise GiveUp(
+            f"LMS connection {connection.id} has unsupported kind {connection.kind!r}"
+        )
 
-    raise GiveUp(f"LMS connection {connection.id} has unsupported kind {connection.kind!r}")
+    return with_ags_grades(session, fact, progress)
 
 
 def _learner_for(session: Session, fact: CompletionFactRecord) -> Learner:
@@ -187,7 +215,7 @@ def evaluate_fact(context: HandlerContext) -> None:
         return
 
     try:
-        progress = _read_progress(bridge, connection, fact)
+        progress = _read_progress(bridge, session, connection, fact)
     except MoodleTokenInvalid as error:
         connection.state = ConnectionState.BROKEN.value
         connection.state_detail = str(error)
@@ -251,6 +279,13 @@ def evaluate_fact(context: HandlerContext) -> None:
         log.info("fact_reversal_recorded", flagged=flagged, **log_ids)
     elif awarded:
         _finish_fact(fact, FactOutcome.AWARDED, ", ".join(awarded))
+    elif fact.grade_percent is not None:
+        _finish_fact(
+            fact,
+            FactOutcome.NO_RULE_MET,
+            f"grade {fact.grade_percent:g}% on {fact.activity_id} awards nothing "
+            "new: no rule is met, or every met rule was awarded before",
+        )
     elif progress.course_completed:
         _finish_fact(fact, FactOutcome.ALREADY_AWARDED, "every met rule was awarded before")
     else:

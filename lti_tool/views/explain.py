@@ -38,6 +38,7 @@ from connectors.hpass.models import Delivery, DeliveryStatus
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.errors import MoodleError
 from connectors.moodle.progress import read_learner_progress
+from lti_tool.ags_progress import ags_grades, merge_grades
 from lti_tool.accounts import record_audit
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import BadRequest, NotFound
@@ -132,6 +133,20 @@ def explain_learner(achievement: Achievement, learner: Learner | None) -> Explan
 
 
 def _read_progress(achievement: Achievement, learner: Learner):
+    progress, read_at, source, enrolment_active, names = _read_lms_progress(
+        achievement, learner
+    )
+    grades = ags_grades(
+        db_session(),
+        provider_id=achievement.provider_id,
+        lms_connection_id=achievement.lms_connection_id,
+        lms_course_id=achievement.lms_course_id,
+        lms_user_id=learner.lms_user_id,
+    )
+    return merge_grades(progress, grades), read_at, source, enrolment_active, names
+
+
+def _read_lms_progress(achievement: Achievement, learner: Learner):
     db = db_session()
     connection = db.scalar(
         select(LmsConnection).where(
@@ -139,7 +154,12 @@ def _read_progress(achievement: Achievement, learner: Learner):
             LmsConnection.provider_id == achievement.provider_id,
         )
     )
-    if connection is not None and connection.kind == LmsKind.MOODLE.value:
+    # A connection registered by LTI only has no API token to read Moodle with.
+    if (
+        connection is not None
+        and connection.kind == LmsKind.MOODLE.value
+        and connection.api_token_encrypted is not None
+    ):
         client = moodle_client_for(current_bridge(), connection)
         try:
             names = {

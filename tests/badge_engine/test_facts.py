@@ -47,3 +47,27 @@ def test_naive_time_rejected():
     """A naive occurred_at raises, because its zone is unknown."""
     with pytest.raises(ValueError, match="timezone-aware"):
         _fact(occurred_at=datetime(2025, 1, 1))
+
+
+def test_grade_fact_key_ignores_time():
+    """Two polls that read the same grade at different times share one key."""
+    first = _fact(activity_id="ags-1", grade_percent=90.0)
+    later = _fact(activity_id="ags-1", grade_percent=90.0, occurred_at=WHEN + timedelta(hours=1))
+
+    assert first.dedupe_key == later.dedupe_key
+
+
+def test_grade_fact_key_follows_percent():
+    """A changed grade is a new fact, and a grade fact differs from a completion."""
+    low = _fact(activity_id="ags-1", grade_percent=50.0)
+    high = _fact(activity_id="ags-1", grade_percent=90.0)
+    completion = _fact(activity_id="ags-1")
+
+    assert low.dedupe_key != high.dedupe_key
+    assert high.dedupe_key != completion.dedupe_key
+
+
+def test_grade_fact_rejects_non_finite():
+    """A grade percentage that is not a finite number is rejected."""
+    with pytest.raises(ValueError, match="finite"):
+        _fact(grade_percent=float("nan"))

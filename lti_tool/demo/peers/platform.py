@@ -33,6 +33,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify, render_template_string, request, url_for
 
+from lti_tool.demo.peers.ags_service import AgsService
 from lti_tool.demo.peers.lti1p3platform_flask import (
     AuthRequestError,
     FlaskMessageLaunch,
@@ -192,10 +193,13 @@ class PlatformPeer:
         resource_link: DemoResourceLink = DEMO_RESOURCE_LINK,
         hint_lifetime_seconds: float = 300.0,
         claim_set: str = "demo",
+        ags: AgsService | None = None,
     ) -> None:
         if claim_set not in CLAIM_SETS:
             raise ValueError(f"claim_set must be one of {CLAIM_SETS}, got {claim_set!r}")
         self.claim_set = claim_set
+        # Assignment and Grade Services; resource link launches then carry its claim.
+        self.ags = ags
         self.client_id = client_id
         self.deployment_id = deployment_id
         self.users = {user.key: user for user in users}
@@ -291,6 +295,8 @@ class PlatformPeer:
             "/deep-link/return", "deep_link_return", self._deep_link_return_view,
             methods=["POST"],
         )
+        if self.ags is not None:
+            self.ags.register_routes(app)
 
         return app
 
@@ -299,6 +305,8 @@ class PlatformPeer:
         server = serve_in_thread(self.create_app(), host=host, port=port)
         if self._issuer is None:
             self.issuer = server.url
+        if self.ags is not None:
+            self.ags.base_url = self._issuer
 
         return server
 
@@ -558,6 +566,11 @@ class _DemoMessageLaunch(FlaskMessageLaunch):
                 description=peer.resource_link.description,
                 title=peer.resource_link.title,
             )
+            if peer.ags is not None:
+                self.set_ags(
+                    peer.ags.lineitems_url(peer.course.context_id),
+                    allow_creating_lineitems=False,
+                )
         self.set_custom_parameters_claim(
             {MOODLE_COURSE_ID_CUSTOM_KEY: str(peer.course.moodle_course_id)}
         )
