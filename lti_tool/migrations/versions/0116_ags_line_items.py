@@ -1,7 +1,7 @@
 """AGS line items of each course and the percentage of grade facts
 
-Revision ID: 0114_ags
-Revises: 0113_ags
+Revision ID: 0116_ags
+Revises: 0115_backfill
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import badge_engine.db
 
-revision = "0114_ags"
-down_revision = "0113_ags"
+revision = "0116_ags"
+down_revision = "0115_backfill"
 branch_labels = None
 depends_on = None
 
