@@ -2,9 +2,9 @@
 
 `RateLimitMiddleware` wraps the whole WSGI app, ahead of Flask and of any WSGI fast
 path installed inside it, so every request to a limited path is counted before any
-other work. It sorts a request into a class by its method and path, takes one token
-from a bucket per key (the client address; for sign-in forms also the email typed),
-and rejects the request with 429 and `Retry-After` when a bucket is empty.
+other work. It sorts a request into a class by its method and path and takes one
+token from a bucket per key: the client address, and for sign-in forms also the email
+typed. When a bucket is empty it rejects the request with 429 and `Retry-After`.
 
 Buckets live in this process unless `Settings.rate_limit_redis_url` is set (it
 follows a Redis broker by default); then one Redis script call per request checks
@@ -70,9 +70,16 @@ def classify(method: str, path: str) -> str | None:
 class MemoryBuckets:
     """Token buckets in this process, safe to share between request threads."""
 
-    def __init__(self, clock=time.monotonic, max_buckets: int = MAX_BUCKETS) -> None:
+    def __init__(
+        self,
+        clock=time.monotonic,
+        max_buckets: int = MAX_BUCKETS,
+        refill_seconds: float = 0.0,
+    ) -> None:
+        """`refill_seconds` is the longest time any configured bucket takes to refill."""
         self._clock = clock
         self._max_buckets = max_buckets
+        self._refill_seconds = refill_seconds
         self._lock = threading.Lock()
         # key -> (tokens left, time of that count)
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -100,9 +107,12 @@ class MemoryBuckets:
         return min(limit.burst, tokens + (now - since) * limit.per_minute / 60)
 
     def _drop_full(self, now: float, keys: list[tuple[str, RateLimit]]) -> None:
-        # A bucket idle long enough to have refilled holds nothing worth keeping. The
-        # longest refill of the limits in use is a safe bound for all of them.
-        longest = max(limit.burst / limit.per_minute * 60 for _, limit in keys)
+        # A bucket idle long enough to have refilled is the same as no bucket, so
+        # dropping it changes no verdict.
+        longest = max(
+            self._refill_seconds,
+            *(limit.burst / limit.per_minute * 60 for _, limit in keys),
+        )
         idle = [key for key, (_, since) in self._buckets.items() if now - since > longest]
         for key in idle:
             del self._buckets[key]
@@ -176,7 +186,7 @@ class RedisBuckets:
 
 
 class _RepeatCounter:
-    """Counts events per key and says when one is due to be logged again."""
+    """Counts events per key and reports when one is due to be logged again."""
 
     def __init__(self, interval: float = LOG_INTERVAL_SECONDS) -> None:
         self._interval = interval
@@ -208,7 +218,10 @@ class RateLimitMiddleware:
         self.networks = [
             ipaddress.ip_network(item, strict=False) for item in settings.trusted_proxies
         ]
-        memory = MemoryBuckets()
+        refill = max(
+            limit.burst / limit.per_minute * 60 for limit in self.limits.values()
+        )
+        memory = MemoryBuckets(refill_seconds=refill)
         if buckets is None and settings.rate_limit_redis_url:
             buckets = RedisBuckets(settings.rate_limit_redis_url, fallback=memory)
         self.buckets = buckets or memory
@@ -276,7 +289,7 @@ def _json_body(limit_class: str, message: str, retry_after: int):
 
 
 def _html_body(limit_class: str, message: str):
-    # A launch's page shows inside the LMS frame, whose origin is not known here; the
+    # A launch's page shows inside the LMS frame, whose origin is not known here. The
     # page has no form or link, so letting any site frame it exposes nothing.
     ancestors = "" if limit_class == "lti_launch" else "; frame-ancestors 'none'"
     page = (

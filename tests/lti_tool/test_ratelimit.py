@@ -336,6 +336,23 @@ def test_failed_request_takes_no_token():
     assert buckets.take([("b", roomy)]).allowed
 
 
+def test_slow_bucket_kept_when_full():
+    """A full table keeps a bucket that a slower limit is still refilling."""
+    clock = _Clock()
+    buckets = MemoryBuckets(clock=clock, max_buckets=2, refill_seconds=600)
+    slow = RateLimit(per_minute=0.1, burst=1)
+    fast = RateLimit(per_minute=60, burst=1)
+    buckets.take([("stale", fast)])
+    clock.now = 700
+    buckets.take([("slow", slow)])
+
+    clock.now = 730
+    assert buckets.take([("other", fast)]).allowed
+
+    assert "stale" not in buckets._buckets
+    assert not buckets.take([("slow", slow)]).allowed
+
+
 def test_idle_buckets_dropped():
     """When the table is full, buckets idle long enough to be full are dropped."""
     clock = _Clock()
