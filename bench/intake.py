@@ -8,7 +8,7 @@ body in SQLite. wrk posts distinct events to each in turn. No worker runs, so on
 intake is measured. Prints requests per second, p50 and p99 latency, and ratios.
 
 Every wrk connection comes from 127.0.0.1, so the bridge's webhook rate limit (one
-bucket per client address) would reject most of the run. The bench raises that limit
+bucket per client address) would reject part of a long or fast run. The bench raises that limit
 through HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE and _BURST; the limiter still counts each
 request, as in production.
 
