@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.models import CompletionFactRecord
-from badge_engine.rules import GradeProgress, LearnerProgress
+from badge_engine.facts import CompletionState
+from badge_engine.rules import ActivityProgress, GradeProgress, LearnerProgress
 from connectors.canvas.models import CanvasCredential
 from connectors.models import LmsConnection, LmsKind
 from lti_tool.models import AGS_ACTIVITY_PREFIX
@@ -78,7 +79,9 @@ def learner_progress_from_ags(session: Session, fact) -> LearnerProgress:
     Course completion is unknown without the API, so it is False and a rule on it
     is never met.
     """
-    return LearnerProgress(course_completed=False, grades=_fact_grades(session, fact))
+    return merge_grades(
+        LearnerProgress(course_completed=False), _fact_grades(session, fact)
+    )
 
 
 def with_ags_grades(
@@ -91,10 +94,24 @@ def with_ags_grades(
 def merge_grades(
     progress: LearnerProgress, grades: dict[str, GradeProgress]
 ) -> LearnerProgress:
+    """Return `progress` with AGS grades added as grades and as completed activities.
+
+    A line item with a score counts as completed, so an activity completion rule
+    on it (the kind the instructor page builds) is met once the learner is graded.
+    A grade rule on it compares the percentage.
+    """
     if not grades:
         return progress
 
-    return dataclasses.replace(progress, grades={**progress.grades, **grades})
+    graded = {
+        activity_id: ActivityProgress(CompletionState.COMPLETE, grade.graded_at)
+        for activity_id, grade in grades.items()
+    }
+    return dataclasses.replace(
+        progress,
+        grades={**progress.grades, **grades},
+        activities={**progress.activities, **graded},
+    )
 
 
 def _fact_grades(session: Session, fact) -> dict[str, GradeProgress]:

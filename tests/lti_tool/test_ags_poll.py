@@ -206,3 +206,19 @@ def test_newest_grade_wins(app, db, course):
     progress = with_ags_grades(db, fact, LearnerProgress(course_completed=False))
 
     assert progress.grades["ags-9"].percent == 40.0
+
+
+def test_graded_item_counts_completed(app, db, service, course):
+    """A line item with a score counts as a completed activity for completion rules."""
+    url = service.add_line_item(CONTEXT, "Essay", 20)
+    _poll(app, db, course)
+    activity_id = db.scalars(select(AgsLineItem)).one().activity_id
+    _rule_on(db, course, activity_id)
+    service.set_result(url, "sub-learner", 0)
+    _poll(app, db, course)
+    fact = db.scalars(select(CompletionFactRecord)).one()
+
+    progress = with_ags_grades(db, fact, LearnerProgress(course_completed=False))
+
+    assert progress.activities[activity_id].state == CompletionState.COMPLETE
+    assert progress.grades[activity_id].percent == 0.0
