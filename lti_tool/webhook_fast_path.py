@@ -65,22 +65,23 @@ class WebhookFastPath:
         self._max_body = app.config["MAX_CONTENT_LENGTH"]
 
     def __call__(self, environ, start_response):
-        match = None
-        if environ.get("REQUEST_METHOD") == "POST":
-            match = _EVENT_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        if environ.get("REQUEST_METHOD") != "POST":
+            return self._wsgi_app(environ, start_response)
+        match = _EVENT_PATH.fullmatch(environ.get("PATH_INFO", ""))
         length = _content_length(environ)
         if match is None or length is None or length > self._max_body:
             return self._wsgi_app(environ, start_response)
 
         raw = environ["wsgi.input"].read(length)
         request_id = _request_id(environ)
+        # A log line of this request must not carry the ids of the thread's last one.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             if match.group(1) == LmsKind.MOODLE.value:
-                status, body = self._moodle_event(match.group(2), raw, request_id)
+                status, body = self._moodle_event(match.group(2), raw)
             else:
-                status, body = self._canvas_event(
-                    match.group(2), raw, environ, request_id
-                )
+                status, body = self._canvas_event(match.group(2), raw, environ)
         except _HandOn:
             environ["wsgi.input"] = io.BytesIO(raw)
             return self._wsgi_app(environ, start_response)
@@ -105,10 +106,10 @@ class WebhookFastPath:
         secure = environ.get("wsgi.url_scheme") == "https"
         return _respond(start_response, status, body, request_id, secure)
 
-    def _moodle_event(self, public_id: str, raw: bytes, request_id: str):
+    def _moodle_event(self, public_id: str, raw: bytes):
         body = _json_object(raw)
         connection = self._authenticated(
-            public_id, LmsKind.MOODLE.value, body.get("token"), request_id
+            public_id, LmsKind.MOODLE.value, body.get("token")
         )
         try:
             fact = parse_webhook_event(
@@ -131,15 +132,13 @@ class WebhookFastPath:
         )
         return _stored_response(stored)
 
-    def _canvas_event(self, public_id: str, raw: bytes, environ, request_id: str):
+    def _canvas_event(self, public_id: str, raw: bytes, environ):
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if content_type == "application/jwt" or raw.lstrip()[:2] == b"ey":
             raise _HandOn()
         token = _query_token(environ.get("QUERY_STRING", ""))
         body = _json_object(raw)
-        connection = self._authenticated(
-            public_id, LmsKind.CANVAS.value, token, request_id
-        )
+        connection = self._authenticated(public_id, LmsKind.CANVAS.value, token)
         try:
             result = parse_live_event(
                 body,
@@ -163,7 +162,7 @@ class WebhookFastPath:
         )
         return _stored_response(stored)
 
-    def _authenticated(self, public_id, kind, presented, request_id):
+    def _authenticated(self, public_id, kind, presented):
         """Return the connection whose webhook secret `presented` is, or hand on."""
         connection = self._connections.get(public_id, kind)
         if connection is None or not connection.webhook_secret_sha256:
@@ -174,11 +173,8 @@ class WebhookFastPath:
         if not _digests_match(connection.webhook_secret_sha256, presented):
             raise _HandOn()
 
-        structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            request_id=request_id,
-            provider_id=connection.provider_id,
-            connection_id=connection.id,
+            provider_id=connection.provider_id, connection_id=connection.id
         )
         return connection
 
