@@ -161,9 +161,7 @@ def _insert_evaluation_messages(
     by_key = dict(
         (key, message_id) for message_id, key in connection.execute(insert, rows)
     )
-    return {
-        fact_id: by_key[f"fact:{fact_id}"] for fact_id in inserted.values()
-    }
+    return {fact_id: by_key[f"fact:{fact_id}"] for fact_id in inserted.values()}
 
 
 _BATCH_STATEMENTS: dict[str, tuple] = {}

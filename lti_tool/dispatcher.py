@@ -123,7 +123,10 @@ class Dispatcher:
         if not message_ids:
             return
         try:
-            with database_writes(self._bridge.engine), self._bridge.session() as session:
+            with (
+                database_writes(self._bridge.engine),
+                self._bridge.session() as session,
+            ):
                 clear_dispatched(session, message_ids)
                 session.commit()
         except Exception as error:  # noqa: BLE001 - the sweep resends them later

@@ -119,7 +119,9 @@ class FactWriter:
         # one from the pool and resetting it on return costs more than a small batch.
         self._local = threading.local()
 
-    def write(self, fact: CompletionFact, timeout: float = WAIT_SECONDS) -> RecordedFact:
+    def write(
+        self, fact: CompletionFact, timeout: float = WAIT_SECONDS
+    ) -> RecordedFact:
         """Store one fact with its evaluation message and return after the commit.
 
         Raises:
