@@ -598,7 +598,7 @@ def run_job(
         ensure_learners(bridge, job, read.page.learners)
         with bridge.session() as session:
             # Reserved and committed before the page transaction opens, so another
-            # worker of the provider never waits for this page to get its indexes.
+            # worker of the provider does not wait for this page to get its indexes.
             status_indexes.reserve(session, _page_award_bound(read, job))
         with bridge.session() as session:
             if not _renew_lease(session, job_id, owner, lease_seconds):
