@@ -39,7 +39,6 @@ class WebhookConnection:
     provider_id: int
     webhook_secret_sha256: str | None
     # Canvas only, from the connection's CanvasCredential when it has one.
-    has_canvas_credential: bool = False
     jwks_url: str | None = None
     home_shard: int | None = None
 
@@ -104,7 +103,6 @@ class WebhookConnections:
             kind=connection.kind,
             provider_id=connection.provider_id,
             webhook_secret_sha256=connection.webhook_secret_sha256,
-            has_canvas_credential=credential is not None,
             jwks_url=credential.jwks_url if credential else None,
             home_shard=credential.home_shard if credential else None,
         )
