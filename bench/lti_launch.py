@@ -8,11 +8,15 @@ same thread count, against the same load:
 - pylti1p3: a minimal Flask tool built on pylti1p3 with default settings (nonce and
             state in the Flask session, no key set cache).
 
-A stand-in platform process serves the JWKS. Several client processes run launches
-back to back: GET the login URL, sign an id_token with the nonce from the redirect,
-POST it to the launch URL. The script prints launches per second, p50 and p99 latency
-of a complete launch, the tool process's CPU time per launch, and the ratios of the
-bridge to the baseline.
+A stand-in platform process serves the JWKS. Several client processes, each on one
+keep-alive connection, first run `--prepare` logins and sign an id_token for each
+(RS256, distinct nonces). Then all start together and run login-and-launch pairs
+back to back: GET the login URL, then POST a prepared id_token with its state and
+cookies to the launch URL. Each timed pair gives the tool a complete launch's work,
+and the clients do no RSA signing while the tool is measured. Both tools get the same
+clients, tokens and timing. The script prints launches per second, p50 and p99
+latency of a login-and-launch pair, the tool process's and the clients' CPU time per
+launch, and the ratios of the bridge to the baseline.
 
     python bench/lti_launch.py [--clients 8] [--seconds 10]
 """
@@ -20,6 +24,7 @@ bridge to the baseline.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import multiprocessing as mp
 import os
@@ -28,8 +33,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 CLIENT_ID = "bench-client"
@@ -194,83 +200,153 @@ def run_baseline(port: int, platform_url: str) -> None:
     serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
 
 
+class ToolConnection:
+    """One keep-alive HTTP/1.1 connection to a tool, with the launch's two requests.
+
+    The standard library's client keeps the clients' own CPU per launch small, so the
+    tool under test gets the machine's cores rather than the load generators.
+    """
+
+    def __init__(self, login_url: str, launch_url: str, issuer: str, target: str):
+        parts = urlsplit(login_url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self.login_path = parts.path + "?" + urlencode(
+            {
+                "iss": issuer,
+                "login_hint": "3001",
+                "target_link_uri": target,
+                "client_id": CLIENT_ID,
+            }
+        )
+        self.launch_path = urlsplit(launch_url).path
+
+    def login(self) -> tuple[str, str, str] | None:
+        """Start a login; return its state, nonce and cookies, or None on failure."""
+        self.connection.request("GET", self.login_path)
+        response = self.connection.getresponse()
+        response.read()
+        query = parse_qs(urlsplit(response.getheader("Location", "")).query)
+        if response.status != 302 or "nonce" not in query:
+            return None
+        cookies = "; ".join(
+            header.split(";", 1)[0] for header in response.headers.get_all("Set-Cookie", [])
+        )
+        return query["state"][0], query["nonce"][0], cookies
+
+    def launch(self, body: bytes, cookies: str) -> int:
+        self.connection.request(
+            "POST",
+            self.launch_path,
+            body=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": cookies,
+            },
+        )
+        response = self.connection.getresponse()
+        response.read()
+        return response.status
+
+
+def _signed_launch(key, issuer: str, target: str, login: tuple[str, str, str]):
+    """Return the launch form body and cookies for one login, with a signed id_token."""
+    import jwt
+
+    state, nonce, cookies = login
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "iss": issuer,
+            "aud": CLIENT_ID,
+            "sub": "3001",
+            "iat": now,
+            # Posted after the preparation and warm-up, so the token must outlive both.
+            "exp": now + 300,
+            "nonce": nonce,
+            "name": "Bench Learner",
+            CLAIM + "version": "1.3.0",
+            CLAIM + "message_type": "LtiResourceLinkRequest",
+            CLAIM + "deployment_id": DEPLOYMENT_ID,
+            CLAIM + "target_link_uri": target,
+            CLAIM + "resource_link": {"id": "bench-link"},
+            CLAIM + "roles": [
+                "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+            ],
+            CLAIM + "context": {"id": "bench-course", "title": "Bench course"},
+        },
+        key,
+        algorithm="RS256",
+        headers={"kid": KID},
+    )
+    return urlencode({"id_token": token, "state": state}).encode(), cookies
+
+
 def client_loop(
     login_url: str,
     launch_url: str,
     target: str,
     issuer: str,
     private_pem: bytes,
-    start_at: float,
-    stop_at: float,
+    prepare: int,
+    ready: mp.Queue,
+    go,
+    window,
     results: mp.Queue,
 ) -> None:
-    """Run launches back to back between start_at and stop_at; report latencies."""
-    import jwt
-    import requests
+    """Prepare signed launches, then run login-and-launch pairs in the timed window.
+
+    Each timed iteration is one login and one launch, so the tool does a complete
+    launch's work. The launch posts an id_token signed before timing for an earlier
+    login, so no RSA signing runs in the clients while the tool is measured. The
+    logins made while timing are signed only when the prepared ones run out, and
+    that count is reported.
+    """
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_private_key(private_pem, password=None)
+    tool = ToolConnection(login_url, launch_url, issuer, target)
+    prepared: deque = deque()
+    failed_logins = 0
+    while len(prepared) < prepare:
+        login = tool.login()
+        if login is None:
+            failed_logins += 1
+            if failed_logins > 10:
+                raise SystemExit(
+                    f"logins to {login_url} failed {failed_logins} times; check that "
+                    "the tool started"
+                )
+            continue
+        prepared.append(_signed_launch(key, issuer, target, login))
+    ready.put(os.getpid())
+    go.wait()
+    start_at, stop_at = window[0], window[1]
+
     latencies: list[float] = []
-    errors = 0
-    http = requests.Session()
+    errors = signed_while_timing = 0
+    pending: deque = deque()
+    cpu_at_start = None
     while time.time() < stop_at:
-        http.cookies.clear()
+        if cpu_at_start is None and time.time() >= start_at:
+            cpu_at_start = time.process_time()
         began = time.perf_counter()
-        response = http.get(
-            login_url,
-            params={
-                "iss": issuer,
-                "login_hint": "3001",
-                "target_link_uri": target,
-                "client_id": CLIENT_ID,
-            },
-            allow_redirects=False,
-            timeout=30,
-        )
-        query = parse_qs(urlsplit(response.headers.get("Location", "")).query)
-        if response.status_code != 302 or "nonce" not in query:
+        login = tool.login()
+        if login is None:
             errors += 1
             continue
-        now = int(time.time())
-        token = jwt.encode(
-            {
-                "iss": issuer,
-                "aud": CLIENT_ID,
-                "sub": "3001",
-                "iat": now,
-                "exp": now + 60,
-                "nonce": query["nonce"][0],
-                "name": "Bench Learner",
-                CLAIM + "version": "1.3.0",
-                CLAIM + "message_type": "LtiResourceLinkRequest",
-                CLAIM + "deployment_id": DEPLOYMENT_ID,
-                CLAIM + "target_link_uri": target,
-                CLAIM + "resource_link": {"id": "bench-link"},
-                CLAIM + "roles": [
-                    "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
-                ],
-                CLAIM + "context": {"id": "bench-course", "title": "Bench course"},
-            },
-            key,
-            algorithm="RS256",
-            headers={"kid": KID},
-        )
-        response = http.post(
-            launch_url,
-            data={
-                "id_token": token,
-                "state": query["state"][0],
-            },
-            allow_redirects=False,
-            timeout=30,
-        )
+        pending.append(login)
+        if not prepared:
+            prepared.append(_signed_launch(key, issuer, target, pending.popleft()))
+            signed_while_timing += 1
+        status = tool.launch(*prepared.popleft())
         elapsed = time.perf_counter() - began
-        if response.status_code not in (200, 302):
+        if status not in (200, 302):
             errors += 1
             continue
         if time.time() >= start_at:
             latencies.append(elapsed)
-    results.put((latencies, errors))
+    client_cpu = time.process_time() - (cpu_at_start or time.process_time())
+    results.put((latencies, errors, signed_while_timing, client_cpu))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -290,10 +366,12 @@ def measure(
     clients,
     seconds,
     warmup,
+    prepare,
 ):
     results: mp.Queue = mp.Queue()
-    start_at = time.time() + warmup
-    stop_at = start_at + seconds
+    ready: mp.Queue = mp.Queue()
+    go = mp.Event()
+    window = mp.Array("d", 2)
     workers = [
         mp.Process(
             target=client_loop,
@@ -303,8 +381,10 @@ def measure(
                 target,
                 issuer,
                 private_pem,
-                start_at,
-                stop_at,
+                prepare,
+                ready,
+                go,
+                window,
                 results,
             ),
         )
@@ -312,16 +392,25 @@ def measure(
     ]
     for worker in workers:
         worker.start()
+    for _ in workers:
+        ready.get(timeout=300)
+    start_at = time.time() + warmup
+    stop_at = start_at + seconds
+    window[0], window[1] = start_at, stop_at
+    go.set()
     time.sleep(max(0.0, start_at - time.time()))
     cpu_before = cpu_seconds(pid)
     time.sleep(max(0.0, stop_at - time.time()))
     cpu_after = cpu_seconds(pid)
     latencies: list[float] = []
-    errors = 0
+    errors = signed_while_timing = 0
+    client_cpu = 0.0
     for _ in workers:
-        batch, batch_errors = results.get(timeout=120)
+        batch, batch_errors, batch_signed, batch_cpu = results.get(timeout=120)
         latencies.extend(batch)
         errors += batch_errors
+        signed_while_timing += batch_signed
+        client_cpu += batch_cpu
     for worker in workers:
         worker.join()
 
@@ -337,6 +426,8 @@ def measure(
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000,
         "cpu_ms_per_launch": (cpu_after - cpu_before) / count * 1000,
+        "client_cpu_ms_per_launch": client_cpu / count * 1000,
+        "signed_while_timing": signed_while_timing,
     }
 
 
@@ -359,6 +450,12 @@ def main() -> None:
         type=float,
         default=2.0,
         help="seconds of load before measuring (default 2)",
+    )
+    parser.add_argument(
+        "--prepare",
+        type=int,
+        default=600,
+        help="launches each client signs before timing starts (default 600)",
     )
     args = parser.parse_args()
 
@@ -402,6 +499,7 @@ def main() -> None:
                 args.clients,
                 args.seconds,
                 args.warmup,
+                args.prepare,
             ),
             measure(
                 "bridge",
@@ -414,6 +512,7 @@ def main() -> None:
                 args.clients,
                 args.seconds,
                 args.warmup,
+                args.prepare,
             ),
         ]
     finally:
@@ -426,14 +525,20 @@ def main() -> None:
     )
     print(
         f"{'tool':<10}{'launches/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'CPU ms/launch':>15}{'errors':>8}"
+        f"{'CPU ms/launch':>15}{'client CPU ms':>15}{'errors':>8}"
     )
     for row in rows:
         print(
             f"{row['tool']:<10}{row['launches_per_second']:>12.1f}"
             f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}"
-            f"{row['cpu_ms_per_launch']:>15.2f}{row['errors']:>8}"
+            f"{row['cpu_ms_per_launch']:>15.2f}"
+            f"{row['client_cpu_ms_per_launch']:>15.2f}{row['errors']:>8}"
         )
+        if row["signed_while_timing"]:
+            print(
+                f"  {row['tool']}: {row['signed_while_timing']} launches were signed "
+                "while timing; raise --prepare"
+            )
     baseline, bridge = rows
     print(
         f"throughput ratio bridge/pylti1p3: "
