@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
 from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -76,16 +77,24 @@ def _render(status: int, code: str, message: str):
     return render_template("error.html", status=status, **body), status
 
 
+def bind_request_id(incoming: str | None) -> str:
+    """Bind a request id to this thread's log context and return it.
+
+    A printable X-Request-ID from the caller (such as a proxy) is kept, cut to 64
+    characters, so that log lines join up across systems. Without one, a new id is
+    made.
+    """
+    request_id = incoming[:64] if incoming and incoming.isprintable() else None
+    request_id = request_id or uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.before_request
-    def bind_request_id() -> None:
-        import structlog
-
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming[:64] if incoming.isprintable() and incoming else None
-        g.request_id = g.request_id or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    def bind_request_id_of_request() -> None:
+        g.request_id = bind_request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
     def add_request_id(response):

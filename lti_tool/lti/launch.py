@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import jwt
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_tool.lti import nonces
@@ -42,6 +41,7 @@ from lti_tool.lti.errors import (
     TokenTooLarge,
 )
 from lti_tool.lti.jwks import JwksCache, JwksUnavailable
+from lti_tool.lti.row_cache import LaunchRowCache
 from lti_tool.models import Deployment, DeploymentStatus, Registration
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -61,12 +61,6 @@ ALLOWED_ALGORITHMS = (
 _KEY_FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 STATE_COOKIE_PREFIX = "hpass_lti_state_"
-
-_DEPLOYMENT = select(Deployment.__table__).where(
-    Deployment.provider_id == bindparam("provider_id"),
-    Deployment.registration_id == bindparam("registration_id"),
-    Deployment.deployment_id == bindparam("deployment_id"),
-)
 
 
 @dataclass
@@ -118,6 +112,7 @@ class LaunchValidator:
         registration: Registration,
         *,
         jwks_cache: JwksCache,
+        row_cache: LaunchRowCache,
         tool_base_url: str,
         leeway_seconds: float,
         loopback_dev: bool,
@@ -125,6 +120,7 @@ class LaunchValidator:
         self.session = session
         self.registration = registration
         self.jwks_cache = jwks_cache
+        self.row_cache = row_cache
         self.tool_base_url = tool_base_url.rstrip("/")
         self.leeway = leeway_seconds
         self.loopback_dev = loopback_dev
@@ -487,14 +483,9 @@ class LaunchValidator:
     def _resolve_deployment(self, deployment_id: str) -> Deployment:
         registration = self.registration
         # A Core row: a known deployment is only read here.
-        deployment = self.session.connection().execute(
-            _DEPLOYMENT,
-            {
-                "provider_id": registration.provider_id,
-                "registration_id": registration.id,
-                "deployment_id": deployment_id,
-            },
-        ).first()
+        deployment = self.row_cache.deployment(
+            self.session.connection(), registration, deployment_id
+        )
         if deployment is None:
             status = (
                 DeploymentStatus.HELD.value

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
@@ -62,7 +63,10 @@ class IssuedNonce:
 
 
 def issue(
-    session: Session, registration: Registration, *, storage_target: str | None = None
+    connection: Connection,
+    registration: Registration,
+    *,
+    storage_target: str | None = None,
 ) -> tuple[IssuedNonce, str | None]:
     """Add a state and nonce for one login; return the row and the storage binding.
 
@@ -73,7 +77,7 @@ def issue(
     platform_storage = bool(storage_target)
     binding = secrets.token_urlsafe(32) if platform_storage else None
     issued = IssuedNonce(state=secrets.token_urlsafe(32), nonce=secrets.token_urlsafe(32))
-    session.connection().execute(
+    connection.execute(
         _INSERT,
         {
             "provider_id": registration.provider_id,
@@ -86,7 +90,7 @@ def issue(
             "expires_at": utcnow() + LIFETIME,
         },
     )
-    _sweep_now_and_then(session)
+    _sweep_now_and_then(connection)
 
     return issued, binding
 
@@ -156,7 +160,7 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _sweep_now_and_then(session: Session) -> None:
+def _sweep_now_and_then(connection: Connection) -> None:
     # Expired rows carry no provider data worth scoping, and a sweep per process per
     # minute keeps the table small without a scheduled task.
     global _last_sweep
@@ -165,4 +169,4 @@ def _sweep_now_and_then(session: Session) -> None:
         if now - _last_sweep < SWEEP_INTERVAL_SECONDS:
             return
         _last_sweep = now
-    session.execute(delete(LtiNonce).where(LtiNonce.expires_at < utcnow()))
+    connection.execute(delete(_TABLE).where(_TABLE.c.expires_at < utcnow()))

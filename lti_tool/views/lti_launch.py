@@ -1,0 +1,552 @@
+"""The OIDC login and launch endpoints, handled ahead of Flask's request handling.
+
+Every course visit from an LMS is a login and a launch, so these two requests cost
+more in total than any page. `LaunchDispatcher` is WSGI middleware in front of Flask:
+it handles `/lti/<registration>/login` (GET, POST, HEAD) and
+`/lti/<registration>/launch` (POST) with a werkzeug request and response, and passes
+every other request to Flask. The Flask views of these URLs call the same
+`LaunchEndpoints`, so there is one implementation.
+
+Steps that render a template or use Flask's session (the LTI Platform Storage pages,
+Deep Linking, error pages) run inside a Flask request context that is pushed for them
+only. Flask's before- and after-request functions run there as for any request, so
+these responses get the same request id, language choice and headers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlencode, urlsplit
+
+import structlog
+from flask import Flask, g, has_request_context, render_template
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Request, Response
+from werkzeug.utils import redirect
+
+from badge_engine.identity import IdentityConflict, change_email
+from badge_engine.models import Learner
+from lti_tool.errors import NotFound, bind_request_id
+from lti_tool.logs import get_logger
+from lti_tool.lti import ags, deep_linking, nonces, roles, upserts
+from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknown
+from lti_tool.lti.jwks import JwksCache
+from lti_tool.lti.launch import (
+    CLAIM,
+    DEEP_LINKING,
+    STATE_COOKIE_PREFIX,
+    LaunchRequest,
+    LaunchValidator,
+    NeedsPlatformStorage,
+    ValidatedLaunch,
+)
+from lti_tool.lti.row_cache import LaunchRowCache
+from lti_tool.lti.serialize import database_writes
+from lti_tool.urls_for import lti_launch_url
+
+log = get_logger(__name__)
+
+MAX_LOGIN_PARAMETER = 2048
+MAX_STORAGE_TARGET = 128
+ENDPOINTS = ("lti.login", "lti.launch")
+# Flask's default converter matches one path segment, so `<public_id>` is [^/]+.
+_LAUNCH_PATH = re.compile(r"/lti/([^/]+)/(login|launch)\Z")
+_REQUEST_ID = "hpass.request_id"
+
+
+class LaunchEndpoints:
+    """The login and launch handling of one app, with its per-process caches."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.bridge = app.extensions["hpass"]
+        self.settings = self.bridge.settings
+        self.rows = LaunchRowCache()
+        self.rows.clear_on_commit(self.bridge.session_factory)
+        self.jwks = app.extensions.setdefault(
+            "hpass_lti_jwks", JwksCache(timeout=self.settings.http_timeout_seconds)
+        )
+        self._session_serializer = None
+        # Launches arrive as cross-site POSTs inside an iframe, so the state cookie
+        # must be SameSite=None, which browsers accept only with Secure. Loopback
+        # development mode runs on plain HTTP, where Lax works because ports do not
+        # make sites differ.
+        if self.settings.loopback_dev:
+            self.cookie_flags = {"samesite": "Lax", "secure": False}
+        else:
+            self.cookie_flags = {"samesite": "None", "secure": True}
+
+    def login(self, request: Request, public_id: str) -> Response:
+        """Handle an OIDC login initiation: store a state and nonce, send the browser
+        to the platform's authorization endpoint, and set the state cookie."""
+        params = request.values
+        # Core statements on a plain connection: the login writes one nonce row and
+        # needs none of the ORM session's unit of work.
+        with self.bridge.engine.connect() as connection:
+            registration = self.registration_or_404(connection, public_id)
+            storage_target = self._check_login(registration, params, public_id)
+            with database_writes(self.bridge.engine):
+                try:
+                    row, binding = nonces.issue(
+                        connection, registration, storage_target=storage_target
+                    )
+                    connection.commit()
+                except IntegrityError:
+                    connection.rollback()
+                    # Another process removed the registration while this one had it
+                    # cached: read it again, which raises NotFound when it is gone.
+                    self.rows.clear()
+                    self.registration_or_404(connection, public_id)
+                    raise
+
+        query = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": registration.client_id,
+            "redirect_uri": self._launch_url(registration),
+            "login_hint": params["login_hint"],
+            "state": row.state,
+            "nonce": row.nonce,
+        }
+        if params.get("lti_message_hint"):
+            query["lti_message_hint"] = params["lti_message_hint"]
+        separator = "&" if "?" in registration.auth_login_url else "?"
+        auth_url = registration.auth_login_url + separator + urlencode(query)
+
+        if storage_target:
+            response = self._in_flask(
+                request,
+                lambda: render_template(
+                    "lti/storage_put.html",
+                    auth_url=auth_url,
+                    storage_target=storage_target,
+                    platform_origin=_origin(registration.auth_login_url),
+                    state=row.state,
+                    binding=binding,
+                ),
+            )
+        else:
+            response = redirect(auth_url)
+        response.set_cookie(
+            STATE_COOKIE_PREFIX + row.state,
+            row.state,
+            max_age=int(nonces.LIFETIME.total_seconds()),
+            path="/lti/",
+            httponly=True,
+            **self.cookie_flags,
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _check_login(self, registration, params, public_id: str) -> str | None:
+        """Check the login initiation's parameters; return its storage target."""
+        issuer, client_id = params.get("iss"), params.get("client_id")
+        ids = dict(
+            registration=public_id,
+            issuer=issuer,
+            client_id=client_id,
+            deployment_id=params.get("lti_deployment_id"),
+        )
+        if issuer != registration.issuer or (
+            client_id and client_id != registration.client_id
+        ):
+            raise RegistrationUnknown(
+                f"this login URL belongs to issuer {registration.issuer!r} and "
+                f"client_id {registration.client_id!r}, but the platform sent issuer "
+                f"{issuer!r} and client_id {client_id!r}",
+                check="the platform's tool settings must use the login URL of the "
+                "matching registration",
+                **ids,
+            )
+        for name, value in params.items():
+            if len(value) > MAX_LOGIN_PARAMETER:
+                raise ClaimInvalid(
+                    f"login parameter {name!r} is {len(value)} characters long, more "
+                    f"than {MAX_LOGIN_PARAMETER}",
+                    check="the platform must send standard login initiation parameters",
+                    **ids,
+                )
+        if not params.get("login_hint"):
+            raise ClaimInvalid(
+                "the login initiation has no login_hint",
+                check="the platform must send login_hint with the login initiation",
+                **ids,
+            )
+        target = params.get("target_link_uri")
+        base = self.settings.public_base_url
+        if target and not is_our_url(target, base):
+            raise ClaimInvalid(
+                f"the login's target_link_uri {target!r} is not a URL of this tool "
+                f"({base})",
+                check="the tool placement's target link URI must be this "
+                "registration's launch URL",
+                **ids,
+            )
+
+        storage_target = params.get("lti_storage_target")
+        if storage_target and len(storage_target) > MAX_STORAGE_TARGET:
+            raise ClaimInvalid(
+                f"the login's lti_storage_target is {len(storage_target)} characters "
+                f"long, more than {MAX_STORAGE_TARGET}",
+                check="the platform must name its storage frame (such as _parent) in "
+                "lti_storage_target",
+                **ids,
+            )
+        return storage_target
+
+    def launch(self, request: Request, public_id: str) -> Response:
+        """Validate a launch, then start the course session or Deep Linking."""
+        with self.bridge.session() as db:
+            registration = self.registration_or_404(db.connection(), public_id)
+            state = request.form.get("state") or ""
+            launch_request = LaunchRequest(
+                id_token=request.form.get("id_token"),
+                state=state,
+                state_cookie=request.cookies.get(STATE_COOKIE_PREFIX + state),
+                storage_binding=request.form.get("lti_storage_binding"),
+                origin=request.headers.get("Origin"),
+            )
+            validator = LaunchValidator(
+                db,
+                registration,
+                jwks_cache=self.jwks,
+                row_cache=self.rows,
+                tool_base_url=self.settings.public_base_url,
+                leeway_seconds=self.settings.lti_clock_leeway_seconds,
+                loopback_dev=self.settings.loopback_dev,
+            )
+            try:
+                claims, message_type = validator.verify(launch_request)
+            except NeedsPlatformStorage as needs:
+                return self._in_flask(
+                    request,
+                    lambda: render_template(
+                        "lti/storage_get.html",
+                        action=self._launch_url(registration),
+                        storage_target=needs.storage_target,
+                        id_token=launch_request.id_token,
+                        state=state,
+                        platform_origin=_origin(registration.auth_login_url),
+                    ),
+                )
+
+            with database_writes(self.bridge.engine):
+                accepted = self._accept(
+                    db, request, validator, launch_request, claims, message_type
+                )
+        if isinstance(accepted, CourseLaunch):
+            response = self._start_course_session(request, accepted)
+        else:
+            response = accepted
+        response.delete_cookie(
+            STATE_COOKIE_PREFIX + state, path="/lti/", **self.cookie_flags
+        )
+        return response
+
+    def _accept(
+        self,
+        db: Session,
+        request: Request,
+        validator: LaunchValidator,
+        launch_request: LaunchRequest,
+        claims: dict,
+        message_type: str,
+    ) -> CourseLaunch | Response:
+        """Use the nonce and record the launch, then commit.
+
+        Returns the course launch, or the Deep Linking picker's redirect. Nothing
+        stays written when this raises, except a deployment held for an admin.
+        """
+        try:
+            validated = validator.accept(launch_request, claims, message_type)
+            if validated.message_type == DEEP_LINKING:
+                accepted = self._in_flask(
+                    request, lambda: deep_linking.start(validated)
+                )
+            else:
+                accepted = _record_course_launch(db, validated)
+        except DeploymentHeld:
+            # The held deployment is what the admin approves, and the nonce stays used.
+            db.commit()
+            raise
+        except BaseException:
+            # Release SQLite's write lock before the error page renders.
+            db.rollback()
+            raise
+
+        db.commit()
+        return accepted
+
+    def _start_course_session(self, request: Request, launch: CourseLaunch) -> Response:
+        """Send the browser to the course page with a new session for it."""
+        validated, data = launch.validated, launch.validated.claims
+        registration = validated.registration
+        response = redirect(self._course_url(request, launch.course_id))
+        self._set_session(
+            response,
+            provider_id=registration.provider_id,
+            registration_id=registration.id,
+            course_id=launch.course_id,
+            lms_user_id=launch.lms_user_id,
+            learner_id=launch.learner_id,
+            # The course pages have a learner and an instructor view; an admin gets
+            # the instructor's view and keeps the admin role for admin pages.
+            role="learner" if launch.role == roles.LEARNER else "instructor",
+            lti_role=launch.role,
+            name=data.get("name") or data.get("given_name") or "",
+            launch_locale=(data.get(CLAIM + "launch_presentation") or {}).get("locale"),
+        )
+        structlog.contextvars.bind_contextvars(
+            provider_id=registration.provider_id, course_id=launch.course_id
+        )
+        log.info(
+            "lti_launch_accepted",
+            role=launch.role,
+            lms_user_id=launch.lms_user_id,
+            **validated.ids,
+        )
+        return response
+
+    def _set_session(self, response: Response, **data) -> None:
+        """Replace the browser's Flask session with `data`, as Flask would save it.
+
+        The course pages read this session through Flask; any earlier session of
+        the browser (another course, a signed-in admin) ends here.
+        """
+        app, interface = self.app, self.app.session_interface
+        if self._session_serializer is None:
+            self._session_serializer = interface.get_signing_serializer(app)
+        session = interface.session_class(data)
+        response.set_cookie(
+            interface.get_cookie_name(app),
+            self._session_serializer.dumps(dict(session)),
+            expires=interface.get_expiration_time(app, session),
+            httponly=interface.get_cookie_httponly(app),
+            domain=interface.get_cookie_domain(app),
+            path=interface.get_cookie_path(app),
+            secure=interface.get_cookie_secure(app),
+            partitioned=interface.get_cookie_partitioned(app),
+            samesite=interface.get_cookie_samesite(app),
+        )
+        response.vary.add("Cookie")
+
+    def _course_url(self, request: Request, course_id: int) -> str:
+        adapter = self.app.url_map.bind(
+            "", script_name=request.environ.get("SCRIPT_NAME") or "/"
+        )
+        return adapter.build("pages.course", {"course_id": course_id})
+
+    def registration_or_404(self, connection: Connection, public_id: str):
+        """Return the registration's row (read-only, with the model's attribute names)."""
+        registration = self.rows.registration(connection, public_id)
+        if registration is None:
+            raise NotFound(
+                f"no LTI registration {public_id!r} exists on this bridge; check the "
+                "tool URLs configured in the LMS against the provider admin page",
+                registration=public_id,
+            )
+        return registration
+
+    def _launch_url(self, registration) -> str:
+        return lti_launch_url(self.settings.public_base_url, registration.public_id)
+
+    def _in_flask(self, request: Request, produce: Callable[[], object]) -> Response:
+        """Run `produce` with Flask's request context and request functions.
+
+        Inside a Flask view the context is there already. From the dispatcher, a
+        context is pushed on the same WSGI environ and the before- and after-request
+        functions run around `produce`, as in Flask's own dispatch.
+        """
+        app = self.app
+        if has_request_context():
+            return app.make_response(produce())
+
+        environ = request.environ
+        # Flask's before-request function binds this id again instead of a new one.
+        environ["HTTP_X_REQUEST_ID"] = environ[_REQUEST_ID]
+        with app.request_context(environ):
+            result = app.preprocess_request()
+            if result is None:
+                result = produce()
+            return app.process_response(app.make_response(result))
+
+    def error_response(self, request: Request, error: Exception) -> Response:
+        """Render `error` with the app's error handlers, as Flask would."""
+        return self._in_flask(request, lambda: self.app.handle_user_exception(error))
+
+
+class LaunchDispatcher:
+    """WSGI middleware that handles logins and launches, and passes on the rest."""
+
+    def __init__(self, app: Flask, wsgi_app) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.endpoints = app.extensions["hpass_lti_launch"]
+        self._segments: frozenset[str] | None = None
+        # Flask's request class reads these limits from the app's config; a plain
+        # werkzeug request takes them as class attributes.
+        self.request_class = type(
+            "LaunchHttpRequest",
+            (Request,),
+            {
+                "max_content_length": app.config["MAX_CONTENT_LENGTH"],
+                "max_form_memory_size": app.config["MAX_FORM_MEMORY_SIZE"],
+                "max_form_parts": app.config["MAX_FORM_PARTS"],
+            },
+        )
+
+    def __call__(self, environ, start_response):
+        endpoint, public_id = self._match(environ)
+        if endpoint is None:
+            return self.wsgi_app(environ, start_response)
+
+        request = self.request_class(environ)
+        request_id = bind_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        environ[_REQUEST_ID] = request_id
+        try:
+            if endpoint == "lti.login":
+                response = self.endpoints.login(request, public_id)
+            else:
+                response = self.endpoints.launch(request, public_id)
+        except Exception as error:
+            response = self.endpoints.error_response(request, error)
+        response.headers["X-Request-ID"] = request_id
+        return response(environ, start_response)
+
+    def _match(self, environ) -> tuple[str | None, str | None]:
+        """Return the endpoint and registration id when this request is ours."""
+        found = _LAUNCH_PATH.match(environ.get("PATH_INFO", ""))
+        if found is None:
+            return None, None
+        public_id, action = found.groups()
+        method = environ.get("REQUEST_METHOD")
+        if public_id in self._static_segments():
+            return self._match_with_flask(environ)
+        if action == "login" and method in ("GET", "POST", "HEAD"):
+            return "lti.login", public_id
+        if action == "launch" and method == "POST":
+            return "lti.launch", public_id
+        # Flask answers OPTIONS, and 405 for other methods.
+        return None, None
+
+    def _static_segments(self) -> frozenset[str]:
+        """Return the fixed path segments after /lti/, such as `register`.
+
+        A rule such as `/lti/register/<token>` takes precedence over
+        `/lti/<public_id>/login` in Flask's routing, so those paths are matched
+        against Flask's URL map instead. Read at the first request, when every
+        blueprint is registered.
+        """
+        if self._segments is None:
+            segments = set()
+            for rule in self.app.url_map.iter_rules():
+                if rule.rule.startswith("/lti/"):
+                    segment = rule.rule[len("/lti/"):].split("/", 1)[0]
+                    if "<" not in segment:
+                        segments.add(segment)
+            self._segments = frozenset(segments)
+        return self._segments
+
+    def _match_with_flask(self, environ) -> tuple[str | None, str | None]:
+        if environ.get("REQUEST_METHOD") not in ("GET", "POST", "HEAD"):
+            return None, None
+        try:
+            endpoint, args = self.app.url_map.bind_to_environ(environ).match()
+        except (HTTPException, RequestRedirect):
+            return None, None
+        if endpoint not in ENDPOINTS:
+            return None, None
+        return endpoint, args["public_id"]
+
+
+def install(app: Flask) -> None:
+    """Put the login and launch dispatcher in front of the app's Flask handling."""
+    app.extensions["hpass_lti_launch"] = LaunchEndpoints(app)
+    app.wsgi_app = LaunchDispatcher(app, app.wsgi_app)
+
+
+def current_endpoints(app: Flask) -> LaunchEndpoints:
+    return app.extensions["hpass_lti_launch"]
+
+
+@dataclass(frozen=True)
+class CourseLaunch:
+    """A resource link launch recorded in the database."""
+
+    validated: ValidatedLaunch
+    course_id: int
+    learner_id: int | None
+    lms_user_id: str
+    role: str
+
+
+def _record_course_launch(db: Session, validated: ValidatedLaunch) -> CourseLaunch:
+    """Upsert the launch's course and, for a learner, the learner; the caller commits."""
+    registration, data = validated.registration, validated.claims
+    # The validator has checked that the context claim has an id.
+    context = data[CLAIM + "context"]
+    custom = data.get(CLAIM + "custom")
+    custom = custom if isinstance(custom, dict) else {}
+    lms_course_id = str(
+        custom.get("lms_course_id") or custom.get("moodle_course_id")
+        or custom.get("canvas_course_id") or context["id"]
+    )
+    lms_user_id = str(
+        custom.get("lms_user_id") or custom.get("canvas_user_id") or data["sub"]
+    )
+
+    connection = db.connection()
+    course_id = upserts.course(
+        connection,
+        provider_id=registration.provider_id,
+        registration_id=registration.id,
+        context_id=context["id"],
+        title=context.get("title") or None,
+        lms_course_id=lms_course_id,
+        ags=ags.endpoint_or_none(data, validated.ids),
+    )
+
+    role = roles.map_roles(data.get(CLAIM + "roles") or [])
+    learner_id = None
+    if role == roles.LEARNER and registration.lms_connection_id is not None:
+        learner_id, stored_email = upserts.learner(
+            connection,
+            provider_id=registration.provider_id,
+            lms_connection_id=registration.lms_connection_id,
+            lms_user_id=lms_user_id,
+            name=data.get("name") or None,
+            email=data.get("email") or None,
+            lti_sub=data["sub"],
+        )
+        if data.get("email") and data["email"] != stored_email:
+            _change_learner_email(db, learner_id, data["email"])
+
+    return CourseLaunch(validated, course_id, learner_id, lms_user_id, role)
+
+
+def _change_learner_email(db: Session, learner_id: int, email: str) -> None:
+    """Make the launch's email current; the old address stays, so its badges match."""
+    learner = db.get(Learner, learner_id, populate_existing=True)
+    try:
+        change_email(db, learner, email)
+    except IdentityConflict as error:
+        log.warning("lti_launch_email_kept", learner_id=learner_id, error=str(error))
+
+
+def is_our_url(url: str, base: str) -> bool:
+    ours, theirs = urlsplit(base), urlsplit(url)
+    same_origin = (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
+    return same_origin and theirs.path.startswith(ours.path)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
