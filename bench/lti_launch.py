@@ -14,7 +14,9 @@ keep-alive connection, first run `--prepare` logins and sign an id_token for eac
 back to back: GET the login URL, then POST a prepared id_token with its state and
 cookies to the launch URL. Each timed pair gives the tool a complete launch's work,
 and the clients do no RSA signing while the tool is measured. Both tools get the same
-clients, tokens and timing. The script prints launches per second, p50 and p99
+clients, tokens and timing. All clients share one address, so the bridge's launch
+rate limit is raised with `--launch-rate-limit`; the limiter still counts every
+request. The script prints launches per second, p50 and p99
 latency of a login-and-launch pair, the tool process's and the clients' CPU time per
 launch, and the ratios of the bridge to the baseline.
 
@@ -85,7 +87,7 @@ def run_platform(port: int, private_pem: bytes) -> None:
     serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
 
 
-def run_bridge(port: int, platform_url: str, folder: str) -> None:
+def run_bridge(port: int, platform_url: str, folder: str, launch_limit: int) -> None:
     """Serve this tool with one provider, LMS connection and registration."""
     from cryptography.fernet import Fernet
     from waitress import serve
@@ -99,7 +101,12 @@ def run_bridge(port: int, platform_url: str, folder: str) -> None:
 
     _quiet()
     settings = load_settings(
-        environ={"HPASS_LOG_FORMAT": "json"},
+        environ={
+            "HPASS_LOG_FORMAT": "json",
+            # Every client connects from 127.0.0.1, one rate-limit bucket.
+            "HPASS_RATE_LIMIT_LTI_LAUNCH_PER_MINUTE": str(launch_limit),
+            "HPASS_RATE_LIMIT_LTI_LAUNCH_BURST": str(launch_limit),
+        },
         overrides={
             "instance_path": Path(folder) / "instance",
             "public_base_url": f"http://127.0.0.1:{port}",
@@ -457,7 +464,15 @@ def main() -> None:
         default=600,
         help="launches each client signs before timing starts (default 600)",
     )
+    parser.add_argument(
+        "--launch-rate-limit",
+        type=int,
+        default=10_000_000,
+        help="login and launch requests per minute (and burst) the bridge allows "
+        "from one address (default 10,000,000)",
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -474,7 +489,11 @@ def main() -> None:
 
     servers = [
         mp.Process(target=run_platform, args=(platform_port, private_pem), daemon=True),
-        mp.Process(target=run_bridge, args=(bridge_port, issuer, folder), daemon=True),
+        mp.Process(
+            target=run_bridge,
+            args=(bridge_port, issuer, folder, args.launch_rate_limit),
+            daemon=True,
+        ),
         mp.Process(target=run_baseline, args=(baseline_port, issuer), daemon=True),
     ]
     for server in servers:
@@ -521,7 +540,9 @@ def main() -> None:
 
     print(
         f"{args.clients} client processes, {args.seconds:.0f} s measured per tool, "
-        f"waitress with {WAITRESS_THREADS} threads, {os.cpu_count()} CPUs"
+        f"waitress with {WAITRESS_THREADS} threads, {os.cpu_count()} CPUs; bridge "
+        f"launch rate limit {args.launch_rate_limit:,} per minute; load average "
+        f"before {load_before:.2f}, after {os.getloadavg()[0]:.2f}"
     )
     print(
         f"{'tool':<10}{'launches/s':>12}{'p50 ms':>9}{'p99 ms':>9}"

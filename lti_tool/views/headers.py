@@ -12,6 +12,7 @@ the request came over HTTPS, directly or through a trusted proxy.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request, session
@@ -55,7 +56,11 @@ def platform_origins(registration: Registration | None) -> list[str]:
     """Return the origins a registration's platform serves its course pages from."""
     if registration is None:
         return []
-    origins = {_origin(registration.issuer), _origin(registration.auth_login_url)}
+    return platform_origins_of(registration.issuer, registration.auth_login_url)
+
+
+def platform_origins_of(issuer: str, auth_login_url: str) -> list[str]:
+    origins = {_origin(issuer), _origin(auth_login_url)}
     return sorted(origin for origin in origins if origin)
 
 
@@ -124,11 +129,47 @@ def _lti_page_policy(response: Response) -> Response:
     else:
         registration = _path_registration() or session_registration()
         origins = platform_origins(registration)
-    form_targets = ["https:"]
-    if current_bridge().settings.loopback_dev:
-        form_targets.append("http:")
+    form_targets = _lti_form_targets(current_bridge().settings.loopback_dev)
 
     return allow_framing_by(response, origins, form_targets)
+
+
+def _lti_form_targets(loopback_dev: bool) -> list[str]:
+    return ["https:", "http:"] if loopback_dev else ["https:"]
+
+
+def apply_lti_headers(
+    response: Response, registration, *, secure: bool, loopback_dev: bool
+) -> Response:
+    """Add the headers `apply_default_headers` gives an /lti/ response of `registration`.
+
+    The login and launch dispatcher builds its responses without a Flask request
+    context, so it calls this instead of the after-request function.
+    """
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
+    if response.mimetype != "text/html" or "Content-Security-Policy" in response.headers:
+        return response
+
+    response.headers["Content-Security-Policy"] = _lti_framing_policy(
+        registration.issuer, registration.auth_login_url, loopback_dev
+    )
+    response.headers.pop("X-Frame-Options", None)
+    _add_common(response)
+    return response
+
+
+@functools.lru_cache(maxsize=1024)
+def _lti_framing_policy(issuer: str, auth_login_url: str, loopback_dev: bool) -> str:
+    """Return the policy `allow_framing_by` sets for a registration's /lti/ pages.
+
+    Cached because every login and launch sends it and it depends only on these.
+    """
+    ancestors = " ".join(["'self'", *platform_origins_of(issuer, auth_login_url)])
+    return (
+        f"{_base_policy(_lti_form_targets(loopback_dev))}; frame-ancestors {ancestors}"
+    )
 
 
 def apply_default_headers(response: Response) -> Response:

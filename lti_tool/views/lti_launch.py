@@ -49,6 +49,7 @@ from lti_tool.lti.launch import (
 from lti_tool.lti.row_cache import LaunchRowCache
 from lti_tool.lti.serialize import database_writes
 from lti_tool.urls_for import lti_launch_url
+from lti_tool.views import headers
 
 log = get_logger(__name__)
 
@@ -144,7 +145,7 @@ class LaunchEndpoints:
             **self.cookie_flags,
         )
         response.headers["Cache-Control"] = "no-store"
-        return response
+        return self._with_headers(request, response, registration)
 
     def _check_login(self, registration, params, public_id: str) -> str | None:
         """Check the login initiation's parameters; return its storage target."""
@@ -249,7 +250,19 @@ class LaunchEndpoints:
         response.delete_cookie(
             STATE_COOKIE_PREFIX + state, path="/lti/", **self.cookie_flags
         )
-        return response
+        return self._with_headers(request, response, registration)
+
+    def _with_headers(self, request: Request, response: Response, registration):
+        """Add the security headers Flask's after-request function adds to /lti/ pages.
+
+        A response made inside a Flask request context has them already.
+        """
+        return headers.apply_lti_headers(
+            response,
+            registration,
+            secure=request.is_secure,
+            loopback_dev=self.settings.loopback_dev,
+        )
 
     def _accept(
         self,

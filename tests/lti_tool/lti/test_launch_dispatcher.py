@@ -269,3 +269,34 @@ def test_held_deployment_not_cached(app, db, registration):
 
     assert held.status == DeploymentStatus.HELD.value
     assert approved.status == DeploymentStatus.ACTIVE.value
+
+
+def test_responses_have_security_headers(tool, platform):
+    """Login and launch redirects get the page policy Flask gives /lti/ responses."""
+    login = tool.login()
+    state = login.headers["Location"].split("state=")[1].split("&")[0]
+    nonce = login.headers["Location"].split("nonce=")[1].split("&")[0]
+    launched = tool.launch(
+        platform.sign(platform.claims(nonce, tool.target_link_uri)), state
+    )
+
+    assert launched.status_code == 302
+    for response in (login, launched):
+        policy = response.headers["Content-Security-Policy"]
+        assert f"frame-ancestors 'self' {platform.issuer}" in policy
+        assert "form-action 'self' https: http:" in policy
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert "X-Frame-Options" not in response.headers
+
+
+def test_login_over_https_gets_hsts(client, registration, platform):
+    """A login that came over HTTPS gets HSTS, as every other page does."""
+    response = client.get(
+        f"/lti/{registration.public_id}/login",
+        query_string={"iss": platform.issuer, "login_hint": "3001"},
+        base_url="https://127.0.0.1",
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
