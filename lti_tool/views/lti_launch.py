@@ -21,7 +21,7 @@ from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 import structlog
-from flask import Flask, g, has_request_context, render_template
+from flask import Flask, has_request_context, render_template
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -227,12 +227,13 @@ class LaunchEndpoints:
             try:
                 claims, message_type = validator.verify(launch_request)
             except NeedsPlatformStorage as needs:
+                storage_target = needs.storage_target
                 return self._in_flask(
                     request,
                     lambda: render_template(
                         "lti/storage_get.html",
                         action=self._launch_url(registration),
-                        storage_target=needs.storage_target,
+                        storage_target=storage_target,
                         id_token=launch_request.id_token,
                         state=state,
                         platform_origin=_origin(registration.auth_login_url),
