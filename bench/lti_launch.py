@@ -30,6 +30,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import queue
 import socket
 import statistics
 import sys
@@ -95,7 +96,7 @@ def run_bridge(port: int, platform_url: str, folder: str, launch_limit: int) -> 
     from badge_engine.models import Provider
     from connectors.models import LmsConnection
     from lti_tool.app import create_app
-    from lti_tool.config import RateLimit, load_settings
+    from lti_tool.config import load_settings
     from lti_tool.lti.registrations import create_registration
     from lti_tool.schema import upgrade
 
@@ -113,11 +114,6 @@ def run_bridge(port: int, platform_url: str, folder: str, launch_limit: int) -> 
         },
     )
     settings.loopback_dev = True
-    # Every client launches from 127.0.0.1, which the default launch limit would
-    # answer with 429s; this limit keeps the limiter's cost in the figures.
-    settings.rate_limits = dict(
-        settings.rate_limits, lti_launch=RateLimit(per_minute=1e9, burst=1e9)
-    )
     settings.secret_key = b"bench-secret-key"
     settings.encryption_keys = [Fernet.generate_key()]
     settings.instance_path.mkdir(parents=True)
@@ -232,6 +228,7 @@ class ToolConnection:
         self.connection.request("GET", self.login_path)
         response = self.connection.getresponse()
         response.read()
+        self.last_status = response.status
         query = parse_qs(urlsplit(response.getheader("Location", "")).query)
         if response.status != 302 or "nonce" not in query:
             return None
@@ -320,8 +317,8 @@ def client_loop(
             failed_logins += 1
             if failed_logins > 10:
                 raise SystemExit(
-                    f"logins to {login_url} failed {failed_logins} times; check that "
-                    "the tool started"
+                    f"logins to {login_url} failed {failed_logins} times, the last "
+                    f"with HTTP status {tool.last_status}; check that the tool started"
                 )
             continue
         prepared.append(_signed_launch(key, issuer, target, login))
@@ -399,8 +396,17 @@ def measure(
     ]
     for worker in workers:
         worker.start()
-    for _ in workers:
-        ready.get(timeout=300)
+    waiting = len(workers)
+    while waiting:
+        try:
+            ready.get(timeout=1)
+            waiting -= 1
+        except queue.Empty:
+            if not all(worker.is_alive() for worker in workers):
+                raise SystemExit(
+                    f"{name}: a client stopped while preparing launches; see its "
+                    "message above (a 429 means --launch-rate-limit is too low)"
+                ) from None
     start_at = time.time() + warmup
     stop_at = start_at + seconds
     window[0], window[1] = start_at, stop_at
