@@ -11,7 +11,7 @@ from lti_tool.config import Settings, ensure_secret_files, load_settings
 from lti_tool.errors import register_error_handlers
 from lti_tool.logs import configure_logging
 from lti_tool.ratelimit import RateLimitMiddleware
-from lti_tool.views import headers
+from lti_tool.views import headers, lti_launch
 from lti_tool.webhook_fast_path import WebhookFastPath
 
 
@@ -63,8 +63,10 @@ def create_app(
     register_error_handlers(app)
     make_celery(app)
     intake.register(app)
-    # Installed before the blueprints, so the trusted-proxy middleware that the LTI
-    # blueprint adds wraps it and it sees the client's scheme.
+    # Both fast paths are installed before the blueprints, so the trusted-proxy
+    # middleware that the LTI blueprint adds wraps them and they see the client's
+    # scheme.
+    lti_launch.install(app)
     app.wsgi_app = WebhookFastPath(app, app.wsgi_app)
     _register_blueprints(app, settings)
     metrics.register(app)

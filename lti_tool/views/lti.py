@@ -36,10 +36,9 @@ log = get_logger(__name__)
 
 
 @bp.record_once
-def _install_dispatcher_and_proxy_middleware(state) -> None:
-    # The proxy middleware goes outside the dispatcher, so logins and launches see
-    # the browser's scheme and host as every other request does.
-    lti_launch.install(state.app)
+def _install_proxy_middleware(state) -> None:
+    # The proxy middleware goes outside the login and launch dispatcher that
+    # create_app installs, so logins and launches see the browser's scheme and host.
     settings = state.app.extensions["hpass"].settings
     if settings.trusted_proxies:
         state.app.wsgi_app = TrustedProxyMiddleware(
