@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from badge_engine.db import make_engine, make_session_factory
+from badge_engine.outbound import OutboundPolicy
 from badge_engine.vault import Vault
 from lti_tool.config import Settings
 
@@ -35,6 +36,11 @@ class Bridge:
             session_factory=make_session_factory(engine),
             vault=Vault(settings.encryption_keys),
         )
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        """The address rules for every call this bridge makes to another system."""
+        return OutboundPolicy.from_settings(self.settings)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -49,7 +49,12 @@ def read_canvas_progress(
     )
     try:
         client = client_for_connection(
-            session, bridge.vault, connection, timeout=(3.05, timeout), max_retries=3
+            session,
+            bridge.vault,
+            connection,
+            policy=bridge.outbound_policy,
+            timeout=(3.05, timeout),
+            max_retries=3,
         )
         progress = read_learner_progress(client, fact.lms_course_id, fact.lms_user_id)
     except (CanvasTokenInvalid, CanvasScopeMissing) as error:

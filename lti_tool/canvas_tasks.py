@@ -84,7 +84,9 @@ def poll_canvas_connection(connection_id: int) -> str:
         )
         outcome = "done"
         try:
-            client = client_for_connection(session, bridge.vault, connection)
+            client = client_for_connection(
+                session, bridge.vault, connection, policy=bridge.outbound_policy
+            )
             for course_id in course_ids:
                 report = reconcile_course(
                     session, client, connection, course_id, home_shard=home_shard

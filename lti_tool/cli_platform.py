@@ -12,10 +12,10 @@ import click
 from sqlalchemy import delete, func, select
 
 from badge_engine.models import Provider
+from badge_engine.outbound import OutboundError
 from lti_tool.cli import _settings_or_fail, emit, fail, json_option
 from lti_tool.cli_support import report_error
 from lti_tool.lti import tool_keys
-from lti_tool.lti.outbound import UnsafeUrl, check_outbound_url
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import (
     Deployment,
@@ -103,16 +103,16 @@ def add(
 ) -> None:
     """Add a registration and print the tool URLs to paste into the platform."""
     with _bridge(as_json) as (bridge, session):
-        loopback_dev = bridge.settings.loopback_dev
+        policy = bridge.outbound_policy
         issuer = issuer.rstrip("/")
         for name, url in (
             ("--issuer", issuer), ("--jwks-url", jwks_url),
             ("--auth-url", auth_url), ("--token-url", token_url),
         ):
             try:
-                check_outbound_url(url, loopback_dev=loopback_dev, name=name)
-            except UnsafeUrl as error:
-                fail(f"{error}; give the platform's public https URL", as_json,
+                policy.check_url_now(url)
+            except OutboundError as error:
+                fail(f"{name}: {error}; give the platform's public https URL", as_json,
                      code="invalid_url")
 
         try:

@@ -35,7 +35,6 @@ from connectors.hpass.deliveries import (
     plan_deliveries_in_bulk,
     run_delivery,
 )
-from connectors.hpass.http import OutboundPolicy
 from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 from connectors.hpass.routes import DeliveryJob
 from connectors.models import ConnectionState, LmsConnection, LmsKind
@@ -85,7 +84,12 @@ def moodle_client_for(bridge: Bridge, connection: LmsConnection) -> MoodleClient
         connection.api_token_encrypted, what=f"API token of LMS connection {connection.id}"
     ).decode()
     timeout = bridge.settings.http_timeout_seconds
-    return MoodleClient(connection.base_url, token, timeout=(3.05, timeout))
+    return MoodleClient(
+        connection.base_url,
+        token,
+        timeout=(3.05, timeout),
+        policy=bridge.outbound_policy,
+    )
 
 
 def mark_connection_broken(
@@ -426,7 +430,7 @@ def deliver_credential(context: HandlerContext) -> None:
     job = DeliveryJob(
         session=session,
         vault=bridge.vault,
-        policy=OutboundPolicy.from_settings(bridge.settings),
+        policy=bridge.outbound_policy,
         delivery=delivery,
         credential=credential,
         account=account,

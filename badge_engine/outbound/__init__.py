@@ -7,21 +7,26 @@ checked against. Errors are in `errors`; the verifier's document fetch is in
 """
 
 from badge_engine.outbound.errors import (
+    OutboundBlocked,
     OutboundConnectionFailed,
     OutboundError,
-    OutboundBlocked,
     OutboundStatusError,
     OutboundTimeout,
+    OutboundTlsFailed,
     OutboundTooLarge,
 )
 from badge_engine.outbound.policy import (
+    KEY_SET_LIMITS,
+    TOKEN_ENDPOINT_LIMITS,
     OutboundLimits,
     OutboundPolicy,
     redact_url,
 )
-from badge_engine.outbound.session import GuardedSession
+from badge_engine.outbound.session import GuardedSession, guarded_session
 
 __all__ = [
+    "KEY_SET_LIMITS",
+    "TOKEN_ENDPOINT_LIMITS",
     "GuardedSession",
     "OutboundConnectionFailed",
     "OutboundError",
@@ -30,6 +35,8 @@ __all__ = [
     "OutboundBlocked",
     "OutboundStatusError",
     "OutboundTimeout",
+    "OutboundTlsFailed",
     "OutboundTooLarge",
+    "guarded_session",
     "redact_url",
 ]

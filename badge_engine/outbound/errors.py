@@ -1,6 +1,6 @@
 """Errors of the guarded HTTP client.
 
-Every message names the URL (with its query values and any user name removed), says
+Every message names the URL (with its query values and any user name removed), states
 what failed and what an administrator should check. The tree::
 
     BadgeEngineError
@@ -12,10 +12,12 @@ what failed and what an administrator should check. The tree::
         ├── OutboundTimeout        (also requests.Timeout) a connect or read timeout,
         │                          or the overall deadline passed
         └── OutboundConnectionFailed
-                                   (also requests.ConnectionError) name resolution,
-                                   TCP, TLS or the response stream failed
+            │                      (also requests.ConnectionError) name resolution,
+            │                      TCP or the response stream failed
+            └── OutboundTlsFailed  (also requests.exceptions.SSLError) the TLS
+                                   handshake or certificate check failed
 
-The last two also subclass the requests exceptions so that clients which already
+The last three also subclass the requests exceptions so that clients which already
 map `requests.Timeout` and `requests.ConnectionError` to their own retryable errors
 keep doing so.
 """
@@ -67,3 +69,7 @@ class OutboundTimeout(OutboundError, requests.Timeout):
 
 class OutboundConnectionFailed(OutboundError, requests.ConnectionError):
     """The host could not be resolved or reached, or the response stream broke."""
+
+
+class OutboundTlsFailed(OutboundConnectionFailed, requests.exceptions.SSLError):
+    """The TLS handshake failed, for example on an invalid certificate."""

@@ -17,8 +17,8 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from badge_engine.outbound.errors import (
-    OutboundConnectionFailed,
     OutboundBlocked,
+    OutboundConnectionFailed,
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -49,6 +49,25 @@ class OutboundLimits:
     max_redirects: int = 3
 
 
+# An OAuth token request carries the client secret or a refresh token, so a
+# redirect is never followed: the secret would go wherever the Location points.
+TOKEN_ENDPOINT_LIMITS = OutboundLimits(
+    connect_timeout_seconds=3.05,
+    read_timeout_seconds=10.0,
+    deadline_seconds=20.0,
+    max_bytes=64 * 1024,
+    max_redirects=0,
+)
+# A JSON Web Key Set of a few dozen RSA keys is tens of KB; 512 KiB leaves room.
+KEY_SET_LIMITS = OutboundLimits(
+    connect_timeout_seconds=3.05,
+    read_timeout_seconds=5.0,
+    deadline_seconds=15.0,
+    max_bytes=512 * 1024,
+    max_redirects=0,
+)
+
+
 @dataclass(frozen=True)
 class OutboundPolicy:
     """The addresses the bridge may call; build it with `from_settings`."""
@@ -74,18 +93,18 @@ class OutboundPolicy:
         that connection then uses.
         """
         parts = urlsplit(url)
-        shown = redact_url(url)
+        redacted_url = redact_url(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OutboundBlocked(
                 "Expected an absolute https:// URL with a host",
-                url=shown,
+                url=redacted_url,
                 code="invalid_url",
                 hint="Enter the service's full https:// address",
             )
         if parts.username or parts.password:
             raise OutboundBlocked(
                 "The URL contains a user name or password",
-                url=shown,
+                url=redacted_url,
                 code="invalid_url",
                 hint="Remove the credentials from the address and configure them "
                 "where the connection's secrets are kept",
@@ -94,7 +113,7 @@ class OutboundPolicy:
             raise OutboundBlocked(
                 "Plain http is not allowed; the bridge calls other systems only over "
                 "https",
-                url=shown,
+                url=redacted_url,
                 code="insecure_url",
                 hint="Use the service's https:// address",
             )
@@ -199,7 +218,10 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
 
     query = urlencode(
-        [(name, REDACTED) for name, _ in parse_qsl(parts.query, keep_blank_values=True)],
+        [
+            (name, REDACTED)
+            for name, _ in parse_qsl(parts.query, keep_blank_values=True)
+        ],
         safe=REDACTED,
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -29,10 +29,11 @@ from requests.hooks import dispatch_hook
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from badge_engine.outbound.errors import (
+    OutboundBlocked,
     OutboundConnectionFailed,
     OutboundError,
-    OutboundBlocked,
     OutboundTimeout,
+    OutboundTlsFailed,
     OutboundTooLarge,
 )
 from badge_engine.outbound.policy import OutboundLimits, OutboundPolicy, redact_url
@@ -41,8 +42,8 @@ from badge_engine.outbound.transport import PinnedAddressAdapter
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
-# Headers that describe a request body; a redirect that turns the request into a
-# GET (301/302 after POST, and every 303) sends no body, so they go too.
+# Headers that describe a request body. A redirect that turns the request into a
+# GET (301 or 302 after POST, and every 303) sends no body, so they are dropped.
 _BODY_HEADERS = ("Content-Length", "Content-Type", "Transfer-Encoding")
 
 
@@ -139,8 +140,8 @@ class GuardedSession(requests.Session):
         caller_timeout: Any,
         deadline: float,
     ) -> requests.Response:
-        shown = redact_url(prepared.url)
-        timeout = self._timeout(caller_timeout, deadline, shown)
+        redacted_url = redact_url(prepared.url)
+        timeout = self._timeout(caller_timeout, deadline, redacted_url)
         adapter = self.get_adapter(prepared.url)
         started = time.monotonic()
         try:
@@ -155,19 +156,19 @@ class GuardedSession(requests.Session):
                 proxies={},
             )
         except OutboundError as error:
-            raise error.with_url(shown) from None
+            raise error.with_url(redacted_url) from None
         except requests.Timeout as error:
             raise OutboundTimeout(
-                f"No answer within {timeout[0]} s to connect or {timeout[1]} s to "
-                f"respond ({type(error).__name__})",
-                url=shown,
+                f"Timed out after {timeout[0]} s to connect or {timeout[1]} s to "
+                f"read ({type(error).__name__})",
+                url=redacted_url,
                 code="timeout",
                 hint="Check that the service is up and answers promptly",
             ) from None
         except requests.exceptions.SSLError as error:
-            raise OutboundConnectionFailed(
+            raise OutboundTlsFailed(
                 f"The TLS handshake failed ({_reason(error)})",
-                url=shown,
+                url=redacted_url,
                 code="tls_failed",
                 hint="Check that the service presents a valid certificate for "
                 "this host name",
@@ -177,10 +178,10 @@ class GuardedSession(requests.Session):
             # urllib3's errors; the guard's own error is the one to report.
             inner = _outbound_cause(error)
             if inner is not None:
-                raise inner.with_url(shown) from None
+                raise inner.with_url(redacted_url) from None
             raise OutboundConnectionFailed(
                 f"The connection failed ({_reason(error)})",
-                url=shown,
+                url=redacted_url,
                 code="connection_failed",
                 hint="Check that the service is up and reachable from the bridge",
             ) from None
@@ -196,19 +197,19 @@ class GuardedSession(requests.Session):
         response: requests.Response,
         redirects: int,
     ) -> requests.PreparedRequest:
-        shown = redact_url(prepared.url)
+        redacted_url = redact_url(prepared.url)
         if self.limits.max_redirects == 0:
             raise OutboundBlocked(
                 f"The server redirected (HTTP {response.status_code}), and this "
                 "request must be answered without redirects",
-                url=shown,
+                url=redacted_url,
                 code="redirect_not_allowed",
                 hint="Configure the service's final address, not one that redirects",
             )
         if redirects > self.limits.max_redirects:
             raise OutboundBlocked(
                 f"More than {self.limits.max_redirects} redirects",
-                url=shown,
+                url=redacted_url,
                 code="too_many_redirects",
                 hint="Configure the service's final address, and check for a "
                 "redirect loop",
@@ -248,18 +249,18 @@ class GuardedSession(requests.Session):
         return (min(connect, remaining), min(read, remaining))
 
     def _read_body(self, response: requests.Response, deadline: float) -> None:
-        shown = redact_url(response.url)
+        redacted_url = redact_url(response.url)
         max_bytes = self.limits.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             response.close()
-            raise self._too_large(shown, f"announces {declared} bytes")
+            raise self._too_large(redacted_url, f"announces {declared} bytes")
 
         body = bytearray()
         try:
             while True:
                 if time.monotonic() > deadline:
-                    raise self._deadline_passed(shown)
+                    raise self._deadline_passed(redacted_url)
                 # read1 returns what one socket read delivers, so the deadline is
                 # checked at least once per read timeout even on a slow stream.
                 # The size counts decoded bytes, so a compressed body cannot
@@ -269,12 +270,12 @@ class GuardedSession(requests.Session):
                     break
                 body.extend(chunk)
                 if len(body) > max_bytes:
-                    raise self._too_large(shown, "continued past the limit")
+                    raise self._too_large(redacted_url, "continued past the limit")
         except ReadTimeoutError:
             response.close()
             raise OutboundTimeout(
                 "The response body stopped arriving",
-                url=shown,
+                url=redacted_url,
                 code="timeout",
                 hint="Check that the service is up and answers promptly",
             ) from None
@@ -282,7 +283,7 @@ class GuardedSession(requests.Session):
             response.close()
             raise OutboundConnectionFailed(
                 f"Reading the response failed ({type(error).__name__})",
-                url=shown,
+                url=redacted_url,
                 code="read_failed",
                 hint="Check that the service is up and sends complete responses",
             ) from None
@@ -313,6 +314,28 @@ class GuardedSession(requests.Session):
         )
 
 
+def guarded_session(
+    session: GuardedSession | None,
+    policy: OutboundPolicy | None,
+    limits: OutboundLimits,
+) -> GuardedSession:
+    """Return `session`, or a new GuardedSession when it is None.
+
+    Clients accept a session so that tests and callers can share connections, and
+    this check keeps a plain requests.Session from bypassing the guard. A missing
+    policy means the strictest one: public https addresses only.
+    """
+    if session is None:
+        return GuardedSession(policy or OutboundPolicy(), limits)
+    if not isinstance(session, GuardedSession):
+        raise TypeError(
+            "session must be a badge_engine.outbound.GuardedSession, so every "
+            f"request passes the outbound guard; got {type(session).__name__}"
+        )
+
+    return session
+
+
 def _outbound_cause(error: BaseException) -> OutboundError | None:
     pending: list[object] = [error]
     seen: set[int] = set()
@@ -333,7 +356,7 @@ def _outbound_cause(error: BaseException) -> OutboundError | None:
 
 def _reason(error: Exception) -> str:
     # The text of a requests ConnectionError repeats the request path and query,
-    # which can carry secrets, so only the innermost cause's type is shown.
+    # which can carry secrets, so only the innermost cause's type is redacted_url.
     cause: BaseException = error
     while cause.__context__ is not None or getattr(cause, "reason", None) is not None:
         following = getattr(cause, "reason", None) or cause.__context__

@@ -63,8 +63,8 @@ class _PinnedConnectionMixin:
 
 
 def _netloc(host: str, port: int | None) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"{shown}:{port}" if port else shown
+    redacted_url = f"[{host}]" if ":" in host else host
+    return f"{redacted_url}:{port}" if port else redacted_url
 
 
 class _PinnedPoolManager(PoolManager):

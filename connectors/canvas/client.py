@@ -20,6 +20,14 @@ from urllib.parse import urlsplit
 
 import requests
 
+from badge_engine.outbound import (
+    GuardedSession,
+    OutboundBlocked,
+    OutboundLimits,
+    OutboundPolicy,
+    OutboundTooLarge,
+    guarded_session,
+)
 from connectors.canvas.errors import (
     CanvasAccessDenied,
     CanvasError,
@@ -34,6 +42,15 @@ from connectors.canvas.errors import (
 logger = logging.getLogger(__name__)
 
 PER_PAGE = 100
+# A page of 100 module or progress records is well under 1 MB; the limit leaves
+# room for long module item lists while stopping an endless or hostile body.
+CANVAS_LIMITS = OutboundLimits(
+    connect_timeout_seconds=3.05,
+    read_timeout_seconds=30.0,
+    deadline_seconds=120.0,
+    max_bytes=16 * 1024 * 1024,
+    max_redirects=0,
+)
 # Below this many units left in the token's quota, wait before the next request.
 # NOTE: Canvas documents the X-Rate-Limit-Remaining header but not the quota size
 # or refill rate (both are per-site settings), so this margin is an estimate.
@@ -106,7 +123,8 @@ class CanvasClient:
         base_url: str,
         token: TokenSource,
         *,
-        session: requests.Session | None = None,
+        policy: OutboundPolicy | None = None,
+        session: GuardedSession | None = None,
         timeout: float | tuple[float, float] = (3.05, 20),
         max_retries: int = 8,
         backoff: float = 1.0,
@@ -133,7 +151,7 @@ class CanvasClient:
         self.per_page = per_page
         self.stats = RequestStats()
         self._sleep = sleep
-        self._session = session or requests.Session()
+        self._session = guarded_session(session, policy, CANVAS_LIMITS)
 
     def __repr__(self) -> str:
         return f"CanvasClient(base_url={self.base_url!r})"
@@ -283,6 +301,20 @@ class CanvasClient:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
+        except OutboundBlocked as error:
+            raise CanvasError(
+                f"Canvas at {self.base_url} was not called for {path}: {error}",
+                base_url=self.base_url,
+                path=path,
+            ) from error
+        except OutboundTooLarge as error:
+            raise CanvasResponseInvalid(
+                f"Canvas at {self.base_url} sent a response to {path} larger than "
+                f"{CANVAS_LIMITS.max_bytes} bytes. Check that the base URL points "
+                "at Canvas.",
+                base_url=self.base_url,
+                path=path,
+            ) from error
         except requests.RequestException as error:
             if attempt > self.max_retries:
                 raise CanvasUnavailable(

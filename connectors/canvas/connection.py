@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Achievement
+from badge_engine.outbound import GuardedSession, OutboundPolicy
 from badge_engine.vault import Vault
 from connectors.canvas.client import CanvasClient
 from connectors.canvas.errors import (
@@ -155,7 +155,8 @@ def client_for_connection(
     vault: Vault,
     connection: LmsConnection,
     *,
-    http: requests.Session | None = None,
+    http: GuardedSession | None = None,
+    policy: OutboundPolicy | None = None,
     **client_options,
 ) -> CanvasClient:
     """Build the connection's REST client from its decrypted credentials.
@@ -193,10 +194,13 @@ def client_for_connection(
             OAuth2Tokens(
                 access_token, refresh_token, credential.access_token_expires_at
             ),
+            policy=policy,
             session=http,
             on_refresh=store,
         )
-    return CanvasClient(connection.base_url, token, session=http, **client_options)
+    return CanvasClient(
+        connection.base_url, token, policy=policy, session=http, **client_options
+    )
 
 
 def mark_broken(connection: LmsConnection, error: CanvasError) -> None:

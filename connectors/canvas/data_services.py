@@ -16,9 +16,23 @@ from typing import Any
 import jwt
 import requests
 
-from connectors.canvas.errors import CanvasError, CanvasUnavailable
+from badge_engine.outbound import (
+    TOKEN_ENDPOINT_LIMITS,
+    GuardedSession,
+    OutboundBlocked,
+    OutboundLimits,
+    OutboundPolicy,
+    OutboundTooLarge,
+    guarded_session,
+)
+from connectors.canvas.errors import (
+    CanvasError,
+    CanvasResponseInvalid,
+    CanvasUnavailable,
+)
 
 TOKEN_PATH = "/login/oauth2/token"  # noqa: S105 - a URL path, not a secret
+SUBSCRIPTION_LIMITS = OutboundLimits(max_bytes=256 * 1024, max_redirects=0)
 DATA_SERVICES_CREATE_SCOPE = (
     "https://canvas.instructure.com/lti/data_services/scope/create"
 )
@@ -58,7 +72,8 @@ def request_client_credentials_token(
     kid: str,
     *,
     scopes: list[str] | None = None,
-    http: requests.Session | None = None,
+    http: GuardedSession | None = None,
+    policy: OutboundPolicy | None = None,
     timeout: float | tuple[float, float] = (3.05, 10),
 ) -> str:
     """Return an LTI client-credentials access token for the Data Services API."""
@@ -69,7 +84,8 @@ def request_client_credentials_token(
         kid,
         scopes or [DATA_SERVICES_CREATE_SCOPE],
     )
-    response = _post(http, base_url.rstrip("/") + TOKEN_PATH, timeout, data=form)
+    session = guarded_session(http, policy, TOKEN_ENDPOINT_LIMITS)
+    response = _post(session, base_url.rstrip("/") + TOKEN_PATH, timeout, data=form)
     try:
         return response.json()["access_token"]
     except (ValueError, KeyError, TypeError):
@@ -118,12 +134,13 @@ def create_subscription(
     token: str,
     request: dict[str, Any],
     *,
-    http: requests.Session | None = None,
+    http: GuardedSession | None = None,
+    policy: OutboundPolicy | None = None,
     timeout: float | tuple[float, float] = (3.05, 10),
 ) -> dict[str, Any]:
     """Send a subscription request from `subscription_request`; return Canvas's response."""
     response = _post(
-        http,
+        guarded_session(http, policy, SUBSCRIPTION_LIMITS),
         request["url"],
         timeout,
         json=request["body"],
@@ -140,11 +157,18 @@ def create_subscription(
     return response.json()
 
 
-def _post(http, url: str, timeout, **options) -> requests.Response:
+def _post(session: GuardedSession, url: str, timeout, **options) -> requests.Response:
     try:
-        return (http or requests).post(
-            url, timeout=timeout, allow_redirects=False, **options
-        )
+        return session.post(url, timeout=timeout, allow_redirects=False, **options)
+    except OutboundBlocked as error:
+        raise CanvasError(
+            f"Canvas at {url} was not called: {error}", path=url
+        ) from error
+    except OutboundTooLarge as error:
+        raise CanvasResponseInvalid(
+            f"Canvas at {url} sent a response larger than the limit: {error}",
+            path=url,
+        ) from error
     except requests.RequestException as error:
         raise CanvasUnavailable(
             f"Canvas at {url} could not be reached ({type(error).__name__}); retry later.",

@@ -19,6 +19,13 @@ from typing import Any
 import jwt
 import requests
 
+from badge_engine.outbound import (
+    KEY_SET_LIMITS,
+    GuardedSession,
+    OutboundError,
+    OutboundPolicy,
+    guarded_session,
+)
 from connectors.canvas.errors import CanvasEventSignatureInvalid
 
 logger = logging.getLogger(__name__)
@@ -35,7 +42,8 @@ class JwksCache:
         self,
         url: str,
         *,
-        session: requests.Session | None = None,
+        policy: OutboundPolicy | None = None,
+        session: GuardedSession | None = None,
         timeout: float | tuple[float, float] = (3.05, 5),
         negative_ttl: float = 60.0,
         max_refetches_per_minute: int = 6,
@@ -43,7 +51,7 @@ class JwksCache:
     ) -> None:
         self.url = url
         self.fetch_count = 0
-        self._session = session or requests.Session()
+        self._session = guarded_session(session, policy, KEY_SET_LIMITS)
         self._timeout = timeout
         self._negative_ttl = negative_ttl
         self._max_refetches = max_refetches_per_minute
@@ -96,11 +104,18 @@ class JwksCache:
             response.raise_for_status()
             document = response.json()
             keys = document["keys"]
-        except (requests.RequestException, ValueError, KeyError, TypeError) as error:
+        except (
+            OutboundError,
+            requests.RequestException,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as error:
             logger.warning(
-                "Fetching the Live Events JWKS failed: url=%s error=%s",
+                "Fetching the Live Events JWKS failed: url=%s error=%s code=%s",
                 self.url,
                 type(error).__name__,
+                getattr(error, "code", ""),
             )
             return
 

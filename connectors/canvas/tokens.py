@@ -16,7 +16,20 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from connectors.canvas.errors import CanvasTokenInvalid, CanvasUnavailable
+from badge_engine.outbound import (
+    TOKEN_ENDPOINT_LIMITS,
+    GuardedSession,
+    OutboundBlocked,
+    OutboundPolicy,
+    OutboundTooLarge,
+    guarded_session,
+)
+from connectors.canvas.errors import (
+    CanvasError,
+    CanvasResponseInvalid,
+    CanvasTokenInvalid,
+    CanvasUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +91,8 @@ class OAuth2Token:
         client_secret: str,
         tokens: OAuth2Tokens,
         *,
-        session: requests.Session | None = None,
+        policy: OutboundPolicy | None = None,
+        session: GuardedSession | None = None,
         timeout: float | tuple[float, float] = (3.05, 10),
         on_refresh: Callable[[OAuth2Tokens], None] | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -91,7 +105,7 @@ class OAuth2Token:
         self.client_id = client_id
         self._client_secret = client_secret
         self._tokens = tokens
-        self._session = session or requests.Session()
+        self._session = guarded_session(session, policy, TOKEN_ENDPOINT_LIMITS)
         self._timeout = timeout
         self._on_refresh = on_refresh
         self._clock = clock or (lambda: datetime.now(timezone.utc))
@@ -138,6 +152,18 @@ class OAuth2Token:
             response = self._session.post(
                 self.token_url, data=form, timeout=self._timeout, allow_redirects=False
             )
+        except OutboundBlocked as error:
+            raise CanvasError(
+                f"Canvas token endpoint {self.token_url} was not called: {error}",
+                path=TOKEN_PATH,
+            ) from error
+        except OutboundTooLarge as error:
+            raise CanvasResponseInvalid(
+                f"Canvas token endpoint {self.token_url} sent a response larger "
+                f"than {TOKEN_ENDPOINT_LIMITS.max_bytes} bytes; check the Canvas "
+                "base URL.",
+                path=TOKEN_PATH,
+            ) from error
         except requests.RequestException as error:
             raise CanvasUnavailable(
                 f"Canvas token endpoint {self.token_url} could not be reached "

@@ -1,24 +1,21 @@
-"""Outgoing HTTP for every delivery route: address policy, limits and error mapping.
+"""Outgoing HTTP for every delivery route: limits and error mapping.
 
-Every request a route sends goes through `PortfolioHttp.request`, so all routes
-handle the same way slow, malformed, oversized or redirecting portfolios:
+Every request a route sends goes through `PortfolioHttp.request`, which sends it
+through the bridge's guarded client (`badge_engine.outbound`), so all routes handle
+the same way slow, malformed, oversized or redirecting portfolios:
 
-- The URL must be HTTPS, unless loopback development mode is on, and its host
-  must not resolve to a private, link-local, loopback or reserved address, unless
-  loopback development mode is on (loopback only) or the network is allowed
-  explicitly.
+- The address rules are the guard's: HTTPS to public addresses, plain HTTP only to
+  loopback in loopback development mode, private networks only when configured.
 - Redirects are never followed, so a 3xx loop costs one request.
-- Bodies are read up to `MAX_BODY_BYTES`; a larger body is an error.
+- Bodies are read up to `PORTFOLIO_LIMITS.max_bytes`; a larger body is an error.
 - Timeouts and connection errors, 429 and 5xx are retryable; 401 is
   `TokenExpired` so the caller can refresh once; other statuses are rejections.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,6 +24,15 @@ from urllib.parse import urlsplit
 import requests
 
 from badge_engine.db import utcnow
+from badge_engine.outbound import (
+    GuardedSession,
+    OutboundBlocked,
+    OutboundError,
+    OutboundLimits,
+    OutboundPolicy,
+    OutboundTimeout,
+    OutboundTooLarge,
+)
 from connectors.hpass.errors import (
     DeliveryRejected,
     DeliveryRetryable,
@@ -34,82 +40,27 @@ from connectors.hpass.errors import (
     TokenExpired,
 )
 
-MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_TIMEOUT = (3.05, 15.0)
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+PORTFOLIO_LIMITS = OutboundLimits(
+    connect_timeout_seconds=3.05,
+    read_timeout_seconds=15.0,
+    deadline_seconds=60.0,
+    max_bytes=1024 * 1024,
+    max_redirects=0,
+)
+DEFAULT_TIMEOUT = (
+    PORTFOLIO_LIMITS.connect_timeout_seconds,
+    PORTFOLIO_LIMITS.read_timeout_seconds,
+)
 
 
-@dataclass(frozen=True)
-class OutboundPolicy:
-    """The rules for the URLs the bridge may call on a portfolio's behalf."""
-
-    loopback_dev: bool = False
-    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> "OutboundPolicy":
-        # NOTE: the configuration module does not define
-        # `portfolio_allowed_networks` yet. Until it does, no private network is
-        # allowed outside the tests.
-        networks = getattr(settings, "portfolio_allowed_networks", ()) or ()
-        return cls(
-            loopback_dev=bool(settings.loopback_dev),
-            allowed_networks=tuple(ipaddress.ip_network(item) for item in networks),
-        )
-
-    def check_url(self, url: str) -> str:
-        """Return `url`, or raise PortfolioSetupError saying why it may not be called."""
-        parts = urlsplit(url)
-        host = parts.hostname
-        if parts.scheme not in ("http", "https") or not host:
-            raise PortfolioSetupError(
-                f"{url!r} is not an absolute http(s) URL; enter the portfolio's "
-                "https:// address",
-                portfolio_url=url,
-            )
-        if parts.scheme == "http" and not self.loopback_dev:
-            raise PortfolioSetupError(
-                f"{url} uses plain HTTP; portfolios must be reached over HTTPS",
-                portfolio_url=url,
-            )
-
-        for address in _resolve(host, url):
-            if self._address_allowed(address):
-                continue
-            raise PortfolioSetupError(
-                f"{url} resolves to {address}, a private, loopback or link-local "
-                "address; the bridge calls only public portfolio addresses unless "
-                "the network is allowed in the configuration",
-                portfolio_url=url,
-            )
-
-        return url
-
-    def _address_allowed(self, address: ipaddress._BaseAddress) -> bool:
-        if any(address in network for network in self.allowed_networks):
-            return True
-        if address.is_loopback:
-            return self.loopback_dev
-
-        return address.is_global and not address.is_multicast
-
-
-def _resolve(host: str, url: str) -> list[ipaddress._BaseAddress]:
-    # NOTE: the address is checked here and resolved again by requests, so a DNS
-    # answer that changes between the two (rebinding) is not caught.
+def check_portfolio_url(policy: OutboundPolicy, url: str) -> str:
+    """Return `url`, or raise PortfolioSetupError saying why it may not be called."""
     try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError as error:
-        raise PortfolioSetupError(
-            f"the host of {url} could not be resolved ({error}); check the address",
-            portfolio_url=url,
-        ) from None
+        policy.check_url_now(url)
+    except OutboundError as error:
+        raise PortfolioSetupError(str(error), portfolio_url=url) from None
 
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return url
 
 
 def same_origin(url: str, other: str) -> bool:
@@ -153,50 +104,53 @@ class HttpResult:
 
 @dataclass
 class PortfolioHttp:
-    """Send one request under the policy; map failures to delivery errors."""
+    """Send one request through the guarded client; map failures to delivery errors.
+
+    `timeout` (connect, read) in seconds replaces the limits' timeouts, because
+    each route sets its own from configuration.
+    """
 
     policy: OutboundPolicy
     portfolio_url: str
     credential_id: str = ""
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
-    session: requests.Session = field(default_factory=requests.Session)
+    session: GuardedSession = field(init=False)
+
+    def __post_init__(self) -> None:
+        limits = replace(
+            PORTFOLIO_LIMITS,
+            connect_timeout_seconds=self.timeout[0],
+            read_timeout_seconds=self.timeout[1],
+        )
+        self.session = GuardedSession(self.policy, limits)
 
     def request(self, method: str, url: str, **kwargs: Any) -> HttpResult:
         ids = {"portfolio_url": self.portfolio_url, "credential_id": self.credential_id}
         try:
-            self.policy.check_url(url)
-        except PortfolioSetupError as error:
-            raise DeliveryRejected(str(error), **ids) from None
-
-        try:
             response = self.session.request(
-                method,
-                url,
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-                **kwargs,
+                method, url, allow_redirects=False, **kwargs
             )
-            with response:
-                body = _read_limited(response)
-        except requests.Timeout:
+        except OutboundBlocked as error:
+            raise DeliveryRejected(str(error), **ids) from None
+        except OutboundTimeout:
             raise DeliveryRetryable(
                 f"{url} timed out after {self.timeout[1]} s; retrying later",
                 **ids,
             ) from None
-        except requests.RequestException as error:
+        except OutboundTooLarge:
+            raise DeliveryRetryable(
+                f"{url} sent a response larger than {PORTFOLIO_LIMITS.max_bytes} "
+                "bytes; retrying later",
+                **ids,
+            ) from None
+        except (OutboundError, requests.RequestException) as error:
             raise DeliveryRetryable(
                 f"could not reach {url}: {type(error).__name__}; retrying later", **ids
             ) from None
-        except _BodyTooLarge:
-            raise DeliveryRetryable(
-                f"{url} sent a response larger than {MAX_BODY_BYTES} bytes; "
-                "retrying later",
-                http_status=response.status_code,
-                **ids,
-            ) from None
 
-        result = HttpResult(response.status_code, dict(response.headers), body)
+        result = HttpResult(
+            response.status_code, dict(response.headers), response.content
+        )
         self._raise_for_status(url, response, result, ids)
 
         return result
@@ -232,21 +186,6 @@ class PortfolioHttp:
             http_status=status,
             **ids,
         )
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _read_limited(response: requests.Response) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-
-    return b"".join(chunks)
 
 
 def describe_body(result: HttpResult) -> str:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import requests
-
+from badge_engine.outbound import OutboundPolicy
 from connectors.hpass.errors import DeliveryNeedsConsent
-from connectors.hpass.http import DEFAULT_TIMEOUT, OutboundPolicy, PortfolioHttp
+from connectors.hpass.http import DEFAULT_TIMEOUT, PortfolioHttp
 from connectors.hpass.models import RouteName
 from connectors.hpass.ob3_oauth import AccountTokens
 from connectors.hpass.routes import DeliveryJob, RouteOutcome, register_route
@@ -36,7 +35,6 @@ class Ob3ApiClient:
         access_token: str,
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        session: requests.Session | None = None,
         policy: OutboundPolicy | None = None,
     ) -> None:
         self.api_base_url = api_base_url.rstrip("/")
@@ -45,7 +43,6 @@ class Ob3ApiClient:
             policy or OutboundPolicy(),
             portfolio_url=self.api_base_url,
             timeout=timeout,
-            session=session or requests.Session(),
         )
 
     def upsert_credential(self, credential: dict) -> UpsertResult:

@@ -33,7 +33,7 @@ from connectors.hpass.errors import (
     PortfolioSetupError,
     TokenExpired,
 )
-from connectors.hpass.http import HttpResult, PortfolioHttp
+from connectors.hpass.http import HttpResult, PortfolioHttp, check_portfolio_url
 from connectors.hpass.models import ObfBadgeMapping, ObfConnection, RouteName
 from connectors.hpass.routes import DeliveryJob, RouteOutcome, register_route
 
@@ -309,7 +309,7 @@ def connect_obf(
     if not client_id or not client_secret:
         raise ObfSetupError("the OBF client id and client secret are both required")
     try:
-        policy.check_url(api_base_url)
+        check_portfolio_url(policy, api_base_url)
     except PortfolioSetupError as error:
         raise ObfSetupError(str(error)) from None
 

@@ -21,8 +21,8 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Credential
+from badge_engine.outbound import OutboundPolicy
 from badge_engine.vault import Vault
-from connectors.hpass.http import OutboundPolicy
 from connectors.hpass.models import Delivery, PortfolioAccount
 
 
@@ -70,8 +70,8 @@ def register_route(route: DeliveryRoute) -> DeliveryRoute:
 
 def _load_builtin_routes() -> None:
     import connectors.hpass.badge_connect  # noqa: F401
-    import connectors.hpass.obf  # noqa: F401
     import connectors.hpass.ob3_api  # noqa: F401
+    import connectors.hpass.obf  # noqa: F401
 
 
 def route_for(name: str) -> DeliveryRoute:

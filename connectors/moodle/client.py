@@ -19,6 +19,14 @@ from typing import Any
 import requests
 
 from badge_engine.facts import CompletionState
+from badge_engine.outbound import (
+    GuardedSession,
+    OutboundBlocked,
+    OutboundLimits,
+    OutboundPolicy,
+    OutboundTooLarge,
+    guarded_session,
+)
 from connectors.moodle.conversions import (
     COMPLETION_STATES,
     CompletionTracking,
@@ -30,6 +38,16 @@ from connectors.moodle.errors import (
     MoodleResponseInvalid,
     MoodleUnavailable,
     error_for_errorcode,
+)
+
+# A course's contents or roster page can run to a few MB; the limit leaves room
+# for large courses while stopping an endless or hostile body.
+MOODLE_LIMITS = OutboundLimits(
+    connect_timeout_seconds=3.05,
+    read_timeout_seconds=30.0,
+    deadline_seconds=120.0,
+    max_bytes=32 * 1024 * 1024,
+    max_redirects=0,
 )
 
 logger = logging.getLogger(__name__)
@@ -193,7 +211,8 @@ class MoodleClient:
         token: str,
         *,
         timeout: float | tuple[float, float] = (3.05, 10),
-        session: requests.Session | None = None,
+        policy: OutboundPolicy | None = None,
+        session: GuardedSession | None = None,
         max_retries: int = 2,
         backoff: float = 0.5,
     ) -> None:
@@ -221,7 +240,7 @@ class MoodleClient:
         self.backoff = backoff
         self._token = token
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = guarded_session(session, policy, MOODLE_LIMITS)
 
     def __repr__(self) -> str:
         return f"MoodleClient(site_url={self.site_url!r})"
@@ -559,6 +578,18 @@ class MoodleClient:
             response = self._session.post(
                 self.endpoint, data=form, timeout=self.timeout, allow_redirects=False
             )
+        except OutboundBlocked as error:
+            raise MoodleError(
+                f"Moodle at {self.site_url} was not called for {wsfunction}: {error}",
+                **ids,
+            ) from error
+        except OutboundTooLarge as error:
+            raise MoodleResponseInvalid(
+                f"Moodle at {self.site_url} sent a response to {wsfunction} larger "
+                f"than {MOODLE_LIMITS.max_bytes} bytes. Check that the site URL "
+                "points at Moodle, or ask for fewer records per call.",
+                **ids,
+            ) from error
         except requests.exceptions.SSLError as error:
             # A certificate problem does not clear within seconds, so it is not
             # retried here, but a later poll may succeed once the site fixes it.

@@ -26,8 +26,16 @@ from dataclasses import dataclass
 import requests
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from badge_engine.outbound import (
+    GuardedSession,
+    OutboundBlocked,
+    OutboundError,
+    OutboundLimits,
+    OutboundPolicy,
+    OutboundTooLarge,
+    redact_url,
+)
 from lti_tool.lti.errors import RegistrationFailed
-from lti_tool.lti.outbound import UnsafeUrl, check_outbound_url
 from lti_tool.logs import get_logger
 
 log = get_logger(__name__)
@@ -35,7 +43,9 @@ log = get_logger(__name__)
 PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configuration"
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
 TOKEN_MAX_AGE_SECONDS = 7 * 24 * 3600
-MAX_BODY_BYTES = 256 * 1024
+# The OpenID configuration and the registration response are small JSON
+# documents; redirects are not followed because the registration token goes along.
+REGISTRATION_LIMITS = OutboundLimits(max_bytes=256 * 1024, max_redirects=0)
 
 # NRPS to list a course's learners; AGS only where a rule needs grades.
 WANTED_SCOPES = (
@@ -102,12 +112,12 @@ class RegisteredClient:
 
 
 class DynamicRegistration:
-    """One exchange with one platform; `loopback_dev` allows loopback URLs."""
+    """One exchange with one platform; `policy` decides which addresses it may call."""
 
-    def __init__(self, *, loopback_dev: bool, timeout: float = 10.0) -> None:
-        self.loopback_dev = loopback_dev
+    def __init__(self, *, policy: OutboundPolicy, timeout: float = 10.0) -> None:
+        self.policy = policy
         self.timeout = timeout
-        self.http = requests.Session()
+        self.http = GuardedSession(policy, REGISTRATION_LIMITS)
 
     def _check(self, url: object, name: str) -> str:
         if not isinstance(url, str):
@@ -116,12 +126,14 @@ class DynamicRegistration:
                 check="the platform's registration support must be enabled",
             )
         try:
-            return check_outbound_url(url, loopback_dev=self.loopback_dev, name=name)
-        except UnsafeUrl as error:
+            self.policy.check_url_now(url)
+        except OutboundError as error:
             raise RegistrationFailed(
-                str(error),
+                f"the platform's {name}: {error}",
                 check="register from a platform reachable on the public internet",
             ) from None
+
+        return url
 
     def fetch_configuration(self, url: str, token: str | None) -> PlatformConfiguration:
         """Read and check the platform's OpenID configuration."""
@@ -139,7 +151,7 @@ class DynamicRegistration:
         if not isinstance(issuer, str) or not (url.startswith(issuer) or canvas):
             raise RegistrationFailed(
                 f"the platform's issuer {issuer!r} is not a prefix of its configuration "
-                f"URL {url!r}",
+                f"URL {redact_url(url)!r}",
                 check="the platform's configured issuer (its wwwroot or Canvas "
                 "domain) must match the address it is reached at",
             )
@@ -236,14 +248,27 @@ class DynamicRegistration:
             response = self.http.request(
                 method, url, timeout=(3.05, self.timeout), allow_redirects=False, **kwargs
             )
-        except requests.RequestException as error:
+        except OutboundBlocked as error:
             raise RegistrationFailed(
-                f"the platform at {url!r} could not be reached: {type(error).__name__}",
+                str(error),
+                check="register from a platform reachable on the public internet",
+            ) from None
+        except OutboundTooLarge:
+            raise RegistrationFailed(
+                f"the response from {redact_url(url)!r} is larger than "
+                f"{REGISTRATION_LIMITS.max_bytes // 1024} KiB",
+                check="the URL must be the platform's registration address",
+            ) from None
+        except (OutboundError, requests.RequestException) as error:
+            raise RegistrationFailed(
+                f"the platform at {redact_url(url)!r} could not be reached: "
+                f"{type(error).__name__}",
                 check="the platform must be reachable from the bridge; try again",
             ) from None
         if response.status_code >= 300:
             raise RegistrationFailed(
-                f"the platform returned HTTP {response.status_code} from {url!r}: "
+                f"the platform returned HTTP {response.status_code} from "
+                f"{redact_url(url)!r}: "
                 f"{_error_text(response)}",
                 check=_hint_for(response.status_code),
             )
@@ -251,18 +276,13 @@ class DynamicRegistration:
 
     @staticmethod
     def _json(response: requests.Response, url: str) -> dict:
-        if len(response.content) > MAX_BODY_BYTES:
-            raise RegistrationFailed(
-                f"the response from {url!r} is larger than 256 KiB",
-                check="the URL must be the platform's registration address",
-            )
         try:
             document = response.json()
         except ValueError:
             document = None
         if not isinstance(document, dict):
             raise RegistrationFailed(
-                f"the response from {url!r} is not a JSON object",
+                f"the response from {redact_url(url)!r} is not a JSON object",
                 check="the URL must be the platform's registration address",
             )
         return document

@@ -16,14 +16,18 @@ from dataclasses import dataclass, field
 import jwt
 import requests
 
-from lti_tool.lti.outbound import UnsafeUrl, check_outbound_url
+from badge_engine.outbound import (
+    KEY_SET_LIMITS,
+    GuardedSession,
+    OutboundError,
+    OutboundPolicy,
+)
 from lti_tool.logs import get_logger
 
 log = get_logger(__name__)
 
 DEFAULT_TTL_SECONDS = 3600.0
 MAX_TTL_SECONDS = 86400.0
-MAX_JWKS_BYTES = 256 * 1024
 _MAX_AGE = re.compile(r"max-age=(\d+)", re.IGNORECASE)
 
 
@@ -45,6 +49,7 @@ class JwksCache:
     def __init__(
         self,
         *,
+        policy: OutboundPolicy,
         timeout: float = 5.0,
         min_refetch_seconds: float = 30.0,
     ) -> None:
@@ -52,26 +57,24 @@ class JwksCache:
         self.min_refetch_seconds = min_refetch_seconds
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
-        self._http = requests.Session()
+        self._http = GuardedSession(policy, KEY_SET_LIMITS)
 
-    def keys(self, url: str, *, loopback_dev: bool) -> dict[str | None, jwt.PyJWK]:
+    def keys(self, url: str) -> dict[str | None, jwt.PyJWK]:
         """Return the cached keys of `url`, fetching them when absent or expired."""
         entry = self._entries.get(url)
         if entry is not None and time.monotonic() < entry.expires_at:
             return entry.keys
 
-        return self._refresh(url, loopback_dev=loopback_dev, previous=entry)
+        return self._refresh(url, previous=entry)
 
-    def key(
-        self, url: str, kid: str | None, *, loopback_dev: bool
-    ) -> jwt.PyJWK | None:
+    def key(self, url: str, kid: str | None) -> jwt.PyJWK | None:
         """Return the key with id `kid`, refetching once when it is unknown.
 
         A token without `kid` matches only a key set that holds exactly one key.
         Returns None when no key matches; raises JwksUnavailable when the set could
         not be fetched.
         """
-        keys = self.keys(url, loopback_dev=loopback_dev)
+        keys = self.keys(url)
         found = _pick(keys, kid)
         if found is not None:
             return found
@@ -81,14 +84,13 @@ class JwksCache:
             log.info("jwks_refetch_rate_limited", url=url, kid=kid)
             return None
 
-        keys = self._refresh(url, loopback_dev=loopback_dev, previous=entry, force=True)
+        keys = self._refresh(url, previous=entry, force=True)
         return _pick(keys, kid)
 
     def _refresh(
         self,
         url: str,
         *,
-        loopback_dev: bool,
         previous: _Entry | None,
         force: bool = False,
     ) -> dict[str | None, jwt.PyJWK]:
@@ -100,7 +102,7 @@ class JwksCache:
                     return current.keys
 
             try:
-                keys, ttl = self._fetch(url, loopback_dev=loopback_dev)
+                keys, ttl = self._fetch(url)
             except JwksUnavailable:
                 if previous is not None and not force:
                     # A stale set still verifies tokens signed with unchanged keys.
@@ -117,19 +119,16 @@ class JwksCache:
 
             return keys
 
-    def _fetch(
-        self, url: str, *, loopback_dev: bool
-    ) -> tuple[dict[str | None, jwt.PyJWK], float]:
+    def _fetch(self, url: str) -> tuple[dict[str | None, jwt.PyJWK], float]:
         try:
-            check_outbound_url(url, loopback_dev=loopback_dev, name="key set URL")
             response = self._http.get(
                 url,
                 timeout=(3.05, self.timeout),
                 headers={"Accept": "application/json"},
                 allow_redirects=False,
             )
-        except UnsafeUrl as error:
-            raise JwksUnavailable(str(error)) from None
+        except OutboundError as error:
+            raise JwksUnavailable(f"key set URL: {error}") from None
         except requests.RequestException as error:
             raise JwksUnavailable(
                 f"key set URL {url!r} could not be reached: {type(error).__name__}"
@@ -139,8 +138,6 @@ class JwksCache:
             raise JwksUnavailable(
                 f"key set URL {url!r} returned HTTP {response.status_code}"
             )
-        if len(response.content) > MAX_JWKS_BYTES:
-            raise JwksUnavailable(f"key set at {url!r} is larger than 256 KiB")
         try:
             document = response.json()
             entries = document["keys"]

@@ -115,7 +115,6 @@ class LaunchValidator:
         row_cache: LaunchRowCache,
         tool_base_url: str,
         leeway_seconds: float,
-        loopback_dev: bool,
     ) -> None:
         self.session = session
         self.registration = registration
@@ -123,7 +122,6 @@ class LaunchValidator:
         self.row_cache = row_cache
         self.tool_base_url = tool_base_url.rstrip("/")
         self.leeway = leeway_seconds
-        self.loopback_dev = loopback_dev
         self.ids: dict = {"registration": registration.public_id}
 
     def validate(self, request: LaunchRequest) -> ValidatedLaunch:
@@ -288,7 +286,7 @@ class LaunchValidator:
         kid = header.get("kid")
         url = self.registration.key_set_url
         try:
-            key = self.jwks_cache.key(url, kid, loopback_dev=self.loopback_dev)
+            key = self.jwks_cache.key(url, kid)
         except JwksUnavailable as error:
             raise PlatformUnreachable(
                 f"the platform's key set could not be read to verify key id "

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import re
 
-import requests
-
+from badge_engine.outbound import (
+    TOKEN_ENDPOINT_LIMITS,
+    GuardedSession,
+    OutboundError,
+    OutboundLimits,
+    OutboundPolicy,
+)
 from badge_engine.vault import Vault
-from lti_tool.lti.outbound import check_outbound_url
 from lti_tool.lti.service_token import ServiceTokenError, ServiceTokens
 from lti_tool.models import Registration
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 MEMBERSHIP_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 MAX_PAGES = 1000
+# A page of a large course's membership can run to a few MB.
+MEMBERSHIP_LIMITS = OutboundLimits(
+    connect_timeout_seconds=3.05,
+    read_timeout_seconds=30.0,
+    deadline_seconds=120.0,
+    max_bytes=16 * 1024 * 1024,
+    max_redirects=3,
+)
 _NEXT = re.compile(r'<([^>]+)>\s*;[^,]*\brel\s*=\s*"?next"?', re.IGNORECASE)
 
 
@@ -31,23 +43,23 @@ class NrpsClient:
     """Reads memberships for one registration; tokens are cached per scope set."""
 
     def __init__(
-        self, registration: Registration, vault: Vault, *, loopback_dev: bool,
+        self,
+        registration: Registration,
+        vault: Vault,
+        *,
+        policy: OutboundPolicy,
         timeout: float = 10.0,
     ) -> None:
         self.registration = registration
         self.vault = vault
-        self.loopback_dev = loopback_dev
         self.timeout = timeout
-        self.http = requests.Session()
+        self.http = GuardedSession(policy, MEMBERSHIP_LIMITS)
         self.tokens = ServiceTokens(
             registration,
             vault,
-            self.http,
+            GuardedSession(policy, TOKEN_ENDPOINT_LIMITS),
             scopes=(NRPS_SCOPE,),
             service_name="Names and Role Provisioning",
-            check_url=lambda url: check_outbound_url(
-                url, loopback_dev=loopback_dev, name="token URL"
-            ),
             timeout=timeout,
         )
 
@@ -57,6 +69,8 @@ class NrpsClient:
             return self.tokens.access_token()
         except ServiceTokenError as error:
             raise NrpsError(str(error)) from None
+        except OutboundError as error:
+            raise NrpsError(f"token request failed: {error}") from error
 
     def members(self, memberships_url: str) -> list[dict]:
         """Return every member of the context, following all pages."""
@@ -65,15 +79,16 @@ class NrpsClient:
         for _ in range(MAX_PAGES):
             if url is None:
                 return members
-            check_outbound_url(url, loopback_dev=self.loopback_dev, name="NRPS URL")
-            response = self.http.get(
-                url,
-                headers={
-                    "Authorization": f"Bearer {self.access_token()}",
-                    "Accept": MEMBERSHIP_MEDIA_TYPE,
-                },
-                timeout=(3.05, self.timeout),
-            )
+            headers = {
+                "Authorization": f"Bearer {self.access_token()}",
+                "Accept": MEMBERSHIP_MEDIA_TYPE,
+            }
+            try:
+                response = self.http.get(
+                    url, headers=headers, timeout=(3.05, self.timeout)
+                )
+            except OutboundError as error:
+                raise NrpsError(f"membership request failed: {error}") from error
             if response.status_code != 200:
                 raise NrpsError(
                     f"membership request to {url} failed with HTTP "

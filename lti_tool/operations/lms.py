@@ -8,9 +8,7 @@ because the admin fixes them in the LMS and runs the test again.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
-import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Provider
+from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
 from connectors.canvas.connection import connect_canvas, test_canvas_connection
 from connectors.models import ConnectionState, LmsConnection, LmsKind
 from connectors.moodle.client import MoodleClient
@@ -69,35 +68,24 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
             code="invalid_url",
         )
     # The bridge sends the LMS token to this URL and reports parts of the response,
-    # so an address inside the bridge's own network would be a way to read it.
-    for address in _resolved_addresses(parts.hostname):
-        if address.is_loopback and bridge.settings.loopback_dev:
-            continue
-        if not address.is_global or address.is_multicast:
-            raise InvalidInput(
-                f"{option} {url!r} resolves to the non-public address {address}; "
-                "enter the LMS site's public https:// address",
-                code="invalid_url",
-            )
+    # so an address inside the bridge's own network would be a way to read it. The
+    # guard checks every request again when it connects; this check tells the admin
+    # at once.
+    try:
+        bridge.outbound_policy.check_url_now(url)
+    except OutboundBlocked as error:
+        raise InvalidInput(
+            f"{option} {url!r}: {error.message}; enter the LMS site's public "
+            "https:// address",
+            code="invalid_url",
+        ) from None
+    except OutboundConnectionFailed:
+        # A name that does not resolve yet is stored; each request then fails with
+        # the guard's error naming the host.
+        pass
 
     return url.rstrip("/")
 
-
-def _resolved_addresses(host: str) -> list:
-    """Return the addresses `host` resolves to, or none when it does not resolve.
-
-    NOTE: this runs when a connection is stored, not before each request, so a DNS
-    name that later points inside the network is not caught here.
-    """
-    try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return []
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
 def check_secret_value(value: str, option: str) -> str:
@@ -249,6 +237,7 @@ def connect_canvas_site(
         bridge.vault,
         connection,
         course_id=course_id.strip(),
+        policy=bridge.outbound_policy,
         timeout=CANVAS_TEST_TIMEOUT,
         max_retries=1,
         max_backoff=CANVAS_TEST_MAX_BACKOFF,
@@ -291,7 +280,11 @@ def run_connection_test(
         what=f"API token of LMS connection {lms_connection.id}",
     ).decode()
     with MoodleClient(
-        lms_connection.base_url, token, timeout=MOODLE_TEST_TIMEOUT, max_retries=1
+        lms_connection.base_url,
+        token,
+        timeout=MOODLE_TEST_TIMEOUT,
+        max_retries=1,
+        policy=bridge.outbound_policy,
     ) as client:
         result = test_connection(client)
 
@@ -351,6 +344,7 @@ def test_lms_connection(
             bridge.vault,
             connection,
             course_id=course_id,
+            policy=bridge.outbound_policy,
             timeout=CANVAS_TEST_TIMEOUT,
             max_retries=1,
             max_backoff=CANVAS_TEST_MAX_BACKOFF,

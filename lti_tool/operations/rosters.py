@@ -96,7 +96,12 @@ def _canvas_job_roster(bridge: Bridge, connection: LmsConnection) -> CanvasRoste
     stored = session.get(LmsConnection, connection.id)
     timeout = bridge.settings.http_timeout_seconds
     client = client_for_connection(
-        session, bridge.vault, stored, timeout=(3.05, timeout), max_retries=3
+        session,
+        bridge.vault,
+        stored,
+        policy=bridge.outbound_policy,
+        timeout=(3.05, timeout),
+        max_retries=3,
     )
     return CanvasRoster(client, session)
 
@@ -115,7 +120,11 @@ def request_roster(bridge: Bridge, session: Session, connection: LmsConnection):
             what=f"API token of LMS connection {connection.id}",
         ).decode()
         client = MoodleClient(
-            connection.base_url, token, timeout=REQUEST_TIMEOUT, max_retries=1
+            connection.base_url,
+            token,
+            timeout=REQUEST_TIMEOUT,
+            max_retries=1,
+            policy=bridge.outbound_policy,
         )
         return MoodleRoster(client)
     if connection.kind == LmsKind.CANVAS.value:
@@ -123,6 +132,7 @@ def request_roster(bridge: Bridge, session: Session, connection: LmsConnection):
             session,
             bridge.vault,
             connection,
+            policy=bridge.outbound_policy,
             timeout=REQUEST_TIMEOUT,
             max_retries=1,
             max_backoff=REQUEST_MAX_BACKOFF,

@@ -40,8 +40,11 @@ def jwks_cache(url: str) -> JwksCache:
     with _jwks_lock:
         cache = _jwks_caches.get(url)
         if cache is None:
-            timeout = current_bridge().settings.http_timeout_seconds
-            cache = _jwks_caches[url] = JwksCache(url, timeout=(3.05, timeout))
+            bridge = current_bridge()
+            timeout = bridge.settings.http_timeout_seconds
+            cache = _jwks_caches[url] = JwksCache(
+                url, policy=bridge.outbound_policy, timeout=(3.05, timeout)
+            )
         return cache
 
 

@@ -105,7 +105,8 @@ def dynamic_registration(token: str):
             provider_id=provider_id,
         )
     exchange = dynamic.DynamicRegistration(
-        loopback_dev=settings.loopback_dev, timeout=settings.http_timeout_seconds
+        policy=current_bridge().outbound_policy,
+        timeout=settings.http_timeout_seconds,
     )
     platform = exchange.fetch_configuration(
         configuration_url, request.args.get("registration_token")

@@ -71,7 +71,11 @@ class LaunchEndpoints:
         self.rows = LaunchRowCache()
         self.rows.clear_on_commit(self.bridge.session_factory)
         self.jwks = app.extensions.setdefault(
-            "hpass_lti_jwks", JwksCache(timeout=self.settings.http_timeout_seconds)
+            "hpass_lti_jwks",
+            JwksCache(
+                policy=self.bridge.outbound_policy,
+                timeout=self.settings.http_timeout_seconds,
+            ),
         )
         self._session_serializer = None
         # Launches arrive as cross-site POSTs inside an iframe, so the state cookie
@@ -222,7 +226,6 @@ class LaunchEndpoints:
                 row_cache=self.rows,
                 tool_base_url=self.settings.public_base_url,
                 leeway_seconds=self.settings.lti_clock_leeway_seconds,
-                loopback_dev=self.settings.loopback_dev,
             )
             try:
                 claims, message_type = validator.verify(launch_request)

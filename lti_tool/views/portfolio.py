@@ -16,8 +16,15 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, redirect, render_template_string, request, session
-from flask import url_for
+from flask import (
+    Blueprint,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import delete, select
 
 from badge_engine.db import utcnow
@@ -32,7 +39,7 @@ from connectors.hpass.deliveries import (
 )
 from connectors.hpass.download import download_links
 from connectors.hpass.errors import PortfolioSetupError
-from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+from connectors.hpass.http import PortfolioHttp, check_portfolio_url
 from connectors.hpass.models import (
     AccountState,
     Delivery,
@@ -111,7 +118,7 @@ def _admin_provider_id() -> int:
 def _http(url: str) -> PortfolioHttp:
     bridge = current_bridge()
     return PortfolioHttp(
-        OutboundPolicy.from_settings(bridge.settings),
+        bridge.outbound_policy,
         portfolio_url=url,
         timeout=(3.05, bridge.settings.http_timeout_seconds),
     )
@@ -134,7 +141,7 @@ def _portfolio_url_from_form() -> str:
             f"{URL_MAX} characters; enter the portfolio's https:// address"
         )
     try:
-        OutboundPolicy.from_settings(current_bridge().settings).check_url(url)
+        check_portfolio_url(current_bridge().outbound_policy, url)
     except PortfolioSetupError as error:
         raise BadRequest(str(error), code="portfolio_url_rejected") from None
 

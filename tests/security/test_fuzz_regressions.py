@@ -54,13 +54,14 @@ def portfolio():
 @pytest.mark.parametrize("expires_in", [b"NaN", b"1e400", b"-Infinity"])
 def test_token_expiry_non_finite(portfolio, expires_in):
     """A token response with a non-finite expires_in keeps the token with no expiry."""
-    from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+    from badge_engine.outbound import OutboundPolicy
+    from connectors.hpass.http import PortfolioHttp
     from connectors.hpass.models import PortfolioClient
     from connectors.hpass.ob3_oauth import exchange_code
 
     url, state = portfolio
     state["body"] = b'{"access_token": "a", "expires_in": ' + expires_in + b"}"
-    http = PortfolioHttp(OutboundPolicy(loopback_dev=True), portfolio_url=url)
+    http = PortfolioHttp(OutboundPolicy(allow_loopback=True), portfolio_url=url)
     client = PortfolioClient(
         token_url=url + "/token", client_id="bridge", client_secret_encrypted=None
     )
@@ -75,8 +76,9 @@ def test_token_expiry_non_finite(portfolio, expires_in):
 
 def test_discovery_flow_not_object(portfolio):
     """A discovery document whose flow is a list is a PortfolioSetupError."""
+    from badge_engine.outbound import OutboundPolicy
     from connectors.hpass.errors import PortfolioSetupError
-    from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+    from connectors.hpass.http import PortfolioHttp
     from connectors.hpass.ob3_oauth import discover_ob3
 
     url, state = portfolio
@@ -84,7 +86,7 @@ def test_discovery_flow_not_object(portfolio):
         b'{"info": {"title": "t"}, "components": {"securitySchemes": '
         b'{"OAuth2ACG": {"flows": {"authorizationCode": []}}}}}'
     )
-    http = PortfolioHttp(OutboundPolicy(loopback_dev=True), portfolio_url=url)
+    http = PortfolioHttp(OutboundPolicy(allow_loopback=True), portfolio_url=url)
 
     with pytest.raises(PortfolioSetupError, match="OAuth2ACG"):
         discover_ob3(http)

@@ -15,10 +15,11 @@ from flask import Flask, Response
 from hypothesis import given
 from hypothesis import strategies as st
 
+from badge_engine.outbound import OutboundPolicy
 from connectors.canvas.client import CanvasClient
 from connectors.canvas.errors import CanvasError
 from connectors.hpass.errors import DeliveryError, PortfolioSetupError
-from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+from connectors.hpass.http import PortfolioHttp
 from connectors.hpass.models import PortfolioClient
 from connectors.hpass.ob3_api import Ob3ApiClient
 from connectors.hpass.ob3_oauth import discover_ob3, exchange_code
@@ -26,6 +27,7 @@ from connectors.moodle.client import MoodleClient
 from connectors.moodle.errors import MoodleError
 from lti_tool.demo.peers.serving import serve_in_thread
 from tests.security.fuzzing import fuzz_settings, json_values, load_fixture, mutated
+from tests.support.outbound import LOOPBACK_POLICY
 
 MOODLE_BODIES = [
     load_fixture(f"moodle/{name}.json")
@@ -127,7 +129,9 @@ def test_moodle_response_fuzz(scripted, status, headers, body):
     """Every Moodle web service reader returns a value or raises a MoodleError."""
     url, script = scripted
     _play(script, status, headers, body)
-    with MoodleClient(url, "token", max_retries=0, backoff=0) as client:
+    with MoodleClient(
+        url, "token", max_retries=0, backoff=0, policy=LOOPBACK_POLICY
+    ) as client:
         for call in (
             client.get_site_info,
             lambda: client.get_course_completion_status(101, 3001),
@@ -158,7 +162,13 @@ def test_canvas_response_fuzz(scripted, status, headers, body):
     """Every Canvas REST reader returns a value or raises a CanvasError."""
     url, script = scripted
     _play(script, status, headers, body)
-    client = CanvasClient(url, _Token(), max_retries=1, sleep=lambda seconds: None)
+    client = CanvasClient(
+        url,
+        _Token(),
+        max_retries=1,
+        sleep=lambda seconds: None,
+        policy=LOOPBACK_POLICY,
+    )
     for call in (
         lambda: client.list_modules("1", "2"),
         lambda: client.list_student_enrollments("1"),
@@ -183,7 +193,7 @@ def test_portfolio_response_fuzz(scripted, status, headers, data):
     url, script = scripted
     body = data.draw(_bodies(_portfolio_documents(url)))
     _play(script, status, headers, body)
-    policy = OutboundPolicy(loopback_dev=True)
+    policy = OutboundPolicy(allow_loopback=True)
     http = PortfolioHttp(policy, portfolio_url=url, timeout=(2, 2))
     try:
         discover_ob3(http)

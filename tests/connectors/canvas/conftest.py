@@ -11,6 +11,7 @@ from connectors.canvas.client import CanvasClient
 from connectors.canvas.tokens import StaticToken
 from lti_tool.demo.peers.canvas import FakeCanvas
 from lti_tool.demo.peers.serving import serve_in_thread
+from tests.support.outbound import LOOPBACK_POLICY
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "canvas"
 COURSE_ID = 565
@@ -46,6 +47,6 @@ def make_client(fake, canvas_url, waits):
     def make(token=None, **options):
         token = token or StaticToken(fake.issue_token())
         options.setdefault("sleep", waits.append)
-        return CanvasClient(canvas_url, token, **options)
+        return CanvasClient(canvas_url, token, **options, policy=LOOPBACK_POLICY)
 
     return make

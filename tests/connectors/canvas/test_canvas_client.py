@@ -6,11 +6,14 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 from flask import Flask
 
+from badge_engine.outbound import OutboundBlocked
 from connectors.canvas.client import CanvasClient, next_link
 from connectors.canvas.errors import (
     CanvasAccessDenied,
+    CanvasError,
     CanvasResponseInvalid,
     CanvasScopeMissing,
     CanvasTokenInvalid,
@@ -19,6 +22,7 @@ from connectors.canvas.errors import (
 from connectors.canvas.tokens import OAuth2Token, OAuth2Tokens, StaticToken
 from lti_tool.demo.peers.serving import serve_in_thread
 from tests.connectors.canvas.conftest import COURSE_ID
+from tests.support.outbound import LOOPBACK_POLICY
 
 BULK = f"/api/v1/courses/{COURSE_ID}/bulk_user_progress"
 
@@ -33,6 +37,7 @@ def _oauth_token(fake, canvas_url, *, expires_in=3600, **options):
         "key-secret",
         OAuth2Tokens(access_token, refresh_token, expires_at),
         **options,
+        policy=LOOPBACK_POLICY,
     ), refresh_token
 
 
@@ -80,7 +85,9 @@ def test_next_link_to_other_host_rejected(waits):
         return [], 200, {"Link": '<http://127.0.0.2:9/steal>; rel="next"'}
 
     with serve_in_thread(app) as server:
-        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append)
+        client = CanvasClient(
+            server.url, StaticToken("t"), sleep=waits.append, policy=LOOPBACK_POLICY
+        )
         with pytest.raises(CanvasResponseInvalid, match="another host"):
             client.list_modules("1")
 
@@ -217,7 +224,9 @@ def test_html_instead_of_json(waits):
         return "<html><body>Log in to Canvas</body></html>"
 
     with serve_in_thread(app) as server:
-        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append)
+        client = CanvasClient(
+            server.url, StaticToken("t"), sleep=waits.append, policy=LOOPBACK_POLICY
+        )
         with pytest.raises(CanvasResponseInvalid, match="instead of JSON"):
             client.get_user_progress("1", "2")
 
@@ -231,7 +240,9 @@ def test_redirect_not_followed(waits):
         return "", 302, {"Location": "/login"}
 
     with serve_in_thread(app) as server:
-        client = CanvasClient(server.url, StaticToken("t"), sleep=waits.append)
+        client = CanvasClient(
+            server.url, StaticToken("t"), sleep=waits.append, policy=LOOPBACK_POLICY
+        )
         with pytest.raises(CanvasResponseInvalid, match="redirected"):
             client.list_modules("1")
 
@@ -247,9 +258,53 @@ def test_server_error_retried(waits):
 
     with serve_in_thread(app) as server:
         client = CanvasClient(
-            server.url, StaticToken("t"), sleep=waits.append, backoff=0.25
+            server.url,
+            StaticToken("t"),
+            sleep=waits.append,
+            backoff=0.25,
+            policy=LOOPBACK_POLICY,
         )
         assert client.get_user_progress("1", "2") == {"requirement_count": 1}
 
     assert waits == [0.25]
     assert client.stats.server_errors == 1
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://169.254.169.254", "https://192.168.0.10", "https://[::1]:1"],
+)
+def test_blocked_address_each_request(base_url):
+    """Every Canvas call goes through the outbound guard, which blocks these hosts."""
+    client = CanvasClient(base_url, StaticToken("secret-token"), max_retries=0)
+
+    with pytest.raises(CanvasError) as raised:
+        client.list_modules(COURSE_ID)
+
+    assert isinstance(raised.value.__cause__, OutboundBlocked)
+    assert raised.value.__cause__.code == "blocked_address"
+    assert "secret-token" not in str(raised.value)
+
+
+def test_token_refresh_blocked_address():
+    """The OAuth2 refresh goes through the guard too, so a private host is blocked."""
+    token = OAuth2Token(
+        "https://10.1.2.3",
+        "client",
+        "secret",
+        OAuth2Tokens("old", "refresh-me", None),
+    )
+
+    with pytest.raises(CanvasError) as raised:
+        token.refresh()
+
+    assert isinstance(raised.value.__cause__, OutboundBlocked)
+    assert "refresh-me" not in str(raised.value)
+
+
+def test_plain_session_rejected():
+    """A session that bypasses the outbound guard is a TypeError."""
+    with pytest.raises(TypeError, match="GuardedSession"):
+        CanvasClient(
+            "https://canvas.example.org", StaticToken("t"), session=requests.Session()
+        )

@@ -17,6 +17,7 @@ from connectors.canvas.connection import (
 from connectors.canvas.tokens import StaticToken
 from lti_tool.demo.peers.canvas import ALL_SCOPES
 from tests.connectors.canvas.conftest import COURSE_ID
+from tests.support.outbound import LOOPBACK_POLICY
 from tests.support.seed import add_provider
 
 MODULES_SCOPE = "url:GET|/api/v1/courses/:course_id/modules"
@@ -65,7 +66,9 @@ def test_refreshed_token_stored(app, db, fake, canvas_url):
     """A refresh before expiry writes the new access token, encrypted, to the row."""
     connection, _ = _connect_oauth(app, db, fake, canvas_url, expires_in=60)
     vault = app.extensions["hpass"].vault
-    client = client_for_connection(db, vault, connection, sleep=lambda s: None)
+    client = client_for_connection(
+        db, vault, connection, sleep=lambda s: None, policy=LOOPBACK_POLICY
+    )
 
     client.get_user_progress(str(COURSE_ID), "123")
     db.commit()
@@ -136,12 +139,22 @@ def test_stored_connection_test_records_state(app, db, fake, canvas_url):
     vault = app.extensions["hpass"].vault
 
     passing = test_canvas_connection(
-        db, vault, connection, course_id=str(COURSE_ID), sleep=lambda s: None
+        db,
+        vault,
+        connection,
+        course_id=str(COURSE_ID),
+        sleep=lambda s: None,
+        policy=LOOPBACK_POLICY,
     )
     fake.revoke_refresh_token(refresh_token)
     fake.expire_all_tokens()
     failing = test_canvas_connection(
-        db, vault, connection, course_id=str(COURSE_ID), sleep=lambda s: None
+        db,
+        vault,
+        connection,
+        course_id=str(COURSE_ID),
+        sleep=lambda s: None,
+        policy=LOOPBACK_POLICY,
     )
 
     assert passing.ok is True
@@ -156,7 +169,7 @@ def test_stored_connection_test_needs_course(app, db, fake, canvas_url):
     connection, _ = _connect_oauth(app, db, fake, canvas_url)
     vault = app.extensions["hpass"].vault
 
-    result = test_canvas_connection(db, vault, connection)
+    result = test_canvas_connection(db, vault, connection, policy=LOOPBACK_POLICY)
 
     assert result.ok is False
     assert "--course" in result.message

@@ -16,6 +16,7 @@ from connectors.canvas.data_services import (
 )
 from connectors.canvas.errors import CanvasError
 from tests.connectors.canvas.conftest import load_fixture
+from tests.support.outbound import LOOPBACK_POLICY
 
 ACCOUNT = "4dde05e8ca1973bcca9bffc13e1548820eee93a3"
 
@@ -74,13 +75,17 @@ def test_subscription_body_matches_fixture():
 def test_subscribe_with_lti_token(fake, canvas_url, tool_key):
     """The LTI client-credentials token creates the subscription at the stand-in."""
     token = request_client_credentials_token(
-        canvas_url, "10000000000042", tool_key, "tool-1"
+        canvas_url,
+        "10000000000042",
+        tool_key,
+        "tool-1",
+        policy=LOOPBACK_POLICY,
     )
     request = subscription_request(
         canvas_url, ACCOUNT, context_id=ACCOUNT, webhook_url="http://127.0.0.1:2/x"
     )
 
-    created = create_subscription(token, request)
+    created = create_subscription(token, request, policy=LOOPBACK_POLICY)
 
     assert created["Id"] == "1"
     assert fake.subscriptions[0]["TransportMetadata"]["Url"] == "http://127.0.0.1:2/x"
@@ -93,4 +98,4 @@ def test_subscribe_with_rest_token_refused(fake, canvas_url):
     )
 
     with pytest.raises(CanvasError, match="Data Services scope"):
-        create_subscription(fake.issue_token(), request)
+        create_subscription(fake.issue_token(), request, policy=LOOPBACK_POLICY)

@@ -15,6 +15,7 @@ from connectors.canvas.errors import CanvasEventInvalid, CanvasEventSignatureInv
 from connectors.canvas.events import parse_live_event
 from connectors.canvas.jwks import JwksCache, decode_signed_event
 from tests.connectors.canvas.conftest import COURSE_ID, load_fixture
+from tests.support.outbound import LOOPBACK_POLICY
 
 IDS = {"provider_id": 1, "lms_connection_id": 7}
 
@@ -141,7 +142,7 @@ def test_non_object_event_rejected():
 
 @pytest.fixture
 def jwks(fake, canvas_url):
-    return JwksCache(f"{canvas_url}/live_events/jwks")
+    return JwksCache(f"{canvas_url}/live_events/jwks", policy=LOOPBACK_POLICY)
 
 
 def test_signed_event_verified(fake, jwks):

@@ -15,6 +15,7 @@ from connectors.canvas.errors import CanvasTokenInvalid, CanvasUnavailable
 from connectors.canvas.models import CanvasPollCursor
 from connectors.canvas.poller import reconcile_course
 from tests.connectors.canvas.conftest import COURSE_ID
+from tests.support.outbound import LOOPBACK_POLICY
 from tests.support.seed import add_provider
 
 START = datetime(2025, 1, 1, 9, tzinfo=timezone.utc)
@@ -52,7 +53,9 @@ def course_of_1000(fake):
 
 def _client(app, db, connection, waits, **options):
     vault = app.extensions["hpass"].vault
-    return client_for_connection(db, vault, connection, sleep=waits.append, **options)
+    return client_for_connection(
+        db, vault, connection, sleep=waits.append, **options, policy=LOOPBACK_POLICY
+    )
 
 
 def _fact_users(db, connection) -> list[str]:

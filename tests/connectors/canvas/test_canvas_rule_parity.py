@@ -23,6 +23,7 @@ from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
 from lti_tool.tasks import run_outbox_message
 from tests.connectors.canvas.conftest import COURSE_ID
+from tests.support.outbound import LOOPBACK_POLICY
 from tests.support.seed import add_moodle_connection, add_provider
 
 COMPLETED_AT = datetime(2025, 3, 1, 9, 30, tzinfo=timezone.utc)
@@ -56,7 +57,7 @@ def both_completed(fake, moodle):
 def test_same_rule_same_outcome(fake, moodle, make_client, both_completed):
     """Each learner's rule outcome (met, and when) is the same in both LMSs."""
     _, moodle_url = moodle
-    moodle_client = MoodleClient(moodle_url, "moodle-token")
+    moodle_client = MoodleClient(moodle_url, "moodle-token", policy=LOOPBACK_POLICY)
     canvas_client = make_client()
 
     for user_id, completes in LEARNERS:

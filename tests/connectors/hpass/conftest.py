@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from badge_engine.issuing import issue_credential
 from badge_engine.models import Achievement, Credential, Learner
+from badge_engine.outbound import OutboundPolicy
 from badge_engine.outbox import OutboxMessage
 from badge_engine.rules import COURSE_COMPLETED_RULE
-from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+from connectors.hpass.http import PortfolioHttp
 from connectors.hpass.models import (
     ObfBadgeMapping,
     ObfConnection,
@@ -94,7 +95,9 @@ def link_by_oauth(
     `client_options` pick another route and its discovery, as for Badge Connect.
     """
     vault = app.extensions["hpass"].vault
-    http = PortfolioHttp(OutboundPolicy(loopback_dev=True), portfolio_url=portfolio_url)
+    http = PortfolioHttp(
+        OutboundPolicy(allow_loopback=True), portfolio_url=portfolio_url
+    )
     client = find_or_register_client(
         db,
         vault,

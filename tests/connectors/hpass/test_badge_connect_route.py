@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from badge_engine.outbound import OutboundPolicy
 from connectors.hpass.badge_connect import discover_badge_connect
 from connectors.hpass.errors import PortfolioSetupError
-from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+from connectors.hpass.http import PortfolioHttp
 from connectors.hpass.models import DeliveryStatus
 from lti_tool.demo.peers.badge_connect import BadgeConnectPeer
 from tests.connectors.hpass.conftest import (
@@ -71,7 +72,9 @@ def test_manifest_missing_scope_rejected(backpack, monkeypatch):
     monkeypatch.setattr(
         "connectors.hpass.badge_connect.SCOPE_CREATE", "https://example.org/other"
     )
-    http = PortfolioHttp(OutboundPolicy(loopback_dev=True), portfolio_url=backpack.url)
+    http = PortfolioHttp(
+        OutboundPolicy(allow_loopback=True), portfolio_url=backpack.url
+    )
 
     with pytest.raises(PortfolioSetupError, match="does not offer the scope"):
         discover_badge_connect(http)

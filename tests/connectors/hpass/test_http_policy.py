@@ -7,17 +7,18 @@ import time
 import pytest
 from flask import Flask, Response, redirect
 
+from badge_engine.outbound import OutboundPolicy
 from connectors.hpass.errors import (
     DeliveryRejected,
     DeliveryRetryable,
     PortfolioSetupError,
     TokenExpired,
 )
-from connectors.hpass.http import MAX_BODY_BYTES, OutboundPolicy, PortfolioHttp
+from connectors.hpass.http import PORTFOLIO_LIMITS, PortfolioHttp, check_portfolio_url
 from lti_tool.demo.peers.serving import serve_in_thread
 
-PRODUCTION = OutboundPolicy(loopback_dev=False)
-LOOPBACK = OutboundPolicy(loopback_dev=True)
+PRODUCTION = OutboundPolicy(allow_loopback=False)
+LOOPBACK = OutboundPolicy(allow_loopback=True)
 
 
 @pytest.mark.parametrize(
@@ -37,19 +38,21 @@ LOOPBACK = OutboundPolicy(loopback_dev=True)
 def test_policy_rejects_url(url):
     """Plain HTTP, private, loopback and link-local addresses are rejected in production."""
     with pytest.raises(PortfolioSetupError):
-        PRODUCTION.check_url(url)
+        check_portfolio_url(PRODUCTION, url)
 
 
 def test_policy_accepts_public_https():
     """A public HTTPS address passes the production policy."""
-    assert PRODUCTION.check_url("https://93.184.215.14/api") == "https://93.184.215.14/api"
+    url = "https://93.184.215.14/api"
+
+    assert check_portfolio_url(PRODUCTION, url) == url
 
 
 def test_loopback_dev_allows_loopback_only():
     """Loopback development mode allows loopback HTTP but still no private networks."""
-    assert LOOPBACK.check_url("http://127.0.0.1:9/api")
+    assert check_portfolio_url(LOOPBACK, "http://127.0.0.1:9/api")
     with pytest.raises(PortfolioSetupError):
-        LOOPBACK.check_url("http://10.1.2.3/api")
+        check_portfolio_url(LOOPBACK, "http://10.1.2.3/api")
 
 
 def test_allowed_network_passes():
@@ -58,7 +61,7 @@ def test_allowed_network_passes():
 
     policy = OutboundPolicy(allowed_networks=(ipaddress.ip_network("10.20.0.0/16"),))
 
-    assert policy.check_url("https://10.20.3.4/api")
+    assert check_portfolio_url(policy, "https://10.20.3.4/api")
 
 
 def _misbehaving_server():
@@ -66,7 +69,7 @@ def _misbehaving_server():
     app.add_url_rule("/loop", "loop", lambda: redirect("/loop"))
     app.add_url_rule("/html", "html", lambda: Response("<html>login</html>", 500))
     app.add_url_rule(
-        "/huge", "huge", lambda: Response(b"x" * (MAX_BODY_BYTES + 10), 200)
+        "/huge", "huge", lambda: Response(b"x" * (PORTFOLIO_LIMITS.max_bytes + 10), 200)
     )
     app.add_url_rule("/slow", "slow", lambda: (time.sleep(2), "late")[1])
     app.add_url_rule("/denied", "denied", lambda: ({"error": "bad token"}, 401))
@@ -119,5 +122,5 @@ def test_disallowed_url_rejected_before_sending():
     """A request to a private address is rejected without being sent."""
     http = PortfolioHttp(PRODUCTION, portfolio_url="https://10.0.0.1")
 
-    with pytest.raises(DeliveryRejected, match="private"):
+    with pytest.raises(DeliveryRejected, match="non-public address 10.0.0.1"):
         http.request("GET", "https://10.0.0.1/api")

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from badge_engine.outbound import OutboundPolicy
 from badge_engine.outbox import OutboxStatus
 from connectors.hpass.errors import PortfolioSetupError
-from connectors.hpass.http import OutboundPolicy, PortfolioHttp
+from connectors.hpass.http import PortfolioHttp
 from connectors.hpass.models import AccountState, DeliveryStatus, PortfolioAccount
 from connectors.hpass.ob3_oauth import discover_ob3
 from tests.connectors.hpass.conftest import (
@@ -141,7 +142,9 @@ def test_client_error_goes_to_dead_letters(app, db, seeded, portfolio):
 def test_discovery_pointing_elsewhere_rejected(portfolio):
     """A discovery document whose token URL is on another host is rejected."""
     portfolio.oauth.discovery_overrides["tokenUrl"] = "http://127.0.0.2:9/token"
-    http = PortfolioHttp(OutboundPolicy(loopback_dev=True), portfolio_url=portfolio.url)
+    http = PortfolioHttp(
+        OutboundPolicy(allow_loopback=True), portfolio_url=portfolio.url
+    )
 
     with pytest.raises(PortfolioSetupError, match="not on"):
         discover_ob3(http)
@@ -150,7 +153,7 @@ def test_discovery_pointing_elsewhere_rejected(portfolio):
 def test_discovery_not_json_rejected(portfolio):
     """A portfolio URL that serves no discovery document is rejected with the reason."""
     http = PortfolioHttp(
-        OutboundPolicy(loopback_dev=True), portfolio_url=portfolio.url + "/nowhere"
+        OutboundPolicy(allow_loopback=True), portfolio_url=portfolio.url + "/nowhere"
     )
 
     with pytest.raises(PortfolioSetupError, match="discovery document failed"):

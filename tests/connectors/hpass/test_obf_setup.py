@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from connectors.hpass.http import OutboundPolicy
+from badge_engine.outbound import OutboundPolicy
 from connectors.hpass.models import ObfBadgeMapping, ObfConnection
 from connectors.hpass.obf import ObfSetupError, connect_obf, map_obf_badge
 
-LOOPBACK = OutboundPolicy(loopback_dev=True)
+LOOPBACK = OutboundPolicy(allow_loopback=True)
 
 
 def _connect(app, db, seeded, obf, secret="obf-secret", url=None):

@@ -25,7 +25,8 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from badge_engine.facts import CompletionState
-from connectors.moodle.client import MoodleClient, encode_params
+from badge_engine.outbound import GuardedSession, OutboundBlocked, OutboundPolicy
+from connectors.moodle.client import MOODLE_LIMITS, MoodleClient, encode_params
 from connectors.moodle.conversions import CompletionTracking
 from connectors.moodle.errors import (
     MoodleAccessDenied,
@@ -142,9 +143,7 @@ def fake_moodle(moodle_server):
 
 @pytest.fixture
 def session():
-    # Ignore proxy settings from the environment, so requests stay on loopback.
-    http = requests.Session()
-    http.trust_env = False
+    http = GuardedSession(OutboundPolicy(allow_loopback=True), MOODLE_LIMITS)
     yield http
     http.close()
 
@@ -672,3 +671,27 @@ def test_encode_params_rejects_objects():
     """A value of an unsupported type raises TypeError naming the parameter."""
     with pytest.raises(TypeError, match="'when'"):
         encode_params({"when": datetime(2025, 1, 1, tzinfo=timezone.utc)})
+
+
+@pytest.mark.parametrize(
+    "site_url",
+    ["https://169.254.169.254", "https://10.0.0.5/moodle", "https://127.0.0.1:1"],
+)
+def test_blocked_address_each_request(site_url):
+    """Every call goes through the outbound guard, which blocks non-public sites."""
+    client = MoodleClient(site_url, VALID_TOKEN, backoff=0)
+
+    with pytest.raises(MoodleError) as raised:
+        client.get_site_info()
+
+    assert isinstance(raised.value.__cause__, OutboundBlocked)
+    assert raised.value.__cause__.code == "blocked_address"
+    assert VALID_TOKEN not in str(raised.value)
+
+
+def test_plain_session_rejected():
+    """A session that bypasses the outbound guard is a TypeError."""
+    with pytest.raises(TypeError, match="GuardedSession"):
+        MoodleClient(
+            "https://moodle.example.org", VALID_TOKEN, session=requests.Session()
+        )

@@ -18,6 +18,7 @@ from lti_tool.cli import main
 from lti_tool.config import ensure_secret_files, load_settings
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.schema import upgrade
+from tests.support.outbound import LOOPBACK_POLICY
 
 FULL_TOKEN = "full-token-0001"
 PARTIAL_TOKEN = "partial-token-0002"
@@ -75,7 +76,7 @@ def _add_moodle(cli_env, tmp_path, moodle, token: str) -> dict:
 
 def test_connection_names_missing_functions(moodle):
     """A token missing two functions gets a result naming both, with the fix."""
-    with MoodleClient(moodle.site_url, PARTIAL_TOKEN) as client:
+    with MoodleClient(moodle.site_url, PARTIAL_TOKEN, policy=LOOPBACK_POLICY) as client:
         result = test_connection(client)
 
     assert not result.ok
@@ -87,7 +88,7 @@ def test_connection_names_missing_functions(moodle):
 
 def test_connection_full_token_ok(moodle):
     """A token with every required function passes."""
-    with MoodleClient(moodle.site_url, FULL_TOKEN) as client:
+    with MoodleClient(moodle.site_url, FULL_TOKEN, policy=LOOPBACK_POLICY) as client:
         result = test_connection(client)
 
     assert result.ok
@@ -96,7 +97,9 @@ def test_connection_full_token_ok(moodle):
 
 def test_connection_invalid_token(moodle):
     """An unknown token is reported as invalid without raising."""
-    with MoodleClient(moodle.site_url, "no-such-token") as client:
+    with MoodleClient(
+        moodle.site_url, "no-such-token", policy=LOOPBACK_POLICY
+    ) as client:
         result = test_connection(client)
 
     assert not result.ok

@@ -8,6 +8,7 @@ from connectors.moodle.client import MoodleClient
 from connectors.moodle.course import list_rule_activities
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
+from tests.support.outbound import LOOPBACK_POLICY
 
 TOKEN = "course-token-0001"
 
@@ -16,7 +17,9 @@ TOKEN = "course-token-0001"
 def client():
     stand_in = MoodleStandIn(TOKEN)
     server = stand_in.start()
-    with MoodleClient(stand_in.site_url, TOKEN, max_retries=0) as made:
+    with MoodleClient(
+        stand_in.site_url, TOKEN, max_retries=0, policy=LOOPBACK_POLICY
+    ) as made:
         yield made
     server.stop()
 

@@ -25,6 +25,7 @@ from connectors.moodle.errors import (
 )
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.views.webhooks import secret_digest
+from tests.support.outbound import LOOPBACK_POLICY
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "moodle"
 FIXTURE_SECRET = "PLACEHOLDER_SHARED_SECRET"
@@ -102,7 +103,9 @@ def served_fixture():
         return Response(body, content_type="application/json")
 
     server = serve_in_thread(fake)
-    client = MoodleClient(server.url, "fixture-token", max_retries=0)
+    client = MoodleClient(
+        server.url, "fixture-token", max_retries=0, policy=LOOPBACK_POLICY
+    )
 
     def serve(name: str) -> MoodleClient:
         current["name"] = name

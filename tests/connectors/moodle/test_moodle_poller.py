@@ -15,6 +15,7 @@ from connectors.moodle.poller import facts_for_learner, poll_connection
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.demo.peers.moodle_ws import COMPLETION_INCOMPLETE, DEMO_COURSE_ID
 from lti_tool.pipeline import record_fact
+from tests.support.outbound import LOOPBACK_POLICY
 
 TOKEN = "poller-token-0001"
 LEARNER_IDS = [3001, 3002, 3003, 3004, 3005]
@@ -34,7 +35,9 @@ def moodle():
 
 @pytest.fixture
 def client(moodle):
-    with MoodleClient(moodle.site_url, TOKEN, max_retries=0) as made:
+    with MoodleClient(
+        moodle.site_url, TOKEN, max_retries=0, policy=LOOPBACK_POLICY
+    ) as made:
         yield made
 
 

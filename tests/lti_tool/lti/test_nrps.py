@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from flask import Flask, jsonify, request
 
+from badge_engine.outbound import OutboundBlocked, OutboundPolicy
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.nrps import NrpsClient, NrpsError, next_page
 from lti_tool.lti.registrations import create_registration
 from tests.lti_tool.lti.harness import stop_server
+from tests.support.outbound import LOOPBACK_POLICY
 from tests.support.seed import add_provider
 
 
@@ -50,7 +52,7 @@ def client(app, db, service):
         auth_token_url=f"{url}/token",
     )
     db.commit()
-    return NrpsClient(registration, vault, loopback_dev=True)
+    return NrpsClient(registration, vault, policy=LOOPBACK_POLICY)
 
 
 def test_members_all_pages(client, service):
@@ -87,3 +89,15 @@ def test_next_page_parsing():
     assert next_page(header) == "https://a/p3"
     assert next_page('<https://a/p1>; rel="prev"') is None
     assert next_page("") is None
+
+
+def test_blocked_membership_url(client):
+    """A membership URL on a private address is blocked by the outbound guard."""
+    strict = NrpsClient(client.registration, client.vault, policy=OutboundPolicy())
+    strict.tokens._token = ("cached-token", float("inf"))
+
+    with pytest.raises(NrpsError) as raised:
+        strict.members("https://10.0.0.7/memberships")
+
+    assert isinstance(raised.value.__cause__, OutboundBlocked)
+    assert "cached-token" not in str(raised.value)

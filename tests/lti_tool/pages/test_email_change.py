@@ -32,6 +32,7 @@ from tests.lti_tool.lti.harness import (
     ToolClient,
     stop_server,
 )
+from tests.support.outbound import LOOPBACK_POLICY
 from tests.support.seed import add_moodle_connection, add_provider
 
 TOKEN = "email-change-token"
@@ -168,7 +169,9 @@ def test_poll_email_change_keeps_badge(db, moodle, holder):
         _, message = record_fact(session, fact)
         return message.id if message is not None else None
 
-    with MoodleClient(moodle.site_url, TOKEN, max_retries=0) as client:
+    with MoodleClient(
+        moodle.site_url, TOKEN, max_retries=0, policy=LOOPBACK_POLICY
+    ) as client:
         poll_connection(db, client, connection, store)
 
     learner = reload_learner(db, holder)
