@@ -159,8 +159,8 @@ class GuardedSession(requests.Session):
             raise error.with_url(redacted_url) from None
         except requests.Timeout as error:
             raise OutboundTimeout(
-                f"Timed out after {timeout[0]} s to connect or {timeout[1]} s to "
-                f"read ({type(error).__name__})",
+                f"The request timed out after {timeout[0]} s to connect or "
+                f"{timeout[1]} s to read ({type(error).__name__})",
                 url=redacted_url,
                 code="timeout",
                 hint="Check that the service is up and answers promptly",

@@ -69,8 +69,8 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
         )
     # The bridge sends the LMS token to this URL and reports parts of the response,
     # so an address inside the bridge's own network would be a way to read it. The
-    # guard checks every request again when it connects; this check tells the admin
-    # at once.
+    # guard checks every request again when it connects, and this check reports a
+    # blocked address to the admin at once.
     try:
         bridge.outbound_policy.check_url_now(url)
     except OutboundBlocked as error:
