@@ -18,8 +18,8 @@ from lti_tool.bridge import Bridge
 from lti_tool.cli import EXIT_FAILURE, _settings_or_fail, emit, fail, json_option
 from lti_tool.cli_support import report_error
 from lti_tool.config import ensure_secret_files, is_loopback_host
-from lti_tool.operations import NotFound
-from lti_tool.operations.lms import run_connection_test
+from lti_tool.operations import InvalidInput, NotFound
+from lti_tool.operations.lms import check_lms_url, run_connection_test
 
 
 @click.group()
@@ -189,6 +189,11 @@ def _checked_site_url(bridge: Bridge, site_url: str, as_json: bool) -> str:
             as_json,
             code="invalid_url",
         )
+    try:
+        check_lms_url(bridge, site_url)
+    except InvalidInput as error:
+        fail(error.message, as_json, code=error.code)
+
     return site_url.rstrip("/")
 
 

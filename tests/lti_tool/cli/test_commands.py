@@ -113,6 +113,18 @@ def test_connection_set_token_unknown(cli, tmp_path):
     assert "'missing-id'" in _one_error_line(result)
 
 
+def test_add_moodle_metadata_address(cli, provider, tmp_path):
+    """connection add-moodle rejects a metadata address before storing anything."""
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(MOODLE_TOKEN)
+
+    result = cli("connection", "add-moodle", "--provider", provider,
+                 "--url", "http://169.254.169.254", "--token-file", str(token_file))
+
+    assert result.code == 1, result.stderr
+    assert "non-public address 169.254.169.254" in _one_error_line(result)
+
+
 def test_provider_remove_in_use(cli, moodle_connection):
     """A provider with an LMS connection is not removed."""
     result = cli("provider", "remove", "acme")
