@@ -288,6 +288,21 @@ def revoked_credentials(session: Session, provider: Provider) -> list[Credential
     )
 
 
+def status_list_exists(session: Session, provider_id: int, list_number: int) -> bool:
+    """Tell whether the provider has handed out an index in list `list_number`.
+
+    List 0 always exists, so a provider with no credentials yet still serves one.
+    """
+    if list_number == 0:
+        return True
+    next_index = session.scalar(
+        select(StatusListAllocation.next_index).where(
+            StatusListAllocation.provider_id == provider_id
+        )
+    )
+    return next_index is not None and list_number * STATUS_LIST_BITS < next_index
+
+
 def build_status_list_credential(
     session: Session,
     base_url: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from lti_tool import __version__, backfill, intake, metrics
 from lti_tool.bridge import Bridge, close_db_session
@@ -13,6 +14,18 @@ from lti_tool.logs import configure_logging
 from lti_tool.ratelimit import RateLimitMiddleware
 from lti_tool.views import headers, lti_launch
 from lti_tool.webhook_fast_path import WebhookFastPath
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """An `<int:...>` URL segment that fits a database id (a signed 64-bit integer).
+
+    A larger number matches no route, so it gets a 404 instead of an overflow in
+    the database driver.
+    """
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 class BridgeFlask(Flask):
@@ -45,6 +58,7 @@ def create_app(
     configure_logging(settings.log_format, settings.log_level)
 
     app = BridgeFlask(__name__, instance_path=str(settings.instance_path))
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.config.update(
         SECRET_KEY=settings.secret_key,
         HPASS_VERSION=__version__,

@@ -160,7 +160,8 @@ def _raise_keyboard_interrupt(_signum, _frame) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, writable=True),
-    help="Folder to write credential.json (what the portfolio received) and did.json.",
+    help="Folder to write credential.json (what the portfolio received), did.json and "
+    "archive.json (verifies offline with `hpass-bridge verify`).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def demo(out: str | None, as_json: bool) -> None:

@@ -31,8 +31,18 @@ log = structlog.get_logger(__name__)
     metavar="EMAIL",
     help="Also check that the credential was issued to this email address or id.",
 )
+@click.option(
+    "--did-document",
+    "did_document_paths",
+    multiple=True,
+    metavar="FILE",
+    help="Use this saved DID document (did.json) for its DID instead of fetching it; "
+    "repeatable. `hpass-bridge demo --out` writes one beside the credential.",
+)
 @click.argument("target")
-def verify(as_json: bool, recipient: str | None, target: str) -> None:
+def verify(
+    as_json: bool, recipient: str | None, did_document_paths: tuple[str, ...], target: str
+) -> None:
     """Verify an Open Badge: a JSON, JWT, baked PNG or SVG file, or a URL.
 
     Checks context (local copies only), schema, proof, issuer key, status, dates
@@ -42,6 +52,7 @@ def verify(as_json: bool, recipient: str | None, target: str) -> None:
     context = VerifyContext(
         fetcher=DocumentFetcher(_outbound_policy()),
         recipient=recipient,
+        did_documents=_saved_did_documents(did_document_paths, as_json),
     )
     try:
         report = verify_target(target, context)
@@ -62,6 +73,28 @@ def verify(as_json: bool, recipient: str | None, target: str) -> None:
 
     _print(report, as_json)
     sys.exit(EXIT_VALID if report.valid else EXIT_INVALID)
+
+
+def _saved_did_documents(paths: tuple[str, ...], as_json: bool) -> dict[str, dict]:
+    """Read each saved DID document, keyed by the DID in its `id`."""
+    documents = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.load(handle)
+        except (OSError, ValueError) as error:
+            _usage_error(
+                f"cannot read the DID document {path!r}: {error}. Give the path of a "
+                "did.json file.",
+                as_json,
+            )
+        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+            _usage_error(
+                f"{path!r} is not a DID document: it has no string `id`.", as_json
+            )
+        documents[document["id"]] = document
+
+    return documents
 
 
 def _outbound_policy() -> OutboundPolicy:

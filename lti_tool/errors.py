@@ -15,7 +15,7 @@ import uuid
 
 import structlog
 from flask import Flask, g, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_tool.logs import get_logger
 
@@ -112,6 +112,25 @@ def register_error_handlers(app: Flask) -> None:
             **error.ids,
         )
         return _render(error.status, error.code, error.message)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(error: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        log.warning(
+            "request_rejected",
+            status=413,
+            code="too_large",
+            path=request.path,
+            length=request.content_length,
+        )
+        return _render(
+            413,
+            "request_entity_too_large",
+            f"The request body is larger than the bridge's limit of "
+            f"{limit // (1024 * 1024)} MB. LMS events and forms are far smaller; "
+            "check what sent this request, and for a badge image upload one of at "
+            "most 512 KB.",
+        )
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

@@ -11,6 +11,8 @@ import click
 import requests
 from sqlalchemy import select
 
+from badge_engine.archive import build_archive
+from badge_engine.models import Credential
 from badge_engine.verify import verify_open_badge_credential
 from connectors.hpass.models import Delivery, DeliveryStatus
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
@@ -80,7 +82,12 @@ def _run_steps(stack: DemoStack, out_dir: Path | None, say) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "credential.json").write_text(json.dumps(credential, indent=2))
         (out_dir / "did.json").write_text(json.dumps(did_document, indent=2))
-        say(f"wrote {out_dir / 'credential.json'} and {out_dir / 'did.json'}")
+        archive_path = out_dir / "archive.json"
+        archive_path.write_text(json.dumps(_archive(stack, credential), indent=2))
+        say(
+            f"wrote {out_dir / 'credential.json'}, {out_dir / 'did.json'} and "
+            f"{archive_path}; verify offline with: hpass-bridge verify {archive_path}"
+        )
 
     return {
         "credential_id": credential["id"],
@@ -89,6 +96,21 @@ def _run_steps(stack: DemoStack, out_dir: Path | None, say) -> dict:
         "checks": result.checks,
         "errors": result.errors,
     }
+
+
+def _archive(stack: DemoStack, credential: dict) -> dict:
+    """Build the credential's offline archive, which verifies without the demo."""
+    public_id = credential["id"].rstrip("/").rsplit("/", 1)[-1]
+    with stack.bridge.session() as session:
+        record = session.scalar(
+            select(Credential).where(Credential.public_id == public_id)
+        )
+        return build_archive(
+            session,
+            vault=stack.bridge.vault,
+            base_url=stack.base_url,
+            credential=record,
+        )
 
 
 def run_headless_demo(out_dir: str | None, as_json: bool) -> int:

@@ -24,6 +24,7 @@ from flask import (
 from badge_engine.db import utcnow
 from lti_tool.accounts import (
     LOCKOUT_MINUTES,
+    MAX_FAILED_SIGN_INS,
     Account,
     AccountRole,
     PasswordRejected,
@@ -128,20 +129,24 @@ def sign_in():
     db = db_session()
     account, outcome = authenticate(db, email[:EMAIL_MAX], password[:1024])
     db.commit()
-    if outcome == "locked":
-        log.warning("sign_in_locked", account_id=account.id)
-        errors["password"] = _(
-            "Too many wrong passwords. The account is locked for %(minutes)s minutes; "
-            "try again later or reset your password.",
-            minutes=LOCKOUT_MINUTES,
-        )
-        return _sign_in_page(form, errors, 429)
     if outcome != "ok":
-        log.info("sign_in_failed", account_id=account and account.id)
-        # One message for unknown emails and wrong passwords, so the form does not
-        # reveal which emails have accounts.
-        errors["password"] = _(
-            "The email or password is wrong. Check both and try again."
+        if outcome == "locked":
+            log.warning("sign_in_locked", account_id=account.id)
+        else:
+            log.info("sign_in_failed", account_id=account and account.id)
+        # One answer for an unknown email, a wrong password and a locked account:
+        # a different one for a lockout would tell a guesser which emails have
+        # accounts, since only real accounts lock.
+        errors["password"] = " ".join(
+            (
+                _("The email or password is wrong. Check both and try again."),
+                _(
+                    "After %(count)s wrong passwords an account is locked for "
+                    "%(minutes)s minutes; reset your password if you cannot wait.",
+                    count=MAX_FAILED_SIGN_INS,
+                    minutes=LOCKOUT_MINUTES,
+                ),
+            )
         )
         return _sign_in_page(form, errors, 401)
 

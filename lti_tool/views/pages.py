@@ -955,14 +955,18 @@ def _job_row(job: BackfillJob, names: dict[int, str]) -> dict:
         "cancel_requested": job.cancel_requested,
         **job_summary(job),
         "status_text": backfill_status_text(job.status, job.cancel_requested),
+        # "Label: number" pairs read right for any count in every language, where
+        # "1 learners" would need a plural form per count.
         "counts_text": _(
-            "%(seen)s learners checked, %(issued)s badges awarded, %(held)s already "
-            "held, %(not_met)s not yet qualified, %(failed)s could not be read.",
+            "Learners checked: %(seen)s. Badges awarded: %(issued)s. Already held: "
+            "%(held)s. Not yet qualified: %(not_met)s. Could not be read: %(failed)s. "
+            "Could not be issued: %(rejected)s.",
             seen=job.learners_seen,
             issued=job.issued,
             held=job.already_held,
             not_met=job.not_met,
             failed=job.failed_reads,
+            rejected=job.rejected,
         ),
     }
 

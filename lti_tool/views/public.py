@@ -198,6 +198,11 @@ def status_list(slug: str, list_number: int):
     """Return a signed BitstringStatusListCredential of the provider's revocations."""
     provider = _provider_or_404(slug)
     session = db_session()
+    if not status.status_list_exists(session, provider.id, list_number):
+        raise NotFound(
+            f"provider {slug!r} has no status list {list_number}; a credential's "
+            "credentialStatus names the list that holds its entry"
+        )
     unsigned = status.build_status_list_credential(
         session, base_url(), provider, issuer_did(base_url(), slug), list_number
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
 from click.testing import CliRunner
 
 from lti_tool.cli import main
@@ -101,3 +104,24 @@ def test_demo_out_unwritable(tmp_path):
 
     assert result.exit_code == 2
     assert "--out folder" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_out_verifies_offline(tmp_path):
+    """demo --out writes an archive that verify accepts after the demo has stopped."""
+    out = tmp_path / "out"
+    demo = subprocess.run(
+        [sys.executable, "-m", "lti_tool", "demo", "--out", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )
+    offline = subprocess.run(
+        [sys.executable, "-m", "lti_tool", "verify", str(out / "archive.json"), "--json"],
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert demo.returncode == 0, demo.stderr
+    assert {path.name for path in out.iterdir()} == {
+        "credential.json", "did.json", "archive.json"
+    }
+    assert offline.returncode == 0, offline.stdout
+    assert json.loads(offline.stdout)["valid"] is True

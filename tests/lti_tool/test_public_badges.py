@@ -343,3 +343,25 @@ def test_credential_page_translated(
     assert f'dir="{direction}"' in page
     assert valid_text in page
     assert "Safe travel" in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/providers/academy/status/9223372036854775808",
+        "/providers/academy/status/1",
+    ],
+    ids=["beyond-64-bit", "not-allocated"],
+)
+def test_unknown_status_list_404(client, issued, path):
+    """A status list number no credential uses is a 404, never a 500 or a new list."""
+    response = client.get(path)
+
+    assert response.status_code == 404
+
+
+def test_huge_delivery_id_404(client):
+    """An id past the database's integer range matches no route: a 404, not a 500."""
+    response = client.post("/portfolio/deliveries/999999999999999999999999999999/retry")
+
+    assert response.status_code == 404

@@ -60,16 +60,35 @@ def test_wrong_password_same_message(client, tenants, db):
 
 
 def test_sign_in_locks_after_failures(client, tenants, db):
-    """The fifth wrong password locks the account with a 429."""
+    """After five wrong passwords even the right one is refused, as a wrong one is."""
     alpha, _ = tenants
     add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
 
     statuses = [sign_in(client, "admin@alpha.org", "nope nope").status_code for _ in range(5)]
     right = sign_in(client, "admin@alpha.org")
 
-    assert statuses == [401, 401, 401, 401, 429]
-    assert right.status_code == 429
+    assert statuses == [401] * 5
+    assert right.status_code == 401
     assert "locked for 15 minutes" in right.get_data(as_text=True)
+    assert "/admin" not in right.headers.get("Location", "")
+
+
+def test_lockout_reveals_no_account(client, tenants, db):
+    """A locked account and an unknown email get the same status and page text."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    for _ in range(5):
+        sign_in(client, "admin@alpha.org", "nope nope")
+
+    locked = sign_in(client, "admin@alpha.org", "nope nope")
+    unknown = sign_in(client, "nobody@alpha.org", "nope nope")
+
+    def error_text(response):
+        page = response.get_data(as_text=True)
+        return page[page.index('id="password-error"'):].split("</p>")[0]
+
+    assert locked.status_code == unknown.status_code == 401
+    assert error_text(locked) == error_text(unknown)
 
 
 def test_session_expires_when_idle(client, tenants, db):

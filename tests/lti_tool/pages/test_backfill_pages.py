@@ -42,7 +42,7 @@ def test_backfill_start_queues_job(db, client, tenants):
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
     assert f'data-backfill="{job.public_id}"' in page
     assert "<progress" in page
-    assert "learners checked" in page
+    assert "Learners checked:" in page
 
 
 def test_backfill_progress_json(db, client, tenants):
@@ -58,7 +58,7 @@ def test_backfill_progress_json(db, client, tenants):
     assert row["id"] == job.public_id
     assert row["badges"] == ["Badge of alpha"]
     assert row["status"] == job.status
-    assert "learners checked" in row["counts_text"]
+    assert "Learners checked:" in row["counts_text"]
 
 
 def test_backfill_cancel_pending_job(db, client, tenants):

@@ -403,6 +403,6 @@ def test_backfill_progress_live(browser, stack):
         "data-status", "done", timeout=DELIVERY_TIMEOUT_SECONDS * 1000
     )
     assert job.locator(".backfill-status").inner_text() == "Finished"
-    assert "learners checked" in job.locator(".backfill-counts").inner_text()
+    assert "Learners checked:" in job.locator(".backfill-counts").inner_text()
     assert job.get_by_role("button", name="Cancel").count() == 0
     page.context.close()
