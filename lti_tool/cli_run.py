@@ -11,7 +11,12 @@ import time
 
 import click
 
-from lti_tool.config import ConfigError, is_loopback_host, load_settings
+from lti_tool.config import (
+    ConfigError,
+    is_loopback_host,
+    load_settings,
+    remember_run_url,
+)
 
 STOP_GRACE_SECONDS = 15
 
@@ -91,7 +96,8 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     env = dict(os.environ)
     if demo:
         env["HPASS_DEMO"] = "1"
-    if not env.get("HPASS_PUBLIC_BASE_URL") and is_loopback_host(host):
+    derived_url = not env.get("HPASS_PUBLIC_BASE_URL") and is_loopback_host(host)
+    if derived_url:
         # Without a configured public URL the bridge runs where it listens. The
         # demo's peers are loopback servers over plain HTTP; loopback development
         # mode refuses to start when the public base URL is not on loopback.
@@ -105,6 +111,8 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    if derived_url:
+        remember_run_url(settings.instance_path, settings.public_base_url)
     upgrade(settings.database_url)
     app = create_app(settings)
     wsgi_app = app

@@ -249,6 +249,29 @@ class Settings:
             )
 
 
+# `hpass-bridge run` without HPASS_PUBLIC_BASE_URL serves on the address it listens
+# on; it writes that URL here so that other commands on the same instance (which
+# print webhook and LTI URLs) use the same port.
+RUN_URL_FILE = "run-base-url"
+
+
+def remember_run_url(instance: Path, url: str) -> None:
+    """Record the loopback URL `run` serves on, for later commands on the instance."""
+    (instance / RUN_URL_FILE).write_text(url + "\n")
+
+
+def _remembered_run_url(instance: Path) -> str | None:
+    try:
+        url = (instance / RUN_URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    parts = urlsplit(url)
+    # Only a loopback URL written by `run` is taken; anything else is ignored.
+    if parts.scheme != "http" or not is_loopback_host(parts.hostname):
+        return None
+    return url
+
+
 def load_settings(
     environ: dict[str, str] | None = None, overrides: dict | None = None
 ) -> Settings:
@@ -268,6 +291,7 @@ def load_settings(
     base_url = (
         overrides.pop("public_base_url", None)
         or env.get(ENV_PREFIX + "PUBLIC_BASE_URL")
+        or _remembered_run_url(instance)
         or "http://127.0.0.1:5000"
     ).rstrip("/")
     database_url = (

@@ -8,7 +8,12 @@ import stat
 import pytest
 
 from lti_tool.app import create_app
-from lti_tool.config import ConfigError, ensure_secret_files, load_settings
+from lti_tool.config import (
+    ConfigError,
+    ensure_secret_files,
+    load_settings,
+    remember_run_url,
+)
 
 
 def test_defaults_need_no_server(tmp_path):
@@ -76,3 +81,33 @@ def test_invalid_values_name_variable(tmp_path, name, value, fragment):
 
     assert fragment in str(caught.value)
     assert "HPASS_" in str(caught.value)
+
+
+def test_run_url_remembered_for_other_commands(tmp_path):
+    """A URL that run recorded in the instance folder is the default for later commands."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    remember_run_url(instance, "http://127.0.0.1:5077")
+
+    settings = load_settings(environ={"HPASS_INSTANCE_PATH": str(instance)})
+    explicit = load_settings(
+        environ={
+            "HPASS_INSTANCE_PATH": str(instance),
+            "HPASS_PUBLIC_BASE_URL": "http://127.0.0.1:6000",
+            "HPASS_LOOPBACK_DEV": "1",
+        }
+    )
+
+    assert settings.public_base_url == "http://127.0.0.1:5077"
+    assert explicit.public_base_url == "http://127.0.0.1:6000"
+
+
+def test_remembered_url_must_be_loopback(tmp_path):
+    """A recorded URL that is not plain HTTP on loopback is ignored."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    remember_run_url(instance, "https://bridge.example.org")
+
+    settings = load_settings(environ={"HPASS_INSTANCE_PATH": str(instance)})
+
+    assert settings.public_base_url == "http://127.0.0.1:5000"
