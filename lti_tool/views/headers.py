@@ -44,7 +44,7 @@ def _base_policy(form_targets: list[str] | None = None) -> str:
 
 
 def _origin(url: str | None) -> str | None:
-    if not url:
+    if not url or not isinstance(url, str):
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -57,6 +57,24 @@ def platform_origins(registration: Registration | None) -> list[str]:
     if registration is None:
         return []
     return platform_origins_of(registration.issuer, registration.auth_login_url)
+
+
+def launch_frame_origins(origin_header: str | None, return_url: str | None) -> list[str]:
+    """Return the origins that framed an accepted launch, for the session to keep.
+
+    Canvas signs every launch with one issuer (canvas.instructure.com) while each
+    school's Canvas runs on its own host, which frames the tool. That host is the
+    launch POST's Origin and the origin of `launch_presentation.return_url`; both
+    are trusted only after the id_token validated.
+    """
+    found = [_origin(origin_header), _origin(return_url)]
+    return sorted({origin for origin in found if origin})
+
+
+def request_origin(origin_header: str | None) -> list[str]:
+    """Return the request's Origin as a list, empty when absent or opaque ("null")."""
+    origin = _origin(origin_header)
+    return [origin] if origin else []
 
 
 def platform_origins_of(issuer: str, auth_login_url: str) -> list[str]:
@@ -105,6 +123,13 @@ def session_registration() -> Registration | None:
     )
 
 
+def session_frame_origins(registration: Registration | None) -> list[str]:
+    """Return the origins that may frame this session's course pages."""
+    kept = session.get("frame_origins") or []
+    kept = [origin for origin in kept if isinstance(origin, str)]
+    return sorted({*platform_origins(registration), *kept})
+
+
 def _path_registration() -> Registration | None:
     public_id = (request.view_args or {}).get("public_id")
     if not isinstance(public_id, str):
@@ -129,6 +154,10 @@ def _lti_page_policy(response: Response) -> Response:
     else:
         registration = _path_registration() or session_registration()
         origins = platform_origins(registration)
+        if registration is not None:
+            # The platform's own host (a school's Canvas) posts the login and the
+            # launch, so it is the frame around the pages that answer them.
+            origins = sorted({*origins, *request_origin(request.headers.get("Origin"))})
     form_targets = _lti_form_targets(current_bridge().settings.loopback_dev)
 
     return allow_framing_by(response, origins, form_targets)
@@ -139,7 +168,12 @@ def _lti_form_targets(loopback_dev: bool) -> list[str]:
 
 
 def apply_lti_headers(
-    response: Response, registration, *, secure: bool, loopback_dev: bool
+    response: Response,
+    registration,
+    *,
+    secure: bool,
+    loopback_dev: bool,
+    extra_origins: tuple[str, ...] = (),
 ) -> Response:
     """Add the headers `apply_default_headers` gives an /lti/ response of `registration`.
 
@@ -153,7 +187,7 @@ def apply_lti_headers(
         return response
 
     response.headers["Content-Security-Policy"] = _lti_framing_policy(
-        registration.issuer, registration.auth_login_url, loopback_dev
+        registration.issuer, registration.auth_login_url, loopback_dev, extra_origins
     )
     response.headers.pop("X-Frame-Options", None)
     _add_common(response)
@@ -161,12 +195,15 @@ def apply_lti_headers(
 
 
 @functools.lru_cache(maxsize=1024)
-def _lti_framing_policy(issuer: str, auth_login_url: str, loopback_dev: bool) -> str:
+def _lti_framing_policy(
+    issuer: str, auth_login_url: str, loopback_dev: bool, extra_origins: tuple = ()
+) -> str:
     """Return the policy `allow_framing_by` sets for a registration's /lti/ pages.
 
     Cached because every login and launch sends it and it depends only on these.
     """
-    ancestors = " ".join(["'self'", *platform_origins_of(issuer, auth_login_url)])
+    origins = sorted({*platform_origins_of(issuer, auth_login_url), *extra_origins})
+    ancestors = " ".join(["'self'", *origins])
     return (
         f"{_base_policy(_lti_form_targets(loopback_dev))}; frame-ancestors {ancestors}"
     )
@@ -196,7 +233,7 @@ def apply_default_headers(response: Response) -> Response:
         log.error("security_headers_lookup_failed", error=repr(error), path=request.path)
         registration = None
     if registration is not None:
-        return allow_framing_by(response, platform_origins(registration))
+        return allow_framing_by(response, session_frame_origins(registration))
 
     return forbid_framing(response)
 

@@ -266,6 +266,7 @@ class LaunchEndpoints:
             registration,
             secure=request.is_secure,
             loopback_dev=self.settings.loopback_dev,
+            extra_origins=tuple(headers.request_origin(request.headers.get("Origin"))),
         )
 
     def _accept(
@@ -320,6 +321,10 @@ class LaunchEndpoints:
             lti_role=launch.role,
             name=data.get("name") or data.get("given_name") or "",
             launch_locale=(data.get(CLAIM + "launch_presentation") or {}).get("locale"),
+            frame_origins=headers.launch_frame_origins(
+                request.headers.get("Origin"),
+                (data.get(CLAIM + "launch_presentation") or {}).get("return_url"),
+            ),
         )
         structlog.contextvars.bind_contextvars(
             provider_id=registration.provider_id, course_id=launch.course_id

@@ -67,7 +67,7 @@ from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
 from lti_tool.views.headers import (
     allow_framing_by,
-    platform_origins,
+    session_frame_origins,
     session_registration,
 )
 
@@ -118,7 +118,7 @@ def inject_csrf():
 def _frame_inside_platform(response: Response) -> Response:
     if request.endpoint == "pages.achievement_image":
         return response
-    return allow_framing_by(response, platform_origins(session_registration()))
+    return allow_framing_by(response, session_frame_origins(session_registration()))
 
 
 def _course_in_session(course_id: int) -> LtiCourse:

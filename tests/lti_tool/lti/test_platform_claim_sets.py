@@ -132,3 +132,18 @@ def test_canvas_issuer_is_shared(launch_setup):
     expected = CANVAS_ISSUER if family == "canvas" else peer.issuer
 
     assert peer.token_issuer == expected
+
+
+def test_course_page_framed_by_launching_host(launch_setup):
+    """The host that posted the launch (a school's own Canvas) may frame the course page."""
+    family, peer, bridge = launch_setup
+    browser = requests.Session()
+    browser.headers["Origin"] = "https://school.instructure.com"
+
+    page = peer.launch_with_session(browser, "learner")
+
+    policy = page.headers["Content-Security-Policy"]
+    ancestors = policy.split("frame-ancestors", 1)[1].split(";")[0].split()
+    assert page.status_code == 200, page.text
+    assert "https://school.instructure.com" in ancestors
+    assert "https://other.instructure.com" not in ancestors

@@ -245,3 +245,24 @@ def test_csrf_empty_token_rejected(client):
 
     assert response.status_code == 400
     assert b"The form expired" in response.data
+
+
+@pytest.mark.parametrize(
+    ("origin", "return_url", "expected"),
+    [
+        ("https://school.instructure.com", None, ["https://school.instructure.com"]),
+        (
+            "null",
+            "https://school.instructure.com/courses/1/external_content/success",
+            ["https://school.instructure.com"],
+        ),
+        (None, ["not", "a", "url"], []),
+        ("javascript:alert(1)", "ftp://files.example.org/", []),
+    ],
+    ids=["origin", "return-url", "not-a-string", "other-schemes"],
+)
+def test_launch_frame_origins(origin, return_url, expected):
+    """Only http(s) origins of the launch's Origin and return URL are kept."""
+    from lti_tool.views.headers import launch_frame_origins
+
+    assert launch_frame_origins(origin, return_url) == expected
