@@ -149,6 +149,9 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
         _say("stopping the web server, worker and scheduler ...")
         server.close()
         stop_processes(children)
+        state_file = app.extensions.get("hpass_demo_state")
+        if state_file is not None:
+            state_file.flush()
     _say("stopped")
 
 

@@ -64,16 +64,27 @@ class DemoSecrets:
         return cls(**json.loads(path.read_text()))
 
 
+# Peer endpoints whose requests change what a peer remembers. The Moodle web service
+# is also called by POST, but only to read.
+STATE_CHANGING_ENDPOINTS = frozenset({"complete", "reset", "upsert"})
+# A change is written this many seconds after it, together with any that follow, so
+# a burst of deliveries costs one write, not one each.
+SAVE_DELAY_SECONDS = 1.0
+
+
 class DemoStateFile:
     """The peers' state in `demo-state.json` of the instance folder.
 
-    Written after each request that may change a peer (anything but GET), through a
-    temporary file and a rename, so a crash leaves the previous state readable.
+    Written shortly after a request that changes a peer, through a temporary file
+    and a rename, so a crash leaves the previous state readable. `flush` writes a
+    pending change at once, for a clean stop.
     """
 
-    def __init__(self, instance_path: Path) -> None:
+    def __init__(self, instance_path: Path, peers: "DemoPeers") -> None:
         self.path = instance_path / "demo-state.json"
+        self.peers = peers
         self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
 
     def load(self) -> dict:
         if not self.path.exists():
@@ -84,12 +95,24 @@ class DemoStateFile:
             log.warning("demo_state_unreadable", path=str(self.path))
             return {}
 
-    def save(self, peers: "DemoPeers") -> None:
-        state = {
-            "moodle": peers.moodle.snapshot(),
-            "portfolio": peers.portfolio.snapshot(),
-        }
+    def save_soon(self) -> None:
         with self._lock:
+            if self._timer is not None:
+                return
+            self._timer = threading.Timer(SAVE_DELAY_SECONDS, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._timer is None:
+                return
+            self._timer.cancel()
+            self._timer = None
+            state = {
+                "moodle": self.peers.moodle.snapshot(),
+                "portfolio": self.peers.portfolio.snapshot(),
+            }
             partial = self.path.with_suffix(".json.partial")
             partial.write_text(json.dumps(state))
             os.replace(partial, self.path)
@@ -233,16 +256,17 @@ def mount_demo(app: Flask) -> DispatcherMiddleware:
     demo_secrets = DemoSecrets.load_or_create(bridge.settings.instance_path)
     ids = seed_demo(bridge, demo_secrets)
     peers = build_peers(bridge.settings.public_base_url, demo_secrets, ids)
-    state_file = DemoStateFile(bridge.settings.instance_path)
+    state_file = DemoStateFile(bridge.settings.instance_path, peers)
     saved = state_file.load()
     if saved:
         peers.moodle.restore(saved["moodle"])
         peers.portfolio.restore(saved["portfolio"])
     app.extensions["hpass_demo"] = peers
+    app.extensions["hpass_demo_state"] = state_file
 
     def save_after_change(response):
-        if request.method != "GET":
-            state_file.save(peers)
+        if request.endpoint in STATE_CHANGING_ENDPOINTS:
+            state_file.save_soon()
         return response
 
     moodle_app = peers.moodle.create_app()

@@ -125,6 +125,9 @@ class DemoStack:
         if self.server is not None:
             self.server.stop()
         if self.app is not None:
+            state_file = self.app.extensions.get("hpass_demo_state")
+            if state_file is not None:
+                state_file.flush()
             self.bridge.engine.dispose()
 
     def __enter__(self) -> "DemoStack":
