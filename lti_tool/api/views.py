@@ -304,13 +304,16 @@ def list_deliveries():
     return jsonify({"deliveries": rows})
 
 
-@bp.post("/deliveries/<int:delivery_id>/retry")
-def retry_delivery(delivery_id: int):
-    delivery = delivery_ops.find_delivery(db_session(), delivery_id, _provider().id)
+@bp.post("/deliveries/<delivery_id>/retry")
+def retry_delivery(delivery_id: str):
+    # Taken as text, because the app's int converter stops at the largest database
+    # id, and a larger id here is an unknown delivery like any other.
+    number = int(delivery_id) if delivery_id.isascii() and delivery_id.isdigit() else -1
+    delivery = delivery_ops.find_delivery(db_session(), number, _provider().id)
     message_id = delivery_ops.retry_delivery(db_session(), g.api_actor, delivery)
     _commit()
     _dispatch([message_id])
-    return jsonify({"status": "queued", "delivery": delivery_id}), 202
+    return jsonify({"status": "queued", "delivery": number}), 202
 
 
 @bp.get("/facts")
