@@ -558,7 +558,7 @@ def results_url(lineitem_url: str) -> str:
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """Return the wait a Retry-After header asks for, in seconds, or None.
+    """Return the wait a Retry-After header requests, in seconds, or None.
 
     RFC 9110 allows a number of seconds or an HTTP date.
     """

@@ -125,9 +125,9 @@ def session_registration() -> Registration | None:
 
 def session_frame_origins(registration: Registration | None) -> list[str]:
     """Return the origins that may frame this session's course pages."""
-    kept = session.get("frame_origins") or []
-    kept = [origin for origin in kept if isinstance(origin, str)]
-    return sorted({*platform_origins(registration), *kept})
+    stored = session.get("frame_origins") or []
+    launch_origins = [origin for origin in stored if isinstance(origin, str)]
+    return sorted({*platform_origins(registration), *launch_origins})
 
 
 def _path_registration() -> Registration | None:
@@ -156,7 +156,7 @@ def _lti_page_policy(response: Response) -> Response:
         origins = platform_origins(registration)
         if registration is not None:
             # The platform's own host (a school's Canvas) posts the login and the
-            # launch, so it is the frame around the pages that answer them.
+            # launch, so it frames the pages that respond to them.
             origins = sorted({*origins, *request_origin(request.headers.get("Origin"))})
     form_targets = _lti_form_targets(current_bridge().settings.loopback_dev)
 
