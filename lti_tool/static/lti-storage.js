@@ -17,7 +17,7 @@
 
   if (data.mode === "put") {
     // Keep the state binding in the platform's frame, then continue to the platform's
-    // authorisation URL. The timeout continues even if the platform never answers.
+    // authorisation URL. The timeout continues even if the platform never replies.
     let done = false;
     const go = () => {
       if (!done) {

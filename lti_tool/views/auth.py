@@ -134,9 +134,9 @@ def sign_in():
             log.warning("sign_in_locked", account_id=account.id)
         else:
             log.info("sign_in_failed", account_id=account and account.id)
-        # One answer for an unknown email, a wrong password and a locked account:
-        # a different one for a lockout would tell a guesser which emails have
-        # accounts, since only real accounts lock.
+        # One message for an unknown email, a wrong password and a locked account,
+        # because only real accounts lock, so a separate lockout message would tell
+        # a guesser which emails have accounts.
         errors["password"] = " ".join(
             (
                 _("The email or password is wrong. Check both and try again."),

@@ -456,7 +456,7 @@ class LaunchDispatcher:
             return "lti.login", public_id
         if action == "launch" and method == "POST":
             return "lti.launch", public_id
-        # Flask answers OPTIONS, and 405 for other methods.
+        # Flask handles OPTIONS and returns 405 for other methods.
         return None, None
 
     def _static_segments(self) -> frozenset[str]:

@@ -318,7 +318,7 @@ def test_not_found(service, make_client):
 
 
 def test_timeout_is_unavailable(make_client):
-    """A service that accepts and never answers raises AgsUnavailable."""
+    """A service that accepts the connection and never responds raises AgsUnavailable."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
