@@ -18,6 +18,7 @@ the standard library parser expands internal entities ("billion laughs").
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ OB3_PNG_KEYWORD = "openbadgecredential"
 OB2_SVG_NAMESPACE = "http://openbadges.org"
 OB3_SVG_NAMESPACE = "https://purl.imsglobal.org/ob/v3p0"
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+# An `<svg>` start tag, bare or with the prefix the file binds to the SVG namespace.
+_SVG_ROOT_START = re.compile(rb"<(?:[a-z_][\w.-]*:)?svg[\s/>]")
 
 # Limits for images the verifier receives from anyone. A baked credential is a few
 # kilobytes, so 1 MiB of text leaves plenty of room.
@@ -70,8 +73,11 @@ def is_png(data: bytes) -> bool:
 
 
 def looks_like_svg(data: bytes) -> bool:
+    """Return whether the data starts like an SVG file, with or without a prefix."""
     head = data[:4096].lstrip().lower()
-    return head.startswith(b"<?xml") and b"<svg" in head or head.startswith(b"<svg")
+    if head.startswith(b"<?xml"):
+        return _SVG_ROOT_START.search(head) is not None
+    return _SVG_ROOT_START.match(head) is not None
 
 
 def bake_png(image: bytes, payload: str, version: str = "3.0") -> bytes:

@@ -25,7 +25,11 @@ MAX_IMAGE_BYTES = 512 * 1024
 MIN_SIDE = 90
 MAX_SIDE = 2048
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SVG_NAMESPACE = "{http://www.w3.org/2000/svg}"
+SVG_ROOT_TAG = "{http://www.w3.org/2000/svg}svg"
+# The start of an SVG file: an XML declaration, a comment, a DOCTYPE (rejected later
+# with its own message) or the root element, whose prefix may be any the file binds
+# to the SVG namespace (`<s:svg xmlns:s=...>`).
+_SVG_START = re.compile(rb"<\?xml|<!--|<!DOCTYPE|<(?:[A-Za-z_][\w.-]*:)?svg[\s/>]")
 _LENGTH = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(px)?\s*$")
 
 
@@ -66,7 +70,7 @@ def check_image(content: bytes) -> CheckedImage:
         )
     if content.startswith(PNG_SIGNATURE):
         checked = _check_png(content)
-    elif content.lstrip().startswith((b"<?xml", b"<svg", b"<!--", b"<!DOCTYPE")):
+    elif _looks_like_svg(content):
         checked = _check_svg(content)
     else:
         raise ImageRejected("the file is not a PNG or SVG image; upload a PNG or SVG")
@@ -78,6 +82,10 @@ def check_image(content: bytes) -> CheckedImage:
             )
 
     return checked
+
+
+def _looks_like_svg(content: bytes) -> bool:
+    return _SVG_START.match(content.lstrip()) is not None
 
 
 def _check_png(content: bytes) -> CheckedImage:
@@ -92,7 +100,8 @@ def _check_png(content: bytes) -> CheckedImage:
 def _check_svg(content: bytes) -> CheckedImage:
     try:
         root = parse_svg(content)
-        if root.tag not in (SVG_NAMESPACE + "svg", "svg"):
+        # ElementTree names elements by namespace, so a prefixed root is found too.
+        if root.tag not in (SVG_ROOT_TAG, "svg"):
             raise ImageRejected(
                 "the file's root element is not <svg>; upload an SVG image"
             )

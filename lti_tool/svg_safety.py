@@ -2,7 +2,10 @@
 
 The image is served from the bridge's own origin and baked into credentials that
 other sites show, so it must not run code, load anything or navigate anywhere.
-Elements in the SVG namespace must be drawing elements from `SVG_ELEMENTS`. So
+Elements are matched by namespace and local name, never by the literal tag, so a
+file that binds a prefix to the SVG namespace (`<s:svg xmlns:s=...>`) is checked like
+one that uses the default namespace. Elements in the SVG namespace must be drawing
+elements from `SVG_ELEMENTS`. So
 animation is rejected, because `<animate>` and `<set>` can rewrite an `href` to a
 `javascript:` URL, and so are links, scripts and embedded HTML. Elements of other
 namespaces that browsers do not act on (Inkscape's and Illustrator's editor data)
@@ -20,7 +23,6 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
-XLINK_NAMESPACE = "http://www.w3.org/1999/xlink"
 # Namespaces whose elements a browser renders or runs inside an SVG document.
 ACTIVE_NAMESPACES = {
     "http://www.w3.org/1999/xhtml",
@@ -133,7 +135,9 @@ def _check_attribute(element_name: str, attribute: str, value: str) -> None:
             f"the SVG has an event handler attribute {name!r}, which could run "
             "code; remove it and upload again"
         )
-    if name == "href" and namespace in ("", XLINK_NAMESPACE):
+    if name == "href":
+        # An href in any namespace is checked, not only in none and XLink, so no
+        # guess about which prefixes a browser follows is needed.
         _check_reference(element_name, value)
         return
     scheme = _IGNORED_IN_SCHEME.sub("", value).lower()

@@ -56,6 +56,22 @@ def test_svg_round_trip(version, payload):
     assert baked.image_format == "svg"
 
 
+@pytest.mark.parametrize(
+    "image",
+    [
+        b'<s:svg xmlns:s="http://www.w3.org/2000/svg" width="9" height="9"/>',
+        b'<?xml version="1.0"?>\n<s:svg xmlns:s="http://www.w3.org/2000/svg"/>',
+    ],
+    ids=["bare", "xml-declaration"],
+)
+def test_prefixed_svg_round_trip(image):
+    """An SVG whose root has a prefix bound to the SVG namespace is baked too."""
+    baked = extract(bake_svg(image, JWS, "3.0"))
+
+    assert baked.text == JWS
+    assert baked.image_format == "svg"
+
+
 def test_png_itxt_keyword_ob3():
     """OB 3.0 credentials go into an iTXt chunk with the keyword openbadgecredential."""
     image = bake_png(plain_png(), CREDENTIAL_JSON, "3.0")

@@ -171,3 +171,76 @@ def test_svg_editor_export_accepted():
 
     assert checked.media_type == "image/svg+xml"
     assert checked.width == 120
+
+
+def prefixed_svg(body: str = "", attributes: str = 'width="120" height="120"') -> bytes:
+    """An SVG whose elements carry the prefix `s:` bound to the SVG namespace."""
+    return (
+        f'<s:svg xmlns:s="http://www.w3.org/2000/svg" '
+        f'xmlns:xlink="http://www.w3.org/1999/xlink" {attributes}>{body}</s:svg>'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        prefixed_svg('<s:circle cx="60" cy="60" r="50" fill="url(#g)"/>'),
+        b'<?xml version="1.0"?>\n' + prefixed_svg('<s:rect width="10" height="10"/>'),
+        prefixed_svg(
+            '<s:defs><s:radialGradient id="g"/></s:defs><s:use xlink:href="#g"/>'
+        ),
+    ],
+    ids=["bare", "xml-declaration", "internal-reference"],
+)
+def test_prefixed_svg_accepted(content):
+    """A root element with a prefix bound to the SVG namespace is an SVG image."""
+    checked = check_image(content)
+
+    assert checked.media_type == "image/svg+xml"
+    assert (checked.width, checked.height) == (120, 120)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("<s:script>alert(1)</s:script>", "<script> element"),
+        ('<s:rect s:onclick="alert(1)"/>', "event handler"),
+        ('<s:rect onload="alert(1)"/>', "event handler"),
+        ("<s:foreignObject><p>x</p></s:foreignObject>", "<foreignObject>"),
+        (f'<s:a xlink:href="{JS}"><s:rect/></s:a>', "<a> element"),
+        ('<s:image xlink:href="https://evil.example/x.png"/>', "outside resource"),
+        ('<s:image s:href="https://evil.example/x.png"/>', "outside resource"),
+        (
+            '<s:use x:href="https://evil.example/s.svg#a" '
+            'xmlns:x="http://www.w3.org/1999/xlink"/>',
+            "outside resource",
+        ),
+        ("<s:style>@import 'https://evil.example/x.css';</s:style>", "outside resource"),
+        ('<s:rect fill="url(https://evil.example/p.svg#g)"/>', "outside resource"),
+        (f'<s:set attributeName="href" to="{JS}"/>', "<set> element"),
+        (
+            '<svg:script xmlns:svg="http://www.w3.org/2000/svg">alert(1)</svg:script>',
+            "<script> element",
+        ),
+        (
+            '<h:iframe xmlns:h="http://www.w3.org/1999/xhtml" src="x"/>',
+            "HTML or MathML <iframe>",
+        ),
+    ],
+)
+def test_prefixed_svg_trick_rejected(body, fragment):
+    """Scripts, handlers, foreign objects and outside references fail under a prefix."""
+    with pytest.raises(ImageRejected) as raised:
+        check_image(prefixed_svg(body))
+
+    assert fragment in str(raised.value)
+
+
+def test_prefixed_non_svg_root_rejected():
+    """A prefixed root outside the SVG namespace is not an SVG image."""
+    content = b'<s:svg xmlns:s="http://www.w3.org/1999/xhtml" width="120" height="120"/>'
+
+    with pytest.raises(ImageRejected) as raised:
+        check_image(content)
+
+    assert "not <svg>" in str(raised.value)
