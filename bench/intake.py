@@ -4,7 +4,8 @@ Starts two servers on loopback with the same WSGI server (waitress, 8 threads):
 the bridge's production app, which authenticates each Moodle event, parses it,
 deduplicates it, stores the raw payload and the fact with its outbox message, and
 hands the message to the broker; and a minimal Flask receiver that only stores the
-body in SQLite. wrk posts distinct events to each in turn. No worker runs, so only
+body, with one commit per request, in the same kind of database as the bridge's
+(SQLite, or its own table in the bridge's PostgreSQL database with --postgres). wrk posts distinct events to each in turn. No worker runs, so only
 intake is measured. Prints requests per second, p50 and p99 latency, and ratios.
 
 Every wrk connection comes from 127.0.0.1, so the bridge's webhook rate limit (one
@@ -29,6 +30,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import requests
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -222,6 +224,11 @@ def main() -> None:
                 scratch_postgres("hpass_bench_intake")
             )
             environ["HPASS_BROKER_URL"] = "redis://127.0.0.1:6379/14"
+            environ["MINIMAL_RECEIVER_POSTGRES"] = (
+                make_url(environ["HPASS_DATABASE_URL"])
+                .set(drivername="postgresql")
+                .render_as_string(hide_password=False)
+            )
         public_id = seed_bridge(environ)
         script = folder / "events.lua"
         script.write_text(LUA)
@@ -246,7 +253,8 @@ def main() -> None:
 
     backend = "PostgreSQL + Redis" if args.postgres else "SQLite + embedded broker"
     print(
-        f"bridge backend: {backend}; waitress 8 threads; wrk 2 threads, "
+        f"bridge backend: {backend}, minimal receiver on the same database; "
+        f"waitress 8 threads; wrk 2 threads, "
         f"{args.connections} connections, {args.duration} s; webhook rate limit "
         f"{args.webhook_rate_limit:,} per minute; load average before "
         f"{load_before:.2f}, after {os.getloadavg()[0]:.2f}"
