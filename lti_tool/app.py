@@ -11,6 +11,7 @@ from lti_tool.celery_app import make_celery
 from lti_tool.config import Settings, ensure_secret_files, load_settings
 from lti_tool.errors import register_error_handlers
 from lti_tool.logs import configure_logging
+from lti_tool.rate_limit_page import session_locale_reader
 from lti_tool.ratelimit import RateLimitMiddleware
 from lti_tool.views import headers, lti_launch
 from lti_tool.webhook_fast_path import WebhookFastPath
@@ -91,6 +92,7 @@ def create_app(
         app.rate_limiter = RateLimitMiddleware(
             lambda environ, start_response: app.wsgi_app(environ, start_response),
             settings,
+            session_locales=session_locale_reader(app),
         )
 
     return app

@@ -22,12 +22,12 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from html import escape
 from urllib.parse import parse_qs
 
 from lti_tool.config import RateLimit, Settings
 from lti_tool.lti.proxy import client_address
 from lti_tool.logs import get_logger
+from lti_tool.rate_limit_page import PAGE_MESSAGES, SessionLocales, render_page
 
 log = get_logger(__name__)
 
@@ -41,8 +41,7 @@ MAX_BUCKETS = 100_000
 LOG_INTERVAL_SECONDS = 60.0
 
 _MESSAGES = {
-    "sign_in": "Too many sign-in attempts from your network or for this account.",
-    "lti_launch": "Too many course launches from your network at once.",
+    **PAGE_MESSAGES,
     "webhook": "Too many events from this address.",
     "api": "Too many API requests from this address.",
 }
@@ -212,8 +211,16 @@ class _RepeatCounter:
 class RateLimitMiddleware:
     """WSGI middleware that applies the configured limits before the app runs."""
 
-    def __init__(self, app, settings: Settings, buckets=None) -> None:
+    def __init__(
+        self,
+        app,
+        settings: Settings,
+        buckets=None,
+        session_locales: SessionLocales | None = None,
+    ) -> None:
         self.app = app
+        # Reads the session's language for the translated HTML 429 page.
+        self.session_locales = session_locales
         self.limits = settings.rate_limits
         self.networks = [
             ipaddress.ip_network(item, strict=False) for item in settings.trusted_proxies
@@ -266,7 +273,10 @@ class RateLimitMiddleware:
         if limit_class in ("webhook", "api"):
             body, headers = _json_body(limit_class, message, retry_after)
         else:
-            body, headers = _html_body(limit_class, message)
+            page = render_page(
+                environ, limit_class, retry_after, self.session_locales
+            )
+            body, headers = _html_body(limit_class, page)
         headers += [
             ("Retry-After", str(retry_after)),
             ("Content-Length", str(len(body))),
@@ -288,20 +298,15 @@ def _json_body(limit_class: str, message: str, retry_after: int):
     return json.dumps(document).encode(), [("Content-Type", "application/json")]
 
 
-def _html_body(limit_class: str, message: str):
+def _html_body(limit_class: str, page: bytes):
     # A launch's page shows inside the LMS frame, whose origin is not known here. The
     # page has no form or link, so letting any site frame it exposes nothing.
     ancestors = "" if limit_class == "lti_launch" else "; frame-ancestors 'none'"
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        "<title>Too many requests</title></head><body><h1>Too many requests</h1>"
-        f"<p>{escape(message)}</p></body></html>"
-    )
     headers = [
         ("Content-Type", "text/html; charset=utf-8"),
         ("Content-Security-Policy", "default-src 'none'" + ancestors),
     ]
-    return page.encode(), headers
+    return page, headers
 
 
 def _form_email(environ) -> str:

@@ -87,6 +87,72 @@ def test_sign_in_script_stopped(serve):
     assert last.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def _limited_sign_in(served, session=None, **headers):
+    """Post sign-ins until one is rate-limited and return that response."""
+    poster = session or requests
+    for n in range(3):
+        response = poster.post(
+            f"{served.url}/account/sign-in",
+            data={"email": f"lang{n}@example.org", "password": "wrong password!"},
+            headers=headers,
+            timeout=10,
+            allow_redirects=False,
+        )
+        if response.status_code == 429:
+            return response
+    raise AssertionError("no sign-in was rate-limited")
+
+
+def test_limit_page_in_arabic(serve):
+    """The 429 page follows Accept-Language and is right-to-left in Arabic."""
+    served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=1)))
+
+    page = _limited_sign_in(served, **{"Accept-Language": "ar-EG,en;q=0.5"}).text
+
+    assert '<html lang="ar" dir="rtl">' in page
+    assert "<title>طلبات كثيرة جدًا</title>" in page
+    assert "محاولات تسجيل دخول كثيرة جدًا" in page
+    assert "ثم حاول مرة أخرى" in page
+    assert "Too many" not in page
+
+
+def test_limit_page_session_choice_wins(serve):
+    """The language picked with the switcher beats the browser's Accept-Language."""
+    served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=1)))
+    session = requests.Session()
+    session.get(f"{served.url}/account/sign-in?lang=es", timeout=10)
+
+    page = _limited_sign_in(served, session, **{"Accept-Language": "fr"}).text
+
+    assert '<html lang="es" dir="ltr">' in page
+    assert "Demasiados intentos de inicio de sesión" in page
+    assert "inténtelo de nuevo" in page
+
+
+def test_limit_page_forged_session_ignored(serve):
+    """A session cookie without a valid signature gives no language choice."""
+    served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=1)))
+    session = requests.Session()
+    session.cookies.set("hpass_session", "eyJsb2NhbGVfY2hvaWNlIjoiYXIifQ.forged.sig")
+
+    page = _limited_sign_in(served, session, **{"Accept-Language": "fr-CA"}).text
+
+    assert '<html lang="fr" dir="ltr">' in page
+    assert "Trop de tentatives de connexion" in page
+    assert "réessayez" in page
+
+
+def test_limit_page_english_default(serve):
+    """Without any language signal the page is in English."""
+    served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=1)))
+
+    page = _limited_sign_in(served, **{"Accept-Language": "de"}).text
+
+    assert '<html lang="en" dir="ltr">' in page
+    assert "<h1>Too many requests</h1>" in page
+    assert re.search(r"Wait \d+ seconds? and try again\.", page)
+
+
 def test_sign_in_account_limit_across_addresses(serve):
     """Guesses at one account from many proxied addresses hit the account limit."""
     burst = 4
@@ -194,6 +260,19 @@ def test_launch_limit_html(serve):
     assert 1 <= int(second.headers["Retry-After"]) <= 10
     assert "frame-ancestors" not in second.headers["Content-Security-Policy"]
     assert "Too many course launches" in second.text
+
+
+def test_launch_limit_page_lang_query(serve):
+    """A `?lang=` on the rejected launch picks the page's language."""
+    served = serve(rate_limits=_limits(lti_launch=RateLimit(per_minute=6, burst=1)))
+    url = f"{served.url}/lti/unknown/launch?lang=fr"
+
+    requests.post(url, timeout=10)
+    limited = requests.post(url, headers={"Accept-Language": "es"}, timeout=10)
+
+    assert _is_rate_limited(limited)
+    assert '<html lang="fr" dir="ltr">' in limited.text
+    assert "Trop de lancements de cours" in limited.text
 
 
 def test_other_paths_not_limited(serve):
