@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
@@ -72,25 +72,31 @@ class FactNotRecorded(RuntimeError):
 
 
 def record_facts(
-    connection: Connection,
+    cursor,
+    statements: FactBatchStatements,
     facts: Sequence[CompletionFact],
     *,
     dispatched_at: datetime | None = None,
 ) -> list[RecordedFact]:
     """Insert facts and one evaluation message per new fact in the caller's transaction.
 
+    `cursor` is a DB-API cursor of the database `statements` was built for. The rows
+    are exactly those SQLAlchemy writes for the same values, because every value goes
+    through the bind processor of its column type. The caller commits, then
+    dispatches the messages.
+
     The result lines up with `facts`. A fact whose dedupe key is stored already, or
     repeats an earlier fact in `facts`, is not inserted again: its result names the
     stored fact, with `created` False and no message. Whatever the number of facts,
     this runs two multi-row INSERT statements, and one SELECT more when there are
-    repeats, so a batch costs little more than one fact. The caller commits, then
-    dispatches the messages. A caller that sends the messages to the broker right
-    after the commit passes `dispatched_at`, which spares it a second transaction to
-    mark them sent; the sweep resends them only once that time is long past.
+    repeats, so a batch costs little more than one fact. A caller that sends the
+    messages to the broker right after the commit passes `dispatched_at`, which
+    spares it a second transaction to mark them sent. The sweep resends them only
+    once that time is long past.
 
     Raises:
-        sqlalchemy.exc.SQLAlchemyError: the database rejected a row; nothing of the
-            batch may be committed, so the caller rolls back.
+        Exception: the DB-API driver's error when the database rejected a row.
+            Nothing of the batch may be committed, so the caller rolls back.
         FactNotRecorded: a conflicting fact vanished between the INSERT and the
             SELECT (deleted by someone else); the caller rolls back.
     """
@@ -99,34 +105,36 @@ def record_facts(
 
     now = utcnow()
     keys = [(fact.provider_id, fact.dedupe_key) for fact in facts]
-    rows: dict[tuple[int, str], dict] = {}
+    rows: dict[tuple[int, str], tuple] = {}
     # Sorted by key, so two concurrent batches that share facts wait on the unique
     # index's entries in the same order instead of each holding what the other needs.
     for key, fact in sorted(zip(keys, facts), key=lambda pair: pair[0]):
         if key not in rows:
-            rows[key] = _fact_row(fact, now, dedupe_key=key[1])
+            rows[key] = statements.fact_values(fact, now, key[1])
 
-    table = CompletionFactRecord.__table__
-    fact_insert, message_insert = _batch_statements(connection.dialect.name)
+    cursor.execute(*statements.fact_insert(list(rows.values())))
     inserted = {
         (provider_id, dedupe_key): fact_id
-        for fact_id, provider_id, dedupe_key in connection.execute(
-            fact_insert, list(rows.values())
-        )
+        for fact_id, provider_id, dedupe_key in cursor.fetchall()
     }
     stored = dict(inserted)
     repeats = [key for key in rows if key not in inserted]
     if repeats:
-        found = connection.execute(
-            select(table.c.id, table.c.provider_id, table.c.dedupe_key).where(
-                tuple_(table.c.provider_id, table.c.dedupe_key).in_(repeats)
-            )
-        )
-        stored.update(((row[1], row[2]), row[0]) for row in found)
+        cursor.execute(*statements.fact_select(repeats))
+        stored.update(((row[1], row[2]), row[0]) for row in cursor.fetchall())
 
-    message_ids = _insert_evaluation_messages(
-        connection, message_insert, inserted, now, dispatched_at
-    )
+    message_ids = {}
+    if inserted:
+        message_rows = [
+            statements.message_values(provider_id, fact_id, now, dispatched_at)
+            for (provider_id, _), fact_id in inserted.items()
+        ]
+        cursor.execute(*statements.message_insert(message_rows))
+        by_key = {key: message_id for message_id, key in cursor.fetchall()}
+        message_ids = {
+            fact_id: by_key[f"fact:{fact_id}"] for fact_id in inserted.values()
+        }
+
     results = []
     first_seen: set[tuple[int, str]] = set()
     for key in keys:
@@ -142,49 +150,148 @@ def record_facts(
     return results
 
 
-def _insert_evaluation_messages(
-    connection: Connection,
-    insert,
-    inserted: dict[tuple[int, str], int],
-    now: datetime,
-    dispatched_at: datetime | None,
-) -> dict[int, int]:
-    """Insert one evaluation message per new fact; return message ids by fact id."""
-    if not inserted:
-        return {}
+class FactBatchStatements:
+    """The SQL text and parameter conversion of `record_facts` for one dialect.
 
-    rows = []
-    for (provider_id, _), fact_id in inserted.items():
-        row = _evaluation_message_row(provider_id, fact_id, now)
-        row["dispatched_at"] = dispatched_at
-        rows.append(row)
-    by_key = dict(
-        (key, message_id) for message_id, key in connection.execute(insert, rows)
-    )
-    return {fact_id: by_key[f"fact:{fact_id}"] for fact_id in inserted.values()}
-
-
-_BATCH_STATEMENTS: dict[str, tuple] = {}
-
-
-def _batch_statements(dialect_name: str) -> tuple:
-    """Return the fact and message INSERTs of `record_facts`, built once per dialect.
-
-    Building a statement and its cache key costs more than running it for a few rows.
+    Built once per engine: SQLAlchemy's statement compilation, cache lookup and
+    result handling cost more per batch than the inserts themselves, so the batch
+    runs as plain SQL on the DB-API cursor. SQL text is cached per row count.
     """
-    statements = _BATCH_STATEMENTS.get(dialect_name)
-    if statements is None:
+
+    def __init__(self, dialect: Dialect) -> None:
+        if dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"database {dialect.name!r} is not supported; use PostgreSQL or SQLite"
+            )
+        self._marker = "?" if dialect.paramstyle == "qmark" else "%s"
         facts = CompletionFactRecord.__table__
         messages = OutboxMessage.__table__
-        insert = _insert_for(dialect_name)
-        statements = (
-            insert(facts)
-            .on_conflict_do_nothing(index_elements=["provider_id", "dedupe_key"])
-            .returning(facts.c.id, facts.c.provider_id, facts.c.dedupe_key),
-            insert(messages).returning(messages.c.id, messages.c.idempotency_key),
+        self._fact_columns = list(_FACT_COLUMNS)
+        self._message_columns = list(_MESSAGE_COLUMNS)
+        self._fact_processors = _bind_processors(facts, self._fact_columns, dialect)
+        self._message_processors = _bind_processors(
+            messages, self._message_columns, dialect
         )
-        _BATCH_STATEMENTS[dialect_name] = statements
-    return statements
+        # Table and column names come from the models above, never from input, and
+        # every value is a bound parameter.
+        self._fact_sql = _SqlByRowCount(
+            f"INSERT INTO {facts.name} ({', '.join(self._fact_columns)}) VALUES ",  # noqa: S608
+            self._row_marker(len(self._fact_columns)),
+            " ON CONFLICT (provider_id, dedupe_key) DO NOTHING"
+            " RETURNING id, provider_id, dedupe_key",
+        )
+        self._message_sql = _SqlByRowCount(
+            f"INSERT INTO {messages.name} ({', '.join(self._message_columns)})"  # noqa: S608
+            " VALUES ",
+            self._row_marker(len(self._message_columns)),
+            " RETURNING id, idempotency_key",
+        )
+        self._select_sql = _SqlByRowCount(
+            f"SELECT id, provider_id, dedupe_key FROM {facts.name}"  # noqa: S608
+            " WHERE (provider_id, dedupe_key) IN (VALUES ",
+            self._row_marker(2),
+            ")",
+        )
+
+    def _row_marker(self, width: int) -> str:
+        return "(" + ", ".join([self._marker] * width) + ")"
+
+    def fact_values(self, fact: CompletionFact, now: datetime, dedupe_key: str):
+        row = _fact_row(fact, now, dedupe_key=dedupe_key)
+        return _converted(row, self._fact_columns, self._fact_processors)
+
+    def message_values(
+        self,
+        provider_id: int,
+        fact_id: int,
+        now: datetime,
+        dispatched_at: datetime | None,
+    ):
+        row = _evaluation_message_row(provider_id, fact_id, now)
+        row["dispatched_at"] = dispatched_at
+        return _converted(row, self._message_columns, self._message_processors)
+
+    def fact_insert(self, rows: list[tuple]) -> tuple[str, list]:
+        return self._fact_sql.text(len(rows)), _flattened(rows)
+
+    def message_insert(self, rows: list[tuple]) -> tuple[str, list]:
+        return self._message_sql.text(len(rows)), _flattened(rows)
+
+    def fact_select(self, keys: list[tuple[int, str]]) -> tuple[str, list]:
+        return self._select_sql.text(len(keys)), _flattened(keys)
+
+
+_FACT_COLUMNS = (
+    "provider_id",
+    "lms_connection_id",
+    "lms_course_id",
+    "lms_user_id",
+    "activity_id",
+    "state",
+    "grade_percent",
+    "occurred_at",
+    "source",
+    "source_event_id",
+    "dedupe_key",
+    "raw_payload",
+    "outcome",
+    "outcome_detail",
+    "received_at",
+    "processed_at",
+)
+_MESSAGE_COLUMNS = (
+    "provider_id",
+    "kind",
+    "payload",
+    "idempotency_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "locked_until",
+    "dispatched_at",
+    "last_error",
+    "completed_at",
+)
+
+
+class _SqlByRowCount:
+    """A multi-row statement's SQL text, built once for each number of rows."""
+
+    def __init__(self, head: str, row: str, tail: str) -> None:
+        self._head = head
+        self._row = row
+        self._tail = tail
+        self._texts: dict[int, str] = {}
+
+    def text(self, count: int) -> str:
+        text = self._texts.get(count)
+        if text is None:
+            text = self._head + ", ".join([self._row] * count) + self._tail
+            self._texts[count] = text
+        return text
+
+
+def _bind_processors(table, columns: list[str], dialect: Dialect) -> list:
+    return [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        for name in columns
+    ]
+
+
+def _converted(row: dict, columns: list[str], processors: list) -> tuple:
+    values = []
+    for name, processor in zip(columns, processors):
+        value = row[name]
+        values.append(value if processor is None else processor(value))
+    return tuple(values)
+
+
+def _flattened(rows: list[tuple]) -> list:
+    values = []
+    for row in rows:
+        values.extend(row)
+    return values
 
 
 def _fact_row(

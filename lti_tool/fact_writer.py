@@ -31,7 +31,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from badge_engine.db import utcnow
-from badge_engine.fact_store import RecordedFact, record_facts
+from badge_engine.fact_store import FactBatchStatements, RecordedFact, record_facts
 from badge_engine.facts import CompletionFact
 from lti_tool.lti.serialize import database_writes
 from lti_tool.logs import get_logger
@@ -115,8 +115,10 @@ class FactWriter:
         self._waiting = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        # Each writer thread's own connection, kept between batches because taking
-        # one from the pool and resetting it on return costs more than a small batch.
+        self._statements = FactBatchStatements(engine.dialect)
+        # Each writer thread's own DB-API connection from the engine's pool, kept
+        # between batches because taking one from the pool and resetting it on
+        # return costs more than a small batch.
         self._local = threading.local()
 
     def write(
@@ -231,13 +233,21 @@ class FactWriter:
         with database_writes(self._engine):
             connection = getattr(self._local, "connection", None)
             if connection is None:
-                connection = self._local.connection = self._engine.connect()
+                connection = self._local.connection = self._engine.raw_connection()
             try:
-                with connection.begin():
-                    return record_facts(connection, facts, dispatched_at=utcnow())
+                cursor = connection.cursor()
+                try:
+                    results = record_facts(
+                        cursor, self._statements, facts, dispatched_at=utcnow()
+                    )
+                finally:
+                    cursor.close()
+                connection.commit()
             except BaseException:
                 # The connection may be broken (a restarted server, a dropped
-                # socket), so the next batch starts on a fresh one.
+                # socket), so the next batch starts on a fresh one, and the
+                # rollback happens as the pool discards it.
                 self._local.connection = None
                 connection.invalidate()
                 raise
+            return results

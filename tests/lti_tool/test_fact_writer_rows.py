@@ -1,0 +1,152 @@
+"""Rows that group commit writes through the DB-API, on SQLite and PostgreSQL.
+
+The fact writer stores facts with plain SQL on the driver's cursor. These tests check
+that its rows read the same as those the ORM writes for the same fact, and that
+duplicates within a batch and against stored facts resolve to the stored fact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from badge_engine.fact_store import FactBatchStatements, record_fact, record_facts
+from badge_engine.facts import CompletionFact, CompletionState, FactSource
+from lti_tool.app import create_app
+from lti_tool.fact_writer import FactWriter
+from lti_tool.schema import upgrade
+from tests.support.databases import reset_postgres
+from tests.support.seed import add_moodle_connection, add_provider
+
+# Columns whose values differ between two facts stored at different times.
+FACT_VARYING = {"id", "lms_user_id", "source_event_id", "dedupe_key", "received_at"}
+MESSAGE_VARYING = {
+    "id",
+    "idempotency_key",
+    "payload",
+    "next_attempt_at",
+    "created_at",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_app(request, settings):
+    if request.param == "postgres":
+        settings.database_url = reset_postgres()
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    yield app
+    app.extensions["hpass"].engine.dispose()
+
+
+@pytest.fixture
+def seeded(backend_app):
+    bridge = backend_app.extensions["hpass"]
+    with bridge.session() as session:
+        provider = add_provider(session)
+        connection = add_moodle_connection(
+            session, bridge.vault, provider, "http://127.0.0.1:9", "token"
+        )
+        session.commit()
+        return bridge.engine, provider.id, connection.id
+
+
+def _fact(provider_id: int, connection_id: int, learner_id: int) -> CompletionFact:
+    return CompletionFact(
+        provider_id=provider_id,
+        lms_connection_id=connection_id,
+        lms_course_id="101",
+        lms_user_id=str(learner_id),
+        activity_id="4001",
+        state=CompletionState.COMPLETE,
+        grade_percent=87.5,
+        occurred_at=datetime(2025, 1, 1, 12, 30, tzinfo=timezone.utc),
+        source=FactSource.EVENT,
+        source_event_id=f"event-{learner_id}",
+        raw_payload={"learner": "same", "nested": {"values": [1, 2.5, None]}},
+    )
+
+
+def _rows(engine, table: str) -> list[dict]:
+    with engine.connect() as connection:
+        query = text(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608 - a test constant
+        result = connection.execute(query)
+        return [dict(row._mapping) for row in result]
+
+
+def _assert_same_storage(orm_row: dict, dbapi_row: dict, varying: set[str]) -> None:
+    assert orm_row.keys() == dbapi_row.keys()
+    for name in orm_row:
+        if name in varying:
+            # Stored in the same form: same Python type, and on SQLite, where
+            # timestamps are text, the same length.
+            assert type(orm_row[name]) is type(dbapi_row[name]), name
+            if isinstance(orm_row[name], str):
+                assert len(orm_row[name]) == len(dbapi_row[name]), name
+        else:
+            assert orm_row[name] == dbapi_row[name], name
+
+
+def test_rows_match_orm_rows(seeded):
+    """A fact and its message stored by the writer read as the ORM stores them."""
+    engine, provider_id, connection_id = seeded
+    with engine.connect() as connection:
+        with Session(connection) as session:
+            record_fact(session, _fact(provider_id, connection_id, 1))
+            session.commit()
+    writer = FactWriter(engine, on_committed=lambda ids: None)
+
+    stored = writer.write(_fact(provider_id, connection_id, 2))
+
+    facts = _rows(engine, "completion_facts")
+    messages = _rows(engine, "outbox")
+    assert len(facts) == 2
+    assert len(messages) == 2
+    _assert_same_storage(facts[0], facts[1], FACT_VARYING)
+    # The ORM path leaves dispatched_at empty and the writer sets it, so it is
+    # compared with another timestamp of the same row.
+    orm_message = dict(messages[0], dispatched_at=messages[0]["created_at"])
+    _assert_same_storage(orm_message, messages[1], MESSAGE_VARYING | {"dispatched_at"})
+    assert facts[1]["id"] == stored.fact_id
+    assert messages[1]["id"] == stored.message_id
+    assert messages[1]["idempotency_key"] == f"fact:{stored.fact_id}"
+    assert messages[0]["dispatched_at"] is None
+    assert messages[1]["dispatched_at"] is not None
+
+
+def test_batch_resolves_repeats(seeded):
+    """Repeats within a batch and of stored facts name the stored fact, no message."""
+    engine, provider_id, connection_id = seeded
+    statements = FactBatchStatements(engine.dialect)
+    first = _fact(provider_id, connection_id, 10)
+    second = _fact(provider_id, connection_id, 11)
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        earlier = record_facts(cursor, statements, [first])
+        connection.commit()
+        results = record_facts(cursor, statements, [second, first, second])
+        connection.commit()
+    finally:
+        connection.close()
+
+    assert earlier[0].created
+    assert [result.created for result in results] == [True, False, False]
+    assert results[1].fact_id == earlier[0].fact_id
+    assert results[2].fact_id == results[0].fact_id
+    assert results[0].message_id is not None
+    assert results[1].message_id is None
+    assert results[2].message_id is None
+    assert len(_rows(engine, "completion_facts")) == 2
+    assert len(_rows(engine, "outbox")) == 2
+
+
+def test_statements_reject_other_databases():
+    """Only SQLite and PostgreSQL have the ON CONFLICT form the batch uses."""
+    from sqlalchemy.dialects import mysql
+
+    with pytest.raises(ValueError, match="'mysql' is not supported"):
+        FactBatchStatements(mysql.dialect())
