@@ -330,6 +330,23 @@ def delivery_status(status: str) -> str:
     return delivery_status_text(status)
 
 
+@bp.app_template_global()
+def badge_image_src(achievement: Achievement) -> str | None:
+    """Return the address a page of this bridge loads the badge's image from.
+
+    An image uploaded here is linked by its path, because the stored URL names
+    `public_base_url` and the page's `img-src 'self'` would block it when the visitor
+    reached the bridge under another host name. Other URLs are returned unchanged.
+    """
+    url = achievement.image_url
+    if not url:
+        return None
+    own_prefix = base_url() + url_for("pages.achievement_image", public_id="x")[:-1]
+    if url.startswith(own_prefix):
+        return url[len(base_url()) :]
+    return url
+
+
 def _activities_or_error(course: LtiCourse) -> tuple[list[Activity], str | None]:
     """Read the course's activities for the rule builder, once per request."""
     if "course_activities" in g:

@@ -406,3 +406,78 @@ def test_backfill_progress_live(browser, stack):
     assert "Learners checked:" in job.locator(".backfill-counts").inner_text()
     assert job.get_by_role("button", name="Cancel").count() == 0
     page.context.close()
+
+
+def real_png(width: int, height: int) -> bytes:
+    """A decodable PNG of one colour, so the browser can draw it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\x1f\x6f\xb4" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _drawn_badge_images(scope) -> list[dict]:
+    """Return each badge image's alt text, drawn size and whether it loaded."""
+    return scope.locator("img.badge-image").evaluate_all(
+        """images => images.map(image => ({
+            alt: image.getAttribute("alt"),
+            loaded: image.complete && image.naturalWidth > 0,
+            width: image.getBoundingClientRect().width,
+        }))"""
+    )
+
+
+def test_badge_images_shown(browser, stack, tmp_path):
+    """An uploaded badge image shows on both course pages, also inside the LMS frame."""
+    name = "Water safety"
+    image_path = tmp_path / "badge.png"
+    image_path.write_bytes(real_png(120, 120))
+    page = launch(browser, stack, "instructor")
+    page.fill("#name", name)
+    page.fill("#description", "Knows the water safety rules.")
+    page.fill("#criteria", "Completed the water safety module.")
+    page.set_input_files("#image", str(image_path))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create badge").click()
+
+    instructor_images = _drawn_badge_images(page.locator(".card").filter(has_text=name))
+    assert len(instructor_images) == 1
+    assert instructor_images[0]["loaded"]
+    assert name in instructor_images[0]["alt"]
+    assert 48 <= instructor_images[0]["width"] <= 96
+    assert axe_violations(page) == []
+    page.context.close()
+
+    context = browser.new_context()
+    frame_page = context.new_page()
+    frame_url = f"{stack.base_url}{PLATFORM_PATH}/frame-images"
+    launch_url = f"{stack.base_url}{PLATFORM_PATH}/launch/learner"
+    frame_page.route(
+        frame_url,
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<title>LMS</title><iframe title="Badges" src="{launch_url}" '
+            'width="800" height="600"></iframe>',
+        ),
+    )
+    frame_page.goto(frame_url)
+    frame = frame_page.frame_locator("iframe")
+    card = frame.locator(".card").filter(has_text=name)
+    card.wait_for()
+
+    learner_images = _drawn_badge_images(card)
+    assert len(learner_images) == 1
+    assert learner_images[0]["loaded"]
+    assert name in learner_images[0]["alt"]
+    context.close()

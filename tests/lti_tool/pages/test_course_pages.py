@@ -257,6 +257,54 @@ def test_svg_with_script_refused(client, tenants, db):
     assert db.scalar(select(func.count(AchievementImage.id))) == 0
 
 
+def test_badge_image_on_course_pages(client, tenants, db):
+    """Both course pages show an uploaded image by path, with alt text naming it."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data={**badge_form(), "image": (io.BytesIO(png_bytes(128, 128)), "b.png")},
+    )
+    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    path = created.image_url.removeprefix("http://127.0.0.1:5999")
+
+    for role in ("instructor", "learner"):
+        launch_as(client, alpha, role)
+        page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+        assert f'src="{path}"' in page, role
+        assert "127.0.0.1:5999/images/" not in page, role
+        assert 'alt="Image of the badge “First aid basics”"' in page, role
+        assert 'width="72" height="72"' in page, role
+
+
+def test_badge_without_image_has_no_img(client, tenants):
+    """A badge without an uploaded image shows no broken image."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "Badge of alpha" in page
+    assert 'class="badge-image"' not in page
+
+
+def test_badge_image_alt_translated(client, tenants, db):
+    """The image's alt text follows the page's language."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data={**badge_form(), "image": (io.BytesIO(png_bytes(128, 128)), "b.png")},
+    )
+    launch_as(client, alpha, "learner", locale="ar")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "Image of the badge" not in page
+    assert 'alt="صورة الشارة «First aid basics»"' in page
+
+
 def test_huge_upload_refused(client, tenants, db):
     """A 50 MB upload is refused with a message beside the image field."""
     alpha, _ = tenants
