@@ -71,6 +71,16 @@ def _kid_absent_two_keys(platform, tool, login):
     return platform.sign(claims, kid=None)
 
 
+def _unknown_critical_header(platform, tool, login):
+    claims = platform.claims(login.nonce, tool.target_link_uri)
+    return jwt.encode(
+        claims,
+        platform.key,
+        algorithm="RS256",
+        headers={"kid": platform.kid, "crit": ["exp-extension"], "exp-extension": 1},
+    )
+
+
 def _kid_unknown(platform, tool, login):
     claims = platform.claims(login.nonce, tool.target_link_uri)
     return platform.sign(claims, kid="no-such-key")
@@ -131,6 +141,14 @@ TOKEN_CASES = [
     ("missing_context", lambda platform, tool, login: _signed(platform, tool, login, lti_context=REMOVE),
      400, "no course (context claim)"),
     ("kid_absent", _kid_absent_two_keys, 400, "has no key id"),
+    ("unknown_critical_header", _unknown_critical_header, 400, "Unsupported critical extension"),
+    ("sub_not_string", lambda platform, tool, login: _signed(platform, tool, login, sub=3001),
+     400, "Subject must be a string"),
+    ("iat_not_number", lambda platform, tool, login: _signed(platform, tool, login, iat="today"),
+     400, "(iat) must be an integer"),
+    ("signature_not_base64url",
+     lambda platform, tool, login: _signed(platform, tool, login)[:-4] + "!!!!",
+     400, "not base64url-encoded JSON"),
     ("kid_unknown", _kid_unknown, 400, "'no-such-key'"),
     ("kid_unknown_jwks_unreachable", _kid_unknown_jwks_unreachable, 424,
      "could not be read"),
