@@ -27,6 +27,7 @@ The human-readable criteria shown with the badge are separate
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -183,7 +184,8 @@ def validate_award_rule(document: Any) -> None:
 
     Besides the schema this checks what a schema cannot express: window times carry a
     time zone and `from` is before `until`, `count` is at most the number of
-    activities, and combinations nest at most MAX_RULE_DEPTH levels.
+    activities, `min_percent` is not NaN, and combinations nest at most
+    MAX_RULE_DEPTH levels.
     """
     errors = sorted(_validator.iter_errors(document), key=lambda e: list(e.path))
     if errors:
@@ -200,6 +202,14 @@ def validate_award_rule(document: Any) -> None:
                 f"{path}/count",
                 f"count {node['count']} is more than the "
                 f"{len(node['activity_ids'])} activities listed",
+            )
+        is_grade = node["kind"] == "grade_at_least"
+        if is_grade and not math.isfinite(node["min_percent"]):
+            # The jsonschema minimum and maximum checks let NaN through, because every
+            # comparison with NaN is false.
+            raise _invalid(
+                f"{path}/min_percent",
+                f"{node['min_percent']} is not a number from 0 to 100",
             )
         if "window" in node:
             _parse_window(node["window"], f"{path}/window")

@@ -48,6 +48,7 @@ from lti_tool.backfill import ACTIVE as BACKFILL_ACTIVE
 from lti_tool.backfill import BackfillJob, BackfillTrigger, job_summary, send_backfill
 from lti_tool.logs import get_logger
 from lti_tool.bridge import current_bridge, db_session
+from lti_tool.ags_progress import ags_grades
 from lti_tool.course_activities import (
     ActivitiesUnavailable,
     Activity,
@@ -65,6 +66,14 @@ from lti_tool.operations.backfills import cancel_backfill, start_achievement_bac
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
+from lti_tool.views.rule_form import (
+    ActivityRuleFields,
+    InvalidMinPercent,
+    activity_rule_fields,
+    build_activities_rule,
+    is_ags_activity,
+    parse_min_percent,
+)
 from lti_tool.views.headers import (
     allow_framing_by,
     session_frame_origins,
@@ -80,6 +89,9 @@ TEXT_MAX = 4000
 # badge_engine/rules.py accepts; a new kind there gets a line here and a template block.
 RULE_KINDS = ("course_completed", "activities_completed")
 ACTIVITY_MATCHES = ("all", "any")
+# The rule builder names the minimum grade field of an AGS line item this prefix and
+# the item's activity id.
+MIN_PERCENT_FIELD = "min_percent-"
 BACKFILLS_SHOWN = 10
 
 
@@ -182,20 +194,46 @@ def missing_steps(
     node = award_rule.get("rule") or {}
     if node.get("kind") == "course_completed":
         return [_("Complete the course")]
-    if node.get("kind") == "activities_completed":
+    fields = activity_rule_fields(node)
+    if fields is not None:
         remaining = [
             activity_id
-            for activity_id in node.get("activity_ids", [])
+            for activity_id in fields.activity_ids
             if activity_id not in (done or set())
         ]
         steps = [
-            _("Complete “%(activity)s”", activity=names.get(activity_id, activity_id))
-            for activity_id in remaining
+            _activity_step(activity_id, names, fields) for activity_id in remaining
         ]
-        if node.get("match") == "any" and steps:
+        if fields.match == "any" and steps:
             return [_("Complete one of these activities:")] + steps
         return steps
     return [_("Meet the badge's criteria")]
+
+
+def _activity_step(
+    activity_id: str, names: dict[str, str], fields: ActivityRuleFields
+) -> str:
+    name = names.get(activity_id, activity_id)
+    if activity_id in fields.min_percent:
+        return _(
+            "Get a grade of at least %(percent)s%% in “%(activity)s”",
+            percent=i18n.localized_number(fields.min_percent[activity_id]),
+            activity=name,
+        )
+    return _("Complete “%(activity)s”", activity=name)
+
+
+def _listed_activity(
+    activity_id: str, names: dict[str, str], fields: ActivityRuleFields
+) -> str:
+    name = names.get(activity_id, activity_id)
+    if activity_id in fields.min_percent:
+        return _(
+            "%(activity)s (grade of at least %(percent)s%%)",
+            activity=name,
+            percent=i18n.localized_number(fields.min_percent[activity_id]),
+        )
+    return name
 
 
 def describe_rule(award_rule: dict, names: dict[str, str]) -> str:
@@ -203,11 +241,13 @@ def describe_rule(award_rule: dict, names: dict[str, str]) -> str:
     node = award_rule.get("rule") or {}
     if node.get("kind") == "course_completed":
         return _("the learner completes the course.")
-    if node.get("kind") == "activities_completed":
+    fields = activity_rule_fields(node)
+    if fields is not None:
         listed = ", ".join(
-            names.get(activity_id, activity_id) for activity_id in node["activity_ids"]
+            _listed_activity(activity_id, names, fields)
+            for activity_id in fields.activity_ids
         )
-        if node.get("match") == "any":
+        if fields.match == "any":
             return _("the learner completes any of: %(activities)s.", activities=listed)
         return _("the learner completes all of: %(activities)s.", activities=listed)
     return node.get("kind", "")
@@ -251,17 +291,41 @@ def _activity_names(course: LtiCourse) -> dict[str, str]:
 
 
 def _done_activities(course: LtiCourse, achievement: Achievement) -> set[str]:
-    activity_ids = (achievement.award_rule.get("rule") or {}).get("activity_ids")
-    if not activity_ids:
+    """Return the rule's activities the learner has completed or graded high enough."""
+    fields = activity_rule_fields(achievement.award_rule.get("rule") or {})
+    if fields is None:
         return set()
-    return completed_activity_ids(
-        db_session(),
-        provider_id=course.provider_id,
-        connection_id=achievement.lms_connection_id,
-        lms_course_id=achievement.lms_course_id,
-        lms_user_id=str(session.get("lms_user_id")),
-        activity_ids=activity_ids,
-    )
+    lms_user_id = str(session.get("lms_user_id"))
+    plain = [
+        activity_id
+        for activity_id in fields.activity_ids
+        if activity_id not in fields.min_percent
+    ]
+    done = set()
+    if plain:
+        done = completed_activity_ids(
+            db_session(),
+            provider_id=course.provider_id,
+            connection_id=achievement.lms_connection_id,
+            lms_course_id=achievement.lms_course_id,
+            lms_user_id=lms_user_id,
+            activity_ids=plain,
+        )
+    if fields.min_percent:
+        grades = ags_grades(
+            db_session(),
+            provider_id=course.provider_id,
+            lms_connection_id=achievement.lms_connection_id,
+            lms_course_id=achievement.lms_course_id,
+            lms_user_id=lms_user_id,
+        )
+        for activity_id, minimum in fields.min_percent.items():
+            grade = grades.get(activity_id)
+            if grade is None or grade.percent is None:
+                continue
+            if grade.percent >= minimum:
+                done.add(activity_id)
+    return done
 
 
 def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
@@ -417,17 +481,26 @@ def course(course_id: int):
 def edit_achievement(course_id: int, public_id: str):
     found = _instructor_course(course_id)
     achievement = _course_achievement(found, public_id)
+    node = achievement.award_rule.get("rule") or {}
     form = {
         "name": achievement.name,
         "description": achievement.description,
         "criteria": achievement.criteria_narrative,
-        "rule_kind": (achievement.award_rule.get("rule") or {}).get("kind"),
-        "activity_ids": (achievement.award_rule.get("rule") or {}).get(
-            "activity_ids", []
-        ),
-        "match": (achievement.award_rule.get("rule") or {}).get("match", "all"),
+        "rule_kind": node.get("kind"),
+        "activity_ids": [],
+        "match": "all",
+        "min_percent": {},
         "skills": _skill_rows(achievement.alignments),
     }
+    fields = activity_rule_fields(node)
+    if fields is not None:
+        form["rule_kind"] = "activities_completed"
+        form["activity_ids"] = fields.activity_ids
+        form["match"] = fields.match
+        form["min_percent"] = {
+            activity_id: i18n.localized_number(value)
+            for activity_id, value in fields.min_percent.items()
+        }
     return _render_instructor(found, form=form, editing=achievement)
 
 
@@ -474,6 +547,12 @@ def _read_activities_node(form: dict, errors: dict, course: LtiCourse) -> dict |
     match = request.form.get("match", "all")
     form["activity_ids"] = chosen
     form["match"] = match
+    # Kept as typed, so the page shows them again beside any error.
+    form["min_percent"] = {
+        name.removeprefix(MIN_PERCENT_FIELD): value
+        for name, value in request.form.items()
+        if name.startswith(MIN_PERCENT_FIELD)
+    }
     if not chosen:
         errors["activity_ids"] = _("Choose at least one activity.")
         return None
@@ -497,7 +576,50 @@ def _read_activities_node(form: dict, errors: dict, course: LtiCourse) -> dict |
             ids=", ".join(unknown),
         )
         return None
-    return {"kind": "activities_completed", "activity_ids": chosen, "match": match}
+    fields = ActivityRuleFields(chosen, match)
+    if not _read_min_percents(form, errors, activities, fields):
+        return None
+    return build_activities_rule(fields)
+
+
+def _read_min_percents(
+    form: dict, errors: dict, activities: list[Activity], fields: ActivityRuleFields
+) -> bool:
+    """Read the minimum grade fields of the AGS line items into `fields`.
+
+    Each problem is reported on its own field, so the error summary links to it.
+    Returns False when any field is invalid.
+    """
+    form["min_percent"] = {}
+    valid = True
+    for activity in activities:
+        if not is_ags_activity(activity.activity_id):
+            continue
+        name = MIN_PERCENT_FIELD + activity.activity_id
+        text = (request.form.get(name) or "").strip()
+        form["min_percent"][activity.activity_id] = text
+        if not text:
+            continue
+        if activity.activity_id not in fields.activity_ids:
+            errors[name] = _(
+                "“%(activity)s” has a minimum grade but is not chosen. Tick it, or "
+                "clear its minimum grade.",
+                activity=activity.name,
+            )
+            valid = False
+            continue
+        try:
+            fields.min_percent[activity.activity_id] = parse_min_percent(
+                text, activity.activity_id
+            )
+        except InvalidMinPercent:
+            errors[name] = _(
+                "“%(value)s” is not a grade from 0 to 100. Enter a percentage such "
+                "as 70, or leave the field empty.",
+                value=text,
+            )
+            valid = False
+    return valid
 
 
 def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> None:

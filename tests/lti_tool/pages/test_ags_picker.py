@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from sqlalchemy import select
 
 from badge_engine.models import Achievement
@@ -71,3 +73,174 @@ def test_rule_on_ags_item_saved(client, tenants, db):
     assert response.status_code == 303
     created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
     assert created.award_rule["rule"]["activity_ids"] == [activity_id]
+
+
+def threshold_form(*activity_ids: str, match: str = "all", **thresholds: str):
+    """The activity form plus minimum grade fields, keyed by activity id."""
+    fields = activity_form(*activity_ids, match=match)
+    fields += [(f"min_percent-{key}", value) for key, value in thresholds.items()]
+    return fields
+
+
+def _created(db):
+    db.expire_all()
+    return db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+
+
+def test_threshold_field_is_labelled(client, tenants, db):
+    """Each AGS line item has a labelled minimum grade field tied to its hint."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    field = f"min_percent-{activity_id}"
+    assert f'<label for="{field}">' in page
+    assert "Minimum grade for “Peer-reviewed essay”, in percent (optional)" in page
+    assert f'id="{field}" name="{field}" type="text" inputmode="decimal"' in page
+    assert f'aria-describedby="{field}-hint"' in page
+    assert f'id="min_percent-{QUIZ}"' not in page
+
+
+def test_threshold_alone_saves_grade_rule(client, tenants, db):
+    """A minimum grade on the only chosen line item stores a grade_at_least rule."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(activity_id, **{activity_id: "70"}),
+    )
+
+    assert response.status_code == 303
+    assert _created(db).award_rule == {
+        "version": 1,
+        "rule": {"kind": "grade_at_least", "activity_id": activity_id, "min_percent": 70},
+    }
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    assert "Peer-reviewed essay (grade of at least 70%)" in page
+
+
+def test_threshold_joins_activities(client, tenants, db):
+    """With other activities chosen the grade rule is joined by the chosen match."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(QUIZ, activity_id, match="any", **{activity_id: "70,5"}),
+    )
+
+    assert response.status_code == 303
+    assert _created(db).award_rule["rule"] == {
+        "kind": "any_of",
+        "rules": [
+            {"kind": "activities_completed", "activity_ids": [QUIZ], "match": "any"},
+            {"kind": "grade_at_least", "activity_id": activity_id, "min_percent": 70.5},
+        ],
+    }
+
+
+def test_empty_threshold_keeps_completion(client, tenants, db):
+    """An empty minimum grade keeps the completion rule the builder made before."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(activity_id, **{activity_id: "  "}),
+    )
+
+    assert response.status_code == 303
+    assert _created(db).award_rule["rule"]["kind"] == "activities_completed"
+
+
+@pytest.mark.parametrize("value", ["abc", "101", "-5", "NaN", "1e2", "70%", "100.0001"])
+def test_invalid_threshold_rejected(client, tenants, db, value):
+    """A minimum grade that is not 0 to 100 is rejected on its own field."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(activity_id, **{activity_id: value}),
+    )
+    page = response.get_data(as_text=True)
+
+    field = f"min_percent-{activity_id}"
+    assert response.status_code == 400
+    assert f'id="{field}-error"' in page
+    assert "is not a grade from 0 to 100" in page
+    assert 'aria-invalid="true"' in page
+    assert f'aria-describedby="{field}-hint {field}-error"' in page
+    assert f'<a href="#{field}">Minimum grade for “Peer-reviewed essay”:' in page
+    assert f'value="{value}"' in page
+    assert _created(db) is None
+
+
+def test_threshold_unchosen_item_rejected(client, tenants, db):
+    """A minimum grade on a line item that is not ticked is rejected."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(QUIZ, **{activity_id: "60"}),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert "“Peer-reviewed essay” has a minimum grade but is not chosen." in page
+    assert _created(db) is None
+
+
+def test_edit_shows_saved_threshold(client, tenants, db):
+    """The edit form shows a saved grade rule as ticked items and a minimum grade."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+    post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(QUIZ, activity_id, **{activity_id: "80"}),
+    )
+    created = _created(db)
+
+    page = client.get(
+        f"/course/{alpha.course_id}/achievements/{created.public_id}/edit"
+    ).get_data(as_text=True)
+
+    ticked = 'id="activity-{0}" name="activity_ids" value="{0}" checked'
+    assert ticked.format(activity_id) in page
+    assert ticked.format(QUIZ) in page
+    assert 'value="80"' in page
+
+
+def test_threshold_translated_in_arabic(client, tenants, db):
+    """The minimum grade field and its error read in Arabic on a right-to-left page."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor", locale="ar")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(activity_id, **{activity_id: "200"}),
+    )
+    page = response.get_data(as_text=True)
+
+    assert '<html lang="ar" dir="rtl">' in page
+    assert "الحد الأدنى للدرجة في «Peer-reviewed essay»، بالنسبة المئوية (اختياري)" in page
+    assert "«200» ليست درجة من 0 إلى 100." in page
+    assert 'dir="ltr"' in page
