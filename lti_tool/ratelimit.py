@@ -7,10 +7,13 @@ token from a bucket per key: the client address, and for sign-in forms also the 
 typed. When a bucket is empty it rejects the request with 429 and `Retry-After`.
 
 Buckets live in this process unless `Settings.rate_limit_redis_url` is set (it
-follows a Redis broker by default); then one Redis script call per request checks
-and takes from every bucket of the request, so all web processes share one budget.
-If Redis fails, the request is counted in this process's buckets instead and the
-failure is logged, so an outage of Redis weakens the limit but blocks no one.
+follows a Redis broker by default); then all web processes share one budget in
+Redis. A request with one bucket whose burst is large (webhooks, launches) spends
+tokens that its process leased from Redis in a block (see `RedisBuckets`), so most
+requests make no round trip. Other requests make one Redis script call that checks
+and takes from every bucket of the request. If Redis fails, the request is counted
+in this process's buckets instead and the failure is logged, so an outage of Redis
+weakens the limit but blocks no one.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ _MAX_FORM_BYTES = 16 * 1024
 MAX_BUCKETS = 100_000
 # A rejected key is logged once per this many seconds, with the count since.
 LOG_INTERVAL_SECONDS = 60.0
+# A process leases at most this many tokens of a Redis bucket at once, and at most
+# one per LEASE_BURST_DIVISOR tokens of its burst. A bucket whose lease size comes
+# to less than 2 (sign-in with the defaults) gets no leases.
+LEASE_MAX_TOKENS = 50
+LEASE_BURST_DIVISOR = 100
+# Leased tokens not spent within this many seconds are dropped, not spent late.
+LEASE_SECONDS = 1.0
 
 _MESSAGES = {
     **PAGE_MESSAGES,
@@ -112,7 +122,9 @@ class MemoryBuckets:
             self._refill_seconds,
             *(limit.burst / limit.per_minute * 60 for _, limit in keys),
         )
-        idle = [key for key, (_, since) in self._buckets.items() if now - since > longest]
+        idle = [
+            key for key, (_, since) in self._buckets.items() if now - since > longest
+        ]
         for key in idle:
             del self._buckets[key]
         if len(self._buckets) >= self._max_buckets:
@@ -154,20 +166,71 @@ return {1, '0'}
 """
 
 
-class RedisBuckets:
-    """Token buckets in Redis, shared by every web process; one round trip each."""
+# KEYS: one bucket key; ARGV: burst, tokens per second, tokens requested. Takes as
+# many whole tokens as the bucket has, up to the number requested; returns
+# {tokens taken, '0'} or {0, seconds until one token is there}.
+_REDIS_LEASE_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local requested = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+local level = math.min(burst, tokens + math.max(0, now - at) * rate)
+if level < 1 then return {0, tostring((1 - level) / rate)} end
+local taken = math.min(requested, math.floor(level))
+redis.call('HSET', KEYS[1], 'tokens', level - taken, 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {taken, '0'}
+"""
 
-    def __init__(self, url: str, fallback: MemoryBuckets) -> None:
+
+def lease_size(limit: RateLimit) -> int:
+    """Return how many tokens of a bucket with this limit a process leases at once."""
+    return min(LEASE_MAX_TOKENS, int(limit.burst // LEASE_BURST_DIVISOR))
+
+
+class RedisBuckets:
+    """Token buckets in Redis, shared by every web process.
+
+    A request with one bucket whose `lease_size` is 2 or more spends a token of a
+    lease: a block of tokens this process took from the Redis bucket in one round
+    trip. Only when the lease is spent or older than `LEASE_SECONDS` does a request
+    go to Redis, for a new lease. A Redis verdict that the bucket is empty is kept
+    until a token can be there again, so rejected requests make no round trip
+    either. Every other request makes one round trip, which checks and takes from
+    all its buckets at once.
+
+    Bound: tokens are taken from Redis when leased, so all processes together never
+    spend more tokens than the shared bucket gives out. A process may spend a lease
+    up to `LEASE_SECONDS` after it was taken, so within any window the requests
+    admitted may exceed the limit by at most `lease_size - 1` per web process and
+    bucket (49 for the default webhook limit). Tokens of a lease that expires
+    unspent are lost, so the limit may also admit up to that many fewer.
+    """
+
+    def __init__(self, url: str, fallback: MemoryBuckets, clock=time.monotonic) -> None:
         import redis
 
         self._client = redis.Redis.from_url(
             url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         self._script = self._client.register_script(_REDIS_SCRIPT)
+        self._lease_script = self._client.register_script(_REDIS_LEASE_SCRIPT)
         self._fallback = fallback
+        self._clock = clock
         self._errors = _RepeatCounter()
+        self._lock = threading.Lock()
+        # bucket key -> (tokens left, lease end), or (0, time of the next token)
+        # after Redis found the bucket empty.
+        self._leases: dict[str, tuple[int, float]] = {}
 
     def take(self, keys: list[tuple[str, RateLimit]]) -> Verdict:
+        if len(keys) == 1 and lease_size(keys[0][1]) >= 2:
+            return self._take_leased(*keys[0])
+
         arguments = []
         for _, limit in keys:
             arguments += [limit.burst, limit.per_minute / 60]
@@ -176,12 +239,62 @@ class RedisBuckets:
                 keys=["hpass:rl:" + key for key, _ in keys], args=arguments
             )
         except Exception as error:  # noqa: BLE001 - any Redis failure falls back
-            count = self._errors.due("redis")
-            if count:
-                log.error("rate_limit_store_failed", error=repr(error), failures=count)
-            return self._fallback.take(keys)
+            return self._fall_back(keys, error)
 
         return Verdict(bool(int(allowed)), float(wait))
+
+    def _take_leased(self, key: str, limit: RateLimit) -> Verdict:
+        now = self._clock()
+        with self._lock:
+            tokens, until = self._leases.get(key, (0, now))
+            if until > now:
+                if tokens == 0:
+                    return Verdict(False, until - now)
+                self._keep_lease(key, tokens - 1, until)
+                return Verdict(True)
+
+        try:
+            taken, wait = self._lease_script(
+                keys=["hpass:rl:" + key],
+                args=[limit.burst, limit.per_minute / 60, lease_size(limit)],
+            )
+        except Exception as error:  # noqa: BLE001 - any Redis failure falls back
+            return self._fall_back([(key, limit)], error)
+
+        taken, wait = int(taken), float(wait)
+        now = self._clock()
+        with self._lock:
+            if taken == 0:
+                self._leases[key] = (0, now + wait)
+                return Verdict(False, wait)
+            # Threads that leased at the same moment add up their leftovers.
+            left, until = self._leases.get(key, (0, now))
+            left = left if until > now else 0
+            self._keep_lease(key, left + taken - 1, now + LEASE_SECONDS)
+            if len(self._leases) > MAX_BUCKETS:
+                self._drop_expired(now)
+        return Verdict(True)
+
+    def _keep_lease(self, key: str, tokens: int, until: float) -> None:
+        # An entry with no tokens means the bucket was found empty, so a spent
+        # lease is dropped rather than kept at zero.
+        if tokens > 0:
+            self._leases[key] = (tokens, until)
+        else:
+            self._leases.pop(key, None)
+
+    def _drop_expired(self, now: float) -> None:
+        expired = [key for key, (_, until) in self._leases.items() if until <= now]
+        for key in expired:
+            del self._leases[key]
+        if len(self._leases) > MAX_BUCKETS:
+            self._leases.clear()
+
+    def _fall_back(self, keys: list[tuple[str, RateLimit]], error: Exception):
+        count = self._errors.due("redis")
+        if count:
+            log.error("rate_limit_store_failed", error=repr(error), failures=count)
+        return self._fallback.take(keys)
 
 
 class _RepeatCounter:
@@ -223,7 +336,8 @@ class RateLimitMiddleware:
         self.session_locales = session_locales
         self.limits = settings.rate_limits
         self.networks = [
-            ipaddress.ip_network(item, strict=False) for item in settings.trusted_proxies
+            ipaddress.ip_network(item, strict=False)
+            for item in settings.trusted_proxies
         ]
         refill = max(
             limit.burst / limit.per_minute * 60 for limit in self.limits.values()
@@ -273,9 +387,7 @@ class RateLimitMiddleware:
         if limit_class in ("webhook", "api"):
             body, headers = _json_body(limit_class, message, retry_after)
         else:
-            page = render_page(
-                environ, limit_class, retry_after, self.session_locales
-            )
+            page = render_page(environ, limit_class, retry_after, self.session_locales)
             body, headers = _html_body(limit_class, page)
         headers += [
             ("Retry-After", str(retry_after)),
