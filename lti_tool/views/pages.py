@@ -385,6 +385,7 @@ def delivery_status_text(status: str) -> str:
         "retrying": _("Sending failed, retrying"),
         "failed": _("Sending failed"),
         "no_portfolio": _("No portfolio linked"),
+        "needs_consent": _("Waiting until you link the portfolio again"),
     }
     return labels.get(status, status)
 

@@ -76,7 +76,7 @@ URL_MAX = 500
 
 @bp.app_context_processor
 def inject_linked_portfolios():
-    """Give templates the session learner's portfolio accounts, tokens or not."""
+    """Give templates the session learner's portfolio accounts and their relink URLs."""
 
     def linked_portfolios() -> list[PortfolioAccount]:
         learner_id, provider_id = session.get("learner_id"), session.get("provider_id")
@@ -90,7 +90,21 @@ def inject_linked_portfolios():
             )
         ).all()
 
-    return {"linked_portfolios": linked_portfolios}
+    def portfolio_relink_url(account: PortfolioAccount) -> str | None:
+        """Return the address the account was linked with, to ask for consent again."""
+        if account.client_id is None:
+            return None
+        return db_session().scalar(
+            select(PortfolioClient.portfolio_url).where(
+                PortfolioClient.id == account.client_id,
+                PortfolioClient.provider_id == account.provider_id,
+            )
+        )
+
+    return {
+        "linked_portfolios": linked_portfolios,
+        "portfolio_relink_url": portfolio_relink_url,
+    }
 
 
 def _learner_ids() -> tuple[int, int]:

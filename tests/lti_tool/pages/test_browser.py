@@ -481,3 +481,26 @@ def test_badge_images_shown(browser, stack, tmp_path):
     assert learner_images[0]["loaded"]
     assert name in learner_images[0]["alt"]
     context.close()
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+def test_linked_portfolio_section(browser, stack, locale):
+    """A linked learner is shown where badges go, and the link form opens on request."""
+    page = launch(browser, stack, "learner", locale=locale)
+    section = page.locator("section.portfolio-link")
+    address_field = section.locator("#portfolio_url")
+
+    assert section.locator('.portfolio-account[data-state="linked"]').count() == 1
+    assert not address_field.is_visible()
+    assert axe_violations(page) == []
+
+    summary = section.locator("details.portfolio-change summary")
+    summary.focus()
+    page.keyboard.press("Enter")
+
+    assert address_field.is_visible()
+    assert section.locator("details.portfolio-change").get_attribute("open") is not None
+    assert axe_violations(page) == []
+    if locale == "ar":
+        assert summary.inner_text() == "تغيير ملف الإنجازات"
+    page.context.close()
