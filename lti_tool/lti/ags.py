@@ -10,7 +10,8 @@ missing when the platform grants no access to it.
 errors it raises::
 
     AgsError                  platform (issuer), url, status
-    ├── AgsBlocked            the outbound policy forbids the URL
+    ├── AgsBlocked            the outbound policy forbids the URL, or a next
+    │                         page link leaves the first page's host
     ├── AgsScopeMissing       the scope is not granted (claim, invalid_scope, 403)
     ├── AgsTokenFailed        the token request failed otherwise
     ├── AgsUnauthorized       401 again after one fresh token
@@ -43,8 +44,8 @@ from badge_engine.outbound import (
 )
 from badge_engine.vault import Vault
 from lti_tool.logs import get_logger
-from lti_tool.lti.nrps import next_page
 from lti_tool.lti.service_token import ServiceTokenError, ServiceTokens
+from lti_tool.lti.service_urls import check_service_url, next_page_url
 from lti_tool.models import Registration
 
 ENDPOINT_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
@@ -247,6 +248,7 @@ class AgsClient:
         self.timeout = timeout
         self.max_retry_wait = max_retry_wait
         self.sleep = sleep
+        self.policy = policy
         self.http = GuardedSession(policy, OutboundLimits(read_timeout_seconds=timeout))
         # OAuth 2.0 token endpoints must not redirect, so the token session follows none.
         token_http = GuardedSession(
@@ -258,6 +260,7 @@ class AgsClient:
             token_http,
             scopes=self._token_scopes(),
             service_name="Assignment and Grade Services",
+            policy=policy,
             timeout=timeout,
         )
 
@@ -337,25 +340,23 @@ class AgsClient:
                 )
 
             seen.add(url)
-            self._check_same_origin(first_url, url)
             response = self._get(url, media_type, params=params if not pages else None)
             pages.append((url, self._json(response, url)))
-            url = next_page(response.headers.get("Link", ""))
+            try:
+                url = next_page_url(
+                    self.policy, first_url, url, response.headers.get("Link", "")
+                )
+            except OutboundBlocked as error:
+                raise self._outbound_error(error, error.url) from None
 
         return pages
 
-    def _check_same_origin(self, first_url: str, url: str) -> None:
-        # The bearer token goes with every page, so a next link on another host
-        # would hand the platform's token to that host.
-        first, other = urlsplit(first_url), urlsplit(url)
-        if (first.scheme, first.netloc) != (other.scheme, other.netloc):
-            raise self._invalid(
-                f"the next page link {url} leaves the host of {first_url}",
-                first_url,
-                200,
-            )
-
     def _get(self, url: str, media_type: str, *, params: dict | None):
+        try:
+            check_service_url(self.policy, url)
+        except OutboundBlocked as error:
+            raise self._outbound_error(error, error.url) from None
+
         refreshed = False
         waited = False
         while True:

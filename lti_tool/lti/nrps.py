@@ -2,13 +2,11 @@
 
 The tool gets an access token from `service_token` (client credentials with a signed
 JWT assertion, cached until shortly before it expires) and follows every page of the
-membership container through `Link` headers, whose `rel="next"` is matched
-case-insensitively because platforms differ in case.
+membership container through `Link` headers. Every URL, the next pages included,
+passes the check in `service_urls` that AGS uses too.
 """
 
 from __future__ import annotations
-
-import re
 
 from badge_engine.outbound import (
     TOKEN_ENDPOINT_LIMITS,
@@ -19,6 +17,7 @@ from badge_engine.outbound import (
 )
 from badge_engine.vault import Vault
 from lti_tool.lti.service_token import ServiceTokenError, ServiceTokens
+from lti_tool.lti.service_urls import check_service_url, next_page_url
 from lti_tool.models import Registration
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
@@ -32,7 +31,6 @@ MEMBERSHIP_LIMITS = OutboundLimits(
     max_bytes=16 * 1024 * 1024,
     max_redirects=3,
 )
-_NEXT = re.compile(r'<([^>]+)>\s*;[^,]*\brel\s*=\s*"?next"?', re.IGNORECASE)
 
 
 class NrpsError(Exception):
@@ -53,6 +51,7 @@ class NrpsClient:
         self.registration = registration
         self.vault = vault
         self.timeout = timeout
+        self.policy = policy
         self.http = GuardedSession(policy, MEMBERSHIP_LIMITS)
         self.tokens = ServiceTokens(
             registration,
@@ -60,6 +59,7 @@ class NrpsClient:
             GuardedSession(policy, TOKEN_ENDPOINT_LIMITS),
             scopes=(NRPS_SCOPE,),
             service_name="Names and Role Provisioning",
+            policy=policy,
             timeout=timeout,
         )
 
@@ -76,9 +76,20 @@ class NrpsClient:
         """Return every member of the context, following all pages."""
         members: list[dict] = []
         url: str | None = memberships_url
+        seen: set[str] = set()
+        try:
+            check_service_url(self.policy, memberships_url)
+        except OutboundError as error:
+            raise NrpsError(f"membership request failed: {error}") from error
+
         for _ in range(MAX_PAGES):
             if url is None:
                 return members
+            if url in seen:
+                raise NrpsError(
+                    f"membership of {memberships_url} repeats the next page link {url}"
+                )
+            seen.add(url)
             headers = {
                 "Authorization": f"Bearer {self.access_token()}",
                 "Accept": MEMBERSHIP_MEDIA_TYPE,
@@ -96,13 +107,12 @@ class NrpsClient:
                 )
             page = response.json().get("members") or []
             members.extend(member for member in page if isinstance(member, dict))
-            url = next_page(response.headers.get("Link", ""))
+            try:
+                url = next_page_url(
+                    self.policy, memberships_url, url, response.headers.get("Link", "")
+                )
+            except OutboundError as error:
+                raise NrpsError(f"membership next page rejected: {error}") from error
         raise NrpsError(
             f"membership of {memberships_url} has more than {MAX_PAGES} pages"
         )
-
-
-def next_page(link_header: str) -> str | None:
-    """Return the `rel="next"` URL of a Link header, whatever the case of `rel`."""
-    match = _NEXT.search(link_header or "")
-    return match.group(1) if match else None

@@ -11,13 +11,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import requests
 
+from badge_engine.outbound import OutboundPolicy
 from badge_engine.vault import Vault
 from lti_tool.lti import tool_keys
+from lti_tool.lti.service_urls import check_service_url
 from lti_tool.models import Registration
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -49,8 +49,9 @@ class ServiceTokenError(Exception):
 class ServiceTokens:
     """Requests and caches one registration's access token for one set of scopes.
 
-    `check_url(url)` runs before each token request and raises for a URL the tool
-    must not call. `http` is any requests-compatible session.
+    The token URL passes `check_service_url` under `policy` before each token
+    request, which raises OutboundBlocked for a URL the tool must not call. `http`
+    is any requests-compatible session.
     """
 
     def __init__(
@@ -61,7 +62,7 @@ class ServiceTokens:
         *,
         scopes: tuple[str, ...],
         service_name: str,
-        check_url: Callable[[str], Any] = lambda url: None,
+        policy: OutboundPolicy,
         timeout: float = 10.0,
     ) -> None:
         self.registration = registration
@@ -69,7 +70,7 @@ class ServiceTokens:
         self.http = http
         self.scopes = scopes
         self.service_name = service_name
-        self.check_url = check_url
+        self.policy = policy
         self.timeout = timeout
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
@@ -100,7 +101,7 @@ class ServiceTokens:
                 status=None,
             )
 
-        self.check_url(url)
+        check_service_url(self.policy, url)
         response = self.http.post(
             url,
             data={

@@ -343,8 +343,25 @@ def test_next_link_other_host(service, make_client):
         headers={"Link": '<http://127.0.0.2:9/steal>; rel="next"'},
     )
 
-    with pytest.raises(AgsResponseInvalid, match="leaves the host"):
+    with pytest.raises(AgsBlocked, match="leaves the host"):
         make_client().line_items(service.lineitems_url(CONTEXT))
+
+
+def test_next_link_private_address(service, make_client):
+    """A next link to a private address is rejected with the address named."""
+    service.fail_next(
+        "lineitems", 200, body="[]",
+        headers={"Link": '<https://192.168.4.9/lineitems?page=2>; rel="next"'},
+    )
+
+    with pytest.raises(AgsBlocked, match="non-public address 192.168.4.9"):
+        make_client().line_items(service.lineitems_url(CONTEXT))
+
+
+def test_private_lineitem_url_blocked(make_client):
+    """A line item URL on a link-local address is blocked before any request."""
+    with pytest.raises(AgsBlocked, match="non-public address 169.254.169.254"):
+        make_client().line_item("https://169.254.169.254/lineitems/1/lineitem")
 
 
 def test_retry_after_forms():
