@@ -33,6 +33,8 @@ from lti1p3platform.oidc_login import OIDCLoginAbstract
 from lti1p3platform.registration import Registration
 from lti1p3platform.request import Request, TRequest
 
+from lti_tool.demo.peers.page_policy import allow_form_target
+
 # Parameters whose values LTI 1.3 Core fixes for the authentication request, with
 # the OAuth 2.0 error code returned for a wrong value.
 FIXED_PARAMETERS = (
@@ -62,7 +64,7 @@ LAUNCH_FORM_TEMPLATE = """<!doctype html>
   {% if state %}<input type="hidden" name="state" value="{{ state }}">{% endif %}
   <noscript><button type="submit">Continue to the tool</button></noscript>
 </form>
-<script>document.getElementById("lti-launch").submit();</script>
+<script nonce="{{ csp_nonce() }}">document.getElementById("lti-launch").submit();</script>
 </body>
 </html>
 """
@@ -232,6 +234,7 @@ class FlaskMessageLaunch(LTIAdvantageMessageLaunchAbstract):
     def render_launch_form(
         self, launch_data: dict[str, t.Any], **kwargs: t.Any
     ) -> Response:
+        allow_form_target(launch_data["launch_url"])
         html = render_template_string(
             LAUNCH_FORM_TEMPLATE,
             action=launch_data["launch_url"],

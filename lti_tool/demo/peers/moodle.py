@@ -34,6 +34,7 @@ from flask import (
 )
 
 from lti_tool.demo.peers import moodle_ws
+from lti_tool.demo.peers.page_policy import add_page_policy
 from lti_tool.demo.peers.moodle_ws import (
     COMPLETE_STATES,
     COMPLETION_COMPLETE,
@@ -546,6 +547,7 @@ class MoodleStandIn:
         app.add_url_rule("/", "index", self._index_view)
         app.add_url_rule("/complete", "complete", self._complete_view, methods=["POST"])
         app.add_url_rule("/reset", "reset", self._reset_view, methods=["POST"])
+        add_page_policy(app)
 
         return app
 

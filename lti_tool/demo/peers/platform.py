@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify, render_template_string, request, url_for
 
 from lti_tool.demo.peers.ags_service import AgsService
+from lti_tool.demo.peers.page_policy import add_page_policy, allow_frame_target
 from lti_tool.demo.peers.lti1p3platform_flask import (
     AuthRequestError,
     FlaskMessageLaunch,
@@ -297,6 +298,7 @@ class PlatformPeer:
         )
         if self.ags is not None:
             self.ags.register_routes(app)
+        add_page_policy(app)
 
         return app
 
@@ -461,6 +463,8 @@ class PlatformPeer:
         src = url_for("launch", user_ref=user_ref) + "?" + urlencode(
             {"message": message, "storage_target": "_parent"}
         )
+        # The frame's launch redirects through the tool's login URL.
+        allow_frame_target(self._tool.login_url)
         return render_template_string(
             FRAME_TEMPLATE, src=src, tool_origin=_origin_of(self._tool.login_url)
         )
@@ -761,7 +765,7 @@ FRAME_TEMPLATE = """<!doctype html>
 <body>
 <h1>Demo course</h1>
 <iframe id="tool" title="Tool" src="{{ src }}" width="900" height="600"></iframe>
-<script>
+<script nonce="{{ csp_nonce() }}">
 (function () {
   var toolOrigin = {{ tool_origin|tojson }};
   var store = {};

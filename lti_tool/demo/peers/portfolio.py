@@ -43,6 +43,7 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.flask import FlaskOpenAPIRequest
 from openapi_core.datatypes import RequestParameters
 
+from lti_tool.demo.peers.page_policy import add_page_policy
 from lti_tool.demo.peers.portfolio_oauth import OAuthServer
 from lti_tool.demo.peers.serving import RunningServer, serve_in_thread
 
@@ -263,6 +264,7 @@ class PortfolioPeer:
         self.oauth.add_routes(app)
         app.register_error_handler(404, self._http_error)
         app.register_error_handler(405, self._http_error)
+        add_page_policy(app)
 
         return app
 

@@ -27,6 +27,8 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, jsonify, redirect, render_template_string, request
 
+from lti_tool.demo.peers.page_policy import allow_form_target
+
 SCOPE_UPSERT = "https://purl.imsglobal.org/spec/ob/v3p0/scope/credential.upsert"
 SCOPE_READ = "https://purl.imsglobal.org/spec/ob/v3p0/scope/credential.readonly"
 CODE_SECONDS = 600
@@ -221,6 +223,8 @@ class OAuthServer:
         if problem is not None:
             return _redirect_error(redirect_uri, state, "invalid_request", problem)
         if request.method == "GET":
+            # Approving redirects to the client, which the policy must allow.
+            allow_form_target(redirect_uri)
             return render_template_string(
                 CONSENT_TEMPLATE,
                 client=client,

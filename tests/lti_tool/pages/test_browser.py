@@ -504,3 +504,27 @@ def test_linked_portfolio_section(browser, stack, locale):
     if locale == "ar":
         assert summary.inner_text() == "تغيير ملف الإنجازات"
     page.context.close()
+
+
+def test_demo_peer_pages_under_policy(browser, stack):
+    """The peers' pages work under their policy and report no violation."""
+    context = browser.new_context()
+    page = context.new_page()
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+
+    page.goto(f"{stack.base_url}{PLATFORM_PATH}/frame/learner")
+    tool = page.frame_locator("#tool")
+    tool.locator("h1").wait_for()
+    heading = tool.locator("h1").inner_text()
+    # The frame page's inline script, allowed by its nonce, sets up this log.
+    storage_script_ran = page.evaluate("Array.isArray(window.platformStorageLog)")
+    for path in ("/demo/moodle/", "/demo/portfolio/", f"{PLATFORM_PATH}/"):
+        response = page.goto(stack.base_url + path)
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+
+    violations = [text for text in console if "Content Security Policy" in text]
+    assert heading.startswith("Your badges")
+    assert storage_script_ran
+    assert violations == []
+    context.close()
