@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import structlog
 from celery import shared_task
-from flask import current_app
 
 from lti_tool.ags_poll import client_for, load_course, poll_course, pollable_course_ids
 from lti_tool.bridge import current_bridge
 from lti_tool.logs import get_logger
 from lti_tool.lti.ags import AgsError, AgsRateLimited
-from lti_tool.tasks import dispatch
+from lti_tool.tasks import dispatch, send_task_each
 
 log = get_logger(__name__)
 
@@ -26,14 +25,10 @@ POLL_AGS_COURSE = "lti_tool.ags_tasks.poll_ags_course"
 @shared_task(name=POLL_AGS_COURSES)
 def poll_ags_courses() -> int:
     """Start one AGS poll per course with an AGS endpoint; return how many started."""
-    bridge = current_bridge()
-    with bridge.session() as session:
+    with current_bridge().session() as session:
         course_ids = pollable_course_ids(session)
 
-    celery = current_app.extensions["celery"]
-    for course_id in course_ids:
-        celery.send_task(POLL_AGS_COURSE, args=[course_id])
-    return len(course_ids)
+    return send_task_each(POLL_AGS_COURSE, course_ids)
 
 
 @shared_task(name=POLL_AGS_COURSE)

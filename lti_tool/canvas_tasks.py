@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import structlog
 from celery import shared_task
-from flask import current_app
 from sqlalchemy import select
 
 from badge_engine.models import Achievement
@@ -17,10 +16,15 @@ from connectors.canvas.connection import client_for_connection, mark_broken
 from connectors.canvas.errors import CanvasError, CanvasTokenInvalid
 from connectors.canvas.models import CanvasCredential
 from connectors.canvas.poller import reconcile_course
-from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.models import LmsKind
 from lti_tool.bridge import current_bridge
 from lti_tool.logs import get_logger
-from lti_tool.tasks import dispatch
+from lti_tool.tasks import (
+    dispatch,
+    polled_connection,
+    polled_connection_ids,
+    send_task_each,
+)
 
 log = get_logger(__name__)
 
@@ -31,18 +35,9 @@ POLL_CANVAS_CONNECTION = "lti_tool.canvas_tasks.poll_canvas_connection"
 @shared_task(name=POLL_CANVAS_CONNECTIONS)
 def poll_canvas_connections() -> int:
     """Start one reconciliation per Canvas connection that is not broken."""
-    with current_bridge().session() as session:
-        connection_ids = session.scalars(
-            select(LmsConnection.id).where(
-                LmsConnection.kind == LmsKind.CANVAS.value,
-                LmsConnection.state == ConnectionState.OK.value,
-            )
-        ).all()
-
-    celery = current_app.extensions["celery"]
-    for connection_id in connection_ids:
-        celery.send_task(POLL_CANVAS_CONNECTION, args=[connection_id])
-    return len(connection_ids)
+    return send_task_each(
+        POLL_CANVAS_CONNECTION, polled_connection_ids(LmsKind.CANVAS.value)
+    )
 
 
 @shared_task(name=POLL_CANVAS_CONNECTION)
@@ -57,12 +52,8 @@ def poll_canvas_connection(connection_id: int) -> str:
     structlog.contextvars.bind_contextvars(connection_id=connection_id)
     message_ids: list[int] = []
     with bridge.session() as session:
-        connection = session.get(LmsConnection, connection_id)
-        if (
-            connection is None
-            or connection.kind != LmsKind.CANVAS.value
-            or connection.state != ConnectionState.OK.value
-        ):
+        connection = polled_connection(session, connection_id, LmsKind.CANVAS.value)
+        if connection is None:
             log.warning("canvas_poll_skipped", reason="not a polled Canvas connection")
             return "skipped"
         structlog.contextvars.bind_contextvars(provider_id=connection.provider_id)

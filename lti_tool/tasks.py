@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 from celery import shared_task
 from flask import current_app
@@ -137,27 +139,56 @@ def sweep_outbox() -> int:
     return len(ids)
 
 
+def send_task_each(task_name: str, ids: Sequence[int]) -> int:
+    """Send one `task_name` task per id through the broker; return how many were sent.
+
+    The beat tasks use this to start one poll per connection or course, so a slow
+    or failing one does not hold up the others.
+    """
+    celery = current_app.extensions["celery"]
+    for item_id in ids:
+        celery.send_task(task_name, args=[item_id])
+    return len(ids)
+
+
+def polled_connection_ids(kind: str) -> list[int]:
+    """Return the ids of the LMS connections of `kind` that are not broken."""
+    from connectors.models import ConnectionState, LmsConnection
+
+    with current_bridge().session() as session:
+        return list(
+            session.scalars(
+                select(LmsConnection.id).where(
+                    LmsConnection.kind == kind,
+                    LmsConnection.state == ConnectionState.OK.value,
+                )
+            )
+        )
+
+
+def polled_connection(session, connection_id: int, kind: str):
+    """Return the connection when it is of `kind` and not broken, else None."""
+    from connectors.models import ConnectionState, LmsConnection
+
+    connection = session.get(LmsConnection, connection_id)
+    if connection is None or connection.kind != kind:
+        return None
+    if connection.state != ConnectionState.OK.value:
+        return None
+    return connection
+
+
 POLL_MOODLE_CONNECTION = "lti_tool.tasks.poll_moodle_connection"
 
 
 @shared_task(name="lti_tool.tasks.poll_moodle_connections")
 def poll_moodle_connections() -> int:
     """Start one reconciliation poll per Moodle connection that is not broken."""
-    from connectors.models import ConnectionState, LmsConnection, LmsKind
+    from connectors.models import LmsKind
 
-    bridge = current_bridge()
-    with bridge.session() as session:
-        connection_ids = session.scalars(
-            select(LmsConnection.id).where(
-                LmsConnection.kind == LmsKind.MOODLE.value,
-                LmsConnection.state == ConnectionState.OK.value,
-            )
-        ).all()
-
-    celery = current_app.extensions["celery"]
-    for connection_id in connection_ids:
-        celery.send_task(POLL_MOODLE_CONNECTION, args=[connection_id])
-    return len(connection_ids)
+    return send_task_each(
+        POLL_MOODLE_CONNECTION, polled_connection_ids(LmsKind.MOODLE.value)
+    )
 
 
 @shared_task(name=POLL_MOODLE_CONNECTION)
@@ -168,6 +199,7 @@ def poll_moodle_connection(connection_id: int) -> str:
     A rejected token marks the connection broken, which stops its polls until the
     provider admin saves a new token.
     """
+    from connectors.models import LmsKind
     from connectors.moodle.errors import MoodleError, MoodleTokenInvalid
     from connectors.moodle.poller import poll_connection
     from lti_tool.pipeline import mark_connection_broken, moodle_client_for, record_fact
@@ -180,7 +212,7 @@ def poll_moodle_connection(connection_id: int) -> str:
         return message.id if message is not None else None
 
     with bridge.session() as session:
-        connection = _moodle_connection(session, connection_id)
+        connection = polled_connection(session, connection_id, LmsKind.MOODLE.value)
         if connection is None:
             log.warning(
                 "moodle_poll_skipped",
@@ -216,14 +248,3 @@ def poll_moodle_connection(connection_id: int) -> str:
     )
     dispatch(result.message_ids)
     return "done"
-
-
-def _moodle_connection(session, connection_id: int):
-    from connectors.models import ConnectionState, LmsConnection, LmsKind
-
-    connection = session.get(LmsConnection, connection_id)
-    if connection is None or connection.kind != LmsKind.MOODLE.value:
-        return None
-    if connection.state != ConnectionState.OK.value:
-        return None
-    return connection
