@@ -6,16 +6,20 @@ the instructor's page stores.
 
 from __future__ import annotations
 
+import json
 import sys
+import textwrap
 import threading
 
 import click
 
 from lti_tool.cli_support import (
     emit,
+    fields,
     json_option,
     operator_session,
     provider_option,
+    section,
     table,
 )
 from lti_tool.operations import ActionError, InvalidInput, audit, provider_by_slug
@@ -122,7 +126,7 @@ def show(achievement_id, as_json):
         audit(op.session, op.actor, "achievement.shown",
               provider_id=found.provider_id, target=f"achievement:{achievement_id}")
         op.session.commit()
-    emit(result, as_json, "\n".join(f"{k}: {v}" for k, v in result.items()))
+    emit(result, as_json, _achievement_text(result))
 
 
 @achievement.command("edit")
@@ -165,9 +169,75 @@ def preview_command(achievement_id, as_json):
         {"achievement": achievement_id, "would_earn": len(earning),
          "learners": rows},
         as_json,
-        f"{len(earning)} of {len(rows)} enrolled learners would earn it now\n"
-        + table(earning, ["lms_user_id", "name", "met_at"], "(none)"),
+        _preview_text(achievement_id, rows),
     )
+
+
+# Width of wrapped description and criteria text, for an 80-column terminal.
+TEXT_WIDTH = 76
+
+
+def _wrapped(text: str | None) -> str:
+    if not text:
+        return "-"
+    paragraphs = text.splitlines() or [""]
+    return "\n".join(textwrap.fill(line, TEXT_WIDTH) for line in paragraphs)
+
+
+def _skill_lines(alignments: list[dict]) -> str:
+    if not alignments:
+        return "(none)"
+    lines = []
+    for skill in alignments:
+        line = f"- {skill.get('targetName', '?')}  {skill.get('targetUrl', '')}"
+        if skill.get("targetFramework"):
+            line += f"  ({skill['targetFramework']})"
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _achievement_text(result: dict) -> str:
+    """Render `achievement show` for a terminal: fields, then one section per text."""
+    summary = fields([
+        ("id", result["id"]),
+        ("LMS connection", result["lms_connection"]),
+        ("course", result["course_id"]),
+        ("image", result["image_url"]),
+        ("created", result["created_at"]),
+    ])
+    rule = json.dumps(result["award_rule"], indent=2, sort_keys=True)
+    blocks = [
+        section(f"Badge: {result['name']}", summary),
+        section("Description", _wrapped(result["description"])),
+        section("Criteria", _wrapped(result["criteria"])),
+        section("Skills", _skill_lines(result["alignments"])),
+        section("Award rule", rule),
+    ]
+    return "\n\n".join(blocks)
+
+
+def _preview_text(achievement_id: str, rows: list[dict]) -> str:
+    """Render `achievement preview`: a count, then who would earn it and who not yet."""
+    earning = [row for row in rows if row["met"]]
+    waiting = [
+        {**row, "missing": "; ".join(row["missing"]) or "-"}
+        for row in rows
+        if not row["met"]
+    ]
+    blocks = [
+        f"{len(earning)} of {len(rows)} enrolled learners would earn it now",
+        section(
+            f"Would earn it now ({len(earning)})",
+            table(earning, ["lms_user_id", "name", "met_at"], "(none)"),
+        ),
+        section(
+            f"Not yet ({len(waiting)})",
+            table(waiting, ["lms_user_id", "name", "missing"], "(none)"),
+        ),
+        "Nothing was issued. To award the badge to them, run: hpass-bridge "
+        f"achievement backfill {achievement_id}",
+    ]
+    return "\n\n".join(blocks)
 
 
 @achievement.command("backfill")

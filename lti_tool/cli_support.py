@@ -95,6 +95,30 @@ def provider_option(required: bool = True):
     )
 
 
+def fields(pairs: list[tuple[str, Any]], indent: int = 0) -> str:
+    """Render label and value pairs with the values aligned in one column.
+
+    A value of several lines continues under its first line; None prints as "-".
+    """
+    width = max((len(label) for label, _value in pairs), default=0)
+    lines = []
+    for label, value in pairs:
+        text = "-" if value is None or value == "" else str(value)
+        first, *rest = text.splitlines() or [""]
+        lines.append(f"{' ' * indent}{label.ljust(width)}  {first}".rstrip())
+        lines += [f"{' ' * (indent + width + 2)}{line}".rstrip() for line in rest]
+
+    return "\n".join(lines)
+
+
+def section(title: str, body: str, indent: int = 2) -> str:
+    """Render a titled block with its body lines indented under the title."""
+    lines = [title]
+    lines += [f"{' ' * indent}{line}".rstrip() for line in body.splitlines()]
+
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> str:
     """Render rows as aligned text columns for a terminal."""
     if not rows:

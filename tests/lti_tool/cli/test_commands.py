@@ -394,3 +394,65 @@ def test_commands_are_audited_as_os_user(cli, provider, tmp_path):
     engine.dispose()
     assert ("provider.created" in {action for _, action in actors})
     assert all(actor.startswith("os:") for actor, _ in actors)
+
+
+def test_achievement_show_text_sections(cli, achievement):
+    """show prints aligned fields, then the texts, skills and rule in sections."""
+    skills = (
+        '[{"targetName": "First aid", "targetUrl": "https://skills.example.org/fa",'
+        ' "targetFramework": "ESCO"}]'
+    )
+    cli.ok("achievement", "edit", achievement, "--alignments", skills)
+
+    lines = cli.ok("achievement", "show", achievement).stdout.splitlines()
+    blank_then_titles = [
+        lines[index + 1] for index, line in enumerate(lines[:-1]) if line == ""
+    ]
+    id_line = next(line for line in lines if line.strip().startswith("id "))
+    course_line = next(line for line in lines if line.strip().startswith("course "))
+
+    assert lines[0] == "Badge: Course finisher"
+    assert blank_then_titles == ["Description", "Criteria", "Skills", "Award rule"]
+    assert id_line.startswith("  id ")
+    assert id_line.index(achievement) == course_line.index("101")
+    assert "  - First aid  https://skills.example.org/fa  (ESCO)" in lines
+    assert '      "kind": "course_completed"' in lines
+    assert not any(": {" in line and line.startswith("award_rule") for line in lines)
+
+
+def test_achievement_show_json_unchanged(cli, achievement):
+    """show --json still prints the achievement document with the same keys."""
+    shown = cli.ok("achievement", "show", achievement, "--json").document
+
+    assert sorted(shown) == [
+        "alignments", "award_rule", "course_id", "created_at", "criteria",
+        "description", "id", "image_url", "lms_connection", "name",
+    ]
+
+
+def test_achievement_preview_text_sections(cli, achievement):
+    """preview prints the count, who would earn it, who not yet and what is missing."""
+    lines = cli.ok("achievement", "preview", achievement).stdout.splitlines()
+    earn_at = lines.index("Would earn it now (1)")
+    not_yet_at = next(i for i, line in enumerate(lines) if line.startswith("Not yet ("))
+
+    assert lines[0].endswith("enrolled learners would earn it now")
+    assert lines[earn_at + 1].split() == ["LMS_USER_ID", "NAME", "MET_AT"]
+    assert lines[earn_at + 2].split()[0] == LEARNER
+    assert lines[not_yet_at + 1].split()[:3] in (
+        ["LMS_USER_ID", "NAME", "MISSING"], ["(none)"],
+    )
+    assert lines[-1] == (
+        f"Nothing was issued. To award the badge to them, run: hpass-bridge "
+        f"achievement backfill {achievement}"
+    )
+
+
+def test_achievement_preview_json_unchanged(cli, achievement):
+    """preview --json keeps its document: id, count and every learner row."""
+    document = cli.ok("achievement", "preview", achievement, "--json").document
+
+    assert sorted(document) == ["achievement", "learners", "would_earn"]
+    assert sorted(document["learners"][0]) == [
+        "completed_activities", "lms_user_id", "met", "met_at", "missing", "name",
+    ]
