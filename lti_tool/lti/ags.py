@@ -1,10 +1,10 @@
 """Assignment and Grade Services 2.0: the endpoint claim and a read-only client.
 
 A platform that grants the tool AGS puts the claim
-`https://purl.imsglobal.org/spec/lti-ags/claim/endpoint` in resource link launches:
-`scope` lists the AGS scopes granted, `lineitems` is the course's line item container
-and `lineitem` is the launching resource link's own line item. Either URL may be
-missing when the platform grants no access to it.
+`https://purl.imsglobal.org/spec/lti-ags/claim/endpoint` in resource link launches.
+Its `scope` lists the granted AGS scopes, and `lineitems` is the course's line item
+container. `lineitem` is the launching resource link's own line item. Either URL may
+be missing when the platform grants no access to it.
 
 `AgsClient` reads line items and results through the guarded outbound client. The
 errors it raises::
@@ -225,10 +225,10 @@ class Result:
 class AgsClient:
     """Reads one registration's line items and results on one platform.
 
-    `granted_scopes` are the scopes of the course's endpoint claim: a request whose
+    `granted_scopes` are the scopes of the course's endpoint claim. A request whose
     scope is not among them raises AgsScopeMissing without calling the platform.
-    A 429 or 503 whose Retry-After is at most `max_retry_wait` seconds is retried
-    once after that wait; a longer or missing one raises AgsRateLimited.
+    A 429 or 503 response is retried once when its Retry-After is at most
+    `max_retry_wait` seconds. A longer or missing Retry-After raises AgsRateLimited.
     """
 
     def __init__(
