@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 
 import pytest
 
 from sqlalchemy import select
 
-from badge_engine.models import Achievement
+from badge_engine.models import Achievement, CompletionFactRecord
 from lti_tool.course_activities import AGS_SECTION
 from lti_tool.models import AgsLineItem, LtiCourse
 
-from .conftest import launch_as
+from .conftest import MOODLE_COURSE_ID, launch_as
 from .test_activity_rules import QUIZ, activity_form, post_form
 
 ITEM_URL = "https://lms.example/lti/lineitems/5/lineitem"
@@ -244,3 +245,45 @@ def test_threshold_translated_in_arabic(client, tenants, db):
     assert "الحد الأدنى للدرجة في «Peer-reviewed essay»، بالنسبة المئوية (اختياري)" in page
     assert "«200» ليست درجة من 0 إلى 100." in page
     assert 'dir="ltr"' in page
+
+
+def _grade_fact(db, tenant, achievement, activity_id: str, percent: float, key: str):
+    db.add(
+        CompletionFactRecord(
+            provider_id=tenant.provider_id,
+            lms_connection_id=achievement.lms_connection_id,
+            lms_course_id=MOODLE_COURSE_ID,
+            lms_user_id="42",
+            activity_id=activity_id,
+            state="complete",
+            grade_percent=percent,
+            occurred_at=datetime(2026, 3, 1, tzinfo=timezone.utc),
+            source="poll",
+            dedupe_key=key,
+        )
+    )
+    db.commit()
+
+
+def test_learner_sees_grade_step(client, tenants, db):
+    """The learner page asks for the minimum grade until a grade reaches it."""
+    alpha, _ = tenants
+    activity_id = _add_line_item(db, alpha)
+    launch_as(client, alpha, "instructor")
+    post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        threshold_form(QUIZ, activity_id, **{activity_id: "70"}),
+    )
+    achievement = _created(db)
+    _grade_fact(db, alpha, achievement, activity_id, 55.0, "grade-low")
+    launch_as(client, alpha, "learner")
+
+    low = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    _grade_fact(db, alpha, achievement, activity_id, 80.0, "grade-high")
+    high = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "Get a grade of at least 70% in “Peer-reviewed essay”" in low
+    assert "Complete “Final quiz”" in low
+    assert "Peer-reviewed essay" not in high
+    assert "Complete “Final quiz”" in high
