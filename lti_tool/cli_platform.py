@@ -20,7 +20,7 @@ from lti_tool.lti.registrations import create_registration
 from lti_tool.models import (
     Deployment,
     LtiCourse,
-    LtiNonce,
+    LtiUsedNonce,
     Registration,
 )
 from lti_tool.operations import (
@@ -216,7 +216,7 @@ def remove(issuer, client_id, as_json) -> None:
                 as_json,
                 code="in_use",
             )
-        for model in (LtiNonce, Deployment):
+        for model in (LtiUsedNonce, Deployment):
             session.execute(
                 delete(model).where(
                     model.provider_id == scope["provider_id"],

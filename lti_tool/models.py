@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -142,25 +141,20 @@ class AgsLineItem(Base):
 AGS_ACTIVITY_PREFIX = "ags-"
 
 
-class LtiNonce(Base):
-    """A nonce and state issued at OIDC login initiation, deleted by the launch.
+class LtiUsedNonce(Base):
+    """The random id of a login state whose launch was accepted.
 
-    Deleting the row is what makes the nonce single-use: a second launch with the same
-    state finds nothing. `storage_binding_sha256` is set when the state was also put
-    in LTI Platform Storage, for browsers that drop the state cookie.
+    The unique `state_id` makes each login's nonce single-use (see
+    `lti_tool.lti.nonces`). A row is deleted once its state has expired, when the
+    state's expiry alone rejects a replay.
     """
 
-    __tablename__ = "lti_nonces"
+    __tablename__ = "lti_used_nonces"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
     registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registrations.id"))
-    state: Mapped[str] = mapped_column(String(64), unique=True)
-    nonce: Mapped[str] = mapped_column(String(64))
-    uses_platform_storage: Mapped[bool] = mapped_column(Boolean, default=False)
-    storage_binding_sha256: Mapped[str | None] = mapped_column(String(64))
-    # The frame the login named in lti_storage_target; the launch page asks it again.
-    storage_target: Mapped[str | None] = mapped_column(String(128))
+    state_id: Mapped[str] = mapped_column(String(32), unique=True)
     expires_at: Mapped[datetime] = mapped_column()
 
-    __table_args__ = (Index("ix_lti_nonces_expires_at", "expires_at"),)
+    __table_args__ = (Index("ix_lti_used_nonces_expires_at", "expires_at"),)

@@ -10,7 +10,8 @@ is named by its first real fault:
     5. claims             LTI version, message type, deployment id, sub, roles,
                           resource link, target_link_uri on this tool
     6. state binding      state cookie, or LTI Platform Storage binding
-    7. nonce              single-use: the login's row is deleted
+    7. nonce              signed by this tool, unexpired, single-use: recorded
+                          in lti_used_nonces
     8. deployment         known, new (policy accept) or held for an admin
 
 pylti1p3 checks most of 2 to 5 too, but fetches the key set on every launch, accepts
@@ -120,11 +121,13 @@ class LaunchValidator:
         *,
         jwks_cache: JwksCache,
         row_cache: LaunchRowCache,
+        state_signer: nonces.StateSigner,
         tool_base_url: str,
         leeway_seconds: float,
     ) -> None:
         self.session = session
         self.registration = registration
+        self.state_signer = state_signer
         self.jwks_cache = jwks_cache
         self.row_cache = row_cache
         self.tool_base_url = tool_base_url.rstrip("/")
@@ -157,7 +160,11 @@ class LaunchValidator:
     ) -> ValidatedLaunch:
         """Run checks 7 and 8: use the nonce and resolve the deployment."""
         nonces.consume(
-            self.session, self.registration, request.state, claims.get("nonce", ""),
+            self.session.connection(),
+            self.state_signer,
+            self.registration,
+            request.state,
+            claims.get("nonce", ""),
             **self.ids,
         )
         deployment = self._resolve_deployment(claims[CLAIM + "deployment_id"])
@@ -466,26 +473,28 @@ class LaunchValidator:
 
     def _check_state_binding(self, request: LaunchRequest) -> None:
         state = request.state
-        if not state or len(state) > 64:
+        if not state or len(state) > nonces.MAX_STATE_LENGTH:
             raise StateInvalid(
                 "the launch has no valid state parameter",
                 check="the platform must post the state it received at login back "
                 "with the id_token",
                 **self.ids,
             )
-        # With the cookie present, `nonces.consume` checks that the state exists.
+        # With the cookie present, `nonces.consume` checks the state.
         if request.state_cookie == state:
             return
 
-        row = nonces.find(self.session, self.registration, state)
-        if row is None:
+        # Without the cookie, a used state is named as such: the accepted launch
+        # deleted the cookie, so a replay from the same browser arrives without it.
+        login = self.state_signer.verify(self.registration, state)
+        if login is None or nonces.is_used(self.session.connection(), login):
             raise nonces.state_unknown(**self.ids)
-        if row.uses_platform_storage:
+        if login.uses_platform_storage:
             if request.storage_binding is None:
-                raise NeedsPlatformStorage(row.storage_target or "_parent")
-            if request.origin != _origin(self.tool_base_url) or not nonces.binding_matches(
-                row, request.storage_binding
-            ):
+                raise NeedsPlatformStorage(login.storage_target)
+            if request.origin != _origin(
+                self.tool_base_url
+            ) or not self.state_signer.binding_matches(state, request.storage_binding):
                 raise StateInvalid(
                     "the state kept in the platform's storage does not match this "
                     "launch",

@@ -1,57 +1,63 @@
-"""Single-use state and nonce of each OIDC login, kept in the database.
+"""The state and nonce of each OIDC login: signed at login, used once at launch.
+
+The login stores nothing. Its state is a signed value that carries the registration
+id, an expiry, a random id and, for LTI Platform Storage, the storage frame's name:
+
+    <registration id>.<expiry, Unix seconds>.<random id>.<storage target>.<MAC>
+
+The MAC is HMAC-SHA256 (truncated to 128 bits) with a key derived from the app's
+secret key. The nonce and the platform storage binding are further HMACs of the
+state, so neither needs storing either: the launch computes them again and compares.
+
+The launch checks the MAC, the registration and the expiry. Then it inserts the
+state's random id into `lti_used_nonces`, in the same transaction as its other
+writes. The table's unique constraint makes the nonce single-use: of two launches
+with the same state, only the first insert adds a row. A used row is kept until the state's
+expiry has passed (plus `PURGE_MARGIN`), after which the expiry alone rejects the
+state, and the launch endpoint purges such rows once a minute per process. Replacing
+the app's secret key invalidates logins in progress, which the platform then repeats.
 
 pylti1p3 keeps a used nonce in its cache and never deletes it, so a nonce stays valid
-for as long as the cache does. Here the login inserts one row and the launch deletes
-it: a second launch with the same state finds no row and is rejected. Rows expire
-after `LIFETIME`, and expired rows are swept now and then by the login endpoint.
-The table works the same on SQLite and PostgreSQL.
+for as long as the cache does. The table works the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
 from lti_tool.lti.errors import StateInvalid
-from lti_tool.models import LtiNonce, Registration
+from lti_tool.models import LtiUsedNonce, Registration
 
 # Login to launch takes seconds; five minutes covers a slow platform page.
 LIFETIME = timedelta(minutes=5)
-SWEEP_INTERVAL_SECONDS = 60.0
+# Used rows outlive their state's expiry by this margin, so a second web host whose
+# clock is behind still finds the row until its own clock passes the expiry.
+PURGE_MARGIN = timedelta(minutes=1)
+PURGE_INTERVAL_SECONDS = 60.0
+# The maximum length of a state from `issue`: two numbers, the random id, the MAC and
+# a 128-character storage target as base64url of its UTF-8 (at most 683 characters).
+MAX_STATE_LENGTH = 800
 
-_last_sweep = 0.0
-_sweep_lock = threading.Lock()
+_MAC_BYTES = 16
+_KEY_LABEL = b"hpass-lti-login-state-v1"
 
-# Built once: constructing a statement costs more than running it on a launch. The
-# insert and delete are Core statements on the session's connection, which skips the
-# ORM's bulk and synchronize machinery.
-_TABLE = LtiNonce.__table__
-_FIND = select(LtiNonce).where(
-    LtiNonce.provider_id == bindparam("provider_id"),
-    LtiNonce.registration_id == bindparam("registration_id"),
-    LtiNonce.state == bindparam("state"),
-)
-_TAKE = (
-    delete(_TABLE)
-    .where(
-        _TABLE.c.provider_id == bindparam("provider_id"),
-        _TABLE.c.registration_id == bindparam("registration_id"),
-        _TABLE.c.state == bindparam("state"),
-        _TABLE.c.expires_at > bindparam("now"),
-    )
-    .returning(_TABLE.c.nonce)
-)
-_INSERT = insert(_TABLE)
+_last_purge = 0.0
+_purge_lock = threading.Lock()
+
+_TABLE = LtiUsedNonce.__table__
+_statements: dict[str, object] = {}
 
 
 @dataclass(frozen=True)
@@ -62,82 +68,139 @@ class IssuedNonce:
     nonce: str
 
 
-def issue(
-    connection: Connection,
-    registration: Registration,
-    *,
-    storage_target: str | None = None,
-) -> tuple[IssuedNonce, str | None]:
-    """Add a state and nonce for one login; return the row and the storage binding.
+@dataclass(frozen=True)
+class LoginState:
+    """The verified contents of a state."""
 
-    With a `storage_target` (the frame the platform named for LTI Platform Storage),
-    the binding is a secret put in that storage beside the state; only its hash is
-    stored. The caller commits.
-    """
-    platform_storage = bool(storage_target)
-    binding = secrets.token_urlsafe(32) if platform_storage else None
-    issued = IssuedNonce(state=secrets.token_urlsafe(32), nonce=secrets.token_urlsafe(32))
-    connection.execute(
-        _INSERT,
-        {
-            "provider_id": registration.provider_id,
-            "registration_id": registration.id,
-            "state": issued.state,
-            "nonce": issued.nonce,
-            "uses_platform_storage": platform_storage,
-            "storage_binding_sha256": _digest(binding) if binding else None,
-            "storage_target": storage_target or None,
-            "expires_at": utcnow() + LIFETIME,
-        },
-    )
-    _sweep_now_and_then(connection)
+    registration_id: int
+    expires_at: int
+    state_id: str
+    storage_target: str | None
 
-    return issued, binding
+    @property
+    def uses_platform_storage(self) -> bool:
+        return self.storage_target is not None
 
 
-def find(session: Session, registration: Registration, state: str) -> LtiNonce | None:
-    """Return the unexpired row of `state` for this registration, without using it."""
-    row = session.scalar(
-        _FIND,
-        {
-            "provider_id": registration.provider_id,
-            "registration_id": registration.id,
-            "state": state,
-        },
-    )
-    if row is None or row.expires_at <= utcnow():
-        return None
-    return row
+class StateSigner:
+    """Signs and verifies states, and derives their nonces and storage bindings."""
+
+    def __init__(self, secret_key: bytes) -> None:
+        if not secret_key:
+            raise ValueError(
+                "the app's secret key is empty, so login states cannot be signed; "
+                "set the secret key in the settings"
+            )
+        self._key = hmac.new(secret_key, _KEY_LABEL, hashlib.sha256).digest()
+
+    def _mac(self, purpose: bytes, text: str) -> str:
+        digest = hmac.new(self._key, purpose + text.encode(), hashlib.sha256).digest()
+        return _b64(digest[:_MAC_BYTES])
+
+    def issue(
+        self, registration: Registration, *, storage_target: str | None = None
+    ) -> tuple[IssuedNonce, str | None]:
+        """Make a state and nonce for one login; return them and the storage binding.
+
+        With a `storage_target` (the frame the platform named for LTI Platform
+        Storage), the binding is the secret the login page puts in that storage
+        beside the state. Nothing is written to the database.
+        """
+        expires_at = int(time.time() + LIFETIME.total_seconds())
+        target = _b64(storage_target.encode()) if storage_target else ""
+        body = f"{registration.id}.{expires_at}.{secrets.token_urlsafe(16)}.{target}"
+        state = f"{body}.{self._mac(b'state:', body)}"
+        issued = IssuedNonce(state=state, nonce=self.nonce_of(state))
+        binding = self.binding_of(state) if storage_target else None
+        return issued, binding
+
+    def nonce_of(self, state: str) -> str:
+        return self._mac(b"nonce:", state)
+
+    def binding_of(self, state: str) -> str:
+        return self._mac(b"binding:", state)
+
+    def verify(self, registration: Registration, state: str) -> LoginState | None:
+        """Return the state's contents, or None when it is forged, foreign or expired."""
+        if len(state) > MAX_STATE_LENGTH:
+            return None
+        body, _, mac = state.rpartition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac(b"state:", body).encode()):
+            return None
+        try:
+            registration_id, expires_at, state_id, target = body.split(".")
+            verified = LoginState(
+                registration_id=int(registration_id),
+                expires_at=int(expires_at),
+                state_id=state_id,
+                storage_target=(
+                    base64.urlsafe_b64decode(_padded(target)).decode() if target else None
+                ),
+            )
+        except ValueError:
+            # Only a state signed with this key gets here, so this is a format from
+            # another version of this module.
+            return None
+        if verified.registration_id != registration.id:
+            return None
+        if verified.expires_at <= time.time():
+            return None
+        return verified
+
+    def binding_matches(self, state: str, binding: str | None) -> bool:
+        if not binding:
+            return False
+        return hmac.compare_digest(binding.encode(), self.binding_of(state).encode())
 
 
 def consume(
-    session: Session, registration: Registration, state: str, nonce: str, /, **ids
+    connection: Connection,
+    signer: StateSigner,
+    registration: Registration,
+    state: str,
+    nonce: str,
+    /,
+    **ids,
 ) -> None:
-    """Delete the row of `state` when its nonce matches; raise StateInvalid if not.
+    """Check the state and its nonce, and record the nonce as used.
 
-    The delete is the single-use guarantee: of two launches racing with the same
-    state, only the one whose delete returned the row goes on. On a nonce mismatch
-    the caller's rollback restores the row. The caller commits.
+    Raises StateInvalid when the state is forged, expired or used, or the nonce is
+    not the state's. The insert is the single-use guarantee: of two launches racing
+    with the same state, only the one whose insert added the row goes on. The
+    caller commits.
     """
-    stored = session.connection().execute(
-        _TAKE,
-        {
-            "provider_id": registration.provider_id,
-            "registration_id": registration.id,
-            "state": state,
-            "now": utcnow(),
-        },
-    ).scalar()
-    if stored is None:
+    verified = signer.verify(registration, state)
+    if verified is None:
         raise state_unknown(**ids)
     # Bytes, because compare_digest rejects str with non-ASCII characters.
-    if not hmac.compare_digest(stored.encode(), nonce.encode()):
+    if not hmac.compare_digest(signer.nonce_of(state).encode(), nonce.encode()):
         raise StateInvalid(
             "the id_token's nonce does not match the nonce this tool sent at login",
             check="start the launch again from the course; a platform that reuses "
             "old id_tokens must send the nonce from the authentication request",
             **ids,
         )
+
+    inserted = connection.execute(
+        _insert_used(connection),
+        {
+            "provider_id": registration.provider_id,
+            "registration_id": registration.id,
+            "state_id": verified.state_id,
+            "expires_at": datetime.fromtimestamp(verified.expires_at, timezone.utc),
+        },
+    )
+    if inserted.first() is None:
+        raise state_unknown(**ids)
+    _purge_now_and_then(connection)
+
+
+def is_used(connection: Connection, login: LoginState) -> bool:
+    """Return whether a launch has used this state already."""
+    found = connection.execute(
+        select(_TABLE.c.id).where(_TABLE.c.state_id == login.state_id)
+    ).first()
+    return found is not None
 
 
 def state_unknown(**ids) -> StateInvalid:
@@ -150,23 +213,43 @@ def state_unknown(**ids) -> StateInvalid:
     )
 
 
-def binding_matches(row: LtiNonce, binding: str) -> bool:
-    if not row.storage_binding_sha256 or not binding:
-        return False
-    return hmac.compare_digest(row.storage_binding_sha256, _digest(binding))
+def purge_expired(connection: Connection) -> int:
+    """Delete used nonces whose state expired more than `PURGE_MARGIN` ago."""
+    cutoff = utcnow() - PURGE_MARGIN
+    return connection.execute(delete(_TABLE).where(_TABLE.c.expires_at < cutoff)).rowcount
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def _insert_used(connection: Connection):
+    # Built once per dialect: constructing a statement costs more than running it.
+    dialect = connection.dialect.name
+    statement = _statements.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # RETURNING, because the rowcount of ON CONFLICT DO NOTHING is -1 on psycopg.
+        statement = (
+            insert(_TABLE)
+            .on_conflict_do_nothing(index_elements=[_TABLE.c.state_id])
+            .returning(_TABLE.c.id)
+        )
+        _statements[dialect] = statement
+    return statement
 
 
-def _sweep_now_and_then(connection: Connection) -> None:
-    # Expired rows carry no provider data worth scoping, and a sweep per process per
+def _purge_now_and_then(connection: Connection) -> None:
+    # Expired rows carry no provider data worth scoping, and a purge per process per
     # minute keeps the table small without a scheduled task.
-    global _last_sweep
+    global _last_purge
     now = time.monotonic()
-    with _sweep_lock:
-        if now - _last_sweep < SWEEP_INTERVAL_SECONDS:
+    with _purge_lock:
+        if now - _last_purge < PURGE_INTERVAL_SECONDS:
             return
-        _last_sweep = now
-    connection.execute(delete(_TABLE).where(_TABLE.c.expires_at < utcnow()))
+        _last_purge = now
+    purge_expired(connection)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _padded(text: str) -> str:
+    return text + "=" * (-len(text) % 4)

@@ -8,8 +8,8 @@ clears the cache at once. A change made by another process (a second web process
 `hpass-bridge platform` commands) reaches this process when the entry expires, so
 for up to `MAX_AGE_SECONDS` after it:
 
-- a removed registration's launches fail with "state unknown" (its nonces are gone)
-  instead of a 404, and its logins read the registration again and get the 404;
+- a removed registration's logins still succeed, and its launches read the
+  registration again when recording the used nonce fails, and get a 404;
 - a changed issuer, client_id, login URL, key set URL or deployment policy still
   applies.
 
@@ -54,6 +54,13 @@ class LaunchRowCache:
         self._registrations: dict[str, tuple[float, Row]] = {}
         self._deployments: dict[tuple[int, int, str], tuple[float, Row]] = {}
         self._lock = threading.Lock()
+
+    def registration_cached(self, public_id: str) -> Row | None:
+        """Return the cached registration row of `public_id`, or None when not cached."""
+        cached = self._registrations.get(public_id)
+        if cached is not None and time.monotonic() - cached[0] < self.max_age:
+            return cached[1]
+        return None
 
     def registration(self, connection: Connection, public_id: str) -> Row | None:
         """Return the registration row of `public_id`, or None when there is none."""

@@ -77,6 +77,7 @@ class LaunchEndpoints:
                 timeout=self.settings.http_timeout_seconds,
             ),
         )
+        self.state_signer = nonces.StateSigner(self.settings.secret_key)
         self._session_serializer = None
         # Launches arrive as cross-site POSTs inside an iframe, so the state cookie
         # must be SameSite=None, which browsers accept only with Secure. Loopback
@@ -88,27 +89,19 @@ class LaunchEndpoints:
             self.cookie_flags = {"samesite": "None", "secure": True}
 
     def login(self, request: Request, public_id: str) -> Response:
-        """Handle an OIDC login initiation: store a state and nonce, send the browser
+        """Handle an OIDC login initiation: sign a state and nonce, send the browser
         to the platform's authorization endpoint, and set the state cookie."""
         params = request.values
-        # Core statements on a plain connection: the login writes one nonce row and
-        # needs none of the ORM session's unit of work.
-        with self.bridge.engine.connect() as connection:
-            registration = self.registration_or_404(connection, public_id)
-            storage_target = self._check_login(registration, params, public_id)
-            with database_writes(self.bridge.engine):
-                try:
-                    row, binding = nonces.issue(
-                        connection, registration, storage_target=storage_target
-                    )
-                    connection.commit()
-                except IntegrityError:
-                    connection.rollback()
-                    # Another process removed the registration while this one had it
-                    # cached: read it again, which raises NotFound when it is gone.
-                    self.rows.clear()
-                    self.registration_or_404(connection, public_id)
-                    raise
+        # The login writes nothing, so it opens a connection only to read a
+        # registration that is not cached.
+        registration = self.rows.registration_cached(public_id)
+        if registration is None:
+            with self.bridge.engine.connect() as connection:
+                registration = self.registration_or_404(connection, public_id)
+        storage_target = self._check_login(registration, params, public_id)
+        row, binding = self.state_signer.issue(
+            registration, storage_target=storage_target
+        )
 
         query = {
             "scope": "openid",
@@ -224,6 +217,7 @@ class LaunchEndpoints:
                 registration,
                 jwks_cache=self.jwks,
                 row_cache=self.rows,
+                state_signer=self.state_signer,
                 tool_base_url=self.settings.public_base_url,
                 leeway_seconds=self.settings.lti_clock_leeway_seconds,
             )
@@ -243,10 +237,18 @@ class LaunchEndpoints:
                     ),
                 )
 
-            with database_writes(self.bridge.engine):
-                accepted = self._accept(
-                    db, request, validator, launch_request, claims, message_type
-                )
+            try:
+                with database_writes(self.bridge.engine):
+                    accepted = self._accept(
+                        db, request, validator, launch_request, claims, message_type
+                    )
+            except IntegrityError:
+                # Another process removed the registration while this one had it
+                # cached: read it again, which raises NotFound when it is gone.
+                self.rows.clear()
+                with self.bridge.engine.connect() as connection:
+                    self.registration_or_404(connection, public_id)
+                raise
         if isinstance(accepted, CourseLaunch):
             response = self._start_course_session(request, accepted)
         else:

@@ -13,7 +13,7 @@ from werkzeug.test import EnvironBuilder
 from lti_tool.lti import nonces
 from lti_tool.lti.launch import CLAIM, DL_CLAIM, STATE_COOKIE_PREFIX
 from lti_tool.lti.row_cache import LaunchRowCache
-from lti_tool.models import Deployment, DeploymentStatus, LtiNonce, Registration
+from lti_tool.models import Deployment, DeploymentStatus, LtiUsedNonce, Registration
 from lti_tool.views.lti_launch import LaunchDispatcher
 
 ROUTING_CASES = [
@@ -152,7 +152,7 @@ def _count_reads(engine, table: str):
 
 def test_second_launch_reads_no_rows(app, tool, platform, monkeypatch):
     """A second launch reads its registration and deployment from the cache."""
-    monkeypatch.setattr(nonces, "_last_sweep", time.monotonic())
+    monkeypatch.setattr(nonces, "_last_purge", time.monotonic())
     login = tool.start()
     tool.launch(platform.sign(platform.claims(login.nonce, tool.target_link_uri)), login.state)
     engine = app.extensions["hpass"].engine
@@ -200,18 +200,24 @@ def test_bulk_delete_clears_cache(app, tool, db, registration):
     assert registration.public_id not in rows._registrations
 
 
-def test_removed_registration_login_404(app, tool, registration):
-    """A registration removed by another process gets a 404 at login, not a 500."""
+def test_removed_registration_launch_404(app, tool, platform, registration):
+    """A registration removed by another process gets a 404 at launch, not a 500.
+
+    Its logins still succeed while the registration row is cached, because a login
+    reads and writes nothing in the database.
+    """
     assert tool.login().status_code == 302
     engine = app.extensions["hpass"].engine
     with engine.begin() as connection:
-        for model in (LtiNonce, Deployment):
+        for model in (LtiUsedNonce, Deployment):
             connection.execute(
                 delete(model).where(model.registration_id == registration.id)
             )
         connection.execute(delete(Registration).where(Registration.id == registration.id))
 
-    response = tool.login()
+    login = tool.start()
+    claims = platform.claims(login.nonce, tool.target_link_uri)
+    response = tool.launch(platform.sign(claims), login.state)
 
     assert response.status_code == 404
     assert registration.public_id in response.text

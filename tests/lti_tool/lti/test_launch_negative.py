@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select, update
 
-from badge_engine.db import utcnow
 from badge_engine.models import Learner
-from lti_tool.models import Deployment, DeploymentStatus, LtiCourse, LtiNonce
+from lti_tool.lti import nonces
+from lti_tool.models import Deployment, DeploymentStatus, LtiCourse, LtiUsedNonce
 from tests.lti_tool.lti.harness import (
     CLIENT_ID,
     DEPLOYMENT_ID,
@@ -227,13 +227,15 @@ def test_replayed_launch_rejected(tool, platform, db):
     assert "already used" in _page(second)
 
 
-def test_nonce_row_deleted(tool, platform, db):
-    """A successful launch deletes its nonce row, so nothing remains to replay."""
+def test_used_nonce_recorded(tool, platform, db):
+    """A successful launch records its state as used, and only that launch does."""
     login = tool.start()
+    assert db.scalar(select(func.count()).select_from(LtiUsedNonce)) == 0
 
-    tool.launch(_signed(platform, tool, login), login.state)
+    response = tool.launch(_signed(platform, tool, login), login.state)
 
-    assert db.scalar(select(func.count()).select_from(LtiNonce)) == 0
+    assert response.status_code == 302
+    assert db.scalar(select(func.count()).select_from(LtiUsedNonce)) == 1
 
 
 def test_state_mismatch_rejected(tool, platform, db):
@@ -270,11 +272,11 @@ def test_unknown_state_rejected(tool, platform, db):
     assert "state is unknown" in _page(response)
 
 
-def test_expired_state_rejected(tool, platform, db):
+def test_expired_state_rejected(tool, platform, db, monkeypatch):
     """A launch posted after the login's state expired gets 400."""
+    # The state is signed with an expiry one second before its login.
+    monkeypatch.setattr(nonces, "LIFETIME", timedelta(seconds=-1))
     login = tool.start()
-    db.execute(update(LtiNonce).values(expires_at=utcnow() - timedelta(seconds=1)))
-    db.commit()
 
     response = tool.launch(_signed(platform, tool, login), login.state)
 
@@ -338,12 +340,12 @@ def test_unknown_deployment_accepted(tool, platform, db):
     ids=["issuer", "client_id", "login_hint", "target_link_uri", "oversized_hint"],
 )
 def test_login_rejected(tool, db, params, phrase):
-    """A login initiation with one fault gets 400 naming it and stores no nonce."""
+    """A login initiation with one fault gets 400 naming it and sets no state cookie."""
     response = tool.login(**params)
 
     assert response.status_code == 400
     assert phrase in _page(response)
-    assert db.scalar(select(func.count()).select_from(LtiNonce)) == 0
+    assert "hpass_lti_state_" not in response.headers.get("Set-Cookie", "")
 
 
 def test_state_cookie_flags(tool):

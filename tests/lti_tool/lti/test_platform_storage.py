@@ -20,7 +20,7 @@ import requests
 from sqlalchemy import func, select
 
 from lti_tool.demo.peers.platform import PlatformPeer
-from lti_tool.models import LtiCourse, LtiNonce
+from lti_tool.models import LtiCourse, LtiUsedNonce
 from tests.lti_tool.lti.platform_setup import register_peer, start_bridge, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -141,7 +141,7 @@ def test_binding_refused(tool, platform, db, caplog, binding, origin):
     assert "platform's storage does not match" in html.unescape(response.text)
     assert _courses(db) == 0
     db.expire_all()
-    assert db.scalar(select(LtiNonce).where(LtiNonce.state == state)) is not None
+    assert db.scalar(select(func.count()).select_from(LtiUsedNonce)) == 0
 
 
 def test_cookie_login_not_storage(tool, platform, db):
