@@ -230,12 +230,15 @@ def test_phone_width_fits(browser, stack, shots, who):
     page.context.close()
 
 
-def test_page_inside_platform_frame(browser, stack):
-    """The course page loads inside an iframe on the platform's origin."""
+def open_in_lms_frame(browser, stack, who: str):
+    """Open the learner's or instructor's launch in an iframe on the platform's origin.
+
+    Return the new context and the frame's locator.
+    """
     context = browser.new_context()
     page = context.new_page()
     frame_page = f"{stack.base_url}{PLATFORM_PATH}/frame-test"
-    launch_url = f"{stack.base_url}{PLATFORM_PATH}/launch/learner"
+    launch_url = f"{stack.base_url}{PLATFORM_PATH}/launch/{who}"
     page.route(
         frame_page,
         lambda route: route.fulfill(
@@ -244,9 +247,14 @@ def test_page_inside_platform_frame(browser, stack):
             'width="800" height="600"></iframe>',
         ),
     )
-
     page.goto(frame_page)
-    frame = page.frame_locator("iframe")
+
+    return context, page.frame_locator("iframe")
+
+
+def test_page_inside_platform_frame(browser, stack):
+    """The course page loads inside an iframe on the platform's origin."""
+    context, frame = open_in_lms_frame(browser, stack, "learner")
 
     assert frame.get_by_text("Not earned yet").count() >= 1
     context.close()
@@ -459,20 +467,7 @@ def test_badge_images_shown(browser, stack, tmp_path):
     assert axe_violations(page) == []
     page.context.close()
 
-    context = browser.new_context()
-    frame_page = context.new_page()
-    frame_url = f"{stack.base_url}{PLATFORM_PATH}/frame-images"
-    launch_url = f"{stack.base_url}{PLATFORM_PATH}/launch/learner"
-    frame_page.route(
-        frame_url,
-        lambda route: route.fulfill(
-            content_type="text/html",
-            body=f'<title>LMS</title><iframe title="Badges" src="{launch_url}" '
-            'width="800" height="600"></iframe>',
-        ),
-    )
-    frame_page.goto(frame_url)
-    frame = frame_page.frame_locator("iframe")
+    context, frame = open_in_lms_frame(browser, stack, "learner")
     card = frame.locator(".card").filter(has_text=name)
     card.wait_for()
 
