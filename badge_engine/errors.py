@@ -42,8 +42,8 @@ class ContextNotAvailable(BadgeEngineError):
         )
 
 
-class SigningError(BadgeEngineError):
-    """A document could not be signed."""
+class _ProofError(BadgeEngineError):
+    """An error about a proof, naming the credential and the verification method."""
 
     def __init__(
         self,
@@ -63,29 +63,16 @@ class SigningError(BadgeEngineError):
         )
 
 
-class VerificationError(BadgeEngineError):
+class SigningError(_ProofError):
+    """A document could not be signed."""
+
+
+class VerificationError(_ProofError):
     """A verification key could not be resolved or is not authorised for the proof.
 
     The verify functions catch this error and report it in their result. Key resolvers
     raise it so that the result names the verification method and the reason.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        credential_id: str | None = None,
-        verification_method: str | None = None,
-    ) -> None:
-        self.credential_id = credential_id
-        self.verification_method = verification_method
-        super().__init__(
-            _with_ids(
-                message,
-                credential_id=credential_id,
-                verification_method=verification_method,
-            )
-        )
 
 
 class InvalidCredential(BadgeEngineError, ValueError):

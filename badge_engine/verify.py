@@ -374,22 +374,7 @@ def verify_ob3_document(
     if report.errors:
         return
 
-    resolution_problems: list[Problem] = []
-
-    def resolve(verification_method: str) -> Ed25519PublicKey:
-        try:
-            return context.public_key(verification_method)
-        except RESOLUTION_ERRORS as error:
-            resolution_problems.append(_resolution_problem(error))
-            raise
-
-    proof_result = verify_eddsa_rdfc_2022(document, resolve, now=context.now)
-    report.checks.extend(proof_result.checks)
-    report.errors.extend(resolution_problems)
-    for message in proof_result.errors:
-        problem = _proof_problem(message)
-        if problem.code != "key_not_resolved" or not resolution_problems:
-            report.errors.append(problem)
+    _verify_proof(verify_eddsa_rdfc_2022, document, context, report)
     if report.errors:
         return
 
@@ -420,6 +405,26 @@ def verify_vc_jwt_text(
     if not _check_ob3_shape(credential, report):
         return
 
+    _verify_proof(verify_vc_jwt, token, context, report)
+    if report.errors:
+        return
+
+    check_validity_dates(credential, context.now, report)
+    check_credential_status(credential, context, report)
+    check_ob3_recipient(credential, context, report)
+
+
+def _verify_proof(
+    verify: Callable[..., VerificationResult],
+    secured: Any,
+    context: VerifyContext,
+    report: VerificationReport,
+) -> None:
+    """Check the proof of `secured` with keys from `context`, adding to `report`.
+
+    A key that cannot be resolved is reported by its resolution problem, so the
+    proof's generic key_not_resolved error is dropped when that problem exists.
+    """
     resolution_problems: list[Problem] = []
 
     def resolve(verification_method: str) -> Any:
@@ -429,19 +434,13 @@ def verify_vc_jwt_text(
             resolution_problems.append(_resolution_problem(error))
             raise
 
-    jwt_result = verify_vc_jwt(token, resolve, now=context.now)
-    report.checks.extend(jwt_result.checks)
+    proof_result = verify(secured, resolve, now=context.now)
+    report.checks.extend(proof_result.checks)
     report.errors.extend(resolution_problems)
-    for message in jwt_result.errors:
+    for message in proof_result.errors:
         problem = _proof_problem(message)
         if problem.code != "key_not_resolved" or not resolution_problems:
             report.errors.append(problem)
-    if report.errors:
-        return
-
-    check_validity_dates(credential, context.now, report)
-    check_credential_status(credential, context, report)
-    check_ob3_recipient(credential, context, report)
 
 
 def check_validity_dates(
