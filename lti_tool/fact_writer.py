@@ -4,8 +4,8 @@ A request that stored its own fact paid for a transaction and a commit of its ow
 on SQLite the requests of one process also queued on the write lock, each handing the
 GIL back and forth several times while holding it. Here a request parses its event,
 puts the fact on a queue and waits. A writer thread takes everything queued, stores it
-with `record_facts` in one transaction (two multi-row INSERTs), and wakes each waiting
-request after the commit, so concurrent requests share one commit. SQLite gets one
+with `record_facts` in one transaction (two multi-row INSERTs on the DB-API cursor,
+in one statement on PostgreSQL), and wakes each waiting request after the commit, so concurrent requests share one commit. SQLite gets one
 writer thread per process; a database server gets `SERVER_WRITER_THREADS`, whose
 commits overlap.
 

@@ -7,6 +7,7 @@ duplicates within a batch and against stored facts resolve to the stored fact.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from badge_engine.fact_store import FactBatchStatements, record_fact, record_facts
 from badge_engine.facts import CompletionFact, CompletionState, FactSource
 from lti_tool.app import create_app
-from lti_tool.fact_writer import FactWriter
+from lti_tool.fact_writer import FactWriter, _Pending
 from lti_tool.schema import upgrade
 from tests.support.databases import reset_postgres
 from tests.support.seed import add_moodle_connection, add_provider
@@ -115,6 +116,34 @@ def test_rows_match_orm_rows(seeded):
     assert messages[1]["idempotency_key"] == f"fact:{stored.fact_id}"
     assert messages[0]["dispatched_at"] is None
     assert messages[1]["dispatched_at"] is not None
+    for fact, payload in zip(facts, _payload_texts(engine)):
+        assert payload == json.dumps({"fact_id": fact["id"]})
+
+
+def _payload_texts(engine) -> list[str]:
+    with engine.connect() as connection:
+        query = text("SELECT CAST(payload AS TEXT) FROM outbox ORDER BY id")
+        return list(connection.scalars(query))
+
+
+def test_bad_fact_fails_alone(seeded):
+    """In a batch with a fact the database rejects, only that fact fails."""
+    engine, provider_id, connection_id = seeded
+    committed: list[list[int]] = []
+    writer = FactWriter(engine, on_committed=committed.append)
+    good = _Pending(_fact(provider_id, connection_id, 20))
+    # No provider has this id, so the foreign key rejects the row.
+    bad = _Pending(_fact(999_999, connection_id, 21))
+
+    writer._store([good, bad])
+
+    assert good.result is not None
+    assert good.result.created
+    assert isinstance(bad.error, Exception)
+    assert bad.result is None
+    assert len(_rows(engine, "completion_facts")) == 1
+    assert len(_rows(engine, "outbox")) == 1
+    assert committed == [[good.result.message_id]]
 
 
 def test_batch_resolves_repeats(seeded):
