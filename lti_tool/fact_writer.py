@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
@@ -51,6 +52,10 @@ SERVER_WRITER_THREADS = 4
 # A writer idle this long (seconds) gives its connection back to the pool, so idle
 # apps (many in a test run) do not keep server connections open.
 IDLE_SECONDS = 2.0
+
+
+# Queued by `FactWriter.stop`: the writer thread that takes it ends.
+_STOP = object()
 
 
 class FactNotStored(RuntimeError):
@@ -165,18 +170,41 @@ class FactWriter:
                 thread.start()
                 self._threads.append(thread)
 
-    def _next_batch(self) -> list[_Pending]:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the writer threads once they have stored what is queued before.
+
+        Returns False when a thread did not end within `timeout` seconds. A later
+        `write` starts new threads.
+        """
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(_STOP)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
+    def _next_batch(self) -> list[_Pending] | None:
         try:
             first = self._queue.get(timeout=IDLE_SECONDS)
         except queue.Empty:
             self._release_connection()
             first = self._queue.get()
+        if first is _STOP:
+            self._release_connection()
+            return None
         batch = [first]
         while len(batch) < self._max_batch:
             try:
-                batch.append(self._queue.get_nowait())
+                pending = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if pending is _STOP:
+                # Another thread, or this one after the batch, takes it.
+                self._queue.put(_STOP)
+                break
+            batch.append(pending)
         return batch
 
     def _release_connection(self) -> None:
@@ -188,6 +216,8 @@ class FactWriter:
     def _run(self) -> None:
         while True:
             batch = self._next_batch()
+            if batch is None:
+                return
             try:
                 self._store(batch)
             except BaseException:  # noqa: BLE001 - the thread must outlive any batch

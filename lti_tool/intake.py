@@ -28,6 +28,19 @@ def register(app: Flask) -> None:
     )
 
 
+def stop(app: Flask, timeout: float = 5.0) -> bool:
+    """Stop the app's fact writer and dispatcher threads after their queued work.
+
+    For an app that is done (a test's app). Returns False when a thread did not
+    end within `timeout` seconds each.
+    """
+    stopped = app.extensions[WRITER].stop(timeout)
+    dispatcher = app.extensions.get("hpass_dispatcher")
+    if dispatcher is not None:
+        stopped = dispatcher.stop(timeout) and stopped
+    return stopped
+
+
 def webhook_connection(public_id: str, kind: str) -> WebhookConnection | None:
     """Return the connection of this kind with this public id, or None."""
     return current_app.extensions[CONNECTIONS].get(public_id, kind)

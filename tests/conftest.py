@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
+from lti_tool import intake
 from lti_tool.app import create_app
 from lti_tool.config import load_settings
 from lti_tool.schema import upgrade
@@ -33,6 +34,9 @@ def app(settings):
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
+    # The fact writer and dispatcher threads would otherwise stay, idle, for the
+    # rest of the test run.
+    intake.stop(app)
     app.extensions["hpass"].engine.dispose()
 
 

@@ -55,7 +55,7 @@ _MAX_CLOCK_SKEW_SECONDS = 24 * 60 * 60
 
 
 def parse_webhook_event(
-    body: Any, *, provider_id: int, lms_connection_id: int
+    body: Any, *, provider_id: int, lms_connection_id: int, copy_body: bool = True
 ) -> CompletionFact | None:
     """Turn a Moodle webhook body into a completion fact.
 
@@ -64,7 +64,9 @@ def parse_webhook_event(
     `other.completionstate`, which drops back to INCOMPLETE when a teacher reverses
     a completion). Returns None for any other Moodle event, such as user_graded or
     badge_awarded: the body is accepted, and there is nothing to do. The fact's
-    `raw_payload` is the body without its secret fields.
+    `raw_payload` is the body without its secret fields: a deep copy, or with
+    `copy_body` False, a new top-level dict that shares the nested values of `body`
+    (for a caller that parsed the body itself and does not use it again).
 
     Raises:
         MoodleEventInvalid: the body is not a Moodle event (no valid eventname), or
@@ -110,7 +112,7 @@ def parse_webhook_event(
         occurred_at=occurred_at,
         source=FactSource.EVENT,
         source_event_id=source_event_id,
-        raw_payload=strip_secrets(body),
+        raw_payload=strip_secrets(body) if copy_body else _without_secrets(body),
     )
 
 
@@ -237,6 +239,10 @@ def strip_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in body.items()
         if key not in SECRET_FIELDS
     }
+
+
+def _without_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in SECRET_FIELDS}
 
 
 def secret_matches(expected: str, presented: str | None) -> bool:

@@ -17,6 +17,7 @@ from badge_engine.facts import CompletionFact, CompletionState, FactSource
 from badge_engine.models import CompletionFactRecord
 from badge_engine.outbox import OutboxMessage
 from lti_tool.fact_writer import FactNotStored, FactWriter
+from lti_tool import intake
 from lti_tool.intake import WRITER
 from lti_tool.lti.serialize import database_writes
 from tests.support.seed import add_moodle_connection, add_provider
@@ -216,3 +217,22 @@ def test_committed_messages_marked_dispatched(app, db, connection):
     assert response.status_code == 202
     message = db.scalars(select(OutboxMessage)).one()
     assert message.dispatched_at is not None
+
+
+def test_stop_ends_threads(app, db, connection):
+    """Stopping the intake ends its threads; the next event starts them again."""
+    client = app.test_client()
+    url = f"/webhooks/moodle/{connection.public_id}"
+    writer = app.extensions[WRITER]
+    assert client.post(url, json=_event(9000)).status_code == 202
+    started = list(writer._threads)
+    dispatcher = app.extensions["hpass_dispatcher"]._thread
+
+    assert intake.stop(app)
+
+    assert started
+    assert not any(thread.is_alive() for thread in started)
+    assert not dispatcher.is_alive()
+    assert client.post(url, json=_event(9001)).status_code == 202
+    assert all(thread.is_alive() for thread in writer._threads)
+    assert _counts(db) == (2, 2)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from badge_engine.fact_store import FactBatchStatements, record_fact, record_facts
 from badge_engine.facts import CompletionFact, CompletionState, FactSource
+from lti_tool import intake
 from lti_tool.app import create_app
 from lti_tool.fact_writer import FactWriter, _Pending
 from lti_tool.schema import upgrade
@@ -40,6 +41,7 @@ def backend_app(request, settings):
     upgrade(settings.database_url)
     app = create_app(settings)
     yield app
+    intake.stop(app)
     app.extensions["hpass"].engine.dispose()
 
 

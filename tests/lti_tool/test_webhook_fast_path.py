@@ -159,3 +159,14 @@ def test_unexpected_error_returns_500(client, db, connections, monkeypatch):
     assert response.json["error"] == "internal_error"
     assert response.json["request_id"] == response.headers["X-Request-ID"]
     assert _counts(db) == (0, 0)
+
+
+def test_generated_request_ids_distinct():
+    """Generated request ids are 32 hex digits and never repeat in one process."""
+    from lti_tool.webhook_fast_path import _request_id
+
+    ids = [_request_id({}) for _ in range(1000)]
+
+    assert len(set(ids)) == 1000
+    assert all(len(value) == 32 for value in ids)
+    assert all(int(value, 16) >= 0 for value in ids)

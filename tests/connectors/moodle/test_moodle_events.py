@@ -393,3 +393,17 @@ def test_irrelevant_event_skips_field_checks():
 def test_secret_matches_cases(expected, presented, result):
     """secret_matches is True only for equal, non-empty secrets."""
     assert secret_matches(expected, presented) is result
+
+
+def test_uncopied_body_same_payload():
+    """Without a copy, the payload still drops the token and matches the copied one."""
+    body = load_event("course_completed")
+    body["token"] = "webhook-secret"
+    expected = parse_webhook_event(copy.deepcopy(body), **IDS)
+
+    fact = parse_webhook_event(body, copy_body=False, **IDS)
+
+    assert "token" not in fact.raw_payload
+    assert fact.raw_payload == expected.raw_payload
+    assert fact.dedupe_key == expected.dedupe_key
+    assert body["token"] == "webhook-secret"
