@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
@@ -30,6 +29,7 @@ from connectors.canvas.ids import local_id
 from connectors.canvas.models import CanvasPollCursor
 from connectors.canvas.progress import parse_course_progress
 from connectors.models import LmsConnection
+from connectors.poll_cursors import course_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -119,24 +119,10 @@ def reconcile_course(
 def _cursor(
     session: Session, connection: LmsConnection, lms_course_id: str
 ) -> CanvasPollCursor:
-    cursor = session.scalar(
-        select(CanvasPollCursor).where(
-            CanvasPollCursor.provider_id == connection.provider_id,
-            CanvasPollCursor.lms_connection_id == connection.id,
-            CanvasPollCursor.lms_course_id == lms_course_id,
-        )
+    return course_cursor(
+        session, CanvasPollCursor, connection, lms_course_id,
+        pages_read=0, learners_read=0,
     )
-    if cursor is None:
-        cursor = CanvasPollCursor(
-            provider_id=connection.provider_id,
-            lms_connection_id=connection.id,
-            lms_course_id=lms_course_id,
-            pages_read=0,
-            learners_read=0,
-        )
-        session.add(cursor)
-        session.flush()
-    return cursor
 
 
 def _store_page(

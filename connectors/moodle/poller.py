@@ -24,6 +24,7 @@ from badge_engine.facts import CompletionFact, CompletionState, FactSource
 from badge_engine.identity import IdentityConflict, change_email
 from badge_engine.models import Achievement, Learner
 from connectors.models import LmsConnection
+from connectors.poll_cursors import course_cursor
 from connectors.moodle.client import EnrolledUser, MoodleClient
 from connectors.moodle.errors import (
     MoodleAccessDenied,
@@ -266,24 +267,9 @@ def _update_learner_identity(
 def _cursor_for(
     session: Session, connection: LmsConnection, course_id: str
 ) -> MoodlePollCursor:
-    cursor = session.scalar(
-        select(MoodlePollCursor).where(
-            MoodlePollCursor.provider_id == connection.provider_id,
-            MoodlePollCursor.lms_connection_id == connection.id,
-            MoodlePollCursor.lms_course_id == course_id,
-        )
+    return course_cursor(
+        session, MoodlePollCursor, connection, course_id, next_offset=0, facts_found=0
     )
-    if cursor is None:
-        cursor = MoodlePollCursor(
-            provider_id=connection.provider_id,
-            lms_connection_id=connection.id,
-            lms_course_id=course_id,
-            next_offset=0,
-            facts_found=0,
-        )
-        session.add(cursor)
-        session.flush()
-    return cursor
 
 
 def _poll_fact(
