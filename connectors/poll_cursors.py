@@ -19,7 +19,7 @@ def course_cursor(
     lms_course_id: str,
     **start: Any,
 ) -> CursorRow:
-    """Return the connection's cursor row for a course, or add one with the `start` values.
+    """Return the cursor row of a connection's course, adding it with `start` if missing.
 
     `model` is a cursor table keyed by provider, LMS connection and LMS course id.
     """

@@ -324,9 +324,7 @@ class MoodleClient:
         besides the errors that `call` raises.
         """
         wsfunction = "core_completion_get_course_completion_status"
-        result = self.call(wsfunction, courseid=course_id, userid=user_id)
-        result = self._require_dict(result, wsfunction, "the top level")
-        self._log_warnings(result, wsfunction)
+        result = self._call_for_object(wsfunction, courseid=course_id, userid=user_id)
 
         status = self._require_dict(
             result.get("completionstatus"), wsfunction, "completionstatus"
@@ -337,11 +335,9 @@ class MoodleClient:
                 wsfunction, "completionstatus.completed", completed, "a boolean"
             )
 
-        completions = status.get("completions")
-        if not isinstance(completions, list):
-            raise self._shape_error(
-                wsfunction, "completionstatus.completions", completions, "a list"
-            )
+        completions = self._require_list(
+            status.get("completions"), wsfunction, "completionstatus.completions"
+        )
 
         criteria_times: list[int] = []
         for index, criterion in enumerate(completions):
@@ -372,13 +368,8 @@ class MoodleClient:
     ) -> list[ActivityCompletion]:
         """Read one learner's completion of every course module that tracks it."""
         wsfunction = "core_completion_get_activities_completion_status"
-        result = self.call(wsfunction, courseid=course_id, userid=user_id)
-        result = self._require_dict(result, wsfunction, "the top level")
-        self._log_warnings(result, wsfunction)
-
-        statuses = result.get("statuses")
-        if not isinstance(statuses, list):
-            raise self._shape_error(wsfunction, "statuses", statuses, "a list")
+        result = self._call_for_object(wsfunction, courseid=course_id, userid=user_id)
+        statuses = self._require_list(result.get("statuses"), wsfunction, "statuses")
 
         activities = []
         for index, status in enumerate(statuses):
@@ -390,9 +381,9 @@ class MoodleClient:
     def get_course_contents(self, course_id: int) -> list[CourseModule]:
         """Read a course's sections and list every course module with its tracking."""
         wsfunction = "core_course_get_contents"
-        result = self.call(wsfunction, courseid=course_id)
-        if not isinstance(result, list):
-            raise self._shape_error(wsfunction, "the top level", result, "a list")
+        result = self._require_list(
+            self.call(wsfunction, courseid=course_id), wsfunction, "the top level"
+        )
 
         modules = []
         for index, section in enumerate(result):
@@ -428,9 +419,11 @@ class MoodleClient:
             {"name": "limitfrom", "value": offset},
             {"name": "limitnumber", "value": limit},
         ]
-        result = self.call(wsfunction, courseid=course_id, options=options)
-        if not isinstance(result, list):
-            raise self._shape_error(wsfunction, "the top level", result, "a list")
+        result = self._require_list(
+            self.call(wsfunction, courseid=course_id, options=options),
+            wsfunction,
+            "the top level",
+        )
 
         users = []
         for index, user in enumerate(result):
@@ -460,13 +453,10 @@ class MoodleClient:
     def get_grade_items(self, course_id: int, user_id: int) -> list[GradeItem]:
         """Read one learner's grade items in a course from the user grade report."""
         wsfunction = "gradereport_user_get_grade_items"
-        result = self.call(wsfunction, courseid=course_id, userid=user_id)
-        result = self._require_dict(result, wsfunction, "the top level")
-        self._log_warnings(result, wsfunction)
-
-        usergrades = result.get("usergrades")
-        if not isinstance(usergrades, list):
-            raise self._shape_error(wsfunction, "usergrades", usergrades, "a list")
+        result = self._call_for_object(wsfunction, courseid=course_id, userid=user_id)
+        usergrades = self._require_list(
+            result.get("usergrades"), wsfunction, "usergrades"
+        )
 
         items = []
         for index, usergrade in enumerate(usergrades):
@@ -743,11 +733,24 @@ class MoodleClient:
                 warning.get("itemid"),
             )
 
+    def _call_for_object(self, wsfunction: str, **params: Any) -> dict[str, Any]:
+        """Call `wsfunction`, require a JSON object and log the warnings it carries."""
+        result = self._require_dict(
+            self.call(wsfunction, **params), wsfunction, "the top level"
+        )
+        self._log_warnings(result, wsfunction)
+        return result
+
     def _require_dict(
         self, value: Any, wsfunction: str, path: str
     ) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self._shape_error(wsfunction, path, value, "a JSON object")
+        return value
+
+    def _require_list(self, value: Any, wsfunction: str, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self._shape_error(wsfunction, path, value, "a list")
         return value
 
     def _shape_error(
