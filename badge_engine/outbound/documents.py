@@ -47,8 +47,8 @@ class DocumentFetcher:
         """GET `url` and return its body.
 
         Raises an OutboundError naming the URL for a blocked address or scheme, a
-        timeout, a connection failure, a body over the limit, too many redirects,
-        or (as OutboundStatusError) a status other than 2xx.
+        timeout, a connection failure, a body over the limit or too many redirects.
+        A status other than 2xx raises OutboundStatusError.
         """
         with GuardedSession(self.policy, self.limits) as session:
             response = session.get(url, headers={"Accept": accept})

@@ -17,9 +17,9 @@ what failed and what an administrator should check. The tree::
             └── OutboundTlsFailed  (also requests.exceptions.SSLError) the TLS
                                    handshake or certificate check failed
 
-The last three also subclass the requests exceptions so that clients which already
-map `requests.Timeout` and `requests.ConnectionError` to their own retryable errors
-keep doing so.
+The last three also subclass the requests exceptions. So clients that already map
+`requests.Timeout` and `requests.ConnectionError` to their own retryable errors keep
+doing so.
 """
 
 from __future__ import annotations

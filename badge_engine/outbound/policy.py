@@ -1,8 +1,8 @@
 """Which URLs and addresses the bridge may call, and the limits on each request.
 
-An address is allowed when it is public (`ipaddress` calls it global and it is not
-multicast), or it lies in a network the operator listed, or it is a loopback address
-and loopback development mode is on. Everything else is blocked: private ranges,
+An address is allowed when it is public, which means `ipaddress` calls it global and
+it is not multicast. An address in a network the operator listed is allowed too, and
+so is a loopback address in loopback development mode. Everything else is blocked: private ranges,
 link-local ones (which hold cloud metadata services such as 169.254.169.254),
 loopback, unspecified, reserved and multicast addresses. Plain http is allowed only
 to loopback addresses in loopback development mode.

@@ -1,7 +1,7 @@
 """The guarded HTTP client: one requests Session subclass for every outbound call.
 
 `GuardedSession.request` keeps the requests interface, so a client written for
-`requests.Session` works unchanged, but every call:
+`requests.Session` works unchanged. Every call also:
 
 - blocks URLs the policy forbids, at every redirect hop, and checks the addresses
   each new connection uses (see `transport`);

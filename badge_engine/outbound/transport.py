@@ -1,6 +1,6 @@
 """A requests transport adapter that checks and pins addresses when it connects.
 
-urllib3 resolves a host name itself when it opens a connection, so a check made
+urllib3 resolves a host name itself when it opens a connection. So a check made
 before the request could approve one DNS answer while the connection uses another
 (DNS rebinding). Here the connection resolves the name once, checks every address
 against the policy and connects only to those checked addresses. TLS still verifies
