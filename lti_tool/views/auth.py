@@ -196,12 +196,17 @@ def _link_expired_page():
     )
 
 
-@bp.get("/invitation/<token>")
-def invitation_form(token: str):
-    row = find_usable_token(db_session(), token, TokenPurpose.INVITATION)
+def _token_form(token: str, purpose: TokenPurpose):
+    """Show the set-password form of a usable token, or the expired-link page."""
+    row = find_usable_token(db_session(), token, purpose)
     if row is None:
         return _link_expired_page()
-    return _set_password_page(row, {}, 200, TokenPurpose.INVITATION)
+    return _set_password_page(row, {}, 200, purpose)
+
+
+@bp.get("/invitation/<token>")
+def invitation_form(token: str):
+    return _token_form(token, TokenPurpose.INVITATION)
 
 
 @bp.post("/invitation/<token>")
@@ -304,10 +309,7 @@ def request_reset():
 
 @bp.get("/reset/<token>")
 def reset_form(token: str):
-    row = find_usable_token(db_session(), token, TokenPurpose.PASSWORD_RESET)
-    if row is None:
-        return _link_expired_page()
-    return _set_password_page(row, {}, 200, TokenPurpose.PASSWORD_RESET)
+    return _token_form(token, TokenPurpose.PASSWORD_RESET)
 
 
 @bp.post("/reset/<token>")
