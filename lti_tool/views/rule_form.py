@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from badge_engine.rules import InvalidAwardRule, validate_award_rule
 from lti_tool.models import AGS_ACTIVITY_PREFIX
 
-# Digits with an optional fraction after a point or a comma (French and Spanish
-# write 70,5). Signs, exponents, NaN and infinity are rejected here.
-_DECIMAL = re.compile(r"\d{1,3}(?:[.,]\d{1,3})?")
+# Digits with an optional fraction after a point, a comma (French and Spanish write
+# 70,5) or the Arabic decimal separator U+066B. `\d` also matches Arabic-Indic
+# digits, which float() reads. Signs, exponents, NaN and infinity are rejected.
+_DECIMAL = re.compile(r"\d{1,3}(?:[.,\u066b]\d{1,3})?")
 
 
 class InvalidMinPercent(ValueError):
@@ -50,7 +51,7 @@ def parse_min_percent(text: str, activity_id: str) -> float | int | None:
     if not _DECIMAL.fullmatch(text):
         raise InvalidMinPercent(text)
 
-    number = float(text.replace(",", "."))
+    number = float(text.replace(",", ".").replace("\u066b", "."))
     value: float | int = int(number) if number.is_integer() else number
     try:
         validate_award_rule(

@@ -85,10 +85,12 @@ def test_other_shapes_not_shown(node):
         ("70,25", 70.25),
         (" 8 ", 8),
         ("", None),
+        ("\u0667\u0660", 70),
+        ("\u0667\u0660\u066b\u0665", 70.5),
     ],
 )
 def test_min_percent_parsed(text, expected):
-    """Percentages with a point or a comma parse, and an empty field is None."""
+    """Percentages in Latin or Arabic digits and decimal marks parse; empty is None."""
     assert parse_min_percent(text, "ags-1") == expected
 
 
