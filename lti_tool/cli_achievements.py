@@ -234,9 +234,14 @@ def _preview_text(achievement_id: str, rows: list[dict]) -> str:
             f"Not yet ({len(waiting)})",
             table(waiting, ["lms_user_id", "name", "missing"], "(none)"),
         ),
-        "Nothing was issued. To award the badge to them, run: hpass-bridge "
-        f"achievement backfill {achievement_id}",
     ]
+    closing = "Nothing was issued."
+    if earning:
+        closing += (
+            " To award the badge to them, run:\n"
+            f"  hpass-bridge achievement backfill {achievement_id}"
+        )
+    blocks.append(closing)
     return "\n\n".join(blocks)
 
 

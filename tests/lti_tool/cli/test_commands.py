@@ -442,10 +442,8 @@ def test_achievement_preview_text_sections(cli, achievement):
     assert lines[not_yet_at + 1].split()[:3] in (
         ["LMS_USER_ID", "NAME", "MISSING"], ["(none)"],
     )
-    assert lines[-1] == (
-        f"Nothing was issued. To award the badge to them, run: hpass-bridge "
-        f"achievement backfill {achievement}"
-    )
+    assert lines[-2] == "Nothing was issued. To award the badge to them, run:"
+    assert lines[-1] == f"  hpass-bridge achievement backfill {achievement}"
 
 
 def test_achievement_preview_json_unchanged(cli, achievement):
@@ -456,3 +454,23 @@ def test_achievement_preview_json_unchanged(cli, achievement):
     assert sorted(document["learners"][0]) == [
         "completed_activities", "lms_user_id", "met", "met_at", "missing", "name",
     ]
+
+
+def test_preview_text_without_earners():
+    """With nobody qualifying, preview names what is missing and suggests no backfill."""
+    # lti_tool.cli imports the command modules in the order their imports need.
+    import lti_tool.cli  # noqa: F401
+    from lti_tool.cli_achievements import _preview_text
+
+    row = {"lms_user_id": "3", "name": "Bob", "met": False, "met_at": None,
+           "missing": ["Complete the course", "Pass quiz 2"],
+           "completed_activities": []}
+
+    lines = _preview_text("badge-1", [row]).splitlines()
+
+    assert lines[0] == "0 of 1 enrolled learners would earn it now"
+    assert "Would earn it now (0)" in lines
+    assert "  (none)" in lines
+    assert lines[-3].split()[:2] == ["3", "Bob"]
+    assert lines[-3].endswith("Complete the course; Pass quiz 2")
+    assert lines[-1] == "Nothing was issued."
