@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.engine import Connection, Row
@@ -28,8 +29,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from lti_tool.models import Deployment, DeploymentStatus, Registration
 
 MAX_AGE_SECONDS = 10.0
-
-_TABLES = frozenset({Registration.__tablename__, Deployment.__tablename__})
 
 # Built once: constructing a statement costs more than running it on a launch. Core
 # statements, because the rows are only read and the ORM's identity map costs more.
@@ -105,40 +104,43 @@ class LaunchRowCache:
             self._deployments.clear()
 
     def clear_on_commit(self, session_factory: sessionmaker) -> None:
-        """Clear the cache after each commit that changed a registration or deployment.
-
-        ORM changes are seen at flush, and bulk UPDATE or DELETE statements on the two
-        tables when the session runs them. Statements sent on a bare connection are not
-        seen.
-        """
-        event.listen(session_factory, "after_flush", _note_flushed_rows)
-        event.listen(session_factory, "do_orm_execute", _note_bulk_statement)
-
-        def clear_if_changed(session: Session) -> None:
-            if session.info.pop(_CHANGED, False):
-                self.clear()
-
-        event.listen(session_factory, "after_commit", clear_if_changed)
-        event.listen(session_factory, "after_soft_rollback", _forget_changes)
+        """Clear the cache after each commit that changed a registration or deployment."""
+        clear_after_commits(session_factory, (Registration, Deployment), self.clear)
 
 
-_CHANGED = "hpass_launch_rows_changed"
+def clear_after_commits(
+    session_factory: sessionmaker, models: tuple[type, ...], clear: Callable[[], None]
+) -> None:
+    """Call `clear` after each commit of a session that changed rows of `models`.
 
+    ORM changes are seen at flush, and bulk UPDATE or DELETE statements on their
+    tables when the session runs them. Statements sent on a bare connection, such as
+    the launch's upserts, are not seen.
+    """
+    tables = frozenset(model.__tablename__ for model in models)
+    changed = f"hpass_changed_{'_'.join(sorted(tables))}"
 
-def _note_flushed_rows(session: Session, _flush_context) -> None:
-    for instance in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(instance, (Registration, Deployment)):
-            session.info[_CHANGED] = True
+    def note_flushed_rows(session: Session, _flush_context) -> None:
+        for instance in (*session.new, *session.dirty, *session.deleted):
+            if isinstance(instance, models):
+                session.info[changed] = True
+                return
+
+    def note_bulk_statement(state) -> None:
+        if not (state.is_update or state.is_delete):
             return
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in tables:
+            state.session.info[changed] = True
 
+    def clear_if_changed(session: Session) -> None:
+        if session.info.pop(changed, False):
+            clear()
 
-def _note_bulk_statement(state) -> None:
-    if not (state.is_update or state.is_delete):
-        return
-    table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) in _TABLES:
-        state.session.info[_CHANGED] = True
+    def forget_changes(session: Session, _previous_transaction) -> None:
+        session.info.pop(changed, None)
 
-
-def _forget_changes(session: Session, _previous_transaction) -> None:
-    session.info.pop(_CHANGED, None)
+    event.listen(session_factory, "after_flush", note_flushed_rows)
+    event.listen(session_factory, "do_orm_execute", note_bulk_statement)
+    event.listen(session_factory, "after_commit", clear_if_changed)
+    event.listen(session_factory, "after_soft_rollback", forget_changes)

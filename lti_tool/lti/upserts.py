@@ -7,6 +7,9 @@ row's id comes back without a second SELECT.
 
 from __future__ import annotations
 
+import threading
+import time
+
 from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -143,3 +146,67 @@ def learner(
             "created_at": utcnow(),
         },
     ).one()
+
+
+class RecentUpserts:
+    """Course and learner rows this process upserted lately, with the values written.
+
+    A launch that would write the same values to the same row again within
+    `max_age_seconds` skips its upsert and reuses the row's id, so a learner's
+    repeated launches only record their nonce. Entries are added after the launch's
+    commit, and `clear` runs after any commit of this process that changes a course
+    or learner row through an ORM session (see `clear_after_commits`). A change by
+    another process (a second web process, a CLI command, a Core statement on a bare
+    connection) is not seen, so for up to `max_age_seconds` after it:
+
+    - a launch does not write its title, LMS course id, AGS endpoint, name or
+      `sub` over a value that other process wrote;
+    - a launch of a course or learner row that process deleted gets the deleted
+      row's id.
+    """
+
+    def __init__(
+        self, max_age_seconds: float = 10.0, max_entries: int = 10_000
+    ) -> None:
+        self.max_age = max_age_seconds
+        self.max_entries = max_entries
+        self._courses: dict[tuple, tuple[float, tuple, int]] = {}
+        self._learners: dict[tuple, tuple[float, tuple, int, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def course_id(self, key: tuple, values: tuple) -> int | None:
+        """Return the course id when `values` were written to its row lately."""
+        cached = self._courses.get(key)
+        if cached is None or cached[1] != values:
+            return None
+        if time.monotonic() - cached[0] >= self.max_age:
+            return None
+        return cached[2]
+
+    def learner(self, key: tuple, values: tuple) -> tuple[int, str | None] | None:
+        """Return (id, stored email) when `values` were written to its row lately."""
+        cached = self._learners.get(key)
+        if cached is None or cached[1] != values:
+            return None
+        if time.monotonic() - cached[0] >= self.max_age:
+            return None
+        return cached[2], cached[3]
+
+    def remember_course(self, key: tuple, values: tuple, course_id: int) -> None:
+        with self._lock:
+            if len(self._courses) >= self.max_entries:
+                self._courses.clear()
+            self._courses[key] = (time.monotonic(), values, course_id)
+
+    def remember_learner(
+        self, key: tuple, values: tuple, learner_id: int, stored_email: str | None
+    ) -> None:
+        with self._lock:
+            if len(self._learners) >= self.max_entries:
+                self._learners.clear()
+            self._learners[key] = (time.monotonic(), values, learner_id, stored_email)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._courses.clear()
+            self._learners.clear()

@@ -33,6 +33,7 @@ from werkzeug.utils import redirect
 from badge_engine.identity import IdentityConflict, change_email
 from badge_engine.models import Learner
 from lti_tool.errors import NotFound, bind_request_id
+from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
 from lti_tool.lti import ags, deep_linking, nonces, roles, upserts
 from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknown
@@ -46,7 +47,7 @@ from lti_tool.lti.launch import (
     NeedsPlatformStorage,
     ValidatedLaunch,
 )
-from lti_tool.lti.row_cache import LaunchRowCache
+from lti_tool.lti.row_cache import LaunchRowCache, clear_after_commits
 from lti_tool.lti.serialize import database_writes
 from lti_tool.urls_for import lti_launch_url
 from lti_tool.views import headers
@@ -70,6 +71,10 @@ class LaunchEndpoints:
         self.settings = self.bridge.settings
         self.rows = LaunchRowCache()
         self.rows.clear_on_commit(self.bridge.session_factory)
+        self.upserts = upserts.RecentUpserts()
+        clear_after_commits(
+            self.bridge.session_factory, (LtiCourse, Learner), self.upserts.clear
+        )
         self.jwks = app.extensions.setdefault(
             "hpass_lti_jwks",
             JwksCache(
@@ -292,7 +297,7 @@ class LaunchEndpoints:
                     request, lambda: deep_linking.start(validated)
                 )
             else:
-                accepted = _record_course_launch(db, validated)
+                accepted, remember = _record_course_launch(db, validated, self.upserts)
         except DeploymentHeld:
             # The held deployment is what the admin approves, and the nonce stays used.
             db.commit()
@@ -303,6 +308,8 @@ class LaunchEndpoints:
             raise
 
         db.commit()
+        if isinstance(accepted, CourseLaunch):
+            remember()
         return accepted
 
     def _start_course_session(self, request: Request, launch: CourseLaunch) -> Response:
@@ -512,8 +519,15 @@ class CourseLaunch:
     role: str
 
 
-def _record_course_launch(db: Session, validated: ValidatedLaunch) -> CourseLaunch:
-    """Upsert the launch's course and, for a learner, the learner; the caller commits."""
+def _record_course_launch(
+    db: Session, validated: ValidatedLaunch, recent: upserts.RecentUpserts
+) -> tuple[CourseLaunch, Callable[[], None]]:
+    """Upsert the launch's course and, for a learner, the learner; the caller commits.
+
+    An upsert that `recent` shows wrote the same values lately is skipped. Returns
+    the launch and a function that records this launch's writes in `recent`, for
+    the caller to run after its commit.
+    """
     registration, data = validated.registration, validated.claims
     # The validator has checked that the context claim has an id.
     context = data[CLAIM + "context"]
@@ -526,34 +540,67 @@ def _record_course_launch(db: Session, validated: ValidatedLaunch) -> CourseLaun
     lms_user_id = str(
         custom.get("lms_user_id") or custom.get("canvas_user_id") or data["sub"]
     )
+    remembered: list[Callable[[], None]] = []
 
     connection = db.connection()
-    course_id = upserts.course(
-        connection,
-        provider_id=registration.provider_id,
-        registration_id=registration.id,
-        context_id=context["id"],
-        title=context.get("title") or None,
-        lms_course_id=lms_course_id,
-        ags=ags.endpoint_or_none(data, validated.ids),
+    endpoint = ags.endpoint_or_none(data, validated.ids)
+    course_key = (registration.id, context["id"])
+    course_values = (
+        registration.provider_id,
+        context.get("title") or None,
+        lms_course_id,
+        endpoint,
     )
+    course_id = recent.course_id(course_key, course_values)
+    if course_id is None:
+        course_id = upserts.course(
+            connection,
+            provider_id=registration.provider_id,
+            registration_id=registration.id,
+            context_id=context["id"],
+            title=context.get("title") or None,
+            lms_course_id=lms_course_id,
+            ags=endpoint,
+        )
+        remembered.append(
+            lambda: recent.remember_course(course_key, course_values, course_id)
+        )
 
     role = roles.map_roles(data.get(CLAIM + "roles") or [])
     learner_id = None
     if role == roles.LEARNER and registration.lms_connection_id is not None:
-        learner_id, stored_email = upserts.learner(
-            connection,
-            provider_id=registration.provider_id,
-            lms_connection_id=registration.lms_connection_id,
-            lms_user_id=lms_user_id,
-            name=data.get("name") or None,
-            email=data.get("email") or None,
-            lti_sub=data["sub"],
+        learner_key = (
+            registration.provider_id, registration.lms_connection_id, lms_user_id
         )
+        learner_values = (data.get("name") or None, data.get("email") or None, data["sub"])
+        found = recent.learner(learner_key, learner_values)
+        if found is None:
+            learner_id, stored_email = upserts.learner(
+                connection,
+                provider_id=registration.provider_id,
+                lms_connection_id=registration.lms_connection_id,
+                lms_user_id=lms_user_id,
+                name=data.get("name") or None,
+                email=data.get("email") or None,
+                lti_sub=data["sub"],
+            )
+        else:
+            learner_id, stored_email = found
         if data.get("email") and data["email"] != stored_email:
+            # The email change commits through the ORM, which clears `recent`.
             _change_learner_email(db, learner_id, data["email"])
+        elif found is None:
+            remembered.append(
+                lambda: recent.remember_learner(
+                    learner_key, learner_values, learner_id, stored_email
+                )
+            )
 
-    return CourseLaunch(validated, course_id, learner_id, lms_user_id, role)
+    def remember() -> None:
+        for step in remembered:
+            step()
+
+    return CourseLaunch(validated, course_id, learner_id, lms_user_id, role), remember
 
 
 def _change_learner_email(db: Session, learner_id: int, email: str) -> None:

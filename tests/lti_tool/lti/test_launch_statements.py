@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import event
+from sqlalchemy import event, select
+
+from badge_engine.models import Learner
 
 from lti_tool.lti import nonces
+from lti_tool.models import LtiCourse
 
 
 def test_launch_statements(app, tool, platform, monkeypatch):
@@ -43,3 +46,85 @@ def test_launch_statements(app, tool, platform, monkeypatch):
     assert sum(text.startswith("INSERT INTO LTI_COURSES") for text in statements) == 1
     assert sum(text.startswith("INSERT INTO LEARNERS") for text in statements) == 1
     assert not any(text.startswith("SELECT") and "LTI_COURSES" in text for text in statements)
+
+
+def _launch_statements(app, tool, platform, **changes) -> list[str]:
+    engine = app.extensions["hpass"].engine
+    statements: list[str] = []
+
+    def record(connection, cursor, statement, *args):
+        statements.append(" ".join(statement.split()).upper())
+
+    login = tool.start()
+    claims = platform.claims(login.nonce, tool.target_link_uri, **changes)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = tool.launch(platform.sign(claims), login.state)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 302, response.text
+    return statements
+
+
+def _upserts(statements: list[str]) -> list[str]:
+    return [
+        text.split()[2]
+        for text in statements
+        if text.startswith(("INSERT INTO LTI_COURSES", "INSERT INTO LEARNERS"))
+    ]
+
+
+def test_repeat_launch_skips_upserts(app, tool, platform, monkeypatch):
+    """A repeated launch with the same claims writes only its used nonce."""
+    monkeypatch.setattr(nonces, "_last_purge", time.monotonic())
+    first = _launch_statements(app, tool, platform)
+    second = _launch_statements(app, tool, platform)
+
+    assert _upserts(first) == ["LTI_COURSES", "LEARNERS"]
+    assert _upserts(second) == []
+    writes = [text.split()[0] + " " + text.split()[2] for text in second if text.startswith("INSERT")]
+    assert writes == ["INSERT LTI_USED_NONCES"]
+
+
+def test_changed_claims_upsert_again(app, tool, platform, db, monkeypatch):
+    """A launch with a new title or name writes that row again, and only that row."""
+    monkeypatch.setattr(nonces, "_last_purge", time.monotonic())
+    _launch_statements(app, tool, platform)
+
+    renamed = _launch_statements(app, tool, platform, name="Learner Renamed")
+    retitled = _launch_statements(
+        app, tool, platform, name="Learner Renamed",
+        lti_context={"id": "course-1", "title": "Course one, renamed"},
+    )
+
+    assert _upserts(renamed) == ["LEARNERS"]
+    assert _upserts(retitled) == ["LTI_COURSES"]
+    db.expire_all()
+    assert db.scalar(select(Learner.name)) == "Learner Renamed"
+    assert db.scalar(select(LtiCourse.title)) == "Course one, renamed"
+
+
+def test_orm_change_clears_recent_upserts(app, tool, platform, db, monkeypatch):
+    """A course changed through a session of this process is written again at launch."""
+    monkeypatch.setattr(nonces, "_last_purge", time.monotonic())
+    _launch_statements(app, tool, platform)
+    course = db.scalar(select(LtiCourse))
+    course.title = "Changed by an admin"
+    db.commit()
+
+    statements = _launch_statements(app, tool, platform)
+
+    assert _upserts(statements) == ["LTI_COURSES", "LEARNERS"]
+    db.expire_all()
+    assert db.scalar(select(LtiCourse.title)) == "Course one"
+
+
+def test_recent_upserts_expire(app, tool, platform, monkeypatch):
+    """After the cache's max age a repeated launch upserts again."""
+    monkeypatch.setattr(nonces, "_last_purge", time.monotonic())
+    app.extensions["hpass_lti_launch"].upserts.max_age = 0.0
+    _launch_statements(app, tool, platform)
+
+    statements = _launch_statements(app, tool, platform)
+
+    assert _upserts(statements) == ["LTI_COURSES", "LEARNERS"]
