@@ -8,6 +8,7 @@ duplicates within a batch and against stored facts resolve to the stored fact.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
@@ -103,6 +104,7 @@ def test_rows_match_orm_rows(seeded):
     writer = FactWriter(engine, on_committed=lambda ids: None)
 
     stored = writer.write(_fact(provider_id, connection_id, 2))
+    assert writer.stop()
 
     facts = _rows(engine, "completion_facts")
     messages = _rows(engine, "outbox")
@@ -181,3 +183,19 @@ def test_statements_reject_other_databases():
 
     with pytest.raises(ValueError, match="'mysql' is not supported"):
         FactBatchStatements(mysql.dialect())
+
+
+def test_concurrent_repeats_stored_once(seeded):
+    """Eight threads writing one fact store it once; all name the same fact."""
+    engine, provider_id, connection_id = seeded
+    writer = FactWriter(engine, on_committed=lambda ids: None)
+    fact = _fact(provider_id, connection_id, 30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: writer.write(fact), range(8)))
+
+    assert sum(result.created for result in results) == 1
+    assert len({result.fact_id for result in results}) == 1
+    assert len(_rows(engine, "completion_facts")) == 1
+    assert len(_rows(engine, "outbox")) == 1
+    assert writer.stop()
