@@ -49,6 +49,7 @@ from lti_tool.lti.launch import (
 )
 from lti_tool.lti.row_cache import LaunchRowCache, clear_after_commits
 from lti_tool.lti.serialize import database_writes
+from lti_tool.lti.session_cookie import SessionCookieWriter
 from lti_tool.urls_for import lti_launch_url
 from lti_tool.views import headers
 
@@ -83,7 +84,7 @@ class LaunchEndpoints:
             ),
         )
         self.state_signer = nonces.StateSigner(self.settings.secret_key)
-        self._session_serializer = None
+        self._session_cookie: SessionCookieWriter | None = None
         # Launches arrive as cross-site POSTs inside an iframe, so the state cookie
         # must be SameSite=None, which browsers accept only with Secure. Loopback
         # development mode runs on plain HTTP, where Lax works because ports do not
@@ -352,21 +353,9 @@ class LaunchEndpoints:
         The course pages read this session through Flask; any earlier session of
         the browser (another course, a signed-in admin) ends here.
         """
-        app, interface = self.app, self.app.session_interface
-        if self._session_serializer is None:
-            self._session_serializer = interface.get_signing_serializer(app)
-        session = interface.session_class(data)
-        response.set_cookie(
-            interface.get_cookie_name(app),
-            self._session_serializer.dumps(dict(session)),
-            expires=interface.get_expiration_time(app, session),
-            httponly=interface.get_cookie_httponly(app),
-            domain=interface.get_cookie_domain(app),
-            path=interface.get_cookie_path(app),
-            secure=interface.get_cookie_secure(app),
-            partitioned=interface.get_cookie_partitioned(app),
-            samesite=interface.get_cookie_samesite(app),
-        )
+        if self._session_cookie is None:
+            self._session_cookie = SessionCookieWriter(self.app)
+        response.headers.add("Set-Cookie", self._session_cookie.header(data))
         response.vary.add("Cookie")
 
     def _course_url(self, request: Request, course_id: int) -> str:
