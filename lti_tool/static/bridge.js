@@ -1,6 +1,7 @@
-// Small enhancements over pages that work without JavaScript: the copy buttons and
-// the live backfill progress.
+// Small enhancements over pages that work without JavaScript: the copy buttons, the
+// guard against double submits and the live backfill progress.
 document.addEventListener("DOMContentLoaded", () => {
+  guardDoubleSubmits();
   for (const button of document.querySelectorAll("button[data-copy]")) {
     if (!navigator.clipboard) continue;
     button.hidden = false;
@@ -20,6 +21,29 @@ document.addEventListener("DOMContentLoaded", () => {
   const backfills = document.querySelector("[data-progress-url]");
   if (backfills) followBackfills(backfills);
 });
+
+// A second submit of a form while its first is on the way would repeat the action: a
+// double click on "Create badge" created two badges, each awarded to the learners.
+// So a posted form submits once per page view. Every post returns a new page,
+// and a page restored by the back button takes submits again.
+function guardDoubleSubmits() {
+  for (const form of document.querySelectorAll("form")) {
+    if (form.method !== "post") continue;
+    form.addEventListener("submit", (event) => {
+      if (form.dataset.submitted) {
+        event.preventDefault();
+        return;
+      }
+      form.dataset.submitted = "true";
+    });
+  }
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    for (const form of document.querySelectorAll("form[data-submitted]")) {
+      delete form.dataset.submitted;
+    }
+  });
+}
 
 // Poll the course's backfill progress every 3 s while a job is active.
 function followBackfills(section) {

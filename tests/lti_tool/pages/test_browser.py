@@ -194,6 +194,38 @@ def test_instructor_form_errors_by_field(browser, stack):
     page.context.close()
 
 
+def test_double_click_creates_one_badge(browser, stack):
+    """A second click on "Create badge" while the first post is on the way is dropped."""
+    from badge_engine.models import Achievement
+
+    page = launch(browser, stack, "instructor")
+    page.fill("#name", "Double click")
+    page.fill("#description", "Knows the double click rule.")
+    page.fill("#criteria", "Completed the course.")
+
+    # The second click comes 15 ms after the first, before the response arrives.
+    # Without the guard, the browser aborts the first navigation but the bridge has
+    # the first post already.
+    page.evaluate(
+        """() => {
+            const button = [...document.querySelectorAll("button")]
+                .find((each) => each.textContent.trim() === "Create badge");
+            button.click();
+            setTimeout(() => button.click(), 15);
+        }"""
+    )
+    page.get_by_role("heading", name="Double click").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    with stack.bridge.session() as session:
+        created = session.scalars(
+            select(Achievement).where(Achievement.name == "Double click")
+        ).all()
+
+    assert len(created) == 1
+    assert page.get_by_role("heading", name="Double click").count() == 1
+    page.context.close()
+
+
 @pytest.mark.parametrize("locale", LANGUAGES)
 def test_course_pages_accessible(browser, stack, shots, locale):
     """Learner and instructor pages pass axe-core in each language."""
