@@ -101,7 +101,9 @@ class Dispatcher:
             self._queue.task_done()
             return None
         batch = [first]
-        if not self._queue.empty():
+        # Only a lone id goes at once: one commit's several ids show a stream as
+        # well as several entries do.
+        if len(first[0]) > 1 or not self._queue.empty():
             time.sleep(LINGER_SECONDS)
         count = len(first[0])
         while count < MAX_BATCH:

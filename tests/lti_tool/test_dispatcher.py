@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from badge_engine.db import utcnow
 from badge_engine.outbox import OutboxMessage, enqueue
-from lti_tool.dispatcher import IDS_PER_TASK, Dispatcher
+from lti_tool.dispatcher import IDS_PER_TASK, LINGER_SECONDS, Dispatcher
 from lti_tool.tasks import run_outbox_messages
 from tests.support.seed import add_provider
 
@@ -84,3 +85,36 @@ def test_run_outbox_messages_counts_outcomes(app, db):
     # No handler exists for the kind, so a claimed message fails; a message that
     # is not due yet cannot be claimed and is skipped.
     assert outcomes == {"failed": 2, "skipped": 1}
+
+
+def test_commits_gathered_into_one_task(app, db, settings):
+    """Ids of commits that come within the linger time go out in one task."""
+    ids = _messages(db, 6, dispatched=True)
+    dispatcher = Dispatcher(app.extensions["hpass"], app.extensions["celery"])
+
+    # The first commit has several ids, so the thread waits for others to gather
+    # although nothing else is queued when it takes them.
+    dispatcher.submit(ids[:2], marked=True)
+    time.sleep(LINGER_SECONDS / 4)
+    dispatcher.submit(ids[2:4], marked=True)
+    dispatcher.submit(ids[4:], marked=True)
+    assert dispatcher.flush(timeout=30)
+
+    tasks = _broker_tasks(settings)
+    assert len(tasks) == 1
+    assert "run_outbox_messages" in tasks[0]
+    assert dispatcher.stop()
+
+
+def test_lone_id_sent_alone(app, db, settings):
+    """A single id is sent at once as a task of its own."""
+    ids = _messages(db, 1, dispatched=True)
+    dispatcher = Dispatcher(app.extensions["hpass"], app.extensions["celery"])
+
+    dispatcher.submit(ids, marked=True)
+    assert dispatcher.flush(timeout=30)
+
+    tasks = _broker_tasks(settings)
+    assert len(tasks) == 1
+    assert "run_outbox_messages" not in tasks[0]
+    assert dispatcher.stop()
