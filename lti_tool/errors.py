@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lti_tool.logs import get_logger
@@ -74,7 +74,28 @@ def _render(status: int, code: str, message: str):
     body = {"error": code, "message": message, "request_id": g.get("request_id")}
     if _wants_json():
         return jsonify(body), status
-    return render_template("error.html", status=status, **body), status
+    return (
+        render_template(
+            "error.html", status=status, course_url=_course_url(), **body
+        ),
+        status,
+    )
+
+
+# Paths of the pages a learner or instructor reaches from a launched course.
+_COURSE_PATHS = ("/course/", "/portfolio/")
+
+
+def _course_url() -> str | None:
+    """Return the URL of the launched course for an error on a course or portfolio page.
+
+    Inside the LMS frame the browser's back button is often out of reach, so such an
+    error page links back to the course.
+    """
+    course_id = session.get("course_id")
+    if not isinstance(course_id, int) or not request.path.startswith(_COURSE_PATHS):
+        return None
+    return url_for("pages.course", course_id=course_id)
 
 
 def bind_request_id(incoming: str | None) -> str:

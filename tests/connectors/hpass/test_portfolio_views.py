@@ -60,6 +60,37 @@ def test_link_rejects_bad_url(client, db, seeded, url, words):
     assert _count(db, PortfolioClient) == 0
 
 
+def test_link_error_links_back_to_course(client, seeded):
+    """The error page of a rejected link offers the way back to the launched course."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+    with client.session_transaction() as session:
+        session["course_id"] = 7
+
+    answer = client.post(
+        "/portfolio/link",
+        data={"csrf": CSRF, "portfolio_url": "javascript:alert(1)"},
+        headers={"Accept": "text/html"},
+    )
+
+    assert answer.status_code == 400
+    assert b'href="/course/7"' in answer.data
+    assert b"Return to the course" in answer.data
+
+
+def test_link_error_without_course_no_link(client, seeded):
+    """Without a launched course the error page has no course link."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+
+    answer = client.post(
+        "/portfolio/link",
+        data={"csrf": CSRF, "portfolio_url": "javascript:alert(1)"},
+        headers={"Accept": "text/html"},
+    )
+
+    assert answer.status_code == 400
+    assert b"Return to the course" not in answer.data
+
+
 def test_link_without_discovery_stores_nothing(client, db, seeded, portfolio):
     """A URL with no discovery document gets a 400 and leaves nothing behind."""
     _login(client, seeded, learner_id=seeded.learner_id)
