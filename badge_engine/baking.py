@@ -18,6 +18,7 @@ the standard library parser expands internal entities ("billion laughs").
 
 from __future__ import annotations
 
+import codecs
 import re
 import struct
 import zlib
@@ -74,7 +75,8 @@ def is_png(data: bytes) -> bool:
 
 def looks_like_svg(data: bytes) -> bool:
     """Return whether the data starts like an SVG file, with or without a prefix."""
-    head = data[:4096].lstrip().lower()
+    # A UTF-8 byte order mark may come first, as some editors on Windows write it.
+    head = data[:4096].removeprefix(codecs.BOM_UTF8).lstrip().lower()
     if head.startswith(b"<?xml"):
         return _SVG_ROOT_START.search(head) is not None
     return _SVG_ROOT_START.match(head) is not None

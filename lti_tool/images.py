@@ -8,6 +8,7 @@ served from the bridge's own origin.
 
 from __future__ import annotations
 
+import codecs
 import re
 import struct
 import uuid
@@ -85,7 +86,9 @@ def check_image(content: bytes) -> CheckedImage:
 
 
 def _looks_like_svg(content: bytes) -> bool:
-    return _SVG_START.match(content.lstrip()) is not None
+    # Some editors on Windows start a UTF-8 file with a byte order mark, which the
+    # XML parser accepts.
+    return _SVG_START.match(content.removeprefix(codecs.BOM_UTF8).lstrip()) is not None
 
 
 def _check_png(content: bytes) -> CheckedImage:

@@ -1,5 +1,6 @@
 """Baking credentials into PNG and SVG images, and hostile images."""
 
+import codecs
 import struct
 import zlib
 
@@ -12,6 +13,7 @@ from badge_engine.baking import (
     bake_png,
     bake_svg,
     extract,
+    looks_like_svg,
     plain_png,
     plain_svg,
 )
@@ -68,6 +70,17 @@ def test_prefixed_svg_round_trip(image):
     """An SVG whose root has a prefix bound to the SVG namespace is baked too."""
     baked = extract(bake_svg(image, JWS, "3.0"))
 
+    assert baked.text == JWS
+    assert baked.image_format == "svg"
+
+
+def test_svg_with_byte_order_mark_round_trip():
+    """An SVG that starts with a UTF-8 byte order mark is baked and read back."""
+    image = codecs.BOM_UTF8 + b'<svg xmlns="http://www.w3.org/2000/svg" width="9"/>'
+
+    baked = extract(bake_svg(image, JWS, "3.0"))
+
+    assert looks_like_svg(image)
     assert baked.text == JWS
     assert baked.image_format == "svg"
 

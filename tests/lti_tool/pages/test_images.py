@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 
 from lti_tool.images import ImageRejected, check_image
@@ -244,3 +246,19 @@ def test_prefixed_non_svg_root_rejected():
         check_image(content)
 
     assert "not <svg>" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        codecs.BOM_UTF8 + prefixed_svg(),
+        codecs.BOM_UTF8 + b'<?xml version="1.0" encoding="UTF-8"?>\n' + prefixed_svg(),
+    ],
+    ids=["bare", "xml-declaration"],
+)
+def test_svg_with_byte_order_mark_accepted(content):
+    """An SVG that starts with a UTF-8 byte order mark is an SVG image."""
+    checked = check_image(content)
+
+    assert checked.media_type == "image/svg+xml"
+    assert (checked.width, checked.height) == (120, 120)
