@@ -12,6 +12,7 @@ import csv
 import hmac
 import io
 import secrets
+import unicodedata
 from itertools import zip_longest
 
 from flask import (
@@ -505,11 +506,21 @@ def edit_achievement(course_id: int, public_id: str):
     return _render_instructor(found, form=form, editing=achievement)
 
 
+# Unicode categories of characters that show nothing on their own: format characters
+# (U+200B ZERO WIDTH SPACE, U+200F RIGHT-TO-LEFT MARK), controls and separators.
+# str.strip() removes only some of them.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+
+
+def _is_invisible(text: str) -> bool:
+    return all(unicodedata.category(character) in _INVISIBLE_CATEGORIES for character in text)
+
+
 def _read_text(form: dict, errors: dict, name: str, label: str, limit: int) -> str:
     # NUL cannot be stored in PostgreSQL text and means nothing in a badge text.
     value = (request.form.get(name) or "").replace("\x00", "").strip()
     form[name] = value
-    if not value:
+    if not value or _is_invisible(value):
         errors[name] = _(
             "%(label)s is required. Fill it in and save again.", label=label
         )

@@ -180,6 +180,27 @@ def test_instructor_form_missing_fields(client, tenants, db):
     assert count_achievements(db) == before
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["\u200b", " \u200f\u200e ", "\u2066\u2069", "\u3000"],
+    ids=["zero-width-space", "direction-marks", "isolates", "ideographic-space"],
+)
+def test_invisible_name_refused(client, tenants, db, name):
+    """A name of characters that show nothing is refused as missing."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements", data=badge_form(name=name)
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert "Badge name is required" in page
+    assert count_achievements(db) == before
+
+
 def test_instructor_form_keeps_values(client, tenants):
     """A refused form shows the values typed, so nothing has to be typed twice."""
     alpha, _ = tenants
