@@ -329,6 +329,25 @@ def claim_job(
     return result.rowcount == 1
 
 
+def _end_cancelled_pending(session: Session, job_id: int) -> bool:
+    """Mark a pending job with a cancel request as cancelled; return whether it was.
+
+    `claim_job` never takes such a job, so without this a job superseded by a newer
+    one before it started stayed pending, and the resume sweep sent it forever.
+    """
+    result = session.execute(
+        update(BackfillJob)
+        .where(
+            BackfillJob.id == job_id,
+            BackfillJob.status == BackfillStatus.PENDING.value,
+            BackfillJob.cancel_requested.is_(True),
+        )
+        .values(status=BackfillStatus.CANCELLED.value, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def _renew_lease(
     session: Session, job_id: int, owner: str, lease_seconds: float
 ) -> bool:
@@ -556,7 +575,10 @@ def run_job(
         claimed = claim_job(session, job_id, owner=owner, lease_seconds=lease_seconds)
         session.commit()
     if not claimed:
-        log.info("backfill_not_claimable", job_id=job_id)
+        with bridge.session() as session:
+            cancelled = _end_cancelled_pending(session, job_id)
+            session.commit()
+        log.info("backfill_not_claimable", job_id=job_id, cancelled=cancelled)
         return "skipped"
 
     with bridge.session() as session:

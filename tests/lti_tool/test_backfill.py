@@ -167,6 +167,26 @@ def test_new_backfill_supersedes_active(app, db, course):
     assert not newer.cancel_requested
 
 
+def test_superseded_pending_job_ends_cancelled(app, db, course, monkeypatch):
+    """A job superseded before it started ends cancelled when its task runs."""
+    bridge, _, achievement = course
+    roster = MemoryRoster(5, completed={"1000"})
+    _use_roster(monkeypatch, roster)
+    older = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+
+    outcome = run_job(bridge, older.id)
+    db.expire_all()
+    ended = db.get(BackfillJob, older.id)
+
+    assert outcome == "skipped"
+    assert roster.pages_read == 0
+    assert ended.status == "cancelled"
+    assert ended.finished_at is not None
+    assert older.id not in backfill.stalled_job_ids(db, pending_after_seconds=0)
+
+
 def test_cancel_unknown_job_rejected(app, db, course):
     """Cancelling a job of another provider or an unknown id raises a clear error."""
     _, provider, _ = course
