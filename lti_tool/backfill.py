@@ -332,8 +332,8 @@ def claim_job(
 def _end_cancelled_pending(session: Session, job_id: int) -> bool:
     """Mark a pending job with a cancel request as cancelled; return whether it was.
 
-    `claim_job` never takes such a job, so without this a job superseded by a newer
-    one before it started stayed pending, and the resume sweep sent it forever.
+    `claim_job` never takes such a job, so a job superseded before it started would
+    otherwise stay pending, and the resume sweep would send it again and again.
     """
     result = session.execute(
         update(BackfillJob)
