@@ -76,7 +76,7 @@ def _render(status: int, code: str, message: str):
         return jsonify(body), status
     return (
         render_template(
-            "error.html", status=status, course_url=_course_url(), **body
+            "error.html", status=status, course_url=launched_course_url(), **body
         ),
         status,
     )
@@ -86,11 +86,11 @@ def _render(status: int, code: str, message: str):
 _COURSE_PATHS = ("/course/", "/portfolio/")
 
 
-def _course_url() -> str | None:
-    """Return the URL of the launched course for an error on a course or portfolio page.
+def launched_course_url() -> str | None:
+    """Return the URL of the launched course for a course or portfolio request.
 
-    Inside the LMS frame the browser's back button is often out of reach, so such an
-    error page links back to the course.
+    Inside the LMS frame the browser's back button is often out of reach, so an error
+    page of such a request links back to the course.
     """
     course_id = session.get("course_id")
     if not isinstance(course_id, int) or not request.path.startswith(_COURSE_PATHS):

@@ -22,7 +22,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
+from werkzeug.exceptions import HTTPException
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 DEFAULT_LOCALE = "en"
@@ -114,6 +115,33 @@ def _apply_language_choice() -> None:
         session["locale_choice"] = chosen
 
 
+def switcher_path() -> str | None:
+    """Return the path the language switcher links to, or None to show no switcher.
+
+    A GET of the path of a page rendered by a POST (a form shown again with its
+    errors, an error page) fails with 405. So the links go to the nearest path above
+    it that serves GET, such as the course page above its badge form. A course or
+    portfolio path with none above it links to the launched course.
+    """
+    if request.method in ("GET", "HEAD"):
+        return request.path
+    adapter = current_app.url_map.bind("localhost")
+    path = request.path.rstrip("/")
+    while path:
+        for candidate in (path, path + "/"):
+            try:
+                adapter.match(candidate, method="GET")
+            except HTTPException:
+                # NotFound, MethodNotAllowed, or the redirect to the other slash form.
+                continue
+            return candidate
+        path = path.rpartition("/")[0]
+
+    from lti_tool.errors import launched_course_url
+
+    return launched_course_url()
+
+
 def init_app(app: Flask) -> None:
     """Install the gettext callables and locale filters into the app's templates."""
     app.jinja_env.add_extension("jinja2.ext.i18n")
@@ -137,4 +165,5 @@ def init_app(app: Flask) -> None:
             "locale": current_locale(),
             "text_direction": text_direction(),
             "languages": LANGUAGES,
+            "switcher_path": switcher_path,
         }

@@ -120,6 +120,53 @@ def test_switcher_lists_every_language(client, tenants):
         assert name in page
 
 
+def test_switcher_after_form_post(client, tenants):
+    """A badge form shown again by its POST switches language on the course page."""
+    from .test_course_pages import badge_form
+
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements", data=badge_form(name="")
+    )
+    page = response.get_data(as_text=True)
+    switched = client.get(f"/course/{alpha.course_id}?lang=ar")
+
+    assert response.status_code == 400
+    assert f'href="/course/{alpha.course_id}?lang=ar"' in page
+    assert "/achievements?lang=" not in page
+    assert switched.status_code == 200
+
+
+def test_switcher_after_portfolio_error(client, tenants):
+    """An error page of a portfolio POST switches language on the launched course."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner")
+    with client.session_transaction() as session:
+        csrf = session.setdefault("csrf", "test-csrf")
+
+    response = client.post(
+        "/portfolio/link",
+        data={"csrf": csrf, "portfolio_url": "javascript:alert(1)"},
+        headers={"Accept": "text/html"},
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert f'href="/course/{alpha.course_id}?lang=fr"' in page
+    assert "/portfolio/link?lang=" not in page
+
+
+def test_switcher_after_sign_in_post(client):
+    """A refused sign-in switches language on the sign-in page, which answers GET."""
+    page = client.post(
+        "/account/sign-in", data={"email": "nobody@example.org", "password": "x"}
+    ).get_data(as_text=True)
+
+    assert 'href="/account/sign-in?lang=es"' in page
+
+
 def test_dates_are_localised(client, tenants, db):
     """The date earned is written the way the page's language writes dates."""
     from .conftest import add_credential
