@@ -169,6 +169,18 @@ def test_credential_page_valid(client, issued):
     assert "No endorsements." in page
 
 
+def test_credential_page_isolates_badge_texts(client, issued):
+    """Badge texts take their own direction; the page's labels keep the page's."""
+    page = client.get(
+        f"/credentials/{issued.public_id}?lang=ar", headers=HTML
+    ).data.decode()
+
+    assert '<dd><span dir="auto">Safe travel</span>:' in page
+    assert '<span dir="auto">Plans and checks safe travel in the field.</span>' in page
+    assert '<span dir="auto">Complete the Safe travel course.</span>' in page
+    assert '<dd dir="auto">' not in page
+
+
 def test_credential_page_revoked(client, db, issued):
     """A revoked badge's page reports the revocation and its reason."""
     _revoke(db, issued, "Issued in error")
