@@ -115,14 +115,24 @@ def _apply_language_choice() -> None:
         session["locale_choice"] = chosen
 
 
+# Endpoints whose GET works once: the portfolio's OAuth callback consumes its code
+# and state, so a second GET of its path is an error.
+_SINGLE_USE = frozenset({"portfolio.callback"})
+
+
 def switcher_path() -> str | None:
     """Return the path the language switcher links to, or None to show no switcher.
 
     A GET of the path of a page rendered by a POST (a form shown again with its
     errors, an error page) fails with 405. So the links go to the nearest path above
     it that serves GET, such as the course page above its badge form. A course or
-    portfolio path with none above it links to the launched course.
+    portfolio path with none above it, or a single-use one, links to the launched
+    course.
     """
+    from lti_tool.errors import launched_course_url
+
+    if request.endpoint in _SINGLE_USE:
+        return launched_course_url()
     if request.method in ("GET", "HEAD"):
         return request.path
     adapter = current_app.url_map.bind("localhost")
@@ -136,8 +146,6 @@ def switcher_path() -> str | None:
                 continue
             return candidate
         path = path.rpartition("/")[0]
-
-    from lti_tool.errors import launched_course_url
 
     return launched_course_url()
 

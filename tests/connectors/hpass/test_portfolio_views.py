@@ -139,6 +139,20 @@ def test_callback_unknown_state(client, seeded):
     assert b"start linking again" in answer.data
 
 
+def test_callback_switcher_links_to_course(client, seeded):
+    """The callback's page switches language on the course, not on the used callback."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+    with client.session_transaction() as session:
+        session["course_id"] = 7
+
+    page = client.get(
+        "/portfolio/callback?code=abc&state=forged", headers={"Accept": "text/html"}
+    ).get_data(as_text=True)
+
+    assert 'href="/course/7?lang=ar"' in page
+    assert "/portfolio/callback?lang=" not in page
+
+
 def test_callback_denied_consent(client, db, seeded, portfolio):
     """A denied consent shows the reason, links nothing and deletes the request."""
     _login(client, seeded, learner_id=seeded.learner_id)
