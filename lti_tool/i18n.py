@@ -12,7 +12,7 @@ Accept-Language header, then English.
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,9 +99,15 @@ def localized_date(value: datetime | None) -> str:
 
 
 def localized_datetime(value: datetime | None) -> str:
+    """Format a time in UTC with the zone named, so no reader takes it for local time.
+
+    A naive value, as SQLite returns, is taken to be UTC.
+    """
     if value is None:
         return ""
-    return format_datetime(value, format="medium", locale=current_locale())
+    return format_datetime(
+        value, format="long", tzinfo=timezone.utc, locale=current_locale()
+    )
 
 
 def localized_number(value: float | int) -> str:

@@ -167,6 +167,28 @@ def test_switcher_after_sign_in_post(client):
     assert 'href="/account/sign-in?lang=es"' in page
 
 
+@pytest.mark.parametrize(
+    ("language", "zone"),
+    [("en", "UTC"), ("es", "UTC"), ("fr", "TU"), ("ar", "التوقيت العالمي")],
+)
+def test_times_name_their_zone(app, language, zone):
+    """A time on a page is in UTC and says so, in the page's language."""
+    from datetime import datetime, timedelta, timezone
+
+    from lti_tool.i18n import localized_datetime
+
+    naive = datetime(2026, 12, 4, 23, 22, 22)
+    in_utc_plus_two = naive.replace(tzinfo=timezone(timedelta(hours=2)))
+
+    with app.test_request_context(headers={"Accept-Language": language}):
+        shown_naive = localized_datetime(naive)
+        shown_aware = localized_datetime(in_utc_plus_two)
+
+    assert shown_naive.endswith(zone)
+    assert "22:22" in shown_naive
+    assert "21:22:22" in shown_aware or "9:22:22" in shown_aware
+
+
 def test_dates_are_localised(client, tenants, db):
     """The date earned is written the way the page's language writes dates."""
     from .conftest import add_credential
