@@ -157,16 +157,20 @@ def edit(achievement_id, name, description, criteria, alignments, rule, rule_fil
 @click.argument("achievement_id")
 @json_option
 def preview_command(achievement_id, as_json):
-    """List the enrolled learners who would earn the badge now; issues nothing."""
+    """List the enrolled learners who would earn the badge now; issues nothing.
+
+    Learners who already hold the badge are listed apart and not counted.
+    """
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
         rows = [row.__dict__ for row in preview(op.session, op.bridge, found)]
         audit(op.session, op.actor, "achievement.previewed",
               provider_id=found.provider_id, target=f"achievement:{achievement_id}")
         op.session.commit()
-    earning = [row for row in rows if row["met"]]
     emit(
-        {"achievement": achievement_id, "would_earn": len(earning),
+        {"achievement": achievement_id,
+         "would_earn": sum(1 for row in rows if row["met"] and not row["holds"]),
+         "already_hold": sum(1 for row in rows if row["holds"]),
          "learners": rows},
         as_json,
         _preview_text(achievement_id, rows),
@@ -217,18 +221,24 @@ def _achievement_text(result: dict) -> str:
 
 
 def _preview_text(achievement_id: str, rows: list[dict]) -> str:
-    """Render `achievement preview`: a count, then who would earn it and who not yet."""
-    earning = [row for row in rows if row["met"]]
+    """Render `achievement preview`: a count, then who would earn it, who holds it
+    and who not yet."""
+    holding = [row for row in rows if row.get("holds")]
+    earning = [row for row in rows if row["met"] and not row.get("holds")]
     waiting = [
         {**row, "missing": "; ".join(row["missing"]) or "-"}
         for row in rows
-        if not row["met"]
+        if not row["met"] and not row.get("holds")
     ]
     blocks = [
         f"{len(earning)} of {len(rows)} enrolled learners would earn it now",
         section(
             f"Would earn it now ({len(earning)})",
             table(earning, ["lms_user_id", "name", "met_at"], "(none)"),
+        ),
+        section(
+            f"Already hold it ({len(holding)})",
+            table(holding, ["lms_user_id", "name"], "(none)"),
         ),
         section(
             f"Not yet ({len(waiting)})",

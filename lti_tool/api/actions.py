@@ -61,7 +61,10 @@ def preview_achievement(achievement_id: str):
     return jsonify(
         {
             "achievement": found.public_id,
-            "would_earn": sum(1 for row in rows if row["met"]),
+            "would_earn": sum(
+                1 for row in rows if row["met"] and not row["holds"]
+            ),
+            "already_hold": sum(1 for row in rows if row["holds"]),
             "complete": complete,
             "learners": rows,
         }

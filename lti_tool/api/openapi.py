@@ -381,13 +381,26 @@ SCHEMAS.update(
                 "met_at": TIMESTAMP,
                 "missing": {"type": "array", "items": STRING},
                 "completed_activities": {"type": "array", "items": STRING},
+                "holds": {
+                    "type": "boolean",
+                    "description": "The learner holds a live credential of the "
+                    "badge, so a backfill skips them.",
+                },
             },
-            ["lms_user_id", "met", "missing", "completed_activities"],
+            ["lms_user_id", "met", "missing", "completed_activities", "holds"],
         ),
         "Preview": _object(
             {
                 "achievement": STRING,
-                "would_earn": {"type": "integer"},
+                "would_earn": {
+                    "type": "integer",
+                    "description": "Learners who meet the rule and do not hold the "
+                    "badge yet: those a backfill would issue to.",
+                },
+                "already_hold": {
+                    "type": "integer",
+                    "description": "Learners who hold a live credential of the badge.",
+                },
                 "complete": {
                     "type": "boolean",
                     "description": "False when the course has more learners than "
@@ -395,7 +408,7 @@ SCHEMAS.update(
                 },
                 "learners": {"type": "array", "items": _ref("PreviewLearner")},
             },
-            ["achievement", "would_earn", "complete", "learners"],
+            ["achievement", "would_earn", "already_hold", "complete", "learners"],
         ),
         "Explanation": _object(
             {

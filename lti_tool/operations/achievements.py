@@ -14,7 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.alignments import InvalidAlignment, validate_alignments
-from badge_engine.models import Achievement, Provider
+from badge_engine.models import (
+    Achievement,
+    Credential,
+    CredentialStatus,
+    Learner,
+    Provider,
+)
 from badge_engine.rules import (
     InvalidAwardRule,
     evaluate_award_rule,
@@ -254,6 +260,31 @@ class PreviewRow:
     missing: list[str]
     # Activity ids the LMS reports as completed (or passed) for this learner.
     completed_activities: list[str]
+    # The learner holds a live credential of this badge, so a backfill skips them.
+    holds: bool = False
+
+    @property
+    def would_earn(self) -> bool:
+        """The rule is met and the learner does not hold the badge yet."""
+        return self.met and not self.holds
+
+
+def holder_user_ids(session: Session, achievement: Achievement | None) -> set[str]:
+    """Return the LMS user ids of learners with a live credential of the badge."""
+    if achievement is None or achievement.id is None:
+        return set()
+    return set(
+        session.scalars(
+            select(Learner.lms_user_id)
+            .join(Credential, Credential.learner_id == Learner.id)
+            .where(
+                Credential.provider_id == achievement.provider_id,
+                Credential.achievement_id == achievement.id,
+                Credential.status == CredentialStatus.LIVE.value,
+                Learner.lms_connection_id == achievement.lms_connection_id,
+            )
+        )
+    )
 
 
 def preview(
@@ -261,12 +292,16 @@ def preview(
     bridge: Bridge,
     achievement: Achievement,
     max_learners: int | None = None,
+    holders_of: Achievement | None = None,
 ) -> list[PreviewRow]:
     """Read enrolled learners' progress and evaluate the rule, issuing nothing.
 
-    With `max_learners`, stop after that many learners; the caller reports that
-    the list may be incomplete.
+    Rows of learners who hold a live credential of `holders_of` (by default the
+    achievement itself, when it is saved) have `holds` set. With `max_learners`,
+    stop after that many learners; the caller reports that the list may be
+    incomplete.
     """
+    holders = holder_user_ids(session, holders_of or achievement)
     roster = roster_for(bridge, session, achievement)
     rows: list[PreviewRow] = []
     offset = 0
@@ -294,6 +329,7 @@ def preview(
                             for activity_id, state in progress.activities.items()
                             if state.state.counts_as_complete
                         ),
+                        learner.lms_user_id in holders,
                     )
                 )
             offset += page.users_read

@@ -816,8 +816,13 @@ def create_achievement(course_id: int):
 PREVIEW_LEARNERS = 100
 
 
-def _rule_preview(course: LtiCourse, rule: dict) -> dict:
-    """Evaluate an award rule for the course's learners now, issuing nothing."""
+def _rule_preview(
+    course: LtiCourse, rule: dict, editing: Achievement | None = None
+) -> dict:
+    """Evaluate an award rule for the course's learners now, issuing nothing.
+
+    When `editing` is a saved badge, its current holders are listed apart.
+    """
     registration = db_session().get(Registration, course.registration_id)
     if registration.lms_connection_id is None:
         return {"error": _("This course's LMS has no API connection yet.")}
@@ -830,7 +835,11 @@ def _rule_preview(course: LtiCourse, rule: dict) -> dict:
     )
     try:
         rows = achievement_ops.preview(
-            db_session(), current_bridge(), draft, max_learners=PREVIEW_LEARNERS + 1
+            db_session(),
+            current_bridge(),
+            draft,
+            max_learners=PREVIEW_LEARNERS + 1,
+            holders_of=editing,
         )
     except ActionError as error:
         log.info("rule_preview_failed", course_id=course.id, reason=str(error))
@@ -839,11 +848,13 @@ def _rule_preview(course: LtiCourse, rule: dict) -> dict:
     listed = rows[:PREVIEW_LEARNERS]
     return {
         "complete": len(rows) <= PREVIEW_LEARNERS,
-        "would_earn": sum(1 for row in listed if row.met),
+        "would_earn": sum(1 for row in listed if row.would_earn),
+        "already_hold": sum(1 for row in listed if row.holds),
         "rows": [
             {
                 "name": row.name or row.lms_user_id,
                 "met": row.met,
+                "holds": row.holds,
                 "missing": []
                 if row.met
                 else missing_steps(rule, names, set(row.completed_activities)),
@@ -866,7 +877,7 @@ def _preview_form(course: LtiCourse, editing: Achievement | None):
     _read_skills(form, {})
     if errors:
         return _render_instructor(course, form=form, errors=errors, editing=editing)
-    preview = _rule_preview(course, rule)
+    preview = _rule_preview(course, rule, editing)
     # A Canvas token refresh during the reads updated the stored tokens.
     db_session().commit()
     return _render_instructor(course, form=form, editing=editing, preview=preview)

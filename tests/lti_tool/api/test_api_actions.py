@@ -227,6 +227,36 @@ def test_preview_moodle(client, tenants, moodle):
     assert response.json["complete"] is True
     earning = [row["lms_user_id"] for row in response.json["learners"] if row["met"]]
     assert earning == [str(DEMO_LEARNER_ID)]
+    assert response.json["would_earn"] == 1
+    assert response.json["already_hold"] == 0
+
+
+def test_preview_after_backfill_counts_holders(app, client, db, tenants, moodle):
+    """A learner who holds the badge is counted apart, not as one who would earn it."""
+    from lti_tool.backfill import run_job
+
+    alpha, _ = tenants
+    connection = _connect_moodle(client, alpha["token"], moodle)["connection"]["id"]
+    badge = _add_badge(client, alpha["token"], connection, str(DEMO_COURSE_ID))
+    started = client.post(f"/api/v1/achievements/{badge}/backfills",
+                          headers=_auth(alpha["token"]))
+    job = db.scalar(select(BackfillJob).where(
+        BackfillJob.public_id == started.json["id"]))
+    assert run_job(app.extensions["hpass"], job.id) == "done"
+
+    response = client.get(
+        f"/api/v1/achievements/{badge}/preview", headers=_auth(alpha["token"])
+    )
+
+    assert response.status_code == 200, response.json
+    holder = next(
+        row for row in response.json["learners"]
+        if row["lms_user_id"] == str(DEMO_LEARNER_ID)
+    )
+    assert holder["met"] is True
+    assert holder["holds"] is True
+    assert response.json["would_earn"] == 0
+    assert response.json["already_hold"] == 1
 
 
 def test_preview_canvas(client, tenants, canvas):

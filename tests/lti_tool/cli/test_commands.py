@@ -239,6 +239,26 @@ def test_achievement_preview(cli, achievement):
     assert "would earn it now" in cli.ok("achievement", "preview", achievement).stdout
 
 
+def test_achievement_preview_after_backfill(cli, achievement):
+    """After a backfill, preview lists the holder apart and suggests no backfill."""
+    cli.ok("achievement", "backfill", achievement, "--json")
+
+    document = cli.ok("achievement", "preview", achievement, "--json").document
+    text = cli.ok("achievement", "preview", achievement).stdout
+    lines = text.splitlines()
+
+    holder = next(row for row in document["learners"] if row["lms_user_id"] == LEARNER)
+    assert holder["met"] is True
+    assert holder["holds"] is True
+    assert document["would_earn"] == 0
+    assert document["already_hold"] == 1
+    assert "Would earn it now (0)" in lines
+    held_at = lines.index("Already hold it (1)")
+    assert lines[held_at + 2].split()[0] == LEARNER
+    assert lines[-1] == "Nothing was issued."
+    assert "achievement backfill" not in text
+
+
 def test_achievement_backfill_issues_once(cli, achievement):
     """Backfill issues to the learner who completed; a second run issues nothing."""
     first = cli.ok("achievement", "backfill", achievement, "--json")
@@ -450,9 +470,12 @@ def test_achievement_preview_json_unchanged(cli, achievement):
     """preview --json keeps its document: id, count and every learner row."""
     document = cli.ok("achievement", "preview", achievement, "--json").document
 
-    assert sorted(document) == ["achievement", "learners", "would_earn"]
+    assert sorted(document) == [
+        "achievement", "already_hold", "learners", "would_earn",
+    ]
     assert sorted(document["learners"][0]) == [
-        "completed_activities", "lms_user_id", "met", "met_at", "missing", "name",
+        "completed_activities", "holds", "lms_user_id", "met", "met_at", "missing",
+        "name",
     ]
 
 

@@ -6,9 +6,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
-from badge_engine.models import Achievement, CompletionFactRecord
+from badge_engine.models import Achievement, CompletionFactRecord, Learner
 
-from .conftest import MOODLE_COURSE_ID, launch_as
+from lti_tool.demo.peers.moodle_ws import DEMO_LEARNER_ID
+
+from .conftest import MOODLE_COURSE_ID, add_credential, launch_as
 from .test_course_pages import badge_form
 
 QUIZ = "4001"
@@ -157,6 +159,35 @@ def test_rule_preview_of_saved_badge(client, tenants):
     assert "Complete the course" in page
     assert f"/achievements/{alpha.achievement_public_id}/preview" in page
     assert "Save changes" in page
+
+
+def test_rule_preview_lists_holders_apart(client, tenants, db):
+    """A learner who holds the saved badge is shown as a holder, not a new earner."""
+    alpha, _ = tenants
+    stand_in_learner = Learner(
+        provider_id=alpha.provider_id,
+        lms_connection_id=alpha.connection_id,
+        lms_user_id=str(DEMO_LEARNER_ID),
+        name="Learner One",
+    )
+    db.add(stand_in_learner)
+    db.flush()
+    alpha.learner_id = stand_in_learner.id
+    add_credential(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements/{alpha.achievement_public_id}/preview",
+        list(badge_form().items()),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert "0 learners would earn this badge now." in page
+    assert "1 learner already holds it." in page
+    assert 'data-holds="yes"' in page
+    assert "Already holds it" in page
 
 
 def test_rule_preview_needs_valid_rule(client, tenants):
