@@ -18,8 +18,12 @@ from lti_tool.bridge import Bridge
 from lti_tool.cli import EXIT_FAILURE, _settings_or_fail, emit, fail, json_option
 from lti_tool.cli_support import report_error
 from lti_tool.config import ensure_secret_files, is_loopback_host
-from lti_tool.operations import InvalidInput, NotFound
-from lti_tool.operations.lms import check_lms_url, run_connection_test
+from lti_tool.operations import ActionError, InvalidInput, NotFound
+from lti_tool.operations.lms import (
+    check_lms_url,
+    check_site_not_connected,
+    run_connection_test,
+)
 
 
 @click.group()
@@ -53,6 +57,12 @@ def add_moodle(
 
     with bridge.session() as session:
         provider = _provider_or_fail(session, provider_slug, as_json)
+        try:
+            check_site_not_connected(
+                session, provider, LmsKind.MOODLE.value, site_url
+            )
+        except ActionError as error:
+            report_error(error, as_json)
         lms_connection = LmsConnection(
             provider_id=provider.id,
             kind=LmsKind.MOODLE.value,

@@ -24,7 +24,14 @@ from connectors.moodle.client import MoodleClient
 from connectors.moodle.connection import ConnectionTestResult, test_connection
 from lti_tool.bridge import Bridge
 from lti_tool.config import is_loopback_host
-from lti_tool.operations import InvalidInput, LmsUnreachable, NotFound, audit, iso
+from lti_tool.operations import (
+    ActionError,
+    InvalidInput,
+    LmsUnreachable,
+    NotFound,
+    audit,
+    iso,
+)
 from lti_tool.urls_for import moodle_webhook_url
 
 NAME_MAX = 200
@@ -86,6 +93,59 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
 
     return url.rstrip("/")
 
+
+
+# Ports that an address may leave out, by scheme.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalized_site_url(url: str) -> str:
+    """Return the LMS site address in one spelling: scheme and host in lower case,
+    no default port, no trailing slash."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def find_same_site(
+    session: Session, provider_id: int, kind: str, url: str
+) -> LmsConnection | None:
+    """Return the provider's connection of this LMS kind to the same site, if any."""
+    wanted = normalized_site_url(url)
+    connections = session.scalars(
+        select(LmsConnection).where(
+            LmsConnection.provider_id == provider_id, LmsConnection.kind == kind
+        )
+    )
+    for connection in connections:
+        if normalized_site_url(connection.base_url) == wanted:
+            return connection
+    return None
+
+
+def check_site_not_connected(
+    session: Session, provider: Provider, kind: str, url: str
+) -> None:
+    """Raise `ActionError` when the provider already connected this LMS site.
+
+    Another provider may connect the same site: each has its own token and courses.
+    """
+    existing = find_same_site(session, provider.id, kind, url)
+    if existing is not None:
+        raise ActionError(
+            f"provider {provider.slug} already has {kind} connection "
+            f"{existing.public_id} ({existing.name}) to {existing.base_url}; use it, "
+            "or remove it before connecting the site again (nothing was saved)",
+            code="connection_exists",
+        )
 
 
 def check_secret_value(value: str, option: str) -> str:
@@ -150,6 +210,7 @@ def connect_moodle(
     url = check_lms_url(bridge, url.strip())
     token = check_secret_value(token, "--token")
     name = check_name(name)
+    check_site_not_connected(session, provider, LmsKind.MOODLE.value, url)
     webhook_secret = secrets.token_urlsafe(32)
     connection = LmsConnection(
         provider_id=provider.id,
@@ -217,6 +278,7 @@ def connect_canvas_site(
             f"--course must be a Canvas course id (digits), got {course_id!r}",
             code="invalid_course",
         )
+    check_site_not_connected(session, provider, LmsKind.CANVAS.value, url)
 
     connection = connect_canvas(
         session,

@@ -44,7 +44,7 @@ from lti_tool.logs import get_logger
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import Registration
 from lti_tool.operations import InvalidInput
-from lti_tool.operations.lms import check_lms_url
+from lti_tool.operations.lms import check_lms_url, find_same_site
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.auth import invitation_link, signed_in_account
 from lti_tool.views.headers import forbid_framing
@@ -237,10 +237,20 @@ def connect_lms(account: Account):
             errors["lms_url"] = error.message
     token = _read_required(form, errors, "lms_token", limit=500)
     form.pop("lms_token", None)
+    db = db_session()
+    if "lms_url" not in errors:
+        existing = find_same_site(db, provider.id, LmsKind.MOODLE.value, url)
+        if existing is not None:
+            errors["lms_url"] = _(
+                "%(provider)s is already connected to this Moodle site as "
+                "“%(name)s”. Use that connection, or remove it before connecting "
+                "the site again.",
+                provider=provider.name,
+                name=existing.name,
+            )
     if errors:
         return _connections_page(account, provider, form, errors, status=400)
 
-    db = db_session()
     webhook_secret = secrets.token_urlsafe(32)
     connection = LmsConnection(
         provider_id=provider.id,

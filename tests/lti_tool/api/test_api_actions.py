@@ -137,7 +137,8 @@ def test_connect_moodle_unreachable(client, db, tenants):
     alpha, _ = tenants
     response = client.post(
         "/api/v1/lms-connections/moodle",
-        json={"url": "http://127.0.0.1:9", "token": "t"},
+        # The seeded connection uses the site root, so this path is another site.
+        json={"url": "http://127.0.0.1:9/moodle", "token": "t"},
         headers=_auth(alpha["token"]),
     )
 
@@ -211,6 +212,39 @@ def test_lms_test_without_body(client, tenants):
 
 
 # --- Preview, explain, backfill ----------------------------------------------------
+
+
+def test_connect_same_site_twice(client, tenants, moodle):
+    """A provider cannot connect one Moodle site twice; another provider can."""
+    alpha, beta = tenants
+    _connect_moodle(client, alpha["token"], moodle)
+
+    again = client.post(
+        "/api/v1/lms-connections/moodle",
+        json={"url": moodle.site_url + "/", "token": MOODLE_TOKEN},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert again.status_code == 409
+    assert again.json["error"] == "connection_exists"
+    assert "remove it before connecting" in again.json["message"]
+    _connect_moodle(client, beta["token"], moodle)
+
+
+def test_connect_same_canvas_twice(client, tenants, canvas):
+    """A provider cannot connect one Canvas site twice."""
+    alpha, _ = tenants
+    _connect_canvas(client, alpha["token"], canvas)
+
+    again = client.post(
+        "/api/v1/lms-connections/canvas",
+        json={"url": canvas.url + "/", "token": canvas.issue_token(),
+              "course_id": str(CANVAS_COURSE_ID)},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert again.status_code == 409
+    assert again.json["error"] == "connection_exists"
 
 
 def test_preview_moodle(client, tenants, moodle):

@@ -145,6 +145,40 @@ def test_lms_connect_moodle_prints_webhook(cli, provider, moodle):
     assert "webhook_secret" not in listed.stdout
 
 
+def test_lms_connect_same_site_twice(cli, provider, moodle, tmp_path):
+    """A second connection to the same Moodle site is rejected, however spelled."""
+    cli.ok("lms", "connect", "moodle", "--provider", provider,
+           "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+    respelled = moodle.site_url.replace("http://", "HTTP://") + "/"
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(MOODLE_TOKEN)
+
+    second = cli("lms", "connect", "moodle", "--provider", provider,
+                 "--url", respelled, "--token", MOODLE_TOKEN, "--json")
+    older = cli("connection", "add-moodle", "--provider", provider,
+                "--url", moodle.site_url, "--token-file", str(token_file),
+                "--json")
+
+    assert second.code == 1
+    assert second.document["error"] == "connection_exists"
+    assert "already has moodle connection" in second.document["message"]
+    assert older.code == 1
+    assert older.document["error"] == "connection_exists"
+    listed = cli.ok("lms", "list", "--provider", provider, "--json")
+    assert len(listed.document["connections"]) == 1
+
+
+def test_lms_connect_same_site_other_provider(cli, provider, moodle):
+    """Another provider may connect the Moodle site that one provider uses."""
+    cli.ok("provider", "add", "--slug", "beta", "--name", "Beta School",
+           "--url", "https://beta.example.org")
+    cli.ok("lms", "connect", "moodle", "--provider", provider,
+           "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+
+    cli.ok("lms", "connect", "moodle", "--provider", "beta",
+           "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+
+
 def test_lms_connect_unreachable_saves_nothing(cli, provider):
     """An unreachable Moodle exits 1 and leaves no connection."""
     result = cli("lms", "connect", "moodle", "--provider", provider,

@@ -7,7 +7,7 @@ import email.policy
 import re
 import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from badge_engine.outbox import OutboxMessage
 from connectors.models import LmsConnection
@@ -264,6 +264,37 @@ def test_connect_lms_shows_secret_once(client, app, tenants, db):
     secret = re.search(r'<p class="secret" dir="ltr">([\w-]+)</p>', page).group(1)
     assert secret not in later
     assert "ws-token-123" not in page
+
+
+def test_connect_lms_same_site_twice(client, tenants, db):
+    """A second connection to the provider's Moodle site is refused beside the field."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+    form = {
+        "csrf": "test-csrf",
+        "lms_name": "Second Moodle",
+        "lms_url": "https://moodle2.example.org/",
+        "lms_token": "ws-token-123",
+    }
+    client.post("/admin/connect/lms", data=form)
+
+    response = client.post(
+        "/admin/connect/lms",
+        data={**form, "lms_name": "Third", "lms_url": "https://MOODLE2.example.org:443"},
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="lms_url-error"' in page
+    assert "already connected to this Moodle site as “Second Moodle”" in page
+    count = db.scalar(
+        select(func.count(LmsConnection.id)).where(
+            LmsConnection.provider_id == alpha.provider_id,
+            LmsConnection.base_url.like("%moodle2%"),
+        )
+    )
+    assert count == 1
 
 
 def test_connect_lms_bad_url(client, tenants, db):
