@@ -1,4 +1,8 @@
-"""A web server killed while group commit is busy loses no event it accepted with 2xx."""
+"""Webhook intake under the production web servers, run as separate processes.
+
+A web server killed while group commit is busy loses no event it accepted with 2xx,
+and granian (the production web server) serves the app from several workers.
+"""
 
 from __future__ import annotations
 
@@ -61,10 +65,14 @@ def _seed(environ: dict[str, str]) -> str:
     return public_id
 
 
-def _start_server(environ: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+def _start_server(
+    environ: dict[str, str], port: int, log: Path, command: list[str] | None = None
+) -> subprocess.Popen:
+    if command is None:
+        command = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}"]
+        command += ["--threads=8", "--call", "lti_tool.app:create_app"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}"]
-        + ["--threads=8", "--call", "lti_tool.app:create_app"],
+        command,
         env=environ,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -153,3 +161,48 @@ def test_killed_server_keeps_accepted_events(tmp_path):
     missing = [learner for learner in accepted if str(learner) not in facts]
     assert missing == []
     assert sorted(messages) == sorted(facts.values())
+
+
+def test_granian_workers_store_events(tmp_path):
+    """The documented granian command serves the app from two workers: each accepted
+    event is stored once, and SIGTERM stops the server and its workers."""
+    port = _free_port()
+    environ = {
+        **os.environ,
+        "HPASS_INSTANCE_PATH": str(tmp_path / "instance"),
+        "HPASS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "HPASS_LOOPBACK_DEV": "1",
+        "HPASS_LOG_LEVEL": "WARNING",
+    }
+    public_id = _seed(environ)
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "2", "--blocking-threads", "2"]
+    command += ["lti_tool.app:create_app"]
+    log = tmp_path / "server.log"
+    server = _start_server(environ, port, log, command)
+    url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
+    template = json.loads((FIXTURES / "event_course_completed.json").read_text())
+    template["token"] = SECRET
+    template.get("other", {}).pop("relateduserid", None)
+    try:
+        health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        session = requests.Session()
+        statuses = [
+            session.post(url, json={**template, "relateduserid": n}, timeout=30)
+            for n in (1, 2, 3, 3)
+        ]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        exit_code = server.wait(timeout=30)
+
+    assert health.status_code == 200, log.read_text()
+    assert health.headers["X-Content-Type-Options"] == "nosniff"
+    assert [response.status_code for response in statuses[:3]] == [202, 202, 202]
+    assert statuses[3].status_code in (200, 202), statuses[3].text
+    assert exit_code == 0, log.read_text()
+    engine = make_engine(load_settings(environ=environ).database_url)
+    with engine.connect() as connection:
+        learners = sorted(connection.scalars(select(CompletionFactRecord.lms_user_id)))
+    engine.dispose()
+    assert learners == ["1", "2", "3"]
