@@ -1,7 +1,8 @@
 """Measure complete LTI 1.3 launches (OIDC login plus launch) per second.
 
-Two tools run in the same invocation, each in its own process under waitress with the
-same thread count, against the same load:
+Two tools run in the same invocation, each under the same WSGI server and settings
+(granian, the production web server, with `--workers` processes of `--threads`
+threads; or waitress with `--threads` threads), against the same load:
 
 - bridge:   this tool (`lti_tool`), SQLite database, one registration with an LMS
             connection, so each launch writes its nonce, course and learner rows.
@@ -17,10 +18,10 @@ and the clients do no RSA signing while the tool is measured. Both tools get the
 clients, tokens and timing. All clients share one address, so the bridge's launch
 rate limit is raised with `--launch-rate-limit`; the limiter still counts every
 request. The script prints launches per second, p50 and p99
-latency of a login-and-launch pair, the tool process's and the clients' CPU time per
-launch, and the ratios of the bridge to the baseline.
+latency of a login-and-launch pair, the CPU time per launch of the tool's processes
+and of the clients, and the ratios of the bridge to the baseline.
 
-    python bench/lti_launch.py [--clients 8] [--seconds 10]
+    python bench/lti_launch.py [--clients 8] [--seconds 10] [--server granian]
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 CLIENT_ID = "bench-client"
 DEPLOYMENT_ID = "bench-deployment"
 KID = "bench-platform-key"
-WAITRESS_THREADS = 8
+# The platform stand-in's threads; the tools get --threads.
+PLATFORM_THREADS = 8
+# JSON arguments of the tool factory, for granian's worker processes.
+TOOL_ARGUMENTS_VARIABLE = "HPASS_BENCH_TOOL_ARGUMENTS"
 
 
 def free_port() -> int:
@@ -85,22 +89,39 @@ def run_platform(port: int, private_pem: bytes) -> None:
     jwk.update(kid=KID, alg="RS256", use="sig")
     app = Flask("bench_platform")
     app.add_url_rule("/jwks", "jwks", lambda: jsonify({"keys": [jwk]}))
-    serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
+    serve(app, host="127.0.0.1", port=port, threads=PLATFORM_THREADS, _quiet=True)
 
 
-def run_bridge(port: int, platform_url: str, folder: str, launch_limit: int) -> None:
-    """Serve this tool with one provider, LMS connection and registration."""
-    from cryptography.fernet import Fernet
-    from waitress import serve
+def serve_tool(server: dict, factory: str, arguments: list, port: int) -> None:
+    """Serve the app that `factory(*arguments)` builds, as `server` says."""
+    if server["name"] == "waitress":
+        from waitress import serve
 
-    from badge_engine.models import Provider
-    from connectors.models import LmsConnection
-    from lti_tool.app import create_app
+        app = globals()[factory](*arguments)
+        serve(app, host="127.0.0.1", port=port, threads=server["threads"], _quiet=True)
+        return
+
+    from granian import Granian
+
+    # Granian starts its workers as new processes, which import the factory.
+    os.environ[TOOL_ARGUMENTS_VARIABLE] = json.dumps(arguments)
+    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    Granian(
+        f"bench.lti_launch:{factory}_from_environment",
+        address="127.0.0.1",
+        port=port,
+        interface="wsgi",
+        factory=True,
+        workers=server["workers"],
+        blocking_threads=server["threads"],
+        log_enabled=False,
+    ).serve()
+
+
+def bridge_settings(port: int, folder: str, launch_limit: int, fernet_key: str):
+    """Return the bridge's settings, the same in every process that serves it."""
     from lti_tool.config import load_settings
-    from lti_tool.lti.registrations import create_registration
-    from lti_tool.schema import upgrade
 
-    _quiet()
     settings = load_settings(
         environ={
             "HPASS_LOG_FORMAT": "json",
@@ -115,10 +136,37 @@ def run_bridge(port: int, platform_url: str, folder: str, launch_limit: int) -> 
     )
     settings.loopback_dev = True
     settings.secret_key = b"bench-secret-key"
-    settings.encryption_keys = [Fernet.generate_key()]
+    settings.encryption_keys = [fernet_key.encode()]
+    return settings
+
+
+def bridge_app(port: int, folder: str, launch_limit: int, fernet_key: str):
+    from lti_tool.app import create_app
+
+    return create_app(bridge_settings(port, folder, launch_limit, fernet_key))
+
+
+def bridge_app_from_environment():
+    return bridge_app(*json.loads(os.environ[TOOL_ARGUMENTS_VARIABLE]))
+
+
+def run_bridge(
+    server: dict, port: int, platform_url: str, folder: str, launch_limit: int
+) -> None:
+    """Serve this tool with one provider, LMS connection and registration."""
+    from cryptography.fernet import Fernet
+
+    from badge_engine.models import Provider
+    from connectors.models import LmsConnection
+    from lti_tool.lti.registrations import create_registration
+    from lti_tool.schema import upgrade
+
+    _quiet()
+    arguments = [port, folder, launch_limit, Fernet.generate_key().decode()]
+    settings = bridge_settings(*arguments)
     settings.instance_path.mkdir(parents=True)
     upgrade(settings.database_url)
-    app = create_app(settings)
+    app = bridge_app(*arguments)
     bridge = app.extensions["hpass"]
     with bridge.session() as session:
         provider = Provider(
@@ -148,19 +196,38 @@ def run_bridge(port: int, platform_url: str, folder: str, launch_limit: int) -> 
         session.commit()
         public_id = registration.public_id
     (Path(folder) / "bridge_registration").write_text(public_id)
-    serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
+    if server["name"] == "waitress":
+        # Waitress serves, in this process, the app that seeded the database.
+        from waitress import serve
+
+        serve(app, host="127.0.0.1", port=port, threads=server["threads"], _quiet=True)
+        return
+    # Granian forks its workers from this process, and each worker builds its own app.
+    # So this app's threads and database connections are closed first.
+    from lti_tool import intake
+
+    intake.stop(app)
+    bridge.engine.dispose()
+    serve_tool(server, "bridge_app", arguments, port)
 
 
-def run_baseline(port: int, platform_url: str) -> None:
-    """Serve a minimal pylti1p3 tool with default settings."""
+def baseline_app_from_environment():
+    return baseline_app(*json.loads(os.environ[TOOL_ARGUMENTS_VARIABLE]))
+
+
+def run_baseline(server: dict, port: int, platform_url: str) -> None:
+    _quiet()
+    serve_tool(server, "baseline_app", [port, platform_url], port)
+
+
+def baseline_app(port: int, platform_url: str):
+    """Build a minimal pylti1p3 tool with default settings."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from flask import Flask
     from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
     from pylti1p3.tool_config import ToolConfDict
-    from waitress import serve
 
-    _quiet()
     tool_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     tool_conf = ToolConfDict(
         {
@@ -200,7 +267,7 @@ def run_baseline(port: int, platform_url: str) -> None:
         data = FlaskMessageLaunch(FlaskRequest(), tool_conf).get_launch_data()
         return f"launched {data['sub']}"
 
-    serve(app, host="127.0.0.1", port=port, threads=WAITRESS_THREADS, _quiet=True)
+    return app
 
 
 class ToolConnection:
@@ -354,9 +421,21 @@ def client_loop(
 
 
 def cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds of a process and of its live child processes."""
     with open(f"/proc/{pid}/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            children = [int(child) for child in handle.read().split()]
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            total += cpu_seconds(child)
+        except OSError:  # the child ended between the two reads
+            pass
+    return total
 
 
 def measure(
@@ -444,6 +523,12 @@ def measure(
     }
 
 
+def describe_server(server: dict) -> str:
+    if server["name"] == "waitress":
+        return f"waitress with {server['threads']} threads"
+    return f"granian with {server['workers']} workers of {server['threads']} threads"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -467,8 +552,8 @@ def main() -> None:
     parser.add_argument(
         "--prepare",
         type=int,
-        default=600,
-        help="launches each client signs before timing starts (default 600)",
+        default=2000,
+        help="launches each client signs before timing starts (default 2000)",
     )
     parser.add_argument(
         "--launch-rate-limit",
@@ -477,7 +562,26 @@ def main() -> None:
         help="login and launch requests per minute (and burst) the bridge allows "
         "from one address (default 10,000,000)",
     )
+    parser.add_argument(
+        "--server",
+        choices=("granian", "waitress"),
+        default="granian",
+        help="WSGI server of both tools (default granian, the production web server)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="granian worker processes per tool (default 2)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads per granian worker, or waitress threads (default 2)",
+    )
     args = parser.parse_args()
+    server = {"name": args.server, "workers": args.workers, "threads": args.threads}
     load_before = os.getloadavg()[0]
 
     from cryptography.hazmat.primitives import serialization
@@ -497,13 +601,18 @@ def main() -> None:
         mp.Process(target=run_platform, args=(platform_port, private_pem), daemon=True),
         mp.Process(
             target=run_bridge,
-            args=(bridge_port, issuer, folder, args.launch_rate_limit),
-            daemon=True,
+            args=(server, bridge_port, issuer, folder, args.launch_rate_limit),
+            # Granian's main process starts worker processes, which a daemon cannot.
+            daemon=args.server == "waitress",
         ),
-        mp.Process(target=run_baseline, args=(baseline_port, issuer), daemon=True),
+        mp.Process(
+            target=run_baseline,
+            args=(server, baseline_port, issuer),
+            daemon=args.server == "waitress",
+        ),
     ]
-    for server in servers:
-        server.start()
+    for process in servers:
+        process.start()
     try:
         wait_for(f"{issuer}/jwks")
         wait_for(f"http://127.0.0.1:{bridge_port}/health")
@@ -541,12 +650,14 @@ def main() -> None:
             ),
         ]
     finally:
-        for server in servers:
-            server.terminate()
+        for process in servers:
+            process.terminate()
+        for process in servers:
+            process.join(timeout=10)
 
     print(
         f"{args.clients} client processes, {args.seconds:.0f} s measured per tool, "
-        f"waitress with {WAITRESS_THREADS} threads, {os.cpu_count()} CPUs; bridge "
+        f"{describe_server(server)}, {os.cpu_count()} CPUs; bridge "
         f"launch rate limit {args.launch_rate_limit:,} per minute; load average "
         f"before {load_before:.2f}, after {os.getloadavg()[0]:.2f}"
     )
