@@ -1,19 +1,20 @@
 """Benchmark: webhook event intake with wrk, the bridge beside a minimal receiver.
 
-Starts two servers on loopback with the same WSGI server (waitress, 8 threads):
+Starts two servers on loopback with the same WSGI server (granian, the production
+web server, or waitress with --server waitress):
 the bridge's production app, which authenticates each Moodle event, parses it,
 deduplicates it, stores the raw payload and the fact with its outbox message, and
 hands the message to the broker; and a minimal Flask receiver that only stores the
 body, with one commit per request, in the same kind of database as the bridge's
-(SQLite, or its own table in the bridge's PostgreSQL database with --postgres). wrk posts distinct events to each in turn. No worker runs, so only
-intake is measured. Prints requests per second, p50 and p99 latency, and ratios.
+(SQLite, or its own table in the bridge's PostgreSQL database with --postgres). wrk
+posts distinct events to each in turn. No worker runs, so only intake is measured. Prints requests per second, p50 and p99 latency, and ratios.
 
 Every wrk connection comes from 127.0.0.1, so the bridge's webhook rate limit (one
-bucket per client address) would reject part of a long or fast run. The bench raises that limit
-through HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE and _BURST; the limiter still counts each
+bucket per client address) would reject part of a long or fast run. The bench raises
+that limit through HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE and _BURST; the limiter still counts each
 request, as in production.
 
-    /work/venv/bin/python bench/intake.py [--postgres] [--duration 15]
+    python bench/intake.py [--postgres] [--duration 15] [--server granian]
 """
 
 from __future__ import annotations
@@ -109,17 +110,44 @@ def seed_bridge(environ: dict[str, str]) -> str:
     return public_id
 
 
-def start_server(
-    call: str, port: int, environ: dict[str, str], log: Path
-) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("waitress-serve")),
-            f"--listen=127.0.0.1:{port}",
-            "--threads=8",
+def server_command(server: dict, call: str, port: int) -> list[str]:
+    """Return the command line that serves the app factory `call` on `port`."""
+    if server["name"] == "waitress":
+        waitress = str(Path(sys.executable).with_name("waitress-serve"))
+        return [waitress, f"--listen=127.0.0.1:{port}", f"--threads={server['threads']}"] + [
             "--call",
             call,
-        ],
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(server["workers"]),
+        "--blocking-threads",
+        str(server["threads"]),
+        call,
+    ]
+
+
+def describe_server(server: dict) -> str:
+    if server["name"] == "waitress":
+        return f"waitress {server['threads']} threads"
+    return f"granian {server['workers']} workers of {server['threads']} threads"
+
+
+def start_server(
+    server: dict, call: str, port: int, environ: dict[str, str], log: Path
+) -> subprocess.Popen:
+    process = subprocess.Popen(
+        server_command(server, call, port),
         env=environ,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -202,7 +230,32 @@ def main() -> None:
         default=10_000_000,
         help="Webhook requests per minute (and burst) allowed from one address.",
     )
+    parser.add_argument(
+        "--server",
+        choices=("granian", "waitress"),
+        default="granian",
+        help="WSGI server of both apps (default granian, the production web server).",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="Granian worker processes per app (default 1 on SQLite, 2 on PostgreSQL).",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="Threads per granian worker, or waitress threads.",
+    )
     args = parser.parse_args()
+    # SQLite has one writer at a time. A second process's writer would wait in SQLite's
+    # busy handler, which sleeps for milliseconds, while the first one commits.
+    workers = args.workers or (2 if args.postgres else 1)
+    server_settings = {
+        "name": args.server,
+        "workers": workers,
+        "threads": args.threads,
+    }
 
     load_before = os.getloadavg()[0]
     with ExitStack() as cleanup, tempfile.TemporaryDirectory() as folder:
@@ -240,7 +293,9 @@ def main() -> None:
             ("bridge", "lti_tool.app:create_app", bridge_port),
         ]
         for name, call, port in servers:
-            server = start_server(call, port, environ, folder / f"{port}.log")
+            server = start_server(
+                server_settings, call, port, environ, folder / f"{port}.log"
+            )
             try:
                 url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
                 results[name] = run_wrk(
@@ -254,7 +309,7 @@ def main() -> None:
     backend = "PostgreSQL + Redis" if args.postgres else "SQLite + embedded broker"
     print(
         f"bridge backend: {backend}, minimal receiver on the same database; "
-        f"waitress 8 threads; wrk 2 threads, "
+        f"{describe_server(server_settings)}; wrk 2 threads, "
         f"{args.connections} connections, {args.duration} s; webhook rate limit "
         f"{args.webhook_rate_limit:,} per minute; load average before "
         f"{load_before:.2f}, after {os.getloadavg()[0]:.2f}"
