@@ -34,7 +34,16 @@ from typing import Any, Protocol
 import structlog
 from celery import shared_task
 from flask import current_app
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, select, update
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -114,8 +123,25 @@ class BackfillJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The one achievement of a single-achievement job while nobody asked it to stop,
+    # else NULL. A partial unique index keeps one such active job per achievement,
+    # so concurrent requests for the same badge cannot add a second one.
+    active_achievement_id: Mapped[int | None]
 
-    __table_args__ = (Index("ix_backfill_jobs_status_lease", "status", "lease_until"),)
+    # Set by `start_backfill` when a request joined this active job instead of
+    # adding one; not stored.
+    joined = False
+
+    __table_args__ = (
+        Index("ix_backfill_jobs_status_lease", "status", "lease_until"),
+        Index(
+            "uq_backfill_jobs_active_achievement",
+            "active_achievement_id",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'running')"),
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
+    )
 
 
 class CourseRoster(Protocol):
@@ -155,6 +181,11 @@ class BackfillError(ValueError):
 # --- Functions for the instructor page ------------------------------------------
 
 
+# Attempts to add a job when concurrent requests for the same achievements keep
+# adding theirs first.
+START_ATTEMPTS = 3
+
+
 def start_backfill(
     session: Session,
     *,
@@ -162,10 +193,13 @@ def start_backfill(
     trigger: BackfillTrigger,
     requested_by: str | None = None,
 ) -> BackfillJob:
-    """Add a backfill job for achievements of one course, cancelling older active ones.
+    """Add a backfill job for achievements of one course, or join the running one.
 
-    The caller commits, then calls `send_backfill(job.id)`; the resume sweep sends it
-    anyway if that call is lost.
+    A manual request while an active job covers the same achievements returns that
+    job with `joined` set, so repeated clicks show one job's progress. A new or
+    changed rule instead asks older active jobs to stop and adds a job. The caller
+    commits, then calls `send_backfill(job.id)` for a job it added; the resume
+    sweep sends it anyway if that call is lost.
     """
     if not achievements:
         raise BackfillError("no achievements given; pass the course's achievements")
@@ -183,22 +217,53 @@ def start_backfill(
             )
 
     ids = sorted(achievement.id for achievement in achievements)
-    for older in _active_jobs(session, first.provider_id, first.lms_course_id):
-        if set(older.achievement_ids) & set(ids):
+    trigger = BackfillTrigger(trigger)
+    for _attempt in range(START_ATTEMPTS):
+        overlapping = [
+            older
+            for older in _active_jobs(session, first.provider_id, first.lms_course_id)
+            if set(older.achievement_ids) & set(ids)
+        ]
+        if trigger is BackfillTrigger.MANUAL:
+            for older in overlapping:
+                if not older.cancel_requested and set(ids) <= set(older.achievement_ids):
+                    older.joined = True
+                    return older
+        for older in overlapping:
             # A newer rule supersedes what the older job evaluates.
-            older.cancel_requested = True
+            _stop_claiming(older)
 
-    job = BackfillJob(
-        provider_id=first.provider_id,
-        lms_connection_id=first.lms_connection_id,
-        lms_course_id=first.lms_course_id,
-        achievement_ids=ids,
-        trigger=BackfillTrigger(trigger).value,
-        requested_by=requested_by,
+        job = BackfillJob(
+            provider_id=first.provider_id,
+            lms_connection_id=first.lms_connection_id,
+            lms_course_id=first.lms_course_id,
+            achievement_ids=ids,
+            active_achievement_id=ids[0] if len(ids) == 1 else None,
+            trigger=trigger.value,
+            requested_by=requested_by,
+        )
+        try:
+            # A savepoint, so losing the race keeps the caller's other changes.
+            with session.begin_nested():
+                session.add(job)
+                session.flush()
+        except IntegrityError:
+            # A concurrent request added the active job of this achievement and
+            # committed first; the next attempt joins or supersedes it.
+            log.info("backfill_start_raced", achievements=ids, trigger=trigger.value)
+            continue
+        return job
+
+    raise BackfillError(
+        f"backfills of achievements {ids} keep being started concurrently; "
+        "try again in a moment"
     )
-    session.add(job)
-    session.flush()
-    return job
+
+
+def _stop_claiming(job: BackfillJob) -> None:
+    """Ask an active job to stop, and free its achievement for a new job."""
+    job.cancel_requested = True
+    job.active_achievement_id = None
 
 
 def _active_jobs(session: Session, provider_id: int, lms_course_id: str):
@@ -231,7 +296,7 @@ def request_cancel(
         )
     if job.status not in ACTIVE:
         return job
-    job.cancel_requested = True
+    _stop_claiming(job)
     if job.status == BackfillStatus.PENDING.value:
         job.status = BackfillStatus.CANCELLED.value
         job.finished_at = utcnow()

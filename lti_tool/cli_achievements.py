@@ -275,6 +275,14 @@ def backfill(achievement_id, queue, as_json):
         job = start_achievement_backfill(op.session, op.actor, found)
         op.session.commit()
         job_id, job_public_id = job.id, job.public_id
+        if job.joined:
+            summary = {"job": job_public_id, "joined": True, **job_summary(job)}
+            emit(summary, as_json,
+                 f"backfill {job_public_id} of this badge is already "
+                 f"{summary['status']}, so no second one was started: "
+                 f"{summary['learners_seen']} learners read, {summary['issued']} "
+                 "issued so far")
+            return
         if queue:
             _send(op.bridge, job_id)
             emit({"status": "queued", "job": job_public_id}, as_json,

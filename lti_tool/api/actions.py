@@ -93,8 +93,11 @@ def start_backfill(achievement_id: str):
     found = _achievement(achievement_id)
     job = backfill_ops.start_achievement_backfill(db_session(), g.api_actor, found)
     _commit()
+    if job.joined:
+        # The badge's active backfill is returned instead of a second job.
+        return jsonify({**backfill_ops.backfill_dict(db_session(), job), "joined": True})
     send_backfill(job.id)
-    return jsonify(backfill_ops.backfill_dict(db_session(), job)), 202
+    return jsonify({**backfill_ops.backfill_dict(db_session(), job), "joined": False}), 202
 
 
 @bp.get("/backfills")

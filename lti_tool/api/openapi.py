@@ -442,6 +442,12 @@ SCHEMAS.update(
                 "last_error": NULLABLE_STRING,
                 "created_at": TIMESTAMP,
                 "finished_at": TIMESTAMP,
+                "joined": {
+                    "type": "boolean",
+                    "description": "Only in the answer to starting a backfill: true "
+                    "when the badge's active backfill was returned instead of a new "
+                    "one.",
+                },
             },
             ["id", "status", "learners_seen", "issued"],
         ),
@@ -519,8 +525,14 @@ PATHS.update(
         "/api/v1/achievements/{achievement_id}/backfills": {
             "post": _operation(
                 "Start a backfill: the workers issue the badge to every enrolled "
-                "learner who already earned it",
-                {"202": _json(_ref("Backfill"), "Queued for the workers.")},
+                "learner who already earned it. While the badge's backfill is "
+                "pending or running, that job is returned instead of a new one",
+                {
+                    "202": _json(_ref("Backfill"), "Queued for the workers; joined "
+                                 "is false."),
+                    "200": _json(_ref("Backfill"), "The badge's active backfill; "
+                                 "joined is true."),
+                },
                 operationId="startBackfill",
                 parameters=[ACHIEVEMENT_ID],
             )

@@ -53,7 +53,10 @@ def start_achievement_backfill(
     achievement: Achievement,
     trigger: BackfillTrigger = BackfillTrigger.MANUAL,
 ) -> BackfillJob:
-    """Add a job for one achievement; the caller commits, then sends it to workers."""
+    """Add a job for one achievement, or join its active one (`job.joined` set).
+
+    The caller commits, then sends a job it added to the workers.
+    """
     kind = session.scalar(
         select(LmsConnection.kind).where(
             LmsConnection.provider_id == achievement.provider_id,
@@ -79,7 +82,7 @@ def start_achievement_backfill(
     audit(
         session,
         actor,
-        "backfill.started",
+        "backfill.joined" if job.joined else "backfill.started",
         provider_id=achievement.provider_id,
         target=f"backfill:{job.public_id}",
         detail={"achievement": achievement.public_id},

@@ -1170,7 +1170,10 @@ def start_course_backfill(course_id: int, public_id: str):
             achievement=public_id,
         ) from None
     db.commit()
-    send_backfill(job.id)
+    if job.joined:
+        log.info("backfill_joined", achievement=public_id, job=job.public_id)
+    else:
+        send_backfill(job.id)
     return redirect(
         url_for("pages.course", course_id=course_id) + "#backfills", code=303
     )

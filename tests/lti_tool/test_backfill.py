@@ -173,7 +173,7 @@ def test_superseded_pending_job_ends_cancelled(app, db, course, monkeypatch):
     roster = MemoryRoster(5, completed={"1000"})
     _use_roster(monkeypatch, roster)
     older = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
-    start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.RULE_CHANGED)
     db.commit()
 
     outcome = run_job(bridge, older.id)
@@ -185,6 +185,65 @@ def test_superseded_pending_job_ends_cancelled(app, db, course, monkeypatch):
     assert ended.status == "cancelled"
     assert ended.finished_at is not None
     assert older.id not in backfill.stalled_job_ids(db, pending_after_seconds=0)
+
+
+def test_manual_start_joins_active_job(app, db, course):
+    """A second manual request while the badge's job is pending returns that job."""
+    _, _, achievement = course
+    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+
+    second = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
+    db.commit()
+
+    assert second.id == first.id
+    assert second.joined
+    assert not second.cancel_requested
+    assert db.scalar(select(func.count(BackfillJob.id))) == 1
+
+
+def test_manual_start_after_cancel_adds_job(app, db, course, monkeypatch):
+    """A job asked to stop is not joined: a new request adds a job."""
+    _, provider, achievement = course
+    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+    # A running job keeps its status until its worker notices the cancel.
+    first.status = "running"
+    request_cancel(db, provider_id=provider.id, job_public_id=first.public_id)
+    db.commit()
+
+    second = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
+    db.commit()
+
+    assert second.id != first.id
+    assert not second.joined
+    assert db.get(BackfillJob, first.id).status == "running"
+
+
+def test_active_job_unique_per_achievement(app, db, course):
+    """The database itself rejects a second active job of one achievement."""
+    from sqlalchemy.exc import IntegrityError
+
+    _, _, achievement = course
+    start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+    db.add(
+        BackfillJob(
+            provider_id=achievement.provider_id,
+            lms_connection_id=achievement.lms_connection_id,
+            lms_course_id=achievement.lms_course_id,
+            achievement_ids=[achievement.id],
+            active_achievement_id=achievement.id,
+            trigger="manual",
+        )
+    )
+
+    with pytest.raises(IntegrityError):
+        db.commit()
 
 
 def test_cancel_unknown_job_rejected(app, db, course):
@@ -199,3 +258,86 @@ def test_start_without_achievements_rejected(app, db):
     """A backfill needs at least one achievement."""
     with pytest.raises(BackfillError, match="no achievements given"):
         start_backfill(db, achievements=[], trigger=BackfillTrigger.MANUAL)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_course(request, settings):
+    """A provider's badge on SQLite or on the PostgreSQL server."""
+    from lti_tool import intake
+    from lti_tool.app import create_app
+    from lti_tool.schema import upgrade
+    from tests.support.databases import reset_postgres
+
+    if request.param == "postgres":
+        settings.database_url = reset_postgres()
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    bridge = app.extensions["hpass"]
+    with bridge.session() as session:
+        provider = add_provider(session)
+        connection = add_moodle_connection(
+            session, bridge.vault, provider, "http://127.0.0.1:1", "t"
+        )
+        achievement = Achievement(
+            provider_id=provider.id,
+            lms_connection_id=connection.id,
+            lms_course_id="101",
+            name="Safe travel",
+            description="Plans safe travel.",
+            criteria_narrative="Complete the course.",
+            award_rule=COURSE_COMPLETED_RULE,
+        )
+        session.add(achievement)
+        session.commit()
+        achievement_id = achievement.id
+    yield bridge, achievement_id
+    intake.stop(app)
+    bridge.engine.dispose()
+
+
+def test_concurrent_manual_starts_add_one_job(backend_course, monkeypatch):
+    """Three requests that all saw no active job still leave one job, shared by all."""
+    import threading
+
+    bridge, achievement_id = backend_course
+    requests = 3
+    all_looked = threading.Barrier(requests, timeout=30)
+    first_look = threading.local()
+    real_active_jobs = backfill._active_jobs
+
+    def stale_first_look(session, provider_id, lms_course_id):
+        # Each request's first look finds nothing, as when all three read before
+        # any of them inserted; the unique index has to catch the rest.
+        if not getattr(first_look, "done", False):
+            first_look.done = True
+            all_looked.wait()
+            return []
+        return real_active_jobs(session, provider_id, lms_course_id)
+
+    monkeypatch.setattr(backfill, "_active_jobs", stale_first_look)
+    results: list = []
+    errors: list = []
+
+    def request_backfill() -> None:
+        try:
+            with bridge.session() as session:
+                achievement = session.get(Achievement, achievement_id)
+                job = start_backfill(
+                    session, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+                )
+                session.commit()
+                results.append((job.id, job.joined))
+        except Exception as error:  # noqa: BLE001 - asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=request_backfill) for _ in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len({job_id for job_id, _ in results}) == 1
+    assert sorted(joined for _, joined in results) == [False, True, True]
+    with bridge.session() as session:
+        assert session.scalar(select(func.count(BackfillJob.id))) == 1

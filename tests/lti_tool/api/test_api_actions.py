@@ -405,6 +405,22 @@ def test_backfill_start_show_cancel(client, db, tenants):
     assert cancelled.json["status"] == "cancelled"
 
 
+def test_backfill_start_twice_joins(client, db, tenants):
+    """A second start while the badge's backfill is pending returns that job."""
+    alpha, _ = tenants
+    url = f"/api/v1/achievements/{alpha['achievement']}/backfills"
+
+    first = client.post(url, headers=_auth(alpha["token"]))
+    second = client.post(url, headers=_auth(alpha["token"]))
+
+    assert first.status_code == 202
+    assert first.json["joined"] is False
+    assert second.status_code == 200
+    assert second.json["joined"] is True
+    assert second.json["id"] == first.json["id"]
+    assert db.scalar(select(func.count(BackfillJob.id))) == 1
+
+
 def test_backfill_canvas_runs(app, client, db, tenants, canvas):
     """A Canvas backfill job issues the badge to the student who completed."""
     from lti_tool.backfill import run_job

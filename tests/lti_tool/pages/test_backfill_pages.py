@@ -45,6 +45,19 @@ def test_backfill_start_queues_job(db, client, tenants):
     assert "Learners checked:" in page
 
 
+def test_backfill_three_clicks_one_job(db, client, tenants):
+    """Clicking "award" three times while the job is pending shows one job."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    responses = [start(client, alpha) for _ in range(3)]
+
+    assert [response.status_code for response in responses] == [303, 303, 303]
+    [job] = jobs_of(db, alpha)
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    assert page.count(f'data-backfill="{job.public_id}"') == 1
+
+
 def test_backfill_progress_json(db, client, tenants):
     """The progress endpoint lists the course's jobs with their counts."""
     alpha, _ = tenants
