@@ -19,7 +19,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from badge_engine import ob2
-from connectors.hpass.errors import DeliveryNeedsConsent, PortfolioSetupError
+from connectors.hpass.errors import (
+    DeliveryNeedsConsent,
+    DeliveryRetryable,
+    PortfolioSetupError,
+)
 from connectors.hpass.http import PortfolioHttp, same_origin
 from connectors.hpass.models import RouteName
 from connectors.hpass.ob3_oauth import AccountTokens, ServiceDescription
@@ -58,6 +62,7 @@ def discover_badge_connect(http: PortfolioHttp) -> ServiceDescription:
         raise PortfolioSetupError(
             f"reading the Badge Connect manifest failed: {error}",
             portfolio_url=portfolio_url,
+            unreachable=isinstance(error, DeliveryRetryable),
         ) from None
     entries = manifest.get("badgeConnectAPI") if isinstance(manifest, dict) else None
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):

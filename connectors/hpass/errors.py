@@ -56,6 +56,11 @@ class PortfolioSetupError(ValueError):
     Raised while linking or configuring, before anything is stored.
     """
 
-    def __init__(self, message: str, *, portfolio_url: str) -> None:
+    def __init__(
+        self, message: str, *, portfolio_url: str, unreachable: bool = False
+    ) -> None:
         super().__init__(message)
+        # True when the portfolio did not answer (connection failed, timed out,
+        # 5xx or 429), so checking the address or trying later may help.
+        self.unreachable = unreachable
         self.portfolio_url = portfolio_url

@@ -34,6 +34,7 @@ from connectors.hpass.errors import (
     DeliveryError,
     DeliveryNeedsConsent,
     DeliveryRejected,
+    DeliveryRetryable,
     PortfolioSetupError,
     TokenExpired,
 )
@@ -72,8 +73,12 @@ class TokenSet:
     expires_in: int | None
 
 
-def _setup_error(portfolio_url: str, message: str) -> PortfolioSetupError:
-    return PortfolioSetupError(message, portfolio_url=portfolio_url)
+def _setup_error(
+    portfolio_url: str, message: str, unreachable: bool = False
+) -> PortfolioSetupError:
+    return PortfolioSetupError(
+        message, portfolio_url=portfolio_url, unreachable=unreachable
+    )
 
 
 def _json_object(http: PortfolioHttp, method: str, url: str, what: str, **kwargs):
@@ -81,7 +86,11 @@ def _json_object(http: PortfolioHttp, method: str, url: str, what: str, **kwargs
         result = http.request(method, url, **kwargs)
         body = result.json(what)
     except (DeliveryError, ValueError) as error:
-        raise _setup_error(http.portfolio_url, f"{what} failed: {error}") from None
+        raise _setup_error(
+            http.portfolio_url,
+            f"{what} failed: {error}",
+            unreachable=isinstance(error, DeliveryRetryable),
+        ) from None
     if not isinstance(body, dict):
         raise _setup_error(http.portfolio_url, f"{what} is not a JSON object")
 

@@ -20,6 +20,7 @@ from flask import (
     Blueprint,
     jsonify,
     redirect,
+    render_template,
     render_template_string,
     request,
     session,
@@ -60,6 +61,8 @@ from connectors.hpass.ob3_oauth import (
 )
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import BadRequest, Forbidden, NotFound
+from lti_tool.i18n import gettext as _
+from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.urls_for import base_url
@@ -142,24 +145,101 @@ def _callback_url() -> str:
     return base_url() + url_for("portfolio.callback")
 
 
+class LinkFailed(Exception):
+    """Linking failed; `message` is the learner's translated text for the field."""
+
+    def __init__(self, message: str, detail: str, code: str, status: int = 400):
+        super().__init__(detail)
+        self.message = message
+        self.detail = detail
+        self.code = code
+        self.status = status
+
+
 def _portfolio_url_from_form() -> str:
     url = request.form.get("portfolio_url", "").strip().rstrip("/")
     if not url:
-        raise BadRequest(
+        raise LinkFailed(
+            _(
+                "Enter the address of your portfolio, for example "
+                "https://portfolio.example.org."
+            ),
             "portfolio_url is missing; enter the address of your portfolio, "
-            "for example https://portfolio.example.org"
+            "for example https://portfolio.example.org",
+            "portfolio_url_missing",
         )
     if len(url) > URL_MAX or urlsplit(url).scheme not in ("http", "https"):
-        raise BadRequest(
+        raise LinkFailed(
+            _(
+                "This is not a web address. Enter the full address of your "
+                "portfolio, starting with https://."
+            ),
             f"portfolio_url {url[:80]!r} is not an http(s) address of at most "
-            f"{URL_MAX} characters; enter the portfolio's https:// address"
+            f"{URL_MAX} characters; enter the portfolio's https:// address",
+            "portfolio_url_invalid",
         )
     try:
         check_portfolio_url(current_bridge().outbound_policy, url)
     except PortfolioSetupError as error:
-        raise BadRequest(str(error), code="portfolio_url_rejected") from None
+        raise LinkFailed(
+            _(
+                "The bridge may not connect to this address. Check that you "
+                "entered the address of your portfolio."
+            ),
+            str(error),
+            "portfolio_url_rejected",
+        ) from None
 
     return url
+
+
+def _setup_failed(error: PortfolioSetupError) -> LinkFailed:
+    detail = f"the portfolio cannot be linked: {error}"
+    if error.unreachable:
+        return LinkFailed(
+            _(
+                "Your portfolio could not be reached at this address, so it was "
+                "not linked. Check the address and try again. If it is right, the "
+                "portfolio may be down: try again later."
+            ),
+            detail,
+            "portfolio_unreachable",
+            status=502,
+        )
+    return LinkFailed(
+        _(
+            "This address does not accept badges from the bridge, so the portfolio "
+            "was not linked. Check that you entered the address of your portfolio."
+        ),
+        detail,
+        "portfolio_setup_failed",
+    )
+
+
+def _link_failed_response(failure: LinkFailed, portfolio_url: str):
+    """Show the failure beside the address field of the learner's course page.
+
+    Without a launched course of this provider, the error page shows the detail.
+    """
+    course_id = session.get("course_id")
+    course = None
+    if course_id is not None:
+        course = db_session().scalar(
+            select(LtiCourse).where(
+                LtiCourse.id == course_id,
+                LtiCourse.provider_id == session.get("provider_id"),
+            )
+        )
+    if course is None:
+        raise BadRequest(failure.detail, code=failure.code)
+    page = render_template(
+        "learner.html",
+        course=course,
+        rows=pages._learner_rows(course, session.get("learner_id")),
+        link_error=failure.message,
+        link_url=portfolio_url,
+    )
+    return page, failure.status
 
 
 @bp.post("/link")
@@ -167,7 +247,18 @@ def link():
     """Register with the portfolio if needed, then send the learner to its consent page."""
     pages.check_csrf()
     provider_id, learner_id = _learner_ids()
-    portfolio_url = _portfolio_url_from_form()
+    typed_url = request.form.get("portfolio_url", "").strip()[:URL_MAX]
+    try:
+        portfolio_url = _portfolio_url_from_form()
+    except LinkFailed as failure:
+        log.info(
+            "portfolio_link_rejected",
+            reason=failure.detail,
+            code=failure.code,
+            provider_id=provider_id,
+            learner_id=learner_id,
+        )
+        return _link_failed_response(failure, typed_url)
     db, bridge = db_session(), current_bridge()
     provider = db.scalar(select(Provider).where(Provider.id == provider_id))
     db.execute(
@@ -180,10 +271,15 @@ def link():
         client = _find_or_register_any(db, portfolio_url, provider)
     except PortfolioSetupError as error:
         db.rollback()
-        log.warning("portfolio_link_setup_failed", error=str(error), learner_id=learner_id)
-        raise BadRequest(
-            f"the portfolio cannot be linked: {error}", code="portfolio_setup_failed"
-        ) from None
+        log.warning(
+            "portfolio_link_setup_failed",
+            error=str(error),
+            unreachable=error.unreachable,
+            portfolio_url=portfolio_url,
+            provider_id=provider_id,
+            learner_id=learner_id,
+        )
+        return _link_failed_response(_setup_failed(error), typed_url)
 
     verifier, challenge = make_pkce_pair()
     state = secrets.token_urlsafe(32)
@@ -227,13 +323,19 @@ def _find_or_register_any(db, portfolio_url: str, provider: Provider) -> Portfol
                 discover=discover,
             )
         except PortfolioSetupError as error:
-            problems.append(f"{route.value}: {error}")
+            problems.append(error)
 
     raise PortfolioSetupError(
         "it offers neither the Open Badges 3.0 API nor Badge Connect ("
-        + "; ".join(problems)
+        + "; ".join(
+            f"{route.value}: {error}"
+            for route, error in zip(
+                (RouteName.OB3_API, RouteName.BADGE_CONNECT), problems, strict=True
+            )
+        )
         + ")",
         portfolio_url=portfolio_url,
+        unreachable=all(error.unreachable for error in problems),
     )
 
 

@@ -131,3 +131,67 @@ def test_portfolio_section_in_arabic(client, tenants, db):
     assert "Change portfolio" not in section
     assert "Linked: new badges" not in section
     assert f'<span dir="ltr">{API_URL}</span>' in section
+
+
+def link_portfolio(client, url: str):
+    return client.post("/portfolio/link", data={"csrf": "test-csrf", "portfolio_url": url})
+
+
+def test_link_unreachable_arabic_field_error(client, tenants, caplog):
+    """An unreachable portfolio is explained in Arabic beside the address field."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner", locale="ar")
+    unreachable = "http://127.0.0.1:9"
+
+    response = link_portfolio(client, unreachable)
+    page = response.get_data(as_text=True)
+    section = page[page.index('<section class="portfolio-link"') :]
+
+    assert response.status_code == 502
+    assert 'id="portfolio_url-error"' in section
+    assert "تعذّر الوصول إلى ملف إنجازاتك على هذا العنوان" in section
+    assert 'aria-invalid="true"' in section
+    assert f'value="{unreachable}"' in section
+    assert "OutboundConnectionFailed" not in page
+    assert "retrying later" not in page
+    assert "portfolio_link_setup_failed" in caplog.text
+    assert str(alpha.learner_id) in caplog.text
+
+
+def test_link_not_a_portfolio_french(client, tenants, moodle_url):
+    """An address that answers but offers no badge API gets a plain French error."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner", locale="fr")
+
+    response = link_portfolio(client, moodle_url)
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert "Cette adresse n’accepte pas les badges du pont" in page
+    assert "neither the Open Badges 3.0 API" not in page
+
+
+def test_link_bad_address_spanish(client, tenants):
+    """An address that is not a web address is named beside the field in Spanish."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "learner", locale="es")
+
+    response = link_portfolio(client, "javascript:alert(1)")
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="portfolio_url-error"' in page
+    assert "Esto no es una dirección web." in page
+    assert "is not an http(s) address" not in page
+
+
+def test_link_error_opens_change_form(client, tenants, db):
+    """With a portfolio linked, a failed change opens the form to show its error."""
+    alpha, _ = tenants
+    add_account(db, alpha, AccountState.LINKED)
+    launch_as(client, alpha, "learner")
+
+    page = link_portfolio(client, "javascript:alert(1)").get_data(as_text=True)
+
+    assert '<details class="portfolio-change" open>' in page
+    assert "This is not a web address." in page
