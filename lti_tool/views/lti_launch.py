@@ -439,7 +439,7 @@ class LaunchDispatcher:
         except Exception as error:
             response = self.endpoints.error_response(request, error)
         response.headers["X-Request-ID"] = request_id
-        return response(environ, start_response)
+        return _send(response, environ, start_response)
 
     def _match(self, environ) -> tuple[str | None, str | None]:
         """Return the endpoint and registration id when this request is ours."""
@@ -610,3 +610,19 @@ def is_our_url(url: str, base: str) -> bool:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _send(response, environ, start_response) -> list[bytes]:
+    """Start `response` and return its whole body as a one-item list.
+
+    Werkzeug returns an iterator, which granian drains with one call into Python per
+    item. Every response here is built in memory, so a list costs nothing and lets
+    the server write the body at once.
+    """
+    body_iterator, status, headers = response.get_wsgi_response(environ)
+    try:
+        body = b"".join(body_iterator)
+    finally:
+        body_iterator.close()
+    start_response(status, headers)
+    return [body]
