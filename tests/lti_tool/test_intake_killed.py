@@ -40,6 +40,24 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _server_environ(tmp_path: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HPASS_INSTANCE_PATH": str(tmp_path / "instance"),
+        "HPASS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "HPASS_LOOPBACK_DEV": "1",
+        "HPASS_LOG_LEVEL": "WARNING",
+    }
+
+
+def _event_template() -> dict:
+    """Return a course completion event with the connection's token, for any learner."""
+    template = json.loads((FIXTURES / "event_course_completed.json").read_text())
+    template["token"] = SECRET
+    template.get("other", {}).pop("relateduserid", None)
+    return template
+
+
 def _seed(environ: dict[str, str]) -> str:
     settings = load_settings(environ=environ)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
@@ -92,19 +110,11 @@ def test_killed_server_keeps_accepted_events(tmp_path):
     """Every event accepted with 202 before SIGKILL is stored with its outbox message,
     and no fact is stored without its message."""
     port = _free_port()
-    environ = {
-        **os.environ,
-        "HPASS_INSTANCE_PATH": str(tmp_path / "instance"),
-        "HPASS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "HPASS_LOOPBACK_DEV": "1",
-        "HPASS_LOG_LEVEL": "WARNING",
-    }
+    environ = _server_environ(tmp_path, port)
     public_id = _seed(environ)
     server = _start_server(environ, port, tmp_path / "server.log")
     url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
-    template = json.loads((FIXTURES / "event_course_completed.json").read_text())
-    template["token"] = SECRET
-    template.get("other", {}).pop("relateduserid", None)
+    template = _event_template()
 
     accepted: list[int] = []
     lock = threading.Lock()
@@ -167,13 +177,7 @@ def test_granian_workers_store_events(tmp_path):
     """The documented granian command serves the app from two workers: each accepted
     event is stored once, and SIGTERM stops the server and its workers."""
     port = _free_port()
-    environ = {
-        **os.environ,
-        "HPASS_INSTANCE_PATH": str(tmp_path / "instance"),
-        "HPASS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "HPASS_LOOPBACK_DEV": "1",
-        "HPASS_LOG_LEVEL": "WARNING",
-    }
+    environ = _server_environ(tmp_path, port)
     public_id = _seed(environ)
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
@@ -182,9 +186,7 @@ def test_granian_workers_store_events(tmp_path):
     log = tmp_path / "server.log"
     server = _start_server(environ, port, log, command)
     url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
-    template = json.loads((FIXTURES / "event_course_completed.json").read_text())
-    template["token"] = SECRET
-    template.get("other", {}).pop("relateduserid", None)
+    template = _event_template()
     try:
         health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
         session = requests.Session()
