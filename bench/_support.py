@@ -1,4 +1,5 @@
-"""Helpers the benchmarks share: a scratch PostgreSQL database and a seeded provider."""
+"""Helpers the benchmarks share: a scratch PostgreSQL database, a seeded provider and
+the choice of WSGI server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,35 @@ from sqlalchemy.engine import make_url
 POSTGRES_URL = os.environ.get(
     "HPASS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+def add_server_arguments(parser, *, workers: int | None, threads: int) -> None:
+    """Add --server, --workers and --threads; `workers=None` lets the bench choose."""
+    parser.add_argument(
+        "--server",
+        choices=("granian", "waitress"),
+        default="granian",
+        help="WSGI server of both apps (default granian, the production web server)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=workers,
+        help="granian worker processes per app"
+        + (f" (default {workers})" if workers else ""),
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=threads,
+        help=f"threads per granian worker, or waitress threads (default {threads})",
+    )
+
+
+def describe_server(server: dict) -> str:
+    if server["name"] == "waitress":
+        return f"waitress with {server['threads']} threads"
+    return f"granian with {server['workers']} workers of {server['threads']} threads"
 
 
 def free_port() -> int:

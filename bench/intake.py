@@ -35,7 +35,12 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import free_port, scratch_postgres
+from bench._support import (
+    add_server_arguments,
+    describe_server,
+    free_port,
+    scratch_postgres,
+)
 
 WEBHOOK_SECRET = "bench-webhook-secret"
 LUA = r"""
@@ -137,12 +142,6 @@ def server_command(server: dict, call: str, port: int) -> list[str]:
     ]
 
 
-def describe_server(server: dict) -> str:
-    if server["name"] == "waitress":
-        return f"waitress {server['threads']} threads"
-    return f"granian {server['workers']} workers of {server['threads']} threads"
-
-
 def start_server(
     server: dict, call: str, port: int, environ: dict[str, str], log: Path
 ) -> subprocess.Popen:
@@ -230,23 +229,8 @@ def main() -> None:
         default=10_000_000,
         help="Webhook requests per minute (and burst) allowed from one address.",
     )
-    parser.add_argument(
-        "--server",
-        choices=("granian", "waitress"),
-        default="granian",
-        help="WSGI server of both apps (default granian, the production web server).",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        help="Granian worker processes per app (default 1 on SQLite, 2 on PostgreSQL).",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=8,
-        help="Threads per granian worker, or waitress threads.",
-    )
+    # --workers defaults to 1 on SQLite and 2 on PostgreSQL; see below.
+    add_server_arguments(parser, workers=None, threads=8)
     args = parser.parse_args()
     # SQLite has one writer at a time. A second process's writer would wait in SQLite's
     # busy handler, which sleeps for milliseconds, while the first one commits.

@@ -41,6 +41,10 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support import add_server_arguments, describe_server  # noqa: E402
+
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 CLIENT_ID = "bench-client"
 DEPLOYMENT_ID = "bench-deployment"
@@ -523,12 +527,6 @@ def measure(
     }
 
 
-def describe_server(server: dict) -> str:
-    if server["name"] == "waitress":
-        return f"waitress with {server['threads']} threads"
-    return f"granian with {server['workers']} workers of {server['threads']} threads"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -562,24 +560,7 @@ def main() -> None:
         help="login and launch requests per minute (and burst) the bridge allows "
         "from one address (default 10,000,000)",
     )
-    parser.add_argument(
-        "--server",
-        choices=("granian", "waitress"),
-        default="granian",
-        help="WSGI server of both tools (default granian, the production web server)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="granian worker processes per tool (default 2)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        help="threads per granian worker, or waitress threads (default 2)",
-    )
+    add_server_arguments(parser, workers=2, threads=2)
     args = parser.parse_args()
     server = {"name": args.server, "workers": args.workers, "threads": args.threads}
     load_before = os.getloadavg()[0]
