@@ -97,7 +97,7 @@ def run_platform(port: int, private_pem: bytes) -> None:
 
 
 def serve_tool(server: dict, factory: str, arguments: list, port: int) -> None:
-    """Serve the app that `factory(*arguments)` builds, as `server` says."""
+    """Serve the app that `factory(*arguments)` builds with the server settings."""
     if server["name"] == "waitress":
         from waitress import serve
 

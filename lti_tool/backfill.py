@@ -123,8 +123,8 @@ class BackfillJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    # The one achievement of a single-achievement job while nobody asked it to stop,
-    # else NULL. A partial unique index keeps one such active job per achievement,
+    # The achievement of a single-achievement job until a stop is requested, else
+    # NULL. A partial unique index keeps one such active job per achievement,
     # so concurrent requests for the same badge cannot add a second one.
     active_achievement_id: Mapped[int | None]
 
@@ -197,7 +197,7 @@ def start_backfill(
 
     A manual request while an active job covers the same achievements returns that
     job with `joined` set, so repeated clicks show one job's progress. A new or
-    changed rule instead asks older active jobs to stop and adds a job. The caller
+    changed rule instead requests a stop of older active jobs and adds a job. The caller
     commits, then calls `send_backfill(job.id)` for a job it added; the resume
     sweep sends it anyway if that call is lost.
     """

@@ -221,8 +221,8 @@ def _achievement_text(result: dict) -> str:
 
 
 def _preview_text(achievement_id: str, rows: list[dict]) -> str:
-    """Render `achievement preview`: a count, then who would earn it, who holds it
-    and who not yet."""
+    """Render `achievement preview`: a count, then the learners who would earn the
+    badge, those who have it already and those who do not qualify yet."""
     holding = [row for row in rows if row.get("holds")]
     earning = [row for row in rows if row["met"] and not row.get("holds")]
     waiting = [

@@ -60,7 +60,7 @@ class PortfolioSetupError(ValueError):
         self, message: str, *, portfolio_url: str, unreachable: bool = False
     ) -> None:
         super().__init__(message)
-        # True when the portfolio did not answer (connection failed, timed out,
-        # 5xx or 429), so checking the address or trying later may help.
+        # True when the portfolio sent no usable response (connection failed, timed
+        # out, 5xx or 429), so checking the address or trying later may help.
         self.unreachable = unreachable
         self.portfolio_url = portfolio_url

@@ -9,8 +9,8 @@ before it is requested:
 - the outbound policy's URL rules (`OutboundPolicy.check_url`): absolute http(s), no
   credentials in the URL, https unless loopback development mode is on;
 - a host written as an IP address must be one the policy allows, so a private or
-  link-local address is rejected before any connection is opened (host names are
-  checked on the addresses they resolve to when the guarded session connects);
+  link-local address is rejected before any connection is opened. A host name is
+  checked on the addresses it resolves to when the guarded session connects;
 - a next-page URL must have the scheme, host and port of the first page, because the
   token sent with it would otherwise reach another host.
 

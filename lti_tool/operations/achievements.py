@@ -260,7 +260,8 @@ class PreviewRow:
     missing: list[str]
     # Activity ids the LMS reports as completed (or passed) for this learner.
     completed_activities: list[str]
-    # The learner holds a live credential of this badge, so a backfill skips them.
+    # True when the learner has a live credential of this badge, which a backfill
+    # skips.
     holds: bool = False
 
     @property

@@ -266,7 +266,7 @@ def test_preview_moodle(client, tenants, moodle):
 
 
 def test_preview_after_backfill_counts_holders(app, client, db, tenants, moodle):
-    """A learner who holds the badge is counted apart, not as one who would earn it."""
+    """A learner who has the badge is counted apart, not as one who would earn it."""
     from lti_tool.backfill import run_job
 
     alpha, _ = tenants

@@ -514,7 +514,7 @@ def test_achievement_preview_json_unchanged(cli, achievement):
 
 
 def test_preview_text_without_earners():
-    """With nobody qualifying, preview names what is missing and suggests no backfill."""
+    """With no learner qualifying, preview lists missing steps and no backfill."""
     # lti_tool.cli imports the command modules in the order their imports need.
     import lti_tool.cli  # noqa: F401
     from lti_tool.cli_achievements import _preview_text

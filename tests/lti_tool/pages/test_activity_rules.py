@@ -162,7 +162,7 @@ def test_rule_preview_of_saved_badge(client, tenants):
 
 
 def test_rule_preview_lists_holders_apart(client, tenants, db):
-    """A learner who holds the saved badge is shown as a holder, not a new earner."""
+    """A learner who has the saved badge is shown as a holder, not a new earner."""
     alpha, _ = tenants
     stand_in_learner = Learner(
         provider_id=alpha.provider_id,

@@ -266,7 +266,7 @@ def _grade_fact(db, tenant, achievement, activity_id: str, percent: float, key: 
 
 
 def test_learner_sees_grade_step(client, tenants, db):
-    """The learner page asks for the minimum grade until a grade reaches it."""
+    """The learner page lists the minimum grade as a step until a grade reaches it."""
     alpha, _ = tenants
     activity_id = _add_line_item(db, alpha)
     launch_as(client, alpha, "instructor")

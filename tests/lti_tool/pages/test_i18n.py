@@ -159,7 +159,7 @@ def test_switcher_after_portfolio_error(client, tenants):
 
 
 def test_switcher_after_sign_in_post(client):
-    """A refused sign-in switches language on the sign-in page, which answers GET."""
+    """A rejected sign-in links the language switcher to the sign-in page's GET."""
     page = client.post(
         "/account/sign-in", data={"email": "nobody@example.org", "password": "x"}
     ).get_data(as_text=True)
@@ -172,7 +172,7 @@ def test_switcher_after_sign_in_post(client):
     [("en", "UTC"), ("es", "UTC"), ("fr", "TU"), ("ar", "التوقيت العالمي")],
 )
 def test_times_name_their_zone(app, language, zone):
-    """A time on a page is in UTC and says so, in the page's language."""
+    """A time on a page is in UTC, with the zone named in the page's language."""
     from datetime import datetime, timedelta, timezone
 
     from lti_tool.i18n import localized_datetime

@@ -159,7 +159,7 @@ def test_link_unreachable_arabic_field_error(client, tenants, caplog):
 
 
 def test_link_not_a_portfolio_french(client, tenants, moodle_url):
-    """An address that answers but offers no badge API gets a plain French error."""
+    """An address with a server but no badge API gets a plain French error."""
     alpha, _ = tenants
     launch_as(client, alpha, "learner", locale="fr")
 
