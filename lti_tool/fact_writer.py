@@ -4,8 +4,10 @@ A request that stored its own fact paid for a transaction and a commit of its ow
 on SQLite the requests of one process also queued on the write lock, each handing the
 GIL back and forth several times while holding it. Here a request parses its event,
 puts the fact on a queue and waits. A writer thread takes everything queued, stores it
-with `record_facts` in one transaction (two multi-row INSERTs on the DB-API cursor,
-in one statement on PostgreSQL), and wakes each waiting request after the commit, so concurrent requests share one commit. SQLite gets one
+with `record_facts` in one transaction, and wakes each waiting request after the
+commit, so concurrent requests share one commit. On SQLite the transaction holds two
+multi-row INSERTs on the DB-API cursor. On PostgreSQL it is one statement sent in
+autocommit mode, so a batch costs a single round trip to the server. SQLite gets one
 writer thread per process; a database server gets `SERVER_WRITER_THREADS`, whose
 commits overlap.
 
@@ -14,7 +16,10 @@ The guarantees of one transaction per request still hold:
 - A request returns a result only after the commit that stored its fact and the
   fact's outbox message, so no event gets a 2xx before it is stored.
 - When the batch fails, it is rolled back and each fact is stored again alone, so a
-  fact the database rejects fails only its own request.
+  fact the database rejects fails only its own request. One failure comes after the
+  commit on PostgreSQL: a repeated fact whose stored row was deleted while the
+  batch ran (`FactNotRecorded`). The batch's new facts then stay stored, their
+  requests are answered as duplicates, and the outbox sweep sends their messages.
 - When a fact cannot be stored (the database is down, the writer failed, the commit
   took longer than `WAIT_SECONDS`), its request gets `FactNotStored` and returns
   503, and the LMS sends the event again.
@@ -207,11 +212,32 @@ class FactWriter:
             batch.append(pending)
         return batch
 
+    def _connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._engine.raw_connection()
+            if self._statements.combined:
+                # The batch is one statement on PostgreSQL, and a statement outside
+                # a transaction block is a transaction of its own. In autocommit it
+                # costs one round trip to the server instead of three (BEGIN, the
+                # statement, COMMIT), and its reply comes after the commit.
+                connection.driver_connection.autocommit = True
+            self._local.connection = connection
+        return connection
+
     def _release_connection(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
-        if connection is not None:
-            connection.close()
+        if connection is None:
+            return
+        try:
+            if self._statements.combined:
+                # The pool's other users expect transactions.
+                connection.driver_connection.autocommit = False
+        except Exception:  # noqa: BLE001 - a broken connection is discarded
+            connection.invalidate()
+            return
+        connection.close()
 
     def _run(self) -> None:
         while True:
@@ -261,9 +287,7 @@ class FactWriter:
         # On SQLite the other writers of this process (the dispatcher marking
         # messages sent, admin pages) wait on the same lock instead of colliding.
         with database_writes(self._engine):
-            connection = getattr(self._local, "connection", None)
-            if connection is None:
-                connection = self._local.connection = self._engine.raw_connection()
+            connection = self._connection()
             try:
                 cursor = connection.cursor()
                 try:

@@ -199,3 +199,29 @@ def test_concurrent_repeats_stored_once(seeded):
     assert len(_rows(engine, "completion_facts")) == 1
     assert len(_rows(engine, "outbox")) == 1
     assert writer.stop()
+
+
+def test_released_connection_rolls_back(seeded):
+    """The writer's connection, back in the pool, runs transactions again.
+
+    On PostgreSQL the writer sends its batches in autocommit mode. A connection
+    left in that mode would commit the next user's statements one by one.
+    """
+    engine, provider_id, connection_id = seeded
+    writer = FactWriter(engine, on_committed=lambda ids: None)
+    writer.write(_fact(provider_id, connection_id, 40))
+    assert writer.stop()
+
+    pooled = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
+    try:
+        for connection in pooled:
+            cursor = connection.cursor()
+            cursor.execute("DELETE FROM outbox")
+            cursor.close()
+            connection.rollback()
+    finally:
+        for connection in pooled:
+            connection.close()
+
+    assert len(pooled) >= 1
+    assert len(_rows(engine, "outbox")) == 1
