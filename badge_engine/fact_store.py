@@ -106,11 +106,12 @@ def record_facts(
     now = utcnow()
     keys = [(fact.provider_id, fact.dedupe_key) for fact in facts]
     rows: dict[tuple[int, str], tuple] = {}
+    shared = statements.fact_batch_values(now)
     # Sorted by key, so two concurrent batches that share facts wait on the unique
     # index's entries in the same order instead of each holding what the other needs.
     for key, fact in sorted(zip(keys, facts), key=lambda pair: pair[0]):
         if key not in rows:
-            rows[key] = statements.fact_values(fact, now, key[1])
+            rows[key] = statements.fact_values(fact, key[1], shared)
 
     if statements.combined:
         # One statement inserts the facts and the messages of the new ones.
@@ -160,8 +161,9 @@ def _insert_messages(
     if not inserted:
         return {}
 
+    shared = statements.message_batch_values(now, dispatched_at)
     message_rows = [
-        statements.message_values(provider_id, fact_id, now, dispatched_at)
+        statements.message_values(provider_id, fact_id, shared)
         for (provider_id, _), fact_id in inserted.items()
     ]
     cursor.execute(*statements.message_insert(message_rows))
@@ -187,9 +189,17 @@ class FactBatchStatements:
         messages = OutboxMessage.__table__
         self._fact_columns = list(_FACT_COLUMNS)
         self._message_columns = list(_MESSAGE_COLUMNS)
-        self._fact_processors = _bind_processors(facts, self._fact_columns, dialect)
-        self._message_processors = _bind_processors(
-            messages, self._message_columns, dialect
+        own = _bind_processors(facts, _FACT_OWN_COLUMNS, dialect)
+        self._fact_own_processors = [
+            (index, processor)
+            for index, processor in enumerate(own)
+            if processor is not None
+        ]
+        self._fact_batch_processors = _bind_processors(
+            facts, _FACT_BATCH_COLUMNS, dialect
+        )
+        self._message_batch_processors = _bind_processors(
+            messages, _MESSAGE_BATCH_COLUMNS, dialect
         )
         # Table and column names come from the models above, never from input, and
         # every value is a bound parameter.
@@ -239,20 +249,67 @@ class FactBatchStatements:
     def _row_marker(self, width: int) -> str:
         return "(" + ", ".join([self._marker] * width) + ")"
 
-    def fact_values(self, fact: CompletionFact, now: datetime, dedupe_key: str):
-        row = _fact_row(fact, now, dedupe_key=dedupe_key)
-        return _converted(row, self._fact_columns, self._fact_processors)
+    def fact_batch_values(self, now: datetime) -> tuple:
+        """Return the converted values of the fact columns a whole batch shares."""
+        row = dict(
+            outcome=FactOutcome.PENDING.value,
+            outcome_detail=None,
+            received_at=now,
+            processed_at=None,
+        )
+        return _converted(row, _FACT_BATCH_COLUMNS, self._fact_batch_processors)
 
-    def message_values(
-        self,
-        provider_id: int,
-        fact_id: int,
-        now: datetime,
-        dispatched_at: datetime | None,
-    ):
-        row = _evaluation_message_row(provider_id, fact_id, now)
+    def fact_values(
+        self, fact: CompletionFact, dedupe_key: str, shared: tuple
+    ) -> tuple:
+        """Return a fact's INSERT values; `shared` is from `fact_batch_values`.
+
+        Only the columns that differ between facts are converted here, in the
+        order of `_FACT_OWN_COLUMNS`.
+        """
+        values = [
+            fact.provider_id,
+            fact.lms_connection_id,
+            fact.lms_course_id,
+            fact.lms_user_id,
+            fact.activity_id,
+            fact.state.value,
+            fact.grade_percent,
+            fact.occurred_at,
+            fact.source.value,
+            fact.source_event_id,
+            dedupe_key,
+            fact.raw_payload,
+        ]
+        for index, processor in self._fact_own_processors:
+            values[index] = processor(values[index])
+        values.extend(shared)
+        return tuple(values)
+
+    def message_batch_values(
+        self, now: datetime, dispatched_at: datetime | None
+    ) -> tuple:
+        """Return the converted values of the message columns a batch shares.
+
+        They are in the order of `_MESSAGE_COLUMNS` without the three columns
+        that differ between messages.
+        """
+        row = _evaluation_message_row(0, 0, now)
         row["dispatched_at"] = dispatched_at
-        return _converted(row, self._message_columns, self._message_processors)
+        return _converted(row, _MESSAGE_BATCH_COLUMNS, self._message_batch_processors)
+
+    def message_values(self, provider_id: int, fact_id: int, shared: tuple) -> tuple:
+        """Return a message's INSERT values; `shared` is from `message_batch_values`."""
+        # The payload is the text json.dumps writes for {"fact_id": fact_id}, as
+        # the JSON column would store it; a test compares the two.
+        kind, *rest = shared
+        return (
+            provider_id,
+            kind,
+            '{"fact_id": %d}' % fact_id,
+            f"fact:{fact_id}",
+            *rest,
+        )
 
     def fact_insert(self, rows: list[tuple]) -> tuple[str, list]:
         return self._fact_sql.text(len(rows)), _flattened(rows)
@@ -275,7 +332,9 @@ class FactBatchStatements:
         return self._select_sql.text(len(keys)), _flattened(keys)
 
 
-_FACT_COLUMNS = (
+# The fact columns whose values differ between the facts of a batch, in the order
+# `FactBatchStatements.fact_values` lists them, then those a batch shares.
+_FACT_OWN_COLUMNS = (
     "provider_id",
     "lms_connection_id",
     "lms_course_id",
@@ -288,11 +347,9 @@ _FACT_COLUMNS = (
     "source_event_id",
     "dedupe_key",
     "raw_payload",
-    "outcome",
-    "outcome_detail",
-    "received_at",
-    "processed_at",
 )
+_FACT_BATCH_COLUMNS = ("outcome", "outcome_detail", "received_at", "processed_at")
+_FACT_COLUMNS = _FACT_OWN_COLUMNS + _FACT_BATCH_COLUMNS
 _MESSAGE_COLUMNS = (
     "provider_id",
     "kind",
@@ -306,6 +363,14 @@ _MESSAGE_COLUMNS = (
     "dispatched_at",
     "last_error",
     "completed_at",
+)
+
+# The message columns a batch shares, in the order of `_MESSAGE_COLUMNS`: all but
+# provider_id, payload and idempotency_key.
+_MESSAGE_BATCH_COLUMNS = tuple(
+    name
+    for name in _MESSAGE_COLUMNS
+    if name not in ("provider_id", "payload", "idempotency_key")
 )
 
 # The message columns that are the same for every message of a batch, in the order
