@@ -6,8 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from urllib.parse import urlsplit
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from badge_engine.db import Base, utcnow
 
@@ -20,6 +22,30 @@ class LmsKind(str, enum.Enum):
 class ConnectionState(str, enum.Enum):
     OK = "ok"
     BROKEN = "broken"
+
+
+# Ports that an address may leave out, by scheme.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalized_site_url(url: str) -> str:
+    """Return the LMS site address in one spelling: scheme and host in lower case,
+    no default port, no trailing slash.
+
+    Migration 0119 keeps a copy of this function to fill `site_key` on existing
+    rows, so a change here needs a migration that recomputes the column.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 class LmsConnection(Base):
@@ -44,3 +70,23 @@ class LmsConnection(Base):
     state: Mapped[str] = mapped_column(String(10), default=ConnectionState.OK.value)
     state_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # `normalized_site_url(base_url)`, set whenever `base_url` is. The unique index
+    # below keeps one connection per provider, LMS kind and site even when two
+    # requests pass the check in code at once. Rows that duplicated another site
+    # before migration 0119 keep NULL, which the index does not cover.
+    site_key: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        Index(
+            "uq_lms_connections_provider_kind_site",
+            "provider_id",
+            "kind",
+            "site_key",
+            unique=True,
+        ),
+    )
+
+    @validates("base_url")
+    def _set_site_key(self, _key: str, value: str) -> str:
+        self.site_key = normalized_site_url(value)
+        return value

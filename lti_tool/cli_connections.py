@@ -23,6 +23,7 @@ from lti_tool.operations.lms import (
     check_lms_url,
     check_site_not_connected,
     run_connection_test,
+    site_not_connected_on_insert,
 )
 
 
@@ -72,7 +73,14 @@ def add_moodle(
             webhook_secret_sha256=secret_digest(webhook_secret),
             state=ConnectionState.OK.value,
         )
-        session.add(lms_connection)
+        try:
+            with site_not_connected_on_insert(
+                session, provider, LmsKind.MOODLE.value, site_url
+            ):
+                session.add(lms_connection)
+                session.flush()
+        except ActionError as error:
+            report_error(error, as_json)
         session.commit()
         public_id = lms_connection.public_id
 

@@ -9,17 +9,25 @@ because the admin fixes them in the LMS and runs the test again.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Provider
 from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
 from connectors.canvas.connection import connect_canvas, test_canvas_connection
-from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.models import (
+    ConnectionState,
+    LmsConnection,
+    LmsKind,
+    normalized_site_url,
+)
 from connectors.moodle.client import MoodleClient
 from connectors.moodle.connection import ConnectionTestResult, test_connection
 from lti_tool.bridge import Bridge
@@ -95,40 +103,29 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
 
 
 
-# Ports that an address may leave out, by scheme.
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def normalized_site_url(url: str) -> str:
-    """Return the LMS site address in one spelling: scheme and host in lower case,
-    no default port, no trailing slash."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
-
-
 def find_same_site(
     session: Session, provider_id: int, kind: str, url: str
 ) -> LmsConnection | None:
     """Return the provider's connection of this LMS kind to the same site, if any."""
-    wanted = normalized_site_url(url)
-    connections = session.scalars(
-        select(LmsConnection).where(
-            LmsConnection.provider_id == provider_id, LmsConnection.kind == kind
+    return session.scalar(
+        select(LmsConnection)
+        .where(
+            LmsConnection.provider_id == provider_id,
+            LmsConnection.kind == kind,
+            LmsConnection.site_key == normalized_site_url(url),
         )
+        .order_by(LmsConnection.id)
+        .limit(1)
     )
-    for connection in connections:
-        if normalized_site_url(connection.base_url) == wanted:
-            return connection
-    return None
+
+
+def site_connected_error(provider: Provider, existing: LmsConnection) -> ActionError:
+    return ActionError(
+        f"provider {provider.slug} already has {existing.kind} connection "
+        f"{existing.public_id} ({existing.name}) to {existing.base_url}; use it, "
+        "or remove it before connecting the site again (nothing was saved)",
+        code="connection_exists",
+    )
 
 
 def check_site_not_connected(
@@ -140,12 +137,32 @@ def check_site_not_connected(
     """
     existing = find_same_site(session, provider.id, kind, url)
     if existing is not None:
-        raise ActionError(
-            f"provider {provider.slug} already has {kind} connection "
-            f"{existing.public_id} ({existing.name}) to {existing.base_url}; use it, "
-            "or remove it before connecting the site again (nothing was saved)",
-            code="connection_exists",
-        )
+        raise site_connected_error(provider, existing)
+
+
+@contextmanager
+def site_not_connected_on_insert(
+    session: Session, provider: Provider, kind: str, url: str
+) -> Iterator[None]:
+    """Turn a violation of the one-connection-per-site index, raised by the flush of
+    a new connection inside this block, into the `ActionError` of
+    `check_site_not_connected`.
+
+    The check in code runs first, but two concurrent requests can both pass it, and
+    the unique index then rejects the second insert. The session's transaction is
+    rolled back in that case, with any other change in it. A savepoint would keep
+    those, but on SQLite the driver starts no transaction before a SAVEPOINT, so
+    releasing it would commit the connection before its test.
+    """
+    try:
+        yield
+    except IntegrityError:
+        session.rollback()
+        existing = find_same_site(session, provider.id, kind, url)
+        if existing is None:
+            # Another constraint failed, so this is not a duplicate site.
+            raise
+        raise site_connected_error(provider, existing) from None
 
 
 def check_secret_value(value: str, option: str) -> str:
@@ -221,8 +238,9 @@ def connect_moodle(
         webhook_secret_sha256=secret_digest(webhook_secret),
         state=ConnectionState.OK.value,
     )
-    session.add(connection)
-    session.flush()
+    with site_not_connected_on_insert(session, provider, LmsKind.MOODLE.value, url):
+        session.add(connection)
+        session.flush()
 
     result = run_connection_test(bridge, session, connection)
     if result.error is not None:
@@ -280,17 +298,18 @@ def connect_canvas_site(
         )
     check_site_not_connected(session, provider, LmsKind.CANVAS.value, url)
 
-    connection = connect_canvas(
-        session,
-        bridge.vault,
-        provider_id=provider.id,
-        name=name,
-        base_url=url,
-        access_token=token,
-        client_id=client_id,
-        client_secret=client_secret,
-        refresh_token=refresh_token,
-    )
+    with site_not_connected_on_insert(session, provider, LmsKind.CANVAS.value, url):
+        connection = connect_canvas(
+            session,
+            bridge.vault,
+            provider_id=provider.id,
+            name=name,
+            base_url=url,
+            access_token=token,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+        )
     webhook_secret = secrets.token_urlsafe(32)
     connection.webhook_secret_sha256 = secret_digest(webhook_secret)
 

@@ -43,8 +43,12 @@ from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import Registration
-from lti_tool.operations import InvalidInput
-from lti_tool.operations.lms import check_lms_url, find_same_site
+from lti_tool.operations import ActionError, InvalidInput
+from lti_tool.operations.lms import (
+    check_lms_url,
+    find_same_site,
+    site_not_connected_on_insert,
+)
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.auth import invitation_link, signed_in_account
 from lti_tool.views.headers import forbid_framing
@@ -219,6 +223,16 @@ def _read_required(form: dict, errors: dict, name: str, limit: int = NAME_MAX) -
     return value
 
 
+def _site_connected_message(provider: Provider, existing: LmsConnection) -> str:
+    return _(
+        "%(provider)s is already connected to this Moodle site as "
+        "“%(name)s”. Use that connection, or remove it before connecting "
+        "the site again.",
+        provider=provider.name,
+        name=existing.name,
+    )
+
+
 @bp.post("/connect/lms")
 @account_required
 def connect_lms(account: Account):
@@ -241,13 +255,7 @@ def connect_lms(account: Account):
     if "lms_url" not in errors:
         existing = find_same_site(db, provider.id, LmsKind.MOODLE.value, url)
         if existing is not None:
-            errors["lms_url"] = _(
-                "%(provider)s is already connected to this Moodle site as "
-                "“%(name)s”. Use that connection, or remove it before connecting "
-                "the site again.",
-                provider=provider.name,
-                name=existing.name,
-            )
+            errors["lms_url"] = _site_connected_message(provider, existing)
     if errors:
         return _connections_page(account, provider, form, errors, status=400)
 
@@ -260,8 +268,15 @@ def connect_lms(account: Account):
         api_token_encrypted=current_bridge().vault.encrypt(token),
         webhook_secret_sha256=secret_digest(webhook_secret),
     )
-    db.add(connection)
-    db.flush()
+    try:
+        with site_not_connected_on_insert(db, provider, LmsKind.MOODLE.value, url):
+            db.add(connection)
+            db.flush()
+    except ActionError:
+        # A concurrent request connected the site after the check above.
+        existing = find_same_site(db, provider.id, LmsKind.MOODLE.value, url)
+        errors["lms_url"] = _site_connected_message(provider, existing)
+        return _connections_page(account, provider, form, errors, status=400)
     record_audit(
         db,
         provider_id=provider.id,
