@@ -44,6 +44,10 @@ def create_app() -> Flask:
         create = "CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB)"
         insert = "INSERT INTO bodies (body) VALUES (?)"
     setup = connect(target)
+    if dsn:
+        # Each server worker runs this, and two concurrent CREATE TABLE IF NOT
+        # EXISTS can both try to create the table's type on PostgreSQL.
+        setup.execute("SELECT pg_advisory_lock(7406)")
     setup.execute(create)
     setup.close()
     app = Flask(__name__)
