@@ -27,6 +27,7 @@ from badge_engine.rules import (
     validate_award_rule,
 )
 from connectors.canvas.errors import CanvasError
+from lti_tool.badge_text import character_label, first_bidi_control, is_invisible
 from lti_tool.bridge import Bridge
 from lti_tool.operations import (
     ActionError,
@@ -72,6 +73,22 @@ def _text(value: str, option: str, limit: int) -> str:
     if not value or len(value) > limit:
         raise InvalidInput(
             f"{option} must be 1 to {limit} characters, got {len(value)}",
+            code="invalid_text",
+        )
+    if is_invisible(value):
+        raise InvalidInput(
+            f"{option} contains only characters that show nothing (spaces, "
+            "format or control characters); enter visible text",
+            code="invalid_text",
+        )
+    bidi_control = first_bidi_control(value)
+    if bidi_control is not None:
+        position, character = bidi_control
+        raise InvalidInput(
+            f"{option} contains the direction control character "
+            f"{character_label(character)} at position {position + 1}, which can "
+            "make the text read differently from what is stored; delete it. "
+            "Right-to-left text and the marks U+200E and U+200F are accepted",
             code="invalid_text",
         )
 

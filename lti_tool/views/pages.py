@@ -12,7 +12,6 @@ import csv
 import hmac
 import io
 import secrets
-import unicodedata
 from itertools import zip_longest
 
 from flask import (
@@ -46,6 +45,7 @@ from connectors.models import LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
 from lti_tool.backfill import ACTIVE as BACKFILL_ACTIVE
+from lti_tool.badge_text import character_label, first_bidi_control, is_invisible
 from lti_tool.backfill import BackfillJob, BackfillTrigger, job_summary, send_backfill
 from lti_tool.logs import get_logger
 from lti_tool.bridge import current_bridge, db_session
@@ -506,23 +506,23 @@ def edit_achievement(course_id: int, public_id: str):
     return _render_instructor(found, form=form, editing=achievement)
 
 
-# Unicode categories of characters that show nothing on their own: format characters
-# (U+200B ZERO WIDTH SPACE, U+200F RIGHT-TO-LEFT MARK), controls and separators.
-# str.strip() removes only some of them.
-_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
-
-
-def _is_invisible(text: str) -> bool:
-    return all(unicodedata.category(character) in _INVISIBLE_CATEGORIES for character in text)
-
-
 def _read_text(form: dict, errors: dict, name: str, label: str, limit: int) -> str:
     # NUL cannot be stored in PostgreSQL text and means nothing in a badge text.
     value = (request.form.get(name) or "").replace("\x00", "").strip()
     form[name] = value
-    if not value or _is_invisible(value):
+    bidi_control = first_bidi_control(value)
+    if not value or is_invisible(value):
         errors[name] = _(
             "%(label)s is required. Fill it in and save again.", label=label
+        )
+    elif bidi_control is not None:
+        errors[name] = _(
+            "%(label)s contains the direction control character %(character)s, "
+            "which can make the text read differently from what is saved. Delete "
+            "it and save again. Right-to-left text and the marks U+200E and "
+            "U+200F are accepted.",
+            label=label,
+            character=character_label(bidi_control[1]),
         )
     elif len(value) > limit:
         errors[name] = _(

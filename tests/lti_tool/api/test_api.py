@@ -125,6 +125,86 @@ def test_add_achievement_bad_rule(client, tenants):
     assert response.json["error"] == "invalid_rule"
 
 
+def _achievement_body(connection: str, **fields) -> dict:
+    body = {"lms_connection": connection, "course_id": "1", "name": "n",
+            "description": "d", "criteria": "c", "award_rule": COURSE_COMPLETED_RULE}
+    body.update(fields)
+    return body
+
+
+@pytest.mark.parametrize(
+    "field, value, character",
+    [
+        ("name", "First aid \u202esisab", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("name", "\u202aFirst aid", "U+202A LEFT-TO-RIGHT EMBEDDING"),
+        ("description", "Knows \u2066first aid\u2069.", "U+2066 LEFT-TO-RIGHT ISOLATE"),
+        ("criteria", "Complete \u2068it", "U+2068 FIRST STRONG ISOLATE"),
+    ],
+)
+def test_add_achievement_bidi_control(client, db, tenants, field, value, character):
+    """A direction control in a badge text gets a 400 naming the character."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/achievements",
+        json=_achievement_body(alpha["connection"], **{field: value}),
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_text"
+    assert f"--{field} contains the direction control character {character}" in (
+        response.json["message"]
+    )
+    assert "delete it" in response.json["message"]
+    assert db.query(Achievement).count() == 2
+
+
+def test_add_achievement_invisible_name(client, db, tenants):
+    """A name of characters that show nothing gets a 400, as on the page."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/achievements",
+        json=_achievement_body(alpha["connection"], name="\u200b\u200f"),
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_text"
+    assert "enter visible text" in response.json["message"]
+
+
+@pytest.mark.parametrize(
+    "name", ["إسعافات أولية", "עזרה ראשונה", "First aid \u200f(أولية)\u200e"]
+)
+def test_add_achievement_right_to_left(client, tenants, name):
+    """Arabic and Hebrew names and the marks U+200E and U+200F are stored as sent."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/achievements",
+        json=_achievement_body(alpha["connection"], name=name),
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 201, response.json
+    assert response.json["name"] == name
+
+
+def test_edit_achievement_bidi_control(client, db, tenants):
+    """Renaming a badge to a text with U+202E is rejected and keeps the old name."""
+    alpha, _ = tenants
+    response = client.patch(
+        f"/api/v1/achievements/{alpha['achievement']}",
+        json={"name": "alpha \u202eegdab"},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 400
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE at position 7" in response.json["message"]
+    db.expire_all()
+    names = {row.name for row in db.query(Achievement)}
+    assert names == {"alpha badge", "beta badge"}
+
+
 SKILL = {"targetName": "First aid", "targetUrl": "https://skills.example.org/fa"}
 
 

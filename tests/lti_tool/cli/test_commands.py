@@ -262,6 +262,23 @@ def test_achievement_add_bad_rule(cli, provider, moodle_connection, rule):
     assert listed.document["achievements"] == []
 
 
+def test_achievement_add_bidi_control(cli, provider, moodle_connection):
+    """A name with U+202E exits 2 naming the character and adds nothing, and an
+    Arabic name with U+200F is added as typed."""
+    common = ["achievement", "add", "--provider", provider,
+              "--connection", moodle_connection, "--course", "101",
+              "--description", "d", "--criteria", "c", "--rule", RULE]
+
+    rejected = cli(*common, "--name", "First aid \u202esisab")
+    added = cli.ok(*common, "--name", "\u200fإسعافات أولية", "--json")
+
+    assert rejected.code == 2
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE at position 11" in _one_error_line(rejected)
+    assert added.document["achievement"]["name"] == "\u200fإسعافات أولية"
+    listed = cli.ok("achievement", "list", "--provider", provider, "--json")
+    assert len(listed.document["achievements"]) == 1
+
+
 def test_achievement_preview(cli, achievement):
     """Preview names the learner who completed the course and issues nothing."""
     result = cli.ok("achievement", "preview", achievement, "--json")

@@ -201,6 +201,104 @@ def test_invisible_name_refused(client, tenants, db, name):
     assert count_achievements(db) == before
 
 
+BIDI_CONTROLS = [chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+@pytest.mark.parametrize("control", BIDI_CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_bidi_control_in_name_rejected(client, tenants, db, control):
+    """A direction control inside a name is rejected, naming the character."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=badge_form(name=f"First aid {control}cisab"),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="name-error"' in page
+    assert f"contains the direction control character U+{ord(control):04X}" in page
+    assert "Delete it and save again." in page
+    assert count_achievements(db) == before
+
+
+def test_override_in_description_rejected(client, tenants, db):
+    """U+202E RIGHT-TO-LEFT OVERRIDE in the description is rejected beside it."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=badge_form(description="Knows \u202edia tsrif."),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="description-error"' in page
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in page
+    assert count_achievements(db) == before
+
+
+def test_override_error_in_french(client, tenants, db):
+    """The direction control error is translated for a French launch."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor", locale="fr")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=badge_form(name="Premiers \u202esnios"),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert "contient le caractère de contrôle de direction U+202E" in page
+    assert "Supprimez-le et enregistrez de nouveau." in page
+
+
+def test_override_error_in_arabic(client, tenants, db):
+    """The direction control error is shown in Arabic on a right-to-left page."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor", locale="ar")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=badge_form(name="إسعافات \u2067أولية"),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert '<html lang="ar" dir="rtl">' in page
+    assert "على محرف التحكم في الاتجاه U+2067 RIGHT-TO-LEFT ISOLATE" in page
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "إسعافات أولية",
+        "עזרה ראשונה",
+        "First aid \u200f(إسعافات أولية)\u200e basics",
+        "\u200fעזרה ראשונה 2\u200f",
+    ],
+    ids=["arabic", "hebrew", "direction-marks", "hebrew-with-rlm"],
+)
+def test_right_to_left_name_accepted(client, tenants, db, name):
+    """Arabic and Hebrew names, and the marks U+200E and U+200F, are saved as typed."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements", data=badge_form(name=name)
+    )
+
+    assert response.status_code in (302, 303), response.get_data(as_text=True)
+    db.expire_all()
+    created = db.scalar(select(Achievement).where(Achievement.name == name))
+    assert created is not None
+
+
 def test_instructor_form_keeps_values(client, tenants):
     """A refused form shows the values typed, so nothing has to be typed twice."""
     alpha, _ = tenants
