@@ -274,7 +274,7 @@ def main() -> None:
         results = {}
         servers = [
             ("minimal receiver", "bench.minimal_receiver:create_app", minimal_port),
-            ("bridge", "lti_tool.app:create_app", bridge_port),
+            ("bridge", "lti_tool.app:create_server_app", bridge_port),
         ]
         for name, call, port in servers:
             server = start_server(

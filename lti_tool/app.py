@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
@@ -42,6 +44,31 @@ class BridgeFlask(Flask):
         if self.rate_limiter is None:
             return self.wsgi_app(environ, start_response)
         return self.rate_limiter(environ, start_response)
+
+
+def create_server_app() -> Flask:
+    """Build the app for a web server process from environment settings.
+
+    The factory for production servers (`granian --factory
+    lti_tool.app:create_server_app`). It calls `freeze_startup_objects` after
+    `create_app`.
+    """
+    app = create_app()
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Keep the objects alive at start-up out of the garbage collector's full passes.
+
+    The modules, the app and its engines live as long as a server process, yet
+    every full collection walked them all again. `gc.freeze` moves them to the
+    permanent generation. In the intake bench on PostgreSQL (two granian
+    workers, 2 cores) the bridge's p99 latency fell from 20-26 ms to 10-12 ms.
+    Call it once, in a server process: objects created before the call are
+    never collected, so a process that builds many apps (a test run) must not.
+    """
+    gc.freeze()
 
 
 def create_app(

@@ -90,7 +90,7 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     """Run the web server, a Celery worker and the scheduler; Ctrl-C stops them all."""
     from waitress import create_server
 
-    from lti_tool.app import create_app
+    from lti_tool.app import create_app, freeze_startup_objects
     from lti_tool.schema import upgrade
 
     env = dict(os.environ)
@@ -134,6 +134,7 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
             err=True,
         )
         sys.exit(1)
+    freeze_startup_objects()
     children = start_background_processes(env)
     start_page = f"{settings.public_base_url}/demo" if demo else settings.public_base_url
     click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")

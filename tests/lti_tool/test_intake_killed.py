@@ -88,7 +88,7 @@ def _start_server(
 ) -> subprocess.Popen:
     if command is None:
         command = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}"]
-        command += ["--threads=8", "--call", "lti_tool.app:create_app"]
+        command += ["--threads=8", "--call", "lti_tool.app:create_server_app"]
     server = subprocess.Popen(
         command,
         env=environ,
@@ -182,7 +182,7 @@ def test_granian_workers_store_events(tmp_path):
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", "2", "--blocking-threads", "2"]
-    command += ["lti_tool.app:create_app"]
+    command += ["lti_tool.app:create_server_app"]
     log = tmp_path / "server.log"
     server = _start_server(environ, port, log, command)
     url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
