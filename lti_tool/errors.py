@@ -26,9 +26,19 @@ class BridgeRequestError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, **ids: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        shown_message: str | None = None,
+        **ids: object,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # Text the response shows instead of `message`, such as its translation for a
+        # learner's page. The log still records `message`.
+        self.shown_message = shown_message or message
         if code:
             self.code = code
         self.ids = {key: value for key, value in ids.items() if value is not None}
@@ -132,7 +142,7 @@ def register_error_handlers(app: Flask) -> None:
             path=request.path,
             **error.ids,
         )
-        return _render(error.status, error.code, error.message)
+        return _render(error.status, error.code, error.shown_message)
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(error: RequestEntityTooLarge):

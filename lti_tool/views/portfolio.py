@@ -21,7 +21,6 @@ from flask import (
     jsonify,
     redirect,
     render_template,
-    render_template_string,
     request,
     session,
     url_for,
@@ -341,12 +340,16 @@ def _find_or_register_any(db, portfolio_url: str, provider: Provider) -> Portfol
 
 def _finish_page(message: str, course_id: int | None, status: int = 200):
     back = url_for("pages.course", course_id=course_id) if course_id else None
-    return render_template_string(FINISH_TEMPLATE, message=message, back=back), status
+    return render_template("portfolio_finish.html", message=message, back=back), status
 
 
 @bp.get("/callback")
 def callback():
-    """Handle the portfolio's redirect: store tokens on approval, show the reason otherwise."""
+    """Handle the portfolio's redirect: store tokens on approval, show the reason otherwise.
+
+    The learner reads every outcome in the page's language, and the English detail
+    of a failure goes to the log.
+    """
     db, bridge = db_session(), current_bridge()
     state = request.args.get("state", "")
     pending = None
@@ -359,17 +362,30 @@ def callback():
             "this portfolio response matches no link request of this bridge, or it "
             "expired; start linking again from your course",
             code="portfolio_state_unknown",
+            shown_message=_(
+                "This answer from your portfolio matches no link request, or the "
+                "request has expired. Start linking again from your course."
+            ),
         )
     if session.get("learner_id") not in (None, pending.learner_id):
-        raise Forbidden("this portfolio response belongs to another learner's request")
+        raise Forbidden(
+            "this portfolio response belongs to another learner's request",
+            shown_message=_(
+                "This answer from your portfolio belongs to another learner's link "
+                "request. Start linking again from your own course."
+            ),
+            learner_id=session.get("learner_id"),
+        )
 
     db.delete(pending)
     if pending.created_at < utcnow() - LINK_REQUEST_LIFETIME:
         db.commit()
         log.info("portfolio_link_expired", learner_id=pending.learner_id)
         return _finish_page(
-            "This consent took longer than an hour, so the bridge forgot the "
-            "request. Start linking again from your course.",
+            _(
+                "This consent took longer than an hour, so the bridge forgot the "
+                "request. Start linking again from your course."
+            ),
             pending.return_course_id,
             400,
         )
@@ -384,9 +400,10 @@ def callback():
         db.commit()
         reason = request.args.get("error_description", "")[:200] or error
         log.info("portfolio_link_declined", learner_id=pending.learner_id, error=error)
-        message = (
+        message = _(
             "You did not allow the bridge to add badges to your portfolio "
-            f"({reason}). Your badges stay here; link the portfolio again any time."
+            "(%(reason)s). Your badges stay here. Link the portfolio again any time.",
+            reason=reason,
         )
         return _finish_page(message, pending.return_course_id)
 
@@ -396,6 +413,11 @@ def callback():
         raise BadRequest(
             "the portfolio sent neither a code nor an error; start linking again",
             code="portfolio_code_missing",
+            shown_message=_(
+                "Your portfolio sent back neither an approval nor a refusal, so it "
+                "was not linked. Start linking again from your course."
+            ),
+            learner_id=pending.learner_id,
         )
     verifier = bridge.vault.decrypt(
         pending.code_verifier_encrypted, what="PKCE code verifier"
@@ -411,9 +433,15 @@ def callback():
         )
     except PortfolioSetupError as problem:
         db.commit()
-        log.warning("portfolio_code_exchange_failed", error=str(problem))
+        log.warning(
+            "portfolio_code_exchange_failed",
+            error=str(problem),
+            unreachable=problem.unreachable,
+            learner_id=pending.learner_id,
+            client_id=client.id,
+        )
         return _finish_page(
-            f"Linking failed: {problem}. Try again later.", pending.return_course_id, 502
+            _exchange_failed_message(problem), pending.return_course_id, 502
         )
 
     account = _save_account(db, pending, client, tokens)
@@ -423,8 +451,24 @@ def callback():
     log.info("portfolio_linked", learner_id=account.learner_id, account_id=account.id)
 
     return _finish_page(
-        f"Your portfolio {client.name} is linked. Your badges are on their way.",
+        _(
+            "Your portfolio %(name)s is linked. Your badges are on their way.",
+            name=client.name,
+        ),
         pending.return_course_id,
+    )
+
+
+def _exchange_failed_message(problem: PortfolioSetupError) -> str:
+    if problem.unreachable:
+        return _(
+            "Linking failed because your portfolio could not be reached to finish "
+            "it. Your badges stay here. Start linking again later from your course."
+        )
+    return _(
+        "Linking failed because your portfolio did not accept the approval. Your "
+        "badges stay here. Start linking again from your course, and if it fails "
+        "again, ask your course team for help."
     )
 
 
@@ -597,12 +641,3 @@ def retry(delivery_id: int):
     log.info("delivery_retry_requested", delivery_id=delivery.id, route=delivery.route)
 
     return jsonify({"id": delivery.id, "status": delivery.status})
-
-
-FINISH_TEMPLATE = """{% extends "base.html" %}
-{% block title %}Portfolio{% endblock %}
-{% block main %}
-<p class="portfolio-result">{{ message }}</p>
-{% if back %}<p><a href="{{ back }}">Back to your badges</a></p>{% endif %}
-{% endblock %}
-"""

@@ -15,14 +15,23 @@ from tests.connectors.hpass.conftest import issue_and_queue, link_by_oauth
 CSRF = "test-csrf-token"
 
 
-def _login(client, seeded, role="learner", learner_id=None):
+def _login(client, seeded, role="learner", learner_id=None, locale=None):
     with client.session_transaction() as session:
         session.update(
             provider_id=seeded.provider_id,
             learner_id=learner_id if role == "learner" else None,
             role=role,
             csrf=CSRF,
+            launch_locale=locale,
         )
+
+
+def _start_link(client, portfolio) -> str:
+    """Start linking and return the state the consent page would send back."""
+    start = client.post(
+        "/portfolio/link", data={"csrf": CSRF, "portfolio_url": portfolio.url}
+    )
+    return start.headers["Location"].split("state=")[1].split("&")[0]
 
 
 def _count(db, model) -> int:
@@ -136,7 +145,7 @@ def test_callback_unknown_state(client, seeded):
     answer = client.get("/portfolio/callback?code=abc&state=forged")
 
     assert answer.status_code == 400
-    assert b"start linking again" in answer.data
+    assert b"Start linking again from your course." in answer.data
 
 
 def test_callback_switcher_links_to_course(client, seeded):
@@ -182,9 +191,100 @@ def test_callback_bad_code(client, db, seeded, portfolio):
     answer = client.get(f"/portfolio/callback?code=made-up&state={state}")
 
     assert answer.status_code == 502
-    assert b"Linking failed" in answer.data
-    assert b"invalid_grant" in answer.data or b"unknown, used or expired" in answer.data
+    assert b"your portfolio did not accept the approval" in answer.data
+    assert b"invalid_grant" not in answer.data
     assert _count(db, PortfolioAccount) == 0
+
+
+def test_callback_bad_code_logged(client, seeded, portfolio, caplog):
+    """The portfolio's reason for refusing a code goes to the log with the learner."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+    state = _start_link(client, portfolio)
+
+    client.get(f"/portfolio/callback?code=made-up&state={state}")
+
+    assert "portfolio_code_exchange_failed" in caplog.text
+    assert "invalid_grant" in caplog.text or "unknown, used or expired" in caplog.text
+    assert str(seeded.learner_id) in caplog.text
+
+
+def test_callback_without_code_or_error(client, db, seeded, portfolio):
+    """A callback with neither a code nor an error gets a 400 and links nothing."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+    state = _start_link(client, portfolio)
+
+    answer = client.get(
+        f"/portfolio/callback?state={state}", headers={"Accept": "text/html"}
+    )
+
+    assert answer.status_code == 400
+    assert b"neither an approval nor a refusal" in answer.data
+    assert _count(db, PortfolioAccount) == 0
+
+
+def test_callback_of_other_learner(client, db, seeded, portfolio):
+    """A learner who opens another learner's callback gets a 403 in plain words."""
+    _login(client, seeded, learner_id=seeded.learner_id)
+    state = _start_link(client, portfolio)
+    _login(client, seeded, learner_id=seeded.learner_id + 1000)
+
+    answer = client.get(
+        f"/portfolio/callback?code=abc&state={state}", headers={"Accept": "text/html"}
+    )
+
+    assert answer.status_code == 403
+    assert b"belongs to another learner&#39;s link request" in answer.data
+    assert _count(db, PortfolioLinkRequest) == 1
+
+
+def test_callback_errors_in_french(client, seeded, portfolio):
+    """A French learner reads a denied consent, a refused code and an unknown
+    state in French."""
+    _login(client, seeded, learner_id=seeded.learner_id, locale="fr")
+    denied_state = _start_link(client, portfolio)
+    bad_code_state = _start_link(client, portfolio)
+
+    denied = client.get(
+        f"/portfolio/callback?error=access_denied&error_description=no&state={denied_state}"
+    ).get_data(as_text=True)
+    bad_code = client.get(
+        f"/portfolio/callback?code=made-up&state={bad_code_state}"
+    ).get_data(as_text=True)
+    unknown = client.get(
+        "/portfolio/callback?code=abc&state=forged", headers={"Accept": "text/html"}
+    ).get_data(as_text=True)
+
+    assert '<html lang="fr" dir="ltr">' in denied
+    assert "Vous n’avez pas autorisé le pont à ajouter des badges" in denied
+    assert "(no)" in denied
+    assert "You did not allow" not in denied
+    assert "votre portfolio n’a pas accepté l’autorisation" in bad_code
+    assert "Linking failed" not in bad_code
+    assert "ne correspond à aucune demande de liaison" in unknown
+    assert "matches no link request" not in unknown
+
+
+def test_callback_errors_in_arabic(client, db, seeded, portfolio):
+    """An Arabic learner reads an expired consent in Arabic on a right-to-left page."""
+    from datetime import datetime, timedelta, timezone
+
+    _login(client, seeded, learner_id=seeded.learner_id, locale="ar")
+    with client.session_transaction() as session:
+        session["course_id"] = 7
+    state = _start_link(client, portfolio)
+    stale = db.scalars(select(PortfolioLinkRequest)).one()
+    stale.created_at = datetime.now(timezone.utc) - timedelta(hours=2)
+    stale.return_course_id = 7
+    db.commit()
+
+    answer = client.get(f"/portfolio/callback?code=abc&state={state}")
+    page = answer.get_data(as_text=True)
+
+    assert answer.status_code == 400
+    assert '<html lang="ar" dir="rtl">' in page
+    assert "استغرقت هذه الموافقة أكثر من ساعة" in page
+    assert "longer than an hour" not in page
+    assert 'href="/course/7">العودة إلى المقرر</a>' in page
 
 
 def test_unlink_other_learner_not_found(app, client, db, seeded, portfolio):
