@@ -208,11 +208,9 @@ def _checked_site_url(bridge: Bridge, site_url: str, as_json: bool) -> str:
             code="invalid_url",
         )
     try:
-        check_lms_url(bridge, site_url)
+        return check_lms_url(bridge, site_url)
     except InvalidInput as error:
         fail(error.message, as_json, code=error.code)
-
-    return site_url.rstrip("/")
 
 
 def _provider_or_fail(session: Session, slug: str, as_json: bool) -> Provider:

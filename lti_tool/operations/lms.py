@@ -99,7 +99,9 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
         # the guard's error naming the host.
         pass
 
-    return url.rstrip("/")
+    # The LMS clients accept only a lower-case scheme, and urlsplit lower-cases
+    # parts.scheme, so an address typed as HTTPS://... is stored as https://...
+    return parts.scheme + url[len(parts.scheme) :].rstrip("/")
 
 
 

@@ -246,7 +246,7 @@ def connect_lms(account: Account):
     url = _read_url(form, errors, "lms_url")
     if "lms_url" not in errors:
         try:
-            check_lms_url(current_bridge(), url, option="lms_url")
+            url = check_lms_url(current_bridge(), url, option="lms_url")
         except InvalidInput as error:
             errors["lms_url"] = error.message
     token = _read_required(form, errors, "lms_token", limit=500)

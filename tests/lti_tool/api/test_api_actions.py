@@ -231,6 +231,19 @@ def test_connect_same_site_twice(client, tenants, moodle):
     _connect_moodle(client, beta["token"], moodle)
 
 
+def test_connect_upper_case_scheme(client, tenants, moodle):
+    """An address typed with HTTP:// connects, and is stored with http://."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/lms-connections/moodle",
+        json={"url": moodle.site_url.replace("http://", "HTTP://"), "token": MOODLE_TOKEN},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 201, response.json
+    assert response.json["connection"]["url"] == moodle.site_url
+
+
 def test_connect_same_canvas_twice(client, tenants, canvas):
     """A provider cannot connect one Canvas site twice."""
     alpha, _ = tenants
