@@ -40,16 +40,16 @@ def _broker_tasks(settings) -> list[str]:
         return [row[0] for row in broker.execute("SELECT payload FROM kombu_message")]
 
 
-def test_ids_sent_in_tasks_of_twenty(app, db, settings):
-    """45 ids go to the broker as tasks of 20, 20 and 5, marked as sent."""
-    ids = _messages(db, 45, dispatched=False)
+def test_ids_sent_in_tasks_of_fifty(app, db, settings):
+    """110 ids go to the broker as tasks of 50, 50 and 10, marked as sent."""
+    ids = _messages(db, 110, dispatched=False)
     dispatcher = Dispatcher(app.extensions["hpass"], app.extensions["celery"])
 
     dispatcher.submit(ids)
     assert dispatcher.flush(timeout=30)
 
     tasks = _broker_tasks(settings)
-    assert IDS_PER_TASK == 20
+    assert IDS_PER_TASK == 50
     assert len(tasks) == 3
     assert all("run_outbox_messages" in task for task in tasks)
     db.expire_all()
