@@ -47,6 +47,7 @@ from lti_tool.operations import ActionError, InvalidInput
 from lti_tool.operations.lms import (
     check_lms_url,
     find_same_site,
+    run_connection_test,
     site_not_connected_on_insert,
 )
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
@@ -268,6 +269,26 @@ def connect_lms(account: Account):
         api_token_encrypted=current_bridge().vault.encrypt(token),
         webhook_secret_sha256=secret_digest(webhook_secret),
     )
+    # Test before inserting, as `lms connect moodle` and the API do, so a mistyped
+    # address or token is corrected here instead of stored as a connection that
+    # never works. The test runs outside the write transaction because it waits
+    # on the LMS.
+    result = run_connection_test(current_bridge(), db, connection)
+    if result.error is not None:
+        log.info(
+            "lms_connection_test_failed",
+            provider_id=provider.id,
+            base_url=url,
+            token_invalid=result.token_invalid,
+            error=result.error,
+        )
+        field = "lms_token" if result.token_invalid else "lms_url"
+        errors[field] = _(
+            "Moodle failed the connection test: %(error)s Nothing was saved. "
+            "Correct the site address or the token and connect again.",
+            error=result.error,
+        )
+        return _connections_page(account, provider, form, errors, status=400)
     try:
         with site_not_connected_on_insert(db, provider, LmsKind.MOODLE.value, url):
             db.add(connection)

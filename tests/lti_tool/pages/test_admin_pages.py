@@ -7,11 +7,13 @@ import email.policy
 import re
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from badge_engine.outbox import OutboxMessage
 from connectors.models import LmsConnection
 from lti_tool.accounts import Account, AccountRole, AuditEvent
+from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.views.auth import IDLE_MINUTES
 
 from .conftest import PASSWORD, add_account, sign_in
@@ -238,63 +240,113 @@ def test_audit_log_scoped(client, tenants, db):
     assert "beta.did" not in page
 
 
-def test_connect_lms_shows_secret_once(client, app, tenants, db):
+SECOND_MOODLE_TOKEN = "ws-token-123"
+
+
+@pytest.fixture(scope="module")
+def second_moodle():
+    """A second Moodle site on loopback, for the connect form to test."""
+    stand_in = MoodleStandIn(token=SECOND_MOODLE_TOKEN)
+    server = stand_in.start()
+    yield stand_in
+    server.stop()
+
+
+def _connect_form(url: str, token: str = SECOND_MOODLE_TOKEN, name: str = "Second Moodle"):
+    return {"csrf": "test-csrf", "lms_name": name, "lms_url": url, "lms_token": token}
+
+
+def _moodle_connection_count(db, provider_id: int) -> int:
+    return db.scalar(
+        select(func.count(LmsConnection.id)).where(LmsConnection.provider_id == provider_id)
+    )
+
+
+def test_connect_lms_shows_secret_once(client, app, tenants, db, second_moodle):
     """A connected Moodle site stores its token encrypted and shows the secret once."""
     alpha, _ = tenants
     add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
     sign_in(client, "admin@alpha.org")
 
-    page = client.post(
-        "/admin/connect/lms",
-        data={
-            "csrf": "test-csrf",
-            "lms_name": "Second Moodle",
-            "lms_url": "https://moodle2.example.org/",
-            "lms_token": "ws-token-123",
-        },
-    ).get_data(as_text=True)
+    response = client.post(
+        "/admin/connect/lms", data=_connect_form(second_moodle.site_url + "/")
+    )
+    page = response.get_data(as_text=True)
     later = client.get("/admin/connect").get_data(as_text=True)
 
+    assert response.status_code == 200
     connection = db.scalar(select(LmsConnection).where(LmsConnection.name == "Second Moodle"))
-    assert connection.base_url == "https://moodle2.example.org"
+    assert connection.base_url == second_moodle.site_url
+    assert connection.state == "ok"
     assert app.extensions["hpass"].vault.decrypt(connection.api_token_encrypted) in (
-        b"ws-token-123",
-        "ws-token-123",
+        SECOND_MOODLE_TOKEN.encode(),
+        SECOND_MOODLE_TOKEN,
     )
     secret = re.search(r'<p class="secret" dir="ltr">([\w-]+)</p>', page).group(1)
     assert secret not in later
-    assert "ws-token-123" not in page
+    assert SECOND_MOODLE_TOKEN not in page
 
 
-def test_connect_lms_same_site_twice(client, tenants, db):
+def test_connect_lms_same_site_twice(client, tenants, db, second_moodle):
     """A second connection to the provider's Moodle site is refused beside the field."""
     alpha, _ = tenants
     add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
     sign_in(client, "admin@alpha.org")
-    form = {
-        "csrf": "test-csrf",
-        "lms_name": "Second Moodle",
-        "lms_url": "https://moodle2.example.org/",
-        "lms_token": "ws-token-123",
-    }
-    client.post("/admin/connect/lms", data=form)
+    client.post("/admin/connect/lms", data=_connect_form(second_moodle.site_url + "/"))
+    before = _moodle_connection_count(db, alpha.provider_id)
 
+    respelled = second_moodle.site_url.replace("http://", "HTTP://")
     response = client.post(
-        "/admin/connect/lms",
-        data={**form, "lms_name": "Third", "lms_url": "https://MOODLE2.example.org:443"},
+        "/admin/connect/lms", data=_connect_form(respelled, name="Third")
     )
     page = response.get_data(as_text=True)
 
     assert response.status_code == 400
     assert 'id="lms_url-error"' in page
     assert "already connected to this Moodle site as “Second Moodle”" in page
-    count = db.scalar(
-        select(func.count(LmsConnection.id)).where(
-            LmsConnection.provider_id == alpha.provider_id,
-            LmsConnection.base_url.like("%moodle2%"),
-        )
+    assert _moodle_connection_count(db, alpha.provider_id) == before
+
+
+def test_connect_lms_unreachable_site(client, tenants, db):
+    """A site that does not respond is reported beside the address and not stored."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+    before = _moodle_connection_count(db, alpha.provider_id)
+
+    # Nothing listens on the discard port of loopback, so the connection is refused.
+    response = client.post("/admin/connect/lms", data=_connect_form("http://127.0.0.1:9"))
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="lms_url-error"' in page
+    assert "Moodle failed the connection test" in page
+    assert "Nothing was saved" in page
+    assert _moodle_connection_count(db, alpha.provider_id) == before
+    created = db.scalar(
+        select(func.count(AuditEvent.id)).where(AuditEvent.action == "lms_connection.created")
     )
-    assert count == 1
+    assert created == 0
+
+
+def test_connect_lms_rejected_token(client, tenants, db, second_moodle):
+    """A token Moodle rejects is reported beside the token field and not stored."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+    before = _moodle_connection_count(db, alpha.provider_id)
+
+    response = client.post(
+        "/admin/connect/lms",
+        data=_connect_form(second_moodle.site_url, token="mistyped-token"),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert 'id="lms_token-error"' in page
+    assert "Moodle failed the connection test" in page
+    assert "mistyped-token" not in page
+    assert _moodle_connection_count(db, alpha.provider_id) == before
 
 
 def test_connect_lms_bad_url(client, tenants, db):

@@ -133,7 +133,7 @@ def test_concurrent_api_connects_store_one(backend, moodle, monkeypatch):
     assert _count_connections(app, provider_id) == 1
 
 
-def test_concurrent_form_connects_store_one(backend, monkeypatch):
+def test_concurrent_form_connects_store_one(backend, moodle, monkeypatch):
     """Two admin page posts that both pass the check store one connection, and the
     other page shows the check's message beside the address field."""
     app, provider_id, _ = backend
@@ -151,7 +151,7 @@ def test_concurrent_form_connects_store_one(backend, monkeypatch):
                     "csrf": "test-csrf",
                     "lms_name": name,
                     "lms_url": url,
-                    "lms_token": "ws-token-123",
+                    "lms_token": MOODLE_TOKEN,
                 },
             )
             responses.append(response)
@@ -160,8 +160,8 @@ def test_concurrent_form_connects_store_one(backend, monkeypatch):
 
     errors = _run_at_once(
         [
-            connect(clients[0], "First", "https://moodle.example.org"),
-            connect(clients[1], "Second", "https://MOODLE.example.org:443/"),
+            connect(clients[0], "First", moodle.site_url),
+            connect(clients[1], "Second", moodle.site_url.replace("http://", "HTTP://") + "/"),
         ]
     )
 
