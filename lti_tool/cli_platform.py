@@ -12,7 +12,7 @@ import click
 from sqlalchemy import delete, func, select
 
 from badge_engine.models import Provider
-from badge_engine.outbound import OutboundError
+from badge_engine.outbound import OutboundBlocked, OutboundError
 from lti_tool.cli import _settings_or_fail, emit, fail, json_option
 from lti_tool.cli_support import report_error
 from lti_tool.lti import tool_keys
@@ -25,6 +25,7 @@ from lti_tool.models import (
 )
 from lti_tool.operations import (
     ActionError,
+    InvalidInput,
     NotFound,
     operating_system_actor,
     provider_by_slug,
@@ -103,6 +104,13 @@ def add(
 ) -> None:
     """Add a registration and print the tool URLs to paste into the platform."""
     with _bridge(as_json) as (bridge, session):
+        # The slug is checked first, so a mistyped slug is reported as such and not
+        # hidden behind an error about a URL.
+        try:
+            provider = provider_by_slug(session, provider_slug)
+        except NotFound as error:
+            report_error(error, as_json)
+
         policy = bridge.outbound_policy
         issuer = issuer.rstrip("/")
         for name, url in (
@@ -111,14 +119,18 @@ def add(
         ):
             try:
                 policy.check_url_now(url)
+            except OutboundBlocked as error:
+                # A malformed or forbidden URL is a value to correct (exit 2).
+                report_error(
+                    InvalidInput(
+                        f"{name}: {error}; give the platform's public https URL",
+                        code="invalid_url",
+                    ),
+                    as_json,
+                )
             except OutboundError as error:
                 fail(f"{name}: {error}; give the platform's public https URL", as_json,
                      code="invalid_url")
-
-        try:
-            provider = provider_by_slug(session, provider_slug)
-        except NotFound as error:
-            report_error(error, as_json)
         exists = session.scalar(
             select(Registration.id).where(
                 Registration.issuer == issuer, Registration.client_id == client_id

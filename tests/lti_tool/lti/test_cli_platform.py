@@ -76,8 +76,42 @@ def test_platform_add_private_url_rejected(env):
     ]
     result = CliRunner().invoke(main, arguments, env=env)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "10.0.0.5" in result.stderr
+
+
+def test_platform_add_malformed_issuer(env):
+    """An issuer that is not a URL is a usage error (exit 2) and stores nothing."""
+    arguments = [
+        "platform", "add", "--json", "--provider", "academy", "--issuer", "lms",
+        "--client-id", "abc", "--jwks-url", f"{ISSUER}/jwks",
+        "--auth-url", f"{ISSUER}/auth", "--token-url", f"{ISSUER}/token",
+    ]
+    runner = CliRunner()
+
+    result = runner.invoke(main, arguments, env=env)
+    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"] == "invalid_url"
+    assert "--issuer" in result.stderr
+    assert listed["registrations"] == []
+
+
+def test_platform_add_unknown_provider(env):
+    """An unknown slug is named before any URL is checked or resolved."""
+    arguments = [
+        "platform", "add", "--provider", "nobody", "--issuer", "https://lms.example.invalid",
+        "--client-id", "abc", "--jwks-url", "https://lms.example.invalid/jwks",
+        "--auth-url", "https://lms.example.invalid/auth",
+        "--token-url", "https://lms.example.invalid/token",
+    ]
+
+    result = CliRunner().invoke(main, arguments, env=env)
+
+    assert result.exit_code == 2
+    assert "'nobody'" in result.stderr
+    assert "resolved" not in result.stderr
 
 
 def test_platform_list_and_remove(env):
