@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 
 from badge_engine.db import utcnow
 from lti_tool.lti.errors import StateInvalid
@@ -57,7 +57,8 @@ _last_purge = 0.0
 _purge_lock = threading.Lock()
 
 _TABLE = LtiUsedNonce.__table__
-_statements: dict[str, object] = {}
+# The used-nonce INSERT by dialect name, driver and parameter style.
+_inserts: dict[tuple[str, str, str], _UsedNonceInsert] = {}
 
 
 @dataclass(frozen=True)
@@ -181,16 +182,7 @@ def consume(
             **ids,
         )
 
-    inserted = connection.execute(
-        _insert_used(connection),
-        {
-            "provider_id": registration.provider_id,
-            "registration_id": registration.id,
-            "state_id": verified.state_id,
-            "expires_at": datetime.fromtimestamp(verified.expires_at, timezone.utc),
-        },
-    )
-    if inserted.first() is None:
+    if not _insert_used(connection, registration, verified):
         raise state_unknown(**ids)
     _purge_now_and_then(connection)
 
@@ -219,20 +211,75 @@ def purge_expired(connection: Connection) -> int:
     return connection.execute(delete(_TABLE).where(_TABLE.c.expires_at < cutoff)).rowcount
 
 
-def _insert_used(connection: Connection):
-    # Built once per dialect: constructing a statement costs more than running it.
-    dialect = connection.dialect.name
-    statement = _statements.get(dialect)
-    if statement is None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # RETURNING, because the rowcount of ON CONFLICT DO NOTHING is -1 on psycopg.
-        statement = (
-            insert(_TABLE)
-            .on_conflict_do_nothing(index_elements=[_TABLE.c.state_id])
-            .returning(_TABLE.c.id)
+def _insert_used(
+    connection: Connection, registration: Registration, verified: LoginState
+) -> bool:
+    """Insert the state's random id into `lti_used_nonces`, or return False if it is there.
+
+    The INSERT runs on the DB-API cursor of `connection`, inside its transaction,
+    because SQLAlchemy's statement cache lookup and result handling cost more than
+    the insert itself. Every value goes through its column type's bind processor, so the
+    row is the one SQLAlchemy would write.
+    """
+    dialect = connection.dialect
+    insert = _UsedNonceInsert.for_dialect(dialect)
+    parameters = insert.values(
+        registration.provider_id,
+        registration.id,
+        verified.state_id,
+        datetime.fromtimestamp(verified.expires_at, timezone.utc),
+    )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(insert.sql, parameters)
+        return cursor.fetchone() is not None
+    except dialect.loaded_dbapi.Error as error:
+        # Raised as SQLAlchemy would, so callers catch its IntegrityError (a
+        # registration deleted while cached) and OperationalError as before.
+        raise DBAPIError.instance(
+            insert.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
+    finally:
+        cursor.close()
+
+
+class _UsedNonceInsert:
+    """The SQL text and parameter conversion of the used-nonce INSERT for one dialect."""
+
+    _COLUMNS = ("provider_id", "registration_id", "state_id", "expires_at")
+
+    def __init__(self, dialect: Dialect) -> None:
+        if dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"database {dialect.name!r} is not supported; use PostgreSQL or SQLite"
+            )
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        # Names come from the model, never from input, and every value is a bound
+        # parameter. RETURNING, because the rowcount of ON CONFLICT DO NOTHING is -1
+        # on psycopg.
+        self.sql = (
+            f"INSERT INTO {_TABLE.name} ({', '.join(self._COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join([marker] * len(self._COLUMNS))}) "
+            "ON CONFLICT (state_id) DO NOTHING RETURNING id"
         )
-        _statements[dialect] = statement
-    return statement
+        self._processors = [
+            _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._COLUMNS
+        ]
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> _UsedNonceInsert:
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        insert = _inserts.get(key)
+        if insert is None:
+            insert = _inserts.setdefault(key, cls(dialect))
+        return insert
+
+    def values(self, *row) -> tuple:
+        return tuple(
+            value if processor is None else processor(value)
+            for value, processor in zip(row, self._processors)
+        )
 
 
 def _purge_now_and_then(connection: Connection) -> None:
