@@ -14,9 +14,14 @@ serializer instead.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
+from collections.abc import Callable
 
 from flask import Flask
+from itsdangerous import TimestampSigner
+from itsdangerous.encoding import base64_encode, int_to_bytes
+from itsdangerous.signer import HMACAlgorithm
 from werkzeug.http import dump_cookie
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
@@ -35,6 +40,7 @@ class SessionCookieWriter:
         if self._serializer is None:
             raise ValueError("the app has no secret key, so sessions cannot be signed")
         self._signer = self._serializer.make_signer(self._serializer.salt)
+        self._sign = _prekeyed_sign(self._signer) or self._signer.sign
         empty = interface.session_class()
         self._attributes = {
             "key": interface.get_cookie_name(app),
@@ -57,11 +63,46 @@ class SessionCookieWriter:
             return self._serializer.dumps(data)
         payload = json.dumps(data, separators=(",", ":")).encode()
         encoded = base64.urlsafe_b64encode(payload).rstrip(b"=")
-        return self._signer.sign(encoded).decode()
+        return self._sign(encoded).decode()
 
     def header(self, data: dict) -> str:
         """Return the Set-Cookie header value of a session holding `data`."""
         return dump_cookie(value=self.value(data), **self._attributes)
+
+
+def _prekeyed_sign(signer) -> Callable[[bytes], bytes] | None:
+    """Return `signer.sign` with its derived key and HMAC key schedule made once.
+
+    Flask's signer derives its key with HMAC and signs with HMAC through a digest
+    function that Python's `hmac` runs in pure Python, twice per cookie. Here the
+    derived key is computed once and each cookie copies a keyed OpenSSL HMAC. The
+    output is itsdangerous 2.2's `TimestampSigner.sign`: value, separator, base64url
+    timestamp, separator, base64url MAC. Returns None, so the caller keeps
+    `signer.sign`, for any other signer or when the MAC differs from the signer's.
+    """
+    algorithm = getattr(signer, "algorithm", None)
+    if not isinstance(signer, TimestampSigner) or not isinstance(algorithm, HMACAlgorithm):
+        return None
+    try:
+        keyed = hmac.new(signer.derive_key(), digestmod=algorithm.digest_method().name)
+    except ValueError:  # a digest that OpenSSL does not name
+        return None
+    separator = signer.sep.encode() if isinstance(signer.sep, str) else signer.sep
+
+    def sign(value: bytes) -> bytes:
+        timestamp = base64_encode(int_to_bytes(signer.get_timestamp()))
+        value = value + separator + timestamp
+        mac = keyed.copy()
+        mac.update(value)
+        return value + separator + base64_encode(mac.digest())
+
+    # A signer subclass that computes its MAC differently fails this check.
+    sample = b"e30.check"
+    mac = keyed.copy()
+    mac.update(sample)
+    if base64_encode(mac.digest()) != signer.get_signature(sample):
+        return None
+    return sign
 
 
 def _is_plain(value: object) -> bool:

@@ -97,3 +97,23 @@ def test_tagged_values_use_flask_serializer():
     data = {"pair": ("a", "b"), "tagged": {" t": ["x"]}}
 
     assert _read(app, writer.value(data)) == data
+
+
+def test_value_equals_itsdangerous_signature(monkeypatch):
+    """The prekeyed signer writes the bytes itsdangerous's own signer writes."""
+    app = _app()
+    writer = SessionCookieWriter(app)
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: 1_800_000_000.5)
+    payload = b"eyJyb2xlIjoibGVhcm5lciJ9"
+
+    assert writer._sign is not writer._signer.sign
+    assert writer._sign(payload) == writer._signer.sign(payload)
+
+
+def test_other_key_derivation_read_by_flask(monkeypatch):
+    """A session interface with another key derivation gets cookies Flask reads."""
+    app = _app()
+    monkeypatch.setattr(app.session_interface, "key_derivation", "django-concat")
+    writer = SessionCookieWriter(app)
+
+    assert _read(app, writer.value(LAUNCH_SESSION)) == LAUNCH_SESSION
