@@ -194,6 +194,30 @@ def apply_lti_headers(
     return response
 
 
+def lti_redirect_headers(
+    registration,
+    *,
+    secure: bool,
+    loopback_dev: bool,
+    extra_origins: tuple[str, ...] = (),
+) -> list[tuple[str, str]]:
+    """Return the headers `apply_lti_headers` adds to an /lti/ redirect, in its order.
+
+    For an HTML response with no policy, no X-Content-Type-Options and no
+    Strict-Transport-Security yet, as werkzeug's `redirect` makes it. A
+    Cache-Control header is left to the caller.
+    """
+    added = [("X-Content-Type-Options", "nosniff")]
+    if secure:
+        added.append(("Strict-Transport-Security", HSTS_VALUE))
+    policy = _lti_framing_policy(
+        registration.issuer, registration.auth_login_url, loopback_dev, extra_origins
+    )
+    added.append(("Content-Security-Policy", policy))
+    added.append(("Referrer-Policy", "same-origin"))
+    return added
+
+
 @functools.lru_cache(maxsize=1024)
 def _lti_framing_policy(
     issuer: str, auth_login_url: str, loopback_dev: bool, extra_origins: tuple = ()

@@ -5,7 +5,9 @@ more in total than any page. `LaunchDispatcher` is WSGI middleware in front of F
 it handles `/lti/<registration>/login` (GET, POST, HEAD) and
 `/lti/<registration>/launch` (POST) with a werkzeug request and response, and passes
 every other request to Flask. The Flask views of these URLs call the same
-`LaunchEndpoints`, so there is one implementation.
+`LaunchEndpoints`, so there is one implementation. The two redirects of a
+successful login and course launch are sent as `PlainRedirect`s, with the bytes
+werkzeug's response would send but without building it.
 
 Steps that render a template or use Flask's session (the LTI Platform Storage pages,
 Deep Linking, error pages) run inside a Flask request context that is pushed for them
@@ -21,6 +23,7 @@ from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
 import structlog
+from markupsafe import escape
 from flask import Flask, has_request_context, render_template
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +31,8 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
+from werkzeug.http import dump_cookie
+from werkzeug.urls import iri_to_uri
 from werkzeug.utils import redirect
 
 from badge_engine.identity import IdentityConflict, change_email
@@ -94,9 +99,14 @@ class LaunchEndpoints:
         else:
             self.cookie_flags = {"samesite": "None", "secure": True}
 
-    def login(self, request: Request, public_id: str) -> Response:
+    def login(
+        self, request: Request, public_id: str, *, plain: bool = False
+    ) -> Response | PlainRedirect:
         """Handle an OIDC login initiation: sign a state and nonce, send the browser
-        to the platform's authorization endpoint, and set the state cookie."""
+        to the platform's authorization endpoint, and set the state cookie.
+
+        With `plain`, a redirect is returned as a `PlainRedirect`.
+        """
         params = request.values
         # The login writes nothing, so it opens a connection only to read a
         # registration that is not cached.
@@ -124,7 +134,25 @@ class LaunchEndpoints:
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if "?" in registration.auth_login_url else "?"
         auth_url = registration.auth_login_url + separator + urlencode(query)
+        state_cookie = dump_cookie(
+            STATE_COOKIE_PREFIX + row.state,
+            row.state,
+            max_age=int(nonces.LIFETIME.total_seconds()),
+            path="/lti/",
+            httponly=True,
+            max_size=Response.max_cookie_size,
+            **self.cookie_flags,
+        )
 
+        if plain and not storage_target:
+            return PlainRedirect(
+                auth_url,
+                [
+                    ("Set-Cookie", state_cookie),
+                    ("Cache-Control", "no-store"),
+                    *self._redirect_headers(request, registration),
+                ],
+            )
         if storage_target:
             response = self._in_flask(
                 request,
@@ -139,14 +167,7 @@ class LaunchEndpoints:
             )
         else:
             response = redirect(auth_url)
-        response.set_cookie(
-            STATE_COOKIE_PREFIX + row.state,
-            row.state,
-            max_age=int(nonces.LIFETIME.total_seconds()),
-            path="/lti/",
-            httponly=True,
-            **self.cookie_flags,
-        )
+        response.headers.add("Set-Cookie", state_cookie)
         response.headers["Cache-Control"] = "no-store"
         return self._with_headers(request, response, registration)
 
@@ -206,8 +227,13 @@ class LaunchEndpoints:
             )
         return storage_target
 
-    def launch(self, request: Request, public_id: str) -> Response:
-        """Validate a launch, then start the course session or Deep Linking."""
+    def launch(
+        self, request: Request, public_id: str, *, plain: bool = False
+    ) -> Response | PlainRedirect:
+        """Validate a launch, then start the course session or Deep Linking.
+
+        With `plain`, the course page's redirect is returned as a `PlainRedirect`.
+        """
         with self.bridge.session() as db:
             registration = self.registration_or_404(db.connection(), public_id)
             state = request.form.get("state") or ""
@@ -255,14 +281,45 @@ class LaunchEndpoints:
                 with self.bridge.engine.connect() as connection:
                     self.registration_or_404(connection, public_id)
                 raise
-        if isinstance(accepted, CourseLaunch):
-            response = self._start_course_session(request, accepted)
-        else:
-            response = accepted
-        response.delete_cookie(
-            STATE_COOKIE_PREFIX + state, path="/lti/", **self.cookie_flags
+        state_deletion = dump_cookie(
+            STATE_COOKIE_PREFIX + state,
+            "",
+            max_age=0,
+            expires=0,
+            path="/lti/",
+            max_size=Response.max_cookie_size,
+            **self.cookie_flags,
         )
+        if not isinstance(accepted, CourseLaunch):
+            accepted.headers.add("Set-Cookie", state_deletion)
+            return self._with_headers(request, accepted, registration)
+
+        location, session_cookie = self._start_course_session(request, accepted)
+        if plain:
+            return PlainRedirect(
+                location,
+                [
+                    ("Set-Cookie", session_cookie),
+                    ("Vary", "Cookie"),
+                    ("Set-Cookie", state_deletion),
+                    *self._redirect_headers(request, registration),
+                    ("Cache-Control", "no-store"),
+                ],
+            )
+        response = redirect(location)
+        response.headers.add("Set-Cookie", session_cookie)
+        response.vary.add("Cookie")
+        response.headers.add("Set-Cookie", state_deletion)
         return self._with_headers(request, response, registration)
+
+    def _redirect_headers(self, request: Request, registration) -> list[tuple[str, str]]:
+        """Return the headers `_with_headers` adds to a redirect, in its order."""
+        return headers.lti_redirect_headers(
+            registration,
+            secure=request.is_secure,
+            loopback_dev=self.settings.loopback_dev,
+            extra_origins=tuple(headers.request_origin(request.headers.get("Origin"))),
+        )
 
     def _with_headers(self, request: Request, response: Response, registration):
         """Add the security headers Flask's after-request function adds to /lti/ pages.
@@ -313,13 +370,13 @@ class LaunchEndpoints:
             remember()
         return accepted
 
-    def _start_course_session(self, request: Request, launch: CourseLaunch) -> Response:
-        """Send the browser to the course page with a new session for it."""
+    def _start_course_session(
+        self, request: Request, launch: CourseLaunch
+    ) -> tuple[str, str]:
+        """Return the course page's URL and the Set-Cookie header of its new session."""
         validated, data = launch.validated, launch.validated.claims
         registration = validated.registration
-        response = redirect(self._course_url(request, launch.course_id))
-        self._set_session(
-            response,
+        session_cookie = self._session_cookie_header(
             provider_id=registration.provider_id,
             registration_id=registration.id,
             course_id=launch.course_id,
@@ -345,18 +402,18 @@ class LaunchEndpoints:
             lms_user_id=launch.lms_user_id,
             **validated.ids,
         )
-        return response
+        return self._course_url(request, launch.course_id), session_cookie
 
-    def _set_session(self, response: Response, **data) -> None:
-        """Replace the browser's Flask session with `data`, as Flask would save it.
+    def _session_cookie_header(self, **data) -> str:
+        """Return the Set-Cookie header that replaces the browser's Flask session.
 
         The course pages read this session through Flask; any earlier session of
-        the browser (another course, a signed-in admin) ends here.
+        the browser (another course, a signed-in admin) ends here. The response
+        that sets it must vary by Cookie.
         """
         if self._session_cookie is None:
             self._session_cookie = SessionCookieWriter(self.app)
-        response.headers.add("Set-Cookie", self._session_cookie.header(data))
-        response.vary.add("Cookie")
+        return self._session_cookie.header(data)
 
     def _course_url(self, request: Request, course_id: int) -> str:
         adapter = self.app.url_map.bind(
@@ -433,11 +490,13 @@ class LaunchDispatcher:
         environ[_REQUEST_ID] = request_id
         try:
             if endpoint == "lti.login":
-                response = self.endpoints.login(request, public_id)
+                response = self.endpoints.login(request, public_id, plain=True)
             else:
-                response = self.endpoints.launch(request, public_id)
+                response = self.endpoints.launch(request, public_id, plain=True)
         except Exception as error:
             response = self.endpoints.error_response(request, error)
+        if isinstance(response, PlainRedirect):
+            return response.send(environ, start_response, request_id)
         response.headers["X-Request-ID"] = request_id
         return _send(response, environ, start_response)
 
@@ -495,6 +554,44 @@ def install(app: Flask) -> None:
 
 def current_endpoints(app: Flask) -> LaunchEndpoints:
     return app.extensions["hpass_lti_launch"]
+
+
+@dataclass(frozen=True)
+class PlainRedirect:
+    """A 302 redirect of the login or a course launch, sent without werkzeug's Response.
+
+    Werkzeug's Response, header object and `redirect` cost more than the rest of a
+    login. `send` writes the status, body and headers that `redirect` gives:
+    Content-Type, Content-Length and Location, then `headers` in order.
+    """
+
+    location: str
+    headers: list[tuple[str, str]]
+
+    def send(self, environ, start_response, request_id: str) -> list[bytes]:
+        # The body and the Location header are those of werkzeug 3.1's `redirect`
+        # and `get_wsgi_headers` (without `autocorrect_location_header`).
+        html_location = escape(self.location)
+        body = (
+            "<!doctype html>\n"
+            "<html lang=en>\n"
+            "<title>Redirecting...</title>\n"
+            "<h1>Redirecting...</h1>\n"
+            "<p>You should be redirected automatically to the target URL: "
+            f'<a href="{html_location}">{html_location}</a>. If not, click the link.\n'
+        ).encode()
+        start_response(
+            "302 FOUND",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Location", iri_to_uri(self.location)),
+                *self.headers,
+                ("X-Request-ID", request_id),
+            ],
+        )
+        # As werkzeug does, a HEAD request gets the headers of GET and no body.
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
 @dataclass(frozen=True)

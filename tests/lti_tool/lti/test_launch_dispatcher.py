@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import delete, event, update
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request, Response
 
 from lti_tool.lti import nonces
 from lti_tool.lti.launch import CLAIM, DL_CLAIM, STATE_COOKIE_PREFIX
 from lti_tool.lti.row_cache import LaunchRowCache
 from lti_tool.models import Deployment, DeploymentStatus, LtiUsedNonce, Registration
-from lti_tool.views.lti_launch import LaunchDispatcher
+from lti_tool.views.lti_launch import LaunchDispatcher, PlainRedirect
 
 ROUTING_CASES = [
     ("GET", "/lti/{id}/login"),
@@ -306,3 +309,117 @@ def test_login_over_https_gets_hsts(client, registration, platform):
 
     assert response.status_code == 302
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+class _FrozenDatetime(datetime):
+    """`datetime` whose now() is one fixed moment, for cookie expiry dates."""
+
+    moment = 0.0
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.fromtimestamp(cls.moment, tz)
+
+
+def _sent(response, environ) -> tuple[str, list, bytes]:
+    """Return what the dispatcher sends for `response`: status, headers and body."""
+    if isinstance(response, PlainRedirect):
+        started = {}
+
+        def start_response(status, headers):
+            started.update(status=status, headers=headers)
+
+        body = b"".join(response.send(environ, start_response, "request-1"))
+        return started["status"], started["headers"], body
+    response.headers["X-Request-ID"] = "request-1"
+    body_iterator, status, headers = response.get_wsgi_response(environ)
+    return status, list(headers), b"".join(body_iterator)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """Stop the clocks that state expiry, cookie dates and session stamps read."""
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
+    _FrozenDatetime.moment = now
+    monkeypatch.setattr("werkzeug.http.datetime", _FrozenDatetime)
+    return now
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1", "https://127.0.0.1"])
+def test_plain_login_equals_werkzeug(
+    app, registration, platform, frozen_clock, monkeypatch, method, base_url
+):
+    """The login's plain redirect sends the bytes werkzeug's response would send."""
+    monkeypatch.setattr(nonces.secrets, "token_urlsafe", lambda size: "fixed-random-id")
+    endpoints = app.extensions["hpass_lti_launch"]
+    builder = EnvironBuilder(
+        path=f"/lti/{registration.public_id}/login",
+        method=method,
+        base_url=base_url,
+        query_string={"iss": platform.issuer, "login_hint": "3001"},
+        headers={"Origin": "https://school.example.org"},
+    )
+    sent, kinds = [], []
+    for plain in (True, False):
+        environ = builder.get_environ()
+        response = endpoints.login(Request(environ), registration.public_id, plain=plain)
+        kinds.append(type(response))
+        sent.append(_sent(response, environ))
+
+    assert kinds == [PlainRedirect, Response]
+    plain_sent, werkzeug_sent = sent
+    assert plain_sent[0] == werkzeug_sent[0] == "302 FOUND"
+    assert plain_sent[1] == werkzeug_sent[1]
+    assert plain_sent[2] == werkzeug_sent[2]
+    assert (method == "HEAD") == (plain_sent[2] == b"")
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1", "https://127.0.0.1"])
+def test_plain_launch_equals_werkzeug(
+    app, registration, platform, frozen_clock, monkeypatch, base_url
+):
+    """The course launch's plain redirect sends what werkzeug's response would send.
+
+    Each launch needs a login of its own, so the two states differ and are
+    replaced by one placeholder before the headers are compared.
+    """
+    random_ids = iter(["first-random-id", "second-random-id"])
+    monkeypatch.setattr(nonces.secrets, "token_urlsafe", lambda size: next(random_ids))
+    endpoints = app.extensions["hpass_lti_launch"]
+    public_id = registration.public_id
+    target = f"{endpoints.settings.public_base_url}/lti/{public_id}/launch"
+    sent, kinds = [], []
+    for plain in (True, False):
+        login = EnvironBuilder(
+            path=f"/lti/{public_id}/login",
+            query_string={"iss": platform.issuer, "login_hint": "3001"},
+        ).get_environ()
+        location = endpoints.login(Request(login), public_id).headers["Location"]
+        query = parse_qs(urlsplit(location).query)
+        state, nonce = query["state"][0], query["nonce"][0]
+        environ = EnvironBuilder(
+            path=f"/lti/{public_id}/launch",
+            method="POST",
+            base_url=base_url,
+            data={
+                "id_token": platform.sign(platform.claims(nonce, target)),
+                "state": state,
+            },
+            headers={
+                "Cookie": f"{STATE_COOKIE_PREFIX}{state}={state}",
+                "Origin": "https://school.example.org",
+            },
+        ).get_environ()
+        response = endpoints.launch(Request(environ), public_id, plain=plain)
+        kinds.append(type(response))
+        status, headers, body = _sent(response, environ)
+        headers = [(name, value.replace(state, "STATE")) for name, value in headers]
+        sent.append((status, headers, body))
+
+    plain_sent, werkzeug_sent = sent
+    assert plain_sent[0] == werkzeug_sent[0] == "302 FOUND"
+    assert plain_sent[1] == werkzeug_sent[1]
+    assert plain_sent[2] == werkzeug_sent[2]
+    assert kinds == [PlainRedirect, Response]
