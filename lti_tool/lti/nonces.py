@@ -92,11 +92,14 @@ class StateSigner:
                 "the app's secret key is empty, so login states cannot be signed; "
                 "set the secret key in the settings"
             )
-        self._key = hmac.new(secret_key, _KEY_LABEL, hashlib.sha256).digest()
+        key = hmac.new(secret_key, _KEY_LABEL, hashlib.sha256).digest()
+        # Copied for each MAC, so the key is hashed into the HMAC state once.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def _mac(self, purpose: bytes, text: str) -> str:
-        digest = hmac.new(self._key, purpose + text.encode(), hashlib.sha256).digest()
-        return _b64(digest[:_MAC_BYTES])
+        mac = self._keyed.copy()
+        mac.update(purpose + text.encode())
+        return _b64(mac.digest()[:_MAC_BYTES])
 
     def issue(
         self, registration: Registration, *, storage_target: str | None = None

@@ -17,7 +17,9 @@ these responses get the same request id, language choice and headers.
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
@@ -31,7 +33,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
-from werkzeug.http import dump_cookie
+from werkzeug.http import dump_cookie, http_date
 from werkzeug.urls import iri_to_uri
 from werkzeug.utils import redirect
 
@@ -120,12 +122,6 @@ class LaunchEndpoints:
         )
 
         query = {
-            "scope": "openid",
-            "response_type": "id_token",
-            "response_mode": "form_post",
-            "prompt": "none",
-            "client_id": registration.client_id,
-            "redirect_uri": self._launch_url(registration),
             "login_hint": params["login_hint"],
             "state": row.state,
             "nonce": row.nonce,
@@ -133,11 +129,19 @@ class LaunchEndpoints:
         if params.get("lti_message_hint"):
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if "?" in registration.auth_login_url else "?"
-        auth_url = registration.auth_login_url + separator + urlencode(query)
+        auth_url = (
+            registration.auth_login_url
+            + separator
+            + _fixed_login_query(registration.client_id, self._launch_url(registration))
+            + "&"
+            + urlencode(query)
+        )
+        max_age = int(nonces.LIFETIME.total_seconds())
         state_cookie = dump_cookie(
             STATE_COOKIE_PREFIX + row.state,
             row.state,
-            max_age=int(nonces.LIFETIME.total_seconds()),
+            max_age=max_age,
+            expires=_expires_after(max_age),
             path="/lti/",
             httponly=True,
             max_size=Response.max_cookie_size,
@@ -285,7 +289,7 @@ class LaunchEndpoints:
             STATE_COOKIE_PREFIX + state,
             "",
             max_age=0,
-            expires=0,
+            expires=_EPOCH_HTTP_DATE,
             path="/lti/",
             max_size=Response.max_cookie_size,
             **self.cookie_flags,
@@ -696,6 +700,45 @@ def _change_learner_email(db: Session, learner_id: int, email: str) -> None:
         change_email(db, learner, email)
     except IdentityConflict as error:
         log.warning("lti_launch_email_kept", learner_id=learner_id, error=str(error))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed_login_query(client_id: str, redirect_uri: str) -> str:
+    """Return the authentication request's parameters that are the same for every login.
+
+    The login's other parameters follow them, so the whole query is what
+    `urlencode` makes of all of them in this order.
+    """
+    return urlencode(
+        {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+        }
+    )
+
+
+# The Expires date of a deleted cookie, as `dump_cookie` writes `expires=0`.
+_EPOCH_HTTP_DATE = http_date(0)
+_expiry_text: tuple[int, int, str] = (0, 0, "")
+
+
+def _expires_after(max_age: int) -> str:
+    """Return the Expires date that `dump_cookie` derives from `max_age` seconds.
+
+    Werkzeug formats the current time plus `max_age` to whole seconds, so the text
+    changes once a second and is kept until then.
+    """
+    global _expiry_text
+    now = int(time.time())
+    second, age, text = _expiry_text
+    if second != now or age != max_age:
+        text = http_date(now + max_age)
+        _expiry_text = (now, max_age, text)
+    return text
 
 
 def is_our_url(url: str, base: str) -> bool:
