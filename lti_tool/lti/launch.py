@@ -45,6 +45,7 @@ from lti_tool.lti.errors import (
 )
 from lti_tool.lti.jwks import JwksCache, JwksUnavailable
 from lti_tool.lti.row_cache import LaunchRowCache
+from lti_tool.lti.transaction import LaunchTransaction
 from lti_tool.models import Deployment, DeploymentStatus, Registration
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -116,7 +117,7 @@ class LaunchValidator:
 
     def __init__(
         self,
-        session: Session,
+        session: Session | LaunchTransaction,
         registration: Registration,
         *,
         jwks_cache: JwksCache,

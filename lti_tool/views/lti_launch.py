@@ -57,6 +57,7 @@ from lti_tool.lti.launch import (
 from lti_tool.lti.row_cache import LaunchRowCache, clear_after_commits
 from lti_tool.lti.serialize import database_writes
 from lti_tool.lti.session_cookie import SessionCookieWriter
+from lti_tool.lti.transaction import LaunchTransaction
 from lti_tool.urls_for import lti_launch_url
 from lti_tool.views import headers
 
@@ -238,7 +239,7 @@ class LaunchEndpoints:
 
         With `plain`, the course page's redirect is returned as a `PlainRedirect`.
         """
-        with self.bridge.session() as db:
+        with LaunchTransaction(self.bridge) as db:
             registration = self.registration_or_404(db.connection(), public_id)
             state = request.form.get("state") or ""
             launch_request = LaunchRequest(
@@ -340,7 +341,7 @@ class LaunchEndpoints:
 
     def _accept(
         self,
-        db: Session,
+        db: LaunchTransaction,
         request: Request,
         validator: LaunchValidator,
         launch_request: LaunchRequest,
@@ -610,7 +611,7 @@ class CourseLaunch:
 
 
 def _record_course_launch(
-    db: Session, validated: ValidatedLaunch, recent: upserts.RecentUpserts
+    db: LaunchTransaction, validated: ValidatedLaunch, recent: upserts.RecentUpserts
 ) -> tuple[CourseLaunch, Callable[[], None]]:
     """Upsert the launch's course and, for a learner, the learner; the caller commits.
 
@@ -678,7 +679,7 @@ def _record_course_launch(
             learner_id, stored_email = found
         if data.get("email") and data["email"] != stored_email:
             # The email change commits through the ORM, which clears `recent`.
-            _change_learner_email(db, learner_id, data["email"])
+            _change_learner_email(db.orm, learner_id, data["email"])
         elif found is None:
             remembered.append(
                 lambda: recent.remember_learner(
