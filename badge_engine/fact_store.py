@@ -88,17 +88,19 @@ def record_facts(
     The result lines up with `facts`. A fact whose dedupe key is stored already, or
     repeats an earlier fact in `facts`, is not inserted again: its result names the
     stored fact, with `created` False and no message. Whatever the number of facts,
-    this runs two multi-row INSERTs (one statement on PostgreSQL), and one SELECT
-    more when there are repeats, so a batch costs little more than one fact. A
-    caller that sends the messages to the broker right after the commit passes
-    `dispatched_at`, which spares it a second transaction to mark them sent. The
-    sweep resends them only once that time is long past.
+    this runs two multi-row INSERTs and a check of their rowids (one statement on
+    PostgreSQL), and one SELECT more when there are repeats, so a batch costs
+    little more than one fact. A caller that sends the messages to the broker
+    right after the commit passes `dispatched_at`, which spares it a second
+    transaction to mark them sent. The sweep resends them only once that time is
+    long past.
 
     Raises:
         Exception: the DB-API driver's error when the database rejected a row.
             Nothing of the batch may be committed, so the caller rolls back.
         FactNotRecorded: a conflicting fact vanished between the INSERT and the
-            SELECT (deleted by someone else); the caller rolls back.
+            SELECT (deleted by someone else), or on SQLite the new rows did not
+            get consecutive rowids; the caller rolls back.
     """
     if not facts:
         return []
@@ -122,12 +124,9 @@ def record_facts(
         inserted = {(row[1], row[2]): row[0] for row in returned}
         message_ids = {row[0]: row[3] for row in returned}
     else:
-        cursor.execute(*statements.fact_insert(list(rows.values())))
-        inserted = {
-            (provider_id, dedupe_key): fact_id
-            for fact_id, provider_id, dedupe_key in cursor.fetchall()
-        }
-        message_ids = _insert_messages(cursor, statements, inserted, now, dispatched_at)
+        inserted, message_ids = _insert_sqlite(
+            cursor, statements, rows, now, dispatched_at
+        )
 
     stored = dict(inserted)
     repeats = [key for key in rows if key not in inserted]
@@ -150,25 +149,64 @@ def record_facts(
     return results
 
 
-def _insert_messages(
+def _insert_sqlite(
     cursor,
     statements: FactBatchStatements,
-    inserted: dict[tuple[int, str], int],
+    rows: dict[tuple[int, str], tuple],
     now: datetime,
     dispatched_at: datetime | None,
-) -> dict[int, int]:
-    """Insert one evaluation message per new fact; return message ids by fact id."""
-    if not inserted:
-        return {}
+) -> tuple[dict[tuple[int, str], int], dict[int, int]]:
+    """Insert the new facts and their messages on SQLite without RETURNING.
+
+    Returns the new facts' ids by key and their message ids by fact id. The ids
+    are read from the cursor's last rowid: the rows of one INSERT get consecutive
+    rowids in the order of its VALUES, because SQLite gives a new row one more
+    than the table's largest rowid (https://sqlite.org/autoinc.html), this
+    connection holds the write lock, and a row skipped by ON CONFLICT takes no
+    rowid. RETURNING would cost a step per row, and sqlite3 releases and takes
+    back the GIL at each step, so the writer thread waited behind the request
+    threads once per row. One query checks the exception to the rule: once a
+    table holds the largest possible rowid, SQLite picks new ones at random.
+
+    Raises:
+        FactNotRecorded: the rowids are not consecutive; the caller rolls back.
+    """
+    keys = list(rows)
+    cursor.execute(*statements.fact_insert(list(rows.values())))
+    count = cursor.rowcount
+    if count == 0:
+        return {}, {}
+    fact_last = cursor.lastrowid
+    new_ids = range(fact_last - count + 1, fact_last + 1)
+    if count == len(keys):
+        inserted = dict(zip(keys, new_ids))
+    else:
+        # Some keys were stored before. The new rows are those with the `count`
+        # largest ids, because the stored ones were inserted before them.
+        cursor.execute(*statements.fact_select(keys))
+        inserted = {
+            (provider_id, dedupe_key): fact_id
+            for fact_id, provider_id, dedupe_key in cursor.fetchall()
+            if fact_id in new_ids
+        }
 
     shared = statements.message_batch_values(now, dispatched_at)
     message_rows = [
         statements.message_values(provider_id, fact_id, shared)
         for (provider_id, _), fact_id in inserted.items()
     ]
+    # A plain INSERT adds every row or fails.
     cursor.execute(*statements.message_insert(message_rows))
-    by_key = {key: message_id for message_id, key in cursor.fetchall()}
-    return {fact_id: by_key[f"fact:{fact_id}"] for fact_id in inserted.values()}
+    message_last = cursor.lastrowid
+    message_ids = range(message_last - len(message_rows) + 1, message_last + 1)
+
+    cursor.execute(statements.largest_rowids_sql)
+    if cursor.fetchone() != (fact_last, message_last):
+        raise FactNotRecorded(
+            "SQLite gave the new rows random rowids, because a table holds the "
+            "largest possible rowid; move the database to PostgreSQL"
+        )
+    return inserted, dict(zip(inserted.values(), message_ids))
 
 
 class FactBatchStatements:
@@ -206,14 +244,13 @@ class FactBatchStatements:
         self._fact_sql = _SqlByRowCount(
             f"INSERT INTO {facts.name} ({', '.join(self._fact_columns)}) VALUES ",  # noqa: S608
             self._row_marker(len(self._fact_columns)),
-            " ON CONFLICT (provider_id, dedupe_key) DO NOTHING"
-            " RETURNING id, provider_id, dedupe_key",
+            " ON CONFLICT (provider_id, dedupe_key) DO NOTHING",
         )
         self._message_sql = _SqlByRowCount(
             f"INSERT INTO {messages.name} ({', '.join(self._message_columns)})"  # noqa: S608
             " VALUES ",
             self._row_marker(len(self._message_columns)),
-            " RETURNING id, idempotency_key",
+            "",
         )
         # PostgreSQL runs both INSERTs in one statement, a round trip less, with
         # the same message columns as `_evaluation_message_row`. The payload text
@@ -238,6 +275,10 @@ class FactBatchStatements:
             " SELECT new_facts.id, new_facts.provider_id, new_facts.dedupe_key,"
             " new_messages.id FROM new_facts JOIN new_messages"
             " ON new_messages.idempotency_key = 'fact:' || new_facts.id",
+        )
+        self.largest_rowids_sql = (
+            f"SELECT (SELECT max(rowid) FROM {facts.name}),"  # noqa: S608
+            f" (SELECT max(rowid) FROM {messages.name})"
         )
         self._select_sql = _SqlByRowCount(
             f"SELECT id, provider_id, dedupe_key FROM {facts.name}"  # noqa: S608

@@ -15,7 +15,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from badge_engine.fact_store import FactBatchStatements, record_fact, record_facts
+from badge_engine.fact_store import (
+    FactBatchStatements,
+    FactNotRecorded,
+    record_fact,
+    record_facts,
+)
 from badge_engine.facts import CompletionFact, CompletionState, FactSource
 from lti_tool import intake
 from lti_tool.app import create_app
@@ -225,3 +230,81 @@ def test_released_connection_rolls_back(seeded):
 
     assert len(pooled) >= 1
     assert len(_rows(engine, "outbox")) == 1
+
+
+def _record(engine, facts: list[CompletionFact]):
+    statements = FactBatchStatements(engine.dialect)
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        results = record_facts(cursor, statements, facts)
+        connection.commit()
+        return results
+    finally:
+        connection.close()
+
+
+def test_batch_of_stored_facts_adds_nothing(seeded):
+    """A batch whose facts are all stored already inserts no fact and no message."""
+    engine, provider_id, connection_id = seeded
+    facts = [_fact(provider_id, connection_id, learner) for learner in (50, 51)]
+    first = _record(engine, facts)
+
+    again = _record(engine, list(reversed(facts)))
+
+    assert [result.created for result in again] == [False, False]
+    assert [result.fact_id for result in again] == [r.fact_id for r in reversed(first)]
+    assert [result.message_id for result in again] == [None, None]
+    assert len(_rows(engine, "completion_facts")) == 2
+    assert len(_rows(engine, "outbox")) == 2
+
+
+def test_ids_match_rows_after_repeats(seeded):
+    """With stored facts between new ones, each result names its own row."""
+    engine, provider_id, connection_id = seeded
+    stored = _record(engine, [_fact(provider_id, connection_id, 61)])
+    facts = [_fact(provider_id, connection_id, learner) for learner in (60, 61, 62, 63)]
+
+    results = _record(engine, facts)
+
+    assert [result.created for result in results] == [True, False, True, True]
+    assert results[1].fact_id == stored[0].fact_id
+    by_id = {row["id"]: row for row in _rows(engine, "completion_facts")}
+    for fact, result in zip(facts, results):
+        assert by_id[result.fact_id]["lms_user_id"] == fact.lms_user_id
+    payloads = dict(zip([m["id"] for m in _rows(engine, "outbox")], _payload_texts(engine)))
+    for result in results:
+        if result.created:
+            assert payloads[result.message_id] == json.dumps({"fact_id": result.fact_id})
+
+
+def test_random_rowids_rejected(settings):
+    """On SQLite, rows given random rowids fail the batch instead of being misnamed.
+
+    Once a table holds the largest rowid, SQLite gives new rows random ones, and
+    the writer can no longer read their ids from the last rowid.
+    """
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    bridge = app.extensions["hpass"]
+    with bridge.session() as session:
+        provider = add_provider(session)
+        connection = add_moodle_connection(
+            session, bridge.vault, provider, "http://127.0.0.1:9", "token"
+        )
+        session.commit()
+        provider_id, connection_id = provider.id, connection.id
+    largest = _record(bridge.engine, [_fact(provider_id, connection_id, 70)])
+    with bridge.engine.begin() as database:
+        database.execute(
+            text("UPDATE completion_facts SET id = :id WHERE id = :old"),
+            {"id": 2**63 - 1, "old": largest[0].fact_id},
+        )
+
+    with pytest.raises(FactNotRecorded, match="random rowids"):
+        _record(bridge.engine, [_fact(provider_id, connection_id, 71)])
+
+    assert len(_rows(bridge.engine, "completion_facts")) == 1
+    assert len(_rows(bridge.engine, "outbox")) == 1
+    intake.stop(app)
+    bridge.engine.dispose()
