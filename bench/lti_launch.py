@@ -151,7 +151,12 @@ def bridge_app(port: int, folder: str, launch_limit: int, fernet_key: str):
 
 
 def bridge_app_from_environment():
-    return bridge_app(*json.loads(os.environ[TOOL_ARGUMENTS_VARIABLE]))
+    from lti_tool.app import freeze_startup_objects
+
+    app = bridge_app(*json.loads(os.environ[TOOL_ARGUMENTS_VARIABLE]))
+    # As the production server factory, create_server_app, does.
+    freeze_startup_objects()
+    return app
 
 
 def run_bridge(
