@@ -123,7 +123,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    with ExitStack() as cleanup, tempfile.TemporaryDirectory() as folder:
+    # The folder is removed after the stack stops, because stopping writes the
+    # demo state into it.
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as cleanup:
         options = {"extra_env": {"HPASS_LOG_LEVEL": "WARNING"}}
         if args.postgres:
             options["database_url"] = cleanup.enter_context(
