@@ -555,3 +555,25 @@ def test_demo_peer_pages_under_policy(browser, stack):
     assert storage_script_ran
     assert violations == []
     context.close()
+
+
+def test_long_words_wrap_in_cards(browser, stack):
+    """A badge whose texts contain a long unbroken word or URL still fits a phone."""
+    long_name = "Humanitarianlogisticscoordination" * 3
+    page = launch(browser, stack, "instructor", width=360)
+    page.fill("#name", long_name)
+    page.fill("#description", "See https://example.org/" + "criteria-" * 12)
+    page.fill("#criteria", "Completed the course.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create badge").click()
+    page.get_by_role("heading", name=long_name).first.wait_for()
+    # In a whole-module run the learner already has the demo badge, so this page
+    # also shows the awards table, whose hidden revoke labels must not widen it.
+    instructor_scrolls = has_horizontal_scroll(page)
+    page.context.close()
+    learner = launch(browser, stack, "learner", width=360)
+    learner_scrolls = has_horizontal_scroll(learner)
+    learner.context.close()
+
+    assert not instructor_scrolls
+    assert not learner_scrolls
