@@ -159,9 +159,9 @@ def _insert_sqlite(
     """Insert the new facts and their messages on SQLite without RETURNING.
 
     Returns the new facts' ids by key and their message ids by fact id. The ids
-    are read from the cursor's last rowid: the rows of one INSERT get consecutive
-    rowids in the order of its VALUES, because SQLite gives a new row one more
-    than the table's largest rowid (https://sqlite.org/autoinc.html), this
+    are read from the cursor's last rowid, because the rows of one INSERT get
+    consecutive rowids in the order of its VALUES. SQLite gives a new row one
+    more than the table's largest rowid (https://sqlite.org/autoinc.html). This
     connection holds the write lock, and a row skipped by ON CONFLICT takes no
     rowid. RETURNING would cost a step per row, and sqlite3 releases and takes
     back the GIL at each step, so the writer thread waited behind the request

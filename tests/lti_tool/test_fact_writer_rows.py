@@ -51,9 +51,9 @@ def backend_app(request, settings):
     app.extensions["hpass"].engine.dispose()
 
 
-@pytest.fixture
-def seeded(backend_app):
-    bridge = backend_app.extensions["hpass"]
+def _seed(app):
+    """Add a provider with a Moodle connection; return the engine and their ids."""
+    bridge = app.extensions["hpass"]
     with bridge.session() as session:
         provider = add_provider(session)
         connection = add_moodle_connection(
@@ -61,6 +61,11 @@ def seeded(backend_app):
         )
         session.commit()
         return bridge.engine, provider.id, connection.id
+
+
+@pytest.fixture
+def seeded(backend_app):
+    return _seed(backend_app)
 
 
 def _fact(provider_id: int, connection_id: int, learner_id: int) -> CompletionFact:
@@ -286,25 +291,18 @@ def test_random_rowids_rejected(settings):
     """
     upgrade(settings.database_url)
     app = create_app(settings)
-    bridge = app.extensions["hpass"]
-    with bridge.session() as session:
-        provider = add_provider(session)
-        connection = add_moodle_connection(
-            session, bridge.vault, provider, "http://127.0.0.1:9", "token"
-        )
-        session.commit()
-        provider_id, connection_id = provider.id, connection.id
-    largest = _record(bridge.engine, [_fact(provider_id, connection_id, 70)])
-    with bridge.engine.begin() as database:
+    engine, provider_id, connection_id = _seed(app)
+    largest = _record(engine, [_fact(provider_id, connection_id, 70)])
+    with engine.begin() as database:
         database.execute(
             text("UPDATE completion_facts SET id = :id WHERE id = :old"),
             {"id": 2**63 - 1, "old": largest[0].fact_id},
         )
 
     with pytest.raises(FactNotRecorded, match="random rowids"):
-        _record(bridge.engine, [_fact(provider_id, connection_id, 71)])
+        _record(engine, [_fact(provider_id, connection_id, 71)])
 
-    assert len(_rows(bridge.engine, "completion_facts")) == 1
-    assert len(_rows(bridge.engine, "outbox")) == 1
+    assert len(_rows(engine, "completion_facts")) == 1
+    assert len(_rows(engine, "outbox")) == 1
     intake.stop(app)
-    bridge.engine.dispose()
+    engine.dispose()
