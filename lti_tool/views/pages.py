@@ -786,7 +786,8 @@ def create_achievement(course_id: int):
         actor=_instructor_actor(),
         action="achievement.created",
         target=f"achievement:{achievement.public_id}",
-        detail={"course_id": found.id, "rule": rule["rule"]["kind"]},
+        # The LMS course id, as `achievement add` and the API record it.
+        detail={"course_id": found.lms_course_id, "rule": rule["rule"]["kind"]},
     )
     # Learners who already meet the rule get the badge without waiting for another
     # completion event: a worker reads the roster and awards them.
@@ -956,7 +957,7 @@ def update_achievement(course_id: int, public_id: str):
         action="achievement.corrected" if new_versions else "achievement.updated",
         target=f"achievement:{achievement.public_id}",
         detail={
-            "course_id": found.id,
+            "course_id": found.lms_course_id,
             "rule": rule["rule"]["kind"],
             "changed": changed,
             "new_versions": new_versions,

@@ -20,7 +20,7 @@ from badge_engine.models import (
 from badge_engine.verify import verify_open_badge_credential
 from lti_tool.accounts import AuditEvent
 
-from .conftest import launch_as
+from .conftest import MOODLE_COURSE_ID, launch_as
 from .test_course_pages import badge_form
 
 
@@ -92,6 +92,7 @@ def test_edit_issued_badge_supersedes(app, db, client, tenants):
     )
     assert audit is not None
     assert audit.detail["new_versions"] == [new.public_id]
+    assert audit.detail["course_id"] == MOODLE_COURSE_ID
 
 
 def test_edit_issued_badge_rule_only(app, db, client, tenants):

@@ -154,6 +154,7 @@ def test_instructor_creates_badge(client, tenants, db):
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "achievement.created"))
     assert event.actor == "lti:9"
     assert event.provider_id == alpha.provider_id
+    assert event.detail["course_id"] == created.lms_course_id
     image = client.get(created.image_url.removeprefix("http://127.0.0.1:5999"))
     assert image.status_code == 200
     assert image.mimetype == "image/png"
