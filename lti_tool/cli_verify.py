@@ -37,7 +37,9 @@ log = structlog.get_logger(__name__)
     multiple=True,
     metavar="FILE",
     help="Use this saved DID document (did.json) for its DID instead of fetching it; "
-    "repeatable. `hpass-bridge demo --out` writes one beside the credential.",
+    "repeatable. `hpass-bridge demo --out` writes one beside the credential. The "
+    "credential's status list is still fetched: to verify with no network, verify "
+    "the archive.json that `demo --out` writes, which holds both.",
 )
 @click.argument("target")
 def verify(
