@@ -84,7 +84,12 @@ def _seed(environ: dict[str, str]) -> str:
 
 
 def _start_server(
-    environ: dict[str, str], port: int, log: Path, command: list[str] | None = None
+    environ: dict[str, str],
+    port: int,
+    log: Path,
+    command: list[str] | None = None,
+    *,
+    new_session: bool = False,
 ) -> subprocess.Popen:
     if command is None:
         command = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}"]
@@ -94,6 +99,7 @@ def _start_server(
         env=environ,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=new_session,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -104,6 +110,15 @@ def _start_server(
             time.sleep(0.2)
     server.kill()
     raise AssertionError("the server did not start:\n" + log.read_text()[-3000:])
+
+
+def _wait_for_lines(log: Path, text: str, count: int, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if log.read_text().count(text) >= count:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_killed_server_keeps_accepted_events(tmp_path):
@@ -184,7 +199,7 @@ def test_granian_workers_store_events(tmp_path):
     command += ["--workers", "2", "--blocking-threads", "2"]
     command += ["lti_tool.app:create_server_app"]
     log = tmp_path / "server.log"
-    server = _start_server(environ, port, log, command)
+    server = _start_server(environ, port, log, command, new_session=True)
     url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
     template = _event_template()
     try:
@@ -194,9 +209,19 @@ def test_granian_workers_store_events(tmp_path):
             session.post(url, json={**template, "relateduserid": n}, timeout=30)
             for n in (1, 2, 3, 3)
         ]
+        # On a busy machine one worker may still be building its app. A SIGTERM
+        # then was seen to leave granian 2.8.9's processes running after it
+        # logged its shutdown, so the test stops a server whose workers have
+        # both started.
+        assert _wait_for_lines(log, "Started worker-", 2), log.read_text()
     finally:
         server.send_signal(signal.SIGTERM)
-        exit_code = server.wait(timeout=30)
+        try:
+            exit_code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+            raise
 
     assert health.status_code == 200, log.read_text()
     assert health.headers["X-Content-Type-Options"] == "nosniff"
