@@ -166,7 +166,7 @@ def _insert_sqlite(
     rowid. RETURNING would cost a step per row, and sqlite3 releases and takes
     back the GIL at each step, so the writer thread waited behind the request
     threads once per row. One query checks the exception to the rule: once a
-    table holds the largest possible rowid, SQLite picks new ones at random.
+    table contains the largest possible rowid, SQLite picks new ones at random.
 
     Raises:
         FactNotRecorded: the rowids are not consecutive; the caller rolls back.
@@ -203,7 +203,7 @@ def _insert_sqlite(
     cursor.execute(statements.largest_rowids_sql)
     if cursor.fetchone() != (fact_last, message_last):
         raise FactNotRecorded(
-            "SQLite gave the new rows random rowids, because a table holds the "
+            "SQLite gave the new rows random rowids, because a table contains the "
             "largest possible rowid; move the database to PostgreSQL"
         )
     return inserted, dict(zip(inserted.values(), message_ids))

@@ -5,8 +5,8 @@ on SQLite the requests of one process also queued on the write lock, each handin
 GIL back and forth several times while holding it. Here a request parses its event,
 puts the fact on a queue and waits. A writer thread takes everything queued, stores it
 with `record_facts` in one transaction, and wakes each waiting request after the
-commit, so concurrent requests share one commit. On SQLite the transaction holds two
-multi-row INSERTs on the DB-API cursor. On PostgreSQL it is one statement sent in
+commit, so concurrent requests share one commit. On SQLite the transaction contains
+two multi-row INSERTs on the DB-API cursor. On PostgreSQL it is one statement sent in
 autocommit mode, so a batch costs a single round trip to the server. SQLite gets one
 writer thread per process; a database server gets `SERVER_WRITER_THREADS`, whose
 commits overlap.
@@ -19,7 +19,7 @@ The guarantees of one transaction per request still hold:
   fact the database rejects fails only its own request. One failure comes after the
   commit on PostgreSQL: a repeated fact whose stored row was deleted while the
   batch ran (`FactNotRecorded`). The batch's new facts then stay stored, their
-  requests are answered as duplicates, and the outbox sweep sends their messages.
+  requests get the duplicate response, and the outbox sweep sends their messages.
 - When a fact cannot be stored (the database is down, the writer failed, the commit
   took longer than `WAIT_SECONDS`), its request gets `FactNotStored` and returns
   503, and the LMS sends the event again.

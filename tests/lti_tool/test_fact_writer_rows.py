@@ -286,7 +286,7 @@ def test_ids_match_rows_after_repeats(seeded):
 def test_random_rowids_rejected(settings):
     """On SQLite, rows given random rowids fail the batch instead of being misnamed.
 
-    Once a table holds the largest rowid, SQLite gives new rows random ones, and
+    Once a table contains the largest rowid, SQLite gives new rows random ones, and
     the writer can no longer read their ids from the last rowid.
     """
     upgrade(settings.database_url)
