@@ -131,8 +131,7 @@ def record_facts(
     stored = dict(inserted)
     repeats = [key for key in rows if key not in inserted]
     if repeats:
-        cursor.execute(*statements.fact_select(repeats))
-        stored.update(((row[1], row[2]), row[0]) for row in cursor.fetchall())
+        stored.update(_stored_ids(cursor, statements, repeats))
 
     results = []
     first_seen: set[tuple[int, str]] = set()
@@ -183,10 +182,9 @@ def _insert_sqlite(
     else:
         # Some keys were stored before. The new rows are those with the `count`
         # largest ids, because the stored ones were inserted before them.
-        cursor.execute(*statements.fact_select(keys))
         inserted = {
-            (provider_id, dedupe_key): fact_id
-            for fact_id, provider_id, dedupe_key in cursor.fetchall()
+            key: fact_id
+            for key, fact_id in _stored_ids(cursor, statements, keys).items()
             if fact_id in new_ids
         }
 
@@ -207,6 +205,21 @@ def _insert_sqlite(
             "largest possible rowid; move the database to PostgreSQL"
         )
     return inserted, dict(zip(inserted.values(), message_ids))
+
+
+def _stored_ids(
+    cursor, statements: FactBatchStatements, keys: list[tuple[int, str]]
+) -> dict[tuple[int, str], int]:
+    """Return the ids of the stored facts among `keys`, by key."""
+    wanted = set(keys)
+    cursor.execute(*statements.fact_select(keys))
+    found = {}
+    for fact_id, provider_id, dedupe_key in cursor.fetchall():
+        # The query matches every provider with every key, so it can return a
+        # pair that was not asked for.
+        if (provider_id, dedupe_key) in wanted:
+            found[provider_id, dedupe_key] = fact_id
+    return found
 
 
 class FactBatchStatements:
@@ -280,12 +293,14 @@ class FactBatchStatements:
             f"SELECT (SELECT max(rowid) FROM {facts.name}),"  # noqa: S608
             f" (SELECT max(rowid) FROM {messages.name})"
         )
-        self._select_sql = _SqlByRowCount(
+        # Two IN lists rather than `(provider_id, dedupe_key) IN (VALUES ...)`:
+        # SQLite runs the pair form as a scan of the whole unique index, which
+        # grows with the table, and the lists as one index search per pair.
+        self._select_head = (
             f"SELECT id, provider_id, dedupe_key FROM {facts.name}"  # noqa: S608
-            " WHERE (provider_id, dedupe_key) IN (VALUES ",
-            self._row_marker(2),
-            ")",
+            " WHERE provider_id IN "
         )
+        self._select_texts: dict[tuple[int, int], str] = {}
 
     def _row_marker(self, width: int) -> str:
         return "(" + ", ".join([self._marker] * width) + ")"
@@ -370,7 +385,23 @@ class FactBatchStatements:
         return self._combined_sql.text(len(rows)), values
 
     def fact_select(self, keys: list[tuple[int, str]]) -> tuple[str, list]:
-        return self._select_sql.text(len(keys)), _flattened(keys)
+        """Return a SELECT of id, provider_id, dedupe_key for facts among `keys`.
+
+        It also returns a stored fact whose provider is one of the keys' and
+        whose dedupe key is another key's; callers keep only the pairs they asked
+        for.
+        """
+        providers = sorted({provider_id for provider_id, _ in keys})
+        dedupe_keys = sorted({dedupe_key for _, dedupe_key in keys})
+        shape = (len(providers), len(dedupe_keys))
+        text = self._select_texts.get(shape)
+        if text is None:
+            text = (
+                f"{self._select_head}{self._row_marker(shape[0])}"
+                f" AND dedupe_key IN {self._row_marker(shape[1])}"
+            )
+            self._select_texts[shape] = text
+        return text, [*providers, *dedupe_keys]
 
 
 # The fact columns whose values differ between the facts of a batch, in the order

@@ -306,3 +306,68 @@ def test_random_rowids_rejected(settings):
     assert len(_rows(engine, "outbox")) == 1
     intake.stop(app)
     engine.dispose()
+
+
+def test_repeats_of_two_providers_name_their_own_facts(backend_app):
+    """The lookup of stored facts returns only the provider and key pairs asked for.
+
+    It matches every provider of a batch with every dedupe key of the batch, so a
+    fact of one provider under another provider's key must not be taken for it.
+    """
+    engine, first_provider, first_connection = _seed(backend_app)
+    bridge = backend_app.extensions["hpass"]
+    with bridge.session() as session:
+        provider = add_provider(session, slug="second")
+        connection = add_moodle_connection(
+            session, bridge.vault, provider, "http://127.0.0.1:8", "token"
+        )
+        session.commit()
+        second_provider, second_connection = provider.id, connection.id
+    first = _fact(first_provider, first_connection, 80)
+    second = _fact(second_provider, second_connection, 81)
+    # A fact of the first provider stored under the second fact's dedupe key.
+    crossed = _record(engine, [first])[0]
+    with engine.begin() as database:
+        database.execute(
+            text(
+                "INSERT INTO completion_facts (provider_id, lms_connection_id,"
+                " lms_course_id, lms_user_id, activity_id, state, occurred_at,"
+                " source, dedupe_key, outcome, received_at) SELECT provider_id,"
+                " lms_connection_id, lms_course_id, '82', activity_id, state,"
+                " occurred_at, source, :key, outcome, received_at"
+                " FROM completion_facts WHERE id = :id"
+            ),
+            {"key": second.dedupe_key, "id": crossed.fact_id},
+        )
+
+    results = _record(engine, [first, second])
+
+    assert [result.created for result in results] == [False, True]
+    assert results[0].fact_id == crossed.fact_id
+    by_id = {row["id"]: row for row in _rows(engine, "completion_facts")}
+    assert by_id[results[1].fact_id]["provider_id"] == second_provider
+
+
+def test_stored_fact_lookup_searches_the_index(settings):
+    """On SQLite the lookup of stored facts searches the unique index.
+
+    A scan of the whole index would make every batch with a repeated event
+    slower as the table grows.
+    """
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    engine = app.extensions["hpass"].engine
+    statements = FactBatchStatements(engine.dialect)
+    sql, parameters = statements.fact_select([(1, "a"), (2, "b"), (1, "c")])
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", parameters)
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    finally:
+        connection.close()
+
+    assert "SEARCH completion_facts USING COVERING INDEX" in plan, plan
+    assert "SCAN" not in plan, plan
+    intake.stop(app)
+    engine.dispose()
