@@ -63,12 +63,26 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _begin_before_savepoint(connection, _name) -> None:
+    """Open the transaction before a savepoint when no statement has opened it.
+
+    Python's sqlite3 module sends BEGIN only before an INSERT, UPDATE or DELETE. A
+    SAVEPOINT sent first would then open the transaction itself, and releasing it
+    would commit every change made inside it at once, before the session's commit,
+    so a later rollback would leave them stored.
+    """
+    database = connection.connection.driver_connection
+    if not database.in_transaction:
+        database.execute("BEGIN")
+
+
 def make_engine(url: str, **options) -> Engine:
     """Create an engine, with SQLite tuned for one web process and one worker."""
     if url.startswith("sqlite"):
         options.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "savepoint", _begin_before_savepoint)
         return engine
 
     options.setdefault("pool_pre_ping", True)
