@@ -136,7 +136,7 @@ class CompletionFactRecord(Base):
     __tablename__ = "completion_facts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
     lms_connection_id: Mapped[int] = mapped_column(ForeignKey("lms_connections.id"))
     lms_course_id: Mapped[str] = mapped_column(String(64))
     lms_user_id: Mapped[str] = mapped_column(String(64))
@@ -154,7 +154,18 @@ class CompletionFactRecord(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("provider_id", "dedupe_key"),)
+    __table_args__ = (
+        UniqueConstraint("provider_id", "dedupe_key"),
+        # One learner's facts, read to evaluate rules and to show progress. Its
+        # leading column also serves the queries by provider alone.
+        Index(
+            "ix_completion_facts_learner",
+            "provider_id",
+            "lms_connection_id",
+            "lms_user_id",
+            "lms_course_id",
+        ),
+    )
 
 
 class CredentialStatus(str, enum.Enum):

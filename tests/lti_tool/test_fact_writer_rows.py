@@ -371,3 +371,42 @@ def test_stored_fact_lookup_searches_the_index(settings):
     assert "SCAN" not in plan, plan
     intake.stop(app)
     engine.dispose()
+
+
+def test_learner_fact_reads_search_the_learner_index(settings):
+    """On SQLite, reading one learner's facts in a course searches an index.
+
+    Rule evaluation and progress pages run these reads; with only the provider
+    index they went through every fact of the provider.
+    """
+    from sqlalchemy import func, select
+
+    from badge_engine.models import CompletionFactRecord as Fact
+
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    engine = app.extensions["hpass"].engine
+    learner = (
+        Fact.provider_id == 1,
+        Fact.lms_connection_id == 2,
+        Fact.lms_course_id == "101",
+        Fact.lms_user_id == "7",
+    )
+    reads = [
+        select(Fact.activity_id, Fact.state).where(
+            *learner, Fact.activity_id.in_(["4001", "4002"])
+        ),
+        select(func.min(Fact.occurred_at)).where(*learner, Fact.activity_id.is_(None)),
+        select(Fact.id).where(*learner[:2], Fact.lms_user_id == "7"),
+    ]
+    with engine.connect() as connection:
+        for read in reads:
+            compiled = read.compile(engine, compile_kwargs={"literal_binds": True})
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+            )
+            assert "SEARCH completion_facts USING" in plan, plan
+            assert "INDEX ix_completion_facts_learner" in plan, plan
+    intake.stop(app)
+    engine.dispose()
