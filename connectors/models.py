@@ -22,6 +22,10 @@ class LmsKind(str, enum.Enum):
 class ConnectionState(str, enum.Enum):
     OK = "ok"
     BROKEN = "broken"
+    # Removed by an admin. The row stays because facts, learners, badges and
+    # deliveries refer to it, but its secrets are wiped and nothing reads the LMS
+    # or accepts its events any more.
+    DISCONNECTED = "disconnected"
 
 
 # Ports that an address may leave out, by scheme.
@@ -67,14 +71,18 @@ class LmsConnection(Base):
     base_url: Mapped[str] = mapped_column(String(500))
     api_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     webhook_secret_sha256: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(10), default=ConnectionState.OK.value)
+    state: Mapped[str] = mapped_column(String(20), default=ConnectionState.OK.value)
     state_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # `normalized_site_url(base_url)`, set whenever `base_url` is. The unique index
     # below keeps one connection per provider, LMS kind and site even when two
-    # requests pass the check in code at once. Rows that duplicated another site
-    # before migration 0119 keep NULL, which the index does not cover.
+    # requests pass the check in code at once. It is NULL, which the index does
+    # not cover, on rows that duplicated another site before migration 0119 and
+    # on disconnected connections, so the site can be connected again.
     site_key: Mapped[str | None] = mapped_column(String(500))
+    disconnected_at: Mapped[datetime | None]
+    # The audit actor who disconnected it, such as "account:7" or "os:alice".
+    disconnected_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index(
@@ -90,3 +98,7 @@ class LmsConnection(Base):
     def _set_site_key(self, _key: str, value: str) -> str:
         self.site_key = normalized_site_url(value)
         return value
+
+    @property
+    def disconnected(self) -> bool:
+        return self.state == ConnectionState.DISCONNECTED.value

@@ -79,7 +79,8 @@ def pollable_course_ids(session: Session) -> list[int]:
 
 
 def load_course(session: Session, course_id: int) -> AgsCourse | None:
-    """Return the course with its registration and connection, or None if unusable."""
+    """Return the course with its registration and connection, or None if unusable
+    (unknown, without a connection, or on a disconnected one)."""
     row = session.execute(
         select(LtiCourse, Registration, LmsConnection)
         .join(Registration, Registration.id == LtiCourse.registration_id)
@@ -88,6 +89,7 @@ def load_course(session: Session, course_id: int) -> AgsCourse | None:
             LtiCourse.id == course_id,
             Registration.provider_id == LtiCourse.provider_id,
             LmsConnection.provider_id == LtiCourse.provider_id,
+            LmsConnection.state != ConnectionState.DISCONNECTED.value,
         )
     ).one_or_none()
     if row is None:

@@ -47,7 +47,8 @@ def poll_ags_course(course_id: int) -> str:
         if target is None or not target.course.ags_scopes:
             log.warning(
                 "ags_poll_skipped",
-                reason="course not found, without a connection, or without AGS claim",
+                reason="course not found, without a connection, on a disconnected "
+                "connection, or without AGS claim",
             )
             return "skipped"
 

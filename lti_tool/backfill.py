@@ -657,6 +657,14 @@ def run_job(
                 LmsConnection.provider_id == job.provider_id,
             )
         )
+        if connection.disconnected:
+            return _fail(
+                session,
+                job,
+                f"LMS connection {connection.public_id} was disconnected, so its "
+                "learners cannot be read; connect the site again and start a new "
+                "backfill",
+            )
         factory = ROSTER_FACTORIES.get(connection.kind)
         if factory is None:
             return _fail(

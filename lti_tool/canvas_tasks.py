@@ -34,7 +34,7 @@ POLL_CANVAS_CONNECTION = "lti_tool.canvas_tasks.poll_canvas_connection"
 
 @shared_task(name=POLL_CANVAS_CONNECTIONS)
 def poll_canvas_connections() -> int:
-    """Start one reconciliation per Canvas connection that is not broken."""
+    """Start one reconciliation per Canvas connection that is OK."""
     return send_task_each(
         POLL_CANVAS_CONNECTION, polled_connection_ids(LmsKind.CANVAS.value)
     )

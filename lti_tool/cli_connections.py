@@ -1,4 +1,4 @@
-"""`hpass-bridge connection`: connect a provider's LMS and test the connection."""
+"""`hpass-bridge connection`: connect a provider's LMS, test and disconnect it."""
 
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ from connectors.models import ConnectionState, LmsConnection, LmsKind
 from connectors.moodle.connection import ConnectionTestResult
 from lti_tool.bridge import Bridge
 from lti_tool.cli import EXIT_FAILURE, _settings_or_fail, emit, fail, json_option
-from lti_tool.cli_support import report_error
+from lti_tool.cli_support import operator_session, provider_option, report_error
 from lti_tool.config import ensure_secret_files, is_loopback_host
-from lti_tool.operations import ActionError, InvalidInput, NotFound
+from lti_tool.operations import ActionError, InvalidInput, NotFound, provider_by_slug
 from lti_tool.operations.lms import (
+    check_connected,
     check_lms_url,
     check_site_not_connected,
+    connection_dict,
+    disconnect_connection,
+    find_connection,
     run_connection_test,
     site_not_connected_on_insert,
 )
@@ -29,7 +33,7 @@ from lti_tool.operations.lms import (
 
 @click.group()
 def connection() -> None:
-    """Connect a provider's LMS and test the connection."""
+    """Connect a provider's LMS, test the connection or disconnect it."""
 
 
 @connection.command("add-moodle")
@@ -126,6 +130,50 @@ def set_token(connection_id: str, token_file: Path, as_json: bool) -> None:
     _report_test(result, as_json)
 
 
+@connection.command("disconnect")
+@click.argument("connection_id")
+@provider_option()
+@click.option("--yes", "confirmed", is_flag=True,
+              help="Disconnect without asking for confirmation.")
+@json_option
+def disconnect(connection_id: str, provider_slug: str, confirmed: bool, as_json: bool):
+    """Disconnect the provider's LMS connection CONNECTION_ID.
+
+    Its API token and webhook secret are wiped, polls stop, and its webhook events
+    are rejected. Facts, badges and deliveries stay. The site can then be
+    connected again.
+    """
+    with operator_session(as_json) as op:
+        provider = provider_by_slug(op.session, provider_slug)
+        found = find_connection(op.session, connection_id, provider.id)
+        check_connected(found)
+        question = (
+            f"Disconnect {found.kind} connection {found.public_id} ({found.name}, "
+            f"{found.base_url}) of provider {provider_slug}? Its token and webhook "
+            "secret are deleted and cannot be restored"
+        )
+        if not confirmed and not _confirm(question):
+            raise ActionError(
+                f"connection {connection_id} was not disconnected because the "
+                "confirmation was not given; answer y, or pass --yes",
+                code="not_confirmed",
+            )
+        disconnect_connection(op.session, op.actor, found)
+        op.session.commit()
+        result = {
+            "status": "disconnected",
+            "provider": provider_slug,
+            "connection": connection_dict(op.bridge, found),
+        }
+    emit(
+        result,
+        as_json,
+        f"{found.kind} connection {connection_id} of {provider_slug} disconnected. "
+        f"Remove its webhook in the LMS at {found.base_url}; the bridge now "
+        "rejects its events.",
+    )
+
+
 @connection.command("test")
 @click.argument("connection_id")
 @json_option
@@ -137,6 +185,14 @@ def test(connection_id: str, as_json: bool) -> None:
         result = run_connection_test(bridge, session, lms_connection)
         session.commit()
     _report_test(result, as_json)
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr, so stdout stays one JSON document; no answer means no."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:
+        return False
 
 
 def _report_test(result: ConnectionTestResult, as_json: bool) -> None:
@@ -242,4 +298,8 @@ def _connection_or_fail(
             ),
             as_json,
         )
+    try:
+        check_connected(lms_connection)
+    except ActionError as error:
+        report_error(error, as_json)
     return lms_connection

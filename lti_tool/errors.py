@@ -5,6 +5,7 @@
     ├── Unauthorized          401: missing or wrong credentials (webhook secret, token)
     ├── Forbidden             403: the caller may not do this
     ├── NotFound              404
+    ├── Gone                  410: the resource existed and was removed for good
     ├── LaunchRejected        400: an LTI launch failed validation; carries the LTI ids
     └── ServiceUnavailable    503: nothing was saved, the sender should try again
 """
@@ -61,6 +62,11 @@ class Forbidden(BridgeRequestError):
 class NotFound(BridgeRequestError):
     status = 404
     code = "not_found"
+
+
+class Gone(BridgeRequestError):
+    status = 410
+    code = "gone"
 
 
 class LaunchRejected(BridgeRequestError):

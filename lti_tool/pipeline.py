@@ -201,6 +201,18 @@ def evaluate_fact(context: HandlerContext) -> None:
             LmsConnection.provider_id == fact.provider_id,
         )
     )
+    if connection.disconnected:
+        # The event came before the disconnect, or was accepted in the seconds a
+        # webhook cache in another process still held the connection. The LMS can
+        # no longer be read, so the fact is kept and never awards.
+        _finish_fact(
+            fact,
+            FactOutcome.NOT_CONFIRMED,
+            f"LMS connection {connection.public_id} was disconnected, so the "
+            "learner's state could not be read again",
+        )
+        log.info("fact_skipped_connection_disconnected", **log_ids)
+        return
     if connection.state == ConnectionState.BROKEN.value:
         raise RetryLater(
             f"LMS connection {connection.id} is marked broken; fix its token first",
@@ -484,6 +496,14 @@ def reread_moodle_learner(context: HandlerContext) -> None:
     )
     if connection is None:
         raise GiveUp(f"LMS connection {payload.get('connection_id')} does not exist")
+    if connection.disconnected:
+        log.info(
+            "moodle_reread_skipped",
+            reason="connection disconnected",
+            connection_id=connection.id,
+            provider_id=connection.provider_id,
+        )
+        return
     if connection.state == ConnectionState.BROKEN.value:
         raise RetryLater(
             f"LMS connection {connection.id} is marked broken; fix its token first",

@@ -152,7 +152,8 @@ def send_task_each(task_name: str, ids: Sequence[int]) -> int:
 
 
 def polled_connection_ids(kind: str) -> list[int]:
-    """Return the ids of the LMS connections of `kind` that are not broken."""
+    """Return the ids of the LMS connections of `kind` that are neither broken nor
+    disconnected."""
     from connectors.models import ConnectionState, LmsConnection
 
     with current_bridge().session() as session:
@@ -167,7 +168,8 @@ def polled_connection_ids(kind: str) -> list[int]:
 
 
 def polled_connection(session, connection_id: int, kind: str):
-    """Return the connection when it is of `kind` and not broken, else None."""
+    """Return the connection when it is of `kind` and OK (neither broken nor
+    disconnected), else None."""
     from connectors.models import ConnectionState, LmsConnection
 
     connection = session.get(LmsConnection, connection_id)
@@ -183,7 +185,7 @@ POLL_MOODLE_CONNECTION = "lti_tool.tasks.poll_moodle_connection"
 
 @shared_task(name="lti_tool.tasks.poll_moodle_connections")
 def poll_moodle_connections() -> int:
-    """Start one reconciliation poll per Moodle connection that is not broken."""
+    """Start one reconciliation poll per Moodle connection that is OK."""
     from connectors.models import LmsKind
 
     return send_task_each(
@@ -216,7 +218,8 @@ def poll_moodle_connection(connection_id: int) -> str:
         if connection is None:
             log.warning(
                 "moodle_poll_skipped",
-                reason="connection not found, not a Moodle connection, or broken",
+                reason="connection not found, not a Moodle connection, broken or "
+                "disconnected",
             )
             return "skipped"
         structlog.contextvars.bind_contextvars(provider_id=connection.provider_id)

@@ -5,11 +5,13 @@ Events settings) from the database before anything else. This cache keeps those 
 fields for `CACHE_SECONDS`, so a busy connection costs one read per interval.
 
 Bound on staleness: a change committed through this process's sessions (a new
-webhook secret, a deleted connection, new Canvas settings) clears the cache at
+webhook secret, a disconnected connection, new Canvas settings) clears the cache at
 commit. Another process (a second web server, a CLI command) serves the old values
 for at most `CACHE_SECONDS` after the change, so an old webhook secret is accepted
-that long after rotation. An unknown connection id is never cached, so a connection
-works as soon as it is created.
+that long after rotation, and a connection's events for that long after it was
+disconnected. Facts stored in that window are never evaluated, because the
+pipeline reads the connection's state from the database. An unknown connection id
+is never cached, so a connection works as soon as it is created.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class WebhookConnection:
     kind: str
     provider_id: int
     webhook_secret_sha256: str | None
+    disconnected: bool = False
     # Canvas only, from the connection's CanvasCredential when it has one.
     jwks_url: str | None = None
     home_shard: int | None = None
@@ -103,6 +106,7 @@ class WebhookConnections:
             kind=connection.kind,
             provider_id=connection.provider_id,
             webhook_secret_sha256=connection.webhook_secret_sha256,
+            disconnected=connection.disconnected,
             jwks_url=credential.jwks_url if credential else None,
             home_shard=credential.home_shard if credential else None,
         )

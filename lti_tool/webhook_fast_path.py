@@ -176,6 +176,10 @@ class WebhookFastPath:
         connection = self._connections.get(public_id, kind)
         if connection is None or not connection.webhook_secret_sha256:
             raise _HandOn()
+        # Disconnecting clears the digest, so the check above already hands these
+        # on. This one keeps the Flask view's 410 from depending on that.
+        if connection.disconnected:
+            raise _HandOn()
         if not isinstance(presented, str) or not presented:
             raise _HandOn()
         # The same constant-time digest comparison as the Flask views make.

@@ -184,6 +184,14 @@ def test_lms_connection(connection_id: str):
     return jsonify(result)
 
 
+@bp.post("/lms-connections/<connection_id>/disconnect")
+def disconnect_lms_connection(connection_id: str):
+    connection = lms_ops.find_connection(db_session(), connection_id, _provider().id)
+    lms_ops.disconnect_connection(db_session(), g.api_actor, connection)
+    _commit()
+    return jsonify(lms_ops.connection_dict(current_bridge(), connection))
+
+
 @bp.post("/deployments/approve")
 def approve_deployment():
     body = _body()

@@ -90,6 +90,8 @@ SCHEMAS = {
             "state_detail": NULLABLE_STRING,
             "webhook_url": STRING,
             "created_at": TIMESTAMP,
+            "disconnected_at": TIMESTAMP,
+            "disconnected_by": NULLABLE_STRING,
         },
         ["id", "kind", "url", "state"],
     ),
@@ -613,6 +615,19 @@ PATHS.update(
                     _object({"course_id": {"type": "string", "pattern": "^[0-9]+$"}}),
                     required=False,
                 ),
+            )
+        },
+        "/api/v1/lms-connections/{connection_id}/disconnect": {
+            "post": _operation(
+                "Disconnect a connection: its secrets are wiped, polls stop and its "
+                "webhook events get 410; facts, badges and deliveries stay, and the "
+                "site can be connected again",
+                {
+                    "200": _json(_ref("LmsConnection"), "Disconnected."),
+                    "409": _json(ERROR, "Already disconnected."),
+                },
+                operationId="disconnectLmsConnection",
+                parameters=[_path("connection_id")],
             )
         },
         "/api/v1/deployments/approve": {

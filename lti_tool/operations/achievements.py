@@ -37,7 +37,7 @@ from lti_tool.operations import (
     audit,
     iso,
 )
-from lti_tool.operations.lms import find_connection
+from lti_tool.operations.lms import check_connected, find_connection
 
 # Importing the rosters also registers the Canvas roster for backfill jobs.
 from lti_tool.operations.rosters import check_canvas_id, request_roster
@@ -144,6 +144,7 @@ def add_achievement(
     alignments: Any = None,
 ) -> Achievement:
     connection = find_connection(session, connection_id, provider.id)
+    check_connected(connection)
     course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
     if connection.kind == "canvas":
         check_canvas_id(course_id, "course id")

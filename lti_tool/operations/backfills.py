@@ -23,6 +23,7 @@ from lti_tool.backfill import (
     start_backfill,
 )
 from lti_tool.operations import InvalidInput, NotFound, audit, iso
+from lti_tool.operations.lms import check_connected
 
 LIST_LIMIT_MAX = 100
 
@@ -57,12 +58,14 @@ def start_achievement_backfill(
 
     The caller commits, then sends a job it added to the workers.
     """
-    kind = session.scalar(
-        select(LmsConnection.kind).where(
+    connection = session.scalar(
+        select(LmsConnection).where(
             LmsConnection.provider_id == achievement.provider_id,
             LmsConnection.id == achievement.lms_connection_id,
         )
     )
+    check_connected(connection)
+    kind = connection.kind
     if kind not in ROSTER_FACTORIES:
         raise InvalidInput(
             f"LMS kind {kind!r} has no roster reader, so achievement "

@@ -1,9 +1,12 @@
-"""LMS connection actions: connect Moodle or Canvas, list and test connections.
+"""LMS connection actions: connect Moodle or Canvas, list, test and disconnect.
 
 Connecting tests the connection first and stores it only when the LMS responded and
 accepted the credentials, so an unreachable LMS leaves nothing behind. Missing
 Moodle functions or Canvas scopes are reported but do not stop the connection,
 because the admin fixes them in the LMS and runs the test again.
+
+Disconnecting keeps the row, because facts, learners, badges and deliveries refer
+to it, and wipes its secrets. See `disconnect_connection`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from badge_engine.db import utcnow
 from badge_engine.models import Provider
 from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
 from connectors.canvas.connection import connect_canvas, test_canvas_connection
@@ -125,7 +129,9 @@ def site_connected_error(provider: Provider, existing: LmsConnection) -> ActionE
     return ActionError(
         f"provider {provider.slug} already has {existing.kind} connection "
         f"{existing.public_id} ({existing.name}) to {existing.base_url}; use it, "
-        "or remove it before connecting the site again (nothing was saved)",
+        "or remove it before connecting the site again with `hpass-bridge "
+        f"connection disconnect {existing.public_id} --provider {provider.slug}` "
+        "(nothing was saved)",
         code="connection_exists",
     )
 
@@ -211,6 +217,8 @@ def connection_dict(bridge: Bridge, connection: LmsConnection) -> dict[str, Any]
         "state_detail": connection.state_detail,
         "webhook_url": webhook,
         "created_at": iso(connection.created_at),
+        "disconnected_at": iso(connection.disconnected_at),
+        "disconnected_by": connection.disconnected_by,
     }
 
 
@@ -358,6 +366,7 @@ def run_connection_test(
     A rejected token marks the connection broken, which stops its polls. A token
     that Moodle accepts marks a broken connection OK again. The caller commits.
     """
+    check_connected(lms_connection)
     token = bridge.vault.decrypt(
         lms_connection.api_token_encrypted,
         what=f"API token of LMS connection {lms_connection.id}",
@@ -413,7 +422,7 @@ def test_lms_connection(
     course_id: str | None = None,
 ) -> dict[str, Any]:
     """Test a stored connection, record the outcome on it and return the report."""
-
+    check_connected(connection)
     if connection.kind == LmsKind.MOODLE.value:
         result = run_connection_test(bridge, session, connection).as_dict()
     else:
@@ -445,3 +454,80 @@ def test_lms_connection(
 
 
 test_lms_connection.__test__ = False
+
+
+def disconnected_error(connection: LmsConnection) -> ActionError:
+    return ActionError(
+        f"LMS connection {connection.public_id} ({connection.name}, "
+        f"{connection.base_url}) was disconnected at "
+        f"{iso(connection.disconnected_at)} by {connection.disconnected_by}; "
+        "connect the site again to get a new connection",
+        code="connection_disconnected",
+    )
+
+
+def check_connected(connection: LmsConnection) -> None:
+    """Raise `ActionError` when the connection was disconnected."""
+    if connection.disconnected:
+        raise disconnected_error(connection)
+
+
+def disconnect_connection(
+    session: Session, actor: str, connection: LmsConnection
+) -> None:
+    """Disconnect an LMS connection; the caller commits.
+
+    The row stays, because facts, learners, badges and deliveries refer to it. The
+    API token, the Canvas credentials and the webhook secret's digest are wiped, so
+    no request can use them again. Polls and re-reads skip the connection, its
+    webhook events get 410, and its active backfills stop after their current page.
+    `site_key` is cleared, so the unique index lets the provider connect the same
+    site again as a new connection.
+    """
+    from connectors.canvas.models import CanvasCredential
+    from lti_tool.backfill import ACTIVE, BackfillJob, request_cancel
+
+    check_connected(connection)
+    previous_state = connection.state
+    connection.state = ConnectionState.DISCONNECTED.value
+    connection.state_detail = None
+    connection.disconnected_at = utcnow()
+    connection.disconnected_by = actor
+    connection.api_token_encrypted = None
+    connection.webhook_secret_sha256 = None
+    connection.site_key = None
+    credential = session.scalar(
+        select(CanvasCredential).where(
+            CanvasCredential.provider_id == connection.provider_id,
+            CanvasCredential.lms_connection_id == connection.id,
+        )
+    )
+    if credential is not None:
+        session.delete(credential)
+
+    backfills = session.scalars(
+        select(BackfillJob.public_id).where(
+            BackfillJob.provider_id == connection.provider_id,
+            BackfillJob.lms_connection_id == connection.id,
+            BackfillJob.status.in_(ACTIVE),
+        )
+    ).all()
+    for public_id in backfills:
+        request_cancel(
+            session, provider_id=connection.provider_id, job_public_id=public_id
+        )
+    audit(
+        session,
+        actor,
+        "lms_connection.disconnected",
+        provider_id=connection.provider_id,
+        target=f"lms_connection:{connection.public_id}",
+        detail={
+            "kind": connection.kind,
+            "name": connection.name,
+            "base_url": connection.base_url,
+            "previous_state": previous_state,
+            "backfills_cancelled": list(backfills),
+        },
+    )
+    session.flush()

@@ -113,7 +113,11 @@ def request_roster(bridge: Bridge, session: Session, connection: LmsConnection):
     """Return a roster for reads an admin waits for, or None for an unknown LMS kind.
 
     For Canvas, a token refresh writes to `session`, which the caller commits.
+    Raises `ActionError` for a disconnected connection, which has no token left.
     """
+    from lti_tool.operations.lms import check_connected
+
+    check_connected(connection)
     if connection.kind == LmsKind.MOODLE.value:
         token = bridge.vault.decrypt(
             connection.api_token_encrypted,

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from badge_engine.db import utcnow
 from badge_engine.models import Provider
 from badge_engine.outbox import OutboxMessage, OutboxStatus
-from connectors.models import LmsConnection, LmsKind
+from connectors.models import ConnectionState, LmsConnection, LmsKind
 from lti_tool.accounts import (
     Account,
     AccountRole,
@@ -46,6 +46,7 @@ from lti_tool.models import Registration
 from lti_tool.operations import ActionError, InvalidInput
 from lti_tool.operations.lms import (
     check_lms_url,
+    disconnect_connection,
     find_same_site,
     run_connection_test,
     site_not_connected_on_insert,
@@ -119,7 +120,8 @@ def dashboard(account: Account):
         summary = {
             "connections": db.scalar(
                 select(func.count(LmsConnection.id)).where(
-                    LmsConnection.provider_id == provider.id
+                    LmsConnection.provider_id == provider.id,
+                    LmsConnection.state != ConnectionState.DISCONNECTED.value,
                 )
             ),
             "registrations": db.scalar(
@@ -156,7 +158,16 @@ def pick_provider(account: Account):
     return redirect(url_for("admin.dashboard"), code=303)
 
 
-def _connections_page(account, provider, form=None, errors=None, created=None, status=200):
+def _connections_page(
+    account,
+    provider,
+    form=None,
+    errors=None,
+    created=None,
+    status=200,
+    disconnected=None,
+    problem=None,
+):
     db = db_session()
     connections = db.scalars(
         select(LmsConnection)
@@ -178,6 +189,8 @@ def _connections_page(account, provider, form=None, errors=None, created=None, s
             form=form or {},
             errors=errors or {},
             created=created,
+            disconnected=disconnected,
+            problem=problem,
             tool_urls=lambda registration: {
                 "login": lti_login_url(base_url(), registration.public_id),
                 "launch": launch_url_of(registration),
@@ -191,7 +204,68 @@ def _connections_page(account, provider, form=None, errors=None, created=None, s
 @bp.get("/connect")
 @account_required
 def connect_form(account: Account):
-    return _connections_page(account, _provider_or_pick(account))
+    provider = _provider_or_pick(account)
+    disconnected = None
+    public_id = request.args.get("disconnected")
+    if public_id:
+        disconnected = _own_connection(provider, public_id, missing_ok=True)
+    return _connections_page(account, provider, disconnected=disconnected)
+
+
+def _own_connection(
+    provider: Provider, public_id: str, missing_ok: bool = False
+) -> LmsConnection | None:
+    """Return the provider's connection with this public id; 404 for any other."""
+    connection = db_session().scalar(
+        select(LmsConnection).where(
+            LmsConnection.public_id == public_id,
+            LmsConnection.provider_id == provider.id,
+        )
+    )
+    if connection is None and not missing_ok:
+        abort(404)
+    return connection
+
+
+@bp.get("/connections/<public_id>/disconnect")
+@account_required
+def disconnect_form(account: Account, public_id: str):
+    provider = _provider_or_pick(account)
+    connection = _own_connection(provider, public_id)
+    if connection.disconnected:
+        return redirect(url_for("admin.connect_form"), code=303)
+    return render_template(
+        "admin/disconnect.html",
+        account=account,
+        provider=provider,
+        connection=connection,
+    )
+
+
+@bp.post("/connections/<public_id>/disconnect")
+@account_required
+def disconnect_lms(account: Account, public_id: str):
+    check_csrf()
+    provider = _provider_or_pick(account)
+    connection = _own_connection(provider, public_id)
+    if connection.disconnected:
+        problem = _(
+            "“%(name)s” was already disconnected. Nothing was changed.",
+            name=connection.name,
+        )
+        return _connections_page(account, provider, problem=problem, status=409)
+    db = db_session()
+    disconnect_connection(db, _actor(account), connection)
+    db.commit()
+    log.info(
+        "lms_connection_disconnected",
+        provider_id=provider.id,
+        connection=connection.id,
+        account_id=account.id,
+    )
+    return redirect(
+        url_for("admin.connect_form", disconnected=connection.public_id), code=303
+    )
 
 
 def _read_url(form: dict, errors: dict, name: str) -> str:
@@ -333,6 +407,7 @@ def connect_lti(account: Account):
             select(LmsConnection).where(
                 LmsConnection.id == connection_id,
                 LmsConnection.provider_id == provider.id,
+                LmsConnection.state != ConnectionState.DISCONNECTED.value,
             )
         )
         if connection is None:

@@ -24,7 +24,7 @@ from lti_tool.bridge import current_bridge
 from lti_tool.errors import BadRequest, NotFound, Unauthorized
 from lti_tool.intake import store_event_fact, webhook_connection
 from lti_tool.logs import get_logger
-from lti_tool.views.webhooks import secret_digest
+from lti_tool.views.webhooks import reject_if_disconnected, secret_digest
 from lti_tool.webhook_connections import WebhookConnection
 
 bp = Blueprint("canvas_webhooks", __name__, url_prefix="/webhooks/canvas")
@@ -56,6 +56,7 @@ def _connection_or_404(public_id: str) -> WebhookConnection:
             "again from the provider admin page",
             connection=public_id,
         )
+    reject_if_disconnected(connection, "Live Events subscription in Canvas")
     return connection
 
 

@@ -18,7 +18,7 @@ from connectors.moodle.events import (
     parse_xapi_hints,
 )
 from lti_tool.bridge import db_session
-from lti_tool.errors import BadRequest, NotFound, Unauthorized
+from lti_tool.errors import BadRequest, Gone, NotFound, Unauthorized
 from lti_tool.intake import store_event_fact, webhook_connection
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import REREAD_MOODLE_LEARNER
@@ -37,7 +37,26 @@ def _connection_or_404(public_id: str, kind: LmsKind) -> WebhookConnection:
             "again from the provider admin page",
             connection=public_id,
         )
+    reject_if_disconnected(connection, "webhook in Moodle")
     return connection
+
+
+def reject_if_disconnected(connection: WebhookConnection, subscription: str) -> None:
+    """Raise 410 for the events of a disconnected connection.
+
+    The check comes before the secret's, because a disconnected connection has no
+    secret left and the sender needs to learn why its events are rejected.
+    """
+    if connection.disconnected:
+        raise Gone(
+            f"LMS connection {connection.public_id} was disconnected in the HPass "
+            f"bridge, so its events are no longer accepted; remove this "
+            f"{subscription}, or ask the provider admin to connect the site again "
+            "and use the new connection's URL and secret",
+            code="connection_disconnected",
+            connection=connection.public_id,
+            provider_id=connection.provider_id,
+        )
 
 
 def secret_digest(secret: str) -> str:
