@@ -23,8 +23,8 @@ class ConnectionState(str, enum.Enum):
     OK = "ok"
     BROKEN = "broken"
     # Removed by an admin. The row stays because facts, learners, badges and
-    # deliveries refer to it, but its secrets are wiped and nothing reads the LMS
-    # or accepts its events any more.
+    # deliveries refer to it, but its secrets are wiped, and the bridge stops
+    # reading the LMS and rejects its events.
     DISCONNECTED = "disconnected"
 
 

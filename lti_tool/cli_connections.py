@@ -188,7 +188,7 @@ def test(connection_id: str, as_json: bool) -> None:
 
 
 def _confirm(question: str) -> bool:
-    """Ask on stderr, so stdout stays one JSON document; no answer means no."""
+    """Ask on stderr, so stdout stays one JSON document. Empty input means no."""
     try:
         return click.confirm(question, default=False, err=True)
     except click.Abort:

@@ -9,8 +9,8 @@ webhook secret, a disconnected connection, new Canvas settings) clears the cache
 commit. Another process (a second web server, a CLI command) serves the old values
 for at most `CACHE_SECONDS` after the change, so an old webhook secret is accepted
 that long after rotation, and a connection's events for that long after it was
-disconnected. Facts stored in that window are never evaluated, because the
-pipeline reads the connection's state from the database. An unknown connection id
+disconnected. Facts stored in that window never award, because the pipeline
+reads the connection's state from the database before it evaluates them. An unknown connection id
 is never cached, so a connection works as soon as it is created.
 """
 
@@ -115,6 +115,12 @@ class WebhookConnections:
         # Read, not popped: every cache on this session factory must see the flag.
         if session.info.get(_CHANGED):
             self.clear()
+
+
+def note_changed(session: Session) -> None:
+    """Clear the caches when `session` commits, after a change the ORM does not
+    track, such as a bulk UPDATE of `lms_connections`."""
+    session.info[_CHANGED] = True
 
 
 def _note_changes(session: Session, _flush_context) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,7 @@ from lti_tool.operations import (
     iso,
 )
 from lti_tool.urls_for import moodle_webhook_url
+from lti_tool.webhook_connections import note_changed
 
 NAME_MAX = 200
 TOKEN_MAX = 500
@@ -475,7 +476,7 @@ def check_connected(connection: LmsConnection) -> None:
 def disconnect_connection(
     session: Session, actor: str, connection: LmsConnection
 ) -> None:
-    """Disconnect an LMS connection; the caller commits.
+    """Disconnect an LMS connection. The caller commits.
 
     The row stays, because facts, learners, badges and deliveries refer to it. The
     API token, the Canvas credentials and the webhook secret's digest are wiped, so
@@ -489,13 +490,30 @@ def disconnect_connection(
 
     check_connected(connection)
     previous_state = connection.state
-    connection.state = ConnectionState.DISCONNECTED.value
-    connection.state_detail = None
-    connection.disconnected_at = utcnow()
-    connection.disconnected_by = actor
-    connection.api_token_encrypted = None
-    connection.webhook_secret_sha256 = None
-    connection.site_key = None
+    # A conditional UPDATE, so of two requests that both passed the check above
+    # only one disconnects and records the audit event.
+    changed = session.execute(
+        update(LmsConnection)
+        .where(
+            LmsConnection.id == connection.id,
+            LmsConnection.provider_id == connection.provider_id,
+            LmsConnection.state != ConnectionState.DISCONNECTED.value,
+        )
+        .values(
+            state=ConnectionState.DISCONNECTED.value,
+            state_detail=None,
+            disconnected_at=utcnow(),
+            disconnected_by=actor,
+            api_token_encrypted=None,
+            webhook_secret_sha256=None,
+            site_key=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(connection)
+    if changed != 1:
+        raise disconnected_error(connection)
+    note_changed(session)
     credential = session.scalar(
         select(CanvasCredential).where(
             CanvasCredential.provider_id == connection.provider_id,

@@ -209,6 +209,8 @@ def connect_form(account: Account):
     public_id = request.args.get("disconnected")
     if public_id:
         disconnected = _own_connection(provider, public_id, missing_ok=True)
+    if disconnected is not None and not disconnected.disconnected:
+        disconnected = None
     return _connections_page(account, provider, disconnected=disconnected)
 
 

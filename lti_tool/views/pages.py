@@ -747,6 +747,25 @@ def _image_url(image: AchievementImage | None) -> str | None:
     return base_url() + url_for("pages.achievement_image", public_id=image.public_id)
 
 
+def _disconnected_message() -> str:
+    return _(
+        "The provider admin disconnected this course's LMS connection, so "
+        "completions cannot be read and badges cannot be added. Ask the provider "
+        "admin to connect the LMS again and register the platform with the new "
+        "connection."
+    )
+
+
+def _connection_disconnected(registration: Registration) -> bool:
+    connection = db_session().scalar(
+        select(LmsConnection).where(
+            LmsConnection.id == registration.lms_connection_id,
+            LmsConnection.provider_id == registration.provider_id,
+        )
+    )
+    return connection is not None and connection.disconnected
+
+
 def _instructor_actor() -> str:
     return f"lti:{session.get('lms_user_id')}"
 
@@ -766,6 +785,8 @@ def create_achievement(course_id: int):
                 "be read. Ask the provider admin to connect the LMS first."
             )
         )
+    if _connection_disconnected(registration):
+        raise BadRequest(_disconnected_message(), code="connection_disconnected")
     db = db_session()
     achievement = Achievement(
         provider_id=found.provider_id,
@@ -827,6 +848,8 @@ def _rule_preview(
     registration = db_session().get(Registration, course.registration_id)
     if registration.lms_connection_id is None:
         return {"error": _("This course's LMS has no API connection yet.")}
+    if _connection_disconnected(registration):
+        return {"error": _disconnected_message()}
     # A transient badge with the form's rule: never added to the session.
     draft = Achievement(
         provider_id=course.provider_id,

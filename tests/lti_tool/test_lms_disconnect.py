@@ -54,6 +54,7 @@ def seeded(app, db):
     beta = Provider(slug="beta", name="Beta", url="https://beta.invalid")
     db.add_all([alpha, beta])
     db.flush()
+
     moodle = LmsConnection(
         provider_id=alpha.id,
         kind=LmsKind.MOODLE.value,
@@ -72,6 +73,7 @@ def seeded(app, db):
     )
     db.add_all([moodle, other])
     db.flush()
+
     canvas = connect_canvas(
         db,
         vault,
@@ -82,6 +84,7 @@ def seeded(app, db):
         jwks_url="http://127.0.0.1:8/jwks",
     )
     canvas.webhook_secret_sha256 = secret_digest(SECRET)
+
     achievement = Achievement(
         provider_id=alpha.id,
         lms_connection_id=moodle.id,
@@ -140,7 +143,8 @@ def _fact_count(db) -> int:
 
 
 def test_disconnect_wipes_secrets_keeps_history(app, db, seeded):
-    """The row, its learner and credential stay; the token, digest and site key go."""
+    """The row, its learner and credential stay, and the token, digest and site
+    key are cleared."""
     moodle = seeded["moodle"]
 
     disconnect_connection(db, ACTOR, moodle)
@@ -196,6 +200,33 @@ def test_disconnect_twice_rejected(app, db, seeded):
     assert "was disconnected" in raised.value.message
     db.expire_all()
     assert db.get(LmsConnection, moodle.id).disconnected_by == ACTOR
+    events = db.scalar(
+        select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "lms_connection.disconnected"
+        )
+    )
+    assert events == 1
+
+
+def test_concurrent_disconnect_records_once(app, db, seeded):
+    """Of two sessions that both read the connection as OK, the second to write
+    is rejected, so one audit event and the first actor stay."""
+    bridge = app.extensions["hpass"]
+    moodle_id = seeded["moodle"].id
+    with bridge.session() as first, bridge.session() as second:
+        first_copy = first.get(LmsConnection, moodle_id)
+        second_copy = second.get(LmsConnection, moodle_id)
+        assert second_copy.state == "ok"
+        disconnect_connection(first, "os:first", first_copy)
+        first.commit()
+
+        with pytest.raises(ActionError) as raised:
+            disconnect_connection(second, "os:second", second_copy)
+        second.rollback()
+
+    assert raised.value.code == "connection_disconnected"
+    db.expire_all()
+    assert db.get(LmsConnection, moodle_id).disconnected_by == "os:first"
     events = db.scalar(
         select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "lms_connection.disconnected"
@@ -280,8 +311,8 @@ def test_webhook_cache_sees_disconnect(app, db, seeded):
     in_process = cache.get(moodle.public_id, "moodle")
     # That commit cleared every entry, so this caches the other one again.
     cache.get(other.public_id, "moodle")
-    # A session from a factory the cache does not listen on stands for another
-    # process, such as a CLI command.
+    # A session from a factory the cache does not listen on plays the part of
+    # another process, such as a CLI command.
     with sessionmaker(bridge.engine)() as session:
         disconnect_connection(session, ACTOR, session.get(LmsConnection, other.id))
         session.commit()
@@ -395,7 +426,7 @@ def test_cli_disconnect_with_yes(runner, db, seeded):
 
 
 def test_cli_disconnect_asks_first(runner, db, seeded):
-    """Without --yes the command asks, and only "y" disconnects."""
+    """Without --yes the command prompts, and only "y" disconnects."""
     moodle = seeded["moodle"]
 
     declined = _invoke(runner, moodle.public_id, "--provider", "alpha", input="n\n")

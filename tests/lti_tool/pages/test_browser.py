@@ -314,6 +314,51 @@ def test_admin_pages_accessible(browser, stack, shots, locale):
     context.close()
 
 
+@pytest.mark.parametrize("locale", ("en", "ar"))
+def test_disconnect_by_keyboard(browser, stack, shots, locale):
+    """An admin disconnects a spare LMS site with the keyboard alone, through a
+    confirmation page; both pages pass axe-core."""
+    from connectors.models import LmsConnection, LmsKind
+
+    with stack.bridge.session() as session:
+        spare = LmsConnection(
+            provider_id=_demo_provider_id(session),
+            kind=LmsKind.MOODLE.value,
+            name=f"Spare site {locale}",
+            base_url=f"https://spare-{locale}.example.org",
+        )
+        session.add(spare)
+        session.commit()
+        spare_id = spare.id
+    context = browser.new_context(locale=locale)
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/account/sign-in")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    with page.expect_navigation():
+        page.locator("form button[type=submit]").last.click()
+    page.goto(stack.base_url + "/admin/connect")
+
+    link = page.locator("a.button", has_text=f"Spare site {locale}")
+    link.focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    confirm_violations = axe_violations(page)
+    shots(page, f"admin-disconnect-{locale}")
+    page.locator("form button[type=submit]").last.focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    notice = page.locator("[role=status]").inner_text()
+    done_violations = axe_violations(page)
+    context.close()
+
+    assert confirm_violations == [], f"confirmation in {locale}"
+    assert done_violations == [], f"connect page after disconnect in {locale}"
+    assert f"Spare site {locale}" in notice
+    with stack.bridge.session() as session:
+        assert session.get(LmsConnection, spare_id).disconnected
+
+
 def test_learner_progress_then_badge(browser, stack, shots):
     """A learner sees the badge missing, then earned after completion, in en and ar."""
     page = launch(browser, stack, "learner")

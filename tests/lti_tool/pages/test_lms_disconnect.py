@@ -146,7 +146,7 @@ def test_api_disconnect_bad_id(backend, target, status, error):
 
 
 def test_api_disconnect_twice_conflict(backend):
-    """A second disconnect is a 409 naming when the first happened."""
+    """A second disconnect is a 409 that says the connection was disconnected."""
     app, ids, token = backend
     _api(app, token, ids["own"])
 
@@ -154,6 +154,7 @@ def test_api_disconnect_twice_conflict(backend):
 
     assert again.status_code == 409
     assert again.json["error"] == "connection_disconnected"
+    assert "was disconnected at" in again.json["message"]
     assert _audit_count(app) == 1
 
 
@@ -190,7 +191,7 @@ def test_page_disconnect_with_confirmation(backend):
 
 def test_page_disconnect_rejections(backend):
     """Another provider's connection is a 404, a post without the form token is
-    rejected, and a second disconnect is a 409; none of them writes anything."""
+    rejected, and a second disconnect is a 409. None of them writes anything."""
     app, ids, _ = backend
     client = app.test_client()
     sign_in(client, ADMIN_EMAIL)
@@ -295,3 +296,30 @@ def test_provider_scoped_listing(backend):
 
     assert "Alpha Moodle" in page
     assert foreign_name not in page
+
+
+def test_course_page_refuses_badge_after_disconnect(client, tenants, db):
+    """An instructor cannot add a badge on a disconnected connection, and the page
+    tells what to ask the provider admin."""
+    from badge_engine.models import Achievement
+    from lti_tool.operations.lms import disconnect_connection
+
+    from .conftest import launch_as
+    from .test_course_pages import badge_form
+
+    alpha, beta = tenants
+    disconnect_connection(db, "os:test", db.get(LmsConnection, alpha.connection_id))
+    db.commit()
+    before = db.scalar(select(func.count()).select_from(Achievement))
+    launch_as(client, alpha, "instructor")
+
+    refused = client.post(f"/course/{alpha.course_id}/achievements", data=badge_form())
+    launch_as(client, beta, "instructor")
+    accepted = client.post(f"/course/{beta.course_id}/achievements", data=badge_form())
+
+    assert refused.status_code == 400
+    assert "Ask the provider admin to connect the LMS again" in refused.get_data(
+        as_text=True
+    )
+    assert accepted.status_code in (200, 303)
+    assert db.scalar(select(func.count()).select_from(Achievement)) == before + 1
