@@ -484,6 +484,9 @@ def disconnect_connection(
     webhook events get 410, and its active backfills stop after their current page.
     `site_key` is cleared, so the unique index lets the provider connect the same
     site again as a new connection.
+
+    NOTE: LTI registrations linked to the connection stay linked to it, and no
+    action moves them to a new connection.
     """
     from connectors.canvas.models import CanvasCredential
     from lti_tool.backfill import ACTIVE, BackfillJob, request_cancel
