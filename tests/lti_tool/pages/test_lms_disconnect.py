@@ -246,7 +246,7 @@ def test_migration_widens_state(tmp_path):
     downgrade turns it into broken."""
     for url in (f"sqlite:///{tmp_path / 'disconnect.db'}", reset_postgres()):
         config = alembic_config(url)
-        command.upgrade(config, "0119_lms_site_key")
+        command.upgrade(config, "0120_facts_learner_index")
         engine = create_engine(url)
         with engine.begin() as connection:
             connection.execute(
@@ -265,7 +265,7 @@ def test_migration_widens_state(tmp_path):
                 )
             )
 
-        command.upgrade(config, "0120_lms_disconnect")
+        command.upgrade(config, "0121_lms_disconnect")
         with engine.begin() as connection:
             connection.execute(
                 text(
@@ -273,7 +273,7 @@ def test_migration_widens_state(tmp_path):
                     "disconnected_by = 'os:test', site_key = NULL"
                 )
             )
-        command.downgrade(config, "0119_lms_site_key")
+        command.downgrade(config, "0120_facts_learner_index")
         with engine.connect() as connection:
             state = connection.execute(
                 text("SELECT state FROM lms_connections")

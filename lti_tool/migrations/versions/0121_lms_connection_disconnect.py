@@ -1,7 +1,7 @@
 """Disconnected LMS connections
 
-Revision ID: 0120_lms_disconnect
-Revises: 0119_lms_site_key
+Revision ID: 0121_lms_disconnect
+Revises: 0120_facts_learner_index
 Create Date: 2026-12-05
 
 An admin can disconnect an LMS connection. The row stays, because completion
@@ -18,8 +18,8 @@ from alembic import op
 
 import badge_engine.db
 
-revision = "0120_lms_disconnect"
-down_revision = "0119_lms_site_key"
+revision = "0121_lms_disconnect"
+down_revision = "0120_facts_learner_index"
 branch_labels = None
 depends_on = None
 
