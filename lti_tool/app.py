@@ -15,6 +15,7 @@ from lti_tool.errors import register_error_handlers
 from lti_tool.logs import configure_logging
 from lti_tool.rate_limit_page import session_locale_reader
 from lti_tool.ratelimit import RateLimitMiddleware
+from lti_tool.request_body import BridgeRequest
 from lti_tool.views import headers, lti_launch
 from lti_tool.webhook_fast_path import WebhookFastPath
 
@@ -36,8 +37,11 @@ class BridgeFlask(Flask):
 
     Limiting here rather than by wrapping `wsgi_app` keeps the limiter outermost
     even when a fast path or ProxyFix wraps `wsgi_app` after the app is built.
+    Its requests reject a chunked body over MAX_CONTENT_LENGTH with 413 (see
+    `lti_tool.request_body`).
     """
 
+    request_class = BridgeRequest
     rate_limiter: RateLimitMiddleware | None = None
 
     def __call__(self, environ, start_response):

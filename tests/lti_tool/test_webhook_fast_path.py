@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import lti_tool.webhook_fast_path as fast_path_module
 from badge_engine.models import CompletionFactRecord, Provider
@@ -170,3 +172,94 @@ def test_generated_request_ids_distinct():
     assert len(set(ids)) == 1000
     assert all(len(value) == 32 for value in ids)
     assert all(int(value, 16) >= 0 for value in ids)
+
+
+LIMIT = 2 * 1024 * 1024
+
+
+def _chunked_post(client, url: str, raw: bytes):
+    """POST `raw` with no Content-Length, as a server hands on a chunked body."""
+    return client.post(
+        url,
+        input_stream=io.BytesIO(raw),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def _padded(body: dict, size: int) -> bytes:
+    """Return `body` as JSON of exactly `size` bytes, padded in a "padding" field."""
+    raw = json.dumps({**body, "padding": ""}).encode()
+    return json.dumps({**body, "padding": "x" * (size - len(raw))}).encode()
+
+
+def _event_urls(connections) -> dict[str, tuple[str, dict]]:
+    moodle = connections[LmsKind.MOODLE].public_id
+    canvas = connections[LmsKind.CANVAS].public_id
+    return {
+        "moodle": (f"/webhooks/moodle/{moodle}", _moodle_event()),
+        "canvas": (f"/webhooks/canvas/{canvas}?token={SECRET}", _canvas_event()),
+    }
+
+
+@pytest.mark.parametrize("lms", ["moodle", "canvas"])
+def test_chunked_body_over_limit_413(client, db, connections, lms):
+    """A chunked body one byte over the limit gets the same 413 as a Content-Length
+    body over it, and nothing is stored."""
+    url, event = _event_urls(connections)[lms]
+    sized = client.post(url, data=_padded(event, LIMIT + 1),
+                        content_type="application/json")
+
+    response = _chunked_post(client, url, _padded(event, LIMIT + 1))
+
+    assert sized.status_code == 413
+    assert response.status_code == 413
+    assert response.json["error"] == "request_entity_too_large"
+    assert response.json["message"] == sized.json["message"]
+    assert "limit of 2 MB" in response.json["message"]
+    assert response.headers["X-Request-ID"]
+    assert _counts(db) == (0, 0)
+
+
+@pytest.mark.parametrize("lms", ["moodle", "canvas"])
+def test_chunked_body_at_limit_stored(client, db, connections, lms):
+    """A chunked body of exactly the limit, and a small one, are read whole and stored."""
+    url, event = _event_urls(connections)[lms]
+
+    at_limit = _chunked_post(client, url, _padded(event, LIMIT))
+    small = _chunked_post(client, url, json.dumps(event).encode())
+
+    assert at_limit.status_code == 202, at_limit.json
+    assert small.status_code == 200, small.json
+    assert small.json["status"] == "duplicate"
+    assert _counts(db) == (1, 1)
+
+
+def test_endless_chunked_body_413(app, db, connections):
+    """A streamed body that never ends is read only to one byte past the limit."""
+
+    class Endless(io.RawIOBase):
+        bytes_read = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            buffer[:] = b" " * len(buffer)
+            Endless.bytes_read += len(buffer)
+            return len(buffer)
+
+    url = f"/webhooks/moodle/{connections[LmsKind.MOODLE].public_id}"
+    environ = EnvironBuilder(url, method="POST", content_type="application/json")
+    environ = environ.get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input"] = io.BufferedReader(Endless())
+    environ["wsgi.input_terminated"] = True
+
+    chunks, status, _headers = run_wsgi_app(app, environ, buffered=True)
+
+    assert status.startswith("413")
+    assert json.loads(b"".join(chunks))["error"] == "request_entity_too_large"
+    assert Endless.bytes_read < 2 * LIMIT
+    assert _counts(db) == (0, 0)
