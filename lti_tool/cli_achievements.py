@@ -24,6 +24,7 @@ from lti_tool.cli_support import (
 )
 from lti_tool.operations import ActionError, InvalidInput, audit, provider_by_slug
 from lti_tool.operations.achievements import (
+    achievement_connection,
     achievement_dict,
     add_achievement,
     edit_achievement,
@@ -31,6 +32,7 @@ from lti_tool.operations.achievements import (
     list_achievements,
     preview,
 )
+from lti_tool.operations.course_check import skipped_check_warning
 
 POLL_SECONDS = 0.5
 
@@ -52,6 +54,19 @@ def _rule_options(function):
         "--rule", help='Award rule JSON, e.g. {"version": 1, "rule": {"kind": '
         '"course_completed"}}; see docs/award-rules.md.',
     )(function)
+
+
+def _skip_lms_check_option(function):
+    return click.option(
+        "--skip-lms-check", is_flag=True,
+        help="Save without checking the course and the rule's activity ids in the "
+        "LMS, for when the LMS cannot be reached; prints a warning.",
+    )(function)
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _alignments_option(function):
@@ -77,10 +92,15 @@ def achievement() -> None:
 @click.option("--criteria", required=True, help="Criteria text shown with the badge.")
 @_alignments_option
 @_rule_options
+@_skip_lms_check_option
 @json_option
 def add(provider_slug, connection_id, course_id, name, description, criteria,
-        alignments, rule, rule_file, as_json):
-    """Add a badge to an LMS course with its award rule."""
+        alignments, rule, rule_file, skip_lms_check, as_json):
+    """Add a badge to an LMS course with its award rule.
+
+    The course and every activity id in the rule must exist in the LMS; see the
+    course's activity ids with `hpass-bridge lms activities`.
+    """
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
         if rule is None:
@@ -88,13 +108,19 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
                                code="rule_required")
         found = provider_by_slug(op.session, provider_slug)
         created = add_achievement(
-            op.session, op.actor, found, connection_id=connection_id,
-            course_id=course_id, name=name, description=description,
-            criteria=criteria, rule=rule, alignments=alignments,
+            op.session, op.actor, found, bridge=op.bridge,
+            connection_id=connection_id, course_id=course_id, name=name,
+            description=description, criteria=criteria, rule=rule,
+            alignments=alignments, skip_lms_check=skip_lms_check,
         )
+        warnings = []
+        if skip_lms_check:
+            connection = achievement_connection(op.session, created)
+            warnings.append(skipped_check_warning(connection, created.lms_course_id))
         op.session.commit()
         result = achievement_dict(op.session, created)
-    emit({"status": "created", "achievement": result}, as_json,
+    _warn(warnings)
+    emit({"status": "created", "achievement": result, "warnings": warnings}, as_json,
          f"achievement {result['id']} created. Next: hpass-bridge achievement "
          f"backfill {result['id']}")
 
@@ -136,20 +162,31 @@ def show(achievement_id, as_json):
 @click.option("--criteria", help="New criteria text.")
 @_alignments_option
 @_rule_options
+@_skip_lms_check_option
 @json_option
 def edit(achievement_id, name, description, criteria, alignments, rule, rule_file,
-         as_json):
-    """Change a badge's texts or award rule; only the options given change."""
+         skip_lms_check, as_json):
+    """Change a badge's texts or award rule; only the options given change.
+
+    A new rule's activity ids must exist in the badge's LMS course.
+    """
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
         fields = edit_achievement(
-            op.session, op.actor, found, name=name, description=description,
-            criteria=criteria, rule=rule, alignments=alignments,
+            op.session, op.actor, found, bridge=op.bridge, name=name,
+            description=description, criteria=criteria, rule=rule,
+            alignments=alignments, skip_lms_check=skip_lms_check,
         )
+        warnings = []
+        if skip_lms_check and "award_rule" in fields:
+            connection = achievement_connection(op.session, found)
+            warnings.append(skipped_check_warning(connection, found.lms_course_id))
         op.session.commit()
         result = achievement_dict(op.session, found)
-    emit({"status": "updated", "fields": fields, "achievement": result}, as_json,
+    _warn(warnings)
+    emit({"status": "updated", "fields": fields, "achievement": result,
+          "warnings": warnings}, as_json,
          f"achievement {achievement_id} updated: {', '.join(fields)}")
 
 

@@ -120,7 +120,14 @@ def read_course_activities(
         )
         raise ActivitiesUnavailable(str(error)) from None
 
-    activities = [
+    activities = moodle_activities(modules) + line_items
+    _store_names(session, connection, lms_course_id, activities)
+    return activities
+
+
+def moodle_activities(modules: list) -> list[Activity]:
+    """Return Moodle course modules (from `get_course_contents`) as activities."""
+    return [
         Activity(
             activity_id=str(module.cmid),
             name=module.name,
@@ -129,8 +136,29 @@ def read_course_activities(
         )
         for module in modules
     ]
-    activities += line_items
-    _store_names(session, connection, lms_course_id, activities)
+
+
+def canvas_activities(modules: list) -> list[Activity]:
+    """Return the module items of Canvas modules (from `list_modules`) as activities.
+
+    An item is tracked when it has a completion requirement, because only those
+    items appear in a learner's activity progress.
+    """
+    activities = []
+    for module in modules:
+        if not isinstance(module, dict):
+            continue
+        for item in module.get("items") or []:
+            if not isinstance(item, dict) or item.get("id") is None:
+                continue
+            activities.append(
+                Activity(
+                    activity_id=str(item["id"]),
+                    name=str(item.get("title") or ""),
+                    section=str(module.get("name") or ""),
+                    tracked=isinstance(item.get("completion_requirement"), dict),
+                )
+            )
     return activities
 
 

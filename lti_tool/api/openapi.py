@@ -63,6 +63,23 @@ def _operation(summary: str, responses: dict, **extra) -> dict:
     return {"summary": summary, "responses": {**responses, **ERRORS}, **extra}
 
 
+SKIP_LMS_CHECK = {
+    "type": "boolean",
+    "default": False,
+    "description": "Save without checking the course and the award rule's activity "
+    "ids in the LMS, for when the LMS cannot be reached. The response then carries "
+    "a warning.",
+}
+LMS_CHECK_ERROR = {
+    "502": _json(
+        ERROR,
+        "The LMS could not be read to check the course and the rule's activity "
+        "ids (timeout, connection failure or LMS error). Nothing was saved; retry, "
+        "or send skip_lms_check.",
+    ),
+}
+
+
 SCHEMAS = {
     "Error": _object(
         {"error": STRING, "message": STRING, "request_id": NULLABLE_STRING},
@@ -140,6 +157,7 @@ SCHEMAS = {
             "criteria": {"type": "string", "minLength": 1, "maxLength": 4000},
             "alignments": {"$ref": "#/components/schemas/Alignments"},
             "award_rule": {"$ref": "#/components/schemas/AwardRule"},
+            "skip_lms_check": SKIP_LMS_CHECK,
         },
         ["lms_connection", "course_id", "name", "description", "criteria", "award_rule"],
     ),
@@ -150,8 +168,24 @@ SCHEMAS = {
             "criteria": {"type": "string", "minLength": 1, "maxLength": 4000},
             "alignments": {"$ref": "#/components/schemas/Alignments"},
             "award_rule": {"$ref": "#/components/schemas/AwardRule"},
+            "skip_lms_check": SKIP_LMS_CHECK,
         }
     ),
+    "CheckedAchievement": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Achievement"},
+            _object(
+                {
+                    "warnings": {
+                        "type": "array",
+                        "items": STRING,
+                        "description": "Set when the LMS check was skipped.",
+                    }
+                },
+                ["warnings"],
+            ),
+        ]
+    },
     "Delivery": _object(
         {
             "id": {"type": "integer"},
@@ -237,7 +271,8 @@ PATHS = {
         "post": _operation(
             "Add an achievement with its award rule",
             {
-                "201": _json(_ref("Achievement"), "Created."),
+                "201": _json(_ref("CheckedAchievement"), "Created."),
+                **LMS_CHECK_ERROR,
             },
             operationId="addAchievement",
             requestBody=_body("NewAchievement"),
@@ -252,7 +287,7 @@ PATHS = {
         ),
         "patch": _operation(
             "Change an achievement's texts or award rule",
-            {"200": _json(_ref("Achievement"), "Changed.")},
+            {"200": _json(_ref("CheckedAchievement"), "Changed."), **LMS_CHECK_ERROR},
             operationId="editAchievement",
             parameters=[_path("achievement_id")],
             requestBody=_body("AchievementChange"),

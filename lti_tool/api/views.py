@@ -26,6 +26,7 @@ from lti_tool.operations import ActionError, InvalidInput, api_actor, audit
 from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations import awards as award_ops
 from lti_tool.operations import deliveries as delivery_ops
+from lti_tool.operations.course_check import skipped_check_warning
 from lti_tool.operations.lms import connection_dict, list_connections
 from lti_tool.operations.providers import provider_dict
 
@@ -33,6 +34,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = get_logger(__name__)
 
 PUBLIC_ENDPOINTS = ("api.openapi",)
+# The way to skip the LMS check, as an LMS check error names it to API clients.
+API_SKIP_OPTION = '"skip_lms_check": true'
 
 
 @bp.before_request
@@ -216,13 +219,36 @@ def _alignments(body: dict) -> list | None:
     return value
 
 
+def _skip_lms_check(body: dict) -> bool:
+    value = body.get("skip_lms_check", False)
+    if not isinstance(value, bool):
+        raise InvalidInput(
+            "field 'skip_lms_check' must be true or false", code="invalid_field"
+        )
+    return value
+
+
+def _checked_achievement(achievement, skipped: bool) -> dict[str, Any]:
+    """Return the achievement document with the warnings of a skipped LMS check."""
+    result = achievement_ops.achievement_dict(db_session(), achievement)
+    result["warnings"] = []
+    if skipped:
+        connection = achievement_ops.achievement_connection(db_session(), achievement)
+        result["warnings"].append(
+            skipped_check_warning(connection, achievement.lms_course_id)
+        )
+    return result
+
+
 @bp.post("/achievements")
 def add_achievement():
     body = _body()
+    skip = _skip_lms_check(body)
     created = achievement_ops.add_achievement(
         db_session(),
         g.api_actor,
         _provider(),
+        bridge=current_bridge(),
         connection_id=_string(body, "lms_connection"),
         course_id=_string(body, "course_id"),
         name=_string(body, "name"),
@@ -230,9 +256,11 @@ def add_achievement():
         criteria=_string(body, "criteria"),
         rule=body.get("award_rule"),
         alignments=_alignments(body),
+        skip_lms_check=skip,
+        skip_option=API_SKIP_OPTION,
     )
     _commit()
-    return jsonify(achievement_ops.achievement_dict(db_session(), created)), 201
+    return jsonify(_checked_achievement(created, skip)), 201
 
 
 @bp.get("/achievements/<achievement_id>")
@@ -244,19 +272,23 @@ def show_achievement(achievement_id: str):
 @bp.patch("/achievements/<achievement_id>")
 def edit_achievement(achievement_id: str):
     body = _body()
+    skip = _skip_lms_check(body)
     found = achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
-    achievement_ops.edit_achievement(
+    fields = achievement_ops.edit_achievement(
         db_session(),
         g.api_actor,
         found,
+        bridge=current_bridge(),
         name=_string(body, "name", required=False),
         description=_string(body, "description", required=False),
         criteria=_string(body, "criteria", required=False),
         rule=body.get("award_rule"),
         alignments=_alignments(body),
+        skip_lms_check=skip,
+        skip_option=API_SKIP_OPTION,
     )
     _commit()
-    return jsonify(achievement_ops.achievement_dict(db_session(), found))
+    return jsonify(_checked_achievement(found, skip and "award_rule" in fields))
 
 
 @bp.get("/awards")

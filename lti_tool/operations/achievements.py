@@ -27,6 +27,7 @@ from badge_engine.rules import (
     validate_award_rule,
 )
 from connectors.canvas.errors import CanvasError
+from connectors.models import LmsConnection
 from lti_tool.badge_text import character_label, first_bidi_control, is_invisible
 from lti_tool.bridge import Bridge
 from lti_tool.operations import (
@@ -37,6 +38,7 @@ from lti_tool.operations import (
     audit,
     iso,
 )
+from lti_tool.operations.course_check import SKIP_OPTION, check_course_and_rule
 from lti_tool.operations.lms import check_connected, find_connection
 
 # Importing the rosters also registers the Canvas roster for backfill jobs.
@@ -96,8 +98,6 @@ def _text(value: str, option: str, limit: int) -> str:
 
 
 def achievement_dict(session: Session, achievement: Achievement) -> dict[str, Any]:
-    from connectors.models import LmsConnection
-
     connection = session.get(LmsConnection, achievement.lms_connection_id)
     return {
         "id": achievement.public_id,
@@ -135,6 +135,7 @@ def add_achievement(
     actor: str,
     provider: Provider,
     *,
+    bridge: Bridge,
     connection_id: str,
     course_id: str,
     name: str,
@@ -142,7 +143,15 @@ def add_achievement(
     criteria: str,
     rule: Any,
     alignments: Any = None,
+    skip_lms_check: bool = False,
+    skip_option: str = SKIP_OPTION,
 ) -> Achievement:
+    """Add a badge after checking its input, then its course and rule in the LMS.
+
+    The LMS check (see `lti_tool.operations.course_check`) runs last, so a bad
+    value is rejected without an LMS call. With `skip_lms_check` the LMS is not
+    called, and the audit event records that.
+    """
     connection = find_connection(session, connection_id, provider.id)
     check_connected(connection)
     course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
@@ -158,6 +167,15 @@ def add_achievement(
         alignments=parse_alignments(alignments),
         award_rule=parse_rule(rule),
     )
+    if not skip_lms_check:
+        check_course_and_rule(
+            bridge,
+            session,
+            connection,
+            course_id,
+            achievement.award_rule,
+            skip_option=skip_option,
+        )
     session.add(achievement)
     session.flush()
     audit(
@@ -166,10 +184,33 @@ def add_achievement(
         "achievement.created",
         provider_id=provider.id,
         target=f"achievement:{achievement.public_id}",
-        detail={"course_id": course_id, "rule": achievement.award_rule["rule"]["kind"]},
+        detail={
+            "course_id": course_id,
+            "rule": achievement.award_rule["rule"]["kind"],
+            "lms_checked": not skip_lms_check,
+        },
     )
 
     return achievement
+
+
+def achievement_connection(session: Session, achievement: Achievement) -> LmsConnection:
+    """Return the badge's LMS connection, scoped to the badge's provider."""
+    connection = session.scalar(
+        select(LmsConnection).where(
+            LmsConnection.id == achievement.lms_connection_id,
+            LmsConnection.provider_id == achievement.provider_id,
+        )
+    )
+    if connection is None:
+        raise ActionError(
+            f"achievement {achievement.public_id} has no LMS connection, so its "
+            "course cannot be checked; add the badge again under a connection from "
+            "`hpass-bridge lms list`",
+            code="no_lms_connection",
+        )
+
+    return connection
 
 
 def edit_achievement(
@@ -177,13 +218,21 @@ def edit_achievement(
     actor: str,
     achievement: Achievement,
     *,
+    bridge: Bridge,
     name: str | None = None,
     description: str | None = None,
     criteria: str | None = None,
     rule: Any = None,
     alignments: Any = None,
+    skip_lms_check: bool = False,
+    skip_option: str = SKIP_OPTION,
 ) -> list[str]:
-    """Change the given fields and return their names; the rule is checked first."""
+    """Change the given fields and return their names.
+
+    Every value is checked before anything changes. A new rule is then checked
+    against the course in the LMS, as `add_achievement` does, unless
+    `skip_lms_check` is set.
+    """
     changes: dict[str, Any] = {}
     if rule is not None:
         changes["award_rule"] = parse_rule(rule)
@@ -201,16 +250,28 @@ def edit_achievement(
             "or --rule",
             code="nothing_to_change",
         )
+    if "award_rule" in changes and not skip_lms_check:
+        check_course_and_rule(
+            bridge,
+            session,
+            achievement_connection(session, achievement),
+            achievement.lms_course_id,
+            changes["award_rule"],
+            skip_option=skip_option,
+        )
 
     for field, value in changes.items():
         setattr(achievement, field, value)
+    detail: dict[str, Any] = {"fields": sorted(changes)}
+    if "award_rule" in changes:
+        detail["lms_checked"] = not skip_lms_check
     audit(
         session,
         actor,
         "achievement.updated",
         provider_id=achievement.provider_id,
         target=f"achievement:{achievement.public_id}",
-        detail={"fields": sorted(changes)},
+        detail=detail,
     )
 
     return sorted(changes)
@@ -244,8 +305,6 @@ def find_achievement(
 
 def roster_for(bridge: Bridge, session: Session, achievement: Achievement):
     """Return a roster of the achievement's LMS course, with short timeouts."""
-    from connectors.models import LmsConnection
-
     connection = session.scalar(
         select(LmsConnection).where(
             LmsConnection.id == achievement.lms_connection_id,

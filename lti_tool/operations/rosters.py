@@ -119,28 +119,41 @@ def request_roster(bridge: Bridge, session: Session, connection: LmsConnection):
 
     check_connected(connection)
     if connection.kind == LmsKind.MOODLE.value:
-        token = bridge.vault.decrypt(
-            connection.api_token_encrypted,
-            what=f"API token of LMS connection {connection.id}",
-        ).decode()
-        client = MoodleClient(
-            connection.base_url,
-            token,
-            timeout=REQUEST_TIMEOUT,
-            max_retries=1,
-            policy=bridge.outbound_policy,
-        )
-        return MoodleRoster(client)
+        return MoodleRoster(request_moodle_client(bridge, connection))
     if connection.kind == LmsKind.CANVAS.value:
-        client = client_for_connection(
-            session,
-            bridge.vault,
-            connection,
-            policy=bridge.outbound_policy,
-            timeout=REQUEST_TIMEOUT,
-            max_retries=1,
-            max_backoff=REQUEST_MAX_BACKOFF,
-        )
-        return CanvasRoster(client)
+        return CanvasRoster(request_canvas_client(bridge, session, connection))
 
     return None
+
+
+def request_moodle_client(bridge: Bridge, connection: LmsConnection) -> MoodleClient:
+    """Build a Moodle client for calls an admin waits for."""
+    token = bridge.vault.decrypt(
+        connection.api_token_encrypted,
+        what=f"API token of LMS connection {connection.id}",
+    ).decode()
+    return MoodleClient(
+        connection.base_url,
+        token,
+        timeout=REQUEST_TIMEOUT,
+        max_retries=1,
+        policy=bridge.outbound_policy,
+    )
+
+
+def request_canvas_client(
+    bridge: Bridge, session: Session, connection: LmsConnection
+) -> CanvasClient:
+    """Build a Canvas client for calls an admin waits for.
+
+    Raises CanvasTokenInvalid when the connection has no REST API credentials.
+    """
+    return client_for_connection(
+        session,
+        bridge.vault,
+        connection,
+        policy=bridge.outbound_policy,
+        timeout=REQUEST_TIMEOUT,
+        max_retries=1,
+        max_backoff=REQUEST_MAX_BACKOFF,
+    )

@@ -22,7 +22,7 @@ COMMANDS = [
     ["provider", "add"], ["provider", "list"], ["provider", "show"],
     ["provider", "remove"], ["api-token", "create"], ["api-token", "list"],
     ["api-token", "revoke"], ["lms", "connect", "moodle"], ["lms", "connect", "canvas"],
-    ["lms", "list"], ["lms", "test"], ["achievement", "add"], ["achievement", "list"],
+    ["lms", "list"], ["lms", "test"], ["lms", "activities"], ["achievement", "add"], ["achievement", "list"],
     ["achievement", "show"], ["achievement", "edit"], ["achievement", "preview"],
     ["achievement", "backfill"], ["awards", "list"], ["awards", "show"],
     ["awards", "revoke"], ["awards", "explain"], ["deliveries", "list"],
