@@ -61,7 +61,7 @@ from lti_tool.errors import BadRequest, Forbidden
 from lti_tool.i18n import gettext as _
 from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
-from lti_tool.operations import ActionError, InvalidInput
+from lti_tool.operations import ActionError
 from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations.backfills import cancel_backfill, start_achievement_backfill
 from lti_tool.pipeline import queue_deliveries
@@ -820,7 +820,7 @@ def create_achievement(course_id: int):
             achievement,
             trigger=BackfillTrigger.ACHIEVEMENT_CREATED,
         )
-    except InvalidInput as error:
+    except ActionError as error:
         log.info(
             "backfill_not_started",
             achievement=achievement.public_id,
@@ -1187,12 +1187,15 @@ def start_course_backfill(course_id: int, public_id: str):
     db = db_session()
     try:
         job = start_achievement_backfill(db, _instructor_actor(), achievement)
-    except InvalidInput as error:
-        raise BadRequest(
+    except ActionError as error:
+        # Bad input, or a connection that was disconnected: the page says why.
+        rejected = BadRequest(
             _("The backfill was not started: %(reason)s", reason=str(error)),
             code="backfill_rejected",
             achievement=public_id,
-        ) from None
+        )
+        rejected.status = error.http_status
+        raise rejected from None
     db.commit()
     if job.joined:
         log.info("backfill_joined", achievement=public_id, job=job.public_id)

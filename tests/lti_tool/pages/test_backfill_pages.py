@@ -123,3 +123,23 @@ def test_backfill_needs_instructor_and_csrf(db, client, tenants):
     launch_as(client, alpha, "instructor")
     assert start(client, alpha, csrf="wrong").status_code == 400
     assert jobs_of(db, alpha) == []
+
+
+def test_backfill_of_disconnected_lms_refused(db, client, tenants):
+    """A badge on a disconnected LMS gets 409 saying why, and no job."""
+    from connectors.models import LmsConnection
+    from lti_tool.operations.lms import disconnect_connection
+
+    alpha, _ = tenants
+    achievement_connection = db.scalar(
+        select(LmsConnection).where(LmsConnection.provider_id == alpha.provider_id)
+    )
+    disconnect_connection(db, "admin:test", achievement_connection)
+    db.commit()
+    launch_as(client, alpha, "instructor")
+
+    response = start(client, alpha)
+
+    assert response.status_code == 409
+    assert "was disconnected" in response.get_data(as_text=True)
+    assert jobs_of(db, alpha) == []
