@@ -38,7 +38,11 @@ from lti_tool.operations import (
     audit,
     iso,
 )
-from lti_tool.operations.course_check import SKIP_OPTION, check_course_and_rule
+from lti_tool.operations.course_check import (
+    SKIP_OPTION,
+    check_course_and_rule,
+    check_moodle_course_id,
+)
 from lti_tool.operations.lms import check_connected, find_connection
 
 # Importing the rosters also registers the Canvas roster for backfill jobs.
@@ -157,6 +161,8 @@ def add_achievement(
     course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
     if connection.kind == "canvas":
         check_canvas_id(course_id, "course id")
+    elif connection.kind == "moodle":
+        check_moodle_course_id(connection, course_id)
     achievement = Achievement(
         provider_id=provider.id,
         lms_connection_id=connection.id,

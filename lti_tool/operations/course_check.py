@@ -118,6 +118,17 @@ def read_lms_activities(
     return activities + ags_line_item_activities(session, connection, lms_course_id)
 
 
+def check_moodle_course_id(connection: LmsConnection, lms_course_id: str) -> None:
+    """Raise InvalidInput when the course id cannot be a Moodle course's.
+
+    It needs no request to Moodle, so it runs even when the LMS check is skipped.
+    """
+    if not (lms_course_id.isascii() and lms_course_id.isdigit()):
+        raise _course_not_found(
+            connection, lms_course_id, "Moodle course ids are whole numbers.", True
+        )
+
+
 def _read_moodle(
     bridge: Bridge,
     connection: LmsConnection,

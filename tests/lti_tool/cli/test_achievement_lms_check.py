@@ -125,6 +125,19 @@ def test_add_lms_unreachable(cli, provider, stopped_moodle):
     assert _badge_count(cli, provider) == 1
 
 
+def test_add_non_numeric_moodle_course(cli, provider, stopped_moodle):
+    """A Moodle course id that is not a number exits 2, even with the check skipped."""
+    result = _add(cli, provider, stopped_moodle, "intro-101", _rule(QUIZ),
+                  "--skip-lms-check")
+
+    assert result.code == 2
+    line = _error_line(result)
+    assert "course 'intro-101' was not found" in line
+    assert "Moodle course ids are whole numbers" in line
+    assert "Nothing was saved" in line
+    assert _badge_count(cli, provider) == 0
+
+
 def test_add_lms_error_page(cli, provider, moodle, moodle_connection):
     """A Moodle that returns an HTML page exits 1 naming the skip option."""
     moodle.html_next(2)
