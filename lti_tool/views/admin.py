@@ -229,11 +229,23 @@ def _own_connection(
     return connection
 
 
+def _unknown_connection_page(account: Account, provider: Provider):
+    # The same answer for an unknown id and another provider's, so the page does
+    # not tell whether a connection exists elsewhere.
+    problem = _(
+        "This provider has no LMS site at this address. Nothing was changed; "
+        "choose a site from the list below."
+    )
+    return _connections_page(account, provider, problem=problem, status=404)
+
+
 @bp.get("/connections/<public_id>/disconnect")
 @account_required
 def disconnect_form(account: Account, public_id: str):
     provider = _provider_or_pick(account)
-    connection = _own_connection(provider, public_id)
+    connection = _own_connection(provider, public_id, missing_ok=True)
+    if connection is None:
+        return _unknown_connection_page(account, provider)
     if connection.disconnected:
         return redirect(url_for("admin.connect_form"), code=303)
     return render_template(
@@ -249,7 +261,9 @@ def disconnect_form(account: Account, public_id: str):
 def disconnect_lms(account: Account, public_id: str):
     check_csrf()
     provider = _provider_or_pick(account)
-    connection = _own_connection(provider, public_id)
+    connection = _own_connection(provider, public_id, missing_ok=True)
+    if connection is None:
+        return _unknown_connection_page(account, provider)
     if connection.disconnected:
         problem = _(
             "“%(name)s” was already disconnected. Nothing was changed.",

@@ -210,6 +210,8 @@ def test_page_disconnect_rejections(backend):
     assert foreign_form.status_code == 404
     assert foreign_post.status_code == 404
     assert unknown_post.status_code == 404
+    for answer in (foreign_form, foreign_post, unknown_post):
+        assert "has no LMS site at this address" in answer.get_data(as_text=True)
     assert no_token.status_code in (400, 403)
     assert audit_after_rejections == 0
     assert twice.status_code == 409
