@@ -236,6 +236,14 @@ def _unknown_connection_page(account: Account, provider: Provider):
         "This provider has no LMS site at this address. Nothing was changed; "
         "choose a site from the list below."
     )
+    log.warning(
+        "request_rejected",
+        status=404,
+        code="connection_not_found",
+        reason="the provider has no LMS connection with this id",
+        path=request.path,
+        provider_id=provider.id,
+    )
     return _connections_page(account, provider, problem=problem, status=404)
 
 

@@ -191,6 +191,17 @@ class Counts:
 
 def counts(stack: DemoStack) -> Counts:
     with stack.bridge.session() as session:
+        # The outbox first: each query sees the commits made before it, so once
+        # this read shows no work left, the reads below see all that work's rows.
+        # Read last, a message could be done while a delivery read before its
+        # commit still showed the delivery queued.
+        outbox = dict(
+            session.execute(
+                select(OutboxMessage.status, func.count()).group_by(
+                    OutboxMessage.status
+                )
+            ).all()
+        )
         facts = session.scalar(select(func.count(CompletionFactRecord.id)))
         credentials = session.scalar(select(func.count(Credential.id)))
         pairs = session.execute(
@@ -201,13 +212,6 @@ def counts(stack: DemoStack) -> Counts:
         deliveries = dict(
             session.execute(
                 select(Delivery.status, func.count()).group_by(Delivery.status)
-            ).all()
-        )
-        outbox = dict(
-            session.execute(
-                select(OutboxMessage.status, func.count()).group_by(
-                    OutboxMessage.status
-                )
             ).all()
         )
         # Work that is not done must carry its reason. A dead message without an
