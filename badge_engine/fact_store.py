@@ -211,13 +211,13 @@ def _stored_ids(
     cursor, statements: FactBatchStatements, keys: list[tuple[int, str]]
 ) -> dict[tuple[int, str], int]:
     """Return the ids of the stored facts among `keys`, by key."""
-    wanted = set(keys)
+    requested = set(keys)
     cursor.execute(*statements.fact_select(keys))
     found = {}
     for fact_id, provider_id, dedupe_key in cursor.fetchall():
         # The query matches every provider with every key, so it can return a
-        # pair that was not asked for.
-        if (provider_id, dedupe_key) in wanted:
+        # pair that is not in `keys`.
+        if (provider_id, dedupe_key) in requested:
             found[provider_id, dedupe_key] = fact_id
     return found
 
@@ -387,9 +387,8 @@ class FactBatchStatements:
     def fact_select(self, keys: list[tuple[int, str]]) -> tuple[str, list]:
         """Return a SELECT of id, provider_id, dedupe_key for facts among `keys`.
 
-        It also returns a stored fact whose provider is one of the keys' and
-        whose dedupe key is another key's; callers keep only the pairs they asked
-        for.
+        It matches every provider of `keys` with every dedupe key of `keys`, so
+        it can also return pairs that are not in `keys`. Callers drop those.
         """
         providers = sorted({provider_id for provider_id, _ in keys})
         dedupe_keys = sorted({dedupe_key for _, dedupe_key in keys})

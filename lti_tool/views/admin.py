@@ -230,8 +230,8 @@ def _own_connection(
 
 
 def _unknown_connection_page(account: Account, provider: Provider):
-    # The same answer for an unknown id and another provider's, so the page does
-    # not tell whether a connection exists elsewhere.
+    # Unknown ids and other providers' ids get the same response, so the page
+    # does not reveal whether a connection exists for another provider.
     problem = _(
         "This provider has no LMS site at this address. Nothing was changed; "
         "choose a site from the list below."

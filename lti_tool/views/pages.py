@@ -1188,7 +1188,7 @@ def start_course_backfill(course_id: int, public_id: str):
     try:
         job = start_achievement_backfill(db, _instructor_actor(), achievement)
     except ActionError as error:
-        # Bad input, or a connection that was disconnected: the page says why.
+        # Invalid input or a disconnected connection: the page shows the reason.
         rejected = BadRequest(
             _("The backfill was not started: %(reason)s", reason=str(error)),
             code="backfill_rejected",

@@ -1,8 +1,8 @@
 """Savepoints stay inside the session's transaction on SQLite and PostgreSQL.
 
 The engine's code wraps inserts that may lose a race in a savepoint, often as the
-first write of a transaction. Whatever the savepoint holds must be committed or
-rolled back with the rest of the transaction, never on its own.
+first write of a transaction. The rows written in the savepoint must be committed
+or rolled back with the rest of the transaction, never on their own.
 """
 
 from __future__ import annotations

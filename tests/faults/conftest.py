@@ -191,10 +191,10 @@ class Counts:
 
 def counts(stack: DemoStack) -> Counts:
     with stack.bridge.session() as session:
-        # The outbox first: each query sees the commits made before it, so once
-        # this read shows no work left, the reads below see all that work's rows.
-        # Read last, a message could be done while a delivery read before its
-        # commit still showed the delivery queued.
+        # The outbox is read first. Each query reads the rows committed before it
+        # starts, so once this query finds no work left, the queries below read
+        # every row that work wrote. Read last, a message could be done while an
+        # earlier delivery query still returned the delivery as queued.
         outbox = dict(
             session.execute(
                 select(OutboxMessage.status, func.count()).group_by(
