@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 
 ENV_PREFIX = "HPASS_"
+# The longest LMS check time budget accepted. An API client waits for the check, and
+# reverse proxies commonly end a request after 60 s.
+LMS_CHECK_TIMEOUT_MAX = 60.0
 
 
 class ConfigError(ValueError):
@@ -193,6 +196,9 @@ class Settings:
     outbox_lease_seconds: float = 120.0
     outbox_max_attempts: int = 12
     http_timeout_seconds: float = 10.0
+    # Total seconds the LMS check of a new or changed badge rule, and a course's
+    # activity listing, may spend on LMS requests, retries included.
+    lms_check_timeout_seconds: float = 5.0
     worker_concurrency: int = 2
     # Learners per backfill page, and so per transaction.
     backfill_page_size: int = 100
@@ -242,6 +248,13 @@ class Settings:
             raise ConfigError(
                 f"HPASS_PUBLIC_BASE_URL {self.public_base_url!r} uses plain HTTP; "
                 "use https, or set HPASS_LOOPBACK_DEV=1 for a loopback-only demo"
+            )
+        if not 0 < self.lms_check_timeout_seconds <= LMS_CHECK_TIMEOUT_MAX:
+            raise ConfigError(
+                "HPASS_LMS_CHECK_TIMEOUT_SECONDS must be more than 0 and at most "
+                f"{LMS_CHECK_TIMEOUT_MAX:g} seconds, got "
+                f"{self.lms_check_timeout_seconds:g}; a caller waits this long for "
+                "the LMS, so keep it under the reverse proxy's timeout"
             )
         if self.log_format not in ("json", "console"):
             raise ConfigError(
@@ -319,6 +332,7 @@ def load_settings(
         outbox_lease_seconds=_env_number(env, "OUTBOX_LEASE_SECONDS", 120.0),
         outbox_max_attempts=int(_env_number(env, "OUTBOX_MAX_ATTEMPTS", 12)),
         http_timeout_seconds=_env_number(env, "HTTP_TIMEOUT_SECONDS", 10.0),
+        lms_check_timeout_seconds=_env_number(env, "LMS_CHECK_TIMEOUT_SECONDS", 5.0),
         worker_concurrency=int(_env_number(env, "WORKER_CONCURRENCY", 2)),
         backfill_page_size=int(_env_number(env, "BACKFILL_PAGE_SIZE", 100)),
         demo=_env_bool(env, "DEMO", False),

@@ -21,6 +21,7 @@ from connectors.moodle.roster import EnrolledLearner, MoodleRoster, RosterPage
 from lti_tool.backfill import register_roster
 from lti_tool.bridge import Bridge
 from lti_tool.operations import InvalidInput
+from lti_tool.operations.time_budget import BudgetSession
 
 # Connect and read timeouts in seconds for LMS calls made while an admin waits.
 REQUEST_TIMEOUT = (3.05, 10.0)
@@ -126,18 +127,38 @@ def request_roster(bridge: Bridge, session: Session, connection: LmsConnection):
     return None
 
 
-def request_moodle_client(bridge: Bridge, connection: LmsConnection) -> MoodleClient:
-    """Build a Moodle client for calls an admin waits for."""
-    token = bridge.vault.decrypt(
+def _moodle_token(bridge: Bridge, connection: LmsConnection) -> str:
+    return bridge.vault.decrypt(
         connection.api_token_encrypted,
         what=f"API token of LMS connection {connection.id}",
     ).decode()
+
+
+def request_moodle_client(bridge: Bridge, connection: LmsConnection) -> MoodleClient:
+    """Build a Moodle client for calls an admin waits for."""
     return MoodleClient(
         connection.base_url,
-        token,
+        _moodle_token(bridge, connection),
         timeout=REQUEST_TIMEOUT,
         max_retries=1,
         policy=bridge.outbound_policy,
+    )
+
+
+def budget_moodle_client(
+    bridge: Bridge, connection: LmsConnection, http: BudgetSession
+) -> MoodleClient:
+    """Build a Moodle client that sends no retry and stops when `http`'s budget ends.
+
+    The caller closes `http`, which the client does not own.
+    """
+    budget = http.budget_seconds
+    return MoodleClient(
+        connection.base_url,
+        _moodle_token(bridge, connection),
+        timeout=(budget, budget),
+        max_retries=0,
+        session=http,
     )
 
 
@@ -156,4 +177,26 @@ def request_canvas_client(
         timeout=REQUEST_TIMEOUT,
         max_retries=1,
         max_backoff=REQUEST_MAX_BACKOFF,
+    )
+
+
+def budget_canvas_client(
+    bridge: Bridge, session: Session, connection: LmsConnection, http: BudgetSession
+) -> CanvasClient:
+    """Build a Canvas client that stops when `http`'s budget ends.
+
+    It sends no retry and does not wait when Canvas reports a low rate limit quota,
+    because a wait would outlast the budget. A token refresh goes through `http` too.
+    Raises CanvasTokenInvalid when the connection has no REST API credentials.
+    """
+    budget = http.budget_seconds
+    return client_for_connection(
+        session,
+        bridge.vault,
+        connection,
+        http=http,
+        policy=bridge.outbound_policy,
+        timeout=(budget, budget),
+        max_retries=0,
+        max_backoff=0.0,
     )

@@ -25,6 +25,20 @@ def test_defaults_need_no_server(tmp_path):
     assert settings.loopback_dev
 
 
+def test_lms_check_timeout_setting(tmp_path):
+    """The LMS check's time budget is 5 s unless HPASS_LMS_CHECK_TIMEOUT_SECONDS is set."""
+    default = load_settings(environ={"HPASS_INSTANCE_PATH": str(tmp_path)})
+    configured = load_settings(
+        environ={
+            "HPASS_INSTANCE_PATH": str(tmp_path),
+            "HPASS_LMS_CHECK_TIMEOUT_SECONDS": "2.5",
+        }
+    )
+
+    assert default.lms_check_timeout_seconds == 5.0
+    assert configured.lms_check_timeout_seconds == 2.5
+
+
 def test_key_files_private_and_stable(tmp_path):
     """The secret and encryption key files are 0600 and reused on the next start."""
     environ = {"HPASS_INSTANCE_PATH": str(tmp_path)}
@@ -68,6 +82,10 @@ def test_invalid_encryption_key_rejected(tmp_path):
         ("LOOPBACK_DEV", "maybe", "true or false"),
         ("OUTBOX_SWEEP_SECONDS", "soon", "must be a number"),
         ("OUTBOX_SWEEP_SECONDS", "-1", "greater than 0"),
+        ("LMS_CHECK_TIMEOUT_SECONDS", "soon", "must be a number"),
+        ("LMS_CHECK_TIMEOUT_SECONDS", "0", "greater than 0"),
+        ("LMS_CHECK_TIMEOUT_SECONDS", "61", "at most 60 seconds"),
+        ("LMS_CHECK_TIMEOUT_SECONDS", "inf", "finite number"),
         ("LOG_FORMAT", "xml", "json or console"),
         ("PUBLIC_BASE_URL", "ftp://x", "absolute http(s) URL"),
     ],
