@@ -28,7 +28,7 @@ from lti_tool.operations.lms import (
     list_connections,
     test_lms_connection,
 )
-from lti_tool.operations.course_check import read_lms_activities
+from lti_tool.operations.course_check import list_course_activities
 
 
 def _token(token: str | None, token_file: Path | None) -> str:
@@ -197,25 +197,20 @@ def activities(connection_id, course_id, as_json):
     """List a course's activity ids, the ids an award rule names.
 
     Reads the course from the LMS: Moodle course modules or Canvas module items,
-    then the course's AGS line items. TRACKED is "no" for an activity without
-    completion tracking, which no learner can complete.
+    then the course's AGS line items. KIND is the LMS's activity type. TRACKED is
+    "no" for an activity without completion tracking, which no learner can complete.
+    The LMS must respond within HPASS_LMS_CHECK_TIMEOUT_SECONDS.
     """
     with operator_session(as_json) as op:
         connection = find_connection(op.session, connection_id)
-        found = read_lms_activities(
-            op.bridge, op.session, connection, course_id.strip(), skip_option=None
+        rows = list_course_activities(
+            op.bridge, op.session, op.actor, connection, course_id
         )
-        rows = [
-            {"id": item.activity_id, "name": item.name, "section": item.section,
-             "tracked": "yes" if item.tracked else "no"}
-            for item in found
-        ]
-        audit(op.session, op.actor, "lms_connection.activities_listed",
-              provider_id=connection.provider_id,
-              target=f"lms_connection:{connection_id}",
-              detail={"course_id": course_id.strip()})
         op.session.commit()
-    document = [{**row, "tracked": row["tracked"] == "yes"} for row in rows]
+    text_rows = [
+        {**row, "tracked": "yes" if row["tracked"] else "no"} for row in rows
+    ]
     emit({"connection": connection_id, "course_id": course_id.strip(),
-          "activities": document}, as_json,
-         table(rows, ["id", "tracked", "section", "name"], "the course has no activities"))
+          "activities": rows}, as_json,
+         table(text_rows, ["id", "kind", "tracked", "section", "name"],
+               "the course has no activities"))

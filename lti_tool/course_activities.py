@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -55,12 +56,24 @@ class CourseActivityName(Base):
     )
 
 
+# The kind of an AGS line item, which is not an LMS activity type.
+AGS_KIND = "ags_line_item"
+
+
 @dataclass(frozen=True)
 class Activity:
+    """One activity an award rule can name.
+
+    `kind` is the LMS's own type: the Moodle module name (`quiz`, `page`), the
+    Canvas module item type (`Assignment`, `Page`), or `ags_line_item`. It is
+    empty when the LMS did not send one.
+    """
+
     activity_id: str
     name: str
     section: str
     tracked: bool
+    kind: str = ""
 
 
 class ActivitiesUnavailable(Exception):
@@ -133,6 +146,7 @@ def moodle_activities(modules: list) -> list[Activity]:
             name=module.name,
             section=module.section_name,
             tracked=module.completion != CompletionTracking.NONE,
+            kind=module.modname,
         )
         for module in modules
     ]
@@ -157,6 +171,7 @@ def canvas_activities(modules: list) -> list[Activity]:
                     name=str(item.get("title") or ""),
                     section=str(module.get("name") or ""),
                     tracked=isinstance(item.get("completion_requirement"), dict),
+                    kind=str(item.get("type") or ""),
                 )
             )
     return activities
@@ -181,8 +196,23 @@ def ags_line_item_activities(
             name=row.label,
             section=AGS_SECTION,
             tracked=True,
+            kind=AGS_KIND,
         )
         for row in rows
+    ]
+
+
+def activity_rows(activities: list[Activity]) -> list[dict[str, Any]]:
+    """Return activities as the JSON rows that the CLI and the API list."""
+    return [
+        {
+            "id": activity.activity_id,
+            "name": activity.name,
+            "kind": activity.kind,
+            "section": activity.section,
+            "tracked": activity.tracked,
+        }
+        for activity in activities
     ]
 
 

@@ -2,8 +2,10 @@
 
 Preview, explain, connect and test read the LMS while the caller waits, with the
 short timeouts of `lti_tool.operations.rosters.REQUEST_TIMEOUT` and the connection
-tests. A backfill only adds a job here: the Celery workers run it. Every lookup is
-filtered on the token's provider, so another provider's id returns 404.
+tests. An activity listing reads it within the LMS check's time budget (see
+`lti_tool.operations.course_check`). A backfill only adds a job here: the Celery
+workers run it. Every lookup is filtered on the token's provider, so another
+provider's id returns 404.
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ from lti_tool.operations import keys as key_ops
 from lti_tool.operations import learners as learner_ops
 from lti_tool.operations import lms as lms_ops
 from lti_tool.operations.awards import explain
+from lti_tool.operations.course_check import list_course_activities
+from lti_tool.operations.next_steps import API_STEPS
 
 # Learners a preview reads by default and at most, because each one costs one to
 # four LMS requests while the caller waits.
 PREVIEW_DEFAULT = 100
 PREVIEW_MAX = 500
 LEARNER_ID_MAX = 64
+# Activities an activity listing returns by default and at most. The LMS is read
+# whole either way, and `complete` is false when the course has more.
+ACTIVITIES_MAX = 1000
 
 
 def _achievement(achievement_id: str):
@@ -169,10 +176,40 @@ def connect_canvas():
     return jsonify(_connected(connected)), 201
 
 
+def _connection(connection_id: str):
+    return lms_ops.find_connection(
+        db_session(), connection_id, _provider().id, steps=API_STEPS
+    )
+
+
+@bp.get("/lms-connections/<connection_id>/courses/<course_id>/activities")
+def list_activities(connection_id: str, course_id: str):
+    limit = _int_arg("limit", ACTIVITIES_MAX, ACTIVITIES_MAX)
+    connection = _connection(connection_id)
+    rows = list_course_activities(
+        current_bridge(),
+        db_session(),
+        g.api_actor,
+        connection,
+        course_id,
+        steps=API_STEPS,
+    )
+    # The audit event, and a Canvas token refresh during the read, are stored.
+    _commit()
+    return jsonify(
+        {
+            "connection": connection.public_id,
+            "course_id": course_id.strip(),
+            "complete": len(rows) <= limit,
+            "activities": rows[:limit],
+        }
+    )
+
+
 @bp.post("/lms-connections/<connection_id>/test")
 def test_lms_connection(connection_id: str):
     body = _optional_body()
-    connection = lms_ops.find_connection(db_session(), connection_id, _provider().id)
+    connection = _connection(connection_id)
     result = lms_ops.test_lms_connection(
         db_session(),
         current_bridge(),
@@ -186,7 +223,7 @@ def test_lms_connection(connection_id: str):
 
 @bp.post("/lms-connections/<connection_id>/disconnect")
 def disconnect_lms_connection(connection_id: str):
-    connection = lms_ops.find_connection(db_session(), connection_id, _provider().id)
+    connection = _connection(connection_id)
     lms_ops.disconnect_connection(db_session(), g.api_actor, connection)
     _commit()
     return jsonify(lms_ops.connection_dict(current_bridge(), connection))

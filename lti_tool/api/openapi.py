@@ -74,8 +74,10 @@ LMS_CHECK_ERROR = {
     "502": _json(
         ERROR,
         "The LMS could not be read to check the course and the rule's activity "
-        "ids (timeout, connection failure or LMS error). Nothing was saved; retry, "
-        "or send skip_lms_check.",
+        "ids: error lms_timeout when it did not answer within the bridge's LMS check "
+        "time limit (HPASS_LMS_CHECK_TIMEOUT_SECONDS, 5 s by default), otherwise "
+        "lms_unreachable (connection failure or LMS error). Nothing was saved; "
+        "retry, or send skip_lms_check.",
     ),
 }
 
@@ -526,8 +528,75 @@ SCHEMAS.update(
     }
 )
 
+SCHEMAS.update(
+    {
+        "CourseActivity": _object(
+            {
+                "id": {
+                    "type": "string",
+                    "description": "The id an award rule names.",
+                },
+                "name": STRING,
+                "kind": {
+                    "type": "string",
+                    "description": "The LMS's activity type: the Moodle module name "
+                    "(quiz, page), the Canvas module item type (Assignment, Page), "
+                    "or ags_line_item for a grade read through LTI AGS; empty when "
+                    "the LMS sent none.",
+                },
+                "section": STRING,
+                "tracked": {
+                    "type": "boolean",
+                    "description": "False when the activity has no completion "
+                    "tracking, so no learner can complete it.",
+                },
+            },
+            ["id", "name", "kind", "section", "tracked"],
+        ),
+        "CourseActivities": _object(
+            {
+                "connection": STRING,
+                "course_id": STRING,
+                "complete": {
+                    "type": "boolean",
+                    "description": "False when the course has more activities "
+                    "than limit.",
+                },
+                "activities": {"type": "array", "items": _ref("CourseActivity")},
+            },
+            ["connection", "course_id", "complete", "activities"],
+        ),
+    }
+)
+
 PATHS.update(
     {
+        "/api/v1/lms-connections/{connection_id}/courses/{course_id}/activities": {
+            "get": _operation(
+                "Read a course's activities from the LMS: the ids an award rule "
+                "can name, in course order, then the course's AGS line items",
+                {
+                    "200": _json(_ref("CourseActivities"), "Activities read."),
+                    "409": _json(ERROR, "The connection was disconnected."),
+                    "502": _json(
+                        ERROR,
+                        "The LMS could not be read: error lms_timeout when it did "
+                        "not answer within HPASS_LMS_CHECK_TIMEOUT_SECONDS, "
+                        "otherwise lms_unreachable.",
+                    ),
+                },
+                operationId="listCourseActivities",
+                parameters=[
+                    _path("connection_id"),
+                    _path("course_id", _string_field(64)),
+                    _query(
+                        "limit",
+                        "Activities to return at most (default 1000).",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                    ),
+                ],
+            )
+        },
         "/api/v1/achievements/{achievement_id}/preview": {
             "get": _operation(
                 "List enrolled learners who would earn the badge now; issues nothing",

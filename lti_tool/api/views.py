@@ -28,14 +28,13 @@ from lti_tool.operations import awards as award_ops
 from lti_tool.operations import deliveries as delivery_ops
 from lti_tool.operations.course_check import skipped_check_warning
 from lti_tool.operations.lms import connection_dict, list_connections
+from lti_tool.operations.next_steps import API_STEPS
 from lti_tool.operations.providers import provider_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = get_logger(__name__)
 
 PUBLIC_ENDPOINTS = ("api.openapi",)
-# The way to skip the LMS check, as an LMS check error names it to API clients.
-API_SKIP_OPTION = '"skip_lms_check": true'
 
 
 @bp.before_request
@@ -233,9 +232,11 @@ def _checked_achievement(achievement, skipped: bool) -> dict[str, Any]:
     result = achievement_ops.achievement_dict(db_session(), achievement)
     result["warnings"] = []
     if skipped:
-        connection = achievement_ops.achievement_connection(db_session(), achievement)
+        connection = achievement_ops.achievement_connection(
+            db_session(), achievement, API_STEPS
+        )
         result["warnings"].append(
-            skipped_check_warning(connection, achievement.lms_course_id)
+            skipped_check_warning(connection, achievement.lms_course_id, API_STEPS)
         )
     return result
 
@@ -257,7 +258,7 @@ def add_achievement():
         rule=body.get("award_rule"),
         alignments=_alignments(body),
         skip_lms_check=skip,
-        skip_option=API_SKIP_OPTION,
+        steps=API_STEPS,
     )
     _commit()
     return jsonify(_checked_achievement(created, skip)), 201
@@ -285,7 +286,7 @@ def edit_achievement(achievement_id: str):
         rule=body.get("award_rule"),
         alignments=_alignments(body),
         skip_lms_check=skip,
-        skip_option=API_SKIP_OPTION,
+        steps=API_STEPS,
     )
     _commit()
     return jsonify(_checked_achievement(found, skip and "award_rule" in fields))

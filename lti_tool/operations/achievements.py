@@ -39,11 +39,11 @@ from lti_tool.operations import (
     iso,
 )
 from lti_tool.operations.course_check import (
-    SKIP_OPTION,
     check_course_and_rule,
     check_moodle_course_id,
 )
 from lti_tool.operations.lms import check_connected, find_connection
+from lti_tool.operations.next_steps import CLI_STEPS, NextSteps
 
 # Importing the rosters also registers the Canvas roster for backfill jobs.
 from lti_tool.operations.rosters import check_canvas_id, request_roster
@@ -148,15 +148,16 @@ def add_achievement(
     rule: Any,
     alignments: Any = None,
     skip_lms_check: bool = False,
-    skip_option: str = SKIP_OPTION,
+    steps: NextSteps = CLI_STEPS,
 ) -> Achievement:
     """Add a badge after checking its input, then its course and rule in the LMS.
 
     The LMS check (see `lti_tool.operations.course_check`) runs last, so a bad
     value is rejected without an LMS call. With `skip_lms_check` the LMS is not
-    called, and the audit event records that.
+    called, and the audit event records that. Error messages name the next step
+    in the caller's interface, `steps`.
     """
-    connection = find_connection(session, connection_id, provider.id)
+    connection = find_connection(session, connection_id, provider.id, steps=steps)
     check_connected(connection)
     course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
     if connection.kind == "canvas":
@@ -180,7 +181,7 @@ def add_achievement(
             connection,
             course_id,
             achievement.award_rule,
-            skip_option=skip_option,
+            steps=steps,
         )
     session.add(achievement)
     session.flush()
@@ -200,7 +201,9 @@ def add_achievement(
     return achievement
 
 
-def achievement_connection(session: Session, achievement: Achievement) -> LmsConnection:
+def achievement_connection(
+    session: Session, achievement: Achievement, steps: NextSteps = CLI_STEPS
+) -> LmsConnection:
     """Return the badge's LMS connection, scoped to the badge's provider."""
     connection = session.scalar(
         select(LmsConnection).where(
@@ -212,7 +215,7 @@ def achievement_connection(session: Session, achievement: Achievement) -> LmsCon
         raise ActionError(
             f"achievement {achievement.public_id} has no LMS connection, so its "
             "course cannot be checked; add the badge again under a connection from "
-            "`hpass-bridge lms list`",
+            f"{steps.list_connections}",
             code="no_lms_connection",
         )
 
@@ -231,7 +234,7 @@ def edit_achievement(
     rule: Any = None,
     alignments: Any = None,
     skip_lms_check: bool = False,
-    skip_option: str = SKIP_OPTION,
+    steps: NextSteps = CLI_STEPS,
 ) -> list[str]:
     """Change the given fields and return their names.
 
@@ -260,10 +263,10 @@ def edit_achievement(
         check_course_and_rule(
             bridge,
             session,
-            achievement_connection(session, achievement),
+            achievement_connection(session, achievement, steps),
             achievement.lms_course_id,
             changes["award_rule"],
-            skip_option=skip_option,
+            steps=steps,
         )
 
     for field, value in changes.items():

@@ -44,6 +44,7 @@ from lti_tool.operations import (
     audit,
     iso,
 )
+from lti_tool.operations.next_steps import CLI_STEPS, NextSteps
 from lti_tool.urls_for import moodle_webhook_url
 from lti_tool.webhook_connections import note_changed
 
@@ -399,16 +400,23 @@ def list_connections(session: Session, provider: Provider | None) -> list[LmsCon
 
 
 def find_connection(
-    session: Session, public_id: str, provider_id: int | None = None
+    session: Session,
+    public_id: str,
+    provider_id: int | None = None,
+    *,
+    steps: NextSteps = CLI_STEPS,
 ) -> LmsConnection:
-    """Return a connection by id; with `provider_id`, only that provider's."""
+    """Return a connection by id; with `provider_id`, only that provider's.
+
+    Another provider's connection raises the same NotFound as an unknown id.
+    """
     query = select(LmsConnection).where(LmsConnection.public_id == public_id)
     if provider_id is not None:
         query = query.where(LmsConnection.provider_id == provider_id)
     connection = session.scalar(query)
     if connection is None:
         raise NotFound(
-            f"no LMS connection {public_id!r}; see `hpass-bridge lms list`",
+            f"no LMS connection {public_id!r}; see {steps.list_connections}",
             code="connection_not_found",
         )
 

@@ -9,7 +9,6 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-import lti_tool.operations.rosters as rosters
 from badge_engine.models import Achievement, Provider
 from lti_tool.accounts import AuditEvent
 from lti_tool.api.tokens import create_api_token
@@ -19,7 +18,9 @@ from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import AgsLineItem, LtiCourse
+from connectors.models import LmsConnection
 from tests.support.seed import add_moodle_connection, add_provider
+from tests.support.silent_server import SilentServer
 
 MOODLE_TOKEN = "moodle-ws-token"
 CANVAS_COURSE_ID = 565
@@ -104,9 +105,15 @@ def unreachable_connection(app, db) -> str:
 
 
 @pytest.fixture
-def short_timeouts(monkeypatch):
-    """Make LMS calls an admin waits for time out after half a second."""
-    monkeypatch.setattr(rosters, "REQUEST_TIMEOUT", (0.5, 0.5))
+def short_timeouts(app):
+    """Give the LMS check a time budget of half a second."""
+    app.extensions["hpass"].settings.lms_check_timeout_seconds = 0.5
+
+
+@pytest.fixture
+def silent_lms():
+    with SilentServer() as server:
+        yield server
 
 
 def _stored(db) -> tuple[int, int]:
@@ -190,9 +197,10 @@ def test_moodle_unknown_activity_rejected(client, db, token, moodle_connection, 
     assert "names activity 4999" in message
     assert f"its activity ids: {QUIZ}, {PAGE}" in message
     assert (
-        f"hpass-bridge lms activities {moodle_connection} --course {DEMO_COURSE_ID}"
-        in message
+        f"GET /api/v1/lms-connections/{moodle_connection}/courses/{DEMO_COURSE_ID}"
+        "/activities" in message
     )
+    assert "hpass-bridge" not in message
     assert _stored(db) == (0, 0)
 
 
@@ -248,13 +256,14 @@ def test_moodle_down_rejected(client, db, token, unreachable_connection):
     assert "the LMS could not be checked for course '101'" in message
     assert "Nothing was saved" in message
     assert '"skip_lms_check": true' in message
-    assert f"hpass-bridge lms test {unreachable_connection}" in message
+    assert f"POST /api/v1/lms-connections/{unreachable_connection}/test" in message
+    assert "hpass-bridge" not in message
     assert _stored(db) == (0, 0)
 
 
 def test_moodle_timeout_rejected(client, db, token, moodle, moodle_connection,
                                  short_timeouts):
-    """A Moodle that does not respond in time gets 502 after the short timeouts."""
+    """A Moodle that does not respond within the time budget gets 502 lms_timeout."""
     moodle.slow_next(2, 3.0)
     started = time.monotonic()
 
@@ -265,10 +274,93 @@ def test_moodle_timeout_rejected(client, db, token, moodle, moodle_connection,
     )
 
     assert response.status_code == 502
-    assert response.json["error"] == "lms_unreachable"
+    assert response.json["error"] == "lms_timeout"
+    assert "did not respond within 0.5 s" in response.json["message"]
     assert "skip_lms_check" in response.json["message"]
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 2.5
     assert _stored(db) == (0, 0)
+
+
+def _point_at(db, public_id: str, url: str) -> None:
+    """Move a stored connection to another site URL, keeping its credentials."""
+    connection = db.scalar(select(LmsConnection).where(LmsConnection.public_id == public_id))
+    connection.base_url = url
+    db.commit()
+
+
+@pytest.mark.parametrize("kind", ["moodle", "canvas"])
+def test_silent_lms_times_out_in_budget(
+    request, app, client, db, token, silent_lms, kind
+):
+    """An LMS that accepts the connection and never responds gets 502 lms_timeout
+    once the configured budget ends, after one request and with nothing stored."""
+    public_id = request.getfixturevalue(f"{kind}_connection")
+    course = str(DEMO_COURSE_ID if kind == "moodle" else CANVAS_COURSE_ID)
+    _point_at(db, public_id, silent_lms.url)
+    app.extensions["hpass"].settings.lms_check_timeout_seconds = 1.5
+    started = time.monotonic()
+
+    response = client.post(
+        "/api/v1/achievements",
+        json=_body(public_id, course, {"version": 1, "rule": {"kind": "course_completed"}}),
+        headers=_auth(token),
+    )
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 502
+    assert response.json["error"] == "lms_timeout"
+    message = response.json["message"]
+    assert "did not respond within 1.5 s" in message
+    assert f"course '{course}'" in message
+    assert "Nothing was saved" in message
+    assert "Retry later" in message
+    assert '"skip_lms_check": true' in message
+    assert "HPASS_LMS_CHECK_TIMEOUT_SECONDS" in message
+    assert "hpass-bridge" not in message
+    assert 1.4 <= elapsed < 3.0
+    assert silent_lms.accepted == 1
+    assert _stored(db) == (0, 0)
+
+
+def test_silent_lms_default_budget(app, client, db, token, silent_lms,
+                                   moodle_connection):
+    """Without configuration the budget is 5 s, well under a proxy's usual limits."""
+    _point_at(db, moodle_connection, silent_lms.url)
+    started = time.monotonic()
+
+    response = client.post(
+        "/api/v1/achievements",
+        json=_body(moodle_connection, str(DEMO_COURSE_ID), _activity_rule(QUIZ)),
+        headers=_auth(token),
+    )
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 502
+    assert response.json["error"] == "lms_timeout"
+    assert "did not respond within 5 s" in response.json["message"]
+    assert 4.9 <= elapsed < 7.0
+    assert _stored(db) == (0, 0)
+
+
+def test_silent_lms_rule_edit_keeps_rule(app, client, db, token, silent_lms,
+                                         moodle_connection):
+    """A rule change against a silent LMS gets 502 lms_timeout and keeps the old rule."""
+    badge = _add(client, token, moodle_connection, _activity_rule(QUIZ))
+    _point_at(db, moodle_connection, silent_lms.url)
+    app.extensions["hpass"].settings.lms_check_timeout_seconds = 1.0
+
+    response = client.patch(
+        f"/api/v1/achievements/{badge}",
+        json={"award_rule": _activity_rule(PAGE)},
+        headers=_auth(token),
+    )
+
+    assert response.status_code == 502
+    assert response.json["error"] == "lms_timeout"
+    assert "did not respond within 1 s" in response.json["message"]
+    db.expire_all()
+    stored = db.scalar(select(Achievement).where(Achievement.public_id == badge))
+    assert stored.award_rule == _activity_rule(QUIZ)
 
 
 def test_moodle_error_page_rejected(client, db, token, moodle, moodle_connection):
@@ -298,7 +390,10 @@ def test_skip_lms_check_stores_with_warning(client, db, token, unreachable_conne
     assert response.status_code == 201, response.json
     assert len(response.json["warnings"]) == 1
     assert "the LMS was not checked" in response.json["warnings"][0]
-    assert "hpass-bridge lms activities" in response.json["warnings"][0]
+    assert (
+        f"GET /api/v1/lms-connections/{unreachable_connection}/courses/101/activities"
+        in response.json["warnings"][0]
+    )
     assert _stored(db) == (1, 1)
     event = db.scalar(
         select(AuditEvent).where(AuditEvent.action == "achievement.created")
@@ -437,7 +532,7 @@ def test_edit_with_lms_down(client, db, token, moodle, moodle_connection, short_
     assert renamed.status_code == 200, renamed.json
     assert renamed.json["warnings"] == []
     assert rule_change.status_code == 502
-    assert rule_change.json["error"] == "lms_unreachable"
+    assert rule_change.json["error"] == "lms_timeout"
     assert skipped.status_code == 200, skipped.json
     assert skipped.json["award_rule"] == _activity_rule(PAGE)
     assert "the LMS was not checked" in skipped.json["warnings"][0]

@@ -4,12 +4,16 @@ ids in the LMS, and `lms activities` lists those ids, against the LMS stand-ins.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
 from tests.lti_tool.cli.conftest import CANVAS_COURSE_ID, MOODLE_TOKEN, RULE
+from tests.support.silent_server import SilentServer
 
 COURSE = str(DEMO_COURSE_ID)
 # Course modules of the Moodle stand-in's demo course.
@@ -61,8 +65,10 @@ def test_lms_activities_lists_moodle_course(cli, moodle_connection):
     assert [row["id"] for row in document["activities"]] == [QUIZ, PAGE]
     assert document["activities"][0]["name"] == "Final quiz"
     assert document["activities"][0]["tracked"] is True
+    assert [row["kind"] for row in document["activities"]] == ["quiz", "page"]
     assert QUIZ in text
     assert "Code of conduct" in text
+    assert text.splitlines()[0].split() == ["ID", "KIND", "TRACKED", "SECTION", "NAME"]
 
 
 def test_lms_activities_unknown_course(cli, moodle_connection):
@@ -123,6 +129,51 @@ def test_add_lms_unreachable(cli, provider, stopped_moodle):
     assert skipped.stderr.startswith("warning: the LMS was not checked")
     assert "the LMS was not checked" in skipped.document["warnings"][0]
     assert _badge_count(cli, provider) == 1
+
+
+@pytest.fixture
+def silent_moodle(cli, provider, moodle_connection):
+    """The Moodle connection moved to a site that accepts connections and never
+    responds, with a one-second LMS check time budget."""
+    with SilentServer() as server:
+        cli.env["HPASS_LMS_CHECK_TIMEOUT_SECONDS"] = "1"
+        database = sqlite3.connect(Path(cli.env["HPASS_INSTANCE_PATH"]) / "hpass.db")
+        with database:
+            database.execute(
+                "UPDATE lms_connections SET base_url = ? WHERE public_id = ?",
+                (server.url, moodle_connection),
+            )
+        database.close()
+        yield moodle_connection
+
+
+def test_add_silent_lms_times_out(cli, provider, silent_moodle):
+    """A silent LMS exits 1 after the time budget, naming the CLI's next steps."""
+    started = time.monotonic()
+    result = _add(cli, provider, silent_moodle, COURSE, _rule(QUIZ))
+    elapsed = time.monotonic() - started
+
+    assert result.code == 1
+    line = _error_line(result)
+    assert "did not respond within 1 s" in line
+    assert "Nothing was saved" in line
+    assert "--skip-lms-check" in line
+    assert f"hpass-bridge lms test {silent_moodle}" in line
+    assert "/api/v1" not in line
+    assert elapsed < 8
+    assert _badge_count(cli, provider) == 0
+
+
+def test_lms_activities_silent_lms(cli, silent_moodle):
+    """Listing a silent LMS's course exits 1 without naming the skip option."""
+    result = cli("lms", "activities", silent_moodle, "--course", COURSE)
+
+    assert result.code == 1
+    line = _error_line(result)
+    assert "did not respond within 1 s" in line
+    assert "Retry later" in line
+    assert "--skip-lms-check" not in line
+    assert "Nothing was saved" not in line
 
 
 def test_add_non_numeric_moodle_course(cli, provider, stopped_moodle):
