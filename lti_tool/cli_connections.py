@@ -24,7 +24,10 @@ from lti_tool.operations.lms import (
     check_lms_url,
     check_site_not_connected,
     connection_dict,
+    connection_usage,
     disconnect_connection,
+    disconnect_warning,
+    usage_summary,
     find_connection,
     run_connection_test,
     site_not_connected_on_insert,
@@ -140,14 +143,17 @@ def disconnect(connection_id: str, provider_slug: str, confirmed: bool, as_json:
     """Disconnect the provider's LMS connection CONNECTION_ID.
 
     Its API token and webhook secret are wiped, polls stop, and its webhook events
-    are rejected. Facts, badges and deliveries stay. The site can then be
-    connected again.
+    are rejected. Facts, badges and deliveries stay, and its badges can no longer
+    be earned. The prompt counts them first. The site can then be connected again
+    as a new connection, which does not take over the badges.
     """
     with operator_session(as_json) as op:
         provider = provider_by_slug(op.session, provider_slug)
         found = find_connection(op.session, connection_id, provider.id)
         check_connected(found)
+        warning = "\n".join(disconnect_warning(connection_usage(op.session, found)))
         question = (
+            f"{warning}\n"
             f"Disconnect {found.kind} connection {found.public_id} ({found.name}, "
             f"{found.base_url}) of provider {provider_slug}? Its token and webhook "
             "secret are deleted and cannot be restored"
@@ -158,20 +164,25 @@ def disconnect(connection_id: str, provider_slug: str, confirmed: bool, as_json:
                 "confirmation was not given; answer y, or pass --yes",
                 code="not_confirmed",
             )
-        disconnect_connection(op.session, op.actor, found)
+        usage = disconnect_connection(op.session, op.actor, found)
         op.session.commit()
         result = {
             "status": "disconnected",
             "provider": provider_slug,
             "connection": connection_dict(op.bridge, found),
+            "usage": usage.as_dict(),
         }
-    emit(
-        result,
-        as_json,
+    message = (
         f"{found.kind} connection {connection_id} of {provider_slug} disconnected. "
         f"Remove its webhook in the LMS at {found.base_url}; the bridge now "
-        "rejects its events.",
+        "rejects its events."
     )
+    if usage.achievements or usage.registrations:
+        message += (
+            f" Its {usage_summary(usage)} stay on it, and its badges can no longer "
+            "be earned."
+        )
+    emit(result, as_json, message)
 
 
 @connection.command("test")

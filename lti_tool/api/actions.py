@@ -224,9 +224,14 @@ def test_lms_connection(connection_id: str):
 @bp.post("/lms-connections/<connection_id>/disconnect")
 def disconnect_lms_connection(connection_id: str):
     connection = _connection(connection_id)
-    lms_ops.disconnect_connection(db_session(), g.api_actor, connection)
+    usage = lms_ops.disconnect_connection(db_session(), g.api_actor, connection)
     _commit()
-    return jsonify(lms_ops.connection_dict(current_bridge(), connection))
+    return jsonify(
+        {
+            **lms_ops.connection_dict(current_bridge(), connection),
+            "usage": usage.as_dict(),
+        }
+    )
 
 
 @bp.post("/deployments/approve")

@@ -114,6 +114,28 @@ SCHEMAS = {
         },
         ["id", "kind", "url", "state"],
     ),
+    "DisconnectedLmsConnection": {
+        "allOf": [
+            {"$ref": "#/components/schemas/LmsConnection"},
+            _object(
+                {
+                    "usage": _object(
+                        {
+                            "achievements": {"type": "integer", "minimum": 0},
+                            "courses": {"type": "integer", "minimum": 0},
+                            "lti_registrations": {"type": "integer", "minimum": 0},
+                        },
+                        ["achievements", "courses", "lti_registrations"],
+                    )
+                },
+                ["usage"],
+            ),
+        ],
+        "description": "The connection after the disconnect. `usage` counts the "
+        "provider's badges on it, the courses that award them and the LTI "
+        "registrations linked to it. They stay on the disconnected connection, and "
+        "its badges can no longer be earned.",
+    },
     "AwardRule": {
         "type": "object",
         "description": "An award rule document, see docs/award-rules.md.",
@@ -725,9 +747,13 @@ PATHS.update(
             "post": _operation(
                 "Disconnect a connection: its secrets are wiped, polls stop and its "
                 "webhook events get 410; facts, badges and deliveries stay, and the "
-                "site can be connected again",
+                "site can be connected again as a new connection, which does not "
+                "take over the badges or LTI registrations",
                 {
-                    "200": _json(_ref("LmsConnection"), "Disconnected."),
+                    "200": _json(
+                        _ref("DisconnectedLmsConnection"),
+                        "Disconnected, with the counts of what stays on it.",
+                    ),
                     "409": _json(ERROR, "Already disconnected."),
                 },
                 operationId="disconnectLmsConnection",

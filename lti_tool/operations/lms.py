@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
-from badge_engine.models import Provider
+from badge_engine.models import Achievement, Provider
 from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
 from connectors.canvas.connection import connect_canvas, test_canvas_connection
 from connectors.models import (
@@ -36,6 +36,7 @@ from connectors.moodle.client import MoodleClient
 from connectors.moodle.connection import ConnectionTestResult, test_connection
 from lti_tool.bridge import Bridge
 from lti_tool.config import is_loopback_host
+from lti_tool.models import Registration
 from lti_tool.operations import (
     ActionError,
     InvalidInput,
@@ -469,10 +470,98 @@ def disconnected_error(connection: LmsConnection) -> ActionError:
     return ActionError(
         f"LMS connection {connection.public_id} ({connection.name}, "
         f"{connection.base_url}) was disconnected at "
-        f"{iso(connection.disconnected_at)} by {connection.disconnected_by}; "
-        "connect the site again to get a new connection",
+        f"{iso(connection.disconnected_at)} by {connection.disconnected_by}, so its "
+        "badges can no longer be earned. Connecting the site again creates a new, "
+        "empty connection that does not take over this connection's badges or LTI "
+        "registrations: register the LTI platform with the new connection and add "
+        "the badges again on it",
         code="connection_disconnected",
     )
+
+
+@dataclass(frozen=True)
+class ConnectionUsage:
+    """Counts of the provider's badges on an LMS connection, the courses that award
+    them and the LTI registrations linked to it. All of them stay on the connection
+    after a disconnect."""
+
+    achievements: int
+    courses: int
+    registrations: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "achievements": self.achievements,
+            "courses": self.courses,
+            "lti_registrations": self.registrations,
+        }
+
+
+def connection_usage(session: Session, connection: LmsConnection) -> ConnectionUsage:
+    """Count the connection's badges, their courses and its LTI registrations.
+
+    Every count is limited to the connection's provider.
+    """
+    achievements, courses = session.execute(
+        select(
+            func.count(Achievement.id),
+            func.count(distinct(Achievement.lms_course_id)),
+        ).where(
+            Achievement.provider_id == connection.provider_id,
+            Achievement.lms_connection_id == connection.id,
+        )
+    ).one()
+    registrations = session.scalar(
+        select(func.count(Registration.id)).where(
+            Registration.provider_id == connection.provider_id,
+            Registration.lms_connection_id == connection.id,
+        )
+    )
+    return ConnectionUsage(achievements, courses, registrations)
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def usage_summary(usage: ConnectionUsage) -> str:
+    """Return the counts in English, such as "3 badges in 2 courses and 1 LTI
+    registration"."""
+    if usage.achievements:
+        badges = (
+            f"{_counted(usage.achievements, 'badge')} in "
+            f"{_counted(usage.courses, 'course')}"
+        )
+    else:
+        badges = "no badge"
+    if usage.registrations:
+        registrations = _counted(usage.registrations, "LTI registration")
+    else:
+        registrations = "no LTI registration"
+    return f"{badges} and {registrations}"
+
+
+def disconnect_warning(usage: ConnectionUsage) -> list[str]:
+    """Describe in English what a disconnect means for the connection's badges, for
+    the command line's confirmation prompt. The admin page shows the same facts in
+    the page language."""
+    lines = [f"This connection has {usage_summary(usage)}."]
+    if usage.achievements:
+        lines.append(
+            "After the disconnect these badges can no longer be earned, because the "
+            "bridge stops reading completions from the site and rejects its events."
+        )
+    lines.append("Credentials already issued stay valid.")
+    if usage.achievements or usage.registrations:
+        lines.append(
+            "A new connection to the same site does not take over these badges or "
+            "LTI registrations, because moving them could award a badge twice. To "
+            "award the badges again, connect the site again, register the LTI "
+            "platform with the new connection on /admin/connect, and add the badges "
+            "again in each course. Tell the courses' instructors: their course "
+            "pages will say that the badges cannot be earned at the moment."
+        )
+    return lines
 
 
 def check_connected(connection: LmsConnection) -> None:
@@ -483,8 +572,8 @@ def check_connected(connection: LmsConnection) -> None:
 
 def disconnect_connection(
     session: Session, actor: str, connection: LmsConnection
-) -> None:
-    """Disconnect an LMS connection. The caller commits.
+) -> ConnectionUsage:
+    """Disconnect an LMS connection and return what stays on it. The caller commits.
 
     The row stays, because facts, learners, badges and deliveries refer to it. The
     API token, the Canvas credentials and the webhook secret's digest are wiped, so
@@ -501,6 +590,7 @@ def disconnect_connection(
 
     check_connected(connection)
     previous_state = connection.state
+    usage = connection_usage(session, connection)
     # A conditional UPDATE, so of two requests that both passed the check above
     # only one disconnects and records the audit event.
     changed = session.execute(
@@ -557,6 +647,9 @@ def disconnect_connection(
             "base_url": connection.base_url,
             "previous_state": previous_state,
             "backfills_cancelled": list(backfills),
+            **usage.as_dict(),
         },
     )
     session.flush()
+
+    return usage

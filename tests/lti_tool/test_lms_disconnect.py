@@ -1,6 +1,7 @@
 """Disconnecting an LMS connection: secrets wiped, history kept, webhook events
 rejected with 410, polls, re-reads and evaluations skipped without dead letters,
-and the `connection disconnect` command with its confirmation and errors."""
+the `connection disconnect` command with its confirmation and errors, and the
+counts of the badges and LTI registrations that stay on a disconnected connection."""
 
 from __future__ import annotations
 
@@ -30,7 +31,13 @@ from lti_tool.accounts import AuditEvent
 from lti_tool.backfill import BackfillJob, BackfillStatus
 from lti_tool.cli import main
 from lti_tool.operations import ActionError
-from lti_tool.operations.lms import disconnect_connection
+from lti_tool.lti.registrations import create_registration
+from lti_tool.operations.lms import (
+    ConnectionUsage,
+    connection_usage,
+    disconnect_connection,
+    disconnect_warning,
+)
 from lti_tool.pipeline import REREAD_MOODLE_LEARNER, record_fact
 from lti_tool.tasks import (
     poll_moodle_connection,
@@ -489,3 +496,248 @@ def test_cli_test_disconnected_rejected(runner, db, seeded):
 
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"] == "connection_disconnected"
+
+
+def _badge(provider: Provider, connection: LmsConnection, course_id: str) -> Achievement:
+    return Achievement(
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_course_id=course_id,
+        name=f"Badge of course {course_id}",
+        description="A badge.",
+        criteria_narrative="Complete the course.",
+        award_rule=COURSE_COMPLETED_RULE,
+    )
+
+
+def _registration(app, db, provider: Provider, connection: LmsConnection, name: str):
+    return create_registration(
+        db,
+        app.extensions["hpass"].vault,
+        provider,
+        issuer=f"https://{name}.example.org",
+        client_id=f"client-{name}",
+        auth_login_url=f"https://{name}.example.org/auth",
+        key_set_url=f"https://{name}.example.org/jwks",
+        deployment_ids=("1",),
+        lms_connection_id=connection.id,
+    )
+
+
+@pytest.fixture
+def used(app, db, seeded):
+    """Alpha's Moodle connection with 3 badges in 2 courses and 2 LTI registrations.
+
+    Beta has a badge and a registration on its own connection, and one badge row
+    that names alpha's connection id, which no provider-scoped count may include.
+    """
+    alpha, beta = seeded["alpha"], seeded["beta"]
+    moodle, other = seeded["moodle"], seeded["other"]
+    db.add_all(
+        [
+            _badge(alpha, moodle, "101"),
+            _badge(alpha, moodle, "202"),
+            _badge(alpha, seeded["canvas"], "303"),
+            _badge(beta, other, "101"),
+            _badge(beta, moodle, "404"),
+        ]
+    )
+    _registration(app, db, alpha, moodle, "alpha-one")
+    _registration(app, db, alpha, moodle, "alpha-two")
+    _registration(app, db, beta, other, "beta-one")
+    db.commit()
+    return seeded
+
+
+def test_usage_counts_provider_rows(db, used):
+    """Badges, their distinct courses and registrations of the connection count,
+    and rows of another connection or provider do not."""
+    usage = connection_usage(db, used["moodle"])
+
+    assert usage.achievements == 3
+    assert usage.courses == 2
+    assert usage.registrations == 2
+    assert usage.as_dict() == {
+        "achievements": 3,
+        "courses": 2,
+        "lti_registrations": 2,
+    }
+
+
+def test_usage_counts_zero(db, used):
+    """A connection without badges or registrations counts zero everywhere."""
+    fresh = LmsConnection(
+        provider_id=used["alpha"].id,
+        kind=LmsKind.MOODLE.value,
+        name="Empty Moodle",
+        base_url="http://127.0.0.1:7",
+    )
+    db.add(fresh)
+    db.commit()
+
+    usage = connection_usage(db, fresh)
+
+    assert usage.as_dict() == {"achievements": 0, "courses": 0, "lti_registrations": 0}
+
+
+def test_usage_of_other_provider(db, used):
+    """Beta's connection counts only beta's badge and registration."""
+    usage = connection_usage(db, used["other"])
+
+    assert usage.achievements == 1
+    assert usage.courses == 1
+    assert usage.registrations == 1
+
+
+def test_disconnect_returns_and_audits_usage(db, used):
+    """The disconnect returns the counts and records them in the audit event."""
+    usage = disconnect_connection(db, ACTOR, used["moodle"])
+    db.commit()
+
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "lms_connection.disconnected")
+    )
+    assert usage.achievements == 3
+    assert event.detail["achievements"] == 3
+    assert event.detail["courses"] == 2
+    assert event.detail["lti_registrations"] == 2
+
+
+def test_warning_names_counts_and_consequences():
+    """The prompt's warning counts the rows, says the badges can no longer be
+    earned, that credentials stay valid and what to do."""
+    text = "\n".join(disconnect_warning(ConnectionUsage(3, 2, 1)))
+
+    assert "This connection has 3 badges in 2 courses and 1 LTI registration." in text
+    assert "these badges can no longer be earned" in text
+    assert "Credentials already issued stay valid." in text
+    assert "does not take over these badges or LTI registrations" in text
+    assert "register the LTI platform with the new connection" in text
+    assert "add the badges again in each course" in text
+
+
+def test_warning_singular_and_zero():
+    """One badge in one course reads in the singular, and an unused connection
+    gets no advice about badges."""
+    single = "\n".join(disconnect_warning(ConnectionUsage(1, 1, 0)))
+    unused = "\n".join(disconnect_warning(ConnectionUsage(0, 0, 0)))
+
+    assert "1 badge in 1 course and no LTI registration." in single
+    assert "This connection has no badge and no LTI registration." in unused
+    assert "can no longer be earned" not in unused
+    assert "does not take over" not in unused
+    assert "Credentials already issued stay valid." in unused
+
+
+def test_cli_prompt_shows_usage(runner, db, used):
+    """The confirmation prompt counts the badges, courses and registrations before
+    the question, and a "no" changes nothing."""
+    moodle = used["moodle"]
+
+    declined = _invoke(runner, moodle.public_id, "--provider", "alpha", input="n\n")
+
+    assert declined.exit_code == 1
+    assert (
+        "This connection has 3 badges in 2 courses and 2 LTI registrations."
+        in declined.output
+    )
+    assert "these badges can no longer be earned" in declined.output
+    assert "Credentials already issued stay valid." in declined.output
+    assert "does not take over these badges" in declined.output
+    warning_at = declined.output.index("This connection has")
+    question_at = declined.output.index("Disconnect moodle connection")
+    assert warning_at < question_at
+    db.expire_all()
+    assert db.get(LmsConnection, moodle.id).state == "ok"
+
+
+def test_cli_prompt_without_usage(runner, db, seeded):
+    """Canvas without badges: the prompt says so and gives no badge advice."""
+    canvas = seeded["canvas"]
+
+    result = _invoke(runner, canvas.public_id, "--provider", "alpha", input="y\n")
+
+    assert result.exit_code == 0, result.output
+    assert "This connection has no badge and no LTI registration." in result.output
+    assert "can no longer be earned" not in result.output
+    assert "stay on it" not in result.output
+
+
+def test_cli_json_reports_usage(runner, db, used):
+    """--json prints the counts beside the connection."""
+    moodle = used["moodle"]
+
+    result = _invoke(runner, moodle.public_id, "--provider", "alpha", "--yes", "--json")
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["usage"] == {
+        "achievements": 3,
+        "courses": 2,
+        "lti_registrations": 2,
+    }
+
+
+def test_cli_text_names_usage(runner, used):
+    """The text output says what stays on the disconnected connection."""
+    result = _invoke(runner, used["moodle"].public_id, "--provider", "alpha", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "Its 3 badges in 2 courses and 2 LTI registrations stay on it" in (
+        result.stdout
+    )
+    assert "can no longer be earned" in result.stdout
+
+
+def _rule_file(tmp_path) -> str:
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps(COURSE_COMPLETED_RULE))
+    return str(path)
+
+
+def test_cli_add_on_disconnected_explains(runner, db, seeded, tmp_path):
+    """`achievement add` on a disconnected connection says that a new connection
+    does not take over its badges, and saves nothing."""
+    moodle = seeded["moodle"]
+    _invoke(runner, moodle.public_id, "--provider", "alpha", "--yes")
+    before = db.scalar(select(func.count()).select_from(Achievement))
+
+    result = runner.invoke(
+        main,
+        ["achievement", "add", "--provider", "alpha", "--connection",
+         moodle.public_id, "--course", "101", "--name", "New", "--description",
+         "A badge.", "--criteria", "Complete it.", "--rule-file",
+         _rule_file(tmp_path), "--json"],
+    )
+
+    assert result.exit_code == 1, result.output
+    body = json.loads(result.stdout)
+    assert body["error"] == "connection_disconnected"
+    assert "its badges can no longer be earned" in body["message"]
+    assert "does not take over this connection's badges or LTI registrations" in (
+        body["message"]
+    )
+    assert "add the badges again on it" in body["message"]
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Achievement)) == before
+
+
+def test_cli_edit_rule_on_disconnected_explains(runner, db, seeded, tmp_path):
+    """`achievement edit --rule` of a badge on a disconnected connection gives the
+    same explanation and leaves the rule unchanged."""
+    moodle = seeded["moodle"]
+    badge = db.scalar(
+        select(Achievement).where(Achievement.lms_connection_id == moodle.id)
+    )
+    _invoke(runner, moodle.public_id, "--provider", "alpha", "--yes")
+
+    result = runner.invoke(
+        main,
+        ["achievement", "edit", badge.public_id, "--rule-file", _rule_file(tmp_path),
+         "--json"],
+    )
+
+    assert result.exit_code == 1, result.output
+    body = json.loads(result.stdout)
+    assert body["error"] == "connection_disconnected"
+    assert "does not take over this connection's badges" in body["message"]
