@@ -33,6 +33,7 @@ from lti_tool.operations.achievements import (
     preview,
 )
 from lti_tool.operations.course_check import skipped_check_warning
+from lti_tool.operations.lms import disconnected_badge_warning
 
 POLL_SECONDS = 0.5
 
@@ -179,9 +180,11 @@ def edit(achievement_id, name, description, criteria, alignments, rule, rule_fil
             alignments=alignments, skip_lms_check=skip_lms_check,
         )
         warnings = []
+        connection = achievement_connection(op.session, found)
         if skip_lms_check and "award_rule" in fields:
-            connection = achievement_connection(op.session, found)
             warnings.append(skipped_check_warning(connection, found.lms_course_id))
+        if connection.disconnected:
+            warnings.append(disconnected_badge_warning(connection))
         op.session.commit()
         result = achievement_dict(op.session, found)
     _warn(warnings)

@@ -203,7 +203,9 @@ SCHEMAS = {
                     "warnings": {
                         "type": "array",
                         "items": STRING,
-                        "description": "Set when the LMS check was skipped.",
+                        "description": "Set when the LMS check was skipped, and "
+                        "when the badge's LMS connection was disconnected, so that "
+                        "the badge can no longer be earned.",
                     }
                 },
                 ["warnings"],

@@ -27,7 +27,11 @@ from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations import awards as award_ops
 from lti_tool.operations import deliveries as delivery_ops
 from lti_tool.operations.course_check import skipped_check_warning
-from lti_tool.operations.lms import connection_dict, list_connections
+from lti_tool.operations.lms import (
+    connection_dict,
+    disconnected_badge_warning,
+    list_connections,
+)
 from lti_tool.operations.next_steps import API_STEPS
 from lti_tool.operations.providers import provider_dict
 
@@ -228,16 +232,19 @@ def _skip_lms_check(body: dict) -> bool:
 
 
 def _checked_achievement(achievement, skipped: bool) -> dict[str, Any]:
-    """Return the achievement document with the warnings of a skipped LMS check."""
+    """Return the achievement document with the warnings of a skipped LMS check
+    and of a disconnected LMS connection."""
     result = achievement_ops.achievement_dict(db_session(), achievement)
     result["warnings"] = []
+    connection = achievement_ops.achievement_connection(
+        db_session(), achievement, API_STEPS
+    )
     if skipped:
-        connection = achievement_ops.achievement_connection(
-            db_session(), achievement, API_STEPS
-        )
         result["warnings"].append(
             skipped_check_warning(connection, achievement.lms_course_id, API_STEPS)
         )
+    if connection.disconnected:
+        result["warnings"].append(disconnected_badge_warning(connection))
     return result
 
 

@@ -479,6 +479,18 @@ def disconnected_error(connection: LmsConnection) -> ActionError:
     )
 
 
+def disconnected_badge_warning(connection: LmsConnection) -> str:
+    """Return the warning for a change saved on a badge of a disconnected connection."""
+    return (
+        f"LMS connection {connection.public_id} ({connection.name}, "
+        f"{connection.base_url}) was disconnected at "
+        f"{iso(connection.disconnected_at)}, so learners can no longer earn this "
+        "badge. The change was saved. A new connection to the same site does not "
+        "take over this badge, so add the badge again on the new connection to "
+        "award it"
+    )
+
+
 @dataclass(frozen=True)
 class ConnectionUsage:
     """Counts of the provider's badges on an LMS connection, the courses that award

@@ -741,3 +741,32 @@ def test_cli_edit_rule_on_disconnected_explains(runner, db, seeded, tmp_path):
     body = json.loads(result.stdout)
     assert body["error"] == "connection_disconnected"
     assert "does not take over this connection's badges" in body["message"]
+
+
+def test_cli_edit_name_on_disconnected_warns(runner, db, seeded):
+    """A text change on a badge of a disconnected connection is saved with a
+    warning that the badge can no longer be earned and is not taken over."""
+    moodle = seeded["moodle"]
+    badge = db.scalar(
+        select(Achievement).where(Achievement.lms_connection_id == moodle.id)
+    )
+    before = runner.invoke(
+        main, ["achievement", "edit", badge.public_id, "--name", "Before", "--json"]
+    )
+    _invoke(runner, moodle.public_id, "--provider", "alpha", "--yes")
+
+    result = runner.invoke(
+        main, ["achievement", "edit", badge.public_id, "--name", "Renamed", "--json"]
+    )
+
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout)["warnings"] == []
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["fields"] == ["name"]
+    assert len(body["warnings"]) == 1
+    assert "learners can no longer earn this badge" in body["warnings"][0]
+    assert "does not take over this badge" in body["warnings"][0]
+    assert "warning: LMS connection" in result.stderr
+    db.expire_all()
+    assert db.get(Achievement, badge.id).name == "Renamed"
