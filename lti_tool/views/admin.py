@@ -46,6 +46,7 @@ from lti_tool.models import Registration
 from lti_tool.operations import ActionError, InvalidInput
 from lti_tool.operations.lms import (
     check_lms_url,
+    connection_usage,
     disconnect_connection,
     find_same_site,
     run_connection_test,
@@ -261,6 +262,7 @@ def disconnect_form(account: Account, public_id: str):
         account=account,
         provider=provider,
         connection=connection,
+        usage=connection_usage(db_session(), connection),
     )
 
 
@@ -279,13 +281,14 @@ def disconnect_lms(account: Account, public_id: str):
         )
         return _connections_page(account, provider, problem=problem, status=409)
     db = db_session()
-    disconnect_connection(db, _actor(account), connection)
+    usage = disconnect_connection(db, _actor(account), connection)
     db.commit()
     log.info(
         "lms_connection_disconnected",
         provider_id=provider.id,
         connection=connection.id,
         account_id=account.id,
+        **usage.as_dict(),
     )
     return redirect(
         url_for("admin.connect_form", disconnected=connection.public_id), code=303

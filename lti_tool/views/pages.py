@@ -41,7 +41,7 @@ from badge_engine.rules import InvalidAwardRule, validate_award_rule
 from badge_engine.status import AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
 from connectors.hpass.models import Delivery
-from connectors.models import LmsConnection
+from connectors.models import ConnectionState, LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
 from lti_tool.backfill import ACTIVE as BACKFILL_ACTIVE
@@ -329,15 +329,44 @@ def _done_activities(course: LtiCourse, achievement: Achievement) -> set[str]:
     return done
 
 
+def disconnected_connection_ids(
+    provider_id: int, achievements: list[Achievement]
+) -> set[int]:
+    """Return the ids of the achievements' LMS connections that were disconnected.
+
+    The badges of such a connection can no longer be earned, because the bridge
+    reads no completions for it.
+    """
+    connection_ids = {achievement.lms_connection_id for achievement in achievements}
+    if not connection_ids:
+        return set()
+    return set(
+        db_session().scalars(
+            select(LmsConnection.id).where(
+                LmsConnection.provider_id == provider_id,
+                LmsConnection.id.in_(connection_ids),
+                LmsConnection.state == ConnectionState.DISCONNECTED.value,
+            )
+        )
+    )
+
+
 def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
     rows = []
     names = _activity_names(course)
-    for achievement in _course_achievements(course):
+    achievements = _course_achievements(course)
+    disconnected = disconnected_connection_ids(course.provider_id, achievements)
+    for achievement in achievements:
         credential = None
         if learner_id is not None:
             credential = _live_credential(course, achievement, learner_id)
+        # A badge still to earn on a disconnected connection lists no steps,
+        # because completing them would award nothing.
+        unavailable = (
+            credential is None and achievement.lms_connection_id in disconnected
+        )
         missing = []
-        if credential is None:
+        if credential is None and not unavailable:
             done = _done_activities(course, achievement)
             missing = missing_steps(achievement.award_rule, names, done)
         rows.append(
@@ -347,6 +376,7 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
                 "credential_url": credential
                 and credential_url(base_url(), credential.public_id),
                 "missing": missing,
+                "unavailable": unavailable,
             }
         )
     credential_ids = [row["credential"].id for row in rows if row["credential"]]
@@ -429,6 +459,9 @@ def _activities_or_error(course: LtiCourse) -> tuple[list[Activity], str | None]
     if connection is None:
         g.course_activities = ([], _("The LMS has no API connection yet."))
         return g.course_activities
+    if connection.disconnected:
+        g.course_activities = ([], _disconnected_message())
+        return g.course_activities
     try:
         activities = read_course_activities(
             current_bridge(), db_session(), connection, course.lms_course_id or ""
@@ -446,11 +479,15 @@ def _render_instructor(
     status = 400 if errors else 200
     activities, activities_error = _activities_or_error(course)
     names = _activity_names(course)
+    achievements = _course_achievements(course)
     return (
         render_template(
             "instructor.html",
             course=course,
-            achievements=_course_achievements(course),
+            achievements=achievements,
+            disconnected_connections=disconnected_connection_ids(
+                course.provider_id, achievements
+            ),
             awards=_award_rows(course),
             form=form or {},
             errors=errors or {},
@@ -750,9 +787,10 @@ def _image_url(image: AchievementImage | None) -> str | None:
 def _disconnected_message() -> str:
     return _(
         "The provider admin disconnected this course's LMS connection, so "
-        "completions cannot be read and badges cannot be added. Ask the provider "
-        "admin to connect the LMS again and register the platform with the new "
-        "connection."
+        "completions cannot be read and badges cannot be added or earned. Ask the "
+        "provider admin to connect the LMS again and register the platform with "
+        "the new connection. The new connection does not take over this course's "
+        "badges, so add them again after that. Badges already issued stay valid."
     )
 
 

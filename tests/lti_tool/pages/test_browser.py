@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from badge_engine.models import Provider
 from connectors.hpass.models import Delivery, DeliveryStatus
 from lti_tool.accounts import AccountRole, create_account
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
@@ -79,7 +80,6 @@ def stack(tmp_path_factory):
 
 
 def _demo_provider_id(session) -> int:
-    from badge_engine.models import Provider
     from lti_tool.demo.setup import DEMO_SLUG
 
     return session.scalar(select(Provider.id).where(Provider.slug == DEMO_SLUG))
@@ -317,17 +317,50 @@ def test_admin_pages_accessible(browser, stack, shots, locale):
 @pytest.mark.parametrize("locale", ("en", "ar"))
 def test_disconnect_by_keyboard(browser, stack, shots, locale):
     """An admin disconnects a spare LMS site with the keyboard alone, through a
-    confirmation page; both pages pass axe-core."""
+    confirmation page that counts its badges, courses and LTI registrations. The
+    course pages then show that its badge cannot be earned, and every page passes
+    axe-core."""
+    from babel.numbers import format_decimal
+
+    from badge_engine.models import Achievement
+    from badge_engine.rules import COURSE_COMPLETED_RULE
     from connectors.models import LmsConnection, LmsKind
+    from lti_tool.lti.registrations import create_registration
+    from lti_tool.models import Registration
 
     with stack.bridge.session() as session:
+        provider_id = _demo_provider_id(session)
         spare = LmsConnection(
-            provider_id=_demo_provider_id(session),
+            provider_id=provider_id,
             kind=LmsKind.MOODLE.value,
             name=f"Spare site {locale}",
             base_url=f"https://spare-{locale}.example.org",
         )
         session.add(spare)
+        session.flush()
+        for course_id in (str(DEMO_COURSE_ID), "9001"):
+            session.add(
+                Achievement(
+                    provider_id=provider_id,
+                    lms_connection_id=spare.id,
+                    lms_course_id=course_id,
+                    name=f"Spare badge {locale} {course_id}",
+                    description="A badge of the spare site.",
+                    criteria_narrative="Complete the course.",
+                    award_rule=COURSE_COMPLETED_RULE,
+                )
+            )
+        create_registration(
+            session,
+            stack.bridge.vault,
+            session.get(Provider, provider_id),
+            issuer=f"https://spare-{locale}.example.org",
+            client_id=f"spare-{locale}",
+            auth_login_url=f"https://spare-{locale}.example.org/auth",
+            key_set_url=f"https://spare-{locale}.example.org/jwks",
+            deployment_ids=("1",),
+            lms_connection_id=spare.id,
+        )
         session.commit()
         spare_id = spare.id
     context = browser.new_context(locale=locale)
@@ -343,6 +376,11 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     link.focus()
     with page.expect_navigation():
         page.keyboard.press("Enter")
+    counts = {
+        name: page.locator(f'[data-count="{name}"] strong').inner_text()
+        for name in ("achievements", "courses", "lti_registrations")
+    }
+    warnings_shown = page.locator(".notice.warning").count()
     confirm_violations = axe_violations(page)
     shots(page, f"admin-disconnect-{locale}")
     page.locator("form button[type=submit]").last.focus()
@@ -352,11 +390,57 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     done_violations = axe_violations(page)
     context.close()
 
+    two = format_decimal(2, locale=locale)
+    one = format_decimal(1, locale=locale)
+    assert counts == {"achievements": two, "courses": two, "lti_registrations": one}
+    assert warnings_shown == 1
     assert confirm_violations == [], f"confirmation in {locale}"
     assert done_violations == [], f"connect page after disconnect in {locale}"
     assert f"Spare site {locale}" in notice
     with stack.bridge.session() as session:
         assert session.get(LmsConnection, spare_id).disconnected
+
+    # The demo course's launches use the spare site for a moment, so the course
+    # pages show its badge on the disconnected site.
+    with stack.bridge.session() as session:
+        registration = session.scalar(
+            select(Registration).where(
+                Registration.provider_id == provider_id,
+                Registration.issuer == stack.base_url + PLATFORM_PATH,
+                Registration.client_id == "hpass-bridge-demo",
+            )
+        )
+        registration_id = registration.id
+        demo_connection_id = registration.lms_connection_id
+        registration.lms_connection_id = spare_id
+        session.commit()
+    try:
+        course_pages = {}
+        for who in ("learner", "instructor"):
+            course_page = launch(browser, stack, who, locale=locale)
+            card = course_page.locator(".card").filter(
+                has_text=f"Spare badge {locale} {DEMO_COURSE_ID}"
+            )
+            course_pages[who] = {
+                "unavailable": card.locator(".status.unavailable").count(),
+                "missing": card.locator(".status.missing").count(),
+                "backfill": card.locator("form").count(),
+                "violations": axe_violations(course_page),
+            }
+            shots(course_page, f"{who}-disconnected-{locale}")
+            course_page.context.close()
+    finally:
+        with stack.bridge.session() as session:
+            session.get(Registration, registration_id).lms_connection_id = (
+                demo_connection_id
+            )
+            session.commit()
+
+    for who, seen in course_pages.items():
+        assert seen["unavailable"] == 1, f"{who} in {locale}"
+        assert seen["missing"] == 0, f"{who} in {locale}"
+        assert seen["backfill"] == 0, f"{who} in {locale}"
+        assert seen["violations"] == [], f"{who} page after disconnect in {locale}"
 
 
 def test_learner_progress_then_badge(browser, stack, shots):

@@ -1,5 +1,6 @@
 """Disconnecting an LMS connection from the admin page and the API, on SQLite and
-PostgreSQL: tenant walls, bad input, the freed site, and the migration."""
+PostgreSQL: tenant walls, bad input, the freed site, the migration, the counts of
+what stays on the connection, and what the course pages then show."""
 
 from __future__ import annotations
 
@@ -319,9 +320,352 @@ def test_course_page_refuses_badge_after_disconnect(client, tenants, db):
     launch_as(client, beta, "instructor")
     accepted = client.post(f"/course/{beta.course_id}/achievements", data=badge_form())
 
+    refused_page = refused.get_data(as_text=True)
     assert refused.status_code == 400
-    assert "Ask the provider admin to connect the LMS again" in refused.get_data(
-        as_text=True
-    )
+    assert "Ask the provider admin to connect the LMS again" in refused_page
+    assert "The new connection does not take over this course" in refused_page
     assert accepted.status_code in (200, 303)
     assert db.scalar(select(func.count()).select_from(Achievement)) == before + 1
+
+
+def _add_usage(app, ids) -> None:
+    """Give alpha's connection 3 badges in 2 courses and 1 LTI registration, and
+    beta 1 badge on its own connection and 1 row naming alpha's connection."""
+    from badge_engine.models import Achievement
+    from badge_engine.rules import COURSE_COMPLETED_RULE
+    from lti_tool.lti.registrations import create_registration
+
+    bridge = app.extensions["hpass"]
+    with bridge.session() as session:
+        own = session.scalar(
+            select(LmsConnection).where(LmsConnection.public_id == ids["own"])
+        )
+        foreign = session.scalar(
+            select(LmsConnection).where(LmsConnection.public_id == ids["foreign"])
+        )
+        rows = [
+            (own.provider_id, own.id, "101"),
+            (own.provider_id, own.id, "101"),
+            (own.provider_id, own.id, "202"),
+            (foreign.provider_id, foreign.id, "101"),
+            (foreign.provider_id, own.id, "303"),
+        ]
+        for provider_id, connection_id, course_id in rows:
+            session.add(
+                Achievement(
+                    provider_id=provider_id,
+                    lms_connection_id=connection_id,
+                    lms_course_id=course_id,
+                    name=f"Badge {course_id}",
+                    description="A badge.",
+                    criteria_narrative="Complete the course.",
+                    award_rule=COURSE_COMPLETED_RULE,
+                )
+            )
+        create_registration(
+            session,
+            bridge.vault,
+            session.get(Provider, own.provider_id),
+            issuer="https://lms-alpha.example.org",
+            client_id="client-alpha",
+            auth_login_url="https://lms-alpha.example.org/auth",
+            key_set_url="https://lms-alpha.example.org/jwks",
+            deployment_ids=("1",),
+            lms_connection_id=own.id,
+        )
+        session.commit()
+
+
+def test_api_disconnect_reports_usage(backend):
+    """The API response counts the provider's badges, courses and registrations
+    that stay on the connection, without another provider's rows."""
+    app, ids, token = backend
+    _add_usage(app, ids)
+
+    response = _api(app, token, ids["own"])
+
+    assert response.status_code == 200
+    assert response.json["state"] == "disconnected"
+    assert response.json["usage"] == {
+        "achievements": 3,
+        "courses": 2,
+        "lti_registrations": 1,
+    }
+
+
+def test_api_disconnect_unused_reports_zero(backend):
+    """A connection without badges or registrations reports zero counts."""
+    app, ids, token = backend
+
+    response = _api(app, token, ids["own"])
+
+    assert response.status_code == 200
+    assert response.json["usage"] == {
+        "achievements": 0,
+        "courses": 0,
+        "lti_registrations": 0,
+    }
+
+
+def test_confirmation_counts_usage(backend):
+    """The confirmation page counts what uses the site, warns that its badges can
+    no longer be earned, and lists what the admin can do."""
+    app, ids, _ = backend
+    _add_usage(app, ids)
+    client = app.test_client()
+    sign_in(client, ADMIN_EMAIL)
+
+    page = client.get(f"/admin/connections/{ids['own']}/disconnect").get_data(
+        as_text=True
+    )
+
+    assert 'data-count="achievements">Badges on this site: <strong>3</strong>' in page
+    assert (
+        'data-count="courses">Courses that award these badges: <strong>2</strong>'
+        in page
+    )
+    assert (
+        'data-count="lti_registrations">LTI registrations linked to this site: '
+        "<strong>1</strong>" in page
+    )
+    assert "learners can no longer earn these badges" in page
+    assert "a new connection starts without badges" in page
+    assert "Credentials already issued stay valid" in page
+    assert "What you can do" in page
+    assert "Tell the instructors of these courses" in page
+    assert '<code dir="ltr">hpass-bridge connection set-token</code>' in page
+
+
+def test_confirmation_without_usage(backend):
+    """An unused site shows zero counts and no badge warning or advice."""
+    app, ids, _ = backend
+    client = app.test_client()
+    sign_in(client, ADMIN_EMAIL)
+
+    page = client.get(f"/admin/connections/{ids['own']}/disconnect").get_data(
+        as_text=True
+    )
+
+    assert 'data-count="achievements">Badges on this site: <strong>0</strong>' in page
+    assert (
+        'data-count="courses">Courses that award these badges: <strong>0</strong>'
+        in page
+    )
+    assert (
+        'data-count="lti_registrations">LTI registrations linked to this site: '
+        "<strong>0</strong>" in page
+    )
+    assert "learners can no longer earn these badges" not in page
+    assert "What you can do" not in page
+    assert "Credentials already issued stay valid" in page
+
+
+@pytest.mark.parametrize(
+    ("language", "heading", "warning"),
+    [
+        ("fr", "Ce qui utilise ce site", "ne pourront plus obtenir ces badges"),
+        ("es", "Qué usa este sitio", "ya no podrán obtener estas insignias"),
+        ("ar", "ما الذي يستخدم هذا الموقع", "لن يتمكّن المتعلّمون من الحصول"),
+    ],
+)
+def test_confirmation_translated(backend, language, heading, warning):
+    """The counts and the warning are translated, and Arabic is right to left."""
+    app, ids, _ = backend
+    _add_usage(app, ids)
+    client = app.test_client()
+    sign_in(client, ADMIN_EMAIL)
+
+    page = client.get(
+        f"/admin/connections/{ids['own']}/disconnect?lang={language}"
+    ).get_data(as_text=True)
+
+    assert f'lang="{language}"' in page
+    assert heading in page
+    assert warning in page
+    if language == "ar":
+        assert 'dir="rtl"' in page
+
+
+def _disconnect_alpha(db, alpha) -> None:
+    from lti_tool.operations.lms import disconnect_connection
+
+    disconnect_connection(db, "os:test", db.get(LmsConnection, alpha.connection_id))
+    db.commit()
+
+
+def _second_badge(db, tenant) -> None:
+    from badge_engine.models import Achievement
+    from badge_engine.rules import COURSE_COMPLETED_RULE
+
+    db.add(
+        Achievement(
+            provider_id=tenant.provider_id,
+            lms_connection_id=tenant.connection_id,
+            lms_course_id="101",
+            name="Second badge",
+            description="Another badge.",
+            criteria_narrative="Complete the course.",
+            award_rule=COURSE_COMPLETED_RULE,
+        )
+    )
+    db.commit()
+
+
+def test_learner_page_badge_unavailable(client, tenants, db):
+    """After a disconnect a badge not yet earned shows that it cannot be earned now
+    and whom to ask, instead of listing missing steps."""
+    from .conftest import launch_as
+
+    alpha, _ = tenants
+    _disconnect_alpha(db, alpha)
+    launch_as(client, alpha, "learner")
+
+    response = client.get(f"/course/{alpha.course_id}")
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert "Badge of alpha" in page
+    assert 'class="status unavailable"' in page
+    assert "Cannot be earned at the moment" in page
+    assert "LMS site was disconnected from the HPass bridge" in page
+    assert "Ask your instructor" in page
+    assert "Badges you already earned stay valid." in page
+    assert "Not earned yet" not in page
+    assert "Still missing" not in page
+    assert "Complete the course" not in page
+    assert "Why not yet?" not in page
+
+
+def test_learner_page_connected_unchanged(client, tenants, db):
+    """Another provider's disconnect leaves this learner's badge to earn as it was."""
+    from .conftest import launch_as
+
+    alpha, beta = tenants
+    _disconnect_alpha(db, alpha)
+    launch_as(client, beta, "learner")
+
+    page = client.get(f"/course/{beta.course_id}").get_data(as_text=True)
+
+    assert "Not earned yet" in page
+    assert "Complete the course" in page
+    assert "Cannot be earned at the moment" not in page
+
+
+def test_learner_page_earned_after_disconnect(client, tenants, db):
+    """An earned badge still shows as earned with its delivery, while a second
+    badge of the course shows that it cannot be earned."""
+    from connectors.hpass.models import Delivery
+
+    from .conftest import add_credential, launch_as
+
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    db.add(
+        Delivery(
+            provider_id=alpha.provider_id,
+            credential_id=credential.id,
+            status="delivered",
+        )
+    )
+    _second_badge(db, alpha)
+    _disconnect_alpha(db, alpha)
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    earned_card, second_card = page.split('<li class="card"')[1:3]
+
+    assert "Badge of alpha" in earned_card
+    assert "Earned" in earned_card
+    assert "Where your badge went" in earned_card
+    assert "HPass portfolio: Delivered" in earned_card
+    assert f"/credentials/{credential.public_id}" in earned_card
+    assert "Cannot be earned at the moment" not in earned_card
+    assert "Second badge" in second_card
+    assert "Cannot be earned at the moment" in second_card
+    assert "Earned" not in second_card
+
+
+def test_learner_page_unavailable_in_arabic(client, tenants, db):
+    """The Arabic page states that the badge cannot be earned, right to left."""
+    from .conftest import launch_as
+
+    alpha, _ = tenants
+    _disconnect_alpha(db, alpha)
+    launch_as(client, alpha, "learner", locale="ar")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert 'dir="rtl"' in page
+    assert "لا يمكن الحصول عليها حاليًا" in page
+    assert "اسأل مدرّسك" in page
+
+
+def test_instructor_page_badge_unavailable(client, tenants, db):
+    """Each badge of a disconnected course shows that it cannot be earned and what to
+    ask the provider admin, and offers no backfill."""
+    from .conftest import launch_as
+
+    alpha, _ = tenants
+    _second_badge(db, alpha)
+    _disconnect_alpha(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = client.get(f"/course/{alpha.course_id}")
+    page = response.get_data(as_text=True)
+    cards = page.split('<li class="card"')[1:3]
+
+    assert response.status_code == 200
+    assert len(cards) == 2
+    for card in cards:
+        assert "Cannot be earned at the moment" in card
+        assert "learners cannot earn this badge now" in card
+        assert "Badges already issued stay valid." in card
+        assert "Ask the provider admin to connect the site again" in card
+        assert "does not take over this badge" in card
+        assert "Award to learners who already qualify" not in card
+        assert "Edit" in card
+    assert "no API credentials" not in page
+    assert "could not be read from the LMS: The provider admin disconnected" in page
+
+
+def test_instructor_page_connected_unchanged(client, tenants, db):
+    """A connected course's instructor page has no such notice and keeps the
+    backfill button."""
+    from .conftest import launch_as
+
+    alpha, beta = tenants
+    _disconnect_alpha(db, alpha)
+    launch_as(client, beta, "instructor")
+
+    page = client.get(f"/course/{beta.course_id}").get_data(as_text=True)
+
+    assert "Cannot be earned at the moment" not in page
+    assert "Award to learners who already qualify" in page
+
+
+def test_api_edit_on_disconnected_warns(backend):
+    """PATCH of a badge on a disconnected connection saves the change and warns
+    that the badge can no longer be earned."""
+    app, ids, token = backend
+    _add_usage(app, ids)
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    badge_id = client.get("/api/v1/achievements", headers=headers).json[
+        "achievements"
+    ][0]["id"]
+    before = client.patch(
+        f"/api/v1/achievements/{badge_id}", json={"name": "Before"}, headers=headers
+    )
+    _api(app, token, ids["own"])
+
+    after = client.patch(
+        f"/api/v1/achievements/{badge_id}", json={"name": "After"}, headers=headers
+    )
+
+    assert before.status_code == 200
+    assert before.json["warnings"] == []
+    assert after.status_code == 200
+    assert after.json["name"] == "After"
+    assert len(after.json["warnings"]) == 1
+    assert "learners can no longer earn this badge" in after.json["warnings"][0]
+    assert "does not take over this badge" in after.json["warnings"][0]
