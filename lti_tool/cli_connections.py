@@ -27,10 +27,10 @@ from lti_tool.operations.lms import (
     connection_usage,
     disconnect_connection,
     disconnect_warning,
-    usage_summary,
     find_connection,
     run_connection_test,
     site_not_connected_on_insert,
+    usage_summary,
 )
 
 

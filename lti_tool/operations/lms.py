@@ -564,7 +564,7 @@ def disconnect_warning(usage: ConnectionUsage) -> list[str]:
             "bridge stops reading completions from the site and rejects its events."
         )
     lines.append("Credentials already issued stay valid.")
-    if usage.achievements or usage.registrations:
+    if usage.achievements:
         lines.append(
             "A new connection to the same site does not take over these badges or "
             "LTI registrations, because moving them could award a badge twice. To "
@@ -572,6 +572,13 @@ def disconnect_warning(usage: ConnectionUsage) -> list[str]:
             "platform with the new connection on /admin/connect, and add the badges "
             "again in each course. Tell the courses' instructors: their course "
             "pages will say that the badges cannot be earned at the moment."
+        )
+    elif usage.registrations:
+        lines.append(
+            "A new connection to the same site does not take over these LTI "
+            "registrations. To add badges from their courses again, connect the "
+            "site again and register the LTI platform with the new connection on "
+            "/admin/connect."
         )
     return lines
 

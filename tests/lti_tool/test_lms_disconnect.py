@@ -770,3 +770,13 @@ def test_cli_edit_name_on_disconnected_warns(runner, db, seeded):
     assert "warning: LMS connection" in result.stderr
     db.expire_all()
     assert db.get(Achievement, badge.id).name == "Renamed"
+
+
+def test_warning_registrations_only():
+    """Registrations without badges get the advice about registrations alone."""
+    text = "\n".join(disconnect_warning(ConnectionUsage(0, 0, 2)))
+
+    assert "This connection has no badge and 2 LTI registrations." in text
+    assert "does not take over these LTI registrations" in text
+    assert "can no longer be earned" not in text
+    assert "add the badges again in each course" not in text

@@ -669,3 +669,41 @@ def test_api_edit_on_disconnected_warns(backend):
     assert len(after.json["warnings"]) == 1
     assert "learners can no longer earn this badge" in after.json["warnings"][0]
     assert "does not take over this badge" in after.json["warnings"][0]
+
+
+def test_confirmation_registration_only(backend):
+    """A site with an LTI registration and no badge gets the registration advice,
+    without the badge warning."""
+    from lti_tool.lti.registrations import create_registration
+
+    app, ids, _ = backend
+    bridge = app.extensions["hpass"]
+    with bridge.session() as session:
+        own = session.scalar(
+            select(LmsConnection).where(LmsConnection.public_id == ids["own"])
+        )
+        create_registration(
+            session,
+            bridge.vault,
+            session.get(Provider, own.provider_id),
+            issuer="https://lms-alpha.example.org",
+            client_id="client-alpha",
+            auth_login_url="https://lms-alpha.example.org/auth",
+            key_set_url="https://lms-alpha.example.org/jwks",
+            deployment_ids=("1",),
+            lms_connection_id=own.id,
+        )
+        session.commit()
+    client = app.test_client()
+    sign_in(client, ADMIN_EMAIL)
+
+    page = client.get(f"/admin/connections/{ids['own']}/disconnect").get_data(
+        as_text=True
+    )
+
+    assert 'data-count="achievements">Badges on this site: <strong>0</strong>' in page
+    assert "LTI registrations linked to this site: <strong>1</strong>" in page
+    assert "What you can do" in page
+    assert "Courses launched through these LTI registrations" in page
+    assert "learners can no longer earn these badges" not in page
+    assert "Tell the instructors of these courses" not in page
