@@ -119,11 +119,15 @@ def handle_action_error(error: ActionError):
     log.info(
         "api_action_rejected",
         code=error.code,
-        reason=error.message,
+        reason=error.api_message,
         provider_id=getattr(g.get("api_provider"), "id", None),
     )
     db_session().rollback()
-    body = {"error": error.code, "message": error.message, "request_id": g.request_id}
+    body = {
+        "error": error.code,
+        "message": error.api_message,
+        "request_id": g.request_id,
+    }
     return jsonify(body), error.http_status
 
 

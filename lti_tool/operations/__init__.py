@@ -23,15 +23,23 @@ from lti_tool.accounts import record_audit
 
 
 class ActionError(Exception):
-    """An action could not be done; the message names the value and the fix."""
+    """An action could not be done; the message names the value and the fix.
+
+    `message` names the fix as an operator at the command line takes it. Where the
+    fix is a command, `api_message` names it as a JSON API client takes it (a
+    route, a body field); the API answers with `api_message`.
+    """
 
     code = "failed"
     http_status = 409
     exit_code = 1
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, api_message: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.api_message = api_message or message
         if code:
             self.code = code
 

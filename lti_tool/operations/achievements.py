@@ -43,7 +43,7 @@ from lti_tool.operations.course_check import (
     check_moodle_course_id,
 )
 from lti_tool.operations.lms import check_connected, find_connection
-from lti_tool.operations.next_steps import CLI_STEPS, NextSteps
+from lti_tool.operations.next_steps import API_STEPS, CLI_STEPS, NextSteps
 
 # Importing the rosters also registers the Canvas roster for backfill jobs.
 from lti_tool.operations.rosters import check_canvas_id, request_roster
@@ -304,12 +304,32 @@ def find_achievement(
         query = query.where(Achievement.provider_id == provider_id)
     achievement = session.scalar(query)
     if achievement is None:
+        problem = f"no achievement {public_id!r}"
         raise NotFound(
-            f"no achievement {public_id!r}; see `hpass-bridge achievement list`",
+            f"{problem}; see `hpass-bridge achievement list`",
             code="achievement_not_found",
+            api_message=f"{problem}; see GET /api/v1/achievements",
         )
 
     return achievement
+
+
+def lms_read_failed(
+    session: Session, achievement: Achievement, problem: str
+) -> LmsUnreachable:
+    """Return the error for a failed read of the achievement's LMS, with the
+    step that tests its connection in each interface."""
+    connection_id = session.scalar(
+        select(LmsConnection.public_id).where(
+            LmsConnection.id == achievement.lms_connection_id,
+            LmsConnection.provider_id == achievement.provider_id,
+        )
+    )
+    return LmsUnreachable(
+        f"{problem}; test the connection with {CLI_STEPS.test(connection_id)}",
+        api_message=f"{problem}; test the connection with "
+        f"{API_STEPS.test(connection_id)}",
+    )
 
 
 def roster_for(bridge: Bridge, session: Session, achievement: Achievement):
@@ -323,9 +343,10 @@ def roster_for(bridge: Bridge, session: Session, achievement: Achievement):
     try:
         roster = request_roster(bridge, session, connection)
     except CanvasError as error:
+        problem = f"the Canvas connection {connection.public_id} cannot be used: {error}"
         raise LmsUnreachable(
-            f"the Canvas connection {connection.public_id} cannot be used: {error} "
-            "Run `hpass-bridge lms test` for the connection"
+            f"{problem} Test it with {CLI_STEPS.test(connection.public_id)}",
+            api_message=f"{problem} Test it with {API_STEPS.test(connection.public_id)}",
         ) from None
     if roster is None:
         raise ActionError(
@@ -425,9 +446,10 @@ def preview(
     except ActionError:
         raise
     except Exception as error:  # noqa: BLE001 - reported with the LMS named
-        raise LmsUnreachable(
-            f"reading course {achievement.lms_course_id} from the LMS failed: "
-            f"{error}; run `hpass-bridge lms test` for the connection"
+        raise lms_read_failed(
+            session,
+            achievement,
+            f"reading course {achievement.lms_course_id} from the LMS failed: {error}",
         ) from None
 
     return rows

@@ -19,12 +19,11 @@ from lti_tool.bridge import Bridge
 from lti_tool.operations import (
     ActionError,
     InvalidInput,
-    LmsUnreachable,
     NotFound,
     audit,
     iso,
 )
-from lti_tool.operations.achievements import roster_for
+from lti_tool.operations.achievements import lms_read_failed, roster_for
 
 STATUSES = tuple(status.value for status in CredentialStatus)
 LIST_LIMIT_MAX = 1000
@@ -112,10 +111,13 @@ def find_award(
         query = query.where(Credential.provider_id == provider_id)
     credential = session.scalar(query)
     if credential is None:
+        problem = (
+            f"no award {public_id!r}; give the UUID at the end of the credential's URL"
+        )
         raise NotFound(
-            f"no award {public_id!r}; give the UUID at the end of the credential's "
-            "URL, see `hpass-bridge awards list`",
+            f"{problem}, see `hpass-bridge awards list`",
             code="award_not_found",
+            api_message=f"{problem}, see GET /api/v1/awards",
         )
 
     return credential
@@ -186,10 +188,11 @@ def explain(
     except ActionError:
         raise
     except Exception as error:  # noqa: BLE001 - reported with the LMS named
-        raise LmsUnreachable(
+        raise lms_read_failed(
+            session,
+            achievement,
             f"reading learner {lms_user_id!r} in course {achievement.lms_course_id} "
-            f"from the LMS failed: {error}; check the learner id and run "
-            "`hpass-bridge lms test`"
+            f"from the LMS failed: {error}; check the learner id",
         ) from None
     outcome = evaluate_award_rule(achievement.award_rule, progress)
 

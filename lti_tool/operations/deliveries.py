@@ -68,10 +68,11 @@ def find_delivery(session: Session, delivery_id: int, provider_id: int) -> Deliv
             )
         )
     if delivery is None:
+        problem = f"no delivery {delivery_id} for this provider"
         raise NotFound(
-            f"no delivery {delivery_id} for this provider; see "
-            "`hpass-bridge deliveries list`",
+            f"{problem}; see `hpass-bridge deliveries list`",
             code="delivery_not_found",
+            api_message=f"{problem}; see GET /api/v1/deliveries",
         )
 
     return delivery

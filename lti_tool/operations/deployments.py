@@ -24,10 +24,15 @@ def find_registration(
         query = query.where(Registration.provider_id == provider_id)
     registration = session.scalar(query)
     if registration is None:
+        problem = (
+            f"no registration with issuer {issuer!r} and client id {client_id!r}"
+        )
         raise NotFound(
-            f"no registration with issuer {issuer!r} and client id {client_id!r}; "
-            "see `hpass-bridge platform list`",
+            f"{problem}; see `hpass-bridge platform list`",
             code="registration_not_found",
+            # The API lists no registrations; the admin pages do.
+            api_message=f"{problem}; copy both from the LTI deployments list on "
+            "the bridge's admin pages",
         )
 
     return registration

@@ -114,10 +114,16 @@ def rotate_provider_key(
         )
         new_ids = [tool_keys.rotate(item, bridge.vault) for item in registrations]
         if not new_ids:
-            raise InvalidInput(
+            problem = (
                 f"provider {provider.slug!r} has no LTI registration, so it has no "
-                "tool key to rotate; add one with `hpass-bridge platform add`",
+                "tool key to rotate"
+            )
+            raise InvalidInput(
+                f"{problem}; add one with `hpass-bridge platform add`",
                 code="nothing_to_rotate",
+                api_message=f"{problem}; connect the LMS platform first (LTI "
+                "Dynamic Registration, or `hpass-bridge platform add` on the "
+                "bridge's host)",
             )
         result: dict[str, Any] = {"new_keys": new_ids}
     else:

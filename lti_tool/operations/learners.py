@@ -25,10 +25,11 @@ def find_learners(session: Session, provider_id: int, lms_user_id: str) -> list[
     found = list(session.scalars(select(Learner).where(
         Learner.provider_id == provider_id, Learner.lms_user_id == lms_user_id)))
     if not found:
+        problem = f"no learner with LMS user id {lms_user_id!r} at this provider"
         raise NotFound(
-            f"no learner with LMS user id {lms_user_id!r} at this provider; see "
-            "`hpass-bridge awards list --provider SLUG`",
+            f"{problem}; see `hpass-bridge awards list --provider SLUG`",
             code="learner_not_found",
+            api_message=f"{problem}; see the learners of GET /api/v1/awards",
         )
     return found
 

@@ -89,6 +89,30 @@ def test_token_cannot_read_other_provider(client, tenants):
     assert response.json["error"] == "achievement_not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "route"),
+    [
+        ("get", "/api/v1/achievements/{achievement}", "GET /api/v1/achievements"),
+        ("get", "/api/v1/awards/{unknown}", "GET /api/v1/awards"),
+        ("post", "/api/v1/awards/{unknown}/revoke", "GET /api/v1/awards"),
+        ("post", "/api/v1/deliveries/987654/retry", "GET /api/v1/deliveries"),
+    ],
+)
+def test_not_found_names_api_route(client, tenants, method, path, route):
+    """An unknown or foreign id's 404 points to the API route that lists the
+    valid ids, not to a command on the bridge's host."""
+    alpha, beta = tenants
+    path = path.format(
+        achievement=beta["achievement"], unknown="0b0e3c52-8f67-4c3f-9a55-5b1d2f0e7a11"
+    )
+    body = {"reason": "issued by mistake"} if method == "post" else None
+    response = getattr(client, method)(path, json=body, headers=_auth(alpha["token"]))
+
+    assert response.status_code == 404
+    assert route in response.json["message"]
+    assert "hpass-bridge" not in response.json["message"]
+
+
 def test_token_cannot_change_other_provider(client, db, tenants):
     """Editing or attaching to another provider's rows fails and changes nothing."""
     alpha, beta = tenants

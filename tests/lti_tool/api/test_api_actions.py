@@ -353,7 +353,8 @@ def test_preview_bad_max_learners(client, tenants, value):
 
 
 def test_preview_lms_down(client, tenants):
-    """A preview of an LMS that does not respond gets a 502 naming the course."""
+    """A preview of an LMS that does not respond gets a 502 naming the course and
+    the route that tests the connection."""
     alpha, _ = tenants
     response = client.get(
         f"/api/v1/achievements/{alpha['achievement']}/preview",
@@ -362,7 +363,26 @@ def test_preview_lms_down(client, tenants):
 
     assert response.status_code == 502
     assert response.json["error"] == "lms_unreachable"
-    assert "101" in response.json["message"]
+    message = response.json["message"]
+    assert "101" in message
+    assert f"POST /api/v1/lms-connections/{alpha['connection']}/test" in message
+    assert "hpass-bridge" not in message
+
+
+def test_explain_lms_down(client, tenants):
+    """An explanation against an LMS that does not respond names the learner and
+    the route that tests the connection."""
+    alpha, _ = tenants
+    response = client.get(
+        f"/api/v1/achievements/{alpha['achievement']}/explain?learner=7",
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 502
+    message = response.json["message"]
+    assert "'7'" in message
+    assert f"POST /api/v1/lms-connections/{alpha['connection']}/test" in message
+    assert "hpass-bridge" not in message
 
 
 def test_explain_canvas(client, tenants, canvas):
@@ -565,6 +585,7 @@ def test_foreign_ids_are_404(client, db, tenants):
                                            headers=_auth(alpha["token"]))
         assert response.status_code == 404, (path, response.json)
         assert response.json["error"].endswith("_not_found"), path
+        assert "hpass-bridge" not in response.json["message"], path
 
     assert _beta_state(db, beta) == before
 

@@ -392,11 +392,32 @@ def test_deliveries_and_facts_lists(cli, award):
 
 
 def test_deliveries_retry_unknown(cli, provider):
-    """Retrying an unknown delivery exits 2 naming it."""
+    """Retrying an unknown delivery exits 2 naming it and the command that lists
+    deliveries."""
     result = cli("deliveries", "retry", "--provider", provider, "999")
 
     assert result.code == 2
-    assert "999" in _one_error_line(result)
+    line = _one_error_line(result)
+    assert "999" in line
+    assert "`hpass-bridge deliveries list`" in line
+    assert "/api/v1/" not in line
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["achievement", "show", "no-such-badge"], "`hpass-bridge achievement list`"),
+        (["awards", "show", "no-such-award"], "`hpass-bridge awards list`"),
+    ],
+)
+def test_unknown_id_names_list_command(cli, provider, args, command):
+    """An unknown id on the command line points to the command that lists the ids."""
+    result = cli(*args)
+
+    assert result.code == 2, result.stderr
+    line = _one_error_line(result)
+    assert command in line
+    assert "/api/v1/" not in line
 
 
 def test_export_formats(cli, award, tmp_path):
