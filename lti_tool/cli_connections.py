@@ -28,6 +28,7 @@ from lti_tool.operations.lms import (
     disconnect_connection,
     disconnect_warning,
     find_connection,
+    issue_webhook_secret,
     run_connection_test,
     site_not_connected_on_insert,
     usage_summary,
@@ -183,6 +184,65 @@ def disconnect(connection_id: str, provider_slug: str, confirmed: bool, as_json:
             "be earned."
         )
     emit(result, as_json, message)
+
+
+@connection.command("new-webhook-secret")
+@click.argument("connection_id")
+@provider_option()
+@click.option("--yes", "confirmed", is_flag=True,
+              help="Issue the new secret without asking for confirmation.")
+@json_option
+def new_webhook_secret(
+    connection_id: str, provider_slug: str, confirmed: bool, as_json: bool
+):
+    """Issue a new webhook secret for the provider's LMS connection CONNECTION_ID.
+
+    Use it when the secret is lost or may have leaked. The new secret is shown
+    once and only its digest is stored. The old secret stops working at once, so
+    the LMS's events get HTTP 401 until the new secret is pasted into the LMS. A
+    running web server may accept the old secret for up to 5 more seconds, the
+    lifetime of its connection cache.
+    """
+    with operator_session(as_json) as op:
+        provider = provider_by_slug(op.session, provider_slug)
+        found = find_connection(op.session, connection_id, provider.id)
+        check_connected(found)
+        question = (
+            f"Issue a new webhook secret for {found.kind} connection "
+            f"{found.public_id} ({found.name}, {found.base_url}) of provider "
+            f"{provider_slug}? The old secret stops working at once, and the LMS's "
+            "events are rejected until you paste the new secret into the LMS"
+        )
+        if not confirmed and not _confirm(question):
+            raise ActionError(
+                f"no new webhook secret was issued for connection {connection_id} "
+                "because the confirmation was not given; answer y, or pass --yes",
+                code="not_confirmed",
+            )
+        issued = issue_webhook_secret(op.session, op.bridge, op.actor, found)
+        op.session.commit()
+        result = {
+            "status": "issued",
+            "provider": provider_slug,
+            "connection": connection_dict(op.bridge, found),
+            "webhook_url": issued.webhook_url,
+            "webhook_secret": issued.webhook_secret,
+        }
+    where = (
+        "the webhook plugin's token field"
+        if found.kind == LmsKind.MOODLE.value
+        else "the Live Events subscription URL"
+    )
+    emit(
+        result,
+        as_json,
+        f"New webhook secret issued for {found.kind} connection {connection_id} of "
+        f"{provider_slug}. The old secret no longer works: the LMS's events get "
+        "HTTP 401 until the new secret is in the LMS.\n"
+        f"Webhook URL: {issued.webhook_url}\n"
+        f"Webhook secret (shown once, paste it into {where} now): "
+        f"{issued.webhook_secret}",
+    )
 
 
 @connection.command("test")

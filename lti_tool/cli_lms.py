@@ -50,6 +50,11 @@ def _token(token: str | None, token_file: Path | None) -> str:
         ) from None
 
 
+def _token_option_name(token_file: Path | None) -> str:
+    """Return the option the user gave the token with, for error messages."""
+    return "--token" if token_file is None else "--token-file"
+
+
 def _token_options(function):
     function = click.option(
         "--token-file",
@@ -109,6 +114,7 @@ def connect_moodle_command(provider_slug, url, token, token_file, name, as_json)
         connected = connect_moodle(
             op.session, op.bridge, op.actor, found,
             url=url, token=_token(token, token_file), name=name,
+            token_option=_token_option_name(token_file),
         )
         op.session.commit()
         result = _connected_result(op, connected, provider_slug)
@@ -140,6 +146,7 @@ def connect_canvas_command(
             url=url, token=_token(token, token_file), course_id=course_id,
             name=name, client_id=client_id, client_secret=client_secret,
             refresh_token=refresh_token,
+            token_option=_token_option_name(token_file),
         )
         op.session.commit()
         result = _connected_result(op, connected, provider_slug)

@@ -234,6 +234,22 @@ def disconnect_lms_connection(connection_id: str):
     )
 
 
+@bp.post("/lms-connections/<connection_id>/webhook-secret")
+def issue_webhook_secret(connection_id: str):
+    connection = _connection(connection_id)
+    issued = lms_ops.issue_webhook_secret(
+        db_session(), current_bridge(), g.api_actor, connection
+    )
+    _commit()
+    return jsonify(
+        {
+            "connection": lms_ops.connection_dict(current_bridge(), connection),
+            "webhook_url": issued.webhook_url,
+            "webhook_secret": issued.webhook_secret,
+        }
+    )
+
+
 @bp.post("/deployments/approve")
 def approve_deployment():
     body = _body()

@@ -526,6 +526,17 @@ SCHEMAS.update(
             },
             ["connection", "webhook_url", "webhook_secret", "test"],
         ),
+        "IssuedWebhookSecret": _object(
+            {
+                "connection": _ref("LmsConnection"),
+                "webhook_url": STRING,
+                "webhook_secret": {
+                    "type": "string",
+                    "description": "Shown once; configure it in the LMS.",
+                },
+            },
+            ["connection", "webhook_url", "webhook_secret"],
+        ),
         "ConnectionTest": {
             "type": "object",
             "required": ["ok"],
@@ -759,6 +770,20 @@ PATHS.update(
                     "409": _json(ERROR, "Already disconnected."),
                 },
                 operationId="disconnectLmsConnection",
+                parameters=[_path("connection_id")],
+            )
+        },
+        "/api/v1/lms-connections/{connection_id}/webhook-secret": {
+            "post": _operation(
+                "Issue a new webhook secret for a connection; the old secret stops "
+                "working at once, and the new one is shown only in this response",
+                {
+                    "200": _json(
+                        _ref("IssuedWebhookSecret"), "The new secret and its URL."
+                    ),
+                    "409": _json(ERROR, "The connection is disconnected."),
+                },
+                operationId="issueWebhookSecret",
                 parameters=[_path("connection_id")],
             )
         },

@@ -205,12 +205,7 @@ def canvas_webhook_url(base: str, public_id: str, secret: str) -> str:
 
 
 def connection_dict(bridge: Bridge, connection: LmsConnection) -> dict[str, Any]:
-    base = bridge.settings.public_base_url
-    webhook = (
-        moodle_webhook_url(base, connection.public_id)
-        if connection.kind == LmsKind.MOODLE.value
-        else f"{base}/webhooks/canvas/{connection.public_id}"
-    )
+    webhook = connection_webhook_url(bridge, connection)
     return {
         "id": connection.public_id,
         "kind": connection.kind,
@@ -234,11 +229,17 @@ def connect_moodle(
     url: str,
     token: str,
     name: str = "Moodle",
+    token_option: str = "--token",  # noqa: S107 - an option name, not a token
 ) -> Connected:
+    """Test the Moodle site with the token and store the connection if it passes.
+
+    `token_option` is the command-line option the token came from, which a failed
+    test names.
+    """
     from lti_tool.views.webhooks import secret_digest
 
     url = check_lms_url(bridge, url.strip())
-    token = check_secret_value(token, "--token")
+    token = check_secret_value(token, token_option)
     name = check_name(name)
     check_site_not_connected(session, provider, LmsKind.MOODLE.value, url)
     webhook_secret = secrets.token_urlsafe(32)
@@ -257,10 +258,7 @@ def connect_moodle(
 
     result = run_connection_test(bridge, session, connection)
     if result.error is not None:
-        raise LmsUnreachable(
-            f"Moodle at {url} failed the connection test: {result.error}; check "
-            "--url and --token, then run the command again (nothing was saved)"
-        )
+        raise moodle_connect_failed(url, result, token_option)
     audit(
         session,
         actor,
@@ -278,6 +276,38 @@ def connect_moodle(
     )
 
 
+def moodle_connect_failed(
+    url: str, result: ConnectionTestResult, token_option: str
+) -> LmsUnreachable:
+    """Return the error for a new Moodle connection whose test failed.
+
+    A rejected token gets its own message: the test's own text addresses the admin
+    of a stored connection, and nothing is stored yet.
+    """
+    if result.token_invalid:
+        problem = (
+            f"Moodle at {url} rejected the web service token (errorcode "
+            "invalidtoken): the token does not exist, or it was deleted or expired"
+        )
+        fix = (
+            "create a token for the bridge's Moodle user under Site administration "
+            "> Server > Web services > Manage tokens, as step 1 of "
+            "docs/moodle-setup.md describes"
+        )
+        return LmsUnreachable(
+            f"{problem}; {fix}, then give it with {token_option} and run the "
+            "command again (nothing was saved)",
+            api_message=f'{problem}; {fix}, then send it as "token" again '
+            "(nothing was saved)",
+        )
+    return LmsUnreachable(
+        f"Moodle at {url} failed the connection test: {result.error}; check --url "
+        f"and {token_option}, then run the command again (nothing was saved)",
+        api_message=f"Moodle at {url} failed the connection test: {result.error}; "
+        'check "url" and "token", then send the request again (nothing was saved)',
+    )
+
+
 def connect_canvas_site(
     session: Session,
     bridge: Bridge,
@@ -291,11 +321,12 @@ def connect_canvas_site(
     client_id: str | None = None,
     client_secret: str | None = None,
     refresh_token: str | None = None,
+    token_option: str = "--token",  # noqa: S107 - an option name, not a token
 ) -> Connected:
     from lti_tool.views.webhooks import secret_digest
 
     url = check_lms_url(bridge, url.strip())
-    token = check_secret_value(token, "--token")
+    token = check_secret_value(token, token_option)
     name = check_name(name)
     oauth = (client_id, client_secret, refresh_token)
     if any(oauth) and not all(oauth):
@@ -339,8 +370,11 @@ def connect_canvas_site(
     if not result.ok and (result.token_invalid or not result.missing):
         raise LmsUnreachable(
             f"Canvas at {url} failed the connection test: {result.message} "
-            "Check --url, --token and --course, then run the command again "
-            "(nothing was saved)."
+            f"Check --url, {token_option} and --course, then run the command again "
+            "(nothing was saved).",
+            api_message=f"Canvas at {url} failed the connection test: "
+            f'{result.message} Check "url", "token" and "course_id", then send the '
+            "request again (nothing was saved).",
         )
     audit(
         session,
@@ -581,6 +615,78 @@ def disconnect_warning(usage: ConnectionUsage) -> list[str]:
             "/admin/connect."
         )
     return lines
+
+
+@dataclass
+class IssuedSecret:
+    """A connection's new webhook secret, shown once, and the URL to use it with."""
+
+    connection: LmsConnection
+    webhook_url: str
+    webhook_secret: str
+
+
+def connection_webhook_url(
+    bridge: Bridge, connection: LmsConnection, secret: str | None = None
+) -> str:
+    """Return the URL the LMS sends the connection's events to.
+
+    A Canvas URL carries `secret` as `?token=` when it is given, because Canvas
+    sends JSON Live Events with no other place for it.
+    """
+    base = bridge.settings.public_base_url
+    if connection.kind == LmsKind.MOODLE.value:
+        return moodle_webhook_url(base, connection.public_id)
+    if secret is None:
+        return f"{base}/webhooks/canvas/{connection.public_id}"
+    return canvas_webhook_url(base, connection.public_id, secret)
+
+
+def issue_webhook_secret(
+    session: Session, bridge: Bridge, actor: str, connection: LmsConnection
+) -> IssuedSecret:
+    """Replace the connection's webhook secret with a new one. The caller commits.
+
+    Only the new secret's SHA-256 digest is stored, so the secret is returned this
+    once. After the commit the old secret no longer matches: this process's
+    webhook cache is cleared, and other bridge processes read the new digest
+    within `webhook_connections.CACHE_SECONDS`.
+    """
+    from lti_tool.views.webhooks import secret_digest
+
+    check_connected(connection)
+    webhook_secret = secrets.token_urlsafe(32)
+    # A conditional UPDATE, so a disconnect that commits first is not undone by
+    # giving the disconnected connection a secret again.
+    changed = session.execute(
+        update(LmsConnection)
+        .where(
+            LmsConnection.id == connection.id,
+            LmsConnection.provider_id == connection.provider_id,
+            LmsConnection.state != ConnectionState.DISCONNECTED.value,
+        )
+        .values(webhook_secret_sha256=secret_digest(webhook_secret))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(connection)
+    if changed != 1:
+        raise disconnected_error(connection)
+    note_changed(session)
+    audit(
+        session,
+        actor,
+        "lms_connection.webhook_secret_issued",
+        provider_id=connection.provider_id,
+        target=f"lms_connection:{connection.public_id}",
+        detail={"kind": connection.kind, "name": connection.name},
+    )
+    session.flush()
+
+    return IssuedSecret(
+        connection,
+        connection_webhook_url(bridge, connection, webhook_secret),
+        webhook_secret,
+    )
 
 
 def check_connected(connection: LmsConnection) -> None:

@@ -47,8 +47,10 @@ from lti_tool.operations import ActionError, InvalidInput
 from lti_tool.operations.lms import (
     check_lms_url,
     connection_usage,
+    connection_webhook_url,
     disconnect_connection,
     find_same_site,
+    issue_webhook_secret,
     run_connection_test,
     site_not_connected_on_insert,
 )
@@ -192,6 +194,9 @@ def _connections_page(
             created=created,
             disconnected=disconnected,
             problem=problem,
+            webhook_url=lambda connection: connection_webhook_url(
+                current_bridge(), connection
+            ),
             tool_urls=lambda registration: {
                 "login": lti_login_url(base_url(), registration.public_id),
                 "launch": launch_url_of(registration),
@@ -383,12 +388,22 @@ def connect_lms(account: Account):
             token_invalid=result.token_invalid,
             error=result.error,
         )
-        field = "lms_token" if result.token_invalid else "lms_url"
-        errors[field] = _(
-            "Moodle failed the connection test: %(error)s Nothing was saved. "
-            "Correct the site address or the token and connect again.",
-            error=result.error,
-        )
+        if result.token_invalid:
+            # The test's own text tells the admin of a stored connection to stop
+            # polling it, and nothing is stored yet.
+            errors["lms_token"] = _(
+                "Moodle rejected this web service token: the token does not exist, "
+                "or it was deleted or expired. Nothing was saved. In Moodle, create "
+                "a token for the bridge's user under Site administration > Server > "
+                "Web services > Manage tokens, as the Moodle setup guide "
+                "(docs/moodle-setup.md, step 1) describes, and enter it here."
+            )
+        else:
+            errors["lms_url"] = _(
+                "Moodle failed the connection test: %(error)s Nothing was saved. "
+                "Correct the site address or the token and connect again.",
+                error=result.error,
+            )
         return _connections_page(account, provider, form, errors, status=400)
     try:
         with site_not_connected_on_insert(db, provider, LmsKind.MOODLE.value, url):
@@ -410,7 +425,64 @@ def connect_lms(account: Account):
     db.commit()
     log.info("lms_connection_created", provider_id=provider.id, connection=connection.id)
     # The webhook secret is shown this once; only its digest is stored.
-    created = {"connection": connection, "webhook_secret": webhook_secret}
+    created = {
+        "connection": connection,
+        "webhook_url": connection_webhook_url(current_bridge(), connection),
+        "webhook_secret": webhook_secret,
+    }
+    return _connections_page(account, provider, created=created)
+
+
+@bp.get("/connections/<public_id>/webhook-secret")
+@account_required
+def webhook_secret_form(account: Account, public_id: str):
+    provider = _provider_or_pick(account)
+    connection = _own_connection(provider, public_id, missing_ok=True)
+    if connection is None:
+        return _unknown_connection_page(account, provider)
+    if connection.disconnected:
+        return redirect(url_for("admin.connect_form"), code=303)
+    return render_template(
+        "admin/webhook_secret.html",
+        account=account,
+        provider=provider,
+        connection=connection,
+    )
+
+
+@bp.post("/connections/<public_id>/webhook-secret")
+@account_required
+def issue_new_webhook_secret(account: Account, public_id: str):
+    check_csrf()
+    provider = _provider_or_pick(account)
+    connection = _own_connection(provider, public_id, missing_ok=True)
+    if connection is None:
+        return _unknown_connection_page(account, provider)
+    db = db_session()
+    try:
+        issued = issue_webhook_secret(db, current_bridge(), _actor(account), connection)
+    except ActionError:
+        db.rollback()
+        problem = _(
+            "“%(name)s” is disconnected, so it has no webhook secret. Nothing was "
+            "changed.",
+            name=connection.name,
+        )
+        return _connections_page(account, provider, problem=problem, status=409)
+    db.commit()
+    log.info(
+        "lms_webhook_secret_issued",
+        provider_id=provider.id,
+        connection=connection.id,
+        account_id=account.id,
+    )
+    # Shown this once, as after connecting; only the digest is stored.
+    created = {
+        "connection": connection,
+        "webhook_url": issued.webhook_url,
+        "webhook_secret": issued.webhook_secret,
+        "renewed": True,
+    }
     return _connections_page(account, provider, created=created)
 
 

@@ -53,7 +53,8 @@ def _connection_or_404(public_id: str) -> WebhookConnection:
     if connection is None:
         raise NotFound(
             f"no canvas connection {public_id!r} exists; copy the Live Events URL "
-            "again from the provider admin page",
+            "again from the Webhook URLs list on the provider admin page "
+            "(/admin/connect), or from `hpass-bridge lms list`",
             connection=public_id,
         )
     reject_if_disconnected(connection, "Live Events subscription in Canvas")
@@ -93,9 +94,12 @@ def _json_event(raw: bytes, connection: WebhookConnection) -> dict:
     # Compare digests in constant time so the response time reveals nothing.
     if not expected or not hmac.compare_digest(expected, presented_digest):
         raise Unauthorized(
-            "the Live Events URL lacks the right ?token= secret; copy the URL with "
-            "its secret from the provider admin page into the Data Services "
-            "subscription, or subscribe with signed (JWT) events",
+            "the Live Events URL lacks the right ?token= secret; add the "
+            "connection's webhook secret to the URL as ?token= in the Data Services "
+            "subscription, or subscribe with signed (JWT) events. If the secret is "
+            "lost, issue a new one with New webhook secret on the provider admin "
+            "page (/admin/connect) or `hpass-bridge connection new-webhook-secret "
+            f"{connection.public_id} --provider SLUG`",
             connection=connection.public_id,
             provider_id=connection.provider_id,
         )

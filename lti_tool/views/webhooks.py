@@ -34,7 +34,8 @@ def _connection_or_404(public_id: str, kind: LmsKind) -> WebhookConnection:
     if connection is None:
         raise NotFound(
             f"no {kind.value} connection {public_id!r} exists; copy the webhook URL "
-            "again from the provider admin page",
+            "again from the Webhook URLs list on the provider admin page "
+            "(/admin/connect), or from `hpass-bridge lms list`",
             connection=public_id,
         )
     reject_if_disconnected(connection, "webhook in Moodle")
@@ -70,7 +71,10 @@ def _check_secret(connection: WebhookConnection, presented: object) -> None:
     if not expected or not hmac.compare_digest(expected, given):
         raise Unauthorized(
             "the webhook token is missing or wrong; paste the connection's webhook "
-            "secret into the Moodle webhook settings (create a new secret if it is lost)",
+            "secret into the Moodle webhook settings. If the secret is lost, issue a "
+            "new one with New webhook secret on the provider admin page "
+            "(/admin/connect) or `hpass-bridge connection new-webhook-secret "
+            f"{connection.public_id} --provider SLUG`",
             connection=connection.public_id,
             provider_id=connection.provider_id,
         )

@@ -132,6 +132,26 @@ def test_connect_moodle(client, tenants, moodle):
     assert connected["test"]["ok"] is True
 
 
+def test_connect_moodle_rejected_token(client, db, tenants, moodle):
+    """A token Moodle rejects gets a 502 that names the body field, and nothing is
+    saved."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/lms-connections/moodle",
+        json={"url": moodle.site_url, "token": "wrong-token"},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 502
+    assert response.json["error"] == "lms_unreachable"
+    assert "rejected the web service token" in response.json["message"]
+    assert 'send it as "token"' in response.json["message"]
+    assert "--token" not in response.json["message"]
+    assert "Stop polling" not in response.json["message"]
+    listed = client.get("/api/v1/lms-connections", headers=_auth(alpha["token"]))
+    assert len(listed.json["connections"]) == 1
+
+
 def test_connect_moodle_unreachable(client, db, tenants):
     """An LMS that does not respond gets a 502 naming the URL, and nothing is saved."""
     alpha, _ = tenants

@@ -196,6 +196,28 @@ def test_lms_connect_rejected_token(cli, provider, moodle):
 
     assert result.code == 1
     assert result.document["error"] == "lms_unreachable"
+    assert "give it with --token and" in result.document["message"]
+    assert cli.ok("lms", "list", "--json").document["connections"] == []
+
+
+def test_lms_connect_rejected_token_file(cli, provider, moodle, tmp_path):
+    """A rejected token from --token-file names that option and the setup guide,
+    not the advice for a stored connection."""
+    token_file = tmp_path / "bad-token.txt"
+    token_file.write_text("wrong-token\n")
+
+    result = cli("lms", "connect", "moodle", "--provider", provider,
+                 "--url", moodle.site_url, "--token-file", str(token_file))
+    line = _one_error_line(result)
+
+    assert result.code == 1
+    assert "rejected the web service token" in line
+    assert "docs/moodle-setup.md" in line
+    assert "give it with --token-file" in line
+    assert "--token " not in line
+    assert "Stop polling" not in line
+    assert "nothing was saved" in line
+    assert "wrong-token" not in line
     assert cli.ok("lms", "list", "--json").document["connections"] == []
 
 

@@ -282,7 +282,13 @@ def test_connect_lms_shows_secret_once(client, app, tenants, db, second_moodle):
         SECOND_MOODLE_TOKEN.encode(),
         SECOND_MOODLE_TOKEN,
     )
-    secret = re.search(r'<p class="secret" dir="ltr">([\w-]+)</p>', page).group(1)
+    secret = re.search(
+        r'id="new-webhook-secret" class="secret" type="text" readonly value="([\w-]+)"',
+        page,
+    ).group(1)
+    webhook_url = f"http://127.0.0.1:5999/webhooks/moodle/{connection.public_id}"
+    assert f'id="new-webhook-url" class="secret" type="text" readonly value="{webhook_url}"' in page
+    assert f'value="{webhook_url}"' in later
     assert secret not in later
     assert SECOND_MOODLE_TOKEN not in page
 
@@ -344,7 +350,9 @@ def test_connect_lms_rejected_token(client, tenants, db, second_moodle):
 
     assert response.status_code == 400
     assert 'id="lms_token-error"' in page
-    assert "Moodle failed the connection test" in page
+    assert "Moodle rejected this web service token" in page
+    assert "docs/moodle-setup.md" in page
+    assert "Stop polling" not in page
     assert "mistyped-token" not in page
     assert _moodle_connection_count(db, alpha.provider_id) == before
 
