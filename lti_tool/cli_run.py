@@ -138,6 +138,9 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     children = start_background_processes(env)
     start_page = f"{settings.public_base_url}/demo" if demo else settings.public_base_url
     click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")
+    demo_problem = app.extensions.get("hpass_demo_problem")
+    if demo_problem:
+        click.echo(f"warning: {demo_problem}", err=True)
     # Explicit handlers: a shell that starts this in the background ignores SIGINT,
     # and SIGTERM (from a service manager) should stop everything the same way.
     signal.signal(signal.SIGINT, _raise_keyboard_interrupt)

@@ -250,6 +250,62 @@ def build_peers(base: str, demo_secrets: DemoSecrets, ids: DemoIds) -> DemoPeers
     return DemoPeers(platform, moodle, portfolio, demo_secrets, ids)
 
 
+def demo_connection_problem(bridge: Bridge, peers: DemoPeers) -> str | None:
+    """Describe why the demo's Moodle connection cannot receive the stand-in's
+    events, with how to start a fresh demo; None when it can.
+
+    The demo seeds its rows once, so a disconnected demo connection, or one whose
+    webhook secret an admin replaced, stays broken across restarts.
+    """
+    with bridge.session() as session:
+        connection = session.scalar(
+            select(LmsConnection).where(
+                LmsConnection.provider_id == peers.ids.provider_id,
+                LmsConnection.public_id == peers.ids.connection_public_id,
+            )
+        )
+    if connection is None:
+        return None
+    if connection.disconnected:
+        when = connection.disconnected_at.isoformat() if connection.disconnected_at else "?"
+        problem = (
+            f"the demo's Moodle connection {connection.public_id} was disconnected "
+            f"at {when} by {connection.disconnected_by}, so the bridge rejects the "
+            "demo Moodle's completions with HTTP 410 and the demo awards no badge."
+        )
+    elif connection.webhook_secret_sha256 != secret_digest(
+        peers.secrets.webhook_secret
+    ):
+        problem = (
+            f"the webhook secret of the demo's Moodle connection "
+            f"{connection.public_id} was replaced, so the bridge rejects the demo "
+            "Moodle's completions with HTTP 401 and the demo awards no badge."
+        )
+    else:
+        return None
+    return f"{problem} {fresh_demo_steps(bridge)}"
+
+
+def fresh_demo_steps(bridge: Bridge) -> str:
+    """Return how to start the demo again from nothing."""
+    instance = bridge.settings.instance_path.resolve()
+    steps = (
+        "To start a fresh demo, stop the bridge (Ctrl-C), delete the instance folder "
+        f"{instance} and run `hpass-bridge run --demo` again; this deletes "
+        "everything the bridge stored in that folder."
+    )
+    database_url = bridge.settings.database_url
+    in_instance = database_url.startswith("sqlite:///") and Path(
+        database_url.removeprefix("sqlite:///")
+    ).resolve().is_relative_to(instance)
+    if not in_instance:
+        steps += (
+            " The demo's rows are in the database that HPASS_DATABASE_URL names, not "
+            "in that folder, so point HPASS_DATABASE_URL at a new, empty database too."
+        )
+    return steps
+
+
 def mount_demo(app: Flask) -> DispatcherMiddleware:
     """Seed the demo data and serve the peers under /demo beside the bridge."""
     bridge: Bridge = app.extensions["hpass"]
@@ -263,6 +319,15 @@ def mount_demo(app: Flask) -> DispatcherMiddleware:
         peers.portfolio.restore(saved["portfolio"])
     app.extensions["hpass_demo"] = peers
     app.extensions["hpass_demo_state"] = state_file
+    problem = demo_connection_problem(bridge, peers)
+    app.extensions["hpass_demo_problem"] = problem
+    if problem is not None:
+        log.warning(
+            "demo_connection_unusable",
+            connection=ids.connection_public_id,
+            provider_id=ids.provider_id,
+            problem=problem,
+        )
 
     def save_after_change(response):
         if request.endpoint in STATE_CHANGING_ENDPOINTS:

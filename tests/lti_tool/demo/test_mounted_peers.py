@@ -99,3 +99,102 @@ def test_unreadable_state_file_starts_empty(tmp_path):
         stack.stop()
 
     assert remembered is None
+
+
+def _demo_connection(stack):
+    from sqlalchemy import select
+
+    from connectors.models import LmsConnection
+
+    with stack.bridge.session() as session:
+        return session.scalar(
+            select(LmsConnection).where(
+                LmsConnection.public_id == stack.peers.ids.connection_public_id
+            )
+        )
+
+
+def test_demo_problem_none_when_usable(tmp_path):
+    """A fresh demo reports no problem with its Moodle connection."""
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    try:
+        problem = stack.app.extensions["hpass_demo_problem"]
+    finally:
+        stack.stop()
+
+    assert problem is None
+
+
+def test_demo_disconnected_warns_at_start(tmp_path):
+    """After the demo connection is disconnected, the next start names the
+    connection, the 410 and the instance folder to delete."""
+    from lti_tool.operations.lms import disconnect_connection
+
+    first = DemoStack(tmp_path / "instance")
+    first.start_web()
+    try:
+        connection_id = first.peers.ids.connection_public_id
+        with first.bridge.session() as session:
+            from connectors.models import LmsConnection
+
+            connection = session.get(LmsConnection, _demo_connection(first).id)
+            disconnect_connection(session, "os:tester", connection)
+            session.commit()
+    finally:
+        first.stop()
+
+    second = DemoStack(tmp_path / "instance")
+    second.start_web()
+    try:
+        problem = second.app.extensions["hpass_demo_problem"]
+    finally:
+        second.stop()
+
+    assert problem is not None
+    assert f"connection {connection_id} was disconnected" in problem
+    assert "HTTP 410" in problem
+    assert str((tmp_path / "instance").resolve()) in problem
+    assert "hpass-bridge run --demo" in problem
+    assert "HPASS_DATABASE_URL" not in problem
+
+
+def test_demo_replaced_secret_warns(tmp_path):
+    """A demo connection whose webhook secret was replaced is reported with 401."""
+    from lti_tool.operations.lms import issue_webhook_secret
+
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    try:
+        from lti_tool.demo.setup import demo_connection_problem
+
+        with stack.bridge.session() as session:
+            from connectors.models import LmsConnection
+
+            connection = session.get(LmsConnection, _demo_connection(stack).id)
+            issue_webhook_secret(session, stack.bridge, "os:tester", connection)
+            session.commit()
+        problem = demo_connection_problem(stack.bridge, stack.peers)
+    finally:
+        stack.stop()
+
+    assert problem is not None
+    assert "webhook secret" in problem
+    assert "HTTP 401" in problem
+
+
+def test_fresh_demo_steps_outside_database(tmp_path):
+    """With the database outside the instance folder, the steps say to replace it."""
+    from types import SimpleNamespace
+
+    from lti_tool.demo.setup import fresh_demo_steps
+
+    settings = SimpleNamespace(
+        instance_path=tmp_path / "instance",
+        database_url="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
+
+    steps = fresh_demo_steps(SimpleNamespace(settings=settings))
+
+    assert "delete the instance folder" in steps
+    assert "HPASS_DATABASE_URL" in steps
