@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, g, has_app_context, request, session
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -85,7 +85,10 @@ def platform_origins_of(issuer: str, auth_login_url: str) -> list[str]:
 def allow_framing_by(
     response: Response, origins: list[str], form_targets: list[str] | None = None
 ) -> Response:
-    """Let the platform `origins` frame the page; forms may also post to `form_targets`."""
+    """Let the platform `origins` frame the page; forms may also post to `form_targets`,
+    or by default to those `allow_form_redirects_to_other_sites` set for the page."""
+    if form_targets is None and has_app_context():
+        form_targets = g.get("csp_form_targets")
     ancestors = " ".join(["'self'", *origins])
     response.headers["Content-Security-Policy"] = (
         f"{_base_policy(form_targets)}; frame-ancestors {ancestors}"
@@ -93,6 +96,19 @@ def allow_framing_by(
     response.headers.pop("X-Frame-Options", None)
     _add_common(response)
     return response
+
+
+def allow_form_redirects_to_other_sites() -> None:
+    """Let the forms of the page being rendered lead to another site.
+
+    The portfolio link form posts to the bridge, which answers with a redirect to the
+    sign-in page of the portfolio the learner typed in. Browsers check `form-action`
+    against every redirect after a form's POST, so under `'self'` alone the browser
+    stops there and the learner sees nothing happen. The portfolio can be any site,
+    so its origin cannot be listed in advance: the page allows HTTPS addresses, and
+    plain HTTP ones too in loopback development, as the LTI pages do.
+    """
+    g.csp_form_targets = _lti_form_targets(current_bridge().settings.loopback_dev)
 
 
 def forbid_framing(response: Response) -> Response:

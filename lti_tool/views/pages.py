@@ -76,6 +76,7 @@ from lti_tool.views.rule_form import (
     parse_min_percent,
 )
 from lti_tool.views.headers import (
+    allow_form_redirects_to_other_sites,
     allow_framing_by,
     session_frame_origins,
     session_registration,
@@ -509,6 +510,8 @@ def course(course_id: int):
     found = _course_in_session(course_id)
     if session.get("role") == "instructor":
         return _render_instructor(found)
+    # The page holds the portfolio link form.
+    allow_form_redirects_to_other_sites()
     return render_template(
         "learner.html",
         course=found,

@@ -66,6 +66,7 @@ from lti_tool.logs import get_logger
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.urls_for import base_url
 from lti_tool.views import pages
+from lti_tool.views.headers import allow_form_redirects_to_other_sites
 
 log = get_logger(__name__)
 
@@ -231,6 +232,7 @@ def _link_failed_response(failure: LinkFailed, portfolio_url: str):
         )
     if course is None:
         raise BadRequest(failure.detail, code=failure.code)
+    allow_form_redirects_to_other_sites()
     page = render_template(
         "learner.html",
         course=course,

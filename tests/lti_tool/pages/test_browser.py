@@ -662,6 +662,27 @@ def test_linked_portfolio_section(browser, stack, locale):
     page.context.close()
 
 
+def test_link_portfolio_on_another_site(browser, stack):
+    """Linking a portfolio served from another origin takes the learner to its
+    sign-in page: the browser lets the form's redirect leave the bridge."""
+    from lti_tool.demo.peers.portfolio import PortfolioPeer
+
+    peer = PortfolioPeer("static-token-not-used-here")
+    server = peer.start()
+    assert not server.url.startswith(stack.base_url)
+    page = launch(browser, stack, "learner")
+    try:
+        section = page.locator("section.portfolio-link")
+        section.locator("details.portfolio-change summary").click()
+        section.locator("#portfolio_url").fill(server.url)
+        section.get_by_role("button", name="Link portfolio").click()
+
+        page.wait_for_url(f"{server.url}/**", timeout=10_000)
+    finally:
+        page.context.close()
+        server.stop()
+
+
 def test_demo_peer_pages_under_policy(browser, stack):
     """The peers' pages work under their policy and report no violation."""
     context = browser.new_context()

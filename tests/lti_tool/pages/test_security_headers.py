@@ -129,6 +129,34 @@ def test_crawl_as_learner(app, client, db, tenants):
     assert any(path.startswith("/course/") for path in checked)
 
 
+def _form_action(policy: str) -> list[str]:
+    match = re.search(r"form-action ([^;]+)", policy)
+    assert match, f"no form-action in {policy!r}"
+    return match.group(1).split()
+
+
+def test_learner_page_forms_may_lead_to_portfolio(app, client, db, tenants):
+    """The learner's course page holds the portfolio link form, whose POST answers
+    with a redirect to the portfolio's sign-in page on another site, so its forms
+    may lead to HTTPS addresses; the instructor's page keeps its forms on the bridge."""
+    launch_as(client, tenants[0], "learner")
+    learner_page = client.get(f"/course/{tenants[0].course_id}")
+    assert 'action="/portfolio/link"' in learner_page.text
+    # Plain HTTP portfolios only in loopback development, as in the test app.
+    loopback = ["http:"] if app.extensions["hpass"].settings.loopback_dev else []
+    assert _form_action(learner_page.headers["Content-Security-Policy"]) == [
+        "'self'",
+        "https:",
+        *loopback,
+    ]
+
+    launch_as(client, tenants[0], "instructor")
+    instructor_page = client.get(f"/course/{tenants[0].course_id}")
+    assert _form_action(instructor_page.headers["Content-Security-Policy"]) == [
+        "'self'"
+    ]
+
+
 def test_crawl_as_instructor(app, client, db, tenants):
     """An instructor's course, history and portfolio pages are framed by the platform."""
     values = _values(db, tenants[0])
