@@ -372,7 +372,7 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
         page.locator("form button[type=submit]").last.click()
     page.goto(stack.base_url + "/admin/connect")
 
-    link = page.locator("a.button", has_text=f"Spare site {locale}")
+    link = page.locator('a.button[href$="/disconnect"]', has_text=f"Spare site {locale}")
     link.focus()
     with page.expect_navigation():
         page.keyboard.press("Enter")
@@ -386,7 +386,7 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     page.locator("form button[type=submit]").last.focus()
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    notice = page.locator("[role=status]").inner_text()
+    notice = page.locator(".notice[role=status]").inner_text()
     done_violations = axe_violations(page)
     context.close()
 
@@ -441,6 +441,88 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
         assert seen["missing"] == 0, f"{who} in {locale}"
         assert seen["backfill"] == 0, f"{who} in {locale}"
         assert seen["violations"] == [], f"{who} page after disconnect in {locale}"
+
+
+@pytest.mark.parametrize("locale", ("en", "ar"))
+def test_new_webhook_secret_by_keyboard(browser, stack, shots, locale):
+    """An admin copies a spare site's webhook URL, then issues it a new webhook
+    secret with the keyboard alone, through a confirmation page. The new secret is
+    shown once in a copy field, the old one stops working, and every page passes
+    axe-core."""
+    from connectors.models import LmsConnection, LmsKind
+    from lti_tool.views.webhooks import secret_digest
+
+    name = f"Secret site {locale}"
+    with stack.bridge.session() as session:
+        spare = LmsConnection(
+            provider_id=_demo_provider_id(session),
+            kind=LmsKind.MOODLE.value,
+            name=name,
+            base_url=f"https://secret-{locale}.example.org",
+            webhook_secret_sha256=secret_digest("the old secret"),
+        )
+        session.add(spare)
+        session.commit()
+        spare_id = spare.id
+        public_id = spare.public_id
+    context = browser.new_context(locale=locale)
+    context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=stack.base_url
+    )
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/account/sign-in")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    with page.expect_navigation():
+        page.locator("form button[type=submit]").last.click()
+    page.goto(stack.base_url + "/admin/connect")
+
+    listed_url = page.locator(f"#webhook-{public_id}").input_value()
+    field_label = page.locator(f'label[for="webhook-{public_id}"]').inner_text()
+    page.locator(f'button[data-copy="webhook-{public_id}"]').click()
+    page.wait_for_function(
+        "id => document.getElementById(id).closest('.copy-field')"
+        ".querySelector('.copy-status').textContent !== ''",
+        arg=f"webhook-{public_id}",
+    )
+    copied = page.evaluate("navigator.clipboard.readText()")
+    list_violations = axe_violations(page)
+    link = page.locator(f'a.button[href$="/{public_id}/webhook-secret"]')
+    link.focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    confirm_violations = axe_violations(page)
+    shots(page, f"admin-webhook-secret-{locale}")
+    page.locator("form button[type=submit]").last.focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    notice = page.locator("#new-secret")
+    notice_role = notice.get_attribute("role")
+    new_secret = page.locator("#new-webhook-secret").input_value()
+    new_url = page.locator("#new-webhook-url").input_value()
+    secret_readonly = page.locator("#new-webhook-secret").get_attribute("readonly")
+    done_violations = axe_violations(page)
+    shots(page, f"admin-webhook-secret-done-{locale}")
+    page.goto(stack.base_url + "/admin/connect")
+    later = page.content()
+    context.close()
+
+    expected_url = f"{stack.base_url}/webhooks/moodle/{public_id}"
+    assert listed_url == expected_url
+    assert name in field_label
+    assert copied == expected_url
+    assert list_violations == [], f"connect page in {locale}"
+    assert confirm_violations == [], f"confirmation in {locale}"
+    assert done_violations == [], f"new secret page in {locale}"
+    assert notice_role == "status"
+    assert new_url == expected_url
+    assert secret_readonly is not None
+    assert new_secret
+    assert new_secret not in later
+    with stack.bridge.session() as session:
+        stored = session.get(LmsConnection, spare_id).webhook_secret_sha256
+    assert stored == secret_digest(new_secret)
+    assert stored != secret_digest("the old secret")
 
 
 def test_learner_progress_then_badge(browser, stack, shots):
