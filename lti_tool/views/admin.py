@@ -389,7 +389,7 @@ def connect_lms(account: Account):
             error=result.error,
         )
         if result.token_invalid:
-            # The test's own text tells the admin of a stored connection to stop
+            # The test's own message asks the admin of a stored connection to stop
             # polling it, and nothing is stored yet.
             errors["lms_token"] = _(
                 "Moodle rejected this web service token: the token does not exist, "
@@ -461,8 +461,16 @@ def issue_new_webhook_secret(account: Account, public_id: str):
     db = db_session()
     try:
         issued = issue_webhook_secret(db, current_bridge(), _actor(account), connection)
-    except ActionError:
+    except ActionError as error:
         db.rollback()
+        log.warning(
+            "request_rejected",
+            status=409,
+            code=error.code,
+            reason="the LMS connection is disconnected",
+            provider_id=provider.id,
+            connection=connection.id,
+        )
         problem = _(
             "“%(name)s” is disconnected, so it has no webhook secret. Nothing was "
             "changed.",

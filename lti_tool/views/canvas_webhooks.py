@@ -54,7 +54,7 @@ def _connection_or_404(public_id: str) -> WebhookConnection:
         raise NotFound(
             f"no canvas connection {public_id!r} exists; copy the Live Events URL "
             "again from the Webhook URLs list on the provider admin page "
-            "(/admin/connect), or from `hpass-bridge lms list`",
+            "(/admin/connect), or from `hpass-bridge lms list --json`",
             connection=public_id,
         )
     reject_if_disconnected(connection, "Live Events subscription in Canvas")

@@ -35,7 +35,7 @@ def _connection_or_404(public_id: str, kind: LmsKind) -> WebhookConnection:
         raise NotFound(
             f"no {kind.value} connection {public_id!r} exists; copy the webhook URL "
             "again from the Webhook URLs list on the provider admin page "
-            "(/admin/connect), or from `hpass-bridge lms list`",
+            "(/admin/connect), or from `hpass-bridge lms list --json`",
             connection=public_id,
         )
     reject_if_disconnected(connection, "webhook in Moodle")

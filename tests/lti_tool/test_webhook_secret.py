@@ -136,6 +136,27 @@ def test_old_secret_rejected_at_once(app, client, db, seeded):
     assert new.status_code == 202
 
 
+def test_webhook_errors_name_the_fix(client, seeded):
+    """The 401 names the page and command that issue a new secret, and the 404
+    names where to copy the webhook URL again."""
+    wrong = _post_event(client, seeded["own"], "not-the-secret")
+    unknown = _post_event(client, "no-such-id", "not-the-secret")
+    canvas = client.post(
+        f"/webhooks/canvas/{seeded['canvas']}?token=not-the-secret", json={}
+    )
+
+    assert wrong.status_code == 401
+    assert "/admin/connect" in wrong.json["message"]
+    assert (
+        f"hpass-bridge connection new-webhook-secret {seeded['own']}"
+        in wrong.json["message"]
+    )
+    assert unknown.status_code == 404
+    assert "Webhook URLs list on the provider admin page" in unknown.json["message"]
+    assert canvas.status_code == 401
+    assert "connection new-webhook-secret" in canvas.json["message"]
+
+
 def test_page_lists_webhook_urls(client, seeded):
     """The connect page shows each live site's webhook URL in a labelled field,
     with a link to a new secret, and nothing of the other provider."""
