@@ -24,6 +24,13 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
     return schema
 
 
+def _closed_object(
+    properties: dict[str, Any], required: list[str] | None = None
+) -> dict:
+    """Return an object schema that allows no property it does not list."""
+    return {**_object(properties, required), "additionalProperties": False}
+
+
 def _list_of(key: str, ref: str) -> dict:
     return _object({key: {"type": "array", "items": {"$ref": ref}}}, [key])
 
@@ -172,7 +179,8 @@ SCHEMAS = {
         },
         ["id", "course_id", "name", "award_rule"],
     ),
-    "NewAchievement": _object(
+    # The API rejects a field these do not list (error unknown_field).
+    "NewAchievement": _closed_object(
         {
             "lms_connection": STRING,
             "course_id": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -185,7 +193,7 @@ SCHEMAS = {
         },
         ["lms_connection", "course_id", "name", "description", "criteria", "award_rule"],
     ),
-    "AchievementChange": _object(
+    "AchievementChange": _closed_object(
         {
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
             "description": {"type": "string", "minLength": 1, "maxLength": 4000},

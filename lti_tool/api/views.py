@@ -162,6 +162,33 @@ def _body() -> dict[str, Any]:
     return body
 
 
+# The body fields each achievement route takes.
+_ACHIEVEMENT_EDIT_FIELDS = (
+    "name",
+    "description",
+    "criteria",
+    "alignments",
+    "award_rule",
+    "skip_lms_check",
+)
+_ACHIEVEMENT_ADD_FIELDS = ("lms_connection", "course_id", *_ACHIEVEMENT_EDIT_FIELDS)
+
+
+def _known_fields(body: dict, fields: tuple[str, ...]) -> dict:
+    """Return the body when it has no field outside `fields`.
+
+    A misspelt field would otherwise be ignored, and the change the client meant
+    would silently not happen.
+    """
+    unknown = sorted(name for name in body if name not in fields)
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r}; this route takes {', '.join(fields)}",
+            code="unknown_field",
+        )
+    return body
+
+
 def _string(body: dict, name: str, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None and not required:
@@ -254,7 +281,7 @@ def _checked_achievement(achievement, skipped: bool) -> dict[str, Any]:
 
 @bp.post("/achievements")
 def add_achievement():
-    body = _body()
+    body = _known_fields(_body(), _ACHIEVEMENT_ADD_FIELDS)
     skip = _skip_lms_check(body)
     created = achievement_ops.add_achievement(
         db_session(),
@@ -283,7 +310,7 @@ def show_achievement(achievement_id: str):
 
 @bp.patch("/achievements/<achievement_id>")
 def edit_achievement(achievement_id: str):
-    body = _body()
+    body = _known_fields(_body(), _ACHIEVEMENT_EDIT_FIELDS)
     skip = _skip_lms_check(body)
     found = achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
     fields = achievement_ops.edit_achievement(

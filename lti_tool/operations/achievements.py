@@ -54,14 +54,16 @@ COURSE_ID_MAX = 64
 PREVIEW_PAGE_SIZE = 100
 
 
-def parse_rule(rule: Any) -> dict[str, Any]:
-    """Return the award rule document from JSON text or a parsed value, checked."""
+def parse_rule(rule: Any, field: str = "--rule") -> dict[str, Any]:
+    """Return the award rule document from JSON text or a parsed value, checked.
+
+    `field` names the rule as the caller's interface takes it."""
     if isinstance(rule, str):
         try:
             rule = json.loads(rule)
         except json.JSONDecodeError as error:
             raise InvalidInput(
-                f"--rule is not valid JSON ({error.msg} at character {error.pos}); "
+                f"{field} is not valid JSON ({error.msg} at character {error.pos}); "
                 'pass a document such as {"version": 1, "rule": {"kind": '
                 '"course_completed"}}',
                 code="invalid_rule",
@@ -117,14 +119,18 @@ def achievement_dict(session: Session, achievement: Achievement) -> dict[str, An
     }
 
 
-def parse_alignments(value: Any) -> list[dict[str, str]] | None:
-    """Check alignments given as a list or as JSON text; None when there are none."""
+def parse_alignments(
+    value: Any, field: str = "--alignments"
+) -> list[dict[str, str]] | None:
+    """Check alignments given as a list or as JSON text; None when there are none.
+
+    `field` names the alignments as the caller's interface takes them."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError as error:
             raise InvalidInput(
-                f"--alignments is not valid JSON ({error}); give a list such as "
+                f"{field} is not valid JSON ({error}); give a list such as "
                 '[{"targetName": "First aid", "targetUrl": "https://..."}]',
                 code="invalid_alignments",
             ) from None
@@ -159,7 +165,7 @@ def add_achievement(
     """
     connection = find_connection(session, connection_id, provider.id, steps=steps)
     check_connected(connection)
-    course_id = _text(str(course_id), "--course", COURSE_ID_MAX)
+    course_id = _text(str(course_id), steps.field("course"), COURSE_ID_MAX)
     if connection.kind == "canvas":
         check_canvas_id(course_id, "course id")
     elif connection.kind == "moodle":
@@ -168,11 +174,11 @@ def add_achievement(
         provider_id=provider.id,
         lms_connection_id=connection.id,
         lms_course_id=course_id,
-        name=_text(name, "--name", NAME_MAX),
-        description=_text(description, "--description", TEXT_MAX),
-        criteria_narrative=_text(criteria, "--criteria", TEXT_MAX),
-        alignments=parse_alignments(alignments),
-        award_rule=parse_rule(rule),
+        name=_text(name, steps.field("name"), NAME_MAX),
+        description=_text(description, steps.field("description"), TEXT_MAX),
+        criteria_narrative=_text(criteria, steps.field("criteria"), TEXT_MAX),
+        alignments=parse_alignments(alignments, steps.field("alignments")),
+        award_rule=parse_rule(rule, steps.field("rule")),
     )
     if not skip_lms_check:
         check_course_and_rule(
@@ -244,19 +250,21 @@ def edit_achievement(
     """
     changes: dict[str, Any] = {}
     if rule is not None:
-        changes["award_rule"] = parse_rule(rule)
+        changes["award_rule"] = parse_rule(rule, steps.field("rule"))
     if name is not None:
-        changes["name"] = _text(name, "--name", NAME_MAX)
+        changes["name"] = _text(name, steps.field("name"), NAME_MAX)
     if description is not None:
-        changes["description"] = _text(description, "--description", TEXT_MAX)
+        changes["description"] = _text(
+            description, steps.field("description"), TEXT_MAX
+        )
     if criteria is not None:
-        changes["criteria_narrative"] = _text(criteria, "--criteria", TEXT_MAX)
+        changes["criteria_narrative"] = _text(criteria, steps.field("criteria"), TEXT_MAX)
     if alignments is not None:
-        changes["alignments"] = parse_alignments(alignments)
+        changes["alignments"] = parse_alignments(alignments, steps.field("alignments"))
     if not changes:
+        fields = steps.field_list(["name", "description", "criteria", "alignments", "rule"])
         raise InvalidInput(
-            "nothing to change; pass --name, --description, --criteria, --alignments "
-            "or --rule",
+            f"nothing to change; give {fields}",
             code="nothing_to_change",
         )
     if "award_rule" in changes and not skip_lms_check:

@@ -113,6 +113,68 @@ def test_not_found_names_api_route(client, tenants, method, path, route):
     assert "hpass-bridge" not in response.json["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"name": ""}, "name must be 1 to 200 characters"),
+        ({"award_rule": "{not json"}, "award_rule is not valid JSON"),
+        ({}, "nothing to change; give name, description, criteria, alignments or "
+         "award_rule"),
+    ],
+)
+def test_edit_errors_name_body_fields(client, db, tenants, body, words):
+    """A rejected change names the body field, not a command-line option, and
+    changes nothing."""
+    alpha, _ = tenants
+    response = client.patch(
+        f"/api/v1/achievements/{alpha['achievement']}",
+        json=body,
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 400
+    assert words in response.json["message"]
+    assert "--" not in response.json["message"]
+    db.expire_all()
+    assert {row.name for row in db.query(Achievement)} == {"alpha badge", "beta badge"}
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_unknown_field_rejected(client, db, tenants, method):
+    """A misspelt field gets 400 naming it and the route's fields, rather than
+    being ignored while the rest of the body is applied."""
+    alpha, _ = tenants
+    if method == "patch":
+        path, body = f"/api/v1/achievements/{alpha['achievement']}", {}
+    else:
+        path, body = "/api/v1/achievements", _achievement_body(alpha["connection"])
+    body = {**body, "name": "Renamed", "nmae": "typo"}
+    response = getattr(client, method)(path, json=body, headers=_auth(alpha["token"]))
+
+    assert response.status_code == 400
+    assert response.json["error"] == "unknown_field"
+    assert "'nmae'" in response.json["message"]
+    assert "award_rule" in response.json["message"]
+    db.expire_all()
+    assert {row.name for row in db.query(Achievement)} == {"alpha badge", "beta badge"}
+
+
+def test_openapi_lists_the_fields_routes_take(client, tenants):
+    """The OpenAPI bodies of the achievement routes list exactly the fields the
+    routes take, and allow no others."""
+    from lti_tool.api import views
+
+    schemas = client.get(
+        "/api/v1/openapi.json", headers=_auth(tenants[0]["token"])
+    ).json["components"]["schemas"]
+    for name, fields in [
+        ("NewAchievement", views._ACHIEVEMENT_ADD_FIELDS),
+        ("AchievementChange", views._ACHIEVEMENT_EDIT_FIELDS),
+    ]:
+        assert set(schemas[name]["properties"]) == set(fields), name
+        assert schemas[name]["additionalProperties"] is False, name
+
+
 def test_token_cannot_change_other_provider(client, db, tenants):
     """Editing or attaching to another provider's rows fails and changes nothing."""
     alpha, beta = tenants
@@ -179,7 +241,7 @@ def test_add_achievement_bidi_control(client, db, tenants, field, value, charact
 
     assert response.status_code == 400
     assert response.json["error"] == "invalid_text"
-    assert f"--{field} contains the direction control character {character}" in (
+    assert f"{field} contains the direction control character {character}" in (
         response.json["message"]
     )
     assert "delete it" in response.json["message"]
