@@ -17,8 +17,9 @@ class NextSteps:
     """The steps that LMS errors point to, as one interface spells them.
 
     The templates take `{connection}` (a connection's public id) and `{course}` (an
-    LMS course id). `fields` spells a badge's fields, by their names in
-    `edit_achievement`, as the interface takes them (an option or a body field).
+    LMS course id). `fields` spells a badge's fields (keys course, name, description,
+    criteria, alignments and rule) as the interface takes them: an option or a
+    body field.
     """
 
     skip_check: str
