@@ -372,35 +372,26 @@ def test_preview_bad_max_learners(client, tenants, value):
     assert response.json["error"] == "invalid_max_learners"
 
 
-def test_preview_lms_down(client, tenants):
-    """A preview of an LMS that does not respond gets a 502 naming the course and
-    the route that tests the connection."""
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("preview", "101"),
+        ("explain?learner=7", "'7'"),
+    ],
+)
+def test_lms_down_names_test_route(client, tenants, path, named):
+    """A preview or an explanation against an LMS that does not respond gets a
+    502 naming the course or learner and the route that tests the connection."""
     alpha, _ = tenants
     response = client.get(
-        f"/api/v1/achievements/{alpha['achievement']}/preview",
+        f"/api/v1/achievements/{alpha['achievement']}/{path}",
         headers=_auth(alpha["token"]),
     )
 
     assert response.status_code == 502
     assert response.json["error"] == "lms_unreachable"
     message = response.json["message"]
-    assert "101" in message
-    assert f"POST /api/v1/lms-connections/{alpha['connection']}/test" in message
-    assert "hpass-bridge" not in message
-
-
-def test_explain_lms_down(client, tenants):
-    """An explanation against an LMS that does not respond names the learner and
-    the route that tests the connection."""
-    alpha, _ = tenants
-    response = client.get(
-        f"/api/v1/achievements/{alpha['achievement']}/explain?learner=7",
-        headers=_auth(alpha["token"]),
-    )
-
-    assert response.status_code == 502
-    message = response.json["message"]
-    assert "'7'" in message
+    assert named in message
     assert f"POST /api/v1/lms-connections/{alpha['connection']}/test" in message
     assert "hpass-bridge" not in message
 
