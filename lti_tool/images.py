@@ -52,7 +52,16 @@ class AchievementImage(Base):
 
 
 class ImageRejected(ValueError):
-    """An uploaded image is rejected; the message names the cause and the fix."""
+    """An uploaded image is rejected; the message names the cause and the fix.
+
+    The message is English for logs and the command line. `code` names the cause
+    and `details` contains the values it names, so a page can show its own text.
+    """
+
+    def __init__(self, message: str, *, code: str, **details) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -67,19 +76,30 @@ def check_image(content: bytes) -> CheckedImage:
     if len(content) > MAX_IMAGE_BYTES:
         raise ImageRejected(
             f"the image is {len(content) // 1024} KB; use a file of at most "
-            f"{MAX_IMAGE_BYTES // 1024} KB"
+            f"{MAX_IMAGE_BYTES // 1024} KB",
+            code="too_large",
+            size_kb=len(content) // 1024,
+            limit_kb=MAX_IMAGE_BYTES // 1024,
         )
     if content.startswith(PNG_SIGNATURE):
         checked = _check_png(content)
     elif _looks_like_svg(content):
         checked = _check_svg(content)
     else:
-        raise ImageRejected("the file is not a PNG or SVG image; upload a PNG or SVG")
+        raise ImageRejected(
+            "the file is not a PNG or SVG image; upload a PNG or SVG",
+            code="not_png_or_svg",
+        )
     for side in (checked.width, checked.height):
         if not MIN_SIDE <= side <= MAX_SIDE:
             raise ImageRejected(
                 f"the image is {checked.width}×{checked.height} pixels; each side must "
-                f"be between {MIN_SIDE} and {MAX_SIDE} pixels"
+                f"be between {MIN_SIDE} and {MAX_SIDE} pixels",
+                code="bad_dimensions",
+                width=checked.width,
+                height=checked.height,
+                min_side=MIN_SIDE,
+                max_side=MAX_SIDE,
             )
 
     return checked
@@ -94,7 +114,10 @@ def _looks_like_svg(content: bytes) -> bool:
 def _check_png(content: bytes) -> CheckedImage:
     # The IHDR chunk must come first: 4-byte length, b"IHDR", width, height.
     if len(content) < 24 or content[12:16] != b"IHDR":
-        raise ImageRejected("the PNG file is damaged (no IHDR header); export it again")
+        raise ImageRejected(
+            "the PNG file is damaged (no IHDR header); export it again",
+            code="png_damaged",
+        )
     width, height = struct.unpack(">II", content[16:24])
 
     return CheckedImage("image/png", width, height)
@@ -106,15 +129,17 @@ def _check_svg(content: bytes) -> CheckedImage:
         # ElementTree names elements by namespace, so a prefixed root is found too.
         if root.tag not in (SVG_ROOT_TAG, "svg"):
             raise ImageRejected(
-                "the file's root element is not <svg>; upload an SVG image"
+                "the file's root element is not <svg>; upload an SVG image",
+                code="svg_root",
             )
         check_svg_tree(root)
     except ElementTree.ParseError as error:
         raise ImageRejected(
-            f"the SVG is not valid XML ({error}); export it again"
+            f"the SVG is not valid XML ({error}); export it again",
+            code="svg_invalid_xml",
         ) from None
     except UnsafeSvg as error:
-        raise ImageRejected(str(error)) from None
+        raise ImageRejected(str(error), code=error.code, **error.details) from None
 
     return CheckedImage("image/svg+xml", *_svg_size(root))
 
@@ -134,5 +159,6 @@ def _svg_size(root: ElementTree.Element) -> tuple[int, int]:
             pass
     raise ImageRejected(
         "the SVG has no pixel width and height or viewBox; set width and height "
-        "in pixels"
+        "in pixels",
+        code="svg_no_size",
     )

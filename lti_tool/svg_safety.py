@@ -53,7 +53,16 @@ _CSS_LOADERS = ("@import", "@font-face", "image-set(", "image(", "src(", "expres
 
 
 class UnsafeSvg(ValueError):
-    """The SVG contains something that could run code or load a resource."""
+    """The SVG contains something that could run code or load a resource.
+
+    The message is English for logs and the command line. `code` names the cause
+    and `details` contains the values it names, so a page can show its own text.
+    """
+
+    def __init__(self, message: str, *, code: str, **details: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
 
 
 class _TreeWithInstructions(ElementTree.TreeBuilder):
@@ -85,12 +94,15 @@ def parse_svg(content: bytes) -> ElementTree.Element:
     except DefusedXmlException:
         raise UnsafeSvg(
             "the SVG declares a DOCTYPE or entities, which are not allowed; "
-            "save it as plain SVG"
+            "save it as plain SVG",
+            code="svg_doctype",
         ) from None
     if target.instructions:
         raise UnsafeSvg(
             f"the SVG contains the processing instruction <?{target.instructions[0]}?>, "
-            "which could load a stylesheet; remove it and upload again"
+            "which could load a stylesheet; remove it and upload again",
+            code="svg_instruction",
+            instruction=target.instructions[0],
         )
 
     return root
@@ -118,13 +130,17 @@ def _check_element(namespace: str, name: str) -> None:
     if namespace in ACTIVE_NAMESPACES:
         raise UnsafeSvg(
             f"the SVG contains an HTML or MathML <{name}> element, which is not "
-            "allowed in a badge image; remove it and upload again"
+            "allowed in a badge image; remove it and upload again",
+            code="svg_foreign_element",
+            element=name,
         )
     if namespace in (SVG_NAMESPACE, "") and name not in SVG_ELEMENTS:
         raise UnsafeSvg(
             f"the SVG contains a <{name}> element, which is not allowed in a badge "
             "image because it could run code, animate or link elsewhere; remove it "
-            "and upload again"
+            "and upload again",
+            code="svg_element",
+            element=name,
         )
 
 
@@ -133,7 +149,9 @@ def _check_attribute(element_name: str, attribute: str, value: str) -> None:
     if name.lower().startswith("on"):
         raise UnsafeSvg(
             f"the SVG has an event handler attribute {name!r}, which could run "
-            "code; remove it and upload again"
+            "code; remove it and upload again",
+            code="svg_event_handler",
+            attribute=name,
         )
     if name == "href":
         # An href in any namespace is checked, not only in none and XLink, so no
@@ -144,7 +162,10 @@ def _check_attribute(element_name: str, attribute: str, value: str) -> None:
     if scheme.startswith(("javascript:", "vbscript:", "data:")):
         raise UnsafeSvg(
             f"the SVG's {name!r} attribute contains a {scheme.split(':')[0]}: URL; "
-            "remove it and upload again"
+            "remove it and upload again",
+            code="svg_script_url",
+            attribute=name,
+            scheme=scheme.split(":")[0],
         )
     if name == "style" or "url(" in value.lower():
         _check_css(value, f"the {name!r} attribute")
@@ -158,7 +179,9 @@ def _check_reference(element_name: str, value: str) -> None:
         return
     raise UnsafeSvg(
         "the SVG refers to an outside resource "
-        f"({target[:60]!r}); embed everything in the file"
+        f"({target[:60]!r}); embed everything in the file",
+        code="svg_outside_resource",
+        target=target[:60],
     )
 
 
@@ -168,14 +191,17 @@ def _check_css(css: str, where: str) -> None:
         # CSS escapes can spell `url(` or `@import` past any text match.
         raise UnsafeSvg(
             f"{where} of the SVG uses CSS escapes (backslashes); write the styles "
-            "without them"
+            "without them",
+            code="svg_css_escape",
         )
     if _OUTSIDE_URL.search(css) or any(loader in lowered for loader in _CSS_LOADERS):
         raise UnsafeSvg(
             f"the SVG refers to an outside resource in {where}; embed everything "
-            "in the file"
+            "in the file",
+            code="svg_css_outside_resource",
         )
     if "javascript:" in _IGNORED_IN_SCHEME.sub("", lowered):
         raise UnsafeSvg(
-            f"{where} of the SVG contains a javascript: URL; remove it and upload again"
+            f"{where} of the SVG contains a javascript: URL; remove it and upload again",
+            code="svg_css_script_url",
         )

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.facts import FactSource
-from badge_engine.dead_letter import DeadLetterError, discard_dead_letter
+from badge_engine.dead_letter import DISCARDED, DeadLetterError, discard_dead_letter
 from badge_engine.models import CompletionFactRecord
-from badge_engine.outbox import OutboxMessage
+from badge_engine.outbox import OutboxMessage, OutboxStatus
 from connectors.hpass.deliveries import delivery_key, provider_deliveries, requeue
 from connectors.hpass.models import Delivery, DeliveryStatus
 from lti_tool.operations import ActionError, InvalidInput, NotFound, audit, iso
@@ -105,13 +105,13 @@ def discard_delivery(
     session: Session, actor: str, delivery: Delivery, reason: str | None
 ) -> None:
     """Give up a delivery whose outbox message is dead, recording the reason."""
-    message_id = session.scalar(
-        select(OutboxMessage.id).where(
+    message = session.scalar(
+        select(OutboxMessage).where(
             OutboxMessage.provider_id == delivery.provider_id,
             OutboxMessage.idempotency_key == delivery_key(delivery.id),
         )
     )
-    if message_id is None:
+    if message is None:
         raise ActionError(
             f"delivery {delivery.id} has no outbox message to discard",
             code="no_outbox_message",
@@ -121,16 +121,19 @@ def discard_delivery(
             "discarding needs --reason; say why the delivery is no longer needed",
             code="reason_required",
         )
+    _check_discardable(delivery, message)
     try:
         discard_dead_letter(
             session,
             provider_id=delivery.provider_id,
-            message_id=message_id,
+            message_id=message.id,
             actor=actor,
             reason=reason,
         )
     except DeadLetterError as error:
-        raise ActionError(str(error), code="not_dead") from None
+        raise ActionError(
+            f"delivery {delivery.id} was not discarded: {error}", code="not_dead"
+        ) from None
     delivery.status = DeliveryStatus.FAILED.value
     audit(
         session,
@@ -140,6 +143,29 @@ def discard_delivery(
         target=f"delivery:{delivery.id}",
         detail={"reason": reason.strip()},
     )
+
+
+def _check_discardable(delivery: Delivery, message: OutboxMessage) -> None:
+    """Raise ActionError naming the delivery unless its outbox message is dead."""
+    if message.status == DISCARDED:
+        raise ActionError(
+            f"delivery {delivery.id} was already discarded, so there is nothing to "
+            "do; see `hpass-bridge deliveries list --status failed`",
+            code="already_discarded",
+        )
+    if message.status == OutboxStatus.DONE.value:
+        raise ActionError(
+            f"delivery {delivery.id} is finished (status {delivery.status}), so "
+            "there is nothing to discard",
+            code="not_dead",
+        )
+    if message.status != OutboxStatus.DEAD.value:
+        raise ActionError(
+            f"delivery {delivery.id} is still being sent (status {delivery.status}); "
+            "only a delivery that failed for good can be discarded. Wait until it "
+            "fails, then discard it",
+            code="not_dead",
+        )
 
 
 def list_facts(

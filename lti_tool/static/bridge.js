@@ -16,7 +16,9 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
-  const summary = document.getElementById("error-summary");
+  const summary =
+    document.getElementById("error-summary") ||
+    document.getElementById("revoke-error-summary");
   if (summary) summary.focus();
   const backfills = document.querySelector("[data-progress-url]");
   if (backfills) followBackfills(backfills);

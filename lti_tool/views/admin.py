@@ -56,6 +56,7 @@ from lti_tool.operations.lms import (
 )
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.auth import invitation_link, signed_in_account
+from lti_tool.views.failed_deliveries import failed_rows
 from lti_tool.views.headers import forbid_framing
 from lti_tool.views.pages import check_csrf
 
@@ -571,7 +572,7 @@ def dead_letters(account: Account):
         "admin/dead_letters.html",
         account=account,
         provider=provider,
-        messages=messages,
+        rows=failed_rows(db_session(), provider.id, messages),
         retried=request.args.get("retried", type=int),
     )
 

@@ -38,9 +38,9 @@ from badge_engine.corrections import correct_achievement
 from badge_engine.errors import InvalidCredential
 from badge_engine.models import Achievement, Credential, CredentialStatus
 from badge_engine.rules import InvalidAwardRule, validate_award_rule
-from badge_engine.status import AlreadyRevoked, revoke_credential
+from badge_engine.status import MAX_REASON_LENGTH, AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
-from connectors.hpass.models import Delivery
+from connectors.hpass.models import Delivery, PortfolioAccount
 from connectors.models import ConnectionState, LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
@@ -67,6 +67,7 @@ from lti_tool.operations.backfills import cancel_backfill, start_achievement_bac
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
+from lti_tool.views.image_errors import image_rejection_text
 from lti_tool.views.rule_form import (
     ActivityRuleFields,
     InvalidMinPercent,
@@ -271,10 +272,12 @@ def _deliveries(provider_id: int, credential_ids: list[int]) -> dict[int, list]:
         return {}
     found: dict[int, list] = {}
     for delivery in db_session().scalars(
-        select(Delivery).where(
+        select(Delivery)
+        .where(
             Delivery.provider_id == provider_id,
             Delivery.credential_id.in_(credential_ids),
         )
+        .order_by(Delivery.id)
     ):
         found.setdefault(delivery.credential_id, []).append(delivery)
     return found
@@ -382,11 +385,34 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
         )
     credential_ids = [row["credential"].id for row in rows if row["credential"]]
     deliveries = _deliveries(course.provider_id, credential_ids)
+    accounts = _delivery_accounts(course.provider_id, deliveries)
     for row in rows:
         row["deliveries"] = row["credential"] and deliveries.get(
             row["credential"].id, []
         )
+        row["portfolios"] = accounts
     return rows
+
+
+def _delivery_accounts(
+    provider_id: int, deliveries: dict[int, list]
+) -> dict[int, PortfolioAccount]:
+    """Return the portfolio accounts the deliveries go to, by account id."""
+    ids = {
+        delivery.portfolio_account_id
+        for found in deliveries.values()
+        for delivery in found
+        if delivery.portfolio_account_id is not None
+    }
+    if not ids:
+        return {}
+    accounts = db_session().scalars(
+        select(PortfolioAccount).where(
+            PortfolioAccount.provider_id == provider_id,
+            PortfolioAccount.id.in_(ids),
+        )
+    )
+    return {account.id: account for account in accounts}
 
 
 def _award_rows(course: LtiCourse) -> list[dict]:
@@ -475,9 +501,16 @@ def _activities_or_error(course: LtiCourse) -> tuple[list[Activity], str | None]
 
 
 def _render_instructor(
-    course: LtiCourse, *, form=None, errors=None, editing=None, preview=None
+    course: LtiCourse,
+    *,
+    form=None,
+    errors=None,
+    editing=None,
+    preview=None,
+    revoke_errors=None,
+    revoke_reason="",
 ):
-    status = 400 if errors else 200
+    status = 400 if errors or revoke_errors else 200
     activities, activities_error = _activities_or_error(course)
     names = _activity_names(course)
     achievements = _course_achievements(course)
@@ -500,6 +533,8 @@ def _render_instructor(
             preview=preview,
             activity_names=names,
             skill_rows=_padded_skill_rows((form or {}).get("skills", [])),
+            revoke_errors=revoke_errors or {},
+            revoke_reason=revoke_reason,
         ),
         status,
     )
@@ -746,9 +781,13 @@ def _read_image(errors: dict, provider_id: int) -> AchievementImage | None:
     try:
         checked = check_image(content)
     except ImageRejected as error:
-        errors["image"] = _(
-            "The image was not accepted: %(reason)s.", reason=str(error)
+        log.info(
+            "badge_image_rejected",
+            provider_id=provider_id,
+            code=error.code,
+            reason=str(error),
         )
+        errors["image"] = image_rejection_text(error)
         return None
     return AchievementImage(
         provider_id=provider_id,
@@ -1086,12 +1125,34 @@ def revoke_award(course_id: int, public_id: str):
     )
     if credential is None:
         abort(404)
-    reason = request.form.get("reason") or ""
+    reason = (request.form.get("reason") or "").replace("\x00", "").strip()
+    reason_error = _revocation_reason_error(reason)
+    if reason_error is not None:
+        return _render_instructor(
+            found, revoke_errors={public_id: reason_error}, revoke_reason=reason
+        )
     try:
         event = revoke_credential(db, credential, reason, actor=_instructor_actor())
-    except (AlreadyRevoked, InvalidCredential) as error:
+    except AlreadyRevoked as error:
         raise BadRequest(
-            _("The badge was not revoked: %(reason)s", reason=str(error)),
+            _(
+                "This badge was already revoked on %(date)s, and a revocation "
+                "cannot be changed. Reload the page to see its status.",
+                date=i18n.localized_date(error.revoked_at),
+            ),
+            code="already_revoked",
+            credential=public_id,
+        ) from None
+    except InvalidCredential as error:
+        # The reason was checked above, so the engine rejected something else.
+        log.warning(
+            "revocation_rejected",
+            credential=public_id,
+            course_id=found.id,
+            error=str(error),
+        )
+        raise BadRequest(
+            _("The badge could not be revoked. Reload the page and try again."),
             code="revocation_rejected",
             credential=public_id,
         ) from None
@@ -1106,6 +1167,23 @@ def revoke_award(course_id: int, public_id: str):
     db.commit()
 
     return redirect(url_for("pages.course", course_id=course_id) + "#awards", code=303)
+
+
+def _revocation_reason_error(reason: str) -> str | None:
+    """Return the translated field error for a revocation reason, or None if valid."""
+    if not reason or is_invisible(reason):
+        return _(
+            "Enter the reason for revoking this badge, such as “Issued in error”. "
+            "Anyone who checks the badge sees it."
+        )
+    if len(reason) > MAX_REASON_LENGTH:
+        return _(
+            "The reason is %(length)s characters long. Shorten it to %(limit)s or "
+            "fewer.",
+            length=i18n.localized_number(len(reason)),
+            limit=i18n.localized_number(MAX_REASON_LENGTH),
+        )
+    return None
 
 
 @bp.get("/course/<int:course_id>/credentials/<public_id>/download")

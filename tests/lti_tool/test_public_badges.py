@@ -338,7 +338,7 @@ def test_credential_json_link_in_browser(client, issued):
 @pytest.mark.parametrize(
     ("language", "direction", "valid_text"),
     [
-        ("fr", "ltr", "Valide : la signature est vérifiée"),
+        ("fr", "ltr", "Valide\u00a0: la signature est vérifiée"),
         ("ar", "rtl", "صالحة: يتحقق التوقيع"),
     ],
 )

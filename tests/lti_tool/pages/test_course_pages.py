@@ -539,7 +539,7 @@ def test_revoke_without_reason_refused(client, tenants, db):
     )
 
     assert response.status_code == 400
-    assert "needs a reason" in response.get_data(as_text=True)
+    assert "Enter the reason for revoking this badge" in response.get_data(as_text=True)
     db.expire_all()
     assert db.get(Credential, credential.id).status == "live"
 

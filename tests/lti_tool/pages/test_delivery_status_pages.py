@@ -1,0 +1,248 @@
+"""What learners and admins see about deliveries to portfolios, and discarding one."""
+
+from __future__ import annotations
+
+import pytest
+
+from badge_engine.outbox import OutboxMessage
+from connectors.hpass.deliveries import delivery_key
+from connectors.hpass.models import Delivery, PortfolioAccount
+from lti_tool.accounts import AccountRole
+from lti_tool.operations import ActionError
+from lti_tool.operations.deliveries import discard_delivery
+
+from .conftest import add_account, add_credential, launch_as, sign_in
+
+FIRST = "https://portfolio-one.example.org"
+SECOND = "https://portfolio-two.example.org"
+
+
+def _account(db, tenant, url: str) -> PortfolioAccount:
+    account = PortfolioAccount(
+        provider_id=tenant.provider_id, learner_id=tenant.learner_id, api_base_url=url
+    )
+    db.add(account)
+    db.flush()
+    return account
+
+
+def _delivery(db, tenant, credential, account, status: str, **fields) -> Delivery:
+    delivery = Delivery(
+        provider_id=tenant.provider_id,
+        credential_id=credential.id,
+        portfolio_account_id=account.id if account else None,
+        status=status,
+        **fields,
+    )
+    db.add(delivery)
+    db.flush()
+    return delivery
+
+
+def _dead_message(db, delivery: Delivery, status: str = "dead") -> OutboxMessage:
+    message = OutboxMessage(
+        provider_id=delivery.provider_id,
+        kind="credential.deliver",
+        idempotency_key=delivery_key(delivery.id),
+        payload={},
+        status=status,
+        attempts=1,
+        last_error="portfolio returned HTTP 422",
+    )
+    db.add(message)
+    db.flush()
+    return message
+
+
+def test_learner_page_names_each_portfolio(client, tenants, db):
+    """Two portfolios are told apart by address, and a failure says what follows."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    _delivery(db, alpha, credential, _account(db, alpha, FIRST), "delivered")
+    _delivery(db, alpha, credential, _account(db, alpha, SECOND), "failed")
+    db.commit()
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    first, second = page.split('<li class="delivery"')[1:3]
+
+    assert f'Portfolio <span dir="ltr">{FIRST}</span>: Delivered' in first
+    assert f'Portfolio <span dir="ltr">{SECOND}</span>: Sending failed' in second
+    assert "does not try again on its own" in second
+    assert "download the badge below" in second
+    assert "does not try again" not in first
+
+
+def test_learner_page_retrying_needs_nothing(client, tenants, db):
+    """A delivery still being retried tells the learner nothing is needed."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    _delivery(db, alpha, credential, _account(db, alpha, FIRST), "retrying")
+    db.commit()
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "tries again on its own over the next days" in page
+    assert "you do not need to do anything" in page
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("fr", f'Portfolio <span dir="ltr">{FIRST}</span>\u00a0: Échec de l&#39;envoi'),
+        ("es", f'Portafolio <span dir="ltr">{FIRST}</span>: Falló el envío'),
+        ("ar", f'ملف الإنجازات <span dir="ltr">{FIRST}</span>: فشل الإرسال'),
+    ],
+)
+def test_learner_portfolio_translated(client, tenants, db, language, text):
+    """The portfolio line is translated and keeps the address left to right."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    _delivery(db, alpha, credential, _account(db, alpha, FIRST), "failed")
+    db.commit()
+    launch_as(client, alpha, "learner", locale=language)
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert text in page
+
+
+def test_learner_page_other_provider_account(client, tenants, db):
+    """An account of another provider is never named on the learner's page."""
+    alpha, beta = tenants
+    credential = add_credential(db, alpha)
+    foreign = _account(db, beta, "https://foreign.example.org")
+    _delivery(db, alpha, credential, foreign, "delivered")
+    db.commit()
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "foreign.example.org" not in page
+    assert "HPass portfolio: Delivered" in page
+
+
+def test_dead_letters_show_delivery_details(client, tenants, db):
+    """The admin sees badge, learner, portfolio, reason and the CLI's attempts."""
+    alpha, beta = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(
+        db,
+        alpha,
+        credential,
+        _account(db, alpha, FIRST),
+        "failed",
+        attempts=3,
+        last_error="portfolio answered 422: invalid credential",
+    )
+    _dead_message(db, delivery)
+    foreign = add_credential(db, beta)
+    foreign_delivery = _delivery(db, beta, foreign, None, "failed", attempts=5)
+    _dead_message(db, foreign_delivery)
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.get("/admin/dead-letters").get_data(as_text=True)
+    row = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+
+    assert "Badge of alpha" in row
+    assert "Learner of alpha" in row
+    assert "LMS user id 42" in row
+    assert f'<span dir="ltr">{FIRST}</span>' in row
+    assert "portfolio answered 422: invalid credential" in row
+    assert "<td>3</td>" in row
+    assert "<td>1</td>" not in row
+    assert "Badge of beta" not in page
+    assert row.count("<tr>") == 1
+
+
+def test_dead_letters_other_kind(client, tenants, db):
+    """A dead message that is not a delivery still shows its kind and error."""
+    alpha, _ = tenants
+    db.add(
+        OutboxMessage(
+            provider_id=alpha.provider_id,
+            kind="mail.send",
+            idempotency_key="mail:1",
+            payload={},
+            status="dead",
+            attempts=4,
+            last_error="SMTP refused",
+        )
+    )
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.get("/admin/dead-letters").get_data(as_text=True)
+
+    assert "Not a badge delivery: mail.send" in page
+    assert "SMTP refused" in page
+    assert "<td>4</td>" in page
+
+
+def test_dead_letters_foreign_delivery_key(client, tenants, db):
+    """A message whose key names another provider's delivery shows no details."""
+    alpha, beta = tenants
+    foreign = add_credential(db, beta)
+    foreign_delivery = _delivery(db, beta, foreign, None, "failed")
+    db.add(
+        OutboxMessage(
+            provider_id=alpha.provider_id,
+            kind="credential.deliver",
+            idempotency_key=delivery_key(foreign_delivery.id),
+            payload={},
+            status="dead",
+            attempts=2,
+            last_error="x",
+        )
+    )
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.get("/admin/dead-letters").get_data(as_text=True)
+
+    assert "Badge of beta" not in page
+    assert "Learner of beta" not in page
+    assert "Not a badge delivery" in page
+
+
+def test_discard_already_discarded_names_delivery(tenants, db):
+    """Discarding twice names the delivery, not its outbox message."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(db, alpha, credential, None, "failed")
+    message = _dead_message(db, delivery)
+    discard_delivery(db, "test", delivery, "learner left")
+
+    with pytest.raises(ActionError) as raised:
+        discard_delivery(db, "test", delivery, "again")
+
+    assert raised.value.code == "already_discarded"
+    assert f"delivery {delivery.id} was already discarded" in raised.value.message
+    assert f"outbox message {message.id}" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        ("pending", "is still being sent"),
+        ("in_progress", "is still being sent"),
+        ("done", "is finished"),
+    ],
+)
+def test_discard_live_delivery_names_it(tenants, db, status, words):
+    """A delivery that has not failed for good cannot be discarded."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(db, alpha, credential, None, "queued")
+    _dead_message(db, delivery, status=status)
+
+    with pytest.raises(ActionError) as raised:
+        discard_delivery(db, "test", delivery, "not needed")
+
+    assert f"delivery {delivery.id} {words}" in raised.value.message
+    assert raised.value.code == "not_dead"
