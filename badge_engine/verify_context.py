@@ -52,6 +52,9 @@ class VerifyContext:
     recipient: str | None = None
     resolve_did_document: Callable[[str], dict[str, Any]] | None = None
     did_documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Looks up the stored reason of a revoked credential by its id, because a
+    # bitstring status list records only that a credential is revoked, not why.
+    revocation_reason: Callable[[str], str | None] | None = None
 
     def fetch_json(self, url: str, accept: str = "application/json") -> dict[str, Any]:
         """Fetch `url` through the guarded client and parse a JSON object.

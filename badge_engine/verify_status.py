@@ -112,7 +112,19 @@ def _check_bitstring(
     elif purpose == "suspension":
         report.error("suspended", "The issuer suspended this credential.", path)
     else:
-        report.error("revoked", "The issuer revoked this credential.", path)
+        reason = _stored_reason(credential, context)
+        if reason:
+            message = f"The issuer revoked this credential: {reason}"
+        else:
+            message = "The issuer revoked this credential."
+        report.error("revoked", message, path)
+
+
+def _stored_reason(credential: dict[str, Any], context: VerifyContext) -> str | None:
+    credential_id = credential.get("id")
+    if context.revocation_reason is None or not isinstance(credential_id, str):
+        return None
+    return context.revocation_reason(credential_id)
 
 
 def _status_list_trusted(

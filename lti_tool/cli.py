@@ -17,6 +17,8 @@ import click
 from lti_tool.config import ConfigError, load_settings
 
 EXIT_FAILURE = 1
+# A value the user must correct, as docs/cli.md documents for every command.
+EXIT_INVALID_INPUT = 2
 
 
 class CommandFailed(click.ClickException):
@@ -30,11 +32,16 @@ def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
         click.echo(text)
 
 
-def fail(message: str, as_json: bool, code: str = "failed") -> NoReturn:
+def fail(
+    message: str,
+    as_json: bool,
+    code: str = "failed",
+    exit_code: int = EXIT_FAILURE,
+) -> NoReturn:
     if as_json:
         click.echo(json.dumps({"error": code, "message": message}))
     click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_FAILURE)
+    sys.exit(exit_code)
 
 
 def json_option(function):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from lti_tool.cli import emit, fail, json_option
+from lti_tool.cli import EXIT_INVALID_INPUT, emit, fail, json_option
 
 
 @click.group()
@@ -36,7 +36,12 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
     from lti_tool.cli import _settings_or_fail
 
     if "@" not in email or len(email) > 320:
-        fail(f"{email!r} is not an email address; pass --email name@example.org", as_json)
+        fail(
+            f"{email!r} is not an email address; pass --email name@example.org",
+            as_json,
+            code="invalid_email",
+            exit_code=EXIT_INVALID_INPUT,
+        )
     bridge = create_app(_settings_or_fail(as_json)).extensions["hpass"]
     with bridge.session() as session:
         if find_account(session, email) is not None:
@@ -55,7 +60,12 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
                 provider_id=None,
             )
         except PasswordRejected as error:
-            fail(f"{error}; run the command again", as_json, code="invalid_password")
+            fail(
+                f"{error}; run the command again",
+                as_json,
+                code="invalid_password",
+                exit_code=EXIT_INVALID_INPUT,
+            )
         record_audit(
             session,
             provider_id=None,

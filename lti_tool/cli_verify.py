@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import click
 import structlog
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from badge_engine.db import make_engine
+from badge_engine.models import Credential, CredentialStatus
 
 from badge_engine.outbound import OutboundPolicy
 from badge_engine.outbound.documents import DocumentFetcher
 from badge_engine.verify import verify_target
 from badge_engine.verify_context import VerifyContext
+from badge_engine.urls import credential_url
 from badge_engine.verify_report import VerificationReport
 from lti_tool.config import ConfigError, load_settings
 
@@ -55,6 +64,7 @@ def verify(
         fetcher=DocumentFetcher(_outbound_policy()),
         recipient=recipient,
         did_documents=_saved_did_documents(did_document_paths, as_json),
+        revocation_reason=_stored_revocation_reasons(),
     )
     try:
         report = verify_target(target, context)
@@ -106,6 +116,49 @@ def _outbound_policy() -> OutboundPolicy:
         return OutboundPolicy.from_settings(load_settings())
     except ConfigError:
         return OutboundPolicy()
+
+
+def _stored_revocation_reasons() -> Callable[[str], str | None] | None:
+    """Return a lookup of revocation reasons in this bridge's database, if any.
+
+    Only credentials under this bridge's public base URL are looked up. A missing
+    SQLite file is not created, so `verify` on another machine reads no database.
+    """
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return None
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (
+        url.database and Path(url.database).is_file()
+    ):
+        return None
+    prefix = credential_url(settings.public_base_url, "")
+
+    def lookup(credential_id: str) -> str | None:
+        public_id = credential_id.removeprefix(prefix)
+        if public_id == credential_id or not public_id:
+            return None
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.connect() as connection:
+                return connection.scalar(
+                    select(Credential.revocation_reason).where(
+                        Credential.public_id == public_id,
+                        Credential.status == CredentialStatus.REVOKED.value,
+                    )
+                )
+        except SQLAlchemyError as error:
+            log.warning(
+                "verify.revocation_reason_unavailable",
+                credential_id=credential_id,
+                error=f"{type(error).__name__}: {str(error)[:200]}",
+            )
+            return None
+        finally:
+            engine.dispose()
+
+    return lookup
 
 
 def _usage_error(message: str, as_json: bool) -> None:

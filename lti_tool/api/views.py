@@ -379,7 +379,13 @@ def list_deliveries():
 def retry_delivery(delivery_id: str):
     # Taken as text, because the app's int converter stops at the largest database
     # id, and a larger id here is an unknown delivery like any other.
-    number = int(delivery_id) if delivery_id.isascii() and delivery_id.isdigit() else -1
+    if not (delivery_id.isascii() and delivery_id.isdigit()):
+        raise InvalidInput(
+            f"delivery id {delivery_id[:40]!r} is not a number; use the numeric id "
+            "of a delivery from GET /api/v1/deliveries",
+            code="invalid_delivery_id",
+        )
+    number = int(delivery_id)
     delivery = delivery_ops.find_delivery(db_session(), number, _provider().id)
     message_id = delivery_ops.retry_delivery(db_session(), g.api_actor, delivery)
     _commit()

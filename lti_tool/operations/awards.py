@@ -14,7 +14,9 @@ from badge_engine.rules import evaluate_award_rule
 from badge_engine.status import AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
 from connectors.hpass.deliveries import requeue_for_revocation
+from connectors.canvas.errors import CanvasNotFound
 from connectors.hpass.models import Delivery
+from connectors.moodle.errors import MoodleError
 from lti_tool.bridge import Bridge
 from lti_tool.operations import (
     ActionError,
@@ -24,6 +26,7 @@ from lti_tool.operations import (
     iso,
 )
 from lti_tool.operations.achievements import lms_read_failed, roster_for
+from lti_tool.operations.course_check import MOODLE_MISSING_RECORD
 
 STATUSES = tuple(status.value for status in CredentialStatus)
 LIST_LIMIT_MAX = 1000
@@ -165,6 +168,13 @@ def revoke_award(
     return message_ids
 
 
+def _is_missing_record(error: Exception) -> bool:
+    """Tell whether the LMS reported that the requested user or course does not exist."""
+    if isinstance(error, CanvasNotFound):
+        return True
+    return isinstance(error, MoodleError) and error.errorcode == MOODLE_MISSING_RECORD
+
+
 def explain(
     session: Session,
     bridge: Bridge,
@@ -187,6 +197,25 @@ def explain(
         progress = roster.read_progress(achievement.lms_course_id, lms_user_id)
     except ActionError:
         raise
+    except (MoodleError, CanvasNotFound) as error:
+        if not _is_missing_record(error):
+            raise lms_read_failed(
+                session,
+                achievement,
+                f"reading learner {lms_user_id!r} in course "
+                f"{achievement.lms_course_id} from the LMS failed: {error}",
+            ) from None
+        raise NotFound(
+            f"the LMS has no learner {lms_user_id!r} in course "
+            f"{achievement.lms_course_id} of badge {achievement.public_id}; check "
+            "the learner's LMS user id (`hpass-bridge awards list` shows the ids of "
+            "learners with awards)",
+            code="learner_not_found",
+            api_message=f"the LMS has no learner {lms_user_id!r} in course "
+            f"{achievement.lms_course_id} of badge {achievement.public_id}; check "
+            "the learner's LMS user id (GET /api/v1/awards shows the ids of "
+            "learners with awards)",
+        ) from None
     except Exception as error:  # noqa: BLE001 - reported with the LMS named
         raise lms_read_failed(
             session,

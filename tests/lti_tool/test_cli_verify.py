@@ -267,6 +267,40 @@ def test_verify_revoked_bitstring(live, seeded):
     assert report["errors"][0]["path"] == "$.credentialStatus"
 
 
+def test_verify_revoked_shows_stored_reason(live, seeded):
+    """On the bridge's host, a revoked credential's message gives the stored reason."""
+    credential = _issue(live, seeded, "u-revoked-reason")
+    with live.bridge.session() as session:
+        stored = session.get(Credential, credential.id)
+        revoke_credential(session, stored, "Issued in error", actor="test")
+        session.commit()
+    bridge_env = {**live.env, "HPASS_INSTANCE_PATH": str(live.folder / "instance")}
+
+    result = CliRunner().invoke(
+        main,
+        ["verify", _write(live, "revoked-reason.json", credential.document)],
+        env=bridge_env,
+    )
+
+    assert result.exit_code == 1
+    assert "The issuer revoked this credential: Issued in error" in result.stdout
+
+
+def test_verify_revoked_without_database(live, seeded):
+    """Without the bridge's database the reason is absent and no database is made."""
+    credential = _issue(live, seeded, "u-revoked-elsewhere")
+    with live.bridge.session() as session:
+        stored = session.get(Credential, credential.id)
+        revoke_credential(session, stored, "Issued in error", actor="test")
+        session.commit()
+
+    code, report = _verify(live, _write(live, "elsewhere.json", credential.document))
+
+    assert code == 1
+    assert report["errors"][0]["message"] == "The issuer revoked this credential."
+    assert not (live.folder / "cli-instance" / "hpass.db").exists()
+
+
 def test_verify_live_status_checked(live, seeded):
     """A live credential's status bit is read and reported as a passed check."""
     credential = _issue(live, seeded, "u-status")

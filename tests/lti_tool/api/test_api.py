@@ -407,3 +407,17 @@ def test_schemathesis_finds_no_server_error(app, tenants):
                     case.method, case.formatted_path, response.text[:200])
 
             check()
+
+
+@pytest.mark.parametrize("delivery_id", ["abc", "-1", "4.5", "٣"])
+def test_retry_delivery_id_not_number(client, tenants, delivery_id):
+    """A delivery id that is not a decimal number is rejected with a 400 naming the problem."""
+    alpha, _ = tenants
+    response = client.post(
+        f"/api/v1/deliveries/{delivery_id}/retry", headers=_auth(alpha["token"])
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_delivery_id"
+    assert "not a number" in response.json["message"]
+    assert "no delivery" not in response.json["message"]

@@ -390,6 +390,19 @@ def test_awards_list_show_explain(cli, award, achievement, moodle):
     assert "has not earned it" in not_earned.stdout
 
 
+def test_explain_unknown_learner(cli, achievement):
+    """A learner id the LMS does not have exits 2 and names the learner."""
+    result = cli("awards", "explain", "--achievement", achievement,
+                 "--learner", "9999", "--json")
+
+    assert result.code == 2, result.stderr
+    line = _one_error_line(result)
+    assert "no learner '9999'" in line
+    assert f"course {DEMO_COURSE_ID}" in line
+    assert "dml_missing_record_exception" not in line
+    assert json.loads(result.stdout)["error"] == "learner_not_found"
+
+
 def test_awards_revoke_needs_reason(cli, award):
     """A revoke without a reason exits 2; with one it revokes once."""
     missing = cli("awards", "revoke", award)

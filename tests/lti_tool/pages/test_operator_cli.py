@@ -61,6 +61,22 @@ def test_operator_short_password(app, settings, db):
         env=cli_env(settings),
     )
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "at least 12" in result.output
+    assert db.scalar(select(Account)) is None
+
+
+def test_operator_invalid_email(app, settings, db):
+    """An email without @ is a value to correct: exit 2, no account."""
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "op.hpass.org", "--password", PASSWORD, "--json"],
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 2
+    assert json.loads(result.output.splitlines()[0])["error"] == "invalid_email"
+    assert "not an email address" in result.output
     assert db.scalar(select(Account)) is None
