@@ -198,3 +198,65 @@ def test_fresh_demo_steps_outside_database(tmp_path):
 
     assert "delete the instance folder" in steps
     assert "HPASS_DATABASE_URL" in steps
+
+
+class _StoppedServer:
+    """A waitress server stand-in whose run() returns at once, as after Ctrl-C."""
+
+    def run(self) -> None:
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        pass
+
+
+def test_run_demo_prints_warning(tmp_path, monkeypatch):
+    """`hpass-bridge run --demo` on an instance whose demo connection was
+    disconnected prints the warning on stderr after the start-up line."""
+    import os
+    import signal
+
+    import waitress
+    from click.testing import CliRunner
+
+    from lti_tool import app as app_module
+    from lti_tool import cli_run
+    from lti_tool.operations.lms import disconnect_connection
+
+    instance = tmp_path / "instance"
+    first = DemoStack(instance)
+    first.start_web()
+    try:
+        with first.bridge.session() as session:
+            from connectors.models import LmsConnection
+
+            connection = session.get(LmsConnection, _demo_connection(first).id)
+            disconnect_connection(session, "os:tester", connection)
+            session.commit()
+    finally:
+        first.stop()
+    monkeypatch.setenv("HPASS_INSTANCE_PATH", str(instance))
+    monkeypatch.delenv("HPASS_PUBLIC_BASE_URL", raising=False)
+    monkeypatch.delenv("HPASS_DATABASE_URL", raising=False)
+    monkeypatch.setattr(waitress, "create_server", lambda *a, **k: _StoppedServer())
+    monkeypatch.setattr(cli_run, "start_background_processes", lambda env: [])
+    monkeypatch.setattr(app_module, "freeze_startup_objects", lambda: None)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # `run` writes the settings it derives into os.environ for its child processes.
+    saved_environ = dict(os.environ)
+
+    try:
+        result = CliRunner().invoke(
+            cli_run.run, ["--demo", "--port", "5998"], catch_exceptions=False
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+    assert result.exit_code == 0, result.output
+    assert "HPass bridge is running at http://127.0.0.1:5998/demo" in result.stdout
+    assert "warning: the demo's Moodle connection" in result.stderr
+    assert "was disconnected" in result.stderr
+    assert str(instance.resolve()) in result.stderr
