@@ -76,6 +76,7 @@ from lti_tool.views.rule_form import (
     is_ags_activity,
     parse_min_percent,
 )
+from lti_tool.views.rule_text import describe_rule
 from lti_tool.views.headers import (
     allow_form_redirects_to_other_sites,
     allow_framing_by,
@@ -224,36 +225,6 @@ def _activity_step(
             activity=name,
         )
     return _("Complete “%(activity)s”", activity=name)
-
-
-def _listed_activity(
-    activity_id: str, names: dict[str, str], fields: ActivityRuleFields
-) -> str:
-    name = names.get(activity_id, activity_id)
-    if activity_id in fields.min_percent:
-        return _(
-            "%(activity)s (grade of at least %(percent)s%%)",
-            activity=name,
-            percent=i18n.localized_number(fields.min_percent[activity_id]),
-        )
-    return name
-
-
-def describe_rule(award_rule: dict, names: dict[str, str]) -> str:
-    """Describe an award rule in a sentence for the instructor page."""
-    node = award_rule.get("rule") or {}
-    if node.get("kind") == "course_completed":
-        return _("the learner completes the course.")
-    fields = activity_rule_fields(node)
-    if fields is not None:
-        listed = ", ".join(
-            _listed_activity(activity_id, names, fields)
-            for activity_id in fields.activity_ids
-        )
-        if fields.match == "any":
-            return _("the learner completes any of: %(activities)s.", activities=listed)
-        return _("the learner completes all of: %(activities)s.", activities=listed)
-    return node.get("kind", "")
 
 
 def _live_credential(course: LtiCourse, achievement: Achievement, learner_id: int):
