@@ -8,8 +8,8 @@ from datetime import datetime
 
 from urllib.parse import urlsplit
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, validates
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, and_
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from badge_engine.db import Base, utcnow
 
@@ -94,6 +94,19 @@ class LmsConnection(Base):
         ),
     )
 
+    # Read only: `connectors.contacts` writes the row with one upsert, so recording
+    # a contact never marks the connection changed (which would clear the webhook
+    # connection cache).
+    contact: Mapped["LmsContact | None"] = relationship(
+        primaryjoin=lambda: and_(
+            LmsContact.lms_connection_id == LmsConnection.id,
+            LmsContact.provider_id == LmsConnection.provider_id,
+        ),
+        foreign_keys=lambda: [LmsContact.lms_connection_id, LmsContact.provider_id],
+        uselist=False,
+        viewonly=True,
+    )
+
     @validates("base_url")
     def _set_site_key(self, _key: str, value: str) -> str:
         self.site_key = normalized_site_url(value)
@@ -102,3 +115,48 @@ class LmsConnection(Base):
     @property
     def disconnected(self) -> bool:
         return self.state == ConnectionState.DISCONNECTED.value
+
+
+class ContactSource(str, enum.Enum):
+    """What contacted the LMS: a reconciliation poll (Moodle or Canvas), an AGS
+    grade poll, a re-read of one learner after an event, or a connection test."""
+
+    POLL = "poll"
+    AGS_POLL = "ags_poll"
+    REREAD = "reread"
+    TEST = "test"
+
+
+class LmsContact(Base):
+    """The outcome of the bridge's latest contacts with one connection's LMS.
+
+    The latest success and the latest failure are kept apart, so the admin page
+    can tell a site that stopped answering from one that failed once and
+    recovered. `last_event_at` is when the newest webhook event that the bridge
+    processed arrived. Times are UTC. A connection without a row has had no
+    contact recorded yet.
+    """
+
+    __tablename__ = "lms_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    lms_connection_id: Mapped[int] = mapped_column(
+        ForeignKey("lms_connections.id"), unique=True
+    )
+    last_success_at: Mapped[datetime | None]
+    last_success_source: Mapped[str | None] = mapped_column(String(20))
+    last_failure_at: Mapped[datetime | None]
+    last_failure_source: Mapped[str | None] = mapped_column(String(20))
+    # The error as the connector raised it, which names what failed and the fix.
+    last_failure_detail: Mapped[str | None] = mapped_column(Text)
+    last_event_at: Mapped[datetime | None]
+
+    @property
+    def failing(self) -> bool:
+        """Whether the latest contact failed."""
+        if self.last_failure_at is None:
+            return False
+        return (
+            self.last_success_at is None or self.last_failure_at > self.last_success_at
+        )

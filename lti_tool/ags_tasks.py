@@ -10,6 +10,8 @@ from __future__ import annotations
 import structlog
 from celery import shared_task
 
+from connectors.contacts import record_failure, record_success
+from connectors.models import ContactSource
 from lti_tool.ags_poll import client_for, load_course, poll_course, pollable_course_ids
 from lti_tool.bridge import current_bridge
 from lti_tool.logs import get_logger
@@ -62,6 +64,9 @@ def poll_ags_course(course_id: int) -> str:
             try:
                 result = poll_course(session, client, target)
             except AgsRateLimited as error:
+                record_failure(
+                    session, target.connection, ContactSource.AGS_POLL, error
+                )
                 session.commit()
                 log.warning(
                     "ags_poll_rate_limited",
@@ -72,6 +77,9 @@ def poll_ags_course(course_id: int) -> str:
                 )
                 return "rate_limited"
             except AgsError as error:
+                record_failure(
+                    session, target.connection, ContactSource.AGS_POLL, error
+                )
                 session.commit()
                 log.error(
                     "ags_poll_failed",
@@ -81,6 +89,7 @@ def poll_ags_course(course_id: int) -> str:
                     status=error.status,
                 )
                 return "failed"
+        record_success(session, target.connection, ContactSource.AGS_POLL)
         session.commit()
 
     log.info(

@@ -24,7 +24,8 @@ from connectors.canvas.errors import (
     CanvasUnavailable,
 )
 from connectors.canvas.progress import read_learner_progress
-from connectors.models import LmsConnection
+from connectors.contacts import record_failure
+from connectors.models import ContactSource, LmsConnection
 from lti_tool.bridge import Bridge
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import GiveUp, RetryLater
@@ -59,6 +60,7 @@ def read_canvas_progress(
         progress = read_learner_progress(client, fact.lms_course_id, fact.lms_user_id)
     except (CanvasTokenInvalid, CanvasScopeMissing) as error:
         mark_broken(connection, error)
+        record_failure(session, connection, ContactSource.REREAD, error)
         session.commit()
         log.error("canvas_token_invalid", **ids)
         raise RetryLater(str(error), retry_after=timedelta(hours=1)) from None
@@ -66,6 +68,9 @@ def read_canvas_progress(
         retry_after = (
             timedelta(seconds=error.retry_after) if error.retry_after else None
         )
+        # The outbox rolls this transaction back, so the failure is committed here.
+        record_failure(session, connection, ContactSource.REREAD, error)
+        session.commit()
         raise RetryLater(str(error), retry_after=retry_after) from None
     except CanvasNotModuleBased as error:
         # Retrying cannot help until the instructor adds module requirements, so
@@ -73,6 +78,8 @@ def read_canvas_progress(
         log.warning("canvas_course_not_module_based", **ids)
         raise GiveUp(str(error)) from None
     except CanvasError as error:
+        record_failure(session, connection, ContactSource.REREAD, error)
+        session.commit()
         raise RetryLater(str(error)) from None
 
     # A refresh during the re-read updated the stored tokens; keep them.

@@ -16,7 +16,8 @@ from connectors.canvas.connection import client_for_connection, mark_broken
 from connectors.canvas.errors import CanvasError, CanvasTokenInvalid
 from connectors.canvas.models import CanvasCredential
 from connectors.canvas.poller import reconcile_course
-from connectors.models import LmsKind
+from connectors.contacts import record_failure, record_success
+from connectors.models import ContactSource, LmsKind
 from lti_tool.bridge import current_bridge
 from lti_tool.logs import get_logger
 from lti_tool.tasks import (
@@ -74,6 +75,7 @@ def poll_canvas_connection(connection_id: int) -> str:
             )
         )
         outcome = "done"
+        stop_error = None
         try:
             client = client_for_connection(
                 session, bridge.vault, connection, policy=bridge.outbound_policy
@@ -85,14 +87,22 @@ def poll_canvas_connection(connection_id: int) -> str:
                 message_ids += report.message_ids
                 if not report.finished:
                     outcome = "partial"
+                    stop_error = report.error or stop_error
         except CanvasTokenInvalid as error:
             session.rollback()
             mark_broken(connection, error)
             outcome = "broken"
+            stop_error = error
         except CanvasError as error:
             session.rollback()
             log.warning("canvas_poll_failed", error=str(error))
             outcome = "failed"
+            stop_error = error
+        if stop_error is not None:
+            record_failure(session, connection, ContactSource.POLL, stop_error)
+        elif course_ids:
+            # A connection without achievements was not read, so it was not reached.
+            record_success(session, connection, ContactSource.POLL)
         session.commit()
 
     log.info("canvas_poll_done", outcome=outcome, courses=len(course_ids))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
 from badge_engine.fact_store import EVALUATE_FACT, record_fact
-from badge_engine.facts import CompletionState
+from badge_engine.facts import CompletionState, FactSource
 from badge_engine.issuing import issue_credential
 from badge_engine.models import (
     Achievement,
@@ -37,7 +37,12 @@ from connectors.hpass.deliveries import (
 )
 from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 from connectors.hpass.routes import DeliveryJob
-from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.contacts import (
+    record_event,
+    record_failure,
+    record_reread,
+)
+from connectors.models import ConnectionState, ContactSource, LmsConnection, LmsKind
 from connectors.moodle.client import MoodleClient
 from connectors.moodle.errors import (
     MoodleAccessDenied,
@@ -145,6 +150,7 @@ def _read_progress(
             f"LMS connection {connection.id} has unsupported kind {connection.kind!r}"
         )
 
+    record_reread(session, connection)
     return with_ags_grades(session, fact, progress)
 
 
@@ -218,6 +224,8 @@ def evaluate_fact(context: HandlerContext) -> None:
             f"LMS connection {connection.id} is marked broken; fix its token first",
             retry_after=timedelta(hours=1),
         )
+    if fact.source == FactSource.EVENT.value:
+        record_event(session, connection, fact.received_at)
 
     achievements = session.scalars(
         select(Achievement).where(
@@ -236,6 +244,7 @@ def evaluate_fact(context: HandlerContext) -> None:
         connection.state = ConnectionState.BROKEN.value
         connection.state_detail = str(error)
         log.error("lms_token_invalid", connection_id=connection.id, **log_ids)
+        record_failure(session, connection, ContactSource.REREAD, error)
         session.commit()
         raise RetryLater(str(error), retry_after=timedelta(hours=1)) from None
     except MoodleNoCompletionCriteria as error:
@@ -246,6 +255,9 @@ def evaluate_fact(context: HandlerContext) -> None:
         # adds the missing function or capability, or a proxy stops returning
         # HTML. The outbox retries until then and keeps the fact pending.
         log.warning("lms_reread_failed", error=str(error), **log_ids)
+        # The outbox rolls this transaction back, so the failure is committed here.
+        record_failure(session, connection, ContactSource.REREAD, error)
+        session.commit()
         raise RetryLater(str(error), retry_after=timedelta(minutes=15)) from None
     except MoodleError as error:
         # Moodle rejected the ids themselves (an unknown course or user, or a user
@@ -517,15 +529,20 @@ def reread_moodle_learner(context: HandlerContext) -> None:
         )
     except MoodleTokenInvalid as error:
         mark_connection_broken(session, connection, error)
+        record_failure(session, connection, ContactSource.REREAD, error)
         session.commit()
         raise RetryLater(str(error), retry_after=timedelta(hours=1)) from None
     except MoodleUnavailable as error:
+        # The outbox rolls this transaction back, so the failure is committed here.
+        record_failure(session, connection, ContactSource.REREAD, error)
+        session.commit()
         raise RetryLater(str(error)) from None
     except MoodleError as error:
         raise GiveUp(str(error)) from None
     finally:
         client.close()
 
+    record_reread(session, connection)
     for fact in facts:
         _, follow_up = record_fact(session, fact)
         if follow_up is not None:

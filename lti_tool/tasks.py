@@ -201,7 +201,8 @@ def poll_moodle_connection(connection_id: int) -> str:
     A rejected token marks the connection broken, which stops its polls until the
     provider admin saves a new token.
     """
-    from connectors.models import LmsKind
+    from connectors.contacts import record_failure, record_success
+    from connectors.models import ContactSource, LmsKind
     from connectors.moodle.errors import MoodleError, MoodleTokenInvalid
     from connectors.moodle.poller import poll_connection
     from lti_tool.pipeline import mark_connection_broken, moodle_client_for, record_fact
@@ -230,15 +231,21 @@ def poll_moodle_connection(connection_id: int) -> str:
         except MoodleTokenInvalid as error:
             session.rollback()
             mark_connection_broken(session, connection, error)
+            record_failure(session, connection, ContactSource.POLL, error)
             session.commit()
             return "broken"
         except MoodleError as error:
             # Facts stored before the failure were committed page by page.
             session.rollback()
             log.warning("moodle_poll_failed", error=str(error), errorcode=error.errorcode)
+            record_failure(session, connection, ContactSource.POLL, error)
+            session.commit()
             return "failed"
         finally:
             client.close()
+        if result.courses:
+            # A connection without achievements was not read, so it was not reached.
+            record_success(session, connection, ContactSource.POLL)
         session.commit()
 
     log.info(

@@ -30,7 +30,8 @@ from connectors.canvas.errors import (
 )
 from connectors.canvas.models import CanvasAuthKind, CanvasCredential
 from connectors.canvas.tokens import OAuth2Token, OAuth2Tokens, StaticToken
-from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.contacts import record_failure, record_success
+from connectors.models import ConnectionState, ContactSource, LmsConnection, LmsKind
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +309,10 @@ def test_canvas_connection(
     elif result.ok:
         connection.state = ConnectionState.OK.value
         connection.state_detail = None
+    if result.ok:
+        record_success(session, connection, ContactSource.TEST)
+    else:
+        record_failure(session, connection, ContactSource.TEST, result.message)
     return result
 
 

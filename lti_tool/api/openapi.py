@@ -15,6 +15,8 @@ from lti_tool import __version__
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+# What contacted an LMS, as `connectors.models.ContactSource` names it.
+NULLABLE_CONTACT_SOURCE = {"enum": ["poll", "ags_poll", "reread", "test", None]}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict:
@@ -118,6 +120,17 @@ SCHEMAS = {
             "created_at": TIMESTAMP,
             "disconnected_at": TIMESTAMP,
             "disconnected_by": NULLABLE_STRING,
+            "last_contact": {
+                "enum": ["succeeded", "failed", None],
+                "description": "Outcome of the latest recorded poll, re-read or "
+                "connection test; null when none is recorded yet.",
+            },
+            "last_success_at": TIMESTAMP,
+            "last_success_source": NULLABLE_CONTACT_SOURCE,
+            "last_failure_at": TIMESTAMP,
+            "last_failure_source": NULLABLE_CONTACT_SOURCE,
+            "last_failure_detail": NULLABLE_STRING,
+            "last_event_at": TIMESTAMP,
         },
         ["id", "kind", "url", "state"],
     ),

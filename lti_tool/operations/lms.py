@@ -26,9 +26,12 @@ from badge_engine.db import utcnow
 from badge_engine.models import Achievement, Provider
 from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
 from connectors.canvas.connection import connect_canvas, test_canvas_connection
+from connectors.contacts import last_contact_outcome, record_failure, record_success
 from connectors.models import (
     ConnectionState,
+    ContactSource,
     LmsConnection,
+    LmsContact,
     LmsKind,
     normalized_site_url,
 )
@@ -217,6 +220,20 @@ def connection_dict(bridge: Bridge, connection: LmsConnection) -> dict[str, Any]
         "created_at": iso(connection.created_at),
         "disconnected_at": iso(connection.disconnected_at),
         "disconnected_by": connection.disconnected_by,
+        **contact_fields(connection.contact),
+    }
+
+
+def contact_fields(contact: LmsContact | None) -> dict[str, Any]:
+    """Return the outcome and times of the connection's latest recorded contacts."""
+    return {
+        "last_contact": last_contact_outcome(contact),
+        "last_success_at": iso(contact.last_success_at) if contact else None,
+        "last_success_source": contact.last_success_source if contact else None,
+        "last_failure_at": iso(contact.last_failure_at) if contact else None,
+        "last_failure_source": contact.last_failure_source if contact else None,
+        "last_failure_detail": contact.last_failure_detail if contact else None,
+        "last_event_at": iso(contact.last_event_at) if contact else None,
     }
 
 
@@ -423,6 +440,13 @@ def run_connection_test(
     elif result.error is None:
         lms_connection.state = ConnectionState.OK.value
         lms_connection.state_detail = None
+    if lms_connection.id is None:
+        # Tested before it is inserted, so the caller records the outcome.
+        return result
+    if result.error is None:
+        record_success(session, lms_connection, ContactSource.TEST)
+    else:
+        record_failure(session, lms_connection, ContactSource.TEST, result.error)
     return result
 
 

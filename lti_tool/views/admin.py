@@ -23,11 +23,13 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from badge_engine.db import utcnow
 from badge_engine.models import Provider
 from badge_engine.outbox import OutboxMessage, OutboxStatus
-from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.contacts import last_contact_outcome, record_success
+from connectors.models import ConnectionState, ContactSource, LmsConnection, LmsKind
 from lti_tool.accounts import (
     Account,
     AccountRole,
@@ -176,6 +178,7 @@ def _connections_page(
     connections = db.scalars(
         select(LmsConnection)
         .where(LmsConnection.provider_id == provider.id)
+        .options(selectinload(LmsConnection.contact))
         .order_by(LmsConnection.id)
     ).all()
     registrations = db.scalars(
@@ -198,6 +201,7 @@ def _connections_page(
             webhook_url=lambda connection: connection_webhook_url(
                 current_bridge(), connection
             ),
+            last_contact_outcome=last_contact_outcome,
             tool_urls=lambda registration: {
                 "login": lti_login_url(base_url(), registration.public_id),
                 "launch": launch_url_of(registration),
@@ -410,6 +414,7 @@ def connect_lms(account: Account):
         with site_not_connected_on_insert(db, provider, LmsKind.MOODLE.value, url):
             db.add(connection)
             db.flush()
+        record_success(db, connection, ContactSource.TEST)
     except ActionError:
         # A concurrent request connected the site after the check above.
         existing = find_same_site(db, provider.id, LmsKind.MOODLE.value, url)
