@@ -19,7 +19,8 @@ from connectors.models import ContactSource, LmsConnection, LmsContact
 
 # Re-reads and events happen once per completion, so a busy connection would
 # write its contact row for each one. Within this interval only the first is
-# written, which keeps the row's lock rare and the page's times this accurate.
+# written, so the row is locked rarely and the stored re-read and event times
+# can be up to this old.
 FREQUENT_WRITE_INTERVAL = timedelta(seconds=60)
 
 # The stored failure reason is cut to this many characters.
@@ -35,7 +36,7 @@ def record_success(
     *,
     at: datetime | None = None,
 ) -> None:
-    """Record that `source` reached the connection's LMS and got a usable answer."""
+    """Record that `source` reached the connection's LMS and received a usable response."""
     _upsert_latest(
         session,
         connection,

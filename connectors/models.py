@@ -118,8 +118,9 @@ class LmsConnection(Base):
 
 
 class ContactSource(str, enum.Enum):
-    """What contacted the LMS: a reconciliation poll (Moodle or Canvas), an AGS
-    grade poll, a re-read of one learner after an event, or a connection test."""
+    """The bridge task that contacted an LMS: a reconciliation poll (Moodle or
+    Canvas), an AGS grade poll, a re-read of one learner after an event, or a
+    connection test."""
 
     POLL = "poll"
     AGS_POLL = "ags_poll"
@@ -131,7 +132,7 @@ class LmsContact(Base):
     """The outcome of the bridge's latest contacts with one connection's LMS.
 
     The latest success and the latest failure are kept apart, so the admin page
-    can tell a site that stopped answering from one that failed once and
+    can tell a site that stopped responding from one that failed once and
     recovered. `last_event_at` is when the newest webhook event that the bridge
     processed arrived. Times are UTC. A connection without a row has had no
     contact recorded yet.

@@ -15,7 +15,7 @@ from lti_tool import __version__
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
-# What contacted an LMS, as `connectors.models.ContactSource` names it.
+# The values of `connectors.models.ContactSource`, or null.
 NULLABLE_CONTACT_SOURCE = {"enum": ["poll", "ags_poll", "reread", "test", None]}
 
 

@@ -24,10 +24,16 @@ from lti_tool.views.rule_form import ActivityRuleFields, activity_rule_fields
 @dataclass
 class RuleDescription:
     """A rule node in words: `text` is escaped HTML, and `parts` describes the nested
-    rules of a combination, in their order."""
+    rules of a combination, in their order.
+
+    A date window on a single condition ends `text`. On a combination it is
+    `window`, shown after the parts, because `text` ends with a colon that
+    introduces them.
+    """
 
     text: Markup
     parts: list[RuleDescription] = field(default_factory=list)
+    window: Markup | None = None
 
 
 def describe_rule(award_rule: object, names: dict[str, str]) -> RuleDescription:
@@ -105,7 +111,11 @@ def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
         description = RuleDescription(_leaf_text(kind, node, names))
 
     window = node.get("window")
-    if window is not None:
+    if window is None:
+        return description
+    if description.parts:
+        description.window = _window_text(window)
+    else:
         description.text = Markup("{} {}").format(
             description.text, _window_text(window)
         )

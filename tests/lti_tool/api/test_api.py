@@ -421,3 +421,38 @@ def test_retry_delivery_id_not_number(client, tenants, delivery_id):
     assert response.json["error"] == "invalid_delivery_id"
     assert "not a number" in response.json["message"]
     assert "no delivery" not in response.json["message"]
+
+
+def test_connections_show_last_contact(client, db, tenants):
+    """The connection list returns the last contact of the caller's connections only."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from connectors.contacts import record_failure, record_success
+    from connectors.models import ContactSource, LmsConnection
+
+    alpha, beta = tenants
+    failed_at = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+    connections = {
+        row.public_id: row for row in db.scalars(select(LmsConnection)).all()
+    }
+    record_failure(
+        db,
+        connections[alpha["connection"]],
+        ContactSource.POLL,
+        "Could not connect to Moodle",
+        at=failed_at,
+    )
+    record_success(db, connections[beta["connection"]], ContactSource.TEST)
+    db.commit()
+
+    response = client.get("/api/v1/lms-connections", headers=_auth(alpha["token"]))
+
+    [row] = response.json["connections"]
+    assert row["last_contact"] == "failed"
+    assert row["last_failure_at"] == failed_at.isoformat()
+    assert row["last_failure_source"] == "poll"
+    assert row["last_failure_detail"] == "Could not connect to Moodle"
+    assert row["last_success_at"] is None
+    assert row["last_event_at"] is None

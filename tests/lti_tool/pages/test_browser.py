@@ -241,6 +241,54 @@ def test_course_pages_accessible(browser, stack, shots, locale):
         page.context.close()
 
 
+@pytest.mark.parametrize("locale", ("en", "ar"))
+def test_rule_descriptions_accessible(browser, stack, shots, locale):
+    """A combined rule with a date window reads as a nested list with times on the
+    instructor page, which passes axe-core."""
+    from badge_engine.models import Achievement, Learner
+
+    rule = {
+        "kind": "all_of",
+        "rules": [
+            {"kind": "course_completed"},
+            {
+                "kind": "activities_completed_at_least",
+                "activity_ids": ["4001", "4002"],
+                "count": 1,
+            },
+        ],
+        "window": {"from": "2025-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"},
+    }
+    with stack.bridge.session() as session:
+        learner = session.scalar(select(Learner))
+        achievement = Achievement(
+            provider_id=learner.provider_id,
+            lms_connection_id=learner.lms_connection_id,
+            lms_course_id=str(DEMO_COURSE_ID),
+            name=f"Combined rule {locale}",
+            description="A badge with a combined rule.",
+            criteria_narrative="Complete the course and one activity.",
+            award_rule={"version": 1, "rule": rule},
+        )
+        session.add(achievement)
+        session.commit()
+        achievement_id = achievement.id
+    try:
+        page = launch(browser, stack, "instructor", locale=locale)
+        card = page.locator(".card", has_text=f"Combined rule {locale}")
+
+        assert card.locator(".award-rule time").count() == 2
+        assert card.locator(".rule-parts > li").count() == 2
+        assert "activities_completed" not in card.inner_text()
+        assert axe_violations(page) == [], f"instructor in {locale}"
+        shots(page, f"rule-descriptions-{locale}")
+        page.context.close()
+    finally:
+        with stack.bridge.session() as session:
+            session.delete(session.get(Achievement, achievement_id))
+            session.commit()
+
+
 def test_arabic_layout_mirrored(browser, stack):
     """In Arabic the header starts on the right: the brand sits right of the switcher."""
     page = launch(browser, stack, "learner", locale="ar")
@@ -292,9 +340,41 @@ def test_page_inside_platform_frame(browser, stack):
     context.close()
 
 
+def _add_sites_with_contacts(stack, locale: str) -> None:
+    """Add an LMS site whose last contact failed and one whose last contact
+    succeeded, so the site list shows both states."""
+    from badge_engine.db import utcnow
+    from connectors.contacts import record_event, record_failure, record_success
+    from connectors.models import ContactSource, LmsConnection, LmsKind
+
+    with stack.bridge.session() as session:
+        sites = {}
+        for state in ("down", "healthy"):
+            sites[state] = LmsConnection(
+                provider_id=_demo_provider_id(session),
+                kind=LmsKind.MOODLE.value,
+                name=f"{state.title()} site {locale}",
+                base_url=f"https://{state}-{locale}.example.org",
+            )
+            session.add(sites[state])
+        session.flush()
+        record_success(session, sites["down"], ContactSource.POLL)
+        record_failure(
+            session,
+            sites["down"],
+            ContactSource.POLL,
+            "Could not connect to Moodle: the connection failed.",
+        )
+        record_success(session, sites["healthy"], ContactSource.POLL)
+        record_event(session, sites["healthy"], utcnow())
+        session.commit()
+
+
 @pytest.mark.parametrize("locale", LANGUAGES)
 def test_admin_pages_accessible(browser, stack, shots, locale):
-    """Sign-in and admin pages pass axe-core in each language."""
+    """Sign-in and admin pages pass axe-core in each language, with LMS sites in
+    each contact state on /admin/connect."""
+    _add_sites_with_contacts(stack, locale)
     context = browser.new_context(locale=locale)
     page = context.new_page()
     page.goto(f"{stack.base_url}/account/sign-in")
@@ -311,6 +391,17 @@ def test_admin_pages_accessible(browser, stack, shots, locale):
         assert page.locator("html").get_attribute("lang") == locale
         assert axe_violations(page) == [], f"{path} in {locale}"
         shots(page, "admin" + path.replace("/admin", "").replace("/", "-") + locale)
+        if path == "/admin/connect":
+            down = page.locator(
+                "li[data-contact=failed]", has_text=f"Down site {locale}"
+            )
+            healthy = page.locator(
+                "li[data-contact=succeeded]", has_text=f"Healthy site {locale}"
+            )
+            assert down.locator("strong").count() == 1
+            assert down.locator("time").count() == 2
+            assert down.get_by_text("the connection failed").count() == 1
+            assert healthy.locator("time").count() == 2
     context.close()
 
 

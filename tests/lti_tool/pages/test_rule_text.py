@@ -301,3 +301,22 @@ def test_instructor_page_shows_no_raw_kind(client, tenants, db):
     for kind in ("any_of", "activity_completed", "activities_completed_at_least"):
         assert f"{kind}<" not in page
         assert f" {kind}" not in page
+
+
+def test_describe_window_on_combination(app):
+    """A window on a combination follows its parts, not the colon before them."""
+    node = {
+        "kind": "any_of",
+        "rules": [
+            {"kind": "course_completed"},
+            {"kind": "grade_at_least", "min_percent": 50},
+        ],
+        "window": {"until": "2026-01-01T00:00:00Z"},
+    }
+
+    with app.test_request_context("/"):
+        description = describe_rule(rule(node), NAMES)
+
+    assert description.text == "the learner meets at least one of these conditions:"
+    assert len(description.parts) == 2
+    assert description.window.startswith("It counts only if met before <time")
