@@ -16,7 +16,7 @@ from badge_engine.models import (
     Learner,
 )
 from badge_engine.outbox import OutboxMessage, OutboxStatus
-from connectors.models import LmsConnection, LmsKind
+from connectors.models import LmsConnection, LmsContact, LmsKind
 from lti_tool.ags_tasks import poll_ags_course, poll_ags_courses
 from lti_tool.course_activities import read_course_activities
 from lti_tool.demo.peers.ags_service import AgsService
@@ -169,6 +169,9 @@ def test_ags_grade_awards_once(world):
         assert fact.grade_percent == 90.0
         assert fact.activity_id == activity_id
         assert fact.outcome == FactOutcome.AWARDED.value
+        contact = session.scalars(select(LmsContact)).one()
+        assert contact.last_success_source == "ags_poll"
+        assert not contact.failing
 
     assert _poll(app, course_id) == "done"
     _run_outbox(app)
@@ -242,6 +245,9 @@ def test_ags_poll_rate_limited(world):
     assert _poll(app, course_id) == "rate_limited"
     with bridge.session() as session:
         assert session.scalars(select(AgsLineItem)).all() == []
+        contact = session.scalars(select(LmsContact)).one()
+        assert contact.failing
+        assert contact.last_failure_source == "ags_poll"
 
 
 def test_ags_poll_scope_missing(world):
@@ -257,6 +263,10 @@ def test_ags_poll_scope_missing(world):
     assert _poll(app, course_id) == "failed"
     with bridge.session() as session:
         assert session.scalars(select(CompletionFactRecord)).all() == []
+        contact = session.scalars(select(LmsContact)).one()
+        assert contact.failing
+        assert contact.last_failure_source == "ags_poll"
+        assert contact.last_failure_detail
 
 
 def test_ags_unlaunched_learner_skipped(world):

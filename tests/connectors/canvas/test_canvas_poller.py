@@ -224,6 +224,10 @@ def test_poll_task_reconciles_achievement_courses(
 
     assert outcome == "done"
     assert sorted(_fact_users(db, connection)) == sorted(completed)
+    db.expire_all()
+    contact = db.get(type(connection), connection.id).contact
+    assert contact.last_success_source == "poll"
+    assert not contact.failing
 
 
 def test_poll_task_marks_revoked_connection_broken(
@@ -254,3 +258,6 @@ def test_poll_task_marks_revoked_connection_broken(
     db.expire_all()
     assert outcome == "broken"
     assert db.get(type(connection), connection.id).state == "broken"
+    contact = db.get(type(connection), connection.id).contact
+    assert contact.failing
+    assert contact.last_failure_source == "poll"
