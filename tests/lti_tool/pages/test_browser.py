@@ -770,13 +770,20 @@ def real_png(width: int, height: int) -> bytes:
 
 
 def _drawn_badge_images(scope) -> list[dict]:
-    """Return each badge image's alt text, drawn size and whether it loaded."""
+    """Return each badge image's alt text, drawn size and whether it loaded.
+
+    Badge images load lazily, so one below the fold has not loaded when the page
+    has: the card is scrolled into view first, and each image's decode() waits
+    for its load (and resolves to nothing when the image is broken).
+    """
+    scope.scroll_into_view_if_needed()
     return scope.locator("img.badge-image").evaluate_all(
-        """images => images.map(image => ({
-            alt: image.getAttribute("alt"),
-            loaded: image.complete && image.naturalWidth > 0,
-            width: image.getBoundingClientRect().width,
-        }))"""
+        """images => Promise.all(images.map(image => image.decode().catch(() => null)))
+            .then(() => images.map(image => ({
+                alt: image.getAttribute("alt"),
+                loaded: image.complete && image.naturalWidth > 0,
+                width: image.getBoundingClientRect().width,
+            })))"""
     )
 
 
