@@ -27,7 +27,7 @@ class ActionError(Exception):
 
     `message` names the fix as an operator at the command line takes it. Where the
     fix is a command, `api_message` names it as a JSON API client takes it (a
-    route, a body field); the API answers with `api_message`.
+    route, a body field); the API's error response contains `api_message`.
     """
 
     code = "failed"

@@ -101,7 +101,7 @@ def allow_framing_by(
 def allow_form_redirects_to_other_sites() -> None:
     """Let the forms of the page being rendered lead to another site.
 
-    The portfolio link form posts to the bridge, which answers with a redirect to the
+    The portfolio link form posts to the bridge, which responds with a redirect to the
     sign-in page of the portfolio the learner typed in. Browsers check `form-action`
     against every redirect after a form's POST, so under `'self'` alone the browser
     stops there and the learner sees nothing happen. The portfolio can be any site,

@@ -516,7 +516,7 @@ def course(course_id: int):
     found = _course_in_session(course_id)
     if session.get("role") == "instructor":
         return _render_instructor(found)
-    # The page holds the portfolio link form.
+    # The page contains the portfolio link form.
     allow_form_redirects_to_other_sites()
     return render_template(
         "learner.html",
