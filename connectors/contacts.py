@@ -66,7 +66,8 @@ def record_failure(
 
 
 def record_reread(session: Session, connection: LmsConnection) -> None:
-    """Record a successful re-read of one learner, at most once per interval."""
+    """Record a successful re-read of one learner, unless the stored success is newer
+    than `FREQUENT_WRITE_INTERVAL` (two workers may still both write)."""
     stored = _stored_time(session, connection, _CONTACTS.c.last_success_at)
     now = utcnow()
     if stored is not None and now - stored < FREQUENT_WRITE_INTERVAL:
@@ -77,7 +78,8 @@ def record_reread(session: Session, connection: LmsConnection) -> None:
 def record_event(
     session: Session, connection: LmsConnection, received_at: datetime
 ) -> None:
-    """Record when a processed webhook event arrived, at most once per interval."""
+    """Record when a processed webhook event arrived, unless the stored time is newer
+    than `FREQUENT_WRITE_INTERVAL` (two workers may still both write)."""
     stored = _stored_time(session, connection, _CONTACTS.c.last_event_at)
     if stored is not None and received_at - stored < FREQUENT_WRITE_INTERVAL:
         return

@@ -26,8 +26,8 @@ class ActionError(Exception):
     """An action could not be done; the message names the value and the fix.
 
     `message` names the fix as an operator at the command line takes it. Where the
-    fix is a command, `api_message` names it as a JSON API client takes it (a
-    route, a body field); the API's error response contains `api_message`.
+    fix is a command, `api_message` names it as a JSON API client takes it: a
+    route or a body field. The API's error response contains `api_message`.
     """
 
     code = "failed"

@@ -394,8 +394,8 @@ def connect_lms(account: Account):
             error=result.error,
         )
         if result.token_invalid:
-            # The test's own message asks the admin of a stored connection to stop
-            # polling it, and nothing is stored yet.
+            # The test's own message is meant for the admin of a stored connection
+            # (stop polling it), and nothing is stored yet.
             errors["lms_token"] = _(
                 "Moodle rejected this web service token: the token does not exist, "
                 "or it was deleted or expired. Nothing was saved. In Moodle, create "

@@ -104,7 +104,7 @@ def allow_form_redirects_to_other_sites() -> None:
     The portfolio link form posts to the bridge, which responds with a redirect to the
     sign-in page of the portfolio the learner typed in. Browsers check `form-action`
     against every redirect after a form's POST, so under `'self'` alone the browser
-    stops there and the learner sees nothing happen. The portfolio can be any site,
+    stops there and nothing happens on the page. The portfolio can be any site,
     so its origin cannot be listed in advance: the page allows HTTPS addresses, and
     plain HTTP ones too in loopback development, as the LTI pages do.
     """

@@ -137,8 +137,8 @@ def _form_action(policy: str) -> list[str]:
 
 def test_learner_page_forms_may_lead_to_portfolio(app, client, db, tenants):
     """The learner's course page contains the portfolio link form, whose POST gets
-    a redirect to the portfolio's sign-in page on another site, so its forms
-    may lead to HTTPS addresses; the instructor's page keeps its forms on the bridge."""
+    a redirect to the portfolio's sign-in page on another site. So its forms may
+    lead to HTTPS addresses, and the instructor's page keeps them on the bridge."""
     launch_as(client, tenants[0], "learner")
     learner_page = client.get(f"/course/{tenants[0].course_id}")
     assert 'action="/portfolio/link"' in learner_page.text
