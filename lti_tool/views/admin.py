@@ -29,6 +29,7 @@ from badge_engine.db import utcnow
 from badge_engine.models import Provider
 from badge_engine.outbox import OutboxMessage, OutboxStatus
 from connectors.contacts import last_contact_outcome, record_success
+from connectors.hpass.models import DeliveryStatus
 from connectors.models import ConnectionState, ContactSource, LmsConnection, LmsKind
 from lti_tool.accounts import (
     Account,
@@ -58,7 +59,7 @@ from lti_tool.operations.lms import (
 )
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.auth import invitation_link, signed_in_account
-from lti_tool.views.failed_deliveries import failed_rows
+from lti_tool.views.failed_deliveries import FailedRow, failed_rows
 from lti_tool.views.headers import forbid_framing
 from lti_tool.views.pages import check_csrf
 
@@ -578,8 +579,25 @@ def dead_letters(account: Account):
         account=account,
         provider=provider,
         rows=failed_rows(db_session(), provider.id, messages),
-        retried=request.args.get("retried", type=int),
+        retried=_retried_row(provider.id, request.args.get("retried", type=int)),
     )
+
+
+def _retried_row(provider_id: int, message_id: int | None) -> FailedRow | None:
+    """Return the row of a message the admin just retried, while it waits to run."""
+    if message_id is None:
+        return None
+    db = db_session()
+    message = db.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.provider_id == provider_id,
+            OutboxMessage.status != OutboxStatus.DEAD.value,
+        )
+    )
+    if message is None:
+        return None
+    return failed_rows(db, provider_id, [message])[0]
 
 
 @bp.post("/dead-letters/<int:message_id>/retry")
@@ -602,6 +620,13 @@ def retry_dead_letter(account: Account, message_id: int):
     message.attempts = 0
     message.next_attempt_at = utcnow()
     message.locked_until = None
+    delivery = failed_rows(db, provider.id, [message])[0].delivery
+    if delivery is not None and delivery.status != DeliveryStatus.DELIVERED.value:
+        # The delivery's attempt count also sets its retry waits, so it restarts
+        # with the message's budget, and the instructor, learner and CLI views
+        # show it as waiting to be sent instead of failed.
+        delivery.status = DeliveryStatus.QUEUED.value
+        delivery.attempts = 0
     record_audit(
         db,
         provider_id=provider.id,

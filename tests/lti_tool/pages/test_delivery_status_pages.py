@@ -246,3 +246,149 @@ def test_discard_live_delivery_names_it(tenants, db, status, words):
 
     assert f"delivery {delivery.id} {words}" in raised.value.message
     assert raised.value.code == "not_dead"
+
+
+def _retry(client, message: OutboxMessage, language: str = "en"):
+    response = client.post(
+        f"/admin/dead-letters/{message.id}/retry", data={"csrf": "test-csrf"}
+    )
+    assert response.status_code == 303
+    return client.get(
+        response.headers["Location"], headers={"Accept-Language": language}
+    ).get_data(as_text=True)
+
+
+def _notice(page: str) -> str:
+    return page.split('<p class="notice" role="status">', 1)[1].split("</p>", 1)[0]
+
+
+def test_dead_letter_retry_queues_delivery(client, tenants, db):
+    """Retrying from the admin page shows the delivery as waiting, at once."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(
+        db,
+        alpha,
+        credential,
+        _account(db, alpha, FIRST),
+        "failed",
+        attempts=12,
+        last_error="portfolio answered 422: invalid credential",
+    )
+    message = _dead_message(db, delivery)
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = _retry(client, message)
+    notice = _notice(page)
+    db.expire_all()
+    stored = db.get(Delivery, delivery.id)
+    launch_as(client, alpha, "learner")
+    learner_page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert stored.status == "queued"
+    assert stored.attempts == 0
+    assert db.get(OutboxMessage, message.id).status == "pending"
+    assert 'The badge <span dir="auto">Badge of alpha</span>' in notice
+    assert 'for <span dir="auto">Learner of alpha</span>' in notice
+    assert "is queued to be sent again." in notice
+    assert f"Message {message.id}" not in page
+    assert "<tbody>" not in page
+    assert "Waiting to be sent" in learner_page
+    assert "Sending failed" not in learner_page
+
+
+def test_dead_letter_retry_keeps_delivered(client, tenants, db):
+    """A delivery that already landed keeps its status when its message is retried."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(db, alpha, credential, None, "delivered", attempts=2)
+    message = _dead_message(db, delivery)
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    _retry(client, message)
+    db.expire_all()
+
+    assert db.get(Delivery, delivery.id).status == "delivered"
+    assert db.get(Delivery, delivery.id).attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("email.send", "The email is queued to be sent again."),
+        ("fact.evaluate", "The check of a completion against the badge rules"),
+        ("moodle.reread_learner", "details from Moodle is queued again."),
+        ("report.build", "The report.build task is queued again."),
+    ],
+)
+def test_dead_letter_retry_names_kind(client, tenants, db, kind, words):
+    """A retried message that is not a delivery is named by what it does."""
+    alpha, _ = tenants
+    message = OutboxMessage(
+        provider_id=alpha.provider_id,
+        kind=kind,
+        idempotency_key=f"{kind}:1",
+        payload={},
+        status="dead",
+        attempts=4,
+        last_error="timed out",
+    )
+    db.add(message)
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    notice = _notice(_retry(client, message))
+
+    assert words in notice
+    assert str(message.id) not in notice
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("fr", "est de nouveau en file d’attente d’envoi."),
+        ("es", "vuelve a estar en cola para enviarse."),
+        ("ar", "إلى قائمة الانتظار لإرسالها من جديد."),
+    ],
+)
+def test_dead_letter_retry_translated(client, tenants, db, language, words):
+    """The retry notice is translated and still names the badge and learner."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(db, alpha, credential, None, "failed", attempts=12)
+    message = _dead_message(db, delivery)
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    notice = _notice(_retry(client, message, language))
+
+    assert words in notice
+    assert "Badge of alpha" in notice
+    assert "Learner of alpha" in notice
+
+
+def test_dead_letter_notice_needs_own_message(client, tenants, db):
+    """No notice names another provider's message or one that is still dead."""
+    alpha, beta = tenants
+    own = add_credential(db, alpha)
+    dead = _dead_message(db, _delivery(db, alpha, own, None, "failed"))
+    foreign_credential = add_credential(db, beta)
+    foreign = _dead_message(db, _delivery(db, beta, foreign_credential, None, "failed"))
+    foreign.status = "pending"
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    for message in (dead, foreign):
+        page = client.get(f"/admin/dead-letters?retried={message.id}")
+        text = page.get_data(as_text=True)
+
+        assert page.status_code == 200
+        assert 'class="notice"' not in text
+        assert "Badge of beta" not in text
