@@ -176,6 +176,9 @@ def _connections_page(
     problem=None,
 ):
     db = db_session()
+    # What stays on a connection the admin just disconnected, counted as on the
+    # confirmation page.
+    disconnected_usage = connection_usage(db, disconnected) if disconnected else None
     connections = db.scalars(
         select(LmsConnection)
         .where(LmsConnection.provider_id == provider.id)
@@ -198,6 +201,7 @@ def _connections_page(
             errors=errors or {},
             created=created,
             disconnected=disconnected,
+            disconnected_usage=disconnected_usage,
             problem=problem,
             webhook_url=lambda connection: connection_webhook_url(
                 current_bridge(), connection

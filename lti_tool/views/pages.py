@@ -493,6 +493,9 @@ def _render_instructor(
             disconnected_connections=disconnected_connection_ids(
                 course.provider_id, achievements
             ),
+            course_disconnected=_connection_disconnected(
+                db_session().get(Registration, course.registration_id)
+            ),
             awards=_award_rows(course),
             form=form or {},
             errors=errors or {},

@@ -181,6 +181,9 @@ def test_page_disconnect_with_confirmation(backend):
     assert posted.status_code == 303
     assert 'role="status"' in after
     assert "is disconnected" in after
+    assert "These stay on the disconnected site:" in after
+    assert 'data-count="achievements">Badges on this site: <strong>0</strong>' in after
+    assert "Learners can no longer earn these badges" not in after
     assert "<strong>Disconnected</strong>" in after
     assert f'href="{link}"' not in after
     stored = _connection(app, ids["own"])
@@ -625,12 +628,11 @@ def test_instructor_page_badge_unavailable(client, tenants, db):
         assert "Award to learners who already qualify" not in card
         assert "Edit" in card
     assert "no API credentials" not in page
-    assert "could not be read from the LMS: The provider admin disconnected" in page
 
 
 def test_instructor_page_connected_unchanged(client, tenants, db):
     """A connected course's instructor page has no such notice and keeps the
-    backfill button."""
+    backfill button and the badge form."""
     from .conftest import launch_as
 
     alpha, beta = tenants
@@ -640,7 +642,57 @@ def test_instructor_page_connected_unchanged(client, tenants, db):
     page = client.get(f"/course/{beta.course_id}").get_data(as_text=True)
 
     assert "Cannot be earned at the moment" not in page
+    assert "Badges cannot be created at the moment" not in page
     assert "Award to learners who already qualify" in page
+    assert f'action="/course/{beta.course_id}/achievements"' in page
+
+
+def test_create_form_hidden_after_disconnect(client, tenants, db):
+    """A disconnected course explains why no badge can be created, in place of the
+    form, and keeps the edit form of a badge it already has."""
+    from .conftest import launch_as
+
+    alpha, _ = tenants
+    _disconnect_alpha(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    section = page.split('id="badge-form"', 1)[1].split("</section>", 1)[0]
+    edit_link = page.split('<li class="card"', 1)[1].split('href="', 1)[1]
+    edit = client.get(edit_link.split('"', 1)[0]).get_data(as_text=True)
+
+    assert "Create a badge" in section
+    assert 'class="status unavailable"' in section
+    assert "Badges cannot be created at the moment" in section
+    assert "disconnected this course's LMS site" in section
+    assert "Ask the provider admin to connect the site again" in section
+    assert "<form" not in section
+    assert "Create badge" not in section
+    assert "Preview who qualifies now" not in section
+    assert "Save changes" in edit
+    assert "Badges cannot be created at the moment" not in edit
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("fr", "Impossible de créer des badges pour le moment"),
+        ("es", "No se pueden crear insignias por ahora"),
+        ("ar", "لا يمكن إنشاء شارات حاليًا"),
+    ],
+)
+def test_create_form_hidden_translated(client, tenants, db, language, text):
+    """The explanation in place of the badge form is translated."""
+    from .conftest import launch_as
+
+    alpha, _ = tenants
+    _disconnect_alpha(db, alpha)
+    launch_as(client, alpha, "instructor", locale=language)
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert text in page
+    assert 'name="rule_kind"' not in page
 
 
 def test_api_edit_on_disconnected_warns(backend):
@@ -707,3 +759,53 @@ def test_confirmation_registration_only(backend):
     assert "Courses launched through these LTI registrations" in page
     assert "learners can no longer earn these badges" not in page
     assert "Tell the instructors of these courses" not in page
+
+
+def test_disconnect_notice_counts_usage(backend):
+    """After a disconnect the list's notice repeats the confirmation page's counts
+    of the provider's own badges, courses and registrations."""
+    app, ids, _ = backend
+    _add_usage(app, ids)
+    client = app.test_client()
+    sign_in(client, ADMIN_EMAIL)
+    link = f"/admin/connections/{ids['own']}/disconnect"
+
+    posted = client.post(link, data=CSRF)
+    after = client.get(posted.headers["Location"]).get_data(as_text=True)
+    notice = after.split('<div class="notice" role="status">', 1)[1].split("</div>")[0]
+
+    assert 'data-count="achievements">Badges on this site: <strong>3</strong>' in notice
+    assert (
+        'data-count="courses">Courses that award these badges: <strong>2</strong>'
+        in notice
+    )
+    assert (
+        'data-count="lti_registrations">LTI registrations linked to this site: '
+        "<strong>1</strong>" in notice
+    )
+    assert "Learners can no longer earn these badges." in notice
+    assert "Tell the instructors of these courses." in notice
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("fr", "Ces éléments restent sur le site déconnecté"),
+        ("es", "Esto sigue en el sitio desconectado"),
+        ("ar", "تبقى هذه العناصر على الموقع المفصول"),
+    ],
+)
+def test_disconnect_notice_translated(backend, language, text):
+    """The counts after a disconnect are translated."""
+    app, ids, _ = backend
+    _add_usage(app, ids)
+    client = app.test_client()
+    sign_in(client, ADMIN_EMAIL)
+
+    client.post(f"/admin/connections/{ids['own']}/disconnect", data=CSRF)
+    page = client.get(
+        f"/admin/connect?disconnected={ids['own']}&lang={language}"
+    ).get_data(as_text=True)
+
+    assert text in page
+    assert "<strong>3</strong>" in page
