@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,17 +11,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Provider
-from connectors.models import ConnectionState, LmsConnection, LmsKind
+from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.connection import ConnectionTestResult
 from lti_tool.bridge import Bridge
 from lti_tool.cli import EXIT_FAILURE, _settings_or_fail, emit, fail, json_option
 from lti_tool.cli_support import operator_session, provider_option, report_error
 from lti_tool.config import ensure_secret_files, is_loopback_host
-from lti_tool.operations import ActionError, InvalidInput, NotFound, provider_by_slug
+from lti_tool.operations import (
+    ActionError,
+    InvalidInput,
+    NotFound,
+    operating_system_actor,
+    provider_by_slug,
+)
 from lti_tool.operations.lms import (
     check_connected,
     check_lms_url,
-    check_site_not_connected,
+    connect_moodle,
     connection_dict,
     connection_usage,
     disconnect_connection,
@@ -30,7 +35,6 @@ from lti_tool.operations.lms import (
     find_connection,
     issue_webhook_secret,
     run_connection_test,
-    site_not_connected_on_insert,
     usage_summary,
 )
 
@@ -51,48 +55,60 @@ def connection() -> None:
     "history and the process list).",
 )
 @click.option("--name", default="Moodle", show_default=True, help="Display name.")
+@click.option(
+    "--skip-lms-check",
+    is_flag=True,
+    help="Save the connection without testing the token on the Moodle site, for "
+    "when the site cannot be reached yet; prints a warning.",
+)
 @json_option
 def add_moodle(
-    provider_slug: str, site_url: str, token_file: Path, name: str, as_json: bool
+    provider_slug: str,
+    site_url: str,
+    token_file: Path,
+    name: str,
+    skip_lms_check: bool,
+    as_json: bool,
 ) -> None:
-    """Connect a Moodle site, print its webhook URL and show the webhook secret once."""
+    """Connect a Moodle site, print its webhook URL and show the webhook secret once.
+
+    The token is tested first, as `lms connect moodle` does, and nothing is saved
+    when Moodle rejects it.
+    """
+    from lti_tool.cli_lms import connection_test_fixes
+
     token = _read_token(token_file, as_json)
     bridge = _bridge(as_json)
     site_url = _checked_site_url(bridge, site_url.strip(), as_json)
-    webhook_secret = secrets.token_urlsafe(32)
-
-    from lti_tool.urls_for import moodle_webhook_url
-    from lti_tool.views.webhooks import secret_digest
 
     with bridge.session() as session:
         provider = _provider_or_fail(session, provider_slug, as_json)
         try:
-            check_site_not_connected(
-                session, provider, LmsKind.MOODLE.value, site_url
+            connected = connect_moodle(
+                session,
+                bridge,
+                operating_system_actor(),
+                provider,
+                url=site_url,
+                token=token,
+                name=name,
+                token_option="--token-file",  # noqa: S106 - an option name
+                test_token=not skip_lms_check,
             )
         except ActionError as error:
-            report_error(error, as_json)
-        lms_connection = LmsConnection(
-            provider_id=provider.id,
-            kind=LmsKind.MOODLE.value,
-            name=name,
-            base_url=site_url,
-            api_token_encrypted=bridge.vault.encrypt(token),
-            webhook_secret_sha256=secret_digest(webhook_secret),
-            state=ConnectionState.OK.value,
-        )
-        try:
-            with site_not_connected_on_insert(
-                session, provider, LmsKind.MOODLE.value, site_url
-            ):
-                session.add(lms_connection)
-                session.flush()
-        except ActionError as error:
+            session.rollback()
             report_error(error, as_json)
         session.commit()
-        public_id = lms_connection.public_id
+        public_id = connected.connection.public_id
 
-    webhook_url = moodle_webhook_url(bridge.settings.public_base_url, public_id)
+    webhook_url = connected.webhook_url
+    webhook_secret = connected.webhook_secret
+    warnings = []
+    if skip_lms_check:
+        warnings.append(
+            "the token was not tested, so the bridge may not be able to read this "
+            f"site; run `hpass-bridge connection test {public_id}` once it is reachable"
+        )
     result = {
         "status": "created",
         "connection_id": public_id,
@@ -101,16 +117,21 @@ def add_moodle(
         "webhook_url": webhook_url,
         "xapi_statements_url": f"{webhook_url}/xapi/statements",
         "webhook_secret": webhook_secret,
+        "test": connected.test or None,
+        "warnings": warnings,
     }
-    emit(
-        result,
-        as_json,
-        f"Moodle connection {public_id} created for provider {provider_slug}.\n"
-        f"Webhook URL: {webhook_url}\n"
+    lines = [
+        f"Moodle connection {public_id} created for provider {provider_slug}.",
+        f"Webhook URL: {webhook_url}",
         f"Webhook secret (shown once, paste it into the webhook plugin's token "
-        f"field now): {webhook_secret}\n"
-        f"Next: hpass-bridge connection test {public_id}",
-    )
+        f"field now): {webhook_secret}",
+    ]
+    lines += connection_test_fixes(connected.test)
+    if skip_lms_check:
+        lines.append(f"Next: hpass-bridge connection test {public_id}")
+    emit(result, as_json, "\n".join(lines))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @connection.command("set-token")

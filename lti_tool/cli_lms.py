@@ -71,13 +71,17 @@ def _connected_text(kind: str, connected, slug: str) -> str:
         f"Webhook secret (shown once, paste it into the LMS now): "
         f"{connected.webhook_secret}",
     ]
-    test = connected.test
+    lines += connection_test_fixes(connected.test)
+    return "\n".join(lines)
+
+
+def connection_test_fixes(test: dict) -> list[str]:
+    """Return a "to fix" line per problem that a connection test reported."""
     problems = [m["fix"] for m in test.get("missing_functions", [])]
     problems += test.get("problems", []) + list(test.get("advice", []))
     if test.get("missing_scopes"):
         problems.append(test["message"])
-    lines += [f"  to fix: {problem}" for problem in problems]
-    return "\n".join(lines)
+    return [f"  to fix: {problem}" for problem in problems]
 
 
 def _connected_result(op, connected, slug: str) -> dict:

@@ -247,11 +247,13 @@ def connect_moodle(
     token: str,
     name: str = "Moodle",
     token_option: str = "--token",  # noqa: S107 - an option name, not a token
+    test_token: bool = True,
 ) -> Connected:
     """Test the Moodle site with the token and store the connection if it passes.
 
     `token_option` is the command-line option the token came from, which a failed
-    test names.
+    test names. With `test_token` False the connection is stored untested, and
+    `Connected.test` is empty.
     """
     from lti_tool.views.webhooks import secret_digest
 
@@ -273,21 +275,24 @@ def connect_moodle(
         session.add(connection)
         session.flush()
 
-    result = run_connection_test(bridge, session, connection)
-    if result.error is not None:
-        raise moodle_connect_failed(url, result, token_option)
+    test: dict[str, Any] = {}
+    if test_token:
+        result = run_connection_test(bridge, session, connection)
+        if result.error is not None:
+            raise moodle_connect_failed(url, result, token_option)
+        test = result.as_dict()
     audit(
         session,
         actor,
         "lms_connection.created",
         provider_id=provider.id,
         target=f"lms_connection:{connection.public_id}",
-        detail={"kind": "moodle", "base_url": url},
+        detail={"kind": "moodle", "base_url": url, "token_tested": test_token},
     )
 
     return Connected(
         connection,
-        result.as_dict(),
+        test,
         moodle_webhook_url(bridge.settings.public_base_url, connection.public_id),
         webhook_secret,
     )

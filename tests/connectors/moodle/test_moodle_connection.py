@@ -220,3 +220,84 @@ def test_cli_unknown_connection(cli_env):
 
     assert result.exit_code == 2
     assert "'missing-id'" in result.stderr
+
+
+def _count_connections(cli_env) -> int:
+    bridge = _bridge_for(cli_env)
+    with bridge.session() as session:
+        count = len(session.scalars(select(LmsConnection.id)).all())
+    bridge.engine.dispose()
+    return count
+
+
+def _add_moodle_command(tmp_path, moodle, token: str, *options: str) -> list[str]:
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(token + "\n")
+    return [
+        "connection", "add-moodle", "--provider", "acme", "--url", moodle.site_url,
+        "--token-file", str(token_file), *options,
+    ]
+
+
+def test_cli_add_moodle_rejected_token(cli_env, tmp_path, moodle):
+    """add-moodle tests the token and saves nothing when Moodle rejects it."""
+    arguments = _add_moodle_command(tmp_path, moodle, "unknown-token-0004")
+
+    result = CliRunner().invoke(main, arguments, env=cli_env)
+    as_json = CliRunner().invoke(main, [*arguments, "--json"], env=cli_env)
+
+    assert result.exit_code == 1
+    assert "rejected the web service token (errorcode invalidtoken)" in result.stderr
+    assert "give it with --token-file" in result.stderr
+    assert "nothing was saved" in result.stderr
+    assert "Webhook secret" not in result.stdout
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["error"] == "lms_unreachable"
+    assert _count_connections(cli_env) == 0
+
+
+def test_cli_add_moodle_names_missing(cli_env, tmp_path, moodle):
+    """A token Moodle accepts is saved, and each missing function gets a fix line."""
+    arguments = _add_moodle_command(tmp_path, moodle, PARTIAL_TOKEN)
+
+    result = CliRunner().invoke(main, arguments, env=cli_env)
+
+    assert result.exit_code == 0, result.output
+    assert "Webhook secret" in result.stdout
+    for name in LEFT_OUT:
+        assert f"  to fix: {name} is needed to" in result.stdout
+    assert _count_connections(cli_env) == 1
+
+
+def test_cli_add_moodle_json_test(cli_env, tmp_path, moodle):
+    """The JSON output carries the test result next to the webhook fields."""
+    arguments = _add_moodle_command(tmp_path, moodle, FULL_TOKEN, "--json")
+
+    result = CliRunner().invoke(main, arguments, env=cli_env)
+    document = json.loads(result.stdout)
+
+    assert result.exit_code == 0, result.output
+    assert document["status"] == "created"
+    assert document["test"]["ok"] is True
+    assert document["warnings"] == []
+    assert document["webhook_url"].endswith(document["connection_id"])
+
+
+def test_cli_add_moodle_skip_check(cli_env, tmp_path, moodle):
+    """--skip-lms-check saves an untested token and warns on stderr."""
+    arguments = _add_moodle_command(
+        tmp_path, moodle, "unknown-token-0004", "--skip-lms-check", "--json"
+    )
+    requests_before = len(moodle.calls)
+
+    result = CliRunner().invoke(main, arguments, env=cli_env)
+    document = json.loads(result.stdout)
+
+    assert result.exit_code == 0, result.output
+    assert document["test"] is None
+    assert "the token was not tested" in document["warnings"][0]
+    assert "warning: the token was not tested" in result.stderr
+    assert f"connection test {document['connection_id']}" in result.stderr
+    assert len(moodle.calls) == requests_before
+    assert _count_connections(cli_env) == 1
+    assert _connection_state(cli_env) == ConnectionState.OK.value

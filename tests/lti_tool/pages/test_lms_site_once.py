@@ -230,13 +230,15 @@ def test_cli_insert_rejected_by_index(backend, tmp_path, monkeypatch):
     from lti_tool import cli_connections  # isort: skip
 
     app, provider_id, _ = backend
-    monkeypatch.setattr(cli_connections, "check_site_not_connected", lambda *a: None)
+    monkeypatch.setattr(lms, "check_site_not_connected", lambda *a: None)
     token_file = tmp_path / "token"
     token_file.write_text("ws-token")
     runner = app.test_cli_runner()
+    # The site is never contacted: the token test is skipped.
     arguments = [
         "connection", "add-moodle", "--provider", "alpha",
-        "--url", "https://cli.example.org", "--token-file", str(token_file), "--json",
+        "--url", "https://cli.example.org", "--token-file", str(token_file),
+        "--skip-lms-check", "--json",
     ]
     bridge = app.extensions["hpass"]
     monkeypatch.setattr(cli_connections, "_bridge", lambda as_json: bridge)
