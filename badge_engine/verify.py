@@ -53,6 +53,7 @@ from badge_engine.verify_context import (
     UnreadableDocument,
     UnsupportedDidMethod,
     VerifyContext,
+    is_unreachable,
     parse_json_object,
 )
 from badge_engine.verify_ob2 import (
@@ -549,6 +550,13 @@ def _check_ob3_shape(document: dict[str, Any], report: VerificationReport) -> bo
 def _resolution_problem(error: Exception) -> Problem:
     if isinstance(error, UnsupportedDidMethod):
         return Problem("unsupported_did_method", str(error), "$.proof")
+    if isinstance(error, OutboundError) and is_unreachable(error):
+        return Problem(
+            "key_unreachable",
+            f"The issuer's key could not be fetched from {error.url}: "
+            f"{error.message}. The signature was not checked.",
+            "$.proof",
+        )
     return Problem("key_not_resolved", str(error), "$.proof")
 
 

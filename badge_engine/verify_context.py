@@ -19,7 +19,13 @@ from badge_engine.did import (
     resolve_did_key,
 )
 from badge_engine.errors import InvalidDid, VerificationError
-from badge_engine.outbound import OutboundError
+from badge_engine.outbound import (
+    OutboundConnectionFailed,
+    OutboundError,
+    OutboundStatusError,
+    OutboundTimeout,
+    OutboundTlsFailed,
+)
 from badge_engine.outbound.documents import DocumentFetcher
 
 # Nesting deeper than this is no credential, and would hit Python's recursion limit.
@@ -143,6 +149,26 @@ RESOLUTION_ERRORS = (
     OutboundError,
     UnreadableDocument,
 )
+
+
+# Gateway statuses: the server in front of the issuer answered, the issuer did not.
+_UNREACHABLE_STATUSES = (502, 503, 504)
+
+
+def is_unreachable(error: Exception) -> bool:
+    """Tell whether `error` means the document's server could not be reached.
+
+    Such a document says nothing about the credential, so the check it serves could
+    not run. A TLS failure is not counted, because an invalid certificate can mean
+    an impostor, and neither is an address the outbound policy blocks.
+    """
+    if isinstance(error, OutboundTlsFailed):
+        return False
+    if isinstance(error, (OutboundConnectionFailed, OutboundTimeout)):
+        return True
+    return (
+        isinstance(error, OutboundStatusError) and error.status in _UNREACHABLE_STATUSES
+    )
 
 
 def parse_json_object(data: bytes | str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from badge_engine.verify_context import (
     RESOLUTION_ERRORS,
     UnreadableDocument,
     VerifyContext,
+    is_unreachable,
     parse_json_object,
 )
 from badge_engine.verify_report import VerificationReport
@@ -107,7 +108,15 @@ def verify_signed_assertion(
         public_key = public_key_from_pem(key_document.get("publicKeyPem"))
         jwt.api_jws.decode(token, public_key, algorithms=[OB2_JWS_ALGORITHM])
     except RESOLUTION_ERRORS + (InvalidCredential,) as error:
-        report.error("key_not_resolved", str(error), "$.verification.creator")
+        if isinstance(error, OutboundError) and is_unreachable(error):
+            report.error(
+                "key_unreachable",
+                f"The issuer's key could not be fetched from {error.url}: "
+                f"{error.message}. The signature was not checked.",
+                "$.verification.creator",
+            )
+        else:
+            report.error("key_not_resolved", str(error), "$.verification.creator")
         return
     except jwt.InvalidSignatureError:
         report.error(

@@ -28,6 +28,8 @@ PROBLEM_CODES = {
     "invalid_signature": "a signature does not match the signed data",
     "unsupported_did_method": "a DID method the verifier cannot resolve",
     "key_not_resolved": "the signing key cannot be found or read",
+    "key_unreachable": "the issuer's server cannot be reached to fetch the signing "
+    "key, so the proof was not checked",
     "issuer_mismatch": "the signing key does not belong to the issuer",
     "expired": "the credential's validity has ended",
     "not_yet_valid": "the credential is not valid yet",
@@ -35,12 +37,19 @@ PROBLEM_CODES = {
     "revoked": "the issuer revoked the credential",
     "suspended": "the issuer suspended the credential",
     "status_unavailable": "the status list cannot be fetched or read",
+    "status_unreachable": "the issuer's server cannot be reached to fetch the "
+    "status list, so revocation was not checked",
     "missing_recipient": "the credential names no recipient",
     "recipient_mismatch": "the recipient is not the expected person",
     "hosted_mismatch": "a baked OB 2.0 assertion differs from the hosted one",
     "fetch_failed": "a document could not be fetched",
     "unsupported_format": "a format this verifier cannot check yet",
 }
+
+
+# Codes of problems that stop a check from running rather than show a fault. A
+# report whose only errors have these codes is "not checked", not invalid.
+UNCHECKED_CODES = frozenset({"key_unreachable", "status_unreachable"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,20 @@ class VerificationReport:
     def valid(self) -> bool:
         return not self.errors and self.version is not None
 
+    @property
+    def checked(self) -> bool:
+        """False when every error is a check that could not run (UNCHECKED_CODES)."""
+        return not self.errors or any(
+            problem.code not in UNCHECKED_CODES for problem in self.errors
+        )
+
+    @property
+    def outcome(self) -> str:
+        """`valid`, `invalid`, or `not_checked` when a needed document was unreachable."""
+        if self.valid:
+            return "valid"
+        return "invalid" if self.checked else "not_checked"
+
     def error(self, code: str, message: str, path: str = "$") -> None:
         self.errors.append(Problem(code, message, path))
 
@@ -88,6 +111,7 @@ class VerificationReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "valid": self.valid,
+            "outcome": self.outcome,
             "version": self.version,
             "format": self.format,
             "errors": [problem.to_json() for problem in self.errors],

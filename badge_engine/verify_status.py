@@ -16,9 +16,11 @@ from badge_engine.status import (
     InvalidStatusList,
     status_bit,
 )
+from badge_engine.outbound import OutboundError
 from badge_engine.verify_context import (
     RESOLUTION_ERRORS,
     VerifyContext,
+    is_unreachable,
 )
 from badge_engine.verify_report import VerificationReport
 
@@ -80,10 +82,8 @@ def _check_bitstring(
     try:
         status_list = context.fetch_json(list_url)
     except RESOLUTION_ERRORS as error:
-        report.error(
-            "status_unavailable",
-            f"The status list cannot be fetched or read: {error}",
-            f"{path}.statusListCredential",
+        _report_list_failure(
+            error, "status list", f"{path}.statusListCredential", report
         )
         return
 
@@ -118,6 +118,22 @@ def _check_bitstring(
         else:
             message = "The issuer revoked this credential."
         report.error("revoked", message, path)
+
+
+def _report_list_failure(
+    error: Exception, kind: str, path: str, report: VerificationReport
+) -> None:
+    if isinstance(error, OutboundError) and is_unreachable(error):
+        report.error(
+            "status_unreachable",
+            f"The {kind} could not be fetched from {error.url}: {error.message}. "
+            "Revocation was not checked.",
+            path,
+        )
+    else:
+        report.error(
+            "status_unavailable", f"The {kind} cannot be fetched or read: {error}", path
+        )
 
 
 def _stored_reason(credential: dict[str, Any], context: VerifyContext) -> str | None:
@@ -179,11 +195,7 @@ def _check_revocation_list(
     try:
         revocation_list = context.fetch_json(list_url)
     except RESOLUTION_ERRORS as error:
-        report.error(
-            "status_unavailable",
-            f"The revocation list cannot be fetched or read: {error}",
-            f"{path}.id",
-        )
+        _report_list_failure(error, "revocation list", f"{path}.id", report)
         return
 
     revoked = revocation_list.get("revokedCredentials")

@@ -27,6 +27,15 @@ from lti_tool.config import ConfigError, load_settings
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+# The issuer's key or status list could not be fetched, so nothing was decided.
+EXIT_NOT_CHECKED = 3
+
+_NOT_CHECKED_HINT = (
+    "The issuer's server could not be reached, so the credential is neither valid "
+    "nor invalid yet. Verify the archive.json that `hpass-bridge demo --out` writes "
+    "beside the credential, which carries the issuer's keys and status list, or "
+    "start the issuer's bridge (`hpass-bridge run`) and verify again."
+)
 
 log = structlog.get_logger(__name__)
 
@@ -52,13 +61,17 @@ log = structlog.get_logger(__name__)
 )
 @click.argument("target")
 def verify(
-    as_json: bool, recipient: str | None, did_document_paths: tuple[str, ...], target: str
+    as_json: bool,
+    recipient: str | None,
+    did_document_paths: tuple[str, ...],
+    target: str,
 ) -> None:
     """Verify an Open Badge: a JSON, JWT, baked PNG or SVG file, or a URL.
 
     Checks context (local copies only), schema, proof, issuer key, status, dates
-    and recipient. Exits 0 when valid, 1 when invalid or unverifiable, 2 on a
-    usage error such as a missing file.
+    and recipient. Exits 0 when valid, 1 when invalid, 2 on a usage error such as
+    a missing file, and 3 when the credential could not be checked because the
+    issuer's key or status list could not be fetched.
     """
     context = VerifyContext(
         fetcher=DocumentFetcher(_outbound_policy()),
@@ -84,7 +97,12 @@ def verify(
         )
 
     _print(report, as_json)
-    sys.exit(EXIT_VALID if report.valid else EXIT_INVALID)
+    exit_codes = {
+        "valid": EXIT_VALID,
+        "invalid": EXIT_INVALID,
+        "not_checked": EXIT_NOT_CHECKED,
+    }
+    sys.exit(exit_codes[report.outcome])
 
 
 def _saved_did_documents(paths: tuple[str, ...], as_json: bool) -> dict[str, dict]:
@@ -174,9 +192,12 @@ def _print(report: VerificationReport, as_json: bool) -> None:
         return
 
     version = f"Open Badges {report.version}" if report.version else "unknown version"
-    verdict = "valid" if report.valid else "INVALID"
+    verdicts = {"valid": "valid", "invalid": "INVALID", "not_checked": "NOT CHECKED"}
+    verdict = verdicts[report.outcome]
     click.echo(f"{verdict}: {version}, format {report.format or 'unknown'}")
     for problem in report.errors:
         click.echo(f"  error {problem.code} at {problem.path}: {problem.message}")
     for problem in report.warnings:
         click.echo(f"  warning {problem.code} at {problem.path}: {problem.message}")
+    if report.outcome == "not_checked":
+        click.echo(_NOT_CHECKED_HINT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import struct
 import zlib
 from datetime import UTC, datetime
@@ -15,9 +16,11 @@ from badge_engine import ob3
 from badge_engine.baking import PNG_SIGNATURE, bake_png, bake_svg, plain_png, plain_svg
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.did import did_key
+from badge_engine.outbound import OutboundPolicy
 from badge_engine.outbound.documents import DocumentFetcher
 from badge_engine.verify import MAX_INPUT_BYTES, verify_bytes
 from badge_engine.verify_context import VerifyContext
+from badge_engine.verify_report import VerificationReport
 
 EMAIL = "learner@example.org"
 
@@ -314,3 +317,57 @@ def test_tampered_did_key_credential():
     document["credentialSubject"]["achievement"]["description"] = "Anything"
 
     assert _codes(_verify(document)) == ["invalid_signature"]
+
+
+def _closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return listener.getsockname()[1]
+
+
+def test_did_web_unreachable_not_checked():
+    """A did:web issuer whose server is down leaves the credential not checked."""
+    did = f"did:web:127.0.0.1%3A{_closed_port()}"
+    document = _signed(issuer_id=did, method=f"{did}#key-1")
+
+    report = verify_bytes(
+        json.dumps(document).encode(),
+        VerifyContext(fetcher=DocumentFetcher(OutboundPolicy(allow_loopback=True))),
+    )
+
+    assert _codes(report) == ["key_unreachable"]
+    assert "could not be fetched" in report.errors[0].message
+    assert not report.valid
+    assert not report.checked
+    assert report.outcome == "not_checked"
+
+
+def test_unreachable_with_real_fault_invalid():
+    """A real fault beside an unreachable document makes the outcome invalid."""
+    report = VerificationReport(version="3.0")
+    report.error("status_unreachable", "The status list could not be fetched.")
+    report.error("expired", "The credential expired.")
+
+    assert report.checked
+    assert report.outcome == "invalid"
+
+
+def test_status_list_unreachable_not_checked():
+    """A status list whose server is down leaves the credential not checked."""
+    url = f"http://127.0.0.1:{_closed_port()}/status/0"
+    status = {
+        "id": f"{url}#5",
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": "revocation",
+        "statusListIndex": "5",
+        "statusListCredential": url,
+    }
+
+    report = verify_bytes(
+        json.dumps(_signed(credential_status=status)).encode(),
+        VerifyContext(fetcher=DocumentFetcher(OutboundPolicy(allow_loopback=True))),
+    )
+
+    assert _codes(report) == ["status_unreachable"]
+    assert report.outcome == "not_checked"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,7 +124,7 @@ def seeded(live):
         }
 
 
-def _issue(live, seeded, user_id: str) -> Credential:
+def _issue(live, seeded, user_id: str, base_url: str | None = None) -> Credential:
     bridge = live.bridge
     with bridge.session() as session:
         learner = Learner(
@@ -137,7 +138,7 @@ def _issue(live, seeded, user_id: str) -> Credential:
         result = issue_credential(
             session,
             vault=bridge.vault,
-            base_url=live.base,
+            base_url=base_url or live.base,
             achievement=session.get(Achievement, seeded["achievement"]),
             learner=learner,
             awarded_at=AWARDED,
@@ -672,3 +673,35 @@ def test_verify_real_process(live, seeded):
     assert invalid.returncode == 1
     assert _codes(json.loads(invalid.stdout)) == ["invalid_signature"]
     assert "Traceback" not in invalid.stderr
+
+
+def test_verify_unreachable_issuer_not_checked(live, seeded):
+    """A credential whose issuer server is gone is not checked (exit 3), not INVALID."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        stopped_server = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    credential = _issue(live, seeded, "u-gone", base_url=stopped_server)
+    target = _write(live, "gone.json", credential.document)
+
+    result = CliRunner().invoke(main, ["verify", target], env=live.env)
+
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("NOT CHECKED: Open Badges 3.0")
+    assert "error key_unreachable" in result.output
+    assert "archive.json" in result.output
+    assert "INVALID" not in result.output
+
+
+def test_verify_unreachable_issuer_json(live, seeded):
+    """With --json the outcome is not_checked and the exit code 3."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        stopped_server = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    credential = _issue(live, seeded, "u-gone-json", base_url=stopped_server)
+
+    code, report = _verify(live, _write(live, "gone-json.json", credential.document))
+
+    assert code == 3
+    assert report["outcome"] == "not_checked"
+    assert report["valid"] is False
+    assert _codes(report) == ["key_unreachable"]
