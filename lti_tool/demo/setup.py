@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, request
@@ -250,9 +251,46 @@ def build_peers(base: str, demo_secrets: DemoSecrets, ids: DemoIds) -> DemoPeers
     return DemoPeers(platform, moodle, portfolio, demo_secrets, ids)
 
 
-def demo_connection_problem(bridge: Bridge, peers: DemoPeers) -> str | None:
-    """Describe why the demo's Moodle connection cannot receive the stand-in's
-    events, with how to start a fresh demo; None when it can.
+@dataclass(frozen=True)
+class DemoConnectionProblem:
+    """Why the demo's Moodle connection cannot receive the stand-in's events.
+
+    `kind` is "disconnected" (the bridge returns HTTP 410) or "secret_replaced"
+    (HTTP 401). `database_outside_instance` is True when deleting the instance
+    folder does not delete the demo's rows.
+    """
+
+    kind: str
+    connection_id: str
+    disconnected_at: datetime | None
+    disconnected_by: str | None
+    instance: Path
+    database_outside_instance: bool
+
+    def text(self) -> str:
+        """Return the problem and the steps to a fresh demo, in English."""
+        if self.kind == "disconnected":
+            when = self.disconnected_at.isoformat() if self.disconnected_at else "?"
+            problem = (
+                f"the demo's Moodle connection {self.connection_id} was disconnected "
+                f"at {when} by {self.disconnected_by}, so the bridge rejects the "
+                "demo Moodle's completions with HTTP 410 and the demo awards no badge."
+            )
+        else:
+            problem = (
+                f"the webhook secret of the demo's Moodle connection "
+                f"{self.connection_id} was replaced, so the bridge rejects the demo "
+                "Moodle's completions with HTTP 401 and the demo awards no badge."
+            )
+        steps = _fresh_demo_steps(self.instance, self.database_outside_instance)
+        return f"{problem} {steps}"
+
+
+def find_demo_connection_problem(
+    bridge: Bridge, peers: DemoPeers
+) -> DemoConnectionProblem | None:
+    """Return why the demo's Moodle connection cannot receive the stand-in's
+    events, or None when it can.
 
     The demo seeds its rows once, so a disconnected demo connection, or one whose
     webhook secret an admin replaced, stays broken across restarts.
@@ -267,43 +305,57 @@ def demo_connection_problem(bridge: Bridge, peers: DemoPeers) -> str | None:
     if connection is None:
         return None
     if connection.disconnected:
-        when = connection.disconnected_at.isoformat() if connection.disconnected_at else "?"
-        problem = (
-            f"the demo's Moodle connection {connection.public_id} was disconnected "
-            f"at {when} by {connection.disconnected_by}, so the bridge rejects the "
-            "demo Moodle's completions with HTTP 410 and the demo awards no badge."
-        )
+        kind = "disconnected"
     elif connection.webhook_secret_sha256 != secret_digest(
         peers.secrets.webhook_secret
     ):
-        problem = (
-            f"the webhook secret of the demo's Moodle connection "
-            f"{connection.public_id} was replaced, so the bridge rejects the demo "
-            "Moodle's completions with HTTP 401 and the demo awards no badge."
-        )
+        kind = "secret_replaced"
     else:
         return None
-    return f"{problem} {fresh_demo_steps(bridge)}"
+    return DemoConnectionProblem(
+        kind=kind,
+        connection_id=connection.public_id,
+        disconnected_at=connection.disconnected_at,
+        disconnected_by=connection.disconnected_by,
+        instance=bridge.settings.instance_path.resolve(),
+        database_outside_instance=not _database_in_instance(bridge),
+    )
+
+
+def demo_connection_problem(bridge: Bridge, peers: DemoPeers) -> str | None:
+    """Describe why the demo's Moodle connection cannot receive the stand-in's
+    events, with how to start a fresh demo, or return None when it can."""
+    problem = find_demo_connection_problem(bridge, peers)
+    return problem.text() if problem else None
 
 
 def fresh_demo_steps(bridge: Bridge) -> str:
     """Return how to start the demo again from nothing."""
-    instance = bridge.settings.instance_path.resolve()
+    return _fresh_demo_steps(
+        bridge.settings.instance_path.resolve(), not _database_in_instance(bridge)
+    )
+
+
+def _fresh_demo_steps(instance: Path, database_outside_instance: bool) -> str:
     steps = (
         "To start a fresh demo, stop the bridge (Ctrl-C), delete the instance folder "
         f"{instance} and run `hpass-bridge run --demo` again; this deletes "
         "everything the bridge stored in that folder."
     )
-    database_url = bridge.settings.database_url
-    in_instance = database_url.startswith("sqlite:///") and Path(
-        database_url.removeprefix("sqlite:///")
-    ).resolve().is_relative_to(instance)
-    if not in_instance:
+    if database_outside_instance:
         steps += (
             " The demo's rows are in the database that HPASS_DATABASE_URL names, not "
             "in that folder, so point HPASS_DATABASE_URL at a new, empty database too."
         )
     return steps
+
+
+def _database_in_instance(bridge: Bridge) -> bool:
+    instance = bridge.settings.instance_path.resolve()
+    database_url = bridge.settings.database_url
+    return database_url.startswith("sqlite:///") and Path(
+        database_url.removeprefix("sqlite:///")
+    ).resolve().is_relative_to(instance)
 
 
 def mount_demo(app: Flask) -> DispatcherMiddleware:

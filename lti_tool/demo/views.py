@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from badge_engine.models import Credential, Provider
 from connectors.hpass.models import Delivery
-from lti_tool.bridge import db_session
+from lti_tool.bridge import current_bridge, db_session
 from lti_tool.urls_for import base_url
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
@@ -17,7 +17,13 @@ bp = Blueprint("demo", __name__, url_prefix="/demo")
 @bp.get("/")
 @bp.get("")
 def index():
-    from lti_tool.demo.setup import DEMO_SLUG, MOODLE_PATH, PLATFORM_PATH, PORTFOLIO_PATH
+    from lti_tool.demo.setup import (
+        DEMO_SLUG,
+        MOODLE_PATH,
+        PLATFORM_PATH,
+        PORTFOLIO_PATH,
+        find_demo_connection_problem,
+    )
 
     db = db_session()
     provider = db.scalar(select(Provider).where(Provider.slug == DEMO_SLUG))
@@ -31,10 +37,15 @@ def index():
         deliveries = db.scalars(
             select(Delivery).where(Delivery.provider_id == provider.id)
         ).all()
+    peers = current_app.extensions.get("hpass_demo")
+    # Read on each visit, so the page warns as soon as an admin disconnects the
+    # demo connection or replaces its webhook secret, as `run --demo` does at start.
+    problem = find_demo_connection_problem(current_bridge(), peers) if peers else None
     base = base_url()
     return render_template(
         "demo/index.html",
-        peers_mounted="hpass_demo" in current_app.extensions,
+        peers_mounted=peers is not None,
+        connection_problem=problem,
         platform_url=base + PLATFORM_PATH,
         moodle_url=base + MOODLE_PATH,
         portfolio_url=base + PORTFOLIO_PATH,

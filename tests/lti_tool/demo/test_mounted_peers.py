@@ -260,3 +260,87 @@ def test_run_demo_prints_warning(tmp_path, monkeypatch):
     assert "warning: the demo's Moodle connection" in result.stderr
     assert "was disconnected" in result.stderr
     assert str(instance.resolve()) in result.stderr
+
+
+def _disconnect_demo(stack) -> None:
+    from connectors.models import LmsConnection
+    from lti_tool.operations.lms import disconnect_connection
+
+    with stack.bridge.session() as session:
+        connection = session.get(LmsConnection, _demo_connection(stack).id)
+        disconnect_connection(session, "os:tester", connection)
+        session.commit()
+
+
+def _warning(page: str) -> str:
+    return page.split('<div class="notice warning" role="alert">', 1)[1].split(
+        "</div>", 1
+    )[0]
+
+
+def test_demo_page_warns_after_disconnect(tmp_path):
+    """The /demo page shows the start-up warning as soon as the demo connection is
+    disconnected, with the steps to a fresh demo."""
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    try:
+        connection_id = stack.peers.ids.connection_public_id
+        before = requests.get(f"{stack.base_url}/demo/", timeout=10).text
+        _disconnect_demo(stack)
+        after = requests.get(f"{stack.base_url}/demo/", timeout=10).text
+    finally:
+        stack.stop()
+    warning = _warning(after)
+
+    assert 'class="notice warning"' not in before
+    assert "The demo cannot award badges." in warning
+    assert f'<code dir="ltr">{connection_id}</code> was disconnected on' in warning
+    assert '<code dir="ltr">os:tester</code>' in warning
+    assert "HTTP 410" in warning
+    assert str((tmp_path / "instance").resolve()) in warning
+    assert '<code dir="ltr">hpass-bridge run --demo</code>' in warning
+    assert "HPASS_DATABASE_URL" not in warning
+
+
+def test_demo_page_warns_replaced_secret(tmp_path):
+    """A replaced webhook secret is named on the /demo page with HTTP 401."""
+    from connectors.models import LmsConnection
+    from lti_tool.operations.lms import issue_webhook_secret
+
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    try:
+        with stack.bridge.session() as session:
+            connection = session.get(LmsConnection, _demo_connection(stack).id)
+            issue_webhook_secret(session, stack.bridge, "os:tester", connection)
+            session.commit()
+        page = requests.get(f"{stack.base_url}/demo/", timeout=10).text
+    finally:
+        stack.stop()
+    warning = _warning(page)
+
+    assert "webhook secret of the demo's Moodle connection" in warning
+    assert "HTTP 401" in warning
+
+
+def test_demo_page_warning_translated(tmp_path):
+    """The warning is translated, in French, Spanish and Arabic."""
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    pages = {}
+    try:
+        _disconnect_demo(stack)
+        for language in ("fr", "es", "ar"):
+            pages[language] = requests.get(
+                f"{stack.base_url}/demo/",
+                headers={"Accept-Language": language},
+                timeout=10,
+            ).text
+    finally:
+        stack.stop()
+
+    assert "La démo ne peut pas attribuer de badges." in _warning(pages["fr"])
+    assert "supprimez le dossier d'instance" in _warning(pages["fr"])
+    assert "La demostración no puede otorgar insignias." in _warning(pages["es"])
+    assert "لا يمكن للعرض التجريبي منح الشارات." in _warning(pages["ar"])
+    assert 'dir="rtl"' in pages["ar"]
