@@ -403,10 +403,11 @@ def connect_lms(account: Account):
             # (stop polling it), and nothing is stored yet.
             errors["lms_token"] = _(
                 "Moodle rejected this web service token: the token does not exist, "
-                "or it was deleted or expired. Nothing was saved. In Moodle, create "
-                "a token for the bridge's user under Site administration > Server > "
-                "Web services > Manage tokens, as the Moodle setup guide "
-                "(docs/moodle-setup.md, step 1) describes, and enter it here."
+                "or it was deleted or expired. Nothing was saved. In Moodle, go to "
+                "Site administration > Server > Web services > Manage tokens and "
+                "create a token for the bridge's Moodle user and for the external "
+                "service that contains the bridge's web service functions. Then "
+                "enter the new token here."
             )
         else:
             errors["lms_url"] = _(

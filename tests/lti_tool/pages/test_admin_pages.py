@@ -351,10 +351,40 @@ def test_connect_lms_rejected_token(client, tenants, db, second_moodle):
     assert response.status_code == 400
     assert 'id="lms_token-error"' in page
     assert "Moodle rejected this web service token" in page
-    assert "docs/moodle-setup.md" in page
+    assert "Site administration &gt; Server &gt; Web services &gt; Manage tokens" in page
+    assert "the external service that contains" in page
+    assert "docs/moodle-setup.md" not in page
     assert "Stop polling" not in page
     assert "mistyped-token" not in page
     assert _moodle_connection_count(db, alpha.provider_id) == before
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("fr", "et créez un jeton pour l’utilisateur Moodle du pont"),
+        ("es", "y cree un token para el usuario de Moodle del puente"),
+        ("ar", "وأنشئ رمزًا لمستخدم Moodle الخاص بالجسر"),
+    ],
+)
+def test_connect_lms_rejected_token_translated(
+    client, tenants, db, second_moodle, language, words
+):
+    """The steps to create a token are translated, with Moodle's own menu names."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    response = client.post(
+        f"/admin/connect/lms?lang={language}",
+        data=_connect_form(second_moodle.site_url, token="mistyped-token"),
+    )
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert words in page
+    assert "Manage tokens" in page
+    assert "docs/moodle-setup.md" not in page
 
 
 def test_connect_lms_bad_url(client, tenants, db):
