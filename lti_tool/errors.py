@@ -16,8 +16,9 @@ import uuid
 
 import structlog
 from flask import Flask, g, jsonify, render_template, request, session, url_for
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from lti_tool.i18n import gettext
 from lti_tool.logs import get_logger
 
 log = get_logger(__name__)
@@ -128,6 +129,24 @@ def bind_request_id(incoming: str | None) -> str:
     return request_id
 
 
+def _http_error_message(error: HTTPException) -> str:
+    """Describe a routing error in the language of the request (English by default)."""
+    if error.code == 404:
+        return gettext(
+            "No page exists at %(path)s. Check the address, or open the tool again "
+            "from your course in the LMS.",
+            path=request.path,
+        )
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        return gettext(
+            "%(path)s does not accept %(method)s requests. Use one of: %(methods)s.",
+            path=request.path,
+            method=request.method,
+            methods=", ".join(error.valid_methods),
+        )
+    return error.description or error.name
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.before_request
     def bind_request_id_of_request() -> None:
@@ -178,7 +197,13 @@ def register_error_handlers(app: Flask) -> None:
             log.warning(
                 "request_rejected", status=status, code=error.name, path=request.path
             )
-        return _render(error.code or 500, error.name.lower().replace(" ", "_"), error.description)
+        response, status = _render(
+            status, error.name.lower().replace(" ", "_"), _http_error_message(error)
+        )
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response = app.make_response(response)
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response, status
 
     @app.errorhandler(RecursionError)
     def handle_too_deep(error: RecursionError):

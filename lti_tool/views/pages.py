@@ -57,7 +57,7 @@ from lti_tool.course_activities import (
     read_course_activities,
     stored_activity_names,
 )
-from lti_tool.errors import BadRequest, Forbidden
+from lti_tool.errors import BadRequest, Forbidden, NotFound
 from lti_tool.i18n import gettext as _
 from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
@@ -152,7 +152,15 @@ def _course_in_session(course_id: int) -> LtiCourse:
         )
     )
     if course is None:
-        abort(404)
+        raise NotFound(
+            f"course {course_id} not found for this provider",
+            shown_message=_(
+                "Course %(id)s was not found. Open the tool again from your course "
+                "in the LMS.",
+                id=course_id,
+            ),
+            course_id=course_id,
+        )
     return course
 
 
@@ -184,7 +192,15 @@ def _course_achievement(course: LtiCourse, public_id: str) -> Achievement:
     for achievement in _course_achievements(course):
         if achievement.public_id == public_id:
             return achievement
-    abort(404)
+    raise NotFound(
+        f"badge {public_id!r} not found in course {course.id}",
+        shown_message=_(
+            "This course has no badge with the id %(id)s. It may have been deleted: "
+            "the course page lists the course's badges.",
+            id=public_id,
+        ),
+        course_id=course.id,
+    )
 
 
 def missing_steps(
@@ -1098,7 +1114,15 @@ def revoke_award(course_id: int, public_id: str):
         )
     )
     if credential is None:
-        abort(404)
+        raise NotFound(
+            f"credential {public_id!r} not found in course {found.id}",
+            shown_message=_(
+                "No badge awarded in this course has the id %(id)s. The course page "
+                "lists the awarded badges.",
+                id=public_id,
+            ),
+            course_id=found.id,
+        )
     reason = (request.form.get("reason") or "").replace("\x00", "").strip()
     reason_error = _revocation_reason_error(reason)
     if reason_error is not None:
@@ -1303,7 +1327,15 @@ def _course_job(course: LtiCourse, job_public_id: str) -> BackfillJob:
     for job in _course_jobs(course):
         if job.public_id == job_public_id:
             return job
-    abort(404)
+    raise NotFound(
+        f"backfill {job_public_id!r} not found in course {course.id}",
+        shown_message=_(
+            "This course has no backfill with the id %(id)s. The course page lists "
+            "the course's backfills.",
+            id=job_public_id,
+        ),
+        course_id=course.id,
+    )
 
 
 @bp.post("/course/<int:course_id>/backfills/<job_public_id>/cancel")
