@@ -263,15 +263,28 @@ def _unknown_connection_page(account: Account, provider: Provider):
     return _connections_page(account, provider, problem=problem, status=404)
 
 
-@bp.get("/connections/<public_id>/disconnect")
-@account_required
-def disconnect_form(account: Account, public_id: str):
+def _connected_site_for_form(account: Account, public_id: str):
+    """Find the provider's connected site for a confirmation form.
+
+    Returns (provider, connection, None), or (provider, None, response) with the
+    response to send instead: the 404 list page for an id the provider does not
+    have, or a redirect to the list for a site that is already disconnected.
+    """
     provider = _provider_or_pick(account)
     connection = _own_connection(provider, public_id, missing_ok=True)
     if connection is None:
-        return _unknown_connection_page(account, provider)
+        return provider, None, _unknown_connection_page(account, provider)
     if connection.disconnected:
-        return redirect(url_for("admin.connect_form"), code=303)
+        return provider, None, redirect(url_for("admin.connect_form"), code=303)
+    return provider, connection, None
+
+
+@bp.get("/connections/<public_id>/disconnect")
+@account_required
+def disconnect_form(account: Account, public_id: str):
+    provider, connection, response = _connected_site_for_form(account, public_id)
+    if response is not None:
+        return response
     return render_template(
         "admin/disconnect.html",
         account=account,
@@ -448,12 +461,9 @@ def connect_lms(account: Account):
 @bp.get("/connections/<public_id>/webhook-secret")
 @account_required
 def webhook_secret_form(account: Account, public_id: str):
-    provider = _provider_or_pick(account)
-    connection = _own_connection(provider, public_id, missing_ok=True)
-    if connection is None:
-        return _unknown_connection_page(account, provider)
-    if connection.disconnected:
-        return redirect(url_for("admin.connect_form"), code=303)
+    provider, connection, response = _connected_site_for_form(account, public_id)
+    if response is not None:
+        return response
     return render_template(
         "admin/webhook_secret.html",
         account=account,
