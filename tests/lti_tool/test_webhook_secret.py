@@ -1,9 +1,9 @@
 """Issuing a new webhook secret for an LMS connection.
 
 Covers the action, the webhook's response to the old and new secrets, the admin
-page, the API route and the `connection new-webhook-secret` command. Foreign,
-unknown and disconnected connections and posts without the form token change
-nothing."""
+page, the API route and the `connection new-webhook-secret` command, on SQLite and
+PostgreSQL. Foreign, unknown and disconnected connections and posts without the
+form token change nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from lti_tool.operations import ActionError
 from lti_tool.operations.lms import disconnect_connection, issue_webhook_secret
 from lti_tool.views.webhooks import secret_digest
 from tests.lti_tool.pages.conftest import add_account, sign_in
+from tests.support.databases import reset_postgres
 from tests.support.seed import add_moodle_connection, add_provider
 
 OLD_SECRET = "webhook-secret-alpha"
@@ -29,6 +30,14 @@ CSRF = {"csrf": "test-csrf"}
 ACTION = "lms_connection.webhook_secret_issued"
 # An event the bridge accepts and ignores, so only the secret decides the status.
 IGNORED_EVENT = {"eventname": "\\core\\event\\user_loggedin"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request, settings):
+    """The shared settings, on SQLite or on the local PostgreSQL."""
+    if request.param == "postgres":
+        settings.database_url = reset_postgres()
+    return settings
 
 
 @pytest.fixture
@@ -313,7 +322,7 @@ def runner(app, settings, monkeypatch):
     monkeypatch.setenv("HPASS_INSTANCE_PATH", str(settings.instance_path))
     monkeypatch.setenv("HPASS_PUBLIC_BASE_URL", settings.public_base_url)
     monkeypatch.setenv("HPASS_LOOPBACK_DEV", "1")
-    monkeypatch.delenv("HPASS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HPASS_DATABASE_URL", settings.database_url)
     return app.test_cli_runner()
 
 
