@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from badge_engine.models import Achievement, Provider
 from connectors.models import LmsConnection
 from lti_tool.backfill import (
+    ACTIVE,
     ROSTER_FACTORIES,
     BackfillError,
     BackfillJob,
@@ -22,7 +23,7 @@ from lti_tool.backfill import (
     request_cancel,
     start_backfill,
 )
-from lti_tool.operations import InvalidInput, NotFound, audit, iso
+from lti_tool.operations import ActionError, InvalidInput, NotFound, audit, iso
 from lti_tool.operations.lms import check_connected
 
 LIST_LIMIT_MAX = 100
@@ -88,10 +89,29 @@ def start_achievement_backfill(
         "backfill.joined" if job.joined else "backfill.started",
         provider_id=achievement.provider_id,
         target=f"backfill:{job.public_id}",
-        detail={"achievement": achievement.public_id},
+        detail={"achievement": achievement.public_id, "trigger": job.trigger},
     )
 
     return job
+
+
+def start_rule_change_backfill(
+    session: Session, actor: str, achievement: Achievement
+) -> tuple[BackfillJob | None, ActionError | None]:
+    """Start the backfill that a changed award rule calls for.
+
+    Returns the job, or the error that kept it from starting, such as a
+    disconnected LMS connection. The rule change is kept either way, so the caller
+    reports the error as a warning, commits, and sends a job it added.
+    """
+    try:
+        job = start_achievement_backfill(
+            session, actor, achievement, trigger=BackfillTrigger.RULE_CHANGED
+        )
+    except ActionError as error:
+        return None, error
+
+    return job, None
 
 
 def find_backfill(session: Session, public_id: str, provider_id: int) -> BackfillJob:
@@ -129,8 +149,26 @@ def list_backfills(
     return list(session.scalars(query))
 
 
+class BackfillNotActive(ActionError):
+    """The backfill to cancel has already ended: done, cancelled or failed."""
+
+    code = "backfill_not_active"
+
+    def __init__(self, job: BackfillJob) -> None:
+        super().__init__(
+            f"backfill {job.public_id} is already {job.status}, so there is nothing "
+            "to cancel; the badges it issued stay issued"
+        )
+        self.status = job.status
+
+
 def cancel_backfill(session: Session, actor: str, job: BackfillJob) -> BackfillJob:
-    """Ask the job to stop after its current page; a finished job stays as it is."""
+    """Ask the job to stop after its current page.
+
+    Raises `BackfillNotActive`, and records nothing, when the job has already ended.
+    """
+    if job.status not in ACTIVE:
+        raise BackfillNotActive(job)
     request_cancel(session, provider_id=job.provider_id, job_public_id=job.public_id)
     audit(
         session,

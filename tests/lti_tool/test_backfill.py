@@ -14,6 +14,7 @@ from lti_tool import backfill
 from lti_tool.backfill import (
     BackfillError,
     BackfillJob,
+    BackfillStatus,
     BackfillTrigger,
     backfill_progress,
     request_cancel,
@@ -341,3 +342,77 @@ def test_concurrent_manual_starts_add_one_job(backend_course, monkeypatch):
     assert sorted(joined for _, joined in results) == [False, True, True]
     with bridge.session() as session:
         assert session.scalar(select(func.count(BackfillJob.id))) == 1
+
+
+QUIZ_RULE = {
+    "version": 1,
+    "rule": {"kind": "activities_completed", "activity_ids": ["4001"], "match": "any"},
+}
+
+
+def test_rule_change_supersedes_manual_job(backend_course):
+    """A rule change requests a stop of the badge's pending job and adds the active one."""
+    from lti_tool.operations.achievements import edit_achievement
+    from lti_tool.operations.backfills import (
+        start_achievement_backfill,
+        start_rule_change_backfill,
+    )
+
+    bridge, achievement_id = backend_course
+    with bridge.session() as session:
+        achievement = session.get(Achievement, achievement_id)
+        manual = start_achievement_backfill(session, "test", achievement)
+        session.commit()
+        manual_id = manual.id
+
+    with bridge.session() as session:
+        achievement = session.get(Achievement, achievement_id)
+        fields = edit_achievement(
+            session, "test", achievement, bridge=bridge, rule=QUIZ_RULE,
+            skip_lms_check=True,
+        )
+        job, error = start_rule_change_backfill(session, "test", achievement)
+        session.commit()
+        new_id = job.id
+
+    assert fields == ["award_rule"]
+    assert error is None
+    with bridge.session() as session:
+        older = session.get(BackfillJob, manual_id)
+        newer = session.get(BackfillJob, new_id)
+        assert older.cancel_requested
+        assert older.active_achievement_id is None
+        assert newer.trigger == BackfillTrigger.RULE_CHANGED.value
+        assert newer.active_achievement_id == achievement_id
+        assert session.get(Achievement, achievement_id).award_rule == QUIZ_RULE
+
+
+def test_cancel_of_ended_job_rejected(backend_course):
+    """Cancelling a finished job raises, naming its status, and records nothing."""
+    from lti_tool.accounts import AuditEvent
+    from lti_tool.operations.backfills import (
+        BackfillNotActive,
+        cancel_backfill,
+        start_achievement_backfill,
+    )
+
+    bridge, achievement_id = backend_course
+    with bridge.session() as session:
+        achievement = session.get(Achievement, achievement_id)
+        job = start_achievement_backfill(session, "test", achievement)
+        job.status = BackfillStatus.DONE.value
+        session.commit()
+
+        with pytest.raises(BackfillNotActive, match="is already done") as raised:
+            cancel_backfill(session, "test", job)
+        session.rollback()
+
+        assert raised.value.http_status == 409
+        assert raised.value.code == "backfill_not_active"
+        assert not session.get(BackfillJob, job.id).cancel_requested
+        cancel_events = session.scalar(
+            select(func.count(AuditEvent.id)).where(
+                AuditEvent.action == "backfill.cancel_requested"
+            )
+        )
+        assert cancel_events == 0
