@@ -214,8 +214,35 @@ SCHEMAS = {
             "alignments": {"$ref": "#/components/schemas/Alignments"},
             "award_rule": {"$ref": "#/components/schemas/AwardRule"},
             "skip_lms_check": SKIP_LMS_CHECK,
+            "backfill": {
+                "type": "boolean",
+                "default": True,
+                "description": "When award_rule differs from the stored rule, queue "
+                "a backfill that issues the badge to enrolled learners who meet the "
+                "new rule. Credentials already issued are not changed.",
+            },
         }
     ),
+    "ChangedAchievement": {
+        "allOf": [
+            {"$ref": "#/components/schemas/CheckedAchievement"},
+            _object(
+                {
+                    "backfill": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/Backfill"},
+                            {"type": "null"},
+                        ],
+                        "description": "The backfill started because the award "
+                        "rule changed, or null when the rule did not change, the "
+                        "request sent backfill false, or the backfill could not "
+                        "start (a warning then names the reason).",
+                    }
+                },
+                ["backfill"],
+            ),
+        ]
+    },
     "CheckedAchievement": {
         "allOf": [
             {"$ref": "#/components/schemas/Achievement"},
@@ -334,7 +361,7 @@ PATHS = {
         ),
         "patch": _operation(
             "Change an achievement's texts or award rule",
-            {"200": _json(_ref("CheckedAchievement"), "Changed."), **LMS_CHECK_ERROR},
+            {"200": _json(_ref("ChangedAchievement"), "Changed."), **LMS_CHECK_ERROR},
             operationId="editAchievement",
             parameters=[_path("achievement_id")],
             requestBody=_body("AchievementChange"),
@@ -528,9 +555,9 @@ SCHEMAS.update(
                 "finished_at": TIMESTAMP,
                 "joined": {
                     "type": "boolean",
-                    "description": "Only in the answer to starting a backfill: true "
-                    "when the badge's active backfill was returned instead of a new "
-                    "one.",
+                    "description": "Only where a request started a backfill (a "
+                    "backfill request, or an award rule change): true when the "
+                    "badge's active backfill was returned instead of a new one.",
                 },
             },
             ["id", "status", "learners_seen", "issued"],
@@ -722,7 +749,14 @@ PATHS.update(
         "/api/v1/backfills/{backfill_id}/cancel": {
             "post": _operation(
                 "Stop a backfill after its current page; issued badges stay",
-                {"200": _json(_ref("Backfill"), "Cancel requested.")},
+                {
+                    "200": _json(_ref("Backfill"), "Cancel requested."),
+                    "409": _json(
+                        ERROR,
+                        "Error backfill_not_active: the backfill has already ended "
+                        "(done, cancelled or failed); the message names its status.",
+                    ),
+                },
                 operationId="cancelBackfill",
                 parameters=[BACKFILL_ID],
             )

@@ -19,12 +19,14 @@ from badge_engine.db import utcnow
 from badge_engine.models import Provider
 from lti_tool.api.openapi import openapi_document
 from lti_tool.api.tokens import find_active_token
+from lti_tool.backfill import send_backfill
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import Unauthorized
 from lti_tool.logs import get_logger
 from lti_tool.operations import ActionError, InvalidInput, api_actor, audit
 from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations import awards as award_ops
+from lti_tool.operations import backfills as backfill_ops
 from lti_tool.operations import deliveries as delivery_ops
 from lti_tool.operations.course_check import skipped_check_warning
 from lti_tool.operations.lms import (
@@ -163,7 +165,7 @@ def _body() -> dict[str, Any]:
 
 
 # The body fields each achievement route takes.
-_ACHIEVEMENT_EDIT_FIELDS = (
+_ACHIEVEMENT_FIELDS = (
     "name",
     "description",
     "criteria",
@@ -171,7 +173,8 @@ _ACHIEVEMENT_EDIT_FIELDS = (
     "award_rule",
     "skip_lms_check",
 )
-_ACHIEVEMENT_ADD_FIELDS = ("lms_connection", "course_id", *_ACHIEVEMENT_EDIT_FIELDS)
+_ACHIEVEMENT_EDIT_FIELDS = (*_ACHIEVEMENT_FIELDS, "backfill")
+_ACHIEVEMENT_ADD_FIELDS = ("lms_connection", "course_id", *_ACHIEVEMENT_FIELDS)
 
 
 def _known_fields(body: dict, fields: tuple[str, ...]) -> dict:
@@ -253,13 +256,17 @@ def _alignments(body: dict) -> list | None:
     return value
 
 
-def _skip_lms_check(body: dict) -> bool:
-    value = body.get("skip_lms_check", False)
+def _flag(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name, default)
     if not isinstance(value, bool):
         raise InvalidInput(
-            "field 'skip_lms_check' must be true or false", code="invalid_field"
+            f"field {name!r} must be true or false", code="invalid_field"
         )
     return value
+
+
+def _skip_lms_check(body: dict) -> bool:
+    return _flag(body, "skip_lms_check", False)
 
 
 def _checked_achievement(achievement, skipped: bool) -> dict[str, Any]:
@@ -312,6 +319,7 @@ def show_achievement(achievement_id: str):
 def edit_achievement(achievement_id: str):
     body = _known_fields(_body(), _ACHIEVEMENT_EDIT_FIELDS)
     skip = _skip_lms_check(body)
+    start_backfill = _flag(body, "backfill", True)
     found = achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
     fields = achievement_ops.edit_achievement(
         db_session(),
@@ -326,8 +334,26 @@ def edit_achievement(achievement_id: str):
         skip_lms_check=skip,
         steps=API_STEPS,
     )
+    job = backfill_error = None
+    if "award_rule" in fields and start_backfill:
+        job, backfill_error = backfill_ops.start_rule_change_backfill(
+            db_session(), g.api_actor, found
+        )
     _commit()
-    return jsonify(_checked_achievement(found, skip and "award_rule" in fields))
+    result = _checked_achievement(found, skip and "award_rule" in fields)
+    result["backfill"] = None
+    if backfill_error is not None:
+        result["warnings"].append(
+            f"no backfill was started: {backfill_error.api_message}"
+        )
+    if job is not None:
+        result["backfill"] = {
+            **backfill_ops.backfill_dict(db_session(), job),
+            "joined": job.joined,
+        }
+        if not job.joined:
+            send_backfill(job.id)
+    return jsonify(result)
 
 
 @bp.get("/awards")

@@ -244,9 +244,10 @@ def edit_achievement(
 ) -> list[str]:
     """Change the given fields and return their names.
 
-    Every value is checked before anything changes. A new rule is then checked
-    against the course in the LMS, as `add_achievement` does, unless
-    `skip_lms_check` is set.
+    Every value is checked before anything changes. A rule equal to the stored one
+    is not a change. A new rule is then checked against the course in the LMS, as
+    `add_achievement` does, unless `skip_lms_check` is set. Returns an empty list,
+    and records nothing, when the only value given is the stored rule.
     """
     changes: dict[str, Any] = {}
     if rule is not None:
@@ -267,6 +268,10 @@ def edit_achievement(
             f"nothing to change; give {fields}",
             code="nothing_to_change",
         )
+    if changes.get("award_rule") == achievement.award_rule:
+        del changes["award_rule"]
+        if not changes:
+            return []
     if "award_rule" in changes and not skip_lms_check:
         check_course_and_rule(
             bridge,
@@ -277,11 +282,12 @@ def edit_achievement(
             steps=steps,
         )
 
-    for field, value in changes.items():
-        setattr(achievement, field, value)
     detail: dict[str, Any] = {"fields": sorted(changes)}
     if "award_rule" in changes:
+        detail.update(rule_change_detail(achievement.award_rule, changes["award_rule"]))
         detail["lms_checked"] = not skip_lms_check
+    for field, value in changes.items():
+        setattr(achievement, field, value)
     audit(
         session,
         actor,
@@ -292,6 +298,11 @@ def edit_achievement(
     )
 
     return sorted(changes)
+
+
+def rule_change_detail(old_rule: dict, new_rule: dict) -> dict[str, Any]:
+    """Return the audit detail of an award rule change: both rule documents."""
+    return {"old_rule": old_rule, "new_rule": new_rule}
 
 
 def list_achievements(
