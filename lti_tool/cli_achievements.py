@@ -164,13 +164,21 @@ def show(achievement_id, as_json):
 @_alignments_option
 @_rule_options
 @_skip_lms_check_option
+@click.option("--no-backfill", is_flag=True,
+              help="Start no backfill when the award rule changes (default: queue "
+              "one for the workers, which issues the badge to learners who meet "
+              "the new rule).")
 @json_option
 def edit(achievement_id, name, description, criteria, alignments, rule, rule_file,
-         skip_lms_check, as_json):
+         skip_lms_check, no_backfill, as_json):
     """Change a badge's texts or award rule; only the options given change.
 
-    A new rule's activity ids must exist in the badge's LMS course.
+    A new rule's activity ids must exist in the badge's LMS course. A changed rule
+    queues a backfill for the workers unless --no-backfill is given; credentials
+    already issued stay as they are.
     """
+    from lti_tool.operations.backfills import backfill_dict, start_rule_change_backfill
+
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
@@ -185,12 +193,37 @@ def edit(achievement_id, name, description, criteria, alignments, rule, rule_fil
             warnings.append(skipped_check_warning(connection, found.lms_course_id))
         if connection.disconnected:
             warnings.append(disconnected_badge_warning(connection))
+        job = None
+        if "award_rule" in fields and not no_backfill:
+            job, error = start_rule_change_backfill(op.session, op.actor, found)
+            if error is not None:
+                warnings.append(f"no backfill was started: {error.message}")
         op.session.commit()
         result = achievement_dict(op.session, found)
+        backfill = None
+        if job is not None:
+            backfill = {**backfill_dict(op.session, job), "joined": job.joined}
+            if not job.joined:
+                _send(op.bridge, job.id)
     _warn(warnings)
-    emit({"status": "updated", "fields": fields, "achievement": result,
-          "warnings": warnings}, as_json,
-         f"achievement {achievement_id} updated: {', '.join(fields)}")
+    emit({"status": "updated" if fields else "unchanged", "fields": fields,
+          "achievement": result, "backfill": backfill, "warnings": warnings},
+         as_json, _edit_text(achievement_id, fields, backfill))
+
+
+def _edit_text(achievement_id: str, fields: list[str], backfill: dict | None) -> str:
+    if not fields:
+        return (f"achievement {achievement_id} unchanged: the award rule given is "
+                "the stored one")
+    lines = [f"achievement {achievement_id} updated: {', '.join(fields)}"]
+    if backfill is not None and backfill["joined"]:
+        lines.append(f"the award rule changed; backfill {backfill['id']} of this "
+                     f"badge is already {backfill['status']} and evaluates the new "
+                     "rule")
+    elif backfill is not None:
+        lines.append(f"the award rule changed; backfill {backfill['id']} queued for "
+                     "the workers")
+    return "\n".join(lines)
 
 
 @achievement.command("preview")

@@ -689,9 +689,16 @@ def test_cli_text_names_usage(runner, used):
     assert "can no longer be earned" in result.stdout
 
 
-def _rule_file(tmp_path) -> str:
+# A rule other than the badges' stored one, so that an edit changes it.
+ACTIVITY_RULE = {
+    "version": 1,
+    "rule": {"kind": "activity_completed", "activity_id": "4001"},
+}
+
+
+def _rule_file(tmp_path, rule: dict = COURSE_COMPLETED_RULE) -> str:
     path = tmp_path / "rule.json"
-    path.write_text(json.dumps(COURSE_COMPLETED_RULE))
+    path.write_text(json.dumps(rule))
     return str(path)
 
 
@@ -733,14 +740,16 @@ def test_cli_edit_rule_on_disconnected_explains(runner, db, seeded, tmp_path):
 
     result = runner.invoke(
         main,
-        ["achievement", "edit", badge.public_id, "--rule-file", _rule_file(tmp_path),
-         "--json"],
+        ["achievement", "edit", badge.public_id, "--rule-file",
+         _rule_file(tmp_path, ACTIVITY_RULE), "--json"],
     )
 
     assert result.exit_code == 1, result.output
     body = json.loads(result.stdout)
     assert body["error"] == "connection_disconnected"
     assert "does not take over this connection's badges" in body["message"]
+    db.expire_all()
+    assert db.get(Achievement, badge.id).award_rule == COURSE_COMPLETED_RULE
 
 
 def test_cli_edit_name_on_disconnected_warns(runner, db, seeded):
