@@ -63,7 +63,12 @@ from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
 from lti_tool.operations import ActionError
 from lti_tool.operations import achievements as achievement_ops
-from lti_tool.operations.backfills import cancel_backfill, start_achievement_backfill
+from lti_tool.operations.backfills import (
+    BackfillNotActive,
+    cancel_backfill,
+    start_achievement_backfill,
+    start_rule_change_backfill,
+)
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
@@ -496,6 +501,7 @@ def _render_instructor(
     preview=None,
     revoke_errors=None,
     revoke_reason="",
+    notice=None,
 ):
     status = 400 if errors or revoke_errors else 200
     activities, activities_error = _activities_or_error(course)
@@ -525,16 +531,76 @@ def _render_instructor(
             skill_rows=_padded_skill_rows((form or {}).get("skills", [])),
             revoke_errors=revoke_errors or {},
             revoke_reason=revoke_reason,
+            notice=notice,
         ),
         status,
     )
+
+
+def _set_notice(course_id: int, kind: str, **values: str | None) -> None:
+    """Keep a notice for the instructor page that the redirect after a form opens.
+
+    The session contains its kind and values, not its text, so the page shows it
+    in the language it is rendered in.
+    """
+    session["course_notice"] = {"course_id": course_id, "kind": kind, **values}
+
+
+def _pop_notice(course_id: int) -> str | None:
+    """Return the translated text of the course's kept notice and forget it."""
+    notice = session.pop("course_notice", None)
+    if not isinstance(notice, dict) or notice.get("course_id") != course_id:
+        return None
+    kind = notice.get("kind")
+    name = notice.get("name") or ""
+    job = notice.get("job")
+
+    if kind == "created" and job:
+        return _(
+            "The badge “%(name)s” was created. Awarding it to learners who already "
+            "qualify has started (job %(job)s); its progress is shown below.",
+            name=name,
+            job=job,
+        )
+    if kind == "created":
+        return _(
+            "The badge “%(name)s” was created, but it could not be awarded to "
+            "learners who already qualify now. Use “Award to learners who already "
+            "qualify” to try again.",
+            name=name,
+        )
+    if kind == "saved":
+        return _("The badge “%(name)s” was saved.", name=name)
+    if kind == "rule_changed" and job:
+        return _(
+            "The badge “%(name)s” was saved. Its award rule changed, so awarding it "
+            "to learners who now qualify has started (job %(job)s); its progress is "
+            "shown below. Badges already awarded stay as they are.",
+            name=name,
+            job=job,
+        )
+    if kind == "rule_changed":
+        return _(
+            "The badge “%(name)s” was saved, but it could not be awarded to learners "
+            "who qualify under the new award rule now. Use “Award to learners who "
+            "already qualify” to try again. Badges already awarded stay as they are.",
+            name=name,
+        )
+    if kind == "cancel_not_active":
+        return _(
+            "Job %(job)s had already ended (%(status)s), so there was nothing to "
+            "cancel.",
+            job=job,
+            status=backfill_status_text(notice.get("status") or ""),
+        )
+    return None
 
 
 @bp.get("/course/<int:course_id>")
 def course(course_id: int):
     found = _course_in_session(course_id)
     if session.get("role") == "instructor":
-        return _render_instructor(found)
+        return _render_instructor(found, notice=_pop_notice(course_id))
     # The page contains the portfolio link form.
     allow_form_redirects_to_other_sites()
     return render_template(
@@ -897,8 +963,14 @@ def create_achievement(course_id: int):
             reason=str(error),
         )
     db.commit()
-    if job is not None:
+    if job is not None and not job.joined:
         send_backfill(job.id)
+    _set_notice(
+        course_id,
+        "created",
+        name=achievement.name,
+        job=job.public_id if job is not None else None,
+    )
 
     return redirect(url_for("pages.course", course_id=course_id), code=303)
 
@@ -1026,9 +1098,14 @@ def update_achievement(course_id: int, public_id: str):
         for field, value in changes.items()
         if value != (getattr(achievement, field) or None)
     ]
+    rule_detail = {}
+    if rule != achievement.award_rule:
+        rule_detail = achievement_ops.rule_change_detail(achievement.award_rule, rule)
     achievement.award_rule = rule
     follow_ups: list[int] = []
     new_versions: list[str] = []
+    # Only a text or image change gives holders a new version: issued credentials
+    # do not contain the award rule.
     if changed and _live_credential_count(achievement):
         correction = correct_achievement(
             db,
@@ -1052,12 +1129,30 @@ def update_achievement(course_id: int, public_id: str):
         detail={
             "course_id": found.lms_course_id,
             "rule": rule["rule"]["kind"],
-            "changed": changed,
+            "changed": changed + (["award_rule"] if rule_detail else []),
             "new_versions": new_versions,
+            **rule_detail,
         },
     )
+    job = error = None
+    if rule_detail:
+        job, error = start_rule_change_backfill(db, _instructor_actor(), achievement)
+    if error is not None:
+        log.info(
+            "backfill_not_started",
+            achievement=achievement.public_id,
+            reason=str(error),
+        )
     db.commit()
     dispatch(follow_ups)
+    if job is not None and not job.joined:
+        send_backfill(job.id)
+    _set_notice(
+        course_id,
+        "rule_changed" if rule_detail else "saved",
+        name=achievement.name,
+        job=job.public_id if job is not None else None,
+    )
 
     return redirect(url_for("pages.course", course_id=course_id), code=303)
 
@@ -1343,8 +1438,16 @@ def cancel_course_backfill(course_id: int, job_public_id: str):
     found = _instructor_course(course_id)
     job = _course_job(found, job_public_id)
     check_csrf()
-    cancel_backfill(db_session(), _instructor_actor(), job)
-    db_session().commit()
+    try:
+        cancel_backfill(db_session(), _instructor_actor(), job)
+    except BackfillNotActive as error:
+        db_session().rollback()
+        log.info("backfill_cancel_not_active", job=job_public_id, status=error.status)
+        _set_notice(
+            course_id, "cancel_not_active", job=job_public_id, status=error.status
+        )
+    else:
+        db_session().commit()
     return redirect(
         url_for("pages.course", course_id=course_id) + "#backfills", code=303
     )
