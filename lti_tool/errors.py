@@ -45,6 +45,13 @@ class BridgeRequestError(Exception):
             self.code = code
         self.ids = {key: value for key, value in ids.items() if value is not None}
 
+    def page_text(self) -> tuple[str, str | None]:
+        """Return the message a response shows and an untranslated detail, if any.
+
+        Called while the response renders, so a subclass can translate there.
+        """
+        return self.shown_message, None
+
 
 class BadRequest(BridgeRequestError):
     status = 400
@@ -87,8 +94,10 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _render(status: int, code: str, message: str):
+def _render(status: int, code: str, message: str, detail: str | None = None):
     body = {"error": code, "message": message, "request_id": g.get("request_id")}
+    if detail:
+        body["detail"] = detail
     if _wants_json():
         return jsonify(body), status
     return (
@@ -167,7 +176,8 @@ def register_error_handlers(app: Flask) -> None:
             path=request.path,
             **error.ids,
         )
-        return _render(error.status, error.code, error.shown_message)
+        message, detail = error.page_text()
+        return _render(error.status, error.code, message, detail)
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(error: RequestEntityTooLarge):

@@ -19,6 +19,7 @@ admin (or the learner) should check or do next.
 from __future__ import annotations
 
 from lti_tool.errors import LaunchRejected
+from lti_tool.i18n import gettext
 
 
 class LtiError(LaunchRejected):
@@ -45,6 +46,68 @@ class LtiError(LaunchRejected):
         )
         self.problem = message
         self.check = check
+
+    def page_text(self) -> tuple[str, str | None]:
+        """Return a translated summary of this kind of error, and the English detail.
+
+        The detail names the values and the check in English, as the log does, so a
+        provider admin can match it with the log line.
+        """
+        # The class, not a per-raise code such as blocked_address, sets the kind.
+        return launch_error_summary(type(self).code), self.message
+
+
+def launch_error_summary(code: str) -> str:
+    """Return, in the page language, what an LTI error code means for the reader."""
+    summaries = {
+        "malformed_request": gettext(
+            "The LMS sent a launch request that the tool cannot read. Open the tool "
+            "again from your course; if this keeps happening, tell your provider admin."
+        ),
+        "id_token_too_large": gettext(
+            "The LMS sent a launch request that is too large. Tell your provider "
+            "admin, who can remove large custom parameters from the tool link."
+        ),
+        "state_invalid": gettext(
+            "This launch expired or was already used. Open the tool again from your "
+            "course."
+        ),
+        "token_invalid": gettext(
+            "The tool could not verify the launch sent by the LMS. Open the tool "
+            "again from your course; if this keeps happening, tell your provider admin."
+        ),
+        "registration_unknown": gettext(
+            "This tool link belongs to another LMS registration. Tell your provider "
+            "admin, who must check the tool's URLs in the LMS."
+        ),
+        "deployment_held": gettext(
+            "This tool is waiting for the provider admin to approve its deployment in "
+            "the LMS. Try again after the approval."
+        ),
+        "claim_invalid": gettext(
+            "The LMS left out or sent wrong launch information. Tell your provider "
+            "admin, who must check the tool's settings in the LMS."
+        ),
+        "message_type_not_supported": gettext(
+            "The LMS sent a kind of launch this tool does not support. Tell your "
+            "provider admin, who must check how the tool is placed in the LMS."
+        ),
+        "platform_unreachable": gettext(
+            "The tool could not reach the LMS to verify the launch. Try again in a "
+            "few minutes."
+        ),
+        "registration_failed": gettext(
+            "Registering the tool with the LMS failed. Read the details below, "
+            "correct the setting they name and register again."
+        ),
+    }
+    return summaries.get(
+        code,
+        gettext(
+            "The launch from the LMS failed. Open the tool again from your course; if "
+            "this keeps happening, tell your provider admin."
+        ),
+    )
 
 
 class MalformedRequest(LtiError):

@@ -188,10 +188,12 @@ class LaunchEndpoints:
         if issuer != registration.issuer or (
             client_id and client_id != registration.client_id
         ):
+            sent_issuer = f"issuer {issuer!r}" if issuer else "no issuer"
+            sent_client_id = f"client_id {client_id!r}" if client_id else "no client_id"
             raise RegistrationUnknown(
                 f"this login URL belongs to issuer {registration.issuer!r} and "
-                f"client_id {registration.client_id!r}, but the platform sent issuer "
-                f"{issuer!r} and client_id {client_id!r}",
+                f"client_id {registration.client_id!r}, but the platform sent "
+                f"{sent_issuer} and {sent_client_id}",
                 check="the platform's tool settings must use the login URL of the "
                 "matching registration",
                 **ids,
