@@ -7,22 +7,29 @@ deduplicates it, stores the raw payload and the fact with its outbox message, an
 hands the message to the broker; and a minimal Flask receiver that only stores the
 body, with one commit per request, in the same kind of database as the bridge's
 (SQLite, or its own table in the bridge's PostgreSQL database with --postgres). wrk
-posts distinct events to each in turn. No worker runs, so only intake is measured. Prints requests per second, p50 and p99 latency, and ratios.
+posts distinct events to each in turn. No worker runs, so only intake is measured.
+
+Both servers run for the whole bench. Each first gets an uncounted warm-up run, then
+the two are measured in turn for --rounds rounds, the order swapped every round, so a
+change in the machine's load weighs on both alike. Prints requests per second, p50
+and p99 latency of every run, each round's ratio and the median ratio.
 
 Every wrk connection comes from 127.0.0.1, so the bridge's webhook rate limit (one
 bucket per client address) would reject part of a long or fast run. The bench raises
 that limit through HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE and _BURST; the limiter still counts each
 request, as in production.
 
-    python bench/intake.py [--postgres] [--duration 15] [--server granian]
+    python bench/intake.py [--postgres] [--duration 10] [--rounds 3] [--server granian]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,12 +59,13 @@ function setup(thread)
 end
 function init(args)
   template = args[1]
+  first_user = tonumber(args[2])
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end
 function request()
   counter = counter + 1
-  local user = tostring(thread_id * 10000000 + counter)
+  local user = string.format("%d", first_user + thread_id * 10000000 + counter)
   local body = string.gsub(template, "424242", user)
   return wrk.format(nil, nil, nil, body)
 end
@@ -119,7 +127,11 @@ def server_command(server: dict, call: str, port: int) -> list[str]:
     """Return the command line that serves the app factory `call` on `port`."""
     if server["name"] == "waitress":
         waitress = str(Path(sys.executable).with_name("waitress-serve"))
-        return [waitress, f"--listen=127.0.0.1:{port}", f"--threads={server['threads']}"] + [
+        return [
+            waitress,
+            f"--listen=127.0.0.1:{port}",
+            f"--threads={server['threads']}",
+        ] + [
             "--call",
             call,
         ]
@@ -162,9 +174,24 @@ def start_server(
     raise RuntimeError(f"server {call} did not start:\n{log.read_text()[-2000:]}")
 
 
+def stop_server(process: subprocess.Popen) -> None:
+    """Stop a server started by `start_server`; a stopped one is left as it is."""
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+# Each wrk run starts its learner ids this far above the previous run's, so no run
+# repeats an event that an earlier run stored.
+USERS_PER_RUN = 100_000_000
+_runs = itertools.count(1)
+
+
 def run_wrk(
     url: str, script: Path, template: str, duration: int, connections: int
 ) -> dict:
+    """Post distinct events to `url` for `duration` seconds; return wrk's figures."""
+    first_user = next(_runs) * USERS_PER_RUN
     output = subprocess.run(
         [
             "wrk",
@@ -177,6 +204,7 @@ def run_wrk(
             url,
             "--",
             template,
+            str(first_user),
         ],
         capture_output=True,
         text=True,
@@ -221,7 +249,19 @@ def count_facts(environ: dict[str, str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", action="store_true", help="Bridge on PostgreSQL.")
-    parser.add_argument("--duration", type=int, default=15, help="Seconds per wrk run.")
+    parser.add_argument("--duration", type=int, default=10, help="Seconds per wrk run.")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Measured runs of each server, alternated.",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="Seconds of uncounted load per server first.",
+    )
     parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
     parser.add_argument(
         "--webhook-rate-limit",
@@ -271,47 +311,72 @@ def main() -> None:
         script.write_text(LUA)
         template = event_template()
 
-        results = {}
-        servers = [
-            ("minimal receiver", "bench.minimal_receiver:create_app", minimal_port),
-            ("bridge", "lti_tool.app:create_server_app", bridge_port),
-        ]
-        for name, call, port in servers:
-            server = start_server(
-                server_settings, call, port, environ, folder / f"{port}.log"
-            )
-            try:
-                url = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
-                results[name] = run_wrk(
-                    url, script, template, args.duration, args.connections
+        servers = {
+            "minimal receiver": ("bench.minimal_receiver:create_app", minimal_port),
+            "bridge": ("lti_tool.app:create_server_app", bridge_port),
+        }
+        urls, processes = {}, []
+        for name, (call, port) in servers.items():
+            processes.append(
+                start_server(
+                    server_settings, call, port, environ, folder / f"{port}.log"
                 )
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
+            )
+            cleanup.callback(stop_server, processes[-1])
+            urls[name] = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
+
+        bridge_requests = 0
+        if args.warmup:
+            for name, url in urls.items():
+                warmup = run_wrk(url, script, template, args.warmup, args.connections)
+                if name == "bridge":
+                    bridge_requests += warmup["requests"] - warmup["non_2xx"]
+
+        rounds = []
+        order = list(urls)
+        for _ in range(args.rounds):
+            figures = {}
+            for name in order:
+                figures[name] = run_wrk(
+                    urls[name], script, template, args.duration, args.connections
+                )
+            bridge_requests += (
+                figures["bridge"]["requests"] - figures["bridge"]["non_2xx"]
+            )
+            rounds.append(figures)
+            order.reverse()
+        # Stopped before counting, so that no request is still being stored.
+        for process in processes:
+            stop_server(process)
         facts = count_facts(environ)
 
     backend = "PostgreSQL + Redis" if args.postgres else "SQLite + embedded broker"
     print(
         f"bridge backend: {backend}, minimal receiver on the same database; "
         f"{describe_server(server_settings)}; wrk 2 threads, "
-        f"{args.connections} connections, {args.duration} s; webhook rate limit "
+        f"{args.connections} connections, {args.warmup} s of warm-up, then "
+        f"{args.rounds} rounds of {args.duration} s per server; webhook rate limit "
         f"{args.webhook_rate_limit:,} per minute; load average before "
         f"{load_before:.2f}, after {os.getloadavg()[0]:.2f}"
     )
-    for name, figures in results.items():
-        print(
-            f"{name}: {figures['requests_per_second']:,.0f} requests/s, "
-            f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
-            f"{figures['requests']:,} requests, {figures['non_2xx']} non-2xx"
+    ratios = []
+    for number, figures in enumerate(rounds, start=1):
+        for name in ("minimal receiver", "bridge"):
+            run = figures[name]
+            print(
+                f"round {number}, {name}: {run['requests_per_second']:,.0f} requests/s, "
+                f"p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
+                f"{run['requests']:,} requests, {run['non_2xx']} non-2xx"
+            )
+        ratios.append(
+            figures["bridge"]["requests_per_second"]
+            / figures["minimal receiver"]["requests_per_second"]
         )
-    bridge, minimal = results["bridge"], results["minimal receiver"]
-    print(
-        f"throughput ratio bridge / minimal: "
-        f"{bridge['requests_per_second'] / minimal['requests_per_second']:.2f}"
-    )
+        print(f"round {number}, throughput ratio bridge / minimal: {ratios[-1]:.2f}")
+    print(f"median throughput ratio bridge / minimal: {statistics.median(ratios):.2f}")
     print(
         f"facts stored by the bridge: {facts:,} "
-        f"(requests answered 2xx: {bridge['requests'] - bridge['non_2xx']:,})"
+        f"(requests answered 2xx, warm-up included: {bridge_requests:,})"
     )
 
 
