@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.moodle.client import REQUIRED_FUNCTIONS, MoodleClient
-from connectors.moodle.errors import MoodleError, MoodleTokenInvalid
+from connectors.moodle.errors import MoodleError, MoodleTokenInvalid, MoodleUnavailable
 
 ADD_FUNCTION_HINT = (
     "Add it to the token's external service under Site administration > Server > "
@@ -36,8 +36,10 @@ class ConnectionTestResult:
     """Outcome of "Test connection".
 
     `ok` is True when the site answered and the token can call every required
-    function. `error` is the message of the Moodle error that stopped the test, and
-    `token_invalid` is True when that error was Moodle's `invalidtoken`.
+    function. `error` is the message of the Moodle error that stopped the test,
+    `token_invalid` is True when that error was Moodle's `invalidtoken`, and
+    `site_unavailable` is True when the site could not be reached or answered with
+    a timeout, HTTP 5xx or 429 (MoodleUnavailable).
     """
 
     site_url: str
@@ -48,6 +50,7 @@ class ConnectionTestResult:
     error: str | None = None
     errorcode: str | None = None
     token_invalid: bool = False
+    site_unavailable: bool = False
     advice: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +66,7 @@ class ConnectionTestResult:
             "error": self.error,
             "errorcode": self.errorcode,
             "token_invalid": self.token_invalid,
+            "site_unavailable": self.site_unavailable,
             "advice": list(self.advice),
         }
 
@@ -81,6 +85,7 @@ def test_connection(client: MoodleClient) -> ConnectionTestResult:
             error=str(error),
             errorcode=error.errorcode,
             token_invalid=isinstance(error, MoodleTokenInvalid),
+            site_unavailable=isinstance(error, MoodleUnavailable),
         )
 
     allowed = {

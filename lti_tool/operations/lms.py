@@ -135,7 +135,7 @@ def site_connected_error(provider: Provider, existing: LmsConnection) -> ActionE
     return ActionError(
         f"provider {provider.slug} already has {existing.kind} connection "
         f"{existing.public_id} ({existing.name}) to {existing.base_url}; use it, "
-        "or remove it before connecting the site again with `hpass-bridge "
+        "or disconnect it before connecting the site again with `hpass-bridge "
         f"connection disconnect {existing.public_id} --provider {provider.slug}` "
         "(nothing was saved)",
         code="connection_exists",

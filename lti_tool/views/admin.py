@@ -328,7 +328,9 @@ def _read_url(form: dict, errors: dict, name: str) -> str:
     form[name] = value
     parts = urlsplit(value)
     if not value:
-        errors[name] = _("Enter the address, starting with https://.")
+        errors[name] = _(
+            "This field is required. Enter the address, starting with https://."
+        )
     elif len(value) > URL_MAX or parts.scheme not in ("http", "https") or not parts.netloc:
         errors[name] = _(
             "This is not a web address. Enter a full address such as "
@@ -356,8 +358,8 @@ def _read_required(form: dict, errors: dict, name: str, limit: int = NAME_MAX) -
 def _site_connected_message(provider: Provider, existing: LmsConnection) -> str:
     return _(
         "%(provider)s is already connected to this Moodle site as "
-        "“%(name)s”. Use that connection, or remove it before connecting "
-        "the site again.",
+        "“%(name)s”. Use that connection, or press its Disconnect button under "
+        "LMS sites before connecting the site again.",
         provider=provider.name,
         name=existing.name,
     )
@@ -421,6 +423,13 @@ def connect_lms(account: Account):
                 "create a token for the bridge's Moodle user and for the external "
                 "service that contains the bridge's web service functions. Then "
                 "enter the new token here."
+            )
+        elif result.site_unavailable:
+            # The full error, with its retries, is in the log line above.
+            errors["lms_url"] = _(
+                "The bridge could not reach Moodle at %(url)s. Check the address and "
+                "that the site is up, then connect again. Nothing was saved.",
+                url=url,
             )
         else:
             errors["lms_url"] = _(
@@ -693,8 +702,15 @@ def invite(account: Account):
     errors = {}
     db = db_session()
 
-    if not email or "@" not in email or len(email) > 320:
-        errors["email"] = _("Enter the email address of the person to invite.")
+    if not email:
+        errors["email"] = _(
+            "This field is required. Enter the email address of the person to invite."
+        )
+    elif "@" not in email or len(email) > 320:
+        errors["email"] = _(
+            "This is not a valid email address. Enter an address such as "
+            "name@example.org."
+        )
     elif find_account(db, email) is not None:
         errors["email"] = _("This email already has an account.")
     if errors:

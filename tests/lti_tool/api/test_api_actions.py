@@ -247,7 +247,7 @@ def test_connect_same_site_twice(client, tenants, moodle):
 
     assert again.status_code == 409
     assert again.json["error"] == "connection_exists"
-    assert "remove it before connecting" in again.json["message"]
+    assert "disconnect it before connecting" in again.json["message"]
     _connect_moodle(client, beta["token"], moodle)
 
 

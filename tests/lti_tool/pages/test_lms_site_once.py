@@ -129,7 +129,7 @@ def test_concurrent_api_connects_store_one(backend, moodle, monkeypatch):
     assert statuses == [201, 409]
     rejected = next(r for r in responses if r.status_code == 409)
     assert rejected.json["error"] == "connection_exists"
-    assert "remove it before connecting the site again" in rejected.json["message"]
+    assert "disconnect it before connecting the site again" in rejected.json["message"]
     assert _count_connections(app, provider_id) == 1
 
 
