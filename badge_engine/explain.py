@@ -5,6 +5,10 @@ learner's progress, so the learner gets each condition with its state, the LMS d
 behind it and when that data was read, and what is still missing by activity name.
 `award_blockers` lists, for instructors, the reasons a learner cannot receive the
 badge at all, whatever their progress.
+
+Conditions, LMS readings and missing requirements are data (a rule node kind with its
+values), so a page can word them in its own language. `Explanation.to_json` words
+them in English for the command line and JSON clients.
 """
 
 from __future__ import annotations
@@ -17,22 +21,54 @@ from badge_engine.models import Credential, CredentialStatus, Learner
 from badge_engine.rules import (
     LearnerProgress,
     evaluate_award_rule,
+    evaluate_validated_rule,
     validate_award_rule,
 )
+
+# The kinds of LmsReading.
+READING_COURSE = "course"
+READING_GRADE = "grade"
+READING_ACTIVITY = "activity"
+# LmsReading.state of an activity the LMS reported nothing for.
+NOT_REPORTED = "not_reported"
+
+
+@dataclass(frozen=True)
+class LmsReading:
+    """One value the LMS reported for a condition.
+
+    `kind` is READING_COURSE (`state` is "completed" or "not_completed"),
+    READING_GRADE (`percent` of the maximum, None when there is no grade) or
+    READING_ACTIVITY (`state` is a CompletionState value or NOT_REPORTED). `at` is
+    the LMS's time of the completion or grade, None when it gave none.
+    """
+
+    kind: str
+    state: str | None = None
+    activity_id: str | None = None
+    percent: float | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Condition:
     """One node of the award rule: its requirement, whether it is met, and the data.
 
-    `lms_data` is what the LMS reported for it (a state, a completion time or a
-    grade); `depth` is its nesting level for display.
+    `kind` and `values` are the node's kind and its other fields (a `window`
+    included) without the nested `rules`, which follow as conditions one `depth`
+    deeper. `readings` is what the LMS reported for the node.
     """
 
-    description: str
+    kind: str
+    values: dict[str, Any]
     met: bool
-    lms_data: list[str]
+    readings: list[LmsReading]
     depth: int = 0
+
+    @property
+    def rule(self) -> dict[str, Any]:
+        """The node as a rule node without its nested rules."""
+        return {"kind": self.kind, **self.values}
 
 
 @dataclass(frozen=True)
@@ -47,19 +83,35 @@ class Blocker:
 class Explanation:
     met: bool
     conditions: list[Condition]
-    # The requirements still unmet, with activity names where the LMS gave them.
+    # The requirements still unmet in English, with activity names where the LMS
+    # gave them. `missing_rules` contains the same requirements as rule nodes.
     missing: list[str]
     read_at: datetime
     # "lms" for a fresh re-read, "stored_facts" when the LMS could not be reached.
     source: str
     blockers: list[Blocker] = field(default_factory=list)
+    missing_rules: list[dict[str, Any]] = field(default_factory=list)
+    activity_names: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "met": self.met,
             "read_at": self.read_at.isoformat(),
             "source": self.source,
-            "conditions": [asdict(condition) for condition in self.conditions],
+            "conditions": [
+                {
+                    "kind": condition.kind,
+                    "values": condition.values,
+                    "description": _describe(condition.rule, self.activity_names),
+                    "met": condition.met,
+                    "lms_data": [
+                        _reading_text(reading, self.activity_names)
+                        for reading in condition.readings
+                    ],
+                    "depth": condition.depth,
+                }
+                for condition in self.conditions
+            ],
             "missing": list(self.missing),
             "blockers": [asdict(blocker) for blocker in self.blockers],
         }
@@ -80,7 +132,7 @@ def explain_award(
     validate_award_rule(award_rule)
     names = activity_names or {}
     conditions: list[Condition] = []
-    _explain_node(award_rule["rule"], progress, names, 0, conditions)
+    _explain_node(award_rule["rule"], progress, 0, conditions)
     outcome = evaluate_award_rule(award_rule, progress)
     missing = [_name_activities(item, names) for item in outcome.missing]
     return Explanation(
@@ -89,27 +141,125 @@ def explain_award(
         missing=missing,
         read_at=read_at,
         source=source,
+        missing_rules=_missing_nodes(award_rule["rule"], progress),
+        activity_names=dict(names),
     )
+
+
+def missing_rules(
+    award_rule: dict[str, Any], progress: LearnerProgress
+) -> list[dict[str, Any]]:
+    """Return the parts of the award rule the learner has still to meet, as rule nodes.
+
+    An unmet `all_of` gives its unmet parts, and an unmet `activities_completed`
+    with match "all" gives one `activity_completed` node per activity not done.
+    Every other unmet node is returned whole, because any of its parts could meet
+    it. A node with a window is returned whole too, also when it is met but the LMS
+    gave no time to check against the window. Returns an empty list when the rule
+    is met. Raises InvalidAwardRule for a rule document that does not validate.
+    """
+    validate_award_rule(award_rule)
+    return _missing_nodes(award_rule["rule"], progress)
+
+
+def _is_met(node: dict[str, Any], progress: LearnerProgress) -> bool:
+    return evaluate_validated_rule({"version": 1, "rule": node}, progress).met
+
+
+def _missing_nodes(
+    node: dict[str, Any], progress: LearnerProgress
+) -> list[dict[str, Any]]:
+    if _is_met(node, progress):
+        return []
+    if "window" in node:
+        return [node]
+    kind = node["kind"]
+    if kind == "all_of":
+        return [
+            missing
+            for child in node["rules"]
+            for missing in _missing_nodes(child, progress)
+        ]
+    if kind == "activities_completed" and node["match"] == "all":
+        return [
+            {"kind": "activity_completed", "activity_id": activity_id}
+            for activity_id in node["activity_ids"]
+            if not _is_met(
+                {"kind": "activity_completed", "activity_id": activity_id}, progress
+            )
+        ]
+    return [node]
 
 
 def _explain_node(
     node: dict[str, Any],
     progress: LearnerProgress,
-    names: dict[str, str],
     depth: int,
     conditions: list[Condition],
 ) -> None:
-    met = evaluate_award_rule({"version": 1, "rule": node}, progress).met
     conditions.append(
         Condition(
-            description=_describe(node, names),
-            met=met,
-            lms_data=_lms_data(node, progress, names),
+            kind=node["kind"],
+            values={
+                key: value
+                for key, value in node.items()
+                if key not in ("kind", "rules")
+            },
+            met=_is_met(node, progress),
+            readings=_readings(node, progress),
             depth=depth,
         )
     )
     for child in node.get("rules", ()):
-        _explain_node(child, progress, names, depth + 1, conditions)
+        _explain_node(child, progress, depth + 1, conditions)
+
+
+def _readings(node: dict[str, Any], progress: LearnerProgress) -> list[LmsReading]:
+    kind = node["kind"]
+    if kind == "course_completed":
+        if progress.course_completed:
+            return [
+                LmsReading(READING_COURSE, "completed", at=progress.course_completed_at)
+            ]
+        return [LmsReading(READING_COURSE, "not_completed")]
+
+    if kind == "grade_at_least":
+        activity_id = node.get("activity_id")
+        if activity_id is not None:
+            grade = progress.grades.get(activity_id)
+        else:
+            grade = progress.course_grade
+        if grade is None or grade.percent is None:
+            return [LmsReading(READING_GRADE, activity_id=activity_id)]
+        return [
+            LmsReading(
+                READING_GRADE,
+                activity_id=activity_id,
+                percent=grade.percent,
+                at=grade.graded_at,
+            )
+        ]
+
+    ids = (
+        [node["activity_id"]] if "activity_id" in node else node.get("activity_ids", [])
+    )
+    readings = []
+    for activity_id in ids:
+        activity = progress.activities.get(activity_id)
+        if activity is None:
+            readings.append(
+                LmsReading(READING_ACTIVITY, NOT_REPORTED, activity_id=activity_id)
+            )
+        else:
+            readings.append(
+                LmsReading(
+                    READING_ACTIVITY,
+                    activity.state.value,
+                    activity_id=activity_id,
+                    at=activity.completed_at,
+                )
+            )
+    return readings
 
 
 def _activity_name(activity_id: str, names: dict[str, str]) -> str:
@@ -125,6 +275,7 @@ def _name_activities(text: str, names: dict[str, str]) -> str:
 
 
 def _describe(node: dict[str, Any], names: dict[str, str]) -> str:
+    """Describe one rule node in English, without its nested rules."""
     kind = node["kind"]
     window = ""
     if "window" in node:
@@ -157,40 +308,23 @@ def _describe(node: dict[str, Any], names: dict[str, str]) -> str:
     return text + window
 
 
-def _lms_data(
-    node: dict[str, Any], progress: LearnerProgress, names: dict[str, str]
-) -> list[str]:
-    kind = node["kind"]
-    if kind == "course_completed":
-        if progress.course_completed:
-            return [f"course completed at {_time(progress.course_completed_at)}"]
-        return ["course not completed"]
+def _reading_text(reading: LmsReading, names: dict[str, str]) -> str:
+    """Word one LMS reading in English."""
+    if reading.kind == READING_COURSE:
+        if reading.state == "completed":
+            return f"course completed at {_time(reading.at)}"
+        return "course not completed"
+    if reading.kind == READING_GRADE:
+        if reading.percent is None:
+            return "no grade"
+        return f"grade {reading.percent:g}% at {_time(reading.at)}"
 
-    if kind == "grade_at_least":
-        if "activity_id" in node:
-            grade = progress.grades.get(node["activity_id"])
-        else:
-            grade = progress.course_grade
-        if grade is None or grade.percent is None:
-            return ["no grade"]
-        return [f"grade {grade.percent:g}% at {_time(grade.graded_at)}"]
-
-    ids = (
-        [node["activity_id"]] if "activity_id" in node else node.get("activity_ids", [])
-    )
-    data = []
-    for activity_id in ids:
-        activity = progress.activities.get(activity_id)
-        label = _activity_name(activity_id, names)
-        if activity is None:
-            data.append(f"{label}: not reported")
-        elif activity.completed_at is not None:
-            data.append(
-                f"{label}: {activity.state.value} at {_time(activity.completed_at)}"
-            )
-        else:
-            data.append(f"{label}: {activity.state.value}")
-    return data
+    label = _activity_name(reading.activity_id, names)
+    if reading.state == NOT_REPORTED:
+        return f"{label}: not reported"
+    if reading.at is not None:
+        return f"{label}: {reading.state} at {_time(reading.at)}"
+    return f"{label}: {reading.state}"
 
 
 def _time(moment: datetime | None) -> str:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from badge_engine.db import Base, utcnow
 from badge_engine.facts import CompletionState
-from badge_engine.models import CompletionFactRecord
+from badge_engine.models import Achievement, CompletionFactRecord
+from badge_engine.rules import ActivityProgress, LearnerProgress
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.conversions import CompletionTracking
 from connectors.moodle.errors import MoodleError
@@ -300,3 +301,39 @@ def completed_activity_ids(
         for activity_id, (_, state) in latest.items()
         if state in DONE_STATES
     }
+
+
+def stored_progress(
+    session: Session, achievement: Achievement, lms_user_id: str
+) -> tuple[LearnerProgress, datetime]:
+    """Rebuild progress from the newest stored fact per activity (and the course).
+
+    Returns the progress and the time the newest of those facts was received, or
+    now when there is none. Grades are not included.
+    """
+    facts = session.scalars(
+        select(CompletionFactRecord)
+        .where(
+            CompletionFactRecord.provider_id == achievement.provider_id,
+            CompletionFactRecord.lms_connection_id == achievement.lms_connection_id,
+            CompletionFactRecord.lms_course_id == achievement.lms_course_id,
+            CompletionFactRecord.lms_user_id == lms_user_id,
+        )
+        .order_by(CompletionFactRecord.occurred_at)
+    ).all()
+    course_completed_at = None
+    activities: dict[str, ActivityProgress] = {}
+    read_at = None
+    for fact in facts:
+        state = CompletionState(fact.state)
+        read_at = max(read_at or fact.received_at, fact.received_at)
+        if fact.activity_id is None:
+            course_completed_at = fact.occurred_at if state.counts_as_complete else None
+        else:
+            activities[fact.activity_id] = ActivityProgress(state, fact.occurred_at)
+    progress = LearnerProgress(
+        course_completed=course_completed_at is not None,
+        course_completed_at=course_completed_at,
+        activities=activities,
+    )
+    return progress, read_at or utcnow()

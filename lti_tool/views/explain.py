@@ -13,7 +13,6 @@ Every query is scoped by the provider the LTI launch put in the session.
 
 from __future__ import annotations
 
-from datetime import datetime
 
 from flask import Blueprint, abort, jsonify, redirect, request, session, url_for
 from sqlalchemy import select
@@ -26,14 +25,12 @@ from badge_engine.corrections import (
 )
 from badge_engine.db import utcnow
 from badge_engine.explain import Explanation, award_blockers, explain_award
-from badge_engine.facts import CompletionState
 from badge_engine.models import (
     Achievement,
-    CompletionFactRecord,
     Credential,
     Learner,
 )
-from badge_engine.rules import ActivityProgress, LearnerProgress
+from badge_engine.rules import LearnerProgress
 from connectors.hpass.models import Delivery, DeliveryStatus
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.errors import MoodleError
@@ -41,11 +38,13 @@ from connectors.moodle.progress import read_learner_progress
 from lti_tool.ags_progress import ags_grades, merge_grades
 from lti_tool.accounts import record_audit
 from lti_tool.bridge import current_bridge, db_session
+from lti_tool.course_activities import stored_activity_names, stored_progress
 from lti_tool.errors import BadRequest, NotFound
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import moodle_client_for, queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
+from lti_tool.views.explain_text import ExplanationText, explanation_text
 from lti_tool.views.pages import (
     _course_achievement,
     _course_in_session,
@@ -182,44 +181,15 @@ def _read_lms_progress(achievement: Achievement, learner: Learner):
             client.close()
     else:
         enrolment_active = None
-    progress, read_at = _progress_from_facts(achievement, learner)
-    return progress, read_at, "stored_facts", enrolment_active, {}
-
-
-def _progress_from_facts(
-    achievement: Achievement, learner: Learner
-) -> tuple[LearnerProgress, datetime]:
-    """Rebuild progress from the newest stored fact per activity (and the course)."""
-    facts = (
-        db_session()
-        .scalars(
-            select(CompletionFactRecord)
-            .where(
-                CompletionFactRecord.provider_id == achievement.provider_id,
-                CompletionFactRecord.lms_connection_id == achievement.lms_connection_id,
-                CompletionFactRecord.lms_course_id == achievement.lms_course_id,
-                CompletionFactRecord.lms_user_id == learner.lms_user_id,
-            )
-            .order_by(CompletionFactRecord.occurred_at)
-        )
-        .all()
+    progress, read_at = stored_progress(db_session(), achievement, learner.lms_user_id)
+    # The names the bridge kept from its last read of the course's activities.
+    names = stored_activity_names(
+        db_session(),
+        achievement.provider_id,
+        achievement.lms_connection_id,
+        achievement.lms_course_id,
     )
-    course_completed_at = None
-    activities: dict[str, ActivityProgress] = {}
-    read_at = None
-    for fact in facts:
-        state = CompletionState(fact.state)
-        read_at = max(read_at or fact.received_at, fact.received_at)
-        if fact.activity_id is None:
-            course_completed_at = fact.occurred_at if state.counts_as_complete else None
-        else:
-            activities[fact.activity_id] = ActivityProgress(state, fact.occurred_at)
-    progress = LearnerProgress(
-        course_completed=course_completed_at is not None,
-        course_completed_at=course_completed_at,
-        activities=activities,
-    )
-    return progress, read_at or utcnow()
+    return progress, read_at, "stored_facts", enrolment_active, names
 
 
 def _latest_credential(
@@ -346,15 +316,16 @@ def archive(course_id: int, public_id: str):
 
 
 @bp.app_template_global()
-def why_not_yet(achievement: Achievement) -> Explanation | None:
-    """Explain the achievement for the launched learner; return None for staff.
+def why_not_yet(achievement: Achievement) -> ExplanationText | None:
+    """Explain the achievement for the launched learner, in the page language.
 
-    Used by `_explain.html` on the course pages; reads the LMS like the JSON route.
+    Returns None for staff. Used by `_explain.html` on the course pages, and reads
+    the LMS like the JSON route.
     """
     if session.get("role") == "instructor" or session.get("learner_id") is None:
         return None
     learner = _learner_asked_about(achievement.provider_id, achievement)
-    return explain_learner(achievement, learner)
+    return explanation_text(explain_learner(achievement, learner))
 
 
 @bp.app_template_global()

@@ -26,6 +26,7 @@ from flask import (
     session,
     url_for,
 )
+from markupsafe import Markup
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -37,7 +38,8 @@ from badge_engine.alignments import (
 from badge_engine.corrections import correct_achievement
 from badge_engine.errors import InvalidCredential
 from badge_engine.models import Achievement, Credential, CredentialStatus
-from badge_engine.rules import InvalidAwardRule, validate_award_rule
+from badge_engine.explain import missing_rules
+from badge_engine.rules import InvalidAwardRule, LearnerProgress, validate_award_rule
 from badge_engine.status import MAX_REASON_LENGTH, AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
 from connectors.hpass.models import Delivery, PortfolioAccount
@@ -49,13 +51,14 @@ from lti_tool.badge_text import character_label, first_bidi_control, is_invisibl
 from lti_tool.backfill import BackfillJob, BackfillTrigger, job_summary, send_backfill
 from lti_tool.logs import get_logger
 from lti_tool.bridge import current_bridge, db_session
-from lti_tool.ags_progress import ags_grades
+from lti_tool.ags_progress import ags_grades, merge_grades
 from lti_tool.course_activities import (
     ActivitiesUnavailable,
     Activity,
     completed_activity_ids,
     read_course_activities,
     stored_activity_names,
+    stored_progress,
 )
 from lti_tool.errors import BadRequest, Forbidden, NotFound
 from lti_tool.i18n import gettext as _
@@ -81,7 +84,11 @@ from lti_tool.views.rule_form import (
     is_ags_activity,
     parse_min_percent,
 )
-from lti_tool.views.rule_text import describe_rule
+from lti_tool.views.rule_text import (
+    RuleDescription,
+    describe_rule,
+    describe_rule_node,
+)
 from lti_tool.views.headers import (
     allow_form_redirects_to_other_sites,
     allow_framing_by,
@@ -210,29 +217,52 @@ def _course_achievement(course: LtiCourse, public_id: str) -> Achievement:
 
 def missing_steps(
     award_rule: dict, names: dict[str, str], done: set[str] | None = None
-) -> list[str]:
-    """Name what a learner still has to do under an award rule, in the page language.
+) -> list[RuleDescription]:
+    """Name what a learner still has to do under a rule of the builder's shapes.
 
     `names` maps activity ids to their names; `done` contains the activities the
-    learner has completed.
+    learner has completed. A rule of another shape is described whole, because
+    `done` cannot tell which of its parts are met; `unmet_requirements` takes the
+    learner's progress instead.
     """
     node = award_rule.get("rule") or {}
-    if node.get("kind") == "course_completed":
-        return [_("Complete the course")]
+    if node.get("kind") == "course_completed" and "window" not in node:
+        return [_step(_("Complete the course"))]
     fields = activity_rule_fields(node)
-    if fields is not None:
-        remaining = [
-            activity_id
-            for activity_id in fields.activity_ids
-            if activity_id not in (done or set())
-        ]
-        steps = [
-            _activity_step(activity_id, names, fields) for activity_id in remaining
-        ]
-        if fields.match == "any" and steps:
-            return [_("Complete one of these activities:")] + steps
-        return steps
-    return [_("Meet the badge's criteria")]
+    if fields is None:
+        return [describe_rule_node(node, names)]
+    remaining = [
+        activity_id
+        for activity_id in fields.activity_ids
+        if activity_id not in (done or set())
+    ]
+    steps = [
+        _step(_activity_step(activity_id, names, fields)) for activity_id in remaining
+    ]
+    if fields.match == "any" and steps:
+        return [_step(_("Complete one of these activities:"))] + steps
+    return steps
+
+
+def is_builder_rule(award_rule: dict) -> bool:
+    """Tell whether `missing_steps` can list the rule's steps one by one."""
+    node = award_rule.get("rule") or {}
+    if node.get("kind") == "course_completed":
+        return "window" not in node
+    return activity_rule_fields(node) is not None
+
+
+def unmet_requirements(
+    award_rule: dict, progress: LearnerProgress, names: dict[str, str]
+) -> list[RuleDescription]:
+    """Describe the parts of any valid award rule that the learner has not met."""
+    return [
+        describe_rule_node(node, names) for node in missing_rules(award_rule, progress)
+    ]
+
+
+def _step(text: str) -> RuleDescription:
+    return RuleDescription(Markup.escape(text))
 
 
 def _activity_step(
@@ -285,6 +315,37 @@ def _activity_names(course: LtiCourse) -> dict[str, str]:
         registration.lms_connection_id,
         course.lms_course_id or "",
     )
+
+
+def _learner_missing(
+    course: LtiCourse, achievement: Achievement, names: dict[str, str]
+) -> list[RuleDescription]:
+    """Describe what the launched learner still has to do, from the stored facts.
+
+    NOTE: like `completed_activity_ids`, this reads the facts and AGS grades the
+    bridge has received, not the LMS, so it can lag behind the LMS.
+    """
+    if is_builder_rule(achievement.award_rule):
+        done = _done_activities(course, achievement)
+        return missing_steps(achievement.award_rule, names, done)
+
+    lms_user_id = str(session.get("lms_user_id"))
+    progress, _read_at = stored_progress(db_session(), achievement, lms_user_id)
+    grades = ags_grades(
+        db_session(),
+        provider_id=course.provider_id,
+        lms_connection_id=achievement.lms_connection_id,
+        lms_course_id=achievement.lms_course_id,
+        lms_user_id=lms_user_id,
+    )
+    try:
+        return unmet_requirements(
+            achievement.award_rule, merge_grades(progress, grades), names
+        )
+    except InvalidAwardRule:
+        # A stored rule that no longer validates is described node by node, where
+        # each malformed node gets the general sentence.
+        return [describe_rule_node(achievement.award_rule.get("rule"), names)]
 
 
 def _done_activities(course: LtiCourse, achievement: Achievement) -> set[str]:
@@ -363,8 +424,7 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
         )
         missing = []
         if credential is None and not unavailable:
-            done = _done_activities(course, achievement)
-            missing = missing_steps(achievement.award_rule, names, done)
+            missing = _learner_missing(course, achievement, names)
         rows.append(
             {
                 "achievement": achievement,

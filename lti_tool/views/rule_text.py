@@ -90,6 +90,34 @@ def _builder_listed_activity(
     return name
 
 
+def describe_rule_node(node: object, names: dict[str, str]) -> RuleDescription:
+    """Describe one rule node with its nested rules, node by node.
+
+    For the requirements a learner still has to meet, which the badge engine returns
+    as rule nodes.
+    """
+    return _describe_node(node, names)
+
+
+def describe_condition(node: object, names: dict[str, str]) -> RuleDescription:
+    """Describe one rule node without its nested rules.
+
+    For a list of conditions in which the nested rules follow as their own items. A
+    combination gets its introducing sentence, with its date window in `window`.
+    """
+    if not isinstance(node, dict):
+        return RuleDescription(_unknown_text())
+
+    kind = node.get("kind")
+    if kind in ("all_of", "any_of"):
+        description = RuleDescription(_combination_text(kind))
+        window = node.get("window")
+        if window is not None:
+            description.window = _window_text(window)
+        return description
+    return _with_window(RuleDescription(_leaf_text(kind, node, names)), node)
+
+
 def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
     if not isinstance(node, dict):
         return RuleDescription(_unknown_text())
@@ -99,17 +127,24 @@ def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
         children = node.get("rules")
         if not isinstance(children, list) or not children:
             return RuleDescription(_unknown_text())
-        if kind == "all_of":
-            text = _("the learner meets every one of these conditions:")
-        else:
-            text = _("the learner meets at least one of these conditions:")
         description = RuleDescription(
-            Markup.escape(text),
+            _combination_text(kind),
             [_describe_node(child, names) for child in children],
         )
     else:
         description = RuleDescription(_leaf_text(kind, node, names))
+    return _with_window(description, node)
 
+
+def _combination_text(kind: str) -> Markup:
+    if kind == "all_of":
+        text = _("the learner meets every one of these conditions:")
+    else:
+        text = _("the learner meets at least one of these conditions:")
+    return Markup.escape(text)
+
+
+def _with_window(description: RuleDescription, node: dict) -> RuleDescription:
     window = node.get("window")
     if window is None:
         return description
@@ -141,7 +176,7 @@ def _single_activity_text(activity_id: str, names: dict[str, str]) -> Markup:
     return _markup(
         _(
             "the learner completes %(activity)s.",
-            activity=_activity_label(activity_id, names),
+            activity=activity_label(activity_id, names),
         )
     )
 
@@ -155,7 +190,7 @@ def _activity_set_text(kind: str, node: dict, names: dict[str, str]) -> Markup:
     ):
         return _unknown_text()
 
-    listed = Markup(", ").join(_activity_label(item, names) for item in activity_ids)
+    listed = Markup(", ").join(activity_label(item, names) for item in activity_ids)
     total = len(activity_ids)
     if kind == "activities_completed_at_least":
         count = node.get("count")
@@ -212,7 +247,7 @@ def _grade_text(node: dict, names: dict[str, str]) -> Markup:
     return _markup(
         _(
             "the learner's grade in %(activity)s is at or above %(percent)s%%.",
-            activity=_activity_label(activity_id, names),
+            activity=activity_label(activity_id, names),
             percent=percent_text,
         )
     )
@@ -227,7 +262,8 @@ def _markup(translated: str) -> Markup:
     return Markup(translated)  # noqa: S704 - see the docstring
 
 
-def _activity_label(activity_id: str, names: dict[str, str]) -> Markup:
+def activity_label(activity_id: str, names: dict[str, str]) -> Markup:
+    """Name an activity by the name read from the LMS, or by its id without one."""
     name = names.get(activity_id)
     if name:
         return _markup(_("“%(name)s”", name=Markup("<bdi>{}</bdi>").format(name)))

@@ -4,6 +4,7 @@ stand-in over real HTTP: "why not yet?", corrections, renewal, identities and ar
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 from datetime import UTC, datetime, timedelta
@@ -229,8 +230,36 @@ def test_explain_on_learner_page(client, course):
     page = client.get(f"/course/{course['course'].id}").get_data(as_text=True)
 
     assert "Why not yet?" in page
-    assert "“Final quiz”" in page
-    assert "“Code of conduct”" in page
+    assert "“<bdi>Final quiz</bdi>”" in page
+    assert "“<bdi>Code of conduct</bdi>”" in page
+
+
+def test_explain_french_page_english_json(client, moodle, course):
+    """A French learner reads the conditions and LMS data in French on the page,
+    while the JSON route keeps its English text for scripts."""
+    moodle.set_activity_state(DEMO_COURSE_ID, DEMO_LEARNER_ID, 4001, 1, COMPLETED_AT)
+    _launch(client, course, "learner")
+    french = {"Accept-Language": "fr"}
+
+    page = client.get(f"/course/{course['course'].id}", headers=french)
+    body = client.get(
+        f"/course/{course['course'].id}/achievements/"
+        f"{course['achievement'].public_id}/explain",
+        headers=french,
+    ).get_json()
+    text = html.unescape(page.get_data(as_text=True))
+    explained = text[text.index('<details class="why-not-yet"') :]
+    explained = explained[: explained.index("</details>")]
+
+    assert "« <bdi>Final quiz</bdi> »\u00a0: terminée le <time" in explained
+    assert "« <bdi>Code of conduct</bdi> »\u00a0: non terminée" in explained
+    assert "incomplete" not in explained
+    assert "Complete all of" not in explained
+    assert body["conditions"][0]["description"] == (
+        "Complete all of “Final quiz”, “Code of conduct”"
+    )
+    assert body["conditions"][0]["lms_data"][1] == "“Code of conduct”: incomplete"
+    assert body["missing"] == ["“Code of conduct”"]
 
 
 def test_explain_one_short(client, moodle, course):

@@ -289,6 +289,74 @@ def test_rule_descriptions_accessible(browser, stack, shots, locale):
             session.commit()
 
 
+# The "no grade" reading of a course total grade condition, per language.
+NO_GRADE = {
+    "en": "no grade",
+    "fr": "aucune note",
+    "es": "sin calificación",
+    "ar": "لا توجد درجة",
+}
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_why_not_yet_translated(browser, stack, shots, locale):
+    """A learner opens "Why not yet?" on a badge whose rule came through the API:
+    the conditions, LMS data and missing steps are in the page language, and the
+    open section passes axe-core."""
+    from badge_engine.models import Achievement, Learner
+
+    rule = {
+        "kind": "all_of",
+        "rules": [
+            {"kind": "activity_completed", "activity_id": "4001"},
+            {"kind": "grade_at_least", "min_percent": 70},
+        ],
+    }
+    name = f"Raw rule {locale}"
+    with stack.bridge.session() as session:
+        learner = session.scalar(select(Learner))
+        achievement = Achievement(
+            provider_id=learner.provider_id,
+            lms_connection_id=learner.lms_connection_id,
+            lms_course_id=str(DEMO_COURSE_ID),
+            name=name,
+            description="A badge with a rule set through the API.",
+            criteria_narrative="Complete the quiz and reach 70% in the course.",
+            award_rule={"version": 1, "rule": rule},
+        )
+        session.add(achievement)
+        session.commit()
+        achievement_id = achievement.id
+    try:
+        page = launch(browser, stack, "learner", locale=locale)
+        badge = page.locator("li.card", has_text=name)
+        details = badge.locator("details.why-not-yet")
+        details.locator("summary").click()
+        explained = details.inner_text()
+        missing = badge.locator(".missing-list > li")
+
+        assert details.locator(".condition").count() == 3
+        assert NO_GRADE[locale] in explained
+        assert missing.count() == 2
+        assert "activity_completed" not in badge.inner_text()
+        if locale != "en":
+            for english in (
+                "Meet every one",
+                "Reach at least",
+                "no grade",
+                "Meet the badge's criteria",
+                "incomplete",
+            ):
+                assert english not in badge.inner_text(), english
+        assert axe_violations(page) == [], f"learner in {locale}"
+        shots(page, f"why-not-yet-{locale}")
+        page.context.close()
+    finally:
+        with stack.bridge.session() as session:
+            session.delete(session.get(Achievement, achievement_id))
+            session.commit()
+
+
 def test_arabic_layout_mirrored(browser, stack):
     """In Arabic the header starts on the right: the brand sits right of the switcher."""
     page = launch(browser, stack, "learner", locale="ar")

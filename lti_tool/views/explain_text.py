@@ -1,0 +1,139 @@
+""" "Why not yet?" in the page language, for the learner's course page.
+
+The badge engine returns conditions, LMS readings and missing requirements as data
+(a rule node kind with its values). This module words them with the page's gettext:
+conditions and requirements through `rule_text`, and the LMS readings here. Every
+text is escaped HTML, with activity names inside `<bdi>` so a name written right to
+left does not reorder the text around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from markupsafe import Markup
+
+from badge_engine.explain import (
+    NOT_REPORTED,
+    READING_COURSE,
+    READING_GRADE,
+    Explanation,
+    LmsReading,
+)
+from badge_engine.facts import CompletionState
+from lti_tool import i18n
+from lti_tool.i18n import gettext as _
+from lti_tool.views.rule_text import (
+    RuleDescription,
+    activity_label,
+    describe_condition,
+    describe_rule_node,
+)
+
+
+@dataclass
+class ConditionText:
+    """One condition of the award rule in words, with the LMS data behind it."""
+
+    met: bool
+    depth: int
+    description: RuleDescription
+    readings: list[Markup]
+
+
+@dataclass
+class ExplanationText:
+    """An explanation in the page language, as `_explain.html` shows it."""
+
+    met: bool
+    source: str
+    read_at: datetime
+    conditions: list[ConditionText]
+    missing: list[RuleDescription]
+
+
+def explanation_text(explanation: Explanation) -> ExplanationText:
+    """Word the explanation's conditions, readings and missing requirements."""
+    names = explanation.activity_names
+    return ExplanationText(
+        met=explanation.met,
+        source=explanation.source,
+        read_at=explanation.read_at,
+        conditions=[
+            ConditionText(
+                met=condition.met,
+                depth=condition.depth,
+                description=describe_condition(condition.rule, names),
+                readings=[reading_text(item, names) for item in condition.readings],
+            )
+            for condition in explanation.conditions
+        ],
+        missing=[describe_rule_node(rule, names) for rule in explanation.missing_rules],
+    )
+
+
+def reading_text(reading: LmsReading, names: dict[str, str]) -> Markup:
+    """Word one value the LMS reported for a condition."""
+    if reading.kind == READING_COURSE:
+        if reading.state == "completed":
+            return _dated(_("course completed"), reading.at)
+        return Markup.escape(_("course not completed"))
+
+    if reading.kind == READING_GRADE:
+        if reading.percent is None:
+            return Markup.escape(_("no grade"))
+        grade = _(
+            "grade of %(percent)s%%", percent=i18n.localized_number(reading.percent)
+        )
+        return _dated(grade, reading.at)
+
+    state = Markup.escape(_activity_state_text(reading.state))
+    # The LMS gives a time only for a completion, so a reading without one names
+    # the state alone.
+    if reading.at is not None:
+        state = _dated(state, reading.at)
+    # The label and the value are joined by the catalogue's own colon, so French
+    # puts its no-break space before it.
+    return _markup(
+        _(
+            "%(label)s: %(value)s",
+            label=activity_label(reading.activity_id or "", names),
+            value=state,
+        )
+    )
+
+
+def _activity_state_text(state: str | None) -> str:
+    labels = {
+        CompletionState.INCOMPLETE.value: _("not completed"),
+        CompletionState.COMPLETE.value: _("completed"),
+        CompletionState.PASSED.value: _("passed"),
+        CompletionState.FAILED.value: _("failed"),
+        NOT_REPORTED: _("not reported"),
+    }
+    return labels.get(state or "", state or "")
+
+
+def _dated(text: str, moment: datetime | None) -> Markup:
+    """Add the LMS's time to a reading, or state that the LMS gave none."""
+    if moment is None:
+        return _markup(
+            _(
+                "%(reading)s, at a time the LMS did not report",
+                reading=Markup.escape(text),
+            )
+        )
+    time = Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(), i18n.localized_datetime(moment)
+    )
+    return _markup(_("%(reading)s on %(time)s", reading=Markup.escape(text), time=time))
+
+
+def _markup(translated: str) -> Markup:
+    """Mark a translated message as HTML after its values were filled in.
+
+    The catalogues are part of the code and trusted, and every value put into a
+    message here is a Markup that escaped the text from the LMS.
+    """
+    return Markup(translated)  # noqa: S704 - see the docstring

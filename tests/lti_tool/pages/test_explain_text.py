@@ -1,0 +1,359 @@
+""" "Why not yet?" and "Still missing" on the learner page, in every page language."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+import pytest
+
+from badge_engine.explain import (
+    NOT_REPORTED,
+    READING_ACTIVITY,
+    READING_COURSE,
+    READING_GRADE,
+    LmsReading,
+    explain_award,
+)
+from badge_engine.facts import CompletionState
+from badge_engine.models import Achievement
+from badge_engine.rules import ActivityProgress, LearnerProgress
+from lti_tool.views.explain_text import explanation_text, reading_text
+
+from .conftest import launch_as
+
+NBSP = "\u00a0"
+DONE_AT = datetime(2026, 1, 1, tzinfo=UTC)
+TIME_TAG = '<time datetime="2026-01-01T00:00:00+00:00">'
+NAMES = {"4001": "Final quiz"}
+LANGUAGES = ("en", "fr", "es", "ar")
+
+
+def plain(text: str) -> str:
+    """Return the text with no-break spaces as spaces, for catalogue texts whose
+    French spacing this module does not test."""
+    return text.replace(NBSP, " ")
+
+
+def render(app, locale: str, reading: LmsReading) -> str:
+    with app.test_request_context("/", headers={"Accept-Language": locale}):
+        text = reading_text(reading, NAMES)
+    # Entities are unescaped so that apostrophes read as typed. Tags stay.
+    return html.unescape(text)
+
+
+READINGS = {
+    "course_done": LmsReading(READING_COURSE, "completed", at=DONE_AT),
+    "course_done_untimed": LmsReading(READING_COURSE, "completed"),
+    "course_open": LmsReading(READING_COURSE, "not_completed"),
+    "grade": LmsReading(READING_GRADE, percent=82.5, at=DONE_AT),
+    "no_grade": LmsReading(READING_GRADE),
+    "quiz_done": LmsReading(
+        READING_ACTIVITY, CompletionState.COMPLETE.value, activity_id="4001", at=DONE_AT
+    ),
+    "page_open": LmsReading(
+        READING_ACTIVITY, CompletionState.INCOMPLETE.value, activity_id="4002"
+    ),
+    "page_failed": LmsReading(
+        READING_ACTIVITY, CompletionState.FAILED.value, activity_id="4002"
+    ),
+    "page_passed": LmsReading(
+        READING_ACTIVITY, CompletionState.PASSED.value, activity_id="4002"
+    ),
+    "page_unknown": LmsReading(READING_ACTIVITY, NOT_REPORTED, activity_id="4002"),
+}
+
+EXPECTED = {
+    "en": {
+        "course_done": "course completed on " + TIME_TAG,
+        "course_done_untimed": "course completed, at a time the LMS did not report",
+        "course_open": "course not completed",
+        "grade": "grade of 82.5% on " + TIME_TAG,
+        "no_grade": "no grade",
+        "quiz_done": "“<bdi>Final quiz</bdi>”: completed on " + TIME_TAG,
+        "page_open": 'activity <bdi dir="ltr">4002</bdi>: not completed',
+        "page_failed": 'activity <bdi dir="ltr">4002</bdi>: failed',
+        "page_passed": 'activity <bdi dir="ltr">4002</bdi>: passed',
+        "page_unknown": 'activity <bdi dir="ltr">4002</bdi>: not reported',
+    },
+    "fr": {
+        "course_done": "cours terminé le " + TIME_TAG,
+        "course_done_untimed": "cours terminé, à une date que le LMS n'a pas indiquée",
+        "course_open": "cours non terminé",
+        "grade": f"note de 82,5{NBSP}% le " + TIME_TAG,
+        "no_grade": "aucune note",
+        "quiz_done": f"« <bdi>Final quiz</bdi> »{NBSP}: terminée le " + TIME_TAG,
+        "page_open": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: non terminée',
+        "page_failed": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: échouée',
+        "page_passed": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: réussie',
+        "page_unknown": (
+            f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: non signalée par le LMS'
+        ),
+    },
+    "es": {
+        "course_done": "curso completado el " + TIME_TAG,
+        "course_done_untimed": "curso completado, en una fecha que el LMS no indicó",
+        "course_open": "curso no completado",
+        "grade": "calificación de 82,5 % el " + TIME_TAG,
+        "no_grade": "sin calificación",
+        "quiz_done": "«<bdi>Final quiz</bdi>»: completada el " + TIME_TAG,
+        "page_open": 'la actividad <bdi dir="ltr">4002</bdi>: no completada',
+        "page_failed": 'la actividad <bdi dir="ltr">4002</bdi>: no aprobada',
+        "page_passed": 'la actividad <bdi dir="ltr">4002</bdi>: aprobada',
+        "page_unknown": 'la actividad <bdi dir="ltr">4002</bdi>: no informada por el LMS',
+    },
+    "ar": {
+        "course_done": "الدورة مكتملة في " + TIME_TAG,
+        "course_done_untimed": "الدورة مكتملة، في وقت لم يذكره نظام إدارة التعلّم",
+        "course_open": "الدورة غير مكتملة",
+        "grade": "درجة ",
+        "no_grade": "لا توجد درجة",
+        "quiz_done": "«<bdi>Final quiz</bdi>»: مكتمل في " + TIME_TAG,
+        "page_open": 'النشاط <bdi dir="ltr">4002</bdi>: غير مكتمل',
+        "page_failed": 'النشاط <bdi dir="ltr">4002</bdi>: غير ناجح',
+        "page_passed": 'النشاط <bdi dir="ltr">4002</bdi>: ناجح',
+        "page_unknown": 'النشاط <bdi dir="ltr">4002</bdi>: لم يُبلغ عنه نظام إدارة التعلّم',
+    },
+}
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+@pytest.mark.parametrize("case", sorted(READINGS))
+def test_reading_text_each_language(app, locale, case):
+    """Each kind of LMS reading is worded in the page language."""
+    text = render(app, locale, READINGS[case])
+
+    assert text.startswith(EXPECTED[locale][case])
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_reading_time_localised(app, locale):
+    """A reading's time is a <time> element in the page language's format."""
+    text = render(app, locale, READINGS["course_done"])
+    displayed_time = text.split(TIME_TAG, 1)[1].split("</time>", 1)[0]
+
+    assert "2026" in displayed_time
+    assert "T00:00" not in displayed_time
+
+
+def test_reading_escapes_activity_name(app):
+    """An activity name from the LMS is escaped inside the reading."""
+    with app.test_request_context("/"):
+        text = reading_text(READINGS["quiz_done"], {"4001": "<b>Quiz</b>"})
+
+    assert "<b>" not in text
+    assert "&lt;b&gt;Quiz&lt;/b&gt;" in text
+
+
+COMBINED = {
+    "kind": "all_of",
+    "rules": [
+        {"kind": "course_completed"},
+        {"kind": "activity_completed", "activity_id": "4001"},
+    ],
+    "window": {"from": "2025-01-01T00:00:00Z"},
+}
+
+CONDITION_TEXTS = {
+    "en": (
+        "the learner meets every one of these conditions:",
+        "the learner completes the course.",
+        "the learner completes “<bdi>Final quiz</bdi>”.",
+        "It counts only if met from",
+    ),
+    "fr": (
+        f"l'apprenant remplit toutes ces conditions{NBSP}:",
+        "l'apprenant termine le cours.",
+        f"l'apprenant termine «{NBSP}<bdi>Final quiz</bdi>{NBSP}».",
+        "Cela ne compte que si",
+    ),
+    "es": (
+        "el estudiante cumple todas estas condiciones:",
+        "el estudiante completa el curso.",
+        "el estudiante completa «<bdi>Final quiz</bdi>».",
+        "Solo cuenta si",
+    ),
+    "ar": (
+        "يستوفي المتعلّم كل هذه الشروط:",
+        "يُكمل المتعلّم الدورة.",
+        "يُكمل المتعلّم «<bdi>Final quiz</bdi>».",
+        "لا يُحتسب إلا إذا",
+    ),
+}
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_conditions_each_language(app, locale):
+    """Conditions are worded node by node, with a combination's window apart."""
+    progress = LearnerProgress(
+        course_completed=False,
+        activities={"4001": ActivityProgress(CompletionState.COMPLETE, DONE_AT)},
+    )
+    explanation = explain_award(
+        {"version": 1, "rule": COMBINED},
+        progress,
+        read_at=DONE_AT,
+        source="lms",
+        activity_names=NAMES,
+    )
+    with app.test_request_context("/", headers={"Accept-Language": locale}):
+        worded = explanation_text(explanation)
+    combination, course, quiz = (
+        html.unescape(condition.description.text) for condition in worded.conditions
+    )
+    window = html.unescape(worded.conditions[0].description.window)
+    all_of, course_text, quiz_text, window_text = CONDITION_TEXTS[locale]
+
+    assert plain(combination) == plain(all_of)
+    assert window.startswith(window_text)
+    assert plain(course) == plain(course_text)
+    assert plain(quiz) == plain(quiz_text)
+    assert [c.met for c in worded.conditions] == [False, False, True]
+    assert [c.depth for c in worded.conditions] == [0, 1, 1]
+    # The combination has a window, so it is missing whole, with both parts.
+    assert len(worded.missing) == 1
+    assert plain(html.unescape(worded.missing[0].text)) == plain(all_of)
+    assert len(worded.missing[0].parts) == 2
+
+
+# The learner page
+
+
+RAW_RULE = {
+    "version": 1,
+    "rule": {
+        "kind": "all_of",
+        "rules": [
+            {
+                "kind": "activities_completed_at_least",
+                "activity_ids": ["4001", "4002"],
+                "count": 2,
+            },
+            {"kind": "grade_at_least", "min_percent": 70},
+        ],
+    },
+}
+
+# Text the page must show in each language for RAW_RULE: the combination's
+# introduction in the conditions, the course total grade in both lists, and the
+# "no grade" reading.
+PAGE_TEXTS = {
+    "en": (
+        "the learner meets every one of these conditions:",
+        "the learner's course total is at or above 70%.",
+        "(no grade)",
+    ),
+    "fr": (
+        f"l'apprenant remplit toutes ces conditions{NBSP}:",
+        "la note totale de l'apprenant dans le cours atteint au moins 70 %.",
+        "(aucune note)",
+    ),
+    "es": (
+        "el estudiante cumple todas estas condiciones:",
+        "la calificación total del estudiante en el curso es de al menos 70 %.",
+        "(sin calificación)",
+    ),
+    "ar": (
+        "يستوفي المتعلّم كل هذه الشروط:",
+        "مجموع درجات المتعلّم في الدورة 70% أو أكثر.",
+        "(لا توجد درجة)",
+    ),
+}
+ENGLISH_LEFTOVERS = (
+    "Meet every one",
+    "Complete at least",
+    "Reach at least",
+    "not reported",
+    "no grade",
+    "Meet the badge",
+)
+
+
+def learner_page(client, db, tenant, locale: str) -> str:
+    achievement = db.get(Achievement, tenant.achievement_id)
+    achievement.award_rule = RAW_RULE
+    db.commit()
+    launch_as(client, tenant, "learner", locale=locale)
+    response = client.get(f"/course/{tenant.course_id}")
+    assert response.status_code == 200
+    return html.unescape(response.get_data(as_text=True))
+
+
+def section(page: str, start: str, end: str) -> str:
+    begin = page.index(start)
+    return page[begin : page.index(end, begin)]
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_learner_page_why_not_yet(client, db, tenants, locale):
+    """The "Why not yet?" conditions and their LMS data are in the page language."""
+    alpha, _ = tenants
+    page = learner_page(client, db, alpha, locale)
+    explained = plain(section(page, '<details class="why-not-yet"', "</details>"))
+    combination, grade, no_grade = PAGE_TEXTS[locale]
+
+    assert plain(combination) in explained
+    assert plain(grade) in explained
+    assert no_grade in explained
+    assert explained.count('class="condition"') == 3
+    if locale != "en":
+        for english in ENGLISH_LEFTOVERS:
+            assert english not in explained, english
+
+
+@pytest.mark.parametrize("locale", LANGUAGES)
+def test_learner_page_missing_raw_rule(client, db, tenants, locale):
+    """A rule set through the API lists what is missing, not a general sentence."""
+    alpha, _ = tenants
+    page = learner_page(client, db, alpha, locale)
+    missing = plain(section(page, '<ul class="missing-list">', "</ul>"))
+    _combination, grade, _no_grade = PAGE_TEXTS[locale]
+
+    assert missing.count("<li>") == 2
+    assert plain(grade) in missing
+    assert '<bdi dir="ltr">4001</bdi>' in missing
+    assert '<bdi dir="ltr">4002</bdi>' in missing
+    assert "Meet the badge's criteria" not in page
+    assert "Remplir les critères du badge" not in page
+
+
+def test_learner_page_missing_uses_stored_facts(client, db, tenants):
+    """The missing list drops a part the stored completion facts show met."""
+    from badge_engine.facts import CompletionFact, FactSource
+    from lti_tool.pipeline import record_fact
+
+    alpha, _ = tenants
+    rule = {
+        "version": 1,
+        "rule": {
+            "kind": "all_of",
+            "rules": [
+                {"kind": "activity_completed", "activity_id": "4001"},
+                {"kind": "grade_at_least", "min_percent": 70},
+            ],
+        },
+    }
+    fact = CompletionFact(
+        provider_id=alpha.provider_id,
+        lms_connection_id=alpha.connection_id,
+        lms_course_id="101",
+        lms_user_id="42",
+        activity_id="4001",
+        state=CompletionState.COMPLETE,
+        occurred_at=DONE_AT,
+        source=FactSource.EVENT,
+    )
+    record_fact(db, fact)
+    achievement = db.get(Achievement, alpha.achievement_id)
+    achievement.award_rule = rule
+    db.commit()
+    launch_as(client, alpha, "learner", locale="en")
+
+    page = html.unescape(
+        client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    )
+    missing = section(page, '<ul class="missing-list">', "</ul>")
+
+    assert missing.count("<li>") == 1
+    assert "the learner's course total is at or above 70%." in missing
+    assert "4001" not in missing
