@@ -172,3 +172,56 @@ def test_contact_text_translated(client, sites, locale, words):
     assert f'<html lang="{locale}"' in page
     if locale == "ar":
         assert 'dir="rtl"' in page
+
+
+NBSP = "\u00a0"
+# Per language: the colon that joins a label to its value, the three labels, and
+# the source of the Down site's failure.
+CONTACT_LABELS = {
+    "en": (
+        ": ",
+        "Last successful contact",
+        "Last contact failed",
+        "Last event received",
+        "(completion poll)",
+    ),
+    "fr": (
+        f"{NBSP}: ",
+        "Dernier échange réussi",
+        "Le dernier échange a échoué",
+        "Dernier événement reçu",
+        "(relevé des achèvements)",
+    ),
+    "es": (
+        ": ",
+        "Último contacto correcto",
+        "El último contacto falló",
+        "Último evento recibido",
+        "(consulta de finalizaciones)",
+    ),
+    "ar": (
+        ": ",
+        "آخر تواصل ناجح",
+        "فشل آخر تواصل",
+        "آخر حدث وارد",
+        "(استطلاع الإتمامات)",
+    ),
+}
+
+
+@pytest.mark.parametrize("locale", sorted(CONTACT_LABELS))
+def test_contact_label_colon(client, sites, locale):
+    """Each contact line joins label and value with the language's colon, so French
+    puts a no-break space before it, also before the failure's reason."""
+    colon, success, failure, event, source = CONTACT_LABELS[locale]
+    page = admin_page(client, locale)
+    healthy = site_item(page, "Healthy")
+    down = site_item(page, "Down")
+
+    assert f"{success}{colon}<time" in healthy
+    assert f"{event}{colon}<time" in healthy
+    assert f"{failure}{colon}<time" in down
+    assert f'{source}{colon}<span dir="auto">{DOWN}</span>' in down
+    if locale == "fr":
+        assert " : " not in healthy
+        assert " : " not in down
