@@ -83,6 +83,11 @@ def gettext(message: str, **variables) -> str:
     return text % variables if variables else text
 
 
+def list_separator() -> str:
+    """Return the separator between the items of a list: ", ", or "، " in Arabic."""
+    return gettext(", ")
+
+
 def ngettext(singular: str, plural: str, count: int, **variables) -> str:
     text = translations_for(current_locale()).ungettext(singular, plural, count)
     return text % {"num": count, **variables}

@@ -196,8 +196,17 @@ def _string(body: dict, name: str, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None and not required:
         return None
+    if value is None:
+        # The code stays invalid_field, which API clients already branch on.
+        raise InvalidInput(
+            f"field {name!r} is required; send it as a JSON string",
+            code="invalid_field",
+        )
     if not isinstance(value, str):
-        raise InvalidInput(f"field {name!r} must be a string", code="invalid_field")
+        raise InvalidInput(
+            f"field {name!r} must be a string, not {type(value).__name__}",
+            code="invalid_field",
+        )
     return value
 
 

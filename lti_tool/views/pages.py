@@ -776,7 +776,7 @@ def _read_activities_node(form: dict, errors: dict, course: LtiCourse) -> dict |
         errors["activity_ids"] = _(
             "These activities no longer exist in the course: %(ids)s. Choose from "
             "the list again.",
-            ids=", ".join(unknown),
+            ids=i18n.list_separator().join(unknown),
         )
         return None
     fields = ActivityRuleFields(chosen, match)

@@ -66,7 +66,7 @@ def _builder_fields(node: dict) -> ActivityRuleFields | None:
 
 
 def _builder_text(fields: ActivityRuleFields, names: dict[str, str]) -> Markup:
-    listed = ", ".join(
+    listed = i18n.list_separator().join(
         _builder_listed_activity(activity_id, names, fields.min_percent)
         for activity_id in fields.activity_ids
     )
@@ -190,7 +190,9 @@ def _activity_set_text(kind: str, node: dict, names: dict[str, str]) -> Markup:
     ):
         return _unknown_text()
 
-    listed = Markup(", ").join(activity_label(item, names) for item in activity_ids)
+    listed = Markup.escape(i18n.list_separator()).join(
+        activity_label(item, names) for item in activity_ids
+    )
     total = len(activity_ids)
     if kind == "activities_completed_at_least":
         count = node.get("count")

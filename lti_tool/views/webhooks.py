@@ -64,14 +64,26 @@ def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _check_secret(connection: WebhookConnection, presented: object) -> None:
+# The settings field in which each route's sender takes the webhook secret.
+_MOODLE_WEBHOOK_FIELD = "the token field of the Moodle webhook settings"
+_LOGSTORE_XAPI_FIELD = (
+    "the LRS password field of Moodle's logstore_xapi settings (with any username), "
+    "sent as HTTP Basic auth"
+)
+
+
+def _check_secret(
+    connection: WebhookConnection,
+    presented: object,
+    field_name: str = _MOODLE_WEBHOOK_FIELD,
+) -> None:
     # Compare digests in constant time so the response time reveals nothing.
     expected = connection.webhook_secret_sha256 or ""
     given = secret_digest(presented) if isinstance(presented, str) and presented else ""
     if not expected or not hmac.compare_digest(expected, given):
         raise Unauthorized(
             "the webhook token is missing or wrong; paste the connection's webhook "
-            "secret into the Moodle webhook settings. If the secret is lost, issue a "
+            f"secret into {field_name}. If the secret is lost, issue a "
             "new one with New webhook secret on the provider admin page "
             "(/admin/connect) or `hpass-bridge connection new-webhook-secret "
             f"{connection.public_id} --provider SLUG`",
@@ -179,7 +191,11 @@ def moodle_xapi_statements(public_id: str):
         provider_id=connection.provider_id, connection_id=connection.id
     )
     authorization = request.authorization
-    _check_secret(connection, authorization.password if authorization else None)
+    _check_secret(
+        connection,
+        authorization.password if authorization else None,
+        field_name=_LOGSTORE_XAPI_FIELD,
+    )
     body = request.get_json(silent=True, force=True)
     try:
         triggers, ignored = parse_xapi_hints(body)

@@ -95,6 +95,8 @@ def test_xapi_without_auth_rejected(client, db, public_id):
     )
 
     assert response.status_code == 401
+    assert "LRS password field of Moodle's logstore_xapi" in response.json["message"]
+    assert "webhook settings" not in response.json["message"]
     assert _stored(db) == (0, 0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from sqlalchemy import select
@@ -320,3 +321,34 @@ def test_describe_window_on_combination(app):
     assert description.text == "the learner meets at least one of these conditions:"
     assert len(description.parts) == 2
     assert description.window.startswith("It counts only if met before <time")
+
+
+@pytest.mark.parametrize(("locale", "separator"), [("ar", "، "), ("fr", ", ")])
+def test_activity_list_separator(app, locale, separator):
+    """Activity lists are joined with the page language's list separator."""
+    node = {
+        "kind": "activities_completed",
+        "activity_ids": ["4001", "4002"],
+        "match": "all",
+    }
+
+    text, _ = describe(app, rule(node), locale=locale)
+    names_only = re.sub(r"<[^>]+>|[“”«»\u00a0]", "", text)
+
+    assert f"Final quiz{separator}Code of conduct" in names_only
+
+
+def test_builder_list_arabic_comma(app):
+    """A builder rule's one-line list uses the Arabic comma in Arabic."""
+    node = {
+        "kind": "all_of",
+        "rules": [
+            {"kind": "activities_completed", "activity_ids": ["4001"], "match": "all"},
+            {"kind": "grade_at_least", "activity_id": "ags-7", "min_percent": 60},
+        ],
+    }
+
+    text, _ = describe(app, rule(node), locale="ar")
+
+    assert "Final quiz، Essay" in text
+    assert "Final quiz, " not in text

@@ -1,0 +1,39 @@
+"""API messages for missing and mistyped string fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_api_actions import _auth, tenants  # noqa: F401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"url": "http://127.0.0.1:9"}, {"url": "http://127.0.0.1:9", "token": None}],
+)
+def test_missing_field_is_required(client, tenants, body):  # noqa: F811
+    """A missing or null string field is reported as required."""
+    alpha, _ = tenants
+
+    response = client.post(
+        "/api/v1/lms-connections/moodle", json=body, headers=_auth(alpha["token"])
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_field"
+    assert "field 'token' is required" in response.json["message"]
+    assert "must be a string" not in response.json["message"]
+
+
+def test_mistyped_field_names_type(client, tenants):  # noqa: F811
+    """A field of the wrong JSON type names the type that was sent."""
+    alpha, _ = tenants
+
+    response = client.post(
+        "/api/v1/lms-connections/moodle",
+        json={"url": 5, "token": "t"},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 400
+    assert response.json["message"] == "field 'url' must be a string, not int"
