@@ -42,7 +42,9 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
             code="invalid_email",
             exit_code=EXIT_INVALID_INPUT,
         )
-    bridge = create_app(_settings_or_fail(as_json)).extensions["hpass"]
+    settings = _settings_or_fail(as_json)
+    bridge = create_app(settings).extensions["hpass"]
+    sign_in_url = settings.public_base_url.rstrip("/") + "/account/sign-in"
     with bridge.session() as session:
         if find_account(session, email) is not None:
             fail(
@@ -76,7 +78,12 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
         )
         session.commit()
         emit(
-            {"status": "ok", "account_id": account.id, "email": account.email},
+            {
+                "status": "ok",
+                "account_id": account.id,
+                "email": account.email,
+                "sign_in_url": sign_in_url,
+            },
             as_json,
-            f"operator account {account.email} created; sign in at /account/sign-in",
+            f"operator account {account.email} created; sign in at {sign_in_url}",
         )

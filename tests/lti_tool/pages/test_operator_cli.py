@@ -39,6 +39,27 @@ def test_operator_create(app, settings, db):
     assert account.provider_id is None
 
 
+def test_operator_create_prints_sign_in_url(app, settings):
+    """The command prints the full sign-in URL under the public base URL."""
+    runner = app.test_cli_runner()
+    arguments = ["operator", "create", "--email", "op@hpass.org", "--password", PASSWORD]
+
+    result = runner.invoke(main, arguments, env=cli_env(settings))
+    as_json = runner.invoke(
+        main,
+        ["operator", "create", "--email", "op2@hpass.org", "--password", PASSWORD]
+        + ["--json"],
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "sign in at http://127.0.0.1:5999/account/sign-in" in result.output
+    assert (
+        json.loads(as_json.output.splitlines()[-1])["sign_in_url"]
+        == "http://127.0.0.1:5999/account/sign-in"
+    )
+
+
 def test_operator_create_twice(app, settings):
     """A second account with the same email fails with a clear message."""
     runner = app.test_cli_runner()
