@@ -54,7 +54,7 @@ achievement=$(hpass-bridge achievement add --provider "$slug" \
     --connection "$connection_id" --course "$course_id" \
     --name "Course completed" --description "Completed the whole course." \
     --criteria "Complete every activity of the course." \
-    --rule '{"version": 1, "rule": {"kind": "course_completed"}}' --json)
+    --rule '{"version": 1, "rule": {"kind": "course_completed"}}' --no-backfill --json)
 echo "$achievement"
 achievement_id=$(echo "$achievement" | json_field achievement.id)
 

@@ -94,14 +94,21 @@ def achievement() -> None:
 @_alignments_option
 @_rule_options
 @_skip_lms_check_option
+@click.option("--no-backfill", is_flag=True,
+              help="Start no backfill (default: queue one for the workers, which "
+              "issues the badge to the course's learners who already meet the "
+              "rule).")
 @json_option
 def add(provider_slug, connection_id, course_id, name, description, criteria,
-        alignments, rule, rule_file, skip_lms_check, as_json):
+        alignments, rule, rule_file, skip_lms_check, no_backfill, as_json):
     """Add a badge to an LMS course with its award rule.
 
     The course and every activity id in the rule must exist in the LMS; see the
-    course's activity ids with `hpass-bridge lms activities`.
+    course's activity ids with `hpass-bridge lms activities`. A backfill is queued
+    for the workers unless --no-backfill is given.
     """
+    from lti_tool.backfill import BackfillTrigger
+
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
         if rule is None:
@@ -118,12 +125,26 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
         if skip_lms_check:
             connection = achievement_connection(op.session, created)
             warnings.append(skipped_check_warning(connection, created.lms_course_id))
+        job = None
+        if not no_backfill:
+            job = _start_backfill(
+                op, created, BackfillTrigger.ACHIEVEMENT_CREATED, warnings
+            )
         op.session.commit()
         result = achievement_dict(op.session, created)
+        backfill = _sent_backfill(op, job)
     _warn(warnings)
-    emit({"status": "created", "achievement": result, "warnings": warnings}, as_json,
-         f"achievement {result['id']} created. Next: hpass-bridge achievement "
-         f"backfill {result['id']}")
+    emit({"status": "created", "achievement": result, "backfill": backfill,
+          "warnings": warnings}, as_json, _add_text(result["id"], backfill))
+
+
+def _add_text(achievement_id: str, backfill: dict | None) -> str:
+    if backfill is None:
+        return (f"achievement {achievement_id} created. To award it to learners who "
+                f"already meet the rule: hpass-bridge achievement backfill "
+                f"{achievement_id}")
+    return (f"achievement {achievement_id} created; backfill {backfill['id']} queued "
+            "for the workers, which award it to learners who already meet the rule")
 
 
 @achievement.command("list")
@@ -177,7 +198,7 @@ def edit(achievement_id, name, description, criteria, alignments, rule, rule_fil
     queues a backfill for the workers unless --no-backfill is given; credentials
     already issued stay as they are.
     """
-    from lti_tool.operations.backfills import backfill_dict, start_rule_change_backfill
+    from lti_tool.backfill import BackfillTrigger
 
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
@@ -195,20 +216,38 @@ def edit(achievement_id, name, description, criteria, alignments, rule, rule_fil
             warnings.append(disconnected_badge_warning(connection))
         job = None
         if "award_rule" in fields and not no_backfill:
-            job, error = start_rule_change_backfill(op.session, op.actor, found)
-            if error is not None:
-                warnings.append(f"no backfill was started: {error.message}")
+            job = _start_backfill(op, found, BackfillTrigger.RULE_CHANGED, warnings)
         op.session.commit()
         result = achievement_dict(op.session, found)
-        backfill = None
-        if job is not None:
-            backfill = {**backfill_dict(op.session, job), "joined": job.joined}
-            if not job.joined:
-                _send(op.bridge, job.id)
+        backfill = _sent_backfill(op, job)
     _warn(warnings)
     emit({"status": "updated" if fields else "unchanged", "fields": fields,
           "achievement": result, "backfill": backfill, "warnings": warnings},
          as_json, _edit_text(achievement_id, fields, backfill))
+
+
+def _start_backfill(op, found, trigger, warnings: list[str]):
+    """Add the backfill a new badge or a changed rule calls for; return the job.
+
+    Why none started (a disconnected LMS, for one) goes into `warnings`.
+    """
+    from lti_tool.operations.backfills import start_automatic_backfill
+
+    job, error = start_automatic_backfill(op.session, op.actor, found, trigger=trigger)
+    if error is not None:
+        warnings.append(f"no backfill was started: {error.message}")
+    return job
+
+
+def _sent_backfill(op, job) -> dict | None:
+    """Send a job added by this command to the workers, after the commit; describe it."""
+    from lti_tool.operations.backfills import backfill_dict
+
+    if job is None:
+        return None
+    if not job.joined:
+        _send(op.bridge, job.id)
+    return {**backfill_dict(op.session, job), "joined": job.joined}
 
 
 def _edit_text(achievement_id: str, fields: list[str], backfill: dict | None) -> str:
@@ -338,9 +377,11 @@ def backfill(achievement_id, queue, as_json):
     """Issue the badge to every enrolled learner who already earned it.
 
     Safe to run again: learners who hold the badge are counted, not issued twice.
-    On a terminal a progress line shows the learners read so far.
+    On a terminal a progress line shows the learners read so far. A backfill of
+    the badge that is queued and not yet taken by a worker (such as the one a new
+    badge or rule queued) runs here instead of a second one.
     """
-    from lti_tool.backfill import job_summary
+    from lti_tool.backfill import BackfillStatus, job_summary
     from lti_tool.operations.backfills import start_achievement_backfill
 
     with operator_session(as_json) as op:
@@ -348,13 +389,9 @@ def backfill(achievement_id, queue, as_json):
         job = start_achievement_backfill(op.session, op.actor, found)
         op.session.commit()
         job_id, job_public_id = job.id, job.public_id
-        if job.joined:
-            summary = {"job": job_public_id, "joined": True, **job_summary(job)}
-            emit(summary, as_json,
-                 f"backfill {job_public_id} of this badge is already "
-                 f"{summary['status']}, so no second one was started: "
-                 f"{summary['learners_seen']} learners read, {summary['issued']} "
-                 "issued so far")
+        run_here = not queue and job.status == BackfillStatus.PENDING.value
+        if job.joined and not run_here:
+            _emit_joined(job, as_json)
             return
         if queue:
             _send(op.bridge, job_id)
@@ -366,6 +403,11 @@ def backfill(achievement_id, queue, as_json):
         from lti_tool.backfill import BackfillJob
 
         job = op.session.get(BackfillJob, job_id)
+        if status == "skipped":
+            # A worker took the queued job first, so it runs there.
+            job.joined = True
+            _emit_joined(job, as_json)
+            return
         summary = {"job": job_public_id, **job_summary(job),
                    "last_error": job.last_error}
     emit(summary, as_json,
@@ -375,6 +417,18 @@ def backfill(achievement_id, queue, as_json):
          f"{summary['failed_reads']} failed reads")
     if status != "done":
         sys.exit(1)
+
+
+def _emit_joined(job, as_json: bool) -> None:
+    """Report the badge's active backfill, which this command did not start."""
+    from lti_tool.backfill import job_summary
+
+    summary = {"job": job.public_id, "joined": True, **job_summary(job)}
+    emit(summary, as_json,
+         f"backfill {job.public_id} of this badge is already "
+         f"{summary['status']}, so no second one was started: "
+         f"{summary['learners_seen']} learners read, {summary['issued']} "
+         "issued so far")
 
 
 def _send(bridge, job_id: int) -> None:

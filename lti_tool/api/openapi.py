@@ -203,6 +203,12 @@ SCHEMAS = {
             "alignments": {"$ref": "#/components/schemas/Alignments"},
             "award_rule": {"$ref": "#/components/schemas/AwardRule"},
             "skip_lms_check": SKIP_LMS_CHECK,
+            "backfill": {
+                "type": "boolean",
+                "default": True,
+                "description": "Queue a backfill that issues the new badge to "
+                "enrolled learners who already meet its rule.",
+            },
         },
         ["lms_connection", "course_id", "name", "description", "criteria", "award_rule"],
     ),
@@ -233,10 +239,10 @@ SCHEMAS = {
                             {"$ref": "#/components/schemas/Backfill"},
                             {"type": "null"},
                         ],
-                        "description": "The backfill started because the award "
-                        "rule changed, or null when the rule did not change, the "
-                        "request sent backfill false, or the backfill could not "
-                        "start (a warning then names the reason).",
+                        "description": "The backfill started because the badge "
+                        "was added or its award rule changed, or null when the rule "
+                        "did not change, the request sent backfill false, or the "
+                        "backfill could not start (a warning then names the reason).",
                     }
                 },
                 ["backfill"],
@@ -345,7 +351,7 @@ PATHS = {
         "post": _operation(
             "Add an achievement with its award rule",
             {
-                "201": _json(_ref("CheckedAchievement"), "Created."),
+                "201": _json(_ref("ChangedAchievement"), "Created."),
                 **LMS_CHECK_ERROR,
             },
             operationId="addAchievement",

@@ -19,7 +19,7 @@ from badge_engine.db import utcnow
 from badge_engine.models import Provider
 from lti_tool.api.openapi import openapi_document
 from lti_tool.api.tokens import find_active_token
-from lti_tool.backfill import send_backfill
+from lti_tool.backfill import BackfillTrigger, send_backfill
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import Unauthorized
 from lti_tool.logs import get_logger
@@ -174,7 +174,7 @@ _ACHIEVEMENT_FIELDS = (
     "skip_lms_check",
 )
 _ACHIEVEMENT_EDIT_FIELDS = (*_ACHIEVEMENT_FIELDS, "backfill")
-_ACHIEVEMENT_ADD_FIELDS = ("lms_connection", "course_id", *_ACHIEVEMENT_FIELDS)
+_ACHIEVEMENT_ADD_FIELDS = ("lms_connection", "course_id", *_ACHIEVEMENT_EDIT_FIELDS)
 
 
 def _known_fields(body: dict, fields: tuple[str, ...]) -> dict:
@@ -299,6 +299,7 @@ def _checked_achievement(achievement, skipped: bool) -> dict[str, Any]:
 def add_achievement():
     body = _known_fields(_body(), _ACHIEVEMENT_ADD_FIELDS)
     skip = _skip_lms_check(body)
+    start_backfill = _flag(body, "backfill", True)
     created = achievement_ops.add_achievement(
         db_session(),
         g.api_actor,
@@ -314,8 +315,17 @@ def add_achievement():
         skip_lms_check=skip,
         steps=API_STEPS,
     )
+    job = backfill_error = None
+    if start_backfill:
+        job, backfill_error = backfill_ops.start_automatic_backfill(
+            db_session(),
+            g.api_actor,
+            created,
+            trigger=BackfillTrigger.ACHIEVEMENT_CREATED,
+        )
     _commit()
-    return jsonify(_checked_achievement(created, skip)), 201
+    result = _checked_achievement(created, skip)
+    return jsonify(_with_backfill(result, job, backfill_error)), 201
 
 
 @bp.get("/achievements/<achievement_id>")
@@ -345,16 +355,24 @@ def edit_achievement(achievement_id: str):
     )
     job = backfill_error = None
     if "award_rule" in fields and start_backfill:
-        job, backfill_error = backfill_ops.start_rule_change_backfill(
+        job, backfill_error = backfill_ops.start_automatic_backfill(
             db_session(), g.api_actor, found
         )
     _commit()
     result = _checked_achievement(found, skip and "award_rule" in fields)
+    return jsonify(_with_backfill(result, job, backfill_error))
+
+
+def _with_backfill(
+    result: dict[str, Any], job, error: ActionError | None
+) -> dict[str, Any]:
+    """Add the backfill a badge change started, or why none started, to `result`.
+
+    Called after the commit: a job this request added is sent to the workers here.
+    """
     result["backfill"] = None
-    if backfill_error is not None:
-        result["warnings"].append(
-            f"no backfill was started: {backfill_error.api_message}"
-        )
+    if error is not None:
+        result["warnings"].append(f"no backfill was started: {error.api_message}")
     if job is not None:
         result["backfill"] = {
             **backfill_ops.backfill_dict(db_session(), job),
@@ -362,7 +380,7 @@ def edit_achievement(achievement_id: str):
         }
         if not job.joined:
             send_backfill(job.id)
-    return jsonify(result)
+    return result
 
 
 @bp.get("/awards")

@@ -95,19 +95,20 @@ def start_achievement_backfill(
     return job
 
 
-def start_rule_change_backfill(
-    session: Session, actor: str, achievement: Achievement
+def start_automatic_backfill(
+    session: Session,
+    actor: str,
+    achievement: Achievement,
+    trigger: BackfillTrigger = BackfillTrigger.RULE_CHANGED,
 ) -> tuple[BackfillJob | None, ActionError | None]:
-    """Start the backfill that a changed award rule calls for.
+    """Start the backfill that a new badge or a changed award rule calls for.
 
     Returns the job, or the error that kept it from starting, such as a
-    disconnected LMS connection. The rule change is kept either way, so the caller
-    reports the error as a warning, commits, and sends a job it added.
+    disconnected LMS connection. The badge or its rule is kept either way, so the
+    caller reports the error as a warning, commits, and sends a job it added.
     """
     try:
-        job = start_achievement_backfill(
-            session, actor, achievement, trigger=BackfillTrigger.RULE_CHANGED
-        )
+        job = start_achievement_backfill(session, actor, achievement, trigger=trigger)
     except ActionError as error:
         return None, error
 

@@ -70,7 +70,7 @@ from lti_tool.operations.backfills import (
     BackfillNotActive,
     cancel_backfill,
     start_achievement_backfill,
-    start_rule_change_backfill,
+    start_automatic_backfill,
 )
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
@@ -1008,15 +1008,13 @@ def create_achievement(course_id: int):
     )
     # Learners who already meet the rule get the badge without waiting for another
     # completion event: a worker reads the roster and awards them.
-    job = None
-    try:
-        job = start_achievement_backfill(
-            db,
-            _instructor_actor(),
-            achievement,
-            trigger=BackfillTrigger.ACHIEVEMENT_CREATED,
-        )
-    except ActionError as error:
+    job, error = start_automatic_backfill(
+        db,
+        _instructor_actor(),
+        achievement,
+        trigger=BackfillTrigger.ACHIEVEMENT_CREATED,
+    )
+    if error is not None:
         log.info(
             "backfill_not_started",
             achievement=achievement.public_id,
@@ -1196,7 +1194,7 @@ def update_achievement(course_id: int, public_id: str):
     )
     job = error = None
     if rule_detail:
-        job, error = start_rule_change_backfill(db, _instructor_actor(), achievement)
+        job, error = start_automatic_backfill(db, _instructor_actor(), achievement)
     if error is not None:
         log.info(
             "backfill_not_started",

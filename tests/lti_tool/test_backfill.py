@@ -355,7 +355,7 @@ def test_rule_change_supersedes_manual_job(backend_course):
     from lti_tool.operations.achievements import edit_achievement
     from lti_tool.operations.backfills import (
         start_achievement_backfill,
-        start_rule_change_backfill,
+        start_automatic_backfill,
     )
 
     bridge, achievement_id = backend_course
@@ -371,7 +371,7 @@ def test_rule_change_supersedes_manual_job(backend_course):
             session, "test", achievement, bridge=bridge, rule=QUIZ_RULE,
             skip_lms_check=True,
         )
-        job, error = start_rule_change_backfill(session, "test", achievement)
+        job, error = start_automatic_backfill(session, "test", achievement)
         session.commit()
         new_id = job.id
 

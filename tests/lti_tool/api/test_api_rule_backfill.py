@@ -1,4 +1,4 @@
-"""The API's backfill of a changed award rule, and cancelling a backfill that ended."""
+"""The API's backfill of a new badge and a changed award rule, and cancelling one that ended."""
 
 from __future__ import annotations
 
@@ -166,3 +166,40 @@ def test_cancel_ended_backfill_409(client, db, alpha, status):
     assert job.status == status
     assert not job.cancel_requested
     assert audit_events(db, "backfill.cancel_requested") == []
+
+
+def post(client, alpha, **fields):
+    body = {
+        "lms_connection": alpha["connection"],
+        "course_id": "101",
+        "name": "Quiz passed",
+        "description": "Passed the quiz.",
+        "criteria": "Pass the quiz.",
+        "award_rule": QUIZ_RULE,
+        "skip_lms_check": True,
+        **fields,
+    }
+    return client.post("/api/v1/achievements", json=body, headers=_auth(alpha["token"]))
+
+
+def test_new_achievement_starts_backfill(client, db, alpha):
+    """A POST queues a backfill of the new badge and returns it."""
+    response = post(client, alpha)
+
+    assert response.status_code == 201, response.json
+    [job] = jobs(db)
+    backfill = response.json["backfill"]
+    assert backfill["id"] == job.public_id
+    assert backfill["trigger"] == BackfillTrigger.ACHIEVEMENT_CREATED.value
+    assert backfill["achievements"] == [response.json["id"]]
+    [started] = audit_events(db, "backfill.started")
+    assert started.detail["trigger"] == "achievement_created"
+
+
+def test_new_achievement_without_backfill(client, db, alpha):
+    """backfill false adds the badge and starts no job."""
+    response = post(client, alpha, backfill=False)
+
+    assert response.status_code == 201, response.json
+    assert response.json["backfill"] is None
+    assert jobs(db) == []

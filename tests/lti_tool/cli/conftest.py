@@ -109,7 +109,8 @@ def achievement(cli, provider, moodle_connection) -> str:
     result = cli.ok("achievement", "add", "--provider", provider,
                     "--connection", moodle_connection, "--course", str(DEMO_COURSE_ID),
                     "--name", "Course finisher", "--description", "Finished it.",
-                    "--criteria", "Complete the course.", "--rule", RULE, "--json")
+                    "--criteria", "Complete the course.", "--rule", RULE,
+                    "--no-backfill", "--json")
     return result.document["achievement"]["id"]
 
 

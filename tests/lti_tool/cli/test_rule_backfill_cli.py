@@ -1,10 +1,12 @@
-"""`hpass-bridge achievement edit --rule` queues a backfill of the changed rule."""
+"""`hpass-bridge achievement add` and `edit --rule` queue a backfill of the rule."""
 
 from __future__ import annotations
 
 import json
 
 from sqlalchemy import create_engine, text
+
+from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
 
 from .conftest import RULE
 
@@ -29,9 +31,9 @@ def audit_rows(tmp_path, action: str) -> list[tuple[str, dict]]:
 
 
 def test_edit_rule_queues_backfill(cli, achievement):
-    """A changed rule queues a backfill, which a manual backfill then joins."""
+    """A changed rule queues a backfill, which a queued manual backfill then joins."""
     edited = cli.ok("achievement", "edit", achievement, "--rule", QUIZ_RULE, "--json")
-    manual = cli.ok("achievement", "backfill", achievement, "--json")
+    manual = cli.ok("achievement", "backfill", achievement, "--queue", "--json")
 
     document = edited.document
     assert document["status"] == "updated"
@@ -107,3 +109,55 @@ def test_edit_same_rule_unchanged(cli, achievement, tmp_path):
     )
     assert audit_rows(tmp_path, "achievement.updated") == []
     assert audit_rows(tmp_path, "backfill.started") == []
+
+
+def test_add_queues_backfill(cli, provider, moodle_connection):
+    """A new badge gets a backfill queued for the workers, named in the output."""
+    added = cli.ok(
+        "achievement", "add", "--provider", provider, "--connection",
+        moodle_connection, "--course", str(DEMO_COURSE_ID), "--name", "Quiz passed",
+        "--description", "Passed the quiz.", "--criteria", "Pass the quiz.",
+        "--rule", QUIZ_RULE, "--json",
+    )
+
+    backfill = added.document["backfill"]
+    assert backfill["trigger"] == "achievement_created"
+    assert backfill["status"] == "pending"
+    assert backfill["joined"] is False
+    assert backfill["achievements"] == [added.document["achievement"]["id"]]
+
+
+def test_add_prints_backfill(cli, provider, moodle_connection):
+    """The text output names the queued backfill."""
+    added = cli.ok(
+        "achievement", "add", "--provider", provider, "--connection",
+        moodle_connection, "--course", str(DEMO_COURSE_ID), "--name", "Quiz passed",
+        "--description", "Passed the quiz.", "--criteria", "Pass the quiz.",
+        "--rule", QUIZ_RULE,
+    )
+
+    assert " created; backfill " in added.stdout
+    assert added.stdout.rstrip().endswith("who already meet the rule")
+
+
+def test_add_no_backfill_option(cli, provider, moodle_connection, tmp_path):
+    """--no-backfill adds the badge, starts no job and says how to start one."""
+    added = cli.ok(
+        "achievement", "add", "--provider", provider, "--connection",
+        moodle_connection, "--course", str(DEMO_COURSE_ID), "--name", "Quiz passed",
+        "--description", "Passed the quiz.", "--criteria", "Pass the quiz.",
+        "--rule", QUIZ_RULE, "--no-backfill",
+    )
+
+    assert audit_rows(tmp_path, "backfill.started") == []
+    assert "hpass-bridge achievement backfill " in added.stdout
+
+
+def test_backfill_runs_queued_job_here(cli, achievement):
+    """Without workers, `achievement backfill` runs the job a rule change queued."""
+    edited = cli.ok("achievement", "edit", achievement, "--rule", QUIZ_RULE, "--json")
+    manual = cli.ok("achievement", "backfill", achievement, "--json")
+
+    assert manual.document["job"] == edited.document["backfill"]["id"]
+    assert manual.document["status"] == "done"
+    assert "joined" not in manual.document
