@@ -251,8 +251,8 @@ def test_explain_french_page_english_json(client, moodle, course):
     explained = text[text.index('<details class="why-not-yet"') :]
     explained = explained[: explained.index("</details>")]
 
-    assert "« <bdi>Final quiz</bdi> »\u00a0: terminée le <time" in explained
-    assert "« <bdi>Code of conduct</bdi> »\u00a0: non terminée" in explained
+    assert "«\u00a0<bdi>Final quiz</bdi>\u00a0»\u00a0: terminée le <time" in explained
+    assert "«\u00a0<bdi>Code of conduct</bdi>\u00a0»\u00a0: non terminée" in explained
     assert "incomplete" not in explained
     assert "Complete all of" not in explained
     assert body["conditions"][0]["description"] == (

@@ -237,7 +237,7 @@ def test_notice_is_translated(client, tenants, db):
     alpha, _ = tenants
     launch_as(client, alpha, "instructor", locale="fr")
     client.post(edit_url(alpha), data=badge_form(name="Badge renommé"))
-    assert page_notice(client, alpha) == "Le badge « Badge renommé » a été enregistré."
+    assert page_notice(client, alpha) == "Le badge «\u00a0Badge renommé\u00a0» a été enregistré."
 
     launch_as(client, alpha, "instructor", locale="ar")
     client.post(edit_url(alpha), data=quiz_rule_form(name="Badge renommé"))

@@ -82,7 +82,7 @@ EXPECTED = {
         "course_open": "cours non terminé",
         "grade": f"note de 82,5{NBSP}% le " + TIME_TAG,
         "no_grade": "aucune note",
-        "quiz_done": f"« <bdi>Final quiz</bdi> »{NBSP}: terminée le " + TIME_TAG,
+        "quiz_done": f"«{NBSP}<bdi>Final quiz</bdi>{NBSP}»{NBSP}: terminée le " + TIME_TAG,
         "page_open": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: non terminée',
         "page_failed": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: échouée',
         "page_passed": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: réussie',

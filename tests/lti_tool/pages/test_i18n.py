@@ -60,6 +60,30 @@ def test_catalogue_translates_every_message(locale):
             )
 
 
+# A breakable space before French high punctuation or a closing guillemet, or after
+# an opening one, lets a line break leave the mark alone at the start of a line.
+# "?token=" is a URL's query, not punctuation.
+FRENCH_BREAKABLE_SPACE = re.compile(r" [:;!?»](?!token=)|« ")
+
+
+def test_french_punctuation_keeps_its_space():
+    """French translations use a no-break space before : ; ! ? » and after «."""
+    path = TRANSLATIONS / "fr" / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale="fr")
+
+    for message in catalog:
+        if not message.id:
+            continue
+        forms = (
+            message.string if isinstance(message.string, tuple) else (message.string,)
+        )
+        for form in forms:
+            assert not FRENCH_BREAKABLE_SPACE.search(form), (
+                f"breakable space at French punctuation in {form!r}"
+            )
+
+
 def test_launch_locale_beats_accept_language(client, tenants):
     """The LTI launch's locale claim wins over the browser's Accept-Language."""
     alpha, _ = tenants
