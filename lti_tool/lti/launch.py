@@ -262,9 +262,13 @@ class LaunchValidator:
         # OpenID Connect Core 3.1.3.7: with several audiences, azp names the client.
         azp = payload.get("azp")
         if (len(audiences) > 1 or azp is not None) and azp != registration.client_id:
+            if azp is None:
+                found = "lists several audiences but has no azp claim"
+            else:
+                found = f"names {_text(azp)!r} as its azp"
             raise RegistrationUnknown(
-                f"the id_token lists several audiences but its azp is {_text(azp)!r}, "
-                f"not this registration's client_id {registration.client_id!r}",
+                f"the id_token {found}, where this registration's client_id "
+                f"{registration.client_id!r} was expected",
                 check="the platform must set azp to the client_id of this tool",
                 **self.ids,
             )
