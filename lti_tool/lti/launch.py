@@ -239,7 +239,7 @@ class LaunchValidator:
         issuer = payload.get("iss")
         if issuer != registration.issuer:
             raise RegistrationUnknown(
-                f"the id_token's issuer {_text(issuer)!r} is not the issuer "
+                f"the id_token's issuer {_claim_text(issuer)} is not the issuer "
                 f"{registration.issuer!r} of this registration",
                 check="the registration's issuer must equal the platform's issuer "
                 "exactly (scheme, host, no trailing slash); each platform uses its "
@@ -251,7 +251,7 @@ class LaunchValidator:
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or registration.client_id not in audiences:
             raise RegistrationUnknown(
-                f"the id_token's audience {_text(aud)!r} does not include this "
+                f"the id_token's audience {_claim_text(aud)} does not include this "
                 f"registration's client_id {registration.client_id!r}",
                 check="the client_id registered in the bridge must be the one the "
                 "platform assigned to this tool",
@@ -327,7 +327,7 @@ class LaunchValidator:
         except JwksUnavailable as error:
             raise PlatformUnreachable(
                 f"the platform's key set could not be read to verify key id "
-                f"{_text(kid)!r}: {error}",
+                f"{_claim_text(kid)}: {error}",
                 check=f"the registration's key set URL {url!r} must be reachable "
                 "from the bridge and return the platform's JWKS",
                 **self.ids,
@@ -358,7 +358,7 @@ class LaunchValidator:
         version = claims.get(CLAIM + "version")
         if version != LTI_VERSION:
             raise ClaimInvalid(
-                f"the launch declares LTI version {_text(version)!r}, but this tool "
+                f"the launch declares LTI version {_claim_text(version)}, but this tool "
                 f"supports {LTI_VERSION!r} only",
                 check="add the tool to the platform as an LTI 1.3 tool",
                 **self.ids,
@@ -622,6 +622,13 @@ def _numeric_date(value: object, error: type[Exception], name: str) -> int:
 
 def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _claim_text(value: object) -> str:
+    """Return a claim value quoted for a message, or "(missing)" when it is absent."""
+    if value is None:
+        return "(missing)"
+    return repr(_text(value))
 
 
 def _text(value: object, limit: int = 200) -> str | None:
