@@ -151,15 +151,15 @@ RESOLUTION_ERRORS = (
 )
 
 
-# Gateway statuses: the server in front of the issuer answered, the issuer did not.
+# Gateway statuses: the server in front of the issuer responded, the issuer did not.
 _UNREACHABLE_STATUSES = (502, 503, 504)
 
 
 def is_unreachable(error: Exception) -> bool:
-    """Tell whether `error` means the document's server could not be reached.
+    """Return whether `error` means the document's server could not be reached.
 
-    Such a document says nothing about the credential, so the check it serves could
-    not run. A TLS failure is not counted, because an invalid certificate can mean
+    Such an error is not a verdict on the credential, because the check that needed
+    the document could not run. A TLS failure is not counted, because an invalid certificate can mean
     an impostor, and neither is an address the outbound policy blocks.
     """
     if isinstance(error, OutboundTlsFailed):

@@ -253,7 +253,7 @@ def build_peers(base: str, demo_secrets: DemoSecrets, ids: DemoIds) -> DemoPeers
 
 @dataclass(frozen=True)
 class DemoConnectionProblem:
-    """Why the demo's Moodle connection cannot receive the stand-in's events.
+    """The reason the demo's Moodle connection cannot receive the stand-in's events.
 
     `kind` is "disconnected" (the bridge returns HTTP 410) or "secret_replaced"
     (HTTP 401). `database_outside_instance` is True when deleting the instance

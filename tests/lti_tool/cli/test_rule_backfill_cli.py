@@ -141,7 +141,7 @@ def test_add_prints_backfill(cli, provider, moodle_connection):
 
 
 def test_add_no_backfill_option(cli, provider, moodle_connection, tmp_path):
-    """--no-backfill adds the badge, starts no job and says how to start one."""
+    """--no-backfill adds the badge, starts no job and prints how to start one."""
     added = cli.ok(
         "achievement", "add", "--provider", provider, "--connection",
         moodle_connection, "--course", str(DEMO_COURSE_ID), "--name", "Quiz passed",
