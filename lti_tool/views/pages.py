@@ -218,11 +218,11 @@ def _course_achievement(course: LtiCourse, public_id: str) -> Achievement:
 def missing_steps(
     award_rule: dict, names: dict[str, str], done: set[str] | None = None
 ) -> list[RuleDescription]:
-    """Name what a learner still has to do under a rule of the builder's shapes.
+    """Return the steps a learner still has to take under a rule-builder rule.
 
     `names` maps activity ids to their names; `done` contains the activities the
     learner has completed. A rule of another shape is described whole, because
-    `done` cannot tell which of its parts are met; `unmet_requirements` takes the
+    `done` cannot show which of its parts are met. `unmet_requirements` reads the
     learner's progress instead.
     """
     node = award_rule.get("rule") or {}
@@ -245,7 +245,7 @@ def missing_steps(
 
 
 def is_builder_rule(award_rule: dict) -> bool:
-    """Tell whether `missing_steps` can list the rule's steps one by one."""
+    """Return whether `missing_steps` can list the rule's steps one by one."""
     node = award_rule.get("rule") or {}
     if node.get("kind") == "course_completed":
         return "window" not in node
@@ -255,7 +255,7 @@ def is_builder_rule(award_rule: dict) -> bool:
 def unmet_requirements(
     award_rule: dict, progress: LearnerProgress, names: dict[str, str]
 ) -> list[RuleDescription]:
-    """Describe the parts of any valid award rule that the learner has not met."""
+    """Return descriptions of the parts of a valid award rule not yet met."""
     return [
         describe_rule_node(node, names) for node in missing_rules(award_rule, progress)
     ]
@@ -320,7 +320,7 @@ def _activity_names(course: LtiCourse) -> dict[str, str]:
 def _learner_missing(
     course: LtiCourse, achievement: Achievement, names: dict[str, str]
 ) -> list[RuleDescription]:
-    """Describe what the launched learner still has to do, from the stored facts.
+    """Return what the launched learner still has to do, from the stored facts.
 
     NOTE: like `completed_activity_ids`, this reads the facts and AGS grades the
     bridge has received, not the LMS, so it can lag behind the LMS.
