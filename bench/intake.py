@@ -19,12 +19,18 @@ bucket per client address) would reject part of a long or fast run. The bench ra
 that limit through HPASS_RATE_LIMIT_WEBHOOK_PER_MINUTE and _BURST; the limiter still counts each
 request, as in production.
 
+With gunicorn installed (`pip install -e '.[bench]'`), a third server joins the
+rounds: the same minimal receiver under gunicorn with 2 sync workers, the setup
+whose figures the intake target quotes. The bench then prints the bridge's ratio
+to each receiver; --no-gunicorn-receiver leaves it out.
+
     python bench/intake.py [--postgres] [--duration 10] [--rounds 3] [--server granian]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import json
 import os
@@ -154,11 +160,43 @@ def server_command(server: dict, call: str, port: int) -> list[str]:
     ]
 
 
+# The minimal receiver under gunicorn's default sync workers, one request at a
+# time per process: the setup whose figures the intake target quotes.
+GUNICORN_RECEIVER = {"name": "gunicorn", "workers": 2, "threads": 1}
+
+
+MINIMAL = "minimal receiver"
+GUNICORN = "gunicorn receiver"
+
+
+def gunicorn_installed() -> bool:
+    return importlib.util.find_spec("gunicorn") is not None
+
+
+def gunicorn_command(call: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(GUNICORN_RECEIVER["workers"]),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        f"{call}()",
+    ]
+
+
 def start_server(
     server: dict, call: str, port: int, environ: dict[str, str], log: Path
 ) -> subprocess.Popen:
+    if server["name"] == "gunicorn":
+        command = gunicorn_command(call, port)
+    else:
+        command = server_command(server, call, port)
     process = subprocess.Popen(
-        server_command(server, call, port),
+        command,
         env=environ,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -269,6 +307,12 @@ def main() -> None:
         default=10_000_000,
         help="Webhook requests per minute (and burst) allowed from one address.",
     )
+    parser.add_argument(
+        "--no-gunicorn-receiver",
+        dest="gunicorn_receiver",
+        action="store_false",
+        help="Leave out the minimal receiver under gunicorn with 2 sync workers.",
+    )
     # --workers defaults to 1 on SQLite and 2 on PostgreSQL; see below.
     add_server_arguments(parser, workers=None, threads=8)
     args = parser.parse_args()
@@ -284,7 +328,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with ExitStack() as cleanup, tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        bridge_port, minimal_port = free_port(), free_port()
+        bridge_port, minimal_port, gunicorn_port = free_port(), free_port(), free_port()
         environ = {
             **os.environ,
             "HPASS_INSTANCE_PATH": str(folder / "instance"),
@@ -311,16 +355,18 @@ def main() -> None:
         script.write_text(LUA)
         template = event_template()
 
+        receiver = "bench.minimal_receiver:create_app"
         servers = {
-            "minimal receiver": ("bench.minimal_receiver:create_app", minimal_port),
-            "bridge": ("lti_tool.app:create_server_app", bridge_port),
+            MINIMAL: (server_settings, receiver, minimal_port),
+            "bridge": (server_settings, "lti_tool.app:create_server_app", bridge_port),
         }
+        with_gunicorn = args.gunicorn_receiver and gunicorn_installed()
+        if with_gunicorn:
+            servers[GUNICORN] = (GUNICORN_RECEIVER, receiver, gunicorn_port)
         urls, processes = {}, []
-        for name, (call, port) in servers.items():
+        for name, (settings, call, port) in servers.items():
             processes.append(
-                start_server(
-                    server_settings, call, port, environ, folder / f"{port}.log"
-                )
+                start_server(settings, call, port, environ, folder / f"{port}.log")
             )
             cleanup.callback(stop_server, processes[-1])
             urls[name] = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
@@ -344,7 +390,8 @@ def main() -> None:
                 figures["bridge"]["requests"] - figures["bridge"]["non_2xx"]
             )
             rounds.append(figures)
-            order.reverse()
+            # Each server goes first in turn.
+            order = order[1:] + order[:1]
         # Stopped before counting, so that no request is still being stored.
         for process in processes:
             stop_server(process)
@@ -359,21 +406,40 @@ def main() -> None:
         f"{args.webhook_rate_limit:,} per minute; load average before "
         f"{load_before:.2f}, after {os.getloadavg()[0]:.2f}"
     )
-    ratios = []
+    if with_gunicorn:
+        print(
+            f"{GUNICORN}: the same app under gunicorn with "
+            f"{GUNICORN_RECEIVER['workers']} sync workers"
+        )
+    elif args.gunicorn_receiver:
+        print(
+            "gunicorn is not installed, so only the minimal receiver on the bridge's "
+            "server ran; pip install -e '.[bench]' adds the gunicorn receiver"
+        )
+    baselines = [name for name in (MINIMAL, GUNICORN) if name in servers]
+    ratios: dict[str, list[float]] = {name: [] for name in baselines}
     for number, figures in enumerate(rounds, start=1):
-        for name in ("minimal receiver", "bridge"):
+        for name in [*baselines, "bridge"]:
             run = figures[name]
             print(
                 f"round {number}, {name}: {run['requests_per_second']:,.0f} requests/s, "
                 f"p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
                 f"{run['requests']:,} requests, {run['non_2xx']} non-2xx"
             )
-        ratios.append(
-            figures["bridge"]["requests_per_second"]
-            / figures["minimal receiver"]["requests_per_second"]
+        for name in baselines:
+            ratios[name].append(
+                figures["bridge"]["requests_per_second"]
+                / figures[name]["requests_per_second"]
+            )
+            print(
+                f"round {number}, throughput ratio bridge / {name}: "
+                f"{ratios[name][-1]:.2f}"
+            )
+    for name in baselines:
+        print(
+            f"median throughput ratio bridge / {name}: "
+            f"{statistics.median(ratios[name]):.2f}"
         )
-        print(f"round {number}, throughput ratio bridge / minimal: {ratios[-1]:.2f}")
-    print(f"median throughput ratio bridge / minimal: {statistics.median(ratios):.2f}")
     print(
         f"facts stored by the bridge: {facts:,} "
         f"(requests answered 2xx, warm-up included: {bridge_requests:,})"
