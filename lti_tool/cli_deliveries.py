@@ -11,6 +11,7 @@ from lti_tool.cli_support import (
     json_option,
     operator_session,
     provider_option,
+    send_committed,
     table,
 )
 from lti_tool.operations import audit, provider_by_slug
@@ -63,6 +64,7 @@ def retry(provider_slug, delivery_id, as_json):
         delivery = find_delivery(op.session, delivery_id, found.id)
         message_id = retry_delivery(op.session, op.actor, delivery)
         op.session.commit()
+        send_committed(op.bridge, [message_id])
     emit({"status": "queued", "delivery": delivery_id, "outbox_message": message_id},
          as_json, f"delivery {delivery_id} queued again")
 

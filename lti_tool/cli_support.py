@@ -73,6 +73,25 @@ def operator_session(as_json: bool) -> Iterator[Operator]:
         bridge.engine.dispose()
 
 
+def send_committed(bridge: Bridge, message_ids: list[int]) -> None:
+    """Send committed outbox messages to the broker before the command exits.
+
+    A failed or slow send costs only time, because the scheduler's sweep sends
+    every pending message that was never marked as dispatched.
+    """
+    from lti_tool.app import create_app
+    from lti_tool.dispatcher import dispatcher_for
+
+    app = create_app(bridge.settings)
+    try:
+        dispatcher = dispatcher_for(app)
+        dispatcher.submit(message_ids)
+        if not dispatcher.stop():
+            log.warning("outbox_send_unfinished", message_ids=message_ids[:20])
+    finally:
+        app.extensions["hpass"].engine.dispose()
+
+
 def emit(result: Any, as_json: bool, text: str) -> None:
     if as_json:
         click.echo(json.dumps(result, default=str))

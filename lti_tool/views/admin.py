@@ -57,6 +57,7 @@ from lti_tool.operations.lms import (
     run_connection_test,
     site_not_connected_on_insert,
 )
+from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.auth import invitation_link, signed_in_account
 from lti_tool.views.failed_deliveries import FailedRow, failed_rows
@@ -639,10 +640,12 @@ def retry_dead_letter(account: Account, message_id: int):
     )
     if message is None:
         abort(404)
-    # Back to pending with a fresh attempt budget; the sweep picks it up.
+    # Back to pending with a fresh attempt budget. It is sent below, after the
+    # commit, and the sweep sends it later if that send fails.
     message.status = OutboxStatus.PENDING.value
     message.attempts = 0
     message.next_attempt_at = utcnow()
+    message.dispatched_at = None
     message.locked_until = None
     delivery = failed_rows(db, provider.id, [message])[0].delivery
     if delivery is not None and delivery.status != DeliveryStatus.DELIVERED.value:
@@ -660,6 +663,7 @@ def retry_dead_letter(account: Account, message_id: int):
         detail={"kind": message.kind, "last_error": (message.last_error or "")[:200]},
     )
     db.commit()
+    dispatch([message.id])
     log.info("dead_letter_retried", provider_id=provider.id, outbox_id=message.id)
     return redirect(url_for("admin.dead_letters", retried=message.id), code=303)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from badge_engine.db import utcnow
 from badge_engine.outbox import OutboxMessage, enqueue
 from lti_tool.dispatcher import IDS_PER_TASK, LINGER_SECONDS, Dispatcher
 from lti_tool.tasks import run_outbox_messages
+from tests.support.broker import broker_tasks
 from tests.support.seed import add_provider
 
 
@@ -34,12 +34,6 @@ def _messages(db, count: int, *, dispatched: bool) -> list[int]:
     return ids
 
 
-def _broker_tasks(settings) -> list[str]:
-    path = settings.broker_url.split("sqlite:///", 1)[1]
-    with sqlite3.connect(path) as broker:
-        return [row[0] for row in broker.execute("SELECT payload FROM kombu_message")]
-
-
 def test_ids_sent_in_tasks_of_fifty(app, db, settings):
     """110 ids go to the broker as tasks of 50, 50 and 10, marked as sent."""
     ids = _messages(db, 110, dispatched=False)
@@ -48,7 +42,7 @@ def test_ids_sent_in_tasks_of_fifty(app, db, settings):
     dispatcher.submit(ids)
     assert dispatcher.flush(timeout=30)
 
-    tasks = _broker_tasks(settings)
+    tasks = broker_tasks(settings)
     assert IDS_PER_TASK == 50
     assert len(tasks) == 3
     assert all("run_outbox_messages" in task for task in tasks)
@@ -100,7 +94,7 @@ def test_commits_gathered_into_one_task(app, db, settings):
     dispatcher.submit(ids[4:], marked=True)
     assert dispatcher.flush(timeout=30)
 
-    tasks = _broker_tasks(settings)
+    tasks = broker_tasks(settings)
     assert len(tasks) == 1
     assert "run_outbox_messages" in tasks[0]
     assert dispatcher.stop()
@@ -114,7 +108,7 @@ def test_lone_id_sent_alone(app, db, settings):
     dispatcher.submit(ids, marked=True)
     assert dispatcher.flush(timeout=30)
 
-    tasks = _broker_tasks(settings)
+    tasks = broker_tasks(settings)
     assert len(tasks) == 1
     assert "run_outbox_messages" not in tasks[0]
     assert dispatcher.stop()

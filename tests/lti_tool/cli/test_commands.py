@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
 
+from badge_engine.models import Credential
+from badge_engine.outbox import OutboxMessage
+from connectors.hpass.deliveries import delivery_key
+from connectors.hpass.models import Delivery
+from lti_tool.bridge import Bridge
+from lti_tool.config import ensure_secret_files, load_settings
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
 from tests.lti_tool.cli.conftest import CANVAS_COURSE_ID, MOODLE_TOKEN, RULE
+from tests.support.broker import broker_tasks
 
 LEARNER = str(DEMO_LEARNER_ID)
 
@@ -424,6 +432,59 @@ def test_deliveries_and_facts_lists(cli, award):
     facts = cli.ok("facts", "list", "--provider", "acme", "--json")
     assert "facts" in facts.document
     assert cli.ok("facts", "list", "--provider", "acme").stdout.strip()
+
+
+def _dead_delivery(settings, award: str) -> tuple[int, int]:
+    """Store a failed delivery of the award with a dead outbox message."""
+    bridge = Bridge.from_settings(settings)
+    try:
+        with bridge.session() as session:
+            credential = session.scalar(
+                select(Credential).where(Credential.public_id == award)
+            )
+            delivery = Delivery(
+                provider_id=credential.provider_id,
+                credential_id=credential.id,
+                status="failed",
+                attempts=12,
+            )
+            session.add(delivery)
+            session.flush()
+            message = OutboxMessage(
+                provider_id=credential.provider_id,
+                kind="credential.deliver",
+                idempotency_key=delivery_key(delivery.id),
+                payload={"delivery_id": delivery.id},
+                status="dead",
+                attempts=12,
+                last_error="portfolio returned HTTP 500",
+            )
+            session.add(message)
+            session.commit()
+            return delivery.id, message.id
+    finally:
+        bridge.engine.dispose()
+
+
+def test_deliveries_retry_sends_at_once(cli, award):
+    """A retried delivery's message is in the broker when the command returns."""
+    settings = load_settings(environ=cli.env)
+    ensure_secret_files(settings, cli.env)
+    delivery_id, message_id = _dead_delivery(settings, award)
+
+    result = cli.ok("deliveries", "retry", "--provider", "acme", str(delivery_id),
+                    "--json")
+
+    tasks = [task for task in broker_tasks(settings) if "run_outbox_message" in task]
+    assert result.document["outbox_message"] == message_id
+    assert len(tasks) == 1
+    assert f"[{message_id}]" in tasks[0]
+    bridge = Bridge.from_settings(settings)
+    with bridge.session() as session:
+        message = session.get(OutboxMessage, message_id)
+        assert message.status == "pending"
+        assert message.dispatched_at is not None
+    bridge.engine.dispose()
 
 
 def test_deliveries_retry_unknown(cli, provider):

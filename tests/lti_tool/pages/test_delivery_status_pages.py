@@ -8,8 +8,10 @@ from badge_engine.outbox import OutboxMessage
 from connectors.hpass.deliveries import delivery_key
 from connectors.hpass.models import Delivery, PortfolioAccount
 from lti_tool.accounts import AccountRole
+from lti_tool.dispatcher import dispatcher_for
 from lti_tool.operations import ActionError
 from lti_tool.operations.deliveries import discard_delivery
+from tests.support.broker import broker_tasks
 
 from .conftest import add_account, add_credential, launch_as, sign_in
 
@@ -297,6 +299,60 @@ def test_dead_letter_retry_queues_delivery(client, tenants, db):
     assert "<tbody>" not in page
     assert "Waiting to be sent" in learner_page
     assert "Sending failed" not in learner_page
+
+
+class CommitCheckingDispatcher:
+    """A dispatcher stand-in that records each id with its status read by another session."""
+
+    def __init__(self, bridge) -> None:
+        self._bridge = bridge
+        self.seen: list[tuple[int, str]] = []
+
+    def submit(self, message_ids, *, marked: bool = False) -> None:
+        with self._bridge.session() as session:
+            for message_id in message_ids:
+                status = session.get(OutboxMessage, message_id).status
+                self.seen.append((message_id, status))
+
+    def stop(self, timeout: float = 0) -> bool:
+        return True
+
+
+def test_dead_letter_retry_dispatched_after_commit(app, client, tenants, db):
+    """A retried message goes to the dispatcher at once, after its commit."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(db, alpha, credential, None, "failed", attempts=12)
+    message = _dead_message(db, delivery)
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+    dispatcher = CommitCheckingDispatcher(app.extensions["hpass"])
+    app.extensions["hpass_dispatcher"] = dispatcher
+
+    _retry(client, message)
+
+    # A separate session reads only committed rows, so "pending" here means the
+    # ids were submitted after the commit.
+    assert dispatcher.seen == [(message.id, "pending")]
+
+
+def test_dead_letter_retry_sent_to_broker(app, client, tenants, db, settings):
+    """A retried message reaches the broker without waiting for the sweep."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(db, alpha, credential, None, "failed", attempts=12)
+    message = _dead_message(db, delivery)
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    _retry(client, message)
+    assert dispatcher_for(app).flush(timeout=30)
+    db.expire_all()
+
+    assert f"[{message.id}]" in " ".join(broker_tasks(settings))
+    assert db.get(OutboxMessage, message.id).dispatched_at is not None
 
 
 def test_dead_letter_retry_keeps_delivered(client, tenants, db):
