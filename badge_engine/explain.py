@@ -4,16 +4,16 @@
 learner's progress, so the learner gets each condition with its state, the LMS data
 behind it and when that data was read, and what is still missing by activity name.
 `award_blockers` lists, for instructors, the reasons a learner cannot receive the
-badge at all, whatever their progress.
+badge at all, whatever their progress, each as a code with its values.
 
-Conditions, LMS readings and missing requirements are data (a rule node kind with its
-values), so a page can word them in its own language. `Explanation.to_json` words
-them in English for the command line and JSON clients.
+Conditions, LMS readings, missing requirements and blockers are data (a rule node
+kind or a blocker code, with its values), so a page can word them in its own
+language. `Explanation.to_json` words them in English for JSON clients.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -71,12 +71,41 @@ class Condition:
         return {"kind": self.kind, **self.values}
 
 
+# The codes of Blocker, stable for API clients.
+BLOCKER_ENROLMENT_INACTIVE = "enrolment_inactive"
+BLOCKER_LEARNER_UNKNOWN = "learner_unknown"
+BLOCKER_NO_IDENTITY = "no_identity"
+BLOCKER_NO_EMAIL = "no_email"
+BLOCKER_REVERSAL_UNDER_REVIEW = "reversal_under_review"
+BLOCKER_DELIVERY_NEEDS_CONSENT = "delivery_needs_consent"
+
+
 @dataclass(frozen=True)
 class Blocker:
-    """A reason the learner cannot receive the badge whatever their progress."""
+    """A reason the learner cannot receive the badge whatever their progress.
+
+    `code` is one of the BLOCKER_* codes and `values` contains what a page needs to
+    word it: `reversed_at` (a datetime) for BLOCKER_REVERSAL_UNDER_REVIEW and
+    `deliveries` (a count) for BLOCKER_DELIVERY_NEEDS_CONSENT. `message` words it
+    in English.
+    """
 
     code: str
-    message: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return _blocker_message(self)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "values": {
+                key: value.isoformat() if isinstance(value, datetime) else value
+                for key, value in self.values.items()
+            },
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,7 +142,7 @@ class Explanation:
                 for condition in self.conditions
             ],
             "missing": list(self.missing),
-            "blockers": [asdict(blocker) for blocker in self.blockers],
+            "blockers": [blocker.to_json() for blocker in self.blockers],
         }
 
 
@@ -344,37 +373,13 @@ def award_blockers(
     """
     blockers = []
     if enrolment_active is False:
-        blockers.append(
-            Blocker(
-                "enrolment_inactive",
-                "The LMS does not track this learner's completion in the course: "
-                "the enrolment is not active. Reactivate it in the LMS.",
-            )
-        )
+        blockers.append(Blocker(BLOCKER_ENROLMENT_INACTIVE))
     if learner is None:
-        blockers.append(
-            Blocker(
-                "learner_unknown",
-                "The bridge has not seen this learner yet; they appear after their "
-                "first launch or completion.",
-            )
-        )
+        blockers.append(Blocker(BLOCKER_LEARNER_UNKNOWN))
     elif not learner.email and not learner.lms_user_id:
-        blockers.append(
-            Blocker(
-                "no_identity",
-                "The learner has no email address or LMS account the badge could "
-                "name. Ask the LMS admin to share the email in launches.",
-            )
-        )
+        blockers.append(Blocker(BLOCKER_NO_IDENTITY))
     elif not learner.email:
-        blockers.append(
-            Blocker(
-                "no_email",
-                "The LMS shares no email address for this learner, so the badge "
-                "names their LMS account and portfolios cannot match it by email.",
-            )
-        )
+        blockers.append(Blocker(BLOCKER_NO_EMAIL))
     under_review = (
         credential is not None
         and credential.completion_reversed_at is not None
@@ -383,18 +388,55 @@ def award_blockers(
     if under_review:
         blockers.append(
             Blocker(
-                "reversal_under_review",
-                "The LMS reported the completion reversed on "
-                f"{credential.completion_reversed_at.isoformat()}; an instructor "
-                "decides whether to revoke the badge.",
+                BLOCKER_REVERSAL_UNDER_REVIEW,
+                {"reversed_at": credential.completion_reversed_at},
             )
         )
     if deliveries_waiting_for_consent:
         blockers.append(
             Blocker(
-                "delivery_needs_consent",
-                "A delivery waits for the learner to link their portfolio again "
-                "and grant access.",
+                BLOCKER_DELIVERY_NEEDS_CONSENT,
+                {"deliveries": deliveries_waiting_for_consent},
             )
         )
     return blockers
+
+
+def _blocker_message(blocker: Blocker) -> str:
+    """Word a blocker in English, for JSON clients."""
+    code = blocker.code
+    if code == BLOCKER_ENROLMENT_INACTIVE:
+        return (
+            "The LMS does not track this learner's completion in the course because "
+            "the enrolment is not active. Reactivate the enrolment in the LMS."
+        )
+    if code == BLOCKER_LEARNER_UNKNOWN:
+        return (
+            "The bridge has not seen this learner yet. The learner appears after "
+            "their first launch or completion."
+        )
+    if code == BLOCKER_NO_IDENTITY:
+        return (
+            "The learner has no email address or LMS account that the badge could "
+            "name. Ask the LMS admin to share the email address in launches."
+        )
+    if code == BLOCKER_NO_EMAIL:
+        return (
+            "The LMS shares no email address for this learner, so the badge names "
+            "their LMS account and portfolios cannot match it by email."
+        )
+    if code == BLOCKER_REVERSAL_UNDER_REVIEW:
+        return (
+            "The LMS reported the completion reversed at "
+            f"{_time(blocker.values.get('reversed_at'))}. An instructor decides "
+            "whether to revoke the badge."
+        )
+    if code == BLOCKER_DELIVERY_NEEDS_CONSENT:
+        deliveries = blocker.values.get("deliveries", 1)
+        waiting = (
+            "1 delivery waits" if deliveries == 1 else f"{deliveries} deliveries wait"
+        )
+        return (
+            f"{waiting} for the learner to link their portfolio again and grant access."
+        )
+    return f"The badge cannot be awarded ({code})."

@@ -44,6 +44,7 @@ from lti_tool.logs import get_logger
 from lti_tool.pipeline import moodle_client_for, queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
+from lti_tool.views.blocker_text import BlockerText, blocker_text
 from lti_tool.views.explain_text import ExplanationText, explanation_text
 from lti_tool.views.pages import (
     _course_achievement,
@@ -329,14 +330,15 @@ def why_not_yet(achievement: Achievement) -> ExplanationText | None:
 
 
 @bp.app_template_global()
-def award_blockers_for(credential: Credential) -> list:
-    """Return what keeps an awarded learner's badge under review, for instructors."""
-    return award_blockers(
+def award_blockers_for(credential: Credential) -> list[BlockerText]:
+    """Word what keeps an awarded learner's badge under review, for instructors."""
+    blockers = award_blockers(
         credential.learner,
         credential,
         enrolment_active=None,
         deliveries_waiting_for_consent=_consent_waits(credential),
     )
+    return [blocker_text(blocker) for blocker in blockers]
 
 
 @bp.app_template_global()

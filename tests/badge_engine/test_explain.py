@@ -10,15 +10,24 @@ from datetime import UTC, datetime
 import pytest
 
 from badge_engine.explain import (
+    BLOCKER_DELIVERY_NEEDS_CONSENT,
+    BLOCKER_ENROLMENT_INACTIVE,
+    BLOCKER_LEARNER_UNKNOWN,
+    BLOCKER_NO_EMAIL,
+    BLOCKER_NO_IDENTITY,
+    BLOCKER_REVERSAL_UNDER_REVIEW,
     NOT_REPORTED,
     READING_ACTIVITY,
     READING_COURSE,
     READING_GRADE,
+    Blocker,
     LmsReading,
+    award_blockers,
     explain_award,
     missing_rules,
 )
 from badge_engine.facts import CompletionState
+from badge_engine.models import Credential, CredentialStatus, Learner
 from badge_engine.rules import (
     ActivityProgress,
     GradeProgress,
@@ -300,3 +309,94 @@ def test_engine_imports_no_web_framework():
     )
 
     assert result.stdout.strip() == "[]"
+
+
+REVERSED_AT = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def test_blockers_are_codes_with_values():
+    """Blockers carry a code and the values a page words, not a sentence."""
+    learner = Learner(lms_user_id="42")
+    credential = Credential(
+        status=CredentialStatus.LIVE.value, completion_reversed_at=REVERSED_AT
+    )
+
+    blockers = award_blockers(
+        learner,
+        credential,
+        enrolment_active=False,
+        deliveries_waiting_for_consent=2,
+    )
+
+    assert [blocker.code for blocker in blockers] == [
+        BLOCKER_ENROLMENT_INACTIVE,
+        BLOCKER_NO_EMAIL,
+        BLOCKER_REVERSAL_UNDER_REVIEW,
+        BLOCKER_DELIVERY_NEEDS_CONSENT,
+    ]
+    assert blockers[0].values == {}
+    assert blockers[1].values == {}
+    assert blockers[2].values == {"reversed_at": REVERSED_AT}
+    assert blockers[3].values == {"deliveries": 2}
+
+
+@pytest.mark.parametrize(
+    ("learner", "expected"),
+    [
+        (None, BLOCKER_LEARNER_UNKNOWN),
+        (Learner(), BLOCKER_NO_IDENTITY),
+        (Learner(lms_user_id="42"), BLOCKER_NO_EMAIL),
+    ],
+)
+def test_blockers_learner_identity(learner, expected):
+    """A learner the bridge lacks, or one with no email, gets one identity code."""
+    blockers = award_blockers(learner, None, enrolment_active=None)
+
+    assert [blocker.code for blocker in blockers] == [expected]
+
+
+def test_blockers_none_for_ready_learner():
+    """A learner with an email, an active enrolment and no review has none."""
+    learner = Learner(lms_user_id="42", email="learner@example.org")
+
+    assert award_blockers(learner, None, enrolment_active=True) == []
+
+
+def test_blocker_json_code_values_message():
+    """The JSON form keeps the code, the values as JSON and an English message."""
+    blocker = Blocker(BLOCKER_REVERSAL_UNDER_REVIEW, {"reversed_at": REVERSED_AT})
+
+    body = blocker.to_json()
+
+    assert body["code"] == "reversal_under_review"
+    assert body["values"] == {"reversed_at": "2026-03-01T08:00:00+00:00"}
+    assert body["message"] == (
+        "The LMS reported the completion reversed at 2026-03-01T08:00:00+00:00. "
+        "An instructor decides whether to revoke the badge."
+    )
+
+
+@pytest.mark.parametrize(
+    ("deliveries", "start"), [(1, "1 delivery waits"), (3, "3 deliveries wait")]
+)
+def test_blocker_message_counts_deliveries(deliveries, start):
+    """The English message for waiting deliveries agrees with their count."""
+    blocker = Blocker(BLOCKER_DELIVERY_NEEDS_CONSENT, {"deliveries": deliveries})
+
+    assert blocker.message.startswith(start)
+
+
+def test_explanation_json_lists_blockers():
+    """`Explanation.to_json` lists each blocker in its JSON form."""
+    explanation = explain({"kind": "course_completed"}, NOTHING_DONE)
+    explanation.blockers.append(Blocker(BLOCKER_LEARNER_UNKNOWN))
+
+    blockers = explanation.to_json()["blockers"]
+
+    assert blockers == [
+        {
+            "code": "learner_unknown",
+            "values": {},
+            "message": Blocker(BLOCKER_LEARNER_UNKNOWN).message,
+        }
+    ]
