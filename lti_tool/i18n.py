@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from flask import Flask, current_app, g, request, session
 from werkzeug.exceptions import HTTPException
@@ -117,6 +118,17 @@ def localized_datetime(value: datetime | None) -> str:
 
 def localized_number(value: float | int) -> str:
     return format_decimal(value, locale=current_locale())
+
+
+def localized_percent(value: float | int) -> str:
+    """Format a percentage from 0 to 100 with the locale's sign and spacing.
+
+    French and Spanish put a no-break space before the sign ("82,5 %"), so a line
+    never breaks between the number and "%". Like `localized_number`, at most three
+    decimals are shown.
+    """
+    fraction = (Decimal(str(value)).quantize(Decimal("0.001")) / 100).normalize()
+    return format_percent(fraction, locale=current_locale(), decimal_quantization=False)
 
 
 def _apply_language_choice() -> None:

@@ -84,7 +84,7 @@ def reading_text(reading: LmsReading, names: dict[str, str]) -> Markup:
         if reading.percent is None:
             return Markup.escape(_("no grade"))
         grade = _(
-            "grade of %(percent)s%%", percent=i18n.localized_number(reading.percent)
+            "grade of %(percent)s", percent=i18n.localized_percent(reading.percent)
         )
         return _dated(grade, reading.at)
 

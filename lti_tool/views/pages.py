@@ -271,8 +271,8 @@ def _activity_step(
     name = names.get(activity_id, activity_id)
     if activity_id in fields.min_percent:
         return _(
-            "Get a grade of at least %(percent)s%% in “%(activity)s”",
-            percent=i18n.localized_number(fields.min_percent[activity_id]),
+            "Get a grade of at least %(percent)s in “%(activity)s”",
+            percent=i18n.localized_percent(fields.min_percent[activity_id]),
             activity=name,
         )
     return _("Complete “%(activity)s”", activity=name)

@@ -83,9 +83,9 @@ def _builder_listed_activity(
     name = names.get(activity_id, activity_id)
     if activity_id in min_percent:
         return _(
-            "%(activity)s (grade of at least %(percent)s%%)",
+            "%(activity)s (grade of at least %(percent)s)",
             activity=name,
-            percent=i18n.localized_number(min_percent[activity_id]),
+            percent=i18n.localized_percent(min_percent[activity_id]),
         )
     return name
 
@@ -235,12 +235,12 @@ def _grade_text(node: dict, names: dict[str, str]) -> Markup:
     if not isinstance(percent, (int, float)) or isinstance(percent, bool):
         return _unknown_text()
 
-    percent_text = i18n.localized_number(percent)
+    percent_text = i18n.localized_percent(percent)
     activity_id = node.get("activity_id")
     if activity_id is None:
         return Markup.escape(
             _(
-                "the learner's course total is at or above %(percent)s%%.",
+                "the learner's course total is at or above %(percent)s.",
                 percent=percent_text,
             )
         )
@@ -248,7 +248,7 @@ def _grade_text(node: dict, names: dict[str, str]) -> Markup:
         return _unknown_text()
     return _markup(
         _(
-            "the learner's grade in %(activity)s is at or above %(percent)s%%.",
+            "the learner's grade in %(activity)s is at or above %(percent)s.",
             activity=activity_label(activity_id, names),
             percent=percent_text,
         )

@@ -94,7 +94,7 @@ EXPECTED = {
         "course_done": "curso completado el " + TIME_TAG,
         "course_done_untimed": "curso completado, en una fecha que el LMS no indicó",
         "course_open": "curso no completado",
-        "grade": "calificación de 82,5 % el " + TIME_TAG,
+        "grade": f"calificación de 82,5{NBSP}% el " + TIME_TAG,
         "no_grade": "sin calificación",
         "quiz_done": "«<bdi>Final quiz</bdi>»: completada el " + TIME_TAG,
         "page_open": 'la actividad <bdi dir="ltr">4002</bdi>: no completada',

@@ -7,7 +7,7 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
-from lti_tool.i18n import LANGUAGES, TRANSLATIONS, supported_locale
+from lti_tool.i18n import LANGUAGES, TRANSLATIONS, localized_percent, supported_locale
 
 from .conftest import launch_as
 
@@ -60,14 +60,27 @@ def test_catalogue_translates_every_message(locale):
             )
 
 
-# A breakable space before French high punctuation or a closing guillemet, or after
-# an opening one, lets a line break leave the mark alone at the start of a line.
-# "?token=" is a URL's query, not punctuation.
-FRENCH_BREAKABLE_SPACE = re.compile(r" [:;!?»](?!token=)|« ")
+# French typography: a narrow no-break space (U+202F) before ; ! ?, and a no-break
+# space (U+00A0) before : and », after «, and between a number and %. Any other
+# space there, or none, is wrong, because a breakable one lets a line break leave
+# the mark alone at the start of a line. Each pattern finds a wrong space next to
+# its mark. Marks that are not punctuation are skipped: a URL's "?token=" and
+# "https://", an address scheme's colon before a comma ("javascript:,"), and the XML
+# processing instruction "<?...?>".
+NARROW_NBSP = "\u202f"
+NBSP = "\u00a0"
+FRENCH_WRONG_SPACE = {
+    ";": re.compile(r"[^\u202f];"),
+    "!": re.compile(r"[^\u202f]!"),
+    "?": re.compile(r"[^\u202f<]\?(?!token=|>)"),
+    ":": re.compile(r"[^\u00a0]:(?![/,])"),
+    "»": re.compile(r"[^\u00a0]»"),
+    "«": re.compile(r"«[^\u00a0]"),
+    "%": re.compile(r"[^\u00a0%(]%%"),
+}
 
 
-def test_french_punctuation_keeps_its_space():
-    """French translations use a no-break space before : ; ! ? » and after «."""
+def french_forms():
     path = TRANSLATIONS / "fr" / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as handle:
         catalog = read_po(handle, locale="fr")
@@ -75,13 +88,56 @@ def test_french_punctuation_keeps_its_space():
     for message in catalog:
         if not message.id:
             continue
-        forms = (
+        yield from (
             message.string if isinstance(message.string, tuple) else (message.string,)
         )
-        for form in forms:
-            assert not FRENCH_BREAKABLE_SPACE.search(form), (
-                f"breakable space at French punctuation in {form!r}"
-            )
+
+
+@pytest.mark.parametrize("mark", sorted(FRENCH_WRONG_SPACE))
+def test_french_punctuation_keeps_its_space(mark):
+    """French translations put the right no-break space at each mark."""
+    wrong = FRENCH_WRONG_SPACE[mark]
+
+    for form in french_forms():
+        found = wrong.search(form)
+        assert found is None, f"wrong space at {mark!r} in {form!r}"
+
+
+def test_french_punctuation_space_kinds():
+    """The checks tell the two no-break spaces apart at each mark."""
+    for mark in ";!?":
+        assert FRENCH_WRONG_SPACE[mark].search(f"Oui{NBSP}{mark}")
+        assert FRENCH_WRONG_SPACE[mark].search(f"Oui {mark}")
+        assert not FRENCH_WRONG_SPACE[mark].search(f"Oui{NARROW_NBSP}{mark}")
+    for mark in ":»":
+        assert FRENCH_WRONG_SPACE[mark].search(f"Oui{NARROW_NBSP}{mark}")
+        assert FRENCH_WRONG_SPACE[mark].search(f"Oui {mark}")
+        assert not FRENCH_WRONG_SPACE[mark].search(f"Oui{NBSP}{mark}")
+    assert FRENCH_WRONG_SPACE["«"].search("« Oui")
+    assert not FRENCH_WRONG_SPACE["«"].search(f"«{NBSP}Oui")
+    assert FRENCH_WRONG_SPACE["%"].search("50 %%")
+    assert not FRENCH_WRONG_SPACE["%"].search(f"50{NBSP}%%")
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en", "82.5%"),
+        ("fr", f"82,5{NBSP}%"),
+        ("es", f"82,5{NBSP}%"),
+        ("ar", "82.5%"),
+    ],
+)
+def test_localized_percent_keeps_sign(app, locale, expected):
+    """A percentage keeps its sign on the number's line in every page language."""
+    with app.test_request_context("/", headers={"Accept-Language": locale}):
+        assert localized_percent(82.5) == expected
+        assert localized_percent(70) == expected.replace("82.5", "70").replace(
+            "82,5", "70"
+        )
+        assert localized_percent(200 / 3) == expected.replace("82.5", "66.667").replace(
+            "82,5", "66,667"
+        )
 
 
 def test_launch_locale_beats_accept_language(client, tenants):
