@@ -1,4 +1,5 @@
-"""Award blockers on the instructor's course page, in every page language."""
+"""Award blockers and replaced versions on the instructor's course page, in each
+page language."""
 
 from __future__ import annotations
 
@@ -196,3 +197,29 @@ def test_instructor_page_blockers_english(client, db, tenants):
     assert blockers[BLOCKER_DELIVERY_NEEDS_CONSENT].startswith(
         EXPECTED["en"]["one_delivery"]
     )
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("correction", "Remplacé par une version corrigée"),
+        ("renewal", "Remplacé par une version renouvelée"),
+    ],
+)
+def test_instructor_page_supersede_reason_french(client, db, tenants, reason, expected):
+    """A replaced award names why it was replaced in French, not by its code."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    credential.status = "superseded"
+    credential.live_key = None
+    credential.supersede_reason = reason
+    db.commit()
+    launch_as(client, alpha, "instructor", locale="fr")
+
+    page = html.unescape(
+        client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    )
+    replaced = re.findall(r'<p class="superseded"[^>]*>(.*?)</p>', page, re.S)
+
+    assert replaced == [expected]
+    assert f"({reason})" not in page
