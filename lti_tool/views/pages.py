@@ -42,7 +42,7 @@ from badge_engine.explain import missing_rules
 from badge_engine.rules import InvalidAwardRule, LearnerProgress, validate_award_rule
 from badge_engine.status import MAX_REASON_LENGTH, AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
-from connectors.hpass.models import Delivery, PortfolioAccount
+from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 from connectors.models import ConnectionState, LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
@@ -489,13 +489,22 @@ def _award_rows(course: LtiCourse) -> list[dict]:
 
 
 def delivery_status_text(status: str) -> str:
+    """Label a `DeliveryStatus` value in the page language.
+
+    An unknown value is returned as it is, so a status added to the enum without a
+    label here still shows.
+    """
     labels = {
-        "queued": _("Waiting to be sent"),
-        "delivered": _("Delivered"),
-        "retrying": _("Sending failed, retrying"),
-        "failed": _("Sending failed"),
-        "no_portfolio": _("No portfolio linked"),
-        "needs_consent": _("Waiting until you link the portfolio again"),
+        DeliveryStatus.QUEUED.value: _("Waiting to be sent"),
+        DeliveryStatus.DELIVERED.value: _("Delivered"),
+        DeliveryStatus.RETRYING.value: _("Sending failed, retrying"),
+        DeliveryStatus.FAILED.value: _("Sending failed"),
+        DeliveryStatus.NO_PORTFOLIO.value: _("No portfolio linked"),
+        DeliveryStatus.NEEDS_CONSENT.value: _(
+            "Waiting until you link the portfolio again"
+        ),
+        # The route passed the revocation on to the portfolio.
+        DeliveryStatus.REVOKED.value: _("Revoked in the portfolio"),
     }
     return labels.get(status, status)
 

@@ -6,11 +6,12 @@ import pytest
 
 from badge_engine.outbox import OutboxMessage
 from connectors.hpass.deliveries import delivery_key
-from connectors.hpass.models import Delivery, PortfolioAccount
+from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 from lti_tool.accounts import AccountRole
 from lti_tool.dispatcher import dispatcher_for
 from lti_tool.operations import ActionError
 from lti_tool.operations.deliveries import discard_delivery
+from lti_tool.views.pages import delivery_status_text
 from tests.support.broker import broker_tasks
 
 from .conftest import add_account, add_credential, launch_as, sign_in
@@ -108,6 +109,34 @@ def test_learner_portfolio_translated(client, tenants, db, language, text):
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
 
     assert text in page
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es", "ar"])
+@pytest.mark.parametrize("status", list(DeliveryStatus))
+def test_delivery_status_has_label(app, language, status):
+    """Every delivery status gets a label in each language, not its raw value."""
+    with app.test_request_context("/", headers={"Accept-Language": language}):
+        label = delivery_status_text(status.value)
+
+    assert label != status.value
+    assert label.strip()
+
+
+def test_instructor_page_revoked_delivery(client, tenants, db):
+    """A delivery that passed a revocation on reads as revoked in the page language."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    credential.status = "revoked"
+    credential.live_key = None
+    credential.revocation_reason = "Issued by mistake"
+    _delivery(db, alpha, credential, _account(db, alpha, FIRST), "revoked")
+    db.commit()
+    launch_as(client, alpha, "instructor", locale="ar")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    cell = page.split('<span class="delivery" data-status="revoked">')[1]
+
+    assert cell.startswith("أُلغيت في ملف الإنجازات</span>")
 
 
 def test_learner_page_other_provider_account(client, tenants, db):
