@@ -289,6 +289,21 @@ def _live_credential(course: LtiCourse, achievement: Achievement, learner_id: in
     )
 
 
+def _revoked_credential(course: LtiCourse, achievement: Achievement, learner_id: int):
+    """Return the learner's most recently revoked credential of the achievement."""
+    return db_session().scalar(
+        select(Credential)
+        .where(
+            Credential.provider_id == course.provider_id,
+            Credential.achievement_id == achievement.id,
+            Credential.learner_id == learner_id,
+            Credential.status == CredentialStatus.REVOKED.value,
+        )
+        .order_by(Credential.revoked_at.desc(), Credential.id.desc())
+        .limit(1)
+    )
+
+
 def _deliveries(provider_id: int, credential_ids: list[int]) -> dict[int, list]:
     if not credential_ids:
         return {}
@@ -415,15 +430,22 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
     disconnected = disconnected_connection_ids(course.provider_id, achievements)
     for achievement in achievements:
         credential = None
+        revoked = None
         if learner_id is not None:
             credential = _live_credential(course, achievement, learner_id)
+        if credential is None and learner_id is not None:
+            revoked = _revoked_credential(course, achievement, learner_id)
         # A badge still to earn on a disconnected connection lists no steps,
-        # because completing them would award nothing.
+        # because completing them would award nothing. A revoked badge lists none
+        # either, because the learner met its rule once and the card shows the
+        # revocation instead.
         unavailable = (
-            credential is None and achievement.lms_connection_id in disconnected
+            credential is None
+            and revoked is None
+            and achievement.lms_connection_id in disconnected
         )
         missing = []
-        if credential is None and not unavailable:
+        if credential is None and revoked is None and not unavailable:
             missing = _learner_missing(course, achievement, names)
         rows.append(
             {
@@ -432,6 +454,7 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
                 "credential_url": credential
                 and credential_url(base_url(), credential.public_id),
                 "missing": missing,
+                "revoked": revoked,
                 "unavailable": unavailable,
             }
         )

@@ -6,12 +6,14 @@ import csv
 import io
 import struct
 import zlib
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from badge_engine.models import Achievement, Credential
+from badge_engine.models import Achievement, Credential, Learner
+from badge_engine.status import revoke_credential
 from connectors.hpass.models import Delivery
 from lti_tool.accounts import AuditEvent
 from lti_tool.images import AchievementImage
@@ -81,6 +83,95 @@ def test_learner_page_shows_earned_badge(client, tenants, db):
     assert "HPass portfolio: Delivered" in page
     assert f"/credentials/{credential.public_id}" in page
     assert f"/credentials/{credential.public_id}/download" in page
+
+
+def _revoke(db, credential: Credential, reason: str = "Issued by mistake") -> None:
+    revoke_credential(
+        db,
+        credential,
+        reason,
+        actor="instructor",
+        now=datetime(2026, 4, 2, 8, 0, tzinfo=timezone.utc),
+    )
+    db.commit()
+
+
+def test_learner_page_shows_revoked_badge(client, tenants, db):
+    """A revoked badge shows as revoked, with its date and reason, and no steps."""
+    alpha, _ = tenants
+    _revoke(db, add_credential(db, alpha))
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    card = page.split('<li class="card"')[1]
+
+    assert '<p class="status revoked">' in card
+    assert "Revoked by its issuer on" in card
+    assert '<time datetime="2026-04-02T08:00:00+00:00">April 2, 2026</time>' in card
+    assert '<span dir="auto">Issued by mistake</span>' in card
+    assert "ask your course's instructor" in card
+    assert "Not earned yet" not in card
+    assert "Still missing" not in card
+    assert "Complete the course" not in card
+    assert "Why not yet?" not in card
+
+
+def test_learner_page_reearned_after_revocation(client, tenants, db):
+    """A badge earned again after a revocation shows as earned, not revoked."""
+    alpha, _ = tenants
+    _revoke(db, add_credential(db, alpha))
+    add_credential(db, alpha)
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    card = page.split('<li class="card"')[1]
+
+    assert "Earned" in card
+    assert "status revoked" not in card
+
+
+def test_revoked_badge_only_for_its_learner(client, tenants, db):
+    """Another learner's revoked badge leaves the launched learner's card unchanged."""
+    alpha, _ = tenants
+    other = Learner(
+        provider_id=alpha.provider_id,
+        lms_connection_id=alpha.connection_id,
+        lms_user_id="77",
+    )
+    db.add(other)
+    db.flush()
+    credential = add_credential(db, alpha)
+    credential.learner_id = other.id
+    credential.live_key = f"{alpha.achievement_id}:{other.id}"
+    _revoke(db, credential)
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "status revoked" not in page
+    assert "Not earned yet" in page
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("fr", ["Révoqué par son émetteur le", "Motif\u00a0:", "l’enseignant"]),
+        ("es", ["Revocada", "ya no es válida", "profesor de su curso"]),
+        ("ar", ["ألغتها الجهة المانحة", "لم تعد هذه الشارة صالحة", "مدرّس دورتك"]),
+    ],
+)
+def test_revoked_badge_translated(client, tenants, db, language, words):
+    """The revoked badge's status, date line and advice are in the page language."""
+    alpha, _ = tenants
+    _revoke(db, add_credential(db, alpha))
+    launch_as(client, alpha, "learner", locale=language)
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    card = page.split('<li class="card"')[1]
+
+    for word in words:
+        assert word in card
+    assert "Issued by mistake" in card
 
 
 def test_learner_downloads_own_credential(client, tenants, db):
