@@ -1443,6 +1443,13 @@ def _job_row(job: BackfillJob, names: dict[int, str]) -> dict:
         "cancel_requested": job.cancel_requested,
         **job_summary(job),
         "status_text": backfill_status_text(job.status, job.cancel_requested),
+        # Several jobs of one badge (created, then its rule changed) differ only
+        # by why and when they were queued.
+        "queued_text": _(
+            "%(reason)s Queued on %(time)s.",
+            reason=backfill_trigger_text(job.trigger),
+            time=i18n.localized_datetime(job.created_at),
+        ),
         # "Label: number" pairs read right for any count in every language, where
         # "1 learners" would need a plural form per count.
         "counts_text": _(
@@ -1470,6 +1477,15 @@ def backfill_status_text(status: str, cancel_requested: bool = False) -> str:
         "failed": _("Failed"),
     }
     return labels.get(status, status)
+
+
+def backfill_trigger_text(trigger: str) -> str:
+    labels = {
+        BackfillTrigger.ACHIEVEMENT_CREATED.value: _("The badge was created."),
+        BackfillTrigger.RULE_CHANGED.value: _("The badge's award rule changed."),
+        BackfillTrigger.MANUAL.value: _("Started on request."),
+    }
+    return labels.get(trigger, "")
 
 
 @bp.app_template_global()

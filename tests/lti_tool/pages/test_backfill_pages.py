@@ -45,6 +45,24 @@ def test_backfill_start_queues_job(db, client, tenants):
     assert "Learners checked:" in page
 
 
+def test_backfill_rows_say_why_and_when(db, client, tenants):
+    """Two finished jobs of one badge differ by their reason and queue time."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    start(client, alpha)
+    [first] = jobs_of(db, alpha)
+    first.status = BackfillStatus.DONE.value
+    db.commit()
+    start(client, alpha)
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    french = client.get(f"/course/{alpha.course_id}?lang=fr").get_data(as_text=True)
+
+    assert page.count("Started on request. Queued on ") == 2
+    assert "UTC" in page
+    assert french.count("Lancé à la demande. Mis en file") == 2
+
+
 def test_backfill_three_clicks_one_job(db, client, tenants):
     """Clicking "award" three times while the job is pending shows one job."""
     alpha, _ = tenants
