@@ -90,7 +90,8 @@ def make_celery(app: Flask) -> Celery:
     )
     celery.set_default()
     app.extensions["celery"] = celery
-    import lti_tool.ags_tasks  # noqa: F401 - registers the tasks on this app
+    import lti_tool.account_mail  # noqa: F401 - registers the tasks on this app
+    import lti_tool.ags_tasks  # noqa: F401
     import lti_tool.canvas_tasks  # noqa: F401
     import lti_tool.renewal_tasks  # noqa: F401
     import lti_tool.tasks  # noqa: F401

@@ -1,8 +1,8 @@
-"""Outgoing email: the outbox handler for `email.send` messages.
+"""Outgoing email: the transport, and the outbox handler for `email.send` messages.
 
 With `HPASS_SMTP_URL` unset (the embedded default) each message is written as an
-.eml file to `<instance>/mail/`, so a single-machine install needs no mail server.
-In production `HPASS_SMTP_URL` names the server:
+owner-only (mode 0600) .eml file to `<instance>/mail/`, so a single-machine install
+needs no mail server. In production `HPASS_SMTP_URL` names the server:
 
     smtp://host:25            plain SMTP, upgraded with STARTTLS when offered
     smtp+starttls://host:587  STARTTLS required
@@ -98,10 +98,7 @@ def deliver(settings: MailSettings, message: EmailMessage, name: str) -> str:
     Returns where it went. Raises smtplib.SMTPException or OSError on failure.
     """
     if settings.smtp_url is None:
-        settings.outbox_dir.mkdir(parents=True, exist_ok=True)
-        path = settings.outbox_dir / f"{_SAFE_NAME.sub('_', name)}.eml"
-        path.write_bytes(bytes(message))
-        return str(path)
+        return _write_message_file(settings.outbox_dir, message, name)
 
     parts = urlsplit(settings.smtp_url)
     scheme = parts.scheme
@@ -124,6 +121,21 @@ def deliver(settings: MailSettings, message: EmailMessage, name: str) -> str:
             client.login(unquote(parts.username), unquote(parts.password or ""))
         client.send_message(message)
     return f"{scheme}://{parts.hostname}:{port}"
+
+
+def _write_message_file(folder: Path, message: EmailMessage, name: str) -> str:
+    """Write the message as `<folder>/<name>.eml`, readable by its owner only.
+
+    A message can carry a password reset link, so no other local user may read it.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f"{_SAFE_NAME.sub('_', name)}.eml"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # os.open sets the mode only on a new file, so fchmod also covers an older one.
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(bytes(message))
+    return str(path)
 
 
 def send_email_message(context) -> None:

@@ -6,9 +6,7 @@ sign-in, whichever comes first. These pages may never be framed.
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
-from email.message import EmailMessage
+from datetime import datetime
 
 from flask import (
     Blueprint,
@@ -22,6 +20,7 @@ from flask import (
 )
 
 from badge_engine.db import utcnow
+from lti_tool.account_mail import queue_password_reset
 from lti_tool.accounts import (
     LOCKOUT_MINUTES,
     MAX_FAILED_SIGN_INS,
@@ -35,11 +34,10 @@ from lti_tool.accounts import (
     find_account,
     find_usable_token,
     hash_password,
-    issue_token,
     normalize_email,
     record_audit,
 )
-from lti_tool.bridge import current_bridge, db_session
+from lti_tool.bridge import db_session
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.urls_for import base_url
@@ -246,24 +244,6 @@ def accept_invitation(token: str):
     return redirect(url_for("admin.dashboard"), code=303)
 
 
-def send_account_email(to: str, subject: str, body: str) -> None:
-    """Write an email to the instance folder's `mail/` directory.
-
-    TODO: send through the outbox's `email.send` channel once its payloads can be
-    stored encrypted. Its payload is plain JSON in the database, where a reset link
-    would stay readable, so these emails reach only the files for now, not SMTP.
-    """
-    message = EmailMessage()
-    message["To"] = to
-    message["From"] = "HPass badges <no-reply@localhost>"
-    message["Subject"] = subject
-    message.set_content(body)
-    folder = current_bridge().settings.instance_path / "mail"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    (folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml").write_bytes(bytes(message))
-
-
 @bp.get("/reset")
 def reset_request_form():
     return render_template("auth/reset_request.html", form={}, errors={}, sent=False)
@@ -284,22 +264,8 @@ def request_reset():
     db = db_session()
     account = find_account(db, email)
     if account is not None:
-        token = issue_token(
-            db,
-            TokenPurpose.PASSWORD_RESET,
-            email=account.email,
-            provider_id=account.provider_id,
-            account_id=account.id,
-        )
-        db.commit()
-        link = base_url() + url_for("auth.reset_form", token=token)
-        send_account_email(
-            account.email,
-            "Reset your HPass badges password",
-            f"Open this link within an hour to choose a new password:\n\n{link}\n\n"
-            "If you did not ask for it, ignore this email.",
-        )
-        log.info("password_reset_sent", account_id=account.id)
+        queue_password_reset(account.id)
+        log.info("password_reset_queued", account_id=account.id)
     # The same page either way, so the form does not reveal which emails exist.
     return render_template(
         "auth/reset_request.html", form={"email": normalize_email(email)}, errors={},

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from badge_engine.outbox import OutboxMessage
 from connectors.models import LmsConnection
+from lti_tool.account_mail import send_password_reset
 from lti_tool.accounts import Account, AccountRole, AuditEvent
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.views.auth import IDLE_MINUTES
@@ -170,15 +171,24 @@ def test_invitation_password_mismatch(client, tenants, db):
     assert 'id="password_repeat-error"' in response.get_data(as_text=True)
 
 
-def test_password_reset_by_mail(client, settings, tenants, db):
+def test_password_reset_by_mail(app, client, settings, tenants, db, monkeypatch):
     """A reset request mails a one-time link that sets a new password."""
     alpha, _ = tenants
     add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
     with client.session_transaction() as session:
         session["csrf"] = "test-csrf"
 
+    queued = []
+    monkeypatch.setattr(
+        app.extensions["celery"], "send_task", lambda name, args: queued.append(args)
+    )
+    monkeypatch.delenv("HPASS_SMTP_URL", raising=False)
+
     sent = client.post("/account/reset", data={"csrf": "test-csrf", "email": "admin@alpha.org"})
     unknown = client.post("/account/reset", data={"csrf": "test-csrf", "email": "x@alpha.org"})
+    for args in queued:
+        with app.app_context():
+            send_password_reset.run(*args)
     mails = list((settings.instance_path / "mail").glob("*.eml"))
     body = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
     link = re.search(r"http://127\.0\.0\.1:5999(/account/reset/[\w-]+)", body.get_content())

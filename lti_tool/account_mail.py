@@ -1,0 +1,115 @@
+"""Password reset emails, sent by a Celery task that takes only the account id.
+
+A reset link is a secret for an hour, so it never enters a stored payload. The
+outbox keeps its payloads as plain JSON in the database, and the broker keeps task
+arguments as plain JSON too. The request only queues the account id. The worker
+issues the one-time token, stores its digest, and sends the link through the same
+transport as every other email (`lti_tool.mail`): SMTP when `HPASS_SMTP_URL` is set,
+otherwise an owner-only .eml file in `<instance>/mail/`. The reset page looks the same
+whether the account exists, the task was queued or the email was sent.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import uuid
+
+from celery import shared_task
+from flask import current_app
+
+from lti_tool.accounts import Account, TokenPurpose, issue_token
+from lti_tool.bridge import current_bridge
+from lti_tool.logs import get_logger
+from lti_tool.mail import MailConfigError, MailSettings, build_message, deliver
+
+log = get_logger(__name__)
+
+# A Celery task name, not a secret.
+SEND_PASSWORD_RESET = "lti_tool.account_mail.send_password_reset"  # noqa: S105
+RESET_SUBJECT = "Reset your HPass badges password"
+
+
+def password_reset_url(base: str, token: str) -> str:
+    return f"{base}/account/reset/{token}"
+
+
+def queue_password_reset(account_id: int) -> None:
+    """Queue the reset email of an account, and log a broker failure without raising.
+
+    Raising would turn the neutral reset page into an error page for known emails
+    only, which would reveal which emails have accounts.
+    """
+    celery = current_app.extensions["celery"]
+    try:
+        celery.send_task(SEND_PASSWORD_RESET, args=[account_id])
+    except Exception as error:  # noqa: BLE001 - the person can ask again
+        log.warning(
+            "password_reset_queue_failed",
+            account_id=account_id,
+            error=type(error).__name__,
+        )
+
+
+@shared_task(name=SEND_PASSWORD_RESET)
+def send_password_reset(account_id: int) -> str:
+    """Issue a reset token for the account and email its link.
+
+    Returns "sent", "no_account" or "failed". A failed send is logged with the
+    account id and not retried, because a retry would issue a second link. The
+    person can ask for a new one on the reset page.
+    """
+    bridge = current_bridge()
+    settings = bridge.settings
+    try:
+        mail_settings = MailSettings.from_environ(
+            settings.instance_path, settings.public_base_url
+        )
+    except MailConfigError as error:
+        log.error("password_reset_email_failed", account_id=account_id, error=str(error))
+        return "failed"
+
+    with bridge.session() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            log.warning("password_reset_account_not_found", account_id=account_id)
+            return "no_account"
+        # The digest is committed before the email leaves, so a delivered link
+        # always works.
+        token = issue_token(
+            session,
+            TokenPurpose.PASSWORD_RESET,
+            email=account.email,
+            provider_id=account.provider_id,
+            account_id=account.id,
+        )
+        session.commit()
+        recipient = account.email
+        provider_id = account.provider_id
+
+    link = password_reset_url(settings.public_base_url, token)
+    body = (
+        f"Open this link within an hour to choose a new password:\n\n{link}\n\n"
+        "If you did not ask for it, ignore this email."
+    )
+    message = build_message(
+        mail_settings.sender, {"to": recipient, "subject": RESET_SUBJECT, "body": body}
+    )
+    try:
+        name = f"password-reset-{account_id}-{uuid.uuid4().hex}"
+        where = deliver(mail_settings, message, name)
+    except (smtplib.SMTPException, OSError) as error:
+        log.warning(
+            "password_reset_email_failed",
+            account_id=account_id,
+            provider_id=provider_id,
+            error=type(error).__name__,
+        )
+        return "failed"
+
+    log.info(
+        "password_reset_email_sent",
+        account_id=account_id,
+        provider_id=provider_id,
+        transport=where.split(":")[0],
+    )
+    return "sent"
