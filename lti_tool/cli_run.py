@@ -17,6 +17,7 @@ from lti_tool.config import (
     load_settings,
     remember_run_url,
 )
+from lti_tool.run_lock import InstanceInUse, hold_run_lock
 
 STOP_GRACE_SECONDS = 15
 
@@ -111,6 +112,13 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    try:
+        # The lock lasts until this process ends. Popen closes inherited file
+        # descriptors, so the worker and scheduler never hold it.
+        run_lock = hold_run_lock(settings.instance_path, settings.public_base_url)
+    except InstanceInUse as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
     if derived_url:
         remember_run_url(settings.instance_path, settings.public_base_url)
     upgrade(settings.database_url)
@@ -156,6 +164,7 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
         state_file = app.extensions.get("hpass_demo_state")
         if state_file is not None:
             state_file.flush()
+        run_lock.close()
     _say("stopped")
 
 
