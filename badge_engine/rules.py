@@ -27,10 +27,11 @@ The human-readable criteria shown with the badge are separate
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import jsonschema
@@ -255,6 +256,122 @@ def referenced_activity_ids(document: dict[str, Any]) -> set[str]:
             ids.add(node["activity_id"])
         ids.update(node.get("activity_ids", ()))
     return ids
+
+
+def canonical_award_rule(document: dict[str, Any]) -> dict[str, Any]:
+    """Return one spelling of a validated rule, equal for rules that award alike.
+
+    Rules with one canonical form are met by the same learners at the same time,
+    as `evaluate_award_rule` decides. The form covers the spellings below, and an
+    equivalent rule written another way still compares unequal:
+
+    - Activity sets are unordered, and `activity_completed`, `activities_completed`
+      and `activities_completed_at_least` all become the last of these (all of n
+      activities is at least n of them, any is at least 1).
+    - `min_percent` is a float, so 80 and 80.0 are one threshold.
+    - Window times are UTC, so one instant written in two time zones is one time.
+    - The parts of `all_of` and `any_of` are unordered and counted once, a part of
+      the same kind is merged into its parent, and a combination of one part is
+      that part. Nodes with a window are never merged, because the window applies
+      to the node as a whole.
+
+    The result is for comparing only. Merging can put more than
+    MAX_ACTIVITIES_PER_NODE activities in one node, so it may not validate.
+    """
+    return {"version": document["version"], "rule": _canonical_node(document["rule"])}
+
+
+def same_award_rule(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Return whether two validated rule documents award alike."""
+    return canonical_award_rule(first) == canonical_award_rule(second)
+
+
+def _canonical_node(node: dict[str, Any]) -> dict[str, Any]:
+    kind = node["kind"]
+    if kind == "course_completed":
+        canonical: dict[str, Any] = {"kind": kind}
+    elif kind == "activity_completed":
+        canonical = _at_least_node([node["activity_id"]], 1)
+    elif kind == "activities_completed":
+        ids = node["activity_ids"]
+        canonical = _at_least_node(ids, len(ids) if node["match"] == "all" else 1)
+    elif kind == "activities_completed_at_least":
+        canonical = _at_least_node(node["activity_ids"], node["count"])
+    elif kind == "grade_at_least":
+        canonical = {"kind": kind, "min_percent": float(node["min_percent"])}
+        if "activity_id" in node:
+            canonical["activity_id"] = node["activity_id"]
+    else:
+        canonical = _canonical_combination(kind, node["rules"])
+        if "window" in node and "window" in canonical:
+            # One part with a window of its own stays wrapped, because a node
+            # carries one window and both must hold.
+            canonical = {"kind": kind, "rules": [canonical]}
+    if "window" in node:
+        # A copy, because a combination of one part returns that part's node.
+        canonical = {**canonical, "window": _canonical_window(node["window"])}
+    return canonical
+
+
+def _at_least_node(activity_ids: list[str], count: int) -> dict[str, Any]:
+    return {
+        "kind": "activities_completed_at_least",
+        "activity_ids": sorted(set(activity_ids)),
+        "count": count,
+    }
+
+
+def _canonical_combination(kind: str, rules: list[dict]) -> dict[str, Any]:
+    parts: list[dict] = []
+    for child in map(_canonical_node, rules):
+        if child["kind"] == kind and "window" not in child:
+            parts.extend(child["rules"])
+        else:
+            parts.append(child)
+    parts = _merge_activity_sets(kind, parts)
+
+    unique = {_sort_key(part): part for part in parts}
+    if len(unique) == 1:
+        return next(iter(unique.values()))
+    return {"kind": kind, "rules": [unique[key] for key in sorted(unique)]}
+
+
+def _merge_activity_sets(kind: str, parts: list[dict]) -> list[dict]:
+    """Merge the windowless activity sets that need all (all_of) or one (any_of).
+
+    All of {a, b} and all of {c} is all of {a, b, c}, and any of {a} or any of
+    {b, c} is any of {a, b, c}. Sets with another count stay as they are.
+    """
+    merged: set[str] = set()
+    unmerged = []
+    for part in parts:
+        mergeable = (
+            part["kind"] == "activities_completed_at_least"
+            and "window" not in part
+            and part["count"] == (len(part["activity_ids"]) if kind == "all_of" else 1)
+        )
+        if mergeable:
+            merged.update(part["activity_ids"])
+        else:
+            unmerged.append(part)
+    if merged:
+        count = len(merged) if kind == "all_of" else 1
+        unmerged.append(_at_least_node(list(merged), count))
+    return unmerged
+
+
+def _sort_key(node: dict[str, Any]) -> str:
+    return json.dumps(node, sort_keys=True)
+
+
+def _canonical_window(window: dict) -> dict[str, str]:
+    start, end = _parse_window(window, "window")
+    canonical = {}
+    if start is not None:
+        canonical["from"] = start.astimezone(timezone.utc).isoformat()
+    if end is not None:
+        canonical["until"] = end.astimezone(timezone.utc).isoformat()
+    return canonical
 
 
 COURSE_COMPLETED_RULE = {"version": 1, "rule": {"kind": "course_completed"}}

@@ -252,8 +252,8 @@ def _sent_backfill(op, job) -> dict | None:
 
 def _edit_text(achievement_id: str, fields: list[str], backfill: dict | None) -> str:
     if not fields:
-        return (f"achievement {achievement_id} unchanged: the award rule given is "
-                "the stored one")
+        return (f"achievement {achievement_id} unchanged: the award rule given "
+                "awards like the stored one")
     lines = [f"achievement {achievement_id} updated: {', '.join(fields)}"]
     if backfill is not None and backfill["joined"]:
         lines.append(f"the award rule changed; backfill {backfill['id']} of this "

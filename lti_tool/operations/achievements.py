@@ -24,6 +24,7 @@ from badge_engine.models import (
 from badge_engine.rules import (
     InvalidAwardRule,
     evaluate_award_rule,
+    same_award_rule,
     validate_award_rule,
 )
 from connectors.canvas.errors import CanvasError
@@ -244,10 +245,11 @@ def edit_achievement(
 ) -> list[str]:
     """Change the given fields and return their names.
 
-    Every value is checked before anything changes. A rule equal to the stored one
-    is not a change. A new rule is then checked against the course in the LMS, as
-    `add_achievement` does, unless `skip_lms_check` is set. Returns an empty list,
-    and records nothing, when the only value given is the stored rule.
+    Every value is checked before anything changes. A rule that awards like the
+    stored one (`same_award_rule`) is not a change, so the stored document stays.
+    A new rule is then checked against the course in the LMS, as `add_achievement`
+    does, unless `skip_lms_check` is set. Returns an empty list, and records
+    nothing, when the only value given is a rule equivalent to the stored one.
     """
     changes: dict[str, Any] = {}
     if rule is not None:
@@ -268,7 +270,9 @@ def edit_achievement(
             f"nothing to change; give {fields}",
             code="nothing_to_change",
         )
-    if changes.get("award_rule") == achievement.award_rule:
+    if "award_rule" in changes and same_award_rule(
+        changes["award_rule"], achievement.award_rule
+    ):
         del changes["award_rule"]
         if not changes:
             return []

@@ -39,7 +39,12 @@ from badge_engine.corrections import correct_achievement
 from badge_engine.errors import InvalidCredential
 from badge_engine.models import Achievement, Credential, CredentialStatus
 from badge_engine.explain import missing_rules
-from badge_engine.rules import InvalidAwardRule, LearnerProgress, validate_award_rule
+from badge_engine.rules import (
+    InvalidAwardRule,
+    LearnerProgress,
+    same_award_rule,
+    validate_award_rule,
+)
 from badge_engine.status import MAX_REASON_LENGTH, AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
 from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
@@ -1189,9 +1194,11 @@ def update_achievement(course_id: int, public_id: str):
         if value != (getattr(achievement, field) or None)
     ]
     rule_detail = {}
-    if rule != achievement.award_rule:
+    # An equivalent rule written differently (the builder lists activities in page
+    # order, for one) keeps the stored document, so it starts no backfill.
+    if not same_award_rule(rule, achievement.award_rule):
         rule_detail = achievement_ops.rule_change_detail(achievement.award_rule, rule)
-    achievement.award_rule = rule
+        achievement.award_rule = rule
     follow_ups: list[int] = []
     new_versions: list[str] = []
     # Only a text or image change gives holders a new version: issued credentials
@@ -1210,20 +1217,22 @@ def update_achievement(course_id: int, public_id: str):
     else:
         for field in changed:
             setattr(achievement, field, changes[field])
-    record_audit(
-        db,
-        provider_id=found.provider_id,
-        actor=_instructor_actor(),
-        action="achievement.corrected" if new_versions else "achievement.updated",
-        target=f"achievement:{achievement.public_id}",
-        detail={
-            "course_id": found.lms_course_id,
-            "rule": rule["rule"]["kind"],
-            "changed": changed + (["award_rule"] if rule_detail else []),
-            "new_versions": new_versions,
-            **rule_detail,
-        },
-    )
+    # A save that changes nothing, an equivalent rule included, leaves no entry.
+    if changed or rule_detail:
+        record_audit(
+            db,
+            provider_id=found.provider_id,
+            actor=_instructor_actor(),
+            action="achievement.corrected" if new_versions else "achievement.updated",
+            target=f"achievement:{achievement.public_id}",
+            detail={
+                "course_id": found.lms_course_id,
+                "rule": rule["rule"]["kind"],
+                "changed": changed + (["award_rule"] if rule_detail else []),
+                "new_versions": new_versions,
+                **rule_detail,
+            },
+        )
     job = error = None
     if rule_detail:
         job, error = start_automatic_backfill(db, _instructor_actor(), achievement)

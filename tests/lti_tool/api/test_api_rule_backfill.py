@@ -106,6 +106,43 @@ def test_same_rule_records_nothing(client, db, alpha):
     assert audit_events(db, "achievement.updated") == []
 
 
+def test_equivalent_rule_records_nothing(client, db, alpha):
+    """A rule that awards like the stored one starts no job and adds no event."""
+    patch(client, alpha, {"award_rule": QUIZ_RULE, "skip_lms_check": True})
+    equivalent = {
+        "rule": {"count": 1, "activity_ids": ["4001"],
+                 "kind": "activities_completed_at_least"},
+        "version": 1,
+    }
+
+    response = patch(client, alpha, {"award_rule": equivalent, "skip_lms_check": True})
+
+    assert response.status_code == 200, response.json
+    assert response.json["backfill"] is None
+    assert len(jobs(db)) == 1
+    assert len(audit_events(db, "achievement.updated")) == 1
+    assert db.get(Achievement, jobs(db)[0].achievement_ids[0]).award_rule == QUIZ_RULE
+
+
+def test_grade_change_starts_backfill(client, db, alpha):
+    """A new minimum grade is a rule change, 80 against 80.0 is not."""
+    grade_rule = {
+        "version": 1,
+        "rule": {"kind": "grade_at_least", "activity_id": "4001", "min_percent": 80},
+    }
+    raised = {"version": 1, "rule": {**grade_rule["rule"], "min_percent": 85.5}}
+    as_float = {"version": 1, "rule": {**grade_rule["rule"], "min_percent": 80.0}}
+
+    first = patch(client, alpha, {"award_rule": grade_rule, "skip_lms_check": True})
+    same = patch(client, alpha, {"award_rule": as_float, "skip_lms_check": True})
+    changed = patch(client, alpha, {"award_rule": raised, "skip_lms_check": True})
+
+    assert first.json["backfill"] is not None
+    assert same.json["backfill"] is None
+    assert changed.json["backfill"] is not None
+    assert len(audit_events(db, "achievement.updated")) == 2
+
+
 def test_backfill_field_must_be_boolean(client, db, alpha):
     """A backfill field that is not true or false is rejected before any change."""
     response = patch(client, alpha, {"award_rule": QUIZ_RULE, "backfill": "no"})

@@ -105,10 +105,40 @@ def test_edit_same_rule_unchanged(cli, achievement, tmp_path):
     assert edited.document["fields"] == []
     assert edited.document["backfill"] is None
     assert text_output.stdout.strip() == (
-        f"achievement {achievement} unchanged: the award rule given is the stored one"
+        f"achievement {achievement} unchanged: the award rule given awards like the "
+        "stored one"
     )
     assert audit_rows(tmp_path, "achievement.updated") == []
     assert audit_rows(tmp_path, "backfill.started") == []
+
+
+def test_edit_equivalent_rule_unchanged(cli, achievement, tmp_path):
+    """A rule that awards like the stored one is no change and starts nothing."""
+    cli.ok("achievement", "edit", achievement, "--rule", QUIZ_RULE)
+    equivalent = (
+        '{"rule": {"count": 1, "kind": "activities_completed_at_least", '
+        '"activity_ids": ["4001"]}, "version": 1}'
+    )
+
+    edited = cli.ok("achievement", "edit", achievement, "--rule", equivalent, "--json")
+
+    assert edited.document["status"] == "unchanged"
+    assert edited.document["backfill"] is None
+    assert edited.document["achievement"]["award_rule"] == json.loads(QUIZ_RULE)
+    assert len(audit_rows(tmp_path, "achievement.updated")) == 1
+    assert len(audit_rows(tmp_path, "backfill.started")) == 1
+
+
+def test_edit_changed_match_queues_backfill(cli, achievement, tmp_path):
+    """A rule over the same activities that needs another count is a change."""
+    cli.ok("achievement", "edit", achievement, "--rule", QUIZ_RULE)
+    changed = QUIZ_RULE.replace('["4001"]', '["4001", "4002"]')
+
+    edited = cli.ok("achievement", "edit", achievement, "--rule", changed, "--json")
+
+    assert edited.document["status"] == "updated"
+    assert edited.document["backfill"]["trigger"] == "rule_changed"
+    assert len(audit_rows(tmp_path, "achievement.updated")) == 2
 
 
 def test_add_queues_backfill(cli, provider, moodle_connection):

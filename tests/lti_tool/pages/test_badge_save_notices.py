@@ -17,6 +17,7 @@ from .conftest import add_credential, launch_as
 from .test_course_pages import badge_form
 
 QUIZ = "4001"
+PAGE = "4002"
 QUIZ_RULE = {
     "version": 1,
     "rule": {"kind": "activities_completed", "activity_ids": [QUIZ], "match": "any"},
@@ -142,6 +143,84 @@ def test_text_edit_starts_no_backfill(client, tenants, db):
     assert "new_rule" not in updated.detail
     assert audit_events(db, "backfill.started") == []
     assert page_notice(client, alpha) == "The badge “Renamed badge” was saved."
+
+
+def _store_rule(db, tenant, rule: dict) -> None:
+    db.get(Achievement, tenant.achievement_id).award_rule = rule
+    db.commit()
+
+
+def test_equivalent_rule_starts_nothing(client, tenants, db):
+    """A rule that awards like the stored one starts no backfill and is not audited."""
+    alpha, _ = tenants
+    stored = {
+        "rule": {"count": 1, "activity_ids": [PAGE, QUIZ],
+                 "kind": "activities_completed_at_least"},
+        "version": 1,
+    }
+    _store_rule(db, alpha, stored)
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        edit_url(alpha),
+        data=MultiDict(
+            list(same_texts_form(rule_kind="activities_completed").items())
+            + [("activity_ids", QUIZ), ("activity_ids", PAGE), ("match", "any")]
+        ),
+    )
+
+    assert response.status_code == 303
+    assert jobs_of(db, alpha) == []
+    assert audit_events(db, "achievement.updated") == []
+    assert audit_events(db, "backfill.started") == []
+    assert db.get(Achievement, alpha.achievement_id).award_rule == stored
+    assert page_notice(client, alpha) == "The badge “Badge of alpha” was saved."
+
+
+def test_activity_order_change_starts_nothing(client, tenants, db):
+    """The same activities listed in another order are the same rule."""
+    alpha, _ = tenants
+    _store_rule(db, alpha, {
+        "version": 1,
+        "rule": {"kind": "activities_completed", "activity_ids": [PAGE, QUIZ],
+                 "match": "all"},
+    })
+    launch_as(client, alpha, "instructor")
+
+    client.post(
+        edit_url(alpha),
+        data=MultiDict(
+            list(same_texts_form(rule_kind="activities_completed").items())
+            + [("activity_ids", QUIZ), ("activity_ids", PAGE), ("match", "all")]
+        ),
+    )
+
+    assert jobs_of(db, alpha) == []
+    assert audit_events(db, "achievement.updated") == []
+
+
+def test_match_change_starts_backfill(client, tenants, db):
+    """Changing all to any over the same activities is a rule change."""
+    alpha, _ = tenants
+    _store_rule(db, alpha, {
+        "version": 1,
+        "rule": {"kind": "activities_completed", "activity_ids": [PAGE, QUIZ],
+                 "match": "all"},
+    })
+    launch_as(client, alpha, "instructor")
+
+    client.post(
+        edit_url(alpha),
+        data=MultiDict(
+            list(same_texts_form(rule_kind="activities_completed").items())
+            + [("activity_ids", QUIZ), ("activity_ids", PAGE), ("match", "any")]
+        ),
+    )
+
+    [job] = jobs_of(db, alpha)
+    assert job.trigger == BackfillTrigger.RULE_CHANGED.value
+    [updated] = audit_events(db, "achievement.updated")
+    assert updated.detail["changed"] == ["award_rule"]
 
 
 def test_rule_change_keeps_issued_credentials(client, tenants, db):
