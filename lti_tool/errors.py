@@ -34,6 +34,7 @@ class BridgeRequestError(Exception):
         *,
         code: str | None = None,
         shown_message: str | None = None,
+        back_link: tuple[str, str] | None = None,
         **ids: object,
     ) -> None:
         super().__init__(message)
@@ -41,6 +42,8 @@ class BridgeRequestError(Exception):
         # Text the response shows instead of `message`, such as its translation for a
         # learner's page. The log still records `message`.
         self.shown_message = shown_message or message
+        # (URL, label) of the page an HTML error page sends the reader back to.
+        self.back_link = back_link
         if code:
             self.code = code
         self.ids = {key: value for key, value in ids.items() if value is not None}
@@ -94,7 +97,13 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _render(status: int, code: str, message: str, detail: str | None = None):
+def _render(
+    status: int,
+    code: str,
+    message: str,
+    detail: str | None = None,
+    back_link: tuple[str, str] | None = None,
+):
     body = {"error": code, "message": message, "request_id": g.get("request_id")}
     if detail:
         body["detail"] = detail
@@ -102,10 +111,27 @@ def _render(status: int, code: str, message: str, detail: str | None = None):
         return jsonify(body), status
     return (
         render_template(
-            "error.html", status=status, course_url=launched_course_url(), **body
+            "error.html",
+            status=status,
+            course_url=launched_course_url(),
+            back_link=back_link,
+            **body,
         ),
         status,
     )
+
+
+# Paths of the pages for provider admins and operators. The held deployments page
+# sits in the LTI blueprint, under /lti/admin.
+_ADMIN_PATHS = ("/admin/", "/lti/admin/")
+
+
+def is_admin_path() -> bool:
+    return request.path.startswith(_ADMIN_PATHS)
+
+
+def admin_dashboard_link() -> tuple[str, str]:
+    return url_for("admin.dashboard"), gettext("Back to the admin overview")
 
 
 # Paths of the pages a learner or instructor reaches from a launched course.
@@ -140,6 +166,12 @@ def bind_request_id(incoming: str | None) -> str:
 
 def _http_error_message(error: HTTPException) -> str:
     """Describe a routing error in the language of the request (English by default)."""
+    if error.code == 404 and is_admin_path():
+        return gettext(
+            "The admin pages have no page at %(path)s. Check the address, or go back "
+            "to the admin overview and choose a page from its menu.",
+            path=request.path,
+        )
     if error.code == 404:
         return gettext(
             "No page exists at %(path)s. Check the address, or open the tool again "
@@ -177,7 +209,7 @@ def register_error_handlers(app: Flask) -> None:
             **error.ids,
         )
         message, detail = error.page_text()
-        return _render(error.status, error.code, message, detail)
+        return _render(error.status, error.code, message, detail, error.back_link)
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(error: RequestEntityTooLarge):
@@ -207,8 +239,12 @@ def register_error_handlers(app: Flask) -> None:
             log.warning(
                 "request_rejected", status=status, code=error.name, path=request.path
             )
+        back_link = admin_dashboard_link() if is_admin_path() else None
         response, status = _render(
-            status, error.name.lower().replace(" ", "_"), _http_error_message(error)
+            status,
+            error.name.lower().replace(" ", "_"),
+            _http_error_message(error),
+            back_link=back_link,
         )
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response = app.make_response(response)

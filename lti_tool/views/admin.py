@@ -42,6 +42,7 @@ from lti_tool.accounts import (
     record_audit,
 )
 from lti_tool.bridge import current_bridge, db_session
+from lti_tool.errors import NotFound, admin_dashboard_link
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.lti.registrations import create_registration
@@ -106,7 +107,16 @@ def _provider_or_pick(account: Account) -> Provider:
         abort(redirect(url_for("admin.dashboard"), code=303))
     provider = db_session().get(Provider, provider_id)
     if provider is None:
-        abort(404)
+        # An operator's chosen provider, or an admin's own, was deleted meanwhile.
+        raise NotFound(
+            "the provider this session works on no longer exists",
+            shown_message=_(
+                "The provider you were working on no longer exists on the bridge. "
+                "Go back to the admin overview and choose another provider."
+            ),
+            back_link=admin_dashboard_link(),
+            provider_id=provider_id,
+        )
     return provider
 
 
@@ -158,10 +168,27 @@ def dashboard(account: Account):
 def pick_provider(account: Account):
     check_csrf()
     if not account.is_operator:
-        abort(404)
+        raise NotFound(
+            "only operators choose a provider",
+            shown_message=_(
+                "Only HPass operators choose a provider. Your account works on its "
+                "own provider; go back to the admin overview."
+            ),
+            back_link=admin_dashboard_link(),
+            account_id=account.id,
+        )
     provider_id = request.form.get("provider_id", type=int)
     if provider_id is None or db_session().get(Provider, provider_id) is None:
-        abort(404)
+        raise NotFound(
+            "no provider has this id",
+            shown_message=_(
+                "No provider with the number %(number)s exists on the bridge. Go back "
+                "to the admin overview and choose a provider from its list.",
+                number=request.form.get("provider_id", ""),
+            ),
+            back_link=admin_dashboard_link(),
+            account_id=account.id,
+        )
     session["acting_provider_id"] = provider_id
     return redirect(url_for("admin.dashboard"), code=303)
 
@@ -639,7 +666,19 @@ def retry_dead_letter(account: Account, message_id: int):
         )
     )
     if message is None:
-        abort(404)
+        # Unknown ids and other providers' ids get the same response.
+        raise NotFound(
+            "the provider has no failed delivery with this id",
+            shown_message=_(
+                "This provider has no failed delivery number %(number)s. It may have "
+                "been retried already. Nothing was changed; go back to the list of "
+                "failed deliveries.",
+                number=message_id,
+            ),
+            back_link=(url_for("admin.dead_letters"), _("Back to failed deliveries")),
+            provider_id=provider.id,
+            outbox_id=message_id,
+        )
     # Back to pending with a fresh attempt budget. It is sent below, after the
     # commit, and the sweep sends it later if that send fails.
     message.status = OutboxStatus.PENDING.value

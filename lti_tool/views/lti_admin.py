@@ -14,6 +14,7 @@ from sqlalchemy import select
 from lti_tool.accounts import Account
 from lti_tool.bridge import db_session
 from lti_tool.errors import NotFound
+from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.models import Deployment, DeploymentStatus, Registration
 from lti_tool.operations.deployments import approve_deployment
@@ -69,8 +70,17 @@ def approve(account: Account, deployment_key: int):
     ).first()
     if row is None:
         raise NotFound(
-            "no deployment of this provider has that number; reload the list of "
-            "held deployments",
+            "no deployment of this provider has that number",
+            shown_message=_(
+                "This provider has no LTI deployment number %(number)s. It may have "
+                "been approved already. Nothing was changed; go back to the list of "
+                "held deployments.",
+                number=deployment_key,
+            ),
+            back_link=(
+                url_for("lti.lti_admin.held_deployments"),
+                _("Back to held deployments"),
+            ),
             provider_id=provider.id,
             deployment=deployment_key,
         )
