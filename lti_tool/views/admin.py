@@ -22,7 +22,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from badge_engine.db import utcnow
@@ -718,8 +718,50 @@ def audit_log(account: Account):
         .limit(PAGE_SIZE)
     ).all()
     return render_template(
-        "admin/audit.html", account=account, provider=provider, events=events
+        "admin/audit.html",
+        account=account,
+        provider=provider,
+        events=events,
+        actor_names=_account_actor_names(provider.id, events),
     )
+
+
+def _account_actor_names(provider_id: int, events) -> dict[str, str]:
+    """Map each "account:<id>" actor of the events to the name the audit page shows.
+
+    Only the provider's own accounts and operators are looked up, so another
+    provider's admin shows as a removed account, as a deleted account does, and
+    their email stays hidden.
+    """
+    account_ids = set()
+    for event in events:
+        number = event.actor.removeprefix("account:")
+        if number != event.actor and number.isdigit():
+            account_ids.add(int(number))
+    if not account_ids:
+        return {}
+
+    found = {
+        found_account.id: found_account
+        for found_account in db_session().scalars(
+            select(Account).where(
+                Account.id.in_(account_ids),
+                or_(Account.provider_id == provider_id, Account.provider_id.is_(None)),
+            )
+        )
+    }
+    names = {}
+    for account_id in account_ids:
+        found_account = found.get(account_id)
+        if found_account is None:
+            name = _("Removed account (number %(number)s)", number=account_id)
+        elif found_account.is_operator:
+            name = _("%(email)s (HPass operator)", email=found_account.email)
+        else:
+            name = found_account.email
+        names[f"account:{account_id}"] = name
+
+    return names
 
 
 @bp.get("/invitations")

@@ -250,6 +250,64 @@ def test_audit_log_scoped(client, tenants, db):
     assert "beta.did" not in page
 
 
+def test_audit_log_names_accounts(client, tenants, db):
+    """The Who column shows an admin's email while the stored actor keeps the id."""
+    alpha, _ = tenants
+    admin = add_account(
+        db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id
+    )
+    sign_in(client, "admin@alpha.org")
+    add_dead_message(db, alpha.provider_id, "alpha-1")
+    dead = db.scalar(select(OutboxMessage).where(OutboxMessage.status == "dead"))
+    client.post(f"/admin/dead-letters/{dead.id}/retry", data={"csrf": "test-csrf"})
+
+    page = client.get("/admin/audit").get_data(as_text=True)
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "outbox.retried"))
+
+    assert f'<td title="account:{admin.id}">admin@alpha.org</td>' in page
+    assert event.actor == f"account:{admin.id}"
+
+
+def test_audit_log_actor_scoped(client, tenants, db):
+    """Another provider's account shows as removed, never with its email."""
+    from lti_tool.accounts import record_audit
+
+    alpha, beta = tenants
+    foreign = add_account(
+        db, "admin@beta.org", AccountRole.PROVIDER_ADMIN, beta.provider_id
+    )
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    for actor in (f"account:{foreign.id}", f"account:{operator.id}", "account:9999"):
+        record_audit(db, provider_id=alpha.provider_id, actor=actor, action="x.did")
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.get("/admin/audit").get_data(as_text=True)
+
+    assert "admin@beta.org" not in page
+    assert f"Removed account (number {foreign.id})" in page
+    assert "Removed account (number 9999)" in page
+    assert "op@hpass.org (HPass operator)" in page
+
+
+def test_audit_log_removed_account_french(client, tenants, db):
+    """A deleted account's row is labelled in the page's language."""
+    from lti_tool.accounts import record_audit
+
+    alpha, _ = tenants
+    record_audit(
+        db, provider_id=alpha.provider_id, actor="account:9999", action="x.did"
+    )
+    db.commit()
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.get("/admin/audit", headers={"Accept-Language": "fr"})
+
+    assert "Compte supprimé (numéro 9999)" in page.get_data(as_text=True)
+
+
 SECOND_MOODLE_TOKEN = "ws-token-123"
 
 
