@@ -35,6 +35,7 @@ class BridgeRequestError(Exception):
         code: str | None = None,
         shown_message: str | None = None,
         back_link: tuple[str, str] | None = None,
+        problems: list[dict[str, str]] | None = None,
         **ids: object,
     ) -> None:
         super().__init__(message)
@@ -44,6 +45,8 @@ class BridgeRequestError(Exception):
         self.shown_message = shown_message or message
         # (URL, label) of the page an HTML error page sends the reader back to.
         self.back_link = back_link
+        # One {"field", "message"} entry per bad input field, for a JSON response.
+        self.problems = problems
         if code:
             self.code = code
         self.ids = {key: value for key, value in ids.items() if value is not None}
@@ -103,10 +106,13 @@ def _render(
     message: str,
     detail: str | None = None,
     back_link: tuple[str, str] | None = None,
+    problems: list[dict[str, str]] | None = None,
 ):
     body = {"error": code, "message": message, "request_id": g.get("request_id")}
     if detail:
         body["detail"] = detail
+    if problems:
+        body["problems"] = problems
     if _wants_json():
         return jsonify(body), status
     return (
@@ -209,7 +215,14 @@ def register_error_handlers(app: Flask) -> None:
             **error.ids,
         )
         message, detail = error.page_text()
-        return _render(error.status, error.code, message, detail, error.back_link)
+        return _render(
+            error.status,
+            error.code,
+            message,
+            detail,
+            back_link=error.back_link,
+            problems=error.problems,
+        )
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(error: RequestEntityTooLarge):

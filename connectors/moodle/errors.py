@@ -19,6 +19,7 @@ succeed. The client branches on Moodle's `errorcode`, never on its translated
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -107,13 +108,23 @@ class MoodleEventInvalid(MoodleError, ValueError):
 
     `field` is the dotted path of the missing or wrong field (for example
     `other.completionstate`) and `received` is the value found there, or None when
-    the field is missing.
+    the field is missing. When several fields are bad, `field` and `received` are
+    the first one's and `problems` contains one error per field. Otherwise `problems`
+    contains this error alone.
     """
 
-    def __init__(self, message: str, *, field: str, received: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str,
+        received: Any = None,
+        problems: Sequence[MoodleEventInvalid] = (),
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.received = received
+        self.problems = tuple(problems) or (self,)
 
 
 def error_for_errorcode(

@@ -70,8 +70,9 @@ def parse_webhook_event(
 
     Raises:
         MoodleEventInvalid: the body is not a Moodle event (no valid eventname), or
-            a supported event lacks a field or carries a wrong one. The error names
-            the field and the value received.
+            a supported event lacks fields or carries wrong ones. The error names
+            the first field and the value received, and its `problems` contains one
+            error for each bad field.
     """
     if not isinstance(body, dict):
         raise MoodleEventInvalid(
@@ -85,18 +86,24 @@ def parse_webhook_event(
     if eventname not in SUPPORTED_EVENTS:
         return None
 
-    other = _other_data(body)
-    learner_id = _learner_id(body, other)
-    course_id = _positive_integer(body.get("courseid"), "courseid")
-    object_id = _positive_integer(body.get("objectid"), "objectid")
-    timecreated, occurred_at = _event_time(body.get("timecreated"))
+    try:
+        other = _other_data(body)
+        learner_id = _learner_id(body, other)
+        course_id = _positive_integer(body.get("courseid"), "courseid")
+        object_id = _positive_integer(body.get("objectid"), "objectid")
+        timecreated, occurred_at = _event_time(body.get("timecreated"))
 
-    if eventname == COURSE_COMPLETED:
-        activity_id = None
-        state = CompletionState.COMPLETE
-    else:
-        activity_id = str(_course_module_id(body))
-        state = _completion_state(other.get("completionstate"))
+        if eventname == COURSE_COMPLETED:
+            activity_id = None
+            state = CompletionState.COMPLETE
+        else:
+            activity_id = str(_course_module_id(body))
+            state = _completion_state(other.get("completionstate"))
+    except MoodleEventInvalid as error:
+        # The checks above stop at the first bad field, which keeps a valid body
+        # cheap. Only a rejected body is checked again in full, so the sender
+        # learns every bad field from one response.
+        raise _every_problem(body, eventname, error) from None
 
     # NOTE: two changes of one completion within the same second (a teacher
     # toggling twice) get the same id, because the state is not part of it.
@@ -138,10 +145,14 @@ def parse_reread_trigger(body: Any) -> RereadTrigger | None:
     if not isinstance(body, dict) or body.get("eventname") not in REREAD_EVENTS:
         return None
 
-    other = _other_data(body)
-    learner_id = _learner_id(body, other)
-    course_id = _positive_integer(body.get("courseid"), "courseid")
-    timecreated, _ = _event_time(body.get("timecreated"))
+    try:
+        other = _other_data(body)
+        learner_id = _learner_id(body, other)
+        course_id = _positive_integer(body.get("courseid"), "courseid")
+        timecreated, _ = _event_time(body.get("timecreated"))
+    except MoodleEventInvalid as error:
+        raise _every_problem(body, body["eventname"], error) from None
+
     return RereadTrigger(
         lms_course_id=str(course_id),
         lms_user_id=str(learner_id),
@@ -259,6 +270,49 @@ def secret_matches(expected: str, presented: str | None) -> bool:
     return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
 
 
+def _every_problem(
+    body: dict[str, Any], eventname: str, first: MoodleEventInvalid
+) -> MoodleEventInvalid:
+    """Check every field an event of this name needs, and return one error for all.
+
+    `first` is the error that stopped the parse. It is returned unchanged when it is
+    the only problem, and it comes first in a combined error's `problems`.
+    """
+    problems: list[MoodleEventInvalid] = [first]
+
+    def check(function, *args) -> None:
+        try:
+            function(*args)
+        except MoodleEventInvalid as problem:
+            if problem.field not in {known.field for known in problems}:
+                problems.append(problem)
+
+    check(_other_data, body)
+    other_valid = all(problem.field != "other" for problem in problems)
+    other = _other_data(body) if other_valid else {}
+    check(_learner_id, body, other)
+    check(_positive_integer, body.get("courseid"), "courseid")
+    if eventname in SUPPORTED_EVENTS:
+        check(_positive_integer, body.get("objectid"), "objectid")
+    check(_event_time, body.get("timecreated"))
+    if eventname == COURSE_MODULE_COMPLETION_UPDATED:
+        check(_context_level, body)
+        check(_positive_integer, body.get("contextinstanceid"), "contextinstanceid")
+        if other_valid:
+            check(_completion_state, other.get("completionstate"))
+
+    if len(problems) == 1:
+        return first
+    fields = ", ".join(problem.field for problem in problems)
+    return MoodleEventInvalid(
+        f"Webhook body has {len(problems)} missing or invalid fields ({fields}). "
+        + " ".join(str(problem) for problem in problems),
+        field=first.field,
+        received=first.received,
+        problems=problems,
+    )
+
+
 def _event_name(body: dict[str, Any]) -> str:
     if "eventname" not in body:
         raise MoodleEventInvalid(
@@ -324,6 +378,11 @@ def _learner_id(body: dict[str, Any], other: dict[str, Any]) -> int:
 
 
 def _course_module_id(body: dict[str, Any]) -> int:
+    _context_level(body)
+    return _positive_integer(body.get("contextinstanceid"), "contextinstanceid")
+
+
+def _context_level(body: dict[str, Any]) -> None:
     contextlevel = body.get("contextlevel")
     if _integer(contextlevel) != _CONTEXT_MODULE:
         raise MoodleEventInvalid(
@@ -333,7 +392,6 @@ def _course_module_id(body: dict[str, Any]) -> int:
             field="contextlevel",
             received=contextlevel,
         )
-    return _positive_integer(body.get("contextinstanceid"), "contextinstanceid")
 
 
 def _completion_state(value: Any) -> CompletionState:

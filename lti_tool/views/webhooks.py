@@ -127,6 +127,13 @@ def store_reread(connection: WebhookConnection, trigger: RereadTrigger) -> int:
     return message.id
 
 
+def _invalid_event(error: MoodleEventInvalid) -> BadRequest:
+    problems = [
+        {"field": problem.field, "message": str(problem)} for problem in error.problems
+    ]
+    return BadRequest(str(error), code="invalid_event", problems=problems)
+
+
 @bp.post("/moodle/<public_id>")
 def moodle_event(public_id: str):
     connection = _connection_or_404(public_id, LmsKind.MOODLE)
@@ -141,7 +148,7 @@ def moodle_event(public_id: str):
             body, provider_id=connection.provider_id, lms_connection_id=connection.id
         )
     except MoodleEventInvalid as error:
-        raise BadRequest(str(error), code="invalid_event") from None
+        raise _invalid_event(error) from None
     if fact is None:
         return _moodle_trigger_or_ignore(connection, body)
 
@@ -163,7 +170,7 @@ def _moodle_trigger_or_ignore(connection: WebhookConnection, body: dict):
     try:
         trigger = parse_reread_trigger(body)
     except MoodleEventInvalid as error:
-        raise BadRequest(str(error), code="invalid_event") from None
+        raise _invalid_event(error) from None
     if trigger is None:
         log.info("moodle_event_ignored", eventname=eventname)
         return jsonify({"status": "ignored", "eventname": eventname}), 202

@@ -141,6 +141,24 @@ def test_event_missing_learner_rejected(client, db, connection):
     assert _stored_counts(db) == (0, 0)
 
 
+def test_event_bad_fields_in_one_response(client, db, connection):
+    """An event missing two fields gets one 400 naming both, and nothing is stored."""
+    body = _fixture("event_course_completed.json")
+    del body["objectid"]
+    del body["timecreated"]
+
+    response = _post(client, connection, body)
+    problems = response.json["problems"]
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_event"
+    assert "objectid" in response.json["message"]
+    assert "timecreated" in response.json["message"]
+    assert [problem["field"] for problem in problems] == ["objectid", "timecreated"]
+    assert "missing objectid" in problems[0]["message"]
+    assert _stored_counts(db) == (0, 0)
+
+
 def test_irrelevant_event_ignored(client, db, connection):
     """A Moodle event the bridge does not act on is accepted and stores nothing."""
     response = _post(client, connection, _fixture("event_badge_awarded.json"))

@@ -16,6 +16,7 @@ from connectors.moodle.errors import MoodleError, MoodleEventInvalid
 from connectors.moodle.events import (
     COURSE_COMPLETED,
     COURSE_MODULE_COMPLETION_UPDATED,
+    parse_reread_trigger,
     parse_webhook_event,
     secret_matches,
     strip_secrets,
@@ -323,6 +324,75 @@ def test_malformed_body_names_field(change, field):
 
     assert caught.value.field == field
     assert field in str(caught.value)
+
+
+def test_every_bad_field_reported():
+    """A body with several bad fields raises one error that lists each of them."""
+    body = module_event(contextlevel=50, courseid="abc")
+    del body["objectid"]
+    del body["timecreated"]
+
+    with pytest.raises(MoodleEventInvalid) as caught:
+        parse_webhook_event(body, **IDS)
+
+    fields = [problem.field for problem in caught.value.problems]
+    message = str(caught.value)
+    assert fields == ["courseid", "objectid", "timecreated", "contextlevel"]
+    assert caught.value.field == "courseid"
+    assert caught.value.received == "abc"
+    assert message.startswith("Webhook body has 4 missing or invalid fields")
+    for field in fields:
+        assert f" {field}" in message
+
+
+def test_course_completed_bad_fields_listed():
+    """A course_completed body is not checked for module-only fields."""
+    body = load_event("course_completed")
+    del body["objectid"]
+    del body["timecreated"]
+
+    with pytest.raises(MoodleEventInvalid) as caught:
+        parse_webhook_event(body, **IDS)
+
+    fields = [problem.field for problem in caught.value.problems]
+    assert fields == ["objectid", "timecreated"]
+
+
+def test_invalid_other_skips_completionstate():
+    """An unreadable `other` is reported once, not also as a missing completionstate."""
+    body = module_event(other="completionstate=1")
+    del body["timecreated"]
+
+    with pytest.raises(MoodleEventInvalid) as caught:
+        parse_webhook_event(body, **IDS)
+
+    fields = [problem.field for problem in caught.value.problems]
+    assert fields == ["other", "timecreated"]
+
+
+def test_single_problem_lists_itself():
+    """With one bad field, `problems` contains only the error itself."""
+    body = module_event()
+    del body["timecreated"]
+
+    with pytest.raises(MoodleEventInvalid) as caught:
+        parse_webhook_event(body, **IDS)
+
+    assert caught.value.problems == (caught.value,)
+    assert str(caught.value).startswith("Webhook body is missing timecreated")
+
+
+def test_reread_event_bad_fields_listed():
+    """A user_graded body reports its missing course and time together."""
+    body = copy.deepcopy(load_event("user_graded"))
+    del body["courseid"]
+    del body["timecreated"]
+
+    with pytest.raises(MoodleEventInvalid) as caught:
+        parse_reread_trigger(body)
+
+    fields = [problem.field for problem in caught.value.problems]
+    assert fields == ["courseid", "timecreated"]
 
 
 @pytest.mark.parametrize("body", [[], "text", None, 42], ids=repr)
