@@ -10,12 +10,18 @@
 #   COURSE_ID          the Moodle course that awards the badge
 #   SLUG               the provider's slug (default: onboarded-academy)
 #
+# BRIDGE_URL must use https. To try the script on one machine with a bridge on plain
+# HTTP, such as http://127.0.0.1:5000, set HPASS_LOOPBACK_DEV=1 first. The bridge
+# accepts that setting only for a loopback BRIDGE_URL (127.0.0.1, ::1, localhost).
+#
 # Run it on the bridge's host with the bridge's environment. It stops at the first
 # failing command (set -e) and prints what each step created as JSON lines on stdout.
 set -euo pipefail
 
 if [ "$#" -lt 4 ]; then
     echo "usage: $0 BRIDGE_URL MOODLE_URL MOODLE_TOKEN_FILE COURSE_ID [SLUG]" >&2
+    echo "BRIDGE_URL must use https. For a bridge on plain HTTP at a loopback" >&2
+    echo "address (http://127.0.0.1:5000), set HPASS_LOOPBACK_DEV=1 first." >&2
     exit 2
 fi
 bridge_url="${1%/}"

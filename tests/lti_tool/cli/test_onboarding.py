@@ -41,3 +41,14 @@ def test_onboarding_script(cli, moodle, tmp_path):
                             headers={"Accept": "application/json"})
         assert page.status_code == 200
     app.extensions["hpass"].engine.dispose()
+
+
+def test_onboarding_usage_names_loopback_setting():
+    """The usage text names the setting for a bridge on plain HTTP."""
+    completed = subprocess.run(
+        ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=30
+    )
+
+    assert completed.returncode == 2
+    assert "usage:" in completed.stderr
+    assert "HPASS_LOOPBACK_DEV=1" in completed.stderr
