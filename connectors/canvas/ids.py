@@ -15,13 +15,25 @@ from typing import Any
 from connectors.canvas.errors import CanvasEventInvalid
 
 SHARD_FACTOR = 10**13
+# Canvas ids are signed 64-bit database ids.
+MAX_CANVAS_ID = 2**63 - 1
 _DECIMAL_PATTERN = re.compile(r"[0-9]{1,19}")
+_DIGITS_PATTERN = re.compile(r"[0-9]+")
 
 
 def parse_id(value: Any, field: str) -> int:
     """Parse a Canvas id sent as an integer or a decimal string."""
     if isinstance(value, bool):
         value = None
+    if _out_of_range(value):
+        # The value is not echoed: it may be thousands of digits long.
+        raise CanvasEventInvalid(
+            f"Live Event field {field} is a number of {_digit_count(value)} digits, "
+            f"larger than {MAX_CANVAS_ID}, the largest Canvas id; send Canvas's id "
+            f"unchanged.",
+            field=field,
+            received=f"{_digit_count(value)} digits",
+        )
     if isinstance(value, int) and value > 0:
         return value
     if isinstance(value, str) and _DECIMAL_PATTERN.fullmatch(value) and int(value) > 0:
@@ -33,6 +45,18 @@ def parse_id(value: Any, field: str) -> int:
         field=field,
         received=value,
     )
+
+
+def _digit_count(value: Any) -> int:
+    return len(str(abs(value))) if isinstance(value, int) else len(value)
+
+
+def _out_of_range(value: Any) -> bool:
+    if isinstance(value, int):
+        return value > MAX_CANVAS_ID
+    if isinstance(value, str) and _DIGITS_PATTERN.fullmatch(value):
+        return len(value) > 19 or int(value) > MAX_CANVAS_ID
+    return False
 
 
 def shard_of(canvas_id: int) -> int:

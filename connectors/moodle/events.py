@@ -40,8 +40,12 @@ SECRET_FIELDS = frozenset({"token"})
 # A Moodle event class name: a backslash, the component in Moodle's lower-case
 # plugin naming (core, mod_quiz, ...), then \event\ and the event's name.
 _EVENT_NAME_PATTERN = re.compile(r"\\[a-z][a-z0-9_]*\\event\\[a-z][a-z0-9_]*")
-# At most 18 digits, which is within a signed 64-bit database id.
+# Moodle ids are signed 64-bit database ids. The bridge accepts at most 18 digits,
+# which all fit, and stores them in columns of 64 characters.
+MAX_ID_DIGITS = 18
+_MAX_INTEGER = 10**MAX_ID_DIGITS - 1
 _DECIMAL_PATTERN = re.compile(r"[0-9]{1,18}")
+_DIGITS_PATTERN = re.compile(r"[0-9]+")
 
 # Moodle's context level of a course module (CONTEXT_MODULE).
 _CONTEXT_MODULE = 70
@@ -426,11 +430,24 @@ def _event_time(value: Any) -> tuple[int, datetime]:
 
     seconds = _integer(value)
     latest = time.time() + _MAX_CLOCK_SKEW_SECONDS
-    if seconds is None or not _EARLIEST_EVENT_TIME <= seconds <= latest:
+    expected = "expected Unix seconds between 2000-01-01 and one day from now"
+    if seconds is not None and seconds < 0:
         raise MoodleEventInvalid(
-            f"Webhook body has invalid timecreated {value!r}, expected Unix seconds "
-            f"between 2000-01-01 and one day from now. A value in milliseconds is "
-            f"1000 times too large.",
+            f"Webhook body has invalid timecreated {value!r}, which is negative; "
+            f"{expected}.",
+            field="timecreated",
+            received=value,
+        )
+    if seconds is not None and seconds > latest:
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid timecreated {value!r}, {expected}. A value "
+            f"in milliseconds is 1000 times too large.",
+            field="timecreated",
+            received=value,
+        )
+    if seconds is None or seconds < _EARLIEST_EVENT_TIME:
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid timecreated {value!r}, {expected}.",
             field="timecreated",
             received=value,
         )
@@ -444,6 +461,17 @@ def _positive_integer(value: Any, field: str) -> int:
             field=field,
         )
 
+    digits = _digit_count(value)
+    if digits > MAX_ID_DIGITS:
+        # The value is not echoed: it may be thousands of digits long.
+        raise MoodleEventInvalid(
+            f"Webhook body has invalid {field}, a number of {digits} digits, "
+            f"expected a positive integer id of at most {MAX_ID_DIGITS} digits. "
+            f"Send Moodle's {field} unchanged.",
+            field=field,
+            received=f"{digits} digits",
+        )
+
     number = _integer(value)
     if number is None or number <= 0:
         raise MoodleEventInvalid(
@@ -455,12 +483,26 @@ def _positive_integer(value: Any, field: str) -> int:
     return number
 
 
+def _digit_count(value: Any) -> int:
+    """Return the number of digits of an int or a decimal string, else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return len(str(abs(value)))
+    if isinstance(value, str) and _DIGITS_PATTERN.fullmatch(value):
+        return len(value)
+    return 0
+
+
 def _integer(value: Any) -> int | None:
-    """Return value as an int if it is an int or a decimal string, else None."""
+    """Return value as an int if it is an int or a decimal string, else None.
+
+    An int of more than 18 digits returns None, like a longer decimal string.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if abs(value) <= _MAX_INTEGER else None
     if isinstance(value, str) and _DECIMAL_PATTERN.fullmatch(value):
         return int(value)
     return None

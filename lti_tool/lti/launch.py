@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 import jwt
 from sqlalchemy.orm import Session
 
-from lti_tool.lti import nonces
+from badge_engine.models import Learner
+from lti_tool.lti import nonces, roles
 from lti_tool.lti.errors import (
     ClaimInvalid,
     DeploymentHeld,
@@ -46,7 +47,7 @@ from lti_tool.lti.errors import (
 from lti_tool.lti.jwks import JwksCache, JwksUnavailable
 from lti_tool.lti.row_cache import LaunchRowCache
 from lti_tool.lti.transaction import LaunchTransaction
-from lti_tool.models import Deployment, DeploymentStatus, Registration
+from lti_tool.models import Deployment, DeploymentStatus, LtiCourse, Registration
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
@@ -70,6 +71,43 @@ _BASE64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*={0,2}\Z")
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "nonce")
 
 STATE_COOKIE_PREFIX = "hpass_lti_state_"
+
+# Custom parameters, in order of precedence, that name the LMS's own course and
+# user ids when the context id or sub is not that id.
+COURSE_ID_PARAMETERS = ("lms_course_id", "moodle_course_id", "canvas_course_id")
+USER_ID_PARAMETERS = ("lms_user_id", "canvas_user_id")
+
+
+def _column_length(column) -> int:
+    return column.type.length
+
+
+# The lengths of the columns that store launch claims, so a longer value gets a
+# launch error instead of a failed database write.
+DEPLOYMENT_ID_MAX = _column_length(Deployment.deployment_id)
+CONTEXT_ID_MAX = _column_length(LtiCourse.lti_context_id)
+CONTEXT_TITLE_MAX = _column_length(LtiCourse.title)
+LMS_COURSE_ID_MAX = _column_length(LtiCourse.lms_course_id)
+LMS_USER_ID_MAX = _column_length(Learner.lms_user_id)
+LEARNER_NAME_MAX = _column_length(Learner.name)
+LEARNER_EMAIL_MAX = _column_length(Learner.email)
+
+
+def lms_id(claims: dict, parameters: tuple[str, ...], default: str) -> tuple[str, str]:
+    """Return an LMS id of a launch and the claim it came from.
+
+    The first of `parameters` set in the custom claim wins, and `default` names
+    the claim used without one (`context.id` or `sub`).
+    """
+    custom = claims.get(CLAIM + "custom")
+    custom = custom if isinstance(custom, dict) else {}
+    for name in parameters:
+        if custom.get(name):
+            return str(custom[name]), f"custom {name}"
+
+    if default == "sub":
+        return str(claims["sub"]), "sub"
+    return str(claims[CLAIM + "context"]["id"]), "context.id"
 
 
 @dataclass
@@ -382,6 +420,7 @@ class LaunchValidator:
                 check="the platform must send the deployment id of the tool placement",
                 **self.ids,
             )
+        self._check_length("deployment_id", deployment_id, DEPLOYMENT_ID_MAX)
 
         message_type = claims.get(CLAIM + "message_type")
         if message_type not in SUPPORTED_MESSAGES:
@@ -416,6 +455,7 @@ class LaunchValidator:
                 )
             self._check_target_link_uri(claims.get(CLAIM + "target_link_uri"))
             self._check_claim_types(claims, context, link)
+            self._check_stored_lengths(claims, context)
         else:
             settings = claims.get(DL_CLAIM + "deep_linking_settings")
             if not isinstance(settings, dict) or not settings.get("deep_link_return_url"):
@@ -456,6 +496,46 @@ class LaunchValidator:
                     check="the platform must send LTI 1.3 claims with their standard types",
                     **self.ids,
                 )
+
+    def _check_stored_lengths(self, claims: dict, context: dict) -> None:
+        """Reject resource link claims longer than the columns that store them."""
+        self._check_length("context.id", context["id"], CONTEXT_ID_MAX)
+        self._check_length("context.title", context.get("title"), CONTEXT_TITLE_MAX)
+        course_id, source = lms_id(claims, COURSE_ID_PARAMETERS, "context.id")
+        self._check_length(
+            source,
+            course_id,
+            LMS_COURSE_ID_MAX,
+            "set the custom parameter lms_course_id of the tool placement to the "
+            "LMS's own course id",
+        )
+
+        # Only a learner's launch stores a learner row.
+        if roles.map_roles(claims[CLAIM + "roles"]) != roles.LEARNER:
+            return
+        user_id, source = lms_id(claims, USER_ID_PARAMETERS, "sub")
+        self._check_length(
+            source,
+            user_id,
+            LMS_USER_ID_MAX,
+            "set the custom parameter lms_user_id of the tool placement to the "
+            "LMS's own user id",
+        )
+        self._check_length("name", claims.get("name"), LEARNER_NAME_MAX)
+        self._check_length("email", claims.get("email"), LEARNER_EMAIL_MAX)
+
+    def _check_length(
+        self, name: str, value: str | None, limit: int, check: str | None = None
+    ) -> None:
+        if value is None or len(value) <= limit:
+            return
+        raise ClaimInvalid(
+            f"the {name} claim is {len(value)} characters long, more than the "
+            f"{limit} this tool stores",
+            check=check
+            or f"the platform must send a {name} of at most {limit} characters",
+            **self.ids,
+        )
 
     def _check_target_link_uri(self, target: object) -> None:
         if not isinstance(target, str) or not target:

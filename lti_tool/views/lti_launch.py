@@ -47,12 +47,15 @@ from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknow
 from lti_tool.lti.jwks import JwksCache
 from lti_tool.lti.launch import (
     CLAIM,
+    COURSE_ID_PARAMETERS,
     DEEP_LINKING,
     STATE_COOKIE_PREFIX,
+    USER_ID_PARAMETERS,
     LaunchRequest,
     LaunchValidator,
     NeedsPlatformStorage,
     ValidatedLaunch,
+    lms_id,
 )
 from lti_tool.lti.row_cache import LaunchRowCache, clear_after_commits
 from lti_tool.lti.serialize import database_writes
@@ -624,15 +627,8 @@ def _record_course_launch(
     registration, data = validated.registration, validated.claims
     # The validator has checked that the context claim has an id.
     context = data[CLAIM + "context"]
-    custom = data.get(CLAIM + "custom")
-    custom = custom if isinstance(custom, dict) else {}
-    lms_course_id = str(
-        custom.get("lms_course_id") or custom.get("moodle_course_id")
-        or custom.get("canvas_course_id") or context["id"]
-    )
-    lms_user_id = str(
-        custom.get("lms_user_id") or custom.get("canvas_user_id") or data["sub"]
-    )
+    lms_course_id, _ = lms_id(data, COURSE_ID_PARAMETERS, "context.id")
+    lms_user_id, _ = lms_id(data, USER_ID_PARAMETERS, "sub")
     remembered: list[Callable[[], None]] = []
 
     connection = db.connection()
