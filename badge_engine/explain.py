@@ -31,6 +31,9 @@ READING_GRADE = "grade"
 READING_ACTIVITY = "activity"
 # LmsReading.state of an activity the LMS reported nothing for.
 NOT_REPORTED = "not_reported"
+# The kind of a `missing_rules` node for a windowed rule that is met but has no
+# LMS time to check against its window.
+COMPLETION_TIME = "completion_time"
 
 
 @dataclass(frozen=True)
@@ -183,9 +186,11 @@ def missing_rules(
     An unmet `all_of` gives its unmet parts, and an unmet `activities_completed`
     with match "all" gives one `activity_completed` node per activity not done.
     Every other unmet node is returned whole, because any of its parts could meet
-    it. A node with a window is returned whole too, also when it is met but the LMS
-    gave no time to check against the window. Returns an empty list when the rule
-    is met. Raises InvalidAwardRule for a rule document that does not validate.
+    it. A node with a window is returned whole too, unless it is met and only the
+    LMS's time of it is missing: then it comes back as a COMPLETION_TIME node, which
+    is not a rule kind, with the met node under "rule" and the window under
+    "window". Returns an empty list when the rule is met. Raises InvalidAwardRule
+    for a rule document that does not validate.
     """
     validate_award_rule(award_rule)
     return _missing_nodes(award_rule["rule"], progress)
@@ -201,7 +206,7 @@ def _missing_nodes(
     if _is_met(node, progress):
         return []
     if "window" in node:
-        return [node]
+        return [_missing_in_window(node, progress)]
     kind = node["kind"]
     if kind == "all_of":
         return [
@@ -218,6 +223,17 @@ def _missing_nodes(
             )
         ]
     return [node]
+
+
+def _missing_in_window(
+    node: dict[str, Any], progress: LearnerProgress
+) -> dict[str, Any]:
+    """Return the unmet windowed node, or only its time when that is what it lacks."""
+    unbounded = {key: value for key, value in node.items() if key != "window"}
+    outcome = evaluate_validated_rule({"version": 1, "rule": unbounded}, progress)
+    if outcome.met and outcome.met_at is None:
+        return {"kind": COMPLETION_TIME, "rule": unbounded, "window": node["window"]}
+    return node
 
 
 def _explain_node(

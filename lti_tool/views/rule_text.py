@@ -14,6 +14,7 @@ from datetime import datetime
 
 from markupsafe import Markup
 
+from badge_engine.explain import COMPLETION_TIME
 from badge_engine.rules import InvalidAwardRule, validate_award_rule
 from lti_tool import i18n
 from lti_tool.i18n import gettext as _
@@ -123,6 +124,8 @@ def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
         return RuleDescription(_unknown_text())
 
     kind = node.get("kind")
+    if kind == COMPLETION_TIME:
+        return _completion_time_description(node, names)
     if kind in ("all_of", "any_of"):
         children = node.get("rules")
         if not isinstance(children, list) or not children:
@@ -133,6 +136,20 @@ def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
         )
     else:
         description = RuleDescription(_leaf_text(kind, node, names))
+    return _with_window(description, node)
+
+
+def _completion_time_description(node: dict, names: dict[str, str]) -> RuleDescription:
+    """Describe a met condition whose window cannot be checked, because it has no time."""
+    description = RuleDescription(
+        Markup.escape(
+            _(
+                "the LMS reports when the learner met this condition. It is met, "
+                "but the LMS gave no date for it:"
+            )
+        ),
+        [_describe_node(node.get("rule"), names)],
+    )
     return _with_window(description, node)
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from badge_engine.explain import (
+    COMPLETION_TIME,
     BLOCKER_DELIVERY_NEEDS_CONSENT,
     BLOCKER_ENROLMENT_INACTIVE,
     BLOCKER_LEARNER_UNKNOWN,
@@ -216,6 +217,36 @@ def test_missing_rules_window_outside():
     }
 
     assert missing_rules(rule(node), QUIZ_DONE) == [node]
+
+
+def test_missing_rules_window_no_time():
+    """A windowed condition met with no LMS time is missing only that time."""
+    node = {
+        "kind": "course_completed",
+        "window": {"from": "2025-01-01T00:00:00Z"},
+    }
+    undated = LearnerProgress(course_completed=True, course_completed_at=None)
+
+    missing = missing_rules(rule(node), undated)
+
+    assert missing == [
+        {
+            "kind": COMPLETION_TIME,
+            "rule": {"kind": "course_completed"},
+            "window": {"from": "2025-01-01T00:00:00Z"},
+        }
+    ]
+    assert explain(node, undated).missing_rules == missing
+
+
+def test_missing_rules_window_unmet_whole():
+    """A windowed condition not met at all is missing whole, not only its time."""
+    node = {
+        "kind": "course_completed",
+        "window": {"from": "2025-01-01T00:00:00Z"},
+    }
+
+    assert missing_rules(rule(node), NOTHING_DONE) == [node]
 
 
 def test_missing_rules_invalid_rule():

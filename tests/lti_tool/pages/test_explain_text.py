@@ -216,6 +216,31 @@ def test_conditions_each_language(app, locale):
     assert len(worded.missing[0].parts) == 2
 
 
+def test_missing_only_completion_time(app):
+    """A windowed course completion with no LMS time is missing only its time."""
+    explanation = explain_award(
+        {
+            "version": 1,
+            "rule": {"kind": "course_completed", "window": {"from": "2025-01-01T00:00:00Z"}},
+        },
+        LearnerProgress(course_completed=True, course_completed_at=None),
+        read_at=DONE_AT,
+        source="lms",
+    )
+    with app.test_request_context("/"):
+        worded = explanation_text(explanation)
+
+    [missing] = worded.missing
+    assert html.unescape(missing.text) == (
+        "the LMS reports when the learner met this condition. It is met, but the "
+        "LMS gave no date for it:"
+    )
+    assert [html.unescape(part.text) for part in missing.parts] == [
+        "the learner completes the course."
+    ]
+    assert missing.window.startswith("It counts only if met from <time")
+
+
 # The learner page
 
 
