@@ -58,6 +58,9 @@ class Account(Base):
     failed_sign_ins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     last_sign_in_at: Mapped[datetime | None]
+    # Each signed-in session stores the value it started under, so raising it ends
+    # them all (see `end_account_sessions`).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -193,6 +196,17 @@ def authenticate(
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     return account, "ok"
+
+
+def end_account_sessions(session: Session, account: Account) -> None:
+    """End every signed-in session of `account`, on every device. The caller commits.
+
+    Sessions are signed cookies that the server cannot delete, so each one carries the
+    account's `session_generation` from sign-in, and a request whose value differs is
+    signed out. The increment runs in SQL, so two concurrent calls both count.
+    """
+    account.session_generation = Account.session_generation + 1
+    session.flush()
 
 
 def _digest(token: str) -> str:

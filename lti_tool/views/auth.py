@@ -31,6 +31,7 @@ from lti_tool.accounts import (
     authenticate,
     check_new_password,
     create_account,
+    end_account_sessions,
     find_account,
     find_usable_token,
     hash_password,
@@ -66,15 +67,19 @@ def start_account_session(account: Account) -> None:
     session.clear()
     session.update(
         account_id=account.id,
+        account_generation=account.session_generation,
         account_started=_timestamp(now),
         account_seen=_timestamp(now),
     )
 
 
 def signed_in_account() -> Account | None:
-    """Return the session's account, or None when absent or expired.
+    """Return the session's account, or None when absent, expired or ended.
 
-    An expired session is cleared, so the next page asks for the password again.
+    A session ends when its account's session generation has moved on since sign-in
+    (a sign-out or password reset elsewhere, see `end_account_sessions`) or the
+    account is gone. Such a session is cleared like an expired one, so the next page
+    asks for the password again.
     """
     if "account" in g:
         return g.account
@@ -85,11 +90,17 @@ def signed_in_account() -> Account | None:
         started = session.get("account_started", 0)
         seen = session.get("account_seen", 0)
         expired = now - seen > IDLE_MINUTES * 60 or now - started > MAX_HOURS * 3600
+        if not expired:
+            account = db_session().get(Account, account_id)
+            generation = session.get("account_generation")
+            if account is None or generation != account.session_generation:
+                log.info("account_session_ended", account_id=account_id)
+                account = None
+                expired = True
         if expired:
             session.clear()
             g.session_expired = True
         else:
-            account = db_session().get(Account, account_id)
             session["account_seen"] = now
     g.account = account
     return account
@@ -107,6 +118,11 @@ def sign_in_form():
     message = ""
     if request.args.get("expired"):
         message = _("Your session ended. Sign in again to continue.")
+    elif request.args.get("signed_out"):
+        message = _(
+            "You are signed out. Sessions of this account in other browsers and on "
+            "other devices have ended too."
+        )
     return _sign_in_page({}, {}, message=message)
 
 
@@ -155,9 +171,23 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
+    """End this session and every other session of its account.
+
+    Clearing the cookie alone would leave a copy of it (taken from a shared computer
+    or a proxy log) valid until it expires, so the account's session generation moves
+    on instead.
+    """
     check_csrf()
+    account = signed_in_account()
     session.clear()
-    return redirect(url_for("auth.sign_in_form"), code=303)
+    if account is None:
+        return redirect(url_for("auth.sign_in_form"), code=303)
+
+    db = db_session()
+    end_account_sessions(db, account)
+    db.commit()
+    log.info("signed_out", account_id=account.id)
+    return redirect(url_for("auth.sign_in_form", signed_out=1), code=303)
 
 
 def _password_errors(email: str) -> tuple[str, dict]:
@@ -293,6 +323,8 @@ def reset_password(token: str):
     account.password_hash = hash_password(password)
     account.failed_sign_ins = 0
     account.locked_until = None
+    # Anyone who knew the old password may hold a session, so all of them end.
+    end_account_sessions(db, account)
     row.used_at = utcnow()
     record_audit(
         db,
