@@ -2,9 +2,10 @@
 
 The badge engine returns conditions, LMS readings and missing requirements as data
 (a rule node kind with its values). This module words them with the page's gettext:
-conditions and requirements through `rule_text`, and the LMS readings here. Every
-text is escaped HTML, with activity names inside `<bdi>` so a name written right to
-left does not reorder the text around it.
+conditions through `rule_text`, missing requirements as the learner's steps through
+`step_text`, and the LMS readings here. Every text is escaped HTML, with activity
+names inside `<bdi>` so a name written right to left does not reorder the text
+around it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from lti_tool.views.rule_text import (
     RuleDescription,
     activity_label,
     describe_condition,
-    describe_rule_node,
 )
+from lti_tool.views.step_text import Grades, describe_step
 
 
 @dataclass
@@ -69,8 +70,21 @@ def explanation_text(explanation: Explanation) -> ExplanationText:
             )
             for condition in explanation.conditions
         ],
-        missing=[describe_rule_node(rule, names) for rule in explanation.missing_rules],
+        missing=[
+            describe_step(rule, names, _reported_grades(explanation))
+            for rule in explanation.missing_rules
+        ],
     )
+
+
+def _reported_grades(explanation: Explanation) -> Grades:
+    """Return the grade percentages the LMS reported for the explained conditions."""
+    return {
+        reading.activity_id: reading.percent
+        for condition in explanation.conditions
+        for reading in condition.readings
+        if reading.kind == READING_GRADE and reading.percent is not None
+    }
 
 
 def reading_text(reading: LmsReading, names: dict[str, str]) -> Markup:

@@ -40,6 +40,7 @@ from badge_engine.errors import InvalidCredential
 from badge_engine.models import Achievement, Credential, CredentialStatus
 from badge_engine.explain import missing_rules
 from badge_engine.rules import (
+    GradeProgress,
     InvalidAwardRule,
     LearnerProgress,
     same_award_rule,
@@ -89,11 +90,8 @@ from lti_tool.views.rule_form import (
     is_ags_activity,
     parse_min_percent,
 )
-from lti_tool.views.rule_text import (
-    RuleDescription,
-    describe_rule,
-    describe_rule_node,
-)
+from lti_tool.views.rule_text import RuleDescription, describe_rule
+from lti_tool.views.step_text import Grades, describe_step, progress_grades
 from lti_tool.views.headers import (
     allow_form_redirects_to_other_sites,
     allow_framing_by,
@@ -221,32 +219,45 @@ def _course_achievement(course: LtiCourse, public_id: str) -> Achievement:
 
 
 def missing_steps(
-    award_rule: dict, names: dict[str, str], done: set[str] | None = None
+    award_rule: dict,
+    names: dict[str, str],
+    done: set[str] | None = None,
+    grades: Grades | None = None,
 ) -> list[RuleDescription]:
     """Return the steps a learner still has to take under a rule-builder rule.
 
     `names` maps activity ids to their names; `done` contains the activities the
-    learner has completed. A rule of another shape is described whole, because
-    `done` cannot show which of its parts are met. `unmet_requirements` reads the
-    learner's progress instead.
+    learner has completed. `grades` gives the learner's current grades, which the
+    learner's own page shows beside a minimum grade. A rule of another shape is
+    described whole, because `done` cannot show which of its parts are met.
+    `unmet_requirements` reads the learner's progress instead.
     """
     node = award_rule.get("rule") or {}
     if node.get("kind") == "course_completed" and "window" not in node:
-        return [_step(_("Complete the course"))]
+        return [describe_step(node, names)]
     fields = activity_rule_fields(node)
     if fields is None:
-        return [describe_rule_node(node, names)]
-    remaining = [
-        activity_id
+        return [describe_step(node, names, grades)]
+    steps = [
+        describe_step(_activity_node(activity_id, fields), names, grades)
         for activity_id in fields.activity_ids
         if activity_id not in (done or set())
     ]
-    steps = [
-        _step(_activity_step(activity_id, names, fields)) for activity_id in remaining
-    ]
     if fields.match == "any" and steps:
-        return [_step(_("Complete one of these activities:"))] + steps
+        heading = RuleDescription(Markup.escape(_("Complete one of these activities:")))
+        return [heading] + steps
     return steps
+
+
+def _activity_node(activity_id: str, fields: ActivityRuleFields) -> dict:
+    """Return the rule node of one activity of a rule-builder rule."""
+    if activity_id in fields.min_percent:
+        return {
+            "kind": "grade_at_least",
+            "activity_id": activity_id,
+            "min_percent": fields.min_percent[activity_id],
+        }
+    return {"kind": "activity_completed", "activity_id": activity_id}
 
 
 def is_builder_rule(award_rule: dict) -> bool:
@@ -260,27 +271,12 @@ def is_builder_rule(award_rule: dict) -> bool:
 def unmet_requirements(
     award_rule: dict, progress: LearnerProgress, names: dict[str, str]
 ) -> list[RuleDescription]:
-    """Return descriptions of the parts of a valid award rule not yet met."""
+    """Return the steps for the parts of a valid award rule not yet met."""
+    grades = progress_grades(progress)
     return [
-        describe_rule_node(node, names) for node in missing_rules(award_rule, progress)
+        describe_step(node, names, grades)
+        for node in missing_rules(award_rule, progress)
     ]
-
-
-def _step(text: str) -> RuleDescription:
-    return RuleDescription(Markup.escape(text))
-
-
-def _activity_step(
-    activity_id: str, names: dict[str, str], fields: ActivityRuleFields
-) -> str:
-    name = names.get(activity_id, activity_id)
-    if activity_id in fields.min_percent:
-        return _(
-            "Get a grade of at least %(percent)s in “%(activity)s”",
-            percent=i18n.localized_percent(fields.min_percent[activity_id]),
-            activity=name,
-        )
-    return _("Complete “%(activity)s”", activity=name)
 
 
 def _live_credential(course: LtiCourse, achievement: Achievement, learner_id: int):
@@ -345,12 +341,7 @@ def _learner_missing(
     NOTE: like `completed_activity_ids`, this reads the facts and AGS grades the
     bridge has received, not the LMS, so it can lag behind the LMS.
     """
-    if is_builder_rule(achievement.award_rule):
-        done = _done_activities(course, achievement)
-        return missing_steps(achievement.award_rule, names, done)
-
     lms_user_id = str(session.get("lms_user_id"))
-    progress, _read_at = stored_progress(db_session(), achievement, lms_user_id)
     grades = ags_grades(
         db_session(),
         provider_id=course.provider_id,
@@ -358,6 +349,16 @@ def _learner_missing(
         lms_course_id=achievement.lms_course_id,
         lms_user_id=lms_user_id,
     )
+    if is_builder_rule(achievement.award_rule):
+        done = _done_activities(course, achievement, grades)
+        percents = {
+            activity_id: grade.percent
+            for activity_id, grade in grades.items()
+            if grade.percent is not None
+        }
+        return missing_steps(achievement.award_rule, names, done, percents)
+
+    progress, _read_at = stored_progress(db_session(), achievement, lms_user_id)
     try:
         return unmet_requirements(
             achievement.award_rule, merge_grades(progress, grades), names
@@ -365,11 +366,16 @@ def _learner_missing(
     except InvalidAwardRule:
         # A stored rule that no longer validates is described node by node, where
         # each malformed node gets the general sentence.
-        return [describe_rule_node(achievement.award_rule.get("rule"), names)]
+        return [describe_step(achievement.award_rule.get("rule"), names)]
 
 
-def _done_activities(course: LtiCourse, achievement: Achievement) -> set[str]:
-    """Return the rule's activities the learner has completed or graded high enough."""
+def _done_activities(
+    course: LtiCourse, achievement: Achievement, grades: dict[str, GradeProgress]
+) -> set[str]:
+    """Return the rule's activities the learner has completed or graded high enough.
+
+    `grades` contains the learner's AGS grades by activity id.
+    """
     fields = activity_rule_fields(achievement.award_rule.get("rule") or {})
     if fields is None:
         return set()
@@ -389,20 +395,12 @@ def _done_activities(course: LtiCourse, achievement: Achievement) -> set[str]:
             lms_user_id=lms_user_id,
             activity_ids=plain,
         )
-    if fields.min_percent:
-        grades = ags_grades(
-            db_session(),
-            provider_id=course.provider_id,
-            lms_connection_id=achievement.lms_connection_id,
-            lms_course_id=achievement.lms_course_id,
-            lms_user_id=lms_user_id,
-        )
-        for activity_id, minimum in fields.min_percent.items():
-            grade = grades.get(activity_id)
-            if grade is None or grade.percent is None:
-                continue
-            if grade.percent >= minimum:
-                done.add(activity_id)
+    for activity_id, minimum in fields.min_percent.items():
+        grade = grades.get(activity_id)
+        if grade is None or grade.percent is None:
+            continue
+        if grade.percent >= minimum:
+            done.add(activity_id)
     return done
 
 

@@ -91,15 +91,6 @@ def _builder_listed_activity(
     return name
 
 
-def describe_rule_node(node: object, names: dict[str, str]) -> RuleDescription:
-    """Describe one rule node with its nested rules, node by node.
-
-    For the requirements a learner still has to meet, which the badge engine returns
-    as rule nodes.
-    """
-    return _describe_node(node, names)
-
-
 def describe_condition(node: object, names: dict[str, str]) -> RuleDescription:
     """Describe one rule node without its nested rules.
 
@@ -116,7 +107,7 @@ def describe_condition(node: object, names: dict[str, str]) -> RuleDescription:
         if window is not None:
             description.window = _window_text(window)
         return description
-    return _with_window(RuleDescription(_leaf_text(kind, node, names)), node)
+    return with_window(RuleDescription(_leaf_text(kind, node, names)), node)
 
 
 def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
@@ -136,7 +127,7 @@ def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
         )
     else:
         description = RuleDescription(_leaf_text(kind, node, names))
-    return _with_window(description, node)
+    return with_window(description, node)
 
 
 def _completion_time_description(node: dict, names: dict[str, str]) -> RuleDescription:
@@ -161,7 +152,7 @@ def _combination_text(kind: str) -> Markup:
     return Markup.escape(text)
 
 
-def _with_window(description: RuleDescription, node: dict) -> RuleDescription:
+def with_window(description: RuleDescription, node: dict) -> RuleDescription:
     window = node.get("window")
     if window is None:
         return description

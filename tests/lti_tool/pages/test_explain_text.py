@@ -182,6 +182,15 @@ CONDITION_TEXTS = {
 }
 
 
+# The learner's step for the combination in COMBINED, in each language.
+COMBINED_STEPS = {
+    "en": "Meet every one of these conditions:",
+    "fr": f"Remplir toutes ces conditions{NBSP}:",
+    "es": "Cumplir todas estas condiciones:",
+    "ar": "استيفاء كل هذه الشروط:",
+}
+
+
 @pytest.mark.parametrize("locale", LANGUAGES)
 def test_conditions_each_language(app, locale):
     """Conditions are worded node by node, with a combination's window apart."""
@@ -212,7 +221,9 @@ def test_conditions_each_language(app, locale):
     assert [c.depth for c in worded.conditions] == [0, 1, 1]
     # The combination has a window, so it is missing whole, with both parts.
     assert len(worded.missing) == 1
-    assert plain(html.unescape(worded.missing[0].text)) == plain(all_of)
+    assert plain(html.unescape(worded.missing[0].text)) == plain(
+        COMBINED_STEPS[locale]
+    )
     assert len(worded.missing[0].parts) == 2
 
 
@@ -260,28 +271,33 @@ RAW_RULE = {
 }
 
 # Text the page must show in each language for RAW_RULE: the combination's
-# introduction in the conditions, the course total grade in both lists, and the
-# "no grade" reading.
+# introduction in the conditions, the course total grade as a condition, the
+# "no grade" reading, and the course total grade as the learner's step in both
+# "Still missing" lists.
 PAGE_TEXTS = {
     "en": (
         "the learner meets every one of these conditions:",
         "the learner's course total is at or above 70%.",
         "(no grade)",
+        "Reach 70% or more in the course total.",
     ),
     "fr": (
         f"l'apprenant remplit toutes ces conditions{NBSP}:",
         "la note totale de l'apprenant dans le cours atteint au moins 70 %.",
         "(aucune note)",
+        "Atteindre 70 % ou plus dans la note totale du cours.",
     ),
     "es": (
         "el estudiante cumple todas estas condiciones:",
         "la calificación total del estudiante en el curso es de al menos 70 %.",
         "(sin calificación)",
+        "Alcanzar 70 % o más en la calificación total del curso.",
     ),
     "ar": (
         "يستوفي المتعلّم كل هذه الشروط:",
         "مجموع درجات المتعلّم في الدورة 70% أو أكثر.",
         "(لا توجد درجة)",
+        "الحصول على 70% أو أكثر في المجموع الكلي للدورة.",
     ),
 }
 ENGLISH_LEFTOVERS = (
@@ -315,11 +331,12 @@ def test_learner_page_why_not_yet(client, db, tenants, locale):
     alpha, _ = tenants
     page = learner_page(client, db, alpha, locale)
     explained = plain(section(page, '<details class="why-not-yet"', "</details>"))
-    combination, grade, no_grade = PAGE_TEXTS[locale]
+    combination, grade, no_grade, grade_step = PAGE_TEXTS[locale]
 
     assert plain(combination) in explained
     assert plain(grade) in explained
     assert no_grade in explained
+    assert plain(grade_step) in explained
     assert explained.count('class="condition"') == 3
     if locale != "en":
         for english in ENGLISH_LEFTOVERS:
@@ -332,10 +349,10 @@ def test_learner_page_missing_raw_rule(client, db, tenants, locale):
     alpha, _ = tenants
     page = learner_page(client, db, alpha, locale)
     missing = plain(section(page, '<ul class="missing-list">', "</ul>"))
-    _combination, grade, _no_grade = PAGE_TEXTS[locale]
+    _combination, _grade, _no_grade, grade_step = PAGE_TEXTS[locale]
 
     assert missing.count("<li>") == 2
-    assert plain(grade) in missing
+    assert plain(grade_step) in missing
     assert '<bdi dir="ltr">4001</bdi>' in missing
     assert '<bdi dir="ltr">4002</bdi>' in missing
     assert "Meet the badge's criteria" not in page
@@ -380,5 +397,5 @@ def test_learner_page_missing_uses_stored_facts(client, db, tenants):
     missing = section(page, '<ul class="missing-list">', "</ul>")
 
     assert missing.count("<li>") == 1
-    assert "the learner's course total is at or above 70%." in missing
+    assert "Reach 70% or more in the course total." in missing
     assert "4001" not in missing
