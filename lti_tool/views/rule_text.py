@@ -91,6 +91,15 @@ def _builder_listed_activity(
     return name
 
 
+def describe_rule_node(node: object, names: dict[str, str]) -> RuleDescription:
+    """Describe one rule node with its nested rules, node by node.
+
+    For the requirements a learner still has to meet, which the badge engine returns
+    as rule nodes.
+    """
+    return _describe_node(node, names)
+
+
 def describe_condition(node: object, names: dict[str, str]) -> RuleDescription:
     """Describe one rule node without its nested rules.
 
@@ -141,7 +150,7 @@ def _completion_time_description(node: dict, names: dict[str, str]) -> RuleDescr
         ),
         [_describe_node(node.get("rule"), names)],
     )
-    return _with_window(description, node)
+    return with_window(description, node)
 
 
 def _combination_text(kind: str) -> Markup:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from badge_engine.explain import COMPLETION_TIME
 from badge_engine.rules import LearnerProgress
 from lti_tool import i18n
 from lti_tool.i18n import gettext as _
-from lti_tool.views.rule_text import RuleDescription, activity_label, with_window
+from lti_tool.views.rule_text import (
+    RuleDescription,
+    activity_label,
+    describe_rule_node,
+    with_window,
+)
 
 # The learner's grades as percentages, by activity id. The course total is under
 # the key None.
@@ -45,6 +51,10 @@ def describe_step(
 
     grades = grades or {}
     kind = node.get("kind")
+    if kind == COMPLETION_TIME:
+        # The learner met this part, so there is no step to word. What is missing
+        # is the LMS's date of it, which `rule_text` describes.
+        return describe_rule_node(node, names)
     if kind in ("all_of", "any_of"):
         children = node.get("rules")
         if not isinstance(children, list) or not children:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from badge_engine.explain import explain_award
+from badge_engine.explain import COMPLETION_TIME, explain_award
 from badge_engine.rules import GradeProgress, LearnerProgress
 from lti_tool.views.explain_text import explanation_text
 from lti_tool.views.step_text import describe_step, progress_grades
@@ -193,3 +193,17 @@ def test_why_not_yet_step_gives_grade(app):
     assert missing == [
         "Reach 80% or more in “<bdi>Final quiz</bdi>” (your grade now: 65%)."
     ]
+
+
+def test_completion_time_keeps_description(app):
+    """A part missing only its LMS date is described, because nothing is left to do."""
+    node = {
+        "kind": COMPLETION_TIME,
+        "rule": {"kind": "course_completed"},
+        "window": {"from": "2025-01-01T00:00:00Z"},
+    }
+
+    text, parts = step(app, node)
+
+    assert text.startswith("the LMS reports when the learner met this condition.")
+    assert parts == ["the learner completes the course."]
