@@ -15,6 +15,7 @@ only through the guarded client in the `VerifyContext`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,7 +44,7 @@ from badge_engine.did import (
     resolve_did_key,
 )
 from badge_engine.errors import InvalidDid, VerificationError
-from badge_engine.outbound import OutboundError
+from badge_engine.outbound import OutboundError, OutboundStatusError
 from badge_engine.jsonld import CONTEXT_FILES
 from badge_engine.ob3 import format_timestamp
 from badge_engine.schema import validate_open_badge_credential
@@ -263,8 +264,23 @@ def verify_target(target: str, context: VerifyContext) -> VerificationReport:
                 report.error(
                     "revoked", f"The issuer revoked the credential at {target}."
                 )
+            elif isinstance(error, OutboundStatusError):
+                report.error(
+                    "no_credential",
+                    f"{target} serves no credential: the server returned HTTP "
+                    f"{error.status}. Check the address, which is the credential's "
+                    "id, or verify the credential's file instead.",
+                )
             else:
                 report.error("fetch_failed", str(error))
+            return report
+        if not _looks_like_credential(fetched.body):
+            report.error(
+                "no_credential",
+                f"{target} serves no credential: the response is not a JSON "
+                "credential or assertion, a JWT, or a baked PNG or SVG. Check the "
+                "address, which is the credential's id.",
+            )
             return report
         return verify_bytes(fetched.body, context)
 
@@ -272,6 +288,30 @@ def verify_target(target: str, context: VerifyContext) -> VerificationReport:
     with path.open("rb") as file:
         data = file.read(MAX_INPUT_BYTES + 1)
     return verify_bytes(data, context)
+
+
+def _looks_like_credential(data: bytes) -> bool:
+    """Check whether fetched bytes have a credential's shape, unlike an HTML page.
+
+    Only the shape is checked: a baked image, a compact JWS, or a JSON object with
+    `@context` or `type`. Whether it is a valid credential is verify_bytes's job.
+    """
+    if is_png(data) or looks_like_svg(data):
+        return True
+    try:
+        text = data.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        return False
+    if _COMPACT_JWS.match(text):
+        return True
+    if not text.startswith("{"):
+        return False
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+
+    return isinstance(document, dict) and ("@context" in document or "type" in document)
 
 
 def verify_bytes(data: bytes, context: VerifyContext) -> VerificationReport:

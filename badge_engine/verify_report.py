@@ -43,6 +43,8 @@ PROBLEM_CODES = {
     "recipient_mismatch": "the recipient is not the expected person",
     "hosted_mismatch": "a baked OB 2.0 assertion differs from the hosted one",
     "fetch_failed": "a document could not be fetched",
+    "no_credential": "the URL to verify serves no credential (an HTTP error, or a "
+    "page that is not a credential)",
     "unsupported_format": "a format this verifier cannot check yet",
 }
 
@@ -50,6 +52,8 @@ PROBLEM_CODES = {
 # Codes of problems that stop a check from running rather than show a fault. A
 # report whose only errors have these codes is "not checked", not invalid.
 UNCHECKED_CODES = frozenset({"key_unreachable", "status_unreachable"})
+# A report with this error found nothing to verify at the address it was given.
+NO_CREDENTIAL_CODE = "no_credential"
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,12 @@ class VerificationReport:
 
     @property
     def outcome(self) -> str:
-        """`valid`, `invalid`, or `not_checked` when a needed document was unreachable."""
+        """`valid`, `invalid`, `not_checked` when a needed document was unreachable,
+        or `no_credential` when the URL to verify serves no credential."""
         if self.valid:
             return "valid"
+        if self.has_error(NO_CREDENTIAL_CODE):
+            return "no_credential"
         return "invalid" if self.checked else "not_checked"
 
     def error(self, code: str, message: str, path: str = "$") -> None:

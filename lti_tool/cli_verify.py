@@ -29,6 +29,9 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 # The issuer's key or status list could not be fetched, so nothing was decided.
 EXIT_NOT_CHECKED = 3
+# The URL to verify serves no credential (HTTP 404 or another page), so the address
+# is wrong rather than the badge.
+EXIT_NO_CREDENTIAL = 4
 
 _NOT_CHECKED_HINT = (
     "The issuer's server could not be reached, so the credential is neither valid "
@@ -70,8 +73,9 @@ def verify(
 
     Checks context (local copies only), schema, proof, issuer key, status, dates
     and recipient. Exits 0 when valid, 1 when invalid, 2 on a usage error such as
-    a missing file, and 3 when the credential could not be checked because the
-    issuer's key or status list could not be fetched.
+    a missing file, 3 when the credential could not be checked because the
+    issuer's key or status list could not be fetched, and 4 when the URL serves no
+    credential (HTTP 404 or a page that is not a credential).
     """
     context = VerifyContext(
         fetcher=DocumentFetcher(_outbound_policy()),
@@ -101,6 +105,7 @@ def verify(
         "valid": EXIT_VALID,
         "invalid": EXIT_INVALID,
         "not_checked": EXIT_NOT_CHECKED,
+        "no_credential": EXIT_NO_CREDENTIAL,
     }
     sys.exit(exit_codes[report.outcome])
 
@@ -191,10 +196,16 @@ def _print(report: VerificationReport, as_json: bool) -> None:
         click.echo(json.dumps(report.to_json()))
         return
 
-    version = f"Open Badges {report.version}" if report.version else "unknown version"
-    verdicts = {"valid": "valid", "invalid": "INVALID", "not_checked": "NOT CHECKED"}
-    verdict = verdicts[report.outcome]
-    click.echo(f"{verdict}: {version}, format {report.format or 'unknown'}")
+    if report.outcome == "no_credential":
+        # No version or format to show, and the address, not a badge, is at fault.
+        click.echo("NO CREDENTIAL: nothing to verify at this address")
+    else:
+        version = (
+            f"Open Badges {report.version}" if report.version else "unknown version"
+        )
+        verdicts = {"valid": "valid", "invalid": "INVALID", "not_checked": "NOT CHECKED"}
+        verdict = verdicts[report.outcome]
+        click.echo(f"{verdict}: {version}, format {report.format or 'unknown'}")
     for problem in report.errors:
         click.echo(f"  error {problem.code} at {problem.path}: {problem.message}")
     for problem in report.warnings:

@@ -705,3 +705,37 @@ def test_verify_unreachable_issuer_json(live, seeded):
     assert report["outcome"] == "not_checked"
     assert report["valid"] is False
     assert _codes(report) == ["key_unreachable"]
+
+
+def test_verify_unknown_credential_url(live):
+    """A credential URL that returns 404 is reported as no credential, exit 4."""
+    target = credential_url(live.base, "00000000-0000-4000-8000-00000000dead")
+
+    result = CliRunner().invoke(main, ["verify", target], env=live.env)
+
+    assert result.exit_code == 4, result.output
+    assert result.output.startswith("NO CREDENTIAL: nothing to verify at this address")
+    assert "serves no credential" in result.output
+    assert "HTTP 404" in result.output
+    assert "INVALID" not in result.output
+
+
+def test_verify_unknown_credential_json(live):
+    """With --json a 404 has the outcome no_credential and the exit code 4."""
+    target = credential_url(live.base, "00000000-0000-4000-8000-00000000beef")
+
+    code, report = _verify(live, target)
+
+    assert code == 4
+    assert report["outcome"] == "no_credential"
+    assert report["valid"] is False
+    assert _codes(report) == ["no_credential"]
+
+
+def test_verify_non_credential_page(live):
+    """A URL that returns some other JSON document serves no credential, exit 4."""
+    code, report = _verify(live, f"{live.base}/health")
+
+    assert code == 4, report
+    assert _codes(report) == ["no_credential"]
+    assert "is not a JSON credential" in report["errors"][0]["message"]
