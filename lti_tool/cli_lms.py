@@ -21,6 +21,7 @@ from lti_tool.cli_support import (
 )
 from lti_tool.operations import InvalidInput, audit, provider_by_slug
 from lti_tool.operations.lms import (
+    CONNECTION_STATUS_LABELS,
     connect_canvas_site,
     connect_moodle,
     connection_dict,
@@ -171,8 +172,13 @@ def list_(provider_slug, as_json):
         audit(op.session, op.actor, "lms_connection.listed",
               provider_id=found.id if found else None)
         op.session.commit()
+    # The text table uses the admin page's words for the status, and --json the keys.
+    labelled_rows = [
+        {**row, "status": CONNECTION_STATUS_LABELS[row["status"]]} for row in rows
+    ]
     emit({"connections": rows}, as_json,
-         table(rows, ["id", "kind", "name", "state", "url"], "no LMS connections"))
+         table(labelled_rows, ["id", "kind", "name", "status", "url"],
+               "no LMS connections"))
 
 
 @lms.command("test")

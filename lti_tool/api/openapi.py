@@ -115,6 +115,17 @@ SCHEMAS = {
             "name": STRING,
             "url": STRING,
             "state": STRING,
+            "status": {
+                "enum": [
+                    "connected",
+                    "no_contact",
+                    "not_responding",
+                    "not_working",
+                    "disconnected",
+                ],
+                "description": "What the admin page shows: state and the latest "
+                "contact with the LMS combined.",
+            },
             "state_detail": NULLABLE_STRING,
             "webhook_url": STRING,
             "created_at": TIMESTAMP,

@@ -207,6 +207,35 @@ def canvas_webhook_url(base: str, public_id: str, secret: str) -> str:
     return f"{base}/webhooks/canvas/{public_id}?token={secret}"
 
 
+# The words the admin page and `lms list` show for each connection status.
+CONNECTION_STATUS_LABELS = {
+    "disconnected": "Disconnected",
+    "not_working": "Not working",
+    "not_responding": "Not responding",
+    "connected": "Connected",
+    "no_contact": "Connected, no contact recorded yet",
+}
+
+
+def connection_status(connection: LmsConnection) -> str:
+    """Return the connection's status key, a key of CONNECTION_STATUS_LABELS.
+
+    `state` records whether the bridge still uses the connection. The status adds
+    how the latest contact with the LMS ended, which a person checks first.
+    """
+    if connection.disconnected:
+        return "disconnected"
+    if connection.state == ConnectionState.BROKEN.value:
+        return "not_working"
+    contact = connection.contact
+    if contact is not None and contact.failing:
+        return "not_responding"
+    if contact is not None and contact.last_success_at is not None:
+        return "connected"
+
+    return "no_contact"
+
+
 def connection_dict(bridge: Bridge, connection: LmsConnection) -> dict[str, Any]:
     webhook = connection_webhook_url(bridge, connection)
     return {
@@ -215,6 +244,7 @@ def connection_dict(bridge: Bridge, connection: LmsConnection) -> dict[str, Any]
         "name": connection.name,
         "url": connection.base_url,
         "state": connection.state,
+        "status": connection_status(connection),
         "state_detail": connection.state_detail,
         "webhook_url": webhook,
         "created_at": iso(connection.created_at),

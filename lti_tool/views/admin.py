@@ -50,6 +50,7 @@ from lti_tool.models import Registration
 from lti_tool.operations import ActionError, InvalidInput
 from lti_tool.operations.lms import (
     check_lms_url,
+    connection_status,
     connection_usage,
     connection_webhook_url,
     disconnect_connection,
@@ -235,6 +236,7 @@ def _connections_page(
                 current_bridge(), connection
             ),
             last_contact_outcome=last_contact_outcome,
+            connection_status=connection_status,
             tool_urls=lambda registration: {
                 "login": lti_login_url(base_url(), registration.public_id),
                 "launch": launch_url_of(registration),

@@ -153,6 +153,25 @@ def test_lms_connect_moodle_prints_webhook(cli, provider, moodle):
     assert "webhook_secret" not in listed.stdout
 
 
+def test_lms_list_uses_page_words(cli, provider, moodle):
+    """The text table shows the admin page's status words, --json the status key."""
+    connected = cli.ok("lms", "connect", "moodle", "--provider", provider,
+                       "--url", moodle.site_url, "--token", MOODLE_TOKEN, "--json")
+    connection_id = connected.document["connection"]["id"]
+
+    text = cli.ok("lms", "list", "--provider", provider)
+    listed = cli.ok("lms", "list", "--provider", provider, "--json")
+    header, row = text.stdout.strip().splitlines()
+
+    assert "STATUS" in header
+    assert "STATE" not in header
+    assert connection_id in row
+    assert " Connected " in row
+    assert " ok " not in row
+    assert listed.document["connections"][0]["status"] == "connected"
+    assert listed.document["connections"][0]["state"] == "ok"
+
+
 def test_lms_connect_same_site_twice(cli, provider, moodle, tmp_path):
     """A second connection to the same Moodle site is rejected, however spelled."""
     cli.ok("lms", "connect", "moodle", "--provider", provider,
