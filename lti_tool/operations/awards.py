@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from connectors.canvas.errors import CanvasNotFound
 from connectors.hpass.models import Delivery
 from connectors.moodle.errors import MoodleError
 from lti_tool.bridge import Bridge
+from lti_tool.course_activities import stored_activity_names
 from lti_tool.operations import (
     ActionError,
     InvalidInput,
@@ -175,6 +177,27 @@ def _is_missing_record(error: Exception) -> bool:
     return isinstance(error, MoodleError) and error.errorcode == MOODLE_MISSING_RECORD
 
 
+# An activity in the rule engine's missing texts, as `badge_engine.rules` writes it.
+ACTIVITY_IN_TEXT = re.compile(r"\bactivity ([^\s,]+)")
+
+
+def name_activities(text: str, names: dict[str, str]) -> str:
+    """Replace "activity <id>" in a missing text with the activity's name and id.
+
+    `names` maps activity ids to the names the bridge last read from the LMS. An
+    activity without a stored name keeps its id alone.
+    """
+
+    def named(match: re.Match) -> str:
+        activity_id = match.group(1)
+        name = names.get(activity_id)
+        if not name:
+            return match.group(0)
+        return f"\u201c{name}\u201d [{activity_id}]"
+
+    return ACTIVITY_IN_TEXT.sub(named, text)
+
+
 def explain(
     session: Session,
     bridge: Bridge,
@@ -224,6 +247,12 @@ def explain(
             f"from the LMS failed: {error}; check the learner id",
         ) from None
     outcome = evaluate_award_rule(achievement.award_rule, progress)
+    names = stored_activity_names(
+        session,
+        achievement.provider_id,
+        achievement.lms_connection_id,
+        achievement.lms_course_id,
+    )
 
     return {
         "achievement": achievement.public_id,
@@ -232,6 +261,6 @@ def explain(
         "holds_award": credential.public_id if credential else None,
         "rule_met": outcome.met,
         "met_at": iso(outcome.met_at),
-        "missing": list(outcome.missing),
+        "missing": [name_activities(item, names) for item in outcome.missing],
         "award_rule": achievement.award_rule,
     }
