@@ -7,12 +7,42 @@ from pylti1p3 or Celery carries the same bound ids (request, task, provider) as 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
 
 _configured = False
 ROUTINE_CELERY_LOGGERS = ("celery.beat", "celery.app.trace", "celery.worker.strategy")
+
+# Paths whose last segment is a secret that opens something: a password reset link
+# (valid 1 hour), an invitation (7 days) and a dynamic registration URL (7 days).
+TOKEN_PATH_PREFIXES = ("/account/reset/", "/account/invitation/", "/lti/register/")
+REDACTED = "[redacted]"
+_TOKEN_SEGMENT = re.compile(
+    "("
+    + "|".join(re.escape(prefix) for prefix in TOKEN_PATH_PREFIXES)
+    + r")[^/?#\s'\"]+"
+)
+# Query parameters that carry a secret: the Canvas webhook's token, the LTI
+# registration_token, OAuth codes and access tokens.
+_SECRET_QUERY_VALUE = re.compile(
+    r"([?&](?:[\w.-]*token|[\w.-]*secret|code|password)=)[^&#\s'\"]+", re.IGNORECASE
+)
+
+
+def redact_url_secrets(_logger, _method_name, event_dict: dict) -> dict:
+    """Replace secret path segments and query values in a log line's string values.
+
+    The bridge's handler runs it on its own lines and on other libraries' lines (a
+    server's access line contains the request line), so a path is redacted under
+    any key. Strings nested in a dict or list value are not searched.
+    """
+    for key, value in event_dict.items():
+        if isinstance(value, str) and ("/" in value or "=" in value):
+            redacted = _TOKEN_SEGMENT.sub(r"\1" + REDACTED, value)
+            event_dict[key] = _SECRET_QUERY_VALUE.sub(r"\1" + REDACTED, redacted)
+    return event_dict
 
 
 def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
@@ -34,6 +64,8 @@ def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # Last before rendering, so a traceback's text is covered too.
+            redact_url_secrets,
             renderer,
         ],
     )
