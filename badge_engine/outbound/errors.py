@@ -48,7 +48,27 @@ class OutboundError(BadgeEngineError):
 
 
 class OutboundBlocked(OutboundError):
-    """The outbound policy forbids this request."""
+    """The outbound policy forbids this request.
+
+    `address` is the resolved address the policy forbids, for code blocked_address.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        code: str,
+        hint: str = "",
+        address: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url, code=code, hint=hint)
+        self.address = address
+
+    def with_url(self, url: str) -> OutboundBlocked:
+        return type(self)(
+            self.message, url=url, code=self.code, hint=self.hint, address=self.address
+        )
 
 
 class OutboundTooLarge(OutboundError):

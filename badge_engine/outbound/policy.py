@@ -137,6 +137,7 @@ class OutboundPolicy:
                     url=url,
                     code="blocked_address",
                     hint=ADDRESS_HINT,
+                    address=str(address),
                 )
             if plain_http and not address.is_loopback:
                 raise OutboundBlocked(

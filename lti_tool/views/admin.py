@@ -27,6 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from badge_engine.db import utcnow
 from badge_engine.models import Provider
+from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
 from badge_engine.outbox import OutboxMessage, OutboxStatus
 from connectors.contacts import last_contact_outcome, record_success
 from connectors.hpass.models import DeliveryStatus
@@ -371,6 +372,51 @@ def _read_url(form: dict, errors: dict, name: str) -> str:
     return value.rstrip("/")
 
 
+def _read_platform_url(form: dict, errors: dict, name: str) -> str:
+    """Read a URL of an LTI platform and check it as `hpass-bridge platform add` does.
+
+    The bridge fetches these URLs later (the JWKS at each launch), so a URL whose
+    host is a private, loopback, link-local or reserved address is rejected when it
+    is saved. The fetch is checked again when it connects, because DNS answers
+    change.
+    """
+    value = _read_url(form, errors, name)
+    if name in errors:
+        return value
+
+    try:
+        current_bridge().outbound_policy.check_url_now(value)
+    except OutboundBlocked as error:
+        errors[name] = _blocked_url_message(error, value)
+    except OutboundConnectionFailed:
+        # A name that does not resolve yet is stored; each fetch then fails with
+        # the guard's error naming the host.
+        pass
+    return value
+
+
+def _blocked_url_message(error: OutboundBlocked, value: str) -> str:
+    if error.code == "blocked_address":
+        return _(
+            "The host resolves to the non-public address %(address)s (private, "
+            "loopback, link-local or reserved), which the bridge does not call. "
+            "Give the platform's public https URL.",
+            address=error.address,
+        )
+    if error.code == "insecure_url":
+        return _("Use an https:// address; plain http is not accepted.")
+    parts = urlsplit(value)
+    if parts.username or parts.password:
+        return _(
+            "This address contains a user name or password. Give the platform's "
+            "public https URL without them."
+        )
+    return _(
+        "This is not a web address. Enter a full address such as "
+        "https://moodle.example.org."
+    )
+
+
 def _read_required(form: dict, errors: dict, name: str, limit: int = NAME_MAX) -> str:
     value = (request.form.get(name) or "").strip()
     form[name] = value
@@ -562,10 +608,10 @@ def connect_lti(account: Account):
     provider = _provider_or_pick(account)
     form: dict = {}
     errors: dict = {}
-    issuer = _read_url(form, errors, "issuer")
+    issuer = _read_platform_url(form, errors, "issuer")
     client_id = _read_required(form, errors, "client_id")
-    login_url = _read_url(form, errors, "auth_login_url")
-    key_set_url = _read_url(form, errors, "key_set_url")
+    login_url = _read_platform_url(form, errors, "auth_login_url")
+    key_set_url = _read_platform_url(form, errors, "key_set_url")
     deployment_id = _read_required(form, errors, "deployment_id")
     connection_id = request.form.get("lms_connection_id", type=int)
     db = db_session()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 
 import pytest
+from sqlalchemy import func, select
 
 from lti_tool.accounts import AccountRole
+from lti_tool.models import Registration
 
 from .conftest import add_account, sign_in
 from .test_admin_pages import SECOND_MOODLE_TOKEN, second_moodle  # noqa: F401
@@ -94,3 +96,89 @@ def test_invite_invalid_email_arabic(client, admin):
 
     assert response.status_code == 400
     assert "هذا ليس عنوان بريد إلكتروني صالحًا." in page
+
+
+def _registrations(db) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(Registration))
+
+
+def _connect_lti(client, language: str = "en", **urls):
+    data = {
+        "csrf": "test-csrf",
+        "issuer": "http://127.0.0.1:9",
+        "client_id": "client-1",
+        "auth_login_url": "http://127.0.0.1:9/auth",
+        "key_set_url": "http://127.0.0.1:9/jwks",
+        "deployment_id": "1",
+    }
+    data.update(urls)
+    response = client.post(
+        "/admin/connect/lti", data=data, headers={"Accept-Language": language}
+    )
+    return response, html.unescape(response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "address"),
+    [
+        ("key_set_url", "https://169.254.169.254/latest/meta-data", "169.254.169.254"),
+        ("key_set_url", "https://10.0.0.1/jwks", "10.0.0.1"),
+        ("auth_login_url", "https://10.0.0.1/auth", "10.0.0.1"),
+        ("issuer", "https://[fd00::1]", "fd00::1"),
+    ],
+)
+def test_platform_private_address_rejected(client, db, admin, field, url, address):
+    """A platform URL on a non-public address is rejected before anything is stored.
+
+    The hosts are IP literals, so the check resolves nothing and sends no request.
+    """
+    before = _registrations(db)
+
+    response, page = _connect_lti(client, **{field: url})
+
+    assert response.status_code == 400
+    assert f"the non-public address {address} (private" in page
+    assert "Give the platform's public https URL." in page
+    assert _registrations(db) == before
+
+
+def test_platform_credentials_url_rejected(client, db, admin):
+    """A platform URL with a user name and password is rejected."""
+    before = _registrations(db)
+
+    response, page = _connect_lti(
+        client, key_set_url="http://user:pass@127.0.0.1:9/jwks"
+    )
+
+    assert response.status_code == 400
+    assert "This address contains a user name or password." in page
+    assert _registrations(db) == before
+
+
+@pytest.mark.parametrize(
+    ("language", "phrase"),
+    [
+        ("fr", "l'adresse non publique 10.0.0.1"),
+        ("es", "la dirección no pública 10.0.0.1"),
+        ("ar", "العنوان غير العام 10.0.0.1"),
+    ],
+)
+def test_platform_private_address_translated(client, admin, language, phrase):
+    """The non-public address message is translated."""
+    response, page = _connect_lti(
+        client, language=language, key_set_url="https://10.0.0.1/jwks"
+    )
+
+    assert response.status_code == 400
+    assert phrase in page
+
+
+def test_platform_allowed_urls_registered(client, db, admin):
+    """Platform URLs the outbound policy allows are registered."""
+    before = _registrations(db)
+
+    response, _ = _connect_lti(client)
+
+    assert response.status_code == 303
+    assert _registrations(db) == before + 1
