@@ -357,6 +357,62 @@ def test_why_not_yet_translated(browser, stack, shots, locale):
             session.commit()
 
 
+@pytest.mark.parametrize("locale", ("en", "ar"))
+def test_revoked_badge_card(browser, stack, shots, locale):
+    """A learner's revoked badge shows its date and reason, lists no steps, and the
+    page passes axe-core."""
+    from datetime import datetime, timezone
+
+    from badge_engine.models import Achievement, Credential, Learner
+
+    name = f"Revoked badge {locale}"
+    with stack.bridge.session() as session:
+        learner = session.scalar(
+            select(Learner).where(Learner.lms_user_id == str(DEMO_LEARNER_ID))
+        )
+        achievement = Achievement(
+            provider_id=learner.provider_id,
+            lms_connection_id=learner.lms_connection_id,
+            lms_course_id=str(DEMO_COURSE_ID),
+            name=name,
+            description="A badge revoked after it was issued.",
+            criteria_narrative="Complete the course.",
+            award_rule={"version": 1, "rule": {"kind": "course_completed"}},
+        )
+        session.add(achievement)
+        session.flush()
+        credential = Credential(
+            provider_id=learner.provider_id,
+            achievement_id=achievement.id,
+            learner_id=learner.id,
+            status="revoked",
+            revoked_at=datetime(2026, 4, 2, 8, 0, tzinfo=timezone.utc),
+            revocation_reason="Issued by mistake",
+            awarded_at=datetime(2026, 3, 14, 9, 30, tzinfo=timezone.utc),
+            document={"type": ["VerifiableCredential"]},
+        )
+        session.add(credential)
+        session.commit()
+        achievement_id, credential_id = achievement.id, credential.id
+    try:
+        page = launch(browser, stack, "learner", locale=locale)
+        card = page.locator("li.card", has_text=name)
+
+        assert card.locator(".status.revoked").count() == 1
+        assert card.locator('time[datetime="2026-04-02T08:00:00+00:00"]').count() == 1
+        assert "Issued by mistake" in card.inner_text()
+        assert card.locator(".missing-list").count() == 0
+        assert card.locator("details.why-not-yet").count() == 0
+        assert axe_violations(page) == [], f"learner in {locale}"
+        shots(page, f"revoked-badge-{locale}")
+        page.context.close()
+    finally:
+        with stack.bridge.session() as session:
+            session.delete(session.get(Credential, credential_id))
+            session.delete(session.get(Achievement, achievement_id))
+            session.commit()
+
+
 def test_arabic_layout_mirrored(browser, stack):
     """In Arabic the header starts on the right: the brand sits right of the switcher."""
     page = launch(browser, stack, "learner", locale="ar")
