@@ -34,6 +34,7 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
     )
     from lti_tool.app import create_app
     from lti_tool.cli import _settings_or_fail
+    from lti_tool.operations import operating_system_actor
 
     if "@" not in email or len(email) > 320:
         fail(
@@ -71,7 +72,7 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
         record_audit(
             session,
             provider_id=None,
-            actor="cli",
+            actor=operating_system_actor(),
             action="account.created",
             target=f"account:{account.id}",
             detail={"role": account.role},

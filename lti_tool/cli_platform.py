@@ -27,6 +27,7 @@ from lti_tool.operations import (
     ActionError,
     InvalidInput,
     NotFound,
+    audit,
     operating_system_actor,
     provider_by_slug,
 )
@@ -152,6 +153,14 @@ def add(
         )
         registration.platform_family = family
         registration.new_deployment_policy = "hold" if hold_new_deployments else "accept"
+        audit(
+            session,
+            operating_system_actor(),
+            "lti_registration.created",
+            provider_id=provider.id,
+            target=f"lti_registration:{registration.public_id}",
+            detail={"issuer": issuer, "client_id": client_id},
+        )
         session.commit()
 
         urls = _tool_urls(bridge.settings.public_base_url, registration)
@@ -235,6 +244,14 @@ def remove(issuer, client_id, as_json) -> None:
                     model.registration_id == registration.id,
                 )
             )
+        audit(
+            session,
+            operating_system_actor(),
+            "lti_registration.removed",
+            provider_id=registration.provider_id,
+            target=f"lti_registration:{registration.public_id}",
+            detail={"issuer": issuer, "client_id": client_id},
+        )
         session.delete(registration)
         session.commit()
         emit({"status": "ok"}, as_json, f"removed {issuer} / {client_id}")
@@ -268,6 +285,14 @@ def rotate_key(issuer, client_id, as_json) -> None:
     with _bridge(as_json) as (bridge, session):
         registration = _find(session, issuer, client_id, as_json)
         kid = tool_keys.rotate(registration, bridge.vault)
+        audit(
+            session,
+            operating_system_actor(),
+            "key.rotated",
+            provider_id=registration.provider_id,
+            target=f"lti_registration:{registration.public_id}",
+            detail={"kind": "lti", "new_key": kid},
+        )
         session.commit()
         emit({"status": "ok", "kid": kid}, as_json, f"new tool key {kid} is active")
 
@@ -286,4 +311,13 @@ def registration_url(provider_slug, as_json) -> None:
             report_error(error, as_json)
         token = registration_token(bridge.settings.secret_key, provider.id)
         url = f"{bridge.settings.public_base_url}/lti/register/{token}"
+        # The URL lets anyone holding it register a platform for the provider for
+        # 7 days, so issuing one is recorded. The token itself is not.
+        audit(
+            session,
+            operating_system_actor(),
+            "lti_registration.url_issued",
+            provider_id=provider.id,
+        )
+        session.commit()
         emit({"status": "ok", "url": url}, as_json, url)

@@ -1,4 +1,4 @@
-"""`hpass-bridge platform add|list|remove|approve|rotate-key` against a SQLite file."""
+"""`hpass-bridge platform` commands against a SQLite file, with their audit events."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
+from lti_tool.accounts import AuditEvent
 from lti_tool.bridge import Bridge
 from lti_tool.cli import main
 from lti_tool.config import ensure_secret_files, load_settings
@@ -161,3 +163,69 @@ def test_platform_registration_url(env):
 
     assert result.exit_code == 0, result.output
     assert "/lti/register/" in result.stdout
+
+
+def _audit_events(env) -> list[AuditEvent]:
+    settings = load_settings(environ=env)
+    ensure_secret_files(settings, env)
+    bridge = Bridge.from_settings(settings)
+    try:
+        with bridge.session() as session:
+            return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+    finally:
+        bridge.engine.dispose()
+
+
+def test_platform_changes_audited(env, monkeypatch):
+    """add, rotate-key, registration-url and remove are each audited as os:<user>."""
+    monkeypatch.setattr("getpass.getuser", lambda: "deploy")
+    runner = CliRunner()
+
+    added = _add(env)
+    rotated = runner.invoke(
+        main, ["platform", "rotate-key", "--json", ISSUER, "abc"], env=env
+    )
+    issued = runner.invoke(
+        main, ["platform", "registration-url", "--provider", "academy"], env=env
+    )
+    removed = runner.invoke(main, ["platform", "remove", ISSUER, "abc"], env=env)
+
+    assert added.exit_code == 0, added.output
+    assert rotated.exit_code == 0, rotated.output
+    assert issued.exit_code == 0, issued.output
+    assert removed.exit_code == 0, removed.output
+    events = _audit_events(env)
+    assert [event.action for event in events] == [
+        "lti_registration.created",
+        "key.rotated",
+        "lti_registration.url_issued",
+        "lti_registration.removed",
+    ]
+    assert {event.actor for event in events} == {"os:deploy"}
+    registration = json.loads(added.stdout)["registration"]
+    assert events[0].target == f"lti_registration:{registration}"
+    assert events[0].detail == {"issuer": ISSUER, "client_id": "abc"}
+    assert events[1].detail["new_key"] == json.loads(rotated.stdout)["kid"]
+    assert events[3].target == f"lti_registration:{registration}"
+    assert all(event.provider_id is not None for event in events)
+
+
+def test_platform_list_not_audited(env):
+    """platform list only reads, so it writes no audit event."""
+    _add(env)
+    before = len(_audit_events(env))
+
+    listed = CliRunner().invoke(main, ["platform", "list", "--json"], env=env)
+
+    assert listed.exit_code == 0, listed.output
+    assert len(_audit_events(env)) == before
+
+
+def test_platform_rejected_add_not_audited(env):
+    """A rejected add writes nothing, audit event included."""
+    _add(env)
+
+    again = _add(env)
+
+    assert again.exit_code != 0
+    assert len(_audit_events(env)) == 1

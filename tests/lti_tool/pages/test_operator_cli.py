@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from lti_tool.accounts import Account
+from lti_tool.accounts import Account, AuditEvent
 from lti_tool.cli import main
 
 from .conftest import PASSWORD
@@ -101,3 +101,20 @@ def test_operator_invalid_email(app, settings, db):
     assert json.loads(result.output.splitlines()[0])["error"] == "invalid_email"
     assert "not an email address" in result.output
     assert db.scalar(select(Account)) is None
+
+
+def test_operator_create_audited_as_os_user(app, settings, db, monkeypatch):
+    """The new account is audited with the operating-system user as actor."""
+    monkeypatch.setattr("getpass.getuser", lambda: "deploy")
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "op@hpass.org", "--json"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 0, result.output
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "account.created"))
+    assert event.actor == "os:deploy"
