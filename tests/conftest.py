@@ -10,6 +10,9 @@ from lti_tool.app import create_app
 from lti_tool.config import load_settings
 from lti_tool.schema import upgrade
 
+# Fixtures shared by test modules in several folders.
+pytest_plugins = ["tests.support.smtp"]
+
 
 @pytest.fixture
 def settings(tmp_path):

@@ -4,46 +4,19 @@ a real SMTP server (aiosmtpd) on loopback, or written to an owner-only file."""
 from __future__ import annotations
 
 import re
-import socket
 import stat
 from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from structlog.testing import capture_logs
 
 from lti_tool.account_mail import SEND_PASSWORD_RESET, send_password_reset
 from lti_tool.accounts import AccountRole, create_account
+from tests.support.smtp import free_port
 
 EMAIL = "operator@bridge.example"
 LINK = re.compile(r"http://127\.0\.0\.1:5999(/account/reset/[\w-]+)")
 
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    """A real SMTP server on a loopback port that keeps what it receives."""
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
 
 
 @pytest.fixture
@@ -155,7 +128,7 @@ def test_reset_email_file_owner_only(app, client, settings, account_id, queued, 
 def test_reset_smtp_down_logged(app, client, account_id, queued, monkeypatch):
     """An SMTP server that refuses connections is logged with the account id, and
     the reset page looks the same as for an unknown email."""
-    monkeypatch.setenv("HPASS_SMTP_URL", f"smtp://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("HPASS_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
 
     known = _request_reset(client, EMAIL)
     unknown = _request_reset(client, "nobody@bridge.example")

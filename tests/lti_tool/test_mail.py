@@ -3,48 +3,21 @@ real SMTP server (aiosmtpd) on loopback in production mode."""
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from badge_engine.models import Achievement, Credential, Learner
 from badge_engine.outbox import OutboxMessage, OutboxStatus, enqueue
 from badge_engine.renewal import SEND_EMAIL, queue_expiry_reminders
 from lti_tool.tasks import run_outbox_message
+from tests.support.smtp import free_port
 from tests.support.seed import add_moodle_connection, add_provider
 
 AWARDED = datetime(2026, 1, 1, tzinfo=UTC)
 
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    """A real SMTP server on a loopback port that keeps what it receives."""
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
 
 
 @pytest.fixture
@@ -139,7 +112,7 @@ def test_reminder_sent_by_smtp(app, db, settings, reminder, smtp_server, monkeyp
 def test_smtp_down_retries(app, db, reminder, monkeypatch):
     """An SMTP server that refuses connections leaves the reminder pending for a
     retry instead of losing it."""
-    monkeypatch.setenv("HPASS_SMTP_URL", f"smtp://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("HPASS_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
 
     outcome = _run(app, reminder)
 
