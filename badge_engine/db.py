@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names so migrations can alter constraints on every backend.
 NAMING_CONVENTION = {
@@ -17,6 +23,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def utcnow() -> datetime:
@@ -76,9 +85,53 @@ def _begin_before_savepoint(connection, _name) -> None:
         database.execute("BEGIN")
 
 
+def restrict_sqlite_file(url: str) -> None:
+    """Make the SQLite file of `url` readable and writable by its owner only.
+
+    A missing file is created empty with mode 0600, which SQLite accepts as an empty
+    database. SQLite gives the -wal, -shm and -journal files it creates the mode of the
+    database file, so those follow. Files that exist already (from an older release)
+    are changed to 0600. In-memory databases and URLs other than SQLite are left alone.
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return
+
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        # A missing folder is left for SQLite to report when it connects.
+        pass
+    for file in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_SIDE_FILES)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if not mode & 0o077:
+            continue
+        try:
+            file.chmod(mode & 0o700)
+        except OSError as error:
+            log.warning(
+                "failed to make database file %s private, its mode stays %o: %s. "
+                "Run chmod 600 on it as its owner",
+                file,
+                mode,
+                error,
+            )
+
+
 def make_engine(url: str, **options) -> Engine:
-    """Create an engine, with SQLite tuned for one web process and one worker."""
+    """Create an engine, with SQLite tuned for one web process and one worker.
+
+    A SQLite database file is made private to its owner first (`restrict_sqlite_file`).
+    """
     if url.startswith("sqlite"):
+        restrict_sqlite_file(url)
         options.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _configure_sqlite)

@@ -23,6 +23,8 @@ from kombu.utils.json import dumps
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
+from badge_engine.db import restrict_sqlite_file
+
 ALIAS = "hpass-sqlite"
 ENGINE_OPTION_BLOCKLIST = (
     "queue_tablename",
@@ -59,6 +61,9 @@ class Channel(SqlaChannel):
             if key not in ENGINE_OPTION_BLOCKLIST
         }
         options.setdefault("connect_args", {"timeout": 30})
+        if conninfo.hostname.startswith("sqlite"):
+            # Kept as private as the bridge's own database file.
+            restrict_sqlite_file(conninfo.hostname)
         engine = create_engine(conninfo.hostname, **options)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
