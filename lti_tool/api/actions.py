@@ -151,6 +151,7 @@ def connect_moodle():
         url=_string(body, "url"),
         token=_string(body, "token"),
         name=_string(body, "name", required=False) or "Moodle",
+        url_field="url",
     )
     _commit()
     return jsonify(_connected(connected)), 201
@@ -171,6 +172,7 @@ def connect_canvas():
         client_id=_string(body, "client_id", required=False),
         client_secret=_string(body, "client_secret", required=False),
         refresh_token=_string(body, "refresh_token", required=False),
+        url_field="url",
     )
     _commit()
     return jsonify(_connected(connected)), 201

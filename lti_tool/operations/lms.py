@@ -278,16 +278,17 @@ def connect_moodle(
     name: str = "Moodle",
     token_option: str = "--token",  # noqa: S107 - an option name, not a token
     test_token: bool = True,
+    url_field: str = "--url",
 ) -> Connected:
     """Test the Moodle site with the token and store the connection if it passes.
 
     `token_option` is the command-line option the token came from, which a failed
-    test names. With `test_token` False the connection is stored untested, and
+    test names, and `url_field` is the option or field an invalid URL is named by. With `test_token` False the connection is stored untested, and
     `Connected.test` is empty.
     """
     from lti_tool.views.webhooks import secret_digest
 
-    url = check_lms_url(bridge, url.strip())
+    url = check_lms_url(bridge, url.strip(), option=url_field)
     token = check_secret_value(token, token_option)
     name = check_name(name)
     check_site_not_connected(session, provider, LmsKind.MOODLE.value, url)
@@ -374,10 +375,11 @@ def connect_canvas_site(
     client_secret: str | None = None,
     refresh_token: str | None = None,
     token_option: str = "--token",  # noqa: S107 - an option name, not a token
+    url_field: str = "--url",
 ) -> Connected:
     from lti_tool.views.webhooks import secret_digest
 
-    url = check_lms_url(bridge, url.strip())
+    url = check_lms_url(bridge, url.strip(), option=url_field)
     token = check_secret_value(token, token_option)
     name = check_name(name)
     oauth = (client_id, client_secret, refresh_token)

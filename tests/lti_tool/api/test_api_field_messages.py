@@ -37,3 +37,25 @@ def test_mistyped_field_names_type(client, tenants):  # noqa: F811
 
     assert response.status_code == 400
     assert response.json["message"] == "field 'url' must be a string, not int"
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("moodle", {"url": "ftp://127.0.0.1:9", "token": "t"}),
+        ("moodle", {"url": "http://127.0.0.1:9/?a=1", "token": "t"}),
+        ("canvas", {"url": "ftp://127.0.0.1:9", "token": "t", "course_id": "1"}),
+    ],
+)
+def test_bad_url_names_body_field(client, tenants, kind, body):  # noqa: F811
+    """An invalid LMS URL is named by the body field, not the command-line option."""
+    alpha, _ = tenants
+
+    response = client.post(
+        f"/api/v1/lms-connections/{kind}", json=body, headers=_auth(alpha["token"])
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_url"
+    assert response.json["message"].startswith("url ")
+    assert "--url" not in response.json["message"]
