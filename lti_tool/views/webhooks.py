@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import sys
 
 import structlog
 from flask import Blueprint, jsonify, request
@@ -94,6 +96,8 @@ def _check_secret(
 
 def _json_body() -> dict:
     body = request.get_json(silent=True, force=True)
+    if body is None:
+        _reject_overlong_number()
     if not isinstance(body, dict):
         raise BadRequest(
             "the request body is not a JSON object; send the Moodle event as JSON "
@@ -101,6 +105,28 @@ def _json_body() -> dict:
             code="invalid_json",
         )
     return body
+
+
+def _reject_overlong_number() -> None:
+    """Raise 400 naming the cause when the body contains an integer too long to parse.
+
+    Python's json module raises ValueError for an integer of more digits than
+    sys.get_int_max_str_digits() (4,300 by default), which get_json reports as no
+    JSON at all.
+    """
+    try:
+        json.loads(request.get_data(cache=True))
+    except ValueError as error:
+        if "integer string conversion" not in str(error):
+            return
+        raise BadRequest(
+            "the request body contains a number too long to read (more than "
+            f"{sys.get_int_max_str_digits()} digits); send the Moodle event "
+            "unchanged, with its ids as Moodle gives them",
+            code="invalid_json",
+        ) from None
+    except RecursionError:
+        return
 
 
 def store_reread(connection: WebhookConnection, trigger: RereadTrigger) -> int:

@@ -153,3 +153,22 @@ def test_canvas_long_id_rejected(client, db, connections, path, value):
     assert ".".join(path) in message
     assert f"larger than {2**63 - 1}" in message
     assert _stored(db) == (0, 0)
+
+
+def test_moodle_overlong_number_named(client, db, connections):
+    """A body with an integer over Python's 4,300-digit limit is named as such."""
+    moodle, _ = connections
+    raw = json.dumps(_moodle_event("event_course_completed.json"))
+    raw = raw.replace('"courseid": 101', '"courseid": ' + "9" * 5000)
+
+    response = client.post(
+        f"/webhooks/moodle/{moodle.public_id}",
+        data=raw,
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    message = response.get_json()["message"]
+    assert "contains a number too long to read (more than 4300 digits)" in message
+    assert "not a JSON object" not in message
+    assert _stored(db) == (0, 0)

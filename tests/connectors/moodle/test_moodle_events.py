@@ -477,3 +477,28 @@ def test_uncopied_body_same_payload():
     assert fact.raw_payload == expected.raw_payload
     assert fact.dedupe_key == expected.dedupe_key
     assert body["token"] == "webhook-secret"
+
+
+def test_negative_timecreated_named_negative():
+    """A negative timecreated is called negative, not a value in milliseconds."""
+    body = load_event("course_completed")
+    body["timecreated"] = -5
+
+    with pytest.raises(MoodleEventInvalid) as raised:
+        parse_webhook_event(body, provider_id=1, lms_connection_id=1)
+
+    message = str(raised.value)
+    assert "invalid timecreated -5, which is negative" in message
+    assert "milliseconds" not in message
+    assert raised.value.field == "timecreated"
+
+
+def test_millisecond_timecreated_hinted():
+    """A timecreated in milliseconds keeps the hint about milliseconds."""
+    body = load_event("course_completed")
+    body["timecreated"] = 1735689600000
+
+    with pytest.raises(MoodleEventInvalid) as raised:
+        parse_webhook_event(body, provider_id=1, lms_connection_id=1)
+
+    assert "1000 times too large" in str(raised.value)
