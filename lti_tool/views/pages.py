@@ -526,8 +526,9 @@ def delivery_status_text(status: str) -> str:
         DeliveryStatus.RETRYING.value: _("Sending failed, retrying"),
         DeliveryStatus.FAILED.value: _("Sending failed"),
         DeliveryStatus.NO_PORTFOLIO.value: _("No portfolio linked"),
+        # Instructors and learners both see this label, so it names no one.
         DeliveryStatus.NEEDS_CONSENT.value: _(
-            "Waiting until you link the portfolio again"
+            "Waiting for the portfolio to be linked again"
         ),
         # The route passed the revocation on to the portfolio.
         DeliveryStatus.REVOKED.value: _("Revoked in the portfolio"),

@@ -122,6 +122,15 @@ def test_delivery_status_has_label(app, language, status):
     assert label.strip()
 
 
+def test_consent_status_names_no_one(app):
+    """Instructors see the consent label too, so it does not speak to the learner."""
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        label = delivery_status_text(DeliveryStatus.NEEDS_CONSENT.value)
+
+    assert "you" not in label.lower().split()
+    assert "portfolio" in label
+
+
 def test_instructor_page_revoked_delivery(client, tenants, db):
     """A delivery that passed a revocation on reads as revoked in the page language."""
     alpha, _ = tenants
