@@ -186,6 +186,8 @@ def check_secret_value(value: str, option: str) -> str:
             f"{option} must be one value without spaces, at most {TOKEN_MAX} "
             "characters; copy it again from the LMS",
             code="invalid_token",
+            api_message=f'"token" must be one value without spaces, at most '
+            f"{TOKEN_MAX} characters; copy it again from the LMS",
         )
 
     return value
@@ -197,6 +199,7 @@ def check_name(value: str) -> str:
         raise InvalidInput(
             f"--name must be 1 to {NAME_MAX} characters, got {len(value)}",
             code="invalid_name",
+            api_message=f'"name" must be 1 to {NAME_MAX} characters, got {len(value)}',
         )
 
     return value
@@ -388,11 +391,16 @@ def connect_canvas_site(
             "--client-id, --client-secret and --refresh-token go together; give all "
             "three for a developer key, or none for an admin access token",
             code="incomplete_oauth",
+            api_message='"client_id", "client_secret" and "refresh_token" go '
+            "together; send all three for a developer key, or none for an admin "
+            "access token",
         )
     if not course_id.strip().isdigit():
         raise InvalidInput(
             f"--course must be a Canvas course id (digits), got {course_id!r}",
             code="invalid_course",
+            api_message=f'"course_id" must be a Canvas course id (digits), '
+            f"got {course_id!r}",
         )
     check_site_not_connected(session, provider, LmsKind.CANVAS.value, url)
 
@@ -535,6 +543,8 @@ def test_lms_connection(
             raise InvalidInput(
                 f"--course must be a Canvas course id (digits), got {course_id!r}",
                 code="invalid_course",
+                api_message=f'"course_id" must be a Canvas course id (digits), '
+                f"got {course_id!r}",
             )
         result = test_canvas_connection(
             session,

@@ -59,3 +59,39 @@ def test_bad_url_names_body_field(client, tenants, kind, body):  # noqa: F811
     assert response.json["error"] == "invalid_url"
     assert response.json["message"].startswith("url ")
     assert "--url" not in response.json["message"]
+
+
+CANVAS = {"url": "http://127.0.0.1:9", "token": "t", "course_id": "1"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "code", "field"),
+    [
+        (
+            "moodle",
+            {"url": "http://127.0.0.1:9", "token": "a b"},
+            "invalid_token",
+            '"token"',
+        ),
+        (
+            "moodle",
+            {"url": "http://127.0.0.1:9", "token": "t", "name": " "},
+            "invalid_name",
+            '"name"',
+        ),
+        ("canvas", {**CANVAS, "course_id": "abc"}, "invalid_course", '"course_id"'),
+        ("canvas", {**CANVAS, "client_id": "7"}, "incomplete_oauth", '"client_secret"'),
+    ],
+)
+def test_bad_value_names_body_field(client, tenants, kind, body, code, field):  # noqa: F811
+    """Other rejected values are named by their body fields, not by options."""
+    alpha, _ = tenants
+
+    response = client.post(
+        f"/api/v1/lms-connections/{kind}", json=body, headers=_auth(alpha["token"])
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == code
+    assert field in response.json["message"]
+    assert "--" not in response.json["message"]
