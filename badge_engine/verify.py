@@ -259,7 +259,14 @@ def verify_target(target: str, context: VerifyContext) -> VerificationReport:
                 target, accept="application/ld+json, application/json;q=0.9, */*;q=0.5"
             )
         except OutboundError as error:
-            if error.code == "http_410":
+            if is_unreachable(error):
+                report.error(
+                    "credential_unreachable",
+                    f"The server at {target} cannot be reached ({error}), so there "
+                    "was nothing to check. Verify again once it answers, or verify "
+                    "the credential's file instead.",
+                )
+            elif error.code == "http_410":
                 report.version, report.format = "2.0", "ob2-hosted"
                 report.error(
                     "revoked", f"The issuer revoked the credential at {target}."

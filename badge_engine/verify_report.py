@@ -43,6 +43,8 @@ PROBLEM_CODES = {
     "recipient_mismatch": "the recipient is not the expected person",
     "hosted_mismatch": "a baked OB 2.0 assertion differs from the hosted one",
     "fetch_failed": "a document could not be fetched",
+    "credential_unreachable": "the server of the URL to verify cannot be reached, "
+    "so nothing was checked",
     "no_credential": "the URL to verify serves no credential (an HTTP error, or a "
     "page that is not a credential)",
     "unsupported_format": "a format this verifier cannot check yet",
@@ -51,7 +53,9 @@ PROBLEM_CODES = {
 
 # Codes of problems that stop a check from running rather than show a fault. A
 # report whose only errors have these codes is "not checked", not invalid.
-UNCHECKED_CODES = frozenset({"key_unreachable", "status_unreachable"})
+UNCHECKED_CODES = frozenset(
+    {"key_unreachable", "status_unreachable", "credential_unreachable"}
+)
 # A report with this error found nothing to verify at the address it was given.
 NO_CREDENTIAL_CODE = "no_credential"
 

@@ -707,6 +707,21 @@ def test_verify_unreachable_issuer_json(live, seeded):
     assert _codes(report) == ["key_unreachable"]
 
 
+def test_verify_unreachable_credential_url(live):
+    """A credential URL whose server is down is not checked, exit 3, not INVALID."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        stopped_server = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    target = credential_url(stopped_server, "00000000-0000-4000-8000-00000000cafe")
+
+    code, report = _verify(live, target)
+
+    assert code == 3, report
+    assert report["outcome"] == "not_checked"
+    assert _codes(report) == ["credential_unreachable"]
+    assert "cannot be reached" in report["errors"][0]["message"]
+
+
 def test_verify_unknown_credential_url(live):
     """A credential URL that returns 404 is reported as no credential, exit 4."""
     target = credential_url(live.base, "00000000-0000-4000-8000-00000000dead")
