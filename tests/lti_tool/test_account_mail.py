@@ -146,7 +146,7 @@ def test_reset_smtp_down_logged(app, client, account_id, queued, monkeypatch):
 
 def test_reset_broker_down_page_neutral(app, client, account_id, monkeypatch):
     """A broker that cannot take the task is logged, and the page still shows the
-    neutral answer instead of an error that would reveal the account."""
+    neutral response instead of an error that would reveal the account."""
 
     def refuse(*_args, **_kwargs):
         raise ConnectionError("broker unreachable")
