@@ -6,6 +6,10 @@ so is a loopback address in loopback development mode. Everything else is blocke
 link-local ones (which hold cloud metadata services such as 169.254.169.254),
 loopback, unspecified, reserved and multicast addresses. Plain http is allowed only
 to loopback addresses in loopback development mode.
+
+An IPv6 address that carries an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64,
+6to4, Teredo) is judged on that IPv4 address too, because the request ends up at
+that IPv4 host through the kernel, a NAT64 gateway or a relay.
 """
 
 from __future__ import annotations
@@ -25,6 +29,17 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REDACTED = "REDACTED"
+
+# RFC 6052 well-known NAT64 prefix: the IPv4 address is the last 32 bits.
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+# RFC 8215 local-use NAT64 prefix. Each network picks its own prefix length inside
+# it, so the position of the IPv4 address is unknown and the whole /48 is treated
+# as private (IANA lists it as not globally reachable).
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+# RFC 4291 IPv4-compatible addresses (::a.b.c.d, deprecated) and RFC 2765
+# IPv4-translated addresses (::ffff:0:a.b.c.d): the IPv4 address is the last 32 bits.
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
 
 ADDRESS_HINT = (
     "Check that the address is the service's public https:// address; a service on "
@@ -149,14 +164,29 @@ class OutboundPolicy:
                 )
 
     def address_allowed(self, address: IPAddress) -> bool:
-        """Return True when this policy lets the bridge connect to `address`."""
+        """Return True when this policy lets the bridge connect to `address`.
+
+        Unless a listed network contains it, an IPv6 address that embeds IPv4
+        addresses is allowed only when the IPv6 address is public and each embedded
+        IPv4 address is public or in a listed network. Loopback development mode
+        does not allow an embedded loopback address, because that names the loopback
+        of a NAT64 gateway or relay, not of this machine.
+        """
         address = _unmapped(address)
         if address.is_loopback:
             return self.allow_loopback
-        if any(address in network for network in self.allowed_networks):
+        if self._in_allowed_network(address):
             return True
+        if not _is_public(address):
+            return False
 
-        return address.is_global and not address.is_multicast
+        return all(
+            self._in_allowed_network(embedded) or _is_public(embedded)
+            for embedded in embedded_ipv4_addresses(address)
+        )
+
+    def _in_allowed_network(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.allowed_networks)
 
     def check_url_now(self, url: str) -> None:
         """Check `url` and the addresses its host resolves to at this moment.
@@ -226,6 +256,45 @@ def redact_url(url: str) -> str:
         safe=REDACTED,
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def embedded_ipv4_addresses(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """Return the IPv4 addresses that an IPv6 address carries, or [] for none.
+
+    Covers IPv4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo
+    2001::/32 (both the server and the client address), IPv4-compatible ::/96 and
+    IPv4-translated ::ffff:0:0:0/96.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address in NAT64_WELL_KNOWN or address in IPV4_TRANSLATED:
+        return [_last_32_bits(address)]
+    if address in IPV4_COMPATIBLE and address not in (
+        ipaddress.IPv6Address("::"),
+        ipaddress.IPv6Address("::1"),
+    ):
+        return [_last_32_bits(address)]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)
+
+    return []
+
+
+def _last_32_bits(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+
+
+def _is_public(address: IPAddress) -> bool:
+    # Python's ipaddress calls the local-use NAT64 prefix global before 3.11.10;
+    # from that release on it agrees with IANA that the prefix is not.
+    if address.version == 6 and address in NAT64_LOCAL_USE:
+        return False
+
+    return address.is_global and not address.is_multicast
 
 
 def _unmapped(address: IPAddress) -> IPAddress:

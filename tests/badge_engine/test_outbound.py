@@ -227,6 +227,110 @@ def test_policy_allowed_network():
     assert policy.address_allowed(ipaddress.ip_address("93.184.215.14"))
 
 
+# Each IPv6 address below carries the IPv4 address beside it. These are checked
+# as values only: no test opens a connection to any of them.
+EMBEDDED_NON_PUBLIC = [
+    ("64:ff9b::a00:1", "10.0.0.1"),
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+    ("64:ff9b::7f00:1", "127.0.0.1"),
+    ("64:ff9b::c0a8:101", "192.168.1.1"),
+    ("2002:a00:1::", "10.0.0.1"),
+    ("2002:a9fe:a9fe::1", "169.254.169.254"),
+    ("2002:7f00:1::", "127.0.0.1"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1"),
+    ("::a00:1", "10.0.0.1"),
+    ("::a9fe:a9fe", "169.254.169.254"),
+    ("::7f00:1", "127.0.0.1"),
+    ("::ffff:0:a00:1", "10.0.0.1"),
+    ("::ffff:10.0.0.1", "10.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(("address", "ipv4"), EMBEDDED_NON_PUBLIC)
+def test_policy_embedded_ipv4_extracted(address, ipv4):
+    """The IPv4 address inside NAT64, 6to4, Teredo and ::/96 forms is found."""
+    embedded = policy_module.embedded_ipv4_addresses(ipaddress.ip_address(address))
+
+    assert ipaddress.ip_address(ipv4) in embedded
+
+
+@pytest.mark.parametrize(("address", "ipv4"), EMBEDDED_NON_PUBLIC)
+def test_policy_embedded_non_public_blocked(address, ipv4):
+    """An IPv6 address carrying a non-public IPv4 address is blocked in every mode."""
+    parsed = ipaddress.ip_address(address)
+
+    assert not STRICT.address_allowed(parsed)
+    assert not LOOPBACK.address_allowed(parsed)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b:1::a00:1", "64:ff9b:1::808:808", "64:ff9b:1:ffff::1"],
+)
+def test_policy_local_nat64_blocked(address):
+    """The local-use NAT64 prefix 64:ff9b:1::/48 is never treated as public."""
+    assert not STRICT.address_allowed(ipaddress.ip_address(address))
+
+
+def test_policy_local_nat64_listed():
+    """An operator who lists the local-use NAT64 prefix can allow it."""
+    policy = OutboundPolicy(allowed_networks=(ipaddress.ip_network("64:ff9b:1::/48"),))
+
+    assert policy.address_allowed(ipaddress.ip_address("64:ff9b:1::a00:1"))
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::5db8:d70e", "::ffff:93.184.215.14", "2606:4700::1"]
+)
+def test_policy_public_ipv6_allowed(address):
+    """NAT64 of a public IPv4 address and plain public IPv6 addresses pass."""
+    assert STRICT.address_allowed(ipaddress.ip_address(address))
+
+
+def test_policy_embedded_listed_network():
+    """An embedded IPv4 address in a listed network is allowed, as plain IPv4 is."""
+    policy = OutboundPolicy(allowed_networks=(ipaddress.ip_network("10.20.0.0/16"),))
+
+    assert policy.address_allowed(ipaddress.ip_address("64:ff9b::a14:304"))
+    assert not policy.address_allowed(ipaddress.ip_address("64:ff9b::a15:1"))
+
+
+@pytest.mark.parametrize(
+    "address", ["::", "::1", "2606:4700::1", "93.184.215.14", "fd00::a00:1"]
+)
+def test_policy_no_embedded_ipv4(address):
+    """Addresses without an IPv4 part, and :: and ::1, report none."""
+    assert policy_module.embedded_ipv4_addresses(ipaddress.ip_address(address)) == []
+
+
+@pytest.mark.parametrize(("address", "ipv4"), EMBEDDED_NON_PUBLIC)
+def test_check_addresses_embedded_error(address, ipv4):
+    """A resolved address carrying a non-public IPv4 address gets the block error."""
+    with pytest.raises(OutboundBlocked) as raised:
+        STRICT.check_addresses(
+            [ipaddress.ip_address(address)],
+            url="https://portfolio.test/",
+            plain_http=False,
+        )
+
+    assert raised.value.code == "blocked_address"
+    assert "non-public address" in str(raised.value)
+    assert "HPASS_OUTBOUND_ALLOWED_NETWORKS" in str(raised.value)
+
+
+def test_check_url_now_nat64_metadata(fake_dns):
+    """A name resolving to NAT64 of the metadata address is blocked before connecting."""
+    answers, lookups = fake_dns
+    answers["portfolio.test"] = [["64:ff9b::a9fe:a9fe"]]
+
+    with pytest.raises(OutboundBlocked) as raised:
+        STRICT.check_url_now("https://portfolio.test/wallet")
+
+    assert raised.value.code == "blocked_address"
+    assert raised.value.address == "64:ff9b::a9fe:a9fe"
+    assert lookups == ["portfolio.test"]
+
+
 def test_policy_from_settings():
     """The policy takes loopback mode and allowed networks from configuration."""
 
