@@ -2,15 +2,15 @@
 
 The badge engine returns conditions, LMS readings and missing requirements as data
 (a rule node kind with its values). This module words them with the page's gettext:
-conditions through `rule_text`, missing requirements as the learner's steps through
-`step_text`, and the LMS readings here. Every text is escaped HTML, with activity
+conditions and missing requirements as the learner's steps through `step_text`, and
+the LMS readings here. Every text is escaped HTML, with activity
 names inside `<bdi>` so a name written right to left does not reorder the text
 around it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from markupsafe import Markup
@@ -25,22 +25,22 @@ from badge_engine.explain import (
 from badge_engine.facts import CompletionState
 from lti_tool import i18n
 from lti_tool.i18n import gettext as _
-from lti_tool.views.rule_text import (
-    RuleDescription,
-    activity_label,
-    describe_condition,
-)
-from lti_tool.views.step_text import Grades, describe_step
+from lti_tool.views.rule_text import RuleDescription, activity_label
+from lti_tool.views.step_text import Grades, describe_condition_step, describe_step
 
 
 @dataclass
 class ConditionText:
-    """One condition of the award rule in words, with the LMS data behind it."""
+    """One condition of the award rule in words, with the LMS data behind it.
+
+    `parts` contains the conditions of a combination's nested rules.
+    """
 
     met: bool
     depth: int
     description: RuleDescription
     readings: list[Markup]
+    parts: list[ConditionText] = field(default_factory=list)
 
 
 @dataclass
@@ -50,31 +50,54 @@ class ExplanationText:
     met: bool
     source: str
     read_at: datetime
+    # Every condition in rule order, the nested ones included.
     conditions: list[ConditionText]
     missing: list[RuleDescription]
+
+    @property
+    def top_conditions(self) -> list[ConditionText]:
+        """The conditions at depth 0, each with its nested conditions in `parts`."""
+        return [condition for condition in self.conditions if condition.depth == 0]
 
 
 def explanation_text(explanation: Explanation) -> ExplanationText:
     """Word the explanation's conditions, readings and missing requirements."""
     names = explanation.activity_names
+    conditions = [
+        ConditionText(
+            met=condition.met,
+            depth=condition.depth,
+            description=describe_condition_step(condition.rule, names),
+            readings=[reading_text(item, names) for item in condition.readings],
+        )
+        for condition in explanation.conditions
+    ]
+    _nest_conditions(conditions)
     return ExplanationText(
         met=explanation.met,
         source=explanation.source,
         read_at=explanation.read_at,
-        conditions=[
-            ConditionText(
-                met=condition.met,
-                depth=condition.depth,
-                description=describe_condition(condition.rule, names),
-                readings=[reading_text(item, names) for item in condition.readings],
-            )
-            for condition in explanation.conditions
-        ],
+        conditions=conditions,
         missing=[
             describe_step(rule, names, _reported_grades(explanation))
             for rule in explanation.missing_rules
         ],
     )
+
+
+def _nest_conditions(conditions: list[ConditionText]) -> None:
+    """Put each condition into the `parts` of the combination it is nested in.
+
+    The badge engine lists the conditions depth first, each nested condition one
+    `depth` deeper than its combination and after it.
+    """
+    open_combinations: list[ConditionText] = []
+    for condition in conditions:
+        while open_combinations and open_combinations[-1].depth >= condition.depth:
+            open_combinations.pop()
+        if open_combinations:
+            open_combinations[-1].parts.append(condition)
+        open_combinations.append(condition)
 
 
 def _reported_grades(explanation: Explanation) -> Grades:

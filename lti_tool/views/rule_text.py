@@ -1,4 +1,7 @@
-"""Award rules described in the page language, for the course pages.
+"""Award rules described in the page language, for any reader of the badge.
+
+The instructor page shows these descriptions ("the learner completes …"). The
+learner page words a rule as the learner's own steps, through `step_text`.
 
 `describe_rule` turns an award rule document (see docs/award-rules.md) into a
 sentence, and a combination (`all_of`, `any_of`) into a sentence with one nested
@@ -9,12 +12,12 @@ not know gets a general sentence, so no rule kind reaches a page as raw text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from markupsafe import Markup
 
-from badge_engine.explain import COMPLETION_TIME
 from badge_engine.rules import InvalidAwardRule, validate_award_rule
 from lti_tool import i18n
 from lti_tool.i18n import gettext as _
@@ -91,41 +94,11 @@ def _builder_listed_activity(
     return name
 
 
-def describe_rule_node(node: object, names: dict[str, str]) -> RuleDescription:
-    """Describe one rule node with its nested rules, node by node.
-
-    For the requirements a learner still has to meet, which the badge engine returns
-    as rule nodes.
-    """
-    return _describe_node(node, names)
-
-
-def describe_condition(node: object, names: dict[str, str]) -> RuleDescription:
-    """Describe one rule node without its nested rules.
-
-    For a list of conditions in which the nested rules follow as their own items. A
-    combination gets its introducing sentence, with its date window in `window`.
-    """
-    if not isinstance(node, dict):
-        return RuleDescription(_unknown_text())
-
-    kind = node.get("kind")
-    if kind in ("all_of", "any_of"):
-        description = RuleDescription(_combination_text(kind))
-        window = node.get("window")
-        if window is not None:
-            description.window = _window_text(window)
-        return description
-    return with_window(RuleDescription(_leaf_text(kind, node, names)), node)
-
-
 def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
     if not isinstance(node, dict):
         return RuleDescription(_unknown_text())
 
     kind = node.get("kind")
-    if kind == COMPLETION_TIME:
-        return _completion_time_description(node, names)
     if kind in ("all_of", "any_of"):
         children = node.get("rules")
         if not isinstance(children, list) or not children:
@@ -139,20 +112,6 @@ def _describe_node(node: object, names: dict[str, str]) -> RuleDescription:
     return with_window(description, node)
 
 
-def _completion_time_description(node: dict, names: dict[str, str]) -> RuleDescription:
-    """Describe a met condition whose window cannot be checked, because it has no time."""
-    description = RuleDescription(
-        Markup.escape(
-            _(
-                "the LMS reports when the learner met this condition. It is met, "
-                "but the LMS gave no date for it:"
-            )
-        ),
-        [_describe_node(node.get("rule"), names)],
-    )
-    return with_window(description, node)
-
-
 def _combination_text(kind: str) -> Markup:
     if kind == "all_of":
         text = _("the learner meets every one of these conditions:")
@@ -161,16 +120,24 @@ def _combination_text(kind: str) -> Markup:
     return Markup.escape(text)
 
 
-def with_window(description: RuleDescription, node: dict) -> RuleDescription:
+def with_window(
+    description: RuleDescription,
+    node: dict,
+    window_text: Callable[[object], Markup] | None = None,
+) -> RuleDescription:
+    """Add the node's date window to its description, worded by `window_text`.
+
+    The window ends the sentence of a single condition, and goes to `window` on a
+    combination. `window_text` defaults to this module's wording for any reader.
+    """
     window = node.get("window")
     if window is None:
         return description
+    worded = (window_text or _window_text)(window)
     if description.parts:
-        description.window = _window_text(window)
+        description.window = worded
     else:
-        description.text = Markup("{} {}").format(
-            description.text, _window_text(window)
-        )
+        description.text = Markup("{} {}").format(description.text, worded)
     return description
 
 
@@ -292,8 +259,8 @@ def activity_label(activity_id: str, names: dict[str, str]) -> Markup:
 
 
 def _window_text(window: object) -> Markup:
-    start = _window_bound(window, "from")
-    end = _window_bound(window, "until")
+    start = window_bound(window, "from")
+    end = window_bound(window, "until")
     if start is not None and end is not None:
         message = _("It counts only if met from %(start)s and before %(end)s.")
     elif start is not None:
@@ -305,7 +272,9 @@ def _window_text(window: object) -> Markup:
     return _markup(message % {"start": start, "end": end})
 
 
-def _window_bound(window: object, key: str) -> Markup | None:
+def window_bound(window: object, key: str) -> Markup | None:
+    """Return a window's bound ("from" or "until") as a `<time>` element, or None
+    when it is missing or not a date-time with a time zone."""
     if not isinstance(window, dict) or not isinstance(window.get(key), str):
         return None
     try:

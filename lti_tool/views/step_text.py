@@ -1,9 +1,11 @@
-"""The parts of an award rule a learner has still to meet, worded as their steps.
+"""Award rules worded as the learner's own steps, for the learner's course page.
 
 `rule_text` describes a rule for anyone who reads the badge ("the learner completes
-…"). The learner's "Still missing" lists use the steps here instead ("Complete …",
-"Reach 80% or more in …"), and a grade step gives the learner's grade when the LMS
-has reported one. A date window ends a step as in `rule_text`.
+…"). Everything the learner page shows about a rule uses the steps here instead
+("Complete …", "Reach 80% or more in …", "Do all of these:"): the "Still missing"
+lists and the "Why not yet?" conditions. A grade step gives the learner's grade
+when the LMS has reported one, and a date window ends the step with its dates.
+The instructor's rule preview lists each learner's missing steps with them too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from lti_tool.i18n import gettext as _
 from lti_tool.views.rule_text import (
     RuleDescription,
     activity_label,
-    describe_rule_node,
+    window_bound,
     with_window,
 )
 
@@ -52,27 +54,86 @@ def describe_step(
     grades = grades or {}
     kind = node.get("kind")
     if kind == COMPLETION_TIME:
-        # The learner met this part, so there is no step to word. What is missing
-        # is the LMS's date of it, which `rule_text` describes.
-        return describe_rule_node(node, names)
+        return _completion_time_step(node, names)
     if kind in ("all_of", "any_of"):
         children = node.get("rules")
         if not isinstance(children, list) or not children:
             return RuleDescription(_unknown_step())
-        if kind == "all_of":
-            text = _("Meet every one of these conditions:")
-        else:
-            text = _("Meet at least one of these conditions:")
         description = RuleDescription(
-            Markup.escape(text),
+            _combination_step(kind),
             [describe_step(child, names, grades) for child in children],
         )
     else:
         description = RuleDescription(_leaf_step(kind, node, names, grades))
-    return with_window(description, node)
+    return with_window(description, node, _window_step)
 
 
-def _leaf_step(kind: object, node: dict, names: dict[str, str], grades: Grades) -> Markup:
+def describe_condition_step(node: object, names: dict[str, str]) -> RuleDescription:
+    """Word one rule node as the learner's step, without its nested rules.
+
+    For the "Why not yet?" conditions, where the nested rules follow as their own
+    items and the LMS readings beside each condition give the learner's grades. A
+    combination gets its introducing sentence, with its date window in `window`.
+    """
+    if not isinstance(node, dict):
+        return RuleDescription(_unknown_step())
+
+    kind = node.get("kind")
+    if kind in ("all_of", "any_of"):
+        description = RuleDescription(_combination_step(kind))
+        window = node.get("window")
+        if window is not None:
+            description.window = _window_step(window)
+        return description
+    description = RuleDescription(_leaf_step(kind, node, names, {}))
+    return with_window(description, node, _window_step)
+
+
+def _combination_step(kind: str) -> Markup:
+    if kind == "all_of":
+        return Markup.escape(_("Do all of these:"))
+    return Markup.escape(_("Do one of these:"))
+
+
+def _completion_time_step(node: dict, names: dict[str, str]) -> RuleDescription:
+    """Word a part the learner has met whose LMS time is missing.
+
+    The rule node comes from `missing_rules`: its window cannot be checked, because
+    the LMS gave no time for the met rule under "rule".
+    """
+    description = RuleDescription(
+        Markup.escape(
+            _(
+                "You have done this, but the LMS did not report when, so it cannot "
+                "be checked against the dates below:"
+            )
+        ),
+        [describe_step(node.get("rule"), names)],
+    )
+    return with_window(description, node, _window_step)
+
+
+def _window_step(window: object) -> Markup:
+    """Word a date window as when the learner has to take the step.
+
+    A window counts from its "from" time and ends just before its "until" time.
+    """
+    start = window_bound(window, "from")
+    end = window_bound(window, "until")
+    if start is not None and end is not None:
+        return _markup(
+            _("Do this between %(start)s and %(end)s.", start=start, end=end)
+        )
+    if start is not None:
+        return _markup(_("Do this on or after %(start)s.", start=start))
+    if end is not None:
+        return _markup(_("Do this before %(end)s.", end=end))
+    return Markup.escape(_("Do this within the dates the badge's award rule sets."))
+
+
+def _leaf_step(
+    kind: object, node: dict, names: dict[str, str], grades: Grades
+) -> Markup:
     if kind == "course_completed":
         return Markup.escape(_("Complete the course."))
     if kind == "activity_completed":

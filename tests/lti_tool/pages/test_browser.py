@@ -336,6 +336,8 @@ def test_why_not_yet_translated(browser, stack, shots, locale):
         missing = badge.locator(".missing-list > li")
 
         assert details.locator(".condition").count() == 3
+        # The combination's two parts are a list nested in its condition.
+        assert details.locator(".condition .conditions > .condition").count() == 2
         assert NO_GRADE[locale] in explained
         assert missing.count() == 2
         assert "activity_completed" not in badge.inner_text()

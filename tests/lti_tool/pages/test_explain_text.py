@@ -82,7 +82,8 @@ EXPECTED = {
         "course_open": "cours non terminé",
         "grade": f"note de 82,5{NBSP}% le " + TIME_TAG,
         "no_grade": "aucune note",
-        "quiz_done": f"«{NBSP}<bdi>Final quiz</bdi>{NBSP}»{NBSP}: terminée le " + TIME_TAG,
+        "quiz_done": f"«{NBSP}<bdi>Final quiz</bdi>{NBSP}»{NBSP}: terminée le "
+        + TIME_TAG,
         "page_open": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: non terminée',
         "page_failed": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: échouée',
         "page_passed": f'l\'activité <bdi dir="ltr">4002</bdi>{NBSP}: réussie',
@@ -154,46 +155,39 @@ COMBINED = {
     "window": {"from": "2025-01-01T00:00:00Z"},
 }
 
+# The conditions of COMBINED as the learner's steps, in each language: the
+# combination, its two parts and the start of its window.
 CONDITION_TEXTS = {
     "en": (
-        "the learner meets every one of these conditions:",
-        "the learner completes the course.",
-        "the learner completes “<bdi>Final quiz</bdi>”.",
-        "It counts only if met from",
+        "Do all of these:",
+        "Complete the course.",
+        "Complete “<bdi>Final quiz</bdi>”.",
+        "Do this on or after <time",
     ),
     "fr": (
-        f"l'apprenant remplit toutes ces conditions{NBSP}:",
-        "l'apprenant termine le cours.",
-        f"l'apprenant termine «{NBSP}<bdi>Final quiz</bdi>{NBSP}».",
-        "Cela ne compte que si",
+        f"Faire toutes ces étapes{NBSP}:",
+        "Terminer le cours.",
+        f"Terminer «{NBSP}<bdi>Final quiz</bdi>{NBSP}».",
+        "À faire à partir du <time",
     ),
     "es": (
-        "el estudiante cumple todas estas condiciones:",
-        "el estudiante completa el curso.",
-        "el estudiante completa «<bdi>Final quiz</bdi>».",
-        "Solo cuenta si",
+        "Hacer todos estos pasos:",
+        "Completar el curso.",
+        "Completar «<bdi>Final quiz</bdi>».",
+        "Hacerlo a partir del <time",
     ),
     "ar": (
-        "يستوفي المتعلّم كل هذه الشروط:",
-        "يُكمل المتعلّم الدورة.",
-        "يُكمل المتعلّم «<bdi>Final quiz</bdi>».",
-        "لا يُحتسب إلا إذا",
+        "القيام بكل هذه الخطوات:",
+        "إكمال الدورة.",
+        "إكمال «<bdi>Final quiz</bdi>».",
+        "القيام بذلك في <time",
     ),
-}
-
-
-# The learner's step for the combination in COMBINED, in each language.
-COMBINED_STEPS = {
-    "en": "Meet every one of these conditions:",
-    "fr": f"Remplir toutes ces conditions{NBSP}:",
-    "es": "Cumplir todas estas condiciones:",
-    "ar": "استيفاء كل هذه الشروط:",
 }
 
 
 @pytest.mark.parametrize("locale", LANGUAGES)
 def test_conditions_each_language(app, locale):
-    """Conditions are worded node by node, with a combination's window apart."""
+    """Conditions are the learner's steps, with a combination's window apart."""
     progress = LearnerProgress(
         course_completed=False,
         activities={"4001": ActivityProgress(CompletionState.COMPLETE, DONE_AT)},
@@ -219,11 +213,11 @@ def test_conditions_each_language(app, locale):
     assert plain(quiz) == plain(quiz_text)
     assert [c.met for c in worded.conditions] == [False, False, True]
     assert [c.depth for c in worded.conditions] == [0, 1, 1]
+    assert worded.top_conditions == worded.conditions[:1]
+    assert worded.conditions[0].parts == worded.conditions[1:]
     # The combination has a window, so it is missing whole, with both parts.
     assert len(worded.missing) == 1
-    assert plain(html.unescape(worded.missing[0].text)) == plain(
-        COMBINED_STEPS[locale]
-    )
+    assert plain(html.unescape(worded.missing[0].text)) == plain(all_of)
     assert len(worded.missing[0].parts) == 2
 
 
@@ -232,7 +226,10 @@ def test_missing_only_completion_time(app):
     explanation = explain_award(
         {
             "version": 1,
-            "rule": {"kind": "course_completed", "window": {"from": "2025-01-01T00:00:00Z"}},
+            "rule": {
+                "kind": "course_completed",
+                "window": {"from": "2025-01-01T00:00:00Z"},
+            },
         },
         LearnerProgress(course_completed=True, course_completed_at=None),
         read_at=DONE_AT,
@@ -242,14 +239,12 @@ def test_missing_only_completion_time(app):
         worded = explanation_text(explanation)
 
     [missing] = worded.missing
-    assert html.unescape(missing.text) == (
-        "the LMS reports when the learner met this condition. It is met, but the "
-        "LMS gave no date for it:"
+    assert missing.text == (
+        "You have done this, but the LMS did not report when, so it cannot be "
+        "checked against the dates below:"
     )
-    assert [html.unescape(part.text) for part in missing.parts] == [
-        "the learner completes the course."
-    ]
-    assert missing.window.startswith("It counts only if met from <time")
+    assert [part.text for part in missing.parts] == ["Complete the course."]
+    assert missing.window.startswith("Do this on or after <time")
 
 
 # The learner page
@@ -271,36 +266,37 @@ RAW_RULE = {
 }
 
 # Text the page must show in each language for RAW_RULE: the combination's
-# introduction in the conditions, the course total grade as a condition, the
-# "no grade" reading, and the course total grade as the learner's step in both
-# "Still missing" lists.
+# introduction in the conditions, the at-least step as a condition, the "no grade"
+# reading, and the course total grade as the learner's step, both as a condition
+# and in the "Still missing" lists.
 PAGE_TEXTS = {
     "en": (
-        "the learner meets every one of these conditions:",
-        "the learner's course total is at or above 70%.",
+        "Do all of these:",
+        "Complete at least 2 of these activities:",
         "(no grade)",
         "Reach 70% or more in the course total.",
     ),
     "fr": (
-        f"l'apprenant remplit toutes ces conditions{NBSP}:",
-        "la note totale de l'apprenant dans le cours atteint au moins 70 %.",
+        f"Faire toutes ces étapes{NBSP}:",
+        "Terminer au moins 2 de ces activités :",
         "(aucune note)",
         "Atteindre 70 % ou plus dans la note totale du cours.",
     ),
     "es": (
-        "el estudiante cumple todas estas condiciones:",
-        "la calificación total del estudiante en el curso es de al menos 70 %.",
+        "Hacer todos estos pasos:",
+        "Completar al menos 2 de estas actividades:",
         "(sin calificación)",
         "Alcanzar 70 % o más en la calificación total del curso.",
     ),
     "ar": (
-        "يستوفي المتعلّم كل هذه الشروط:",
-        "مجموع درجات المتعلّم في الدورة 70% أو أكثر.",
+        "القيام بكل هذه الخطوات:",
+        "إكمال 2 على الأقل من هذه الأنشطة:",
         "(لا توجد درجة)",
         "الحصول على 70% أو أكثر في المجموع الكلي للدورة.",
     ),
 }
 ENGLISH_LEFTOVERS = (
+    "Do all of these",
     "Meet every one",
     "Complete at least",
     "Reach at least",
@@ -399,3 +395,91 @@ def test_learner_page_missing_uses_stored_facts(client, db, tenants):
     assert missing.count("<li>") == 1
     assert "Reach 70% or more in the course total." in missing
     assert "4001" not in missing
+
+
+NESTED_RULE = {
+    "version": 1,
+    "rule": {
+        "kind": "all_of",
+        "rules": [
+            {
+                "kind": "any_of",
+                "rules": [
+                    {"kind": "activity_completed", "activity_id": "4001"},
+                    {"kind": "grade_at_least", "min_percent": 70},
+                ],
+            },
+            {"kind": "course_completed"},
+        ],
+        "window": {"from": "2026-03-01T00:00:00Z", "until": "2027-05-01T00:00:00Z"},
+    },
+}
+
+# NESTED_RULE's texts on the learner page: the two combinations, the course step,
+# the words before the window's start, and the third-person word for the learner
+# that the page must not use.
+NESTED_TEXTS = {
+    "en": (
+        "Do all of these:",
+        "Do one of these:",
+        "Complete the course.",
+        "Do this between <time",
+        "learner",
+    ),
+    "ar": (
+        "القيام بكل هذه الخطوات:",
+        "القيام بخطوة واحدة من هذه الخطوات:",
+        "إكمال الدورة.",
+        "القيام بذلك بين <time",
+        "المتعلّم",
+    ),
+}
+
+
+def nested_card(client, db, tenant, locale: str) -> str:
+    achievement = db.get(Achievement, tenant.achievement_id)
+    achievement.award_rule = NESTED_RULE
+    db.commit()
+    launch_as(client, tenant, "learner", locale=locale)
+    response = client.get(f"/course/{tenant.course_id}")
+    assert response.status_code == 200
+    page = html.unescape(response.get_data(as_text=True))
+    return page
+
+
+@pytest.mark.parametrize("locale", sorted(NESTED_TEXTS))
+def test_learner_page_nested_steps(client, db, tenants, locale):
+    """Nested rules read as the learner's steps in nested lists, in en and ar."""
+    alpha, _ = tenants
+    page = nested_card(client, db, alpha, locale)
+    card = section(page, '<li class="card"', '<section class="portfolio-link"')
+    missing = section(card, '<ul class="missing-list">', '<details class="why-not-yet"')
+    explained = section(card, '<details class="why-not-yet"', "</details>")
+    all_of, any_of, course_step, window, third_person = NESTED_TEXTS[locale]
+
+    # "Still missing": the windowed rule is missing whole, its parts nested.
+    assert missing.count('<ul class="rule-parts">') == 2
+    assert missing.index(all_of) < missing.index(any_of) < missing.index(course_step)
+    assert window in missing
+    assert '<bdi dir="ltr">4001</bdi>' in missing
+    # "Why not yet?": five conditions, each combination's parts in its own list.
+    assert explained.count('class="condition"') == 5
+    assert explained.count('<ul class="conditions">') == 3
+    assert all_of in explained
+    assert any_of in explained
+    assert window in explained
+    assert third_person not in card
+
+
+def test_learner_page_arabic_direction(client, db, tenants):
+    """The Arabic learner page is right to left, with ids and times isolated."""
+    alpha, _ = tenants
+    page = nested_card(client, db, alpha, "ar")
+    card = section(page, '<li class="card"', '<section class="portfolio-link"')
+
+    assert '<html lang="ar" dir="rtl">' in page
+    assert '<bdi dir="ltr">4001</bdi>' in card
+    assert '<time datetime="2026-03-01T00:00:00+00:00">' in card
+    assert '<time datetime="2027-05-01T00:00:00+00:00">' in card
+    assert "Do all of these" not in card
+    assert "Do this" not in card

@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from badge_engine.models import Achievement
-from badge_engine.explain import COMPLETION_TIME
-from lti_tool.views.rule_text import describe_rule, describe_rule_node
+from lti_tool.views.rule_text import describe_rule
 
 from .conftest import launch_as
 
@@ -322,37 +321,6 @@ def test_describe_window_on_combination(app):
     assert description.text == "the learner meets at least one of these conditions:"
     assert len(description.parts) == 2
     assert description.window.startswith("It counts only if met before <time")
-
-
-@pytest.mark.parametrize(
-    ("locale", "expected"),
-    [
-        ("en", "the LMS reports when the learner met this condition. It is met, but "
-               "the LMS gave no date for it:"),
-        ("fr", "le LMS indique quand l'apprenant a rempli cette condition. Elle est "
-               "remplie, mais le LMS n'en a pas donné la date\u00a0:"),
-        ("es", "el LMS indica cuándo el estudiante cumplió esta condición. Está "
-               "cumplida, pero el LMS no dio su fecha:"),
-        ("ar", "يُبلغ نظام إدارة التعلّم عن وقت استيفاء المتعلّم لهذا الشرط. الشرط "
-               "مستوفى، لكن نظام إدارة التعلّم لم يذكر تاريخه:"),
-    ],
-)
-def test_describe_missing_completion_time(app, locale, expected):
-    """A condition missing only its LMS time reads as a missing date over the condition."""
-    node = {
-        "kind": COMPLETION_TIME,
-        "rule": {"kind": "activity_completed", "activity_id": "4001"},
-        "window": {"from": "2025-01-01T00:00:00Z"},
-    }
-
-    with app.test_request_context("/", headers={"Accept-Language": locale}):
-        description = describe_rule_node(node, NAMES)
-
-    assert html.unescape(description.text) == expected
-    assert len(description.parts) == 1
-    assert "Final quiz" in description.parts[0].text
-    assert description.parts[0].window is None
-    assert '<time datetime="2025-01-01T00:00:00+00:00">' in description.window
 
 
 @pytest.mark.parametrize(("locale", "separator"), [("ar", "، "), ("fr", ", ")])
