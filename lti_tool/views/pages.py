@@ -244,8 +244,9 @@ def missing_steps(
         if activity_id not in (done or set())
     ]
     if fields.match == "any" and steps:
-        heading = RuleDescription(Markup.escape(_("Complete one of these activities:")))
-        return [heading] + steps
+        # One step of the set is enough, so the steps are the parts of one item.
+        heading = Markup.escape(_("Complete one of these activities:"))
+        return [RuleDescription(heading, steps)]
     return steps
 
 

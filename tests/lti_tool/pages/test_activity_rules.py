@@ -123,6 +123,27 @@ def test_learner_sees_missing_activity(client, tenants, db):
     assert "Code of conduct" not in missing
 
 
+def test_learner_any_rule_nests_steps(client, tenants, db):
+    """An any-match rule lists its activities as one item with a nested list."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements",
+        activity_form(QUIZ, PAGE, match="any"),
+    )
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    start = page.rindex('<ul class="missing-list">')
+    missing = page[start : page.index("</ul></li></ul>", start)]
+
+    assert missing.count("<li>") == 3
+    assert '<li>Complete one of these activities:<ul class="rule-parts">' in missing
+    assert "<li>Complete “<bdi>Final quiz</bdi>”.</li>" in missing
+    assert "<li>Complete “<bdi>Code of conduct</bdi>”.</li>" in missing
+
+
 def test_rule_preview_lists_learners(client, tenants, db):
     """Previewing an unsaved rule lists each learner with what is missing, saving nothing."""
     alpha, _ = tenants
