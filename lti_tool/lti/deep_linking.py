@@ -32,7 +32,7 @@ def start(validated: ValidatedLaunch):
     """Keep the deep linking settings in the session and show the picker."""
     claims = validated.claims
     role = roles.map_roles(claims.get(CLAIM + "roles") or [])
-    if role == roles.LEARNER:
+    if not roles.is_staff(role):
         raise Forbidden(
             "only instructors and admins can add badges to a course; ask the "
             "course's instructor to add the tool",

@@ -39,7 +39,8 @@ from lti_tool.ags_progress import ags_grades, merge_grades
 from lti_tool.accounts import record_audit
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.course_activities import stored_activity_names, stored_progress
-from lti_tool.errors import BadRequest, NotFound
+from lti_tool.errors import BadRequest, Forbidden, NotFound
+from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.pipeline import moodle_client_for, queue_deliveries
 from lti_tool.tasks import dispatch
@@ -60,6 +61,16 @@ log = get_logger(__name__)
 @bp.get("/course/<int:course_id>/achievements/<public_id>/explain")
 def explain(course_id: int, public_id: str):
     course = _course_in_session(course_id)
+    if session.get("role") == "observer":
+        raise Forbidden(
+            "an observer cannot read a badge's explanation for a learner; each "
+            "learner reads their own when they open the tool from the course",
+            shown_message=_(
+                "Observers cannot see how learners progress towards a badge. Each "
+                "learner sees this when they open the tool from the course themselves."
+            ),
+            course_id=course_id,
+        )
     achievement = _course_achievement(course, public_id)
     learner = _learner_asked_about(course.provider_id, achievement)
     explanation = explain_learner(achievement, learner)

@@ -392,9 +392,10 @@ class LaunchEndpoints:
             course_id=launch.course_id,
             lms_user_id=launch.lms_user_id,
             learner_id=launch.learner_id,
-            # The course pages have a learner and an instructor view; an admin gets
-            # the instructor's view and keeps the admin role for admin pages.
-            role="learner" if launch.role == roles.LEARNER else "instructor",
+            # The course pages have a learner, an observer and an instructor view;
+            # an admin gets the instructor's view and keeps the admin role for
+            # admin pages.
+            role=roles.INSTRUCTOR if roles.is_staff(launch.role) else launch.role,
             lti_role=launch.role,
             name=data.get("name") or data.get("given_name") or "",
             launch_locale=(data.get(CLAIM + "launch_presentation") or {}).get("locale"),

@@ -698,6 +698,9 @@ def course(course_id: int):
     found = _course_in_session(course_id)
     if session.get("role") == "instructor":
         return _render_instructor(found, notice=_pop_notice(course_id))
+    if session.get("role") == "observer":
+        # An observer may watch several learners, so the page lists none of them.
+        return render_template("observer.html", course=found)
     # The page contains the portfolio link form.
     allow_form_redirects_to_other_sites()
     return render_template(
