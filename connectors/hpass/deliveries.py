@@ -6,7 +6,7 @@ for each outbox message; pages call the query functions. Nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -359,11 +359,20 @@ def learner_deliveries(
 
 
 def provider_deliveries(
-    session: Session, provider_id: int, status: str | None = None
+    session: Session,
+    provider_id: int,
+    status: str | None = None,
+    achievement_ids: Collection[int] | None = None,
 ) -> list[DeliveryView]:
-    """Return the provider's deliveries for admins, optionally only one status."""
+    """Return the provider's deliveries, optionally only one status.
+
+    With `achievement_ids`, only the deliveries of credentials of those
+    achievements are returned, such as the badges of one course.
+    """
     query = _base_query(provider_id)
     if status is not None:
         query = query.where(Delivery.status == status)
+    if achievement_ids is not None:
+        query = query.where(Credential.achievement_id.in_(list(achievement_ids)))
 
     return _views(session, query)

@@ -4,10 +4,12 @@
     GET  {base}/portfolio/callback                  the portfolio sends the learner back
     POST {base}/portfolio/accounts/<id>/unlink      delete the tokens
     GET  {base}/portfolio/deliveries                delivery status as JSON
-    POST {base}/portfolio/deliveries/<id>/retry     an admin sends a delivery again
+    POST {base}/portfolio/deliveries/<id>/retry     an instructor sends a delivery again
 
-Learners act on their own accounts only, admins on their provider's deliveries;
-the LTI launch put both ids in the session.
+Learners act on their own accounts only. Instructors act on the deliveries of the
+launched course's badges only, and never on a delivery a provider admin discarded.
+The admin area has the provider-wide delivery pages. The LTI launch put the ids of
+the provider, the course and the learner in the session.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from flask import (
 from sqlalchemy import delete, select
 
 from badge_engine.db import utcnow
+from badge_engine.dead_letter import DISCARDED, DeadLetterAction, DeadLetterActionKind
 from badge_engine.models import Credential, CredentialStatus, Provider
+from badge_engine.outbox import OutboxMessage
 from connectors.hpass.badge_connect import discover_badge_connect
 from connectors.hpass.deliveries import (
     ACTIVE_STATUSES,
+    delivery_key,
     learner_deliveries,
     provider_deliveries,
     requeue,
@@ -121,15 +126,30 @@ def _learner_ids() -> tuple[int, int]:
     return provider_id, learner_id
 
 
-def _admin_provider_id() -> int:
-    provider_id = session.get("provider_id")
-    if session.get("role") != "instructor" or provider_id is None:
+def _instructor_course() -> tuple[LtiCourse, list[int]]:
+    """Return the session's course and the ids of its badges, for an instructor."""
+    provider_id, course_id = session.get("provider_id"), session.get("course_id")
+    if session.get("role") != "instructor" or provider_id is None or course_id is None:
         raise Forbidden(
-            "only a provider admin or instructor can retry deliveries; open the tool "
-            "from a course you teach"
+            "only an instructor can list or retry the deliveries of a course's "
+            "badges; open the tool from a course you teach"
         )
+    course = db_session().scalar(
+        select(LtiCourse).where(
+            LtiCourse.id == course_id, LtiCourse.provider_id == provider_id
+        )
+    )
+    if course is None:
+        raise NotFound(
+            f"course {course_id} not found for this provider; open the tool again "
+            "from your course in the LMS",
+            course_id=course_id,
+        )
+    achievement_ids = [
+        achievement.id for achievement in pages._course_achievements(course)
+    ]
 
-    return provider_id
+    return course, achievement_ids
 
 
 def _http(url: str) -> PortfolioHttp:
@@ -557,17 +577,18 @@ def unlink(account_id: int):
 
 @bp.get("/deliveries")
 def deliveries():
-    """Return delivery status: a learner's own, or the provider's for admins."""
+    """Return delivery status: a learner's own, or the course's badges' for instructors."""
     db = db_session()
     if session.get("role") == "instructor":
-        provider_id = _admin_provider_id()
+        course, achievement_ids = _instructor_course()
+        provider_id = course.provider_id
         status = request.args.get("status")
         if status is not None and status not in {item.value for item in DeliveryStatus}:
             raise BadRequest(
                 f"status {status[:40]!r} is unknown; use one of "
                 + ", ".join(item.value for item in DeliveryStatus)
             )
-        views = provider_deliveries(db, provider_id, status)
+        views = provider_deliveries(db, provider_id, status, achievement_ids)
         learner_id = None
     else:
         provider_id, learner_id = _learner_ids()
@@ -618,17 +639,32 @@ def _downloads(provider_id: int, learner_id: int | None) -> dict[str, dict[str, 
 
 @bp.post("/deliveries/<int:delivery_id>/retry")
 def retry(delivery_id: int):
-    """Send one delivery again now; the route keeps it from landing twice."""
+    """Send one delivery of the course's badges again now.
+
+    The route keeps it from landing twice. A delivery that a provider admin
+    discarded stays discarded: only an admin can send it again.
+    """
     pages.check_csrf()
-    provider_id = _admin_provider_id()
+    course, achievement_ids = _instructor_course()
+    provider_id = course.provider_id
     db = db_session()
     delivery = db.scalar(
-        select(Delivery).where(
-            Delivery.id == delivery_id, Delivery.provider_id == provider_id
+        select(Delivery)
+        .join(Credential, Credential.id == Delivery.credential_id)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.provider_id == provider_id,
+            Credential.provider_id == provider_id,
+            Credential.achievement_id.in_(achievement_ids),
         )
     )
     if delivery is None:
-        raise NotFound(f"delivery {delivery_id} does not exist for this provider")
+        # Another course's delivery gets the same response as an unknown id.
+        raise NotFound(
+            f"delivery {delivery_id} does not exist for this course's badges",
+            course_id=course.id,
+        )
+    _check_not_discarded(db, delivery, provider_id)
     if delivery.status == DeliveryStatus.DELIVERED.value:
         raise BadRequest(
             f"delivery {delivery_id} already landed; there is nothing to retry",
@@ -643,3 +679,37 @@ def retry(delivery_id: int):
     log.info("delivery_retry_requested", delivery_id=delivery.id, route=delivery.route)
 
     return jsonify({"id": delivery.id, "status": delivery.status})
+
+
+def _check_not_discarded(db, delivery: Delivery, provider_id: int) -> None:
+    """Raise Forbidden, naming the admin contact, if an admin discarded the delivery."""
+    message = db.scalar(
+        select(OutboxMessage).where(
+            OutboxMessage.provider_id == provider_id,
+            OutboxMessage.idempotency_key == delivery_key(delivery.id),
+        )
+    )
+    if message is None or message.status != DISCARDED:
+        return
+    discard = db.scalar(
+        select(DeadLetterAction)
+        .where(
+            DeadLetterAction.provider_id == provider_id,
+            DeadLetterAction.outbox_message_id == message.id,
+            DeadLetterAction.action == DeadLetterActionKind.DISCARD.value,
+        )
+        .order_by(DeadLetterAction.id.desc())
+        .limit(1)
+    )
+    provider = db.get(Provider, provider_id)
+    when = f" on {discard.created_at:%Y-%m-%d}" if discard is not None else ""
+    reason = f" (reason: {discard.reason})" if discard and discard.reason else ""
+    contact = f" at {provider.email}" if provider.email else ""
+    raise Forbidden(
+        f"delivery {delivery.id} was discarded by an admin of {provider.name}{when}"
+        f"{reason}, so an instructor cannot send it again; if the badge should "
+        f"still reach the portfolio, ask the admins of {provider.name}{contact} "
+        "to retry it",
+        code="delivery_discarded",
+        delivery_id=delivery.id,
+    )
