@@ -8,10 +8,22 @@ from cryptography.fernet import Fernet
 from lti_tool import intake
 from lti_tool.app import create_app
 from lti_tool.config import load_settings
+from lti_tool.demo.peers.serving import stop_all_servers
 from lti_tool.schema import upgrade
 
 # Fixtures shared by test modules in several folders.
 pytest_plugins = ["tests.support.smtp"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_servers_finished():
+    """Wait, at the end of the run, for the request threads of every loopback server.
+
+    A slow handler can outlive its server's `stop()`. The "Client disconnected" line
+    it logs when it returns must come before pytest closes its capture streams.
+    """
+    yield
+    stop_all_servers()
 
 
 @pytest.fixture

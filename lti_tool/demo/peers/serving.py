@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,12 @@ from waitress.server import create_server
 from lti_tool.config import is_loopback_host
 
 logger = logging.getLogger(__name__)
+
+# Servers started in this process whose request threads may still run. A server stays
+# listed until `stop()` has seen its threads end, and `stop_all_servers` works through
+# the list.
+_unfinished: list[RunningServer] = []
+_unfinished_lock = threading.Lock()
 
 
 def require_loopback_url(url: str, name: str) -> str:
@@ -53,7 +60,8 @@ class RunningServer:
 
         Calling it again does nothing. A request handler that is still running
         (a deliberately slow one, for example) is not interrupted. Its daemon
-        worker thread ends on its own, and its response is discarded.
+        worker thread ends on its own, its response is discarded, and
+        `stop_all_servers` waits for it.
         """
         if self._stopped:
             return
@@ -78,13 +86,66 @@ class RunningServer:
             )
 
         self._server.task_dispatcher.shutdown(timeout=min(timeout, 1.0))
+        if self.wait_for_request_threads(0):
+            _forget(self)
         logger.info("demo server stopped: %s", self.url)
+
+    def wait_for_request_threads(self, timeout: float) -> bool:
+        """Wait until every request thread of a stopped server has ended.
+
+        Returns False when one is still running after `timeout` seconds. A thread
+        whose client went away logs "Client disconnected" when its handler
+        returns, so a process waits here before it closes its log streams.
+        """
+        # NOTE: reads the thread set and condition of waitress's (3.0)
+        # ThreadedTaskDispatcher, which has no public call that waits for them.
+        dispatcher = self._server.task_dispatcher
+        deadline = time.monotonic() + timeout
+        with dispatcher.lock:
+            while dispatcher.threads:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                dispatcher.thread_exit_cv.wait(min(remaining, 0.1))
+        return True
 
     def __enter__(self) -> RunningServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _forget(server: RunningServer) -> None:
+    with _unfinished_lock:
+        _unfinished[:] = [entry for entry in _unfinished if entry is not server]
+
+
+def stop_all_servers(timeout: float = 10.0) -> None:
+    """Stop every server started in this process and wait for its request threads.
+
+    A test session calls it before pytest closes the streams that log handlers
+    write to. A slow handler can outlive `stop()`, and the line it then logs
+    would otherwise go to a closed stream ("--- Logging error ---").
+    """
+    with _unfinished_lock:
+        servers = list(_unfinished)
+    deadline = time.monotonic() + timeout
+    for server in servers:
+        try:
+            server.stop()
+        except OSError as error:
+            logger.warning("demo server %s failed to stop: %s", server.url, error)
+        remaining = max(0.0, deadline - time.monotonic())
+        if server.wait_for_request_threads(remaining):
+            _forget(server)
+        else:
+            logger.warning(
+                "demo server %s: a request thread still runs %.1f s after the stop, "
+                "so lines it logs later may be lost",
+                server.url,
+                timeout,
+            )
 
 
 def serve_in_thread(
@@ -124,7 +185,7 @@ def serve_in_thread(
     thread.start()
     logger.info("demo server started: %s", url)
 
-    return RunningServer(
+    running = RunningServer(
         url=url,
         host=bound_host,
         port=bound_port,
@@ -132,3 +193,6 @@ def serve_in_thread(
         _socket_map=socket_map,
         _thread=thread,
     )
+    with _unfinished_lock:
+        _unfinished.append(running)
+    return running
