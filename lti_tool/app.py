@@ -16,7 +16,7 @@ from lti_tool.logs import configure_logging
 from lti_tool.rate_limit_page import session_locale_reader
 from lti_tool.ratelimit import RateLimitMiddleware
 from lti_tool.request_body import BridgeRequest
-from lti_tool.views import headers, lti_launch
+from lti_tool.views import account_session, headers, lti_launch
 from lti_tool.webhook_fast_path import WebhookFastPath
 
 
@@ -118,6 +118,7 @@ def create_app(
     metrics.register(app)
     backfill.register(app)
     headers.register(app)
+    account_session.register(app)
     if settings.rate_limits_enabled:
         # The lambda reads `wsgi_app` per request, so later wrappers stay inside.
         app.rate_limiter = RateLimitMiddleware(

@@ -19,7 +19,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from sqlalchemy import func, or_, select
@@ -62,6 +61,7 @@ from lti_tool.operations.lms import (
 )
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
+from lti_tool.views.account_session import account_session
 from lti_tool.views.auth import invitation_link, signed_in_account
 from lti_tool.views.failed_deliveries import FailedRow, failed_rows
 from lti_tool.views.headers import forbid_framing
@@ -99,7 +99,7 @@ def account_required(view):
 
 def current_provider_id(account: Account) -> int | None:
     if account.is_operator:
-        return session.get("acting_provider_id")
+        return account_session().get("acting_provider_id")
     return account.provider_id
 
 
@@ -191,7 +191,7 @@ def pick_provider(account: Account):
             back_link=admin_dashboard_link(),
             account_id=account.id,
         )
-    session["acting_provider_id"] = provider_id
+    account_session()["acting_provider_id"] = provider_id
     return redirect(url_for("admin.dashboard"), code=303)
 
 

@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 
@@ -42,6 +41,7 @@ from lti_tool.bridge import db_session
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.urls_for import base_url
+from lti_tool.views.account_session import account_session
 from lti_tool.views.headers import forbid_framing
 from lti_tool.views.pages import check_csrf
 
@@ -63,7 +63,9 @@ def _timestamp(now: datetime) -> float:
 
 
 def start_account_session(account: Account) -> None:
+    """Sign `account` in with a new account session; a course session stays."""
     now = utcnow()
+    session = account_session()
     session.clear()
     session.update(
         account_id=account.id,
@@ -84,6 +86,7 @@ def signed_in_account() -> Account | None:
     if "account" in g:
         return g.account
     account = None
+    session = account_session()
     account_id = session.get("account_id")
     if account_id is not None:
         now = _timestamp(utcnow())
@@ -171,7 +174,9 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    """End this session and every other session of its account.
+    """End this account session and every other session of its account.
+
+    A course launched in the same browser keeps its own session.
 
     Clearing the cookie alone would leave a copy of it (taken from a shared computer
     or a proxy log) valid until it expires, so the account's session generation moves
@@ -179,7 +184,7 @@ def sign_out():
     """
     check_csrf()
     account = signed_in_account()
-    session.clear()
+    account_session().clear()
     if account is None:
         return redirect(url_for("auth.sign_in_form"), code=303)
 

@@ -418,9 +418,10 @@ class LaunchEndpoints:
     def _session_cookie_header(self, **data) -> str:
         """Return the Set-Cookie header that replaces the browser's Flask session.
 
-        The course pages read this session through Flask; any earlier session of
-        the browser (another course, a signed-in admin) ends here. The response
-        that sets it must vary by Cookie.
+        The course pages read this session through Flask; an earlier course session
+        of the browser ends here. An admin's sign-in is kept in its own cookie (see
+        `lti_tool.views.account_session`), which this header leaves alone. The
+        response that sets it must vary by Cookie.
         """
         if self._session_cookie is None:
             self._session_cookie = SessionCookieWriter(self.app)

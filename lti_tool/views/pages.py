@@ -81,6 +81,7 @@ from lti_tool.operations.backfills import (
 from lti_tool.pipeline import queue_deliveries
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url
+from lti_tool.views.account_session import page_session
 from lti_tool.views.image_errors import image_rejection_text
 from lti_tool.views.rule_form import (
     ActivityRuleFields,
@@ -120,14 +121,21 @@ def _install_languages(state) -> None:
 
 
 def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+    """Return the CSRF token of this page's session, made on first use.
+
+    The admin area and the course pages keep separate tokens in separate cookies,
+    so a course launch, which replaces the course session, leaves open admin forms
+    valid.
+    """
+    stored = page_session()
+    if "csrf" not in stored:
+        stored["csrf"] = secrets.token_urlsafe(32)
+    return stored["csrf"]
 
 
 def check_csrf() -> None:
     sent = request.form.get("csrf", "")
-    expected = session.get("csrf", "")
+    expected = page_session().get("csrf", "")
     # Without a token in the session (a first visit, or a post from another site
     # without the cookie) an empty field would equal the empty expected value.
     if not expected or not hmac.compare_digest(sent, expected):

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from lti_tool.account_mail import SEND_PASSWORD_RESET, send_password_reset
 from lti_tool.accounts import AccountRole, create_account
+from tests.support.account_cookie import account_session_transaction
 from tests.support.smtp import free_port
 
 EMAIL = "operator@bridge.example"
@@ -44,7 +45,7 @@ def queued(app, monkeypatch):
 
 
 def _request_reset(client, email: str):
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
     return client.post("/account/reset", data={"csrf": "test-csrf", "email": email})
 

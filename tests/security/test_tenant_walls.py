@@ -23,6 +23,7 @@ from lti_tool.api.tokens import create_api_token
 from lti_tool.backfill import BackfillJob
 from lti_tool.lti.registrations import Registration
 from lti_tool.models import Deployment
+from tests.support.account_cookie import account_session_transaction
 from tests.lti_tool.pages.conftest import (
     MOODLE_COURSE_ID,
     add_account,
@@ -262,7 +263,7 @@ def test_admin_cannot_pick_beta(app, walls, role):
     )
 
     assert response.status_code == 404
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         assert "acting_provider_id" not in session
 
 

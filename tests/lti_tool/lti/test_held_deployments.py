@@ -8,6 +8,7 @@ import pytest
 
 from lti_tool.accounts import AccountRole, create_account
 from lti_tool.models import Deployment, DeploymentStatus
+from tests.support.account_cookie import account_session_transaction
 from tests.support.seed import add_provider
 
 PASSWORD = "a long test admin password"
@@ -15,14 +16,14 @@ PAGE = "/lti/admin/deployments"
 
 
 def _sign_in(client, email: str) -> None:
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
     response = client.post(
         "/account/sign-in",
         data={"email": email, "password": PASSWORD, "csrf": "test-csrf"},
     )
     assert response.status_code in (302, 303), response.data[:300]
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
 
 

@@ -13,6 +13,7 @@ from badge_engine.rules import COURSE_COMPLETED_RULE
 from lti_tool.accounts import AccountRole, create_account
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import LtiCourse
+from tests.support.account_cookie import account_session_transaction
 from tests.support.seed import add_moodle_connection, add_provider
 
 PASSWORD = "correct horse battery staple"
@@ -140,14 +141,14 @@ def add_account(db, email: str, role: AccountRole, provider_id: int | None):
 
 
 def sign_in(client, email: str, password: str = PASSWORD):
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
     response = client.post(
         "/account/sign-in",
         data={"email": email, "password": password, "csrf": "test-csrf"},
     )
     # Signing in starts a new session, so the form token is set again.
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
     return response
 

@@ -12,10 +12,11 @@ from lti_tool.accounts import (
     end_account_sessions,
     issue_token,
 )
+from tests.support.account_cookie import account_session_transaction
 
 from .conftest import PASSWORD, add_account, sign_in
 
-COOKIE = "hpass_session"
+COOKIE = "hpass_account"
 EMAIL = "admin@alpha.org"
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -42,7 +43,7 @@ def reset_password(client, db, account: Account, password: str = NEW_PASSWORD):
         account_id=account.id,
     )
     db.commit()
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
     return client.post(
         f"/account/reset/{token}",
@@ -113,7 +114,7 @@ def test_sign_out_without_session(client, tenants, db):
     """Signing out with no account session changes no account."""
     alpha, _ = tenants
     account = add_account(db, EMAIL, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
 
     response = client.post("/account/sign-out", data={"csrf": "test-csrf"})
@@ -181,7 +182,7 @@ def test_invitation_session_works(client, tenants, db):
         role=AccountRole.PROVIDER_ADMIN,
     )
     db.commit()
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
 
     accepted = client.post(
@@ -198,7 +199,7 @@ def test_session_without_generation_ended(client, tenants, db):
     alpha, _ = tenants
     add_account(db, EMAIL, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
     sign_in(client, EMAIL)
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         del session["account_generation"]
 
     assert_sent_to_sign_in(client.get("/admin/"))

@@ -16,6 +16,7 @@ from lti_tool.account_mail import send_password_reset
 from lti_tool.accounts import Account, AccountRole, AuditEvent
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.views.auth import IDLE_MINUTES
+from tests.support.account_cookie import account_session_transaction
 
 from .conftest import PASSWORD, add_account, sign_in
 
@@ -99,7 +100,7 @@ def test_session_expires_when_idle(client, tenants, db):
     alpha, _ = tenants
     add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
     sign_in(client, "admin@alpha.org")
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["account_seen"] = time.time() - IDLE_MINUTES * 60 - 1
 
     response = client.get("/admin/")
@@ -138,7 +139,7 @@ def test_invitation_creates_admin_once(client, tenants, db):
     form = {"csrf": "test-csrf", "password": PASSWORD, "password_repeat": PASSWORD}
     accepted = client.post(link.group(1), data=form)
     # Accepting signs the new admin in, which starts a new session and form token.
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
     again = client.post(link.group(1), data=form)
 
@@ -159,7 +160,7 @@ def test_invitation_password_mismatch(client, tenants, db):
         provider_id=alpha.provider_id, role=AccountRole.PROVIDER_ADMIN,
     )
     db.commit()
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
 
     response = client.post(
@@ -175,7 +176,7 @@ def test_password_reset_by_mail(app, client, settings, tenants, db, monkeypatch)
     """A reset request mails a one-time link that sets a new password."""
     alpha, _ = tenants
     add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
-    with client.session_transaction() as session:
+    with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
 
     queued = []
