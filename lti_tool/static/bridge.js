@@ -16,9 +16,12 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // An error summary, or else the notice that confirms a revocation, takes the focus
+  // that the page reload after a form would leave on the page's body.
   const summary =
     document.getElementById("error-summary") ||
-    document.getElementById("revoke-error-summary");
+    document.getElementById("revoke-error-summary") ||
+    document.getElementById("revoke-notice");
   if (summary) summary.focus();
   const backfills = document.querySelector("[data-progress-url]");
   if (backfills) followBackfills(backfills);

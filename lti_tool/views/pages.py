@@ -12,6 +12,7 @@ import csv
 import hmac
 import io
 import secrets
+from dataclasses import dataclass
 from itertools import zip_longest
 
 from flask import (
@@ -651,11 +652,27 @@ def _set_notice(course_id: int, kind: str, **values: str | None) -> None:
     session["course_notice"] = {"course_id": course_id, "kind": kind, **values}
 
 
-def _pop_notice(course_id: int) -> str | None:
-    """Return the translated text of the course's kept notice and forget it."""
+@dataclass(frozen=True)
+class CourseNotice:
+    """A translated notice of the instructor page and the kind of form it follows."""
+
+    kind: str
+    text: str
+
+
+def _pop_notice(course_id: int) -> CourseNotice | None:
+    """Return the course's kept notice, translated, and forget it."""
     notice = session.pop("course_notice", None)
     if not isinstance(notice, dict) or notice.get("course_id") != course_id:
         return None
+    kind = notice.get("kind")
+    text = _notice_text(notice)
+    if not isinstance(kind, str) or text is None:
+        return None
+    return CourseNotice(kind, text)
+
+
+def _notice_text(notice: dict) -> str | None:
     kind = notice.get("kind")
     name = notice.get("name") or ""
     job = notice.get("job")
@@ -676,6 +693,13 @@ def _pop_notice(course_id: int) -> str | None:
         )
     if kind == "saved":
         return _("The badge “%(name)s” was saved.", name=name)
+    if kind == "revoked":
+        return _(
+            "The badge “%(name)s” of %(learner)s was revoked. Anyone who checks it "
+            "now sees that it is revoked, and why.",
+            name=name,
+            learner=notice.get("learner") or "",
+        )
     if kind == "rule_changed" and job:
         return _(
             "The badge “%(name)s” was saved. Its award rule changed, so awarding it "
@@ -1367,9 +1391,19 @@ def revoke_award(course_id: int, public_id: str):
         target=f"credential:{credential.public_id}",
         detail={"reason": event.reason, "course_id": found.id},
     )
+    learner = credential.learner
+    _set_notice(
+        course_id,
+        "revoked",
+        name=credential.achievement.name,
+        learner=learner.name or learner.lms_user_id,
+    )
     db.commit()
 
-    return redirect(url_for("pages.course", course_id=course_id) + "#awards", code=303)
+    # The fragment scrolls to the notice, which is in the awards table's section.
+    return redirect(
+        url_for("pages.course", course_id=course_id) + "#revoke-notice", code=303
+    )
 
 
 def _revocation_reason_error(reason: str) -> str | None:

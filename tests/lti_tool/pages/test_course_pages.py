@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import struct
 import zlib
 from datetime import datetime, timezone
@@ -616,6 +617,50 @@ def test_instructor_revokes_award(client, tenants, db):
     assert revoked.revocation_reason == "Issued in error"
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "credential.revoked"))
     assert event.detail["reason"] == "Issued in error"
+
+
+def test_revoke_confirmed_on_next_page(client, tenants, db):
+    """After a revocation the awards section confirms it in a focusable status."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/awards/{credential.public_id}/revoke",
+        data={"csrf": "test-csrf", "reason": "Issued in error"},
+    )
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    again = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert response.headers["Location"].endswith("#revoke-notice")
+    notice = re.search(
+        r'<p class="notice" role="status" tabindex="-1" id="revoke-notice">([^<]*)</p>',
+        page,
+    )
+    assert notice is not None
+    assert notice.group(1) == (
+        "The badge “Badge of alpha” of Learner of alpha was revoked. Anyone who "
+        "checks it now sees that it is revoked, and why."
+    )
+    assert page.index('id="awards-heading"') < page.index('id="revoke-notice"')
+    assert 'id="course-notice"' not in page
+    assert 'id="revoke-notice"' not in again
+
+
+def test_revoke_notice_translated(client, tenants, db):
+    """The revocation notice is in the page language."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    launch_as(client, alpha, "instructor", locale="fr")
+
+    client.post(
+        f"/course/{alpha.course_id}/awards/{credential.public_id}/revoke",
+        data={"csrf": "test-csrf", "reason": "Issued in error"},
+    )
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    notice = "Le badge «\u00a0Badge of alpha\u00a0» de Learner of alpha a été révoqué."
+    assert notice in page
 
 
 def test_revoke_without_reason_refused(client, tenants, db):
