@@ -43,7 +43,18 @@ _EXTENSION_TYPE = re.compile(r"ext:[A-Za-z0-9._-]+")
 
 
 class InvalidAlignment(BadgeEngineError):
-    """An alignment with a missing, too long or malformed field."""
+    """An alignment with a missing, too long or malformed field.
+
+    `position` (1-based) and `field` name the alignment and field at fault when the
+    error is about one of them, else they are None.
+    """
+
+    def __init__(
+        self, message: str, *, position: int | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.position = position
+        self.field = field
 
 
 def validate_alignments(items: Any) -> list[dict[str, str]]:
@@ -67,12 +78,15 @@ def validate_alignments(items: Any) -> list[dict[str, str]]:
 
 def _clean(position: int, item: Any) -> dict[str, str]:
     if not isinstance(item, dict):
-        raise InvalidAlignment(f"alignment {position} must be an object")
+        raise InvalidAlignment(
+            f"alignment {position} must be an object", position=position
+        )
     unknown = sorted(set(item) - set(FIELD_LIMITS))
     if unknown:
         raise InvalidAlignment(
             f"alignment {position} has unknown fields {', '.join(unknown)}; the fields "
-            f"are {', '.join(FIELD_LIMITS)}"
+            f"are {', '.join(FIELD_LIMITS)}",
+            position=position,
         )
     cleaned: dict[str, str] = {}
     for field, limit in FIELD_LIMITS.items():
@@ -80,23 +94,35 @@ def _clean(position: int, item: Any) -> dict[str, str]:
         if value is None:
             continue
         if not isinstance(value, str):
-            raise InvalidAlignment(f"alignment {position}: {field} must be text")
+            raise InvalidAlignment(
+                f"alignment {position}: {field} must be text",
+                position=position,
+                field=field,
+            )
         value = value.strip()
         if len(value) > limit:
             raise InvalidAlignment(
                 f"alignment {position}: {field} is {len(value)} characters long; "
-                f"the limit is {limit}"
+                f"the limit is {limit}",
+                position=position,
+                field=field,
             )
         if value:
             cleaned[field] = value
     for field in REQUIRED_FIELDS:
         if field not in cleaned:
-            raise InvalidAlignment(f"alignment {position}: {field} is missing")
+            raise InvalidAlignment(
+                f"alignment {position}: {field} is missing",
+                position=position,
+                field=field,
+            )
     parts = urlsplit(cleaned["targetUrl"])
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidAlignment(
             f"alignment {position}: targetUrl must be an absolute http or https URL, "
-            f"got {cleaned['targetUrl']!r}"
+            f"got {cleaned['targetUrl']!r}",
+            position=position,
+            field="targetUrl",
         )
     target_type = cleaned.get("targetType")
     if (
@@ -107,7 +133,9 @@ def _clean(position: int, item: Any) -> dict[str, str]:
         raise InvalidAlignment(
             f"alignment {position}: targetType {target_type!r} is not an OB 3.0 "
             "alignment target type; use one of "
-            f"{', '.join(sorted(TARGET_TYPES))} or an ext: value"
+            f"{', '.join(sorted(TARGET_TYPES))} or an ext: value",
+            position=position,
+            field="targetType",
         )
 
     return cleaned

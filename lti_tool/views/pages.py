@@ -901,7 +901,9 @@ def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> N
     """Read the skill rows into form["skills"] (as typed) and form["alignments"].
 
     A row whose link matches one of `known` (the badge's saved alignments) keeps
-    that alignment's code and type, which the form does not show.
+    that alignment's code and type, which the form does not show. On an error,
+    form["skill_error_ids"] holds the ids of the inputs at fault, for the page to
+    mark those only.
     """
     rows = [
         {"name": name.strip(), "url": url.strip(), "framework": framework.strip()}
@@ -915,13 +917,16 @@ def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> N
     rows = [row for row in rows if any(row.values())]
     form["skills"] = rows
     form["alignments"] = []
+    form["skill_error_ids"] = []
     saved = {item.get("targetUrl"): item for item in known or ()}
     alignments = []
     for number, row in enumerate(rows, start=1):
         if not row["name"]:
             errors["skills"] = _("Skill %(number)s needs a name.", number=number)
+            form["skill_error_ids"] = [f"skill_name-{number}"]
             return
         if not row["url"].startswith(("https://", "http://")):
+            form["skill_error_ids"] = [f"skill_url-{number}"]
             errors["skills"] = _(
                 "Skill %(number)s needs a link to its description, starting with "
                 "https://.",
@@ -941,6 +946,29 @@ def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> N
         form["alignments"] = validate_alignments(alignments)
     except InvalidAlignment as error:
         errors["skills"] = str(error)
+        form["skill_error_ids"] = _skill_input_ids(error)
+
+
+# The form's input of each alignment field; the form has no input for the others.
+_SKILL_INPUTS = {
+    "targetName": "skill_name",
+    "targetUrl": "skill_url",
+    "targetFramework": "skill_framework",
+}
+
+
+def _skill_input_ids(error: InvalidAlignment) -> list[str]:
+    """Return the ids of the skill inputs that `error` is about.
+
+    An error about a field the form does not show (a saved alignment's code or
+    type) marks the alignment's whole row, and an error about no one alignment
+    marks no input.
+    """
+    if error.position is None:
+        return []
+    if error.field in _SKILL_INPUTS:
+        return [f"{_SKILL_INPUTS[error.field]}-{error.position}"]
+    return [f"{name}-{error.position}" for name in _SKILL_INPUTS.values()]
 
 
 def _padded_skill_rows(rows: list[dict]) -> list[dict]:

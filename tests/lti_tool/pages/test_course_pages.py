@@ -762,6 +762,34 @@ def test_bad_skill_rejected(client, tenants, db, row, message):
     assert count_achievements(db) == before
 
 
+@pytest.mark.parametrize(
+    ("rows", "marked"),
+    [
+        ((("Aid", "https://s.example.org/a", ""), ("", "https://s.example.org/b", "")),
+         "skill_name-2"),
+        ((("Aid", "ftp://s.example.org/a", ""),), "skill_url-1"),
+        ((("Aid", "https://s.example.org/a", "F" * 201),), "skill_framework-1"),
+    ],
+    ids=["second-name", "first-link", "long-framework"],
+)
+def test_skill_error_marks_its_field(client, tenants, rows, marked):
+    """A skill error marks the one input at fault, not every skill input."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements", data=MultiDict(_skill_fields(*rows))
+    )
+    page = response.get_data(as_text=True)
+    invalid = re.findall(r'<input id="(skill_[a-z]+-\d)"[^>]*aria-invalid="true"', page)
+    error_fields = page.count('<div class="field has-error">')
+
+    assert response.status_code == 400
+    assert invalid == [marked]
+    assert error_fields == 1
+    assert '<fieldset class="field skills"' in page
+
+
 def test_skill_change_corrects_holders(client, tenants, db):
     """Adding a skill to a badge learners hold gives each holder a new version."""
 
