@@ -10,6 +10,7 @@ events (actor `api-token:<token id>`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -47,14 +48,11 @@ PUBLIC_ENDPOINTS = ("api.openapi",)
 def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get("Authorization", "").strip()
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "missing API token; send `Authorization: Bearer <token>` with a token "
-            "from `hpass-bridge api-token create`",
-            code="token_missing",
-        )
+        # The code stays token_missing in every case, which API clients branch on.
+        raise Unauthorized(_authorization_problem(header), code="token_missing")
     row = find_active_token(db_session(), token.strip())
     if row is None:
         raise Unauthorized(
@@ -65,6 +63,27 @@ def authenticate() -> None:
     db_session().commit()
     g.api_provider = db_session().get(Provider, row.provider_id)
     g.api_actor = api_actor(row.public_id)
+
+
+def _authorization_problem(header: str) -> str:
+    """Return the error message for an Authorization header without a Bearer token.
+
+    The message never repeats the header's value, which may be the token itself.
+    """
+    fix = (
+        "the header must read `Authorization: Bearer <token>`, with a token from "
+        "`hpass-bridge api-token create`"
+    )
+    if not header:
+        return f"missing API token; {fix}"
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return f"the Authorization header has no token after the word Bearer; {fix}"
+    if rest and scheme.isalpha() and len(scheme) <= 20:
+        return (
+            f"the Authorization header uses the {scheme!r} scheme, not Bearer; {fix}"
+        )
+    return f"the Authorization header lacks the word Bearer before the token; {fix}"
 
 
 # Audit action of each read route, named as the matching command records it. The
@@ -154,14 +173,46 @@ def _commit():
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
+    """Return the request's JSON object, or raise InvalidInput saying what is wrong."""
+    if not request.is_json:
         raise InvalidInput(
             "the request body must be a JSON object; send Content-Type: "
             "application/json",
             code="invalid_body",
         )
+    try:
+        body = json.loads(request.get_data(cache=True))
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"the request body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno} (character {error.pos}); send one JSON object",
+            code="invalid_body",
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "the request body is not valid JSON: it is not UTF-8 text; send one "
+            "JSON object in UTF-8",
+            code="invalid_body",
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            f"the request body must be a JSON object, got a JSON "
+            f"{_json_type_name(body)}; send one object with the route's fields",
+            code="invalid_body",
+        )
     return body
+
+
+def _json_type_name(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
 
 
 # The body fields each achievement route takes.

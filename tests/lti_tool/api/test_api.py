@@ -49,6 +49,70 @@ def test_missing_token_is_401(client):
     assert "Bearer" in response.json["message"]
 
 
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ("{token}", "lacks the word Bearer"),
+        ("Token {token}", "uses the 'Token' scheme"),
+        ("Bearer ", "no token after the word Bearer"),
+    ],
+    ids=["bare-token", "other-scheme", "no-token"],
+)
+def test_authorization_without_bearer_explained(client, tenants, header, words):
+    """A header without `Bearer <token>` is explained, without echoing the token."""
+    token = tenants[0]["token"]
+
+    response = client.get(
+        "/api/v1/provider", headers={"Authorization": header.format(token=token)}
+    )
+
+    assert response.status_code == 401
+    assert response.json["error"] == "token_missing"
+    assert words in response.json["message"]
+    assert "`Authorization: Bearer <token>`" in response.json["message"]
+    assert token not in response.json["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('{"name": "x",}', ("not valid JSON: ", "at line 1 column 14 (character 13)")),
+        ("[1, 2]", ("must be a JSON object, got a JSON array",)),
+        (b"\xff\xfe\x00", ("not valid JSON", "not UTF-8")),
+    ],
+    ids=["trailing-comma", "array", "not-utf8"],
+)
+def test_malformed_json_body_explained(client, tenants, body, words):
+    """A JSON body that does not parse is reported as such, with the position."""
+    alpha, _ = tenants
+
+    response = client.patch(
+        f"/api/v1/achievements/{alpha['achievement']}",
+        data=body,
+        headers={**_auth(alpha["token"]), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_body"
+    for fragment in words:
+        assert fragment in response.json["message"]
+    assert "Content-Type" not in response.json["message"]
+
+
+def test_body_without_json_type_explained(client, tenants):
+    """A body sent without Content-Type: application/json is told to send it."""
+    alpha, _ = tenants
+
+    response = client.patch(
+        f"/api/v1/achievements/{alpha['achievement']}",
+        data='{"name": "x"}',
+        headers={**_auth(alpha["token"]), "Content-Type": "text/plain"},
+    )
+
+    assert response.status_code == 400
+    assert "Content-Type: application/json" in response.json["message"]
+
+
 def test_revoked_token_is_401(client, db, tenants):
     """A revoked token no longer works."""
     from sqlalchemy import update
