@@ -169,6 +169,52 @@ def test_credential_page_valid(client, issued):
     assert "No endorsements." in page
 
 
+def test_credential_page_lists_skills(app, client, db, issued):
+    """The page lists the badge's skills, each linked, with its framework."""
+    achievement = issued.achievement
+    achievement.alignments = [
+        {
+            "targetName": "Route planning",
+            "targetUrl": "https://skills.example.org/route",
+            "targetFramework": "Field skills",
+        },
+        {"targetName": "First aid", "targetUrl": "https://skills.example.org/aid"},
+    ]
+    learner = issued.learner
+    _revoke(db, issued, reason="Reissued with skills")
+    aligned = issue_credential(
+        db,
+        vault=app.extensions["hpass"].vault,
+        base_url=BASE,
+        achievement=achievement,
+        learner=learner,
+        awarded_at=datetime(2025, 2, 1, tzinfo=UTC),
+    ).credential
+    db.commit()
+
+    page = client.get(f"/credentials/{aligned.public_id}", headers=HTML).data.decode()
+    plain = client.get(f"/credentials/{issued.public_id}", headers=HTML).data.decode()
+
+    assert "<dt>Skills</dt>" in page
+    assert (
+        '<a href="https://skills.example.org/route" dir="auto">Route planning</a> '
+        '(<span dir="auto">Field skills</span>)'
+    ) in page
+    assert '<a href="https://skills.example.org/aid" dir="auto">First aid</a></li>' in page
+    assert "<dt>Skills</dt>" not in plain
+
+
+@pytest.mark.parametrize(("language", "separator"), [("en", ", "), ("ar", "\u060c ")])
+def test_credential_page_image_links_separated(client, issued, language, separator):
+    """The PNG and SVG links are separated by the page language's comma."""
+    page = client.get(
+        f"/credentials/{issued.public_id}?lang={language}", headers=HTML
+    ).data.decode()
+
+    png_end = page.index("</a>", page.index("/badge.png"))
+    assert page[png_end + len("</a>"):].startswith(separator + "<a ")
+
+
 def test_credential_page_isolates_badge_texts(client, issued):
     """Badge texts take their own direction; the page's labels keep the page's."""
     page = client.get(

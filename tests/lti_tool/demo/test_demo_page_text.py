@@ -37,3 +37,20 @@ def test_demo_sign_in_step_names_invitation(demo_app, language, expected):
     assert response.status_code == 200
     assert expected in page
     assert "account created by an operator" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "colon"),
+    [("en", ":"), ("fr", "\u00a0:"), ("es", ":")],
+)
+def test_demo_step_colons_follow_language(demo_app, language, colon):
+    """Each step's colon after its link is written as the page language writes it."""
+    response = demo_app.test_client().get(
+        "/demo/", headers={"Accept-Language": language}
+    )
+    page = html.unescape(response.get_data(as_text=True))
+
+    assert response.status_code == 200
+    for path in ("/launch/instructor", "/launch/learner"):
+        link_end = page.index("</a>", page.index(path))
+        assert page[link_end + len("</a>"):].startswith(colon + " ")
