@@ -12,6 +12,11 @@ namespaces that browsers do not act on (Inkscape's and Illustrator's editor data
 pass, while those of HTML and MathML do not. Every attribute value and stylesheet may refer only to
 fragments inside the file (`#id`). Event handler attributes, DOCTYPEs and processing
 instructions are rejected.
+
+CSS is checked wherever a browser reads it: all text inside `<style>`, CDATA sections
+and the text around child elements included, `style` attributes, and every other
+attribute without a namespace or in the SVG namespace, because SVG 2 parses
+presentation attributes (`fill`, `cursor`, `filter`) as CSS values.
 """
 
 from __future__ import annotations
@@ -116,7 +121,10 @@ def check_svg_tree(root: ElementTree.Element) -> None:
         for attribute, value in element.attrib.items():
             _check_attribute(name, attribute, value)
         if name == "style" and namespace in (SVG_NAMESPACE, ""):
-            _check_css(element.text or "", "the <style> element")
+            # The parser merges CDATA into the text, and itertext() adds the text of
+            # child elements and the text after them, so no part of the sheet is
+            # skipped whichever text nodes a browser reads.
+            _check_css("".join(element.itertext()), "the <style> element")
 
 
 def _split(tag: str) -> tuple[str, str]:
@@ -167,7 +175,8 @@ def _check_attribute(element_name: str, attribute: str, value: str) -> None:
             attribute=name,
             scheme=scheme.split(":")[0],
         )
-    if name == "style" or "url(" in value.lower():
+    in_svg = namespace in (SVG_NAMESPACE, "")
+    if in_svg or name == "style" or "url(" in value.lower():
         _check_css(value, f"the {name!r} attribute")
 
 

@@ -127,6 +127,123 @@ def test_svg_trick_rejected(body, fragment):
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        "<style><desc/>@import url(http://evil.example/x.css); "
+        "rect { fill: url(http://evil.example/p#g) }</style>",
+        "<style>rect { fill: #fff }<title/>@import 'https://evil.example/x.css';</style>",
+        "<style><desc>@import url(http://evil.example/x.css);</desc></style>",
+        "<style><desc><title/>rect { fill: url(http://evil.example/p) }</desc></style>",
+        "<style><![CDATA[@import url(http://evil.example/x.css);]]></style>",
+        "<style><![CDATA[rect { fill: #fff }]]><desc/>"
+        "<![CDATA[rect { fill: url(http://evil.example/p) }]]></style>",
+        "<style>@imp<!-- split -->ort 'https://evil.example/x.css';</style>",
+        "<style>rect { fill: u<!-- split -->rl(http://evil.example/p) }</style>",
+        '<g><metadata><x:data xmlns:x="urn:example:editor">'
+        "<style>@import url(http://evil.example/x.css);</style></x:data></metadata></g>",
+        '<s:style xmlns:s="http://www.w3.org/2000/svg"><s:desc/>'
+        "@import url(http://evil.example/x.css);</s:style>",
+    ],
+    ids=[
+        "after-child",
+        "after-child-with-css-before",
+        "inside-child",
+        "inside-nested-child",
+        "cdata",
+        "cdata-after-child",
+        "comment-in-at-rule",
+        "comment-in-url",
+        "under-foreign-element",
+        "prefixed-after-child",
+    ],
+)
+def test_svg_style_all_text_checked(body):
+    """Every text node inside `<style>` is checked, not only the text before a child."""
+    with pytest.raises(ImageRejected) as raised:
+        check_image(svg(body))
+
+    assert raised.value.code == "svg_css_outside_resource"
+    assert "<style> element" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "element"),
+    [
+        (
+            "<foreignObject><style>@import url(http://evil.example/x.css);</style>"
+            "</foreignObject>",
+            "foreignObject",
+        ),
+        (
+            '<foreignObject><h:style xmlns:h="http://www.w3.org/1999/xhtml">'
+            "@import url(http://evil.example/x.css);</h:style></foreignObject>",
+            "foreignObject",
+        ),
+        (
+            '<h:style xmlns:h="http://www.w3.org/1999/xhtml">'
+            "@import url(http://evil.example/x.css);</h:style>",
+            "style",
+        ),
+    ],
+    ids=["svg-style-in-foreign-object", "html-style-in-foreign-object", "html-style"],
+)
+def test_svg_style_in_html_rejected(body, element):
+    """A stylesheet inside `<foreignObject>` or in the HTML namespace is rejected."""
+    with pytest.raises(ImageRejected) as raised:
+        check_image(svg(body))
+
+    assert raised.value.code in ("svg_element", "svg_foreign_element")
+    assert f"<{element}>" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('<rect fill="\\75 rl(http://evil.example/p#g)"/>', "svg_css_escape"),
+        ('<rect cursor="\\75 rl(http://evil.example/c.png), auto"/>', "svg_css_escape"),
+        ('<rect s:fill="\\75 rl(http://evil.example/p#g)" '
+         'xmlns:s="http://www.w3.org/2000/svg"/>', "svg_css_escape"),
+        ("<rect cursor=\"image-set('https://evil.example/c.png' 1x), auto\"/>",
+         "svg_css_outside_resource"),
+        ('<rect style="fill: #fff; cursor: url(http://evil.example/c.png)"/>',
+         "svg_css_outside_resource"),
+        ('<rect STYLE="fill: url(http://evil.example/p#g)"/>',
+         "svg_css_outside_resource"),
+        ('<rect filter="URL(http://evil.example/f.svg#f)"/>',
+         "svg_css_outside_resource"),
+        ('<rect style="fill:&#x75;rl(http://evil.example/p#g)"/>',
+         "svg_css_outside_resource"),
+    ],
+    ids=[
+        "escaped-fill",
+        "escaped-cursor",
+        "escaped-prefixed-fill",
+        "image-set-cursor",
+        "style-second-declaration",
+        "style-upper-case-name",
+        "upper-case-url",
+        "character-reference",
+    ],
+)
+def test_svg_attribute_css_checked(body, code):
+    """Presentation and style attributes are checked as CSS, escapes included."""
+    with pytest.raises(ImageRejected) as raised:
+        check_image(svg(body))
+
+    assert raised.value.code == code
+
+
+def test_svg_foreign_attribute_backslash_accepted():
+    """An editor attribute with a Windows path, which no browser reads, passes."""
+    body = (
+        '<rect width="10" height="10" xmlns:inkscape="http://www.inkscape.org/'
+        'namespaces/inkscape" inkscape:export-filename="C:\\badges\\ring.png"/>'
+    )
+
+    assert check_image(svg(body)).media_type == "image/svg+xml"
+
+
+@pytest.mark.parametrize(
     "content",
     [
         b'<?xml version="1.0"?><?xml-stylesheet href="https://evil.example/x.css"?>'
