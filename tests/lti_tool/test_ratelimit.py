@@ -224,6 +224,37 @@ def test_sign_in_body_reaches_app(serve, settings):
     assert response.status_code == 303
 
 
+def _padded_form(field_count: int, **fields: str) -> dict[str, str]:
+    padding = {f"extra{n}": "x" for n in range(field_count - len(fields))}
+    return {**padding, **fields}
+
+
+def test_reset_many_fields_without_email(serve):
+    """A reset form of 25 fields and no email gets the form's 400, not a 500."""
+    served = serve()
+
+    response = requests.post(
+        f"{served.url}/account/reset", data=_padded_form(25), timeout=10
+    )
+
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+
+
+def test_reset_many_fields_keeps_account_limit(serve):
+    """Padding a form past 20 fields does not skip the account's bucket."""
+    served = serve(
+        rate_limits=_limits(sign_in_account=RateLimit(per_minute=0.01, burst=1))
+    )
+    form = _padded_form(25, email="op@example.org")
+
+    first = requests.post(f"{served.url}/account/reset", data=form, timeout=10)
+    second = requests.post(f"{served.url}/account/reset", data=form, timeout=10)
+
+    assert not _is_rate_limited(first)
+    assert _is_rate_limited(second)
+
+
 def test_webhook_limit_answers_json(serve, caplog):
     """Webhooks over the limit get a JSON 429 with Retry-After, and it is logged."""
     served = serve(rate_limits=_limits(webhook=RateLimit(per_minute=1, burst=3)))
