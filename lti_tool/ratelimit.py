@@ -25,7 +25,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import parse_options_header
 
 from lti_tool.config import RateLimit, Settings
 from lti_tool.lti.proxy import client_address
@@ -38,6 +41,8 @@ log = get_logger(__name__)
 _SIGN_IN_PATHS = ("/account/sign-in", "/account/reset", "/account/invitation/")
 # A sign-in form is a few hundred bytes; a larger body is not parsed for its email.
 _MAX_FORM_BYTES = 16 * 1024
+# The body types Flask's `request.form` reads, compared in lower case.
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # In-process buckets kept before idle ones are dropped.
 MAX_BUCKETS = 100_000
 # A rejected key is logged once per this many seconds, with the count since.
@@ -424,11 +429,15 @@ def _html_body(limit_class: str, page: bytes):
 def _form_email(environ) -> str:
     """Return the normalised `email` field of a posted form, keeping the body readable.
 
-    The body is read here and put back as a new stream, so the app reads it as sent.
+    Urlencoded and multipart bodies are parsed by the Werkzeug form parser that
+    Flask's `request.form` uses, so the email matches what the view reads. The body
+    is read here and put back as a new stream, so the app reads it as sent.
     """
-    if not environ.get("CONTENT_TYPE", "").startswith(
-        "application/x-www-form-urlencoded"
-    ):
+    # Werkzeug's Request lower-cases the media type before choosing a parser, so
+    # `Application/X-WWW-Form-Urlencoded` is a form to the view and must be here.
+    mimetype, options = parse_options_header(environ.get("CONTENT_TYPE", ""))
+    mimetype = mimetype.lower()
+    if mimetype not in _FORM_TYPES:
         return ""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -436,13 +445,22 @@ def _form_email(environ) -> str:
         return ""
     if length <= 0 or length > _MAX_FORM_BYTES:
         return ""
+
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     # Every field is parsed, because the view reads forms of up to 1000 fields
     # (Flask's MAX_FORM_PARTS default), so a form padded past a smaller cap would
     # skip the account bucket. The body size limit bounds the work.
-    fields = parse_qs(body.decode("latin-1"))
-    email = (fields.get("email") or [""])[0]
+    parser = FormDataParser(
+        max_form_memory_size=_MAX_FORM_BYTES,
+        max_content_length=_MAX_FORM_BYTES,
+        silent=True,
+    )
+    try:
+        _, form, _ = parser.parse(io.BytesIO(body), mimetype, len(body), options)
+    except HTTPException:
+        return ""
+    email = form.get("email") or ""
 
     return email.strip().lower()[:320]

@@ -6,6 +6,7 @@ limiter sees real sockets, real forwarded headers and real request bodies.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 
@@ -17,11 +18,17 @@ from lti_tool.app import create_app
 from lti_tool.config import DEFAULT_RATE_LIMITS, ConfigError, RateLimit, load_settings
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.proxy import WAITRESS_OPTIONS
-from lti_tool.ratelimit import MemoryBuckets, RateLimitMiddleware, classify
+from lti_tool.ratelimit import (
+    MemoryBuckets,
+    RateLimitMiddleware,
+    _form_email,
+    classify,
+)
 from lti_tool.schema import upgrade
 from tests.support.databases import reset_redis
 
 PASSWORD = "correct horse battery staple"
+FORM = "application/x-www-form-urlencoded"
 
 
 class Served:
@@ -253,6 +260,140 @@ def test_reset_many_fields_keeps_account_limit(serve):
 
     assert not _is_rate_limited(first)
     assert _is_rate_limited(second)
+
+
+MULTIPART_BOUNDARY = "formBoundary7MA4YWxk"
+
+
+def _multipart(**fields: str) -> bytes:
+    parts = [
+        f"--{MULTIPART_BOUNDARY}\r\n"
+        f'Content-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    return ("".join(parts) + f"--{MULTIPART_BOUNDARY}--\r\n").encode()
+
+
+def _form_environ(content_type: str, body: bytes) -> dict:
+    return {
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"email=Op%40Example.org&password=x"),
+        ("Application/X-WWW-Form-Urlencoded", b"email=Op%40Example.org&password=x"),
+        (
+            "APPLICATION/X-WWW-FORM-URLENCODED; Charset=UTF-8",
+            b"password=x&email=+Op@Example.org+",
+        ),
+        (
+            f"multipart/form-data; boundary={MULTIPART_BOUNDARY}",
+            _multipart(password="x", email="Op@Example.org"),
+        ),
+        (
+            f"Multipart/Form-Data; Boundary={MULTIPART_BOUNDARY}",
+            _multipart(email=" Op@Example.org "),
+        ),
+    ],
+    ids=["urlencoded", "mixed-case", "upper-case-charset", "multipart", "multipart-case"],
+)
+def test_form_email_read(content_type, body):
+    """The email is read from every form body the app reads, and the body is kept."""
+    environ = _form_environ(content_type, body)
+
+    assert _form_email(environ) == "op@example.org"
+    assert environ["wsgi.input"].read() == body
+    assert environ["CONTENT_LENGTH"] == str(len(body))
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b"email=op@example.org"),
+        ("application/json", b'{"email": "op@example.org"}'),
+        ("multipart/form-data", _multipart(email="op@example.org")),
+        (f"multipart/form-data; boundary={MULTIPART_BOUNDARY}", b"not multipart"),
+        ("application/x-www-form-urlencoded", b"password=x"),
+    ],
+    ids=["text", "json", "multipart-no-boundary", "multipart-broken", "no-email"],
+)
+def test_form_email_missing(content_type, body):
+    """A body the app does not read as a form, or a form without email, gives ""."""
+    environ = _form_environ(content_type, body)
+
+    assert _form_email(environ) == ""
+    assert environ["wsgi.input"].read() == body
+
+
+def test_form_email_many_fields():
+    """The email is found after more than 20 other fields."""
+    body = "&".join(f"extra{n}=x" for n in range(25)) + "&email=op@example.org"
+
+    assert _form_email(_form_environ(FORM, body.encode())) == "op@example.org"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data"),
+    [
+        (
+            "Application/X-WWW-Form-Urlencoded",
+            b"email=op%40example.org&password=wrong+password%21",
+        ),
+        (
+            f"multipart/form-data; boundary={MULTIPART_BOUNDARY}",
+            _multipart(email="op@example.org", password="wrong password!"),
+        ),
+    ],
+    ids=["mixed-case-urlencoded", "multipart"],
+)
+def test_sign_in_account_limit_any_form_type(serve, content_type, data):
+    """The account bucket applies to mixed-case urlencoded and multipart sign-ins."""
+    served = serve(
+        rate_limits=_limits(sign_in_account=RateLimit(per_minute=0.01, burst=1))
+    )
+
+    responses = [
+        requests.post(
+            f"{served.url}/account/sign-in",
+            data=data,
+            headers={"Content-Type": content_type},
+            timeout=10,
+            allow_redirects=False,
+        )
+        for _ in range(2)
+    ]
+
+    assert not _is_rate_limited(responses[0])
+    assert _is_rate_limited(responses[1])
+
+
+def test_multipart_sign_in_reaches_app(serve):
+    """A multipart sign-in still reaches the view whole after the limiter reads it."""
+    served = serve()
+    with served.app.extensions["hpass"].session() as db:
+        create_account(
+            db, email="op@example.org", password=PASSWORD,
+            role=AccountRole.OPERATOR, provider_id=None,
+        )
+        db.commit()
+    browser = requests.Session()
+    form = browser.get(f"{served.url}/account/sign-in", timeout=10).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+
+    response = browser.post(
+        f"{served.url}/account/sign-in",
+        data=_multipart(csrf=csrf, email="op@example.org", password=PASSWORD),
+        headers={"Content-Type": f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"},
+        timeout=10,
+        allow_redirects=False,
+    )
+
+    assert response.status_code == 303
 
 
 def test_webhook_limit_answers_json(serve, caplog):
