@@ -3,8 +3,9 @@
 `RateLimitMiddleware` wraps the whole WSGI app, ahead of Flask and of any WSGI fast
 path installed inside it, so every request to a limited path is counted before any
 other work. It sorts a request into a class by its method and path and takes one
-token from a bucket per key: the client address, and for sign-in forms also the email
-typed. When a bucket is empty it rejects the request with 429 and `Retry-After`.
+token from a bucket per key: the client address (an IPv6 address by its /64
+network), and for sign-in forms also the email typed. When a bucket is empty it
+rejects the request with 429 and `Retry-After`.
 
 Buckets live in this process unless `Settings.rate_limit_redis_url` is set (it
 follows a Redis broker by default); then all web processes share one budget in
@@ -43,6 +44,9 @@ _SIGN_IN_PATHS = ("/account/sign-in", "/account/reset", "/account/invitation/")
 _MAX_FORM_BYTES = 16 * 1024
 # The body types Flask's `request.form` reads, compared in lower case.
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# An IPv6 client is keyed by this prefix, because one subscriber usually has a
+# whole /64 and could otherwise take a fresh address for each request.
+IPV6_KEY_PREFIX = 64
 # In-process buckets kept before idle ones are dropped.
 MAX_BUCKETS = 100_000
 # A rejected key is logged once per this many seconds, with the count since.
@@ -361,7 +365,7 @@ class RateLimitMiddleware:
             return self.app(environ, start_response)
 
         address = client_address(environ, self.networks)
-        keys = [(f"{limit_class}:{address}", self.limits[limit_class])]
+        keys = [(f"{limit_class}:{address_key(address)}", self.limits[limit_class])]
         if limit_class == "sign_in":
             email = _form_email(environ)
             if email:
@@ -378,7 +382,7 @@ class RateLimitMiddleware:
 
     def _reject(self, environ, start_response, limit_class, address, verdict):
         retry_after = max(1, math.ceil(verdict.retry_after))
-        count = self._rejections.due(f"{limit_class}:{address}")
+        count = self._rejections.due(f"{limit_class}:{address_key(address)}")
         if count:
             log.warning(
                 "rate_limited",
@@ -424,6 +428,26 @@ def _html_body(limit_class: str, page: bytes):
         ("Content-Security-Policy", "default-src 'none'" + ancestors),
     ]
     return page, headers
+
+
+def address_key(address: str) -> str:
+    """Return the bucket key part for a client address: IPv4 as is, IPv6 by /64.
+
+    An IPv4-mapped IPv6 address counts as its IPv4 address. A value that is not an
+    IP address (a proxy's odd X-Forwarded-For entry) is used as it is.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6 and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    if parsed.version == 4:
+        return str(parsed)
+
+    host_bits = 128 - IPV6_KEY_PREFIX
+    network_address = int(parsed) >> host_bits << host_bits
+    return str(ipaddress.IPv6Network((network_address, IPV6_KEY_PREFIX)))
 
 
 def _form_email(environ) -> str:

@@ -22,6 +22,7 @@ from lti_tool.ratelimit import (
     MemoryBuckets,
     RateLimitMiddleware,
     _form_email,
+    address_key,
     classify,
 )
 from lti_tool.schema import upgrade
@@ -300,7 +301,13 @@ def _form_environ(content_type: str, body: bytes) -> dict:
             _multipart(email=" Op@Example.org "),
         ),
     ],
-    ids=["urlencoded", "mixed-case", "upper-case-charset", "multipart", "multipart-case"],
+    ids=[
+        "urlencoded",
+        "mixed-case",
+        "upper-case-charset",
+        "multipart",
+        "multipart-case",
+    ],
 )
 def test_form_email_read(content_type, body):
     """The email is read from every form body the app reads, and the body is kept."""
@@ -377,8 +384,11 @@ def test_multipart_sign_in_reaches_app(serve):
     served = serve()
     with served.app.extensions["hpass"].session() as db:
         create_account(
-            db, email="op@example.org", password=PASSWORD,
-            role=AccountRole.OPERATOR, provider_id=None,
+            db,
+            email="op@example.org",
+            password=PASSWORD,
+            role=AccountRole.OPERATOR,
+            provider_id=None,
         )
         db.commit()
     browser = requests.Session()
@@ -394,6 +404,49 @@ def test_multipart_sign_in_reaches_app(serve):
     )
 
     assert response.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::9", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::9", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("not an address", "not an address"),
+        ("", ""),
+    ],
+)
+def test_address_key(address, key):
+    """IPv6 clients are keyed by their /64 network and IPv4 ones by their address."""
+    assert address_key(address) == key
+
+
+def test_sign_in_limit_per_ipv6_network(serve):
+    """Addresses of one IPv6 /64 share a bucket, and another /64 has its own."""
+    served = serve(
+        trusted_proxies=["127.0.0.1/32"],
+        rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=2)),
+    )
+
+    same_network = [
+        _sign_in(
+            served.url, f"u{n}@example.org", **{"X-Forwarded-For": f"2001:db8:1:2::{n}"}
+        )
+        for n in range(1, 4)
+    ]
+    other_network = _sign_in(
+        served.url, "u9@example.org", **{"X-Forwarded-For": "2001:db8:1:3::1"}
+    )
+
+    assert [_is_rate_limited(response) for response in same_network] == [
+        False,
+        False,
+        True,
+    ]
+    assert not _is_rate_limited(other_network)
 
 
 def test_webhook_limit_answers_json(serve, caplog):
