@@ -44,6 +44,10 @@ _SIGN_IN_PATHS = ("/account/sign-in", "/account/reset", "/account/invitation/")
 _MAX_FORM_BYTES = 16 * 1024
 # The body types Flask's `request.form` reads, compared in lower case.
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Email key of a sign-in form whose body is not read (no Content-Length, or over
+# _MAX_FORM_BYTES). Browsers send neither, so all such requests share one bucket,
+# rather than each skipping the per-account limit.
+UNREAD_FORM_EMAIL = "<unread body>"
 # An IPv6 client is keyed by this prefix, because one subscriber usually has a
 # whole /64 and could otherwise take a fresh address for each request.
 IPV6_KEY_PREFIX = 64
@@ -455,7 +459,9 @@ def _form_email(environ) -> str:
 
     Urlencoded and multipart bodies are parsed by the Werkzeug form parser that
     Flask's `request.form` uses, so the email matches what the view reads. The body
-    is read here and put back as a new stream, so the app reads it as sent.
+    is read here and put back as a new stream, so the app reads it as sent. Returns
+    "" when the form has no email field and `UNREAD_FORM_EMAIL` when the body is
+    not read.
     """
     # Werkzeug's Request lower-cases the media type before choosing a parser, so
     # `Application/X-WWW-Form-Urlencoded` is a form to the view and must be here.
@@ -464,11 +470,13 @@ def _form_email(environ) -> str:
     if mimetype not in _FORM_TYPES:
         return ""
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        length = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
+        return UNREAD_FORM_EMAIL
+    if length == 0:
         return ""
-    if length <= 0 or length > _MAX_FORM_BYTES:
-        return ""
+    if length < 0 or length > _MAX_FORM_BYTES:
+        return UNREAD_FORM_EMAIL
 
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
@@ -484,7 +492,7 @@ def _form_email(environ) -> str:
     try:
         _, form, _ = parser.parse(io.BytesIO(body), mimetype, len(body), options)
     except HTTPException:
-        return ""
+        return UNREAD_FORM_EMAIL
     email = form.get("email") or ""
 
     return email.strip().lower()[:320]

@@ -19,6 +19,7 @@ from lti_tool.config import DEFAULT_RATE_LIMITS, ConfigError, RateLimit, load_se
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.proxy import WAITRESS_OPTIONS
 from lti_tool.ratelimit import (
+    UNREAD_FORM_EMAIL,
     MemoryBuckets,
     RateLimitMiddleware,
     _form_email,
@@ -447,6 +448,57 @@ def test_sign_in_limit_per_ipv6_network(serve):
         True,
     ]
     assert not _is_rate_limited(other_network)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"CONTENT_TYPE": FORM, "wsgi.input": io.BytesIO(b"email=op@example.org")},
+        {"CONTENT_TYPE": FORM, "CONTENT_LENGTH": "x", "wsgi.input": io.BytesIO()},
+        {
+            "CONTENT_TYPE": FORM,
+            "CONTENT_LENGTH": str(20 * 1024),
+            "wsgi.input": io.BytesIO(b"x" * 20 * 1024),
+        },
+    ],
+    ids=["no-length", "invalid-length", "over-limit"],
+)
+def test_form_email_unread(environ):
+    """A form body that is not read gets the shared unread key, and stays unread."""
+    position = environ["wsgi.input"].tell()
+
+    assert _form_email(environ) == UNREAD_FORM_EMAIL
+    assert environ["wsgi.input"].tell() == position
+
+
+def test_form_email_empty_body():
+    """A form with Content-Length 0 has no email, and is not counted as unread."""
+    environ = {"CONTENT_TYPE": FORM, "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
+
+    assert _form_email(environ) == ""
+
+
+def test_oversized_sign_ins_share_bucket(serve):
+    """Sign-ins padded past the read limit share one account bucket."""
+    served = serve(
+        rate_limits=_limits(sign_in_account=RateLimit(per_minute=0.01, burst=1))
+    )
+    padding = "x" * (20 * 1024)
+
+    responses = [
+        requests.post(
+            f"{served.url}/account/sign-in",
+            data={"email": f"u{n}@example.org", "password": "wrong", "pad": padding},
+            timeout=10,
+            allow_redirects=False,
+        )
+        for n in range(2)
+    ]
+    small = _sign_in(served.url, "u9@example.org")
+
+    assert not _is_rate_limited(responses[0])
+    assert _is_rate_limited(responses[1])
+    assert not _is_rate_limited(small)
 
 
 def test_webhook_limit_answers_json(serve, caplog):
