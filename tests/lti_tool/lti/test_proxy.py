@@ -6,14 +6,11 @@ waitress itself may drop the headers before the app sees them.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import requests
 from flask import jsonify, request
-from waitress import create_server
-
 from lti_tool.app import create_app
+from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.proxy import WAITRESS_OPTIONS, TrustedProxyMiddleware
 from lti_tool.schema import upgrade
 
@@ -36,16 +33,15 @@ def _serve(settings, trusted: list[str]):
             remote=request.remote_addr, scheme=request.scheme, host=request.host
         )
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=2, **WAITRESS_OPTIONS)
-    threading.Thread(target=server.run, daemon=True).start()
-    return app, server
+    return app, serve_in_thread(app, **WAITRESS_OPTIONS)
 
 
 @pytest.fixture
 def served(settings, request):
     app, server = _serve(settings, request.param)
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    yield server.url
+    # Stopped from inside waitress's loop, so the loop never polls a closed socket.
+    server.stop()
     app.extensions["hpass"].engine.dispose()
 
 
