@@ -29,6 +29,11 @@ INVITATION_DAYS = 7
 RESET_HOURS = 1
 PASSWORD_MIN = 12
 PASSWORD_MAX = 256
+EMAIL_MAX = 320
+# RFC 5321 section 4.5.3.1 allows 64 octets before the "@" and 255 after it.
+# The check counts characters, so it is looser for non-ASCII addresses.
+EMAIL_LOCAL_MAX = 64
+EMAIL_DOMAIN_MAX = 255
 
 _hasher = PasswordHasher()
 
@@ -108,8 +113,55 @@ class PasswordRejected(ValueError):
     """A new password breaks a password rule, which the message names."""
 
 
+class InvalidEmail(ValueError):
+    """An email address that mail cannot be sent to, for the reason in the message."""
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+def check_email_address(email: str) -> None:
+    """Raise `InvalidEmail` unless `email` looks like a deliverable address.
+
+    The check is syntactic (no DNS lookup): one "@", a local part without spaces,
+    and a domain of at least two dot-separated labels of letters, digits and
+    hyphens, so a host name such as "example" or "localhost" is rejected. Sign-up
+    and invitations share it, so an invitation cannot name an account that the
+    sign-up would refuse.
+    """
+    if not email or len(email) > EMAIL_MAX:
+        raise InvalidEmail(
+            f"the address has {len(email)} characters; use 1 to {EMAIL_MAX}"
+        )
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidEmail("the address needs a name, an @ and a domain")
+    if len(local) > EMAIL_LOCAL_MAX or len(domain) > EMAIL_DOMAIN_MAX:
+        raise InvalidEmail("the part before or after the @ is too long")
+    if "@" in local or any(char.isspace() or ord(char) < 32 for char in email):
+        raise InvalidEmail(
+            "the address contains a space, a control character or a second @"
+        )
+    labels = domain.split(".")
+    if len(labels) < 2:
+        raise InvalidEmail(f"the domain {domain!r} has no dot, as in example.org")
+    for label in labels:
+        if not label or len(label) > 63:
+            raise InvalidEmail(
+                f"the domain {domain!r} has an empty part or one over 63 characters"
+            )
+        if label.startswith("-") or label.endswith("-"):
+            raise InvalidEmail(
+                f"a part of the domain {domain!r} starts or ends with a hyphen"
+            )
+        if not label.replace("-", "").isalnum():
+            raise InvalidEmail(
+                f"the domain {domain!r} contains a character other than letters, "
+                "digits, hyphens and dots"
+            )
+    if labels[-1].isdigit():
+        raise InvalidEmail(f"the domain {domain!r} ends in a number, not a name")
 
 
 def check_new_password(password: str, email: str) -> None:

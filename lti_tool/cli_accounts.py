@@ -27,7 +27,9 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
     """Create an HPass operator account that signs in with email and password."""
     from lti_tool.accounts import (
         AccountRole,
+        InvalidEmail,
         PasswordRejected,
+        check_email_address,
         create_account,
         find_account,
         record_audit,
@@ -36,9 +38,12 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
     from lti_tool.cli import _settings_or_fail
     from lti_tool.operations import operating_system_actor
 
-    if "@" not in email or len(email) > 320:
+    try:
+        check_email_address(email.strip())
+    except InvalidEmail as error:
         fail(
-            f"{email!r} is not an email address; pass --email name@example.org",
+            f"{email!r} is not an email address: {error}; pass --email "
+            "name@example.org",
             as_json,
             code="invalid_email",
             exit_code=EXIT_INVALID_INPUT,

@@ -34,11 +34,15 @@ from connectors.models import ConnectionState, ContactSource, LmsConnection, Lms
 from lti_tool.accounts import (
     Account,
     AccountRole,
+    AccountToken,
     AuditEvent,
+    InvalidEmail,
     TokenPurpose,
     audit_text,
+    check_email_address,
     find_account,
     issue_token,
+    normalize_email,
     record_audit,
 )
 from lti_tool.bridge import current_bridge, db_session
@@ -812,18 +816,66 @@ def _account_actor_names(provider_id: int, events) -> dict[str, str]:
     return names
 
 
+def _pending_invitations(provider_id: int) -> list[AccountToken]:
+    """Return the provider's invitations that are unused and not yet expired."""
+    return list(
+        db_session().scalars(
+            select(AccountToken)
+            .where(
+                AccountToken.purpose == TokenPurpose.INVITATION.value,
+                AccountToken.provider_id == provider_id,
+                AccountToken.used_at.is_(None),
+                AccountToken.expires_at > utcnow(),
+            )
+            .order_by(AccountToken.created_at.desc(), AccountToken.id.desc())
+        )
+    )
+
+
+def _invitation_page(
+    account: Account,
+    provider: Provider,
+    *,
+    form: dict | None = None,
+    errors: dict | None = None,
+    invited: dict | None = None,
+    withdrawn: str | None = None,
+    problem: str | None = None,
+    status: int = 200,
+):
+    pending = _pending_invitations(provider.id)
+    inviter_ids = {row.created_by_account_id for row in pending}
+    inviters = {
+        found.id: found.email
+        for found in db_session().scalars(
+            select(Account).where(
+                Account.id.in_(inviter_ids - {None}),
+                or_(Account.provider_id == provider.id, Account.provider_id.is_(None)),
+            )
+        )
+    }
+    return (
+        render_template(
+            "admin/invite.html",
+            account=account,
+            provider=provider,
+            form=form or {},
+            errors=errors or {},
+            invited=invited,
+            withdrawn=withdrawn,
+            problem=problem,
+            pending=pending,
+            inviters=inviters,
+        ),
+        status,
+    )
+
+
 @bp.get("/invitations")
 @account_required
 def invitation_form(account: Account):
     provider = _provider_or_pick(account)
-    return render_template(
-        "admin/invite.html",
-        account=account,
-        provider=provider,
-        form={},
-        errors={},
-        link=None,
-    )
+    return _invitation_page(account, provider)
 
 
 @bp.post("/invitations")
@@ -839,24 +891,19 @@ def invite(account: Account):
         errors["email"] = _(
             "This field is required. Enter the email address of the person to invite."
         )
-    elif "@" not in email or len(email) > 320:
-        errors["email"] = _(
-            "This is not a valid email address. Enter an address such as "
-            "name@example.org."
-        )
-    elif find_account(db, email) is not None:
+    else:
+        try:
+            check_email_address(email)
+        except InvalidEmail:
+            errors["email"] = _(
+                "This is not a valid email address. Enter an address with a name, "
+                "an @ and a domain that contains a dot, such as name@example.org."
+            )
+    if not errors and find_account(db, email) is not None:
         errors["email"] = _("This email already has an account.")
     if errors:
-        return (
-            render_template(
-                "admin/invite.html",
-                account=account,
-                provider=provider,
-                form={"email": email},
-                errors=errors,
-                link=None,
-            ),
-            400,
+        return _invitation_page(
+            account, provider, form={"email": email}, errors=errors, status=400
         )
 
     token = issue_token(
@@ -872,15 +919,50 @@ def invite(account: Account):
         provider_id=provider.id,
         actor=_actor(account),
         action="account.invited",
-        target=f"email:{email.lower()}",
+        target=f"email:{normalize_email(email)}",
     )
     db.commit()
     # The link is shown once to the person who invites, who passes it on.
-    return render_template(
-        "admin/invite.html",
-        account=account,
-        provider=provider,
-        form={},
-        errors={},
-        link=invitation_link(token),
+    invited = {"email": normalize_email(email), "link": invitation_link(token)}
+    return _invitation_page(account, provider, invited=invited)
+
+
+@bp.post("/invitations/<int:invitation_id>/withdraw")
+@account_required
+def withdraw_invitation(account: Account, invitation_id: int):
+    """Delete a pending invitation, so its link shows the expired-link page."""
+    check_csrf()
+    provider = _provider_or_pick(account)
+    db = db_session()
+    invitation = next(
+        (row for row in _pending_invitations(provider.id) if row.id == invitation_id),
+        None,
     )
+    if invitation is None:
+        # Unknown ids, used or expired invitations and other providers' ids get
+        # the same response.
+        problem = _(
+            "This provider has no pending invitation with this number. It may have "
+            "been accepted or withdrawn already. Nothing was changed."
+        )
+        return _invitation_page(account, provider, problem=problem, status=404)
+
+    record_audit(
+        db,
+        provider_id=provider.id,
+        actor=_actor(account),
+        action="invitation.withdrawn",
+        target=f"email:{invitation.email}",
+        detail={"invited_by": invitation.created_by_account_id},
+    )
+    db.delete(invitation)
+    db.commit()
+    log.info(
+        "invitation_withdrawn",
+        provider_id=provider.id,
+        account_id=account.id,
+        invitation_id=invitation_id,
+    )
+    # The page is sent in reply to the POST, as after inviting, so the email does
+    # not go into a URL and the access log.
+    return _invitation_page(account, provider, withdrawn=invitation.email)

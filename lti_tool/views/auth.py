@@ -19,6 +19,7 @@ from flask import (
 )
 
 from badge_engine.db import utcnow
+from badge_engine.models import Provider
 from lti_tool.account_mail import queue_password_reset
 from lti_tool.accounts import (
     LOCKOUT_MINUTES,
@@ -211,12 +212,18 @@ def _password_errors(email: str) -> tuple[str, dict]:
 
 
 def _set_password_page(token_row, errors: dict, status: int, purpose: TokenPurpose):
+    provider = (
+        db_session().get(Provider, token_row.provider_id)
+        if token_row.provider_id is not None
+        else None
+    )
     return (
         render_template(
             "auth/set_password.html",
             email=token_row.email,
             errors=errors,
             invitation=purpose is TokenPurpose.INVITATION,
+            provider_name=provider.name if provider else None,
         ),
         status,
     )

@@ -11,9 +11,11 @@ from lti_tool.accounts import (
     LOCKOUT_MINUTES,
     MAX_FAILED_SIGN_INS,
     AccountRole,
+    InvalidEmail,
     PasswordRejected,
     TokenPurpose,
     authenticate,
+    check_email_address,
     create_account,
     find_usable_token,
     issue_token,
@@ -102,3 +104,37 @@ def test_token_stored_as_digest(db):
 
     assert token not in row.token_sha256
     assert len(row.token_sha256) == 64
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "admin@example",
+        "admin@localhost",
+        "admin@",
+        "@example.org",
+        "admin",
+        "ad min@example.org",
+        "a@b@example.org",
+        "admin@example..org",
+        "admin@-example.org",
+        "admin@example.org-",
+        "admin@exa_mple.org",
+        "admin@192.168.0.1",
+        "x" * 65 + "@example.org",
+        "admin@" + "a" * 320 + ".org",
+    ],
+)
+def test_email_address_rejected(email):
+    """Addresses without a dotted domain name or with broken parts are rejected."""
+    with pytest.raises(InvalidEmail):
+        check_email_address(email)
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["admin@example.org", "first.last+tag@mail.example.co.uk", "élève@école.fr"],
+)
+def test_email_address_accepted(email):
+    """Ordinary addresses, tags and internationalised names pass."""
+    check_email_address(email)

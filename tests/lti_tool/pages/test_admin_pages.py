@@ -150,6 +150,138 @@ def test_invitation_creates_admin_once(client, tenants, db):
     assert again.status_code == 404
 
 
+@pytest.mark.parametrize("email", ["admin@example", "admin@localhost", "a b@x.org"])
+def test_invitation_rejects_invalid_email(client, tenants, db, email):
+    """The invitation form applies the sign-up check, so a dotless domain fails."""
+    from lti_tool.accounts import AccountToken
+
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    response = client.post(
+        "/admin/invitations", data={"csrf": "test-csrf", "email": email}
+    )
+
+    assert response.status_code == 400
+    assert 'id="email-error"' in response.get_data(as_text=True)
+    assert db.scalar(select(func.count(AccountToken.id))) == 0
+
+
+def test_invitation_link_names_email_and_provider(client, tenants, db):
+    """The link notice and the link's own page name the invited email and provider."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.post(
+        "/admin/invitations", data={"csrf": "test-csrf", "email": "New@Alpha.org"}
+    ).get_data(as_text=True)
+    link = re.search(r"http://127\.0\.0\.1:5999(/account/invitation/[\w-]+)", page)
+    accept_page = client.get(link.group(1)).get_data(as_text=True)
+
+    assert "Invitation for new@alpha.org to administer Alpha." in page
+    assert "Account: new@alpha.org" in accept_page
+    assert "You are invited to administer Alpha." in accept_page
+
+
+def test_invitation_listed_and_withdrawn(client, tenants, db):
+    """A pending invitation is listed, and withdrawing it ends its link and is audited."""
+    alpha, _ = tenants
+    admin = add_account(
+        db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id
+    )
+    sign_in(client, "admin@alpha.org")
+    page = client.post(
+        "/admin/invitations", data={"csrf": "test-csrf", "email": "new@alpha.org"}
+    ).get_data(as_text=True)
+    link = re.search(r"http://127\.0\.0\.1:5999(/account/invitation/[\w-]+)", page)
+
+    listed = client.get("/admin/invitations").get_data(as_text=True)
+    number = re.search(r"/admin/invitations/(\d+)/withdraw", listed).group(1)
+    withdrawn = client.post(
+        f"/admin/invitations/{number}/withdraw", data={"csrf": "test-csrf"}
+    )
+    after = withdrawn.get_data(as_text=True)
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "invitation.withdrawn")
+    )
+
+    assert '<td dir="ltr">new@alpha.org</td>' in listed
+    assert "<td>admin@alpha.org</td>" in listed
+    assert withdrawn.status_code == 200
+    assert 'role="status"' in after
+    assert "The invitation for new@alpha.org is withdrawn." in after
+    assert "No invitation is waiting to be accepted." in after
+    assert event.actor == f"account:{admin.id}"
+    assert event.target == "email:new@alpha.org"
+    assert client.get(link.group(1)).status_code == 404
+
+
+def test_invitation_withdraw_scoped(client, tenants, db):
+    """Another provider's invitation cannot be withdrawn, and its id is not revealed."""
+    from lti_tool.accounts import AccountToken, TokenPurpose, issue_token
+
+    alpha, beta = tenants
+    issue_token(
+        db, TokenPurpose.INVITATION, email="new@beta.org",
+        provider_id=beta.provider_id, role=AccountRole.PROVIDER_ADMIN,
+    )
+    db.commit()
+    foreign = db.scalar(select(AccountToken))
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    listed = client.get("/admin/invitations").get_data(as_text=True)
+    response = client.post(
+        f"/admin/invitations/{foreign.id}/withdraw", data={"csrf": "test-csrf"}
+    )
+    missing = client.post(
+        "/admin/invitations/999999/withdraw", data={"csrf": "test-csrf"}
+    )
+
+    assert "new@beta.org" not in listed
+    assert response.status_code == 404
+    assert missing.status_code == 404
+    assert db.scalar(select(func.count(AccountToken.id))) == 1
+
+
+def test_invitation_withdraw_needs_csrf(client, tenants, db):
+    """A withdrawal without the form token changes nothing."""
+    from lti_tool.accounts import AccountToken, TokenPurpose, issue_token
+
+    alpha, _ = tenants
+    issue_token(
+        db, TokenPurpose.INVITATION, email="new@alpha.org",
+        provider_id=alpha.provider_id, role=AccountRole.PROVIDER_ADMIN,
+    )
+    db.commit()
+    invitation = db.scalar(select(AccountToken))
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    response = client.post(f"/admin/invitations/{invitation.id}/withdraw", data={})
+
+    assert response.status_code in (400, 403)
+    assert db.scalar(select(func.count(AccountToken.id))) == 1
+
+
+def test_invitation_notice_translated(client, tenants, db):
+    """The new invitation texts appear in French."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.post(
+        "/admin/invitations",
+        data={"csrf": "test-csrf", "email": "new@alpha.org"},
+        headers={"Accept-Language": "fr"},
+    ).get_data(as_text=True)
+
+    assert "Invitation adressée à new@alpha.org pour administrer Alpha." in page
+    assert "Invitations en attente" in page
+
+
 def test_invitation_password_mismatch(client, tenants, db):
     """Two different passwords are refused beside the repeat field."""
     from lti_tool.accounts import TokenPurpose, issue_token
