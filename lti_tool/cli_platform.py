@@ -6,10 +6,11 @@ setup. `add` prints the tool's login, launch and JWKS URLs to paste into the pla
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 
 import click
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 
 from badge_engine.models import Provider
 from badge_engine.outbound import OutboundBlocked, OutboundError
@@ -19,8 +20,6 @@ from lti_tool.lti import tool_keys
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import (
     Deployment,
-    LtiCourse,
-    LtiUsedNonce,
     Registration,
 )
 from lti_tool.operations import (
@@ -31,7 +30,11 @@ from lti_tool.operations import (
     operating_system_actor,
     provider_by_slug,
 )
-from lti_tool.operations.deployments import approve_deployment, find_registration
+from lti_tool.operations.deployments import (
+    approve_deployment,
+    find_registration,
+    remove_registration,
+)
 from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url
 
 
@@ -207,12 +210,23 @@ def list_(provider_slug, as_json) -> None:
                 **_tool_urls(bridge.settings.public_base_url, registration),
             })
         lines = [
-            f"{row['provider']}  {row['issuer']}  {row['client_id']}  deployments: "
-            + (", ".join(f"{key} ({value})" for key, value in row["deployments"].items())
-               or "none yet")
+            f"{row['provider']}  {row['issuer']}  {row['client_id']}  "
+            + _deployment_ids_text(row["deployments"])
             for row in rows
         ]
         emit({"registrations": rows}, as_json, "\n".join(lines) or "no registrations")
+
+
+def _deployment_ids_text(deployments: dict[str, str]) -> str:
+    """Write deployment ids quoted, so an id such as 7 does not read as a count."""
+    if not deployments:
+        return "no deployment id yet"
+    label = "deployment id" if len(deployments) == 1 else "deployment ids"
+    ids = ", ".join(
+        f"{json.dumps(deployment_id)} ({status})"
+        for deployment_id, status in deployments.items()
+    )
+    return f"{label} {ids}"
 
 
 @platform.command("remove")
@@ -223,36 +237,10 @@ def remove(issuer, client_id, as_json) -> None:
     """Remove the registration of ISSUER and CLIENT_ID (only when it has no courses)."""
     with _bridge(as_json) as (_, session):
         registration = _find(session, issuer, client_id, as_json)
-        scope = dict(provider_id=registration.provider_id)
-        courses = session.scalar(
-            select(func.count()).select_from(LtiCourse).where(
-                LtiCourse.provider_id == registration.provider_id,
-                LtiCourse.registration_id == registration.id,
-            )
-        )
-        if courses:
-            fail(
-                f"registration {issuer!r} / {client_id!r} has {courses} course(s) with "
-                "badges set up; it cannot be removed without losing them",
-                as_json,
-                code="in_use",
-            )
-        for model in (LtiUsedNonce, Deployment):
-            session.execute(
-                delete(model).where(
-                    model.provider_id == scope["provider_id"],
-                    model.registration_id == registration.id,
-                )
-            )
-        audit(
-            session,
-            operating_system_actor(),
-            "lti_registration.removed",
-            provider_id=registration.provider_id,
-            target=f"lti_registration:{registration.public_id}",
-            detail={"issuer": issuer, "client_id": client_id},
-        )
-        session.delete(registration)
+        try:
+            remove_registration(session, operating_system_actor(), registration)
+        except ActionError as error:
+            fail(str(error), as_json, code=error.code)
         session.commit()
         emit({"status": "ok"}, as_json, f"removed {issuer} / {client_id}")
 

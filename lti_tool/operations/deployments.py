@@ -1,12 +1,19 @@
-"""Deployment actions: approve an LTI deployment held at its first launch."""
+"""Registration and deployment actions: approve an LTI deployment held at its first
+launch, and remove a registration that no course uses yet."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from lti_tool.models import Deployment, DeploymentStatus, Registration
-from lti_tool.operations import InvalidInput, NotFound, audit
+from lti_tool.models import (
+    Deployment,
+    DeploymentStatus,
+    LtiCourse,
+    LtiUsedNonce,
+    Registration,
+)
+from lti_tool.operations import ActionError, InvalidInput, NotFound, audit
 
 DEPLOYMENT_ID_MAX = 255
 
@@ -73,3 +80,48 @@ def approve_deployment(
     )
 
     return deployment
+
+
+def registration_course_count(session: Session, registration: Registration) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(LtiCourse)
+        .where(
+            LtiCourse.provider_id == registration.provider_id,
+            LtiCourse.registration_id == registration.id,
+        )
+    )
+
+
+def remove_registration(
+    session: Session, actor: str, registration: Registration
+) -> None:
+    """Delete a registration with its deployments and used nonces; the caller commits.
+
+    Raises `ActionError` (code "in_use") when a launch already created a course
+    for it, because its badges and awards hang on that course.
+    """
+    courses = registration_course_count(session, registration)
+    if courses:
+        raise ActionError(
+            f"registration {registration.issuer!r} / {registration.client_id!r} has "
+            f"{courses} course(s) with badges set up; it cannot be removed without "
+            "losing them",
+            code="in_use",
+        )
+    for model in (LtiUsedNonce, Deployment):
+        session.execute(
+            delete(model).where(
+                model.provider_id == registration.provider_id,
+                model.registration_id == registration.id,
+            )
+        )
+    audit(
+        session,
+        actor,
+        "lti_registration.removed",
+        provider_id=registration.provider_id,
+        target=f"lti_registration:{registration.public_id}",
+        detail={"issuer": registration.issuer, "client_id": registration.client_id},
+    )
+    session.delete(registration)

@@ -208,6 +208,8 @@ def _connections_page(
     status=200,
     disconnected=None,
     problem=None,
+    saved_registration=None,
+    removed_registration=None,
 ):
     db = db_session()
     # What stays on a connection the admin just disconnected, counted as on the
@@ -222,8 +224,10 @@ def _connections_page(
     registrations = db.scalars(
         select(Registration)
         .where(Registration.provider_id == provider.id)
+        .options(selectinload(Registration.deployments))
         .order_by(Registration.id)
     ).all()
+    connections_by_id = {connection.id: connection for connection in connections}
     return (
         render_template(
             "admin/connect.html",
@@ -237,6 +241,9 @@ def _connections_page(
             disconnected=disconnected,
             disconnected_usage=disconnected_usage,
             problem=problem,
+            saved_registration=saved_registration,
+            removed_registration=removed_registration,
+            connections_by_id=connections_by_id,
             webhook_url=lambda connection: connection_webhook_url(
                 current_bridge(), connection
             ),
@@ -262,7 +269,17 @@ def connect_form(account: Account):
         disconnected = _own_connection(provider, public_id, missing_ok=True)
     if disconnected is not None and not disconnected.disconnected:
         disconnected = None
-    return _connections_page(account, provider, disconnected=disconnected)
+    saved = None
+    if request.args.get("saved"):
+        saved = db_session().scalar(
+            select(Registration).where(
+                Registration.public_id == request.args["saved"],
+                Registration.provider_id == provider.id,
+            )
+        )
+    return _connections_page(
+        account, provider, disconnected=disconnected, saved_registration=saved
+    )
 
 
 def _own_connection(
@@ -662,7 +679,9 @@ def connect_lti(account: Account):
         detail={"issuer": issuer, "client_id": client_id},
     )
     db.commit()
-    return redirect(url_for("admin.connect_form"), code=303)
+    return redirect(
+        url_for("admin.connect_form", saved=registration.public_id), code=303
+    )
 
 
 @bp.get("/dead-letters")

@@ -210,6 +210,27 @@ def test_platform_changes_audited(env, monkeypatch):
     assert all(event.provider_id is not None for event in events)
 
 
+def test_platform_list_text_quotes_ids(env):
+    """The text list writes deployment ids quoted, so "7" does not read as a count."""
+    _add(env, "--deployment-id", "7", "--deployment-id", "12")
+    runner = CliRunner()
+
+    listed = runner.invoke(main, ["platform", "list"], env=env)
+
+    assert listed.exit_code == 0, listed.output
+    assert 'deployment ids "7" (active), "12" (active)' in listed.stdout
+    assert "deployments: 7" not in listed.stdout
+
+
+def test_platform_list_text_without_ids(env):
+    """A registration without deployment ids is listed as having none."""
+    _add(env)
+
+    listed = CliRunner().invoke(main, ["platform", "list"], env=env)
+
+    assert "no deployment id yet" in listed.stdout
+
+
 def test_platform_list_not_audited(env):
     """platform list only reads, so it writes no audit event."""
     _add(env)
