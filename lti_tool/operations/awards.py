@@ -164,7 +164,10 @@ def revoke_award(
         "credential.revoked",
         provider_id=credential.provider_id,
         target=f"credential:{credential.public_id}",
-        detail={"reason": event.reason},
+        detail={
+            "reason": event.reason,
+            "course_id": credential.achievement.lms_course_id,
+        },
     )
 
     return message_ids

@@ -35,10 +35,8 @@ from lti_tool.accounts import (
     Account,
     AccountRole,
     AccountToken,
-    AuditEvent,
     InvalidEmail,
     TokenPurpose,
-    audit_text,
     check_email_address,
     find_account,
     issue_token,
@@ -82,11 +80,6 @@ NAME_MAX = 200
 @bp.after_request
 def _no_framing(response: Response) -> Response:
     return forbid_framing(response)
-
-
-@bp.app_template_global()
-def audit_detail(detail) -> str:
-    return audit_text(detail)
 
 
 def account_required(view):
@@ -776,63 +769,6 @@ def retry_dead_letter(account: Account, message_id: int):
     dispatch([message.id])
     log.info("dead_letter_retried", provider_id=provider.id, outbox_id=message.id)
     return redirect(url_for("admin.dead_letters", retried=message.id), code=303)
-
-
-@bp.get("/audit")
-@account_required
-def audit_log(account: Account):
-    provider = _provider_or_pick(account)
-    events = db_session().scalars(
-        select(AuditEvent)
-        .where(AuditEvent.provider_id == provider.id)
-        .order_by(AuditEvent.id.desc())
-        .limit(PAGE_SIZE)
-    ).all()
-    return render_template(
-        "admin/audit.html",
-        account=account,
-        provider=provider,
-        events=events,
-        actor_names=_account_actor_names(provider.id, events),
-    )
-
-
-def _account_actor_names(provider_id: int, events) -> dict[str, str]:
-    """Map each "account:<id>" actor of the events to the name the audit page shows.
-
-    Only the provider's own accounts and operators are looked up, so another
-    provider's admin shows as a removed account, as a deleted account does, and
-    their email stays hidden.
-    """
-    account_ids = set()
-    for event in events:
-        number = event.actor.removeprefix("account:")
-        if number != event.actor and number.isdigit():
-            account_ids.add(int(number))
-    if not account_ids:
-        return {}
-
-    found = {
-        found_account.id: found_account
-        for found_account in db_session().scalars(
-            select(Account).where(
-                Account.id.in_(account_ids),
-                or_(Account.provider_id == provider_id, Account.provider_id.is_(None)),
-            )
-        )
-    }
-    names = {}
-    for account_id in account_ids:
-        found_account = found.get(account_id)
-        if found_account is None:
-            name = _("Removed account (number %(number)s)", number=account_id)
-        elif found_account.is_operator:
-            name = _("%(email)s (HPass operator)", email=found_account.email)
-        else:
-            name = found_account.email
-        names[f"account:{account_id}"] = name
-
-    return names
 
 
 def _pending_invitations(provider_id: int) -> list[AccountToken]:

@@ -276,6 +276,7 @@ def correct(course_id: int, public_id: str):
         action="achievement.corrected",
         target=f"achievement:{achievement.public_id}",
         detail={
+            "course_id": achievement.lms_course_id,
             "changed": list(correction.changed),
             "new_versions": [new.public_id for _old, new in correction.versions],
         },

@@ -1417,7 +1417,8 @@ def revoke_award(course_id: int, public_id: str):
         actor=event.actor,
         action="credential.revoked",
         target=f"credential:{credential.public_id}",
-        detail={"reason": event.reason, "course_id": found.id},
+        # The LMS course id, as every other audit event records a course.
+        detail={"reason": event.reason, "course_id": found.lms_course_id},
     )
     learner = credential.learner
     _set_notice(

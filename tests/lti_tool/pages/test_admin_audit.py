@@ -1,0 +1,197 @@
+"""The audit log page: people, badges and courses by name, translated labels, filter."""
+
+from __future__ import annotations
+
+import html
+
+from sqlalchemy import select
+
+from lti_tool.accounts import AccountRole, AuditEvent, record_audit
+
+from .conftest import (
+    MOODLE_COURSE_ID,
+    add_account,
+    add_credential,
+    launch_as,
+    sign_in,
+)
+
+NBSP = "\u00a0"
+
+
+def _audit_page(client, query: str = "", language: str = "en") -> str:
+    response = client.get(
+        "/admin/audit" + query, headers={"Accept-Language": language}
+    )
+    assert response.status_code == 200
+    return html.unescape(response.get_data(as_text=True))
+
+
+def _record(db, tenant, **event) -> None:
+    record_audit(db, provider_id=tenant.provider_id, **event)
+    db.commit()
+
+
+def _sign_in_admin(client, db, tenant) -> None:
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, tenant.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+
+def test_lti_actor_named_from_learner(client, tenants, db):
+    """An LTI actor with a stored name and email is shown by them."""
+    from badge_engine.models import Learner
+
+    alpha, _ = tenants
+    learner = db.get(Learner, alpha.learner_id)
+    learner.email = "learner@alpha.org"
+    _record(db, alpha, actor="lti:42", action="achievement.created")
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert '<td title="lti:42">Learner of alpha (learner@alpha.org)</td>' in page
+
+
+def test_lti_actor_without_name_shows_course(client, tenants, db):
+    """An instructor without a stored name is shown with the course and LMS user id."""
+    alpha, _ = tenants
+    _record(
+        db, alpha, actor="lti:9", action="achievement.created",
+        target=f"achievement:{alpha.achievement_public_id}",
+        detail={"course_id": MOODLE_COURSE_ID, "rule": "course_completed"},
+    )
+    _record(db, alpha, actor="lti:10", action="x.did")
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert (
+        "Instructor in course “Course of alpha” (LMS user id 9)" in page
+    )
+    assert "Instructor (LMS user id 10)" in page
+    assert '<td title="lti:9">lti:9</td>' not in page
+
+
+def test_badge_target_named_and_linked(client, tenants, db):
+    """A badge target shows the badge name, links its page and keeps the id."""
+    alpha, beta = tenants
+    _record(
+        db, alpha, actor="lti:9", action="achievement.updated",
+        target=f"achievement:{alpha.achievement_public_id}",
+    )
+    _record(
+        db, alpha, actor="lti:9", action="achievement.updated",
+        target=f"achievement:{beta.achievement_public_id}",
+    )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert (
+        f'<a href="/achievements/{alpha.achievement_public_id}" dir="auto">'
+        "Badge of alpha</a>"
+    ) in page
+    assert f"achievement:{alpha.achievement_public_id}</code>" in page
+    assert "Badge of beta" not in page
+
+
+def test_revocation_course_is_lms_course(client, tenants, db):
+    """A revocation records the LMS course id, and older entries show it too."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    _record(
+        db, alpha, actor="lti:9", action="credential.revoked",
+        target=f"credential:{credential.public_id}",
+        detail={"reason": "Old entry", "course_id": alpha.course_id},
+    )
+    launch_as(client, alpha, "instructor")
+    client.post(
+        f"/course/{alpha.course_id}/awards/{credential.public_id}/revoke",
+        data={"csrf": "test-csrf", "reason": "Issued in error"},
+    )
+    new_event = db.scalar(
+        select(AuditEvent).where(
+            AuditEvent.action == "credential.revoked",
+            AuditEvent.detail["reason"].as_string() == "Issued in error",
+        )
+    )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert new_event.detail["course_id"] == MOODLE_COURSE_ID
+    assert page.count(f"LMS course id: <span dir=\"auto\">{MOODLE_COURSE_ID}") == 2
+    assert f"course_id: {alpha.course_id}" not in page
+    assert "“Badge of alpha” of Learner of alpha" in page
+
+
+def test_course_derived_from_badge(client, tenants, db):
+    """An entry about a badge without a stored course shows the badge's LMS course."""
+    alpha, _ = tenants
+    _record(
+        db, alpha, actor="os:root", action="backfill.started",
+        target="backfill:b1",
+        detail={"achievement": alpha.achievement_public_id, "trigger": "manual"},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert f'LMS course id: <span dir="auto">{MOODLE_COURSE_ID}</span>' in page
+    assert 'Badge: <span dir="auto">Badge of alpha</span>' in page
+    assert 'Started by: <span dir="auto">an admin, by hand</span>' in page
+    assert "Command on the bridge's server (user root)" in page
+
+
+def test_event_labels_translated(client, tenants, db):
+    """French and Arabic pages translate labels and values and keep the codes."""
+    alpha, _ = tenants
+    _record(
+        db, alpha, actor="os:root", action="backfill.started",
+        detail={"trigger": "manual"},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    french = _audit_page(client, language="fr")
+    arabic = _audit_page(client, language="ar")
+
+    assert "Rattrapage des attributions lancé" in french
+    assert '<code dir="ltr">backfill.started</code>' in french
+    assert f'Lancé par{NBSP}: <span dir="auto">un administrateur, à la main' in french
+    assert "بدأ استدراك المنح" in arabic
+    assert "مسؤول، يدويًا" in arabic
+    assert '<code dir="ltr">backfill.started</code>' in arabic
+
+
+def test_reads_hidden_by_default(client, tenants, db):
+    """Reads are hidden unless the filter includes them. Changes always show."""
+    alpha, _ = tenants
+    _record(db, alpha, actor="os:root", action="award.listed")
+    _record(db, alpha, actor="os:root", action="lms_connection.activities_listed")
+    _record(db, alpha, actor="os:root", action="backfill.started")
+    _sign_in_admin(client, db, alpha)
+
+    default = _audit_page(client)
+    with_reads = _audit_page(client, "?reads=1")
+
+    assert "award.listed" not in default
+    assert "lms_connection.activities_listed" not in default
+    assert "backfill.started" in default
+    assert "Showing changes only, newest first." in default
+    assert 'id="reads" name="reads" value="1" aria-describedby="reads-hint">' in default
+    assert '<label for="reads">Show reads too</label>' in default
+    assert "award.listed" in with_reads
+    assert "lms_connection.activities_listed" in with_reads
+    assert "Awards listed (read)" in with_reads
+    assert 'aria-describedby="reads-hint" checked>' in with_reads
+
+
+def test_only_reads_hidden_message(client, tenants, db):
+    """A log with only reads explains that reads are hidden and how to show them."""
+    alpha, _ = tenants
+    _record(db, alpha, actor="os:root", action="award.listed")
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert "Reads, if any, are hidden" in page
