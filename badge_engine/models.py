@@ -19,13 +19,23 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from badge_engine.db import Base, utcnow
 
 
 def new_public_id() -> str:
     return str(uuid.uuid4())
+
+
+def achievement_name_key(name: str | None) -> str | None:
+    """Return the form of a badge name that two names of one badge share.
+
+    Names that differ only in letter case or in runs of whitespace give the same key.
+    """
+    if name is None:
+        return None
+    return " ".join(name.split()).casefold()
 
 
 class Provider(Base):
@@ -84,6 +94,12 @@ class Achievement(Base):
     # Days a credential stays valid after its award date (its validUntil); None
     # means it never expires.
     valid_for_days: Mapped[int | None]
+    # `achievement_name_key(name)`, kept in step with `name`. It is unique within a
+    # course, so a course cannot have two badges of one name. Rows that were
+    # already duplicates before this column existed keep NULL, which the unique
+    # index does not compare. Case folding makes at most three characters of one,
+    # hence three times the name's length.
+    name_key: Mapped[str | None] = mapped_column(String(600))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     provider: Mapped[Provider] = relationship()
@@ -95,7 +111,19 @@ class Achievement(Base):
             "lms_connection_id",
             "lms_course_id",
         ),
+        UniqueConstraint(
+            "provider_id",
+            "lms_connection_id",
+            "lms_course_id",
+            "name_key",
+            name="uq_achievements_course_name",
+        ),
     )
+
+    @validates("name")
+    def _set_name_key(self, _key: str, name: str | None) -> str | None:
+        self.name_key = achievement_name_key(name)
+        return name
 
 
 class Learner(Base):

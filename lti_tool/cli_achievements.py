@@ -24,6 +24,7 @@ from lti_tool.cli_support import (
 )
 from lti_tool.operations import ActionError, InvalidInput, audit, provider_by_slug
 from lti_tool.operations.achievements import (
+    AchievementExists,
     achievement_connection,
     achievement_dict,
     add_achievement,
@@ -115,12 +116,23 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
             raise InvalidInput("give the award rule with --rule or --rule-file",
                                code="rule_required")
         found = provider_by_slug(op.session, provider_slug)
-        created = add_achievement(
-            op.session, op.actor, found, bridge=op.bridge,
-            connection_id=connection_id, course_id=course_id, name=name,
-            description=description, criteria=criteria, rule=rule,
-            alignments=alignments, skip_lms_check=skip_lms_check,
-        )
+        try:
+            created = add_achievement(
+                op.session, op.actor, found, bridge=op.bridge,
+                connection_id=connection_id, course_id=course_id, name=name,
+                description=description, criteria=criteria, rule=rule,
+                alignments=alignments, skip_lms_check=skip_lms_check,
+            )
+        except AchievementExists as error:
+            if not error.identical:
+                raise
+            # The same command run again, after a timeout or in a setup script
+            # run twice, finds its badge, as `edit` does for an unchanged rule.
+            existing = achievement_dict(op.session, error.existing)
+            op.session.rollback()
+            emit({"status": "unchanged", "achievement": existing, "backfill": None,
+                  "warnings": []}, as_json, _unchanged_text(existing["id"]))
+            return
         warnings = []
         if skip_lms_check:
             connection = achievement_connection(op.session, created)
@@ -136,6 +148,12 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
     _warn(warnings)
     emit({"status": "created", "achievement": result, "backfill": backfill,
           "warnings": warnings}, as_json, _add_text(result["id"], backfill))
+
+
+def _unchanged_text(achievement_id: str) -> str:
+    return (f"achievement {achievement_id} already exists with these values, so "
+            "nothing was added. To change it: hpass-bridge achievement edit "
+            f"{achievement_id}")
 
 
 def _add_text(achievement_id: str, backfill: dict | None) -> str:

@@ -93,7 +93,13 @@ LMS_CHECK_ERROR = {
 
 SCHEMAS = {
     "Error": _object(
-        {"error": STRING, "message": STRING, "request_id": NULLABLE_STRING},
+        {
+            "error": STRING,
+            "message": STRING,
+            "request_id": NULLABLE_STRING,
+            # Only with error achievement_exists: the badge that has the name.
+            "achievement": STRING,
+        },
         ["error", "message"],
     ),
     "Provider": _object(
@@ -363,6 +369,13 @@ PATHS = {
             "Add an achievement with its award rule",
             {
                 "201": _json(_ref("ChangedAchievement"), "Created."),
+                "409": _json(
+                    ERROR,
+                    "Error achievement_exists: a badge of the same course already "
+                    "has this name, ignoring letter case and runs of spaces. "
+                    "Nothing was saved; the error's achievement field is that "
+                    "badge's id, to change with PATCH.",
+                ),
                 **LMS_CHECK_ERROR,
             },
             operationId="addAchievement",
@@ -378,7 +391,15 @@ PATHS = {
         ),
         "patch": _operation(
             "Change an achievement's texts or award rule",
-            {"200": _json(_ref("ChangedAchievement"), "Changed."), **LMS_CHECK_ERROR},
+            {
+                "200": _json(_ref("ChangedAchievement"), "Changed."),
+                "409": _json(
+                    ERROR,
+                    "Error achievement_exists: another badge of the course already "
+                    "has the new name. Nothing was changed.",
+                ),
+                **LMS_CHECK_ERROR,
+            },
             operationId="editAchievement",
             parameters=[_path("achievement_id")],
             requestBody=_body("AchievementChange"),

@@ -149,6 +149,8 @@ def handle_action_error(error: ActionError):
         "message": error.api_message,
         "request_id": g.request_id,
     }
+    if isinstance(error, achievement_ops.AchievementExists):
+        body["achievement"] = error.existing_id
     return jsonify(body), error.http_status
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from badge_engine.alignments import InvalidAlignment, validate_alignments
@@ -20,6 +21,7 @@ from badge_engine.models import (
     CredentialStatus,
     Learner,
     Provider,
+    achievement_name_key,
 )
 from badge_engine.rules import (
     InvalidAwardRule,
@@ -141,6 +143,129 @@ def parse_alignments(
         raise InvalidInput(str(error), code="invalid_alignments") from None
 
 
+class AchievementExists(ActionError):
+    """A badge of the same course already has the name given.
+
+    Names are compared by `achievement_name_key`, so letter case and runs of
+    whitespace do not count. `identical` is True when every value given equals the
+    existing badge's, with award rules compared by `same_award_rule`.
+    """
+
+    code = "achievement_exists"
+    http_status = 409
+
+    def __init__(
+        self,
+        existing: Achievement,
+        identical: bool = False,
+        renamed: Achievement | None = None,
+    ) -> None:
+        problem = (
+            f"course {existing.lms_course_id} already has a badge named "
+            f"{existing.name!r} (achievement {existing.public_id})"
+        )
+        self.existing = existing
+        # Read now, because the caller may roll the session back before reporting.
+        self.existing_id = existing.public_id
+        self.identical = identical
+        if renamed is not None:
+            super().__init__(
+                f"{problem}; give achievement {renamed.public_id} another name",
+                code=self.code,
+            )
+            return
+        super().__init__(
+            f"{problem}; change that badge with `hpass-bridge achievement edit "
+            f"{existing.public_id}` instead of adding another, or choose another name",
+            api_message=f"{problem}; change that badge with PATCH "
+            f"/api/v1/achievements/{existing.public_id} instead of adding another, "
+            "or choose another name",
+        )
+
+
+def same_name_achievement(
+    session: Session,
+    *,
+    provider_id: int,
+    connection_id: int,
+    course_id: str,
+    name: str,
+    exclude: Achievement | None = None,
+) -> Achievement | None:
+    """Return the oldest badge of the course whose name matches `name`, if any.
+
+    A course is one provider's course on one LMS connection. `exclude` is left out,
+    so that a badge being renamed does not match itself.
+    """
+    key = achievement_name_key(name)
+    query = (
+        select(Achievement)
+        .where(
+            Achievement.provider_id == provider_id,
+            Achievement.lms_connection_id == connection_id,
+            Achievement.lms_course_id == course_id,
+        )
+        .order_by(Achievement.id)
+    )
+    for candidate in session.scalars(query):
+        if candidate is exclude:
+            continue
+        if achievement_name_key(candidate.name) == key:
+            return candidate
+
+    return None
+
+
+def _same_values(existing: Achievement, new: Achievement) -> bool:
+    return (
+        existing.name == new.name
+        and existing.description == new.description
+        and existing.criteria_narrative == new.criteria_narrative
+        and (existing.alignments or []) == (new.alignments or [])
+        and same_award_rule(existing.award_rule, new.award_rule)
+    )
+
+
+def check_name_free(session: Session, achievement: Achievement) -> None:
+    """Raise AchievementExists when another badge of the course has this name."""
+    existing = same_name_achievement(
+        session,
+        provider_id=achievement.provider_id,
+        connection_id=achievement.lms_connection_id,
+        course_id=achievement.lms_course_id,
+        name=achievement.name,
+        exclude=achievement,
+    )
+    if existing is not None:
+        raise AchievementExists(existing, _same_values(existing, achievement))
+
+
+def insert_achievement(session: Session, achievement: Achievement) -> None:
+    """Add a new badge to the session, rejecting a name its course already has.
+
+    The unique constraint on the name key catches a badge of the same name that a
+    concurrent request committed after the check. That also raises
+    AchievementExists, and the savepoint keeps the caller's transaction usable.
+    """
+    check_name_free(session, achievement)
+    try:
+        with session.begin_nested():
+            session.add(achievement)
+            session.flush()
+    except IntegrityError:
+        existing = same_name_achievement(
+            session,
+            provider_id=achievement.provider_id,
+            connection_id=achievement.lms_connection_id,
+            course_id=achievement.lms_course_id,
+            name=achievement.name,
+            exclude=achievement,
+        )
+        if existing is None:
+            raise
+        raise AchievementExists(existing, _same_values(existing, achievement)) from None
+
+
 def add_achievement(
     session: Session,
     actor: str,
@@ -161,8 +286,9 @@ def add_achievement(
 
     The LMS check (see `lti_tool.operations.course_check`) runs last, so a bad
     value is rejected without an LMS call. With `skip_lms_check` the LMS is not
-    called, and the audit event records that. Error messages name the next step
-    in the caller's interface, `steps`.
+    called, and the audit event records that. A name that another badge of the
+    course has raises AchievementExists, before the LMS check. Error messages name
+    the next step in the caller's interface, `steps`.
     """
     connection = find_connection(session, connection_id, provider.id, steps=steps)
     check_connected(connection)
@@ -181,6 +307,7 @@ def add_achievement(
         alignments=parse_alignments(alignments, steps.field("alignments")),
         award_rule=parse_rule(rule, steps.field("rule")),
     )
+    check_name_free(session, achievement)
     if not skip_lms_check:
         check_course_and_rule(
             bridge,
@@ -190,8 +317,7 @@ def add_achievement(
             achievement.award_rule,
             steps=steps,
         )
-    session.add(achievement)
-    session.flush()
+    insert_achievement(session, achievement)
     audit(
         session,
         actor,
@@ -276,6 +402,8 @@ def edit_achievement(
         del changes["award_rule"]
         if not changes:
             return []
+    if "name" in changes:
+        _check_rename(session, achievement, changes["name"])
     if "award_rule" in changes and not skip_lms_check:
         check_course_and_rule(
             bridge,
@@ -302,6 +430,19 @@ def edit_achievement(
     )
 
     return sorted(changes)
+
+
+def _check_rename(session: Session, achievement: Achievement, name: str) -> None:
+    existing = same_name_achievement(
+        session,
+        provider_id=achievement.provider_id,
+        connection_id=achievement.lms_connection_id,
+        course_id=achievement.lms_course_id,
+        name=name,
+        exclude=achievement,
+    )
+    if existing is not None:
+        raise AchievementExists(existing, renamed=achievement)
 
 
 def rule_change_detail(old_rule: dict, new_rule: dict) -> dict[str, Any]:

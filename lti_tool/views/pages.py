@@ -1062,6 +1062,20 @@ def _connection_disconnected(registration: Registration) -> bool:
     return connection is not None and connection.disconnected
 
 
+def _name_taken_message(existing: Achievement, renaming: bool = False) -> str:
+    if renaming:
+        return _(
+            "This course already has another badge named “%(name)s”. Choose "
+            "another name.",
+            name=existing.name,
+        )
+    return _(
+        "This course already has a badge named “%(name)s”. Edit that badge "
+        "instead of adding another one, or choose another name.",
+        name=existing.name,
+    )
+
+
 def _instructor_actor() -> str:
     return f"lti:{session.get('lms_user_id')}"
 
@@ -1094,8 +1108,11 @@ def create_achievement(course_id: int):
         alignments=form["alignments"] or None,
         award_rule=rule,
     )
-    db.add(achievement)
-    db.flush()
+    try:
+        achievement_ops.insert_achievement(db, achievement)
+    except achievement_ops.AchievementExists as error:
+        errors["name"] = _name_taken_message(error.existing)
+        return _render_instructor(found, form=form, errors=errors)
     achievement.image_url = _image_url(image)
     record_audit(
         db,
@@ -1241,6 +1258,18 @@ def update_achievement(course_id: int, public_id: str):
     achievement = _course_achievement(found, public_id)
     form, errors, rule, image = _read_achievement_form(found, achievement.alignments)
     if errors:
+        return _render_instructor(found, form=form, errors=errors, editing=achievement)
+
+    existing = achievement_ops.same_name_achievement(
+        db_session(),
+        provider_id=achievement.provider_id,
+        connection_id=achievement.lms_connection_id,
+        course_id=achievement.lms_course_id,
+        name=form["name"],
+        exclude=achievement,
+    )
+    if existing is not None:
+        errors["name"] = _name_taken_message(existing, renaming=True)
         return _render_instructor(found, form=form, errors=errors, editing=achievement)
 
     db = db_session()

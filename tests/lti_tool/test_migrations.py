@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from badge_engine.db import Base
 from lti_tool.schema import alembic_config, import_all_models, upgrade
@@ -77,3 +78,58 @@ def test_downgrade_then_upgrade(database_url):
 
     command.downgrade(config, "0001")
     command.upgrade(config, "heads")
+
+
+def _insert_achievement(connection, achievement_id: int, course: str, name: str):
+    connection.execute(
+        text(
+            "INSERT INTO achievements (id, provider_id, public_id, lms_connection_id, "
+            "lms_course_id, name, description, criteria_narrative, award_rule, "
+            "created_at) VALUES (:id, 1, :public_id, 1, :course, :name, 'd', 'c', "
+            "'{}', CURRENT_TIMESTAMP)"
+        ),
+        {"id": achievement_id, "public_id": f"badge-{achievement_id}",
+         "course": course, "name": name},
+    )
+
+
+def test_name_key_upgrade_keeps_duplicates(database_url):
+    """Badges already named alike in one course survive the upgrade; the later ones
+    get no name key, and a new one of that name is then rejected."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0123_session_generation")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO providers (id, slug, name, url, slug_frozen, created_at) "
+                "VALUES (1, 'kept', 'Kept Academy', 'https://kept.example.invalid', "
+                "false, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO lms_connections (id, provider_id, public_id, kind, name, "
+                "base_url, state, created_at) VALUES (1, 1, 'connection-1', 'moodle', "
+                "'Moodle', 'https://lms.example.invalid', 'ok', CURRENT_TIMESTAMP)"
+            )
+        )
+        _insert_achievement(connection, 1, "7", "Code of conduct")
+        _insert_achievement(connection, 2, "7", " code  of CONDUCT")
+        _insert_achievement(connection, 3, "8", "Code of conduct")
+
+    command.upgrade(config, "heads")
+
+    with engine.connect() as connection:
+        keys = dict(
+            connection.execute(text("SELECT id, name_key FROM achievements")).all()
+        )
+    assert keys[1] == "code of conduct"
+    assert keys[2] is None
+    assert keys[3] == "code of conduct"
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        _insert_achievement(connection, 4, "7", "CODE OF CONDUCT")
+        connection.execute(
+            text("UPDATE achievements SET name_key = 'code of conduct' WHERE id = 4")
+        )
+    engine.dispose()

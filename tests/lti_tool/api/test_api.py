@@ -520,3 +520,72 @@ def test_connections_show_last_contact(client, db, tenants):
     assert row["last_failure_detail"] == "Could not connect to Moodle"
     assert row["last_success_at"] is None
     assert row["last_event_at"] is None
+
+
+def test_add_achievement_same_name_conflict(client, db, tenants):
+    """A name the course's badge has, in other case and spacing, gets a 409 naming
+    that badge and the route that changes it; nothing is saved."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/achievements",
+        json=_achievement_body(alpha["connection"], course_id="101",
+                               name="  ALPHA   badge"),
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 409
+    assert response.json["error"] == "achievement_exists"
+    assert response.json["achievement"] == alpha["achievement"]
+    assert f"PATCH /api/v1/achievements/{alpha['achievement']}" in (
+        response.json["message"]
+    )
+    assert "'alpha badge'" in response.json["message"]
+    assert db.query(Achievement).count() == 2
+
+
+def test_add_achievement_identical_conflict(client, db, tenants):
+    """The same body sent twice saves one badge; the second answer is a 409."""
+    alpha, _ = tenants
+    body = _achievement_body(alpha["connection"], name="Code of conduct")
+
+    first = client.post("/api/v1/achievements", json=body,
+                        headers=_auth(alpha["token"]))
+    second = client.post("/api/v1/achievements", json=body,
+                         headers=_auth(alpha["token"]))
+
+    assert first.status_code == 201
+    assert second.status_code == 409
+    assert second.json["achievement"] == first.json["id"]
+    assert db.query(Achievement).count() == 3
+
+
+def test_add_achievement_same_name_other_course(client, db, tenants):
+    """The name of a badge of another course is accepted."""
+    alpha, _ = tenants
+    response = client.post(
+        "/api/v1/achievements",
+        json=_achievement_body(alpha["connection"], name="alpha badge"),
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 201
+
+
+def test_edit_achievement_taken_name_conflict(client, db, tenants):
+    """Renaming a badge to the name of another badge of its course gets a 409."""
+    alpha, _ = tenants
+    created = client.post(
+        "/api/v1/achievements",
+        json=_achievement_body(alpha["connection"], course_id="101", name="Second"),
+        headers=_auth(alpha["token"]),
+    )
+
+    response = client.patch(
+        f"/api/v1/achievements/{created.json['id']}",
+        json={"name": "Alpha Badge"},
+        headers=_auth(alpha["token"]),
+    )
+
+    assert response.status_code == 409
+    assert response.json["error"] == "achievement_exists"
+    assert response.json["achievement"] == alpha["achievement"]
