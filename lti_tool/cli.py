@@ -57,6 +57,23 @@ def _settings_or_fail(as_json: bool = False, **overrides):
         fail(str(error), as_json, code="invalid_configuration")
 
 
+def _instance_or_fail(as_json: bool = False):
+    """Return the settings of an existing instance, with its secrets loaded.
+
+    A missing database, schema or secret file ends the command with a message that
+    names the instance folder; nothing is created.
+    """
+    from lti_tool.instance import check_instance
+
+    settings = _settings_or_fail(as_json)
+    try:
+        check_instance(settings)
+    except ConfigError as error:
+        fail(str(error), as_json, code="instance_not_ready")
+
+    return settings
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hpass-bridge")
 def main() -> None:
@@ -74,8 +91,16 @@ def db_upgrade(as_json: bool) -> None:
     """Upgrade the database schema to the newest version (safe to run again)."""
     from lti_tool.schema import current_revision, upgrade
 
+    from lti_tool.config import ensure_secret_files
+
     settings = _settings_or_fail(as_json)
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    try:
+        # `db upgrade` sets up an instance, so it creates the folder and the secret
+        # files that the other commands require.
+        ensure_secret_files(settings)
+    except (OSError, ConfigError) as error:
+        fail(f"cannot set up the instance folder {settings.instance_path}: {error}",
+             as_json, code="invalid_configuration")
     try:
         upgrade(settings.database_url)
     except Exception as error:  # noqa: BLE001 - reported to the operator
@@ -92,12 +117,9 @@ def db_upgrade(as_json: bool) -> None:
 
 
 def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from lti_tool.instance import redacted_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its parts
-        return "(the configured database URL)"
+    return redacted_url(url)
 
 
 @main.command()

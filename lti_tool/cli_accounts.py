@@ -35,7 +35,7 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
         record_audit,
     )
     from lti_tool.app import create_app
-    from lti_tool.cli import _settings_or_fail
+    from lti_tool.cli import _instance_or_fail
     from lti_tool.operations import operating_system_actor
 
     try:
@@ -48,7 +48,7 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
             code="invalid_email",
             exit_code=EXIT_INVALID_INPUT,
         )
-    settings = _settings_or_fail(as_json)
+    settings = _instance_or_fail(as_json)
     bridge = create_app(settings).extensions["hpass"]
     sign_in_url = settings.public_base_url.rstrip("/") + "/account/sign-in"
     with bridge.session() as session:

@@ -14,9 +14,9 @@ from badge_engine.models import Provider
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.connection import ConnectionTestResult
 from lti_tool.bridge import Bridge
-from lti_tool.cli import EXIT_FAILURE, _settings_or_fail, emit, fail, json_option
+from lti_tool.cli import EXIT_FAILURE, _instance_or_fail, emit, fail, json_option
 from lti_tool.cli_support import operator_session, provider_option, report_error
-from lti_tool.config import ensure_secret_files, is_loopback_host
+from lti_tool.config import is_loopback_host
 from lti_tool.operations import (
     ActionError,
     InvalidInput,
@@ -305,10 +305,7 @@ def _report_test(result: ConnectionTestResult, as_json: bool) -> None:
 
 
 def _bridge(as_json: bool) -> Bridge:
-    settings = _settings_or_fail(as_json)
-    if not settings.encryption_keys:
-        ensure_secret_files(settings)
-    return Bridge.from_settings(settings)
+    return Bridge.from_settings(_instance_or_fail(as_json))
 
 
 def _read_token(path: Path, as_json: bool) -> str:

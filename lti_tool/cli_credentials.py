@@ -7,7 +7,7 @@ import structlog
 from sqlalchemy import select
 
 from badge_engine.models import Credential
-from lti_tool.cli import _settings_or_fail, emit, fail, json_option
+from lti_tool.cli import _instance_or_fail, emit, fail, json_option
 from lti_tool.operations.awards import revoke_award
 from lti_tool.operations import ActionError, InvalidInput
 
@@ -35,7 +35,7 @@ def revoke(public_id: str, reason: str, as_json: bool) -> None:
     """
     from lti_tool.app import create_app
 
-    settings = _settings_or_fail(as_json)
+    settings = _instance_or_fail(as_json)
     bridge = create_app(settings).extensions["hpass"]
     with bridge.session() as session:
         found = session.scalar(

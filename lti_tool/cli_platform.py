@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from badge_engine.models import Provider
 from badge_engine.outbound import OutboundBlocked, OutboundError
-from lti_tool.cli import _settings_or_fail, emit, fail, json_option
+from lti_tool.cli import _instance_or_fail, emit, fail, json_option
 from lti_tool.cli_support import report_error
 from lti_tool.lti import tool_keys
 from lti_tool.lti.registrations import create_registration
@@ -41,10 +41,8 @@ from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url
 @contextmanager
 def _bridge(as_json: bool):
     from lti_tool.bridge import Bridge
-    from lti_tool.config import ensure_secret_files
 
-    settings = _settings_or_fail(as_json)
-    ensure_secret_files(settings)
+    settings = _instance_or_fail(as_json)
     bridge = Bridge.from_settings(settings)
     try:
         with bridge.session() as session:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from lti_tool.bridge import Bridge
-from lti_tool.cli import _settings_or_fail
+from lti_tool.cli import _instance_or_fail
 from lti_tool.logs import configure_logging, get_logger
 from lti_tool.operations import ActionError, operating_system_actor
 
@@ -43,14 +43,10 @@ def report_error(error: ActionError, as_json: bool) -> NoReturn:
 @contextmanager
 def operator_session(as_json: bool) -> Iterator[Operator]:
     """Open a session for one command; an ActionError ends the command cleanly."""
-    from lti_tool.config import ensure_secret_files
-
-    settings = _settings_or_fail(as_json)
+    settings = _instance_or_fail(as_json)
     # Only errors are logged, on stderr, so stdout stays one JSON document and a
     # rejected action prints the single line of `report_error`.
     configure_logging(settings.log_format, "CRITICAL")
-    if not settings.secret_key or not settings.encryption_keys:
-        ensure_secret_files(settings)
     bridge = Bridge.from_settings(settings)
     try:
         with bridge.session() as session:

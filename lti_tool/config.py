@@ -290,8 +290,8 @@ def load_settings(
 ) -> Settings:
     """Build Settings from environment variables, then apply explicit overrides.
 
-    Secret files are created in the instance folder on first use (see
-    `ensure_secret_files`); this function only reads and validates.
+    Secret files are created in the instance folder by the commands that set an
+    instance up (see `ensure_secret_files`); this function only reads and validates.
     """
     env = dict(os.environ if environ is None else environ)
     overrides = dict(overrides or {})
@@ -378,16 +378,40 @@ def ensure_secret_files(settings: Settings, environ: dict[str, str] | None = Non
 
     `HPASS_ENCRYPTION_KEYS` (comma-separated Fernet keys, newest first) overrides the
     file, which is how a key is rotated: put the new key first and keep the old one
-    until every secret has been re-encrypted.
+    until every secret has been re-encrypted. Only the commands that set up an
+    instance call this; the others call `load_secret_files`.
     """
-    env = os.environ if environ is None else environ
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    _load_secrets(settings, environ, _read_or_create)
 
+
+def load_secret_files(settings: Settings, environ: dict[str, str] | None = None) -> None:
+    """Load the secrets as `ensure_secret_files` does, but never create a file.
+
+    Raises ConfigError naming a missing file, because a new encryption key could not
+    read the secrets stored with the instance's own key.
+    """
+    _load_secrets(settings, environ, _read_existing)
+
+
+def _read_existing(path: Path, _make: callable) -> bytes:
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"the instance folder {path.parent} has no {path.name} file. Set "
+            f"{ENV_PREFIX}INSTANCE_PATH to the folder the bridge runs with, or run "
+            "`hpass-bridge db upgrade` to set up a new instance there"
+        ) from None
+
+
+def _load_secrets(settings: Settings, environ: dict[str, str] | None, read) -> None:
+    env = os.environ if environ is None else environ
     secret = env.get(ENV_PREFIX + "SECRET_KEY")
     if secret:
         settings.secret_key = secret.encode()
     else:
-        settings.secret_key = _read_or_create(
+        settings.secret_key = read(
             settings.instance_path / "secret_key",
             lambda: secrets.token_urlsafe(48).encode(),
         )
@@ -397,7 +421,7 @@ def ensure_secret_files(settings: Settings, environ: dict[str, str] | None = Non
         settings.encryption_keys = [k.strip().encode() for k in keys.split(",") if k]
     else:
         settings.encryption_keys = [
-            _read_or_create(settings.instance_path / "encryption_key", Fernet.generate_key)
+            read(settings.instance_path / "encryption_key", Fernet.generate_key)
         ]
     for index, key in enumerate(settings.encryption_keys):
         try:

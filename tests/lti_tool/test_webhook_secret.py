@@ -322,6 +322,9 @@ def runner(app, settings, monkeypatch):
     monkeypatch.setenv("HPASS_INSTANCE_PATH", str(settings.instance_path))
     monkeypatch.setenv("HPASS_PUBLIC_BASE_URL", settings.public_base_url)
     monkeypatch.setenv("HPASS_LOOPBACK_DEV", "1")
+    # The app's own keys, because the commands create no key files.
+    monkeypatch.setenv("HPASS_SECRET_KEY", settings.secret_key.decode())
+    monkeypatch.setenv("HPASS_ENCRYPTION_KEYS", settings.encryption_keys[0].decode())
     monkeypatch.setenv("HPASS_DATABASE_URL", settings.database_url)
     return app.test_cli_runner()
 

@@ -18,6 +18,9 @@ def cli_env(settings) -> dict:
         "HPASS_DATABASE_URL": settings.database_url,
         "HPASS_PUBLIC_BASE_URL": "http://127.0.0.1:5999",
         "HPASS_LOOPBACK_DEV": "1",
+        # The app's own keys, because the command creates no key files.
+        "HPASS_SECRET_KEY": settings.secret_key.decode(),
+        "HPASS_ENCRYPTION_KEYS": settings.encryption_keys[0].decode(),
     }
 
 
