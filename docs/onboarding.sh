@@ -14,8 +14,17 @@
 # HTTP, such as http://127.0.0.1:5000, set HPASS_LOOPBACK_DEV=1 first. The bridge
 # accepts that setting only for a loopback BRIDGE_URL (127.0.0.1, ::1, localhost).
 #
-# Run it on the bridge's host with the bridge's environment. It stops at the first
-# failing command (set -e) and prints what each step created as JSON lines on stdout.
+# Run it on the bridge's host with the bridge's environment, from the folder that
+# contains the bridge's ./instance folder or with HPASS_INSTANCE_PATH set. The script
+# runs the command named by HPASS_BRIDGE_COMMAND, else `hpass-bridge` from PATH,
+# else the one in the .venv folder that the README's quick start creates beside
+# docs/. It stops at the first failing command (set -e) and prints what each step
+# created as JSON lines on stdout.
+#
+# It is safe to run again after a failure: a provider, platform, Moodle connection
+# or badge that an earlier run created with the same values is reused. A provider or
+# platform with the same slug or client id but other values stops the script with
+# an error naming the values that differ.
 set -euo pipefail
 
 if [ "$#" -lt 4 ]; then
@@ -30,6 +39,24 @@ token_file="$3"
 course_id="$4"
 slug="${5:-onboarded-academy}"
 export HPASS_PUBLIC_BASE_URL="$bridge_url"
+
+repository="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -n "${HPASS_BRIDGE_COMMAND:-}" ]; then
+    bridge_command="$HPASS_BRIDGE_COMMAND"
+elif command -v hpass-bridge >/dev/null 2>&1; then
+    bridge_command="hpass-bridge"
+elif [ -x "$repository/.venv/bin/hpass-bridge" ]; then
+    bridge_command="$repository/.venv/bin/hpass-bridge"
+else
+    echo "error: hpass-bridge not found on PATH or in $repository/.venv/bin." >&2
+    echo "Install the bridge as the README's quick start does, or set" >&2
+    echo "HPASS_BRIDGE_COMMAND to the path of the hpass-bridge command." >&2
+    exit 1
+fi
+
+hpass-bridge() {
+    command "$bridge_command" "$@"
+}
 
 json_field() {
     # Read one field of a JSON document on stdin: json_field connection.id
@@ -51,10 +78,26 @@ hpass-bridge platform add --provider "$slug" --issuer "$moodle_url" \
     --auth-url "$moodle_url/mod/lti/auth.php" \
     --token-url "$moodle_url/mod/lti/token.php" --json
 
-connection=$(hpass-bridge lms connect moodle --provider "$slug" --url "$moodle_url" \
-    --token-file "$token_file" --json)
-echo "$connection"
-connection_id=$(echo "$connection" | json_field connection.id)
+moodle_connection_id() {
+    # Print the id of the provider's working Moodle connection to MOODLE_URL, if any.
+    python3 -c 'import json, sys
+site = sys.argv[1].rstrip("/").lower()
+for row in json.load(sys.stdin)["connections"]:
+    same_site = row["url"].rstrip("/").lower() == site
+    if row["kind"] == "moodle" and same_site and row["status"] != "disconnected":
+        print(row["id"])
+        break' "$moodle_url"
+}
+
+connection_id=$(hpass-bridge lms list --provider "$slug" --json | moodle_connection_id)
+if [ -n "$connection_id" ]; then
+    echo "{\"status\": \"unchanged\", \"connection\": {\"id\": \"$connection_id\"}}"
+else
+    connection=$(hpass-bridge lms connect moodle --provider "$slug" \
+        --url "$moodle_url" --token-file "$token_file" --json)
+    echo "$connection"
+    connection_id=$(echo "$connection" | json_field connection.id)
+fi
 
 achievement=$(hpass-bridge achievement add --provider "$slug" \
     --connection "$connection_id" --course "$course_id" \

@@ -133,18 +133,40 @@ def add(
             except OutboundError as error:
                 fail(f"{name}: {error}; give the platform's public https URL", as_json,
                      code="invalid_url")
-        exists = session.scalar(
-            select(Registration.id).where(
+        existing = session.scalar(
+            select(Registration).where(
                 Registration.issuer == issuer, Registration.client_id == client_id
             )
         )
-        if exists is not None:
-            fail(
-                f"issuer {issuer!r} with client id {client_id!r} is already registered; "
-                "remove it first or use another client id",
+        if existing is not None:
+            given = {
+                "--provider": provider.id,
+                "--jwks-url": jwks_url,
+                "--auth-url": auth_url,
+                "--token-url": token_url,
+                "--family": family,
+                "--hold-new-deployments": "hold" if hold_new_deployments else "accept",
+            }
+            differing = _differing_options(session, existing, given, deployment_ids)
+            if differing:
+                fail(
+                    f"issuer {issuer!r} with client id {client_id!r} is already "
+                    f"registered with other values for {', '.join(differing)}; see it "
+                    "with `hpass-bridge platform list`, and remove it first or use "
+                    "another client id",
+                    as_json,
+                    code="already_registered",
+                )
+            # The same command run again, as a setup script run twice does.
+            urls = _tool_urls(bridge.settings.public_base_url, existing)
+            emit(
+                {"status": "unchanged", "registration": existing.public_id, **urls},
                 as_json,
-                code="already_registered",
+                "already registered with these values; nothing was added. The "
+                "tool URLs to paste into the platform's tool settings:\n"
+                + _urls_text(urls),
             )
+            return
 
         registration = create_registration(
             session, bridge.vault, provider,
@@ -169,10 +191,46 @@ def add(
             {"status": "ok", "registration": registration.public_id, **urls},
             as_json,
             "registered; paste these into the platform's tool settings:\n"
-            f"  login URL (OpenID Connect initiation): {urls['login_url']}\n"
-            f"  launch URL (redirect URI, target link): {urls['launch_url']}\n"
-            f"  public keyset URL (JWKS): {urls['jwks_url']}",
+            + _urls_text(urls),
         )
+
+
+def _urls_text(urls: dict) -> str:
+    return (
+        f"  login URL (OpenID Connect initiation): {urls['login_url']}\n"
+        f"  launch URL (redirect URI, target link): {urls['launch_url']}\n"
+        f"  public keyset URL (JWKS): {urls['jwks_url']}"
+    )
+
+
+def _differing_options(
+    session, existing: Registration, given: dict, deployment_ids: tuple[str, ...]
+) -> list[str]:
+    """Return the options of `platform add` whose values differ from `existing`.
+
+    A deployment id given must be one of the registration's, which may also have
+    deployment ids that launches added.
+    """
+    stored = {
+        "--provider": existing.provider_id,
+        "--jwks-url": existing.key_set_url,
+        "--auth-url": existing.auth_login_url,
+        "--token-url": existing.auth_token_url,
+        "--family": existing.platform_family,
+        "--hold-new-deployments": existing.new_deployment_policy,
+    }
+    differing = [option for option in given if given[option] != stored[option]]
+    known = set(
+        session.scalars(
+            select(Deployment.deployment_id).where(
+                Deployment.registration_id == existing.id
+            )
+        )
+    )
+    if not set(deployment_ids) <= known:
+        differing.append("--deployment-id")
+
+    return differing
 
 
 @platform.command("list")

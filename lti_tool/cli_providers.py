@@ -9,6 +9,7 @@ from lti_tool.cli_support import emit, json_option, operator_session, provider_o
 from lti_tool.cli_support import table
 from lti_tool.operations import InvalidInput, NotFound, audit, iso, provider_by_slug
 from lti_tool.operations.providers import (
+    ProviderExists,
     add_provider,
     list_providers,
     provider_counts,
@@ -32,9 +33,20 @@ def provider() -> None:
 def add(slug, name, url, email, as_json) -> None:
     """Add a provider."""
     with operator_session(as_json) as op:
-        found = add_provider(
-            op.session, op.actor, slug=slug, name=name, url=url, email=email
-        )
+        try:
+            found = add_provider(
+                op.session, op.actor, slug=slug, name=name, url=url, email=email
+            )
+        except ProviderExists as error:
+            if not error.identical:
+                raise
+            # The same command run again, as a setup script run twice does.
+            result = provider_dict(op.session, error.existing)
+            op.session.rollback()
+            emit({"status": "unchanged", "provider": result}, as_json,
+                 f"provider {slug} already exists with these values; nothing "
+                 "was added")
+            return
         op.session.commit()
         result = provider_dict(op.session, found)
     emit(

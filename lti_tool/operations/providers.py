@@ -56,6 +56,35 @@ def provider_dict(session: Session, provider: Provider) -> dict[str, Any]:
     }
 
 
+class ProviderExists(InvalidInput):
+    """A provider with the slug exists.
+
+    `identical` is True when the name, URL and email given equal the stored ones,
+    so that a repeated `provider add` can reuse the provider.
+    """
+
+    code = "provider_exists"
+
+    def __init__(
+        self, existing: Provider, *, name: str, url: str, email: str | None
+    ) -> None:
+        given = {"--name": name, "--url": url, "--email": email}
+        stored = {"--name": existing.name, "--url": existing.url,
+                  "--email": existing.email}
+        differing = [option for option in given if given[option] != stored[option]]
+        details = "; ".join(
+            f"{option} is {stored[option]!r}, not {given[option]!r}"
+            for option in differing
+        )
+        super().__init__(
+            f"a provider with slug {existing.slug!r} already exists with other "
+            f"values ({details}); pick another slug, or see it with "
+            f"`hpass-bridge provider show {existing.slug}`"
+        )
+        self.existing = existing
+        self.identical = not differing
+
+
 def add_provider(
     session: Session, actor: str, *, slug: str, name: str, url: str, email: str | None
 ) -> Provider:
@@ -77,11 +106,9 @@ def add_provider(
             f"--email {email!r} is not an email address; pass name@example.org",
             code="invalid_email",
         )
-    if session.scalar(select(Provider.id).where(Provider.slug == slug)) is not None:
-        raise InvalidInput(
-            f"a provider with slug {slug!r} already exists; pick another slug",
-            code="provider_exists",
-        )
+    existing = session.scalar(select(Provider).where(Provider.slug == slug))
+    if existing is not None:
+        raise ProviderExists(existing, name=name, url=url, email=email)
 
     provider = Provider(slug=slug, name=name, url=url, email=email)
     session.add(provider)

@@ -59,14 +59,31 @@ def test_platform_add_prints_urls(env):
     assert document["jwks_url"].endswith("/jwks")
 
 
-def test_platform_add_twice_rejected(env):
-    """The same issuer and client id cannot be registered twice."""
+def test_platform_add_twice_other_values(env):
+    """The same issuer and client id with other values is rejected, naming the
+    options that differ."""
     _add(env)
 
-    result = _add(env)
+    result = _add(env, "--family", "canvas", "--deployment-id", "9")
 
     assert result.exit_code == 1
-    assert "already registered" in result.stderr
+    assert "already registered with other values for --family, --deployment-id" in (
+        result.stderr
+    )
+
+
+def test_platform_add_twice_same_values(env):
+    """The same add run again reports the registration unchanged with its URLs."""
+    first = _add(env, "--deployment-id", "1")
+
+    again = _add(env, "--deployment-id", "1")
+
+    assert again.exit_code == 0, again.output
+    document = json.loads(again.stdout)
+    assert document["status"] == "unchanged"
+    assert document["registration"] == json.loads(first.stdout)["registration"]
+    assert document["launch_url"] == json.loads(first.stdout)["launch_url"]
+    assert len(_audit_events(env)) == 1
 
 
 def test_platform_add_private_url_rejected(env):
@@ -246,7 +263,7 @@ def test_platform_rejected_add_not_audited(env):
     """A rejected add writes nothing, audit event included."""
     _add(env)
 
-    again = _add(env)
+    again = _add(env, "--family", "canvas")
 
     assert again.exit_code != 0
     assert len(_audit_events(env)) == 1
