@@ -339,12 +339,3 @@ def record_audit(
 
     return event
 
-
-def audit_text(detail: Any) -> str:
-    """Render an audit detail for the log page, without secrets (none are stored)."""
-    if not detail:
-        return ""
-    if isinstance(detail, dict):
-        return ", ".join(f"{key}: {value}" for key, value in sorted(detail.items()))
-    return str(detail)
-
