@@ -54,9 +54,10 @@ def queue_password_reset(account_id: int) -> None:
 def send_password_reset(account_id: int) -> str:
     """Issue a reset token for the account and email its link.
 
-    Returns "sent", "no_account" or "failed". A failed send is logged with the
-    account id and not retried, because a retry would issue a second link. The
-    person can ask for a new one on the reset page.
+    Returns "sent", "no_account", "disabled" (no email for a disabled account) or
+    "failed". A failed send is logged with the account id and not retried, because
+    a retry would issue a second link. The person can ask for a new one on the
+    reset page.
     """
     bridge = current_bridge()
     settings = bridge.settings
@@ -73,6 +74,10 @@ def send_password_reset(account_id: int) -> str:
         if account is None:
             log.warning("password_reset_account_not_found", account_id=account_id)
             return "no_account"
+        # The account may have been disabled after the request was queued.
+        if account.is_disabled:
+            log.info("password_reset_skipped_disabled", account_id=account_id)
+            return "disabled"
         # The digest is committed before the email leaves, so a delivered link
         # always works.
         token = issue_token(

@@ -4,8 +4,10 @@ audit log of who changed what.
 Learners and instructors never have an account: they arrive through LTI launches.
 Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second
 recommended profile); an account locks for `LOCKOUT_MINUTES` after
-`MAX_FAILED_SIGN_INS` wrong passwords in a row. Invitation and password-reset links
+`MAX_FAILED_SIGN_INS` wrong passwords in a row, whether typed at sign-in or as the
+current password on the password change page. Invitation and password-reset links
 carry a random token of which only the SHA-256 digest is stored, and work once.
+A disabled account keeps its row and audit history but cannot sign in.
 """
 
 from __future__ import annotations
@@ -66,11 +68,17 @@ class Account(Base):
     # Each signed-in session stores the value it started under, so raising it ends
     # them all (see `end_account_sessions`).
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When the account was disabled, or None while it is enabled.
+    disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
     def is_operator(self) -> bool:
         return self.role == AccountRole.OPERATOR.value
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 class AccountToken(Base):
@@ -221,17 +229,40 @@ def authenticate(
 ) -> tuple[Account | None, str]:
     """Check a sign-in; return the account (or None) and an outcome code.
 
-    Outcomes: "ok", "unknown", "locked", "wrong_password". The caller commits, because
-    a failure changes the counter. An unknown email still costs one hash, so the
-    response time does not tell which emails have accounts.
+    Outcomes: "ok", "unknown", "locked", "wrong_password", "disabled". The caller
+    commits, because a failure changes the counter. An unknown email still costs one
+    hash, so the response time does not tell which emails have accounts. "disabled"
+    comes only after the right password, so a guesser cannot tell a disabled account
+    from a wrong password.
     """
     now = now or utcnow()
     account = find_account(session, email)
     if account is None:
         _hasher.hash(password)
         return None, "unknown"
+    outcome = verify_password(account, password, now)
+    if outcome != "ok":
+        return account, outcome
+    if account.is_disabled:
+        return account, "disabled"
+
+    account.last_sign_in_at = now
+    return account, "ok"
+
+
+def verify_password(
+    account: Account, password: str, now: datetime | None = None
+) -> str:
+    """Check `password` against the account's hash under the lockout rules.
+
+    Returns "ok", "locked" or "wrong_password". A wrong password counts towards
+    the lockout, and the `MAX_FAILED_SIGN_INS`-th one in a row locks the account
+    for `LOCKOUT_MINUTES`. A locked account gets "locked" even for the right
+    password. The caller commits, because every outcome can change the row.
+    """
+    now = now or utcnow()
     if is_locked(account, now):
-        return account, "locked"
+        return "locked"
     try:
         _hasher.verify(account.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -239,15 +270,27 @@ def authenticate(
         if account.failed_sign_ins >= MAX_FAILED_SIGN_INS:
             account.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
             account.failed_sign_ins = 0
-            return account, "locked"
-        return account, "wrong_password"
+            return "locked"
+        return "wrong_password"
 
     account.failed_sign_ins = 0
     account.locked_until = None
-    account.last_sign_in_at = now
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
-    return account, "ok"
+    return "ok"
+
+
+def set_password(session: Session, account: Account, password: str) -> None:
+    """Store a new password hash and end every session of the account.
+
+    The caller has checked the password with `check_new_password` and commits.
+    Anyone who knew the old password may hold a session, so all of them end. A
+    caller that keeps its own session stores the new generation in it.
+    """
+    account.password_hash = hash_password(password)
+    account.failed_sign_ins = 0
+    account.locked_until = None
+    end_account_sessions(session, account)
 
 
 def end_account_sessions(session: Session, account: Account) -> None:

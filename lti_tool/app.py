@@ -135,6 +135,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     # These modules add their routes to the admin blueprint when imported.
     from lti_tool.views import admin_audit, admin_registrations  # noqa: F401
     from lti_tool.views.admin import bp as admin_bp
+    from lti_tool.views.admin_accounts import bp as accounts_bp
     from lti_tool.views.auth import bp as auth_bp
     from lti_tool.views.canvas_webhooks import bp as canvas_webhooks_bp
     from lti_tool.views.explain import bp as explain_bp
@@ -149,6 +150,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         health_bp, lti_bp, pages_bp, public_bp, webhooks_bp, admin_bp, auth_bp
     ):
         app.register_blueprint(blueprint)
+    app.register_blueprint(accounts_bp)
     app.register_blueprint(portfolio_bp)
     app.register_blueprint(canvas_webhooks_bp)
     app.register_blueprint(explain_bp)

@@ -155,7 +155,7 @@ def scheduler(loglevel: str) -> None:
 
 
 from lti_tool.cli_connections import connection  # noqa: E402
-from lti_tool.cli_accounts import operator  # noqa: E402
+from lti_tool.cli_accounts import account, operator  # noqa: E402
 from lti_tool.cli_platform import platform  # noqa: E402
 from lti_tool.cli_run import demo, run  # noqa: E402
 from lti_tool.cli_verify import verify  # noqa: E402
@@ -164,6 +164,7 @@ from lti_tool.cli_credentials import credential  # noqa: E402
 main.add_command(run)
 main.add_command(demo)
 main.add_command(operator)
+main.add_command(account)
 main.add_command(connection)
 main.add_command(verify)
 main.add_command(credential)

@@ -93,3 +93,82 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
             as_json,
             f"operator account {account.email} created; sign in at {sign_in_url}",
         )
+
+
+@click.group()
+def account() -> None:
+    """Disable and enable the accounts of provider admins and HPass operators."""
+
+
+def _account_or_fail(session, email: str):
+    from lti_tool.accounts import find_account
+    from lti_tool.operations import NotFound
+
+    found = find_account(session, email)
+    if found is None:
+        raise NotFound(
+            f"no account has the email {email!r}. Check the address the person "
+            "signs in with",
+            code="account_not_found",
+        )
+    return found
+
+
+def _account_result(found, changed: bool) -> dict:
+    return {
+        "status": "disabled" if found.is_disabled else "enabled",
+        "changed": changed,
+        "account_id": found.id,
+        "email": found.email,
+        "role": found.role,
+        "provider_id": found.provider_id,
+    }
+
+
+@account.command("disable")
+@click.argument("email")
+@click.option(
+    "--reason", help="Why the account is disabled, stored in the audit log."
+)
+@json_option
+def disable_account_command(email: str, reason: str | None, as_json: bool) -> None:
+    """Disable the account EMAIL, which then cannot sign in. Its sessions end at once.
+
+    The provider's API tokens are not tied to an account and keep working. Revoke
+    them with `hpass-bridge api-token revoke` when needed.
+    """
+    from lti_tool.account_access import disable_account
+    from lti_tool.cli_support import operator_session
+
+    with operator_session(as_json) as op:
+        found = _account_or_fail(op.session, email)
+        changed = disable_account(op.session, found, actor=op.actor, reason=reason)
+        op.session.commit()
+        result = _account_result(found, changed)
+    text = (
+        f"account {result['email']} disabled; its sessions have ended"
+        if changed
+        else f"account {result['email']} was already disabled; nothing changed"
+    )
+    emit(result, as_json, text)
+
+
+@account.command("enable")
+@click.argument("email")
+@json_option
+def enable_account_command(email: str, as_json: bool) -> None:
+    """Enable the disabled account EMAIL, which signs in with its old password."""
+    from lti_tool.account_access import enable_account
+    from lti_tool.cli_support import operator_session
+
+    with operator_session(as_json) as op:
+        found = _account_or_fail(op.session, email)
+        changed = enable_account(op.session, found, actor=op.actor)
+        op.session.commit()
+        result = _account_result(found, changed)
+    text = (
+        f"account {result['email']} enabled; it can sign in again"
+        if changed
+        else f"account {result['email']} was already enabled; nothing changed"
+    )
+    emit(result, as_json, text)

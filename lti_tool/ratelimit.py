@@ -39,7 +39,12 @@ from lti_tool.rate_limit_page import PAGE_MESSAGES, SessionLocales, render_page
 log = get_logger(__name__)
 
 # Paths under /account that take a password or send account mail when posted.
-_SIGN_IN_PATHS = ("/account/sign-in", "/account/reset", "/account/invitation/")
+_SIGN_IN_PATHS = (
+    "/account/sign-in",
+    "/account/reset",
+    "/account/invitation/",
+    "/account/password",
+)
 # A sign-in form is a few hundred bytes; a larger body is not parsed for its email.
 _MAX_FORM_BYTES = 16 * 1024
 # The body types Flask's `request.form` reads, compared in lower case.

@@ -22,7 +22,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 ACCOUNT_COOKIE_NAME = "hpass_account"
 # The blueprints whose pages use the account cookie instead of Flask's session.
 # The held deployment pages (/lti/admin/) are nested in the `lti` blueprint.
-ACCOUNT_BLUEPRINTS = frozenset({"admin", "lti.lti_admin", "auth"})
+ACCOUNT_BLUEPRINTS = frozenset({"admin", "lti.lti_admin", "auth", "accounts"})
 
 
 class AccountSessionInterface(SecureCookieSessionInterface):

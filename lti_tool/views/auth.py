@@ -34,9 +34,9 @@ from lti_tool.accounts import (
     end_account_sessions,
     find_account,
     find_usable_token,
-    hash_password,
     normalize_email,
     record_audit,
+    set_password,
 )
 from lti_tool.bridge import db_session
 from lti_tool.i18n import gettext as _
@@ -80,9 +80,9 @@ def signed_in_account() -> Account | None:
     """Return the session's account, or None when absent, expired or ended.
 
     A session ends when its account's session generation has moved on since sign-in
-    (a sign-out or password reset elsewhere, see `end_account_sessions`) or the
-    account is gone. Such a session is cleared like an expired one, so the next page
-    asks for the password again.
+    (a sign-out, password change or reset elsewhere, see `end_account_sessions`),
+    or the account is disabled or gone. Such a session is cleared like an expired
+    one, so the next page asks for the password again.
     """
     if "account" in g:
         return g.account
@@ -97,7 +97,11 @@ def signed_in_account() -> Account | None:
         if not expired:
             account = db_session().get(Account, account_id)
             generation = session.get("account_generation")
-            if account is None or generation != account.session_generation:
+            if (
+                account is None
+                or account.is_disabled
+                or generation != account.session_generation
+            ):
                 log.info("account_session_ended", account_id=account_id)
                 account = None
                 expired = True
@@ -147,6 +151,12 @@ def sign_in():
     db = db_session()
     account, outcome = authenticate(db, email[:EMAIL_MAX], password[:1024])
     db.commit()
+    if outcome == "disabled":
+        # Only the right password gets here, so this message reveals nothing to
+        # someone guessing passwords.
+        log.info("sign_in_disabled", account_id=account.id)
+        errors["email"] = disabled_account_message(account)
+        return _sign_in_page(form, errors, 403)
     if outcome != "ok":
         if outcome == "locked":
             log.warning("sign_in_locked", account_id=account.id)
@@ -171,6 +181,18 @@ def sign_in():
     start_account_session(account)
     log.info("sign_in_succeeded", account_id=account.id)
     return redirect(url_for("admin.dashboard"), code=303)
+
+
+def disabled_account_message(account: Account) -> str:
+    if account.is_operator:
+        return _(
+            "This account is disabled, so it cannot sign in. Ask another HPass "
+            "operator to enable it again."
+        )
+    return _(
+        "This account is disabled, so it cannot sign in. Ask an admin of your "
+        "provider to enable it again."
+    )
 
 
 @bp.post("/sign-out")
@@ -236,11 +258,25 @@ def _link_expired_page():
     )
 
 
+def _disabled_account_page(account: Account):
+    return (
+        render_template(
+            "auth/link_expired.html", message=disabled_account_message(account)
+        ),
+        403,
+    )
+
+
 def _token_form(token: str, purpose: TokenPurpose):
     """Show the set-password form of a usable token, or the expired-link page."""
-    row = find_usable_token(db_session(), token, purpose)
+    db = db_session()
+    row = find_usable_token(db, token, purpose)
     if row is None:
         return _link_expired_page()
+    if purpose is TokenPurpose.PASSWORD_RESET:
+        account = db.get(Account, row.account_id)
+        if account is not None and account.is_disabled:
+            return _disabled_account_page(account)
     return _set_password_page(row, {}, 200, purpose)
 
 
@@ -305,7 +341,9 @@ def request_reset():
         )
     db = db_session()
     account = find_account(db, email)
-    if account is not None:
+    if account is not None and account.is_disabled:
+        log.info("password_reset_skipped_disabled", account_id=account.id)
+    elif account is not None:
         queue_password_reset(account.id)
         log.info("password_reset_queued", account_id=account.id)
     # The same page either way, so the form does not reveal which emails exist.
@@ -328,15 +366,16 @@ def reset_password(token: str):
     if row is None:
         return _link_expired_page()
     account = db.get(Account, row.account_id)
+    if account is None:
+        return _link_expired_page()
+    # A link sent before the account was disabled must not start a session.
+    if account.is_disabled:
+        return _disabled_account_page(account)
     password, errors = _password_errors(row.email)
     if errors:
         return _set_password_page(row, errors, 400, TokenPurpose.PASSWORD_RESET)
 
-    account.password_hash = hash_password(password)
-    account.failed_sign_ins = 0
-    account.locked_until = None
-    # Anyone who knew the old password may hold a session, so all of them end.
-    end_account_sessions(db, account)
+    set_password(db, account, password)
     row.used_at = utcnow()
     record_audit(
         db,

@@ -728,6 +728,8 @@ def test_idle_buckets_dropped():
         ("POST", "/account/sign-in", "sign_in"),
         ("POST", "/account/reset", "sign_in"),
         ("POST", "/account/invitation/abc", "sign_in"),
+        ("POST", "/account/password", "sign_in"),
+        ("GET", "/account/password", None),
         ("GET", "/account/sign-in", None),
         ("POST", "/account/sign-out", None),
         ("GET", "/lti/reg1/login", "lti_launch"),

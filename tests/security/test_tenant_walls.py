@@ -130,6 +130,9 @@ def walls(app, db, tenants):
         db, provider_id=alpha.provider_id, name="alpha", created_by="test"
     )
     add_account(db, "admin@alpha.example.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    beta_admin = add_account(
+        db, "admin@beta.example.org", AccountRole.PROVIDER_ADMIN, beta.provider_id
+    )
     db.commit()
     target = Target(
         ids={
@@ -144,12 +147,19 @@ def walls(app, db, tenants):
             "delivery_id": delivery.id,
             "message_id": message.id,
             "account_id": account.id,
+            "admin_account_id": beta_admin.id,
             "lms_user_id": "beta-only-user",
             "deployment_key": db.scalar(
                 select(Deployment.id).where(Deployment.provider_id == beta.provider_id)
             ),
         },
-        markers=("Badge of beta", "Learner of beta", "Course of beta", "signed document"),
+        markers=(
+            "Badge of beta",
+            "Learner of beta",
+            "Course of beta",
+            "signed document",
+            "admin@beta.example.org",
+        ),
     )
     return alpha, beta, target, token
 
@@ -205,7 +215,7 @@ def test_walled_routes_take_ids(app):
         [
             "course_id", "achievement_id", "award_id", "backfill_id", "connection_id",
             "delivery_id", "message_id", "account_id", "lms_user_id", "deployment_key",
-            "job_public_id",
+            "job_public_id", "admin_account_id",
         ]
     )
     for rule in _walled_rules(app):

@@ -512,7 +512,15 @@ def test_admin_pages_accessible(browser, stack, shots, locale):
         page.locator("form button[type=submit]").last.click()
     assert page.url.endswith("/admin/")
 
-    for path in ("/admin/", "/admin/connect", "/admin/dead-letters", "/admin/audit"):
+    paths = (
+        "/admin/",
+        "/admin/connect",
+        "/admin/dead-letters",
+        "/admin/audit",
+        "/admin/accounts",
+        "/account/password",
+    )
+    for path in paths:
         page.goto(stack.base_url + path)
         assert page.locator("html").get_attribute("lang") == locale
         assert axe_violations(page) == [], f"{path} in {locale}"

@@ -1,0 +1,146 @@
+"""Disabling and enabling accounts of provider admins and HPass operators.
+
+A disabled account keeps its row, so its audit history still names it, but it cannot
+sign in, its sessions end at once, and its password reset requests send no email.
+Enabling it again does not bring old sessions back. API tokens belong to a provider,
+not to an account, so disabling an admin leaves the provider's tokens working.
+
+Provider admins disable and enable other admins of their provider on the admin
+pages. Operators do the same there for the provider they act for, and for any
+account with `hpass-bridge account disable|enable`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from badge_engine.db import utcnow
+from badge_engine.models import Provider
+from lti_tool.accounts import Account, AccountRole, end_account_sessions, record_audit
+from lti_tool.logs import get_logger
+from lti_tool.operations import ActionError
+
+log = get_logger(__name__)
+
+REASON_MAX = 500
+
+
+class OwnAccount(ActionError):
+    """An admin tried to disable the account they are signed in with."""
+
+    code = "own_account"
+
+
+class LastEnabledAdmin(ActionError):
+    """Disabling the account would leave its provider without an enabled admin."""
+
+    code = "last_enabled_admin"
+
+
+def enabled_admin_count(session: Session, provider_id: int) -> int:
+    return session.scalar(
+        select(func.count(Account.id)).where(
+            Account.provider_id == provider_id,
+            Account.role == AccountRole.PROVIDER_ADMIN.value,
+            Account.disabled_at.is_(None),
+        )
+    )
+
+
+def disable_account(
+    session: Session,
+    account: Account,
+    *,
+    actor: str,
+    acting_account: Account | None = None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Disable `account`, end its sessions and record an audit event.
+
+    `acting_account` is the signed-in account that disables from the admin pages,
+    or None for the command line. An acting account cannot disable itself
+    (`OwnAccount`) nor a provider's last enabled admin (`LastEnabledAdmin`), so a
+    provider always keeps an admin who can enable the others again. The command
+    line has neither rule, because an operator at the host can always enable the
+    account again. Returns False, and changes nothing, when the account is already
+    disabled. The caller commits.
+    """
+    if account.is_disabled:
+        return False
+    if acting_account is not None:
+        _check_may_disable(session, account, acting_account)
+
+    account.disabled_at = now or utcnow()
+    end_account_sessions(session, account)
+    detail = {"email": account.email}
+    if reason:
+        detail["reason"] = reason[:REASON_MAX]
+    record_audit(
+        session,
+        provider_id=account.provider_id,
+        actor=actor,
+        action="account.disabled",
+        target=f"account:{account.id}",
+        detail=detail,
+    )
+    log.info(
+        "account_disabled",
+        account_id=account.id,
+        provider_id=account.provider_id,
+        actor=actor,
+    )
+    return True
+
+
+def _check_may_disable(session: Session, account: Account, acting: Account) -> None:
+    if account.id == acting.id:
+        raise OwnAccount(
+            f"account {account.email} is the signed-in account, so it cannot "
+            "disable itself. Another admin of the provider or an HPass operator "
+            "can disable it"
+        )
+    if account.provider_id is None:
+        return
+
+    # Two admins disabling each other at the same moment would both count the
+    # other as still enabled. On PostgreSQL the row lock makes the second one wait
+    # and count again. SQLite runs one write transaction at a time anyway.
+    provider_row = select(Provider.id).where(Provider.id == account.provider_id)
+    session.execute(provider_row.with_for_update())
+    if enabled_admin_count(session, account.provider_id) <= 1:
+        raise LastEnabledAdmin(
+            f"account {account.email} is the last enabled admin of its provider, "
+            "so it stays enabled. Invite or enable another admin first"
+        )
+
+
+def enable_account(session: Session, account: Account, *, actor: str) -> bool:
+    """Enable a disabled account and record an audit event. The caller commits.
+
+    Returns False, and changes nothing, when the account is already enabled. The
+    account signs in again with its old password; sessions from before it was
+    disabled stay ended.
+    """
+    if not account.is_disabled:
+        return False
+
+    account.disabled_at = None
+    record_audit(
+        session,
+        provider_id=account.provider_id,
+        actor=actor,
+        action="account.enabled",
+        target=f"account:{account.id}",
+        detail={"email": account.email},
+    )
+    log.info(
+        "account_enabled",
+        account_id=account.id,
+        provider_id=account.provider_id,
+        actor=actor,
+    )
+    return True

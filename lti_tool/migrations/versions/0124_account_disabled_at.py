@@ -1,0 +1,36 @@
+"""Disabled accounts
+
+Revision ID: 0124_account_disabled_at
+Revises: 0123_session_generation
+Create Date: 2026-12-05
+
+A provider admin or an operator can disable an account, which then cannot sign in
+and sends no password reset email. The column is null for an enabled account, so
+every existing account stays enabled.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import badge_engine.db
+
+revision = "0124_account_disabled_at"
+down_revision = "0123_session_generation"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("accounts") as batch:
+        batch.add_column(
+            sa.Column(
+                "disabled_at",
+                badge_engine.db.UTCDateTime(timezone=True),
+                nullable=True,
+            )
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("accounts") as batch:
+        batch.drop_column("disabled_at")

@@ -1,0 +1,115 @@
+"""`hpass-bridge account disable|enable`: operators disable and enable any account
+from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from lti_tool.account_mail import send_password_reset
+from lti_tool.accounts import Account, AccountRole, AuditEvent
+from lti_tool.cli import main
+
+from .conftest import add_account, sign_in
+from .test_operator_cli import cli_env
+
+ADMIN = "admin@alpha.org"
+
+
+def run(app, settings, *arguments):
+    runner = app.test_cli_runner()
+    return runner.invoke(main, ["account", *arguments], env=cli_env(settings))
+
+
+def stored(db, account_id: int) -> Account:
+    db.expire_all()
+    return db.get(Account, account_id)
+
+
+def test_cli_disable_account(app, settings, db, tenants):
+    """The command disables the account, ends its session and audits the reason."""
+    alpha, _ = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    browser = app.test_client()
+    sign_in(browser, ADMIN)
+
+    result = run(
+        app, settings, "disable", "Admin@Alpha.org", "--reason", "left", "--json"
+    )
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "account.disabled"))
+
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.output.splitlines()[-1])
+    assert output["status"] == "disabled"
+    assert output["changed"] is True
+    assert stored(db, admin.id).disabled_at is not None
+    assert browser.get("/admin/").status_code == 303
+    assert event.actor.startswith("os:")
+    assert event.provider_id == alpha.provider_id
+    assert event.detail == {"email": ADMIN, "reason": "left"}
+
+
+def test_cli_disable_sole_admin(app, settings, db, tenants):
+    """From the command line the last enabled admin of a provider can be disabled."""
+    alpha, _ = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+
+    result = run(app, settings, "disable", ADMIN)
+
+    assert result.exit_code == 0, result.output
+    assert "disabled; its sessions have ended" in result.output
+    assert stored(db, admin.id).is_disabled
+
+
+def test_cli_disable_operator(app, settings, db):
+    """An operator account is disabled and its reset email is not sent."""
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+
+    result = run(app, settings, "disable", "op@hpass.org")
+    with app.app_context():
+        outcome = send_password_reset.run(operator.id)
+
+    assert result.exit_code == 0, result.output
+    assert stored(db, operator.id).is_disabled
+    assert outcome == "disabled"
+
+
+def test_cli_disable_twice(app, settings, db, tenants):
+    """A second disable reports no change and adds no audit entry."""
+    alpha, _ = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+
+    run(app, settings, "disable", ADMIN)
+    again = run(app, settings, "disable", ADMIN)
+    events = db.scalars(
+        select(AuditEvent).where(AuditEvent.target == f"account:{admin.id}")
+    ).all()
+
+    assert again.exit_code == 0, again.output
+    assert "already disabled; nothing changed" in again.output
+    assert len(events) == 1
+
+
+def test_cli_enable_account(app, settings, db, tenants):
+    """An enabled account signs in again with its old password."""
+    alpha, _ = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    run(app, settings, "disable", ADMIN)
+
+    result = run(app, settings, "enable", ADMIN, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["status"] == "enabled"
+    assert stored(db, admin.id).disabled_at is None
+    assert sign_in(app.test_client(), ADMIN).status_code == 303
+
+
+def test_cli_unknown_email(app, settings, db):
+    """An unknown email exits 2 and names the value."""
+    result = run(app, settings, "disable", "nobody@alpha.org", "--json")
+
+    assert result.exit_code == 2
+    output = json.loads(result.output.splitlines()[0])
+    assert output["error"] == "account_not_found"
+    assert "nobody@alpha.org" in output["message"]

@@ -1,0 +1,346 @@
+"""Disabling and enabling admin accounts on the admin pages: who may, what a disabled
+account can no longer do, and the audit entries."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from lti_tool.account_access import (
+    LastEnabledAdmin,
+    OwnAccount,
+    disable_account,
+    enable_account,
+)
+from lti_tool.accounts import (
+    Account,
+    AccountRole,
+    AuditEvent,
+    TokenPurpose,
+    issue_token,
+)
+from tests.support.account_cookie import account_session_transaction
+
+from .conftest import PASSWORD, add_account, sign_in
+
+COOKIE = "hpass_account"
+ADMIN = "admin@alpha.org"
+COLLEAGUE = "colleague@alpha.org"
+BETA_ADMIN = "admin@beta.org"
+
+
+@pytest.fixture
+def alpha_admins(client, db, tenants):
+    """Two admins of alpha, the first signed in on `client`, and one admin of beta."""
+    alpha, beta = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    role = AccountRole.PROVIDER_ADMIN
+    colleague = add_account(db, COLLEAGUE, role, alpha.provider_id)
+    beta_admin = add_account(db, BETA_ADMIN, role, beta.provider_id)
+    sign_in(client, ADMIN)
+    return admin, colleague, beta_admin
+
+
+def post_csrf(client, path: str, **extra):
+    return client.post(path, data={"csrf": "test-csrf"}, **extra)
+
+
+def stored(db, account_id: int) -> Account:
+    db.expire_all()
+    return db.get(Account, account_id)
+
+
+def audit_actions(db, account_id: int) -> list[str]:
+    return list(
+        db.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.target == f"account:{account_id}")
+            .order_by(AuditEvent.id)
+        )
+    )
+
+
+def test_accounts_page_lists_own_admins(client, alpha_admins):
+    """The page lists the provider's admins and no other provider's."""
+    page = client.get("/admin/accounts").get_data(as_text=True)
+
+    assert ADMIN in page
+    assert COLLEAGUE in page
+    assert BETA_ADMIN not in page
+    assert 'href="/admin/accounts"' in page
+
+
+def test_disable_colleague(client, db, alpha_admins):
+    """An admin disables another admin of the provider, with an audit entry."""
+    admin, colleague, _ = alpha_admins
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "account.disabled")
+    )
+
+    assert response.status_code == 303
+    assert stored(db, colleague.id).disabled_at is not None
+    assert f"{COLLEAGUE} is disabled." in page
+    assert event.actor == f"account:{admin.id}"
+    assert event.target == f"account:{colleague.id}"
+    assert event.provider_id == colleague.provider_id
+
+
+def test_disabled_session_ends_at_once(app, client, db, alpha_admins):
+    """The disabled admin's open session and a replayed cookie are signed out."""
+    _, colleague, _ = alpha_admins
+    browser = app.test_client()
+    sign_in(browser, COLLEAGUE)
+    cookie = browser.get_cookie(COOKIE).value
+    assert browser.get("/admin/audit").status_code == 200
+
+    post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    open_session = browser.get("/admin/audit")
+    replay = app.test_client()
+    replay.set_cookie(COOKIE, cookie)
+    replayed = replay.get("/admin/audit")
+
+    assert open_session.status_code == 303
+    assert "/account/sign-in" in open_session.headers["Location"]
+    assert replayed.status_code == 303
+    assert "/account/sign-in" in replayed.headers["Location"]
+
+
+def test_disabled_cookie_replay_with_generation(app, client, db, alpha_admins):
+    """A cookie edited to carry the new session generation is still signed out."""
+    _, colleague, _ = alpha_admins
+    browser = app.test_client()
+    sign_in(browser, COLLEAGUE)
+
+    post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    with account_session_transaction(browser) as session:
+        session["account_generation"] = stored(db, colleague.id).session_generation
+    response = browser.get("/admin/audit")
+
+    assert response.status_code == 303
+    assert "/account/sign-in" in response.headers["Location"]
+
+
+def test_disabled_sign_in_message(app, client, db, alpha_admins):
+    """The right password of a disabled account gets a message naming the fix."""
+    _, colleague, _ = alpha_admins
+    post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    browser = app.test_client()
+
+    right = sign_in(browser, COLLEAGUE, PASSWORD)
+    wrong = sign_in(browser, COLLEAGUE, "not the password at all")
+    page = right.get_data(as_text=True)
+
+    assert right.status_code == 403
+    assert "This account is disabled" in page
+    assert "Ask an admin of your provider to enable it again." in page
+    assert wrong.status_code == 401
+    assert "disabled" not in wrong.get_data(as_text=True)
+    assert browser.get("/admin/").status_code == 303
+
+
+def test_disabled_sign_in_in_french(app, client, db, alpha_admins):
+    """The disabled-account message follows the browser's language."""
+    _, colleague, _ = alpha_admins
+    post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    browser = app.test_client()
+    with account_session_transaction(browser) as session:
+        session["csrf"] = "test-csrf"
+
+    response = browser.post(
+        "/account/sign-in",
+        data={"email": COLLEAGUE, "password": PASSWORD, "csrf": "test-csrf"},
+        headers={"Accept-Language": "fr"},
+    )
+
+    assert "Ce compte est désactivé" in response.get_data(as_text=True)
+
+
+def test_disabled_reset_sends_nothing(app, client, db, alpha_admins, monkeypatch):
+    """A reset request for a disabled account queues no email."""
+    _, colleague, _ = alpha_admins
+    post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    queued = []
+    celery = app.extensions["celery"]
+    monkeypatch.setattr(
+        celery, "send_task", lambda name, args=None, **_: queued.append(args)
+    )
+    browser = app.test_client()
+    with account_session_transaction(browser) as session:
+        session["csrf"] = "test-csrf"
+
+    response = browser.post(
+        "/account/reset", data={"csrf": "test-csrf", "email": COLLEAGUE}
+    )
+
+    assert response.status_code == 200
+    assert queued == []
+
+
+def test_disabled_old_reset_link_rejected(app, client, db, alpha_admins):
+    """A reset link issued before the account was disabled sets no password."""
+    _, colleague, _ = alpha_admins
+    token = issue_token(
+        db,
+        TokenPurpose.PASSWORD_RESET,
+        email=COLLEAGUE,
+        provider_id=colleague.provider_id,
+        account_id=colleague.id,
+    )
+    db.commit()
+    post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    browser = app.test_client()
+    with account_session_transaction(browser) as session:
+        session["csrf"] = "test-csrf"
+
+    form = browser.get(f"/account/reset/{token}")
+    posted = browser.post(
+        f"/account/reset/{token}",
+        data={
+            "csrf": "test-csrf",
+            "password": "a brand new passphrase",
+            "password_repeat": "a brand new passphrase",
+        },
+    )
+
+    assert form.status_code == 403
+    assert "This account is disabled" in form.get_data(as_text=True)
+    assert posted.status_code == 403
+    assert browser.get("/admin/").status_code == 303
+    assert sign_in(browser, COLLEAGUE, "a brand new passphrase").status_code == 401
+
+
+def test_enable_colleague(app, client, db, alpha_admins):
+    """An enabled account signs in again with its old password, audited."""
+    _, colleague, _ = alpha_admins
+    post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/enable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert response.status_code == 303
+    assert f"{COLLEAGUE} is enabled" in page
+    assert stored(db, colleague.id).disabled_at is None
+    assert sign_in(app.test_client(), COLLEAGUE).status_code == 303
+    assert audit_actions(db, colleague.id) == ["account.disabled", "account.enabled"]
+
+
+def test_disable_own_account_rejected(client, db, alpha_admins):
+    """An admin cannot disable the account they are signed in with."""
+    admin, _, _ = alpha_admins
+
+    response = post_csrf(client, f"/admin/accounts/{admin.id}/disable")
+
+    assert response.status_code == 409
+    assert "You cannot disable the account you are signed in with." in (
+        response.get_data(as_text=True)
+    )
+    assert stored(db, admin.id).disabled_at is None
+    assert client.get("/admin/").status_code == 200
+    assert audit_actions(db, admin.id) == []
+
+
+def test_disable_other_provider_rejected(client, db, alpha_admins):
+    """Another provider's admin is a 404 and stays enabled."""
+    _, _, beta_admin = alpha_admins
+
+    disabled = post_csrf(client, f"/admin/accounts/{beta_admin.id}/disable")
+    enabled = post_csrf(client, f"/admin/accounts/{beta_admin.id}/enable")
+
+    assert disabled.status_code == 404
+    assert enabled.status_code == 404
+    assert BETA_ADMIN not in disabled.get_data(as_text=True)
+    assert stored(db, beta_admin.id).disabled_at is None
+    assert audit_actions(db, beta_admin.id) == []
+
+
+def test_disable_operator_rejected(client, db, alpha_admins):
+    """An operator's account is not on a provider's list and cannot be disabled."""
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+
+    response = post_csrf(client, f"/admin/accounts/{operator.id}/disable")
+
+    assert response.status_code == 404
+    assert stored(db, operator.id).disabled_at is None
+
+
+def test_disable_needs_csrf(client, db, alpha_admins):
+    """A post without the form's token is rejected."""
+    _, colleague, _ = alpha_admins
+
+    response = client.post(f"/admin/accounts/{colleague.id}/disable")
+
+    assert response.status_code == 400
+    assert stored(db, colleague.id).disabled_at is None
+
+
+def test_operator_keeps_last_admin(client, db, tenants):
+    """An operator cannot disable the last enabled admin of a provider on the page."""
+    alpha, _ = tenants
+    only = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    sign_in(client, "op@hpass.org")
+    client.post(
+        "/admin/provider", data={"csrf": "test-csrf", "provider_id": alpha.provider_id}
+    )
+
+    response = post_csrf(client, f"/admin/accounts/{only.id}/disable")
+
+    assert response.status_code == 409
+    assert "last enabled admin" in response.get_data(as_text=True)
+    assert stored(db, only.id).disabled_at is None
+
+
+def test_operator_disables_admin(client, db, alpha_admins):
+    """An operator acting for the provider disables one of its admins."""
+    _, colleague, _ = alpha_admins
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    sign_in(client, "op@hpass.org")
+    provider_id = colleague.provider_id
+    client.post(
+        "/admin/provider", data={"csrf": "test-csrf", "provider_id": provider_id}
+    )
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "account.disabled")
+    )
+
+    assert response.status_code == 303
+    assert stored(db, colleague.id).disabled_at is not None
+    assert event.actor == f"account:{operator.id}"
+
+
+def test_disable_twice_changes_nothing(db, alpha_admins):
+    """A second disable returns False and adds no audit entry."""
+    admin, colleague, _ = alpha_admins
+
+    first = disable_account(db, colleague, actor="test", acting_account=admin)
+    second = disable_account(db, colleague, actor="test", acting_account=admin)
+    db.commit()
+
+    assert first is True
+    assert second is False
+    assert audit_actions(db, colleague.id) == ["account.disabled"]
+
+
+def test_enable_enabled_changes_nothing(db, alpha_admins):
+    """Enabling an enabled account returns False and adds no audit entry."""
+    _, colleague, _ = alpha_admins
+
+    assert enable_account(db, colleague, actor="test") is False
+    assert audit_actions(db, colleague.id) == []
+
+
+def test_rules_raise_named_errors(db, alpha_admins):
+    """The own-account and last-admin rules raise their own error types."""
+    admin, colleague, _ = alpha_admins
+    disable_account(db, colleague, actor="test", acting_account=admin)
+
+    with pytest.raises(OwnAccount):
+        disable_account(db, admin, actor="test", acting_account=admin)
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    with pytest.raises(LastEnabledAdmin):
+        disable_account(db, admin, actor="test", acting_account=operator)
