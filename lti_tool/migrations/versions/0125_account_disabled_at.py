@@ -1,7 +1,7 @@
 """Disabled accounts
 
-Revision ID: 0124_account_disabled_at
-Revises: 0123_session_generation
+Revision ID: 0125_account_disabled_at
+Revises: 0124_achievement_name_key
 Create Date: 2026-12-05
 
 A provider admin or an operator can disable an account, which then cannot sign in
@@ -14,8 +14,8 @@ from alembic import op
 
 import badge_engine.db
 
-revision = "0124_account_disabled_at"
-down_revision = "0123_session_generation"
+revision = "0125_account_disabled_at"
+down_revision = "0124_achievement_name_key"
 branch_labels = None
 depends_on = None
 
