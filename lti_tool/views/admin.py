@@ -896,6 +896,16 @@ def withdraw_invitation(account: Account, invitation_id: int):
     if invitation is None:
         # Unknown ids, used or expired invitations and other providers' ids get
         # the same response.
+        log.warning(
+            "request_rejected",
+            status=404,
+            code="invitation_not_found",
+            reason="the provider has no pending invitation with this id",
+            path=request.path,
+            provider_id=provider.id,
+            account_id=account.id,
+            invitation_id=invitation_id,
+        )
         problem = _(
             "This provider has no pending invitation with this number. It may have "
             "been accepted or withdrawn already. Nothing was changed."

@@ -18,7 +18,7 @@ from badge_engine.models import Credential
 from badge_engine.outbox import OutboxMessage, OutboxStatus, enqueue
 from connectors.hpass.models import Delivery, PortfolioAccount
 from connectors.models import LmsConnection
-from lti_tool.accounts import AccountRole
+from lti_tool.accounts import AccountRole, AccountToken, TokenPurpose, issue_token
 from lti_tool.api.tokens import create_api_token
 from lti_tool.backfill import BackfillJob
 from lti_tool.lti.registrations import Registration
@@ -133,6 +133,19 @@ def walls(app, db, tenants):
     beta_admin = add_account(
         db, "admin@beta.example.org", AccountRole.PROVIDER_ADMIN, beta.provider_id
     )
+    issue_token(
+        db,
+        TokenPurpose.INVITATION,
+        email="invited@beta.example.org",
+        provider_id=beta.provider_id,
+        role=AccountRole.PROVIDER_ADMIN,
+        created_by_account_id=beta_admin.id,
+    )
+    invitation_id = db.scalar(
+        select(AccountToken.id).where(
+            AccountToken.email == "invited@beta.example.org"
+        )
+    )
     db.commit()
     target = Target(
         ids={
@@ -148,6 +161,10 @@ def walls(app, db, tenants):
             "message_id": message.id,
             "account_id": account.id,
             "admin_account_id": beta_admin.id,
+            "invitation_id": invitation_id,
+            "registration_public_id": db.get(
+                Registration, beta.registration_id
+            ).public_id,
             "lms_user_id": "beta-only-user",
             "deployment_key": db.scalar(
                 select(Deployment.id).where(Deployment.provider_id == beta.provider_id)
@@ -159,6 +176,7 @@ def walls(app, db, tenants):
             "Course of beta",
             "signed document",
             "admin@beta.example.org",
+            "invited@beta.example.org",
         ),
     )
     return alpha, beta, target, token
@@ -183,11 +201,12 @@ def _url_for_rule(rule, target: Target) -> str:
     values = {}
     for name in rule.arguments:
         if name == "public_id":
-            key = (
-                "credential_public_id"
-                if "/credentials/" in rule.rule or "/awards/" in rule.rule
-                else "achievement_public_id"
-            )
+            if "/registrations/" in rule.rule:
+                key = "registration_public_id"
+            elif "/credentials/" in rule.rule or "/awards/" in rule.rule:
+                key = "credential_public_id"
+            else:
+                key = "achievement_public_id"
             values[name] = target.ids[key]
         else:
             values[name] = target.ids[name]
@@ -215,7 +234,7 @@ def test_walled_routes_take_ids(app):
         [
             "course_id", "achievement_id", "award_id", "backfill_id", "connection_id",
             "delivery_id", "message_id", "account_id", "lms_user_id", "deployment_key",
-            "job_public_id", "admin_account_id",
+            "job_public_id", "admin_account_id", "invitation_id",
         ]
     )
     for rule in _walled_rules(app):
