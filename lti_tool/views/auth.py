@@ -82,7 +82,7 @@ def signed_in_account() -> Account | None:
     A session ends when its account's session generation has moved on since sign-in
     (a sign-out, password change or reset elsewhere, see `end_account_sessions`),
     or the account is disabled or gone. Such a session is cleared like an expired
-    one, so the next page asks for the password again.
+    one, so the next page requests the password again.
     """
     if "account" in g:
         return g.account

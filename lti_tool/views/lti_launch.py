@@ -392,8 +392,8 @@ class LaunchEndpoints:
             course_id=launch.course_id,
             lms_user_id=launch.lms_user_id,
             learner_id=launch.learner_id,
-            # The course pages have a learner, an observer and an instructor view;
-            # an admin gets the instructor's view and keeps the admin role for
+            # The course pages have a learner, an observer and an instructor view.
+            # An admin gets the instructor's view and keeps the admin role for the
             # admin pages.
             role=roles.INSTRUCTOR if roles.is_staff(launch.role) else launch.role,
             lti_role=launch.role,
