@@ -353,13 +353,15 @@ def _add_usage(app, ids) -> None:
             (foreign.provider_id, foreign.id, "101"),
             (foreign.provider_id, own.id, "303"),
         ]
-        for provider_id, connection_id, course_id in rows:
+        # Each badge has a name of its own, because one course cannot have two
+        # badges of the same name.
+        for number, (provider_id, connection_id, course_id) in enumerate(rows, 1):
             session.add(
                 Achievement(
                     provider_id=provider_id,
                     lms_connection_id=connection_id,
                     lms_course_id=course_id,
-                    name=f"Badge {course_id}",
+                    name=f"Badge {number} of course {course_id}",
                     description="A badge.",
                     criteria_narrative="Complete the course.",
                     award_rule=COURSE_COMPLETED_RULE,
