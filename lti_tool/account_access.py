@@ -2,7 +2,9 @@
 
 A disabled account keeps its row, so its audit history still names it, but it cannot
 sign in, its sessions end at once, and its password reset requests send no email.
-Enabling it again does not bring old sessions back. API tokens belong to a provider,
+The invitations it sent that are still pending are withdrawn with it, so they cannot
+bring in new admins. Enabling it again does not bring old sessions back nor the
+withdrawn invitations. API tokens belong to a provider,
 not to an account, so disabling an admin leaves the provider's tokens working.
 
 Provider admins disable and enable other admins of their provider on the admin
@@ -12,6 +14,7 @@ account with `hpass-bridge account disable|enable`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -19,7 +22,14 @@ from sqlalchemy.orm import Session
 
 from badge_engine.db import utcnow
 from badge_engine.models import Provider
-from lti_tool.accounts import Account, AccountRole, end_account_sessions, record_audit
+from lti_tool.accounts import (
+    Account,
+    AccountRole,
+    AccountToken,
+    TokenPurpose,
+    end_account_sessions,
+    record_audit,
+)
 from lti_tool.logs import get_logger
 from lti_tool.operations import ActionError
 
@@ -40,6 +50,15 @@ class LastEnabledAdmin(ActionError):
     code = "last_enabled_admin"
 
 
+@dataclass(frozen=True)
+class DisableOutcome:
+    """Result of `disable_account`: whether the account changed, and how many
+    pending invitations it had sent were withdrawn."""
+
+    changed: bool
+    invitations_withdrawn: int = 0
+
+
 def enabled_admin_count(session: Session, provider_id: int) -> int:
     return session.scalar(
         select(func.count(Account.id)).where(
@@ -58,25 +77,28 @@ def disable_account(
     acting_account: Account | None = None,
     reason: str | None = None,
     now: datetime | None = None,
-) -> bool:
-    """Disable `account`, end its sessions and record an audit event.
+) -> DisableOutcome:
+    """Disable `account`, end its sessions and withdraw its pending invitations.
 
     `acting_account` is the signed-in account that disables from the admin pages,
     or None for the command line. An acting account cannot disable itself
     (`OwnAccount`) nor a provider's last enabled admin (`LastEnabledAdmin`), so a
     provider always keeps an admin who can enable the others again. The command
     line has neither rule, because an operator at the host can always enable the
-    account again. Returns False, and changes nothing, when the account is already
-    disabled. The caller commits.
+    account again. A `reason` longer than `REASON_MAX` characters is cut to it.
+    An account that is already disabled is left as it is, with
+    `DisableOutcome.changed` False. The caller commits.
     """
     if account.is_disabled:
-        return False
+        return DisableOutcome(changed=False)
     if acting_account is not None:
         _check_may_disable(session, account, acting_account)
 
-    account.disabled_at = now or utcnow()
+    now = now or utcnow()
+    account.disabled_at = now
     end_account_sessions(session, account)
-    detail = {"email": account.email}
+    withdrawn = withdraw_invitations_sent_by(session, account, actor=actor, now=now)
+    detail = {"email": account.email, "invitations_withdrawn": withdrawn}
     if reason:
         detail["reason"] = reason[:REASON_MAX]
     record_audit(
@@ -92,8 +114,57 @@ def disable_account(
         account_id=account.id,
         provider_id=account.provider_id,
         actor=actor,
+        invitations_withdrawn=withdrawn,
     )
-    return True
+    return DisableOutcome(changed=True, invitations_withdrawn=withdrawn)
+
+
+def withdraw_invitations_sent_by(
+    session: Session, account: Account, *, actor: str, now: datetime | None = None
+) -> int:
+    """Withdraw the pending invitations that `account` created; return the count.
+
+    Withdrawing deletes the row, as the invitation page's Withdraw button does. Each
+    one gets an `invitation.withdrawn` audit event in its own provider. The
+    rows are locked first, so on PostgreSQL an acceptance of one of them that is
+    under way finishes before it is withdrawn, or finds the link gone. The caller
+    commits.
+    """
+    now = now or utcnow()
+    pending = session.scalars(
+        select(AccountToken)
+        .where(
+            AccountToken.purpose == TokenPurpose.INVITATION.value,
+            AccountToken.created_by_account_id == account.id,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .order_by(AccountToken.id)
+        .with_for_update()
+    ).all()
+    for invitation in pending:
+        record_audit(
+            session,
+            provider_id=invitation.provider_id,
+            actor=actor,
+            action="invitation.withdrawn",
+            target=f"email:{invitation.email}",
+            detail={
+                "invited_by": account.id,
+                "withdrawn_because": "inviter_disabled",
+            },
+        )
+        log.info(
+            "invitation_withdrawn",
+            provider_id=invitation.provider_id,
+            invitation_id=invitation.id,
+            inviter_account_id=account.id,
+            actor=actor,
+        )
+        session.delete(invitation)
+    session.flush()
+
+    return len(pending)
 
 
 def _check_may_disable(session: Session, account: Account, acting: Account) -> None:

@@ -345,16 +345,26 @@ def issue_token(
 
 
 def find_usable_token(
-    session: Session, token: str, purpose: TokenPurpose, now: datetime | None = None
+    session: Session,
+    token: str,
+    purpose: TokenPurpose,
+    now: datetime | None = None,
+    *,
+    for_update: bool = False,
 ) -> AccountToken | None:
-    """Return the unused, unexpired token row for `token`, or None."""
+    """Return the unused, unexpired token row for `token`, or None.
+
+    With `for_update` the row stays locked until the caller's transaction ends, on
+    databases with row locks (PostgreSQL, not SQLite).
+    """
     now = now or utcnow()
-    row = session.scalar(
-        select(AccountToken).where(
-            AccountToken.token_sha256 == _digest(token),
-            AccountToken.purpose == purpose.value,
-        )
+    query = select(AccountToken).where(
+        AccountToken.token_sha256 == _digest(token),
+        AccountToken.purpose == purpose.value,
     )
+    if for_update:
+        query = query.with_for_update()
+    row = session.scalar(query)
     if row is None or row.used_at is not None or row.expires_at <= now:
         return None
 

@@ -114,7 +114,7 @@ def _account_or_fail(session, email: str):
     return found
 
 
-def _account_result(found, changed: bool) -> dict:
+def _account_result(found, changed: bool, **extra) -> dict:
     return {
         "status": "disabled" if found.is_disabled else "enabled",
         "changed": changed,
@@ -122,7 +122,14 @@ def _account_result(found, changed: bool) -> dict:
         "email": found.email,
         "role": found.role,
         "provider_id": found.provider_id,
+        **extra,
     }
+
+
+def _withdrawn_text(count: int) -> str:
+    if count == 1:
+        return "1 pending invitation it sent was withdrawn"
+    return f"{count} pending invitations it sent were withdrawn"
 
 
 @account.command("disable")
@@ -134,7 +141,8 @@ def _account_result(found, changed: bool) -> dict:
 def disable_account_command(email: str, reason: str | None, as_json: bool) -> None:
     """Disable the account EMAIL, which then cannot sign in. Its sessions end at once.
 
-    The provider's API tokens are not tied to an account and keep working. Revoke
+    The pending invitations the account sent are withdrawn, so their links no longer
+    work. The provider's API tokens are not tied to an account and keep working. Revoke
     them with `hpass-bridge api-token revoke` when needed.
     """
     from lti_tool.account_access import disable_account
@@ -142,12 +150,17 @@ def disable_account_command(email: str, reason: str | None, as_json: bool) -> No
 
     with operator_session(as_json) as op:
         found = _account_or_fail(op.session, email)
-        changed = disable_account(op.session, found, actor=op.actor, reason=reason)
+        outcome = disable_account(op.session, found, actor=op.actor, reason=reason)
         op.session.commit()
-        result = _account_result(found, changed)
+        result = _account_result(
+            found,
+            outcome.changed,
+            invitations_withdrawn=outcome.invitations_withdrawn,
+        )
     text = (
-        f"account {result['email']} disabled; its sessions have ended"
-        if changed
+        f"account {result['email']} disabled; its sessions have ended and "
+        f"{_withdrawn_text(outcome.invitations_withdrawn)}"
+        if outcome.changed
         else f"account {result['email']} was already disabled; nothing changed"
     )
     emit(result, as_json, text)

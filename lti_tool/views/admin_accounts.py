@@ -234,6 +234,9 @@ def account_list(account: Account):
         changed_id = request.args.get(name, type=int)
         if changed_id is not None:
             notices[name] = _provider_admin(provider, changed_id)
+    withdrawn = request.args.get("withdrawn", type=int)
+    if withdrawn is not None and withdrawn >= 0:
+        notices["withdrawn"] = withdrawn
     return _accounts_page(account, provider, **notices)
 
 
@@ -245,7 +248,9 @@ def disable(account: Account, admin_account_id: int):
     target = _own_admin_or_404(provider, admin_account_id)
     db = db_session()
     try:
-        disable_account(db, target, actor=_actor(account), acting_account=account)
+        outcome = disable_account(
+            db, target, actor=_actor(account), acting_account=account
+        )
     except OwnAccount as error:
         db.rollback()
         _log_rejected(error, provider, account)
@@ -264,7 +269,14 @@ def disable(account: Account, admin_account_id: int):
         )
         return _accounts_page(account, provider, 409, problem=problem)
     db.commit()
-    return redirect(url_for("accounts.account_list", disabled=target.id), code=303)
+    return redirect(
+        url_for(
+            "accounts.account_list",
+            disabled=target.id,
+            withdrawn=outcome.invitations_withdrawn,
+        ),
+        code=303,
+    )
 
 
 def _log_rejected(error, provider, account: Account) -> None:

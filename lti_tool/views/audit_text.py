@@ -102,6 +102,8 @@ def detail_labels() -> dict[str, str]:
         "new_versions": _("New versions"),
         "role": _("Role"),
         "invited_by": _("Invited by"),
+        "invitations_withdrawn": _("Invitations withdrawn"),
+        "withdrawn_because": _("Withdrawn because"),
         "ok": _("Succeeded"),
         "token_tested": _("Token tested"),
         "lms_checked": _("Checked against the LMS"),
@@ -128,6 +130,9 @@ def value_labels() -> dict[tuple[str, str], str]:
         ("rule", "grade_at_least"): _("minimum grade"),
         ("role", "provider_admin"): _("provider admin"),
         ("role", "operator"): _("HPass operator"),
+        ("withdrawn_because", "inviter_disabled"): _(
+            "the account that sent it was disabled"
+        ),
         ("status", "pending"): _("waiting"),
         ("status", "running"): _("running"),
         ("status", "done"): _("finished"),

@@ -267,6 +267,38 @@ def _disabled_account_page(account: Account):
     )
 
 
+def _disabled_inviter(invitation) -> Account | None:
+    """Return the invitation's inviter when that account is disabled, else None.
+
+    Disabling an account withdraws its pending invitations, but one can still be
+    pending: its inviter was disabled before disabling withdrew invitations, or the
+    inviter's invitation request was still running when the disable committed.
+    """
+    if invitation.created_by_account_id is None:
+        return None
+    inviter = db_session().get(Account, invitation.created_by_account_id)
+    if inviter is None or not inviter.is_disabled:
+        return None
+    return inviter
+
+
+def _disabled_inviter_page(invitation, inviter: Account):
+    log.warning(
+        "invitation_rejected_inviter_disabled",
+        invitation_id=invitation.id,
+        provider_id=invitation.provider_id,
+        inviter_account_id=inviter.id,
+    )
+    message = _(
+        "This invitation was sent by an account that has since been disabled, so it "
+        "no longer works. Ask an admin of the provider to send you a new invitation."
+    )
+    return (
+        render_template("auth/link_expired.html", message=message),
+        403,
+    )
+
+
 def _token_form(token: str, purpose: TokenPurpose):
     """Show the set-password form of a usable token, or the expired-link page."""
     db = db_session()
@@ -277,6 +309,10 @@ def _token_form(token: str, purpose: TokenPurpose):
         account = db.get(Account, row.account_id)
         if account is not None and account.is_disabled:
             return _disabled_account_page(account)
+    if purpose is TokenPurpose.INVITATION:
+        inviter = _disabled_inviter(row)
+        if inviter is not None:
+            return _disabled_inviter_page(row, inviter)
     return _set_password_page(row, {}, 200, purpose)
 
 
@@ -289,9 +325,14 @@ def invitation_form(token: str):
 def accept_invitation(token: str):
     check_csrf()
     db = db_session()
-    row = find_usable_token(db, token, TokenPurpose.INVITATION)
+    # The lock makes a disable that withdraws this invitation wait for the
+    # acceptance, or the acceptance wait and then find the link gone.
+    row = find_usable_token(db, token, TokenPurpose.INVITATION, for_update=True)
     if row is None:
         return _link_expired_page()
+    inviter = _disabled_inviter(row)
+    if inviter is not None:
+        return _disabled_inviter_page(row, inviter)
     password, errors = _password_errors(row.email)
     if find_account(db, row.email) is not None:
         errors["password"] = _(

@@ -8,7 +8,14 @@ import json
 from sqlalchemy import select
 
 from lti_tool.account_mail import send_password_reset
-from lti_tool.accounts import Account, AccountRole, AuditEvent
+from lti_tool.accounts import (
+    Account,
+    AccountRole,
+    AccountToken,
+    AuditEvent,
+    TokenPurpose,
+    issue_token,
+)
 from lti_tool.cli import main
 
 from .conftest import add_account, sign_in
@@ -47,7 +54,12 @@ def test_cli_disable_account(app, settings, db, tenants):
     assert browser.get("/admin/").status_code == 303
     assert event.actor.startswith("os:")
     assert event.provider_id == alpha.provider_id
-    assert event.detail == {"email": ADMIN, "reason": "left"}
+    assert event.detail == {
+        "email": ADMIN,
+        "invitations_withdrawn": 0,
+        "reason": "left",
+    }
+    assert output["invitations_withdrawn"] == 0
 
 
 def test_cli_disable_sole_admin(app, settings, db, tenants):
@@ -58,7 +70,9 @@ def test_cli_disable_sole_admin(app, settings, db, tenants):
     result = run(app, settings, "disable", ADMIN)
 
     assert result.exit_code == 0, result.output
-    assert "disabled; its sessions have ended" in result.output
+    assert "disabled; its sessions have ended and 0 pending invitations" in (
+        result.output
+    )
     assert stored(db, admin.id).is_disabled
 
 
@@ -113,3 +127,55 @@ def test_cli_unknown_email(app, settings, db):
     output = json.loads(result.output.splitlines()[0])
     assert output["error"] == "account_not_found"
     assert "nobody@alpha.org" in output["message"]
+
+
+def test_cli_disable_withdraws_invitations(app, settings, db, tenants):
+    """The command withdraws the account's pending invitations and counts them."""
+    alpha, _ = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    for email in ("one@alpha.org", "two@alpha.org"):
+        issue_token(
+            db,
+            TokenPurpose.INVITATION,
+            email=email,
+            provider_id=alpha.provider_id,
+            role=AccountRole.PROVIDER_ADMIN,
+            created_by_account_id=admin.id,
+        )
+    db.commit()
+
+    result = run(app, settings, "disable", ADMIN)
+    events = db.scalars(
+        select(AuditEvent).where(AuditEvent.action == "invitation.withdrawn")
+    ).all()
+
+    assert result.exit_code == 0, result.output
+    assert "2 pending invitations it sent were withdrawn" in result.output
+    assert db.scalars(select(AccountToken)).all() == []
+    assert len(events) == 2
+    assert all(event.actor.startswith("os:") for event in events)
+
+
+def test_cli_disable_json_counts_invitations(app, settings, db, tenants):
+    """The JSON output carries the number of withdrawn invitations."""
+    alpha, _ = tenants
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    issue_token(
+        db,
+        TokenPurpose.INVITATION,
+        email="new@alpha.org",
+        provider_id=alpha.provider_id,
+        role=AccountRole.PROVIDER_ADMIN,
+        created_by_account_id=operator.id,
+    )
+    db.commit()
+
+    result = run(app, settings, "disable", "op@hpass.org", "--json")
+    output = json.loads(result.output.splitlines()[-1])
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "invitation.withdrawn")
+    )
+
+    assert result.exit_code == 0, result.output
+    assert output["invitations_withdrawn"] == 1
+    assert event.provider_id == alpha.provider_id

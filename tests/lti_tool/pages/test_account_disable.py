@@ -3,6 +3,8 @@ account can no longer do, and the audit entries."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -15,6 +17,7 @@ from lti_tool.account_access import (
 from lti_tool.accounts import (
     Account,
     AccountRole,
+    AccountToken,
     AuditEvent,
     TokenPurpose,
     issue_token,
@@ -321,8 +324,8 @@ def test_disable_twice_changes_nothing(db, alpha_admins):
     second = disable_account(db, colleague, actor="test", acting_account=admin)
     db.commit()
 
-    assert first is True
-    assert second is False
+    assert first.changed is True
+    assert second.changed is False
     assert audit_actions(db, colleague.id) == ["account.disabled"]
 
 
@@ -344,3 +347,158 @@ def test_rules_raise_named_errors(db, alpha_admins):
     operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
     with pytest.raises(LastEnabledAdmin):
         disable_account(db, admin, actor="test", acting_account=operator)
+
+
+def invite(db, inviter: Account, email: str, **extra) -> str:
+    """Store an invitation to the inviter's provider and return its token."""
+    token = issue_token(
+        db,
+        TokenPurpose.INVITATION,
+        email=email,
+        provider_id=inviter.provider_id,
+        role=AccountRole.PROVIDER_ADMIN,
+        created_by_account_id=inviter.id,
+        **extra,
+    )
+    db.commit()
+    return token
+
+
+def accept(app, token: str, headers: dict | None = None):
+    """Open an invitation link in a new browser, then post its form."""
+    browser = app.test_client()
+    with account_session_transaction(browser) as session:
+        session["csrf"] = "test-csrf"
+    form = browser.get(f"/account/invitation/{token}", headers=headers)
+    posted = browser.post(
+        f"/account/invitation/{token}",
+        data={"csrf": "test-csrf", "password": PASSWORD, "password_repeat": PASSWORD},
+        headers=headers,
+    )
+    return form, posted
+
+
+def test_disable_withdraws_invitations(app, client, db, alpha_admins):
+    """Disabling withdraws the pending invitations the account sent, audited."""
+    admin, colleague, _ = alpha_admins
+    first = invite(db, colleague, "first@alpha.org")
+    invite(db, colleague, "second@alpha.org")
+    own = invite(db, admin, "kept@alpha.org")
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    remaining = db.scalars(select(AccountToken.email)).all()
+    withdrawn = db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "invitation.withdrawn")
+        .order_by(AuditEvent.id)
+    ).all()
+    disabled = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "account.disabled")
+    )
+    form, posted = accept(app, first)
+
+    assert response.status_code == 303
+    assert "2 pending invitations it sent were withdrawn" in page
+    assert remaining == ["kept@alpha.org"]
+    assert [event.target for event in withdrawn] == [
+        "email:first@alpha.org",
+        "email:second@alpha.org",
+    ]
+    assert withdrawn[0].actor == f"account:{admin.id}"
+    assert withdrawn[0].provider_id == colleague.provider_id
+    assert withdrawn[0].detail == {
+        "invited_by": colleague.id,
+        "withdrawn_because": "inviter_disabled",
+    }
+    assert disabled.detail["invitations_withdrawn"] == 2
+    assert form.status_code == 404
+    assert posted.status_code == 404
+    assert accept(app, own)[1].status_code == 303
+
+
+def test_disable_withdraws_one_invitation(client, db, alpha_admins):
+    """The notice uses the singular for one withdrawn invitation."""
+    _, colleague, _ = alpha_admins
+    invite(db, colleague, "first@alpha.org")
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert "1 pending invitation it sent was withdrawn" in page
+
+
+def test_disable_without_invitations_notice(client, db, alpha_admins):
+    """The notice states that no invitation was pending when none was."""
+    _, colleague, _ = alpha_admins
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert "It had no pending invitations to withdraw." in page
+
+
+def test_disable_keeps_used_and_expired(db, alpha_admins):
+    """Accepted and expired invitations are not counted nor deleted."""
+    admin, colleague, _ = alpha_admins
+    invite(db, colleague, "used@alpha.org")
+    used = db.scalar(select(AccountToken).where(AccountToken.email == "used@alpha.org"))
+    used.used_at = used.created_at
+    invite(
+        db,
+        colleague,
+        "expired@alpha.org",
+        now=used.created_at - timedelta(days=30),
+    )
+
+    outcome = disable_account(db, colleague, actor="test", acting_account=admin)
+    db.commit()
+
+    assert outcome.invitations_withdrawn == 0
+    assert len(db.scalars(select(AccountToken)).all()) == 2
+
+
+def test_refused_disable_keeps_invitations(client, db, alpha_admins):
+    """A rejected disable withdraws nothing."""
+    admin, _, _ = alpha_admins
+    invite(db, admin, "new@alpha.org")
+
+    response = post_csrf(client, f"/admin/accounts/{admin.id}/disable")
+    db.expire_all()
+
+    assert response.status_code == 409
+    assert db.scalars(select(AccountToken.email)).all() == ["new@alpha.org"]
+
+
+def test_disabled_inviter_invitation_rejected(app, db, alpha_admins):
+    """An invitation left pending by a disabled inviter cannot be accepted."""
+    _, colleague, _ = alpha_admins
+    token = invite(db, colleague, "new@alpha.org")
+    # Disabled directly, as before disabling withdrew invitations.
+    colleague.disabled_at = colleague.created_at
+    db.commit()
+
+    form, posted = accept(app, token)
+
+    assert form.status_code == 403
+    assert "sent by an account that has since been disabled" in (
+        form.get_data(as_text=True)
+    )
+    assert posted.status_code == 403
+    assert "Ask an admin of the provider to send you a new invitation." in (
+        posted.get_data(as_text=True)
+    )
+    assert db.scalar(select(Account).where(Account.email == "new@alpha.org")) is None
+    assert db.scalar(select(AccountToken)).used_at is None
+
+
+def test_disabled_inviter_message_in_french(app, db, alpha_admins):
+    """The disabled-inviter message follows the browser's language."""
+    _, colleague, _ = alpha_admins
+    token = invite(db, colleague, "new@alpha.org")
+    colleague.disabled_at = colleague.created_at
+    db.commit()
+
+    form, _ = accept(app, token, headers={"Accept-Language": "fr"})
+
+    assert "désactivé" in form.get_data(as_text=True)
