@@ -21,6 +21,7 @@ from sqlalchemy import select
 from badge_engine.models import Provider
 
 from lti_tool.account_access import (
+    REASON_MAX,
     LastEnabledAdmin,
     OwnAccount,
     disable_account,
@@ -172,7 +173,16 @@ def _new_password_errors(account: Account, new: str, repeated: str) -> dict:
     return {}
 
 
-def _accounts_page(account: Account, provider, status: int = 200, **notices):
+def _accounts_page(
+    account: Account,
+    provider,
+    status: int = 200,
+    *,
+    form: dict | None = None,
+    errors: dict | None = None,
+    error_labels: dict | None = None,
+    **notices,
+):
     admins = db_session().scalars(
         select(Account)
         .where(
@@ -187,6 +197,10 @@ def _accounts_page(account: Account, provider, status: int = 200, **notices):
             account=account,
             provider=provider,
             admins=admins,
+            reason_max=REASON_MAX,
+            form=form or {},
+            errors=errors or {},
+            error_labels=error_labels or {},
             **notices,
         ),
         status,
@@ -246,10 +260,17 @@ def disable(account: Account, admin_account_id: int):
     check_csrf()
     provider = _provider_or_pick(account)
     target = _own_admin_or_404(provider, admin_account_id)
+    reason = (request.form.get("reason") or "").strip()
+    if len(reason) > REASON_MAX:
+        return _reason_too_long_page(account, provider, target, reason)
     db = db_session()
     try:
         outcome = disable_account(
-            db, target, actor=_actor(account), acting_account=account
+            db,
+            target,
+            actor=_actor(account),
+            acting_account=account,
+            reason=reason or None,
         )
     except OwnAccount as error:
         db.rollback()
@@ -276,6 +297,35 @@ def disable(account: Account, admin_account_id: int):
             withdrawn=outcome.invitations_withdrawn,
         ),
         code=303,
+    )
+
+
+def _reason_too_long_page(account: Account, provider, target: Account, reason: str):
+    """Show the list again with the reason kept in its field and the error beside it."""
+    log.info(
+        "request_rejected",
+        status=400,
+        code="reason_too_long",
+        reason_length=len(reason),
+        provider_id=provider.id,
+        account_id=account.id,
+        target_account_id=target.id,
+    )
+    field = f"reason-{target.id}"
+    message = _(
+        "The reason has %(count)s characters, more than the maximum of %(max)s. "
+        "Shorten it, then disable the account again.",
+        count=len(reason),
+        max=REASON_MAX,
+    )
+    label = _("Reason for disabling %(email)s", email=target.email)
+    return _accounts_page(
+        account,
+        provider,
+        400,
+        form={field: reason},
+        errors={field: message},
+        error_labels={field: label},
     )
 
 

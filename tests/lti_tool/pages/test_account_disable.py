@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from lti_tool.account_access import (
+    REASON_MAX,
     LastEnabledAdmin,
     OwnAccount,
     disable_account,
@@ -502,3 +503,102 @@ def test_disabled_inviter_message_in_french(app, db, alpha_admins):
     form, _ = accept(app, token, headers={"Accept-Language": "fr"})
 
     assert "désactivé" in form.get_data(as_text=True)
+
+
+def test_disable_form_stores_reason(client, db, alpha_admins):
+    """The reason typed on the page is stored and shown on the audit log page."""
+    _, colleague, _ = alpha_admins
+
+    response = client.post(
+        f"/admin/accounts/{colleague.id}/disable",
+        data={"csrf": "test-csrf", "reason": "  Left the academy  "},
+    )
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "account.disabled")
+    )
+    audit_page = client.get("/admin/audit").get_data(as_text=True)
+
+    assert response.status_code == 303
+    assert event.detail["reason"] == "Left the academy"
+    assert "Left the academy" in audit_page
+
+
+def test_disable_form_blank_reason(client, db, alpha_admins):
+    """A blank reason stores no reason."""
+    _, colleague, _ = alpha_admins
+
+    client.post(
+        f"/admin/accounts/{colleague.id}/disable",
+        data={"csrf": "test-csrf", "reason": "   "},
+    )
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "account.disabled")
+    )
+
+    assert "reason" not in event.detail
+
+
+def test_disable_form_reason_field(client, alpha_admins):
+    """Each disable form has a labelled, optional reason field with its hint."""
+    _, colleague, _ = alpha_admins
+
+    page = client.get("/admin/accounts").get_data(as_text=True)
+    field = f"reason-{colleague.id}"
+
+    assert f'<label for="{field}">Reason (optional)' in page
+    assert f'id="{field}" name="reason"' in page
+    assert f'aria-describedby="{field}-hint"' in page
+    assert "At most 500 characters." in page
+
+
+def test_disable_form_reason_max_length(client, db, alpha_admins):
+    """A reason of exactly the maximum length is accepted."""
+    _, colleague, _ = alpha_admins
+
+    response = client.post(
+        f"/admin/accounts/{colleague.id}/disable",
+        data={"csrf": "test-csrf", "reason": "r" * REASON_MAX},
+    )
+
+    assert response.status_code == 303
+    assert stored(db, colleague.id).is_disabled
+
+
+def test_disable_form_reason_too_long(client, db, alpha_admins):
+    """A reason over the maximum is rejected beside its field and nothing changes."""
+    _, colleague, _ = alpha_admins
+    reason = "r" * (REASON_MAX + 1)
+
+    response = client.post(
+        f"/admin/accounts/{colleague.id}/disable",
+        data={"csrf": "test-csrf", "reason": reason},
+    )
+    page = response.get_data(as_text=True)
+    field = f"reason-{colleague.id}"
+
+    assert response.status_code == 400
+    assert "The reason has 501 characters, more than the maximum of 500." in page
+    assert f'id="{field}-error"' in page
+    assert f'aria-describedby="{field}-hint {field}-error" aria-invalid="true"' in page
+    assert f'href="#{field}"' in page
+    assert f"Reason for disabling {COLLEAGUE}" in page
+    assert f'value="{reason}"' in page
+    assert stored(db, colleague.id).disabled_at is None
+    assert audit_actions(db, colleague.id) == []
+
+
+def test_disable_form_reason_in_arabic(client, alpha_admins):
+    """The reason field's label and error follow the browser's language."""
+    _, colleague, _ = alpha_admins
+    arabic = {"Accept-Language": "ar"}
+
+    page = client.get("/admin/accounts", headers=arabic).get_data(as_text=True)
+    rejected = client.post(
+        f"/admin/accounts/{colleague.id}/disable",
+        data={"csrf": "test-csrf", "reason": "r" * (REASON_MAX + 1)},
+        headers=arabic,
+    ).get_data(as_text=True)
+
+    assert "Reason (optional)" not in page
+    assert "The reason has" not in rejected
+    assert "501" in rejected
