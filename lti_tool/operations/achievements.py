@@ -226,8 +226,10 @@ def _same_values(existing: Achievement, new: Achievement) -> bool:
     )
 
 
-def check_name_free(session: Session, achievement: Achievement) -> None:
-    """Raise AchievementExists when another badge of the course has this name."""
+def _name_taken_error(
+    session: Session, achievement: Achievement
+) -> AchievementExists | None:
+    """Return the error for another badge of the course with this name, or None."""
     existing = same_name_achievement(
         session,
         provider_id=achievement.provider_id,
@@ -236,8 +238,16 @@ def check_name_free(session: Session, achievement: Achievement) -> None:
         name=achievement.name,
         exclude=achievement,
     )
-    if existing is not None:
-        raise AchievementExists(existing, _same_values(existing, achievement))
+    if existing is None:
+        return None
+    return AchievementExists(existing, _same_values(existing, achievement))
+
+
+def check_name_free(session: Session, achievement: Achievement) -> None:
+    """Raise AchievementExists when another badge of the course has this name."""
+    error = _name_taken_error(session, achievement)
+    if error is not None:
+        raise error
 
 
 def insert_achievement(session: Session, achievement: Achievement) -> None:
@@ -253,17 +263,10 @@ def insert_achievement(session: Session, achievement: Achievement) -> None:
             session.add(achievement)
             session.flush()
     except IntegrityError:
-        existing = same_name_achievement(
-            session,
-            provider_id=achievement.provider_id,
-            connection_id=achievement.lms_connection_id,
-            course_id=achievement.lms_course_id,
-            name=achievement.name,
-            exclude=achievement,
-        )
-        if existing is None:
+        error = _name_taken_error(session, achievement)
+        if error is None:
             raise
-        raise AchievementExists(existing, _same_values(existing, achievement)) from None
+        raise error from None
 
 
 def add_achievement(

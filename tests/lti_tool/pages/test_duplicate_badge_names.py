@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from badge_engine.models import Achievement, Credential
+from badge_engine.rules import COURSE_COMPLETED_RULE
+from lti_tool.operations import achievements as achievement_ops
 
 from .conftest import launch_as
 
@@ -126,3 +129,26 @@ def test_rename_own_name_case_saved(client, tenants, db):
     assert response.status_code == 303
     db.expire_all()
     assert db.get(Achievement, alpha.achievement_id).name == "Badge Of Alpha"
+
+
+def test_insert_race_raises_achievement_exists(tenants, db, monkeypatch):
+    """A same-name badge that the first check missed, as when another request
+    commits it in between, is caught by the unique key and named in the error."""
+    alpha, _ = tenants
+    monkeypatch.setattr(achievement_ops, "check_name_free", lambda *_: None)
+    duplicate = Achievement(
+        provider_id=alpha.provider_id,
+        lms_connection_id=alpha.connection_id,
+        lms_course_id="101",
+        name="  badge OF alpha ",
+        description="Another text.",
+        criteria_narrative="Complete the course.",
+        award_rule=COURSE_COMPLETED_RULE,
+    )
+
+    with pytest.raises(achievement_ops.AchievementExists) as raised:
+        achievement_ops.insert_achievement(db, duplicate)
+
+    assert raised.value.existing_id == alpha.achievement_public_id
+    assert raised.value.identical is False
+    assert _course_badges(db, alpha) == 1
