@@ -60,7 +60,7 @@ def _tool_urls(base: str, registration: Registration) -> dict:
 
 
 def _find(session, issuer: str, client_id: str, as_json: bool) -> Registration:
-    """Return the registration; an unknown one is a usage error (exit 2)."""
+    """Return the registration, or exit 2 as a usage error when it is unknown."""
     try:
         return find_registration(session, issuer, client_id)
     except ActionError as error:
@@ -139,7 +139,7 @@ def add(
             )
         )
         if existing is not None:
-            given = {
+            requested = {
                 "--provider": provider.id,
                 "--jwks-url": jwks_url,
                 "--auth-url": auth_url,
@@ -147,7 +147,9 @@ def add(
                 "--family": family,
                 "--hold-new-deployments": "hold" if hold_new_deployments else "accept",
             }
-            differing = _differing_options(session, existing, given, deployment_ids)
+            differing = _differing_options(
+                session, existing, requested, deployment_ids
+            )
             if differing:
                 fail(
                     f"issuer {issuer!r} with client id {client_id!r} is already "
@@ -204,12 +206,12 @@ def _urls_text(urls: dict) -> str:
 
 
 def _differing_options(
-    session, existing: Registration, given: dict, deployment_ids: tuple[str, ...]
+    session, existing: Registration, requested: dict, deployment_ids: tuple[str, ...]
 ) -> list[str]:
     """Return the options of `platform add` whose values differ from `existing`.
 
-    A deployment id given must be one of the registration's, which may also have
-    deployment ids that launches added.
+    Each requested deployment id must be one of the registration's. The
+    registration may also have deployment ids that launches added.
     """
     stored = {
         "--provider": existing.provider_id,
@@ -219,7 +221,9 @@ def _differing_options(
         "--family": existing.platform_family,
         "--hold-new-deployments": existing.new_deployment_policy,
     }
-    differing = [option for option in given if given[option] != stored[option]]
+    differing = [
+        option for option in requested if requested[option] != stored[option]
+    ]
     known = set(
         session.scalars(
             select(Deployment.deployment_id).where(
@@ -325,7 +329,7 @@ def approve(issuer, client_id, deployment_id, as_json) -> None:
 @click.argument("client_id")
 @json_option
 def rotate_key(issuer, client_id, as_json) -> None:
-    """Give the registration a new tool key; the old one stays in its JWKS."""
+    """Give the registration a new tool key. The old key stays in its JWKS."""
     with _bridge(as_json) as (bridge, session):
         registration = _find(session, issuer, client_id, as_json)
         kid = tool_keys.rotate(registration, bridge.vault)

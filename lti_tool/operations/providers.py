@@ -59,8 +59,8 @@ def provider_dict(session: Session, provider: Provider) -> dict[str, Any]:
 class ProviderExists(InvalidInput):
     """A provider with the slug exists.
 
-    `identical` is True when the name, URL and email given equal the stored ones,
-    so that a repeated `provider add` can reuse the provider.
+    `identical` is True when the requested name, URL and email equal the stored
+    ones, so that a repeated `provider add` can reuse the provider.
     """
 
     code = "provider_exists"
@@ -68,12 +68,14 @@ class ProviderExists(InvalidInput):
     def __init__(
         self, existing: Provider, *, name: str, url: str, email: str | None
     ) -> None:
-        given = {"--name": name, "--url": url, "--email": email}
+        requested = {"--name": name, "--url": url, "--email": email}
         stored = {"--name": existing.name, "--url": existing.url,
                   "--email": existing.email}
-        differing = [option for option in given if given[option] != stored[option]]
+        differing = [
+            option for option in requested if requested[option] != stored[option]
+        ]
         details = "; ".join(
-            f"{option} is {stored[option]!r}, not {given[option]!r}"
+            f"{option} is {stored[option]!r}, not {requested[option]!r}"
             for option in differing
         )
         super().__init__(
@@ -149,8 +151,9 @@ def provider_counts(session: Session, provider: Provider) -> dict[str, int]:
 def remove_provider(session: Session, actor: str, provider: Provider) -> None:
     """Delete a provider that has nothing but its setup rows.
 
-    A provider with connections, platforms, achievements or learners is refused,
-    because removing it would orphan or lose them; its audit events stay, detached.
+    A provider with connections, platforms, achievements or learners is rejected
+    with `ActionError`, because removing it would orphan or lose them. Its audit
+    events stay, with their provider set to None.
     """
     from lti_tool.operations.tables import provider_tables
 

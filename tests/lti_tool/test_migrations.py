@@ -94,8 +94,10 @@ def _insert_achievement(connection, achievement_id: int, course: str, name: str)
 
 
 def test_name_key_upgrade_keeps_duplicates(database_url):
-    """Badges already named alike in one course survive the upgrade; the later ones
-    get no name key, and a new one of that name is then rejected."""
+    """Badges already named alike in one course survive the upgrade.
+
+    The later ones get no name key, so a new badge of that name is then rejected.
+    """
     config = alembic_config(database_url)
     command.upgrade(config, "0123_session_generation")
     engine = create_engine(database_url)

@@ -100,7 +100,7 @@ def test_malformed_json_body_explained(client, tenants, body, words):
 
 
 def test_body_without_json_type_explained(client, tenants):
-    """A body sent without Content-Type: application/json is told to send it."""
+    """A body without Content-Type: application/json gets an error naming it."""
     alpha, _ = tenants
 
     response = client.patch(
@@ -389,7 +389,7 @@ def test_achievement_alignments_round_trip(client, tenants):
     ids=["not-a-list", "bad-url"],
 )
 def test_add_achievement_bad_alignments(client, tenants, alignments):
-    """Malformed alignments get a 400 naming the problem; nothing is created."""
+    """Malformed alignments get a 400 naming the problem, and nothing is created."""
     alpha, _ = tenants
     response = client.post(
         "/api/v1/achievements",
@@ -523,8 +523,10 @@ def test_connections_show_last_contact(client, db, tenants):
 
 
 def test_add_achievement_same_name_conflict(client, db, tenants):
-    """A name the course's badge has, in other case and spacing, gets a 409 naming
-    that badge and the route that changes it; nothing is saved."""
+    """A name the course's badge has, in other case and spacing, gets a 409.
+
+    The error names that badge and the route that changes it, and nothing is saved.
+    """
     alpha, _ = tenants
     response = client.post(
         "/api/v1/achievements",
@@ -544,7 +546,7 @@ def test_add_achievement_same_name_conflict(client, db, tenants):
 
 
 def test_add_achievement_identical_conflict(client, db, tenants):
-    """The same body sent twice saves one badge; the second answer is a 409."""
+    """The same body sent twice saves one badge, and the second response is a 409."""
     alpha, _ = tenants
     body = _achievement_body(alpha["connection"], name="Code of conduct")
 

@@ -394,7 +394,7 @@ def test_condition_step_combination(app, kind, expected):
 
 
 def test_condition_step_unknown_node(app):
-    """A node this module cannot word asks the learner to ask the instructor."""
+    """A node this module cannot word becomes a step to ask the instructor."""
     with app.test_request_context("/"):
         condition = describe_condition_step("not a node", NAMES)
 
