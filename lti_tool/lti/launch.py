@@ -456,6 +456,7 @@ class LaunchValidator:
             self._check_target_link_uri(claims.get(CLAIM + "target_link_uri"))
             self._check_claim_types(claims, context, link)
             self._check_stored_lengths(claims, context)
+            self._check_moodle_ids(claims, context)
         else:
             settings = claims.get(DL_CLAIM + "deep_linking_settings")
             if not isinstance(settings, dict) or not settings.get("deep_link_return_url"):
@@ -523,6 +524,35 @@ class LaunchValidator:
         )
         self._check_length("name", claims.get("name"), LEARNER_NAME_MAX)
         self._check_length("email", claims.get("email"), LEARNER_EMAIL_MAX)
+
+    def _check_moodle_ids(self, claims: dict, context: dict) -> None:
+        """Reject a Moodle launch whose custom parameters name another user or course.
+
+        Moodle sends its own user id as `sub` and its course id as `context.id`,
+        and a teacher can add custom parameters to one activity. Custom parameters
+        that differ from those claims would make the launch act as another learner
+        or in another course, so only equal values are accepted.
+        """
+        platform = claims.get(CLAIM + "tool_platform")
+        family = platform.get("product_family_code") if isinstance(platform, dict) else None
+        if "moodle" not in (self.registration.platform_family, family):
+            return
+        custom = claims.get(CLAIM + "custom") or {}
+        for parameters, claim, own in (
+            (COURSE_ID_PARAMETERS, "context.id", context["id"]),
+            (USER_ID_PARAMETERS, "sub", claims["sub"]),
+        ):
+            for name in parameters:
+                value = custom.get(name)
+                if value and str(value) != own:
+                    raise ClaimInvalid(
+                        f"the custom parameter {name} ({str(value)[:64]!r}) differs "
+                        f"from the launch's {claim} ({own[:64]!r}), which Moodle "
+                        "fills with its own id",
+                        check=f"remove {name} from the activity's custom parameters "
+                        "in Moodle; the tool reads the id from the launch itself",
+                        **self.ids,
+                    )
 
     def _check_length(
         self, name: str, value: str | None, limit: int, check: str | None = None

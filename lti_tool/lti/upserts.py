@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -64,12 +64,14 @@ def _learner_statement(dialect: str):
         ],
         # The stored email stays: the caller moves a changed address through
         # badge_engine.identity.change_email, which keeps the old one as an identity.
+        # The first launch binds the learner's `sub`; a later launch with another
+        # one gets the stored value back, and the caller refuses it.
         set_={
             "name": func.coalesce(statement.excluded.name, _LEARNERS.c.name),
             "email": func.coalesce(_LEARNERS.c.email, statement.excluded.email),
-            "lti_sub": statement.excluded.lti_sub,
+            "lti_sub": func.coalesce(_LEARNERS.c.lti_sub, statement.excluded.lti_sub),
         },
-    ).returning(_LEARNERS.c.id, _LEARNERS.c.email)
+    ).returning(_LEARNERS.c.id, _LEARNERS.c.email, _LEARNERS.c.lti_sub)
 
 
 def _statement(kind: str, connection: Connection):
@@ -107,6 +109,25 @@ def course(
     ).scalar_one()
 
 
+def other_context_of(
+    connection: Connection, *, registration_id: int, context_id: str, lms_course_id: str
+) -> str | None:
+    """Return another LTI context of the registration that holds `lms_course_id`.
+
+    One LMS course has one context, so a second context claiming the same course
+    means a launch's custom parameters point at a course that is not its own.
+    """
+    return connection.execute(
+        select(_COURSES.c.lti_context_id)
+        .where(
+            _COURSES.c.registration_id == registration_id,
+            _COURSES.c.lms_course_id == lms_course_id,
+            _COURSES.c.lti_context_id != context_id,
+        )
+        .limit(1)
+    ).scalar()
+
+
 def _ags_values(ags: AgsEndpoint | None) -> dict[str, str | None]:
     if ags is None:
         return dict.fromkeys(_AGS_COLUMNS)
@@ -127,11 +148,13 @@ def learner(
     name: str | None,
     email: str | None,
     lti_sub: str | None = None,
-) -> tuple[int, str | None]:
-    """Insert the learner or update the name a launch sent; return (id, stored email).
+) -> tuple[int, str | None, str | None]:
+    """Insert the learner or update the name a launch sent.
 
-    A returning learner's stored email is kept, so the caller can compare it with
-    the launch's `email` and record a change.
+    Returns (id, stored email, stored sub). A returning learner's stored email is
+    kept, so the caller can compare it with the launch's `email` and record a
+    change. The stored sub is the one of the learner's first launch; the caller
+    refuses a launch whose `sub` differs, which rolls this update back.
     """
     return connection.execute(
         _statement("learner", connection),

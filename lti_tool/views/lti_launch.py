@@ -644,6 +644,27 @@ def _record_course_launch(
     )
     course_id = recent.course_id(course_key, course_values)
     if course_id is None:
+        # A course id from a custom parameter could name another context's course.
+        # Without one, the context id is the course id, and contexts are unique.
+        other_context = None
+        if lms_course_id != context["id"]:
+            other_context = upserts.other_context_of(
+                connection,
+                registration_id=registration.id,
+                context_id=context["id"],
+                lms_course_id=lms_course_id,
+            )
+        if other_context is not None:
+            raise ClaimInvalid(
+                f"LMS course {lms_course_id[:64]!r} belongs to another course of this "
+                f"LMS (context {other_context[:64]!r}), so this launch would act in "
+                "a course that is not its own",
+                check="the tool placement's custom parameter lms_course_id must be "
+                "set by the LMS admin at the tool level ($Context.id in Moodle, "
+                "$Canvas.course.id in Canvas), where a teacher cannot change it",
+                **validated.ids,
+                lms_course_id=lms_course_id,
+            )
         course_id = upserts.course(
             connection,
             provider_id=registration.provider_id,
@@ -666,7 +687,7 @@ def _record_course_launch(
         learner_values = (data.get("name") or None, data.get("email") or None, data["sub"])
         found = recent.learner(learner_key, learner_values)
         if found is None:
-            learner_id, stored_email = upserts.learner(
+            learner_id, stored_email, stored_sub = upserts.learner(
                 connection,
                 provider_id=registration.provider_id,
                 lms_connection_id=registration.lms_connection_id,
@@ -675,6 +696,16 @@ def _record_course_launch(
                 email=data.get("email") or None,
                 lti_sub=data["sub"],
             )
+            if stored_sub is not None and stored_sub != data["sub"]:
+                raise ClaimInvalid(
+                    f"LMS user {lms_user_id[:64]!r} first launched the tool as another "
+                    "LTI user (sub), so this launch would act as someone else",
+                    check="the tool placement's custom parameter lms_user_id must be "
+                    "set by the LMS admin at the tool level ($User.id in Moodle, "
+                    "$Canvas.user.id in Canvas), where a teacher cannot change it",
+                    **validated.ids,
+                    lms_user_id=lms_user_id,
+                )
         else:
             learner_id, stored_email = found
         if data.get("email") and data["email"] != stored_email:
