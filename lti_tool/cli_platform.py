@@ -17,7 +17,7 @@ from badge_engine.outbound import OutboundBlocked, OutboundError
 from lti_tool.cli import _instance_or_fail, emit, fail, json_option
 from lti_tool.cli_support import report_error
 from lti_tool.lti import tool_keys
-from lti_tool.lti.registrations import create_registration
+from lti_tool.lti.registrations import create_registration, provider_registration
 from lti_tool.models import (
     Deployment,
     Registration,
@@ -59,12 +59,28 @@ def _tool_urls(base: str, registration: Registration) -> dict:
     }
 
 
-def _find(session, issuer: str, client_id: str, as_json: bool) -> Registration:
-    """Return the registration, or exit 2 as a usage error when it is unknown."""
+def _find(
+    session, issuer: str, client_id: str, provider_slug: str | None, as_json: bool
+) -> Registration:
+    """Return the registration, or exit 2 as a usage error when it is unknown, or
+    when several providers have it and `provider_slug` is None."""
     try:
-        return find_registration(session, issuer, client_id)
+        provider_id = None
+        if provider_slug is not None:
+            provider_id = provider_by_slug(session, provider_slug).id
+        return find_registration(session, issuer, client_id, provider_id)
     except ActionError as error:
         report_error(error, as_json)
+
+
+# Each provider may register the same issuer and client id, so the commands that
+# name a registration by them take the provider as well.
+provider_choice_option = click.option(
+    "--provider",
+    "provider_slug",
+    help="Slug of the provider whose registration to use; required when several "
+    "providers registered ISSUER and CLIENT_ID.",
+)
 
 
 @click.group()
@@ -133,14 +149,9 @@ def add(
             except OutboundError as error:
                 fail(f"{name}: {error}; give the platform's public https URL", as_json,
                      code="invalid_url")
-        existing = session.scalar(
-            select(Registration).where(
-                Registration.issuer == issuer, Registration.client_id == client_id
-            )
-        )
+        existing = provider_registration(session, provider.id, issuer, client_id)
         if existing is not None:
             requested = {
-                "--provider": provider.id,
                 "--jwks-url": jwks_url,
                 "--auth-url": auth_url,
                 "--token-url": token_url,
@@ -153,8 +164,9 @@ def add(
             if differing:
                 fail(
                     f"issuer {issuer!r} with client id {client_id!r} is already "
-                    f"registered with other values for {', '.join(differing)}; see it "
-                    "with `hpass-bridge platform list`, and remove it first or use "
+                    f"registered for provider {provider.slug!r} with other values "
+                    f"for {', '.join(differing)}; see it with `hpass-bridge platform "
+                    f"list --provider {provider.slug}`, and remove it first or use "
                     "another client id",
                     as_json,
                     code="already_registered",
@@ -214,7 +226,6 @@ def _differing_options(
     registration may also have deployment ids that launches added.
     """
     stored = {
-        "--provider": existing.provider_id,
         "--jwks-url": existing.key_set_url,
         "--auth-url": existing.auth_login_url,
         "--token-url": existing.auth_token_url,
@@ -292,11 +303,12 @@ def _deployment_ids_text(deployments: dict[str, str]) -> str:
 @platform.command("remove")
 @click.argument("issuer")
 @click.argument("client_id")
+@provider_choice_option
 @json_option
-def remove(issuer, client_id, as_json) -> None:
+def remove(issuer, client_id, provider_slug, as_json) -> None:
     """Remove the registration of ISSUER and CLIENT_ID (only when it has no courses)."""
     with _bridge(as_json) as (_, session):
-        registration = _find(session, issuer, client_id, as_json)
+        registration = _find(session, issuer, client_id, provider_slug, as_json)
         try:
             remove_registration(session, operating_system_actor(), registration)
         except ActionError as error:
@@ -309,11 +321,12 @@ def remove(issuer, client_id, as_json) -> None:
 @click.argument("issuer")
 @click.argument("client_id")
 @click.argument("deployment_id")
+@provider_choice_option
 @json_option
-def approve(issuer, client_id, deployment_id, as_json) -> None:
+def approve(issuer, client_id, deployment_id, provider_slug, as_json) -> None:
     """Approve a held DEPLOYMENT_ID so launches from it work."""
     with _bridge(as_json) as (_, session):
-        registration = _find(session, issuer, client_id, as_json)
+        registration = _find(session, issuer, client_id, provider_slug, as_json)
         try:
             approve_deployment(
                 session, operating_system_actor(), registration, deployment_id
@@ -327,11 +340,12 @@ def approve(issuer, client_id, deployment_id, as_json) -> None:
 @platform.command("rotate-key")
 @click.argument("issuer")
 @click.argument("client_id")
+@provider_choice_option
 @json_option
-def rotate_key(issuer, client_id, as_json) -> None:
+def rotate_key(issuer, client_id, provider_slug, as_json) -> None:
     """Give the registration a new tool key. The old key stays in its JWKS."""
     with _bridge(as_json) as (bridge, session):
-        registration = _find(session, issuer, client_id, as_json)
+        registration = _find(session, issuer, client_id, provider_slug, as_json)
         kid = tool_keys.rotate(registration, bridge.vault)
         audit(
             session,

@@ -21,9 +21,11 @@ from badge_engine.db import Base, utcnow
 
 
 class Registration(Base):
-    """A tool registration on one platform, keyed by (issuer, client_id).
+    """A tool registration on one platform, keyed by (provider_id, issuer, client_id).
 
     Canvas uses one issuer for every customer, so the issuer alone identifies nothing.
+    Launches find their registration by `public_id`, which is in the tool URLs, so
+    two providers may each register the same issuer and client id.
     The tool's RSA private key for this registration is encrypted with the vault key.
     """
 
@@ -59,7 +61,7 @@ class Registration(Base):
 
     deployments: Mapped[list["Deployment"]] = relationship(back_populates="registration")
 
-    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+    __table_args__ = (UniqueConstraint("provider_id", "issuer", "client_id"),)
 
 
 class DeploymentStatus(str, enum.Enum):

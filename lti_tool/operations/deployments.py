@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from badge_engine.models import Provider
 from lti_tool.models import (
     Deployment,
     DeploymentStatus,
@@ -22,15 +23,20 @@ def find_registration(
     session: Session, issuer: str, client_id: str, provider_id: int | None = None
 ) -> Registration:
     """Return the registration of an issuer and client id; with `provider_id`,
-    only that provider's."""
+    only that provider's.
+
+    Each provider may register the same issuer and client id, so without
+    `provider_id` a pair that several providers hold raises `InvalidInput` (code
+    "registration_ambiguous") instead of picking one of them.
+    """
     query = select(Registration).where(
         Registration.issuer == issuer.rstrip("/"),
         Registration.client_id == client_id,
     )
     if provider_id is not None:
         query = query.where(Registration.provider_id == provider_id)
-    registration = session.scalar(query)
-    if registration is None:
+    registrations = session.scalars(query.order_by(Registration.id).limit(2)).all()
+    if not registrations:
         problem = (
             f"no registration with issuer {issuer!r} and client id {client_id!r}"
         )
@@ -41,8 +47,25 @@ def find_registration(
             api_message=f"{problem}; copy both from the LTI deployments list on "
             "the bridge's admin pages",
         )
+    if len(registrations) > 1:
+        slugs = session.scalars(
+            select(Provider.slug)
+            .join(Registration, Registration.provider_id == Provider.id)
+            .where(
+                Registration.issuer == issuer.rstrip("/"),
+                Registration.client_id == client_id,
+            )
+            .order_by(Provider.slug)
+        ).all()
+        # Only the CLI calls without a provider; the API always names one.
+        raise InvalidInput(
+            f"issuer {issuer!r} with client id {client_id!r} is registered by "
+            f"several providers ({', '.join(slugs)}); choose one with "
+            "--provider SLUG",
+            code="registration_ambiguous",
+        )
 
-    return registration
+    return registrations[0]
 
 
 def approve_deployment(

@@ -47,7 +47,7 @@ from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound, admin_dashboard_link
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
-from lti_tool.lti.registrations import create_registration
+from lti_tool.lti.registrations import create_registration, provider_registration
 from lti_tool.models import Registration
 from lti_tool.operations import ActionError, InvalidInput
 from lti_tool.operations.lms import (
@@ -640,14 +640,11 @@ def connect_lti(account: Account):
         )
         if connection is None:
             errors["lms_connection_id"] = _("Choose one of this provider's LMS sites.")
-    duplicate = db.scalar(
-        select(Registration).where(
-            Registration.issuer == issuer, Registration.client_id == client_id
-        )
-    )
-    if duplicate is not None:
+    if provider_registration(db, provider.id, issuer, client_id) is not None:
         errors["client_id"] = _(
-            "This issuer and client id are already registered on the bridge."
+            "This provider already has a registration with this issuer and client "
+            "id. Edit or remove it in the LTI registrations list above instead of "
+            "adding it again."
         )
     if errors:
         return _connections_page(account, provider, form, errors, status=400)

@@ -7,7 +7,6 @@ is read. The validation itself is in `lti_tool.lti.launch`.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
-from sqlalchemy import select
 
 from badge_engine.models import Provider
 from lti_tool.bridge import current_bridge, db_session
@@ -17,7 +16,7 @@ from lti_tool.lti import deep_linking, tool_keys
 from lti_tool.lti import dynamic_registration as dynamic
 from lti_tool.lti.errors import RegistrationFailed
 from lti_tool.lti.proxy import TrustedProxyMiddleware
-from lti_tool.lti.registrations import create_registration
+from lti_tool.lti.registrations import create_registration, provider_registration
 from lti_tool.models import Registration
 from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url
 from lti_tool.views import lti_launch
@@ -125,17 +124,13 @@ def dynamic_registration(token: str):
     )
     ids = dict(issuer=platform.issuer, client_id=client.client_id, provider_id=provider_id)
 
-    existing = db.scalar(
-        select(Registration.id).where(
-            Registration.issuer == platform.issuer,
-            Registration.client_id == client.client_id,
-        )
-    )
+    existing = provider_registration(db, provider_id, platform.issuer, client.client_id)
     if existing is not None:
         raise RegistrationFailed(
             f"issuer {platform.issuer!r} with client_id {client.client_id!r} is already "
-            "registered on this bridge",
-            check="remove the old registration first, or use the one already there",
+            f"registered for provider {provider.slug!r}",
+            check="remove the old registration on the admin pages first, or use the "
+            "one already there",
             **ids,
         )
     registration = create_registration(
