@@ -135,3 +135,79 @@ def test_name_key_upgrade_keeps_duplicates(database_url):
             text("UPDATE achievements SET name_key = 'code of conduct' WHERE id = 4")
         )
     engine.dispose()
+
+
+def _insert_registration(connection, registration_id: int, provider_id: int):
+    connection.execute(
+        text(
+            "INSERT INTO lti_registrations (id, provider_id, public_id, issuer, "
+            "client_id, auth_login_url, key_set_url, tool_key_id, "
+            "tool_private_key_encrypted, tool_public_key_pem, created_at) VALUES "
+            "(:id, :provider_id, :public_id, 'https://lms.example.invalid', 'abc', "
+            "'https://lms.example.invalid/auth', 'https://lms.example.invalid/jwks', "
+            ":kid, :key, 'pem', CURRENT_TIMESTAMP)"
+        ),
+        {"id": registration_id, "provider_id": provider_id,
+         "public_id": f"registration-{registration_id}",
+         "kid": f"kid-{registration_id}", "key": b"encrypted"},
+    )
+
+
+def _insert_providers(connection, *slugs: str):
+    for provider_id, slug in enumerate(slugs, start=1):
+        connection.execute(
+            text(
+                "INSERT INTO providers (id, slug, name, url, slug_frozen, created_at) "
+                "VALUES (:id, :slug, :slug, 'https://lms.example.invalid', false, "
+                "CURRENT_TIMESTAMP)"
+            ),
+            {"id": provider_id, "slug": slug},
+        )
+
+
+def test_registration_pair_unique_per_provider(database_url):
+    """After the upgrade a second provider can register an existing issuer and
+    client id, and the first provider still cannot register it twice."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0125_account_disabled_at")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        _insert_providers(connection, "academy", "college")
+        _insert_registration(connection, 1, provider_id=1)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        _insert_registration(connection, 2, provider_id=2)
+
+    command.upgrade(config, "heads")
+
+    with engine.begin() as connection:
+        _insert_registration(connection, 2, provider_id=2)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        _insert_registration(connection, 3, provider_id=1)
+    with engine.connect() as connection:
+        kept = connection.execute(
+            text("SELECT id, provider_id FROM lti_registrations ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in kept] == [(1, 1), (2, 2)]
+
+
+def test_registration_pair_downgrade_rejects_shared(database_url):
+    """The downgrade stops, naming the pair, while two providers have it, and
+    succeeds once one of them is removed."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "heads")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        _insert_providers(connection, "academy", "college")
+        _insert_registration(connection, 1, provider_id=1)
+        _insert_registration(connection, 2, provider_id=2)
+
+    with pytest.raises(RuntimeError, match="client id 'abc'"):
+        command.downgrade(config, "0125_account_disabled_at")
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM lti_registrations WHERE id = 2"))
+    command.downgrade(config, "0125_account_disabled_at")
+
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        _insert_registration(connection, 2, provider_id=2)
+    engine.dispose()

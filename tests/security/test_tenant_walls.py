@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from badge_engine.models import Credential
+from badge_engine.models import Credential, Provider
 from badge_engine.outbox import OutboxMessage, OutboxStatus, enqueue
 from connectors.hpass.models import Delivery, PortfolioAccount
 from connectors.models import LmsConnection
 from lti_tool.accounts import AccountRole, AccountToken, TokenPurpose, issue_token
 from lti_tool.api.tokens import create_api_token
 from lti_tool.backfill import BackfillJob
-from lti_tool.lti.registrations import Registration
+from lti_tool.lti.registrations import Registration, create_registration
 from lti_tool.models import Deployment
 from tests.support.account_cookie import account_session_transaction
 from tests.lti_tool.pages.conftest import (
@@ -386,3 +386,39 @@ def test_registration_of_beta_unused(db, walls):
 
     assert registration.provider_id == beta.provider_id
     assert db.scalar(select(Credential).where(Credential.provider_id == beta.provider_id))
+
+
+def test_alpha_copy_of_beta_pair(app, db, walls):
+    """Alpha may register beta's issuer and client id, but the API deployment
+    approval of that pair with alpha's token changes only alpha's registration."""
+    alpha, beta, _, token = walls
+    beta_registration = db.get(Registration, beta.registration_id)
+    copy = create_registration(
+        db,
+        app.extensions["hpass"].vault,
+        db.get(Provider, alpha.provider_id),
+        issuer=beta_registration.issuer,
+        client_id=beta_registration.client_id,
+        auth_login_url=beta_registration.auth_login_url,
+        key_set_url=beta_registration.key_set_url,
+    )
+    db.commit()
+
+    response = app.test_client().post(
+        "/api/v1/deployments/approve",
+        json={
+            "issuer": beta_registration.issuer,
+            "client_id": beta_registration.client_id,
+            "deployment_id": "alpha-only",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    approved = db.scalars(
+        select(Deployment.registration_id).where(
+            Deployment.deployment_id == "alpha-only"
+        )
+    ).all()
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert approved == [copy.id]
+    assert copy.provider_id != beta_registration.provider_id

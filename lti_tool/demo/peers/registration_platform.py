@@ -33,7 +33,9 @@ class RegistrationPlatform:
 
     `messages_as_strings` lists message types as plain strings (older Moodle);
     `extra_scopes` are advertised in `scopes_supported` but rejected at registration,
-    which is how Canvas answers a scope it does not grant.
+    which is how Canvas answers a scope it does not grant. `client_id`, when given,
+    is returned by every registration in place of a new one, as a platform run by
+    anyone with a provider's registration URL may do.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class RegistrationPlatform:
         messages_as_strings: bool = False,
         extra_scopes: t.Sequence[str] = (),
         issuer: str | None = None,
+        client_id: str | None = None,
     ) -> None:
         if family not in ("moodle", "canvas"):
             raise ValueError(f"family must be 'moodle' or 'canvas', got {family!r}")
@@ -52,6 +55,7 @@ class RegistrationPlatform:
         self.registration_token = secrets.token_urlsafe(16)
         self.registrations: list[dict] = []
         self._issuer = issuer
+        self.fixed_client_id = client_id
         self.url = ""
 
     @property
@@ -107,11 +111,12 @@ class RegistrationPlatform:
         if self.family == "canvas" and refused:
             return self._error(422, f"Invalid scope: {' '.join(refused)}")
 
-        client_id = (
-            f"1000000{secrets.randbelow(10**8):08d}"
-            if self.family == "canvas"
-            else secrets.token_urlsafe(10)
-        )
+        if self.fixed_client_id is not None:
+            client_id = self.fixed_client_id
+        elif self.family == "canvas":
+            client_id = f"1000000{secrets.randbelow(10**8):08d}"
+        else:
+            client_id = secrets.token_urlsafe(10)
         response = dict(body, client_id=client_id)
         tool = dict(body.get("https://purl.imsglobal.org/spec/lti-tool-configuration") or {})
         if self.family == "moodle":

@@ -57,11 +57,12 @@ def start_bridge(tmp_path, database_url: str | None = None, **overrides):
     return app, server
 
 
-def register_peer(app, base: str, peer: PlatformPeer) -> str:
-    """Register the running peer on the bridge and the bridge on the peer."""
+def register_peer(app, base: str, peer: PlatformPeer, slug: str = "academy") -> str:
+    """Register the running peer for a new provider `slug` on the bridge, and the
+    bridge on the peer, in place of any tool the peer launched before."""
     bridge = app.extensions["hpass"]
     with bridge.session() as session:
-        provider = add_provider(session)
+        provider = add_provider(session, slug=slug, name=slug.title())
         connection = add_moodle_connection(
             session, bridge.vault, provider, "http://127.0.0.1:9", "t"
         )

@@ -21,6 +21,16 @@ ISSUER = "http://127.0.0.1:8100/moodle"
 
 @pytest.fixture
 def env(tmp_path):
+    return _instance(tmp_path, ("academy",))
+
+
+@pytest.fixture
+def two_providers_env(tmp_path):
+    """An instance with providers academy and college."""
+    return _instance(tmp_path, ("academy", "college"))
+
+
+def _instance(tmp_path, slugs: tuple[str, ...]) -> dict:
     env = {
         "HPASS_INSTANCE_PATH": str(tmp_path / "instance"),
         "HPASS_PUBLIC_BASE_URL": "",
@@ -33,15 +43,16 @@ def env(tmp_path):
     upgrade(settings.database_url)
     bridge = Bridge.from_settings(settings)
     with bridge.session() as session:
-        add_provider(session)
+        for slug in slugs:
+            add_provider(session, slug, slug.title())
         session.commit()
     bridge.engine.dispose()
     return env
 
 
-def _add(env, *extra):
+def _add(env, *extra, provider: str = "academy"):
     arguments = [
-        "platform", "add", "--json", "--provider", "academy", "--issuer", ISSUER,
+        "platform", "add", "--json", "--provider", provider, "--issuer", ISSUER,
         "--client-id", "abc", "--jwks-url", f"{ISSUER}/jwks",
         "--auth-url", f"{ISSUER}/auth", "--token-url", f"{ISSUER}/token", *extra,
     ]
@@ -67,8 +78,9 @@ def test_platform_add_twice_other_values(env):
     result = _add(env, "--family", "canvas", "--deployment-id", "9")
 
     assert result.exit_code == 1
-    assert "already registered with other values for --family, --deployment-id" in (
-        result.stderr
+    assert (
+        "already registered for provider 'academy' with other values for --family, "
+        "--deployment-id" in result.stderr
     )
 
 
@@ -267,3 +279,131 @@ def test_platform_rejected_add_not_audited(env):
 
     assert again.exit_code != 0
     assert len(_audit_events(env)) == 1
+
+
+def test_platform_add_same_pair_two_providers(two_providers_env):
+    """Two providers each register the same issuer and client id, and get
+    registrations with their own tool URLs."""
+    env = two_providers_env
+
+    academy = _add(env, "--deployment-id", "1")
+    college = _add(env, "--deployment-id", "1", provider="college")
+    listed = json.loads(
+        CliRunner().invoke(main, ["platform", "list", "--json"], env=env).stdout
+    )
+
+    assert academy.exit_code == 0, academy.output
+    assert college.exit_code == 0, college.output
+    assert json.loads(college.stdout)["status"] == "ok"
+    academy_urls = json.loads(academy.stdout)
+    college_urls = json.loads(college.stdout)
+    assert academy_urls["registration"] != college_urls["registration"]
+    assert academy_urls["launch_url"] != college_urls["launch_url"]
+    assert [row["provider"] for row in listed["registrations"]] == [
+        "academy",
+        "college",
+    ]
+
+
+def test_platform_add_other_values_names_provider_only(two_providers_env):
+    """A second add of the pair in one provider is rejected, and the message names
+    only that provider although the other one has the pair too."""
+    env = two_providers_env
+    _add(env)
+    _add(env, provider="college")
+
+    again = _add(env, "--family", "canvas", provider="college")
+
+    assert again.exit_code == 1
+    assert json.loads(again.stdout)["error"] == "already_registered"
+    assert "already registered for provider 'college'" in again.stderr
+    assert "academy" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["remove", ISSUER, "abc"],
+        ["approve", ISSUER, "abc", "9"],
+        ["rotate-key", ISSUER, "abc"],
+    ],
+    ids=["remove", "approve", "rotate-key"],
+)
+def test_platform_shared_pair_needs_provider(two_providers_env, command):
+    """A command naming a pair that two providers have changes nothing and names
+    --provider as the fix."""
+    env = two_providers_env
+    _add(env)
+    _add(env, provider="college")
+    before = _audit_events(env)
+
+    result = CliRunner().invoke(main, ["platform", *command, "--json"], env=env)
+
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"] == "registration_ambiguous"
+    assert "--provider SLUG" in result.stderr
+    assert "(academy, college)" in result.stderr
+    assert len(_audit_events(env)) == len(before)
+
+
+def test_platform_provider_option_chooses(two_providers_env):
+    """With --provider, approve, rotate-key and remove act on that provider's
+    registration of a shared pair and leave the other provider's alone."""
+    env = two_providers_env
+    _add(env, "--hold-new-deployments")
+    _add(env, "--hold-new-deployments", provider="college")
+    runner = CliRunner()
+
+    approved = runner.invoke(
+        main, ["platform", "approve", ISSUER, "abc", "9", "--provider", "college"],
+        env=env,
+    )
+    rotated = runner.invoke(
+        main, ["platform", "rotate-key", ISSUER, "abc", "--provider", "college"],
+        env=env,
+    )
+    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    removed = runner.invoke(
+        main, ["platform", "remove", ISSUER, "abc", "--provider", "academy"], env=env
+    )
+    after = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+
+    assert approved.exit_code == 0, approved.output
+    assert rotated.exit_code == 0, rotated.output
+    assert removed.exit_code == 0, removed.output
+    deployments = {row["provider"]: row["deployments"] for row in listed["registrations"]}
+    assert deployments == {"academy": {}, "college": {"9": "active"}}
+    assert [row["provider"] for row in after["registrations"]] == ["college"]
+    rotations = [
+        event for event in _audit_events(env) if event.action == "key.rotated"
+    ]
+    assert len(rotations) == 1
+    assert rotations[0].provider_id == 2
+
+
+def test_platform_provider_option_unknown(two_providers_env):
+    """An unknown --provider slug is a usage error naming the slug."""
+    env = two_providers_env
+    _add(env)
+
+    result = CliRunner().invoke(
+        main, ["platform", "remove", ISSUER, "abc", "--provider", "nobody"], env=env
+    )
+
+    assert result.exit_code == 2
+    assert "'nobody'" in result.stderr
+
+
+def test_platform_provider_option_without_registration(two_providers_env):
+    """--provider naming a provider without the pair reports it not found, even
+    when another provider has it."""
+    env = two_providers_env
+    _add(env)
+
+    result = CliRunner().invoke(
+        main, ["platform", "rotate-key", ISSUER, "abc", "--provider", "college"],
+        env=env,
+    )
+
+    assert result.exit_code == 2
+    assert "no registration" in result.stderr

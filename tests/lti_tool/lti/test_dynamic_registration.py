@@ -240,3 +240,61 @@ def test_unreachable_platform(db, register_url):
 
     assert response.status_code == 400
     assert "could not be reached" in html.unescape(response.text)
+
+
+SHARED_CLIENT_ID = "10000001234"
+
+
+def _register_url_of(app, tool_url, provider) -> str:
+    token = registration_token(app.config["SECRET_KEY"], provider.id)
+    return f"{tool_url}/lti/register/{token}"
+
+
+def _provider_registrations(db, provider_id: int) -> list[Registration]:
+    db.expire_all()
+    return list(
+        db.scalars(select(Registration).where(Registration.provider_id == provider_id))
+    )
+
+
+@pytest.mark.parametrize("family", ["moodle", "canvas"])
+def test_two_providers_register_same_pair(
+    app, db, provider, tool_url, register_url, platforms, family
+):
+    """One platform that returns the same client id registers for two providers,
+    and each provider gets a registration of its own."""
+    college = add_provider(db, slug="college", name="College")
+    db.commit()
+    platform = platforms(family, client_id=SHARED_CLIENT_ID)
+
+    first = _register(register_url, platform)
+    second = _register(_register_url_of(app, tool_url, college), platform)
+
+    assert first.status_code == 200, first.text
+    assert second.status_code == 200, second.text
+    academy_rows = _provider_registrations(db, provider.id)
+    college_rows = _provider_registrations(db, college.id)
+    assert len(academy_rows) == 1
+    assert len(college_rows) == 1
+    assert academy_rows[0].issuer == college_rows[0].issuer == platform.issuer
+    assert academy_rows[0].client_id == college_rows[0].client_id == SHARED_CLIENT_ID
+    assert academy_rows[0].public_id != college_rows[0].public_id
+
+
+def test_same_pair_twice_in_provider(app, db, provider, tool_url, register_url, platforms):
+    """A second registration of a pair in one provider is rejected naming only that
+    provider, although another provider registered the pair too."""
+    college = add_provider(db, slug="college", name="College")
+    db.commit()
+    platform = platforms("canvas", client_id=SHARED_CLIENT_ID)
+    _register(_register_url_of(app, tool_url, college), platform)
+    _register(register_url, platform)
+
+    again = _register(register_url, platform)
+    page = html.unescape(again.text)
+
+    assert again.status_code == 400
+    assert "already registered for provider 'academy'" in page
+    assert "college" not in page.lower()
+    assert len(_provider_registrations(db, provider.id)) == 1
+    assert len(_provider_registrations(db, college.id)) == 1

@@ -259,3 +259,90 @@ def test_registration_pages_translated(app, client, admin, db):
 
     assert "Identifiants de déploiement" in listed
     assert f"Supprimer l'enregistrement de {PLATFORM}\u202f?" in confirm
+
+
+def _register_by_hand(client, client_id: str = "shared-client", language: str = "en"):
+    return client.post(
+        "/admin/connect/lti",
+        data={
+            "csrf": "test-csrf",
+            "issuer": PLATFORM,
+            "client_id": client_id,
+            "auth_login_url": PLATFORM + "/auth",
+            "key_set_url": PLATFORM + "/jwks",
+            "deployment_id": "3",
+        },
+        headers={"Accept-Language": language},
+    )
+
+
+def test_two_providers_register_same_pair(app, client, admin, tenants, db):
+    """Admins of two providers each register the same issuer and client id by
+    hand, and each provider gets a registration of its own."""
+    _, beta = tenants
+    add_account(db, "admin@beta.org", AccountRole.PROVIDER_ADMIN, beta.provider_id)
+    beta_client = app.test_client()
+    sign_in(beta_client, "admin@beta.org")
+
+    alpha_saved = _register_by_hand(client)
+    beta_saved = _register_by_hand(beta_client)
+    registrations = db.scalars(
+        select(Registration)
+        .where(Registration.client_id == "shared-client")
+        .order_by(Registration.id)
+    ).all()
+
+    assert alpha_saved.status_code == 303
+    assert beta_saved.status_code == 303
+    assert [r.provider_id for r in registrations] == [
+        admin.provider_id,
+        beta.provider_id,
+    ]
+    assert registrations[0].public_id != registrations[1].public_id
+    beta_page = _page(beta_client.get("/admin/connect"))
+    assert registrations[1].public_id in beta_page
+    assert registrations[0].public_id not in beta_page
+
+
+def test_same_pair_twice_in_provider(app, client, admin, tenants, db):
+    """A second registration of a pair in one provider is rejected with a message
+    about that provider only, although another provider has the pair too."""
+    _, beta = tenants
+    _unused_registration(app, db, beta, client_id="shared-client")
+    _register_by_hand(client)
+
+    again = _register_by_hand(client)
+    page = _page(again)
+
+    assert again.status_code == 400
+    assert (
+        "This provider already has a registration with this issuer and client id."
+        in page
+    )
+    assert "registered on the bridge" not in page
+    assert "Beta" not in page
+    assert db.scalar(
+        select(func.count())
+        .select_from(Registration)
+        .where(
+            Registration.provider_id == admin.provider_id,
+            Registration.client_id == "shared-client",
+        )
+    ) == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("fr", "Ce fournisseur a déjà un enregistrement"),
+        ("es", "Este proveedor ya tiene un registro"),
+        ("ar", "لدى هذا المزوّد تسجيل"),
+    ],
+)
+def test_same_pair_message_translated(client, admin, language, expected):
+    """The rejection of a second registration of a pair is translated."""
+    _register_by_hand(client)
+
+    page = _page(_register_by_hand(client, language=language))
+
+    assert expected in page
