@@ -13,9 +13,12 @@ from sqlalchemy import select
 
 from badge_engine.models import Learner, Provider
 from lti_tool.demo.peers.platform import PlatformPeer, ToolRegistration
+from lti_tool.lti.registrations import create_registration
 from lti_tool.models import LtiCourse, LtiUsedNonce, Registration
 from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url
+from tests.lti_tool.lti.harness import DEPLOYMENT_ID, ToolClient
 from tests.lti_tool.lti.platform_setup import register_peer, start_bridge, stop
+from tests.support.seed import add_provider
 
 
 @pytest.fixture(params=["moodle", "canvas"])
@@ -122,3 +125,33 @@ def test_course_rows_use_own_registration(shared):
 
     assert [row[0] for row in rows] == [public_ids["college"], public_ids["academy"]]
     assert all(row[1] == row[2] for row in rows)
+
+
+def test_login_state_bound_to_registration(app, db, registration, tool, platform):
+    """A login state of academy's registration is rejected at the launch URL of
+    college's registration of the same pair, and college gets no rows."""
+    college = add_provider(db, slug="college", name="College")
+    college_registration = create_registration(
+        db,
+        app.extensions["hpass"].vault,
+        college,
+        issuer=registration.issuer,
+        client_id=registration.client_id,
+        auth_login_url=registration.auth_login_url,
+        key_set_url=registration.key_set_url,
+        deployment_ids=(DEPLOYMENT_ID,),
+    )
+    db.commit()
+    college_tool = ToolClient(tool.tool_url, college_registration.public_id, tool.issuer)
+    college_tool.http = tool.http
+    login = tool.start()
+
+    response = college_tool.launch(
+        platform.sign(platform.claims(login.nonce, college_tool.target_link_uri)),
+        login.state,
+    )
+
+    assert response.status_code == 400
+    assert "state" in response.text
+    for model in (LtiCourse, Learner, LtiUsedNonce):
+        assert _rows(app, model, "college") == [], model.__name__
