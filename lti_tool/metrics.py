@@ -7,8 +7,10 @@ that are never deleted (facts, credentials), so they only grow, as Prometheus
 counters must.
 
 Access: with HPASS_METRICS_TOKEN set, a scrape needs `Authorization: Bearer <token>`;
-without it, only scrapes from loopback are answered, because the figures name
-providers.
+without it, only scrapes from a loopback client are served, because the figures name
+providers. A reverse proxy on the same host connects from loopback for every client,
+so a request carrying forwarding headers counts as loopback only when its peer is in
+HPASS_TRUSTED_PROXIES and the forwarded client address is itself loopback.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from badge_engine.models import CompletionFactRecord, Credential
 from badge_engine.outbox import OutboxMessage, OutboxStatus
 from connectors.hpass.models import Delivery
 from lti_tool.errors import Forbidden, Unauthorized
+from lti_tool.lti.proxy import is_trusted_proxy
 from lti_tool.logs import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +48,20 @@ LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 # Rows read per histogram per scrape, so a huge backlog cannot make a scrape slow.
 HISTOGRAM_SAMPLE_LIMIT = 10_000
 LATENCY_WINDOW = timedelta(hours=1)
+# WSGI keys of the request headers by which proxies pass on a client's address, host
+# or scheme, besides every `X-Forwarded-*` header.
+FORWARDING_HEADERS = {
+    "HTTP_FORWARDED": "Forwarded",
+    "HTTP_X_REAL_IP": "X-Real-IP",
+    "HTTP_X_CLIENT_IP": "X-Client-IP",
+    "HTTP_CLIENT_IP": "Client-IP",
+    "HTTP_TRUE_CLIENT_IP": "True-Client-IP",
+    "HTTP_CF_CONNECTING_IP": "CF-Connecting-IP",
+    "HTTP_FASTLY_CLIENT_IP": "Fastly-Client-IP",
+    "HTTP_X_CLUSTER_CLIENT_IP": "X-Cluster-Client-IP",
+    "HTTP_X_ORIGINAL_FORWARDED_FOR": "X-Original-Forwarded-For",
+    "HTTP_VIA": "Via",
+}
 
 
 def _histogram(
@@ -191,6 +208,21 @@ def _check_access() -> None:
             )
         return
 
+    # NOTE: a same-host proxy that adds no forwarding header still looks like a
+    # loopback client here, so deploy.md recommends a token behind such a proxy.
+    forwarded = _forwarding_header_names(request.environ)
+    if forwarded and not _forwarded_by_trusted_proxy(request.environ):
+        raise Forbidden(
+            "metrics are served without a token to loopback clients only, and this "
+            f"request carries forwarding headers ({', '.join(forwarded)}) but does not "
+            "come from a proxy in HPASS_TRUSTED_PROXIES that sets X-Forwarded-For, so "
+            f"its client may be on another machine. Set {TOKEN_VARIABLE} and send "
+            "Authorization: Bearer with its value, or list the proxy in "
+            "HPASS_TRUSTED_PROXIES so that the forwarded client address decides"
+        )
+
+    # Behind a trusted proxy TrustedProxyMiddleware has already set remote_addr to
+    # the last X-Forwarded-For entry, the address the rate limiter keys on too.
     address = request.remote_addr or ""
     try:
         loopback = ipaddress.ip_address(address).is_loopback
@@ -201,6 +233,34 @@ def _check_access() -> None:
             f"metrics are served to loopback only; set {TOKEN_VARIABLE} to scrape "
             "from another machine"
         )
+
+
+def _forwarding_header_names(environ: dict) -> list[str]:
+    """Return the names of the forwarding headers a request carries, sorted."""
+    names = []
+    for key in environ:
+        if key in FORWARDING_HEADERS:
+            names.append(FORWARDING_HEADERS[key])
+        elif key.startswith("HTTP_X_FORWARDED"):
+            names.append(key.removeprefix("HTTP_").replace("_", "-").title())
+    return sorted(names)
+
+
+def _forwarded_by_trusted_proxy(environ: dict) -> bool:
+    """Return True when a trusted proxy sent the request and named its client.
+
+    TrustedProxyMiddleware keeps the proxy's own address under
+    `werkzeug.proxy_fix.orig` when it applies the headers. A trusted proxy that
+    sends no X-Forwarded-For (only X-Real-IP, say) does not name the client in the
+    header the bridge reads, so its request does not count.
+    """
+    original = environ.get("werkzeug.proxy_fix.orig")
+    if original is None:
+        return False
+    networks = current_app.extensions["hpass_metrics_trusted_proxies"]
+    if not is_trusted_proxy(original.get("REMOTE_ADDR"), networks):
+        return False
+    return bool(environ.get("HTTP_X_FORWARDED_FOR", "").strip())
 
 
 @bp.get("/metrics")
@@ -215,4 +275,8 @@ def register(app: Flask) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PipelineCollector(app.extensions["hpass"]))
     app.extensions["hpass_metrics"] = registry
+    app.extensions["hpass_metrics_trusted_proxies"] = [
+        ipaddress.ip_network(item, strict=False)
+        for item in app.extensions["hpass"].settings.trusted_proxies
+    ]
     app.register_blueprint(bp)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+import requests
 from badge_engine.models import CompletionFactRecord
 from badge_engine.outbox import enqueue
+from lti_tool import intake
+from lti_tool.app import create_app
+from lti_tool.demo.peers.serving import serve_in_thread
+from lti_tool.lti.proxy import WAITRESS_OPTIONS
+from lti_tool.schema import upgrade
 from tests.support.seed import add_moodle_connection, add_provider
 
 
@@ -69,3 +76,121 @@ def test_metrics_token_required_when_set(client, monkeypatch):
     assert missing.status_code == 401
     assert wrong.status_code == 401
     assert right.status_code == 200
+
+
+def test_metrics_open_to_plain_loopback(client):
+    """A scrape from loopback with no forwarding headers needs no token."""
+    response = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("X-Real-IP", "203.0.113.9"),
+        ("Forwarded", "for=203.0.113.9"),
+        ("X-Forwarded-Host", "badges.example.org"),
+        ("X-Forwarded-Proto", "https"),
+    ],
+)
+def test_metrics_forwarded_loopback_rejected(client, header, value):
+    """A loopback peer passing on another client's request is not a loopback scrape."""
+    response = client.get(
+        "/metrics",
+        headers={header: value},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+
+    assert response.status_code == 403
+    text = response.get_data(as_text=True)
+    assert header in text
+    assert "HPASS_METRICS_TOKEN" in text
+    assert "HPASS_TRUSTED_PROXIES" in text
+
+
+def test_metrics_forwarded_loopback_with_token(client, monkeypatch):
+    """With a token configured, a scrape through a proxy works with the token only."""
+    monkeypatch.setenv("HPASS_METRICS_TOKEN", "scrape-secret")
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    loopback = {"REMOTE_ADDR": "127.0.0.1"}
+
+    missing = client.get("/metrics", headers=forwarded, environ_base=loopback)
+    right = client.get(
+        "/metrics",
+        headers={**forwarded, "Authorization": "Bearer scrape-secret"},
+        environ_base=loopback,
+    )
+
+    assert missing.status_code == 401
+    assert "HPASS_METRICS_TOKEN" in missing.get_data(as_text=True)
+    assert right.status_code == 200
+
+
+@pytest.fixture
+def proxied_client(settings):
+    """A client of an app that trusts a reverse proxy on 127.0.0.1."""
+    settings.trusted_proxies = ["127.0.0.1/32"]
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    yield app.test_client()
+    intake.stop(app)
+    app.extensions["hpass"].engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "status"),
+    [
+        ("127.0.0.1", {"X-Forwarded-For": "127.0.0.1"}, 200),
+        ("127.0.0.1", {"X-Forwarded-For": "::1", "X-Forwarded-Proto": "https"}, 200),
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.9"}, 403),
+        # Only the last entry, the one the proxy wrote, is the client.
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.9, 127.0.0.1"}, 200),
+        ("127.0.0.1", {"X-Forwarded-For": "127.0.0.1, 203.0.113.9"}, 403),
+        # A trusted proxy that names its client in X-Real-IP only.
+        ("127.0.0.1", {"X-Real-IP": "127.0.0.1"}, 403),
+        ("127.0.0.1", {}, 200),
+        # A loopback client of a peer outside HPASS_TRUSTED_PROXIES.
+        ("::1", {"X-Forwarded-For": "127.0.0.1"}, 403),
+    ],
+    ids=[
+        "loopback-client",
+        "ipv6-loopback-client",
+        "remote-client",
+        "last-entry-loopback",
+        "last-entry-remote",
+        "real-ip-only",
+        "proxy-host-direct",
+        "untrusted-peer",
+    ],
+)
+def test_metrics_behind_trusted_proxy(proxied_client, peer, headers, status):
+    """Behind a trusted proxy the forwarded client address decides."""
+    response = proxied_client.get(
+        "/metrics", headers=headers, environ_base={"REMOTE_ADDR": peer}
+    )
+
+    assert response.status_code == status
+
+
+def test_metrics_served_forwarded_rejected(app):
+    """Over real HTTP, a scrape relayed by a same-host proxy needs the token.
+
+    waitress runs with the options `hpass-bridge run` uses, which pass the
+    forwarding headers on to the app.
+    """
+    server = serve_in_thread(app, **WAITRESS_OPTIONS)
+    try:
+        relayed = requests.get(
+            f"{server.url}/metrics",
+            headers={"X-Forwarded-For": "203.0.113.9"},
+            timeout=10,
+        )
+        direct = requests.get(f"{server.url}/metrics", timeout=10)
+    finally:
+        server.stop()
+
+    assert relayed.status_code == 403
+    assert "HPASS_METRICS_TOKEN" in relayed.text
+    assert direct.status_code == 200
