@@ -97,6 +97,7 @@ from lti_tool.views.step_text import Grades, describe_step, progress_grades
 from lti_tool.views.headers import (
     allow_form_redirects_to_other_sites,
     allow_framing_by,
+    image_response,
     session_frame_origins,
     session_registration,
 )
@@ -1514,11 +1515,7 @@ def achievement_image(public_id: str):
     )
     if image is None:
         abort(404)
-    response = Response(image.content, mimetype=image.media_type)
-    # An SVG opened on its own must not run anything, even if a check missed a trick.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'"
-    )
+    response = image_response(image.content, image.media_type)
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
 

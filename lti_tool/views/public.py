@@ -40,6 +40,7 @@ from badge_engine.verify_report import VerificationReport
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound
 from lti_tool.urls_for import base_url
+from lti_tool.views.headers import image_response
 
 bp = Blueprint("public", __name__)
 
@@ -182,7 +183,7 @@ def credential_baked_svg(public_id: str):
     """Return an SVG badge with the signed OB 3.0 credential baked into it."""
     found = _credential_or_404(public_id)
     image = bake_svg(plain_svg(found.achievement.name), _json_text(found.document))
-    return Response(image, mimetype="image/svg+xml")
+    return image_response(image, "image/svg+xml")
 
 
 @bp.get("/credentials/<public_id>/badge.png")
@@ -190,7 +191,7 @@ def credential_baked_png(public_id: str):
     """Return a PNG badge with the signed OB 3.0 credential baked into it."""
     found = _credential_or_404(public_id)
     image = bake_png(plain_png(), _json_text(found.document))
-    return Response(image, mimetype="image/png")
+    return image_response(image, "image/png")
 
 
 @bp.get("/providers/<slug>/status/<int:list_number>")

@@ -16,6 +16,8 @@ from badge_engine.models import Achievement, Credential, Learner
 from badge_engine.rules import COURSE_COMPLETED_RULE
 from badge_engine.status import revoke_credential, status_bit
 from lti_tool.cli import main
+from lti_tool.images import AchievementImage
+from lti_tool.views.headers import IMAGE_POLICY
 from tests.support.seed import add_moodle_connection, add_provider
 
 BASE = "http://127.0.0.1:5999"
@@ -423,3 +425,30 @@ def test_huge_delivery_id_404(client):
     response = client.post("/portfolio/deliveries/999999999999999999999999999999/retry")
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [("badge.svg", "image/svg+xml"), ("badge.png", "image/png")],
+)
+def test_baked_badge_image_policy(client, db, issued, path, media_type):
+    """A baked badge is served under the same inert policy as an uploaded image."""
+    uploaded = AchievementImage(
+        provider_id=issued.provider_id,
+        media_type="image/svg+xml",
+        content=b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>',
+        width=1,
+        height=1,
+    )
+    db.add(uploaded)
+    db.commit()
+
+    baked = client.get(f"/credentials/{issued.public_id}/{path}")
+    image = client.get(f"/images/{uploaded.public_id}")
+
+    assert baked.status_code == 200
+    assert baked.mimetype == media_type
+    assert baked.headers["Content-Security-Policy"] == IMAGE_POLICY
+    assert IMAGE_POLICY.startswith("default-src 'none'")
+    assert image.headers["Content-Security-Policy"] == IMAGE_POLICY
+    assert baked.headers["X-Content-Type-Options"] == "nosniff"
