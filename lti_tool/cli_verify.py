@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +34,7 @@ EXIT_NOT_CHECKED = 3
 # is wrong rather than the badge.
 EXIT_NO_CREDENTIAL = 4
 
-_NOT_CHECKED_HINT = (
-    "The issuer's server could not be reached, so the credential is neither valid "
-    "nor invalid yet. Verify the archive.json that `hpass-bridge demo --out` writes "
-    "beside the credential, which carries the issuer's keys and status list, or "
-    "start the issuer's bridge (`hpass-bridge run`) and verify again."
-)
+ARCHIVE_NAME = "archive.json"
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +96,7 @@ def verify(
             "credential could not be checked.",
         )
 
-    _print(report, as_json)
+    _print(report, target, as_json)
     exit_codes = {
         "valid": EXIT_VALID,
         "invalid": EXIT_INVALID,
@@ -191,7 +187,7 @@ def _usage_error(message: str, as_json: bool) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _print(report: VerificationReport, as_json: bool) -> None:
+def _print(report: VerificationReport, target: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_json()))
         return
@@ -211,4 +207,69 @@ def _print(report: VerificationReport, as_json: bool) -> None:
     for problem in report.warnings:
         click.echo(f"  warning {problem.code} at {problem.path}: {problem.message}")
     if report.outcome == "not_checked":
-        click.echo(_NOT_CHECKED_HINT)
+        click.echo(_not_checked_hint(report, target))
+
+
+def _not_checked_hint(report: VerificationReport, target: str) -> str:
+    """Return what to do when the issuer's key or status list could not be fetched.
+
+    The archive comes first because it verifies with no network. Starting a bridge
+    is advised only for a credential of the bridge configured here, because the
+    issuer of `hpass-bridge demo` served a random port that stopped with the demo
+    and no command serves it again.
+    """
+    lines = [
+        "The issuer's server could not be reached, so the credential is neither "
+        "valid nor invalid yet."
+    ]
+    archive = _archive_beside(target)
+    if archive is not None:
+        lines.append(
+            "Verify the archive saved beside it, which carries the issuer's keys and "
+            "status list and needs no network: hpass-bridge verify "
+            + shlex.quote(str(archive))
+        )
+    else:
+        lines.append(
+            f"If you have the credential's {ARCHIVE_NAME} (`hpass-bridge demo --out` "
+            "writes one beside credential.json), verify that instead: it carries the "
+            "issuer's keys and status list and needs no network."
+        )
+
+    base_url = _issued_here(report, target)
+    if base_url is not None:
+        lines.append(
+            f"This bridge ({base_url}) issued the credential, so start it with "
+            "`hpass-bridge run` and verify again."
+        )
+    else:
+        lines.append(
+            "Otherwise verify again once the issuer's server is reachable. The issuer "
+            "of `hpass-bridge demo` stopped with the demo, so only its archive "
+            "verifies."
+        )
+    return "\n".join(lines)
+
+
+def _archive_beside(target: str) -> Path | None:
+    """Return the archive.json in the folder of a credential file, if there is one."""
+    if target.startswith(("http://", "https://")):
+        return None
+    path = Path(target)
+    archive = path.parent / ARCHIVE_NAME
+    if path.name == ARCHIVE_NAME or not archive.is_file():
+        return None
+    return archive
+
+
+def _issued_here(report: VerificationReport, target: str) -> str | None:
+    """Return this bridge's public base URL when the credential id or URL is under it."""
+    try:
+        base_url = load_settings().public_base_url.rstrip("/")
+    except ConfigError:
+        return None
+    credential_id = (report.credential or {}).get("id")
+    for address in (credential_id, target):
+        if isinstance(address, str) and address.startswith(base_url + "/"):
+            return base_url
+    return None

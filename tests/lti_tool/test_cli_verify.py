@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from werkzeug.serving import make_server
 
 from badge_engine import ob3
+from badge_engine.archive import build_archive
 from badge_engine.baking import bake_png, bake_svg, plain_png, plain_svg
 from badge_engine.data_integrity import sign_eddsa_rdfc_2022
 from badge_engine.endorsement import endorse
@@ -689,7 +690,58 @@ def test_verify_unreachable_issuer_not_checked(live, seeded):
     assert result.output.startswith("NOT CHECKED: Open Badges 3.0")
     assert "error key_unreachable" in result.output
     assert "archive.json" in result.output
+    # The stopped server is not this bridge's, so starting a bridge would not help.
+    assert "hpass-bridge run" not in result.output
     assert "INVALID" not in result.output
+
+
+def _stopped_server() -> str:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_verify_unreachable_names_archive_beside(live, seeded):
+    """Beside a saved archive, the hint gives the command that verifies it offline."""
+    stopped_server = _stopped_server()
+    credential = _issue(live, seeded, "u-archived", base_url=stopped_server)
+    folder = live.folder / "archived"
+    folder.mkdir()
+    target = folder / "credential.json"
+    target.write_text(json.dumps(credential.document))
+    with live.bridge.session() as session:
+        archive = build_archive(
+            session,
+            vault=live.bridge.vault,
+            base_url=stopped_server,
+            credential=session.get(Credential, credential.id),
+        )
+    (folder / "archive.json").write_text(json.dumps(archive))
+
+    result = CliRunner().invoke(main, ["verify", str(target)], env=live.env)
+    offline = CliRunner().invoke(
+        main, ["verify", str(folder / "archive.json")], env=live.env
+    )
+
+    assert result.exit_code == 3, result.output
+    assert f"hpass-bridge verify {folder / 'archive.json'}" in result.output
+    assert "hpass-bridge run" not in result.output
+    assert offline.exit_code == 0, offline.output
+
+
+def test_verify_unreachable_own_bridge_run(live, seeded):
+    """A credential of the bridge configured here, which is down, advises starting it."""
+    stopped_server = _stopped_server()
+    credential = _issue(live, seeded, "u-own-bridge", base_url=stopped_server)
+    target = _write(live, "own-bridge.json", credential.document)
+    env = {**live.env, "HPASS_PUBLIC_BASE_URL": stopped_server}
+
+    result = CliRunner().invoke(main, ["verify", target], env=env)
+
+    assert result.exit_code == 3, result.output
+    assert f"This bridge ({stopped_server}) issued the credential" in result.output
+    assert "`hpass-bridge run`" in result.output
+    assert "archive.json" in result.output
 
 
 def test_verify_unreachable_issuer_json(live, seeded):
