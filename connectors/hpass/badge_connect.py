@@ -117,7 +117,7 @@ class BadgeConnectRoute:
 
         return RouteOutcome(http_status=result.status, remote_id=assertion["id"])
 
-    def revoke(self, job: DeliveryJob) -> None:
+    def revoke(self, job: DeliveryJob) -> RouteOutcome | None:
         # Badge Connect has no revoke call; backpacks re-read the hosted assertion,
         # which contains `revoked` once the credential is revoked.
         return None

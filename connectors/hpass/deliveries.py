@@ -203,7 +203,7 @@ def run_delivery(job: DeliveryJob) -> AttemptResult:
     revoking = job.credential.status == CredentialStatus.REVOKED.value
     try:
         if revoking:
-            route.revoke(job)
+            outcome = route.revoke(job)
         else:
             outcome = route.deliver(job)
     except DeliveryNeedsConsent as error:
@@ -217,7 +217,12 @@ def run_delivery(job: DeliveryJob) -> AttemptResult:
     delivery.last_error = None
     delivery.first_failed_at = None
     if revoking:
+        # `revocation_sent_at` stays empty when the route sent nothing, because
+        # the destination never held the credential.
         delivery.status = DeliveryStatus.REVOKED.value
+        if outcome is not None:
+            delivery.revocation_sent_at = utcnow()
+            delivery.last_http_status = outcome.http_status
         return AttemptResult(DeliveryStatus.REVOKED)
 
     delivery.status = DeliveryStatus.DELIVERED.value
@@ -266,6 +271,24 @@ def requeue(session: Session, delivery: Delivery, now: datetime | None = None) -
     return message.id
 
 
+def nothing_left_to_send(session: Session, delivery: Delivery) -> bool:
+    """Tell whether a delivery landed and its credential is still live.
+
+    A landed delivery of a revoked credential still has the revocation to send,
+    so a retry of it is allowed.
+    """
+    if delivery.status != DeliveryStatus.DELIVERED.value:
+        return False
+    credential_status = session.scalar(
+        select(Credential.status).where(
+            Credential.id == delivery.credential_id,
+            Credential.provider_id == delivery.provider_id,
+        )
+    )
+
+    return credential_status != CredentialStatus.REVOKED.value
+
+
 def requeue_waiting_for_consent(session: Session, account: PortfolioAccount) -> list[int]:
     """Requeue the account's deliveries that waited for the learner to link again."""
     waiting = session.scalars(
@@ -282,9 +305,16 @@ def requeue_waiting_for_consent(session: Session, account: PortfolioAccount) -> 
 def requeue_for_revocation(session: Session, credential: Credential) -> list[int]:
     """Requeue the credential's landed deliveries so each route passes the revocation on.
 
-    Call it in the transaction that revokes the credential. The route reads the
-    revoked status and revokes its copy (OBF) or does nothing (portfolios that
-    read the status list).
+    Call it in the transaction that revokes the credential, and send the returned
+    outbox messages after the commit. Each route reads the revoked status: OBF
+    revokes its event, the OB 3.0 API route sends the credential again so the
+    portfolio reads its status list, and Badge Connect sends nothing because
+    backpacks re-read the hosted assertion. Deliveries still queued or retrying
+    keep their waiting message, whose next attempt takes the same path.
+
+    NOTE: a worker that is sending the live credential while the revocation
+    commits records `delivered` afterwards, and that portfolio gets no revocation
+    until an admin retries the delivery.
     """
     landed = session.scalars(
         select(Delivery).where(

@@ -145,7 +145,9 @@ class Delivery(Base):
     """The delivery status of one credential on one route to one portfolio.
 
     `remote_id` and `remote_url` record what the portfolio made of it: for OBF the
-    event id and the URL of OBF's own assertion.
+    event id and the URL of OBF's own assertion. A revoked credential's delivery
+    goes through the same statuses again while its route passes the revocation
+    on, and ends as `revoked`.
     """
 
     __tablename__ = "deliveries"
@@ -166,5 +168,8 @@ class Delivery(Base):
     remote_id: Mapped[str | None] = mapped_column(String(200))
     remote_url: Mapped[str | None] = mapped_column(String(500))
     first_failed_at: Mapped[datetime | None]
+    # When the route sent the revocation to the destination. Empty until then, and
+    # for good when the destination never held the credential.
+    revocation_sent_at: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("credential_id", "route", "portfolio_account_id"),)

@@ -15,7 +15,12 @@ from connectors.hpass.errors import DeliveryNeedsConsent
 from connectors.hpass.http import DEFAULT_TIMEOUT, PortfolioHttp
 from connectors.hpass.models import RouteName
 from connectors.hpass.ob3_oauth import AccountTokens
-from connectors.hpass.routes import DeliveryJob, RouteOutcome, register_route
+from connectors.hpass.routes import (
+    DeliveryJob,
+    RouteOutcome,
+    may_hold_credential,
+    register_route,
+)
 
 UPSERT_PATH = "/ims/ob/v3p0/credentials"
 
@@ -93,10 +98,19 @@ class Ob3ApiRoute:
 
         return RouteOutcome(http_status=result.http_status)
 
-    def revoke(self, job: DeliveryJob) -> None:
-        # The OB 3.0 API has no revoke operation; a wallet learns of a revocation
-        # from the credential's status list.
-        return None
+    def revoke(self, job: DeliveryJob) -> RouteOutcome | None:
+        """Send the revoked credential again, so the portfolio checks its status.
+
+        The OB 3.0 API has no revoke or delete operation. The credential document
+        is signed and does not change, but its `credentialStatus` names the status
+        list where its bit is now set, and `upsertCredential` replaces the copy the
+        portfolio holds (200), which makes the portfolio read that status again.
+        A portfolio that never received the credential is sent nothing.
+        """
+        if not may_hold_credential(job.delivery):
+            return None
+
+        return self.deliver(job)
 
 
 register_route(Ob3ApiRoute())

@@ -192,8 +192,10 @@ class ObfClient:
 
         return None
 
-    def revoke_event(self, event_id: str) -> None:
-        self.call("DELETE", f"/v1/event/{self.connection.client_id}/{event_id}")
+    def revoke_event(self, event_id: str) -> int:
+        """Revoke an OBF event; return OBF's HTTP status."""
+        result = self.call("DELETE", f"/v1/event/{self.connection.client_id}/{event_id}")
+        return result.status
 
 
 def _json_or_reject(result: HttpResult, what: str, http: PortfolioHttp):
@@ -276,11 +278,13 @@ class ObfRoute:
             http_status=status, remote_id=event_id, remote_url=assertion or event_url
         )
 
-    def revoke(self, job: DeliveryJob) -> None:
+    def revoke(self, job: DeliveryJob) -> RouteOutcome | None:
         if not job.delivery.remote_id:
-            return
+            return None
         client, _badge_id, _email = self._setup(job)
-        client.revoke_event(job.delivery.remote_id)
+        status = client.revoke_event(job.delivery.remote_id)
+
+        return RouteOutcome(http_status=status, remote_id=job.delivery.remote_id)
 
 
 register_route(ObfRoute())

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from badge_engine.models import Credential
 from badge_engine.outbound import OutboundPolicy
 from badge_engine.vault import Vault
-from connectors.hpass.models import Delivery, PortfolioAccount
+from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
 
 
 @dataclass
@@ -56,8 +56,27 @@ class DeliveryRoute(Protocol):
     def deliver(self, job: DeliveryJob) -> RouteOutcome:
         """Push the credential; raise a DeliveryError subclass when it did not land."""
 
-    def revoke(self, job: DeliveryJob) -> None:
-        """Pass a revocation on, where the destination keeps its own copy."""
+    def revoke(self, job: DeliveryJob) -> RouteOutcome | None:
+        """Tell the destination that the credential is revoked.
+
+        Return the destination's result, or None when nothing was sent because
+        the destination never received the credential or reads the revocation
+        on its own. Raise a DeliveryError subclass when the notice did not land.
+        """
+
+
+def may_hold_credential(delivery: Delivery) -> bool:
+    """Tell whether the destination may hold the credential of `delivery`.
+
+    True once it landed, and also while an earlier attempt is being retried,
+    because a request that timed out may have been stored all the same. A
+    delivery that was never tried, or that the destination rejected, left
+    nothing there.
+    """
+    if delivery.delivered_at is not None:
+        return True
+
+    return delivery.status == DeliveryStatus.RETRYING.value
 
 
 _ROUTES: dict[str, DeliveryRoute] = {}

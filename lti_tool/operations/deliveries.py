@@ -11,7 +11,12 @@ from badge_engine.facts import FactSource
 from badge_engine.dead_letter import DISCARDED, DeadLetterError, discard_dead_letter
 from badge_engine.models import CompletionFactRecord
 from badge_engine.outbox import OutboxMessage, OutboxStatus
-from connectors.hpass.deliveries import delivery_key, provider_deliveries, requeue
+from connectors.hpass.deliveries import (
+    delivery_key,
+    nothing_left_to_send,
+    provider_deliveries,
+    requeue,
+)
 from connectors.hpass.models import Delivery, DeliveryStatus
 from lti_tool.operations import ActionError, InvalidInput, NotFound, audit, iso
 
@@ -80,7 +85,7 @@ def find_delivery(session: Session, delivery_id: int, provider_id: int) -> Deliv
 
 def retry_delivery(session: Session, actor: str, delivery: Delivery) -> int:
     """Queue a delivery again and return its outbox message id to send."""
-    if delivery.status == DeliveryStatus.DELIVERED.value:
+    if nothing_left_to_send(session, delivery):
         raise ActionError(
             f"delivery {delivery.id} was already delivered to the portfolio, so there "
             "is nothing to retry",

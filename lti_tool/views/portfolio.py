@@ -38,6 +38,7 @@ from connectors.hpass.deliveries import (
     ACTIVE_STATUSES,
     delivery_key,
     learner_deliveries,
+    nothing_left_to_send,
     provider_deliveries,
     requeue,
     requeue_waiting_for_consent,
@@ -665,7 +666,7 @@ def retry(delivery_id: int):
             course_id=course.id,
         )
     _check_not_discarded(db, delivery, provider_id)
-    if delivery.status == DeliveryStatus.DELIVERED.value:
+    if nothing_left_to_send(db, delivery):
         raise BadRequest(
             f"delivery {delivery_id} already landed; there is nothing to retry",
             code="delivery_already_delivered",
