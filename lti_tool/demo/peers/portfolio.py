@@ -15,10 +15,17 @@ registration (RFC 7591), a consent page that requires PKCE S256, and the token
 endpoint with refresh. Upserts accept the
 access tokens it issued and also one fixed bearer token configured at start.
 
+On every upsert, as a wallet does, it reads the credential's revocation status
+from the `BitstringStatusListEntry` in its `credentialStatus` and stores it with
+the credential: `valid`, `revoked`, `unknown` (the list could not be read) or
+`not_checked` (no status entry it understands). The OB 3.0 API has no revoke
+operation, so an issuer that revokes a credential upserts it again and the
+portfolio reads the status anew.
+
 For tests it keeps a log of every upsert request and can fail, rate-limit or
 delay the next requests (`fail_next`, `delay_next`) and revoke every token it
-issued (`revoke_tokens`). `/` lists the received badges as HTML and
-`GET /api/credentials` returns them as JSON.
+issued (`revoke_tokens`). `/` lists the received badges and their status as HTML
+and `GET /api/credentials` returns them as JSON.
 """
 
 from __future__ import annotations
@@ -37,15 +44,25 @@ import typing as t
 from dataclasses import dataclass, field
 from importlib import resources
 
+import requests
 import yaml
 from flask import Flask, Response, jsonify, render_template_string, request
 from openapi_core import OpenAPI
 from openapi_core.contrib.flask import FlaskOpenAPIRequest
 from openapi_core.datatypes import RequestParameters
 
+from badge_engine.status import (
+    BITSTRING_ENTRY_TYPE,
+    InvalidStatusList,
+    status_bit,
+)
 from lti_tool.demo.peers.page_policy import add_page_policy
 from lti_tool.demo.peers.portfolio_oauth import OAuthServer
-from lti_tool.demo.peers.serving import RunningServer, serve_in_thread
+from lti_tool.demo.peers.serving import (
+    RunningServer,
+    require_loopback_url,
+    serve_in_thread,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +82,16 @@ CODE_MINOR_BY_STATUS = {
     503: "server_busy",
 }
 MAX_REPORTED_SCHEMA_ERRORS = 5
+
+# The revocation status stored with each credential.
+STATUS_VALID = "valid"
+STATUS_REVOKED = "revoked"
+STATUS_UNKNOWN = "unknown"
+STATUS_NOT_CHECKED = "not_checked"
+STATUS_LIST_TIMEOUT_SECONDS = 5.0
+
+# Fetches the JSON document at a URL; raises on any failure.
+DocumentFetcher = t.Callable[[str], t.Any]
 
 
 class _UnmountedRequest(FlaskOpenAPIRequest):
@@ -113,6 +140,9 @@ class StoredCredential:
     compact_jws: str | None
     received_at: float
     replaced_count: int = 0
+    # The revocation status read at the last upsert, and why when it is unknown.
+    status: str = STATUS_NOT_CHECKED
+    status_detail: str = ""
 
 
 @dataclass
@@ -157,13 +187,20 @@ class PortfolioPeer:
     """A wallet that accepts OB 3.0 upserts authorized by `bearer_token`."""
 
     def __init__(
-        self, bearer_token: str, *, system_name: str = DEFAULT_SYSTEM_NAME
+        self,
+        bearer_token: str,
+        *,
+        system_name: str = DEFAULT_SYSTEM_NAME,
+        fetch_document: DocumentFetcher | None = None,
     ) -> None:
+        """`fetch_document` reads status lists; the default is an HTTP GET that
+        accepts only loopback URLs."""
         if not bearer_token:
             raise ValueError("bearer_token must be a non-empty string")
 
         self.bearer_token = bearer_token
         self.system_name = system_name
+        self._fetch_document = fetch_document or fetch_loopback_json
         self._api = load_ob3_api()
         self._lock = threading.Lock()
         self._credentials: dict[str, StoredCredential] = {}
@@ -192,6 +229,11 @@ class PortfolioPeer:
     def stored_credential(self, credential_id: str) -> StoredCredential | None:
         with self._lock:
             return self._credentials.get(credential_id)
+
+    def statuses(self) -> dict[str, str]:
+        """Return the revocation status of each stored credential, by credential id."""
+        with self._lock:
+            return {key: item.status for key, item in self._credentials.items()}
 
     def revoke_tokens(self) -> None:
         """Revoke every access and refresh token issued so far, as a learner would."""
@@ -308,7 +350,14 @@ class PortfolioPeer:
             self._check_bearer_token()
             credential, compact_jws = self._read_credential()
             credential_id = credential["id"]
-            created = self._store(credential, compact_jws, received_at)
+            revocation_status, detail = self.read_status(credential)
+            created = self._store(
+                credential,
+                compact_jws,
+                received_at,
+                status=revocation_status,
+                detail=detail,
+            )
         except UpsertError as error:
             self._record(error.status, credential_id, received_at)
             logger.info("upsert rejected with HTTP %s: %s", error.status, error)
@@ -321,7 +370,10 @@ class PortfolioPeer:
         status = 201 if created else 200
         self._record(status, credential_id, received_at)
         logger.info(
-            "credential %s %s", credential_id, "created" if created else "replaced"
+            "credential %s %s, status %s",
+            credential_id,
+            "created" if created else "replaced",
+            revocation_status,
         )
         if compact_jws is not None:
             return Response(compact_jws, status=status, mimetype="text/plain")
@@ -385,8 +437,58 @@ class PortfolioPeer:
         if result.errors:
             raise UpsertError(400, _describe_errors(result.errors))
 
+    def read_status(self, credential: dict[str, t.Any]) -> tuple[str, str]:
+        """Read the credential's revocation status from its bitstring status list.
+
+        Returns the status and, unless it is valid, why. The first
+        `BitstringStatusListEntry` for revocation decides.
+
+        NOTE: the status list's signature is not verified, as the credential's
+        is not, because the demo portfolio cannot resolve the issuer's keys.
+        """
+        entries = credential.get("credentialStatus")
+        entries = entries if isinstance(entries, list) else [entries]
+        entry = next(
+            (
+                item
+                for item in entries
+                if isinstance(item, dict)
+                and item.get("type") == BITSTRING_ENTRY_TYPE
+                and item.get("statusPurpose") == "revocation"
+            ),
+            None,
+        )
+        if entry is None:
+            return STATUS_NOT_CHECKED, "no BitstringStatusListEntry for revocation"
+
+        list_url = entry.get("statusListCredential")
+        index = entry.get("statusListIndex")
+        if not isinstance(list_url, str) or not (
+            isinstance(index, str) and index.isdigit()
+        ):
+            return STATUS_UNKNOWN, "the status entry has no list URL or index"
+        try:
+            status_list = self._fetch_document(list_url)
+            subject = status_list.get("credentialSubject") or {}
+            revoked = status_bit(subject.get("encodedList"), int(index))
+        except (InvalidStatusList, requests.RequestException, ValueError) as error:
+            logger.warning("reading status list %s failed: %s", list_url, error)
+            return STATUS_UNKNOWN, f"reading {list_url} failed: {error}"
+        except AttributeError:
+            return STATUS_UNKNOWN, f"{list_url} is not a status list credential"
+
+        if revoked:
+            return STATUS_REVOKED, f"bit {index} of {list_url} is set"
+        return STATUS_VALID, ""
+
     def _store(
-        self, credential: dict[str, t.Any], compact_jws: str | None, received_at: float
+        self,
+        credential: dict[str, t.Any],
+        compact_jws: str | None,
+        received_at: float,
+        *,
+        status: str,
+        detail: str,
     ) -> bool:
         """Store by credential id; return True for a new id, False for a replacement."""
         credential_id = credential["id"]
@@ -394,13 +496,20 @@ class PortfolioPeer:
             existing = self._credentials.get(credential_id)
             if existing is None:
                 self._credentials[credential_id] = StoredCredential(
-                    credential_id, credential, compact_jws, received_at
+                    credential_id,
+                    credential,
+                    compact_jws,
+                    received_at,
+                    status=status,
+                    status_detail=detail,
                 )
                 return True
 
             existing.credential = credential
             existing.compact_jws = compact_jws
             existing.replaced_count += 1
+            existing.status = status
+            existing.status_detail = detail
 
             return False
 
@@ -440,14 +549,43 @@ class PortfolioPeer:
     def _list_view(self) -> Response:
         credentials = self.credentials()
 
-        return jsonify({"count": len(credentials), "credentials": credentials})
+        return jsonify(
+            {
+                "count": len(credentials),
+                "credentials": credentials,
+                "statuses": self.statuses(),
+            }
+        )
 
     def _index_view(self) -> str:
-        rows = [_summarize(credential) for credential in self.credentials()]
+        statuses = self.statuses()
+        rows = []
+        for credential in self.credentials():
+            row = _summarize(credential)
+            row["status"] = STATUS_LABELS.get(statuses.get(row["id"], ""), "")
+            rows.append(row)
 
         return render_template_string(
             INDEX_TEMPLATE, rows=rows, received_count=self.received_count
         )
+
+
+def fetch_loopback_json(url: str) -> t.Any:
+    """GET a JSON document from a loopback URL, following no redirects.
+
+    Raises ValueError for another host or a non-JSON body, and
+    requests.RequestException for a failed request or an error status.
+    """
+    require_loopback_url(url, "statusListCredential")
+    response = requests.get(
+        url,
+        timeout=STATUS_LIST_TIMEOUT_SECONDS,
+        allow_redirects=False,
+        headers={"Accept": "application/json"},
+    )
+    response.raise_for_status()
+
+    return response.json()
 
 
 def _decode_vc_jwt(compact_jws: str) -> dict[str, t.Any]:
@@ -532,6 +670,13 @@ def _summarize(credential: dict[str, t.Any]) -> dict[str, str]:
     }
 
 
+STATUS_LABELS = {
+    STATUS_VALID: "Valid",
+    STATUS_REVOKED: "Revoked by its issuer",
+    STATUS_UNKNOWN: "Status unknown",
+    STATUS_NOT_CHECKED: "Status not checked",
+}
+
 INDEX_TEMPLATE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Demo portfolio</title></head>
@@ -542,12 +687,13 @@ INDEX_TEMPLATE = """<!doctype html>
 {% if rows %}
 <table>
   <thead>
-    <tr><th>Badge</th><th>Recipient</th><th>Issuer</th><th>Credential id</th></tr>
+    <tr><th>Badge</th><th>Status</th><th>Recipient</th><th>Issuer</th>
+        <th>Credential id</th></tr>
   </thead>
   <tbody>
   {% for row in rows %}
-    <tr><td>{{ row.name }}</td><td>{{ row.recipient }}</td>
-        <td>{{ row.issuer }}</td><td>{{ row.id }}</td></tr>
+    <tr><td>{{ row.name }}</td><td>{{ row.status }}</td>
+        <td>{{ row.recipient }}</td><td>{{ row.issuer }}</td><td>{{ row.id }}</td></tr>
   {% endfor %}
   </tbody>
 </table>

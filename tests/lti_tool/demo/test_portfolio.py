@@ -13,6 +13,7 @@ from openapi_core.contrib.requests import (
     RequestsOpenAPIResponse,
 )
 
+from badge_engine.status import STATUS_LIST_BITS, encode_status_list
 from lti_tool.demo.peers.portfolio import UPSERT_PATH, PortfolioPeer, load_ob3_api
 
 TOKEN = "test-portfolio-token"
@@ -295,10 +296,91 @@ def test_api_lists_credentials(portfolio):
 
     response = requests.get(server.url + "/api/credentials", timeout=5)
 
-    assert response.json() == {"count": 1, "credentials": [CREDENTIAL]}
+    assert response.json() == {
+        "count": 1,
+        "credentials": [CREDENTIAL],
+        "statuses": {CREDENTIAL["id"]: "not_checked"},
+    }
 
 
 def test_empty_token_rejected():
     """A portfolio cannot be started without a bearer token."""
     with pytest.raises(ValueError, match="bearer_token"):
         PortfolioPeer("")
+
+
+LIST_URL = "http://127.0.0.1:9/providers/demo/status/0"
+
+
+def _with_status(index: int, list_url: str = LIST_URL) -> dict:
+    credential = copy.deepcopy(CREDENTIAL)
+    credential["credentialStatus"] = {
+        "id": f"{list_url}#{index}",
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": "revocation",
+        "statusListIndex": str(index),
+        "statusListCredential": list_url,
+    }
+    return credential
+
+
+def _status_list(revoked: list[int]) -> dict:
+    return {
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "credentialSubject": {
+            "type": "BitstringStatusList",
+            "statusPurpose": "revocation",
+            "encodedList": encode_status_list(revoked, STATUS_LIST_BITS),
+        },
+    }
+
+
+def test_upsert_reads_revoked_status():
+    """A credential whose status bit is set is stored and shown as revoked."""
+    fetched = []
+
+    def fetch(url):
+        fetched.append(url)
+        return _status_list([7])
+
+    peer = PortfolioPeer(TOKEN, fetch_document=fetch)
+    server = peer.start()
+    try:
+        live = upsert(server, _with_status(3))
+        revoked = upsert(server, {**_with_status(7), "id": "urn:uuid:revoked"})
+        page = requests.get(server.url + "/", timeout=5).text
+    finally:
+        server.stop()
+
+    assert live.status_code == 201
+    assert revoked.status_code == 201
+    assert fetched == [LIST_URL, LIST_URL]
+    assert peer.statuses() == {CREDENTIAL["id"]: "valid", "urn:uuid:revoked": "revoked"}
+    assert peer.stored_credential("urn:uuid:revoked").status_detail == (
+        f"bit 7 of {LIST_URL} is set"
+    )
+    assert "Revoked by its issuer" in page
+    assert "Valid" in page
+
+
+def test_unreachable_status_list_unknown(portfolio):
+    """A status list that cannot be read leaves the status unknown, and stores it."""
+    peer, server = portfolio
+
+    response = upsert(server, _with_status(3))
+
+    assert response.status_code == 201
+    assert peer.statuses() == {CREDENTIAL["id"]: "unknown"}
+    assert LIST_URL in peer.stored_credential(CREDENTIAL["id"]).status_detail
+
+
+def test_status_list_other_host_not_fetched(portfolio):
+    """A status list off this machine is not fetched, so the status is unknown."""
+    peer, server = portfolio
+    list_url = "https://bridge.example.invalid/providers/demo/status/0"
+
+    response = upsert(server, _with_status(3, list_url))
+
+    assert response.status_code == 201
+    assert peer.statuses() == {CREDENTIAL["id"]: "unknown"}
+    assert "127.0.0.1" in peer.stored_credential(CREDENTIAL["id"]).status_detail
