@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, render_template
 from sqlalchemy import select
 
 from badge_engine.models import Credential, Provider
-from connectors.hpass.models import Delivery
+from connectors.hpass.models import Delivery, PortfolioAccount
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.urls_for import base_url
 
@@ -27,7 +27,7 @@ def index():
 
     db = db_session()
     provider = db.scalar(select(Provider).where(Provider.slug == DEMO_SLUG))
-    credentials, deliveries = [], []
+    credentials, deliveries, accounts = [], [], []
     if provider is not None:
         credentials = db.scalars(
             select(Credential)
@@ -35,8 +35,16 @@ def index():
             .order_by(Credential.id.desc())
         ).all()
         deliveries = db.scalars(
-            select(Delivery).where(Delivery.provider_id == provider.id)
+            select(Delivery)
+            .where(Delivery.provider_id == provider.id)
+            .order_by(Delivery.id)
         ).all()
+        accounts = db.scalars(
+            select(PortfolioAccount).where(PortfolioAccount.provider_id == provider.id)
+        ).all()
+    deliveries_by_credential: dict[int, list[Delivery]] = {}
+    for delivery in deliveries:
+        deliveries_by_credential.setdefault(delivery.credential_id, []).append(delivery)
     peers = current_app.extensions.get("hpass_demo")
     # Read on each visit, so the page warns as soon as an admin disconnects the
     # demo connection or replaces its webhook secret, as `run --demo` does at start.
@@ -50,6 +58,7 @@ def index():
         moodle_url=base + MOODLE_PATH,
         portfolio_url=base + PORTFOLIO_PATH,
         credentials=credentials,
-        deliveries={d.credential_id: d for d in deliveries},
+        deliveries=deliveries_by_credential,
+        portfolios={account.id: account for account in accounts},
         slug=DEMO_SLUG,
     )

@@ -49,7 +49,13 @@ from badge_engine.rules import (
 )
 from badge_engine.status import MAX_REASON_LENGTH, AlreadyRevoked, revoke_credential
 from badge_engine.urls import credential_url
-from connectors.hpass.models import Delivery, DeliveryStatus, PortfolioAccount
+from connectors.hpass.deliveries import requeue_for_revocation
+from connectors.hpass.models import (
+    Delivery,
+    DeliveryStatus,
+    PortfolioAccount,
+    RouteName,
+)
 from connectors.models import ConnectionState, LmsConnection
 from lti_tool import i18n
 from lti_tool.accounts import record_audit
@@ -472,13 +478,14 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
                 "unavailable": unavailable,
             }
         )
-    credential_ids = [row["credential"].id for row in rows if row["credential"]]
+    # A revoked badge lists its deliveries too, so the learner sees which
+    # portfolios hold it and whether each was sent the revocation.
+    shown_credentials = [row["credential"] or row["revoked"] for row in rows]
+    credential_ids = [credential.id for credential in shown_credentials if credential]
     deliveries = _deliveries(course.provider_id, credential_ids)
     accounts = _delivery_accounts(course.provider_id, deliveries)
-    for row in rows:
-        row["deliveries"] = row["credential"] and deliveries.get(
-            row["credential"].id, []
-        )
+    for row, credential in zip(rows, shown_credentials):
+        row["deliveries"] = credential and deliveries.get(credential.id, [])
         row["portfolios"] = accounts
     return rows
 
@@ -547,9 +554,49 @@ def delivery_status_text(status: str) -> str:
     return labels.get(status, status)
 
 
-@bp.app_template_global()
-def delivery_status(status: str) -> str:
+def delivery_text(delivery: Delivery, credential_revoked: bool = False) -> str:
+    """Label a delivery in the page language, saying whether the revocation of its
+    credential was sent to the portfolio.
+
+    While a revoked credential's route passes the revocation on, the delivery goes
+    through the usual statuses again, so those statuses get revocation labels once
+    the credential had landed.
+    """
+    status = delivery.status
+    landed = delivery.delivered_at is not None
+    if not credential_revoked or status in (
+        DeliveryStatus.NEEDS_CONSENT.value,
+        DeliveryStatus.NO_PORTFOLIO.value,
+    ):
+        return delivery_status_text(status)
+
+    if status == DeliveryStatus.REVOKED.value:
+        if delivery.revocation_sent_at is not None:
+            return _("Delivered, then told that the badge is revoked")
+        if landed and delivery.route == RouteName.BADGE_CONNECT.value:
+            return _("Delivered. The portfolio reads the revocation from the badge.")
+        if landed:
+            return _("Delivered, but not told that the badge is revoked")
+        return _("Revoked before it reached the portfolio, so nothing was sent")
+    if status == DeliveryStatus.DELIVERED.value:
+        return _("Delivered, but not told that the badge is revoked")
+    if not landed:
+        return delivery_status_text(status)
+    if status == DeliveryStatus.QUEUED.value:
+        return _("Delivered. The revocation is waiting to be sent.")
+    if status == DeliveryStatus.RETRYING.value:
+        return _("Delivered. Sending the revocation failed, retrying.")
+    if status == DeliveryStatus.FAILED.value:
+        return _("Delivered. Sending the revocation failed.")
+
     return delivery_status_text(status)
+
+
+@bp.app_template_global()
+def delivery_label(delivery: Delivery, credential: Credential) -> str:
+    """Label a delivery of `credential`, naming the revocation when there is one."""
+    revoked = credential.status == CredentialStatus.REVOKED.value
+    return delivery_text(delivery, revoked)
 
 
 @bp.app_template_global()
@@ -1441,6 +1488,9 @@ def revoke_award(course_id: int, public_id: str):
             code="revocation_rejected",
             credential=public_id,
         ) from None
+    # The revocation is queued for every portfolio the badge landed in, in this
+    # transaction's outbox, so it reaches them even if this process stops now.
+    message_ids = requeue_for_revocation(db, credential)
     record_audit(
         db,
         provider_id=found.provider_id,
@@ -1458,6 +1508,7 @@ def revoke_award(course_id: int, public_id: str):
         learner=learner.name or learner.lms_user_id,
     )
     db.commit()
+    dispatch(message_ids)
 
     # The fragment scrolls to the notice, which is in the awards table's section.
     return redirect(

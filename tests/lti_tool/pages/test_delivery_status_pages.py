@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from badge_engine.outbox import OutboxMessage
@@ -11,7 +13,7 @@ from lti_tool.accounts import AccountRole
 from lti_tool.dispatcher import dispatcher_for
 from lti_tool.operations import ActionError
 from lti_tool.operations.deliveries import discard_delivery
-from lti_tool.views.pages import delivery_status_text
+from lti_tool.views.pages import delivery_status_text, delivery_text
 from tests.support.broker import broker_tasks
 
 from .conftest import add_account, add_credential, launch_as, sign_in
@@ -131,21 +133,145 @@ def test_consent_status_names_no_one(app):
     assert "portfolio" in label
 
 
-def test_instructor_page_revoked_delivery(client, tenants, db):
-    """A delivery that passed a revocation on reads as revoked in the page language."""
-    alpha, _ = tenants
-    credential = add_credential(db, alpha)
+def _revoked(credential) -> None:
     credential.status = "revoked"
     credential.live_key = None
+    credential.revoked_at = SENT
     credential.revocation_reason = "Issued by mistake"
-    _delivery(db, alpha, credential, _account(db, alpha, FIRST), "revoked")
+
+
+def test_instructor_page_revoked_delivery(client, tenants, db):
+    """A delivery that sent the revocation says so in the page language."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    _revoked(credential)
+    _delivery(
+        db,
+        alpha,
+        credential,
+        _account(db, alpha, FIRST),
+        "revoked",
+        delivered_at=DELIVERED,
+        revocation_sent_at=SENT,
+    )
     db.commit()
     launch_as(client, alpha, "instructor", locale="ar")
 
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
     cell = page.split('<span class="delivery" data-status="revoked">')[1]
 
-    assert cell.startswith("أُلغيت في ملف الإنجازات</span>")
+    assert cell.startswith("سُلّمت، ثم أُبلغ ملف الإنجازات بأن الشارة أُلغيت</span>")
+
+
+DELIVERED = datetime(2026, 3, 14, 9, 31, tzinfo=timezone.utc)
+SENT = datetime(2026, 4, 2, 8, 0, tzinfo=timezone.utc)
+REVOCATION_LABELS = [
+    ("revoked", {"delivered_at": DELIVERED, "revocation_sent_at": SENT},
+     "Delivered, then told that the badge is revoked"),
+    ("revoked", {"delivered_at": DELIVERED},
+     "Delivered, but not told that the badge is revoked"),
+    ("revoked", {"delivered_at": DELIVERED, "route": "badge_connect"},
+     "Delivered. The portfolio reads the revocation from the badge."),
+    ("revoked", {}, "Revoked before it reached the portfolio, so nothing was sent"),
+    ("delivered", {"delivered_at": DELIVERED},
+     "Delivered, but not told that the badge is revoked"),
+    ("queued", {"delivered_at": DELIVERED},
+     "Delivered. The revocation is waiting to be sent."),
+    ("retrying", {"delivered_at": DELIVERED},
+     "Delivered. Sending the revocation failed, retrying."),
+    ("failed", {"delivered_at": DELIVERED}, "Delivered. Sending the revocation failed."),
+    ("queued", {}, "Waiting to be sent"),
+    ("failed", {}, "Sending failed"),
+    ("needs_consent", {"delivered_at": DELIVERED},
+     "Waiting for the portfolio to be linked again"),
+]
+
+
+@pytest.mark.parametrize(("status", "fields", "label"), REVOCATION_LABELS)
+def test_revoked_credential_delivery_label(app, status, fields, label):
+    """A revoked badge's delivery says whether the revocation was sent."""
+    fields = dict(fields)
+    delivery = Delivery(status=status, route=fields.pop("route", "ob3_api"), **fields)
+
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        text = delivery_text(delivery, credential_revoked=True)
+
+    assert text == label
+
+
+def test_learner_page_lists_revoked_badge_portfolios(client, tenants, db):
+    """A revoked badge still lists its portfolios and the revocation sent."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    _revoked(credential)
+    _delivery(
+        db,
+        alpha,
+        credential,
+        _account(db, alpha, FIRST),
+        "revoked",
+        delivered_at=DELIVERED,
+        revocation_sent_at=SENT,
+    )
+    _delivery(
+        db,
+        alpha,
+        credential,
+        _account(db, alpha, SECOND),
+        "retrying",
+        delivered_at=DELIVERED,
+    )
+    db.commit()
+    launch_as(client, alpha, "learner")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    card = page.split('<li class="card"')[1]
+    told, retrying = card.split('<li class="delivery"')[1:3]
+
+    assert '<p class="status revoked">' in card
+    assert "Where your badge went" in card
+    assert (
+        f'Portfolio <span dir="ltr">{FIRST}</span>: Delivered, then told that the '
+        'badge is revoked (<time datetime="2026-04-02T08:00:00+00:00">'
+    ) in told
+    assert (
+        f'Portfolio <span dir="ltr">{SECOND}</span>: Delivered. Sending the '
+        "revocation failed, retrying."
+    ) in retrying
+    assert "to tell it that the badge is revoked" in retrying
+    assert "Your badge stays on this page" not in card
+
+
+def test_instructor_revoke_queues_revocation(app, client, tenants, db):
+    """Revoking on the course page requeues the landed delivery and dispatches it."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    delivery = _delivery(
+        db,
+        alpha,
+        credential,
+        _account(db, alpha, FIRST),
+        "delivered",
+        delivered_at=DELIVERED,
+    )
+    message = _dead_message(db, delivery, status="done")
+    db.commit()
+    dispatcher = CommitCheckingDispatcher(app.extensions["hpass"])
+    app.extensions["hpass_dispatcher"] = dispatcher
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/awards/{credential.public_id}/revoke",
+        data={"csrf": "test-csrf", "reason": "Issued in error"},
+    )
+
+    assert response.status_code == 303
+    db.expire_all()
+    assert db.get(Delivery, delivery.id).status == "queued"
+    assert db.get(OutboxMessage, message.id).status == "pending"
+    assert dispatcher.seen == [(message.id, "pending")]
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    assert "Delivered. The revocation is waiting to be sent." in page
 
 
 def test_learner_page_other_provider_account(client, tenants, db):
