@@ -358,3 +358,63 @@ def test_consent_flow_in_browser(demo):
 def _credential_count(demo: DemoStack) -> int:
     with demo.bridge.session() as session:
         return len(session.scalars(select(Credential)).all())
+
+
+def test_instructor_revocation_reaches_portfolio(demo):
+    """An instructor's revocation reaches the portfolio after a 503 and a retry,
+    and the portfolio, the demo page and the learner's card all show it."""
+    portfolio = demo.peers.portfolio
+    demo.peers.moodle.complete_course(DEMO_COURSE_ID, DEMO_LEARNER_ID)
+    assert wait_for(
+        lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS
+    ), demo.logs()
+    with demo.bridge.session() as session:
+        credential = session.scalars(select(Credential)).one()
+        public_id, credential_id = credential.public_id, credential.document["id"]
+    assert portfolio.statuses() == {credential_id: "valid"}
+    instructor = requests.Session()
+    demo.peers.platform.launch_with_session(instructor, "instructor")
+    csrf = _session_csrf(demo, instructor)
+    portfolio.fail_next(1, status=503)
+
+    answer = instructor.post(
+        f"{demo.base_url}{_course_path(demo)}/awards/{public_id}/revoke",
+        data={"csrf": csrf, "reason": "Issued in error"},
+        timeout=10,
+    )
+
+    assert answer.status_code == 200, answer.text[:500]
+    assert wait_for(
+        lambda: _all_in(demo, DeliveryStatus.RETRYING, 1), WAIT_SECONDS
+    ), demo.logs()
+    assert portfolio.statuses() == {credential_id: "valid"}
+    # The worker records the delivery before its message, so wait for the
+    # message's later attempt before moving it to now.
+    assert wait_for(lambda: _waits_for_retry(demo), WAIT_SECONDS), demo.logs()
+    _rewind_waiting_messages(demo)
+    assert wait_for(
+        lambda: _all_in(demo, DeliveryStatus.REVOKED, 1), WAIT_SECONDS
+    ), demo.logs()
+    [delivery] = _deliveries(demo)
+    assert delivery.revocation_sent_at is not None
+    assert portfolio.statuses() == {credential_id: "revoked"}
+    assert [entry.status for entry in portfolio.request_log] == [201, 503, 200]
+
+    told = "Delivered, then told that the badge is revoked"
+    demo_page = requests.get(f"{demo.base_url}/demo/", timeout=10).text
+    assert told in demo_page
+    _browser, learner_page = _learner_page(demo)
+    card = learner_page.split('<li class="card"')[1]
+    assert '<p class="status revoked">' in card
+    assert "Where your badge went" in card
+    assert told in card
+    portfolio_page = requests.get(f"{demo.base_url}/demo/portfolio/", timeout=10).text
+    assert "Revoked by its issuer" in portfolio_page
+
+
+def _waits_for_retry(demo: DemoStack) -> bool:
+    now = datetime.now(timezone.utc)
+    return any(
+        message.status == OutboxStatus.PENDING.value and message.next_attempt_at > now
+        for message in _delivery_messages(demo)
+    )
