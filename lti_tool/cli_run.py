@@ -72,6 +72,27 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
+class DeferredWsgiApp:
+    """A WSGI app that forwards every request to `target`, set after the port is bound.
+
+    `run` binds its port before it writes anything in the instance folder, and the
+    app can only be built after that. Waitress accepts connections only once
+    `server.run()` starts, so no request normally arrives while `target` is None;
+    one that does gets 503.
+    """
+
+    def __init__(self) -> None:
+        self.target = None
+
+    def __call__(self, environ, start_response):
+        if self.target is None:
+            start_response(
+                "503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")]
+            )
+            return [b"The bridge is starting; try again in a few seconds.\n"]
+        return self.target(environ, start_response)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -89,10 +110,7 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
 @click.option("--threads", default=8, show_default=True, type=int, help="Web server threads.")
 def run(host: str, port: int, demo: bool, threads: int) -> None:
     """Run the web server, a Celery worker and the scheduler; Ctrl-C stops them all."""
-    from waitress import create_server
-
-    from lti_tool.app import create_app, freeze_startup_objects
-    from lti_tool.schema import upgrade
+    from lti_tool.app import freeze_startup_objects
 
     env = dict(os.environ)
     if demo:
@@ -111,41 +129,28 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+
+    # The port is bound first: the lock record, the remembered URL and the demo
+    # rows all name the public base URL, so a run that cannot listen on its port
+    # must exit before it writes any of them.
+    server, deferred_app = _listen(host, port, threads)
     try:
-        # The lock lasts until this process ends. Popen closes inherited file
-        # descriptors, so the worker and scheduler never hold it.
-        run_lock = hold_run_lock(settings.instance_path, settings.public_base_url)
-    except InstanceInUse as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
-    if derived_url:
-        remember_run_url(settings.instance_path, settings.public_base_url)
-    upgrade(settings.database_url)
-    app = create_app(settings)
-    wsgi_app = app
-    if demo:
-        from lti_tool.demo.setup import mount_demo
+        run_lock, app, wsgi_app = _prepare_instance(settings, demo, derived_url)
+    except BaseException:
+        server.close()
+        raise
+    deferred_app.target = wsgi_app
 
-        wsgi_app = mount_demo(app)
-
-    from lti_tool.lti.proxy import WAITRESS_OPTIONS
-
-    try:
-        server = create_server(
-            wsgi_app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS
-        )
-    except OSError as error:
-        click.echo(
-            f"error: cannot listen on {host}:{port}: {error.strerror}; stop what uses "
-            "that port or choose another with --port",
-            err=True,
-        )
-        sys.exit(1)
     freeze_startup_objects()
     children = start_background_processes(env)
     start_page = f"{settings.public_base_url}/demo" if demo else settings.public_base_url
     click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")
+    demo_moved_from = app.extensions.get("hpass_demo_moved_from")
+    if demo_moved_from:
+        click.echo(
+            f"moved the demo from {demo_moved_from} to {settings.public_base_url}; "
+            "badges issued before keep their old addresses"
+        )
     demo_problem = app.extensions.get("hpass_demo_problem")
     if demo_problem:
         click.echo(f"warning: {demo_problem}", err=True)
@@ -166,6 +171,59 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
             state_file.flush()
         run_lock.close()
     _say("stopped")
+
+
+def _listen(host: str, port: int, threads: int):
+    """Bind the web server's port, or exit 1 saying the port cannot be used.
+
+    Returns the waitress server and the DeferredWsgiApp that it serves.
+    """
+    from waitress import create_server
+
+    from lti_tool.lti.proxy import WAITRESS_OPTIONS
+
+    deferred_app = DeferredWsgiApp()
+    try:
+        server = create_server(
+            deferred_app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS
+        )
+    except OSError as error:
+        click.echo(
+            f"error: cannot listen on {host}:{port}: {error.strerror}; stop what uses "
+            "that port or choose another with --port",
+            err=True,
+        )
+        sys.exit(1)
+    return server, deferred_app
+
+
+def _prepare_instance(settings, demo: bool, derived_url: bool):
+    """Lock the instance, upgrade its database and build the app (with the demo).
+
+    Exits 1 when another `run` has locked the instance. Returns the lock file, the Flask
+    app and the WSGI app to serve.
+    """
+    from lti_tool.app import create_app
+    from lti_tool.schema import upgrade
+
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    try:
+        # The lock lasts until this process ends. Popen closes inherited file
+        # descriptors, so the worker and scheduler never hold it.
+        run_lock = hold_run_lock(settings.instance_path, settings.public_base_url)
+    except InstanceInUse as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    if derived_url:
+        remember_run_url(settings.instance_path, settings.public_base_url)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    wsgi_app = app
+    if demo:
+        from lti_tool.demo.setup import mount_demo
+
+        wsgi_app = mount_demo(app)
+    return run_lock, app, wsgi_app
 
 
 def _say(line: str) -> None:
