@@ -191,3 +191,65 @@ def test_worker_killed_mid_delivery_delivers_once(stack):
     assert len(portfolio.credentials()) == 1
     assert len(_credentials(demo)) == 1
     assert portfolio.credentials()[0]["id"] == _credentials(demo)[0].document["id"]
+
+
+def test_demo_moved_to_new_port_delivers(tmp_path):
+    """A demo seeded on one port and started on another moves its rows to the new
+    address, keeps the learner's progress and delivers the badge there."""
+    first = DemoStack(tmp_path / "instance")
+    first.start_web()
+    try:
+        # Completed through the stand-in's page, which saves its progress. No
+        # worker runs yet, so the completion waits in the outbox.
+        completed = requests.post(f"{first.base_url}/demo/moodle/complete", timeout=30)
+        completed_at = first.peers.moodle.course_completion_time(
+            DEMO_COURSE_ID, DEMO_LEARNER_ID
+        )
+        recorded = wait_for(lambda: _fact_count(first) == 1, WAIT_SECONDS)
+    finally:
+        first.stop()
+    assert completed.status_code == 200
+    assert recorded, "the completion was never recorded"
+
+    second = DemoStack(tmp_path / "instance")
+    second.start_web()
+    second.start_worker()
+    second.start_scheduler()
+    try:
+        moved_from = second.app.extensions["hpass_demo_moved_from"]
+        with requests.Session() as browser:
+            page = second.peers.platform.launch_with_session(browser, "learner")
+        _wait_delivered(second)
+        kept_completion = second.peers.moodle.course_completion_time(
+            DEMO_COURSE_ID, DEMO_LEARNER_ID
+        )
+        received = second.peers.portfolio.credentials()
+        connection_url, account_url = _demo_urls(second)
+        credentials = _credentials(second)
+    finally:
+        second.stop()
+
+    assert second.port != first.port
+    assert moved_from == first.base_url
+    assert page.status_code == 200
+    assert kept_completion == completed_at
+    assert len(received) == 1
+    assert len(credentials) == 1
+    assert credentials[0].awarded_at.timestamp() == completed_at
+    assert connection_url == f"{second.base_url}/demo/moodle"
+    assert account_url == f"{second.base_url}/demo/portfolio"
+
+
+def _fact_count(stack: DemoStack) -> int:
+    with stack.bridge.session() as session:
+        return len(session.scalars(select(CompletionFactRecord)).all())
+
+
+def _demo_urls(stack: DemoStack) -> tuple[str, str]:
+    from connectors.hpass.models import PortfolioAccount
+    from connectors.models import LmsConnection
+
+    with stack.bridge.session() as session:
+        connection = session.scalars(select(LmsConnection)).one()
+        account = session.scalars(select(PortfolioAccount)).one()
+        return connection.base_url, account.api_base_url

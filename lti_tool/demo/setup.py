@@ -125,6 +125,9 @@ class DemoIds:
     connection_public_id: str
     registration_public_id: str
     learner_id: int
+    # The public base URL the demo rows were seeded with, when this start moved
+    # them to its own. None when they already pointed at this start's URL.
+    moved_from: str | None = None
 
 
 @dataclass
@@ -138,7 +141,11 @@ class DemoPeers:
 
 def seed_demo(bridge: Bridge, demo_secrets: DemoSecrets) -> DemoIds:
     """Create the demo provider, its Moodle connection, LTI registration, badge and
-    learner portfolio link; a second call finds them and changes nothing."""
+    learner portfolio link.
+
+    A later call finds them and, when they were seeded with another public base
+    URL (the demo ran on another port), moves their URLs to this one.
+    """
     base = bridge.settings.public_base_url
     with bridge.session() as session:
         provider = session.scalar(select(Provider).where(Provider.slug == DEMO_SLUG))
@@ -157,12 +164,67 @@ def seed_demo(bridge: Bridge, demo_secrets: DemoSecrets) -> DemoIds:
                 Learner.lms_user_id == str(DEMO_LEARNER_ID),
             )
         )
+        moved_from = _move_demo_rows(session, provider, connection, registration, base)
+        if moved_from is not None:
+            session.commit()
+            log.info(
+                "demo_moved",
+                provider_id=provider.id,
+                previous_base_url=moved_from,
+                base_url=base,
+            )
         return DemoIds(
             provider_id=provider.id,
             connection_public_id=connection.public_id,
             registration_public_id=registration.public_id,
             learner_id=learner.id,
+            moved_from=moved_from,
         )
+
+
+def _move_demo_rows(
+    session,
+    provider: Provider,
+    connection: LmsConnection,
+    registration: Registration,
+    base: str,
+) -> str | None:
+    """Point the demo provider's URLs that start with the base URL the demo was
+    seeded with at `base` instead. The caller commits.
+
+    The seeded base is read from the registration's issuer, `{base}/demo/platform`.
+    Returns it when it differs from `base`, else None. Credentials, deliveries and
+    the learner's progress are left as they are, and so is any URL that does not
+    start with the seeded base (one an admin changed).
+    """
+    if not registration.issuer.endswith(PLATFORM_PATH):
+        return None
+    previous = registration.issuer.removesuffix(PLATFORM_PATH)
+    if previous == base:
+        return None
+
+    def moved(url: str | None) -> str | None:
+        if url is not None and url.startswith(previous + "/"):
+            return base + url.removeprefix(previous)
+        return url
+
+    provider.url = moved(provider.url)
+    registration.issuer = moved(registration.issuer)
+    registration.auth_login_url = moved(registration.auth_login_url)
+    registration.auth_token_url = moved(registration.auth_token_url)
+    registration.key_set_url = moved(registration.key_set_url)
+    site_key = connection.site_key
+    connection.base_url = moved(connection.base_url)
+    if site_key is None:
+        # A disconnected connection keeps no site key, so that the provider can
+        # connect the same site again, but assigning base_url sets one.
+        connection.site_key = None
+    accounts = session.scalars(
+        select(PortfolioAccount).where(PortfolioAccount.provider_id == provider.id)
+    )
+    for account in accounts:
+        account.api_base_url = moved(account.api_base_url)
+    return previous
 
 
 def _create_demo_rows(session, bridge: Bridge, demo_secrets: DemoSecrets, base: str):
@@ -359,7 +421,8 @@ def _database_in_instance(bridge: Bridge) -> bool:
 
 
 def mount_demo(app: Flask) -> DispatcherMiddleware:
-    """Seed the demo data and serve the peers under /demo beside the bridge."""
+    """Seed the demo data, or move it to this start's public base URL, and serve
+    the peers under /demo beside the bridge."""
     bridge: Bridge = app.extensions["hpass"]
     demo_secrets = DemoSecrets.load_or_create(bridge.settings.instance_path)
     ids = seed_demo(bridge, demo_secrets)
@@ -371,6 +434,7 @@ def mount_demo(app: Flask) -> DispatcherMiddleware:
         peers.portfolio.restore(saved["portfolio"])
     app.extensions["hpass_demo"] = peers
     app.extensions["hpass_demo_state"] = state_file
+    app.extensions["hpass_demo_moved_from"] = ids.moved_from
     problem = demo_connection_problem(bridge, peers)
     app.extensions["hpass_demo_problem"] = problem
     if problem is not None:

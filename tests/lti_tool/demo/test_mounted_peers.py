@@ -344,3 +344,105 @@ def test_demo_page_warning_translated(tmp_path):
     assert "La demostración no puede otorgar insignias." in _warning(pages["es"])
     assert "لا يمكن للعرض التجريبي منح الشارات." in _warning(pages["ar"])
     assert 'dir="rtl"' in pages["ar"]
+
+
+def test_demo_moved_keeps_disconnect(tmp_path):
+    """A disconnected demo connection moved to a new port keeps no site key and
+    is still reported as disconnected."""
+    first = DemoStack(tmp_path / "instance")
+    first.start_web()
+    try:
+        _disconnect_demo(first)
+    finally:
+        first.stop()
+
+    second = DemoStack(tmp_path / "instance")
+    second.start_web()
+    try:
+        moved_from = second.app.extensions["hpass_demo_moved_from"]
+        connection = _demo_connection(second)
+        problem = second.app.extensions["hpass_demo_problem"]
+    finally:
+        second.stop()
+
+    assert moved_from == first.base_url
+    assert connection.base_url == f"{second.base_url}/demo/moodle"
+    assert connection.site_key is None
+    assert "was disconnected" in problem
+
+
+def test_demo_same_port_not_moved(tmp_path):
+    """A restart on the port the demo was seeded with moves nothing."""
+    first = DemoStack(tmp_path / "instance")
+    first.start_web()
+    first.stop()
+
+    second = DemoStack(tmp_path / "instance")
+    second.port, second.base_url = first.port, first.base_url
+    second.env["HPASS_PUBLIC_BASE_URL"] = first.base_url
+    second.start_web()
+    try:
+        moved_from = second.app.extensions["hpass_demo_moved_from"]
+        connection = _demo_connection(second)
+    finally:
+        second.stop()
+
+    assert moved_from is None
+    assert connection.base_url == f"{first.base_url}/demo/moodle"
+
+
+def test_run_demo_prints_move(tmp_path, monkeypatch):
+    """`hpass-bridge run --demo` on a port other than the one the demo was seeded
+    with prints one line naming both addresses."""
+    import os
+    import signal
+
+    import waitress
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from badge_engine.models import Provider
+    from lti_tool import app as app_module
+    from lti_tool import cli_run
+    from lti_tool.models import Registration
+
+    instance = tmp_path / "instance"
+    first = DemoStack(instance)
+    first.start_web()
+    first.stop()
+    monkeypatch.setenv("HPASS_INSTANCE_PATH", str(instance))
+    monkeypatch.delenv("HPASS_PUBLIC_BASE_URL", raising=False)
+    monkeypatch.delenv("HPASS_DATABASE_URL", raising=False)
+    monkeypatch.setattr(waitress, "create_server", lambda *a, **k: _StoppedServer())
+    monkeypatch.setattr(cli_run, "start_background_processes", lambda env: [])
+    monkeypatch.setattr(app_module, "freeze_startup_objects", lambda: None)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # `run` writes the settings it derives into os.environ for its child processes.
+    saved_environ = dict(os.environ)
+
+    try:
+        result = CliRunner().invoke(
+            cli_run.run, ["--demo", "--port", "5998"], catch_exceptions=False
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+    # The first stack's engine still opens connections after `stop` disposed its pool.
+    with first.bridge.session() as session:
+        provider = session.scalar(select(Provider))
+        registration = session.scalar(select(Registration))
+    first.bridge.engine.dispose()
+
+    moved_lines = [line for line in result.stdout.splitlines() if "moved" in line]
+    assert result.exit_code == 0, result.output
+    assert moved_lines == [
+        f"moved the demo from {first.base_url} to http://127.0.0.1:5998; badges "
+        "issued before keep their old addresses"
+    ]
+    assert provider.url == "http://127.0.0.1:5998/demo"
+    assert registration.issuer == "http://127.0.0.1:5998/demo/platform"
+    assert registration.auth_login_url == "http://127.0.0.1:5998/demo/platform/auth"
+    assert registration.key_set_url == "http://127.0.0.1:5998/demo/platform/jwks"
