@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -17,7 +18,7 @@ from lti_tool.config import (
     load_settings,
     remember_run_url,
 )
-from lti_tool.run_lock import InstanceInUse, hold_run_lock
+from lti_tool.run_lock import InstanceInUse, current_holder, hold_run_lock
 
 STOP_GRACE_SECONDS = 15
 
@@ -133,7 +134,7 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     # The port is bound first: the lock record, the remembered URL and the demo
     # rows all name the public base URL, so a run that cannot listen on its port
     # must exit before it writes any of them.
-    server, deferred_app = _listen(host, port, threads)
+    server, deferred_app = _listen(host, port, threads, settings.instance_path)
     try:
         run_lock, app, wsgi_app = _prepare_instance(settings, demo, derived_url)
     except BaseException:
@@ -173,9 +174,11 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     _say("stopped")
 
 
-def _listen(host: str, port: int, threads: int):
+def _listen(host: str, port: int, threads: int, instance: Path):
     """Bind the web server's port, or exit 1 saying the port cannot be used.
 
+    When the port is taken by the `run` that serves the same instance folder, the
+    error names that run, as a second `run` on another port would be told.
     Returns the waitress server and the DeferredWsgiApp that it serves.
     """
     from waitress import create_server
@@ -188,6 +191,10 @@ def _listen(host: str, port: int, threads: int):
             deferred_app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS
         )
     except OSError as error:
+        in_use = current_holder(instance)
+        if in_use is not None:
+            click.echo(f"error: {in_use}", err=True)
+            sys.exit(1)
         click.echo(
             f"error: cannot listen on {host}:{port}: {error.strerror}; stop what uses "
             "that port or choose another with --port",

@@ -61,6 +61,25 @@ def hold_run_lock(instance: Path, url: str) -> IO[str]:
     return lock_file
 
 
+def current_holder(instance: Path) -> InstanceInUse | None:
+    """Return who holds the instance's run lock, or None when no process does.
+
+    Creates nothing: a missing lock file means no `run` has served the folder.
+    """
+    try:
+        descriptor = os.open(instance / RUN_LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "r") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(lock_file)
+            return InstanceInUse(instance, holder.get("pid"), holder.get("url"))
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return None
+
+
 def _read_holder(lock_file: IO[str]) -> dict:
     # The holder writes its record just after it takes the lock, so the file may
     # still be empty in that moment.

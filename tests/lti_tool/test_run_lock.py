@@ -15,7 +15,7 @@ import pytest
 
 from lti_tool.config import RUN_URL_FILE
 from lti_tool.demo.stack import free_port, wait_for
-from lti_tool.run_lock import RUN_LOCK_FILE, InstanceInUse, hold_run_lock
+from lti_tool.run_lock import RUN_LOCK_FILE, InstanceInUse, current_holder, hold_run_lock
 
 START_SECONDS = 90
 
@@ -108,6 +108,42 @@ def test_hold_run_lock_after_close(instance):
 
     record = json.loads((instance / RUN_LOCK_FILE).read_text())
     assert record["url"] == "http://127.0.0.1:5091"
+
+
+def test_current_holder(instance):
+    """The holder is read without taking the lock, and a folder never run has none."""
+    assert current_holder(instance) is None
+    assert not (instance / RUN_LOCK_FILE).exists()
+
+    first = hold_run_lock(instance, "http://127.0.0.1:5000")
+    try:
+        holder = current_holder(instance)
+    finally:
+        first.close()
+
+    assert (holder.pid, holder.url) == (os.getpid(), "http://127.0.0.1:5000")
+    assert current_holder(instance) is None
+
+
+@pytest.mark.slow
+def test_second_run_on_same_port_names_first(instance, start_run):
+    """A second `run` on the same instance and port, the README's command twice,
+    exits 1 naming the running one rather than only the busy port."""
+    port = free_port()
+    first = start_run("--port", str(port))
+    assert wait_for(lambda: _answers(port), START_SECONDS), _stderr(first)
+
+    second = start_run("--port", str(port))
+    second.wait(timeout=START_SECONDS)
+    stderr = _stderr(second)
+
+    assert second.returncode == 1
+    assert f"pid {first.pid}" in stderr
+    assert f"http://127.0.0.1:{port}" in stderr
+    assert "stop that one first" in stderr
+    assert first.poll() is None
+    _stop(first)
+    assert first.returncode == 0
 
 
 @pytest.mark.slow
