@@ -478,8 +478,43 @@ def deliver_credential(context: HandlerContext) -> None:
     if result.status == DeliveryStatus.NEEDS_CONSENT:
         log.warning("credential_delivery_needs_consent", error=result.message, **log_ids)
         return
+    if result.status == DeliveryStatus.DELIVERED and _revoked_meanwhile(
+        session, credential
+    ):
+        session.commit()
+        log.info("credential_revoked_while_delivered", **log_ids)
+        raise RetryLater(
+            "the badge was revoked while it was being delivered; the next attempt "
+            "passes the revocation on",
+            retry_after=timedelta(0),
+        )
 
     log.info("credential_" + result.status.value, **log_ids)
+
+
+def _revoked_meanwhile(session: Session, credential) -> bool:
+    """Tell whether the credential was revoked while its live copy was being sent.
+
+    A revocation requeues only the deliveries that have landed, so a delivery in
+    flight reads the status again before it commits. On PostgreSQL the row lock
+    orders the two: this read waits for a revocation that has changed the row,
+    and a revocation that starts later waits for this commit and then finds the
+    delivery landed. On SQLite the session first writes the delivery's new state
+    (autoflush), which takes the database's write lock, so no revocation commits
+    between this read and the commit.
+    """
+    from badge_engine.models import Credential, CredentialStatus
+
+    status = session.scalar(
+        select(Credential.status)
+        .where(
+            Credential.id == credential.id,
+            Credential.provider_id == credential.provider_id,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return status == CredentialStatus.REVOKED.value
 
 
 def delivery_credential(session: Session, delivery: Delivery):

@@ -310,11 +310,10 @@ def requeue_for_revocation(session: Session, credential: Credential) -> list[int
     revokes its event, the OB 3.0 API route sends the credential again so the
     portfolio reads its status list, and Badge Connect sends nothing because
     backpacks re-read the hosted assertion. Deliveries still queued or retrying
-    keep their waiting message, whose next attempt takes the same path.
-
-    NOTE: a worker that is sending the live credential while the revocation
-    commits records `delivered` afterwards, and that portfolio gets no revocation
-    until an admin retries the delivery.
+    keep their waiting message, whose next attempt takes the same path. A
+    delivery being sent while the revocation commits reads the status again
+    before it records the landing, and retries to pass the revocation on
+    (`lti_tool.pipeline.deliver_credential`).
     """
     landed = session.scalars(
         select(Delivery).where(

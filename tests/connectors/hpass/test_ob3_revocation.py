@@ -15,6 +15,7 @@ from badge_engine.models import Credential
 from badge_engine.outbox import OutboxStatus
 from connectors.hpass.deliveries import requeue
 from connectors.hpass.models import Delivery, DeliveryStatus
+from connectors.hpass.routes import route_for
 from lti_tool.demo.peers.portfolio import PortfolioPeer
 from lti_tool.operations.awards import revoke_award
 from tests.connectors.hpass.conftest import (
@@ -157,6 +158,35 @@ def test_revocation_after_timeout_sent(app, db, seeded, portfolio):
     _revoke(app, credential)
     assert run_message(app, message_id) == "done"
 
+    [delivery] = deliveries_of(db, credential.id)
+    assert delivery.status == DeliveryStatus.REVOKED.value
+    assert delivery.revocation_sent_at is not None
+    assert portfolio.statuses() == {credential.document["id"]: "revoked"}
+
+
+def test_revocation_during_delivery_sent_next(app, db, seeded, portfolio, monkeypatch):
+    """A badge revoked while its live copy was being sent lands, then the next
+    attempt passes the revocation on."""
+    link_by_oauth(app, db, seeded, portfolio.url)
+    credential, [message_id] = issue_and_queue(app, db, seeded)
+    route = route_for("ob3_api")
+    send = route.deliver
+
+    def send_then_revoke(job):
+        outcome = send(job)
+        # The instructor's revocation commits while the worker waits for the
+        # portfolio's answer.
+        _revoke(app, credential)
+        return outcome
+
+    monkeypatch.setattr(route, "deliver", send_then_revoke)
+    assert run_message(app, message_id) == "failed"
+    monkeypatch.setattr(route, "deliver", send)
+    [delivery] = deliveries_of(db, credential.id)
+    assert delivery.status == DeliveryStatus.DELIVERED.value
+    assert delivery.revocation_sent_at is None
+
+    assert run_message(app, message_id) == "done"
     [delivery] = deliveries_of(db, credential.id)
     assert delivery.status == DeliveryStatus.REVOKED.value
     assert delivery.revocation_sent_at is not None
