@@ -210,9 +210,9 @@ class _StoppedServer:
         pass
 
 
-def test_run_demo_prints_warning(tmp_path, monkeypatch):
-    """`hpass-bridge run --demo` on an instance whose demo connection was
-    disconnected prints the warning on stderr after the start-up line."""
+def _run_demo_on_port_5998(monkeypatch, instance):
+    """Invoke `hpass-bridge run --demo --port 5998` on `instance`, which stops at
+    once, with no worker or scheduler; return click's result."""
     import os
     import signal
 
@@ -221,6 +221,30 @@ def test_run_demo_prints_warning(tmp_path, monkeypatch):
 
     from lti_tool import app as app_module
     from lti_tool import cli_run
+
+    monkeypatch.setenv("HPASS_INSTANCE_PATH", str(instance))
+    monkeypatch.delenv("HPASS_PUBLIC_BASE_URL", raising=False)
+    monkeypatch.delenv("HPASS_DATABASE_URL", raising=False)
+    monkeypatch.setattr(waitress, "create_server", lambda *a, **k: _StoppedServer())
+    monkeypatch.setattr(cli_run, "start_background_processes", lambda env: [])
+    monkeypatch.setattr(app_module, "freeze_startup_objects", lambda: None)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # `run` writes the settings it derives into os.environ for its child processes.
+    saved_environ = dict(os.environ)
+    try:
+        return CliRunner().invoke(
+            cli_run.run, ["--demo", "--port", "5998"], catch_exceptions=False
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+
+def test_run_demo_prints_warning(tmp_path, monkeypatch):
+    """`hpass-bridge run --demo` on an instance whose demo connection was
+    disconnected prints the warning on stderr after the start-up line."""
     from lti_tool.operations.lms import disconnect_connection
 
     instance = tmp_path / "instance"
@@ -235,25 +259,7 @@ def test_run_demo_prints_warning(tmp_path, monkeypatch):
             session.commit()
     finally:
         first.stop()
-    monkeypatch.setenv("HPASS_INSTANCE_PATH", str(instance))
-    monkeypatch.delenv("HPASS_PUBLIC_BASE_URL", raising=False)
-    monkeypatch.delenv("HPASS_DATABASE_URL", raising=False)
-    monkeypatch.setattr(waitress, "create_server", lambda *a, **k: _StoppedServer())
-    monkeypatch.setattr(cli_run, "start_background_processes", lambda env: [])
-    monkeypatch.setattr(app_module, "freeze_startup_objects", lambda: None)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # `run` writes the settings it derives into os.environ for its child processes.
-    saved_environ = dict(os.environ)
-
-    try:
-        result = CliRunner().invoke(
-            cli_run.run, ["--demo", "--port", "5998"], catch_exceptions=False
-        )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        os.environ.clear()
-        os.environ.update(saved_environ)
+    result = _run_demo_on_port_5998(monkeypatch, instance)
 
     assert result.exit_code == 0, result.output
     assert "HPass bridge is running at http://127.0.0.1:5998/demo" in result.stdout
@@ -394,41 +400,17 @@ def test_demo_same_port_not_moved(tmp_path):
 def test_run_demo_prints_move(tmp_path, monkeypatch):
     """`hpass-bridge run --demo` on a port other than the one the demo was seeded
     with prints one line naming both addresses."""
-    import os
-    import signal
 
-    import waitress
-    from click.testing import CliRunner
     from sqlalchemy import select
 
     from badge_engine.models import Provider
-    from lti_tool import app as app_module
-    from lti_tool import cli_run
     from lti_tool.models import Registration
 
     instance = tmp_path / "instance"
     first = DemoStack(instance)
     first.start_web()
     first.stop()
-    monkeypatch.setenv("HPASS_INSTANCE_PATH", str(instance))
-    monkeypatch.delenv("HPASS_PUBLIC_BASE_URL", raising=False)
-    monkeypatch.delenv("HPASS_DATABASE_URL", raising=False)
-    monkeypatch.setattr(waitress, "create_server", lambda *a, **k: _StoppedServer())
-    monkeypatch.setattr(cli_run, "start_background_processes", lambda env: [])
-    monkeypatch.setattr(app_module, "freeze_startup_objects", lambda: None)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # `run` writes the settings it derives into os.environ for its child processes.
-    saved_environ = dict(os.environ)
-
-    try:
-        result = CliRunner().invoke(
-            cli_run.run, ["--demo", "--port", "5998"], catch_exceptions=False
-        )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        os.environ.clear()
-        os.environ.update(saved_environ)
+    result = _run_demo_on_port_5998(monkeypatch, instance)
 
     # The first stack's engine still opens connections after `stop` disposed its pool.
     with first.bridge.session() as session:
