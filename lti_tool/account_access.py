@@ -85,7 +85,8 @@ def disable_account(
     (`OwnAccount`) nor a provider's last enabled admin (`LastEnabledAdmin`), so a
     provider always keeps an admin who can enable the others again. The command
     line has neither rule, because an operator at the host can always enable the
-    account again. A `reason` longer than `REASON_MAX` characters is cut to it.
+    account again. A `reason` longer than `REASON_MAX` characters is cut to it;
+    the page and the CLI refuse one first.
     An account that is already disabled is left as it is, with
     `DisableOutcome.changed` False. The caller commits.
     """

@@ -145,10 +145,19 @@ def disable_account_command(email: str, reason: str | None, as_json: bool) -> No
     work. The provider's API tokens are not tied to an account and keep working. Revoke
     them with `hpass-bridge api-token revoke` when needed.
     """
-    from lti_tool.account_access import disable_account
+    from lti_tool.account_access import REASON_MAX, disable_account
     from lti_tool.cli_support import operator_session
+    from lti_tool.operations import InvalidInput
 
     with operator_session(as_json) as op:
+        if reason is not None and len(reason) > REASON_MAX:
+            # The admin page refuses it too, rather than storing a cut reason.
+            raise InvalidInput(
+                f"the reason is {len(reason)} characters long, more than the "
+                f"{REASON_MAX} the audit log keeps; shorten it and run the command "
+                "again",
+                code="reason_too_long",
+            )
         found = _account_or_fail(op.session, email)
         outcome = disable_account(op.session, found, actor=op.actor, reason=reason)
         op.session.commit()

@@ -119,6 +119,21 @@ def test_cli_enable_account(app, settings, db, tenants):
     assert sign_in(app.test_client(), ADMIN).status_code == 303
 
 
+def test_cli_overlong_reason_refused(app, settings, db, tenants):
+    """A reason longer than the audit log keeps exits 2 and leaves the account as
+    it was, as the admin page does."""
+    alpha, _ = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+
+    result = run(app, settings, "disable", ADMIN, "--reason", "r" * 501, "--json")
+
+    assert result.exit_code == 2
+    output = json.loads(result.output.splitlines()[0])
+    assert output["error"] == "reason_too_long"
+    assert "501 characters long, more than the 500" in output["message"]
+    assert stored(db, admin.id).disabled_at is None
+
+
 def test_cli_unknown_email(app, settings, db):
     """An unknown email exits 2 and names the value."""
     result = run(app, settings, "disable", "nobody@alpha.org", "--json")
