@@ -133,7 +133,11 @@ def create_app(
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.api.views import bp as api_bp
     # These modules add their routes to the admin blueprint when imported.
-    from lti_tool.views import admin_audit, admin_registrations  # noqa: F401
+    from lti_tool.views import (  # noqa: F401
+        admin_audit,
+        admin_canvas,
+        admin_registrations,
+    )
     from lti_tool.views.admin import bp as admin_bp
     from lti_tool.views.admin_accounts import bp as accounts_bp
     from lti_tool.views.auth import bp as auth_bp

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from badge_engine.db import utcnow
 from badge_engine.models import Achievement, Provider
 from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
+from connectors.canvas.connection import ConnectionTestResult as CanvasTestResult
 from connectors.canvas.connection import connect_canvas, test_canvas_connection
 from connectors.contacts import last_contact_outcome, record_failure, record_success
 from connectors.models import (
@@ -364,6 +365,20 @@ def moodle_connect_failed(
     )
 
 
+class CanvasTestFailed(LmsUnreachable):
+    """A new Canvas connection failed its test, so nothing was stored.
+
+    `result` is the test's outcome, which the admin page turns into a message
+    beside the field to correct.
+    """
+
+    def __init__(
+        self, message: str, *, result: CanvasTestResult, api_message: str
+    ) -> None:
+        super().__init__(message, api_message=api_message)
+        self.result = result
+
+
 def connect_canvas_site(
     session: Session,
     bridge: Bridge,
@@ -430,10 +445,11 @@ def connect_canvas_site(
         max_backoff=CANVAS_TEST_MAX_BACKOFF,
     )
     if not result.ok and (result.token_invalid or not result.missing):
-        raise LmsUnreachable(
+        raise CanvasTestFailed(
             f"Canvas at {url} failed the connection test: {result.message} "
             f"Check --url, {token_option} and --course, then run the command again "
             "(nothing was saved).",
+            result=result,
             api_message=f"Canvas at {url} failed the connection test: "
             f'{result.message} Check "url", "token" and "course_id", then send the '
             "request again (nothing was saved).",

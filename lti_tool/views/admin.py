@@ -368,7 +368,10 @@ def disconnect_lms(account: Account, public_id: str):
     )
 
 
-def _read_url(form: dict, errors: dict, name: str) -> str:
+def _read_url(
+    form: dict, errors: dict, name: str, not_a_url_message: str | None = None
+) -> str:
+    """Read a web address field; `not_a_url_message` replaces the Moodle example."""
     value = (request.form.get(name) or "").strip()
     form[name] = value
     parts = urlsplit(value)
@@ -377,7 +380,7 @@ def _read_url(form: dict, errors: dict, name: str) -> str:
             "This field is required. Enter the address, starting with https://."
         )
     elif len(value) > URL_MAX or parts.scheme not in ("http", "https") or not parts.netloc:
-        errors[name] = _(
+        errors[name] = not_a_url_message or _(
             "This is not a web address. Enter a full address such as "
             "https://moodle.example.org."
         )
