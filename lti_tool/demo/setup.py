@@ -41,6 +41,7 @@ from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url, moodl
 from lti_tool.views.webhooks import secret_digest
 
 DEMO_SLUG = "demo-academy"
+DEMO_PROVIDER_NAME = "HPass Demo Academy"
 PLATFORM_PATH = "/demo/platform"
 MOODLE_PATH = "/demo/moodle"
 PORTFOLIO_PATH = "/demo/portfolio"
@@ -231,7 +232,7 @@ def _create_demo_rows(session, bridge: Bridge, demo_secrets: DemoSecrets, base: 
     vault = bridge.vault
     provider = Provider(
         slug=DEMO_SLUG,
-        name="HPass Demo Academy",
+        name=DEMO_PROVIDER_NAME,
         url=f"{base}/demo",
         email="badges@demo-academy.example.invalid",
     )

@@ -18,6 +18,7 @@ bp = Blueprint("demo", __name__, url_prefix="/demo")
 @bp.get("")
 def index():
     from lti_tool.demo.setup import (
+        DEMO_PROVIDER_NAME,
         DEMO_SLUG,
         MOODLE_PATH,
         PLATFORM_PATH,
@@ -61,4 +62,5 @@ def index():
         deliveries=deliveries_by_credential,
         portfolios={account.id: account for account in accounts},
         slug=DEMO_SLUG,
+        provider_name=provider.name if provider is not None else DEMO_PROVIDER_NAME,
     )

@@ -1,8 +1,9 @@
-"""The /demo page's sign-in step names where provider admins come from."""
+"""The /demo page's steps: the operator account for the admin pages, and colons."""
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import pytest
 
@@ -23,12 +24,17 @@ def demo_app(settings):
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("en", "with the account of an invitation sent from /admin/invitations"),
-        ("fr", "avec le compte d'une invitation envoyée depuis /admin/invitations"),
+        ("en", "then choose “HPass Demo Academy” under “Work on provider”."),
+        (
+            "fr",
+            "choisissez ensuite «\u00a0HPass Demo Academy\u00a0» sous "
+            "«\u00a0Travailler sur le fournisseur\u00a0».",
+        ),
+        ("es", "luego elija «HPass Demo Academy» en «Trabajar con el proveedor»."),
     ],
 )
-def test_demo_sign_in_step_names_invitation(demo_app, language, expected):
-    """A provider admin is invited; `operator create` makes the operator who invites."""
+def test_demo_sign_in_step_names_provider(demo_app, language, expected):
+    """The sign-in step names the demo provider to choose as the dashboard does."""
     response = demo_app.test_client().get(
         "/demo/", headers={"Accept-Language": language}
     )
@@ -36,7 +42,30 @@ def test_demo_sign_in_step_names_invitation(demo_app, language, expected):
 
     assert response.status_code == 200
     assert expected in page
-    assert "account created by an operator" not in page
+
+
+def test_demo_sign_in_step_gives_command(demo_app):
+    """The sign-in step gives the command that creates the operator account."""
+    response = demo_app.test_client().get("/demo/")
+    page = html.unescape(response.get_data(as_text=True))
+
+    assert '<code dir="ltr">hpass-bridge operator create --email you@example.org</code>' in (
+        page
+    )
+    assert ">Sign in as the operator</a>: then choose" in page
+    assert "/admin/invitations" in page
+    assert "Sign in as a provider admin" not in page
+
+
+def test_readme_gives_operator_command():
+    """The README's quick start says how to get an account for the admin pages."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(
+        encoding="utf-8"
+    )
+    quick_start = readme[readme.index("## Quick start") : readme.index("## Screenshots")]
+
+    assert ".venv/bin/hpass-bridge operator create --email you@example.org" in quick_start
+    assert "Work on provider" in quick_start
 
 
 @pytest.mark.parametrize(
