@@ -16,12 +16,14 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
-  // An error summary, or else the notice that confirms a revocation, takes the focus
-  // that the page reload after a form would leave on the page's body.
+  // An error summary, or else the notice that confirms a revocation or another form
+  // (marked data-confirmation), takes the focus that the page reload after a form
+  // would leave on the page's body. Each of them has tabindex="-1" for this.
   const summary =
     document.getElementById("error-summary") ||
     document.getElementById("revoke-error-summary") ||
-    document.getElementById("revoke-notice");
+    document.getElementById("revoke-notice") ||
+    document.querySelector("[data-confirmation]");
   if (summary) summary.focus();
   const backfills = document.querySelector("[data-progress-url]");
   if (backfills) followBackfills(backfills);

@@ -763,6 +763,21 @@ def _notice_text(notice: dict) -> str | None:
             "already qualify” to try again. Badges already awarded stay as they are.",
             name=name,
         )
+    if kind == "backfill_started":
+        return _(
+            "Awarding “%(name)s” to learners who already qualify has started (job "
+            "%(job)s); its progress is shown below.",
+            name=name,
+            job=job,
+        )
+    if kind == "backfill_joined":
+        return _(
+            "Awarding “%(name)s” to learners who already qualify was already under "
+            "way (job %(job)s), so no second job was started; its progress is shown "
+            "below.",
+            name=name,
+            job=job,
+        )
     if kind == "cancel_not_active":
         return _(
             "Job %(job)s had already ended (%(status)s), so there was nothing to "
@@ -1679,8 +1694,16 @@ def start_course_backfill(course_id: int, public_id: str):
         log.info("backfill_joined", achievement=public_id, job=job.public_id)
     else:
         send_backfill(job.id)
+    _set_notice(
+        course_id,
+        "backfill_joined" if job.joined else "backfill_started",
+        name=achievement.name,
+        job=job.public_id,
+    )
+    # The fragment names the notice, as after a revocation: a fragment that names
+    # another element makes the browser move the focus off the notice.
     return redirect(
-        url_for("pages.course", course_id=course_id) + "#backfills", code=303
+        url_for("pages.course", course_id=course_id) + "#course-notice", code=303
     )
 
 

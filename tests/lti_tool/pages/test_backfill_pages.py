@@ -35,7 +35,7 @@ def test_backfill_start_queues_job(db, client, tenants):
     response = start(client, alpha)
 
     assert response.status_code == 303
-    assert response.headers["Location"].endswith("#backfills")
+    assert response.headers["Location"].endswith("#course-notice")
     [job] = jobs_of(db, alpha)
     assert job.achievement_ids == [alpha.achievement_id]
     assert job.requested_by == "lti:9"
@@ -43,6 +43,39 @@ def test_backfill_start_queues_job(db, client, tenants):
     assert f'data-backfill="{job.public_id}"' in page
     assert "<progress" in page
     assert "Learners checked:" in page
+
+
+def test_backfill_start_confirms_with_notice(db, client, tenants):
+    """Starting a backfill shows a notice that takes the focus, once."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    start(client, alpha)
+    [job] = jobs_of(db, alpha)
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+    again = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert 'tabindex="-1" id="course-notice" data-confirmation>' in page
+    assert (
+        "Awarding “Badge of alpha” to learners who already qualify has started "
+        f"(job {job.public_id})"
+    ) in page
+    assert 'id="course-notice"' not in again
+
+
+def test_backfill_joined_notice(db, client, tenants):
+    """A second start while the first job is pending says no second job started."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    start(client, alpha)
+    client.get(f"/course/{alpha.course_id}")
+
+    start(client, alpha)
+    page = client.get(f"/course/{alpha.course_id}?lang=fr").get_data(as_text=True)
+    english_page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "déjà en cours" in page
+    assert 'id="course-notice"' not in english_page
 
 
 def test_backfill_rows_say_why_and_when(db, client, tenants):

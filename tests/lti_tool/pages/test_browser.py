@@ -175,6 +175,12 @@ def test_instructor_form_by_keyboard(browser, stack, shots):
     assert skip_link == "Skip to content"
     assert outline != "none"
     assert page.get_by_role("heading", name="Field safety").count() == 1
+    # The confirmation takes the focus, so a keyboard or screen reader user goes on
+    # from it instead of from the top of the page.
+    assert page.evaluate("document.activeElement.id") == "course-notice"
+    assert "“Field safety” was created" in page.evaluate(
+        "document.activeElement.textContent"
+    )
     shots(page, "instructor-keyboard")
     page.context.close()
 
@@ -612,6 +618,7 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     notice = page.locator(".notice[role=status]").inner_text()
+    focused = page.evaluate("document.activeElement.textContent")
     done_violations = axe_violations(page)
     context.close()
 
@@ -622,6 +629,7 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     assert confirm_violations == [], f"confirmation in {locale}"
     assert done_violations == [], f"connect page after disconnect in {locale}"
     assert f"Spare site {locale}" in notice
+    assert f"Spare site {locale}" in focused
     with stack.bridge.session() as session:
         assert session.get(LmsConnection, spare_id).disconnected
 
@@ -868,7 +876,9 @@ def test_backfill_progress_live(browser, stack):
     card = page.locator(".card").filter(has_text="Humanitarian Action Essentials")
 
     card.get_by_role("button", name="Award to learners who already qualify").click()
-    page.wait_for_url("**/course/*#backfills")
+    page.wait_for_url("**/course/*#course-notice")
+    assert page.evaluate("document.activeElement.id") == "course-notice"
+    assert "has started" in page.evaluate("document.activeElement.textContent")
     job = page.locator(".backfill").first
     assert job.locator("progress").count() == 1
     assert axe_violations(page) == []

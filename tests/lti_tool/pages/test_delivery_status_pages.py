@@ -425,7 +425,8 @@ def _retry(client, message: OutboxMessage, language: str = "en"):
 
 
 def _notice(page: str) -> str:
-    return page.split('<p class="notice" role="status">', 1)[1].split("</p>", 1)[0]
+    start = '<p class="notice" role="status" tabindex="-1" data-confirmation>'
+    return page.split(start, 1)[1].split("</p>", 1)[0]
 
 
 def test_dead_letter_retry_queues_delivery(client, tenants, db):

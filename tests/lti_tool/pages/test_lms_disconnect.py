@@ -774,7 +774,8 @@ def test_disconnect_notice_counts_usage(backend):
 
     posted = client.post(link, data=CSRF)
     after = client.get(posted.headers["Location"]).get_data(as_text=True)
-    notice = after.split('<div class="notice" role="status">', 1)[1].split("</div>")[0]
+    start = '<div class="notice" role="status" tabindex="-1" data-confirmation>'
+    notice = after.split(start, 1)[1].split("</div>")[0]
 
     assert 'data-count="achievements">Badges on this site: <strong>3</strong>' in notice
     assert (
