@@ -48,7 +48,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from badge_engine.db import Base, dialect_insert, utcnow
-from badge_engine.bulk_issuing import AwardRequest, issue_credentials_in_bulk
+from badge_engine.bulk_issuing import AwardRequest, issue_credentials_in_bulk, live_keys
+from badge_engine.issuing import live_key_of
 from badge_engine.models import Achievement, Learner, Provider
 from badge_engine.rules import (
     LearnerProgress,
@@ -553,6 +554,21 @@ def _page_learners(
     return learners
 
 
+def _held_pairs(
+    session: Session,
+    job: BackfillJob,
+    achievements: list[Achievement],
+    learners,
+) -> set[str]:
+    """Return the live keys of the page's (achievement, learner) pairs."""
+    keys = [
+        live_key_of(achievement.id, learner.id)
+        for achievement in achievements
+        for learner in learners
+    ]
+    return live_keys(session, job.provider_id, keys)
+
+
 def _write_page(
     session: Session,
     bridge: Bridge,
@@ -567,13 +583,20 @@ def _write_page(
     learners = _page_learners(session, job, read.page.learners)
     for achievement in achievements:
         validate_award_rule(achievement.award_rule)
+    held_keys = _held_pairs(session, job, achievements, learners.values())
     requests = []
     for enrolled in read.page.learners:
         progress = read.progress[enrolled.lms_user_id]
         if progress is None:
             job.failed_reads += 1
             continue
+        learner = learners[enrolled.lms_user_id]
         for achievement in achievements:
+            # A live credential counts as held even when the learner no longer
+            # meets the rule, such as after their LMS progress was reset.
+            if live_key_of(achievement.id, learner.id) in held_keys:
+                job.already_held += 1
+                continue
             outcome = evaluate_validated_rule(achievement.award_rule, progress)
             if not outcome.met:
                 job.not_met += 1
@@ -581,7 +604,7 @@ def _write_page(
             requests.append(
                 AwardRequest(
                     achievement=achievement,
-                    learner=learners[enrolled.lms_user_id],
+                    learner=learner,
                     # Without an LMS time the backfill can only date the award now.
                     awarded_at=outcome.met_at or utcnow(),
                 )

@@ -121,6 +121,60 @@ def test_backfill_rerun_issues_nothing_new(app, db, course, monkeypatch):
     assert latest.already_held == 2
 
 
+def test_backfill_counts_held_after_reset(app, db, course, monkeypatch):
+    """A learner whose LMS progress was reset still counts as holding the badge."""
+    bridge, provider, achievement = course
+    roster = MemoryRoster(3, completed={"1001"})
+    _use_roster(monkeypatch, roster)
+    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+    run_job(bridge, first.id, page_size=10)
+
+    roster.completed = set()
+    second = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
+    db.commit()
+    status = run_job(bridge, second.id, page_size=10)
+    db.expire_all()
+    latest = db.get(BackfillJob, second.id)
+
+    assert status == "done"
+    assert latest.issued == 0
+    assert latest.already_held == 1
+    assert latest.not_met == 2
+    assert _credential_count(db) == 1
+
+
+def test_backfill_revoked_not_counted_held(app, db, course, monkeypatch):
+    """A revoked credential is not held: a learner who no longer qualifies is not met."""
+    bridge, provider, achievement = course
+    roster = MemoryRoster(1, completed={"1000"})
+    _use_roster(monkeypatch, roster)
+    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    db.commit()
+    run_job(bridge, first.id, page_size=10)
+    credential = db.scalar(select(Credential))
+    credential.live_key = None
+    credential.status = "revoked"
+    credential.revoked_at = COMPLETED
+    credential.revocation_reason = "Awarded by mistake."
+    db.commit()
+
+    roster.completed = set()
+    second = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
+    db.commit()
+    run_job(bridge, second.id, page_size=10)
+    db.expire_all()
+    latest = db.get(BackfillJob, second.id)
+
+    assert latest.already_held == 0
+    assert latest.not_met == 1
+    assert latest.issued == 0
+
+
 def test_backfill_read_failure_counted(app, db, course, monkeypatch):
     """A learner whose progress cannot be read is counted and named, the job goes on."""
     bridge, provider, achievement = course
