@@ -259,8 +259,9 @@ def missing_steps(
         for activity_id in fields.activity_ids
         if activity_id not in (done or set())
     ]
-    if fields.match == "any" and steps:
-        # One step of the set is enough, so the steps are the parts of one item.
+    if fields.match == "any" and len(steps) > 1:
+        # One step of the set is enough, so the steps are the parts of one item. A
+        # single step is listed alone, because "one of these" needs a choice.
         heading = Markup.escape(_("Complete one of these activities:"))
         return [RuleDescription(heading, steps)]
     return steps

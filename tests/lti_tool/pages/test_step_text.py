@@ -399,3 +399,50 @@ def test_condition_step_unknown_node(app):
         condition = describe_condition_step("not a node", NAMES)
 
     assert "Ask your course's instructor" in html.unescape(condition.text)
+
+
+def _missing(app, activity_ids, match, done=None):
+    from lti_tool.views.pages import missing_steps
+
+    rule = {
+        "rule": {
+            "kind": "activities_completed",
+            "activity_ids": activity_ids,
+            "match": match,
+        }
+    }
+    with app.test_request_context("/"):
+        steps = missing_steps(rule, NAMES, done)
+    return [
+        (html.unescape(item.text), [html.unescape(part.text) for part in item.parts])
+        for item in steps
+    ]
+
+
+def test_missing_any_of_one_activity(app):
+    """An any-match rule of one activity reads as that one step."""
+    steps = _missing(app, ["4002"], "any")
+
+    assert steps == [("Complete “<bdi>Code of conduct</bdi>”.", [])]
+
+
+def test_missing_any_of_two_activities(app):
+    """An any-match rule of two activities introduces them as a choice."""
+    steps = _missing(app, ["4001", "4002"], "any")
+
+    assert steps == [
+        (
+            "Complete one of these activities:",
+            [
+                "Complete “<bdi>Final quiz</bdi>”.",
+                "Complete “<bdi>Code of conduct</bdi>”.",
+            ],
+        )
+    ]
+
+
+def test_missing_all_of_skips_done(app):
+    """An all-match rule lists each activity not yet done as its own step."""
+    steps = _missing(app, ["4001", "4002"], "all", done={"4001"})
+
+    assert steps == [("Complete “<bdi>Code of conduct</bdi>”.", [])]
