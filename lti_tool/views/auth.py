@@ -349,6 +349,8 @@ def accept_invitation(token: str):
         provider_id=row.provider_id,
     )
     row.used_at = utcnow()
+    # Accepting signs the new account in below, so this is its first sign-in.
+    account.last_sign_in_at = row.used_at
     record_audit(
         db,
         provider_id=row.provider_id,
@@ -418,6 +420,8 @@ def reset_password(token: str):
 
     set_password(db, account, password)
     row.used_at = utcnow()
+    # A reset signs the account in below, as a sign-in with the password does.
+    account.last_sign_in_at = row.used_at
     record_audit(
         db,
         provider_id=account.provider_id,

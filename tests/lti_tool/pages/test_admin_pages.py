@@ -150,6 +150,29 @@ def test_invitation_creates_admin_once(client, tenants, db):
     assert again.status_code == 404
 
 
+def test_invitation_records_sign_in(client, tenants, db):
+    """Accepting an invitation signs in, so the accounts page shows a last sign-in."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+    page = client.post(
+        "/admin/invitations", data={"csrf": "test-csrf", "email": "new@alpha.org"}
+    ).get_data(as_text=True)
+    link = re.search(r"http://127\.0\.0\.1:5999(/account/invitation/[\w-]+)", page)
+    form = {"csrf": "test-csrf", "password": PASSWORD, "password_repeat": PASSWORD}
+
+    client.post(link.group(1), data=form)
+    accounts = client.get("/admin/accounts").get_data(as_text=True)
+
+    db.expire_all()
+    created = db.scalar(select(Account).where(Account.email == "new@alpha.org"))
+    assert created.last_sign_in_at is not None
+    row = accounts[accounts.index("new@alpha.org") :]
+    row = row[: row.index("</tr>")]
+    assert "<time datetime=" in row
+    assert "Never" not in row
+
+
 @pytest.mark.parametrize("email", ["admin@example", "admin@localhost", "a b@x.org"])
 def test_invitation_rejects_invalid_email(client, tenants, db, email):
     """The invitation form applies the sign-up check, so a dotless domain fails."""
@@ -337,6 +360,9 @@ def test_password_reset_by_mail(app, client, settings, tenants, db, monkeypatch)
     )
     assert len(mails) == 1
     assert changed.status_code == 303
+    db.expire_all()
+    reset_account = db.scalar(select(Account).where(Account.email == "admin@alpha.org"))
+    assert reset_account.last_sign_in_at is not None
     assert sign_in(client, "admin@alpha.org", new_password).status_code == 303
 
 
