@@ -434,10 +434,14 @@ def _blocked_url_message(error: OutboundBlocked, value: str) -> str:
     )
 
 
-def _read_required(form: dict, errors: dict, name: str, limit: int = NAME_MAX) -> str:
+def _read_field(
+    form: dict, errors: dict, name: str, limit: int = NAME_MAX, *, required: bool = True
+) -> str:
+    """Read a form field into `form`, noting in `errors` one that is missing (when
+    `required`) or longer than `limit`."""
     value = (request.form.get(name) or "").strip()
     form[name] = value
-    if not value:
+    if not value and required:
         errors[name] = _("This field is required.")
     elif len(value) > limit:
         errors[name] = _(
@@ -467,14 +471,14 @@ def connect_lms(account: Account):
     provider = _provider_or_pick(account)
     form: dict = {}
     errors: dict = {}
-    name = _read_required(form, errors, "lms_name")
+    name = _read_field(form, errors, "lms_name")
     url = _read_url(form, errors, "lms_url")
     if "lms_url" not in errors:
         try:
             url = check_lms_url(current_bridge(), url, option="lms_url")
         except InvalidInput as error:
             errors["lms_url"] = error.message
-    token = _read_required(form, errors, "lms_token", limit=500)
+    token = _read_field(form, errors, "lms_token", limit=500)
     form.pop("lms_token", None)
     db = db_session()
     if "lms_url" not in errors:
@@ -626,10 +630,10 @@ def connect_lti(account: Account):
     form: dict = {}
     errors: dict = {}
     issuer = _read_platform_url(form, errors, "issuer")
-    client_id = _read_required(form, errors, "client_id")
+    client_id = _read_field(form, errors, "client_id")
     login_url = _read_platform_url(form, errors, "auth_login_url")
     key_set_url = _read_platform_url(form, errors, "key_set_url")
-    deployment_id = _read_required(form, errors, "deployment_id")
+    deployment_id = _read_field(form, errors, "deployment_id")
     connection_id = request.form.get("lms_connection_id", type=int)
     db = db_session()
     connection = None

@@ -28,7 +28,7 @@ from lti_tool.views.admin import (
     _actor,
     _connections_page,
     _provider_or_pick,
-    _read_required,
+    _read_field,
     _read_url,
     account_required,
     bp,
@@ -49,23 +49,11 @@ DEVELOPER_KEY_FIELDS = (
 SECRET_FIELDS = ("canvas_token", "canvas_client_secret", "canvas_refresh_token")
 
 
-def _read_optional(form: dict, errors: dict, name: str, limit: int) -> str:
-    value = (request.form.get(name) or "").strip()
-    form[name] = value
-    if len(value) > limit:
-        errors[name] = _(
-            "This is %(length)s characters long. Shorten it to %(limit)s or fewer.",
-            length=len(value),
-            limit=limit,
-        )
-    return value
-
-
 def _read_canvas_form(provider) -> tuple[dict, dict, dict]:
     """Read and check the form's fields and return (values, form, errors)."""
     form: dict = {}
     errors: dict = {}
-    values = {"name": _read_required(form, errors, "canvas_name")}
+    values = {"name": _read_field(form, errors, "canvas_name")}
 
     url = _read_url(
         form,
@@ -83,8 +71,8 @@ def _read_canvas_form(provider) -> tuple[dict, dict, dict]:
             errors["canvas_url"] = error.message
     values["url"] = url
 
-    values["token"] = _read_required(form, errors, "canvas_token", limit=TOKEN_MAX)
-    course_id = _read_required(form, errors, "canvas_course", limit=COURSE_ID_MAX)
+    values["token"] = _read_field(form, errors, "canvas_token", limit=TOKEN_MAX)
+    course_id = _read_field(form, errors, "canvas_course", limit=COURSE_ID_MAX)
     if "canvas_course" not in errors and not (course_id.isascii() and course_id.isdigit()):
         errors["canvas_course"] = _(
             "Enter the course's number, such as 1234 in the course address "
@@ -92,14 +80,14 @@ def _read_canvas_form(provider) -> tuple[dict, dict, dict]:
         )
     values["course_id"] = course_id
 
-    values["client_id"] = _read_optional(
-        form, errors, "canvas_client_id", CLIENT_ID_MAX
+    values["client_id"] = _read_field(
+        form, errors, "canvas_client_id", CLIENT_ID_MAX, required=False
     )
-    values["client_secret"] = _read_optional(
-        form, errors, "canvas_client_secret", TOKEN_MAX
+    values["client_secret"] = _read_field(
+        form, errors, "canvas_client_secret", TOKEN_MAX, required=False
     )
-    values["refresh_token"] = _read_optional(
-        form, errors, "canvas_refresh_token", TOKEN_MAX
+    values["refresh_token"] = _read_field(
+        form, errors, "canvas_refresh_token", TOKEN_MAX, required=False
     )
     filled = [name for name in DEVELOPER_KEY_FIELDS if form[name]]
     if filled and len(filled) < len(DEVELOPER_KEY_FIELDS):
