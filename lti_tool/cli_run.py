@@ -178,7 +178,7 @@ def _listen(host: str, port: int, threads: int, instance: Path):
     """Bind the web server's port, or exit 1 saying the port cannot be used.
 
     When the port is taken by the `run` that serves the same instance folder, the
-    error names that run, as a second `run` on another port would be told.
+    error names that run, as it does for a second `run` on another port.
     Returns the waitress server and the DeferredWsgiApp that it serves.
     """
     from waitress import create_server
