@@ -103,8 +103,8 @@ class Ob3ApiRoute:
 
         The OB 3.0 API has no revoke or delete operation. The credential document
         is signed and does not change, but its `credentialStatus` names the status
-        list where its bit is now set, and `upsertCredential` replaces the copy the
-        portfolio holds (200), which makes the portfolio read that status again.
+        list where its bit is now set, and `upsertCredential` replaces the copy
+        stored in the portfolio (200), which makes the portfolio read that status again.
         A portfolio that never received the credential is sent nothing.
         """
         if not may_hold_credential(job.delivery):

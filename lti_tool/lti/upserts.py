@@ -112,7 +112,7 @@ def course(
 def other_context_of(
     connection: Connection, *, registration_id: int, context_id: str, lms_course_id: str
 ) -> str | None:
-    """Return another LTI context of the registration that holds `lms_course_id`.
+    """Return another LTI context of the registration with `lms_course_id`.
 
     One LMS course has one context, so a second context claiming the same course
     means a launch's custom parameters point at a course that is not its own.

@@ -33,7 +33,7 @@ class RegistrationPlatform:
 
     `messages_as_strings` lists message types as plain strings (older Moodle);
     `extra_scopes` are advertised in `scopes_supported` but rejected at registration,
-    which is how Canvas answers a scope it does not grant. `client_id`, when given,
+    which is how Canvas responds to a scope it does not grant. `client_id`, when given,
     is returned by every registration in place of a new one, as a platform run by
     anyone with a provider's registration URL may do.
     """

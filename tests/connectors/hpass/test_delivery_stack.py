@@ -400,14 +400,14 @@ def test_instructor_revocation_reaches_portfolio(demo):
     assert portfolio.statuses() == {credential_id: "revoked"}
     assert [entry.status for entry in portfolio.request_log] == [201, 503, 200]
 
-    told = "Delivered, then told that the badge is revoked"
+    revoked_label = "Delivered, then told that the badge is revoked"
     demo_page = requests.get(f"{demo.base_url}/demo/", timeout=10).text
-    assert told in demo_page
+    assert revoked_label in demo_page
     _browser, learner_page = _learner_page(demo)
     card = learner_page.split('<li class="card"')[1]
     assert '<p class="status revoked">' in card
     assert "Where your badge went" in card
-    assert told in card
+    assert revoked_label in card
     portfolio_page = requests.get(f"{demo.base_url}/demo/portfolio/", timeout=10).text
     assert "Revoked by its issuer" in portfolio_page
 

@@ -175,7 +175,7 @@ def test_revocation_during_delivery_sent_next(app, db, seeded, portfolio, monkey
     def send_then_revoke(job):
         outcome = send(job)
         # The instructor's revocation commits while the worker waits for the
-        # portfolio's answer.
+        # portfolio's response.
         _revoke(app, credential)
         return outcome
 

@@ -60,7 +60,7 @@ def test_guide_connect_options_in_prose():
 
 
 def test_guide_names_no_python_function():
-    """The guide tells the reader to run commands, not to call Python functions."""
+    """The guide gives commands to run, not Python functions to call."""
     text = GUIDE.read_text(encoding="utf-8")
 
     assert "connectors.canvas.connection" not in text

@@ -58,7 +58,7 @@ def test_demo_sign_in_step_gives_command(demo_app):
 
 
 def test_readme_gives_operator_command():
-    """The README's quick start says how to get an account for the admin pages."""
+    """The README's quick start shows how to get an account for the admin pages."""
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(
         encoding="utf-8"
     )

@@ -2,7 +2,7 @@
 
 A teacher can add custom parameters to one activity, and the platform signs them with
 the rest of the launch. The LMS ids the tool reads from `lms_user_id` and
-`lms_course_id` must therefore agree with what the tool already knows: on Moodle
+`lms_course_id` must therefore agree with what the tool has stored: on Moodle
 with `sub` and `context.id`, elsewhere with the learner's first launch and with the
 course's own context.
 """

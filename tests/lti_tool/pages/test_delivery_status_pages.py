@@ -141,7 +141,7 @@ def _revoked(credential) -> None:
 
 
 def test_instructor_page_revoked_delivery(client, tenants, db):
-    """A delivery that sent the revocation says so in the page language."""
+    """A delivery that sent the revocation is labelled so in the page language."""
     alpha, _ = tenants
     credential = add_credential(db, alpha)
     _revoked(credential)
@@ -189,7 +189,7 @@ REVOCATION_LABELS = [
 
 @pytest.mark.parametrize(("status", "fields", "label"), REVOCATION_LABELS)
 def test_revoked_credential_delivery_label(app, status, fields, label):
-    """A revoked badge's delivery says whether the revocation was sent."""
+    """A revoked badge's delivery shows whether the revocation was sent."""
     fields = dict(fields)
     delivery = Delivery(status=status, route=fields.pop("route", "ob3_api"), **fields)
 
@@ -226,14 +226,14 @@ def test_learner_page_lists_revoked_badge_portfolios(client, tenants, db):
 
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
     card = page.split('<li class="card"')[1]
-    told, retrying = card.split('<li class="delivery"')[1:3]
+    revocation_sent, retrying = card.split('<li class="delivery"')[1:3]
 
     assert '<p class="status revoked">' in card
     assert "Where your badge went" in card
     assert (
         f'Portfolio <span dir="ltr">{FIRST}</span>: Delivered, then told that the '
         'badge is revoked (<time datetime="2026-04-02T08:00:00+00:00">'
-    ) in told
+    ) in revocation_sent
     assert (
         f'Portfolio <span dir="ltr">{SECOND}</span>: Delivered. Sending the '
         "revocation failed, retrying."
