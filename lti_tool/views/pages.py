@@ -479,8 +479,8 @@ def _learner_rows(course: LtiCourse, learner_id: int | None) -> list[dict]:
                 "unavailable": unavailable,
             }
         )
-    # A revoked badge lists its deliveries too, so the learner sees which
-    # portfolios hold it and whether each was sent the revocation.
+    # A revoked badge lists its deliveries too, so the page shows which
+    # portfolios received it and whether each was sent the revocation.
     shown_credentials = [row["credential"] or row["revoked"] for row in rows]
     credential_ids = [credential.id for credential in shown_credentials if credential]
     deliveries = _deliveries(course.provider_id, credential_ids)

@@ -184,11 +184,11 @@ def test_registration_pair_unique_per_provider(database_url):
     with pytest.raises(IntegrityError), engine.begin() as connection:
         _insert_registration(connection, 3, provider_id=1)
     with engine.connect() as connection:
-        kept = connection.execute(
+        registrations = connection.execute(
             text("SELECT id, provider_id FROM lti_registrations ORDER BY id")
         ).all()
     engine.dispose()
-    assert [tuple(row) for row in kept] == [(1, 1), (2, 2)]
+    assert [tuple(row) for row in registrations] == [(1, 1), (2, 2)]
 
 
 def test_registration_pair_downgrade_rejects_shared(database_url):
