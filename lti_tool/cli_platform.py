@@ -15,7 +15,7 @@ from sqlalchemy import select
 from badge_engine.models import Provider
 from badge_engine.outbound import OutboundBlocked, OutboundError
 from lti_tool.cli import _instance_or_fail, emit, fail, json_option
-from lti_tool.cli_support import report_error
+from lti_tool.cli_support import report_error, table
 from lti_tool.lti import tool_keys
 from lti_tool.lti.registrations import create_registration, provider_registration
 from lti_tool.models import (
@@ -27,6 +27,7 @@ from lti_tool.operations import (
     InvalidInput,
     NotFound,
     audit,
+    iso,
     operating_system_actor,
     provider_by_slug,
 )
@@ -363,23 +364,115 @@ def rotate_key(issuer, client_id, provider_slug, as_json) -> None:
 @click.option("--provider", "provider_slug", required=True, help="Provider slug.")
 @json_option
 def registration_url(provider_slug, as_json) -> None:
-    """Print the provider's Dynamic Registration URL (valid 7 days)."""
-    from lti_tool.lti.dynamic_registration import registration_token
+    """Create a single-use Dynamic Registration URL for the provider.
+
+    The URL registers one platform and works for 7 days. It is printed once,
+    because the bridge stores only its digest. See the open URLs with
+    `registration-urls` and revoke one with `revoke-registration-url`.
+    """
+    from lti_tool.lti.registration_links import (
+        issue_registration_link,
+        registration_url,
+    )
 
     with _bridge(as_json) as (bridge, session):
-        try:
-            provider = provider_by_slug(session, provider_slug)
-        except NotFound as error:
-            report_error(error, as_json)
-        token = registration_token(bridge.settings.secret_key, provider.id)
-        url = f"{bridge.settings.public_base_url}/lti/register/{token}"
-        # The URL lets anyone holding it register a platform for the provider for
-        # 7 days, so issuing one is recorded. The token itself is not.
-        audit(
-            session,
-            operating_system_actor(),
-            "lti_registration.url_issued",
-            provider_id=provider.id,
+        provider = _provider_or_exit(session, provider_slug, as_json)
+        link, token = issue_registration_link(
+            session, provider_id=provider.id, actor=operating_system_actor()
         )
         session.commit()
-        emit({"status": "ok", "url": url}, as_json, url)
+        url = registration_url(bridge.settings.public_base_url, token)
+        emit(
+            {
+                "status": "ok",
+                "id": link.id,
+                "url": url,
+                "expires_at": iso(link.expires_at),
+            },
+            as_json,
+            url,
+        )
+        if not as_json:
+            # On stderr, so that stdout stays the URL alone for scripts.
+            click.echo(
+                f"registration URL {link.id} works once, until "
+                f"{iso(link.expires_at)}; it is not shown again",
+                err=True,
+            )
+
+
+@platform.command("registration-urls")
+@click.option("--provider", "provider_slug", required=True, help="Provider slug.")
+@json_option
+def registration_urls(provider_slug, as_json) -> None:
+    """List the provider's open Dynamic Registration URLs (never the URLs themselves).
+
+    Open means not used, not revoked and not expired.
+    """
+    from lti_tool.lti.registration_links import open_registration_links
+
+    with _bridge(as_json) as (_, session):
+        provider = _provider_or_exit(session, provider_slug, as_json)
+        rows = [
+            {
+                "id": link.id,
+                "created_at": iso(link.created_at),
+                "created_by": link.created_by,
+                "expires_at": iso(link.expires_at),
+            }
+            for link in open_registration_links(session, provider.id)
+        ]
+    emit(
+        {"registration_urls": rows},
+        as_json,
+        table(
+            rows,
+            ["id", "created_at", "created_by", "expires_at"],
+            f"no open registration URLs for provider {provider_slug}",
+        ),
+    )
+
+
+@platform.command("revoke-registration-url")
+@click.option("--provider", "provider_slug", required=True, help="Provider slug.")
+@click.argument("link_id", metavar="ID", type=int)
+@json_option
+def revoke_registration_url(provider_slug, link_id, as_json) -> None:
+    """Revoke the provider's open Dynamic Registration URL ID, so it no longer works.
+
+    ID is the number that `registration-urls` lists.
+    """
+    from lti_tool.lti.registration_links import revoke_registration_link
+
+    with _bridge(as_json) as (_, session):
+        provider = _provider_or_exit(session, provider_slug, as_json)
+        link = revoke_registration_link(
+            session,
+            provider_id=provider.id,
+            link_id=link_id,
+            actor=operating_system_actor(),
+        )
+        if link is None:
+            report_error(
+                NotFound(
+                    f"provider {provider_slug!r} has no open registration URL {link_id}; "
+                    "it may be used, revoked or expired already. See the open ones "
+                    f"with `hpass-bridge platform registration-urls --provider "
+                    f"{provider_slug}`",
+                    code="registration_url_not_found",
+                ),
+                as_json,
+            )
+        session.commit()
+    emit(
+        {"status": "revoked", "id": link_id},
+        as_json,
+        f"registration URL {link_id} revoked",
+    )
+
+
+def _provider_or_exit(session, provider_slug: str, as_json: bool) -> Provider:
+    try:
+        return provider_by_slug(session, provider_slug)
+    except NotFound as error:
+        report_error(error, as_json)

@@ -45,7 +45,9 @@ class Registration(Base):
     tool_private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     tool_public_key_pem: Mapped[str] = mapped_column(String(2000))
     # Links launches to the LMS connection whose API and webhooks serve the same site.
-    lms_connection_id: Mapped[int | None] = mapped_column(ForeignKey("lms_connections.id"))
+    lms_connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lms_connections.id")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # What a launch from a deployment id never seen before does: "accept" adds it,
     # "hold" records it as held until an admin approves it.
@@ -59,9 +61,32 @@ class Registration(Base):
     previous_tool_key_id: Mapped[str | None] = mapped_column(String(64))
     previous_tool_public_key_pem: Mapped[str | None] = mapped_column(String(2000))
 
-    deployments: Mapped[list["Deployment"]] = relationship(back_populates="registration")
+    deployments: Mapped[list["Deployment"]] = relationship(
+        back_populates="registration"
+    )
 
     __table_args__ = (UniqueConstraint("provider_id", "issuer", "client_id"),)
+
+
+class RegistrationLink(Base):
+    """A single-use LTI Dynamic Registration URL of one provider.
+
+    Only the SHA-256 digest of the URL's random token is stored, so the table alone
+    cannot be used to register a platform. A link is open while `used_at` and
+    `revoked_at` are null and `expires_at` is in the future.
+    """
+
+    __tablename__ = "lti_registration_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # The audit actor: "account:<id>" for an admin page, "os:<user>" for the CLI.
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class DeploymentStatus(str, enum.Enum):
@@ -76,7 +101,9 @@ class Deployment(Base):
     provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
     registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registrations.id"))
     deployment_id: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(10), default=DeploymentStatus.ACTIVE.value)
+    status: Mapped[str] = mapped_column(
+        String(10), default=DeploymentStatus.ACTIVE.value
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     registration: Mapped[Registration] = relationship(back_populates="deployments")

@@ -4,7 +4,8 @@ A provider admin pastes the tool's registration URL into Moodle or Canvas. The
 platform opens it with `openid_configuration` (its configuration URL) and
 `registration_token`; the tool reads the configuration, posts its own configuration
 to the platform's `registration_endpoint`, stores the registration it gets back and
-tells the platform's window to close (`org.imsglobal.lti.close`).
+tells the platform's window to close (`org.imsglobal.lti.close`). The URL is a
+single-use link of the provider (`lti_tool.lti.registration_links`).
 
 Where Moodle (4.x) and Canvas differ:
 
@@ -24,7 +25,6 @@ import uuid
 from dataclasses import dataclass
 
 import requests
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from badge_engine.outbound import (
     GuardedSession,
@@ -42,7 +42,6 @@ log = get_logger(__name__)
 
 PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configuration"
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
-TOKEN_MAX_AGE_SECONDS = 7 * 24 * 3600
 # The OpenID configuration and the registration response are small JSON
 # documents; redirects are not followed because the registration token goes along.
 REGISTRATION_LIMITS = OutboundLimits(max_bytes=256 * 1024, max_redirects=0)
@@ -54,7 +53,6 @@ WANTED_SCOPES = (
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
 )
 WANTED_MESSAGES = ("LtiResourceLinkRequest", "LtiDeepLinkingRequest")
-_SALT = "lti-dynamic-registration"
 
 # Canvas signs launches as one of these issuers for every customer, so its issuer is
 # never a prefix of the customer's configuration URL.
@@ -63,28 +61,6 @@ CANVAS_ISSUERS = (
     "https://canvas.beta.instructure.com",
     "https://canvas.test.instructure.com",
 )
-
-
-def registration_token(secret_key: bytes, provider_id: int) -> str:
-    """Return the signed token in a provider's registration URL (valid 7 days)."""
-    return URLSafeTimedSerializer(secret_key, salt=_SALT).dumps({"provider": provider_id})
-
-
-def provider_of(secret_key: bytes, token: str) -> int:
-    """Return the provider id signed into `token`, or raise RegistrationFailed."""
-    serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
-    try:
-        return int(serializer.loads(token, max_age=TOKEN_MAX_AGE_SECONDS)["provider"])
-    except SignatureExpired:
-        raise RegistrationFailed(
-            "this registration URL has expired (they are valid for 7 days)",
-            check="ask for a new registration URL and paste it again",
-        ) from None
-    except (BadSignature, KeyError, TypeError, ValueError):
-        raise RegistrationFailed(
-            "this registration URL is not valid",
-            check="copy the registration URL again in full; it was cut or changed",
-        ) from None
 
 
 @dataclass

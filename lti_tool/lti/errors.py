@@ -10,7 +10,13 @@
         ├── DeploymentHeld               403: deployment waits for an admin
         ├── ClaimInvalid                 400: a required claim missing or wrong
         ├── MessageNotSupported          400: message type the tool does not handle
-        └── PlatformUnreachable          424: the platform's JWKS could not be read
+        ├── PlatformUnreachable          424: the platform's JWKS could not be read
+        └── RegistrationFailed           400: Dynamic or manual registration failed
+            └── RegistrationLinkClosed   410: the registration link no longer works
+                ├── RegistrationLinkUsed       it registered a platform already
+                ├── RegistrationLinkRevoked    an admin revoked it
+                ├── RegistrationLinkExpired    older than 7 days
+                └── RegistrationLinkOutdated   issued before links were single-use
 
 Every message has two parts: what failed, on which value, and what the provider
 admin (or the learner) should check or do next.
@@ -100,6 +106,26 @@ def launch_error_summary(code: str) -> str:
             "Registering the tool with the LMS failed. Read the details below, "
             "correct the setting they name and register again."
         ),
+        "registration_link_used": gettext(
+            "This registration link was already used to register a platform, and "
+            "each link works only once. Ask your provider admin to create a new "
+            "registration link on the bridge's admin pages, and paste that one."
+        ),
+        "registration_link_revoked": gettext(
+            "This registration link was revoked by a provider admin. Ask your "
+            "provider admin to create a new registration link on the bridge's admin "
+            "pages, and paste that one."
+        ),
+        "registration_link_expired": gettext(
+            "This registration link has expired, because links work for 7 days. Ask "
+            "your provider admin to create a new registration link on the bridge's "
+            "admin pages, and paste that one."
+        ),
+        "registration_link_outdated": gettext(
+            "This registration link was created before registration links became "
+            "single-use, so it no longer works. Ask your provider admin to create a "
+            "new registration link on the bridge's admin pages, and paste that one."
+        ),
     }
     return summaries.get(
         code,
@@ -161,3 +187,29 @@ class RegistrationFailed(LtiError):
 
     status = 400
     code = "registration_failed"
+
+
+class RegistrationLinkClosed(RegistrationFailed):
+    """A Dynamic Registration link that exists but no longer works.
+
+    410 Gone, because the link was valid once. The fix is always a new link.
+    """
+
+    status = 410
+    code = "registration_link_closed"
+
+
+class RegistrationLinkUsed(RegistrationLinkClosed):
+    code = "registration_link_used"
+
+
+class RegistrationLinkRevoked(RegistrationLinkClosed):
+    code = "registration_link_revoked"
+
+
+class RegistrationLinkExpired(RegistrationLinkClosed):
+    code = "registration_link_expired"
+
+
+class RegistrationLinkOutdated(RegistrationLinkClosed):
+    code = "registration_link_outdated"

@@ -18,7 +18,12 @@ NAME_MAX = 200
 EMAIL_MAX = 320
 
 # Rows a provider owns before it does anything; removing the provider deletes them.
-SETUP_TABLES = ("api_tokens", "signing_keys", "status_list_allocations")
+SETUP_TABLES = (
+    "api_tokens",
+    "lti_registration_links",
+    "signing_keys",
+    "status_list_allocations",
+)
 
 
 def check_http_url(value: str, option: str) -> str:

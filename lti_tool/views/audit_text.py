@@ -69,6 +69,7 @@ def action_labels() -> dict[str, str]:
         "lti_registration.updated": _("LTI registration changed"),
         "lti_registration.removed": _("LTI registration removed"),
         "lti_registration.url_issued": _("Dynamic registration URL issued"),
+        "lti_registration.url_revoked": _("Dynamic registration URL revoked"),
         "deployment.approved": _("LTI deployment approved"),
         "key.rotated": _("Signing key rotated"),
         "key.listed": _("Signing keys listed"),
@@ -115,6 +116,8 @@ def detail_labels() -> dict[str, str]:
         "backfills_cancelled": _("Award backfills cancelled"),
         "new_key": _("New key"),
         "query": _("Query"),
+        "expires_at": _("Expires"),
+        "created_by": _("Created by"),
     }
 
 

@@ -7,15 +7,19 @@ is read. The validation itself is in `lti_tool.lti.launch`.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
+from sqlalchemy.exc import IntegrityError
 
 from badge_engine.models import Provider
 from lti_tool.bridge import current_bridge, db_session
-from lti_tool.errors import NotFound
 from lti_tool.logs import get_logger
 from lti_tool.lti import deep_linking, tool_keys
 from lti_tool.lti import dynamic_registration as dynamic
 from lti_tool.lti.errors import RegistrationFailed
 from lti_tool.lti.proxy import TrustedProxyMiddleware
+from lti_tool.lti.registration_links import (
+    claim_registration_link,
+    find_registration_link,
+)
 from lti_tool.lti.registrations import create_registration, provider_registration
 from lti_tool.models import Registration
 from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url
@@ -81,18 +85,16 @@ def deep_link(public_id: str):
 
 @bp.get("/register/<token>")
 def dynamic_registration(token: str):
-    """Run LTI Dynamic Registration for the provider signed into `token`."""
+    """Run LTI Dynamic Registration with the provider's single-use link `token`."""
     bridge = current_bridge()
     settings = bridge.settings
-    provider_id = dynamic.provider_of(settings.secret_key, token)
     db = db_session()
+    link = find_registration_link(db, settings.secret_key, token)
+    provider_id = link.provider_id
+    # The link's foreign key keeps its provider, and removing a provider deletes
+    # its links.
     provider = db.get(Provider, provider_id)
-    if provider is None:
-        raise NotFound(
-            "the provider of this registration URL no longer exists; ask HPass for a "
-            "new registration URL",
-            provider_id=provider_id,
-        )
+    link_ids = dict(provider_id=provider_id, registration_link_id=link.id)
 
     configuration_url = request.args.get("openid_configuration")
     if not configuration_url:
@@ -101,7 +103,7 @@ def dynamic_registration(token: str):
             check="paste this URL into the platform's tool registration field "
             "(Moodle: Site administration > Plugins > Manage tools; Canvas: "
             "Developer Keys > LTI Registration); opening it directly does nothing",
-            provider_id=provider_id,
+            **link_ids,
         )
     exchange = dynamic.DynamicRegistration(
         policy=current_bridge().outbound_policy,
@@ -122,28 +124,38 @@ def dynamic_registration(token: str):
     client = exchange.register(
         platform, request.args.get("registration_token"), configuration
     )
-    ids = dict(issuer=platform.issuer, client_id=client.client_id, provider_id=provider_id)
+    ids = dict(issuer=platform.issuer, client_id=client.client_id, **link_ids)
 
-    existing = provider_registration(db, provider_id, platform.issuer, client.client_id)
-    if existing is not None:
-        raise RegistrationFailed(
-            f"issuer {platform.issuer!r} with client_id {client.client_id!r} is already "
-            f"registered for provider {provider.slug!r}",
-            check="remove the old registration on the admin pages first, or use the "
-            "one already there",
-            **ids,
+    if provider_registration(db, provider_id, platform.issuer, client.client_id):
+        raise _already_registered(platform.issuer, client.client_id, provider, ids)
+    # The link is marked used in the transaction that stores the registration, so
+    # either both are saved or neither is, and a failed registration leaves the
+    # link open for another try.
+    claim_registration_link(db, link)
+    try:
+        registration = create_registration(
+            db,
+            bridge.vault,
+            provider,
+            issuer=platform.issuer,
+            client_id=client.client_id,
+            auth_login_url=platform.authorization_endpoint,
+            auth_token_url=platform.token_endpoint,
+            key_set_url=platform.jwks_uri,
+            deployment_ids=(client.deployment_id,) if client.deployment_id else (),
         )
-    registration = create_registration(
-        db,
-        bridge.vault,
-        provider,
-        issuer=platform.issuer,
-        client_id=client.client_id,
-        auth_login_url=platform.authorization_endpoint,
-        auth_token_url=platform.token_endpoint,
-        key_set_url=platform.jwks_uri,
-        deployment_ids=(client.deployment_id,) if client.deployment_id else (),
-    )
+    except IntegrityError:
+        # Another registration of the same pair in this provider was stored since
+        # the check above, so the unique constraint rejected this one.
+        db.rollback()
+        if not provider_registration(
+            db, provider_id, platform.issuer, client.client_id
+        ):
+            raise
+        log.info("lti_dynamic_registration_lost_race", **ids)
+        raise _already_registered(
+            platform.issuer, client.client_id, db.get(Provider, provider_id), ids
+        ) from None
     registration.public_id = public_id
     registration.platform_family = platform.family
     db.commit()
@@ -154,4 +166,16 @@ def dynamic_registration(token: str):
         platform=platform,
         client=client,
         provider=provider,
+    )
+
+
+def _already_registered(
+    issuer: str, client_id: str, provider: Provider, ids: dict
+) -> RegistrationFailed:
+    return RegistrationFailed(
+        f"issuer {issuer!r} with client_id {client_id!r} is already registered for "
+        f"provider {provider.slug!r}",
+        check="remove the old registration on the admin pages first, or use the "
+        "one already there; the registration URL was not used up",
+        **ids,
     )

@@ -21,7 +21,7 @@ from lti_tool.logs import (
     redact_url_secrets,
     redact_value,
 )
-from lti_tool.lti.dynamic_registration import registration_token
+from lti_tool.lti.registration_links import issue_registration_link
 from tests.support.seed import add_provider
 
 
@@ -141,8 +141,8 @@ def test_csrf_failure_on_reset_link_redacted(client):
 def test_registration_url_rejection_redacted(app, client, db):
     """A registration URL opened without its platform parameters logs no token."""
     provider = add_provider(db, slug="alpha", name="Alpha")
+    _, token = issue_registration_link(db, provider_id=provider.id, actor="os:test")
     db.commit()
-    token = registration_token(app.config["SECRET_KEY"], provider.id)
 
     with captured_log_lines() as output:
         response = client.get(f"/lti/register/{token}")

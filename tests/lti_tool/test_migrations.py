@@ -7,7 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from badge_engine.db import Base
@@ -211,3 +211,45 @@ def test_registration_pair_downgrade_rejects_shared(database_url):
     with pytest.raises(IntegrityError), engine.begin() as connection:
         _insert_registration(connection, 2, provider_id=2)
     engine.dispose()
+
+
+def _insert_registration_link(connection, link_id: int, digest: str):
+    connection.execute(
+        text(
+            "INSERT INTO lti_registration_links (id, provider_id, token_sha256, "
+            "created_by, created_at, expires_at) VALUES (:id, 1, :digest, "
+            "'os:test', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ),
+        {"id": link_id, "digest": digest},
+    )
+
+
+def test_registration_links_upgrade_and_downgrade(database_url):
+    """The upgrade adds the link table with one row per token digest, and the
+    downgrade removes it while the providers stay."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0127_delivery_revocation_sent")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        _insert_providers(connection, "academy")
+
+    command.upgrade(config, "0128_registration_links")
+
+    with engine.begin() as connection:
+        _insert_registration_link(connection, 1, "a" * 64)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        _insert_registration_link(connection, 2, "a" * 64)
+    with engine.connect() as connection:
+        links = connection.execute(
+            text("SELECT id, used_at, revoked_at FROM lti_registration_links")
+        ).all()
+    assert [tuple(row) for row in links] == [(1, None, None)]
+
+    command.downgrade(config, "0127_delivery_revocation_sent")
+
+    tables = inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        providers = connection.execute(text("SELECT slug FROM providers")).scalars()
+        assert list(providers) == ["academy"]
+    engine.dispose()
+    assert "lti_registration_links" not in tables

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lti_tool.demo.peers.registration_platform import RegistrationPlatform
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.registrations import create_registration
 from tests.lti_tool.lti.harness import (
@@ -65,3 +66,26 @@ def tool(app, registration, platform):
     server = serve_in_thread(app)
     yield ToolClient(server.url, registration.public_id, platform.issuer)
     stop_server(server)
+
+
+@pytest.fixture
+def tool_url(app):
+    """The tool served over real HTTP on loopback, for Dynamic Registration."""
+    server = serve_in_thread(app)
+    yield server.url
+    stop_server(server)
+
+
+@pytest.fixture
+def platforms():
+    """Start Moodle- or Canvas-shaped registration platforms, stopped after the test."""
+    servers = []
+
+    def start(family, **options):
+        platform = RegistrationPlatform(family, **options)
+        servers.append(platform.start())
+        return platform
+
+    yield start
+    for server in servers:
+        stop_server(server)

@@ -185,13 +185,101 @@ def test_platform_approve_and_rotate(env):
 
 
 def test_platform_registration_url(env):
-    """registration-url prints a URL under /lti/register/."""
+    """registration-url prints only a URL under /lti/register/ on stdout, and says
+    on stderr that it works once."""
     result = CliRunner().invoke(
         main, ["platform", "registration-url", "--provider", "academy"], env=env
     )
 
     assert result.exit_code == 0, result.output
     assert "/lti/register/" in result.stdout
+    assert len(result.stdout.strip().splitlines()) == 1
+    assert "works once" in result.stderr
+
+
+def _registration_urls(env, provider: str) -> list[dict]:
+    result = CliRunner().invoke(
+        main,
+        ["platform", "registration-urls", "--json", "--provider", provider],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["registration_urls"]
+
+
+def test_registration_url_list_and_revoke(env, monkeypatch):
+    """An issued URL is listed without its token until it is revoked, and a second
+    revocation is rejected as not found."""
+    monkeypatch.setattr("getpass.getuser", lambda: "deploy")
+    runner = CliRunner()
+    issued = runner.invoke(
+        main, ["platform", "registration-url", "--json", "--provider", "academy"],
+        env=env,
+    )
+    document = json.loads(issued.stdout)
+    token = document["url"].rsplit("/", 1)[1]
+
+    listed = _registration_urls(env, "academy")
+    revoked = runner.invoke(
+        main,
+        ["platform", "revoke-registration-url", "--json", "--provider", "academy",
+         str(document["id"])],
+        env=env,
+    )
+    again = runner.invoke(
+        main,
+        ["platform", "revoke-registration-url", "--provider", "academy",
+         str(document["id"])],
+        env=env,
+    )
+
+    assert [row["id"] for row in listed] == [document["id"]]
+    assert listed[0]["created_by"] == "os:deploy"
+    assert listed[0]["expires_at"] == document["expires_at"]
+    assert token not in json.dumps(listed)
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(revoked.stdout) == {"status": "revoked", "id": document["id"]}
+    assert _registration_urls(env, "academy") == []
+    assert again.exit_code == 2
+    assert "no open registration URL" in again.stderr
+    actions = [event.action for event in _audit_events(env)]
+    assert actions == ["lti_registration.url_issued", "lti_registration.url_revoked"]
+
+
+def test_registration_url_other_provider(two_providers_env):
+    """A URL of academy is neither listed nor revoked under --provider college."""
+    env = two_providers_env
+    runner = CliRunner()
+    issued = runner.invoke(
+        main, ["platform", "registration-url", "--json", "--provider", "academy"],
+        env=env,
+    )
+    link_id = json.loads(issued.stdout)["id"]
+
+    college_list = _registration_urls(env, "college")
+    revoked = runner.invoke(
+        main,
+        ["platform", "revoke-registration-url", "--provider", "college", str(link_id)],
+        env=env,
+    )
+
+    assert college_list == []
+    assert revoked.exit_code == 2
+    assert "provider 'college' has no open registration URL" in revoked.stderr
+    assert [row["id"] for row in _registration_urls(env, "academy")] == [link_id]
+
+
+def test_registration_url_unknown_provider(env):
+    """Each registration URL command rejects an unknown provider slug."""
+    for command in (
+        ["registration-url"], ["registration-urls"], ["revoke-registration-url", "1"]
+    ):
+        result = CliRunner().invoke(
+            main, ["platform", *command, "--provider", "nobody"], env=env
+        )
+
+        assert result.exit_code == 2, command
+        assert "no provider with slug 'nobody'" in result.stderr
 
 
 def _audit_events(env) -> list[AuditEvent]:

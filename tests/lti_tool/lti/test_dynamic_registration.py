@@ -8,14 +8,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from lti_tool.demo.peers.registration_platform import (
-    CANVAS_ISSUER,
-    RegistrationPlatform,
-)
-from lti_tool.demo.peers.serving import serve_in_thread
-from lti_tool.lti.dynamic_registration import registration_token
-from lti_tool.models import Deployment, Registration
-from tests.lti_tool.lti.harness import stop_server
+from lti_tool.demo.peers.registration_platform import CANVAS_ISSUER
+from lti_tool.models import Deployment, Registration, RegistrationLink
+from tests.lti_tool.lti.registration_harness import new_link_url, register
 from tests.support.seed import add_provider
 
 
@@ -27,42 +22,8 @@ def provider(db):
 
 
 @pytest.fixture
-def tool_url(app):
-    server = serve_in_thread(app)
-    yield server.url
-    stop_server(server)
-
-
-@pytest.fixture
-def register_url(app, provider, tool_url):
-    token = registration_token(app.config["SECRET_KEY"], provider.id)
-    return f"{tool_url}/lti/register/{token}"
-
-
-@pytest.fixture
-def platforms():
-    servers = []
-
-    def start(family, **options):
-        platform = RegistrationPlatform(family, **options)
-        servers.append(platform.start())
-        return platform
-
-    yield start
-    for server in servers:
-        stop_server(server)
-
-
-def _register(register_url, platform, token=None, configuration_url=None):
-    return requests.get(
-        register_url,
-        params={
-            "openid_configuration": configuration_url or platform.configuration_url,
-            "registration_token": token or platform.registration_token,
-        },
-        headers={"Accept": "text/html"},
-        timeout=10,
-    )
+def register_url(db, provider, tool_url):
+    return new_link_url(db, tool_url, provider.id)
 
 
 def _registrations(db) -> int:
@@ -74,7 +35,7 @@ def test_moodle_registration_stores_deployment(db, register_url, platforms):
     """A Moodle exchange stores issuer, client_id and the returned deployment id."""
     moodle = platforms("moodle")
 
-    response = _register(register_url, moodle)
+    response = register(register_url, moodle)
 
     assert response.status_code == 200, response.text
     assert "registration-done.js" in response.text
@@ -90,7 +51,7 @@ def test_moodle_request_shape(register_url, platforms):
     """The tool asks for supported scopes only and both message types."""
     moodle = platforms("moodle")
 
-    _register(register_url, moodle)
+    register(register_url, moodle)
 
     sent = moodle.registrations[0]
     tool = sent["https://purl.imsglobal.org/spec/lti-tool-configuration"]
@@ -107,7 +68,7 @@ def test_moodle_messages_as_strings(db, register_url, platforms):
     """Message types listed as plain strings are read like objects."""
     moodle = platforms("moodle", messages_as_strings=True)
 
-    response = _register(register_url, moodle)
+    response = register(register_url, moodle)
 
     assert response.status_code == 200, response.text
     tool = moodle.registrations[0]["https://purl.imsglobal.org/spec/lti-tool-configuration"]
@@ -118,7 +79,7 @@ def test_canvas_registration_without_deployment(db, register_url, platforms):
     """A Canvas exchange stores the shared issuer and no deployment yet."""
     canvas = platforms("canvas")
 
-    response = _register(register_url, canvas)
+    response = register(register_url, canvas)
 
     assert response.status_code == 200, response.text
     registration = db.scalar(select(Registration))
@@ -127,12 +88,14 @@ def test_canvas_registration_without_deployment(db, register_url, platforms):
     assert db.scalar(select(func.count()).select_from(Deployment)) == 0
 
 
-def test_canvas_two_customers_share_issuer(db, register_url, platforms):
+def test_canvas_two_customers_share_issuer(
+    db, provider, tool_url, register_url, platforms
+):
     """Two Canvas customers register under one issuer with distinct client ids."""
     first, second = platforms("canvas"), platforms("canvas")
 
-    _register(register_url, first)
-    response = _register(register_url, second)
+    register(register_url, first)
+    response = register(new_link_url(db, tool_url, provider.id), second)
 
     assert response.status_code == 200, response.text
     assert _registrations(db) == 2
@@ -142,7 +105,7 @@ def test_canvas_custom_variables(register_url, platforms):
     """Canvas gets Canvas variable substitutions for course and user ids."""
     canvas = platforms("canvas")
 
-    _register(register_url, canvas)
+    register(register_url, canvas)
 
     tool = canvas.registrations[0]["https://purl.imsglobal.org/spec/lti-tool-configuration"]
     assert tool["custom_parameters"]["lms_course_id"] == "$Canvas.course.id"
@@ -153,7 +116,7 @@ def test_bad_registration_token(db, register_url, platforms, family):
     """A rejected registration token gets 400 quoting the platform's error body."""
     platform = platforms(family)
 
-    response = _register(register_url, platform, token="wrong-token")
+    response = register(register_url, platform, token="wrong-token")
 
     page = html.unescape(response.text)
     assert response.status_code == 400
@@ -169,7 +132,7 @@ def test_canvas_rejected_scope(db, register_url, platforms):
         extra_scopes=("https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",),
     )
 
-    response = _register(register_url, canvas)
+    response = register(register_url, canvas)
 
     page = html.unescape(response.text)
     assert response.status_code == 400
@@ -182,7 +145,7 @@ def test_issuer_not_prefix_rejected(db, register_url, platforms):
     """A Moodle whose issuer is not a prefix of its configuration URL is rejected."""
     moodle = platforms("moodle", issuer="https://moodle.example.org")
 
-    response = _register(register_url, moodle)
+    response = register(register_url, moodle)
 
     assert response.status_code == 400
     assert "not a prefix" in html.unescape(response.text)
@@ -203,7 +166,7 @@ def test_private_configuration_url_rejected(db, register_url, platforms, configu
     """A configuration URL on a private or metadata address is never fetched."""
     moodle = platforms("moodle")
 
-    response = _register(register_url, moodle, configuration_url=configuration_url)
+    response = register(register_url, moodle, configuration_url=configuration_url)
 
     assert response.status_code == 400
     assert "What to check" in html.unescape(response.text)
@@ -215,7 +178,7 @@ def test_invalid_registration_url(db, tool_url, platforms):
     """A registration URL with a forged token gets 400."""
     moodle = platforms("moodle")
 
-    response = _register(f"{tool_url}/lti/register/forged", moodle)
+    response = register(f"{tool_url}/lti/register/forged", moodle)
 
     assert response.status_code == 400
     assert "not valid" in html.unescape(response.text)
@@ -245,11 +208,6 @@ def test_unreachable_platform(db, register_url):
 SHARED_CLIENT_ID = "10000001234"
 
 
-def _register_url_of(app, tool_url, provider) -> str:
-    token = registration_token(app.config["SECRET_KEY"], provider.id)
-    return f"{tool_url}/lti/register/{token}"
-
-
 def _provider_registrations(db, provider_id: int) -> list[Registration]:
     db.expire_all()
     return list(
@@ -259,7 +217,7 @@ def _provider_registrations(db, provider_id: int) -> list[Registration]:
 
 @pytest.mark.parametrize("family", ["moodle", "canvas"])
 def test_two_providers_register_same_pair(
-    app, db, provider, tool_url, register_url, platforms, family
+    db, provider, tool_url, register_url, platforms, family
 ):
     """One platform that returns the same client id registers for two providers,
     and each provider gets a registration of its own."""
@@ -267,8 +225,8 @@ def test_two_providers_register_same_pair(
     db.commit()
     platform = platforms(family, client_id=SHARED_CLIENT_ID)
 
-    first = _register(register_url, platform)
-    second = _register(_register_url_of(app, tool_url, college), platform)
+    first = register(register_url, platform)
+    second = register(new_link_url(db, tool_url, college.id), platform)
 
     assert first.status_code == 200, first.text
     assert second.status_code == 200, second.text
@@ -281,20 +239,28 @@ def test_two_providers_register_same_pair(
     assert academy_rows[0].public_id != college_rows[0].public_id
 
 
-def test_same_pair_twice_in_provider(app, db, provider, tool_url, register_url, platforms):
+def test_same_pair_twice_in_provider(db, provider, tool_url, register_url, platforms):
     """A second registration of a pair in one provider is rejected naming only that
-    provider, although another provider registered the pair too."""
+    provider, although another provider registered the pair too, and its link
+    stays open."""
     college = add_provider(db, slug="college", name="College")
     db.commit()
     platform = platforms("canvas", client_id=SHARED_CLIENT_ID)
-    _register(_register_url_of(app, tool_url, college), platform)
-    _register(register_url, platform)
+    register(new_link_url(db, tool_url, college.id), platform)
+    register(register_url, platform)
+    second_url = new_link_url(db, tool_url, provider.id)
 
-    again = _register(register_url, platform)
+    again = register(second_url, platform)
     page = html.unescape(again.text)
 
     assert again.status_code == 400
     assert "already registered for provider 'academy'" in page
+    assert "was not used up" in page
     assert "college" not in page.lower()
     assert len(_provider_registrations(db, provider.id)) == 1
     assert len(_provider_registrations(db, college.id)) == 1
+    db.expire_all()
+    open_links = db.scalars(
+        select(RegistrationLink).where(RegistrationLink.used_at.is_(None))
+    ).all()
+    assert len(open_links) == 1
