@@ -136,6 +136,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.views import (  # noqa: F401
         admin_audit,
         admin_canvas,
+        admin_registration_links,
         admin_registrations,
     )
     from lti_tool.views.admin import bp as admin_bp

@@ -21,6 +21,7 @@ from connectors.models import LmsConnection
 from lti_tool.accounts import AccountRole, AccountToken, TokenPurpose, issue_token
 from lti_tool.api.tokens import create_api_token
 from lti_tool.backfill import BackfillJob
+from lti_tool.lti.registration_links import issue_registration_link
 from lti_tool.lti.registrations import Registration, create_registration
 from lti_tool.models import Deployment
 from tests.support.account_cookie import account_session_transaction
@@ -146,6 +147,9 @@ def walls(app, db, tenants):
             AccountToken.email == "invited@beta.example.org"
         )
     )
+    registration_link, _ = issue_registration_link(
+        db, provider_id=beta.provider_id, actor=f"account:{beta_admin.id}"
+    )
     db.commit()
     target = Target(
         ids={
@@ -162,6 +166,7 @@ def walls(app, db, tenants):
             "account_id": account.id,
             "admin_account_id": beta_admin.id,
             "invitation_id": invitation_id,
+            "registration_link_id": registration_link.id,
             "registration_public_id": db.get(
                 Registration, beta.registration_id
             ).public_id,
@@ -235,6 +240,7 @@ def test_walled_routes_take_ids(app):
             "course_id", "achievement_id", "award_id", "backfill_id", "connection_id",
             "delivery_id", "message_id", "account_id", "lms_user_id", "deployment_key",
             "job_public_id", "admin_account_id", "invitation_id",
+            "registration_link_id",
         ]
     )
     for rule in _walled_rules(app):
