@@ -128,7 +128,9 @@ def worker(loglevel: str) -> None:
     """Run a Celery worker that executes outbox messages."""
     from lti_tool.app import create_app
 
-    settings = _settings_or_fail()
+    # A worker started on a missing or wrong instance folder must not create
+    # encryption keys that cannot read what the web server stored.
+    settings = _instance_or_fail()
     celery = create_app(settings).extensions["celery"]
     celery.worker_main(
         [
@@ -148,7 +150,7 @@ def scheduler(loglevel: str) -> None:
     """Run the periodic scheduler (Celery beat) that sweeps the outbox."""
     from lti_tool.app import create_app
 
-    settings = _settings_or_fail()
+    settings = _instance_or_fail()
     celery = create_app(settings).extensions["celery"]
     schedule = settings.instance_path / "celerybeat-schedule"
     celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])

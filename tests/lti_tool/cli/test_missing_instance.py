@@ -56,6 +56,34 @@ def test_missing_instance_text_error(tmp_path):
     assert len(result.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_background_process_needs_instance(tmp_path, command):
+    """The worker and the scheduler exit 1 on a missing instance and create no
+    keys, because new keys could not read the secrets the web server stored."""
+    instance = tmp_path / "instance"
+    cli = Cli(instance)
+
+    result = cli(command)
+
+    assert result.code == 1
+    assert result.stderr.startswith("error: no bridge database at ")
+    assert "`hpass-bridge db upgrade`" in result.stderr
+    assert not instance.exists()
+
+
+def test_worker_keeps_missing_key_missing(cli, tmp_path):
+    """A worker on an instance whose encryption key file is gone exits 1 instead
+    of starting with a new key."""
+    key_file = tmp_path / "instance" / "encryption_key"
+    key_file.unlink()
+
+    result = cli("worker")
+
+    assert result.code == 1
+    assert "has no encryption_key file" in result.stderr
+    assert not key_file.exists()
+
+
 def test_empty_database_names_instance(tmp_path):
     """A database file without the bridge's tables is reported, not changed."""
     instance = tmp_path / "instance"

@@ -23,6 +23,11 @@ def _start_worker(settings) -> subprocess.Popen:
         "HPASS_INSTANCE_PATH": str(settings.instance_path),
         "HPASS_PUBLIC_BASE_URL": settings.public_base_url,
         "HPASS_LOOPBACK_DEV": "1",
+        # The test app's keys exist only in memory; the worker creates none.
+        "HPASS_SECRET_KEY": settings.secret_key.decode(),
+        "HPASS_ENCRYPTION_KEYS": ",".join(
+            key.decode() for key in settings.encryption_keys
+        ),
     }
     env.pop("HPASS_DATABASE_URL", None)
     log = open(settings.instance_path / "worker.log", "ab")  # noqa: SIM115
