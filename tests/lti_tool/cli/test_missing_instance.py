@@ -71,7 +71,7 @@ def test_background_process_needs_instance(tmp_path, command):
     assert not instance.exists()
 
 
-def test_worker_keeps_missing_key_missing(cli, tmp_path):
+def test_worker_missing_key_file(cli, tmp_path):
     """A worker on an instance whose encryption key file is gone exits 1 instead
     of starting with a new key."""
     key_file = tmp_path / "instance" / "encryption_key"
