@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -90,6 +90,11 @@ class RequestStats:
     slowed: int = 0
     server_errors: int = 0
     waits: list[float] = field(default_factory=list)
+
+
+def _lti_reference(prefix: str, value: str) -> str:
+    """Return a Canvas id reference such as `lti_context_id:<value>`, URL-escaped."""
+    return f"{prefix}:{quote(value, safe='')}"
 
 
 def next_link(header: str | None) -> str | None:
@@ -190,6 +195,27 @@ class CanvasClient:
         """Return `users/:id/progress`; a 400 response raises CanvasNotModuleBased."""
         return self.get_json(f"/api/v1/courses/{course_id}/users/{user_id}/progress")
 
+    def get_course_by_lti_context_id(self, context_id: str) -> dict[str, Any]:
+        """Return the course whose LTI `context.id` is `context_id` (Get a single course).
+
+        Canvas accepts `lti_context_id:<id>` wherever the API takes a course id.
+        """
+        return self._get_object(
+            f"/api/v1/courses/{_lti_reference('lti_context_id', context_id)}"
+        )
+
+    def get_course_user_by_lti_1_3_id(
+        self, context_id: str, sub: str
+    ) -> dict[str, Any]:
+        """Return the user of the course with LTI `context.id` whose LTI 1.3 `sub` is `sub`.
+
+        Canvas accepts `lti_1_3_id:<sub>` wherever the API takes a user id. A user
+        who is not in the course gets 404 (CanvasNotFound).
+        """
+        course = _lti_reference("lti_context_id", context_id)
+        user = _lti_reference("lti_1_3_id", sub)
+        return self._get_object(f"/api/v1/courses/{course}/users/{user}")
+
     def iter_bulk_user_progress(
         self, course_id: str, start_url: str | None = None
     ) -> Iterator[Page]:
@@ -201,6 +227,19 @@ class CanvasClient:
 
     def get_json(self, path_or_url: str, params: dict | None = None) -> Any:
         return self._get(path_or_url, params).json()
+
+    def _get_object(self, path: str) -> dict[str, Any]:
+        response = self._get(path, None)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise CanvasResponseInvalid(
+                f"Canvas returned a JSON {type(body).__name__} for {path}, expected "
+                "an object; check the bridge's Canvas URL.",
+                base_url=self.base_url,
+                path=path,
+                status_code=response.status_code,
+            )
+        return body
 
     def iter_items(self, path: str, params: dict | None = None) -> Iterator[Any]:
         for page in self.iter_pages(path, params):

@@ -51,7 +51,13 @@ REQUIRED_SCOPES = {
     "url:GET|/api/v1/courses/:course_id/students/submissions": (
         "/api/v1/courses/{course}/students/submissions"
     ),
+    # A launch's custom lms_course_id and lms_user_id are checked against these two.
+    "url:GET|/api/v1/courses/:id": "/api/v1/courses/{course}",
+    "url:GET|/api/v1/courses/:course_id/users/:id": "/api/v1/courses/{course}/users/self",
 }
+# Canvas checks the scope before it looks the user up, so a 404 from this probe
+# (the token's user is not in the course) still proves the scope is granted.
+_NOT_FOUND_PROVES_SCOPE = "url:GET|/api/v1/courses/:course_id/users/:id"
 
 
 @dataclass(frozen=True)
@@ -222,8 +228,9 @@ def test_connection(client: CanvasClient, course_id: str) -> ConnectionTestResul
     A course the token's user can read is needed because Canvas checks scopes and
     permissions per endpoint. The progress probe requests the token's own user
     (`self`), so a 400 there (no module requirements, or the user is no student)
-    proves that the scope is granted. Throttling is retried by the client and never
-    reported as a missing scope or permission.
+    proves that the scope is granted, as does a 404 from the course user probe.
+    Throttling is retried by the client and never reported as a missing scope or
+    permission.
     """
     missing: list[str] = []
     problems: list[str] = []
@@ -235,6 +242,9 @@ def test_connection(client: CanvasClient, course_id: str) -> ConnectionTestResul
             missing.append(scope)
         except CanvasNotModuleBased:
             continue
+        except CanvasNotFound as error:
+            if scope != _NOT_FOUND_PROVES_SCOPE:
+                problems.append(str(error))
         except (CanvasTokenInvalid, CanvasUnavailable) as error:
             return ConnectionTestResult(
                 False,

@@ -9,6 +9,7 @@
         ├── RegistrationUnknown          400: issuer or client_id of another platform
         ├── DeploymentHeld               403: deployment waits for an admin
         ├── ClaimInvalid                 400: a required claim missing or wrong
+        │   └── LaunchIdentityUnverified 400: custom LMS ids the LMS did not confirm
         ├── MessageNotSupported          400: message type the tool does not handle
         ├── PlatformUnreachable          424: the platform's JWKS could not be read
         └── RegistrationFailed           400: Dynamic or manual registration failed
@@ -94,6 +95,11 @@ def launch_error_summary(code: str) -> str:
             "The LMS left out or sent wrong launch information. Tell your provider "
             "admin, who must check the tool's settings in the LMS."
         ),
+        "launch_identity_unverified": gettext(
+            "The tool could not confirm with the LMS which course or learner this "
+            "launch is for, so it did not open. Ask your provider admin, who can read "
+            "the details below."
+        ),
         "message_type_not_supported": gettext(
             "The LMS sent a kind of launch this tool does not support. Tell your "
             "provider admin, who must check how the tool is placed in the LMS."
@@ -169,6 +175,12 @@ class DeploymentHeld(LtiError):
 class ClaimInvalid(LtiError):
     status = 400
     code = "claim_invalid"
+
+
+class LaunchIdentityUnverified(ClaimInvalid):
+    """Custom LMS ids that the bridge could not confirm with the LMS before binding."""
+
+    code = "launch_identity_unverified"
 
 
 class MessageNotSupported(LtiError):

@@ -43,6 +43,7 @@ from lti_tool.errors import NotFound, bind_request_id
 from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
 from lti_tool.lti import ags, deep_linking, nonces, roles, upserts
+from lti_tool.lti.canvas_identity import CanvasIdentityCheck
 from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknown
 from lti_tool.lti.jwks import JwksCache
 from lti_tool.lti.launch import (
@@ -95,6 +96,7 @@ class LaunchEndpoints:
             ),
         )
         self.state_signer = nonces.StateSigner(self.settings.secret_key)
+        self.identity = CanvasIdentityCheck(self.bridge)
         self._session_cookie: SessionCookieWriter | None = None
         # Launches arrive as cross-site POSTs inside an iframe, so the state cookie
         # must be SameSite=None, which browsers accept only with Secure. Loopback
@@ -277,6 +279,12 @@ class LaunchEndpoints:
                         state=state,
                         platform_origin=_origin(registration.auth_login_url),
                     ),
+                )
+
+            if message_type != DEEP_LINKING:
+                # Canvas is asked before the write lock is taken, as the key set is.
+                self.identity.check(
+                    db.connection(), validator.ids, registration, claims
                 )
 
             try:

@@ -16,16 +16,21 @@ the demo:
 - `POST /login/oauth2/token` refreshes developer key tokens (one hour) and grants
   LTI client-credentials tokens; `POST /api/lti/accounts/:id/data_services`
   records a Live Events subscription.
+- `GET courses/:id` and `GET courses/:course_id/users/:id` accept Canvas's
+  `lti_context_id:` (course) and `lti_1_3_id:` (user) prefixes, so a caller can
+  look up the Canvas ids behind an LTI 1.3 launch's `context.id` and `sub`.
 - `send_live_event` posts `course_progress` and `course_completed` to a
   subscription URL as JSON or as an RS256 JWT, with local or global ids.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -58,6 +63,8 @@ ALL_SCOPES = frozenset(
         "url:GET|/api/v1/courses/:course_id/users/:user_id/progress",
         "url:GET|/api/v1/courses/:course_id/bulk_user_progress",
         "url:GET|/api/v1/courses/:course_id/students/submissions",
+        "url:GET|/api/v1/courses/:id",
+        "url:GET|/api/v1/courses/:course_id/users/:id",
     }
 )
 
@@ -71,6 +78,8 @@ class Student:
 
     id: int
     name: str
+    # The `sub` of the user's LTI 1.3 launches.
+    lti_1_3_id: str = ""
     completed_items: set[int] = field(default_factory=set)
     completed_at: datetime | None = None
     current_score: float | None = None
@@ -86,6 +95,8 @@ class Student:
 class Course:
     id: int
     requirement_types: tuple[str, ...]
+    # The `context.id` of the course's LTI launches, a 40-digit hex string in Canvas.
+    lti_context_id: str = ""
     students: dict[int, Student] = field(default_factory=dict)
 
     @property
@@ -166,14 +177,28 @@ class FakeCanvas:
     def add_course(
         self, course_id: int, requirement_types: tuple[str, ...] = REQUIREMENT_TYPES
     ) -> Course:
-        course = Course(course_id, tuple(requirement_types))
+        context_id = hashlib.sha1(
+            f"course-{self.shard}-{course_id}".encode(), usedforsecurity=False
+        )
+        course = Course(
+            course_id, tuple(requirement_types), lti_context_id=context_id.hexdigest()
+        )
         self.courses[course_id] = course
         return course
 
     def add_students(self, course_id: int, user_ids) -> None:
         course = self.courses[course_id]
         for user_id in user_ids:
-            course.students[user_id] = Student(user_id, f"Learner {user_id}")
+            course.students[user_id] = Student(
+                user_id, f"Learner {user_id}", lti_1_3_id=self.lti_1_3_id(user_id)
+            )
+
+    def lti_1_3_id(self, user_id: int) -> str:
+        """Return the user's LTI 1.3 `sub`, a UUID that Canvas keeps per user."""
+        digest = hashlib.sha1(
+            f"user-{self.shard}-{user_id}".encode(), usedforsecurity=False
+        ).hexdigest()
+        return str(uuid.UUID(digest[:32]))
 
     def complete(self, course_id: int, user_id: int, completed_at: datetime) -> None:
         """Mark every requirement done; Canvas keeps the first `completed_at`."""
@@ -345,6 +370,20 @@ class FakeCanvas:
                 lambda token: fake._bulk_user_progress(course_id),
             )
 
+        @app.get("/api/v1/courses/<course_id>")
+        def course(course_id):
+            return fake._api(
+                "url:GET|/api/v1/courses/:id",
+                lambda token: fake._course(course_id),
+            )
+
+        @app.get("/api/v1/courses/<course_id>/users/<user_id>")
+        def course_user(course_id, user_id):
+            return fake._api(
+                "url:GET|/api/v1/courses/:course_id/users/:id",
+                lambda token: fake._course_user(course_id, user_id, token),
+            )
+
         @app.post("/login/oauth2/token")
         def token():
             return fake._token_endpoint()
@@ -460,6 +499,56 @@ class FakeCanvas:
         return jsonify(
             {"errors": [{"message": "The specified resource does not exist."}]}
         ), 404
+
+    def _find_course(self, reference: str) -> Course | None:
+        """Return the course named by a Canvas id or an `lti_context_id:` id."""
+        if reference.startswith("lti_context_id:"):
+            context_id = reference.removeprefix("lti_context_id:")
+            for course in self.courses.values():
+                if course.lti_context_id == context_id:
+                    return course
+            return None
+        return self.courses.get(_int_or_none(reference))
+
+    def _course(self, reference: str):
+        course = self._find_course(reference)
+        if course is None:
+            return self._not_found()
+        return jsonify(
+            {
+                "id": course.id,
+                "name": f"Course {course.id}",
+                "course_code": f"C{course.id}",
+                "workflow_state": "available",
+                "account_id": 1,
+                "root_account_id": self.root_account_id,
+            }
+        )
+
+    def _course_user(self, course_reference: str, user_reference: str, token):
+        course = self._find_course(course_reference)
+        if course is None:
+            return self._not_found()
+        student = None
+        if user_reference.startswith("lti_1_3_id:"):
+            sub = user_reference.removeprefix("lti_1_3_id:")
+            for candidate in course.students.values():
+                if candidate.lti_1_3_id == sub:
+                    student = candidate
+        elif user_reference == "self":
+            student = course.students.get(token.user_id)
+        else:
+            student = course.students.get(_int_or_none(user_reference))
+        if student is None:
+            return self._not_found()
+        return jsonify(
+            {
+                "id": student.id,
+                "name": student.name,
+                "sortable_name": student.name,
+                "short_name": student.name,
+            }
+        )
 
     def _modules(self, course_id: int):
         course = self._course_or_404(course_id)

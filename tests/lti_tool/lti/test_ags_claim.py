@@ -84,12 +84,12 @@ def test_launch_malformed_claim_still_accepted(tool, platform, db):
 
 
 def test_launch_stores_learner_sub(tool, platform, db):
-    """A learner launch records the LTI `sub` beside the LMS user id from custom."""
-    _launch(tool, platform, lti_custom={"lms_user_id": "42"}, sub="sub-abc")
+    """A learner launch records the LTI `sub` beside the LMS user id."""
+    _launch(tool, platform, sub="sub-abc")
 
     db.expire_all()
     learner = db.scalars(select(Learner)).one()
-    assert learner.lms_user_id == "42"
+    assert learner.lms_user_id == "sub-abc"
     assert learner.lti_sub == "sub-abc"
 
 

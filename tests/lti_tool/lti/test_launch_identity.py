@@ -2,22 +2,103 @@
 
 A teacher can add custom parameters to one activity, and the platform signs them with
 the rest of the launch. The LMS ids the tool reads from `lms_user_id` and
-`lms_course_id` must therefore agree with what the tool has stored: on Moodle
-with `sub` and `context.id`, elsewhere with the learner's first launch and with the
-course's own context.
+`lms_course_id` must therefore agree with the launch: on Moodle with `sub` and
+`context.id`, on Canvas with the course and user that Canvas's REST API reports for
+them. The Canvas tests run against the in-memory Canvas stand-in.
 """
 
 from __future__ import annotations
 
 import html
 
+import pytest
 from sqlalchemy import func, select
 
-from badge_engine.models import Learner
-from lti_tool.models import LtiCourse
+from badge_engine.models import Learner, Provider
+from connectors.canvas.connection import connect_canvas
+from lti_tool.demo.peers.canvas import ALL_SCOPES, FakeCanvas
+from lti_tool.demo.peers.serving import serve_in_thread
+from lti_tool.lti.registrations import create_registration
+from lti_tool.models import LtiCourse, Registration
+from tests.lti_tool.lti.harness import CLIENT_ID, DEPLOYMENT_ID, stop_server
+from tests.support.seed import add_moodle_connection, add_provider
 
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 MOODLE = {"product_family_code": "moodle", "guid": "moodle.example.invalid"}
+CANVAS = {"product_family_code": "canvas", "guid": "canvas.example.invalid"}
+COURSE_SCOPE = "url:GET|/api/v1/courses/:id"
+
+
+@pytest.fixture
+def canvas():
+    """A Canvas site with course 101 (learners 3001 and 4002) and course 999."""
+    fake = FakeCanvas()
+    fake.add_course(101)
+    fake.add_course(999)
+    fake.add_students(101, [3001, 4002])
+    fake.add_students(999, [5003])
+    server = serve_in_thread(fake.app)
+    fake.url = server.url
+    yield fake
+    stop_server(server)
+
+
+@pytest.fixture
+def canvas_token(canvas):
+    return canvas.issue_token(scopes=ALL_SCOPES)
+
+
+@pytest.fixture
+def registration(app, db, platform, canvas, canvas_token):
+    """A Canvas registration whose connection reads the Canvas stand-in."""
+    vault = app.extensions["hpass"].vault
+    provider = add_provider(db)
+    connection = connect_canvas(
+        db,
+        vault,
+        provider_id=provider.id,
+        name="Canvas",
+        base_url=canvas.url,
+        access_token=canvas_token,
+    )
+    registration = create_registration(
+        db,
+        vault,
+        provider,
+        issuer=platform.issuer,
+        client_id=CLIENT_ID,
+        auth_login_url=f"{platform.issuer}/auth",
+        key_set_url=f"{platform.issuer}/jwks",
+        deployment_ids=(DEPLOYMENT_ID,),
+        lms_connection_id=connection.id,
+    )
+    registration.platform_family = "canvas"
+    db.commit()
+    return registration
+
+
+def _canvas_launch(tool, platform, canvas, course_id, user_id, **changes):
+    """Launch as Canvas does: opaque sub and context.id, Canvas ids in custom."""
+    course = canvas.courses[course_id]
+    claims = {
+        "sub": canvas.lti_1_3_id(user_id),
+        "lti_tool_platform": CANVAS,
+        "lti_context": {"id": course.lti_context_id, "title": f"Course {course_id}"},
+        "lti_custom": {
+            "canvas_course_id": str(course_id),
+            "canvas_user_id": str(user_id),
+        },
+    }
+    claims.update(changes)
+    return _launch(tool, platform, **claims)
+
+
+def _canvas_calls(canvas, kind: str) -> int:
+    """Count the stand-in's course or course user look-ups."""
+    user_paths = [path for _, path, _ in canvas.requests if "/users/" in path]
+    if kind == "user":
+        return len(user_paths)
+    return len(canvas.requests) - len(user_paths)
 
 
 def _launch(tool, platform, **changes):
@@ -48,7 +129,10 @@ def test_moodle_launch_with_another_user_id_refused(tool, platform, db):
 
     page = html.unescape(response.text)
     assert response.status_code == 400, response.text
-    assert "the custom parameter lms_user_id ('3001') differs from the launch's sub" in page
+    assert (
+        "the custom parameter lms_user_id ('3001') differs from the launch's sub"
+        in page
+    )
     assert "remove lms_user_id from the activity's custom parameters" in page
     assert _count(db, Learner) == 0
     assert _count(db, LtiCourse) == 0
@@ -67,7 +151,9 @@ def test_moodle_launch_with_another_course_id_refused(tool, platform, db):
 
     page = html.unescape(response.text)
     assert response.status_code == 400, response.text
-    assert "the custom parameter lms_course_id ('101') differs from the launch's " in page
+    assert (
+        "the custom parameter lms_course_id ('101') differs from the launch's " in page
+    )
     assert _count(db, LtiCourse) == 0
 
 
@@ -87,57 +173,74 @@ def test_moodle_launch_with_matching_custom_ids_accepted(tool, platform, db):
     assert _learner(db, "3001").lti_sub == "3001"
 
 
-def test_launch_as_another_learner_refused(tool, platform, db):
-    """A second LTI user naming a learner who launched before is refused, and the
-    learner's name, email and sub stay as they were."""
-    first = _launch(
+def test_canvas_ids_confirmed_bind_first_launch(tool, platform, db, canvas):
+    """Custom ids that Canvas reports for the launch's context.id and sub bind."""
+    response = _canvas_launch(tool, platform, canvas, 101, 3001)
+
+    assert response.status_code == 302, response.text
+    learner = _learner(db, "3001")
+    assert learner.lti_sub == canvas.lti_1_3_id(3001)
+    db.expire_all()
+    course = db.scalars(select(LtiCourse)).one()
+    assert course.lms_course_id == "101"
+    assert course.lti_context_id == canvas.courses[101].lti_context_id
+
+
+def test_same_learner_launches_again(tool, platform, db, canvas):
+    """The learner's own later launch, with a new name, is accepted without asking
+    Canvas again."""
+    for name in ("Learner One", "Learner Renamed"):
+        response = _canvas_launch(tool, platform, canvas, 101, 3001, name=name)
+        assert response.status_code == 302, response.text
+
+    assert _learner(db, "3001").name == "Learner Renamed"
+    assert _canvas_calls(canvas, "user") == 1
+    assert _canvas_calls(canvas, "course") == 1
+
+
+def test_launch_as_another_learner_refused(tool, platform, db, canvas):
+    """A second Canvas user naming a learner who launched before is refused, and
+    the learner's name, email and sub stay as they were."""
+    first = _canvas_launch(
         tool,
         platform,
-        sub="opaque-sub-of-3001",
+        canvas,
+        101,
+        3001,
         name="Learner One",
         email="one@example.invalid",
-        lti_custom={"canvas_user_id": "3001"},
     )
     assert first.status_code == 302, first.text
 
-    second = _launch(
+    second = _canvas_launch(
         tool,
         platform,
-        sub="opaque-sub-of-mallory",
+        canvas,
+        101,
+        4002,
         name="Mallory",
         email="mallory@example.invalid",
-        lti_custom={"canvas_user_id": "3001"},
+        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
     )
 
     page = html.unescape(second.text)
     assert second.status_code == 400, second.text
-    assert "LMS user '3001' first launched the tool as another LTI user (sub)" in page
-    assert "set by the LMS admin at the tool level" in page
+    assert (
+        "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
+        "reports that the launch's sub belongs to user '4002'" in page
+    )
+    assert "set by the Canvas admin in the developer key" in page
     learner = _learner(db, "3001")
     assert (learner.lti_sub, learner.name, learner.email) == (
-        "opaque-sub-of-3001",
+        canvas.lti_1_3_id(3001),
         "Learner One",
         "one@example.invalid",
     )
 
 
-def test_same_learner_launches_again(tool, platform, db):
-    """The learner's own later launch, with a new name, is accepted."""
-    for name in ("Learner One", "Learner Renamed"):
-        response = _launch(
-            tool,
-            platform,
-            sub="opaque-sub-of-3001",
-            name=name,
-            lti_custom={"canvas_user_id": "3001"},
-        )
-        assert response.status_code == 302, response.text
-
-    assert _learner(db, "3001").name == "Learner Renamed"
-
-
-def test_learner_known_from_the_lms_binds_first_launch(tool, platform, db, registration):
-    """A learner stored from LMS events, with no sub yet, gets the first launch's."""
+def test_lms_learner_not_taken_by_another(tool, platform, db, registration, canvas):
+    """A learner stored from LMS events, with no sub yet, is not bound by another
+    user's launch naming them, and their own launch binds them afterwards."""
     db.add(
         Learner(
             provider_id=registration.provider_id,
@@ -147,43 +250,127 @@ def test_learner_known_from_the_lms_binds_first_launch(tool, platform, db, regis
         )
     )
     db.commit()
+    attacker_custom = {"canvas_course_id": "101", "canvas_user_id": "3001"}
 
-    response = _launch(
-        tool, platform, sub="opaque-sub-of-3001", lti_custom={"canvas_user_id": "3001"}
+    enrolled = _canvas_launch(
+        tool, platform, canvas, 101, 4002, lti_custom=attacker_custom
     )
-
-    assert response.status_code == 302, response.text
-    assert _learner(db, "3001").lti_sub == "opaque-sub-of-3001"
-
-
-def test_launch_into_another_course_refused(tool, platform, db):
-    """A context whose custom lms_course_id names another context's course is
-    refused, and that course keeps its row."""
-    first = _launch(
+    stranger = _canvas_launch(
         tool,
         platform,
-        lti_roles=[INSTRUCTOR],
-        lti_context={"id": "opaque-context-101", "title": "Real course"},
-        lti_custom={"canvas_course_id": "101"},
+        canvas,
+        101,
+        3001,
+        sub="attacker-sub",
+        lti_custom=attacker_custom,
     )
-    assert first.status_code == 302, first.text
 
-    second = _launch(
+    assert enrolled.status_code == 400, enrolled.text
+    assert "belongs to user '4002'" in html.unescape(enrolled.text)
+    assert stranger.status_code == 400, stranger.text
+    assert "Canvas has no user with the launch's sub 'attacker-sub'" in html.unescape(
+        stranger.text
+    )
+    assert _learner(db, "3001").lti_sub is None
+    assert _count(db, Learner) == 1
+
+    own = _canvas_launch(tool, platform, canvas, 101, 3001)
+
+    assert own.status_code == 302, own.text
+    assert _learner(db, "3001").lti_sub == canvas.lti_1_3_id(3001)
+
+
+def test_launch_into_another_course_refused(tool, platform, db, canvas):
+    """A teacher's context whose custom course id names another course is refused
+    before that course ever launched, and the real course binds afterwards."""
+    teacher = _canvas_launch(
         tool,
         platform,
+        canvas,
+        999,
+        5003,
         lti_roles=[INSTRUCTOR],
-        lti_context={"id": "opaque-context-999", "title": "Teacher's own course"},
         lti_custom={"canvas_course_id": "101"},
     )
 
-    page = html.unescape(second.text)
-    assert second.status_code == 400, second.text
+    page = html.unescape(teacher.text)
+    assert teacher.status_code == 400, teacher.text
     assert (
-        "LMS course '101' belongs to another course of this LMS "
-        "(context 'opaque-context-101')" in page
+        "the custom parameter canvas_course_id names LMS course '101', but Canvas "
+        "reports that the launch's context.id belongs to course '999'" in page
     )
+    assert _count(db, LtiCourse) == 0
+
+    real = _canvas_launch(tool, platform, canvas, 101, 3001, lti_roles=[INSTRUCTOR])
+
+    assert real.status_code == 302, real.text
     db.expire_all()
     courses = db.scalars(select(LtiCourse)).all()
     assert [(course.lti_context_id, course.lms_course_id) for course in courses] == [
-        ("opaque-context-101", "101")
+        (canvas.courses[101].lti_context_id, "101")
     ]
+
+
+def test_unknown_context_rejected(tool, platform, db, canvas):
+    """A context.id that Canvas does not know cannot bind a course."""
+    response = _canvas_launch(
+        tool, platform, canvas, 101, 3001, lti_context={"id": "opaque-context-7"}
+    )
+
+    assert response.status_code == 400, response.text
+    assert "Canvas has no course with the launch's context.id" in html.unescape(
+        response.text
+    )
+    assert _count(db, LtiCourse) == 0
+
+
+def test_missing_scope_rejected(tool, platform, db, canvas, canvas_token):
+    """Without the scope to read the course, the launch is rejected and names it."""
+    canvas.tokens[canvas_token].scopes = ALL_SCOPES - {COURSE_SCOPE}
+
+    response = _canvas_launch(tool, platform, canvas, 101, 3001)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert "could not confirm the launch's course" in page
+    assert "add the scopes url:GET|/api/v1/courses/:id and" in page
+    assert _count(db, LtiCourse) == 0
+    assert _count(db, Learner) == 0
+
+
+def test_custom_ids_need_canvas_connection(tool, platform, db, app, registration):
+    """Off Moodle, custom ids that differ from the claims need a Canvas connection."""
+    vault = app.extensions["hpass"].vault
+    provider = db.get(Provider, registration.provider_id)
+    moodle = add_moodle_connection(db, vault, provider, "http://127.0.0.1:9", "t")
+    stored = db.get(Registration, registration.id)
+    stored.lms_connection_id = moodle.id
+    stored.platform_family = None
+    db.commit()
+
+    response = _launch(
+        tool, platform, sub="opaque-sub", lti_custom={"canvas_user_id": "3001"}
+    )
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert (
+        "the launch's custom parameter canvas_user_id differs from its context.id "
+        "or sub, and only a Moodle platform or a Canvas connection" in page
+    )
+    assert _count(db, Learner) == 0
+
+
+def test_ids_equal_to_claims_skip_canvas(tool, platform, db, canvas):
+    """Custom ids equal to context.id and sub bind nothing new, so Canvas is not asked."""
+    response = _launch(
+        tool,
+        platform,
+        sub="3001",
+        lti_tool_platform=CANVAS,
+        lti_context={"id": "101", "title": "Course"},
+        lti_custom={"lms_user_id": "3001", "lms_course_id": "101"},
+    )
+
+    assert response.status_code == 302, response.text
+    assert canvas.requests == []

@@ -1,0 +1,283 @@
+"""Confirm a launch's custom LMS ids through the Canvas REST API before they bind.
+
+A launch names the LMS's own course and user ids in the custom parameters
+`lms_course_id` and `lms_user_id` (see `lms_id`). On Moodle they must equal
+`context.id` and `sub`, which the validator checks. Canvas sends opaque values
+there, so the custom ids cannot be compared with the claims, and a teacher who
+adds a custom parameter could otherwise bind another course or learner to their
+own launch. So before a custom id binds a course or learner for the first time,
+the bridge asks Canvas which course and user the launch's `context.id` and `sub`
+belong to, with the connection's credentials. Canvas's Object IDs page documents
+the `lti_context_id:` course reference and the `lti_1_3_id:` user reference,
+whose value is the `sub` of LTI 1.3 launches.
+
+A launch whose custom ids differ from its claims is rejected when Canvas reports
+other ids, or when they cannot be checked: a platform other than Moodle without
+a Canvas connection, missing scopes, or Canvas unreachable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from badge_engine.models import Learner
+from connectors.canvas.connection import client_for_connection
+from connectors.canvas.errors import CanvasError, CanvasNotFound, CanvasScopeMissing
+from connectors.models import LmsConnection, LmsKind
+from lti_tool.lti import roles
+from lti_tool.lti.errors import LaunchIdentityUnverified
+from lti_tool.lti.launch import CLAIM, COURSE_ID_PARAMETERS, USER_ID_PARAMETERS, lms_id
+from lti_tool.models import LtiCourse
+
+# One launch waits for these calls, so they get one retry and a short read timeout.
+CANVAS_TIMEOUT_SECONDS = (3.05, 10.0)
+CANVAS_MAX_RETRIES = 1
+
+
+@dataclass(frozen=True)
+class CustomIds:
+    """The custom ids of one launch that differ from its `context.id` and `sub`."""
+
+    context_id: str
+    sub: str
+    lms_course_id: str | None
+    course_parameter: str | None
+    lms_user_id: str | None
+    user_parameter: str | None
+
+
+def custom_ids(registration, claims: dict) -> CustomIds | None:
+    """Return the launch's custom ids that Canvas must confirm, or None if none.
+
+    Moodle launches return None, because the validator already requires their
+    custom ids to equal the claims. A user id is returned only for a learner's
+    launch on a registration with an LMS connection, the only launch that stores
+    a learner row.
+    """
+    platform = claims.get(CLAIM + "tool_platform")
+    family = platform.get("product_family_code") if isinstance(platform, dict) else None
+    if "moodle" in (registration.platform_family, family):
+        return None
+
+    context_id = claims[CLAIM + "context"]["id"]
+    sub = claims["sub"]
+    lms_course_id, course_parameter = lms_id(claims, COURSE_ID_PARAMETERS, "context.id")
+    course_parameter = course_parameter.removeprefix("custom ")
+    if lms_course_id == context_id:
+        lms_course_id, course_parameter = None, None
+
+    lms_user_id, user_parameter = None, None
+    is_learner = roles.map_roles(claims.get(CLAIM + "roles") or []) == roles.LEARNER
+    if is_learner and registration.lms_connection_id is not None:
+        lms_user_id, user_parameter = lms_id(claims, USER_ID_PARAMETERS, "sub")
+        user_parameter = user_parameter.removeprefix("custom ")
+        if lms_user_id == sub:
+            lms_user_id, user_parameter = None, None
+
+    if lms_course_id is None and lms_user_id is None:
+        return None
+    return CustomIds(
+        context_id, sub, lms_course_id, course_parameter, lms_user_id, user_parameter
+    )
+
+
+class CanvasIdentityCheck:
+    """Checks of custom ids against Canvas, with the pairs confirmed lately.
+
+    Canvas never changes which course a context id or which user a `sub` belongs
+    to, so a confirmed pair stays confirmed, and this process keeps up to
+    `max_entries` of them to spare Canvas a call on each launch.
+    """
+
+    def __init__(self, bridge, max_entries: int = 10_000) -> None:
+        self.bridge = bridge
+        self.max_entries = max_entries
+        self._confirmed: OrderedDict[tuple, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, connection: Connection, validated_ids: dict, registration, claims):
+        """Reject the launch unless each custom id is bound already or Canvas confirms it.
+
+        A course row of the launch's context with the same LMS course id, or a
+        learner row with the same LMS user id and `sub`, is bound already.
+        Raises LaunchIdentityUnverified.
+        """
+        ids = custom_ids(registration, claims)
+        if ids is None:
+            return
+
+        course_key = (registration.id, ids.context_id, ids.lms_course_id)
+        user_key = (registration.id, ids.context_id, ids.sub, ids.lms_user_id)
+        check_course = ids.lms_course_id is not None and not self._known(course_key)
+        check_user = ids.lms_user_id is not None and not self._known(user_key)
+        if check_course and _course_bound(connection, registration, ids):
+            check_course = False
+        if check_user and _learner_bound(connection, registration, ids):
+            check_user = False
+        if not check_course and not check_user:
+            return
+
+        with self.bridge.session() as session:
+            lms_connection = None
+            if registration.lms_connection_id is not None:
+                lms_connection = session.get(
+                    LmsConnection, registration.lms_connection_id
+                )
+            if lms_connection is None or lms_connection.kind != LmsKind.CANVAS.value:
+                raise _without_canvas(ids, validated_ids)
+            try:
+                client = client_for_connection(
+                    session,
+                    self.bridge.vault,
+                    lms_connection,
+                    policy=self.bridge.outbound_policy,
+                    timeout=CANVAS_TIMEOUT_SECONDS,
+                    max_retries=CANVAS_MAX_RETRIES,
+                )
+                if check_course:
+                    _confirm_course(client, ids, validated_ids)
+                if check_user:
+                    _confirm_user(client, ids, validated_ids)
+            finally:
+                # An OAuth2 refresh during the check wrote new tokens to the session.
+                session.commit()
+
+        if check_course:
+            self._remember(course_key)
+        if check_user:
+            self._remember(user_key)
+
+    def _known(self, key: tuple) -> bool:
+        with self._lock:
+            if key not in self._confirmed:
+                return False
+            self._confirmed.move_to_end(key)
+            return True
+
+    def _remember(self, key: tuple) -> None:
+        with self._lock:
+            self._confirmed[key] = None
+            while len(self._confirmed) > self.max_entries:
+                self._confirmed.popitem(last=False)
+
+
+def _course_bound(connection: Connection, registration, ids: CustomIds) -> bool:
+    # NOTE: a course bound before launches were checked with Canvas counts as
+    # bound, so such a binding is kept as it is.
+    stored = connection.execute(
+        select(LtiCourse.lms_course_id).where(
+            LtiCourse.registration_id == registration.id,
+            LtiCourse.lti_context_id == ids.context_id,
+        )
+    ).scalar()
+    return stored == ids.lms_course_id
+
+
+def _learner_bound(connection: Connection, registration, ids: CustomIds) -> bool:
+    stored_sub = connection.execute(
+        select(Learner.lti_sub).where(
+            Learner.provider_id == registration.provider_id,
+            Learner.lms_connection_id == registration.lms_connection_id,
+            Learner.lms_user_id == ids.lms_user_id,
+        )
+    ).scalar()
+    return stored_sub is not None and stored_sub == ids.sub
+
+
+def _confirm_course(client, ids: CustomIds, validated_ids: dict) -> None:
+    subject = f"the launch's course (context.id {ids.context_id[:64]!r})"
+    try:
+        course = client.get_course_by_lti_context_id(ids.context_id)
+    except CanvasNotFound:
+        raise _unconfirmed(
+            f"Canvas has no course with the launch's context.id "
+            f"{ids.context_id[:64]!r}",
+            ids,
+            validated_ids,
+        ) from None
+    except CanvasError as error:
+        raise _not_checked(subject, error, validated_ids) from None
+
+    reported = str(course.get("id", ""))
+    if reported != ids.lms_course_id:
+        raise _unconfirmed(
+            f"the custom parameter {ids.course_parameter} names LMS course "
+            f"{ids.lms_course_id[:64]!r}, but Canvas reports that the launch's "
+            f"context.id belongs to course {reported[:64]!r}",
+            ids,
+            validated_ids,
+        )
+
+
+def _confirm_user(client, ids: CustomIds, validated_ids: dict) -> None:
+    subject = f"the launch's user (sub {ids.sub[:64]!r})"
+    try:
+        user = client.get_course_user_by_lti_1_3_id(ids.context_id, ids.sub)
+    except CanvasNotFound:
+        raise _unconfirmed(
+            f"Canvas has no user with the launch's sub {ids.sub[:64]!r} in the "
+            "launch's course",
+            ids,
+            validated_ids,
+        ) from None
+    except CanvasError as error:
+        raise _not_checked(subject, error, validated_ids) from None
+
+    reported = str(user.get("id", ""))
+    if reported != ids.lms_user_id:
+        raise _unconfirmed(
+            f"the custom parameter {ids.user_parameter} names LMS user "
+            f"{ids.lms_user_id[:64]!r}, but Canvas reports that the launch's sub "
+            f"belongs to user {reported[:64]!r}",
+            ids,
+            validated_ids,
+        )
+
+
+def _unconfirmed(problem: str, ids: CustomIds, validated_ids: dict):
+    return LaunchIdentityUnverified(
+        problem,
+        check="the custom parameters must be set by the Canvas admin in the "
+        "developer key, as lms_course_id=$Canvas.course.id and "
+        "lms_user_id=$Canvas.user.id, and no course-level tool or link may set "
+        "them; instructors should ask the provider admin",
+        **validated_ids,
+    )
+
+
+def _not_checked(subject: str, error: CanvasError, validated_ids: dict):
+    if isinstance(error, CanvasScopeMissing):
+        check = (
+            "add the scopes url:GET|/api/v1/courses/:id and "
+            "url:GET|/api/v1/courses/:course_id/users/:id to the Canvas developer "
+            "key and authorise the bridge again"
+        )
+    else:
+        check = (
+            "the Canvas connection must work (run hpass-bridge lms test); "
+            "instructors and learners should try again later or ask the provider admin"
+        )
+    return LaunchIdentityUnverified(
+        f"the bridge could not confirm {subject} with Canvas, which the launch's "
+        f"custom LMS ids need before their first use: {error}",
+        check=check,
+        **validated_ids,
+    )
+
+
+def _without_canvas(ids: CustomIds, validated_ids: dict):
+    names = [name for name in (ids.course_parameter, ids.user_parameter) if name]
+    return LaunchIdentityUnverified(
+        f"the launch's custom parameter {' and '.join(names)} differs from its "
+        "context.id or sub, and only a Moodle platform or a Canvas connection lets "
+        "the bridge confirm such ids",
+        check="connect the registration to the Canvas site's REST API, or remove "
+        "the custom parameters so the launch's own context.id and sub are used; "
+        "instructors should ask the provider admin",
+        **validated_ids,
+    )
