@@ -29,10 +29,13 @@ from badge_engine.models import Learner
 from connectors.canvas.connection import client_for_connection
 from connectors.canvas.errors import CanvasError, CanvasNotFound, CanvasScopeMissing
 from connectors.models import LmsConnection, LmsKind
+from lti_tool.logs import get_logger
 from lti_tool.lti import roles
 from lti_tool.lti.errors import LaunchIdentityUnverified
 from lti_tool.lti.launch import CLAIM, COURSE_ID_PARAMETERS, USER_ID_PARAMETERS, lms_id
 from lti_tool.models import LtiCourse
+
+log = get_logger(__name__)
 
 # One launch waits for these calls, so they get one retry and a short read timeout.
 CANVAS_TIMEOUT_SECONDS = (3.05, 10.0)
@@ -56,8 +59,8 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
 
     Moodle launches return None, because the validator already requires their
     custom ids to equal the claims. A user id is returned only for a learner's
-    launch on a registration with an LMS connection, the only launch that stores
-    a learner row.
+    launch, because only a learner's launch stores a learner row and shows a
+    learner's progress.
     """
     platform = claims.get(CLAIM + "tool_platform")
     family = platform.get("product_family_code") if isinstance(platform, dict) else None
@@ -73,7 +76,7 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
 
     lms_user_id, user_parameter = None, None
     is_learner = roles.map_roles(claims.get(CLAIM + "roles") or []) == roles.LEARNER
-    if is_learner and registration.lms_connection_id is not None:
+    if is_learner:
         lms_user_id, user_parameter = lms_id(claims, USER_ID_PARAMETERS, "sub")
         user_parameter = user_parameter.removeprefix("custom ")
         if lms_user_id == sub:
@@ -147,6 +150,12 @@ class CanvasIdentityCheck:
                 # An OAuth2 refresh during the check wrote new tokens to the session.
                 session.commit()
 
+        log.info(
+            "lti_custom_ids_confirmed",
+            lms_course_id=ids.lms_course_id if check_course else None,
+            lms_user_id=ids.lms_user_id if check_user else None,
+            **validated_ids,
+        )
         if check_course:
             self._remember(course_key)
         if check_user:
@@ -179,6 +188,8 @@ def _course_bound(connection: Connection, registration, ids: CustomIds) -> bool:
 
 
 def _learner_bound(connection: Connection, registration, ids: CustomIds) -> bool:
+    if registration.lms_connection_id is None:
+        return False
     stored_sub = connection.execute(
         select(Learner.lti_sub).where(
             Learner.provider_id == registration.provider_id,
