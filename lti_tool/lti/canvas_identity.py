@@ -6,8 +6,8 @@ A launch names the LMS's own course and user ids in the custom parameters
 there, so the custom ids cannot be compared with the claims, and a teacher who
 adds a custom parameter could otherwise bind another course or learner to their
 own launch. So before a custom id binds a course or learner for the first time,
-the bridge requests from Canvas which course and user the launch's `context.id` and `sub`
-belong to, with the connection's credentials. Canvas's Object IDs page documents
+the bridge requests from Canvas, with the connection's credentials, the course and
+user that the launch's `context.id` and `sub` belong to. Canvas's Object IDs page documents
 the `lti_context_id:` course reference and the `lti_1_3_id:` user reference,
 whose value is the `sub` of LTI 1.3 launches.
 
