@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
@@ -141,10 +142,32 @@ def _apply_language_choice() -> None:
 # Endpoints whose GET works once: the portfolio's OAuth callback consumes its code
 # and state, so a second GET of its path is an error.
 _SINGLE_USE = frozenset({"portfolio.callback"})
+# Characters besides letters and digits that a URL path may carry unencoded (RFC 3986
+# `pchar` and "/"). Every other character is percent-encoded in a switcher link.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
+
+
+def same_origin_path(path: str) -> str | None:
+    """Percent-encode a request path for a link, or return None for an off-origin one.
+
+    Browsers read a backslash as "/" and drop tabs, CR and LF from a URL, so a
+    404 page of `/%5Cevil.example.org` or `/%09/evil.example.org` would otherwise
+    link to `//evil.example.org`, another host. After encoding, a path has only
+    printable ASCII with no backslash. One that starts with "//" is still a
+    reference to another host, and gets None.
+    """
+    encoded = quote(path, safe=_PATH_SAFE)
+    if not encoded.startswith("/") or encoded.startswith("//"):
+        return None
+
+    return encoded
 
 
 def switcher_path() -> str | None:
     """Return the path the language switcher links to, or None to show no switcher.
+
+    An empty string makes the links `?lang=xx`, relative to the current page. That
+    is used for a GET whose path cannot be written as a same-origin path.
 
     A GET of the path of a page rendered by a POST (a form shown again with its
     errors, an error page) fails with 405. So the links go to the nearest path above
@@ -157,7 +180,7 @@ def switcher_path() -> str | None:
     if request.endpoint in _SINGLE_USE:
         return launched_course_url()
     if request.method in ("GET", "HEAD"):
-        return request.path
+        return same_origin_path(request.path) or ""
     adapter = current_app.url_map.bind("localhost")
     path = request.path.rstrip("/")
     while path:
@@ -167,7 +190,10 @@ def switcher_path() -> str | None:
             except HTTPException:
                 # NotFound, MethodNotAllowed, or the redirect to the other slash form.
                 continue
-            return candidate
+            # A route variable may hold a backslash or a control character.
+            link = same_origin_path(candidate)
+            if link is not None:
+                return link
         path = path.rpartition("/")[0]
 
     return launched_course_url()
