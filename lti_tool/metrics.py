@@ -6,11 +6,14 @@ workers on however many machines share the database. Counters are totals of rows
 that are never deleted (facts, credentials), so they only grow, as Prometheus
 counters must.
 
-Access: with HPASS_METRICS_TOKEN set, a scrape needs `Authorization: Bearer <token>`;
-without it, only scrapes from a loopback client are served, because the figures name
-providers. A reverse proxy on the same host connects from loopback for every client,
-so a request carrying forwarding headers counts as loopback only when its peer is in
-HPASS_TRUSTED_PROXIES and the forwarded client address is itself loopback.
+Access: with HPASS_METRICS_TOKEN set, a scrape needs `Authorization: Bearer <token>`.
+Without it every scrape is rejected with 403, because the figures name providers and
+the bridge cannot tell a local scraper from a reverse proxy on the same host. Such a
+proxy connects from loopback for every client and may pass on its client's address in
+any header or none. Only in loopback development mode (HPASS_LOOPBACK_DEV) are
+loopback clients served without a token. There a request carrying forwarding headers
+counts as loopback only when its peer is in HPASS_TRUSTED_PROXIES and the forwarded
+client address is itself loopback.
 """
 
 from __future__ import annotations
@@ -208,8 +211,16 @@ def _check_access() -> None:
             )
         return
 
-    # NOTE: a same-host proxy that adds no forwarding header still looks like a
-    # loopback client here, so deploy.md recommends a token behind such a proxy.
+    if not current_app.extensions["hpass"].settings.loopback_dev:
+        raise Forbidden(
+            f"metrics need a token: {TOKEN_VARIABLE} is not set on the bridge. Set it "
+            "to a long random value and send Authorization: Bearer with that value. "
+            "Without a token, metrics are served only to loopback clients in "
+            "loopback development mode (HPASS_LOOPBACK_DEV)"
+        )
+
+    # NOTE: a same-host proxy that adds no listed forwarding header still looks like
+    # a loopback client here. That is accepted in loopback development mode only.
     forwarded = _forwarding_header_names(request.environ)
     if forwarded and not _forwarded_by_trusted_proxy(request.environ):
         raise Forbidden(

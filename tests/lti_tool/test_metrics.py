@@ -194,3 +194,84 @@ def test_metrics_served_forwarded_rejected(app):
     assert relayed.status_code == 403
     assert "HPASS_METRICS_TOKEN" in relayed.text
     assert direct.status_code == 200
+
+
+@pytest.fixture
+def production_app(settings):
+    """An app outside loopback development mode, as a deployed bridge runs."""
+    settings.loopback_dev = False
+    settings.trusted_proxies = ["127.0.0.1/32"]
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    yield app
+    intake.stop(app)
+    app.extensions["hpass"].engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Envoy-External-Address": "203.0.113.9"},
+        {"X-ProxyUser-Ip": "203.0.113.9"},
+        {"X-Remote-Addr": "203.0.113.9"},
+        {"X-Forwarded-For": "127.0.0.1"},
+    ],
+    ids=["no-header", "envoy", "proxyuser", "remote-addr", "trusted-proxy-loopback"],
+)
+def test_metrics_without_token_rejected(production_app, headers):
+    """Outside loopback development mode, no loopback scrape passes without a token."""
+    client = production_app.test_client()
+
+    response = client.get(
+        "/metrics", headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+    )
+
+    assert response.status_code == 403
+    text = response.get_data(as_text=True)
+    assert "HPASS_METRICS_TOKEN is not set" in text
+    assert "Authorization: Bearer" in text
+
+
+def test_metrics_token_works_outside_dev(production_app, monkeypatch):
+    """Outside loopback development mode a scrape with the token is served."""
+    monkeypatch.setenv("HPASS_METRICS_TOKEN", "scrape-secret")
+    client = production_app.test_client()
+    loopback = {"REMOTE_ADDR": "127.0.0.1"}
+
+    missing = client.get("/metrics", environ_base=loopback)
+    right = client.get(
+        "/metrics",
+        headers={"Authorization": "Bearer scrape-secret"},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+
+    assert missing.status_code == 401
+    assert right.status_code == 200
+    assert "hpass_events_accepted_total" in right.text
+
+
+def test_metrics_served_needs_token_outside_dev(production_app, monkeypatch):
+    """Over real HTTP from loopback, a deployed bridge serves metrics with the token
+    only, whatever headers a proxy adds."""
+    server = serve_in_thread(production_app, **WAITRESS_OPTIONS)
+    try:
+        direct = requests.get(f"{server.url}/metrics", timeout=10)
+        relayed = requests.get(
+            f"{server.url}/metrics",
+            headers={"X-Envoy-External-Address": "203.0.113.9"},
+            timeout=10,
+        )
+        monkeypatch.setenv("HPASS_METRICS_TOKEN", "scrape-secret")
+        with_token = requests.get(
+            f"{server.url}/metrics",
+            headers={"Authorization": "Bearer scrape-secret"},
+            timeout=10,
+        )
+    finally:
+        server.stop()
+
+    assert direct.status_code == 403
+    assert "HPASS_METRICS_TOKEN" in direct.text
+    assert relayed.status_code == 403
+    assert with_token.status_code == 200
