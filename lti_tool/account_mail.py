@@ -1,4 +1,4 @@
-"""Password reset emails, sent by a Celery task that takes only the account id.
+"""Password reset emails and invitation notices, sent by Celery tasks that take ids.
 
 A reset link is a secret for an hour, so it never enters a stored payload. The
 outbox keeps its payloads as plain JSON in the database, and the broker keeps task
@@ -7,6 +7,10 @@ issues the one-time token, stores its digest, and sends the link through the sam
 transport as every other email (`lti_tool.mail`): SMTP when `HPASS_SMTP_URL` is set,
 otherwise an owner-only .eml file in `<instance>/mail/`. The reset page looks the same
 whether the account exists, the task was queued or the email was sent.
+
+Every admin invitation queues a notice task too. When the invited address already has
+an account in another provider, the worker emails that account's owner a notice
+without a link, and the invitation page looks the same as for a new address.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ import uuid
 from celery import shared_task
 from flask import current_app
 
-from lti_tool.accounts import Account, TokenPurpose, issue_token
+from badge_engine.models import Provider
+from lti_tool.accounts import (
+    Account,
+    AccountToken,
+    TokenPurpose,
+    find_account,
+    issue_token,
+    record_audit,
+)
 from lti_tool.bridge import current_bridge
 from lti_tool.logs import get_logger
 from lti_tool.mail import MailConfigError, MailSettings, build_message, deliver
@@ -27,6 +39,8 @@ log = get_logger(__name__)
 # A Celery task name, not a secret.
 SEND_PASSWORD_RESET = "lti_tool.account_mail.send_password_reset"  # noqa: S105
 RESET_SUBJECT = "Reset your HPass badges password"
+SEND_INVITATION_NOTICE = "lti_tool.account_mail.send_invitation_notice"
+NOTICE_SUBJECT = "An invitation to HPass badges for your address"
 
 
 def password_reset_url(base: str, token: str) -> str:
@@ -115,6 +129,118 @@ def send_password_reset(account_id: int) -> str:
         "password_reset_email_sent",
         account_id=account_id,
         provider_id=provider_id,
+        transport=where.split(":")[0],
+    )
+    return "sent"
+
+
+def queue_invitation_notice(invitation_id: int) -> None:
+    """Queue the notice check of an invitation, and log a broker failure.
+
+    A broker error is logged, not raised, because the invitation is already
+    committed and its link must still be shown.
+    """
+    celery = current_app.extensions["celery"]
+    try:
+        celery.send_task(SEND_INVITATION_NOTICE, args=[invitation_id])
+    except Exception as error:  # noqa: BLE001 - the invitation itself is stored
+        log.warning(
+            "invitation_notice_queue_failed",
+            invitation_id=invitation_id,
+            error=type(error).__name__,
+        )
+
+
+def _invitation_notice_body(email: str, provider_name: str) -> str:
+    return (
+        f"An admin of {provider_name} on HPass badges invited {email} to administer "
+        f"{provider_name} too.\n\n"
+        "This address already has an HPass badges account, and an address can hold "
+        "only one account, so this invitation cannot be accepted with it. Nothing "
+        "was changed on your account, and this email contains no link.\n\n"
+        f"If you want to administer {provider_name}, ask its admins to invite "
+        "another address. Otherwise you can ignore this email."
+    )
+
+
+@shared_task(name=SEND_INVITATION_NOTICE)
+def send_invitation_notice(invitation_id: int) -> str:
+    """Email the owner of an invited address that has an account in another provider.
+
+    Returns "sent", "no_account" (the usual case, a new address), "not_found" (the
+    invitation was withdrawn meanwhile), "same_provider" (it was accepted meanwhile),
+    "disabled" or "failed". The notice is audited in the account's own provider, or among the
+    operators' events for an operator, without naming the inviting provider.
+    """
+    bridge = current_bridge()
+    settings = bridge.settings
+    with bridge.session() as session:
+        invitation = session.get(AccountToken, invitation_id)
+        if invitation is None or invitation.purpose != TokenPurpose.INVITATION.value:
+            log.info("invitation_notice_skipped", invitation_id=invitation_id)
+            return "not_found"
+        account = find_account(session, invitation.email)
+        if account is None:
+            return "no_account"
+        if account.provider_id == invitation.provider_id:
+            return "same_provider"
+        if account.is_disabled:
+            log.info(
+                "invitation_notice_skipped_disabled",
+                invitation_id=invitation_id,
+                account_id=account.id,
+            )
+            return "disabled"
+        provider = session.get(Provider, invitation.provider_id)
+        provider_name = provider.name if provider is not None else "another provider"
+        recipient = account.email
+        account_id = account.id
+        account_provider_id = account.provider_id
+        inviting_provider_id = invitation.provider_id
+
+    try:
+        mail_settings = MailSettings.from_environ(
+            settings.instance_path, settings.public_base_url
+        )
+    except MailConfigError as error:
+        log.error(
+            "invitation_notice_email_failed",
+            invitation_id=invitation_id,
+            account_id=account_id,
+            error=str(error),
+        )
+        return "failed"
+    body = _invitation_notice_body(recipient, provider_name)
+    message = build_message(
+        mail_settings.sender, {"to": recipient, "subject": NOTICE_SUBJECT, "body": body}
+    )
+    try:
+        name = f"invitation-notice-{account_id}-{uuid.uuid4().hex}"
+        where = deliver(mail_settings, message, name)
+    except (smtplib.SMTPException, OSError) as error:
+        log.warning(
+            "invitation_notice_email_failed",
+            invitation_id=invitation_id,
+            account_id=account_id,
+            error=type(error).__name__,
+        )
+        return "failed"
+
+    with bridge.session() as session:
+        record_audit(
+            session,
+            provider_id=account_provider_id,
+            actor="bridge",
+            action="account.invitation_notice_sent",
+            target=f"account:{account_id}",
+        )
+        session.commit()
+    log.info(
+        "invitation_notice_email_sent",
+        invitation_id=invitation_id,
+        account_id=account_id,
+        provider_id=account_provider_id,
+        inviting_provider_id=inviting_provider_id,
         transport=where.split(":")[0],
     )
     return "sent"

@@ -39,10 +39,12 @@ from lti_tool.accounts import (
     TokenPurpose,
     check_email_address,
     find_account,
+    find_usable_token,
     issue_token,
     normalize_email,
     record_audit,
 )
+from lti_tool.account_mail import queue_invitation_notice
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound, admin_dashboard_link
 from lti_tool.i18n import gettext as _
@@ -858,13 +860,24 @@ def invite(account: Account):
                 "This is not a valid email address. Enter an address with a name, "
                 "an @ and a domain that contains a dot, such as name@example.org."
             )
-    if not errors and find_account(db, email) is not None:
+    existing = None if errors else find_account(db, email)
+    # An operator sees every account, and an admin sees their own provider's, so
+    # telling them reveals nothing outside their tenant.
+    if existing is not None and (
+        account.is_operator or existing.provider_id == provider.id
+    ):
         errors["email"] = _("This email already has an account.")
     if errors:
         return _invitation_page(
             account, provider, form={"email": email}, errors=errors, status=400
         )
 
+    # An address with an account in another provider gets the same page, link and
+    # database work as a new one, as the password reset form does, so an admin
+    # cannot find out which emails have accounts elsewhere. The worker emails that
+    # account's owner a notice instead (lti_tool.account_mail).
+    # NOTE: accepting such a link still fails with "An account with this email
+    # already exists", so whoever holds the link learns it on acceptance.
     token = issue_token(
         db,
         TokenPurpose.INVITATION,
@@ -873,6 +886,7 @@ def invite(account: Account):
         role=AccountRole.PROVIDER_ADMIN,
         created_by_account_id=account.id,
     )
+    invitation = find_usable_token(db, token, TokenPurpose.INVITATION)
     record_audit(
         db,
         provider_id=provider.id,
@@ -881,6 +895,7 @@ def invite(account: Account):
         target=f"email:{normalize_email(email)}",
     )
     db.commit()
+    queue_invitation_notice(invitation.id)
     # The link is shown once to the person who invites, who passes it on.
     invited = {"email": normalize_email(email), "link": invitation_link(token)}
     return _invitation_page(account, provider, invited=invited)

@@ -31,6 +31,7 @@ def action_labels() -> dict[str, str]:
     return {
         "account.created": _("Account created"),
         "account.invited": _("Admin invited"),
+        "account.invitation_notice_sent": _("Invitation notice sent"),
         "account.password_reset": _("Password reset"),
         "account.password_changed": _("Password changed"),
         "account.disabled": _("Account disabled"),
