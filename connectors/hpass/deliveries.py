@@ -345,6 +345,7 @@ class DeliveryView:
     updated_at: datetime
     delivered_at: datetime | None
     remote_url: str | None
+    revocation_sent_at: datetime | None
 
 
 def _views(session: Session, query) -> list[DeliveryView]:
@@ -367,6 +368,7 @@ def _views(session: Session, query) -> list[DeliveryView]:
             updated_at=delivery.updated_at,
             delivered_at=delivery.delivered_at,
             remote_url=delivery.remote_url,
+            revocation_sent_at=delivery.revocation_sent_at,
         )
         for delivery, public_id, name, learner_id in rows
     ]

@@ -295,6 +295,7 @@ SCHEMAS = {
             "attempts": {"type": "integer"},
             "updated_at": TIMESTAMP,
             "delivered_at": TIMESTAMP,
+            "revocation_sent_at": TIMESTAMP,
             "remote_url": NULLABLE_STRING,
         },
         ["id", "route", "status"],

@@ -59,6 +59,7 @@ def delivery_dict(delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
         "delivered_at": iso(delivery.delivered_at),
+        "revocation_sent_at": iso(delivery.revocation_sent_at),
         "remote_url": delivery.remote_url,
         "updated_at": iso(delivery.updated_at),
     }

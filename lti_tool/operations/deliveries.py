@@ -46,6 +46,7 @@ def list_deliveries(
             "attempts": view.attempts,
             "updated_at": iso(view.updated_at),
             "delivered_at": iso(view.delivered_at),
+            "revocation_sent_at": iso(view.revocation_sent_at),
             "remote_url": view.remote_url,
         }
         for view in views

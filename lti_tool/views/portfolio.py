@@ -608,6 +608,11 @@ def deliveries():
                     "attempts": view.attempts,
                     "remote_url": view.remote_url,
                     "updated_at": view.updated_at.isoformat(),
+                    "revocation_sent_at": (
+                        view.revocation_sent_at.isoformat()
+                        if view.revocation_sent_at is not None
+                        else None
+                    ),
                 }
                 for view in views
             ],

@@ -261,3 +261,29 @@ def test_retry_needs_instructor(client, tenants, db, dispatched, role):
     assert answer.status_code == 403
     assert _message(db, delivery).status == "dead"
     assert dispatched == []
+
+
+def test_list_revocation_sent_at(client, tenants, db):
+    """Each listed delivery gives when its revocation was sent, or null."""
+    alpha, _ = tenants
+    credential = add_credential(db, alpha)
+    told = datetime(2026, 4, 2, 8, 0, tzinfo=timezone.utc)
+    delivery = Delivery(
+        provider_id=alpha.provider_id,
+        credential_id=credential.id,
+        route="obf",
+        status="revoked",
+        revocation_sent_at=told,
+    )
+    db.add(delivery)
+    db.commit()
+    launch_as(client, alpha, "instructor")
+
+    [row] = client.get("/portfolio/deliveries").get_json()["deliveries"]
+    delivery.revocation_sent_at = None
+    db.commit()
+    [untold] = client.get("/portfolio/deliveries").get_json()["deliveries"]
+
+    assert row["status"] == "revoked"
+    assert row["revocation_sent_at"] == "2026-04-02T08:00:00+00:00"
+    assert untold["revocation_sent_at"] is None
