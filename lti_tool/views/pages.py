@@ -1736,11 +1736,13 @@ def cancel_course_backfill(course_id: int, job_public_id: str):
         _set_notice(
             course_id, "cancel_not_active", job=job_public_id, status=error.status
         )
+        # The notice takes the focus, which a fragment naming the backfills section
+        # would move off it again.
+        fragment = "#course-notice"
     else:
         db_session().commit()
-    return redirect(
-        url_for("pages.course", course_id=course_id) + "#backfills", code=303
-    )
+        fragment = "#backfills"
+    return redirect(url_for("pages.course", course_id=course_id) + fragment, code=303)
 
 
 @bp.get("/course/<int:course_id>/backfills.json")

@@ -355,6 +355,8 @@ def test_password_reset_by_mail(app, client, settings, tenants, db, monkeypatch)
     )
 
     assert sent.status_code == 200
+    # bridge.js moves the focus to the element marked data-confirmation.
+    assert 'role="status" tabindex="-1" data-confirmation>' in sent.get_data(as_text=True)
     assert unknown.get_data(as_text=True) == sent.get_data(as_text=True).replace(
         "admin@alpha.org", "x@alpha.org"
     )

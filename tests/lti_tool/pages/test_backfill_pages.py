@@ -140,6 +140,7 @@ def test_backfill_cancel_pending_job(db, client, tenants):
     )
 
     assert response.status_code == 303
+    assert response.headers["Location"].endswith("#backfills")
     [job] = jobs_of(db, alpha)
     assert job.cancel_requested
     assert job.status == BackfillStatus.CANCELLED.value

@@ -362,6 +362,8 @@ def test_cancel_finished_job_notice(client, tenants, db):
     )
 
     assert response.status_code == 303
+    # The fragment names the notice, so the browser leaves the focus on it.
+    assert response.headers["Location"].endswith("#course-notice")
     [job] = jobs_of(db, alpha)
     assert job.status == BackfillStatus.DONE.value
     assert not job.cancel_requested

@@ -1051,3 +1051,110 @@ def test_long_words_wrap_in_cards(browser, stack):
 
     assert not instructor_scrolls
     assert not learner_scrolls
+
+
+def _add_admin(stack, email: str, password: str) -> None:
+    with stack.bridge.session() as session:
+        create_account(
+            session,
+            email=email,
+            password=password,
+            role=AccountRole.PROVIDER_ADMIN,
+            provider_id=_demo_provider_id(session),
+        )
+        session.commit()
+
+
+def _signed_in_page(browser, stack, email: str, password: str):
+    """Open a new browser context signed in to the admin pages as `email`."""
+    page = browser.new_context(locale="en").new_page()
+    page.goto(f"{stack.base_url}/account/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.locator("form button[type=submit]").last.click()
+    return page
+
+
+def _focused_confirmation(page) -> dict:
+    return page.evaluate(
+        "({confirmation: document.activeElement.hasAttribute('data-confirmation'),"
+        " text: document.activeElement.textContent})"
+    )
+
+
+def test_account_confirmations_take_focus(browser, stack):
+    """Disabling and enabling an admin account move the focus to the notice."""
+    other = "second-admin@demo-academy.example"
+    _add_admin(stack, other, "a long password for the second admin")
+    page = _signed_in_page(browser, stack, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.goto(stack.base_url + "/admin/accounts")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name=f"Disable {other}").click()
+    disabled = _focused_confirmation(page)
+    with page.expect_navigation():
+        page.get_by_role("button", name=f"Enable {other}").click()
+    enabled = _focused_confirmation(page)
+    page.context.close()
+
+    assert disabled["confirmation"]
+    assert f"{other} is disabled" in disabled["text"]
+    assert enabled["confirmation"]
+    assert f"{other} is enabled" in enabled["text"]
+
+
+def test_password_confirmation_takes_focus(browser, stack):
+    """A changed password is confirmed by a notice that takes the focus."""
+    email = "password-admin@demo-academy.example"
+    old_password = "a long password before the change"
+    _add_admin(stack, email, old_password)
+    page = _signed_in_page(browser, stack, email, old_password)
+    page.goto(stack.base_url + "/account/password")
+
+    page.fill("#current_password", old_password)
+    page.fill("#password", "a long password after the change")
+    page.fill("#password_repeat", "a long password after the change")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Change the password").click()
+    focused = _focused_confirmation(page)
+    violations = axe_violations(page)
+    page.context.close()
+
+    assert focused["confirmation"]
+    assert "Your password was changed." in focused["text"]
+    assert violations == []
+
+
+def test_cancel_ended_backfill_focus(browser, stack):
+    """Cancelling a backfill that has ended moves the focus to the notice saying so."""
+    from lti_tool.backfill import BackfillJob, BackfillStatus
+
+    page = launch(browser, stack, "instructor")
+    # With the progress endpoint blocked, the page keeps the Cancel button of a job
+    # that has ended, as on a page loaded before the job ended.
+    page.route("**/backfills.json", lambda route: route.abort())
+    card = page.locator(".card").filter(has_text="Humanitarian Action Essentials")
+    card.get_by_role("button", name="Award to learners who already qualify").click()
+    page.wait_for_url("**/course/*#course-notice")
+    job_id = page.locator(".backfill").first.get_attribute("data-backfill")
+
+    def job_ended() -> bool:
+        with stack.bridge.session() as session:
+            status = session.scalar(
+                select(BackfillJob.status).where(BackfillJob.public_id == job_id)
+            )
+        return status == BackfillStatus.DONE.value
+
+    assert wait_for(job_ended, DELIVERY_TIMEOUT_SECONDS), stack.logs()
+    job = page.locator(f'[data-backfill="{job_id}"]')
+    with page.expect_navigation():
+        job.get_by_role("button", name="Cancel").click()
+    page.wait_for_url("**/course/*#course-notice")
+    focused = page.evaluate(
+        "({id: document.activeElement.id, text: document.activeElement.textContent})"
+    )
+    page.context.close()
+
+    assert focused["id"] == "course-notice"
+    assert f"Job {job_id} had already ended (Finished)" in focused["text"]
