@@ -64,7 +64,9 @@ _NOT_FOUND_PROVES_SCOPE = "url:GET|/api/v1/courses/:course_id/users/:id"
 class ConnectionTestResult:
     """The outcome of a connection test: `missing` lists the Canvas scopes lacking.
 
-    `token_invalid` is True when Canvas rejected the credentials themselves.
+    `token_invalid` is True when Canvas rejected the credentials themselves, and
+    `site_unavailable` is True when Canvas could not be reached, failed or kept
+    throttling (CanvasUnavailable).
     """
 
     ok: bool
@@ -72,6 +74,7 @@ class ConnectionTestResult:
     message: str
     problems: tuple[str, ...] = field(default=())
     token_invalid: bool = False
+    site_unavailable: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -252,6 +255,7 @@ def test_connection(client: CanvasClient, course_id: str) -> ConnectionTestResul
                 str(error),
                 (str(error),),
                 token_invalid=isinstance(error, CanvasTokenInvalid),
+                site_unavailable=isinstance(error, CanvasUnavailable),
             )
         except (CanvasAccessDenied, CanvasNotFound, CanvasError) as error:
             problems.append(str(error))

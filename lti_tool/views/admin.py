@@ -68,6 +68,7 @@ from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_u
 from lti_tool.views.account_session import account_session
 from lti_tool.views.auth import invitation_link, signed_in_account
 from lti_tool.views.failed_deliveries import FailedRow, failed_rows
+from lti_tool.views.field_errors import FieldError
 from lti_tool.views.headers import forbid_framing
 from lti_tool.views.pages import check_csrf
 
@@ -531,10 +532,15 @@ def connect_lms(account: Account):
                 url=url,
             )
         else:
-            errors["lms_url"] = _(
-                "Moodle failed the connection test: %(error)s Nothing was saved. "
-                "Correct the site address or the token and connect again.",
-                error=result.error,
+            # Moodle returned an error, so its English text follows the message.
+            errors["lms_url"] = FieldError(
+                _(
+                    "Moodle at %(url)s failed the connection test, so nothing was "
+                    "saved. Check the site address and the web service token, then "
+                    "connect again.",
+                    url=url,
+                ),
+                detail=result.error,
             )
         return _connections_page(account, provider, form, errors, status=400)
     try:

@@ -33,6 +33,7 @@ from lti_tool.views.admin import (
     account_required,
     bp,
 )
+from lti_tool.views.field_errors import FieldError
 from lti_tool.views.pages import check_csrf
 
 log = get_logger(__name__)
@@ -118,7 +119,7 @@ def _site_connected_message(provider, name: str) -> str:
     )
 
 
-def _test_failed_errors(error: CanvasTestFailed, url: str) -> dict:
+def _test_failed_errors(error: CanvasTestFailed, url: str, course_id: str) -> dict:
     """Return the field error for a connection test that Canvas failed."""
     result = error.result
     if result.token_invalid:
@@ -130,15 +131,25 @@ def _test_failed_errors(error: CanvasTestFailed, url: str) -> dict:
                 "bridge's developer key again, and enter the new token here."
             )
         }
-    return {
-        "canvas_url": _(
-            "Canvas at %(url)s failed the connection test: %(error)s Nothing was "
-            "saved. Correct the site address, the token or the course number and "
-            "connect again.",
-            url=url,
-            error=result.message,
-        )
-    }
+    if result.site_unavailable:
+        # As for Moodle, the full error, with its retries, is only in the log.
+        return {
+            "canvas_url": _(
+                "The bridge could not reach Canvas at %(url)s. Check the address and "
+                "that the site is up, then connect again. Nothing was saved.",
+                url=url,
+            )
+        }
+    # Canvas returned an error on the course, so its English text follows.
+    message = _(
+        "Canvas at %(url)s failed the connection test, so nothing was saved. "
+        "The bridge could not read course %(course)s with this token. Check "
+        "the site address and the course number, and that the token's user "
+        "can open the course in Canvas, then connect again.",
+        url=url,
+        course=course_id,
+    )
+    return {"canvas_url": FieldError(message, detail=result.message)}
 
 
 def _rejected_errors(error: ActionError, provider) -> dict:
@@ -195,7 +206,7 @@ def connect_canvas(account: Account):
             token_invalid=error.result.token_invalid,
             error=error.result.message,
         )
-        errors = _test_failed_errors(error, values["url"])
+        errors = _test_failed_errors(error, values["url"], values["course_id"])
         return _connections_page(account, provider, form, errors, status=400)
     except ActionError as error:
         db.rollback()

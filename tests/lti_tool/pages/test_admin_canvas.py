@@ -212,9 +212,57 @@ def test_canvas_connect_unreachable(client, db, admin):
 
     assert response.status_code == 400
     assert 'id="canvas_url-error"' in page
-    assert "Canvas at http://127.0.0.1:9 failed the connection test" in page
+    assert "The bridge could not reach Canvas at http://127.0.0.1:9." in page
     assert "Nothing was saved" in page
+    # The client's error, with its retries, is in the log only, as for Moodle.
+    assert "attempt" not in page
+    assert 'class="error-detail"' not in page
     assert _canvas_count(db, admin.provider_id) == 0
+
+
+def _field_error(page: str, name: str) -> str:
+    return page.split(f'id="{name}-error">')[1].split("</p>")[0]
+
+
+def test_canvas_connect_course_forbidden(client, db, admin, canvas):
+    """A course Canvas denies is explained in words, with Canvas's error below."""
+    canvas.forbidden_courses.add(CANVAS_COURSE_ID)
+
+    response = client.post(
+        "/admin/connect/canvas", data=_form(canvas.url, canvas.issue_token())
+    )
+    raw = response.get_data(as_text=True)
+    error = html.unescape(_field_error(raw, "canvas_url"))
+    summary = html.unescape(raw.split('id="error-summary"')[1].split("</div>")[0])
+
+    assert response.status_code == 400
+    assert error.startswith(
+        f"Canvas at {canvas.url} failed the connection test, so nothing was saved. "
+        f"The bridge could not read course {CANVAS_COURSE_ID} with this token."
+    )
+    assert '<span class="error-detail">Details: <span lang="en" dir="ltr">' in error
+    assert "HTTP 403" in error
+    # Canvas's JSON body is quoted in the detail, escaped.
+    assert "&#34;unauthorized&#34;" in _field_error(raw, "canvas_url")
+    assert '"unauthorized"' not in _field_error(raw, "canvas_url")
+    assert "failed the connection test, so nothing was saved." in summary
+    assert "HTTP 403" not in summary
+    assert _canvas_count(db, admin.provider_id) == 0
+
+
+def test_canvas_course_forbidden_in_french(client, admin, canvas):
+    """The message is in French, and Canvas's English error stays marked as English."""
+    canvas.forbidden_courses.add(CANVAS_COURSE_ID)
+
+    response, page = _post(client, _form(canvas.url, canvas.issue_token()), "fr")
+    error = _field_error(page, "canvas_url")
+
+    assert response.status_code == 400
+    assert error.startswith(
+        f"Canvas à l’adresse {canvas.url} a échoué au test de connexion"
+    )
+    assert "Détails : <span lang=\"en\" dir=\"ltr\">" in error
+    assert "HTTP 403" in error
 
 
 def test_canvas_connect_missing_scopes(client, db, admin, canvas):

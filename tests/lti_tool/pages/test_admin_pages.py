@@ -566,6 +566,39 @@ def test_connect_lms_unreachable_site(client, tenants, db):
     assert created == 0
 
 
+def test_connect_lms_failed_test_detail(client, tenants, db):
+    """A site that responds but is not Moodle gets a message with the error below."""
+    from flask import Flask
+
+    from lti_tool.demo.peers.serving import serve_in_thread
+
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+    not_moodle = Flask("not_moodle")
+    not_moodle.add_url_rule(
+        "/webservice/rest/server.php",
+        "server",
+        lambda: ("<html><b>Not a Moodle</b></html>", 200),
+        methods=["GET", "POST"],
+    )
+    before = _moodle_connection_count(db, alpha.provider_id)
+
+    with serve_in_thread(not_moodle) as server:
+        response = client.post("/admin/connect/lms", data=_connect_form(server.url))
+    page = response.get_data(as_text=True)
+    error = page.split('id="lms_url-error">')[1].split("</p>")[0]
+
+    assert response.status_code == 400
+    assert error.startswith(
+        f"Moodle at {server.url} failed the connection test, so nothing was saved."
+    )
+    assert '<span class="error-detail">Details: <span lang="en" dir="ltr">' in error
+    assert "&lt;b&gt;Not a Moodle&lt;/b&gt;" in error
+    assert "<b>" not in error
+    assert _moodle_connection_count(db, alpha.provider_id) == before
+
+
 def test_connect_lms_rejected_token(client, tenants, db, second_moodle):
     """A token Moodle rejects is reported beside the token field and not stored."""
     alpha, _ = tenants
