@@ -195,3 +195,17 @@ def test_backfill_of_disconnected_lms_refused(db, client, tenants):
     assert response.status_code == 409
     assert "was disconnected" in response.get_data(as_text=True)
     assert jobs_of(db, alpha) == []
+
+
+def test_backfill_row_french_colon(db, client, tenants):
+    """A French backfill row has a no-break space before the colon."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor", locale="fr")
+    start(client, alpha)
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert (
+        '<span dir="auto">Badge of alpha</span>\u00a0: <strong class="backfill-status">'
+        in page
+    )

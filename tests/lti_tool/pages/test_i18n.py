@@ -7,7 +7,13 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
-from lti_tool.i18n import LANGUAGES, TRANSLATIONS, localized_percent, supported_locale
+from lti_tool.i18n import (
+    LANGUAGES,
+    TRANSLATIONS,
+    localized_percent,
+    supported_locale,
+    translations_for,
+)
 
 from .conftest import launch_as
 
@@ -30,6 +36,45 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 def test_supported_locale_tags(tag, expected):
     """A BCP 47 tag maps to its supported language, or to None."""
     assert supported_locale(tag) == expected
+
+
+# Code that a French message quotes as typed. Its marks take no space before them. The
+# code is a URL or its scheme, a query string, an XML processing instruction, or a
+# scheme named alone before a comma ("javascript:,").
+FRENCH_QUOTED_CODE = re.compile(
+    r"[a-z]+://\S*|\?[a-z_]+=|<\?.*?\?>|(?:%\(\w+\)s|[a-z]+):(?=,)"
+)
+FRENCH_HIGH_MARK = re.compile(r"[:;?!]")
+FRENCH_MARK_SPACES = ("\u00a0", "\u202f")
+
+
+def _french_forms(message, translations) -> list[str]:
+    """Return every form of a message as the compiled French catalogue gives it."""
+    if not isinstance(message.id, tuple):
+        return [translations.ugettext(message.id)]
+    singular, plural = message.id[:2]
+    # 1, 2 and 1000000 select the three plural forms of the catalogue's header.
+    return [translations.ungettext(singular, plural, n) for n in (1, 2, 1000000)]
+
+
+def test_french_space_before_high_marks():
+    """French has a no-break space before each colon, semicolon, ? and !."""
+    with (TRANSLATIONS / "messages.pot").open("rb") as handle:
+        template = read_po(handle)
+    translations = translations_for("fr")
+    wrong = []
+
+    for message in template:
+        if not message.id:
+            continue
+        for text in _french_forms(message, translations):
+            prose = FRENCH_QUOTED_CODE.sub("code", text)
+            for mark in FRENCH_HIGH_MARK.finditer(prose):
+                before = prose[mark.start() - 1] if mark.start() else ""
+                if before not in FRENCH_MARK_SPACES:
+                    wrong.append(prose[max(0, mark.start() - 30) : mark.end()])
+
+    assert wrong == []
 
 
 @pytest.mark.parametrize("locale", ["fr", "es", "ar"])
