@@ -133,7 +133,12 @@ def localized_percent(value: float | int) -> str:
 
 
 def _apply_language_choice() -> None:
-    """Store a `?lang=` choice from the switcher for the rest of the session."""
+    """Store a supported `?lang=` choice in the session for the following pages.
+
+    The switcher's links set it, and the pages, forms and redirects after them carry
+    no `?lang=`, so the choice must outlive its request. A course session ends at the
+    next LTI launch, which drops the choice.
+    """
     chosen = supported_locale(request.args.get("lang"))
     if chosen:
         session["locale_choice"] = chosen

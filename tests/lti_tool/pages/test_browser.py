@@ -1158,3 +1158,22 @@ def test_cancel_ended_backfill_focus(browser, stack):
 
     assert focused["id"] == "course-notice"
     assert f"Job {job_id} had already ended (Finished)" in focused["text"]
+
+
+def test_language_choice_ends_with_launch(browser, stack):
+    """A ?lang= choice lasts for the launch's pages, and the next launch drops it."""
+    page = launch(browser, stack, "learner")
+    course_url = page.url.split("#")[0]
+
+    page.goto(course_url + "?lang=ar")
+    chosen = page.locator("html").get_attribute("lang")
+    page.goto(course_url)
+    kept = page.locator("html").get_attribute("lang")
+    page.goto(f"{stack.base_url}{PLATFORM_PATH}/launch/learner")
+    page.wait_for_url("**/course/*")
+    relaunched = page.locator("html").get_attribute("lang")
+    page.context.close()
+
+    assert chosen == "ar"
+    assert kept == "ar"
+    assert relaunched == "en"
