@@ -49,9 +49,8 @@ def test_demo_sign_in_step_gives_command(demo_app):
     response = demo_app.test_client().get("/demo/")
     page = html.unescape(response.get_data(as_text=True))
 
-    assert '<code dir="ltr">hpass-bridge operator create --email you@example.org</code>' in (
-        page
-    )
+    command = ".venv/bin/hpass-bridge operator create --email you@example.org"
+    assert f'<code dir="ltr">{command}</code>' in page
     assert ">Sign in as the operator</a>: then choose" in page
     assert "/admin/invitations" in page
     assert "Sign in as a provider admin" not in page
@@ -62,9 +61,13 @@ def test_readme_gives_operator_command():
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(
         encoding="utf-8"
     )
-    quick_start = readme[readme.index("## Quick start") : readme.index("## Screenshots")]
+    quick_start = readme[
+        readme.index("## Quick start") : readme.index("## Screenshots")
+    ]
 
-    assert ".venv/bin/hpass-bridge operator create --email you@example.org" in quick_start
+    assert (
+        ".venv/bin/hpass-bridge operator create --email you@example.org" in quick_start
+    )
     assert "Work on provider" in quick_start
 
 
@@ -82,4 +85,4 @@ def test_demo_step_colons_follow_language(demo_app, language, colon):
     assert response.status_code == 200
     for path in ("/launch/instructor", "/launch/learner"):
         link_end = page.index("</a>", page.index(path))
-        assert page[link_end + len("</a>"):].startswith(colon + " ")
+        assert page[link_end + len("</a>") :].startswith(colon + " ")
