@@ -11,10 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Provider
+from connectors.canvas.connection import ConnectionTestResult as CanvasTestResult
 from connectors.models import LmsConnection, LmsKind
 from connectors.moodle.connection import ConnectionTestResult
 from lti_tool.bridge import Bridge
-from lti_tool.cli import EXIT_FAILURE, _instance_or_fail, emit, fail, json_option
+from lti_tool.cli import (
+    EXIT_FAILURE,
+    EXIT_INVALID_INPUT,
+    _instance_or_fail,
+    emit,
+    fail,
+    json_option,
+)
 from lti_tool.cli_support import operator_session, provider_option, report_error
 from lti_tool.config import is_loopback_host
 from lti_tool.operations import (
@@ -34,6 +42,7 @@ from lti_tool.operations.lms import (
     disconnect_warning,
     find_connection,
     issue_webhook_secret,
+    replace_api_token,
     run_connection_test,
     usage_summary,
 )
@@ -140,19 +149,55 @@ def add_moodle(
     "--token-file",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File that contains the new Moodle web service token.",
+    help="File that contains the new token: a Moodle web service token, or a "
+    "Canvas access token.",
+)
+@click.option(
+    "--course",
+    "course_id",
+    help="Canvas only: course id to test the token with (default: the first course "
+    "that has a badge).",
 )
 @json_option
-def set_token(connection_id: str, token_file: Path, as_json: bool) -> None:
-    """Save a new token, test it, and resume polling if Moodle accepts it."""
-    token = _read_token(token_file, as_json)
+def set_token(
+    connection_id: str, token_file: Path, course_id: str | None, as_json: bool
+) -> None:
+    """Save a new API token, test it, and resume polling if the LMS accepts it.
+
+    For Canvas the access token also replaces developer-key credentials, and the
+    test checks every scope the bridge needs.
+    """
+    token = _read_token(token_file, as_json, ANY_TOKEN_SOURCE)
     bridge = _bridge(as_json)
     with bridge.session() as session:
-        lms_connection = _connection_or_fail(session, connection_id, as_json)
-        lms_connection.api_token_encrypted = bridge.vault.encrypt(token)
-        result = run_connection_test(bridge, session, lms_connection)
+        lms_connection = _connection_or_fail(
+            session, connection_id, as_json, kinds=(LmsKind.MOODLE, LmsKind.CANVAS)
+        )
+        if course_id is not None and lms_connection.kind != LmsKind.CANVAS.value:
+            fail(
+                "--course applies to Canvas connections only; run the command "
+                "again without it",
+                as_json,
+                code="invalid_course",
+                exit_code=EXIT_INVALID_INPUT,
+            )
+        try:
+            result = replace_api_token(
+                session,
+                bridge,
+                operating_system_actor(),
+                lms_connection,
+                token,
+                course_id=course_id,
+            )
+        except ActionError as error:
+            session.rollback()
+            report_error(error, as_json)
         session.commit()
-    _report_test(result, as_json)
+    if isinstance(result, CanvasTestResult):
+        _report_canvas_test(connection_id, result, as_json)
+    else:
+        _report_test(result, as_json)
 
 
 @connection.command("disconnect")
@@ -304,25 +349,48 @@ def _report_test(result: ConnectionTestResult, as_json: bool) -> None:
         sys.exit(EXIT_FAILURE)
 
 
+def _report_canvas_test(
+    connection_id: str, result: CanvasTestResult, as_json: bool
+) -> None:
+    status = "token saved, test passed" if result.ok else "token saved, test FAILED"
+    emit(result.as_dict(), as_json, f"{connection_id}: {status}\n  {result.message}")
+    if not result.ok:
+        sys.exit(EXIT_FAILURE)
+
+
 def _bridge(as_json: bool) -> Bridge:
     return Bridge.from_settings(_instance_or_fail(as_json))
 
 
-def _read_token(path: Path, as_json: bool) -> str:
+MOODLE_TOKEN_SOURCE = (
+    "Moodle web service token",
+    "copy it from Site administration > Server > Web services > Manage tokens",
+)
+ANY_TOKEN_SOURCE = (
+    "API token",
+    "copy the Moodle web service token (Site administration > Server > Web "
+    "services > Manage tokens) or the Canvas access token again",
+)
+
+
+def _read_token(
+    path: Path, as_json: bool, source: tuple[str, str] = MOODLE_TOKEN_SOURCE
+) -> str:
+    """Read the token file; `source` names the token and where to copy it from."""
+    token_name, copy_hint = source
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as error:
         fail(
             f"cannot read the token file {str(path)!r}: {error.strerror}; write the "
-            f"Moodle web service token into a file readable by this user",
+            f"{token_name} into a file readable by this user",
             as_json,
             code="invalid_token_file",
         )
     if not token or any(character.isspace() for character in token):
         fail(
-            f"the token file {str(path)!r} must contain one Moodle web service token "
-            f"without spaces; copy it from Site administration > Server > Web "
-            f"services > Manage tokens",
+            f"the token file {str(path)!r} must contain one {token_name} without "
+            f"spaces; {copy_hint}",
             as_json,
             code="invalid_token_file",
         )
@@ -373,20 +441,26 @@ def _provider_or_fail(session: Session, slug: str, as_json: bool) -> Provider:
 
 
 def _connection_or_fail(
-    session: Session, connection_id: str, as_json: bool
+    session: Session,
+    connection_id: str,
+    as_json: bool,
+    kinds: tuple[LmsKind, ...] = (LmsKind.MOODLE,),
 ) -> LmsConnection:
     lms_connection = session.scalar(
         select(LmsConnection).where(LmsConnection.public_id == connection_id)
     )
-    if lms_connection is None or lms_connection.kind != LmsKind.MOODLE.value:
-        report_error(
-            NotFound(
+    if lms_connection is None or lms_connection.kind not in {k.value for k in kinds}:
+        if kinds == (LmsKind.MOODLE,):
+            message = (
                 f"no Moodle connection {connection_id!r} exists; use the connection "
-                "id that `hpass-bridge connection add-moodle` printed",
-                code="connection_not_found",
-            ),
-            as_json,
-        )
+                "id that `hpass-bridge connection add-moodle` printed"
+            )
+        else:
+            message = (
+                f"no LMS connection {connection_id!r} exists; use an id that "
+                "`hpass-bridge lms list` prints"
+            )
+        report_error(NotFound(message, code="connection_not_found"), as_json)
     try:
         check_connected(lms_connection)
     except ActionError as error:

@@ -176,9 +176,17 @@ def list_(provider_slug, as_json):
     labelled_rows = [
         {**row, "status": CONNECTION_STATUS_LABELS[row["status"]]} for row in rows
     ]
-    emit({"connections": rows}, as_json,
-         table(labelled_rows, ["id", "kind", "name", "status", "url"],
-               "no LMS connections"))
+    text = table(labelled_rows, ["id", "kind", "name", "status", "url"],
+                 "no LMS connections")
+    # A connection that is not working says why below the table, as the admin page
+    # does beside its status.
+    details = [
+        f"{row['id']}: {row['state_detail']}" for row in rows
+        if row["status"] == "not_working" and row["state_detail"]
+    ]
+    if details:
+        text = "\n".join([text, "", *details])
+    emit({"connections": rows}, as_json, text)
 
 
 @lms.command("test")

@@ -406,12 +406,22 @@ class CanvasClient:
             return
 
         raise CanvasScopeMissing(
-            f"Canvas at {self.base_url} rejected {path} because the developer key "
-            f"does not grant its scope. Add the scope for GET {path} to the key "
-            f"under Admin > Developer Keys, then reconnect.",
+            f"Canvas at {self.base_url} rejected {path} because the access token "
+            f"lacks its scope. {self._scope_fix(path)}",
             base_url=self.base_url,
             path=path,
             status_code=401,
+        )
+
+    def _scope_fix(self, path: str) -> str:
+        if self.token.can_refresh:
+            return (
+                f"Add the scope for GET {path} to the developer key under Admin > "
+                "Developer Keys, then authorise the bridge again."
+            )
+        return (
+            f"Create a token that grants the scope for GET {path}, then save it with "
+            "`hpass-bridge connection set-token CONNECTION_ID --token-file FILE`."
         )
 
     def _throttle_delay(

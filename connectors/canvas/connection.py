@@ -160,6 +160,24 @@ def credential_for(session: Session, connection: LmsConnection) -> CanvasCredent
     return credential
 
 
+def replace_access_token(
+    session: Session, vault: Vault, connection: LmsConnection, access_token: str
+) -> None:
+    """Store `access_token`, encrypted, as the connection's REST API credential.
+
+    The token replaces developer-key credentials too, so the connection then uses
+    it as an admin access token, which is never refreshed. The Live Events setup
+    (`jwks_url`, `home_shard`) stays. The caller commits.
+    """
+    credential = credential_for(session, connection)
+    credential.auth_kind = CanvasAuthKind.ACCESS_TOKEN.value
+    credential.access_token_encrypted = vault.encrypt(access_token)
+    credential.access_token_expires_at = None
+    credential.client_id = None
+    credential.client_secret_encrypted = None
+    credential.refresh_token_encrypted = None
+
+
 def client_for_connection(
     session: Session,
     vault: Vault,
@@ -268,7 +286,15 @@ def test_connection(client: CanvasClient, course_id: str) -> ConnectionTestResul
         )
 
     parts = []
-    if missing:
+    if missing and isinstance(client.token, StaticToken):
+        parts.append(
+            "The access token lacks these scopes: "
+            + ", ".join(missing)
+            + ". Create a token that grants them (a token issued through a scoped "
+            "developer key has only the key's scopes), then save it with "
+            "`hpass-bridge connection set-token CONNECTION_ID --token-file FILE`."
+        )
+    elif missing:
         parts.append(
             "The developer key lacks these scopes: "
             + ", ".join(missing)
@@ -320,6 +346,10 @@ def test_canvas_connection(
 
     if result.token_invalid:
         mark_broken(connection, CanvasTokenInvalid(result.message))
+    elif result.missing:
+        # Re-reads would fail on each missing scope, as they do in canvas_pipeline,
+        # so the connection is broken, with the missing scopes as its detail.
+        mark_broken(connection, CanvasScopeMissing(result.message))
     elif result.ok:
         connection.state = ConnectionState.OK.value
         connection.state_detail = None

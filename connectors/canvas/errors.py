@@ -56,7 +56,8 @@ class CanvasTokenInvalid(CanvasError):
 
 
 class CanvasScopeMissing(CanvasError):
-    """The token is valid, but its developer key does not grant the scope for a call.
+    """The token is valid, but it lacks the scope for a call (its developer key's
+    scopes, or the scopes it was issued with).
 
     `scope` is the Canvas scope string, for example
     `url:GET|/api/v1/courses/:course_id/bulk_user_progress`.

@@ -11,6 +11,7 @@ to it, and wipes its secrets. See `disconnect_connection`.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,11 @@ from badge_engine.db import utcnow
 from badge_engine.models import Achievement, Provider
 from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
 from connectors.canvas.connection import ConnectionTestResult as CanvasTestResult
-from connectors.canvas.connection import connect_canvas, test_canvas_connection
+from connectors.canvas.connection import (
+    connect_canvas,
+    replace_access_token,
+    test_canvas_connection,
+)
 from connectors.contacts import last_contact_outcome, record_failure, record_success
 from connectors.models import (
     ConnectionState,
@@ -192,6 +197,27 @@ def check_secret_value(value: str, option: str) -> str:
         )
 
     return value
+
+
+# Canvas ids are 64-bit integers, so at most 20 digits.
+CANVAS_ID_DIGITS_MAX = 20
+_CANVAS_COURSE_PATH = re.compile(r"/courses/([0-9]{1,%d})(?:/|$)" % CANVAS_ID_DIGITS_MAX)
+
+
+def canvas_course_id(value: str) -> str | None:
+    """Return the Canvas course id in `value`: digits, or a course address.
+
+    A course address is an http(s) URL whose path contains /courses/<id>, such as
+    https://canvas.example.org/courses/1234/modules. Anything else returns None.
+    """
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return value if len(value) <= CANVAS_ID_DIGITS_MAX else None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    found = _CANVAS_COURSE_PATH.search(parts.path)
+    return found.group(1) if found else None
 
 
 def check_name(value: str) -> str:
@@ -410,13 +436,16 @@ def connect_canvas_site(
             "together; send all three for a developer key, or none for an admin "
             "access token",
         )
-    if not course_id.strip().isdigit():
+    parsed_course_id = canvas_course_id(course_id)
+    if parsed_course_id is None:
         raise InvalidInput(
-            f"--course must be a Canvas course id (digits), got {course_id!r}",
+            f"--course must be a Canvas course id (digits) or the course's address "
+            f"(https://canvas.example.org/courses/1234), got {course_id!r}",
             code="invalid_course",
             api_message=f'"course_id" must be a Canvas course id (digits), '
             f"got {course_id!r}",
         )
+    course_id = parsed_course_id
     check_site_not_connected(session, provider, LmsKind.CANVAS.value, url)
 
     with site_not_connected_on_insert(session, provider, LmsKind.CANVAS.value, url):
@@ -555,23 +584,7 @@ def test_lms_connection(
     if connection.kind == LmsKind.MOODLE.value:
         result = run_connection_test(bridge, session, connection).as_dict()
     else:
-        if course_id is not None and not (course_id.isascii() and course_id.isdigit()):
-            raise InvalidInput(
-                f"--course must be a Canvas course id (digits), got {course_id!r}",
-                code="invalid_course",
-                api_message=f'"course_id" must be a Canvas course id (digits), '
-                f"got {course_id!r}",
-            )
-        result = test_canvas_connection(
-            session,
-            bridge.vault,
-            connection,
-            course_id=course_id,
-            policy=bridge.outbound_policy,
-            timeout=CANVAS_TEST_TIMEOUT,
-            max_retries=1,
-            max_backoff=CANVAS_TEST_MAX_BACKOFF,
-        ).as_dict()
+        result = _test_stored_canvas(session, bridge, connection, course_id).as_dict()
     audit(
         session,
         actor,
@@ -585,6 +598,69 @@ def test_lms_connection(
 
 
 test_lms_connection.__test__ = False
+
+
+def _test_stored_canvas(
+    session: Session, bridge: Bridge, connection: LmsConnection, course_id: str | None
+) -> CanvasTestResult:
+    if course_id is not None:
+        parsed_course_id = canvas_course_id(course_id)
+        if parsed_course_id is None:
+            raise InvalidInput(
+                f"--course must be a Canvas course id (digits) or the course's "
+                f"address (https://canvas.example.org/courses/1234), got {course_id!r}",
+                code="invalid_course",
+                api_message=f'"course_id" must be a Canvas course id (digits), '
+                f"got {course_id!r}",
+            )
+        course_id = parsed_course_id
+    return test_canvas_connection(
+        session,
+        bridge.vault,
+        connection,
+        course_id=course_id,
+        policy=bridge.outbound_policy,
+        timeout=CANVAS_TEST_TIMEOUT,
+        max_retries=1,
+        max_backoff=CANVAS_TEST_MAX_BACKOFF,
+    )
+
+
+def replace_api_token(
+    session: Session,
+    bridge: Bridge,
+    actor: str,
+    connection: LmsConnection,
+    token: str,
+    *,
+    course_id: str | None = None,
+    token_option: str = "--token-file",  # noqa: S107 - an option name, not a token
+) -> ConnectionTestResult | CanvasTestResult:
+    """Store a new REST API token on a connection, encrypted, then test and audit it.
+
+    Moodle gets a web service token and Canvas an access token, which replaces
+    developer-key credentials too. The test records its outcome on the connection
+    as `test_lms_connection` does, so a passing test marks a broken connection OK
+    again. `course_id` is the Canvas course to test with. The caller commits.
+    """
+    check_connected(connection)
+    token = check_secret_value(token, token_option)
+    if connection.kind == LmsKind.MOODLE.value:
+        connection.api_token_encrypted = bridge.vault.encrypt(token)
+        result = run_connection_test(bridge, session, connection)
+    else:
+        replace_access_token(session, bridge.vault, connection, token)
+        result = _test_stored_canvas(session, bridge, connection, course_id)
+    audit(
+        session,
+        actor,
+        "lms_connection.token_replaced",
+        provider_id=connection.provider_id,
+        target=f"lms_connection:{connection.public_id}",
+        detail={"kind": connection.kind, "ok": result.ok},
+    )
+
+    return result
 
 
 def disconnected_error(connection: LmsConnection) -> ActionError:

@@ -20,6 +20,7 @@ from lti_tool.operations import ActionError, InvalidInput
 from lti_tool.operations.lms import (
     TOKEN_MAX,
     CanvasTestFailed,
+    canvas_course_id,
     check_lms_url,
     connect_canvas_site,
     find_same_site,
@@ -38,7 +39,8 @@ from lti_tool.views.pages import check_csrf
 
 log = get_logger(__name__)
 
-COURSE_ID_MAX = 20
+# Long enough for a pasted course address, from which the id is taken.
+COURSE_FIELD_MAX = 500
 CLIENT_ID_MAX = 200
 # The three fields of an API developer key, given all together or not at all.
 DEVELOPER_KEY_FIELDS = (
@@ -73,13 +75,14 @@ def _read_canvas_form(provider) -> tuple[dict, dict, dict]:
     values["url"] = url
 
     values["token"] = _read_field(form, errors, "canvas_token", limit=TOKEN_MAX)
-    course_id = _read_field(form, errors, "canvas_course", limit=COURSE_ID_MAX)
-    if "canvas_course" not in errors and not (course_id.isascii() and course_id.isdigit()):
+    course_field = _read_field(form, errors, "canvas_course", limit=COURSE_FIELD_MAX)
+    course_id = canvas_course_id(course_field)
+    if "canvas_course" not in errors and course_id is None:
         errors["canvas_course"] = _(
             "Enter the course's number, such as 1234 in the course address "
             "https://canvas.example.org/courses/1234."
         )
-    values["course_id"] = course_id
+    values["course_id"] = course_id or course_field
 
     values["client_id"] = _read_field(
         form, errors, "canvas_client_id", CLIENT_ID_MAX, required=False

@@ -211,8 +211,14 @@ def test_missing_scope_not_refreshed(fake, make_client):
     """Insufficient scopes raises CanvasScopeMissing without a token refresh."""
     token = StaticToken(fake.issue_token(scopes=frozenset()))
 
-    with pytest.raises(CanvasScopeMissing, match="Developer Keys"):
+    with pytest.raises(
+        CanvasScopeMissing, match="access token lacks its scope"
+    ) as raised:
         make_client(token).list_modules(str(COURSE_ID))
+
+    # An access token gets its scopes when it is created, so the fix is a new token.
+    assert "connection set-token" in str(raised.value)
+    assert "developer key" not in str(raised.value)
 
 
 def test_html_instead_of_json(waits):
