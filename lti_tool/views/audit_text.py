@@ -63,6 +63,7 @@ def action_labels() -> dict[str, str]:
         "lms_connection.created": _("LMS site connected"),
         "lms_connection.disconnected": _("LMS site disconnected"),
         "lms_connection.tested": _("LMS site connection tested"),
+        "lms_connection.token_replaced": _("LMS site API token replaced"),
         "lms_connection.webhook_secret_issued": _("Webhook secret issued"),
         "lms_connection.listed": _("LMS sites listed"),
         "lms_connection.activities_listed": _("Course activities listed"),

@@ -172,6 +172,8 @@ def test_canvas_connect_required_fields(client, db, admin):
         ("canvas_url", "canvas", "such as https://canvas.example.org."),
         ("canvas_url", "ftp://canvas.example.org", "such as https://canvas.example.org."),
         ("canvas_course", "course-565", "Enter the course's number"),
+        ("canvas_course", "https://canvas.example.org/users/565", "Enter the course's"),
+        ("canvas_course", "1" * 21, "Enter the course's number"),
     ],
 )
 def test_canvas_connect_invalid_values(client, db, admin, field, value, message):
@@ -319,3 +321,35 @@ def test_canvas_rejected_token_translated(client, admin, canvas, language, words
     assert response.status_code == 400
     assert words in page
     assert "Approved integrations" in page
+
+
+def test_canvas_connect_course_address(client, db, admin, canvas):
+    """A pasted course address is accepted whole, and the test uses its id."""
+    data = _form(canvas.url, canvas.issue_token())
+    data["canvas_course"] = f"{canvas.url}/courses/{CANVAS_COURSE_ID}/modules"
+
+    response, page = _post(client, data)
+
+    assert response.status_code == 200, page
+    assert _canvas_count(db, admin.provider_id) == 1
+    assert "did not grant the bridge these scopes" not in page
+
+
+def test_canvas_course_field_not_cut(client, admin):
+    """The course field is long enough for a course address."""
+    page = client.get("/admin/connect").get_data(as_text=True)
+    field = re.search(r'<input id="canvas_course"[^>]*>', page).group(0)
+
+    assert 'maxlength="500"' in field
+
+
+def test_webhook_token_parameter_left_to_right(client, admin, canvas):
+    """On the Arabic page, "?token=" is code set left to right, so it reads as typed."""
+    _post(client, _form(canvas.url, canvas.issue_token()))
+
+    page = client.get("/admin/connect", headers={"Accept-Language": "ar"}).get_data(
+        as_text=True
+    )
+
+    assert 'dir="rtl"' in page
+    assert '<code dir="ltr">?token=</code>' in page

@@ -325,3 +325,36 @@ def test_dates_are_localised(client, tenants, db):
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
 
     assert "14 mars 2026" in page
+
+
+# A URL inside right-to-left text is isolated as left-to-right (U+2066 ... U+2069),
+# so its neutral characters stay in place: without it, "https://." shows as
+# ".//:https".
+URL_IN_TEXT = re.compile(r"https?://[^\s\u2069\"]*")
+
+
+def test_arabic_urls_isolated():
+    """Every web address in an Arabic translation sits in a left-to-right isolate."""
+    with (TRANSLATIONS / "ar" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="ar")
+
+    for message in catalog:
+        strings = message.string
+        forms = strings if isinstance(strings, tuple) else (strings,)
+        for form in forms:
+            for found in URL_IN_TEXT.finditer(form or ""):
+                start, end = found.span()
+                assert form[start - 1 : start] == "\u2066", f"not isolated: {form!r}"
+                assert form[end : end + 1] == "\u2069", f"not closed: {form!r}"
+
+
+def test_french_course_heading(client, tenants):
+    """The French course heading sets the title after a colon, so no article before
+    a title that starts with a vowel needs eliding."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor", locale="fr")
+
+    page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
+
+    assert "<h1>Badges du cours\u00a0: Course of alpha</h1>" in page
+    assert "Badges de Course" not in page
