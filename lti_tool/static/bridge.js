@@ -17,13 +17,15 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   // An error summary, or else the notice that confirms a revocation or another form
-  // (marked data-confirmation), takes the focus that the page reload after a form
-  // would leave on the page's body. Each of them has tabindex="-1" for this.
+  // (marked data-confirmation), or else a rule preview, takes the focus that the page
+  // reload after a form would leave on the page's body. Each of them has
+  // tabindex="-1" for this.
   const summary =
     document.getElementById("error-summary") ||
     document.getElementById("revoke-error-summary") ||
     document.getElementById("revoke-notice") ||
-    document.querySelector("[data-confirmation]");
+    document.querySelector("[data-confirmation]") ||
+    document.getElementById("rule-preview");
   if (summary) summary.focus();
   const backfills = document.querySelector("[data-progress-url]");
   if (backfills) followBackfills(backfills);

@@ -1278,14 +1278,20 @@ def _preview_form(course: LtiCourse, editing: Achievement | None):
     }
     errors: dict = {}
     rule = _read_rule(form, errors, course)
-    # The skills are kept for the form only; the preview does not depend on them.
-    _read_skills(form, {})
+    # The preview does not depend on the skills, so a skill error is shown beside
+    # the skills (the inputs at fault point to it) without holding the preview back.
+    skill_errors: dict = {}
+    _read_skills(form, skill_errors)
     if errors:
-        return _render_instructor(course, form=form, errors=errors, editing=editing)
+        return _render_instructor(
+            course, form=form, errors={**errors, **skill_errors}, editing=editing
+        )
     preview = _rule_preview(course, rule, editing)
     # A Canvas token refresh during the reads updated the stored tokens.
     db_session().commit()
-    return _render_instructor(course, form=form, editing=editing, preview=preview)
+    return _render_instructor(
+        course, form=form, errors=skill_errors, editing=editing, preview=preview
+    )
 
 
 @bp.post("/course/<int:course_id>/achievements/preview")

@@ -238,3 +238,41 @@ def test_rule_preview_other_course_refused(client, tenants):
     )
 
     assert response.status_code in (403, 404)
+
+
+def test_rule_preview_shows_skill_error(client, tenants):
+    """A skill with a name but no link is marked, and its message is on the page,
+    next to the preview."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    fields = activity_form(QUIZ, match="any") + [
+        ("skill_name", "First aid"),
+        ("skill_url", ""),
+        ("skill_framework", ""),
+    ]
+
+    response = post_form(
+        client, f"/course/{alpha.course_id}/achievements/preview", fields
+    )
+    page = response.get_data(as_text=True)
+
+    assert 'aria-describedby="skills-error"' in page
+    assert '<p class="field-error" id="skills-error">Skill 1 needs a link' in page
+    assert 'id="error-summary"' in page
+    assert 'id="rule-preview"' in page
+    assert 'value="First aid"' in page
+
+
+def test_rule_preview_takes_focus(client, tenants):
+    """The preview result can take the focus that the page reload leaves on the body."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = post_form(
+        client,
+        f"/course/{alpha.course_id}/achievements/preview",
+        activity_form(QUIZ, match="any"),
+    )
+    page = response.get_data(as_text=True)
+
+    assert 'id="rule-preview" class="rule-preview" tabindex="-1"' in page
