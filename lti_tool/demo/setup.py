@@ -308,6 +308,10 @@ def build_peers(base: str, demo_secrets: DemoSecrets, ids: DemoIds) -> DemoPeers
         webhook_url=moodle_webhook_url(base, ids.connection_public_id),
         webhook_secret=demo_secrets.webhook_secret,
         site_url=base + MOODLE_PATH,
+        page_links=(
+            ("Back to the demo", base + "/demo/"),
+            ("Open the portfolio", base + PORTFOLIO_PATH + "/"),
+        ),
     )
     moodle.add_course(demo_course())
     portfolio = PortfolioPeer(demo_secrets.portfolio_token)

@@ -85,6 +85,7 @@ class MoodleStandIn:
         webhook_secret: str | None = None,
         site_url: str | None = None,
         webhook_timeout_seconds: float = 5.0,
+        page_links: t.Sequence[tuple[str, str]] = (),
     ) -> None:
         if webhook_url is not None:
             require_loopback_url(webhook_url, "webhook_url")
@@ -99,6 +100,8 @@ class MoodleStandIn:
         self.webhook_secret = webhook_secret
         self.site_url = site_url.rstrip("/") if site_url else None
         self.webhook_timeout_seconds = webhook_timeout_seconds
+        # (label, URL) pairs that the index page links to, such as the demo page.
+        self.page_links = tuple(page_links)
         self.users: dict[int, str] = {
             DEMO_LEARNER_ID: "Learner One",
             DEMO_INSTRUCTOR_ID: "Ines Instructor",
@@ -632,12 +635,15 @@ class MoodleStandIn:
     def _index_view(self) -> str:
         course = self.courses[DEMO_COURSE_ID]
         states = self.activity_states(DEMO_COURSE_ID, DEMO_LEARNER_ID)
-        activities = [
-            (activity, *states[activity.cmid]) for activity in course.activities
-        ]
+        activities = []
+        for activity in course.activities:
+            state, timecompleted = states[activity.cmid]
+            state_name = STATE_NAMES.get(state, f"state {state}")
+            activities.append((activity, state_name, timecompleted))
 
         return render_template_string(
             INDEX_TEMPLATE,
+            page_links=self.page_links,
             course=course,
             learner_name=self.users[DEMO_LEARNER_ID],
             learner_id=DEMO_LEARNER_ID,
@@ -715,10 +721,23 @@ def _unix_now() -> int:
     return int(time.time())
 
 
+# Readable names of Moodle's activity completion states (its COMPLETION_* values).
+STATE_NAMES = {
+    moodle_ws.COMPLETION_INCOMPLETE: "not completed",
+    moodle_ws.COMPLETION_COMPLETE: "completed",
+    moodle_ws.COMPLETION_COMPLETE_PASS: "completed with a pass grade",
+    moodle_ws.COMPLETION_COMPLETE_FAIL: "completed with a fail grade",
+}
+
 INDEX_TEMPLATE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Demo Moodle</title></head>
+<head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Demo Moodle</title></head>
 <body>
+{% if page_links %}<nav aria-label="Demo"><ul>
+{% for label, url in page_links %}<li><a href="{{ url }}">{{ label }}</a></li>{% endfor %}
+</ul></nav>{% endif %}
 <h1>Demo Moodle: {{ course.fullname }}</h1>
 <p>Course id {{ course.course_id }}.
    Learner: {{ learner_name }} (user id {{ learner_id }}).</p>
@@ -727,10 +746,9 @@ INDEX_TEMPLATE = """<!doctype html>
 {% if completed_at %}completed at {{ completed_at }} (Unix time)
 {% else %}not completed{% endif %}</p>
 <ul>
-{% for activity, state, timecompleted in activities %}
+{% for activity, state_name, timecompleted in activities %}
   <li>{{ activity.name }} ({{ activity.modname }}, course module {{ activity.cmid }}):
-      state {{ state }}
-      {% if timecompleted %}, completed at {{ timecompleted }}{% endif %}</li>
+      {{ state_name }}{% if timecompleted %} at {{ timecompleted }} (Unix time){% endif %}</li>
 {% endfor %}
 </ul>
 <form method="post" action="{{ url_for('complete') }}">

@@ -25,6 +25,23 @@ def test_moodle_page_buttons_mounted(tmp_path):
     assert response.url == f"{stack.base_url}/demo/moodle/"
 
 
+def test_moodle_page_links_and_states(tmp_path):
+    """The Moodle stand-in links back to the demo and the portfolio, fits a phone
+    screen and words each activity's completion state."""
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    try:
+        page = requests.get(f"{stack.base_url}/demo/moodle/", timeout=10).text
+    finally:
+        stack.stop()
+
+    assert f'<a href="{stack.base_url}/demo/">Back to the demo</a>' in page
+    assert f'<a href="{stack.base_url}/demo/portfolio/">Open the portfolio</a>' in page
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert "not completed" in page
+    assert "state 0" not in page
+
+
 def test_platform_launch_links_mounted(tmp_path):
     """The platform's launch links point under its mount path."""
     stack = DemoStack(tmp_path / "instance")
