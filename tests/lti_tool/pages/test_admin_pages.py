@@ -692,3 +692,21 @@ def test_provider_admin_cannot_pick_provider(client, tenants, db):
     )
 
     assert response.status_code == 404
+
+
+def test_invitation_link_has_copy_button(client, tenants, db):
+    """The new invitation link sits in a labelled read-only field with a copy button."""
+    alpha, _ = tenants
+    add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    sign_in(client, "admin@alpha.org")
+
+    page = client.post(
+        "/admin/invitations", data={"csrf": "test-csrf", "email": "new@alpha.org"}
+    ).get_data(as_text=True)
+
+    assert '<label for="invitation-link">Invitation link</label>' in page
+    field = re.search(r'<input id="invitation-link"[^>]*>', page).group(0)
+    assert "readonly" in field
+    assert 'value="http://127.0.0.1:5999/account/invitation/' in field
+    assert 'data-copy="invitation-link"' in page
+    assert "Copy the invitation link" in page
