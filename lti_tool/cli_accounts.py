@@ -11,6 +11,28 @@ import click
 from lti_tool.cli import EXIT_INVALID_INPUT, emit, fail, json_option
 
 
+def _prompt_new_password(email: str) -> str:
+    """Ask for a password until one passes the rules and is typed the same twice.
+
+    The rules are checked before the confirmation prompt, so a rejected password
+    is not typed twice. The prompts go to stderr, so --json output stays one
+    document. End of input aborts the command.
+    """
+    from lti_tool.accounts import PasswordRejected, check_new_password
+
+    while True:
+        password = click.prompt("Password", hide_input=True, err=True)
+        try:
+            check_new_password(password, email)
+        except PasswordRejected as error:
+            click.echo(f"error: {error}; type another password", err=True)
+            continue
+        repeated = click.prompt("Repeat for confirmation", hide_input=True, err=True)
+        if repeated == password:
+            return password
+        click.echo("error: the two passwords differ; type the password again", err=True)
+
+
 @click.group()
 def operator() -> None:
     """Manage HPass operator accounts."""
@@ -18,12 +40,12 @@ def operator() -> None:
 
 @operator.command("create")
 @click.option("--email", required=True, help="The operator's email address (sign-in name).")
-@click.password_option(
+@click.option(
     "--password",
     help="The password (at least 12 characters); asked for twice when omitted.",
 )
 @json_option
-def create_operator(email: str, password: str, as_json: bool) -> None:
+def create_operator(email: str, password: str | None, as_json: bool) -> None:
     """Create an HPass operator account that signs in with email and password."""
     from lti_tool.accounts import (
         AccountRole,
@@ -48,6 +70,8 @@ def create_operator(email: str, password: str, as_json: bool) -> None:
             code="invalid_email",
             exit_code=EXIT_INVALID_INPUT,
         )
+    if password is None:
+        password = _prompt_new_password(email)
     settings = _instance_or_fail(as_json)
     bridge = create_app(settings).extensions["hpass"]
     sign_in_url = settings.public_base_url.rstrip("/") + "/account/sign-in"

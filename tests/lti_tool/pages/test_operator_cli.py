@@ -121,3 +121,36 @@ def test_operator_create_audited_as_os_user(app, settings, db, monkeypatch):
     assert result.exit_code == 0, result.output
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "account.created"))
     assert event.actor == "os:deploy"
+
+
+def test_operator_prompt_checks_length_first(app, settings, db):
+    """A short typed password is rejected before the confirmation prompt."""
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "op@hpass.org", "--json"],
+        input=f"short\n{PASSWORD}\n{PASSWORD}\n",
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "at least 12" in result.output
+    assert result.output.count("Repeat for confirmation") == 1
+    assert db.scalar(select(Account)).email == "op@hpass.org"
+
+
+def test_operator_prompt_repeats_on_mismatch(app, settings, db):
+    """Two different typed passwords are asked for again."""
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "op@hpass.org", "--json"],
+        input=f"{PASSWORD}\n{PASSWORD}x\n{PASSWORD}\n{PASSWORD}\n",
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "the two passwords differ" in result.output
+    assert db.scalar(select(Account)) is not None
