@@ -483,3 +483,17 @@ def test_learner_page_arabic_direction(client, db, tenants):
     assert '<time datetime="2027-05-01T00:00:00+00:00">' in card
     assert "Do all of these" not in card
     assert "Do this" not in card
+
+
+def test_learner_card_says_missing_once(client, db, tenants):
+    """With "Why not yet?" open, the card lists what is missing once, and the
+    details give the conditions only."""
+    alpha, _ = tenants
+    page = nested_card(client, db, alpha, "en")
+    card = section(page, '<li class="card"', '<section class="portfolio-link"')
+    explained = section(card, '<details class="why-not-yet"', "</details>")
+
+    assert card.count("Still missing") == 1
+    assert 'class="explain-missing"' not in card
+    assert 'class="condition"' in explained
+    assert "Still missing" not in explained
