@@ -50,7 +50,7 @@ def _page(response) -> str:
 
 
 def test_link_stores_only_digest(db, provider):
-    """A new link's row holds the token's SHA-256 and its creator, never the token."""
+    """A new link's row contains the token's SHA-256 and its creator, never the token."""
     link, token = issue_registration_link(db, provider_id=provider.id, actor="os:ops")
     db.commit()
 
@@ -65,7 +65,7 @@ def test_link_stores_only_digest(db, provider):
 
 def test_link_works_once(db, provider, tool_url, platforms):
     """A second platform using a link that already registered one is refused with
-    410 before the platform is called, and the page asks for a new link."""
+    410 before the platform is called, and the page requests a new link."""
     url = new_link_url(db, tool_url, provider.id)
     first, second = platforms("moodle"), platforms("moodle")
 
