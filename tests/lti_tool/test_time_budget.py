@@ -35,7 +35,7 @@ def test_requests_share_budget(silent_server):
         session.get(silent_server.url)
     elapsed = time.monotonic() - started
 
-    assert 0.9 <= elapsed < 2.0
+    assert 0.9 <= elapsed < 3.0
     assert second.value.code == "budget"
     assert "1 s ran out" in str(second.value)
     assert silent_server.accepted == 1
@@ -58,7 +58,7 @@ def test_budget_cuts_client_retries(silent_server):
     with pytest.raises(MoodleUnavailable):
         client.get_site_info()
 
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0
     assert silent_server.accepted == 1
     assert session.ran_out is True
 

@@ -277,7 +277,9 @@ def test_moodle_timeout_rejected(client, db, token, moodle, moodle_connection,
     assert response.json["error"] == "lms_timeout"
     assert "did not respond within 0.5 s" in response.json["message"]
     assert "skip_lms_check" in response.json["message"]
-    assert time.monotonic() - started < 2.5
+    # Without the budget the two slow answers would take 6 s; the margin above 0.5 s
+    # is for a loaded CI machine.
+    assert time.monotonic() - started < 3.5
     assert _stored(db) == (0, 0)
 
 
@@ -317,7 +319,8 @@ def test_silent_lms_times_out_in_budget(
     assert '"skip_lms_check": true' in message
     assert "HPASS_LMS_CHECK_TIMEOUT_SECONDS" in message
     assert "hpass-bridge" not in message
-    assert 1.4 <= elapsed < 3.0
+    # Below the default budget of 5 s, with room for a loaded CI machine.
+    assert 1.4 <= elapsed < 4.5
     assert silent_lms.accepted == 1
     assert _stored(db) == (0, 0)
 
@@ -338,7 +341,8 @@ def test_silent_lms_default_budget(app, client, db, token, silent_lms,
     assert response.status_code == 502
     assert response.json["error"] == "lms_timeout"
     assert "did not respond within 5 s" in response.json["message"]
-    assert 4.9 <= elapsed < 7.0
+    assert 4.9 <= elapsed < 8.0
+    assert silent_lms.accepted == 1
     assert _stored(db) == (0, 0)
 
 
