@@ -55,6 +55,11 @@ REQUIRED_SCOPES = {
     "url:GET|/api/v1/courses/:id": "/api/v1/courses/{course}",
     "url:GET|/api/v1/courses/:course_id/users/:id": "/api/v1/courses/{course}/users/self",
 }
+# Polls and event re-reads work without these; only launches whose custom ids differ
+# from the LTI claims need them.
+IDENTITY_SCOPES = frozenset(
+    {"url:GET|/api/v1/courses/:id", "url:GET|/api/v1/courses/:course_id/users/:id"}
+)
 # Canvas checks the scope before it looks the user up, so a 404 from this probe
 # (the token's user is not in the course) still proves the scope is granted.
 _NOT_FOUND_PROVES_SCOPE = "url:GET|/api/v1/courses/:course_id/users/:id"
@@ -300,6 +305,11 @@ def test_connection(client: CanvasClient, course_id: str) -> ConnectionTestResul
             + ", ".join(missing)
             + ". Add them under Admin > Developer Keys, then authorise the bridge again."
         )
+    if missing and set(missing) <= IDENTITY_SCOPES:
+        parts.append(
+            "Until then the bridge keeps reading completions, but it rejects launches "
+            "whose custom lms_course_id or lms_user_id differ from the LTI claims."
+        )
     parts.extend(problems)
     return ConnectionTestResult(False, tuple(missing), " ".join(parts), tuple(problems))
 
@@ -344,13 +354,16 @@ def test_canvas_connection(
     except CanvasTokenInvalid as error:
         result = ConnectionTestResult(False, (), str(error), token_invalid=True)
 
+    reads_work = not result.problems and set(result.missing) <= IDENTITY_SCOPES
     if result.token_invalid:
         mark_broken(connection, CanvasTokenInvalid(result.message))
-    elif result.missing:
+    elif result.missing and not reads_work:
         # Re-reads would fail on each missing scope, as they do in canvas_pipeline,
         # so the connection is broken, with the missing scopes as its detail.
         mark_broken(connection, CanvasScopeMissing(result.message))
-    elif result.ok:
+    elif result.ok or (result.missing and reads_work):
+        # Missing identity scopes alone stop no poll, so the connection stays OK
+        # and the test's result carries the scopes to add.
         connection.state = ConnectionState.OK.value
         connection.state_detail = None
     if result.ok:

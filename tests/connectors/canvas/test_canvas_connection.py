@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from connectors.canvas.connection import (
+    IDENTITY_SCOPES,
     REQUIRED_SCOPES,
     client_for_connection,
     connect_canvas,
@@ -173,3 +174,73 @@ def test_stored_connection_test_needs_course(app, db, fake, canvas_url):
 
     assert result.ok is False
     assert "--course" in result.message
+
+
+def _connect_token(app, db, fake, canvas_url, scopes):
+    provider = add_provider(db)
+    connection = connect_canvas(
+        db,
+        app.extensions["hpass"].vault,
+        provider_id=provider.id,
+        name="Academy Canvas",
+        base_url=canvas_url,
+        access_token=fake.issue_token(user_id=123, scopes=frozenset(scopes)),
+    )
+    db.commit()
+    return connection
+
+
+def _test_stored(app, db, connection):
+    return test_canvas_connection(
+        db,
+        app.extensions["hpass"].vault,
+        connection,
+        course_id=str(COURSE_ID),
+        sleep=lambda s: None,
+        policy=LOOPBACK_POLICY,
+    )
+
+
+def test_missing_identity_scopes_keep_polls(app, db, fake, canvas_url):
+    """Lacking only the launch identity scopes fails the test but leaves the
+    connection OK, because polls and re-reads do not use them."""
+    connection = _connect_token(
+        app, db, fake, canvas_url, ALL_SCOPES - IDENTITY_SCOPES
+    )
+
+    result = _test_stored(app, db, connection)
+
+    assert result.ok is False
+    assert set(result.missing) == IDENTITY_SCOPES
+    assert "keeps reading completions" in result.message
+    assert "lms_course_id" in result.message
+    assert connection.state == "ok"
+    assert connection.state_detail is None
+
+
+def test_missing_identity_scopes_mend_broken(app, db, fake, canvas_url):
+    """A broken connection whose new token lacks only identity scopes is OK again."""
+    connection = _connect_token(
+        app, db, fake, canvas_url, ALL_SCOPES - IDENTITY_SCOPES
+    )
+    connection.state = "broken"
+    connection.state_detail = "an earlier failure"
+
+    _test_stored(app, db, connection)
+
+    assert connection.state == "ok"
+    assert connection.state_detail is None
+
+
+def test_missing_poll_scope_breaks_connection(app, db, fake, canvas_url):
+    """A missing scope that polls need marks the connection broken, naming it."""
+    connection = _connect_token(
+        app, db, fake, canvas_url, ALL_SCOPES - {MODULES_SCOPE} - IDENTITY_SCOPES
+    )
+
+    result = _test_stored(app, db, connection)
+
+    assert result.ok is False
+    assert connection.state == "broken"
+    assert MODULES_SCOPE in connection.state_detail
+    assert "keeps reading completions" not in result.message
