@@ -201,50 +201,70 @@ def _learner_bound(connection: Connection, registration, ids: CustomIds) -> bool
 
 
 def _confirm_course(client, ids: CustomIds, validated_ids: dict) -> None:
-    subject = f"the launch's course (context.id {ids.context_id[:64]!r})"
-    try:
-        course = client.get_course_by_lti_context_id(ids.context_id)
-    except CanvasNotFound:
-        raise _unconfirmed(
-            f"Canvas has no course with the launch's context.id "
-            f"{ids.context_id[:64]!r}",
-            ids,
-            validated_ids,
-        ) from None
-    except CanvasError as error:
-        raise _not_checked(subject, error, validated_ids) from None
-
-    reported = str(course.get("id", ""))
-    if reported != ids.lms_course_id:
-        raise _unconfirmed(
-            f"the custom parameter {ids.course_parameter} names LMS course "
-            f"{ids.lms_course_id[:64]!r}, but Canvas reports that the launch's "
-            f"context.id belongs to course {reported[:64]!r}",
-            ids,
-            validated_ids,
-        )
+    _confirm_lms_id(
+        lambda: client.get_course_by_lti_context_id(ids.context_id),
+        kind="course",
+        claim="context.id",
+        claim_value=ids.context_id,
+        parameter=ids.course_parameter,
+        lms_id=ids.lms_course_id,
+        not_found_scope="",
+        ids=ids,
+        validated_ids=validated_ids,
+    )
 
 
 def _confirm_user(client, ids: CustomIds, validated_ids: dict) -> None:
-    subject = f"the launch's user (sub {ids.sub[:64]!r})"
+    _confirm_lms_id(
+        lambda: client.get_course_user_by_lti_1_3_id(ids.context_id, ids.sub),
+        kind="user",
+        claim="sub",
+        claim_value=ids.sub,
+        parameter=ids.user_parameter,
+        lms_id=ids.lms_user_id,
+        not_found_scope=" in the launch's course",
+        ids=ids,
+        validated_ids=validated_ids,
+    )
+
+
+def _confirm_lms_id(
+    fetch,
+    *,
+    kind: str,
+    claim: str,
+    claim_value: str,
+    parameter: str,
+    lms_id: str,
+    not_found_scope: str,
+    ids: CustomIds,
+    validated_ids: dict,
+) -> None:
+    """Raise LaunchIdentityUnverified unless Canvas confirms `lms_id`.
+
+    `fetch` requests the Canvas `kind` ("course" or "user") that the launch's
+    `claim` belongs to. The check passes when that record's id equals `lms_id`,
+    the value of the custom `parameter`.
+    """
+    subject = f"the launch's {kind} ({claim} {claim_value[:64]!r})"
     try:
-        user = client.get_course_user_by_lti_1_3_id(ids.context_id, ids.sub)
+        record = fetch()
     except CanvasNotFound:
         raise _unconfirmed(
-            f"Canvas has no user with the launch's sub {ids.sub[:64]!r} in the "
-            "launch's course",
+            f"Canvas has no {kind} with the launch's {claim} "
+            f"{claim_value[:64]!r}{not_found_scope}",
             ids,
             validated_ids,
         ) from None
     except CanvasError as error:
         raise _not_checked(subject, error, validated_ids) from None
 
-    reported = str(user.get("id", ""))
-    if reported != ids.lms_user_id:
+    reported = str(record.get("id", ""))
+    if reported != lms_id:
         raise _unconfirmed(
-            f"the custom parameter {ids.user_parameter} names LMS user "
-            f"{ids.lms_user_id[:64]!r}, but Canvas reports that the launch's sub "
-            f"belongs to user {reported[:64]!r}",
+            f"the custom parameter {parameter} names LMS {kind} {lms_id[:64]!r}, "
+            f"but Canvas reports that the launch's {claim} belongs to {kind} "
+            f"{reported[:64]!r}",
             ids,
             validated_ids,
         )
