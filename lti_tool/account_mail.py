@@ -75,12 +75,10 @@ def send_password_reset(account_id: int) -> str:
     """
     bridge = current_bridge()
     settings = bridge.settings
-    try:
-        mail_settings = MailSettings.from_environ(
-            settings.instance_path, settings.public_base_url
-        )
-    except MailConfigError as error:
-        log.error("password_reset_email_failed", account_id=account_id, error=str(error))
+    mail_settings = _mail_settings(
+        settings, "password_reset_email", account_id=account_id
+    )
+    if mail_settings is None:
         return "failed"
 
     with bridge.session() as session:
@@ -110,28 +108,17 @@ def send_password_reset(account_id: int) -> str:
         f"Open this link within an hour to choose a new password:\n\n{link}\n\n"
         "If you did not ask for it, ignore this email."
     )
-    message = build_message(
-        mail_settings.sender, {"to": recipient, "subject": RESET_SUBJECT, "body": body}
-    )
-    try:
-        name = f"password-reset-{account_id}-{uuid.uuid4().hex}"
-        where = deliver(mail_settings, message, name)
-    except (smtplib.SMTPException, OSError) as error:
-        log.warning(
-            "password_reset_email_failed",
-            account_id=account_id,
-            provider_id=provider_id,
-            error=type(error).__name__,
-        )
-        return "failed"
-
-    log.info(
-        "password_reset_email_sent",
+    sent = _send_email(
+        mail_settings,
+        "password_reset_email",
+        recipient=recipient,
+        subject=RESET_SUBJECT,
+        body=body,
+        file_stem=f"password-reset-{account_id}",
         account_id=account_id,
         provider_id=provider_id,
-        transport=where.split(":")[0],
     )
-    return "sent"
+    return "sent" if sent else "failed"
 
 
 def queue_invitation_notice(invitation_id: int) -> None:
@@ -198,32 +185,27 @@ def send_invitation_notice(invitation_id: int) -> str:
         account_provider_id = account.provider_id
         inviting_provider_id = invitation.provider_id
 
-    try:
-        mail_settings = MailSettings.from_environ(
-            settings.instance_path, settings.public_base_url
-        )
-    except MailConfigError as error:
-        log.error(
-            "invitation_notice_email_failed",
-            invitation_id=invitation_id,
-            account_id=account_id,
-            error=str(error),
-        )
-        return "failed"
-    body = _invitation_notice_body(recipient, provider_name)
-    message = build_message(
-        mail_settings.sender, {"to": recipient, "subject": NOTICE_SUBJECT, "body": body}
+    mail_settings = _mail_settings(
+        settings,
+        "invitation_notice_email",
+        invitation_id=invitation_id,
+        account_id=account_id,
     )
-    try:
-        name = f"invitation-notice-{account_id}-{uuid.uuid4().hex}"
-        where = deliver(mail_settings, message, name)
-    except (smtplib.SMTPException, OSError) as error:
-        log.warning(
-            "invitation_notice_email_failed",
-            invitation_id=invitation_id,
-            account_id=account_id,
-            error=type(error).__name__,
-        )
+    if mail_settings is None:
+        return "failed"
+    sent = _send_email(
+        mail_settings,
+        "invitation_notice_email",
+        recipient=recipient,
+        subject=NOTICE_SUBJECT,
+        body=_invitation_notice_body(recipient, provider_name),
+        file_stem=f"invitation-notice-{account_id}",
+        invitation_id=invitation_id,
+        account_id=account_id,
+        provider_id=account_provider_id,
+        inviting_provider_id=inviting_provider_id,
+    )
+    if not sent:
         return "failed"
 
     with bridge.session() as session:
@@ -235,12 +217,43 @@ def send_invitation_notice(invitation_id: int) -> str:
             target=f"account:{account_id}",
         )
         session.commit()
-    log.info(
-        "invitation_notice_email_sent",
-        invitation_id=invitation_id,
-        account_id=account_id,
-        provider_id=account_provider_id,
-        inviting_provider_id=inviting_provider_id,
-        transport=where.split(":")[0],
-    )
     return "sent"
+
+
+def _mail_settings(settings, event: str, **ids) -> MailSettings | None:
+    """Read the mail settings, or log `<event>_failed` with the ids and return None."""
+    try:
+        return MailSettings.from_environ(
+            settings.instance_path, settings.public_base_url
+        )
+    except MailConfigError as error:
+        log.error(f"{event}_failed", error=str(error), **ids)
+        return None
+
+
+def _send_email(
+    mail_settings: MailSettings,
+    event: str,
+    *,
+    recipient: str,
+    subject: str,
+    body: str,
+    file_stem: str,
+    **ids,
+) -> bool:
+    """Deliver one email and log `<event>_sent` or `<event>_failed` with the ids.
+
+    Returns whether the email was delivered. `file_stem` starts the name of the
+    .eml file when no SMTP server is configured.
+    """
+    message = build_message(
+        mail_settings.sender, {"to": recipient, "subject": subject, "body": body}
+    )
+    try:
+        where = deliver(mail_settings, message, f"{file_stem}-{uuid.uuid4().hex}")
+    except (smtplib.SMTPException, OSError) as error:
+        log.warning(f"{event}_failed", error=type(error).__name__, **ids)
+        return False
+
+    log.info(f"{event}_sent", transport=where.split(":")[0], **ids)
+    return True
