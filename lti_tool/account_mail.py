@@ -31,6 +31,7 @@ from lti_tool.accounts import (
     record_audit,
 )
 from lti_tool.bridge import current_bridge
+from lti_tool.i18n import DEFAULT_LOCALE, force_locale, gettext
 from lti_tool.logs import get_logger
 from lti_tool.mail import MailConfigError, MailSettings, build_message, deliver
 
@@ -38,9 +39,7 @@ log = get_logger(__name__)
 
 # A Celery task name, not a secret.
 SEND_PASSWORD_RESET = "lti_tool.account_mail.send_password_reset"  # noqa: S105
-RESET_SUBJECT = "Reset your HPass badges password"
 SEND_INVITATION_NOTICE = "lti_tool.account_mail.send_invitation_notice"
-NOTICE_SUBJECT = "An invitation to HPass badges for your address"
 
 
 def password_reset_url(base: str, token: str) -> str:
@@ -102,17 +101,17 @@ def send_password_reset(account_id: int) -> str:
         session.commit()
         recipient = account.email
         provider_id = account.provider_id
+        locale = _email_locale(account)
 
     link = password_reset_url(settings.public_base_url, token)
-    body = (
-        f"Open this link within an hour to choose a new password:\n\n{link}\n\n"
-        "If you did not ask for it, ignore this email."
-    )
+    with force_locale(locale):
+        subject = gettext("Reset your HPass badges password")
+        body = _password_reset_body(link)
     sent = _send_email(
         mail_settings,
         "password_reset_email",
         recipient=recipient,
-        subject=RESET_SUBJECT,
+        subject=subject,
         body=body,
         file_stem=f"password-reset-{account_id}",
         account_id=account_id,
@@ -138,16 +137,43 @@ def queue_invitation_notice(invitation_id: int) -> None:
         )
 
 
+def _email_locale(account: Account) -> str:
+    """Return the language of the emails sent to the account's owner."""
+    # NOTE: neither accounts nor providers store a language, so every account
+    # email is in English. A language stored on the account, or a provider's
+    # default language, would be returned here.
+    return DEFAULT_LOCALE
+
+
+def _password_reset_body(link: str) -> str:
+    paragraphs = [
+        gettext("Open this link within an hour to choose a new password:"),
+        link,
+        gettext("If you did not ask for it, ignore this email."),
+    ]
+    return "\n\n".join(paragraphs)
+
+
 def _invitation_notice_body(email: str, provider_name: str) -> str:
-    return (
-        f"An admin of {provider_name} on HPass badges invited {email} to administer "
-        f"{provider_name} too.\n\n"
-        "This address already has an HPass badges account, and an address can hold "
-        "only one account, so this invitation cannot be accepted with it. Nothing "
-        "was changed on your account, and this email contains no link.\n\n"
-        f"If you want to administer {provider_name}, ask its admins to invite "
-        "another address. Otherwise you can ignore this email."
-    )
+    paragraphs = [
+        gettext(
+            "An admin of %(provider)s on HPass badges invited %(email)s to "
+            "administer %(provider)s too.",
+            provider=provider_name,
+            email=email,
+        ),
+        gettext(
+            "This address already has an HPass badges account, and an address can "
+            "have only one account, so this invitation cannot be accepted with it. "
+            "Nothing was changed on your account, and this email contains no link."
+        ),
+        gettext(
+            "If you want to administer %(provider)s, ask its admins to invite "
+            "another address. Otherwise you can ignore this email.",
+            provider=provider_name,
+        ),
+    ]
+    return "\n\n".join(paragraphs)
 
 
 @shared_task(name=SEND_INVITATION_NOTICE)
@@ -179,11 +205,12 @@ def send_invitation_notice(invitation_id: int) -> str:
             )
             return "disabled"
         provider = session.get(Provider, invitation.provider_id)
-        provider_name = provider.name if provider is not None else "another provider"
+        inviting_provider_name = provider.name if provider is not None else None
         recipient = account.email
         account_id = account.id
         account_provider_id = account.provider_id
         inviting_provider_id = invitation.provider_id
+        locale = _email_locale(account)
 
     mail_settings = _mail_settings(
         settings,
@@ -193,12 +220,18 @@ def send_invitation_notice(invitation_id: int) -> str:
     )
     if mail_settings is None:
         return "failed"
+    with force_locale(locale):
+        subject = gettext("An invitation to HPass badges for your address")
+        provider_name = inviting_provider_name
+        if provider_name is None:
+            provider_name = gettext("another provider")
+        body = _invitation_notice_body(recipient, provider_name)
     sent = _send_email(
         mail_settings,
         "invitation_notice_email",
         recipient=recipient,
-        subject=NOTICE_SUBJECT,
-        body=_invitation_notice_body(recipient, provider_name),
+        subject=subject,
+        body=body,
         file_stem=f"invitation-notice-{account_id}",
         invitation_id=invitation_id,
         account_id=account_id,

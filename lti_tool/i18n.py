@@ -6,12 +6,15 @@ build step and a `.po` edit can never run against a stale `.mo` file.
 
 A page's language is, in order: the language the person picked with the switcher, the
 locale claim of their LTI launch (`launch_presentation.locale`), the browser's
-Accept-Language header, then English.
+Accept-Language header, then English. Account emails, sent by Celery tasks with no
+request, set their language with `force_locale`.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -78,6 +81,24 @@ def current_locale() -> str:
     if "locale" not in g:
         g.locale = select_locale()
     return g.locale
+
+
+@contextmanager
+def force_locale(locale: str) -> Iterator[None]:
+    """Translate in `locale` inside the block, in place of the request's language.
+
+    Celery tasks run in an app context with no request, so an email they send
+    takes its language from here. Requires an app context.
+    """
+    previous = g.pop("locale", None)
+    g.locale = locale
+    try:
+        yield
+    finally:
+        if previous is None:
+            g.pop("locale", None)
+        else:
+            g.locale = previous
 
 
 def gettext(message: str, **variables) -> str:

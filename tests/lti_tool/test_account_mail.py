@@ -10,6 +10,7 @@ from email import message_from_bytes, policy
 import pytest
 from structlog.testing import capture_logs
 
+from lti_tool import account_mail
 from lti_tool.account_mail import SEND_PASSWORD_RESET, send_password_reset
 from lti_tool.accounts import AccountRole, create_account
 from tests.support.account_cookie import account_session_transaction
@@ -17,6 +18,7 @@ from tests.support.smtp import free_port
 
 EMAIL = "operator@bridge.example"
 LINK = re.compile(r"http://127\.0\.0\.1:5999(/account/reset/[\w-]+)")
+NBSP = "\u00a0"
 
 
 
@@ -164,3 +166,57 @@ def test_reset_broker_down_page_neutral(app, client, account_id, monkeypatch):
     )
     [failure] = [entry for entry in logs if entry["event"] == "password_reset_queue_failed"]
     assert failure["account_id"] == account_id
+
+
+def _file_email(settings):
+    [path] = (settings.instance_path / "mail").glob("*.eml")
+    return message_from_bytes(path.read_bytes(), policy=policy.default)
+
+
+def test_reset_email_english_by_default(app, client, settings, account_id, queued):
+    """An account with no known language gets the reset email in English."""
+    _request_reset(client, EMAIL)
+    _run_queued(app, queued)
+    message = _file_email(settings)
+
+    assert message["Subject"] == "Reset your HPass badges password"
+    assert "Open this link within an hour to choose a new password:" in (
+        message.get_content()
+    )
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "line"),
+    [
+        (
+            "fr",
+            "Réinitialisez votre mot de passe Badges HPass",
+            f"Ouvrez ce lien dans l’heure pour choisir un nouveau mot de passe{NBSP}:",
+        ),
+        (
+            "es",
+            "Restablezca su contraseña de Insignias HPass",
+            "Abra este enlace antes de una hora para elegir una contraseña nueva:",
+        ),
+        (
+            "ar",
+            "أعد تعيين كلمة مرور شارات HPass",
+            "افتح هذا الرابط خلال ساعة لاختيار كلمة مرور جديدة:",
+        ),
+    ],
+)
+def test_reset_email_in_account_language(
+    app, client, settings, account_id, queued, monkeypatch, locale, subject, line
+):
+    """The reset email is in the account's language and keeps its reset link."""
+    monkeypatch.setattr(account_mail, "_email_locale", lambda account: locale)
+
+    _request_reset(client, EMAIL)
+    outcomes = _run_queued(app, queued)
+    message = _file_email(settings)
+    body = message.get_content()
+
+    assert outcomes == ["sent"]
+    assert message["Subject"] == subject
+    assert line in body
+    assert LINK.search(body) is not None

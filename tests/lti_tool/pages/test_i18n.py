@@ -6,10 +6,13 @@ import re
 
 import pytest
 from babel.messages.pofile import read_po
+from flask import g
 
 from lti_tool.i18n import (
     LANGUAGES,
     TRANSLATIONS,
+    force_locale,
+    gettext,
     localized_percent,
     supported_locale,
     translations_for,
@@ -358,3 +361,19 @@ def test_french_course_heading(client, tenants):
 
     assert "<h1>Badges du cours\u00a0: Course of alpha</h1>" in page
     assert "Badges de Course" not in page
+
+
+def test_force_locale_outside_request(app):
+    """Without a request, the forced language applies inside its block only."""
+    with app.app_context():
+        with force_locale("es"):
+            spanish = gettext("Password")
+            with force_locale("fr"):
+                french = gettext("Password")
+            spanish_again = gettext("Password")
+        forced_after = "locale" in g
+
+    assert spanish == "Contraseña"
+    assert french == "Mot de passe"
+    assert spanish_again == "Contraseña"
+    assert not forced_after

@@ -15,6 +15,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from lti_tool import account_mail
 from lti_tool.account_mail import SEND_INVITATION_NOTICE, send_invitation_notice
 from badge_engine.db import utcnow
 from lti_tool.accounts import Account, AccountRole, AccountToken, AuditEvent
@@ -137,6 +138,56 @@ def test_invite_elsewhere_emails_owner(app, client, db, settings, accounts, queu
     assert events[0].provider_id == beta.provider_id
     assert events[0].detail is None
     assert events[0].actor == "bridge"
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "line"),
+    [
+        (
+            "fr",
+            "Une invitation à Badges HPass pour votre adresse",
+            "Si vous souhaitez administrer Alpha, demandez à ses administrateurs "
+            "d’inviter une autre adresse.",
+        ),
+        (
+            "es",
+            "Una invitación a Insignias HPass para su dirección",
+            "Si quiere administrar Alpha, pida a sus administradores que inviten a "
+            "otra dirección.",
+        ),
+        (
+            "ar",
+            "دعوة إلى شارات HPass لعنوانك",
+            "إذا أردت إدارة Alpha، فاطلب من مديريه دعوة عنوان آخر.",
+        ),
+    ],
+)
+def test_invite_notice_in_account_language(
+    app, client, settings, accounts, queued, monkeypatch, locale, subject, line
+):
+    """The notice is in the language of the invited account, naming the provider."""
+    monkeypatch.setattr(account_mail, "_email_locale", lambda account: locale)
+    sign_in(client, "admin@alpha.org")
+
+    _invite(client, "admin@beta.org")
+    outcomes = _run_queued(app, queued)
+    [mail] = _mails(settings)
+
+    assert outcomes == ["sent"]
+    assert mail["Subject"] == subject
+    assert line in mail.get_content()
+
+
+def test_invite_notice_english_by_default(app, client, settings, accounts, queued):
+    """An account with no known language gets the notice in English."""
+    sign_in(client, "admin@alpha.org")
+
+    _invite(client, "admin@beta.org")
+    _run_queued(app, queued)
+    [mail] = _mails(settings)
+
+    assert mail["Subject"] == "An invitation to HPass badges for your address"
+    assert "If you want to administer Alpha, ask its admins" in mail.get_content()
 
 
 def test_invite_notice_hidden_from_inviter(app, client, db, accounts, queued):
