@@ -4,7 +4,8 @@ A teacher can add custom parameters to one activity, and the platform signs them
 the rest of the launch. The LMS ids the tool reads from `lms_user_id` and
 `lms_course_id` must therefore agree with the launch: on Moodle with `sub` and
 `context.id`, on Canvas with the course and user that Canvas's REST API reports for
-them. The Canvas tests run against the in-memory Canvas stand-in.
+them. The Canvas tests run against FakeCanvas, an in-memory Canvas REST API served
+on loopback.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def canvas_token(canvas):
 
 @pytest.fixture
 def registration(app, db, platform, canvas, canvas_token):
-    """A Canvas registration whose connection reads the Canvas stand-in."""
+    """A Canvas registration whose connection reads from FakeCanvas."""
     vault = app.extensions["hpass"].vault
     provider = add_provider(db)
     connection = connect_canvas(
@@ -94,7 +95,7 @@ def _canvas_launch(tool, platform, canvas, course_id, user_id, **changes):
 
 
 def _canvas_calls(canvas, kind: str) -> int:
-    """Count the stand-in's course or course user look-ups."""
+    """Count the requests FakeCanvas received for a course or a course user."""
     user_paths = [path for _, path, _ in canvas.requests if "/users/" in path]
     if kind == "user":
         return len(user_paths)
@@ -118,7 +119,7 @@ def _count(db, model) -> int:
 
 
 def test_moodle_launch_with_another_user_id_refused(tool, platform, db):
-    """On Moodle, a custom lms_user_id other than sub is refused and stores nothing."""
+    """On Moodle, a custom lms_user_id other than sub is rejected and stores nothing."""
     response = _launch(
         tool,
         platform,
@@ -139,7 +140,7 @@ def test_moodle_launch_with_another_user_id_refused(tool, platform, db):
 
 
 def test_moodle_launch_with_another_course_id_refused(tool, platform, db):
-    """On Moodle, a custom lms_course_id other than context.id is refused."""
+    """On Moodle, a custom lms_course_id other than context.id is rejected."""
     response = _launch(
         tool,
         platform,
@@ -199,7 +200,7 @@ def test_same_learner_launches_again(tool, platform, db, canvas):
 
 
 def test_launch_as_another_learner_refused(tool, platform, db, canvas):
-    """A second Canvas user naming a learner who launched before is refused, and
+    """A second Canvas user naming a learner who launched before is rejected, and
     the learner's name, email and sub stay as they were."""
     first = _canvas_launch(
         tool,
@@ -281,7 +282,7 @@ def test_lms_learner_not_taken_by_another(tool, platform, db, registration, canv
 
 
 def test_launch_into_another_course_refused(tool, platform, db, canvas):
-    """A teacher's context whose custom course id names another course is refused
+    """A teacher's context whose custom course id names another course is rejected
     before that course ever launched, and the real course binds afterwards."""
     teacher = _canvas_launch(
         tool,
@@ -312,7 +313,7 @@ def test_launch_into_another_course_refused(tool, platform, db, canvas):
 
 
 def test_unknown_context_rejected(tool, platform, db, canvas):
-    """A context.id that Canvas does not know cannot bind a course."""
+    """A context.id with no course in Canvas cannot bind a course."""
     response = _canvas_launch(
         tool, platform, canvas, 101, 3001, lti_context={"id": "opaque-context-7"}
     )
@@ -362,7 +363,8 @@ def test_custom_ids_need_canvas_connection(tool, platform, db, app, registration
 
 
 def test_ids_equal_to_claims_skip_canvas(tool, platform, db, canvas):
-    """Custom ids equal to context.id and sub bind nothing new, so Canvas is not asked."""
+    """Custom ids equal to context.id and sub bind nothing new, so no request goes
+    to Canvas."""
     response = _launch(
         tool,
         platform,

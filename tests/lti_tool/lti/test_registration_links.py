@@ -64,7 +64,7 @@ def test_link_stores_only_digest(db, provider):
 
 
 def test_link_works_once(db, provider, tool_url, platforms):
-    """A second platform using a link that already registered one is refused with
+    """A second platform using a link that already registered one is rejected with
     410 before the platform is called, and the page requests a new link."""
     url = new_link_url(db, tool_url, provider.id)
     first, second = platforms("moodle"), platforms("moodle")
@@ -104,7 +104,7 @@ def test_used_link_page_translated(db, provider, tool_url, platforms):
 
 
 def test_revoked_link_rejected(db, provider, tool_url, platforms):
-    """A revoked link is refused with 410 and the platform is never called."""
+    """A revoked link is rejected with 410 and the platform is never called."""
     link, token = issue_registration_link(db, provider_id=provider.id, actor="os:ops")
     revoke_registration_link(
         db, provider_id=provider.id, link_id=link.id, actor="os:ops"
@@ -122,7 +122,7 @@ def test_revoked_link_rejected(db, provider, tool_url, platforms):
 
 
 def test_expired_link_rejected(db, provider, tool_url, platforms):
-    """A link older than 7 days is refused with 410 naming the expiry."""
+    """A link older than 7 days is rejected with 410 naming the expiry."""
     url = new_link_url(
         db, tool_url, provider.id, now=utcnow() - timedelta(days=7, seconds=1)
     )
@@ -149,8 +149,9 @@ def test_forged_link_rejected(db, provider, tool_url, platforms):
 
 
 def test_outdated_signed_link_rejected(app, db, provider, tool_url, platforms):
-    """A link of the signed format issued before links had rows is refused with 410,
-    telling the admin to create a new link, even within its old 7 days."""
+    """A link of the signed format issued before links had rows is rejected with
+    410, even within its old 7 days, and the error page directs the admin to create
+    a new link."""
     serializer = URLSafeTimedSerializer(
         app.config["SECRET_KEY"], salt="lti-dynamic-registration"
     )

@@ -3,7 +3,7 @@
 An admin learns nothing about accounts outside their provider: the invitation page
 for such an address is the one a new address gets, and the account's owner gets an
 email notice without a link. Inside their own provider, and for an operator, the
-form says plainly that the address has an account.
+form states that the address has an account.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def test_invite_disabled_account_skipped(app, client, db, settings, accounts, qu
 
 
 def test_invite_own_provider_account_told(client, db, accounts, queued):
-    """An admin inviting an address of their own provider is told it has an account."""
+    """Inviting an address of the admin's own provider shows that it has an account."""
     sign_in(client, "admin@alpha.org")
 
     response = _invite(client, "Second@Alpha.org")
@@ -247,7 +247,7 @@ def test_invite_own_provider_account_told(client, db, accounts, queued):
 
 
 def test_invite_operator_told(client, db, accounts, queued):
-    """An operator, who sees every account, is told an address has one."""
+    """An operator, who can view every account, is shown that an address has one."""
     alpha, _ = accounts
     sign_in(client, "op@hpass.org")
     client.post(
