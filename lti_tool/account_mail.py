@@ -31,7 +31,7 @@ from lti_tool.accounts import (
     record_audit,
 )
 from lti_tool.bridge import current_bridge
-from lti_tool.i18n import DEFAULT_LOCALE, force_locale, gettext
+from lti_tool.i18n import DEFAULT_LOCALE, force_locale, gettext, supported_locale
 from lti_tool.logs import get_logger
 from lti_tool.mail import MailConfigError, MailSettings, build_message, deliver
 
@@ -46,15 +46,16 @@ def password_reset_url(base: str, token: str) -> str:
     return f"{base}/account/reset/{token}"
 
 
-def queue_password_reset(account_id: int) -> None:
-    """Queue the reset email of an account, and log a broker failure without raising.
+def queue_password_reset(account_id: int, locale: str) -> None:
+    """Queue the reset email of an account in `locale`, the reset page's language,
+    and log a broker failure without raising.
 
     Raising would turn the neutral reset page into an error page for known emails
     only, which would reveal which emails have accounts.
     """
     celery = current_app.extensions["celery"]
     try:
-        celery.send_task(SEND_PASSWORD_RESET, args=[account_id])
+        celery.send_task(SEND_PASSWORD_RESET, args=[account_id, locale])
     except Exception as error:  # noqa: BLE001 - the person can ask again
         log.warning(
             "password_reset_queue_failed",
@@ -64,9 +65,11 @@ def queue_password_reset(account_id: int) -> None:
 
 
 @shared_task(name=SEND_PASSWORD_RESET)
-def send_password_reset(account_id: int) -> str:
+def send_password_reset(account_id: int, locale: str | None = None) -> str:
     """Issue a reset token for the account and email its link.
 
+    The email is in `locale`, the language of the page that requested it, when the
+    bridge supports it. A task queued without one uses the account's language.
     Returns "sent", "no_account", "disabled" (no email for a disabled account) or
     "failed". A failed send is logged with the account id and not retried, because
     a retry would issue a second link. The person can ask for a new one on the
@@ -101,7 +104,7 @@ def send_password_reset(account_id: int) -> str:
         session.commit()
         recipient = account.email
         provider_id = account.provider_id
-        locale = _email_locale(account)
+        locale = supported_locale(locale) or _email_locale(account)
 
     link = password_reset_url(settings.public_base_url, token)
     with force_locale(locale):
@@ -139,9 +142,10 @@ def queue_invitation_notice(invitation_id: int) -> None:
 
 def _email_locale(account: Account) -> str:
     """Return the language of the emails sent to the account's owner."""
-    # NOTE: neither accounts nor providers store a language, so every account
-    # email is in English. A language stored on the account, or a provider's
-    # default language, would be returned here.
+    # NOTE: neither accounts nor providers store a language, so the invitation
+    # notice, and a reset queued without the page's language, are in English. A
+    # language stored on the account, or a provider's default language, would be
+    # returned here.
     return DEFAULT_LOCALE
 
 

@@ -39,6 +39,7 @@ from lti_tool.accounts import (
     set_password,
 )
 from lti_tool.bridge import db_session
+from lti_tool.i18n import current_locale
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.urls_for import base_url
@@ -387,7 +388,7 @@ def request_reset():
     if account is not None and account.is_disabled:
         log.info("password_reset_skipped_disabled", account_id=account.id)
     elif account is not None:
-        queue_password_reset(account.id)
+        queue_password_reset(account.id, current_locale())
         log.info("password_reset_queued", account_id=account.id)
     # The same page either way, so the form does not reveal which emails exist.
     return render_template(

@@ -46,10 +46,14 @@ def queued(app, monkeypatch):
     return sent
 
 
-def _request_reset(client, email: str):
+def _request_reset(client, email: str, language: str = "en"):
     with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
-    return client.post("/account/reset", data={"csrf": "test-csrf", "email": email})
+    return client.post(
+        "/account/reset",
+        data={"csrf": "test-csrf", "email": email},
+        headers={"Accept-Language": language},
+    )
 
 
 def _run_queued(app, queued) -> list[str]:
@@ -62,13 +66,14 @@ def _run_queued(app, queued) -> list[str]:
 
 
 def test_reset_queues_account_id_only(client, account_id, queued):
-    """The reset page queues the account id, so no link is stored in the broker."""
+    """The reset page queues the account id and the page's language, so no link is
+    stored in the broker."""
     known = _request_reset(client, EMAIL)
     unknown = _request_reset(client, "nobody@bridge.example")
 
     assert known.status_code == 200
     assert unknown.status_code == 200
-    assert queued == [(SEND_PASSWORD_RESET, [account_id])]
+    assert queued == [(SEND_PASSWORD_RESET, [account_id, "en"])]
 
 
 def test_reset_email_sent_by_smtp(
@@ -205,13 +210,11 @@ def test_reset_email_english_by_default(app, client, settings, account_id, queue
         ),
     ],
 )
-def test_reset_email_in_account_language(
-    app, client, settings, account_id, queued, monkeypatch, locale, subject, line
+def test_reset_email_in_page_language(
+    app, client, settings, account_id, queued, locale, subject, line
 ):
-    """The reset email is in the account's language and keeps its reset link."""
-    monkeypatch.setattr(account_mail, "_email_locale", lambda account: locale)
-
-    _request_reset(client, EMAIL)
+    """The reset email is in the reset page's language and keeps its reset link."""
+    _request_reset(client, EMAIL, f"{locale};q=1, en;q=0.5")
     outcomes = _run_queued(app, queued)
     message = _file_email(settings)
     body = message.get_content()
@@ -220,3 +223,21 @@ def test_reset_email_in_account_language(
     assert message["Subject"] == subject
     assert line in body
     assert LINK.search(body) is not None
+
+
+def test_reset_queued_without_language(app, client, settings, account_id, monkeypatch):
+    """A task queued without a language, or with an unsupported one, uses the
+    account's language."""
+    monkeypatch.setattr(account_mail, "_email_locale", lambda account: "es")
+
+    with app.app_context():
+        without = send_password_reset.run(account_id)
+        unsupported = send_password_reset.run(account_id, "xx-YY")
+    subjects = sorted(
+        message_from_bytes(path.read_bytes(), policy=policy.default)["Subject"]
+        for path in (settings.instance_path / "mail").glob("*.eml")
+    )
+
+    assert without == "sent"
+    assert unsupported == "sent"
+    assert subjects == ["Restablezca su contraseña de Insignias HPass"] * 2
