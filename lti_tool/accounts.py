@@ -20,8 +20,9 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import JSON, ForeignKey, String, select
+from sqlalchemy import JSON, ForeignKey, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from badge_engine.db import Base, utcnow
 
@@ -369,6 +370,33 @@ def find_usable_token(
         return None
 
     return row
+
+
+def claim_token(session: Session, row: AccountToken, now: datetime) -> bool:
+    """Mark the one-time link `row` used at `now`; return whether this call did.
+
+    The update matches only while the link is unused and unexpired, so of several
+    requests that use one link at the same time exactly one claims it. SQLite runs
+    one write transaction at a time, so a second update runs after the first
+    commits and matches no row. PostgreSQL makes it wait for the first
+    transaction, then match no row. The caller commits, or rolls back to leave the
+    link unused.
+    """
+    claimed = session.execute(
+        update(AccountToken)
+        .where(
+            AccountToken.id == row.id,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return False
+    set_committed_value(row, "used_at", now)
+
+    return True
 
 
 def record_audit(

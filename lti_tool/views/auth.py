@@ -18,6 +18,8 @@ from flask import (
     url_for,
 )
 
+from sqlalchemy.exc import IntegrityError
+
 from badge_engine.db import utcnow
 from badge_engine.models import Provider
 from lti_tool.account_mail import queue_password_reset
@@ -30,6 +32,7 @@ from lti_tool.accounts import (
     TokenPurpose,
     authenticate,
     check_new_password,
+    claim_token,
     create_account,
     end_account_sessions,
     find_account,
@@ -342,16 +345,39 @@ def accept_invitation(token: str):
     if errors:
         return _set_password_page(row, errors, 400, TokenPurpose.INVITATION)
 
-    account = create_account(
-        db,
-        email=row.email,
-        password=password,
-        role=AccountRole(row.role),
-        provider_id=row.provider_id,
-    )
-    row.used_at = utcnow()
+    # The link is claimed before the account is created, so of several requests
+    # that accept it at once only one goes on; on SQLite the row lock above does
+    # nothing. The others get the used-link page and write nothing.
+    now = utcnow()
+    if not claim_token(db, row, now):
+        db.rollback()
+        log.info(
+            "invitation_already_used",
+            invitation_id=row.id,
+            provider_id=row.provider_id,
+        )
+        return _link_expired_page()
+    try:
+        account = create_account(
+            db,
+            email=row.email,
+            password=password,
+            role=AccountRole(row.role),
+            provider_id=row.provider_id,
+        )
+    except IntegrityError as error:
+        # An account with this email was stored after the check above, by an
+        # acceptance of another invitation to the same address.
+        db.rollback()
+        log.warning(
+            "invitation_rejected_email_taken",
+            invitation_id=row.id,
+            provider_id=row.provider_id,
+            error=str(error.orig),
+        )
+        return _link_expired_page()
     # Accepting signs the new account in below, so this is its first sign-in.
-    account.last_sign_in_at = row.used_at
+    account.last_sign_in_at = now
     record_audit(
         db,
         provider_id=row.provider_id,
