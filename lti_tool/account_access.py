@@ -3,9 +3,11 @@
 A disabled account keeps its row, so its audit history still names it, but it cannot
 sign in, its sessions end at once, and its password reset requests send no email.
 The invitations it sent that are still pending are withdrawn with it, so they cannot
-bring in new admins. Enabling it again does not bring old sessions back nor the
-withdrawn invitations. API tokens belong to a provider,
-not to an account, so disabling an admin leaves the provider's tokens working.
+bring in new admins, and the open LTI Dynamic Registration links it created are
+revoked, so they cannot register a platform for the provider. Enabling it again
+does not bring back old sessions, withdrawn invitations or revoked links. API
+tokens belong to a provider, not to an account, so disabling an admin leaves the
+provider's tokens working.
 
 Provider admins disable and enable other admins of their provider on the admin
 pages. Operators do the same there for the provider they act for, and for any
@@ -31,6 +33,8 @@ from lti_tool.accounts import (
     record_audit,
 )
 from lti_tool.logs import get_logger
+from lti_tool.lti.registration_links import revoke_registration_link
+from lti_tool.models import RegistrationLink
 from lti_tool.operations import ActionError
 
 log = get_logger(__name__)
@@ -52,11 +56,13 @@ class LastEnabledAdmin(ActionError):
 
 @dataclass(frozen=True)
 class DisableOutcome:
-    """Result of `disable_account`: whether the account changed, and how many
-    pending invitations it had sent were withdrawn."""
+    """Result of `disable_account`: whether the account changed, how many pending
+    invitations it had sent were withdrawn and how many open registration links it
+    had created were revoked."""
 
     changed: bool
     invitations_withdrawn: int = 0
+    registration_links_revoked: int = 0
 
 
 def enabled_admin_count(session: Session, provider_id: int) -> int:
@@ -78,7 +84,8 @@ def disable_account(
     reason: str | None = None,
     now: datetime | None = None,
 ) -> DisableOutcome:
-    """Disable `account`, end its sessions and withdraw its pending invitations.
+    """Disable `account`, end its sessions, withdraw its pending invitations and
+    revoke its open registration links.
 
     `acting_account` is the signed-in account that disables from the admin pages,
     or None for the command line. An acting account cannot disable itself
@@ -99,7 +106,14 @@ def disable_account(
     account.disabled_at = now
     end_account_sessions(session, account)
     withdrawn = withdraw_invitations_sent_by(session, account, actor=actor, now=now)
-    detail = {"email": account.email, "invitations_withdrawn": withdrawn}
+    revoked = revoke_registration_links_created_by(
+        session, account, actor=actor, now=now
+    )
+    detail = {
+        "email": account.email,
+        "invitations_withdrawn": withdrawn,
+        "registration_links_revoked": revoked,
+    }
     if reason:
         detail["reason"] = reason[:REASON_MAX]
     record_audit(
@@ -116,8 +130,13 @@ def disable_account(
         provider_id=account.provider_id,
         actor=actor,
         invitations_withdrawn=withdrawn,
+        registration_links_revoked=revoked,
     )
-    return DisableOutcome(changed=True, invitations_withdrawn=withdrawn)
+    return DisableOutcome(
+        changed=True,
+        invitations_withdrawn=withdrawn,
+        registration_links_revoked=revoked,
+    )
 
 
 def withdraw_invitations_sent_by(
@@ -166,6 +185,54 @@ def withdraw_invitations_sent_by(
     session.flush()
 
     return len(pending)
+
+
+def revoke_registration_links_created_by(
+    session: Session, account: Account, *, actor: str, now: datetime | None = None
+) -> int:
+    """Revoke the open registration links that `account` created; return the count.
+
+    A link records its creator as the audit actor "account:<id>". A provider
+    admin's links are looked for in its own provider only, and an operator's in
+    every provider it created links for. Each link is revoked with the same
+    conditional update as the Revoke button, so a link that a platform uses at the
+    same moment ends up either used or revoked, never both, and only a revoked
+    one is counted. Each revocation gets an `lti_registration.url_revoked` audit
+    event in the link's provider. The caller commits.
+    """
+    now = now or utcnow()
+    query = select(RegistrationLink.id, RegistrationLink.provider_id).where(
+        RegistrationLink.created_by == f"account:{account.id}",
+        RegistrationLink.used_at.is_(None),
+        RegistrationLink.revoked_at.is_(None),
+        RegistrationLink.expires_at > now,
+    )
+    if account.provider_id is not None:
+        query = query.where(RegistrationLink.provider_id == account.provider_id)
+    open_links = session.execute(query.order_by(RegistrationLink.id)).all()
+    revoked = 0
+    for link_id, provider_id in open_links:
+        link = revoke_registration_link(
+            session,
+            provider_id=provider_id,
+            link_id=link_id,
+            actor=actor,
+            because="creator_disabled",
+            now=now,
+        )
+        if link is None:
+            continue
+        revoked += 1
+        log.info(
+            "registration_link_revoked",
+            provider_id=provider_id,
+            registration_link_id=link_id,
+            creator_account_id=account.id,
+            actor=actor,
+        )
+    session.flush()
+
+    return revoked
 
 
 def _check_may_disable(session: Session, account: Account, acting: Account) -> None:

@@ -156,6 +156,12 @@ def _withdrawn_text(count: int) -> str:
     return f"{count} pending invitations it sent were withdrawn"
 
 
+def _links_revoked_text(count: int) -> str:
+    if count == 1:
+        return "1 open registration link it created was revoked"
+    return f"{count} open registration links it created were revoked"
+
+
 @account.command("disable")
 @click.argument("email")
 @click.option(
@@ -166,7 +172,8 @@ def disable_account_command(email: str, reason: str | None, as_json: bool) -> No
     """Disable the account EMAIL, which then cannot sign in. Its sessions end at once.
 
     The pending invitations the account sent are withdrawn, so their links no longer
-    work. The provider's API tokens are not tied to an account and keep working. Revoke
+    work, and the open LTI Dynamic Registration links it created are revoked. The
+    provider's API tokens are not tied to an account and keep working. Revoke
     them with `hpass-bridge api-token revoke` when needed.
     """
     from lti_tool.account_access import REASON_MAX, disable_account
@@ -189,10 +196,12 @@ def disable_account_command(email: str, reason: str | None, as_json: bool) -> No
             found,
             outcome.changed,
             invitations_withdrawn=outcome.invitations_withdrawn,
+            registration_links_revoked=outcome.registration_links_revoked,
         )
     text = (
-        f"account {result['email']} disabled; its sessions have ended and "
-        f"{_withdrawn_text(outcome.invitations_withdrawn)}"
+        f"account {result['email']} disabled; its sessions have ended, "
+        f"{_withdrawn_text(outcome.invitations_withdrawn)} and "
+        f"{_links_revoked_text(outcome.registration_links_revoked)}"
         if outcome.changed
         else f"account {result['email']} was already disabled; nothing changed"
     )

@@ -109,6 +109,7 @@ def revoke_registration_link(
     provider_id: int,
     link_id: int,
     actor: str,
+    because: str | None = None,
     now: datetime | None = None,
 ) -> RegistrationLink | None:
     """Revoke the provider's open link `link_id` and audit it. The caller commits.
@@ -116,6 +117,8 @@ def revoke_registration_link(
     Returns None, and changes nothing, when the provider has no open link with this
     id: an unknown id, another provider's link, or a link already used, revoked or
     expired. The update is conditional, so a link used meanwhile stays used.
+    `because` is a reason code stored in the audit event, for a revocation that no
+    person asked for directly.
     """
     now = now or utcnow()
     revoked = session.execute(
@@ -133,13 +136,16 @@ def revoke_registration_link(
     if revoked.rowcount != 1:
         return None
     link = session.get(RegistrationLink, link_id, populate_existing=True)
+    detail = {"created_by": link.created_by}
+    if because:
+        detail["revoked_because"] = because
     record_audit(
         session,
         provider_id=provider_id,
         actor=actor,
         action="lti_registration.url_revoked",
         target=f"lti_registration_link:{link.id}",
-        detail={"created_by": link.created_by},
+        detail=detail,
     )
 
     return link

@@ -248,9 +248,10 @@ def account_list(account: Account):
         changed_id = request.args.get(name, type=int)
         if changed_id is not None:
             notices[name] = _provider_admin(provider, changed_id)
-    withdrawn = request.args.get("withdrawn", type=int)
-    if withdrawn is not None and withdrawn >= 0:
-        notices["withdrawn"] = withdrawn
+    for name in ("withdrawn", "links_revoked"):
+        count = request.args.get(name, type=int)
+        if count is not None and count >= 0:
+            notices[name] = count
     return _accounts_page(account, provider, **notices)
 
 
@@ -295,6 +296,7 @@ def disable(account: Account, admin_account_id: int):
             "accounts.account_list",
             disabled=target.id,
             withdrawn=outcome.invitations_withdrawn,
+            links_revoked=outcome.registration_links_revoked,
         ),
         code=303,
     )

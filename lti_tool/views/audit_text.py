@@ -107,6 +107,8 @@ def detail_labels() -> dict[str, str]:
         "invited_by": _("Invited by"),
         "invitations_withdrawn": _("Invitations withdrawn"),
         "withdrawn_because": _("Withdrawn because"),
+        "registration_links_revoked": _("Registration links revoked"),
+        "revoked_because": _("Revoked because"),
         "ok": _("Succeeded"),
         "token_tested": _("Token tested"),
         "lms_checked": _("Checked against the LMS"),
@@ -137,6 +139,9 @@ def value_labels() -> dict[tuple[str, str], str]:
         ("role", "operator"): _("HPass operator"),
         ("withdrawn_because", "inviter_disabled"): _(
             "the account that sent it was disabled"
+        ),
+        ("revoked_because", "creator_disabled"): _(
+            "the account that created it was disabled"
         ),
         ("status", "pending"): _("waiting"),
         ("status", "running"): _("running"),

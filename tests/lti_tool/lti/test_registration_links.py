@@ -14,8 +14,12 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from badge_engine.db import utcnow
+from lti_tool.account_access import disable_account
+from lti_tool.accounts import Account, AccountRole, create_account
 from lti_tool.lti import dynamic_registration
+from lti_tool.lti.errors import RegistrationLinkRevoked
 from lti_tool.lti.registration_links import (
+    claim_registration_link,
     issue_registration_link,
     registration_url,
     revoke_registration_link,
@@ -311,3 +315,124 @@ def test_unique_violation_answers_friendly(
         select(RegistrationLink).where(RegistrationLink.used_at.is_(None))
     ).all()
     assert len(open_links) == 1
+
+
+def _add_admin(db, provider, email: str) -> Account:
+    account = create_account(
+        db,
+        email=email,
+        password="correct horse battery staple",
+        role=AccountRole.PROVIDER_ADMIN,
+        provider_id=provider.id,
+    )
+    db.commit()
+    return account
+
+
+def test_disabled_creator_link_gone(db, provider, tool_url, platforms):
+    """A link whose creator was disabled is refused with 410, and the platform is
+    never called, while a link of another admin still registers."""
+    creator = _add_admin(db, provider, "creator@academy.org")
+    colleague = _add_admin(db, provider, "colleague@academy.org")
+    _, token = issue_registration_link(
+        db, provider_id=provider.id, actor=f"account:{creator.id}"
+    )
+    _, other_token = issue_registration_link(
+        db, provider_id=provider.id, actor=f"account:{colleague.id}"
+    )
+    db.commit()
+    outcome = disable_account(db, creator, actor="os:ops")
+    db.commit()
+    moodle, canvas = platforms("moodle"), platforms("canvas")
+
+    refused = register(registration_url(tool_url, token), moodle)
+    registered = register(registration_url(tool_url, other_token), canvas)
+
+    assert outcome.registration_links_revoked == 1
+    assert refused.status_code == 410
+    assert "was revoked" in _page(refused)
+    assert moodle.registrations == []
+    assert registered.status_code == 200, registered.text
+    assert _registration_count(db) == 1
+
+
+def _in_thread(target) -> tuple[threading.Thread, dict]:
+    """Start `target` in a thread; the dict gets its result or its exception."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = target()
+        except Exception as error:  # noqa: BLE001 - the test asserts on it
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_disable_waits_for_claim(app, db, provider):
+    """A disable that starts while a registration has claimed the link finds it used, so
+    the link ends up used and not revoked."""
+    creator = _add_admin(db, provider, "creator@academy.org")
+    link, _ = issue_registration_link(
+        db, provider_id=provider.id, actor=f"account:{creator.id}"
+    )
+    db.commit()
+    bridge = app.extensions["hpass"]
+
+    def disable():
+        with bridge.session() as session:
+            outcome = disable_account(
+                session, session.get(Account, creator.id), actor="os:ops"
+            )
+            session.commit()
+            return outcome
+
+    with bridge.session() as registering:
+        claim_registration_link(registering, registering.get(RegistrationLink, link.id))
+        thread, outcome = _in_thread(disable)
+        thread.join(0.5)
+        waited = thread.is_alive()
+        registering.commit()
+    thread.join(30)
+
+    stored = _link(db, link.id)
+    assert waited
+    assert "error" not in outcome, outcome
+    assert outcome["result"].registration_links_revoked == 0
+    assert stored.used_at is not None
+    assert stored.revoked_at is None
+
+
+def test_claim_waits_for_disable(app, db, provider):
+    """A registration that starts while a disable revokes the link gets the
+    revoked-link error, so the link ends up revoked and not used."""
+    creator = _add_admin(db, provider, "creator@academy.org")
+    link, _ = issue_registration_link(
+        db, provider_id=provider.id, actor=f"account:{creator.id}"
+    )
+    db.commit()
+    bridge = app.extensions["hpass"]
+
+    def claim():
+        with bridge.session() as session:
+            claim_registration_link(session, session.get(RegistrationLink, link.id))
+            session.commit()
+
+    with bridge.session() as disabling:
+        outcome = disable_account(
+            disabling, disabling.get(Account, creator.id), actor="os:ops"
+        )
+        thread, claimed = _in_thread(claim)
+        thread.join(0.5)
+        waited = thread.is_alive()
+        disabling.commit()
+    thread.join(30)
+
+    stored = _link(db, link.id)
+    assert waited
+    assert outcome.registration_links_revoked == 1
+    assert isinstance(claimed.get("error"), RegistrationLinkRevoked), claimed
+    assert stored.revoked_at is not None
+    assert stored.used_at is None

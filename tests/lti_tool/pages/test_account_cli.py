@@ -17,6 +17,8 @@ from lti_tool.accounts import (
     issue_token,
 )
 from lti_tool.cli import main
+from lti_tool.lti.registration_links import issue_registration_link
+from lti_tool.models import RegistrationLink
 
 from .conftest import add_account, sign_in
 from .test_operator_cli import cli_env
@@ -57,9 +59,11 @@ def test_cli_disable_account(app, settings, db, tenants):
     assert event.detail == {
         "email": ADMIN,
         "invitations_withdrawn": 0,
+        "registration_links_revoked": 0,
         "reason": "left",
     }
     assert output["invitations_withdrawn"] == 0
+    assert output["registration_links_revoked"] == 0
 
 
 def test_cli_disable_sole_admin(app, settings, db, tenants):
@@ -70,9 +74,8 @@ def test_cli_disable_sole_admin(app, settings, db, tenants):
     result = run(app, settings, "disable", ADMIN)
 
     assert result.exit_code == 0, result.output
-    assert "disabled; its sessions have ended and 0 pending invitations" in (
-        result.output
-    )
+    assert "disabled; its sessions have ended, 0 pending invitations" in (result.output)
+    assert "and 0 open registration links it created were revoked" in result.output
     assert stored(db, admin.id).is_disabled
 
 
@@ -194,3 +197,65 @@ def test_cli_disable_json_counts_invitations(app, settings, db, tenants):
     assert result.exit_code == 0, result.output
     assert output["invitations_withdrawn"] == 1
     assert event.provider_id == alpha.provider_id
+
+
+def test_cli_disable_revokes_links(app, settings, db, tenants):
+    """The command revokes the account's open registration links and counts them,
+    in the text and in the JSON output."""
+    alpha, _ = tenants
+    admin = add_account(db, ADMIN, AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    colleague = add_account(
+        db, "colleague@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id
+    )
+    issue_registration_link(
+        db, provider_id=alpha.provider_id, actor=f"account:{admin.id}"
+    )
+    kept, _ = issue_registration_link(
+        db, provider_id=alpha.provider_id, actor=f"account:{colleague.id}"
+    )
+    db.commit()
+
+    result = run(app, settings, "disable", ADMIN)
+    db.expire_all()
+    open_links = db.scalars(
+        select(RegistrationLink.id).where(RegistrationLink.revoked_at.is_(None))
+    ).all()
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "lti_registration.url_revoked")
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "1 open registration link it created was revoked" in result.output
+    assert open_links == [kept.id]
+    assert event.actor.startswith("os:")
+    assert event.detail == {
+        "created_by": f"account:{admin.id}",
+        "revoked_because": "creator_disabled",
+    }
+
+
+def test_cli_disable_json_counts_links(app, settings, db, tenants):
+    """The JSON output carries the number of revoked registration links, and an
+    operator's links are revoked in every provider."""
+    alpha, beta = tenants
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    for provider_id in (alpha.provider_id, beta.provider_id):
+        issue_registration_link(
+            db, provider_id=provider_id, actor=f"account:{operator.id}"
+        )
+    db.commit()
+
+    result = run(app, settings, "disable", "op@hpass.org", "--json")
+    output = json.loads(result.output.splitlines()[-1])
+    events = db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "lti_registration.url_revoked")
+        .order_by(AuditEvent.id)
+    ).all()
+
+    assert result.exit_code == 0, result.output
+    assert output["registration_links_revoked"] == 2
+    assert [event.provider_id for event in events] == [
+        alpha.provider_id,
+        beta.provider_id,
+    ]

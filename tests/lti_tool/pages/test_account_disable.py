@@ -23,6 +23,8 @@ from lti_tool.accounts import (
     TokenPurpose,
     issue_token,
 )
+from lti_tool.lti.registration_links import issue_registration_link
+from lti_tool.models import RegistrationLink
 from tests.support.account_cookie import account_session_transaction
 
 from .conftest import PASSWORD, add_account, sign_in
@@ -602,3 +604,122 @@ def test_disable_form_reason_in_arabic(client, alpha_admins):
     assert "Reason (optional)" not in page
     assert "The reason has" not in rejected
     assert "501" in rejected
+
+
+def add_link(db, provider_id: int, creator: Account) -> tuple[RegistrationLink, str]:
+    """Store an open registration link created by `creator`; return it and its token."""
+    link, token = issue_registration_link(
+        db, provider_id=provider_id, actor=f"account:{creator.id}"
+    )
+    db.commit()
+    return link, token
+
+
+def test_disable_revokes_registration_links(client, db, alpha_admins):
+    """Disabling revokes the open registration links the account created, audited,
+    and their URLs return 410 Gone afterwards."""
+    admin, colleague, beta_admin = alpha_admins
+    first, first_token = add_link(db, colleague.provider_id, colleague)
+    second, _ = add_link(db, colleague.provider_id, colleague)
+    own, own_token = add_link(db, admin.provider_id, admin)
+    beta, beta_token = add_link(db, beta_admin.provider_id, beta_admin)
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    db.expire_all()
+    revoked = db.scalars(
+        select(RegistrationLink.id)
+        .where(RegistrationLink.revoked_at.is_not(None))
+        .order_by(RegistrationLink.id)
+    ).all()
+    events = db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "lti_registration.url_revoked")
+        .order_by(AuditEvent.id)
+    ).all()
+    disabled = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "account.disabled")
+    )
+    gone = client.get(f"/lti/register/{first_token}")
+
+    assert response.status_code == 303
+    assert "2 open registration links it created were revoked" in page
+    assert revoked == [first.id, second.id]
+    assert [event.target for event in events] == [
+        f"lti_registration_link:{first.id}",
+        f"lti_registration_link:{second.id}",
+    ]
+    assert events[0].actor == f"account:{admin.id}"
+    assert events[0].provider_id == colleague.provider_id
+    assert events[0].detail == {
+        "created_by": f"account:{colleague.id}",
+        "revoked_because": "creator_disabled",
+    }
+    assert disabled.detail["registration_links_revoked"] == 2
+    assert gone.status_code == 410
+    assert "was revoked" in gone.get_data(as_text=True)
+    # The other admin's link and the other provider's link stay open: without the
+    # platform's parameters they get 400, not 410.
+    assert client.get(f"/lti/register/{own_token}").status_code == 400
+    assert client.get(f"/lti/register/{beta_token}").status_code == 400
+    assert db.get(RegistrationLink, own.id).revoked_at is None
+    assert db.get(RegistrationLink, beta.id).revoked_at is None
+
+
+def test_disable_revokes_one_link(client, db, alpha_admins):
+    """The notice uses the singular for one revoked registration link."""
+    _, colleague, _ = alpha_admins
+    add_link(db, colleague.provider_id, colleague)
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert "1 open registration link it created was revoked" in page
+
+
+def test_disable_without_links_notice(client, db, alpha_admins):
+    """The notice states that no registration link was open when none was."""
+    _, colleague, _ = alpha_admins
+
+    response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert "It had no open registration links to revoke." in page
+
+
+def test_disable_keeps_closed_links(db, alpha_admins):
+    """Used, revoked and expired links are neither counted nor changed."""
+    admin, colleague, _ = alpha_admins
+    used, _ = add_link(db, colleague.provider_id, colleague)
+    used.used_at = used.created_at
+    revoked, _ = add_link(db, colleague.provider_id, colleague)
+    revoked.revoked_at = revoked.created_at
+    expired, _ = issue_registration_link(
+        db,
+        provider_id=colleague.provider_id,
+        actor=f"account:{colleague.id}",
+        now=used.created_at - timedelta(days=30),
+    )
+    db.commit()
+
+    outcome = disable_account(db, colleague, actor="test", acting_account=admin)
+    db.commit()
+    db.expire_all()
+
+    assert outcome.registration_links_revoked == 0
+    assert db.get(RegistrationLink, used.id).revoked_at is None
+    assert db.get(RegistrationLink, expired.id).revoked_at is None
+    assert db.get(RegistrationLink, revoked.id).revoked_at == revoked.created_at
+
+
+def test_refused_disable_keeps_links(client, db, alpha_admins):
+    """A rejected disable revokes nothing."""
+    admin, _, _ = alpha_admins
+    link, _ = add_link(db, admin.provider_id, admin)
+
+    response = post_csrf(client, f"/admin/accounts/{admin.id}/disable")
+    db.expire_all()
+
+    assert response.status_code == 409
+    assert db.get(RegistrationLink, link.id).revoked_at is None
+
