@@ -118,7 +118,7 @@ def launch_error_summary(code: str) -> str:
             "registration link on the bridge's admin pages, and paste that one."
         ),
         "registration_link_revoked": gettext(
-            "This registration link was revoked by a provider admin. Ask your "
+            "This registration link was revoked, so it no longer works. Ask your "
             "provider admin to create a new registration link on the bridge's admin "
             "pages, and paste that one."
         ),
