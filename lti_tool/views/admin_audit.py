@@ -19,6 +19,7 @@ from connectors.models import LmsConnection
 from lti_tool.accounts import Account, AuditEvent
 from lti_tool.bridge import db_session
 from lti_tool.i18n import gettext as _
+from lti_tool.i18n import localized_datetime
 from lti_tool.models import LtiCourse, Registration
 from lti_tool.views.admin import _provider_or_pick, account_required, bp
 from lti_tool.views.audit_text import (
@@ -81,6 +82,16 @@ def audit_log(account: Account):
     )
 
 
+def _stored_time_text(value: str) -> str:
+    """Format an ISO 8601 time stored in an event's detail as the page shows times,
+    or return it as stored when it does not parse."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return localized_datetime(moment)
+
+
 def _ids_with_prefix(values, prefix: str) -> set[str]:
     return {
         value.removeprefix(prefix)
@@ -117,6 +128,7 @@ class AuditNames:
             Registration, _ids_with_prefix(targets, "lti_registration:")
         )
         self.legacy_courses = self._legacy_courses()
+        self.found_account_ids: set[int] = set()
         self.accounts = self._account_names()
         self.learners = self._learners()
         self.course_titles = self._course_titles()
@@ -161,7 +173,8 @@ class AuditNames:
         )
 
     def _account_names(self) -> dict[str, str]:
-        """Map each "account:<id>" actor to the name the page shows.
+        """Map each "account:<id>" that an actor or an `invited_by` detail names to
+        the name the page shows.
 
         Only the provider's own accounts and operators are looked up, so another
         provider's admin shows as a removed account, as a deleted account does,
@@ -173,6 +186,13 @@ class AuditNames:
                 [event.actor for event in self.events], "account:"
             )
             if number.isdigit()
+        }
+        account_ids |= {
+            inviter
+            for inviter in (
+                (event.detail or {}).get("invited_by") for event in self.events
+            )
+            if isinstance(inviter, int) and not isinstance(inviter, bool)
         }
         if not account_ids:
             return {}
@@ -199,8 +219,16 @@ class AuditNames:
             else:
                 name = found_account.email
             names[f"account:{account_id}"] = name
+        self.found_account_ids = set(found)
 
         return names
+
+    def inviter_label(self, value: Any) -> str:
+        """Return the inviting account's name, or the stored number when the account
+        is gone or belongs to another provider."""
+        if isinstance(value, int) and value in self.found_account_ids:
+            return self.accounts[f"account:{value}"]
+        return str(value)
 
     def _learners(self) -> dict[str, Learner]:
         """Map LMS user ids of LTI actors to a learner row with a name or email.
@@ -348,6 +376,10 @@ class AuditNames:
             value = detail[key]
             if key == "achievement" and value in self.achievements:
                 text = self.achievements[value].name
+            elif key == "invited_by":
+                text = self.inviter_label(value)
+            elif key == "expires_at" and isinstance(value, str):
+                text = _stored_time_text(value)
             elif isinstance(value, bool):
                 text = yes_no(value)
             elif isinstance(value, list):

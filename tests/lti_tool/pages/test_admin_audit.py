@@ -195,3 +195,100 @@ def test_only_reads_hidden_message(client, tenants, db):
     page = _audit_page(client)
 
     assert "Reads, if any, are hidden" in page
+
+
+def test_inviter_shown_by_email(client, tenants, db):
+    """An `invited_by` account number is shown as the inviter's email."""
+    alpha, _ = tenants
+    inviter = add_account(
+        db, "inviter@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id
+    )
+    _record(
+        db, alpha, actor="os:root", action="invitation.withdrawn",
+        target="email:new@alpha.org",
+        detail={"invited_by": inviter.id, "withdrawn_because": "inviter_disabled"},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert 'Invited by: <span dir="auto">inviter@alpha.org</span>' in page
+
+
+def test_inviter_gone_keeps_number(client, tenants, db):
+    """An inviter that no longer exists, or belongs to another provider, keeps its
+    number, and another provider's email is not shown."""
+    alpha, beta = tenants
+    outsider = add_account(
+        db, "outsider@beta.org", AccountRole.PROVIDER_ADMIN, beta.provider_id
+    )
+    for inviter_id in (outsider.id, 9999):
+        _record(
+            db, alpha, actor="os:root", action="account.created",
+            target="account:1", detail={"invited_by": inviter_id},
+        )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert f'Invited by: <span dir="auto">{outsider.id}</span>' in page
+    assert 'Invited by: <span dir="auto">9999</span>' in page
+    assert "outsider@beta.org" not in page
+
+
+def test_operator_inviter_named(client, tenants, db):
+    """An operator who invited is shown by email and marked as an operator."""
+    alpha, _ = tenants
+    operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    _record(
+        db, alpha, actor="os:root", action="account.created",
+        target="account:1", detail={"invited_by": operator.id},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert 'Invited by: <span dir="auto">op@hpass.org (HPass operator)' in page
+
+
+def test_expiry_formatted_as_date(client, tenants, db):
+    """A stored ISO expiry is shown in the page's date format and language, and a
+    value that does not parse is shown as stored."""
+    alpha, _ = tenants
+    _record(
+        db, alpha, actor="os:root", action="lti_registration.url_issued",
+        target="lti_registration_link:1",
+        detail={"expires_at": "2026-03-21T09:30:00+00:00"},
+    )
+    _record(
+        db, alpha, actor="os:root", action="lti_registration.url_issued",
+        target="lti_registration_link:2", detail={"expires_at": "next week"},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    english = _audit_page(client)
+    french = _audit_page(client, language="fr")
+
+    assert "2026-03-21T09:30" not in english
+    assert 'Expires: <span dir="auto">March 21, 2026' in english
+    assert "9:30:00" in english
+    assert "21 mars 2026" in french
+    assert 'Expires: <span dir="auto">next week</span>' in english
+
+
+def test_revoked_link_reason_labelled(client, tenants, db):
+    """A link revoked because its creator was disabled shows that reason in words."""
+    alpha, _ = tenants
+    _record(
+        db, alpha, actor="os:root", action="lti_registration.url_revoked",
+        target="lti_registration_link:1",
+        detail={"created_by": "account:3", "revoked_because": "creator_disabled"},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert (
+        'Revoked because: <span dir="auto">the account that created it was '
+        "disabled</span>"
+    ) in page
