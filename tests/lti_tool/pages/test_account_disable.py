@@ -723,3 +723,49 @@ def test_refused_disable_keeps_links(client, db, alpha_admins):
     assert response.status_code == 409
     assert db.get(RegistrationLink, link.id).revoked_at is None
 
+
+def sign_in_operator_for(client, db, provider_id: int) -> None:
+    add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    sign_in(client, "op@hpass.org")
+    client.post(
+        "/admin/provider", data={"csrf": "test-csrf", "provider_id": provider_id}
+    )
+
+
+def test_accounts_page_without_admins(client, db, tenants):
+    """A provider without admin accounts gets a line that states it and links to the
+    invitation page, instead of an empty table."""
+    alpha, _ = tenants
+    sign_in_operator_for(client, db, alpha.provider_id)
+
+    response = client.get("/admin/accounts")
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert "Alpha has no admin account yet." in page
+    assert "create an invitation link" in page
+    assert '<a href="/admin/invitations">Invite an admin</a></p>' in page
+    assert "<table>" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("fr", "Alpha n’a encore"),
+        ("es", "Alpha aún no tiene"),
+        ("ar", "أي حساب مسؤول بعد"),
+    ],
+)
+def test_accounts_page_without_admins_translated(
+    client, db, tenants, language, expected
+):
+    """The line for a provider without admins follows the browser's language."""
+    alpha, _ = tenants
+    sign_in_operator_for(client, db, alpha.provider_id)
+
+    response = client.get("/admin/accounts", headers={"Accept-Language": language})
+    page = response.get_data(as_text=True)
+
+    assert 'id="no-admins"' in page
+    assert expected in page
+    assert "has no admin account yet" not in page
