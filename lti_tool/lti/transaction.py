@@ -70,6 +70,16 @@ class LaunchTransaction:
         else:
             self._connection.commit()
 
+    def commit_and_begin(self) -> None:
+        """Commit the writes so far and begin the next transaction on the same connection.
+
+        The next transaction is begun explicitly, as in `__init__`, because a later
+        write on the DB-API cursor alone would otherwise not be committed.
+        """
+        self.commit()
+        if not self._connection.in_transaction():
+            self._connection.begin()
+
     def rollback(self) -> None:
         if self._session is not None:
             self._session.rollback()

@@ -62,3 +62,24 @@ def test_error_rolls_back_both(app, with_orm):
             raise RuntimeError("launch failed")
 
     assert _providers(app) == 0
+
+
+def test_commit_and_begin_keeps_first_step(app):
+    """Writes committed by commit_and_begin stay when the next step rolls back,
+    and a cursor write after it is committed by the next commit."""
+    bridge = app.extensions["hpass"]
+    with pytest.raises(RuntimeError):
+        with LaunchTransaction(bridge) as transaction:
+            _insert_provider(transaction, "first-step")
+            transaction.commit_and_begin()
+            _insert_provider(transaction, "rolled-back")
+            raise RuntimeError("launch failed")
+
+    assert _providers(app) == 1
+
+    with LaunchTransaction(bridge) as transaction:
+        transaction.commit_and_begin()
+        _insert_provider(transaction, "second-step")
+        transaction.commit()
+
+    assert _providers(app) == 2
