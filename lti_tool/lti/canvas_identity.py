@@ -5,9 +5,11 @@ A launch names the LMS's own course and user ids in the custom parameters
 `context.id` and `sub`, which the validator checks. Canvas sends opaque values
 there, so the custom ids cannot be compared with the claims, and a teacher who
 adds a custom parameter could otherwise bind another course or learner to their
-own launch. So before a custom id binds a course or learner for the first time,
-the bridge requests from Canvas, with the connection's credentials, the course and
-user that the launch's `context.id` and `sub` belong to. Canvas's Object IDs page documents
+own launch, sign audit entries as another instructor, or list another course's
+badges in the Deep Linking picker. So before a custom id is used for the first
+time, the bridge requests from Canvas, with the connection's credentials, the
+course and user that the launch's `context.id` and `sub` belong to. Canvas's
+Object IDs page documents
 the `lti_context_id:` course reference and the `lti_1_3_id:` user reference,
 whose value is the `sub` of LTI 1.3 launches.
 
@@ -32,7 +34,13 @@ from connectors.models import LmsConnection, LmsKind
 from lti_tool.logs import get_logger
 from lti_tool.lti import roles
 from lti_tool.lti.errors import LaunchIdentityUnverified
-from lti_tool.lti.launch import CLAIM, COURSE_ID_PARAMETERS, USER_ID_PARAMETERS, lms_id
+from lti_tool.lti.launch import (
+    CLAIM,
+    COURSE_ID_PARAMETERS,
+    RESOURCE_LINK,
+    USER_ID_PARAMETERS,
+    lms_id,
+)
 from lti_tool.models import LtiCourse
 
 log = get_logger(__name__)
@@ -58,16 +66,21 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
     """Return the launch's custom ids that Canvas must confirm, or None if none.
 
     Moodle launches return None, because the validator already requires their
-    custom ids to equal the claims. A user id is returned only for a learner's
-    launch, because only a learner's launch stores a learner row and shows a
-    learner's progress.
+    custom ids to equal the claims. A deep linking launch without a context
+    returns None too, because the validator rejects a custom course id there.
+    A user id is returned for a resource link launch of any role but admin,
+    because a learner's launch stores a learner row and an instructor's user id
+    names the actor in the audit log. A deep linking launch uses no user id.
     """
     platform = claims.get(CLAIM + "tool_platform")
     family = platform.get("product_family_code") if isinstance(platform, dict) else None
     if "moodle" in (registration.platform_family, family):
         return None
+    context = claims.get(CLAIM + "context")
+    if not isinstance(context, dict) or not context.get("id"):
+        return None
 
-    context_id = claims[CLAIM + "context"]["id"]
+    context_id = context["id"]
     sub = claims["sub"]
     lms_course_id, course_parameter = lms_id(claims, COURSE_ID_PARAMETERS, "context.id")
     course_parameter = course_parameter.removeprefix("custom ")
@@ -75,8 +88,12 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
         lms_course_id, course_parameter = None, None
 
     lms_user_id, user_parameter = None, None
-    is_learner = roles.map_roles(claims.get(CLAIM + "roles") or []) == roles.LEARNER
-    if is_learner:
+    role = roles.map_roles(claims.get(CLAIM + "roles") or [])
+    # NOTE: an admin's custom user id is not checked, because a Canvas account
+    # admin need not be a user of the course, where the check looks the user up.
+    # The signed roles claim makes the launch an admin's, but a course-level tool
+    # could still set the id that names the admin in the audit log.
+    if claims.get(CLAIM + "message_type") == RESOURCE_LINK and role != roles.ADMIN:
         lms_user_id, user_parameter = lms_id(claims, USER_ID_PARAMETERS, "sub")
         user_parameter = user_parameter.removeprefix("custom ")
         if lms_user_id == sub:

@@ -18,7 +18,13 @@ from badge_engine.models import Achievement
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import BadRequest, Forbidden
 from lti_tool.lti import roles, tool_keys
-from lti_tool.lti.launch import CLAIM, DL_CLAIM, ValidatedLaunch
+from lti_tool.lti.launch import (
+    CLAIM,
+    COURSE_ID_PARAMETERS,
+    DL_CLAIM,
+    ValidatedLaunch,
+    lms_id,
+)
 from lti_tool.models import Registration
 from lti_tool.urls_for import launch_url_of
 
@@ -40,7 +46,11 @@ def start(validated: ValidatedLaunch):
         )
     settings = claims[DL_CLAIM + "deep_linking_settings"]
     context = claims.get(CLAIM + "context") or {}
-    custom = claims.get(CLAIM + "custom") or {}
+    # The launch checked this id as it checks a resource link's. On Moodle it
+    # equals context.id, and elsewhere it is bound already or confirmed by Canvas.
+    lms_course_id = ""
+    if isinstance(context, dict) and context.get("id"):
+        lms_course_id, _ = lms_id(claims, COURSE_ID_PARAMETERS, "context.id")
     session.clear()
     session["deep_linking"] = {
         "registration_id": validated.registration.id,
@@ -51,11 +61,7 @@ def start(validated: ValidatedLaunch):
         "data": settings.get("data"),
         "accept_multiple": bool(settings.get("accept_multiple", True)),
         "context_title": context.get("title") if isinstance(context, dict) else None,
-        "lms_course_id": str(
-            (custom.get("lms_course_id") or custom.get("moodle_course_id")
-             or custom.get("canvas_course_id") or context.get("id") or "")
-            if isinstance(custom, dict) and isinstance(context, dict) else ""
-        ),
+        "lms_course_id": lms_course_id,
     }
     return redirect(
         url_for("lti.deep_link", public_id=validated.registration.public_id)

@@ -465,7 +465,44 @@ class LaunchValidator:
                     check="the platform must send deep_linking_settings",
                     **self.ids,
                 )
+            self._check_deep_linking_course(claims)
         return message_type
+
+    def _check_deep_linking_course(self, claims: dict) -> None:
+        """Check the course that a deep linking launch's badge picker lists.
+
+        The context claim is optional here, but a custom course id needs it,
+        because the id is confirmed against `context.id` (see `_check_moodle_ids`
+        and `lti_tool.lti.canvas_identity`).
+        """
+        custom = claims.get(CLAIM + "custom")
+        if custom is not None and not isinstance(custom, dict):
+            raise ClaimInvalid(
+                f"the custom claim is a JSON {type(custom).__name__}, not an object",
+                check="the platform must send LTI 1.3 claims with their standard types",
+                **self.ids,
+            )
+        context = claims.get(CLAIM + "context")
+        context_id = context.get("id") if isinstance(context, dict) else None
+        if context_id is not None and not isinstance(context_id, str):
+            raise ClaimInvalid(
+                f"the context.id claim is a JSON {type(context_id).__name__}, not a "
+                "string",
+                check="the platform must send LTI 1.3 claims with their standard types",
+                **self.ids,
+            )
+        if context_id:
+            self._check_moodle_ids(claims, context)
+            return
+
+        for name in COURSE_ID_PARAMETERS:
+            if (custom or {}).get(name):
+                raise ClaimInvalid(
+                    f"the deep linking launch names a course in the custom parameter "
+                    f"{name} but has no course (context claim) to check it against",
+                    check="add the tool's content from inside a course",
+                    **self.ids,
+                )
 
     def _check_claim_types(self, claims: dict, context: dict, link: dict) -> None:
         """Reject claims the session and the database store that are not strings.

@@ -281,11 +281,8 @@ class LaunchEndpoints:
                     ),
                 )
 
-            if message_type != DEEP_LINKING:
-                # Canvas is asked before the write lock is taken, as the key set is.
-                self.identity.check(
-                    db.connection(), validator.ids, registration, claims
-                )
+            # Canvas is asked before the write lock is taken, as the key set is.
+            self.identity.check(db.connection(), validator.ids, registration, claims)
 
             try:
                 with database_writes(self.bridge.engine):

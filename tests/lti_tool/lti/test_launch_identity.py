@@ -15,16 +15,25 @@ import html
 import pytest
 from sqlalchemy import func, select
 
-from badge_engine.models import Learner, Provider
+from badge_engine.models import Achievement, Learner, Provider
+from badge_engine.rules import COURSE_COMPLETED_RULE
 from connectors.canvas.connection import connect_canvas
 from lti_tool.demo.peers.canvas import ALL_SCOPES, FakeCanvas
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.registrations import create_registration
 from lti_tool.models import LtiCourse, Registration
-from tests.lti_tool.lti.harness import CLIENT_ID, DEPLOYMENT_ID, stop_server
+from tests.lti_tool.lti.harness import (
+    CLIENT_ID,
+    DEPLOYMENT_ID,
+    REMOVE,
+    stop_server,
+)
 from tests.support.seed import add_moodle_connection, add_provider
 
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
+MENTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor"
+ADMINISTRATOR = "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"
+DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 MOODLE = {"product_family_code": "moodle", "guid": "moodle.example.invalid"}
 CANVAS = {"product_family_code": "canvas", "guid": "canvas.example.invalid"}
 COURSE_SCOPE = "url:GET|/api/v1/courses/:id"
@@ -376,3 +385,256 @@ def test_ids_equal_to_claims_skip_canvas(tool, platform, db, canvas):
 
     assert response.status_code == 302, response.text
     assert canvas.requests == []
+
+
+def _canvas_deep_link(tool, platform, canvas, course_id, user_id, **changes):
+    """Start Deep Linking as a Canvas instructor, with Canvas ids in custom."""
+    deep_linking = {
+        "lti_message_type": "LtiDeepLinkingRequest",
+        "lti_resource_link": REMOVE,
+        "lti_roles": [INSTRUCTOR],
+        DL_CLAIM + "deep_linking_settings": {
+            "deep_link_return_url": f"{platform.issuer}/deep-link/return",
+            "accept_types": ["ltiResourceLink"],
+        },
+    }
+    deep_linking.update(changes)
+    return _canvas_launch(tool, platform, canvas, course_id, user_id, **deep_linking)
+
+
+def _add_badges(db, registration) -> None:
+    """Add one badge to LMS course 101 and one to LMS course 999."""
+    for course_id in ("101", "999"):
+        db.add(
+            Achievement(
+                provider_id=registration.provider_id,
+                lms_connection_id=registration.lms_connection_id,
+                lms_course_id=course_id,
+                name=f"Badge of course {course_id}",
+                description="Finished the course.",
+                criteria_narrative="Complete the course.",
+                award_rule=COURSE_COMPLETED_RULE,
+            )
+        )
+    db.commit()
+
+
+def _picker(tool) -> str:
+    """Open the Deep Linking picker in the launching browser; return its text."""
+    response = tool.http.get(
+        f"{tool.tool_url}/lti/{tool.public_id}/deep-link", timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return html.unescape(response.text)
+
+
+def test_deep_link_ids_equal_claims(tool, platform, db, canvas, registration):
+    """Custom ids equal to context.id list that course's badges without Canvas."""
+    _add_badges(db, registration)
+
+    response = _canvas_deep_link(
+        tool,
+        platform,
+        canvas,
+        101,
+        5003,
+        lti_context={"id": "101", "title": "Course"},
+        lti_custom={"lms_course_id": "101"},
+    )
+
+    assert response.status_code == 302, response.text
+    page = _picker(tool)
+    assert "Badge of course 101" in page
+    assert "Badge of course 999" not in page
+    assert canvas.requests == []
+
+
+def test_deep_link_bound_course(tool, platform, db, canvas, registration):
+    """A course bound by an earlier launch lists its badges without asking Canvas."""
+    _add_badges(db, registration)
+    db.add(
+        LtiCourse(
+            provider_id=registration.provider_id,
+            registration_id=registration.id,
+            lti_context_id=canvas.courses[101].lti_context_id,
+            title="Course 101",
+            lms_course_id="101",
+        )
+    )
+    db.commit()
+
+    response = _canvas_deep_link(tool, platform, canvas, 101, 3001)
+
+    assert response.status_code == 302, response.text
+    page = _picker(tool)
+    assert "Badge of course 101" in page
+    assert "Badge of course 999" not in page
+    assert canvas.requests == []
+
+
+def test_deep_link_confirmed_by_canvas(tool, platform, db, canvas, registration):
+    """A custom course id that Canvas confirms lists that course's badges."""
+    _add_badges(db, registration)
+
+    response = _canvas_deep_link(tool, platform, canvas, 101, 3001)
+
+    assert response.status_code == 302, response.text
+    page = _picker(tool)
+    assert "Badge of course 101" in page
+    assert "Badge of course 999" not in page
+    assert _canvas_calls(canvas, "course") == 1
+    # Deep Linking stores no user, so the user id is not looked up.
+    assert _canvas_calls(canvas, "user") == 0
+
+
+def test_deep_link_other_course_rejected(tool, platform, db, canvas, registration):
+    """A teacher's context naming another course is rejected with the launch's
+    page, and no picker of that course opens."""
+    _add_badges(db, registration)
+
+    response = _canvas_deep_link(
+        tool, platform, canvas, 999, 5003, lti_custom={"canvas_course_id": "101"}
+    )
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert (
+        "the custom parameter canvas_course_id names LMS course '101', but Canvas "
+        "reports that the launch's context.id belongs to course '999'" in page
+    )
+    assert "set by the Canvas admin in the developer key" in page
+    assert "Badge of course 101" not in page
+    picker = tool.http.get(
+        f"{tool.tool_url}/lti/{tool.public_id}/deep-link", timeout=10
+    )
+    assert picker.status_code == 403
+    assert "Badge of course 101" not in picker.text
+
+
+def test_deep_link_moodle_mismatch_rejected(tool, platform, db, registration):
+    """On Moodle, Deep Linking with a custom course id other than context.id is
+    rejected."""
+    response = _launch(
+        tool,
+        platform,
+        lti_message_type="LtiDeepLinkingRequest",
+        lti_resource_link=REMOVE,
+        lti_roles=[INSTRUCTOR],
+        lti_tool_platform=MOODLE,
+        lti_context={"id": "999", "title": "Teacher's own course"},
+        lti_custom={"lms_course_id": "101"},
+        **{
+            DL_CLAIM + "deep_linking_settings": {
+                "deep_link_return_url": f"{platform.issuer}/deep-link/return"
+            }
+        },
+    )
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert (
+        "the custom parameter lms_course_id ('101') differs from the launch's "
+        "context.id ('999')" in page
+    )
+
+
+def test_deep_link_course_without_context(tool, platform, db, canvas):
+    """A custom course id without a context claim cannot be checked, so it is
+    rejected."""
+    response = _canvas_deep_link(
+        tool, platform, canvas, 101, 3001, lti_context=REMOVE
+    )
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert "names a course in the custom parameter canvas_course_id" in page
+    assert "has no course (context claim)" in page
+    assert canvas.requests == []
+
+
+def test_instructor_as_another_user_rejected(tool, platform, db, canvas):
+    """An instructor's custom user id names the audit log's actor, so one that
+    Canvas does not confirm is rejected and no learner row changes."""
+    first = _canvas_launch(
+        tool,
+        platform,
+        canvas,
+        101,
+        3001,
+        name="Learner One",
+        email="one@example.invalid",
+    )
+    assert first.status_code == 302, first.text
+
+    teacher = _canvas_launch(
+        tool,
+        platform,
+        canvas,
+        101,
+        4002,
+        name="Mallory",
+        email="mallory@example.invalid",
+        lti_roles=[INSTRUCTOR],
+        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
+    )
+
+    page = html.unescape(teacher.text)
+    assert teacher.status_code == 400, teacher.text
+    assert (
+        "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
+        "reports that the launch's sub belongs to user '4002'" in page
+    )
+    learner = _learner(db, "3001")
+    assert learner.lti_sub == canvas.lti_1_3_id(3001)
+    assert learner.name == "Learner One"
+    assert learner.email == "one@example.invalid"
+    assert _count(db, Learner) == 1
+
+
+def test_instructor_user_id_confirmed(tool, platform, db, canvas):
+    """An instructor's own custom user id is confirmed once and stores no learner."""
+    for _ in range(2):
+        response = _canvas_launch(
+            tool, platform, canvas, 101, 4002, lti_roles=[INSTRUCTOR]
+        )
+        assert response.status_code == 302, response.text
+
+    assert _canvas_calls(canvas, "user") == 1
+    assert _count(db, Learner) == 0
+
+
+def test_observer_as_another_user_rejected(tool, platform, db, canvas):
+    """An observer's custom user id is checked as a learner's is."""
+    response = _canvas_launch(
+        tool,
+        platform,
+        canvas,
+        101,
+        4002,
+        lti_roles=[MENTOR],
+        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert "Canvas reports that the launch's sub belongs to user '4002'" in (
+        html.unescape(response.text)
+    )
+    assert _count(db, Learner) == 0
+
+
+def test_admin_user_id_not_checked(tool, platform, db, canvas):
+    """An admin, who need not be a user of the course, launches with a custom user
+    id that Canvas is not asked about, and no learner row is written."""
+    response = _canvas_launch(
+        tool,
+        platform,
+        canvas,
+        101,
+        4002,
+        lti_roles=[ADMINISTRATOR],
+        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
+    )
+
+    assert response.status_code == 302, response.text
+    assert _canvas_calls(canvas, "user") == 0
+    assert _count(db, Learner) == 0
