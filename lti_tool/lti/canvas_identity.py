@@ -106,6 +106,18 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
     )
 
 
+@dataclass(frozen=True)
+class PendingCheck:
+    """The custom ids of one launch that Canvas must confirm, with their cache keys.
+
+    A key is None when its id needs no confirmation.
+    """
+
+    ids: CustomIds
+    course_key: tuple | None
+    user_key: tuple | None
+
+
 class CanvasIdentityCheck:
     """Checks of custom ids against Canvas, with the pairs confirmed lately.
 
@@ -120,16 +132,18 @@ class CanvasIdentityCheck:
         self._confirmed: OrderedDict[tuple, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, connection: Connection, validated_ids: dict, registration, claims):
-        """Reject the launch unless each custom id is bound already or Canvas confirms it.
+    def pending(
+        self, connection: Connection, registration, claims: dict
+    ) -> PendingCheck | None:
+        """Return the custom ids that Canvas must still confirm, or None if none.
 
         A course row of the launch's context with the same LMS course id, or a
-        learner row with the same LMS user id and `sub`, is bound already.
-        Raises LaunchIdentityUnverified.
+        learner row with the same LMS user id and `sub`, is bound already and
+        needs no confirmation. This reads the database and sends no request.
         """
         ids = custom_ids(registration, claims)
         if ids is None:
-            return
+            return None
 
         course_key = (registration.id, ids.context_id, ids.lms_course_id)
         user_key = (registration.id, ids.context_id, ids.sub, ids.lms_user_id)
@@ -140,8 +154,21 @@ class CanvasIdentityCheck:
         if check_user and _learner_bound(connection, registration, ids):
             check_user = False
         if not check_course and not check_user:
-            return
+            return None
+        return PendingCheck(
+            ids,
+            course_key if check_course else None,
+            user_key if check_user else None,
+        )
 
+    def confirm(self, pending: PendingCheck, registration, validated_ids: dict) -> None:
+        """Request the pending ids from Canvas and reject the launch unless they match.
+
+        Raises LaunchIdentityUnverified.
+        """
+        ids = pending.ids
+        check_course = pending.course_key is not None
+        check_user = pending.user_key is not None
         with self.bridge.session() as session:
             lms_connection = None
             if registration.lms_connection_id is not None:
@@ -174,9 +201,9 @@ class CanvasIdentityCheck:
             **validated_ids,
         )
         if check_course:
-            self._remember(course_key)
+            self._remember(pending.course_key)
         if check_user:
-            self._remember(user_key)
+            self._remember(pending.user_key)
 
     def _known(self, key: tuple) -> bool:
         with self._lock:

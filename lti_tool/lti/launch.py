@@ -198,6 +198,14 @@ class LaunchValidator:
         self, request: LaunchRequest, claims: dict, message_type: str
     ) -> ValidatedLaunch:
         """Run checks 7 and 8: use the nonce and resolve the deployment."""
+        self.use_nonce(request, claims)
+        return self.resolve(claims, message_type)
+
+    def use_nonce(self, request: LaunchRequest, claims: dict) -> None:
+        """Run check 7: record the launch's nonce as used, or reject a replay.
+
+        The insert joins the session's transaction, and the caller commits it.
+        """
         nonces.consume(
             self.session.connection(),
             self.state_signer,
@@ -206,8 +214,10 @@ class LaunchValidator:
             claims.get("nonce", ""),
             **self.ids,
         )
-        deployment = self._resolve_deployment(claims[CLAIM + "deployment_id"])
 
+    def resolve(self, claims: dict, message_type: str) -> ValidatedLaunch:
+        """Run check 8: resolve the deployment, adding it when it is new."""
+        deployment = self._resolve_deployment(claims[CLAIM + "deployment_id"])
         return ValidatedLaunch(self.registration, claims, message_type, deployment)
 
     def _check_shape(self, id_token: str | None) -> str:

@@ -43,7 +43,7 @@ from lti_tool.errors import NotFound, bind_request_id
 from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
 from lti_tool.lti import ags, deep_linking, nonces, roles, upserts
-from lti_tool.lti.canvas_identity import CanvasIdentityCheck
+from lti_tool.lti.canvas_identity import CanvasIdentityCheck, PendingCheck
 from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknown
 from lti_tool.lti.jwks import JwksCache
 from lti_tool.lti.launch import (
@@ -281,14 +281,21 @@ class LaunchEndpoints:
                     ),
                 )
 
-            # Canvas is asked before the write lock is taken, as the key set is.
-            self.identity.check(db.connection(), validator.ids, registration, claims)
-
             try:
                 with database_writes(self.bridge.engine):
-                    accepted = self._accept(
-                        db, request, validator, launch_request, claims, message_type
-                    )
+                    pending = self._use_nonce(db, validator, launch_request, claims)
+                    if pending is None:
+                        accepted = self._accept(
+                            db, request, validator, claims, message_type
+                        )
+                if pending is not None:
+                    # The nonce is committed, so a replay never gets here. Canvas
+                    # is requested outside the write lock, as the key set is.
+                    self.identity.confirm(pending, registration, validator.ids)
+                    with database_writes(self.bridge.engine):
+                        accepted = self._accept(
+                            db, request, validator, claims, message_type
+                        )
             except IntegrityError:
                 # Another process removed the registration while this one had it
                 # cached: read it again, which raises NotFound when it is gone.
@@ -349,22 +356,50 @@ class LaunchEndpoints:
             extra_origins=tuple(headers.request_origin(request.headers.get("Origin"))),
         )
 
+    def _use_nonce(
+        self,
+        db: LaunchTransaction,
+        validator: LaunchValidator,
+        launch_request: LaunchRequest,
+        claims: dict,
+    ) -> PendingCheck | None:
+        """Record the launch's nonce as used; return the custom ids Canvas must confirm.
+
+        Without such ids, the nonce stays in the launch's transaction, which
+        commits once in `_accept`. With them, the nonce is committed now, alone
+        with the purge of expired ones. So a replayed launch is rejected before
+        any request to Canvas, and a launch rejected later leaves no other row.
+        """
+        try:
+            validator.use_nonce(launch_request, claims)
+            pending = self.identity.pending(
+                db.connection(), validator.registration, claims
+            )
+        except BaseException:
+            # Release SQLite's write lock before the error page renders.
+            db.rollback()
+            raise
+        if pending is not None:
+            db.commit_and_begin()
+        return pending
+
     def _accept(
         self,
         db: LaunchTransaction,
         request: Request,
         validator: LaunchValidator,
-        launch_request: LaunchRequest,
         claims: dict,
         message_type: str,
     ) -> CourseLaunch | Response:
-        """Use the nonce and record the launch, then commit.
+        """Resolve the deployment and record the launch, then commit.
 
         Returns the course launch, or the Deep Linking picker's redirect. Nothing
-        stays written when this raises, except a deployment held for an admin.
+        of this transaction stays written when this raises, except a deployment
+        held for an admin. The nonce may have been committed already, by
+        `_use_nonce`.
         """
         try:
-            validated = validator.accept(launch_request, claims, message_type)
+            validated = validator.resolve(claims, message_type)
             if validated.message_type == DEEP_LINKING:
                 accepted = self._in_flask(
                     request, lambda: deep_linking.start(validated)
@@ -372,7 +407,7 @@ class LaunchEndpoints:
             else:
                 accepted, remember = _record_course_launch(db, validated, self.upserts)
         except DeploymentHeld:
-            # The held deployment is what the admin approves, and the nonce stays used.
+            # The held deployment is what the admin approves.
             db.commit()
             raise
         except BaseException:

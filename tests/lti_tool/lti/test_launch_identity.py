@@ -21,7 +21,7 @@ from connectors.canvas.connection import connect_canvas
 from lti_tool.demo.peers.canvas import ALL_SCOPES, FakeCanvas
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.registrations import create_registration
-from lti_tool.models import LtiCourse, Registration
+from lti_tool.models import LtiCourse, LtiUsedNonce, Registration
 from tests.lti_tool.lti.harness import (
     CLIENT_ID,
     DEPLOYMENT_ID,
@@ -550,6 +550,57 @@ def test_deep_link_course_without_context(tool, platform, db, canvas):
     assert "names a course in the custom parameter canvas_course_id" in page
     assert "has no course (context claim)" in page
     assert canvas.requests == []
+
+
+def test_replayed_launch_asks_canvas_once(tool, platform, db, canvas):
+    """A launch that Canvas rejected, posted again with its cookie, is rejected as
+    a replay without a second Canvas request, and stores no course."""
+    login = tool.start()
+    claims = platform.claims(
+        login.nonce,
+        tool.target_link_uri,
+        sub=canvas.lti_1_3_id(5003),
+        lti_roles=[INSTRUCTOR],
+        lti_tool_platform=CANVAS,
+        lti_context={"id": canvas.courses[999].lti_context_id, "title": "Course 999"},
+        lti_custom={"canvas_course_id": "101"},
+    )
+    id_token = platform.sign(claims)
+
+    first = tool.launch(id_token, login.state)
+    assert first.status_code == 400, first.text
+    assert "Canvas reports that the launch's context.id belongs to course '999'" in (
+        html.unescape(first.text)
+    )
+    requests_after_first = len(canvas.requests)
+    assert requests_after_first == 1
+
+    replay = tool.launch(id_token, login.state)
+
+    assert replay.status_code == 400, replay.text
+    assert "was already used (a replayed or stale launch)" in html.unescape(
+        replay.text
+    )
+    assert len(canvas.requests) == requests_after_first
+    assert _count(db, LtiCourse) == 0
+    assert _count(db, LtiUsedNonce) == 1
+
+
+def test_rejected_launch_keeps_only_nonce(tool, platform, db, canvas):
+    """A learner launch rejected by Canvas leaves its used nonce and no other row."""
+    response = _canvas_launch(
+        tool,
+        platform,
+        canvas,
+        101,
+        4002,
+        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert _count(db, LtiUsedNonce) == 1
+    assert _count(db, LtiCourse) == 0
+    assert _count(db, Learner) == 0
 
 
 def test_instructor_as_another_user_rejected(tool, platform, db, canvas):
