@@ -351,6 +351,30 @@ def test_arabic_urls_isolated():
                 assert form[end : end + 1] == "\u2069", f"not closed: {form!r}"
 
 
+# The Arabic catalogue names the training provider "المزوّد". These are other
+# words it once used for the same thing, so a page could name it two ways.
+ARABIC_PROVIDER_TERM = "المزوّد"
+ARABIC_PROVIDER_OTHER_TERMS = ("الجهة المقدِّمة", "الجهة المقدمة", "مقدّم التدريب")
+
+
+def test_arabic_provider_term_is_one():
+    """The Arabic catalogue translates "provider" with one term only."""
+    with (TRANSLATIONS / "ar" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="ar")
+
+    provider_forms = []
+    for message in catalog:
+        strings = message.string
+        forms = strings if isinstance(strings, tuple) else (strings,)
+        for form in forms:
+            text = form or ""
+            for other in ARABIC_PROVIDER_OTHER_TERMS:
+                assert other not in text, f"{other!r} names the provider: {text!r}"
+            if ARABIC_PROVIDER_TERM in text:
+                provider_forms.append(text)
+    assert provider_forms, f"no translation uses {ARABIC_PROVIDER_TERM!r}"
+
+
 def test_french_course_heading(client, tenants):
     """The French course heading sets the title after a colon, so no article before
     a title that starts with a vowel needs eliding."""
