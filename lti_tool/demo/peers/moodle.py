@@ -20,6 +20,7 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import requests
@@ -550,6 +551,7 @@ class MoodleStandIn:
         app.add_url_rule("/", "index", self._index_view)
         app.add_url_rule("/complete", "complete", self._complete_view, methods=["POST"])
         app.add_url_rule("/reset", "reset", self._reset_view, methods=["POST"])
+        app.add_template_filter(format_unix_time, "unix_time")
         add_page_policy(app)
 
         return app
@@ -721,6 +723,12 @@ def _unix_now() -> int:
     return int(time.time())
 
 
+def format_unix_time(seconds: int) -> str:
+    """Format a Unix time as UTC to the minute, such as `2026-12-06 06:02 UTC`."""
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 # Readable names of Moodle's activity completion states (its COMPLETION_* values).
 STATE_NAMES = {
     moodle_ws.COMPLETION_INCOMPLETE: "not completed",
@@ -729,6 +737,9 @@ STATE_NAMES = {
     moodle_ws.COMPLETION_COMPLETE_FAIL: "completed with a fail grade",
 }
 
+# The control page stays in English under any ?lang=, like the demo platform and
+# portfolio pages, because each imitates an outside system whose language the bridge
+# does not choose. The bridge's own pages, /demo among them, are translated.
 INDEX_TEMPLATE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8">
@@ -743,12 +754,12 @@ INDEX_TEMPLATE = """<!doctype html>
    Learner: {{ learner_name }} (user id {{ learner_id }}).</p>
 <h2>Completion</h2>
 <p>Course:
-{% if completed_at %}completed at {{ completed_at }} (Unix time)
+{% if completed_at %}completed at {{ completed_at | unix_time }}
 {% else %}not completed{% endif %}</p>
 <ul>
 {% for activity, state_name, timecompleted in activities %}
   <li>{{ activity.name }} ({{ activity.modname }}, course module {{ activity.cmid }}):
-      {{ state_name }}{% if timecompleted %} at {{ timecompleted }} (Unix time){% endif %}</li>
+      {{ state_name }}{% if timecompleted %} at {{ timecompleted | unix_time }}{% endif %}</li>
 {% endfor %}
 </ul>
 <form method="post" action="{{ url_for('complete') }}">

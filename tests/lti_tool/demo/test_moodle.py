@@ -372,3 +372,19 @@ def test_complete_course_records_failure():
     assert event is not None
     assert stand_in.deliveries[0].status_code is None
     assert stand_in.deliveries[0].error
+
+
+def test_control_page_shows_utc_dates():
+    """The control page shows completion times as UTC dates, in English under ?lang=."""
+    stand_in = MoodleStandIn(TOKEN, site_url="http://127.0.0.1:1")
+    stand_in.complete_course(101, 3001, time=1796536805, send_event=False)
+
+    with stand_in.start() as server:
+        page = requests.get(server.url + "/", params={"lang": "fr"}, timeout=5)
+
+    assert page.status_code == 200
+    assert "Course:\ncompleted at 2026-12-06 06:00 UTC" in page.text
+    assert "completed at 2026-12-06 06:00 UTC</li>" in page.text
+    assert "Unix time" not in page.text
+    assert "1796536805" not in page.text
+    assert '<html lang="en">' in page.text
