@@ -149,11 +149,12 @@ def worker(loglevel: str) -> None:
 def scheduler(loglevel: str) -> None:
     """Run the periodic scheduler (Celery beat) that sweeps the outbox."""
     from lti_tool.app import create_app
+    from lti_tool.beat_process import run_beat
 
     settings = _instance_or_fail()
     celery = create_app(settings).extensions["celery"]
     schedule = settings.instance_path / "celerybeat-schedule"
-    celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
+    run_beat(celery, loglevel, schedule)
 
 
 from lti_tool.cli_connections import connection  # noqa: E402

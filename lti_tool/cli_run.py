@@ -18,6 +18,7 @@ from lti_tool.config import (
     load_settings,
     remember_run_url,
 )
+from lti_tool.logs import get_logger
 from lti_tool.run_lock import InstanceInUse, current_holder, hold_run_lock
 
 STOP_GRACE_SECONDS = 15
@@ -39,38 +40,69 @@ def _stop_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+BACKGROUND_PROCESS_NAMES = ("worker", "scheduler")
+
+
 def start_background_processes(env: dict[str, str]) -> list[subprocess.Popen]:
     """Start a worker and the scheduler as child processes sharing this environment.
 
-    They stay in this process group, so Ctrl-C in a terminal reaches them directly
-    (Celery treats SIGINT as a warm shutdown) as well as through `stop_processes`.
+    Each child runs in a process group of its own, so Ctrl-C in a terminal reaches
+    only `run`, which then stops each child once through `stop_processes`. In this
+    process group, a child would get SIGINT from the terminal and then SIGTERM from
+    `run`, and the worker's pool processes would get SIGINT as well.
     """
     return [
         # The command is this Python running lti_tool, built from no outside input.
         subprocess.Popen(  # noqa: S603
-            _child_command(name), env=env, preexec_fn=_stop_with_parent
+            _child_command(name),
+            env=env,
+            preexec_fn=_stop_with_parent,
+            process_group=0,
         )
-        for name in ("worker", "scheduler")
+        for name in BACKGROUND_PROCESS_NAMES
     ]
 
 
-def stop_processes(processes: list[subprocess.Popen]) -> None:
+def stop_processes(
+    processes: list[subprocess.Popen],
+    names: tuple[str, ...] = BACKGROUND_PROCESS_NAMES,
+) -> None:
     """Ask each child to stop (SIGTERM: Celery's warm shutdown), then kill stragglers.
 
-    Only the main process gets SIGTERM, so Celery stops its own pool in order; the
-    whole process group is killed only when it does not stop in time.
+    Only the main process gets SIGTERM, so Celery stops its own pool in order. The
+    process group of a child that does not stop within STOP_GRACE_SECONDS gets
+    SIGKILL. Logs one line per child, at INFO when it exits with status 0 and at
+    ERROR otherwise.
     """
+    log = get_logger("lti_tool.run")
     for process in processes:
         if process.poll() is None:
             process.terminate()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for process in processes:
+    for name, process in zip(names, processes):
         remaining = max(0.1, deadline - time.monotonic())
         try:
             process.wait(timeout=remaining)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # Each child leads its own process group (see start_background_processes).
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            log.error(
+                "background_process_killed",
+                process=name,
+                pid=process.pid,
+                grace_seconds=STOP_GRACE_SECONDS,
+            )
+            continue
+        if process.returncode == 0:
+            log.info("background_process_stopped", process=name, pid=process.pid)
+        else:
+            log.error(
+                "background_process_failed",
+                process=name,
+                pid=process.pid,
+                exit_status=process.returncode,
+            )
 
 
 class DeferredWsgiApp:
@@ -164,8 +196,13 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # A second Ctrl-C must not interrupt the stop half-way. A child that hangs is
+        # killed after STOP_GRACE_SECONDS.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _say("stopping the web server, worker and scheduler ...")
         server.close()
+        get_logger("lti_tool.run").info("web_server_stopped", port=port)
         stop_processes(children)
         state_file = app.extensions.get("hpass_demo_state")
         if state_file is not None:

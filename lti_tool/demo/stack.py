@@ -113,19 +113,21 @@ class DemoStack:
             self.start_scheduler()
         return self
 
-    def stop(self, grace_seconds: float = 15.0) -> None:
+    def stop(
+        self, grace_seconds: float = 15.0, stop_signal: int = signal.SIGTERM
+    ) -> None:
         """Stop the processes, the web server and the database connections.
 
-        Each process gets SIGTERM and `grace_seconds` to finish its tasks, then its
-        whole process group gets SIGKILL.
+        Each process gets `stop_signal` (SIGTERM, or SIGINT as Ctrl-C sends) and
+        `grace_seconds` to finish its tasks, then its whole process group gets SIGKILL.
         """
         for process in (self.worker, self.scheduler, *self.extra_workers):
             if process is not None and process.poll() is None:
-                # Only the main process gets SIGTERM, so Celery's warm shutdown
+                # Only the main process gets the signal, so Celery's warm shutdown
                 # stops its pool. A pool child killed by a signal sent to the whole
                 # group can die holding the pool's queue lock, and the main process
                 # then waits for that lock at exit until SIGKILL.
-                os.kill(process.pid, signal.SIGTERM)
+                os.kill(process.pid, stop_signal)
                 try:
                     process.wait(timeout=grace_seconds)
                 except subprocess.TimeoutExpired:
