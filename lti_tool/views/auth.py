@@ -118,16 +118,27 @@ def signed_in_account() -> Account | None:
     return account
 
 
-def _sign_in_page(form: dict, errors: dict, status: int = 200, message: str = ""):
-    return (
-        render_template("auth/sign_in.html", form=form, errors=errors, message=message),
-        status,
+def _sign_in_page(
+    form: dict,
+    errors: dict,
+    status: int = 200,
+    message: str = "",
+    confirms_sign_out: bool = False,
+):
+    page = render_template(
+        "auth/sign_in.html",
+        form=form,
+        errors=errors,
+        message=message,
+        confirms_sign_out=confirms_sign_out,
     )
+    return page, status
 
 
 @bp.get("/sign-in")
 def sign_in_form():
     message = ""
+    confirms_sign_out = False
     if request.args.get("expired"):
         message = _("Your session ended. Sign in again to continue.")
     elif request.args.get("signed_out"):
@@ -135,7 +146,8 @@ def sign_in_form():
             "You are signed out. Sessions of this account in other browsers and on "
             "other devices have ended too."
         )
-    return _sign_in_page({}, {}, message=message)
+        confirms_sign_out = True
+    return _sign_in_page({}, {}, message=message, confirms_sign_out=confirms_sign_out)
 
 
 @bp.post("/sign-in")

@@ -1126,6 +1126,28 @@ def test_password_confirmation_takes_focus(browser, stack):
     assert violations == []
 
 
+def test_sign_out_notice_takes_focus(browser, stack):
+    """The notice that confirms a sign-out takes the focus, like other confirmations,
+    and an expired session's notice does not."""
+    email = "sign-out-admin@demo-academy.example"
+    password = "a long password for signing out"
+    _add_admin(stack, email, password)
+    page = _signed_in_page(browser, stack, email, password)
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
+    focused = _focused_confirmation(page)
+    violations = axe_violations(page)
+    page.goto(stack.base_url + "/account/sign-in?expired=1")
+    expired = _focused_confirmation(page)
+    page.context.close()
+
+    assert focused["confirmation"]
+    assert "You are signed out." in focused["text"]
+    assert violations == []
+    assert not expired["confirmation"]
+
+
 def test_cancel_ended_backfill_focus(browser, stack):
     """Cancelling a backfill that has ended moves the focus to the notice saying so."""
     from lti_tool.backfill import BackfillJob, BackfillStatus
