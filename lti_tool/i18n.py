@@ -23,11 +23,13 @@ from urllib.parse import quote
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from flask import Flask, current_app, g, request, session
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -109,6 +111,36 @@ def gettext(message: str, **variables) -> str:
 def list_separator() -> str:
     """Return the separator between the items of a list: ", ", or "، " in Arabic."""
     return gettext(", ")
+
+
+def gettext_html(message: str, **variables) -> Markup:
+    """Translate a message into HTML: the catalogue text and plain values are
+    escaped, and Markup values, such as names wrapped by `isolate`, are kept."""
+    text = Markup.escape(translations_for(current_locale()).ugettext(message))
+    return text % variables if variables else text
+
+
+def isolate(value: object) -> Markup:
+    """Wrap a name from the LMS or a form, such as a course title, in <bdi>.
+
+    The browser then gives the name its own direction, so a Latin name in an Arabic
+    sentence (or the reverse) leaves the words and punctuation around it in order.
+    """
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
+def localized_list(items) -> Markup:
+    """Join items into one list with the page language's separators and "and", from
+    Babel's CLDR "standard" pattern: "A, B, and C" in English, "A وB وC" in Arabic.
+
+    Each item is escaped unless it is Markup, such as a name wrapped by `isolate`.
+    """
+    escaped = [Markup.escape(item) for item in items]
+    # CLDR's "standard" list patterns for the page languages contain only letters,
+    # spaces and commas, and `test_list_patterns_plain_text` checks that, so the
+    # joined text is safe HTML.
+    joined = format_list(escaped, style="standard", locale=current_locale())
+    return Markup(joined)  # noqa: S704 - see the comment above
 
 
 def ngettext(singular: str, plural: str, count: int, **variables) -> str:
@@ -240,6 +272,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["date"] = localized_date
     app.jinja_env.filters["datetime"] = localized_datetime
     app.jinja_env.filters["number"] = localized_number
+    app.jinja_env.filters["isolate"] = isolate
+    app.jinja_env.filters["localized_list"] = localized_list
     app.before_request(_apply_language_choice)
 
     @app.context_processor

@@ -21,6 +21,7 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -47,6 +48,7 @@ from lti_tool.accounts import (
 from lti_tool.account_mail import queue_invitation_notice
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound, admin_dashboard_link
+from lti_tool import i18n
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.lti.registrations import create_registration, provider_registration
@@ -351,9 +353,9 @@ def disconnect_lms(account: Account, public_id: str):
     if connection is None:
         return _unknown_connection_page(account, provider)
     if connection.disconnected:
-        problem = _(
+        problem = i18n.gettext_html(
             "“%(name)s” was already disconnected. Nothing was changed.",
-            name=connection.name,
+            name=i18n.isolate(connection.name),
         )
         return _connections_page(account, provider, problem=problem, status=409)
     db = db_session()
@@ -455,13 +457,13 @@ def _read_field(
     return value
 
 
-def _site_connected_message(provider: Provider, existing: LmsConnection) -> str:
-    return _(
+def _site_connected_message(provider: Provider, existing: LmsConnection) -> Markup:
+    return i18n.gettext_html(
         "%(provider)s is already connected to this Moodle site as "
         "“%(name)s”. Use that connection, or press its Disconnect button under "
         "LMS sites before connecting the site again.",
-        provider=provider.name,
-        name=existing.name,
+        provider=i18n.isolate(provider.name),
+        name=i18n.isolate(existing.name),
     )
 
 
@@ -607,10 +609,10 @@ def issue_new_webhook_secret(account: Account, public_id: str):
             provider_id=provider.id,
             connection=connection.id,
         )
-        problem = _(
+        problem = i18n.gettext_html(
             "“%(name)s” is disconnected, so it has no webhook secret. Nothing was "
             "changed.",
-            name=connection.name,
+            name=i18n.isolate(connection.name),
         )
         return _connections_page(account, provider, problem=problem, status=409)
     db.commit()

@@ -10,10 +10,12 @@ them.
 from __future__ import annotations
 
 from flask import request
+from markupsafe import Markup
 
 from connectors.models import LmsKind
 from lti_tool.accounts import Account
 from lti_tool.bridge import current_bridge, db_session
+from lti_tool import i18n
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.operations import ActionError, InvalidInput
@@ -112,13 +114,13 @@ def _read_canvas_form(provider) -> tuple[dict, dict, dict]:
     return values, form, errors
 
 
-def _site_connected_message(provider, name: str) -> str:
-    return _(
+def _site_connected_message(provider, name: str) -> Markup:
+    return i18n.gettext_html(
         "%(provider)s is already connected to this Canvas site as “%(name)s”. Use "
         "that connection, or press its Disconnect button under LMS sites before "
         "connecting the site again.",
-        provider=provider.name,
-        name=name,
+        provider=i18n.isolate(provider.name),
+        name=i18n.isolate(name),
     )
 
 

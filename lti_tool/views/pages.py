@@ -723,34 +723,34 @@ def _pop_notice(course_id: int) -> CourseNotice | None:
 
 def _notice_text(notice: dict) -> str | None:
     kind = notice.get("kind")
-    name = notice.get("name") or ""
+    name = i18n.isolate(notice.get("name") or "")
     job = notice.get("job")
 
     if kind == "created" and job:
-        return _(
+        return i18n.gettext_html(
             "The badge “%(name)s” was created. Awarding it to learners who already "
             "qualify has started (job %(job)s); its progress is shown below.",
             name=name,
             job=job,
         )
     if kind == "created":
-        return _(
+        return i18n.gettext_html(
             "The badge “%(name)s” was created, but it could not be awarded to "
             "learners who already qualify now. Use “Award to learners who already "
             "qualify” to try again.",
             name=name,
         )
     if kind == "saved":
-        return _("The badge “%(name)s” was saved.", name=name)
+        return i18n.gettext_html("The badge “%(name)s” was saved.", name=name)
     if kind == "revoked":
-        return _(
+        return i18n.gettext_html(
             "The badge “%(name)s” of %(learner)s was revoked. Anyone who checks it "
             "now sees that it is revoked, and why.",
             name=name,
-            learner=notice.get("learner") or "",
+            learner=i18n.isolate(notice.get("learner") or ""),
         )
     if kind == "rule_changed" and job:
-        return _(
+        return i18n.gettext_html(
             "The badge “%(name)s” was saved. Its award rule changed, so awarding it "
             "to learners who now qualify has started (job %(job)s); its progress is "
             "shown below. Badges already awarded stay as they are.",
@@ -758,21 +758,21 @@ def _notice_text(notice: dict) -> str | None:
             job=job,
         )
     if kind == "rule_changed":
-        return _(
+        return i18n.gettext_html(
             "The badge “%(name)s” was saved, but it could not be awarded to learners "
             "who qualify under the new award rule now. Use “Award to learners who "
             "already qualify” to try again. Badges already awarded stay as they are.",
             name=name,
         )
     if kind == "backfill_started":
-        return _(
+        return i18n.gettext_html(
             "Awarding “%(name)s” to learners who already qualify has started (job "
             "%(job)s); its progress is shown below.",
             name=name,
             job=job,
         )
     if kind == "backfill_joined":
-        return _(
+        return i18n.gettext_html(
             "Awarding “%(name)s” to learners who already qualify was already under "
             "way (job %(job)s), so no second job was started; its progress is shown "
             "below.",
@@ -940,10 +940,10 @@ def _read_min_percents(
         if not text:
             continue
         if activity.activity_id not in fields.activity_ids:
-            errors[name] = _(
+            errors[name] = i18n.gettext_html(
                 "“%(activity)s” has a minimum grade but is not chosen. Tick it, or "
                 "clear its minimum grade.",
-                activity=activity.name,
+                activity=i18n.isolate(activity.name),
             )
             valid = False
             continue
@@ -1126,17 +1126,17 @@ def _connection_disconnected(registration: Registration) -> bool:
     return connection is not None and connection.disconnected
 
 
-def _name_taken_message(existing: Achievement, renaming: bool = False) -> str:
+def _name_taken_message(existing: Achievement, renaming: bool = False) -> Markup:
     if renaming:
-        return _(
+        return i18n.gettext_html(
             "This course already has another badge named “%(name)s”. Choose "
             "another name.",
-            name=existing.name,
+            name=i18n.isolate(existing.name),
         )
-    return _(
+    return i18n.gettext_html(
         "This course already has a badge named “%(name)s”. Edit that badge "
         "instead of adding another one, or choose another name.",
-        name=existing.name,
+        name=i18n.isolate(existing.name),
     )
 
 

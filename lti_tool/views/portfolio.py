@@ -66,6 +66,7 @@ from connectors.hpass.ob3_oauth import (
 )
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import BadRequest, Forbidden, NotFound
+from lti_tool import i18n
 from lti_tool.i18n import gettext as _
 from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
@@ -474,9 +475,9 @@ def callback():
     log.info("portfolio_linked", learner_id=account.learner_id, account_id=account.id)
 
     return _finish_page(
-        _(
+        i18n.gettext_html(
             "Your portfolio %(name)s is linked. Your badges are on their way.",
-            name=client.name,
+            name=i18n.isolate(client.name),
         ),
         pending.return_course_id,
     )

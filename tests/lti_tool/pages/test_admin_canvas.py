@@ -291,7 +291,7 @@ def test_canvas_connect_same_site_twice(client, db, admin, canvas):
 
     assert response.status_code == 400
     assert 'id="canvas_url-error"' in page
-    assert "already connected to this Canvas site as “Campus Canvas”" in page
+    assert "already connected to this Canvas site as “<bdi>Campus Canvas</bdi>”" in page
     assert _canvas_count(db, admin.provider_id) == 1
 
 

@@ -203,9 +203,9 @@ def test_invitation_link_names_email_and_provider(client, tenants, db):
     link = re.search(r"http://127\.0\.0\.1:5999(/account/invitation/[\w-]+)", page)
     accept_page = client.get(link.group(1)).get_data(as_text=True)
 
-    assert "Invitation for new@alpha.org to administer Alpha." in page
+    assert "Invitation for new@alpha.org to administer <bdi>Alpha</bdi>." in page
     assert "Account: new@alpha.org" in accept_page
-    assert "You are invited to administer Alpha." in accept_page
+    assert "You are invited to administer <bdi>Alpha</bdi>." in accept_page
 
 
 def test_invitation_listed_and_withdrawn(client, tenants, db):
@@ -301,7 +301,7 @@ def test_invitation_notice_translated(client, tenants, db):
         headers={"Accept-Language": "fr"},
     ).get_data(as_text=True)
 
-    assert "Invitation adressée à new@alpha.org pour administrer Alpha." in page
+    assert "Invitation adressée à new@alpha.org pour administrer <bdi>Alpha</bdi>." in page
     assert "Invitations en attente" in page
 
 
@@ -538,7 +538,7 @@ def test_connect_lms_same_site_twice(client, tenants, db, second_moodle):
 
     assert response.status_code == 400
     assert 'id="lms_url-error"' in page
-    assert "already connected to this Moodle site as “Second Moodle”" in page
+    assert "already connected to this Moodle site as “<bdi>Second Moodle</bdi>”" in page
     assert _moodle_connection_count(db, alpha.provider_id) == before
 
 

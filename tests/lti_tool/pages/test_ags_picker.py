@@ -98,7 +98,7 @@ def test_threshold_field_is_labelled(client, tenants, db):
 
     field = f"min_percent-{activity_id}"
     assert f'<label for="{field}">' in page
-    assert "Minimum grade for “Peer-reviewed essay”, in percent (optional)" in page
+    assert "Minimum grade for “<bdi>Peer-reviewed essay</bdi>”, in percent (optional)" in page
     assert f'id="{field}" name="{field}" type="text" inputmode="decimal"' in page
     assert f'aria-describedby="{field}-hint"' in page
     assert f'id="min_percent-{QUIZ}"' not in page
@@ -183,7 +183,7 @@ def test_invalid_threshold_rejected(client, tenants, db, value):
     assert "is not a grade from 0 to 100" in page
     assert 'aria-invalid="true"' in page
     assert f'aria-describedby="{field}-hint {field}-error"' in page
-    assert f'<a href="#{field}">Minimum grade for “Peer-reviewed essay”:' in page
+    assert f'<a href="#{field}">Minimum grade for “<bdi>Peer-reviewed essay</bdi>”:' in page
     assert f'value="{value}"' in page
     assert _created(db) is None
 
@@ -202,7 +202,7 @@ def test_threshold_unchosen_item_rejected(client, tenants, db):
     page = response.get_data(as_text=True)
 
     assert response.status_code == 400
-    assert "“Peer-reviewed essay” has a minimum grade but is not chosen." in page
+    assert "“<bdi>Peer-reviewed essay</bdi>” has a minimum grade but is not chosen." in page
     assert _created(db) is None
 
 
@@ -242,7 +242,7 @@ def test_threshold_translated_in_arabic(client, tenants, db):
     page = response.get_data(as_text=True)
 
     assert '<html lang="ar" dir="rtl">' in page
-    assert "الحد الأدنى للدرجة في «Peer-reviewed essay»، بالنسبة المئوية (اختياري)" in page
+    assert "الحد الأدنى للدرجة في «<bdi>Peer-reviewed essay</bdi>»، بالنسبة المئوية (اختياري)" in page
     assert "«200» ليست درجة من 0 إلى 100." in page
     assert 'dir="ltr"' in page
 

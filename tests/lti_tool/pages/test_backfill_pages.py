@@ -57,7 +57,8 @@ def test_backfill_start_confirms_with_notice(db, client, tenants):
 
     assert 'tabindex="-1" id="course-notice" data-confirmation>' in page
     assert (
-        "Awarding “Badge of alpha” to learners who already qualify has started "
+        "Awarding “<bdi>Badge of alpha</bdi>” to learners who already qualify has "
+        "started "
         f"(job {job.public_id})"
     ) in page
     assert 'id="course-notice"' not in again
@@ -206,6 +207,6 @@ def test_backfill_row_french_colon(db, client, tenants):
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
 
     assert (
-        '<span dir="auto">Badge of alpha</span>\u00a0: <strong class="backfill-status">'
+        '<bdi>Badge of alpha</bdi>\u00a0: <strong class="backfill-status">'
         in page
     )

@@ -433,6 +433,37 @@ def test_arabic_layout_mirrored(browser, stack):
 
 
 @pytest.mark.parametrize("who", ["learner", "instructor"])
+def test_arabic_heading_isolates_title(browser, stack, who):
+    """The Latin course title in an Arabic heading gets its own left-to-right run,
+    and the Arabic words before it stay on its right."""
+    page = launch(browser, stack, who, locale="ar")
+    heading = page.evaluate(
+        """() => {
+          const h1 = document.querySelector("h1");
+          const title = h1.querySelector("bdi");
+          if (!title) return null;
+          const words = document.createRange();
+          words.selectNodeContents(h1.firstChild);
+          const style = getComputedStyle(title);
+          return {
+            title: title.textContent,
+            isolation: style.unicodeBidi,
+            direction: style.direction,
+            titleRight: title.getBoundingClientRect().right,
+            wordsLeft: words.getBoundingClientRect().left,
+          };
+        }"""
+    )
+    page.context.close()
+
+    assert heading is not None
+    assert heading["title"].isascii()
+    assert heading["isolation"] == "isolate"
+    assert heading["direction"] == "ltr"
+    assert heading["titleRight"] <= heading["wordsLeft"] + 1
+
+
+@pytest.mark.parametrize("who", ["learner", "instructor"])
 def test_phone_width_fits(browser, stack, shots, who):
     """On a 360 px wide phone the course pages need no sideways scrolling."""
     page = launch(browser, stack, who, width=360)

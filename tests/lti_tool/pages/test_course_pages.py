@@ -634,12 +634,13 @@ def test_revoke_confirmed_on_next_page(client, tenants, db):
 
     assert response.headers["Location"].endswith("#revoke-notice")
     notice = re.search(
-        r'<p class="notice" role="status" tabindex="-1" id="revoke-notice">([^<]*)</p>',
+        r'<p class="notice" role="status" tabindex="-1" id="revoke-notice">(.*?)</p>',
         page,
     )
     assert notice is not None
     assert notice.group(1) == (
-        "The badge “Badge of alpha” of Learner of alpha was revoked. Anyone who "
+        "The badge “<bdi>Badge of alpha</bdi>” of <bdi>Learner of alpha</bdi> was "
+        "revoked. Anyone who "
         "checks it now sees that it is revoked, and why."
     )
     assert page.index('id="awards-heading"') < page.index('id="revoke-notice"')
@@ -659,7 +660,10 @@ def test_revoke_notice_translated(client, tenants, db):
     )
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
 
-    notice = "Le badge «\u00a0Badge of alpha\u00a0» de Learner of alpha a été révoqué."
+    notice = (
+        "Le badge «\u00a0<bdi>Badge of alpha</bdi>\u00a0» de <bdi>Learner of alpha</bdi> "
+        "a été révoqué."
+    )
     assert notice in page
 
 

@@ -383,7 +383,7 @@ def test_french_course_heading(client, tenants):
 
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
 
-    assert "<h1>Badges du cours\u00a0: Course of alpha</h1>" in page
+    assert "<h1>Badges du cours\u00a0: <bdi>Course of alpha</bdi></h1>" in page
     assert "Badges de Course" not in page
 
 

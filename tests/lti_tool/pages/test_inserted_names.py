@@ -1,0 +1,150 @@
+"""Names from the LMS or a form inside translated sentences: each is isolated in
+<bdi>, and lists of them follow the page language."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from babel import Locale
+from markupsafe import Markup
+
+from badge_engine.models import Achievement
+from lti_tool.i18n import LANGUAGES, gettext_html, isolate, localized_list
+from lti_tool.models import LtiCourse
+
+from .conftest import launch_as
+
+SKILLS = [
+    {"targetName": "First aid", "targetUrl": "https://skills.example.org/first-aid"},
+    {"targetName": "CPR", "targetUrl": "https://skills.example.org/cpr"},
+    {"targetName": "Triage", "targetUrl": "https://skills.example.org/triage"},
+]
+
+
+def test_isolate_escapes_name():
+    """A name is escaped and wrapped in <bdi>."""
+    assert isolate("R&D <1>") == Markup("<bdi>R&amp;D &lt;1&gt;</bdi>")
+
+
+def test_gettext_html_keeps_isolated_name(app):
+    """The message and plain values are escaped, and an isolated name is kept."""
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        text = gettext_html(
+            "The badge “%(name)s” of %(learner)s was revoked. Anyone who checks it "
+            "now sees that it is revoked, and why.",
+            name=isolate("A & B"),
+            learner="<i>x</i>",
+        )
+
+    assert isinstance(text, Markup)
+    assert text.startswith("The badge “<bdi>A &amp; B</bdi>” of &lt;i&gt;x&lt;/i&gt;")
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en", "A, B, and C"),
+        ("fr", "A, B et C"),
+        ("es", "A, B y C"),
+        ("ar", "A وB وC"),
+    ],
+)
+def test_localized_list_each_language(app, locale, expected):
+    """Three items are joined with the page language's separators (CLDR)."""
+    with app.test_request_context("/", headers={"Accept-Language": locale}):
+        assert localized_list(["A", "B", "C"]) == expected
+
+
+def test_localized_list_short_lists(app):
+    """No items join to nothing, and one item stays as it is."""
+    with app.test_request_context("/", headers={"Accept-Language": "ar"}):
+        assert localized_list([]) == ""
+        assert localized_list(["A"]) == "A"
+
+
+def test_localized_list_escapes_items(app):
+    """Plain items are escaped, and Markup items are kept."""
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        joined = localized_list(["<b>", isolate("C&D")])
+
+    assert joined == Markup("&lt;b&gt; and <bdi>C&amp;D</bdi>")
+
+
+@pytest.mark.parametrize("locale", sorted(LANGUAGES))
+def test_list_patterns_plain_text(locale):
+    """The list patterns that `localized_list` marks as HTML contain no markup
+    characters."""
+    patterns = Locale.parse(locale).list_patterns["standard"]
+
+    for pattern in patterns.values():
+        text = pattern.replace("{0}", "").replace("{1}", "")
+        assert Markup.escape(text) == text, (locale, pattern)
+
+
+def _course_page(client, tenant, role: str, locale: str) -> str:
+    launch_as(client, tenant, role, locale=locale)
+    response = client.get(f"/course/{tenant.course_id}")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["learner", "instructor", "observer"])
+def test_arabic_heading_isolates_course_title(client, tenants, role):
+    """The course title in each role's Arabic heading is isolated."""
+    alpha, _ = tenants
+    page = _course_page(client, alpha, role, "ar")
+    heading = page[page.index("<h1>") : page.index("</h1>")]
+
+    assert "<bdi>Course of alpha</bdi>" in heading
+
+
+def test_heading_escapes_course_title(client, tenants, db):
+    """A course title with markup is escaped inside its <bdi>."""
+    alpha, _ = tenants
+    course = db.get(LtiCourse, alpha.course_id)
+    course.title = "<script>alert(1)</script>"
+    db.commit()
+
+    page = _course_page(client, alpha, "learner", "ar")
+
+    assert "<bdi>&lt;script&gt;alert(1)&lt;/script&gt;</bdi>" in page
+    assert "<script>alert(1)" not in page
+
+
+def test_heading_without_course_title(client, tenants, db):
+    """A course without a title gets the catalogue's words, not an empty <bdi>."""
+    alpha, _ = tenants
+    course = db.get(LtiCourse, alpha.course_id)
+    course.title = None
+    db.commit()
+
+    page = _course_page(client, alpha, "learner", "en")
+    heading = page[page.index("<h1>") : page.index("</h1>")]
+
+    assert heading == "<h1>Your badges in this course"
+
+
+@pytest.mark.parametrize(
+    ("locale", "separators"),
+    [("en", (", ", ", and ")), ("ar", (" و", " و"))],
+)
+@pytest.mark.parametrize("role", ["learner", "instructor"])
+def test_skills_listed_per_language(client, tenants, db, role, locale, separators):
+    """A badge's skills are joined the page language's way on both course pages."""
+    alpha, _ = tenants
+    achievement = db.get(Achievement, alpha.achievement_id)
+    achievement.alignments = SKILLS
+    db.commit()
+
+    page = html.unescape(_course_page(client, alpha, role, locale))
+    first, second = separators
+    expected = (
+        '<a href="https://skills.example.org/first-aid" dir="auto">First aid</a>'
+        + first
+        + '<a href="https://skills.example.org/cpr" dir="auto">CPR</a>'
+        + second
+        + '<a href="https://skills.example.org/triage" dir="auto">Triage</a>'
+    )
+
+    assert expected in page
