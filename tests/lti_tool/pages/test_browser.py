@@ -365,6 +365,75 @@ def test_why_not_yet_translated(browser, stack, shots, locale):
             session.commit()
 
 
+NOT_MET = {"en": "Not met:", "ar": "غير مستوفى:"}
+# The course total step of GRADE_RULE, as the card and "Why not yet?" word it.
+GRADE_STEP = {
+    "en": "Reach 70% or more in the course total.",
+    "ar": "الحصول على 70% أو أكثر في المجموع الكلي للدورة.",
+}
+GRADE_RULE = {
+    "kind": "all_of",
+    "rules": [
+        {"kind": "activity_completed", "activity_id": "4001"},
+        {"kind": "grade_at_least", "min_percent": 70},
+    ],
+}
+
+
+@pytest.mark.parametrize("locale", sorted(GRADE_STEP))
+def test_why_not_yet_names_step_once(browser, stack, locale):
+    """With "Why not yet?" open, an unmet step is shown and read out once, as a
+    condition marked "Not met:", and closing it shows the "Still missing" list
+    again."""
+    from badge_engine.models import Achievement, Learner
+
+    name = f"Grade rule {locale}"
+    step = GRADE_STEP[locale]
+    with stack.bridge.session() as session:
+        learner = session.scalar(select(Learner))
+        achievement = Achievement(
+            provider_id=learner.provider_id,
+            lms_connection_id=learner.lms_connection_id,
+            lms_course_id=str(DEMO_COURSE_ID),
+            name=name,
+            description="A badge that needs a course total grade.",
+            criteria_narrative="Complete the quiz and reach 70% in the course.",
+            award_rule={"version": 1, "rule": GRADE_RULE},
+        )
+        session.add(achievement)
+        session.commit()
+        achievement_id = achievement.id
+    try:
+        page = launch(browser, stack, "learner", locale=locale)
+        badge = page.locator("li.card", has_text=name)
+        details = badge.locator("details.why-not-yet")
+        missing = badge.locator(".missing-list")
+        closed_text = badge.inner_text()
+
+        details.locator("summary").click()
+        open_text = badge.inner_text()
+        open_tree = badge.aria_snapshot()
+        not_met = details.locator(".condition", has_text=step).last.inner_text()
+        list_hidden = missing.is_hidden()
+        violations = axe_violations(page)
+        details.locator("summary").click()
+        list_shown_again = missing.is_visible()
+        page.context.close()
+    finally:
+        with stack.bridge.session() as session:
+            session.delete(session.get(Achievement, achievement_id))
+            session.commit()
+
+    assert closed_text.count(step) == 1
+    assert open_text.count(step) == 1
+    assert open_tree.count(step) == 1
+    assert list_hidden
+    assert not_met.startswith("○")
+    assert NOT_MET[locale] in not_met
+    assert violations == [], f"learner in {locale}"
+    assert list_shown_again
+
+
 @pytest.mark.parametrize("locale", ("en", "ar"))
 def test_revoked_badge_card(browser, stack, shots, locale):
     """A learner's revoked badge shows its date and reason, lists no steps, and the
