@@ -692,6 +692,37 @@ def test_failed_request_takes_no_token():
     assert buckets.take([("b", roomy)]).allowed
 
 
+def test_one_bucket_same_as_several():
+    """A request with one bucket gets the verdicts and waits of the general path."""
+    clock = _Clock()
+    single = MemoryBuckets(clock=clock)
+    several = MemoryBuckets(clock=clock)
+    limit = RateLimit(per_minute=6, burst=2)
+    roomy = RateLimit(per_minute=600, burst=100)
+    for tick in range(40):
+        clock.now = tick * 1.5
+        alone = single.take([("a", limit)])
+        paired = several.take([("a", limit), ("b", roomy)])
+
+        assert alone.allowed == paired.allowed, tick
+        assert alone.retry_after == pytest.approx(paired.retry_after), tick
+        assert single._buckets["a"] == several._buckets["a"], tick
+
+
+def test_one_bucket_rejects_when_empty():
+    """An empty single bucket rejects with the time until its next token."""
+    clock = _Clock()
+    buckets = MemoryBuckets(clock=clock)
+    limit = RateLimit(per_minute=6, burst=1)
+    assert buckets.take([("a", limit)]).allowed
+
+    clock.now = 4
+    verdict = buckets.take([("a", limit)])
+
+    assert not verdict.allowed
+    assert verdict.retry_after == pytest.approx(6)
+
+
 def test_slow_bucket_kept_when_full():
     """A full table keeps a bucket that a slower limit is still refilling."""
     clock = _Clock()
