@@ -357,9 +357,9 @@ def accept_invitation(token: str):
     if errors:
         return _set_password_page(row, errors, 400, TokenPurpose.INVITATION)
 
-    # The link is claimed before the account is created, so of several requests
-    # that accept it at once only one goes on; on SQLite the row lock above does
-    # nothing. The others get the used-link page and write nothing.
+    # The link is claimed before the account is created, so only one of several
+    # requests that accept it at once goes on. The others get the used-link page
+    # and write nothing. On SQLite the row lock above does nothing.
     now = utcnow()
     if not claim_token(db, row, now):
         db.rollback()
