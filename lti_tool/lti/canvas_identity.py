@@ -3,15 +3,14 @@
 A launch names the LMS's own course and user ids in the custom parameters
 `lms_course_id` and `lms_user_id` (see `lms_id`). On Moodle they must equal
 `context.id` and `sub`, which the validator checks. Canvas sends opaque values
-there, so the custom ids cannot be compared with the claims, and a teacher who
-adds a custom parameter could otherwise bind another course or learner to their
-own launch, sign audit entries as another instructor, or list another course's
-badges in the Deep Linking picker. So before a custom id is used for the first
-time, the bridge requests from Canvas, with the connection's credentials, the
-course and user that the launch's `context.id` and `sub` belong to. Canvas's
-Object IDs page documents
-the `lti_context_id:` course reference and the `lti_1_3_id:` user reference,
-whose value is the `sub` of LTI 1.3 launches.
+there, so the custom ids cannot be compared with the claims. A teacher who adds a
+custom parameter could otherwise bind another course or learner to their own
+launch, sign audit entries as another instructor, or list another course's badges
+in the Deep Linking picker. So before a custom id is used for the first time, the
+bridge requests from Canvas, with the connection's credentials, the course and
+user that the launch's `context.id` and `sub` belong to. Canvas's Object IDs page
+documents the `lti_context_id:` course reference and the `lti_1_3_id:` user
+reference, whose value is the `sub` of LTI 1.3 launches.
 
 A launch whose custom ids differ from its claims is rejected when Canvas reports
 other ids, or when they cannot be checked: a platform other than Moodle without

@@ -118,7 +118,7 @@ def test_list_names_admin_creator(client, admin, db):
 
 def test_revoke_confirms_and_audits(client, admin, db):
     """Revoking an open link closes it, confirms with a focused notice, audits it,
-    and the link's registration page then says it was revoked."""
+    and the link's registration page then states that it was revoked."""
     alpha, account = admin
     link, token = issue_registration_link(
         db, provider_id=alpha.provider_id, actor="os:deploy"
