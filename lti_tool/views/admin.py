@@ -869,8 +869,8 @@ def invite(account: Account):
                 "an @ and a domain that contains a dot, such as name@example.org."
             )
     existing = None if errors else find_account(db, email)
-    # An operator sees every account, and an admin sees their own provider's, so
-    # telling them reveals nothing outside their tenant.
+    # An operator can list every account, and an admin their own provider's, so
+    # this error reveals nothing outside their tenant.
     if existing is not None and (
         account.is_operator or existing.provider_id == provider.id
     ):

@@ -277,8 +277,8 @@ def test_moodle_timeout_rejected(client, db, token, moodle, moodle_connection,
     assert response.json["error"] == "lms_timeout"
     assert "did not respond within 0.5 s" in response.json["message"]
     assert "skip_lms_check" in response.json["message"]
-    # Without the budget the two slow answers would take 6 s; the margin above 0.5 s
-    # is for a loaded CI machine.
+    # Without the budget the two slow responses would take 6 s. The margin above
+    # 0.5 s is for a loaded CI machine.
     assert time.monotonic() - started < 3.5
     assert _stored(db) == (0, 0)
 

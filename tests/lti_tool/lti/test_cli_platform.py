@@ -185,7 +185,7 @@ def test_platform_approve_and_rotate(env):
 
 
 def test_platform_registration_url(env):
-    """registration-url prints only a URL under /lti/register/ on stdout, and says
+    """registration-url prints only a URL under /lti/register/ on stdout, and states
     on stderr that it works once."""
     result = CliRunner().invoke(
         main, ["platform", "registration-url", "--provider", "academy"], env=env

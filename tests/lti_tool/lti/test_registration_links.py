@@ -209,7 +209,7 @@ def test_link_registers_for_its_provider(db, provider, tool_url, platforms):
 
 
 def _hold_after_register(monkeypatch, parties: int) -> threading.Barrier:
-    """Make each registration wait, after the platform answered, until `parties`
+    """Make each registration wait, after the platform responded, until `parties`
     registrations have reached that point, so they then store at the same time."""
     barrier = threading.Barrier(parties, timeout=20)
     original = dynamic_registration.DynamicRegistration.register
@@ -255,9 +255,9 @@ def test_link_race_stores_one(db, provider, tool_url, platforms, monkeypatch):
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [200, 410], [response.text for response in responses]
-    refused = next(response for response in responses if response.status_code == 410)
-    assert "already used" in _page(refused)
-    assert "delete the tool this attempt added in the platform" in _page(refused)
+    rejected = next(response for response in responses if response.status_code == 410)
+    assert "already used" in _page(rejected)
+    assert "delete the tool this attempt added in the platform" in _page(rejected)
     assert _registration_count(db) == 1
     assert db.scalar(select(RegistrationLink)).used_at is not None
 
@@ -276,8 +276,8 @@ def test_same_pair_race_answers_friendly(
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [200, 400], [response.text for response in responses]
-    refused = next(response for response in responses if response.status_code == 400)
-    assert "already registered for provider 'academy'" in _page(refused)
+    rejected = next(response for response in responses if response.status_code == 400)
+    assert "already registered for provider 'academy'" in _page(rejected)
     assert _registration_count(db) == 1
     open_links = db.scalars(
         select(RegistrationLink).where(RegistrationLink.used_at.is_(None))
@@ -330,7 +330,7 @@ def _add_admin(db, provider, email: str) -> Account:
 
 
 def test_disabled_creator_link_gone(db, provider, tool_url, platforms):
-    """A link whose creator was disabled is refused with 410, and the platform is
+    """A link whose creator was disabled is rejected with 410, and the platform is
     never called, while a link of another admin still registers."""
     creator = _add_admin(db, provider, "creator@academy.org")
     colleague = _add_admin(db, provider, "colleague@academy.org")
@@ -345,12 +345,12 @@ def test_disabled_creator_link_gone(db, provider, tool_url, platforms):
     db.commit()
     moodle, canvas = platforms("moodle"), platforms("canvas")
 
-    refused = register(registration_url(tool_url, token), moodle)
+    rejected = register(registration_url(tool_url, token), moodle)
     registered = register(registration_url(tool_url, other_token), canvas)
 
     assert outcome.registration_links_revoked == 1
-    assert refused.status_code == 410
-    assert "was revoked" in _page(refused)
+    assert rejected.status_code == 410
+    assert "was revoked" in _page(rejected)
     assert moodle.registrations == []
     assert registered.status_code == 200, registered.text
     assert _registration_count(db) == 1

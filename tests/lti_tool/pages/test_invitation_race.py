@@ -121,12 +121,12 @@ def test_concurrent_acceptance_creates_one(app, db, invitation, monkeypatch):
         .where(AuditEvent.action == "account.created")
     )
     statuses = sorted(response.status_code for response in responses)
-    refused = [response for response in responses if response.status_code == 404]
+    rejected = [response for response in responses if response.status_code == 404]
 
     assert statuses == [303] + [404] * (REQUESTS - 1), statuses
     assert all(
         "This link no longer works" in response.get_data(as_text=True)
-        for response in refused
+        for response in rejected
     )
     assert accounts == 1
     assert created_events == 1
