@@ -24,7 +24,7 @@ rounds: the same minimal receiver under gunicorn with 2 sync workers, the setup
 whose figures the intake target quotes. The bench then prints the bridge's ratio
 to each receiver; --no-gunicorn-receiver leaves it out.
 
-    python bench/intake.py [--postgres] [--duration 10] [--rounds 3] [--server granian]
+    python bench/intake.py [--postgres] [--duration 10] [--rounds 3] [--server granian] [--cpu]
 """
 
 from __future__ import annotations
@@ -270,6 +270,70 @@ def parse_wrk(output: str) -> dict:
     }
 
 
+def process_tree(pid: int) -> list[int]:
+    """Return `pid` and the ids of all its descendants, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name in brackets may contain spaces, so fields are counted
+        # after its closing bracket; the parent id is the second of them.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        pending.extend(children.get(current, []))
+    return tree
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def thread_totals(pids: list[int]) -> tuple[float, int]:
+    """Return the CPU seconds and voluntary context switches of every thread of `pids`."""
+    cpu_ticks = switches = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                status = (task / "status").read_text()
+            except OSError:
+                continue
+            # utime and stime are fields 14 and 15 of stat (proc(5)).
+            cpu_ticks += int(fields[11]) + int(fields[12])
+            found = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)
+            switches += int(found.group(1)) if found else 0
+    return cpu_ticks / CLOCK_TICKS, switches
+
+
+def run_wrk_measured(process: subprocess.Popen, *args) -> dict:
+    """Run `run_wrk` and add the server's and wrk's CPU and switches per request."""
+    pids = process_tree(process.pid)
+    cpu_before, switches_before = thread_totals(pids)
+    times_before = os.times()
+    figures = run_wrk(*args)
+    times_after = os.times()
+    cpu_after, switches_after = thread_totals(pids)
+    requests_done = max(figures["requests"], 1)
+    wrk_cpu = (times_after.children_user + times_after.children_system) - (
+        times_before.children_user + times_before.children_system
+    )
+    figures["server_cpu_us"] = 1e6 * (cpu_after - cpu_before) / requests_done
+    figures["wrk_cpu_us"] = 1e6 * wrk_cpu / requests_done
+    figures["switches"] = (switches_after - switches_before) / requests_done
+    return figures
+
+
 def count_facts(environ: dict[str, str]) -> int:
     from sqlalchemy import func, select
 
@@ -301,6 +365,12 @@ def main() -> None:
         help="Seconds of uncounted load per server first.",
     )
     parser.add_argument("--connections", type=int, default=8, help="wrk connections.")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="Also print each run's CPU time per request of the server and of wrk, "
+        "and the server threads' voluntary context switches per request (Linux only).",
+    )
     parser.add_argument(
         "--webhook-rate-limit",
         type=int,
@@ -363,11 +433,12 @@ def main() -> None:
         with_gunicorn = args.gunicorn_receiver and gunicorn_installed()
         if with_gunicorn:
             servers[GUNICORN] = (GUNICORN_RECEIVER, receiver, gunicorn_port)
-        urls, processes = {}, []
+        urls, processes, processes_by_name = {}, [], {}
         for name, (settings, call, port) in servers.items():
             processes.append(
                 start_server(settings, call, port, environ, folder / f"{port}.log")
             )
+            processes_by_name[name] = processes[-1]
             cleanup.callback(stop_server, processes[-1])
             urls[name] = f"http://127.0.0.1:{port}/webhooks/moodle/{public_id}"
 
@@ -383,9 +454,17 @@ def main() -> None:
         for _ in range(args.rounds):
             figures = {}
             for name in order:
-                figures[name] = run_wrk(
-                    urls[name], script, template, args.duration, args.connections
+                wrk_args = (
+                    urls[name],
+                    script,
+                    template,
+                    args.duration,
+                    args.connections,
                 )
+                if args.cpu:
+                    figures[name] = run_wrk_measured(processes_by_name[name], *wrk_args)
+                else:
+                    figures[name] = run_wrk(*wrk_args)
             bridge_requests += (
                 figures["bridge"]["requests"] - figures["bridge"]["non_2xx"]
             )
@@ -425,6 +504,13 @@ def main() -> None:
                 f"round {number}, {name}: {run['requests_per_second']:,.0f} requests/s, "
                 f"p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
                 f"{run['requests']:,} requests, {run['non_2xx']} non-2xx"
+                + (
+                    f", server CPU {run['server_cpu_us']:.0f} µs per request, "
+                    f"wrk CPU {run['wrk_cpu_us']:.0f} µs, "
+                    f"{run['switches']:.1f} voluntary switches per request"
+                    if "server_cpu_us" in run
+                    else ""
+                )
             )
         for name in baselines:
             ratios[name].append(
