@@ -281,7 +281,7 @@ def process_tree(pid: int) -> list[int]:
         except OSError:
             continue
         # The command name in brackets may contain spaces, so fields are counted
-        # after its closing bracket; the parent id is the second of them.
+        # after its closing bracket. The parent id is the second of them.
         parent = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(parent, []).append(int(entry.name))
     tree, pending = [], [pid]
