@@ -37,6 +37,17 @@ DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 MOODLE = {"product_family_code": "moodle", "guid": "moodle.example.invalid"}
 CANVAS = {"product_family_code": "canvas", "guid": "canvas.example.invalid"}
 COURSE_SCOPE = "url:GET|/api/v1/courses/:id"
+# The custom ids with which Canvas user 4002 names user 3001 in course 101.
+CUSTOM_IDS_OF_3001 = {"canvas_course_id": "101", "canvas_user_id": "3001"}
+# The rejection messages for those ids, and for course 101 named in course 999.
+USER_3001_UNCONFIRMED = (
+    "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
+    "reports that the launch's sub belongs to user '4002'"
+)
+COURSE_101_UNCONFIRMED = (
+    "the custom parameter canvas_course_id names LMS course '101', but Canvas "
+    "reports that the launch's context.id belongs to course '999'"
+)
 
 
 @pytest.fixture
@@ -103,6 +114,28 @@ def _canvas_launch(tool, platform, canvas, course_id, user_id, **changes):
     return _launch(tool, platform, **claims)
 
 
+def _launch_as_4002_naming_3001(tool, platform, canvas, **changes):
+    """Launch as Canvas user 4002 of course 101, with custom ids naming user 3001."""
+    return _canvas_launch(
+        tool, platform, canvas, 101, 4002, lti_custom=CUSTOM_IDS_OF_3001, **changes
+    )
+
+
+def _bind_learner_one(tool, platform, canvas) -> None:
+    """Launch as Canvas user 3001 of course 101, so the tool stores learner 3001
+    with its sub, the name "Learner One" and the email one@example.invalid."""
+    response = _canvas_launch(
+        tool,
+        platform,
+        canvas,
+        101,
+        3001,
+        name="Learner One",
+        email="one@example.invalid",
+    )
+    assert response.status_code == 302, response.text
+
+
 def _canvas_calls(canvas, kind: str) -> int:
     """Count the requests FakeCanvas received for a course or a course user."""
     user_paths = [path for _, path, _ in canvas.requests if "/users/" in path]
@@ -115,6 +148,19 @@ def _launch(tool, platform, **changes):
     login = tool.start()
     claims = platform.claims(login.nonce, tool.target_link_uri, **changes)
     return tool.launch(platform.sign(claims), login.state)
+
+
+def _launch_with_custom_ids_equal_to_claims(tool, platform, tool_platform: dict):
+    """Launch as sub 3001 in context 101 on `tool_platform`, with custom
+    lms_user_id and lms_course_id equal to those claims."""
+    return _launch(
+        tool,
+        platform,
+        sub="3001",
+        lti_tool_platform=tool_platform,
+        lti_context={"id": "101", "title": "Course"},
+        lti_custom={"lms_user_id": "3001", "lms_course_id": "101"},
+    )
 
 
 def _learner(db, lms_user_id: str) -> Learner | None:
@@ -170,14 +216,7 @@ def test_moodle_launch_with_another_course_id_refused(tool, platform, db):
 def test_moodle_launch_with_matching_custom_ids_accepted(tool, platform, db):
     """Custom ids equal to sub and context.id, as the tool-level settings send them,
     are accepted."""
-    response = _launch(
-        tool,
-        platform,
-        sub="3001",
-        lti_tool_platform=MOODLE,
-        lti_context={"id": "101", "title": "Course"},
-        lti_custom={"lms_user_id": "3001", "lms_course_id": "101"},
-    )
+    response = _launch_with_custom_ids_equal_to_claims(tool, platform, MOODLE)
 
     assert response.status_code == 302, response.text
     assert _learner(db, "3001").lti_sub == "3001"
@@ -211,34 +250,15 @@ def test_same_learner_launches_again(tool, platform, db, canvas):
 def test_launch_as_another_learner_refused(tool, platform, db, canvas):
     """A second Canvas user naming a learner who launched before is rejected, and
     the learner's name, email and sub stay as they were."""
-    first = _canvas_launch(
-        tool,
-        platform,
-        canvas,
-        101,
-        3001,
-        name="Learner One",
-        email="one@example.invalid",
-    )
-    assert first.status_code == 302, first.text
+    _bind_learner_one(tool, platform, canvas)
 
-    second = _canvas_launch(
-        tool,
-        platform,
-        canvas,
-        101,
-        4002,
-        name="Mallory",
-        email="mallory@example.invalid",
-        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
+    second = _launch_as_4002_naming_3001(
+        tool, platform, canvas, name="Mallory", email="mallory@example.invalid"
     )
 
     page = html.unescape(second.text)
     assert second.status_code == 400, second.text
-    assert (
-        "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
-        "reports that the launch's sub belongs to user '4002'" in page
-    )
+    assert USER_3001_UNCONFIRMED in page
     assert "set by the Canvas admin in the developer key" in page
     learner = _learner(db, "3001")
     assert (learner.lti_sub, learner.name, learner.email) == (
@@ -260,11 +280,8 @@ def test_lms_learner_not_taken_by_another(tool, platform, db, registration, canv
         )
     )
     db.commit()
-    attacker_custom = {"canvas_course_id": "101", "canvas_user_id": "3001"}
 
-    enrolled = _canvas_launch(
-        tool, platform, canvas, 101, 4002, lti_custom=attacker_custom
-    )
+    enrolled = _launch_as_4002_naming_3001(tool, platform, canvas)
     stranger = _canvas_launch(
         tool,
         platform,
@@ -272,7 +289,7 @@ def test_lms_learner_not_taken_by_another(tool, platform, db, registration, canv
         101,
         3001,
         sub="attacker-sub",
-        lti_custom=attacker_custom,
+        lti_custom=CUSTOM_IDS_OF_3001,
     )
 
     assert enrolled.status_code == 400, enrolled.text
@@ -305,10 +322,7 @@ def test_launch_into_another_course_refused(tool, platform, db, canvas):
 
     page = html.unescape(teacher.text)
     assert teacher.status_code == 400, teacher.text
-    assert (
-        "the custom parameter canvas_course_id names LMS course '101', but Canvas "
-        "reports that the launch's context.id belongs to course '999'" in page
-    )
+    assert COURSE_101_UNCONFIRMED in page
     assert _count(db, LtiCourse) == 0
 
     real = _canvas_launch(tool, platform, canvas, 101, 3001, lti_roles=[INSTRUCTOR])
@@ -374,14 +388,7 @@ def test_custom_ids_need_canvas_connection(tool, platform, db, app, registration
 def test_ids_equal_to_claims_skip_canvas(tool, platform, db, canvas):
     """Custom ids equal to context.id and sub bind nothing new, so no request goes
     to Canvas."""
-    response = _launch(
-        tool,
-        platform,
-        sub="3001",
-        lti_tool_platform=CANVAS,
-        lti_context={"id": "101", "title": "Course"},
-        lti_custom={"lms_user_id": "3001", "lms_course_id": "101"},
-    )
+    response = _launch_with_custom_ids_equal_to_claims(tool, platform, CANVAS)
 
     assert response.status_code == 302, response.text
     assert canvas.requests == []
@@ -498,10 +505,7 @@ def test_deep_link_other_course_rejected(tool, platform, db, canvas, registratio
 
     page = html.unescape(response.text)
     assert response.status_code == 400, response.text
-    assert (
-        "the custom parameter canvas_course_id names LMS course '101', but Canvas "
-        "reports that the launch's context.id belongs to course '999'" in page
-    )
+    assert COURSE_101_UNCONFIRMED in page
     assert "set by the Canvas admin in the developer key" in page
     assert "Badge of course 101" not in page
     picker = tool.http.get(
@@ -588,14 +592,7 @@ def test_replayed_launch_asks_canvas_once(tool, platform, db, canvas):
 
 def test_rejected_launch_keeps_only_nonce(tool, platform, db, canvas):
     """A learner launch rejected by Canvas leaves its used nonce and no other row."""
-    response = _canvas_launch(
-        tool,
-        platform,
-        canvas,
-        101,
-        4002,
-        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
-    )
+    response = _launch_as_4002_naming_3001(tool, platform, canvas)
 
     assert response.status_code == 400, response.text
     assert _count(db, LtiUsedNonce) == 1
@@ -606,35 +603,20 @@ def test_rejected_launch_keeps_only_nonce(tool, platform, db, canvas):
 def test_instructor_as_another_user_rejected(tool, platform, db, canvas):
     """An instructor's custom user id names the audit log's actor, so one that
     Canvas does not confirm is rejected and no learner row changes."""
-    first = _canvas_launch(
-        tool,
-        platform,
-        canvas,
-        101,
-        3001,
-        name="Learner One",
-        email="one@example.invalid",
-    )
-    assert first.status_code == 302, first.text
+    _bind_learner_one(tool, platform, canvas)
 
-    teacher = _canvas_launch(
+    teacher = _launch_as_4002_naming_3001(
         tool,
         platform,
         canvas,
-        101,
-        4002,
         name="Mallory",
         email="mallory@example.invalid",
         lti_roles=[INSTRUCTOR],
-        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
     )
 
     page = html.unescape(teacher.text)
     assert teacher.status_code == 400, teacher.text
-    assert (
-        "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
-        "reports that the launch's sub belongs to user '4002'" in page
-    )
+    assert USER_3001_UNCONFIRMED in page
     learner = _learner(db, "3001")
     assert learner.lti_sub == canvas.lti_1_3_id(3001)
     assert learner.name == "Learner One"
@@ -656,15 +638,7 @@ def test_instructor_user_id_confirmed(tool, platform, db, canvas):
 
 def test_observer_as_another_user_rejected(tool, platform, db, canvas):
     """An observer's custom user id is checked as a learner's is."""
-    response = _canvas_launch(
-        tool,
-        platform,
-        canvas,
-        101,
-        4002,
-        lti_roles=[MENTOR],
-        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
-    )
+    response = _launch_as_4002_naming_3001(tool, platform, canvas, lti_roles=[MENTOR])
 
     assert response.status_code == 400, response.text
     assert "Canvas reports that the launch's sub belongs to user '4002'" in (
@@ -676,14 +650,8 @@ def test_observer_as_another_user_rejected(tool, platform, db, canvas):
 def test_admin_user_id_not_checked(tool, platform, db, canvas):
     """An admin, who need not be a user of the course, launches with a custom user
     id that Canvas is not asked about, and no learner row is written."""
-    response = _canvas_launch(
-        tool,
-        platform,
-        canvas,
-        101,
-        4002,
-        lti_roles=[ADMINISTRATOR],
-        lti_custom={"canvas_course_id": "101", "canvas_user_id": "3001"},
+    response = _launch_as_4002_naming_3001(
+        tool, platform, canvas, lti_roles=[ADMINISTRATOR]
     )
 
     assert response.status_code == 302, response.text
