@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from badge_engine.models import Provider
+from badge_engine.models import Achievement, Learner, Provider
 from connectors.hpass.models import Delivery, DeliveryStatus
 from lti_tool.accounts import AccountRole, create_account
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
@@ -66,15 +66,7 @@ def stack(tmp_path_factory):
     stack = DemoStack(tmp_path_factory.mktemp("browser-stack"))
     stack.start_web()
     stack.start_worker()
-    with stack.bridge.session() as session:
-        create_account(
-            session,
-            email=ADMIN_EMAIL,
-            password=ADMIN_PASSWORD,
-            role=AccountRole.PROVIDER_ADMIN,
-            provider_id=_demo_provider_id(session),
-        )
-        session.commit()
+    _add_admin(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
     yield stack
     stack.stop()
 
@@ -83,6 +75,29 @@ def _demo_provider_id(session) -> int:
     from lti_tool.demo.setup import DEMO_SLUG
 
     return session.scalar(select(Provider.id).where(Provider.slug == DEMO_SLUG))
+
+
+def _add_admin(stack, email: str, password: str) -> None:
+    with stack.bridge.session() as session:
+        create_account(
+            session,
+            email=email,
+            password=password,
+            role=AccountRole.PROVIDER_ADMIN,
+            provider_id=_demo_provider_id(session),
+        )
+        session.commit()
+
+
+def _signed_in_page(browser, stack, email: str, password: str, *, locale: str = "en"):
+    """Open a new browser context signed in to the admin pages as `email`."""
+    page = browser.new_context(locale=locale).new_page()
+    page.goto(f"{stack.base_url}/account/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.locator("form button[type=submit]").last.click()
+    return page
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +217,6 @@ def test_instructor_form_errors_by_field(browser, stack):
 
 def test_double_click_creates_one_badge(browser, stack):
     """A second click on "Create badge" while the first post is on the way is dropped."""
-    from badge_engine.models import Achievement
-
     page = launch(browser, stack, "instructor")
     page.fill("#name", "Double click")
     page.fill("#description", "Knows the double click rule.")
@@ -247,12 +260,45 @@ def test_course_pages_accessible(browser, stack, shots, locale):
         page.context.close()
 
 
+@pytest.fixture
+def add_demo_course_badge(stack):
+    """Return a function that adds a badge with a given award rule to the demo
+    course, on the demo learner's LMS site, and returns the badge's id. The badges
+    are deleted after the test."""
+    achievement_ids = []
+
+    def add(name: str, *, description: str, criteria_narrative: str, rule: dict) -> int:
+        with stack.bridge.session() as session:
+            learner = session.scalar(
+                select(Learner).where(Learner.lms_user_id == str(DEMO_LEARNER_ID))
+            )
+            achievement = Achievement(
+                provider_id=learner.provider_id,
+                lms_connection_id=learner.lms_connection_id,
+                lms_course_id=str(DEMO_COURSE_ID),
+                name=name,
+                description=description,
+                criteria_narrative=criteria_narrative,
+                award_rule={"version": 1, "rule": rule},
+            )
+            session.add(achievement)
+            session.commit()
+            achievement_ids.append(achievement.id)
+            return achievement.id
+
+    yield add
+    with stack.bridge.session() as session:
+        for achievement_id in achievement_ids:
+            session.delete(session.get(Achievement, achievement_id))
+        session.commit()
+
+
 @pytest.mark.parametrize("locale", ("en", "ar"))
-def test_rule_descriptions_accessible(browser, stack, shots, locale):
+def test_rule_descriptions_accessible(
+    browser, stack, shots, add_demo_course_badge, locale
+):
     """A combined rule with a date window reads as a nested list with times on the
     instructor page, which passes axe-core."""
-    from badge_engine.models import Achievement, Learner
-
     rule = {
         "kind": "all_of",
         "rules": [
@@ -265,34 +311,22 @@ def test_rule_descriptions_accessible(browser, stack, shots, locale):
         ],
         "window": {"from": "2025-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"},
     }
-    with stack.bridge.session() as session:
-        learner = session.scalar(select(Learner))
-        achievement = Achievement(
-            provider_id=learner.provider_id,
-            lms_connection_id=learner.lms_connection_id,
-            lms_course_id=str(DEMO_COURSE_ID),
-            name=f"Combined rule {locale}",
-            description="A badge with a combined rule.",
-            criteria_narrative="Complete the course and one activity.",
-            award_rule={"version": 1, "rule": rule},
-        )
-        session.add(achievement)
-        session.commit()
-        achievement_id = achievement.id
-    try:
-        page = launch(browser, stack, "instructor", locale=locale)
-        card = page.locator(".card", has_text=f"Combined rule {locale}")
+    add_demo_course_badge(
+        f"Combined rule {locale}",
+        description="A badge with a combined rule.",
+        criteria_narrative="Complete the course and one activity.",
+        rule=rule,
+    )
 
-        assert card.locator(".award-rule time").count() == 2
-        assert card.locator(".rule-parts > li").count() == 2
-        assert "activities_completed" not in card.inner_text()
-        assert axe_violations(page) == [], f"instructor in {locale}"
-        shots(page, f"rule-descriptions-{locale}")
-        page.context.close()
-    finally:
-        with stack.bridge.session() as session:
-            session.delete(session.get(Achievement, achievement_id))
-            session.commit()
+    page = launch(browser, stack, "instructor", locale=locale)
+    card = page.locator(".card", has_text=f"Combined rule {locale}")
+
+    assert card.locator(".award-rule time").count() == 2
+    assert card.locator(".rule-parts > li").count() == 2
+    assert "activities_completed" not in card.inner_text()
+    assert axe_violations(page) == [], f"instructor in {locale}"
+    shots(page, f"rule-descriptions-{locale}")
+    page.context.close()
 
 
 # The "no grade" reading of a course total grade condition, per language.
@@ -305,12 +339,10 @@ NO_GRADE = {
 
 
 @pytest.mark.parametrize("locale", LANGUAGES)
-def test_why_not_yet_translated(browser, stack, shots, locale):
+def test_why_not_yet_translated(browser, stack, shots, add_demo_course_badge, locale):
     """A learner opens "Why not yet?" on a badge whose rule came through the API:
     the conditions, LMS data and missing steps are in the page language, and the
     open section passes axe-core."""
-    from badge_engine.models import Achievement, Learner
-
     rule = {
         "kind": "all_of",
         "rules": [
@@ -319,50 +351,38 @@ def test_why_not_yet_translated(browser, stack, shots, locale):
         ],
     }
     name = f"Raw rule {locale}"
-    with stack.bridge.session() as session:
-        learner = session.scalar(select(Learner))
-        achievement = Achievement(
-            provider_id=learner.provider_id,
-            lms_connection_id=learner.lms_connection_id,
-            lms_course_id=str(DEMO_COURSE_ID),
-            name=name,
-            description="A badge with a rule set through the API.",
-            criteria_narrative="Complete the quiz and reach 70% in the course.",
-            award_rule={"version": 1, "rule": rule},
-        )
-        session.add(achievement)
-        session.commit()
-        achievement_id = achievement.id
-    try:
-        page = launch(browser, stack, "learner", locale=locale)
-        badge = page.locator("li.card", has_text=name)
-        details = badge.locator("details.why-not-yet")
-        details.locator("summary").click()
-        explained = details.inner_text()
-        missing = badge.locator(".missing-list > li")
+    add_demo_course_badge(
+        name,
+        description="A badge with a rule set through the API.",
+        criteria_narrative="Complete the quiz and reach 70% in the course.",
+        rule=rule,
+    )
 
-        assert details.locator(".condition").count() == 3
-        # The combination's two parts are a list nested in its condition.
-        assert details.locator(".condition .conditions > .condition").count() == 2
-        assert NO_GRADE[locale] in explained
-        assert missing.count() == 2
-        assert "activity_completed" not in badge.inner_text()
-        if locale != "en":
-            for english in (
-                "Meet every one",
-                "Reach at least",
-                "no grade",
-                "Meet the badge's criteria",
-                "incomplete",
-            ):
-                assert english not in badge.inner_text(), english
-        assert axe_violations(page) == [], f"learner in {locale}"
-        shots(page, f"why-not-yet-{locale}")
-        page.context.close()
-    finally:
-        with stack.bridge.session() as session:
-            session.delete(session.get(Achievement, achievement_id))
-            session.commit()
+    page = launch(browser, stack, "learner", locale=locale)
+    badge = page.locator("li.card", has_text=name)
+    details = badge.locator("details.why-not-yet")
+    details.locator("summary").click()
+    explained = details.inner_text()
+    missing = badge.locator(".missing-list > li")
+
+    assert details.locator(".condition").count() == 3
+    # The combination's two parts are a list nested in its condition.
+    assert details.locator(".condition .conditions > .condition").count() == 2
+    assert NO_GRADE[locale] in explained
+    assert missing.count() == 2
+    assert "activity_completed" not in badge.inner_text()
+    if locale != "en":
+        for english in (
+            "Meet every one",
+            "Reach at least",
+            "no grade",
+            "Meet the badge's criteria",
+            "incomplete",
+        ):
+            assert english not in badge.inner_text(), english
+    assert axe_violations(page) == [], f"learner in {locale}"
+    shots(page, f"why-not-yet-{locale}")
+    page.context.close()
 
 
 NOT_MET = {"en": "Not met:", "ar": "غير مستوفى:"}
@@ -381,48 +401,34 @@ GRADE_RULE = {
 
 
 @pytest.mark.parametrize("locale", sorted(GRADE_STEP))
-def test_why_not_yet_names_step_once(browser, stack, locale):
+def test_why_not_yet_names_step_once(browser, stack, add_demo_course_badge, locale):
     """With "Why not yet?" open, an unmet step is shown and read out once, as a
     condition marked "Not met:", and closing it shows the "Still missing" list
     again."""
-    from badge_engine.models import Achievement, Learner
-
     name = f"Grade rule {locale}"
     step = GRADE_STEP[locale]
-    with stack.bridge.session() as session:
-        learner = session.scalar(select(Learner))
-        achievement = Achievement(
-            provider_id=learner.provider_id,
-            lms_connection_id=learner.lms_connection_id,
-            lms_course_id=str(DEMO_COURSE_ID),
-            name=name,
-            description="A badge that needs a course total grade.",
-            criteria_narrative="Complete the quiz and reach 70% in the course.",
-            award_rule={"version": 1, "rule": GRADE_RULE},
-        )
-        session.add(achievement)
-        session.commit()
-        achievement_id = achievement.id
-    try:
-        page = launch(browser, stack, "learner", locale=locale)
-        badge = page.locator("li.card", has_text=name)
-        details = badge.locator("details.why-not-yet")
-        missing = badge.locator(".missing-list")
-        closed_text = badge.inner_text()
+    add_demo_course_badge(
+        name,
+        description="A badge that needs a course total grade.",
+        criteria_narrative="Complete the quiz and reach 70% in the course.",
+        rule=GRADE_RULE,
+    )
 
-        details.locator("summary").click()
-        open_text = badge.inner_text()
-        open_tree = badge.aria_snapshot()
-        not_met = details.locator(".condition", has_text=step).last.inner_text()
-        list_hidden = missing.is_hidden()
-        violations = axe_violations(page)
-        details.locator("summary").click()
-        list_shown_again = missing.is_visible()
-        page.context.close()
-    finally:
-        with stack.bridge.session() as session:
-            session.delete(session.get(Achievement, achievement_id))
-            session.commit()
+    page = launch(browser, stack, "learner", locale=locale)
+    badge = page.locator("li.card", has_text=name)
+    details = badge.locator("details.why-not-yet")
+    missing = badge.locator(".missing-list")
+    closed_text = badge.inner_text()
+
+    details.locator("summary").click()
+    open_text = badge.inner_text()
+    open_tree = badge.aria_snapshot()
+    not_met = details.locator(".condition", has_text=step).last.inner_text()
+    list_hidden = missing.is_hidden()
+    violations = axe_violations(page)
+    details.locator("summary").click()
+    list_shown_again = missing.is_visible()
+    page.context.close()
 
     assert closed_text.count(step) == 1
     assert open_text.count(step) == 1
@@ -440,7 +446,7 @@ def test_revoked_badge_card(browser, stack, shots, locale):
     page passes axe-core."""
     from datetime import datetime, timezone
 
-    from badge_engine.models import Achievement, Credential, Learner
+    from badge_engine.models import Credential
 
     name = f"Revoked badge {locale}"
     with stack.bridge.session() as session:
@@ -653,7 +659,6 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     axe-core."""
     from babel.numbers import format_decimal
 
-    from badge_engine.models import Achievement
     from badge_engine.rules import COURSE_COMPLETED_RULE
     from connectors.models import LmsConnection, LmsKind
     from lti_tool.lti.registrations import create_registration
@@ -694,13 +699,7 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
         )
         session.commit()
         spare_id = spare.id
-    context = browser.new_context(locale=locale)
-    page = context.new_page()
-    page.goto(f"{stack.base_url}/account/sign-in")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    with page.expect_navigation():
-        page.locator("form button[type=submit]").last.click()
+    page = _signed_in_page(browser, stack, ADMIN_EMAIL, ADMIN_PASSWORD, locale=locale)
     page.goto(stack.base_url + "/admin/connect")
 
     link = page.locator('a.button[href$="/disconnect"]', has_text=f"Spare site {locale}")
@@ -720,7 +719,7 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     notice = page.locator(".notice[role=status]").inner_text()
     focused = page.evaluate("document.activeElement.textContent")
     done_violations = axe_violations(page)
-    context.close()
+    page.context.close()
 
     two = format_decimal(2, locale=locale)
     one = format_decimal(1, locale=locale)
@@ -798,16 +797,10 @@ def test_new_webhook_secret_by_keyboard(browser, stack, shots, locale):
         session.commit()
         spare_id = spare.id
         public_id = spare.public_id
-    context = browser.new_context(locale=locale)
-    context.grant_permissions(
+    page = _signed_in_page(browser, stack, ADMIN_EMAIL, ADMIN_PASSWORD, locale=locale)
+    page.context.grant_permissions(
         ["clipboard-read", "clipboard-write"], origin=stack.base_url
     )
-    page = context.new_page()
-    page.goto(f"{stack.base_url}/account/sign-in")
-    page.fill("#email", ADMIN_EMAIL)
-    page.fill("#password", ADMIN_PASSWORD)
-    with page.expect_navigation():
-        page.locator("form button[type=submit]").last.click()
     page.goto(stack.base_url + "/admin/connect")
 
     listed_url = page.locator(f"#webhook-{public_id}").input_value()
@@ -838,7 +831,7 @@ def test_new_webhook_secret_by_keyboard(browser, stack, shots, locale):
     shots(page, f"admin-webhook-secret-done-{locale}")
     page.goto(stack.base_url + "/admin/connect")
     later = page.content()
-    context.close()
+    page.context.close()
 
     expected_url = f"{stack.base_url}/webhooks/moodle/{public_id}"
     assert listed_url == expected_url
@@ -1151,29 +1144,6 @@ def test_long_words_wrap_in_cards(browser, stack):
 
     assert not instructor_scrolls
     assert not learner_scrolls
-
-
-def _add_admin(stack, email: str, password: str) -> None:
-    with stack.bridge.session() as session:
-        create_account(
-            session,
-            email=email,
-            password=password,
-            role=AccountRole.PROVIDER_ADMIN,
-            provider_id=_demo_provider_id(session),
-        )
-        session.commit()
-
-
-def _signed_in_page(browser, stack, email: str, password: str):
-    """Open a new browser context signed in to the admin pages as `email`."""
-    page = browser.new_context(locale="en").new_page()
-    page.goto(f"{stack.base_url}/account/sign-in")
-    page.fill("#email", email)
-    page.fill("#password", password)
-    with page.expect_navigation():
-        page.locator("form button[type=submit]").last.click()
-    return page
 
 
 def _focused_confirmation(page) -> dict:
