@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
 from badge_engine.db import Base, utcnow
+from lti_tool.i18n import supported_locale
 
 MAX_FAILED_SIGN_INS = 5
 LOCKOUT_MINUTES = 15
@@ -71,6 +72,9 @@ class Account(Base):
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     # When the account was disabled, or None while it is enabled.
     disabled_at: Mapped[datetime | None]
+    # Language of the account's emails, a key of `lti_tool.i18n.LANGUAGES`, set by
+    # `record_locale`. While it is None, the emails are in English.
+    locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -396,6 +400,21 @@ def claim_token(session: Session, row: AccountToken, now: datetime) -> bool:
         return False
     set_committed_value(row, "used_at", now)
 
+    return True
+
+
+def record_locale(account: Account, locale: str | None) -> bool:
+    """Store `locale` as the account's email language when it is supported and new.
+
+    Returns whether the account changed. An unsupported value is ignored, and an
+    unchanged one writes nothing, so callers may pass the page's language on every
+    sign-in. The caller commits.
+    """
+    chosen = supported_locale(locale)
+    if chosen is None or chosen == account.locale:
+        return False
+
+    account.locale = chosen
     return True
 
 

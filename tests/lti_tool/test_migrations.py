@@ -253,3 +253,37 @@ def test_registration_links_upgrade_and_downgrade(database_url):
         assert list(providers) == ["academy"]
     engine.dispose()
     assert "lti_registration_links" not in tables
+
+
+def test_account_locale_upgrade_and_downgrade(database_url):
+    """The upgrade adds an empty language to existing accounts, and the downgrade
+    removes the column while the accounts stay."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0128_registration_links")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO accounts (id, email, role, password_hash, "
+                "failed_sign_ins, session_generation, created_at) VALUES (1, "
+                "'op@hpass.org', 'operator', 'hash', 0, 0, CURRENT_TIMESTAMP)"
+            )
+        )
+
+    command.upgrade(config, "0129_account_locale")
+
+    with engine.begin() as connection:
+        before = connection.execute(text("SELECT locale FROM accounts")).scalar_one()
+        connection.execute(text("UPDATE accounts SET locale = 'fr' WHERE id = 1"))
+        after = connection.execute(text("SELECT locale FROM accounts")).scalar_one()
+    assert before is None
+    assert after == "fr"
+
+    command.downgrade(config, "0128_registration_links")
+
+    columns = [column["name"] for column in inspect(engine).get_columns("accounts")]
+    with engine.connect() as connection:
+        emails = connection.execute(text("SELECT email FROM accounts")).scalars()
+        assert list(emails) == ["op@hpass.org"]
+    engine.dispose()
+    assert "locale" not in columns
