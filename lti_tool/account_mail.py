@@ -11,6 +11,9 @@ whether the account exists, the task was queued or the email was sent.
 Every admin invitation queues a notice task too. When the invited address already has
 an account in another provider, the worker emails that account's owner a notice
 without a link, and the invitation page looks the same as for a new address.
+
+A notice is in the account's stored language (`Account.locale`). A reset email is in
+the language of the page that requested it, or the account's when the task has none.
 """
 
 from __future__ import annotations
@@ -141,12 +144,13 @@ def queue_invitation_notice(invitation_id: int) -> None:
 
 
 def _email_locale(account: Account) -> str:
-    """Return the language of the emails sent to the account's owner."""
-    # NOTE: neither accounts nor providers store a language, so the invitation
-    # notice, and a reset queued without the page's language, are in English. A
-    # language stored on the account, or a provider's default language, would be
-    # returned here.
-    return DEFAULT_LOCALE
+    """Return the account's stored language, or English when it stores none.
+
+    Accounts created before the language was stored, and operator accounts created
+    on the command line without `--locale`, store none until their holder signs in
+    or picks a language on the admin pages.
+    """
+    return supported_locale(account.locale) or DEFAULT_LOCALE
 
 
 def _password_reset_body(link: str) -> str:

@@ -185,6 +185,12 @@ def localized_percent(value: float | int) -> str:
     return format_percent(fraction, locale=current_locale(), decimal_quantization=False)
 
 
+def language_choice() -> str | None:
+    """Return the supported language this request picks with the switcher's
+    `?lang=`, or None when it picks none."""
+    return supported_locale(request.args.get("lang"))
+
+
 def _apply_language_choice() -> None:
     """Store a supported `?lang=` choice in the session for the following pages.
 
@@ -192,7 +198,7 @@ def _apply_language_choice() -> None:
     no `?lang=`, so the choice must outlive its request. A course session ends at the
     next LTI launch, which drops the choice.
     """
-    chosen = supported_locale(request.args.get("lang"))
+    chosen = language_choice()
     if chosen:
         session["locale_choice"] = chosen
 

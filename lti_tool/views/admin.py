@@ -68,7 +68,11 @@ from lti_tool.operations.lms import (
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.account_session import account_session
-from lti_tool.views.auth import invitation_link, signed_in_account
+from lti_tool.views.auth import (
+    invitation_link,
+    record_language_choice,
+    signed_in_account,
+)
 from lti_tool.views.failed_deliveries import FailedRow, failed_rows
 from lti_tool.views.field_errors import FieldError
 from lti_tool.views.headers import forbid_framing
@@ -94,6 +98,7 @@ def account_required(view):
         if account is None:
             expired = "1" if g.get("session_expired") else None
             return redirect(url_for("auth.sign_in_form", expired=expired), code=303)
+        record_language_choice(account)
         return view(account, *args, **kwargs)
 
     return wrapper

@@ -39,10 +39,11 @@ from lti_tool.accounts import (
     find_usable_token,
     normalize_email,
     record_audit,
+    record_locale,
     set_password,
 )
 from lti_tool.bridge import db_session
-from lti_tool.i18n import current_locale
+from lti_tool.i18n import current_locale, language_choice
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.urls_for import base_url
@@ -118,6 +119,19 @@ def signed_in_account() -> Account | None:
     return account
 
 
+def record_language_choice(account: Account) -> None:
+    """Store the language that the signed-in holder picks with the switcher.
+
+    Only a request with a supported `?lang=` is a pick, and it writes only when the
+    language differs from the stored one, so other page views write nothing.
+    """
+    if language_choice() is None:
+        return
+    if record_locale(account, current_locale()):
+        db_session().commit()
+        log.info("account_locale_changed", account_id=account.id, locale=account.locale)
+
+
 def _sign_in_page(
     form: dict,
     errors: dict,
@@ -166,6 +180,9 @@ def sign_in():
 
     db = db_session()
     account, outcome = authenticate(db, email[:EMAIL_MAX], password[:1024])
+    if outcome == "ok":
+        # The sign-in updates the row anyway, so this adds no separate write.
+        record_locale(account, current_locale())
     db.commit()
     if outcome == "disabled":
         # Only the right password gets here, so this message reveals nothing to
@@ -390,6 +407,7 @@ def accept_invitation(token: str):
         return _link_expired_page()
     # Accepting signs the new account in below, so this is its first sign-in.
     account.last_sign_in_at = now
+    record_locale(account, current_locale())
     record_audit(
         db,
         provider_id=row.provider_id,
@@ -461,6 +479,7 @@ def reset_password(token: str):
     row.used_at = utcnow()
     # A reset signs the account in below, as a sign-in with the password does.
     account.last_sign_in_at = row.used_at
+    record_locale(account, current_locale())
     record_audit(
         db,
         provider_id=account.provider_id,
