@@ -44,8 +44,15 @@ def operator() -> None:
     "--password",
     help="The password (at least 12 characters); asked for twice when omitted.",
 )
+@click.option(
+    "--locale",
+    help="Language of the account's emails: en, fr, es or ar. When omitted, emails "
+    "are in English until the operator signs in, which stores the page's language.",
+)
 @json_option
-def create_operator(email: str, password: str | None, as_json: bool) -> None:
+def create_operator(
+    email: str, password: str | None, locale: str | None, as_json: bool
+) -> None:
     """Create an HPass operator account that signs in with email and password."""
     from lti_tool.accounts import (
         AccountRole,
@@ -55,9 +62,11 @@ def create_operator(email: str, password: str | None, as_json: bool) -> None:
         create_account,
         find_account,
         record_audit,
+        record_locale,
     )
     from lti_tool.app import create_app
     from lti_tool.cli import _instance_or_fail
+    from lti_tool.i18n import LANGUAGES, supported_locale
     from lti_tool.operations import operating_system_actor
 
     try:
@@ -68,6 +77,14 @@ def create_operator(email: str, password: str | None, as_json: bool) -> None:
             "name@example.org",
             as_json,
             code="invalid_email",
+            exit_code=EXIT_INVALID_INPUT,
+        )
+    if locale is not None and supported_locale(locale) is None:
+        fail(
+            f"{locale!r} is not a supported language; pass --locale with one of "
+            f"{', '.join(LANGUAGES)}",
+            as_json,
+            code="invalid_locale",
             exit_code=EXIT_INVALID_INPUT,
         )
     if password is None:
@@ -98,6 +115,7 @@ def create_operator(email: str, password: str | None, as_json: bool) -> None:
                 code="invalid_password",
                 exit_code=EXIT_INVALID_INPUT,
             )
+        record_locale(account, locale)
         record_audit(
             session,
             provider_id=None,
@@ -112,6 +130,7 @@ def create_operator(email: str, password: str | None, as_json: bool) -> None:
                 "status": "ok",
                 "account_id": account.id,
                 "email": account.email,
+                "locale": account.locale,
                 "sign_in_url": sign_in_url,
             },
             as_json,

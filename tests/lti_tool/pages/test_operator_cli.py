@@ -154,3 +154,50 @@ def test_operator_prompt_repeats_on_mismatch(app, settings, db):
     assert result.exit_code == 0, result.output
     assert "the two passwords differ" in result.output
     assert db.scalar(select(Account)) is not None
+
+
+def test_operator_create_locale(app, settings, db):
+    """`--locale` stores the language of the operator's emails, as its supported
+    language for a regional tag."""
+    runner = app.test_cli_runner()
+    arguments = ["operator", "create", "--email", "op@hpass.org"]
+
+    result = runner.invoke(
+        main,
+        arguments + ["--password", PASSWORD, "--locale", "fr-CA", "--json"],
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["locale"] == "fr"
+    account = db.scalar(select(Account).where(Account.email == "op@hpass.org"))
+    assert account.locale == "fr"
+
+
+def test_operator_create_no_locale(app, settings, db):
+    """Without `--locale` the account stores no language."""
+    runner = app.test_cli_runner()
+    arguments = ["operator", "create", "--email", "op@hpass.org"]
+
+    result = runner.invoke(
+        main, arguments + ["--password", PASSWORD], env=cli_env(settings)
+    )
+
+    assert result.exit_code == 0, result.output
+    account = db.scalar(select(Account).where(Account.email == "op@hpass.org"))
+    assert account.locale is None
+
+
+def test_operator_create_bad_locale(app, settings, db):
+    """An unsupported `--locale` fails, naming the languages, before any prompt,
+    and creates no account."""
+    runner = app.test_cli_runner()
+    arguments = ["operator", "create", "--email", "op@hpass.org", "--locale", "de"]
+
+    result = runner.invoke(main, arguments, env=cli_env(settings))
+
+    assert result.exit_code == 2
+    assert "'de' is not a supported language" in result.output
+    assert "en, fr, es, ar" in result.output
+    assert "Password" not in result.output
+    assert db.scalar(select(Account)) is None
