@@ -6,7 +6,10 @@ build step and a `.po` edit can never run against a stale `.mo` file.
 
 A page's language is, in order: the language the person picked with the switcher, the
 locale claim of their LTI launch (`launch_presentation.locale`), the browser's
-Accept-Language header, then English. Account emails, sent by Celery tasks with no
+Accept-Language header, then English. The sign-in and admin pages keep their switcher
+choice in the account cookie and read no launch locale, so a course launch does not
+change their language and a choice there does not change the course pages'. Account
+emails, sent by Celery tasks with no
 request, set their language with `force_locale`.
 """
 
@@ -51,8 +54,17 @@ def supported_locale(value: str | None) -> str | None:
     return language if language in LANGUAGES else None
 
 
+def _stored_choices() -> tuple:
+    """Return the language choices stored in the session of this page's area."""
+    from lti_tool.views.account_session import account_session, in_account_area
+
+    if in_account_area():
+        return (account_session().get("locale_choice"),)
+    return (session.get("locale_choice"), session.get("launch_locale"))
+
+
 def select_locale() -> str:
-    for candidate in (session.get("locale_choice"), session.get("launch_locale")):
+    for candidate in _stored_choices():
         chosen = supported_locale(candidate)
         if chosen:
             return chosen
@@ -192,15 +204,19 @@ def language_choice() -> str | None:
 
 
 def _apply_language_choice() -> None:
-    """Store a supported `?lang=` choice in the session for the following pages.
+    """Store a supported `?lang=` choice in the session of this page's area.
 
     The switcher's links set it, and the pages, forms and redirects after them carry
     no `?lang=`, so the choice must outlive its request. A course session ends at the
-    next LTI launch, which drops the choice.
+    next LTI launch, which drops the choice. A choice on a sign-in or admin page goes
+    to the account cookie, because writing Flask's session there would change the
+    language of a course launched in the same browser.
     """
+    from lti_tool.views.account_session import page_session
+
     chosen = language_choice()
     if chosen:
-        session["locale_choice"] = chosen
+        page_session()["locale_choice"] = chosen
 
 
 # Endpoints whose GET works once: the portfolio's OAuth callback consumes its code

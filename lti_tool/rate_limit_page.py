@@ -1,10 +1,12 @@
 """The HTML page of a request rejected by the rate limits, in the visitor's language.
 
 The limiter runs before Flask, so this page is built without a request context. Its
-language is, in order: a `?lang=` choice, the switcher's choice or the LTI launch's
-locale stored in the session cookie, the Accept-Language header, then English. That
-is the order of the other pages (`lti_tool/i18n.py`), with `?lang=` first because a
-rejected request cannot store it.
+language is, in order: a `?lang=` choice, the choices stored in the cookie of the
+path's area (the switcher's choice in the account cookie for sign-in and admin paths,
+and the switcher's choice or the LTI launch's locale in the session cookie for the
+others), the Accept-Language header, then English. That is the order of the other
+pages (`lti_tool/i18n.py`), with `?lang=` first because a rejected request cannot
+store it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from lti_tool.i18n import DEFAULT_LOCALE, RTL_LANGUAGES, supported_locale, translations_for
+from lti_tool.views.account_session import (
+    ACCOUNT_COOKIE_NAME,
+    ACCOUNT_PATH_PREFIXES,
+    account_interface,
+)
 
 # Reads the session's stored language choices from a WSGI environ.
 SessionLocales = Callable[[dict], list]
@@ -86,31 +93,44 @@ def render_page(
 
 
 def session_locale_reader(app: Flask) -> SessionLocales:
-    """Return a reader of the language choices in the app's signed session cookie.
+    """Return a reader of the language choices in the signed cookie of a path's area:
+    the account cookie for sign-in and admin paths, else the app's session cookie.
 
     A missing, unsigned or tampered cookie gives no choices, so the page falls back
     to Accept-Language.
     """
-    serializer = app.session_interface.get_signing_serializer(app)
-    cookie_name = app.config["SESSION_COOKIE_NAME"]
+    course_serializer = app.session_interface.get_signing_serializer(app)
+    course_cookie = app.config["SESSION_COOKIE_NAME"]
+    account_serializer = account_interface.get_signing_serializer(app)
 
     def read(environ: dict) -> list:
-        if serializer is None:
-            return []
-        cookies = SimpleCookie()
-        try:
-            cookies.load(environ.get("HTTP_COOKIE", ""))
-        except CookieError:
-            return []
-        morsel = cookies.get(cookie_name)
-        if morsel is None:
-            return []
-        try:
-            data = serializer.loads(morsel.value)
-        except BadSignature:
-            return []
-        if not isinstance(data, dict):
-            return []
+        if environ.get("PATH_INFO", "").startswith(ACCOUNT_PATH_PREFIXES):
+            data = _signed_cookie(environ, ACCOUNT_COOKIE_NAME, account_serializer)
+            return [data.get("locale_choice")]
+        data = _signed_cookie(environ, course_cookie, course_serializer)
         return [data.get("locale_choice"), data.get("launch_locale")]
 
     return read
+
+
+def _signed_cookie(environ: dict, name: str, serializer) -> dict:
+    """Return the data of a signed session cookie, or {} when it is missing or its
+    signature is invalid."""
+    if serializer is None:
+        return {}
+    cookies = SimpleCookie()
+    try:
+        cookies.load(environ.get("HTTP_COOKIE", ""))
+    except CookieError:
+        return {}
+    morsel = cookies.get(name)
+    if morsel is None:
+        return {}
+    try:
+        data = serializer.loads(morsel.value)
+    except BadSignature:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+
+    return data

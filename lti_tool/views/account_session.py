@@ -5,7 +5,8 @@ state (see `lti_tool.lti.session_cookie`). An account's sign-in is therefore sto
 a second cookie, `hpass_account`, which launches never write, so one browser can be
 signed in to the admin area and launched into courses at the same time. The sign-in
 pages (`/account/`) and the admin pages (`/admin/`, `/lti/admin/`) keep their
-state, CSRF token included, in this cookie only. Every other page uses Flask's session.
+state, CSRF token and language choice included, in this cookie only. Every other page
+uses Flask's session.
 
 The cookie is signed as Flask signs its session, with the app's secret key but its
 own salt, so neither cookie's value is accepted as the other. It is SameSite=Lax in
@@ -23,6 +24,12 @@ ACCOUNT_COOKIE_NAME = "hpass_account"
 # The blueprints whose pages use the account cookie instead of Flask's session.
 # The held deployment pages (/lti/admin/) are nested in the `lti` blueprint.
 ACCOUNT_BLUEPRINTS = frozenset({"admin", "lti.lti_admin", "auth", "accounts"})
+# The URL prefixes of those blueprints' routes, for code that runs before Flask
+# matches a route, such as the rate limiter's 429 page.
+ACCOUNT_PATH_PREFIXES = ("/account/", "/admin/", "/lti/admin/")
+# Account session keys that belong to the browser rather than to a sign-in, so
+# signing in, signing out and expiry keep them.
+BROWSER_KEYS = ("locale_choice",)
 
 
 class AccountSessionInterface(SecureCookieSessionInterface):
@@ -51,6 +58,15 @@ def account_session() -> SecureCookieSession:
             raise RuntimeError("the app has no secret key to sign the account cookie")
         g.account_session = opened
     return g.account_session
+
+
+def reset_account_session() -> SecureCookieSession:
+    """Empty the account session except its `BROWSER_KEYS`, and return it."""
+    session = account_session()
+    browser_values = {key: session[key] for key in BROWSER_KEYS if key in session}
+    session.clear()
+    session.update(browser_values)
+    return session
 
 
 def in_account_area() -> bool:

@@ -47,7 +47,7 @@ from lti_tool.i18n import current_locale, language_choice
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.urls_for import base_url
-from lti_tool.views.account_session import account_session
+from lti_tool.views.account_session import account_session, reset_account_session
 from lti_tool.views.headers import forbid_framing
 from lti_tool.views.pages import check_csrf
 
@@ -71,8 +71,7 @@ def _timestamp(now: datetime) -> float:
 def start_account_session(account: Account) -> None:
     """Sign `account` in with a new account session; a course session stays."""
     now = utcnow()
-    session = account_session()
-    session.clear()
+    session = reset_account_session()
     session.update(
         account_id=account.id,
         account_generation=account.session_generation,
@@ -111,7 +110,7 @@ def signed_in_account() -> Account | None:
                 account = None
                 expired = True
         if expired:
-            session.clear()
+            reset_account_session()
             g.session_expired = True
         else:
             session["account_seen"] = now
@@ -240,7 +239,7 @@ def sign_out():
     """
     check_csrf()
     account = signed_in_account()
-    account_session().clear()
+    reset_account_session()
     if account is None:
         return redirect(url_for("auth.sign_in_form"), code=303)
 

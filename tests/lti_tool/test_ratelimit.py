@@ -26,7 +26,9 @@ from lti_tool.ratelimit import (
     address_key,
     classify,
 )
+from lti_tool.rate_limit_page import session_locale_reader
 from lti_tool.schema import upgrade
+from lti_tool.views.account_session import account_interface
 from tests.support.databases import reset_redis
 
 PASSWORD = "correct horse battery staple"
@@ -139,16 +141,34 @@ def test_limit_page_session_choice_wins(serve):
 
 
 def test_limit_page_forged_session_ignored(serve):
-    """A session cookie without a valid signature gives no language choice."""
+    """An account cookie without a valid signature gives no language choice."""
     served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=1)))
     session = requests.Session()
-    session.cookies.set("hpass_session", "eyJsb2NhbGVfY2hvaWNlIjoiYXIifQ.forged.sig")
+    session.cookies.set("hpass_account", "eyJsb2NhbGVfY2hvaWNlIjoiYXIifQ.forged.sig")
 
     page = _limited_sign_in(served, session, **{"Accept-Language": "fr-CA"}).text
 
     assert '<html lang="fr" dir="ltr">' in page
     assert "Trop de tentatives de connexion" in page
     assert "réessayez" in page
+
+
+def test_limit_page_reads_cookie_of_area(app):
+    """Sign-in and admin paths read the account cookie's choice, and other paths
+    the course session's choice and launch locale."""
+    read = session_locale_reader(app)
+    account = account_interface.get_signing_serializer(app).dumps(
+        {"locale_choice": "ar"}
+    )
+    course = app.session_interface.get_signing_serializer(app).dumps(
+        {"locale_choice": "es", "launch_locale": "fr"}
+    )
+    cookies = f"hpass_account={account}; hpass_session={course}"
+
+    for path in ("/account/sign-in", "/admin/", "/lti/admin/deployments"):
+        assert read({"PATH_INFO": path, "HTTP_COOKIE": cookies}) == ["ar"], path
+    launch = {"PATH_INFO": "/lti/alpha/launch", "HTTP_COOKIE": cookies}
+    assert read(launch) == ["es", "fr"]
 
 
 def test_limit_page_english_default(serve):
