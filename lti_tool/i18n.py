@@ -141,6 +141,36 @@ def isolate(value: object) -> Markup:
     return Markup("<bdi>{}</bdi>").format(value)
 
 
+def isolate_ltr(value: object) -> Markup:
+    """Wrap an email address, URL or code in <bdi dir="ltr">.
+
+    Such a value is shown left to right even when it starts with a character of no
+    direction, such as a digit, or contains Arabic letters.
+    """
+    return Markup('<bdi dir="ltr">{}</bdi>').format(value)
+
+
+# FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: the plain-text form of <bdi>.
+FSI = "\u2068"
+PDI = "\u2069"
+# The isolate initiators and terminator (U+2066 to U+2069) mapped to None for
+# str.translate. A stray one in a name would pair with the FSI or PDI around it.
+_WITHOUT_ISOLATES = dict.fromkeys(range(0x2066, 0x206A))
+
+
+def isolate_text(value: object) -> str:
+    """Wrap a name in the Unicode isolate characters FSI and PDI, for text that
+    cannot hold markup: the page <title> and attribute values such as `alt`.
+
+    Inside them the name takes the direction of its first strong character, as in a
+    <bdi>. Isolate characters in the name itself are removed, so the PDI added here
+    always closes the FSI added here, and it also ends any embedding or override the
+    name opens. The result is plain text, so templates still escape it.
+    """
+    name = str(value).translate(_WITHOUT_ISOLATES)
+    return f"{FSI}{name}{PDI}"
+
+
 def localized_list(items) -> Markup:
     """Join items into one list with the page language's separators and "and", from
     Babel's CLDR "standard" pattern: "A, B, and C" in English, "A وB وC" in Arabic.
@@ -295,6 +325,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = localized_datetime
     app.jinja_env.filters["number"] = localized_number
     app.jinja_env.filters["isolate"] = isolate
+    app.jinja_env.filters["isolate_ltr"] = isolate_ltr
+    app.jinja_env.filters["isolate_text"] = isolate_text
     app.jinja_env.filters["localized_list"] = localized_list
     app.before_request(_apply_language_choice)
 

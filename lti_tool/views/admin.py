@@ -424,11 +424,11 @@ def _read_platform_url(form: dict, errors: dict, name: str) -> str:
 
 def _blocked_url_message(error: OutboundBlocked, value: str) -> str:
     if error.code == "blocked_address":
-        return _(
+        return i18n.gettext_html(
             "The host resolves to the non-public address %(address)s (private, "
             "loopback, link-local or reserved), which the bridge does not call. "
             "Give the platform's public https URL.",
-            address=error.address,
+            address=i18n.isolate_ltr(error.address),
         )
     if error.code == "insecure_url":
         return _("Use an https:// address; plain http is not accepted.")
@@ -533,19 +533,19 @@ def connect_lms(account: Account):
             )
         elif result.site_unavailable:
             # The full error, with its retries, is in the log line above.
-            errors["lms_url"] = _(
+            errors["lms_url"] = i18n.gettext_html(
                 "The bridge could not reach Moodle at %(url)s. Check the address and "
                 "that the site is up, then connect again. Nothing was saved.",
-                url=url,
+                url=i18n.isolate_ltr(url),
             )
         else:
             # Moodle returned an error, so its English text follows the message.
             errors["lms_url"] = FieldError(
-                _(
+                i18n.gettext_html(
                     "Moodle at %(url)s failed the connection test, so nothing was "
                     "saved. Check the site address and the web service token, then "
                     "connect again.",
-                    url=url,
+                    url=i18n.isolate_ltr(url),
                 ),
                 detail=result.error,
             )

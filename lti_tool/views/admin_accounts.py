@@ -41,6 +41,7 @@ from lti_tool.accounts import (
 from lti_tool.bridge import db_session
 from lti_tool.errors import NotFound
 from lti_tool.i18n import gettext as _
+from lti_tool.i18n import gettext_html, isolate_ltr
 from lti_tool.logs import get_logger
 from lti_tool.views.account_session import account_session
 from lti_tool.views.admin import (
@@ -284,10 +285,10 @@ def disable(account: Account, admin_account_id: int):
     except LastEnabledAdmin as error:
         db.rollback()
         _log_rejected(error, provider, account)
-        problem = _(
+        problem = gettext_html(
             "%(email)s is the last enabled admin of this provider, so it stays "
             "enabled. Invite or enable another admin first.",
-            email=target.email,
+            email=isolate_ltr(target.email),
         )
         return _accounts_page(account, provider, 409, problem=problem)
     db.commit()
@@ -320,7 +321,9 @@ def _reason_too_long_page(account: Account, provider, target: Account, reason: s
         count=len(reason),
         max=REASON_MAX,
     )
-    label = _("Reason for disabling %(email)s", email=target.email)
+    label = gettext_html(
+        "Reason for disabling %(email)s", email=isolate_ltr(target.email)
+    )
     return _accounts_page(
         account,
         provider,

@@ -19,7 +19,7 @@ from connectors.models import LmsConnection
 from lti_tool.accounts import Account, AuditEvent
 from lti_tool.bridge import db_session
 from lti_tool.i18n import gettext as _
-from lti_tool.i18n import localized_datetime
+from lti_tool.i18n import gettext_html, isolate, isolate_ltr, localized_datetime
 from lti_tool.models import LtiCourse, Registration
 from lti_tool.views.admin import _provider_or_pick, account_required, bp
 from lti_tool.views.audit_text import (
@@ -215,7 +215,10 @@ class AuditNames:
             if found_account is None:
                 name = _("Removed account (number %(number)s)", number=account_id)
             elif found_account.is_operator:
-                name = _("%(email)s (HPass operator)", email=found_account.email)
+                name = gettext_html(
+                    "%(email)s (HPass operator)",
+                    email=isolate_ltr(found_account.email),
+                )
             else:
                 name = found_account.email
             names[f"account:{account_id}"] = name
@@ -301,29 +304,41 @@ class AuditNames:
         if actor.startswith("lti:"):
             return self._lti_actor_label(event, actor.removeprefix("lti:"))
         if actor.startswith("os:"):
-            return _(
+            return gettext_html(
                 "Command on the bridge's server (user %(user)s)",
-                user=actor.removeprefix("os:"),
+                user=isolate_ltr(actor.removeprefix("os:")),
             )
         if actor.startswith("api-token:"):
-            return _("API token %(token)s", token=actor.removeprefix("api-token:"))
+            return gettext_html(
+                "API token %(token)s",
+                token=isolate_ltr(actor.removeprefix("api-token:")),
+            )
         return actor
 
     def _lti_actor_label(self, event: AuditEvent, user_id: str) -> str:
         learner = self.learners.get(user_id)
         if learner is not None and learner.name and learner.email:
-            return _("%(name)s (%(email)s)", name=learner.name, email=learner.email)
+            return gettext_html(
+                "%(name)s (%(email)s)",
+                name=isolate(learner.name),
+                email=isolate_ltr(learner.email),
+            )
         if learner is not None:
             return learner.name or learner.email
         course_id = self.course_of(event)
         if course_id is None:
-            return _("Instructor (LMS user id %(user)s)", user=user_id)
+            return gettext_html(
+                "Instructor (LMS user id %(user)s)", user=isolate_ltr(user_id)
+            )
         title = self.course_titles.get(course_id)
-        course = _("“%(title)s”", title=title) if title else course_id
-        return _(
+        if title:
+            course = gettext_html("“%(title)s”", title=isolate(title))
+        else:
+            course = isolate_ltr(course_id)
+        return gettext_html(
             "Instructor in course %(course)s (LMS user id %(user)s)",
             course=course,
-            user=user_id,
+            user=isolate_ltr(user_id),
         )
 
     def target(self, event: AuditEvent) -> AuditTarget | None:

@@ -139,20 +139,20 @@ def _test_failed_errors(error: CanvasTestFailed, url: str, course_id: str) -> di
     if result.site_unavailable:
         # As for Moodle, the full error, with its retries, is only in the log.
         return {
-            "canvas_url": _(
+            "canvas_url": i18n.gettext_html(
                 "The bridge could not reach Canvas at %(url)s. Check the address and "
                 "that the site is up, then connect again. Nothing was saved.",
-                url=url,
+                url=i18n.isolate_ltr(url),
             )
         }
     # Canvas returned an error on the course, so its English text follows.
-    message = _(
+    message = i18n.gettext_html(
         "Canvas at %(url)s failed the connection test, so nothing was saved. "
         "The bridge could not read course %(course)s with this token. Check "
         "the site address and the course number, and that the token's user "
         "can open the course in Canvas, then connect again.",
-        url=url,
-        course=course_id,
+        url=i18n.isolate_ltr(url),
+        course=i18n.isolate_ltr(course_id),
     )
     return {"canvas_url": FieldError(message, detail=result.message)}
 

@@ -16,6 +16,7 @@ from connectors.models import ConnectionState, LmsConnection
 from lti_tool.accounts import Account, record_audit
 from lti_tool.bridge import db_session
 from lti_tool.i18n import gettext as _
+from lti_tool.i18n import gettext_html, isolate_ltr
 from lti_tool.logs import get_logger
 from lti_tool.models import Registration
 from lti_tool.operations import ActionError
@@ -112,10 +113,11 @@ def remove_lti_registration(account: Account, public_id: str):
         remove_registration(db, _actor(account), registration)
     except ActionError:
         db.rollback()
-        problem = _(
+        problem = gettext_html(
             "The registration of %(issuer)s with client id %(client_id)s has courses "
             "with badges, so it was not removed. Nothing was changed.",
-            **removed,
+            issuer=isolate_ltr(registration.issuer),
+            client_id=isolate_ltr(registration.client_id),
         )
         return _connections_page(account, provider, problem=problem, status=409)
     db.commit()

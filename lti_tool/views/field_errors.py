@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from markupsafe import Markup
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -19,3 +21,8 @@ class FieldError:
 
     def __str__(self) -> str:
         return self.message
+
+    def __html__(self) -> Markup:
+        """Return the message as HTML, keeping Markup from `gettext_html`, such as
+        an isolated URL, and escaping plain text."""
+        return Markup.escape(self.message)

@@ -252,6 +252,27 @@ def test_credential_page_recipient_check(client, issued):
     assert b"No, this badge was not issued to" in no.data
 
 
+def test_recipient_check_isolates_email(client, issued):
+    """The checked email address is isolated left to right in an Arabic sentence."""
+    page = client.get(
+        f"/credentials/{issued.public_id}",
+        query_string={"lang": "ar", "recipient": "x@example.org"},
+        headers=HTML,
+    ).data.decode()
+
+    assert '<bdi dir="ltr">x@example.org</bdi>' in page
+
+
+def test_credential_title_isolates_badge_name(client, issued):
+    """The page title of an Arabic page wraps the badge name in FSI and PDI."""
+    page = client.get(
+        f"/credentials/{issued.public_id}?lang=ar", headers=HTML
+    ).data.decode()
+    title = page[page.index("<title>") : page.index("</title>")]
+
+    assert "\u2068Safe travel\u2069 · " in title
+
+
 def test_credential_page_endorsed(app, client, db, issued):
     """An HPass endorsement of the provider appears on the page."""
     hpass = add_provider(db, slug="hpass", name="HPass network")

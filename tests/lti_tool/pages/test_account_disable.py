@@ -88,7 +88,7 @@ def test_disable_colleague(client, db, alpha_admins):
 
     assert response.status_code == 303
     assert stored(db, colleague.id).disabled_at is not None
-    assert f"{COLLEAGUE} is disabled." in page
+    assert f'<bdi dir="ltr">{COLLEAGUE}</bdi> is disabled.' in page
     assert event.actor == f"account:{admin.id}"
     assert event.target == f"account:{colleague.id}"
     assert event.provider_id == colleague.provider_id
@@ -227,7 +227,7 @@ def test_enable_colleague(app, client, db, alpha_admins):
     page = client.get(response.headers["Location"]).get_data(as_text=True)
 
     assert response.status_code == 303
-    assert f"{COLLEAGUE} is enabled" in page
+    assert f'<bdi dir="ltr">{COLLEAGUE}</bdi> is enabled' in page
     assert stored(db, colleague.id).disabled_at is None
     assert sign_in(app.test_client(), COLLEAGUE).status_code == 303
     assert audit_actions(db, colleague.id) == ["account.disabled", "account.enabled"]
@@ -583,7 +583,7 @@ def test_disable_form_reason_too_long(client, db, alpha_admins):
     assert f'id="{field}-error"' in page
     assert f'aria-describedby="{field}-hint {field}-error" aria-invalid="true"' in page
     assert f'href="#{field}"' in page
-    assert f"Reason for disabling {COLLEAGUE}" in page
+    assert f'Reason for disabling <bdi dir="ltr">{COLLEAGUE}</bdi>' in page
     assert f'value="{reason}"' in page
     assert stored(db, colleague.id).disabled_at is None
     assert audit_actions(db, colleague.id) == []
@@ -742,7 +742,7 @@ def test_accounts_page_without_admins(client, db, tenants):
     page = response.get_data(as_text=True)
 
     assert response.status_code == 200
-    assert "Alpha has no admin account yet." in page
+    assert "<bdi>Alpha</bdi> has no admin account yet." in page
     assert "create an invitation link" in page
     assert '<a href="/admin/invitations">Invite an admin</a></p>' in page
     assert "<table>" not in page
@@ -751,8 +751,8 @@ def test_accounts_page_without_admins(client, db, tenants):
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("fr", "Alpha n’a encore"),
-        ("es", "Alpha aún no tiene"),
+        ("fr", "<bdi>Alpha</bdi> n’a encore"),
+        ("es", "<bdi>Alpha</bdi> aún no tiene"),
         ("ar", "أي حساب مسؤول بعد"),
     ],
 )

@@ -214,7 +214,9 @@ def test_canvas_connect_unreachable(client, db, admin):
 
     assert response.status_code == 400
     assert 'id="canvas_url-error"' in page
-    assert "The bridge could not reach Canvas at http://127.0.0.1:9." in page
+    assert (
+        'The bridge could not reach Canvas at <bdi dir="ltr">http://127.0.0.1:9</bdi>.'
+    ) in page
     assert "Nothing was saved" in page
     # The client's error, with its retries, is in the log only, as for Moodle.
     assert "attempt" not in page
@@ -239,8 +241,9 @@ def test_canvas_connect_course_forbidden(client, db, admin, canvas):
 
     assert response.status_code == 400
     assert error.startswith(
-        f"Canvas at {canvas.url} failed the connection test, so nothing was saved. "
-        f"The bridge could not read course {CANVAS_COURSE_ID} with this token."
+        f'Canvas at <bdi dir="ltr">{canvas.url}</bdi> failed the connection test, '
+        "so nothing was saved. The bridge could not read course "
+        f'<bdi dir="ltr">{CANVAS_COURSE_ID}</bdi> with this token.'
     )
     assert '<span class="error-detail">Details: <span lang="en" dir="ltr">' in error
     assert "HTTP 403" in error
@@ -261,7 +264,8 @@ def test_canvas_course_forbidden_in_french(client, admin, canvas):
 
     assert response.status_code == 400
     assert error.startswith(
-        f"Canvas à l’adresse {canvas.url} a échoué au test de connexion"
+        f'Canvas à l’adresse <bdi dir="ltr">{canvas.url}</bdi> a échoué au test '
+        "de connexion"
     )
     assert "Détails : <span lang=\"en\" dir=\"ltr\">" in error
     assert "HTTP 403" in error

@@ -138,7 +138,7 @@ def test_platform_private_address_rejected(client, db, admin, field, url, addres
     response, page = _connect_lti(client, **{field: url})
 
     assert response.status_code == 400
-    assert f"the non-public address {address} (private" in page
+    assert f'the non-public address <bdi dir="ltr">{address}</bdi> (private' in page
     assert "Give the platform's public https URL." in page
     assert _registrations(db) == before
 
@@ -159,9 +159,9 @@ def test_platform_credentials_url_rejected(client, db, admin):
 @pytest.mark.parametrize(
     ("language", "phrase"),
     [
-        ("fr", "l'adresse non publique 10.0.0.1"),
-        ("es", "la dirección no pública 10.0.0.1"),
-        ("ar", "العنوان غير العام 10.0.0.1"),
+        ("fr", "l'adresse non publique <bdi dir=\"ltr\">10.0.0.1</bdi>"),
+        ("es", "la dirección no pública <bdi dir=\"ltr\">10.0.0.1</bdi>"),
+        ("ar", "العنوان غير العام <bdi dir=\"ltr\">10.0.0.1</bdi>"),
     ],
 )
 def test_platform_private_address_translated(client, admin, language, phrase):

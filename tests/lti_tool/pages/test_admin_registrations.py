@@ -78,7 +78,9 @@ def test_register_shows_confirmation(client, admin, db):
     assert response.status_code == 200
     assert 'role="status"' in page
     assert (
-        f"The registration of {PLATFORM} with client id client-1 is saved." in page
+        f'The registration of <bdi dir="ltr">{PLATFORM}</bdi> with client id '
+        '<bdi dir="ltr">client-1</bdi> is saved.'
+        in page
     )
 
 
@@ -97,11 +99,11 @@ def test_remove_asks_then_removes(app, client, admin, db):
     )
     db.expire_all()
 
-    assert f"Remove the registration of {PLATFORM}?" in confirm
+    assert f'Remove the registration of <bdi dir="ltr">{PLATFORM}</bdi>?' in confirm
     assert 'name="csrf"' in confirm
     assert removed.status_code == 200
     assert 'role="status"' in _page(removed)
-    assert "with client id spare is removed." in _page(removed)
+    assert 'with client id <bdi dir="ltr">spare</bdi> is removed.' in _page(removed)
     assert db.get(Registration, registration_id) is None
     assert db.scalar(
         select(func.count()).select_from(Deployment).where(
@@ -188,7 +190,7 @@ def test_edit_saves_and_audits(app, client, admin, db):
 
     assert 'name="lms_connection_id"' in form
     assert response.status_code == 200
-    assert "with client id spare is saved." in _page(response)
+    assert 'with client id <bdi dir="ltr">spare</bdi> is saved.' in _page(response)
     assert saved.auth_login_url == PLATFORM + "/auth2"
     assert saved.auth_token_url == PLATFORM + "/token"
     assert saved.new_deployment_policy == "hold"
@@ -240,7 +242,7 @@ def test_edit_rejects_private_url(app, client, admin, db):
     db.expire_all()
 
     assert response.status_code == 400
-    assert "the non-public address 10.0.0.1" in page
+    assert 'the non-public address <bdi dir="ltr">10.0.0.1</bdi>' in page
     assert "Choose whether new deployments are accepted or held." in page
     assert db.get(Registration, registration.id).auth_login_url == PLATFORM + "/auth"
 
@@ -258,7 +260,9 @@ def test_registration_pages_translated(app, client, admin, db):
     )
 
     assert "Identifiants de déploiement" in listed
-    assert f"Supprimer l'enregistrement de {PLATFORM}\u202f?" in confirm
+    assert (
+        f'Supprimer l\'enregistrement de <bdi dir="ltr">{PLATFORM}</bdi>\u202f?'
+    ) in confirm
 
 
 def _register_by_hand(client, client_id: str = "shared-client", language: str = "en"):

@@ -10,7 +10,16 @@ from babel import Locale
 from markupsafe import Markup
 
 from badge_engine.models import Achievement
-from lti_tool.i18n import LANGUAGES, gettext_html, isolate, localized_list
+from lti_tool.i18n import (
+    FSI,
+    LANGUAGES,
+    PDI,
+    gettext_html,
+    isolate,
+    isolate_ltr,
+    isolate_text,
+    localized_list,
+)
 from lti_tool.models import LtiCourse
 
 from .conftest import launch_as
@@ -25,6 +34,29 @@ SKILLS = [
 def test_isolate_escapes_name():
     """A name is escaped and wrapped in <bdi>."""
     assert isolate("R&D <1>") == Markup("<bdi>R&amp;D &lt;1&gt;</bdi>")
+
+
+def test_isolate_ltr_escapes_address():
+    """An address is escaped and wrapped in a left-to-right <bdi>."""
+    assert isolate_ltr("a&b@example.org") == Markup(
+        '<bdi dir="ltr">a&amp;b@example.org</bdi>'
+    )
+
+
+def test_isolate_text_wraps_name():
+    """A name for plain text is wrapped in FSI and PDI and is not escaped."""
+    wrapped = isolate_text("R&D")
+
+    assert wrapped == "\u2068R&D\u2069"
+    assert not isinstance(wrapped, Markup)
+
+
+def test_isolate_text_removes_isolates_in_name():
+    """Isolate characters inside a name are removed, so the PDI added closes the FSI
+    added, while other bidirectional controls stay inside the pair."""
+    name = "\u2069A\u2066B\u2067C\u2068D\u202eE"
+
+    assert isolate_text(name) == FSI + "ABCD\u202eE" + PDI
 
 
 def test_gettext_html_keeps_isolated_name(app):
@@ -148,3 +180,43 @@ def test_skills_listed_per_language(client, tenants, db, role, locale, separator
     )
 
     assert expected in page
+
+
+def _page_title(page: str) -> str:
+    return page[page.index("<title>") + len("<title>") : page.index("</title>")]
+
+
+@pytest.mark.parametrize("role", ["learner", "instructor", "observer"])
+def test_arabic_title_isolates_course_title(client, tenants, role):
+    """The Latin course title in each role's Arabic page title is wrapped in FSI and
+    PDI, because a <title> cannot hold <bdi>."""
+    alpha, _ = tenants
+    page = _course_page(client, alpha, role, "ar")
+    title = _page_title(page)
+
+    assert title.endswith(" · \u2068Course of alpha\u2069")
+    assert "<bdi>" not in title
+
+
+def test_title_escapes_course_title(client, tenants, db):
+    """A course title with markup is escaped inside its isolate characters."""
+    alpha, _ = tenants
+    course = db.get(LtiCourse, alpha.course_id)
+    course.title = "<b>R&D</b>"
+    db.commit()
+
+    title = _page_title(_course_page(client, alpha, "learner", "ar"))
+
+    assert title.endswith("\u2068&lt;b&gt;R&amp;D&lt;/b&gt;\u2069")
+
+
+def test_title_without_course_title(client, tenants, db):
+    """A course without a title gets the catalogue's word, with no isolates."""
+    alpha, _ = tenants
+    course = db.get(LtiCourse, alpha.course_id)
+    course.title = None
+    db.commit()
+
+    title = _page_title(_course_page(client, alpha, "learner", "en"))
+
+    assert title == "Your badges · Course"
