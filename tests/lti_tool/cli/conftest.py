@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lti_tool.config import ensure_secret_files, load_settings
 from lti_tool.demo.peers.canvas import FakeCanvas
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID, DEMO_LEARNER_ID
@@ -64,9 +65,17 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path) -> Cli:
+def cli(tmp_path, migrated_schemas) -> Cli:
+    """The console script on an instance set up as `db upgrade` sets one up.
+
+    The folder, secret files and schema are made in this process, because a
+    `db upgrade` run per test cost about 3 s on a 2-core machine. The command
+    itself runs through the console script in test_missing_instance.py.
+    """
     runner = Cli(tmp_path / "instance")
-    runner.ok("db", "upgrade")
+    settings = load_settings(environ=runner.env)
+    ensure_secret_files(settings, runner.env)
+    migrated_schemas.install(settings.database_url)
     return runner
 
 
