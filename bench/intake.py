@@ -272,23 +272,22 @@ def parse_wrk(output: str) -> dict:
 
 def process_tree(pid: int) -> list[int]:
     """Return `pid` and the ids of all its descendants, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name in brackets may contain spaces, so fields are counted
-        # after its closing bracket. The parent id is the second of them.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
     tree, pending = [], [pid]
     while pending:
         current = pending.pop()
         tree.append(current)
-        pending.extend(children.get(current, []))
+        # Each thread lists the children it started, so every thread is read.
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:  # the process ended
+            continue
+        for task in tasks:
+            try:
+                pending.extend(
+                    int(child) for child in (task / "children").read_text().split()
+                )
+            except OSError:
+                continue
     return tree
 
 
