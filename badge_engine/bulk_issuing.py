@@ -137,9 +137,7 @@ def issue_credentials_in_bulk(
             rows.append(_credential_row(signer, request, index))
         except BadgeEngineError as error:
             # The index stays unused, a gap the status list allows.
-            result.rejected.append(
-                RejectedAward(request, f"signing failed: {error}")
-            )
+            result.rejected.append(RejectedAward(request, f"signing failed: {error}"))
             continue
         signed.append(request)
 

@@ -58,7 +58,9 @@ def find_live_credential(
     )
 
 
-def _recipient_identifiers(base_url: str, learner: Learner) -> list[ob3.RecipientIdentity]:
+def _recipient_identifiers(
+    base_url: str, learner: Learner
+) -> list[ob3.RecipientIdentity]:
     salt = secrets.token_hex(16)
     if learner.email:
         return [ob3.RecipientIdentity.from_email(learner.email, salt)]

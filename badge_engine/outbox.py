@@ -96,9 +96,7 @@ def enqueue(
     return message
 
 
-def enqueue_many(
-    session: Session, messages: list[dict[str, Any]]
-) -> list[int]:
+def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int]:
     """Add many messages in one batched INSERT; return the ids of all of them.
 
     Each item has the keyword arguments of `enqueue`. A message whose idempotency

@@ -158,7 +158,9 @@ def allocate_status_index(session: Session, provider_id: int) -> int:
     return 0
 
 
-def reserve_status_indexes(connection: Connection, provider_id: int, count: int) -> range:
+def reserve_status_indexes(
+    connection: Connection, provider_id: int, count: int
+) -> range:
     """Reserve `count` consecutive status list indexes of a provider on `connection`.
 
     One UPDATE moves the provider's `next_index` past the block, so the row is

@@ -339,7 +339,10 @@ def run_bulk(app, workers, achievement_ids: list[int]):
         errors,
         peaks,
         worker_cpu - worker_cpu_before,
-        {pid: cpu - database_cpu_before.get(pid, 0.0) for pid, cpu in database_cpu.items()}
+        {
+            pid: cpu - database_cpu_before.get(pid, 0.0)
+            for pid, cpu in database_cpu.items()
+        }
         if database_cpu is not None and database_cpu_before is not None
         else None,
     )
@@ -360,9 +363,7 @@ def _database_cpu(bridge) -> dict[int, float] | None:
 
     with bridge.engine.connect() as connection:
         pids = connection.scalars(
-            text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            )
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
         ).all()
     try:
         return {pid: _cpu_seconds(pid) for pid in pids}
@@ -444,9 +445,9 @@ def main() -> None:
                     )
                 )
                 pairs = session.scalar(
-                    select(
-                        func.count(func.distinct(Credential.live_key))
-                    ).where(Credential.achievement_id.in_(bulk_ids))
+                    select(func.count(func.distinct(Credential.live_key))).where(
+                        Credential.achievement_id.in_(bulk_ids)
+                    )
                 )
                 indexes = session.scalar(
                     select(

@@ -288,14 +288,20 @@ class ToolConnection:
 
     def __init__(self, login_url: str, launch_url: str, issuer: str, target: str):
         parts = urlsplit(login_url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        self.login_path = parts.path + "?" + urlencode(
-            {
-                "iss": issuer,
-                "login_hint": "3001",
-                "target_link_uri": target,
-                "client_id": CLIENT_ID,
-            }
+        self.connection = http.client.HTTPConnection(
+            parts.hostname, parts.port, timeout=30
+        )
+        self.login_path = (
+            parts.path
+            + "?"
+            + urlencode(
+                {
+                    "iss": issuer,
+                    "login_hint": "3001",
+                    "target_link_uri": target,
+                    "client_id": CLIENT_ID,
+                }
+            )
         )
         self.launch_path = urlsplit(launch_url).path
 
@@ -309,7 +315,8 @@ class ToolConnection:
         if response.status != 302 or "nonce" not in query:
             return None
         cookies = "; ".join(
-            header.split(";", 1)[0] for header in response.headers.get_all("Set-Cookie", [])
+            header.split(";", 1)[0]
+            for header in response.headers.get_all("Set-Cookie", [])
         )
         return query["state"][0], query["nonce"][0], cookies
 

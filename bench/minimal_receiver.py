@@ -38,7 +38,9 @@ def create_app() -> Flask:
     dsn = os.environ.get("MINIMAL_RECEIVER_POSTGRES")
     if dsn:
         connect, target = _postgres_connection, dsn
-        create = "CREATE TABLE IF NOT EXISTS bodies (id BIGSERIAL PRIMARY KEY, body BYTEA)"
+        create = (
+            "CREATE TABLE IF NOT EXISTS bodies (id BIGSERIAL PRIMARY KEY, body BYTEA)"
+        )
         insert = "INSERT INTO bodies (body) VALUES (%s)"
     else:
         connect, target = _sqlite_connection, os.environ["MINIMAL_RECEIVER_DB"]

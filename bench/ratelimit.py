@@ -70,7 +70,9 @@ def _limiter(redis_url: str = "", proxies: list[str] | None = None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200_000)
-    parser.add_argument("--redis", default="", help="Redis URL for shared buckets; unset skips that row")
+    parser.add_argument(
+        "--redis", default="", help="Redis URL for shared buckets; unset skips that row"
+    )
     arguments = parser.parse_args()
     count = arguments.requests
 

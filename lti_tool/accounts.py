@@ -438,4 +438,3 @@ def record_audit(
     session.add(event)
 
     return event
-

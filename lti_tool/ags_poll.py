@@ -108,7 +108,9 @@ def client_for(bridge: Bridge, target: AgsCourse) -> AgsClient:
     )
 
 
-def poll_course(session: Session, client: AgsClient, target: AgsCourse) -> AgsPollResult:
+def poll_course(
+    session: Session, client: AgsClient, target: AgsCourse
+) -> AgsPollResult:
     """Store the course's line items and a grade fact for each new or changed score.
 
     Raises the client's AgsError; facts stored before it stay in the session, and
@@ -159,7 +161,10 @@ def poll_course(session: Session, client: AgsClient, target: AgsCourse) -> AgsPo
                 occurred_at=utcnow(),
                 source=FactSource.POLL,
                 grade_percent=round(percent, 4),
-                raw_payload={"ags_result": ags_result.raw, "lineitem": row.lineitem_url},
+                raw_payload={
+                    "ags_result": ags_result.raw,
+                    "lineitem": row.lineitem_url,
+                },
             )
             _, message = record_fact(session, fact)
             if message is not None:

@@ -132,6 +132,7 @@ def create_app(
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.api.views import bp as api_bp
+
     # These modules add their routes to the admin blueprint when imported.
     from lti_tool.views import (  # noqa: F401
         admin_audit,
@@ -152,7 +153,13 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from lti_tool.views.webhooks import bp as webhooks_bp
 
     for blueprint in (
-        health_bp, lti_bp, pages_bp, public_bp, webhooks_bp, admin_bp, auth_bp
+        health_bp,
+        lti_bp,
+        pages_bp,
+        public_bp,
+        webhooks_bp,
+        admin_bp,
+        auth_bp,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(accounts_bp)

@@ -227,7 +227,9 @@ def start_backfill(
         ]
         if trigger is BackfillTrigger.MANUAL:
             for older in overlapping:
-                if not older.cancel_requested and set(ids) <= set(older.achievement_ids):
+                if not older.cancel_requested and set(ids) <= set(
+                    older.achievement_ids
+                ):
                     older.joined = True
                     return older
         for older in overlapping:
@@ -624,7 +626,9 @@ def _write_page(
     job.rejected += len(result.rejected)
     errors = list(read.errors)
     for rejected in result.rejected:
-        errors.append(f"achievement {rejected.request.achievement.id}: {rejected.reason}")
+        errors.append(
+            f"achievement {rejected.request.achievement.id}: {rejected.reason}"
+        )
         log.warning(
             "backfill_award_rejected",
             achievement_id=rejected.request.achievement.id,

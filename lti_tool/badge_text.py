@@ -20,7 +20,9 @@ BIDI_CONTROLS = frozenset(
 
 
 def is_invisible(text: str) -> bool:
-    return all(unicodedata.category(character) in _INVISIBLE_CATEGORIES for character in text)
+    return all(
+        unicodedata.category(character) in _INVISIBLE_CATEGORIES for character in text
+    )
 
 
 def first_bidi_control(text: str) -> tuple[int, str] | None:

@@ -99,8 +99,11 @@ def db_upgrade(as_json: bool) -> None:
         # files that the other commands require.
         ensure_secret_files(settings)
     except (OSError, ConfigError) as error:
-        fail(f"cannot set up the instance folder {settings.instance_path}: {error}",
-             as_json, code="invalid_configuration")
+        fail(
+            f"cannot set up the instance folder {settings.instance_path}: {error}",
+            as_json,
+            code="invalid_configuration",
+        )
     try:
         upgrade(settings.database_url)
     except Exception as error:  # noqa: BLE001 - reported to the operator
@@ -145,7 +148,9 @@ def worker(loglevel: str) -> None:
 
 
 @main.command()
-@click.option("--loglevel", default="INFO", show_default=True, help="Scheduler log level.")
+@click.option(
+    "--loglevel", default="INFO", show_default=True, help="Scheduler log level."
+)
 def scheduler(loglevel: str) -> None:
     """Run the periodic scheduler (Celery beat) that sweeps the outbox."""
     from lti_tool.app import create_app

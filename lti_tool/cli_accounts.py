@@ -39,7 +39,9 @@ def operator() -> None:
 
 
 @operator.command("create")
-@click.option("--email", required=True, help="The operator's email address (sign-in name).")
+@click.option(
+    "--email", required=True, help="The operator's email address (sign-in name)."
+)
 @click.option(
     "--password",
     help="The password (at least 12 characters); asked for twice when omitted.",
@@ -183,9 +185,7 @@ def _links_revoked_text(count: int) -> str:
 
 @account.command("disable")
 @click.argument("email")
-@click.option(
-    "--reason", help="Why the account is disabled, stored in the audit log."
-)
+@click.option("--reason", help="Why the account is disabled, stored in the audit log.")
 @json_option
 def disable_account_command(email: str, reason: str | None, as_json: bool) -> None:
     """Disable the account EMAIL, which then cannot sign in. Its sessions end at once.

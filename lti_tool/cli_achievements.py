@@ -49,18 +49,21 @@ def _rule_text(rule: str | None, rule_file) -> str | None:
 
 def _rule_options(function):
     function = click.option(
-        "--rule-file", type=click.File("r"),
+        "--rule-file",
+        type=click.File("r"),
         help="File with the award rule JSON ('-' reads stdin).",
     )(function)
     return click.option(
-        "--rule", help='Award rule JSON, e.g. {"version": 1, "rule": {"kind": '
+        "--rule",
+        help='Award rule JSON, e.g. {"version": 1, "rule": {"kind": '
         '"course_completed"}}; see docs/award-rules.md.',
     )(function)
 
 
 def _skip_lms_check_option(function):
     return click.option(
-        "--skip-lms-check", is_flag=True,
+        "--skip-lms-check",
+        is_flag=True,
         help="Save without checking the course and the rule's activity ids in the "
         "LMS, for when the LMS cannot be reached; prints a warning.",
     )(function)
@@ -73,7 +76,8 @@ def _warn(warnings: list[str]) -> None:
 
 def _alignments_option(function):
     return click.option(
-        "--alignments", help='Skills as a JSON list, e.g. [{"targetName": "First '
+        "--alignments",
+        help='Skills as a JSON list, e.g. [{"targetName": "First '
         'aid", "targetUrl": "https://...", "targetFramework": "..."}]; "[]" '
         "removes them.",
     )(function)
@@ -86,8 +90,12 @@ def achievement() -> None:
 
 @achievement.command("add")
 @provider_option()
-@click.option("--connection", "connection_id", required=True,
-              help="LMS connection id (see `hpass-bridge lms list`).")
+@click.option(
+    "--connection",
+    "connection_id",
+    required=True,
+    help="LMS connection id (see `hpass-bridge lms list`).",
+)
 @click.option("--course", "course_id", required=True, help="LMS course id.")
 @click.option("--name", required=True, help="Badge name (at most 200 characters).")
 @click.option("--description", required=True, help="What the badge stands for.")
@@ -95,13 +103,28 @@ def achievement() -> None:
 @_alignments_option
 @_rule_options
 @_skip_lms_check_option
-@click.option("--no-backfill", is_flag=True,
-              help="Start no backfill (default: queue one for the workers, which "
-              "issues the badge to the course's learners who already meet the "
-              "rule).")
+@click.option(
+    "--no-backfill",
+    is_flag=True,
+    help="Start no backfill (default: queue one for the workers, which "
+    "issues the badge to the course's learners who already meet the "
+    "rule).",
+)
 @json_option
-def add(provider_slug, connection_id, course_id, name, description, criteria,
-        alignments, rule, rule_file, skip_lms_check, no_backfill, as_json):
+def add(
+    provider_slug,
+    connection_id,
+    course_id,
+    name,
+    description,
+    criteria,
+    alignments,
+    rule,
+    rule_file,
+    skip_lms_check,
+    no_backfill,
+    as_json,
+):
     """Add a badge to an LMS course with its award rule.
 
     The course and every activity id in the rule must exist in the LMS; see the
@@ -113,15 +136,24 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
     rule = _rule_text(rule, rule_file)
     with operator_session(as_json) as op:
         if rule is None:
-            raise InvalidInput("give the award rule with --rule or --rule-file",
-                               code="rule_required")
+            raise InvalidInput(
+                "give the award rule with --rule or --rule-file", code="rule_required"
+            )
         found = provider_by_slug(op.session, provider_slug)
         try:
             created = add_achievement(
-                op.session, op.actor, found, bridge=op.bridge,
-                connection_id=connection_id, course_id=course_id, name=name,
-                description=description, criteria=criteria, rule=rule,
-                alignments=alignments, skip_lms_check=skip_lms_check,
+                op.session,
+                op.actor,
+                found,
+                bridge=op.bridge,
+                connection_id=connection_id,
+                course_id=course_id,
+                name=name,
+                description=description,
+                criteria=criteria,
+                rule=rule,
+                alignments=alignments,
+                skip_lms_check=skip_lms_check,
             )
         except AchievementExists as error:
             if not error.identical:
@@ -130,8 +162,16 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
             # run twice, finds its badge, as `edit` does for an unchanged rule.
             existing = achievement_dict(op.session, error.existing)
             op.session.rollback()
-            emit({"status": "unchanged", "achievement": existing, "backfill": None,
-                  "warnings": []}, as_json, _unchanged_text(existing["id"]))
+            emit(
+                {
+                    "status": "unchanged",
+                    "achievement": existing,
+                    "backfill": None,
+                    "warnings": [],
+                },
+                as_json,
+                _unchanged_text(existing["id"]),
+            )
             return
         warnings = []
         if skip_lms_check:
@@ -146,23 +186,37 @@ def add(provider_slug, connection_id, course_id, name, description, criteria,
         result = achievement_dict(op.session, created)
         backfill = _sent_backfill(op, job)
     _warn(warnings)
-    emit({"status": "created", "achievement": result, "backfill": backfill,
-          "warnings": warnings}, as_json, _add_text(result["id"], backfill))
+    emit(
+        {
+            "status": "created",
+            "achievement": result,
+            "backfill": backfill,
+            "warnings": warnings,
+        },
+        as_json,
+        _add_text(result["id"], backfill),
+    )
 
 
 def _unchanged_text(achievement_id: str) -> str:
-    return (f"achievement {achievement_id} already exists with these values, so "
-            "nothing was added. To change it: hpass-bridge achievement edit "
-            f"{achievement_id}")
+    return (
+        f"achievement {achievement_id} already exists with these values, so "
+        "nothing was added. To change it: hpass-bridge achievement edit "
+        f"{achievement_id}"
+    )
 
 
 def _add_text(achievement_id: str, backfill: dict | None) -> str:
     if backfill is None:
-        return (f"achievement {achievement_id} created. To award it to learners who "
-                f"already meet the rule: hpass-bridge achievement backfill "
-                f"{achievement_id}")
-    return (f"achievement {achievement_id} created; backfill {backfill['id']} queued "
-            "for the workers, which award it to learners who already meet the rule")
+        return (
+            f"achievement {achievement_id} created. To award it to learners who "
+            f"already meet the rule: hpass-bridge achievement backfill "
+            f"{achievement_id}"
+        )
+    return (
+        f"achievement {achievement_id} created; backfill {backfill['id']} queued "
+        "for the workers, which award it to learners who already meet the rule"
+    )
 
 
 @achievement.command("list")
@@ -173,12 +227,17 @@ def list_(provider_slug, course_id, as_json):
     """List a provider's badges."""
     with operator_session(as_json) as op:
         found = provider_by_slug(op.session, provider_slug)
-        rows = [achievement_dict(op.session, item)
-                for item in list_achievements(op.session, found, course_id)]
+        rows = [
+            achievement_dict(op.session, item)
+            for item in list_achievements(op.session, found, course_id)
+        ]
         audit(op.session, op.actor, "achievement.listed", provider_id=found.id)
         op.session.commit()
-    emit({"achievements": rows}, as_json,
-         table(rows, ["id", "course_id", "name"], "no achievements"))
+    emit(
+        {"achievements": rows},
+        as_json,
+        table(rows, ["id", "course_id", "name"], "no achievements"),
+    )
 
 
 @achievement.command("show")
@@ -189,8 +248,13 @@ def show(achievement_id, as_json):
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
         result = achievement_dict(op.session, found)
-        audit(op.session, op.actor, "achievement.shown",
-              provider_id=found.provider_id, target=f"achievement:{achievement_id}")
+        audit(
+            op.session,
+            op.actor,
+            "achievement.shown",
+            provider_id=found.provider_id,
+            target=f"achievement:{achievement_id}",
+        )
         op.session.commit()
     emit(result, as_json, _achievement_text(result))
 
@@ -203,13 +267,26 @@ def show(achievement_id, as_json):
 @_alignments_option
 @_rule_options
 @_skip_lms_check_option
-@click.option("--no-backfill", is_flag=True,
-              help="Start no backfill when the award rule changes (default: queue "
-              "one for the workers, which issues the badge to learners who meet "
-              "the new rule).")
+@click.option(
+    "--no-backfill",
+    is_flag=True,
+    help="Start no backfill when the award rule changes (default: queue "
+    "one for the workers, which issues the badge to learners who meet "
+    "the new rule).",
+)
 @json_option
-def edit(achievement_id, name, description, criteria, alignments, rule, rule_file,
-         skip_lms_check, no_backfill, as_json):
+def edit(
+    achievement_id,
+    name,
+    description,
+    criteria,
+    alignments,
+    rule,
+    rule_file,
+    skip_lms_check,
+    no_backfill,
+    as_json,
+):
     """Change a badge's texts or award rule; only the options given change.
 
     A new rule's activity ids must exist in the badge's LMS course. A changed rule
@@ -222,9 +299,16 @@ def edit(achievement_id, name, description, criteria, alignments, rule, rule_fil
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
         fields = edit_achievement(
-            op.session, op.actor, found, bridge=op.bridge, name=name,
-            description=description, criteria=criteria, rule=rule,
-            alignments=alignments, skip_lms_check=skip_lms_check,
+            op.session,
+            op.actor,
+            found,
+            bridge=op.bridge,
+            name=name,
+            description=description,
+            criteria=criteria,
+            rule=rule,
+            alignments=alignments,
+            skip_lms_check=skip_lms_check,
         )
         warnings = []
         connection = achievement_connection(op.session, found)
@@ -239,9 +323,17 @@ def edit(achievement_id, name, description, criteria, alignments, rule, rule_fil
         result = achievement_dict(op.session, found)
         backfill = _sent_backfill(op, job)
     _warn(warnings)
-    emit({"status": "updated" if fields else "unchanged", "fields": fields,
-          "achievement": result, "backfill": backfill, "warnings": warnings},
-         as_json, _edit_text(achievement_id, fields, backfill))
+    emit(
+        {
+            "status": "updated" if fields else "unchanged",
+            "fields": fields,
+            "achievement": result,
+            "backfill": backfill,
+            "warnings": warnings,
+        },
+        as_json,
+        _edit_text(achievement_id, fields, backfill),
+    )
 
 
 def _start_backfill(op, found, trigger, warnings: list[str]):
@@ -270,16 +362,21 @@ def _sent_backfill(op, job) -> dict | None:
 
 def _edit_text(achievement_id: str, fields: list[str], backfill: dict | None) -> str:
     if not fields:
-        return (f"achievement {achievement_id} unchanged: the award rule given "
-                "awards like the stored one")
+        return (
+            f"achievement {achievement_id} unchanged: the award rule given "
+            "awards like the stored one"
+        )
     lines = [f"achievement {achievement_id} updated: {', '.join(fields)}"]
     if backfill is not None and backfill["joined"]:
-        lines.append(f"the award rule changed; backfill {backfill['id']} of this "
-                     f"badge is already {backfill['status']} and evaluates the new "
-                     "rule")
+        lines.append(
+            f"the award rule changed; backfill {backfill['id']} of this "
+            f"badge is already {backfill['status']} and evaluates the new "
+            "rule"
+        )
     elif backfill is not None:
-        lines.append(f"the award rule changed; backfill {backfill['id']} queued for "
-                     "the workers")
+        lines.append(
+            f"the award rule changed; backfill {backfill['id']} queued for the workers"
+        )
     return "\n".join(lines)
 
 
@@ -294,14 +391,21 @@ def preview_command(achievement_id, as_json):
     with operator_session(as_json) as op:
         found = find_achievement(op.session, achievement_id)
         rows = [row.__dict__ for row in preview(op.session, op.bridge, found)]
-        audit(op.session, op.actor, "achievement.previewed",
-              provider_id=found.provider_id, target=f"achievement:{achievement_id}")
+        audit(
+            op.session,
+            op.actor,
+            "achievement.previewed",
+            provider_id=found.provider_id,
+            target=f"achievement:{achievement_id}",
+        )
         op.session.commit()
     emit(
-        {"achievement": achievement_id,
-         "would_earn": sum(1 for row in rows if row["met"] and not row["holds"]),
-         "already_hold": sum(1 for row in rows if row["holds"]),
-         "learners": rows},
+        {
+            "achievement": achievement_id,
+            "would_earn": sum(1 for row in rows if row["met"] and not row["holds"]),
+            "already_hold": sum(1 for row in rows if row["holds"]),
+            "learners": rows,
+        },
         as_json,
         _preview_text(achievement_id, rows),
     )
@@ -332,13 +436,15 @@ def _skill_lines(alignments: list[dict]) -> str:
 
 def _achievement_text(result: dict) -> str:
     """Render `achievement show` for a terminal: fields, then one section per text."""
-    summary = fields([
-        ("id", result["id"]),
-        ("LMS connection", result["lms_connection"]),
-        ("course", result["course_id"]),
-        ("image", result["image_url"]),
-        ("created", result["created_at"]),
-    ])
+    summary = fields(
+        [
+            ("id", result["id"]),
+            ("LMS connection", result["lms_connection"]),
+            ("course", result["course_id"]),
+            ("image", result["image_url"]),
+            ("created", result["created_at"]),
+        ]
+    )
     rule = json.dumps(result["award_rule"], indent=2, sort_keys=True)
     blocks = [
         section(f"Badge: {result['name']}", summary),
@@ -387,9 +493,12 @@ def _preview_text(achievement_id: str, rows: list[dict]) -> str:
 
 @achievement.command("backfill")
 @click.argument("achievement_id")
-@click.option("--queue", is_flag=True,
-              help="Hand the job to the workers and return at once (default: run "
-              "it here and wait).")
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="Hand the job to the workers and return at once (default: run "
+    "it here and wait).",
+)
 @json_option
 def backfill(achievement_id, queue, as_json):
     """Issue the badge to every enrolled learner who already earned it.
@@ -413,8 +522,11 @@ def backfill(achievement_id, queue, as_json):
             return
         if queue:
             _send(op.bridge, job_id)
-            emit({"status": "queued", "job": job_public_id}, as_json,
-                 f"backfill {job_public_id} queued for the workers")
+            emit(
+                {"status": "queued", "job": job_public_id},
+                as_json,
+                f"backfill {job_public_id} queued for the workers",
+            )
             return
         status = _run_with_progress(op.bridge, job_id, show=not as_json)
         op.session.expire_all()
@@ -426,13 +538,19 @@ def backfill(achievement_id, queue, as_json):
             job.joined = True
             _emit_joined(job, as_json)
             return
-        summary = {"job": job_public_id, **job_summary(job),
-                   "last_error": job.last_error}
-    emit(summary, as_json,
-         f"backfill {job_public_id} {summary['status']}: {summary['learners_seen']} "
-         f"learners read, {summary['issued']} issued, {summary['already_held']} "
-         f"already held, {summary['not_met']} not met, "
-         f"{summary['failed_reads']} failed reads")
+        summary = {
+            "job": job_public_id,
+            **job_summary(job),
+            "last_error": job.last_error,
+        }
+    emit(
+        summary,
+        as_json,
+        f"backfill {job_public_id} {summary['status']}: {summary['learners_seen']} "
+        f"learners read, {summary['issued']} issued, {summary['already_held']} "
+        f"already held, {summary['not_met']} not met, "
+        f"{summary['failed_reads']} failed reads",
+    )
     if status != "done":
         sys.exit(1)
 
@@ -442,11 +560,14 @@ def _emit_joined(job, as_json: bool) -> None:
     from lti_tool.backfill import job_summary
 
     summary = {"job": job.public_id, "joined": True, **job_summary(job)}
-    emit(summary, as_json,
-         f"backfill {job.public_id} of this badge is already "
-         f"{summary['status']}, so no second one was started: "
-         f"{summary['learners_seen']} learners read, {summary['issued']} "
-         "issued so far")
+    emit(
+        summary,
+        as_json,
+        f"backfill {job.public_id} of this badge is already "
+        f"{summary['status']}, so no second one was started: "
+        f"{summary['learners_seen']} learners read, {summary['issued']} "
+        "issued so far",
+    )
 
 
 def _send(bridge, job_id: int) -> None:
@@ -474,8 +595,9 @@ def _run_with_progress(bridge, job_id: int, show: bool) -> str:
     thread.start()
     interactive = show and sys.stdout.isatty()
     # Moodle's enrolment list has no total, so the bar pulses and counts learners.
-    with click.progressbar(iter(()), label="learners read", show_pos=True,
-                           hidden=not interactive) as bar:
+    with click.progressbar(
+        iter(()), label="learners read", show_pos=True, hidden=not interactive
+    ) as bar:
         seen = 0
         while thread.is_alive():
             thread.join(POLL_SECONDS)
@@ -484,7 +606,8 @@ def _run_with_progress(bridge, job_id: int, show: bool) -> str:
                 bar.update(job.learners_seen - seen)
                 seen = job.learners_seen
     if "error" in outcome:
-        raise ActionError(f"the backfill stopped: {outcome['error']}",
-                          code="backfill_failed")
+        raise ActionError(
+            f"the backfill stopped: {outcome['error']}", code="backfill_failed"
+        )
 
     return outcome["status"]

@@ -203,8 +203,12 @@ def set_token(
 @connection.command("disconnect")
 @click.argument("connection_id")
 @provider_option()
-@click.option("--yes", "confirmed", is_flag=True,
-              help="Disconnect without asking for confirmation.")
+@click.option(
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="Disconnect without asking for confirmation.",
+)
 @json_option
 def disconnect(connection_id: str, provider_slug: str, confirmed: bool, as_json: bool):
     """Disconnect the provider's LMS connection CONNECTION_ID.
@@ -255,8 +259,12 @@ def disconnect(connection_id: str, provider_slug: str, confirmed: bool, as_json:
 @connection.command("new-webhook-secret")
 @click.argument("connection_id")
 @provider_option()
-@click.option("--yes", "confirmed", is_flag=True,
-              help="Issue the new secret without asking for confirmation.")
+@click.option(
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="Issue the new secret without asking for confirmation.",
+)
 @json_option
 def new_webhook_secret(
     connection_id: str, provider_slug: str, confirmed: bool, as_json: bool

@@ -25,7 +25,10 @@ from lti_tool.operations.deliveries import (
 )
 
 _limit_option = click.option(
-    "--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
     help="Maximum number of rows to list, newest first.",
 )
 
@@ -37,8 +40,9 @@ def deliveries() -> None:
 
 @deliveries.command("list")
 @provider_option()
-@click.option("--status", type=click.Choice(DELIVERY_STATUSES),
-              help="Only this status.")
+@click.option(
+    "--status", type=click.Choice(DELIVERY_STATUSES), help="Only this status."
+)
 @_limit_option
 @json_option
 def list_(provider_slug, status, limit, as_json):
@@ -48,9 +52,15 @@ def list_(provider_slug, status, limit, as_json):
         rows = list_deliveries(op.session, found.id, status, limit)
         audit(op.session, op.actor, "delivery.listed", provider_id=found.id)
         op.session.commit()
-    emit({"deliveries": rows}, as_json,
-         table(rows, ["id", "award", "route", "status", "attempts", "reason"],
-               "no deliveries"))
+    emit(
+        {"deliveries": rows},
+        as_json,
+        table(
+            rows,
+            ["id", "award", "route", "status", "attempts", "reason"],
+            "no deliveries",
+        ),
+    )
 
 
 @deliveries.command("retry")
@@ -65,8 +75,11 @@ def retry(provider_slug, delivery_id, as_json):
         message_id = retry_delivery(op.session, op.actor, delivery)
         op.session.commit()
         send_committed(op.bridge, [message_id])
-    emit({"status": "queued", "delivery": delivery_id, "outbox_message": message_id},
-         as_json, f"delivery {delivery_id} queued again")
+    emit(
+        {"status": "queued", "delivery": delivery_id, "outbox_message": message_id},
+        as_json,
+        f"delivery {delivery_id} queued again",
+    )
 
 
 @deliveries.command("discard")
@@ -81,8 +94,11 @@ def discard(provider_slug, delivery_id, reason, as_json):
         delivery = find_delivery(op.session, delivery_id, found.id)
         discard_delivery(op.session, op.actor, delivery, reason)
         op.session.commit()
-    emit({"status": "discarded", "delivery": delivery_id}, as_json,
-         f"delivery {delivery_id} discarded")
+    emit(
+        {"status": "discarded", "delivery": delivery_id},
+        as_json,
+        f"delivery {delivery_id} discarded",
+    )
 
 
 @click.group()
@@ -94,18 +110,33 @@ def facts() -> None:
 @provider_option()
 @click.option("--course", "course_id", help="Only this LMS course.")
 @click.option("--learner", help="Only this learner (LMS user id).")
-@click.option("--source", type=click.Choice([item.value for item in FactSource]),
-              help="Only facts from events or from polls.")
+@click.option(
+    "--source",
+    type=click.Choice([item.value for item in FactSource]),
+    help="Only facts from events or from polls.",
+)
 @_limit_option
 @json_option
 def facts_list(provider_slug, course_id, learner, source, limit, as_json):
     """List completion facts with their source and outcome, newest first."""
     with operator_session(as_json) as op:
         found = provider_by_slug(op.session, provider_slug)
-        rows = list_facts(op.session, found.id, course_id=course_id,
-                          learner=learner, source=source, limit=limit)
+        rows = list_facts(
+            op.session,
+            found.id,
+            course_id=course_id,
+            learner=learner,
+            source=source,
+            limit=limit,
+        )
         audit(op.session, op.actor, "fact.listed", provider_id=found.id)
         op.session.commit()
-    emit({"facts": rows}, as_json,
-         table(rows, ["id", "course_id", "learner", "state", "source", "outcome"],
-               "no completion facts"))
+    emit(
+        {"facts": rows},
+        as_json,
+        table(
+            rows,
+            ["id", "course_id", "learner", "state", "source", "outcome"],
+            "no completion facts",
+        ),
+    )

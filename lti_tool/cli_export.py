@@ -21,11 +21,21 @@ from lti_tool.operations import ActionError, audit, provider_by_slug
 
 @click.command("export")
 @provider_option()
-@click.option("--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write into; created if missing.")
-@click.option("--format", "file_format", type=click.Choice(["json", "png", "svg"]),
-              default="json", show_default=True, help="File format of each badge.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write into; created if missing.",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["json", "png", "svg"]),
+    default="json",
+    show_default=True,
+    help="File format of each badge.",
+)
 @click.option("--include-revoked", is_flag=True, help="Also export revoked badges.")
 @json_option
 def export(provider_slug, out_dir, file_format, include_revoked, as_json):
@@ -39,8 +49,10 @@ def export(provider_slug, out_dir, file_format, include_revoked, as_json):
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ActionError(f"cannot create --out {str(out_dir)!r}: "
-                              f"{error.strerror}; pick a writable folder") from None
+            raise ActionError(
+                f"cannot create --out {str(out_dir)!r}: "
+                f"{error.strerror}; pick a writable folder"
+            ) from None
         written = []
         for credential in credentials:
             payload = json.dumps(credential.document)
@@ -57,8 +69,16 @@ def export(provider_slug, out_dir, file_format, include_revoked, as_json):
             partial.write_bytes(content)
             partial.replace(path)
             written.append(str(path))
-        audit(op.session, op.actor, "credential.exported", provider_id=found.id,
-              detail={"count": len(written), "format": file_format})
+        audit(
+            op.session,
+            op.actor,
+            "credential.exported",
+            provider_id=found.id,
+            detail={"count": len(written), "format": file_format},
+        )
         op.session.commit()
-    emit({"status": "ok", "count": len(written), "files": written}, as_json,
-         f"{len(written)} credential(s) written to {out_dir}")
+    emit(
+        {"status": "ok", "count": len(written), "files": written},
+        as_json,
+        f"{len(written)} credential(s) written to {out_dir}",
+    )

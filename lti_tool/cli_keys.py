@@ -39,15 +39,25 @@ def list_(kind, provider_slug, as_json):
         found = provider_by_slug(op.session, provider_slug) if provider_slug else None
         rows = list_keys(op.session, op.bridge, op.actor, kind=kind, provider=found)
         op.session.commit()
-    emit({"keys": rows}, as_json,
-         table(rows, ["kind", "provider", "id", "active", "owner"], "no keys"))
+    emit(
+        {"keys": rows},
+        as_json,
+        table(rows, ["kind", "provider", "id", "active", "owner"], "no keys"),
+    )
 
 
 @keys.command("rotate")
-@click.option("--kind", type=click.Choice(KINDS), required=True,
-              help="Which kind of key to rotate.")
-@click.option("--provider", "provider_slug",
-              help="Provider whose LTI tool keys or signing key to rotate.")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    required=True,
+    help="Which kind of key to rotate.",
+)
+@click.option(
+    "--provider",
+    "provider_slug",
+    help="Provider whose LTI tool keys or signing key to rotate.",
+)
 @json_option
 def rotate(kind, provider_slug, as_json):
     """Put a new key in use; old public keys stay published."""
@@ -56,13 +66,17 @@ def rotate(kind, provider_slug, as_json):
             result = rotate_encryption_key(op.session, op.bridge, op.actor)
         else:
             if not provider_slug:
-                raise InvalidInput(f"--kind {kind} needs --provider SLUG",
-                                   code="provider_required")
+                raise InvalidInput(
+                    f"--kind {kind} needs --provider SLUG", code="provider_required"
+                )
             found = provider_by_slug(op.session, provider_slug)
             result = rotate_provider_key(op.session, op.bridge, op.actor, found, kind)
         op.session.commit()
-    emit({"status": "rotated", "kind": kind, **result}, as_json,
-         f"{kind} key rotated: " + ", ".join(f"{k} {v}" for k, v in result.items()))
+    emit(
+        {"status": "rotated", "kind": kind, **result},
+        as_json,
+        f"{kind} key rotated: " + ", ".join(f"{k} {v}" for k, v in result.items()),
+    )
 
 
 @keys.command("new-encryption-key")

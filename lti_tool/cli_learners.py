@@ -45,6 +45,9 @@ def forget(provider_slug, lms_user_id, as_json):
         found = provider_by_slug(op.session, provider_slug)
         forget_learner(op.session, op.actor, found, lms_user_id)
         op.session.commit()
-    emit({"status": "forgotten", "learner": lms_user_id}, as_json,
-         f"learner {lms_user_id} forgotten; issued badges stay valid (revoke them "
-         "with `hpass-bridge awards revoke` if asked)")
+    emit(
+        {"status": "forgotten", "learner": lms_user_id},
+        as_json,
+        f"learner {lms_user_id} forgotten; issued badges stay valid (revoke them "
+        "with `hpass-bridge awards revoke` if asked)",
+    )

@@ -117,8 +117,13 @@ def connect_moodle_command(provider_slug, url, token, token_file, name, as_json)
     with operator_session(as_json) as op:
         found = provider_by_slug(op.session, provider_slug)
         connected = connect_moodle(
-            op.session, op.bridge, op.actor, found,
-            url=url, token=_token(token, token_file), name=name,
+            op.session,
+            op.bridge,
+            op.actor,
+            found,
+            url=url,
+            token=_token(token, token_file),
+            name=name,
             token_option=_token_option_name(token_file),
         )
         op.session.commit()
@@ -130,26 +135,47 @@ def connect_moodle_command(provider_slug, url, token, token_file, name, as_json)
 @provider_option()
 @click.option("--url", required=True, help="Canvas site root URL (http(s)).")
 @_token_options
-@click.option("--course", "course_id", required=True,
-              help="A Canvas course id the test reads, because Canvas checks "
-              "scopes per course endpoint.")
-@click.option("--client-id", help="Developer key client id (OAuth2; with "
-              "--client-secret and --refresh-token).")
+@click.option(
+    "--course",
+    "course_id",
+    required=True,
+    help="A Canvas course id the test reads, because Canvas checks "
+    "scopes per course endpoint.",
+)
+@click.option(
+    "--client-id",
+    help="Developer key client id (OAuth2; with --client-secret and --refresh-token).",
+)
 @click.option("--client-secret", help="Developer key secret.")
 @click.option("--refresh-token", help="Refresh token of the developer key's grant.")
 @click.option("--name", default="Canvas", show_default=True, help="Display name.")
 @json_option
 def connect_canvas_command(
-    provider_slug, url, token, token_file, course_id, client_id, client_secret,
-    refresh_token, name, as_json,
+    provider_slug,
+    url,
+    token,
+    token_file,
+    course_id,
+    client_id,
+    client_secret,
+    refresh_token,
+    name,
+    as_json,
 ):
     """Connect a Canvas site with an access token or a developer key's tokens."""
     with operator_session(as_json) as op:
         found = provider_by_slug(op.session, provider_slug)
         connected = connect_canvas_site(
-            op.session, op.bridge, op.actor, found,
-            url=url, token=_token(token, token_file), course_id=course_id,
-            name=name, client_id=client_id, client_secret=client_secret,
+            op.session,
+            op.bridge,
+            op.actor,
+            found,
+            url=url,
+            token=_token(token, token_file),
+            course_id=course_id,
+            name=name,
+            client_id=client_id,
+            client_secret=client_secret,
             refresh_token=refresh_token,
             token_option=_token_option_name(token_file),
         )
@@ -169,19 +195,25 @@ def list_(provider_slug, as_json):
             connection_dict(op.bridge, connection)
             for connection in list_connections(op.session, found)
         ]
-        audit(op.session, op.actor, "lms_connection.listed",
-              provider_id=found.id if found else None)
+        audit(
+            op.session,
+            op.actor,
+            "lms_connection.listed",
+            provider_id=found.id if found else None,
+        )
         op.session.commit()
     # The text table uses the admin page's words for the status, and --json the keys.
     labelled_rows = [
         {**row, "status": CONNECTION_STATUS_LABELS[row["status"]]} for row in rows
     ]
-    text = table(labelled_rows, ["id", "kind", "name", "status", "url"],
-                 "no LMS connections")
+    text = table(
+        labelled_rows, ["id", "kind", "name", "status", "url"], "no LMS connections"
+    )
     # A connection that is not working says why below the table, as the admin page
     # does beside its status.
     details = [
-        f"{row['id']}: {row['state_detail']}" for row in rows
+        f"{row['id']}: {row['state_detail']}"
+        for row in rows
         if row["status"] == "not_working" and row["state_detail"]
     ]
     if details:
@@ -191,9 +223,11 @@ def list_(provider_slug, as_json):
 
 @lms.command("test")
 @click.argument("connection_id")
-@click.option("--course", "course_id",
-              help="Canvas course id to test with (default: the first course "
-              "that has a badge).")
+@click.option(
+    "--course",
+    "course_id",
+    help="Canvas course id to test with (default: the first course that has a badge).",
+)
 @json_option
 def test(connection_id, course_id, as_json):
     """Test a stored connection; exits 1 until the LMS grants everything needed."""
@@ -232,10 +266,17 @@ def activities(connection_id, course_id, as_json):
             op.bridge, op.session, op.actor, connection, course_id
         )
         op.session.commit()
-    text_rows = [
-        {**row, "tracked": "yes" if row["tracked"] else "no"} for row in rows
-    ]
-    emit({"connection": connection_id, "course_id": course_id.strip(),
-          "activities": rows}, as_json,
-         table(text_rows, ["id", "kind", "tracked", "section", "name"],
-               "the course has no activities"))
+    text_rows = [{**row, "tracked": "yes" if row["tracked"] else "no"} for row in rows]
+    emit(
+        {
+            "connection": connection_id,
+            "course_id": course_id.strip(),
+            "activities": rows,
+        },
+        as_json,
+        table(
+            text_rows,
+            ["id", "kind", "tracked", "section", "name"],
+            "the course has no activities",
+        ),
+    )

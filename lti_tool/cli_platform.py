@@ -118,8 +118,16 @@ def platform() -> None:
 )
 @json_option
 def add(
-    provider_slug, issuer, client_id, deployment_ids, jwks_url, auth_url, token_url,
-    family, hold_new_deployments, as_json,
+    provider_slug,
+    issuer,
+    client_id,
+    deployment_ids,
+    jwks_url,
+    auth_url,
+    token_url,
+    family,
+    hold_new_deployments,
+    as_json,
 ) -> None:
     """Add a registration and print the tool URLs to paste into the platform."""
     with _bridge(as_json) as (bridge, session):
@@ -133,8 +141,10 @@ def add(
         policy = bridge.outbound_policy
         issuer = issuer.rstrip("/")
         for name, url in (
-            ("--issuer", issuer), ("--jwks-url", jwks_url),
-            ("--auth-url", auth_url), ("--token-url", token_url),
+            ("--issuer", issuer),
+            ("--jwks-url", jwks_url),
+            ("--auth-url", auth_url),
+            ("--token-url", token_url),
         ):
             try:
                 policy.check_url_now(url)
@@ -148,8 +158,11 @@ def add(
                     as_json,
                 )
             except OutboundError as error:
-                fail(f"{name}: {error}; give the platform's public https URL", as_json,
-                     code="invalid_url")
+                fail(
+                    f"{name}: {error}; give the platform's public https URL",
+                    as_json,
+                    code="invalid_url",
+                )
         existing = provider_registration(session, provider.id, issuer, client_id)
         if existing is not None:
             requested = {
@@ -159,9 +172,7 @@ def add(
                 "--family": family,
                 "--hold-new-deployments": "hold" if hold_new_deployments else "accept",
             }
-            differing = _differing_options(
-                session, existing, requested, deployment_ids
-            )
+            differing = _differing_options(session, existing, requested, deployment_ids)
             if differing:
                 fail(
                     f"issuer {issuer!r} with client id {client_id!r} is already "
@@ -184,13 +195,20 @@ def add(
             return
 
         registration = create_registration(
-            session, bridge.vault, provider,
-            issuer=issuer, client_id=client_id, auth_login_url=auth_url,
-            key_set_url=jwks_url, auth_token_url=token_url,
+            session,
+            bridge.vault,
+            provider,
+            issuer=issuer,
+            client_id=client_id,
+            auth_login_url=auth_url,
+            key_set_url=jwks_url,
+            auth_token_url=token_url,
             deployment_ids=tuple(dict.fromkeys(deployment_ids)),
         )
         registration.platform_family = family
-        registration.new_deployment_policy = "hold" if hold_new_deployments else "accept"
+        registration.new_deployment_policy = (
+            "hold" if hold_new_deployments else "accept"
+        )
         audit(
             session,
             operating_system_actor(),
@@ -233,9 +251,7 @@ def _differing_options(
         "--family": existing.platform_family,
         "--hold-new-deployments": existing.new_deployment_policy,
     }
-    differing = [
-        option for option in requested if requested[option] != stored[option]
-    ]
+    differing = [option for option in requested if requested[option] != stored[option]]
     known = set(
         session.scalars(
             select(Deployment.deployment_id).where(
@@ -272,15 +288,17 @@ def list_(provider_slug, as_json) -> None:
                     Deployment.registration_id == registration.id,
                 )
             )
-            rows.append({
-                "provider": slug,
-                "issuer": registration.issuer,
-                "client_id": registration.client_id,
-                "family": registration.platform_family,
-                "new_deployment_policy": registration.new_deployment_policy,
-                "deployments": {d.deployment_id: d.status for d in deployments},
-                **_tool_urls(bridge.settings.public_base_url, registration),
-            })
+            rows.append(
+                {
+                    "provider": slug,
+                    "issuer": registration.issuer,
+                    "client_id": registration.client_id,
+                    "family": registration.platform_family,
+                    "new_deployment_policy": registration.new_deployment_policy,
+                    "deployments": {d.deployment_id: d.status for d in deployments},
+                    **_tool_urls(bridge.settings.public_base_url, registration),
+                }
+            )
         lines = [
             f"{row['provider']}  {row['issuer']}  {row['client_id']}  "
             + _deployment_ids_text(row["deployments"])

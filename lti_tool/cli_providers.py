@@ -24,8 +24,11 @@ def provider() -> None:
 
 
 @provider.command("add")
-@click.option("--slug", required=True, help="Short name used in every URL; frozen "
-              "once a badge is issued.")
+@click.option(
+    "--slug",
+    required=True,
+    help="Short name used in every URL; frozen once a badge is issued.",
+)
 @click.option("--name", required=True, help="Display name, shown on every badge.")
 @click.option("--url", required=True, help="The provider's public web site (http(s)).")
 @click.option("--email", help="Contact email shown in the issuer profile.")
@@ -43,9 +46,11 @@ def add(slug, name, url, email, as_json) -> None:
             # The same command run again, as a setup script run twice does.
             result = provider_dict(op.session, error.existing)
             op.session.rollback()
-            emit({"status": "unchanged", "provider": result}, as_json,
-                 f"provider {slug} already exists with these values; nothing "
-                 "was added")
+            emit(
+                {"status": "unchanged", "provider": result},
+                as_json,
+                f"provider {slug} already exists with these values; nothing was added",
+            )
             return
         op.session.commit()
         result = provider_dict(op.session, found)
@@ -62,7 +67,9 @@ def add(slug, name, url, email, as_json) -> None:
 def list_(as_json) -> None:
     """List providers with their HPass certification status."""
     with operator_session(as_json) as op:
-        rows = [provider_dict(op.session, found) for found in list_providers(op.session)]
+        rows = [
+            provider_dict(op.session, found) for found in list_providers(op.session)
+        ]
         audit(op.session, op.actor, "provider.listed", provider_id=None)
         op.session.commit()
     emit(
@@ -107,8 +114,12 @@ def api_token() -> None:
 
 @api_token.command("create")
 @provider_option()
-@click.option("--name", default="api", show_default=True,
-              help="What the token is for, shown in `api-token list`.")
+@click.option(
+    "--name",
+    default="api",
+    show_default=True,
+    help="What the token is for, shown in `api-token list`.",
+)
 @json_option
 def token_create(provider_slug, name, as_json) -> None:
     """Create an API token and show it once; only its digest is stored."""
@@ -122,13 +133,24 @@ def token_create(provider_slug, name, as_json) -> None:
         row, token = create_api_token(
             op.session, provider_id=found.id, name=name, created_by=op.actor
         )
-        audit(op.session, op.actor, "api_token.created", provider_id=found.id,
-              target=f"api_token:{row.public_id}", detail={"name": name})
+        audit(
+            op.session,
+            op.actor,
+            "api_token.created",
+            provider_id=found.id,
+            target=f"api_token:{row.public_id}",
+            detail={"name": name},
+        )
         op.session.commit()
         token_id = row.public_id
     emit(
-        {"status": "created", "id": token_id, "provider": provider_slug,
-         "name": name, "token": token},
+        {
+            "status": "created",
+            "id": token_id,
+            "provider": provider_slug,
+            "name": name,
+            "token": token,
+        },
         as_json,
         f"API token {token_id} for {provider_slug} (shown once, store it now):\n"
         f"{token}\nSend it as: Authorization: Bearer <token>",
@@ -145,18 +167,27 @@ def token_list(provider_slug, as_json) -> None:
     with operator_session(as_json) as op:
         found = provider_by_slug(op.session, provider_slug)
         rows = [
-            {"id": row.public_id, "name": row.name, "created_by": row.created_by,
-             "created_at": iso(row.created_at), "last_used_at": iso(row.last_used_at),
-             "revoked_at": iso(row.revoked_at)}
+            {
+                "id": row.public_id,
+                "name": row.name,
+                "created_by": row.created_by,
+                "created_at": iso(row.created_at),
+                "last_used_at": iso(row.last_used_at),
+                "revoked_at": iso(row.revoked_at),
+            }
             for row in op.session.scalars(
-                select(ApiToken).where(ApiToken.provider_id == found.id)
+                select(ApiToken)
+                .where(ApiToken.provider_id == found.id)
                 .order_by(ApiToken.id)
             )
         ]
         audit(op.session, op.actor, "api_token.listed", provider_id=found.id)
         op.session.commit()
-    emit({"tokens": rows}, as_json,
-         table(rows, ["id", "name", "created_at", "revoked_at"], "no API tokens"))
+    emit(
+        {"tokens": rows},
+        as_json,
+        table(rows, ["id", "name", "created_at", "revoked_at"], "no API tokens"),
+    )
 
 
 @api_token.command("revoke")
@@ -182,8 +213,14 @@ def token_revoke(provider_slug, token_id, as_json) -> None:
             )
         if row.revoked_at is None:
             row.revoked_at = utcnow()
-        audit(op.session, op.actor, "api_token.revoked", provider_id=found.id,
-              target=f"api_token:{token_id}")
+        audit(
+            op.session,
+            op.actor,
+            "api_token.revoked",
+            provider_id=found.id,
+            target=f"api_token:{token_id}",
+        )
         op.session.commit()
-    emit({"status": "revoked", "id": token_id}, as_json,
-         f"API token {token_id} revoked")
+    emit(
+        {"status": "revoked", "id": token_id}, as_json, f"API token {token_id} revoked"
+    )

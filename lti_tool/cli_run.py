@@ -120,14 +120,17 @@ class DeferredWsgiApp:
     def __call__(self, environ, start_response):
         if self.target is None:
             start_response(
-                "503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")]
+                "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8")],
             )
             return [b"The bridge is starting; try again in a few seconds.\n"]
         return self.target(environ, start_response)
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
 @click.option(
     "--port",
     default=5000,
@@ -140,7 +143,9 @@ class DeferredWsgiApp:
     default=False,
     help="Serve the demo LMS, platform and portfolio beside the bridge, with demo data.",
 )
-@click.option("--threads", default=8, show_default=True, type=int, help="Web server threads.")
+@click.option(
+    "--threads", default=8, show_default=True, type=int, help="Web server threads."
+)
 def run(host: str, port: int, demo: bool, threads: int) -> None:
     """Run the web server, a Celery worker and the scheduler; Ctrl-C stops them all."""
     from lti_tool.app import freeze_startup_objects
@@ -176,7 +181,9 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
 
     freeze_startup_objects()
     children = start_background_processes(env)
-    start_page = f"{settings.public_base_url}/demo" if demo else settings.public_base_url
+    start_page = (
+        f"{settings.public_base_url}/demo" if demo else settings.public_base_url
+    )
     click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")
     demo_moved_from = app.extensions.get("hpass_demo_moved_from")
     if demo_moved_from:
@@ -289,7 +296,9 @@ def _raise_keyboard_interrupt(_signum, _frame) -> None:
     help="Folder to write credential.json (what the portfolio received), did.json and "
     "archive.json (verifies offline with `hpass-bridge verify`).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+)
 def demo(out: str | None, as_json: bool) -> None:
     """Run the whole path headless: launch, completion, badge, delivery, verification.
 

@@ -138,8 +138,13 @@ def table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> str:
     """Render rows as aligned text columns for a terminal."""
     if not rows:
         return empty
-    cells = [[str(row.get(column) if row.get(column) is not None else "-")
-              for column in columns] for row in rows]
+    cells = [
+        [
+            str(row.get(column) if row.get(column) is not None else "-")
+            for column in columns
+        ]
+        for row in rows
+    ]
     widths = [
         max(len(column), *(len(line[index]) for line in cells))
         for index, column in enumerate(columns)

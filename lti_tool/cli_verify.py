@@ -199,7 +199,11 @@ def _print(report: VerificationReport, target: str, as_json: bool) -> None:
         version = (
             f"Open Badges {report.version}" if report.version else "unknown version"
         )
-        verdicts = {"valid": "valid", "invalid": "INVALID", "not_checked": "NOT CHECKED"}
+        verdicts = {
+            "valid": "valid",
+            "invalid": "INVALID",
+            "not_checked": "NOT CHECKED",
+        }
         verdict = verdicts[report.outcome]
         click.echo(f"{verdict}: {version}, format {report.format or 'unknown'}")
     for problem in report.errors:

@@ -62,9 +62,7 @@ def _env_number(environ: dict[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(
-            f"{ENV_PREFIX}{name} must be a number, got {raw!r}"
-        ) from None
+        raise ConfigError(f"{ENV_PREFIX}{name} must be a number, got {raw!r}") from None
     if not math.isfinite(value):
         raise ConfigError(f"{ENV_PREFIX}{name} must be a finite number, got {raw!r}")
     if value <= 0:
@@ -107,8 +105,7 @@ def _outbound_networks(environ: dict[str, str]) -> list[str]:
 
 def _overlaps_any(network, others) -> bool:
     return any(
-        network.version == other.version and network.overlaps(other)
-        for other in others
+        network.version == other.version and network.overlaps(other) for other in others
     )
 
 
@@ -149,7 +146,9 @@ def _env_rate_limits(environ: dict[str, str]) -> dict[str, RateLimit]:
     for name, default in DEFAULT_RATE_LIMITS.items():
         variable = "RATE_LIMIT_" + name.upper()
         limits[name] = RateLimit(
-            per_minute=_env_number(environ, variable + "_PER_MINUTE", default.per_minute),
+            per_minute=_env_number(
+                environ, variable + "_PER_MINUTE", default.per_minute
+            ),
             burst=_env_number(environ, variable + "_BURST", default.burst),
         )
         if limits[name].burst < 1:
@@ -373,7 +372,9 @@ def _read_or_create(path: Path, make: callable) -> bytes:
     return path.read_bytes().strip()
 
 
-def ensure_secret_files(settings: Settings, environ: dict[str, str] | None = None) -> None:
+def ensure_secret_files(
+    settings: Settings, environ: dict[str, str] | None = None
+) -> None:
     """Load the session secret and the at-rest encryption keys, creating them once.
 
     `HPASS_ENCRYPTION_KEYS` (comma-separated Fernet keys, newest first) overrides the
@@ -385,7 +386,9 @@ def ensure_secret_files(settings: Settings, environ: dict[str, str] | None = Non
     _load_secrets(settings, environ, _read_or_create)
 
 
-def load_secret_files(settings: Settings, environ: dict[str, str] | None = None) -> None:
+def load_secret_files(
+    settings: Settings, environ: dict[str, str] | None = None
+) -> None:
     """Load the secrets as `ensure_secret_files` does, but never create a file.
 
     Raises ConfigError naming a missing file, because a new encryption key could not

@@ -1,13 +1,13 @@
 """Errors a request can end with, and how they are shown.
 
-    BridgeRequestError        4xx with a message naming what was wrong and what to do
-    ├── BadRequest            400: malformed input
-    ├── Unauthorized          401: missing or wrong credentials (webhook secret, token)
-    ├── Forbidden             403: the caller may not do this
-    ├── NotFound              404
-    ├── Gone                  410: the resource existed and was removed for good
-    ├── LaunchRejected        400: an LTI launch failed validation; carries the LTI ids
-    └── ServiceUnavailable    503: nothing was saved, the sender should try again
+BridgeRequestError        4xx with a message naming what was wrong and what to do
+├── BadRequest            400: malformed input
+├── Unauthorized          401: missing or wrong credentials (webhook secret, token)
+├── Forbidden             403: the caller may not do this
+├── NotFound              404
+├── Gone                  410: the resource existed and was removed for good
+├── LaunchRejected        400: an LTI launch failed validation; carries the LTI ids
+└── ServiceUnavailable    503: nothing was saved, the sender should try again
 """
 
 from __future__ import annotations

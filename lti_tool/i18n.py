@@ -316,9 +316,9 @@ def init_app(app: Flask) -> None:
     # escaping them, so the callables installed here only translate.
     app.jinja_env.install_gettext_callables(
         lambda message: translations_for(current_locale()).ugettext(message),
-        lambda singular, plural, count: translations_for(
-            current_locale()
-        ).ungettext(singular, plural, count),
+        lambda singular, plural, count: translations_for(current_locale()).ungettext(
+            singular, plural, count
+        ),
         newstyle=True,
     )
     app.jinja_env.filters["date"] = localized_date

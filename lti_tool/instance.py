@@ -64,11 +64,13 @@ def check_instance(settings: Settings, environ: dict[str, str] | None = None) ->
     database = sqlite_file(settings.database_url)
     if database is not None and not database.is_file():
         where = (
-            "in the instance folder" if database.parent == settings.instance_path
+            "in the instance folder"
+            if database.parent == settings.instance_path
             else f"for the instance folder {settings.instance_path}"
         )
         folder = (
-            "" if settings.instance_path.is_dir()
+            ""
+            if settings.instance_path.is_dir()
             else f" The folder {settings.instance_path} does not exist."
         )
         raise InstanceNotReady(

@@ -32,7 +32,13 @@ from lti_tool.logs import get_logger
 log = get_logger(__name__)
 
 # SEND_EMAIL is the outbox kind this module's handler serves.
-__all__ = ["SEND_EMAIL", "MailSettings", "build_message", "deliver", "send_email_message"]
+__all__ = [
+    "SEND_EMAIL",
+    "MailSettings",
+    "build_message",
+    "deliver",
+    "send_email_message",
+]
 
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")

@@ -86,7 +86,8 @@ class HandlerContext:
 
 def moodle_client_for(bridge: Bridge, connection: LmsConnection) -> MoodleClient:
     token = bridge.vault.decrypt(
-        connection.api_token_encrypted, what=f"API token of LMS connection {connection.id}"
+        connection.api_token_encrypted,
+        what=f"API token of LMS connection {connection.id}",
     ).decode()
     timeout = bridge.settings.http_timeout_seconds
     return MoodleClient(
@@ -192,7 +193,9 @@ def evaluate_fact(context: HandlerContext) -> None:
             f"completion fact {message.payload.get('fact_id')} of provider "
             f"{message.provider_id} does not exist"
         )
-    log_ids = dict(fact_id=fact.id, provider_id=fact.provider_id, lms_user_id=fact.lms_user_id)
+    log_ids = dict(
+        fact_id=fact.id, provider_id=fact.provider_id, lms_user_id=fact.lms_user_id
+    )
 
     is_reversal = not CompletionState(fact.state).counts_as_complete
     if is_reversal and not _live_credentials(session, fact):
@@ -315,7 +318,9 @@ def evaluate_fact(context: HandlerContext) -> None:
             "new: no rule is met, or every met rule was awarded before",
         )
     elif progress.course_completed:
-        _finish_fact(fact, FactOutcome.ALREADY_AWARDED, "every met rule was awarded before")
+        _finish_fact(
+            fact, FactOutcome.ALREADY_AWARDED, "every met rule was awarded before"
+        )
     else:
         _finish_fact(
             fact,
@@ -325,9 +330,7 @@ def evaluate_fact(context: HandlerContext) -> None:
         log.info("fact_not_confirmed", **log_ids)
 
 
-def _live_credentials(
-    session: Session, fact: CompletionFactRecord
-) -> list[Credential]:
+def _live_credentials(session: Session, fact: CompletionFactRecord) -> list[Credential]:
     """Return the learner's live credentials from the achievements of the fact's course."""
     return session.scalars(
         select(Credential)
@@ -404,7 +407,9 @@ def queue_deliveries(session: Session, credential) -> list[int]:
     return message_ids
 
 
-def queue_deliveries_in_bulk(session: Session, provider_id: int, credentials) -> list[int]:
+def queue_deliveries_in_bulk(
+    session: Session, provider_id: int, credentials
+) -> list[int]:
     """Queue delivery of many new credentials, as `queue_deliveries` does for one.
 
     `credentials` are `IssuedCredential`s from `issue_credentials_in_bulk` in this
@@ -476,7 +481,9 @@ def deliver_credential(context: HandlerContext) -> None:
         session.commit()
         raise GiveUp(result.message)
     if result.status == DeliveryStatus.NEEDS_CONSENT:
-        log.warning("credential_delivery_needs_consent", error=result.message, **log_ids)
+        log.warning(
+            "credential_delivery_needs_consent", error=result.message, **log_ids
+        )
         return
     if result.status == DeliveryStatus.DELIVERED and _revoked_meanwhile(
         session, credential

@@ -21,7 +21,12 @@ from itsdangerous import BadSignature
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from lti_tool.i18n import DEFAULT_LOCALE, RTL_LANGUAGES, supported_locale, translations_for
+from lti_tool.i18n import (
+    DEFAULT_LOCALE,
+    RTL_LANGUAGES,
+    supported_locale,
+    translations_for,
+)
 from lti_tool.views.account_session import (
     ACCOUNT_COOKIE_NAME,
     ACCOUNT_PATH_PREFIXES,

@@ -24,8 +24,6 @@ from lti_tool.pipeline import HANDLERS, GiveUp, HandlerContext, RetryLater
 log = get_logger(__name__)
 
 
-
-
 @shared_task(name=RUN_OUTBOX_MESSAGE)
 def run_outbox_message(message_id: int) -> str:
     """Claim the message and run its handler, or skip it when another worker claimed it."""
@@ -34,7 +32,9 @@ def run_outbox_message(message_id: int) -> str:
     structlog.contextvars.bind_contextvars(outbox_message_id=message_id)
 
     with bridge.session() as session:
-        message = claim(session, message_id, lease_seconds=settings.outbox_lease_seconds)
+        message = claim(
+            session, message_id, lease_seconds=settings.outbox_lease_seconds
+        )
         session.commit()
     if message is None:
         log.debug("outbox_message_not_claimable")
@@ -237,7 +237,9 @@ def poll_moodle_connection(connection_id: int) -> str:
         except MoodleError as error:
             # Facts stored before the failure were committed page by page.
             session.rollback()
-            log.warning("moodle_poll_failed", error=str(error), errorcode=error.errorcode)
+            log.warning(
+                "moodle_poll_failed", error=str(error), errorcode=error.errorcode
+            )
             record_failure(session, connection, ContactSource.POLL, error)
             session.commit()
             return "failed"

@@ -1,9 +1,9 @@
 """Absolute URLs of the bridge's LTI and webhook endpoints under the public base URL.
 
-    {base}/lti/{registration}/login          OIDC login initiation
-    {base}/lti/{registration}/launch         launch (redirect URI and target link)
-    {base}/lti/{registration}/jwks           the tool's public keys for that registration
-    {base}/webhooks/moodle/{connection}      Moodle events of one LMS connection
+{base}/lti/{registration}/login          OIDC login initiation
+{base}/lti/{registration}/launch         launch (redirect URI and target link)
+{base}/lti/{registration}/jwks           the tool's public keys for that registration
+{base}/webhooks/moodle/{connection}      Moodle events of one LMS connection
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Supply-chain and static checks, run by scripts/test.sh before the tests: that the
-# lock covers pyproject.toml's requirements, ruff (pyflakes, syntax and bandit's
-# security rules, as set in pyproject.toml), and pip-audit over every package pinned
-# in requirements/lock.txt.
+# lock covers pyproject.toml's requirements, ruff's linter (pyflakes, syntax and
+# bandit's security rules, as set in pyproject.toml) and formatter, and pip-audit over
+# every package pinned in requirements/lock.txt.
 #
 # After changing dependencies in pyproject.toml, regenerate the lock with the command
 # written at its top (pip-compile, installed in .venv by the `checks` extra).
@@ -21,6 +21,8 @@ echo "lock check: requirements/lock.txt against pyproject.toml"
 
 echo "ruff: checking lti_tool, badge_engine, connectors, bench, scripts and tests"
 "$python" -m ruff check --quiet .
+echo "ruff format: checking that every Python file is formatted"
+"$python" -m ruff format --check --quiet .
 
 echo "pip-audit: auditing requirements/lock.txt"
 report=$(mktemp)

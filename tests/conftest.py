@@ -102,8 +102,7 @@ class MigratedSchemas:
                 connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
                 connection.execute(
                     text(
-                        f'CREATE DATABASE "{name}" '
-                        f'TEMPLATE "{self._postgres_template}"'
+                        f'CREATE DATABASE "{name}" TEMPLATE "{self._postgres_template}"'
                     )
                 )
         finally:

@@ -58,7 +58,9 @@ def stack(tmp_path):
 
 def _deliveries(stack: DemoStack, status: DeliveryStatus) -> list[Delivery]:
     with stack.bridge.session() as session:
-        return session.scalars(select(Delivery).where(Delivery.status == status.value)).all()
+        return session.scalars(
+            select(Delivery).where(Delivery.status == status.value)
+        ).all()
 
 
 def _credentials(stack: DemoStack) -> list[Credential]:
@@ -74,12 +76,16 @@ def _fact_outcomes(stack: DemoStack) -> list[str]:
 def _delivery_message_status(stack: DemoStack) -> str | None:
     with stack.bridge.session() as session:
         return session.scalar(
-            select(OutboxMessage.status).where(OutboxMessage.kind == "credential.deliver")
+            select(OutboxMessage.status).where(
+                OutboxMessage.kind == "credential.deliver"
+            )
         )
 
 
 def _wait_delivered(stack: DemoStack) -> None:
-    delivered = wait_for(lambda: _deliveries(stack, DeliveryStatus.DELIVERED), WAIT_SECONDS)
+    delivered = wait_for(
+        lambda: _deliveries(stack, DeliveryStatus.DELIVERED), WAIT_SECONDS
+    )
     assert delivered, "credential never delivered\n" + stack.logs()
 
 

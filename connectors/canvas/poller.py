@@ -120,8 +120,12 @@ def _cursor(
     session: Session, connection: LmsConnection, lms_course_id: str
 ) -> CanvasPollCursor:
     return course_cursor(
-        session, CanvasPollCursor, connection, lms_course_id,
-        pages_read=0, learners_read=0,
+        session,
+        CanvasPollCursor,
+        connection,
+        lms_course_id,
+        pages_read=0,
+        learners_read=0,
     )
 
 

@@ -289,7 +289,9 @@ def nothing_left_to_send(session: Session, delivery: Delivery) -> bool:
     return credential_status != CredentialStatus.REVOKED.value
 
 
-def requeue_waiting_for_consent(session: Session, account: PortfolioAccount) -> list[int]:
+def requeue_waiting_for_consent(
+    session: Session, account: PortfolioAccount
+) -> list[int]:
     """Requeue the account's deliveries that waited for the learner to link again."""
     waiting = session.scalars(
         select(Delivery).where(

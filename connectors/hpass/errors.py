@@ -1,12 +1,12 @@
 """Errors from delivering to a portfolio.
 
-    DeliveryError                 base; carries the portfolio URL and credential id
-    ├── DeliveryRetryable         5xx, 429, timeouts, connection errors: try again later
-    ├── DeliveryRejected          4xx other than 429, 3xx, bad responses: a person acts
-    │   └── TokenExpired          401: the caller refreshes once and tries again
-    └── DeliveryNeedsConsent      the learner's token is gone, expired or revoked and
-                                  could not be refreshed: the learner links again
-    PortfolioSetupError           a discovery document, manifest or URL is unusable
+DeliveryError                 base; carries the portfolio URL and credential id
+├── DeliveryRetryable         5xx, 429, timeouts, connection errors: try again later
+├── DeliveryRejected          4xx other than 429, 3xx, bad responses: a person acts
+│   └── TokenExpired          401: the caller refreshes once and tries again
+└── DeliveryNeedsConsent      the learner's token is gone, expired or revoked and
+                              could not be refreshed: the learner links again
+PortfolioSetupError           a discovery document, manifest or URL is unusable
 """
 
 from __future__ import annotations

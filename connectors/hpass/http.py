@@ -99,7 +99,9 @@ class HttpResult:
             return json.loads(self.body)
         except ValueError:
             snippet = self.body[:80].decode("utf-8", "replace")
-            raise ValueError(f"{what} is not JSON (it starts with {snippet!r})") from None
+            raise ValueError(
+                f"{what} is not JSON (it starts with {snippet!r})"
+            ) from None
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """Tables for delivering credentials to learners' portfolios.
 
-    PortfolioClient      the bridge registered as an OAuth client at one portfolio,
-                         per provider (dynamic client registration)
-    PortfolioAccount     a learner's linked portfolio and its encrypted tokens
-    PortfolioLinkRequest an OAuth authorization in flight (state, PKCE verifier)
-    ObfConnection        a provider's Open Badge Factory API client credentials
-    ObfBadgeMapping      which OBF badge stands for one of the provider's achievements
-    Delivery             where one credential stands on one route
+PortfolioClient      the bridge registered as an OAuth client at one portfolio,
+                     per provider (dynamic client registration)
+PortfolioAccount     a learner's linked portfolio and its encrypted tokens
+PortfolioLinkRequest an OAuth authorization in flight (state, PKCE verifier)
+ObfConnection        a provider's Open Badge Factory API client credentials
+ObfBadgeMapping      which OBF badge stands for one of the provider's achievements
+Delivery             where one credential stands on one route
 """
 
 from __future__ import annotations
@@ -172,4 +172,6 @@ class Delivery(Base):
     # for good when the destination never held the credential.
     revocation_sent_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("credential_id", "route", "portfolio_account_id"),)
+    __table_args__ = (
+        UniqueConstraint("credential_id", "route", "portfolio_account_id"),
+    )

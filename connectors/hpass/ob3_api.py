@@ -52,7 +52,9 @@ class Ob3ApiClient:
 
     def upsert_credential(self, credential: dict) -> UpsertResult:
         """Send one signed credential; raise a DeliveryError subclass when it fails."""
-        return upsert_credential(self.http, self.api_base_url, self._access_token, credential)
+        return upsert_credential(
+            self.http, self.api_base_url, self._access_token, credential
+        )
 
 
 def upsert_credential(

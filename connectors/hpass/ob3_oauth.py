@@ -276,7 +276,9 @@ def _token_request(
     """POST to the token endpoint; errors propagate as DeliveryError subclasses."""
     auth = None
     if client.client_secret_encrypted:
-        secret = vault.decrypt(client.client_secret_encrypted, what="OAuth client secret")
+        secret = vault.decrypt(
+            client.client_secret_encrypted, what="OAuth client secret"
+        )
         auth = (client.client_id, secret.decode())
     else:
         form = {**form, "client_id": client.client_id}
@@ -407,7 +409,9 @@ class AccountTokens:
         account = self.account
         client = self.session.get(PortfolioClient, account.client_id)
         if account.refresh_token_encrypted is None or client is None:
-            raise self._needs_consent("the access token expired and cannot be refreshed")
+            raise self._needs_consent(
+                "the access token expired and cannot be refreshed"
+            )
         refresh_token = self.vault.decrypt(
             account.refresh_token_encrypted, what="portfolio refresh token"
         ).decode()

@@ -194,7 +194,9 @@ class ObfClient:
 
     def revoke_event(self, event_id: str) -> int:
         """Revoke an OBF event; return OBF's HTTP status."""
-        result = self.call("DELETE", f"/v1/event/{self.connection.client_id}/{event_id}")
+        result = self.call(
+            "DELETE", f"/v1/event/{self.connection.client_id}/{event_id}"
+        )
         return result.status
 
 
@@ -203,7 +205,9 @@ def _json_or_reject(result: HttpResult, what: str, http: PortfolioHttp):
         return result.json(what)
     except ValueError as error:
         raise DeliveryRejected(
-            str(error), portfolio_url=http.portfolio_url, credential_id=http.credential_id
+            str(error),
+            portfolio_url=http.portfolio_url,
+            credential_id=http.credential_id,
         ) from None
 
 
@@ -324,7 +328,9 @@ def connect_obf(
         client_id=client_id,
         client_secret_encrypted=vault.encrypt(client_secret),
     )
-    client = ObfClient(candidate, PortfolioHttp(policy, portfolio_url=api_base_url), vault)
+    client = ObfClient(
+        candidate, PortfolioHttp(policy, portfolio_url=api_base_url), vault
+    )
     try:
         client.fetch_token()
     except DeliveryError as error:
@@ -376,7 +382,9 @@ def map_obf_badge(
         )
     )
     if mapping is None:
-        mapping = ObfBadgeMapping(provider_id=provider_id, achievement_id=achievement_id)
+        mapping = ObfBadgeMapping(
+            provider_id=provider_id, achievement_id=achievement_id
+        )
         session.add(mapping)
     mapping.obf_badge_id = obf_badge_id
     session.flush()

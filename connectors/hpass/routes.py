@@ -101,4 +101,6 @@ def route_for(name: str) -> DeliveryRoute:
         return _ROUTES[name]
     except KeyError:
         known = ", ".join(sorted(_ROUTES))
-        raise LookupError(f"no delivery route {name!r}; known routes: {known}") from None
+        raise LookupError(
+            f"no delivery route {name!r}; known routes: {known}"
+        ) from None

@@ -59,8 +59,7 @@ REST_PATH = "/webservice/rest/server.php"
 REQUIRED_FUNCTIONS: dict[str, str] = {
     "core_webservice_get_site_info": "test the connection and list the token's "
     "functions",
-    "core_course_get_contents": "list a course's activities for the award rule "
-    "builder",
+    "core_course_get_contents": "list a course's activities for the award rule builder",
     "core_enrol_get_enrolled_users": "list a course's learners for reconciliation "
     "polls",
     "core_completion_get_course_completion_status": "re-read a learner's course "
@@ -741,9 +740,7 @@ class MoodleClient:
         self._log_warnings(result, wsfunction)
         return result
 
-    def _require_dict(
-        self, value: Any, wsfunction: str, path: str
-    ) -> dict[str, Any]:
+    def _require_dict(self, value: Any, wsfunction: str, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self._shape_error(wsfunction, path, value, "a JSON object")
         return value

@@ -43,7 +43,9 @@ ACTIVITIES_MAX = 1000
 
 
 def _achievement(achievement_id: str):
-    return achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
+    return achievement_ops.find_achievement(
+        db_session(), achievement_id, _provider().id
+    )
 
 
 def _optional_body() -> dict:
@@ -68,9 +70,7 @@ def preview_achievement(achievement_id: str):
     return jsonify(
         {
             "achievement": found.public_id,
-            "would_earn": sum(
-                1 for row in rows if row["met"] and not row["holds"]
-            ),
+            "would_earn": sum(1 for row in rows if row["met"] and not row["holds"]),
             "already_hold": sum(1 for row in rows if row["holds"]),
             "complete": complete,
             "learners": rows,
@@ -102,9 +102,13 @@ def start_backfill(achievement_id: str):
     _commit()
     if job.joined:
         # The badge's active backfill is returned instead of a second job.
-        return jsonify({**backfill_ops.backfill_dict(db_session(), job), "joined": True})
+        return jsonify(
+            {**backfill_ops.backfill_dict(db_session(), job), "joined": True}
+        )
     send_backfill(job.id)
-    return jsonify({**backfill_ops.backfill_dict(db_session(), job), "joined": False}), 202
+    return jsonify(
+        {**backfill_ops.backfill_dict(db_session(), job), "joined": False}
+    ), 202
 
 
 @bp.get("/backfills")

@@ -38,7 +38,10 @@ def _list_of(key: str, ref: str) -> dict:
 
 
 def _json(schema: dict, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -64,7 +67,9 @@ def _path(name: str, schema: dict | None = None) -> dict:
 
 
 LIMIT = _query(
-    "limit", "Maximum number of rows to return, newest first.", {"type": "integer", "minimum": 1, "maximum": 1000}
+    "limit",
+    "Maximum number of rows to return, newest first.",
+    {"type": "integer", "minimum": 1, "maximum": 1000},
 )
 
 
@@ -227,7 +232,14 @@ SCHEMAS = {
                 "enrolled learners who already meet its rule.",
             },
         },
-        ["lms_connection", "course_id", "name", "description", "criteria", "award_rule"],
+        [
+            "lms_connection",
+            "course_id",
+            "name",
+            "description",
+            "criteria",
+            "award_rule",
+        ],
     ),
     "AchievementChange": _closed_object(
         {
@@ -314,7 +326,10 @@ SCHEMAS = {
             "revoked_at": TIMESTAMP,
             "revocation_reason": NULLABLE_STRING,
             "completion_reversed_at": TIMESTAMP,
-            "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
+            "deliveries": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Delivery"},
+            },
         },
         ["id", "achievement", "learner", "status"],
     ),
@@ -348,21 +363,32 @@ def _body(name: str) -> dict:
 PATHS = {
     "/api/v1/provider": {
         "get": _operation(
-            "The token's provider", {"200": _json(_ref("Provider"), "The provider.")},
+            "The token's provider",
+            {"200": _json(_ref("Provider"), "The provider.")},
             operationId="getProvider",
         )
     },
     "/api/v1/lms-connections": {
         "get": _operation(
             "The provider's LMS connections",
-            {"200": _json(_list_of("connections", "#/components/schemas/LmsConnection"), "Connections.")},
+            {
+                "200": _json(
+                    _list_of("connections", "#/components/schemas/LmsConnection"),
+                    "Connections.",
+                )
+            },
             operationId="listLmsConnections",
         )
     },
     "/api/v1/achievements": {
         "get": _operation(
             "The provider's achievements",
-            {"200": _json(_list_of("achievements", "#/components/schemas/Achievement"), "Achievements.")},
+            {
+                "200": _json(
+                    _list_of("achievements", "#/components/schemas/Achievement"),
+                    "Achievements.",
+                )
+            },
             operationId="listAchievements",
             parameters=[_query("course_id", "Only this LMS course.")],
         ),
@@ -442,7 +468,13 @@ PATHS = {
                 "content": {
                     "application/json": {
                         "schema": _object(
-                            {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}},
+                            {
+                                "reason": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "maxLength": 1000,
+                                }
+                            },
                             ["reason"],
                         )
                     }
@@ -453,14 +485,28 @@ PATHS = {
     "/api/v1/deliveries": {
         "get": _operation(
             "The provider's deliveries to portfolios",
-            {"200": _json(_list_of("deliveries", "#/components/schemas/Delivery"), "Deliveries.")},
+            {
+                "200": _json(
+                    _list_of("deliveries", "#/components/schemas/Delivery"),
+                    "Deliveries.",
+                )
+            },
             operationId="listDeliveries",
             parameters=[
                 _query(
                     "status",
                     "Only this status.",
-                    {"enum": ["queued", "delivered", "retrying", "needs_consent",
-                              "failed", "no_portfolio", "revoked"]},
+                    {
+                        "enum": [
+                            "queued",
+                            "delivered",
+                            "retrying",
+                            "needs_consent",
+                            "failed",
+                            "no_portfolio",
+                            "revoked",
+                        ]
+                    },
                 ),
                 LIMIT,
             ],
@@ -488,7 +534,11 @@ PATHS = {
     "/api/v1/facts": {
         "get": _operation(
             "Completion facts the LMSs reported, newest first",
-            {"200": _json(_list_of("facts", "#/components/schemas/CompletionFact"), "Facts.")},
+            {
+                "200": _json(
+                    _list_of("facts", "#/components/schemas/CompletionFact"), "Facts."
+                )
+            },
             operationId="listFacts",
             parameters=[
                 _query("course_id", "Only this LMS course."),
@@ -743,8 +793,9 @@ PATHS.update(
                 parameters=[
                     ACHIEVEMENT_ID,
                     {
-                        **_query("learner", "The learner's LMS user id.",
-                                 _string_field(64)),
+                        **_query(
+                            "learner", "The learner's LMS user id.", _string_field(64)
+                        ),
                         "required": True,
                     },
                 ],
@@ -756,10 +807,12 @@ PATHS.update(
                 "learner who already earned it. While the badge's backfill is "
                 "pending or running, that job is returned instead of a new one",
                 {
-                    "202": _json(_ref("Backfill"), "Queued for the workers; joined "
-                                 "is false."),
-                    "200": _json(_ref("Backfill"), "The badge's active backfill; "
-                                 "joined is true."),
+                    "202": _json(
+                        _ref("Backfill"), "Queued for the workers; joined is false."
+                    ),
+                    "200": _json(
+                        _ref("Backfill"), "The badge's active backfill; joined is true."
+                    ),
                 },
                 operationId="startBackfill",
                 parameters=[ACHIEVEMENT_ID],
@@ -768,12 +821,19 @@ PATHS.update(
         "/api/v1/backfills": {
             "get": _operation(
                 "The provider's latest backfills, newest first",
-                {"200": _json(_list_of("backfills", "#/components/schemas/Backfill"),
-                              "Backfills.")},
+                {
+                    "200": _json(
+                        _list_of("backfills", "#/components/schemas/Backfill"),
+                        "Backfills.",
+                    )
+                },
                 operationId="listBackfills",
                 parameters=[
-                    _query("limit", "Rows to return at most (default 20).",
-                           {"type": "integer", "minimum": 1, "maximum": 100}),
+                    _query(
+                        "limit",
+                        "Rows to return at most (default 20).",
+                        {"type": "integer", "minimum": 1, "maximum": 100},
+                    ),
                 ],
             )
         },
@@ -943,8 +1003,11 @@ PATHS.update(
             "post": _operation(
                 "Erase a learner's name, email, raw LMS payloads and portfolio "
                 "tokens; issued badges stay valid",
-                {"200": _json(_object({"status": STRING, "learner": STRING}),
-                              "Forgotten.")},
+                {
+                    "200": _json(
+                        _object({"status": STRING, "learner": STRING}), "Forgotten."
+                    )
+                },
                 operationId="forgetLearner",
                 parameters=[_path("lms_user_id")],
             )

@@ -80,9 +80,7 @@ def _authorization_problem(header: str) -> str:
     if scheme.lower() == "bearer":
         return f"the Authorization header has no token after the word Bearer; {fix}"
     if rest and scheme.isalpha() and len(scheme) <= 20:
-        return (
-            f"the Authorization header uses the {scheme!r} scheme, not Bearer; {fix}"
-        )
+        return f"the Authorization header uses the {scheme!r} scheme, not Bearer; {fix}"
     return f"the Authorization header lacks the word Bearer before the token; {fix}"
 
 
@@ -304,7 +302,11 @@ def list_achievements():
         db_session(), _provider(), request.args.get("course_id")
     )
     return jsonify(
-        {"achievements": [achievement_ops.achievement_dict(db_session(), r) for r in rows]}
+        {
+            "achievements": [
+                achievement_ops.achievement_dict(db_session(), r) for r in rows
+            ]
+        }
     )
 
 
@@ -383,7 +385,9 @@ def add_achievement():
 
 @bp.get("/achievements/<achievement_id>")
 def show_achievement(achievement_id: str):
-    found = achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
+    found = achievement_ops.find_achievement(
+        db_session(), achievement_id, _provider().id
+    )
     return jsonify(achievement_ops.achievement_dict(db_session(), found))
 
 
@@ -392,7 +396,9 @@ def edit_achievement(achievement_id: str):
     body = _known_fields(_body(), _ACHIEVEMENT_EDIT_FIELDS)
     skip = _skip_lms_check(body)
     start_backfill = _flag(body, "backfill", True)
-    found = achievement_ops.find_achievement(db_session(), achievement_id, _provider().id)
+    found = achievement_ops.find_achievement(
+        db_session(), achievement_id, _provider().id
+    )
     fields = achievement_ops.edit_achievement(
         db_session(),
         g.api_actor,
@@ -447,7 +453,9 @@ def list_awards():
         status=request.args.get("status"),
         limit=_limit(),
     )
-    return jsonify({"awards": [award_ops.award_dict(current_bridge(), r) for r in rows]})
+    return jsonify(
+        {"awards": [award_ops.award_dict(current_bridge(), r) for r in rows]}
+    )
 
 
 @bp.get("/awards/<award_id>")

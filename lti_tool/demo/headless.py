@@ -57,10 +57,16 @@ def _run_steps(stack: DemoStack, out_dir: Path | None, say) -> dict:
     say("learner launched the tool: badge not earned yet")
 
     event = stack.peers.moodle.complete_course(DEMO_COURSE_ID, DEMO_LEARNER_ID)
-    delivery = stack.peers.moodle.deliveries[-1] if stack.peers.moodle.deliveries else None
+    delivery = (
+        stack.peers.moodle.deliveries[-1] if stack.peers.moodle.deliveries else None
+    )
     if event is None or delivery is None or delivery.status_code not in (200, 202):
-        raise DemoFailed(f"the Moodle course_completed webhook was not accepted: {delivery}")
-    say(f"Moodle marked the course complete and sent course_completed ({delivery.status_code})")
+        raise DemoFailed(
+            f"the Moodle course_completed webhook was not accepted: {delivery}"
+        )
+    say(
+        f"Moodle marked the course complete and sent course_completed ({delivery.status_code})"
+    )
 
     if wait_for(lambda: _delivered(stack), DELIVERY_TIMEOUT_SECONDS) is None:
         raise DemoFailed(
@@ -69,7 +75,9 @@ def _run_steps(stack: DemoStack, out_dir: Path | None, say) -> dict:
         )
     received = stack.peers.portfolio.credentials()
     if len(received) != 1:
-        raise DemoFailed(f"the portfolio contains {len(received)} credentials, expected 1")
+        raise DemoFailed(
+            f"the portfolio contains {len(received)} credentials, expected 1"
+        )
     credential = received[0]
     say(f"portfolio received credential {credential['id']}")
 

@@ -37,7 +37,12 @@ from lti_tool.demo.peers.portfolio import PortfolioPeer
 from lti_tool.lti.registrations import create_registration
 from lti_tool.logs import get_logger
 from lti_tool.models import Registration
-from lti_tool.urls_for import lti_jwks_url, lti_launch_url, lti_login_url, moodle_webhook_url
+from lti_tool.urls_for import (
+    lti_jwks_url,
+    lti_launch_url,
+    lti_login_url,
+    moodle_webhook_url,
+)
 from lti_tool.views.webhooks import secret_digest
 
 DEMO_SLUG = "demo-academy"

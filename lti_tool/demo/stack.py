@@ -150,11 +150,15 @@ class DemoStack:
     def logs(self) -> str:
         parts = []
         names = ["worker.log", "scheduler.log"]
-        names += [f"worker-{number + 2}.log" for number in range(len(self.extra_workers))]
+        names += [
+            f"worker-{number + 2}.log" for number in range(len(self.extra_workers))
+        ]
         for name in names:
             path = self.instance_path / name
             if path.exists():
-                parts.append(f"--- {name} ---\n" + path.read_text(errors="replace")[-6000:])
+                parts.append(
+                    f"--- {name} ---\n" + path.read_text(errors="replace")[-6000:]
+                )
         return "\n".join(parts)
 
 

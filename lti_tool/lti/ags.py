@@ -539,7 +539,9 @@ class AgsClient:
             raw=item,
         )
 
-    def _invalid(self, problem: str, url: str, status: int | None) -> AgsResponseInvalid:
+    def _invalid(
+        self, problem: str, url: str, status: int | None
+    ) -> AgsResponseInvalid:
         return AgsResponseInvalid(
             f"{self.platform} sent an invalid AGS response from {url}: {problem}",
             platform=self.platform,

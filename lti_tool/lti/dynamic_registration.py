@@ -121,7 +121,9 @@ class DynamicRegistration:
 
         issuer = document.get("issuer")
         lti = document.get(PLATFORM_CONFIGURATION)
-        family = str(lti.get("product_family_code") or "") if isinstance(lti, dict) else ""
+        family = (
+            str(lti.get("product_family_code") or "") if isinstance(lti, dict) else ""
+        )
         canvas = family.lower() == "canvas" and issuer in CANVAS_ISSUERS
         # LTI Dynamic Registration 1.0: the configuration URL starts with the issuer.
         if not isinstance(issuer, str) or not (url.startswith(issuer) or canvas):
@@ -142,7 +144,9 @@ class DynamicRegistration:
             authorization_endpoint=self._check(
                 document.get("authorization_endpoint"), "authorization_endpoint"
             ),
-            token_endpoint=self._check(document.get("token_endpoint"), "token_endpoint"),
+            token_endpoint=self._check(
+                document.get("token_endpoint"), "token_endpoint"
+            ),
             jwks_uri=self._check(document.get("jwks_uri"), "jwks_uri"),
             registration_endpoint=self._check(
                 document.get("registration_endpoint"), "registration_endpoint"
@@ -153,8 +157,13 @@ class DynamicRegistration:
         )
 
     def tool_configuration(
-        self, platform: PlatformConfiguration, *, base_url: str, login_url: str,
-        launch_url: str, jwks_url: str,
+        self,
+        platform: PlatformConfiguration,
+        *,
+        base_url: str,
+        login_url: str,
+        launch_url: str,
+        jwks_url: str,
     ) -> dict:
         """Build the client registration request the tool posts to the platform."""
         scopes = [s for s in WANTED_SCOPES if s in platform.scopes_supported]
@@ -181,12 +190,12 @@ class DynamicRegistration:
                 "messages": messages,
                 "custom_parameters": {
                     "lms_course_id": (
-                        "$Canvas.course.id" if platform.family == "canvas"
+                        "$Canvas.course.id"
+                        if platform.family == "canvas"
                         else "$Context.id"
                     ),
                     "lms_user_id": (
-                        "$Canvas.user.id" if platform.family == "canvas"
-                        else "$User.id"
+                        "$Canvas.user.id" if platform.family == "canvas" else "$User.id"
                     ),
                 },
             },
@@ -222,7 +231,11 @@ class DynamicRegistration:
     def _send(self, method: str, url: str, **kwargs) -> requests.Response:
         try:
             response = self.http.request(
-                method, url, timeout=(3.05, self.timeout), allow_redirects=False, **kwargs
+                method,
+                url,
+                timeout=(3.05, self.timeout),
+                allow_redirects=False,
+                **kwargs,
             )
         except OutboundBlocked as error:
             raise RegistrationFailed(
@@ -284,24 +297,34 @@ def _error_text(response: requests.Response) -> str:
 
     if isinstance(body, dict):
         if "error_description" in body or "error" in body:
-            parts = [str(body.get("error") or ""), str(body.get("error_description") or "")]
+            parts = [
+                str(body.get("error") or ""),
+                str(body.get("error_description") or ""),
+            ]
             return ": ".join(part for part in parts if part)[:300]
         errors = body.get("errors")
         if isinstance(errors, list):
             return "; ".join(
-                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
+                str(e.get("message", e)) if isinstance(e, dict) else str(e)
+                for e in errors
             )[:300]
         if isinstance(errors, dict):
-            return "; ".join(f"{field}: {problems}" for field, problems in errors.items())[:300]
+            return "; ".join(
+                f"{field}: {problems}" for field, problems in errors.items()
+            )[:300]
     return str(body)[:300]
 
 
 def _hint_for(status: int) -> str:
     if status in (401, 403):
-        return ("the registration token was rejected or expired; start the "
-                "registration again from the platform")
+        return (
+            "the registration token was rejected or expired; start the "
+            "registration again from the platform"
+        )
     if status in (400, 422):
-        return "the platform rejected the tool's configuration; the message above says why"
+        return (
+            "the platform rejected the tool's configuration; the message above says why"
+        )
     return "try again later; if it keeps failing, register the tool manually"
 
 

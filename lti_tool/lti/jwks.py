@@ -80,7 +80,10 @@ class JwksCache:
             return found
 
         entry = self._entries.get(url)
-        if entry is not None and time.monotonic() - entry.fetched_at < self.min_refetch_seconds:
+        if (
+            entry is not None
+            and time.monotonic() - entry.fetched_at < self.min_refetch_seconds
+        ):
             log.info("jwks_refetch_rate_limited", url=url, kid=kid)
             return None
 
@@ -160,7 +163,9 @@ def _parse_keys(url: str, entries: object) -> dict[str | None, jwt.PyJWK]:
         try:
             keys[entry.get("kid")] = jwt.PyJWK(entry)
         except (jwt.PyJWKError, jwt.InvalidKeyError) as error:
-            log.warning("jwks_key_skipped", url=url, kid=entry.get("kid"), error=str(error))
+            log.warning(
+                "jwks_key_skipped", url=url, kid=entry.get("kid"), error=str(error)
+            )
 
     return keys
 

@@ -61,10 +61,20 @@ SUPPORTED_MESSAGES = (RESOURCE_LINK, DEEP_LINKING)
 # Asymmetric algorithms only: HS* would let anyone holding the platform's public key
 # sign tokens, and "none" signs nothing.
 ALLOWED_ALGORITHMS = (
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
 )
 _KEY_FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
-_ALGORITHM_OBJECTS = {name: jwt.get_algorithm_by_name(name) for name in ALLOWED_ALGORITHMS}
+_ALGORITHM_OBJECTS = {
+    name: jwt.get_algorithm_by_name(name) for name in ALLOWED_ALGORITHMS
+}
 # RFC 7515 base64url without padding; PyJWT also accepts up to two '=' at the end.
 _BASE64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*={0,2}\Z")
 # Claims every LTI 1.3 id_token carries; a missing one rejects the launch.
@@ -350,15 +360,23 @@ class LaunchValidator:
             return payload
         except jwt.ExpiredSignatureError:
             problem = "the id_token has expired"
-            check = ("start the launch again; if every launch fails, the clocks of the "
-                     "platform and the bridge differ by more than the leeway")
+            check = (
+                "start the launch again; if every launch fails, the clocks of the "
+                "platform and the bridge differ by more than the leeway"
+            )
         except jwt.ImmatureSignatureError:
-            problem = "the id_token is issued in the future (iat or nbf), beyond the leeway"
-            check = "the platform's clock is ahead; the platform host must sync its clock"
+            problem = (
+                "the id_token is issued in the future (iat or nbf), beyond the leeway"
+            )
+            check = (
+                "the platform's clock is ahead; the platform host must sync its clock"
+            )
         except jwt.InvalidSignatureError:
             problem = "the id_token's signature does not verify with the platform's key"
-            check = ("the registration's key set URL must be the platform's JWKS URL; "
-                     "a forged or tampered launch also ends here")
+            check = (
+                "the registration's key set URL must be the platform's JWKS URL; "
+                "a forged or tampered launch also ends here"
+            )
         except jwt.MissingRequiredClaimError as error:
             problem = f"the id_token has no {error.claim!r} claim"
             check = "the platform must send every claim LTI 1.3 requires"
@@ -382,7 +400,9 @@ class LaunchValidator:
             ) from None
 
         if key is None:
-            what = "has no key id (kid)" if kid is None else f"uses key id {_text(kid)!r}"
+            what = (
+                "has no key id (kid)" if kid is None else f"uses key id {_text(kid)!r}"
+            )
             raise TokenInvalid(
                 f"the id_token {what}, and no such key is in the platform's key set",
                 check=f"the registration's key set URL {url!r} must be the JWKS of "
@@ -469,7 +489,9 @@ class LaunchValidator:
             self._check_moodle_ids(claims, context)
         else:
             settings = claims.get(DL_CLAIM + "deep_linking_settings")
-            if not isinstance(settings, dict) or not settings.get("deep_link_return_url"):
+            if not isinstance(settings, dict) or not settings.get(
+                "deep_link_return_url"
+            ):
                 raise ClaimInvalid(
                     "the deep linking launch has no deep_link_return_url",
                     check="the platform must send deep_linking_settings",
@@ -581,7 +603,9 @@ class LaunchValidator:
         or in another course, so only equal values are accepted.
         """
         platform = claims.get(CLAIM + "tool_platform")
-        family = platform.get("product_family_code") if isinstance(platform, dict) else None
+        family = (
+            platform.get("product_family_code") if isinstance(platform, dict) else None
+        )
         if "moodle" not in (self.registration.platform_family, family):
             return
         custom = claims.get(CLAIM + "custom") or {}
@@ -715,7 +739,9 @@ def _check_jose_header(header: dict) -> None:
     if "crit" in header:
         crit = header["crit"]
         if not isinstance(crit, list) or not crit:
-            raise jwt.InvalidTokenError("Invalid 'crit' header: must be a non-empty list")
+            raise jwt.InvalidTokenError(
+                "Invalid 'crit' header: must be a non-empty list"
+            )
         for extension in crit:
             if extension != "b64":
                 raise jwt.InvalidTokenError(
@@ -739,7 +765,9 @@ def _check_registered_claims(
             raise jwt.MissingRequiredClaimError(claim)
 
     now = time.time()
-    iat = _numeric_date(payload["iat"], jwt.InvalidIssuedAtError, "Issued At claim (iat)")
+    iat = _numeric_date(
+        payload["iat"], jwt.InvalidIssuedAtError, "Issued At claim (iat)"
+    )
     if iat > now + leeway:
         raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
     if "nbf" in payload:
@@ -758,7 +786,9 @@ def _check_registered_claims(
     audiences = payload["aud"]
     if isinstance(audiences, str):
         audiences = [audiences]
-    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+    if not isinstance(audiences, list) or not all(
+        isinstance(a, str) for a in audiences
+    ):
         raise jwt.InvalidAudienceError("Invalid claim format in token")
     if audience not in audiences:
         raise jwt.InvalidAudienceError("Audience doesn't match")

@@ -138,7 +138,9 @@ class StateSigner:
                 expires_at=int(expires_at),
                 state_id=state_id,
                 storage_target=(
-                    base64.urlsafe_b64decode(_padded(target)).decode() if target else None
+                    base64.urlsafe_b64decode(_padded(target)).decode()
+                    if target
+                    else None
                 ),
             )
         except ValueError:
@@ -211,7 +213,9 @@ def state_unknown(**ids) -> StateInvalid:
 def purge_expired(connection: Connection) -> int:
     """Delete used nonces whose state expired more than `PURGE_MARGIN` ago."""
     cutoff = utcnow() - PURGE_MARGIN
-    return connection.execute(delete(_TABLE).where(_TABLE.c.expires_at < cutoff)).rowcount
+    return connection.execute(
+        delete(_TABLE).where(_TABLE.c.expires_at < cutoff)
+    ).rowcount
 
 
 def _insert_used(

@@ -81,7 +81,9 @@ def _prekeyed_sign(signer) -> Callable[[bytes], bytes] | None:
     `signer.sign`, for any other signer or when the MAC differs from the signer's.
     """
     algorithm = getattr(signer, "algorithm", None)
-    if not isinstance(signer, TimestampSigner) or not isinstance(algorithm, HMACAlgorithm):
+    if not isinstance(signer, TimestampSigner) or not isinstance(
+        algorithm, HMACAlgorithm
+    ):
         return None
     try:
         keyed = hmac.new(signer.derive_key(), digestmod=algorithm.digest_method().name)

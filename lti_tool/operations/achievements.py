@@ -390,11 +390,15 @@ def edit_achievement(
             description, steps.field("description"), TEXT_MAX
         )
     if criteria is not None:
-        changes["criteria_narrative"] = _text(criteria, steps.field("criteria"), TEXT_MAX)
+        changes["criteria_narrative"] = _text(
+            criteria, steps.field("criteria"), TEXT_MAX
+        )
     if alignments is not None:
         changes["alignments"] = parse_alignments(alignments, steps.field("alignments"))
     if not changes:
-        fields = steps.field_list(["name", "description", "criteria", "alignments", "rule"])
+        fields = steps.field_list(
+            ["name", "description", "criteria", "alignments", "rule"]
+        )
         raise InvalidInput(
             f"nothing to change; give {fields}",
             code="nothing_to_change",
@@ -510,7 +514,9 @@ def roster_for(bridge: Bridge, session: Session, achievement: Achievement):
     try:
         roster = request_roster(bridge, session, connection)
     except CanvasError as error:
-        problem = f"the Canvas connection {connection.public_id} cannot be used: {error}"
+        problem = (
+            f"the Canvas connection {connection.public_id} cannot be used: {error}"
+        )
         raise LmsUnreachable(
             f"{problem} Test it with {CLI_STEPS.test(connection.public_id)}",
             api_message=f"{problem} Test it with {API_STEPS.test(connection.public_id)}",

@@ -285,7 +285,9 @@ def _read_canvas(
         ) from None
 
 
-def _log_failure(connection: LmsConnection, lms_course_id: str, error: Exception) -> None:
+def _log_failure(
+    connection: LmsConnection, lms_course_id: str, error: Exception
+) -> None:
     log.warning(
         "lms_course_check_failed",
         provider_id=connection.provider_id,

@@ -37,9 +37,7 @@ def find_registration(
         query = query.where(Registration.provider_id == provider_id)
     registrations = session.scalars(query.order_by(Registration.id).limit(2)).all()
     if not registrations:
-        problem = (
-            f"no registration with issuer {issuer!r} and client id {client_id!r}"
-        )
+        problem = f"no registration with issuer {issuer!r} and client id {client_id!r}"
         raise NotFound(
             f"{problem}; see `hpass-bridge platform list`",
             code="registration_not_found",

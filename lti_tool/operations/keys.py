@@ -74,13 +74,25 @@ def list_keys(
         if provider:
             query = query.where(Registration.provider_id == provider.id)
         for registration, slug in session.execute(query.order_by(Registration.id)):
-            rows.append({"kind": "lti", "provider": slug,
-                         "id": registration.tool_key_id, "active": True,
-                         "owner": f"{registration.issuer} {registration.client_id}"})
+            rows.append(
+                {
+                    "kind": "lti",
+                    "provider": slug,
+                    "id": registration.tool_key_id,
+                    "active": True,
+                    "owner": f"{registration.issuer} {registration.client_id}",
+                }
+            )
             if registration.previous_tool_key_id:
-                rows.append({"kind": "lti", "provider": slug,
-                             "id": registration.previous_tool_key_id,
-                             "active": False, "owner": registration.issuer})
+                rows.append(
+                    {
+                        "kind": "lti",
+                        "provider": slug,
+                        "id": registration.previous_tool_key_id,
+                        "active": False,
+                        "owner": registration.issuer,
+                    }
+                )
     if kind in (None, "signing"):
         query = select(SigningKey, Provider.slug).join(
             Provider, Provider.id == SigningKey.provider_id
@@ -88,17 +100,36 @@ def list_keys(
         if provider:
             query = query.where(SigningKey.provider_id == provider.id)
         for key, slug in session.execute(query.order_by(SigningKey.id)):
-            rows.append({"kind": "signing", "provider": slug, "id": key.key_name,
-                         "active": key.active, "owner": key.public_key_multibase,
-                         "created_at": iso(key.created_at)})
+            rows.append(
+                {
+                    "kind": "signing",
+                    "provider": slug,
+                    "id": key.key_name,
+                    "active": key.active,
+                    "owner": key.public_key_multibase,
+                    "created_at": iso(key.created_at),
+                }
+            )
     if include_encryption and kind in (None, "encryption"):
         for index, key in enumerate(bridge.settings.encryption_keys):
-            rows.append({"kind": "encryption", "provider": None,
-                         "id": fingerprint(key), "active": index == 0,
-                         "owner": "encrypts new secrets" if index == 0
-                         else "decrypts older secrets"})
-    audit(session, actor, "key.listed", provider_id=provider.id if provider else None,
-          detail={"kind": kind} if kind else None)
+            rows.append(
+                {
+                    "kind": "encryption",
+                    "provider": None,
+                    "id": fingerprint(key),
+                    "active": index == 0,
+                    "owner": "encrypts new secrets"
+                    if index == 0
+                    else "decrypts older secrets",
+                }
+            )
+    audit(
+        session,
+        actor,
+        "key.listed",
+        provider_id=provider.id if provider else None,
+        detail={"kind": kind} if kind else None,
+    )
 
     return rows
 
@@ -127,14 +158,16 @@ def rotate_provider_key(
             )
         result: dict[str, Any] = {"new_keys": new_ids}
     else:
-        for key in session.scalars(select(SigningKey).where(
-                SigningKey.provider_id == provider.id, SigningKey.active.is_(True))):
+        for key in session.scalars(
+            select(SigningKey).where(
+                SigningKey.provider_id == provider.id, SigningKey.active.is_(True)
+            )
+        ):
             key.active = False
         session.flush()
         key = active_signing_key(session, bridge.vault, provider)
         result = {"new_key": key.key_name}
-    audit(session, actor, "key.rotated", provider_id=provider.id,
-          detail={"kind": kind})
+    audit(session, actor, "key.rotated", provider_id=provider.id, detail={"kind": kind})
 
     return result
 
@@ -149,7 +182,8 @@ def rotate_encryption_key(session: Session, bridge: Bridge, actor: str) -> dict:
                 setattr(row, column, bridge.vault.rotate(value))
                 count += 1
     newest = fingerprint(bridge.settings.encryption_keys[0])
-    audit(session, actor, "key.rotated", provider_id=None,
-          detail={"kind": "encryption"})
+    audit(
+        session, actor, "key.rotated", provider_id=None, detail={"kind": "encryption"}
+    )
 
     return {"secrets_reencrypted": count, "key": newest}

@@ -20,10 +20,17 @@ from lti_tool.operations import NotFound, audit, iso
 from lti_tool.operations.awards import award_dict, delivery_dict
 
 
-def find_learners(session: Session, provider_id: int, lms_user_id: str) -> list[Learner]:
+def find_learners(
+    session: Session, provider_id: int, lms_user_id: str
+) -> list[Learner]:
     """Return the learner's rows, one per LMS connection of the provider."""
-    found = list(session.scalars(select(Learner).where(
-        Learner.provider_id == provider_id, Learner.lms_user_id == lms_user_id)))
+    found = list(
+        session.scalars(
+            select(Learner).where(
+                Learner.provider_id == provider_id, Learner.lms_user_id == lms_user_id
+            )
+        )
+    )
     if not found:
         problem = f"no learner with LMS user id {lms_user_id!r} at this provider"
         raise NotFound(
@@ -40,31 +47,58 @@ def export_learner(
     """Return everything stored about a learner as one document, and audit the read."""
     records = []
     for row in find_learners(session, provider.id, lms_user_id):
-        credentials = session.scalars(select(Credential).where(
-            Credential.provider_id == provider.id, Credential.learner_id == row.id))
+        credentials = session.scalars(
+            select(Credential).where(
+                Credential.provider_id == provider.id, Credential.learner_id == row.id
+            )
+        )
         awards = []
         for credential in credentials:
             item = award_dict(bridge, credential)
-            item["deliveries"] = [delivery_dict(d) for d in session.scalars(
-                select(Delivery).where(Delivery.provider_id == provider.id,
-                                       Delivery.credential_id == credential.id))]
+            item["deliveries"] = [
+                delivery_dict(d)
+                for d in session.scalars(
+                    select(Delivery).where(
+                        Delivery.provider_id == provider.id,
+                        Delivery.credential_id == credential.id,
+                    )
+                )
+            ]
             item["document"] = credential.document
             awards.append(item)
-        facts = session.scalars(select(CompletionFactRecord).where(
-            CompletionFactRecord.provider_id == provider.id,
-            CompletionFactRecord.lms_connection_id == row.lms_connection_id,
-            CompletionFactRecord.lms_user_id == lms_user_id))
-        records.append({
-            "lms_user_id": row.lms_user_id, "name": row.name,
-            "email": row.email, "created_at": iso(row.created_at),
-            "awards": awards,
-            "completion_facts": [
-                {"course_id": f.lms_course_id, "activity_id": f.activity_id,
-                 "state": f.state, "occurred_at": iso(f.occurred_at),
-                 "source": f.source} for f in facts],
-        })
-    audit(session, actor, "learner.exported", provider_id=provider.id,
-          target=f"learner:{lms_user_id}")
+        facts = session.scalars(
+            select(CompletionFactRecord).where(
+                CompletionFactRecord.provider_id == provider.id,
+                CompletionFactRecord.lms_connection_id == row.lms_connection_id,
+                CompletionFactRecord.lms_user_id == lms_user_id,
+            )
+        )
+        records.append(
+            {
+                "lms_user_id": row.lms_user_id,
+                "name": row.name,
+                "email": row.email,
+                "created_at": iso(row.created_at),
+                "awards": awards,
+                "completion_facts": [
+                    {
+                        "course_id": f.lms_course_id,
+                        "activity_id": f.activity_id,
+                        "state": f.state,
+                        "occurred_at": iso(f.occurred_at),
+                        "source": f.source,
+                    }
+                    for f in facts
+                ],
+            }
+        )
+    audit(
+        session,
+        actor,
+        "learner.exported",
+        provider_id=provider.id,
+        target=f"learner:{lms_user_id}",
+    )
 
     return {"provider": provider.slug, "learners": records}
 
@@ -78,19 +112,35 @@ def forget_learner(
     for row in rows:
         row.name = None
         row.email = None
-        session.execute(update(CompletionFactRecord).where(
-            CompletionFactRecord.provider_id == provider.id,
-            CompletionFactRecord.lms_connection_id == row.lms_connection_id,
-            CompletionFactRecord.lms_user_id == lms_user_id,
-        ).values(raw_payload=None))
-    session.execute(update(PortfolioAccount).where(
-        PortfolioAccount.provider_id == provider.id,
-        PortfolioAccount.learner_id.in_(ids),
-    ).values(access_token_encrypted=None, refresh_token_encrypted=None,
-             state="unlinked"))
-    session.execute(delete(PortfolioLinkRequest).where(
-        PortfolioLinkRequest.provider_id == provider.id,
-        PortfolioLinkRequest.learner_id.in_(ids),
-    ))
-    audit(session, actor, "learner.forgotten", provider_id=provider.id,
-          target=f"learner:{lms_user_id}")
+        session.execute(
+            update(CompletionFactRecord)
+            .where(
+                CompletionFactRecord.provider_id == provider.id,
+                CompletionFactRecord.lms_connection_id == row.lms_connection_id,
+                CompletionFactRecord.lms_user_id == lms_user_id,
+            )
+            .values(raw_payload=None)
+        )
+    session.execute(
+        update(PortfolioAccount)
+        .where(
+            PortfolioAccount.provider_id == provider.id,
+            PortfolioAccount.learner_id.in_(ids),
+        )
+        .values(
+            access_token_encrypted=None, refresh_token_encrypted=None, state="unlinked"
+        )
+    )
+    session.execute(
+        delete(PortfolioLinkRequest).where(
+            PortfolioLinkRequest.provider_id == provider.id,
+            PortfolioLinkRequest.learner_id.in_(ids),
+        )
+    )
+    audit(
+        session,
+        actor,
+        "learner.forgotten",
+        provider_id=provider.id,
+        target=f"learner:{lms_user_id}",
+    )

@@ -120,7 +120,6 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
     return parts.scheme + url[len(parts.scheme) :].rstrip("/")
 
 
-
 def find_same_site(
     session: Session, provider_id: int, kind: str, url: str
 ) -> LmsConnection | None:
@@ -201,7 +200,9 @@ def check_secret_value(value: str, option: str) -> str:
 
 # Canvas ids are 64-bit integers, so at most 20 digits.
 CANVAS_ID_DIGITS_MAX = 20
-_CANVAS_COURSE_PATH = re.compile(r"/courses/([0-9]{1,%d})(?:/|$)" % CANVAS_ID_DIGITS_MAX)
+_CANVAS_COURSE_PATH = re.compile(
+    r"/courses/([0-9]{1,%d})(?:/|$)" % CANVAS_ID_DIGITS_MAX
+)
 
 
 def canvas_course_id(value: str) -> str | None:
@@ -540,7 +541,9 @@ def run_connection_test(
     return result
 
 
-def list_connections(session: Session, provider: Provider | None) -> list[LmsConnection]:
+def list_connections(
+    session: Session, provider: Provider | None
+) -> list[LmsConnection]:
     query = select(LmsConnection).order_by(LmsConnection.id)
     if provider is not None:
         query = query.where(LmsConnection.provider_id == provider.id)

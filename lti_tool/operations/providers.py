@@ -74,8 +74,11 @@ class ProviderExists(InvalidInput):
         self, existing: Provider, *, name: str, url: str, email: str | None
     ) -> None:
         requested = {"--name": name, "--url": url, "--email": email}
-        stored = {"--name": existing.name, "--url": existing.url,
-                  "--email": existing.email}
+        stored = {
+            "--name": existing.name,
+            "--url": existing.url,
+            "--email": existing.email,
+        }
         differing = [
             option for option in requested if requested[option] != stored[option]
         ]
@@ -196,4 +199,3 @@ def remove_provider(session: Session, actor: str, provider: Provider) -> None:
     )
     session.delete(provider)
     session.flush()
-

@@ -389,7 +389,11 @@ def _read_url(
         errors[name] = _(
             "This field is required. Enter the address, starting with https://."
         )
-    elif len(value) > URL_MAX or parts.scheme not in ("http", "https") or not parts.netloc:
+    elif (
+        len(value) > URL_MAX
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+    ):
         errors[name] = not_a_url_message or _(
             "This is not a web address. Enter a full address such as "
             "https://moodle.example.org."
@@ -569,7 +573,9 @@ def connect_lms(account: Account):
         detail={"base_url": url},
     )
     db.commit()
-    log.info("lms_connection_created", provider_id=provider.id, connection=connection.id)
+    log.info(
+        "lms_connection_created", provider_id=provider.id, connection=connection.id
+    )
     # The webhook secret is shown this once; only its digest is stored.
     created = {
         "connection": connection,
@@ -700,15 +706,19 @@ def connect_lti(account: Account):
 @account_required
 def dead_letters(account: Account):
     provider = _provider_or_pick(account)
-    messages = db_session().scalars(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.provider_id == provider.id,
-            OutboxMessage.status == OutboxStatus.DEAD.value,
+    messages = (
+        db_session()
+        .scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.provider_id == provider.id,
+                OutboxMessage.status == OutboxStatus.DEAD.value,
+            )
+            .order_by(OutboxMessage.id.desc())
+            .limit(PAGE_SIZE)
         )
-        .order_by(OutboxMessage.id.desc())
-        .limit(PAGE_SIZE)
-    ).all()
+        .all()
+    )
     return render_template(
         "admin/dead_letters.html",
         account=account,

@@ -168,9 +168,7 @@ def _new_password_errors(account: Account, new: str, repeated: str) -> dict:
             )
         }
     if new != repeated:
-        return {
-            "password_repeat": _("The two passwords differ. Type the same twice.")
-        }
+        return {"password_repeat": _("The two passwords differ. Type the same twice.")}
     return {}
 
 
@@ -184,14 +182,18 @@ def _accounts_page(
     error_labels: dict | None = None,
     **notices,
 ):
-    admins = db_session().scalars(
-        select(Account)
-        .where(
-            Account.provider_id == provider.id,
-            Account.role == AccountRole.PROVIDER_ADMIN.value,
+    admins = (
+        db_session()
+        .scalars(
+            select(Account)
+            .where(
+                Account.provider_id == provider.id,
+                Account.role == AccountRole.PROVIDER_ADMIN.value,
+            )
+            .order_by(Account.email)
         )
-        .order_by(Account.email)
-    ).all()
+        .all()
+    )
     return (
         render_template(
             "admin/accounts.html",

@@ -70,9 +70,11 @@ def audit_log(account: Account):
                 )
             )
         )
-    events = db_session().scalars(
-        query.order_by(AuditEvent.id.desc()).limit(PAGE_SIZE)
-    ).all()
+    events = (
+        db_session()
+        .scalars(query.order_by(AuditEvent.id.desc()).limit(PAGE_SIZE))
+        .all()
+    )
     return render_template(
         "admin/audit.html",
         account=account,

@@ -434,7 +434,10 @@ def request_reset():
         errors = {"email": _("Enter the email address of your account.")}
         return (
             render_template(
-                "auth/reset_request.html", form={"email": email}, errors=errors, sent=False
+                "auth/reset_request.html",
+                form={"email": email},
+                errors=errors,
+                sent=False,
             ),
             400,
         )
@@ -447,7 +450,9 @@ def request_reset():
         log.info("password_reset_queued", account_id=account.id)
     # The same page either way, so the form does not reveal which emails exist.
     return render_template(
-        "auth/reset_request.html", form={"email": normalize_email(email)}, errors={},
+        "auth/reset_request.html",
+        form={"email": normalize_email(email)},
+        errors={},
         sent=True,
     )
 
@@ -494,4 +499,3 @@ def reset_password(token: str):
 
 def invitation_link(token: str) -> str:
     return base_url() + url_for("auth.invitation_form", token=token)
-

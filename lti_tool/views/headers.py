@@ -61,7 +61,9 @@ def platform_origins(registration: Registration | None) -> list[str]:
     return platform_origins_of(registration.issuer, registration.auth_login_url)
 
 
-def launch_frame_origins(origin_header: str | None, return_url: str | None) -> list[str]:
+def launch_frame_origins(
+    origin_header: str | None, return_url: str | None
+) -> list[str]:
     """Return the origins that framed an accepted launch, for the session to keep.
 
     Canvas signs every launch with one issuer (canvas.instructure.com) while each
@@ -213,7 +215,10 @@ def apply_lti_headers(
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
-    if response.mimetype != "text/html" or "Content-Security-Policy" in response.headers:
+    if (
+        response.mimetype != "text/html"
+        or "Content-Security-Policy" in response.headers
+    ):
         return response
 
     response.headers["Content-Security-Policy"] = _lti_framing_policy(
@@ -273,7 +278,10 @@ def apply_default_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
-    if response.mimetype != "text/html" or "Content-Security-Policy" in response.headers:
+    if (
+        response.mimetype != "text/html"
+        or "Content-Security-Policy" in response.headers
+    ):
         return response
 
     if request.path.startswith(NEVER_FRAMED_PREFIXES):
@@ -284,7 +292,9 @@ def apply_default_headers(response: Response) -> Response:
         registration = session_registration()
     except SQLAlchemyError as error:
         # The error page of a failing database must still get a policy.
-        log.error("security_headers_lookup_failed", error=repr(error), path=request.path)
+        log.error(
+            "security_headers_lookup_failed", error=repr(error), path=request.path
+        )
         registration = None
     if registration is not None:
         return allow_framing_by(response, session_frame_origins(registration))

@@ -32,16 +32,20 @@ def _no_framing(response: Response) -> Response:
 
 
 def _held(provider_id: int):
-    return db_session().execute(
-        select(Deployment, Registration)
-        .join(Registration, Registration.id == Deployment.registration_id)
-        .where(
-            Deployment.provider_id == provider_id,
-            Registration.provider_id == provider_id,
-            Deployment.status == DeploymentStatus.HELD.value,
+    return (
+        db_session()
+        .execute(
+            select(Deployment, Registration)
+            .join(Registration, Registration.id == Deployment.registration_id)
+            .where(
+                Deployment.provider_id == provider_id,
+                Registration.provider_id == provider_id,
+                Deployment.status == DeploymentStatus.HELD.value,
+            )
+            .order_by(Registration.issuer, Deployment.deployment_id)
         )
-        .order_by(Registration.issuer, Deployment.deployment_id)
-    ).all()
+        .all()
+    )
 
 
 @bp.get("/deployments")

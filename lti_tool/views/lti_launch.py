@@ -334,7 +334,9 @@ class LaunchEndpoints:
         response.headers.add("Set-Cookie", state_deletion)
         return self._with_headers(request, response, registration)
 
-    def _redirect_headers(self, request: Request, registration) -> list[tuple[str, str]]:
+    def _redirect_headers(
+        self, request: Request, registration
+    ) -> list[tuple[str, str]]:
         """Return the headers `_with_headers` adds to a redirect, in its order."""
         return headers.lti_redirect_headers(
             registration,
@@ -580,7 +582,7 @@ class LaunchDispatcher:
             segments = set()
             for rule in self.app.url_map.iter_rules():
                 if rule.rule.startswith("/lti/"):
-                    segment = rule.rule[len("/lti/"):].split("/", 1)[0]
+                    segment = rule.rule[len("/lti/") :].split("/", 1)[0]
                     if "<" not in segment:
                         segments.add(segment)
             self._segments = frozenset(segments)
@@ -722,9 +724,15 @@ def _record_course_launch(
     learner_id = None
     if role == roles.LEARNER and registration.lms_connection_id is not None:
         learner_key = (
-            registration.provider_id, registration.lms_connection_id, lms_user_id
+            registration.provider_id,
+            registration.lms_connection_id,
+            lms_user_id,
         )
-        learner_values = (data.get("name") or None, data.get("email") or None, data["sub"])
+        learner_values = (
+            data.get("name") or None,
+            data.get("email") or None,
+            data["sub"],
+        )
         found = recent.learner(learner_key, learner_values)
         if found is None:
             learner_id, stored_email, stored_sub = upserts.learner(

@@ -92,13 +92,17 @@ def inject_linked_portfolios():
         learner_id, provider_id = session.get("learner_id"), session.get("provider_id")
         if learner_id is None or provider_id is None:
             return []
-        return db_session().scalars(
-            select(PortfolioAccount).where(
-                PortfolioAccount.provider_id == provider_id,
-                PortfolioAccount.learner_id == learner_id,
-                PortfolioAccount.state != AccountState.UNLINKED.value,
+        return (
+            db_session()
+            .scalars(
+                select(PortfolioAccount).where(
+                    PortfolioAccount.provider_id == provider_id,
+                    PortfolioAccount.learner_id == learner_id,
+                    PortfolioAccount.state != AccountState.UNLINKED.value,
+                )
             )
-        ).all()
+            .all()
+        )
 
     def portfolio_relink_url(account: PortfolioAccount) -> str | None:
         """Return the address the account was linked with, to ask for consent again."""
@@ -326,7 +330,9 @@ def link():
     )
 
 
-def _find_or_register_any(db, portfolio_url: str, provider: Provider) -> PortfolioClient:
+def _find_or_register_any(
+    db, portfolio_url: str, provider: Provider
+) -> PortfolioClient:
     """Register by the OB 3.0 API when the portfolio offers it, else by Badge Connect."""
     problems = []
     for route, discover in (

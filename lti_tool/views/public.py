@@ -94,7 +94,9 @@ def provider_profile(slug: str):
 
 @bp.get("/achievements/<public_id>")
 def achievement(public_id: str):
-    found = db_session().scalar(select(Achievement).where(Achievement.public_id == public_id))
+    found = db_session().scalar(
+        select(Achievement).where(Achievement.public_id == public_id)
+    )
     if found is None:
         raise NotFound(f"no achievement {public_id!r} exists on this bridge")
     document = {
@@ -107,7 +109,10 @@ def achievement(public_id: str):
         "name": found.name,
         "description": found.description,
         "criteria": {"narrative": found.criteria_narrative},
-        "creator": {"id": issuer_did(base_url(), found.provider.slug), "type": ["Profile"]},
+        "creator": {
+            "id": issuer_did(base_url(), found.provider.slug),
+            "type": ["Profile"],
+        },
     }
     if found.image_url:
         document["image"] = {"id": found.image_url, "type": "Image"}
@@ -265,9 +270,7 @@ def ob2_signed_assertion(public_id: str):
         found,
         signing_key_url=ob2.key_url(base_url(), provider.slug, key.key_name),
     )
-    token = ob2.sign_assertion(
-        assertion, load_private_key(current_bridge().vault, key)
-    )
+    token = ob2.sign_assertion(assertion, load_private_key(current_bridge().vault, key))
     db_session().commit()
     return Response(token, mimetype="application/jose")
 

@@ -66,7 +66,10 @@ def test_none_means_no_alignments():
     [
         ("skill", "must be a list"),
         (["skill"], "alignment 1 must be an object"),
-        ([{"targetUrl": "https://x.example.org"}], "alignment 1: targetName is missing"),
+        (
+            [{"targetUrl": "https://x.example.org"}],
+            "alignment 1: targetName is missing",
+        ),
         ([{"targetName": "First aid"}], "alignment 1: targetUrl is missing"),
         (
             [{"targetName": "First aid", "targetUrl": "javascript:alert(1)"}],

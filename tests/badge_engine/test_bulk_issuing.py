@@ -67,7 +67,11 @@ def course(bridge, db):
     ]
     db.add_all(achievements + learners)
     db.commit()
-    return provider.id, [a.id for a in achievements], [learner.id for learner in learners]
+    return (
+        provider.id,
+        [a.id for a in achievements],
+        [learner.id for learner in learners],
+    )
 
 
 def _requests(session, achievement_ids, learner_ids) -> list[AwardRequest]:
@@ -104,7 +108,9 @@ def test_bulk_issues_each_pair(bridge, db, course):
     """Every requested pair gets one signed, verifiable credential with its own index."""
     provider_id, achievement_ids, learner_ids = course
 
-    result = _issue(bridge, db, provider_id, _requests(db, achievement_ids, learner_ids))
+    result = _issue(
+        bridge, db, provider_id, _requests(db, achievement_ids, learner_ids)
+    )
     db.commit()
 
     assert len(result.issued) == 10
@@ -117,7 +123,9 @@ def test_bulk_issues_each_pair(bridge, db, course):
     assert provider.slug_frozen
     did_doc = did_document(db, BASE, provider)
     for credential in credentials[:2]:
-        verified = verify_open_badge_credential(credential.document, lambda did: did_doc)
+        verified = verify_open_badge_credential(
+            credential.document, lambda did: did_doc
+        )
         assert verified.verified, verified.errors
         assert validate_open_badge_credential(credential.document) == []
 
@@ -157,7 +165,9 @@ def test_bulk_rejects_learner_without_identifier(bridge, db, course):
     nameless.lms_user_id = ""
     db.commit()
 
-    result = _issue(bridge, db, provider_id, _requests(db, achievement_ids, learner_ids))
+    result = _issue(
+        bridge, db, provider_id, _requests(db, achievement_ids, learner_ids)
+    )
     db.commit()
 
     assert len(result.rejected) == 2
@@ -175,7 +185,9 @@ def test_bulk_rejects_other_providers_learner(bridge, db, course):
     stranger.provider_id = other.id
     db.commit()
 
-    result = _issue(bridge, db, provider_id, _requests(db, achievement_ids, learner_ids))
+    result = _issue(
+        bridge, db, provider_id, _requests(db, achievement_ids, learner_ids)
+    )
     db.commit()
 
     assert len(result.rejected) == 2
@@ -241,7 +253,9 @@ def test_bulk_concurrent_pages_issue_once(bridge, db, course):
     db.commit()
 
     pool = _reserved_pool(bridge, provider_id)
-    first = _issue(bridge, db, provider_id, _requests(db, achievement_ids, learner_ids[:3]))
+    first = _issue(
+        bridge, db, provider_id, _requests(db, achievement_ids, learner_ids[:3])
+    )
     thread, second = _run_page_in_thread(
         bridge, pool, provider_id, achievement_ids, learner_ids
     )

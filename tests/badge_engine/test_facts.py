@@ -52,7 +52,9 @@ def test_naive_time_rejected():
 def test_grade_fact_key_ignores_time():
     """Two polls that read the same grade at different times share one key."""
     first = _fact(activity_id="ags-1", grade_percent=90.0)
-    later = _fact(activity_id="ags-1", grade_percent=90.0, occurred_at=WHEN + timedelta(hours=1))
+    later = _fact(
+        activity_id="ags-1", grade_percent=90.0, occurred_at=WHEN + timedelta(hours=1)
+    )
 
     assert first.dedupe_key == later.dedupe_key
 

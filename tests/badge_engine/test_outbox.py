@@ -18,7 +18,11 @@ from tests.support.seed import add_provider
 def _message(db, key="k1"):
     provider = add_provider(db)
     message = enqueue(
-        db, provider_id=provider.id, kind="test.kind", payload={"x": 1}, idempotency_key=key
+        db,
+        provider_id=provider.id,
+        kind="test.kind",
+        payload={"x": 1},
+        idempotency_key=key,
     )
     db.commit()
     return message
@@ -29,7 +33,11 @@ def test_enqueue_same_key_returns_existing(db):
     first = _message(db)
 
     second = enqueue(
-        db, provider_id=first.provider_id, kind="test.kind", payload={}, idempotency_key="k1"
+        db,
+        provider_id=first.provider_id,
+        kind="test.kind",
+        payload={},
+        idempotency_key="k1",
     )
 
     assert second.id == first.id

@@ -34,15 +34,25 @@ def _activity(activity_id: str) -> dict:
 
 
 def _grade(activity_id: str, min_percent) -> dict:
-    return {"kind": "grade_at_least", "activity_id": activity_id, "min_percent": min_percent}
+    return {
+        "kind": "grade_at_least",
+        "activity_id": activity_id,
+        "min_percent": min_percent,
+    }
 
 
 WINDOW = {"from": "2025-03-01T00:00:00Z", "until": "2025-03-04T00:00:00Z"}
 
 EQUIVALENT = {
     "key order": (
-        {"rule": {"match": "all", "activity_ids": ["1", "2"],
-                  "kind": "activities_completed"}, "version": 1},
+        {
+            "rule": {
+                "match": "all",
+                "activity_ids": ["1", "2"],
+                "kind": "activities_completed",
+            },
+            "version": 1,
+        },
         _rule(_activities(["1", "2"], "all")),
     ),
     "activity order in all": (
@@ -59,13 +69,23 @@ EQUIVALENT = {
     ),
     "any as at least one": (
         _rule(_activities(["1", "2"], "any")),
-        _rule({"kind": "activities_completed_at_least", "activity_ids": ["2", "1"],
-               "count": 1}),
+        _rule(
+            {
+                "kind": "activities_completed_at_least",
+                "activity_ids": ["2", "1"],
+                "count": 1,
+            }
+        ),
     ),
     "all as at least every one": (
         _rule(_activities(["1", "2"], "all")),
-        _rule({"kind": "activities_completed_at_least", "activity_ids": ["1", "2"],
-               "count": 2}),
+        _rule(
+            {
+                "kind": "activities_completed_at_least",
+                "activity_ids": ["1", "2"],
+                "count": 2,
+            }
+        ),
     ),
     "one activity as a set": (
         _rule(_activity("1")),
@@ -76,13 +96,28 @@ EQUIVALENT = {
         _rule(_activities(["1", "2"], "all")),
     ),
     "nested all_of": (
-        _rule({"kind": "all_of", "rules": [
-            {"kind": "all_of", "rules": [_grade("7", 50), {"kind": "course_completed"}]},
-            _activity("1"),
-        ]}),
-        _rule({"kind": "all_of", "rules": [
-            _activity("1"), {"kind": "course_completed"}, _grade("7", 50.0),
-        ]}),
+        _rule(
+            {
+                "kind": "all_of",
+                "rules": [
+                    {
+                        "kind": "all_of",
+                        "rules": [_grade("7", 50), {"kind": "course_completed"}],
+                    },
+                    _activity("1"),
+                ],
+            }
+        ),
+        _rule(
+            {
+                "kind": "all_of",
+                "rules": [
+                    _activity("1"),
+                    {"kind": "course_completed"},
+                    _grade("7", 50.0),
+                ],
+            }
+        ),
     ),
     "part order in any_of": (
         _rule({"kind": "any_of", "rules": [_grade("7", 50), _activity("1")]}),
@@ -94,9 +129,15 @@ EQUIVALENT = {
     ),
     "window time zone": (
         _rule({"kind": "course_completed", "window": WINDOW}),
-        _rule({"kind": "course_completed", "window": {
-            "until": "2025-03-04T01:00:00+01:00", "from": "2025-02-28T19:00:00-05:00",
-        }}),
+        _rule(
+            {
+                "kind": "course_completed",
+                "window": {
+                    "until": "2025-03-04T01:00:00+01:00",
+                    "from": "2025-02-28T19:00:00-05:00",
+                },
+            }
+        ),
     ),
 }
 
@@ -126,17 +167,36 @@ DIFFERENT = {
         _rule({"kind": "course_completed", "window": {"from": WINDOW["from"]}}),
     ),
     "window on the part or the whole": (
-        _rule({"kind": "all_of", "rules": [
-            {**_activity("1"), "window": WINDOW}, _activity("2"),
-        ]}),
-        _rule({"kind": "all_of", "window": WINDOW, "rules": [
-            _activity("1"), _activity("2"),
-        ]}),
+        _rule(
+            {
+                "kind": "all_of",
+                "rules": [
+                    {**_activity("1"), "window": WINDOW},
+                    _activity("2"),
+                ],
+            }
+        ),
+        _rule(
+            {
+                "kind": "all_of",
+                "window": WINDOW,
+                "rules": [
+                    _activity("1"),
+                    _activity("2"),
+                ],
+            }
+        ),
     ),
     "two windows against one": (
-        _rule({"kind": "any_of", "window": WINDOW, "rules": [
-            {**_activity("1"), "window": {"until": "2025-03-02T00:00:00Z"}},
-        ]}),
+        _rule(
+            {
+                "kind": "any_of",
+                "window": WINDOW,
+                "rules": [
+                    {**_activity("1"), "window": {"until": "2025-03-02T00:00:00Z"}},
+                ],
+            }
+        ),
         _rule({**_activity("1"), "window": WINDOW}),
     ),
     "all_of against any_of": (
@@ -208,9 +268,15 @@ def test_changed_rules_compare_unequal(name):
 
 def test_canonical_form_leaves_document_alone():
     """The canonical form is a new value, so the stored document keeps its spelling."""
-    document = _rule({"kind": "any_of", "window": WINDOW, "rules": [
-        _activities(["2", "1"], "all"),
-    ]})
+    document = _rule(
+        {
+            "kind": "any_of",
+            "window": WINDOW,
+            "rules": [
+                _activities(["2", "1"], "all"),
+            ],
+        }
+    )
     before = repr(document)
 
     canonical_award_rule(document)

@@ -44,7 +44,10 @@ def test_course_completed_not_met_names_missing():
         ({"version": 1, "rule": {"kind": "course_completed", "x": 1}}, "rule"),
         ("course_completed", "not of type 'object'"),
         (
-            {"version": 1, "rule": {"kind": "grade_at_least", "min_percent": float("nan")}},
+            {
+                "version": 1,
+                "rule": {"kind": "grade_at_least", "min_percent": float("nan")},
+            },
             "rule/min_percent: nan is not a number from 0 to 100",
         ),
         (

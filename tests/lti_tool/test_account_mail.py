@@ -21,7 +21,6 @@ LINK = re.compile(r"http://127\.0\.0\.1:5999(/account/reset/[\w-]+)")
 NBSP = "\u00a0"
 
 
-
 @pytest.fixture
 def account_id(db):
     account = create_account(
@@ -114,7 +113,9 @@ def test_reset_email_sent_by_smtp(
     assert changed.status_code == 303
 
 
-def test_reset_email_file_owner_only(app, client, settings, account_id, queued, monkeypatch):
+def test_reset_email_file_owner_only(
+    app, client, settings, account_id, queued, monkeypatch
+):
     """Without an SMTP URL the reset email is a file that only its owner can read."""
     monkeypatch.delenv("HPASS_SMTP_URL", raising=False)
     monkeypatch.delenv("HPASS_MAIL_FROM", raising=False)
@@ -147,7 +148,9 @@ def test_reset_smtp_down_logged(app, client, account_id, queued, monkeypatch):
     assert unknown.get_data(as_text=True) == known.get_data(as_text=True).replace(
         EMAIL, "nobody@bridge.example"
     )
-    [failure] = [entry for entry in logs if entry["event"] == "password_reset_email_failed"]
+    [failure] = [
+        entry for entry in logs if entry["event"] == "password_reset_email_failed"
+    ]
     assert failure["account_id"] == account_id
     assert failure["error"] == "ConnectionRefusedError"
 
@@ -169,7 +172,9 @@ def test_reset_broker_down_page_neutral(app, client, account_id, monkeypatch):
     assert unknown.get_data(as_text=True) == known.get_data(as_text=True).replace(
         EMAIL, "nobody@bridge.example"
     )
-    [failure] = [entry for entry in logs if entry["event"] == "password_reset_queue_failed"]
+    [failure] = [
+        entry for entry in logs if entry["event"] == "password_reset_queue_failed"
+    ]
     assert failure["account_id"] == account_id
 
 

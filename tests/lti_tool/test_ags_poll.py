@@ -44,7 +44,11 @@ def course(app, db, service):
     provider = add_provider(db)
     connection = add_moodle_connection(db, vault, provider, "http://127.0.0.1:9", "t")
     registration = create_registration(
-        db, vault, provider, issuer=service.base_url, client_id="tool-client",
+        db,
+        vault,
+        provider,
+        issuer=service.base_url,
+        client_id="tool-client",
         auth_login_url=f"{service.base_url}/auth",
         key_set_url=f"{service.base_url}/jwks",
         auth_token_url=service.token_url(),

@@ -126,7 +126,9 @@ def test_backfill_counts_held_after_reset(app, db, course, monkeypatch):
     bridge, provider, achievement = course
     roster = MemoryRoster(3, completed={"1001"})
     _use_roster(monkeypatch, roster)
-    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    first = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
     db.commit()
     run_job(bridge, first.id, page_size=10)
 
@@ -151,7 +153,9 @@ def test_backfill_revoked_not_counted_held(app, db, course, monkeypatch):
     bridge, provider, achievement = course
     roster = MemoryRoster(1, completed={"1000"})
     _use_roster(monkeypatch, roster)
-    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    first = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
     db.commit()
     run_job(bridge, first.id, page_size=10)
     credential = db.scalar(select(Credential))
@@ -227,7 +231,9 @@ def test_superseded_pending_job_ends_cancelled(app, db, course, monkeypatch):
     bridge, _, achievement = course
     roster = MemoryRoster(5, completed={"1000"})
     _use_roster(monkeypatch, roster)
-    older = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    older = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
     start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.RULE_CHANGED)
     db.commit()
 
@@ -245,7 +251,9 @@ def test_superseded_pending_job_ends_cancelled(app, db, course, monkeypatch):
 def test_manual_start_joins_active_job(app, db, course):
     """A second manual request while the badge's job is pending returns that job."""
     _, _, achievement = course
-    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    first = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
     db.commit()
 
     second = start_backfill(
@@ -262,7 +270,9 @@ def test_manual_start_joins_active_job(app, db, course):
 def test_manual_start_after_cancel_adds_job(app, db, course, monkeypatch):
     """A job asked to stop is not joined: a new request adds a job."""
     _, provider, achievement = course
-    first = start_backfill(db, achievements=[achievement], trigger=BackfillTrigger.MANUAL)
+    first = start_backfill(
+        db, achievements=[achievement], trigger=BackfillTrigger.MANUAL
+    )
     db.commit()
     # A running job keeps its status until its worker notices the cancel.
     first.status = "running"
@@ -422,7 +432,11 @@ def test_rule_change_supersedes_manual_job(backend_course):
     with bridge.session() as session:
         achievement = session.get(Achievement, achievement_id)
         fields = edit_achievement(
-            session, "test", achievement, bridge=bridge, rule=QUIZ_RULE,
+            session,
+            "test",
+            achievement,
+            bridge=bridge,
+            rule=QUIZ_RULE,
             skip_lms_check=True,
         )
         job, error = start_automatic_backfill(session, "test", achievement)

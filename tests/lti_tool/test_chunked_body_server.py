@@ -88,11 +88,15 @@ def test_granian_chunked_body_limit(tmp_path):
     moodle_url = f"{base}/moodle/{moodle_id}"
     canvas_url = f"{base}/canvas/{canvas_id}?token={SECRET}"
     moodle_event = {**_event_template(), "relateduserid": 7}
-    canvas_event = json.loads((FIXTURES / "live_event_course_completed.json").read_text())
+    canvas_event = json.loads(
+        (FIXTURES / "live_event_course_completed.json").read_text()
+    )
     try:
         too_large = {
-            url: (_post(url, _padded(event, LIMIT + 1), chunked=True),
-                  _post(url, _padded(event, LIMIT + 1), chunked=False))
+            url: (
+                _post(url, _padded(event, LIMIT + 1), chunked=True),
+                _post(url, _padded(event, LIMIT + 1), chunked=False),
+            )
             for url, event in ((moodle_url, moodle_event), (canvas_url, canvas_event))
         }
         large_chunked = _post(moodle_url, _padded(moodle_event, 3 * LIMIT), True)

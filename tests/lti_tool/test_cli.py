@@ -79,7 +79,15 @@ def test_unknown_option_is_usage_error(tmp_path):
 def test_every_command_has_help():
     """--help works for every command and group."""
     runner = CliRunner()
-    commands = [[], ["db"], ["db", "upgrade"], ["run"], ["worker"], ["scheduler"], ["demo"]]
+    commands = [
+        [],
+        ["db"],
+        ["db", "upgrade"],
+        ["run"],
+        ["worker"],
+        ["scheduler"],
+        ["demo"],
+    ]
 
     for command in commands:
         result = runner.invoke(main, [*command, "--help"])
@@ -112,16 +120,29 @@ def test_demo_out_verifies_offline(tmp_path):
     out = tmp_path / "out"
     demo = subprocess.run(
         [sys.executable, "-m", "lti_tool", "demo", "--out", str(out)],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     offline = subprocess.run(
-        [sys.executable, "-m", "lti_tool", "verify", str(out / "archive.json"), "--json"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "lti_tool",
+            "verify",
+            str(out / "archive.json"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert demo.returncode == 0, demo.stderr
     assert {path.name for path in out.iterdir()} == {
-        "credential.json", "did.json", "archive.json"
+        "credential.json",
+        "did.json",
+        "archive.json",
     }
     assert offline.returncode == 0, offline.stdout
     assert json.loads(offline.stdout)["valid"] is True

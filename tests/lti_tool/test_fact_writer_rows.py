@@ -277,10 +277,14 @@ def test_ids_match_rows_after_repeats(seeded):
     by_id = {row["id"]: row for row in _rows(engine, "completion_facts")}
     for fact, result in zip(facts, results):
         assert by_id[result.fact_id]["lms_user_id"] == fact.lms_user_id
-    payloads = dict(zip([m["id"] for m in _rows(engine, "outbox")], _payload_texts(engine)))
+    payloads = dict(
+        zip([m["id"] for m in _rows(engine, "outbox")], _payload_texts(engine))
+    )
     for result in results:
         if result.created:
-            assert payloads[result.message_id] == json.dumps({"fact_id": result.fact_id})
+            assert payloads[result.message_id] == json.dumps(
+                {"fact_id": result.fact_id}
+            )
 
 
 def test_random_rowids_rejected(settings):

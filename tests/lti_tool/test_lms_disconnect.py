@@ -101,7 +101,9 @@ def seeded(app, db):
         criteria_narrative="Complete the course.",
         award_rule=COURSE_COMPLETED_RULE,
     )
-    learner = Learner(provider_id=alpha.id, lms_connection_id=moodle.id, lms_user_id="42")
+    learner = Learner(
+        provider_id=alpha.id, lms_connection_id=moodle.id, lms_user_id="42"
+    )
     db.add_all([achievement, learner])
     db.flush()
     db.add(
@@ -115,8 +117,13 @@ def seeded(app, db):
         )
     )
     db.commit()
-    return {"alpha": alpha, "beta": beta, "moodle": moodle, "canvas": canvas,
-            "other": other}
+    return {
+        "alpha": alpha,
+        "beta": beta,
+        "moodle": moodle,
+        "canvas": canvas,
+        "other": other,
+    }
 
 
 def _fact(connection: LmsConnection) -> CompletionFact:
@@ -186,9 +193,9 @@ def test_disconnect_canvas_deletes_credentials(app, db, seeded):
     db.commit()
 
     remaining = db.scalar(
-        select(func.count()).select_from(CanvasCredential).where(
-            CanvasCredential.lms_connection_id == canvas.id
-        )
+        select(func.count())
+        .select_from(CanvasCredential)
+        .where(CanvasCredential.lms_connection_id == canvas.id)
     )
     assert remaining == 0
 
@@ -208,9 +215,9 @@ def test_disconnect_twice_rejected(app, db, seeded):
     db.expire_all()
     assert db.get(LmsConnection, moodle.id).disconnected_by == ACTOR
     events = db.scalar(
-        select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "lms_connection.disconnected"
-        )
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "lms_connection.disconnected")
     )
     assert events == 1
 
@@ -235,9 +242,9 @@ def test_concurrent_disconnect_records_once(app, db, seeded):
     db.expire_all()
     assert db.get(LmsConnection, moodle_id).disconnected_by == "os:first"
     events = db.scalar(
-        select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "lms_connection.disconnected"
-        )
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "lms_connection.disconnected")
     )
     assert events == 1
 
@@ -291,7 +298,8 @@ def test_canvas_event_after_disconnect_gone(client, db, seeded, signed):
 
     if signed:
         response = client.post(
-            url, data=b"eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
+            url,
+            data=b"eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
             content_type="application/jwt",
         )
     else:
@@ -307,7 +315,9 @@ def test_webhook_cache_sees_disconnect(app, db, seeded):
     from another process is seen after the cache's max age."""
     bridge = app.extensions["hpass"]
     now = [1000.0]
-    cache = WebhookConnections(bridge.session_factory, clock=lambda: now[0], max_age=5.0)
+    cache = WebhookConnections(
+        bridge.session_factory, clock=lambda: now[0], max_age=5.0
+    )
     moodle, other = seeded["moodle"], seeded["other"]
     assert cache.get(moodle.public_id, "moodle").disconnected is False
     assert cache.get(other.public_id, "moodle").disconnected is False
@@ -361,8 +371,12 @@ def test_reread_skipped_after_disconnect(app, db, seeded):
         db,
         provider_id=moodle.provider_id,
         kind=REREAD_MOODLE_LEARNER,
-        payload={"connection_id": moodle.id, "course_id": "101", "user_id": "42",
-                 "reason": "user_graded"},
+        payload={
+            "connection_id": moodle.id,
+            "course_id": "101",
+            "user_id": "42",
+            "reason": "user_graded",
+        },
         idempotency_key="reread-disconnected",
     )
     db.commit()
@@ -396,9 +410,9 @@ def test_polls_skip_disconnected(app, db, seeded):
     db.expire_all()
     assert db.get(LmsConnection, moodle.id).state == "disconnected"
     dead = db.scalar(
-        select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.status == OutboxStatus.DEAD.value
-        )
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.DEAD.value)
     )
     assert dead == 0
 
@@ -465,7 +479,9 @@ def test_cli_disconnect_asks_first(runner, db, seeded):
     ],
     ids=["other-provider", "unknown-id", "unknown-provider"],
 )
-def test_cli_disconnect_bad_input(runner, db, seeded, target, provider, exit_code, error):
+def test_cli_disconnect_bad_input(
+    runner, db, seeded, target, provider, exit_code, error
+):
     """Another provider's id, an unknown id or provider change nothing."""
     public_id = seeded[target].public_id if target in seeded else "no-such-id"
 
@@ -501,7 +517,9 @@ def test_cli_test_disconnected_rejected(runner, db, seeded):
     assert json.loads(result.stdout)["error"] == "connection_disconnected"
 
 
-def _badge(provider: Provider, connection: LmsConnection, course_id: str) -> Achievement:
+def _badge(
+    provider: Provider, connection: LmsConnection, course_id: str
+) -> Achievement:
     return Achievement(
         provider_id=provider.id,
         lms_connection_id=connection.id,
@@ -714,18 +732,34 @@ def test_cli_add_on_disconnected_explains(runner, db, seeded, tmp_path):
 
     result = runner.invoke(
         main,
-        ["achievement", "add", "--provider", "alpha", "--connection",
-         moodle.public_id, "--course", "101", "--name", "New", "--description",
-         "A badge.", "--criteria", "Complete it.", "--rule-file",
-         _rule_file(tmp_path), "--json"],
+        [
+            "achievement",
+            "add",
+            "--provider",
+            "alpha",
+            "--connection",
+            moodle.public_id,
+            "--course",
+            "101",
+            "--name",
+            "New",
+            "--description",
+            "A badge.",
+            "--criteria",
+            "Complete it.",
+            "--rule-file",
+            _rule_file(tmp_path),
+            "--json",
+        ],
     )
 
     assert result.exit_code == 1, result.output
     body = json.loads(result.stdout)
     assert body["error"] == "connection_disconnected"
     assert "its badges can no longer be earned" in body["message"]
-    assert "does not take over this connection's badges or LTI registrations" in (
-        body["message"]
+    assert (
+        "does not take over this connection's badges or LTI registrations"
+        in (body["message"])
     )
     assert "add the badges again on it" in body["message"]
     db.expire_all()
@@ -743,8 +777,14 @@ def test_cli_edit_rule_on_disconnected_explains(runner, db, seeded, tmp_path):
 
     result = runner.invoke(
         main,
-        ["achievement", "edit", badge.public_id, "--rule-file",
-         _rule_file(tmp_path, ACTIVITY_RULE), "--json"],
+        [
+            "achievement",
+            "edit",
+            badge.public_id,
+            "--rule-file",
+            _rule_file(tmp_path, ACTIVITY_RULE),
+            "--json",
+        ],
     )
 
     assert result.exit_code == 1, result.output

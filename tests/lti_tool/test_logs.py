@@ -229,7 +229,12 @@ def test_redact_value_keeps_types():
 
     assert isinstance(hop, Hop)
     assert hop.path == "/account/reset/[redacted]"
-    assert keyed == {"/account/reset/[redacted]": 1, "ok": None, "ratio": 0.5, "on": True}
+    assert keyed == {
+        "/account/reset/[redacted]": 1,
+        "ok": None,
+        "ratio": 0.5,
+        "on": True,
+    }
 
 
 def test_redact_value_cyclic_list():
@@ -317,6 +322,8 @@ def test_access_line_redactor_installed(app):
     configure_logging("console", "INFO")
 
     redactors = [
-        entry for entry in access_logger.filters if isinstance(entry, AccessLineRedactor)
+        entry
+        for entry in access_logger.filters
+        if isinstance(entry, AccessLineRedactor)
     ]
     assert len(redactors) == 1

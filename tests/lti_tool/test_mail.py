@@ -19,7 +19,6 @@ from tests.support.seed import add_moodle_connection, add_provider
 AWARDED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-
 @pytest.fixture
 def reminder(app, db):
     """One expiry reminder queued for a credential 20 days before validUntil."""

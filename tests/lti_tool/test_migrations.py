@@ -43,8 +43,8 @@ def test_schema_matches_models(database_url):
     tables_and_columns = [
         diff
         for diff in differences
-        if isinstance(diff, tuple) and diff[0] in ("add_table", "remove_table",
-                                                   "add_column", "remove_column")
+        if isinstance(diff, tuple)
+        and diff[0] in ("add_table", "remove_table", "add_column", "remove_column")
     ]
     assert tables_and_columns == []
 
@@ -88,8 +88,12 @@ def _insert_achievement(connection, achievement_id: int, course: str, name: str)
             "created_at) VALUES (:id, 1, :public_id, 1, :course, :name, 'd', 'c', "
             "'{}', CURRENT_TIMESTAMP)"
         ),
-        {"id": achievement_id, "public_id": f"badge-{achievement_id}",
-         "course": course, "name": name},
+        {
+            "id": achievement_id,
+            "public_id": f"badge-{achievement_id}",
+            "course": course,
+            "name": name,
+        },
     )
 
 
@@ -147,9 +151,13 @@ def _insert_registration(connection, registration_id: int, provider_id: int):
             "'https://lms.example.invalid/auth', 'https://lms.example.invalid/jwks', "
             ":kid, :key, 'pem', CURRENT_TIMESTAMP)"
         ),
-        {"id": registration_id, "provider_id": provider_id,
-         "public_id": f"registration-{registration_id}",
-         "kid": f"kid-{registration_id}", "key": b"encrypted"},
+        {
+            "id": registration_id,
+            "provider_id": provider_id,
+            "public_id": f"registration-{registration_id}",
+            "kid": f"kid-{registration_id}",
+            "key": b"encrypted",
+        },
     )
 
 

@@ -202,7 +202,9 @@ def test_credential_page_lists_skills(app, client, db, issued):
         '<a href="https://skills.example.org/route" dir="auto">Route planning</a> '
         '(<span dir="auto">Field skills</span>)'
     ) in page
-    assert '<a href="https://skills.example.org/aid" dir="auto">First aid</a></li>' in page
+    assert (
+        '<a href="https://skills.example.org/aid" dir="auto">First aid</a></li>' in page
+    )
     assert "<dt>Skills</dt>" not in plain
 
 
@@ -214,7 +216,7 @@ def test_credential_page_image_links_separated(client, issued, language, separat
     ).data.decode()
 
     png_end = page.index("</a>", page.index("/badge.png"))
-    assert page[png_end + len("</a>"):].startswith(separator + "<a ")
+    assert page[png_end + len("</a>") :].startswith(separator + "<a ")
 
 
 def test_credential_page_isolates_badge_texts(client, issued):
@@ -311,9 +313,7 @@ def test_hosted_documents_embed_endorsements(app, client, db, issued):
     db.commit()
 
     profile = client.get(f"/providers/{provider.slug}").get_json()
-    achievement = client.get(
-        f"/achievements/{issued.achievement.public_id}"
-    ).get_json()
+    achievement = client.get(f"/achievements/{issued.achievement.public_id}").get_json()
     endorser_did = client.get("/providers/hpass/did.json").get_json(force=True)
 
     assert len(profile["endorsement"]) == 1
@@ -411,9 +411,7 @@ def test_credential_json_link_in_browser(client, issued):
         ("ar", "rtl", "صالحة: يتحقق التوقيع"),
     ],
 )
-def test_credential_page_translated(
-    client, issued, language, direction, valid_text
-):
+def test_credential_page_translated(client, issued, language, direction, valid_text):
     """The verification page follows Accept-Language, right to left in Arabic."""
     page = client.get(
         f"/credentials/{issued.public_id}",

@@ -197,7 +197,9 @@ def test_sign_in_account_limit_across_addresses(serve):
 
     assert not any(_is_rate_limited(response) for response in responses[:burst])
     assert _is_rate_limited(responses[-1])
-    other = _sign_in(served.url, "other@example.org", **{"X-Forwarded-For": "203.0.113.99"})
+    other = _sign_in(
+        served.url, "other@example.org", **{"X-Forwarded-For": "203.0.113.99"}
+    )
     assert not _is_rate_limited(other)
 
 
@@ -223,11 +225,17 @@ def test_forged_forwarded_for_ignored(serve):
     served = serve(rate_limits=_limits(sign_in=RateLimit(per_minute=0.01, burst=2)))
 
     responses = [
-        _sign_in(served.url, f"u{n}@example.org", **{"X-Forwarded-For": f"198.51.100.{n}"})
+        _sign_in(
+            served.url, f"u{n}@example.org", **{"X-Forwarded-For": f"198.51.100.{n}"}
+        )
         for n in range(3)
     ]
 
-    assert [_is_rate_limited(response) for response in responses] == [False, False, True]
+    assert [_is_rate_limited(response) for response in responses] == [
+        False,
+        False,
+        True,
+    ]
 
 
 def test_sign_in_body_reaches_app(serve, settings):
@@ -235,8 +243,11 @@ def test_sign_in_body_reaches_app(serve, settings):
     served = serve()
     with served.app.extensions["hpass"].session() as db:
         create_account(
-            db, email="op@example.org", password=PASSWORD,
-            role=AccountRole.OPERATOR, provider_id=None,
+            db,
+            email="op@example.org",
+            password=PASSWORD,
+            role=AccountRole.OPERATOR,
+            provider_id=None,
         )
         db.commit()
     browser = requests.Session()
@@ -527,7 +538,9 @@ def test_webhook_limit_answers_json(serve, caplog):
     url = f"{served.url}/webhooks/moodle/unknown"
 
     with caplog.at_level(logging.WARNING, logger="lti_tool.ratelimit"):
-        statuses = [requests.post(url, json={}, timeout=10).status_code for _ in range(3)]
+        statuses = [
+            requests.post(url, json={}, timeout=10).status_code for _ in range(3)
+        ]
         rejected = requests.post(url, json={}, timeout=10)
 
     assert 429 not in statuses
@@ -539,7 +552,9 @@ def test_webhook_limit_answers_json(serve, caplog):
     assert body["limit_class"] == "webhook"
     assert body["retry_after"] == retry_after
     assert f"Wait {retry_after} seconds" in body["message"]
-    logged = [record for record in caplog.records if "rate_limited" in record.getMessage()]
+    logged = [
+        record for record in caplog.records if "rate_limited" in record.getMessage()
+    ]
     assert logged
     assert "127.0.0.1" in logged[0].getMessage()
 
@@ -575,10 +590,14 @@ def test_launch_limit_page_lang_query(serve):
 def test_other_paths_not_limited(serve):
     """Pages outside the limited classes are never counted."""
     served = serve(
-        rate_limits={name: RateLimit(per_minute=1, burst=1) for name in DEFAULT_RATE_LIMITS}
+        rate_limits={
+            name: RateLimit(per_minute=1, burst=1) for name in DEFAULT_RATE_LIMITS
+        }
     )
 
-    statuses = [requests.get(f"{served.url}/health", timeout=10).status_code for _ in range(5)]
+    statuses = [
+        requests.get(f"{served.url}/health", timeout=10).status_code for _ in range(5)
+    ]
     forms = [
         requests.get(f"{served.url}/account/sign-in", timeout=10).status_code
         for _ in range(3)

@@ -15,7 +15,12 @@ import pytest
 
 from lti_tool.config import RUN_URL_FILE
 from lti_tool.demo.stack import free_port, wait_for
-from lti_tool.run_lock import RUN_LOCK_FILE, InstanceInUse, current_holder, hold_run_lock
+from lti_tool.run_lock import (
+    RUN_LOCK_FILE,
+    InstanceInUse,
+    current_holder,
+    hold_run_lock,
+)
 
 START_SECONDS = 90
 

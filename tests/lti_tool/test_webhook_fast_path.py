@@ -208,8 +208,9 @@ def test_chunked_body_over_limit_413(client, db, connections, lms):
     """A chunked body one byte over the limit gets the same 413 as a Content-Length
     body over it, and nothing is stored."""
     url, event = _event_urls(connections)[lms]
-    sized = client.post(url, data=_padded(event, LIMIT + 1),
-                        content_type="application/json")
+    sized = client.post(
+        url, data=_padded(event, LIMIT + 1), content_type="application/json"
+    )
 
     response = _chunked_post(client, url, _padded(event, LIMIT + 1))
 

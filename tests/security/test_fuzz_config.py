@@ -26,7 +26,18 @@ NAMES = [
     "LTI_CLOCK_LEEWAY_SECONDS",
 ]
 VALUES = st.text(max_size=30) | st.sampled_from(
-    ["1e400", "-1", "0", "nan", "inf", "true", "false", "10.0.0.0/8", "::1/200", "1" * 400]
+    [
+        "1e400",
+        "-1",
+        "0",
+        "nan",
+        "inf",
+        "true",
+        "false",
+        "10.0.0.0/8",
+        "::1/200",
+        "1" * 400,
+    ]
 )
 
 

@@ -55,7 +55,9 @@ def _signed_credential() -> dict:
             description="Plans safe travel.",
             criteria_narrative="Complete the course.",
         ),
-        recipient_identifiers=[ob3.RecipientIdentity.from_email("l@example.org", "pepper")],
+        recipient_identifiers=[
+            ob3.RecipientIdentity.from_email("l@example.org", "pepper")
+        ],
         valid_from=datetime(2025, 1, 1, tzinfo=UTC),
     )
     method = f"{did}#{did.removeprefix('did:key:')}"
@@ -107,7 +109,10 @@ def test_credential_json_fuzz(document):
 
 
 @fuzz_settings
-@given(data=st.binary(max_size=400) | json_values.map(lambda value: json.dumps(value).encode()))
+@given(
+    data=st.binary(max_size=400)
+    | json_values.map(lambda value: json.dumps(value).encode())
+)
 def test_verify_bytes_fuzz(data):
     """Arbitrary bytes or JSON give a report with at least one problem."""
     report = _verify(data)

@@ -73,9 +73,20 @@ def _assert_no_crash(response) -> None:
 
 claim_names = st.sampled_from(
     [
-        "iss", "aud", "sub", "iat", "exp", "nonce", "name",
-        "lti_version", "lti_message_type", "lti_deployment_id", "lti_target_link_uri",
-        "lti_resource_link", "lti_roles", "lti_context",
+        "iss",
+        "aud",
+        "sub",
+        "iat",
+        "exp",
+        "nonce",
+        "name",
+        "lti_version",
+        "lti_message_type",
+        "lti_deployment_id",
+        "lti_target_link_uri",
+        "lti_resource_link",
+        "lti_roles",
+        "lti_context",
         "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings",
         "https://purl.imsglobal.org/spec/lti/claim/custom",
         "https://purl.imsglobal.org/spec/lti/claim/launch_presentation",
@@ -88,9 +99,9 @@ REMOVE = object()
 @given(
     id_token=st.none()
     | st.text(max_size=300)
-    | st.lists(st.text(alphabet="abcXYZ019-_=", max_size=60), min_size=3, max_size=3).map(
-        ".".join
-    ),
+    | st.lists(
+        st.text(alphabet="abcXYZ019-_=", max_size=60), min_size=3, max_size=3
+    ).map(".".join),
     state=st.none() | st.text(max_size=60),
     use_real_state=st.booleans(),
 )
@@ -122,8 +133,10 @@ def test_signed_claims_fuzz(app, registration, platform, changes, kid):
     state, nonce = _login(client, registration, platform)
     claims = platform.claims(nonce, TARGET.format(public_id=registration.public_id))
     for name, value in changes.items():
-        full = name if not name.startswith("lti_") else (
-            "https://purl.imsglobal.org/spec/lti/claim/" + name[4:]
+        full = (
+            name
+            if not name.startswith("lti_")
+            else ("https://purl.imsglobal.org/spec/lti/claim/" + name[4:])
         )
         if value is REMOVE:
             claims.pop(full, None)
@@ -135,7 +148,8 @@ def test_signed_claims_fuzz(app, registration, platform, changes, kid):
         return  # PyJWT cannot encode this value, so no platform could send it.
 
     response = client.post(
-        f"/lti/{registration.public_id}/launch", data={"id_token": token, "state": state}
+        f"/lti/{registration.public_id}/launch",
+        data={"id_token": token, "state": state},
     )
 
     _assert_no_crash(response)

@@ -98,14 +98,15 @@ def scripted():
     server.stop()
 
 
-statuses = st.sampled_from([200, 200, 200, 201, 204, 301, 400, 401, 403, 404, 429, 500, 503])
+statuses = st.sampled_from(
+    [200, 200, 200, 201, 204, 301, 400, 401, 403, 404, 429, 500, 503]
+)
 header_sets = st.fixed_dictionaries(
     {},
     optional={
         "Content-Type": st.sampled_from(["application/json", "text/html", "x/y"]),
         "Retry-After": st.text(max_size=20) | st.sampled_from(["0", "1e9", "-5"]),
-        "Link": st.text(max_size=80)
-        | st.just('<http://127.0.0.1:1/next>; rel="next"'),
+        "Link": st.text(max_size=80) | st.just('<http://127.0.0.1:1/next>; rel="next"'),
         "X-Rate-Limit-Remaining": st.text(max_size=10) | st.sampled_from(["nan", "-1"]),
         "Location": st.text(max_size=40),
     },
@@ -114,7 +115,9 @@ header_sets = st.fixed_dictionaries(
 
 def _bodies(documents):
     as_json = (
-        json_values | st.sampled_from(documents).flatmap(mutated) | st.sampled_from(documents)
+        json_values
+        | st.sampled_from(documents).flatmap(mutated)
+        | st.sampled_from(documents)
     ).map(lambda value: json.dumps(value).encode())
     return as_json | st.binary(max_size=200)
 

@@ -33,14 +33,18 @@ def demo_run(tmp_path, capfd):
         logs = captured.out + captured.err
         for log_file in stack.instance_path.glob("*.log"):
             logs += log_file.read_text(errors="replace")
-        secrets_file = json.loads((stack.instance_path / "demo-secrets.json").read_text())
+        secrets_file = json.loads(
+            (stack.instance_path / "demo-secrets.json").read_text()
+        )
         secrets = {name: value for name, value in secrets_file.items()}
         for name in ("encryption_key", "secret_key"):
             path = stack.instance_path / name
             if path.exists():
                 secrets[name] = path.read_text().strip()
         with stack.bridge.session() as session:
-            emails = session.scalars(select(Learner.email).where(Learner.email.is_not(None)))
+            emails = session.scalars(
+                select(Learner.email).where(Learner.email.is_not(None))
+            )
             for index, email in enumerate(emails):
                 secrets[f"learner email {index}"] = email
         yield stack, logs, secrets
@@ -61,7 +65,9 @@ def test_stored_payloads_hold_no_secret(demo_run):
     """Outbox payloads and stored raw event payloads contain none of the secrets."""
     stack, _, secrets = demo_run
     with stack.bridge.session() as session:
-        payloads = [json.dumps(row) for row in session.scalars(select(OutboxMessage.payload))]
+        payloads = [
+            json.dumps(row) for row in session.scalars(select(OutboxMessage.payload))
+        ]
         raw = [
             str(row)
             for row in session.execute(text("SELECT raw_payload FROM completion_facts"))

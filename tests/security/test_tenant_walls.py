@@ -130,7 +130,9 @@ def walls(app, db, tenants):
     _, token = create_api_token(
         db, provider_id=alpha.provider_id, name="alpha", created_by="test"
     )
-    add_account(db, "admin@alpha.example.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
+    add_account(
+        db, "admin@alpha.example.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id
+    )
     beta_admin = add_account(
         db, "admin@beta.example.org", AccountRole.PROVIDER_ADMIN, beta.provider_id
     )
@@ -143,9 +145,7 @@ def walls(app, db, tenants):
         created_by_account_id=beta_admin.id,
     )
     invitation_id = db.scalar(
-        select(AccountToken.id).where(
-            AccountToken.email == "invited@beta.example.org"
-        )
+        select(AccountToken.id).where(AccountToken.email == "invited@beta.example.org")
     )
     registration_link, _ = issue_registration_link(
         db, provider_id=beta.provider_id, actor=f"account:{beta_admin.id}"
@@ -215,7 +215,9 @@ def _url_for_rule(rule, target: Target) -> str:
             values[name] = target.ids[key]
         else:
             values[name] = target.ids[name]
-    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda match: str(values[match[1]]), rule.rule)
+    return re.sub(
+        r"<(?:[a-z]+:)?([a-z_]+)>", lambda match: str(values[match[1]]), rule.rule
+    )
 
 
 def _walled_rules(app):
@@ -237,9 +239,19 @@ def test_walled_routes_take_ids(app):
     """The matrix has a value of beta for every parameter name of a walled route."""
     names = {"public_id"} | set(
         [
-            "course_id", "achievement_id", "award_id", "backfill_id", "connection_id",
-            "delivery_id", "message_id", "account_id", "lms_user_id", "deployment_key",
-            "job_public_id", "admin_account_id", "invitation_id",
+            "course_id",
+            "achievement_id",
+            "award_id",
+            "backfill_id",
+            "connection_id",
+            "delivery_id",
+            "message_id",
+            "account_id",
+            "lms_user_id",
+            "deployment_key",
+            "job_public_id",
+            "admin_account_id",
+            "invitation_id",
             "registration_link_id",
         ]
     )
@@ -312,8 +324,10 @@ def test_moodle_webhook_rejects_alpha_secret(app, walls, caplog):
             response = client.post(
                 path,
                 json={"eventname": "\\core\\event\\course_completed"},
-                headers={"Authorization": "Bearer webhook-secret-alpha",
-                         "X-HPass-Webhook-Secret": "webhook-secret-alpha"},
+                headers={
+                    "Authorization": "Bearer webhook-secret-alpha",
+                    "X-HPass-Webhook-Secret": "webhook-secret-alpha",
+                },
             )
         assert response.status_code in (401, 403), path
         assert "Learner of beta" not in response.get_data(as_text=True)
@@ -345,12 +359,18 @@ def test_outbox_handlers_stay_in_provider(app, db, walls):
     cases = {
         "credential.deliver": {"delivery_id": target.ids["delivery_id"]},
         "fact.evaluate": {"fact_id": 1},
-        "moodle.reread_learner": {"connection_id": beta.connection_id, "lms_user_id": "42"},
+        "moodle.reread_learner": {
+            "connection_id": beta.connection_id,
+            "lms_user_id": "42",
+        },
     }
     ids = []
     for kind, payload in cases.items():
         message = enqueue(
-            db, provider_id=alpha.provider_id, kind=kind, payload=payload,
+            db,
+            provider_id=alpha.provider_id,
+            kind=kind,
+            payload=payload,
             idempotency_key=f"alpha-{kind}",
         )
         ids.append(message.id)
@@ -373,9 +393,15 @@ def test_api_token_wall_on_lists(app, walls):
     """Alpha's API token lists show none of beta's awards, deliveries or connections."""
     alpha, _, target, token = walls
     client = app.test_client()
-    for path in ("/api/v1/awards", "/api/v1/deliveries", "/api/v1/lms-connections",
-                 "/api/v1/achievements", "/api/v1/facts", "/api/v1/backfills",
-                 "/api/v1/keys"):
+    for path in (
+        "/api/v1/awards",
+        "/api/v1/deliveries",
+        "/api/v1/lms-connections",
+        "/api/v1/achievements",
+        "/api/v1/facts",
+        "/api/v1/backfills",
+        "/api/v1/keys",
+    ):
         response = client.get(path, headers={"Authorization": f"Bearer {token}"})
         body = response.get_data(as_text=True)
         assert response.status_code == 200, path
@@ -391,7 +417,9 @@ def test_registration_of_beta_unused(db, walls):
     registration = db.get(Registration, beta.registration_id)
 
     assert registration.provider_id == beta.provider_id
-    assert db.scalar(select(Credential).where(Credential.provider_id == beta.provider_id))
+    assert db.scalar(
+        select(Credential).where(Credential.provider_id == beta.provider_id)
+    )
 
 
 def test_alpha_copy_of_beta_pair(app, db, walls):

@@ -13,7 +13,9 @@ def add_provider(session, slug: str = "academy", name: str = "Academy") -> Provi
     return provider
 
 
-def add_moodle_connection(session, vault, provider: Provider, base_url: str, token: str):
+def add_moodle_connection(
+    session, vault, provider: Provider, base_url: str, token: str
+):
     from lti_tool.views.webhooks import secret_digest
 
     connection = LmsConnection(

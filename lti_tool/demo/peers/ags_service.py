@@ -208,7 +208,8 @@ class AgsService:
         with self._lock:
             self.token_requests += 1
             self._tokens[token] = (
-                frozenset(requested), time.time() + self.token_lifetime
+                frozenset(requested),
+                time.time() + self.token_lifetime,
             )
         return jsonify(
             access_token=token,
@@ -322,7 +323,7 @@ class AgsService:
     def _page(self, items: list[dict], media_type: str):
         limit = request.args.get("limit", type=int) or self.page_size
         offset = request.args.get("offset", default=0, type=int)
-        response = jsonify(items[offset:offset + limit])
+        response = jsonify(items[offset : offset + limit])
         response.content_type = media_type
         if offset + limit < len(items):
             query = request.args.to_dict()

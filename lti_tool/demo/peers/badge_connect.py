@@ -116,4 +116,6 @@ def _assertion_problem(assertion: t.Any) -> str | None:
 
 def _status(code: int, text: str) -> tuple[Response, int]:
     error = None if code < 400 else text
-    return jsonify({"status": {"error": error, "statusCode": code, "statusText": text}}), code
+    return jsonify(
+        {"status": {"error": error, "statusCode": code, "statusText": text}}
+    ), code

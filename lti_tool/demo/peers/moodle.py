@@ -460,9 +460,7 @@ class MoodleStandIn:
                     for (course_id, user, cmid), grade in self._grades.items()
                     if course_id == course.course_id and user == user_id
                 }
-            return moodle_ws.grade_items(
-                course, user_id, self.users[user_id], grades
-            )
+            return moodle_ws.grade_items(course, user_id, self.users[user_id], grades)
 
         if wsfunction == "core_completion_get_course_completion_status":
             course, user_id = self._tracked_course_and_user(params)
@@ -529,7 +527,10 @@ class MoodleStandIn:
                 {(c, u): time for c, u, time in state["course_completions"]}
             )
             self._activity_states.update(
-                {(c, u, m): (st, time) for c, u, m, st, time in state["activity_states"]}
+                {
+                    (c, u, m): (st, time)
+                    for c, u, m, st, time in state["activity_states"]
+                }
             )
             self._overrides.update(
                 {(c, u, m): teacher for c, u, m, teacher in state["overrides"]}

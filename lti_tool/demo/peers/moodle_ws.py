@@ -205,9 +205,7 @@ def site_info(
         "userid": 2500,
         "siteurl": site_url,
         "userpictureurl": f"{site_url}/theme/image.php/boost/core/1/u/f1",
-        "functions": [
-            {"name": name, "version": MOODLE_VERSION} for name in functions
-        ],
+        "functions": [{"name": name, "version": MOODLE_VERSION} for name in functions],
         "downloadfiles": 0,
         "uploadfiles": 0,
         "release": MOODLE_RELEASE,

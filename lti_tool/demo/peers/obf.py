@@ -58,7 +58,11 @@ class ObfPeer:
 
     def add_badge(self, name: str) -> str:
         badge_id = f"B{next(self._ids):04d}"
-        self.badges[badge_id] = {"id": badge_id, "name": name, "client_id": self.client_id}
+        self.badges[badge_id] = {
+            "id": badge_id,
+            "name": name,
+            "client_id": self.client_id,
+        }
         return badge_id
 
     def fail_next(self, n: int = 1, status: int = 503, retry_after: str | None = None):

@@ -197,7 +197,9 @@ class PlatformPeer:
         ags: AgsService | None = None,
     ) -> None:
         if claim_set not in CLAIM_SETS:
-            raise ValueError(f"claim_set must be one of {CLAIM_SETS}, got {claim_set!r}")
+            raise ValueError(
+                f"claim_set must be one of {CLAIM_SETS}, got {claim_set!r}"
+            )
         self.claim_set = claim_set
         # Assignment and Grade Services; resource link launches then carry its claim.
         self.ags = ags
@@ -293,7 +295,9 @@ class PlatformPeer:
         app.add_url_rule("/auth", "auth", self._auth_view, methods=["GET", "POST"])
         app.add_url_rule("/frame/<user_ref>", "frame", self._frame_view)
         app.add_url_rule(
-            "/deep-link/return", "deep_link_return", self._deep_link_return_view,
+            "/deep-link/return",
+            "deep_link_return",
+            self._deep_link_return_view,
             methods=["POST"],
         )
         if self.ags is not None:
@@ -434,7 +438,8 @@ class PlatformPeer:
         message = request.args.get("message", "resource_link")
         if message not in ("resource_link", "deep_linking"):
             return _error_response(
-                400, "invalid_request",
+                400,
+                "invalid_request",
                 f"message must be resource_link or deep_linking, got {message!r}",
             )
         login = FlaskOIDCLogin(FlaskPlatformRequest(), self._config)
@@ -460,8 +465,10 @@ class PlatformPeer:
                 404, "not_found", "unknown demo user, or no tool registered yet"
             )
         message = request.args.get("message", "resource_link")
-        src = url_for("launch", user_ref=user_ref) + "?" + urlencode(
-            {"message": message, "storage_target": "_parent"}
+        src = (
+            url_for("launch", user_ref=user_ref)
+            + "?"
+            + urlencode({"message": message, "storage_target": "_parent"})
         )
         # The frame's launch redirects through the tool's login URL.
         allow_frame_target(self._tool.login_url)
@@ -474,15 +481,14 @@ class PlatformPeer:
         token = request.form.get("JWT")
         if not token or self._tool is None or not self._tool.jwks_url:
             return _error_response(
-                400, "invalid_request",
+                400,
+                "invalid_request",
                 "post the response as form field JWT; the tool needs a jwks_url",
             )
         try:
             jwks = requests.get(self._tool.jwks_url, timeout=10).json()
             kid = jwt.get_unverified_header(token).get("kid")
-            key = next(
-                jwt.PyJWK(jwk) for jwk in jwks["keys"] if jwk.get("kid") == kid
-            )
+            key = next(jwt.PyJWK(jwk) for jwk in jwks["keys"] if jwk.get("kid") == kid)
             claims = jwt.decode(
                 token,
                 key=key.key,
@@ -491,8 +497,13 @@ class PlatformPeer:
                 issuer=self.client_id,
                 options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
             )
-        except (StopIteration, ValueError, KeyError, requests.RequestException,
-                jwt.PyJWTError) as error:
+        except (
+            StopIteration,
+            ValueError,
+            KeyError,
+            requests.RequestException,
+            jwt.PyJWTError,
+        ) as error:
             logger.warning("deep linking response rejected: %s", error)
             return _error_response(400, "invalid_request", f"bad response JWT: {error}")
 
@@ -501,10 +512,14 @@ class PlatformPeer:
         data = claims.get(DL_CLAIM + "data")
         with self._lock:
             known_data = data in self._deep_link_data
-        if (message_type != "LtiDeepLinkingResponse"
-                or deployment_id != self.deployment_id or not known_data):
+        if (
+            message_type != "LtiDeepLinkingResponse"
+            or deployment_id != self.deployment_id
+            or not known_data
+        ):
             return _error_response(
-                400, "invalid_request",
+                400,
+                "invalid_request",
                 f"message_type {message_type!r}, deployment_id {deployment_id!r} or "
                 "data does not match the request",
             )

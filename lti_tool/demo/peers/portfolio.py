@@ -378,9 +378,7 @@ class PortfolioPeer:
         if compact_jws is not None:
             return Response(compact_jws, status=status, mimetype="text/plain")
 
-        return Response(
-            request.get_data(), status=status, mimetype="application/json"
-        )
+        return Response(request.get_data(), status=status, mimetype="application/json")
 
     def _take_faults(self) -> tuple[int | None, str | None]:
         """Apply a pending delay, then return a pending failure and its Retry-After."""
@@ -627,8 +625,7 @@ def _describe_errors(errors: t.Iterable[Exception]) -> str:
         summary += f"; and {len(messages) - len(reported)} more"
 
     return (
-        "the request does not match the OB 3.0 upsertCredential operation: "
-        f"{summary}"
+        f"the request does not match the OB 3.0 upsertCredential operation: {summary}"
     )
 
 

@@ -85,7 +85,9 @@ class OAuthServer:
             app.add_url_rule(
                 f"{self.api_base_path}/discovery", "discovery", self._discovery
             )
-        app.add_url_rule("/oauth/register", "register", self._register, methods=["POST"])
+        app.add_url_rule(
+            "/oauth/register", "register", self._register, methods=["POST"]
+        )
         app.add_url_rule(
             "/oauth/authorize", "authorize", self._authorize, methods=["GET", "POST"]
         )
@@ -118,7 +120,9 @@ class OAuthServer:
 
     def refresh_count(self) -> int:
         with self._lock:
-            return sum(1 for grant, _ in self.token_requests if grant == "refresh_token")
+            return sum(
+                1 for grant, _ in self.token_requests if grant == "refresh_token"
+            )
 
     # Discovery
 
@@ -302,9 +306,13 @@ class OAuthServer:
         if code is None or not fresh or code.expires_at < time.time():
             return _token_error("invalid_grant", "the code is unknown, used or expired")
         if code.client_id != client.client_id:
-            return _token_error("invalid_grant", "the code was issued to another client")
+            return _token_error(
+                "invalid_grant", "the code was issued to another client"
+            )
         if form.get("redirect_uri") != code.redirect_uri:
-            return _token_error("invalid_grant", "redirect_uri differs from the request")
+            return _token_error(
+                "invalid_grant", "redirect_uri differs from the request"
+            )
         verifier = form.get("code_verifier", "")
         if not 43 <= len(verifier) <= 128:
             return _token_error(
@@ -329,7 +337,9 @@ class OAuthServer:
             if valid:
                 issued.revoked = True
         if not valid:
-            return _token_error("invalid_grant", "the refresh token is unknown or revoked")
+            return _token_error(
+                "invalid_grant", "the refresh token is unknown or revoked"
+            )
 
         return jsonify(self._issue_tokens(client.client_id, issued.scope)), 200
 

@@ -82,22 +82,28 @@ class RegistrationPlatform:
         messages: list = list(MESSAGE_TYPES)
         if not self.messages_as_strings:
             messages = [{"type": message} for message in MESSAGE_TYPES]
-        return jsonify({
-            "issuer": self.issuer,
-            "authorization_endpoint": f"{self.url}/auth",
-            "token_endpoint": f"{self.url}/token",
-            "jwks_uri": f"{self.url}/jwks",
-            "registration_endpoint": f"{self.url}/register",
-            "scopes_supported": ["openid", NRPS_SCOPE, AGS_RESULT_SCOPE,
-                                 *self.extra_scopes],
-            "response_types_supported": ["id_token"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
-                "product_family_code": self.family,
-                "version": "4.3" if self.family == "moodle" else "cloud",
-                "messages_supported": messages,
-            },
-        })
+        return jsonify(
+            {
+                "issuer": self.issuer,
+                "authorization_endpoint": f"{self.url}/auth",
+                "token_endpoint": f"{self.url}/token",
+                "jwks_uri": f"{self.url}/jwks",
+                "registration_endpoint": f"{self.url}/register",
+                "scopes_supported": [
+                    "openid",
+                    NRPS_SCOPE,
+                    AGS_RESULT_SCOPE,
+                    *self.extra_scopes,
+                ],
+                "response_types_supported": ["id_token"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                    "product_family_code": self.family,
+                    "version": "4.3" if self.family == "moodle" else "cloud",
+                    "messages_supported": messages,
+                },
+            }
+        )
 
     def _register(self):
         if request.headers.get("Authorization") != f"Bearer {self.registration_token}":
@@ -105,7 +111,9 @@ class RegistrationPlatform:
 
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or "initiate_login_uri" not in body:
-            return self._error(400, "the registration request is not a client configuration")
+            return self._error(
+                400, "the registration request is not a client configuration"
+            )
         scopes = str(body.get("scope") or "").split()
         refused = [scope for scope in scopes if scope in self.extra_scopes]
         if self.family == "canvas" and refused:
@@ -118,7 +126,9 @@ class RegistrationPlatform:
         else:
             client_id = secrets.token_urlsafe(10)
         response = dict(body, client_id=client_id)
-        tool = dict(body.get("https://purl.imsglobal.org/spec/lti-tool-configuration") or {})
+        tool = dict(
+            body.get("https://purl.imsglobal.org/spec/lti-tool-configuration") or {}
+        )
         if self.family == "moodle":
             tool["deployment_id"] = str(len(self.registrations) + 1)
         response["https://purl.imsglobal.org/spec/lti-tool-configuration"] = tool

@@ -78,7 +78,9 @@ class RunningServer:
                 )
             except OSError as error:
                 # The loop closed the trigger's pipe while ending on its own (EBADF).
-                logger.debug("demo server %s trigger already closed: %s", self.url, error)
+                logger.debug(
+                    "demo server %s trigger already closed: %s", self.url, error
+                )
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.warning(

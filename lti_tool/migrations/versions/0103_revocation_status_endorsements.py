@@ -35,9 +35,7 @@ def upgrade() -> None:
             ["providers.id"],
             name=op.f("fk_status_list_allocations_provider_id_providers"),
         ),
-        sa.PrimaryKeyConstraint(
-            "provider_id", name=op.f("pk_status_list_allocations")
-        ),
+        sa.PrimaryKeyConstraint("provider_id", name=op.f("pk_status_list_allocations")),
     )
     op.create_table(
         "endorsements",

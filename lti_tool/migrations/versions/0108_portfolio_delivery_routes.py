@@ -34,12 +34,15 @@ def upgrade() -> None:
         sa.Column("client_secret_encrypted", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", UTC, nullable=False),
         sa.ForeignKeyConstraint(
-            ["provider_id"], ["providers.id"],
+            ["provider_id"],
+            ["providers.id"],
             name=op.f("fk_portfolio_clients_provider_id_providers"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_portfolio_clients")),
         sa.UniqueConstraint(
-            "provider_id", "route", "portfolio_url",
+            "provider_id",
+            "route",
+            "portfolio_url",
             name=op.f("uq_portfolio_clients_provider_id_route_portfolio_url"),
         ),
     )
@@ -69,7 +72,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("state_detail", sa.Text(), nullable=True))
         batch_op.create_foreign_key(
             batch_op.f("fk_portfolio_accounts_client_id_portfolio_clients"),
-            "portfolio_clients", ["client_id"], ["id"],
+            "portfolio_clients",
+            ["client_id"],
+            ["id"],
         )
 
     op.create_table(
@@ -83,15 +88,18 @@ def upgrade() -> None:
         sa.Column("return_course_id", sa.Integer(), nullable=True),
         sa.Column("created_at", UTC, nullable=False),
         sa.ForeignKeyConstraint(
-            ["provider_id"], ["providers.id"],
+            ["provider_id"],
+            ["providers.id"],
             name=op.f("fk_portfolio_link_requests_provider_id_providers"),
         ),
         sa.ForeignKeyConstraint(
-            ["learner_id"], ["learners.id"],
+            ["learner_id"],
+            ["learners.id"],
             name=op.f("fk_portfolio_link_requests_learner_id_learners"),
         ),
         sa.ForeignKeyConstraint(
-            ["client_id"], ["portfolio_clients.id"],
+            ["client_id"],
+            ["portfolio_clients.id"],
             name=op.f("fk_portfolio_link_requests_client_id_portfolio_clients"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_portfolio_link_requests")),
@@ -114,7 +122,8 @@ def upgrade() -> None:
         sa.Column("access_token_expires_at", UTC, nullable=True),
         sa.Column("created_at", UTC, nullable=False),
         sa.ForeignKeyConstraint(
-            ["provider_id"], ["providers.id"],
+            ["provider_id"],
+            ["providers.id"],
             name=op.f("fk_obf_connections_provider_id_providers"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_obf_connections")),
@@ -128,11 +137,13 @@ def upgrade() -> None:
         sa.Column("achievement_id", sa.Integer(), nullable=False),
         sa.Column("obf_badge_id", sa.String(length=100), nullable=False),
         sa.ForeignKeyConstraint(
-            ["provider_id"], ["providers.id"],
+            ["provider_id"],
+            ["providers.id"],
             name=op.f("fk_obf_badge_mappings_provider_id_providers"),
         ),
         sa.ForeignKeyConstraint(
-            ["achievement_id"], ["achievements.id"],
+            ["achievement_id"],
+            ["achievements.id"],
             name=op.f("fk_obf_badge_mappings_achievement_id_achievements"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_obf_badge_mappings")),
@@ -145,7 +156,9 @@ def upgrade() -> None:
     )
 
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("remote_id", sa.String(length=200), nullable=True))
+        batch_op.add_column(
+            sa.Column("remote_id", sa.String(length=200), nullable=True)
+        )
         batch_op.add_column(
             sa.Column("remote_url", sa.String(length=500), nullable=True)
         )

@@ -17,7 +17,9 @@ depends_on = None
 
 
 def _timestamp(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, badge_engine.db.UTCDateTime(timezone=True), nullable=nullable)
+    return sa.Column(
+        name, badge_engine.db.UTCDateTime(timezone=True), nullable=nullable
+    )
 
 
 def upgrade() -> None:
@@ -33,7 +35,9 @@ def upgrade() -> None:
         _timestamp("last_sign_in_at", nullable=True),
         _timestamp("created_at"),
         sa.ForeignKeyConstraint(
-            ["provider_id"], ["providers.id"], name=op.f("fk_accounts_provider_id_providers")
+            ["provider_id"],
+            ["providers.id"],
+            name=op.f("fk_accounts_provider_id_providers"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("email", name=op.f("uq_accounts_email")),
@@ -59,7 +63,9 @@ def upgrade() -> None:
             name=op.f("fk_account_tokens_provider_id_providers"),
         ),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_account_tokens_account_id_accounts")
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_account_tokens_account_id_accounts"),
         ),
         sa.ForeignKeyConstraint(
             ["created_by_account_id"],
@@ -67,7 +73,9 @@ def upgrade() -> None:
             name=op.f("fk_account_tokens_created_by_account_id_accounts"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_account_tokens")),
-        sa.UniqueConstraint("token_sha256", name=op.f("uq_account_tokens_token_sha256")),
+        sa.UniqueConstraint(
+            "token_sha256", name=op.f("uq_account_tokens_token_sha256")
+        ),
     )
 
     op.create_table(
@@ -86,7 +94,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
-    op.create_index(op.f("ix_audit_events_provider_id"), "audit_events", ["provider_id"])
+    op.create_index(
+        op.f("ix_audit_events_provider_id"), "audit_events", ["provider_id"]
+    )
     op.create_index(op.f("ix_audit_events_created_at"), "audit_events", ["created_at"])
 
     op.create_table(

@@ -17,7 +17,9 @@ depends_on = None
 
 
 def _timestamp(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, badge_engine.db.UTCDateTime(timezone=True), nullable=nullable)
+    return sa.Column(
+        name, badge_engine.db.UTCDateTime(timezone=True), nullable=nullable
+    )
 
 
 def upgrade() -> None:

@@ -17,7 +17,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("lti_nonces") as batch:
-        batch.add_column(sa.Column("storage_target", sa.String(length=128), nullable=True))
+        batch.add_column(
+            sa.Column("storage_target", sa.String(length=128), nullable=True)
+        )
 
 
 def downgrade() -> None:

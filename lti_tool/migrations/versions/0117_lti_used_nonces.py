@@ -43,9 +43,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lti_used_nonces")),
         sa.UniqueConstraint("state_id", name=op.f("uq_lti_used_nonces_state_id")),
     )
-    op.create_index(
-        "ix_lti_used_nonces_expires_at", "lti_used_nonces", ["expires_at"]
-    )
+    op.create_index("ix_lti_used_nonces_expires_at", "lti_used_nonces", ["expires_at"])
 
     op.drop_index("ix_lti_nonces_expires_at", "lti_nonces")
     op.drop_table("lti_nonces")

@@ -23,7 +23,9 @@ ACTIVE = sa.text("status IN ('pending', 'running')")
 
 def upgrade() -> None:
     with op.batch_alter_table("backfill_jobs") as batch:
-        batch.add_column(sa.Column("active_achievement_id", sa.Integer(), nullable=True))
+        batch.add_column(
+            sa.Column("active_achievement_id", sa.Integer(), nullable=True)
+        )
     op.create_index(
         "uq_backfill_jobs_active_achievement",
         "backfill_jobs",

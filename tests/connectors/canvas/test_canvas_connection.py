@@ -204,9 +204,7 @@ def _test_stored(app, db, connection):
 def test_missing_identity_scopes_keep_polls(app, db, fake, canvas_url):
     """Lacking only the launch identity scopes fails the test but leaves the
     connection OK, because polls and re-reads do not use them."""
-    connection = _connect_token(
-        app, db, fake, canvas_url, ALL_SCOPES - IDENTITY_SCOPES
-    )
+    connection = _connect_token(app, db, fake, canvas_url, ALL_SCOPES - IDENTITY_SCOPES)
 
     result = _test_stored(app, db, connection)
 
@@ -220,9 +218,7 @@ def test_missing_identity_scopes_keep_polls(app, db, fake, canvas_url):
 
 def test_missing_identity_scopes_mend_broken(app, db, fake, canvas_url):
     """A broken connection whose new token lacks only identity scopes is OK again."""
-    connection = _connect_token(
-        app, db, fake, canvas_url, ALL_SCOPES - IDENTITY_SCOPES
-    )
+    connection = _connect_token(app, db, fake, canvas_url, ALL_SCOPES - IDENTITY_SCOPES)
     connection.state = "broken"
     connection.state_detail = "an earlier failure"
 

@@ -119,7 +119,12 @@ def link_by_oauth(
     code = requests.utils.urlparse(answer.headers["Location"]).query
     code = dict(part.split("=", 1) for part in code.split("&"))["code"]
     tokens = exchange_code(
-        http, client, vault, code=code, code_verifier=verifier, redirect_uri=REDIRECT_URI
+        http,
+        client,
+        vault,
+        code=code,
+        code_verifier=verifier,
+        redirect_uri=REDIRECT_URI,
     )
     account = PortfolioAccount(
         provider_id=seeded.provider_id,
@@ -201,4 +206,6 @@ def deliveries_of(db, credential_id: int):
     from connectors.hpass.models import Delivery
 
     db.expire_all()
-    return db.scalars(select(Delivery).where(Delivery.credential_id == credential_id)).all()
+    return db.scalars(
+        select(Delivery).where(Delivery.credential_id == credential_id)
+    ).all()

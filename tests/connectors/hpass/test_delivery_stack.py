@@ -236,9 +236,9 @@ def test_relinking_delivers_waiting_credential(demo):
 
     _link_over_http(demo)
 
-    assert wait_for(
-        lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS
-    ), demo.logs()
+    assert wait_for(lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS), (
+        demo.logs()
+    )
     assert len(demo.peers.portfolio.credentials()) == 1
 
 
@@ -287,9 +287,9 @@ def test_admin_retries_failed_delivery(demo):
     )
 
     assert answer.status_code == 200, answer.text
-    assert wait_for(
-        lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS
-    ), demo.logs()
+    assert wait_for(lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS), (
+        demo.logs()
+    )
     assert len(demo.peers.portfolio.credentials()) == 1
 
 
@@ -346,9 +346,9 @@ def test_consent_flow_in_browser(demo):
         browser.close()
 
     assert "is linked" in result
-    assert wait_for(
-        lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS
-    ), demo.logs()
+    assert wait_for(lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS), (
+        demo.logs()
+    )
     portfolio = demo.peers.portfolio
     assert len(portfolio.credentials()) == 1
     assert len(portfolio.oauth.access_tokens) == 1
@@ -365,9 +365,9 @@ def test_instructor_revocation_reaches_portfolio(demo):
     and the portfolio, the demo page and the learner's card all show it."""
     portfolio = demo.peers.portfolio
     demo.peers.moodle.complete_course(DEMO_COURSE_ID, DEMO_LEARNER_ID)
-    assert wait_for(
-        lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS
-    ), demo.logs()
+    assert wait_for(lambda: _all_in(demo, DeliveryStatus.DELIVERED, 1), WAIT_SECONDS), (
+        demo.logs()
+    )
     with demo.bridge.session() as session:
         credential = session.scalars(select(Credential)).one()
         public_id, credential_id = credential.public_id, credential.document["id"]
@@ -384,17 +384,17 @@ def test_instructor_revocation_reaches_portfolio(demo):
     )
 
     assert answer.status_code == 200, answer.text[:500]
-    assert wait_for(
-        lambda: _all_in(demo, DeliveryStatus.RETRYING, 1), WAIT_SECONDS
-    ), demo.logs()
+    assert wait_for(lambda: _all_in(demo, DeliveryStatus.RETRYING, 1), WAIT_SECONDS), (
+        demo.logs()
+    )
     assert portfolio.statuses() == {credential_id: "valid"}
     # The worker records the delivery before its message, so wait for the
     # message's later attempt before moving it to now.
     assert wait_for(lambda: _waits_for_retry(demo), WAIT_SECONDS), demo.logs()
     _rewind_waiting_messages(demo)
-    assert wait_for(
-        lambda: _all_in(demo, DeliveryStatus.REVOKED, 1), WAIT_SECONDS
-    ), demo.logs()
+    assert wait_for(lambda: _all_in(demo, DeliveryStatus.REVOKED, 1), WAIT_SECONDS), (
+        demo.logs()
+    )
     [delivery] = _deliveries(demo)
     assert delivery.revocation_sent_at is not None
     assert portfolio.statuses() == {credential_id: "revoked"}

@@ -119,7 +119,9 @@ def test_link_without_csrf_rejected(client, seeded):
     """A link form without its CSRF token is rejected."""
     _login(client, seeded, learner_id=seeded.learner_id)
 
-    answer = client.post("/portfolio/link", data={"portfolio_url": "http://127.0.0.1:9"})
+    answer = client.post(
+        "/portfolio/link", data={"portfolio_url": "http://127.0.0.1:9"}
+    )
 
     assert answer.status_code == 400
 
@@ -292,7 +294,9 @@ def test_unlink_other_learner_not_found(app, client, db, seeded, portfolio):
     account = link_by_oauth(app, db, seeded, portfolio.url)
     _login(client, seeded, learner_id=seeded.learner_id + 1000)
 
-    answer = client.post(f"/portfolio/accounts/{account.id}/unlink", data={"csrf": CSRF})
+    answer = client.post(
+        f"/portfolio/accounts/{account.id}/unlink", data={"csrf": CSRF}
+    )
 
     assert answer.status_code == 404
     db.expire_all()
@@ -304,7 +308,9 @@ def test_unlink_deletes_tokens(app, client, db, seeded, portfolio):
     account = link_by_oauth(app, db, seeded, portfolio.url)
     _login(client, seeded, learner_id=seeded.learner_id)
 
-    answer = client.post(f"/portfolio/accounts/{account.id}/unlink", data={"csrf": CSRF})
+    answer = client.post(
+        f"/portfolio/accounts/{account.id}/unlink", data={"csrf": CSRF}
+    )
 
     assert answer.status_code == 200
     db.expire_all()

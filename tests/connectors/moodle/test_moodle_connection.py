@@ -111,7 +111,9 @@ def test_cli_add_moodle_prints_webhook(cli_env, tmp_path, moodle):
     """add-moodle prints the webhook URL and the secret, and stores neither in clear."""
     created = _add_moodle(cli_env, tmp_path, moodle, FULL_TOKEN)
 
-    assert created["webhook_url"].endswith(f"/webhooks/moodle/{created['connection_id']}")
+    assert created["webhook_url"].endswith(
+        f"/webhooks/moodle/{created['connection_id']}"
+    )
     assert len(created["webhook_secret"]) >= 32
     bridge = _bridge_for(cli_env)
     with bridge.session() as session:
@@ -234,8 +236,15 @@ def _add_moodle_command(tmp_path, moodle, token: str, *options: str) -> list[str
     token_file = tmp_path / "token.txt"
     token_file.write_text(token + "\n")
     return [
-        "connection", "add-moodle", "--provider", "acme", "--url", moodle.site_url,
-        "--token-file", str(token_file), *options,
+        "connection",
+        "add-moodle",
+        "--provider",
+        "acme",
+        "--url",
+        moodle.site_url,
+        "--token-file",
+        str(token_file),
+        *options,
     ]
 
 

@@ -170,9 +170,10 @@ def test_token_revoked_mid_poll_keeps_progress(db, moodle, client, connection):
     original_call = moodle.call
 
     def revoke_after_first_page(wsfunction, params, functions=()):
-        if wsfunction == "core_enrol_get_enrolled_users" and params.get(
-            "options[1][value]"
-        ) != "0":
+        if (
+            wsfunction == "core_enrol_get_enrolled_users"
+            and params.get("options[1][value]") != "0"
+        ):
             moodle.revoke_token(TOKEN)
         return original_call(wsfunction, params, functions)
 
@@ -184,4 +185,3 @@ def test_token_revoked_mid_poll_keeps_progress(db, moodle, client, connection):
     db.rollback()
     assert _cursor(db).next_offset == 2
     assert any(fact.lms_user_id == "3001" for fact in _facts(db))
-

@@ -19,15 +19,24 @@ def _seed(db, vault, slug: str):
         db, vault, provider, "http://127.0.0.1:9", "token"
     )
     achievement = Achievement(
-        provider_id=provider.id, lms_connection_id=connection.id, lms_course_id="101",
-        name=f"{slug} badge", description="d", criteria_narrative="c",
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_course_id="101",
+        name=f"{slug} badge",
+        description="d",
+        criteria_narrative="c",
         award_rule=COURSE_COMPLETED_RULE,
     )
     db.add(achievement)
-    _, token = create_api_token(db, provider_id=provider.id, name="t", created_by="test")
+    _, token = create_api_token(
+        db, provider_id=provider.id, name="t", created_by="test"
+    )
     db.commit()
-    return {"token": token, "achievement": achievement.public_id,
-            "connection": connection.public_id}
+    return {
+        "token": token,
+        "achievement": achievement.public_id,
+        "connection": connection.public_id,
+    }
 
 
 @pytest.fixture
@@ -182,8 +191,11 @@ def test_not_found_names_api_route(client, tenants, method, path, route):
     [
         ({"name": ""}, "name must be 1 to 200 characters"),
         ({"award_rule": "{not json"}, "award_rule is not valid JSON"),
-        ({}, "nothing to change; give name, description, criteria, alignments or "
-         "award_rule"),
+        (
+            {},
+            "nothing to change; give name, description, criteria, alignments or "
+            "award_rule",
+        ),
     ],
 )
 def test_edit_errors_name_body_fields(client, db, tenants, body, words):
@@ -251,8 +263,14 @@ def test_token_cannot_change_other_provider(client, db, tenants):
 
     added = client.post(
         "/api/v1/achievements",
-        json={"lms_connection": beta["connection"], "course_id": "1", "name": "n",
-              "description": "d", "criteria": "c", "award_rule": COURSE_COMPLETED_RULE},
+        json={
+            "lms_connection": beta["connection"],
+            "course_id": "1",
+            "name": "n",
+            "description": "d",
+            "criteria": "c",
+            "award_rule": COURSE_COMPLETED_RULE,
+        },
         headers=_auth(alpha["token"]),
     )
     assert added.status_code == 404
@@ -265,9 +283,14 @@ def test_add_achievement_bad_rule(client, tenants):
     alpha, _ = tenants
     response = client.post(
         "/api/v1/achievements",
-        json={"lms_connection": alpha["connection"], "course_id": "1", "name": "n",
-              "description": "d", "criteria": "c",
-              "award_rule": {"version": 1, "rule": {"kind": "nope"}}},
+        json={
+            "lms_connection": alpha["connection"],
+            "course_id": "1",
+            "name": "n",
+            "description": "d",
+            "criteria": "c",
+            "award_rule": {"version": 1, "rule": {"kind": "nope"}},
+        },
         headers=_auth(alpha["token"]),
     )
 
@@ -278,9 +301,15 @@ def test_add_achievement_bad_rule(client, tenants):
 def _achievement_body(connection: str, **fields) -> dict:
     """Return a new achievement for the tenants' LMS, which listens nowhere, so the
     body skips the LMS check."""
-    body = {"lms_connection": connection, "course_id": "1", "name": "n",
-            "description": "d", "criteria": "c", "award_rule": COURSE_COMPLETED_RULE,
-            "skip_lms_check": True}
+    body = {
+        "lms_connection": connection,
+        "course_id": "1",
+        "name": "n",
+        "description": "d",
+        "criteria": "c",
+        "award_rule": COURSE_COMPLETED_RULE,
+        "skip_lms_check": True,
+    }
     body.update(fields)
     return body
 
@@ -305,8 +334,9 @@ def test_add_achievement_bidi_control(client, db, tenants, field, value, charact
 
     assert response.status_code == 400
     assert response.json["error"] == "invalid_text"
-    assert f"{field} contains the direction control character {character}" in (
-        response.json["message"]
+    assert (
+        f"{field} contains the direction control character {character}"
+        in (response.json["message"])
     )
     assert "delete it" in response.json["message"]
     assert db.query(Achievement).count() == 2
@@ -366,9 +396,16 @@ def test_achievement_alignments_round_trip(client, tenants):
     alpha, _ = tenants
     created = client.post(
         "/api/v1/achievements",
-        json={"lms_connection": alpha["connection"], "course_id": "7", "name": "n",
-              "description": "d", "criteria": "c", "alignments": [SKILL],
-              "award_rule": COURSE_COMPLETED_RULE, "skip_lms_check": True},
+        json={
+            "lms_connection": alpha["connection"],
+            "course_id": "7",
+            "name": "n",
+            "description": "d",
+            "criteria": "c",
+            "alignments": [SKILL],
+            "award_rule": COURSE_COMPLETED_RULE,
+            "skip_lms_check": True,
+        },
         headers=_auth(alpha["token"]),
     )
     cleared = client.patch(
@@ -393,9 +430,15 @@ def test_add_achievement_bad_alignments(client, tenants, alignments):
     alpha, _ = tenants
     response = client.post(
         "/api/v1/achievements",
-        json={"lms_connection": alpha["connection"], "course_id": "7", "name": "n",
-              "description": "d", "criteria": "c", "alignments": alignments,
-              "award_rule": COURSE_COMPLETED_RULE},
+        json={
+            "lms_connection": alpha["connection"],
+            "course_id": "7",
+            "name": "n",
+            "description": "d",
+            "criteria": "c",
+            "alignments": alignments,
+            "award_rule": COURSE_COMPLETED_RULE,
+        },
         headers=_auth(alpha["token"]),
     )
 
@@ -410,9 +453,15 @@ def test_add_achievement_is_audited(client, db, tenants):
     alpha, _ = tenants
     response = client.post(
         "/api/v1/achievements",
-        json={"lms_connection": alpha["connection"], "course_id": "7", "name": "n",
-              "description": "d", "criteria": "c", "award_rule": COURSE_COMPLETED_RULE,
-              "skip_lms_check": True},
+        json={
+            "lms_connection": alpha["connection"],
+            "course_id": "7",
+            "name": "n",
+            "description": "d",
+            "criteria": "c",
+            "award_rule": COURSE_COMPLETED_RULE,
+            "skip_lms_check": True,
+        },
         headers=_auth(alpha["token"]),
     )
 
@@ -459,8 +508,9 @@ def test_schemathesis_finds_no_server_error(app, tenants):
             if operation.definition.raw.get("operationId") in OUTBOUND_TO_GIVEN_URL:
                 continue
 
-            @settings(max_examples=25, deadline=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=25, deadline=None, suppress_health_check=list(HealthCheck)
+            )
             @given(case=operation.as_strategy())
             def check(case):
                 response = case.call(base_url=server.url, headers=_auth(alpha["token"]))
@@ -468,7 +518,10 @@ def test_schemathesis_finds_no_server_error(app, tenants):
                     "error"
                 ) in ("lms_unreachable", "lms_timeout")
                 assert response.status_code < 500 or planned, (
-                    case.method, case.formatted_path, response.text[:200])
+                    case.method,
+                    case.formatted_path,
+                    response.text[:200],
+                )
 
             check()
 
@@ -530,16 +583,18 @@ def test_add_achievement_same_name_conflict(client, db, tenants):
     alpha, _ = tenants
     response = client.post(
         "/api/v1/achievements",
-        json=_achievement_body(alpha["connection"], course_id="101",
-                               name="  ALPHA   badge"),
+        json=_achievement_body(
+            alpha["connection"], course_id="101", name="  ALPHA   badge"
+        ),
         headers=_auth(alpha["token"]),
     )
 
     assert response.status_code == 409
     assert response.json["error"] == "achievement_exists"
     assert response.json["achievement"] == alpha["achievement"]
-    assert f"PATCH /api/v1/achievements/{alpha['achievement']}" in (
-        response.json["message"]
+    assert (
+        f"PATCH /api/v1/achievements/{alpha['achievement']}"
+        in (response.json["message"])
     )
     assert "'alpha badge'" in response.json["message"]
     assert db.query(Achievement).count() == 2
@@ -550,10 +605,12 @@ def test_add_achievement_identical_conflict(client, db, tenants):
     alpha, _ = tenants
     body = _achievement_body(alpha["connection"], name="Code of conduct")
 
-    first = client.post("/api/v1/achievements", json=body,
-                        headers=_auth(alpha["token"]))
-    second = client.post("/api/v1/achievements", json=body,
-                         headers=_auth(alpha["token"]))
+    first = client.post(
+        "/api/v1/achievements", json=body, headers=_auth(alpha["token"])
+    )
+    second = client.post(
+        "/api/v1/achievements", json=body, headers=_auth(alpha["token"])
+    )
 
     assert first.status_code == 201
     assert second.status_code == 409

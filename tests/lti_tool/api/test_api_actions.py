@@ -37,22 +37,44 @@ def _seed(db, vault, slug: str) -> dict:
         db, vault, provider, "http://127.0.0.1:9", "token"
     )
     achievement = Achievement(
-        provider_id=provider.id, lms_connection_id=connection.id,
-        lms_course_id="101", name=f"{slug} badge", description="d",
-        criteria_narrative="c", award_rule=COURSE_COMPLETED_RULE,
+        provider_id=provider.id,
+        lms_connection_id=connection.id,
+        lms_course_id="101",
+        name=f"{slug} badge",
+        description="d",
+        criteria_narrative="c",
+        award_rule=COURSE_COMPLETED_RULE,
     )
     db.add(achievement)
     registration = create_registration(
-        db, vault, provider, issuer=ISSUER, client_id=f"{slug}-client",
-        auth_login_url=f"{ISSUER}/auth", key_set_url=f"{ISSUER}/jwks",
+        db,
+        vault,
+        provider,
+        issuer=ISSUER,
+        client_id=f"{slug}-client",
+        auth_login_url=f"{ISSUER}/auth",
+        key_set_url=f"{ISSUER}/jwks",
     )
-    db.add(Learner(provider_id=provider.id, lms_connection_id=connection.id,
-                   lms_user_id=f"{slug}-learner", name=f"{slug} learner"))
-    _, token = create_api_token(db, provider_id=provider.id, name="t", created_by="test")
+    db.add(
+        Learner(
+            provider_id=provider.id,
+            lms_connection_id=connection.id,
+            lms_user_id=f"{slug}-learner",
+            name=f"{slug} learner",
+        )
+    )
+    _, token = create_api_token(
+        db, provider_id=provider.id, name="t", created_by="test"
+    )
     db.commit()
-    return {"token": token, "provider_id": provider.id,
-            "achievement": achievement.public_id, "connection": connection.public_id,
-            "client_id": registration.client_id, "learner": f"{slug}-learner"}
+    return {
+        "token": token,
+        "provider_id": provider.id,
+        "achievement": achievement.public_id,
+        "connection": connection.public_id,
+        "client_id": registration.client_id,
+        "learner": f"{slug}-learner",
+    }
 
 
 @pytest.fixture
@@ -84,9 +106,14 @@ def canvas():
 def _add_badge(client, token: str, connection: str, course_id: str) -> str:
     response = client.post(
         "/api/v1/achievements",
-        json={"lms_connection": connection, "course_id": course_id, "name": "n",
-              "description": "d", "criteria": "c",
-              "award_rule": COURSE_COMPLETED_RULE},
+        json={
+            "lms_connection": connection,
+            "course_id": course_id,
+            "name": "n",
+            "description": "d",
+            "criteria": "c",
+            "award_rule": COURSE_COMPLETED_RULE,
+        },
         headers=_auth(token),
     )
     assert response.status_code == 201, response.json
@@ -106,8 +133,11 @@ def _connect_moodle(client, token: str, moodle) -> dict:
 def _connect_canvas(client, token: str, canvas) -> dict:
     response = client.post(
         "/api/v1/lms-connections/canvas",
-        json={"url": canvas.url, "token": canvas.issue_token(),
-              "course_id": str(CANVAS_COURSE_ID)},
+        json={
+            "url": canvas.url,
+            "token": canvas.issue_token(),
+            "course_id": str(CANVAS_COURSE_ID),
+        },
         headers=_auth(token),
     )
     assert response.status_code == 201, response.json
@@ -256,7 +286,10 @@ def test_connect_upper_case_scheme(client, tenants, moodle):
     alpha, _ = tenants
     response = client.post(
         "/api/v1/lms-connections/moodle",
-        json={"url": moodle.site_url.replace("http://", "HTTP://"), "token": MOODLE_TOKEN},
+        json={
+            "url": moodle.site_url.replace("http://", "HTTP://"),
+            "token": MOODLE_TOKEN,
+        },
         headers=_auth(alpha["token"]),
     )
 
@@ -271,8 +304,11 @@ def test_connect_same_canvas_twice(client, tenants, canvas):
 
     again = client.post(
         "/api/v1/lms-connections/canvas",
-        json={"url": canvas.url + "/", "token": canvas.issue_token(),
-              "course_id": str(CANVAS_COURSE_ID)},
+        json={
+            "url": canvas.url + "/",
+            "token": canvas.issue_token(),
+            "course_id": str(CANVAS_COURSE_ID),
+        },
         headers=_auth(alpha["token"]),
     )
 
@@ -305,10 +341,12 @@ def test_preview_after_backfill_counts_holders(app, client, db, tenants, moodle)
     alpha, _ = tenants
     connection = _connect_moodle(client, alpha["token"], moodle)["connection"]["id"]
     badge = _add_badge(client, alpha["token"], connection, str(DEMO_COURSE_ID))
-    started = client.post(f"/api/v1/achievements/{badge}/backfills",
-                          headers=_auth(alpha["token"]))
-    job = db.scalar(select(BackfillJob).where(
-        BackfillJob.public_id == started.json["id"]))
+    started = client.post(
+        f"/api/v1/achievements/{badge}/backfills", headers=_auth(alpha["token"])
+    )
+    job = db.scalar(
+        select(BackfillJob).where(BackfillJob.public_id == started.json["id"])
+    )
     assert run_job(app.extensions["hpass"], job.id) == "done"
 
     response = client.get(
@@ -317,7 +355,8 @@ def test_preview_after_backfill_counts_holders(app, client, db, tenants, moodle)
 
     assert response.status_code == 200, response.json
     holder = next(
-        row for row in response.json["learners"]
+        row
+        for row in response.json["learners"]
         if row["lms_user_id"] == str(DEMO_LEARNER_ID)
     )
     assert holder["met"] is True
@@ -402,10 +441,14 @@ def test_explain_canvas(client, tenants, canvas):
     connection = _connect_canvas(client, alpha["token"], canvas)["connection"]["id"]
     badge = _add_badge(client, alpha["token"], connection, str(CANVAS_COURSE_ID))
 
-    met = client.get(f"/api/v1/achievements/{badge}/explain?learner=123",
-                     headers=_auth(alpha["token"]))
-    missing = client.get(f"/api/v1/achievements/{badge}/explain?learner=124",
-                         headers=_auth(alpha["token"]))
+    met = client.get(
+        f"/api/v1/achievements/{badge}/explain?learner=123",
+        headers=_auth(alpha["token"]),
+    )
+    missing = client.get(
+        f"/api/v1/achievements/{badge}/explain?learner=124",
+        headers=_auth(alpha["token"]),
+    )
 
     assert met.json["rule_met"] is True
     assert met.json["holds_award"] is None
@@ -472,15 +515,18 @@ def test_backfill_canvas_runs(app, client, db, tenants, canvas):
     alpha, _ = tenants
     connection = _connect_canvas(client, alpha["token"], canvas)["connection"]["id"]
     badge = _add_badge(client, alpha["token"], connection, str(CANVAS_COURSE_ID))
-    started = client.post(f"/api/v1/achievements/{badge}/backfills",
-                          headers=_auth(alpha["token"]))
-    job = db.scalar(select(BackfillJob).where(
-        BackfillJob.public_id == started.json["id"]))
+    started = client.post(
+        f"/api/v1/achievements/{badge}/backfills", headers=_auth(alpha["token"])
+    )
+    job = db.scalar(
+        select(BackfillJob).where(BackfillJob.public_id == started.json["id"])
+    )
 
     status = run_job(app.extensions["hpass"], job.id)
 
-    shown = client.get(f"/api/v1/backfills/{started.json['id']}",
-                       headers=_auth(alpha["token"]))
+    shown = client.get(
+        f"/api/v1/backfills/{started.json['id']}", headers=_auth(alpha["token"])
+    )
     assert status == "done"
     assert shown.json["learners_seen"] == 2
     assert shown.json["issued"] == 1
@@ -511,8 +557,9 @@ def test_keys_list_and_rotate(client, db, tenants):
     """The key list shows only the provider's keys, and rotation adds a new key."""
     alpha, _ = tenants
     before = client.get("/api/v1/keys", headers=_auth(alpha["token"]))
-    rotated = client.post("/api/v1/keys/rotate", json={"kind": "lti"},
-                          headers=_auth(alpha["token"]))
+    rotated = client.post(
+        "/api/v1/keys/rotate", json={"kind": "lti"}, headers=_auth(alpha["token"])
+    )
     after = client.get("/api/v1/keys?kind=lti", headers=_auth(alpha["token"]))
 
     assert {row["provider"] for row in before.json["keys"]} == {"alpha"}
@@ -525,8 +572,9 @@ def test_keys_list_and_rotate(client, db, tenants):
 def test_keys_rotate_bad_kind(client, tenants, kind):
     """The encryption key and unknown kinds cannot be rotated through the API."""
     alpha, _ = tenants
-    response = client.post("/api/v1/keys/rotate", json={"kind": kind},
-                           headers=_auth(alpha["token"]))
+    response = client.post(
+        "/api/v1/keys/rotate", json={"kind": kind}, headers=_auth(alpha["token"])
+    )
 
     assert response.status_code == 400
     assert response.json["error"] == "invalid_kind"
@@ -536,10 +584,12 @@ def test_learner_export_and_forget(client, db, tenants):
     """Export returns the learner's data; forget erases the name."""
     alpha, _ = tenants
     learner = alpha["learner"]
-    exported = client.get(f"/api/v1/learners/{learner}/export",
-                          headers=_auth(alpha["token"]))
-    forgotten = client.post(f"/api/v1/learners/{learner}/forget",
-                            headers=_auth(alpha["token"]))
+    exported = client.get(
+        f"/api/v1/learners/{learner}/export", headers=_auth(alpha["token"])
+    )
+    forgotten = client.post(
+        f"/api/v1/learners/{learner}/forget", headers=_auth(alpha["token"])
+    )
 
     assert exported.json["learners"][0]["name"] == "alpha learner"
     assert forgotten.status_code == 200
@@ -556,26 +606,38 @@ def _beta_state(db, beta) -> dict:
     db.expire_all()
     pid = beta["provider_id"]
     return {
-        "jobs": list(db.scalars(select(BackfillJob.status).where(
-            BackfillJob.provider_id == pid))),
-        "deployments": list(db.scalars(select(Deployment.deployment_id).where(
-            Deployment.provider_id == pid))),
-        "tool_keys": list(db.scalars(select(Registration.tool_key_id).where(
-            Registration.provider_id == pid))),
-        "signing_keys": list(db.scalars(select(SigningKey.key_name).where(
-            SigningKey.provider_id == pid))),
-        "learners": list(db.scalars(select(Learner.name).where(
-            Learner.provider_id == pid))),
-        "audit": list(db.scalars(select(AuditEvent.action).where(
-            AuditEvent.provider_id == pid))),
+        "jobs": list(
+            db.scalars(select(BackfillJob.status).where(BackfillJob.provider_id == pid))
+        ),
+        "deployments": list(
+            db.scalars(
+                select(Deployment.deployment_id).where(Deployment.provider_id == pid)
+            )
+        ),
+        "tool_keys": list(
+            db.scalars(
+                select(Registration.tool_key_id).where(Registration.provider_id == pid)
+            )
+        ),
+        "signing_keys": list(
+            db.scalars(select(SigningKey.key_name).where(SigningKey.provider_id == pid))
+        ),
+        "learners": list(
+            db.scalars(select(Learner.name).where(Learner.provider_id == pid))
+        ),
+        "audit": list(
+            db.scalars(select(AuditEvent.action).where(AuditEvent.provider_id == pid))
+        ),
     }
 
 
 def test_foreign_ids_are_404(client, db, tenants):
     """Every action route returns 404 for another provider's ids and writes nothing."""
     alpha, beta = tenants
-    job = client.post(f"/api/v1/achievements/{beta['achievement']}/backfills",
-                      headers=_auth(beta["token"])).json["id"]
+    job = client.post(
+        f"/api/v1/achievements/{beta['achievement']}/backfills",
+        headers=_auth(beta["token"]),
+    ).json["id"]
     before = _beta_state(db, beta)
     achievement, learner = beta["achievement"], beta["learner"]
     requests = [
@@ -585,15 +647,19 @@ def test_foreign_ids_are_404(client, db, tenants):
         ("get", f"/api/v1/backfills/{job}", None),
         ("post", f"/api/v1/backfills/{job}/cancel", None),
         ("post", f"/api/v1/lms-connections/{beta['connection']}/test", None),
-        ("post", "/api/v1/deployments/approve",
-         {"issuer": ISSUER, "client_id": beta["client_id"], "deployment_id": "9"}),
+        (
+            "post",
+            "/api/v1/deployments/approve",
+            {"issuer": ISSUER, "client_id": beta["client_id"], "deployment_id": "9"},
+        ),
         ("get", f"/api/v1/learners/{learner}/export", None),
         ("post", f"/api/v1/learners/{learner}/forget", None),
     ]
 
     for method, path, body in requests:
-        response = getattr(client, method)(path, json=body,
-                                           headers=_auth(alpha["token"]))
+        response = getattr(client, method)(
+            path, json=body, headers=_auth(alpha["token"])
+        )
         assert response.status_code == 404, (path, response.json)
         assert response.json["error"].endswith("_not_found"), path
         assert "hpass-bridge" not in response.json["message"], path
@@ -608,8 +674,9 @@ def test_foreign_keys_untouched(client, db, tenants):
 
     listed = client.get("/api/v1/keys", headers=_auth(alpha["token"]))
     for kind in ("lti", "signing"):
-        rotated = client.post("/api/v1/keys/rotate", json={"kind": kind},
-                              headers=_auth(alpha["token"]))
+        rotated = client.post(
+            "/api/v1/keys/rotate", json={"kind": kind}, headers=_auth(alpha["token"])
+        )
         assert rotated.status_code == 200
 
     assert "beta" not in {row["provider"] for row in listed.json["keys"]}
@@ -621,8 +688,10 @@ def test_foreign_keys_untouched(client, db, tenants):
 def test_foreign_backfills_not_listed(client, tenants):
     """The backfill list shows only the token's provider's jobs."""
     alpha, beta = tenants
-    client.post(f"/api/v1/achievements/{beta['achievement']}/backfills",
-                headers=_auth(beta["token"]))
+    client.post(
+        f"/api/v1/achievements/{beta['achievement']}/backfills",
+        headers=_auth(beta["token"]),
+    )
 
     listed = client.get("/api/v1/backfills", headers=_auth(alpha["token"]))
 
@@ -686,17 +755,27 @@ def test_canvas_ids_must_be_digits(client, tenants, canvas):
     connection = _connect_canvas(client, alpha["token"], canvas)["connection"]["id"]
     badge = _add_badge(client, alpha["token"], connection, str(CANVAS_COURSE_ID))
 
-    explained = client.get(f"/api/v1/achievements/{badge}/explain?learner=../1",
-                           headers=_auth(alpha["token"]))
-    added = client.post(
-        "/api/v1/achievements",
-        json={"lms_connection": connection, "course_id": "565/../1", "name": "n",
-              "description": "d", "criteria": "c",
-              "award_rule": COURSE_COMPLETED_RULE},
+    explained = client.get(
+        f"/api/v1/achievements/{badge}/explain?learner=../1",
         headers=_auth(alpha["token"]),
     )
-    tested = client.post(f"/api/v1/lms-connections/{connection}/test",
-                         json={"course_id": "1/2"}, headers=_auth(alpha["token"]))
+    added = client.post(
+        "/api/v1/achievements",
+        json={
+            "lms_connection": connection,
+            "course_id": "565/../1",
+            "name": "n",
+            "description": "d",
+            "criteria": "c",
+            "award_rule": COURSE_COMPLETED_RULE,
+        },
+        headers=_auth(alpha["token"]),
+    )
+    tested = client.post(
+        f"/api/v1/lms-connections/{connection}/test",
+        json={"course_id": "1/2"},
+        headers=_auth(alpha["token"]),
+    )
 
     assert explained.status_code == 400
     assert explained.json["error"] == "invalid_canvas_id"

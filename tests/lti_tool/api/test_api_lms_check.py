@@ -38,14 +38,24 @@ def _auth(token: str) -> dict:
 def _activity_rule(*activity_ids: str) -> dict:
     return {
         "version": 1,
-        "rule": {"kind": "activities_completed", "match": "all",
-                 "activity_ids": list(activity_ids)},
+        "rule": {
+            "kind": "activities_completed",
+            "match": "all",
+            "activity_ids": list(activity_ids),
+        },
     }
 
 
 def _body(connection: str, course_id: str, rule: dict, **fields) -> dict:
-    return {"lms_connection": connection, "course_id": course_id, "name": "n",
-            "description": "d", "criteria": "c", "award_rule": rule, **fields}
+    return {
+        "lms_connection": connection,
+        "course_id": course_id,
+        "name": "n",
+        "description": "d",
+        "criteria": "c",
+        "award_rule": rule,
+        **fields,
+    }
 
 
 @pytest.fixture
@@ -74,23 +84,32 @@ def token(db):
 
 
 def _connect(client, token: str, kind: str, body: dict) -> str:
-    response = client.post(f"/api/v1/lms-connections/{kind}", json=body,
-                           headers=_auth(token))
+    response = client.post(
+        f"/api/v1/lms-connections/{kind}", json=body, headers=_auth(token)
+    )
     assert response.status_code == 201, response.json
     return response.json["connection"]["id"]
 
 
 @pytest.fixture
 def moodle_connection(client, token, moodle) -> str:
-    return _connect(client, token, "moodle",
-                    {"url": moodle.site_url, "token": MOODLE_TOKEN})
+    return _connect(
+        client, token, "moodle", {"url": moodle.site_url, "token": MOODLE_TOKEN}
+    )
 
 
 @pytest.fixture
 def canvas_connection(client, token, canvas) -> str:
-    return _connect(client, token, "canvas",
-                    {"url": canvas.url, "token": canvas.issue_token(),
-                     "course_id": str(CANVAS_COURSE_ID)})
+    return _connect(
+        client,
+        token,
+        "canvas",
+        {
+            "url": canvas.url,
+            "token": canvas.issue_token(),
+            "course_id": str(CANVAS_COURSE_ID),
+        },
+    )
 
 
 @pytest.fixture
@@ -175,10 +194,20 @@ def test_moodle_non_numeric_course_rejected(client, db, token, moodle_connection
     [
         _activity_rule(QUIZ, "4999"),
         {"version": 1, "rule": {"kind": "activity_completed", "activity_id": "4999"}},
-        {"version": 1, "rule": {"kind": "any_of", "rules": [
-            {"kind": "course_completed"},
-            {"kind": "grade_at_least", "activity_id": "4999", "min_percent": 50},
-        ]}},
+        {
+            "version": 1,
+            "rule": {
+                "kind": "any_of",
+                "rules": [
+                    {"kind": "course_completed"},
+                    {
+                        "kind": "grade_at_least",
+                        "activity_id": "4999",
+                        "min_percent": 50,
+                    },
+                ],
+            },
+        },
     ],
     ids=["in-a-set", "single", "nested-grade"],
 )
@@ -212,30 +241,43 @@ def test_moodle_ags_line_item_accepted(app, client, db, token, moodle_connection
         select(LmsConnection).where(LmsConnection.public_id == moodle_connection)
     )
     registration = create_registration(
-        db, app.extensions["hpass"].vault, db.get(Provider, connection.provider_id),
+        db,
+        app.extensions["hpass"].vault,
+        db.get(Provider, connection.provider_id),
         issuer="https://lms.invalid",
-        client_id="c", auth_login_url="https://lms.invalid/auth",
+        client_id="c",
+        auth_login_url="https://lms.invalid/auth",
         key_set_url="https://lms.invalid/jwks",
     )
-    course = LtiCourse(provider_id=connection.provider_id,
-                       registration_id=registration.id, lti_context_id="ctx",
-                       lms_course_id=str(DEMO_COURSE_ID))
+    course = LtiCourse(
+        provider_id=connection.provider_id,
+        registration_id=registration.id,
+        lti_context_id="ctx",
+        lms_course_id=str(DEMO_COURSE_ID),
+    )
     db.add(course)
     db.flush()
     url = "https://lms.invalid/lineitems/1"
     item = AgsLineItem(
-        provider_id=connection.provider_id, lti_course_id=course.id,
-        lms_connection_id=connection.id, lms_course_id=str(DEMO_COURSE_ID),
-        lineitem_url=url, lineitem_url_sha256=hashlib.sha256(url.encode()).hexdigest(),
-        label="Essay", score_maximum=10,
+        provider_id=connection.provider_id,
+        lti_course_id=course.id,
+        lms_connection_id=connection.id,
+        lms_course_id=str(DEMO_COURSE_ID),
+        lineitem_url=url,
+        lineitem_url_sha256=hashlib.sha256(url.encode()).hexdigest(),
+        label="Essay",
+        score_maximum=10,
     )
     db.add(item)
     db.commit()
 
     response = client.post(
         "/api/v1/achievements",
-        json=_body(moodle_connection, str(DEMO_COURSE_ID),
-                   _activity_rule(QUIZ, item.activity_id)),
+        json=_body(
+            moodle_connection,
+            str(DEMO_COURSE_ID),
+            _activity_rule(QUIZ, item.activity_id),
+        ),
         headers=_auth(token),
     )
 
@@ -261,8 +303,9 @@ def test_moodle_down_rejected(client, db, token, unreachable_connection):
     assert _stored(db) == (0, 0)
 
 
-def test_moodle_timeout_rejected(client, db, token, moodle, moodle_connection,
-                                 short_timeouts):
+def test_moodle_timeout_rejected(
+    client, db, token, moodle, moodle_connection, short_timeouts
+):
     """A Moodle that does not respond within the time budget gets 502 lms_timeout."""
     moodle.slow_next(2, 3.0)
     started = time.monotonic()
@@ -285,7 +328,9 @@ def test_moodle_timeout_rejected(client, db, token, moodle, moodle_connection,
 
 def _point_at(db, public_id: str, url: str) -> None:
     """Move a stored connection to another site URL, keeping its credentials."""
-    connection = db.scalar(select(LmsConnection).where(LmsConnection.public_id == public_id))
+    connection = db.scalar(
+        select(LmsConnection).where(LmsConnection.public_id == public_id)
+    )
     connection.base_url = url
     db.commit()
 
@@ -304,7 +349,9 @@ def test_silent_lms_times_out_in_budget(
 
     response = client.post(
         "/api/v1/achievements",
-        json=_body(public_id, course, {"version": 1, "rule": {"kind": "course_completed"}}),
+        json=_body(
+            public_id, course, {"version": 1, "rule": {"kind": "course_completed"}}
+        ),
         headers=_auth(token),
     )
     elapsed = time.monotonic() - started
@@ -325,8 +372,9 @@ def test_silent_lms_times_out_in_budget(
     assert _stored(db) == (0, 0)
 
 
-def test_silent_lms_default_budget(app, client, db, token, silent_lms,
-                                   moodle_connection):
+def test_silent_lms_default_budget(
+    app, client, db, token, silent_lms, moodle_connection
+):
     """Without configuration the budget is 5 s, well under a proxy's usual limits."""
     _point_at(db, moodle_connection, silent_lms.url)
     started = time.monotonic()
@@ -346,8 +394,9 @@ def test_silent_lms_default_budget(app, client, db, token, silent_lms,
     assert _stored(db) == (0, 0)
 
 
-def test_silent_lms_rule_edit_keeps_rule(app, client, db, token, silent_lms,
-                                         moodle_connection):
+def test_silent_lms_rule_edit_keeps_rule(
+    app, client, db, token, silent_lms, moodle_connection
+):
     """A rule change against a silent LMS gets 502 lms_timeout and keeps the old rule."""
     badge = _add(client, token, moodle_connection, _activity_rule(QUIZ))
     _point_at(db, moodle_connection, silent_lms.url)
@@ -386,8 +435,9 @@ def test_skip_lms_check_stores_with_warning(client, db, token, unreachable_conne
     """skip_lms_check stores the badge unchecked, with a warning and an audit mark."""
     response = client.post(
         "/api/v1/achievements",
-        json=_body(unreachable_connection, "101", _activity_rule("4999"),
-                   skip_lms_check=True),
+        json=_body(
+            unreachable_connection, "101", _activity_rule("4999"), skip_lms_check=True
+        ),
         headers=_auth(token),
     )
 
@@ -409,8 +459,9 @@ def test_skip_lms_check_stores_with_warning(client, db, token, unreachable_conne
 def test_skip_lms_check_must_be_boolean(client, db, token, moodle_connection, value):
     response = client.post(
         "/api/v1/achievements",
-        json=_body(moodle_connection, "101", _activity_rule(QUIZ),
-                   skip_lms_check=value),
+        json=_body(
+            moodle_connection, "101", _activity_rule(QUIZ), skip_lms_check=value
+        ),
         headers=_auth(token),
     )
 
@@ -424,7 +475,9 @@ def test_canvas_known_item_added(client, db, token, canvas_connection):
     """A rule on a Canvas module item of the course is stored."""
     response = client.post(
         "/api/v1/achievements",
-        json=_body(canvas_connection, str(CANVAS_COURSE_ID), _activity_rule(CANVAS_ITEM)),
+        json=_body(
+            canvas_connection, str(CANVAS_COURSE_ID), _activity_rule(CANVAS_ITEM)
+        ),
         headers=_auth(token),
     )
 
@@ -467,7 +520,9 @@ def test_canvas_expired_token_rejected(client, db, token, canvas, canvas_connect
 
     response = client.post(
         "/api/v1/achievements",
-        json=_body(canvas_connection, str(CANVAS_COURSE_ID), _activity_rule(CANVAS_ITEM)),
+        json=_body(
+            canvas_connection, str(CANVAS_COURSE_ID), _activity_rule(CANVAS_ITEM)
+        ),
         headers=_auth(token),
     )
 
@@ -482,7 +537,9 @@ def test_canvas_forbidden_course_rejected(client, db, token, canvas, canvas_conn
 
     response = client.post(
         "/api/v1/achievements",
-        json=_body(canvas_connection, str(CANVAS_COURSE_ID), _activity_rule(CANVAS_ITEM)),
+        json=_body(
+            canvas_connection, str(CANVAS_COURSE_ID), _activity_rule(CANVAS_ITEM)
+        ),
         headers=_auth(token),
     )
 
@@ -518,20 +575,26 @@ def test_edit_rule_unknown_activity(client, db, token, moodle_connection):
     assert stored.award_rule == _activity_rule(QUIZ)
 
 
-def test_edit_with_lms_down(client, db, token, moodle, moodle_connection, short_timeouts):
+def test_edit_with_lms_down(
+    client, db, token, moodle, moodle_connection, short_timeouts
+):
     """With the LMS down a text edit succeeds, a rule edit gets 502 unless the check
     is skipped, and then the response carries the warning."""
     badge = _add(client, token, moodle_connection, _activity_rule(QUIZ))
     moodle.slow_next(2, 3.0)
-    renamed = client.patch(f"/api/v1/achievements/{badge}", json={"name": "new"},
-                           headers=_auth(token))
-    rule_change = client.patch(f"/api/v1/achievements/{badge}",
-                               json={"award_rule": _activity_rule(PAGE)},
-                               headers=_auth(token))
-    skipped = client.patch(f"/api/v1/achievements/{badge}",
-                           json={"award_rule": _activity_rule(PAGE),
-                                 "skip_lms_check": True},
-                           headers=_auth(token))
+    renamed = client.patch(
+        f"/api/v1/achievements/{badge}", json={"name": "new"}, headers=_auth(token)
+    )
+    rule_change = client.patch(
+        f"/api/v1/achievements/{badge}",
+        json={"award_rule": _activity_rule(PAGE)},
+        headers=_auth(token),
+    )
+    skipped = client.patch(
+        f"/api/v1/achievements/{badge}",
+        json={"award_rule": _activity_rule(PAGE), "skip_lms_check": True},
+        headers=_auth(token),
+    )
 
     assert renamed.status_code == 200, renamed.json
     assert renamed.json["warnings"] == []

@@ -110,8 +110,11 @@ def test_equivalent_rule_records_nothing(client, db, alpha):
     """A rule that awards like the stored one starts no job and adds no event."""
     patch(client, alpha, {"award_rule": QUIZ_RULE, "skip_lms_check": True})
     equivalent = {
-        "rule": {"count": 1, "activity_ids": ["4001"],
-                 "kind": "activities_completed_at_least"},
+        "rule": {
+            "count": 1,
+            "activity_ids": ["4001"],
+            "kind": "activities_completed_at_least",
+        },
         "version": 1,
     }
 

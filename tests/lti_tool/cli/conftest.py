@@ -101,25 +101,58 @@ def canvas():
 
 @pytest.fixture
 def provider(cli) -> str:
-    cli.ok("provider", "add", "--slug", "acme", "--name", "Acme Academy",
-           "--url", "https://acme.example.org")
+    cli.ok(
+        "provider",
+        "add",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme Academy",
+        "--url",
+        "https://acme.example.org",
+    )
     return "acme"
 
 
 @pytest.fixture
 def moodle_connection(cli, provider, moodle) -> str:
-    result = cli.ok("lms", "connect", "moodle", "--provider", provider,
-                    "--url", moodle.site_url, "--token", MOODLE_TOKEN, "--json")
+    result = cli.ok(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token",
+        MOODLE_TOKEN,
+        "--json",
+    )
     return result.document["connection"]["id"]
 
 
 @pytest.fixture
 def achievement(cli, provider, moodle_connection) -> str:
-    result = cli.ok("achievement", "add", "--provider", provider,
-                    "--connection", moodle_connection, "--course", str(DEMO_COURSE_ID),
-                    "--name", "Course finisher", "--description", "Finished it.",
-                    "--criteria", "Complete the course.", "--rule", RULE,
-                    "--no-backfill", "--json")
+    result = cli.ok(
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        moodle_connection,
+        "--course",
+        str(DEMO_COURSE_ID),
+        "--name",
+        "Course finisher",
+        "--description",
+        "Finished it.",
+        "--criteria",
+        "Complete the course.",
+        "--rule",
+        RULE,
+        "--no-backfill",
+        "--json",
+    )
     return result.document["achievement"]["id"]
 
 

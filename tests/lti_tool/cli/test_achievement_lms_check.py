@@ -21,17 +21,38 @@ QUIZ, PAGE = "4001", "4002"
 
 
 def _rule(*activity_ids: str) -> str:
-    return json.dumps({
-        "version": 1,
-        "rule": {"kind": "activities_completed", "match": "all",
-                 "activity_ids": list(activity_ids)},
-    })
+    return json.dumps(
+        {
+            "version": 1,
+            "rule": {
+                "kind": "activities_completed",
+                "match": "all",
+                "activity_ids": list(activity_ids),
+            },
+        }
+    )
 
 
 def _add(cli, provider: str, connection: str, course: str, rule: str, *extra: str):
-    return cli("achievement", "add", "--provider", provider, "--connection", connection,
-               "--course", course, "--name", "n", "--description", "d",
-               "--criteria", "c", "--rule", rule, *extra)
+    return cli(
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        connection,
+        "--course",
+        course,
+        "--name",
+        "n",
+        "--description",
+        "d",
+        "--criteria",
+        "c",
+        "--rule",
+        rule,
+        *extra,
+    )
 
 
 def _error_line(result) -> str:
@@ -50,8 +71,18 @@ def stopped_moodle(cli, provider):
     """A Moodle connection whose site stopped after the connection was made."""
     stand_in = MoodleStandIn(token=MOODLE_TOKEN)
     server = stand_in.start()
-    connected = cli.ok("lms", "connect", "moodle", "--provider", provider,
-                       "--url", stand_in.site_url, "--token", MOODLE_TOKEN, "--json")
+    connected = cli.ok(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        stand_in.site_url,
+        "--token",
+        MOODLE_TOKEN,
+        "--json",
+    )
     server.stop()
     return connected.document["connection"]["id"]
 
@@ -59,8 +90,9 @@ def stopped_moodle(cli, provider):
 def test_lms_activities_lists_moodle_course(cli, moodle_connection):
     """lms activities prints the course modules' ids, names and tracking."""
     text = cli.ok("lms", "activities", moodle_connection, "--course", COURSE).stdout
-    document = cli.ok("lms", "activities", moodle_connection, "--course", COURSE,
-                      "--json").document
+    document = cli.ok(
+        "lms", "activities", moodle_connection, "--course", COURSE, "--json"
+    ).document
 
     assert [row["id"] for row in document["activities"]] == [QUIZ, PAGE]
     assert document["activities"][0]["name"] == "Final quiz"
@@ -117,8 +149,9 @@ def test_add_lms_unreachable(cli, provider, stopped_moodle):
     adds the badge with a warning."""
     refused = _add(cli, provider, stopped_moodle, COURSE, _rule(QUIZ))
     count_after_refusal = _badge_count(cli, provider)
-    skipped = _add(cli, provider, stopped_moodle, COURSE, _rule(QUIZ),
-                   "--skip-lms-check", "--json")
+    skipped = _add(
+        cli, provider, stopped_moodle, COURSE, _rule(QUIZ), "--skip-lms-check", "--json"
+    )
 
     assert refused.code == 1
     line = _error_line(refused)
@@ -178,8 +211,9 @@ def test_lms_activities_silent_lms(cli, silent_moodle):
 
 def test_add_non_numeric_moodle_course(cli, provider, stopped_moodle):
     """A Moodle course id that is not a number exits 2, even with the check skipped."""
-    result = _add(cli, provider, stopped_moodle, "intro-101", _rule(QUIZ),
-                  "--skip-lms-check")
+    result = _add(
+        cli, provider, stopped_moodle, "intro-101", _rule(QUIZ), "--skip-lms-check"
+    )
 
     assert result.code == 2
     line = _error_line(result)
@@ -219,14 +253,16 @@ def test_edit_rule_checked(cli, provider, moodle_connection):
 
 def test_edit_rule_lms_unreachable(cli, provider, stopped_moodle):
     """With the LMS down a name edit works, a rule edit exits 1 unless skipped."""
-    added = _add(cli, provider, stopped_moodle, COURSE, _rule(QUIZ),
-                 "--skip-lms-check", "--json")
+    added = _add(
+        cli, provider, stopped_moodle, COURSE, _rule(QUIZ), "--skip-lms-check", "--json"
+    )
     badge = added.document["achievement"]["id"]
 
     renamed = cli("achievement", "edit", badge, "--name", "Renamed")
     refused = cli("achievement", "edit", badge, "--rule", _rule(PAGE))
-    skipped = cli("achievement", "edit", badge, "--rule", _rule(PAGE),
-                  "--skip-lms-check")
+    skipped = cli(
+        "achievement", "edit", badge, "--rule", _rule(PAGE), "--skip-lms-check"
+    )
 
     assert renamed.code == 0, renamed.stderr
     assert renamed.stderr == ""
@@ -238,16 +274,28 @@ def test_edit_rule_lms_unreachable(cli, provider, stopped_moodle):
 
 def test_canvas_unknown_course_and_item(cli, provider, canvas):
     """A Canvas course or module item that does not exist exits 2."""
-    connected = cli.ok("lms", "connect", "canvas", "--provider", provider,
-                       "--url", canvas.url, "--token", canvas.issue_token(),
-                       "--course", str(CANVAS_COURSE_ID), "--json")
+    connected = cli.ok(
+        "lms",
+        "connect",
+        "canvas",
+        "--provider",
+        provider,
+        "--url",
+        canvas.url,
+        "--token",
+        canvas.issue_token(),
+        "--course",
+        str(CANVAS_COURSE_ID),
+        "--json",
+    )
     connection = connected.document["connection"]["id"]
     item = str(CANVAS_COURSE_ID * 1000 + 1)
 
     missing_course = _add(cli, provider, connection, "777", _rule(item))
     missing_item = _add(cli, provider, connection, str(CANVAS_COURSE_ID), _rule("1"))
-    listed = cli.ok("lms", "activities", connection, "--course", str(CANVAS_COURSE_ID),
-                    "--json").document
+    listed = cli.ok(
+        "lms", "activities", connection, "--course", str(CANVAS_COURSE_ID), "--json"
+    ).document
     added = _add(cli, provider, connection, str(CANVAS_COURSE_ID), _rule(item))
 
     assert missing_course.code == 2

@@ -23,7 +23,9 @@ def _command(words: list[str]) -> click.Command:
 def _guide_lines(prefix: str) -> list[str]:
     """Return the guide's command lines that start with `prefix`, joined over "\\"."""
     text = GUIDE.read_text(encoding="utf-8").replace("\\\n", " ")
-    return [line.strip() for line in text.splitlines() if line.strip().startswith(prefix)]
+    return [
+        line.strip() for line in text.splitlines() if line.strip().startswith(prefix)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,20 @@ COURSE = str(CANVAS_COURSE_ID)
 def _connect_without_first_scope(cli, provider, canvas) -> tuple[str, str]:
     scopes = list(REQUIRED_SCOPES)
     token = canvas.issue_token(scopes=frozenset(scopes[1:]))
-    result = cli.ok("lms", "connect", "canvas", "--provider", provider,
-                    "--url", canvas.url, "--token", token, "--course", COURSE,
-                    "--json")
+    result = cli.ok(
+        "lms",
+        "connect",
+        "canvas",
+        "--provider",
+        provider,
+        "--url",
+        canvas.url,
+        "--token",
+        token,
+        "--course",
+        COURSE,
+        "--json",
+    )
     return result.document["connection"]["id"], scopes[0]
 
 
@@ -55,8 +66,16 @@ def test_set_token_fixes_canvas(cli, provider, canvas, tmp_path):
     token_file = tmp_path / "canvas-token.txt"
     token_file.write_text(new_token + "\n")
 
-    result = cli("connection", "set-token", connection_id, "--token-file",
-                 str(token_file), "--course", COURSE, "--json")
+    result = cli(
+        "connection",
+        "set-token",
+        connection_id,
+        "--token-file",
+        str(token_file),
+        "--course",
+        COURSE,
+        "--json",
+    )
 
     assert result.code == 0, result.stderr
     assert result.document["ok"] is True
@@ -82,8 +101,15 @@ def test_set_token_still_missing_scope(cli, provider, canvas, tmp_path):
     token_file = tmp_path / "canvas-token.txt"
     token_file.write_text(canvas.issue_token(scopes=frozenset()))
 
-    result = cli("connection", "set-token", connection_id, "--token-file",
-                 str(token_file), "--course", COURSE)
+    result = cli(
+        "connection",
+        "set-token",
+        connection_id,
+        "--token-file",
+        str(token_file),
+        "--course",
+        COURSE,
+    )
 
     assert result.code == 1
     assert "test FAILED" in result.stdout
@@ -96,8 +122,15 @@ def test_set_token_course_only_canvas(cli, moodle_connection, tmp_path):
     token_file = tmp_path / "token.txt"
     token_file.write_text("some-token")
 
-    result = cli("connection", "set-token", moodle_connection, "--token-file",
-                 str(token_file), "--course", COURSE)
+    result = cli(
+        "connection",
+        "set-token",
+        moodle_connection,
+        "--token-file",
+        str(token_file),
+        "--course",
+        COURSE,
+    )
 
     assert result.code == 2
     assert "Canvas connections only" in result.stderr

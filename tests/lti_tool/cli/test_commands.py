@@ -27,16 +27,39 @@ def _one_error_line(result) -> str:
 
 
 COMMANDS = [
-    ["provider", "add"], ["provider", "list"], ["provider", "show"],
-    ["provider", "remove"], ["api-token", "create"], ["api-token", "list"],
-    ["api-token", "revoke"], ["lms", "connect", "moodle"], ["lms", "connect", "canvas"],
-    ["lms", "list"], ["lms", "test"], ["lms", "activities"], ["achievement", "add"], ["achievement", "list"],
-    ["achievement", "show"], ["achievement", "edit"], ["achievement", "preview"],
-    ["achievement", "backfill"], ["awards", "list"], ["awards", "show"],
-    ["awards", "revoke"], ["awards", "explain"], ["deliveries", "list"],
-    ["deliveries", "retry"], ["deliveries", "discard"], ["facts", "list"],
-    ["export"], ["keys", "list"], ["keys", "rotate"], ["deployments", "approve"],
-    ["learner", "export"], ["learner", "forget"], ["operator", "add"],
+    ["provider", "add"],
+    ["provider", "list"],
+    ["provider", "show"],
+    ["provider", "remove"],
+    ["api-token", "create"],
+    ["api-token", "list"],
+    ["api-token", "revoke"],
+    ["lms", "connect", "moodle"],
+    ["lms", "connect", "canvas"],
+    ["lms", "list"],
+    ["lms", "test"],
+    ["lms", "activities"],
+    ["achievement", "add"],
+    ["achievement", "list"],
+    ["achievement", "show"],
+    ["achievement", "edit"],
+    ["achievement", "preview"],
+    ["achievement", "backfill"],
+    ["awards", "list"],
+    ["awards", "show"],
+    ["awards", "revoke"],
+    ["awards", "explain"],
+    ["deliveries", "list"],
+    ["deliveries", "retry"],
+    ["deliveries", "discard"],
+    ["facts", "list"],
+    ["export"],
+    ["keys", "list"],
+    ["keys", "rotate"],
+    ["deployments", "approve"],
+    ["learner", "export"],
+    ["learner", "forget"],
+    ["operator", "add"],
 ]
 
 
@@ -50,8 +73,17 @@ def test_every_command_has_help_and_json(cli):
 
 def test_provider_add_list_show_remove(cli):
     """A provider is added, listed, shown and removed, in text and JSON."""
-    added = cli.ok("provider", "add", "--slug", "acme", "--name", "Acme",
-                   "--url", "https://acme.example.org", "--json")
+    added = cli.ok(
+        "provider",
+        "add",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme",
+        "--url",
+        "https://acme.example.org",
+        "--json",
+    )
     assert added.document["provider"]["certification"] == "not_certified"
 
     listed = cli.ok("provider", "list")
@@ -114,8 +146,9 @@ def test_connection_set_token_unknown(cli, tmp_path):
     token_file = tmp_path / "token.txt"
     token_file.write_text(MOODLE_TOKEN)
 
-    result = cli("connection", "set-token", "missing-id",
-                 "--token-file", str(token_file))
+    result = cli(
+        "connection", "set-token", "missing-id", "--token-file", str(token_file)
+    )
 
     assert result.code == 2, result.stderr
     assert "'missing-id'" in _one_error_line(result)
@@ -126,8 +159,16 @@ def test_add_moodle_metadata_address(cli, provider, tmp_path):
     token_file = tmp_path / "token.txt"
     token_file.write_text(MOODLE_TOKEN)
 
-    result = cli("connection", "add-moodle", "--provider", provider,
-                 "--url", "http://169.254.169.254", "--token-file", str(token_file))
+    result = cli(
+        "connection",
+        "add-moodle",
+        "--provider",
+        provider,
+        "--url",
+        "http://169.254.169.254",
+        "--token-file",
+        str(token_file),
+    )
 
     assert result.code == 1, result.stderr
     assert "non-public address 169.254.169.254" in _one_error_line(result)
@@ -143,8 +184,17 @@ def test_provider_remove_in_use(cli, moodle_connection):
 
 def test_lms_connect_moodle_prints_webhook(cli, provider, moodle):
     """Connecting Moodle tests it and shows the webhook URL and secret once."""
-    result = cli.ok("lms", "connect", "moodle", "--provider", provider,
-                    "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+    result = cli.ok(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token",
+        MOODLE_TOKEN,
+    )
 
     assert "Webhook URL: http://127.0.0.1:5999/webhooks/moodle/" in result.stdout
     assert "Webhook secret" in result.stdout
@@ -155,8 +205,18 @@ def test_lms_connect_moodle_prints_webhook(cli, provider, moodle):
 
 def test_lms_list_uses_page_words(cli, provider, moodle):
     """The text table shows the admin page's status words, --json the status key."""
-    connected = cli.ok("lms", "connect", "moodle", "--provider", provider,
-                       "--url", moodle.site_url, "--token", MOODLE_TOKEN, "--json")
+    connected = cli.ok(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token",
+        MOODLE_TOKEN,
+        "--json",
+    )
     connection_id = connected.document["connection"]["id"]
 
     text = cli.ok("lms", "list", "--provider", provider)
@@ -174,17 +234,44 @@ def test_lms_list_uses_page_words(cli, provider, moodle):
 
 def test_lms_connect_same_site_twice(cli, provider, moodle, tmp_path):
     """A second connection to the same Moodle site is rejected, however spelled."""
-    cli.ok("lms", "connect", "moodle", "--provider", provider,
-           "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+    cli.ok(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token",
+        MOODLE_TOKEN,
+    )
     respelled = moodle.site_url.replace("http://", "HTTP://") + "/"
     token_file = tmp_path / "token.txt"
     token_file.write_text(MOODLE_TOKEN)
 
-    second = cli("lms", "connect", "moodle", "--provider", provider,
-                 "--url", respelled, "--token", MOODLE_TOKEN, "--json")
-    older = cli("connection", "add-moodle", "--provider", provider,
-                "--url", moodle.site_url, "--token-file", str(token_file),
-                "--json")
+    second = cli(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        respelled,
+        "--token",
+        MOODLE_TOKEN,
+        "--json",
+    )
+    older = cli(
+        "connection",
+        "add-moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token-file",
+        str(token_file),
+        "--json",
+    )
 
     assert second.code == 1
     assert second.document["error"] == "connection_exists"
@@ -197,19 +284,54 @@ def test_lms_connect_same_site_twice(cli, provider, moodle, tmp_path):
 
 def test_lms_connect_same_site_other_provider(cli, provider, moodle):
     """Another provider may connect the Moodle site that one provider uses."""
-    cli.ok("provider", "add", "--slug", "beta", "--name", "Beta School",
-           "--url", "https://beta.example.org")
-    cli.ok("lms", "connect", "moodle", "--provider", provider,
-           "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+    cli.ok(
+        "provider",
+        "add",
+        "--slug",
+        "beta",
+        "--name",
+        "Beta School",
+        "--url",
+        "https://beta.example.org",
+    )
+    cli.ok(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token",
+        MOODLE_TOKEN,
+    )
 
-    cli.ok("lms", "connect", "moodle", "--provider", "beta",
-           "--url", moodle.site_url, "--token", MOODLE_TOKEN)
+    cli.ok(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        "beta",
+        "--url",
+        moodle.site_url,
+        "--token",
+        MOODLE_TOKEN,
+    )
 
 
 def test_lms_connect_unreachable_saves_nothing(cli, provider):
     """An unreachable Moodle exits 1 and leaves no connection."""
-    result = cli("lms", "connect", "moodle", "--provider", provider,
-                 "--url", "http://127.0.0.1:9", "--token", "x")
+    result = cli(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        "http://127.0.0.1:9",
+        "--token",
+        "x",
+    )
 
     assert result.code == 1
     assert "nothing was saved" in _one_error_line(result)
@@ -218,8 +340,18 @@ def test_lms_connect_unreachable_saves_nothing(cli, provider):
 
 def test_lms_connect_rejected_token(cli, provider, moodle):
     """A token Moodle rejects exits 1 and leaves no connection."""
-    result = cli("lms", "connect", "moodle", "--provider", provider,
-                 "--url", moodle.site_url, "--token", "wrong-token", "--json")
+    result = cli(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token",
+        "wrong-token",
+        "--json",
+    )
 
     assert result.code == 1
     assert result.document["error"] == "lms_unreachable"
@@ -233,8 +365,17 @@ def test_lms_connect_rejected_token_file(cli, provider, moodle, tmp_path):
     token_file = tmp_path / "bad-token.txt"
     token_file.write_text("wrong-token\n")
 
-    result = cli("lms", "connect", "moodle", "--provider", provider,
-                 "--url", moodle.site_url, "--token-file", str(token_file))
+    result = cli(
+        "lms",
+        "connect",
+        "moodle",
+        "--provider",
+        provider,
+        "--url",
+        moodle.site_url,
+        "--token-file",
+        str(token_file),
+    )
     line = _one_error_line(result)
 
     assert result.code == 1
@@ -251,9 +392,20 @@ def test_lms_connect_rejected_token_file(cli, provider, moodle, tmp_path):
 def test_lms_connect_canvas_and_test(cli, provider, canvas):
     """Connecting Canvas tests the scopes and prints the Live Events URL."""
     token = canvas.issue_token()
-    result = cli.ok("lms", "connect", "canvas", "--provider", provider,
-                    "--url", canvas.url, "--token", token,
-                    "--course", str(CANVAS_COURSE_ID), "--json")
+    result = cli.ok(
+        "lms",
+        "connect",
+        "canvas",
+        "--provider",
+        provider,
+        "--url",
+        canvas.url,
+        "--token",
+        token,
+        "--course",
+        str(CANVAS_COURSE_ID),
+        "--json",
+    )
 
     assert result.document["test"]["ok"] is True
     assert "?token=" in result.document["webhook_url"]
@@ -273,8 +425,10 @@ def test_achievement_add_show_edit(cli, provider, achievement):
     """A badge is added, shown and edited, and appears in the list."""
     shown = cli.ok("achievement", "show", achievement, "--json")
     assert shown.document["award_rule"] == json.loads(RULE)
-    assert "Course finisher" in cli.ok("achievement", "list", "--provider",
-                                       provider).stdout
+    assert (
+        "Course finisher"
+        in cli.ok("achievement", "list", "--provider", provider).stdout
+    )
 
     edited = cli.ok("achievement", "edit", achievement, "--name", "Finisher", "--json")
     assert edited.document["fields"] == ["name"]
@@ -283,11 +437,20 @@ def test_achievement_add_show_edit(cli, provider, achievement):
 
 def test_achievement_alignments_edit(cli, achievement):
     """--alignments sets the badge's skills, and a bad list exits 2 naming the field."""
-    skills = '[{"targetName": "First aid", "targetUrl": "https://skills.example.org/fa"}]'
+    skills = (
+        '[{"targetName": "First aid", "targetUrl": "https://skills.example.org/fa"}]'
+    )
 
-    edited = cli.ok("achievement", "edit", achievement, "--alignments", skills, "--json")
-    bad = cli("achievement", "edit", achievement, "--alignments",
-              '[{"targetName": "First aid"}]')
+    edited = cli.ok(
+        "achievement", "edit", achievement, "--alignments", skills, "--json"
+    )
+    bad = cli(
+        "achievement",
+        "edit",
+        achievement,
+        "--alignments",
+        '[{"targetName": "First aid"}]',
+    )
 
     assert edited.document["fields"] == ["alignments"]
     assert edited.document["achievement"]["alignments"][0]["targetName"] == "First aid"
@@ -300,10 +463,24 @@ def test_achievement_alignments_edit(cli, achievement):
 )
 def test_achievement_add_bad_rule(cli, provider, moodle_connection, rule):
     """Malformed or invalid rule JSON exits 2 and adds nothing."""
-    result = cli("achievement", "add", "--provider", provider,
-                 "--connection", moodle_connection, "--course", "101",
-                 "--name", "n", "--description", "d", "--criteria", "c",
-                 "--rule", rule)
+    result = cli(
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        moodle_connection,
+        "--course",
+        "101",
+        "--name",
+        "n",
+        "--description",
+        "d",
+        "--criteria",
+        "c",
+        "--rule",
+        rule,
+    )
 
     assert result.code == 2
     assert "rule" in _one_error_line(result)
@@ -314,9 +491,22 @@ def test_achievement_add_bad_rule(cli, provider, moodle_connection, rule):
 def test_achievement_add_bidi_control(cli, provider, moodle_connection):
     """A name with U+202E exits 2 naming the character and adds nothing, and an
     Arabic name with U+200F is added as typed."""
-    common = ["achievement", "add", "--provider", provider,
-              "--connection", moodle_connection, "--course", "101",
-              "--description", "d", "--criteria", "c", "--rule", RULE]
+    common = [
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        moodle_connection,
+        "--course",
+        "101",
+        "--description",
+        "d",
+        "--criteria",
+        "c",
+        "--rule",
+        RULE,
+    ]
 
     rejected = cli(*common, "--name", "First aid \u202esisab")
     added = cli.ok(*common, "--name", "\u200fإسعافات أولية", "--json")
@@ -334,8 +524,10 @@ def test_achievement_preview(cli, achievement):
 
     earning = [row["lms_user_id"] for row in result.document["learners"] if row["met"]]
     assert earning == [LEARNER]
-    assert cli.ok("awards", "list", "--provider", "acme", "--json").document[
-        "awards"] == []
+    assert (
+        cli.ok("awards", "list", "--provider", "acme", "--json").document["awards"]
+        == []
+    )
     assert "would earn it now" in cli.ok("achievement", "preview", achievement).stdout
 
 
@@ -374,18 +566,44 @@ def test_canvas_preview_explain_backfill(cli, provider, canvas):
     from datetime import datetime, timezone
 
     canvas.complete(CANVAS_COURSE_ID, 123, datetime(2026, 3, 1, tzinfo=timezone.utc))
-    connected = cli.ok("lms", "connect", "canvas", "--provider", provider,
-                       "--url", canvas.url, "--token", canvas.issue_token(),
-                       "--course", str(CANVAS_COURSE_ID), "--json")
-    badge = cli.ok("achievement", "add", "--provider", provider,
-                   "--connection", connected.document["connection"]["id"],
-                   "--course", str(CANVAS_COURSE_ID), "--name", "Canvas finisher",
-                   "--description", "Finished it.", "--criteria", "Complete it.",
-                   "--rule", RULE, "--json").document["achievement"]["id"]
+    connected = cli.ok(
+        "lms",
+        "connect",
+        "canvas",
+        "--provider",
+        provider,
+        "--url",
+        canvas.url,
+        "--token",
+        canvas.issue_token(),
+        "--course",
+        str(CANVAS_COURSE_ID),
+        "--json",
+    )
+    badge = cli.ok(
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        connected.document["connection"]["id"],
+        "--course",
+        str(CANVAS_COURSE_ID),
+        "--name",
+        "Canvas finisher",
+        "--description",
+        "Finished it.",
+        "--criteria",
+        "Complete it.",
+        "--rule",
+        RULE,
+        "--json",
+    ).document["achievement"]["id"]
 
     preview = cli.ok("achievement", "preview", badge, "--json").document
-    explained = cli.ok("awards", "explain", "--achievement", badge,
-                       "--learner", "124", "--json").document
+    explained = cli.ok(
+        "awards", "explain", "--achievement", badge, "--learner", "124", "--json"
+    ).document
     backfill = cli.ok("achievement", "backfill", badge, "--json").document
 
     met = {row["lms_user_id"]: row["met"] for row in preview["learners"]}
@@ -399,8 +617,9 @@ def test_canvas_preview_explain_backfill(cli, provider, canvas):
 
 def test_awards_list_show_explain(cli, award, achievement, moodle):
     """Awards are listed by learner, shown with deliveries, and explained."""
-    listed = cli.ok("awards", "list", "--provider", "acme", "--learner", LEARNER,
-                    "--json")
+    listed = cli.ok(
+        "awards", "list", "--provider", "acme", "--learner", LEARNER, "--json"
+    )
     assert [item["id"] for item in listed.document["awards"]] == [award]
     assert "live" in cli.ok("awards", "list", "--provider", "acme").stdout
 
@@ -408,19 +627,28 @@ def test_awards_list_show_explain(cli, award, achievement, moodle):
     assert shown.document["status"] == "live"
     assert "deliveries" in shown.document
 
-    explained = cli.ok("awards", "explain", "--achievement", achievement,
-                       "--learner", LEARNER, "--json")
+    explained = cli.ok(
+        "awards",
+        "explain",
+        "--achievement",
+        achievement,
+        "--learner",
+        LEARNER,
+        "--json",
+    )
     assert explained.document["holds_award"] == award
     moodle.enrol_learner(DEMO_COURSE_ID, 3002, "Learner Two")
-    not_earned = cli.ok("awards", "explain", "--achievement", achievement,
-                        "--learner", "3002")
+    not_earned = cli.ok(
+        "awards", "explain", "--achievement", achievement, "--learner", "3002"
+    )
     assert "has not earned it" in not_earned.stdout
 
 
 def test_explain_unknown_learner(cli, achievement):
     """A learner id the LMS does not have exits 2 and names the learner."""
-    result = cli("awards", "explain", "--achievement", achievement,
-                 "--learner", "9999", "--json")
+    result = cli(
+        "awards", "explain", "--achievement", achievement, "--learner", "9999", "--json"
+    )
 
     assert result.code == 2, result.stderr
     line = _one_error_line(result)
@@ -436,8 +664,7 @@ def test_awards_revoke_needs_reason(cli, award):
     assert missing.code == 2
     assert "--reason" in _one_error_line(missing)
 
-    revoked = cli.ok("awards", "revoke", award, "--reason", "Issued in error",
-                     "--json")
+    revoked = cli.ok("awards", "revoke", award, "--reason", "Issued in error", "--json")
     assert revoked.document["award"]["status"] == "revoked"
     again = cli("awards", "revoke", award, "--reason", "again")
     assert again.code == 1
@@ -491,8 +718,9 @@ def test_deliveries_retry_sends_at_once(cli, award):
     ensure_secret_files(settings, cli.env)
     delivery_id, message_id = _dead_delivery(settings, award)
 
-    result = cli.ok("deliveries", "retry", "--provider", "acme", str(delivery_id),
-                    "--json")
+    result = cli.ok(
+        "deliveries", "retry", "--provider", "acme", str(delivery_id), "--json"
+    )
 
     tasks = [task for task in broker_tasks(settings) if "run_outbox_message" in task]
     assert result.document["outbox_message"] == message_id
@@ -539,16 +767,25 @@ def test_export_formats(cli, award, tmp_path):
     """Export writes JSON, PNG and SVG badges that hpass-bridge verify reads."""
     for file_format in ("json", "png", "svg"):
         out = tmp_path / file_format
-        result = cli.ok("export", "--provider", "acme", "--out", str(out),
-                        "--format", file_format, "--json")
+        result = cli.ok(
+            "export",
+            "--provider",
+            "acme",
+            "--out",
+            str(out),
+            "--format",
+            file_format,
+            "--json",
+        )
         assert result.document["count"] == 1
         assert (out / f"{award}.{file_format}").exists()
 
 
 def test_keys_list_and_rotate(cli, provider, award):
     """Signing and encryption keys are listed and rotated."""
-    rotated = cli.ok("keys", "rotate", "--kind", "signing", "--provider", provider,
-                     "--json")
+    rotated = cli.ok(
+        "keys", "rotate", "--kind", "signing", "--provider", provider, "--json"
+    )
     assert rotated.document["new_key"] == "key-2"
     listed = cli.ok("keys", "list", "--kind", "signing", "--json")
     assert [key["active"] for key in listed.document["keys"]] == [False, True]
@@ -585,8 +822,12 @@ def test_api_token_create_list_revoke(cli, provider):
 
 def test_aliases_exist(cli):
     """The older names stay: connection add-moodle, platform approve, operator create."""
-    for command in (["connection", "add-moodle"], ["platform", "approve"],
-                    ["operator", "create"], ["deployments", "approve"]):
+    for command in (
+        ["connection", "add-moodle"],
+        ["platform", "approve"],
+        ["operator", "create"],
+        ["deployments", "approve"],
+    ):
         assert cli(*command, "--help").code == 0
 
 
@@ -597,9 +838,10 @@ def test_commands_are_audited_as_os_user(cli, provider, tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'instance' / 'hpass.db'}")
     with engine.connect() as connection:
         actors = connection.execute(
-            text("select actor, action from audit_events")).all()
+            text("select actor, action from audit_events")
+        ).all()
     engine.dispose()
-    assert ("provider.created" in {action for _, action in actors})
+    assert "provider.created" in {action for _, action in actors}
     assert all(actor.startswith("os:") for actor, _ in actors)
 
 
@@ -632,8 +874,16 @@ def test_achievement_show_json_unchanged(cli, achievement):
     shown = cli.ok("achievement", "show", achievement, "--json").document
 
     assert sorted(shown) == [
-        "alignments", "award_rule", "course_id", "created_at", "criteria",
-        "description", "id", "image_url", "lms_connection", "name",
+        "alignments",
+        "award_rule",
+        "course_id",
+        "created_at",
+        "criteria",
+        "description",
+        "id",
+        "image_url",
+        "lms_connection",
+        "name",
     ]
 
 
@@ -647,7 +897,8 @@ def test_achievement_preview_text_sections(cli, achievement):
     assert lines[earn_at + 1].split() == ["LMS_USER_ID", "NAME", "MET_AT"]
     assert lines[earn_at + 2].split()[0] == LEARNER
     assert lines[not_yet_at + 1].split()[:3] in (
-        ["LMS_USER_ID", "NAME", "MISSING"], ["(none)"],
+        ["LMS_USER_ID", "NAME", "MISSING"],
+        ["(none)"],
     )
     assert lines[-2] == "Nothing was issued. To award the badge to them, run:"
     assert lines[-1] == f"  hpass-bridge achievement backfill {achievement}"
@@ -658,10 +909,18 @@ def test_achievement_preview_json_unchanged(cli, achievement):
     document = cli.ok("achievement", "preview", achievement, "--json").document
 
     assert sorted(document) == [
-        "achievement", "already_hold", "learners", "would_earn",
+        "achievement",
+        "already_hold",
+        "learners",
+        "would_earn",
     ]
     assert sorted(document["learners"][0]) == [
-        "completed_activities", "holds", "lms_user_id", "met", "met_at", "missing",
+        "completed_activities",
+        "holds",
+        "lms_user_id",
+        "met",
+        "met_at",
+        "missing",
         "name",
     ]
 
@@ -672,9 +931,14 @@ def test_preview_text_without_earners():
     import lti_tool.cli  # noqa: F401
     from lti_tool.cli_achievements import _preview_text
 
-    row = {"lms_user_id": "3", "name": "Bob", "met": False, "met_at": None,
-           "missing": ["Complete the course", "Pass quiz 2"],
-           "completed_activities": []}
+    row = {
+        "lms_user_id": "3",
+        "name": "Bob",
+        "met": False,
+        "met_at": None,
+        "missing": ["Complete the course", "Pass quiz 2"],
+        "completed_activities": [],
+    }
 
     lines = _preview_text("badge-1", [row]).splitlines()
 

@@ -72,17 +72,34 @@ def _store_name(cli, public_id: str, activity_id: str, name: str) -> None:
 def test_explain_names_grade_activity(cli, provider, moodle_connection):
     """A missing grade names the activity by its stored name, with its id."""
     badge = cli.ok(
-        "achievement", "add", "--provider", provider,
-        "--connection", moodle_connection, "--course", str(DEMO_COURSE_ID),
-        "--name", "Quiz master", "--description", "Passed the quiz.",
-        "--criteria", "Reach 80% in the final quiz.", "--rule", GRADE_RULE,
-        "--no-backfill", "--json",
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        moodle_connection,
+        "--course",
+        str(DEMO_COURSE_ID),
+        "--name",
+        "Quiz master",
+        "--description",
+        "Passed the quiz.",
+        "--criteria",
+        "Reach 80% in the final quiz.",
+        "--rule",
+        GRADE_RULE,
+        "--no-backfill",
+        "--json",
     ).document["achievement"]["id"]
     _store_name(cli, badge, "4001", "Final quiz")
 
     explained = cli.ok(
-        "awards", "explain", "--achievement", badge,
-        "--learner", str(DEMO_LEARNER_ID),
+        "awards",
+        "explain",
+        "--achievement",
+        badge,
+        "--learner",
+        str(DEMO_LEARNER_ID),
     )
 
     assert "grade of at least 80% in “Final quiz” [4001]" in explained.stdout

@@ -12,16 +12,35 @@ from tests.lti_tool.cli.conftest import Cli
 READ_AND_CHANGE = [
     ["awards", "list", "--provider", "demo-academy"],
     ["provider", "list"],
-    ["provider", "add", "--slug", "acme", "--name", "Acme", "--url",
-     "https://acme.example.org"],
+    [
+        "provider",
+        "add",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme",
+        "--url",
+        "https://acme.example.org",
+    ],
     ["platform", "list"],
     ["achievement", "list", "--provider", "acme"],
     ["lms", "list", "--provider", "acme"],
     ["keys", "list"],
-    ["operator", "create", "--email", "admin@example.org", "--password",
-     "a-long-password-1"],
-    ["credential", "revoke", "00000000-0000-0000-0000-000000000000",
-     "--reason", "test"],
+    [
+        "operator",
+        "create",
+        "--email",
+        "admin@example.org",
+        "--password",
+        "a-long-password-1",
+    ],
+    [
+        "credential",
+        "revoke",
+        "00000000-0000-0000-0000-000000000000",
+        "--reason",
+        "test",
+    ],
 ]
 
 

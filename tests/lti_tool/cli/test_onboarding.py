@@ -38,7 +38,10 @@ def _repository_copy(tmp_path: Path, with_venv: bool) -> Path:
 def _run(script: Path, env: dict, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(script), *arguments],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -55,8 +58,13 @@ def test_onboarding_script(cli, moodle, tmp_path):
 
     with serve_in_thread(app) as bridge:
         env["HPASS_PUBLIC_BASE_URL"] = bridge.url
-        arguments = (bridge.url, moodle.site_url, str(token_file),
-                     str(DEMO_COURSE_ID), "academy")
+        arguments = (
+            bridge.url,
+            moodle.site_url,
+            str(token_file),
+            str(DEMO_COURSE_ID),
+            "academy",
+        )
         first = _run(script, env, *arguments)
         second = _run(script, env, *arguments)
 
@@ -64,8 +72,9 @@ def test_onboarding_script(cli, moodle, tmp_path):
         assert second.returncode == 0, second.stderr
         awards = json.loads(first.stdout.strip().splitlines()[-1])["awards"]
         assert len(awards) == 1
-        page = requests.get(awards[0]["url"], timeout=10,
-                            headers={"Accept": "application/json"})
+        page = requests.get(
+            awards[0]["url"], timeout=10, headers={"Accept": "application/json"}
+        )
         assert page.status_code == 200
     again = [json.loads(line) for line in second.stdout.strip().splitlines()]
     statuses = [document.get("status") for document in again]
@@ -76,14 +85,29 @@ def test_onboarding_script(cli, moodle, tmp_path):
 
 def test_onboarding_other_provider_values(cli, tmp_path):
     """A provider of the slug with another name stops the script naming --name."""
-    cli.ok("provider", "add", "--slug", "academy", "--name", "Another Academy",
-           "--url", "https://moodle.example.org")
+    cli.ok(
+        "provider",
+        "add",
+        "--slug",
+        "academy",
+        "--name",
+        "Another Academy",
+        "--url",
+        "https://moodle.example.org",
+    )
     token_file = tmp_path / "moodle-token"
     token_file.write_text(MOODLE_TOKEN)
     env = {**cli.env, "PATH": PLAIN_PATH, "HPASS_BRIDGE_COMMAND": str(CONSOLE_SCRIPT)}
 
-    completed = _run(SCRIPT, env, "http://127.0.0.1:5999", "https://moodle.example.org",
-                     str(token_file), "7", "academy")
+    completed = _run(
+        SCRIPT,
+        env,
+        "http://127.0.0.1:5999",
+        "https://moodle.example.org",
+        str(token_file),
+        "7",
+        "academy",
+    )
 
     assert completed.returncode == 2
     assert "already exists with other values" in completed.stderr
@@ -95,8 +119,9 @@ def test_onboarding_without_command(tmp_path):
     script = _repository_copy(tmp_path, with_venv=False)
     env = {"PATH": PLAIN_PATH, "HOME": str(tmp_path)}
 
-    completed = _run(script, env, "http://127.0.0.1:5999", "https://moodle.example.org",
-                     "token", "7")
+    completed = _run(
+        script, env, "http://127.0.0.1:5999", "https://moodle.example.org", "token", "7"
+    )
 
     assert completed.returncode == 1
     assert "hpass-bridge not found" in completed.stderr

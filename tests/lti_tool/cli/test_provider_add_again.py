@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-ADD = ["provider", "add", "--slug", "acme", "--name", "Acme Academy",
-       "--url", "https://acme.example.org"]
+ADD = [
+    "provider",
+    "add",
+    "--slug",
+    "acme",
+    "--name",
+    "Acme Academy",
+    "--url",
+    "https://acme.example.org",
+]
 
 
 def test_add_again_same_values(cli, provider):
@@ -19,8 +27,17 @@ def test_add_again_same_values(cli, provider):
 
 def test_add_again_other_values(cli, provider):
     """Another name or URL for the slug exits 2 naming each differing option."""
-    again = cli("provider", "add", "--slug", "acme", "--name", "Acme School",
-                "--url", "https://school.example.org", "--json")
+    again = cli(
+        "provider",
+        "add",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme School",
+        "--url",
+        "https://school.example.org",
+        "--json",
+    )
 
     assert again.code == 2
     assert again.document["error"] == "provider_exists"

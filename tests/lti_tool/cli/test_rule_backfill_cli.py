@@ -144,10 +144,23 @@ def test_edit_changed_match_queues_backfill(cli, achievement, tmp_path):
 def test_add_queues_backfill(cli, provider, moodle_connection):
     """A new badge gets a backfill queued for the workers, named in the output."""
     added = cli.ok(
-        "achievement", "add", "--provider", provider, "--connection",
-        moodle_connection, "--course", str(DEMO_COURSE_ID), "--name", "Quiz passed",
-        "--description", "Passed the quiz.", "--criteria", "Pass the quiz.",
-        "--rule", QUIZ_RULE, "--json",
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        moodle_connection,
+        "--course",
+        str(DEMO_COURSE_ID),
+        "--name",
+        "Quiz passed",
+        "--description",
+        "Passed the quiz.",
+        "--criteria",
+        "Pass the quiz.",
+        "--rule",
+        QUIZ_RULE,
+        "--json",
     )
 
     backfill = added.document["backfill"]
@@ -160,10 +173,22 @@ def test_add_queues_backfill(cli, provider, moodle_connection):
 def test_add_prints_backfill(cli, provider, moodle_connection):
     """The text output names the queued backfill."""
     added = cli.ok(
-        "achievement", "add", "--provider", provider, "--connection",
-        moodle_connection, "--course", str(DEMO_COURSE_ID), "--name", "Quiz passed",
-        "--description", "Passed the quiz.", "--criteria", "Pass the quiz.",
-        "--rule", QUIZ_RULE,
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        moodle_connection,
+        "--course",
+        str(DEMO_COURSE_ID),
+        "--name",
+        "Quiz passed",
+        "--description",
+        "Passed the quiz.",
+        "--criteria",
+        "Pass the quiz.",
+        "--rule",
+        QUIZ_RULE,
     )
 
     assert " created; backfill " in added.stdout
@@ -173,10 +198,23 @@ def test_add_prints_backfill(cli, provider, moodle_connection):
 def test_add_no_backfill_option(cli, provider, moodle_connection, tmp_path):
     """--no-backfill adds the badge, starts no job and prints how to start one."""
     added = cli.ok(
-        "achievement", "add", "--provider", provider, "--connection",
-        moodle_connection, "--course", str(DEMO_COURSE_ID), "--name", "Quiz passed",
-        "--description", "Passed the quiz.", "--criteria", "Pass the quiz.",
-        "--rule", QUIZ_RULE, "--no-backfill",
+        "achievement",
+        "add",
+        "--provider",
+        provider,
+        "--connection",
+        moodle_connection,
+        "--course",
+        str(DEMO_COURSE_ID),
+        "--name",
+        "Quiz passed",
+        "--description",
+        "Passed the quiz.",
+        "--criteria",
+        "Pass the quiz.",
+        "--rule",
+        QUIZ_RULE,
+        "--no-backfill",
     )
 
     assert audit_rows(tmp_path, "backfill.started") == []

@@ -37,7 +37,9 @@ def test_moodle_page_links_and_states(tmp_path):
 
     assert f'<a href="{stack.base_url}/demo/">Back to the demo</a>' in page
     assert f'<a href="{stack.base_url}/demo/portfolio/">Open the portfolio</a>' in page
-    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert (
+        '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    )
     assert "not completed" in page
     assert "state 0" not in page
 

@@ -154,8 +154,9 @@ def test_upsert_malformed_body_400(portfolio):
 
     assert response.status_code == 400
     assert_imsx(response, "invalid_data")
-    assert "'credentialSubject' is a required property" in (
-        response.json()["imsx_description"]
+    assert (
+        "'credentialSubject' is a required property"
+        in (response.json()["imsx_description"])
     )
     assert peer.credentials() == []
 
@@ -199,9 +200,7 @@ def test_upsert_compact_jws_created(portfolio):
     peer, server = portfolio
     compact_jws = jwt.encode(CREDENTIAL, "k" * 32, algorithm="HS256")
 
-    response = upsert(
-        server, data=compact_jws, headers={"Content-Type": "text/plain"}
-    )
+    response = upsert(server, data=compact_jws, headers={"Content-Type": "text/plain"})
 
     assert response.status_code == 201
     assert response.text == compact_jws
@@ -214,9 +213,7 @@ def test_upsert_invalid_jws_payload_400(portfolio):
     peer, server = portfolio
     compact_jws = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256")
 
-    response = upsert(
-        server, data=compact_jws, headers={"Content-Type": "text/plain"}
-    )
+    response = upsert(server, data=compact_jws, headers={"Content-Type": "text/plain"})
 
     assert response.status_code == 400
     assert_imsx(response, "invalid_data")
@@ -271,9 +268,12 @@ def test_get_on_upsert_path_405(portfolio):
     response = requests.get(server.url + UPSERT_PATH, timeout=5)
 
     assert response.status_code == 405
-    assert response.json()["imsx_codeMinor"]["imsx_codeMinorField"][0][
-        "imsx_codeMinorFieldValue"
-    ] == "not_allowed"
+    assert (
+        response.json()["imsx_codeMinor"]["imsx_codeMinorField"][0][
+            "imsx_codeMinorFieldValue"
+        ]
+        == "not_allowed"
+    )
 
 
 def test_read_page_lists_badge(portfolio):

@@ -158,9 +158,7 @@ def test_run_demo_sigint_logs_each_stop(tmp_path):
     for marker in TRACEBACK_MARKERS:
         assert marker not in errors
         assert marker not in output
-    stop_lines = [
-        line for line in errors.splitlines() if "[lti_tool.run]" in line
-    ]
+    stop_lines = [line for line in errors.splitlines() if "[lti_tool.run]" in line]
     assert len(stop_lines) == 3, errors
     assert "web_server_stopped" in stop_lines[0]
     assert "background_process_stopped" in stop_lines[1]

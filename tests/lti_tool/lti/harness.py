@@ -74,7 +74,11 @@ class TokenPlatform:
             CLAIM + "context": {"id": "course-1", "title": "Course one"},
         }
         for name, value in changes.items():
-            name = name if name in claims or not name.startswith("lti_") else CLAIM + name[4:]
+            name = (
+                name
+                if name in claims or not name.startswith("lti_")
+                else CLAIM + name[4:]
+            )
             if value is REMOVE:
                 claims.pop(name, None)
             else:
@@ -136,7 +140,9 @@ class ToolClient:
         query = parse_qs(urlsplit(location).query)
         return Login(query["state"][0], query["nonce"][0], location)
 
-    def launch(self, id_token: str | None, state: str | None, **extra) -> requests.Response:
+    def launch(
+        self, id_token: str | None, state: str | None, **extra
+    ) -> requests.Response:
         data = {"id_token": id_token, "state": state, **extra}
         data = {name: value for name, value in data.items() if value is not None}
         return self.http.post(

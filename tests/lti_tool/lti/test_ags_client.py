@@ -51,7 +51,11 @@ def service():
 def registration(app, db, service):
     vault = app.extensions["hpass"].vault
     registration = create_registration(
-        db, vault, add_provider(db), issuer=service.base_url, client_id="tool-client",
+        db,
+        vault,
+        add_provider(db),
+        issuer=service.base_url,
+        client_id="tool-client",
         auth_login_url=f"{service.base_url}/auth",
         key_set_url=f"{service.base_url}/jwks",
         auth_token_url=service.token_url(),
@@ -118,7 +122,9 @@ def test_results_pages_and_query(service, make_client):
 
     assert [result.user_id for result in results] == ["sub-0", "sub-1", "sub-2"]
     assert [result.percent for result in results] == [0.0, 20.0, 40.0]
-    assert {accept for kind, accept in service.requests} == {RESULT_CONTAINER_MEDIA_TYPE}
+    assert {accept for kind, accept in service.requests} == {
+        RESULT_CONTAINER_MEDIA_TYPE
+    }
     assert results_url(url).endswith("/lineitem/results?type_id=1")
 
 
@@ -312,7 +318,9 @@ def test_forbidden_is_scope_missing(service, make_client):
 def test_not_found(service, make_client):
     """A 404 raises AgsRequestFailed naming the status."""
     with pytest.raises(AgsRequestFailed, match="HTTP 404") as raised:
-        make_client().line_item(f"{service.base_url}/ags/{CONTEXT}/lineitems/99/lineitem")
+        make_client().line_item(
+            f"{service.base_url}/ags/{CONTEXT}/lineitems/99/lineitem"
+        )
 
     assert raised.value.status == 404
 
@@ -339,7 +347,9 @@ def test_blocked_by_policy(service, make_client):
 def test_next_link_other_host(service, make_client):
     """A next link to another host is rejected so the token stays with the platform."""
     service.fail_next(
-        "lineitems", 200, body="[]",
+        "lineitems",
+        200,
+        body="[]",
         headers={"Link": '<http://127.0.0.2:9/steal>; rel="next"'},
     )
 
@@ -350,7 +360,9 @@ def test_next_link_other_host(service, make_client):
 def test_next_link_private_address(service, make_client):
     """A next link to a private address is rejected with the address named."""
     service.fail_next(
-        "lineitems", 200, body="[]",
+        "lineitems",
+        200,
+        body="[]",
         headers={"Link": '<https://192.168.4.9/lineitems?page=2>; rel="next"'},
     )
 

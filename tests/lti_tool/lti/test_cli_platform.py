@@ -52,9 +52,22 @@ def _instance(tmp_path, slugs: tuple[str, ...]) -> dict:
 
 def _add(env, *extra, provider: str = "academy"):
     arguments = [
-        "platform", "add", "--json", "--provider", provider, "--issuer", ISSUER,
-        "--client-id", "abc", "--jwks-url", f"{ISSUER}/jwks",
-        "--auth-url", f"{ISSUER}/auth", "--token-url", f"{ISSUER}/token", *extra,
+        "platform",
+        "add",
+        "--json",
+        "--provider",
+        provider,
+        "--issuer",
+        ISSUER,
+        "--client-id",
+        "abc",
+        "--jwks-url",
+        f"{ISSUER}/jwks",
+        "--auth-url",
+        f"{ISSUER}/auth",
+        "--token-url",
+        f"{ISSUER}/token",
+        *extra,
     ]
     return CliRunner().invoke(main, arguments, env=env)
 
@@ -101,9 +114,20 @@ def test_platform_add_twice_same_values(env):
 def test_platform_add_private_url_rejected(env):
     """A JWKS URL on a private address is rejected, even in loopback mode."""
     arguments = [
-        "platform", "add", "--provider", "academy", "--issuer", ISSUER,
-        "--client-id", "abc", "--jwks-url", "http://10.0.0.5/jwks",
-        "--auth-url", f"{ISSUER}/auth", "--token-url", f"{ISSUER}/token",
+        "platform",
+        "add",
+        "--provider",
+        "academy",
+        "--issuer",
+        ISSUER,
+        "--client-id",
+        "abc",
+        "--jwks-url",
+        "http://10.0.0.5/jwks",
+        "--auth-url",
+        f"{ISSUER}/auth",
+        "--token-url",
+        f"{ISSUER}/token",
     ]
     result = CliRunner().invoke(main, arguments, env=env)
 
@@ -114,14 +138,28 @@ def test_platform_add_private_url_rejected(env):
 def test_platform_add_malformed_issuer(env):
     """An issuer that is not a URL is a usage error (exit 2) and stores nothing."""
     arguments = [
-        "platform", "add", "--json", "--provider", "academy", "--issuer", "lms",
-        "--client-id", "abc", "--jwks-url", f"{ISSUER}/jwks",
-        "--auth-url", f"{ISSUER}/auth", "--token-url", f"{ISSUER}/token",
+        "platform",
+        "add",
+        "--json",
+        "--provider",
+        "academy",
+        "--issuer",
+        "lms",
+        "--client-id",
+        "abc",
+        "--jwks-url",
+        f"{ISSUER}/jwks",
+        "--auth-url",
+        f"{ISSUER}/auth",
+        "--token-url",
+        f"{ISSUER}/token",
     ]
     runner = CliRunner()
 
     result = runner.invoke(main, arguments, env=env)
-    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    listed = json.loads(
+        runner.invoke(main, ["platform", "list", "--json"], env=env).stdout
+    )
 
     assert result.exit_code == 2
     assert json.loads(result.stdout)["error"] == "invalid_url"
@@ -132,10 +170,20 @@ def test_platform_add_malformed_issuer(env):
 def test_platform_add_unknown_provider(env):
     """An unknown slug is named before any URL is checked or resolved."""
     arguments = [
-        "platform", "add", "--provider", "nobody", "--issuer", "https://lms.example.invalid",
-        "--client-id", "abc", "--jwks-url", "https://lms.example.invalid/jwks",
-        "--auth-url", "https://lms.example.invalid/auth",
-        "--token-url", "https://lms.example.invalid/token",
+        "platform",
+        "add",
+        "--provider",
+        "nobody",
+        "--issuer",
+        "https://lms.example.invalid",
+        "--client-id",
+        "abc",
+        "--jwks-url",
+        "https://lms.example.invalid/jwks",
+        "--auth-url",
+        "https://lms.example.invalid/auth",
+        "--token-url",
+        "https://lms.example.invalid/token",
     ]
 
     result = CliRunner().invoke(main, arguments, env=env)
@@ -150,9 +198,13 @@ def test_platform_list_and_remove(env):
     _add(env, "--deployment-id", "7")
     runner = CliRunner()
 
-    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    listed = json.loads(
+        runner.invoke(main, ["platform", "list", "--json"], env=env).stdout
+    )
     removed = runner.invoke(main, ["platform", "remove", ISSUER, "abc"], env=env)
-    after = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    after = json.loads(
+        runner.invoke(main, ["platform", "list", "--json"], env=env).stdout
+    )
 
     assert listed["registrations"][0]["deployments"] == {"7": "active"}
     assert removed.exit_code == 0, removed.output
@@ -177,7 +229,9 @@ def test_platform_approve_and_rotate(env):
     rotated = runner.invoke(
         main, ["platform", "rotate-key", "--json", ISSUER, "abc"], env=env
     )
-    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    listed = json.loads(
+        runner.invoke(main, ["platform", "list", "--json"], env=env).stdout
+    )
 
     assert approved.exit_code == 0, approved.output
     assert json.loads(rotated.stdout)["kid"]
@@ -213,7 +267,8 @@ def test_registration_url_list_and_revoke(env, monkeypatch):
     monkeypatch.setattr("getpass.getuser", lambda: "deploy")
     runner = CliRunner()
     issued = runner.invoke(
-        main, ["platform", "registration-url", "--json", "--provider", "academy"],
+        main,
+        ["platform", "registration-url", "--json", "--provider", "academy"],
         env=env,
     )
     document = json.loads(issued.stdout)
@@ -222,14 +277,25 @@ def test_registration_url_list_and_revoke(env, monkeypatch):
     listed = _registration_urls(env, "academy")
     revoked = runner.invoke(
         main,
-        ["platform", "revoke-registration-url", "--json", "--provider", "academy",
-         str(document["id"])],
+        [
+            "platform",
+            "revoke-registration-url",
+            "--json",
+            "--provider",
+            "academy",
+            str(document["id"]),
+        ],
         env=env,
     )
     again = runner.invoke(
         main,
-        ["platform", "revoke-registration-url", "--provider", "academy",
-         str(document["id"])],
+        [
+            "platform",
+            "revoke-registration-url",
+            "--provider",
+            "academy",
+            str(document["id"]),
+        ],
         env=env,
     )
 
@@ -251,7 +317,8 @@ def test_registration_url_other_provider(two_providers_env):
     env = two_providers_env
     runner = CliRunner()
     issued = runner.invoke(
-        main, ["platform", "registration-url", "--json", "--provider", "academy"],
+        main,
+        ["platform", "registration-url", "--json", "--provider", "academy"],
         env=env,
     )
     link_id = json.loads(issued.stdout)["id"]
@@ -272,7 +339,9 @@ def test_registration_url_other_provider(two_providers_env):
 def test_registration_url_unknown_provider(env):
     """Each registration URL command rejects an unknown provider slug."""
     for command in (
-        ["registration-url"], ["registration-urls"], ["revoke-registration-url", "1"]
+        ["registration-url"],
+        ["registration-urls"],
+        ["revoke-registration-url", "1"],
     ):
         result = CliRunner().invoke(
             main, ["platform", *command, "--provider", "nobody"], env=env
@@ -443,28 +512,34 @@ def test_platform_provider_option_chooses(two_providers_env):
     runner = CliRunner()
 
     approved = runner.invoke(
-        main, ["platform", "approve", ISSUER, "abc", "9", "--provider", "college"],
+        main,
+        ["platform", "approve", ISSUER, "abc", "9", "--provider", "college"],
         env=env,
     )
     rotated = runner.invoke(
-        main, ["platform", "rotate-key", ISSUER, "abc", "--provider", "college"],
+        main,
+        ["platform", "rotate-key", ISSUER, "abc", "--provider", "college"],
         env=env,
     )
-    listed = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    listed = json.loads(
+        runner.invoke(main, ["platform", "list", "--json"], env=env).stdout
+    )
     removed = runner.invoke(
         main, ["platform", "remove", ISSUER, "abc", "--provider", "academy"], env=env
     )
-    after = json.loads(runner.invoke(main, ["platform", "list", "--json"], env=env).stdout)
+    after = json.loads(
+        runner.invoke(main, ["platform", "list", "--json"], env=env).stdout
+    )
 
     assert approved.exit_code == 0, approved.output
     assert rotated.exit_code == 0, rotated.output
     assert removed.exit_code == 0, removed.output
-    deployments = {row["provider"]: row["deployments"] for row in listed["registrations"]}
+    deployments = {
+        row["provider"]: row["deployments"] for row in listed["registrations"]
+    }
     assert deployments == {"academy": {}, "college": {"9": "active"}}
     assert [row["provider"] for row in after["registrations"]] == ["college"]
-    rotations = [
-        event for event in _audit_events(env) if event.action == "key.rotated"
-    ]
+    rotations = [event for event in _audit_events(env) if event.action == "key.rotated"]
     assert len(rotations) == 1
     assert rotations[0].provider_id == 2
 
@@ -489,7 +564,8 @@ def test_platform_provider_option_without_registration(two_providers_env):
     _add(env)
 
     result = CliRunner().invoke(
-        main, ["platform", "rotate-key", ISSUER, "abc", "--provider", "college"],
+        main,
+        ["platform", "rotate-key", ISSUER, "abc", "--provider", "college"],
         env=env,
     )
 

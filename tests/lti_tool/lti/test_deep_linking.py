@@ -114,9 +114,7 @@ def test_bad_choice(setup, items, expected):
     browser, _ = _deep_link_launch(peer, "instructor")
     picker_url = f"{base}/lti/{public_id}/deep-link"
     csrf = _picker_csrf(browser, picker_url)
-    response = browser.post(
-        picker_url, data={"item": items, "csrf": csrf}, timeout=10
-    )
+    response = browser.post(picker_url, data={"item": items, "csrf": csrf}, timeout=10)
     assert response.status_code == 400
     assert expected in html.unescape(response.text)
 

@@ -71,7 +71,9 @@ def test_moodle_messages_as_strings(db, register_url, platforms):
     response = register(register_url, moodle)
 
     assert response.status_code == 200, response.text
-    tool = moodle.registrations[0]["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+    tool = moodle.registrations[0][
+        "https://purl.imsglobal.org/spec/lti-tool-configuration"
+    ]
     assert len(tool["messages"]) == 2
 
 
@@ -107,7 +109,9 @@ def test_canvas_custom_variables(register_url, platforms):
 
     register(register_url, canvas)
 
-    tool = canvas.registrations[0]["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+    tool = canvas.registrations[0][
+        "https://purl.imsglobal.org/spec/lti-tool-configuration"
+    ]
     assert tool["custom_parameters"]["lms_course_id"] == "$Canvas.course.id"
 
 
@@ -129,7 +133,9 @@ def test_canvas_rejected_scope(db, register_url, platforms):
     """Canvas's 422 for a scope it refuses is shown with its message."""
     canvas = platforms(
         "canvas",
-        extra_scopes=("https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",),
+        extra_scopes=(
+            "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+        ),
     )
 
     response = register(register_url, canvas)
@@ -162,7 +168,9 @@ def test_issuer_not_prefix_rejected(db, register_url, platforms):
     ],
     ids=["private", "metadata", "private_https", "file"],
 )
-def test_private_configuration_url_rejected(db, register_url, platforms, configuration_url):
+def test_private_configuration_url_rejected(
+    db, register_url, platforms, configuration_url
+):
     """A configuration URL on a private or metadata address is never fetched."""
     moodle = platforms("moodle")
 

@@ -19,22 +19,46 @@ INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 
 # (case id, claim changes, phrase on the page)
 CASES = [
-    ("deployment_id", {"lti_deployment_id": "d" * 256},
-     "the deployment_id claim is 256 characters long, more than the 255"),
-    ("context_id", {"lti_context": {"id": "c" * 256, "title": "Course"}},
-     "the context.id claim is 256 characters long, more than the 255"),
-    ("context_title", {"lti_context": {"id": "course-1", "title": "t" * 501}},
-     "the context.title claim is 501 characters long, more than the 500"),
-    ("context_id_as_course_id", {"lti_context": {"id": "c" * 65}},
-     "the context.id claim is 65 characters long, more than the 64"),
-    ("custom_course_id", {"lti_custom": {"lms_course_id": "9" * 65}},
-     "the custom lms_course_id claim is 65 characters long, more than the 64"),
-    ("learner_sub", {"sub": "s" * 65},
-     "the sub claim is 65 characters long, more than the 64"),
-    ("custom_user_id", {"lti_custom": {"canvas_user_id": "7" * 65}},
-     "the custom canvas_user_id claim is 65 characters long, more than the 64"),
-    ("learner_name", {"name": "n" * 201},
-     "the name claim is 201 characters long, more than the 200"),
+    (
+        "deployment_id",
+        {"lti_deployment_id": "d" * 256},
+        "the deployment_id claim is 256 characters long, more than the 255",
+    ),
+    (
+        "context_id",
+        {"lti_context": {"id": "c" * 256, "title": "Course"}},
+        "the context.id claim is 256 characters long, more than the 255",
+    ),
+    (
+        "context_title",
+        {"lti_context": {"id": "course-1", "title": "t" * 501}},
+        "the context.title claim is 501 characters long, more than the 500",
+    ),
+    (
+        "context_id_as_course_id",
+        {"lti_context": {"id": "c" * 65}},
+        "the context.id claim is 65 characters long, more than the 64",
+    ),
+    (
+        "custom_course_id",
+        {"lti_custom": {"lms_course_id": "9" * 65}},
+        "the custom lms_course_id claim is 65 characters long, more than the 64",
+    ),
+    (
+        "learner_sub",
+        {"sub": "s" * 65},
+        "the sub claim is 65 characters long, more than the 64",
+    ),
+    (
+        "custom_user_id",
+        {"lti_custom": {"canvas_user_id": "7" * 65}},
+        "the custom canvas_user_id claim is 65 characters long, more than the 64",
+    ),
+    (
+        "learner_name",
+        {"name": "n" * 201},
+        "the name claim is 201 characters long, more than the 200",
+    ),
 ]
 
 
@@ -87,9 +111,7 @@ def test_claims_at_limit_accepted(tool, platform, db):
 
 def test_instructor_long_sub_accepted(tool, platform, db):
     """An instructor's long sub is not stored as a learner id, so it is accepted."""
-    response = _launch(
-        tool, platform, sub="s" * 100, **{"lti_roles": [INSTRUCTOR]}
-    )
+    response = _launch(tool, platform, sub="s" * 100, **{"lti_roles": [INSTRUCTOR]})
 
     assert response.status_code == 302, response.text
     assert _count(db, Learner) == 0

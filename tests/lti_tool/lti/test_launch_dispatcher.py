@@ -157,7 +157,9 @@ def test_second_launch_reads_no_rows(app, tool, platform, monkeypatch):
     """A second launch reads its registration and deployment from the cache."""
     monkeypatch.setattr(nonces, "_last_purge", time.monotonic())
     login = tool.start()
-    tool.launch(platform.sign(platform.claims(login.nonce, tool.target_link_uri)), login.state)
+    tool.launch(
+        platform.sign(platform.claims(login.nonce, tool.target_link_uri)), login.state
+    )
     engine = app.extensions["hpass"].engine
     registrations, stop_registrations = _count_reads(engine, "lti_registrations")
     deployments, stop_deployments = _count_reads(engine, "lti_deployments")
@@ -216,7 +218,9 @@ def test_removed_registration_launch_404(app, tool, platform, registration):
             connection.execute(
                 delete(model).where(model.registration_id == registration.id)
             )
-        connection.execute(delete(Registration).where(Registration.id == registration.id))
+        connection.execute(
+            delete(Registration).where(Registration.id == registration.id)
+        )
 
     login = tool.start()
     claims = platform.claims(login.nonce, tool.target_link_uri)
@@ -233,7 +237,10 @@ def test_row_cache_expires(app, registration, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     with engine.connect() as connection:
-        assert cache.registration(connection, registration.public_id).client_id == "client-1"
+        assert (
+            cache.registration(connection, registration.public_id).client_id
+            == "client-1"
+        )
     with engine.begin() as connection:
         connection.execute(
             update(Registration)
@@ -364,7 +371,9 @@ def test_plain_login_equals_werkzeug(
     sent, kinds = [], []
     for plain in (True, False):
         environ = builder.get_environ()
-        response = endpoints.login(Request(environ), registration.public_id, plain=plain)
+        response = endpoints.login(
+            Request(environ), registration.public_id, plain=plain
+        )
         kinds.append(type(response))
         sent.append(_sent(response, environ))
 

@@ -545,9 +545,7 @@ def test_deep_link_moodle_mismatch_rejected(tool, platform, db, registration):
 def test_deep_link_course_without_context(tool, platform, db, canvas):
     """A custom course id without a context claim cannot be checked, so it is
     rejected."""
-    response = _canvas_deep_link(
-        tool, platform, canvas, 101, 3001, lti_context=REMOVE
-    )
+    response = _canvas_deep_link(tool, platform, canvas, 101, 3001, lti_context=REMOVE)
 
     page = html.unescape(response.text)
     assert response.status_code == 400, response.text
@@ -582,9 +580,7 @@ def test_replayed_launch_asks_canvas_once(tool, platform, db, canvas):
     replay = tool.launch(id_token, login.state)
 
     assert replay.status_code == 400, replay.text
-    assert "was already used (a replayed or stale launch)" in html.unescape(
-        replay.text
-    )
+    assert "was already used (a replayed or stale launch)" in html.unescape(replay.text)
     assert len(canvas.requests) == requests_after_first
     assert _count(db, LtiCourse) == 0
     assert _count(db, LtiUsedNonce) == 1

@@ -43,8 +43,12 @@ def _hs256_with_public_key(platform, tool, login):
     claims = platform.claims(login.nonce, tool.target_link_uri)
     # PyJWT refuses a PEM as an HMAC secret, so the token is assembled by hand.
     signer = jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256)
-    header = jwt.utils.base64url_encode(b'{"alg":"HS256","typ":"JWT","kid":"platform-key-1"}')
-    payload = jwt.utils.base64url_encode(jwt.api_jwt._jwt_global_obj._encode_payload(claims))
+    header = jwt.utils.base64url_encode(
+        b'{"alg":"HS256","typ":"JWT","kid":"platform-key-1"}'
+    )
+    payload = jwt.utils.base64url_encode(
+        jwt.api_jwt._jwt_global_obj._encode_payload(claims)
+    )
     signing_input = header + b"." + payload
     signature = jwt.utils.base64url_encode(signer.sign(signing_input, public_pem))
     return (signing_input + b"." + signature).decode()
@@ -57,7 +61,9 @@ def _alg_none(platform, tool, login):
 
 def _es256_with_rsa_kid(platform, tool, login):
     claims = platform.claims(login.nonce, tool.target_link_uri)
-    return platform.sign(claims, key=ec.generate_private_key(ec.SECP256R1()), alg="ES256")
+    return platform.sign(
+        claims, key=ec.generate_private_key(ec.SECP256R1()), alg="ES256"
+    )
 
 
 def _other_key(platform, tool, login):
@@ -101,7 +107,11 @@ TOKEN_CASES = [
     (
         "expired",
         lambda platform, tool, login: _signed(
-            platform, tool, login, iat=int(time.time()) - 600, exp=int(time.time()) - 300
+            platform,
+            tool,
+            login,
+            iat=int(time.time()) - 600,
+            exp=int(time.time()) - 300,
         ),
         400,
         "has expired",
@@ -109,61 +119,182 @@ TOKEN_CASES = [
     (
         "issued_in_future",
         lambda platform, tool, login: _signed(
-            platform, tool, login, iat=int(time.time()) + 600, exp=int(time.time()) + 900
+            platform,
+            tool,
+            login,
+            iat=int(time.time()) + 600,
+            exp=int(time.time()) + 900,
         ),
         400,
         "issued in the future",
     ),
-    ("unknown_issuer", lambda platform, tool, login: _signed(platform, tool, login, iss="https://lms.invalid"),
-     400, "issuer 'https://lms.invalid'"),
-    ("unknown_client_id", lambda platform, tool, login: _signed(platform, tool, login, aud="client-2"),
-     400, "does not include this registration's client_id"),
-    ("missing_issuer", lambda platform, tool, login: _signed(platform, tool, login, iss=REMOVE),
-     400, "issuer (missing) is not the issuer"),
-    ("missing_audience", lambda platform, tool, login: _signed(platform, tool, login, aud=REMOVE),
-     400, "audience (missing) does not include"),
-    ("missing_version", lambda platform, tool, login: _signed(platform, tool, login, lti_version=REMOVE),
-     400, "LTI version (missing)"),
-    ("several_aud_no_azp", lambda platform, tool, login: _signed(platform, tool, login, aud=[CLIENT_ID, "other"]),
-     400, "lists several audiences but has no azp claim"),
-    ("azp_other_client",
-     lambda platform, tool, login: _signed(platform, tool, login, aud=[CLIENT_ID, "other"], azp="other"),
-     400, "names 'other' as its azp"),
-    ("missing_deployment_id", lambda platform, tool, login: _signed(platform, tool, login, lti_deployment_id=REMOVE),
-     400, "no deployment_id claim"),
-    ("missing_roles", lambda platform, tool, login: _signed(platform, tool, login, lti_roles=REMOVE),
-     400, "no roles claim"),
-    ("missing_resource_link", lambda platform, tool, login: _signed(platform, tool, login, lti_resource_link=REMOVE),
-     400, "no resource_link id"),
-    ("missing_sub", lambda platform, tool, login: _signed(platform, tool, login, sub=REMOVE), 400, "'sub'"),
-    ("missing_nonce", lambda platform, tool, login: _signed(platform, tool, login, nonce=REMOVE), 400, "'nonce'"),
-    ("wrong_nonce", lambda platform, tool, login: _signed(platform, tool, login, nonce="not-the-login-nonce"),
-     400, "nonce does not match"),
-    ("wrong_lti_version", lambda platform, tool, login: _signed(platform, tool, login, lti_version="1.1"),
-     400, "LTI version '1.1'"),
-    ("unsupported_message",
-     lambda platform, tool, login: _signed(platform, tool, login, lti_message_type="LtiSubmissionReviewRequest"),
-     400, "'LtiSubmissionReviewRequest' is not supported"),
-    ("missing_context", lambda platform, tool, login: _signed(platform, tool, login, lti_context=REMOVE),
-     400, "no course (context claim)"),
+    (
+        "unknown_issuer",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, iss="https://lms.invalid"
+        ),
+        400,
+        "issuer 'https://lms.invalid'",
+    ),
+    (
+        "unknown_client_id",
+        lambda platform, tool, login: _signed(platform, tool, login, aud="client-2"),
+        400,
+        "does not include this registration's client_id",
+    ),
+    (
+        "missing_issuer",
+        lambda platform, tool, login: _signed(platform, tool, login, iss=REMOVE),
+        400,
+        "issuer (missing) is not the issuer",
+    ),
+    (
+        "missing_audience",
+        lambda platform, tool, login: _signed(platform, tool, login, aud=REMOVE),
+        400,
+        "audience (missing) does not include",
+    ),
+    (
+        "missing_version",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, lti_version=REMOVE
+        ),
+        400,
+        "LTI version (missing)",
+    ),
+    (
+        "several_aud_no_azp",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, aud=[CLIENT_ID, "other"]
+        ),
+        400,
+        "lists several audiences but has no azp claim",
+    ),
+    (
+        "azp_other_client",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, aud=[CLIENT_ID, "other"], azp="other"
+        ),
+        400,
+        "names 'other' as its azp",
+    ),
+    (
+        "missing_deployment_id",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, lti_deployment_id=REMOVE
+        ),
+        400,
+        "no deployment_id claim",
+    ),
+    (
+        "missing_roles",
+        lambda platform, tool, login: _signed(platform, tool, login, lti_roles=REMOVE),
+        400,
+        "no roles claim",
+    ),
+    (
+        "missing_resource_link",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, lti_resource_link=REMOVE
+        ),
+        400,
+        "no resource_link id",
+    ),
+    (
+        "missing_sub",
+        lambda platform, tool, login: _signed(platform, tool, login, sub=REMOVE),
+        400,
+        "'sub'",
+    ),
+    (
+        "missing_nonce",
+        lambda platform, tool, login: _signed(platform, tool, login, nonce=REMOVE),
+        400,
+        "'nonce'",
+    ),
+    (
+        "wrong_nonce",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, nonce="not-the-login-nonce"
+        ),
+        400,
+        "nonce does not match",
+    ),
+    (
+        "wrong_lti_version",
+        lambda platform, tool, login: _signed(platform, tool, login, lti_version="1.1"),
+        400,
+        "LTI version '1.1'",
+    ),
+    (
+        "unsupported_message",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, lti_message_type="LtiSubmissionReviewRequest"
+        ),
+        400,
+        "'LtiSubmissionReviewRequest' is not supported",
+    ),
+    (
+        "missing_context",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, lti_context=REMOVE
+        ),
+        400,
+        "no course (context claim)",
+    ),
     ("kid_absent", _kid_absent_two_keys, 400, "has no key id"),
-    ("unknown_critical_header", _unknown_critical_header, 400, "Unsupported critical extension"),
-    ("sub_not_string", lambda platform, tool, login: _signed(platform, tool, login, sub=3001),
-     400, "Subject must be a string"),
-    ("iat_not_number", lambda platform, tool, login: _signed(platform, tool, login, iat="today"),
-     400, "(iat) must be an integer"),
-    ("signature_not_base64url",
-     lambda platform, tool, login: _signed(platform, tool, login)[:-4] + "!!!!",
-     400, "not base64url-encoded JSON"),
+    (
+        "unknown_critical_header",
+        _unknown_critical_header,
+        400,
+        "Unsupported critical extension",
+    ),
+    (
+        "sub_not_string",
+        lambda platform, tool, login: _signed(platform, tool, login, sub=3001),
+        400,
+        "Subject must be a string",
+    ),
+    (
+        "iat_not_number",
+        lambda platform, tool, login: _signed(platform, tool, login, iat="today"),
+        400,
+        "(iat) must be an integer",
+    ),
+    (
+        "signature_not_base64url",
+        lambda platform, tool, login: _signed(platform, tool, login)[:-4] + "!!!!",
+        400,
+        "not base64url-encoded JSON",
+    ),
     ("kid_unknown", _kid_unknown, 400, "'no-such-key'"),
-    ("kid_unknown_jwks_unreachable", _kid_unknown_jwks_unreachable, 424,
-     "could not be read"),
-    ("target_other_host",
-     lambda platform, tool, login: _signed(platform, tool, login, lti_target_link_uri="https://evil.invalid/lti"),
-     400, "target_link_uri 'https://evil.invalid/lti'"),
+    (
+        "kid_unknown_jwks_unreachable",
+        _kid_unknown_jwks_unreachable,
+        424,
+        "could not be read",
+    ),
+    (
+        "target_other_host",
+        lambda platform, tool, login: _signed(
+            platform, tool, login, lti_target_link_uri="https://evil.invalid/lti"
+        ),
+        400,
+        "target_link_uri 'https://evil.invalid/lti'",
+    ),
     ("not_a_jwt", lambda platform, tool, login: "this-is-not-a-jwt", 400, "not a JWT"),
-    ("garbage_segments", lambda platform, tool, login: "a.b.c", 400, "not base64url-encoded JSON"),
-    ("oversized", lambda platform, tool, login: "a." + "b" * 20000 + ".c", 413, "bytes long"),
+    (
+        "garbage_segments",
+        lambda platform, tool, login: "a.b.c",
+        400,
+        "not base64url-encoded JSON",
+    ),
+    (
+        "oversized",
+        lambda platform, tool, login: "a." + "b" * 20000 + ".c",
+        413,
+        "bytes long",
+    ),
     ("missing_id_token", lambda platform, tool, login: None, 400, "no id_token"),
 ]
 
@@ -182,7 +313,8 @@ def _rejections(caplog) -> list[dict]:
     return [
         record.msg
         for record in caplog.records
-        if isinstance(record.msg, dict) and record.msg.get("event") == "request_rejected"
+        if isinstance(record.msg, dict)
+        and record.msg.get("event") == "request_rejected"
     ]
 
 
@@ -252,7 +384,9 @@ def test_state_mismatch_rejected(tool, platform, db):
     response = tool.launch(_signed(platform, tool, login), other.state)
 
     assert response.status_code == 400
-    assert "nonce does not match" in _page(response) or "state cookie" in _page(response)
+    assert "nonce does not match" in _page(response) or "state cookie" in _page(
+        response
+    )
     _nothing_created(db)
 
 
@@ -292,9 +426,7 @@ def test_expired_state_rejected(tool, platform, db, monkeypatch):
 
 def test_unknown_deployment_held(tool, platform, db, registration):
     """Under the hold policy a new deployment gets 403 and waits for approval."""
-    db.execute(
-        update(type(registration)).values(new_deployment_policy="hold")
-    )
+    db.execute(update(type(registration)).values(new_deployment_policy="hold"))
     db.commit()
     login = tool.start()
 
@@ -304,7 +436,9 @@ def test_unknown_deployment_held(tool, platform, db, registration):
 
     assert response.status_code == 403
     assert "waiting for a provider admin" in _page(response)
-    held_deployment = db.scalar(select(Deployment).where(Deployment.deployment_id == "new-deployment"))
+    held_deployment = db.scalar(
+        select(Deployment).where(Deployment.deployment_id == "new-deployment")
+    )
     assert held_deployment.status == DeploymentStatus.HELD.value
     _nothing_created(db)
 
@@ -330,7 +464,9 @@ def test_unknown_deployment_accepted(tool, platform, db):
     )
 
     assert response.status_code == 302
-    added = db.scalar(select(Deployment).where(Deployment.deployment_id == "new-deployment"))
+    added = db.scalar(
+        select(Deployment).where(Deployment.deployment_id == "new-deployment")
+    )
     assert added.status == DeploymentStatus.ACTIVE.value
 
 

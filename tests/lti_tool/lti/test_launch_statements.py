@@ -21,9 +21,11 @@ def _record_used_nonce_inserts(monkeypatch, statements: list[str]) -> None:
     insert = nonces._insert_used
 
     def recorded(connection, registration, verified):
-        statements.append(" ".join(nonces._UsedNonceInsert.for_dialect(
-            connection.dialect
-        ).sql.split()).upper())
+        statements.append(
+            " ".join(
+                nonces._UsedNonceInsert.for_dialect(connection.dialect).sql.split()
+            ).upper()
+        )
         return insert(connection, registration, verified)
 
     monkeypatch.setattr(nonces, "_insert_used", recorded)
@@ -64,7 +66,9 @@ def test_launch_statements(app, tool, platform, db, monkeypatch):
     # Course and learner: one upsert each, with no SELECT before them.
     assert sum(text.startswith("INSERT INTO LTI_COURSES") for text in statements) == 1
     assert sum(text.startswith("INSERT INTO LEARNERS") for text in statements) == 1
-    assert not any(text.startswith("SELECT") and "LTI_COURSES" in text for text in statements)
+    assert not any(
+        text.startswith("SELECT") and "LTI_COURSES" in text for text in statements
+    )
 
 
 def _launch_statements(app, tool, platform, monkeypatch, **changes) -> list[str]:
@@ -102,7 +106,11 @@ def test_repeat_launch_skips_upserts(app, tool, platform, monkeypatch):
 
     assert _upserts(first) == ["LTI_COURSES", "LEARNERS"]
     assert _upserts(second) == []
-    writes = [text.split()[0] + " " + text.split()[2] for text in second if text.startswith("INSERT")]
+    writes = [
+        text.split()[0] + " " + text.split()[2]
+        for text in second
+        if text.startswith("INSERT")
+    ]
     assert writes == ["INSERT LTI_USED_NONCES"]
 
 
@@ -111,9 +119,15 @@ def test_changed_claims_upsert_again(app, tool, platform, db, monkeypatch):
     monkeypatch.setattr(nonces, "_last_purge", time.monotonic())
     _launch_statements(app, tool, platform, monkeypatch)
 
-    renamed = _launch_statements(app, tool, platform, monkeypatch, name="Learner Renamed")
+    renamed = _launch_statements(
+        app, tool, platform, monkeypatch, name="Learner Renamed"
+    )
     retitled = _launch_statements(
-        app, tool, platform, monkeypatch, name="Learner Renamed",
+        app,
+        tool,
+        platform,
+        monkeypatch,
+        name="Learner Renamed",
         lti_context={"id": "course-1", "title": "Course one, renamed"},
     )
 

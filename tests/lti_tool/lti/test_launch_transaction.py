@@ -21,7 +21,8 @@ def _insert_provider(transaction: LaunchTransaction, slug: str) -> None:
     markers = ", ".join([marker] * 5)
     sql = f"INSERT INTO providers (slug, name, url, slug_frozen, created_at) VALUES ({markers})"  # noqa: S608, E501
     cursor.execute(
-        sql, (slug, slug, f"https://{slug}.example.invalid", False, "2026-01-01 00:00:00")
+        sql,
+        (slug, slug, f"https://{slug}.example.invalid", False, "2026-01-01 00:00:00"),
     )
     cursor.close()
 
@@ -57,7 +58,9 @@ def test_error_rolls_back_both(app, with_orm):
         with LaunchTransaction(bridge) as transaction:
             _insert_provider(transaction, "cursor-write")
             if with_orm:
-                transaction.add(Provider(slug="orm", name="ORM", url="https://o.example"))
+                transaction.add(
+                    Provider(slug="orm", name="ORM", url="https://o.example")
+                )
                 transaction.flush()
             raise RuntimeError("launch failed")
 

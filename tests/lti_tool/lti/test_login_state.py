@@ -166,7 +166,9 @@ def test_consume_twice_rejected(app, db, registration):
     issued, _ = signer.issue(registration)
     ids = {"registration": registration.public_id, "client_id": CLIENT_ID}
 
-    nonces.consume(db.connection(), signer, registration, issued.state, issued.nonce, **ids)
+    nonces.consume(
+        db.connection(), signer, registration, issued.state, issued.nonce, **ids
+    )
     db.commit()
     try:
         nonces.consume(
@@ -195,7 +197,12 @@ def _add_used(db, registration, state_id: str, expires_at) -> None:
 def test_purge_deletes_expired_only(db, registration):
     """The purge deletes rows past their expiry and margin, and keeps the rest."""
     now = utcnow()
-    _add_used(db, registration, "long-expired", now - nonces.PURGE_MARGIN - timedelta(minutes=1))
+    _add_used(
+        db,
+        registration,
+        "long-expired",
+        now - nonces.PURGE_MARGIN - timedelta(minutes=1),
+    )
     _add_used(db, registration, "just-expired", now - timedelta(seconds=5))
     _add_used(db, registration, "current", now + timedelta(minutes=4))
 

@@ -48,8 +48,13 @@ def client(app, db, service):
     url, _ = service
     vault = app.extensions["hpass"].vault
     registration = create_registration(
-        db, vault, add_provider(db), issuer=url, client_id="c",
-        auth_login_url=f"{url}/auth", key_set_url=f"{url}/jwks",
+        db,
+        vault,
+        add_provider(db),
+        issuer=url,
+        client_id="c",
+        auth_login_url=f"{url}/auth",
+        key_set_url=f"{url}/jwks",
         auth_token_url=f"{url}/token",
     )
     db.commit()
@@ -161,8 +166,13 @@ def test_private_token_url_rejected(app, db, service):
     url, state = service
     vault = app.extensions["hpass"].vault
     registration = create_registration(
-        db, vault, add_provider(db), issuer=f"{url}/other", client_id="c",
-        auth_login_url=f"{url}/auth", key_set_url=f"{url}/jwks",
+        db,
+        vault,
+        add_provider(db),
+        issuer=f"{url}/other",
+        client_id="c",
+        auth_login_url=f"{url}/auth",
+        key_set_url=f"{url}/jwks",
         auth_token_url="https://169.254.169.254/token",
     )
     db.commit()

@@ -217,7 +217,9 @@ def test_browser_launch_via_storage(framed):
             courses = 0
             while time.monotonic() < deadline and not courses:
                 with bridge.session() as session:
-                    courses = session.scalar(select(func.count()).select_from(LtiCourse))
+                    courses = session.scalar(
+                        select(func.count()).select_from(LtiCourse)
+                    )
                 time.sleep(0.2)
             log = page.evaluate("window.platformStorageLog")
         finally:

@@ -50,11 +50,15 @@ def test_trusted_proxy_applied(served):
     """From a configured proxy the browser's address, scheme and host are restored."""
     seen = requests.get(f"{served}/lti/_probe", headers=FORWARDED, timeout=10).json()
     assert seen == {
-        "remote": "203.0.113.7", "scheme": "https", "host": "badges.example.org",
+        "remote": "203.0.113.7",
+        "scheme": "https",
+        "host": "badges.example.org",
     }
 
 
-@pytest.mark.parametrize("served", [["10.0.0.0/8"], []], indirect=True, ids=["other", "none"])
+@pytest.mark.parametrize(
+    "served", [["10.0.0.0/8"], []], indirect=True, ids=["other", "none"]
+)
 def test_untrusted_ignored(served):
     """From any other client the forwarded headers change nothing."""
     seen = requests.get(f"{served}/lti/_probe", headers=FORWARDED, timeout=10).json()

@@ -30,10 +30,19 @@ SYSTEM = LIS + "system/person#"
         (["http://example.org/other#Role", 42], LEARNER),
     ],
     ids=[
-        "context_learner", "context_instructor", "short_instructor", "short_learner",
-        "sub_role", "lti11_urn", "institution_admin", "system_admin_wins",
-        "context_beats_institution", "institution_only", "canvas_system_user",
-        "empty", "unknown_values",
+        "context_learner",
+        "context_instructor",
+        "short_instructor",
+        "short_learner",
+        "sub_role",
+        "lti11_urn",
+        "institution_admin",
+        "system_admin_wins",
+        "context_beats_institution",
+        "institution_only",
+        "canvas_system_user",
+        "empty",
+        "unknown_values",
     ],
 )
 def test_map_roles(roles, expected):
@@ -144,10 +153,18 @@ def test_system_role_table(name, expected):
     [
         ([MEMBERSHIP + "Mentor"], OBSERVER),
         # Canvas maps an observer enrolment to both roles.
-        ([LIS + "membership/Learner#NonCreditLearner", MEMBERSHIP + "Mentor"], OBSERVER),
+        (
+            [LIS + "membership/Learner#NonCreditLearner", MEMBERSHIP + "Mentor"],
+            OBSERVER,
+        ),
         ([MEMBERSHIP + "Learner", MEMBERSHIP + "Mentor"], OBSERVER),
-        (["urn:lti:role:ims/lis/Learner/NonCreditLearner", "urn:lti:role:ims/lis/Mentor"],
-         OBSERVER),
+        (
+            [
+                "urn:lti:role:ims/lis/Learner/NonCreditLearner",
+                "urn:lti:role:ims/lis/Mentor",
+            ],
+            OBSERVER,
+        ),
         ([MEMBERSHIP + "Mentor", INSTITUTION + "Instructor"], OBSERVER),
         ([MEMBERSHIP + "Mentor", INSTITUTION + "Student", SYSTEM + "User"], OBSERVER),
         ([MEMBERSHIP + "Instructor", MEMBERSHIP + "Mentor"], INSTRUCTOR),
@@ -158,11 +175,18 @@ def test_system_role_table(name, expected):
         ([MEMBERSHIP + "Learner", INSTITUTION + "Observer"], LEARNER),
     ],
     ids=[
-        "mentor", "canvas_observer", "learner_and_mentor", "canvas_lti11_observer",
-        "institution_instructor_ignored", "canvas_observer_full_claim",
-        "instructor_and_mentor", "context_admin_and_mentor",
-        "institution_admin_and_mentor", "system_admin_and_mentor",
-        "institution_observer", "context_learner_beats_institution_observer",
+        "mentor",
+        "canvas_observer",
+        "learner_and_mentor",
+        "canvas_lti11_observer",
+        "institution_instructor_ignored",
+        "canvas_observer_full_claim",
+        "instructor_and_mentor",
+        "context_admin_and_mentor",
+        "institution_admin_and_mentor",
+        "system_admin_and_mentor",
+        "institution_observer",
+        "context_learner_beats_institution_observer",
     ],
 )
 def test_observer_combinations(roles, expected):

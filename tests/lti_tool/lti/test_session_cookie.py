@@ -18,7 +18,7 @@ LAUNCH_SESSION = {
     "learner_id": 4,
     "role": "learner",
     "lti_role": "learner",
-    "name": "Léa \u00e9l\u00e8ve \"quoted\" <b>",
+    "name": 'Léa \u00e9l\u00e8ve "quoted" <b>',
     "launch_locale": None,
     "frame_origins": ["https://lms.example.org"],
 }

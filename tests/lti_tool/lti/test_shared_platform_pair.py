@@ -104,7 +104,9 @@ def test_launches_stay_in_provider(shared):
     assert len(college_learners) == 1
     assert academy_learners[0].id != college_learners[0].id
     assert academy_learners[0].lti_sub == college_learners[0].lti_sub
-    assert academy_learners[0].lms_connection_id != college_learners[0].lms_connection_id
+    assert (
+        academy_learners[0].lms_connection_id != college_learners[0].lms_connection_id
+    )
     assert len(_rows(app, LtiUsedNonce, "academy")) == 2
     assert len(_rows(app, LtiUsedNonce, "college")) == 1
 
@@ -118,7 +120,9 @@ def test_course_rows_use_own_registration(shared):
 
     with app.extensions["hpass"].session() as session:
         rows = session.execute(
-            select(Registration.public_id, Registration.provider_id, LtiCourse.provider_id)
+            select(
+                Registration.public_id, Registration.provider_id, LtiCourse.provider_id
+            )
             .join(LtiCourse, LtiCourse.registration_id == Registration.id)
             .order_by(LtiCourse.id)
         ).all()
@@ -142,7 +146,9 @@ def test_login_state_bound_to_registration(app, db, registration, tool, platform
         deployment_ids=(DEPLOYMENT_ID,),
     )
     db.commit()
-    college_tool = ToolClient(tool.tool_url, college_registration.public_id, tool.issuer)
+    college_tool = ToolClient(
+        tool.tool_url, college_registration.public_id, tool.issuer
+    )
     college_tool.http = tool.http
     login = tool.start()
 

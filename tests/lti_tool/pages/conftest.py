@@ -45,7 +45,9 @@ def moodle_url():
 
 def _add_tenant(session, vault, slug: str, moodle_url: str) -> Tenant:
     provider = add_provider(session, slug=slug, name=slug.title())
-    connection = add_moodle_connection(session, vault, provider, moodle_url, MOODLE_TOKEN)
+    connection = add_moodle_connection(
+        session, vault, provider, moodle_url, MOODLE_TOKEN
+    )
     registration = create_registration(
         session,
         vault,

@@ -82,9 +82,7 @@ def test_disable_colleague(client, db, alpha_admins):
 
     response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    event = db.scalar(
-        select(AuditEvent).where(AuditEvent.action == "account.disabled")
-    )
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "account.disabled"))
 
     assert response.status_code == 303
     assert stored(db, colleague.id).disabled_at is not None
@@ -310,9 +308,7 @@ def test_operator_disables_admin(client, db, alpha_admins):
     )
 
     response = post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
-    event = db.scalar(
-        select(AuditEvent).where(AuditEvent.action == "account.disabled")
-    )
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "account.disabled"))
 
     assert response.status_code == 303
     assert stored(db, colleague.id).disabled_at is not None
@@ -515,9 +511,7 @@ def test_disable_form_stores_reason(client, db, alpha_admins):
         f"/admin/accounts/{colleague.id}/disable",
         data={"csrf": "test-csrf", "reason": "  Left the academy  "},
     )
-    event = db.scalar(
-        select(AuditEvent).where(AuditEvent.action == "account.disabled")
-    )
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "account.disabled"))
     audit_page = client.get("/admin/audit").get_data(as_text=True)
 
     assert response.status_code == 303
@@ -533,9 +527,7 @@ def test_disable_form_blank_reason(client, db, alpha_admins):
         f"/admin/accounts/{colleague.id}/disable",
         data={"csrf": "test-csrf", "reason": "   "},
     )
-    event = db.scalar(
-        select(AuditEvent).where(AuditEvent.action == "account.disabled")
-    )
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "account.disabled"))
 
     assert "reason" not in event.detail
 

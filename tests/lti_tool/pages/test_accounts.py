@@ -27,7 +27,10 @@ from .conftest import PASSWORD
 def test_password_stored_as_argon2(db):
     """The stored hash is Argon2id and never the password itself."""
     account = create_account(
-        db, email="Op@Example.org", password=PASSWORD, role=AccountRole.OPERATOR,
+        db,
+        email="Op@Example.org",
+        password=PASSWORD,
+        role=AccountRole.OPERATOR,
         provider_id=None,
     )
 
@@ -44,8 +47,11 @@ def test_weak_password_rejected(db, password, fragment):
     """Short, huge and email-equal passwords are rejected with the rule broken."""
     with pytest.raises(PasswordRejected) as raised:
         create_account(
-            db, email="op@example.org", password=password,
-            role=AccountRole.OPERATOR, provider_id=None,
+            db,
+            email="op@example.org",
+            password=password,
+            role=AccountRole.OPERATOR,
+            provider_id=None,
         )
 
     assert fragment in str(raised.value)
@@ -54,7 +60,10 @@ def test_weak_password_rejected(db, password, fragment):
 def test_authenticate_outcomes(db):
     """Sign-in outcomes distinguish ok, wrong password and unknown email."""
     create_account(
-        db, email="op@example.org", password=PASSWORD, role=AccountRole.OPERATOR,
+        db,
+        email="op@example.org",
+        password=PASSWORD,
+        role=AccountRole.OPERATOR,
         provider_id=None,
     )
 
@@ -66,7 +75,10 @@ def test_authenticate_outcomes(db):
 def test_lockout_after_failures(db):
     """Repeated wrong passwords lock the account, even against the right one."""
     account = create_account(
-        db, email="op@example.org", password=PASSWORD, role=AccountRole.OPERATOR,
+        db,
+        email="op@example.org",
+        password=PASSWORD,
+        role=AccountRole.OPERATOR,
         provider_id=None,
     )
     now = utcnow()

@@ -52,7 +52,9 @@ def test_activity_rule_saved(client, tenants, db):
     )
 
     assert response.status_code == 303
-    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    created = db.scalar(
+        select(Achievement).where(Achievement.name == "First aid basics")
+    )
     assert created.award_rule == {
         "version": 1,
         "rule": {
@@ -87,7 +89,9 @@ def test_no_activity_chosen_refused(client, tenants):
     alpha, _ = tenants
     launch_as(client, alpha, "instructor")
 
-    response = post_form(client, f"/course/{alpha.course_id}/achievements", activity_form())
+    response = post_form(
+        client, f"/course/{alpha.course_id}/achievements", activity_form()
+    )
 
     assert response.status_code == 400
     assert "Choose at least one activity." in response.get_data(as_text=True)
@@ -97,8 +101,12 @@ def test_learner_sees_missing_activity(client, tenants, db):
     """The learner page names the activities still missing, not the completed one."""
     alpha, _ = tenants
     launch_as(client, alpha, "instructor")
-    post_form(client, f"/course/{alpha.course_id}/achievements", activity_form(QUIZ, PAGE))
-    achievement = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    post_form(
+        client, f"/course/{alpha.course_id}/achievements", activity_form(QUIZ, PAGE)
+    )
+    achievement = db.scalar(
+        select(Achievement).where(Achievement.name == "First aid basics")
+    )
     db.add(
         CompletionFactRecord(
             provider_id=alpha.provider_id,

@@ -20,9 +20,7 @@ NBSP = "\u00a0"
 
 
 def _audit_page(client, query: str = "", language: str = "en") -> str:
-    response = client.get(
-        "/admin/audit" + query, headers={"Accept-Language": language}
-    )
+    response = client.get("/admin/audit" + query, headers={"Accept-Language": language})
     assert response.status_code == 200
     return html.unescape(response.get_data(as_text=True))
 
@@ -59,7 +57,10 @@ def test_lti_actor_without_name_shows_course(client, tenants, db):
     """An instructor without a stored name is shown with the course and LMS user id."""
     alpha, _ = tenants
     _record(
-        db, alpha, actor="lti:9", action="achievement.created",
+        db,
+        alpha,
+        actor="lti:9",
+        action="achievement.created",
         target=f"achievement:{alpha.achievement_public_id}",
         detail={"course_id": MOODLE_COURSE_ID, "rule": "course_completed"},
     )
@@ -80,11 +81,17 @@ def test_badge_target_named_and_linked(client, tenants, db):
     """A badge target shows the badge name, links its page and keeps the id."""
     alpha, beta = tenants
     _record(
-        db, alpha, actor="lti:9", action="achievement.updated",
+        db,
+        alpha,
+        actor="lti:9",
+        action="achievement.updated",
         target=f"achievement:{alpha.achievement_public_id}",
     )
     _record(
-        db, alpha, actor="lti:9", action="achievement.updated",
+        db,
+        alpha,
+        actor="lti:9",
+        action="achievement.updated",
         target=f"achievement:{beta.achievement_public_id}",
     )
     _sign_in_admin(client, db, alpha)
@@ -104,7 +111,10 @@ def test_revocation_course_is_lms_course(client, tenants, db):
     alpha, _ = tenants
     credential = add_credential(db, alpha)
     _record(
-        db, alpha, actor="lti:9", action="credential.revoked",
+        db,
+        alpha,
+        actor="lti:9",
+        action="credential.revoked",
         target=f"credential:{credential.public_id}",
         detail={"reason": "Old entry", "course_id": alpha.course_id},
     )
@@ -124,7 +134,7 @@ def test_revocation_course_is_lms_course(client, tenants, db):
     page = _audit_page(client)
 
     assert new_event.detail["course_id"] == MOODLE_COURSE_ID
-    assert page.count(f"LMS course id: <span dir=\"auto\">{MOODLE_COURSE_ID}") == 2
+    assert page.count(f'LMS course id: <span dir="auto">{MOODLE_COURSE_ID}') == 2
     assert f"course_id: {alpha.course_id}" not in page
     assert "“Badge of alpha” of Learner of alpha" in page
 
@@ -133,7 +143,10 @@ def test_course_derived_from_badge(client, tenants, db):
     """An entry about a badge without a stored course shows the badge's LMS course."""
     alpha, _ = tenants
     _record(
-        db, alpha, actor="os:root", action="backfill.started",
+        db,
+        alpha,
+        actor="os:root",
+        action="backfill.started",
         target="backfill:b1",
         detail={"achievement": alpha.achievement_public_id, "trigger": "manual"},
     )
@@ -144,14 +157,17 @@ def test_course_derived_from_badge(client, tenants, db):
     assert f'LMS course id: <span dir="auto">{MOODLE_COURSE_ID}</span>' in page
     assert 'Badge: <span dir="auto">Badge of alpha</span>' in page
     assert 'Started by: <span dir="auto">an admin, by hand</span>' in page
-    assert "Command on the bridge's server (user <bdi dir=\"ltr\">root</bdi>)" in page
+    assert 'Command on the bridge\'s server (user <bdi dir="ltr">root</bdi>)' in page
 
 
 def test_event_labels_translated(client, tenants, db):
     """French and Arabic pages translate labels and values and keep the codes."""
     alpha, _ = tenants
     _record(
-        db, alpha, actor="os:root", action="backfill.started",
+        db,
+        alpha,
+        actor="os:root",
+        action="backfill.started",
         detail={"trigger": "manual"},
     )
     _sign_in_admin(client, db, alpha)
@@ -208,7 +224,10 @@ def test_inviter_shown_by_email(client, tenants, db):
         db, "inviter@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id
     )
     _record(
-        db, alpha, actor="os:root", action="invitation.withdrawn",
+        db,
+        alpha,
+        actor="os:root",
+        action="invitation.withdrawn",
         target="email:new@alpha.org",
         detail={"invited_by": inviter.id, "withdrawn_because": "inviter_disabled"},
     )
@@ -228,8 +247,12 @@ def test_inviter_gone_keeps_number(client, tenants, db):
     )
     for inviter_id in (outsider.id, 9999):
         _record(
-            db, alpha, actor="os:root", action="account.created",
-            target="account:1", detail={"invited_by": inviter_id},
+            db,
+            alpha,
+            actor="os:root",
+            action="account.created",
+            target="account:1",
+            detail={"invited_by": inviter_id},
         )
     _sign_in_admin(client, db, alpha)
 
@@ -245,8 +268,12 @@ def test_operator_inviter_named(client, tenants, db):
     alpha, _ = tenants
     operator = add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
     _record(
-        db, alpha, actor="os:root", action="account.created",
-        target="account:1", detail={"invited_by": operator.id},
+        db,
+        alpha,
+        actor="os:root",
+        action="account.created",
+        target="account:1",
+        detail={"invited_by": operator.id},
     )
     _sign_in_admin(client, db, alpha)
 
@@ -263,13 +290,20 @@ def test_expiry_formatted_as_date(client, tenants, db):
     value that does not parse is shown as stored."""
     alpha, _ = tenants
     _record(
-        db, alpha, actor="os:root", action="lti_registration.url_issued",
+        db,
+        alpha,
+        actor="os:root",
+        action="lti_registration.url_issued",
         target="lti_registration_link:1",
         detail={"expires_at": "2026-03-21T09:30:00+00:00"},
     )
     _record(
-        db, alpha, actor="os:root", action="lti_registration.url_issued",
-        target="lti_registration_link:2", detail={"expires_at": "next week"},
+        db,
+        alpha,
+        actor="os:root",
+        action="lti_registration.url_issued",
+        target="lti_registration_link:2",
+        detail={"expires_at": "next week"},
     )
     _sign_in_admin(client, db, alpha)
 
@@ -287,7 +321,10 @@ def test_revoked_link_reason_labelled(client, tenants, db):
     """A link revoked because its creator was disabled shows that reason in words."""
     alpha, _ = tenants
     _record(
-        db, alpha, actor="os:root", action="lti_registration.url_revoked",
+        db,
+        alpha,
+        actor="os:root",
+        action="lti_registration.url_revoked",
         target="lti_registration_link:1",
         detail={"created_by": "account:3", "revoked_because": "creator_disabled"},
     )

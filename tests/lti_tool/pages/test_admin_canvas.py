@@ -74,8 +74,15 @@ def test_connect_page_has_canvas_form(client, admin):
     assert "Add a Moodle site" in page
     assert "Add a Canvas site" in page
     assert 'action="/admin/connect/canvas"' in page
-    for field in ("canvas_name", "canvas_url", "canvas_token", "canvas_course",
-                  "canvas_client_id", "canvas_client_secret", "canvas_refresh_token"):
+    for field in (
+        "canvas_name",
+        "canvas_url",
+        "canvas_token",
+        "canvas_course",
+        "canvas_client_id",
+        "canvas_client_secret",
+        "canvas_refresh_token",
+    ):
         assert f'<label for="{field}">' in page, field
         assert f'id="{field}" name="{field}"' in page, field
     assert '<fieldset aria-describedby="canvas-developer-key-hint">' in page
@@ -160,9 +167,11 @@ def test_canvas_connect_required_fields(client, db, admin):
     for field in ("canvas_name", "canvas_url", "canvas_token", "canvas_course"):
         assert f'<a href="#{field}">' in page, field
         assert f'id="{field}-error"' in page, field
-        assert f'aria-describedby="{field}-hint {field}-error" aria-invalid="true"' in (
-            page
-        ) or f'aria-describedby="{field}-error" aria-invalid="true"' in page, field
+        assert (
+            f'aria-describedby="{field}-hint {field}-error" aria-invalid="true"'
+            in (page)
+            or f'aria-describedby="{field}-error" aria-invalid="true"' in page
+        ), field
     assert _canvas_count(db, admin.provider_id) == 0
 
 
@@ -170,7 +179,11 @@ def test_canvas_connect_required_fields(client, db, admin):
     ("field", "value", "message"),
     [
         ("canvas_url", "canvas", "such as https://canvas.example.org."),
-        ("canvas_url", "ftp://canvas.example.org", "such as https://canvas.example.org."),
+        (
+            "canvas_url",
+            "ftp://canvas.example.org",
+            "such as https://canvas.example.org.",
+        ),
         ("canvas_course", "course-565", "Enter the course's number"),
         ("canvas_course", "https://canvas.example.org/users/565", "Enter the course's"),
         ("canvas_course", "1" * 21, "Enter the course's number"),
@@ -267,7 +280,7 @@ def test_canvas_course_forbidden_in_french(client, admin, canvas):
         f'Canvas à l’adresse <bdi dir="ltr">{canvas.url}</bdi> a échoué au test '
         "de connexion"
     )
-    assert "Détails : <span lang=\"en\" dir=\"ltr\">" in error
+    assert 'Détails : <span lang="en" dir="ltr">' in error
     assert "HTTP 403" in error
 
 
@@ -289,8 +302,12 @@ def test_canvas_connect_same_site_twice(client, db, admin, canvas):
     _post(client, _form(canvas.url, canvas.issue_token()))
 
     response, page = _post(
-        client, _form(canvas.url.replace("http://", "HTTP://") + "/", canvas.issue_token(),
-                      canvas_name="Again")
+        client,
+        _form(
+            canvas.url.replace("http://", "HTTP://") + "/",
+            canvas.issue_token(),
+            canvas_name="Again",
+        ),
     )
 
     assert response.status_code == 400

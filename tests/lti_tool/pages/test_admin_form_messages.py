@@ -159,9 +159,9 @@ def test_platform_credentials_url_rejected(client, db, admin):
 @pytest.mark.parametrize(
     ("language", "phrase"),
     [
-        ("fr", "l'adresse non publique <bdi dir=\"ltr\">10.0.0.1</bdi>"),
-        ("es", "la dirección no pública <bdi dir=\"ltr\">10.0.0.1</bdi>"),
-        ("ar", "العنوان غير العام <bdi dir=\"ltr\">10.0.0.1</bdi>"),
+        ("fr", 'l\'adresse non publique <bdi dir="ltr">10.0.0.1</bdi>'),
+        ("es", 'la dirección no pública <bdi dir="ltr">10.0.0.1</bdi>'),
+        ("ar", 'العنوان غير العام <bdi dir="ltr">10.0.0.1</bdi>'),
     ],
 )
 def test_platform_private_address_translated(client, admin, language, phrase):

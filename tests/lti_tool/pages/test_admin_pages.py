@@ -68,7 +68,9 @@ def test_sign_in_locks_after_failures(client, tenants, db):
     alpha, _ = tenants
     add_account(db, "admin@alpha.org", AccountRole.PROVIDER_ADMIN, alpha.provider_id)
 
-    statuses = [sign_in(client, "admin@alpha.org", "nope nope").status_code for _ in range(5)]
+    statuses = [
+        sign_in(client, "admin@alpha.org", "nope nope").status_code for _ in range(5)
+    ]
     right = sign_in(client, "admin@alpha.org")
 
     assert statuses == [401] * 5
@@ -89,7 +91,7 @@ def test_lockout_reveals_no_account(client, tenants, db):
 
     def error_text(response):
         page = response.get_data(as_text=True)
-        return page[page.index('id="password-error"'):].split("</p>")[0]
+        return page[page.index('id="password-error"') :].split("</p>")[0]
 
     assert locked.status_code == unknown.status_code == 401
     assert error_text(locked) == error_text(unknown)
@@ -237,7 +239,9 @@ def test_invitation_listed_and_withdrawn(client, tenants, db):
     assert "<td>admin@alpha.org</td>" in listed
     assert withdrawn.status_code == 200
     assert 'role="status"' in after
-    assert 'The invitation for <bdi dir="ltr">new@alpha.org</bdi> is withdrawn.' in after
+    assert (
+        'The invitation for <bdi dir="ltr">new@alpha.org</bdi> is withdrawn.' in after
+    )
     assert "No invitation is waiting to be accepted." in after
     assert event.actor == f"account:{admin.id}"
     assert event.target == "email:new@alpha.org"
@@ -250,8 +254,11 @@ def test_invitation_withdraw_scoped(client, tenants, db):
 
     alpha, beta = tenants
     issue_token(
-        db, TokenPurpose.INVITATION, email="new@beta.org",
-        provider_id=beta.provider_id, role=AccountRole.PROVIDER_ADMIN,
+        db,
+        TokenPurpose.INVITATION,
+        email="new@beta.org",
+        provider_id=beta.provider_id,
+        role=AccountRole.PROVIDER_ADMIN,
     )
     db.commit()
     foreign = db.scalar(select(AccountToken))
@@ -278,8 +285,11 @@ def test_invitation_withdraw_needs_csrf(client, tenants, db):
 
     alpha, _ = tenants
     issue_token(
-        db, TokenPurpose.INVITATION, email="new@alpha.org",
-        provider_id=alpha.provider_id, role=AccountRole.PROVIDER_ADMIN,
+        db,
+        TokenPurpose.INVITATION,
+        email="new@alpha.org",
+        provider_id=alpha.provider_id,
+        role=AccountRole.PROVIDER_ADMIN,
     )
     db.commit()
     invitation = db.scalar(select(AccountToken))
@@ -317,8 +327,11 @@ def test_invitation_password_mismatch(client, tenants, db):
 
     alpha, _ = tenants
     token = issue_token(
-        db, TokenPurpose.INVITATION, email="new@alpha.org",
-        provider_id=alpha.provider_id, role=AccountRole.PROVIDER_ADMIN,
+        db,
+        TokenPurpose.INVITATION,
+        email="new@alpha.org",
+        provider_id=alpha.provider_id,
+        role=AccountRole.PROVIDER_ADMIN,
     )
     db.commit()
     with account_session_transaction(client) as session:
@@ -346,23 +359,35 @@ def test_password_reset_by_mail(app, client, settings, tenants, db, monkeypatch)
     )
     monkeypatch.delenv("HPASS_SMTP_URL", raising=False)
 
-    sent = client.post("/account/reset", data={"csrf": "test-csrf", "email": "admin@alpha.org"})
-    unknown = client.post("/account/reset", data={"csrf": "test-csrf", "email": "x@alpha.org"})
+    sent = client.post(
+        "/account/reset", data={"csrf": "test-csrf", "email": "admin@alpha.org"}
+    )
+    unknown = client.post(
+        "/account/reset", data={"csrf": "test-csrf", "email": "x@alpha.org"}
+    )
     for args in queued:
         with app.app_context():
             send_password_reset.run(*args)
     mails = list((settings.instance_path / "mail").glob("*.eml"))
     body = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
-    link = re.search(r"http://127\.0\.0\.1:5999(/account/reset/[\w-]+)", body.get_content())
+    link = re.search(
+        r"http://127\.0\.0\.1:5999(/account/reset/[\w-]+)", body.get_content()
+    )
     new_password = "a brand new passphrase"
     changed = client.post(
         link.group(1),
-        data={"csrf": "test-csrf", "password": new_password, "password_repeat": new_password},
+        data={
+            "csrf": "test-csrf",
+            "password": new_password,
+            "password_repeat": new_password,
+        },
     )
 
     assert sent.status_code == 200
     # bridge.js moves the focus to the element marked data-confirmation.
-    assert 'role="status" tabindex="-1" data-confirmation>' in sent.get_data(as_text=True)
+    assert 'role="status" tabindex="-1" data-confirmation>' in sent.get_data(
+        as_text=True
+    )
     assert unknown.get_data(as_text=True) == sent.get_data(as_text=True).replace(
         "admin@alpha.org", "x@alpha.org"
     )
@@ -386,7 +411,9 @@ def test_dead_letters_scoped_and_retried(client, tenants, db):
     foreign_retry = client.post(
         f"/admin/dead-letters/{foreign.id}/retry", data={"csrf": "test-csrf"}
     )
-    own_retry = client.post(f"/admin/dead-letters/{own.id}/retry", data={"csrf": "test-csrf"})
+    own_retry = client.post(
+        f"/admin/dead-letters/{own.id}/retry", data={"csrf": "test-csrf"}
+    )
 
     assert f"/admin/dead-letters/{own.id}/retry" in page
     assert f"/admin/dead-letters/{foreign.id}/retry" not in page
@@ -487,13 +514,17 @@ def second_moodle():
     server.stop()
 
 
-def _connect_form(url: str, token: str = SECOND_MOODLE_TOKEN, name: str = "Second Moodle"):
+def _connect_form(
+    url: str, token: str = SECOND_MOODLE_TOKEN, name: str = "Second Moodle"
+):
     return {"csrf": "test-csrf", "lms_name": name, "lms_url": url, "lms_token": token}
 
 
 def _moodle_connection_count(db, provider_id: int) -> int:
     return db.scalar(
-        select(func.count(LmsConnection.id)).where(LmsConnection.provider_id == provider_id)
+        select(func.count(LmsConnection.id)).where(
+            LmsConnection.provider_id == provider_id
+        )
     )
 
 
@@ -510,7 +541,9 @@ def test_connect_lms_shows_secret_once(client, app, tenants, db, second_moodle):
     later = client.get("/admin/connect").get_data(as_text=True)
 
     assert response.status_code == 200
-    connection = db.scalar(select(LmsConnection).where(LmsConnection.name == "Second Moodle"))
+    connection = db.scalar(
+        select(LmsConnection).where(LmsConnection.name == "Second Moodle")
+    )
     assert connection.base_url == second_moodle.site_url
     assert connection.state == "ok"
     assert app.extensions["hpass"].vault.decrypt(connection.api_token_encrypted) in (
@@ -522,7 +555,10 @@ def test_connect_lms_shows_secret_once(client, app, tenants, db, second_moodle):
         page,
     ).group(1)
     webhook_url = f"http://127.0.0.1:5999/webhooks/moodle/{connection.public_id}"
-    assert f'id="new-webhook-url" class="secret" type="text" readonly value="{webhook_url}"' in page
+    assert (
+        f'id="new-webhook-url" class="secret" type="text" readonly value="{webhook_url}"'
+        in page
+    )
     assert f'value="{webhook_url}"' in later
     assert secret not in later
     assert SECOND_MOODLE_TOKEN not in page
@@ -556,7 +592,9 @@ def test_connect_lms_unreachable_site(client, tenants, db):
     before = _moodle_connection_count(db, alpha.provider_id)
 
     # Nothing listens on the discard port of loopback, so the connection is refused.
-    response = client.post("/admin/connect/lms", data=_connect_form("http://127.0.0.1:9"))
+    response = client.post(
+        "/admin/connect/lms", data=_connect_form("http://127.0.0.1:9")
+    )
     page = response.get_data(as_text=True)
 
     assert response.status_code == 400
@@ -569,7 +607,9 @@ def test_connect_lms_unreachable_site(client, tenants, db):
     assert "attempt" not in page
     assert _moodle_connection_count(db, alpha.provider_id) == before
     created = db.scalar(
-        select(func.count(AuditEvent.id)).where(AuditEvent.action == "lms_connection.created")
+        select(func.count(AuditEvent.id)).where(
+            AuditEvent.action == "lms_connection.created"
+        )
     )
     assert created == 0
 
@@ -624,7 +664,9 @@ def test_connect_lms_rejected_token(client, tenants, db, second_moodle):
     assert response.status_code == 400
     assert 'id="lms_token-error"' in page
     assert "Moodle rejected this web service token" in page
-    assert "Site administration &gt; Server &gt; Web services &gt; Manage tokens" in page
+    assert (
+        "Site administration &gt; Server &gt; Web services &gt; Manage tokens" in page
+    )
     assert "the external service that contains" in page
     assert "docs/moodle-setup.md" not in page
     assert "Stop polling" not in page
@@ -668,7 +710,12 @@ def test_connect_lms_bad_url(client, tenants, db):
 
     response = client.post(
         "/admin/connect/lms",
-        data={"csrf": "test-csrf", "lms_name": "M", "lms_url": "moodle", "lms_token": "t"},
+        data={
+            "csrf": "test-csrf",
+            "lms_name": "M",
+            "lms_url": "moodle",
+            "lms_token": "t",
+        },
     )
 
     assert response.status_code == 400
@@ -683,7 +730,9 @@ def test_operator_picks_provider(client, tenants, db):
     sign_in(client, "op@hpass.org")
 
     before = client.get("/admin/dead-letters")
-    client.post("/admin/provider", data={"csrf": "test-csrf", "provider_id": beta.provider_id})
+    client.post(
+        "/admin/provider", data={"csrf": "test-csrf", "provider_id": beta.provider_id}
+    )
     after = client.get("/admin/dead-letters").get_data(as_text=True)
 
     assert before.status_code == 303

@@ -79,8 +79,7 @@ def test_register_shows_confirmation(client, admin, db):
     assert 'role="status"' in page
     assert (
         f'The registration of <bdi dir="ltr">{PLATFORM}</bdi> with client id '
-        '<bdi dir="ltr">client-1</bdi> is saved.'
-        in page
+        '<bdi dir="ltr">client-1</bdi> is saved.' in page
     )
 
 
@@ -105,11 +104,14 @@ def test_remove_asks_then_removes(app, client, admin, db):
     assert 'role="status"' in _page(removed)
     assert 'with client id <bdi dir="ltr">spare</bdi> is removed.' in _page(removed)
     assert db.get(Registration, registration_id) is None
-    assert db.scalar(
-        select(func.count()).select_from(Deployment).where(
-            Deployment.registration_id == registration_id
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(Deployment)
+            .where(Deployment.registration_id == registration_id)
         )
-    ) == 0
+        == 0
+    )
     assert event.target == f"lti_registration:{public_id}"
     assert event.actor.startswith("account:")
 
@@ -197,7 +199,10 @@ def test_edit_saves_and_audits(app, client, admin, db):
     assert saved.lms_connection_id == admin.connection_id
     assert saved.issuer == PLATFORM
     assert event.detail["changed"] == [
-        "auth_login_url", "auth_token_url", "lms_connection_id", "new_deployment_policy"
+        "auth_login_url",
+        "auth_token_url",
+        "lms_connection_id",
+        "new_deployment_policy",
     ]
 
 
@@ -325,14 +330,17 @@ def test_same_pair_twice_in_provider(app, client, admin, tenants, db):
     )
     assert "registered on the bridge" not in page
     assert "Beta" not in page
-    assert db.scalar(
-        select(func.count())
-        .select_from(Registration)
-        .where(
-            Registration.provider_id == admin.provider_id,
-            Registration.client_id == "shared-client",
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(Registration)
+            .where(
+                Registration.provider_id == admin.provider_id,
+                Registration.client_id == "shared-client",
+            )
         )
-    ) == 1
+        == 1
+    )
 
 
 @pytest.mark.parametrize(

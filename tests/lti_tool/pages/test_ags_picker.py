@@ -72,7 +72,9 @@ def test_rule_on_ags_item_saved(client, tenants, db):
     )
 
     assert response.status_code == 303
-    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    created = db.scalar(
+        select(Achievement).where(Achievement.name == "First aid basics")
+    )
     assert created.award_rule["rule"]["activity_ids"] == [activity_id]
 
 
@@ -98,7 +100,10 @@ def test_threshold_field_is_labelled(client, tenants, db):
 
     field = f"min_percent-{activity_id}"
     assert f'<label for="{field}">' in page
-    assert "Minimum grade for “<bdi>Peer-reviewed essay</bdi>”, in percent (optional)" in page
+    assert (
+        "Minimum grade for “<bdi>Peer-reviewed essay</bdi>”, in percent (optional)"
+        in page
+    )
     assert f'id="{field}" name="{field}" type="text" inputmode="decimal"' in page
     assert f'aria-describedby="{field}-hint"' in page
     assert f'id="min_percent-{QUIZ}"' not in page
@@ -119,7 +124,11 @@ def test_threshold_alone_saves_grade_rule(client, tenants, db):
     assert response.status_code == 303
     assert _created(db).award_rule == {
         "version": 1,
-        "rule": {"kind": "grade_at_least", "activity_id": activity_id, "min_percent": 70},
+        "rule": {
+            "kind": "grade_at_least",
+            "activity_id": activity_id,
+            "min_percent": 70,
+        },
     }
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
     assert "Peer-reviewed essay (grade of at least 70%)" in page
@@ -183,7 +192,10 @@ def test_invalid_threshold_rejected(client, tenants, db, value):
     assert "is not a grade from 0 to 100" in page
     assert 'aria-invalid="true"' in page
     assert f'aria-describedby="{field}-hint {field}-error"' in page
-    assert f'<a href="#{field}">Minimum grade for “<bdi>Peer-reviewed essay</bdi>”:' in page
+    assert (
+        f'<a href="#{field}">Minimum grade for “<bdi>Peer-reviewed essay</bdi>”:'
+        in page
+    )
     assert f'value="{value}"' in page
     assert _created(db) is None
 
@@ -202,7 +214,10 @@ def test_threshold_unchosen_item_rejected(client, tenants, db):
     page = response.get_data(as_text=True)
 
     assert response.status_code == 400
-    assert "“<bdi>Peer-reviewed essay</bdi>” has a minimum grade but is not chosen." in page
+    assert (
+        "“<bdi>Peer-reviewed essay</bdi>” has a minimum grade but is not chosen."
+        in page
+    )
     assert _created(db) is None
 
 
@@ -242,7 +257,10 @@ def test_threshold_translated_in_arabic(client, tenants, db):
     page = response.get_data(as_text=True)
 
     assert '<html lang="ar" dir="rtl">' in page
-    assert "الحد الأدنى للدرجة في «<bdi>Peer-reviewed essay</bdi>»، بالنسبة المئوية (اختياري)" in page
+    assert (
+        "الحد الأدنى للدرجة في «<bdi>Peer-reviewed essay</bdi>»، بالنسبة المئوية (اختياري)"
+        in page
+    )
     assert "«200» ليست درجة من 0 إلى 100." in page
     assert 'dir="ltr"' in page
 

@@ -206,7 +206,4 @@ def test_backfill_row_french_colon(db, client, tenants):
 
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
 
-    assert (
-        '<bdi>Badge of alpha</bdi>\u00a0: <strong class="backfill-status">'
-        in page
-    )
+    assert '<bdi>Badge of alpha</bdi>\u00a0: <strong class="backfill-status">' in page

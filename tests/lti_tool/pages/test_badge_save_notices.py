@@ -145,7 +145,9 @@ def test_text_edit_starts_no_backfill(client, tenants, db):
     assert "old_rule" not in updated.detail
     assert "new_rule" not in updated.detail
     assert audit_events(db, "backfill.started") == []
-    assert page_notice(client, alpha) == "The badge “<bdi>Renamed badge</bdi>” was saved."
+    assert (
+        page_notice(client, alpha) == "The badge “<bdi>Renamed badge</bdi>” was saved."
+    )
 
 
 def _store_rule(db, tenant, rule: dict) -> None:
@@ -157,8 +159,11 @@ def test_equivalent_rule_starts_nothing(client, tenants, db):
     """A rule that awards like the stored one starts no backfill and is not audited."""
     alpha, _ = tenants
     stored = {
-        "rule": {"count": 1, "activity_ids": [PAGE, QUIZ],
-                 "kind": "activities_completed_at_least"},
+        "rule": {
+            "count": 1,
+            "activity_ids": [PAGE, QUIZ],
+            "kind": "activities_completed_at_least",
+        },
         "version": 1,
     }
     _store_rule(db, alpha, stored)
@@ -177,17 +182,26 @@ def test_equivalent_rule_starts_nothing(client, tenants, db):
     assert audit_events(db, "achievement.updated") == []
     assert audit_events(db, "backfill.started") == []
     assert db.get(Achievement, alpha.achievement_id).award_rule == stored
-    assert page_notice(client, alpha) == "The badge “<bdi>Badge of alpha</bdi>” was saved."
+    assert (
+        page_notice(client, alpha) == "The badge “<bdi>Badge of alpha</bdi>” was saved."
+    )
 
 
 def test_activity_order_change_starts_nothing(client, tenants, db):
     """The same activities listed in another order are the same rule."""
     alpha, _ = tenants
-    _store_rule(db, alpha, {
-        "version": 1,
-        "rule": {"kind": "activities_completed", "activity_ids": [PAGE, QUIZ],
-                 "match": "all"},
-    })
+    _store_rule(
+        db,
+        alpha,
+        {
+            "version": 1,
+            "rule": {
+                "kind": "activities_completed",
+                "activity_ids": [PAGE, QUIZ],
+                "match": "all",
+            },
+        },
+    )
     launch_as(client, alpha, "instructor")
 
     client.post(
@@ -205,11 +219,18 @@ def test_activity_order_change_starts_nothing(client, tenants, db):
 def test_match_change_starts_backfill(client, tenants, db):
     """Changing all to any over the same activities is a rule change."""
     alpha, _ = tenants
-    _store_rule(db, alpha, {
-        "version": 1,
-        "rule": {"kind": "activities_completed", "activity_ids": [PAGE, QUIZ],
-                 "match": "all"},
-    })
+    _store_rule(
+        db,
+        alpha,
+        {
+            "version": 1,
+            "rule": {
+                "kind": "activities_completed",
+                "activity_ids": [PAGE, QUIZ],
+                "match": "all",
+            },
+        },
+    )
     launch_as(client, alpha, "instructor")
 
     client.post(
@@ -319,7 +340,10 @@ def test_notice_is_translated(client, tenants, db):
     alpha, _ = tenants
     launch_as(client, alpha, "instructor", locale="fr")
     client.post(edit_url(alpha), data=badge_form(name="Badge renommé"))
-    assert page_notice(client, alpha) == "Le badge «\u00a0<bdi>Badge renommé</bdi>\u00a0» a été enregistré."
+    assert (
+        page_notice(client, alpha)
+        == "Le badge «\u00a0<bdi>Badge renommé</bdi>\u00a0» a été enregistré."
+    )
 
     launch_as(client, alpha, "instructor", locale="ar")
     client.post(edit_url(alpha), data=quiz_rule_form(name="Badge renommé"))

@@ -702,7 +702,9 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
     page = _signed_in_page(browser, stack, ADMIN_EMAIL, ADMIN_PASSWORD, locale=locale)
     page.goto(stack.base_url + "/admin/connect")
 
-    link = page.locator('a.button[href$="/disconnect"]', has_text=f"Spare site {locale}")
+    link = page.locator(
+        'a.button[href$="/disconnect"]', has_text=f"Spare site {locale}"
+    )
     link.focus()
     with page.expect_navigation():
         page.keyboard.press("Enter")
@@ -763,9 +765,9 @@ def test_disconnect_by_keyboard(browser, stack, shots, locale):
             course_page.context.close()
     finally:
         with stack.bridge.session() as session:
-            session.get(Registration, registration_id).lms_connection_id = (
-                demo_connection_id
-            )
+            session.get(
+                Registration, registration_id
+            ).lms_connection_id = demo_connection_id
             session.commit()
 
     for who, seen in course_pages.items():

@@ -77,9 +77,12 @@ def test_threshold_by_keyboard(browser, stack):
     field = page.locator(f"#{field_id}")
 
     assert focused == field_id
-    assert page.get_by_label(
-        f"Minimum grade for “{ITEM_LABEL}”, in percent (optional)"
-    ).count() == 1
+    assert (
+        page.get_by_label(
+            f"Minimum grade for “{ITEM_LABEL}”, in percent (optional)"
+        ).count()
+        == 1
+    )
     assert field.get_attribute("aria-invalid") == "true"
     assert f"{field_id}-error" in field.get_attribute("aria-describedby")
     assert page.evaluate("document.activeElement.id") == "error-summary"

@@ -226,7 +226,9 @@ def test_retry_discarded_forbidden(client, tenants, db, dispatched):
     assert answer.status_code == 403
     body = answer.get_json()
     assert body["error"] == "delivery_discarded"
-    assert f"delivery {delivery.id} was discarded by an admin of Alpha" in body["message"]
+    assert (
+        f"delivery {delivery.id} was discarded by an admin of Alpha" in body["message"]
+    )
     assert "the learner asked not to publish it" in body["message"]
     assert "ask the admins of Alpha at badges@alpha.example.org" in body["message"]
     assert _message(db, delivery).status == "discarded"

@@ -239,11 +239,15 @@ def test_instructor_creates_badge(client, tenants, db):
     )
 
     assert response.status_code == 303
-    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    created = db.scalar(
+        select(Achievement).where(Achievement.name == "First aid basics")
+    )
     assert created is not None
     assert created.award_rule == {"version": 1, "rule": {"kind": "course_completed"}}
     assert created.image_url.startswith("http://127.0.0.1:5999/images/")
-    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "achievement.created"))
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "achievement.created")
+    )
     assert event.actor == "lti:9"
     assert event.provider_id == alpha.provider_id
     assert event.detail["course_id"] == created.lms_course_id
@@ -427,7 +431,9 @@ def test_script_in_name_shown_as_text(client, tenants):
     launch_as(client, alpha, "instructor")
     hostile = "<script>alert(1)</script> badge"
 
-    client.post(f"/course/{alpha.course_id}/achievements", data=badge_form(name=hostile))
+    client.post(
+        f"/course/{alpha.course_id}/achievements", data=badge_form(name=hostile)
+    )
     page = client.get(f"/course/{alpha.course_id}").get_data(as_text=True)
 
     assert "<script>alert(1)</script>" not in page
@@ -477,7 +483,9 @@ def test_badge_image_on_course_pages(client, tenants, db):
         f"/course/{alpha.course_id}/achievements",
         data={**badge_form(), "image": (io.BytesIO(png_bytes(128, 128)), "b.png")},
     )
-    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    created = db.scalar(
+        select(Achievement).where(Achievement.name == "First aid basics")
+    )
     path = created.image_url.removeprefix("http://127.0.0.1:5999")
 
     for role in ("instructor", "learner"):
@@ -587,7 +595,9 @@ def test_edit_of_other_provider_badge(client, tenants, db):
 
     responses = [
         client.get(f"{base}/achievements/{beta.achievement_public_id}/edit"),
-        client.post(f"{base}/achievements/{beta.achievement_public_id}", data=badge_form()),
+        client.post(
+            f"{base}/achievements/{beta.achievement_public_id}", data=badge_form()
+        ),
         client.post(
             f"{base}/awards/{foreign.public_id}/revoke",
             data={"csrf": "test-csrf", "reason": "Issued in error"},
@@ -616,7 +626,9 @@ def test_instructor_revokes_award(client, tenants, db):
     revoked = db.get(Credential, credential.id)
     assert revoked.status == "revoked"
     assert revoked.revocation_reason == "Issued in error"
-    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "credential.revoked"))
+    event = db.scalar(
+        select(AuditEvent).where(AuditEvent.action == "credential.revoked")
+    )
     assert event.detail["reason"] == "Issued in error"
 
 
@@ -707,7 +719,11 @@ def test_awards_csv_export(client, tenants, db):
 def _skill_fields(*rows: tuple[str, str, str], **overrides) -> list[tuple[str, str]]:
     fields = list(badge_form(**overrides).items())
     for name, url, framework in rows:
-        fields += [("skill_name", name), ("skill_url", url), ("skill_framework", framework)]
+        fields += [
+            ("skill_name", name),
+            ("skill_url", url),
+            ("skill_framework", framework),
+        ]
     return fields
 
 
@@ -728,7 +744,9 @@ def test_badge_created_with_skills(client, tenants, db):
     )
 
     assert response.status_code == 303
-    created = db.scalar(select(Achievement).where(Achievement.name == "First aid basics"))
+    created = db.scalar(
+        select(Achievement).where(Achievement.name == "First aid basics")
+    )
     assert created.alignments == [
         {
             "targetName": "First aid",
@@ -770,8 +788,13 @@ def test_bad_skill_rejected(client, tenants, db, row, message):
 @pytest.mark.parametrize(
     ("rows", "marked"),
     [
-        ((("Aid", "https://s.example.org/a", ""), ("", "https://s.example.org/b", "")),
-         "skill_name-2"),
+        (
+            (
+                ("Aid", "https://s.example.org/a", ""),
+                ("", "https://s.example.org/b", ""),
+            ),
+            "skill_name-2",
+        ),
         ((("Aid", "ftp://s.example.org/a", ""),), "skill_url-1"),
         ((("Aid", "https://s.example.org/a", "F" * 201),), "skill_framework-1"),
     ],

@@ -166,24 +166,49 @@ def test_instructor_page_revoked_delivery(client, tenants, db):
 DELIVERED = datetime(2026, 3, 14, 9, 31, tzinfo=timezone.utc)
 SENT = datetime(2026, 4, 2, 8, 0, tzinfo=timezone.utc)
 REVOCATION_LABELS = [
-    ("revoked", {"delivered_at": DELIVERED, "revocation_sent_at": SENT},
-     "Delivered, then told that the badge is revoked"),
-    ("revoked", {"delivered_at": DELIVERED},
-     "Delivered, but not told that the badge is revoked"),
-    ("revoked", {"delivered_at": DELIVERED, "route": "badge_connect"},
-     "Delivered. The portfolio reads the revocation from the badge."),
+    (
+        "revoked",
+        {"delivered_at": DELIVERED, "revocation_sent_at": SENT},
+        "Delivered, then told that the badge is revoked",
+    ),
+    (
+        "revoked",
+        {"delivered_at": DELIVERED},
+        "Delivered, but not told that the badge is revoked",
+    ),
+    (
+        "revoked",
+        {"delivered_at": DELIVERED, "route": "badge_connect"},
+        "Delivered. The portfolio reads the revocation from the badge.",
+    ),
     ("revoked", {}, "Revoked before it reached the portfolio, so nothing was sent"),
-    ("delivered", {"delivered_at": DELIVERED},
-     "Delivered, but not told that the badge is revoked"),
-    ("queued", {"delivered_at": DELIVERED},
-     "Delivered. The revocation is waiting to be sent."),
-    ("retrying", {"delivered_at": DELIVERED},
-     "Delivered. Sending the revocation failed, retrying."),
-    ("failed", {"delivered_at": DELIVERED}, "Delivered. Sending the revocation failed."),
+    (
+        "delivered",
+        {"delivered_at": DELIVERED},
+        "Delivered, but not told that the badge is revoked",
+    ),
+    (
+        "queued",
+        {"delivered_at": DELIVERED},
+        "Delivered. The revocation is waiting to be sent.",
+    ),
+    (
+        "retrying",
+        {"delivered_at": DELIVERED},
+        "Delivered. Sending the revocation failed, retrying.",
+    ),
+    (
+        "failed",
+        {"delivered_at": DELIVERED},
+        "Delivered. Sending the revocation failed.",
+    ),
     ("queued", {}, "Waiting to be sent"),
     ("failed", {}, "Sending failed"),
-    ("needs_consent", {"delivered_at": DELIVERED},
-     "Waiting for the portfolio to be linked again"),
+    (
+        "needs_consent",
+        {"delivered_at": DELIVERED},
+        "Waiting for the portfolio to be linked again",
+    ),
 ]
 
 

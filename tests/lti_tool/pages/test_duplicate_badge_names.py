@@ -58,9 +58,7 @@ def test_create_same_name_translated(client, tenants, db):
     alpha, _ = tenants
     launch_as(client, alpha, "instructor", locale="fr")
 
-    response = client.post(
-        f"/course/{alpha.course_id}/achievements", data=badge_form()
-    )
+    response = client.post(f"/course/{alpha.course_id}/achievements", data=badge_form())
 
     assert response.status_code == 400
     # French puts a no-break space inside the guillemets.
@@ -86,9 +84,7 @@ def test_other_provider_same_name_saved(client, tenants, db):
     _, beta = tenants
     launch_as(client, beta, "instructor")
 
-    response = client.post(
-        f"/course/{beta.course_id}/achievements", data=badge_form()
-    )
+    response = client.post(f"/course/{beta.course_id}/achievements", data=badge_form())
 
     assert response.status_code == 303
     assert _course_badges(db, beta) == 2

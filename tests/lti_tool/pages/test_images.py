@@ -97,10 +97,13 @@ JS = "javascript:alert(document.domain)"
         ('<rect fill="url(https://evil.example/p.svg#g)"/>', "outside resource"),
         ("<rect fill=\"url( 'http://evil.example/p#g')\"/>", "outside resource"),
         ('<rect style="fill: url(//evil.example/p#g)"/>', "outside resource"),
-        ('<rect style="background: image-set(\'x.png\' 1x)"/>', "outside resource"),
+        ("<rect style=\"background: image-set('x.png' 1x)\"/>", "outside resource"),
         ('<rect style="fill: \\75 rl(http://evil.example/)"/>', "CSS escapes"),
         ("<style>@import 'https://evil.example/x.css';</style>", "outside resource"),
-        ("<style>rect { fill: url(http://evil.example/x) }</style>", "outside resource"),
+        (
+            "<style>rect { fill: url(http://evil.example/x) }</style>",
+            "outside resource",
+        ),
         ("<style>@font-face { font-family: x }</style>", "outside resource"),
         (f'<rect filter="{JS}"/>', "javascript: URL"),
         ('<rect cursor="&#x9;javascript:alert(1)"/>', "javascript: URL"),
@@ -201,18 +204,31 @@ def test_svg_style_in_html_rejected(body, element):
     [
         ('<rect fill="\\75 rl(http://evil.example/p#g)"/>', "svg_css_escape"),
         ('<rect cursor="\\75 rl(http://evil.example/c.png), auto"/>', "svg_css_escape"),
-        ('<rect s:fill="\\75 rl(http://evil.example/p#g)" '
-         'xmlns:s="http://www.w3.org/2000/svg"/>', "svg_css_escape"),
-        ("<rect cursor=\"image-set('https://evil.example/c.png' 1x), auto\"/>",
-         "svg_css_outside_resource"),
-        ('<rect style="fill: #fff; cursor: url(http://evil.example/c.png)"/>',
-         "svg_css_outside_resource"),
-        ('<rect STYLE="fill: url(http://evil.example/p#g)"/>',
-         "svg_css_outside_resource"),
-        ('<rect filter="URL(http://evil.example/f.svg#f)"/>',
-         "svg_css_outside_resource"),
-        ('<rect style="fill:&#x75;rl(http://evil.example/p#g)"/>',
-         "svg_css_outside_resource"),
+        (
+            '<rect s:fill="\\75 rl(http://evil.example/p#g)" '
+            'xmlns:s="http://www.w3.org/2000/svg"/>',
+            "svg_css_escape",
+        ),
+        (
+            "<rect cursor=\"image-set('https://evil.example/c.png' 1x), auto\"/>",
+            "svg_css_outside_resource",
+        ),
+        (
+            '<rect style="fill: #fff; cursor: url(http://evil.example/c.png)"/>',
+            "svg_css_outside_resource",
+        ),
+        (
+            '<rect STYLE="fill: url(http://evil.example/p#g)"/>',
+            "svg_css_outside_resource",
+        ),
+        (
+            '<rect filter="URL(http://evil.example/f.svg#f)"/>',
+            "svg_css_outside_resource",
+        ),
+        (
+            '<rect style="fill:&#x75;rl(http://evil.example/p#g)"/>',
+            "svg_css_outside_resource",
+        ),
     ],
     ids=[
         "escaped-fill",
@@ -334,7 +350,10 @@ def test_prefixed_svg_accepted(content):
             'xmlns:x="http://www.w3.org/1999/xlink"/>',
             "outside resource",
         ),
-        ("<s:style>@import 'https://evil.example/x.css';</s:style>", "outside resource"),
+        (
+            "<s:style>@import 'https://evil.example/x.css';</s:style>",
+            "outside resource",
+        ),
         ('<s:rect fill="url(https://evil.example/p.svg#g)"/>', "outside resource"),
         (f'<s:set attributeName="href" to="{JS}"/>', "<set> element"),
         (
@@ -357,7 +376,9 @@ def test_prefixed_svg_trick_rejected(body, fragment):
 
 def test_prefixed_non_svg_root_rejected():
     """A prefixed root outside the SVG namespace is not an SVG image."""
-    content = b'<s:svg xmlns:s="http://www.w3.org/1999/xhtml" width="120" height="120"/>'
+    content = (
+        b'<s:svg xmlns:s="http://www.w3.org/1999/xhtml" width="120" height="120"/>'
+    )
 
     with pytest.raises(ImageRejected) as raised:
         check_image(content)

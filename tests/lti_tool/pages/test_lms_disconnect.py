@@ -74,9 +74,9 @@ def _connection(app, public_id: str) -> LmsConnection:
 def _audit_count(app) -> int:
     with app.extensions["hpass"].session() as session:
         return session.scalar(
-            select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.action == "lms_connection.disconnected"
-            )
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "lms_connection.disconnected")
         )
 
 
@@ -101,7 +101,9 @@ def test_api_disconnect_frees_site(backend, moodle):
     third = client.post("/api/v1/lms-connections/moodle", json=body, headers=headers)
 
     assert before.status_code == 409
-    assert f"connection disconnect {ids['own']} --provider alpha" in before.json["message"]
+    assert (
+        f"connection disconnect {ids['own']} --provider alpha" in before.json["message"]
+    )
     assert response.status_code == 200
     assert response.json["state"] == "disconnected"
     assert response.json["disconnected_by"].startswith("api-token:")
@@ -234,15 +236,19 @@ def test_page_connects_site_again(backend, moodle):
 
     response = client.post(
         "/admin/connect/lms",
-        data={**CSRF, "lms_name": "Again", "lms_url": moodle.site_url,
-              "lms_token": MOODLE_TOKEN},
+        data={
+            **CSRF,
+            "lms_name": "Again",
+            "lms_url": moodle.site_url,
+            "lms_token": MOODLE_TOKEN,
+        },
     )
     page = response.get_data(as_text=True)
 
     assert response.status_code == 200
     old = _connection(app, ids["own"])
     assert f'<option value="{old.id}">' not in page
-    assert '>Again</option>' in page
+    assert ">Again</option>" in page
     dashboard = client.get("/admin/").get_data(as_text=True)
     assert "LMS sites connected: 1" in dashboard
 
@@ -704,9 +710,9 @@ def test_api_edit_on_disconnected_warns(backend):
     _add_usage(app, ids)
     headers = {"Authorization": f"Bearer {token}"}
     client = app.test_client()
-    badge_id = client.get("/api/v1/achievements", headers=headers).json[
-        "achievements"
-    ][0]["id"]
+    badge_id = client.get("/api/v1/achievements", headers=headers).json["achievements"][
+        0
+    ]["id"]
     before = client.patch(
         f"/api/v1/achievements/{badge_id}", json={"name": "Before"}, headers=headers
     )

@@ -161,7 +161,11 @@ def test_concurrent_form_connects_store_one(backend, moodle, monkeypatch):
     errors = _run_at_once(
         [
             connect(clients[0], "First", moodle.site_url),
-            connect(clients[1], "Second", moodle.site_url.replace("http://", "HTTP://") + "/"),
+            connect(
+                clients[1],
+                "Second",
+                moodle.site_url.replace("http://", "HTTP://") + "/",
+            ),
         ]
     )
 
@@ -182,7 +186,9 @@ def test_index_rejects_same_site_insert(backend):
     bridge = app.extensions["hpass"]
     with bridge.session() as session:
         provider = session.get(Provider, provider_id)
-        add_moodle_connection(session, bridge.vault, provider, "https://m.example.org", "t")
+        add_moodle_connection(
+            session, bridge.vault, provider, "https://m.example.org", "t"
+        )
         session.commit()
 
         with pytest.raises(IntegrityError):
@@ -198,7 +204,9 @@ def test_index_rejects_same_site_insert(backend):
             base_url="https://m.example.org",
         )
         other = add_provider(session, slug="beta", name="Beta")
-        add_moodle_connection(session, bridge.vault, other, "https://m.example.org", "t")
+        add_moodle_connection(
+            session, bridge.vault, other, "https://m.example.org", "t"
+        )
         session.add(canvas)
         session.commit()
 
@@ -236,9 +244,16 @@ def test_cli_insert_rejected_by_index(backend, tmp_path, monkeypatch):
     runner = app.test_cli_runner()
     # The site is never contacted: the token test is skipped.
     arguments = [
-        "connection", "add-moodle", "--provider", "alpha",
-        "--url", "https://cli.example.org", "--token-file", str(token_file),
-        "--skip-lms-check", "--json",
+        "connection",
+        "add-moodle",
+        "--provider",
+        "alpha",
+        "--url",
+        "https://cli.example.org",
+        "--token-file",
+        str(token_file),
+        "--skip-lms-check",
+        "--json",
     ]
     bridge = app.extensions["hpass"]
     monkeypatch.setattr(cli_connections, "_bridge", lambda as_json: bridge)
@@ -284,9 +299,11 @@ def test_migration_fills_site_key(tmp_path):
     command.upgrade(config, "heads")
 
     with engine.connect() as connection:
-        keys = connection.execute(
-            text("SELECT site_key FROM lms_connections ORDER BY id")
-        ).scalars().all()
+        keys = (
+            connection.execute(text("SELECT site_key FROM lms_connections ORDER BY id"))
+            .scalars()
+            .all()
+        )
     engine.dispose()
     assert keys == [
         "https://moodle.example.org",

@@ -45,7 +45,14 @@ def test_operator_create(app, settings, db):
 def test_operator_create_prints_sign_in_url(app, settings):
     """The command prints the full sign-in URL under the public base URL."""
     runner = app.test_cli_runner()
-    arguments = ["operator", "create", "--email", "op@hpass.org", "--password", PASSWORD]
+    arguments = [
+        "operator",
+        "create",
+        "--email",
+        "op@hpass.org",
+        "--password",
+        PASSWORD,
+    ]
 
     result = runner.invoke(main, arguments, env=cli_env(settings))
     as_json = runner.invoke(
@@ -66,7 +73,14 @@ def test_operator_create_prints_sign_in_url(app, settings):
 def test_operator_create_twice(app, settings):
     """A second account with the same email fails with a clear message."""
     runner = app.test_cli_runner()
-    arguments = ["operator", "create", "--email", "op@hpass.org", "--password", PASSWORD]
+    arguments = [
+        "operator",
+        "create",
+        "--email",
+        "op@hpass.org",
+        "--password",
+        PASSWORD,
+    ]
 
     runner.invoke(main, arguments, env=cli_env(settings))
     again = runner.invoke(main, arguments, env=cli_env(settings))
@@ -96,7 +110,15 @@ def test_operator_invalid_email(app, settings, db):
 
     result = runner.invoke(
         main,
-        ["operator", "create", "--email", "op.hpass.org", "--password", PASSWORD, "--json"],
+        [
+            "operator",
+            "create",
+            "--email",
+            "op.hpass.org",
+            "--password",
+            PASSWORD,
+            "--json",
+        ],
         env=cli_env(settings),
     )
 

@@ -134,7 +134,9 @@ def test_portfolio_section_in_arabic(client, tenants, db):
 
 
 def link_portfolio(client, url: str):
-    return client.post("/portfolio/link", data={"csrf": "test-csrf", "portfolio_url": url})
+    return client.post(
+        "/portfolio/link", data={"csrf": "test-csrf", "portfolio_url": url}
+    )
 
 
 def test_link_unreachable_arabic_field_error(client, tenants, caplog):

@@ -107,7 +107,9 @@ def test_crawl_as_visitor(app, client, db, tenants):
 
     assert len(checked) > 20
     for path in checked:
-        ancestors = _frame_ancestors(client.get(path).headers["Content-Security-Policy"])
+        ancestors = _frame_ancestors(
+            client.get(path).headers["Content-Security-Policy"]
+        )
         if path.startswith(("/lti/", "/course/")):
             # Without a launch the platform is unknown, so only the bridge may frame.
             assert ancestors in ("'self'", "'none'"), path
@@ -172,7 +174,12 @@ def test_crawl_as_instructor(app, client, db, tenants):
 
 def test_crawl_as_admin(app, client, db, tenants):
     """Signed-in admin pages are never framed."""
-    add_account(db, "admin@alpha.example.org", AccountRole.PROVIDER_ADMIN, tenants[0].provider_id)
+    add_account(
+        db,
+        "admin@alpha.example.org",
+        AccountRole.PROVIDER_ADMIN,
+        tenants[0].provider_id,
+    )
     assert sign_in(client, "admin@alpha.example.org").status_code == 303
     urls = _html_urls(app, _values(db, tenants[0]))
 
@@ -243,7 +250,9 @@ def test_hsts_over_https(client):
     assert "Strict-Transport-Security" not in plain.headers
 
 
-@pytest.mark.parametrize(("trusted", "expected"), [(["127.0.0.1/32"], True), ([], False)])
+@pytest.mark.parametrize(
+    ("trusted", "expected"), [(["127.0.0.1/32"], True), ([], False)]
+)
 def test_hsts_behind_proxy(settings, trusted, expected):
     """Behind a trusted TLS proxy pages get HSTS; a forged header from others does not."""
     settings.trusted_proxies = trusted
