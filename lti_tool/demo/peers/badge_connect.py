@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from flask import Flask, Response, jsonify, request
 
 from lti_tool.demo.peers.portfolio_oauth import OAuthServer
-from lti_tool.demo.peers.serving import RunningServer, serve_in_thread
+from lti_tool.demo.peers.serving import RunningServer, peer_app, serve_in_thread
 
 API_BASE_PATH = "/bcv1"
 SCOPE_CREATE = "https://purl.imsglobal.org/spec/ob/v2p1/scope/assertion.create"
@@ -48,7 +48,7 @@ class BadgeConnectPeer:
             self._fail = [status] * n
 
     def create_app(self) -> Flask:
-        app = Flask(__name__)
+        app = peer_app(__name__, "badge_connect")
         app.add_url_rule("/.well-known/badgeconnect.json", "manifest", self._manifest)
         app.add_url_rule(
             f"{API_BASE_PATH}/assertions", "assertions", self._add, methods=["POST"]

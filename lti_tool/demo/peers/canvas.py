@@ -41,7 +41,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify, request
 
-from lti_tool.demo.peers.serving import require_loopback_url
+from lti_tool.demo.peers.serving import peer_app, require_loopback_url
 
 SHARD_FACTOR = 10**13
 DEFAULT_PER_PAGE = 10
@@ -332,7 +332,7 @@ class FakeCanvas:
     # HTTP --------------------------------------------------------------------
 
     def _make_app(self) -> Flask:
-        app = Flask(__name__)
+        app = peer_app(__name__, "canvas")
         fake = self
 
         @app.get("/api/v1/courses/<int:course_id>/modules")

@@ -47,6 +47,7 @@ from lti_tool.demo.peers.moodle_ws import (
 )
 from lti_tool.demo.peers.serving import (
     RunningServer,
+    peer_app,
     require_loopback_url,
     serve_in_thread,
 )
@@ -545,7 +546,7 @@ class MoodleStandIn:
 
     def create_app(self) -> Flask:
         """Build the stand-in's Flask app; it reads this object's state per request."""
-        app = Flask(__name__)
+        app = peer_app(__name__, "moodle")
         app.add_url_rule(
             WS_PATH, "webservice", self._webservice_view, methods=["GET", "POST"]
         )

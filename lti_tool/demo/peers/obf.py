@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, Response, jsonify, request
 
-from lti_tool.demo.peers.serving import RunningServer, serve_in_thread
+from lti_tool.demo.peers.serving import RunningServer, peer_app, serve_in_thread
 
 TOKEN_SECONDS = 3600
 
@@ -79,7 +79,7 @@ class ObfPeer:
             return [event for event in self.events.values() if not event.revoked]
 
     def create_app(self) -> Flask:
-        app = Flask(__name__)
+        app = peer_app(__name__, "obf")
         app.before_request(self._maybe_fail)
         app.add_url_rule(
             "/v1/client/oauth2/token", "token", self._token, methods=["POST"]

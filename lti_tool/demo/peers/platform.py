@@ -45,6 +45,7 @@ from lti_tool.demo.peers.lti1p3platform_flask import (
 )
 from lti_tool.demo.peers.serving import (
     RunningServer,
+    peer_app,
     require_loopback_url,
     serve_in_thread,
 )
@@ -288,7 +289,7 @@ class PlatformPeer:
 
     def create_app(self) -> Flask:
         """Build the platform's Flask app; it reads this peer's state per request."""
-        app = Flask(__name__)
+        app = peer_app(__name__, "platform")
         app.add_url_rule("/", "index", self._index_view)
         app.add_url_rule("/jwks", "jwks", self._jwks_view)
         app.add_url_rule("/launch/<user_ref>", "launch", self._launch_view)

@@ -60,6 +60,7 @@ from lti_tool.demo.peers.page_policy import add_page_policy
 from lti_tool.demo.peers.portfolio_oauth import OAuthServer
 from lti_tool.demo.peers.serving import (
     RunningServer,
+    peer_app,
     require_loopback_url,
     serve_in_thread,
 )
@@ -299,7 +300,7 @@ class PortfolioPeer:
 
     def create_app(self) -> Flask:
         """Build the portfolio's Flask app; it reads this object's state per request."""
-        app = Flask(__name__)
+        app = peer_app(__name__, "portfolio")
         app.add_url_rule(UPSERT_PATH, "upsert", self._upsert_view, methods=["POST"])
         app.add_url_rule("/", "index", self._index_view)
         app.add_url_rule("/api/credentials", "list_credentials", self._list_view)

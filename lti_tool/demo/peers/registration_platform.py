@@ -18,9 +18,9 @@ from __future__ import annotations
 import secrets
 import typing as t
 
-from flask import Flask, jsonify, request
+from flask import jsonify, request
 
-from lti_tool.demo.peers.serving import RunningServer, serve_in_thread
+from lti_tool.demo.peers.serving import RunningServer, peer_app, serve_in_thread
 
 CANVAS_ISSUER = "https://canvas.instructure.com"
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
@@ -69,7 +69,9 @@ class RegistrationPlatform:
         return f"{self.url}/.well-known/openid-configuration"
 
     def start(self) -> RunningServer:
-        app = Flask(f"{self.family}_registration_platform")
+        app = peer_app(
+            f"{self.family}_registration_platform", f"{self.family}_registration"
+        )
         app.add_url_rule(
             "/.well-known/openid-configuration", "configuration", self._configuration
         )

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
+from flask import Flask, request
 from waitress import wasyncore
 from waitress.server import create_server
 
 from lti_tool.config import is_loopback_host
+from lti_tool.errors import bind_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,23 @@ def require_loopback_url(url: str, name: str) -> str:
         )
 
     return url
+
+
+def peer_app(import_name: str, peer: str) -> Flask:
+    """Build a demo peer's Flask app, whose log lines carry only its request's ids.
+
+    The peers share threads with the bridge when `run --demo` serves them beside it,
+    and log context lives per thread, so without a fresh context a peer's line would
+    carry the ids of whatever request that thread served before.
+    """
+    app = Flask(import_name)
+
+    @app.before_request
+    def bind_peer_log_context() -> None:
+        bind_request_id(request.headers.get("X-Request-ID"))
+        structlog.contextvars.bind_contextvars(demo_peer=peer)
+
+    return app
 
 
 @dataclass
