@@ -319,7 +319,13 @@ def build_peers(base: str, demo_secrets: DemoSecrets, ids: DemoIds) -> DemoPeers
         ),
     )
     moodle.add_course(demo_course())
-    portfolio = PortfolioPeer(demo_secrets.portfolio_token)
+    portfolio = PortfolioPeer(
+        demo_secrets.portfolio_token,
+        page_links=(
+            ("Back to the demo", base + "/demo/"),
+            ("Open the Moodle course", base + MOODLE_PATH + "/"),
+        ),
+    )
     return DemoPeers(platform, moodle, portfolio, demo_secrets, ids)
 
 

@@ -193,14 +193,16 @@ class PortfolioPeer:
         *,
         system_name: str = DEFAULT_SYSTEM_NAME,
         fetch_document: DocumentFetcher | None = None,
+        page_links: t.Sequence[tuple[str, str]] = (),
     ) -> None:
         """`fetch_document` reads status lists; the default is an HTTP GET that
-        accepts only loopback URLs."""
+        accepts only loopback URLs. `page_links` (label, URL) head the index page."""
         if not bearer_token:
             raise ValueError("bearer_token must be a non-empty string")
 
         self.bearer_token = bearer_token
         self.system_name = system_name
+        self.page_links = tuple(page_links)
         self._fetch_document = fetch_document or fetch_loopback_json
         self._api = load_ob3_api()
         self._lock = threading.Lock()
@@ -565,7 +567,10 @@ class PortfolioPeer:
             rows.append(row)
 
         return render_template_string(
-            INDEX_TEMPLATE, rows=rows, received_count=self.received_count
+            INDEX_TEMPLATE,
+            rows=rows,
+            received_count=self.received_count,
+            page_links=self.page_links,
         )
 
 
@@ -677,8 +682,13 @@ STATUS_LABELS = {
 
 INDEX_TEMPLATE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Demo portfolio</title></head>
+<head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Demo portfolio</title></head>
 <body>
+{% if page_links %}<nav aria-label="Demo"><ul>
+{% for label, url in page_links %}<li><a href="{{ url }}">{{ label }}</a></li>{% endfor %}
+</ul></nav>{% endif %}
 <h1>Demo portfolio</h1>
 <p>{{ rows | length }} badge(s) held;
    {{ received_count }} upsert request(s) received.</p>
@@ -690,8 +700,9 @@ INDEX_TEMPLATE = """<!doctype html>
   </thead>
   <tbody>
   {% for row in rows %}
-    <tr><td>{{ row.name }}</td><td>{{ row.status }}</td>
-        <td>{{ row.recipient }}</td><td>{{ row.issuer }}</td><td>{{ row.id }}</td></tr>
+    <tr><td dir="auto">{{ row.name }}</td><td>{{ row.status }}</td>
+        <td dir="auto">{{ row.recipient }}</td><td dir="auto">{{ row.issuer }}</td>
+        <td>{{ row.id }}</td></tr>
   {% endfor %}
   </tbody>
 </table>

@@ -44,6 +44,23 @@ def test_moodle_page_links_and_states(tmp_path):
     assert "state 0" not in page
 
 
+def test_portfolio_page_links(tmp_path):
+    """The portfolio page links back to the demo and the Moodle course, and fits a
+    phone screen."""
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    try:
+        page = requests.get(f"{stack.base_url}/demo/portfolio/", timeout=10).text
+    finally:
+        stack.stop()
+
+    assert f'<a href="{stack.base_url}/demo/">Back to the demo</a>' in page
+    assert f'<a href="{stack.base_url}/demo/moodle/">Open the Moodle course</a>' in page
+    assert (
+        '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    )
+
+
 def test_platform_launch_links_mounted(tmp_path):
     """The platform's launch links point under its mount path."""
     stack = DemoStack(tmp_path / "instance")

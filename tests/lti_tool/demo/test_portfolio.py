@@ -289,6 +289,18 @@ def test_read_page_lists_badge(portfolio):
     assert "Demo Provider" in page.text
 
 
+def test_read_page_names_follow_script(portfolio):
+    """Badge, recipient and issuer cells take their direction from their text, so
+    an Arabic badge name reads right to left."""
+    _, server = portfolio
+    upsert(server, CREDENTIAL)
+
+    page = requests.get(server.url + "/", timeout=5).text
+
+    assert '<td dir="auto">Humanitarian Essentials</td>' in page
+    assert '<td dir="auto">Demo Provider</td>' in page
+
+
 def test_api_lists_credentials(portfolio):
     """GET /api/credentials returns the stored credentials as JSON."""
     _, server = portfolio
