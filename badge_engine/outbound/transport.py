@@ -6,6 +6,10 @@ before the request could approve one DNS answer while the connection uses anothe
 against the policy and connects only to those checked addresses. TLS still verifies
 the certificate against the host name, because only the socket is replaced.
 
+An adapter built with `timed_resolution=True` also bounds name resolution: the
+lookup gets at most the connect timeout, and the connect gets what the lookup left
+of it (see `resolve_host_within`).
+
 NOTE: this overrides urllib3's `HTTPConnection._new_conn`, which urllib3 2.x
 documents only in its source; the tests in tests/badge_engine/test_outbound.py fail
 if a urllib3 upgrade stops calling it.
@@ -14,6 +18,10 @@ if a urllib3 upgrade stops calling it.
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager
@@ -21,9 +29,15 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.connection import create_connection
 
-from badge_engine.outbound.errors import OutboundBlocked
+from badge_engine.outbound.errors import OutboundBlocked, OutboundTimeout
 from badge_engine.outbound import policy as outbound_policy
-from badge_engine.outbound.policy import OutboundPolicy, redact_url
+from badge_engine.outbound.policy import IPAddress, OutboundPolicy, redact_url
+
+# Lookups that may run at once in `resolve_host_within`. getaddrinfo cannot be
+# cancelled, so a lookup that hangs keeps its thread until the system resolver gives
+# up. This cap keeps a hanging resolver from growing the thread count.
+MAX_TIMED_LOOKUPS = 8
+_lookup_slots = threading.BoundedSemaphore(MAX_TIMED_LOOKUPS)
 
 
 class _PinnedConnectionMixin:
@@ -31,10 +45,21 @@ class _PinnedConnectionMixin:
 
     outbound_policy: OutboundPolicy
     scheme: str
+    timed_resolution: bool = False
 
     def _new_conn(self) -> socket.socket:
         url = redact_url(f"{self.scheme}://{_netloc(self.host, self.port)}/")
-        addresses = outbound_policy.resolve_host(self.host, self.port, url=url)
+        connect_timeout = self.timeout
+        if self.timed_resolution and isinstance(connect_timeout, (int, float)):
+            started = time.monotonic()
+            addresses = resolve_host_within(
+                self.host, self.port, url=url, timeout_seconds=connect_timeout
+            )
+            connect_timeout -= time.monotonic() - started
+            if connect_timeout <= 0:
+                raise _lookup_timed_out(self.host, url, self.timeout)
+        else:
+            addresses = outbound_policy.resolve_host(self.host, self.port, url=url)
         self.outbound_policy.check_addresses(
             addresses, url=url, plain_http=self.scheme == "http"
         )
@@ -44,7 +69,7 @@ class _PinnedConnectionMixin:
             try:
                 return create_connection(
                     (str(address), self.port),
-                    self.timeout,
+                    connect_timeout,
                     source_address=self.source_address,
                     socket_options=self.socket_options,
                 )
@@ -62,15 +87,72 @@ class _PinnedConnectionMixin:
         )
 
 
+def resolve_host_within(
+    host: str, port: int, *, url: str, timeout_seconds: float
+) -> list[IPAddress]:
+    """Resolve `host` like `policy.resolve_host`, or raise OutboundTimeout.
+
+    The lookup runs on a daemon thread so that the caller can stop waiting after
+    `timeout_seconds`. At most MAX_TIMED_LOOKUPS lookups run at once, and a caller
+    that finds them all busy waits for a free one within the same timeout. A lookup
+    abandoned on timeout finishes in the background and frees its slot then.
+    Daemon threads, unlike a ThreadPoolExecutor's workers, do not hold up the
+    interpreter's exit while the system resolver still hangs.
+    """
+    started = time.monotonic()
+    if not _lookup_slots.acquire(timeout=timeout_seconds):
+        raise _lookup_timed_out(host, url, timeout_seconds)
+
+    result: Future[list[IPAddress]] = Future()
+
+    def look_up() -> None:
+        try:
+            result.set_result(outbound_policy.resolve_host(host, port, url=url))
+        except BaseException as error:
+            result.set_exception(error)
+        finally:
+            _lookup_slots.release()
+
+    try:
+        threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
+    except BaseException:
+        _lookup_slots.release()
+        raise
+
+    try:
+        return result.result(timeout=timeout_seconds - (time.monotonic() - started))
+    except FutureTimeout:
+        raise _lookup_timed_out(host, url, timeout_seconds) from None
+
+
+def _lookup_timed_out(host: str, url: str, timeout_seconds: float) -> OutboundTimeout:
+    return OutboundTimeout(
+        f"The host {host!r} could not be resolved within {timeout_seconds:.3g} s",
+        url=url,
+        code="resolve_timeout",
+        hint=f"Check that the DNS resolver of the bridge's machine responds "
+        f"promptly, for example with `getent hosts {host}` there",
+    )
+
+
 def _netloc(host: str, port: int | None) -> str:
     redacted_url = f"[{host}]" if ":" in host else host
     return f"{redacted_url}:{port}" if port else redacted_url
 
 
 class _PinnedPoolManager(PoolManager):
-    def __init__(self, *args, outbound_policy: OutboundPolicy, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        outbound_policy: OutboundPolicy,
+        timed_resolution: bool,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        attributes = {"outbound_policy": outbound_policy}
+        attributes = {
+            "outbound_policy": outbound_policy,
+            "timed_resolution": timed_resolution,
+        }
         self._connection_classes = {
             "http": type(
                 "PinnedHTTPConnection",
@@ -95,11 +177,15 @@ class PinnedAddressAdapter(HTTPAdapter):
     """An HTTPAdapter whose every new connection passes the outbound policy.
 
     Proxies are blocked because the address check would judge the proxy, not the host
-    the request is meant for.
+    the request is meant for. With `timed_resolution`, name resolution counts against
+    the connect timeout.
     """
 
-    def __init__(self, policy: OutboundPolicy) -> None:
+    def __init__(
+        self, policy: OutboundPolicy, *, timed_resolution: bool = False
+    ) -> None:
         self.outbound_policy = policy
+        self.timed_resolution = timed_resolution
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
@@ -108,6 +194,7 @@ class PinnedAddressAdapter(HTTPAdapter):
             maxsize=maxsize,
             block=block,
             outbound_policy=self.outbound_policy,
+            timed_resolution=self.timed_resolution,
             **pool_kwargs,
         )
 

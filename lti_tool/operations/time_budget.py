@@ -21,6 +21,7 @@ from badge_engine.outbound import (
     OutboundTimeout,
     redact_url,
 )
+from badge_engine.outbound.transport import PinnedAddressAdapter
 
 
 class BudgetSession(GuardedSession):
@@ -32,14 +33,18 @@ class BudgetSession(GuardedSession):
     means that the budget ran out, and `ran_out` then turns true. A request started with no
     time left raises OutboundTimeout without being sent.
 
-    NOTE: name resolution runs before the connect timeout starts, so a resolver that
-    hangs can still overrun the budget.
+    Name resolution counts against the connect timeout (`timed_resolution`), so a
+    resolver that hangs ends the request with OutboundTimeout, code
+    `resolve_timeout`, when the time left runs out, and sets `ran_out` too.
     """
 
     def __init__(
         self, policy: OutboundPolicy, limits: OutboundLimits, budget_seconds: float
     ) -> None:
         super().__init__(policy, limits)
+        adapter = PinnedAddressAdapter(policy, timed_resolution=True)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
         self.budget_seconds = budget_seconds
         self.ran_out = False
         self._base_limits = limits

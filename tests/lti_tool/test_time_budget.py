@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
+import threading
 import time
 
 import pytest
 
+from badge_engine.outbound import policy as policy_module
 from badge_engine.outbound import (
     OutboundConnectionFailed,
     OutboundLimits,
     OutboundTimeout,
 )
+from badge_engine.outbound.transport import MAX_TIMED_LOOKUPS
 from connectors.moodle.client import MOODLE_LIMITS, MoodleClient
 from connectors.moodle.errors import MoodleUnavailable
 from lti_tool.operations.time_budget import BudgetSession
@@ -72,3 +76,107 @@ def test_refused_connection_leaves_flag_clear():
         session.get("http://127.0.0.1:9/")
 
     assert session.ran_out is False
+
+
+@pytest.fixture
+def slow_dns(monkeypatch):
+    """Make `*.test` names resolve to 127.0.0.1 only after `answers_after` seconds.
+
+    A lookup with `answers_after` set to None hangs until the test ends. No real DNS
+    server is asked.
+    """
+    settings = {"answers_after": None}
+    released = threading.Event()
+    real_resolve = policy_module.resolve_host
+
+    def resolve(host, port, *, url):
+        if not host.endswith(".test"):
+            return real_resolve(host, port, url=url)
+        released.wait(settings["answers_after"])
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(policy_module, "resolve_host", resolve)
+    yield settings
+    released.set()
+
+
+def test_hanging_resolver_ends_within_budget(slow_dns):
+    """A lookup that never returns ends the request when the budget does."""
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), 0.5)
+    started = time.monotonic()
+
+    with pytest.raises(OutboundTimeout) as raised:
+        session.get("http://lms.test:9/webservice")
+    elapsed = time.monotonic() - started
+
+    assert 0.4 <= elapsed < 1.5
+    assert raised.value.code == "resolve_timeout"
+    assert "'lms.test' could not be resolved" in str(raised.value)
+    assert "getent hosts lms.test" in str(raised.value)
+    assert session.ran_out is True
+
+
+def test_budget_spent_on_lookup_stops_next(slow_dns):
+    """After a hanging lookup took the budget, the next request is not sent."""
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), 0.3)
+
+    with pytest.raises(OutboundTimeout):
+        session.get("http://lms.test:9/")
+    with pytest.raises(OutboundTimeout) as second:
+        session.get("http://lms.test:9/")
+
+    assert second.value.code == "budget"
+
+
+def test_slow_lookup_within_budget_connects(slow_dns):
+    """A lookup that ends in time lets the request go on to the resolved address."""
+    slow_dns["answers_after"] = 0.2
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), 2.0)
+
+    # Nothing listens on loopback port 9, so the connect after the lookup is refused.
+    with pytest.raises(OutboundConnectionFailed) as raised:
+        session.get("http://lms.test:9/")
+
+    assert raised.value.code == "connection_failed"
+    assert session.ran_out is False
+
+
+def test_failed_lookup_leaves_flag_clear(monkeypatch):
+    """A lookup that fails at once raises its own error, not a timeout."""
+
+    def resolve(host, port, *, url):
+        raise OutboundConnectionFailed(
+            f"The host {host!r} could not be resolved",
+            url=url,
+            code="unresolvable_host",
+        )
+
+    monkeypatch.setattr(policy_module, "resolve_host", resolve)
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), 2.0)
+
+    with pytest.raises(OutboundConnectionFailed) as raised:
+        session.get("http://missing.test/")
+
+    assert raised.value.code == "unresolvable_host"
+    assert session.ran_out is False
+
+
+def test_hanging_lookups_keep_threads_bounded(slow_dns):
+    """Many requests to a hanging resolver never run more than the lookup cap."""
+
+    def lookup_threads():
+        return [
+            thread
+            for thread in threading.enumerate()
+            if thread.name.startswith("resolve ")
+        ]
+
+    errors = []
+    for _ in range(3 * MAX_TIMED_LOOKUPS):
+        session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), 0.05)
+        with pytest.raises(OutboundTimeout) as raised:
+            session.get("http://lms.test:9/")
+        errors.append(raised.value.code)
+
+    assert len(lookup_threads()) <= MAX_TIMED_LOOKUPS
+    assert set(errors) == {"resolve_timeout"}
