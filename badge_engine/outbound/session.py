@@ -27,6 +27,7 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 from requests.hooks import dispatch_hook
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
+from urllib3.util import Timeout
 
 from badge_engine.outbound.errors import (
     OutboundBlocked,
@@ -42,6 +43,9 @@ from badge_engine.outbound.transport import PinnedAddressAdapter
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+# urllib3 rejects a timeout of zero, so a deadline that passes between the check
+# and the send becomes this short timeout.
+MIN_TIMEOUT_SECONDS = 0.001
 # Headers that describe a request body. A redirect that turns the request into a
 # GET (301 or 302 after POST, and every 303) sends no body, so they are dropped.
 _BODY_HEADERS = ("Content-Length", "Content-Type", "Transfer-Encoding")
@@ -144,13 +148,20 @@ class GuardedSession(requests.Session):
         timeout = self._timeout(caller_timeout, deadline, redacted_url)
         adapter = self.get_adapter(prepared.url)
         started = time.monotonic()
+        # With `total`, urllib3 waits for the response headers only for what the
+        # name lookup, connect and send left of the deadline.
+        exchange_timeout = Timeout(
+            connect=timeout[0],
+            read=timeout[1],
+            total=max(deadline - started, MIN_TIMEOUT_SECONDS),
+        )
         try:
             # The adapter is called directly because Session.send reads the whole
             # body of a redirect response, with no size limit.
             response = adapter.send(
                 prepared,
                 stream=True,
-                timeout=timeout,
+                timeout=exchange_timeout,
                 verify=self.verify,
                 cert=self.cert,
                 proxies={},

@@ -180,3 +180,19 @@ def test_hanging_lookups_keep_threads_bounded(slow_dns):
 
     assert len(lookup_threads()) <= MAX_TIMED_LOOKUPS
     assert set(errors) == {"resolve_timeout"}
+
+
+def test_slow_lookup_shortens_response_wait(slow_dns, silent_server):
+    """The time a lookup took is not given again to the response wait."""
+    slow_dns["answers_after"] = 0.6
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), 1.0)
+    started = time.monotonic()
+
+    with pytest.raises(OutboundTimeout) as raised:
+        session.get(f"http://lms.test:{silent_server.port}/")
+    elapsed = time.monotonic() - started
+
+    assert 0.9 <= elapsed < 1.4
+    assert raised.value.code == "timeout"
+    assert silent_server.accepted == 1
+    assert session.ran_out is True
