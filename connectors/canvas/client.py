@@ -216,6 +216,21 @@ class CanvasClient:
         user = _lti_reference("lti_1_3_id", sub)
         return self._get_object(f"/api/v1/courses/{course}/users/{user}")
 
+    def get_user_by_lti_1_3_id(self, sub: str) -> dict[str, Any]:
+        """Return the Canvas user whose LTI 1.3 `sub` is `sub`, in any course or none.
+
+        This is the Users API's "Show user details" (`GET /api/v1/users/:id`),
+        which needs the scope `url:GET|/api/v1/users/:id`. An unknown `sub` gets
+        404 (CanvasNotFound).
+
+        NOTE: which status Canvas returns when the token's user may not read the
+        user (one outside the accounts it administers) was not checked against a
+        real Canvas. A 401 would be refreshed once and then raised as
+        CanvasTokenInvalid.
+        """
+        user = _lti_reference("lti_1_3_id", sub)
+        return self._get_object(f"/api/v1/users/{user}")
+
     def iter_bulk_user_progress(
         self, course_id: str, start_url: str | None = None
     ) -> Iterator[Page]:

@@ -51,14 +51,20 @@ REQUIRED_SCOPES = {
     "url:GET|/api/v1/courses/:course_id/students/submissions": (
         "/api/v1/courses/{course}/students/submissions"
     ),
-    # A launch's custom lms_course_id and lms_user_id are checked against these two.
+    # A launch's custom lms_course_id and lms_user_id are checked with these three.
+    # An admin's user id is looked up account-wide, everyone else's in the course.
     "url:GET|/api/v1/courses/:id": "/api/v1/courses/{course}",
     "url:GET|/api/v1/courses/:course_id/users/:id": "/api/v1/courses/{course}/users/self",
+    "url:GET|/api/v1/users/:id": "/api/v1/users/self",
 }
 # Polls and event re-reads work without these; only launches whose custom ids differ
 # from the LTI claims need them.
 IDENTITY_SCOPES = frozenset(
-    {"url:GET|/api/v1/courses/:id", "url:GET|/api/v1/courses/:course_id/users/:id"}
+    {
+        "url:GET|/api/v1/courses/:id",
+        "url:GET|/api/v1/courses/:course_id/users/:id",
+        "url:GET|/api/v1/users/:id",
+    }
 )
 # Canvas checks the scope before it looks the user up, so a 404 from this probe
 # (the token's user is not in the course) still proves the scope is granted.

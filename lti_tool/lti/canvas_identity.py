@@ -8,9 +8,11 @@ custom parameter could otherwise bind another course or learner to their own
 launch, sign audit entries as another instructor, or list another course's badges
 in the Deep Linking picker. So before a custom id is used for the first time, the
 bridge requests from Canvas, with the connection's credentials, the course and
-user that the launch's `context.id` and `sub` belong to. Canvas's Object IDs page
-documents the `lti_context_id:` course reference and the `lti_1_3_id:` user
-reference, whose value is the `sub` of LTI 1.3 launches.
+user that the launch's `context.id` and `sub` belong to. The user is looked up
+among the course's users, but an admin is looked up account-wide through the
+Users API, because a Canvas account admin need not be a user of the course.
+Canvas's Object IDs page documents the `lti_context_id:` course reference and
+the `lti_1_3_id:` user reference, whose value is the `sub` of LTI 1.3 launches.
 
 A launch whose custom ids differ from its claims is rejected when Canvas reports
 other ids, or when they cannot be checked: a platform other than Moodle without
@@ -19,6 +21,7 @@ a Canvas connection, missing scopes, or Canvas unreachable.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -59,6 +62,8 @@ class CustomIds:
     course_parameter: str | None
     lms_user_id: str | None
     user_parameter: str | None
+    # True for an admin's launch, whose user is looked up outside the course.
+    admin: bool = False
 
 
 def custom_ids(registration, claims: dict) -> CustomIds | None:
@@ -67,9 +72,9 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
     Moodle launches return None, because the validator already requires their
     custom ids to equal the claims. A deep linking launch without a context
     returns None too, because the validator rejects a custom course id there.
-    A user id is returned for a resource link launch of any role but admin,
-    because a learner's launch stores a learner row and an instructor's user id
-    names the actor in the audit log. A deep linking launch uses no user id.
+    A user id is returned for a resource link launch of any role, because a
+    learner's launch stores a learner row and the user id of an instructor or an
+    admin names the actor in the audit log. A deep linking launch uses no user id.
     """
     platform = claims.get(CLAIM + "tool_platform")
     family = platform.get("product_family_code") if isinstance(platform, dict) else None
@@ -88,11 +93,7 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
 
     lms_user_id, user_parameter = None, None
     role = roles.map_roles(claims.get(CLAIM + "roles") or [])
-    # NOTE: an admin's custom user id is not checked, because a Canvas account
-    # admin need not be a user of the course, where the check looks the user up.
-    # The signed roles claim makes the launch an admin's, but a course-level tool
-    # could still set the id that names the admin in the audit log.
-    if claims.get(CLAIM + "message_type") == RESOURCE_LINK and role != roles.ADMIN:
+    if claims.get(CLAIM + "message_type") == RESOURCE_LINK:
         lms_user_id, user_parameter = lms_id(claims, USER_ID_PARAMETERS, "sub")
         user_parameter = user_parameter.removeprefix("custom ")
         if lms_user_id == sub:
@@ -101,7 +102,13 @@ def custom_ids(registration, claims: dict) -> CustomIds | None:
     if lms_course_id is None and lms_user_id is None:
         return None
     return CustomIds(
-        context_id, sub, lms_course_id, course_parameter, lms_user_id, user_parameter
+        context_id,
+        sub,
+        lms_course_id,
+        course_parameter,
+        lms_user_id,
+        user_parameter,
+        admin=lms_user_id is not None and role == roles.ADMIN,
     )
 
 
@@ -258,14 +265,22 @@ def _confirm_course(client, ids: CustomIds, validated_ids: dict) -> None:
 
 
 def _confirm_user(client, ids: CustomIds, validated_ids: dict) -> None:
+    if ids.admin:
+        fetch = functools.partial(client.get_user_by_lti_1_3_id, ids.sub)
+        not_found_scope = " that the Canvas connection's token can read"
+    else:
+        fetch = functools.partial(
+            client.get_course_user_by_lti_1_3_id, ids.context_id, ids.sub
+        )
+        not_found_scope = " in the launch's course"
     _confirm_lms_id(
-        lambda: client.get_course_user_by_lti_1_3_id(ids.context_id, ids.sub),
+        fetch,
         kind="user",
         claim="sub",
         claim_value=ids.sub,
         parameter=ids.user_parameter,
         lms_id=ids.lms_user_id,
-        not_found_scope=" in the launch's course",
+        not_found_scope=not_found_scope,
         ids=ids,
         validated_ids=validated_ids,
     )
@@ -290,17 +305,20 @@ def _confirm_lms_id(
     the value of the custom `parameter`.
     """
     subject = f"the launch's {kind} ({claim} {claim_value[:64]!r})"
+    admin_lookup = ids.admin and kind == "user"
     try:
         record = fetch()
     except CanvasNotFound:
         raise _unconfirmed(
             f"Canvas has no {kind} with the launch's {claim} "
             f"{claim_value[:64]!r}{not_found_scope}",
-            ids,
             validated_ids,
+            admin_lookup=admin_lookup,
         ) from None
     except CanvasError as error:
-        raise _not_checked(subject, error, validated_ids) from None
+        raise _not_checked(
+            subject, error, validated_ids, admin_lookup=admin_lookup
+        ) from None
 
     reported = str(record.get("id", ""))
     if reported != lms_id:
@@ -308,28 +326,41 @@ def _confirm_lms_id(
             f"the custom parameter {parameter} names LMS {kind} {lms_id[:64]!r}, "
             f"but Canvas reports that the launch's {claim} belongs to {kind} "
             f"{reported[:64]!r}",
-            ids,
             validated_ids,
         )
 
 
-def _unconfirmed(problem: str, ids: CustomIds, validated_ids: dict):
-    return LaunchIdentityUnverified(
-        problem,
-        check="the custom parameters must be set by the Canvas admin in the "
+def _unconfirmed(problem: str, validated_ids: dict, *, admin_lookup: bool = False):
+    check = (
+        "the custom parameters must be set by the Canvas admin in the "
         "developer key, as lms_course_id=$Canvas.course.id and "
         "lms_user_id=$Canvas.user.id, and no course-level tool or link may set "
-        "them; instructors should ask the provider admin",
-        **validated_ids,
+        "them; instructors should ask the provider admin"
     )
+    if admin_lookup:
+        check += (
+            ". An admin's user is looked up account-wide, so the Canvas connection "
+            "must be authorised by an admin of an account that contains the "
+            "launching admin"
+        )
+    return LaunchIdentityUnverified(problem, check=check, **validated_ids)
 
 
-def _not_checked(subject: str, error: CanvasError, validated_ids: dict):
+def _not_checked(
+    subject: str, error: CanvasError, validated_ids: dict, *, admin_lookup: bool
+):
     if isinstance(error, CanvasScopeMissing):
         check = (
-            "add the scopes url:GET|/api/v1/courses/:id and "
-            "url:GET|/api/v1/courses/:course_id/users/:id to the Canvas developer "
-            "key and authorise the bridge again"
+            "add the scopes url:GET|/api/v1/courses/:id, "
+            "url:GET|/api/v1/courses/:course_id/users/:id and "
+            "url:GET|/api/v1/users/:id to the Canvas developer key and authorise "
+            "the bridge again"
+        )
+    elif admin_lookup:
+        check = (
+            "the Canvas connection must work (run hpass-bridge lms test), and its "
+            "token's user must be an admin of an account that contains the "
+            "launching admin"
         )
     else:
         check = (

@@ -16,9 +16,11 @@ the demo:
 - `POST /login/oauth2/token` refreshes developer key tokens (one hour) and grants
   LTI client-credentials tokens; `POST /api/lti/accounts/:id/data_services`
   records a Live Events subscription.
-- `GET courses/:id` and `GET courses/:course_id/users/:id` accept Canvas's
-  `lti_context_id:` (course) and `lti_1_3_id:` (user) prefixes, so a caller can
-  look up the Canvas ids behind an LTI 1.3 launch's `context.id` and `sub`.
+- `GET courses/:id`, `GET courses/:course_id/users/:id` and `GET users/:id`
+  accept Canvas's `lti_context_id:` (course) and `lti_1_3_id:` (user) prefixes,
+  so a caller can look up the Canvas ids behind an LTI 1.3 launch's `context.id`
+  and `sub`. `users/:id` finds the students of every course and the account
+  users added with `add_account_user`, who need no course.
 - `send_live_event` posts `course_progress` and `course_completed` to a
   subscription URL as JSON or as an RS256 JWT, with local or global ids.
 """
@@ -65,6 +67,7 @@ ALL_SCOPES = frozenset(
         "url:GET|/api/v1/courses/:course_id/students/submissions",
         "url:GET|/api/v1/courses/:id",
         "url:GET|/api/v1/courses/:course_id/users/:id",
+        "url:GET|/api/v1/users/:id",
     }
 )
 
@@ -153,6 +156,8 @@ class FakeCanvas:
         self.root_account_id = root_account_id
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.courses: dict[int, Course] = {}
+        # Users of the account outside any course, such as account admins.
+        self.account_users: dict[int, Student] = {}
         self.tokens: dict[str, AccessToken] = {}
         self.developer_keys: dict[str, tuple[str, str, int]] = {}
         self.subscriptions: list[dict] = []
@@ -192,6 +197,12 @@ class FakeCanvas:
             course.students[user_id] = Student(
                 user_id, f"Learner {user_id}", lti_1_3_id=self.lti_1_3_id(user_id)
             )
+
+    def add_account_user(self, user_id: int) -> None:
+        """Add a user of the account who is in no course, such as an account admin."""
+        self.account_users[user_id] = Student(
+            user_id, f"User {user_id}", lti_1_3_id=self.lti_1_3_id(user_id)
+        )
 
     def lti_1_3_id(self, user_id: int) -> str:
         """Return the user's LTI 1.3 `sub`, a UUID that Canvas keeps per user."""
@@ -384,6 +395,13 @@ class FakeCanvas:
                 lambda token: fake._course_user(course_id, user_id, token),
             )
 
+        @app.get("/api/v1/users/<user_id>")
+        def user(user_id):
+            return fake._api(
+                "url:GET|/api/v1/users/:id",
+                lambda token: fake._user(user_id, token),
+            )
+
         @app.post("/login/oauth2/token")
         def token():
             return fake._token_endpoint()
@@ -547,6 +565,32 @@ class FakeCanvas:
                 "name": student.name,
                 "sortable_name": student.name,
                 "short_name": student.name,
+            }
+        )
+
+    def _user(self, reference: str, token):
+        users = dict(self.account_users)
+        for course in self.courses.values():
+            users.update(course.students)
+        if reference == "self":
+            found = users.get(token.user_id) or Student(
+                token.user_id, f"User {token.user_id}"
+            )
+        elif reference.startswith("lti_1_3_id:"):
+            sub = reference.removeprefix("lti_1_3_id:")
+            found = next(
+                (user for user in users.values() if user.lti_1_3_id == sub), None
+            )
+        else:
+            found = users.get(_int_or_none(reference))
+        if found is None:
+            return self._not_found()
+        return jsonify(
+            {
+                "id": found.id,
+                "name": found.name,
+                "sortable_name": found.name,
+                "short_name": found.name,
             }
         )
 

@@ -11,13 +11,16 @@ on loopback.
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from badge_engine.models import Achievement, Learner, Provider
 from badge_engine.rules import COURSE_COMPLETED_RULE
 from connectors.canvas.connection import connect_canvas
+from lti_tool.accounts import AuditEvent
 from lti_tool.demo.peers.canvas import ALL_SCOPES, FakeCanvas
 from lti_tool.demo.peers.serving import serve_in_thread
 from lti_tool.lti.registrations import create_registration
@@ -357,7 +360,7 @@ def test_missing_scope_rejected(tool, platform, db, canvas, canvas_token):
     page = html.unescape(response.text)
     assert response.status_code == 400, response.text
     assert "could not confirm the launch's course" in page
-    assert "add the scopes url:GET|/api/v1/courses/:id and" in page
+    assert "add the scopes url:GET|/api/v1/courses/:id," in page
     assert _count(db, LtiCourse) == 0
     assert _count(db, Learner) == 0
 
@@ -643,13 +646,164 @@ def test_observer_as_another_user_rejected(tool, platform, db, canvas):
     assert _count(db, Learner) == 0
 
 
-def test_admin_user_id_not_checked(tool, platform, db, canvas):
-    """An admin, who need not be a user of the course, launches with a custom user
-    id that Canvas is not asked about, and no learner row is written."""
-    response = _launch_as_4002_naming_3001(
-        tool, platform, canvas, lti_roles=[ADMINISTRATOR]
+# An account admin of the Canvas site who is in no course.
+ACCOUNT_ADMIN = 7001
+USERS_SCOPE = "url:GET|/api/v1/users/:id"
+
+
+def _admin_launch(tool, platform, canvas, user_id, custom_user_id):
+    """Launch as admin `user_id` into course 101, with custom user id
+    `custom_user_id`."""
+    return _canvas_launch(
+        tool,
+        platform,
+        canvas,
+        101,
+        user_id,
+        lti_custom={"canvas_course_id": "101", "canvas_user_id": str(custom_user_id)},
+        lti_roles=[ADMINISTRATOR],
+    )
+
+
+def _account_user_calls(canvas) -> int:
+    """Count the requests FakeCanvas received on the Users API (not a course's)."""
+    return len(
+        [path for _, path, _ in canvas.requests if path.startswith("/api/v1/users/")]
+    )
+
+
+def _session_lms_user_id(app, tool) -> str | None:
+    """Return the LMS user id in the course session the launch set, or None."""
+    value = tool.http.cookies.get(app.config.get("SESSION_COOKIE_NAME", "session"))
+    if value is None:
+        return None
+    return (
+        app.session_interface.get_signing_serializer(app)
+        .loads(value)
+        .get("lms_user_id")
+    )
+
+
+def _audit_actors(db) -> set[str]:
+    db.expire_all()
+    return set(db.scalars(select(AuditEvent.actor)))
+
+
+def _audit_actor_of(db, action: str) -> str | None:
+    db.expire_all()
+    return db.scalar(select(AuditEvent.actor).where(AuditEvent.action == action))
+
+
+def _create_badge(tool, location: str) -> requests.Response:
+    """Open the course page the launch redirected to and save a badge there."""
+    page = tool.http.get(tool.tool_url + location, timeout=10)
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None, page.text
+    return tool.http.post(
+        f"{tool.tool_url}{location}/achievements",
+        data={
+            "csrf": csrf.group(1),
+            "name": "First aid basics",
+            "description": "Knows first aid.",
+            "criteria": "Completed the first aid course.",
+            "rule_kind": "course_completed",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+
+
+def test_admin_confirmed_account_wide(tool, platform, db, canvas, app):
+    """An account admin who is no user of the course is confirmed through the
+    Users API once, and the audit log names the admin by the confirmed id."""
+    canvas.add_account_user(ACCOUNT_ADMIN)
+
+    for _ in range(2):
+        response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, ACCOUNT_ADMIN)
+        assert response.status_code == 302, response.text
+
+    assert _account_user_calls(canvas) == 1
+    assert _session_lms_user_id(app, tool) == str(ACCOUNT_ADMIN)
+    created = _create_badge(tool, response.headers["Location"])
+    assert created.status_code == 303, created.text
+    assert _audit_actor_of(db, "achievement.created") == f"lti:{ACCOUNT_ADMIN}"
+    assert _audit_actors(db) == {f"lti:{ACCOUNT_ADMIN}"}
+    assert _count(db, Learner) == 0
+
+
+def test_admin_as_learner_rejected(tool, platform, db, canvas, app):
+    """A course-level placement that names learner 3001 in an admin's launch is
+    rejected, so no session or audit entry names 3001 for the admin."""
+    _bind_learner_one(tool, platform, canvas)
+    canvas.add_account_user(ACCOUNT_ADMIN)
+    tool.http.cookies.clear()
+
+    response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, 3001)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert (
+        "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
+        "reports that the launch's sub belongs to user '7001'" in page
+    )
+    assert "set by the Canvas admin in the developer key" in page
+    assert _session_lms_user_id(app, tool) is None
+    assert _audit_actors(db) == set()
+    assert _learner(db, "3001").name == "Learner One"
+
+
+def test_admin_in_course_forged_rejected(tool, platform, db, canvas):
+    """An admin who is also a user of the course is checked account-wide too."""
+    response = _admin_launch(tool, platform, canvas, 4002, 3001)
+
+    assert response.status_code == 400, response.text
+    assert USER_3001_UNCONFIRMED in html.unescape(response.text)
+    assert _account_user_calls(canvas) == 1
+    assert _count(db, Learner) == 0
+
+
+def test_admin_unreadable_rejected(tool, platform, db, canvas):
+    """An admin whom the connection's token cannot read is rejected, and the page
+    names the account that the connection's token must administer."""
+    response = _admin_launch(tool, platform, canvas, 8001, 8001)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert (
+        f"Canvas has no user with the launch's sub {canvas.lti_1_3_id(8001)!r} "
+        "that the Canvas connection's token can read" in page
+    )
+    assert "an admin of an account that contains the launching admin" in page
+    assert _audit_actors(db) == set()
+
+
+def test_admin_users_scope_missing(tool, platform, db, canvas, canvas_token):
+    """Without the Users API scope an admin's custom user id cannot be checked, so
+    the launch is rejected and the page names the scope."""
+    canvas.tokens[canvas_token].scopes = ALL_SCOPES - {USERS_SCOPE}
+    canvas.add_account_user(ACCOUNT_ADMIN)
+
+    response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, ACCOUNT_ADMIN)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert "could not confirm the launch's user" in page
+    assert USERS_SCOPE in page
+    assert _audit_actors(db) == set()
+
+
+def test_admin_own_sub_skips_canvas(tool, platform, db, canvas):
+    """An admin launch whose user id is its own sub sends no request to Canvas."""
+    response = _launch(
+        tool,
+        platform,
+        sub="admin-sub",
+        lti_tool_platform=CANVAS,
+        lti_context={"id": "101", "title": "Course"},
+        lti_roles=[ADMINISTRATOR],
+        lti_custom={"lms_course_id": "101"},
     )
 
     assert response.status_code == 302, response.text
-    assert _canvas_calls(canvas, "user") == 0
-    assert _count(db, Learner) == 0
+    assert canvas.requests == []
