@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import requests
 
@@ -20,6 +22,19 @@ from tests.lti_tool.test_intake_killed import (
 RESET_TOKEN = "Zq3vN8xYreset-token-value_123"
 WEBHOOK_TOKEN = "canvas-webhook-secret-42"
 ACCESS_FORMAT = '%(method)s %(path)s?%(query_string)s %(status)d "%(header{referer})s"'
+
+
+def _wait_for_line(log: Path, text: str, timeout: float = 10.0) -> None:
+    """Wait until the server has written `text` to its log, or `timeout` passes.
+
+    Granian writes a request's access line after the client has its response, so
+    a stop sent at once could end the worker before the last line is written.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text():
+            return
+        time.sleep(0.05)
 
 
 def test_granian_access_log_redacted(tmp_path):
@@ -48,6 +63,7 @@ def test_granian_access_log_redacted(tmp_path):
             headers={"Referer": f"{base}/account/reset/{RESET_TOKEN}"},
             timeout=10,
         )
+        _wait_for_line(log, "GET /health?lang=fr ")
     finally:
         server.send_signal(signal.SIGTERM)
         try:
