@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ def _child_command(name: str) -> list[str]:
     return [sys.executable, "-m", "lti_tool", name]
 
 
-def _stop_with_parent() -> None:
+def _stop_with_parent(parent_pid: int) -> None:
     """Ask Linux to send SIGTERM to this child when its parent dies, so a killed
     `run` never leaves a worker or scheduler behind."""
     if not sys.platform.startswith("linux"):
@@ -38,6 +39,10 @@ def _stop_with_parent() -> None:
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    # A parent that died between the fork and prctl triggers no signal, so the child
+    # stops itself when it has already been reparented.
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 BACKGROUND_PROCESS_NAMES = ("worker", "scheduler")
@@ -56,7 +61,7 @@ def start_background_processes(env: dict[str, str]) -> list[subprocess.Popen]:
         subprocess.Popen(  # noqa: S603
             _child_command(name),
             env=env,
-            preexec_fn=_stop_with_parent,
+            preexec_fn=functools.partial(_stop_with_parent, os.getpid()),
             process_group=0,
         )
         for name in BACKGROUND_PROCESS_NAMES
@@ -150,6 +155,12 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     """Run the web server, a Celery worker and the scheduler; Ctrl-C stops them all."""
     from lti_tool.app import freeze_startup_objects
 
+    # Until the web server runs, SIGINT and SIGTERM are only recorded, so a signal
+    # that arrives while a child process is being started cannot lose track of it.
+    # `run` checks for them once the children it starts are known.
+    startup_stops = _StartupStops()
+    signal.signal(signal.SIGINT, startup_stops.record)
+    signal.signal(signal.SIGTERM, startup_stops.record)
     env = dict(os.environ)
     if demo:
         env["HPASS_DEMO"] = "1"
@@ -172,6 +183,10 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     # rows all name the public base URL, so a run that cannot listen on its port
     # must exit before it writes any of them.
     server, deferred_app = _listen(host, port, threads, settings.instance_path)
+    if startup_stops.received:
+        server.close()
+        _say(f"{startup_stops.received} received while starting; stopped")
+        return
     try:
         run_lock, app, wsgi_app = _prepare_instance(settings, demo, derived_url)
     except BaseException:
@@ -180,11 +195,12 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     deferred_app.target = wsgi_app
 
     freeze_startup_objects()
-    children = start_background_processes(env)
+    children = [] if startup_stops.received else start_background_processes(env)
     start_page = (
         f"{settings.public_base_url}/demo" if demo else settings.public_base_url
     )
-    click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")
+    if not startup_stops.received:
+        click.echo(f"HPass bridge is running at {start_page}  (Ctrl-C stops it)")
     demo_moved_from = app.extensions.get("hpass_demo_moved_from")
     if demo_moved_from:
         click.echo(
@@ -194,12 +210,15 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
     demo_problem = app.extensions.get("hpass_demo_problem")
     if demo_problem:
         click.echo(f"warning: {demo_problem}", err=True)
-    # Explicit handlers: a shell that starts this in the background ignores SIGINT,
-    # and SIGTERM (from a service manager) should stop everything the same way.
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        server.run()  # returns when waitress catches the KeyboardInterrupt
+        # Explicit handlers: a shell that starts this in the background ignores
+        # SIGINT, and SIGTERM (from a service manager) should stop everything the
+        # same way. They replace the recording ones before the check, so a signal
+        # that arrives in between raises KeyboardInterrupt here.
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        if not startup_stops.received:
+            server.run()  # returns when waitress catches the KeyboardInterrupt
     except KeyboardInterrupt:
         pass
     finally:
@@ -207,6 +226,8 @@ def run(host: str, port: int, demo: bool, threads: int) -> None:
         # killed after STOP_GRACE_SECONDS.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if startup_stops.received:
+            _say(f"{startup_stops.received} received while starting")
         _say("stopping the web server, worker and scheduler ...")
         server.close()
         get_logger("lti_tool.run").info("web_server_stopped", port=port)
@@ -287,6 +308,22 @@ def _say(line: str) -> None:
 
 def _raise_keyboard_interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
+
+
+class _StartupStops:
+    """The first stop signal that `run` received before its web server started.
+
+    NOTE: a start-up step that hangs, such as a database upgrade waiting for a lock,
+    delays the stop until the step ends. SIGKILL still ends `run` at once, and the
+    worker and scheduler then get SIGTERM through PR_SET_PDEATHSIG.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    def record(self, signum: int, _frame) -> None:
+        if self.received is None:
+            self.received = signal.Signals(signum).name
 
 
 @click.command()
