@@ -16,6 +16,7 @@ from lti_tool.logs import configure_logging
 from lti_tool.rate_limit_page import session_locale_reader
 from lti_tool.ratelimit import RateLimitMiddleware
 from lti_tool.request_body import BridgeRequest
+from lti_tool.row_ids import ROW_ID_MAX
 from lti_tool.views import account_session, headers, lti_launch
 from lti_tool.webhook_fast_path import WebhookFastPath
 
@@ -28,7 +29,7 @@ class DatabaseIdConverter(IntegerConverter):
     """
 
     def __init__(self, url_map, *args, **kwargs) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", ROW_ID_MAX)
         super().__init__(url_map, *args, **kwargs)
 
 

@@ -25,6 +25,7 @@ from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import Unauthorized
 from lti_tool.logs import get_logger
 from lti_tool.operations import ActionError, InvalidInput, api_actor, audit
+from lti_tool.operations import NotFound as OperationNotFound
 from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations import awards as award_ops
 from lti_tool.operations import backfills as backfill_ops
@@ -36,6 +37,7 @@ from lti_tool.operations.lms import (
     list_connections,
 )
 from lti_tool.operations.next_steps import API_STEPS
+from lti_tool.row_ids import parse_row_id, shortened
 from lti_tool.operations.providers import provider_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -270,12 +272,14 @@ def _int_arg(name: str, default: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # parse_row_id also bounds the digits int() reads, so a long number fails here.
+    value = parse_row_id(raw) if raw.isascii() and raw.isdigit() else None
+    if value is None or not 1 <= value <= maximum:
         raise InvalidInput(
-            f"{name} must be a whole number from 1 to {maximum}, got {raw!r}",
+            f"{name} must be a whole number from 1 to {maximum}, got {raw[:40]!r}",
             code=f"invalid_{name}",
         )
-    return int(raw)
+    return value
 
 
 @bp.get("/openapi.json")
@@ -499,7 +503,14 @@ def retry_delivery(delivery_id: str):
             "of a delivery from GET /api/v1/deliveries",
             code="invalid_delivery_id",
         )
-    number = int(delivery_id)
+    number = parse_row_id(delivery_id)
+    if number is None:
+        # More digits than any row id has, so no delivery has this id.
+        raise OperationNotFound(
+            f"no delivery {shortened(delivery_id)} for this provider; see GET "
+            "/api/v1/deliveries",
+            code="delivery_not_found",
+        )
     delivery = delivery_ops.find_delivery(db_session(), number, _provider().id)
     message_id = delivery_ops.retry_delivery(db_session(), g.api_actor, delivery)
     _commit()

@@ -19,6 +19,7 @@ from connectors.hpass.deliveries import (
 )
 from connectors.hpass.models import Delivery, DeliveryStatus
 from lti_tool.operations import ActionError, InvalidInput, NotFound, audit, iso
+from lti_tool.row_ids import ROW_ID_MAX
 
 DELIVERY_STATUSES = tuple(status.value for status in DeliveryStatus)
 LIST_LIMIT_MAX = 1000
@@ -59,10 +60,6 @@ def _check_limit(limit: int) -> None:
             f"limit must be from 1 to {LIST_LIMIT_MAX}, got {limit}",
             code="invalid_limit",
         )
-
-
-# Largest signed 64-bit integer: no row id is larger, and SQLite cannot bind one.
-ROW_ID_MAX = 2**63 - 1
 
 
 def find_delivery(session: Session, delivery_id: int, provider_id: int) -> Delivery:

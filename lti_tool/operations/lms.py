@@ -78,25 +78,52 @@ class Connected:
     webhook_secret: str
 
 
+class InvalidLmsUrl(InvalidInput):
+    """An LMS site address that `check_lms_url` rejects.
+
+    `reason` is one of the LMS_URL_* constants, so a page can show its own
+    translated text. `blocked` is the outbound guard's error for LMS_URL_BLOCKED.
+    """
+
+    def __init__(
+        self, message: str, *, reason: str, blocked: OutboundBlocked | None = None
+    ) -> None:
+        super().__init__(message, code="invalid_url")
+        self.reason = reason
+        self.blocked = blocked
+
+
+LMS_URL_NOT_A_URL = "not_a_url"
+LMS_URL_QUERY = "query_or_fragment"
+LMS_URL_NOT_PUBLIC_HTTPS = "not_public_https"
+LMS_URL_BLOCKED = "blocked"
+
+
 def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(
+    """Return the LMS site address to store, or raise InvalidLmsUrl."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        # An unclosed "[" of an IPv6 host, for one.
+        parts, hostname = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not hostname:
+        raise InvalidLmsUrl(
             f"{option} must be the LMS site's root http(s) URL such as "
             f"https://moodle.example.org, got {url!r}",
-            code="invalid_url",
+            reason=LMS_URL_NOT_A_URL,
         )
     if parts.query or parts.fragment:
-        raise InvalidInput(
+        raise InvalidLmsUrl(
             f"{option} must not contain a query or fragment, got {url!r}",
-            code="invalid_url",
+            reason=LMS_URL_QUERY,
         )
-    loopback = is_loopback_host(parts.hostname)
+    loopback = is_loopback_host(hostname)
     if not bridge.settings.loopback_dev and (parts.scheme != "https" or loopback):
-        raise InvalidInput(
+        raise InvalidLmsUrl(
             f"{option} must be an https:// address reachable from the bridge, "
             f"got {url!r}",
-            code="invalid_url",
+            reason=LMS_URL_NOT_PUBLIC_HTTPS,
         )
     # The bridge sends the LMS token to this URL and reports parts of the response,
     # so an address inside the bridge's own network would be a way to read it. The
@@ -105,10 +132,11 @@ def check_lms_url(bridge: Bridge, url: str, option: str = "--url") -> str:
     try:
         bridge.outbound_policy.check_url_now(url)
     except OutboundBlocked as error:
-        raise InvalidInput(
+        raise InvalidLmsUrl(
             f"{option} {url!r}: {error.message}; enter the LMS site's public "
             "https:// address",
-            code="invalid_url",
+            reason=LMS_URL_BLOCKED,
+            blocked=error,
         ) from None
     except OutboundConnectionFailed:
         # A name that does not resolve yet is stored; each request then fails with

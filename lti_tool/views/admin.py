@@ -27,7 +27,11 @@ from sqlalchemy.orm import selectinload
 
 from badge_engine.db import utcnow
 from badge_engine.models import Provider
-from badge_engine.outbound import OutboundBlocked, OutboundConnectionFailed
+from badge_engine.outbound import (
+    OutboundBlocked,
+    OutboundConnectionFailed,
+    redact_url,
+)
 from badge_engine.outbox import OutboxMessage, OutboxStatus
 from connectors.contacts import last_contact_outcome, record_success
 from connectors.hpass.models import DeliveryStatus
@@ -47,14 +51,18 @@ from lti_tool.accounts import (
 )
 from lti_tool.account_mail import queue_invitation_notice
 from lti_tool.bridge import current_bridge, db_session
-from lti_tool.errors import NotFound, admin_dashboard_link
+from lti_tool.errors import BadRequest, NotFound, admin_dashboard_link
 from lti_tool import i18n
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.lti.registrations import create_registration, provider_registration
 from lti_tool.models import Registration
-from lti_tool.operations import ActionError, InvalidInput
+from lti_tool.operations import ActionError
 from lti_tool.operations.lms import (
+    LMS_URL_BLOCKED,
+    LMS_URL_NOT_PUBLIC_HTTPS,
+    LMS_URL_QUERY,
+    InvalidLmsUrl,
     check_lms_url,
     connection_status,
     connection_usage,
@@ -65,6 +73,7 @@ from lti_tool.operations.lms import (
     run_connection_test,
     site_not_connected_on_insert,
 )
+from lti_tool.row_ids import parse_row_id, shortened
 from lti_tool.tasks import dispatch
 from lti_tool.urls_for import base_url, launch_url_of, lti_jwks_url, lti_login_url
 from lti_tool.views.account_session import account_session
@@ -83,6 +92,8 @@ log = get_logger(__name__)
 
 PAGE_SIZE = 50
 URL_MAX = 500
+# Longest DNS host name, in characters written without the trailing dot.
+HOST_NAME_MAX = 253
 NAME_MAX = 200
 
 
@@ -186,17 +197,29 @@ def pick_provider(account: Account):
             back_link=admin_dashboard_link(),
             account_id=account.id,
         )
-    provider_id = request.form.get("provider_id", type=int)
+    typed_id = (request.form.get("provider_id") or "").strip()
+    if not typed_id:
+        raise BadRequest(
+            "provider_id is missing; choose a provider on the admin overview",
+            shown_message=_(
+                "No provider was chosen. Go back to the admin overview, choose a "
+                "provider from its list and press Open."
+            ),
+            back_link=admin_dashboard_link(),
+            account_id=account.id,
+        )
+    provider_id = parse_row_id(typed_id)
     if provider_id is None or db_session().get(Provider, provider_id) is None:
         raise NotFound(
             "no provider has this id",
             shown_message=_(
                 "No provider with the number %(number)s exists on the bridge. Go back "
                 "to the admin overview and choose a provider from its list.",
-                number=request.form.get("provider_id", ""),
+                number=shortened(typed_id),
             ),
             back_link=admin_dashboard_link(),
             account_id=account.id,
+            typed_id=shortened(typed_id),
         )
     account_session()["acting_provider_id"] = provider_id
     return redirect(url_for("admin.dashboard"), code=303)
@@ -384,19 +407,33 @@ def _read_url(
     """Read a web address field; `not_a_url_message` replaces the Moodle example."""
     value = (request.form.get(name) or "").strip()
     form[name] = value
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        # An unclosed "[" of an IPv6 host, for one.
+        parts = urlsplit("")
     if not value:
         errors[name] = _(
             "This field is required. Enter the address, starting with https://."
         )
-    elif (
-        len(value) > URL_MAX
-        or parts.scheme not in ("http", "https")
-        or not parts.netloc
-    ):
+    elif len(value) > URL_MAX:
+        errors[name] = _(
+            "This address is %(length)s characters long. Shorten it to %(limit)s "
+            "characters or fewer.",
+            length=len(value),
+            limit=URL_MAX,
+        )
+    elif parts.scheme not in ("http", "https") or not parts.netloc:
         errors[name] = not_a_url_message or _(
             "This is not a web address. Enter a full address such as "
             "https://moodle.example.org."
+        )
+    elif len(parts.hostname or "") > HOST_NAME_MAX:
+        errors[name] = _(
+            "The host name in this address is %(length)s characters long, but a "
+            "host name has at most %(limit)s. Check the address.",
+            length=len(parts.hostname or ""),
+            limit=HOST_NAME_MAX,
         )
     elif parts.scheme == "http" and not current_bridge().settings.loopback_dev:
         errors[name] = _("Use an https:// address; plain http is not accepted.")
@@ -448,6 +485,73 @@ def _blocked_url_message(error: OutboundBlocked, value: str) -> str:
     )
 
 
+def read_lms_url(
+    form: dict,
+    errors: dict,
+    name: str,
+    not_a_url_message: str | None = None,
+    **log_ids: object,
+) -> str:
+    """Read an LMS site address field and check it as the CLI and the API do.
+
+    The page shows a translated message for each kind of rejected address, and
+    the log line, with `log_ids`, keeps the check's English detail.
+    """
+    url = _read_url(form, errors, name, not_a_url_message)
+    if name in errors:
+        return url
+    try:
+        return check_lms_url(current_bridge(), url, option=name)
+    except InvalidLmsUrl as error:
+        log.info(
+            "lms_url_rejected",
+            field=name,
+            reason=error.reason,
+            detail=str(error.blocked) if error.blocked else error.reason,
+            url=redact_url(url),
+            **log_ids,
+        )
+        errors[name] = lms_url_message(error, url, not_a_url_message)
+    return url
+
+
+def lms_url_message(
+    error: InvalidLmsUrl, url: str, not_a_url_message: str | None
+) -> str:
+    """Return the page's translated text for an address `check_lms_url` rejected."""
+    blocked = error.blocked
+    if error.reason == LMS_URL_QUERY:
+        return _(
+            "Enter the site's root address, without a part starting with ? or #, "
+            "such as https://moodle.example.org."
+        )
+    if error.reason == LMS_URL_NOT_PUBLIC_HTTPS or (
+        blocked is not None and blocked.code == "insecure_url"
+    ):
+        return _(
+            "Enter the site's public https:// address. The bridge does not connect "
+            "to plain http or loopback addresses."
+        )
+    if blocked is not None and blocked.code == "blocked_address":
+        return i18n.gettext_html(
+            "The host resolves to the non-public address %(address)s (private, "
+            "loopback, link-local or reserved), which the bridge does not call. "
+            "Enter the site's public https:// address.",
+            address=i18n.isolate_ltr(blocked.address),
+        )
+    # check_lms_url has parsed `url` by now, so urlsplit raises no ValueError.
+    parts = urlsplit(url)
+    if error.reason == LMS_URL_BLOCKED and (parts.username or parts.password):
+        return _(
+            "This address contains a user name or password. Enter the site's "
+            "address without them."
+        )
+    return not_a_url_message or _(
+        "This is not a web address. Enter a full address such as "
+        "https://moodle.example.org."
+    )
+
+
 def _read_field(
     form: dict, errors: dict, name: str, limit: int = NAME_MAX, *, required: bool = True
 ) -> str:
@@ -486,12 +590,9 @@ def connect_lms(account: Account):
     form: dict = {}
     errors: dict = {}
     name = _read_field(form, errors, "lms_name")
-    url = _read_url(form, errors, "lms_url")
-    if "lms_url" not in errors:
-        try:
-            url = check_lms_url(current_bridge(), url, option="lms_url")
-        except InvalidInput as error:
-            errors["lms_url"] = error.message
+    url = read_lms_url(
+        form, errors, "lms_url", provider_id=provider.id, account_id=account.id
+    )
     token = _read_field(form, errors, "lms_token", limit=500)
     form.pop("lms_token", None)
     db = db_session()
@@ -655,18 +756,28 @@ def connect_lti(account: Account):
     login_url = _read_platform_url(form, errors, "auth_login_url")
     key_set_url = _read_platform_url(form, errors, "key_set_url")
     deployment_id = _read_field(form, errors, "deployment_id")
-    connection_id = request.form.get("lms_connection_id", type=int)
+    # A blank or missing choice registers the platform with no LMS site, because
+    # the form has no site list while the provider has no usable site.
+    typed_id = (request.form.get("lms_connection_id") or "").strip()
     db = db_session()
     connection = None
-    if connection_id is not None:
-        connection = db.scalar(
-            select(LmsConnection).where(
-                LmsConnection.id == connection_id,
-                LmsConnection.provider_id == provider.id,
-                LmsConnection.state != ConnectionState.DISCONNECTED.value,
+    if typed_id:
+        connection_id = parse_row_id(typed_id)
+        if connection_id is not None:
+            connection = db.scalar(
+                select(LmsConnection).where(
+                    LmsConnection.id == connection_id,
+                    LmsConnection.provider_id == provider.id,
+                    LmsConnection.state != ConnectionState.DISCONNECTED.value,
+                )
             )
-        )
         if connection is None:
+            log.info(
+                "lti_registration_site_rejected",
+                provider_id=provider.id,
+                account_id=account.id,
+                typed_id=shortened(typed_id),
+            )
             errors["lms_connection_id"] = _("Choose one of this provider's LMS sites.")
     if provider_registration(db, provider.id, issuer, client_id) is not None:
         errors["client_id"] = _(
@@ -724,7 +835,7 @@ def dead_letters(account: Account):
         account=account,
         provider=provider,
         rows=failed_rows(db_session(), provider.id, messages),
-        retried=_retried_row(provider.id, request.args.get("retried", type=int)),
+        retried=_retried_row(provider.id, parse_row_id(request.args.get("retried"))),
     )
 
 

@@ -43,6 +43,7 @@ from lti_tool.errors import NotFound
 from lti_tool.i18n import gettext as _
 from lti_tool.i18n import gettext_html, isolate_ltr
 from lti_tool.logs import get_logger
+from lti_tool.row_ids import parse_row_id
 from lti_tool.views.account_session import account_session
 from lti_tool.views.admin import (
     _provider_or_pick,
@@ -248,12 +249,14 @@ def account_list(account: Account):
     provider = _provider_or_pick(account)
     notices = {}
     for name in ("disabled", "enabled"):
-        changed_id = request.args.get(name, type=int)
+        # An id that is not a row id gets no notice, as an unknown id does.
+        changed_id = parse_row_id(request.args.get(name))
         if changed_id is not None:
             notices[name] = _provider_admin(provider, changed_id)
     for name in ("withdrawn", "links_revoked"):
-        count = request.args.get(name, type=int)
-        if count is not None and count >= 0:
+        # Counts are parsed as ids are: whole numbers within the row id range.
+        count = parse_row_id(request.args.get(name))
+        if count is not None:
             notices[name] = count
     return _accounts_page(account, provider, **notices)
 

@@ -18,12 +18,12 @@ from lti_tool.bridge import current_bridge, db_session
 from lti_tool import i18n
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
-from lti_tool.operations import ActionError, InvalidInput
+from lti_tool.operations import ActionError
 from lti_tool.operations.lms import (
     TOKEN_MAX,
     CanvasTestFailed,
+    InvalidLmsUrl,
     canvas_course_id,
-    check_lms_url,
     connect_canvas_site,
     find_same_site,
 )
@@ -32,9 +32,10 @@ from lti_tool.views.admin import (
     _connections_page,
     _provider_or_pick,
     _read_field,
-    _read_url,
     account_required,
     bp,
+    lms_url_message,
+    read_lms_url,
 )
 from lti_tool.views.field_errors import FieldError
 from lti_tool.views.pages import check_csrf
@@ -60,7 +61,7 @@ def _read_canvas_form(provider) -> tuple[dict, dict, dict]:
     errors: dict = {}
     values = {"name": _read_field(form, errors, "canvas_name")}
 
-    url = _read_url(
+    url = read_lms_url(
         form,
         errors,
         "canvas_url",
@@ -68,12 +69,8 @@ def _read_canvas_form(provider) -> tuple[dict, dict, dict]:
             "This is not a web address. Enter a full address such as "
             "https://canvas.example.org."
         ),
+        provider_id=provider.id,
     )
-    if "canvas_url" not in errors:
-        try:
-            url = check_lms_url(current_bridge(), url, option="canvas_url")
-        except InvalidInput as error:
-            errors["canvas_url"] = error.message
     values["url"] = url
 
     values["token"] = _read_field(form, errors, "canvas_token", limit=TOKEN_MAX)
@@ -172,6 +169,10 @@ def _rejected_errors(error: ActionError, provider) -> dict:
                 "A token is one value without spaces. Copy it again from Canvas."
             )
         }
+    if isinstance(error, InvalidLmsUrl):
+        # The address passed the form's check, and then its DNS answer changed.
+        url = (request.form.get("canvas_url") or "").strip()
+        return {"canvas_url": lms_url_message(error, url, None)}
     # The form checked every other input the action checks, so this is the URL.
     return {"canvas_url": error.message}
 

@@ -20,6 +20,7 @@ from lti_tool.i18n import gettext_html, isolate_ltr
 from lti_tool.logs import get_logger
 from lti_tool.models import Registration
 from lti_tool.operations import ActionError
+from lti_tool.row_ids import parse_row_id, shortened
 from lti_tool.operations.deployments import (
     registration_course_count,
     remove_registration,
@@ -198,11 +199,20 @@ def edit_registration(account: Account, public_id: str):
     courses = registration_course_count(db, registration)
     form["lms_connection_id"] = registration.lms_connection_id
     if _site_editable(registration, courses) and "lms_connection_id" in request.form:
-        connection_id = request.form.get("lms_connection_id", type=int)
+        # The blank choice is the form's "No LMS site".
+        typed_id = (request.form.get("lms_connection_id") or "").strip()
+        connection_id = parse_row_id(typed_id)
         form["lms_connection_id"] = connection_id
         usable = {connection.id for connection in _usable_connections(provider.id)}
-        if connection_id is not None and connection_id not in usable:
+        if typed_id and connection_id not in usable:
             errors["lms_connection_id"] = _("Choose one of this provider's LMS sites.")
+            log.info(
+                "lti_registration_site_rejected",
+                provider_id=provider.id,
+                account_id=account.id,
+                registration=public_id,
+                typed_id=shortened(typed_id),
+            )
         values["lms_connection_id"] = connection_id
     if errors:
         return _edit_page(account, provider, registration, form, errors, status=400)

@@ -40,6 +40,7 @@ from werkzeug.utils import redirect
 from badge_engine.identity import IdentityConflict, change_email
 from badge_engine.models import Learner
 from lti_tool.errors import NotFound, bind_request_id
+from lti_tool.i18n import gettext
 from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
 from lti_tool.lti import ags, deep_linking, nonces, roles, upserts
@@ -479,7 +480,7 @@ class LaunchEndpoints:
         """Return the registration's row (read-only, with the model's attribute names)."""
         registration = self.rows.registration(connection, public_id)
         if registration is None:
-            raise NotFound(
+            raise RegistrationNotFound(
                 f"no LTI registration {public_id!r} exists on this bridge; check the "
                 "tool URLs configured in the LMS against the provider admin page",
                 registration=public_id,
@@ -512,6 +513,25 @@ class LaunchEndpoints:
     def error_response(self, request: Request, error: Exception) -> Response:
         """Render `error` with the app's error handlers, as Flask would."""
         return self._in_flask(request, lambda: self.app.handle_user_exception(error))
+
+
+class RegistrationNotFound(NotFound):
+    """The registration id in a login or launch URL names no registration.
+
+    The error may be raised outside a Flask request, in the launch dispatcher, so
+    its page text is translated when the page renders. The log keeps the English
+    message with the id.
+    """
+
+    def page_text(self) -> tuple[str, str | None]:
+        return (
+            gettext(
+                "This tool link points to an LTI registration that does not exist "
+                "on the bridge. Tell your provider admin, who must check the tool's "
+                "URLs in the LMS."
+            ),
+            None,
+        )
 
 
 class LaunchDispatcher:

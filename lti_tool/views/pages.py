@@ -78,6 +78,7 @@ from lti_tool.i18n import gettext as _
 from lti_tool.images import AchievementImage, ImageRejected, check_image
 from lti_tool.models import LtiCourse, Registration
 from lti_tool.operations import ActionError
+from lti_tool.row_ids import shortened
 from lti_tool.operations import achievements as achievement_ops
 from lti_tool.operations.backfills import (
     BackfillNotActive,
@@ -95,6 +96,7 @@ from lti_tool.views.rule_form import (
     InvalidMinPercent,
     activity_rule_fields,
     build_activities_rule,
+    is_activity_id,
     is_ags_activity,
     parse_min_percent,
 )
@@ -907,6 +909,24 @@ def _read_activities_node(form: dict, errors: dict, course: LtiCourse) -> dict |
         return None
     existing = {activity.activity_id for activity in activities}
     unknown = [activity_id for activity_id in chosen if activity_id not in existing]
+    malformed = [
+        activity_id for activity_id in unknown if not is_activity_id(activity_id)
+    ]
+    if malformed:
+        # No LMS gives such an id, so it was typed or altered, not deleted.
+        log.info(
+            "activity_ids_rejected",
+            course_id=course.id,
+            activity_ids=[shortened(activity_id) for activity_id in malformed],
+        )
+        errors["activity_ids"] = _(
+            "These are not valid activity ids: %(ids)s. Choose the activities from "
+            "the list again.",
+            ids=i18n.list_separator().join(
+                shortened(activity_id) for activity_id in malformed
+            ),
+        )
+        return None
     if unknown:
         # A rule naming a deleted activity could never be met.
         errors["activity_ids"] = _(

@@ -194,7 +194,24 @@ def _portfolio_url_from_form() -> str:
             "for example https://portfolio.example.org",
             "portfolio_url_missing",
         )
-    if len(url) > URL_MAX or urlsplit(url).scheme not in ("http", "https"):
+    if len(url) > URL_MAX:
+        raise LinkFailed(
+            _(
+                "This address is %(length)s characters long. Shorten it to "
+                "%(limit)s characters or fewer.",
+                length=len(url),
+                limit=URL_MAX,
+            ),
+            f"portfolio_url is {len(url)} characters long, over the limit of "
+            f"{URL_MAX}; enter the portfolio's https:// address",
+            "portfolio_url_too_long",
+        )
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        # An unclosed "[" of an IPv6 host, for one.
+        scheme = ""
+    if scheme not in ("http", "https"):
         raise LinkFailed(
             _(
                 "This is not a web address. Enter the full address of your "
@@ -561,7 +578,18 @@ def unlink(account_id: int):
         )
     )
     if account is None:
-        raise NotFound(f"you have no linked portfolio {account_id}")
+        raise NotFound(
+            f"the learner has no linked portfolio account {account_id}",
+            shown_message=_(
+                "You have no linked portfolio with the number %(number)s. It may "
+                "have been unlinked already. Go back to your course to see your "
+                "linked portfolios.",
+                number=account_id,
+            ),
+            provider_id=provider_id,
+            learner_id=learner_id,
+            account_id=account_id,
+        )
 
     delete_tokens(account, "the learner unlinked the portfolio", AccountState.UNLINKED)
     waiting = db.scalars(

@@ -35,6 +35,17 @@ class ActivityRuleFields:
     min_percent: dict[str, float | int] = field(default_factory=dict)
 
 
+# Moodle course module ids and Canvas module item ids are decimal numbers, and AGS
+# line items are AGS_ACTIVITY_PREFIX and a row id. 64 characters is the rule
+# schema's limit on an activity id.
+_ACTIVITY_ID = re.compile(rf"(?:{re.escape(AGS_ACTIVITY_PREFIX)})?[0-9]{{1,60}}")
+
+
+def is_activity_id(text: str) -> bool:
+    """Return whether `text` has the form of an activity id of any LMS."""
+    return _ACTIVITY_ID.fullmatch(text) is not None
+
+
 def is_ags_activity(activity_id: str) -> bool:
     return activity_id.startswith(AGS_ACTIVITY_PREFIX)
 

@@ -749,6 +749,18 @@ def test_retry_huge_delivery_id(client, tenants):
     assert response.json["error"] == "delivery_not_found"
 
 
+def test_retry_long_delivery_id(client, tenants):
+    """A delivery id of more digits than int() reads is an unknown delivery."""
+    alpha, _ = tenants
+    response = client.post(
+        f"/api/v1/deliveries/{'9' * 5000}/retry", headers=_auth(alpha["token"])
+    )
+
+    assert response.status_code == 404
+    assert response.json["error"] == "delivery_not_found"
+    assert len(response.json["message"]) < 200
+
+
 def test_canvas_ids_must_be_digits(client, tenants, canvas):
     """Canvas ids that would go into a URL path must be digits, else 400."""
     alpha, _ = tenants

@@ -106,7 +106,7 @@ def test_limit_cuts_list(client, token, moodle_connection):
     assert response.json["complete"] is False
 
 
-@pytest.mark.parametrize("value", ["0", "1001", "abc", "-1"])
+@pytest.mark.parametrize("value", ["0", "1001", "abc", "-1", "٣", "9" * 5000])
 def test_bad_limit_rejected(client, db, token, moodle_connection, value):
     response = _get(client, token, moodle_connection, COURSE, f"?limit={value}")
 
