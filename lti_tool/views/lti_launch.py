@@ -40,7 +40,7 @@ from werkzeug.utils import redirect
 from badge_engine.identity import IdentityConflict, change_email
 from badge_engine.models import Learner
 from lti_tool.errors import NotFound, bind_request_id
-from lti_tool.i18n import gettext
+from lti_tool.i18n import gettext, isolate_text
 from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
 from lti_tool.lti import ags, deep_linking, nonces, roles, upserts
@@ -63,6 +63,7 @@ from lti_tool.lti.row_cache import LaunchRowCache, clear_after_commits
 from lti_tool.lti.serialize import database_writes
 from lti_tool.lti.session_cookie import SessionCookieWriter
 from lti_tool.lti.transaction import LaunchTransaction
+from lti_tool.row_ids import shortened
 from lti_tool.urls_for import lti_launch_url
 from lti_tool.views import headers
 
@@ -523,12 +524,17 @@ class RegistrationNotFound(NotFound):
     message with the id.
     """
 
+    def __init__(self, message: str, *, registration: str) -> None:
+        super().__init__(message, registration=registration)
+        self.registration = registration
+
     def page_text(self) -> tuple[str, str | None]:
         return (
             gettext(
-                "This tool link points to an LTI registration that does not exist "
-                "on the bridge. Tell your provider admin, who must check the tool's "
-                "URLs in the LMS."
+                "This tool link points to the LTI registration %(registration)s, "
+                "which does not exist on the bridge. Tell your provider admin, who "
+                "must check the tool's URLs in the LMS.",
+                registration=isolate_text(shortened(self.registration)),
             ),
             None,
         )

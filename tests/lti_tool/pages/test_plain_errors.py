@@ -200,10 +200,10 @@ def test_lms_address_unclosed_bracket(client, alpha_admin, url):
 
 
 UNKNOWN_LINK = {
-    "en": "This tool link points to an LTI registration that does not exist",
-    "fr": "Ce lien d'outil pointe vers un enregistrement LTI qui n'existe pas",
-    "es": "Este enlace de herramienta apunta a un registro LTI que no existe",
-    "ar": "يشير رابط الأداة هذا إلى تسجيل LTI غير موجود على الجسر.",
+    "en": "This tool link points to the LTI registration",
+    "fr": "Ce lien d'outil pointe vers l'enregistrement LTI",
+    "es": "Este enlace de herramienta apunta al registro LTI",
+    "ar": "يشير رابط الأداة هذا إلى تسجيل LTI",
 }
 
 
@@ -217,6 +217,7 @@ def test_unknown_registration_login_translated(client, caplog, language):
 
     assert response.status_code == 404
     assert UNKNOWN_LINK[language] in page
+    assert f"\u2068{UNKNOWN_REGISTRATION}\u2069" in page
     assert "no LTI registration" not in page
     assert UNKNOWN_REGISTRATION in caplog.text
     assert "no LTI registration" in caplog.text
