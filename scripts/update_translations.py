@@ -64,7 +64,8 @@ def extract_template() -> Catalog:
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "messages.pot"
         arguments = ["extract", "--no-location", "-F", str(TRANSLATIONS / "babel.cfg")]
-        arguments += ["-k", "_", "-k", "gettext", "-o", str(output), "."]
+        arguments += ["-k", "_", "-k", "gettext", "-k", "gettext_html"]
+        arguments += ["-o", str(output), "."]
         status = run_pybabel(arguments)
         if status:
             raise SystemExit(f"pybabel extract failed with exit status {status}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
@@ -78,6 +80,33 @@ def test_french_space_before_high_marks():
                     wrong.append(prose[max(0, mark.start() - 30) : mark.end()])
 
     assert wrong == []
+
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+
+
+def _load_update_script():
+    path = REPOSITORY / "scripts" / "update_translations.py"
+    spec = importlib.util.spec_from_file_location("update_translations", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_extraction_finds_template_messages(monkeypatch):
+    """The catalogue update script extracts exactly the messages of messages.pot, so
+    running it deletes no message that a page still shows."""
+    # The script extracts from the working directory, as its main() sets it.
+    monkeypatch.chdir(REPOSITORY)
+    extracted = _load_update_script().extract_template()
+    with (TRANSLATIONS / "messages.pot").open("rb") as handle:
+        template = read_po(handle)
+
+    extracted_ids = {message.id for message in extracted if message.id}
+    template_ids = {message.id for message in template if message.id}
+
+    assert template_ids - extracted_ids == set()
+    assert extracted_ids - template_ids == set()
 
 
 @pytest.mark.parametrize("locale", ["fr", "es", "ar"])
