@@ -13,7 +13,8 @@ an account in another provider, the worker emails that account's owner a notice
 without a link, and the invitation page looks the same as for a new address.
 
 A notice is in the account's stored language (`Account.locale`). A reset email is in
-the language of the page that requested it, or the account's when the task has none.
+the language of the page that requested it, or the account's when that page fell back
+to English because nothing chose a language, or when the task has none.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def password_reset_url(base: str, token: str) -> str:
     return f"{base}/account/reset/{token}"
 
 
-def queue_password_reset(account_id: int, locale: str) -> None:
+def queue_password_reset(account_id: int, locale: str | None) -> None:
     """Queue the reset email of an account in `locale`, the reset page's language,
-    and log a broker failure without raising.
+    and log a broker failure without raising. With None, the email is in the
+    account's stored language.
 
     Raising would turn the neutral reset page into an error page for known emails
     only, which would reveal which emails have accounts.

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
+from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
@@ -54,26 +55,58 @@ def supported_locale(value: str | None) -> str | None:
     return language if language in LANGUAGES else None
 
 
-def _stored_choices() -> tuple:
-    """Return the language choices stored in the session of this page's area."""
+class LocaleSource(Enum):
+    """Where a page's language comes from, in the order `select_locale` tries them."""
+
+    # The switcher's choice, stored in the session of the page's area. A `?lang=`
+    # link stores its choice before the view runs.
+    CHOICE = "choice"
+    # The locale claim of the LTI launch, on course pages only.
+    LAUNCH = "launch"
+    # The first supported language of the browser's Accept-Language header.
+    BROWSER = "browser"
+    # Nothing above named a supported language, so the page is in English.
+    DEFAULT = "default"
+
+
+def _stored_choices() -> tuple[tuple[str | None, LocaleSource], ...]:
+    """Return the languages stored in the session of this page's area, each with
+    its source, first choice first."""
     from lti_tool.views.account_session import account_session, in_account_area
 
     if in_account_area():
-        return (account_session().get("locale_choice"),)
-    return (session.get("locale_choice"), session.get("launch_locale"))
+        return ((account_session().get("locale_choice"), LocaleSource.CHOICE),)
+    return (
+        (session.get("locale_choice"), LocaleSource.CHOICE),
+        (session.get("launch_locale"), LocaleSource.LAUNCH),
+    )
 
 
-def select_locale() -> str:
-    for candidate in _stored_choices():
+def select_locale() -> tuple[str, LocaleSource]:
+    """Return the request's language and where it comes from."""
+    for candidate, source in _stored_choices():
         chosen = supported_locale(candidate)
         if chosen:
-            return chosen
+            return chosen, source
     for tag, _quality in request.accept_languages:
         chosen = supported_locale(tag)
         if chosen:
-            return chosen
+            return chosen, LocaleSource.BROWSER
 
-    return DEFAULT_LOCALE
+    return DEFAULT_LOCALE, LocaleSource.DEFAULT
+
+
+def chosen_locale() -> str | None:
+    """Return the request's language, or None when the page fell back to English.
+
+    The sign-in, invitation and reset pages store this as the account's language. A
+    fallback is no choice, so it must not replace a language stored before.
+    """
+    locale, source = select_locale()
+    if source is LocaleSource.DEFAULT:
+        return None
+
+    return locale
 
 
 @lru_cache(maxsize=None)
@@ -93,7 +126,7 @@ def translations_for(locale: str) -> NullTranslations:
 
 def current_locale() -> str:
     if "locale" not in g:
-        g.locale = select_locale()
+        g.locale, _source = select_locale()
     return g.locale
 
 

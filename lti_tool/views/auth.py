@@ -43,7 +43,7 @@ from lti_tool.accounts import (
     set_password,
 )
 from lti_tool.bridge import db_session
-from lti_tool.i18n import current_locale, language_choice
+from lti_tool.i18n import chosen_locale, current_locale, language_choice
 from lti_tool.i18n import gettext as _
 from lti_tool.logs import get_logger
 from lti_tool.urls_for import base_url
@@ -181,7 +181,7 @@ def sign_in():
     account, outcome = authenticate(db, email[:EMAIL_MAX], password[:1024])
     if outcome == "ok":
         # The sign-in updates the row anyway, so this adds no separate write.
-        record_locale(account, current_locale())
+        record_locale(account, chosen_locale())
     db.commit()
     if outcome == "disabled":
         # Only the right password gets here, so this message reveals nothing to
@@ -406,7 +406,7 @@ def accept_invitation(token: str):
         return _link_expired_page()
     # Accepting signs the new account in below, so this is its first sign-in.
     account.last_sign_in_at = now
-    record_locale(account, current_locale())
+    record_locale(account, chosen_locale())
     record_audit(
         db,
         provider_id=row.provider_id,
@@ -446,7 +446,7 @@ def request_reset():
     if account is not None and account.is_disabled:
         log.info("password_reset_skipped_disabled", account_id=account.id)
     elif account is not None:
-        queue_password_reset(account.id, current_locale())
+        queue_password_reset(account.id, chosen_locale())
         log.info("password_reset_queued", account_id=account.id)
     # The same page either way, so the form does not reveal which emails exist.
     return render_template(
@@ -483,7 +483,7 @@ def reset_password(token: str):
     row.used_at = utcnow()
     # A reset signs the account in below, as a sign-in with the password does.
     account.last_sign_in_at = row.used_at
-    record_locale(account, current_locale())
+    record_locale(account, chosen_locale())
     record_audit(
         db,
         provider_id=account.provider_id,

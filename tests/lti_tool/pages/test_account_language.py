@@ -102,8 +102,9 @@ def _sign_in_with_language(client, address: str, accept_language: str):
     )
 
 
-def test_acceptance_stores_page_language(app, client, db, admin_id):
-    """Accepting an invitation on a French page stores French on the new account."""
+def _accept_invitation(client, db, admin_id: int, accept_language: str):
+    """Invite `INVITED` to the admin's provider and accept on a page whose browser
+    sends `accept_language`."""
     provider_id = db.get(Account, admin_id).provider_id
     token = issue_token(
         db,
@@ -117,14 +118,50 @@ def test_acceptance_stores_page_language(app, client, db, admin_id):
     with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
 
-    accepted = client.post(
+    return client.post(
         f"/account/invitation/{token}",
         data={"csrf": "test-csrf", "password": PASSWORD, "password_repeat": PASSWORD},
-        headers={"Accept-Language": "fr-CA,fr;q=0.9,en;q=0.5"},
+        headers={"Accept-Language": accept_language},
     )
+
+
+def _reset_password(client, db, admin_id: int, accept_language: str):
+    """Set a new password for `ADMIN` from a reset link, on a page whose browser
+    sends `accept_language`."""
+    token = issue_token(
+        db, TokenPurpose.PASSWORD_RESET, email=ADMIN, account_id=admin_id
+    )
+    db.commit()
+    with account_session_transaction(client) as session:
+        session["csrf"] = "test-csrf"
+    new_password = "a brand new passphrase"
+
+    return client.post(
+        f"/account/reset/{token}",
+        data={
+            "csrf": "test-csrf",
+            "password": new_password,
+            "password_repeat": new_password,
+        },
+        headers={"Accept-Language": accept_language},
+    )
+
+
+def test_acceptance_stores_page_language(app, client, db, admin_id):
+    """Accepting an invitation on a French page stores French on the new account."""
+    accepted = _accept_invitation(client, db, admin_id, "fr-CA,fr;q=0.9,en;q=0.5")
 
     assert accepted.status_code == 303
     assert _stored_locale(app, INVITED) == "fr"
+
+
+def test_acceptance_fallback_stores_nothing(app, client, db, admin_id):
+    """Accepting on a page that fell back to English leaves the new account without
+    a language, so its emails follow a later choice."""
+    accepted = _accept_invitation(client, db, admin_id, "de")
+
+    assert accepted.status_code == 303
+    assert _stored_locale(app, INVITED) is None
 
 
 def test_sign_in_stores_page_language(app, client, admin_id):
@@ -146,26 +183,51 @@ def test_sign_in_stores_page_language(app, client, admin_id):
 def test_password_reset_stores_page_language(app, client, db, admin_id):
     """Setting a new password from a reset link signs in, so it stores the page's
     language too."""
-    token = issue_token(
-        db, TokenPurpose.PASSWORD_RESET, email=ADMIN, account_id=admin_id
-    )
-    db.commit()
-    with account_session_transaction(client) as session:
-        session["csrf"] = "test-csrf"
-    new_password = "a brand new passphrase"
-
-    response = client.post(
-        f"/account/reset/{token}",
-        data={
-            "csrf": "test-csrf",
-            "password": new_password,
-            "password_repeat": new_password,
-        },
-        headers={"Accept-Language": "es-MX,es;q=0.9"},
-    )
+    response = _reset_password(client, db, admin_id, "es-MX,es;q=0.9")
 
     assert response.status_code == 303
     assert _stored_locale(app, ADMIN) == "es"
+
+
+def test_password_reset_fallback_keeps_stored(app, client, db, admin_id):
+    """A new password set on a page that fell back to English keeps the stored
+    language."""
+    _set_stored_locale(app, ADMIN, "ar")
+
+    response = _reset_password(client, db, admin_id, "")
+
+    assert response.status_code == 303
+    assert _stored_locale(app, ADMIN) == "ar"
+
+
+def test_reset_request_fallback_stored_language(
+    app, client, settings, admin_id, monkeypatch
+):
+    """A reset requested on a page that fell back to English queues no language,
+    so the email is in the account's stored one."""
+    _set_stored_locale(app, ADMIN, "fr")
+    queued = []
+    monkeypatch.setattr(
+        app.extensions["celery"],
+        "send_task",
+        lambda name, args=None, **_: queued.append(args),
+    )
+    with account_session_transaction(client) as session:
+        session["csrf"] = "test-csrf"
+
+    response = client.post(
+        "/account/reset",
+        data={"csrf": "test-csrf", "email": ADMIN},
+        headers={"Accept-Language": "de"},
+    )
+    with app.app_context():
+        outcomes = [send_password_reset.run(*args) for args in queued]
+    [mail] = _mails(settings)
+
+    assert response.status_code == 200
+    assert queued == [[admin_id, None]]
+    assert outcomes == ["sent"]
+    assert mail["Subject"] == FRENCH_RESET
 
 
 def test_sign_in_same_language_no_write(app, client, admin_id, account_updates):
@@ -180,6 +242,50 @@ def test_sign_in_same_language_no_write(app, client, admin_id, account_updates):
     assert account_updates, "a sign-in updates last_sign_in_at"
     assert not [statement for statement in account_updates if "locale" in statement]
     assert _stored_locale(app, ADMIN) == "fr"
+
+
+@pytest.mark.parametrize("accept_language", ["", "de", "de-AT,it;q=0.5"])
+def test_sign_in_fallback_keeps_stored(
+    app, client, admin_id, account_updates, accept_language
+):
+    """A sign-in on a page that fell back to English, because the browser sent no
+    supported language and nothing was picked, keeps the stored language."""
+    _set_stored_locale(app, ADMIN, "fr")
+    account_updates.clear()
+
+    response = _sign_in_with_language(client, ADMIN, accept_language)
+
+    assert response.status_code == 303
+    assert account_updates, "a sign-in updates last_sign_in_at"
+    assert not [statement for statement in account_updates if "locale" in statement]
+    assert _stored_locale(app, ADMIN) == "fr"
+
+
+def test_sign_in_browser_english_stored(app, client, admin_id):
+    """English named by the browser is a language like any other, so it replaces a
+    stored one."""
+    _set_stored_locale(app, ADMIN, "fr")
+
+    response = _sign_in_with_language(client, ADMIN, "en-GB,de;q=0.5")
+
+    assert response.status_code == 303
+    assert _stored_locale(app, ADMIN) == "en"
+
+
+def test_sign_in_language_link_stored(app, client, admin_id):
+    """A sign-in posted to a `?lang=` address stores that choice over the browser's
+    language."""
+    with account_session_transaction(client) as session:
+        session["csrf"] = "test-csrf"
+
+    response = client.post(
+        "/account/sign-in?lang=ar",
+        data={"email": ADMIN, "password": PASSWORD, "csrf": "test-csrf"},
+        headers={"Accept-Language": "fr"},
+    )
+
+    assert response.status_code == 303
+    assert _stored_locale(app, ADMIN) == "ar"
 
 
 def test_failed_sign_in_stores_nothing(app, client, admin_id):
@@ -229,8 +335,8 @@ def test_switcher_on_password_page_stores(app, client, admin_id):
 
 @pytest.mark.parametrize("value", ["de", "xx-YY", "", "../fr"])
 def test_switcher_unsupported_not_stored(app, client, admin_id, account_updates, value):
-    """An unsupported `?lang=` value leaves the language of the English sign-in
-    and writes nothing."""
+    """An unsupported `?lang=` value stores nothing after a sign-in that chose no
+    language, and writes nothing."""
     sign_in(client, ADMIN)
     account_updates.clear()
 
@@ -238,7 +344,7 @@ def test_switcher_unsupported_not_stored(app, client, admin_id, account_updates,
 
     assert response.status_code == 200
     assert account_updates == []
-    assert _stored_locale(app, ADMIN) == "en"
+    assert _stored_locale(app, ADMIN) is None
 
 
 @pytest.mark.parametrize("value", ["de", "xx-YY", "", None, "français"])

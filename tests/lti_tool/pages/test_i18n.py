@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
-from flask import g
+from flask import g, session
 
 from lti_tool.i18n import (
     LANGUAGES,
     TRANSLATIONS,
+    LocaleSource,
+    chosen_locale,
     force_locale,
     gettext,
     localized_percent,
+    select_locale,
     supported_locale,
     translations_for,
 )
@@ -430,3 +433,50 @@ def test_force_locale_outside_request(app):
     assert french == "Mot de passe"
     assert spanish_again == "Contraseña"
     assert not forced_after
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "expected"),
+    [
+        ("de, fr;q=0.8", ("fr", LocaleSource.BROWSER)),
+        ("en", ("en", LocaleSource.BROWSER)),
+        ("de", ("en", LocaleSource.DEFAULT)),
+        ("", ("en", LocaleSource.DEFAULT)),
+    ],
+)
+def test_select_locale_browser_or_default(app, accept_language, expected):
+    """A supported Accept-Language language comes from the browser, and English
+    without one is the default."""
+    with app.test_request_context(
+        "/account/sign-in", headers={"Accept-Language": accept_language}
+    ):
+        selected = select_locale()
+        chosen = chosen_locale()
+
+    assert selected == expected
+    assert chosen == (None if expected[1] is LocaleSource.DEFAULT else expected[0])
+
+
+def test_select_locale_switcher_link(app):
+    """A `?lang=` link on a sign-in page is a choice, ahead of the browser's."""
+    with app.test_request_context(
+        "/account/sign-in?lang=ar", headers={"Accept-Language": "fr"}
+    ):
+        app.preprocess_request()
+        selected = select_locale()
+        chosen = chosen_locale()
+
+    assert selected == ("ar", LocaleSource.CHOICE)
+    assert chosen == "ar"
+
+
+def test_select_locale_course_sources(app):
+    """On a course page the stored choice comes before the launch's locale claim."""
+    with app.test_request_context("/course/1", headers={"Accept-Language": "fr"}):
+        session["launch_locale"] = "es-ES"
+        from_launch = select_locale()
+        session["locale_choice"] = "ar"
+        from_choice = select_locale()
+
+    assert from_launch == ("es", LocaleSource.LAUNCH)
+    assert from_choice == ("ar", LocaleSource.CHOICE)
