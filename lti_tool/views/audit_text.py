@@ -7,6 +7,7 @@ code. A code without a label here is shown as stored.
 
 from __future__ import annotations
 
+from lti_tool.i18n import LANGUAGES
 from lti_tool.i18n import gettext as _
 
 # Suffixes of the actions that only read: lists, views, previews, explanations,
@@ -34,6 +35,7 @@ def action_labels() -> dict[str, str]:
         "account.invitation_notice_sent": _("Invitation notice sent"),
         "account.password_reset": _("Password reset"),
         "account.password_changed": _("Password changed"),
+        "account.language_changed": _("Account language changed"),
         "account.disabled": _("Account disabled"),
         "account.enabled": _("Account enabled"),
         "invitation.withdrawn": _("Invitation withdrawn"),
@@ -122,12 +124,14 @@ def detail_labels() -> dict[str, str]:
         "query": _("Query"),
         "expires_at": _("Expires"),
         "created_by": _("Created by"),
+        "locale": _("Language"),
+        "previous_locale": _("Previous language"),
     }
 
 
 def value_labels() -> dict[tuple[str, str], str]:
     """Return the translated label of each known (detail field, stored value) pair."""
-    return {
+    labels = {
         ("trigger", "manual"): _("an admin, by hand"),
         ("trigger", "achievement_created"): _("the creation of the badge"),
         ("trigger", "rule_changed"): _("a change of the award rule"),
@@ -149,6 +153,12 @@ def value_labels() -> dict[tuple[str, str], str]:
         ("status", "cancelled"): _("cancelled"),
         ("status", "failed"): _("failed"),
     }
+    # Each language is named in itself, as the language switcher names it.
+    for key in ("locale", "previous_locale"):
+        for code, name in LANGUAGES.items():
+            labels[(key, code)] = name
+
+    return labels
 
 
 def yes_no(value: bool) -> str:

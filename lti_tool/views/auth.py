@@ -119,16 +119,33 @@ def signed_in_account() -> Account | None:
 
 
 def record_language_choice(account: Account) -> None:
-    """Store the language that the signed-in holder picks with the switcher.
+    """Store and audit the language that the signed-in holder picks with the switcher.
 
     Only a request with a supported `?lang=` is a pick, and it writes only when the
-    language differs from the stored one, so other page views write nothing.
+    language differs from the stored one, so other page views write nothing. The
+    event is in the holder's provider, or in no provider for an operator, as a
+    password change is.
     """
     if language_choice() is None:
         return
-    if record_locale(account, current_locale()):
-        db_session().commit()
-        log.info("account_locale_changed", account_id=account.id, locale=account.locale)
+    previous = account.locale
+    if not record_locale(account, current_locale()):
+        return
+
+    db = db_session()
+    detail = {"locale": account.locale}
+    if previous is not None:
+        detail["previous_locale"] = previous
+    record_audit(
+        db,
+        provider_id=account.provider_id,
+        actor=f"account:{account.id}",
+        action="account.language_changed",
+        target=f"account:{account.id}",
+        detail=detail,
+    )
+    db.commit()
+    log.info("account_locale_changed", account_id=account.id, locale=account.locale)
 
 
 def _sign_in_page(

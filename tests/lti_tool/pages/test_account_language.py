@@ -1,6 +1,7 @@
 """The language of account emails, on SQLite and PostgreSQL: stored when the account
-holder accepts an invitation, signs in or picks a language with the switcher, and
-used by the password reset email and the invitation notice."""
+holder accepts an invitation, signs in or resets the password on a page whose language
+was chosen, or picks a language with the switcher (an audited change), and used by the
+password reset email and the invitation notice."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from lti_tool.accounts import (
     Account,
     AccountRole,
     AccountToken,
+    AuditEvent,
     TokenPurpose,
     issue_token,
     record_locale,
@@ -26,6 +28,7 @@ from tests.support.seed import add_provider
 from .conftest import PASSWORD, add_account, sign_in
 
 ADMIN = "admin@academy.org"
+OPERATOR = "operator@hpass.example"
 INVITED = "new@academy.org"
 FRENCH_RESET = "Réinitialisez votre mot de passe Badges HPass"
 ARABIC_NOTICE = "دعوة إلى شارات HPass لعنوانك"
@@ -419,3 +422,72 @@ def test_invitation_notice_uses_stored(app, db, settings, admin_id):
     assert outcome == "sent"
     assert mail["Subject"] == ARABIC_NOTICE
     assert "College" in mail.get_content()
+
+
+def _language_events(app) -> list[AuditEvent]:
+    """Read the language change events in a session of their own, oldest first."""
+    with app.extensions["hpass"].session() as session:
+        events = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "account.language_changed")
+            .order_by(AuditEvent.id)
+        ).all()
+        session.expunge_all()
+    return list(events)
+
+
+def test_switcher_change_audited(app, client, db, admin_id):
+    """Each change of language with the switcher is one audit event in the
+    holder's provider, and picking the stored language again records none."""
+    provider_id = db.get(Account, admin_id).provider_id
+    sign_in(client, ADMIN)
+
+    client.get("/admin/?lang=fr")
+    client.get("/admin/?lang=ar")
+    client.get("/admin/?lang=ar")
+    first, second = _language_events(app)
+
+    assert first.provider_id == provider_id
+    assert first.actor == f"account:{admin_id}"
+    assert first.target == f"account:{admin_id}"
+    assert first.detail == {"locale": "fr"}
+    assert second.provider_id == provider_id
+    assert second.detail == {"locale": "ar", "previous_locale": "fr"}
+
+
+def test_operator_switcher_change_audited(app, client, db):
+    """An operator's change of language is audited in no provider, as the
+    operator's other account changes are."""
+    operator = add_account(db, OPERATOR, AccountRole.OPERATOR, None)
+    sign_in(client, OPERATOR)
+
+    response = client.get("/account/password?lang=es")
+    [event] = _language_events(app)
+
+    assert response.status_code == 200
+    assert event.provider_id is None
+    assert event.actor == f"account:{operator.id}"
+    assert event.detail == {"locale": "es"}
+
+
+def test_sign_in_language_not_audited(app, client, admin_id):
+    """A language stored by a sign-in is no switcher change, so it is not audited."""
+    response = _sign_in_with_language(client, ADMIN, "fr")
+
+    assert response.status_code == 303
+    assert _stored_locale(app, ADMIN) == "fr"
+    assert _language_events(app) == []
+
+
+def test_audit_page_names_languages(client, admin_id):
+    """The audit log page labels the event in the page's language and names each
+    language in itself. Opening the page with `?lang=fr` is the second change."""
+    sign_in(client, ADMIN)
+    client.get("/admin/?lang=es")
+
+    page = client.get("/admin/audit?lang=fr").get_data(as_text=True)
+
+    assert "Langue du compte changée" in page
+    assert "Langue précédente" in page
+    assert '<span dir="auto">Español</span>' in page
+    assert '<span dir="auto">Français</span>' in page
