@@ -15,10 +15,11 @@ from __future__ import annotations
 import uuid
 
 import structlog
+from markupsafe import Markup
 from flask import Flask, g, jsonify, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from lti_tool.i18n import gettext
+from lti_tool.i18n import gettext, gettext_html, isolate_ltr, markup_text
 from lti_tool.logs import get_logger
 
 log = get_logger(__name__)
@@ -103,7 +104,7 @@ def _wants_json() -> bool:
 def _render(
     status: int,
     code: str,
-    message: str,
+    message: str | Markup,
     detail: str | None = None,
     back_link: tuple[str, str] | None = None,
     problems: list[dict[str, str]] | None = None,
@@ -114,6 +115,8 @@ def _render(
     if problems:
         body["problems"] = problems
     if _wants_json():
+        if isinstance(message, Markup):
+            body["message"] = markup_text(message)
         return jsonify(body), status
     return (
         render_template(
@@ -170,26 +173,31 @@ def bind_request_id(incoming: str | None) -> str:
     return request_id
 
 
-def _http_error_message(error: HTTPException) -> str:
-    """Describe a routing error in the language of the request (English by default)."""
+def _http_error_message(error: HTTPException) -> str | Markup:
+    """Describe a routing error in the language of the request (English by default).
+
+    The path and the methods are codes, so they are isolated left to right, which
+    keeps them readable in an Arabic sentence.
+    """
+    path = isolate_ltr(request.path)
     if error.code == 404 and is_admin_path():
-        return gettext(
+        return gettext_html(
             "The admin pages have no page at %(path)s. Check the address, or go back "
             "to the admin overview and choose a page from its menu.",
-            path=request.path,
+            path=path,
         )
     if error.code == 404:
-        return gettext(
+        return gettext_html(
             "No page exists at %(path)s. Check the address, or open the tool again "
             "from your course in the LMS.",
-            path=request.path,
+            path=path,
         )
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
-        return gettext(
+        return gettext_html(
             "%(path)s does not accept %(method)s requests. Use one of: %(methods)s.",
-            path=request.path,
-            method=request.method,
-            methods=", ".join(error.valid_methods),
+            path=path,
+            method=isolate_ltr(request.method),
+            methods=isolate_ltr(", ".join(error.valid_methods)),
         )
     return error.description or error.name
 

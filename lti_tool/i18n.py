@@ -15,7 +15,9 @@ request, set their language with `force_locale`.
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -56,7 +58,7 @@ def supported_locale(value: str | None) -> str | None:
 
 
 class LocaleSource(Enum):
-    """Where a page's language comes from, in the order `select_locale` tries them."""
+    """The origin of a page's language, in the order `select_locale` tries them."""
 
     # The switcher's choice, stored in the session of the page's area. A `?lang=`
     # link stores its choice before the view runs.
@@ -181,6 +183,19 @@ def isolate_ltr(value: object) -> Markup:
     direction, such as a digit, or contains Arabic letters.
     """
     return Markup('<bdi dir="ltr">{}</bdi>').format(value)
+
+
+# The tags that `isolate` and `isolate_ltr` write.
+_ISOLATE_TAGS = re.compile(r'</?bdi(?: dir="ltr")?>')
+
+
+def markup_text(value: Markup) -> str:
+    """Return the plain text of a message from `gettext_html`, for a JSON body.
+
+    The <bdi> tags around its values are removed and its entities unescaped, so a
+    path such as `/a&b` reads as typed.
+    """
+    return html.unescape(_ISOLATE_TAGS.sub("", str(value)))
 
 
 # FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: the plain-text form of <bdi>.

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy import not_, or_, select
 
 from badge_engine.models import Achievement, Credential, Learner
@@ -100,6 +101,15 @@ def _ids_with_prefix(values, prefix: str) -> set[str]:
         for value in values
         if value and value.startswith(prefix) and value != prefix
     }
+
+
+def _learner_label(learner: Learner) -> Markup:
+    """Return the learner's name, or else their email or LMS user id, isolated."""
+    if learner.name:
+        return isolate(learner.name)
+    if learner.email:
+        return isolate_ltr(learner.email)
+    return gettext_html("LMS user %(user)s", user=isolate_ltr(learner.lms_user_id))
 
 
 class AuditNames:
@@ -358,12 +368,10 @@ class AuditNames:
             credential = self.credentials[public_id]
             learner = credential.learner
             return AuditTarget(
-                _(
+                gettext_html(
                     "“%(badge)s” of %(learner)s",
-                    badge=credential.achievement.name,
-                    learner=learner.name
-                    or learner.email
-                    or _("LMS user %(user)s", user=learner.lms_user_id),
+                    badge=isolate(credential.achievement.name),
+                    learner=_learner_label(learner),
                 ),
                 code,
                 url_for("public.credential", public_id=public_id),

@@ -14,6 +14,7 @@ from badge_engine.models import Provider
 from lti_tool.accounts import Account
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.i18n import gettext as _
+from lti_tool.i18n import gettext_html, isolate_ltr
 from lti_tool.logs import get_logger
 from lti_tool.lti.registration_links import (
     issue_registration_link,
@@ -63,8 +64,9 @@ def _creator_names(provider: Provider, links: list[RegistrationLink]) -> dict[st
                 number=actor.removeprefix(ACCOUNT_ACTOR),
             )
         elif actor.startswith(COMMAND_LINE_ACTOR):
-            names[actor] = _(
-                "Command line, as %(user)s", user=actor.removeprefix(COMMAND_LINE_ACTOR)
+            names[actor] = gettext_html(
+                "Command line, as %(user)s",
+                user=isolate_ltr(actor.removeprefix(COMMAND_LINE_ACTOR)),
             )
         else:
             names[actor] = actor

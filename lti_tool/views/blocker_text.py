@@ -72,7 +72,9 @@ def _blocker_words(blocker: Blocker) -> Markup:
         )
     else:
         # A code added to the engine before its wording here still shows its code.
-        text = _("The badge cannot be awarded (%(code)s).", code=code)
+        text = i18n.gettext_html(
+            "The badge cannot be awarded (%(code)s).", code=i18n.isolate_ltr(code)
+        )
     return Markup.escape(text)
 
 

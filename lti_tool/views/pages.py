@@ -227,10 +227,10 @@ def _course_achievement(course: LtiCourse, public_id: str) -> Achievement:
             return achievement
     raise NotFound(
         f"badge {public_id!r} not found in course {course.id}",
-        shown_message=_(
+        shown_message=i18n.gettext_html(
             "This course has no badge with the id %(id)s. It may have been deleted: "
             "the course page lists the course's badges.",
-            id=public_id,
+            id=i18n.isolate_ltr(public_id),
         ),
         course_id=course.id,
     )
@@ -1492,10 +1492,10 @@ def revoke_award(course_id: int, public_id: str):
     if credential is None:
         raise NotFound(
             f"credential {public_id!r} not found in course {found.id}",
-            shown_message=_(
+            shown_message=i18n.gettext_html(
                 "No badge awarded in this course has the id %(id)s. The course page "
                 "lists the awarded badges.",
-                id=public_id,
+                id=i18n.isolate_ltr(public_id),
             ),
             course_id=found.id,
         )
@@ -1740,10 +1740,10 @@ def _course_job(course: LtiCourse, job_public_id: str) -> BackfillJob:
             return job
     raise NotFound(
         f"backfill {job_public_id!r} not found in course {course.id}",
-        shown_message=_(
+        shown_message=i18n.gettext_html(
             "This course has no backfill with the id %(id)s. The course page lists "
             "the course's backfills.",
-            id=job_public_id,
+            id=i18n.isolate_ltr(job_public_id),
         ),
         course_id=course.id,
     )

@@ -76,6 +76,18 @@ def test_accounts_page_lists_own_admins(client, alpha_admins):
     assert 'href="/admin/accounts"' in page
 
 
+def test_arabic_button_isolates_email(client, alpha_admins):
+    """On an Arabic accounts page, the screen-reader text of each button names the
+    admin's email isolated left to right."""
+    page = client.get("/admin/accounts?lang=ar").get_data(as_text=True)
+    isolated = f'<span class="visually-hidden"> <bdi dir="ltr">{COLLEAGUE}</bdi></span>'
+
+    assert '<html lang="ar" dir="rtl">' in page
+    assert f"{isolated}</button>" in page
+    assert f"{isolated}</label>" in page
+    assert f'<span class="visually-hidden"> {COLLEAGUE}</span>' not in page
+
+
 def test_disable_colleague(client, db, alpha_admins):
     """An admin disables another admin of the provider, with an audit entry."""
     admin, colleague, _ = alpha_admins

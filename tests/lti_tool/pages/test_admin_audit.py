@@ -136,7 +136,7 @@ def test_revocation_course_is_lms_course(client, tenants, db):
     assert new_event.detail["course_id"] == MOODLE_COURSE_ID
     assert page.count(f'LMS course id: <span dir="auto">{MOODLE_COURSE_ID}') == 2
     assert f"course_id: {alpha.course_id}" not in page
-    assert "“Badge of alpha” of Learner of alpha" in page
+    assert "“<bdi>Badge of alpha</bdi>” of <bdi>Learner of alpha</bdi>" in page
 
 
 def test_course_derived_from_badge(client, tenants, db):

@@ -53,7 +53,10 @@ def test_unknown_admin_path_points_to_overview(client, alpha_admin):
     page = response.get_data(as_text=True)
 
     assert response.status_code == 404
-    assert "The admin pages have no page at /admin/registrations/5." in page
+    assert (
+        'The admin pages have no page at <bdi dir="ltr">/admin/registrations/5</bdi>.'
+        in page
+    )
     assert '<a href="/admin/">Back to the admin overview</a>' in page
     assert LEARNER_ADVICE not in page
 

@@ -101,7 +101,7 @@ def test_list_shows_open_links(client, admin, db):
     page = _page(client.get("/admin/registration-links"))
 
     assert "Open registration links" in page
-    assert "Command line, as deploy" in page
+    assert 'Command line, as <bdi dir="ltr">deploy</bdi>' in page
     for hidden in ("as used", "as revoked", "as expired"):
         assert hidden not in page
     assert len(re.findall(r'action="/admin/registration-links/\d+/revoke"', page)) == 1

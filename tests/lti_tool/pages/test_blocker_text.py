@@ -47,7 +47,7 @@ EXPECTED = {
         "reversal_untimed": "The LMS reported the completion reversed. An",
         "one_delivery": "1 delivery waits for the learner",
         "deliveries": "3 deliveries wait for the learner",
-        "new_code": "The badge cannot be awarded (new_code).",
+        "new_code": 'The badge cannot be awarded (<bdi dir="ltr">new_code</bdi>).',
     },
     "fr": {
         "enrolment": "Le LMS ne suit pas l’achèvement de cet apprenant",
@@ -58,7 +58,7 @@ EXPECTED = {
         "reversal_untimed": "Le LMS a signalé l’annulation de l’achèvement. Un",
         "one_delivery": "1 livraison attend que l’apprenant",
         "deliveries": "3 livraisons attendent que l’apprenant",
-        "new_code": "Le badge ne peut pas être attribué (new_code).",
+        "new_code": 'Le badge ne peut pas être attribué (<bdi dir="ltr">new_code</bdi>).',
     },
     "es": {
         "enrolment": "El LMS no registra la finalización de este estudiante",
@@ -69,7 +69,7 @@ EXPECTED = {
         "reversal_untimed": "El LMS informó de que la finalización se anuló.",
         "one_delivery": "1 entrega espera a que el estudiante",
         "deliveries": "3 entregas esperan a que el estudiante",
-        "new_code": "La insignia no se puede conceder (new_code).",
+        "new_code": 'La insignia no se puede conceder (<bdi dir="ltr">new_code</bdi>).',
     },
     "ar": {
         "enrolment": "لا يتتبّع نظام إدارة التعلّم إكمال هذا المتعلّم",
@@ -80,7 +80,7 @@ EXPECTED = {
         "reversal_untimed": "أبلغ نظام إدارة التعلّم عن إلغاء الإكمال.",
         "one_delivery": "ينتظر تسليم واحد (1)",
         "deliveries": "ينتظر 3 تسليمات",
-        "new_code": "لا يمكن منح الشارة (new_code).",
+        "new_code": 'لا يمكن منح الشارة (<bdi dir="ltr">new_code</bdi>).',
     },
 }
 # Words of the engine's English messages that no translation contains.

@@ -19,6 +19,7 @@ from lti_tool.i18n import (
     isolate_ltr,
     isolate_text,
     localized_list,
+    markup_text,
 )
 from lti_tool.models import LtiCourse
 
@@ -220,3 +221,20 @@ def test_title_without_course_title(client, tenants, db):
     title = _page_title(_course_page(client, alpha, "learner", "en"))
 
     assert title == "Your badges · Course"
+
+
+def test_markup_text_plain(app):
+    """A message made for HTML reads as plain text without its isolates and
+    entities."""
+    with app.test_request_context("/"):
+        message = gettext_html(
+            "No page exists at %(path)s. Check the address, or open the tool again "
+            "from your course in the LMS.",
+            path=isolate_ltr("/a&b"),
+        )
+
+    assert "&amp;" in message
+    assert markup_text(message) == (
+        "No page exists at /a&b. Check the address, or open the tool again from "
+        "your course in the LMS."
+    )

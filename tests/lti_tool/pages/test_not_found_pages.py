@@ -7,12 +7,14 @@ import pytest
 from .conftest import launch_as
 
 UNKNOWN = "0f0f0f0f-unknown"
+# An id inside a sentence, isolated left to right for right-to-left pages.
+ISOLATED = f'<bdi dir="ltr">{UNKNOWN}</bdi>'
 
 BADGE_NOT_FOUND = {
-    "en": f"This course has no badge with the id {UNKNOWN}.",
-    "fr": f"Ce cours n&#39;a aucun badge avec l&#39;identifiant {UNKNOWN}.",
-    "es": f"Este curso no tiene ninguna insignia con el identificador {UNKNOWN}.",
-    "ar": f"لا توجد في هذه الدورة شارة بالمعرّف {UNKNOWN}.",
+    "en": f"This course has no badge with the id {ISOLATED}.",
+    "fr": f"Ce cours n&#39;a aucun badge avec l&#39;identifiant {ISOLATED}.",
+    "es": f"Este curso no tiene ninguna insignia con el identificador {ISOLATED}.",
+    "ar": f"لا توجد في هذه الدورة شارة بالمعرّف {ISOLATED}.",
 }
 HEADING = {
     "en": "Not found",
@@ -80,7 +82,7 @@ def test_unknown_award_revoke_spanish(client, tenants):
 
     assert response.status_code == 404
     assert (
-        f"Ninguna insignia otorgada en este curso tiene el identificador {UNKNOWN}."
+        f"Ninguna insignia otorgada en este curso tiene el identificador {ISOLATED}."
         in page
     )
 
@@ -107,7 +109,9 @@ def test_wrong_method_names_allowed(client, tenants):
     page = response.get_data(as_text=True)
 
     assert response.status_code == 405
-    assert "does not accept GET requests. Use one of: " in page
+    assert (
+        'does not accept <bdi dir="ltr">GET</bdi> requests. Use one of: <bdi dir="ltr">'
+    ) in page
     assert "POST" in page
     assert "POST" in response.headers["Allow"]
 
@@ -119,3 +123,28 @@ def test_wrong_method_json_names_allowed(client):
     assert response.status_code == 405
     assert "Use one of: " in response.get_json()["message"]
     assert "GET" in response.headers["Allow"]
+
+
+def test_arabic_unknown_path_isolated(client, tenants):
+    """On an Arabic page the path of a not found address is isolated left to right
+    inside the translated sentence."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor", locale="ar")
+
+    response = client.get(f"/course/{alpha.course_id}/nothing-here")
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 404
+    assert '<html lang="ar" dir="rtl">' in page
+    assert f'<bdi dir="ltr">/course/{alpha.course_id}/nothing-here</bdi>' in page
+
+
+def test_json_not_found_plain_path(client):
+    """A JSON error body names the path as typed, with no markup or entities."""
+    response = client.get("/api/a&b<c>", headers={"Accept": "application/json"})
+    message = response.get_json()["message"]
+
+    assert response.status_code == 404
+    assert "/api/a&b<c>" in message
+    assert "bdi" not in message
+    assert "&amp;" not in message
