@@ -55,7 +55,7 @@ def test_link_needs_learner(client, seeded):
         ("", b"portfolio_url is missing"),
         ("javascript:alert(1)", b"is not an http(s) address"),
         ("http://10.0.0.7/wallet", b"non-public address 10.0.0.7"),
-        ("https://" + "a" * 600 + ".org", b"at most 500 characters"),
+        ("https://" + "a" * 600 + ".org", b"over the limit of 500"),
     ],
 )
 def test_link_rejects_bad_url(client, db, seeded, url, words):
