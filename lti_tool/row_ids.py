@@ -28,7 +28,7 @@ def parse_row_id(text: str | None) -> int | None:
     return number
 
 
-# Longest part of a typed id that a message or log line repeats. A row id has at
+# Maximum length of a typed id that a message or log line repeats. A row id has at
 # most 19 digits, so a longer text is shown cut, ending in "…".
 TYPED_ID_SHOWN_MAX = 40
 

@@ -128,8 +128,8 @@ def test_signal_during_startup(run_env, tmp_path, stop_signal, moment):
     assert output.rstrip().endswith("stopped"), output
     # Depending on how far the start-up got, the output reports either that the
     # bridge is running or that the signal came before that.
-    said_running = "is running at" in output
-    said_starting = f"{stop_signal.name} received while starting" in output
-    assert said_running != said_starting, output
+    printed_running = "is running at" in output
+    printed_starting = f"{stop_signal.name} received while starting" in output
+    assert printed_running != printed_starting, output
     for marker in TRACEBACK_MARKERS:
         assert marker not in errors

@@ -127,7 +127,7 @@ def test_pick_provider_long_id_shortened(client, operator):
 
 @pytest.mark.parametrize("provider_id", ["", "   "])
 def test_pick_provider_empty_id(client, operator, provider_id):
-    """An empty provider choice says that no provider was chosen."""
+    """An empty provider choice gets a message that no provider was chosen."""
     response = client.post(
         "/admin/provider", data={"csrf": "test-csrf", "provider_id": provider_id}
     )
