@@ -18,7 +18,7 @@ from lti_tool.schema import upgrade
 from tests.support.databases import POSTGRES_URL, reset_postgres
 
 # Fixtures shared by test modules in several folders.
-pytest_plugins = ["tests.support.smtp"]
+pytest_plugins = ["tests.support.smtp", "tests.lti_tool.lti.harness"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,44 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lti_tool.lti.registrations import create_registration
-from tests.lti_tool.lti.harness import (
-    CLIENT_ID,
-    DEPLOYMENT_ID,
-    TokenPlatform,
-    stop_server,
-)
+from tests.lti_tool.lti.harness import CLIENT_ID, serve_token_platform
 from tests.security.fuzzing import fuzz_settings, json_values
-from tests.support.seed import add_moodle_connection, add_provider
 
 TARGET = "http://127.0.0.1:5999/lti/{public_id}/launch"
 
 
-@pytest.fixture(scope="module")
-def platform():
-    platform = TokenPlatform()
-    yield platform
-    stop_server(platform.server)
-
-
-@pytest.fixture
-def registration(app, db, platform):
-    vault = app.extensions["hpass"].vault
-    provider = add_provider(db)
-    connection = add_moodle_connection(db, vault, provider, "http://127.0.0.1:9", "t")
-    registration = create_registration(
-        db,
-        vault,
-        provider,
-        issuer=platform.issuer,
-        client_id=CLIENT_ID,
-        auth_login_url=f"{platform.issuer}/auth",
-        key_set_url=f"{platform.issuer}/jwks",
-        deployment_ids=(DEPLOYMENT_ID,),
-        lms_connection_id=connection.id,
-    )
-    db.commit()
-    return registration
+# One platform server, started once, serves every test of this module.
+platform = pytest.fixture(serve_token_platform, scope="module", name="platform")
 
 
 def _login(client, registration, platform) -> tuple[str, str]:

@@ -6,12 +6,9 @@ import pytest
 
 from lti_tool.demo.peers.registration_platform import RegistrationPlatform
 from lti_tool.demo.peers.serving import serve_in_thread
-from lti_tool.lti.registrations import create_registration
 from tests.lti_tool.lti.harness import (
-    CLIENT_ID,
-    DEPLOYMENT_ID,
-    TokenPlatform,
     ToolClient,
+    register_token_platform,
     stop_server,
 )
 from tests.support.databases import reset_postgres
@@ -35,28 +32,11 @@ def settings(settings, database_url):
 
 
 @pytest.fixture
-def platform():
-    platform = TokenPlatform()
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
 def registration(app, db, platform):
     vault = app.extensions["hpass"].vault
     provider = add_provider(db)
     connection = add_moodle_connection(db, vault, provider, "http://127.0.0.1:9", "t")
-    registration = create_registration(
-        db,
-        vault,
-        provider,
-        issuer=platform.issuer,
-        client_id=CLIENT_ID,
-        auth_login_url=f"{platform.issuer}/auth",
-        key_set_url=f"{platform.issuer}/jwks",
-        deployment_ids=(DEPLOYMENT_ID,),
-        lms_connection_id=connection.id,
-    )
+    registration = register_token_platform(db, vault, provider, platform, connection.id)
     db.commit()
     return registration
 

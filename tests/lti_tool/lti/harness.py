@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify
 from jwt.algorithms import RSAAlgorithm
 
 from lti_tool.demo.peers.serving import serve_in_thread
+from lti_tool.lti.registrations import create_registration
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 CLIENT_ID = "client-1"
@@ -91,6 +93,35 @@ class TokenPlatform:
 
     def stop(self) -> None:
         stop_server(self.server)
+
+
+def serve_token_platform():
+    """Yield a running `TokenPlatform` and stop it afterwards, as the body of a
+    `platform` fixture of any scope."""
+    platform = TokenPlatform()
+    yield platform
+    platform.stop()
+
+
+# A fixture for every test folder, because tests/conftest.py loads this module
+# as a plugin.
+platform = pytest.fixture(serve_token_platform, name="platform")
+
+
+def register_token_platform(session, vault, provider, platform, lms_connection_id):
+    """Add a registration of `platform` for `provider`, with the client and
+    deployment ids of the tokens `TokenPlatform.claims` builds. The caller commits."""
+    return create_registration(
+        session,
+        vault,
+        provider,
+        issuer=platform.issuer,
+        client_id=CLIENT_ID,
+        auth_login_url=f"{platform.issuer}/auth",
+        key_set_url=f"{platform.issuer}/jwks",
+        deployment_ids=(DEPLOYMENT_ID,),
+        lms_connection_id=lms_connection_id,
+    )
 
 
 class _Remove:

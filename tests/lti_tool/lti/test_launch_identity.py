@@ -23,14 +23,8 @@ from connectors.canvas.connection import connect_canvas
 from lti_tool.accounts import AuditEvent
 from lti_tool.demo.peers.canvas import ALL_SCOPES, FakeCanvas
 from lti_tool.demo.peers.serving import serve_in_thread
-from lti_tool.lti.registrations import create_registration
 from lti_tool.models import LtiCourse, LtiUsedNonce, Registration
-from tests.lti_tool.lti.harness import (
-    CLIENT_ID,
-    DEPLOYMENT_ID,
-    REMOVE,
-    stop_server,
-)
+from tests.lti_tool.lti.harness import REMOVE, register_token_platform, stop_server
 from tests.support.seed import add_moodle_connection, add_provider
 
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
@@ -85,17 +79,7 @@ def registration(app, db, platform, canvas, canvas_token):
         base_url=canvas.url,
         access_token=canvas_token,
     )
-    registration = create_registration(
-        db,
-        vault,
-        provider,
-        issuer=platform.issuer,
-        client_id=CLIENT_ID,
-        auth_login_url=f"{platform.issuer}/auth",
-        key_set_url=f"{platform.issuer}/jwks",
-        deployment_ids=(DEPLOYMENT_ID,),
-        lms_connection_id=connection.id,
-    )
+    registration = register_token_platform(db, vault, provider, platform, connection.id)
     registration.platform_family = "canvas"
     db.commit()
     return registration

@@ -23,13 +23,10 @@ from connectors.moodle.poller import poll_connection
 from lti_tool.demo.peers.moodle import MoodleStandIn
 from lti_tool.demo.peers.moodle_ws import DEMO_COURSE_ID
 from lti_tool.demo.peers.serving import serve_in_thread
-from lti_tool.lti.registrations import create_registration
 from lti_tool.pipeline import record_fact
 from tests.lti_tool.lti.harness import (
-    CLIENT_ID,
-    DEPLOYMENT_ID,
-    TokenPlatform,
     ToolClient,
+    register_token_platform,
     stop_server,
 )
 from tests.support.outbound import LOOPBACK_POLICY
@@ -51,13 +48,6 @@ def moodle():
 
 
 @pytest.fixture
-def platform():
-    platform = TokenPlatform()
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
 def holder(app, db, moodle, platform):
     """A provider whose learner 3001 has a badge issued to "Ana@Old.example"."""
     bridge = app.extensions["hpass"]
@@ -65,16 +55,8 @@ def holder(app, db, moodle, platform):
     connection = add_moodle_connection(
         db, bridge.vault, provider, moodle.site_url, TOKEN
     )
-    registration = create_registration(
-        db,
-        bridge.vault,
-        provider,
-        issuer=platform.issuer,
-        client_id=CLIENT_ID,
-        auth_login_url=f"{platform.issuer}/auth",
-        key_set_url=f"{platform.issuer}/jwks",
-        deployment_ids=(DEPLOYMENT_ID,),
-        lms_connection_id=connection.id,
+    registration = register_token_platform(
+        db, bridge.vault, provider, platform, connection.id
     )
     learner = Learner(
         provider_id=provider.id,
