@@ -142,12 +142,23 @@ def add_account(db, email: str, role: AccountRole, provider_id: int | None):
     return account
 
 
-def sign_in(client, email: str, password: str = PASSWORD):
+def sign_in(
+    client,
+    email: str,
+    password: str = PASSWORD,
+    *,
+    accept_language: str | None = None,
+    lang: str | None = None,
+):
+    """Post the sign-in form, from a browser that sends `accept_language`, to the
+    address of the language switcher's `lang` choice when one is given."""
     with account_session_transaction(client) as session:
         session["csrf"] = "test-csrf"
     response = client.post(
         "/account/sign-in",
+        query_string={} if lang is None else {"lang": lang},
         data={"email": email, "password": password, "csrf": "test-csrf"},
+        headers={} if accept_language is None else {"Accept-Language": accept_language},
     )
     # Signing in starts a new session, so the form token is set again.
     with account_session_transaction(client) as session:

@@ -162,14 +162,8 @@ def test_disabled_sign_in_in_french(app, client, db, alpha_admins):
     _, colleague, _ = alpha_admins
     post_csrf(client, f"/admin/accounts/{colleague.id}/disable")
     browser = app.test_client()
-    with account_session_transaction(browser) as session:
-        session["csrf"] = "test-csrf"
 
-    response = browser.post(
-        "/account/sign-in",
-        data={"email": COLLEAGUE, "password": PASSWORD, "csrf": "test-csrf"},
-        headers={"Accept-Language": "fr"},
-    )
+    response = sign_in(browser, COLLEAGUE, accept_language="fr")
 
     assert "Ce compte est désactivé" in response.get_data(as_text=True)
 

@@ -95,16 +95,6 @@ def _mails(settings) -> list[email.message.EmailMessage]:
     ]
 
 
-def _sign_in_with_language(client, address: str, accept_language: str):
-    with account_session_transaction(client) as session:
-        session["csrf"] = "test-csrf"
-    return client.post(
-        "/account/sign-in",
-        data={"email": address, "password": PASSWORD, "csrf": "test-csrf"},
-        headers={"Accept-Language": accept_language},
-    )
-
-
 def _accept_invitation(client, db, admin_id: int, accept_language: str):
     """Invite `INVITED` to the admin's provider and accept on a page whose browser
     sends `accept_language`."""
@@ -170,12 +160,12 @@ def test_acceptance_fallback_stores_nothing(app, client, db, admin_id):
 def test_sign_in_stores_page_language(app, client, admin_id):
     """Signing in on an Arabic page stores Arabic, and a later sign-in on a page
     the switcher set to Spanish stores Spanish."""
-    first = _sign_in_with_language(client, ADMIN, "ar")
+    first = sign_in(client, ADMIN, accept_language="ar")
     after_first = _stored_locale(app, ADMIN)
     # The sign-in page keeps the switcher's choice in the account cookie.
     with account_session_transaction(client) as session:
         session["locale_choice"] = "es"
-    second = _sign_in_with_language(client, ADMIN, "ar")
+    second = sign_in(client, ADMIN, accept_language="ar")
 
     assert first.status_code == 303
     assert after_first == "ar"
@@ -239,7 +229,7 @@ def test_sign_in_same_language_no_write(app, client, admin_id, account_updates):
     _set_stored_locale(app, ADMIN, "fr")
     account_updates.clear()
 
-    response = _sign_in_with_language(client, ADMIN, "fr")
+    response = sign_in(client, ADMIN, accept_language="fr")
 
     assert response.status_code == 303
     assert account_updates, "a sign-in updates last_sign_in_at"
@@ -256,7 +246,7 @@ def test_sign_in_fallback_keeps_stored(
     _set_stored_locale(app, ADMIN, "fr")
     account_updates.clear()
 
-    response = _sign_in_with_language(client, ADMIN, accept_language)
+    response = sign_in(client, ADMIN, accept_language=accept_language)
 
     assert response.status_code == 303
     assert account_updates, "a sign-in updates last_sign_in_at"
@@ -269,7 +259,7 @@ def test_sign_in_browser_english_stored(app, client, admin_id):
     stored one."""
     _set_stored_locale(app, ADMIN, "fr")
 
-    response = _sign_in_with_language(client, ADMIN, "en-GB,de;q=0.5")
+    response = sign_in(client, ADMIN, accept_language="en-GB,de;q=0.5")
 
     assert response.status_code == 303
     assert _stored_locale(app, ADMIN) == "en"
@@ -278,14 +268,7 @@ def test_sign_in_browser_english_stored(app, client, admin_id):
 def test_sign_in_language_link_stored(app, client, admin_id):
     """A sign-in posted to a `?lang=` address stores that choice over the browser's
     language."""
-    with account_session_transaction(client) as session:
-        session["csrf"] = "test-csrf"
-
-    response = client.post(
-        "/account/sign-in?lang=ar",
-        data={"email": ADMIN, "password": PASSWORD, "csrf": "test-csrf"},
-        headers={"Accept-Language": "fr"},
-    )
+    response = sign_in(client, ADMIN, accept_language="fr", lang="ar")
 
     assert response.status_code == 303
     assert _stored_locale(app, ADMIN) == "ar"
@@ -293,14 +276,7 @@ def test_sign_in_language_link_stored(app, client, admin_id):
 
 def test_failed_sign_in_stores_nothing(app, client, admin_id):
     """A wrong password stores no language, whatever the page's language."""
-    with account_session_transaction(client) as session:
-        session["csrf"] = "test-csrf"
-
-    response = client.post(
-        "/account/sign-in",
-        data={"email": ADMIN, "password": "not the password", "csrf": "test-csrf"},
-        headers={"Accept-Language": "fr"},
-    )
+    response = sign_in(client, ADMIN, "not the password", accept_language="fr")
 
     assert response.status_code == 401
     assert _stored_locale(app, ADMIN) is None
@@ -472,7 +448,7 @@ def test_operator_switcher_change_audited(app, client, db):
 
 def test_sign_in_language_not_audited(app, client, admin_id):
     """A language stored by a sign-in is no switcher change, so it is not audited."""
-    response = _sign_in_with_language(client, ADMIN, "fr")
+    response = sign_in(client, ADMIN, accept_language="fr")
 
     assert response.status_code == 303
     assert _stored_locale(app, ADMIN) == "fr"
