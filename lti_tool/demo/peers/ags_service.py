@@ -10,7 +10,10 @@ Written from the AGS 2.0 and LTI Advantage security documents:
   `application/vnd.ims.lis.v2.lineitemcontainer+json` and `...lineitem+json`;
   `GET .../lineitem/results` returns results as `...resultcontainer+json`, of one
   learner with `user_id`. Lists page by `limit` (default `page_size`) with a `Link`
-  header whose `rel` is spelled "Next", as some platforms capitalise it.
+  header whose `rel` is spelled "Next", as some platforms capitalise it. A `limit`
+  or `offset` that is not a whole number in ASCII digits, a `limit` outside 1 to
+  `PAGE_LIMIT_MAX` or an `offset` over `ROW_ID_MAX` gets 400 with a message that
+  names the parameter and the accepted range.
 - Line item URLs carry a `type_id` query parameter, as Moodle's do, so a client
   must keep the query when it builds the results URL.
 - A token without the scope an endpoint needs gets 403; a missing, unknown or
@@ -34,6 +37,8 @@ from urllib.parse import urlencode
 import jwt
 from flask import Flask, Response, jsonify, request
 
+from lti_tool.row_ids import ROW_ID_MAX, parse_row_id, shortened
+
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 SCOPE_LINEITEM_READONLY = (
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
@@ -51,6 +56,9 @@ LINEITEM_CONTAINER_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 RESULT_CONTAINER_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# The largest `limit` a list request may ask for. The bound is this stand-in's own
+# choice, so that a client's request for a huge page is rejected in the tests.
+PAGE_LIMIT_MAX = 1000
 
 
 @dataclass
@@ -321,8 +329,11 @@ class AgsService:
         )
 
     def _page(self, items: list[dict], media_type: str):
-        limit = request.args.get("limit", type=int) or self.page_size
-        offset = request.args.get("offset", default=0, type=int)
+        try:
+            limit = _paging_number("limit", self.page_size, 1, PAGE_LIMIT_MAX)
+            offset = _paging_number("offset", 0, 0, ROW_ID_MAX)
+        except ValueError as error:
+            return jsonify(error=str(error)), 400
         response = jsonify(items[offset : offset + limit])
         response.content_type = media_type
         if offset + limit < len(items):
@@ -352,6 +363,25 @@ class AgsService:
         if item.tag:
             body["tag"] = item.tag
         return body
+
+
+def _paging_number(name: str, default: int, minimum: int, maximum: int) -> int:
+    """Read the query parameter `name` as a whole number from `minimum` to `maximum`,
+    or return `default` when the request has no such parameter.
+
+    Raises ValueError, with a message for the client, for a sign, a fraction, any
+    other text or a number out of range.
+    """
+    text = request.args.get(name)
+    if text is None:
+        return default
+    number = parse_row_id(text)
+    if number is None or not minimum <= number <= maximum:
+        raise ValueError(
+            f"invalid {name} {shortened(text)!r}: "
+            f"expected a whole number from {minimum} to {maximum}"
+        )
+    return number
 
 
 def _oauth_error(status: int, error: str):
