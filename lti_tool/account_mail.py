@@ -35,7 +35,14 @@ from lti_tool.accounts import (
     record_audit,
 )
 from lti_tool.bridge import current_bridge
-from lti_tool.i18n import DEFAULT_LOCALE, force_locale, gettext, supported_locale
+from lti_tool.i18n import (
+    DEFAULT_LOCALE,
+    force_locale,
+    gettext,
+    isolate_ltr_text,
+    isolate_text,
+    supported_locale,
+)
 from lti_tool.logs import get_logger
 from lti_tool.mail import MailConfigError, MailSettings, build_message, deliver
 
@@ -164,7 +171,17 @@ def _password_reset_body(link: str) -> str:
     return "\n\n".join(paragraphs)
 
 
-def _invitation_notice_body(email: str, provider_name: str) -> str:
+def _invitation_notice_body(email: str, provider_name: str | None) -> str:
+    """Write the notice's text, naming "another provider" for a deleted provider.
+
+    The address and the provider's name are isolated as on the admin pages, so each
+    keeps its own direction inside a sentence in Arabic or another language.
+    """
+    email = isolate_ltr_text(email)
+    if provider_name is None:
+        provider_name = gettext("another provider")
+    else:
+        provider_name = isolate_text(provider_name)
     paragraphs = [
         gettext(
             "An admin of %(provider)s on HPass badges invited %(email)s to "
@@ -232,10 +249,7 @@ def send_invitation_notice(invitation_id: int) -> str:
         return "failed"
     with force_locale(locale):
         subject = gettext("An invitation to HPass badges for your address")
-        provider_name = inviting_provider_name
-        if provider_name is None:
-            provider_name = gettext("another provider")
-        body = _invitation_notice_body(recipient, provider_name)
+        body = _invitation_notice_body(recipient, inviting_provider_name)
     sent = _send_email(
         mail_settings,
         "invitation_notice_email",

@@ -201,6 +201,8 @@ def markup_text(value: Markup) -> str:
 # FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: the plain-text form of <bdi>.
 FSI = "\u2068"
 PDI = "\u2069"
+# LEFT-TO-RIGHT ISOLATE: with PDI, the plain-text form of <bdi dir="ltr">.
+LRI = "\u2066"
 # The isolate initiators and terminator (U+2066 to U+2069) mapped to None for
 # str.translate. A stray one in a name would pair with the FSI or PDI around it.
 _WITHOUT_ISOLATES = dict.fromkeys(range(0x2066, 0x206A))
@@ -217,6 +219,18 @@ def isolate_text(value: object) -> str:
     """
     name = str(value).translate(_WITHOUT_ISOLATES)
     return f"{FSI}{name}{PDI}"
+
+
+def isolate_ltr_text(value: object) -> str:
+    """Wrap an email address, URL or code in the Unicode isolate characters LRI and
+    PDI, for text that cannot hold markup, such as the body of an email.
+
+    It is the plain-text form of `isolate_ltr`: the value reads left to right even
+    in an Arabic sentence. Isolate characters in the value are removed, as
+    `isolate_text` removes them.
+    """
+    text = str(value).translate(_WITHOUT_ISOLATES)
+    return f"{LRI}{text}{PDI}"
 
 
 def localized_list(items) -> Markup:

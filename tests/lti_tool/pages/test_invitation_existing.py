@@ -18,7 +18,15 @@ from sqlalchemy import func, select
 from lti_tool import account_mail
 from lti_tool.account_mail import SEND_INVITATION_NOTICE, send_invitation_notice
 from badge_engine.db import utcnow
-from lti_tool.accounts import Account, AccountRole, AccountToken, AuditEvent
+from badge_engine.models import Provider
+from lti_tool.accounts import (
+    Account,
+    AccountRole,
+    AccountToken,
+    AuditEvent,
+    TokenPurpose,
+    issue_token,
+)
 
 from .conftest import add_account, sign_in
 
@@ -146,19 +154,19 @@ def test_invite_elsewhere_emails_owner(app, client, db, settings, accounts, queu
         (
             "fr",
             "Une invitation à Badges HPass pour votre adresse",
-            "Si vous souhaitez administrer Alpha, demandez à ses administrateurs "
-            "d’inviter une autre adresse.",
+            "Si vous souhaitez administrer \u2068Alpha\u2069, demandez à ses "
+            "administrateurs d’inviter une autre adresse.",
         ),
         (
             "es",
             "Una invitación a Insignias HPass para su dirección",
-            "Si quiere administrar Alpha, pida a sus administradores que inviten a "
-            "otra dirección.",
+            "Si quiere administrar \u2068Alpha\u2069, pida a sus administradores que "
+            "inviten a otra dirección.",
         ),
         (
             "ar",
             "دعوة إلى شارات HPass لعنوانك",
-            "إذا أردت إدارة Alpha، فاطلب من مديريه دعوة عنوان آخر.",
+            "إذا أردت إدارة \u2068Alpha\u2069، فاطلب من مديريه دعوة عنوان آخر.",
         ),
     ],
 )
@@ -187,7 +195,58 @@ def test_invite_notice_english_by_default(app, client, settings, accounts, queue
     [mail] = _mails(settings)
 
     assert mail["Subject"] == "An invitation to HPass badges for your address"
-    assert "If you want to administer Alpha, ask its admins" in mail.get_content()
+    assert (
+        "If you want to administer \u2068Alpha\u2069, ask its admins"
+        in mail.get_content()
+    )
+
+
+def test_invite_notice_arabic_isolates_values(
+    app, client, settings, accounts, queued, monkeypatch
+):
+    """In an Arabic notice the address is isolated left to right (LRI ... PDI) and
+    the provider's name in its own direction (FSI ... PDI), as on the admin pages."""
+    monkeypatch.setattr(account_mail, "_email_locale", lambda account: "ar")
+    sign_in(client, "admin@alpha.org")
+
+    _invite(client, "admin@beta.org")
+    _run_queued(app, queued)
+    [mail] = _mails(settings)
+    first_paragraph = mail.get_content().split("\n\n")[0]
+
+    assert first_paragraph == (
+        "دعا أحد مديري \u2068Alpha\u2069 على شارات HPass العنوان "
+        "\u2066admin@beta.org\u2069 لإدارة \u2068Alpha\u2069 أيضًا."
+    )
+
+
+def test_invite_notice_strips_name_isolates(app, db, tenants, settings):
+    """Isolate characters inside a provider's name are removed, so the isolate
+    around the name closes where the name ends."""
+    alpha, beta = tenants
+    provider = db.get(Provider, alpha.provider_id)
+    provider.name = "Alpha\u2067 Academy"
+    db.commit()
+    add_account(db, "admin@beta.org", AccountRole.PROVIDER_ADMIN, beta.provider_id)
+    issue_token(
+        db,
+        TokenPurpose.INVITATION,
+        email="admin@beta.org",
+        provider_id=alpha.provider_id,
+        role=AccountRole.PROVIDER_ADMIN,
+    )
+    invitation_id = db.scalar(
+        select(AccountToken.id).where(AccountToken.email == "admin@beta.org")
+    )
+    db.commit()
+
+    with app.app_context():
+        outcome = send_invitation_notice.run(invitation_id)
+    [mail] = _mails(settings)
+
+    assert outcome == "sent"
+    assert "\u2068Alpha Academy\u2069" in mail.get_content()
+    assert "\u2067" not in mail.get_content()
 
 
 def test_invite_notice_hidden_from_inviter(app, client, db, accounts, queued):
