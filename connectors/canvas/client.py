@@ -5,7 +5,22 @@ token with a leaky bucket whose level it reports in `X-Rate-Limit-Remaining`, an
 rejects a request over the limit with 403 "Rate Limit Exceeded" (newer releases:
 429 with `Retry-After`). The client follows `next` links only on the Canvas host,
 slows down when the bucket runs low, retries throttled requests with backoff,
-and refreshes an OAuth2 token once on a 401.
+and refreshes an OAuth2 token once on a 401 that rejects the token.
+
+Canvas returns 401 for three different problems, and only the first is worth a
+refresh. The statuses and bodies below are read from Canvas's source
+(instructure/canvas-lms: `api_error_json` in app/controllers/application_controller.rb
+and `render_json_unauthorized` in lib/authentication_methods.rb):
+
+- An unknown, expired or revoked token gets 401 with `WWW-Authenticate: Bearer
+  realm="canvas-lms"` and "Invalid access token." (newer releases also say
+  "Expired access token." or "Revoked access token.").
+- A token of a scope-enforcing developer key without the endpoint's scope gets
+  401 "Insufficient scopes on access token." without `WWW-Authenticate`.
+- A valid token whose user lacks a permission gets `{"status": "unauthorized",
+  "errors": [{"message": "user not authorized to perform that action"}]}`
+  without `WWW-Authenticate`, with status 401, or 403 where the site admin
+  feature `api_auth_error_updates` is on.
 """
 
 from __future__ import annotations
@@ -57,6 +72,8 @@ CANVAS_LIMITS = OutboundLimits(
 LOW_WATER_REMAINING = 100.0
 THROTTLE_MARKER = "rate limit exceeded"
 SCOPE_MARKER = "insufficient scopes"
+PERMISSION_MARKER = "user not authorized to perform that action"
+USERS_API_PREFIX = "/api/v1/users/"
 _BODY_EXCERPT_LENGTH = 120
 # One link of a Link header: <url>; param=value; ...
 _LINK_PATTERN = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
@@ -220,13 +237,19 @@ class CanvasClient:
         """Return the Canvas user whose LTI 1.3 `sub` is `sub`, in any course or none.
 
         This is the Users API's "Show user details" (`GET /api/v1/users/:id`),
-        which needs the scope `url:GET|/api/v1/users/:id`. An unknown `sub` gets
-        404 (CanvasNotFound).
+        which needs the scope `url:GET|/api/v1/users/:id`. Canvas shows a user to
+        that user and to admins whose role has "Users - view list" (`read_roster`)
+        or `manage_user_logins` in an account of the user (`api_show_user` in
+        app/models/user.rb of instructure/canvas-lms). An unknown `sub` gets 404
+        (CanvasNotFound). On current Canvas, a user whom the token's user may not
+        read gets the same 404, because `UsersController#api_show` raises
+        RecordNotFound in both cases. Older releases returned the 401 or 403 "user
+        not authorized to perform that action" there, which raises
+        CanvasAccessDenied without a token refresh.
 
-        NOTE: which status Canvas returns when the token's user may not read the
-        user (one outside the accounts it administers) was not checked against a
-        real Canvas. A 401 would be refreshed once and then raised as
-        CanvasTokenInvalid.
+        NOTE: these responses were read from the canvas-lms source, not observed on
+        a live Canvas site. Which release moved `api_show` from 401 to 404, and
+        whether hosted Canvas has `api_auth_error_updates` on, is not confirmed.
         """
         user = _lti_reference("lti_1_3_id", sub)
         return self._get_object(f"/api/v1/users/{user}")
@@ -319,6 +342,8 @@ class CanvasClient:
 
             if response.status_code == 401:
                 self._raise_for_scope(response, path)
+                if _is_permission_denial(response):
+                    raise self._access_denied(response, path)
                 if refreshed or not self.token.can_refresh:
                     raise self._token_invalid(path, refreshed)
                 self._refresh(path)
@@ -428,6 +453,41 @@ class CanvasClient:
             status_code=401,
         )
 
+    def _access_denied(
+        self, response: requests.Response, path: str
+    ) -> CanvasAccessDenied:
+        status = response.status_code
+        if path.startswith(USERS_API_PREFIX):
+            fix = (
+                "The token's user must be an account admin whose role has the "
+                "permission Users - view list in an account that contains this user. "
+                "Add such a role to the token's user in Canvas under Admin > the "
+                f"account > Settings > Admins, or {self._reconnect_as_admin()}"
+            )
+        else:
+            fix = (
+                "Give the token's user a role that can read the course's modules, "
+                "enrollments and progress."
+            )
+        return CanvasAccessDenied(
+            f"Canvas at {self.base_url} denied {path} (HTTP {status}, "
+            f"{_excerpt(response)}) because the token's user lacks a permission, "
+            f"although the token is valid. {fix}",
+            base_url=self.base_url,
+            path=path,
+            status_code=status,
+        )
+
+    def _reconnect_as_admin(self) -> str:
+        if self.token.can_refresh:
+            return (
+                "authorise the bridge again while logged in to Canvas as such an admin."
+            )
+        return (
+            "create a token as such an admin and save it with `hpass-bridge "
+            "connection set-token CONNECTION_ID --token-file FILE`."
+        )
+
     def _scope_fix(self, path: str) -> str:
         if self.token.can_refresh:
             return (
@@ -514,10 +574,15 @@ class CanvasClient:
                 **ids,
             )
         if status == 403:
-            raise CanvasAccessDenied(
-                f"Canvas at {self.base_url} denied {path} (HTTP 403, "
-                f"{_excerpt(response)}). Give the token's user a role that can read "
-                f"the course's modules, enrollments and progress.",
+            raise self._access_denied(response, path)
+        if status == 404 and path.startswith(USERS_API_PREFIX):
+            raise CanvasNotFound(
+                f"Canvas at {self.base_url} has no user at {path} that the token's "
+                f"user may read (HTTP 404). Current Canvas releases return 404 when "
+                f"the user does not exist in the account, and also when the token's "
+                f"user is no admin with the permission Users - view list in an "
+                f"account that contains the user. Check the user id, then the token "
+                f"user's admin role.",
                 **ids,
             )
         if status == 404:
@@ -601,6 +666,17 @@ def _not_module_based(response: requests.Response, **ids: Any) -> CanvasNotModul
         canvas_message=canvas_message,
         **ids,
     )
+
+
+def _is_permission_denial(response: requests.Response) -> bool:
+    """Return whether a 401 reports a missing permission of a valid token's user.
+
+    Canvas adds `WWW-Authenticate` only when it rejects the token itself, so a 401
+    with that header is a token problem whatever its body contains.
+    """
+    if "WWW-Authenticate" in response.headers:
+        return False
+    return PERMISSION_MARKER in response.text[:500].lower()
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -4,9 +4,12 @@
      ├── CanvasTokenInvalid       401 after one token refresh: the connection is broken
      ├── CanvasScopeMissing       401 "Insufficient scopes on access token": the
      │                            developer key lacks a scope the bridge needs
-     ├── CanvasAccessDenied       403 that is not throttling: the token's user lacks a
-     │                            permission in the account or course
-     ├── CanvasNotFound           404: the course or user does not exist
+     ├── CanvasAccessDenied       401 "user not authorized to perform that action",
+     │                            or a 403 that is not throttling: the token is valid
+     │                            but its user lacks a permission in the account or
+     │                            course
+     ├── CanvasNotFound           404: the course or user does not exist, or (users/:id
+     │                            on current Canvas) the token's user may not read it
      ├── CanvasNotModuleBased     400 from users/:id/progress: the course has no module
      │                            completion requirements (or the user is no student)
      ├── CanvasUnavailable        timeout, connection failure, 5xx, or throttling that
@@ -69,7 +72,12 @@ class CanvasScopeMissing(CanvasError):
 
 
 class CanvasAccessDenied(CanvasError):
-    """Canvas returned 403 for a reason other than throttling."""
+    """Canvas accepted the token, but its user lacks a permission for the call.
+
+    Canvas reports this with 401 "user not authorized to perform that action"
+    (without `WWW-Authenticate`), or with 403 where the site admin feature
+    `api_auth_error_updates` is on. A token refresh cannot help.
+    """
 
 
 class CanvasNotFound(CanvasError):

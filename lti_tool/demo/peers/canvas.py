@@ -9,8 +9,17 @@ the demo:
   throttle returns 403 "403 Forbidden (Rate Limit Exceeded)" or 429 with
   `Retry-After`, as Canvas does when the quota is used up. The bucket's size and
   refill rate are the stand-in's own, because Canvas does not document them.
-- An unknown or expired token gets 401 "Invalid access token."; a token without
-  the endpoint's scope gets 401 "Insufficient scopes on access token.".
+- An unknown or expired token gets 401 "Invalid access token." with
+  `WWW-Authenticate: Bearer realm="canvas-lms"`; a token without the endpoint's
+  scope gets 401 "Insufficient scopes on access token." without that header.
+- A course in `forbidden_courses` gets Canvas's permission denial: `{"status":
+  "unauthorized", "errors": [{"message": "user not authorized to perform that
+  action"}]}` without `WWW-Authenticate`, with `permission_denied_status` (401,
+  or 403 as on a Canvas with the site admin feature `api_auth_error_updates`).
+- `GET users/:id` of a user in `unreadable_users` (one the token's user
+  administers in no account) gets 404, as current Canvas returns, or that
+  permission denial when `show_user_denial` is "unauthorized", as older
+  releases returned.
 - `users/:id/progress` returns 400 with an error object for a course without
   module completion requirements or a user who is not a student in it.
 - `POST /login/oauth2/token` refreshes developer key tokens (one hour) and grants
@@ -166,8 +175,14 @@ class FakeCanvas:
         self.signing_keys: list[SigningKey] = []
         self.rel_case: Callable[[str], str] = str
         self.bucket_capacity = BUCKET_CAPACITY
-        # Courses whose API calls return 403 "unauthorized" (a missing permission).
+        # Courses whose API calls return the permission denial (see _forbidden).
         self.forbidden_courses: set[int] = set()
+        # 401, or 403 as on a Canvas with the site admin feature api_auth_error_updates.
+        self.permission_denied_status = 401
+        # Users whom `GET users/:id` does not show to the token's user.
+        self.unreadable_users: set[int] = set()
+        # "not_found" as current Canvas returns, or "unauthorized" as older releases did.
+        self.show_user_denial = "not_found"
         self._throttles: list[str] = []
         self._throttle_every: int | None = None
         self._throttle_kind = "403"
@@ -505,10 +520,13 @@ class FakeCanvas:
         return response
 
     def _forbidden(self):
+        # The body of Canvas's render_json_unauthorized for a valid token whose user
+        # lacks the permission. It has no WWW-Authenticate header, because the token
+        # is valid.
         message = "user not authorized to perform that action"
         return jsonify(
             {"status": "unauthorized", "errors": [{"message": message}]}
-        ), 403
+        ), self.permission_denied_status
 
     def _course_or_404(self, course_id: int) -> Course | None:
         return self.courses.get(course_id)
@@ -584,6 +602,10 @@ class FakeCanvas:
         else:
             found = users.get(_int_or_none(reference))
         if found is None:
+            return self._not_found()
+        if found.id in self.unreadable_users and found.id != token.user_id:
+            if self.show_user_denial == "unauthorized":
+                return self._forbidden()
             return self._not_found()
         return jsonify(
             {

@@ -8,12 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 from flask import Flask
+from flask import request as flask_request
 
 from badge_engine.outbound import OutboundBlocked
 from connectors.canvas.client import CanvasClient, next_link
 from connectors.canvas.errors import (
     CanvasAccessDenied,
     CanvasError,
+    CanvasNotFound,
     CanvasResponseInvalid,
     CanvasScopeMissing,
     CanvasTokenInvalid,
@@ -219,6 +221,163 @@ def test_missing_scope_not_refreshed(fake, make_client):
     # An access token gets its scopes when it is created, so the fix is a new token.
     assert "connection set-token" in str(raised.value)
     assert "developer key" not in str(raised.value)
+
+
+def test_stand_in_401_bodies_and_headers(fake, canvas_url):
+    """The stand-in returns each kind of 401 with Canvas's body and headers."""
+    forbidden_course = 566
+    fake.add_course(forbidden_course)
+    fake.forbidden_courses.add(forbidden_course)
+    scoped = fake.issue_token(scopes=frozenset())
+    valid = fake.issue_token()
+
+    def get(path, token):
+        return requests.get(
+            canvas_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    invalid = get(f"/api/v1/courses/{COURSE_ID}/modules", "unknown-token")
+    no_scope = get(f"/api/v1/courses/{COURSE_ID}/modules", scoped)
+    denied = get(f"/api/v1/courses/{forbidden_course}/modules", valid)
+
+    assert invalid.status_code == 401
+    assert invalid.headers["WWW-Authenticate"] == 'Bearer realm="canvas-lms"'
+    assert invalid.json() == {"errors": [{"message": "Invalid access token."}]}
+    assert no_scope.status_code == 401
+    assert "WWW-Authenticate" not in no_scope.headers
+    assert no_scope.json() == {
+        "errors": [{"message": "Insufficient scopes on access token."}]
+    }
+    assert denied.status_code == 401
+    assert "WWW-Authenticate" not in denied.headers
+    assert denied.json() == {
+        "status": "unauthorized",
+        "errors": [{"message": "user not authorized to perform that action"}],
+    }
+
+
+def test_permission_401_not_refreshed(fake, canvas_url, make_client):
+    """A 401 "user not authorized" raises CanvasAccessDenied without a refresh."""
+    token, _ = _oauth_token(fake, canvas_url)
+    fake.forbidden_courses.add(COURSE_ID)
+    client = make_client(token)
+
+    with pytest.raises(CanvasAccessDenied) as raised:
+        client.list_modules(str(COURSE_ID))
+
+    assert raised.value.status_code == 401
+    assert "lacks a permission" in str(raised.value)
+    assert "role that can read the course's modules" in str(raised.value)
+    assert client.stats.refreshed == 0
+    assert [status for _, _, status in fake.requests] == [401]
+
+
+def test_permission_403_is_access_denied(fake, canvas_url, make_client):
+    """The same denial with 403 (api_auth_error_updates on) is CanvasAccessDenied."""
+    token, _ = _oauth_token(fake, canvas_url)
+    fake.permission_denied_status = 403
+    fake.forbidden_courses.add(COURSE_ID)
+    client = make_client(token)
+
+    with pytest.raises(CanvasAccessDenied) as raised:
+        client.list_modules(str(COURSE_ID))
+
+    assert raised.value.status_code == 403
+    assert client.stats.refreshed == 0
+
+
+def test_www_authenticate_401_refreshed(fake, canvas_url, make_client):
+    """A 401 with WWW-Authenticate is a token problem even with a permission body."""
+    token, _ = _oauth_token(fake, canvas_url)
+    token_before = token.tokens.access_token
+    app = Flask(__name__)
+
+    @app.get("/api/v1/courses/1/modules")
+    def modules():
+        authorization = flask_request.headers.get("Authorization", "")
+        if authorization == f"Bearer {token_before}":
+            message = "user not authorized to perform that action"
+            body = {"status": "unauthorized", "errors": [{"message": message}]}
+            return body, 401, {"WWW-Authenticate": 'Bearer realm="canvas-lms"'}
+        return [], 200, {"Content-Type": "application/json"}
+
+    with serve_in_thread(app) as server:
+        client = CanvasClient(server.url, token, policy=LOOPBACK_POLICY)
+        assert client.list_modules("1") == []
+
+    assert client.stats.refreshed == 1
+
+
+def test_users_api_denial_names_admin_role(fake, canvas_url, make_client):
+    """A Users API 401 "user not authorized" names the admin role and the fix."""
+    token, _ = _oauth_token(fake, canvas_url)
+    fake.add_account_user(7001)
+    fake.unreadable_users.add(7001)
+    fake.show_user_denial = "unauthorized"
+    client = make_client(token)
+
+    with pytest.raises(CanvasAccessDenied) as raised:
+        client.get_user_by_lti_1_3_id(fake.lti_1_3_id(7001))
+
+    message = str(raised.value)
+    assert raised.value.status_code == 401
+    assert "account admin whose role has the permission Users - view list" in message
+    assert "authorise the bridge again" in message
+    assert "rejected the token" not in message
+    assert client.stats.refreshed == 0
+
+
+def test_users_api_denial_static_token(fake, make_client):
+    """With an admin access token, the fix is a new token of such an admin."""
+    fake.add_account_user(7001)
+    fake.unreadable_users.add(7001)
+    fake.show_user_denial = "unauthorized"
+    fake.permission_denied_status = 403
+
+    with pytest.raises(CanvasAccessDenied) as raised:
+        make_client().get_user_by_lti_1_3_id(fake.lti_1_3_id(7001))
+
+    assert raised.value.status_code == 403
+    assert "connection set-token" in str(raised.value)
+
+
+def test_users_api_unreadable_is_not_found(fake, canvas_url, make_client):
+    """Current Canvas returns 404 for an unreadable user, naming both causes."""
+    token, _ = _oauth_token(fake, canvas_url)
+    fake.add_account_user(7001)
+    fake.unreadable_users.add(7001)
+    client = make_client(token)
+
+    with pytest.raises(CanvasNotFound) as raised:
+        client.get_user_by_lti_1_3_id(fake.lti_1_3_id(7001))
+
+    message = str(raised.value)
+    assert raised.value.status_code == 404
+    assert "does not exist in the account" in message
+    assert "Users - view list" in message
+    assert client.stats.refreshed == 0
+
+
+def test_users_api_unknown_user_not_found(fake, make_client):
+    """An unknown sub gets 404 and CanvasNotFound."""
+    with pytest.raises(CanvasNotFound, match="HTTP 404"):
+        make_client().get_user_by_lti_1_3_id("no-such-sub")
+
+    assert [status for _, _, status in fake.requests] == [404]
+
+
+def test_users_api_scope_missing(fake, canvas_url, make_client):
+    """Without the Users API scope the client raises CanvasScopeMissing, unrefreshed."""
+    token, _ = _oauth_token(fake, canvas_url)
+    fake.tokens[token.tokens.access_token].scopes = frozenset()
+    fake.add_account_user(7001)
+    client = make_client(token)
+
+    with pytest.raises(CanvasScopeMissing, match="lacks its scope") as raised:
+        client.get_user_by_lti_1_3_id(fake.lti_1_3_id(7001))
+
+    assert "developer key" in str(raised.value)
+    assert client.stats.refreshed == 0
 
 
 def test_html_instead_of_json(waits):

@@ -225,7 +225,8 @@ def test_canvas_forbidden_course_rejected(client, token, canvas, canvas_connecti
 
     assert response.status_code == 502
     assert response.json["error"] == "lms_unreachable"
-    assert "HTTP 403" in response.json["message"]
+    assert "HTTP 401" in response.json["message"]
+    assert "lacks a permission" in response.json["message"]
 
 
 def test_silent_lms_times_out(app, client, db, token, silent_lms, moodle_connection):

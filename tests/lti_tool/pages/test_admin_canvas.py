@@ -259,12 +259,13 @@ def test_canvas_connect_course_forbidden(client, db, admin, canvas):
         f'<bdi dir="ltr">{CANVAS_COURSE_ID}</bdi> with this token.'
     )
     assert '<span class="error-detail">Details: <span lang="en" dir="ltr">' in error
-    assert "HTTP 403" in error
+    assert "HTTP 401" in error
+    assert "lacks a permission" in error
     # Canvas's JSON body is quoted in the detail, escaped.
     assert "&#34;unauthorized&#34;" in _field_error(raw, "canvas_url")
     assert '"unauthorized"' not in _field_error(raw, "canvas_url")
     assert "failed the connection test, so nothing was saved." in summary
-    assert "HTTP 403" not in summary
+    assert "HTTP 401" not in summary
     assert _canvas_count(db, admin.provider_id) == 0
 
 
@@ -281,7 +282,7 @@ def test_canvas_course_forbidden_in_french(client, admin, canvas):
         "de connexion"
     )
     assert 'Détails : <span lang="en" dir="ltr">' in error
-    assert "HTTP 403" in error
+    assert "HTTP 401" in error
 
 
 def test_canvas_connect_missing_scopes(client, db, admin, canvas):
