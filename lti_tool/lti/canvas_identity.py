@@ -31,7 +31,12 @@ from sqlalchemy.engine import Connection
 
 from badge_engine.models import Learner
 from connectors.canvas.connection import client_for_connection
-from connectors.canvas.errors import CanvasError, CanvasNotFound, CanvasScopeMissing
+from connectors.canvas.errors import (
+    CanvasAccessDenied,
+    CanvasError,
+    CanvasNotFound,
+    CanvasScopeMissing,
+)
 from connectors.models import LmsConnection, LmsKind
 from lti_tool.logs import get_logger
 from lti_tool.lti import roles
@@ -341,7 +346,8 @@ def _unconfirmed(problem: str, validated_ids: dict, *, admin_lookup: bool = Fals
         check += (
             ". An admin's user is looked up account-wide, so the Canvas connection "
             "must be authorised by an admin of an account that contains the "
-            "launching admin"
+            "launching admin, and that admin's role must have the permission "
+            "Users - view list"
         )
     return LaunchIdentityUnverified(problem, check=check, **validated_ids)
 
@@ -355,6 +361,13 @@ def _not_checked(
             "url:GET|/api/v1/courses/:course_id/users/:id and "
             "url:GET|/api/v1/users/:id to the Canvas developer key and authorise "
             "the bridge again"
+        )
+    elif isinstance(error, CanvasAccessDenied) and admin_lookup:
+        check = (
+            "the user of the Canvas connection's token must be an admin of an "
+            "account that contains the launching admin, with a role that has the "
+            "permission Users - view list. Give that user such a role in Canvas, or "
+            "connect Canvas again as such an admin"
         )
     elif admin_lookup:
         check = (

@@ -762,6 +762,48 @@ def test_admin_unreadable_rejected(tool, platform, db, canvas):
     assert _audit_actors(db) == set()
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_admin_permission_denied_names_role(tool, platform, db, canvas, status):
+    """A Users API permission denial (401, or 403 with api_auth_error_updates)
+    names the admin role that the user of the connection's token needs, and is not
+    reported as an invalid token."""
+    canvas.add_account_user(ACCOUNT_ADMIN)
+    canvas.unreadable_users.add(ACCOUNT_ADMIN)
+    canvas.show_user_denial = "unauthorized"
+    canvas.permission_denied_status = status
+
+    response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, ACCOUNT_ADMIN)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert "could not confirm the launch's user" in page
+    assert f"HTTP {status}" in page
+    assert "account admin whose role has the permission Users - view list" in page
+    assert "Give that user such a role in Canvas" in page
+    assert "rejected the token" not in page
+    assert _account_user_calls(canvas) == 1
+    assert _audit_actors(db) == set()
+
+
+def test_admin_not_readable_names_role(tool, platform, db, canvas):
+    """Current Canvas returns 404 for an admin the token's user may not read, so
+    the page names both the unknown user and the missing admin permission."""
+    canvas.add_account_user(ACCOUNT_ADMIN)
+    canvas.unreadable_users.add(ACCOUNT_ADMIN)
+
+    response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, ACCOUNT_ADMIN)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert (
+        f"Canvas has no user with the launch's sub "
+        f"{canvas.lti_1_3_id(ACCOUNT_ADMIN)!r} that the Canvas connection's token "
+        "can read" in page
+    )
+    assert "that admin's role must have the permission Users - view list" in page
+    assert _audit_actors(db) == set()
+
+
 def test_admin_users_scope_missing(tool, platform, db, canvas, canvas_token):
     """Without the Users API scope an admin's custom user id cannot be checked, so
     the launch is rejected and the page names the scope."""
