@@ -8,7 +8,7 @@
 - follows at most `limits.max_redirects` redirects itself, dropping the
   Authorization header when a redirect leaves the original host;
 - uses the smaller of the caller's timeouts and the limits, and stops the exchange
-  when the overall deadline passes;
+  when the overall deadline passes, also while the body arrives;
 - reads the body while counting bytes and stops at `limits.max_bytes`, so the
   returned response is fully read and `response.content` never touches the network.
 
@@ -134,7 +134,7 @@ class GuardedSession(requests.Session):
             prepared = self._next_hop(prepared, response, len(history))
 
         response.history = history
-        self._read_body(response, deadline)
+        self._read_body(response, caller_timeout, deadline)
 
         return response
 
@@ -244,6 +244,14 @@ class GuardedSession(requests.Session):
     def _timeout(
         self, caller_timeout: Any, deadline: float, url: str
     ) -> tuple[float, float]:
+        connect, read = self._configured_timeouts(caller_timeout)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._deadline_passed(url)
+
+        return (min(connect, remaining), min(read, remaining))
+
+    def _configured_timeouts(self, caller_timeout: Any) -> tuple[float, float]:
         connect = self.limits.connect_timeout_seconds
         read = self.limits.read_timeout_seconds
         if isinstance(caller_timeout, tuple):
@@ -253,13 +261,11 @@ class GuardedSession(requests.Session):
             connect = min(connect, caller_timeout)
             read = min(read, caller_timeout)
 
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise self._deadline_passed(url)
+        return (connect, read)
 
-        return (min(connect, remaining), min(read, remaining))
-
-    def _read_body(self, response: requests.Response, deadline: float) -> None:
+    def _read_body(
+        self, response: requests.Response, caller_timeout: Any, deadline: float
+    ) -> None:
         redacted_url = redact_url(response.url)
         max_bytes = self.limits.max_bytes
         declared = response.headers.get("Content-Length", "")
@@ -267,16 +273,13 @@ class GuardedSession(requests.Session):
             response.close()
             raise self._too_large(redacted_url, f"announces {declared} bytes")
 
+        read_timeout = self._configured_timeouts(caller_timeout)[1]
         body = bytearray()
         try:
             while True:
-                if time.monotonic() > deadline:
-                    raise self._deadline_passed(redacted_url)
-                # read1 returns what one socket read delivers, so the deadline is
-                # checked at least once per read timeout even on a slow stream.
                 # The size counts decoded bytes, so a compressed body cannot
                 # expand past the limit.
-                chunk = response.raw.read1(CHUNK_BYTES, decode_content=True)
+                chunk = self._read_chunk(response, read_timeout, deadline, redacted_url)
                 if not chunk:
                     break
                 body.extend(chunk)
@@ -306,6 +309,38 @@ class GuardedSession(requests.Session):
         response._content_consumed = True
         response.raw.release_conn()
 
+    def _read_chunk(
+        self,
+        response: requests.Response,
+        read_timeout: float,
+        deadline: float,
+        url: str,
+    ) -> bytes:
+        """Read the next part of the body, waiting at most until the deadline.
+
+        urllib3 sets the socket's timeout once, before it waits for the headers, so
+        without this a body that stalls could hold the exchange for a whole read
+        timeout past the deadline. Each chunk's socket read gets the read timeout
+        or the time left, whichever is shorter, and a read that times out when the
+        time left was the shorter raises the deadline error.
+        """
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._deadline_passed(url)
+
+        wait = min(read_timeout, remaining)
+        body_socket = getattr(response.raw.connection, "response_socket", None)
+        if body_socket is not None:
+            body_socket.settimeout(max(wait, MIN_TIMEOUT_SECONDS))
+        try:
+            # read1 returns what one socket read delivers, so a body that arrives
+            # byte by byte still comes back here between bytes.
+            return response.raw.read1(CHUNK_BYTES, decode_content=True)
+        except ReadTimeoutError:
+            if remaining <= read_timeout:
+                raise self._deadline_passed(url) from None
+            raise
+
     def _too_large(self, url: str, detail: str) -> OutboundTooLarge:
         return OutboundTooLarge(
             f"The response is larger than the limit of {self.limits.max_bytes} "
@@ -318,7 +353,7 @@ class GuardedSession(requests.Session):
     def _deadline_passed(self, url: str) -> OutboundTimeout:
         return OutboundTimeout(
             f"The exchange took longer than its deadline of "
-            f"{self.limits.deadline_seconds} s",
+            f"{self.limits.deadline_seconds:.3g} s",
             url=url,
             code="deadline",
             hint="Check that the service is up and answers promptly",

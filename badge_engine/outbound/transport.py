@@ -46,6 +46,15 @@ class _PinnedConnectionMixin:
     outbound_policy: OutboundPolicy
     scheme: str
     timed_resolution: bool = False
+    # The socket of the last connect, TLS-wrapped for https. http.client sets `sock`
+    # to None when a response ends the connection (Connection: close) while that
+    # response still reads its body through this socket, so a reader that needs to
+    # change the socket's timeout during the body finds it here.
+    response_socket: socket.socket | None = None
+
+    def connect(self) -> None:
+        super().connect()
+        self.response_socket = self.sock
 
     def _new_conn(self) -> socket.socket:
         url = redact_url(f"{self.scheme}://{_netloc(self.host, self.port)}/")

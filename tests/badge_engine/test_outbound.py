@@ -31,6 +31,7 @@ from badge_engine.outbound import (
     redact_url,
 )
 from badge_engine.outbound.documents import DocumentFetcher
+from tests.support.slow_body_server import SlowBodyServer
 
 LOOPBACK = OutboundPolicy(allow_loopback=True)
 STRICT = OutboundPolicy()
@@ -445,6 +446,54 @@ def test_slow_stream_hits_deadline(server_url):
     error = _blocked(LOOPBACK, f"{server_url}/drip", OutboundTimeout, limits)
 
     assert error.code == "deadline"
+
+
+def test_late_stalled_body_hits_deadline():
+    """Headers just before the deadline, then a stalled body: the deadline holds.
+
+    urllib3 sets the socket's read timeout before it waits for the headers, so a
+    body read that kept that timeout would end about 2.5 s after the deadline.
+    """
+    limits = OutboundLimits(read_timeout_seconds=30.0, deadline_seconds=3.0)
+
+    with SlowBodyServer(b"x" * 100, mode="stall", headers_after=2.5) as server:
+        started = time.monotonic()
+        error = _blocked(LOOPBACK, server.url, OutboundTimeout, limits)
+        elapsed = time.monotonic() - started
+
+    # 2 s of margin for a loaded machine.
+    assert elapsed < 3.0 + 2.0
+    assert error.code == "deadline"
+    assert "deadline of 3 s" in str(error)
+
+
+def test_stalled_body_hits_read_timeout():
+    """A body that stops arriving before the deadline ends with the read timeout."""
+    limits = OutboundLimits(read_timeout_seconds=0.3, deadline_seconds=30.0)
+
+    with SlowBodyServer(b"x" * 100, mode="stall") as server:
+        started = time.monotonic()
+        error = _blocked(LOOPBACK, server.url, OutboundTimeout, limits)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 0.3 + 2.0
+    assert error.code == "timeout"
+    assert "stopped arriving" in str(error)
+
+
+def test_reused_connection_gets_full_read_timeout(server_url):
+    """A short timeout set for one body's reads does not carry over to the next
+    request on the same pooled connection."""
+    limits = OutboundLimits(read_timeout_seconds=3.0, deadline_seconds=10.0)
+
+    with GuardedSession(LOOPBACK, limits) as session:
+        first = session.get(f"{server_url}/doc", timeout=0.2)
+        # The server waits 1.5 s before its headers, longer than the first timeout.
+        second = session.get(f"{server_url}/slow-headers")
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert second.content == b"{}"
 
 
 def test_slow_headers_hit_read_timeout(server_url):

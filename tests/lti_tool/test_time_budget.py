@@ -20,6 +20,7 @@ from connectors.moodle.errors import MoodleUnavailable
 from lti_tool.operations.time_budget import BudgetSession
 from tests.support.outbound import LOOPBACK_POLICY
 from tests.support.silent_server import SilentServer
+from tests.support.slow_body_server import SlowBodyServer
 
 
 @pytest.fixture
@@ -196,3 +197,62 @@ def test_slow_lookup_shortens_response_wait(slow_dns, silent_server):
     assert raised.value.code == "timeout"
     assert silent_server.accepted == 1
     assert session.ran_out is True
+
+
+# The headers arrive 2.5 s into a 3 s budget. A body read that kept the read timeout
+# set before the headers would end about 2.5 s after the budget, past the margin.
+BODY_BUDGET = 3.0
+LATE_HEADERS = 2.5
+# Time allowed above the budget on a loaded machine.
+MARGIN = 2.0
+
+
+def test_stalled_body_ends_with_budget():
+    """Headers late in the budget, then a stalled body: the budget still holds."""
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), BODY_BUDGET)
+
+    with SlowBodyServer(b"[]" * 50, mode="stall", headers_after=LATE_HEADERS) as lms:
+        started = time.monotonic()
+        with pytest.raises(OutboundTimeout) as raised:
+            session.get(lms.url, timeout=(BODY_BUDGET, BODY_BUDGET))
+        elapsed = time.monotonic() - started
+
+    assert elapsed < BODY_BUDGET + MARGIN
+    assert raised.value.code == "deadline"
+    assert "took longer than its deadline" in str(raised.value)
+    assert lms.accepted == 1
+    assert lms.bytes_sent == 1
+    assert session.ran_out is True
+
+
+def test_trickled_body_ends_with_budget():
+    """A body whose every byte comes within the read timeout, but whose whole takes
+    longer than the budget, ends when the budget does."""
+    budget = 1.5
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), budget)
+    body = b"x" * 100
+
+    with SlowBodyServer(body, mode="trickle", byte_interval=0.1) as lms:
+        started = time.monotonic()
+        with pytest.raises(OutboundTimeout) as raised:
+            session.get(lms.url)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < budget + MARGIN
+    assert raised.value.code == "deadline"
+    assert lms.bytes_sent < len(body)
+    assert session.ran_out is True
+
+
+@pytest.mark.parametrize("mode", ["whole", "trickle"])
+def test_body_within_budget_read(mode):
+    """A body that arrives within the budget, at once or byte by byte, is returned."""
+    session = BudgetSession(LOOPBACK_POLICY, OutboundLimits(), BODY_BUDGET)
+    body = b'{"courses": []}'
+
+    with SlowBodyServer(body, mode=mode, headers_after=0.2, byte_interval=0.02) as lms:
+        response = session.get(lms.url)
+
+    assert response.status_code == 200
+    assert response.content == body
+    assert session.ran_out is False

@@ -21,6 +21,7 @@ from lti_tool.models import AgsLineItem, LtiCourse
 from connectors.models import LmsConnection
 from tests.support.seed import add_moodle_connection, add_provider
 from tests.support.silent_server import SilentServer
+from tests.support.slow_body_server import SlowBodyServer
 
 MOODLE_TOKEN = "moodle-ws-token"
 CANVAS_COURSE_ID = 565
@@ -370,6 +371,68 @@ def test_silent_lms_times_out_in_budget(
     assert 1.4 <= elapsed < 4.5
     assert silent_lms.accepted == 1
     assert _stored(db) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"), [("moodle", "stall"), ("canvas", "stall"), ("moodle", "trickle")]
+)
+def test_slow_body_times_out_in_budget(request, app, client, db, token, kind, mode):
+    """An LMS that sends its headers late in the budget and then stalls or trickles
+    the body gets 502 lms_timeout once the budget ends, with nothing stored."""
+    public_id = request.getfixturevalue(f"{kind}_connection")
+    course = str(DEMO_COURSE_ID if kind == "moodle" else CANVAS_COURSE_ID)
+    app.extensions["hpass"].settings.lms_check_timeout_seconds = 3.0
+    body = b"[" + b" " * 200 + b"]"
+
+    with SlowBodyServer(body, mode=mode, headers_after=2.5) as lms:
+        _point_at(db, public_id, lms.url)
+        started = time.monotonic()
+        response = client.post(
+            "/api/v1/achievements",
+            json=_body(
+                public_id, course, {"version": 1, "rule": {"kind": "course_completed"}}
+            ),
+            headers=_auth(token),
+        )
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 502
+    assert response.json["error"] == "lms_timeout"
+    message = response.json["message"]
+    assert "did not respond within 3 s" in message
+    assert f"course '{course}'" in message
+    assert "Nothing was saved" in message
+    assert "Retry later" in message
+    assert '"skip_lms_check": true' in message
+    assert "HPASS_LMS_CHECK_TIMEOUT_SECONDS" in message
+    # A body read that kept the read timeout set before the headers would end about
+    # 2.5 s after the budget. The 2 s margin is for a loaded machine.
+    assert elapsed < 3.0 + 2.0
+    assert lms.accepted == 1
+    assert lms.bytes_sent < len(body)
+    assert _stored(db) == (0, 0)
+
+
+@pytest.mark.parametrize("kind", ["moodle", "canvas"])
+def test_slow_body_within_budget_added(request, app, client, db, token, kind):
+    """An LMS whose body trickles in but ends within the budget passes the check."""
+    public_id = request.getfixturevalue(f"{kind}_connection")
+    course = str(DEMO_COURSE_ID if kind == "moodle" else CANVAS_COURSE_ID)
+    app.extensions["hpass"].settings.lms_check_timeout_seconds = 3.0
+
+    with SlowBodyServer(b"[]", mode="trickle", headers_after=0.5) as lms:
+        _point_at(db, public_id, lms.url)
+        response = client.post(
+            "/api/v1/achievements",
+            json=_body(
+                public_id, course, {"version": 1, "rule": {"kind": "course_completed"}}
+            ),
+            headers=_auth(token),
+        )
+
+    assert response.status_code == 201, response.json
+    assert lms.bytes_sent == 2
+    assert _stored(db) == (1, 1)
 
 
 def test_silent_lms_default_budget(
