@@ -320,8 +320,8 @@ class GuardedSession(requests.Session):
 
         urllib3 sets the socket's timeout once, before it waits for the headers, so
         without this a body that stalls could hold the exchange for a whole read
-        timeout past the deadline. Each chunk's socket read gets the read timeout
-        or the time left, whichever is shorter, and a read that times out when the
+        timeout past the deadline. Each chunk's read gets the read timeout or the
+        time left, whichever is shorter, and a read that times out when the
         time left was the shorter raises the deadline error.
         """
         remaining = deadline - time.monotonic()
@@ -333,8 +333,12 @@ class GuardedSession(requests.Session):
         if body_socket is not None:
             body_socket.settimeout(max(wait, MIN_TIMEOUT_SECONDS))
         try:
-            # read1 returns what one socket read delivers, so a body that arrives
-            # byte by byte still comes back here between bytes.
+            # read1 mostly returns what one socket read delivers, so a body that
+            # arrives byte by byte comes back here between bytes.
+            # NOTE: some read1 calls make several socket reads, each with this
+            # timeout. urllib3 reads on while compressed bytes decode to nothing,
+            # and http.client reads all trailer lines of a chunked body in one call,
+            # so a server that trickles those bytes can hold a read past the deadline.
             return response.raw.read1(CHUNK_BYTES, decode_content=True)
         except ReadTimeoutError:
             if remaining <= read_timeout:
