@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from sqlalchemy import select
 
 from badge_engine import ob2, status
@@ -60,6 +67,17 @@ def _wants_html() -> bool:
         ["application/ld+json", "application/json", "text/html"]
     )
     return best == "text/html"
+
+
+def _vary_by_negotiation(response: Response) -> Response:
+    """Add Accept and Accept-Language to the Vary header of a negotiated response.
+
+    Without them, a shared cache could hand the JSON document to a browser, the
+    page to a verifier, or the page in one language to a reader of another.
+    """
+    response.vary.add("Accept")
+    response.vary.add("Accept-Language")
+    return response
 
 
 @bp.get("/providers/<slug>/did.json")
@@ -153,9 +171,9 @@ def credential(public_id: str):
     if not _wants_html():
         response = jsonify(found.document)
         response.mimetype = "application/vc+ld+json"
-        return response
+        return _vary_by_negotiation(response)
 
-    return _credential_page(found)
+    return _vary_by_negotiation(make_response(_credential_page(found)))
 
 
 def _credential_page(found: Credential):
@@ -247,7 +265,7 @@ def ob2_assertion(public_id: str):
     """Return the OB 2.0 hosted Assertion; 410 Gone once it is revoked."""
     found = _credential_or_404(public_id)
     if _wants_html():
-        return _credential_page(found)
+        return _vary_by_negotiation(make_response(_credential_page(found)))
 
     document = ob2.build_assertion(base_url(), found)
     response = jsonify(document)
@@ -256,7 +274,7 @@ def ob2_assertion(public_id: str):
         # OB 2.0 hosted verification treats 410 Gone as revoked. The body still
         # carries revoked and revocationReason for verifiers that read it.
         response.status_code = 410
-    return response
+    return _vary_by_negotiation(response)
 
 
 @bp.get("/ob2/assertions/<public_id>/signed")

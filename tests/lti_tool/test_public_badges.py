@@ -471,3 +471,14 @@ def test_baked_badge_image_policy(client, db, issued, path, media_type):
     assert IMAGE_POLICY.startswith("default-src 'none'")
     assert image.headers["Content-Security-Policy"] == IMAGE_POLICY
     assert baked.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/credentials/{id}", "/ob2/assertions/{id}"])
+@pytest.mark.parametrize("headers", [HTML, JSON_LD], ids=["html", "json"])
+def test_negotiated_documents_vary(client, issued, path, headers):
+    """Both forms of a negotiated URL name the headers a shared cache must key on."""
+    response = client.get(path.format(id=issued.public_id), headers=headers)
+
+    assert response.status_code == 200
+    assert "Accept" in response.vary
+    assert "Accept-Language" in response.vary
