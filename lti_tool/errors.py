@@ -52,10 +52,11 @@ class BridgeRequestError(Exception):
             self.code = code
         self.ids = {key: value for key, value in ids.items() if value is not None}
 
-    def page_text(self) -> tuple[str, str | None]:
-        """Return the message a response shows and an untranslated detail, if any.
+    def page_text(self) -> tuple[str, str | Markup | None]:
+        """Return the message a response shows and a detail, if any.
 
-        Called while the response renders, so a subclass can translate there.
+        A str detail is English and a Markup detail is in the page language. Called
+        while the response renders, so a subclass can translate there.
         """
         return self.shown_message, None
 
@@ -105,18 +106,24 @@ def _render(
     status: int,
     code: str,
     message: str | Markup,
-    detail: str | None = None,
+    detail: str | Markup | None = None,
     back_link: tuple[str, str] | None = None,
     problems: list[dict[str, str]] | None = None,
 ):
+    """Render an error as JSON or as the error page.
+
+    A str `detail` is English, so the page marks it as English. A Markup one, from
+    `gettext_html`, is in the page language.
+    """
     body = {"error": code, "message": message, "request_id": g.get("request_id")}
     if detail:
         body["detail"] = detail
     if problems:
         body["problems"] = problems
     if _wants_json():
-        if isinstance(message, Markup):
-            body["message"] = markup_text(message)
+        for key in ("message", "detail"):
+            if isinstance(body.get(key), Markup):
+                body[key] = markup_text(body[key])
         return jsonify(body), status
     return (
         render_template(
@@ -124,6 +131,7 @@ def _render(
             status=status,
             course_url=launched_course_url(),
             back_link=back_link,
+            detail_translated=isinstance(detail, Markup),
             **body,
         ),
         status,

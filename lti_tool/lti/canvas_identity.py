@@ -24,7 +24,10 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from markupsafe import Markup
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -39,7 +42,7 @@ from connectors.canvas.errors import (
 )
 from connectors.models import LmsConnection, LmsKind
 from lti_tool.logs import get_logger
-from lti_tool.lti import roles
+from lti_tool.lti import identity_text, roles
 from lti_tool.lti.errors import LaunchIdentityUnverified
 from lti_tool.lti.launch import (
     CLAIM,
@@ -264,6 +267,7 @@ def _confirm_course(client, ids: CustomIds, validated_ids: dict) -> None:
         parameter=ids.course_parameter,
         lms_id=ids.lms_course_id,
         not_found_scope="",
+        not_found_text=identity_text.canvas_has_no_course,
         ids=ids,
         validated_ids=validated_ids,
     )
@@ -273,11 +277,13 @@ def _confirm_user(client, ids: CustomIds, validated_ids: dict) -> None:
     if ids.admin:
         fetch = functools.partial(client.get_user_by_lti_1_3_id, ids.sub)
         not_found_scope = " that the Canvas connection's token can read"
+        not_found_text = identity_text.canvas_has_no_readable_user
     else:
         fetch = functools.partial(
             client.get_course_user_by_lti_1_3_id, ids.context_id, ids.sub
         )
         not_found_scope = " in the launch's course"
+        not_found_text = identity_text.canvas_has_no_course_user
     _confirm_lms_id(
         fetch,
         kind="user",
@@ -286,6 +292,7 @@ def _confirm_user(client, ids: CustomIds, validated_ids: dict) -> None:
         parameter=ids.user_parameter,
         lms_id=ids.lms_user_id,
         not_found_scope=not_found_scope,
+        not_found_text=not_found_text,
         ids=ids,
         validated_ids=validated_ids,
     )
@@ -300,6 +307,7 @@ def _confirm_lms_id(
     parameter: str,
     lms_id: str,
     not_found_scope: str,
+    not_found_text: Callable[[str], Markup],
     ids: CustomIds,
     validated_ids: dict,
 ) -> None:
@@ -307,7 +315,9 @@ def _confirm_lms_id(
 
     `fetch` requests the Canvas `kind` ("course" or "user") that the launch's
     `claim` belongs to. The check passes when that record's id equals `lms_id`,
-    the value of the custom `parameter`.
+    the value of the custom `parameter`. `not_found_scope` ends the English message
+    when Canvas has no such record, and `not_found_text` writes that message in the
+    page language.
     """
     subject = f"the launch's {kind} ({claim} {claim_value[:64]!r})"
     admin_lookup = ids.admin and kind == "user"
@@ -317,25 +327,46 @@ def _confirm_lms_id(
         raise _unconfirmed(
             f"Canvas has no {kind} with the launch's {claim} "
             f"{claim_value[:64]!r}{not_found_scope}",
+            functools.partial(not_found_text, claim_value),
             validated_ids,
             admin_lookup=admin_lookup,
         ) from None
     except CanvasError as error:
         raise _not_checked(
-            subject, error, validated_ids, admin_lookup=admin_lookup
+            subject,
+            error,
+            validated_ids,
+            kind=kind,
+            claim_value=claim_value,
+            admin_lookup=admin_lookup,
         ) from None
 
     reported = str(record.get("id", ""))
     if reported != lms_id:
+        if kind == "course":
+            differs_text = identity_text.canvas_course_differs
+        else:
+            differs_text = identity_text.canvas_user_differs
         raise _unconfirmed(
             f"the custom parameter {parameter} names LMS {kind} {lms_id[:64]!r}, "
             f"but Canvas reports that the launch's {claim} belongs to {kind} "
             f"{reported[:64]!r}",
+            functools.partial(differs_text, parameter, lms_id, reported),
             validated_ids,
         )
 
 
-def _unconfirmed(problem: str, validated_ids: dict, *, admin_lookup: bool = False):
+def _unconfirmed(
+    problem: str,
+    problem_text: Callable[[], Markup],
+    validated_ids: dict,
+    *,
+    admin_lookup: bool = False,
+):
+    """Return the rejection of ids that Canvas did not confirm.
+
+    `problem_text` writes `problem` in the page language.
+    """
     check = (
         "the custom parameters must be set by the Canvas admin in the "
         "developer key, as lms_course_id=$Canvas.course.id and "
@@ -349,11 +380,24 @@ def _unconfirmed(problem: str, validated_ids: dict, *, admin_lookup: bool = Fals
             "launching admin, and that admin's role must have the permission "
             "Users - view list"
         )
-    return LaunchIdentityUnverified(problem, check=check, **validated_ids)
+    return LaunchIdentityUnverified(
+        problem,
+        check=check,
+        page_detail=lambda: identity_text.canvas_ids_unconfirmed(
+            problem_text(), admin_lookup=admin_lookup
+        ),
+        **validated_ids,
+    )
 
 
 def _not_checked(
-    subject: str, error: CanvasError, validated_ids: dict, *, admin_lookup: bool
+    subject: str,
+    error: CanvasError,
+    validated_ids: dict,
+    *,
+    kind: str,
+    claim_value: str,
+    admin_lookup: bool,
 ):
     if isinstance(error, CanvasScopeMissing):
         check = (
@@ -384,6 +428,14 @@ def _not_checked(
         f"the bridge could not confirm {subject} with Canvas, which the launch's "
         f"custom LMS ids need before their first use: {error}",
         check=check,
+        page_detail=functools.partial(
+            identity_text.canvas_not_checked,
+            kind,
+            claim_value,
+            str(error),
+            scope_missing=isinstance(error, CanvasScopeMissing),
+            admin_lookup=admin_lookup,
+        ),
         **validated_ids,
     )
 
@@ -397,5 +449,6 @@ def _without_canvas(ids: CustomIds, validated_ids: dict):
         check="connect the registration to the Canvas site's REST API, or remove "
         "the custom parameters so the launch's own context.id and sub are used; "
         "instructors should ask the provider admin",
+        page_detail=functools.partial(identity_text.custom_ids_without_canvas, names),
         **validated_ids,
     )

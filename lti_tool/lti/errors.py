@@ -25,6 +25,10 @@ admin (or the learner) should check or do next.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from markupsafe import Markup
+
 from lti_tool.errors import LaunchRejected
 from lti_tool.i18n import gettext
 
@@ -41,6 +45,7 @@ class LtiError(LaunchRejected):
         issuer: str | None = None,
         client_id: str | None = None,
         deployment_id: str | None = None,
+        page_detail: Callable[[], Markup] | None = None,
         **ids: object,
     ) -> None:
         super().__init__(
@@ -53,15 +58,22 @@ class LtiError(LaunchRejected):
         )
         self.problem = message
         self.check = check
+        # Writes the problem and the check in the page language, while the page
+        # renders. Without it the page shows the English message.
+        self.page_detail = page_detail
 
-    def page_text(self) -> tuple[str, str | None]:
-        """Return a translated summary of this kind of error, and the English detail.
+    def page_text(self) -> tuple[str, str | Markup | None]:
+        """Return a translated summary of this kind of error, and the detail.
 
-        The detail names the values and the check in English, as the log does, so a
-        provider admin can match it with the log line.
+        The detail names the values and the check. It is the English message, as
+        the log records it, unless the raiser gave a `page_detail` that writes it
+        in the page language.
         """
         # The class, not a per-raise code such as blocked_address, sets the kind.
-        return launch_error_summary(type(self).code), self.message
+        summary = launch_error_summary(type(self).code)
+        if self.page_detail is not None:
+            return summary, self.page_detail()
+        return summary, self.message
 
 
 def launch_error_summary(code: str) -> str:

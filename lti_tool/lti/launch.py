@@ -22,6 +22,7 @@ type; this chain carries the LTI ids in every error.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import time
@@ -32,7 +33,7 @@ import jwt
 from sqlalchemy.orm import Session
 
 from badge_engine.models import Learner
-from lti_tool.lti import nonces, roles
+from lti_tool.lti import identity_text, nonces, roles
 from lti_tool.lti.errors import (
     ClaimInvalid,
     DeploymentHeld,
@@ -533,6 +534,9 @@ class LaunchValidator:
                     f"the deep linking launch names a course in the custom parameter "
                     f"{name} but has no course (context claim) to check it against",
                     check="add the tool's content from inside a course",
+                    page_detail=functools.partial(
+                        identity_text.course_without_context, name
+                    ),
                     **self.ids,
                 )
 
@@ -622,6 +626,13 @@ class LaunchValidator:
                         "fills with its own id",
                         check=f"remove {name} from the activity's custom parameters "
                         "in Moodle; the tool reads the id from the launch itself",
+                        page_detail=functools.partial(
+                            identity_text.moodle_id_differs,
+                            name,
+                            str(value),
+                            claim,
+                            own,
+                        ),
                         **self.ids,
                     )
 

@@ -43,7 +43,14 @@ from lti_tool.errors import NotFound, bind_request_id
 from lti_tool.i18n import gettext, isolate_text
 from lti_tool.models import LtiCourse
 from lti_tool.logs import get_logger
-from lti_tool.lti import ags, deep_linking, nonces, roles, upserts
+from lti_tool.lti import (
+    ags,
+    deep_linking,
+    identity_text,
+    nonces,
+    roles,
+    upserts,
+)
 from lti_tool.lti.canvas_identity import CanvasIdentityCheck, PendingCheck
 from lti_tool.lti.errors import ClaimInvalid, DeploymentHeld, RegistrationUnknown
 from lti_tool.lti.jwks import JwksCache
@@ -730,6 +737,11 @@ def _record_course_launch(
                 check="the tool placement's custom parameter lms_course_id must be "
                 "set by the LMS admin at the tool level ($Context.id in Moodle, "
                 "$Canvas.course.id in Canvas), where a teacher cannot change it",
+                page_detail=functools.partial(
+                    identity_text.course_of_other_context,
+                    lms_course_id,
+                    other_context,
+                ),
                 **validated.ids,
                 lms_course_id=lms_course_id,
             )
@@ -777,6 +789,9 @@ def _record_course_launch(
                     check="the tool placement's custom parameter lms_user_id must be "
                     "set by the LMS admin at the tool level ($User.id in Moodle, "
                     "$Canvas.user.id in Canvas), where a teacher cannot change it",
+                    page_detail=functools.partial(
+                        identity_text.learner_of_other_sub, lms_user_id
+                    ),
                     **validated.ids,
                     lms_user_id=lms_user_id,
                 )

@@ -38,12 +38,12 @@ COURSE_SCOPE = "url:GET|/api/v1/courses/:id"
 CUSTOM_IDS_OF_3001 = {"canvas_course_id": "101", "canvas_user_id": "3001"}
 # The rejection messages for those ids, and for course 101 named in course 999.
 USER_3001_UNCONFIRMED = (
-    "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
-    "reports that the launch's sub belongs to user '4002'"
+    "The custom parameter canvas_user_id names LMS user 3001, but Canvas "
+    "reports that the launch's sub belongs to user 4002."
 )
 COURSE_101_UNCONFIRMED = (
-    "the custom parameter canvas_course_id names LMS course '101', but Canvas "
-    "reports that the launch's context.id belongs to course '999'"
+    "The custom parameter canvas_course_id names LMS course 101, but Canvas "
+    "reports that the launch's context.id belongs to course 999."
 )
 
 
@@ -150,6 +150,12 @@ def _launch_with_custom_ids_equal_to_claims(tool, platform, tool_platform: dict)
     )
 
 
+def _page_text(response) -> str:
+    """Return a page's text with entities unescaped and the <bdi> tags around
+    ids removed, so a message with ids reads as one string."""
+    return html.unescape(re.sub(r'</?bdi(?: dir="ltr")?>', "", response.text))
+
+
 def _learner(db, lms_user_id: str) -> Learner | None:
     db.expire_all()
     return db.scalar(select(Learner).where(Learner.lms_user_id == lms_user_id))
@@ -170,13 +176,13 @@ def test_moodle_launch_with_another_user_id_refused(tool, platform, db):
         lti_custom={"lms_user_id": "3001"},
     )
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert (
-        "the custom parameter lms_user_id ('3001') differs from the launch's sub"
-        in page
+        "The custom parameter lms_user_id (3001) differs from the launch's sub "
+        "(4002), which Moodle fills with its own id." in page
     )
-    assert "remove lms_user_id from the activity's custom parameters" in page
+    assert "Remove lms_user_id from the activity's custom parameters" in page
     assert _count(db, Learner) == 0
     assert _count(db, LtiCourse) == 0
 
@@ -192,10 +198,11 @@ def test_moodle_launch_with_another_course_id_refused(tool, platform, db):
         lti_custom={"lms_course_id": "101"},
     )
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert (
-        "the custom parameter lms_course_id ('101') differs from the launch's " in page
+        "The custom parameter lms_course_id (101) differs from the launch's "
+        "context.id (999)" in page
     )
     assert _count(db, LtiCourse) == 0
 
@@ -243,10 +250,12 @@ def test_launch_as_another_learner_refused(tool, platform, db, canvas):
         tool, platform, canvas, name="Mallory", email="mallory@example.invalid"
     )
 
-    page = html.unescape(second.text)
+    page = _page_text(second)
     assert second.status_code == 400, second.text
     assert USER_3001_UNCONFIRMED in page
-    assert "set by the Canvas admin in the developer key" in page
+    assert (
+        "The Canvas admin must set the custom parameters in the developer key" in page
+    )
     learner = _learner(db, "3001")
     assert (learner.lti_sub, learner.name, learner.email) == (
         canvas.lti_1_3_id(3001),
@@ -280,10 +289,11 @@ def test_lms_learner_not_taken_by_another(tool, platform, db, registration, canv
     )
 
     assert enrolled.status_code == 400, enrolled.text
-    assert "belongs to user '4002'" in html.unescape(enrolled.text)
+    assert "belongs to user 4002." in _page_text(enrolled)
     assert stranger.status_code == 400, stranger.text
-    assert "Canvas has no user with the launch's sub 'attacker-sub'" in html.unescape(
-        stranger.text
+    assert (
+        "Canvas has no user with the launch's sub attacker-sub in the launch's course."
+        in _page_text(stranger)
     )
     assert _learner(db, "3001").lti_sub is None
     assert _count(db, Learner) == 1
@@ -307,7 +317,7 @@ def test_launch_into_another_course_refused(tool, platform, db, canvas):
         lti_custom={"canvas_course_id": "101"},
     )
 
-    page = html.unescape(teacher.text)
+    page = _page_text(teacher)
     assert teacher.status_code == 400, teacher.text
     assert COURSE_101_UNCONFIRMED in page
     assert _count(db, LtiCourse) == 0
@@ -329,8 +339,9 @@ def test_unknown_context_rejected(tool, platform, db, canvas):
     )
 
     assert response.status_code == 400, response.text
-    assert "Canvas has no course with the launch's context.id" in html.unescape(
-        response.text
+    assert (
+        "Canvas has no course with the launch's context.id opaque-context-7."
+        in _page_text(response)
     )
     assert _count(db, LtiCourse) == 0
 
@@ -341,10 +352,10 @@ def test_missing_scope_rejected(tool, platform, db, canvas, canvas_token):
 
     response = _canvas_launch(tool, platform, canvas, 101, 3001)
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert "could not confirm the launch's course" in page
-    assert "add the scopes url:GET|/api/v1/courses/:id," in page
+    assert "Add the scopes url:GET|/api/v1/courses/:id," in page
     assert _count(db, LtiCourse) == 0
     assert _count(db, Learner) == 0
 
@@ -363,10 +374,10 @@ def test_custom_ids_need_canvas_connection(tool, platform, db, app, registration
         tool, platform, sub="opaque-sub", lti_custom={"canvas_user_id": "3001"}
     )
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert (
-        "the launch's custom parameter canvas_user_id differs from its context.id "
+        "The launch's custom parameter canvas_user_id differs from its context.id "
         "or sub, and only a Moodle platform or a Canvas connection" in page
     )
     assert _count(db, Learner) == 0
@@ -419,7 +430,7 @@ def _picker(tool) -> str:
         f"{tool.tool_url}/lti/{tool.public_id}/deep-link", timeout=10
     )
     assert response.status_code == 200, response.text
-    return html.unescape(response.text)
+    return _page_text(response)
 
 
 def test_deep_link_ids_equal_claims(tool, platform, db, canvas, registration):
@@ -490,10 +501,12 @@ def test_deep_link_other_course_rejected(tool, platform, db, canvas, registratio
         tool, platform, canvas, 999, 5003, lti_custom={"canvas_course_id": "101"}
     )
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert COURSE_101_UNCONFIRMED in page
-    assert "set by the Canvas admin in the developer key" in page
+    assert (
+        "The Canvas admin must set the custom parameters in the developer key" in page
+    )
     assert "Badge of course 101" not in page
     picker = tool.http.get(
         f"{tool.tool_url}/lti/{tool.public_id}/deep-link", timeout=10
@@ -521,11 +534,11 @@ def test_deep_link_moodle_mismatch_rejected(tool, platform, db, registration):
         },
     )
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert (
-        "the custom parameter lms_course_id ('101') differs from the launch's "
-        "context.id ('999')" in page
+        "The custom parameter lms_course_id (101) differs from the launch's "
+        "context.id (999)" in page
     )
 
 
@@ -534,10 +547,11 @@ def test_deep_link_course_without_context(tool, platform, db, canvas):
     rejected."""
     response = _canvas_deep_link(tool, platform, canvas, 101, 3001, lti_context=REMOVE)
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert "names a course in the custom parameter canvas_course_id" in page
     assert "has no course (context claim)" in page
+    assert "Add the tool's content from inside a course." in page
     assert canvas.requests == []
 
 
@@ -558,8 +572,8 @@ def test_replayed_launch_asks_canvas_once(tool, platform, db, canvas):
 
     first = tool.launch(id_token, login.state)
     assert first.status_code == 400, first.text
-    assert "Canvas reports that the launch's context.id belongs to course '999'" in (
-        html.unescape(first.text)
+    assert "Canvas reports that the launch's context.id belongs to course 999." in (
+        _page_text(first)
     )
     requests_after_first = len(canvas.requests)
     assert requests_after_first == 1
@@ -567,7 +581,7 @@ def test_replayed_launch_asks_canvas_once(tool, platform, db, canvas):
     replay = tool.launch(id_token, login.state)
 
     assert replay.status_code == 400, replay.text
-    assert "was already used (a replayed or stale launch)" in html.unescape(replay.text)
+    assert "was already used (a replayed or stale launch)" in _page_text(replay)
     assert len(canvas.requests) == requests_after_first
     assert _count(db, LtiCourse) == 0
     assert _count(db, LtiUsedNonce) == 1
@@ -597,7 +611,7 @@ def test_instructor_as_another_user_rejected(tool, platform, db, canvas):
         lti_roles=[INSTRUCTOR],
     )
 
-    page = html.unescape(teacher.text)
+    page = _page_text(teacher)
     assert teacher.status_code == 400, teacher.text
     assert USER_3001_UNCONFIRMED in page
     learner = _learner(db, "3001")
@@ -624,8 +638,8 @@ def test_observer_as_another_user_rejected(tool, platform, db, canvas):
     response = _launch_as_4002_naming_3001(tool, platform, canvas, lti_roles=[MENTOR])
 
     assert response.status_code == 400, response.text
-    assert "Canvas reports that the launch's sub belongs to user '4002'" in (
-        html.unescape(response.text)
+    assert "Canvas reports that the launch's sub belongs to user 4002." in (
+        _page_text(response)
     )
     assert _count(db, Learner) == 0
 
@@ -725,13 +739,15 @@ def test_admin_as_learner_rejected(tool, platform, db, canvas, app):
 
     response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, 3001)
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert (
-        "the custom parameter canvas_user_id names LMS user '3001', but Canvas "
-        "reports that the launch's sub belongs to user '7001'" in page
+        "The custom parameter canvas_user_id names LMS user 3001, but Canvas "
+        "reports that the launch's sub belongs to user 7001." in page
     )
-    assert "set by the Canvas admin in the developer key" in page
+    assert (
+        "The Canvas admin must set the custom parameters in the developer key" in page
+    )
     assert _session_lms_user_id(app, tool) is None
     assert _audit_actors(db) == set()
     assert _learner(db, "3001").name == "Learner One"
@@ -742,7 +758,7 @@ def test_admin_in_course_forged_rejected(tool, platform, db, canvas):
     response = _admin_launch(tool, platform, canvas, 4002, 3001)
 
     assert response.status_code == 400, response.text
-    assert USER_3001_UNCONFIRMED in html.unescape(response.text)
+    assert USER_3001_UNCONFIRMED in _page_text(response)
     assert _account_user_calls(canvas) == 1
     assert _count(db, Learner) == 0
 
@@ -752,11 +768,11 @@ def test_admin_unreadable_rejected(tool, platform, db, canvas):
     names the account that the connection's token must administer."""
     response = _admin_launch(tool, platform, canvas, 8001, 8001)
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert (
-        f"Canvas has no user with the launch's sub {canvas.lti_1_3_id(8001)!r} "
-        "that the Canvas connection's token can read" in page
+        f"Canvas has no user with the launch's sub {canvas.lti_1_3_id(8001)} "
+        "that the Canvas connection's token can read." in page
     )
     assert "an admin of an account that contains the launching admin" in page
     assert _audit_actors(db) == set()
@@ -812,7 +828,7 @@ def test_admin_users_scope_missing(tool, platform, db, canvas, canvas_token):
 
     response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, ACCOUNT_ADMIN)
 
-    page = html.unescape(response.text)
+    page = _page_text(response)
     assert response.status_code == 400, response.text
     assert "could not confirm the launch's user" in page
     assert USERS_SCOPE in page
@@ -833,3 +849,128 @@ def test_admin_own_sub_skips_canvas(tool, platform, db, canvas):
 
     assert response.status_code == 302, response.text
     assert canvas.requests == []
+
+
+# The page text of USER_3001_UNCONFIRMED in each page language, with its ids still
+# in their <bdi dir="ltr"> tags.
+USER_3001_UNCONFIRMED_TRANSLATED = {
+    "fr": (
+        'Le paramètre personnalisé <bdi dir="ltr">canvas_user_id</bdi> nomme '
+        'l\'utilisateur LMS <bdi dir="ltr">3001</bdi>, mais Canvas indique que le '
+        'sub du lancement appartient à l\'utilisateur <bdi dir="ltr">4002</bdi>.'
+    ),
+    "es": (
+        'El parámetro personalizado <bdi dir="ltr">canvas_user_id</bdi> nombra el '
+        'usuario del LMS <bdi dir="ltr">3001</bdi>, pero Canvas indica que el sub '
+        'del lanzamiento pertenece al usuario <bdi dir="ltr">4002</bdi>.'
+    ),
+    "ar": (
+        'يذكر المعامل المخصص <bdi dir="ltr">canvas_user_id</bdi> المستخدم '
+        '<bdi dir="ltr">3001</bdi> في نظام إدارة التعلّم، لكن Canvas يفيد بأن '
+        'قيمة sub الخاصة بالتشغيل تنتمي إلى المستخدم <bdi dir="ltr">4002</bdi>.'
+    ),
+}
+# The start of the sentence that names who must set the custom parameters.
+CANVAS_ADMIN_MUST_SET = {
+    "fr": "L'administrateur Canvas doit définir les paramètres personnalisés",
+    "es": "El administrador de Canvas debe definir los parámetros personalizados",
+    "ar": "على مسؤول Canvas ضبط المعاملات المخصصة",
+}
+
+
+@pytest.mark.parametrize("language", sorted(USER_3001_UNCONFIRMED_TRANSLATED))
+def test_rejected_launch_translated(tool, platform, db, canvas, language, caplog):
+    """A launch naming another learner gets its details in the page language, with
+    the ids isolated, and the log keeps the English message."""
+    _bind_learner_one(tool, platform, canvas)
+    tool.http.headers["Accept-Language"] = language
+
+    response = _launch_as_4002_naming_3001(tool, platform, canvas)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert f'<html lang="{language}"' in page
+    assert USER_3001_UNCONFIRMED_TRANSLATED[language] in page
+    assert CANVAS_ADMIN_MUST_SET[language] in page
+    assert '<bdi dir="ltr">lms_course_id=$Canvas.course.id</bdi>' in page
+    assert USER_3001_UNCONFIRMED not in _page_text(response)
+    assert "What to check:" not in page
+    assert '<span lang="en" dir="ltr">' not in page
+    assert "belongs to user '4002'" in caplog.text
+    assert "What to check: the custom parameters must be set" in caplog.text
+
+
+def test_rejected_launch_arabic_right_to_left(tool, platform, db, canvas):
+    """An Arabic page of a rejected launch is laid out right to left."""
+    tool.http.headers["Accept-Language"] = "ar"
+
+    response = _launch_as_4002_naming_3001(tool, platform, canvas)
+
+    assert response.status_code == 400, response.text
+    assert '<html lang="ar" dir="rtl">' in response.text
+
+
+def test_moodle_mismatch_translated_french(tool, platform, db):
+    """A Moodle launch whose custom user id differs from sub is explained in
+    French."""
+    tool.http.headers["Accept-Language"] = "fr"
+
+    response = _launch(
+        tool,
+        platform,
+        sub="4002",
+        lti_tool_platform=MOODLE,
+        lti_custom={"lms_user_id": "3001"},
+    )
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert (
+        'Le paramètre personnalisé <bdi dir="ltr">lms_user_id</bdi> '
+        '(<bdi dir="ltr">3001</bdi>) diffère du <bdi dir="ltr">sub</bdi> du '
+        'lancement (<bdi dir="ltr">4002</bdi>)'
+    ) in page
+    assert (
+        'Retirez <bdi dir="ltr">lms_user_id</bdi> des paramètres personnalisés' in page
+    )
+
+
+def test_canvas_error_marked_english(tool, platform, db, canvas, canvas_token):
+    """A Spanish page names Canvas's own error text, marked as English."""
+    canvas.tokens[canvas_token].scopes = ALL_SCOPES - {COURSE_SCOPE}
+    tool.http.headers["Accept-Language"] = "es"
+
+    response = _canvas_launch(tool, platform, canvas, 101, 3001)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 400, response.text
+    assert "El puente no pudo confirmar el curso del lanzamiento" in page
+    assert 'Error de Canvas: <span lang="en" dir="ltr">' in page
+    assert f'Agregue los ámbitos <bdi dir="ltr">{COURSE_SCOPE}</bdi>' in page
+
+
+def test_rejected_launch_json_detail(tool, platform, db, canvas):
+    """A JSON client gets the detail as plain text, without <bdi> tags."""
+    login = tool.start()
+    claims = platform.claims(
+        login.nonce,
+        tool.target_link_uri,
+        sub=canvas.lti_1_3_id(4002),
+        lti_tool_platform=CANVAS,
+        lti_context={"id": canvas.courses[101].lti_context_id, "title": "Course"},
+        lti_custom=CUSTOM_IDS_OF_3001,
+    )
+
+    response = tool.http.post(
+        f"{tool.tool_url}/lti/{tool.public_id}/launch",
+        data={"id_token": platform.sign(claims), "state": login.state},
+        headers={"Accept": "application/json"},
+        allow_redirects=False,
+        timeout=10,
+    )
+
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "launch_identity_unverified"
+    assert USER_3001_UNCONFIRMED in body["detail"]
+    assert "<bdi" not in body["detail"]
