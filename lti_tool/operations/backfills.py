@@ -54,10 +54,13 @@ def start_achievement_backfill(
     actor: str,
     achievement: Achievement,
     trigger: BackfillTrigger = BackfillTrigger.MANUAL,
+    *,
+    actor_detail: dict[str, Any] | None = None,
 ) -> BackfillJob:
     """Add a job for one achievement, or join its active one (`job.joined` set).
 
-    The caller commits, then sends a job it added to the workers.
+    `actor_detail` is added to the audit event's detail, such as the launch role
+    of an LTI actor. The caller commits, then sends a job it added to the workers.
     """
     connection = session.scalar(
         select(LmsConnection).where(
@@ -89,7 +92,11 @@ def start_achievement_backfill(
         "backfill.joined" if job.joined else "backfill.started",
         provider_id=achievement.provider_id,
         target=f"backfill:{job.public_id}",
-        detail={"achievement": achievement.public_id, "trigger": job.trigger},
+        detail={
+            "achievement": achievement.public_id,
+            "trigger": job.trigger,
+            **(actor_detail or {}),
+        },
     )
 
     return job
@@ -100,6 +107,8 @@ def start_automatic_backfill(
     actor: str,
     achievement: Achievement,
     trigger: BackfillTrigger = BackfillTrigger.RULE_CHANGED,
+    *,
+    actor_detail: dict[str, Any] | None = None,
 ) -> tuple[BackfillJob | None, ActionError | None]:
     """Start the backfill that a new badge or a changed award rule calls for.
 
@@ -108,7 +117,9 @@ def start_automatic_backfill(
     caller reports the error as a warning, commits, and sends a job it added.
     """
     try:
-        job = start_achievement_backfill(session, actor, achievement, trigger=trigger)
+        job = start_achievement_backfill(
+            session, actor, achievement, trigger=trigger, actor_detail=actor_detail
+        )
     except ActionError as error:
         return None, error
 
@@ -163,10 +174,17 @@ class BackfillNotActive(ActionError):
         self.status = job.status
 
 
-def cancel_backfill(session: Session, actor: str, job: BackfillJob) -> BackfillJob:
+def cancel_backfill(
+    session: Session,
+    actor: str,
+    job: BackfillJob,
+    *,
+    actor_detail: dict[str, Any] | None = None,
+) -> BackfillJob:
     """Ask the job to stop after its current page.
 
     Raises `BackfillNotActive`, and records nothing, when the job has already ended.
+    `actor_detail` is added to the audit event's detail.
     """
     if job.status not in ACTIVE:
         raise BackfillNotActive(job)
@@ -177,7 +195,7 @@ def cancel_backfill(session: Session, actor: str, job: BackfillJob) -> BackfillJ
         "backfill.cancel_requested",
         provider_id=job.provider_id,
         target=f"backfill:{job.public_id}",
-        detail={"status": job.status},
+        detail={"status": job.status, **(actor_detail or {})},
     )
 
     return job

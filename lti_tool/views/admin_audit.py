@@ -19,6 +19,7 @@ from badge_engine.models import Achievement, Credential, Learner
 from connectors.models import LmsConnection
 from lti_tool.accounts import Account, AuditEvent
 from lti_tool.bridge import db_session
+from lti_tool.lti import roles
 from lti_tool.i18n import gettext as _
 from lti_tool.i18n import gettext_html, isolate, isolate_ltr, localized_datetime
 from lti_tool.models import LtiCourse, Registration
@@ -337,20 +338,31 @@ class AuditNames:
             )
         if learner is not None:
             return learner.name or learner.email
+        # Events recorded before the launch role was stored have no actor_role, so
+        # they keep the instructor's label, although an LMS administrator may have
+        # made some of them.
+        admin = (event.detail or {}).get("actor_role") == roles.ADMIN
         course_id = self.course_of(event)
+        user = isolate_ltr(user_id)
+        if course_id is None and admin:
+            return gettext_html("LMS administrator (LMS user id %(user)s)", user=user)
         if course_id is None:
-            return gettext_html(
-                "Instructor (LMS user id %(user)s)", user=isolate_ltr(user_id)
-            )
+            return gettext_html("Instructor (LMS user id %(user)s)", user=user)
         title = self.course_titles.get(course_id)
         if title:
             course = gettext_html("“%(title)s”", title=isolate(title))
         else:
             course = isolate_ltr(course_id)
+        if admin:
+            return gettext_html(
+                "LMS administrator in course %(course)s (LMS user id %(user)s)",
+                course=course,
+                user=user,
+            )
         return gettext_html(
             "Instructor in course %(course)s (LMS user id %(user)s)",
             course=course,
-            user=isolate_ltr(user_id),
+            user=user,
         )
 
     def target(self, event: AuditEvent) -> AuditTarget | None:
@@ -396,6 +408,8 @@ class AuditNames:
         course_id = self.course_of(event)
         if course_id is not None:
             detail["course_id"] = course_id
+        # The actor's label names the launch role.
+        detail.pop("actor_role", None)
         lines = []
         for key in sorted(detail):
             value = detail[key]

@@ -52,6 +52,7 @@ from lti_tool.views.pages import (
     _course_in_session,
     _instructor_course,
     check_csrf,
+    instructor_audit_detail,
 )
 
 bp = Blueprint("explain", __name__)
@@ -279,6 +280,7 @@ def correct(course_id: int, public_id: str):
             "course_id": achievement.lms_course_id,
             "changed": list(correction.changed),
             "new_versions": [new.public_id for _old, new in correction.versions],
+            **instructor_audit_detail(),
         },
     )
     db.commit()

@@ -1164,6 +1164,17 @@ def _instructor_actor() -> str:
     return f"lti:{session.get('lms_user_id')}"
 
 
+def instructor_audit_detail() -> dict[str, str]:
+    """Return the audit detail that records the launch role of the course page's user.
+
+    Both instructors and LMS administrators use the instructor's view, so the audit
+    page reads `actor_role` ("instructor" or "admin") to label who acted. A session
+    without the launch role adds nothing.
+    """
+    role = session.get("lti_role")
+    return {"actor_role": role} if isinstance(role, str) and role else {}
+
+
 @bp.post("/course/<int:course_id>/achievements")
 def create_achievement(course_id: int):
     found = _instructor_course(course_id)
@@ -1205,7 +1216,11 @@ def create_achievement(course_id: int):
         action="achievement.created",
         target=f"achievement:{achievement.public_id}",
         # The LMS course id, as `achievement add` and the API record it.
-        detail={"course_id": found.lms_course_id, "rule": rule["rule"]["kind"]},
+        detail={
+            "course_id": found.lms_course_id,
+            "rule": rule["rule"]["kind"],
+            **instructor_audit_detail(),
+        },
     )
     # Learners who already meet the rule get the badge without waiting for another
     # completion event: a worker reads the roster and awards them.
@@ -1214,6 +1229,7 @@ def create_achievement(course_id: int):
         _instructor_actor(),
         achievement,
         trigger=BackfillTrigger.ACHIEVEMENT_CREATED,
+        actor_detail=instructor_audit_detail(),
     )
     if error is not None:
         log.info(
@@ -1413,11 +1429,17 @@ def update_achievement(course_id: int, public_id: str):
                 "changed": changed + (["award_rule"] if rule_detail else []),
                 "new_versions": new_versions,
                 **rule_detail,
+                **instructor_audit_detail(),
             },
         )
     job = error = None
     if rule_detail:
-        job, error = start_automatic_backfill(db, _instructor_actor(), achievement)
+        job, error = start_automatic_backfill(
+            db,
+            _instructor_actor(),
+            achievement,
+            actor_detail=instructor_audit_detail(),
+        )
     if error is not None:
         log.info(
             "backfill_not_started",
@@ -1540,7 +1562,11 @@ def revoke_award(course_id: int, public_id: str):
         action="credential.revoked",
         target=f"credential:{credential.public_id}",
         # The LMS course id, as every other audit event records a course.
-        detail={"reason": event.reason, "course_id": found.lms_course_id},
+        detail={
+            "reason": event.reason,
+            "course_id": found.lms_course_id,
+            **instructor_audit_detail(),
+        },
     )
     learner = credential.learner
     _set_notice(
@@ -1706,7 +1732,12 @@ def start_course_backfill(course_id: int, public_id: str):
     check_csrf()
     db = db_session()
     try:
-        job = start_achievement_backfill(db, _instructor_actor(), achievement)
+        job = start_achievement_backfill(
+            db,
+            _instructor_actor(),
+            achievement,
+            actor_detail=instructor_audit_detail(),
+        )
     except ActionError as error:
         # Invalid input or a disconnected connection: the page shows the reason.
         rejected = BadRequest(
@@ -1755,7 +1786,12 @@ def cancel_course_backfill(course_id: int, job_public_id: str):
     job = _course_job(found, job_public_id)
     check_csrf()
     try:
-        cancel_backfill(db_session(), _instructor_actor(), job)
+        cancel_backfill(
+            db_session(),
+            _instructor_actor(),
+            job,
+            actor_detail=instructor_audit_detail(),
+        )
     except BackfillNotActive as error:
         db_session().rollback()
         log.info("backfill_cancel_not_active", job=job_public_id, status=error.status)

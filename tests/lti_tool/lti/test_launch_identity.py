@@ -974,3 +974,43 @@ def test_rejected_launch_json_detail(tool, platform, db, canvas):
     assert body["error"] == "launch_identity_unverified"
     assert USER_3001_UNCONFIRMED in body["detail"]
     assert "<bdi" not in body["detail"]
+
+
+def _audit_actor_roles(db) -> dict[str, set]:
+    """Map each audited action to the actor roles its events record."""
+    db.expire_all()
+    found: dict[str, set] = {}
+    for event in db.scalars(select(AuditEvent)):
+        found.setdefault(event.action, set()).add(
+            (event.detail or {}).get("actor_role")
+        )
+    return found
+
+
+def test_admin_actions_record_admin_role(tool, platform, db, canvas):
+    """The audit events of an admin's course page actions record the admin role."""
+    canvas.add_account_user(ACCOUNT_ADMIN)
+    response = _admin_launch(tool, platform, canvas, ACCOUNT_ADMIN, ACCOUNT_ADMIN)
+    assert response.status_code == 302, response.text
+
+    created = _create_badge(tool, response.headers["Location"])
+
+    assert created.status_code == 303, created.text
+    roles_by_action = _audit_actor_roles(db)
+    assert roles_by_action["achievement.created"] == {"admin"}
+    assert roles_by_action["backfill.started"] == {"admin"}
+    assert set().union(*roles_by_action.values()) == {"admin"}
+
+
+def test_instructor_actions_record_role(tool, platform, db, canvas):
+    """The audit events of an instructor's course page actions record the
+    instructor role."""
+    response = _canvas_launch(tool, platform, canvas, 101, 3001, lti_roles=[INSTRUCTOR])
+    assert response.status_code == 302, response.text
+
+    created = _create_badge(tool, response.headers["Location"])
+
+    assert created.status_code == 303, created.text
+    roles_by_action = _audit_actor_roles(db)
+    assert roles_by_action["achievement.created"] == {"instructor"}
+    assert set().union(*roles_by_action.values()) == {"instructor"}

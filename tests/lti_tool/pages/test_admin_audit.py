@@ -77,6 +77,80 @@ def test_lti_actor_without_name_shows_course(client, tenants, db):
     assert '<td title="lti:9">lti:9</td>' not in page
 
 
+def test_lms_admin_actor_labelled_admin(client, tenants, db):
+    """An LTI actor whose launch role was admin is labelled as an LMS
+    administrator, and the stored role is not repeated as a detail."""
+    alpha, _ = tenants
+    _record(
+        db,
+        alpha,
+        actor="lti:11",
+        action="achievement.created",
+        target=f"achievement:{alpha.achievement_public_id}",
+        detail={
+            "course_id": MOODLE_COURSE_ID,
+            "rule": "course_completed",
+            "actor_role": "admin",
+        },
+    )
+    _record(db, alpha, actor="lti:12", action="x.did", detail={"actor_role": "admin"})
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert (
+        "LMS administrator in course “<bdi>Course of alpha</bdi>” "
+        '(LMS user id <bdi dir="ltr">11</bdi>)'
+    ) in page
+    assert 'LMS administrator (LMS user id <bdi dir="ltr">12</bdi>)' in page
+    assert "Instructor" not in page
+    assert "actor_role" not in page
+
+
+def test_instructor_role_keeps_label(client, tenants, db):
+    """An LTI actor whose launch role was instructor keeps the instructor label."""
+    alpha, _ = tenants
+    _record(
+        db,
+        alpha,
+        actor="lti:13",
+        action="x.did",
+        detail={"actor_role": "instructor"},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    page = _audit_page(client)
+
+    assert 'Instructor (LMS user id <bdi dir="ltr">13</bdi>)' in page
+    assert "LMS administrator" not in page
+
+
+LMS_ADMIN_IN_COURSE = {
+    "fr": f"Administrateur du LMS dans le cours «{NBSP}<bdi>Course of alpha</bdi>{NBSP}»",
+    "es": "Administrador del LMS en el curso «<bdi>Course of alpha</bdi>»",
+    "ar": "مسؤول نظام إدارة التعلّم في المقرر «<bdi>Course of alpha</bdi>»",
+}
+
+
+def test_lms_admin_label_translated(client, tenants, db):
+    """The LMS administrator label is translated, with the LMS user id isolated."""
+    alpha, _ = tenants
+    _record(
+        db,
+        alpha,
+        actor="lti:11",
+        action="achievement.created",
+        detail={"course_id": MOODLE_COURSE_ID, "actor_role": "admin"},
+    )
+    _sign_in_admin(client, db, alpha)
+
+    for language, label in LMS_ADMIN_IN_COURSE.items():
+        page = _audit_page(client, language=language)
+
+        assert label in page, language
+        assert '<bdi dir="ltr">11</bdi>' in page, language
+
+
 def test_badge_target_named_and_linked(client, tenants, db):
     """A badge target shows the badge name, links its page and keeps the id."""
     alpha, beta = tenants
