@@ -434,6 +434,7 @@ def _not_checked(
             claim_value,
             str(error),
             scope_missing=isinstance(error, CanvasScopeMissing),
+            access_denied=isinstance(error, CanvasAccessDenied),
             admin_lookup=admin_lookup,
         ),
         **validated_ids,

@@ -34,6 +34,8 @@ CANVAS_IDENTITY_SCOPES = (
     "url:GET|/api/v1/users/:id",
 )
 CONNECTION_TEST_COMMAND = "hpass-bridge lms test"
+# The Canvas account role permission that lets an admin's token read other users.
+USERS_PERMISSION = "Users - view list"
 
 
 def _id(value: str) -> Markup:
@@ -175,7 +177,9 @@ def canvas_ids_unconfirmed(problem: Markup, *, admin_lookup: bool) -> Markup:
             gettext_html(
                 "An admin's user is looked up account-wide, so the Canvas connection "
                 "must be authorised by an admin of an account that contains the "
-                "launching admin."
+                "launching admin, and that admin's role must have the permission "
+                "%(permission)s.",
+                permission=isolate_ltr(USERS_PERMISSION),
             )
         )
     return _sentences(*parts)
@@ -187,6 +191,7 @@ def canvas_not_checked(
     error: str,
     *,
     scope_missing: bool,
+    access_denied: bool = False,
     admin_lookup: bool,
 ) -> Markup:
     """Describe custom ids that could not be checked because a Canvas request failed.
@@ -219,6 +224,14 @@ def canvas_not_checked(
             scopes=localized_list(
                 isolate_ltr(scope) for scope in CANVAS_IDENTITY_SCOPES
             ),
+        )
+    elif access_denied and admin_lookup:
+        check = gettext_html(
+            "The user of the Canvas connection's token must be an admin of an "
+            "account that contains the launching admin, with a role that has the "
+            "permission %(permission)s. Give that user such a role in Canvas, or "
+            "connect Canvas again as such an admin.",
+            permission=isolate_ltr(USERS_PERMISSION),
         )
     elif admin_lookup:
         check = gettext_html(

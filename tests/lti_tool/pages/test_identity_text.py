@@ -36,7 +36,7 @@ CASES = {
         lambda: identity_text.canvas_ids_unconfirmed(
             identity_text.canvas_has_no_readable_user("sub-7"), admin_lookup=True
         ),
-        ["sub-7"],
+        ["sub-7", "Users - view list"],
     ),
     "canvas_user_not_in_course": (
         lambda: identity_text.canvas_ids_unconfirmed(
@@ -63,6 +63,17 @@ CASES = {
             "user", "sub-7", "timed out", scope_missing=False, admin_lookup=True
         ),
         ["sub-7", "hpass-bridge lms test"],
+    ),
+    "canvas_admin_access_denied": (
+        lambda: identity_text.canvas_not_checked(
+            "user",
+            "sub-7",
+            "HTTP 403",
+            scope_missing=False,
+            access_denied=True,
+            admin_lookup=True,
+        ),
+        ["sub-7", "Users - view list"],
     ),
     "canvas_user_not_checked": (
         lambda: identity_text.canvas_not_checked(
