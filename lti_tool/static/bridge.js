@@ -19,13 +19,16 @@ document.addEventListener("DOMContentLoaded", () => {
   // An error summary, or else the notice that confirms a revocation or another form
   // (marked data-confirmation), or else a rule preview, takes the focus that the page
   // reload after a form would leave on the page's body. Each of them has
-  // tabindex="-1" for this.
+  // tabindex="-1" for this. A form without a summary, such as the learner's portfolio
+  // link, gives the focus to its first invalid field. The browser then scrolls that
+  // field's error into view, and a screen reader reads the error with the field.
   const summary =
     document.getElementById("error-summary") ||
     document.getElementById("revoke-error-summary") ||
     document.getElementById("revoke-notice") ||
     document.querySelector("[data-confirmation]") ||
-    document.getElementById("rule-preview");
+    document.getElementById("rule-preview") ||
+    document.querySelector('[aria-invalid="true"]');
   if (summary) summary.focus();
   const backfills = document.querySelector("[data-progress-url]");
   if (backfills) followBackfills(backfills);

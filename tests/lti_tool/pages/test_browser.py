@@ -1102,6 +1102,23 @@ def test_link_portfolio_on_another_site(browser, stack):
         server.stop()
 
 
+def test_portfolio_link_error_takes_focus(browser, stack):
+    """An invalid portfolio address moves the focus to the field and its error."""
+    page = launch(browser, stack, "learner")
+    section = page.locator("section.portfolio-link")
+    section.locator("details.portfolio-change summary").click()
+    section.locator("#portfolio_url").fill("not a web address")
+    page.evaluate("document.querySelector('#portfolio_url').form.noValidate = true")
+    with page.expect_navigation():
+        section.get_by_role("button", name="Link portfolio").click()
+    focused_id = page.evaluate("document.activeElement.id")
+    error_shown = page.locator("#portfolio_url-error").is_visible()
+    page.context.close()
+
+    assert focused_id == "portfolio_url"
+    assert error_shown
+
+
 def test_demo_peer_pages_under_policy(browser, stack):
     """The peers' pages work under their policy and report no violation."""
     context = browser.new_context()
