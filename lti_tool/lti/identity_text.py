@@ -1,12 +1,12 @@
 """Page texts of launches rejected because their course or user ids cannot be trusted.
 
-A launch that names the LMS's own course or user id in a custom parameter is
-rejected when that id differs from the launch's claims (on Moodle), when Canvas
-reports other ids, when the ids cannot be checked, or when the id is bound to
+A launch can name the LMS's own course or user id in a custom parameter. It is
+rejected when that id differs from the launch's claims (on Moodle) or from what
+Canvas reports, when the ids cannot be checked, or when the id is bound to
 another context or LTI user already. The log keeps the English message of the
-error. These functions write the same facts in the page language
-for the error page's details, with every id, parameter name and setting isolated
-by `isolate_ltr`.
+error. These functions write the same facts in the page language for the error
+page's details, with every id, parameter name and setting isolated by
+`isolate_ltr`.
 
 The errors may be raised outside a Flask request, in the launch dispatcher, so
 the raisers pass these functions unevaluated (`LtiError(page_detail=...)`) and
