@@ -30,6 +30,7 @@ from lti_tool.accounts import (
     AccountToken,
     TokenPurpose,
     end_account_sessions,
+    normalize_email,
     record_audit,
 )
 from lti_tool.logs import get_logger
@@ -180,6 +181,62 @@ def withdraw_invitations_sent_by(
             invitation_id=invitation.id,
             inviter_account_id=account.id,
             actor=actor,
+        )
+        session.delete(invitation)
+    session.flush()
+
+    return len(pending)
+
+
+def withdraw_pending_invitations_to(
+    session: Session,
+    *,
+    provider_id: int,
+    email: str,
+    actor: str,
+    now: datetime | None = None,
+) -> int:
+    """Withdraw the provider's pending invitations to `email`; return the count.
+
+    The invitation page calls it before it issues a new invitation, so only the
+    newest link to an address works in a provider. Invitations to the same address
+    in other providers stay. `email` is compared after `normalize_email`, the form
+    that `issue_token` stores. Each withdrawal deletes the row and gets an
+    `invitation.withdrawn` audit event, with the same row lock as
+    `withdraw_invitations_sent_by`. The caller commits.
+    """
+    now = now or utcnow()
+    pending = session.scalars(
+        select(AccountToken)
+        .where(
+            AccountToken.purpose == TokenPurpose.INVITATION.value,
+            AccountToken.provider_id == provider_id,
+            AccountToken.email == normalize_email(email),
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .order_by(AccountToken.id)
+        .with_for_update()
+    ).all()
+    for invitation in pending:
+        record_audit(
+            session,
+            provider_id=provider_id,
+            actor=actor,
+            action="invitation.withdrawn",
+            target=f"email:{invitation.email}",
+            detail={
+                "invited_by": invitation.created_by_account_id,
+                "withdrawn_because": "replaced",
+            },
+        )
+        log.info(
+            "invitation_withdrawn",
+            provider_id=provider_id,
+            invitation_id=invitation.id,
+            inviter_account_id=invitation.created_by_account_id,
+            actor=actor,
+            reason="replaced",
         )
         session.delete(invitation)
     session.flush()

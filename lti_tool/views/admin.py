@@ -49,6 +49,7 @@ from lti_tool.accounts import (
     normalize_email,
     record_audit,
 )
+from lti_tool.account_access import withdraw_pending_invitations_to
 from lti_tool.account_mail import queue_invitation_notice
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import BadRequest, NotFound, admin_dashboard_link
@@ -934,6 +935,7 @@ def _invitation_page(
     form: dict | None = None,
     errors: dict | None = None,
     invited: dict | None = None,
+    replaced: bool = False,
     withdrawn: str | None = None,
     problem: str | None = None,
     status: int = 200,
@@ -957,6 +959,7 @@ def _invitation_page(
             form=form or {},
             errors=errors or {},
             invited=invited,
+            replaced=replaced,
             withdrawn=withdrawn,
             problem=problem,
             pending=pending,
@@ -1012,6 +1015,13 @@ def invite(account: Account):
     # account's owner a notice instead (lti_tool.account_mail).
     # NOTE: accepting such a link still fails with "An account with this email
     # already exists", so whoever holds the link learns it on acceptance.
+    # A new invitation replaces the provider's pending one to the same address, so
+    # only the newest link works.
+    # NOTE: two invitations to one address sent at the same moment can both stay
+    # pending, because neither request reads the other's uncommitted row.
+    replaced = withdraw_pending_invitations_to(
+        db, provider_id=provider.id, email=email, actor=_actor(account)
+    )
     token = issue_token(
         db,
         TokenPurpose.INVITATION,
@@ -1032,7 +1042,7 @@ def invite(account: Account):
     queue_invitation_notice(invitation.id)
     # The link is shown once to the person who invites, who passes it on.
     invited = {"email": normalize_email(email), "link": invitation_link(token)}
-    return _invitation_page(account, provider, invited=invited)
+    return _invitation_page(account, provider, invited=invited, replaced=replaced > 0)
 
 
 @bp.post("/invitations/<int:invitation_id>/withdraw")

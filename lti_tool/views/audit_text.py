@@ -144,6 +144,9 @@ def value_labels() -> dict[tuple[str, str], str]:
         ("withdrawn_because", "inviter_disabled"): _(
             "the account that sent it was disabled"
         ),
+        ("withdrawn_because", "replaced"): _(
+            "a newer invitation to the same address replaced it"
+        ),
         ("revoked_because", "creator_disabled"): _(
             "the account that created it was disabled"
         ),
