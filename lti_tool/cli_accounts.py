@@ -33,6 +33,18 @@ def _prompt_new_password(email: str) -> str:
         click.echo("error: the two passwords differ; type the password again", err=True)
 
 
+def _fail_if_account_exists(session, email: str, as_json: bool) -> None:
+    from lti_tool.accounts import find_account
+
+    if find_account(session, email) is not None:
+        fail(
+            f"an account for {email} already exists; reset its password from the "
+            "sign-in page instead",
+            as_json,
+            code="account_exists",
+        )
+
+
 @click.group()
 def operator() -> None:
     """Manage HPass operator accounts."""
@@ -62,7 +74,6 @@ def create_operator(
         PasswordRejected,
         check_email_address,
         create_account,
-        find_account,
         record_audit,
         record_locale,
     )
@@ -89,19 +100,18 @@ def create_operator(
             code="invalid_locale",
             exit_code=EXIT_INVALID_INPUT,
         )
-    if password is None:
-        password = _prompt_new_password(email)
     settings = _instance_or_fail(as_json)
     bridge = create_app(settings).extensions["hpass"]
     sign_in_url = settings.public_base_url.rstrip("/") + "/account/sign-in"
+    # The address is checked before the password prompts, so a taken address
+    # fails at once, and checked again below, because another process may create
+    # the account while the password is typed.
     with bridge.session() as session:
-        if find_account(session, email) is not None:
-            fail(
-                f"an account for {email} already exists; reset its password from the "
-                "sign-in page instead",
-                as_json,
-                code="account_exists",
-            )
+        _fail_if_account_exists(session, email, as_json)
+    if password is None:
+        password = _prompt_new_password(email)
+    with bridge.session() as session:
+        _fail_if_account_exists(session, email, as_json)
         try:
             account = create_account(
                 session,

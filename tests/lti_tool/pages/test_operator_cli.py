@@ -6,10 +6,10 @@ import json
 
 from sqlalchemy import select
 
-from lti_tool.accounts import Account, AuditEvent
+from lti_tool.accounts import Account, AccountRole, AuditEvent
 from lti_tool.cli import main
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, add_account
 
 
 def cli_env(settings) -> dict:
@@ -87,6 +87,49 @@ def test_operator_create_twice(app, settings):
 
     assert again.exit_code == 1
     assert "already exists" in again.output
+
+
+def test_operator_create_taken_no_prompt(app, settings, db):
+    """A taken address fails before any password prompt, in any letter case."""
+    add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "Op@HPass.org"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        env=cli_env(settings),
+    )
+
+    assert result.exit_code == 1
+    assert "an account for Op@HPass.org already exists" in result.output
+    assert "Password" not in result.output
+    assert "Repeat for confirmation" not in result.output
+
+
+def test_operator_create_taken_while_prompting(app, settings, db, monkeypatch):
+    """An account created by another process during the prompts still makes the
+    command fail, and it creates no second account."""
+    from lti_tool import cli_accounts
+
+    def create_meanwhile(email: str) -> str:
+        add_account(db, "op@hpass.org", AccountRole.OPERATOR, None)
+        return PASSWORD
+
+    monkeypatch.setattr(cli_accounts, "_prompt_new_password", create_meanwhile)
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(
+        main,
+        ["operator", "create", "--email", "op@hpass.org", "--json"],
+        env=cli_env(settings),
+    )
+    db.expire_all()
+    accounts = db.scalars(select(Account)).all()
+
+    assert result.exit_code == 1
+    assert json.loads(result.output.splitlines()[0])["error"] == "account_exists"
+    assert len(accounts) == 1
 
 
 def test_operator_short_password(app, settings, db):
