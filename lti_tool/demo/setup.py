@@ -73,7 +73,9 @@ class DemoSecrets:
 
 # Peer endpoints whose requests change what a peer remembers. The Moodle web service
 # is also called by POST, but only to read.
-STATE_CHANGING_ENDPOINTS = frozenset({"complete", "reset", "upsert"})
+STATE_CHANGING_ENDPOINTS = frozenset(
+    {"complete", "complete_activity", "reset", "upsert"}
+)
 # A change is written this many seconds after it, together with any that follow, so
 # a burst of deliveries costs one write, not one each.
 SAVE_DELAY_SECONDS = 1.0

@@ -7,9 +7,10 @@ so a token can lack some; calling one of those raises `accessexception`, and sit
 info lists only the token's functions. Errors come back as Moodle sends them: HTTP
 200 with `exception`, `errorcode` and `message`.
 
-The control page at `/` marks the demo course complete for the demo learner. When a
-webhook URL is configured, that posts a `course_completed` event the way a Moodle
-outbound webhook plugin does, with the connection's shared secret in `token`.
+The control page at `/` marks the demo course, or one of its activities, complete for
+the demo learner. When a webhook URL is configured, that posts a `course_completed` or
+`course_module_completion_updated` event the way a Moodle outbound webhook plugin
+does, with the connection's shared secret in `token`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import (
     Flask,
+    Response,
     has_request_context,
     jsonify,
     redirect,
@@ -313,6 +315,51 @@ class MoodleStandIn:
 
         return event
 
+    def complete_activity(
+        self,
+        course_id: int,
+        user_id: int,
+        cmid: int,
+        time: int | None = None,
+        *,
+        send_event: bool = True,
+    ) -> dict[str, t.Any] | None:
+        """Complete one activity as the learner, then send its completion event.
+
+        Returns the `course_module_completion_updated` event, or None when the
+        activity was already complete, because Moodle sends an event only when the
+        state changes. Raises ValueError for a course module the course lacks.
+        Delivery works as in `complete_course`.
+
+        NOTE: the course completion stays as it is, even after the last activity.
+        Moodle's cron would then complete the course, but the stand-in has no cron,
+        so call `complete_course` (the page's course button) for that.
+        """
+        if time is None:
+            time = _unix_now()
+        states = self.activity_states(course_id, user_id)
+        if cmid not in states:
+            raise ValueError(f"course {course_id} has no course module {cmid}")
+        state, _ = states[cmid]
+        if state in COMPLETE_STATES:
+            return None
+
+        self.set_activity_state(course_id, user_id, cmid, COMPLETION_COMPLETE, time)
+        logger.info(
+            "course module %s of course %s completed for user %s",
+            cmid,
+            course_id,
+            user_id,
+        )
+
+        event = self.build_module_completion_event(
+            course_id, user_id, cmid, COMPLETION_COMPLETE, time
+        )
+        if send_event and self.webhook_url is not None:
+            self._deliver(event)
+
+        return event
+
     def build_course_completed_event(
         self,
         course_id: int,
@@ -552,6 +599,12 @@ class MoodleStandIn:
         )
         app.add_url_rule("/", "index", self._index_view)
         app.add_url_rule("/complete", "complete", self._complete_view, methods=["POST"])
+        app.add_url_rule(
+            "/complete-activity",
+            "complete_activity",
+            self._complete_activity_view,
+            methods=["POST"],
+        )
         app.add_url_rule("/reset", "reset", self._reset_view, methods=["POST"])
         app.add_template_filter(format_unix_time, "unix_time")
         add_page_policy(app)
@@ -662,6 +715,26 @@ class MoodleStandIn:
 
         return redirect(url_for("index"), code=303)
 
+    def _complete_activity_view(self):
+        course = self.courses[DEMO_COURSE_ID]
+        known = [activity.cmid for activity in course.activities]
+        value = request.form.get("cmid", "")
+        try:
+            cmid = int(value)
+        except ValueError:
+            cmid = None
+        if cmid not in known:
+            message = (
+                f"cmid must be the course module id of an activity of course "
+                f"{course.course_id} ({', '.join(map(str, known))}), got {value!r}"
+            )
+            logger.info("activity completion rejected: %s", message)
+            return Response(message, 400, content_type="text/plain; charset=utf-8")
+
+        self.complete_activity(DEMO_COURSE_ID, DEMO_LEARNER_ID, cmid)
+
+        return redirect(url_for("index"), code=303)
+
     def _reset_view(self):
         self.reset_progress(DEMO_COURSE_ID, DEMO_LEARNER_ID)
 
@@ -761,7 +834,11 @@ INDEX_TEMPLATE = """<!doctype html>
 <ul>
 {% for activity, state_name, timecompleted in activities %}
   <li>{{ activity.name }} ({{ activity.modname }}, course module {{ activity.cmid }}):
-      {{ state_name }}{% if timecompleted %} at {{ timecompleted | unix_time }}{% endif %}</li>
+      {{ state_name }}{% if timecompleted %} at {{ timecompleted | unix_time }}{% endif %}
+    <form method="post" action="{{ url_for('complete_activity') }}">
+      <input type="hidden" name="cmid" value="{{ activity.cmid }}">
+      <button type="submit">Mark {{ activity.name }} complete for {{ learner_name }}</button>
+    </form></li>
 {% endfor %}
 </ul>
 <form method="post" action="{{ url_for('complete') }}">
@@ -781,7 +858,8 @@ INDEX_TEMPLATE = """<!doctype html>
 {% endfor %}
 </ul>
 {% else %}
-<p>No webhook URL is configured, so completing the course sends no event.</p>
+<p>No webhook URL is configured, so completing the course or an activity sends
+no event.</p>
 {% endif %}
 </body>
 </html>

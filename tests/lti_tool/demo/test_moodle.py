@@ -384,7 +384,103 @@ def test_control_page_shows_utc_dates():
 
     assert page.status_code == 200
     assert "Course:\ncompleted at 2026-12-06 06:00 UTC" in page.text
-    assert "completed at 2026-12-06 06:00 UTC</li>" in page.text
+    assert "course module 4001):\n      completed at 2026-12-06 06:00 UTC" in page.text
     assert "Unix time" not in page.text
     assert "1796536805" not in page.text
     assert '<html lang="en">' in page.text
+
+
+def test_control_page_activity_buttons():
+    """The control page has one labelled button per activity, posting its cmid."""
+    stand_in = MoodleStandIn(TOKEN, site_url="http://127.0.0.1:1")
+
+    with stand_in.start() as server:
+        page = requests.get(server.url + "/", timeout=5).text
+
+    assert page.count('action="/complete-activity"') == 2
+    assert '<input type="hidden" name="cmid" value="4001">' in page
+    assert '<input type="hidden" name="cmid" value="4002">' in page
+    assert (
+        '<button type="submit">Mark Final quiz complete for Learner One</button>'
+        in page
+    )
+    assert (
+        '<button type="submit">Mark Code of conduct complete for Learner One'
+        "</button>" in page
+    )
+    assert 'action="/complete"' in page
+    assert 'action="/reset"' in page
+
+
+def test_activity_button_sends_module_event(webhook_receiver):
+    """An activity's button completes that activity only and posts its event."""
+    hook_url, received = webhook_receiver
+    stand_in = MoodleStandIn(TOKEN, webhook_url=hook_url, webhook_secret="s3cret")
+
+    with stand_in.start() as server, requests.Session() as session:
+        response = session.post(
+            server.url + "/complete-activity", data={"cmid": "4001"}, timeout=5
+        )
+
+    states = stand_in.activity_states(101, 3001)
+    assert response.status_code == 200
+    assert response.url == server.url + "/"
+    assert states[4001][0] == 1
+    assert states[4001][1] > 0
+    assert states[4002] == (0, 0)
+    assert stand_in.course_completion_time(101, 3001) is None
+    assert len(received) == 1
+    event = received[0]
+    assert event["eventname"] == "\\core\\event\\course_module_completion_updated"
+    assert event["token"] == "s3cret"
+    assert event["courseid"] == 101
+    assert event["contextinstanceid"] == 4001
+    assert event["userid"] == 3001
+    assert event["relateduserid"] == 3001
+    assert event["other"]["completionstate"] == 1
+    assert event["other"]["overrideby"] is None
+    assert event["timecreated"] == states[4001][1]
+    assert stand_in.deliveries[0].status_code == 204
+
+
+def test_complete_activity_sends_once(webhook_receiver):
+    """Completing an already complete activity sends no second event."""
+    hook_url, received = webhook_receiver
+    stand_in = MoodleStandIn(
+        site_url="http://127.0.0.1:1", webhook_url=hook_url, webhook_secret="s"
+    )
+
+    first = stand_in.complete_activity(101, 3001, 4002, time=1735689600)
+    second = stand_in.complete_activity(101, 3001, 4002, time=1735689700)
+
+    assert first is not None
+    assert second is None
+    assert len(received) == 1
+    assert stand_in.activity_states(101, 3001)[4002] == (1, 1735689600)
+
+
+def test_complete_activity_unknown_cmid_raises():
+    """complete_activity rejects a course module the course lacks."""
+    stand_in = MoodleStandIn(site_url="http://127.0.0.1:1")
+
+    with pytest.raises(ValueError, match="no course module 9999"):
+        stand_in.complete_activity(101, 3001, 9999, send_event=False)
+
+
+@pytest.mark.parametrize(
+    ("form", "received"),
+    [({"cmid": "9999"}, "'9999'"), ({"cmid": "quiz"}, "'quiz'"), ({}, "''")],
+)
+def test_activity_form_invalid_cmid_400(form, received):
+    """An unknown, non-numeric or missing cmid gets 400 naming the valid ids."""
+    stand_in = MoodleStandIn(TOKEN, site_url="http://127.0.0.1:1")
+    client = stand_in.create_app().test_client()
+
+    response = client.post("/complete-activity", data=form)
+
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert response.content_type == "text/plain; charset=utf-8"
+    assert "activity of course 101 (4001, 4002)" in text
+    assert text.endswith(f"got {received}")
+    assert stand_in.activity_states(101, 3001) == {4001: (0, 0), 4002: (0, 0)}

@@ -16,13 +16,54 @@ def test_moodle_page_buttons_mounted(tmp_path):
     try:
         page = requests.get(f"{stack.base_url}/demo/moodle/", timeout=10)
         actions = re.findall(r'action="([^"]+)"', page.text)
-        response = requests.post(f"{stack.base_url}{actions[0]}", timeout=30)
+        course_action = next(
+            action for action in actions if action.endswith("/complete")
+        )
+        response = requests.post(f"{stack.base_url}{course_action}", timeout=30)
     finally:
         stack.stop()
 
-    assert actions == ["/demo/moodle/complete", "/demo/moodle/reset"]
+    assert actions == [
+        "/demo/moodle/complete-activity",
+        "/demo/moodle/complete-activity",
+        "/demo/moodle/complete",
+        "/demo/moodle/reset",
+    ]
     assert response.status_code == 200
     assert response.url == f"{stack.base_url}/demo/moodle/"
+
+
+def test_activity_completion_stores_fact(tmp_path):
+    """An activity's button on the mounted Moodle page makes the bridge store that
+    activity's completion fact, and no course completion."""
+    from sqlalchemy import select
+
+    from badge_engine.models import CompletionFactRecord
+
+    stack = DemoStack(tmp_path / "instance")
+    stack.start_web()
+    try:
+        response = requests.post(
+            f"{stack.base_url}/demo/moodle/complete-activity",
+            data={"cmid": "4001"},
+            timeout=30,
+        )
+        delivery = stack.peers.moodle.deliveries[-1]
+        with stack.bridge.session() as session:
+            facts = session.scalars(select(CompletionFactRecord)).all()
+    finally:
+        stack.stop()
+
+    assert response.status_code == 200
+    assert response.url == f"{stack.base_url}/demo/moodle/"
+    assert delivery.status_code == 202
+    assert len(facts) == 1
+    fact = facts[0]
+    assert fact.lms_course_id == "101"
+    assert fact.lms_user_id == "3001"
+    assert fact.activity_id == "4001"
+    assert fact.state == "complete"
+    assert fact.source == "event"
 
 
 def test_moodle_page_links_and_states(tmp_path):
