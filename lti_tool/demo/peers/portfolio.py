@@ -24,8 +24,9 @@ portfolio reads the status anew.
 
 For tests it keeps a log of every upsert request and can fail, rate-limit or
 delay the next requests (`fail_next`, `delay_next`) and revoke every token it
-issued (`revoke_tokens`). `/` lists the received badges and their status as HTML
-and `GET /api/credentials` returns them as JSON.
+issued (`revoke_tokens`). `/` lists the received badges and their status as HTML,
+with a link on each credential id that is an http(s) URL, and
+`GET /api/credentials` returns them as JSON.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 from importlib import resources
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -307,6 +309,10 @@ class PortfolioPeer:
         app.add_url_rule("/", "index", self._index_view)
         app.add_url_rule("/api/credentials", "list_credentials", self._list_view)
         self.oauth.add_routes(app)
+        # English-only gettext, so the index page's {% trans %} blocks choose the
+        # singular or the plural form by count.
+        app.jinja_env.add_extension("jinja2.ext.i18n")
+        app.jinja_env.install_null_translations(newstyle=True)
         app.register_error_handler(404, self._http_error)
         app.register_error_handler(405, self._http_error)
         add_page_policy(app)
@@ -651,7 +657,7 @@ def _error_messages(error: BaseException) -> list[str]:
     return messages or [str(innermost)]
 
 
-def _summarize(credential: dict[str, t.Any]) -> dict[str, str]:
+def _summarize(credential: dict[str, t.Any]) -> dict[str, str | None]:
     subject = credential.get("credentialSubject") or {}
     achievement = subject.get("achievement") or {}
     issuer = credential.get("issuer")
@@ -665,12 +671,26 @@ def _summarize(credential: dict[str, t.Any]) -> dict[str, str]:
     if not recipient and identifiers:
         recipient = identifiers[0].get("identityHash", "")
 
+    credential_id = str(credential.get("id", ""))
+
     return {
-        "id": str(credential.get("id", "")),
+        "id": credential_id,
+        "url": _public_url(credential_id),
         "name": achievement.get("name") or credential.get("name", ""),
         "recipient": str(recipient),
         "issuer": str(issuer_name),
     }
+
+
+def _public_url(credential_id: str) -> str | None:
+    # A credential id that is an http(s) URL, as the bridge issues them, opens the
+    # credential's public page. Other ids, such as urn:uuid:..., and any other scheme
+    # (javascript: among them) get no link.
+    parts = urlsplit(credential_id)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return credential_id
+
+    return None
 
 
 STATUS_LABELS = {
@@ -680,6 +700,8 @@ STATUS_LABELS = {
     STATUS_NOT_CHECKED: "Status not checked",
 }
 
+# The page stays in English under any ?lang=, like the Moodle stand-in and the demo
+# platform, because it imitates a wallet whose language the bridge does not choose.
 INDEX_TEMPLATE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8">
@@ -690,8 +712,9 @@ INDEX_TEMPLATE = """<!doctype html>
 {% for label, url in page_links %}<li><a href="{{ url }}">{{ label }}</a></li>{% endfor %}
 </ul></nav>{% endif %}
 <h1>Demo portfolio</h1>
-<p>{{ rows | length }} badge(s) held;
-   {{ received_count }} upsert request(s) received.</p>
+{% set badge_count = rows | length %}
+<p>{% trans count=badge_count %}{{ count }} badge held;{% pluralize %}{{ count }} badges held;{% endtrans %}
+   {% trans count=received_count %}{{ count }} upsert request received.{% pluralize %}{{ count }} upsert requests received.{% endtrans %}</p>
 {% if rows %}
 <table>
   <thead>
@@ -702,7 +725,7 @@ INDEX_TEMPLATE = """<!doctype html>
   {% for row in rows %}
     <tr><td dir="auto">{{ row.name }}</td><td>{{ row.status }}</td>
         <td dir="auto">{{ row.recipient }}</td><td dir="auto">{{ row.issuer }}</td>
-        <td>{{ row.id }}</td></tr>
+        <td>{% if row.url %}<a href="{{ row.url }}">{{ row.id }}</a>{% else %}{{ row.id }}{% endif %}</td></tr>
   {% endfor %}
   </tbody>
 </table>

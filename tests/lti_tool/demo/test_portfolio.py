@@ -301,6 +301,93 @@ def test_read_page_names_follow_script(portfolio):
     assert '<td dir="auto">Demo Provider</td>' in page
 
 
+def with_id(credential_id: str) -> dict:
+    credential = copy.deepcopy(CREDENTIAL)
+    credential["id"] = credential_id
+    return credential
+
+
+def test_read_page_counts_singular(portfolio):
+    """One badge and one request are counted in the singular."""
+    _, server = portfolio
+    upsert(server, CREDENTIAL)
+
+    page = requests.get(server.url + "/", timeout=5).text
+
+    assert "1 badge held;" in page
+    assert "1 upsert request received." in page
+    assert "(s)" not in page
+
+
+def test_read_page_counts_plural(portfolio):
+    """Two badges and three requests are counted in the plural."""
+    _, server = portfolio
+    upsert(server, CREDENTIAL)
+    upsert(server, CREDENTIAL)
+    upsert(server, with_id("urn:uuid:6f1c2a3e-0000-4000-8000-000000000002"))
+
+    page = requests.get(server.url + "/", timeout=5).text
+
+    assert "2 badges held;" in page
+    assert "3 upsert requests received." in page
+
+
+def test_read_page_counts_zero(portfolio):
+    """An empty portfolio counts zero in the plural, in English under ?lang=fr."""
+    _, server = portfolio
+
+    page = requests.get(server.url + "/", params={"lang": "fr"}, timeout=5).text
+
+    assert "0 badges held;" in page
+    assert "0 upsert requests received." in page
+    assert '<html lang="en">' in page
+
+
+def test_read_page_links_url_id(portfolio):
+    """A credential id that is an http(s) URL links to the credential's page."""
+    _, server = portfolio
+    url = "http://127.0.0.1:5000/credentials/c-42"
+    upsert(server, with_id(url))
+
+    page = requests.get(server.url + "/", timeout=5).text
+
+    assert f'<td><a href="{url}">{url}</a></td>' in page
+
+
+def test_read_page_urn_id_unlinked(portfolio):
+    """A urn:uuid credential id is shown as text, with no link."""
+    _, server = portfolio
+    upsert(server, CREDENTIAL)
+
+    page = requests.get(server.url + "/", timeout=5).text
+
+    assert f"<td>{CREDENTIAL['id']}</td>" in page
+    assert '<a href="urn:' not in page
+
+
+def test_read_page_script_id_unlinked(portfolio):
+    """A javascript: credential id is shown as text, never as a link."""
+    peer, server = portfolio
+    credential_id = "javascript:alert(1)"
+    peer.restore(
+        {
+            "credentials": [
+                {
+                    "credential_id": credential_id,
+                    "credential": with_id(credential_id),
+                    "compact_jws": None,
+                    "received_at": 1.0,
+                }
+            ]
+        }
+    )
+
+    page = requests.get(server.url + "/", timeout=5).text
+
+    assert f"<td>{credential_id}</td>" in page
+    assert 'href="javascript:' not in page
+
+
 def test_api_lists_credentials(portfolio):
     """GET /api/credentials returns the stored credentials as JSON."""
     _, server = portfolio
