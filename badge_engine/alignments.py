@@ -61,84 +61,131 @@ def validate_alignments(items: Any) -> list[dict[str, str]]:
     """Return the alignments cleaned (values stripped, empty fields dropped).
 
     Raises InvalidAlignment naming the alignment (1-based) and the field at fault.
+    When several are invalid, the error is the first that list_alignment_errors
+    returns.
+    """
+    errors = list_alignment_errors(items)
+    if errors:
+        raise errors[0]
+    if items is None:
+        return []
+    return [_check(position, item)[0] for position, item in enumerate(items, start=1)]
+
+
+def list_alignment_errors(items: Any) -> list[InvalidAlignment]:
+    """Return every error of the alignments, in alignment and field order.
+
+    A form shows all of them at once, so the user fixes them in one round.
     """
     if items is None:
         return []
     if not isinstance(items, list):
-        raise InvalidAlignment(
-            f"alignments must be a list of objects, got {type(items).__name__}"
-        )
+        return [
+            InvalidAlignment(
+                f"alignments must be a list of objects, got {type(items).__name__}"
+            )
+        ]
+    errors = []
     if len(items) > MAX_ALIGNMENTS:
-        raise InvalidAlignment(
-            f"an achievement takes at most {MAX_ALIGNMENTS} alignments, got {len(items)}"
+        errors.append(
+            InvalidAlignment(
+                f"an achievement takes at most {MAX_ALIGNMENTS} alignments, "
+                f"got {len(items)}"
+            )
         )
+    for position, item in enumerate(items, start=1):
+        errors.extend(_check(position, item)[1])
+    return errors
 
-    return [_clean(position, item) for position, item in enumerate(items, start=1)]
 
-
-def _clean(position: int, item: Any) -> dict[str, str]:
+def _check(position: int, item: Any) -> tuple[dict[str, str], list[InvalidAlignment]]:
+    """Return the alignment cleaned and the errors of each of its fields."""
     if not isinstance(item, dict):
-        raise InvalidAlignment(
-            f"alignment {position} must be an object", position=position
-        )
+        return {}, [
+            InvalidAlignment(
+                f"alignment {position} must be an object", position=position
+            )
+        ]
+    errors = []
     unknown = sorted(set(item) - set(FIELD_LIMITS))
     if unknown:
-        raise InvalidAlignment(
-            f"alignment {position} has unknown fields {', '.join(unknown)}; the fields "
-            f"are {', '.join(FIELD_LIMITS)}",
-            position=position,
+        errors.append(
+            InvalidAlignment(
+                f"alignment {position} has unknown fields {', '.join(unknown)}; the "
+                f"fields are {', '.join(FIELD_LIMITS)}",
+                position=position,
+            )
         )
     cleaned: dict[str, str] = {}
+    invalid_fields = set()
     for field, limit in FIELD_LIMITS.items():
         value = item.get(field)
         if value is None:
             continue
         if not isinstance(value, str):
-            raise InvalidAlignment(
-                f"alignment {position}: {field} must be text",
-                position=position,
-                field=field,
+            errors.append(
+                InvalidAlignment(
+                    f"alignment {position}: {field} must be text",
+                    position=position,
+                    field=field,
+                )
             )
+            invalid_fields.add(field)
+            continue
         value = value.strip()
         if len(value) > limit:
-            raise InvalidAlignment(
-                f"alignment {position}: {field} is {len(value)} characters long; "
-                f"the limit is {limit}",
-                position=position,
-                field=field,
+            errors.append(
+                InvalidAlignment(
+                    f"alignment {position}: {field} is {len(value)} characters long; "
+                    f"the limit is {limit}",
+                    position=position,
+                    field=field,
+                )
             )
+            invalid_fields.add(field)
         if value:
             cleaned[field] = value
     for field in REQUIRED_FIELDS:
-        if field not in cleaned:
-            raise InvalidAlignment(
-                f"alignment {position}: {field} is missing",
-                position=position,
-                field=field,
+        if field not in cleaned and field not in invalid_fields:
+            errors.append(
+                InvalidAlignment(
+                    f"alignment {position}: {field} is missing",
+                    position=position,
+                    field=field,
+                )
             )
-    parts = urlsplit(cleaned["targetUrl"])
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidAlignment(
-            f"alignment {position}: targetUrl must be an absolute http or https URL, "
-            f"got {cleaned['targetUrl']!r}",
-            position=position,
-            field="targetUrl",
+    url = cleaned.get("targetUrl")
+    parts = urlsplit(url or "")
+    if (
+        url
+        and "targetUrl" not in invalid_fields
+        and (parts.scheme not in ("http", "https") or not parts.netloc)
+    ):
+        errors.append(
+            InvalidAlignment(
+                f"alignment {position}: targetUrl must be an absolute http or https "
+                f"URL, got {url!r}",
+                position=position,
+                field="targetUrl",
+            )
         )
     target_type = cleaned.get("targetType")
     if (
         target_type
+        and "targetType" not in invalid_fields
         and target_type not in TARGET_TYPES
         and not _EXTENSION_TYPE.fullmatch(target_type)
     ):
-        raise InvalidAlignment(
-            f"alignment {position}: targetType {target_type!r} is not an OB 3.0 "
-            "alignment target type; use one of "
-            f"{', '.join(sorted(TARGET_TYPES))} or an ext: value",
-            position=position,
-            field="targetType",
+        errors.append(
+            InvalidAlignment(
+                f"alignment {position}: targetType {target_type!r} is not an OB 3.0 "
+                "alignment target type; use one of "
+                f"{', '.join(sorted(TARGET_TYPES))} or an ext: value",
+                position=position,
+                field="targetType",
+            )
         )
-
-    return cleaned
+    return cleaned, errors
 
 
 def ob3_alignments(alignments: list[dict[str, str]] | None) -> list[dict[str, Any]]:

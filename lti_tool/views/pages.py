@@ -34,6 +34,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from badge_engine.alignments import (
     MAX_ALIGNMENTS,
     InvalidAlignment,
+    list_alignment_errors,
     validate_alignments,
 )
 from badge_engine.corrections import correct_achievement
@@ -985,9 +986,11 @@ def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> N
     """Read the skill rows into form["skills"] (as typed) and form["alignments"].
 
     A row whose link matches one of `known` (the badge's saved alignments) keeps
-    that alignment's code and type, which the form does not show. On an error,
-    form["skill_error_ids"] holds the ids of the inputs at fault, for the page to
-    mark those only.
+    that alignment's code and type, which the form does not show. Every invalid
+    input gets its own entry in `errors`, keyed by the input's id, so the page
+    reports all of them at once. An error about a saved field the form does not
+    show goes to errors["skills"], and form["skill_error_ids"] then lists the
+    inputs of its row, for the page to mark those only.
     """
     rows = [
         {"name": name.strip(), "url": url.strip(), "framework": framework.strip()}
@@ -1006,17 +1009,15 @@ def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> N
     alignments = []
     for number, row in enumerate(rows, start=1):
         if not row["name"]:
-            errors["skills"] = _("Skill %(number)s needs a name.", number=number)
-            form["skill_error_ids"] = [f"skill_name-{number}"]
-            return
+            errors[f"skill_name-{number}"] = _(
+                "Skill %(number)s needs a name.", number=number
+            )
         if not row["url"].startswith(("https://", "http://")):
-            form["skill_error_ids"] = [f"skill_url-{number}"]
-            errors["skills"] = _(
+            errors[f"skill_url-{number}"] = _(
                 "Skill %(number)s needs a link to its description, starting with "
                 "https://.",
                 number=number,
             )
-            return
         alignment = {
             **saved.get(row["url"], {}),
             "targetName": row["name"],
@@ -1026,11 +1027,27 @@ def _read_skills(form: dict, errors: dict, known: list[dict] | None = None) -> N
         if row["framework"]:
             alignment["targetFramework"] = row["framework"]
         alignments.append(alignment)
-    try:
+    _add_alignment_errors(form, errors, list_alignment_errors(alignments))
+    if not any(_is_skill_error(name) for name in errors):
         form["alignments"] = validate_alignments(alignments)
-    except InvalidAlignment as error:
-        errors["skills"] = str(error)
-        form["skill_error_ids"] = _skill_input_ids(error)
+
+
+def _add_alignment_errors(
+    form: dict, errors: dict, found: list[InvalidAlignment]
+) -> None:
+    """Add each validator error whose input has no error from the form's checks."""
+    for error in found:
+        input_ids = _skill_input_ids(error)
+        if len(input_ids) == 1:
+            errors.setdefault(input_ids[0], str(error))
+            continue
+        if "skills" not in errors:
+            errors["skills"] = str(error)
+            form["skill_error_ids"] = input_ids
+
+
+def _is_skill_error(name: str) -> bool:
+    return name == "skills" or name.startswith(tuple(_SKILL_INPUTS.values()))
 
 
 # The form's input of each alignment field; the form has no input for the others.

@@ -12,6 +12,7 @@ from badge_engine import canonical, jsonld, ob3
 from badge_engine.alignments import (
     MAX_ALIGNMENTS,
     InvalidAlignment,
+    list_alignment_errors,
     ob2_alignments,
     validate_alignments,
 )
@@ -138,3 +139,25 @@ def test_ob2_alignment_drops_target_type():
     assert ob2_alignments([SKILL]) == [
         {field: value for field, value in SKILL.items() if field != "targetType"}
     ]
+
+
+def test_all_alignment_errors_listed():
+    """Every invalid field of every alignment is listed, in order."""
+    items = [
+        {"targetName": "", "targetUrl": "not a url"},
+        SKILL,
+        {**SKILL, "targetFramework": "F" * 201, "targetType": "Skill"},
+    ]
+
+    errors = list_alignment_errors(items)
+    found = [(error.position, error.field) for error in errors]
+
+    assert found == [
+        (1, "targetName"),
+        (1, "targetUrl"),
+        (3, "targetFramework"),
+        (3, "targetType"),
+    ]
+    with pytest.raises(InvalidAlignment) as raised:
+        validate_alignments(items)
+    assert raised.value.field == "targetName"

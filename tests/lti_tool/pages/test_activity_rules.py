@@ -264,8 +264,8 @@ def test_rule_preview_shows_skill_error(client, tenants):
     )
     page = response.get_data(as_text=True)
 
-    assert 'aria-describedby="skills-error"' in page
-    assert '<p class="field-error" id="skills-error">Skill 1 needs a link' in page
+    assert 'aria-describedby="skill_url-1-error"' in page
+    assert '<p class="field-error" id="skill_url-1-error">Skill 1 needs a link' in page
     assert 'id="error-summary"' in page
     assert 'id="rule-preview"' in page
     assert 'value="First aid"' in page

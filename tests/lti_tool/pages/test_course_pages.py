@@ -759,15 +759,23 @@ def test_badge_created_with_skills(client, tenants, db):
 
 
 @pytest.mark.parametrize(
-    ("row", "message"),
+    ("row", "input_id", "message"),
     [
-        (("", "https://skills.example.org/x", ""), "Skill 1 needs a name."),
-        (("First aid", "javascript:alert(1)", ""), "Skill 1 needs a link"),
-        (("First aid", "", ""), "Skill 1 needs a link"),
+        (
+            ("", "https://skills.example.org/x", ""),
+            "skill_name-1",
+            "Skill 1 needs a name.",
+        ),
+        (
+            ("First aid", "javascript:alert(1)", ""),
+            "skill_url-1",
+            "Skill 1 needs a link",
+        ),
+        (("First aid", "", ""), "skill_url-1", "Skill 1 needs a link"),
     ],
     ids=["no-name", "script-link", "no-link"],
 )
-def test_bad_skill_rejected(client, tenants, db, row, message):
+def test_bad_skill_rejected(client, tenants, db, row, input_id, message):
     """A skill row without a name or an http(s) link is refused beside the field."""
 
     alpha, _ = tenants
@@ -780,8 +788,7 @@ def test_bad_skill_rejected(client, tenants, db, row, message):
     page = response.get_data(as_text=True)
 
     assert response.status_code == 400
-    assert 'id="skills-error"' in page
-    assert message in page
+    assert f'id="{input_id}-error">{message}' in page
     assert count_achievements(db) == before
 
 
@@ -851,3 +858,55 @@ def test_skill_change_corrects_holders(client, tenants, db):
     )
     alignment = newer.document["credentialSubject"]["achievement"]["alignment"]
     assert alignment[0]["targetName"] == "Security"
+
+
+def test_skill_errors_reported_together(client, tenants, db):
+    """A missing name and a bad link of one skill are both reported at once."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+    before = count_achievements(db)
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=MultiDict(
+            _skill_fields(("", "not a url", ""), ("Aid", "https://s.example.org/a", ""))
+        ),
+    )
+    page = response.get_data(as_text=True)
+    start = page.index('id="error-summary"')
+    summary = page[start : page.index("</div>", start)]
+    invalid = re.findall(r'<input id="(skill_[a-z]+-\d)"[^>]*aria-invalid="true"', page)
+
+    assert response.status_code == 400
+    assert 'href="#skill_name-1"' in summary
+    assert 'href="#skill_url-1"' in summary
+    assert 'id="skill_name-1-error">Skill 1 needs a name.' in page
+    assert 'id="skill_url-1-error">Skill 1 needs a link' in page
+    assert 'aria-describedby="skill_url-1-error"' in page
+    assert invalid == ["skill_name-1", "skill_url-1"]
+    assert count_achievements(db) == before
+
+
+def test_errors_of_all_fields_reported(client, tenants):
+    """An empty badge name is reported together with the skill errors."""
+    alpha, _ = tenants
+    launch_as(client, alpha, "instructor")
+
+    response = client.post(
+        f"/course/{alpha.course_id}/achievements",
+        data=MultiDict(
+            _skill_fields(
+                ("", "https://s.example.org/a", ""),
+                ("Aid", "ftp://s.example.org/b", ""),
+                name="",
+            )
+        ),
+    )
+    page = response.get_data(as_text=True)
+    start = page.index('id="error-summary"')
+    summary = page[start : page.index("</div>", start)]
+
+    assert response.status_code == 400
+    assert 'href="#name"' in summary
+    assert 'href="#skill_name-1"' in summary
+    assert 'href="#skill_url-2"' in summary
