@@ -44,8 +44,10 @@ from badge_engine.urls import achievement_url, issuer_did
 from badge_engine.verify import check_ob3_recipient, verify_open_badge_credential
 from badge_engine.verify_context import VerifyContext
 from badge_engine.verify_report import VerificationReport
+from lti_tool.accounts import InvalidEmail, check_email_address
 from lti_tool.bridge import current_bridge, db_session
 from lti_tool.errors import NotFound
+from lti_tool.i18n import gettext as _
 from lti_tool.urls_for import base_url
 from lti_tool.views.headers import image_response
 
@@ -180,8 +182,17 @@ def _credential_page(found: Credential):
     """Render the page people see: who, what, when, by whom, endorsed by, status."""
     result = verify_open_badge_credential(found.document, resolve_local_did)
     recipient_check = None
+    errors = {}
     email = request.args.get("recipient", "").strip()
     if email:
+        try:
+            check_email_address(email)
+        except InvalidEmail:
+            errors["recipient"] = _(
+                "This is not a valid email address. Enter an address with a name, "
+                "an @ and a domain that contains a dot, such as name@example.org."
+            )
+    if email and not errors:
         # The recipient is only a salted hash, so the page checks an address the
         # visitor enters rather than showing one.
         report = VerificationReport()
@@ -197,6 +208,7 @@ def _credential_page(found: Credential):
         endorsements=endorsements_for(db_session(), provider, found.achievement),
         recipient_email=email,
         recipient_check=recipient_check,
+        errors=errors,
         ob2_url=ob2.assertion_url(base_url(), found.public_id),
     )
 

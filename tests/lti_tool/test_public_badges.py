@@ -254,6 +254,32 @@ def test_credential_page_recipient_check(client, issued):
     assert b"No, this badge was not issued to" in no.data
 
 
+@pytest.mark.parametrize("lang", ["en", "fr", "es", "ar"])
+def test_recipient_check_rejects_invalid_email(client, issued, monkeypatch, lang):
+    """An invalid address is reported beside the field and never compared."""
+    compared = []
+    monkeypatch.setattr(
+        "lti_tool.views.public.check_ob3_recipient",
+        lambda *args: compared.append(args),
+    )
+
+    page = client.get(
+        f"/credentials/{issued.public_id}",
+        query_string={"recipient": "notanemail", "lang": lang},
+        headers=HTML,
+    ).data.decode()
+
+    assert compared == []
+    assert 'id="recipient-error"' in page
+    assert 'aria-describedby="recipient-error"' in page
+    assert 'aria-invalid="true"' in page
+    assert "this badge was not issued" not in page
+    if lang == "en":
+        assert "This is not a valid email address." in page
+    else:
+        assert "This is not a valid email address." not in page
+
+
 def test_recipient_check_isolates_email(client, issued):
     """The checked email address is isolated left to right in an Arabic sentence."""
     page = client.get(
