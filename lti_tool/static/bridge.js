@@ -1,7 +1,11 @@
 // Small enhancements over pages that work without JavaScript: the copy buttons, the
-// guard against double submits and the live backfill progress.
+// guard against double submits, the activity fieldset of the rule form and the live
+// backfill progress.
 document.addEventListener("DOMContentLoaded", () => {
   guardDoubleSubmits();
+  for (const fieldset of document.querySelectorAll("fieldset[data-rule-activities]")) {
+    followRuleKind(fieldset);
+  }
   for (const button of document.querySelectorAll("button[data-copy]")) {
     if (!navigator.clipboard) continue;
     button.hidden = false;
@@ -55,6 +59,22 @@ function guardDoubleSubmits() {
       delete form.dataset.submitted;
     }
   });
+}
+
+// Disable the activity fieldset of a rule form while the chosen rule kind uses no
+// activities, so its inputs can be neither ticked nor reached by Tab. A disabled
+// fieldset is announced as unavailable by screen readers. Its values are then not
+// submitted, which changes nothing: the server ignores them for such a kind.
+function followRuleKind(fieldset) {
+  const radios = fieldset.form.querySelectorAll('input[type="radio"][name="rule_kind"]');
+  const update = () => {
+    const chosen = [...radios].find((radio) => radio.checked);
+    fieldset.disabled = Boolean(chosen) && !("usesActivities" in chosen.dataset);
+  };
+  for (const radio of radios) radio.addEventListener("change", update);
+  // A page restored by the back button keeps the radio last chosen.
+  window.addEventListener("pageshow", update);
+  update();
 }
 
 // Poll the course's backfill progress every 3 s while a job is active.

@@ -101,8 +101,8 @@ def test_threshold_by_keyboard(browser, stack):
 def test_threshold_translated_accessible(browser, stack, locale):
     """The field and its error pass axe-core in each translated language."""
     page, activity_id = _open_builder(browser, stack, locale)
-    page.check(f"#activity-{activity_id}")
     page.check("#rule_kind-activities_completed")
+    page.check(f"#activity-{activity_id}")
     page.fill(f"#min_percent-{activity_id}", "abc")
     with page.expect_navigation():
         page.locator('#badge-form button[type="submit"]').first.click()
@@ -115,4 +115,34 @@ def test_threshold_translated_accessible(browser, stack, locale):
     assert axe_violations(page) == []
     if locale == "ar":
         assert page.evaluate("document.documentElement.dir") == "rtl"
+    page.context.close()
+
+
+def test_activities_disabled_for_course_rule(browser, stack):
+    """The activities are disabled, and skipped by Tab, while the course rule is chosen."""
+    page, activity_id = _open_builder(browser, stack, "en")
+    fieldset = page.locator("fieldset[data-rule-activities]")
+    checkbox = page.locator(f"#activity-{activity_id}")
+
+    page.check("#rule_kind")
+    page.focus("#rule_kind-activities_completed")
+    page.keyboard.press("Tab")
+    focused_when_disabled = page.evaluate("document.activeElement.id")
+
+    assert fieldset.evaluate("element => element.disabled")
+    assert checkbox.is_disabled()
+    assert not focused_when_disabled.startswith(("activity-", "min_percent-"))
+    assert axe_violations(page) == []
+
+    page.check("#rule_kind-activities_completed")
+    page.keyboard.press("Tab")
+    focused_when_enabled = page.evaluate("document.activeElement.id")
+
+    assert not fieldset.evaluate("element => element.disabled")
+    assert checkbox.is_enabled()
+    assert focused_when_enabled.startswith("activity-")
+
+    page.check("#rule_kind")
+
+    assert checkbox.is_disabled()
     page.context.close()
