@@ -163,7 +163,16 @@ def withdraw_invitations_sent_by(
         .order_by(AccountToken.id)
         .with_for_update()
     ).all()
-    for invitation in pending:
+    _withdraw(session, pending, actor=actor, reason="inviter_disabled")
+
+    return len(pending)
+
+
+def _withdraw(
+    session: Session, invitations: list[AccountToken], *, actor: str, reason: str
+) -> None:
+    """Delete locked pending invitations, with an audit event and a log line each."""
+    for invitation in invitations:
         record_audit(
             session,
             provider_id=invitation.provider_id,
@@ -171,21 +180,20 @@ def withdraw_invitations_sent_by(
             action="invitation.withdrawn",
             target=f"email:{invitation.email}",
             detail={
-                "invited_by": account.id,
-                "withdrawn_because": "inviter_disabled",
+                "invited_by": invitation.created_by_account_id,
+                "withdrawn_because": reason,
             },
         )
         log.info(
             "invitation_withdrawn",
             provider_id=invitation.provider_id,
             invitation_id=invitation.id,
-            inviter_account_id=account.id,
+            inviter_account_id=invitation.created_by_account_id,
             actor=actor,
+            reason=reason,
         )
         session.delete(invitation)
     session.flush()
-
-    return len(pending)
 
 
 def withdraw_pending_invitations_to(
@@ -218,28 +226,7 @@ def withdraw_pending_invitations_to(
         .order_by(AccountToken.id)
         .with_for_update()
     ).all()
-    for invitation in pending:
-        record_audit(
-            session,
-            provider_id=provider_id,
-            actor=actor,
-            action="invitation.withdrawn",
-            target=f"email:{invitation.email}",
-            detail={
-                "invited_by": invitation.created_by_account_id,
-                "withdrawn_because": "replaced",
-            },
-        )
-        log.info(
-            "invitation_withdrawn",
-            provider_id=provider_id,
-            invitation_id=invitation.id,
-            inviter_account_id=invitation.created_by_account_id,
-            actor=actor,
-            reason="replaced",
-        )
-        session.delete(invitation)
-    session.flush()
+    _withdraw(session, pending, actor=actor, reason="replaced")
 
     return len(pending)
 
